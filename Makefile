@@ -1,0 +1,59 @@
+# The two commands of the README: `make run` and `make test`.
+# Both install what is missing (Debian 12), configure and build first.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+ARGS       ?=
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps build run test test-normal test-asan fuzz-smoke fuzz clean
+
+all: build
+
+deps:
+	@./.ci/install-deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+
+run: build
+	exec ./$(BUILD)/dcmf/dcmfd $(ARGS)
+
+test: deps
+	$(MAKE) test-normal
+	$(MAKE) test-asan
+	$(MAKE) fuzz-smoke
+
+test-normal: $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+	meson test -C $(BUILD) --print-errorlogs
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+
+test-asan: $(ASAN_BUILD)/build.ninja
+	meson compile -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	meson test -C $(ASAN_BUILD) --print-errorlogs
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzers=enabled -Dtests=enabled
+
+# Builds the libFuzzer targets with clang and runs each briefly, so a
+# target that stops compiling or crashes at once fails the suite.
+fuzz-smoke: $(FUZZ_BUILD)/build.ninja
+	meson compile -C $(FUZZ_BUILD)
+	./tests/fuzz/run-fuzzers $(FUZZ_BUILD) 5
+
+# Longer fuzzing session for developers: make fuzz FUZZ_SECONDS=600
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	meson compile -C $(FUZZ_BUILD)
+	./tests/fuzz/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,286 @@
+#include "api.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "dcmf_build_config.h"
+#include "errors.h"
+#include "problem.h"
+
+#define CONTEXTS_PATH "/nmf-mrm/v1/contexts"
+
+static void respond_problem(struct dcmf_api_response *resp,
+                            const struct dcmf_problem *p) {
+  resp->status = p->status;
+  resp->content_type = "application/problem+json";
+  if (dcmf_problem_render(p, &resp->body) != 0) {
+    dcmf_buf_free(&resp->body);
+  }
+}
+
+static void respond_json(struct dcmf_api_response *resp, int status,
+                         json_t *doc) {
+  char *text = json_dumps(doc, JSON_COMPACT);
+  if (text == NULL) {
+    struct dcmf_problem p = {0};
+    dcmf_problem_set(&p, 500, "SYSTEM_FAILURE", "out of memory");
+    respond_problem(resp, &p);
+    return;
+  }
+  resp->status = status;
+  resp->content_type = "application/json";
+  dcmf_buf_adopt(&resp->body, text, strlen(text));
+}
+
+/* Compares the media type of a Content-Type value, ignoring parameters
+ * and letter case (RFC 9110 8.3.1). */
+static int media_type_is(const char *content_type, const char *want) {
+  if (content_type == NULL) {
+    return 0;
+  }
+  while (*content_type == ' ' || *content_type == '\t') {
+    content_type++;
+  }
+  size_t n = strlen(want);
+  if (strncasecmp(content_type, want, n) != 0) {
+    return 0;
+  }
+  char c = content_type[n];
+  return c == '\0' || c == ';' || c == ' ' || c == '\t';
+}
+
+/* Parses the request body as JSON; on failure fills |p| with a 400. */
+static json_t *parse_body(const struct dcmf_api_request *req,
+                          struct dcmf_problem *p) {
+  json_error_t jerr;
+  json_t *doc = json_loadb((const char *)req->body, req->body_len,
+                           JSON_REJECT_DUPLICATES, &jerr);
+  if (doc == NULL) {
+    dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
+                     "the body is not valid JSON: %s (line %d, column %d)",
+                     jerr.text, jerr.line, jerr.column);
+  }
+  return doc;
+}
+
+/* Checks what every body-carrying request needs: a length and the right
+ * media type. Returns 0 or the problem status. */
+static int check_body_headers(const struct dcmf_api_request *req,
+                              const char *type, struct dcmf_problem *p,
+                              struct dcmf_api_response *resp) {
+  if (!req->has_content_length) {
+    return dcmf_problem_set(p, 411, "INCORRECT_LENGTH",
+                            "a content-length header is required");
+  }
+  if (!media_type_is(req->content_type, type)) {
+    if (strcmp(type, "application/json-patch+json") == 0) {
+      resp->accept_patch = "application/json-patch+json";
+    }
+    dcmf_problem_param(p, "header content-type", "must be %s", type);
+    return dcmf_problem_set(p, 415, "UNSUPPORTED_MEDIA_TYPE",
+                            "the body must be %s, not %s", type,
+                            req->content_type ? req->content_type
+                                              : "absent");
+  }
+  return 0;
+}
+
+static void set_location(struct dcmf_api_response *resp,
+                         const struct dcmf_api_request *req, const char *id) {
+  if (req->authority != NULL && req->authority[0] != '\0' &&
+      strpbrk(req->authority, "/?#\r\n ") == NULL) {
+    snprintf(resp->location, sizeof(resp->location), "%s://%s%s/%s",
+             req->scheme ? req->scheme : "http", req->authority,
+             CONTEXTS_PATH, id);
+  } else {
+    snprintf(resp->location, sizeof(resp->location), "%s/%s", CONTEXTS_PATH,
+             id);
+  }
+}
+
+static void handle_create(struct dcmf_api *api,
+                          const struct dcmf_api_request *req,
+                          struct dcmf_api_response *resp,
+                          struct dcmf_problem *p) {
+  if (check_body_headers(req, "application/json", p, resp) != 0) {
+    return;
+  }
+  json_t *doc = parse_body(req, p);
+  if (doc == NULL) {
+    return;
+  }
+  struct dcmf_context *ctx;
+  if (dcmf_registry_create(api->registry, doc, &ctx, p) == 0) {
+    set_location(resp, req, ctx->id);
+    respond_json(resp, 201, ctx->doc);
+    DCMF_LOGI(api->log, "api", "context %s created (%zu DC media)", ctx->id,
+              ctx->n_medias);
+  }
+  json_decref(doc);
+}
+
+static void handle_patch(struct dcmf_api *api,
+                         const struct dcmf_api_request *req,
+                         struct dcmf_context *ctx,
+                         struct dcmf_api_response *resp,
+                         struct dcmf_problem *p) {
+  if (check_body_headers(req, "application/json-patch+json", p, resp) != 0) {
+    return;
+  }
+  json_t *patch = parse_body(req, p);
+  if (patch == NULL) {
+    return;
+  }
+  if (dcmf_registry_patch(api->registry, ctx, patch, p) == 0) {
+    respond_json(resp, 200, ctx->doc);
+    DCMF_LOGI(api->log, "api", "context %s updated (%zu DC media)", ctx->id,
+              ctx->n_medias);
+  }
+  json_decref(patch);
+}
+
+static void handle_list(struct dcmf_api *api, struct dcmf_api_response *resp) {
+  json_t *list = json_array();
+  for (struct dcmf_context *c = dcmf_registry_first(api->registry); c;
+       c = c->next) {
+    json_array_append(list, c->doc);
+  }
+  respond_json(resp, 200, list);
+  json_decref(list);
+}
+
+static void handle_metrics(struct dcmf_api *api,
+                           struct dcmf_api_response *resp) {
+  struct dcmf_gauges g = {0};
+  if (api->gauges != NULL) {
+    api->gauges(api->gauges_user, &g);
+  }
+  g.contexts = dcmf_registry_count(api->registry);
+  resp->status = 200;
+  resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  if (dcmf_metrics_render(api->metrics, &g, DCMF_VERSION, &resp->body) != 0) {
+    dcmf_buf_free(&resp->body);
+    resp->status = 500;
+  }
+}
+
+static int method_is(const struct dcmf_api_request *req, const char *m) {
+  return strcmp(req->method, m) == 0 ||
+         (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
+}
+
+static void route(struct dcmf_api *api, const struct dcmf_api_request *req,
+                  struct dcmf_api_response *resp, struct dcmf_problem *p) {
+  char path[512];
+  size_t plen = strcspn(req->path, "?#");
+  if (plen >= sizeof(path)) {
+    dcmf_problem_set(p, 414, NULL, "the request path is longer than %zu bytes",
+                     sizeof(path) - 1);
+    return;
+  }
+  memcpy(path, req->path, plen);
+  path[plen] = '\0';
+
+  if (strcmp(path, "/healthz") == 0) {
+    if (!method_is(req, "GET")) {
+      resp->allow = "GET, HEAD";
+      dcmf_problem_set(p, 405, NULL, "/healthz allows GET and HEAD");
+      return;
+    }
+    json_t *doc = json_pack("{s:s, s:I}", "status", "ok", "contexts",
+                            (json_int_t)dcmf_registry_count(api->registry));
+    respond_json(resp, 200, doc);
+    json_decref(doc);
+    return;
+  }
+  if (strcmp(path, "/metrics") == 0) {
+    if (!method_is(req, "GET")) {
+      resp->allow = "GET, HEAD";
+      dcmf_problem_set(p, 405, NULL, "/metrics allows GET and HEAD");
+      return;
+    }
+    handle_metrics(api, resp);
+    return;
+  }
+  if (strcmp(path, CONTEXTS_PATH) == 0) {
+    if (method_is(req, "GET")) {
+      handle_list(api, resp);
+    } else if (strcmp(req->method, "POST") == 0) {
+      handle_create(api, req, resp, p);
+    } else {
+      resp->allow = "GET, HEAD, POST";
+      dcmf_problem_set(p, 405, NULL, "%s allows GET, HEAD and POST",
+                       CONTEXTS_PATH);
+    }
+    return;
+  }
+  const char *prefix = CONTEXTS_PATH "/";
+  if (strncmp(path, prefix, strlen(prefix)) == 0 &&
+      strchr(path + strlen(prefix), '/') == NULL &&
+      path[strlen(prefix)] != '\0') {
+    const char *id = path + strlen(prefix);
+    int known = method_is(req, "GET") || strcmp(req->method, "PATCH") == 0 ||
+                strcmp(req->method, "DELETE") == 0;
+    if (!known) {
+      resp->allow = "GET, HEAD, PATCH, DELETE";
+      dcmf_problem_set(p, 405, NULL,
+                       "a context allows GET, HEAD, PATCH and DELETE");
+      return;
+    }
+    struct dcmf_context *ctx = dcmf_registry_find(api->registry, id);
+    if (ctx == NULL) {
+      dcmf_problem_set(p, 404, "CONTEXT_NOT_FOUND",
+                       "no media context has the id \"%.64s\"", id);
+      return;
+    }
+    if (method_is(req, "GET")) {
+      respond_json(resp, 200, ctx->doc);
+    } else if (strcmp(req->method, "PATCH") == 0) {
+      handle_patch(api, req, ctx, resp, p);
+    } else {
+      DCMF_LOGI(api->log, "api", "context %s deleted", ctx->id);
+      dcmf_registry_delete(api->registry, ctx);
+      resp->status = 204;
+    }
+    return;
+  }
+  dcmf_problem_set(p, 404, "RESOURCE_URI_STRUCTURE_NOT_FOUND",
+                   "no resource is served at this path");
+}
+
+void dcmf_api_handle(struct dcmf_api *api, const struct dcmf_api_request *req,
+                     struct dcmf_api_response *resp) {
+  struct dcmf_problem p;
+  memset(&p, 0, sizeof(p));
+  route(api, req, resp, &p);
+  if (p.status != 0) {
+    respond_problem(resp, &p);
+  }
+  if (resp->status == 0) {
+    resp->status = 500;
+  }
+  dcmf_metrics_api(api->metrics, req->method, resp->status);
+  if (resp->status >= 400) {
+    DCMF_LOGD(api->log, "api", "%s %.200s -> %d", req->method, req->path,
+              resp->status);
+  }
+}
+
+void dcmf_api_reject(struct dcmf_api *api, const char *method, int status,
+                     const char *detail, struct dcmf_api_response *resp) {
+  struct dcmf_problem p;
+  memset(&p, 0, sizeof(p));
+  const char *cause = status == 411 ? "INCORRECT_LENGTH"
+                      : status == 413 ? "PAYLOAD_TOO_LARGE"
+                                      : NULL;
+  dcmf_problem_set(&p, status, cause, "%s", detail);
+  respond_problem(resp, &p);
+  dcmf_metrics_api(api->metrics, method ? method : "OTHER", status);
+}
+
+void dcmf_api_response_free(struct dcmf_api_response *resp) {
+  dcmf_buf_free(&resp->body);
+}

@@ -1,0 +1,69 @@
+/*
+ * api.h - the control API router: Nmf_MRM (TS 29.176) on
+ * /nmf-mrm/v1/contexts plus /healthz and /metrics.
+ *
+ * Transport-neutral: the HTTP/2 glue hands over a complete request and
+ * sends back the response this module builds, so every status code and
+ * body can be tested in memory.
+ */
+#ifndef DCMF_API_H
+#define DCMF_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "context.h"
+#include "log.h"
+#include "metrics.h"
+
+struct dcmf_api_request {
+  const char *method;       /* ":method" */
+  const char *path;         /* ":path", query included */
+  const char *scheme;       /* ":scheme", may be NULL */
+  const char *authority;    /* ":authority" or Host, may be NULL */
+  const char *content_type; /* may be NULL */
+  int has_content_length;   /* a content-length header was sent */
+  const uint8_t *body;      /* borrowed for the call */
+  size_t body_len;
+};
+
+struct dcmf_api_response {
+  int status;
+  const char *content_type; /* static string, or NULL without a body */
+  struct dcmf_buf body;     /* owned by the response */
+  char location[512];       /* "" when absent */
+  const char *allow;        /* static, for 405; NULL otherwise */
+  const char *accept_patch; /* static, for PATCH 415; NULL otherwise */
+};
+
+/* Reads the gauges other modules own (contexts, ports). */
+typedef void (*dcmf_api_gauges_fn)(void *user, struct dcmf_gauges *g);
+
+struct dcmf_api {
+  struct dcmf_registry *registry; /* borrowed */
+  struct dcmf_metrics *metrics;   /* borrowed */
+  const struct dcmf_log *log;     /* borrowed, may be NULL */
+  dcmf_api_gauges_fn gauges;
+  void *gauges_user;
+};
+
+/*
+ * Handles one complete request and fills |resp| (zero it first; free it
+ * with dcmf_api_response_free). HEAD is answered as GET; the transport
+ * drops the body. Never fails: internal errors become 500 problems.
+ */
+void dcmf_api_handle(struct dcmf_api *api, const struct dcmf_api_request *req,
+                     struct dcmf_api_response *resp);
+
+/*
+ * Fills |resp| with a problem+json response for a request the transport
+ * rejected before it was complete (408, 411, 413, 431), counting it in
+ * the metrics like any other response.
+ */
+void dcmf_api_reject(struct dcmf_api *api, const char *method, int status,
+                     const char *detail, struct dcmf_api_response *resp);
+
+void dcmf_api_response_free(struct dcmf_api_response *resp);
+
+#endif

@@ -1,0 +1,124 @@
+#include "cert.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "errors.h"
+
+static void ssl_error(char *err, size_t errlen, const char *what) {
+  char buf[200];
+  ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+  snprintf(err, errlen, "%s: %s", what, buf);
+  ERR_clear_error();
+}
+
+static int cert_fingerprint(struct dcmf_cert *cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert->x509, EVP_sha256(), md, &len) != 1) {
+    return DCMF_ERR_SYSTEM;
+  }
+  char *o = cert->fingerprint;
+  o += sprintf(o, "SHA-256 ");
+  for (unsigned int i = 0; i < len; i++) {
+    o += sprintf(o, i ? ":%02X" : "%02X", md[i]);
+  }
+  return 0;
+}
+
+int dcmf_cert_generate(struct dcmf_cert *cert, char *err, size_t errlen) {
+  memset(cert, 0, sizeof(*cert));
+  cert->pkey = EVP_EC_gen("P-256");
+  cert->x509 = X509_new();
+  if (cert->pkey == NULL || cert->x509 == NULL) {
+    ssl_error(err, errlen, "generating the DTLS key");
+    goto fail;
+  }
+  unsigned char serial[8];
+  if (RAND_bytes(serial, sizeof(serial)) != 1) {
+    ssl_error(err, errlen, "random serial");
+    goto fail;
+  }
+  serial[0] &= 0x7F; /* a positive serial number */
+  BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
+  X509_NAME *name = X509_get_subject_name(cert->x509);
+  int ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert->x509)) &&
+           X509_set_version(cert->x509, 2) &&
+           X509_gmtime_adj(X509_getm_notBefore(cert->x509), -3600) &&
+           X509_gmtime_adj(X509_getm_notAfter(cert->x509), 365L * 86400) &&
+           X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                      (const unsigned char *)"dcmf", -1, -1,
+                                      0) &&
+           X509_set_issuer_name(cert->x509, name) &&
+           X509_set_pubkey(cert->x509, cert->pkey) &&
+           X509_sign(cert->x509, cert->pkey, EVP_sha256()) > 0;
+  BN_free(bn);
+  if (!ok) {
+    ssl_error(err, errlen, "self-signing the DTLS certificate");
+    goto fail;
+  }
+  if (cert_fingerprint(cert) != 0) {
+    ssl_error(err, errlen, "fingerprinting the DTLS certificate");
+    goto fail;
+  }
+  return 0;
+fail:
+  dcmf_cert_free(cert);
+  return DCMF_ERR_SYSTEM;
+}
+
+int dcmf_cert_load(struct dcmf_cert *cert, const char *cert_path,
+                   const char *key_path, char *err, size_t errlen) {
+  memset(cert, 0, sizeof(*cert));
+  char what[1100];
+  FILE *f = fopen(cert_path, "r");
+  if (f == NULL) {
+    snprintf(err, errlen, "certificate %s: cannot be opened", cert_path);
+    return DCMF_ERR_INVALID;
+  }
+  cert->x509 = PEM_read_X509(f, NULL, NULL, NULL);
+  fclose(f);
+  if (cert->x509 == NULL) {
+    snprintf(what, sizeof(what), "certificate %s", cert_path);
+    ssl_error(err, errlen, what);
+    return DCMF_ERR_INVALID;
+  }
+  f = fopen(key_path, "r");
+  if (f == NULL) {
+    snprintf(err, errlen, "key %s: cannot be opened", key_path);
+    dcmf_cert_free(cert);
+    return DCMF_ERR_INVALID;
+  }
+  cert->pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+  fclose(f);
+  if (cert->pkey == NULL) {
+    snprintf(what, sizeof(what), "key %s", key_path);
+    ssl_error(err, errlen, what);
+    dcmf_cert_free(cert);
+    return DCMF_ERR_INVALID;
+  }
+  if (X509_check_private_key(cert->x509, cert->pkey) != 1) {
+    snprintf(err, errlen, "key %s does not belong to certificate %s",
+             key_path, cert_path);
+    ERR_clear_error();
+    dcmf_cert_free(cert);
+    return DCMF_ERR_INVALID;
+  }
+  if (cert_fingerprint(cert) != 0) {
+    ssl_error(err, errlen, "fingerprinting the certificate");
+    dcmf_cert_free(cert);
+    return DCMF_ERR_INVALID;
+  }
+  return 0;
+}
+
+void dcmf_cert_free(struct dcmf_cert *cert) {
+  X509_free(cert->x509);
+  EVP_PKEY_free(cert->pkey);
+  cert->x509 = NULL;
+  cert->pkey = NULL;
+}

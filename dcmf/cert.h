@@ -1,0 +1,38 @@
+/*
+ * cert.h - the DTLS identity of the MF: a certificate and key loaded
+ * from PEM files, or one ECDSA P-256 self-signed certificate generated at
+ * start (as WebRTC endpoints do), and its SHA-256 fingerprint for
+ * a=fingerprint / localDcEndpoint.fingerprint.
+ */
+#ifndef DCMF_CERT_H
+#define DCMF_CERT_H
+
+#include <stddef.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+struct dcmf_cert {
+  X509 *x509;     /* owned */
+  EVP_PKEY *pkey; /* owned */
+  char fingerprint[128]; /* canonical "SHA-256 XX:XX:..." */
+};
+
+/*
+ * Generates an ECDSA P-256 key and a self-signed certificate valid for
+ * 365 days. Returns 0, or DCMF_ERR_SYSTEM with |err| filled.
+ */
+int dcmf_cert_generate(struct dcmf_cert *cert, char *err, size_t errlen);
+
+/*
+ * Loads a certificate and its private key from PEM files and checks that
+ * they belong together. Returns 0, or DCMF_ERR_INVALID with |err| naming
+ * the file and the problem.
+ */
+int dcmf_cert_load(struct dcmf_cert *cert, const char *cert_path,
+                   const char *key_path, char *err, size_t errlen);
+
+/* Frees what |cert| owns. */
+void dcmf_cert_free(struct dcmf_cert *cert);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * config.h - dcmfd settings: built-in defaults, an optional JSON config
+ * file and command-line flags, in that order of precedence.
+ *
+ * Every setting has one name used both as the flag (--name) and as the
+ * config-file key ("name"), so the two can never drift apart.
+ */
+#ifndef DCMF_CONFIG_H
+#define DCMF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define DCMF_HOST_MAX 64
+#define DCMF_PATH_MAX 1024
+
+struct dcmf_config {
+  char control_host[DCMF_HOST_MAX]; /* control API listen address */
+  uint16_t control_port;
+  char media_bind[DCMF_HOST_MAX];      /* address media sockets bind to */
+  char media_advertise[DCMF_HOST_MAX]; /* address reported to the IMS AS */
+  uint16_t port_min, port_max;         /* inclusive UDP media port range */
+  enum dcmf_log_level log_level;
+  enum dcmf_log_format log_format;
+  char bootstrap_dir[DCMF_PATH_MAX];
+  char control_cert[DCMF_PATH_MAX]; /* PEM; empty means plain h2c */
+  char control_key[DCMF_PATH_MAX];
+  char dtls_cert[DCMF_PATH_MAX]; /* PEM; empty means generate at start */
+  char dtls_key[DCMF_PATH_MAX];
+  uint16_t sctp_port;         /* local a=sctp-port we report */
+  size_t max_body;            /* control API request body limit, bytes */
+  uint32_t request_timeout_ms; /* a request must be complete within this */
+  uint32_t idle_timeout_ms;    /* an idle control connection is closed */
+  uint32_t max_contexts;
+};
+
+/* Fills |cfg| with the built-in defaults. */
+void dcmf_config_defaults(struct dcmf_config *cfg);
+
+/* What dcmf_config_from_args asks the caller to do next. */
+enum dcmf_config_action {
+  DCMF_CONFIG_RUN,
+  DCMF_CONFIG_HELP,
+  DCMF_CONFIG_VERSION,
+};
+
+/*
+ * Builds the configuration from defaults, the file named by --config (if
+ * any) and the remaining flags, which override the file. On success
+ * returns 0 and sets *|action|. On failure returns DCMF_ERR_INVALID and
+ * writes one sentence naming the problem (unknown flag or key, bad value,
+ * unreadable file) into |err| (capacity |errlen|).
+ */
+int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
+                          enum dcmf_config_action *action, char *err,
+                          size_t errlen);
+
+/*
+ * Applies the JSON object text |json| (config-file syntax) on top of
+ * |cfg|. |origin| names the source in error messages. Returns 0 or
+ * DCMF_ERR_INVALID with |err| filled.
+ */
+int dcmf_config_apply_json(struct dcmf_config *cfg, const char *json,
+                           const char *origin, char *err, size_t errlen);
+
+/* Prints the --help text to |out|. */
+void dcmf_config_usage(FILE *out, const char *program);
+
+#endif

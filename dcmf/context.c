@@ -1,0 +1,525 @@
+#include "context.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "fingerprint.h"
+#include "jsonpatch.h"
+#include "mediactx.h"
+
+#define HASH_BUCKETS 4096 /* ids are random, so the low bits spread well */
+
+struct dcmf_registry {
+  struct dcmf_registry_settings settings;
+  char *advertise_addr;
+  char *local_fingerprint;
+  struct dcmf_resources res;
+  struct dcmf_context *buckets[HASH_BUCKETS];
+  struct dcmf_context *first, *last;
+  size_t count;
+};
+
+/* 64 ice-chars (RFC 8839), so one random byte maps to one without bias. */
+static const char ice_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char hexdigits[] = "0123456789abcdef";
+
+static size_t id_hash(const char *id) {
+  size_t h = 5381;
+  for (; *id; id++) {
+    h = h * 33 + (unsigned char)*id;
+  }
+  return h % HASH_BUCKETS;
+}
+
+int dcmf_registry_new(struct dcmf_registry **out,
+                      const struct dcmf_registry_settings *settings,
+                      const struct dcmf_resources *res) {
+  struct dcmf_registry *reg = calloc(1, sizeof(*reg));
+  if (reg == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  reg->settings = *settings;
+  reg->advertise_addr = strdup(settings->advertise_addr);
+  reg->local_fingerprint = strdup(settings->local_fingerprint);
+  if (reg->advertise_addr == NULL || reg->local_fingerprint == NULL) {
+    free(reg->advertise_addr);
+    free(reg->local_fingerprint);
+    free(reg);
+    return DCMF_ERR_NOMEM;
+  }
+  reg->res = *res;
+  *out = reg;
+  return 0;
+}
+
+static void media_free_strings(struct dcmf_media *m) {
+  free(m->termination_id);
+  free(m->media_id);
+  m->termination_id = m->media_id = NULL;
+}
+
+static void medias_release(struct dcmf_registry *reg, struct dcmf_media *ms,
+                           size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    reg->res.port_release(reg->res.user, ms[i].port);
+    media_free_strings(&ms[i]);
+  }
+  free(ms);
+}
+
+static void context_free(struct dcmf_registry *reg, struct dcmf_context *ctx) {
+  medias_release(reg, ctx->medias, ctx->n_medias);
+  json_decref(ctx->doc);
+  free(ctx);
+}
+
+void dcmf_registry_del(struct dcmf_registry *reg) {
+  if (reg == NULL) {
+    return;
+  }
+  while (reg->first != NULL) {
+    dcmf_registry_delete(reg, reg->first);
+  }
+  free(reg->advertise_addr);
+  free(reg->local_fingerprint);
+  free(reg);
+}
+
+struct dcmf_context *dcmf_registry_find(struct dcmf_registry *reg,
+                                        const char *id) {
+  for (struct dcmf_context *c = reg->buckets[id_hash(id)]; c != NULL;
+       c = c->hash_next) {
+    if (strcmp(c->id, id) == 0) {
+      return c;
+    }
+  }
+  return NULL;
+}
+
+struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg) {
+  return reg->first;
+}
+
+size_t dcmf_registry_count(const struct dcmf_registry *reg) {
+  return reg->count;
+}
+
+void dcmf_registry_delete(struct dcmf_registry *reg, struct dcmf_context *ctx) {
+  struct dcmf_context **pp = &reg->buckets[id_hash(ctx->id)];
+  while (*pp != ctx) {
+    pp = &(*pp)->hash_next;
+  }
+  *pp = ctx->hash_next;
+  if (ctx->prev) {
+    ctx->prev->next = ctx->next;
+  } else {
+    reg->first = ctx->next;
+  }
+  if (ctx->next) {
+    ctx->next->prev = ctx->prev;
+  } else {
+    reg->last = ctx->prev;
+  }
+  reg->count--;
+  context_free(reg, ctx);
+}
+
+static void random_token(struct dcmf_registry *reg, char *out, size_t len,
+                         const char *alphabet) {
+  uint8_t rnd[64];
+  reg->res.random(reg->res.user, rnd, len);
+  dcmf_token_from_random(out, len, rnd, alphabet);
+}
+
+static void make_uuid(struct dcmf_registry *reg, char out[37]) {
+  uint8_t b[16];
+  reg->res.random(reg->res.user, b, sizeof(b));
+  b[6] = (uint8_t)((b[6] & 0x0F) | 0x40); /* version 4 */
+  b[8] = (uint8_t)((b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
+  char *o = out;
+  for (size_t i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      *o++ = '-';
+    }
+    *o++ = hexdigits[b[i] >> 4];
+    *o++ = hexdigits[b[i] & 0x0F];
+  }
+  *o = '\0';
+}
+
+/* The MF's DTLS role for the SDP toward the UE from the UE's a=setup:
+ * we answer actpass/active (or nothing) as passive, passive as active. */
+static const char *mf_setup_for_peer(const char *peer) {
+  return peer != NULL && strcmp(peer, "PASSIVE") == 0 ? "ACTIVE" : "PASSIVE";
+}
+
+static const char *remote_tls_id(json_t *media) {
+  json_t *dc = json_object_get(media, "dcMedia");
+  return json_string_value(
+      json_object_get(json_object_get(dc, "remoteDcEndpoint"), "tlsId"));
+}
+
+static int is_dc(json_t *media) {
+  const char *t = json_string_value(json_object_get(media, "mediaResourceType"));
+  return t != NULL && strcmp(t, "DC") == 0;
+}
+
+/* Writes the MF-assigned members of |m| into the MediaInfo |media|. */
+static int media_fill_locals(struct dcmf_registry *reg, json_t *media,
+                             const struct dcmf_media *m) {
+  const char *family =
+      strchr(reg->advertise_addr, ':') != NULL ? "ipv6Addr" : "ipv4Addr";
+  json_t *dc = json_object_get(media, "dcMedia");
+  int rv = 0;
+  rv |= json_object_set_new(
+      media, "localMbEndpoint",
+      json_pack("{s:{s:s}, s:s, s:i}", "ip", family, reg->advertise_addr,
+                "transport", "UDP", "portNumber", (int)m->port));
+  rv |= json_object_set_new(media, "localIceInfo",
+                            json_pack("{s:s, s:s, s:b}", "ufrag", m->ufrag,
+                                      "pwd", m->pwd, "iceLite", 1));
+  rv |= json_object_set_new(
+      dc, "localDcEndpoint",
+      json_pack("{s:i, s:s, s:s}", "sctpPort", (int)reg->settings.sctp_port,
+                "fingerprint", reg->local_fingerprint, "tlsId", m->tls_id));
+  rv |= json_object_set_new(dc, "securitySetup", json_string(m->local_setup));
+  if (json_object_get(dc, "maxMessageSize") == NULL) {
+    rv |= json_object_set_new(dc, "maxMessageSize", json_integer(64));
+  }
+  return rv == 0 ? 0 : DCMF_ERR_NOMEM;
+}
+
+/* Gives a media that is new to this context its port and MF values. */
+static int media_assign(struct dcmf_registry *reg, struct dcmf_media *m,
+                        const char *term_id, json_t *media) {
+  memset(m, 0, sizeof(*m));
+  m->termination_id = strdup(term_id);
+  m->media_id = strdup(json_string_value(json_object_get(media, "mediaId")));
+  if (m->termination_id == NULL || m->media_id == NULL) {
+    media_free_strings(m);
+    return DCMF_ERR_NOMEM;
+  }
+  int rv = reg->res.port_alloc(reg->res.user, &m->port);
+  if (rv != 0) {
+    media_free_strings(m);
+    return rv;
+  }
+  random_token(reg, m->ufrag, sizeof(m->ufrag) - 1, ice_chars);
+  random_token(reg, m->pwd, sizeof(m->pwd) - 1, ice_chars);
+  random_token(reg, m->tls_id, sizeof(m->tls_id) - 1, hexdigits);
+  const char *rtls = remote_tls_id(media);
+  snprintf(m->remote_tls_id, sizeof(m->remote_tls_id), "%s", rtls ? rtls : "");
+  json_t *dc = json_object_get(media, "dcMedia");
+  m->local_setup =
+      mf_setup_for_peer(json_string_value(json_object_get(dc, "securitySetup")));
+  return 0;
+}
+
+static int status_for(int err, struct dcmf_problem *p) {
+  if (err == DCMF_ERR_EXHAUSTED) {
+    return dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
+                            "no free UDP port is left in the media port "
+                            "range");
+  }
+  if (err == DCMF_ERR_NOMEM) {
+    return dcmf_problem_set(p, 500, "SYSTEM_FAILURE", "out of memory");
+  }
+  return dcmf_problem_set(p, 500, "SYSTEM_FAILURE",
+                          "a media port could not be bound: %s",
+                          dcmf_strerror(err));
+}
+
+/* Counts the DC media of a validated document. */
+static size_t count_dc(json_t *doc) {
+  size_t n = 0, i, j;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      n += (size_t)is_dc(m);
+    }
+  }
+  return n;
+}
+
+static void context_link(struct dcmf_registry *reg, struct dcmf_context *ctx) {
+  size_t h = id_hash(ctx->id);
+  ctx->hash_next = reg->buckets[h];
+  reg->buckets[h] = ctx;
+  ctx->prev = reg->last;
+  ctx->next = NULL;
+  if (reg->last) {
+    reg->last->next = ctx;
+  } else {
+    reg->first = ctx;
+  }
+  reg->last = ctx;
+  reg->count++;
+}
+
+int dcmf_registry_create(struct dcmf_registry *reg, json_t *request,
+                         struct dcmf_context **out, struct dcmf_problem *p) {
+  json_t *doc = json_deep_copy(request);
+  if (doc == NULL || dcmf_mediactx_normalise(doc) != 0) {
+    json_decref(doc);
+    return status_for(DCMF_ERR_NOMEM, p);
+  }
+  if (dcmf_mediactx_validate(doc, p) != 0) {
+    json_decref(doc);
+    return dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
+                            "the MediaContext does not match the schema");
+  }
+  if (reg->count >= reg->settings.max_contexts) {
+    json_decref(doc);
+    return dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
+                            "the limit of %u media contexts is reached",
+                            reg->settings.max_contexts);
+  }
+  struct dcmf_context *ctx = calloc(1, sizeof(*ctx));
+  size_t n_dc = count_dc(doc);
+  struct dcmf_media *ms = calloc(n_dc ? n_dc : 1, sizeof(*ms));
+  int rv = DCMF_ERR_NOMEM;
+  size_t n = 0;
+  if (ctx == NULL || ms == NULL) {
+    goto fail;
+  }
+  do {
+    make_uuid(reg, ctx->id);
+  } while (dcmf_registry_find(reg, ctx->id) != NULL);
+  if (json_object_set_new(doc, "contextId", json_string(ctx->id)) != 0) {
+    goto fail;
+  }
+  size_t i, j;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    const char *tid = json_string_value(json_object_get(t, "terminationId"));
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      if (!is_dc(m)) {
+        continue;
+      }
+      rv = media_assign(reg, &ms[n], tid, m);
+      if (rv != 0) {
+        goto fail;
+      }
+      n++;
+      rv = media_fill_locals(reg, m, &ms[n - 1]);
+      if (rv != 0) {
+        goto fail;
+      }
+    }
+  }
+  ctx->doc = doc;
+  ctx->medias = ms;
+  ctx->n_medias = n;
+  context_link(reg, ctx);
+  *out = ctx;
+  return 0;
+fail:
+  medias_release(reg, ms, n);
+  json_decref(doc);
+  free(ctx);
+  return status_for(rv, p);
+}
+
+static struct dcmf_media *media_find(struct dcmf_context *ctx,
+                                     const char *term_id,
+                                     const char *media_id) {
+  for (size_t i = 0; i < ctx->n_medias; i++) {
+    if (strcmp(ctx->medias[i].termination_id, term_id) == 0 &&
+        strcmp(ctx->medias[i].media_id, media_id) == 0) {
+      return &ctx->medias[i];
+    }
+  }
+  return NULL;
+}
+
+/* MF-set members a PATCH may omit (they are put back) but not change. */
+static void check_read_only(struct dcmf_problem *p, const char *base,
+                            json_t *old_parent, json_t *new_parent,
+                            const char *name, int *errors) {
+  json_t *now = json_object_get(new_parent, name);
+  if (now != NULL && !json_equal(now, json_object_get(old_parent, name))) {
+    char param[192];
+    snprintf(param, sizeof(param), "%s/%s", base, name);
+    dcmf_problem_param(p, param, "is set by the MF and cannot be changed");
+    (*errors)++;
+  }
+}
+
+/* Finds the MediaInfo for (term_id, media_id) in |doc|. */
+static json_t *doc_media(json_t *doc, const char *term_id,
+                         const char *media_id) {
+  size_t i, j;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    const char *tid = json_string_value(json_object_get(t, "terminationId"));
+    if (tid == NULL || strcmp(tid, term_id) != 0) {
+      continue;
+    }
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      const char *mid = json_string_value(json_object_get(m, "mediaId"));
+      if (mid != NULL && strcmp(mid, media_id) == 0) {
+        return m;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* Carries a kept media over into the patched document, applying what the
+ * patch changed in the remote values. */
+static int media_update(struct dcmf_registry *reg, struct dcmf_media *m,
+                        json_t *media) {
+  const char *rtls = remote_tls_id(media);
+  if (rtls != NULL && m->remote_tls_id[0] != '\0' &&
+      strcmp(rtls, m->remote_tls_id) != 0) {
+    /* RFC 8842: a new remote tls-id means a new DTLS association, and our
+     * side of the new association gets a new identifier too. */
+    random_token(reg, m->tls_id, sizeof(m->tls_id) - 1, hexdigits);
+  }
+  snprintf(m->remote_tls_id, sizeof(m->remote_tls_id), "%s", rtls ? rtls : "");
+  json_t *dc = json_object_get(media, "dcMedia");
+  const char *setup = json_string_value(json_object_get(dc, "securitySetup"));
+  if (setup != NULL && strcmp(setup, m->local_setup) != 0) {
+    m->local_setup = mf_setup_for_peer(setup);
+  }
+  return media_fill_locals(reg, media, m);
+}
+
+static int patch_status(int rv, const struct dcmf_jsonpatch_error *perr,
+                        struct dcmf_problem *p) {
+  if (rv == DCMF_ERR_NOMEM) {
+    return dcmf_problem_set(p, 500, "SYSTEM_FAILURE", "out of memory");
+  }
+  if (perr->param[0] != '\0') {
+    dcmf_problem_param(p, perr->param, "%s", perr->reason);
+  }
+  if (rv == DCMF_ERR_MALFORMED) {
+    return dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
+                            "the JSON Patch document is malformed: %s",
+                            perr->reason);
+  }
+  return dcmf_problem_set(p, 409, NULL,
+                          "the patch cannot be applied to this context: %s",
+                          perr->reason);
+}
+
+int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                        json_t *patch, struct dcmf_problem *p) {
+  struct dcmf_jsonpatch_error perr;
+  memset(&perr, 0, sizeof(perr));
+  json_t *doc = NULL;
+  int rv = dcmf_jsonpatch_apply(ctx->doc, patch, &doc, &perr);
+  if (rv != 0) {
+    return patch_status(rv, &perr, p);
+  }
+  if (dcmf_mediactx_normalise(doc) != 0) {
+    json_decref(doc);
+    return status_for(DCMF_ERR_NOMEM, p);
+  }
+  if (dcmf_mediactx_validate(doc, p) != 0) {
+    json_decref(doc);
+    return dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
+                            "the patched MediaContext does not match the "
+                            "schema");
+  }
+  int errors = 0;
+  check_read_only(p, "", ctx->doc, doc, "contextId", &errors);
+  size_t n_dc = count_dc(doc);
+  struct dcmf_media *ms = calloc(n_dc ? n_dc : 1, sizeof(*ms));
+  /* kept[i] marks old media that survive, so only the rest release. */
+  unsigned char *kept = calloc(ctx->n_medias ? ctx->n_medias : 1, 1);
+  /* fresh[k] marks media this patch adds, whose ports a failure returns. */
+  unsigned char *fresh = calloc(n_dc ? n_dc : 1, 1);
+  size_t n = 0;
+  rv = DCMF_ERR_NOMEM;
+  if (ms == NULL || kept == NULL || fresh == NULL) {
+    goto fail;
+  }
+  size_t i, j;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    const char *tid = json_string_value(json_object_get(t, "terminationId"));
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      if (!is_dc(m)) {
+        continue;
+      }
+      const char *mid = json_string_value(json_object_get(m, "mediaId"));
+      struct dcmf_media *old = media_find(ctx, tid, mid);
+      if (old == NULL) {
+        rv = media_assign(reg, &ms[n], tid, m);
+        if (rv != 0) {
+          goto fail;
+        }
+        fresh[n++] = 1;
+        continue;
+      }
+      char base[192];
+      snprintf(base, sizeof(base), "/terminations/%zu/medias/%zu", i, j);
+      json_t *was = doc_media(ctx->doc, tid, mid);
+      check_read_only(p, base, was, m, "localMbEndpoint", &errors);
+      check_read_only(p, base, was, m, "localIceInfo", &errors);
+      strncat(base, "/dcMedia", sizeof(base) - strlen(base) - 1);
+      check_read_only(p, base, json_object_get(was, "dcMedia"),
+                      json_object_get(m, "dcMedia"), "localDcEndpoint",
+                      &errors);
+      ms[n] = *old;
+      ms[n].termination_id = strdup(old->termination_id);
+      ms[n].media_id = strdup(old->media_id);
+      kept[old - ctx->medias] = 1;
+      n++;
+      if (ms[n - 1].termination_id == NULL || ms[n - 1].media_id == NULL) {
+        goto fail;
+      }
+    }
+  }
+  if (errors > 0) {
+    rv = DCMF_ERR_INVALID;
+    goto fail;
+  }
+  /* From here on nothing can fail but memory for the document. */
+  n = 0;
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      if (is_dc(m) && media_update(reg, &ms[n++], m) != 0) {
+        rv = DCMF_ERR_NOMEM;
+        goto fail;
+      }
+    }
+  }
+  json_object_set_new(doc, "contextId", json_string(ctx->id));
+  for (size_t k = 0; k < ctx->n_medias; k++) {
+    if (!kept[k]) {
+      reg->res.port_release(reg->res.user, ctx->medias[k].port);
+    }
+    media_free_strings(&ctx->medias[k]);
+  }
+  free(ctx->medias);
+  free(kept);
+  free(fresh);
+  ctx->medias = ms;
+  ctx->n_medias = n;
+  json_decref(ctx->doc);
+  ctx->doc = doc;
+  return 0;
+fail:
+  /* Release only the ports this patch allocated; kept ones stay with the
+   * context. */
+  for (size_t k = 0; k < n; k++) {
+    if (fresh[k]) {
+      reg->res.port_release(reg->res.user, ms[k].port);
+    }
+    media_free_strings(&ms[k]);
+  }
+  free(ms);
+  free(kept);
+  free(fresh);
+  json_decref(doc);
+  if (rv == DCMF_ERR_INVALID) {
+    return dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
+                            "the patch changes members the MF sets");
+  }
+  return status_for(rv, p);
+}

@@ -1,0 +1,60 @@
+/*
+ * h2server.h - the control API's HTTP/2 server: libuv TCP, nghttp2 and,
+ * when a certificate is configured, TLS with ALPN "h2" over OpenSSL
+ * memory BIOs. Without a certificate it speaks h2c with prior knowledge.
+ *
+ * Glue only: it collects complete requests and hands them to the API
+ * router (api.h). It enforces the transport limits itself: body size
+ * (413, also from content-length up front), header size (431), request
+ * completion time (408) and idle connections (GOAWAY).
+ */
+#ifndef DCMF_H2SERVER_H
+#define DCMF_H2SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "api.h"
+#include "log.h"
+#include "metrics.h"
+
+struct dcmf_h2server_settings {
+  const char *host;   /* numeric listen address */
+  uint16_t port;
+  SSL_CTX *tls;       /* borrowed; NULL for h2c */
+  size_t max_body;
+  uint32_t request_timeout_ms;
+  uint32_t idle_timeout_ms;
+};
+
+struct dcmf_h2server;
+
+/*
+ * Starts listening on |loop|. |api|, |log| and |metrics| are borrowed for
+ * the server's life. Returns 0, or a negative libuv error (e.g.
+ * UV_EADDRINUSE) with nothing left open, or DCMF_ERR_NOMEM.
+ */
+int dcmf_h2server_start(struct dcmf_h2server **server, uv_loop_t *loop,
+                        const struct dcmf_h2server_settings *settings,
+                        struct dcmf_api *api, const struct dcmf_log *log,
+                        struct dcmf_metrics *metrics);
+
+/*
+ * Stops accepting, sends GOAWAY on every connection and closes them all.
+ * |done| runs (from the loop) once every handle is closed and the server
+ * is freed.
+ */
+void dcmf_h2server_stop(struct dcmf_h2server *server,
+                        void (*done)(void *user), void *user);
+
+/*
+ * Makes an SSL_CTX for the control API from PEM files, offering only
+ * ALPN "h2" and TLS 1.2+. Returns NULL with |err| filled on failure.
+ */
+SSL_CTX *dcmf_h2server_tls_ctx(const char *cert_path, const char *key_path,
+                               char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,83 @@
+#include "metrics.h"
+
+#include <string.h>
+
+#include "errors.h"
+
+static const char *const known_methods[] = {
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", NULL};
+
+void dcmf_metrics_api(struct dcmf_metrics *m, const char *method, int status) {
+  const char *name = "OTHER";
+  for (size_t i = 0; known_methods[i]; i++) {
+    if (strcmp(method, known_methods[i]) == 0) {
+      name = known_methods[i];
+    }
+  }
+  for (size_t i = 0; i < m->n_api; i++) {
+    if (m->api[i].status == status && strcmp(m->api[i].method, name) == 0) {
+      m->api[i].count++;
+      return;
+    }
+  }
+  if (m->n_api == DCMF_METRICS_MAX_SERIES) {
+    m->api_other++;
+    return;
+  }
+  struct dcmf_api_series *s = &m->api[m->n_api++];
+  strcpy(s->method, name);
+  s->status = status;
+  s->count = 1;
+}
+
+int dcmf_metrics_render(const struct dcmf_metrics *m,
+                        const struct dcmf_gauges *g, const char *version,
+                        struct dcmf_buf *out) {
+  int rv = 0;
+  rv |= dcmf_buf_printf(
+      out,
+      "# HELP dcmf_build_info Version of the running dcmfd.\n"
+      "# TYPE dcmf_build_info gauge\n"
+      "dcmf_build_info{version=\"%s\"} 1\n"
+      "# HELP dcmf_contexts Media contexts currently held.\n"
+      "# TYPE dcmf_contexts gauge\n"
+      "dcmf_contexts %zu\n"
+      "# HELP dcmf_media_ports_in_use Media UDP ports currently bound.\n"
+      "# TYPE dcmf_media_ports_in_use gauge\n"
+      "dcmf_media_ports_in_use %zu\n"
+      "# HELP dcmf_media_ports Size of the media UDP port range.\n"
+      "# TYPE dcmf_media_ports gauge\n"
+      "dcmf_media_ports %zu\n"
+      "# HELP dcmf_control_connections Open control API connections.\n"
+      "# TYPE dcmf_control_connections gauge\n"
+      "dcmf_control_connections %llu\n"
+      "# HELP dcmf_control_connections_total Control API connections "
+      "accepted.\n"
+      "# TYPE dcmf_control_connections_total counter\n"
+      "dcmf_control_connections_total %llu\n"
+      "# HELP dcmf_control_timeouts_total Control requests or connections "
+      "ended by a timeout.\n"
+      "# TYPE dcmf_control_timeouts_total counter\n"
+      "dcmf_control_timeouts_total %llu\n"
+      "# HELP dcmf_api_requests_total Control API requests by method and "
+      "response status.\n"
+      "# TYPE dcmf_api_requests_total counter\n",
+      version, g->contexts, g->ports_in_use, g->ports_total,
+      (unsigned long long)m->control_connections_open,
+      (unsigned long long)m->control_connections_total,
+      (unsigned long long)m->control_timeouts_total);
+  for (size_t i = 0; i < m->n_api; i++) {
+    rv |= dcmf_buf_printf(out,
+                          "dcmf_api_requests_total{method=\"%s\",status=\"%d\"}"
+                          " %llu\n",
+                          m->api[i].method, m->api[i].status,
+                          (unsigned long long)m->api[i].count);
+  }
+  if (m->api_other > 0) {
+    rv |= dcmf_buf_printf(out,
+                          "dcmf_api_requests_total{method=\"OTHER\","
+                          "status=\"other\"} %llu\n",
+                          (unsigned long long)m->api_other);
+  }
+  return rv == 0 ? 0 : DCMF_ERR_NOMEM;
+}

@@ -1,0 +1,47 @@
+/*
+ * metrics.h - counters of the control plane, rendered in the Prometheus
+ * text exposition format. Gauges that other modules own (contexts, ports)
+ * are passed in at render time rather than mirrored here.
+ */
+#ifndef DCMF_METRICS_H
+#define DCMF_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define DCMF_METRICS_MAX_SERIES 96
+
+struct dcmf_api_series {
+  char method[12];
+  int status;
+  uint64_t count;
+};
+
+struct dcmf_metrics {
+  struct dcmf_api_series api[DCMF_METRICS_MAX_SERIES];
+  size_t n_api;
+  uint64_t api_other; /* requests whose (method, status) found no slot */
+  uint64_t control_connections_total;
+  uint64_t control_connections_open;
+  uint64_t control_timeouts_total;
+};
+
+/* Gauges read at render time. */
+struct dcmf_gauges {
+  size_t contexts;
+  size_t ports_in_use;
+  size_t ports_total;
+};
+
+/* Counts one API request by method and response status. Methods outside
+ * the HTTP set are counted as "OTHER" so a client cannot grow the table. */
+void dcmf_metrics_api(struct dcmf_metrics *m, const char *method, int status);
+
+/* Renders all metrics into |out|. Returns 0 or DCMF_ERR_NOMEM. */
+int dcmf_metrics_render(const struct dcmf_metrics *m,
+                        const struct dcmf_gauges *g, const char *version,
+                        struct dcmf_buf *out);
+
+#endif

@@ -1,0 +1,110 @@
+#include "problem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "errors.h"
+
+const char *dcmf_http_reason(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 201: return "Created";
+  case 204: return "No Content";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 411: return "Length Required";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return "Error";
+  }
+}
+
+/* snprintf may cut a multi-byte UTF-8 sequence in half, and jansson
+ * refuses invalid UTF-8, so drop an incomplete trailing sequence. */
+static void utf8_trim_tail(char *s) {
+  size_t len = strlen(s);
+  size_t i = len;
+  while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+    i--;
+  }
+  if (i == 0) {
+    s[0] = '\0';
+    return;
+  }
+  unsigned char lead = (unsigned char)s[i - 1];
+  size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+  if ((i - 1) + need > len) {
+    s[i - 1] = '\0';
+  }
+}
+
+int dcmf_problem_set(struct dcmf_problem *p, int status, const char *cause,
+                     const char *fmt, ...) {
+  p->status = status;
+  p->title = dcmf_http_reason(status);
+  p->cause = cause;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->detail, sizeof(p->detail), fmt, ap);
+  va_end(ap);
+  utf8_trim_tail(p->detail);
+  return status;
+}
+
+void dcmf_problem_param(struct dcmf_problem *p, const char *param,
+                        const char *fmt, ...) {
+  if (p->n_invalid >= DCMF_PROBLEM_MAX_PARAMS) {
+    p->n_dropped++;
+    return;
+  }
+  struct dcmf_invalid_param *ip = &p->invalid[p->n_invalid++];
+  snprintf(ip->param, sizeof(ip->param), "%s", param);
+  utf8_trim_tail(ip->param);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ip->reason, sizeof(ip->reason), fmt, ap);
+  va_end(ap);
+  utf8_trim_tail(ip->reason);
+}
+
+int dcmf_problem_render(const struct dcmf_problem *p, struct dcmf_buf *out) {
+  json_t *doc = json_pack("{s:i, s:s, s:s}", "status", p->status, "title",
+                          p->title ? p->title : dcmf_http_reason(p->status),
+                          "detail", p->detail);
+  if (doc == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  if (p->cause != NULL) {
+    json_object_set_new(doc, "cause", json_string(p->cause));
+  }
+  if (p->n_invalid > 0) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < p->n_invalid; i++) {
+      json_array_append_new(arr, json_pack("{s:s, s:s}", "param",
+                                           p->invalid[i].param, "reason",
+                                           p->invalid[i].reason));
+    }
+    json_object_set_new(doc, "invalidParams", arr);
+  }
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  if (text == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  dcmf_buf_adopt(out, text, strlen(text));
+  return 0;
+}
