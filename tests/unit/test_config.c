@@ -1,0 +1,141 @@
+/* Unit tests for flag and config-file parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "errors.h"
+
+static int parse(struct dcmf_config *cfg, char *err, size_t errlen, int argc,
+                 ...) {
+  char *argv[32] = {"dcmfd"};
+  va_list ap;
+  va_start(ap, argc);
+  for (int i = 1; i <= argc; i++) {
+    argv[i] = va_arg(ap, char *);
+  }
+  va_end(ap);
+  enum dcmf_config_action action;
+  return dcmf_config_from_args(cfg, argc + 1, argv, &action, err, errlen);
+}
+
+static void test_defaults(void **state) {
+  (void)state;
+  struct dcmf_config cfg;
+  char err[256];
+  assert_int_equal(parse(&cfg, err, sizeof(err), 0), 0);
+  assert_string_equal(cfg.control_host, "127.0.0.1");
+  assert_int_equal(cfg.control_port, 8090);
+  assert_string_equal(cfg.media_advertise, "127.0.0.1");
+  assert_int_equal(cfg.port_min, 40000);
+  assert_int_equal(cfg.port_max, 40999);
+  assert_int_equal(cfg.sctp_port, 5000);
+}
+
+static void test_flags(void **state) {
+  (void)state;
+  struct dcmf_config cfg;
+  char err[256];
+  assert_int_equal(parse(&cfg, err, sizeof(err), 7, "--control", "[::1]:9000",
+                         "--ports=50000-50010", "--media-bind", "0.0.0.0",
+                         "--log-format", "json"),
+                   0);
+  assert_string_equal(cfg.control_host, "::1");
+  assert_int_equal(cfg.control_port, 9000);
+  assert_int_equal(cfg.port_min, 50000);
+  assert_int_equal(cfg.port_max, 50010);
+  /* The advertised address follows the bind address unless set. */
+  assert_string_equal(cfg.media_advertise, "0.0.0.0");
+  assert_int_equal(cfg.log_format, DCMF_LOG_JSON);
+}
+
+static void expect_error(const char *needle, int argc, char *a, char *b) {
+  struct dcmf_config cfg;
+  char err[256] = "";
+  assert_int_equal(parse(&cfg, err, sizeof(err), argc, a, b),
+                   DCMF_ERR_INVALID);
+  if (strstr(err, needle) == NULL) {
+    fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
+  }
+}
+
+static void test_bad_flags(void **state) {
+  (void)state;
+  expect_error("unknown option --nope", 2, "--nope", "1");
+  expect_error("ports", 2, "--ports", "3000-2000");
+  expect_error("ports", 2, "--ports", "80-90");
+  expect_error("ports", 2, "--ports", "abc");
+  expect_error("control", 2, "--control", "localhost:80");
+  expect_error("control", 2, "--control", "127.0.0.1:0");
+  expect_error("log-level", 2, "--log-level", "loud");
+  expect_error("sctp-port", 2, "--sctp-port", "70000");
+  expect_error("needs a value", 1, "--ports", NULL);
+  expect_error("control-key", 2, "--control-cert", "/x.pem");
+  expect_error("config file /nonexistent", 2, "--config", "/nonexistent");
+}
+
+static void test_json_config(void **state) {
+  (void)state;
+  struct dcmf_config cfg;
+  char err[256];
+  dcmf_config_defaults(&cfg);
+  assert_int_equal(dcmf_config_apply_json(&cfg,
+                                          "{\"control\":\"127.0.0.2:7000\","
+                                          "\"max-contexts\":5,"
+                                          "\"ports\":\"41000-41001\"}",
+                                          "test", err, sizeof(err)),
+                   0);
+  assert_int_equal(cfg.control_port, 7000);
+  assert_int_equal(cfg.max_contexts, 5);
+  assert_int_equal(cfg.port_max, 41001);
+  assert_int_equal(dcmf_config_apply_json(&cfg, "{\"bogus\":1}", "test", err,
+                                          sizeof(err)),
+                   DCMF_ERR_INVALID);
+  assert_non_null(strstr(err, "unknown key \"bogus\""));
+  assert_int_equal(dcmf_config_apply_json(&cfg, "{\"ports\":5}", "test", err,
+                                          sizeof(err)),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_config_apply_json(&cfg, "[1]", "test", err,
+                                          sizeof(err)),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_config_apply_json(&cfg, "{\"ports\":", "test", err,
+                                          sizeof(err)),
+                   DCMF_ERR_INVALID);
+}
+
+static void test_flags_override_file(void **state) {
+  (void)state;
+  char path[] = "/tmp/dcmf-config-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  const char body[] = "{\"control\":\"127.0.0.1:7001\",\"sctp-port\":6000}";
+  assert_int_equal(write(fd, body, sizeof(body) - 1), sizeof(body) - 1);
+  close(fd);
+  struct dcmf_config cfg;
+  char err[256];
+  /* --config comes last but is applied first. */
+  int rv = parse(&cfg, err, sizeof(err), 4, "--sctp-port", "7000", "--config",
+                 path);
+  unlink(path);
+  assert_int_equal(rv, 0);
+  assert_int_equal(cfg.control_port, 7001);
+  assert_int_equal(cfg.sctp_port, 7000);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_flags),
+      cmocka_unit_test(test_bad_flags),
+      cmocka_unit_test(test_json_config),
+      cmocka_unit_test(test_flags_override_file),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
