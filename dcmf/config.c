@@ -72,6 +72,8 @@ static const struct opt options[] = {
      "idle control connections are closed after this [120000]"},
     {"max-contexts", OPT_UINT, UINTF(max_contexts), 1, 10000000, "N",
      "most media contexts held at once [100000]"},
+    {"max-streams", OPT_UINT, UINTF(max_streams), 16, 65535, "N",
+     "SCTP streams per association, each direction [2048]"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -92,6 +94,7 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->request_timeout_ms = 10000;
   cfg->idle_timeout_ms = 120000;
   cfg->max_contexts = 100000;
+  cfg->max_streams = 2048;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)

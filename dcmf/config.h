@@ -34,6 +34,7 @@ struct dcmf_config {
   uint32_t request_timeout_ms; /* a request must be complete within this */
   uint32_t idle_timeout_ms;    /* an idle control connection is closed */
   uint32_t max_contexts;
+  uint16_t max_streams; /* SCTP streams asked for in each direction */
 };
 
 /* Fills |cfg| with the built-in defaults. */

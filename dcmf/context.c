@@ -55,6 +55,14 @@ int dcmf_registry_new(struct dcmf_registry **out,
   return 0;
 }
 
+static void notify(struct dcmf_registry *reg, const struct dcmf_context *ctx,
+                   const struct dcmf_media *m, json_t *media,
+                   enum dcmf_media_change change) {
+  if (reg->res.media_changed != NULL) {
+    reg->res.media_changed(reg->res.user, ctx, m, media, change);
+  }
+}
+
 static void media_free_strings(struct dcmf_media *m) {
   free(m->termination_id);
   free(m->media_id);
@@ -103,11 +111,35 @@ struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg) {
   return reg->first;
 }
 
+int dcmf_registry_add_event(struct dcmf_registry *reg,
+                            struct dcmf_context *ctx, json_t *event,
+                            size_t keep) {
+  (void)reg;
+  json_t *events = json_object_get(ctx->doc, "events");
+  if (events == NULL) {
+    events = json_array();
+    if (events == NULL || json_object_set_new(ctx->doc, "events", events)) {
+      json_decref(event);
+      return DCMF_ERR_NOMEM;
+    }
+  }
+  if (json_array_append_new(events, event) != 0) {
+    return DCMF_ERR_NOMEM;
+  }
+  while (json_array_size(events) > keep) {
+    json_array_remove(events, 0);
+  }
+  return 0;
+}
+
 size_t dcmf_registry_count(const struct dcmf_registry *reg) {
   return reg->count;
 }
 
 void dcmf_registry_delete(struct dcmf_registry *reg, struct dcmf_context *ctx) {
+  for (size_t i = 0; i < ctx->n_medias; i++) {
+    notify(reg, ctx, &ctx->medias[i], NULL, DCMF_MEDIA_REMOVED);
+  }
   struct dcmf_context **pp = &reg->buckets[id_hash(ctx->id)];
   while (*pp != ctx) {
     pp = &(*pp)->hash_next;
@@ -244,6 +276,26 @@ static size_t count_dc(json_t *doc) {
   return n;
 }
 
+/* Tells the owner about every DC media of |ctx|: those whose
+ * fresh[k] is set (or all, when |fresh| is NULL) as added, the others as
+ * updated. */
+static void notify_all(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                       const unsigned char *fresh, int patching) {
+  size_t i, j, k = 0;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(ctx->doc, "terminations"), i, t) {
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      if (!is_dc(m)) {
+        continue;
+      }
+      int added = !patching || (fresh != NULL && fresh[k]);
+      notify(reg, ctx, &ctx->medias[k], m,
+             added ? DCMF_MEDIA_ADDED : DCMF_MEDIA_UPDATED);
+      k++;
+    }
+  }
+}
+
 static void context_link(struct dcmf_registry *reg, struct dcmf_context *ctx) {
   size_t h = id_hash(ctx->id);
   ctx->hash_next = reg->buckets[h];
@@ -314,6 +366,7 @@ int dcmf_registry_create(struct dcmf_registry *reg, json_t *request,
   ctx->medias = ms;
   ctx->n_medias = n;
   context_link(reg, ctx);
+  notify_all(reg, ctx, NULL, 0);
   *out = ctx;
   return 0;
 fail:
@@ -427,6 +480,7 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
   }
   int errors = 0;
   check_read_only(p, "", ctx->doc, doc, "contextId", &errors);
+  check_read_only(p, "", ctx->doc, doc, "events", &errors);
   size_t n_dc = count_dc(doc);
   struct dcmf_media *ms = calloc(n_dc ? n_dc : 1, sizeof(*ms));
   /* kept[i] marks old media that survive, so only the rest release. */
@@ -490,19 +544,25 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
     }
   }
   json_object_set_new(doc, "contextId", json_string(ctx->id));
+  json_t *events = json_object_get(ctx->doc, "events");
+  if (events != NULL) {
+    json_object_set(doc, "events", events);
+  }
   for (size_t k = 0; k < ctx->n_medias; k++) {
     if (!kept[k]) {
+      notify(reg, ctx, &ctx->medias[k], NULL, DCMF_MEDIA_REMOVED);
       reg->res.port_release(reg->res.user, ctx->medias[k].port);
     }
     media_free_strings(&ctx->medias[k]);
   }
   free(ctx->medias);
   free(kept);
-  free(fresh);
   ctx->medias = ms;
   ctx->n_medias = n;
   json_decref(ctx->doc);
   ctx->doc = doc;
+  notify_all(reg, ctx, fresh, 1);
+  free(fresh);
   return 0;
 fail:
   /* Release only the ports this patch allocated; kept ones stay with the

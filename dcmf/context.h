@@ -17,6 +17,16 @@
 
 #include "problem.h"
 
+struct dcmf_context;
+struct dcmf_media;
+
+/* What happened to a DC media, for the media plane. */
+enum dcmf_media_change {
+  DCMF_MEDIA_ADDED,
+  DCMF_MEDIA_UPDATED, /* remote values may have changed */
+  DCMF_MEDIA_REMOVED,
+};
+
 /* What the registry needs from its owner. */
 struct dcmf_resources {
   /* Reserves one media UDP port; 0, DCMF_ERR_EXHAUSTED or
@@ -26,6 +36,12 @@ struct dcmf_resources {
   void (*port_release)(void *user, uint16_t port);
   /* Fills |buf| with |len| cryptographically random bytes. */
   void (*random)(void *user, uint8_t *buf, size_t len);
+  /* Called after a create, patch or delete took effect, once per DC
+   * media, with the MediaInfo as now stored (NULL for REMOVED). May be
+   * NULL. */
+  void (*media_changed)(void *user, const struct dcmf_context *ctx,
+                        const struct dcmf_media *m, json_t *media,
+                        enum dcmf_media_change change);
   void *user;
 };
 
@@ -108,6 +124,15 @@ struct dcmf_context *dcmf_registry_find(struct dcmf_registry *reg,
 
 /* Returns the oldest context (then follow ->next), or NULL. */
 struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg);
+
+/*
+ * Records |event| (a JSON object; reference taken) in the context's
+ * "events" member, keeping the latest |keep| of them. Returns 0 or
+ * DCMF_ERR_NOMEM.
+ */
+int dcmf_registry_add_event(struct dcmf_registry *reg,
+                            struct dcmf_context *ctx, json_t *event,
+                            size_t keep);
 
 /* Returns the number of contexts held. */
 size_t dcmf_registry_count(const struct dcmf_registry *reg);

@@ -13,6 +13,8 @@
 #define MAX_CONCURRENT_STREAMS 128
 /* Stop producing frames while this much is queued toward a slow client. */
 #define WRITE_QUEUE_LIMIT (1u << 20)
+/* After an idle GOAWAY, how long the last frames may take to leave. */
+#define GOAWAY_GRACE_MS 1000
 
 struct stream {
   int32_t id;
@@ -42,6 +44,7 @@ struct conn {
   uint64_t last_activity_ms;
   int closing;
   int close_when_flushed; /* nothing more to send: close once written */
+  uint64_t goaway_ms;      /* when the idle GOAWAY went out; 0 if not */
   struct stream *streams;
   struct conn *next, *prev;
   char readbuf[16384];
@@ -387,6 +390,9 @@ static void conn_flush(struct conn *c) {
   if (c->closing || c->close_when_flushed) {
     return;
   }
+  if (c->ssl != NULL && !SSL_is_init_finished(c->ssl)) {
+    return; /* frames wait in nghttp2 until the TLS handshake is done */
+  }
   struct dcmf_buf out = {0};
   while (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) +
              out.len < WRITE_QUEUE_LIMIT) {
@@ -446,10 +452,16 @@ static void on_timer(uv_timer_t *t) {
                     "the request was not completed in time");
     }
   }
-  if (!busy && c->streams == NULL &&
+  /* Idle means no request is still arriving. Streams whose responses a
+   * client does not read (flow control) do not keep it alive. */
+  if (!busy && c->goaway_ms == 0 &&
       now - c->last_activity_ms >= s->settings.idle_timeout_ms) {
     s->metrics->control_timeouts_total++;
+    c->goaway_ms = now;
     nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
+  } else if (c->goaway_ms != 0 && now - c->goaway_ms >= GOAWAY_GRACE_MS) {
+    conn_close(c); /* the client never let the last frames out */
+    return;
   }
   conn_flush(c);
   if (!c->closing) {
@@ -459,12 +471,20 @@ static void on_timer(uv_timer_t *t) {
 
 static void conn_arm_timer(struct conn *c) {
   struct dcmf_h2server *s = c->server;
-  uint64_t deadline = c->last_activity_ms + s->settings.idle_timeout_ms;
+  uint64_t deadline = UINT64_MAX;
+  int busy = 0;
   for (struct stream *st = c->streams; st; st = st->next) {
     uint64_t d = st->started_ms + s->settings.request_timeout_ms;
-    if (!st->responded && d < deadline) {
-      deadline = d;
+    if (!st->responded) {
+      busy = 1;
+      deadline = d < deadline ? d : deadline;
     }
+  }
+  uint64_t idle = c->goaway_ms != 0
+                      ? c->goaway_ms + GOAWAY_GRACE_MS
+                      : c->last_activity_ms + s->settings.idle_timeout_ms;
+  if ((c->goaway_ms != 0 || !busy) && idle < deadline) {
+    deadline = idle;
   }
   uint64_t now = uv_now(s->loop);
   uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -25,7 +27,14 @@
 #include "h2server.h"
 #include "log.h"
 #include "metrics.h"
+#include "media.h"
+#include "notify.h"
 #include "ports.h"
+#include "repo.h"
+#include "worker.h"
+
+/* Events kept on a context for GET. */
+#define EVENTS_KEPT 32
 
 struct daemon {
   struct dcmf_config cfg;
@@ -39,6 +48,9 @@ struct daemon {
   struct dcmf_api api;
   SSL_CTX *control_tls;
   struct dcmf_h2server *server;
+  struct dcmf_repo *repo;
+  struct dcmf_worker *worker;
+  struct dcmf_notify *notify;
   int stopping;
 };
 
@@ -69,10 +81,111 @@ static void res_random(void *user, uint8_t *buf, size_t len) {
   }
 }
 
+/* The registry changed a DC media: tell the media worker. */
+static void res_media_changed(void *user, const struct dcmf_context *ctx,
+                              const struct dcmf_media *m, json_t *media,
+                              enum dcmf_media_change change) {
+  struct daemon *d = user;
+  struct dcmf_media_desc desc;
+  if (change == DCMF_MEDIA_REMOVED) {
+    struct dcmf_media_key key;
+    memset(&key, 0, sizeof(key));
+    snprintf(key.context_id, sizeof(key.context_id), "%s", ctx->id);
+    snprintf(key.termination_id, sizeof(key.termination_id), "%s",
+             m->termination_id);
+    snprintf(key.media_id, sizeof(key.media_id), "%s", m->media_id);
+    dcmf_worker_remove(d->worker, &key);
+    return;
+  }
+  if (dcmf_media_desc_build(&desc, ctx, m, media, d->cfg.sctp_port) != 0) {
+    DCMF_LOGE(&d->log, "main", "out of memory describing media %s",
+              m->media_id);
+    return;
+  }
+  if (change == DCMF_MEDIA_ADDED) {
+    /* The worker gets its own descriptor for the bound port; the pool
+     * keeps the port reserved until the registry releases it. */
+    desc.fd = dup(dcmf_ports_fd(d->ports, m->port));
+    if (desc.fd < 0) {
+      DCMF_LOGE(&d->log, "main", "dup of media port %u failed: %s", m->port,
+                strerror(errno));
+      dcmf_media_desc_free(&desc);
+      return;
+    }
+    dcmf_worker_add(d->worker, &desc);
+  } else {
+    dcmf_worker_update(d->worker, &desc);
+  }
+}
+
+/* An event from the media plane: keep it on the context and tell the
+ * controller at its eventNotifyUri. */
+static void on_media_event(void *user, const struct dcmf_media_event *ev) {
+  struct daemon *d = user;
+  struct dcmf_context *ctx = dcmf_registry_find(d->registry,
+                                                ev->key.context_id);
+  if (ctx == NULL) {
+    return; /* released meanwhile */
+  }
+  char when[40];
+  time_t secs = (time_t)(ev->time_ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(ev->time_ms % 1000));
+  json_t *detail = json_loads(ev->detail, 0, NULL);
+  json_t *event = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "contextId",
+                            ev->key.context_id, "terminationId",
+                            ev->key.termination_id, "mediaId",
+                            ev->key.media_id, "event", ev->event, "detail",
+                            detail ? detail : json_object(), "time", when);
+  if (event == NULL) {
+    return;
+  }
+  DCMF_LOGI(&d->log, "event", "%s %s/%s/%s %s", ev->event, ev->key.context_id,
+            ev->key.termination_id, ev->key.media_id, ev->detail);
+  const char *uri = json_string_value(json_object_get(ctx->doc,
+                                                      "eventNotifyUri"));
+  if (uri != NULL) {
+    char *text = json_dumps(event, JSON_COMPACT);
+    if (text != NULL) {
+      dcmf_notify_post(d->notify, uri, text);
+    }
+    free(text);
+  }
+  dcmf_registry_add_event(d->registry, ctx, event, EVENTS_KEPT);
+}
+
+static uint64_t load(const _Atomic uint64_t *v) {
+  return atomic_load_explicit(v, memory_order_relaxed);
+}
+
 static void gauges(void *user, struct dcmf_gauges *g) {
   struct daemon *d = user;
   g->ports_in_use = dcmf_ports_in_use(d->ports);
   g->ports_total = dcmf_ports_total(d->ports);
+  const struct dcmf_media_stats *st = dcmf_worker_stats(d->worker);
+  struct dcmf_media_figures *f = &g->media;
+  f->sessions = load(&st->sessions);
+  f->dtls_ok = load(&st->dtls_ok);
+  f->dtls_failed = load(&st->dtls_failed);
+  f->sctp_associations = load(&st->sctp_associations);
+  f->channels_open = load(&st->channels_open);
+  f->messages_in = load(&st->messages_in);
+  f->messages_out = load(&st->messages_out);
+  f->bytes_in = load(&st->bytes_in);
+  f->bytes_out = load(&st->bytes_out);
+  f->stun_ok = load(&st->stun_ok);
+  f->stun_error = load(&st->stun_error);
+  f->consent_lost = load(&st->consent_lost);
+  f->dropped_unknown_protocol = load(&st->dropped_unknown_protocol);
+  f->dropped_unauthenticated = load(&st->dropped_unauthenticated);
+  f->dropped_dtls = load(&st->dropped_dtls);
+  f->dropped_other = load(&st->dropped_other);
+  const struct dcmf_notify_counters *nc = dcmf_notify_counters(d->notify);
+  f->events_sent = nc->sent;
+  f->events_failed = nc->failed;
+  f->events_dropped = nc->dropped;
 }
 
 static void on_server_stopped(void *user) {
@@ -93,18 +206,13 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int daemon_setup(struct daemon *d) {
   char err[512];
-  uv_fs_t req;
-  int st = uv_fs_stat(NULL, &req, d->cfg.bootstrap_dir, NULL);
-  int is_dir = st == 0 && S_ISDIR(req.statbuf.st_mode);
-  uv_fs_req_cleanup(&req);
-  if (!is_dir || uv_fs_access(NULL, &req, d->cfg.bootstrap_dir, R_OK | X_OK,
-                              NULL) != 0) {
-    uv_fs_req_cleanup(&req);
-    fprintf(stderr, "dcmfd: bootstrap-dir %s is not a readable directory\n",
-            d->cfg.bootstrap_dir);
+  struct dcmf_repo_settings repo_settings = {0};
+  if (dcmf_repo_open(&d->repo, d->cfg.bootstrap_dir, &repo_settings, err,
+                     sizeof(err)) != 0) {
+    fprintf(stderr, "dcmfd: bootstrap-dir %s: %s\n", d->cfg.bootstrap_dir,
+            err);
     return 2;
   }
-  uv_fs_req_cleanup(&req);
   if (d->cfg.dtls_cert[0] != '\0') {
     if (dcmf_cert_load(&d->dtls, d->cfg.dtls_cert, d->cfg.dtls_key, err,
                        sizeof(err)) != 0) {
@@ -140,8 +248,23 @@ static int daemon_setup(struct daemon *d) {
       .port_alloc = res_port_alloc,
       .port_release = res_port_release,
       .random = res_random,
+      .media_changed = res_media_changed,
       .user = d,
   };
+  struct dcmf_worker_settings ws = {
+      .cert = d->dtls.x509,
+      .pkey = d->dtls.pkey,
+      .log = &d->log,
+      .repo = d->repo,
+      .max_streams = d->cfg.max_streams,
+      .on_event = on_media_event,
+      .user = d,
+  };
+  if (dcmf_notify_new(&d->notify, &d->loop, &d->log) != 0 ||
+      dcmf_worker_start(&d->worker, &d->loop, &ws) != 0) {
+    fprintf(stderr, "dcmfd: cannot start the media worker\n");
+    return 1;
+  }
   if (dcmf_registry_new(&d->registry, &rs, &res) != 0) {
     fprintf(stderr, "dcmfd: out of memory\n");
     return 1;
@@ -171,7 +294,12 @@ static int daemon_setup(struct daemon *d) {
 }
 
 static void daemon_teardown(struct daemon *d) {
-  dcmf_registry_del(d->registry); /* releases every port */
+  dcmf_registry_del(d->registry); /* releases every port and session */
+  if (d->worker != NULL) {
+    dcmf_worker_stop(d->worker);
+  }
+  dcmf_notify_del(d->notify);
+  dcmf_repo_del(d->repo);
   dcmf_ports_del(d->ports);
   SSL_CTX_free(d->control_tls);
   dcmf_cert_free(&d->dtls);

@@ -58,14 +58,70 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       "# HELP dcmf_control_timeouts_total Control requests or connections "
       "ended by a timeout.\n"
       "# TYPE dcmf_control_timeouts_total counter\n"
-      "dcmf_control_timeouts_total %llu\n"
-      "# HELP dcmf_api_requests_total Control API requests by method and "
-      "response status.\n"
-      "# TYPE dcmf_api_requests_total counter\n",
+      "dcmf_control_timeouts_total %llu\n",
       version, g->contexts, g->ports_in_use, g->ports_total,
       (unsigned long long)m->control_connections_open,
       (unsigned long long)m->control_connections_total,
       (unsigned long long)m->control_timeouts_total);
+  const struct dcmf_media_figures *f = &g->media;
+  rv |= dcmf_buf_printf(
+      out,
+      "# HELP dcmf_media_sessions DC media sessions in the media workers.\n"
+      "# TYPE dcmf_media_sessions gauge\n"
+      "dcmf_media_sessions %llu\n"
+      "# HELP dcmf_dtls_handshakes_total DTLS handshakes by outcome.\n"
+      "# TYPE dcmf_dtls_handshakes_total counter\n"
+      "dcmf_dtls_handshakes_total{result=\"ok\"} %llu\n"
+      "dcmf_dtls_handshakes_total{result=\"failed\"} %llu\n"
+      "# HELP dcmf_sctp_associations_total SCTP associations established.\n"
+      "# TYPE dcmf_sctp_associations_total counter\n"
+      "dcmf_sctp_associations_total %llu\n"
+      "# HELP dcmf_data_channels Data channels currently open.\n"
+      "# TYPE dcmf_data_channels gauge\n"
+      "dcmf_data_channels %llu\n"
+      "# HELP dcmf_dc_messages_total Data-channel messages by direction.\n"
+      "# TYPE dcmf_dc_messages_total counter\n"
+      "dcmf_dc_messages_total{direction=\"in\"} %llu\n"
+      "dcmf_dc_messages_total{direction=\"out\"} %llu\n"
+      "# HELP dcmf_dc_bytes_total Data-channel payload bytes by direction.\n"
+      "# TYPE dcmf_dc_bytes_total counter\n"
+      "dcmf_dc_bytes_total{direction=\"in\"} %llu\n"
+      "dcmf_dc_bytes_total{direction=\"out\"} %llu\n"
+      "# HELP dcmf_stun_requests_total STUN binding requests by answer.\n"
+      "# TYPE dcmf_stun_requests_total counter\n"
+      "dcmf_stun_requests_total{result=\"success\"} %llu\n"
+      "dcmf_stun_requests_total{result=\"error\"} %llu\n"
+      "# HELP dcmf_consent_lost_total Media whose peer fell silent for 30 s.\n"
+      "# TYPE dcmf_consent_lost_total counter\n"
+      "dcmf_consent_lost_total %llu\n"
+      "# HELP dcmf_dropped_packets_total Media packets dropped by reason.\n"
+      "# TYPE dcmf_dropped_packets_total counter\n"
+      "dcmf_dropped_packets_total{reason=\"unknown_protocol\"} %llu\n"
+      "dcmf_dropped_packets_total{reason=\"unauthenticated_source\"} %llu\n"
+      "dcmf_dropped_packets_total{reason=\"dtls\"} %llu\n"
+      "dcmf_dropped_packets_total{reason=\"stun\"} %llu\n"
+      "# HELP dcmf_events_total Event notifications by delivery outcome.\n"
+      "# TYPE dcmf_events_total counter\n"
+      "dcmf_events_total{result=\"sent\"} %llu\n"
+      "dcmf_events_total{result=\"failed\"} %llu\n"
+      "dcmf_events_total{result=\"dropped\"} %llu\n"
+      "# HELP dcmf_api_requests_total Control API requests by method and "
+      "response status.\n"
+      "# TYPE dcmf_api_requests_total counter\n",
+      (unsigned long long)f->sessions, (unsigned long long)f->dtls_ok,
+      (unsigned long long)f->dtls_failed,
+      (unsigned long long)f->sctp_associations,
+      (unsigned long long)f->channels_open,
+      (unsigned long long)f->messages_in, (unsigned long long)f->messages_out,
+      (unsigned long long)f->bytes_in, (unsigned long long)f->bytes_out,
+      (unsigned long long)f->stun_ok, (unsigned long long)f->stun_error,
+      (unsigned long long)f->consent_lost,
+      (unsigned long long)f->dropped_unknown_protocol,
+      (unsigned long long)f->dropped_unauthenticated,
+      (unsigned long long)f->dropped_dtls,
+      (unsigned long long)f->dropped_other,
+      (unsigned long long)f->events_sent, (unsigned long long)f->events_failed,
+      (unsigned long long)f->events_dropped);
   for (size_t i = 0; i < m->n_api; i++) {
     rv |= dcmf_buf_printf(out,
                           "dcmf_api_requests_total{method=\"%s\",status=\"%d\"}"

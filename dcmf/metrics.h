@@ -28,11 +28,22 @@ struct dcmf_metrics {
   uint64_t control_timeouts_total;
 };
 
+/* Media-plane figures, copied from the workers at render time. */
+struct dcmf_media_figures {
+  uint64_t sessions, dtls_ok, dtls_failed, sctp_associations, channels_open;
+  uint64_t messages_in, messages_out, bytes_in, bytes_out;
+  uint64_t stun_ok, stun_error, consent_lost;
+  uint64_t dropped_unknown_protocol, dropped_unauthenticated, dropped_dtls,
+      dropped_other;
+  uint64_t events_sent, events_failed, events_dropped;
+};
+
 /* Gauges read at render time. */
 struct dcmf_gauges {
   size_t contexts;
   size_t ports_in_use;
   size_t ports_total;
+  struct dcmf_media_figures media;
 };
 
 /* Counts one API request by method and response status. Methods outside

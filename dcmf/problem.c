@@ -33,22 +33,37 @@ const char *dcmf_http_reason(int status) {
   }
 }
 
-/* snprintf may cut a multi-byte UTF-8 sequence in half, and jansson
- * refuses invalid UTF-8, so drop an incomplete trailing sequence. */
-static void utf8_trim_tail(char *s) {
-  size_t len = strlen(s);
-  size_t i = len;
-  while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
-    i--;
-  }
-  if (i == 0) {
-    s[0] = '\0';
-    return;
-  }
-  unsigned char lead = (unsigned char)s[i - 1];
-  size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-  if ((i - 1) + need > len) {
-    s[i - 1] = '\0';
+/* Details echo client input (headers, ids), and snprintf may cut a
+ * multi-byte sequence in half; jansson refuses invalid UTF-8 and would
+ * leave the problem without a body. Replace every byte that is not part
+ * of a well-formed UTF-8 sequence with '?'. */
+static void utf8_sanitize(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    size_t need = *p < 0x80              ? 0
+                  : (*p & 0xE0) == 0xC0 ? 1
+                  : (*p & 0xF0) == 0xE0 ? 2
+                  : (*p & 0xF8) == 0xF0 ? 3
+                                        : 4;
+    size_t ok = need < 4 && !(need == 1 && *p < 0xC2) &&
+                !(need == 3 && *p > 0xF4);
+    for (size_t i = 1; ok && i <= need; i++) {
+      ok = (p[i] & 0xC0) == 0x80;
+    }
+    /* Overlong three-byte forms and UTF-16 surrogates are not UTF-8. */
+    if (ok && need == 2 && ((p[0] == 0xE0 && p[1] < 0xA0) ||
+                            (p[0] == 0xED && p[1] >= 0xA0))) {
+      ok = 0;
+    }
+    if (ok && need == 3 && ((p[0] == 0xF0 && p[1] < 0x90) ||
+                            (p[0] == 0xF4 && p[1] >= 0x90))) {
+      ok = 0;
+    }
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += need + 1;
   }
 }
 
@@ -61,7 +76,7 @@ int dcmf_problem_set(struct dcmf_problem *p, int status, const char *cause,
   va_start(ap, fmt);
   vsnprintf(p->detail, sizeof(p->detail), fmt, ap);
   va_end(ap);
-  utf8_trim_tail(p->detail);
+  utf8_sanitize(p->detail);
   return status;
 }
 
@@ -73,12 +88,12 @@ void dcmf_problem_param(struct dcmf_problem *p, const char *param,
   }
   struct dcmf_invalid_param *ip = &p->invalid[p->n_invalid++];
   snprintf(ip->param, sizeof(ip->param), "%s", param);
-  utf8_trim_tail(ip->param);
+  utf8_sanitize(ip->param);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(ip->reason, sizeof(ip->reason), fmt, ap);
   va_end(ap);
-  utf8_trim_tail(ip->reason);
+  utf8_sanitize(ip->reason);
 }
 
 int dcmf_problem_render(const struct dcmf_problem *p, struct dcmf_buf *out) {

@@ -1,0 +1,408 @@
+#include "dtls.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "errors.h"
+
+/* The client's first flight may come in several datagrams (Chromium's
+ * ClientHello is ~1.4 KB in two); hold that much while we wait for the
+ * fingerprint. */
+#define HOLD_MAX_DATAGRAMS 8
+#define HOLD_MAX_BYTES 16384
+
+struct held {
+  uint8_t *data;
+  size_t len;
+};
+
+struct dcmf_dtls {
+  struct dcmf_dtls_ctx *ctx;
+  SSL *ssl;
+  BIO *rbio; /* owned by ssl */
+  int is_server;
+  int start_requested;
+  int have_fingerprints;
+  int fingerprint_mismatch;
+  enum dcmf_dtls_state state;
+  struct dcmf_fingerprint_set remote;
+  struct held held[HOLD_MAX_DATAGRAMS];
+  size_t n_held, held_bytes;
+  struct dcmf_dtls_callbacks cbs;
+  void *user;
+};
+
+/* ---- output BIO: one BIO_write is one datagram ------------------------- */
+
+static int out_write(BIO *b, const char *data, int len) {
+  struct dcmf_dtls *d = BIO_get_data(b);
+  if (d != NULL && len > 0) {
+    d->cbs.send_datagram(d->user, (const uint8_t *)data, (size_t)len);
+  }
+  return len;
+}
+
+static long out_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)ptr;
+  (void)num;
+  struct dcmf_dtls *d = BIO_get_data(b);
+  switch (cmd) {
+  case BIO_CTRL_FLUSH:
+    return 1;
+  case BIO_CTRL_DGRAM_QUERY_MTU:
+  case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
+    return d != NULL ? (long)d->ctx->mtu : 1200;
+  case BIO_CTRL_DGRAM_SET_NEXT_TIMEOUT:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int out_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+/* ---- fingerprint check --------------------------------------------------- */
+
+static const EVP_MD *hash_md(enum dcmf_hash h) {
+  switch (h) {
+  case DCMF_HASH_SHA1:
+    return EVP_sha1();
+  case DCMF_HASH_SHA224:
+    return EVP_sha224();
+  case DCMF_HASH_SHA256:
+    return EVP_sha256();
+  case DCMF_HASH_SHA384:
+    return EVP_sha384();
+  case DCMF_HASH_SHA512:
+    return EVP_sha512();
+  case DCMF_HASH_MD5:
+    return EVP_md5();
+  default:
+    return NULL; /* MD2 is not offered by OpenSSL 3: never matches */
+  }
+}
+
+static int cert_matches(const struct dcmf_fingerprint_set *set, X509 *cert) {
+  for (size_t i = 0; i < set->count; i++) {
+    const EVP_MD *md = hash_md(set->items[i].hash);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (md != NULL && X509_digest(cert, md, digest, &len) == 1 &&
+        len == set->items[i].len &&
+        memcmp(digest, set->items[i].value, len) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The certificate is self-signed by design; what authenticates the peer
+ * is the signalled fingerprint, checked on the leaf only. */
+static int verify_cb(int preverify_ok, X509_STORE_CTX *store) {
+  (void)preverify_ok;
+  SSL *ssl = X509_STORE_CTX_get_ex_data(store,
+                                        SSL_get_ex_data_X509_STORE_CTX_idx());
+  struct dcmf_dtls *d = ssl ? SSL_get_app_data(ssl) : NULL;
+  if (d == NULL) {
+    return 0;
+  }
+  if (X509_STORE_CTX_get_error_depth(store) != 0) {
+    return 1;
+  }
+  X509 *cert = X509_STORE_CTX_get_current_cert(store);
+  if (cert == NULL || !cert_matches(&d->remote, cert)) {
+    d->fingerprint_mismatch = 1;
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+    return 0;
+  }
+  X509_STORE_CTX_set_error(store, X509_V_OK);
+  return 1;
+}
+
+/* ---- context ------------------------------------------------------------ */
+
+int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
+                       unsigned mtu) {
+  memset(ctx, 0, sizeof(*ctx));
+  ctx->mtu = mtu;
+  ctx->ssl_ctx = SSL_CTX_new(DTLS_method());
+  ctx->out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "dcmf-dtls-out");
+  if (ctx->ssl_ctx == NULL || ctx->out_method == NULL) {
+    goto fail;
+  }
+  BIO_meth_set_write(ctx->out_method, out_write);
+  BIO_meth_set_ctrl(ctx->out_method, out_ctrl);
+  BIO_meth_set_create(ctx->out_method, out_create);
+  SSL_CTX *s = ctx->ssl_ctx;
+  if (SSL_CTX_set_min_proto_version(s, DTLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(s, DTLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(s, "ECDHE-ECDSA-AES128-GCM-SHA256:"
+                                 "ECDHE-ECDSA-AES256-GCM-SHA384:"
+                                 "ECDHE-ECDSA-CHACHA20-POLY1305:"
+                                 "ECDHE-ECDSA-AES128-SHA:"
+                                 "ECDHE-ECDSA-AES256-SHA") != 1 ||
+      SSL_CTX_set1_groups_list(s, "X25519:P-256:P-384") != 1 ||
+      SSL_CTX_use_certificate(s, cert) != 1 ||
+      SSL_CTX_use_PrivateKey(s, pkey) != 1) {
+    goto fail;
+  }
+  /* Offer DTLS-SRTP (RFC 5764) too: some stacks (werift) fail a
+   * connection whose handshake selected no SRTP profile even when it
+   * carries only data channels, and the e2ae media paths need it. The
+   * return value is 0 on success (an OpenSSL oddity). */
+  if (SSL_CTX_set_tlsext_use_srtp(s, "SRTP_AEAD_AES_128_GCM:"
+                                     "SRTP_AEAD_AES_256_GCM:"
+                                     "SRTP_AES128_CM_SHA1_80") != 0) {
+    goto fail;
+  }
+  /* No session resumption: every association is a fresh handshake bound
+   * to the fingerprints of this call. */
+  SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_QUERY_MTU |
+                             SSL_OP_CIPHER_SERVER_PREFERENCE |
+                             SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                     verify_cb);
+  return 0;
+fail:
+  ERR_clear_error();
+  dcmf_dtls_ctx_free(ctx);
+  return DCMF_ERR_SYSTEM;
+}
+
+void dcmf_dtls_ctx_free(struct dcmf_dtls_ctx *ctx) {
+  SSL_CTX_free(ctx->ssl_ctx);
+  BIO_meth_free(ctx->out_method);
+  ctx->ssl_ctx = NULL;
+  ctx->out_method = NULL;
+}
+
+/* ---- association -------------------------------------------------------- */
+
+int dcmf_dtls_new(struct dcmf_dtls **out, struct dcmf_dtls_ctx *ctx,
+                  int is_server, const struct dcmf_dtls_callbacks *cbs,
+                  void *user) {
+  struct dcmf_dtls *d = calloc(1, sizeof(*d));
+  if (d == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  d->ctx = ctx;
+  d->is_server = is_server;
+  d->cbs = *cbs;
+  d->user = user;
+  d->state = DCMF_DTLS_WAITING;
+  d->ssl = SSL_new(ctx->ssl_ctx);
+  d->rbio = BIO_new(BIO_s_mem());
+  BIO *wbio = BIO_new(ctx->out_method);
+  if (d->ssl == NULL || d->rbio == NULL || wbio == NULL) {
+    BIO_free(d->rbio);
+    BIO_free(wbio);
+    SSL_free(d->ssl);
+    free(d);
+    ERR_clear_error();
+    return DCMF_ERR_SYSTEM;
+  }
+  BIO_set_mem_eof_return(d->rbio, -1); /* empty means "retry", not EOF */
+  BIO_set_data(wbio, d);
+  SSL_set_bio(d->ssl, d->rbio, wbio);
+  SSL_set_app_data(d->ssl, d);
+  SSL_set_mtu(d->ssl, (long)ctx->mtu);
+  if (is_server) {
+    SSL_set_accept_state(d->ssl);
+  } else {
+    SSL_set_connect_state(d->ssl);
+  }
+  *out = d;
+  return 0;
+}
+
+static void held_clear(struct dcmf_dtls *d) {
+  for (size_t i = 0; i < d->n_held; i++) {
+    free(d->held[i].data);
+  }
+  d->n_held = 0;
+  d->held_bytes = 0;
+}
+
+void dcmf_dtls_del(struct dcmf_dtls *d) {
+  if (d == NULL) {
+    return;
+  }
+  held_clear(d);
+  SSL_free(d->ssl);
+  free(d);
+}
+
+static void set_state(struct dcmf_dtls *d, enum dcmf_dtls_state state,
+                      const char *reason) {
+  if (d->state == state) {
+    return;
+  }
+  d->state = state;
+  if (state == DCMF_DTLS_CONNECTED || state == DCMF_DTLS_FAILED ||
+      state == DCMF_DTLS_CLOSED) {
+    d->cbs.state_changed(d->user, state, reason);
+  }
+}
+
+/* Interprets an SSL_do_handshake/SSL_read result. Returns 1 to go on
+ * reading, 0 when OpenSSL needs more input. */
+static int handle_ssl_result(struct dcmf_dtls *d, int r) {
+  int err = SSL_get_error(d->ssl, r);
+  switch (err) {
+  case SSL_ERROR_NONE:
+    return 1;
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_WRITE:
+    return 0;
+  case SSL_ERROR_ZERO_RETURN:
+    set_state(d, DCMF_DTLS_CLOSED, "close_notify received");
+    return 0;
+  default: {
+    const char *reason = d->fingerprint_mismatch
+                             ? "peer certificate does not match the "
+                               "signalled fingerprint"
+                             : "handshake or record failure";
+    ERR_clear_error();
+    set_state(d, DCMF_DTLS_FAILED, reason);
+    return 0;
+  }
+  }
+}
+
+static void drive(struct dcmf_dtls *d) {
+  if (d->state == DCMF_DTLS_WAITING) {
+    d->state = DCMF_DTLS_HANDSHAKE;
+  }
+  if (d->state == DCMF_DTLS_HANDSHAKE) {
+    int r = SSL_do_handshake(d->ssl);
+    if (r != 1) {
+      handle_ssl_result(d, r);
+      return;
+    }
+    set_state(d, DCMF_DTLS_CONNECTED, "handshake complete");
+  }
+  uint8_t buf[16384];
+  while (d->state == DCMF_DTLS_CONNECTED) {
+    int n = SSL_read(d->ssl, buf, sizeof(buf));
+    if (n > 0) {
+      d->cbs.recv_data(d->user, buf, (size_t)n);
+    } else if (!handle_ssl_result(d, n)) {
+      break;
+    }
+  }
+}
+
+static void feed(struct dcmf_dtls *d, const uint8_t *data, size_t len) {
+  if (BIO_write(d->rbio, data, (int)len) == (int)len) {
+    drive(d);
+  }
+}
+
+int dcmf_dtls_set_remote_fingerprints(struct dcmf_dtls *d,
+                                      const struct dcmf_fingerprint_set *set) {
+  if (d->state != DCMF_DTLS_WAITING && d->state != DCMF_DTLS_HANDSHAKE) {
+    return DCMF_ERR_INVALID;
+  }
+  d->remote = *set;
+  d->have_fingerprints = 1;
+  if (d->is_server) {
+    /* Replay the held flight in arrival order. */
+    for (size_t i = 0; i < d->n_held && d->state != DCMF_DTLS_FAILED; i++) {
+      feed(d, d->held[i].data, d->held[i].len);
+    }
+    held_clear(d);
+  } else if (d->start_requested && d->state == DCMF_DTLS_WAITING) {
+    drive(d);
+  }
+  return 0;
+}
+
+void dcmf_dtls_start(struct dcmf_dtls *d) {
+  if (d->is_server) {
+    return;
+  }
+  d->start_requested = 1;
+  if (d->have_fingerprints && d->state == DCMF_DTLS_WAITING) {
+    drive(d);
+  }
+}
+
+int dcmf_dtls_recv(struct dcmf_dtls *d, const uint8_t *data, size_t len) {
+  if (d->state == DCMF_DTLS_FAILED || d->state == DCMF_DTLS_CLOSED) {
+    return DCMF_ERR_INVALID;
+  }
+  if (!d->have_fingerprints) {
+    if (!d->is_server) {
+      return 0; /* a client that has not started expects nothing */
+    }
+    if (d->n_held == HOLD_MAX_DATAGRAMS ||
+        d->held_bytes + len > HOLD_MAX_BYTES) {
+      return DCMF_ERR_TOO_LARGE;
+    }
+    uint8_t *copy = malloc(len);
+    if (copy == NULL) {
+      return DCMF_ERR_NOMEM;
+    }
+    memcpy(copy, data, len);
+    d->held[d->n_held++] = (struct held){copy, len};
+    d->held_bytes += len;
+    return 0;
+  }
+  if (!d->is_server && d->state == DCMF_DTLS_WAITING) {
+    return 0;
+  }
+  feed(d, data, len);
+  return 0;
+}
+
+int dcmf_dtls_send(struct dcmf_dtls *d, const uint8_t *data, size_t len) {
+  if (d->state != DCMF_DTLS_CONNECTED) {
+    return DCMF_ERR_INVALID;
+  }
+  int n = SSL_write(d->ssl, data, (int)len);
+  if (n != (int)len) {
+    handle_ssl_result(d, n);
+    return DCMF_ERR_SYSTEM;
+  }
+  return 0;
+}
+
+long dcmf_dtls_next_timeout_ms(struct dcmf_dtls *d) {
+  struct timeval tv;
+  if (d->state != DCMF_DTLS_HANDSHAKE || DTLSv1_get_timeout(d->ssl, &tv) != 1) {
+    return -1;
+  }
+  return (long)tv.tv_sec * 1000 + (long)tv.tv_usec / 1000;
+}
+
+void dcmf_dtls_handle_timeout(struct dcmf_dtls *d) {
+  if (d->state == DCMF_DTLS_HANDSHAKE && DTLSv1_handle_timeout(d->ssl) < 0) {
+    ERR_clear_error();
+    set_state(d, DCMF_DTLS_FAILED, "handshake timed out");
+  }
+}
+
+void dcmf_dtls_close(struct dcmf_dtls *d) {
+  if (d->state == DCMF_DTLS_CONNECTED) {
+    SSL_shutdown(d->ssl);
+    ERR_clear_error();
+  }
+  d->state = DCMF_DTLS_CLOSED;
+}
+
+enum dcmf_dtls_state dcmf_dtls_state(const struct dcmf_dtls *d) {
+  return d->state;
+}
+
+const char *dcmf_dtls_cipher(const struct dcmf_dtls *d) {
+  const char *name = SSL_get_cipher_name(d->ssl);
+  return d->state == DCMF_DTLS_CONNECTED && name ? name : "";
+}

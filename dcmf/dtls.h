@@ -1,0 +1,125 @@
+/*
+ * dtls.h - DTLS 1.2 engine for one association, on OpenSSL with a memory
+ * BIO for input and a datagram-preserving BIO for output.
+ *
+ * The engine touches no socket: ciphertext datagrams leave through the
+ * |send_datagram| callback and decrypted application data (SCTP packets)
+ * through |recv_data|. Our clock is never read here; retransmission is
+ * driven by the caller through dcmf_dtls_next_timeout_ms() and
+ * dcmf_dtls_handle_timeout() (OpenSSL itself measures the interval).
+ *
+ * The peer is authenticated only by the fingerprints signalled in SDP
+ * (RFC 8122): its self-signed certificate must match one of them. Until
+ * the fingerprints are known a server holds the client's first flight
+ * (TS 23.334: the handshake does not finish before the fingerprint is
+ * received) and a client does not start.
+ */
+#ifndef DCMF_DTLS_H
+#define DCMF_DTLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "fingerprint.h"
+
+/* Shared by every association of a worker: the SSL_CTX with our
+ * certificate and the output BIO method. */
+struct dcmf_dtls_ctx {
+  SSL_CTX *ssl_ctx;
+  BIO_METHOD *out_method;
+  unsigned mtu;
+};
+
+/*
+ * Creates the context for certificate |cert| and key |pkey| (both
+ * borrowed; OpenSSL takes its own references). DTLS 1.2 only, ECDHE-ECDSA
+ * with AES-GCM preferred, extended master secret, peer certificate
+ * required. |mtu| is the largest datagram we send (1200 keeps clear of
+ * any tunnel overhead). Returns 0 or DCMF_ERR_SYSTEM.
+ */
+int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
+                       unsigned mtu);
+void dcmf_dtls_ctx_free(struct dcmf_dtls_ctx *ctx);
+
+enum dcmf_dtls_state {
+  DCMF_DTLS_WAITING,   /* no fingerprint yet, or not started */
+  DCMF_DTLS_HANDSHAKE, /* in progress */
+  DCMF_DTLS_CONNECTED,
+  DCMF_DTLS_FAILED, /* fatal alert sent or received, or bad fingerprint */
+  DCMF_DTLS_CLOSED, /* close_notify received */
+};
+
+struct dcmf_dtls_callbacks {
+  /* One ciphertext datagram for the peer; |data| is valid for the call. */
+  void (*send_datagram)(void *user, const uint8_t *data, size_t len);
+  /* Decrypted application data (one DTLS record's payload). */
+  void (*recv_data)(void *user, const uint8_t *data, size_t len);
+  /* The state changed to CONNECTED, FAILED or CLOSED. |reason| is a short
+   * English phrase for logs and events. */
+  void (*state_changed)(void *user, enum dcmf_dtls_state state,
+                        const char *reason);
+};
+
+struct dcmf_dtls;
+
+/*
+ * Creates an association in role |is_server| (our a=setup: passive means
+ * server). Nothing is sent until the remote fingerprints are set and,
+ * for a client, dcmf_dtls_start() is called. Returns 0, DCMF_ERR_NOMEM
+ * or DCMF_ERR_SYSTEM.
+ */
+int dcmf_dtls_new(struct dcmf_dtls **dtls, struct dcmf_dtls_ctx *ctx,
+                  int is_server, const struct dcmf_dtls_callbacks *cbs,
+                  void *user);
+void dcmf_dtls_del(struct dcmf_dtls *dtls);
+
+/*
+ * Sets the fingerprints the peer certificate must match (copied). A
+ * server then processes the held client flight. Calling it again with
+ * other fingerprints before the handshake finished replaces them; after
+ * it finished it returns DCMF_ERR_INVALID (a new fingerprint means a new
+ * association: the caller creates one).
+ */
+int dcmf_dtls_set_remote_fingerprints(struct dcmf_dtls *dtls,
+                                      const struct dcmf_fingerprint_set *set);
+
+/*
+ * Client role: sends the ClientHello once fingerprints are known (if they
+ * are not, starts as soon as they are). No effect for a server.
+ */
+void dcmf_dtls_start(struct dcmf_dtls *dtls);
+
+/*
+ * Feeds one received datagram (first byte 20-63). Returns 0, or
+ * DCMF_ERR_TOO_LARGE when a held flight would exceed the hold limit
+ * (the datagram is dropped), or DCMF_ERR_INVALID when the association
+ * has failed or closed.
+ */
+int dcmf_dtls_recv(struct dcmf_dtls *dtls, const uint8_t *data, size_t len);
+
+/*
+ * Encrypts and sends application data. Returns 0, DCMF_ERR_INVALID when
+ * not connected, or DCMF_ERR_SYSTEM.
+ */
+int dcmf_dtls_send(struct dcmf_dtls *dtls, const uint8_t *data, size_t len);
+
+/*
+ * Milliseconds until the handshake retransmission timer fires, or -1
+ * when no timer is running.
+ */
+long dcmf_dtls_next_timeout_ms(struct dcmf_dtls *dtls);
+
+/* Lets OpenSSL retransmit if its timer expired. */
+void dcmf_dtls_handle_timeout(struct dcmf_dtls *dtls);
+
+/* Sends close_notify (best effort) and moves to CLOSED. */
+void dcmf_dtls_close(struct dcmf_dtls *dtls);
+
+enum dcmf_dtls_state dcmf_dtls_state(const struct dcmf_dtls *dtls);
+
+/* Returns the negotiated cipher name, or "" before the handshake ends. */
+const char *dcmf_dtls_cipher(const struct dcmf_dtls *dtls);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * ice.c - ICE-lite responder and consent freshness for one media.
+ *
+ * The order of checks in ice_classify() follows RFC 8489 6.3 and 9.1.3:
+ * demultiplex (FINGERPRINT), authenticate, then unknown attributes, then
+ * the rest of the request's syntax, then ICE's role rules.
+ */
+#include "ice.h"
+
+#include <netinet/in.h>
+#include <string.h>
+
+#include "errors.h"
+#include "fingerprint.h"
+#include "stun.h"
+
+/* Copies the NUL-terminated |src| into |dst| (room for |max| chars). */
+static size_t ice_copy(char *dst, const char *src, size_t max) {
+  size_t n = strlen(src);
+  if (n > max)
+    n = max;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+  return n;
+}
+
+static int ice_addr_ok(const struct sockaddr *a) {
+  return a != NULL && (a->sa_family == AF_INET || a->sa_family == AF_INET6);
+}
+
+static void ice_addr_copy(struct sockaddr_storage *dst,
+                          const struct sockaddr *src) {
+  memset(dst, 0, sizeof(*dst));
+  memcpy(dst, src,
+         src->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                   : sizeof(struct sockaddr_in6));
+}
+
+int dcmf_ice_init(struct dcmf_ice *ice,
+                  const struct dcmf_ice_settings *settings) {
+  const struct dcmf_ice_settings *s = settings;
+  if (s->local_ufrag == NULL || s->local_pwd == NULL ||
+      dcmf_ice_ufrag_check(s->local_ufrag) != 0 ||
+      dcmf_ice_pwd_check(s->local_pwd) != 0 ||
+      (s->remote_ufrag != NULL && dcmf_ice_ufrag_check(s->remote_ufrag) != 0))
+    return DCMF_ERR_INVALID;
+  if ((s->remote_addr != NULL && !ice_addr_ok(s->remote_addr)) ||
+      (s->remote_ice_lite_or_none && s->remote_addr == NULL))
+    return DCMF_ERR_INVALID;
+  memset(ice, 0, sizeof(*ice));
+  ice->local_ufrag_len =
+      ice_copy(ice->local_ufrag, s->local_ufrag, DCMF_ICE_UFRAG_MAX);
+  ice->local_pwd_len = ice_copy(ice->local_pwd, s->local_pwd, DCMF_ICE_PWD_MAX);
+  if (s->remote_ufrag != NULL)
+    ice->remote_ufrag_len =
+        ice_copy(ice->remote_ufrag, s->remote_ufrag, DCMF_ICE_UFRAG_MAX);
+  if (s->remote_addr != NULL) {
+    ice_addr_copy(&ice->signalled, s->remote_addr);
+    ice->has_signalled = 1;
+  }
+  ice->remote_ice_lite_or_none = s->remote_ice_lite_or_none != 0;
+  ice->consent_timeout_ms = s->consent_timeout_ms != 0
+                                ? s->consent_timeout_ms
+                                : DCMF_ICE_CONSENT_TIMEOUT_MS;
+  return 0;
+}
+
+int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag) {
+  if (ufrag == NULL) {
+    ice->remote_ufrag[0] = '\0';
+    ice->remote_ufrag_len = 0;
+    return 0;
+  }
+  if (dcmf_ice_ufrag_check(ufrag) != 0)
+    return DCMF_ERR_INVALID;
+  ice->remote_ufrag_len =
+      ice_copy(ice->remote_ufrag, ufrag, DCMF_ICE_UFRAG_MAX);
+  return 0;
+}
+
+/* Returns 1 if USERNAME is "<local ufrag>:<remote ufrag>". */
+static int ice_username_ok(const struct dcmf_ice *ice,
+                           const struct dcmf_stun_msg *msg) {
+  size_t lu = ice->local_ufrag_len;
+  const uint8_t *u = msg->username;
+  size_t rest;
+  if (msg->username_len <= lu + 1 || memcmp(u, ice->local_ufrag, lu) != 0 ||
+      u[lu] != ':')
+    return 0;
+  rest = msg->username_len - lu - 1;
+  if (ice->remote_ufrag_len == 0)
+    return 1; /* remote ufrag not known yet: accept any */
+  return rest == ice->remote_ufrag_len &&
+         memcmp(u + lu + 1, ice->remote_ufrag, rest) == 0;
+}
+
+/*
+ * Decides the answer to a Binding request whose FINGERPRINT is valid:
+ * returns 0 for success, a STUN error code, or a negative DCMF_ERR_*
+ * (drop). Sets *|authed| when MESSAGE-INTEGRITY verified.
+ */
+static int ice_classify(const struct dcmf_ice *ice,
+                        const struct dcmf_stun_msg *msg, int *authed) {
+  const unsigned has = msg->present;
+  int rc;
+  *authed = 0;
+  if (!(has & DCMF_STUN_HAS_MESSAGE_INTEGRITY))
+    return msg->mi_offset != 0 ? 400 : 401; /* wrong-sized MI, or none */
+  if (!(has & DCMF_STUN_HAS_USERNAME))
+    return 400;
+  rc = dcmf_stun_check_integrity(msg, (const uint8_t *)ice->local_pwd,
+                                 ice->local_pwd_len);
+  if (rc == DCMF_ERR_NOMEM)
+    return rc;
+  if (rc != 0 || !ice_username_ok(ice, msg))
+    return 401;
+  *authed = 1;
+  if (msg->unknown_count > 0)
+    return 420;
+  if (msg->malformed || !(has & DCMF_STUN_HAS_PRIORITY) ||
+      ((has & DCMF_STUN_HAS_ICE_CONTROLLED) &&
+       (has & DCMF_STUN_HAS_ICE_CONTROLLING)))
+    return 400;
+  if (has & DCMF_STUN_HAS_ICE_CONTROLLED)
+    return 487;
+  return 0;
+}
+
+static void ice_count_error(struct dcmf_ice *ice, int code) {
+  struct dcmf_ice_counters *c = &ice->counters;
+  if (code == 400)
+    c->bad_requests++;
+  else if (code == 401)
+    c->unauthorized++;
+  else if (code == 420)
+    c->unknown_attrs++;
+  else
+    c->role_conflicts++;
+}
+
+/*
+ * Applies the latching rules after a success to |from|; returns 1 if the
+ * peer address changed.
+ */
+static int ice_latch(struct dcmf_ice *ice, const struct sockaddr *from,
+                     int use_candidate, uint64_t now_ms) {
+  if (ice->latched &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&ice->peer, from)) {
+    if (now_ms > ice->last_valid_ms)
+      ice->last_valid_ms = now_ms;
+    return 0;
+  }
+  if (ice->latched && !use_candidate)
+    return 0; /* only a nomination moves an existing latch */
+  ice_addr_copy(&ice->peer, from);
+  ice->latched = 1;
+  ice->last_valid_ms = now_ms;
+  ice->counters.latches++;
+  return 1;
+}
+
+int dcmf_ice_recv(struct dcmf_ice *ice, const struct sockaddr *from,
+                  const uint8_t *pkt, size_t len, uint64_t now_ms, uint8_t *out,
+                  size_t out_cap, size_t *out_len) {
+  struct dcmf_stun_msg msg;
+  const uint8_t *key = (const uint8_t *)ice->local_pwd;
+  int code, authed, rc;
+  *out_len = 0;
+  if (!ice_addr_ok(from))
+    return DCMF_ERR_INVALID;
+  if (dcmf_stun_parse(&msg, pkt, len) != 0 ||
+      dcmf_stun_check_fingerprint(&msg) != 0 ||
+      msg.type != DCMF_STUN_BINDING_REQUEST) {
+    ice->counters.dropped++;
+    return DCMF_ICE_DROP;
+  }
+  code = ice_classify(ice, &msg, &authed);
+  if (code < 0) {
+    ice->counters.dropped++;
+    return code;
+  }
+  if (code == 0)
+    rc = dcmf_stun_build_success(out, out_cap, out_len, msg.txid, from, key,
+                                 ice->local_pwd_len);
+  else
+    rc = dcmf_stun_build_error(out, out_cap, out_len, msg.txid, (unsigned)code,
+                               msg.unknown, msg.unknown_count,
+                               authed ? key : NULL, ice->local_pwd_len);
+  if (rc != 0) {
+    *out_len = 0;
+    ice->counters.dropped++;
+    return rc;
+  }
+  if (code != 0) {
+    ice_count_error(ice, code);
+    return DCMF_ICE_RESPOND_ERROR;
+  }
+  ice->counters.requests_ok++;
+  if (ice_latch(ice, from, (msg.present & DCMF_STUN_HAS_USE_CANDIDATE) != 0,
+                now_ms))
+    return DCMF_ICE_RESPOND_LATCHED;
+  return DCMF_ICE_RESPOND;
+}
+
+const struct sockaddr *dcmf_ice_peer(const struct dcmf_ice *ice) {
+  if (ice->latched)
+    return (const struct sockaddr *)&ice->peer;
+  if (ice->remote_ice_lite_or_none)
+    return (const struct sockaddr *)&ice->signalled;
+  return NULL;
+}
+
+int dcmf_ice_is_authorized_source(const struct dcmf_ice *ice,
+                                  const struct sockaddr *from) {
+  if (ice->latched &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&ice->peer, from))
+    return 1;
+  return ice->remote_ice_lite_or_none &&
+         dcmf_stun_addr_equal((const struct sockaddr *)&ice->signalled, from);
+}
+
+uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice) {
+  if (!ice->latched)
+    return UINT64_MAX;
+  if (ice->last_valid_ms > UINT64_MAX - ice->consent_timeout_ms)
+    return UINT64_MAX; /* saturate: never */
+  return ice->last_valid_ms + ice->consent_timeout_ms;
+}
+
+void dcmf_ice_note_traffic(struct dcmf_ice *ice, uint64_t now_ms) {
+  if (ice->latched && now_ms < dcmf_ice_next_expiry(ice) &&
+      now_ms > ice->last_valid_ms)
+    ice->last_valid_ms = now_ms;
+}
+
+int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms) {
+  if (!ice->latched || now_ms < dcmf_ice_next_expiry(ice))
+    return 0;
+  ice->latched = 0;
+  memset(&ice->peer, 0, sizeof(ice->peer));
+  ice->counters.consent_losses++;
+  return 1;
+}

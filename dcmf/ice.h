@@ -1,0 +1,186 @@
+/*
+ * ice.h - ICE-lite responder (RFC 8445 2.5, 6.1.1, 7.3) with consent
+ * freshness (RFC 7675) for one media (one UDP port, rtcp-mux).
+ *
+ * An engine without I/O: the glue hands it every datagram whose first
+ * byte is 0..3 (RFC 7983) together with its source address and the
+ * current time, and sends whatever response it writes back to that
+ * source. It never sends checks of its own (a lite agent only answers)
+ * and is always in the controlled role.
+ *
+ * Security rule: the only thing ever sent to an unauthenticated source
+ * is the STUN response to its own request. Media (DTLS) may be sent to
+ * dcmf_ice_peer() only, and accepted only from sources for which
+ * dcmf_ice_is_authorized_source() says yes.
+ */
+#ifndef DCMF_ICE_H
+#define DCMF_ICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* RFC 8839 limits of ice-ufrag and ice-pwd. */
+#define DCMF_ICE_UFRAG_MAX 256
+#define DCMF_ICE_PWD_MAX 256
+/* RFC 7675: consent expires 30 s after the last proof of it. */
+#define DCMF_ICE_CONSENT_TIMEOUT_MS 30000
+
+struct dcmf_ice_settings {
+  /* Our ice-ufrag / ice-pwd (RFC 8839 syntax), copied. Required. */
+  const char *local_ufrag;
+  const char *local_pwd;
+  /*
+   * The peer's ice-ufrag, copied, or NULL while unknown (the SDP answer
+   * may arrive after the first checks): then USERNAME must be
+   * "<local ufrag>:<anything non-empty>".
+   */
+  const char *remote_ufrag;
+  /* The signalled remote transport address, copied, or NULL. */
+  const struct sockaddr *remote_addr;
+  /*
+   * Non-zero if the peer does ICE-lite too or no ICE at all, so no
+   * checks will come: media from |remote_addr| (then required) is
+   * authorized from the start.
+   */
+  int remote_ice_lite_or_none;
+  /* Consent lifetime in ms; 0 means DCMF_ICE_CONSENT_TIMEOUT_MS. */
+  uint64_t consent_timeout_ms;
+};
+
+/* What dcmf_ice_recv() did with a packet, for logs and metrics. */
+struct dcmf_ice_counters {
+  uint64_t requests_ok;    /* success responses written */
+  uint64_t bad_requests;   /* 400 written */
+  uint64_t unauthorized;   /* 401 written */
+  uint64_t unknown_attrs;  /* 420 written */
+  uint64_t role_conflicts; /* 487 written */
+  uint64_t dropped;        /* no output: not a request, bad FINGERPRINT */
+  uint64_t latches;        /* times the peer address was (re)latched */
+  uint64_t consent_losses; /* times dcmf_ice_handle_expiry() returned 1 */
+};
+
+/*
+ * One responder. Caller-owned, usually embedded; holds no resources, so
+ * there is no _free. All fields but |counters| are private to ice.c;
+ * |counters| may be read at any time.
+ */
+struct dcmf_ice {
+  char local_ufrag[DCMF_ICE_UFRAG_MAX + 1];
+  char local_pwd[DCMF_ICE_PWD_MAX + 1];
+  char remote_ufrag[DCMF_ICE_UFRAG_MAX + 1]; /* "" while unknown */
+  size_t local_ufrag_len, local_pwd_len, remote_ufrag_len;
+  struct sockaddr_storage signalled;
+  int has_signalled;
+  int remote_ice_lite_or_none;
+  uint64_t consent_timeout_ms;
+  struct sockaddr_storage peer; /* valid if |latched| */
+  int latched;
+  uint64_t last_valid_ms;
+  struct dcmf_ice_counters counters;
+};
+
+/* Results of dcmf_ice_recv() (non-negative). */
+enum dcmf_ice_result {
+  /* Nothing to send; *out_len is 0. */
+  DCMF_ICE_DROP = 0,
+  /* Send |out| (a success) to |from|; the peer address did not change. */
+  DCMF_ICE_RESPOND = 1,
+  /* Send |out| (a success) to |from|, which is now the peer address:
+   * start or move media (DTLS) there. */
+  DCMF_ICE_RESPOND_LATCHED = 2,
+  /* Send |out| (an error response) to |from|; nothing else changed. */
+  DCMF_ICE_RESPOND_ERROR = 3,
+};
+
+/*
+ * Initialises |ice| from |settings| (strings and address are copied; the
+ * settings need not outlive the call). Returns 0, or DCMF_ERR_INVALID if
+ * a ufrag or pwd is missing or not RFC 8839 syntax, |remote_addr| is not
+ * IPv4/IPv6, or |remote_ice_lite_or_none| is set without |remote_addr|.
+ */
+int dcmf_ice_init(struct dcmf_ice *ice,
+                  const struct dcmf_ice_settings *settings);
+
+/*
+ * Sets the peer's ice-ufrag once the SDP answer brings it (NULL: back to
+ * unknown). Returns 0 or DCMF_ERR_INVALID (bad syntax; unchanged).
+ */
+int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag);
+
+/*
+ * Handles the datagram |pkt| (|len| bytes, borrowed for the call) from
+ * |from| at time |now_ms|, and writes the response to send back to
+ * |from| into |out| (|out_cap| bytes), setting *|out_len| (0 when nothing
+ * is to be sent). Checks, in order (RFC 8489 6.3, 9.1.3; RFC 8445 7.3):
+ *
+ * - not a well-formed STUN message, no FINGERPRINT or a wrong one, not a
+ *   request, or a request of a method other than Binding: dropped;
+ * - no MESSAGE-INTEGRITY: 401 (without MESSAGE-INTEGRITY);
+ * - MESSAGE-INTEGRITY of the wrong size, or no USERNAME: 400 (without
+ *   MESSAGE-INTEGRITY);
+ * - USERNAME not "<local ufrag>:<remote ufrag>", or MESSAGE-INTEGRITY not
+ *   matching our pwd: 401 (without MESSAGE-INTEGRITY);
+ * - unknown comprehension-required attributes: 420 listing them;
+ * - a malformed known attribute, no PRIORITY, or both ICE-CONTROLLING and
+ *   ICE-CONTROLLED: 400;
+ * - ICE-CONTROLLED (the peer is controlled too; being lite we cannot
+ *   switch to controlling): 487;
+ * - otherwise a success with XOR-MAPPED-ADDRESS = |from|.
+ * Responses after a passed authentication carry MESSAGE-INTEGRITY keyed
+ * with our pwd; all carry FINGERPRINT.
+ *
+ * Latching on an authenticated success: a request with USE-CANDIDATE
+ * latches |from| as the peer, and a later one from another address
+ * re-latches to that address (the controlling side changed its
+ * nomination). A request without USE-CANDIDATE latches |from| only if
+ * nothing is latched (first check, or consent was lost); it never moves
+ * an existing latch. A success to the peer address (re)starts the
+ * consent timer at |now_ms|.
+ *
+ * Returns an enum dcmf_ice_result, DCMF_ERR_TOO_LARGE if |out_cap| is too
+ * small for the response (nothing sent, state unchanged but counted as
+ * dropped), DCMF_ERR_INVALID if |from| is not IPv4/IPv6, or
+ * DCMF_ERR_NOMEM if OpenSSL failed (treat as a drop).
+ */
+int dcmf_ice_recv(struct dcmf_ice *ice, const struct sockaddr *from,
+                  const uint8_t *pkt, size_t len, uint64_t now_ms, uint8_t *out,
+                  size_t out_cap, size_t *out_len);
+
+/*
+ * Returns where media goes: the latched address, or else, when created
+ * with remote_ice_lite_or_none, the signalled address; else NULL. The
+ * pointer stays valid as long as |ice|, but what it points to changes
+ * with later calls.
+ */
+const struct sockaddr *dcmf_ice_peer(const struct dcmf_ice *ice);
+
+/*
+ * Returns 1 if media (DTLS) from |from| may be accepted: |from| is the
+ * latched address, or, with remote_ice_lite_or_none, the signalled
+ * address. Otherwise 0.
+ */
+int dcmf_ice_is_authorized_source(const struct dcmf_ice *ice,
+                                  const struct sockaddr *from);
+
+/*
+ * Notes valid media (DTLS) from the peer at |now_ms|, refreshing consent.
+ * Ignored when nothing is latched or consent has already run out.
+ */
+void dcmf_ice_note_traffic(struct dcmf_ice *ice, uint64_t now_ms);
+
+/*
+ * Returns the time consent on the latched peer runs out (last proof +
+ * consent timeout), or UINT64_MAX when nothing is latched.
+ */
+uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice);
+
+/*
+ * Returns 1 if consent ran out at |now_ms|: the latch is then cleared
+ * (dcmf_ice_peer() no longer returns it, so nothing more is sent there;
+ * a new authenticated request latches again). Returns 0 otherwise, so it
+ * returns 1 exactly once per loss.
+ */
+int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,117 @@
+#include "media.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+
+static void copy_str(char *dst, size_t cap, const char *src) {
+  snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* Reads a TS 29.571 Endpoint into a socket address. */
+static int endpoint_addr(json_t *ep, struct sockaddr_storage *out) {
+  json_t *ip = json_object_get(ep, "ip");
+  json_int_t port = json_integer_value(json_object_get(ep, "portNumber"));
+  const char *v4 = json_string_value(json_object_get(ip, "ipv4Addr"));
+  const char *v6 = json_string_value(json_object_get(ip, "ipv6Addr"));
+  memset(out, 0, sizeof(*out));
+  if (v4 != NULL) {
+    struct sockaddr_in *a = (struct sockaddr_in *)out;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, v4, &a->sin_addr) == 1 && port > 0;
+  }
+  if (v6 != NULL) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    return inet_pton(AF_INET6, v6, &a->sin6_addr) == 1 && port > 0;
+  }
+  return 0;
+}
+
+static int build_streams(struct dcmf_media_desc *d, json_t *streams) {
+  size_t n = json_object_size(streams);
+  d->streams = calloc(n ? n : 1, sizeof(*d->streams));
+  if (d->streams == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  const char *key;
+  json_t *s;
+  json_object_foreach(streams, key, s) {
+    struct dcmf_media_stream *st = &d->streams[d->n_streams++];
+    st->sid = (uint16_t)strtoul(key, NULL, 10);
+    copy_str(st->protocol, sizeof(st->protocol),
+             json_string_value(json_object_get(s, "subprotocol")));
+    json_t *order = json_object_get(s, "order");
+    /* dcmap's default is ordered (RFC 8864). */
+    st->rel.unordered = json_is_false(order);
+    json_t *retry = json_object_get(s, "maxRetry");
+    json_t *time = json_object_get(s, "maxTime");
+    if (retry != NULL) {
+      st->rel.policy = 1;
+      st->rel.value = (uint32_t)json_integer_value(retry);
+    } else if (time != NULL) {
+      st->rel.policy = 2;
+      st->rel.value = (uint32_t)json_integer_value(time);
+    }
+    json_t *prio = json_object_get(s, "priority");
+    st->priority = prio ? (uint16_t)json_integer_value(prio) : 256;
+  }
+  return 0;
+}
+
+int dcmf_media_desc_build(struct dcmf_media_desc *d,
+                          const struct dcmf_context *ctx,
+                          const struct dcmf_media *m, json_t *media,
+                          uint16_t local_sctp_port) {
+  memset(d, 0, sizeof(*d));
+  d->fd = -1;
+  copy_str(d->key.context_id, sizeof(d->key.context_id), ctx->id);
+  copy_str(d->key.termination_id, sizeof(d->key.termination_id),
+           m->termination_id);
+  copy_str(d->key.media_id, sizeof(d->key.media_id), m->media_id);
+  d->port = m->port;
+  copy_str(d->local_ufrag, sizeof(d->local_ufrag), m->ufrag);
+  copy_str(d->local_pwd, sizeof(d->local_pwd), m->pwd);
+  copy_str(d->local_tls_id, sizeof(d->local_tls_id), m->tls_id);
+  d->dtls_server = strcmp(m->local_setup, "PASSIVE") == 0;
+  json_t *ice = json_object_get(media, "remoteIceInfo");
+  copy_str(d->remote_ufrag, sizeof(d->remote_ufrag),
+           json_string_value(json_object_get(ice, "ufrag")));
+  d->remote_no_ice = ice == NULL;
+  d->has_remote_addr =
+      endpoint_addr(json_object_get(media, "remoteMbEndpoint"),
+                    &d->remote_addr);
+  json_t *dc = json_object_get(media, "dcMedia");
+  json_t *rdc = json_object_get(dc, "remoteDcEndpoint");
+  const char *fp = json_string_value(json_object_get(rdc, "fingerprint"));
+  if (fp != NULL && dcmf_fingerprint_parse(fp, &d->remote_fp) != 0) {
+    memset(&d->remote_fp, 0, sizeof(d->remote_fp)); /* validated earlier */
+  }
+  copy_str(d->remote_tls_id, sizeof(d->remote_tls_id),
+           json_string_value(json_object_get(rdc, "tlsId")));
+  d->local_sctp_port = local_sctp_port;
+  json_t *rport = json_object_get(rdc, "sctpPort");
+  d->remote_sctp_port = rport ? (uint16_t)json_integer_value(rport) : 5000;
+  json_t *mms = json_object_get(dc, "maxMessageSize");
+  d->max_message_size = (size_t)(mms ? json_integer_value(mms) : 64) * 1024;
+  return build_streams(d, json_object_get(dc, "streams"));
+}
+
+void dcmf_media_desc_free(struct dcmf_media_desc *d) {
+  free(d->streams);
+  d->streams = NULL;
+  d->n_streams = 0;
+}
+
+int dcmf_media_key_equal(const struct dcmf_media_key *a,
+                         const struct dcmf_media_key *b) {
+  return strcmp(a->context_id, b->context_id) == 0 &&
+         strcmp(a->termination_id, b->termination_id) == 0 &&
+         strcmp(a->media_id, b->media_id) == 0;
+}

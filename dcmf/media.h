@@ -1,0 +1,74 @@
+/*
+ * media.h - what the control plane tells a media worker about one DC
+ * media: a self-contained copy (no JSON, no pointers into the registry),
+ * so it can cross from the control thread to the worker thread, and later
+ * to a worker process.
+ */
+#ifndef DCMF_MEDIA_H
+#define DCMF_MEDIA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+
+#include "context.h"
+#include "fingerprint.h"
+#include "sctp.h"
+
+#define DCMF_ID_MAX 96
+
+struct dcmf_media_key {
+  char context_id[37];
+  char termination_id[DCMF_ID_MAX];
+  char media_id[DCMF_ID_MAX];
+};
+
+struct dcmf_media_stream {
+  uint16_t sid;
+  char protocol[64];
+  struct dcmf_sctp_reliability rel;
+  uint16_t priority;
+};
+
+struct dcmf_media_desc {
+  struct dcmf_media_key key;
+  int fd; /* a dup of the bound UDP socket; -1 in updates */
+  uint16_t port;
+  char local_ufrag[16];
+  char local_pwd[32];
+  char local_tls_id[40];
+  char remote_ufrag[257]; /* "" when unknown */
+  struct sockaddr_storage remote_addr;
+  int has_remote_addr;
+  /* No remoteIceInfo was signalled: the peer may do no ICE at all, so
+   * DTLS from the signalled address is accepted without a check. */
+  int remote_no_ice;
+  int dtls_server; /* our role: a=setup:passive */
+  struct dcmf_fingerprint_set remote_fp; /* count 0 while unknown */
+  char remote_tls_id[256];
+  uint16_t local_sctp_port, remote_sctp_port;
+  size_t max_message_size; /* ours: maxMessageSize KiB * 1024 */
+  struct dcmf_media_stream *streams; /* owned */
+  size_t n_streams;
+};
+
+/*
+ * Fills |desc| for the MediaInfo |media| of context |ctx| whose MF-side
+ * state is |m|. Leaves desc->fd at -1 (the caller attaches a socket).
+ * Returns 0 or DCMF_ERR_NOMEM.
+ */
+int dcmf_media_desc_build(struct dcmf_media_desc *desc,
+                          const struct dcmf_context *ctx,
+                          const struct dcmf_media *m, json_t *media,
+                          uint16_t local_sctp_port);
+
+/* Frees what |desc| owns (not the fd). */
+void dcmf_media_desc_free(struct dcmf_media_desc *desc);
+
+/* Returns 1 if both keys name the same media. */
+int dcmf_media_key_equal(const struct dcmf_media_key *a,
+                         const struct dcmf_media_key *b);
+
+#endif

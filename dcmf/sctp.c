@@ -1,0 +1,396 @@
+#include "sctp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <usrsctp.h>
+
+#include "errors.h"
+
+/* Something usrsctp handed us inside its own call, kept for later. */
+struct pending {
+  enum { P_MESSAGE, P_RESET, P_STATE, P_WRITABLE } kind;
+  uint16_t sid;
+  uint32_t ppid;
+  enum dcmf_sctp_state state;
+  uint8_t *data;
+  size_t len;
+  struct pending *next;
+};
+
+struct dcmf_sctp {
+  struct socket *sock;
+  struct dcmf_sctp_settings settings;
+  struct dcmf_sctp_callbacks cbs;
+  void *user;
+  int up;
+  int want_writable;
+  /* reassembly of a message delivered in pieces (partial delivery) */
+  uint8_t *partial;
+  size_t partial_len;
+  uint16_t partial_sid;
+  uint32_t partial_ppid;
+  int partial_dropping;
+  struct pending *head, *tail;
+  struct dcmf_sctp_counters counters;
+};
+
+static int conn_output(void *addr, void *buffer, size_t length, uint8_t tos,
+                       uint8_t set_df) {
+  (void)tos;
+  (void)set_df;
+  struct dcmf_sctp *s = addr;
+  s->cbs.send_packet(s->user, buffer, length);
+  return 0;
+}
+
+int dcmf_sctp_stack_init(void) {
+  usrsctp_init_nothreads(0, conn_output, NULL);
+  /* WebRTC peers do not use ECN over DTLS, and there is no real path for
+   * usrsctp to probe: MTU is fixed per association below. */
+  usrsctp_sysctl_set_sctp_ecn_enable(0);
+  return 0;
+}
+
+void dcmf_sctp_stack_tick(uint32_t elapsed_ms) {
+  usrsctp_handle_timers(elapsed_ms);
+}
+
+int dcmf_sctp_stack_finish(void) {
+  return usrsctp_finish() == 0 ? 0 : DCMF_ERR_INVALID;
+}
+
+static void push(struct dcmf_sctp *s, struct pending *p) {
+  p->next = NULL;
+  if (s->tail) {
+    s->tail->next = p;
+  } else {
+    s->head = p;
+  }
+  s->tail = p;
+}
+
+static void push_event(struct dcmf_sctp *s, int kind, uint16_t sid,
+                       enum dcmf_sctp_state state) {
+  struct pending *p = calloc(1, sizeof(*p));
+  if (p != NULL) {
+    p->kind = kind;
+    p->sid = sid;
+    p->state = state;
+    push(s, p);
+  }
+}
+
+static void on_notification(struct dcmf_sctp *s,
+                            const union sctp_notification *n, size_t len) {
+  if (len < sizeof(n->sn_header)) {
+    return;
+  }
+  switch (n->sn_header.sn_type) {
+  case SCTP_ASSOC_CHANGE:
+    if (n->sn_assoc_change.sac_state == SCTP_COMM_UP) {
+      s->up = 1;
+      push_event(s, P_STATE, 0, DCMF_SCTP_UP);
+    } else if (n->sn_assoc_change.sac_state == SCTP_COMM_LOST ||
+               n->sn_assoc_change.sac_state == SCTP_SHUTDOWN_COMP ||
+               n->sn_assoc_change.sac_state == SCTP_CANT_STR_ASSOC) {
+      s->up = 0;
+      push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
+    }
+    break;
+  case SCTP_STREAM_RESET_EVENT: {
+    const struct sctp_stream_reset_event *e = &n->sn_strreset_event;
+    if ((e->strreset_flags & SCTP_STREAM_RESET_INCOMING_SSN) &&
+        !(e->strreset_flags &
+          (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED))) {
+      size_t count = (e->strreset_length - sizeof(*e)) / sizeof(uint16_t);
+      for (size_t i = 0; i < count; i++) {
+        push_event(s, P_RESET, e->strreset_stream_list[i], DCMF_SCTP_UP);
+      }
+    }
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
+                    uint16_t sid, uint32_t ppid, int eor) {
+  if (s->partial_len > 0 && s->partial_sid != sid) {
+    /* Pieces of two messages never interleave without I-DATA; if they
+     * seem to, the old one cannot be completed. */
+    free(s->partial);
+    s->partial = NULL;
+    s->partial_len = 0;
+  }
+  if (s->partial_len + len > s->settings.max_message_size) {
+    s->partial_dropping = 1;
+  }
+  if (!s->partial_dropping) {
+    uint8_t *grown = realloc(s->partial, s->partial_len + len + 1);
+    if (grown == NULL) {
+      s->partial_dropping = 1;
+    } else {
+      s->partial = grown;
+      memcpy(s->partial + s->partial_len, data, len);
+      s->partial_len += len;
+      s->partial_sid = sid;
+      s->partial_ppid = ppid;
+    }
+  }
+  if (!eor) {
+    return;
+  }
+  if (s->partial_dropping) {
+    s->counters.oversize_dropped++;
+    free(s->partial);
+  } else {
+    struct pending *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+      free(s->partial);
+    } else {
+      p->kind = P_MESSAGE;
+      p->sid = sid;
+      p->ppid = ppid;
+      p->data = s->partial;
+      p->len = s->partial_len;
+      push(s, p);
+      s->counters.messages_in++;
+      s->counters.bytes_in += p->len;
+    }
+  }
+  s->partial = NULL;
+  s->partial_len = 0;
+  s->partial_dropping = 0;
+}
+
+static int receive_cb(struct socket *sock, union sctp_sockstore addr,
+                      void *data, size_t len, struct sctp_rcvinfo rcv,
+                      int flags, void *ulp_info) {
+  (void)sock;
+  (void)addr;
+  struct dcmf_sctp *s = ulp_info;
+  if (data == NULL) {
+    return 1;
+  }
+  if (flags & MSG_NOTIFICATION) {
+    on_notification(s, data, len);
+  } else {
+    on_data(s, data, len, rcv.rcv_sid, ntohl(rcv.rcv_ppid),
+            (flags & MSG_EOR) != 0);
+  }
+  free(data); /* usrsctp hands over a malloc'ed buffer */
+  return 1;
+}
+
+static int send_cb(struct socket *sock, uint32_t sb_free, void *ulp_info) {
+  (void)sock;
+  (void)sb_free;
+  struct dcmf_sctp *s = ulp_info;
+  if (s->want_writable) {
+    s->want_writable = 0;
+    push_event(s, P_WRITABLE, 0, DCMF_SCTP_UP);
+  }
+  return 1;
+}
+
+void dcmf_sctp_drain(struct dcmf_sctp *s) {
+  while (s->head != NULL) {
+    struct pending *p = s->head;
+    s->head = p->next;
+    if (s->head == NULL) {
+      s->tail = NULL;
+    }
+    switch (p->kind) {
+    case P_MESSAGE:
+      s->cbs.message(s->user, p->sid, p->ppid, p->data, p->len);
+      break;
+    case P_RESET:
+      s->cbs.stream_reset(s->user, p->sid);
+      break;
+    case P_STATE:
+      s->cbs.state_changed(s->user, p->state);
+      break;
+    case P_WRITABLE:
+      s->cbs.writable(s->user);
+      break;
+    }
+    free(p->data);
+    free(p);
+  }
+}
+
+static int set_opt(struct dcmf_sctp *s, int level, int name, const void *v,
+                   socklen_t len) {
+  return usrsctp_setsockopt(s->sock, level, name, v, len) == 0
+             ? 0
+             : DCMF_ERR_SYSTEM;
+}
+
+static int configure(struct dcmf_sctp *s) {
+  int rv = 0;
+  const int on = 1;
+  struct linger lin = {.l_onoff = 1, .l_linger = 0};
+  rv |= set_opt(s, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+  rv |= usrsctp_set_non_blocking(s->sock, 1) == 0 ? 0 : DCMF_ERR_SYSTEM;
+  rv |= set_opt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof(on));
+  rv |= set_opt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof(on));
+  rv |= set_opt(s, IPPROTO_SCTP, SCTP_EXPLICIT_EOR, &on, sizeof(on));
+  struct sctp_assoc_value av = {.assoc_id = SCTP_ALL_ASSOC,
+                                .assoc_value = SCTP_ENABLE_RESET_STREAM_REQ};
+  rv |= set_opt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &av, sizeof(av));
+  struct sctp_initmsg init = {.sinit_num_ostreams = s->settings.max_streams,
+                              .sinit_max_instreams =
+                                  s->settings.max_streams};
+  rv |= set_opt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init));
+  int sndbuf = (int)s->settings.send_buffer;
+  rv |= set_opt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  static const uint16_t events[] = {SCTP_ASSOC_CHANGE,
+                                    SCTP_STREAM_RESET_EVENT};
+  for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+    struct sctp_event ev = {.se_assoc_id = SCTP_ALL_ASSOC,
+                            .se_type = events[i],
+                            .se_on = 1};
+    rv |= set_opt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof(ev));
+  }
+  return rv == 0 ? 0 : DCMF_ERR_SYSTEM;
+}
+
+static struct sockaddr_conn conn_addr(struct dcmf_sctp *s, uint16_t port) {
+  struct sockaddr_conn a;
+  memset(&a, 0, sizeof(a));
+  a.sconn_family = AF_CONN;
+  a.sconn_port = htons(port);
+  a.sconn_addr = s;
+  return a;
+}
+
+int dcmf_sctp_new(struct dcmf_sctp **out,
+                  const struct dcmf_sctp_settings *settings,
+                  const struct dcmf_sctp_callbacks *cbs, void *user) {
+  struct dcmf_sctp *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  s->settings = *settings;
+  s->cbs = *cbs;
+  s->user = user;
+  usrsctp_register_address(s);
+  /* The send callback fires when at least a quarter of the buffer is
+   * free again. */
+  s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, receive_cb,
+                           send_cb, settings->send_buffer / 4, s);
+  if (s->sock == NULL || configure(s) != 0) {
+    dcmf_sctp_del(s);
+    return DCMF_ERR_SYSTEM;
+  }
+  struct sockaddr_conn local = conn_addr(s, settings->local_port);
+  if (usrsctp_bind(s->sock, (struct sockaddr *)&local, sizeof(local)) != 0) {
+    dcmf_sctp_del(s);
+    return DCMF_ERR_SYSTEM;
+  }
+  *out = s;
+  return 0;
+}
+
+int dcmf_sctp_connect(struct dcmf_sctp *s) {
+  struct sockaddr_conn remote = conn_addr(s, s->settings.remote_port);
+  int rv = usrsctp_connect(s->sock, (struct sockaddr *)&remote, sizeof(remote));
+  if (rv != 0 && errno != EINPROGRESS) {
+    return DCMF_ERR_SYSTEM;
+  }
+  /* Fix the path MTU: there is no real path to probe under DTLS, and 1200
+   * plus DTLS overhead stays below any tunnel's MTU. */
+  struct sctp_paddrparams pp;
+  memset(&pp, 0, sizeof(pp));
+  memcpy(&pp.spp_address, &remote, sizeof(remote));
+  pp.spp_flags = SPP_PMTUD_DISABLE;
+  pp.spp_pathmtu = 1200;
+  set_opt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp));
+  dcmf_sctp_drain(s);
+  return 0;
+}
+
+void dcmf_sctp_input(struct dcmf_sctp *s, const uint8_t *data, size_t len) {
+  usrsctp_conninput(s, data, len, 0);
+  dcmf_sctp_drain(s);
+}
+
+int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
+                   const uint8_t *data, size_t len,
+                   const struct dcmf_sctp_reliability *rel) {
+  if (!s->up) {
+    return DCMF_ERR_INVALID;
+  }
+  struct sctp_sendv_spa spa;
+  memset(&spa, 0, sizeof(spa));
+  spa.sendv_flags = SCTP_SEND_SNDINFO_VALID;
+  spa.sendv_sndinfo.snd_sid = sid;
+  spa.sendv_sndinfo.snd_ppid = htonl(ppid);
+  spa.sendv_sndinfo.snd_flags = SCTP_EOR;
+  if (rel != NULL) {
+    if (rel->unordered) {
+      spa.sendv_sndinfo.snd_flags |= SCTP_UNORDERED;
+    }
+    if (rel->policy != 0) {
+      spa.sendv_flags |= SCTP_SEND_PRINFO_VALID;
+      spa.sendv_prinfo.pr_policy =
+          rel->policy == 1 ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
+      spa.sendv_prinfo.pr_value = rel->value;
+    }
+  }
+  ssize_t n = usrsctp_sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
+                            SCTP_SENDV_SPA, 0);
+  int err = errno;
+  dcmf_sctp_drain(s);
+  if (n < 0) {
+    if (err == EWOULDBLOCK || err == EAGAIN) {
+      s->want_writable = 1;
+      return DCMF_ERR_EXHAUSTED;
+    }
+    return DCMF_ERR_SYSTEM;
+  }
+  s->counters.messages_out++;
+  s->counters.bytes_out += len;
+  return 0;
+}
+
+int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
+  size_t size = sizeof(struct sctp_reset_streams) + sizeof(uint16_t);
+  struct sctp_reset_streams *srs = calloc(1, size);
+  if (srs == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  srs->srs_flags = SCTP_STREAM_RESET_OUTGOING;
+  srs->srs_number_streams = 1;
+  srs->srs_stream_list[0] = sid;
+  int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, srs, (socklen_t)size);
+  free(srs);
+  dcmf_sctp_drain(s);
+  return rv;
+}
+
+const struct dcmf_sctp_counters *dcmf_sctp_counters(const struct dcmf_sctp *s) {
+  return &s->counters;
+}
+
+void dcmf_sctp_del(struct dcmf_sctp *s) {
+  if (s == NULL) {
+    return;
+  }
+  if (s->sock != NULL) {
+    usrsctp_close(s->sock);
+  }
+  usrsctp_deregister_address(s);
+  while (s->head != NULL) {
+    struct pending *p = s->head;
+    s->head = p->next;
+    free(p->data);
+    free(p);
+  }
+  free(s->partial);
+  free(s);
+}

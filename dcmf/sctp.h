@@ -1,0 +1,109 @@
+/*
+ * sctp.h - the one module that owns usrsctp (RFC 8261 SCTP over DTLS).
+ *
+ * usrsctp is a single stack per process. It is started with
+ * usrsctp_init_nothreads so that none of its threads ever calls us: the
+ * owner loop ticks its timers (dcmf_sctp_stack_tick) and feeds packets.
+ * Each association is an AF_CONN socket whose "address" is the
+ * association object itself, so output finds its way back without any
+ * table of ours.
+ *
+ * Messages received inside usrsctp are queued and handed to the caller
+ * only after usrsctp has returned (dcmf_sctp_input, dcmf_sctp_drain), so
+ * callbacks may call dcmf_sctp_send and friends freely. Callbacks must
+ * not delete the association.
+ */
+#ifndef DCMF_SCTP_H
+#define DCMF_SCTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Starts the process-wide stack. Call once per process, from the thread
+ * that will own every association. Returns 0. */
+int dcmf_sctp_stack_init(void);
+
+/* Advances usrsctp's timers by |elapsed_ms|. Call about every 10 ms. */
+void dcmf_sctp_stack_tick(uint32_t elapsed_ms);
+
+/* Stops the stack once every association is deleted. Returns 0 or
+ * DCMF_ERR_INVALID while associations remain. */
+int dcmf_sctp_stack_finish(void);
+
+enum dcmf_sctp_state {
+  DCMF_SCTP_UP,
+  DCMF_SCTP_DOWN, /* lost, shut down, or could not start */
+};
+
+struct dcmf_sctp_callbacks {
+  /* One SCTP packet for the DTLS layer; |data| is valid for the call. */
+  void (*send_packet)(void *user, const uint8_t *data, size_t len);
+  /* One complete message (reassembled up to max_message_size). */
+  void (*message)(void *user, uint16_t sid, uint32_t ppid,
+                  const uint8_t *data, size_t len);
+  /* The peer reset its outgoing stream |sid| (it closes the channel). */
+  void (*stream_reset)(void *user, uint16_t sid);
+  void (*state_changed)(void *user, enum dcmf_sctp_state state);
+  /* Room in the send buffer again after dcmf_sctp_send said EXHAUSTED. */
+  void (*writable)(void *user);
+};
+
+struct dcmf_sctp_settings {
+  uint16_t local_port;  /* our a=sctp-port */
+  uint16_t remote_port; /* theirs */
+  uint16_t max_streams; /* inbound and outbound streams asked for */
+  size_t max_message_size; /* larger inbound messages are dropped */
+  uint32_t send_buffer;    /* bytes usrsctp may queue for sending */
+};
+
+/* Per-message reliability (RFC 8831 6.1). */
+struct dcmf_sctp_reliability {
+  int unordered;
+  int policy;     /* 0 reliable, 1 max retransmissions, 2 max lifetime */
+  uint32_t value; /* retransmissions or milliseconds */
+};
+
+struct dcmf_sctp_counters {
+  uint64_t messages_in, messages_out, bytes_in, bytes_out;
+  uint64_t oversize_dropped;
+};
+
+struct dcmf_sctp;
+
+/*
+ * Creates an association (nothing is sent yet). Returns 0,
+ * DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM (usrsctp refused an option).
+ */
+int dcmf_sctp_new(struct dcmf_sctp **sctp,
+                  const struct dcmf_sctp_settings *settings,
+                  const struct dcmf_sctp_callbacks *cbs, void *user);
+
+/* Aborts the association (ABORT chunk, no lingering) and frees it. */
+void dcmf_sctp_del(struct dcmf_sctp *sctp);
+
+/* Starts the association (both WebRTC peers connect; INITs may cross).
+ * Call once DTLS is connected. Returns 0 or DCMF_ERR_SYSTEM. */
+int dcmf_sctp_connect(struct dcmf_sctp *sctp);
+
+/* Feeds one decrypted SCTP packet, then delivers what it produced. */
+void dcmf_sctp_input(struct dcmf_sctp *sctp, const uint8_t *data, size_t len);
+
+/* Delivers messages and events queued during timer processing. */
+void dcmf_sctp_drain(struct dcmf_sctp *sctp);
+
+/*
+ * Sends one whole message on stream |sid| with |ppid|. Returns 0,
+ * DCMF_ERR_EXHAUSTED when the send buffer is full (retry on |writable|),
+ * DCMF_ERR_INVALID when the association is not up, or DCMF_ERR_SYSTEM.
+ */
+int dcmf_sctp_send(struct dcmf_sctp *sctp, uint16_t sid, uint32_t ppid,
+                   const uint8_t *data, size_t len,
+                   const struct dcmf_sctp_reliability *rel);
+
+/* Resets our outgoing stream |sid| (RFC 6525), closing a data channel.
+ * Returns 0 or DCMF_ERR_SYSTEM. */
+int dcmf_sctp_reset_stream(struct dcmf_sctp *sctp, uint16_t sid);
+
+const struct dcmf_sctp_counters *dcmf_sctp_counters(const struct dcmf_sctp *s);
+
+#endif

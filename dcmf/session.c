@@ -1,0 +1,600 @@
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "datachannel.h"
+#include "errors.h"
+#include "httpdc.h"
+#include "ice.h"
+#include "sctp.h"
+#include "worker.h"
+
+#define STAT_ADD(s, field, n)                                                  \
+  atomic_fetch_add_explicit(&(s)->env.stats->field, (n), memory_order_relaxed)
+
+/* Input an HTTP engine could not take yet, kept in arrival order. */
+#define HTTP_STALL_MAX 8
+
+struct stalled {
+  uint8_t *data;
+  size_t len;
+};
+
+/* Bootstrap HTTP on one data channel. */
+struct http_service {
+  struct dcmf_session *s;
+  uint16_t sid;
+  struct dcmf_httpdc *engine;
+  uint8_t *out;        /* one outgoing message */
+  size_t out_len;      /* > 0: waiting for room in the SCTP buffer */
+  struct stalled in[HTTP_STALL_MAX];
+  size_t n_in;
+};
+
+struct dcmf_session {
+  struct dcmf_session_env env;
+  struct dcmf_media_desc desc;
+  uv_udp_t udp;
+  uv_timer_t timer;
+  int handles_open;
+  struct dcmf_ice ice;
+  struct dcmf_dtls *dtls;
+  struct dcmf_sctp *sctp;
+  struct dcmf_dc *dc;
+  struct sockaddr_storage dtls_peer; /* where DTLS goes */
+  int has_dtls_peer;
+  int dtls_reported; /* an outcome event was raised for this association */
+  int teardown; /* the association failed: rebuild only on a new tls-id */
+  uint8_t rxbuf[65536];
+};
+
+static void session_arm_timer(struct dcmf_session *s);
+static void http_flush(struct http_service *h);
+
+static const char *key_str(const struct dcmf_session *s, char *buf,
+                           size_t cap) {
+  snprintf(buf, cap, "%s/%s/%s", s->desc.key.context_id,
+           s->desc.key.termination_id, s->desc.key.media_id);
+  return buf;
+}
+
+static void emit(struct dcmf_session *s, const char *event,
+                 const char *detail) {
+  s->env.emit(s->env.emit_user, &s->desc.key, event, detail);
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static void udp_send(struct dcmf_session *s, const struct sockaddr *to,
+                     const uint8_t *data, size_t len) {
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+  /* UDP: a datagram that cannot leave now is lost like any other. */
+  uv_udp_try_send(&s->udp, &buf, 1, to);
+}
+
+static void dtls_send_datagram(void *user, const uint8_t *data, size_t len) {
+  struct dcmf_session *s = user;
+  if (s->has_dtls_peer) {
+    udp_send(s, (const struct sockaddr *)&s->dtls_peer, data, len);
+  }
+}
+
+/* ---- HTTP service --------------------------------------------------------- */
+
+static void http_free(struct http_service *h) {
+  dcmf_httpdc_del(h->engine);
+  for (size_t i = 0; i < h->n_in; i++) {
+    free(h->in[i].data);
+  }
+  free(h->out);
+  free(h);
+}
+
+static int http_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
+  struct http_service *h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    return -1;
+  }
+  h->s = s;
+  h->sid = ch->sid;
+  struct dcmf_httpdc_settings hs = {.max_message_size =
+                                        s->desc.max_message_size};
+  struct dcmf_httpdc_backend backend;
+  dcmf_httpdc_repo_backend(&backend, s->env.repo);
+  if (dcmf_httpdc_new(&h->engine, &hs, &backend) != 0) {
+    free(h);
+    return -1;
+  }
+  h->out = malloc(dcmf_httpdc_max_message_size(h->engine));
+  if (h->out == NULL) {
+    http_free(h);
+    return -1;
+  }
+  ch->service = h;
+  return 0;
+}
+
+/* Offers stalled input to the engine again, in order. */
+static void http_feed_stalled(struct http_service *h) {
+  while (h->n_in > 0 && dcmf_httpdc_want_read(h->engine)) {
+    int rv = dcmf_httpdc_recv(h->engine, h->in[0].data, h->in[0].len);
+    if (rv == DCMF_ERR_EXHAUSTED) {
+      return;
+    }
+    free(h->in[0].data);
+    memmove(h->in, h->in + 1, --h->n_in * sizeof(h->in[0]));
+  }
+}
+
+static void http_flush(struct http_service *h) {
+  struct dcmf_session *s = h->s;
+  for (int rounds = 0; rounds < 4096; rounds++) {
+    if (h->out_len == 0) {
+      if (dcmf_httpdc_write(h->engine, h->out,
+                            dcmf_httpdc_max_message_size(h->engine),
+                            &h->out_len) != 0 ||
+          h->out_len == 0) {
+        http_feed_stalled(h);
+        if (!dcmf_httpdc_want_write(h->engine)) {
+          break;
+        }
+        continue;
+      }
+    }
+    /* Binary (PPID 53): a body may be any bytes, and a string message
+     * would be decoded as UTF-8 by the receiving stack. */
+    int rv = dcmf_dc_send(s->dc, h->sid, 1, h->out, h->out_len);
+    if (rv == DCMF_ERR_EXHAUSTED) {
+      return; /* resumed by the association's writable callback */
+    }
+    if (rv == 0) {
+      STAT_ADD(s, messages_out, 1);
+      STAT_ADD(s, bytes_out, h->out_len);
+    }
+    h->out_len = 0;
+  }
+  if (dcmf_httpdc_get_state(h->engine) == DCMF_HTTPDC_CLOSED) {
+    dcmf_dc_close(s->dc, h->sid);
+  }
+}
+
+static void http_message(struct http_service *h, const uint8_t *data,
+                         size_t len) {
+  if (h->n_in > 0 || dcmf_httpdc_recv(h->engine, data, len) ==
+                         DCMF_ERR_EXHAUSTED) {
+    if (h->n_in == HTTP_STALL_MAX) {
+      /* The peer pipelines far more than it reads: stop serving it. */
+      dcmf_dc_close(h->s->dc, h->sid);
+      return;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+      return;
+    }
+    memcpy(copy, data, len);
+    h->in[h->n_in++] = (struct stalled){copy, len};
+  }
+  http_flush(h);
+}
+
+/* ---- data channels -------------------------------------------------------- */
+
+static int is_bootstrap_sid(uint16_t sid) {
+  return sid == 0 || sid == 10 || sid == 100 || sid == 110;
+}
+
+static void channel_event(struct dcmf_session *s, const char *event,
+                          const struct dcmf_dc_channel *ch) {
+  json_t *d = json_pack("{s:i, s:s, s:s, s:b}", "streamId", (int)ch->sid,
+                        "label", ch->label, "protocol", ch->protocol,
+                        "negotiated", ch->negotiated);
+  char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+  emit(s, event, text);
+  free(text);
+  json_decref(d);
+}
+
+static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
+  struct dcmf_session *s = user;
+  STAT_ADD(s, channels_open, 1);
+  channel_event(s, "DC_OPEN", ch);
+  /* HTTP is served on the bootstrap streams (TS 26.114 6.2.10.1) and on
+   * any in-band channel whose protocol is "http". */
+  int http = strcmp(ch->protocol, "http") == 0 &&
+             (is_bootstrap_sid(ch->sid) || !ch->negotiated);
+  if (http && http_open(s, ch) == 0) {
+    return 0;
+  }
+  /* Application channels (>= 1000) wait for the proxy modes; keep
+   * negotiated ones open, refuse in-band ones nobody serves. */
+  return ch->negotiated ? 0 : -1;
+}
+
+static void dc_channel_message(void *user, struct dcmf_dc_channel *ch,
+                               int binary, const uint8_t *data, size_t len) {
+  (void)binary;
+  struct dcmf_session *s = user;
+  STAT_ADD(s, messages_in, 1);
+  STAT_ADD(s, bytes_in, len);
+  if (ch->service != NULL) {
+    http_message(ch->service, data, len);
+  }
+}
+
+static void dc_channel_closed(void *user, struct dcmf_dc_channel *ch) {
+  struct dcmf_session *s = user;
+  atomic_fetch_sub_explicit(&s->env.stats->channels_open, 1,
+                            memory_order_relaxed);
+  channel_event(s, "DC_CLOSE", ch);
+  if (ch->service != NULL) {
+    http_free(ch->service);
+    ch->service = NULL;
+  }
+}
+
+static const struct dcmf_dc_callbacks dc_cbs = {
+    dc_channel_open, dc_channel_message, dc_channel_closed};
+
+/* ---- SCTP ----------------------------------------------------------------- */
+
+static void sctp_send_packet(void *user, const uint8_t *data, size_t len) {
+  struct dcmf_session *s = user;
+  if (s->dtls != NULL) {
+    dcmf_dtls_send(s->dtls, data, len);
+  }
+}
+
+static void sctp_message(void *user, uint16_t sid, uint32_t ppid,
+                         const uint8_t *data, size_t len) {
+  struct dcmf_session *s = user;
+  dcmf_dc_on_sctp_message(s->dc, sid, ppid, data, len);
+}
+
+static void sctp_reset(void *user, uint16_t sid) {
+  struct dcmf_session *s = user;
+  dcmf_dc_on_sctp_reset(s->dc, sid);
+}
+
+static void sctp_state(void *user, enum dcmf_sctp_state state) {
+  struct dcmf_session *s = user;
+  if (state == DCMF_SCTP_UP) {
+    STAT_ADD(s, sctp_associations, 1);
+  }
+  dcmf_dc_on_sctp_state(s->dc, state);
+}
+
+static void resume_channel(void *user, struct dcmf_dc_channel *ch) {
+  (void)user;
+  if (ch->service != NULL) {
+    http_flush(ch->service);
+  }
+}
+
+static void sctp_writable(void *user) {
+  struct dcmf_session *s = user;
+  dcmf_dc_foreach(s->dc, resume_channel, s);
+}
+
+static const struct dcmf_sctp_callbacks sctp_cbs = {
+    sctp_send_packet, sctp_message, sctp_reset, sctp_state, sctp_writable};
+
+static void association_free(struct dcmf_session *s) {
+  dcmf_dc_del(s->dc); /* reports each open channel closed: frees services */
+  s->dc = NULL;
+  dcmf_sctp_del(s->sctp);
+  s->sctp = NULL;
+  dcmf_dtls_del(s->dtls);
+  s->dtls = NULL;
+}
+
+/* ---- DTLS ----------------------------------------------------------------- */
+
+static void dtls_recv_data(void *user, const uint8_t *data, size_t len) {
+  struct dcmf_session *s = user;
+  if (s->sctp != NULL) {
+    dcmf_sctp_input(s->sctp, data, len);
+  }
+}
+
+static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
+                               const char *reason) {
+  struct dcmf_session *s = user;
+  char key[300];
+  if (state == DCMF_DTLS_CONNECTED) {
+    STAT_ADD(s, dtls_ok, 1);
+    DCMF_LOGI(s->env.log, "media", "%s: DTLS connected (%s)",
+              key_str(s, key, sizeof(key)), dcmf_dtls_cipher(s->dtls));
+    if (dcmf_sctp_connect(s->sctp) != 0) {
+      DCMF_LOGW(s->env.log, "media", "%s: SCTP did not start", key);
+    }
+    return;
+  }
+  if (state == DCMF_DTLS_FAILED && !s->dtls_reported) {
+    s->dtls_reported = 1;
+    STAT_ADD(s, dtls_failed, 1);
+    DCMF_LOGW(s->env.log, "media", "%s: DTLS failed: %s",
+              key_str(s, key, sizeof(key)), reason);
+    json_t *d = json_pack("{s:s}", "reason", reason);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    emit(s, "DTLS_FAILURE", text);
+    free(text);
+    json_decref(d);
+  }
+  /* The association is over; a PATCH with a new tls-id starts another.
+   * Freeing waits for the timer: we are inside the DTLS engine now. */
+  s->teardown = 1;
+  session_arm_timer(s);
+}
+
+static const struct dcmf_dtls_callbacks dtls_cbs = {
+    dtls_send_datagram, dtls_recv_data, dtls_state_changed};
+
+/* Builds a fresh DTLS + SCTP association for the current description. */
+static int association_new(struct dcmf_session *s) {
+  association_free(s);
+  s->teardown = 0;
+  s->dtls_reported = 0;
+  struct dcmf_sctp_settings ss = {
+      .local_port = s->desc.local_sctp_port,
+      .remote_port = s->desc.remote_sctp_port,
+      .max_streams = s->env.max_streams,
+      .max_message_size = s->desc.max_message_size,
+      .send_buffer = 1024 * 1024,
+  };
+  if (dcmf_dtls_new(&s->dtls, s->env.dtls_ctx, s->desc.dtls_server,
+                    &dtls_cbs, s) != 0 ||
+      dcmf_sctp_new(&s->sctp, &ss, &sctp_cbs, s) != 0 ||
+      dcmf_dc_new(&s->dc, s->sctp, &dc_cbs, s) != 0) {
+    association_free(s);
+    return DCMF_ERR_SYSTEM;
+  }
+  for (size_t i = 0; i < s->desc.n_streams; i++) {
+    const struct dcmf_media_stream *st = &s->desc.streams[i];
+    dcmf_dc_add_negotiated(s->dc, st->sid, st->protocol, &st->rel,
+                           st->priority);
+  }
+  if (s->desc.remote_fp.count > 0) {
+    dcmf_dtls_set_remote_fingerprints(s->dtls, &s->desc.remote_fp);
+  }
+  return 0;
+}
+
+/* As DTLS client we start once we know where the peer is. */
+static void maybe_start_client(struct dcmf_session *s) {
+  if (s->desc.dtls_server || s->dtls == NULL) {
+    return;
+  }
+  const struct sockaddr *peer = dcmf_ice_peer(&s->ice);
+  if (peer != NULL && !s->has_dtls_peer) {
+    memcpy(&s->dtls_peer, peer,
+           peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in));
+    s->has_dtls_peer = 1;
+  }
+  if (s->has_dtls_peer) {
+    dcmf_dtls_start(s->dtls);
+  }
+}
+
+/* ---- packets -------------------------------------------------------------- */
+
+static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
+                    const uint8_t *data, size_t len) {
+  uint8_t out[512];
+  size_t out_len = 0;
+  int rv = dcmf_ice_recv(&s->ice, from, data, len, uv_now(s->env.loop), out,
+                         sizeof(out), &out_len);
+  if (out_len > 0) {
+    udp_send(s, from, out, out_len);
+  }
+  if (rv == DCMF_ICE_RESPOND || rv == DCMF_ICE_RESPOND_LATCHED) {
+    STAT_ADD(s, stun_ok, 1);
+  } else if (out_len > 0) {
+    STAT_ADD(s, stun_error, 1);
+  } else {
+    STAT_ADD(s, dropped_other, 1);
+  }
+  if (rv == DCMF_ICE_RESPOND_LATCHED) {
+    /* A (re)latched peer is where our DTLS goes from now on. */
+    const struct sockaddr *peer = dcmf_ice_peer(&s->ice);
+    memcpy(&s->dtls_peer, peer,
+           peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in));
+    s->has_dtls_peer = 1;
+    maybe_start_client(s);
+    session_arm_timer(s);
+  }
+}
+
+static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
+                    const uint8_t *data, size_t len) {
+  if (!dcmf_ice_is_authorized_source(&s->ice, from)) {
+    STAT_ADD(s, dropped_unauthenticated, 1);
+    return;
+  }
+  if (s->dtls == NULL) {
+    STAT_ADD(s, dropped_dtls, 1);
+    return;
+  }
+  memcpy(&s->dtls_peer, from,
+         from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in));
+  s->has_dtls_peer = 1;
+  dcmf_ice_note_traffic(&s->ice, uv_now(s->env.loop));
+  if (dcmf_dtls_recv(s->dtls, data, len) != 0) {
+    STAT_ADD(s, dropped_dtls, 1);
+  }
+  session_arm_timer(s);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct dcmf_session *s = h->data;
+  *buf = uv_buf_init((char *)s->rxbuf, sizeof(s->rxbuf));
+}
+
+static void on_udp(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
+                   const struct sockaddr *from, unsigned flags) {
+  (void)flags;
+  struct dcmf_session *s = udp->data;
+  if (nread <= 0 || from == NULL) {
+    return;
+  }
+  const uint8_t *data = (const uint8_t *)buf->base;
+  size_t len = (size_t)nread;
+  /* RFC 7983 first-byte demultiplexing. */
+  if (data[0] <= 3) {
+    on_stun(s, from, data, len);
+  } else if (data[0] >= 20 && data[0] <= 63) {
+    on_dtls(s, from, data, len);
+  } else {
+    STAT_ADD(s, dropped_unknown_protocol, 1);
+  }
+}
+
+/* ---- timer ---------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t) {
+  struct dcmf_session *s = t->data;
+  uint64_t now = uv_now(s->env.loop);
+  if (s->teardown) {
+    association_free(s);
+    s->teardown = 0; /* dtls == NULL now says "no association" */
+  }
+  if (dcmf_ice_handle_expiry(&s->ice, now) == 1) {
+    STAT_ADD(s, consent_lost, 1);
+    char key[300];
+    DCMF_LOGI(s->env.log, "media", "%s: consent lost (no STUN or DTLS for "
+              "30 s)", key_str(s, key, sizeof(key)));
+    emit(s, "CONSENT_LOST", "{}");
+    s->has_dtls_peer = 0;
+  }
+  if (s->dtls != NULL && dcmf_dtls_next_timeout_ms(s->dtls) == 0) {
+    dcmf_dtls_handle_timeout(s->dtls);
+  }
+  session_arm_timer(s);
+}
+
+static void session_arm_timer(struct dcmf_session *s) {
+  uint64_t now = uv_now(s->env.loop);
+  uint64_t deadline = dcmf_ice_next_expiry(&s->ice);
+  if (s->teardown) {
+    deadline = now;
+  }
+  long dtls = s->dtls ? dcmf_dtls_next_timeout_ms(s->dtls) : -1;
+  if (dtls >= 0 && now + (uint64_t)dtls < deadline) {
+    deadline = now + (uint64_t)dtls;
+  }
+  if (deadline == UINT64_MAX) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  uv_timer_start(&s->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+static int ice_setup(struct dcmf_session *s) {
+  struct dcmf_ice_settings is = {
+      .local_ufrag = s->desc.local_ufrag,
+      .local_pwd = s->desc.local_pwd,
+      .remote_ufrag = s->desc.remote_ufrag[0] ? s->desc.remote_ufrag : NULL,
+      .remote_addr = s->desc.has_remote_addr
+                         ? (const struct sockaddr *)&s->desc.remote_addr
+                         : NULL,
+      .remote_ice_lite_or_none =
+          s->desc.remote_no_ice && s->desc.has_remote_addr,
+  };
+  return dcmf_ice_init(&s->ice, &is);
+}
+
+int dcmf_session_new(struct dcmf_session **out,
+                     const struct dcmf_session_env *env,
+                     struct dcmf_media_desc *desc) {
+  struct dcmf_session *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    close(desc->fd);
+    dcmf_media_desc_free(desc);
+    return DCMF_ERR_NOMEM;
+  }
+  s->env = *env;
+  s->desc = *desc;
+  uv_udp_init(env->loop, &s->udp);
+  uv_timer_init(env->loop, &s->timer);
+  s->udp.data = s->timer.data = s;
+  s->handles_open = 2;
+  int rv = uv_udp_open(&s->udp, s->desc.fd);
+  if (rv != 0) {
+    close(s->desc.fd);
+  }
+  if (rv != 0 || ice_setup(s) != 0 || association_new(s) != 0 ||
+      uv_udp_recv_start(&s->udp, on_alloc, on_udp) != 0) {
+    dcmf_session_close(s);
+    return DCMF_ERR_SYSTEM;
+  }
+  maybe_start_client(s);
+  session_arm_timer(s);
+  *out = s;
+  return 0;
+}
+
+void dcmf_session_update(struct dcmf_session *s,
+                         struct dcmf_media_desc *desc) {
+  int new_association =
+      s->desc.remote_tls_id[0] != '\0' &&
+      strcmp(s->desc.remote_tls_id, desc->remote_tls_id) != 0;
+  int fingerprint_changed =
+      s->desc.remote_fp.count > 0 &&
+      memcmp(&s->desc.remote_fp, &desc->remote_fp, sizeof(desc->remote_fp));
+  int fd = s->desc.fd;
+  dcmf_media_desc_free(&s->desc);
+  s->desc = *desc;
+  s->desc.fd = fd;
+  if (s->desc.remote_ufrag[0] != '\0') {
+    dcmf_ice_set_remote_ufrag(&s->ice, s->desc.remote_ufrag);
+  }
+  if (new_association || fingerprint_changed || s->dtls == NULL) {
+    /* RFC 8842: a new tls-id (or fingerprint) is a new association. */
+    association_new(s);
+  } else {
+    if (s->desc.remote_fp.count > 0) {
+      dcmf_dtls_set_remote_fingerprints(s->dtls, &s->desc.remote_fp);
+    }
+    for (size_t i = 0; i < s->desc.n_streams; i++) {
+      const struct dcmf_media_stream *st = &s->desc.streams[i];
+      if (dcmf_dc_find(s->dc, st->sid) == NULL) {
+        dcmf_dc_add_negotiated(s->dc, st->sid, st->protocol, &st->rel,
+                               st->priority);
+      }
+    }
+  }
+  maybe_start_client(s);
+  session_arm_timer(s);
+}
+
+static void on_closed(uv_handle_t *h) {
+  struct dcmf_session *s = h->data;
+  if (--s->handles_open == 0) {
+    dcmf_media_desc_free(&s->desc);
+    free(s);
+  }
+}
+
+void dcmf_session_close(struct dcmf_session *s) {
+  association_free(s);
+  uv_close((uv_handle_t *)&s->udp, on_closed); /* closes the socket too */
+  uv_close((uv_handle_t *)&s->timer, on_closed);
+}
+
+void dcmf_session_after_sctp_tick(struct dcmf_session *s) {
+  if (s->sctp != NULL) {
+    dcmf_sctp_drain(s->sctp);
+  }
+}
+
+const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s) {
+  return &s->desc.key;
+}

@@ -1,0 +1,58 @@
+/*
+ * session.h - the media plane of one DC media inside a worker: its UDP
+ * socket, first-byte demultiplexing (RFC 7983), the ICE-lite responder,
+ * the DTLS association, the SCTP association with its data channels, and
+ * the services on those channels (bootstrap HTTP). Glue: it owns the
+ * socket and the timer and feeds the engines.
+ */
+#ifndef DCMF_SESSION_H
+#define DCMF_SESSION_H
+
+#include <uv.h>
+
+#include "dtls.h"
+#include "log.h"
+#include "media.h"
+
+struct dcmf_repo;
+struct dcmf_media_stats;
+
+/* What every session of a worker shares. */
+struct dcmf_session_env {
+  uv_loop_t *loop;
+  struct dcmf_dtls_ctx *dtls_ctx;
+  const struct dcmf_log *log;
+  const struct dcmf_repo *repo;
+  struct dcmf_media_stats *stats;
+  uint16_t max_streams;
+  /* Raises an event toward the controller; |detail| is JSON text. */
+  void (*emit)(void *user, const struct dcmf_media_key *key,
+               const char *event, const char *detail);
+  void *emit_user;
+};
+
+struct dcmf_session;
+
+/*
+ * Starts a session from |desc|, taking ownership of its fd and streams
+ * (|desc| itself is copied). Returns 0, or a negative error with the fd
+ * closed.
+ */
+int dcmf_session_new(struct dcmf_session **session,
+                     const struct dcmf_session_env *env,
+                     struct dcmf_media_desc *desc);
+
+/* Applies changed remote values (fingerprint, address, tls-id, streams);
+ * takes ownership of |desc|'s streams. */
+void dcmf_session_update(struct dcmf_session *session,
+                         struct dcmf_media_desc *desc);
+
+/* Closes the socket and frees the session once libuv has let go. */
+void dcmf_session_close(struct dcmf_session *session);
+
+/* Delivers what the SCTP timers produced. */
+void dcmf_session_after_sctp_tick(struct dcmf_session *session);
+
+const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s);
+
+#endif

@@ -1,0 +1,319 @@
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dtls.h"
+#include "errors.h"
+#include "sctp.h"
+#include "session.h"
+
+/* usrsctp has no "next timeout" call, so its timers are ticked at this
+ * period while any session exists. */
+#define SCTP_TICK_MS 10
+
+enum msg_kind { MSG_ADD, MSG_UPDATE, MSG_REMOVE, MSG_STOP };
+
+struct msg {
+  enum msg_kind kind;
+  struct dcmf_media_desc desc; /* ADD, UPDATE */
+  struct dcmf_media_key key;   /* REMOVE */
+  struct msg *next;
+};
+
+struct event_msg {
+  struct dcmf_media_event ev;
+  struct event_msg *next;
+};
+
+struct node {
+  struct dcmf_session *session;
+  struct node *next;
+};
+
+struct dcmf_worker {
+  struct dcmf_worker_settings settings;
+  struct dcmf_media_stats stats;
+  uv_thread_t thread;
+  uv_loop_t loop; /* the worker's own loop */
+  uv_async_t inbox_async;
+  uv_mutex_t inbox_mu;
+  struct msg *inbox_head, *inbox_tail;
+  uv_async_t outbox_async; /* on the control loop */
+  uv_mutex_t outbox_mu;
+  struct event_msg *outbox_head, *outbox_tail;
+  uv_timer_t sctp_timer;
+  uint64_t last_tick_ms;
+  struct dcmf_dtls_ctx dtls_ctx;
+  struct dcmf_session_env env;
+  struct node *sessions;
+};
+
+/* ---- worker → control ----------------------------------------------------- */
+
+static void emit(void *user, const struct dcmf_media_key *key,
+                 const char *event, const char *detail) {
+  struct dcmf_worker *w = user;
+  struct event_msg *m = calloc(1, sizeof(*m));
+  if (m == NULL) {
+    return;
+  }
+  m->ev.key = *key;
+  snprintf(m->ev.event, sizeof(m->ev.event), "%s", event);
+  snprintf(m->ev.detail, sizeof(m->ev.detail), "%s", detail ? detail : "{}");
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  m->ev.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  uv_mutex_lock(&w->outbox_mu);
+  if (w->outbox_tail) {
+    w->outbox_tail->next = m;
+  } else {
+    w->outbox_head = m;
+  }
+  w->outbox_tail = m;
+  uv_mutex_unlock(&w->outbox_mu);
+  uv_async_send(&w->outbox_async);
+}
+
+static void on_outbox(uv_async_t *a) {
+  struct dcmf_worker *w = a->data;
+  uv_mutex_lock(&w->outbox_mu);
+  struct event_msg *m = w->outbox_head;
+  w->outbox_head = w->outbox_tail = NULL;
+  uv_mutex_unlock(&w->outbox_mu);
+  while (m != NULL) {
+    struct event_msg *next = m->next;
+    w->settings.on_event(w->settings.user, &m->ev);
+    free(m);
+    m = next;
+  }
+}
+
+/* ---- control → worker ----------------------------------------------------- */
+
+static void post(struct dcmf_worker *w, struct msg *m) {
+  uv_mutex_lock(&w->inbox_mu);
+  if (w->inbox_tail) {
+    w->inbox_tail->next = m;
+  } else {
+    w->inbox_head = m;
+  }
+  w->inbox_tail = m;
+  uv_mutex_unlock(&w->inbox_mu);
+  uv_async_send(&w->inbox_async);
+}
+
+static struct msg *msg_new(enum msg_kind kind) {
+  struct msg *m = calloc(1, sizeof(*m));
+  if (m == NULL) {
+    abort(); /* a lost control message would leave a port bound forever */
+  }
+  m->kind = kind;
+  m->desc.fd = -1;
+  return m;
+}
+
+void dcmf_worker_add(struct dcmf_worker *w, struct dcmf_media_desc *desc) {
+  struct msg *m = msg_new(MSG_ADD);
+  m->desc = *desc;
+  post(w, m);
+}
+
+void dcmf_worker_update(struct dcmf_worker *w, struct dcmf_media_desc *desc) {
+  struct msg *m = msg_new(MSG_UPDATE);
+  m->desc = *desc;
+  post(w, m);
+}
+
+void dcmf_worker_remove(struct dcmf_worker *w,
+                        const struct dcmf_media_key *key) {
+  struct msg *m = msg_new(MSG_REMOVE);
+  m->key = *key;
+  post(w, m);
+}
+
+/* ---- inside the worker thread -------------------------------------------- */
+
+static struct node **find(struct dcmf_worker *w,
+                          const struct dcmf_media_key *key) {
+  struct node **pp = &w->sessions;
+  while (*pp && !dcmf_media_key_equal(dcmf_session_key((*pp)->session), key)) {
+    pp = &(*pp)->next;
+  }
+  return pp;
+}
+
+static void on_sctp_tick(uv_timer_t *t) {
+  struct dcmf_worker *w = t->data;
+  uint64_t now = uv_now(&w->loop);
+  dcmf_sctp_stack_tick((uint32_t)(now - w->last_tick_ms));
+  w->last_tick_ms = now;
+  for (struct node *n = w->sessions; n; n = n->next) {
+    dcmf_session_after_sctp_tick(n->session);
+  }
+}
+
+static void sctp_timer_update(struct dcmf_worker *w) {
+  if (w->sessions != NULL && !uv_is_active((uv_handle_t *)&w->sctp_timer)) {
+    w->last_tick_ms = uv_now(&w->loop);
+    uv_timer_start(&w->sctp_timer, on_sctp_tick, SCTP_TICK_MS, SCTP_TICK_MS);
+  } else if (w->sessions == NULL) {
+    uv_timer_stop(&w->sctp_timer);
+  }
+}
+
+static void handle_add(struct dcmf_worker *w, struct msg *m) {
+  struct node **pp = find(w, &m->desc.key);
+  if (*pp != NULL) { /* a duplicate add replaces the session */
+    struct node *old = *pp;
+    *pp = old->next;
+    dcmf_session_close(old->session);
+    free(old);
+  }
+  struct node *n = calloc(1, sizeof(*n));
+  if (n == NULL || dcmf_session_new(&n->session, &w->env, &m->desc) != 0) {
+    DCMF_LOGE(w->settings.log, "worker", "cannot start media %s/%s/%s",
+              m->desc.key.context_id, m->desc.key.termination_id,
+              m->desc.key.media_id);
+    free(n);
+    return;
+  }
+  n->next = w->sessions;
+  w->sessions = n;
+  atomic_fetch_add_explicit(&w->stats.sessions, 1, memory_order_relaxed);
+}
+
+static void handle_remove(struct dcmf_worker *w,
+                          const struct dcmf_media_key *key) {
+  struct node **pp = find(w, key);
+  if (*pp == NULL) {
+    return;
+  }
+  struct node *n = *pp;
+  *pp = n->next;
+  dcmf_session_close(n->session);
+  free(n);
+  atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
+}
+
+static void close_all(struct dcmf_worker *w) {
+  while (w->sessions != NULL) {
+    handle_remove(w, dcmf_session_key(w->sessions->session));
+  }
+  uv_close((uv_handle_t *)&w->sctp_timer, NULL);
+  uv_close((uv_handle_t *)&w->inbox_async, NULL);
+}
+
+static void on_inbox(uv_async_t *a) {
+  struct dcmf_worker *w = a->data;
+  uv_mutex_lock(&w->inbox_mu);
+  struct msg *m = w->inbox_head;
+  w->inbox_head = w->inbox_tail = NULL;
+  uv_mutex_unlock(&w->inbox_mu);
+  int stop = 0;
+  while (m != NULL) {
+    struct msg *next = m->next;
+    switch (m->kind) {
+    case MSG_ADD:
+      handle_add(w, m);
+      break;
+    case MSG_UPDATE: {
+      struct node *n = *find(w, &m->desc.key);
+      if (n != NULL) {
+        dcmf_session_update(n->session, &m->desc);
+      } else {
+        dcmf_media_desc_free(&m->desc);
+      }
+      break;
+    }
+    case MSG_REMOVE:
+      handle_remove(w, &m->key);
+      break;
+    case MSG_STOP:
+      stop = 1;
+      break;
+    }
+    free(m);
+    m = next;
+  }
+  if (stop) {
+    close_all(w);
+  } else {
+    sctp_timer_update(w);
+  }
+}
+
+static void worker_main(void *arg) {
+  struct dcmf_worker *w = arg;
+  /* usrsctp's single stack belongs to this thread from here on. */
+  dcmf_sctp_stack_init();
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < 100 && dcmf_sctp_stack_finish() != 0; i++) {
+    dcmf_sctp_stack_tick(100);
+  }
+}
+
+int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
+                      const struct dcmf_worker_settings *settings) {
+  struct dcmf_worker *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  w->settings = *settings;
+  if (dcmf_dtls_ctx_init(&w->dtls_ctx, settings->cert, settings->pkey,
+                         1200) != 0) {
+    free(w);
+    return DCMF_ERR_SYSTEM;
+  }
+  uv_loop_init(&w->loop);
+  uv_mutex_init(&w->inbox_mu);
+  uv_mutex_init(&w->outbox_mu);
+  uv_async_init(&w->loop, &w->inbox_async, on_inbox);
+  uv_async_init(control_loop, &w->outbox_async, on_outbox);
+  /* Events must not keep the control loop running at shutdown. */
+  uv_unref((uv_handle_t *)&w->outbox_async);
+  uv_timer_init(&w->loop, &w->sctp_timer);
+  w->inbox_async.data = w->outbox_async.data = w->sctp_timer.data = w;
+  w->env = (struct dcmf_session_env){.loop = &w->loop,
+                                     .dtls_ctx = &w->dtls_ctx,
+                                     .log = settings->log,
+                                     .repo = settings->repo,
+                                     .stats = &w->stats,
+                                     .max_streams = settings->max_streams,
+                                     .emit = emit,
+                                     .emit_user = w};
+  if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+    uv_close((uv_handle_t *)&w->outbox_async, NULL);
+    dcmf_dtls_ctx_free(&w->dtls_ctx);
+    free(w);
+    return DCMF_ERR_SYSTEM;
+  }
+  *out = w;
+  return 0;
+}
+
+static void on_outbox_closed(uv_handle_t *h) {
+  struct dcmf_worker *w = h->data;
+  struct event_msg *m = w->outbox_head;
+  while (m != NULL) {
+    struct event_msg *next = m->next;
+    free(m);
+    m = next;
+  }
+  uv_mutex_destroy(&w->inbox_mu);
+  uv_mutex_destroy(&w->outbox_mu);
+  free(w);
+}
+
+void dcmf_worker_stop(struct dcmf_worker *w) {
+  post(w, msg_new(MSG_STOP));
+  uv_thread_join(&w->thread);
+  uv_loop_close(&w->loop);
+  dcmf_dtls_ctx_free(&w->dtls_ctx);
+  uv_close((uv_handle_t *)&w->outbox_async, on_outbox_closed);
+}
+
+const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w) {
+  return &w->stats;
+}

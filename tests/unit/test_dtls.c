@@ -1,0 +1,249 @@
+/*
+ * DTLS engine tests: a client and a server engine paired in memory, with
+ * datagrams carried by hand between them (no sockets, no timers).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cert.h"
+#include "dtls.h"
+#include "errors.h"
+
+#define QMAX 64
+
+struct side {
+  struct dcmf_dtls *dtls;
+  /* datagrams this side sent, waiting to be delivered to the other */
+  uint8_t *out[QMAX];
+  size_t out_len[QMAX];
+  size_t n_out;
+  size_t datagrams_sent;
+  size_t max_datagram;
+  enum dcmf_dtls_state last_state;
+  char received[256];
+  size_t received_len;
+};
+
+struct pair {
+  struct dcmf_cert ccert, scert;
+  struct dcmf_dtls_ctx cctx, sctx;
+  struct side client, server;
+};
+
+static void on_send(void *user, const uint8_t *data, size_t len) {
+  struct side *s = user;
+  assert_true(s->n_out < QMAX);
+  s->out[s->n_out] = malloc(len);
+  memcpy(s->out[s->n_out], data, len);
+  s->out_len[s->n_out++] = len;
+  s->datagrams_sent++;
+  if (len > s->max_datagram) {
+    s->max_datagram = len;
+  }
+}
+
+static void on_recv(void *user, const uint8_t *data, size_t len) {
+  struct side *s = user;
+  assert_true(s->received_len + len < sizeof(s->received));
+  memcpy(s->received + s->received_len, data, len);
+  s->received_len += len;
+}
+
+static void on_state(void *user, enum dcmf_dtls_state state,
+                     const char *reason) {
+  struct side *s = user;
+  assert_non_null(reason);
+  s->last_state = state;
+}
+
+static const struct dcmf_dtls_callbacks cbs = {on_send, on_recv, on_state};
+
+/* Delivers every queued datagram of |from| to |to|; returns how many. */
+static size_t deliver(struct side *from, struct side *to) {
+  size_t n = from->n_out;
+  for (size_t i = 0; i < n; i++) {
+    dcmf_dtls_recv(to->dtls, from->out[i], from->out_len[i]);
+    free(from->out[i]);
+  }
+  /* Datagrams sent while delivering stay queued for the next round. */
+  memmove(from->out, from->out + n, (from->n_out - n) * sizeof(from->out[0]));
+  memmove(from->out_len, from->out_len + n,
+          (from->n_out - n) * sizeof(from->out_len[0]));
+  from->n_out -= n;
+  return n;
+}
+
+static void run(struct pair *p) {
+  for (int round = 0; round < 20; round++) {
+    size_t moved = deliver(&p->client, &p->server);
+    moved += deliver(&p->server, &p->client);
+    if (moved == 0) {
+      return;
+    }
+  }
+}
+
+static struct dcmf_fingerprint_set fp_of(const struct dcmf_cert *c) {
+  struct dcmf_fingerprint_set set;
+  memset(&set, 0, sizeof(set));
+  assert_int_equal(dcmf_fingerprint_parse(c->fingerprint, &set), 0);
+  return set;
+}
+
+static int setup(void **state) {
+  struct pair *p = calloc(1, sizeof(*p));
+  char err[256];
+  assert_int_equal(dcmf_cert_generate(&p->ccert, err, sizeof(err)), 0);
+  assert_int_equal(dcmf_cert_generate(&p->scert, err, sizeof(err)), 0);
+  assert_int_equal(
+      dcmf_dtls_ctx_init(&p->cctx, p->ccert.x509, p->ccert.pkey, 1200), 0);
+  assert_int_equal(
+      dcmf_dtls_ctx_init(&p->sctx, p->scert.x509, p->scert.pkey, 1200), 0);
+  assert_int_equal(dcmf_dtls_new(&p->client.dtls, &p->cctx, 0, &cbs,
+                                 &p->client),
+                   0);
+  assert_int_equal(dcmf_dtls_new(&p->server.dtls, &p->sctx, 1, &cbs,
+                                 &p->server),
+                   0);
+  *state = p;
+  return 0;
+}
+
+static void side_free(struct side *s) {
+  for (size_t i = 0; i < s->n_out; i++) {
+    free(s->out[i]);
+  }
+  dcmf_dtls_del(s->dtls);
+}
+
+static int teardown(void **state) {
+  struct pair *p = *state;
+  side_free(&p->client);
+  side_free(&p->server);
+  dcmf_dtls_ctx_free(&p->cctx);
+  dcmf_dtls_ctx_free(&p->sctx);
+  dcmf_cert_free(&p->ccert);
+  dcmf_cert_free(&p->scert);
+  free(p);
+  return 0;
+}
+
+static void test_handshake_and_data(void **state) {
+  struct pair *p = *state;
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert), sfp = fp_of(&p->scert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  run(p);
+  assert_int_equal(dcmf_dtls_state(p->client.dtls), DCMF_DTLS_CONNECTED);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_CONNECTED);
+  assert_int_equal(p->server.last_state, DCMF_DTLS_CONNECTED);
+  assert_string_equal(dcmf_dtls_cipher(p->server.dtls),
+                      "ECDHE-ECDSA-AES128-GCM-SHA256");
+  assert_true(p->client.max_datagram <= 1200);
+  assert_true(p->server.max_datagram <= 1200);
+  assert_int_equal(dcmf_dtls_send(p->client.dtls, (const uint8_t *)"ping", 4),
+                   0);
+  assert_int_equal(dcmf_dtls_send(p->server.dtls, (const uint8_t *)"pong", 4),
+                   0);
+  run(p);
+  assert_int_equal(p->server.received_len, 4);
+  assert_memory_equal(p->server.received, "ping", 4);
+  assert_memory_equal(p->client.received, "pong", 4);
+  /* No retransmission timer once connected. */
+  assert_int_equal(dcmf_dtls_next_timeout_ms(p->server.dtls), -1);
+}
+
+static void test_server_holds_until_fingerprint(void **state) {
+  struct pair *p = *state;
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert), sfp = fp_of(&p->scert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  assert_true(p->client.n_out >= 1); /* ClientHello */
+  run(p);
+  /* The server answered nothing: it does not know the fingerprint. */
+  assert_int_equal(p->server.datagrams_sent, 0);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_WAITING);
+  /* The PATCH with the fingerprint arrives: the held hello is replayed. */
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp), 0);
+  run(p);
+  assert_int_equal(dcmf_dtls_state(p->client.dtls), DCMF_DTLS_CONNECTED);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_CONNECTED);
+}
+
+static void test_fingerprint_mismatch_fails_both(void **state) {
+  struct pair *p = *state;
+  struct dcmf_fingerprint_set sfp = fp_of(&p->scert);
+  /* The server expects the wrong certificate: its own. */
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &sfp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  run(p);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_FAILED);
+  assert_int_equal(p->server.last_state, DCMF_DTLS_FAILED);
+  /* The alert reached the client, which failed too. */
+  assert_int_equal(dcmf_dtls_state(p->client.dtls), DCMF_DTLS_FAILED);
+  assert_int_equal(dcmf_dtls_send(p->server.dtls, (const uint8_t *)"x", 1),
+                   DCMF_ERR_INVALID);
+}
+
+static void test_client_checks_server_fingerprint(void **state) {
+  struct pair *p = *state;
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp), 0);
+  /* The client expects its own certificate from the server. */
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &cfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  run(p);
+  assert_int_equal(dcmf_dtls_state(p->client.dtls), DCMF_DTLS_FAILED);
+  assert_true(dcmf_dtls_state(p->server.dtls) != DCMF_DTLS_CONNECTED);
+}
+
+static void test_garbage_and_hold_limit(void **state) {
+  struct pair *p = *state;
+  uint8_t junk[2000];
+  memset(junk, 22, sizeof(junk));
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(dcmf_dtls_recv(p->server.dtls, junk, sizeof(junk)), 0);
+  }
+  assert_int_equal(dcmf_dtls_recv(p->server.dtls, junk, sizeof(junk)),
+                   DCMF_ERR_TOO_LARGE);
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert);
+  /* Replaying junk must not crash, and the server stays unconnected. */
+  dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp);
+  assert_true(dcmf_dtls_state(p->server.dtls) != DCMF_DTLS_CONNECTED);
+}
+
+static void test_retransmission_timer(void **state) {
+  struct pair *p = *state;
+  struct dcmf_fingerprint_set sfp = fp_of(&p->scert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  long t = dcmf_dtls_next_timeout_ms(p->client.dtls);
+  assert_true(t > 0 && t <= 1000);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_handshake_and_data, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_server_holds_until_fingerprint,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fingerprint_mismatch_fails_both,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_checks_server_fingerprint,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_garbage_and_hold_limit, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_retransmission_timer, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
