@@ -163,7 +163,9 @@ struct dcmf_httpdc_backend {
   /*
    * Called for each request still unanswered when the engine drops it
    * (engine deleted, or an earlier response closed the channel); the id
-   * is invalid afterwards. May be NULL for synchronous backends.
+   * is invalid afterwards. It runs inside dcmf_httpdc_del() or
+   * dcmf_httpdc_respond() and must not call the engine. May be NULL for
+   * synchronous backends.
    */
   void (*cancel)(void *user, uint64_t id);
   void *user;

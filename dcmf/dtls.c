@@ -165,6 +165,9 @@ int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
   /* No session resumption: every association is a fresh handshake bound
    * to the fingerprints of this call. */
   SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+  /* Idle associations give their record buffers back (thousands of
+   * sessions mostly sit idle). */
+  SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_QUERY_MTU |
                              SSL_OP_CIPHER_SERVER_PREFERENCE |
                              SSL_OP_NO_RENEGOTIATION);

@@ -28,8 +28,8 @@ struct http_service {
   struct dcmf_session *s;
   uint16_t sid;
   struct dcmf_httpdc *engine;
-  uint8_t *out;        /* one outgoing message */
-  size_t out_len;      /* > 0: waiting for room in the SCTP buffer */
+  uint8_t *held;  /* a message SCTP had no room for; owned */
+  size_t held_len;
   struct stalled in[HTTP_STALL_MAX];
   size_t n_in;
 };
@@ -48,7 +48,6 @@ struct dcmf_session {
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
   int teardown; /* the association failed: rebuild only on a new tls-id */
-  uint8_t rxbuf[65536];
 };
 
 static void session_arm_timer(struct dcmf_session *s);
@@ -89,7 +88,7 @@ static void http_free(struct http_service *h) {
   for (size_t i = 0; i < h->n_in; i++) {
     free(h->in[i].data);
   }
-  free(h->out);
+  free(h->held);
   free(h);
 }
 
@@ -108,8 +107,7 @@ static int http_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
     free(h);
     return -1;
   }
-  h->out = malloc(dcmf_httpdc_max_message_size(h->engine));
-  if (h->out == NULL) {
+  if (dcmf_httpdc_max_message_size(h->engine) > s->env.tx_scratch_len) {
     http_free(h);
     return -1;
   }
@@ -129,32 +127,54 @@ static void http_feed_stalled(struct http_service *h) {
   }
 }
 
+/* Sends one message; returns 0, or DCMF_ERR_EXHAUSTED when SCTP has no
+ * room (the message is then kept in |h->held| and resent later). */
+static int http_send(struct http_service *h, const uint8_t *msg, size_t len) {
+  struct dcmf_session *s = h->s;
+  /* Binary (PPID 53): a body may be any bytes, and a string message
+   * would be decoded as UTF-8 by the receiving stack. */
+  int rv = dcmf_dc_send(s->dc, h->sid, 1, msg, len);
+  if (rv == DCMF_ERR_EXHAUSTED) {
+    if (h->held == NULL) {
+      h->held = malloc(len);
+      if (h->held == NULL) {
+        return DCMF_ERR_NOMEM;
+      }
+      memcpy(h->held, msg, len);
+      h->held_len = len;
+    }
+    return rv;
+  }
+  if (rv == 0) {
+    STAT_ADD(s, messages_out, 1);
+    STAT_ADD(s, bytes_out, len);
+  }
+  return 0;
+}
+
 static void http_flush(struct http_service *h) {
   struct dcmf_session *s = h->s;
-  for (int rounds = 0; rounds < 4096; rounds++) {
-    if (h->out_len == 0) {
-      if (dcmf_httpdc_write(h->engine, h->out,
-                            dcmf_httpdc_max_message_size(h->engine),
-                            &h->out_len) != 0 ||
-          h->out_len == 0) {
-        http_feed_stalled(h);
-        if (!dcmf_httpdc_want_write(h->engine)) {
-          break;
-        }
-        continue;
-      }
-    }
-    /* Binary (PPID 53): a body may be any bytes, and a string message
-     * would be decoded as UTF-8 by the receiving stack. */
-    int rv = dcmf_dc_send(s->dc, h->sid, 1, h->out, h->out_len);
-    if (rv == DCMF_ERR_EXHAUSTED) {
+  if (h->held != NULL) {
+    if (http_send(h, h->held, h->held_len) == DCMF_ERR_EXHAUSTED) {
       return; /* resumed by the association's writable callback */
     }
-    if (rv == 0) {
-      STAT_ADD(s, messages_out, 1);
-      STAT_ADD(s, bytes_out, h->out_len);
+    free(h->held);
+    h->held = NULL;
+  }
+  for (int rounds = 0; rounds < 4096; rounds++) {
+    size_t len = 0;
+    if (dcmf_httpdc_write(h->engine, s->env.tx_scratch,
+                          s->env.tx_scratch_len, &len) != 0 ||
+        len == 0) {
+      http_feed_stalled(h);
+      if (!dcmf_httpdc_want_write(h->engine)) {
+        break;
+      }
+      continue;
     }
-    h->out_len = 0;
+    if (http_send(h, s->env.tx_scratch, len) != 0) {
+      return;
+    }
   }
   if (dcmf_httpdc_get_state(h->engine) == DCMF_HTTPDC_CLOSED) {
     dcmf_dc_close(s->dc, h->sid);
@@ -433,7 +453,8 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct dcmf_session *s = h->data;
-  *buf = uv_buf_init((char *)s->rxbuf, sizeof(s->rxbuf));
+  *buf = uv_buf_init((char *)s->env.rx_scratch,
+                     (unsigned int)s->env.rx_scratch_len);
 }
 
 static void on_udp(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,

@@ -25,6 +25,13 @@ struct dcmf_session_env {
   const struct dcmf_repo *repo;
   struct dcmf_media_stats *stats;
   uint16_t max_streams;
+  /* Scratch memory of the worker thread, shared by its sessions because
+   * one thread handles one datagram or one message at a time: the UDP
+   * receive buffer and the outgoing HTTP message. */
+  uint8_t *rx_scratch;
+  size_t rx_scratch_len;
+  uint8_t *tx_scratch;
+  size_t tx_scratch_len;
   /* Raises an event toward the controller; |detail| is JSON text. */
   void (*emit)(void *user, const struct dcmf_media_key *key,
                const char *event, const char *detail);

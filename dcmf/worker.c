@@ -48,6 +48,8 @@ struct dcmf_worker {
   struct dcmf_dtls_ctx dtls_ctx;
   struct dcmf_session_env env;
   struct node *sessions;
+  uint8_t rx_scratch[65536];
+  uint8_t tx_scratch[65536];
 };
 
 /* ---- worker → control ----------------------------------------------------- */
@@ -281,6 +283,10 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .repo = settings->repo,
                                      .stats = &w->stats,
                                      .max_streams = settings->max_streams,
+                                     .rx_scratch = w->rx_scratch,
+                                     .rx_scratch_len = sizeof(w->rx_scratch),
+                                     .tx_scratch = w->tx_scratch,
+                                     .tx_scratch_len = sizeof(w->tx_scratch),
                                      .emit = emit,
                                      .emit_user = w};
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {

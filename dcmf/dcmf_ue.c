@@ -1,0 +1,452 @@
+/*
+ * dcmf-ue - plays the DCMTSI phone (and the IMS AS part of creating and
+ * releasing the context) against dcmfd: the operator's curl for bootstrap
+ * data channels, and the load generator.
+ *
+ *   dcmf-ue fetch [--api URL] [--include] PATH
+ *   dcmf-ue bench [--api URL] [--count N] [--concurrency C] [PATH]
+ *   dcmf-ue idle  [--api URL] [--count N] [--seconds S]
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <uv.h>
+
+#include "apiclient.h"
+#include "cert.h"
+#include "dcmf_build_config.h"
+#include "dtls.h"
+#include "errors.h"
+#include "fingerprint.h"
+#include "sctp.h"
+#include "ue.h"
+
+enum mode { MODE_FETCH, MODE_BENCH, MODE_IDLE };
+
+struct run;
+
+/* One phone's life: create context, connect, fetch, delete. */
+struct job {
+  struct run *run;
+  struct dcmf_ue *ue;
+  char context_id[64];
+  uint64_t first_byte_ns;
+  int done;
+};
+
+struct run {
+  enum mode mode;
+  uv_loop_t *loop;
+  struct dcmf_apiclient *api;
+  struct dcmf_cert cert;
+  struct dcmf_dtls_ctx dtls_ctx;
+  const char *path;
+  int include_head;
+  long count, concurrency, seconds;
+  long started, finished, ok, failed, ready;
+  double *latency_ms; /* first STUN to first response byte */
+  uv_timer_t tick;
+  uint64_t last_tick_ms;
+  uv_signal_t sigint;
+  int stopping;
+  int exit_code;
+  struct job **idle_jobs; /* idle mode: every phone, to release them */
+  uint64_t ready_ms;      /* idle mode: when all phones were ready */
+};
+
+static void job_start(struct run *r);
+static void job_finish(struct job *j, int ok);
+
+static void forget(struct job *j) {
+  struct run *r = j->run;
+  for (long i = 0; r->idle_jobs != NULL && i < r->started; i++) {
+    if (r->idle_jobs[i] == j) {
+      r->idle_jobs[i] = NULL;
+    }
+  }
+  free(j);
+}
+
+static void on_deleted(void *user, int status, const char *body, size_t len,
+                       const char *location) {
+  (void)body;
+  (void)len;
+  (void)location;
+  struct job *j = user;
+  if (status != 204) {
+    fprintf(stderr, "dcmf-ue: DELETE %s answered %d\n", j->context_id, status);
+  }
+  struct run *r = j->run;
+  forget(j);
+  r->finished++;
+  if (r->mode != MODE_IDLE && !r->stopping && r->started < r->count) {
+    job_start(r);
+  }
+}
+
+static void job_finish(struct job *j, int ok) {
+  if (j->done) {
+    return;
+  }
+  j->done = 1;
+  struct run *r = j->run;
+  if (ok) {
+    r->ok++;
+  } else {
+    r->failed++;
+  }
+  if (j->ue != NULL) {
+    dcmf_ue_close(j->ue);
+    j->ue = NULL;
+  }
+  if (j->context_id[0] == '\0') {
+    forget(j);
+    r->finished++;
+    return;
+  }
+  char path[160];
+  snprintf(path, sizeof(path), "/nmf-mrm/v1/contexts/%s", j->context_id);
+  if (dcmf_apiclient_request(r->api, "DELETE", path, NULL, NULL, on_deleted,
+                             j) != 0) {
+    forget(j);
+    r->finished++;
+  }
+}
+
+static void ue_ready(void *user, struct dcmf_ue *ue) {
+  struct job *j = user;
+  if (j->run->mode == MODE_IDLE) {
+    j->run->ready++;
+    return;
+  }
+  if (dcmf_ue_get(ue, j->run->path) != 0) {
+    job_finish(j, 0);
+  }
+}
+
+static void ue_first_byte(void *user, struct dcmf_ue *ue) {
+  struct job *j = user;
+  if (j->first_byte_ns == 0) {
+    j->first_byte_ns = uv_hrtime();
+    struct run *r = j->run;
+    long i = r->ok + r->failed;
+    if (r->latency_ms != NULL && i < r->count) {
+      r->latency_ms[r->ok] =
+          (double)(j->first_byte_ns - dcmf_ue_started_ns(ue)) / 1e6;
+    }
+  }
+}
+
+static void ue_response(void *user, struct dcmf_ue *ue, int status,
+                        const char *head, const uint8_t *body, size_t len) {
+  (void)ue;
+  struct job *j = user;
+  if (j->run->mode == MODE_FETCH) {
+    if (j->run->include_head) {
+      printf("%s\r\n\r\n", head);
+    }
+    fwrite(body, 1, len, stdout);
+    fflush(stdout);
+    j->run->exit_code = status >= 200 && status < 400 ? 0 : 1;
+  }
+  job_finish(j, status >= 200 && status < 400);
+}
+
+static void ue_failed(void *user, struct dcmf_ue *ue, const char *why) {
+  (void)ue;
+  struct job *j = user;
+  if (!j->done) {
+    fprintf(stderr, "dcmf-ue: %s: %s\n", j->context_id, why);
+    j->run->exit_code = 3;
+  }
+  job_finish(j, 0);
+}
+
+static const struct dcmf_ue_callbacks ue_cbs = {ue_ready, ue_first_byte,
+                                                ue_response, ue_failed};
+
+/* Reads what the phone needs from the MF's MediaContext. */
+static int remote_from_context(json_t *ctx, struct dcmf_ue_remote *rem) {
+  json_t *media = json_array_get(
+      json_object_get(json_array_get(json_object_get(ctx, "terminations"), 0),
+                      "medias"),
+      0);
+  json_t *mb = json_object_get(media, "localMbEndpoint");
+  json_t *ice = json_object_get(media, "localIceInfo");
+  json_t *dc = json_object_get(media, "dcMedia");
+  json_t *ldc = json_object_get(dc, "localDcEndpoint");
+  const char *ip = json_string_value(
+      json_object_get(json_object_get(mb, "ip"), "ipv4Addr"));
+  const char *ufrag = json_string_value(json_object_get(ice, "ufrag"));
+  const char *pwd = json_string_value(json_object_get(ice, "pwd"));
+  const char *fp = json_string_value(json_object_get(ldc, "fingerprint"));
+  const char *setup = json_string_value(json_object_get(dc, "securitySetup"));
+  memset(rem, 0, sizeof(*rem));
+  if (ip == NULL || ufrag == NULL || pwd == NULL || fp == NULL ||
+      setup == NULL ||
+      uv_ip4_addr(ip,
+                  (int)json_integer_value(json_object_get(mb, "portNumber")),
+                  (struct sockaddr_in *)&rem->addr) != 0 ||
+      dcmf_fingerprint_parse(fp, &rem->fingerprint) != 0) {
+    return DCMF_ERR_MALFORMED;
+  }
+  snprintf(rem->ufrag, sizeof(rem->ufrag), "%s", ufrag);
+  snprintf(rem->pwd, sizeof(rem->pwd), "%s", pwd);
+  rem->sctp_port = (uint16_t)json_integer_value(json_object_get(ldc, "sctpPort"));
+  rem->mf_is_dtls_server = strcmp(setup, "PASSIVE") == 0;
+  return 0;
+}
+
+static void on_created(void *user, int status, const char *body, size_t len,
+                       const char *location) {
+  (void)location;
+  struct job *j = user;
+  json_t *ctx = status == 201 ? json_loadb(body, len, 0, NULL) : NULL;
+  struct dcmf_ue_remote rem;
+  const char *id = json_string_value(json_object_get(ctx, "contextId"));
+  if (id != NULL) {
+    snprintf(j->context_id, sizeof(j->context_id), "%s", id);
+  }
+  if (ctx == NULL || remote_from_context(ctx, &rem) != 0 ||
+      dcmf_ue_connect(j->ue, &rem) != 0) {
+    fprintf(stderr, "dcmf-ue: create answered %d: %.*s\n", status, (int)len,
+            body);
+    j->run->exit_code = 3;
+    json_decref(ctx);
+    job_finish(j, 0);
+    return;
+  }
+  json_decref(ctx);
+}
+
+static void job_start(struct run *r) {
+  struct job *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
+    return;
+  }
+  j->run = r;
+  if (r->idle_jobs != NULL) {
+    r->idle_jobs[r->started] = j;
+  }
+  r->started++;
+  if (dcmf_ue_new(&j->ue, r->loop, &r->dtls_ctx, "127.0.0.1", &ue_cbs, j) !=
+      0) {
+    j->ue = NULL;
+    job_finish(j, 0);
+    return;
+  }
+  uint8_t rnd[32];
+  char tls_id[33];
+  RAND_bytes(rnd, sizeof(rnd));
+  dcmf_token_from_random(tls_id, 32, rnd, "0123456789abcdef");
+  json_t *req = json_pack(
+      "{s:[{s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:s, s:i},"
+      " s:{s:s, s:{s:{s:i, s:s, s:b}}, s:{s:i, s:s, s:s}, s:s}}]}]}",
+      "terminations", "terminationId", "ue", "medias", "mediaId", "1",
+      "mediaResourceType", "DC", "remoteIceInfo", "ufrag", dcmf_ue_ufrag(j->ue),
+      "pwd", dcmf_ue_pwd(j->ue), "remoteMbEndpoint", "ip", "ipv4Addr",
+      "127.0.0.1", "transport", "UDP", "portNumber", (int)dcmf_ue_port(j->ue),
+      "dcMedia", "mediaProxyConfig", "HTTP", "streams", "0", "streamId", 0,
+      "subprotocol", "http", "order", 1, "remoteDcEndpoint", "sctpPort", 5000,
+      "fingerprint", r->cert.fingerprint, "tlsId", tls_id, "securitySetup",
+      "ACTPASS");
+  char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+  json_decref(req);
+  if (text == NULL ||
+      dcmf_apiclient_request(r->api, "POST", "/nmf-mrm/v1/contexts",
+                             "application/json", text, on_created, j) != 0) {
+    job_finish(j, 0);
+  }
+  free(text);
+}
+
+/* Ends the idle hold: every phone is released (contexts deleted). */
+static void release_idle(struct run *r) {
+  for (long i = 0; i < r->started; i++) {
+    if (r->idle_jobs[i] != NULL) {
+      job_finish(r->idle_jobs[i], 1);
+    }
+  }
+}
+
+/* Ticks usrsctp, keeps the wanted number of phones going and ends the
+ * run. */
+static void on_tick(uv_timer_t *t) {
+  struct run *r = t->data;
+  uint64_t now = uv_now(r->loop);
+  dcmf_sctp_stack_tick((uint32_t)(now - r->last_tick_ms));
+  r->last_tick_ms = now;
+  long active = r->started - r->finished;
+  while (!r->stopping && r->started < r->count && active < r->concurrency) {
+    job_start(r);
+    active++;
+  }
+  if (r->mode == MODE_IDLE && r->ready_ms == 0 && r->ready >= r->count) {
+    r->ready_ms = now;
+    printf("ready %ld\n", r->ready);
+    fflush(stdout);
+  }
+  if (r->mode == MODE_IDLE && !r->stopping &&
+      ((r->ready_ms != 0 && r->seconds > 0 &&
+        now - r->ready_ms >= (uint64_t)r->seconds * 1000) ||
+       r->count == 0)) {
+    r->stopping = 1;
+    release_idle(r);
+  }
+  if (r->finished >= r->started && (r->started >= r->count || r->stopping)) {
+    uv_timer_stop(&r->tick);
+    uv_close((uv_handle_t *)&r->tick, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    dcmf_apiclient_close(r->api);
+  }
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void report(struct run *r, double seconds) {
+  qsort(r->latency_ms, (size_t)r->ok, sizeof(double), cmp_double);
+  double median = r->ok ? r->latency_ms[r->ok / 2] : 0;
+  double p99 = r->ok ? r->latency_ms[(size_t)((double)(r->ok - 1) * 0.99)] : 0;
+  printf("fetches %ld ok %ld failed %ld in %.2f s (%.1f/s)\n",
+         r->ok + r->failed, r->ok, r->failed, seconds,
+         (double)r->ok / seconds);
+  printf("first STUN to first byte: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
+         median, p99, r->ok ? r->latency_ms[r->ok - 1] : 0);
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: dcmf-ue fetch [--api URL] [--include] PATH\n"
+          "       dcmf-ue bench [--api URL] [--count N] [--concurrency C] "
+          "[PATH]\n"
+          "       dcmf-ue idle  [--api URL] [--count N] [--seconds S]\n\n"
+          "Plays a DCMTSI phone against dcmfd: creates a context through "
+          "the Nmf_MRM API\n(--api, default http://127.0.0.1:8090), does "
+          "ICE (controlling, USE-CANDIDATE),\nDTLS and SCTP, opens the "
+          "negotiated bootstrap channel (id 0, \"http\"), sends\nGET PATH "
+          "and deletes the context.\n"
+          "  fetch  prints the body (--include: the head too); exit 0 on "
+          "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
+          "  bench  runs N fetches, C at a time, and reports the time from "
+          "the first\n         STUN check to the first response byte\n"
+          "  idle   connects N phones, prints \"ready N\", holds them S "
+          "seconds (or until\n         SIGINT), then releases them\n");
+}
+
+static void on_sigint(uv_signal_t *s, int sig) {
+  (void)sig;
+  struct run *r = s->data;
+  r->count = r->started; /* start no more */
+  if (!r->stopping) {
+    r->stopping = 1;
+    if (r->idle_jobs != NULL) {
+      release_idle(r);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  struct run r = {.count = 1, .concurrency = 1, .path = "/", .exit_code = 0};
+  const char *api = "http://127.0.0.1:8090";
+  if (strcmp(argv[1], "fetch") == 0) {
+    r.mode = MODE_FETCH;
+  } else if (strcmp(argv[1], "bench") == 0) {
+    r.mode = MODE_BENCH;
+    r.count = 100;
+    r.concurrency = 10;
+  } else if (strcmp(argv[1], "idle") == 0) {
+    r.mode = MODE_IDLE;
+    r.count = 100;
+    r.concurrency = 50;
+  } else if (strcmp(argv[1], "--version") == 0) {
+    printf("dcmf-ue %s\n", DCMF_VERSION);
+    return 0;
+  } else {
+    usage(strcmp(argv[1], "--help") == 0 ? stdout : stderr);
+    return strcmp(argv[1], "--help") == 0 ? 0 : 2;
+  }
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--api") == 0 && i + 1 < argc) {
+      api = argv[++i];
+    } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+      r.count = strtol(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
+      r.concurrency = strtol(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+      r.seconds = strtol(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--include") == 0 || strcmp(argv[i], "-i") == 0) {
+      r.include_head = 1;
+    } else if (argv[i][0] == '/') {
+      r.path = argv[i];
+    } else {
+      fprintf(stderr, "dcmf-ue: unexpected argument \"%s\"\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (r.count < 1 || r.concurrency < 1) {
+    fprintf(stderr, "dcmf-ue: --count and --concurrency must be positive\n");
+    return 2;
+  }
+  if (r.mode == MODE_IDLE) {
+    r.concurrency = r.count;
+  }
+  char host[64];
+  uint16_t port;
+  char err[256];
+  if (dcmf_apiclient_parse_base(api, host, sizeof(host), &port) != 0) {
+    fprintf(stderr, "dcmf-ue: --api must be http://HOST:PORT\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  r.loop = uv_default_loop();
+  r.latency_ms = calloc((size_t)r.count, sizeof(double));
+  if (r.mode == MODE_IDLE) {
+    r.idle_jobs = calloc((size_t)r.count, sizeof(*r.idle_jobs));
+    if (r.idle_jobs == NULL) {
+      return 3;
+    }
+  }
+  if (r.latency_ms == NULL || dcmf_cert_generate(&r.cert, err, sizeof(err)) ||
+      dcmf_dtls_ctx_init(&r.dtls_ctx, r.cert.x509, r.cert.pkey, 1200) ||
+      dcmf_apiclient_new(&r.api, r.loop, host, port) != 0) {
+    fprintf(stderr, "dcmf-ue: cannot start\n");
+    return 3;
+  }
+  dcmf_sctp_stack_init();
+  uv_timer_init(r.loop, &r.tick);
+  uv_signal_init(r.loop, &r.sigint);
+  r.tick.data = r.sigint.data = &r;
+  uv_signal_start(&r.sigint, on_sigint, SIGINT);
+  r.last_tick_ms = uv_now(r.loop);
+  uv_timer_start(&r.tick, on_tick, 0, 5);
+  uint64_t t0 = uv_hrtime();
+  uv_run(r.loop, UV_RUN_DEFAULT);
+  double seconds = (double)(uv_hrtime() - t0) / 1e9;
+  if (r.mode == MODE_BENCH) {
+    report(&r, seconds);
+  }
+  free(r.latency_ms);
+  free(r.idle_jobs);
+  dcmf_dtls_ctx_free(&r.dtls_ctx);
+  dcmf_cert_free(&r.cert);
+  for (int i = 0; i < 100 && dcmf_sctp_stack_finish() != 0; i++) {
+    dcmf_sctp_stack_tick(100);
+  }
+  if (r.mode != MODE_FETCH && r.failed > 0) {
+    return 1;
+  }
+  return r.exit_code;
+}

@@ -1,0 +1,67 @@
+/*
+ * ue.h - one simulated DCMTSI phone for dcmf-ue: a UDP socket, an ICE
+ * controlling agent that nominates the MF's only candidate, a DTLS client,
+ * SCTP with the negotiated bootstrap channel (id 0, "http"), and an
+ * HTTP/1.1 client on it. It reuses dcmfd's engines (stun, dtls, sctp,
+ * datachannel). Glue on one libuv loop.
+ */
+#ifndef DCMF_UE_H
+#define DCMF_UE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "dtls.h"
+
+/* What the MF told the IMS AS, as far as the phone needs it. */
+struct dcmf_ue_remote {
+  struct sockaddr_storage addr; /* localMbEndpoint */
+  char ufrag[64], pwd[64];      /* localIceInfo */
+  struct dcmf_fingerprint_set fingerprint;
+  uint16_t sctp_port;
+  int mf_is_dtls_server; /* securitySetup PASSIVE */
+};
+
+struct dcmf_ue;
+
+struct dcmf_ue_callbacks {
+  /* The channel is open: requests may be sent. */
+  void (*ready)(void *user, struct dcmf_ue *ue);
+  /* The first bytes of a response arrived. */
+  void (*first_byte)(void *user, struct dcmf_ue *ue);
+  /* A whole response arrived; |body| is valid for the call. */
+  void (*response)(void *user, struct dcmf_ue *ue, int status,
+                   const char *head, const uint8_t *body, size_t len);
+  /* Something failed; |why| is a short phrase. */
+  void (*failed)(void *user, struct dcmf_ue *ue, const char *why);
+};
+
+/*
+ * Creates a phone with a UDP socket bound to 127.0.0.1 (or |bind_addr|).
+ * Its ICE credentials and the port are available at once (for the create
+ * request). Returns 0 or a negative error.
+ */
+int dcmf_ue_new(struct dcmf_ue **ue, uv_loop_t *loop,
+                struct dcmf_dtls_ctx *dtls_ctx, const char *bind_addr,
+                const struct dcmf_ue_callbacks *cbs, void *user);
+
+/* Our ufrag, pwd and local UDP port, for the Nmf_MRM create request. */
+const char *dcmf_ue_ufrag(const struct dcmf_ue *ue);
+const char *dcmf_ue_pwd(const struct dcmf_ue *ue);
+uint16_t dcmf_ue_port(const struct dcmf_ue *ue);
+
+/* Starts ICE (with USE-CANDIDATE), then DTLS and SCTP toward |remote|. */
+int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote);
+
+/* Sends "GET |path|" on the bootstrap channel. */
+int dcmf_ue_get(struct dcmf_ue *ue, const char *path);
+
+/* When the first STUN check left, in uv_hrtime() nanoseconds (0 before). */
+uint64_t dcmf_ue_started_ns(const struct dcmf_ue *ue);
+
+/* Closes everything; frees once libuv lets go. */
+void dcmf_ue_close(struct dcmf_ue *ue);
+
+#endif
