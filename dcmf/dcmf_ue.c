@@ -47,6 +47,7 @@ struct run {
   struct dcmf_dtls_ctx dtls_ctx;
   const char *path;
   int include_head;
+  int no_ice;
   long count, concurrency, seconds;
   long started, finished, ok, failed, ready;
   double *latency_ms; /* first STUN to first response byte */
@@ -213,7 +214,7 @@ static void on_created(void *user, int status, const char *body, size_t len,
     snprintf(j->context_id, sizeof(j->context_id), "%s", id);
   }
   if (ctx == NULL || remote_from_context(ctx, &rem) != 0 ||
-      dcmf_ue_connect(j->ue, &rem) != 0) {
+      dcmf_ue_connect(j->ue, &rem, j->run->no_ice) != 0) {
     fprintf(stderr, "dcmf-ue: create answered %d: %.*s\n", status, (int)len,
             body);
     j->run->exit_code = 3;
@@ -255,6 +256,18 @@ static void job_start(struct run *r) {
       "subprotocol", "http", "order", 1, "remoteDcEndpoint", "sctpPort", 5000,
       "fingerprint", r->cert.fingerprint, "tlsId", tls_id, "securitySetup",
       "ACTPASS");
+  if (req != NULL && r->no_ice) {
+    /* An ICE-lite phone signals no credentials; the MF then accepts DTLS
+     * from the signalled address (RFC 8445 6.1.1). */
+    json_object_del(json_array_get(json_object_get(json_array_get(
+                                                       json_object_get(
+                                                           req,
+                                                           "terminations"),
+                                                       0),
+                                                   "medias"),
+                                   0),
+                    "remoteIceInfo");
+  }
   char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
   json_decref(req);
   if (text == NULL ||
@@ -324,7 +337,7 @@ static void report(struct run *r, double seconds) {
 
 static void usage(FILE *out) {
   fprintf(out,
-          "Usage: dcmf-ue fetch [--api URL] [--include] PATH\n"
+          "Usage: dcmf-ue fetch [--api URL] [--include] [--no-ice] PATH\n"
           "       dcmf-ue bench [--api URL] [--count N] [--concurrency C] "
           "[PATH]\n"
           "       dcmf-ue idle  [--api URL] [--count N] [--seconds S]\n\n"
@@ -333,6 +346,7 @@ static void usage(FILE *out) {
           "ICE (controlling, USE-CANDIDATE),\nDTLS and SCTP, opens the "
           "negotiated bootstrap channel (id 0, \"http\"), sends\nGET PATH "
           "and deletes the context.\n"
+          "  --no-ice  act as an ICE-lite phone: no checks, DTLS at once\n"
           "  fetch  prints the body (--include: the head too); exit 0 on "
           "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
           "  bench  runs N fetches, C at a time, and reports the time from "
@@ -388,6 +402,8 @@ int main(int argc, char **argv) {
       r.seconds = strtol(argv[++i], NULL, 10);
     } else if (strcmp(argv[i], "--include") == 0 || strcmp(argv[i], "-i") == 0) {
       r.include_head = 1;
+    } else if (strcmp(argv[i], "--no-ice") == 0) {
+      r.no_ice = 1;
     } else if (argv[i][0] == '/') {
       r.path = argv[i];
     } else {

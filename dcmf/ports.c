@@ -73,6 +73,12 @@ static int ports_bind(struct dcmf_ports *pool, uint16_t port) {
   if (fd < 0) {
     return -1;
   }
+  /* A DTLS/SCTP burst toward us (or acknowledgements while we send one)
+   * can overflow the default buffer; ask for more (the kernel caps it at
+   * net.core.rmem_max / wmem_max). Best effort. */
+  int size = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
   if (bind(fd, (struct sockaddr *)&sa, pool->addr_len) != 0) {
     int saved = errno;
     close(fd);

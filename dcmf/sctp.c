@@ -246,6 +246,14 @@ static int configure(struct dcmf_sctp *s) {
                               .sinit_max_instreams =
                                   s->settings.max_streams};
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init));
+  /* usrsctp's RFC 4960 defaults (1 s minimum RTO, 60 s maximum) are made
+   * for the open Internet; a lost SACK on an access link should not stall
+   * a channel for a second. These follow what browser stacks use. */
+  struct sctp_rtoinfo rto = {.srto_assoc_id = SCTP_FUTURE_ASSOC,
+                             .srto_initial = 1000,
+                             .srto_max = 10000,
+                             .srto_min = 200};
+  rv |= set_opt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto));
   int sndbuf = (int)s->settings.send_buffer;
   rv |= set_opt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
   static const uint16_t events[] = {SCTP_ASSOC_CHANGE,

@@ -328,7 +328,8 @@ uint64_t dcmf_ue_started_ns(const struct dcmf_ue *ue) {
   return ue->started_ns;
 }
 
-int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote) {
+int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
+                    int no_ice) {
   ue->remote = *remote;
   struct dcmf_sctp_settings ss = {.local_port = 5000,
                                   .remote_port = remote->sctp_port,
@@ -342,6 +343,13 @@ int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote) {
       dcmf_dc_add_negotiated(ue->dc, 0, "http", NULL, 256) != 0 ||
       dcmf_dtls_set_remote_fingerprints(ue->dtls, &remote->fingerprint) != 0) {
     return DCMF_ERR_SYSTEM;
+  }
+  if (no_ice) {
+    ue->started_ns = uv_hrtime();
+    ue->ice_done = 1;
+    dcmf_dtls_start(ue->dtls);
+    on_timer(&ue->timer);
+    return 0;
   }
   send_check(ue);
   uv_timer_start(&ue->timer, on_timer, CHECK_INTERVAL_MS, 0);

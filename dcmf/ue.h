@@ -52,8 +52,11 @@ const char *dcmf_ue_ufrag(const struct dcmf_ue *ue);
 const char *dcmf_ue_pwd(const struct dcmf_ue *ue);
 uint16_t dcmf_ue_port(const struct dcmf_ue *ue);
 
-/* Starts ICE (with USE-CANDIDATE), then DTLS and SCTP toward |remote|. */
-int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote);
+/* Starts ICE (with USE-CANDIDATE), then DTLS and SCTP toward |remote|.
+ * With |no_ice| the phone behaves like an ICE-lite peer of an ICE-lite MF:
+ * no checks at all, DTLS straight to the signalled address. */
+int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
+                    int no_ice);
 
 /* Sends "GET |path|" on the bootstrap channel. */
 int dcmf_ue_get(struct dcmf_ue *ue, const char *path);

@@ -272,6 +272,35 @@ test("hold until fingerprint: ClientHello before PATCH, fetch after it", async (
   } finally { phone.close(); }
 });
 
+test("werift: a new remote tls-id ends the association (RFC 8842) and renews ours", async (d) => {
+  const phone = await weriftPhone(d);
+  try {
+    await timeout(phone.opened, 10000, "channel open");
+    check((await fetchPath(phone, "/")).status === 200, "first fetch");
+    const base = "/terminations/0/medias/0/dcMedia";
+    const before = phone.ctx.terminations[0].medias[0].dcMedia.localDcEndpoint.tlsId;
+    const patched = await api(d.port, "PATCH", `${CONTEXTS}/${phone.ctx.contextId}`,
+      [{ op: "add", path: `${base}/remoteDcEndpoint/tlsId`, value: "new-association-0000000001" }],
+      "application/json-patch+json");
+    check(patched.status === 200, `PATCH ${patched.status}`);
+    const after = patched.body.terminations[0].medias[0].dcMedia.localDcEndpoint.tlsId;
+    // werift signals no tls-id, so the first one is this PATCH: not a change
+    check(after === before, "the first remote tls-id renewed ours");
+    const again = await api(d.port, "PATCH", `${CONTEXTS}/${phone.ctx.contextId}`,
+      [{ op: "replace", path: `${base}/remoteDcEndpoint/tlsId`, value: "new-association-0000000002" }],
+      "application/json-patch+json");
+    const renewed = again.body.terminations[0].medias[0].dcMedia.localDcEndpoint.tlsId;
+    check(renewed !== before, "a changed remote tls-id did not renew ours");
+    let closed = false;
+    for (let i = 0; i < 100 && !closed; i++) {
+      const ctx = await getContext(d, phone);
+      closed = (ctx.events || []).some((e) => e.event === "DC_CLOSE" && e.detail.streamId === 0);
+      if (!closed) await wait(50);
+    }
+    check(closed, "the old association's channel was not closed");
+  } finally { phone.close(); }
+});
+
 (async () => {
   const repo = makeRepo();
   let passed = 0, failed = 0;
