@@ -1,5 +1,6 @@
 #include "httpdc.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,31 @@
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
+/* The body of a streamed response: copies of what the backend gave and
+ * was not yet written, in a ring buffer that grows up to stream_buffer +
+ * max_message_size bytes. */
+struct stream {
+  uint8_t *ring;
+  size_t cap;      /* allocated bytes of |ring| */
+  size_t off;      /* first held byte */
+  size_t len;      /* bytes held */
+  uint64_t given;  /* body bytes taken from the backend so far */
+  uint64_t length; /* the announced Content-Length, if |known| */
+  int known;
+  int chunked;     /* Transfer-Encoding: chunked */
+  int no_body;     /* HEAD, 204, 304: data is ignored */
+  int ended;       /* respond_end or abort: no more data, id done */
+  int failed;      /* aborted after the head went out: no last chunk */
+  int last_chunk;  /* "0\r\n\r\n" written */
+  int want_resume; /* data was refused; resume not called since */
+};
+
 /* One queued response, in request order. */
 struct slot {
   uint64_t id;
-  int answered;   /* head built, body known */
+  int answered;   /* head built, body known (or streamed) */
+  int streamed;   /* the body comes through respond_data, see |st| */
+  int http10;     /* the request was HTTP/1.0 */
   int wait_body;  /* the request's body is still being read */
   int head_only;  /* HEAD request: the body is not sent */
   int close;      /* the last response: "Connection: close" */
@@ -25,9 +47,10 @@ struct slot {
   struct dcmf_buf head; /* status line and header fields; reused */
   const uint8_t *body;  /* borrowed, see dcmf_httpdc_response */
   size_t body_len;      /* bytes of body to send */
-  size_t sent;          /* bytes of head + body written so far */
+  size_t sent; /* bytes of head + body written so far (streamed: head) */
   void (*release)(void *arg);
   void *release_arg;
+  struct stream st;
 };
 
 struct dcmf_httpdc {
@@ -231,9 +254,16 @@ static struct slot *slot_push(struct dcmf_httpdc *h) {
   return sl;
 }
 
-/* Gives up a slot's body, or tells the backend that its request is gone. */
+static void stream_free(struct slot *sl) {
+  free(sl->st.ring);
+  memset(&sl->st, 0, sizeof(sl->st));
+  sl->streamed = 0;
+}
+
+/* Gives up a slot's body, or tells the backend that its request (or the
+ * body it still streams) is gone. */
 static void slot_drop(struct dcmf_httpdc *h, struct slot *sl) {
-  if (!sl->answered) {
+  if (!sl->answered || (sl->streamed && !sl->st.ended)) {
     if (h->backend.cancel != NULL) {
       h->backend.cancel(h->backend.user, sl->id);
     }
@@ -242,6 +272,7 @@ static void slot_drop(struct dcmf_httpdc *h, struct slot *sl) {
     sl->release = NULL;
     release(sl->release_arg);
   }
+  stream_free(sl);
   sl->answered = 0;
   sl->body = NULL;
 }
@@ -312,18 +343,28 @@ static int response_check(const struct dcmf_httpdc_response *r) {
   return 0;
 }
 
+/* How a response's body is delimited. */
+struct body_framing {
+  int have_length; /* send Content-Length: |length| */
+  uint64_t length;
+  int chunked; /* send Transfer-Encoding: chunked */
+};
+
 static int head_build(struct dcmf_httpdc *h, struct slot *sl,
-                      const struct dcmf_httpdc_response *r, int close) {
+                      const struct dcmf_httpdc_response *r, int close,
+                      const struct body_framing *bf) {
   struct dcmf_buf *b = &sl->head;
-  int no_body = r->status == 204 || r->status == 304;
   b->len = 0;
   int rc = dcmf_buf_printf(b, "HTTP/1.1 %d %s\r\nServer: dcmf\r\n", r->status,
                            dcmf_httpdc_reason(r->status));
   if (rc == 0 && r->content_type != NULL) {
     rc = dcmf_buf_printf(b, "Content-Type: %s\r\n", r->content_type);
   }
-  if (rc == 0 && !no_body) {
-    rc = dcmf_buf_printf(b, "Content-Length: %zu\r\n", r->body_len);
+  if (rc == 0 && bf->have_length) {
+    rc = dcmf_buf_printf(b, "Content-Length: %" PRIu64 "\r\n", bf->length);
+  }
+  if (rc == 0 && bf->chunked) {
+    rc = dcmf_buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
   }
   for (size_t i = 0; rc == 0 && i < r->n_headers; i++) {
     const struct dcmf_httpdc_header *hd = &r->headers[i];
@@ -363,7 +404,9 @@ static int slot_fill(struct dcmf_httpdc *h, struct slot *sl,
     return DCMF_ERR_INVALID; /* a Content-Length we could not honour */
   }
   int close = sl->close || r->close;
-  rc = head_build(h, sl, r, close);
+  struct body_framing bf = {.have_length = r->status != 204 && r->status != 304,
+                            .length = r->body_len};
+  rc = head_build(h, sl, r, close, &bf);
   if (rc != 0) {
     return rc;
   }
@@ -371,6 +414,50 @@ static int slot_fill(struct dcmf_httpdc *h, struct slot *sl,
   sl->body_len = send_body ? r->body_len : 0;
   sl->release = r->release;
   sl->release_arg = r->release_arg;
+  sl->sent = 0;
+  sl->answered = 1;
+  if (close && !sl->close) {
+    sl->close = 1;
+    engine_close_after(h, sl);
+  }
+  return 0;
+}
+
+/* Starts a streamed response on |sl|; on error the slot is unchanged. */
+static int slot_start(struct dcmf_httpdc *h, struct slot *sl,
+                      const struct dcmf_httpdc_response *r,
+                      int64_t content_length) {
+  if (content_length < -1) {
+    return DCMF_ERR_INVALID;
+  }
+  int rc = response_check(r);
+  if (rc != 0) {
+    return rc;
+  }
+  int status_no_body = r->status == 204 || r->status == 304;
+  int no_body = sl->head_only || status_no_body;
+  int known = content_length >= 0;
+  /* An HTTP/1.0 peer knows no chunked coding: the end of the channel
+   * ends the body. */
+  int close = sl->close || r->close || (!known && !no_body && sl->http10);
+  struct body_framing bf = {
+      .have_length = known && !status_no_body,
+      .length = known ? (uint64_t)content_length : 0,
+      .chunked = !known && !no_body && !sl->http10,
+  };
+  rc = head_build(h, sl, r, close, &bf);
+  if (rc != 0) {
+    return rc;
+  }
+  memset(&sl->st, 0, sizeof(sl->st));
+  sl->st.known = known;
+  sl->st.length = bf.length;
+  sl->st.chunked = bf.chunked;
+  sl->st.no_body = no_body;
+  sl->streamed = 1;
+  sl->body = NULL;
+  sl->body_len = 0;
+  sl->release = NULL;
   sl->sent = 0;
   sl->answered = 1;
   if (close && !sl->close) {
@@ -655,6 +742,7 @@ static void dispatch(struct dcmf_httpdc *h) {
   uint64_t id = sl->id;
   req.id = id;
   sl->head_only = span_eq(req.method, req.method_len, "HEAD");
+  sl->http10 = req.version_minor == 0;
   sl->close = close;
   sl->keep_alive = !close && req.version_minor == 0;
   sl->wait_body = !close && f.content_length > 0;
@@ -769,6 +857,201 @@ static void stash_drain(struct dcmf_httpdc *h) {
   }
 }
 
+/* ---- writing responses ------------------------------------------------ */
+
+/* Appends |n| bytes to the ring, growing it up to |limit| bytes (the
+ * caller made sure len + n <= limit). Returns 0 or DCMF_ERR_NOMEM (ring
+ * unchanged). */
+static int ring_put(struct stream *st, const uint8_t *p, size_t n,
+                    size_t limit) {
+  if (st->cap - st->len < n) {
+    size_t cap = st->cap > 0 ? st->cap : 4096;
+    while (cap - st->len < n && cap < limit) {
+      cap = cap > limit / 2 ? limit : cap * 2;
+    }
+    if (cap > limit) {
+      cap = limit;
+    }
+    uint8_t *ring = malloc(cap);
+    if (ring == NULL) {
+      return DCMF_ERR_NOMEM;
+    }
+    /* Unwrap into the new buffer. */
+    size_t first = st->cap - st->off < st->len ? st->cap - st->off : st->len;
+    if (st->len > 0) {
+      memcpy(ring, st->ring + st->off, first);
+      memcpy(ring + first, st->ring, st->len - first);
+    }
+    free(st->ring);
+    st->ring = ring;
+    st->cap = cap;
+    st->off = 0;
+  }
+  size_t end = (st->off + st->len) % st->cap;
+  size_t first = st->cap - end < n ? st->cap - end : n;
+  memcpy(st->ring + end, p, first);
+  memcpy(st->ring, p + first, n - first);
+  st->len += n;
+  return 0;
+}
+
+/* Takes |n| <= len bytes out of the ring. */
+static void ring_get(struct stream *st, uint8_t *out, size_t n) {
+  if (n == 0) {
+    return; /* |ring| may be NULL */
+  }
+  size_t first = st->cap - st->off < n ? st->cap - st->off : n;
+  memcpy(out, st->ring + st->off, first);
+  memcpy(out + first, st->ring, n - first);
+  st->len -= n;
+  st->off = st->len == 0 ? 0 : (st->off + n) % st->cap;
+}
+
+static size_t hex_len(size_t n) {
+  size_t d = 1;
+  while (n >= 16) {
+    n >>= 4;
+    d++;
+  }
+  return d;
+}
+
+/* Writes |n| in hex (no leading zeros) at |out|; returns the length. */
+static size_t hex_put(uint8_t *out, size_t n) {
+  size_t d = hex_len(n);
+  for (size_t i = d; i > 0; i--) {
+    out[i - 1] = (uint8_t)"0123456789abcdef"[n & 15];
+    n >>= 4;
+  }
+  return d;
+}
+
+/* 1 once everything of |sl| has been written. */
+static int slot_done(const struct slot *sl) {
+  if (!sl->streamed) {
+    return sl->sent == sl->head.len + sl->body_len;
+  }
+  const struct stream *st = &sl->st;
+  return sl->sent == sl->head.len && st->ended && st->len == 0 &&
+         (!st->chunked || st->failed || st->last_chunk);
+}
+
+/* Fills |out| with the next bytes of a response from dcmf_httpdc_respond;
+ * returns their number. */
+static size_t plain_write(struct dcmf_httpdc *h, struct slot *sl,
+                          uint8_t *out) {
+  size_t total = sl->head.len + sl->body_len;
+  size_t n = total - sl->sent;
+  if (n > h->s.max_message_size) {
+    n = h->s.max_message_size;
+  }
+  size_t w = 0;
+  if (sl->sent < sl->head.len) {
+    w = sl->head.len - sl->sent;
+    if (w > n) {
+      w = n;
+    }
+    memcpy(out, sl->head.data + sl->sent, w);
+  }
+  if (n > w) {
+    memcpy(out + w, sl->body + (sl->sent + w - sl->head.len), n - w);
+  }
+  sl->sent += n;
+  return n;
+}
+
+/* Fills |out| with the head (the first time), then buffered body bytes of
+ * a streamed response: one chunk of as many as fit when chunked, then the
+ * last chunk once the body has ended. Returns the bytes written. */
+static size_t stream_write(struct dcmf_httpdc *h, struct slot *sl,
+                           uint8_t *out) {
+  struct stream *st = &sl->st;
+  size_t room = h->s.max_message_size, w = 0;
+  if (sl->sent < sl->head.len) {
+    w = sl->sent = sl->head.len; /* a head fits into one message */
+    memcpy(out, sl->head.data, w);
+  }
+  if (!st->chunked) {
+    size_t n = st->len < room - w ? st->len : room - w;
+    ring_get(st, out + w, n);
+    return w + n;
+  }
+  if (st->len > 0 && room - w > 4) {
+    /* hex digits, CRLF, data, CRLF */
+    size_t n = room - w - 4;
+    n -= hex_len(n);
+    if (n > st->len) {
+      n = st->len;
+    }
+    if (n > 0) {
+      w += hex_put(out + w, n);
+      memcpy(out + w, "\r\n", 2);
+      ring_get(st, out + w + 2, n);
+      memcpy(out + w + 2 + n, "\r\n", 2);
+      w += n + 4;
+    }
+  }
+  if (st->ended && !st->failed && st->len == 0 && room - w >= 5) {
+    memcpy(out + w, "0\r\n\r\n", 5);
+    w += 5;
+    st->last_chunk = 1;
+  }
+  return w;
+}
+
+/* Removes the written first slot and reads on. */
+static void slot_retire(struct dcmf_httpdc *h) {
+  slot_drop(h, slot_at(h, 0));
+  h->first = (h->first + 1) % h->s.max_pending;
+  h->count--;
+  if (!h->dead) {
+    stash_drain(h);
+  }
+}
+
+/* Calls |resume| for the first response if it was refused data and has
+ * drained to the low-water mark. Last thing dcmf_httpdc_write does, so
+ * the backend finds the engine consistent. */
+static void stream_resume(struct dcmf_httpdc *h) {
+  if (h->fatal != 0 || h->count == 0) {
+    return;
+  }
+  struct slot *sl = slot_at(h, 0);
+  struct stream *st = &sl->st;
+  if (!sl->streamed || !st->want_resume || st->ended ||
+      st->len > h->s.stream_buffer / 2) {
+    return;
+  }
+  st->want_resume = 0;
+  if (h->backend.resume != NULL) {
+    h->backend.resume(h->backend.user, h, sl->id);
+  }
+}
+
+/* The streamed response on |sl| cannot be completed. */
+static void stream_fail(struct dcmf_httpdc *h, struct slot *sl) {
+  if (sl->sent == 0) {
+    /* Nothing went out: a complete error response keeps the stream in
+     * sync. */
+    stream_free(sl);
+    sl->answered = 0;
+    slot_error(h, sl, 502);
+    return;
+  }
+  sl->st.ended = 1;
+  if (sl->st.no_body) {
+    return; /* the head was all there was to send */
+  }
+  sl->st.failed = 1;
+  engine_close_after(h, sl);
+}
+
+/* The slot of a streamed response to |id| that takes data, or NULL. */
+static struct slot *stream_find(struct dcmf_httpdc *h, uint64_t id) {
+  struct slot *sl = slot_find(h, id);
+  return sl != NULL && sl->streamed && !sl->st.ended ? sl : NULL;
+}
+
 /* ---- public API ------------------------------------------------------- */
 
 int dcmf_httpdc_new(struct dcmf_httpdc **out,
@@ -798,6 +1081,12 @@ int dcmf_httpdc_new(struct dcmf_httpdc **out,
   }
   if (h->s.max_pending == 0) {
     h->s.max_pending = DEFAULT_MAX_PENDING;
+  }
+  if (h->s.stream_buffer == 0) {
+    h->s.stream_buffer = DCMF_HTTPDC_DEFAULT_STREAM_BUFFER;
+  }
+  if (h->s.stream_buffer > SIZE_MAX / 4) {
+    h->s.stream_buffer = SIZE_MAX / 4; /* keeps the ring size in range */
   }
   h->backend = *backend;
   h->next_id = 1;
@@ -868,36 +1157,24 @@ int dcmf_httpdc_write(struct dcmf_httpdc *h, uint8_t *out, size_t cap,
   if (cap < h->s.max_message_size) {
     return DCMF_ERR_INVALID;
   }
-  if (!dcmf_httpdc_want_write(h)) {
-    return 0;
-  }
-  struct slot *sl = slot_at(h, 0);
-  size_t total = sl->head.len + sl->body_len;
-  size_t n = total - sl->sent;
-  if (n > h->s.max_message_size) {
-    n = h->s.max_message_size;
-  }
-  size_t w = 0;
-  if (sl->sent < sl->head.len) {
-    w = sl->head.len - sl->sent;
-    if (w > n) {
-      w = n;
+  /* Normally one round; more only to retire streamed responses that
+   * ended with nothing left to write. */
+  while (h->fatal == 0 && dcmf_httpdc_want_write(h)) {
+    struct slot *sl = slot_at(h, 0);
+    size_t n = 0;
+    if (!slot_done(sl)) {
+      n = sl->streamed ? stream_write(h, sl, out) : plain_write(h, sl, out);
     }
-    memcpy(out, sl->head.data + sl->sent, w);
-  }
-  if (n > w) {
-    memcpy(out + w, sl->body + (sl->sent + w - sl->head.len), n - w);
-  }
-  sl->sent += n;
-  *len = n;
-  if (sl->sent == total) {
-    slot_drop(h, sl);
-    h->first = (h->first + 1) % h->s.max_pending;
-    h->count--;
-    if (!h->dead) {
-      stash_drain(h);
+    int done = slot_done(sl);
+    if (done) {
+      slot_retire(h);
+    }
+    if (n > 0 || !done) {
+      *len = n;
+      break;
     }
   }
+  stream_resume(h);
   return h->fatal;
 }
 
@@ -913,6 +1190,88 @@ int dcmf_httpdc_respond(struct dcmf_httpdc *h, uint64_t id,
   return slot_fill(h, sl, resp);
 }
 
+int dcmf_httpdc_respond_start(struct dcmf_httpdc *h, uint64_t id,
+                              const struct dcmf_httpdc_response *head,
+                              int64_t content_length) {
+  if (h->fatal != 0) {
+    return h->fatal;
+  }
+  struct slot *sl = slot_find(h, id);
+  if (sl == NULL || sl->answered) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  return slot_start(h, sl, head, content_length);
+}
+
+int dcmf_httpdc_respond_data(struct dcmf_httpdc *h, uint64_t id,
+                             const uint8_t *data, size_t len) {
+  if (h->fatal != 0) {
+    return h->fatal;
+  }
+  struct slot *sl = stream_find(h, id);
+  if (sl == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  struct stream *st = &sl->st;
+  if (st->no_body || len == 0) {
+    return 0;
+  }
+  if (data == NULL || (st->known && len > st->length - st->given)) {
+    return DCMF_ERR_INVALID;
+  }
+  if (len > h->s.max_message_size) {
+    return DCMF_ERR_TOO_LARGE;
+  }
+  if (st->len >= h->s.stream_buffer) {
+    st->want_resume = 1;
+    return DCMF_ERR_EXHAUSTED;
+  }
+  int rc = ring_put(st, data, len, h->s.stream_buffer + h->s.max_message_size);
+  if (rc != 0) {
+    return rc;
+  }
+  st->given += len;
+  return 0;
+}
+
+int dcmf_httpdc_respond_end(struct dcmf_httpdc *h, uint64_t id) {
+  if (h->fatal != 0) {
+    return h->fatal;
+  }
+  struct slot *sl = stream_find(h, id);
+  if (sl == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  struct stream *st = &sl->st;
+  if (!st->no_body && st->known && st->given < st->length) {
+    stream_fail(h, sl);
+    return h->fatal != 0 ? h->fatal : DCMF_ERR_INVALID;
+  }
+  st->ended = 1;
+  return 0;
+}
+
+int dcmf_httpdc_respond_abort(struct dcmf_httpdc *h, uint64_t id) {
+  if (h->fatal != 0) {
+    return h->fatal;
+  }
+  struct slot *sl = stream_find(h, id);
+  if (sl == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  stream_fail(h, sl);
+  return h->fatal;
+}
+
+size_t dcmf_httpdc_buffered(const struct dcmf_httpdc *h) {
+  size_t n = 0;
+  for (size_t i = 0; i < h->count; i++) {
+    const struct slot *sl = &h->slots[(h->first + i) % h->s.max_pending];
+    n += sl->streamed ? sl->st.len : 0;
+  }
+  return n;
+}
+
 enum dcmf_httpdc_state dcmf_httpdc_get_state(const struct dcmf_httpdc *h) {
   if (!h->dead && h->fatal == 0) {
     return DCMF_HTTPDC_OPEN;
@@ -926,7 +1285,11 @@ int dcmf_httpdc_want_write(const struct dcmf_httpdc *h) {
     return 0;
   }
   const struct slot *sl = &h->slots[h->first];
-  return sl->answered && !sl->wait_body;
+  if (!sl->answered || sl->wait_body) {
+    return 0;
+  }
+  return !sl->streamed || sl->sent < sl->head.len || sl->st.len > 0 ||
+         sl->st.ended;
 }
 
 int dcmf_httpdc_want_read(const struct dcmf_httpdc *h) {

@@ -19,6 +19,22 @@
  * either before its callback returns (synchronous, like the repository)
  * or later (asynchronous). Later requests wait behind an unanswered one.
  *
+ * Streamed responses. A backend that gets the body in pieces of unknown
+ * total size (an upstream HTTP server) starts the response with
+ * dcmf_httpdc_respond_start(), hands over each piece with
+ * dcmf_httpdc_respond_data() and finishes with dcmf_httpdc_respond_end()
+ * or, when the upstream fails, dcmf_httpdc_respond_abort(). The engine
+ * copies the pieces and frames them with Content-Length when the length
+ * is known, otherwise with Transfer-Encoding: chunked (HTTP/1.1) or by
+ * closing after the body (HTTP/1.0). Backpressure: once stream_buffer
+ * bytes of a response are buffered, respond_data refuses more with
+ * DCMF_ERR_EXHAUSTED, and the engine calls the backend's |resume| when
+ * writing has brought the buffer down to half of that. A streamed
+ * response holds back the responses after it until it has ended and been
+ * written. Since data can arrive at any time, the caller checks
+ * dcmf_httpdc_want_write() after the backend's respond* calls too, not
+ * only after dcmf_httpdc_recv().
+ *
  * What the engine does itself (RFC 9112 / RFC 9110):
  *   - 400 for a malformed request line or header field (obs-fold, bare
  *     CR, white space before ':', control characters, ...), a bad or
@@ -51,12 +67,17 @@
  * state then goes from DCMF_HTTPDC_OPEN to DCMF_HTTPDC_CLOSING and, once
  * the last response has been written, DCMF_HTTPDC_CLOSED: the caller may
  * then close the data channel. A 400 chosen by a backend (e.g. for a bad
- * path) does not close: the stream is still in sync.
+ * path) does not close: the stream is still in sync. Streamed responses
+ * close the same way when they are aborted after their head went out
+ * (the body cannot be completed) and when their length is unknown and
+ * the request is HTTP/1.0 (the close ends the body).
  *
  * Memory. The engine buffers at most max_request_line + max_header_bytes
  * bytes of an unfinished request head, and - only while max_pending
- * responses are queued - the unparsed rest of one message. Response
- * bodies are not copied (see dcmf_httpdc_response.body).
+ * responses are queued - the unparsed rest of one message. Bodies given
+ * to dcmf_httpdc_respond() are not copied (see
+ * dcmf_httpdc_response.body); a streamed response holds copies of at
+ * most stream_buffer + max_message_size - 1 body bytes.
  *
  * One engine is used by one thread. Peer input never makes a call fail:
  * peer errors are answered in HTTP.
@@ -72,6 +93,7 @@
 #define DCMF_HTTPDC_DEFAULT_MAX_MESSAGE_SIZE 65536
 /* The smallest max_message_size; smaller settings are raised to this. */
 #define DCMF_HTTPDC_MIN_MESSAGE_SIZE 1024
+#define DCMF_HTTPDC_DEFAULT_STREAM_BUFFER (256 * 1024)
 
 struct dcmf_httpdc_settings {
   /* Largest outgoing message (the peer's a=max-message-size); 0 means
@@ -86,6 +108,10 @@ struct dcmf_httpdc_settings {
   size_t max_headers;
   /* Most requests parsed but not yet fully written; 0 means 16. */
   size_t max_pending;
+  /* High-water mark of body bytes buffered per streamed response (see
+   * dcmf_httpdc_respond_data); 0 means
+   * DCMF_HTTPDC_DEFAULT_STREAM_BUFFER. */
+  size_t stream_buffer;
 };
 
 /* A header field: name and value are not NUL-terminated. In a request the
@@ -117,7 +143,8 @@ struct dcmf_httpdc_request {
   uint64_t content_length; /* body bytes the engine reads and discards */
 };
 
-/* A response as given to dcmf_httpdc_respond(). */
+/* A response as given to dcmf_httpdc_respond(), or the head of a streamed
+ * one as given to dcmf_httpdc_respond_start(). */
 struct dcmf_httpdc_response {
   int status; /* 200..599 */
   /* Content-Type value, or NULL for none. Copied during the call. */
@@ -153,22 +180,43 @@ struct dcmf_httpdc_backend {
   /*
    * Called once per well-formed request, in request order, from within
    * dcmf_httpdc_recv() or dcmf_httpdc_write(). The backend answers with
-   * dcmf_httpdc_respond(|h|, |req|->id, ...) before returning or later;
-   * it must not call any other function of |h| from inside the callback.
-   * Returning a negative DCMF_ERR_* without having answered makes the
-   * engine answer 500 Internal Server Error.
+   * dcmf_httpdc_respond(|h|, |req|->id, ...) or starts a streamed
+   * response with dcmf_httpdc_respond_start() before returning or later.
+   * From inside the callback it may call the dcmf_httpdc_respond*
+   * functions (for any id), but no other function of |h|. Returning a
+   * negative DCMF_ERR_* without having answered makes the engine answer
+   * 500 Internal Server Error.
    */
   int (*request)(void *user, struct dcmf_httpdc *h,
                  const struct dcmf_httpdc_request *req);
   /*
-   * Called for each request still unanswered when the engine drops it
-   * (engine deleted, or an earlier response closed the channel); the id
-   * is invalid afterwards. It runs inside dcmf_httpdc_del() or
-   * dcmf_httpdc_respond() and must not call the engine. May be NULL for
-   * synchronous backends.
+   * Called for each request the engine drops while it is still unanswered
+   * or while its streamed response has not ended (engine deleted, or an
+   * earlier response closed the channel); the id is invalid afterwards
+   * and the backend stops producing its body. It runs inside
+   * dcmf_httpdc_del() or a dcmf_httpdc_respond* call that closes the
+   * channel (also one made from |request| or |resume|, so possibly inside
+   * dcmf_httpdc_recv() or dcmf_httpdc_write()) and must not call the
+   * engine. May be NULL for synchronous backends.
    */
   void (*cancel)(void *user, uint64_t id);
   void *user;
+  /*
+   * Called, from inside dcmf_httpdc_write(), once after
+   * dcmf_httpdc_respond_data() refused bytes of the streamed response to
+   * |id| with DCMF_ERR_EXHAUSTED (several refusals before the call count
+   * as one), as soon as the bytes buffered for it are down to half the
+   * stream_buffer or less: the backend offers its bytes again. Not called
+   * if the response has ended or was dropped (|cancel|) meanwhile.
+   * From inside the callback the backend may call the dcmf_httpdc_respond*
+   * functions (typically respond_data until it refuses, and
+   * respond_end), dcmf_httpdc_buffered() and the getters, but not
+   * dcmf_httpdc_recv(), dcmf_httpdc_write() or dcmf_httpdc_del(). What
+   * it adds is written by later dcmf_httpdc_write() calls. May be NULL
+   * for backends that never stream (a backend that streams without it
+   * must poll).
+   */
+  void (*resume)(void *user, struct dcmf_httpdc *h, uint64_t id);
 };
 
 enum dcmf_httpdc_state {
@@ -214,9 +262,12 @@ int dcmf_httpdc_recv(struct dcmf_httpdc *h, const uint8_t *msg, size_t len);
  * Writes the next outgoing message into |out| (capacity |cap|, which must
  * be at least dcmf_httpdc_max_message_size(h)) and sets *|len| to its
  * length, or to 0 when nothing can be sent now (no response queued, the
- * next one unanswered by the backend, or its request body still being
- * read). Finishing a response may parse input kept back by recv, which
- * may call the backend.
+ * next one unanswered by the backend, its request body still being read,
+ * or a streamed response waiting for data). Finishing a response may
+ * parse input kept back by recv, which may call the backend; writing
+ * body bytes of a streamed response may call the backend's |resume|.
+ * *|len| can be 0 even when dcmf_httpdc_want_write() said 1: a streamed
+ * response that ended with nothing left to send is then just retired.
  *
  * Returns 0, DCMF_ERR_INVALID (|cap| too small; nothing written) or
  * DCMF_ERR_NOMEM (the engine can only be deleted).
@@ -242,6 +293,111 @@ int dcmf_httpdc_write(struct dcmf_httpdc *h, uint8_t *out, size_t cap,
  */
 int dcmf_httpdc_respond(struct dcmf_httpdc *h, uint64_t id,
                         const struct dcmf_httpdc_response *resp);
+
+/*
+ * Starts a streamed response to request |id|: status and header fields
+ * as in |head| (whose body, body_len, release and release_arg are
+ * ignored), the body to follow through dcmf_httpdc_respond_data() and
+ * dcmf_httpdc_respond_end(). Allowed wherever dcmf_httpdc_respond() is.
+ *
+ * |content_length| >= 0 is sent as Content-Length, and exactly that many
+ * bytes must follow. -1 means unknown: for an HTTP/1.1 request the body
+ * is sent with Transfer-Encoding: chunked; for an HTTP/1.0 request it is
+ * sent as is with "Connection: close", and its end is the end of the
+ * channel (the engine closes after it, as with |head|->close).
+ *
+ * Responses without a body - to a HEAD request, and 204 and 304 - carry
+ * the head only: Content-Length when |content_length| >= 0 (HEAD only;
+ * never for 204 and 304), no Transfer-Encoding, and no forced close.
+ * Their data is accepted and ignored, and the backend still ends them
+ * with dcmf_httpdc_respond_end().
+ *
+ * Returns:
+ *   0                    the head is queued; the id now takes
+ *                        respond_data, respond_end and respond_abort
+ *   DCMF_ERR_NOT_FOUND   |id| is unknown, already answered or dropped
+ *   DCMF_ERR_INVALID     as for dcmf_httpdc_respond() (the body fields
+ *                        aside), or |content_length| < -1
+ *   DCMF_ERR_TOO_LARGE   the response head would not fit into one message
+ *   DCMF_ERR_NOMEM       allocation failed
+ * On error nothing changes and the request still waits for an answer.
+ */
+int dcmf_httpdc_respond_start(struct dcmf_httpdc *h, uint64_t id,
+                              const struct dcmf_httpdc_response *head,
+                              int64_t content_length);
+
+/*
+ * Appends |len| bytes at |data| (copied; |data| may be NULL when |len| is
+ * 0) to the body of the streamed response to |id|. |len| is at most
+ * dcmf_httpdc_max_message_size(h): together with the high-water mark
+ * this bounds what a response buffers to stream_buffer +
+ * max_message_size - 1 bytes. With chunked framing each message carries
+ * whole chunks of what is buffered when it is written.
+ *
+ * Returns:
+ *   0                    all |len| bytes were taken (or ignored: HEAD,
+ *                        204, 304)
+ *   DCMF_ERR_EXHAUSTED   nothing was taken: stream_buffer or more bytes
+ *                        of this response are already buffered. The
+ *                        backend keeps the bytes and offers them again
+ *                        when its |resume| is called (or later)
+ *   DCMF_ERR_NOT_FOUND   |id| is unknown or dropped, was not started
+ *                        with dcmf_httpdc_respond_start(), or has ended
+ *   DCMF_ERR_INVALID     the bytes would exceed the announced
+ *                        content_length, or |data| is NULL with |len| > 0
+ *   DCMF_ERR_TOO_LARGE   |len| exceeds dcmf_httpdc_max_message_size(h)
+ *   DCMF_ERR_NOMEM       allocation failed
+ * On error nothing is taken and the response is unchanged.
+ */
+int dcmf_httpdc_respond_data(struct dcmf_httpdc *h, uint64_t id,
+                             const uint8_t *data, size_t len);
+
+/*
+ * Ends the body of the streamed response to |id|; with chunked framing
+ * the last chunk ("0" CRLF CRLF) follows the data. The id takes no more
+ * calls; its response is retired once written.
+ *
+ * Ending a response of known length before all content_length bytes were
+ * given is an upstream failure: it is treated as dcmf_httpdc_respond_abort()
+ * (see there: the channel closes after what was buffered, and the phone
+ * sees a body shorter than its Content-Length) and returns
+ * DCMF_ERR_INVALID.
+ *
+ * Returns:
+ *   0                    the body is complete
+ *   DCMF_ERR_NOT_FOUND   |id| is unknown or dropped, not streamed, or has
+ *                        already ended
+ *   DCMF_ERR_INVALID     bytes were missing; the response was aborted
+ *   DCMF_ERR_NOMEM       bytes were missing and building the 502 failed;
+ *                        the engine can only be deleted
+ */
+int dcmf_httpdc_respond_end(struct dcmf_httpdc *h, uint64_t id);
+
+/*
+ * Gives up the streamed response to |id| because its body cannot be
+ * completed (the upstream failed). The id takes no more calls.
+ *   - If nothing of the response has been written yet, the engine answers
+ *     502 Bad Gateway (text/plain) instead; the buffered body is dropped
+ *     and the channel stays open unless the response was to close it.
+ *   - Otherwise the engine writes what it has buffered, adds nothing to
+ *     end the body (no last chunk), and closes: further input is ignored,
+ *     later requests are dropped (|cancel|), and the state goes to
+ *     DCMF_HTTPDC_CLOSING and then DCMF_HTTPDC_CLOSED, when the caller
+ *     closes the data channel. The phone sees a truncated chunked body or
+ *     one shorter than its Content-Length; a close-delimited HTTP/1.0
+ *     body cannot show the truncation.
+ *   - A response without a body (HEAD, 204, 304) whose head has been
+ *     written is complete; it is just ended.
+ *
+ * Returns 0, DCMF_ERR_NOT_FOUND (|id| is unknown or dropped, not
+ * streamed, or has ended) or DCMF_ERR_NOMEM (building the 502 failed;
+ * the engine can only be deleted).
+ */
+int dcmf_httpdc_respond_abort(struct dcmf_httpdc *h, uint64_t id);
+
+/* Returns the body bytes held for all streamed responses (copies made by
+ * dcmf_httpdc_respond_data() and not yet written). */
+size_t dcmf_httpdc_buffered(const struct dcmf_httpdc *h);
 
 /* Returns the engine's state (see enum dcmf_httpdc_state). */
 enum dcmf_httpdc_state dcmf_httpdc_get_state(const struct dcmf_httpdc *h);

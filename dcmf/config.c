@@ -74,6 +74,27 @@ static const struct opt options[] = {
      "most media contexts held at once [100000]"},
     {"max-streams", OPT_UINT, UINTF(max_streams), 16, 65535, "N",
      "SCTP streams per association, each direction [2048]"},
+    {"upstream-ca", OPT_PATH, FIELD(upstream_ca), 0, 0, 0, "PEM",
+     "CA bundle for https upstreams [the system's]"},
+    {"upstream-cert", OPT_PATH, FIELD(upstream_cert), 0, 0, 0, "PEM",
+     "client certificate toward https upstreams [none]"},
+    {"upstream-key", OPT_PATH, FIELD(upstream_key), 0, 0, 0, "PEM",
+     "private key for --upstream-cert"},
+    {"upstream-connect-timeout", OPT_UINT,
+     UINTF(upstream_connect_timeout_ms), 100, 600000, "MS",
+     "upstream TCP and TLS set-up limit (then 502) [3000]"},
+    {"upstream-response-timeout", OPT_UINT,
+     UINTF(upstream_response_timeout_ms), 100, 600000, "MS",
+     "wait for an upstream response head (then 504) [10000]"},
+    {"upstream-idle-timeout", OPT_UINT, UINTF(upstream_idle_timeout_ms), 100,
+     86400000, "MS", "idle upstream connections are closed [60000]"},
+    {"upstream-max-connections", OPT_UINT, UINTF(upstream_max_connections),
+     1, 1024, "N", "HTTP/1.1 connections per upstream origin [8]"},
+    {"cache-size", OPT_UINT, UINTF(cache_size), 0, 1UL << 40, "BYTES",
+     "shared cache for proxied bootstrap content; 0 disables [67108864]"},
+    {"proxy-fallback", OPT_UINT, UINTF(proxy_fallback), 0, 1, "0|1",
+     "HTTP-proxy mode: serve streams without a replacement URL from the "
+     "built-in repository (1) or answer 404 (0) [1]"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -95,6 +116,12 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->idle_timeout_ms = 120000;
   cfg->max_contexts = 100000;
   cfg->max_streams = 2048;
+  cfg->upstream_connect_timeout_ms = 3000;
+  cfg->upstream_response_timeout_ms = 10000;
+  cfg->upstream_idle_timeout_ms = 60000;
+  cfg->upstream_max_connections = 8;
+  cfg->cache_size = 64u << 20;
+  cfg->proxy_fallback = 1;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -415,6 +442,9 @@ int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
   }
   if ((cfg->dtls_cert[0] == '\0') != (cfg->dtls_key[0] == '\0')) {
     return fail(err, errlen, "dtls-cert and dtls-key go together");
+  }
+  if ((cfg->upstream_cert[0] == '\0') != (cfg->upstream_key[0] == '\0')) {
+    return fail(err, errlen, "upstream-cert and upstream-key go together");
   }
   return 0;
 }

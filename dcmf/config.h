@@ -35,6 +35,16 @@ struct dcmf_config {
   uint32_t idle_timeout_ms;    /* an idle control connection is closed */
   uint32_t max_contexts;
   uint16_t max_streams; /* SCTP streams asked for in each direction */
+  /* HTTP-proxy mode */
+  char upstream_ca[DCMF_PATH_MAX]; /* "" : the system's CA paths */
+  char upstream_cert[DCMF_PATH_MAX];
+  char upstream_key[DCMF_PATH_MAX];
+  uint32_t upstream_connect_timeout_ms;
+  uint32_t upstream_response_timeout_ms;
+  uint32_t upstream_idle_timeout_ms;
+  uint32_t upstream_max_connections;
+  size_t cache_size; /* bytes; 0 disables the cache */
+  uint32_t proxy_fallback; /* 1: streams without a URL use the repo */
 };
 
 /* Fills |cfg| with the built-in defaults. */

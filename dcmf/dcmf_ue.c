@@ -48,6 +48,7 @@ struct run {
   const char *path;
   int include_head;
   int no_ice;
+  const char *replace_url; /* HTTP-proxy mode toward this upstream */
   long count, concurrency, seconds;
   long started, finished, ok, failed, ready;
   double *latency_ms; /* first STUN to first response byte */
@@ -256,6 +257,18 @@ static void job_start(struct run *r) {
       "subprotocol", "http", "order", 1, "remoteDcEndpoint", "sctpPort", 5000,
       "fingerprint", r->cert.fingerprint, "tlsId", tls_id, "securitySetup",
       "ACTPASS");
+  if (req != NULL && r->replace_url != NULL) {
+    json_t *dc = json_object_get(
+        json_array_get(json_object_get(json_array_get(json_object_get(
+                                                          req, "terminations"),
+                                                      0),
+                                       "medias"),
+                       0),
+        "dcMedia");
+    json_object_set_new(dc, "replaceHttpUrl",
+                        json_pack("{s:{s:i, s:s}}", "0", "streamId", 0,
+                                  "replaceHttpUrl", r->replace_url));
+  }
   if (req != NULL && r->no_ice) {
     /* An ICE-lite phone signals no credentials; the MF then accepts DTLS
      * from the signalled address (RFC 8445 6.1.1). */
@@ -347,6 +360,8 @@ static void usage(FILE *out) {
           "negotiated bootstrap channel (id 0, \"http\"), sends\nGET PATH "
           "and deletes the context.\n"
           "  --no-ice  act as an ICE-lite phone: no checks, DTLS at once\n"
+          "  --replace-url URL  ask for HTTP-proxy mode: stream 0 is "
+          "forwarded to URL\n"
           "  fetch  prints the body (--include: the head too); exit 0 on "
           "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
           "  bench  runs N fetches, C at a time, and reports the time from "
@@ -404,6 +419,8 @@ int main(int argc, char **argv) {
       r.include_head = 1;
     } else if (strcmp(argv[i], "--no-ice") == 0) {
       r.no_ice = 1;
+    } else if (strcmp(argv[i], "--replace-url") == 0 && i + 1 < argc) {
+      r.replace_url = argv[++i];
     } else if (argv[i][0] == '/') {
       r.path = argv[i];
     } else {

@@ -346,6 +346,13 @@ int dcmf_dtls_recv(struct dcmf_dtls *d, const uint8_t *data, size_t len) {
     if (!d->is_server) {
       return 0; /* a client that has not started expects nothing */
     }
+    /* A peer waiting for our answer retransmits its flight unchanged:
+     * keep one copy, so retransmissions cannot crowd out the hold. */
+    for (size_t i = 0; i < d->n_held; i++) {
+      if (d->held[i].len == len && memcmp(d->held[i].data, data, len) == 0) {
+        return 0;
+      }
+    }
     if (d->n_held == HOLD_MAX_DATAGRAMS ||
         d->held_bytes + len > HOLD_MAX_BYTES) {
       return DCMF_ERR_TOO_LARGE;

@@ -251,19 +251,36 @@ static int daemon_setup(struct daemon *d) {
       .media_changed = res_media_changed,
       .user = d,
   };
+  const struct dcmf_config *c = &d->cfg;
   struct dcmf_worker_settings ws = {
       .cert = d->dtls.x509,
       .pkey = d->dtls.pkey,
       .log = &d->log,
       .repo = d->repo,
-      .max_streams = d->cfg.max_streams,
+      .max_streams = c->max_streams,
+      .upstream = {.ca_file = c->upstream_ca[0] ? c->upstream_ca : NULL,
+                   .client_cert = c->upstream_cert[0] ? c->upstream_cert
+                                                      : NULL,
+                   .client_key = c->upstream_key[0] ? c->upstream_key : NULL,
+                   .connect_timeout_ms = c->upstream_connect_timeout_ms,
+                   .response_timeout_ms = c->upstream_response_timeout_ms,
+                   .idle_timeout_ms = c->upstream_idle_timeout_ms,
+                   .max_connections = c->upstream_max_connections},
+      .cache_size = c->cache_size,
+      .proxy_fallback = (int)c->proxy_fallback,
       .on_event = on_media_event,
       .user = d,
   };
-  if (dcmf_notify_new(&d->notify, &d->loop, &d->log) != 0 ||
-      dcmf_worker_start(&d->worker, &d->loop, &ws) != 0) {
-    fprintf(stderr, "dcmfd: cannot start the media worker\n");
+  if (dcmf_notify_new(&d->notify, &d->loop, &d->log) != 0) {
+    fprintf(stderr, "dcmfd: out of memory\n");
     return 1;
+  }
+  int wrv = dcmf_worker_start(&d->worker, &d->loop, &ws, err, sizeof(err));
+  if (wrv != 0) {
+    fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_INVALID
+                                       ? err
+                                       : "cannot start the media worker");
+    return wrv == DCMF_ERR_INVALID ? 2 : 1;
   }
   if (dcmf_registry_new(&d->registry, &rs, &res) != 0) {
     fprintf(stderr, "dcmfd: out of memory\n");

@@ -34,6 +34,26 @@ static int endpoint_addr(json_t *ep, struct sockaddr_storage *out) {
   return 0;
 }
 
+static int build_routes(struct dcmf_media_desc *d, json_t *map) {
+  size_t n = json_object_size(map);
+  if (n == 0) {
+    return 0;
+  }
+  d->routes = calloc(n, sizeof(*d->routes));
+  if (d->routes == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  const char *key;
+  json_t *e;
+  json_object_foreach(map, key, e) {
+    struct dcmf_media_route *r = &d->routes[d->n_routes++];
+    r->sid = (uint16_t)strtoul(key, NULL, 10);
+    copy_str(r->url, sizeof(r->url),
+             json_string_value(json_object_get(e, "replaceHttpUrl")));
+  }
+  return 0;
+}
+
 static int build_streams(struct dcmf_media_desc *d, json_t *streams) {
   size_t n = json_object_size(streams);
   d->streams = calloc(n ? n : 1, sizeof(*d->streams));
@@ -100,13 +120,50 @@ int dcmf_media_desc_build(struct dcmf_media_desc *d,
   d->remote_sctp_port = rport ? (uint16_t)json_integer_value(rport) : 5000;
   json_t *mms = json_object_get(dc, "maxMessageSize");
   d->max_message_size = (size_t)(mms ? json_integer_value(mms) : 64) * 1024;
+  const char *proxy = json_string_value(json_object_get(dc,
+                                                        "mediaProxyConfig"));
+  d->http_proxy = proxy != NULL && strcmp(proxy, "HTTP") == 0;
+  if (build_routes(d, json_object_get(dc, "replaceHttpUrl")) != 0) {
+    return DCMF_ERR_NOMEM;
+  }
+  struct sockaddr_storage mdc2;
+  if (endpoint_addr(json_object_get(dc, "remoteMdc2Endpoint"), &mdc2)) {
+    char ip[64];
+    int v6 = mdc2.ss_family == AF_INET6;
+    uint16_t port = v6 ? ntohs(((struct sockaddr_in6 *)&mdc2)->sin6_port)
+                       : ntohs(((struct sockaddr_in *)&mdc2)->sin_port);
+    inet_ntop(mdc2.ss_family,
+              v6 ? (void *)&((struct sockaddr_in6 *)&mdc2)->sin6_addr
+                 : (void *)&((struct sockaddr_in *)&mdc2)->sin_addr,
+              ip, sizeof(ip));
+    snprintf(d->mdc2_base, sizeof(d->mdc2_base), "http://%s%s%s:%u/",
+             v6 ? "[" : "", ip, v6 ? "]" : "", port);
+  }
   return build_streams(d, json_object_get(dc, "streams"));
+}
+
+const char *dcmf_media_route_for(const struct dcmf_media_desc *d,
+                                 uint16_t sid) {
+  if (!d->http_proxy) {
+    return NULL;
+  }
+  for (size_t i = 0; i < d->n_routes; i++) {
+    if (d->routes[i].sid == sid) {
+      return d->routes[i].url;
+    }
+  }
+  /* Application streams (>= 1000) go to the DC application server over
+   * MDC2 when no replacement URL names them. */
+  return sid >= 1000 && d->mdc2_base[0] != '\0' ? d->mdc2_base : NULL;
 }
 
 void dcmf_media_desc_free(struct dcmf_media_desc *d) {
   free(d->streams);
   d->streams = NULL;
   d->n_streams = 0;
+  free(d->routes);
+  d->routes = NULL;
+  d->n_routes = 0;
 }
 
 int dcmf_media_key_equal(const struct dcmf_media_key *a,

@@ -32,6 +32,12 @@ struct dcmf_media_stream {
   uint16_t priority;
 };
 
+/* Where HTTP on one stream is forwarded (HTTP-proxy mode). */
+struct dcmf_media_route {
+  uint16_t sid;
+  char url[2048];
+};
+
 struct dcmf_media_desc {
   struct dcmf_media_key key;
   int fd; /* a dup of the bound UDP socket; -1 in updates */
@@ -52,7 +58,19 @@ struct dcmf_media_desc {
   size_t max_message_size; /* ours: maxMessageSize KiB * 1024 */
   struct dcmf_media_stream *streams; /* owned */
   size_t n_streams;
+  /* HTTP-proxy mode: mediaProxyConfig "HTTP" with replaceHttpUrl entries
+   * (and, for application streams, remoteMdc2Endpoint as the base). */
+  int http_proxy;
+  struct dcmf_media_route *routes; /* owned */
+  size_t n_routes;
+  char mdc2_base[128]; /* "http://ADDR:PORT/" or "" */
 };
+
+/* Returns the base URL HTTP on stream |sid| goes to, or NULL when the
+ * stream has no upstream (served from the built-in repository, if that
+ * is allowed). */
+const char *dcmf_media_route_for(const struct dcmf_media_desc *desc,
+                                 uint16_t sid);
 
 /*
  * Fills |desc| for the MediaInfo |media| of context |ctx| whose MF-side

@@ -34,8 +34,16 @@ struct dcmf_sctp {
   uint32_t partial_ppid;
   int partial_dropping;
   struct pending *head, *tail;
+  /* With explicit EOR usrsctp may take only the start of a message when
+   * its send buffer is short; the rest waits here and goes out first, so
+   * callers always hand over whole messages. */
+  uint8_t *rest;
+  size_t rest_len;
+  struct sctp_sendv_spa rest_spa;
   struct dcmf_sctp_counters counters;
 };
+
+static int flush_rest(struct dcmf_sctp *s);
 
 static int conn_output(void *addr, void *buffer, size_t length, uint8_t tos,
                        uint8_t set_df) {
@@ -215,7 +223,10 @@ void dcmf_sctp_drain(struct dcmf_sctp *s) {
       s->cbs.state_changed(s->user, p->state);
       break;
     case P_WRITABLE:
-      s->cbs.writable(s->user);
+      /* The rest of a partly sent message goes first. */
+      if (flush_rest(s) == 0) {
+        s->cbs.writable(s->user);
+      }
       break;
     }
     free(p->data);
@@ -327,11 +338,43 @@ void dcmf_sctp_input(struct dcmf_sctp *s, const uint8_t *data, size_t len) {
   dcmf_sctp_drain(s);
 }
 
+/* Sends what is left of a partly sent message. Returns 0 when it is all
+ * out, DCMF_ERR_EXHAUSTED when some still waits, DCMF_ERR_SYSTEM. */
+static int flush_rest(struct dcmf_sctp *s) {
+  while (s->rest_len > 0) {
+    ssize_t n = usrsctp_sendv(s->sock, s->rest, s->rest_len, NULL, 0,
+                              &s->rest_spa, sizeof(s->rest_spa),
+                              SCTP_SENDV_SPA, 0);
+    if (n < 0) {
+      if (errno == EWOULDBLOCK || errno == EAGAIN) {
+        s->want_writable = 1;
+        return DCMF_ERR_EXHAUSTED;
+      }
+      free(s->rest);
+      s->rest = NULL;
+      s->rest_len = 0;
+      return DCMF_ERR_SYSTEM;
+    }
+    memmove(s->rest, s->rest + n, s->rest_len - (size_t)n);
+    s->rest_len -= (size_t)n;
+  }
+  free(s->rest);
+  s->rest = NULL;
+  return 0;
+}
+
 int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
                    const uint8_t *data, size_t len,
                    const struct dcmf_sctp_reliability *rel) {
   if (!s->up) {
     return DCMF_ERR_INVALID;
+  }
+  if (s->rest_len > 0) {
+    int rv = flush_rest(s);
+    dcmf_sctp_drain(s);
+    if (rv != 0) {
+      return rv == DCMF_ERR_EXHAUSTED ? DCMF_ERR_EXHAUSTED : rv;
+    }
   }
   struct sctp_sendv_spa spa;
   memset(&spa, 0, sizeof(spa));
@@ -353,6 +396,17 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
   ssize_t n = usrsctp_sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
                             SCTP_SENDV_SPA, 0);
   int err = errno;
+  if (n >= 0 && (size_t)n < len) {
+    s->rest = malloc(len - (size_t)n);
+    if (s->rest == NULL) {
+      dcmf_sctp_drain(s);
+      return DCMF_ERR_NOMEM; /* the association is in trouble anyway */
+    }
+    memcpy(s->rest, data + n, len - (size_t)n);
+    s->rest_len = len - (size_t)n;
+    s->rest_spa = spa;
+    s->want_writable = 1;
+  }
   dcmf_sctp_drain(s);
   if (n < 0) {
     if (err == EWOULDBLOCK || err == EAGAIN) {
@@ -400,5 +454,6 @@ void dcmf_sctp_del(struct dcmf_sctp *s) {
     free(p);
   }
   free(s->partial);
+  free(s->rest);
   free(s);
 }

@@ -8,6 +8,7 @@
 #include "datachannel.h"
 #include "errors.h"
 #include "httpdc.h"
+#include "httpproxy.h"
 #include "ice.h"
 #include "sctp.h"
 #include "worker.h"
@@ -28,6 +29,8 @@ struct http_service {
   struct dcmf_session *s;
   uint16_t sid;
   struct dcmf_httpdc *engine;
+  struct dcmf_httpproxy *proxy; /* HTTP-proxy mode; NULL: repository */
+  int wake_pending;             /* the proxy handed the engine data */
   uint8_t *held;  /* a message SCTP had no room for; owned */
   size_t held_len;
   struct stalled in[HTTP_STALL_MAX];
@@ -44,6 +47,7 @@ struct dcmf_session {
   struct dcmf_dtls *dtls;
   struct dcmf_sctp *sctp;
   struct dcmf_dc *dc;
+  uv_timer_t flush_timer; /* sends what proxies handed the engines */
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
@@ -84,12 +88,37 @@ static void dtls_send_datagram(void *user, const uint8_t *data, size_t len) {
 /* ---- HTTP service --------------------------------------------------------- */
 
 static void http_free(struct http_service *h) {
-  dcmf_httpdc_del(h->engine);
+  dcmf_httpdc_del(h->engine); /* cancels what the proxy still runs */
+  dcmf_httpproxy_del(h->proxy);
   for (size_t i = 0; i < h->n_in; i++) {
     free(h->in[i].data);
   }
   free(h->held);
   free(h);
+}
+
+static void flush_woken(void *user, struct dcmf_dc_channel *ch) {
+  (void)user;
+  struct http_service *h = ch->service;
+  if (h != NULL && h->wake_pending) {
+    h->wake_pending = 0;
+    http_flush(h);
+  }
+}
+
+static void on_flush_timer(uv_timer_t *t) {
+  struct dcmf_session *s = t->data;
+  if (s->dc != NULL) {
+    dcmf_dc_foreach(s->dc, flush_woken, s);
+  }
+}
+
+/* The proxy handed the engine data (possibly from inside the engine, on
+ * a resume): send it from the loop, not from here. */
+static void http_wake(void *user) {
+  struct http_service *h = user;
+  h->wake_pending = 1;
+  uv_timer_start(&h->s->flush_timer, on_flush_timer, 0, 0);
 }
 
 static int http_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
@@ -102,8 +131,27 @@ static int http_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
   struct dcmf_httpdc_settings hs = {.max_message_size =
                                         s->desc.max_message_size};
   struct dcmf_httpdc_backend backend;
-  dcmf_httpdc_repo_backend(&backend, s->env.repo);
+  if (s->desc.http_proxy && s->env.proxy != NULL) {
+    struct dcmf_httpproxy_route route = {.stream_id = ch->sid};
+    const char *base = dcmf_media_route_for(&s->desc, ch->sid);
+    snprintf(route.base_url, sizeof(route.base_url), "%s", base ? base : "");
+    snprintf(route.context_id, sizeof(route.context_id), "%s",
+             s->desc.key.context_id);
+    snprintf(route.termination_id, sizeof(route.termination_id), "%s",
+             s->desc.key.termination_id);
+    snprintf(route.media_id, sizeof(route.media_id), "%s",
+             s->desc.key.media_id);
+    if (dcmf_httpproxy_new(&h->proxy, s->env.proxy, &route,
+                           s->env.proxy_counters, http_wake, h,
+                           &backend) != 0) {
+      free(h);
+      return -1;
+    }
+  } else {
+    dcmf_httpdc_repo_backend(&backend, s->env.repo);
+  }
   if (dcmf_httpdc_new(&h->engine, &hs, &backend) != 0) {
+    dcmf_httpproxy_del(h->proxy);
     free(h);
     return -1;
   }
@@ -221,10 +269,12 @@ static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_session *s = user;
   STAT_ADD(s, channels_open, 1);
   channel_event(s, "DC_OPEN", ch);
-  /* HTTP is served on the bootstrap streams (TS 26.114 6.2.10.1) and on
-   * any in-band channel whose protocol is "http". */
+  /* HTTP is served on the bootstrap streams (TS 26.114 6.2.10.1), on
+   * any in-band channel whose protocol is "http", and in HTTP-proxy mode
+   * on application streams (>= 1000) whose protocol is "http". */
   int http = strcmp(ch->protocol, "http") == 0 &&
-             (is_bootstrap_sid(ch->sid) || !ch->negotiated);
+             (is_bootstrap_sid(ch->sid) || !ch->negotiated ||
+              (s->desc.http_proxy && ch->sid >= 1000));
   if (http && http_open(s, ch) == 0) {
     return 0;
   }
@@ -545,8 +595,9 @@ int dcmf_session_new(struct dcmf_session **out,
   s->desc = *desc;
   uv_udp_init(env->loop, &s->udp);
   uv_timer_init(env->loop, &s->timer);
-  s->udp.data = s->timer.data = s;
-  s->handles_open = 2;
+  uv_timer_init(env->loop, &s->flush_timer);
+  s->udp.data = s->timer.data = s->flush_timer.data = s;
+  s->handles_open = 3;
   int rv = uv_udp_open(&s->udp, s->desc.fd);
   if (rv != 0) {
     close(s->desc.fd);
@@ -608,6 +659,7 @@ void dcmf_session_close(struct dcmf_session *s) {
   association_free(s);
   uv_close((uv_handle_t *)&s->udp, on_closed); /* closes the socket too */
   uv_close((uv_handle_t *)&s->timer, on_closed);
+  uv_close((uv_handle_t *)&s->flush_timer, on_closed);
 }
 
 void dcmf_session_after_sctp_tick(struct dcmf_session *s) {

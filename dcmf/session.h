@@ -16,6 +16,8 @@
 
 struct dcmf_repo;
 struct dcmf_media_stats;
+struct dcmf_httpproxy_env;
+struct dcmf_httpproxy_counters;
 
 /* What every session of a worker shares. */
 struct dcmf_session_env {
@@ -32,6 +34,9 @@ struct dcmf_session_env {
   size_t rx_scratch_len;
   uint8_t *tx_scratch;
   size_t tx_scratch_len;
+  /* HTTP-proxy mode: the worker's upstream pool and cache. */
+  const struct dcmf_httpproxy_env *proxy;
+  struct dcmf_httpproxy_counters *proxy_counters;
   /* Raises an event toward the controller; |detail| is JSON text. */
   void (*emit)(void *user, const struct dcmf_media_key *key,
                const char *event, const char *detail);

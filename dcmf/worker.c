@@ -6,6 +6,7 @@
 
 #include "dtls.h"
 #include "errors.h"
+#include "httpproxy.h"
 #include "sctp.h"
 #include "session.h"
 
@@ -47,6 +48,9 @@ struct dcmf_worker {
   uint64_t last_tick_ms;
   struct dcmf_dtls_ctx dtls_ctx;
   struct dcmf_session_env env;
+  struct dcmf_upstream_pool *pool;
+  struct dcmf_httpproxy_env proxy_env;
+  struct dcmf_httpproxy_counters proxy_counters;
   struct node *sessions;
   uint8_t rx_scratch[65536];
   uint8_t tx_scratch[65536];
@@ -146,9 +150,38 @@ static struct node **find(struct dcmf_worker *w,
   return pp;
 }
 
+/* The proxy keeps plain counters on the worker thread; publish them. */
+static void publish_proxy_stats(struct dcmf_worker *w) {
+  struct dcmf_media_stats *st = &w->stats;
+  const struct dcmf_httpproxy_counters *c = &w->proxy_counters;
+  const struct dcmf_upstream_counters *u = dcmf_upstream_counters(w->pool);
+  atomic_store_explicit(&st->proxy_requests, c->requests,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_errors, c->upstream_errors,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_timeouts, c->upstream_timeouts,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_cache_hits, c->cache_hits,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_cache_misses, c->cache_misses,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_responses, u->responses,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_latency_ms, u->latency_ms_total,
+                        memory_order_relaxed);
+}
+
+static uint64_t wall_ms(void *user) {
+  (void)user;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void on_sctp_tick(uv_timer_t *t) {
   struct dcmf_worker *w = t->data;
   uint64_t now = uv_now(&w->loop);
+  publish_proxy_stats(w);
   dcmf_sctp_stack_tick((uint32_t)(now - w->last_tick_ms));
   w->last_tick_ms = now;
   for (struct node *n = w->sessions; n; n = n->next) {
@@ -203,6 +236,9 @@ static void close_all(struct dcmf_worker *w) {
   while (w->sessions != NULL) {
     handle_remove(w, dcmf_session_key(w->sessions->session));
   }
+  publish_proxy_stats(w);
+  dcmf_upstream_pool_del(w->pool);
+  w->pool = NULL;
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
   uv_close((uv_handle_t *)&w->inbox_async, NULL);
 }
@@ -257,7 +293,8 @@ static void worker_main(void *arg) {
 }
 
 int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
-                      const struct dcmf_worker_settings *settings) {
+                      const struct dcmf_worker_settings *settings, char *err,
+                      size_t errlen) {
   struct dcmf_worker *w = calloc(1, sizeof(*w));
   if (w == NULL) {
     return DCMF_ERR_NOMEM;
@@ -269,6 +306,23 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     return DCMF_ERR_SYSTEM;
   }
   uv_loop_init(&w->loop);
+  /* The pool's handles live on the worker loop; creating them before the
+   * thread starts is safe because nothing runs that loop yet. */
+  int rv = dcmf_upstream_pool_new(&w->pool, &w->loop, &settings->upstream,
+                                  settings->log, err, errlen);
+  if (rv != 0) {
+    uv_loop_close(&w->loop);
+    dcmf_dtls_ctx_free(&w->dtls_ctx);
+    free(w);
+    return rv;
+  }
+  w->proxy_env = (struct dcmf_httpproxy_env){
+      .pool = w->pool,
+      .cache = NULL,
+      .repo = settings->proxy_fallback ? settings->repo : NULL,
+      .log = settings->log,
+      .now_ms = wall_ms,
+  };
   uv_mutex_init(&w->inbox_mu);
   uv_mutex_init(&w->outbox_mu);
   uv_async_init(&w->loop, &w->inbox_async, on_inbox);
@@ -287,6 +341,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .rx_scratch_len = sizeof(w->rx_scratch),
                                      .tx_scratch = w->tx_scratch,
                                      .tx_scratch_len = sizeof(w->tx_scratch),
+                                     .proxy = &w->proxy_env,
+                                     .proxy_counters = &w->proxy_counters,
                                      .emit = emit,
                                      .emit_user = w};
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "media.h"
+#include "upstream.h"
 
 struct dcmf_repo;
 
@@ -42,6 +43,10 @@ struct dcmf_media_stats {
   _Atomic uint64_t dropped_unknown_protocol, dropped_unauthenticated,
       dropped_dtls, dropped_other;
   _Atomic uint64_t consent_lost;
+  /* HTTP-proxy mode */
+  _Atomic uint64_t proxy_requests, proxy_upstream_errors,
+      proxy_upstream_timeouts, proxy_cache_hits, proxy_cache_misses,
+      proxy_upstream_responses, proxy_upstream_latency_ms;
 };
 
 struct dcmf_worker_settings {
@@ -50,6 +55,10 @@ struct dcmf_worker_settings {
   const struct dcmf_log *log;
   const struct dcmf_repo *repo; /* bootstrap repository, borrowed */
   uint16_t max_streams;
+  /* HTTP-proxy mode */
+  struct dcmf_upstream_settings upstream;
+  size_t cache_size;  /* 0: no cache */
+  int proxy_fallback; /* streams without a URL use |repo| */
   /* Runs on the control loop for every event the worker raises. */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);
   void *user;
@@ -59,10 +68,14 @@ struct dcmf_worker;
 
 /*
  * Starts the worker thread; events are delivered on |control_loop|.
- * Returns 0, DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM.
+ * Returns 0, DCMF_ERR_NOMEM, DCMF_ERR_SYSTEM, or DCMF_ERR_INVALID with
+ * |err| naming an unusable upstream certificate file.
  */
 int dcmf_worker_start(struct dcmf_worker **worker, uv_loop_t *control_loop,
-                      const struct dcmf_worker_settings *settings);
+                      const struct dcmf_worker_settings *settings, char *err,
+                      size_t errlen);
+
+
 
 /*
  * Asks the worker to stop, waits for its thread, and frees it, closing

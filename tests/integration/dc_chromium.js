@@ -115,8 +115,8 @@ function only127(sdp) {
 }
 
 // A phone in a fresh tab: offer from Chromium, Nmf_MRM create at dcmfd,
-// the SDP answer back into Chromium.
-async function chromiumPhone(d) {
+// the SDP answer back into Chromium. |opts| go to createRequest().
+async function chromiumPhone(d, opts = {}) {
   const page = await browser.ctx.newPage();
   page.setDefaultTimeout(20000);
   const phone = {
@@ -135,11 +135,12 @@ async function chromiumPhone(d) {
       `Chromium offered no UDP 127.0.0.1 host candidate: ${JSON.stringify(cands)}`);
     phone.offerSdp = only127(sdp);
     phone.offer = parseOffer(phone.offerSdp);
-    const created = await timeout(api(d.port, "POST", CONTEXTS, createRequest(phone.offer)), 5000, "create");
+    const created = await timeout(api(d.port, "POST", CONTEXTS, createRequest(phone.offer, opts)), 5000, "create");
     if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
     phone.ctx = created.body;
     phone.answerSdp = answerSdp(created.body, phone.offer);
     await phone.call("setRemoteDescription", (s) => window.phone.answer(s), phone.answerSdp);
+    phone.answeredAt = Date.now();
     return phone;
   } catch (e) {
     await phone.close();
@@ -156,6 +157,30 @@ async function exchange(phone, request, ms = 10000) {
   const r = await phone.call(`response to ${request.split("\r\n")[0]}`,
     ([q, t]) => window.phone.exchange(q, t), [request, ms], ms + 2000);
   return { ...r, status: Number(r.head.split(" ")[1]), body: Buffer.from(r.body, "base64") };
+}
+
+// The page's view of its bootstrap channel and transport, at once.
+const pageState = (phone) => phone.call("page state", () => window.phone.state(), undefined, 5000);
+
+// The IMS AS's event notification endpoint: records every JSON body
+// POSTed to it (one event, or an array of them).
+async function eventSink() {
+  const events = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      try { events.push(...[].concat(JSON.parse(body))); } catch (e) { events.push({ unparsable: body }); }
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    events,
+    uri: `http://127.0.0.1:${server.address().port}/events`,
+    close: () => { server.closeAllConnections(); server.close(); },
+  };
 }
 
 async function getContext(d, phone) {
@@ -245,6 +270,82 @@ test("chromium: a DCEP channel nobody serves is opened and then closed by dcmfd"
     // the bootstrap channel still works
     const again = await exchange(phone, "GET / HTTP/1.1\r\nHost: \r\n\r\n");
     check(again.status === 200, `bootstrap after the DCEP close: ${again.status}`);
+  } finally { await phone.close(); }
+});
+
+test("chromium: wrong fingerprint: DTLS_FAILURE event, never opens; a correct phone still fetches", async (d) => {
+  const sink = await eventSink();
+  const phones = [];
+  try {
+    const wrong = "sha-256 " + Array(32).fill("AB").join(":");
+    const bad = await chromiumPhone(d, { fingerprint: wrong, eventNotifyUri: sink.uri });
+    phones.push(bad);
+    const good = await chromiumPhone(d, { terminationId: "ue-b" });
+    phones.push(good);
+    check(good.ctx.contextId !== bad.ctx.contextId, "both phones got the same context");
+    await opened(good);
+    const r = await exchange(good, "GET / HTTP/1.1\r\nHost: \r\n\r\n");
+    check(r.status === 200, `good phone: ${r.status}`);
+    for (let i = 0; i < 100 && !sink.events.some((e) => e.event === "DTLS_FAILURE"); i++) await wait(50);
+    const ev = sink.events.find((e) => e.event === "DTLS_FAILURE");
+    check(ev, `no DTLS_FAILURE delivered (got ${JSON.stringify(sink.events)})`);
+    note(`DTLS_FAILURE posted ${Date.now() - bad.answeredAt} ms after the answer: ${JSON.stringify(ev)}`);
+    check(ev.contextId === bad.ctx.contextId && ev.terminationId === "ue-a" && ev.mediaId === "1",
+      `event names the wrong media: ${JSON.stringify(ev)}`);
+    check(typeof ev.time === "string" && ev.detail && ev.detail.reason, `event lacks time or reason: ${JSON.stringify(ev)}`);
+    const shown = ((await getContext(d, bad)).events || []).filter((e) => e.event === "DTLS_FAILURE");
+    check(shown.length > 0, "DTLS_FAILURE not shown on GET");
+    check(shown.some((e) => e.time === ev.time && e.detail && e.detail.reason === ev.detail.reason),
+      `GET shows another DTLS_FAILURE than was posted: ${JSON.stringify(shown)}`);
+    // never opens: give it 5 s from the answer in all
+    const left = bad.answeredAt + 5000 - Date.now();
+    if (left > 0) await wait(left);
+    const st = await pageState(bad);
+    note(`wrong-fingerprint phone after 5 s: ${JSON.stringify(st)}`);
+    check(!st.opened && st.dc0 !== "open", `the channel with the wrong fingerprint opened: ${JSON.stringify(st)}`);
+    check(!sink.events.some((e) => e.event === "DC_OPEN"), `DC_OPEN posted: ${JSON.stringify(sink.events)}`);
+    // the correct phone is unharmed
+    const again = await exchange(good, "GET / HTTP/1.1\r\nHost: \r\n\r\n");
+    check(again.status === 200, `good phone afterwards: ${again.status}`);
+  } finally {
+    for (const p of phones) await p.close();
+    sink.close();
+  }
+});
+
+test("chromium: hold until fingerprint: ClientHello held before the PATCH, fetch after it", async (d) => {
+  const phone = await chromiumPhone(d, { fingerprint: null });
+  try {
+    check(!phone.ctx.terminations[0].medias[0].dcMedia.remoteDcEndpoint ||
+      !phone.ctx.terminations[0].medias[0].dcMedia.remoteDcEndpoint.fingerprint, "the context has a remote fingerprint");
+    await wait(1500); // ICE and the ClientHello (with retransmissions) happen; dcmfd holds them
+    const before = await pageState(phone);
+    note(`before the PATCH: ${JSON.stringify(before)}`);
+    check(!before.opened && before.dc0 === "connecting", `the channel opened before the fingerprint was known: ${JSON.stringify(before)}`);
+    // Not vacuous: ICE is up and Chromium's DTLS client is mid-handshake,
+    // so its ClientHello has gone out and reached dcmfd.
+    check(before.ice === "connected" || before.ice === "completed", `ICE not up before the PATCH: ${before.ice}`);
+    check(before.dtls === "connecting", `Chromium DTLS ${before.dtls} before the PATCH (want connecting)`);
+    // The transport counts DTLS datagrams only (not STUN): the two-datagram
+    // ClientHello went out, and dcmfd answered none of it.
+    check(before.packetsSent >= 2, `Chromium sent ${before.packetsSent} DTLS datagrams before the PATCH`);
+    check(before.packetsReceived === 0, `Chromium got ${before.packetsReceived} DTLS datagrams before the PATCH`);
+    const ctx = await getContext(d, phone);
+    check(!(ctx.events || []).some((e) => e.event === "DC_OPEN" || e.event === "DTLS_FAILURE"),
+      `events before the PATCH: ${JSON.stringify(ctx.events)}`);
+    const fpPath = "/terminations/0/medias/0/dcMedia/remoteDcEndpoint/fingerprint";
+    const t0 = Date.now();
+    const patched = await timeout(api(d.port, "PATCH", `${CONTEXTS}/${phone.ctx.contextId}`,
+      [{ op: "add", path: fpPath, value: phone.offer.fingerprint }], "application/json-patch+json"), 5000, "PATCH");
+    check(patched.status === 200, `PATCH ${patched.status}: ${JSON.stringify(patched.body)}`);
+    await opened(phone);
+    // Either the held flight (replayed at once) or a later ClientHello
+    // retransmission completes the handshake; both are fine.
+    note(`channel open ${Date.now() - t0} ms after the PATCH`);
+    const r = await exchange(phone, "GET / HTTP/1.1\r\nHost: \r\n\r\n");
+    check(r.status === 200, `status ${r.status}: ${JSON.stringify(r.head)}`);
+    const want = fs.readFileSync(path.join(WWW, "index.html"));
+    check(r.body.equals(want), `body (${r.body.length} bytes) differs from index.html (${want.length} bytes)`);
   } finally { await phone.close(); }
 });
 

@@ -115,7 +115,25 @@ async function weriftPhone(d, opts = {}) {
   const created = await api(d.port, "POST", CONTEXTS, createRequest(offer, opts));
   if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
   await pc.setRemoteDescription({ type: "answer", sdp: answerSdp(created.body, offer) });
-  return { pc, ch, reader, opened, ctx: created.body, offer, send: (t) => ch.send(t), close: () => pc.close() };
+  const dcep = (label, protocol) => {
+    const c = pc.createDataChannel(label, { protocol });
+    const r = new HttpReader();
+    c.onMessage.subscribe((m) => r.push(m));
+    return {
+      reader: r, send: (t) => c.send(t), id: () => c.id,
+      opened: new Promise((res) => c.stateChanged.subscribe((st) => st === "open" && res())),
+      closed: new Promise((res) => c.stateChanged.subscribe((st) => st === "closed" && res())),
+    };
+  };
+  // werift assigns in-band stream ids only once its own SCTP start has
+  // run, which may be after the MF's INIT established the association.
+  const connected = async () => {
+    await timeout(opened, 10000, "channel open");
+    for (let i = 0; i < 150 && pc.connectionState !== "connected"; i++) await wait(20);
+    check(pc.connectionState === "connected", `werift connection ${pc.connectionState}`);
+  };
+  return { pc, ch, reader, opened, ctx: created.body, offer, dcep, connected,
+    send: (t) => ch.send(t), close: () => pc.close() };
 }
 
 async function ndcPhone(d, opts = {}) {
@@ -131,7 +149,29 @@ async function ndcPhone(d, opts = {}) {
   const created = await api(d.port, "POST", CONTEXTS, createRequest(offer, opts));
   if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
   pc.setRemoteDescription(answerSdp(created.body, offer), "answer");
-  return { pc, ch, reader, opened, ctx: created.body, offer, send: (t) => ch.sendMessage(t), close: () => pc.close() };
+  const dcep = (label, protocol) => {
+    const c = pc.createDataChannel(label, { protocol });
+    // libdatachannel forbids getId() once the channel is destroyed.
+    let sid = c.getId();
+    c.onOpen(() => { sid = c.getId(); });
+    const r = new HttpReader();
+    c.onMessage((m) => r.push(m));
+    return {
+      reader: r, send: (t) => c.sendMessage(t), id: () => sid,
+      opened: new Promise((res) => c.onOpen(() => res())),
+      // libdatachannel sometimes drops both callbacks when the MF's ACK
+      // and stream reset arrive within a millisecond of the OPEN: accept
+      // a channel that is simply no longer open after half a second.
+      closed: new Promise((res) => {
+        let done = false;
+        c.onClosed(() => { done = true; res(); });
+        setTimeout(() => { try { if (!c.isOpen()) res(); } catch (e) { res(); } }, 500);
+      }),
+    };
+  };
+  const connected = () => timeout(opened, 10000, "channel open");
+  return { pc, ch, reader, opened, ctx: created.body, offer, dcep, connected,
+    send: (t) => ch.sendMessage(t), close: () => pc.close() };
 }
 
 async function fetchPath(phone, p, head = false) {
@@ -184,93 +224,85 @@ for (const [label, make] of [["werift", weriftPhone], ["node-datachannel", ndcPh
   });
 }
 
-// werift assigns in-band stream ids only once its own SCTP start has run,
-// which may be after the MF's INIT already established the association.
-async function weriftConnected(phone) {
-  await timeout(phone.opened, 10000, "channel open");
-  for (let i = 0; i < 150 && phone.pc.connectionState !== "connected"; i++) await wait(20);
-  check(phone.pc.connectionState === "connected", `werift connection ${phone.pc.connectionState}`);
-}
-
-test("werift: a DCEP-opened channel nobody serves is opened and closed cleanly", async (d) => {
-  const phone = await weriftPhone(d);
-  try {
-    await weriftConnected(phone);
-    const chat = phone.pc.createDataChannel("chat", { protocol: "chat-proto" });
-    const closed = new Promise((r) => chat.stateChanged.subscribe((s) => s === "closed" && r()));
-    await timeout(closed, 10000, "the refused DCEP channel to close");
-    // the bootstrap channel still works
-    const r = await fetchPath(phone, "/");
-    check(r.status === 200, `bootstrap after DCEP close: ${r.status}`);
-    const ctx = await getContext(d, phone);
-    const events = (ctx.events || []).map((e) => `${e.event}:${e.detail.streamId}`);
-    check(events.includes(`DC_OPEN:${chat.id}`) && events.includes(`DC_CLOSE:${chat.id}`),
-      `events ${events.join(",")}`);
-  } finally { phone.close(); }
-});
-
-test("werift: a DCEP channel with protocol http is served too", async (d) => {
-  const phone = await weriftPhone(d);
-  try {
-    await weriftConnected(phone);
-    const ch = phone.pc.createDataChannel("app", { protocol: "http" });
-    const reader = new HttpReader();
-    ch.onMessage.subscribe((m) => reader.push(m));
-    await timeout(new Promise((r) => ch.stateChanged.subscribe((s) => s === "open" && r())), 5000, "open");
-    const next = reader.next();
-    ch.send("GET /apps.json HTTP/1.1\r\nHost: \r\n\r\n");
-    const r = await timeout(next, 5000, "response");
-    check(r.status === 200, `status ${r.status}`);
-    JSON.parse(r.body.toString());
-  } finally { phone.close(); }
-});
-
-test("wrong fingerprint: DTLS_FAILURE event, never opens; a correct phone still fetches", async (d) => {
-  const events = [];
-  const sink = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (c) => (body += c));
-    req.on("end", () => { events.push(JSON.parse(body)); res.end("ok"); });
+for (const [label, make] of [["werift", weriftPhone], ["node-datachannel", ndcPhone]]) {
+  test(`${label}: a DCEP-opened channel nobody serves is opened and closed cleanly`, async (d) => {
+    const phone = await make(d);
+    try {
+      await phone.connected();
+      const chat = phone.dcep("chat", "chat-proto");
+      await timeout(chat.closed, 10000, "the refused DCEP channel to close");
+      // the bootstrap channel still works
+      const r = await fetchPath(phone, "/");
+      check(r.status === 200, `bootstrap after DCEP close: ${r.status}`);
+      const ctx = await getContext(d, phone);
+      const events = (ctx.events || []).map((e) => `${e.event}:${e.detail.streamId}`);
+      check(events.includes(`DC_OPEN:${chat.id()}`) && events.includes(`DC_CLOSE:${chat.id()}`),
+        `events ${events.join(",")} (channel ${chat.id()})`);
+      check(!events.includes("DC_CLOSE:0"), "the bootstrap channel was closed too");
+    } finally { phone.close(); }
   });
-  await new Promise((r) => sink.listen(0, "127.0.0.1", r));
-  const uri = `http://127.0.0.1:${sink.address().port}/events`;
-  const wrong = "sha-256 " + Array(32).fill("AB").join(":");
-  const bad = await weriftPhone(d, { fingerprint: wrong, eventNotifyUri: uri });
-  const good = await weriftPhone(d, { terminationId: "ue-b" });
-  try {
-    let badOpen = false;
-    bad.opened.then(() => (badOpen = true));
-    await timeout(good.opened, 10000, "good channel open");
-    const r = await fetchPath(good, "/");
-    check(r.status === 200, `good phone: ${r.status}`);
-    for (let i = 0; i < 100 && !events.some((e) => e.event === "DTLS_FAILURE"); i++) await wait(50);
-    const ev = events.find((e) => e.event === "DTLS_FAILURE");
-    check(ev, `no DTLS_FAILURE delivered (got ${JSON.stringify(events)})`);
-    check(ev.contextId === bad.ctx.contextId && ev.terminationId === "ue-a" && ev.mediaId === "1",
-      `event names the wrong media: ${JSON.stringify(ev)}`);
-    check(typeof ev.time === "string" && ev.detail.reason, "event lacks time or reason");
-    check(!badOpen, "the channel with the wrong fingerprint opened");
-    const ctx = await getContext(d, bad);
-    check((ctx.events || []).some((e) => e.event === "DTLS_FAILURE"), "DTLS_FAILURE not shown on GET");
-  } finally { bad.close(); good.close(); sink.close(); }
-});
 
-test("hold until fingerprint: ClientHello before PATCH, fetch after it", async (d) => {
-  const phone = await weriftPhone(d, { fingerprint: null });
-  try {
-    let opened = false;
-    phone.opened.then(() => (opened = true));
-    await wait(1500); // ICE and the ClientHello happen; the MF holds it
-    check(!opened, "the channel opened before the fingerprint was known");
-    const fpPath = "/terminations/0/medias/0/dcMedia/remoteDcEndpoint/fingerprint";
-    const patched = await api(d.port, "PATCH", `${CONTEXTS}/${phone.ctx.contextId}`,
-      [{ op: "add", path: fpPath, value: phone.offer.fingerprint }], "application/json-patch+json");
-    check(patched.status === 200, `PATCH ${patched.status}`);
-    await timeout(phone.opened, 10000, "channel open after PATCH");
-    const r = await fetchPath(phone, "/");
-    check(r.status === 200, `status ${r.status}`);
-  } finally { phone.close(); }
-});
+  test(`${label}: a DCEP channel with protocol http is served too`, async (d) => {
+    const phone = await make(d);
+    try {
+      await phone.connected();
+      const ch = phone.dcep("app", "http");
+      await timeout(ch.opened, 5000, "open");
+      const next = ch.reader.next();
+      ch.send("GET /apps.json HTTP/1.1\r\nHost: \r\n\r\n");
+      const r = await timeout(next, 5000, "response");
+      check(r.status === 200, `status ${r.status}`);
+      JSON.parse(r.body.toString());
+    } finally { phone.close(); }
+  });
+
+  test(`${label}: wrong fingerprint: DTLS_FAILURE event, never opens; a correct phone still fetches`, async (d) => {
+    const events = [];
+    const sink = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => { events.push(JSON.parse(body)); res.end("ok"); });
+    });
+    await new Promise((r) => sink.listen(0, "127.0.0.1", r));
+    const uri = `http://127.0.0.1:${sink.address().port}/events`;
+    const wrong = "sha-256 " + Array(32).fill("AB").join(":");
+    const bad = await make(d, { fingerprint: wrong, eventNotifyUri: uri });
+    const good = await make(d, { terminationId: "ue-b" });
+    try {
+      let badOpen = false;
+      bad.opened.then(() => (badOpen = true));
+      await timeout(good.opened, 10000, "good channel open");
+      const r = await fetchPath(good, "/");
+      check(r.status === 200, `good phone: ${r.status}`);
+      for (let i = 0; i < 100 && !events.some((e) => e.event === "DTLS_FAILURE"); i++) await wait(50);
+      const ev = events.find((e) => e.event === "DTLS_FAILURE");
+      check(ev, `no DTLS_FAILURE delivered (got ${JSON.stringify(events)})`);
+      check(ev.contextId === bad.ctx.contextId && ev.terminationId === "ue-a" && ev.mediaId === "1",
+        `event names the wrong media: ${JSON.stringify(ev)}`);
+      check(typeof ev.time === "string" && ev.detail.reason, "event lacks time or reason");
+      check(!badOpen, "the channel with the wrong fingerprint opened");
+      const ctx = await getContext(d, bad);
+      check((ctx.events || []).some((e) => e.event === "DTLS_FAILURE"), "DTLS_FAILURE not shown on GET");
+    } finally { bad.close(); good.close(); sink.close(); }
+  });
+
+  test(`${label}: hold until fingerprint: ClientHello before PATCH, fetch after it`, async (d) => {
+    const phone = await make(d, { fingerprint: null });
+    try {
+      let opened = false;
+      phone.opened.then(() => (opened = true));
+      await wait(1500); // ICE and the ClientHello happen; the MF holds it
+      check(!opened, "the channel opened before the fingerprint was known");
+      const fpPath = "/terminations/0/medias/0/dcMedia/remoteDcEndpoint/fingerprint";
+      const patched = await api(d.port, "PATCH", `${CONTEXTS}/${phone.ctx.contextId}`,
+        [{ op: "add", path: fpPath, value: phone.offer.fingerprint }], "application/json-patch+json");
+      check(patched.status === 200, `PATCH ${patched.status}`);
+      await timeout(phone.opened, 10000, "channel open after PATCH");
+      const r = await fetchPath(phone, "/");
+      check(r.status === 200, `status ${r.status}`);
+    } finally { phone.close(); }
+  });
+}
 
 test("werift: a new remote tls-id ends the association (RFC 8842) and renews ours", async (d) => {
   const phone = await weriftPhone(d);

@@ -1101,7 +1101,8 @@ static void test_async_backend(void **state) {
   (void)state;
   struct async_be be;
   memset(&be, 0, sizeof(be));
-  struct dcmf_httpdc_backend b = {async_request, async_cancel, &be};
+  struct dcmf_httpdc_backend b = {
+      .request = async_request, .cancel = async_cancel, .user = &be};
   struct fx f;
   fx_init_with(&f, NULL, &b);
   feed(&f, "GET /slow HTTP/1.1\r\n\r\nGET /sync HTTP/1.1\r\n\r\n"
@@ -1211,7 +1212,8 @@ static void test_head_declared_length(void **state) {
   (void)state;
   struct async_be be;
   memset(&be, 0, sizeof(be));
-  struct dcmf_httpdc_backend b = {async_request, async_cancel, &be};
+  struct dcmf_httpdc_backend b = {
+      .request = async_request, .cancel = async_cancel, .user = &be};
   struct fx f;
   fx_init_with(&f, NULL, &b);
   feed(&f, "HEAD /upstream HTTP/1.1\r\n\r\nGET /upstream HTTP/1.1\r\n\r\n");
@@ -1279,6 +1281,852 @@ static void test_write_cap(void **state) {
   fx_free(&f);
 }
 
+/* ---- streamed responses ------------------------------------------------- */
+
+/* The body byte at offset |i| of every streamed test body. */
+static uint8_t pat(uint64_t i) {
+  return (uint8_t)(i * 131u + (i >> 11));
+}
+
+static int pat_check(const uint8_t *p, size_t n, uint64_t from) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != pat(from + i)) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* A body source that a streaming backend feeds from. */
+struct src {
+  uint64_t id;
+  uint64_t total;
+  uint64_t off;   /* bytes taken by the engine */
+  size_t piece;   /* pieces are 1..piece bytes */
+  size_t k;       /* pieces taken */
+  size_t refused; /* EXHAUSTED answers */
+  int ended;
+};
+
+/* The size of the next piece: varies, the same again after a refusal. */
+static size_t src_next(const struct src *s) {
+  size_t n = 1 + (s->k * 7919 + s->k / 3) % s->piece;
+  return (uint64_t)n > s->total - s->off ? (size_t)(s->total - s->off) : n;
+}
+
+/* Offers pieces until the engine refuses one or the body is all given
+ * (then ends it). */
+static void src_pump(struct dcmf_httpdc *h, struct src *s) {
+  static uint8_t buf[65536];
+  while (s->off < s->total) {
+    size_t n = src_next(s);
+    assert_true(n <= sizeof(buf));
+    for (size_t i = 0; i < n; i++) {
+      buf[i] = pat(s->off + i);
+    }
+    int rc = dcmf_httpdc_respond_data(h, s->id, buf, n);
+    if (rc == DCMF_ERR_EXHAUSTED) {
+      s->refused++;
+      return;
+    }
+    assert_int_equal(rc, 0);
+    s->off += n;
+    s->k++;
+  }
+  if (!s->ended) {
+    assert_int_equal(dcmf_httpdc_respond_end(h, s->id), 0);
+    s->ended = 1;
+  }
+}
+
+/* A streaming backend: "/sync" gets 204 at once, "/inline" a chunked
+ * "hello" streamed from inside the callback, everything else waits. */
+struct sbe {
+  struct dcmf_httpdc *h;
+  uint64_t ids[64];
+  size_t n;
+  uint64_t cancelled[64];
+  size_t n_cancelled;
+  uint64_t resumed[64]; /* the first 64 */
+  size_t n_resumed;
+  uint64_t last_resumed;
+  struct src *pump; /* fed from inside |resume| when set */
+};
+
+static int sbe_request(void *user, struct dcmf_httpdc *h,
+                       const struct dcmf_httpdc_request *req) {
+  struct sbe *be = user;
+  be->h = h;
+  if (req->path_len == 5 && memcmp(req->path, "/sync", 5) == 0) {
+    struct dcmf_httpdc_response r = {.status = 204};
+    return dcmf_httpdc_respond(h, req->id, &r);
+  }
+  if (req->path_len == 7 && memcmp(req->path, "/inline", 7) == 0) {
+    struct dcmf_httpdc_response r = {.status = 200};
+    assert_int_equal(dcmf_httpdc_respond_start(h, req->id, &r, -1), 0);
+    assert_int_equal(
+        dcmf_httpdc_respond_data(h, req->id, (const uint8_t *)"hello", 5), 0);
+    return dcmf_httpdc_respond_end(h, req->id);
+  }
+  assert_true(be->n < 64);
+  be->ids[be->n++] = req->id;
+  return 0;
+}
+
+static void sbe_cancel(void *user, uint64_t id) {
+  struct sbe *be = user;
+  assert_true(be->n_cancelled < 64);
+  be->cancelled[be->n_cancelled++] = id;
+}
+
+static void sbe_resume(void *user, struct dcmf_httpdc *h, uint64_t id) {
+  struct sbe *be = user;
+  assert_ptr_equal(h, be->h);
+  if (be->n_resumed < 64) {
+    be->resumed[be->n_resumed] = id;
+  }
+  be->n_resumed++;
+  be->last_resumed = id;
+  if (be->pump != NULL && be->pump->id == id) {
+    src_pump(h, be->pump);
+  }
+}
+
+static void sbe_init(struct fx *f, struct sbe *be,
+                     const struct dcmf_httpdc_settings *s) {
+  memset(be, 0, sizeof(*be));
+  struct dcmf_httpdc_backend b = {.request = sbe_request,
+                                  .cancel = sbe_cancel,
+                                  .user = be,
+                                  .resume = sbe_resume};
+  fx_init_with(f, s, &b);
+  be->h = f->h;
+}
+
+/* Decodes a chunked body at |p| (|n| bytes) into |body|, strictly as the
+ * engine frames it: lowercase-or-uppercase hex size without extensions,
+ * CRLF, data, CRLF, and "0" CRLF CRLF at the end (no trailers). Returns 1
+ * with *|used| past the last chunk, or 0 when the bytes end before it at
+ * a chunk boundary (*|used| = n). Fails on anything else. */
+static int dechunk(const uint8_t *p, size_t n, size_t *used,
+                   struct dcmf_buf *body) {
+  size_t i = 0;
+  while (i < n) {
+    size_t size = 0, digits = 0;
+    while (i < n && ((p[i] >= '0' && p[i] <= '9') ||
+                     (p[i] >= 'a' && p[i] <= 'f') ||
+                     (p[i] >= 'A' && p[i] <= 'F'))) {
+      int c = p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10;
+      size = size * 16 + (size_t)c;
+      digits++;
+      i++;
+    }
+    assert_true(digits > 0 && digits <= 8);
+    assert_true(digits == 1 || p[i - digits] != '0'); /* no leading 0 */
+    assert_true(i + 2 <= n && p[i] == '\r' && p[i + 1] == '\n');
+    i += 2;
+    if (size == 0) {
+      assert_true(i + 2 <= n && p[i] == '\r' && p[i + 1] == '\n');
+      *used = i + 2;
+      return 1;
+    }
+    assert_true(i + size + 2 <= n);
+    assert_int_equal(dcmf_buf_append(body, p + i, size), 0);
+    i += size;
+    assert_true(p[i] == '\r' && p[i + 1] == '\n');
+    i += 2;
+  }
+  *used = n;
+  return 0;
+}
+
+/* Parses a chunked response at *|off|; returns what dechunk returns. */
+static int next_chunked(struct fx *f, size_t *off, struct resp *r,
+                        struct dcmf_buf *body) {
+  next_resp(f, off, 1, r);
+  assert_true(has(r, "Transfer-Encoding: chunked"));
+  assert_int_equal(r->content_length, -1);
+  size_t used;
+  int done = dechunk((const uint8_t *)f->out.data + *off, f->out.len - *off,
+                     &used, body);
+  *off += used;
+  return done;
+}
+
+/* Writes one message (appended to the fixture's output); returns its
+ * length. */
+static size_t write1(struct fx *f) {
+  static uint8_t msg[65536];
+  assert_true(f->max <= sizeof(msg));
+  size_t len;
+  assert_int_equal(dcmf_httpdc_write(f->h, msg, f->max, &len), 0);
+  assert_true(len <= f->max);
+  if (len > 0) {
+    assert_int_equal(dcmf_buf_append(&f->out, msg, len), 0);
+  }
+  return len;
+}
+
+static void test_stream_known_length(void **state) {
+  (void)state;
+  struct dcmf_httpdc_settings s = {.max_message_size = 1024};
+  struct fx f;
+  struct sbe be;
+  sbe_init(&f, &be, &s);
+  feed(&f, "GET /s HTTP/1.1\r\n\r\n");
+  assert_int_equal(be.n, 1);
+  struct dcmf_httpdc_header hd = {"X-Up", 4, "1", 1};
+  struct dcmf_httpdc_response r = {.status = 200,
+                                   .content_type = "application/octet-stream",
+                                   .headers = &hd,
+                                   .n_headers = 1};
+  uint64_t total = 100000;
+  assert_int_equal(
+      dcmf_httpdc_respond_start(f.h, be.ids[0], &r, (int64_t)total), 0);
+  assert_int_equal(dcmf_httpdc_respond(f.h, be.ids[0], &r),
+                   DCMF_ERR_NOT_FOUND);
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, 5),
+                   DCMF_ERR_NOT_FOUND);
+  /* The head goes out alone while no data is there. */
+  assert_int_equal(drain(&f), 1);
+  struct resp rr;
+  size_t off = 0;
+  next_resp(&f, &off, 1, &rr);
+  assert_int_equal(f.msgs[0], rr.head_len);
+  assert_int_equal(rr.content_length, (long)total);
+  assert_true(has(&rr, "X-Up: 1"));
+  assert_null(strstr(rr.head, "Transfer-Encoding"));
+  assert_int_equal(dcmf_httpdc_want_write(f.h), 0);
+  /* Many small pieces, drained now and then. */
+  struct src src = {.id = be.ids[0], .total = total, .piece = 333};
+  uint8_t buf[333];
+  while (src.off < total) {
+    size_t n = src_next(&src);
+    for (size_t i = 0; i < n; i++) {
+      buf[i] = pat(src.off + i);
+    }
+    assert_int_equal(dcmf_httpdc_respond_data(f.h, src.id, buf, n), 0);
+    src.off += n;
+    src.k++;
+    if (src.k % 7 == 0) {
+      drain(&f);
+      assert_int_equal(dcmf_httpdc_buffered(f.h), 0);
+    }
+  }
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, src.id, buf, 1),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_OPEN);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, src.id), 0);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, src.id), DCMF_ERR_NOT_FOUND);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, src.id, buf, 1),
+                   DCMF_ERR_NOT_FOUND);
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, src.id), DCMF_ERR_NOT_FOUND);
+  drain(&f);
+  assert_int_equal(f.out.len, rr.head_len + total);
+  assert_true(pat_check((const uint8_t *)f.out.data + rr.head_len, total, 0));
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 0);
+  assert_int_equal(be.n_cancelled, 0);
+  /* The engine reads on. */
+  feed(&f, "GET /sync HTTP/1.1\r\n\r\n");
+  assert_int_equal(drain(&f), 1);
+  off = rr.head_len + total;
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.status, 204);
+  assert_int_equal(off, f.out.len);
+  fx_free(&f);
+}
+
+static void test_stream_chunked(void **state) {
+  (void)state;
+  size_t sizes[] = {1024, 4096, 0};
+  for (size_t t = 0; t < sizeof(sizes) / sizeof(sizes[0]); t++) {
+    struct dcmf_httpdc_settings s = {.max_message_size = sizes[t]};
+    struct fx f;
+    struct sbe be;
+    sbe_init(&f, &be, &s);
+    feed(&f, "GET /s HTTP/1.1\r\n\r\nGET /sync HTTP/1.1\r\n\r\n");
+    struct dcmf_httpdc_response r = {.status = 200,
+                                     .content_type = "text/plain"};
+    assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, -1), 0);
+    uint64_t total = 300000;
+    struct src src = {.id = be.ids[0], .total = total, .piece = f.max};
+    uint8_t *buf = malloc(f.max);
+    assert_non_null(buf);
+    /* Mixed: bursts of pieces, single messages pulled in between. */
+    while (src.off < total) {
+      for (int i = 0; i < 5 && src.off < total; i++) {
+        size_t n = src_next(&src);
+        for (size_t k = 0; k < n; k++) {
+          buf[k] = pat(src.off + k);
+        }
+        assert_int_equal(dcmf_httpdc_respond_data(f.h, src.id, buf, n), 0);
+        src.off += n;
+        src.k++;
+      }
+      write1(&f);
+      write1(&f);
+    }
+    drain(&f);
+    /* Ending with nothing buffered: the last chunk alone. */
+    assert_int_equal(dcmf_httpdc_respond_end(f.h, src.id), 0);
+    size_t before = f.out.len;
+    assert_int_equal(write1(&f), 5);
+    assert_memory_equal(f.out.data + before, "0\r\n\r\n", 5);
+    drain(&f);
+    free(buf);
+    size_t off = 0;
+    struct resp rr;
+    struct dcmf_buf body = {0};
+    assert_int_equal(next_chunked(&f, &off, &rr, &body), 1);
+    assert_int_equal(rr.status, 200);
+    assert_null(strstr(rr.head, "Connection:"));
+    assert_int_equal(body.len, total);
+    assert_true(pat_check((const uint8_t *)body.data, total, 0));
+    next_resp(&f, &off, 0, &rr);
+    assert_int_equal(rr.status, 204);
+    assert_int_equal(off, f.out.len);
+    dcmf_buf_free(&body);
+    fx_free(&f);
+  }
+  /* Start, data and end from inside the request callback: one message. */
+  struct fx f;
+  struct sbe be;
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /inline HTTP/1.1\r\n\r\n");
+  assert_int_equal(drain(&f), 1);
+  const char *end = memmem(f.out.data, f.out.len, "\r\n\r\n", 4);
+  assert_non_null(end);
+  size_t head = (size_t)(end + 4 - f.out.data);
+  assert_int_equal(f.out.len - head, strlen("5\r\nhello\r\n0\r\n\r\n"));
+  assert_memory_equal(end + 4, "5\r\nhello\r\n0\r\n\r\n", f.out.len - head);
+  fx_free(&f);
+}
+
+/* 20 MB through the default buffer, data given only from |resume|. */
+static void test_stream_bounded(void **state) {
+  (void)state;
+  int64_t lengths[] = {-1, 20 * 1000 * 1000};
+  for (size_t t = 0; t < 2; t++) {
+    struct fx f;
+    struct sbe be;
+    sbe_init(&f, &be, NULL);
+    size_t high = DCMF_HTTPDC_DEFAULT_STREAM_BUFFER;
+    size_t bound = high + f.max - 1;
+    feed(&f, "GET /big HTTP/1.1\r\n\r\n");
+    struct dcmf_httpdc_response r = {.status = 200};
+    assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, lengths[t]),
+                     0);
+    struct src src = {.id = be.ids[0], .total = 20 * 1000 * 1000,
+                      .piece = f.max};
+    be.pump = &src;
+    src_pump(f.h, &src);
+    assert_int_equal(src.refused, 1);
+    size_t peak = dcmf_httpdc_buffered(f.h);
+    assert_true(peak >= high && peak <= bound);
+    uint8_t *msg = malloc(f.max);
+    assert_non_null(msg);
+    struct dcmf_buf body = {0};
+    size_t head = 0, used = 0, len;
+    uint64_t seen = 0;
+    int done = 0;
+    for (;;) {
+      assert_int_equal(dcmf_httpdc_write(f.h, msg, f.max, &len), 0);
+      size_t b = dcmf_httpdc_buffered(f.h);
+      assert_true(b <= bound);
+      peak = b > peak ? b : peak;
+      if (len == 0) {
+        break;
+      }
+      assert_true(len <= f.max);
+      /* Keep the head and the undecoded rest; decode as we go. */
+      assert_int_equal(dcmf_buf_append(&f.out, msg, len), 0);
+      if (head == 0) {
+        const char *e = memmem(f.out.data, f.out.len, "\r\n\r\n", 4);
+        assert_non_null(e);
+        head = used = (size_t)(e + 4 - f.out.data);
+        assert_true(lengths[t] < 0 ? strstr(f.out.data, "chunked") != NULL
+                                   : strstr(f.out.data,
+                                            "Content-Length: 20000000") !=
+                                         NULL);
+      }
+      if (lengths[t] < 0) {
+        /* Whole chunks per message: decode each message completely. */
+        assert_false(done);
+        size_t u;
+        done = dechunk((const uint8_t *)f.out.data + used, f.out.len - used,
+                       &u, &body);
+        used += u;
+        assert_int_equal(used, f.out.len);
+      } else {
+        assert_int_equal(
+            dcmf_buf_append(&body, f.out.data + used, f.out.len - used), 0);
+        used = f.out.len;
+      }
+      /* Check and forget what is decoded. */
+      assert_true(pat_check((const uint8_t *)body.data, body.len, seen));
+      seen += body.len;
+      body.len = 0;
+      f.out.len = used = head;
+    }
+    assert_true(src.ended);
+    assert_int_equal(seen, src.total);
+    /* Every refusal got exactly one resume, for this id. */
+    assert_true(src.refused > 10);
+    assert_int_equal(be.n_resumed, src.refused);
+    assert_int_equal(be.resumed[0], src.id);
+    assert_int_equal(be.last_resumed, src.id);
+    assert_int_equal(dcmf_httpdc_buffered(f.h), 0);
+    assert_int_equal(dcmf_httpdc_want_write(f.h), 0);
+    if (lengths[t] < 0) {
+      assert_true(done);
+    }
+    assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_OPEN);
+    dcmf_buf_free(&body);
+    free(msg);
+    fx_free(&f);
+  }
+}
+
+static void test_stream_exhausted_resume(void **state) {
+  (void)state;
+  struct dcmf_httpdc_settings s = {.max_message_size = 1024,
+                                   .stream_buffer = 4096};
+  struct fx f;
+  struct sbe be;
+  sbe_init(&f, &be, &s);
+  feed(&f, "GET /s HTTP/1.1\r\n\r\n");
+  uint64_t id = be.ids[0];
+  struct dcmf_httpdc_response r = {.status = 200};
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, id, &r, 100000), 0);
+  uint8_t piece[1025];
+  memset(piece, 'x', sizeof(piece));
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, id, piece, 1025),
+                   DCMF_ERR_TOO_LARGE);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, id, NULL, 3),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, id, NULL, 0), 0);
+  /* Taken while less than 4096 bytes are buffered: 5 x 1000. */
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(dcmf_httpdc_respond_data(f.h, id, piece, 1000), 0);
+  }
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 5000);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, id, piece, 1000),
+                   DCMF_ERR_EXHAUSTED);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, id, piece, 1),
+                   DCMF_ERR_EXHAUSTED);
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 5000);
+  /* No resume until writing is down to 2048 buffered bytes, then one. */
+  size_t writes = 0;
+  while (dcmf_httpdc_buffered(f.h) > 2048) {
+    assert_int_equal(be.n_resumed, 0);
+    assert_true(write1(&f) > 0);
+    writes++;
+  }
+  assert_int_equal(writes, 3); /* head + 4096 - head bytes, then 2 x 1024 */
+  assert_int_equal(be.n_resumed, 1);
+  assert_int_equal(be.resumed[0], id);
+  assert_int_equal(write1(&f), 1024);
+  assert_int_equal(be.n_resumed, 1);
+  /* Taken again; a new refusal brings one new resume. */
+  while (dcmf_httpdc_respond_data(f.h, id, piece, 1000) == 0) {
+  }
+  size_t held = dcmf_httpdc_buffered(f.h);
+  assert_true(held >= 4096 && held < 4096 + 1000);
+  drain(&f);
+  assert_int_equal(be.n_resumed, 2);
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 0);
+  /* Ending after a refusal: no resume for an ended response. */
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, id), 0);
+  assert_int_equal(be.n_resumed, 2);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSING);
+  drain(&f);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSED);
+  assert_int_equal(be.n_resumed, 2);
+  /* A streaming backend without |resume| may poll. */
+  fx_free(&f);
+  memset(&be, 0, sizeof(be));
+  struct dcmf_httpdc_backend b = {.request = sbe_request, .user = &be};
+  fx_init_with(&f, &s, &b);
+  be.h = f.h;
+  feed(&f, "GET /s HTTP/1.1\r\n\r\n");
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, -1), 0);
+  struct src src = {.id = be.ids[0], .total = 50000, .piece = 1024};
+  while (!src.ended) {
+    src_pump(f.h, &src);
+    drain(&f);
+  }
+  size_t off = 0;
+  struct resp rr;
+  struct dcmf_buf body = {0};
+  assert_int_equal(next_chunked(&f, &off, &rr, &body), 1);
+  assert_int_equal(body.len, 50000);
+  assert_true(pat_check((const uint8_t *)body.data, body.len, 0));
+  dcmf_buf_free(&body);
+  fx_free(&f);
+}
+
+/* A streamed response holds back the responses after it. */
+static void test_stream_ordering(void **state) {
+  (void)state;
+  struct dcmf_httpdc_settings s = {.max_message_size = 1024,
+                                   .stream_buffer = 2000};
+  struct fx f;
+  struct sbe be;
+  sbe_init(&f, &be, &s);
+  feed(&f, "GET /a HTTP/1.1\r\n\r\nGET /sync HTTP/1.1\r\n\r\n"
+           "GET /c HTTP/1.1\r\n\r\n");
+  assert_int_equal(be.n, 2);
+  uint64_t a = be.ids[0], c = be.ids[1];
+  struct dcmf_httpdc_response r = {.status = 200};
+  /* The third starts first and buffers up to its limit. */
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, c, &r, -1), 0);
+  struct src sc = {.id = c, .total = 10000, .piece = 700};
+  src_pump(f.h, &sc);
+  assert_int_equal(sc.refused, 1);
+  assert_true(dcmf_httpdc_buffered(f.h) >= 2000);
+  assert_int_equal(drain(&f), 0); /* the first is unanswered */
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, a, &r, 3000), 0);
+  struct src sa = {.id = a, .total = 3000, .piece = 500};
+  uint8_t buf[500];
+  for (int i = 0; i < 2; i++) {
+    size_t n = src_next(&sa);
+    for (size_t k = 0; k < n; k++) {
+      buf[k] = pat(sa.off + k);
+    }
+    assert_int_equal(dcmf_httpdc_respond_data(f.h, a, buf, n), 0);
+    sa.off += n;
+    sa.k++;
+  }
+  drain(&f);
+  /* Only the first response so far; the 204 and the third wait. */
+  size_t off = 0;
+  struct resp rr;
+  next_resp(&f, &off, 1, &rr);
+  assert_int_equal(rr.content_length, 3000);
+  assert_int_equal(f.out.len - off, sa.off);
+  assert_int_equal(be.n_resumed, 0); /* the third has not drained */
+  while (!sa.ended) {
+    src_pump(f.h, &sa);
+    drain(&f);
+  }
+  /* The third is resumed once it is first and has drained. */
+  assert_int_equal(be.last_resumed, c);
+  for (size_t i = 0; i + 1 < be.n_resumed; i++) {
+    assert_int_equal(be.resumed[i], a);
+  }
+  while (!sc.ended) {
+    src_pump(f.h, &sc);
+    drain(&f);
+  }
+  off = 0;
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.content_length, 3000);
+  assert_true(pat_check(rr.body, rr.body_len, 0));
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.status, 204);
+  struct dcmf_buf body = {0};
+  assert_int_equal(next_chunked(&f, &off, &rr, &body), 1);
+  assert_int_equal(body.len, 10000);
+  assert_true(pat_check((const uint8_t *)body.data, body.len, 0));
+  assert_int_equal(off, f.out.len);
+  dcmf_buf_free(&body);
+  fx_free(&f);
+}
+
+static void test_stream_abort(void **state) {
+  (void)state;
+  struct fx f;
+  struct sbe be;
+  /* After the head went out: what is buffered, no last chunk, close. */
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+  struct dcmf_httpdc_response r = {.status = 200};
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, -1), 0);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[0], (const uint8_t *)"abc", 3), 0);
+  assert_int_equal(drain(&f), 1);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[0], (const uint8_t *)"def", 3), 0);
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, be.ids[0]), 0);
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, be.ids[0]),
+                   DCMF_ERR_NOT_FOUND);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[0], (const uint8_t *)"g", 1),
+      DCMF_ERR_NOT_FOUND);
+  assert_int_equal(be.n_cancelled, 1); /* the second request */
+  assert_int_equal(be.cancelled[0], be.ids[1]);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSING);
+  assert_int_equal(dcmf_httpdc_want_read(f.h), 1);
+  feed(&f, "GET /sync HTTP/1.1\r\n\r\n"); /* ignored */
+  assert_int_equal(drain(&f), 1);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSED);
+  size_t off = 0;
+  struct resp rr;
+  struct dcmf_buf body = {0};
+  assert_int_equal(next_chunked(&f, &off, &rr, &body), 0);
+  assert_int_equal(body.len, 6);
+  assert_memory_equal(body.data, "abcdef", 6);
+  assert_int_equal(off, f.out.len);
+  dcmf_buf_free(&body);
+  fx_free(&f);
+
+  /* Aborting with nothing buffered retires the response at once. */
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /a HTTP/1.1\r\n\r\n");
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, 100), 0);
+  assert_int_equal(drain(&f), 1);
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, be.ids[0]), 0);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSING);
+  assert_int_equal(dcmf_httpdc_want_write(f.h), 1);
+  assert_int_equal(drain(&f), 0);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSED);
+  fx_free(&f);
+
+  /* Known length ended early: INVALID, and the same as an abort. */
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /a HTTP/1.1\r\n\r\n");
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, 10), 0);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[0], (const uint8_t *)"1234", 4), 0);
+  assert_int_equal(drain(&f), 1);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[0]), DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[0]),
+                   DCMF_ERR_NOT_FOUND);
+  drain(&f);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSED);
+  off = 0;
+  next_resp(&f, &off, 1, &rr);
+  assert_int_equal(rr.content_length, 10);
+  assert_int_equal(f.out.len - off, 4);
+  assert_memory_equal(f.out.data + off, "1234", 4);
+  fx_free(&f);
+
+  /* Before anything was written: 502 instead, the channel stays open. */
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
+           "GET /c HTTP/1.1\r\n\r\n");
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[1], &r, -1), 0);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[1], (const uint8_t *)"abc", 3), 0);
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, be.ids[1]), 0);
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 0);
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[2], &r, 5), 0);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[2]), DCMF_ERR_INVALID);
+  struct dcmf_httpdc_response ok = {.status = 204};
+  assert_int_equal(dcmf_httpdc_respond(f.h, be.ids[0], &ok), 0);
+  assert_int_equal(drain(&f), 3);
+  off = 0;
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.status, 204);
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.status, 502);
+  assert_memory_equal(rr.body, "502 Bad Gateway\n", rr.body_len);
+  assert_null(strstr(rr.head, "Connection:"));
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.status, 502);
+  assert_int_equal(off, f.out.len);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_OPEN);
+  assert_int_equal(be.n_cancelled, 0);
+  fx_free(&f);
+
+  /* An earlier response that closes drops a started stream (cancel), and
+   * deleting the engine cancels one that has not ended. */
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
+           "GET /c HTTP/1.1\r\n\r\n");
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[2], &r, -1), 0);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[2]), 0);
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[1], &r, -1), 0);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[1], (const uint8_t *)"abc", 3), 0);
+  struct dcmf_httpdc_response closing = {.status = 200, .close = 1};
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &closing, -1),
+                   0);
+  assert_int_equal(be.n_cancelled, 1); /* the ended one is not cancelled */
+  assert_int_equal(be.cancelled[0], be.ids[1]);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[1], (const uint8_t *)"abc", 3),
+      DCMF_ERR_NOT_FOUND);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[0], (const uint8_t *)"xyz", 3), 0);
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 3);
+  fx_free(&f);
+  assert_int_equal(be.n_cancelled, 2);
+  assert_int_equal(be.cancelled[1], be.ids[0]);
+}
+
+static void test_stream_errors(void **state) {
+  (void)state;
+  struct fx f;
+  struct sbe be;
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+  uint64_t a = be.ids[0], b = be.ids[1];
+  struct dcmf_httpdc_response r = {.status = 200};
+  const uint8_t *d = (const uint8_t *)"0123456789";
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, 99, &r, -1),
+                   DCMF_ERR_NOT_FOUND);
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, a, &r, -2),
+                   DCMF_ERR_INVALID);
+  struct dcmf_httpdc_header te = {"Transfer-Encoding", 17, "chunked", 7};
+  struct dcmf_httpdc_response bad = {.status = 200, .headers = &te,
+                                     .n_headers = 1};
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, a, &bad, -1),
+                   DCMF_ERR_INVALID);
+  bad = r;
+  bad.status = 199;
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, a, &bad, -1),
+                   DCMF_ERR_INVALID);
+  char *longv = malloc(70000);
+  assert_non_null(longv);
+  memset(longv, 'v', 70000);
+  struct dcmf_httpdc_header big = {"X", 1, longv, 70000};
+  bad = r;
+  bad.headers = &big;
+  bad.n_headers = 1;
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, a, &bad, -1),
+                   DCMF_ERR_TOO_LARGE);
+  free(longv);
+  /* Data and end for ids that are not streamed. */
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, a, d, 1), DCMF_ERR_NOT_FOUND);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, a), DCMF_ERR_NOT_FOUND);
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, a), DCMF_ERR_NOT_FOUND);
+  struct dcmf_httpdc_response plain = {.status = 200, .body = d,
+                                       .body_len = 10};
+  assert_int_equal(dcmf_httpdc_respond(f.h, b, &plain), 0);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, b, d, 1), DCMF_ERR_NOT_FOUND);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, b), DCMF_ERR_NOT_FOUND);
+  /* More than announced: refused, nothing taken. */
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, a, &r, 10), 0);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, a, d, 6), 0);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, a, d + 6, 5),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 6);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, a, d + 6, 4), 0);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, a, d, 1), DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, a), 0);
+  assert_int_equal(drain(&f), 2);
+  size_t off = 0;
+  struct resp rr;
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.body_len, 10);
+  assert_memory_equal(rr.body, d, 10);
+  next_resp(&f, &off, 0, &rr);
+  assert_memory_equal(rr.body, d, 10);
+  assert_int_equal(off, f.out.len);
+  /* Content-Length 0. */
+  feed(&f, "GET /e HTTP/1.1\r\n\r\n");
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[2], &r, 0), 0);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, be.ids[2], d, 1),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[2]), 0);
+  assert_int_equal(drain(&f), 1);
+  next_resp(&f, &off, 0, &rr);
+  assert_int_equal(rr.content_length, 0);
+  assert_int_equal(off, f.out.len);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_OPEN);
+  fx_free(&f);
+}
+
+static void test_stream_no_body(void **state) {
+  (void)state;
+  struct fx f;
+  struct sbe be;
+  sbe_init(&f, &be, NULL);
+  feed(&f, "HEAD /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\n"
+           "GET /c HTTP/1.1\r\n\r\nHEAD /d HTTP/1.0\r\n\r\n");
+  assert_int_equal(be.n, 4);
+  struct dcmf_httpdc_response r = {.status = 200, .content_type = "a/b"};
+  uint8_t big[2000] = {0};
+  /* HEAD, known length: Content-Length, data ignored. */
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, 1234), 0);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, be.ids[0], big, 2000), 0);
+  assert_int_equal(dcmf_httpdc_buffered(f.h), 0);
+  assert_int_equal(drain(&f), 1); /* the head; the response is still open */
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, be.ids[0], big, 100), 0);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[0]), 0);
+  /* HEAD, unknown length: neither Content-Length nor chunked. An abort
+   * once the head is out just ends it. */
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[1], &r, -1), 0);
+  assert_int_equal(drain(&f), 1);
+  assert_int_equal(dcmf_httpdc_respond_abort(f.h, be.ids[1]), 0);
+  /* 204 to a GET: no Content-Length even when one is given. */
+  struct dcmf_httpdc_response nc = {.status = 204};
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[2], &nc, 55), 0);
+  assert_int_equal(dcmf_httpdc_respond_data(f.h, be.ids[2], big, 10), 0);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[2]), 0);
+  /* HTTP/1.0 HEAD, unknown length: closes only because 1.0 does. */
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[3], &r, -1), 0);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[3]), 0);
+  assert_int_equal(drain(&f), 2);
+  size_t off = 0;
+  struct resp rr;
+  next_resp(&f, &off, 1, &rr);
+  assert_int_equal(rr.content_length, 1234);
+  assert_true(has(&rr, "Content-Type: a/b"));
+  next_resp(&f, &off, 1, &rr);
+  assert_int_equal(rr.content_length, -1);
+  assert_null(strstr(rr.head, "Transfer-Encoding"));
+  assert_null(strstr(rr.head, "Connection"));
+  next_resp(&f, &off, 1, &rr);
+  assert_int_equal(rr.status, 204);
+  assert_int_equal(rr.content_length, -1);
+  next_resp(&f, &off, 1, &rr);
+  assert_null(strstr(rr.head, "Transfer-Encoding"));
+  assert_true(has(&rr, "Connection: close"));
+  assert_int_equal(off, f.out.len);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSED);
+  assert_int_equal(be.n_cancelled, 0);
+  fx_free(&f);
+}
+
+static void test_stream_http10(void **state) {
+  (void)state;
+  struct fx f;
+  struct sbe be;
+  sbe_init(&f, &be, NULL);
+  /* Keep-alive asked for, but an unknown length needs the close. */
+  feed(&f, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+           "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  assert_int_equal(be.n, 2);
+  struct dcmf_httpdc_response r = {.status = 200};
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, -1), 0);
+  assert_int_equal(be.n_cancelled, 1);
+  assert_int_equal(be.cancelled[0], be.ids[1]);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_CLOSING);
+  struct src src = {.id = be.ids[0], .total = 200000, .piece = 5000};
+  while (!src.ended) {
+    src_pump(f.h, &src);
+    drain(&f);
+    assert_int_equal(dcmf_httpdc_get_state(f.h),
+                     src.ended ? DCMF_HTTPDC_CLOSED : DCMF_HTTPDC_CLOSING);
+  }
+  struct resp rr;
+  size_t off = 0;
+  next_resp(&f, &off, 1, &rr);
+  assert_true(has(&rr, "Connection: close"));
+  assert_null(strstr(rr.head, "keep-alive"));
+  assert_null(strstr(rr.head, "Transfer-Encoding"));
+  assert_int_equal(rr.content_length, -1);
+  assert_int_equal(f.out.len - off, 200000);
+  assert_true(pat_check((const uint8_t *)f.out.data + off, 200000, 0));
+  fx_free(&f);
+
+  /* A known length keeps the keep-alive. */
+  sbe_init(&f, &be, NULL);
+  feed(&f, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  assert_int_equal(dcmf_httpdc_respond_start(f.h, be.ids[0], &r, 3), 0);
+  assert_int_equal(
+      dcmf_httpdc_respond_data(f.h, be.ids[0], (const uint8_t *)"abc", 3), 0);
+  assert_int_equal(dcmf_httpdc_respond_end(f.h, be.ids[0]), 0);
+  assert_int_equal(drain(&f), 1);
+  only_resp(&f, 0, &rr);
+  assert_true(has(&rr, "Connection: keep-alive"));
+  assert_memory_equal(rr.body, "abc", 3);
+  assert_int_equal(dcmf_httpdc_get_state(f.h), DCMF_HTTPDC_OPEN);
+  fx_free(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_get_root),
@@ -1310,6 +2158,15 @@ int main(void) {
       cmocka_unit_test(test_head_declared_length),
       cmocka_unit_test(test_backpressure),
       cmocka_unit_test(test_write_cap),
+      cmocka_unit_test(test_stream_known_length),
+      cmocka_unit_test(test_stream_chunked),
+      cmocka_unit_test(test_stream_bounded),
+      cmocka_unit_test(test_stream_exhausted_resume),
+      cmocka_unit_test(test_stream_ordering),
+      cmocka_unit_test(test_stream_abort),
+      cmocka_unit_test(test_stream_errors),
+      cmocka_unit_test(test_stream_no_body),
+      cmocka_unit_test(test_stream_http10),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,7 +147,7 @@ static int setup(void **state) {
                                  .remote_port = 5000,
                                  .max_streams = 2048,
                                  .max_message_size = 256 * 1024,
-                                 .send_buffer = 1024 * 1024};
+                                 .send_buffer = 128 * 1024};
   struct peer *peers[2] = {&p->a, &p->b};
   for (int i = 0; i < 2; i++) {
     assert_int_equal(dcmf_sctp_new(&peers[i]->sctp, &s, &scbs, peers[i]), 0);
@@ -216,6 +216,39 @@ static void test_large_message(void **state) {
   assert_int_equal(p->b.msg_len, len);
   assert_memory_equal(p->b.msg, big, len);
   free(big);
+}
+
+/* A full send buffer may take only the start of a message; the rest must
+ * follow before anything else, so every message arrives whole. */
+static void test_messages_survive_a_full_send_buffer(void **state) {
+  struct pair *p = *state;
+  enum { N = 40, LEN = 60000 };
+  uint8_t *msg = malloc(LEN);
+  size_t sent = 0;
+  int exhausted = 0;
+  for (int i = 0; i < N; i++) {
+    memset(msg, 'a' + i % 26, LEN);
+    int rv;
+    while ((rv = dcmf_dc_send(p->a.dc, 0, 1, msg, LEN)) ==
+           DCMF_ERR_EXHAUSTED) {
+      exhausted = 1;
+      pump(&p->a, &p->b);
+    }
+    assert_int_equal(rv, 0);
+    sent++;
+    /* Deliver sometimes, so the buffer is often part full. */
+    if (i % 7 == 0) {
+      pump_one(&p->a);
+      pump_one(&p->b);
+    }
+    assert_int_equal(p->b.msg_len == 0 || p->b.msg_len == LEN, 1);
+  }
+  pump(&p->a, &p->b);
+  assert_true(exhausted); /* the test did reach a full buffer */
+  assert_int_equal(p->b.n_msgs, (int)sent);
+  assert_int_equal(p->b.msg_len, LEN);
+  assert_int_equal(p->b.msg[0], 'a' + (N - 1) % 26);
+  free(msg);
 }
 
 static void open_dcep(struct peer *opener, uint16_t sid, const char *label) {
@@ -310,6 +343,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_association_and_negotiated_channel,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_messages_survive_a_full_send_buffer,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_dcep_open_either_parity_and_close,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_dcep_channel_is_closed,

@@ -1,0 +1,693 @@
+#include "upstream.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "errors.h"
+#include "upstream_int.h"
+
+static void origin_dispatch(struct origin *o);
+
+/* ---- requests ------------------------------------------------------------ */
+
+static void req_free(struct dcmf_upstream_req *r) {
+  free(r->path);
+  dcmf_buf_free(&r->headers);
+  dcmf_buf_free(&r->body);
+  dcmf_buf_free(&r->resp_names);
+  dcmf_buf_free(&r->resp_values);
+  free(r);
+}
+
+/* Runs the end callback once; the request is freed unless cancelled
+ * objects still point at it (they never do after this). */
+void up_req_end(struct dcmf_upstream_req *r, enum dcmf_upstream_result res,
+                    const char *why) {
+  if (r->finished) {
+    return;
+  }
+  r->finished = 1;
+  if (res == DCMF_UPSTREAM_UNREACHABLE || res == DCMF_UPSTREAM_BROKEN) {
+    r->pool->counters.failures++;
+  } else if (res == DCMF_UPSTREAM_TIMEOUT) {
+    r->pool->counters.timeouts++;
+  }
+  if (r->cbs.end != NULL) {
+    r->cbs.end(r->user, res, why);
+  }
+  req_free(r);
+}
+
+void up_req_head(struct dcmf_upstream_req *r, int64_t content_length) {
+  struct dcmf_upstream_header hs[MAX_RESPONSE_HEADERS];
+  for (size_t i = 0; i < r->n_resp; i++) {
+    hs[i] = (struct dcmf_upstream_header){
+        r->resp_names.data + r->resp_offsets[i][0],
+        strlen(r->resp_names.data + r->resp_offsets[i][0]),
+        r->resp_values.data + r->resp_offsets[i][1],
+        strlen(r->resp_values.data + r->resp_offsets[i][1])};
+  }
+  r->head_done = 1;
+  struct dcmf_upstream_pool *p = r->pool;
+  p->counters.responses++;
+  p->counters.latency_ms_total += uv_now(p->loop) - r->sent_ms;
+  if (r->cbs.head != NULL) {
+    r->cbs.head(r->user, r->status, hs, r->n_resp, content_length);
+  }
+}
+
+/* Returns 0, or -1 when the header is dropped (too many, or memory). */
+int up_resp_header_add(struct dcmf_upstream_req *r, const char *name,
+                           size_t nlen, const char *value, size_t vlen) {
+  if (r->n_resp == MAX_RESPONSE_HEADERS) {
+    return -1; /* more than a proxy passes on; the rest are dropped */
+  }
+  size_t no = r->resp_names.len, vo = r->resp_values.len;
+  if (dcmf_buf_append(&r->resp_names, name, nlen) != 0 ||
+      dcmf_buf_append(&r->resp_names, "", 1) != 0 ||
+      dcmf_buf_append(&r->resp_values, value, vlen) != 0 ||
+      dcmf_buf_append(&r->resp_values, "", 1) != 0) {
+    r->resp_names.len = no;
+    r->resp_values.len = vo;
+    return -1;
+  }
+  r->resp_offsets[r->n_resp][0] = no;
+  r->resp_offsets[r->n_resp][1] = vo;
+  r->n_resp++;
+  return 0;
+}
+
+/* ---- connection I/O ------------------------------------------------------- */
+
+static void on_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w);
+}
+
+static void raw_write(struct conn *c, const void *data, size_t len) {
+  uv_write_t *w = malloc(sizeof(*w) + len);
+  if (w == NULL) {
+    return;
+  }
+  memcpy(w + 1, data, len);
+  uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned int)len);
+  if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+    free(w);
+  }
+}
+
+static void tls_drain(struct conn *c) {
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0) {
+    raw_write(c, buf, (size_t)n);
+  }
+}
+
+void up_conn_write(struct conn *c, const void *data, size_t len) {
+  if (c->ssl == NULL) {
+    raw_write(c, data, len);
+  } else if (SSL_write(c->ssl, data, (int)len) > 0) {
+    tls_drain(c);
+  }
+}
+
+static void inflight_remove(struct conn *c, struct dcmf_upstream_req *r) {
+  for (struct dcmf_upstream_req **pp = &c->inflight; *pp; pp = &(*pp)->next) {
+    if (*pp == r) {
+      *pp = r->next;
+      r->next = NULL;
+      return;
+    }
+  }
+}
+
+/* Ends a request that went out on |c|. */
+void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
+                         enum dcmf_upstream_result res, const char *why) {
+  inflight_remove(c, r);
+  if (c->h1_req == r) {
+    c->h1_req = NULL;
+  }
+  if (c->h2 != NULL && r->stream_id > 0) {
+    nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+  }
+  up_req_end(r, res, why);
+}
+
+/* Fails every request on |c|, and, when the connection never came up
+ * (the upstream is down or refuses us), every request waiting for it. */
+void up_conn_fail(struct conn *c, const char *why) {
+  while (c->inflight != NULL) {
+    struct dcmf_upstream_req *r = c->inflight;
+    up_inflight_end(c, r,
+                 r->head_done ? DCMF_UPSTREAM_BROKEN
+                              : DCMF_UPSTREAM_UNREACHABLE,
+                 why);
+  }
+  struct origin *o = c->origin;
+  if (!c->ready) {
+    while (o->queue != NULL) {
+      struct dcmf_upstream_req *r = o->queue;
+      o->queue = r->next;
+      up_req_end(r, DCMF_UPSTREAM_UNREACHABLE, why);
+    }
+    o->queue_tail = NULL;
+  }
+  DCMF_LOGD(c->pool->log, "upstream", "%s: %s", o->authority, why);
+  up_conn_close(c);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  struct conn *c = h->data;
+  dcmf_buf_free(&c->h1_pending);
+  free(c);
+}
+
+void up_conn_close(struct conn *c) {
+  if (c->closing) {
+    return;
+  }
+  c->closing = 1;
+  struct origin *o = c->origin;
+  for (struct conn **pp = &o->conns; *pp; pp = &(*pp)->next) {
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  }
+  if (c->h2 != NULL) {
+    nghttp2_session *s = c->h2;
+    c->h2 = NULL;
+    nghttp2_session_del(s); /* ends open streams via on_stream_close */
+  }
+  SSL_free(c->ssl);
+  c->ssl = NULL;
+  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  if (o->queue != NULL && !c->pool->closing) {
+    up_dispatch_soon(c->pool); /* waiting requests need a new connection */
+  }
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+
+static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
+  (void)s;
+  struct conn *c = h->data;
+  *b = uv_buf_init(c->readbuf, sizeof(c->readbuf));
+}
+
+/* The connection is usable: decide its protocol and hand it work. */
+static void conn_ready(struct conn *c) {
+  c->ready = 1;
+  if (c->ssl != NULL) {
+    const unsigned char *alpn;
+    unsigned int alen = 0;
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
+    c->proto = alen == 2 && memcmp(alpn, "h2", 2) == 0 ? P_H2 : P_H1;
+    c->origin->proto = c->proto;
+  }
+  if (c->proto == P_H2 && up_h2_start(c) != 0) {
+    up_conn_fail(c, "HTTP/2 session failed");
+    return;
+  }
+  c->idle_since_ms = uv_now(c->pool->loop);
+  up_dispatch_soon(c->pool);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  struct conn *c = s->data;
+  if (n == 0) {
+    return; /* EAGAIN; an empty feed would mean EOF to http_parser */
+  }
+  if (n < 0) {
+    up_conn_fail(c, n == UV_EOF ? "closed by the upstream" : uv_strerror((int)n));
+    return;
+  }
+  if (c->ssl == NULL) {
+    up_conn_feed(c, (const uint8_t *)b->base, (size_t)n);
+    return;
+  }
+  BIO_write(c->rbio, b->base, (int)n);
+  if (!SSL_is_init_finished(c->ssl)) {
+    int r = SSL_do_handshake(c->ssl);
+    tls_drain(c);
+    if (r != 1) {
+      int e = SSL_get_error(c->ssl, r);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        char why[160];
+        long v = SSL_get_verify_result(c->ssl);
+        snprintf(why, sizeof(why), "TLS handshake failed%s%s",
+                 v != X509_V_OK ? ": " : "",
+                 v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+        ERR_clear_error();
+        up_conn_fail(c, why);
+      }
+      return;
+    }
+    conn_ready(c);
+  }
+  uint8_t plain[16384];
+  int got;
+  while (!c->closing && (got = SSL_read(c->ssl, plain, sizeof(plain))) > 0) {
+    up_conn_feed(c, plain, (size_t)got);
+  }
+  if (!c->closing) {
+    tls_drain(c);
+  }
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  struct conn *c = req->data;
+  if (c->closing) {
+    return;
+  }
+  if (status < 0) {
+    up_conn_fail(c, uv_strerror(status));
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (c->ssl == NULL) {
+    conn_ready(c);
+    return;
+  }
+  SSL_do_handshake(c->ssl);
+  tls_drain(c);
+}
+
+static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *ai) {
+  struct conn *c = r->data;
+  if (c->closing) {
+    uv_freeaddrinfo(ai);
+    return;
+  }
+  if (status < 0 || ai == NULL ||
+      uv_tcp_connect(&c->connect, &c->tcp, ai->ai_addr, on_connected) != 0) {
+    uv_freeaddrinfo(ai);
+    up_conn_fail(c, "upstream host not resolved");
+    return;
+  }
+  uv_freeaddrinfo(ai);
+}
+
+/* Opens a new connection to |o| (its requests wait in the origin queue). */
+static struct conn *conn_open(struct origin *o) {
+  struct dcmf_upstream_pool *p = o->pool;
+  struct conn *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    return NULL;
+  }
+  c->pool = p;
+  c->origin = o;
+  c->proto = o->https ? P_UNKNOWN : (o->proto == P_H1 ? P_H1 : P_H2);
+  c->started_ms = uv_now(p->loop);
+  uv_tcp_init(p->loop, &c->tcp);
+  c->tcp.data = c;
+  c->connect.data = c;
+  c->resolve.data = c;
+  c->next = o->conns;
+  o->conns = c;
+  p->counters.connections_opened++;
+  if (o->https) {
+    c->ssl = SSL_new(p->tls);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
+      BIO_free(c->rbio);
+      BIO_free(c->wbio);
+      up_conn_fail(c, "TLS set-up failed");
+      return NULL;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_connect_state(c->ssl);
+    unsigned char bin[16];
+    int is_ip = inet_pton(AF_INET, o->host, bin) == 1 ||
+                inet_pton(AF_INET6, o->host, bin) == 1;
+    if (is_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), o->host);
+    } else {
+      SSL_set_tlsext_host_name(c->ssl, o->host); /* SNI */
+      SSL_set1_host(c->ssl, o->host);
+    }
+  }
+  char port[8];
+  snprintf(port, sizeof(port), "%u", o->port);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+  if (uv_getaddrinfo(p->loop, &c->resolve, on_resolved, o->host, port,
+                     &hints) != 0) {
+    up_conn_fail(c, "resolver refused");
+    return NULL;
+  }
+  return c;
+}
+
+void up_read_start(struct conn *c) {
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+static size_t origin_count(const struct origin *o) {
+  size_t n = 0;
+  for (const struct conn *c = o->conns; c; c = c->next) {
+    n++;
+  }
+  return n;
+}
+
+static void origin_dispatch(struct origin *o) {
+  while (o->queue != NULL) {
+    struct dcmf_upstream_req *r = o->queue;
+    struct conn *use = NULL;
+    int connecting = 0;
+    for (struct conn *c = o->conns; c; c = c->next) {
+      if (c->closing) {
+        continue;
+      }
+      if (!c->ready) {
+        connecting++;
+      } else if (c->proto == P_H2 && c->h2 != NULL) {
+        use = c;
+      } else if (c->proto == P_H1 && c->h1_req == NULL &&
+                 c->h1_pending.len == 0) {
+        use = c;
+      }
+      if (use != NULL) {
+        break;
+      }
+    }
+    if (use == NULL) {
+      /* HTTP/2 needs one connection; HTTP/1.1 one per request in flight,
+       * up to the limit. While the protocol is unknown, open one. */
+      int want = o->proto == P_H1
+                     ? origin_count(o) < o->pool->settings.max_connections
+                     : connecting == 0 && o->conns == NULL;
+      if (want) {
+        conn_open(o);
+      }
+      return;
+    }
+    o->queue = r->next;
+    if (o->queue == NULL) {
+      o->queue_tail = NULL;
+    }
+    r->next = NULL;
+    if (use->idle_since_ms != 0 && use->proto == P_H1) {
+      o->pool->counters.connections_reused++;
+    }
+    use->idle_since_ms = 0;
+    if (use->proto == P_H1) {
+      up_h1_send(use, r);
+    } else if (up_h2_send(use, r) != 0) {
+      up_req_end(r, DCMF_UPSTREAM_UNREACHABLE, "HTTP/2 request refused");
+    }
+  }
+}
+
+static void on_kick(uv_timer_t *t) {
+  struct dcmf_upstream_pool *p = t->data;
+  for (struct origin *o = p->origins; o; o = o->next) {
+    origin_dispatch(o);
+  }
+}
+
+void up_dispatch_soon(struct dcmf_upstream_pool *p) {
+  if (!p->closing) {
+    uv_timer_start(&p->kick, on_kick, 0, 0);
+  }
+}
+
+/* Timeouts: waiting for a connection, response heads, idle
+ * connections. */
+static void on_sweep(uv_timer_t *t) {
+  struct dcmf_upstream_pool *p = t->data;
+  uint64_t now = uv_now(p->loop);
+  const struct dcmf_upstream_settings *st = &p->settings;
+  for (struct origin *o = p->origins; o; o = o->next) {
+    struct dcmf_upstream_req **pp = &o->queue;
+    o->queue_tail = NULL;
+    while (*pp != NULL) {
+      struct dcmf_upstream_req *r = *pp;
+      if (now - r->queued_ms >=
+          (uint64_t)st->connect_timeout_ms + st->response_timeout_ms) {
+        *pp = r->next;
+        up_req_end(r, DCMF_UPSTREAM_TIMEOUT, "no connection in time");
+      } else {
+        o->queue_tail = r;
+        pp = &r->next;
+      }
+    }
+    for (struct conn *c = o->conns, *next; c; c = next) {
+      next = c->next;
+      if (c->closing) {
+        continue;
+      }
+      if (!c->ready && now - c->started_ms >= st->connect_timeout_ms) {
+        up_conn_fail(c, "connect timed out");
+        continue;
+      }
+      for (struct dcmf_upstream_req *r = c->inflight, *rn; r; r = rn) {
+        rn = r->next;
+        if (!r->head_done && now - r->sent_ms >= st->response_timeout_ms) {
+          if (c->h2 != NULL) {
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id,
+                                      NGHTTP2_CANCEL);
+          }
+          up_inflight_end(c, r, DCMF_UPSTREAM_TIMEOUT, "no response in time");
+          if (c->proto == P_H1) {
+            up_conn_close(c); /* the late answer would confuse the next one */
+          }
+        }
+      }
+      if (c->closing) {
+        continue;
+      }
+      up_h2_flush(c);
+      if (c->ready && c->inflight == NULL && c->idle_since_ms != 0 &&
+          now - c->idle_since_ms >= st->idle_timeout_ms) {
+        up_conn_close(c);
+      }
+    }
+  }
+}
+
+/* ---- the pool ------------------------------------------------------------ */
+
+static struct origin *origin_get(struct dcmf_upstream_pool *p,
+                                 const struct dcmf_url *url) {
+  for (struct origin *o = p->origins; o; o = o->next) {
+    if (o->https == url->https && o->port == url->port &&
+        strcmp(o->host, url->host) == 0) {
+      return o;
+    }
+  }
+  struct origin *o = calloc(1, sizeof(*o));
+  if (o == NULL) {
+    return NULL;
+  }
+  o->pool = p;
+  o->https = url->https;
+  o->port = url->port;
+  snprintf(o->host, sizeof(o->host), "%s", url->host);
+  snprintf(o->authority, sizeof(o->authority), "%s", url->authority);
+  o->next = p->origins;
+  p->origins = o;
+  return o;
+}
+
+int dcmf_upstream_pool_new(struct dcmf_upstream_pool **out, uv_loop_t *loop,
+                           const struct dcmf_upstream_settings *settings,
+                           const struct dcmf_log *log, char *err,
+                           size_t errlen) {
+  struct dcmf_upstream_pool *p = calloc(1, sizeof(*p));
+  if (p == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  p->loop = loop;
+  p->settings = *settings;
+  p->log = log;
+  p->tls = SSL_CTX_new(TLS_client_method());
+  if (p->tls == NULL) {
+    free(p);
+    return DCMF_ERR_NOMEM;
+  }
+  SSL_CTX_set_min_proto_version(p->tls, TLS1_2_VERSION);
+  SSL_CTX_set_verify(p->tls, SSL_VERIFY_PEER, NULL);
+  static const unsigned char alpn[] = "\x02h2\x08http/1.1";
+  SSL_CTX_set_alpn_protos(p->tls, alpn, sizeof(alpn) - 1);
+  int ok = settings->ca_file != NULL
+               ? SSL_CTX_load_verify_locations(p->tls, settings->ca_file,
+                                               NULL) == 1
+               : SSL_CTX_set_default_verify_paths(p->tls) == 1;
+  if (!ok) {
+    snprintf(err, errlen, "upstream-ca %s: not a readable PEM bundle",
+             settings->ca_file ? settings->ca_file : "(default)");
+  } else if (settings->client_cert != NULL &&
+             (SSL_CTX_use_certificate_chain_file(p->tls,
+                                                 settings->client_cert) != 1 ||
+              SSL_CTX_use_PrivateKey_file(p->tls, settings->client_key,
+                                          SSL_FILETYPE_PEM) != 1 ||
+              SSL_CTX_check_private_key(p->tls) != 1)) {
+    snprintf(err, errlen, "upstream-cert %s / upstream-key %s: unusable",
+             settings->client_cert, settings->client_key);
+    ok = 0;
+  }
+  if (!ok) {
+    ERR_clear_error();
+    SSL_CTX_free(p->tls);
+    free(p);
+    return DCMF_ERR_INVALID;
+  }
+  if (p->settings.max_connections == 0) {
+    p->settings.max_connections = 8;
+  }
+  uv_timer_init(loop, &p->sweep);
+  uv_timer_init(loop, &p->kick);
+  p->sweep.data = p->kick.data = p;
+  uv_timer_start(&p->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+  uv_unref((uv_handle_t *)&p->sweep);
+  *out = p;
+  return 0;
+}
+
+static void on_pool_timer_closed(uv_handle_t *h) {
+  struct dcmf_upstream_pool *p = h->data;
+  /* libuv does not promise an order of close callbacks: count them. */
+  if (--p->timers_open == 0) {
+    SSL_CTX_free(p->tls);
+    free(p);
+  }
+}
+
+void dcmf_upstream_pool_del(struct dcmf_upstream_pool *p) {
+  if (p == NULL) {
+    return;
+  }
+  p->closing = 1;
+  while (p->origins != NULL) {
+    struct origin *o = p->origins;
+    p->origins = o->next;
+    while (o->queue != NULL) {
+      struct dcmf_upstream_req *r = o->queue;
+      o->queue = r->next;
+      up_req_end(r, DCMF_UPSTREAM_UNREACHABLE, "shutting down");
+    }
+    while (o->conns != NULL) {
+      up_conn_fail(o->conns, "shutting down");
+    }
+    free(o);
+  }
+  p->timers_open = 2;
+  uv_close((uv_handle_t *)&p->sweep, on_pool_timer_closed);
+  uv_close((uv_handle_t *)&p->kick, on_pool_timer_closed);
+}
+
+int dcmf_upstream_request(struct dcmf_upstream_pool *p,
+                          const struct dcmf_url *url, const char *method,
+                          const struct dcmf_upstream_header *headers,
+                          size_t n_headers, const uint8_t *body,
+                          size_t body_len,
+                          const struct dcmf_upstream_callbacks *cbs,
+                          void *user, struct dcmf_upstream_req **out) {
+  struct origin *o = origin_get(p, url);
+  struct dcmf_upstream_req *r = calloc(1, sizeof(*r));
+  if (o == NULL || r == NULL || strlen(method) >= sizeof(r->method)) {
+    free(r);
+    return DCMF_ERR_NOMEM;
+  }
+  r->pool = p;
+  r->origin = o;
+  snprintf(r->method, sizeof(r->method), "%s", method);
+  r->path = strdup(url->path);
+  int rv = r->path == NULL ? DCMF_ERR_NOMEM : 0;
+  for (size_t i = 0; rv == 0 && i < n_headers; i++) {
+    rv |= dcmf_buf_append(&r->headers, headers[i].name, headers[i].name_len);
+    rv |= dcmf_buf_append(&r->headers, "", 1);
+    rv |= dcmf_buf_append(&r->headers, headers[i].value, headers[i].value_len);
+    rv |= dcmf_buf_append(&r->headers, "", 1);
+  }
+  r->n_headers = n_headers;
+  if (rv == 0 && body_len > 0) {
+    rv = dcmf_buf_append(&r->body, body, body_len);
+  }
+  if (rv != 0) {
+    req_free(r);
+    return DCMF_ERR_NOMEM;
+  }
+  r->cbs = *cbs;
+  r->user = user;
+  r->queued_ms = uv_now(p->loop);
+  if (o->queue_tail) {
+    o->queue_tail->next = r;
+  } else {
+    o->queue = r;
+  }
+  o->queue_tail = r;
+  p->counters.requests++;
+  up_dispatch_soon(p);
+  *out = r;
+  return 0;
+}
+
+void dcmf_upstream_resume(struct dcmf_upstream_req *r) {
+  if (!r->paused) {
+    return;
+  }
+  r->paused = 0;
+  struct conn *c = r->conn;
+  if (c == NULL || c->closing) {
+    return;
+  }
+  if (c->proto == P_H1) {
+    up_h1_resume(c);
+  } else if (c->h2 != NULL) {
+    nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
+    r->unconsumed = 0;
+    up_h2_flush(c);
+  }
+}
+
+void dcmf_upstream_cancel(struct dcmf_upstream_req *r) {
+  r->cbs = (struct dcmf_upstream_callbacks){0};
+  struct conn *c = r->conn;
+  if (c == NULL) {
+    /* Still queued: take it out. */
+    struct origin *o = r->origin;
+    struct dcmf_upstream_req *prev = NULL;
+    for (struct dcmf_upstream_req *q = o->queue; q; prev = q, q = q->next) {
+      if (q == r) {
+        if (prev) {
+          prev->next = r->next;
+        } else {
+          o->queue = r->next;
+        }
+        if (o->queue_tail == r) {
+          o->queue_tail = prev;
+        }
+        break;
+      }
+    }
+    req_free(r);
+    return;
+  }
+  if (c->h2 != NULL) {
+    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id,
+                              NGHTTP2_CANCEL);
+    up_inflight_end(c, r, DCMF_UPSTREAM_BROKEN, "cancelled");
+    up_h2_flush(c);
+  } else {
+    up_inflight_end(c, r, DCMF_UPSTREAM_BROKEN, "cancelled");
+    up_conn_close(c); /* an HTTP/1.1 response cannot be abandoned midway */
+  }
+}
+
+const struct dcmf_upstream_counters *
+dcmf_upstream_counters(const struct dcmf_upstream_pool *p) {
+  return &p->counters;
+}

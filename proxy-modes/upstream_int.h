@@ -1,0 +1,125 @@
+/*
+ * upstream_int.h - what the three files of the upstream client share:
+ * upstream.c (pool, origins, connections, TLS, dispatch, timeouts),
+ * upstream_h1.c (HTTP/1.1 over http_parser) and upstream_h2.c (HTTP/2
+ * over nghttp2). Not a public header: only those files include it.
+ */
+#ifndef DCMF_UPSTREAM_INT_H
+#define DCMF_UPSTREAM_INT_H
+
+#include <http_parser.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "upstream.h"
+
+#define SWEEP_MS 100                /* timeout checks */
+#define MAX_RESPONSE_HEADERS 64     /* more are dropped */
+#define H2_WINDOW (256 * 1024)      /* per stream, our receive side */
+
+enum proto { P_UNKNOWN, P_H1, P_H2 };
+
+struct conn;
+
+struct dcmf_upstream_req {
+  struct dcmf_upstream_pool *pool;
+  struct origin *origin;
+  struct conn *conn;
+  char method[16];
+  char *path;
+  struct dcmf_buf headers; /* "name\0value\0" pairs */
+  size_t n_headers;
+  struct dcmf_buf body;
+  size_t body_off;
+  struct dcmf_upstream_callbacks cbs;
+  void *user;
+  int32_t stream_id;
+  int head_done, finished, paused;
+  uint64_t sent_ms;   /* when it went out on a connection */
+  uint64_t queued_ms; /* when it was issued */
+  /* response headers while they arrive */
+  struct dcmf_buf resp_names, resp_values;
+  size_t resp_offsets[MAX_RESPONSE_HEADERS][2];
+  size_t n_resp;
+  int status;
+  /* HTTP/2 bytes delivered while paused are acknowledged on resume */
+  size_t unconsumed;
+  struct dcmf_upstream_req *next; /* origin queue, or connection in-flight */
+};
+
+struct origin {
+  struct dcmf_upstream_pool *pool;
+  int https;
+  char host[256];
+  uint16_t port;
+  char authority[300];
+  enum proto proto;
+  struct conn *conns;
+  struct dcmf_upstream_req *queue, *queue_tail;
+  struct origin *next;
+};
+
+struct conn {
+  struct dcmf_upstream_pool *pool;
+  struct origin *origin;
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  uv_getaddrinfo_t resolve;
+  int ready, closing;
+  enum proto proto;
+  SSL *ssl;
+  BIO *rbio, *wbio;
+  nghttp2_session *h2;
+  http_parser parser;
+  struct dcmf_upstream_req *h1_req;
+  struct dcmf_upstream_req *inflight; /* requests sent on this connection */
+  struct dcmf_buf h1_pending; /* input held while an h1 response pauses */
+  int h1_last_was_value;
+  int h1_dropping; /* the header being read is over the limit */
+  uint64_t started_ms, idle_since_ms;
+  struct conn *next;
+  char readbuf[16384];
+};
+
+struct dcmf_upstream_pool {
+  uv_loop_t *loop;
+  uv_timer_t sweep;
+  uv_timer_t kick; /* runs dispatch outside any caller's stack */
+  SSL_CTX *tls;
+  struct dcmf_upstream_settings settings;
+  const struct dcmf_log *log;
+  struct origin *origins;
+  struct dcmf_upstream_counters counters;
+  int closing;
+  int timers_open; /* while closing */
+};
+
+/* Requests (upstream.c). */
+void up_req_end(struct dcmf_upstream_req *r, enum dcmf_upstream_result res,
+                const char *why);
+void up_req_head(struct dcmf_upstream_req *r, int64_t content_length);
+int up_resp_header_add(struct dcmf_upstream_req *r, const char *name,
+                       size_t nlen, const char *value, size_t vlen);
+
+/* Connections (upstream.c). */
+void up_conn_write(struct conn *c, const void *data, size_t len);
+void up_conn_fail(struct conn *c, const char *why);
+void up_conn_close(struct conn *c);
+void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
+                     enum dcmf_upstream_result res, const char *why);
+void up_dispatch_soon(struct dcmf_upstream_pool *p);
+void up_read_start(struct conn *c);
+
+/* HTTP/1.1 (upstream_h1.c). */
+void up_h1_send(struct conn *c, struct dcmf_upstream_req *r);
+void up_h1_feed(struct conn *c, const uint8_t *data, size_t len);
+void up_h1_resume(struct conn *c);
+
+/* HTTP/2 (upstream_h2.c). */
+int up_h2_start(struct conn *c);
+void up_h2_flush(struct conn *c);
+int up_h2_send(struct conn *c, struct dcmf_upstream_req *r);
+void up_conn_feed(struct conn *c, const uint8_t *data, size_t len);
+
+#endif
