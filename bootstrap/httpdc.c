@@ -53,6 +53,8 @@ struct slot {
   struct stream st;
 };
 
+struct framing;
+
 struct dcmf_httpdc {
   struct dcmf_httpdc_settings s;
   struct dcmf_httpdc_backend backend;
@@ -72,6 +74,14 @@ struct dcmf_httpdc {
   /* Body bytes of request discard_id still to be skipped. */
   uint64_t discard_left;
   uint64_t discard_id;
+
+  /* A request whose body is being collected (max_request_body): its
+   * parsed head stays in headbuf until the body is complete. */
+  int collecting;
+  struct dcmf_httpdc_request held_req;
+  struct framing *held_f;
+  uint8_t *body;
+  size_t body_len, body_want;
 
   struct slot *slots; /* ring of max_pending */
   size_t first;
@@ -727,6 +737,35 @@ static int head_parse(struct dcmf_httpdc *h, struct dcmf_httpdc_request *req,
 }
 
 /* Hands the complete head to the backend (or answers an error). */
+/* Queues |req| and hands it to the backend. */
+static void dispatch_request(struct dcmf_httpdc *h,
+                             struct dcmf_httpdc_request *req,
+                             const struct framing *fp, int collected) {
+  struct framing f = *fp;
+  int close = f.conn_close || (req->version_minor == 0 && !f.keep_alive) ||
+              (f.expect_continue && f.content_length > 0);
+  struct slot *sl = slot_push(h);
+  uint64_t id = sl->id;
+  req->id = id;
+  sl->head_only = span_eq(req->method, req->method_len, "HEAD");
+  sl->http10 = req->version_minor == 0;
+  sl->close = close;
+  sl->keep_alive = !close && req->version_minor == 0;
+  sl->wait_body = !collected && !close && f.content_length > 0;
+  if (close) {
+    engine_close_after(h, NULL);
+  } else if (!collected && f.content_length > 0) {
+    h->discard_left = f.content_length;
+    h->discard_id = id;
+  }
+  int rc = h->backend.request(h->backend.user, h, req);
+  /* The callback may have closed the queue before this slot: look again. */
+  sl = slot_find(h, id);
+  if (sl != NULL && !sl->answered && rc < 0) {
+    slot_error(h, sl, 500);
+  }
+}
+
 static void dispatch(struct dcmf_httpdc *h) {
   struct dcmf_httpdc_request req;
   struct framing f;
@@ -738,29 +777,45 @@ static void dispatch(struct dcmf_httpdc *h) {
   }
   int close = f.conn_close || (req.version_minor == 0 && !f.keep_alive) ||
               (f.expect_continue && f.content_length > 0);
-  struct slot *sl = slot_push(h);
-  uint64_t id = sl->id;
-  req.id = id;
-  sl->head_only = span_eq(req.method, req.method_len, "HEAD");
-  sl->http10 = req.version_minor == 0;
-  sl->close = close;
-  sl->keep_alive = !close && req.version_minor == 0;
-  sl->wait_body = !close && f.content_length > 0;
-  if (close) {
-    engine_close_after(h, NULL);
-  } else if (f.content_length > 0) {
-    h->discard_left = f.content_length;
-    h->discard_id = id;
+  if (h->s.max_request_body > 0 && f.content_length > 0 && !close) {
+    if (f.content_length > h->s.max_request_body) {
+      engine_fail(h, 413);
+      return;
+    }
+    /* Keep the head where it is and collect the body first. */
+    h->body = malloc((size_t)f.content_length);
+    h->held_f = malloc(sizeof(f));
+    if (h->body == NULL || h->held_f == NULL) {
+      free(h->body);
+      free(h->held_f);
+      h->body = NULL;
+      h->held_f = NULL;
+      h->fatal = DCMF_ERR_NOMEM;
+      return;
+    }
+    *h->held_f = f;
+    h->held_req = req;
+    h->body_len = 0;
+    h->body_want = (size_t)f.content_length;
+    h->collecting = 1;
+    return;
   }
-  int rc = h->backend.request(h->backend.user, h, &req);
-  /* The callback may have closed the queue before this slot: look again. */
-  sl = slot_find(h, id);
-  if (sl != NULL && !sl->answered && rc < 0) {
-    slot_error(h, sl, 500);
-  }
+  dispatch_request(h, &req, &f, 0);
 }
 
-/* ---- collecting input ------------------------------------------------- */
+/* The collected body is complete: hand the held request over. */
+static void body_collected(struct dcmf_httpdc *h) {
+  h->held_req.body = h->body;
+  h->held_req.body_len = h->body_len;
+  h->collecting = 0;
+  dispatch_request(h, &h->held_req, h->held_f, 1);
+  free(h->body);
+  free(h->held_f);
+  h->body = NULL;
+  h->held_f = NULL;
+  memset(&h->held_req, 0, sizeof(h->held_req));
+  h->head_len = h->line_start = h->reqline_len = h->n_lines = 0;
+}
 
 static void head_reset(struct dcmf_httpdc *h) {
   h->head_len = h->line_start = h->reqline_len = h->n_lines = 0;
@@ -799,7 +854,9 @@ static size_t head_feed(struct dcmf_httpdc *h, const uint8_t *data,
   }
   if (empty) {
     dispatch(h);
-    head_reset(h);
+    if (!h->collecting) {
+      head_reset(h);
+    }
     return seg;
   }
   if (++h->n_lines > h->s.max_headers) {
@@ -823,6 +880,19 @@ static size_t consume(struct dcmf_httpdc *h, const uint8_t *data,
                       size_t len) {
   size_t pos = 0;
   while (pos < len && !h->dead && h->fatal == 0) {
+    if (h->collecting) {
+      size_t n = len - pos;
+      if (n > h->body_want - h->body_len) {
+        n = h->body_want - h->body_len;
+      }
+      memcpy(h->body + h->body_len, data + pos, n);
+      h->body_len += n;
+      pos += n;
+      if (h->body_len == h->body_want) {
+        body_collected(h);
+      }
+      continue;
+    }
     if (h->discard_left > 0) {
       size_t n = len - pos;
       if ((uint64_t)n > h->discard_left) {
@@ -1102,6 +1172,12 @@ int dcmf_httpdc_new(struct dcmf_httpdc **out,
 }
 
 void dcmf_httpdc_del(struct dcmf_httpdc *h) {
+  if (h != NULL) {
+    free(h->body);
+    free(h->held_f);
+    h->body = NULL;
+    h->held_f = NULL;
+  }
   if (h == NULL) {
     return;
   }

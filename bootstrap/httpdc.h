@@ -112,6 +112,11 @@ struct dcmf_httpdc_settings {
    * dcmf_httpdc_respond_data); 0 means
    * DCMF_HTTPDC_DEFAULT_STREAM_BUFFER. */
   size_t stream_buffer;
+  /* Request bodies (Content-Length) up to this many bytes are collected
+   * and handed to the backend with the request (|body| / |body_len|);
+   * larger ones are answered 413 and the channel closes. 0 means bodies
+   * are read and discarded, the request being handed over at once. */
+  size_t max_request_body;
 };
 
 /* A header field: name and value are not NUL-terminated. In a request the
@@ -140,7 +145,11 @@ struct dcmf_httpdc_request {
   int version_minor; /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
   const struct dcmf_httpdc_header *headers; /* in arrival order */
   size_t n_headers;
-  uint64_t content_length; /* body bytes the engine reads and discards */
+  uint64_t content_length; /* body bytes (discarded unless collected) */
+  /* The collected body when settings.max_request_body is set; NULL and 0
+   * otherwise. Borrowed for the callback like every other field. */
+  const uint8_t *body;
+  size_t body_len;
 };
 
 /* A response as given to dcmf_httpdc_respond(), or the head of a streamed

@@ -182,6 +182,15 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   f->dropped_unauthenticated = load(&st->dropped_unauthenticated);
   f->dropped_dtls = load(&st->dropped_dtls);
   f->dropped_other = load(&st->dropped_other);
+  f->proxy_requests = load(&st->proxy_requests);
+  f->proxy_upstream_errors = load(&st->proxy_upstream_errors);
+  f->proxy_upstream_timeouts = load(&st->proxy_upstream_timeouts);
+  f->proxy_cache_hits = load(&st->proxy_cache_hits);
+  f->proxy_cache_misses = load(&st->proxy_cache_misses);
+  f->proxy_cache_revalidated = load(&st->proxy_cache_revalidated);
+  f->proxy_cache_bytes = load(&st->proxy_cache_bytes);
+  f->proxy_upstream_responses = load(&st->proxy_upstream_responses);
+  f->proxy_upstream_latency_ms = load(&st->proxy_upstream_latency_ms);
   const struct dcmf_notify_counters *nc = dcmf_notify_counters(d->notify);
   f->events_sent = nc->sent;
   f->events_failed = nc->failed;

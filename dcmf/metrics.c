@@ -104,10 +104,7 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       "# TYPE dcmf_events_total counter\n"
       "dcmf_events_total{result=\"sent\"} %llu\n"
       "dcmf_events_total{result=\"failed\"} %llu\n"
-      "dcmf_events_total{result=\"dropped\"} %llu\n"
-      "# HELP dcmf_api_requests_total Control API requests by method and "
-      "response status.\n"
-      "# TYPE dcmf_api_requests_total counter\n",
+      "dcmf_events_total{result=\"dropped\"} %llu\n",
       (unsigned long long)f->sessions, (unsigned long long)f->dtls_ok,
       (unsigned long long)f->dtls_failed,
       (unsigned long long)f->sctp_associations,
@@ -122,6 +119,40 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)f->dropped_other,
       (unsigned long long)f->events_sent, (unsigned long long)f->events_failed,
       (unsigned long long)f->events_dropped);
+  rv |= dcmf_buf_printf(
+      out,
+      "# HELP dcmf_proxy_requests_total HTTP requests in HTTP-proxy mode.\n"
+      "# TYPE dcmf_proxy_requests_total counter\n"
+      "dcmf_proxy_requests_total %llu\n"
+      "# HELP dcmf_proxy_upstream_failures_total Upstream failures answered "
+      "502 or 504.\n"
+      "# TYPE dcmf_proxy_upstream_failures_total counter\n"
+      "dcmf_proxy_upstream_failures_total{kind=\"error\"} %llu\n"
+      "dcmf_proxy_upstream_failures_total{kind=\"timeout\"} %llu\n"
+      "# HELP dcmf_proxy_cache_total Cache lookups by outcome.\n"
+      "# TYPE dcmf_proxy_cache_total counter\n"
+      "dcmf_proxy_cache_total{outcome=\"hit\"} %llu\n"
+      "dcmf_proxy_cache_total{outcome=\"miss\"} %llu\n"
+      "dcmf_proxy_cache_total{outcome=\"revalidated\"} %llu\n"
+      "# HELP dcmf_proxy_cache_bytes Bytes held by the cache.\n"
+      "# TYPE dcmf_proxy_cache_bytes gauge\n"
+      "dcmf_proxy_cache_bytes %llu\n"
+      "# HELP dcmf_proxy_upstream_latency_ms Request sent to response head.\n"
+      "# TYPE dcmf_proxy_upstream_latency_ms summary\n"
+      "dcmf_proxy_upstream_latency_ms_sum %llu\n"
+      "dcmf_proxy_upstream_latency_ms_count %llu\n"
+      "# HELP dcmf_api_requests_total Control API requests by method and "
+      "response status.\n"
+      "# TYPE dcmf_api_requests_total counter\n",
+      (unsigned long long)f->proxy_requests,
+      (unsigned long long)f->proxy_upstream_errors,
+      (unsigned long long)f->proxy_upstream_timeouts,
+      (unsigned long long)f->proxy_cache_hits,
+      (unsigned long long)f->proxy_cache_misses,
+      (unsigned long long)f->proxy_cache_revalidated,
+      (unsigned long long)f->proxy_cache_bytes,
+      (unsigned long long)f->proxy_upstream_latency_ms,
+      (unsigned long long)f->proxy_upstream_responses);
   for (size_t i = 0; i < m->n_api; i++) {
     rv |= dcmf_buf_printf(out,
                           "dcmf_api_requests_total{method=\"%s\",status=\"%d\"}"

@@ -132,6 +132,8 @@ static int http_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
                                         s->desc.max_message_size};
   struct dcmf_httpdc_backend backend;
   if (s->desc.http_proxy && s->env.proxy != NULL) {
+    /* POST and PUT bodies go upstream: collect them (up to 1 MiB). */
+    hs.max_request_body = 1 << 20;
     struct dcmf_httpproxy_route route = {.stream_id = ch->sid};
     const char *base = dcmf_media_route_for(&s->desc, ch->sid);
     snprintf(route.base_url, sizeof(route.base_url), "%s", base ? base : "");

@@ -6,7 +6,10 @@
 
 #include "dtls.h"
 #include "errors.h"
+#include "cache.h"
 #include "httpproxy.h"
+
+#include <openssl/rand.h>
 #include "sctp.h"
 #include "session.h"
 
@@ -49,6 +52,7 @@ struct dcmf_worker {
   struct dcmf_dtls_ctx dtls_ctx;
   struct dcmf_session_env env;
   struct dcmf_upstream_pool *pool;
+  struct dcmf_cache *cache;
   struct dcmf_httpproxy_env proxy_env;
   struct dcmf_httpproxy_counters proxy_counters;
   struct node *sessions;
@@ -169,6 +173,14 @@ static void publish_proxy_stats(struct dcmf_worker *w) {
                         memory_order_relaxed);
   atomic_store_explicit(&st->proxy_upstream_latency_ms, u->latency_ms_total,
                         memory_order_relaxed);
+  if (w->cache != NULL) {
+    struct dcmf_cache_stats cs;
+    dcmf_cache_get_stats(w->cache, &cs);
+    atomic_store_explicit(&st->proxy_cache_bytes, cs.bytes,
+                          memory_order_relaxed);
+    atomic_store_explicit(&st->proxy_cache_revalidated,
+                          cs.revalidated_not_modified, memory_order_relaxed);
+  }
 }
 
 static uint64_t wall_ms(void *user) {
@@ -316,9 +328,22 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     free(w);
     return rv;
   }
+  if (settings->cache_size > 0) {
+    struct dcmf_cache_settings cs;
+    dcmf_cache_settings_default(&cs);
+    cs.max_bytes = settings->cache_size;
+    if (cs.max_entry_bytes > cs.max_bytes) {
+      cs.max_entry_bytes = cs.max_bytes;
+    }
+    /* The index is keyed so phones cannot pick colliding URLs. */
+    RAND_bytes(cs.hash_key, sizeof(cs.hash_key));
+    if (dcmf_cache_new(&w->cache, &cs, NULL) != 0) {
+      w->cache = NULL;
+    }
+  }
   w->proxy_env = (struct dcmf_httpproxy_env){
       .pool = w->pool,
-      .cache = NULL,
+      .cache = w->cache,
       .repo = settings->proxy_fallback ? settings->repo : NULL,
       .log = settings->log,
       .now_ms = wall_ms,
@@ -372,6 +397,7 @@ void dcmf_worker_stop(struct dcmf_worker *w) {
   post(w, msg_new(MSG_STOP));
   uv_thread_join(&w->thread);
   uv_loop_close(&w->loop);
+  dcmf_cache_del(w->cache);
   dcmf_dtls_ctx_free(&w->dtls_ctx);
   uv_close((uv_handle_t *)&w->outbox_async, on_outbox_closed);
 }

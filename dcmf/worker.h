@@ -46,7 +46,8 @@ struct dcmf_media_stats {
   /* HTTP-proxy mode */
   _Atomic uint64_t proxy_requests, proxy_upstream_errors,
       proxy_upstream_timeouts, proxy_cache_hits, proxy_cache_misses,
-      proxy_upstream_responses, proxy_upstream_latency_ms;
+      proxy_upstream_responses, proxy_upstream_latency_ms, proxy_cache_bytes,
+      proxy_cache_revalidated;
 };
 
 struct dcmf_worker_settings {

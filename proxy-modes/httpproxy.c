@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "cache.h"
 #include "errors.h"
 #include "urlmap.h"
 
@@ -21,6 +22,12 @@ struct preq {
   int upstream_ok;              /* the whole upstream body arrived */
   struct dcmf_buf pending;      /* body bytes the engine refused */
   size_t pending_off;
+  /* caching (GET only) */
+  char *url;                       /* the absolute upstream URL */
+  char *accept_encoding;           /* the phone's, for Vary */
+  struct dcmf_cache_entry *stale;  /* revalidating this entry */
+  struct dcmf_cache_store *store;  /* storing the answer */
+  int from_cache;                  /* answered from |stale| after a 304 */
   struct preq *next;
 };
 
@@ -44,6 +51,15 @@ static void preq_free(struct dcmf_httpproxy *px, struct preq *r) {
       break;
     }
   }
+  struct dcmf_cache *cache = px->env->cache;
+  if (r->stale != NULL) {
+    dcmf_cache_release(cache, r->stale);
+  }
+  if (r->store != NULL) {
+    dcmf_cache_store_abandon(cache, r->store);
+  }
+  free(r->url);
+  free(r->accept_encoding);
   dcmf_buf_free(&r->pending);
   free(r);
 }
@@ -96,12 +112,118 @@ static void maybe_finish(struct preq *r) {
   }
 }
 
+/* ---- the cache --------------------------------------------------------- */
+
+/* What the cache needs to know of a request. */
+static struct dcmf_cache_request cache_request(const char *method,
+                                               const char *url,
+                                               const char *accept_encoding,
+                                               struct dcmf_cache_header *h) {
+  size_t n = 0;
+  if (accept_encoding != NULL) {
+    *h = (struct dcmf_cache_header){"Accept-Encoding", 15, accept_encoding,
+                                    strlen(accept_encoding)};
+    n = 1;
+  }
+  return (struct dcmf_cache_request){
+      .method = method, .url = url, .headers = h, .nheaders = n};
+}
+
+/* A stored response answered from memory; |entry| is released once the
+ * engine has written it. */
+struct cached_answer {
+  struct dcmf_cache *cache;
+  struct dcmf_cache_entry *entry;
+};
+
+static void cached_release(void *arg) {
+  struct cached_answer *a = arg;
+  dcmf_cache_release(a->cache, a->entry);
+  free(a);
+}
+
+/* Answers request |id| from |entry| (the reference passes to the
+ * engine). Returns 0, or a negative error with the reference released. */
+static int answer_from_cache(struct dcmf_httpdc *h, uint64_t id,
+                             struct dcmf_cache *cache,
+                             struct dcmf_cache_entry *entry, uint64_t age_s) {
+  const struct dcmf_cache_response *cr = dcmf_cache_entry_response(entry);
+  struct dcmf_httpdc_header hdrs[MAX_HEADERS + 2];
+  size_t n = 0;
+  const char *content_type = NULL;
+  for (size_t i = 0; i < cr->nheaders && n < MAX_HEADERS; i++) {
+    const struct dcmf_cache_header *ch = &cr->headers[i];
+    if (ch->name_len == 12 && strncasecmp(ch->name, "content-type", 12) == 0) {
+      content_type = ch->value;
+      continue;
+    }
+    hdrs[n++] = (struct dcmf_httpdc_header){ch->name, ch->name_len, ch->value,
+                                            ch->value_len};
+  }
+  char age[24];
+  snprintf(age, sizeof(age), "%llu", (unsigned long long)age_s);
+  hdrs[n++] = (struct dcmf_httpdc_header){"Age", 3, age, strlen(age)};
+  hdrs[n++] = (struct dcmf_httpdc_header){"Via", 3, "1.1 dcmf", 8};
+  struct cached_answer *a = malloc(sizeof(*a));
+  if (a == NULL) {
+    dcmf_cache_release(cache, entry);
+    return DCMF_ERR_NOMEM;
+  }
+  *a = (struct cached_answer){cache, entry};
+  struct dcmf_httpdc_response resp = {.status = (int)cr->status,
+                                      .content_type = content_type,
+                                      .headers = hdrs,
+                                      .n_headers = n,
+                                      .body = cr->body,
+                                      .body_len = cr->body_len,
+                                      .release = cached_release,
+                                      .release_arg = a};
+  int rv = dcmf_httpdc_respond(h, id, &resp);
+  if (rv != 0) {
+    cached_release(a);
+  }
+  return rv;
+}
+
 /* ---- upstream callbacks (from the loop, outside the engine) ------------ */
 
 static void up_head(void *user, int status,
                     const struct dcmf_upstream_header *hs, size_t n,
                     int64_t content_length) {
   struct preq *r = user;
+  struct dcmf_cache *cache = r->px->env->cache;
+  uint64_t now = r->px->env->now_ms(r->px->env->now_user);
+  struct dcmf_cache_header ch[MAX_HEADERS];
+  size_t nch = n < MAX_HEADERS ? n : MAX_HEADERS;
+  for (size_t i = 0; i < nch; i++) {
+    ch[i] = (struct dcmf_cache_header){hs[i].name, hs[i].name_len,
+                                       hs[i].value, hs[i].value_len};
+  }
+  if (r->stale != NULL) {
+    if (status == 304 &&
+        dcmf_cache_update(cache, &r->stale, ch, nch, now) == 0) {
+      /* Still valid: answer from the cache; the upstream's (empty) 304
+       * body is ignored. */
+      r->px->counters->cache_revalidated++;
+      struct dcmf_cache_entry *e = r->stale;
+      r->stale = NULL;
+      r->from_cache = 1;
+      answer_from_cache(r->h, r->id, cache, e, 0);
+      r->px->wake(r->px->wake_user);
+      return;
+    }
+    dcmf_cache_release(cache, r->stale);
+    r->stale = NULL;
+  }
+  if (cache != NULL && r->url != NULL) {
+    struct dcmf_cache_header ae;
+    struct dcmf_cache_request creq =
+        cache_request("GET", r->url, r->accept_encoding, &ae);
+    if (dcmf_cache_store_begin(cache, &creq, (unsigned)status, ch, nch, now,
+                               &r->store) != 0) {
+      r->store = NULL; /* not storable: just pass it on */
+    }
+  }
   struct dcmf_urlmap_header in[MAX_HEADERS], out[MAX_HEADERS + 2];
   size_t n_in = 0, n_out = 0;
   const char *content_type = NULL;
@@ -124,7 +246,14 @@ static void up_head(void *user, int status,
   }
   if (dcmf_urlmap_response_headers(in, n_in, DCMF_URLMAP_HTTP_1_1, out,
                                    MAX_HEADERS + 2, &n_out) != 0) {
-    n_out = 0; /* an upstream header we cannot pass on: send none */
+    /* An upstream field we cannot pass on (control characters). */
+    answer_error(r->h, r->id, 502, "bad gateway: unusable upstream "
+                                   "answer\n");
+    dcmf_upstream_cancel(r->up);
+    r->up = NULL;
+    preq_free(r->px, r);
+    r = NULL;
+    return;
   }
   struct dcmf_httpdc_header hdrs[MAX_HEADERS + 2];
   for (size_t i = 0; i < n_out; i++) {
@@ -149,6 +278,14 @@ static void up_head(void *user, int status,
 
 static int up_data(void *user, const uint8_t *data, size_t len) {
   struct preq *r = user;
+  if (r->from_cache) {
+    return 0;
+  }
+  if (r->store != NULL &&
+      dcmf_cache_store_append(r->px->env->cache, r->store, data, len) != 0) {
+    dcmf_cache_store_abandon(r->px->env->cache, r->store);
+    r->store = NULL; /* too large to keep; still streamed to the phone */
+  }
   if (dcmf_buf_append(&r->pending, data, len) != 0) {
     return 1;
   }
@@ -162,6 +299,18 @@ static void up_end(void *user, enum dcmf_upstream_result res,
   struct preq *r = user;
   struct dcmf_httpproxy *px = r->px;
   r->up = NULL;
+  if (r->from_cache) {
+    preq_free(px, r);
+    return;
+  }
+  if (r->store != NULL) {
+    if (res == DCMF_UPSTREAM_OK) {
+      dcmf_cache_store_commit(px->env->cache, r->store);
+    } else {
+      dcmf_cache_store_abandon(px->env->cache, r->store);
+    }
+    r->store = NULL;
+  }
   DCMF_LOGD(px->env->log, "proxy", "%s stream %u request %llu: %s",
             px->route.context_id, px->route.stream_id,
             (unsigned long long)r->id, why);
@@ -232,8 +381,19 @@ static int proxy_request(void *user, struct dcmf_httpdc *h,
                     req->path, req->query_len ? "?" : "",
                     (int)req->query_len, req->query);
   struct dcmf_url url;
-  if (tn < 0 || (size_t)tn >= sizeof(target) ||
-      dcmf_urlmap_resolve_url(&px->base, target, (size_t)tn, &url) != 0) {
+  int urv = tn < 0 || (size_t)tn >= sizeof(target)
+                ? DCMF_ERR_TOO_LARGE
+                : dcmf_urlmap_resolve_url(&px->base, target, (size_t)tn, &url);
+  if (urv == DCMF_ERR_TOO_LARGE) {
+    answer_error(h, req->id, 414, "request target too long\n");
+    return 0;
+  }
+  if (urv == DCMF_ERR_MALFORMED) {
+    answer_error(h, req->id, 502, "bad gateway: the replacement URL cannot "
+                                  "be used\n");
+    return 0;
+  }
+  if (urv != 0) {
     answer_error(h, req->id, 400, "bad request target\n");
     return 0;
   }
@@ -282,9 +442,62 @@ static int proxy_request(void *user, struct dcmf_httpdc *h,
   r->id = req->id;
   char method[16];
   snprintf(method, sizeof(method), "%.*s", (int)req->method_len, req->method);
-  if (dcmf_upstream_request(px->env->pool, &url, method, hs, n, NULL, 0,
-                            &up_cbs, r, &r->up) != 0) {
-    free(r);
+  int get = strcmp(method, "GET") == 0, head = strcmp(method, "HEAD") == 0;
+  struct dcmf_cache *cache = px->env->cache;
+  char cond_name[2][20];
+  char cond_value[2][256];
+  if (cache != NULL && (get || head)) {
+    char full[DCMF_URL_MAX_PATH + DCMF_URL_MAX_AUTHORITY + 16];
+    dcmf_url_format(&url, full, sizeof(full));
+    struct dcmf_cache_header ch[MAX_HEADERS];
+    for (size_t i = 0; i < n_in; i++) {
+      ch[i] = (struct dcmf_cache_header){in[i].name, in[i].name_len,
+                                         in[i].value, in[i].value_len};
+    }
+    struct dcmf_cache_request creq = {
+        .method = method, .url = full, .headers = ch, .nheaders = n_in};
+    struct dcmf_cache_hit hit;
+    dcmf_cache_lookup(cache, &creq, px->env->now_ms(px->env->now_user), &hit);
+    if (hit.outcome == DCMF_CACHE_FRESH) {
+      px->counters->cache_hits++;
+      free(r);
+      return answer_from_cache(h, req->id, cache, hit.entry, hit.age_s);
+    }
+    px->counters->cache_misses++;
+    if (get && hit.outcome != DCMF_CACHE_BYPASS) {
+      r->url = strdup(full);
+      for (size_t i = 0; i < n_in; i++) {
+        if (in[i].name_len == 15 &&
+            strncasecmp(in[i].name, "accept-encoding", 15) == 0) {
+          r->accept_encoding = strndup(in[i].value, in[i].value_len);
+          break;
+        }
+      }
+    }
+    if (hit.outcome == DCMF_CACHE_STALE_REVALIDATE) {
+      r->stale = hit.entry;
+      const struct dcmf_cache_response *cr = hit.response;
+      if (cr->etag != NULL && n < MAX_HEADERS + DCMF_URLMAP_REQUEST_EXTRA) {
+        snprintf(cond_name[0], sizeof(cond_name[0]), "If-None-Match");
+        snprintf(cond_value[0], sizeof(cond_value[0]), "%s", cr->etag);
+        hs[n++] = (struct dcmf_upstream_header){
+            cond_name[0], strlen(cond_name[0]), cond_value[0],
+            strlen(cond_value[0])};
+      }
+      if (cr->last_modified != NULL &&
+          n < MAX_HEADERS + DCMF_URLMAP_REQUEST_EXTRA) {
+        snprintf(cond_name[1], sizeof(cond_name[1]), "If-Modified-Since");
+        snprintf(cond_value[1], sizeof(cond_value[1]), "%s",
+                 cr->last_modified);
+        hs[n++] = (struct dcmf_upstream_header){
+            cond_name[1], strlen(cond_name[1]), cond_value[1],
+            strlen(cond_value[1])};
+      }
+    }
+  }
+  if (dcmf_upstream_request(px->env->pool, &url, method, hs, n, req->body,
+                            req->body_len, &up_cbs, r, &r->up) != 0) {
+    preq_free(px, r); /* not linked yet: only its memory goes */
     return DCMF_ERR_NOMEM;
   }
   r->next = px->reqs;

@@ -1,17 +1,18 @@
 /*
  * upstream_int.h - what the three files of the upstream client share:
  * upstream.c (pool, origins, connections, TLS, dispatch, timeouts),
- * upstream_h1.c (HTTP/1.1 over http_parser) and upstream_h2.c (HTTP/2
- * over nghttp2). Not a public header: only those files include it.
+ * upstream_h1.c (HTTP/1.1, responses read by the h1resp engine) and
+ * upstream_h2.c (HTTP/2 over nghttp2). Not a public header: only those
+ * files include it.
  */
 #ifndef DCMF_UPSTREAM_INT_H
 #define DCMF_UPSTREAM_INT_H
 
-#include <http_parser.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
 #include "buf.h"
+#include "h1resp.h"
 #include "upstream.h"
 
 #define SWEEP_MS 100                /* timeout checks */
@@ -71,15 +72,13 @@ struct conn {
   SSL *ssl;
   BIO *rbio, *wbio;
   nghttp2_session *h2;
-  http_parser parser;
   struct dcmf_upstream_req *h1_req;
   struct dcmf_upstream_req *inflight; /* requests sent on this connection */
   struct dcmf_buf h1_pending; /* input held while an h1 response pauses */
-  int h1_last_was_value;
-  int h1_dropping; /* the header being read is over the limit */
   uint64_t started_ms, idle_since_ms;
   struct conn *next;
   char readbuf[16384];
+  struct dcmf_h1resp h1; /* reads the response to h1_req */
 };
 
 struct dcmf_upstream_pool {

@@ -1,0 +1,4 @@
+/* placeholder: being written */
+int main(void) {
+  return 0;
+}
