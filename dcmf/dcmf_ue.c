@@ -37,6 +37,8 @@ struct job {
   char context_id[64];
   uint64_t first_byte_ns;
   int done;
+  long requests_left; /* --repeat: requests still to send on the channel */
+  uint64_t request_ns; /* when the current repeated request went out */
 };
 
 struct run {
@@ -49,6 +51,11 @@ struct run {
   int include_head;
   int no_ice;
   const char *replace_url; /* HTTP-proxy mode toward this upstream */
+  const char *data;        /* POST this body instead of GET */
+  long repeat;             /* requests per phone after the first */
+  double *request_ms;      /* --repeat: request sent to response done */
+  long n_request_ms, request_errors;
+  uint64_t repeat_start_ns, repeat_end_ns;
   long count, concurrency, seconds;
   long started, finished, ok, failed, ready;
   double *latency_ms; /* first STUN to first response byte */
@@ -126,7 +133,11 @@ static void ue_ready(void *user, struct dcmf_ue *ue) {
     j->run->ready++;
     return;
   }
-  if (dcmf_ue_get(ue, j->run->path) != 0) {
+  int rv = j->run->data != NULL
+               ? dcmf_ue_post(ue, j->run->path, j->run->data,
+                              strlen(j->run->data))
+               : dcmf_ue_get(ue, j->run->path);
+  if (rv != 0) {
     job_finish(j, 0);
   }
 }
@@ -146,8 +157,29 @@ static void ue_first_byte(void *user, struct dcmf_ue *ue) {
 
 static void ue_response(void *user, struct dcmf_ue *ue, int status,
                         const char *head, const uint8_t *body, size_t len) {
-  (void)ue;
   struct job *j = user;
+  struct run *r = j->run;
+  if (r->repeat > 0 && j->request_ns != 0) {
+    /* One more request on the open channel: time it and go on. */
+    uint64_t now = uv_hrtime();
+    if (status >= 200 && status < 400) {
+      r->request_ms[r->n_request_ms++] = (double)(now - j->request_ns) / 1e6;
+    } else {
+      r->request_errors++;
+    }
+    r->repeat_end_ns = now;
+  }
+  if (r->repeat > 0 && j->requests_left > 0 &&
+      status >= 200 && status < 400) {
+    j->requests_left--;
+    j->request_ns = uv_hrtime();
+    if (r->repeat_start_ns == 0) {
+      r->repeat_start_ns = j->request_ns;
+    }
+    if (dcmf_ue_get(ue, r->path) == 0) {
+      return;
+    }
+  }
   if (j->run->mode == MODE_FETCH) {
     if (j->run->include_head) {
       printf("%s\r\n\r\n", head);
@@ -232,6 +264,7 @@ static void job_start(struct run *r) {
     return;
   }
   j->run = r;
+  j->requests_left = r->repeat;
   if (r->idle_jobs != NULL) {
     r->idle_jobs[r->started] = j;
   }
@@ -337,6 +370,20 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static void report_repeat(struct run *r) {
+  if (r->repeat == 0 || r->n_request_ms == 0) {
+    return;
+  }
+  qsort(r->request_ms, (size_t)r->n_request_ms, sizeof(double), cmp_double);
+  double secs = (double)(r->repeat_end_ns - r->repeat_start_ns) / 1e9;
+  printf("requests on open channels %ld (errors %ld) in %.2f s: %.0f/s; "
+         "median %.2f ms, p99 %.2f ms\n",
+         r->n_request_ms, r->request_errors, secs,
+         (double)r->n_request_ms / (secs > 0 ? secs : 1),
+         r->request_ms[r->n_request_ms / 2],
+         r->request_ms[(size_t)((double)(r->n_request_ms - 1) * 0.99)]);
+}
+
 static void report(struct run *r, double seconds) {
   qsort(r->latency_ms, (size_t)r->ok, sizeof(double), cmp_double);
   double median = r->ok ? r->latency_ms[r->ok / 2] : 0;
@@ -352,7 +399,7 @@ static void usage(FILE *out) {
   fprintf(out,
           "Usage: dcmf-ue fetch [--api URL] [--include] [--no-ice] PATH\n"
           "       dcmf-ue bench [--api URL] [--count N] [--concurrency C] "
-          "[PATH]\n"
+          "[--repeat N] [PATH]\n"
           "       dcmf-ue idle  [--api URL] [--count N] [--seconds S]\n\n"
           "Plays a DCMTSI phone against dcmfd: creates a context through "
           "the Nmf_MRM API\n(--api, default http://127.0.0.1:8090), does "
@@ -362,6 +409,9 @@ static void usage(FILE *out) {
           "  --no-ice  act as an ICE-lite phone: no checks, DTLS at once\n"
           "  --replace-url URL  ask for HTTP-proxy mode: stream 0 is "
           "forwarded to URL\n"
+          "  --data TEXT  send POST with TEXT as the body instead of GET\n"
+          "  --repeat N   bench: N more GETs on each open channel, timed "
+          "one by one\n"
           "  fetch  prints the body (--include: the head too); exit 0 on "
           "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
           "  bench  runs N fetches, C at a time, and reports the time from "
@@ -421,6 +471,10 @@ int main(int argc, char **argv) {
       r.no_ice = 1;
     } else if (strcmp(argv[i], "--replace-url") == 0 && i + 1 < argc) {
       r.replace_url = argv[++i];
+    } else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+      r.data = argv[++i];
+    } else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
+      r.repeat = strtol(argv[++i], NULL, 10);
     } else if (argv[i][0] == '/') {
       r.path = argv[i];
     } else {
@@ -429,7 +483,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (r.count < 1 || r.concurrency < 1) {
+  if (r.count < 1 || r.concurrency < 1 || r.repeat < 0) {
     fprintf(stderr, "dcmf-ue: --count and --concurrency must be positive\n");
     return 2;
   }
@@ -446,6 +500,12 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   r.loop = uv_default_loop();
   r.latency_ms = calloc((size_t)r.count, sizeof(double));
+  if (r.repeat > 0) {
+    r.request_ms = calloc((size_t)(r.count * r.repeat), sizeof(double));
+    if (r.request_ms == NULL) {
+      return 3;
+    }
+  }
   if (r.mode == MODE_IDLE) {
     r.idle_jobs = calloc((size_t)r.count, sizeof(*r.idle_jobs));
     if (r.idle_jobs == NULL) {
@@ -470,8 +530,10 @@ int main(int argc, char **argv) {
   double seconds = (double)(uv_hrtime() - t0) / 1e9;
   if (r.mode == MODE_BENCH) {
     report(&r, seconds);
+    report_repeat(&r);
   }
   free(r.latency_ms);
+  free(r.request_ms);
   free(r.idle_jobs);
   dcmf_dtls_ctx_free(&r.dtls_ctx);
   dcmf_cert_free(&r.cert);

@@ -129,6 +129,24 @@ int dcmf_ue_get(struct dcmf_ue *ue, const char *path) {
   return dcmf_dc_send(ue->dc, 0, 0, (const uint8_t *)req, (size_t)n);
 }
 
+int dcmf_ue_post(struct dcmf_ue *ue, const char *path, const char *body,
+                 size_t len) {
+  char head[2048];
+  int n = snprintf(head, sizeof(head),
+                   "POST %s HTTP/1.1\r\nHost: \r\n"
+                   "Content-Type: application/octet-stream\r\n"
+                   "Content-Length: %zu\r\n\r\n",
+                   path, len);
+  if (n < 0 || (size_t)n >= sizeof(head) || ue->dc == NULL) {
+    return DCMF_ERR_INVALID;
+  }
+  int rv = dcmf_dc_send(ue->dc, 0, 0, (const uint8_t *)head, (size_t)n);
+  if (rv == 0 && len > 0) {
+    rv = dcmf_dc_send(ue->dc, 0, 1, (const uint8_t *)body, len);
+  }
+  return rv;
+}
+
 /* ---- SCTP and DTLS ---------------------------------------------------- */
 
 static void sctp_send_packet(void *user, const uint8_t *d, size_t len) {

@@ -61,6 +61,11 @@ int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
 /* Sends "GET |path|" on the bootstrap channel. */
 int dcmf_ue_get(struct dcmf_ue *ue, const char *path);
 
+/* Sends "POST |path|" with |body| (|len| bytes, sent as its own
+ * message after the head) on the bootstrap channel. */
+int dcmf_ue_post(struct dcmf_ue *ue, const char *path, const char *body,
+                 size_t len);
+
 /* When the first STUN check left, in uv_hrtime() nanoseconds (0 before). */
 uint64_t dcmf_ue_started_ns(const struct dcmf_ue *ue);
 

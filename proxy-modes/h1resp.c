@@ -101,6 +101,9 @@ static int on_headers_complete(http_parser *hp) {
   if (status < 100) {
     return resp_fail(p, DCMF_ERR_MALFORMED, "invalid response status");
   }
+  if (hp->http_major != 1) {
+    return resp_fail(p, DCMF_ERR_MALFORMED, "not an HTTP/1.x response");
+  }
   if (status < 200) {
     p->informational = 1;
     return 1; /* 1xx has no body; the final response follows */
@@ -144,7 +147,11 @@ static int on_body(http_parser *hp, const char *at, size_t len) {
 static int on_message_complete(http_parser *hp) {
   struct dcmf_h1resp *p = hp->data;
   if (p->informational) {
-    p->informational = 0; /* read on: the final response comes next */
+    /* The final response comes next: dcmf_h1resp_feed() checks how it
+     * starts before reading on. */
+    p->informational = 0;
+    p->prefix = 0;
+    http_parser_pause(hp, 1);
     return 0;
   }
   /* Pausing stops the parser right after the response's last byte. */
@@ -182,6 +189,7 @@ void dcmf_h1resp_reset(struct dcmf_h1resp *p, int head_request) {
   p->head_done = 0;
   p->informational = 0;
   p->in_value = 0;
+  p->prefix = 0;
   p->n_fields = 0;
   p->used = 0;
 }
@@ -194,23 +202,39 @@ static void resp_unpause(struct dcmf_h1resp *p) {
   }
 }
 
-enum dcmf_h1resp_state dcmf_h1resp_feed(struct dcmf_h1resp *p,
-                                        const uint8_t *data, size_t len,
-                                        size_t *consumed) {
-  *consumed = 0;
-  resp_unpause(p);
-  if (p->state != DCMF_H1RESP_NEED_MORE || len == 0) {
-    return p->state; /* len 0 would mean EOF to http_parser */
+/* The libhttp-parser Debian ships is built lenient: it takes "HTXY/1.1"
+ * for a status line. Checks that a response starts with "HTTP/" (after
+ * the empty lines http_parser skips); returns 0 or -1. */
+static int resp_check_start(struct dcmf_h1resp *p, const uint8_t *data,
+                            size_t len) {
+  static const char start[] = "HTTP/";
+  for (size_t i = 0; i < len && p->prefix < sizeof(start) - 1; i++) {
+    if (p->prefix == 0 && (data[i] == '\r' || data[i] == '\n')) {
+      continue;
+    }
+    if (data[i] != (uint8_t)start[p->prefix]) {
+      return resp_fail(p, DCMF_ERR_MALFORMED, "not an HTTP/1.x response");
+    }
+    p->prefix++;
+  }
+  return 0;
+}
+
+/* Runs http_parser over |len| bytes; returns how many it took. */
+static size_t resp_execute(struct dcmf_h1resp *p, const uint8_t *data,
+                           size_t len) {
+  if (resp_check_start(p, data, len) != 0) {
+    return 0;
   }
   size_t n = http_parser_execute(&p->hp, &resp_settings, (const char *)data,
                                  len);
-  *consumed = n <= len ? n : len;
+  n = n <= len ? n : len;
   if (p->state == DCMF_H1RESP_ERROR) {
-    return p->state; /* a limit, or a callback stopped us */
+    return n; /* a limit, or a callback stopped us */
   }
   enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
   if (e == HPE_PAUSED) {
-    return p->state; /* PAUSED or COMPLETE */
+    return n; /* PAUSED, COMPLETE, or a 1xx ended (still NEED_MORE) */
   }
   if (e == HPE_HEADER_OVERFLOW) {
     resp_fail(p, DCMF_ERR_TOO_LARGE, http_errno_description(e));
@@ -220,6 +244,28 @@ enum dcmf_h1resp_state dcmf_h1resp_feed(struct dcmf_h1resp *p,
     /* http_parser stops early only for an upgrade, refused above. */
     resp_fail(p, DCMF_ERR_INVALID, "unexpected protocol switch");
   }
+  return n;
+}
+
+enum dcmf_h1resp_state dcmf_h1resp_feed(struct dcmf_h1resp *p,
+                                        const uint8_t *data, size_t len,
+                                        size_t *consumed) {
+  *consumed = 0;
+  resp_unpause(p);
+  size_t off = 0;
+  /* len 0 would mean EOF to http_parser: never pass it on. */
+  while (p->state == DCMF_H1RESP_NEED_MORE && off < len) {
+    size_t n = resp_execute(p, data + off, len - off);
+    off += n;
+    if (p->state == DCMF_H1RESP_NEED_MORE) {
+      if (n == 0) {
+        resp_fail(p, DCMF_ERR_INVALID, "parser made no progress");
+        break;
+      }
+      http_parser_pause(&p->hp, 0); /* after a 1xx */
+    }
+  }
+  *consumed = off;
   return p->state;
 }
 

@@ -35,7 +35,7 @@
 struct dcmf_h1resp_header {
   const char *name;
   size_t name_len;
-  const char *value; /* leading and trailing white space removed */
+  const char *value; /* leading white space removed, trailing kept */
   size_t value_len;
 };
 
@@ -84,6 +84,7 @@ struct dcmf_h1resp {
   int head_done;      /* the final head was delivered */
   int informational;  /* a 1xx head is being skipped */
   int in_value;       /* the last header piece read was part of a value */
+  size_t prefix;      /* bytes of "HTTP/" seen at the response's start */
   size_t n_fields;
   size_t used; /* bytes of |bytes| in use */
   /* Offsets into |bytes|: name, name length, value, value length. */

@@ -143,6 +143,13 @@ void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
 /* Fails every request on |c|, and, when the connection never came up
  * (the upstream is down or refuses us), every request waiting for it. */
 void up_conn_fail(struct conn *c, const char *why) {
+  /* A plain-HTTP upstream that hangs up on our h2c preface before saying
+   * anything in HTTP/2 is taken for an HTTP/1.1-only server. */
+  if (c->ready && c->proto == P_H2 && !c->origin->https &&
+      c->origin->proto == P_UNKNOWN) {
+    up_h2c_give_up(c);
+    return;
+  }
   while (c->inflight != NULL) {
     struct dcmf_upstream_req *r = c->inflight;
     up_inflight_end(c, r,

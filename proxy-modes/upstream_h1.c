@@ -1,5 +1,8 @@
-/* HTTP/1.1 toward upstreams: requests written by hand, responses parsed
- * by http_parser (Debian's libhttp-parser). */
+/* HTTP/1.1 toward upstreams: requests written by hand, responses read by
+ * the h1resp engine (http_parser behind it). This file is the glue: it
+ * feeds the engine what the connection reads, holds input back while a
+ * response is paused, and turns the engine's callbacks into the
+ * request's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,85 +10,76 @@
 #include "upstream_int.h"
 /* ---- HTTP/1.1 ---------------------------------------------------------- */
 
-static int h1_on_header_field(http_parser *hp, const char *at, size_t len) {
-  struct conn *c = hp->data;
+/* The request's callbacks may cancel it, which closes |c|: then the rest
+ * of the response is of no interest, and a negative return stops the
+ * engine. */
+static int h1_go_on(const struct conn *c) {
+  return c->closing ? -1 : 0;
+}
+
+static int h1_head(void *user, int status,
+                   const struct dcmf_h1resp_header *hs, size_t n,
+                   int64_t content_length) {
+  struct conn *c = user;
   struct dcmf_upstream_req *r = c->h1_req;
   if (r == NULL) {
-    return 0;
+    return h1_go_on(c);
   }
-  /* Field names may arrive in pieces; a new name starts after a value. */
-  if (c->h1_last_was_value || r->n_resp == 0) {
-    c->h1_dropping = up_resp_header_add(r, at, len, "", 0) != 0;
-  } else if (!c->h1_dropping) {
-    r->resp_names.len--; /* drop the NUL, extend the name */
-    dcmf_buf_append(&r->resp_names, at, len);
-    dcmf_buf_append(&r->resp_names, "", 1);
+  for (size_t i = 0; i < n; i++) {
+    /* Beyond MAX_RESPONSE_HEADERS (or out of memory) fields are dropped. */
+    (void)up_resp_header_add(r, hs[i].name, hs[i].name_len, hs[i].value,
+                             hs[i].value_len);
   }
-  c->h1_last_was_value = 0;
-  return 0;
+  r->status = status;
+  up_req_head(r, content_length); /* 0 for HEAD, 204 and 304 */
+  return h1_go_on(c);
 }
 
-static int h1_on_header_value(http_parser *hp, const char *at, size_t len) {
-  struct conn *c = hp->data;
-  struct dcmf_upstream_req *r = c->h1_req;
-  if (r == NULL || r->n_resp == 0 || c->h1_dropping) {
-    c->h1_last_was_value = 1;
-    return 0;
-  }
-  /* The value is the last string of resp_values: extend it. */
-  r->resp_values.len--;
-  dcmf_buf_append(&r->resp_values, at, len);
-  dcmf_buf_append(&r->resp_values, "", 1);
-  c->h1_last_was_value = 1;
-  return 0;
-}
-
-static int h1_on_headers_complete(http_parser *hp) {
-  struct conn *c = hp->data;
+static int h1_body(void *user, const uint8_t *data, size_t len) {
+  struct conn *c = user;
   struct dcmf_upstream_req *r = c->h1_req;
   if (r == NULL) {
-    return 0;
+    return h1_go_on(c);
   }
-  r->status = hp->status_code;
-  int head = strcmp(r->method, "HEAD") == 0;
-  int64_t length = (hp->flags & F_CHUNKED) || hp->content_length == ULLONG_MAX
-                       ? -1
-                       : (int64_t)hp->content_length;
-  up_req_head(r, head ? 0 : length);
-  /* http_parser: 1 means "this response has no body" (HEAD). */
-  return head ? 1 : 0;
-}
-
-static int h1_on_body(http_parser *hp, const char *at, size_t len) {
-  struct conn *c = hp->data;
-  struct dcmf_upstream_req *r = c->h1_req;
-  if (r != NULL && r->cbs.data(r->user, (const uint8_t *)at, len) != 0) {
-    r->paused = 1;
-    http_parser_pause(hp, 1); /* the rest of this read waits in h1_pending */
+  int pause = r->cbs.data(r->user, data, len) != 0;
+  if (c->closing || c->h1_req != r) {
+    return -1; /* cancelled from inside the callback */
+  }
+  if (pause) {
+    r->paused = 1; /* the rest of this read waits in h1_pending */
+    return DCMF_H1RESP_PAUSE;
   }
   return 0;
 }
 
-static int h1_on_message_complete(http_parser *hp) {
-  struct conn *c = hp->data;
+static void h1_complete(void *user, int keep_alive) {
+  struct conn *c = user;
   struct dcmf_upstream_req *r = c->h1_req;
   if (r != NULL) {
     up_inflight_end(c, r, DCMF_UPSTREAM_OK, "complete");
   }
-  if (!http_should_keep_alive(hp)) {
+  if (!keep_alive) {
     c->ready = 0; /* closed after this read */
   }
   c->idle_since_ms = uv_now(c->pool->loop);
-  return 0;
 }
 
-static const http_parser_settings h1_settings = {
-    .on_header_field = h1_on_header_field,
-    .on_header_value = h1_on_header_value,
-    .on_headers_complete = h1_on_headers_complete,
-    .on_body = h1_on_body,
-    .on_message_complete = h1_on_message_complete,
+static const struct dcmf_h1resp_callbacks h1_cbs = {
+    .head = h1_head,
+    .body = h1_body,
+    .complete = h1_complete,
 };
+
+/* Returns 1 if |data| holds nothing but CR and LF (which an HTTP/1.1
+ * client ignores between responses). */
+static int h1_only_crlf(const uint8_t *data, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    if (data[i] != '\r' && data[i] != '\n') {
+      return 0;
+    }
+  }
+  return 1;
+}
 
 void up_h1_send(struct conn *c, struct dcmf_upstream_req *r) {
   struct dcmf_buf out = {0};
@@ -103,9 +97,8 @@ void up_h1_send(struct conn *c, struct dcmf_upstream_req *r) {
   }
   dcmf_buf_append(&out, "\r\n", 2);
   dcmf_buf_append(&out, r->body.data ? r->body.data : "", r->body.len);
-  http_parser_init(&c->parser, HTTP_RESPONSE);
-  c->parser.data = c;
-  c->h1_last_was_value = 0;
+  dcmf_h1resp_init(&c->h1, &h1_cbs, c);
+  dcmf_h1resp_reset(&c->h1, strcmp(r->method, "HEAD") == 0);
   c->h1_req = r;
   r->conn = c;
   r->next = c->inflight;
@@ -115,32 +108,60 @@ void up_h1_send(struct conn *c, struct dcmf_upstream_req *r) {
   dcmf_buf_free(&out);
 }
 
-void up_h1_feed(struct conn *c, const uint8_t *data, size_t len) {
-  size_t n = http_parser_execute(&c->parser, &h1_settings, (const char *)data,
-                                 len);
-  if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
-    /* Keep what the parser did not take until the caller resumes. */
-    dcmf_buf_append(&c->h1_pending, data + n, len - n);
+/* Feeds the engine (resuming it if paused) and acts on how it stops. */
+static void h1_run(struct conn *c, const uint8_t *data, size_t len) {
+  size_t n = 0;
+  switch (dcmf_h1resp_feed(&c->h1, data, len, &n)) {
+  case DCMF_H1RESP_NEED_MORE:
+    return;
+  case DCMF_H1RESP_PAUSED:
+    /* Keep what the engine did not take until the caller resumes. */
+    if (n < len) {
+      dcmf_buf_append(&c->h1_pending, data + n, len - n);
+    }
     uv_read_stop((uv_stream_t *)&c->tcp);
     return;
+  case DCMF_H1RESP_ERROR:
+    if (!c->closing) {
+      up_conn_fail(c, dcmf_h1resp_get_reason(&c->h1));
+    }
+    return;
+  case DCMF_H1RESP_COMPLETE:
+    break;
   }
-  if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-    up_conn_fail(c, http_errno_description(HTTP_PARSER_ERRNO(&c->parser)));
+  if (c->closing) {
     return;
   }
-  if (!c->ready && c->h1_req == NULL) {
-    up_conn_close(c); /* Connection: close after the response */
-  } else if (c->h1_req == NULL) {
+  if (!c->ready || (n < len && !h1_only_crlf(data + n, len - n))) {
+    /* Connection: close after the response, or more bytes than were
+     * asked for: they would be taken for the next response. */
+    up_conn_close(c);
+  } else {
     up_dispatch_soon(c->pool); /* idle again: next request */
   }
 }
 
+void up_h1_feed(struct conn *c, const uint8_t *data, size_t len) {
+  if (c->h1_req == NULL) {
+    /* Idle: nothing was asked. */
+    if (!h1_only_crlf(data, len)) {
+      up_conn_close(c);
+    }
+    return;
+  }
+  if (dcmf_h1resp_get_state(&c->h1) == DCMF_H1RESP_PAUSED) {
+    /* More plaintext of this TLS read: it waits with the rest. */
+    dcmf_buf_append(&c->h1_pending, data, len);
+    return;
+  }
+  h1_run(c, data, len);
+}
+
 void up_h1_resume(struct conn *c) {
-  http_parser_pause(&c->parser, 0);
   struct dcmf_buf pending = c->h1_pending;
   memset(&c->h1_pending, 0, sizeof(c->h1_pending));
-  if (pending.len > 0) {
-    up_h1_feed(c, (const uint8_t *)pending.data, pending.len);
+  if (c->h1_req != NULL) {
+    h1_run(c, (const uint8_t *)pending.data, pending.len);
   }
   dcmf_buf_free(&pending);
   if (!c->closing && c->h1_pending.len == 0) {

@@ -200,26 +200,22 @@ void up_conn_feed(struct conn *c, const uint8_t *data, size_t len) {
   }
   /* An http:// upstream answering our h2c preface in HTTP/1 does not
    * speak h2c: remember that and retry its requests over HTTP/1.1. */
-  if (!c->origin->https && c->origin->proto == P_UNKNOWN && len >= 5 &&
-      memcmp(data, "HTTP/", 5) == 0) {
-    struct origin *o = c->origin;
-    o->proto = P_H1;
-    while (c->inflight != NULL) {
-      struct dcmf_upstream_req *r = c->inflight;
-      c->inflight = r->next;
-      nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
-      r->conn = NULL;
-      r->stream_id = 0;
-      r->next = o->queue;
-      o->queue = r;
-      if (o->queue_tail == NULL) {
-        o->queue_tail = r;
-      }
+  /* An h2c server's first frame is SETTINGS (RFC 9113 3.4): anything
+   * else (an HTTP/1 status line, an HTML error page) means it does not
+   * speak HTTP/2 with prior knowledge. */
+  if (!c->origin->https && c->origin->proto == P_UNKNOWN &&
+      !c->h2_first_seen && len > 0) {
+    c->h2_first_seen = 1;
+    if (len < 4 || data[3] != NGHTTP2_SETTINGS) {
+      up_h2c_give_up(c);
+      return;
     }
-    up_conn_close(c);
-    return;
   }
   if (nghttp2_session_mem_recv(c->h2, data, len) < 0) {
+    if (!c->origin->https && c->origin->proto == P_UNKNOWN) {
+      up_h2c_give_up(c); /* not HTTP/2 at all: try HTTP/1.1 */
+      return;
+    }
     up_conn_fail(c, "HTTP/2 protocol error");
     return;
   }
@@ -227,4 +223,24 @@ void up_conn_feed(struct conn *c, const uint8_t *data, size_t len) {
     c->origin->proto = P_H2;
   }
   up_h2_flush(c);
+}
+
+void up_h2c_give_up(struct conn *c) {
+  struct origin *o = c->origin;
+  o->proto = P_H1;
+  while (c->inflight != NULL) {
+    struct dcmf_upstream_req *r = c->inflight;
+    c->inflight = r->next;
+    if (c->h2 != NULL) {
+      nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+    }
+    r->conn = NULL;
+    r->stream_id = 0;
+    r->next = o->queue;
+    o->queue = r;
+    if (o->queue_tail == NULL) {
+      o->queue_tail = r;
+    }
+  }
+  up_conn_close(c);
 }

@@ -68,6 +68,7 @@ struct conn {
   uv_connect_t connect;
   uv_getaddrinfo_t resolve;
   int ready, closing;
+  int h2_first_seen; /* the first bytes of an h2c probe were checked */
   enum proto proto;
   SSL *ssl;
   BIO *rbio, *wbio;
@@ -120,5 +121,8 @@ int up_h2_start(struct conn *c);
 void up_h2_flush(struct conn *c);
 int up_h2_send(struct conn *c, struct dcmf_upstream_req *r);
 void up_conn_feed(struct conn *c, const uint8_t *data, size_t len);
+/* An http:// origin that turned out not to speak h2c: it is marked
+ * HTTP/1.1-only and the requests of |c| go back to its queue. */
+void up_h2c_give_up(struct conn *c);
 
 #endif

@@ -545,6 +545,53 @@ def case_fallback():
         "untrusted upstream certificate gives 502", fn)
 
 
+def echo_server():
+    """An HTTP/1.1 upstream (Python's http.server) that answers POST and
+    PUT with what it received: method, path and body."""
+    import http.server
+    import threading
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(n)
+            out = (f"{self.command} {self.path} {n}\n").encode() + body
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_POST = do_PUT = answer
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    return srv
+
+
+def case_post(d):
+    def fn():
+        srv = echo_server()
+        try:
+            port = srv.server_address[1]
+            url = f"http://127.0.0.1:{port}/app/"
+            r = subprocess.run([UE, "fetch", "--api", d.api, "--replace-url", url,
+                                "--data", "hello from the phone", "/submit?x=1"],
+                               capture_output=True, timeout=30)
+            assert r.returncode == 0, f"exit {r.returncode}: {r.stderr!r}"
+            assert r.stdout == b"POST /app/submit?x=1 20\nhello from the phone", r.stdout
+        finally:
+            srv.shutdown()
+            srv.server_close()
+    run("POST with a body passes through to the upstream", fn)
+
+
 def case_werift():
     """The Node werift phone, in a network namespace of its own (loopback
     only) with its own dcmfd and nginx, which proxy_werift.js starts."""
@@ -617,6 +664,7 @@ try:
     case_headers(main_d, ng, "nginx HTTP/1.1", URL_A, ROOT_A, pA)
     case_headers(main_d, ng, "nginx h2 over TLS", URL_B, ROOT_B, pB)
     case_three(main_d, [(URL_A, ROOT_A), (URL_B, ROOT_B), (URL_C, ROOT_C)])
+    case_post(main_d)
     case_down(main_d)
     case_cache_fresh(main_d, ng, URL_A, pA)
     case_cache_revalidate(main_d, ng, URL_A, pA)
