@@ -58,7 +58,8 @@ struct run {
   uint64_t repeat_start_ns, repeat_end_ns;
   long count, concurrency, seconds;
   long started, finished, ok, failed, ready;
-  double *latency_ms; /* first STUN to first response byte */
+  double *latency_ms; /* first STUN to first byte, one per phone */
+  long n_latency;
   uv_timer_t tick;
   uint64_t last_tick_ms;
   uv_signal_t sigint;
@@ -147,9 +148,8 @@ static void ue_first_byte(void *user, struct dcmf_ue *ue) {
   if (j->first_byte_ns == 0) {
     j->first_byte_ns = uv_hrtime();
     struct run *r = j->run;
-    long i = r->ok + r->failed;
-    if (r->latency_ms != NULL && i < r->count) {
-      r->latency_ms[r->ok] =
+    if (r->latency_ms != NULL && r->n_latency < r->count) {
+      r->latency_ms[r->n_latency++] =
           (double)(j->first_byte_ns - dcmf_ue_started_ns(ue)) / 1e6;
     }
   }
@@ -385,14 +385,15 @@ static void report_repeat(struct run *r) {
 }
 
 static void report(struct run *r, double seconds) {
-  qsort(r->latency_ms, (size_t)r->ok, sizeof(double), cmp_double);
-  double median = r->ok ? r->latency_ms[r->ok / 2] : 0;
-  double p99 = r->ok ? r->latency_ms[(size_t)((double)(r->ok - 1) * 0.99)] : 0;
+  long n = r->n_latency;
+  qsort(r->latency_ms, (size_t)n, sizeof(double), cmp_double);
+  double median = n ? r->latency_ms[n / 2] : 0;
+  double p99 = n ? r->latency_ms[(size_t)((double)(n - 1) * 0.99)] : 0;
   printf("fetches %ld ok %ld failed %ld in %.2f s (%.1f/s)\n",
          r->ok + r->failed, r->ok, r->failed, seconds,
          (double)r->ok / seconds);
   printf("first STUN to first byte: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
-         median, p99, r->ok ? r->latency_ms[r->ok - 1] : 0);
+         median, p99, n ? r->latency_ms[n - 1] : 0);
 }
 
 static void usage(FILE *out) {

@@ -657,8 +657,8 @@ static void test_malformed(void **state) {
       "HTTP/1.1 200 OK\r\nX: a\001b\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
-      "Transfer-Encoding: chunked\r\n\r\n",
+      ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n"),
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
