@@ -52,6 +52,8 @@ struct run {
   int no_ice;
   const char *replace_url; /* HTTP-proxy mode toward this upstream */
   const char *data;        /* POST this body instead of GET */
+  long stream;             /* the HTTP channel's stream id */
+  const char *mdc2;        /* "ADDR:PORT" of a DC application server */
   long repeat;             /* requests per phone after the first */
   double *request_ms;      /* --repeat: request sent to response done */
   long n_request_ms, request_errors;
@@ -139,6 +141,9 @@ static void ue_ready(void *user, struct dcmf_ue *ue) {
                               strlen(j->run->data))
                : dcmf_ue_get(ue, j->run->path);
   if (rv != 0) {
+    fprintf(stderr, "dcmf-ue: %s: the request could not be sent\n",
+            j->context_id);
+    j->run->exit_code = 3;
     job_finish(j, 0);
   }
 }
@@ -275,6 +280,7 @@ static void job_start(struct run *r) {
     job_finish(j, 0);
     return;
   }
+  dcmf_ue_set_stream(j->ue, (uint16_t)r->stream);
   uint8_t rnd[32];
   char tls_id[33];
   RAND_bytes(rnd, sizeof(rnd));
@@ -301,6 +307,31 @@ static void job_start(struct run *r) {
     json_object_set_new(dc, "replaceHttpUrl",
                         json_pack("{s:{s:i, s:s}}", "0", "streamId", 0,
                                   "replaceHttpUrl", r->replace_url));
+  }
+  json_t *dcm = json_object_get(
+      json_array_get(json_object_get(json_array_get(json_object_get(
+                                                        req, "terminations"),
+                                                    0),
+                                     "medias"),
+                     0),
+      "dcMedia");
+  if (req != NULL && r->stream != 0) {
+    char key[8];
+    snprintf(key, sizeof(key), "%ld", r->stream);
+    json_object_set_new(dcm, "streams",
+                        json_pack("{s:{s:I, s:s, s:b}}", key, "streamId",
+                                  (json_int_t)r->stream, "subprotocol", "http",
+                                  "order", 1));
+  }
+  if (req != NULL && r->mdc2 != NULL) {
+    char host[64];
+    const char *colon = strrchr(r->mdc2, ':');
+    snprintf(host, sizeof(host), "%.*s",
+             colon ? (int)(colon - r->mdc2) : 0, r->mdc2);
+    json_object_set_new(dcm, "remoteMdc2Endpoint",
+                        json_pack("{s:{s:s}, s:s, s:i}", "ip", "ipv4Addr", host,
+                                  "transport", "TCP", "portNumber",
+                                  colon ? atoi(colon + 1) : 0));
   }
   if (req != NULL && r->no_ice) {
     /* An ICE-lite phone signals no credentials; the MF then accepts DTLS
@@ -413,6 +444,10 @@ static void usage(FILE *out) {
           "  --data TEXT  send POST with TEXT as the body instead of GET\n"
           "  --repeat N   bench: N more GETs on each open channel, timed "
           "one by one\n"
+          "  --stream ID  use negotiated stream ID (subprotocol http) instead "
+          "of 0\n"
+          "  --mdc2 ADDR:PORT  set remoteMdc2Endpoint (the DC application "
+          "server)\n"
           "  fetch  prints the body (--include: the head too); exit 0 on "
           "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
           "  bench  runs N fetches, C at a time, and reports the time from "
@@ -476,6 +511,10 @@ int main(int argc, char **argv) {
       r.data = argv[++i];
     } else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
       r.repeat = strtol(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--stream") == 0 && i + 1 < argc) {
+      r.stream = strtol(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--mdc2") == 0 && i + 1 < argc) {
+      r.mdc2 = argv[++i];
     } else if (argv[i][0] == '/') {
       r.path = argv[i];
     } else {
@@ -484,7 +523,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (r.count < 1 || r.concurrency < 1 || r.repeat < 0) {
+  if (r.count < 1 || r.concurrency < 1 || r.repeat < 0 || r.stream < 0 ||
+      r.stream > 65534) {
     fprintf(stderr, "dcmf-ue: --count and --concurrency must be positive\n");
     return 2;
   }

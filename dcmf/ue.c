@@ -35,6 +35,7 @@ struct dcmf_ue {
   struct dcmf_sctp *sctp;
   struct dcmf_dc *dc;
   struct dcmf_buf rx; /* response bytes not yet consumed */
+  uint16_t sid;       /* the channel HTTP goes on (0: bootstrap) */
   int got_first_byte;
   uint8_t rxbuf[65536];
 };
@@ -89,7 +90,7 @@ static void http_consume(struct dcmf_ue *ue) {
 
 static int dc_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_ue *ue = user;
-  if (ch->sid == 0 && !ue->closing) {
+  if (ch->sid == ue->sid && !ue->closing) {
     ue->cbs.ready(ue->user, ue);
   }
   return 0;
@@ -99,7 +100,7 @@ static void dc_message(void *user, struct dcmf_dc_channel *ch, int binary,
                        const uint8_t *data, size_t len) {
   (void)binary;
   struct dcmf_ue *ue = user;
-  if (ch->sid != 0 || ue->closing) {
+  if (ch->sid != ue->sid || ue->closing) {
     return;
   }
   if (!ue->got_first_byte) {
@@ -112,8 +113,8 @@ static void dc_message(void *user, struct dcmf_dc_channel *ch, int binary,
 
 static void dc_closed(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_ue *ue = user;
-  if (ch->sid == 0) {
-    fail(ue, "bootstrap channel closed");
+  if (ch->sid == ue->sid) {
+    fail(ue, "the HTTP channel closed");
   }
 }
 
@@ -126,7 +127,7 @@ int dcmf_ue_get(struct dcmf_ue *ue, const char *path) {
   if (n < 0 || (size_t)n >= sizeof(req) || ue->dc == NULL) {
     return DCMF_ERR_INVALID;
   }
-  return dcmf_dc_send(ue->dc, 0, 0, (const uint8_t *)req, (size_t)n);
+  return dcmf_dc_send(ue->dc, ue->sid, 0, (const uint8_t *)req, (size_t)n);
 }
 
 int dcmf_ue_post(struct dcmf_ue *ue, const char *path, const char *body,
@@ -140,9 +141,10 @@ int dcmf_ue_post(struct dcmf_ue *ue, const char *path, const char *body,
   if (n < 0 || (size_t)n >= sizeof(head) || ue->dc == NULL) {
     return DCMF_ERR_INVALID;
   }
-  int rv = dcmf_dc_send(ue->dc, 0, 0, (const uint8_t *)head, (size_t)n);
+  int rv = dcmf_dc_send(ue->dc, ue->sid, 0, (const uint8_t *)head,
+                        (size_t)n);
   if (rv == 0 && len > 0) {
-    rv = dcmf_dc_send(ue->dc, 0, 1, (const uint8_t *)body, len);
+    rv = dcmf_dc_send(ue->dc, ue->sid, 1, (const uint8_t *)body, len);
   }
   return rv;
 }
@@ -330,6 +332,10 @@ int dcmf_ue_new(struct dcmf_ue **out, uv_loop_t *loop,
   return 0;
 }
 
+void dcmf_ue_set_stream(struct dcmf_ue *ue, uint16_t sid) {
+  ue->sid = sid;
+}
+
 const char *dcmf_ue_ufrag(const struct dcmf_ue *ue) {
   return ue->ufrag;
 }
@@ -351,14 +357,17 @@ int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
   ue->remote = *remote;
   struct dcmf_sctp_settings ss = {.local_port = 5000,
                                   .remote_port = remote->sctp_port,
-                                  .max_streams = 16,
+                                  /* enough for the chosen stream id */
+                                  .max_streams =
+                                      ue->sid < 16 ? 16
+                                                   : (uint16_t)(ue->sid + 1),
                                   .max_message_size = 256 * 1024,
                                   .send_buffer = 256 * 1024};
   if (dcmf_dtls_new(&ue->dtls, ue->dtls_ctx, !remote->mf_is_dtls_server,
                     &dtls_cbs, ue) != 0 ||
       dcmf_sctp_new(&ue->sctp, &ss, &sctp_cbs, ue) != 0 ||
       dcmf_dc_new(&ue->dc, ue->sctp, &dc_cbs, ue) != 0 ||
-      dcmf_dc_add_negotiated(ue->dc, 0, "http", NULL, 256) != 0 ||
+      dcmf_dc_add_negotiated(ue->dc, ue->sid, "http", NULL, 256) != 0 ||
       dcmf_dtls_set_remote_fingerprints(ue->dtls, &remote->fingerprint) != 0) {
     return DCMF_ERR_SYSTEM;
   }

@@ -47,6 +47,10 @@ int dcmf_ue_new(struct dcmf_ue **ue, uv_loop_t *loop,
                 struct dcmf_dtls_ctx *dtls_ctx, const char *bind_addr,
                 const struct dcmf_ue_callbacks *cbs, void *user);
 
+/* Uses stream |sid| (negotiated, subprotocol "http") instead of the
+ * bootstrap stream 0. Call before dcmf_ue_connect. */
+void dcmf_ue_set_stream(struct dcmf_ue *ue, uint16_t sid);
+
 /* Our ufrag, pwd and local UDP port, for the Nmf_MRM create request. */
 const char *dcmf_ue_ufrag(const struct dcmf_ue *ue);
 const char *dcmf_ue_pwd(const struct dcmf_ue *ue);

@@ -115,7 +115,8 @@ function only127(sdp) {
 }
 
 // A phone in a fresh tab: offer from Chromium, Nmf_MRM create at dcmfd,
-// the SDP answer back into Chromium. |opts| go to createRequest().
+// the SDP answer back into Chromium. |opts| go to createRequest();
+// opts.editRequest(body), if given, may change the body before the POST.
 async function chromiumPhone(d, opts = {}) {
   const page = await browser.ctx.newPage();
   page.setDefaultTimeout(20000);
@@ -135,7 +136,9 @@ async function chromiumPhone(d, opts = {}) {
       `Chromium offered no UDP 127.0.0.1 host candidate: ${JSON.stringify(cands)}`);
     phone.offerSdp = only127(sdp);
     phone.offer = parseOffer(phone.offerSdp);
-    const created = await timeout(api(d.port, "POST", CONTEXTS, createRequest(phone.offer, opts)), 5000, "create");
+    const req = createRequest(phone.offer, opts);
+    if (opts.editRequest) opts.editRequest(req);
+    const created = await timeout(api(d.port, "POST", CONTEXTS, req), 5000, "create");
     if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
     phone.ctx = created.body;
     phone.answerSdp = answerSdp(created.body, phone.offer);
@@ -181,6 +184,80 @@ async function eventSink() {
     uri: `http://127.0.0.1:${server.address().port}/events`,
     close: () => { server.closeAllConnections(); server.close(); },
   };
+}
+
+// An nginx (Debian nginx-light) on 127.0.0.1 serving a temp docroot,
+// with an access log of "$request_uri|$status|$http_via" lines. Workers
+// drop to an unprivileged user, so the tree is world-readable.
+async function startNginx(files) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dcmf-chr-nginx-"));
+  const root = path.join(dir, "root");
+  for (const [name, data] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
+    fs.writeFileSync(path.join(root, name), data);
+  }
+  const chmodR = (p) => {
+    const st = fs.statSync(p);
+    fs.chmodSync(p, st.isDirectory() ? 0o755 : 0o644);
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) chmodR(path.join(p, e));
+  };
+  chmodR(dir);
+  const port = await freePort();
+  const access = path.join(dir, "access.log");
+  const temps = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    .map((k) => `  ${k}_temp_path ${dir}/${k};`).join("\n");
+  const conf = path.join(dir, "nginx.conf");
+  fs.writeFileSync(conf, `daemon off;
+master_process on;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 64; }
+http {
+  types { text/html html; application/javascript js; }
+  default_type application/octet-stream;
+${temps}
+  log_format dcmf '$request_uri|$status|$http_via';
+  access_log ${access} dcmf;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+  }
+}
+`);
+  const out = fs.openSync(path.join(dir, "stderr"), "w");
+  const proc = spawn("nginx", ["-p", dir, "-e", `${dir}/error.log`, "-c", conf],
+    { stdio: ["ignore", out, out] });
+  fs.closeSync(out);
+  const ng = {
+    dir, port, proc,
+    log: () => { try { return fs.readFileSync(access, "utf8").split("\n").filter((l) => l); } catch (e) { return []; } },
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once("exit", r));
+        try { process.kill(proc.pid, "SIGTERM"); } catch (e) { /* gone */ }
+        if (await Promise.race([exited.then(() => true), wait(5000).then(() => false)]) === false) {
+          try { process.kill(proc.pid, "SIGKILL"); } catch (e) { /* gone */ }
+          await exited;
+        }
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  for (let i = 0; i < 100; i++) {
+    if (proc.exitCode !== null || proc.signalCode !== null) break;
+    const up = await new Promise((r) => {
+      const c = net.connect(port, "127.0.0.1", () => { c.destroy(); r(true); });
+      c.on("error", () => r(false));
+    });
+    if (up) return ng;
+    await wait(50);
+  }
+  const why = ["stderr", "error.log"].map((f) => {
+    try { return fs.readFileSync(path.join(dir, f), "utf8"); } catch (e) { return ""; }
+  }).join(" ").trim();
+  await ng.stop();
+  throw new Error(`nginx did not come up on ${port}: ${why}`);
 }
 
 async function getContext(d, phone) {
@@ -347,6 +424,53 @@ test("chromium: hold until fingerprint: ClientHello held before the PATCH, fetch
     const want = fs.readFileSync(path.join(WWW, "index.html"));
     check(r.body.equals(want), `body (${r.body.length} bytes) differs from index.html (${want.length} bytes)`);
   } finally { await phone.close(); }
+});
+
+test("chromium: HTTP proxy mode: / and /app.js come from nginx at the replaceHttpUrl", async (d) => {
+  const tag = crypto.randomBytes(8).toString("hex");
+  const index = Buffer.from(`<!doctype html>\n<meta charset="utf-8">\n<title>via nginx ${tag}</title>\n` +
+    `<p>Served by nginx through dcmf's HTTP proxy \u2014 ${tag} \u2713</p>\n<script src="app.js"></script>\n`);
+  const app = Buffer.from(`// app.js ${tag}\nconsole.log("proxied \u00e9 ${tag}");\n`);
+  const ng = await startNginx({ "site/index.html": index, "site/app.js": app });
+  let phone;
+  try {
+    const base = `http://127.0.0.1:${ng.port}/site/index.html`;
+    phone = await chromiumPhone(d, {
+      editRequest: (req) => {
+        const dc = req.terminations[0].medias[0].dcMedia;
+        dc.mediaProxyConfig = "HTTP";
+        dc.replaceHttpUrl = { 0: { streamId: 0, replaceHttpUrl: base } };
+      },
+    });
+    await opened(phone);
+    for (const [target, want, upstream, type] of [["/", index, "/site/index.html", "text/html"],
+      ["/app.js", app, "/site/app.js", "application/javascript"]]) {
+      const r = await exchange(phone, `GET ${target} HTTP/1.1\r\nHost: \r\n\r\n`);
+      check(r.status === 200, `GET ${target}: status ${r.status}: ${JSON.stringify(r.head)}`);
+      check(r.extra === 0, `GET ${target}: ${r.extra} bytes beyond Content-Length`);
+      check(r.body.equals(want), `GET ${target}: body (${r.body.length} bytes) differs from nginx's ${upstream} ` +
+        `(${want.length} bytes): ${JSON.stringify(r.body.toString().slice(0, 200))}`);
+      check(/\r\nvia:[^\r\n]*\bdcmf\b/i.test(r.head), `GET ${target}: no Via: ... dcmf header: ${JSON.stringify(r.head)}`);
+      check(new RegExp(`\r\ncontent-type: ${type.replace("/", "\\/")}`, "i").test(r.head),
+        `GET ${target}: not ${type}: ${JSON.stringify(r.head)}`);
+    }
+    let lines = [];
+    for (let i = 0; i < 40; i++) { // nginx writes the log line after the response
+      lines = ng.log();
+      if (["/site/index.html", "/site/app.js"].every((u) => lines.some((l) => l.startsWith(`${u}|`)))) break;
+      await wait(50);
+    }
+    note(`nginx access log: ${JSON.stringify(lines)}`);
+    for (const u of ["/site/index.html", "/site/app.js"]) {
+      const hit = lines.filter((l) => l.startsWith(`${u}|`));
+      check(hit.length === 1, `nginx logged ${hit.length} requests for ${u}: ${JSON.stringify(lines)}`);
+      const [, status, via] = hit[0].split("|");
+      check(status === "200" && /\bdcmf\b/.test(via), `nginx log for ${u}: status ${status}, Via ${JSON.stringify(via)}`);
+    }
+  } finally {
+    if (phone) await phone.close();
+    await ng.stop();
+  }
 });
 
 (async () => {

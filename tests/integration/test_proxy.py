@@ -545,6 +545,22 @@ def case_fallback():
         "untrusted upstream certificate gives 502", fn)
 
 
+def case_mdc2(d, ng, root, port):
+    """An application stream (>= 1000) in HTTP mode without a replacement
+    URL goes to the DC application server at remoteMdc2Endpoint."""
+    def fn():
+        r = subprocess.run([UE, "fetch", "--api", d.api, "--stream", "1000",
+                            "--mdc2", f"127.0.0.1:{port}", "/site/apps/x/app.js"],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, f"exit {r.returncode}: {r.stderr!r}"
+        assert r.stdout == read(f"{root}/site/apps/x/app.js"), r.stdout[:200]
+        got = ng.wait_lines(lambda ln: ln["port"] == str(port) and
+                            ln["uri"] == "/site/apps/x/app.js" and
+                            ln["stream"] == "1000", 1)
+        assert got, "the DC application server did not see the request"
+    run("application stream 1000 in HTTP mode goes to remoteMdc2Endpoint", fn)
+
+
 def echo_server():
     """An HTTP/1.1 upstream (Python's http.server) that answers POST and
     PUT with what it received: method, path and body."""
@@ -665,6 +681,7 @@ try:
     case_headers(main_d, ng, "nginx h2 over TLS", URL_B, ROOT_B, pB)
     case_three(main_d, [(URL_A, ROOT_A), (URL_B, ROOT_B), (URL_C, ROOT_C)])
     case_post(main_d)
+    case_mdc2(main_d, ng, ROOT_A, pA)
     case_down(main_d)
     case_cache_fresh(main_d, ng, URL_A, pA)
     case_cache_revalidate(main_d, ng, URL_A, pA)
