@@ -164,6 +164,8 @@ static void handle_metrics(struct dcmf_api *api,
   if (dcmf_metrics_render(api->metrics, &g, DCMF_VERSION, &resp->body) != 0) {
     dcmf_buf_free(&resp->body);
     resp->status = 500;
+  } else if (api->extra_metrics != NULL) {
+    api->extra_metrics(api->mount_user, &resp->body);
   }
 }
 
@@ -184,6 +186,11 @@ static void route(struct dcmf_api *api, const struct dcmf_api_request *req,
   memcpy(path, req->path, plen);
   path[plen] = '\0';
 
+  if (api->mount != NULL &&
+      strncmp(path, api->mount_prefix, strlen(api->mount_prefix)) == 0) {
+    api->mount(api->mount_user, req, resp);
+    return;
+  }
   if (strcmp(path, "/healthz") == 0) {
     if (!method_is(req, "GET")) {
       resp->allow = "GET, HEAD";

@@ -40,12 +40,23 @@ struct dcmf_api_response {
 /* Reads the gauges other modules own (contexts, ports). */
 typedef void (*dcmf_api_gauges_fn)(void *user, struct dcmf_gauges *g);
 
+/* Another API mounted under a path prefix (the AGW shim's /agw/v1/). */
+typedef void (*dcmf_api_mount_fn)(void *user,
+                                  const struct dcmf_api_request *req,
+                                  struct dcmf_api_response *resp);
+/* Appends extra Prometheus text to /metrics. */
+typedef void (*dcmf_api_metrics_fn)(void *user, struct dcmf_buf *out);
+
 struct dcmf_api {
   struct dcmf_registry *registry; /* borrowed */
   struct dcmf_metrics *metrics;   /* borrowed */
   const struct dcmf_log *log;     /* borrowed, may be NULL */
   dcmf_api_gauges_fn gauges;
   void *gauges_user;
+  const char *mount_prefix; /* e.g. "/agw/v1/"; NULL: none */
+  dcmf_api_mount_fn mount;
+  dcmf_api_metrics_fn extra_metrics;
+  void *mount_user;
 };
 
 /*

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <uv.h>
 
+#include "agw.h"
 #include "api.h"
 #include "cert.h"
 #include "config.h"
@@ -51,6 +52,7 @@ struct daemon {
   struct dcmf_repo *repo;
   struct dcmf_worker *worker;
   struct dcmf_notify *notify;
+  struct dcmf_agw *agw;
   int stopping;
 };
 
@@ -197,6 +199,38 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   f->events_dropped = nc->dropped;
 }
 
+/* The AGW shim's ports come from the same pool; the shim gets its own
+ * descriptor of each. */
+static int agw_port_alloc(void *user, uint16_t *port, int *fd) {
+  struct daemon *d = user;
+  int rv = res_port_alloc(d, port);
+  if (rv != 0) {
+    return rv;
+  }
+  *fd = dup(dcmf_ports_fd(d->ports, *port));
+  if (*fd < 0) {
+    dcmf_ports_release(d->ports, *port);
+    return DCMF_ERR_SYSTEM;
+  }
+  return 0;
+}
+
+static void agw_port_release(void *user, uint16_t port) {
+  struct daemon *d = user;
+  dcmf_ports_release(d->ports, port);
+}
+
+static void agw_mount(void *user, const struct dcmf_api_request *req,
+                      struct dcmf_api_response *resp) {
+  struct daemon *d = user;
+  dcmf_agw_handle(d->agw, req, resp);
+}
+
+static void agw_metrics(void *user, struct dcmf_buf *out) {
+  struct daemon *d = user;
+  dcmf_agw_metrics(d->agw, out);
+}
+
 static void on_server_stopped(void *user) {
   struct daemon *d = user;
   uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -295,11 +329,26 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: out of memory\n");
     return 1;
   }
+  struct dcmf_agw_settings as = {.control_loop = &d->loop,
+                                 .bind_addr = d->cfg.media_bind,
+                                 .advertise_addr = d->cfg.media_advertise,
+                                 .log = &d->log,
+                                 .port_alloc = agw_port_alloc,
+                                 .port_release = agw_port_release,
+                                 .port_user = d};
+  if (dcmf_agw_new(&d->agw, &as) != 0) {
+    fprintf(stderr, "dcmfd: cannot start the AGW shim\n");
+    return 1;
+  }
   d->api = (struct dcmf_api){.registry = d->registry,
                              .metrics = &d->metrics,
                              .log = &d->log,
                              .gauges = gauges,
-                             .gauges_user = d};
+                             .gauges_user = d,
+                             .mount_prefix = "/agw/v1/",
+                             .mount = agw_mount,
+                             .extra_metrics = agw_metrics,
+                             .mount_user = d};
   struct dcmf_h2server_settings hs = {
       .host = d->cfg.control_host,
       .port = d->cfg.control_port,
@@ -324,6 +373,7 @@ static void daemon_teardown(struct daemon *d) {
   if (d->worker != NULL) {
     dcmf_worker_stop(d->worker);
   }
+  dcmf_agw_del(d->agw); /* releases its ports before the pool goes */
   dcmf_notify_del(d->notify);
   dcmf_repo_del(d->repo);
   dcmf_ports_del(d->ports);
