@@ -69,13 +69,85 @@ static void media_free_strings(struct dcmf_media *m) {
   m->termination_id = m->media_id = NULL;
 }
 
+static void mdc2_release_all(struct dcmf_registry *reg, struct dcmf_media *m) {
+  for (size_t i = 0; i < m->n_mdc2; i++) {
+    reg->res.port_release(reg->res.user, m->mdc2[i].port);
+  }
+  free(m->mdc2);
+  m->mdc2 = NULL;
+  m->n_mdc2 = 0;
+}
+
 static void medias_release(struct dcmf_registry *reg, struct dcmf_media *ms,
                            size_t n) {
   for (size_t i = 0; i < n; i++) {
     reg->res.port_release(reg->res.user, ms[i].port);
+    mdc2_release_all(reg, &ms[i]);
     media_free_strings(&ms[i]);
   }
   free(ms);
+}
+
+/* UDP-proxy mode (mediaProxyConfig "UDP" with a remoteMdc2Endpoint) gives
+ * every application stream (>= 1000) a local MDC2 port. */
+static int wants_udp_proxy(json_t *media) {
+  json_t *dc = json_object_get(media, "dcMedia");
+  const char *mode = json_string_value(json_object_get(dc, "mediaProxyConfig"));
+  return mode != NULL && strcmp(mode, "UDP") == 0 &&
+         json_object_get(dc, "remoteMdc2Endpoint") != NULL;
+}
+
+/* Works out the MDC2 ports |media| needs: a stream keeps its port from
+ * |old|, a new stream gets a fresh one. On failure every fresh port is
+ * returned and nothing changes. */
+static int mdc2_plan(struct dcmf_registry *reg, json_t *media,
+                     const struct dcmf_mdc2_port *old, size_t n_old,
+                     struct dcmf_mdc2_port **out, size_t *n_out) {
+  *out = NULL;
+  *n_out = 0;
+  if (!wants_udp_proxy(media)) {
+    return 0;
+  }
+  json_t *streams = json_object_get(json_object_get(media, "dcMedia"),
+                                    "streams");
+  struct dcmf_mdc2_port *list =
+      calloc(json_object_size(streams) + 1, sizeof(*list));
+  if (list == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  size_t n = 0;
+  const char *key;
+  json_t *v;
+  json_object_foreach(streams, key, v) {
+    unsigned long sid = strtoul(key, NULL, 10);
+    if (sid < 1000) {
+      continue; /* bootstrap streams are not proxied to MDC2 */
+    }
+    struct dcmf_mdc2_port *p = &list[n];
+    p->sid = (uint16_t)sid;
+    for (size_t i = 0; i < n_old; i++) {
+      if (old[i].sid == p->sid) {
+        p->port = old[i].port;
+      }
+    }
+    if (p->port == 0) {
+      int rv = reg->res.port_alloc(reg->res.user, &p->port);
+      if (rv != 0) {
+        for (size_t i = 0; i < n; i++) {
+          if (list[i].fresh) {
+            reg->res.port_release(reg->res.user, list[i].port);
+          }
+        }
+        free(list);
+        return rv;
+      }
+      p->fresh = 1;
+    }
+    n++;
+  }
+  *out = list;
+  *n_out = n;
+  return 0;
 }
 
 static void context_free(struct dcmf_registry *reg, struct dcmf_context *ctx) {
@@ -221,6 +293,25 @@ static int media_fill_locals(struct dcmf_registry *reg, json_t *media,
   if (json_object_get(dc, "maxMessageSize") == NULL) {
     rv |= json_object_set_new(dc, "maxMessageSize", json_integer(64));
   }
+  json_object_del(dc, "localMdc2Endpoint");
+  json_object_del(dc, "localMdc2Endpoints");
+  if (m->n_mdc2 > 0) {
+    /* TS 29.176 has one localMdc2Endpoint; with one port per stream we
+     * report the first there and all of them in localMdc2Endpoints. */
+    json_t *map = json_object();
+    for (size_t i = 0; i < m->n_mdc2; i++) {
+      char key[8];
+      snprintf(key, sizeof(key), "%u", m->mdc2[i].sid);
+      json_t *ep = json_pack("{s:{s:s}, s:s, s:i}", "ip", family,
+                             reg->advertise_addr, "transport", "UDP",
+                             "portNumber", (int)m->mdc2[i].port);
+      if (i == 0) {
+        rv |= json_object_set(dc, "localMdc2Endpoint", ep);
+      }
+      rv |= json_object_set_new(map, key, ep);
+    }
+    rv |= json_object_set_new(dc, "localMdc2Endpoints", map);
+  }
   return rv == 0 ? 0 : DCMF_ERR_NOMEM;
 }
 
@@ -356,6 +447,10 @@ int dcmf_registry_create(struct dcmf_registry *reg, json_t *request,
         goto fail;
       }
       n++;
+      rv = mdc2_plan(reg, m, NULL, 0, &ms[n - 1].mdc2, &ms[n - 1].n_mdc2);
+      if (rv != 0) {
+        goto fail;
+      }
       rv = media_fill_locals(reg, m, &ms[n - 1]);
       if (rv != 0) {
         goto fail;
@@ -519,7 +614,12 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
       check_read_only(p, base, json_object_get(was, "dcMedia"),
                       json_object_get(m, "dcMedia"), "localDcEndpoint",
                       &errors);
+      check_read_only(p, base, json_object_get(was, "dcMedia"),
+                      json_object_get(m, "dcMedia"), "localMdc2Endpoints",
+                      &errors);
       ms[n] = *old;
+      ms[n].mdc2 = NULL; /* planned below */
+      ms[n].n_mdc2 = 0;
       ms[n].termination_id = strdup(old->termination_id);
       ms[n].media_id = strdup(old->media_id);
       kept[old - ctx->medias] = 1;
@@ -532,6 +632,26 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
   if (errors > 0) {
     rv = DCMF_ERR_INVALID;
     goto fail;
+  }
+  /* MDC2 ports of UDP-proxy mode: streams keep theirs, new ones get one;
+   * a shortage fails the whole patch. */
+  {
+    size_t k = 0;
+    json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+      json_array_foreach(json_object_get(t, "medias"), j, m) {
+        if (!is_dc(m)) {
+          continue;
+        }
+        struct dcmf_media *old = media_find(ctx, ms[k].termination_id,
+                                            ms[k].media_id);
+        rv = mdc2_plan(reg, m, old ? old->mdc2 : NULL, old ? old->n_mdc2 : 0,
+                       &ms[k].mdc2, &ms[k].n_mdc2);
+        if (rv != 0) {
+          goto fail;
+        }
+        k++;
+      }
+    }
   }
   /* From here on nothing can fail but memory for the document. */
   n = 0;
@@ -549,11 +669,37 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
     json_object_set(doc, "events", events);
   }
   for (size_t k = 0; k < ctx->n_medias; k++) {
+    struct dcmf_media *om = &ctx->medias[k];
     if (!kept[k]) {
-      notify(reg, ctx, &ctx->medias[k], NULL, DCMF_MEDIA_REMOVED);
-      reg->res.port_release(reg->res.user, ctx->medias[k].port);
+      notify(reg, ctx, om, NULL, DCMF_MEDIA_REMOVED);
+      reg->res.port_release(reg->res.user, om->port);
+      mdc2_release_all(reg, om);
+    } else {
+      /* Kept media: give back MDC2 ports of streams that went away. */
+      struct dcmf_media *nm = NULL;
+      for (size_t q = 0; q < n; q++) {
+        if (strcmp(ms[q].termination_id, om->termination_id) == 0 &&
+            strcmp(ms[q].media_id, om->media_id) == 0) {
+          nm = &ms[q];
+        }
+      }
+      for (size_t a = 0; a < om->n_mdc2; a++) {
+        int still = 0;
+        for (size_t b = 0; nm != NULL && b < nm->n_mdc2; b++) {
+          still |= nm->mdc2[b].port == om->mdc2[a].port;
+        }
+        if (!still) {
+          reg->res.port_release(reg->res.user, om->mdc2[a].port);
+        }
+      }
+      free(om->mdc2);
     }
-    media_free_strings(&ctx->medias[k]);
+    media_free_strings(om);
+  }
+  for (size_t q = 0; q < n; q++) {
+    for (size_t b = 0; b < ms[q].n_mdc2; b++) {
+      ms[q].mdc2[b].fresh = 0;
+    }
   }
   free(ctx->medias);
   free(kept);
@@ -571,6 +717,12 @@ fail:
     if (fresh[k]) {
       reg->res.port_release(reg->res.user, ms[k].port);
     }
+    for (size_t b = 0; b < ms[k].n_mdc2; b++) {
+      if (ms[k].mdc2[b].fresh) {
+        reg->res.port_release(reg->res.user, ms[k].mdc2[b].port);
+      }
+    }
+    free(ms[k].mdc2);
     media_free_strings(&ms[k]);
   }
   free(ms);

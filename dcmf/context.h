@@ -52,6 +52,13 @@ struct dcmf_registry_settings {
   uint32_t max_contexts;
 };
 
+/* A local MDC2 UDP port of UDP-proxy mode: one per application stream. */
+struct dcmf_mdc2_port {
+  uint16_t sid;
+  uint16_t port;
+  unsigned char fresh; /* allocated by the change being applied */
+};
+
 /* MF-side state of one DC media, matched across PATCHes by the pair
  * (terminationId, mediaId). */
 struct dcmf_media {
@@ -63,6 +70,8 @@ struct dcmf_media {
   char tls_id[33];
   char remote_tls_id[256]; /* last seen remoteDcEndpoint.tlsId, or "" */
   const char *local_setup; /* "ACTIVE" or "PASSIVE" (static) */
+  struct dcmf_mdc2_port *mdc2; /* owned; UDP-proxy mode only */
+  size_t n_mdc2;
 };
 
 struct dcmf_context {

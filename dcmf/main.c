@@ -104,6 +104,11 @@ static void res_media_changed(void *user, const struct dcmf_context *ctx,
               m->media_id);
     return;
   }
+  /* The worker gets its own descriptor of every MDC2 port too (it closes
+   * those of ports it already holds). */
+  for (size_t i = 0; i < desc.n_mdc2; i++) {
+    desc.mdc2[i].fd = dup(dcmf_ports_fd(d->ports, desc.mdc2[i].port));
+  }
   if (change == DCMF_MEDIA_ADDED) {
     /* The worker gets its own descriptor for the bound port; the pool
      * keeps the port reserved until the registry releases it. */
@@ -184,6 +189,14 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   f->dropped_unauthenticated = load(&st->dropped_unauthenticated);
   f->dropped_dtls = load(&st->dropped_dtls);
   f->dropped_other = load(&st->dropped_other);
+  f->udp_datagrams_out = load(&st->udp_datagrams_out);
+  f->udp_bytes_out = load(&st->udp_bytes_out);
+  f->udp_datagrams_in = load(&st->udp_datagrams_in);
+  f->udp_bytes_in = load(&st->udp_bytes_in);
+  f->udp_dropped_oversize = load(&st->udp_dropped_oversize);
+  f->udp_dropped_source = load(&st->udp_dropped_source);
+  f->udp_dropped_queue = load(&st->udp_dropped_queue);
+  f->udp_dropped_send = load(&st->udp_dropped_send);
   f->proxy_requests = load(&st->proxy_requests);
   f->proxy_upstream_errors = load(&st->proxy_upstream_errors);
   f->proxy_upstream_timeouts = load(&st->proxy_upstream_timeouts);

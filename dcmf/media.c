@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 
@@ -126,8 +127,28 @@ int dcmf_media_desc_build(struct dcmf_media_desc *d,
   if (build_routes(d, json_object_get(dc, "replaceHttpUrl")) != 0) {
     return DCMF_ERR_NOMEM;
   }
+  if (m->n_mdc2 > 0) {
+    d->mdc2 = calloc(m->n_mdc2, sizeof(*d->mdc2));
+    if (d->mdc2 == NULL) {
+      return DCMF_ERR_NOMEM;
+    }
+    json_t *streams = json_object_get(dc, "streams");
+    for (size_t i = 0; i < m->n_mdc2; i++) {
+      char key[8];
+      snprintf(key, sizeof(key), "%u", m->mdc2[i].sid);
+      const char *type = json_string_value(json_object_get(
+          json_object_get(streams, key), "udpPayloadType"));
+      d->mdc2[i] = (struct dcmf_media_mdc2){
+          .sid = m->mdc2[i].sid,
+          .port = m->mdc2[i].port,
+          .fd = -1,
+          .text = type != NULL && strcmp(type, "text") == 0};
+    }
+    d->n_mdc2 = m->n_mdc2;
+  }
   struct sockaddr_storage mdc2;
   if (endpoint_addr(json_object_get(dc, "remoteMdc2Endpoint"), &mdc2)) {
+    d->mdc2_addr = mdc2;
     char ip[64];
     int v6 = mdc2.ss_family == AF_INET6;
     uint16_t port = v6 ? ntohs(((struct sockaddr_in6 *)&mdc2)->sin6_port)
@@ -164,6 +185,14 @@ void dcmf_media_desc_free(struct dcmf_media_desc *d) {
   free(d->routes);
   d->routes = NULL;
   d->n_routes = 0;
+  for (size_t i = 0; i < d->n_mdc2; i++) {
+    if (d->mdc2[i].fd >= 0) {
+      close(d->mdc2[i].fd);
+    }
+  }
+  free(d->mdc2);
+  d->mdc2 = NULL;
+  d->n_mdc2 = 0;
 }
 
 int dcmf_media_key_equal(const struct dcmf_media_key *a,

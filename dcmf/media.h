@@ -32,6 +32,14 @@ struct dcmf_media_stream {
   uint16_t priority;
 };
 
+/* A local MDC2 port of UDP-proxy mode, for one application stream. */
+struct dcmf_media_mdc2 {
+  uint16_t sid;
+  uint16_t port;
+  int fd;   /* a dup of the bound socket, or -1 */
+  int text; /* deliver datagrams as string messages (PPID 51) */
+};
+
 /* Where HTTP on one stream is forwarded (HTTP-proxy mode). */
 struct dcmf_media_route {
   uint16_t sid;
@@ -64,6 +72,11 @@ struct dcmf_media_desc {
   struct dcmf_media_route *routes; /* owned */
   size_t n_routes;
   char mdc2_base[128]; /* "http://ADDR:PORT/" or "" */
+  /* UDP-proxy mode: one local port per application stream, datagrams to
+   * and from the DC application server at |mdc2_addr|. */
+  struct sockaddr_storage mdc2_addr;
+  struct dcmf_media_mdc2 *mdc2; /* owned, with the fds */
+  size_t n_mdc2;
 };
 
 /* Returns the base URL HTTP on stream |sid| goes to, or NULL when the

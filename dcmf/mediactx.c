@@ -326,6 +326,8 @@ static void check_streams(struct walk *w, json_t *dc) {
       check_int(w, s, "maxTime", 0, 4294967295LL, 0);
       check_int(w, s, "priority", 0, 65535, 0);
       check_string(w, s, "appBindingInfo", 0);
+      static const char *const payload_types[] = {"binary", "text", NULL};
+      check_enum(w, s, "udpPayloadType", payload_types, 0);
       if (json_object_get(s, "maxRetry") && json_object_get(s, "maxTime")) {
         walk_error(w, "maxRetry and maxTime exclude each other (RFC 8832)");
       }

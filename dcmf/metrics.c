@@ -121,6 +121,22 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)f->events_dropped);
   rv |= dcmf_buf_printf(
       out,
+      "# HELP dcmf_udp_proxy_datagrams_total UDP-proxy mode datagrams by "
+      "direction.\n"
+      "# TYPE dcmf_udp_proxy_datagrams_total counter\n"
+      "dcmf_udp_proxy_datagrams_total{direction=\"to_server\"} %llu\n"
+      "dcmf_udp_proxy_datagrams_total{direction=\"from_server\"} %llu\n"
+      "# HELP dcmf_udp_proxy_bytes_total UDP-proxy mode payload bytes by "
+      "direction.\n"
+      "# TYPE dcmf_udp_proxy_bytes_total counter\n"
+      "dcmf_udp_proxy_bytes_total{direction=\"to_server\"} %llu\n"
+      "dcmf_udp_proxy_bytes_total{direction=\"from_server\"} %llu\n"
+      "# HELP dcmf_udp_proxy_dropped_total UDP-proxy mode drops by reason.\n"
+      "# TYPE dcmf_udp_proxy_dropped_total counter\n"
+      "dcmf_udp_proxy_dropped_total{reason=\"oversize\"} %llu\n"
+      "dcmf_udp_proxy_dropped_total{reason=\"unknown_source\"} %llu\n"
+      "dcmf_udp_proxy_dropped_total{reason=\"queue_full\"} %llu\n"
+      "dcmf_udp_proxy_dropped_total{reason=\"send\"} %llu\n"
       "# HELP dcmf_proxy_requests_total HTTP requests in HTTP-proxy mode.\n"
       "# TYPE dcmf_proxy_requests_total counter\n"
       "dcmf_proxy_requests_total %llu\n"
@@ -144,6 +160,14 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       "# HELP dcmf_api_requests_total Control API requests by method and "
       "response status.\n"
       "# TYPE dcmf_api_requests_total counter\n",
+      (unsigned long long)f->udp_datagrams_out,
+      (unsigned long long)f->udp_datagrams_in,
+      (unsigned long long)f->udp_bytes_out,
+      (unsigned long long)f->udp_bytes_in,
+      (unsigned long long)f->udp_dropped_oversize,
+      (unsigned long long)f->udp_dropped_source,
+      (unsigned long long)f->udp_dropped_queue,
+      (unsigned long long)f->udp_dropped_send,
       (unsigned long long)f->proxy_requests,
       (unsigned long long)f->proxy_upstream_errors,
       (unsigned long long)f->proxy_upstream_timeouts,

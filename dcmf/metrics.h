@@ -36,6 +36,9 @@ struct dcmf_media_figures {
   uint64_t dropped_unknown_protocol, dropped_unauthenticated, dropped_dtls,
       dropped_other;
   uint64_t events_sent, events_failed, events_dropped;
+  uint64_t udp_datagrams_out, udp_bytes_out, udp_datagrams_in, udp_bytes_in,
+      udp_dropped_oversize, udp_dropped_source, udp_dropped_queue,
+      udp_dropped_send;
   uint64_t proxy_requests, proxy_upstream_errors, proxy_upstream_timeouts,
       proxy_cache_hits, proxy_cache_misses, proxy_cache_revalidated,
       proxy_cache_bytes, proxy_upstream_responses, proxy_upstream_latency_ms;

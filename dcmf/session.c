@@ -11,6 +11,7 @@
 #include "httpproxy.h"
 #include "ice.h"
 #include "sctp.h"
+#include "udpproxy.h"
 #include "worker.h"
 
 #define STAT_ADD(s, field, n)                                                  \
@@ -48,6 +49,8 @@ struct dcmf_session {
   struct dcmf_sctp *sctp;
   struct dcmf_dc *dc;
   uv_timer_t flush_timer; /* sends what proxies handed the engines */
+  struct dcmf_udpproxy *mdc2; /* UDP-proxy mode legs; NULL: none */
+  struct dcmf_udpproxy_counters udp_published;
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
@@ -250,6 +253,59 @@ static void http_message(struct http_service *h, const uint8_t *data,
   http_flush(h);
 }
 
+/* ---- UDP-proxy mode ------------------------------------------------------- */
+
+static int udp_deliver(void *user, uint16_t sid, int text, const uint8_t *data,
+                       size_t len) {
+  struct dcmf_session *s = user;
+  if (s->dc == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  int rv = dcmf_dc_send(s->dc, sid, !text, data, len);
+  if (rv == 0) {
+    STAT_ADD(s, messages_out, 1);
+    STAT_ADD(s, bytes_out, len);
+  }
+  return rv;
+}
+
+static const struct dcmf_udpproxy_callbacks udp_cbs = {udp_deliver};
+
+/* Adds what the legs counted since the last call to the worker's stats. */
+static void publish_udp(struct dcmf_session *s) {
+  if (s->mdc2 == NULL) {
+    return;
+  }
+  const struct dcmf_udpproxy_counters *c = dcmf_udpproxy_counters(s->mdc2);
+  struct dcmf_udpproxy_counters *p = &s->udp_published;
+#define PUB(field, stat)                                                       \
+  STAT_ADD(s, stat, c->field - p->field);                                      \
+  p->field = c->field
+  PUB(datagrams_out, udp_datagrams_out);
+  PUB(bytes_out, udp_bytes_out);
+  PUB(datagrams_in, udp_datagrams_in);
+  PUB(bytes_in, udp_bytes_in);
+  PUB(dropped_oversize, udp_dropped_oversize);
+  PUB(dropped_source, udp_dropped_source);
+  PUB(dropped_queue_full, udp_dropped_queue);
+  PUB(dropped_send, udp_dropped_send);
+#undef PUB
+}
+
+/* Brings the MDC2 legs in line with the description (taking its fds). */
+static void udp_sync(struct dcmf_session *s) {
+  if (s->desc.n_mdc2 == 0 && s->mdc2 == NULL) {
+    return;
+  }
+  if (s->mdc2 == NULL &&
+      dcmf_udpproxy_new(&s->mdc2, s->env.loop, &s->desc.mdc2_addr, &udp_cbs,
+                        s) != 0) {
+    return;
+  }
+  dcmf_udpproxy_sync(s->mdc2, s->desc.mdc2, s->desc.n_mdc2,
+                     &s->desc.mdc2_addr);
+}
+
 /* ---- data channels -------------------------------------------------------- */
 
 static int is_bootstrap_sid(uint16_t sid) {
@@ -280,6 +336,10 @@ static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   if (http && http_open(s, ch) == 0) {
     return 0;
   }
+  if (s->mdc2 != NULL && dcmf_udpproxy_has(s->mdc2, ch->sid)) {
+    dcmf_udpproxy_channel_open(s->mdc2, ch->sid); /* queued A2P datagrams */
+    return 0;
+  }
   /* Application channels (>= 1000) wait for the proxy modes; keep
    * negotiated ones open, refuse in-band ones nobody serves. */
   return ch->negotiated ? 0 : -1;
@@ -293,6 +353,8 @@ static void dc_channel_message(void *user, struct dcmf_dc_channel *ch,
   STAT_ADD(s, bytes_in, len);
   if (ch->service != NULL) {
     http_message(ch->service, data, len);
+  } else if (s->mdc2 != NULL) {
+    dcmf_udpproxy_message(s->mdc2, ch->sid, data, len);
   }
 }
 
@@ -609,6 +671,7 @@ int dcmf_session_new(struct dcmf_session **out,
     dcmf_session_close(s);
     return DCMF_ERR_SYSTEM;
   }
+  udp_sync(s);
   maybe_start_client(s);
   session_arm_timer(s);
   *out = s;
@@ -645,6 +708,7 @@ void dcmf_session_update(struct dcmf_session *s,
       }
     }
   }
+  udp_sync(s);
   maybe_start_client(s);
   session_arm_timer(s);
 }
@@ -659,6 +723,11 @@ static void on_closed(uv_handle_t *h) {
 
 void dcmf_session_close(struct dcmf_session *s) {
   association_free(s);
+  if (s->mdc2 != NULL) {
+    publish_udp(s);
+    dcmf_udpproxy_close(s->mdc2);
+    s->mdc2 = NULL;
+  }
   uv_close((uv_handle_t *)&s->udp, on_closed); /* closes the socket too */
   uv_close((uv_handle_t *)&s->timer, on_closed);
   uv_close((uv_handle_t *)&s->flush_timer, on_closed);
@@ -668,6 +737,7 @@ void dcmf_session_after_sctp_tick(struct dcmf_session *s) {
   if (s->sctp != NULL) {
     dcmf_sctp_drain(s->sctp);
   }
+  publish_udp(s);
 }
 
 const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s) {

@@ -54,6 +54,37 @@ static void udp_send(struct dcmf_ue *ue, const uint8_t *data, size_t len) {
 
 /* ---- HTTP client on the channel ------------------------------------------ */
 
+/* Decodes a chunked body starting at |p| (|n| bytes). Returns the bytes
+ * the whole chunked body takes, 0 while incomplete, -1 when malformed;
+ * the decoded body goes to |out|. */
+static long chunked_decode(const char *p, size_t n, struct dcmf_buf *out) {
+  size_t pos = 0;
+  for (;;) {
+    const char *eol = memmem(p + pos, n - pos, "\r\n", 2);
+    if (eol == NULL) {
+      return 0;
+    }
+    char *end;
+    unsigned long size = strtoul(p + pos, &end, 16);
+    if (end == p + pos) {
+      return -1;
+    }
+    pos = (size_t)(eol - p) + 2;
+    if (size == 0) {
+      /* Trailers are not used here: expect the final empty line. */
+      if (n - pos < 2) {
+        return 0;
+      }
+      return memcmp(p + pos, "\r\n", 2) == 0 ? (long)(pos + 2) : -1;
+    }
+    if (n - pos < size + 2) {
+      return 0;
+    }
+    dcmf_buf_append(out, p + pos, size);
+    pos += size + 2;
+  }
+}
+
 static void http_consume(struct dcmf_ue *ue) {
   char *end = ue->rx.len ? memmem(ue->rx.data, ue->rx.len, "\r\n\r\n", 4)
                          : NULL;
@@ -66,23 +97,51 @@ static void http_consume(struct dcmf_ue *ue) {
   int status = 0;
   sscanf(head, "HTTP/1.%*d %d", &status);
   size_t body_len = 0;
+  int chunked = 0;
   for (char *p = head; (p = strchr(p, '\n')) != NULL; p++) {
     if (strncasecmp(p + 1, "content-length:", 15) == 0) {
       body_len = (size_t)strtoull(p + 16, NULL, 10);
+    } else if (strncasecmp(p + 1, "transfer-encoding:", 18) == 0 &&
+               strstr(p + 19, "chunked") != NULL) {
+      chunked = 1;
     }
   }
   if (status == 304 || status == 204) {
     body_len = 0;
-  }
-  size_t total = head_len + 4 + body_len;
-  if (ue->rx.len < total) {
-    return;
+    chunked = 0;
   }
   if (ue->closing) {
     return;
   }
-  ue->cbs.response(ue->user, ue, status, head,
-                   (const uint8_t *)ue->rx.data + head_len + 4, body_len);
+  const char *body_start = ue->rx.data + head_len + 4;
+  size_t avail = ue->rx.len - head_len - 4;
+  size_t total;
+  if (chunked) {
+    struct dcmf_buf decoded = {0};
+    long used = chunked_decode(body_start, avail, &decoded);
+    if (used <= 0) {
+      dcmf_buf_free(&decoded);
+      if (used < 0) {
+        fail(ue, "malformed chunked body");
+      }
+      return;
+    }
+    ue->cbs.response(ue->user, ue, status, head,
+                     (const uint8_t *)(decoded.data ? decoded.data : ""),
+                     decoded.len);
+    dcmf_buf_free(&decoded);
+    total = head_len + 4 + (size_t)used;
+  } else {
+    total = head_len + 4 + body_len;
+    if (ue->rx.len < total) {
+      return;
+    }
+    ue->cbs.response(ue->user, ue, status, head, (const uint8_t *)body_start,
+                     body_len);
+  }
+  if (ue->closing) {
+    return; /* the callback closed us; rx goes with the phone */
+  }
   memmove(ue->rx.data, ue->rx.data + total, ue->rx.len - total);
   ue->rx.len -= total;
   ue->got_first_byte = 0;

@@ -43,6 +43,10 @@ struct dcmf_media_stats {
   _Atomic uint64_t dropped_unknown_protocol, dropped_unauthenticated,
       dropped_dtls, dropped_other;
   _Atomic uint64_t consent_lost;
+  /* UDP-proxy mode */
+  _Atomic uint64_t udp_datagrams_out, udp_bytes_out, udp_datagrams_in,
+      udp_bytes_in, udp_dropped_oversize, udp_dropped_source,
+      udp_dropped_queue, udp_dropped_send;
   /* HTTP-proxy mode */
   _Atomic uint64_t proxy_requests, proxy_upstream_errors,
       proxy_upstream_timeouts, proxy_cache_hits, proxy_cache_misses,

@@ -233,6 +233,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     return; /* EAGAIN; an empty feed would mean EOF to http_parser */
   }
   if (n < 0) {
+    if (n == UV_EOF && c->proto == P_H1) {
+      up_h1_eof(c);
+      return;
+    }
     up_conn_fail(c, n == UV_EOF ? "closed by the upstream" : uv_strerror((int)n));
     return;
   }

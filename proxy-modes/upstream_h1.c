@@ -168,3 +168,14 @@ void up_h1_resume(struct conn *c) {
     up_read_start(c);
   }
 }
+
+void up_h1_eof(struct conn *c) {
+  /* A response without Content-Length or chunking ends with the
+   * connection (RFC 9112 6.3): that is its normal end, not a failure. */
+  if (c->h1_req != NULL &&
+      dcmf_h1resp_eof(&c->h1) == DCMF_H1RESP_COMPLETE) {
+    up_conn_close(c);
+    return;
+  }
+  up_conn_fail(c, "closed by the upstream");
+}

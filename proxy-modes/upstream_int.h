@@ -115,6 +115,8 @@ void up_read_start(struct conn *c);
 void up_h1_send(struct conn *c, struct dcmf_upstream_req *r);
 void up_h1_feed(struct conn *c, const uint8_t *data, size_t len);
 void up_h1_resume(struct conn *c);
+/* The upstream closed an HTTP/1.1 connection. */
+void up_h1_eof(struct conn *c);
 
 /* HTTP/2 (upstream_h2.c). */
 int up_h2_start(struct conn *c);

@@ -405,6 +405,62 @@ static void test_health_and_metrics(void **state) {
                          "status=\"405\"} 1\n"));
 }
 
+static void test_udp_proxy_mdc2_ports(void **state) {
+  struct fixture *f = *state;
+  static const char body[] =
+      "{\"terminations\":[{\"terminationId\":\"ue\",\"medias\":[{"
+      "\"mediaId\":\"1\",\"mediaResourceType\":\"DC\",\"dcMedia\":{"
+      "\"mediaProxyConfig\":\"UDP\",\"remoteMdc2Endpoint\":{\"ip\":{"
+      "\"ipv4Addr\":\"127.0.0.1\"},\"transport\":\"UDP\",\"portNumber\":"
+      "9000},\"streams\":{\"0\":{},\"1000\":{},\"1001\":{}}}}]}]}";
+  assert_int_equal(call(f, "POST", "/nmf-mrm/v1/contexts", "application/json",
+                        body),
+                   201);
+  /* The media port and one MDC2 port per application stream. */
+  assert_int_equal(f->res.in_use, 3);
+  json_t *dc = json_object_get(media0(f->body), "dcMedia");
+  json_t *map = json_object_get(dc, "localMdc2Endpoints");
+  assert_int_equal(json_object_size(map), 2);
+  assert_non_null(json_object_get(map, "1000"));
+  assert_non_null(json_object_get(map, "1001"));
+  assert_null(json_object_get(map, "0"));
+  json_int_t first = json_integer_value(json_object_get(
+      json_object_get(map, "1000"), "portNumber"));
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(dc, "localMdc2Endpoint"), "portNumber")),
+                   first);
+  char path[128];
+  snprintf(path, sizeof(path), "/nmf-mrm/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  /* A new stream gets a port; the others keep theirs. */
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"add\",\"path\":\"/terminations/0/medias/0/dcMedia/"
+           "streams/1002\",\"value\":{}}]"),
+      200);
+  assert_int_equal(f->res.in_use, 4);
+  map = json_object_get(json_object_get(media0(f->body), "dcMedia"),
+                        "localMdc2Endpoints");
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(map, "1000"), "portNumber")),
+                   first);
+  /* A stream that goes away gives its port back. */
+  assert_int_equal(call(f, "PATCH", path, "application/json-patch+json",
+                        "[{\"op\":\"remove\",\"path\":\"/terminations/0/"
+                        "medias/0/dcMedia/streams/1000\"}]"),
+                   200);
+  assert_int_equal(f->res.in_use, 3);
+  /* Leaving UDP mode gives them all back. */
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"replace\",\"path\":\"/terminations/0/medias/0/"
+           "dcMedia/mediaProxyConfig\",\"value\":\"HTTP\"}]"),
+      200);
+  assert_int_equal(f->res.in_use, 1);
+  assert_null(json_object_get(json_object_get(media0(f->body), "dcMedia"),
+                              "localMdc2Endpoints"));
+}
+
 static int setup_one_context(void **state) {
   return setup_n(state, 8, 1);
 }
@@ -426,6 +482,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_context_limit, setup_one_context,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_health_and_metrics, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_udp_proxy_mdc2_ports, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,223 @@
+// UDP-proxy mode with a real phone stack: werift opens application data
+// channels (negotiated, stream >= 1000) to dcmfd, which relays each
+// message as one UDP datagram to a DC application server started here,
+// and each datagram back as one message.
+//
+//   node udp_proxy.js DCMFD
+//
+// Prints "ok - name" / "not ok - name: why" and "N passed, M failed".
+"use strict";
+const path = require("path");
+const dgram = require("dgram");
+const net = require("net");
+const fs = require("fs");
+const os = require("os");
+const crypto = require("crypto");
+const { spawn } = require("child_process");
+module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
+const werift = require("werift");
+const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
+
+const DCMFD = process.argv[2];
+const CONTEXTS = "/nmf-mrm/v1/contexts";
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+const timeout = (p, ms, what) =>
+  Promise.race([p, wait(ms).then(() => { throw new Error(`timed out: ${what}`); })]);
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+async function startDcmfd() {
+  const port = await freePort();
+  const base = 43000 + Math.floor(Math.random() * 15000);
+  const logf = path.join(os.tmpdir(), `dcmfd-udp-${port}.log`);
+  const log = fs.openSync(logf, "w");
+  const proc = spawn(DCMFD, ["--control", `127.0.0.1:${port}`, "--ports", `${base}-${base + 30}`,
+    "--log-level", "debug"], { stdio: ["ignore", log, log] });
+  for (let i = 0; i < 100; i++) {
+    try { if ((await api(port, "GET", "/healthz")).status === 200) break; } catch (e) { /* not yet */ }
+    await wait(50);
+  }
+  return {
+    port, proc, logf,
+    async stop() {
+      const exited = new Promise((r) => proc.on("exit", (c) => r(c)));
+      proc.kill("SIGTERM");
+      return Promise.race([exited, wait(5000).then(() => { proc.kill("SIGKILL"); return "timeout"; })]);
+    },
+  };
+}
+
+// A UDP application server: echoes, or speaks first (A2P).
+function udpServer(onMessage) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket("udp4");
+    s.on("message", (msg, rinfo) => onMessage(s, msg, rinfo));
+    s.bind(0, "127.0.0.1", () => resolve(s));
+  });
+}
+
+// A werift phone with negotiated application channels |ids|.
+async function phone(d, server, ids, extra = {}) {
+  const pc = new werift.RTCPeerConnection({ iceServers: [], iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1" });
+  const chans = {};
+  for (const id of ids) {
+    const ch = pc.createDataChannel(`app${id}`, { negotiated: true, id, protocol: "app" });
+    ch.got = [];
+    ch.onMessage.subscribe((m) => ch.got.push(Buffer.isBuffer(m) ? m : Buffer.from(m)));
+    ch.opened = new Promise((r) => ch.stateChanged.subscribe((st) => st === "open" && r()));
+    chans[id] = ch;
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  const sdp = pc.localDescription.sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");
+  const offer = parseOffer(sdp);
+  const streams = {};
+  for (const id of ids) streams[id] = { streamId: id, subprotocol: "app", order: true, ...(extra[id] || {}) };
+  const req = createRequest(offer, { streams });
+  const dc = req.terminations[0].medias[0].dcMedia;
+  dc.mediaProxyConfig = "UDP";
+  dc.mdc2Protocol = "UDP";
+  dc.remoteMdc2Endpoint = { ip: { ipv4Addr: "127.0.0.1" }, transport: "UDP", portNumber: server.address().port };
+  const created = await api(d.port, "POST", CONTEXTS, req);
+  if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
+  return { pc, chans, ctx: created.body, offer, start: () => pc.setRemoteDescription({ type: "answer", sdp: answerSdp(created.body, offer) }) };
+}
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test("P2A: 1000 messages of 1 B to 16 KiB through a UDP echo server come back intact and in order", async (d) => {
+  const srv = await udpServer((s, msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
+  const ph = await phone(d, srv, [1000]);
+  try {
+    const eps = ph.ctx.terminations[0].medias[0].dcMedia.localMdc2Endpoints;
+    check(eps && eps["1000"] && eps["1000"].portNumber > 0, `localMdc2Endpoints ${JSON.stringify(eps)}`);
+    await ph.start();
+    const ch = ph.chans[1000];
+    await timeout(ch.opened, 10000, "channel open");
+    const sent = [];
+    for (let i = 0; i < 1000; i++) {
+      const len = 1 + Math.floor((i * 16383) / 999);
+      const m = crypto.randomBytes(len);
+      if (len >= 2) m.writeUInt16BE(i & 0xffff, 0); // a sequence number
+      sent.push(m);
+    }
+    // UDP may drop under a burst (that is UDP's contract, and dcmfd counts
+    // it); keep at most 4 messages (64 KiB) in flight, within a default socket
+    // buffer, as an app would pace.
+    let next = 0;
+    for (let spins = 0; spins < 4000 && ch.got.length < sent.length; spins++) {
+      while (next < sent.length && next - ch.got.length < 4) ch.send(sent[next++]);
+      await wait(2);
+    }
+    if (ch.got.length !== sent.length) {
+      const m = (await fetchMetrics(d)).text.split("\n").filter((l) => l.startsWith("dcmf_udp") || l.startsWith("dcmf_dc_")).join("; ");
+      const missing = sent.findIndex((x, k) => !ch.got[k] || !ch.got[k].equals(x));
+      throw new Error(`got ${ch.got.length} of ${sent.length}; first mismatch at ${missing}; ${m}`);
+    }
+    for (let i = 0; i < sent.length; i++) {
+      check(ch.got[i].equals(sent[i]), `message ${i} differs (len ${ch.got[i].length} vs ${sent[i].length})`);
+    }
+    check(await metricSoon(d, /dcmf_udp_proxy_datagrams_total\{direction="to_server"\} 1000\n/),
+      "to_server count is not 1000");
+  } finally { ph.pc.close(); srv.close(); }
+});
+
+test("A2P: the server speaks first; its datagrams are queued and delivered when the channel opens", async (d) => {
+  let target = null;
+  const srv = await udpServer(() => {});
+  const ph = await phone(d, srv, [1001], { 1001: { udpPayloadType: "text" } });
+  try {
+    const ep = ph.ctx.terminations[0].medias[0].dcMedia.localMdc2Endpoints["1001"];
+    target = ep.portNumber;
+    for (let i = 0; i < 5; i++) srv.send(Buffer.from(`hello ${i}`), target, "127.0.0.1");
+    await wait(200); // the datagrams arrive before the phone even connects
+    await ph.start();
+    const ch = ph.chans[1001];
+    await timeout(ch.opened, 10000, "channel open");
+    for (let i = 0; i < 100 && ch.got.length < 5; i++) await wait(20);
+    check(ch.got.length === 5, `got ${ch.got.length} of 5 queued datagrams`);
+    for (let i = 0; i < 5; i++) check(ch.got[i].toString() === `hello ${i}`, `message ${i}: ${ch.got[i]}`);
+  } finally { ph.pc.close(); srv.close(); }
+});
+
+test("a message over 65,507 bytes cannot be a datagram: dropped and counted", async (d) => {
+  const got = [];
+  const srv = await udpServer((s, msg) => got.push(msg.length));
+  const ph = await phone(d, srv, [1000]);
+  try {
+    await ph.start();
+    const ch = ph.chans[1000];
+    await timeout(ch.opened, 10000, "channel open");
+    ch.send(crypto.randomBytes(65520));
+    ch.send(Buffer.from("small"));
+    for (let i = 0; i < 100 && got.length < 1; i++) await wait(20);
+    await wait(100);
+    check(got.length === 1 && got[0] === 5, `server got ${JSON.stringify(got)}`);
+    check(await metricSoon(d, /dcmf_udp_proxy_dropped_total\{reason="oversize"\} 1\n/),
+      "oversize count is not 1");
+  } finally { ph.pc.close(); srv.close(); }
+});
+
+test("datagrams from any other source are dropped and counted", async (d) => {
+  const srv = await udpServer(() => {});
+  const ph = await phone(d, srv, [1000]);
+  const intruder = dgram.createSocket("udp4");
+  try {
+    await ph.start();
+    const ch = ph.chans[1000];
+    await timeout(ch.opened, 10000, "channel open");
+    const port = ph.ctx.terminations[0].medias[0].dcMedia.localMdc2Endpoints["1000"].portNumber;
+    await new Promise((r) => intruder.bind(0, "127.0.0.1", r));
+    for (let i = 0; i < 3; i++) intruder.send(Buffer.from("spoof"), port, "127.0.0.1");
+    srv.send(Buffer.from("real"), port, "127.0.0.1");
+    for (let i = 0; i < 100 && ch.got.length < 1; i++) await wait(20);
+    await wait(100);
+    check(ch.got.length === 1 && ch.got[0].toString() === "real", `got ${ch.got.map(String)}`);
+    check(await metricSoon(d, /dcmf_udp_proxy_dropped_total\{reason="unknown_source"\} 3\n/),
+      "unknown_source count is not 3");
+  } finally { ph.pc.close(); srv.close(); intruder.close(); }
+});
+
+// The worker publishes its counters every 10 ms: poll briefly.
+async function metricSoon(d, re) {
+  for (let i = 0; i < 50; i++) {
+    if (re.test((await fetchMetrics(d)).text)) return true;
+    await wait(20);
+  }
+  return false;
+}
+
+async function fetchMetrics(d) {
+  const r = await api(d.port, "GET", "/metrics");
+  return { text: String(r.body) };
+}
+
+(async () => {
+  let passed = 0, failed = 0;
+  for (const t of tests) {
+    const d = await startDcmfd();
+    try {
+      await timeout(t.fn(d), 60000, "test");
+      await wait(150); // metrics are published every 10 ms; let sessions settle
+      const code = await d.stop();
+      check(code === 0, `dcmfd exited with ${code}`);
+      console.log(`ok - ${t.name}`);
+      passed++;
+    } catch (e) {
+      await d.stop();
+      console.log(`not ok - ${t.name}: ${e.message}`);
+      console.log("# " + fs.readFileSync(d.logf, "utf8").split("\n").slice(-8).join("\n# "));
+      failed++;
+    }
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+})();
