@@ -375,6 +375,16 @@ static void check_dc_media(struct walk *w, json_t *dc) {
   check_endpoint(w, dc, "remoteMdc1Endpoint");
   check_endpoint(w, dc, "remoteMdc2Endpoint");
   check_enum(w, dc, "mdc2Protocol", mdc2, 0);
+  const char *proto = json_string_value(json_object_get(dc, "mdc2Protocol"));
+  const char *mode = json_string_value(json_object_get(dc, "mediaProxyConfig"));
+  if (proto != NULL && mode != NULL && strcmp(mode, "UDP") == 0 &&
+      strcmp(proto, "UDP") != 0) {
+    /* UDP-proxy mode sends each message as one datagram; anything else
+     * on MDC2 would be a different relay, which dcmf does not do yet. */
+    size_t o2 = walk_push(w, "mdc2Protocol");
+    walk_error(w, "with mediaProxyConfig UDP only \"UDP\" is supported");
+    walk_pop(w, o2);
+  }
   check_streams(w, dc);
   /* The schema bounds maxMessageSize to 64 without a unit; dcmf reads it
    * as KiB (docs/api.md). */

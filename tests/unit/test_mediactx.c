@@ -163,6 +163,39 @@ static void test_dc_media(void **state) {
                  DC "/replaceHttpUrl/0/replaceHttpUrl");
 }
 
+/* UDP-proxy mode relays messages as datagrams: any MDC2 protocol but
+ * UDP is refused rather than silently treated as UDP. */
+static void test_udp_mode_mdc2_protocol(void **state) {
+  (void)state;
+  const char *protos[] = {"UDP", "UDP/DTLS/SCTP"};
+  for (int i = 0; i < 2; i++) {
+    json_t *doc = load(valid_doc);
+    json_t *dc = json_object_get(
+        json_array_get(json_object_get(json_array_get(json_object_get(
+                                           doc, "terminations"), 0),
+                                       "medias"),
+                       0),
+        "dcMedia");
+    json_object_set_new(dc, "mediaProxyConfig", json_string("UDP"));
+    json_object_set_new(dc, "mdc2Protocol", json_string(protos[i]));
+    struct dcmf_problem p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(dcmf_mediactx_normalise(doc), 0);
+    int rv = dcmf_mediactx_validate(doc, &p);
+    if (i == 0) {
+      if (rv != 0) {
+        fail_msg("%s: %s", p.n_invalid ? p.invalid[0].param : "-",
+                 p.n_invalid ? p.invalid[0].reason : p.detail);
+      }
+    } else {
+      assert_int_equal(rv, DCMF_ERR_INVALID);
+      assert_int_equal(p.n_invalid, 1);
+      assert_string_equal(p.invalid[0].param, DC "/mdc2Protocol");
+    }
+    json_decref(doc);
+  }
+}
+
 static void test_security_fields(void **state) {
   (void)state;
   expect_invalid(DC "/remoteDcEndpoint/fingerprint", "\"SHA-256 00:11\"",
@@ -221,6 +254,7 @@ int main(void) {
       cmocka_unit_test(test_missing_and_wrong_types),
       cmocka_unit_test(test_endpoints),
       cmocka_unit_test(test_dc_media),
+      cmocka_unit_test(test_udp_mode_mdc2_protocol),
       cmocka_unit_test(test_security_fields),
       cmocka_unit_test(test_duplicates),
       cmocka_unit_test(test_unknown_members_are_accepted),
