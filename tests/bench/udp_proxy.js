@@ -1,0 +1,91 @@
+// UDP-proxy benchmark on loopback: a werift phone sends messages on one
+// application channel (stream 1000), dcmfd relays each as a datagram to a
+// UDP echo server, and the echo comes back as a message. Keeps WINDOW
+// messages in flight.
+//
+//   node tests/bench/udp_proxy.js [BUILD_DIR]      Prints Markdown rows.
+//
+// werift (JavaScript) is the slower end, so messages/s is a floor for
+// dcmfd. The dcmfd figure that does not depend on the phone is its CPU
+// time per message relayed (user + system, from /proc, both directions).
+"use strict";
+const path = require("path");
+const fs = require("fs");
+const dgram = require("dgram");
+const { spawn } = require("child_process");
+module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
+module.paths.unshift(path.join(__dirname, "..", "integration"));
+const werift = require("werift");
+const { parseOffer, createRequest, answerSdp, api } = require("ims_as");
+
+const build = process.argv[2] || "build";
+const PORT = Number(process.env.PORT || 18970);
+const COUNT = Number(process.env.COUNT || 5000);
+const WINDOW = Number(process.env.WINDOW || 8);
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function cpuTicks(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const parts = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return Number(parts[11]) + Number(parts[12]); // utime + stime
+}
+
+async function run(size) {
+  const echo = dgram.createSocket("udp4");
+  echo.on("message", (m, r) => echo.send(m, r.port, r.address));
+  await new Promise((r) => echo.bind(0, "127.0.0.1", r));
+  const pc = new werift.RTCPeerConnection({ iceServers: [], iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1" });
+  const ch = pc.createDataChannel("bench", { negotiated: true, id: 1000, protocol: "bench" });
+  let got = 0;
+  ch.onMessage.subscribe(() => { got++; });
+  const opened = new Promise((r) => ch.stateChanged.subscribe((s) => s === "open" && r()));
+  await pc.setLocalDescription(await pc.createOffer());
+  const sdp = pc.localDescription.sdp.split("\r\n")
+    .filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");
+  const offer = parseOffer(sdp);
+  const req = createRequest(offer, { streams: { 1000: { streamId: 1000, subprotocol: "bench", order: true } } });
+  const dc = req.terminations[0].medias[0].dcMedia;
+  dc.mediaProxyConfig = "UDP";
+  dc.remoteMdc2Endpoint = { ip: { ipv4Addr: "127.0.0.1" }, transport: "UDP", portNumber: echo.address().port };
+  const created = await api(PORT, "POST", "/nmf-mrm/v1/contexts", req);
+  if (created.status !== 201) throw new Error(`create ${created.status}`);
+  await pc.setRemoteDescription({ type: "answer", sdp: answerSdp(created.body, offer) });
+  await opened;
+  const msg = Buffer.alloc(size, 0x61);
+  const t0 = process.hrtime.bigint();
+  const c0 = cpuTicks(global.dcmfdPid);
+  let sent = 0;
+  for (let spins = 0; got < COUNT && spins < 200000; spins++) {
+    while (sent < COUNT && sent - got < WINDOW) { ch.send(msg); sent++; }
+    await new Promise((r) => setImmediate(r));
+  }
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const ticks = cpuTicks(global.dcmfdPid) - c0;
+  pc.close();
+  echo.close();
+  await api(PORT, "DELETE", `/nmf-mrm/v1/contexts/${created.body.contextId}`);
+  const rate = got / secs;
+  const usPerMsg = (ticks * 1e6 / 100) / (2 * got); // 100 ticks/s; two relays per echo
+  console.log(`| ${size} B | ${got}/${COUNT} | ${rate.toFixed(0)} | ${(rate * size * 2 / 1e6).toFixed(1)} | ${usPerMsg.toFixed(1)} |`);
+}
+
+(async () => {
+  const proc = spawn(path.join(build, "dcmf", "dcmfd"),
+    ["--control", `127.0.0.1:${PORT}`, "--ports", "47000-47100", "--log-level", "warn"],
+    { stdio: "ignore" });
+  global.dcmfdPid = proc.pid;
+  try {
+    for (let i = 0; i < 100; i++) {
+      try { if ((await api(PORT, "GET", "/healthz")).status === 200) break; } catch (e) { /* not yet */ }
+      await wait(50);
+    }
+    console.log(`| message | echoed | messages/s (round trips) | MB/s (both directions) | dcmfd CPU µs per relayed message |`);
+    console.log(`|---|---|---|---|---|`);
+    for (const size of [100, 1200, 16384]) await run(size);
+  } finally {
+    proc.kill("SIGTERM");
+  }
+  process.exit(0);
+})();
