@@ -3,7 +3,10 @@
 // UDP echo server, and the echo comes back as a message. Keeps WINDOW
 // messages in flight.
 //
-//   node tests/bench/udp_proxy.js [BUILD_DIR]      Prints Markdown rows.
+//   taskset -c 1 node tests/bench/udp_proxy.js [BUILD_DIR]
+//
+// dcmfd is pinned to core 0 and this script (phone and echo server) runs
+// on core 1. Prints Markdown rows.
 //
 // werift (JavaScript) is the slower end, so messages/s is a floor for
 // dcmfd. The dcmfd figure that does not depend on the phone is its CPU
@@ -71,9 +74,34 @@ async function run(size) {
   console.log(`| ${size} B | ${got}/${COUNT} | ${rate.toFixed(0)} | ${(rate * size * 2 / 1e6).toFixed(1)} | ${usPerMsg.toFixed(1)} |`);
 }
 
+// The same echo with no data channel: a UDP client straight to the echo
+// server, same count and window, for scale.
+async function plainUdp(size) {
+  const echo = dgram.createSocket("udp4");
+  echo.on("message", (m, r) => echo.send(m, r.port, r.address));
+  await new Promise((r) => echo.bind(0, "127.0.0.1", r));
+  const client = dgram.createSocket("udp4");
+  let got = 0;
+  client.on("message", () => { got++; });
+  await new Promise((r) => client.bind(0, "127.0.0.1", r));
+  const msg = Buffer.alloc(size, 0x61);
+  const t0 = process.hrtime.bigint();
+  let sent = 0;
+  for (let spins = 0; got < COUNT && spins < 200000; spins++) {
+    while (sent < COUNT && sent - got < WINDOW) { client.send(msg, echo.address().port, "127.0.0.1"); sent++; }
+    await new Promise((r) => setImmediate(r));
+  }
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  client.close();
+  echo.close();
+  const rate = got / secs;
+  console.log(`| ${size} B, plain loopback UDP (no dcmfd) | ${got}/${COUNT} | ${rate.toFixed(0)} | ${(rate * size * 2 / 1e6).toFixed(1)} | — |`);
+}
+
 (async () => {
-  const proc = spawn(path.join(build, "dcmf", "dcmfd"),
-    ["--control", `127.0.0.1:${PORT}`, "--ports", "47000-47100", "--log-level", "warn"],
+  // taskset: dcmfd on one core, the phone and echo server on the other
+  const proc = spawn("taskset", ["-c", "0", path.join(build, "dcmf", "dcmfd"),
+    "--control", `127.0.0.1:${PORT}`, "--ports", "47000-47100", "--log-level", "warn"],
     { stdio: "ignore" });
   global.dcmfdPid = proc.pid;
   try {
@@ -83,7 +111,8 @@ async function run(size) {
     }
     console.log(`| message | echoed | messages/s (round trips) | MB/s (both directions) | dcmfd CPU µs per relayed message |`);
     console.log(`|---|---|---|---|---|`);
-    for (const size of [100, 1200, 16384]) await run(size);
+    for (const size of [100, 1024, 16384]) await run(size);
+    await plainUdp(1024);
   } finally {
     proc.kill("SIGTERM");
   }
