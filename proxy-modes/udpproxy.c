@@ -83,20 +83,13 @@ static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
   *b = uv_buf_init((char *)l->up->buf, sizeof(l->up->buf));
 }
 
-static void on_datagram(uv_udp_t *u, ssize_t n, const uv_buf_t *b,
-                        const struct sockaddr *from, unsigned flags) {
-  (void)flags;
-  struct leg *l = u->data;
+static void leg_receive(struct leg *l, const struct sockaddr *from,
+                        const uint8_t *data, size_t len) {
   struct dcmf_udpproxy *up = l->up;
-  if (n < 0 || from == NULL) {
-    return;
-  }
   if (!same_addr(&up->server, from)) {
     up->counters.dropped_source++; /* only the DC AS may speak here */
     return;
   }
-  const uint8_t *data = (const uint8_t *)b->base;
-  size_t len = (size_t)n;
   if (l->n_queued == 0) {
     int rv = up->cbs.deliver(up->user, l->sid, l->text, data, len);
     if (rv == 0) {
@@ -123,6 +116,15 @@ static void on_datagram(uv_udp_t *u, ssize_t n, const uv_buf_t *b,
   }
   memcpy(copy, data, len);
   l->queue[l->n_queued++] = (struct queued){copy, len};
+}
+
+static void on_datagram(uv_udp_t *u, ssize_t n, const uv_buf_t *b,
+                        const struct sockaddr *from, unsigned flags) {
+  (void)flags;
+  if (n < 0 || from == NULL) {
+    return;
+  }
+  leg_receive(u->data, from, (const uint8_t *)b->base, (size_t)n);
 }
 
 static struct leg *leg_find(const struct dcmf_udpproxy *up, uint16_t sid) {
@@ -161,15 +163,15 @@ static void leg_open(struct dcmf_udpproxy *up, struct dcmf_media_mdc2 *e) {
   uv_udp_init(up->loop, &l->udp);
   l->udp.data = l;
   up->open_handles++;
-  l->next = up->legs;
-  up->legs = l;
   if (uv_udp_open(&l->udp, e->fd) != 0) {
     close(e->fd);
     e->fd = -1;
-    leg_close(l);
+    leg_close(l); /* never listed: freed when libuv lets go */
     return;
   }
   e->fd = -1; /* the leg owns it now */
+  l->next = up->legs;
+  up->legs = l;
   uv_udp_recv_start(&l->udp, on_alloc, on_datagram);
 }
 
@@ -263,4 +265,15 @@ void dcmf_udpproxy_close(struct dcmf_udpproxy *up) {
   if (up->open_handles == 0) {
     free(up);
   }
+}
+
+int dcmf_udpproxy_receive(struct dcmf_udpproxy *up, uint16_t sid,
+                          const struct sockaddr *from, const uint8_t *data,
+                          size_t len) {
+  struct leg *l = leg_find(up, sid);
+  if (l == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  leg_receive(l, from, data, len);
+  return 0;
 }

@@ -70,6 +70,13 @@ void dcmf_udpproxy_message(struct dcmf_udpproxy *up, uint16_t sid,
 /* The channel of |sid| opened: deliver what was queued for it. */
 void dcmf_udpproxy_channel_open(struct dcmf_udpproxy *up, uint16_t sid);
 
+/* A datagram from |from| on the MDC2 port of |sid|, as the socket hands
+ * it over (exposed for the fuzz target). Returns 0, or
+ * DCMF_ERR_NOT_FOUND when |sid| has no leg. */
+int dcmf_udpproxy_receive(struct dcmf_udpproxy *up, uint16_t sid,
+                          const struct sockaddr *from, const uint8_t *data,
+                          size_t len);
+
 const struct dcmf_udpproxy_counters *
 dcmf_udpproxy_counters(const struct dcmf_udpproxy *up);
 
