@@ -16,6 +16,7 @@ const fs = require("fs");
 const os = require("os");
 const net = require("net");
 const http = require("http");
+const dgram = require("dgram");
 const crypto = require("crypto");
 const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
@@ -424,6 +425,39 @@ test("chromium: hold until fingerprint: ClientHello held before the PATCH, fetch
     const want = fs.readFileSync(path.join(WWW, "index.html"));
     check(r.body.equals(want), `body (${r.body.length} bytes) differs from index.html (${want.length} bytes)`);
   } finally { await phone.close(); }
+});
+
+test("chromium: UDP-proxy mode: 200 messages of 1 B to 16 KiB on stream 1000 echo back from a UDP server", async (d) => {
+  const echo = dgram.createSocket("udp4");
+  let datagrams = 0;
+  echo.on("message", (m, r) => { datagrams++; echo.send(m, r.port, r.address); });
+  await new Promise((r) => echo.bind(0, "127.0.0.1", r));
+  let phone;
+  try {
+    phone = await chromiumPhone(d, {
+      editRequest: (req) => {
+        const dc = req.terminations[0].medias[0].dcMedia;
+        dc.mediaProxyConfig = "UDP";
+        dc.mdc2Protocol = "UDP";
+        dc.remoteMdc2Endpoint = { ip: { ipv4Addr: "127.0.0.1" }, transport: "UDP", portNumber: echo.address().port };
+        dc.streams["1000"] = { streamId: 1000, subprotocol: "app", order: true };
+      },
+    });
+    const eps = phone.ctx.terminations[0].medias[0].dcMedia.localMdc2Endpoints;
+    check(eps && eps["1000"] && eps["1000"].portNumber > 0, `localMdc2Endpoints ${JSON.stringify(eps)}`);
+    await opened(phone);
+    const sizes = Array.from({ length: 200 }, (_, i) => 1 + Math.floor((i * 16383) / 199));
+    const r = await phone.call("app echo", ([s, ms]) => window.phone.appEcho(1000, s, ms), [sizes, 20000], 25000);
+    check(r.sent === 200 && r.got === 200, `sent ${r.sent}, got back ${r.got}`);
+    check(r.firstBad < 0, `message ${r.firstBad} came back different, or as text`);
+    check(datagrams === 200, `the UDP server saw ${datagrams} datagrams, not 200`);
+    // The bootstrap channel still serves HTTP beside the proxied stream.
+    const g = await exchange(phone, "GET / HTTP/1.1\r\nHost: \r\n\r\n");
+    check(g.status === 200, `GET / beside UDP-proxy: status ${g.status}`);
+  } finally {
+    if (phone) await phone.close();
+    echo.close();
+  }
 });
 
 test("chromium: HTTP proxy mode: / and /app.js come from nginx at the replaceHttpUrl", async (d) => {
