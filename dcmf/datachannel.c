@@ -279,9 +279,13 @@ void dcmf_dc_on_sctp_reset(struct dcmf_dc *dc, uint16_t sid) {
   }
   if (!n->closing) {
     /* RFC 8831 6.7: the peer closed; reset our side too. */
+    n->closing = 1;
     dcmf_sctp_reset_stream(dc->sctp, sid);
   }
   if (n->ch.open) {
+    /* Closed before the callback runs, so what the callback sets off
+     * (a relay closing the twin, which closes back) finds it closed. */
+    n->ch.open = 0;
     dc->cbs.channel_closed(dc->user, &n->ch);
   }
   node_remove(dc, n);

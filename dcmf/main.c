@@ -197,6 +197,11 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   f->udp_dropped_source = load(&st->udp_dropped_source);
   f->udp_dropped_queue = load(&st->udp_dropped_queue);
   f->udp_dropped_send = load(&st->udp_dropped_send);
+  f->relay_messages = load(&st->relay_messages);
+  f->relay_bytes = load(&st->relay_bytes);
+  f->relay_dropped_queue = load(&st->relay_dropped_queue);
+  f->relay_dropped_send = load(&st->relay_dropped_send);
+  f->relay_dropped_no_twin = load(&st->relay_dropped_no_twin);
   f->proxy_requests = load(&st->proxy_requests);
   f->proxy_upstream_errors = load(&st->proxy_upstream_errors);
   f->proxy_upstream_timeouts = load(&st->proxy_upstream_timeouts);

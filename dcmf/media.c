@@ -86,6 +86,40 @@ static int build_streams(struct dcmf_media_desc *d, json_t *streams) {
   return 0;
 }
 
+/* The DC media this one is relayed to: the one its dcRelay names, or
+ * the one whose dcRelay names it (validation made that unique). */
+static void find_relay(struct dcmf_media_desc *d, const struct dcmf_context *ctx,
+                       json_t *media) {
+  json_t *own = json_object_get(json_object_get(media, "dcMedia"), "dcRelay");
+  const char *tid = json_string_value(json_object_get(own, "terminationId"));
+  const char *mid = json_string_value(json_object_get(own, "mediaId"));
+  size_t i, j;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(ctx->doc, "terminations"), i, t) {
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      json_t *r = json_object_get(json_object_get(m, "dcMedia"), "dcRelay");
+      const char *rt = json_string_value(json_object_get(r, "terminationId"));
+      const char *rm = json_string_value(json_object_get(r, "mediaId"));
+      if (tid == NULL && (rt == NULL || rm == NULL ||
+                          strcmp(rt, d->key.termination_id) != 0 ||
+                          strcmp(rm, d->key.media_id) != 0)) {
+        continue; /* we name nobody and |m| does not name us */
+      }
+      const char *mt = json_string_value(json_object_get(t, "terminationId"));
+      const char *mm = json_string_value(json_object_get(m, "mediaId"));
+      if (mt == NULL || mm == NULL ||
+          (tid != NULL && (strcmp(mt, tid) != 0 || strcmp(mm, mid) != 0))) {
+        continue;
+      }
+      d->has_relay = 1;
+      copy_str(d->relay.context_id, sizeof(d->relay.context_id), ctx->id);
+      copy_str(d->relay.termination_id, sizeof(d->relay.termination_id), mt);
+      copy_str(d->relay.media_id, sizeof(d->relay.media_id), mm);
+      return;
+    }
+  }
+}
+
 int dcmf_media_desc_build(struct dcmf_media_desc *d,
                           const struct dcmf_context *ctx,
                           const struct dcmf_media *m, json_t *media,
@@ -124,6 +158,7 @@ int dcmf_media_desc_build(struct dcmf_media_desc *d,
   const char *proxy = json_string_value(json_object_get(dc,
                                                         "mediaProxyConfig"));
   d->http_proxy = proxy != NULL && strcmp(proxy, "HTTP") == 0;
+  find_relay(d, ctx, media);
   if (build_routes(d, json_object_get(dc, "replaceHttpUrl")) != 0) {
     return DCMF_ERR_NOMEM;
   }

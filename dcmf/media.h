@@ -77,6 +77,11 @@ struct dcmf_media_desc {
   struct sockaddr_storage mdc2_addr;
   struct dcmf_media_mdc2 *mdc2; /* owned, with the fds */
   size_t n_mdc2;
+  /* DC relay (dcMedia.dcRelay, either side): application streams are
+   * joined stream by stream to the DC media |relay| of the same
+   * context. */
+  int has_relay;
+  struct dcmf_media_key relay;
 };
 
 /* Returns the base URL HTTP on stream |sid| goes to, or NULL when the

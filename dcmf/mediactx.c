@@ -491,6 +491,123 @@ static void check_termination(struct walk *w, json_t *term) {
   walk_pop(w, old);
 }
 
+/* Finds the DC media |term|/|media| of |doc|; NULL if there is none. */
+static json_t *find_dc_media(json_t *doc, const char *term,
+                             const char *media) {
+  size_t i, j;
+  json_t *t, *m;
+  if (term == NULL || media == NULL) {
+    return NULL;
+  }
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    const char *tid = json_string_value(json_object_get(t, "terminationId"));
+    if (tid == NULL || strcmp(tid, term) != 0) {
+      continue;
+    }
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      const char *mid = json_string_value(json_object_get(m, "mediaId"));
+      if (mid != NULL && strcmp(mid, media) == 0 &&
+          json_object_get(m, "dcMedia") != NULL) {
+        return m;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* Runs with the walk at /terminations.
+ * dcMedia.dcRelay (a dcmf extension) joins this DC media to another DC
+ * media of the same context, stream by stream: it must name one that
+ * exists, is not itself, is joined to no third media, and every media
+ * is in at most one join. */
+static void check_relays(struct walk *w, json_t *doc) {
+  size_t i, j;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      json_t *relay = json_object_get(json_object_get(m, "dcMedia"), "dcRelay");
+      if (relay == NULL) {
+        continue;
+      }
+      size_t o1 = walk_push_index(w, i);
+      walk_push(w, "medias");
+      walk_push_index(w, j);
+      walk_push(w, "dcMedia");
+      walk_push(w, "dcRelay");
+      const char *rt =
+          json_string_value(json_object_get(relay, "terminationId"));
+      const char *rm = json_string_value(json_object_get(relay, "mediaId"));
+      const char *own_t =
+          json_string_value(json_object_get(t, "terminationId"));
+      const char *own_m = json_string_value(json_object_get(m, "mediaId"));
+      json_t *twin = NULL;
+      if (!json_is_object(relay) || rt == NULL || rm == NULL) {
+        walk_error(w, "must be {\"terminationId\": string, \"mediaId\": "
+                      "string}");
+      } else if (own_t != NULL && own_m != NULL && strcmp(rt, own_t) == 0 &&
+                 strcmp(rm, own_m) == 0) {
+        walk_error(w, "a DC media cannot be relayed to itself");
+      } else if ((twin = find_dc_media(doc, rt, rm)) == NULL) {
+        walk_error(w, "names no DC media of this context");
+      } else {
+        json_t *back =
+            json_object_get(json_object_get(twin, "dcMedia"), "dcRelay");
+        const char *bt =
+            json_string_value(json_object_get(back, "terminationId"));
+        const char *bm = json_string_value(json_object_get(back, "mediaId"));
+        if (back != NULL && (bt == NULL || bm == NULL || own_t == NULL ||
+                             own_m == NULL || strcmp(bt, own_t) != 0 ||
+                             strcmp(bm, own_m) != 0)) {
+          walk_error(w, "the named DC media is relayed elsewhere");
+        }
+      }
+      walk_pop(w, o1);
+    }
+  }
+  /* Every DC media has at most one partner: the one its dcRelay names
+   * and those whose dcRelay names it must all be the same media. */
+  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      const char *own_t =
+          json_string_value(json_object_get(t, "terminationId"));
+      const char *own_m = json_string_value(json_object_get(m, "mediaId"));
+      json_t *r = json_object_get(json_object_get(m, "dcMedia"), "dcRelay");
+      json_t *partner =
+          r == NULL ? NULL
+                    : find_dc_media(doc,
+                                    json_string_value(json_object_get(
+                                        r, "terminationId")),
+                                    json_string_value(
+                                        json_object_get(r, "mediaId")));
+      int partners = partner != NULL;
+      size_t k, l;
+      json_t *t2, *m2;
+      json_array_foreach(json_object_get(doc, "terminations"), k, t2) {
+        json_array_foreach(json_object_get(t2, "medias"), l, m2) {
+          json_t *r2 =
+              json_object_get(json_object_get(m2, "dcMedia"), "dcRelay");
+          const char *rt =
+              json_string_value(json_object_get(r2, "terminationId"));
+          const char *rm = json_string_value(json_object_get(r2, "mediaId"));
+          if (m2 != partner && own_t != NULL && own_m != NULL && rt != NULL &&
+              rm != NULL && strcmp(rt, own_t) == 0 &&
+              strcmp(rm, own_m) == 0) {
+            partners++;
+          }
+        }
+      }
+      if (partners > 1) {
+        size_t o1 = walk_push_index(w, i);
+        walk_push(w, "medias");
+        walk_push_index(w, j);
+        walk_error(w, "would be relayed to more than one DC media "
+                      "(dcRelay)");
+        walk_pop(w, o1);
+      }
+    }
+  }
+}
+
 int dcmf_mediactx_validate(json_t *doc, struct dcmf_problem *p) {
   struct walk w = {.p = p, .path = "", .len = 0, .errors = 0};
   if (!expect(&w, doc, JSON_OBJECT, "a MediaContext object")) {
@@ -512,6 +629,9 @@ int dcmf_mediactx_validate(json_t *doc, struct dcmf_problem *p) {
         walk_pop(&w, o2);
       }
       check_unique(&w, terms, "terminationId");
+      if (w.errors == 0) {
+        check_relays(&w, doc);
+      }
     }
     walk_pop(&w, old);
   }

@@ -137,6 +137,18 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       "dcmf_udp_proxy_dropped_total{reason=\"unknown_source\"} %llu\n"
       "dcmf_udp_proxy_dropped_total{reason=\"queue_full\"} %llu\n"
       "dcmf_udp_proxy_dropped_total{reason=\"send\"} %llu\n"
+      "# HELP dcmf_dc_relay_messages_total Messages a DC relay delivered to "
+      "the twin channel.\n"
+      "# TYPE dcmf_dc_relay_messages_total counter\n"
+      "dcmf_dc_relay_messages_total %llu\n"
+      "# HELP dcmf_dc_relay_bytes_total Payload bytes a DC relay delivered.\n"
+      "# TYPE dcmf_dc_relay_bytes_total counter\n"
+      "dcmf_dc_relay_bytes_total %llu\n"
+      "# HELP dcmf_dc_relay_dropped_total DC relay drops by reason.\n"
+      "# TYPE dcmf_dc_relay_dropped_total counter\n"
+      "dcmf_dc_relay_dropped_total{reason=\"queue_full\"} %llu\n"
+      "dcmf_dc_relay_dropped_total{reason=\"send\"} %llu\n"
+      "dcmf_dc_relay_dropped_total{reason=\"no_twin\"} %llu\n"
       "# HELP dcmf_proxy_requests_total HTTP requests in HTTP-proxy mode.\n"
       "# TYPE dcmf_proxy_requests_total counter\n"
       "dcmf_proxy_requests_total %llu\n"
@@ -168,6 +180,11 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)f->udp_dropped_source,
       (unsigned long long)f->udp_dropped_queue,
       (unsigned long long)f->udp_dropped_send,
+      (unsigned long long)f->relay_messages,
+      (unsigned long long)f->relay_bytes,
+      (unsigned long long)f->relay_dropped_queue,
+      (unsigned long long)f->relay_dropped_send,
+      (unsigned long long)f->relay_dropped_no_twin,
       (unsigned long long)f->proxy_requests,
       (unsigned long long)f->proxy_upstream_errors,
       (unsigned long long)f->proxy_upstream_timeouts,

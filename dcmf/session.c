@@ -10,6 +10,7 @@
 #include "httpdc.h"
 #include "httpproxy.h"
 #include "ice.h"
+#include "relayq.h"
 #include "sctp.h"
 #include "udpproxy.h"
 #include "worker.h"
@@ -51,6 +52,10 @@ struct dcmf_session {
   uv_timer_t flush_timer; /* sends what proxies handed the engines */
   struct dcmf_udpproxy *mdc2; /* UDP-proxy mode legs; NULL: none */
   struct dcmf_udpproxy_counters udp_published;
+  /* DC relay: what the twin sent that our phone could not take yet. */
+  struct dcmf_relayq relay_in;
+  int relay_overflow; /* dropping for lack of room; logged once */
+  int assoc_closing;  /* inside association_free */
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
@@ -323,6 +328,101 @@ static void channel_event(struct dcmf_session *s, const char *event,
   json_decref(d);
 }
 
+/* ---- DC relay ------------------------------------------------------------- */
+
+/* Messages held for one side of a relay, at most (then dropped, counted). */
+#define RELAY_QUEUE_BYTES (4u * 1024 * 1024)
+
+static struct dcmf_session *relay_twin(struct dcmf_session *s) {
+  if (!s->desc.has_relay || s->env.find_session == NULL) {
+    return NULL;
+  }
+  return s->env.find_session(s->env.find_user, &s->desc.relay);
+}
+
+static int relay_send(void *user, uint16_t sid, int binary,
+                      const uint8_t *data, size_t len) {
+  struct dcmf_session *t = user;
+  if (t->dc == NULL || t->assoc_closing) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  struct dcmf_dc_channel *ch = dcmf_dc_find(t->dc, sid);
+  if (ch == NULL) {
+    return DCMF_ERR_INVALID; /* no such stream on this side: dropped */
+  }
+  int rv = dcmf_dc_send(t->dc, sid, binary, data, len);
+  if (rv == 0) {
+    STAT_ADD(t, relay_messages, 1);
+    STAT_ADD(t, relay_bytes, len);
+    STAT_ADD(t, messages_out, 1);
+    STAT_ADD(t, bytes_out, len);
+  }
+  return rv;
+}
+
+/* Sends what the twin left for our phone, in order. */
+static void relay_drain(struct dcmf_session *s) {
+  if (s->relay_in.count > 0) {
+    STAT_ADD(s, relay_dropped_send,
+             dcmf_relayq_drain(&s->relay_in, relay_send, s));
+  }
+  if (s->relay_in.count == 0) {
+    s->relay_overflow = 0;
+  }
+}
+
+/* A message from our phone on relayed stream |sid|: on to the twin's. */
+static void relay_forward(struct dcmf_session *s, uint16_t sid, int binary,
+                          const uint8_t *data, size_t len) {
+  struct dcmf_session *t = relay_twin(s);
+  if (t == NULL) {
+    STAT_ADD(s, relay_dropped_no_twin, 1);
+    return;
+  }
+  if (!dcmf_relayq_has(&t->relay_in, sid)) {
+    int rv = relay_send(t, sid, binary, data, len);
+    if (rv == 0) {
+      return;
+    }
+    if (rv != DCMF_ERR_EXHAUSTED && rv != DCMF_ERR_NOT_FOUND) {
+      STAT_ADD(s, relay_dropped_send, 1);
+      return;
+    }
+  }
+  /* The twin's channel is not open yet, its send buffer is full, or older
+   * messages of this stream still wait: keep order. */
+  t->relay_in.max_bytes = RELAY_QUEUE_BYTES;
+  if (dcmf_relayq_push(&t->relay_in, sid, binary, data, len) != 0) {
+    STAT_ADD(s, relay_dropped_queue, 1);
+    if (!t->relay_overflow) { /* once per episode, not per message */
+      char k[300];
+      t->relay_overflow = 1;
+      DCMF_LOGW(s->env.log, "relay",
+                "%s: %zu bytes already wait for the twin; dropping messages",
+                key_str(t, k, sizeof(k)), t->relay_in.bytes);
+    }
+  }
+}
+
+/* Our channel |sid| closed: its twin closes too (RFC 8831 6.7 reset). */
+static void relay_close(struct dcmf_session *s, uint16_t sid) {
+  dcmf_relayq_purge(&s->relay_in, sid);
+  struct dcmf_session *t = relay_twin(s);
+  if (t == NULL || t->dc == NULL || t->assoc_closing) {
+    return;
+  }
+  relay_drain(t); /* what our phone sent before closing goes first */
+  struct dcmf_dc_channel *c = dcmf_dc_find(t->dc, sid);
+  if (c != NULL && c->open) {
+    dcmf_dc_close(t->dc, sid);
+  }
+}
+
+static int is_relayed(struct dcmf_session *s, const struct dcmf_dc_channel *ch) {
+  return s->desc.has_relay && ch->negotiated && ch->service == NULL &&
+         (s->mdc2 == NULL || !dcmf_udpproxy_has(s->mdc2, ch->sid));
+}
+
 static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_session *s = user;
   STAT_ADD(s, channels_open, 1);
@@ -340,6 +440,10 @@ static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
     dcmf_udpproxy_channel_open(s->mdc2, ch->sid); /* queued A2P datagrams */
     return 0;
   }
+  if (is_relayed(s, ch)) {
+    relay_drain(s); /* what the twin sent before we opened */
+    return 0;
+  }
   /* Application channels (>= 1000) wait for the proxy modes; keep
    * negotiated ones open, refuse in-band ones nobody serves. */
   return ch->negotiated ? 0 : -1;
@@ -347,14 +451,15 @@ static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
 
 static void dc_channel_message(void *user, struct dcmf_dc_channel *ch,
                                int binary, const uint8_t *data, size_t len) {
-  (void)binary;
   struct dcmf_session *s = user;
   STAT_ADD(s, messages_in, 1);
   STAT_ADD(s, bytes_in, len);
   if (ch->service != NULL) {
     http_message(ch->service, data, len);
-  } else if (s->mdc2 != NULL) {
+  } else if (s->mdc2 != NULL && dcmf_udpproxy_has(s->mdc2, ch->sid)) {
     dcmf_udpproxy_message(s->mdc2, ch->sid, data, len);
+  } else if (is_relayed(s, ch)) {
+    relay_forward(s, ch->sid, binary, data, len);
   }
 }
 
@@ -366,6 +471,8 @@ static void dc_channel_closed(void *user, struct dcmf_dc_channel *ch) {
   if (ch->service != NULL) {
     http_free(ch->service);
     ch->service = NULL;
+  } else if (is_relayed(s, ch)) {
+    relay_close(s, ch->sid);
   }
 }
 
@@ -409,6 +516,7 @@ static void resume_channel(void *user, struct dcmf_dc_channel *ch) {
 
 static void sctp_writable(void *user) {
   struct dcmf_session *s = user;
+  relay_drain(s);
   dcmf_dc_foreach(s->dc, resume_channel, s);
 }
 
@@ -416,7 +524,9 @@ static const struct dcmf_sctp_callbacks sctp_cbs = {
     sctp_send_packet, sctp_message, sctp_reset, sctp_state, sctp_writable};
 
 static void association_free(struct dcmf_session *s) {
+  s->assoc_closing = 1; /* a relay twin reacting to the closes keeps off */
   dcmf_dc_del(s->dc); /* reports each open channel closed: frees services */
+  s->assoc_closing = 0;
   s->dc = NULL;
   dcmf_sctp_del(s->sctp);
   s->sctp = NULL;
@@ -716,6 +826,7 @@ void dcmf_session_update(struct dcmf_session *s,
 static void on_closed(uv_handle_t *h) {
   struct dcmf_session *s = h->data;
   if (--s->handles_open == 0) {
+    dcmf_relayq_clear(&s->relay_in);
     dcmf_media_desc_free(&s->desc);
     free(s);
   }

@@ -41,6 +41,10 @@ struct dcmf_session_env {
   void (*emit)(void *user, const struct dcmf_media_key *key,
                const char *event, const char *detail);
   void *emit_user;
+  /* The session of DC media |key| on the same thread, or NULL. */
+  struct dcmf_session *(*find_session)(void *user,
+                                       const struct dcmf_media_key *key);
+  void *find_user;
 };
 
 struct dcmf_session;

@@ -154,6 +154,13 @@ static struct node **find(struct dcmf_worker *w,
   return pp;
 }
 
+/* DC relays: a session finds its twin among the worker's sessions. */
+static struct dcmf_session *find_session(void *user,
+                                         const struct dcmf_media_key *key) {
+  struct node **pp = find(user, key);
+  return *pp != NULL ? (*pp)->session : NULL;
+}
+
 /* The proxy keeps plain counters on the worker thread; publish them. */
 static void publish_proxy_stats(struct dcmf_worker *w) {
   struct dcmf_media_stats *st = &w->stats;
@@ -369,7 +376,9 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .proxy = &w->proxy_env,
                                      .proxy_counters = &w->proxy_counters,
                                      .emit = emit,
-                                     .emit_user = w};
+                                     .emit_user = w,
+                                     .find_session = find_session,
+                                     .find_user = w};
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {
     uv_close((uv_handle_t *)&w->outbox_async, NULL);
     dcmf_dtls_ctx_free(&w->dtls_ctx);

@@ -47,6 +47,9 @@ struct dcmf_media_stats {
   _Atomic uint64_t udp_datagrams_out, udp_bytes_out, udp_datagrams_in,
       udp_bytes_in, udp_dropped_oversize, udp_dropped_source,
       udp_dropped_queue, udp_dropped_send;
+  /* DC relay: messages and bytes handed to the twin, and drops */
+  _Atomic uint64_t relay_messages, relay_bytes, relay_dropped_queue,
+      relay_dropped_send, relay_dropped_no_twin;
   /* HTTP-proxy mode */
   _Atomic uint64_t proxy_requests, proxy_upstream_errors,
       proxy_upstream_timeouts, proxy_cache_hits, proxy_cache_misses,

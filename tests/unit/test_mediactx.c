@@ -196,6 +196,79 @@ static void test_udp_mode_mdc2_protocol(void **state) {
   }
 }
 
+/* dcMedia.dcRelay must name another DC media of the context, and every
+ * media joins at most one other. */
+static void test_dc_relay(void **state) {
+  (void)state;
+  static const char two[] =
+      "{\"terminations\":["
+      "{\"terminationId\":\"ue-a\",\"medias\":[{\"mediaId\":\"1\","
+      "\"mediaResourceType\":\"DC\",\"dcMedia\":{\"streams\":{\"1000\":{}}}}]},"
+      "{\"terminationId\":\"ue-b\",\"medias\":[{\"mediaId\":\"1\","
+      "\"mediaResourceType\":\"DC\",\"dcMedia\":{\"streams\":{\"1000\":{}}}}]},"
+      "{\"terminationId\":\"ue-c\",\"medias\":[{\"mediaId\":\"1\","
+      "\"mediaResourceType\":\"DC\",\"dcMedia\":{\"streams\":{\"1000\":{}}}}]}"
+      "]}";
+  struct {
+    const char *from, *to_term, *to_media; /* a dcRelay to set */
+    const char *from2, *to_term2;          /* and a second one, or NULL */
+    const char *bad;                       /* expected param, NULL: valid */
+  } cases[] = {
+      {"0", "ue-b", "1", NULL, NULL, NULL},
+      {"0", "ue-b", "1", "1", "ue-a", NULL}, /* both sides say it */
+      {"0", "ue-a", "1", NULL, NULL,
+       "/terminations/0/medias/0/dcMedia/dcRelay"}, /* itself */
+      {"0", "ue-z", "1", NULL, NULL,
+       "/terminations/0/medias/0/dcMedia/dcRelay"}, /* no such media */
+      {"0", "ue-b", "2", NULL, NULL,
+       "/terminations/0/medias/0/dcMedia/dcRelay"},
+      {"0", "ue-b", "1", "2", "ue-b",
+       "/terminations/1/medias/0"}, /* ue-b in two joins */
+      {"0", "ue-b", "1", "1", "ue-c",
+       "/terminations/0/medias/0/dcMedia/dcRelay"}, /* b goes elsewhere */
+  };
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    json_t *doc = load(two);
+    json_t *terms = json_object_get(doc, "terminations");
+    const char *froms[2] = {cases[c].from, cases[c].from2};
+    const char *tos[2] = {cases[c].to_term, cases[c].to_term2};
+    const char *mids[2] = {cases[c].to_media, "1"};
+    for (int k = 0; k < 2; k++) {
+      if (froms[k] == NULL) {
+        continue;
+      }
+      json_t *dc = json_object_get(
+          json_array_get(json_object_get(json_array_get(terms, (size_t)atoi(
+                                                                   froms[k])),
+                                         "medias"),
+                         0),
+          "dcMedia");
+      json_object_set_new(dc, "dcRelay",
+                          json_pack("{s:s, s:s}", "terminationId", tos[k],
+                                    "mediaId", mids[k]));
+    }
+    struct dcmf_problem p;
+    memset(&p, 0, sizeof(p));
+    int rv = dcmf_mediactx_validate(doc, &p);
+    if (cases[c].bad == NULL) {
+      if (rv != 0) {
+        fail_msg("case %zu: %s: %s", c, p.n_invalid ? p.invalid[0].param : "-",
+                 p.n_invalid ? p.invalid[0].reason : "-");
+      }
+    } else {
+      int found = 0;
+      for (size_t i = 0; i < p.n_invalid; i++) {
+        found |= strcmp(p.invalid[i].param, cases[c].bad) == 0;
+      }
+      if (rv != DCMF_ERR_INVALID || !found) {
+        fail_msg("case %zu: want %s, got %s", c, cases[c].bad,
+                 p.n_invalid ? p.invalid[0].param : "valid");
+      }
+    }
+    json_decref(doc);
+  }
+}
+
 static void test_security_fields(void **state) {
   (void)state;
   expect_invalid(DC "/remoteDcEndpoint/fingerprint", "\"SHA-256 00:11\"",
@@ -255,6 +328,7 @@ int main(void) {
       cmocka_unit_test(test_endpoints),
       cmocka_unit_test(test_dc_media),
       cmocka_unit_test(test_udp_mode_mdc2_protocol),
+      cmocka_unit_test(test_dc_relay),
       cmocka_unit_test(test_security_fields),
       cmocka_unit_test(test_duplicates),
       cmocka_unit_test(test_unknown_members_are_accepted),
