@@ -337,6 +337,10 @@ def case_big(ng_url, big_hash, flags, label):
             log(f"{label}: 10 MiB in {dt:.2f} s ({10 / dt:.1f} MiB/s); dcmfd RSS {base} KiB "
                 f"before, {peak} KiB peak ({len(samples)} samples)")
             assert len(samples) >= 3, f"only {len(samples)} RSS samples"
+            if os.environ.get("DCMF_SANITIZE", "none") != "none":
+                log(f"{label}: RSS bound not checked under the sanitizers")
+                d.alive()
+                return
             assert peak - base < 5 * 1024, (
                 f"dcmfd RSS grew by {(peak - base) / 1024:.1f} MiB during the transfer "
                 f"({base} -> {peak} KiB): the body is buffered, not streamed")

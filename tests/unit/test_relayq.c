@@ -67,6 +67,7 @@ static void test_full_stream_stops_at_first(void **state) {
   dcmf_relayq_drain(&q, fake_send, &s);
   assert_string_equal(s.log, "");
   assert_int_equal(q.count, 2); /* "y" never overtakes "x" */
+  dcmf_relayq_clear(&q);
 }
 
 static void test_other_errors_drop_and_count(void **state) {
