@@ -1,0 +1,447 @@
+#include "agwapi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+
+#include "agwdoc.h"
+#include "errors.h"
+#include "jsonpatch.h"
+#include "problem.h"
+
+#define CONTEXTS_PATH "/agw/v1/contexts"
+#define ID_LEN 36 /* a UUID in text */
+
+struct ctx {
+  char id[ID_LEN + 1];
+  json_t *doc; /* the stored document (dcmf_agwdoc_build) */
+  struct dcmf_relay_config cfg;
+  uint16_t ports[DCMF_RELAY_SIDES];
+  void *relay;
+  struct ctx *next;
+};
+
+struct dcmf_agwapi {
+  struct dcmf_agwapi_settings settings;
+  struct dcmf_agwapi_ops ops;
+  struct ctx *head; /* in creation order */
+  size_t count;
+};
+
+/* ---- responses -------------------------------------------------------- */
+
+static void respond_problem(struct dcmf_api_response *resp,
+                            const struct dcmf_problem *p) {
+  resp->status = p->status;
+  resp->content_type = "application/problem+json";
+  if (dcmf_problem_render(p, &resp->body) != 0) {
+    dcmf_buf_free(&resp->body);
+  }
+}
+
+/* Sends |doc| (reference stolen) as JSON, or a 500 when |doc| is NULL
+ * or cannot be rendered (out of memory). */
+static void respond_json(struct dcmf_api_response *resp, int status,
+                         json_t *doc, struct dcmf_problem *p) {
+  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (text == NULL) {
+    dcmf_problem_set(p, 500, "SYSTEM_FAILURE", "out of memory");
+    return;
+  }
+  resp->status = status;
+  resp->content_type = "application/json";
+  dcmf_buf_adopt(&resp->body, text, strlen(text));
+}
+
+/* The media type of a Content-Type value, parameters and case ignored. */
+static int media_type_is(const char *content_type, const char *want) {
+  if (content_type == NULL) {
+    return 0;
+  }
+  content_type += strspn(content_type, " \t");
+  size_t n = strlen(want);
+  if (strncasecmp(content_type, want, n) != 0) {
+    return 0;
+  }
+  char c = content_type[n];
+  return c == '\0' || c == ';' || c == ' ' || c == '\t';
+}
+
+/* Checks the length header and media type, then parses the body. Returns
+ * a new reference, or NULL with |p| set. */
+static json_t *read_body(const struct dcmf_api_request *req, const char *type,
+                         struct dcmf_api_response *resp,
+                         struct dcmf_problem *p) {
+  if (!req->has_content_length) {
+    dcmf_problem_set(p, 411, "INCORRECT_LENGTH",
+                     "a content-length header is required");
+    return NULL;
+  }
+  if (!media_type_is(req->content_type, type)) {
+    if (strcmp(type, "application/json-patch+json") == 0) {
+      resp->accept_patch = "application/json-patch+json";
+    }
+    dcmf_problem_param(p, "header content-type", "must be %s", type);
+    dcmf_problem_set(p, 415, "UNSUPPORTED_MEDIA_TYPE",
+                     "the body must be %s, not %s", type,
+                     req->content_type ? req->content_type : "absent");
+    return NULL;
+  }
+  json_error_t jerr;
+  json_t *doc = json_loadb((const char *)req->body, req->body_len,
+                           JSON_REJECT_DUPLICATES, &jerr);
+  if (doc == NULL) {
+    dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
+                     "the body is not valid JSON: %s (line %d, column %d)",
+                     jerr.text, jerr.line, jerr.column);
+  }
+  return doc;
+}
+
+/* ---- contexts --------------------------------------------------------- */
+
+static json_t *ctx_view(struct dcmf_agwapi *api, struct ctx *c) {
+  struct dcmf_relay_counters counters;
+  struct sockaddr_storage peer;
+  int latched = 0;
+  memset(&counters, 0, sizeof(counters));
+  api->ops.relay_read(api->ops.user, c->relay, &counters, &peer, &latched);
+  return dcmf_agwdoc_view(c->doc, &counters,
+                          latched ? (const struct sockaddr *)&peer : NULL);
+}
+
+static struct ctx **ctx_find(struct dcmf_agwapi *api, const char *id) {
+  struct ctx **pp = &api->head;
+  while (*pp != NULL && strcmp((*pp)->id, id) != 0) {
+    pp = &(*pp)->next;
+  }
+  return pp;
+}
+
+static void new_id(struct dcmf_agwapi *api, char *out) {
+  uint8_t b[16];
+  api->ops.random(api->ops.user, b, sizeof(b));
+  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* RFC 9562 version 4 */
+  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+  static const char hex[] = "0123456789abcdef";
+  size_t n = 0;
+  for (size_t i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      out[n++] = '-';
+    }
+    out[n++] = hex[b[i] >> 4];
+    out[n++] = hex[b[i] & 15];
+  }
+  out[n] = '\0';
+}
+
+static void set_location(struct dcmf_api_response *resp,
+                         const struct dcmf_api_request *req, const char *id) {
+  if (req->authority != NULL && req->authority[0] != '\0' &&
+      strpbrk(req->authority, "/?#\r\n ") == NULL) {
+    snprintf(resp->location, sizeof(resp->location), "%s://%s%s/%s",
+             req->scheme ? req->scheme : "http", req->authority,
+             CONTEXTS_PATH, id);
+  } else {
+    snprintf(resp->location, sizeof(resp->location), "%s/%s", CONTEXTS_PATH,
+             id);
+  }
+}
+
+static int resource_problem(int rv, struct dcmf_problem *p) {
+  if (rv == DCMF_ERR_EXHAUSTED) {
+    return dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
+                            "no relay ports are free");
+  }
+  if (rv == DCMF_ERR_NOMEM) {
+    return dcmf_problem_set(p, 500, "SYSTEM_FAILURE", "out of memory");
+  }
+  return dcmf_problem_set(p, 500, "SYSTEM_FAILURE",
+                          "the relay could not be set up (%s)",
+                          dcmf_strerror(rv));
+}
+
+static void handle_create(struct dcmf_agwapi *api,
+                          const struct dcmf_api_request *req,
+                          struct dcmf_api_response *resp,
+                          struct dcmf_problem *p) {
+  json_t *body = read_body(req, "application/json", resp, p);
+  if (body == NULL) {
+    return;
+  }
+  struct dcmf_agwdoc_limits lim = {.allow_v4 = api->settings.allow_v4,
+                                   .allow_v6 = api->settings.allow_v6};
+  struct dcmf_relay_config cfg;
+  int rv = dcmf_agwdoc_parse(body, DCMF_AGWDOC_CREATE, &lim, &cfg, NULL, p);
+  json_decref(body);
+  if (rv != 0) {
+    return;
+  }
+  if (api->settings.max_contexts != 0 &&
+      api->count >= api->settings.max_contexts) {
+    dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
+                     "the AGW holds its maximum of %zu contexts",
+                     api->settings.max_contexts);
+    return;
+  }
+  struct ctx *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    resource_problem(DCMF_ERR_NOMEM, p);
+    return;
+  }
+  do {
+    new_id(api, c->id);
+  } while (*ctx_find(api, c->id) != NULL);
+  c->cfg = cfg;
+  rv = api->ops.relay_new(api->ops.user, &cfg, c->ports, &c->relay);
+  if (rv != 0) {
+    free(c);
+    resource_problem(rv, p);
+    return;
+  }
+  c->doc = dcmf_agwdoc_build(c->id, &cfg, api->settings.advertise_addr,
+                             c->ports);
+  json_t *view = c->doc ? ctx_view(api, c) : NULL;
+  if (view == NULL) {
+    api->ops.relay_del(api->ops.user, c->relay);
+    json_decref(c->doc);
+    free(c);
+    resource_problem(DCMF_ERR_NOMEM, p);
+    return;
+  }
+  *ctx_find(api, c->id) = c; /* the end of the list */
+  api->count++;
+  set_location(resp, req, c->id);
+  respond_json(resp, 201, view, p);
+  DCMF_LOGI(api->settings.log, "agw",
+            "context %s created: access port %u, core port %u", c->id,
+            c->ports[DCMF_RELAY_ACCESS], c->ports[DCMF_RELAY_CORE]);
+}
+
+/* A PATCH may not change what the AGW assigned. */
+static int check_read_only(json_t *old, json_t *doc, const size_t terms[2],
+                           struct dcmf_problem *p) {
+  int bad = 0;
+  if (!json_equal(json_object_get(doc, "contextId"),
+                  json_object_get(old, "contextId"))) {
+    dcmf_problem_param(p, "/contextId", "is read-only");
+    bad++;
+  }
+  json_t *old_terms = json_object_get(old, "terminations");
+  json_t *new_terms = json_object_get(doc, "terminations");
+  for (size_t s = 0; s < DCMF_RELAY_SIDES; s++) {
+    json_t *was = json_object_get(json_array_get(old_terms, s), "local");
+    json_t *now =
+        json_object_get(json_array_get(new_terms, terms[s]), "local");
+    if (!json_equal(was, now)) {
+      char param[64];
+      snprintf(param, sizeof(param), "/terminations/%zu/local", terms[s]);
+      dcmf_problem_param(p, param, "is read-only (assigned by the AGW)");
+      bad++;
+    }
+  }
+  if (bad) {
+    dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
+                     "the patch changes members the AGW assigned");
+  }
+  return bad;
+}
+
+static void handle_patch(struct dcmf_agwapi *api,
+                         const struct dcmf_api_request *req, struct ctx *c,
+                         struct dcmf_api_response *resp,
+                         struct dcmf_problem *p) {
+  json_t *patch = read_body(req, "application/json-patch+json", resp, p);
+  if (patch == NULL) {
+    return;
+  }
+  struct dcmf_jsonpatch_error perr;
+  memset(&perr, 0, sizeof(perr));
+  json_t *doc = NULL;
+  int rv = dcmf_jsonpatch_apply(c->doc, patch, &doc, &perr);
+  json_decref(patch);
+  if (rv != 0) {
+    if (rv == DCMF_ERR_NOMEM) {
+      resource_problem(rv, p);
+      return;
+    }
+    if (perr.param[0] != '\0') {
+      dcmf_problem_param(p, perr.param, "%s", perr.reason);
+    }
+    if (rv == DCMF_ERR_MALFORMED) {
+      dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
+                       "the JSON Patch document is malformed: %s",
+                       perr.reason);
+    } else {
+      dcmf_problem_set(p, 409, NULL,
+                       "the patch cannot be applied to this context: %s",
+                       perr.reason);
+    }
+    return;
+  }
+  struct dcmf_agwdoc_limits lim = {.allow_v4 = api->settings.allow_v4,
+                                   .allow_v6 = api->settings.allow_v6};
+  struct dcmf_relay_config cfg;
+  size_t terms[2];
+  if (dcmf_agwdoc_parse(doc, DCMF_AGWDOC_PATCHED, &lim, &cfg, terms, p) !=
+          0 ||
+      check_read_only(c->doc, doc, terms, p) != 0) {
+    json_decref(doc);
+    return;
+  }
+  json_decref(doc);
+  json_t *stored = dcmf_agwdoc_build(c->id, &cfg,
+                                     api->settings.advertise_addr, c->ports);
+  if (stored == NULL ||
+      api->ops.relay_update(api->ops.user, c->relay, &cfg) != 0) {
+    json_decref(stored);
+    resource_problem(DCMF_ERR_NOMEM, p);
+    return;
+  }
+  json_decref(c->doc);
+  c->doc = stored;
+  c->cfg = cfg;
+  respond_json(resp, 200, ctx_view(api, c), p);
+  DCMF_LOGI(api->settings.log, "agw", "context %s updated", c->id);
+}
+
+static void ctx_delete(struct dcmf_agwapi *api, struct ctx **pp) {
+  struct ctx *c = *pp;
+  *pp = c->next;
+  api->count--;
+  api->ops.relay_del(api->ops.user, c->relay);
+  json_decref(c->doc);
+  free(c);
+}
+
+static void handle_list(struct dcmf_agwapi *api,
+                        struct dcmf_api_response *resp,
+                        struct dcmf_problem *p) {
+  json_t *list = json_array();
+  for (struct ctx *c = api->head; c != NULL && list != NULL; c = c->next) {
+    if (json_array_append_new(list, ctx_view(api, c)) != 0) {
+      json_decref(list);
+      list = NULL;
+    }
+  }
+  respond_json(resp, 200, list, p);
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+static int is_get(const struct dcmf_api_request *req) {
+  return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+}
+
+static void route(struct dcmf_agwapi *api, const struct dcmf_api_request *req,
+                  struct dcmf_api_response *resp, struct dcmf_problem *p) {
+  char path[256];
+  size_t plen = strcspn(req->path, "?#");
+  if (plen >= sizeof(path)) {
+    dcmf_problem_set(p, 414, NULL, "the request path is longer than %zu bytes",
+                     sizeof(path) - 1);
+    return;
+  }
+  memcpy(path, req->path, plen);
+  path[plen] = '\0';
+  if (strcmp(path, CONTEXTS_PATH) == 0) {
+    if (is_get(req)) {
+      handle_list(api, resp, p);
+    } else if (strcmp(req->method, "POST") == 0) {
+      handle_create(api, req, resp, p);
+    } else {
+      resp->allow = "GET, HEAD, POST";
+      dcmf_problem_set(p, 405, NULL, "%s allows GET, HEAD and POST",
+                       CONTEXTS_PATH);
+    }
+    return;
+  }
+  const char *prefix = CONTEXTS_PATH "/";
+  size_t n = strlen(prefix);
+  if (strncmp(path, prefix, n) != 0 || path[n] == '\0' ||
+      strchr(path + n, '/') != NULL) {
+    dcmf_problem_set(p, 404, "RESOURCE_URI_STRUCTURE_NOT_FOUND",
+                     "no resource is served at this path");
+    return;
+  }
+  const char *id = path + n;
+  int patch = strcmp(req->method, "PATCH") == 0;
+  int del = strcmp(req->method, "DELETE") == 0;
+  if (!is_get(req) && !patch && !del) {
+    resp->allow = "GET, HEAD, PATCH, DELETE";
+    dcmf_problem_set(p, 405, NULL,
+                     "an AGW context allows GET, HEAD, PATCH and DELETE");
+    return;
+  }
+  struct ctx **pp = ctx_find(api, id);
+  if (*pp == NULL) {
+    dcmf_problem_set(p, 404, "CONTEXT_NOT_FOUND",
+                     "no AGW context has the id \"%.64s\"", id);
+    return;
+  }
+  if (patch) {
+    handle_patch(api, req, *pp, resp, p);
+  } else if (del) {
+    DCMF_LOGI(api->settings.log, "agw", "context %s deleted", (*pp)->id);
+    ctx_delete(api, pp);
+    resp->status = 204;
+  } else {
+    respond_json(resp, 200, ctx_view(api, *pp), p);
+  }
+}
+
+void dcmf_agwapi_handle(struct dcmf_agwapi *api,
+                        const struct dcmf_api_request *req,
+                        struct dcmf_api_response *resp) {
+  struct dcmf_problem p;
+  memset(&p, 0, sizeof(p));
+  route(api, req, resp, &p);
+  if (p.status != 0) {
+    dcmf_buf_free(&resp->body);
+    respond_problem(resp, &p);
+  }
+  if (resp->status == 0) {
+    resp->status = 500;
+  }
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+int dcmf_agwapi_new(struct dcmf_agwapi **out,
+                    const struct dcmf_agwapi_settings *settings,
+                    const struct dcmf_agwapi_ops *ops) {
+  uint8_t bin[16];
+  const char *adv = settings->advertise_addr;
+  if (adv == NULL || (inet_pton(AF_INET, adv, bin) != 1 &&
+                      inet_pton(AF_INET6, adv, bin) != 1) ||
+      (!settings->allow_v4 && !settings->allow_v6)) {
+    return DCMF_ERR_INVALID;
+  }
+  struct dcmf_agwapi *api = calloc(1, sizeof(*api));
+  if (api == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  api->settings = *settings;
+  api->ops = *ops;
+  *out = api;
+  return 0;
+}
+
+void dcmf_agwapi_del(struct dcmf_agwapi *api) {
+  if (api == NULL) {
+    return;
+  }
+  while (api->head != NULL) {
+    ctx_delete(api, &api->head);
+  }
+  free(api);
+}
+
+size_t dcmf_agwapi_count(const struct dcmf_agwapi *api) {
+  return api ? api->count : 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * agwapi.h - the AGW shim's control API on /agw/v1/contexts and the
+ * table of its contexts (one relay each).
+ *
+ * Transport-neutral like dcmf/api.h: the HTTP/2 server hands over a
+ * complete request (already routed here by its /agw/v1/ prefix) and
+ * sends back the response this module builds. The relays themselves are
+ * reached through a table of operations, so the whole API runs in memory
+ * in tests, and in dcmfd drives the shim's relay thread (agw.c).
+ *
+ *   POST   /agw/v1/contexts        reserve both terminations -> 201
+ *   GET    /agw/v1/contexts        list, with statistics
+ *   GET    /agw/v1/contexts/{id}   one context, statistics, latched address
+ *   PATCH  /agw/v1/contexts/{id}   JSON Patch (RFC 6902): remotes, latching
+ *   DELETE /agw/v1/contexts/{id}   release both terminations -> 204
+ *
+ * Errors are application/problem+json (RFC 9457, TS 29.500 style).
+ * Everything runs on the control thread.
+ */
+#ifndef DCMF_AGWAPI_H
+#define DCMF_AGWAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "api.h"
+#include "log.h"
+#include "relay.h"
+
+/* What the API needs from whoever runs the relays. */
+struct dcmf_agwapi_ops {
+  /*
+   * Creates a relay with |cfg| (valid, copied), reserving one port per
+   * side; fills |ports| (indexed by side) and *|relay| (an opaque handle
+   * kept until relay_del). Returns 0, DCMF_ERR_EXHAUSTED (no ports),
+   * DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM; on failure nothing is held.
+   */
+  int (*relay_new)(void *user, const struct dcmf_relay_config *cfg,
+                   uint16_t ports[DCMF_RELAY_SIDES], void **relay);
+  /* Gives a relay a new configuration (valid, copied). Returns 0 or
+   * DCMF_ERR_NOMEM (the relay keeps its old one). */
+  int (*relay_update)(void *user, void *relay,
+                      const struct dcmf_relay_config *cfg);
+  /* Ends a relay; its ports are released (perhaps a little later). */
+  void (*relay_del)(void *user, void *relay);
+  /* Reads a recent copy of a relay's counters and its latched address
+   * (*|latched| 1 and |peer| filled, or 0). */
+  void (*relay_read)(void *user, void *relay, struct dcmf_relay_counters *c,
+                     struct sockaddr_storage *peer, int *latched);
+  /* Fills |buf| with random bytes (context ids). */
+  void (*random)(void *user, uint8_t *buf, size_t len);
+  void *user;
+};
+
+struct dcmf_agwapi_settings {
+  const char *advertise_addr; /* numeric; reported as the local address */
+  int allow_v4, allow_v6;     /* remote families the relay sockets reach */
+  size_t max_contexts;        /* 0: no limit but the port pool */
+  const struct dcmf_log *log; /* may be NULL */
+};
+
+struct dcmf_agwapi;
+
+/*
+ * Creates the API. |settings| and |ops| are copied; advertise_addr must
+ * stay valid for the API's life. Returns 0, DCMF_ERR_INVALID (advertise
+ * address not numeric, or no family allowed) or DCMF_ERR_NOMEM.
+ */
+int dcmf_agwapi_new(struct dcmf_agwapi **api,
+                    const struct dcmf_agwapi_settings *settings,
+                    const struct dcmf_agwapi_ops *ops);
+
+/* Deletes every context (relay_del for each) and frees the API. */
+void dcmf_agwapi_del(struct dcmf_agwapi *api);
+
+/*
+ * Handles one complete request whose path starts with /agw/v1/ and
+ * fills |resp| (zeroed by the caller; freed with dcmf_api_response_free).
+ * HEAD is answered as GET. Never fails: internal errors become 500
+ * problems.
+ */
+void dcmf_agwapi_handle(struct dcmf_agwapi *api,
+                        const struct dcmf_api_request *req,
+                        struct dcmf_api_response *resp);
+
+/* Returns the number of contexts (relays) held. */
+size_t dcmf_agwapi_count(const struct dcmf_agwapi *api);
+
+#endif

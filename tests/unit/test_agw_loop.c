@@ -1,0 +1,307 @@
+/*
+ * Loopback tests of the whole AGW shim (agw-shim/agw.h) through libuv:
+ * a real port pool on 127.0.0.1, the relay thread, and plain UDP sockets
+ * playing the phone and the core. Checks byte-exact relaying both ways,
+ * drops, counters on GET and /metrics, and that DELETE and dcmf_agw_del
+ * give every port back.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <uv.h>
+
+#include "agw.h"
+#include "errors.h"
+#include "ports.h"
+
+struct fixture {
+  uv_loop_t loop;
+  struct dcmf_ports *ports;
+  struct dcmf_agw *agw;
+  struct dcmf_api_response resp;
+  json_t *body;
+};
+
+static int pool_alloc(void *user, uint16_t *port, int *fd) {
+  struct fixture *f = user;
+  int rv = dcmf_ports_alloc(f->ports, port);
+  if (rv != 0) {
+    return rv;
+  }
+  *fd = dup(dcmf_ports_fd(f->ports, *port));
+  if (*fd < 0) {
+    dcmf_ports_release(f->ports, *port);
+    return DCMF_ERR_SYSTEM;
+  }
+  return 0;
+}
+
+static void pool_release(void *user, uint16_t port) {
+  struct fixture *f = user;
+  dcmf_ports_release(f->ports, port);
+}
+
+static int setup(void **state) {
+  struct fixture *f = calloc(1, sizeof(*f));
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  uint16_t base = (uint16_t)(46000 + (getpid() % 100) * 12);
+  assert_int_equal(dcmf_ports_new(&f->ports, "127.0.0.1", base,
+                                  (uint16_t)(base + 10)),
+                   0);
+  struct dcmf_agw_settings s = {.control_loop = &f->loop,
+                                .bind_addr = "127.0.0.1",
+                                .advertise_addr = "127.0.0.1",
+                                .port_alloc = pool_alloc,
+                                .port_release = pool_release,
+                                .port_user = f};
+  assert_int_equal(dcmf_agw_new(&f->agw, &s), 0);
+  *state = f;
+  return 0;
+}
+
+static void reset(struct fixture *f) {
+  dcmf_api_response_free(&f->resp);
+  memset(&f->resp, 0, sizeof(f->resp));
+  json_decref(f->body);
+  f->body = NULL;
+}
+
+static int teardown(void **state) {
+  struct fixture *f = *state;
+  reset(f);
+  dcmf_agw_del(f->agw);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* closes the shim's handle */
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  dcmf_ports_del(f->ports);
+  free(f);
+  return 0;
+}
+
+static int call(struct fixture *f, const char *method, const char *path,
+                const char *type, const char *body) {
+  reset(f);
+  struct dcmf_api_request req = {.method = method,
+                                 .path = path,
+                                 .content_type = type,
+                                 .has_content_length = body != NULL,
+                                 .body = (const uint8_t *)body,
+                                 .body_len = body ? strlen(body) : 0};
+  dcmf_agw_handle(f->agw, &req, &f->resp);
+  if (f->resp.body.len > 0) {
+    f->body = json_loadb(f->resp.body.data, f->resp.body.len, 0, NULL);
+  }
+  return f->resp.status;
+}
+
+static int udp_socket(uint16_t *port) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in in = {.sin_family = AF_INET};
+  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+  socklen_t len = sizeof(in);
+  getsockname(fd, (struct sockaddr *)&in, &len);
+  *port = ntohs(in.sin_port);
+  struct timeval tv = {.tv_sec = 2};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+static void send_to(int fd, uint16_t port, const void *data, size_t len) {
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(
+      sendto(fd, data, len, 0, (struct sockaddr *)&to, sizeof(to)),
+      (ssize_t)len);
+}
+
+/* Receives one datagram; returns its length and the source port. */
+static ssize_t recv_from(int fd, void *buf, size_t cap, uint16_t *port) {
+  struct sockaddr_in from;
+  socklen_t len = sizeof(from);
+  ssize_t n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)&from, &len);
+  if (n >= 0 && port != NULL) {
+    *port = ntohs(from.sin_port);
+  }
+  return n;
+}
+
+static json_int_t stat_of(json_t *doc, const char *a, const char *b) {
+  json_t *st = json_object_get(doc, "statistics");
+  return json_integer_value(json_object_get(json_object_get(st, a), b));
+}
+
+/* Polls GET until the counter |a|.|b| reaches |want| (the relay thread
+ * publishes after it sends). */
+static void wait_stat(struct fixture *f, const char *path, const char *a,
+                      const char *b, json_int_t want) {
+  for (int i = 0; i < 200; i++) {
+    assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+    if (stat_of(f->body, a, b) == want) {
+      return;
+    }
+    usleep(5000);
+  }
+  fail_msg("%s.%s never reached %lld", a, b, (long long)want);
+}
+
+static void on_tick(uv_timer_t *t) {
+  (void)t;
+}
+
+static void test_relay_through_sockets(void **state) {
+  struct fixture *f = *state;
+  uint16_t phone_port, core_port, stranger_port;
+  int phone = udp_socket(&phone_port), core = udp_socket(&core_port);
+  int stranger = udp_socket(&stranger_port);
+  char body[512];
+  snprintf(body, sizeof(body),
+           "{\"terminations\":[{\"terminationId\":\"access\",\"latching\":"
+           "\"signalled-only\",\"remote\":{\"ipv4Addr\":\"127.0.0.1\","
+           "\"port\":%u}},{\"terminationId\":\"core\",\"remote\":"
+           "{\"ipv4Addr\":\"127.0.0.1\",\"port\":%u}}]}",
+           phone_port, core_port);
+  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
+                        body),
+                   201);
+  json_t *terms = json_object_get(f->body, "terminations");
+  uint16_t access = (uint16_t)json_integer_value(json_object_get(
+      json_object_get(json_array_get(terms, 0), "local"), "port"));
+  uint16_t core_local = (uint16_t)json_integer_value(json_object_get(
+      json_object_get(json_array_get(terms, 1), "local"), "port"));
+  char path[128];
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(dcmf_ports_in_use(f->ports), 2);
+
+  /* A stranger cannot latch (signalled-only) and is counted. */
+  send_to(stranger, access, "x", 1);
+
+  uint8_t out[1500], in[2000];
+  for (size_t i = 0; i < sizeof(out); i++) {
+    out[i] = (uint8_t)(i * 7 + 3);
+  }
+  uint16_t src;
+  send_to(phone, access, out, sizeof(out));
+  assert_int_equal(recv_from(core, in, sizeof(in), &src), sizeof(out));
+  assert_memory_equal(in, out, sizeof(out));
+  assert_int_equal(src, core_local);
+  send_to(core, core_local, out, 100);
+  assert_int_equal(recv_from(phone, in, sizeof(in), &src), 100);
+  assert_memory_equal(in, out, 100);
+  assert_int_equal(src, access);
+  /* An empty datagram is relayed as one. */
+  send_to(phone, access, out, 0);
+  assert_int_equal(recv_from(core, in, sizeof(in), NULL), 0);
+  /* The stranger toward the core port is dropped too. */
+  send_to(stranger, core_local, "y", 1);
+
+  wait_stat(f, path, "accessToCore", "packets", 2);
+  wait_stat(f, path, "coreToAccess", "bytes", 100);
+  json_t *dropped = json_object_get(json_object_get(f->body, "statistics"),
+                                    "dropped");
+  for (int i = 0; i < 200; i++) {
+    call(f, "GET", path, NULL, NULL);
+    dropped = json_object_get(json_object_get(f->body, "statistics"),
+                              "dropped");
+    if (json_integer_value(json_object_get(json_object_get(dropped, "core"),
+                                           "unknownSource")) == 1) {
+      break;
+    }
+    usleep(5000);
+  }
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(dropped, "access"), "unknownSource")),
+                   1);
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(dropped, "core"), "unknownSource")),
+                   1);
+  assert_int_equal(stat_of(f->body, "accessToCore", "bytes"), sizeof(out));
+  json_t *latched = json_object_get(
+      json_array_get(json_object_get(f->body, "terminations"), 0), "latched");
+  assert_int_equal(json_integer_value(json_object_get(latched, "port")),
+                   phone_port);
+
+  struct dcmf_buf metrics = {0};
+  dcmf_agw_metrics(f->agw, &metrics);
+  assert_non_null(strstr(metrics.data, "dcmf_agw_relays 1\n"));
+  assert_non_null(strstr(
+      metrics.data, "dcmf_agw_packets_total{direction=\"access_to_core\"} 2\n"));
+  assert_non_null(strstr(
+      metrics.data, "dcmf_agw_bytes_total{direction=\"core_to_access\"} 100\n"));
+  assert_non_null(strstr(metrics.data, "dcmf_agw_dropped_total{side=\"core\","
+                                       "reason=\"unknown_source\"} 1\n"));
+  assert_non_null(strstr(metrics.data, "dcmf_agw_latches_total 1\n"));
+  dcmf_buf_free(&metrics);
+
+  /* DELETE: the ports come back once the relay thread closed them. The
+   * shim's handle on the control loop is unreferenced (as in dcmfd,
+   * where the server keeps the loop alive); a timer does that here. */
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  uv_timer_t tick;
+  uv_timer_init(&f->loop, &tick);
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) > 0; i++) {
+    uv_timer_start(&tick, on_tick, 5, 0);
+    uv_run(&f->loop, UV_RUN_ONCE);
+  }
+  uv_close((uv_handle_t *)&tick, NULL);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  close(phone);
+  close(core);
+  close(stranger);
+}
+
+/* Contexts left at shutdown are closed by dcmf_agw_del (teardown checks
+ * that every port is back before the loop runs again). */
+static void test_del_releases_everything(void **state) {
+  struct fixture *f = *state;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(
+        call(f, "POST", "/agw/v1/contexts", "application/json",
+             "{\"terminations\":[{\"terminationId\":\"access\"},"
+             "{\"terminationId\":\"core\"}]}"),
+        201);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 6);
+  /* The pool has 11 ports: the sixth relay gets one, fails on the second
+   * and gives the first back. */
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json",
+           "{\"terminations\":[{\"terminationId\":\"access\"},"
+           "{\"terminationId\":\"core\"}]}"),
+      201);
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json",
+           "{\"terminations\":[{\"terminationId\":\"access\"},"
+           "{\"terminationId\":\"core\"}]}"),
+      201);
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json",
+           "{\"terminations\":[{\"terminationId\":\"access\"},"
+           "{\"terminationId\":\"core\"}]}"),
+      503);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 10);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_relay_through_sockets, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
