@@ -56,6 +56,7 @@ struct dcmf_session {
   struct dcmf_relayq relay_in;
   int relay_overflow; /* dropping for lack of room; logged once */
   int assoc_closing;  /* inside association_free */
+  int oversize_logged; /* UDP-proxy: an oversize message was logged */
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
@@ -457,6 +458,16 @@ static void dc_channel_message(void *user, struct dcmf_dc_channel *ch,
   if (ch->service != NULL) {
     http_message(ch->service, data, len);
   } else if (s->mdc2 != NULL && dcmf_udpproxy_has(s->mdc2, ch->sid)) {
+    if (len > DCMF_UDPPROXY_MAX_DATAGRAM && !s->oversize_logged) {
+      char k[300];
+      s->oversize_logged = 1; /* once per session: a phone could flood */
+      DCMF_LOGW(s->env.log, "udp-proxy",
+                "%s: stream %u: a %zu-byte message cannot be one UDP "
+                "datagram (max %d); dropped (dcmf_udp_proxy_dropped_total"
+                "{reason=\"oversize\"} counts every such message)",
+                key_str(s, k, sizeof(k)), ch->sid, len,
+                DCMF_UDPPROXY_MAX_DATAGRAM);
+    }
     dcmf_udpproxy_message(s->mdc2, ch->sid, data, len);
   } else if (is_relayed(s, ch)) {
     relay_forward(s, ch->sid, binary, data, len);

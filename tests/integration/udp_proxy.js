@@ -163,6 +163,7 @@ test("a message over 65,507 bytes cannot be a datagram: dropped and counted", as
     check(got.length === 1 && got[0] === 5, `server got ${JSON.stringify(got)}`);
     check(await metricSoon(d, /dcmf_udp_proxy_dropped_total\{reason="oversize"\} 1\n/),
       "oversize count is not 1");
+    check(/cannot be one UDP datagram/.test(fs.readFileSync(d.logf, "utf8")), "the oversize drop was not logged");
   } finally { ph.pc.close(); srv.close(); }
 });
 
