@@ -1,4 +1,5 @@
 #include "session.h"
+#include "session_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,6 @@
 #include "sctp.h"
 #include "udpproxy.h"
 #include "worker.h"
-
-#define STAT_ADD(s, field, n)                                                  \
-  atomic_fetch_add_explicit(&(s)->env.stats->field, (n), memory_order_relaxed)
 
 /* Input an HTTP engine could not take yet, kept in arrival order. */
 #define HTTP_STALL_MAX 8
@@ -39,35 +37,12 @@ struct http_service {
   size_t n_in;
 };
 
-struct dcmf_session {
-  struct dcmf_session_env env;
-  struct dcmf_media_desc desc;
-  uv_udp_t udp;
-  uv_timer_t timer;
-  int handles_open;
-  struct dcmf_ice ice;
-  struct dcmf_dtls *dtls;
-  struct dcmf_sctp *sctp;
-  struct dcmf_dc *dc;
-  uv_timer_t flush_timer; /* sends what proxies handed the engines */
-  struct dcmf_udpproxy *mdc2; /* UDP-proxy mode legs; NULL: none */
-  struct dcmf_udpproxy_counters udp_published;
-  /* DC relay: what the twin sent that our phone could not take yet. */
-  struct dcmf_relayq relay_in;
-  int relay_overflow; /* dropping for lack of room; logged once */
-  int assoc_closing;  /* inside association_free */
-  int oversize_logged; /* UDP-proxy: an oversize message was logged */
-  struct sockaddr_storage dtls_peer; /* where DTLS goes */
-  int has_dtls_peer;
-  int dtls_reported; /* an outcome event was raised for this association */
-  int teardown; /* the association failed: rebuild only on a new tls-id */
-};
 
 static void session_arm_timer(struct dcmf_session *s);
 static void http_flush(struct http_service *h);
 
-static const char *key_str(const struct dcmf_session *s, char *buf,
-                           size_t cap) {
+const char *dcmf_session_key_str(const struct dcmf_session *s, char *buf,
+                                 size_t cap) {
   snprintf(buf, cap, "%s/%s/%s", s->desc.key.context_id,
            s->desc.key.termination_id, s->desc.key.media_id);
   return buf;
@@ -329,101 +304,6 @@ static void channel_event(struct dcmf_session *s, const char *event,
   json_decref(d);
 }
 
-/* ---- DC relay ------------------------------------------------------------- */
-
-/* Messages held for one side of a relay, at most (then dropped, counted). */
-#define RELAY_QUEUE_BYTES (4u * 1024 * 1024)
-
-static struct dcmf_session *relay_twin(struct dcmf_session *s) {
-  if (!s->desc.has_relay || s->env.find_session == NULL) {
-    return NULL;
-  }
-  return s->env.find_session(s->env.find_user, &s->desc.relay);
-}
-
-static int relay_send(void *user, uint16_t sid, int binary,
-                      const uint8_t *data, size_t len) {
-  struct dcmf_session *t = user;
-  if (t->dc == NULL || t->assoc_closing) {
-    return DCMF_ERR_NOT_FOUND;
-  }
-  struct dcmf_dc_channel *ch = dcmf_dc_find(t->dc, sid);
-  if (ch == NULL) {
-    return DCMF_ERR_INVALID; /* no such stream on this side: dropped */
-  }
-  int rv = dcmf_dc_send(t->dc, sid, binary, data, len);
-  if (rv == 0) {
-    STAT_ADD(t, relay_messages, 1);
-    STAT_ADD(t, relay_bytes, len);
-    STAT_ADD(t, messages_out, 1);
-    STAT_ADD(t, bytes_out, len);
-  }
-  return rv;
-}
-
-/* Sends what the twin left for our phone, in order. */
-static void relay_drain(struct dcmf_session *s) {
-  if (s->relay_in.count > 0) {
-    STAT_ADD(s, relay_dropped_send,
-             dcmf_relayq_drain(&s->relay_in, relay_send, s));
-  }
-  if (s->relay_in.count == 0) {
-    s->relay_overflow = 0;
-  }
-}
-
-/* A message from our phone on relayed stream |sid|: on to the twin's. */
-static void relay_forward(struct dcmf_session *s, uint16_t sid, int binary,
-                          const uint8_t *data, size_t len) {
-  struct dcmf_session *t = relay_twin(s);
-  if (t == NULL) {
-    STAT_ADD(s, relay_dropped_no_twin, 1);
-    return;
-  }
-  if (!dcmf_relayq_has(&t->relay_in, sid)) {
-    int rv = relay_send(t, sid, binary, data, len);
-    if (rv == 0) {
-      return;
-    }
-    if (rv != DCMF_ERR_EXHAUSTED && rv != DCMF_ERR_NOT_FOUND) {
-      STAT_ADD(s, relay_dropped_send, 1);
-      return;
-    }
-  }
-  /* The twin's channel is not open yet, its send buffer is full, or older
-   * messages of this stream still wait: keep order. */
-  t->relay_in.max_bytes = RELAY_QUEUE_BYTES;
-  if (dcmf_relayq_push(&t->relay_in, sid, binary, data, len) != 0) {
-    STAT_ADD(s, relay_dropped_queue, 1);
-    if (!t->relay_overflow) { /* once per episode, not per message */
-      char k[300];
-      t->relay_overflow = 1;
-      DCMF_LOGW(s->env.log, "relay",
-                "%s: %zu bytes already wait for the twin; dropping messages",
-                key_str(t, k, sizeof(k)), t->relay_in.bytes);
-    }
-  }
-}
-
-/* Our channel |sid| closed: its twin closes too (RFC 8831 6.7 reset). */
-static void relay_close(struct dcmf_session *s, uint16_t sid) {
-  dcmf_relayq_purge(&s->relay_in, sid);
-  struct dcmf_session *t = relay_twin(s);
-  if (t == NULL || t->dc == NULL || t->assoc_closing) {
-    return;
-  }
-  relay_drain(t); /* what our phone sent before closing goes first */
-  struct dcmf_dc_channel *c = dcmf_dc_find(t->dc, sid);
-  if (c != NULL && c->open) {
-    dcmf_dc_close(t->dc, sid);
-  }
-}
-
-static int is_relayed(struct dcmf_session *s, const struct dcmf_dc_channel *ch) {
-  return s->desc.has_relay && ch->negotiated && ch->service == NULL &&
-         (s->mdc2 == NULL || !dcmf_udpproxy_has(s->mdc2, ch->sid));
-}
-
 static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_session *s = user;
   STAT_ADD(s, channels_open, 1);
@@ -441,8 +321,8 @@ static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
     dcmf_udpproxy_channel_open(s->mdc2, ch->sid); /* queued A2P datagrams */
     return 0;
   }
-  if (is_relayed(s, ch)) {
-    relay_drain(s); /* what the twin sent before we opened */
+  if (dcmf_session_is_relayed(s, ch)) {
+    dcmf_session_relay_drain(s); /* what the twin sent before we opened */
     return 0;
   }
   /* Application channels (>= 1000) wait for the proxy modes; keep
@@ -465,12 +345,12 @@ static void dc_channel_message(void *user, struct dcmf_dc_channel *ch,
                 "%s: stream %u: a %zu-byte message cannot be one UDP "
                 "datagram (max %d); dropped (dcmf_udp_proxy_dropped_total"
                 "{reason=\"oversize\"} counts every such message)",
-                key_str(s, k, sizeof(k)), ch->sid, len,
+                dcmf_session_key_str(s, k, sizeof(k)), ch->sid, len,
                 DCMF_UDPPROXY_MAX_DATAGRAM);
     }
     dcmf_udpproxy_message(s->mdc2, ch->sid, data, len);
-  } else if (is_relayed(s, ch)) {
-    relay_forward(s, ch->sid, binary, data, len);
+  } else if (dcmf_session_is_relayed(s, ch)) {
+    dcmf_session_relay_forward(s, ch->sid, binary, data, len);
   }
 }
 
@@ -482,8 +362,8 @@ static void dc_channel_closed(void *user, struct dcmf_dc_channel *ch) {
   if (ch->service != NULL) {
     http_free(ch->service);
     ch->service = NULL;
-  } else if (is_relayed(s, ch)) {
-    relay_close(s, ch->sid);
+  } else if (dcmf_session_is_relayed(s, ch)) {
+    dcmf_session_relay_close(s, ch->sid);
   }
 }
 
@@ -527,7 +407,7 @@ static void resume_channel(void *user, struct dcmf_dc_channel *ch) {
 
 static void sctp_writable(void *user) {
   struct dcmf_session *s = user;
-  relay_drain(s);
+  dcmf_session_relay_drain(s);
   dcmf_dc_foreach(s->dc, resume_channel, s);
 }
 
@@ -561,7 +441,7 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
   if (state == DCMF_DTLS_CONNECTED) {
     STAT_ADD(s, dtls_ok, 1);
     DCMF_LOGI(s->env.log, "media", "%s: DTLS connected (%s)",
-              key_str(s, key, sizeof(key)), dcmf_dtls_cipher(s->dtls));
+              dcmf_session_key_str(s, key, sizeof(key)), dcmf_dtls_cipher(s->dtls));
     if (dcmf_sctp_connect(s->sctp) != 0) {
       DCMF_LOGW(s->env.log, "media", "%s: SCTP did not start", key);
     }
@@ -571,7 +451,7 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
     s->dtls_reported = 1;
     STAT_ADD(s, dtls_failed, 1);
     DCMF_LOGW(s->env.log, "media", "%s: DTLS failed: %s",
-              key_str(s, key, sizeof(key)), reason);
+              dcmf_session_key_str(s, key, sizeof(key)), reason);
     json_t *d = json_pack("{s:s}", "reason", reason);
     char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
     emit(s, "DTLS_FAILURE", text);
@@ -724,7 +604,7 @@ static void on_timer(uv_timer_t *t) {
     STAT_ADD(s, consent_lost, 1);
     char key[300];
     DCMF_LOGI(s->env.log, "media", "%s: consent lost (no STUN or DTLS for "
-              "30 s)", key_str(s, key, sizeof(key)));
+              "30 s)", dcmf_session_key_str(s, key, sizeof(key)));
     emit(s, "CONSENT_LOST", "{}");
     s->has_dtls_peer = 0;
   }

@@ -1,0 +1,73 @@
+/*
+ * session_int.h - what the parts of one session share inside dcmf/: the
+ * session object and the DC relay glue (session_relay.c). Not for other
+ * modules: they see dcmf_session only through session.h.
+ */
+#ifndef DCMF_SESSION_INT_H
+#define DCMF_SESSION_INT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "datachannel.h"
+#include "dtls.h"
+#include "ice.h"
+#include "media.h"
+#include "relayq.h"
+#include "sctp.h"
+#include "session.h"
+#include "udpproxy.h"
+#include "worker.h"
+
+#define STAT_ADD(s, field, n)                                                  \
+  atomic_fetch_add_explicit(&(s)->env.stats->field, (n), memory_order_relaxed)
+
+struct dcmf_session {
+  struct dcmf_session_env env;
+  struct dcmf_media_desc desc;
+  uv_udp_t udp;
+  uv_timer_t timer;
+  int handles_open;
+  struct dcmf_ice ice;
+  struct dcmf_dtls *dtls;
+  struct dcmf_sctp *sctp;
+  struct dcmf_dc *dc;
+  uv_timer_t flush_timer; /* sends what proxies handed the engines */
+  struct dcmf_udpproxy *mdc2; /* UDP-proxy mode legs; NULL: none */
+  struct dcmf_udpproxy_counters udp_published;
+  /* DC relay: what the twin sent that our phone could not take yet. */
+  struct dcmf_relayq relay_in;
+  int relay_overflow; /* dropping for lack of room; logged once */
+  int assoc_closing;  /* inside association_free */
+  int oversize_logged; /* UDP-proxy: an oversize message was logged */
+  struct sockaddr_storage dtls_peer; /* where DTLS goes */
+  int has_dtls_peer;
+  int dtls_reported; /* an outcome event was raised for this association */
+  int teardown; /* the association failed: rebuild only on a new tls-id */
+};
+
+/* "context/termination/media", for log lines. */
+const char *dcmf_session_key_str(const struct dcmf_session *s, char *buf,
+                                 size_t cap);
+
+/* ---- DC relay (session_relay.c) ---- */
+
+/* Returns 1 if channel |ch| of |s| is relayed to the twin DC media. */
+int dcmf_session_is_relayed(struct dcmf_session *s,
+                            const struct dcmf_dc_channel *ch);
+
+/* A message from our phone on relayed stream |sid|: on to the twin. */
+void dcmf_session_relay_forward(struct dcmf_session *s, uint16_t sid,
+                                int binary, const uint8_t *data, size_t len);
+
+/* Sends what the twin left for our phone, in order (a channel opened, or
+ * SCTP has room again). */
+void dcmf_session_relay_drain(struct dcmf_session *s);
+
+/* Our channel |sid| closed: its twin closes too. */
+void dcmf_session_relay_close(struct dcmf_session *s, uint16_t sid);
+
+#endif
