@@ -8,49 +8,13 @@
 // Prints "ok - name" / "not ok - name: why" and "N passed, M failed".
 "use strict";
 const path = require("path");
-const net = require("net");
-const fs = require("fs");
-const os = require("os");
-const crypto = require("crypto");
-const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const werift = require("werift");
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
+const { wait, timeout, check, runTests } = require("./harness");
 
 const DCMFD = process.argv[2];
 const CONTEXTS = "/nmf-mrm/v1/contexts";
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-const timeout = (p, ms, what) =>
-  Promise.race([p, wait(ms).then(() => { throw new Error(`timed out: ${what}`); })]);
-function check(cond, msg) { if (!cond) throw new Error(msg); }
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-async function startDcmfd() {
-  const port = await freePort();
-  const base = 43000 + Math.floor(Math.random() * 15000);
-  const logf = path.join(os.tmpdir(), `dcmfd-relay-${port}.log`);
-  const log = fs.openSync(logf, "w");
-  const proc = spawn(DCMFD, ["--control", `127.0.0.1:${port}`, "--ports", `${base}-${base + 30}`,
-    "--log-level", "debug"], { stdio: ["ignore", log, log] });
-  for (let i = 0; i < 100; i++) {
-    try { if ((await api(port, "GET", "/healthz")).status === 200) break; } catch (e) { /* not yet */ }
-    await wait(50);
-  }
-  return {
-    port, proc, logf,
-    async stop() {
-      const exited = new Promise((r) => proc.on("exit", (c) => r(c)));
-      proc.kill("SIGTERM");
-      return Promise.race([exited, wait(5000).then(() => { proc.kill("SIGKILL"); return "timeout"; })]);
-    },
-  };
-}
 
 // A werift peer with negotiated channels |ids| and its offer.
 async function peer(ids) {
@@ -194,24 +158,4 @@ test("dcRelay naming a media that does not exist is refused with 400", async (d)
   } finally { a.pc.close(); }
 });
 
-(async () => {
-  let passed = 0, failed = 0;
-  for (const t of tests) {
-    const d = await startDcmfd();
-    try {
-      await timeout(t.fn(d), 120000, "test");
-      await wait(150);
-      const code = await d.stop();
-      check(code === 0, `dcmfd exited with ${code}`);
-      console.log(`ok - ${t.name}`);
-      passed++;
-    } catch (e) {
-      await d.stop();
-      console.log(`not ok - ${t.name}: ${e.message}`);
-      console.log("# " + fs.readFileSync(d.logf, "utf8").split("\n").slice(-12).join("\n# "));
-      failed++;
-    }
-  }
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
-})();
+runTests(DCMFD, "relay", tests, 120000);

@@ -1,0 +1,72 @@
+// What the Node integration suites that run one dcmfd per test share:
+// waiting, bounded promises, checks, a dcmfd started on loopback with a
+// log file, and the runner that prints "ok - name" / "not ok - name: why"
+// and "N passed, M failed".
+"use strict";
+const path = require("path");
+const net = require("net");
+const fs = require("fs");
+const os = require("os");
+const { spawn } = require("child_process");
+const { api } = require("./ims_as");
+
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+const timeout = (p, ms, what) =>
+  Promise.race([p, wait(ms).then(() => { throw new Error(`timed out: ${what}`); })]);
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+// Starts |dcmfd| on a free control port with 31 media ports; resolves
+// once /healthz answers. |tag| names the log file.
+async function startDcmfd(dcmfd, tag) {
+  const port = await freePort();
+  const base = 43000 + Math.floor(Math.random() * 15000);
+  const logf = path.join(os.tmpdir(), `dcmfd-${tag}-${port}.log`);
+  const log = fs.openSync(logf, "w");
+  const proc = spawn(dcmfd, ["--control", `127.0.0.1:${port}`, "--ports", `${base}-${base + 30}`,
+    "--log-level", "debug"], { stdio: ["ignore", log, log] });
+  for (let i = 0; i < 100; i++) {
+    try { if ((await api(port, "GET", "/healthz")).status === 200) break; } catch (e) { /* not yet */ }
+    await wait(50);
+  }
+  return {
+    port, proc, logf,
+    async stop() {
+      const exited = new Promise((r) => proc.on("exit", (c) => r(c)));
+      proc.kill("SIGTERM");
+      return Promise.race([exited, wait(5000).then(() => { proc.kill("SIGKILL"); return "timeout"; })]);
+    },
+  };
+}
+
+// Runs |tests| ({name, fn(d)}) one after the other, each against a fresh
+// dcmfd that must exit 0 on SIGTERM afterwards; exits the process.
+async function runTests(dcmfd, tag, tests, perTestMs) {
+  let passed = 0, failed = 0;
+  for (const t of tests) {
+    const d = await startDcmfd(dcmfd, tag);
+    try {
+      await timeout(t.fn(d), perTestMs, "test");
+      await wait(150); // metrics are published every 10 ms; let sessions settle
+      const code = await d.stop();
+      check(code === 0, `dcmfd exited with ${code}`);
+      console.log(`ok - ${t.name}`);
+      passed++;
+    } catch (e) {
+      await d.stop();
+      console.log(`not ok - ${t.name}: ${e.message}`);
+      console.log("# " + fs.readFileSync(d.logf, "utf8").split("\n").slice(-12).join("\n# "));
+      failed++;
+    }
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+module.exports = { wait, timeout, check, startDcmfd, runTests };
