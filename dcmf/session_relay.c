@@ -88,7 +88,8 @@ void dcmf_session_relay_close(struct dcmf_session *s, uint16_t sid) {
   if (t == NULL || t->dc == NULL || t->assoc_closing) {
     return;
   }
-  dcmf_session_relay_drain(t); /* what our phone sent before closing goes first */
+  /* What our phone sent before it closed goes first. */
+  dcmf_session_relay_drain(t);
   struct dcmf_dc_channel *c = dcmf_dc_find(t->dc, sid);
   if (c != NULL && c->open) {
     dcmf_dc_close(t->dc, sid);
