@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -34,73 +33,14 @@ struct dcmf_agwapi {
 
 /* ---- responses -------------------------------------------------------- */
 
-static void respond_problem(struct dcmf_api_response *resp,
-                            const struct dcmf_problem *p) {
-  resp->status = p->status;
-  resp->content_type = "application/problem+json";
-  if (dcmf_problem_render(p, &resp->body) != 0) {
-    dcmf_buf_free(&resp->body);
-  }
-}
-
 /* Sends |doc| (reference stolen) as JSON, or a 500 when |doc| is NULL
  * or cannot be rendered (out of memory). */
 static void respond_json(struct dcmf_api_response *resp, int status,
                          json_t *doc, struct dcmf_problem *p) {
-  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-  json_decref(doc);
-  if (text == NULL) {
+  if (doc == NULL || dcmf_api_respond_json(resp, status, doc) != 0) {
     dcmf_problem_set(p, 500, "SYSTEM_FAILURE", "out of memory");
-    return;
   }
-  resp->status = status;
-  resp->content_type = "application/json";
-  dcmf_buf_adopt(&resp->body, text, strlen(text));
-}
-
-/* The media type of a Content-Type value, parameters and case ignored. */
-static int media_type_is(const char *content_type, const char *want) {
-  if (content_type == NULL) {
-    return 0;
-  }
-  content_type += strspn(content_type, " \t");
-  size_t n = strlen(want);
-  if (strncasecmp(content_type, want, n) != 0) {
-    return 0;
-  }
-  char c = content_type[n];
-  return c == '\0' || c == ';' || c == ' ' || c == '\t';
-}
-
-/* Checks the length header and media type, then parses the body. Returns
- * a new reference, or NULL with |p| set. */
-static json_t *read_body(const struct dcmf_api_request *req, const char *type,
-                         struct dcmf_api_response *resp,
-                         struct dcmf_problem *p) {
-  if (!req->has_content_length) {
-    dcmf_problem_set(p, 411, "INCORRECT_LENGTH",
-                     "a content-length header is required");
-    return NULL;
-  }
-  if (!media_type_is(req->content_type, type)) {
-    if (strcmp(type, "application/json-patch+json") == 0) {
-      resp->accept_patch = "application/json-patch+json";
-    }
-    dcmf_problem_param(p, "header content-type", "must be %s", type);
-    dcmf_problem_set(p, 415, "UNSUPPORTED_MEDIA_TYPE",
-                     "the body must be %s, not %s", type,
-                     req->content_type ? req->content_type : "absent");
-    return NULL;
-  }
-  json_error_t jerr;
-  json_t *doc = json_loadb((const char *)req->body, req->body_len,
-                           JSON_REJECT_DUPLICATES, &jerr);
-  if (doc == NULL) {
-    dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
-                     "the body is not valid JSON: %s (line %d, column %d)",
-                     jerr.text, jerr.line, jerr.column);
-  }
-  return doc;
+  json_decref(doc);
 }
 
 /* ---- contexts --------------------------------------------------------- */
@@ -170,7 +110,7 @@ static void handle_create(struct dcmf_agwapi *api,
                           const struct dcmf_api_request *req,
                           struct dcmf_api_response *resp,
                           struct dcmf_problem *p) {
-  json_t *body = read_body(req, "application/json", resp, p);
+  json_t *body = dcmf_api_read_body(req, "application/json", resp, p);
   if (body == NULL) {
     return;
   }
@@ -256,7 +196,7 @@ static void handle_patch(struct dcmf_agwapi *api,
                          const struct dcmf_api_request *req, struct ctx *c,
                          struct dcmf_api_response *resp,
                          struct dcmf_problem *p) {
-  json_t *patch = read_body(req, "application/json-patch+json", resp, p);
+  json_t *patch = dcmf_api_read_body(req, "application/json-patch+json", resp, p);
   if (patch == NULL) {
     return;
   }
@@ -403,7 +343,7 @@ void dcmf_agwapi_handle(struct dcmf_agwapi *api,
   route(api, req, resp, &p);
   if (p.status != 0) {
     dcmf_buf_free(&resp->body);
-    respond_problem(resp, &p);
+    dcmf_api_respond_problem(resp, &p);
   }
   if (resp->status == 0) {
     resp->status = 500;

@@ -2,7 +2,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 
@@ -12,80 +11,14 @@
 
 #define CONTEXTS_PATH "/nmf-mrm/v1/contexts"
 
-static void respond_problem(struct dcmf_api_response *resp,
-                            const struct dcmf_problem *p) {
-  resp->status = p->status;
-  resp->content_type = "application/problem+json";
-  if (dcmf_problem_render(p, &resp->body) != 0) {
-    dcmf_buf_free(&resp->body);
-  }
-}
-
+/* Answers |doc| as JSON, or a 500 problem when it cannot be rendered. */
 static void respond_json(struct dcmf_api_response *resp, int status,
                          json_t *doc) {
-  char *text = json_dumps(doc, JSON_COMPACT);
-  if (text == NULL) {
+  if (dcmf_api_respond_json(resp, status, doc) != 0) {
     struct dcmf_problem p = {0};
     dcmf_problem_set(&p, 500, "SYSTEM_FAILURE", "out of memory");
-    respond_problem(resp, &p);
-    return;
+    dcmf_api_respond_problem(resp, &p);
   }
-  resp->status = status;
-  resp->content_type = "application/json";
-  dcmf_buf_adopt(&resp->body, text, strlen(text));
-}
-
-/* Compares the media type of a Content-Type value, ignoring parameters
- * and letter case (RFC 9110 8.3.1). */
-static int media_type_is(const char *content_type, const char *want) {
-  if (content_type == NULL) {
-    return 0;
-  }
-  while (*content_type == ' ' || *content_type == '\t') {
-    content_type++;
-  }
-  size_t n = strlen(want);
-  if (strncasecmp(content_type, want, n) != 0) {
-    return 0;
-  }
-  char c = content_type[n];
-  return c == '\0' || c == ';' || c == ' ' || c == '\t';
-}
-
-/* Parses the request body as JSON; on failure fills |p| with a 400. */
-static json_t *parse_body(const struct dcmf_api_request *req,
-                          struct dcmf_problem *p) {
-  json_error_t jerr;
-  json_t *doc = json_loadb((const char *)req->body, req->body_len,
-                           JSON_REJECT_DUPLICATES, &jerr);
-  if (doc == NULL) {
-    dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
-                     "the body is not valid JSON: %s (line %d, column %d)",
-                     jerr.text, jerr.line, jerr.column);
-  }
-  return doc;
-}
-
-/* Checks what every body-carrying request needs: a length and the right
- * media type. Returns 0 or the problem status. */
-static int check_body_headers(const struct dcmf_api_request *req,
-                              const char *type, struct dcmf_problem *p,
-                              struct dcmf_api_response *resp) {
-  if (!req->has_content_length) {
-    return dcmf_problem_set(p, 411, "INCORRECT_LENGTH",
-                            "a content-length header is required");
-  }
-  if (!media_type_is(req->content_type, type)) {
-    if (strcmp(type, "application/json-patch+json") == 0) {
-      resp->accept_patch = "application/json-patch+json";
-    }
-    dcmf_problem_param(p, "header content-type", "must be %s", type);
-    return dcmf_problem_set(p, 415, "UNSUPPORTED_MEDIA_TYPE",
-                            "the body must be %s, not %s", type,
-                            req->content_type ? req->content_type
-                                              : "absent");
-  }
-  return 0;
 }
 
 static void set_location(struct dcmf_api_response *resp,
@@ -105,10 +38,7 @@ static void handle_create(struct dcmf_api *api,
                           const struct dcmf_api_request *req,
                           struct dcmf_api_response *resp,
                           struct dcmf_problem *p) {
-  if (check_body_headers(req, "application/json", p, resp) != 0) {
-    return;
-  }
-  json_t *doc = parse_body(req, p);
+  json_t *doc = dcmf_api_read_body(req, "application/json", resp, p);
   if (doc == NULL) {
     return;
   }
@@ -127,10 +57,8 @@ static void handle_patch(struct dcmf_api *api,
                          struct dcmf_context *ctx,
                          struct dcmf_api_response *resp,
                          struct dcmf_problem *p) {
-  if (check_body_headers(req, "application/json-patch+json", p, resp) != 0) {
-    return;
-  }
-  json_t *patch = parse_body(req, p);
+  json_t *patch =
+      dcmf_api_read_body(req, "application/json-patch+json", resp, p);
   if (patch == NULL) {
     return;
   }
@@ -264,7 +192,7 @@ void dcmf_api_handle(struct dcmf_api *api, const struct dcmf_api_request *req,
   memset(&p, 0, sizeof(p));
   route(api, req, resp, &p);
   if (p.status != 0) {
-    respond_problem(resp, &p);
+    dcmf_api_respond_problem(resp, &p);
   }
   if (resp->status == 0) {
     resp->status = 500;
@@ -284,7 +212,7 @@ void dcmf_api_reject(struct dcmf_api *api, const char *method, int status,
                       : status == 413 ? "PAYLOAD_TOO_LARGE"
                                       : NULL;
   dcmf_problem_set(&p, status, cause, "%s", detail);
-  respond_problem(resp, &p);
+  dcmf_api_respond_problem(resp, &p);
   dcmf_metrics_api(api->metrics, method ? method : "OTHER", status);
 }
 

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "buf.h"
 #include "context.h"
 #include "log.h"
@@ -76,5 +78,26 @@ void dcmf_api_reject(struct dcmf_api *api, const char *method, int status,
                      const char *detail, struct dcmf_api_response *resp);
 
 void dcmf_api_response_free(struct dcmf_api_response *resp);
+
+/* ---- shared by the mounted APIs (apibody.c) ---- */
+
+struct dcmf_problem;
+
+/* Fills |resp| with |p| as application/problem+json. */
+void dcmf_api_respond_problem(struct dcmf_api_response *resp,
+                              const struct dcmf_problem *p);
+
+/* Fills |resp| with |doc| (borrowed) as application/json. Returns 0 or
+ * DCMF_ERR_NOMEM (|resp| untouched). */
+int dcmf_api_respond_json(struct dcmf_api_response *resp, int status,
+                          const json_t *doc);
+
+/* Checks the content-length header and that the media type is |type|,
+ * then parses the body as JSON (duplicate names refused). Returns a new
+ * reference, or NULL with |p| set to 411, 415 (and Accept-Patch on
+ * |resp| for a JSON Patch) or 400. */
+json_t *dcmf_api_read_body(const struct dcmf_api_request *req,
+                           const char *type, struct dcmf_api_response *resp,
+                           struct dcmf_problem *p);
 
 #endif

@@ -1,0 +1,75 @@
+/* Request bodies and JSON responses shared by the control APIs mounted
+ * on the one HTTP/2 server (Nmf_MRM in api.c, the AGW shim's agwapi.c). */
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "errors.h"
+#include "problem.h"
+
+void dcmf_api_respond_problem(struct dcmf_api_response *resp,
+                              const struct dcmf_problem *p) {
+  resp->status = p->status;
+  resp->content_type = "application/problem+json";
+  if (dcmf_problem_render(p, &resp->body) != 0) {
+    dcmf_buf_free(&resp->body);
+  }
+}
+
+int dcmf_api_respond_json(struct dcmf_api_response *resp, int status,
+                          const json_t *doc) {
+  char *text = json_dumps(doc, JSON_COMPACT);
+  if (text == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  resp->status = status;
+  resp->content_type = "application/json";
+  dcmf_buf_adopt(&resp->body, text, strlen(text));
+  return 0;
+}
+
+/* Compares the media type of a Content-Type value, ignoring parameters
+ * and letter case (RFC 9110 8.3.1). */
+static int media_type_is(const char *content_type, const char *want) {
+  if (content_type == NULL) {
+    return 0;
+  }
+  content_type += strspn(content_type, " \t");
+  size_t n = strlen(want);
+  if (strncasecmp(content_type, want, n) != 0) {
+    return 0;
+  }
+  char c = content_type[n];
+  return c == '\0' || c == ';' || c == ' ' || c == '\t';
+}
+
+json_t *dcmf_api_read_body(const struct dcmf_api_request *req,
+                           const char *type, struct dcmf_api_response *resp,
+                           struct dcmf_problem *p) {
+  if (!req->has_content_length) {
+    dcmf_problem_set(p, 411, "INCORRECT_LENGTH",
+                     "a content-length header is required");
+    return NULL;
+  }
+  if (!media_type_is(req->content_type, type)) {
+    if (strcmp(type, "application/json-patch+json") == 0) {
+      resp->accept_patch = "application/json-patch+json";
+    }
+    dcmf_problem_param(p, "header content-type", "must be %s", type);
+    dcmf_problem_set(p, 415, "UNSUPPORTED_MEDIA_TYPE",
+                     "the body must be %s, not %s", type,
+                     req->content_type ? req->content_type : "absent");
+    return NULL;
+  }
+  json_error_t jerr;
+  json_t *doc = json_loadb((const char *)req->body, req->body_len,
+                           JSON_REJECT_DUPLICATES, &jerr);
+  if (doc == NULL) {
+    dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
+                     "the body is not valid JSON: %s (line %d, column %d)",
+                     jerr.text, jerr.line, jerr.column);
+  }
+  return doc;
+}
