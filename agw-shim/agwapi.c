@@ -281,14 +281,9 @@ static int is_get(const struct dcmf_api_request *req) {
 static void route(struct dcmf_agwapi *api, const struct dcmf_api_request *req,
                   struct dcmf_api_response *resp, struct dcmf_problem *p) {
   char path[256];
-  size_t plen = strcspn(req->path, "?#");
-  if (plen >= sizeof(path)) {
-    dcmf_problem_set(p, 414, NULL, "the request path is longer than %zu bytes",
-                     sizeof(path) - 1);
+  if (dcmf_api_request_path(req, path, sizeof(path), p) != 0) {
     return;
   }
-  memcpy(path, req->path, plen);
-  path[plen] = '\0';
   if (strcmp(path, CONTEXTS_PATH) == 0) {
     if (is_get(req)) {
       handle_list(api, resp, p);

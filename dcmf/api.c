@@ -105,14 +105,9 @@ static int method_is(const struct dcmf_api_request *req, const char *m) {
 static void route(struct dcmf_api *api, const struct dcmf_api_request *req,
                   struct dcmf_api_response *resp, struct dcmf_problem *p) {
   char path[512];
-  size_t plen = strcspn(req->path, "?#");
-  if (plen >= sizeof(path)) {
-    dcmf_problem_set(p, 414, NULL, "the request path is longer than %zu bytes",
-                     sizeof(path) - 1);
+  if (dcmf_api_request_path(req, path, sizeof(path), p) != 0) {
     return;
   }
-  memcpy(path, req->path, plen);
-  path[plen] = '\0';
 
   if (api->mount != NULL &&
       strncmp(path, api->mount_prefix, strlen(api->mount_prefix)) == 0) {

@@ -92,6 +92,11 @@ void dcmf_api_respond_problem(struct dcmf_api_response *resp,
 int dcmf_api_respond_json(struct dcmf_api_response *resp, int status,
                           const json_t *doc);
 
+/* Copies the path of |req| without query or fragment into |out|.
+ * Returns 0, or the status with |p| set to 414 when it does not fit. */
+int dcmf_api_request_path(const struct dcmf_api_request *req, char *out,
+                          size_t cap, struct dcmf_problem *p);
+
 /* Checks the content-length header and that the media type is |type|,
  * then parses the body as JSON (duplicate names refused). Returns a new
  * reference, or NULL with |p| set to 411, 415 (and Accept-Patch on

@@ -1,5 +1,6 @@
 /* Request bodies and JSON responses shared by the control APIs mounted
  * on the one HTTP/2 server (Nmf_MRM in api.c, the AGW shim's agwapi.c). */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -72,4 +73,17 @@ json_t *dcmf_api_read_body(const struct dcmf_api_request *req,
                      jerr.text, jerr.line, jerr.column);
   }
   return doc;
+}
+
+int dcmf_api_request_path(const struct dcmf_api_request *req, char *out,
+                          size_t cap, struct dcmf_problem *p) {
+  size_t len = strcspn(req->path, "?#");
+  if (len >= cap) {
+    return dcmf_problem_set(p, 414, NULL,
+                            "the request path is longer than %zu bytes",
+                            cap - 1);
+  }
+  memcpy(out, req->path, len);
+  out[len] = '\0';
+  return 0;
 }
