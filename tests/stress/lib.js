@@ -109,9 +109,14 @@ async function startDcmfd(bin, tag, { ports = 64, flags = [] } = {}) {
   const base = 20000 + Math.floor(Math.random() * (40000 - ports));
   const logf = path.join(TMP, `dcmfd-${tag}-${++dcmfdCount}.log`);
   const log = fs.openSync(logf, "w");
+  // Under the sanitizers a clean exit must also mean "no leak".
+  const env = { ...process.env };
+  if (SANITIZED && !/detect_leaks=1/.test(env.ASAN_OPTIONS || "")) {
+    env.ASAN_OPTIONS = [env.ASAN_OPTIONS, "detect_leaks=1"].filter(Boolean).join(":");
+  }
   const proc = track(spawn(bin, ["--control", `127.0.0.1:${port}`, "--ports",
     `${base}-${base + ports - 1}`, "--log-level", "debug", ...flags],
-  { stdio: ["ignore", log, log] }));
+  { stdio: ["ignore", log, log], env }));
   fs.closeSync(log);
   const d = {
     port, proc, logf, portLo: base, portHi: base + ports - 1,
