@@ -171,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   /* The client knows the server's fingerprint (the SDP answer). */
   struct dcmf_fingerprint_set server_fp;
+  memset(&server_fp, 0, sizeof(server_fp));
   if (dcmf_fingerprint_parse(ids->server_cert.fingerprint, &server_fp) != 0 ||
       dcmf_dtls_set_remote_fingerprints(client.dtls, &server_fp) != 0) {
     abort();
