@@ -4,10 +4,11 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+RELEASE_BUILD ?= build-release
 ARGS       ?=
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps build run test test-normal test-asan fuzz-smoke fuzz stress clean
+.PHONY: all deps build run test test-normal test-asan test-release fuzz-smoke fuzz stress clean
 
 all: build
 
@@ -24,6 +25,7 @@ run: build
 	exec ./$(BUILD)/dcmf/dcmfd $(ARGS)
 
 test: deps
+	$(MAKE) test-release
 	$(MAKE) test-normal
 	$(MAKE) test-asan
 	$(MAKE) fuzz-smoke
@@ -40,6 +42,21 @@ test-asan: $(ASAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	meson test -C $(ASAN_BUILD) --print-errorlogs
+
+# A packager's build: -O3 with Debian's hardening flags (dpkg-buildflags:
+# _FORTIFY_SOURCE, stack protector, relro/now) and every warning an
+# error, so a warning that only the optimiser finds fails the suite. Its
+# unit and fuzz-corpus tests run; the integration suites run on the
+# normal and sanitizer builds.
+HARDENING = DEB_BUILD_MAINT_OPTIONS=hardening=+all
+$(RELEASE_BUILD)/build.ninja:
+	CFLAGS="$$($(HARDENING) dpkg-buildflags --get CFLAGS) $$($(HARDENING) dpkg-buildflags --get CPPFLAGS)" \
+	LDFLAGS="$$($(HARDENING) dpkg-buildflags --get LDFLAGS)" \
+	meson setup $(RELEASE_BUILD) --buildtype=release -Dwerror=true
+
+test-release: $(RELEASE_BUILD)/build.ninja
+	meson compile -C $(RELEASE_BUILD)
+	meson test -C $(RELEASE_BUILD) --suite unit --suite fuzz --print-errorlogs
 
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzers=enabled -Dtests=enabled
@@ -72,4 +89,4 @@ stress: deps $(BUILD)/build.ninja
 	STRESS_FLOOD_ROUNDS=$(STRESS_FLOOD_ROUNDS) ./tests/stress/run $(BUILD) $(STRESS_TESTS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(RELEASE_BUILD)

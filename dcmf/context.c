@@ -489,7 +489,9 @@ static void check_read_only(struct dcmf_problem *p, const char *base,
                             const char *name, int *errors) {
   json_t *now = json_object_get(new_parent, name);
   if (now != NULL && !json_equal(now, json_object_get(old_parent, name))) {
-    char param[192];
+    /* Room for the longest base the callers build (192) plus the name, so
+     * no pointer is ever cut short. */
+    char param[256];
     snprintf(param, sizeof(param), "%s/%s", base, name);
     dcmf_problem_param(p, param, "is set by the MF and cannot be changed");
     (*errors)++;
