@@ -456,16 +456,19 @@ async function newPhoneWorks(d, up, what) {
 
 // ---- dcmf-ue ----------------------------------------------------------------
 
-// Runs dcmf-ue with |args|; resolves {code, signal, out, err}; killed after |ms|.
+// Runs dcmf-ue with |args|; resolves {code, signal, out, err}; killed after
+// |ms|. The promise carries the process as .proc.
 function runUe(ue, args, ms = 120000) {
-  return new Promise((resolve) => {
-    const p = track(spawn(ue, args, { stdio: ["ignore", "pipe", "pipe"] }));
+  const p = track(spawn(ue, args, { stdio: ["ignore", "pipe", "pipe"] }));
+  const done = new Promise((resolve) => {
     let out = "", err = "";
     p.stdout.on("data", (c) => (out += c));
     p.stderr.on("data", (c) => (err += c));
     const t = setTimeout(() => { try { process.kill(p.pid, "SIGKILL"); } catch (e) { /* gone */ } }, ms);
     p.on("close", (code, signal) => { clearTimeout(t); resolve({ code, signal, out, err }); });
   });
+  done.proc = p;
+  return done;
 }
 
 // ---- the runner -------------------------------------------------------------
