@@ -190,9 +190,8 @@ function metricSum(text, name, labelRe = /.*/) {
 //   kind slow     Content-Length, 32 KiB every 20 ms (a transfer that lasts)
 //   kind reset    Content-Length, half the body slowly, then the socket is destroyed
 //   kind stall    Content-Length, half the body slowly, then nothing; the socket stays open
-// Anything else: a small text page. Cache-Control: no-store throughout;
-// with |close|, Connection: close too (no keep-alive).
-async function startUpstream(maxSize = 2 << 20, { close = false } = {}) {
+// Anything else: a small text page. Cache-Control: no-store throughout.
+async function startUpstream(maxSize = 2 << 20) {
   const base = crypto.randomBytes(maxSize + 1);
   const sockets = new Set();
   const events = []; // {kind, seed, what: "half"|"destroyed"|"closed"}
@@ -205,7 +204,6 @@ async function startUpstream(maxSize = 2 << 20, { close = false } = {}) {
     const [, kind, sz, sd] = req.url.split("?")[0].split("/");
     const size = Math.min(Number(sz) || 0, maxSize), seed = Number(sd) || 0;
     const data = body(size, seed);
-    if (close) res.setHeader("connection", "close");
     const head = { "content-type": "application/octet-stream", "cache-control": "no-store" };
     const timers = [];
     const slowly = (until, done) => {
