@@ -51,6 +51,12 @@ process.on("exit", () => {
   if (!process.env.DCMF_KEEP_TMP) fs.rmSync(TMP, { recursive: true, force: true });
 });
 
+// Stopped from outside (meson's timeout, ^C): the exit handler above
+// still stops what this run started and removes the directory.
+for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"]) {
+  process.on(sig, () => process.exit(128 + os.constants.signals[sig]));
+}
+
 function track(p) {
   STARTED.add(p);
   p.on("exit", () => STARTED.delete(p));
