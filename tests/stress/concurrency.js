@@ -3,7 +3,8 @@
 //
 //   node concurrency.js DCMFD DCMF_UE
 //
-// 1. STRESS_PHONES phones (half werift, half node-datachannel) each pull a
+// 1. STRESS_PHONES phones (half werift, half node-datachannel; the last
+//    one a headless Chromium tab when Chromium is installed) each pull a
 //    STRESS_BODY-byte body at the same time through the HTTP proxy from a
 //    plain Node http upstream, half with Content-Length, half chunked;
 //    every body is checked by sha256.
@@ -24,34 +25,42 @@ const SLOW = L.SANITIZED ? 3 : 1;
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
 
-test(`${PHONES} phones (werift and node-datachannel) pull ${BODY} B bodies at once, ` +
+test(`${PHONES} phones (werift, node-datachannel, Chromium) pull ${BODY} B bodies at once, ` +
   "Content-Length and chunked, byte-exact", async () => {
   const up = await L.startUpstream(BODY);
   const phones = [];
+  let browser = null;
   try {
-    await L.withDcmfd(DCMFD, "conc", { ports: PHONES + 8 }, (d) => pullAll(d, up, phones));
+    browser = await L.startChromium();
+    if (!browser) L.note("no Chromium: werift and node-datachannel phones only");
+    await L.withDcmfd(DCMFD, "conc", { ports: PHONES + 8 }, (d) => pullAll(d, up, phones, browser));
   } finally {
-    phones.forEach((p) => p.close());
+    await Promise.all(phones.map((p) => p.close()));
+    if (browser) await browser.stop();
     await up.close();
   }
 });
 
 // Opens PHONES phones, each on its own context and upstream path, and
 // has them all pull at once. |phones| collects them for the caller to close.
-async function pullAll(d, up, phones) {
+async function pullAll(d, up, phones, browser) {
   // phone i: the stack alternates; the framing alternates every two
-  // phones, so each stack gets both framings.
+  // phones, so each stack gets both framings. With Chromium, the last
+  // phone is a Chromium tab (its test page reads Content-Length bodies).
   for (let i = 0; i < PHONES; i++) {
-    const kind = i % 2 ? "node-datachannel" : "werift";
-    const framing = (i >> 1) % 2 ? "chunked" : "cl";
-    const ph = await L.makePhone(kind, d, up.url(`/${framing}/${BODY}/${i + 1}`), `ue-${i}`);
+    const kind = browser && i === PHONES - 1 ? "chromium" : i % 2 ? "node-datachannel" : "werift";
+    const framing = kind === "chromium" || (i >> 1) % 2 === 0 ? "cl" : "chunked";
+    const url = up.url(`/${framing}/${BODY}/${i + 1}`);
+    const ph = kind === "chromium" ? await L.chromiumPhone(browser, d, url, `ue-${i}`)
+      : await L.makePhone(kind, d, url, `ue-${i}`);
     ph.framing = framing;
     ph.seed = i + 1;
     phones.push(ph);
   }
   await L.timeout(Promise.all(phones.map((p) => p.opened)), 20000 * SLOW, "all channels open");
   const t = Date.now();
-  const results = await Promise.allSettled(phones.map((ph) => L.get(ph, "/", 60000 * SLOW)));
+  const results = await Promise.allSettled(phones.map((ph) => (ph.kind === "chromium"
+    ? ph.fetch("/", 60000 * SLOW) : L.get(ph, "/", 60000 * SLOW))));
   const dt = (Date.now() - t) / 1000;
   const bad = [];
   results.forEach((r, i) => {

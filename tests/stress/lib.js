@@ -458,6 +458,61 @@ async function newPhoneWorks(d, up, what) {
   }
 }
 
+// ---- Chromium ---------------------------------------------------------------
+
+// Headless Chromium (playwright-core) with the integration suite's phone
+// page (tests/integration/chromium_page.html), served from 127.0.0.1 (a
+// WebRTC page needs a real origin). Resolves null when there is no
+// Chromium (CHROMIUM, default /usr/bin/chromium) or STRESS_CHROMIUM=0.
+async function startChromium() {
+  const exe = process.env.CHROMIUM || "/usr/bin/chromium";
+  if (process.env.STRESS_CHROMIUM === "0" || !fs.existsSync(exe)) return null;
+  const { chromium } = require("playwright-core");
+  const html = fs.readFileSync(path.join(INTEG, "chromium_page.html"));
+  const web = http.createServer((req, res) => {
+    res.writeHead(req.url === "/" ? 200 : 404, { "content-type": "text/html; charset=utf-8" });
+    res.end(req.url === "/" ? html : "");
+  });
+  await new Promise((r) => web.listen(0, "127.0.0.1", r));
+  const profile = fs.mkdtempSync(path.join(TMP, "chromium-"));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: exe, headless: true, timeout: 60000,
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--allow-loopback-in-peer-connection",
+      "--disable-features=WebRtcHideLocalIpsWithMdns"],
+  });
+  return {
+    ctx, url: `http://127.0.0.1:${web.address().port}/`,
+    async stop() {
+      await timeout(ctx.close(), 15000, "closing Chromium").catch((e) => note(e.message));
+      web.close();
+    },
+  };
+}
+
+// A Chromium tab as a phone; fetch() sends GET and waits for the whole
+// Content-Length response in the page: {status, head, length, sha}.
+async function chromiumPhone(browser, d, replaceUrl, terminationId = "ue") {
+  const page = await browser.ctx.newPage();
+  const call = (what, fn, arg, ms = 20000) => timeout(page.evaluate(fn, arg), ms, `Chromium: ${what}`);
+  await page.goto(browser.url, { timeout: 10000 });
+  const offer = parseOffer(only127(await call("offer", () => window.phone.offer())));
+  const ctx = await createContext(d, offer, replaceUrl, terminationId);
+  await call("answer", (sdp) => window.phone.answer(sdp), answerSdp(ctx, offer));
+  return {
+    kind: "chromium", ctx,
+    opened: call("channel open", (ms) => window.phone.opened(ms), 20000, 22000),
+    async fetch(p, ms) {
+      const r = await call(`response to ${p}`, ([q, t]) => window.phone.exchange(q, t),
+        [`GET ${p} HTTP/1.1\r\nHost: \r\n\r\n`, ms], ms + 2000);
+      const body = Buffer.from(r.body, "base64");
+      return { status: Number(r.head.split(" ")[1]), head: r.head, length: body.length,
+        sha: crypto.createHash("sha256").update(body).digest("hex") };
+    },
+    close: () => timeout(page.close(), 5000, "closing the tab").catch(() => {}),
+  };
+}
+
 // ---- dcmf-ue ----------------------------------------------------------------
 
 // Runs dcmf-ue with |args|; resolves {code, signal, out, err}; killed after
@@ -502,6 +557,6 @@ async function run(tests, perTestMs) {
 module.exports = {
   CONTEXTS, SANITIZED, TMP, knob, note, wait, timeout, check, until, freePort, track, exited,
   stopProc, startDcmfd, withDcmfd, checkHealthy, metricSum, startUpstream, StreamReader, weriftPhone,
-  ndcPhone, makePhone, get, newPhoneWorks, runUe, run, ndcCleanup, createContext, parseOffer,
+  ndcPhone, makePhone, get, startChromium, chromiumPhone, newPhoneWorks, runUe, run, ndcCleanup, createContext, parseOffer,
   answerSdp,
 };
