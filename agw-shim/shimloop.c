@@ -1,5 +1,6 @@
 #include "shimloop.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -279,6 +280,8 @@ static void on_inbox(uv_async_t *a) {
 
 static void thread_main(void *arg) {
   struct dcmf_shimloop *sl = arg;
+  /* Named for operators (top -H, /proc/PID/task/TID/comm). */
+  pthread_setname_np(pthread_self(), "dcmf-agw");
   uv_run(&sl->loop, UV_RUN_DEFAULT);
 }
 

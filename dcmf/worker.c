@@ -1,5 +1,6 @@
 #include "worker.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -308,6 +309,8 @@ static void on_inbox(uv_async_t *a) {
 
 static void worker_main(void *arg) {
   struct dcmf_worker *w = arg;
+  /* Named for operators (top -H, /proc/PID/task/TID/comm). */
+  pthread_setname_np(pthread_self(), "dcmf-media");
   /* usrsctp's single stack belongs to this thread from here on. */
   dcmf_sctp_stack_init();
   uv_run(&w->loop, UV_RUN_DEFAULT);
