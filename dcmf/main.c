@@ -55,13 +55,19 @@
 #define EXIT_SHUTDOWN_CUT 3
 
 /* Parts a shutdown stops, in order; a bit stays set until it stopped. */
-enum part { PART_CONTROL = 1, PART_MEDIA = 2, PART_AGW = 4 };
+enum part {
+  PART_CONTROL = 1, /* the control loop: API server, notifications */
+  PART_MEDIA = 2,
+  PART_AGW = 4,
+  PART_CLEANUP = 8, /* what remains after the threads have stopped */
+};
 static const struct {
   unsigned bit;
   const char *name;
-} parts[] = {{PART_CONTROL, "control server"},
+} parts[] = {{PART_CONTROL, "control loop"},
              {PART_MEDIA, "media worker"},
-             {PART_AGW, "AGW loop"}};
+             {PART_AGW, "AGW loop"},
+             {PART_CLEANUP, "final clean-up"}};
 
 /* A worker loop the control thread watches, with its stall episodes. */
 struct watched {
@@ -347,7 +353,6 @@ static void agw_metrics(void *user, struct dcmf_buf *out) {
 
 static void on_server_stopped(void *user) {
   struct daemon *d = user;
-  atomic_fetch_and(&d->pending, ~(unsigned)PART_CONTROL);
   uv_close((uv_handle_t *)&d->stop_async, NULL);
   uv_close((uv_handle_t *)&d->watch_timer, NULL);
 }
@@ -439,7 +444,8 @@ static void block_stop_signals(struct daemon *d) {
 static int start_signal_thread(struct daemon *d) {
   uv_async_init(&d->loop, &d->stop_async, on_stop_request);
   d->stop_async.data = d;
-  atomic_store(&d->pending, PART_CONTROL | PART_MEDIA | PART_AGW);
+  atomic_store(&d->pending,
+               PART_CONTROL | PART_MEDIA | PART_AGW | PART_CLEANUP);
   if (pthread_create(&d->signal_thread, NULL, signal_main, d) != 0) {
     uv_close((uv_handle_t *)&d->stop_async, NULL);
     return -1;
@@ -633,6 +639,7 @@ int main(int argc, char **argv) {
   uv_loop_init(&d->loop);
   if (start_signal_thread(d) != 0) {
     fprintf(stderr, "dcmfd: cannot start the signal thread\n");
+    uv_run(&d->loop, UV_RUN_DEFAULT); /* closes the async handle */
     uv_loop_close(&d->loop);
     free(d);
     return 1;
@@ -650,12 +657,15 @@ int main(int argc, char **argv) {
               d->cfg.media_advertise, d->cfg.port_min, d->cfg.port_max,
               d->dtls.fingerprint);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    /* The API server and every control-loop handle have closed. */
+    atomic_fetch_and(&d->pending, ~(unsigned)PART_CONTROL);
     DCMF_LOGI(&d->log, "main", "stopped; %zu contexts released",
               dcmf_registry_count(d->registry));
   }
   daemon_teardown(d);
   uv_run(&d->loop, UV_RUN_DEFAULT);
   uv_loop_close(&d->loop);
+  atomic_fetch_and(&d->pending, ~(unsigned)PART_CLEANUP);
   stop_signal_thread(d); /* done in time: nothing left to watch */
   free(d);
   return rv;

@@ -246,6 +246,19 @@ def t_stuck_shutdown_flag_and_second_signal():
               "stop" in d.log(), f"no second-signal line: {d.log_tail()}")
 
 
+@test("SIGTERM with a stuck AGW loop: exit 3, naming the AGW loop")
+def t_stuck_agw_shutdown():
+    with Dcmfd("--shutdown-timeout", "1000") as d:
+        stopped = StoppedThread(d.proc.pid, "dcmf-agw")
+        status, took = exit_after_sigterm(d, stopped, 10)
+        check_eq(status, 3, "exit status")
+        check(0.9 <= took <= 2.5, f"exit after {took:.2f} s, not ~1 s")
+        # The media worker stopped gracefully before it.
+        check("shutdown cut short after 1000 ms: AGW loop did not stop "
+              "(still running: AGW loop, final clean-up)" in d.log(),
+              f"no line naming the AGW loop: {d.log_tail()}")
+
+
 # ---- strangers get nothing back --------------------------------------------
 
 def stun_check(ufrag_pair, key, txid):
