@@ -410,6 +410,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {
     uv_close((uv_handle_t *)&w->outbox_async, NULL);
+    dcmf_ratelimit_del(w->stun_limit);
+    dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
     free(w);
     return DCMF_ERR_SYSTEM;
