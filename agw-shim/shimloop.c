@@ -372,8 +372,8 @@ const struct dcmf_shimloop_stats *dcmf_shimloop_stats(
   return &sl->totals;
 }
 
-const struct dcmf_heartbeat *dcmf_shimloop_heartbeat(
-    const struct dcmf_shimloop *sl) {
+const struct dcmf_heartbeat *
+dcmf_shimloop_heartbeat(const struct dcmf_shimloop *sl) {
   return &sl->heartbeat;
 }
 

@@ -103,7 +103,7 @@ struct dcmf_heartbeat;
 
 /* The relay loop's heartbeat (heartbeat.h), readable from any thread
  * until dcmf_shimloop_stop(). */
-const struct dcmf_heartbeat *dcmf_shimloop_heartbeat(
-    const struct dcmf_shimloop *sl);
+const struct dcmf_heartbeat *
+dcmf_shimloop_heartbeat(const struct dcmf_shimloop *sl);
 
 #endif

@@ -98,8 +98,7 @@ static void handle_metrics(struct dcmf_api *api,
 }
 
 /* 200 while every worker loop turns; 503 naming those that stalled. */
-static void handle_healthz(struct dcmf_api *api,
-                           struct dcmf_api_response *resp,
+static void handle_healthz(struct dcmf_api *api, struct dcmf_api_response *resp,
                            struct dcmf_problem *p) {
   struct dcmf_gauges g = {0};
   if (api->gauges != NULL) {
@@ -112,8 +111,7 @@ static void handle_healthz(struct dcmf_api *api,
     if (l->stalled) {
       snprintf(detail + n, sizeof(detail) - n,
                "%sworker %s: loop has not turned for %llu.%llu s",
-               n ? "; " : "", l->name,
-               (unsigned long long)(l->age_ms / 1000),
+               n ? "; " : "", l->name, (unsigned long long)(l->age_ms / 1000),
                (unsigned long long)(l->age_ms % 1000 / 100));
     }
   }

@@ -22,8 +22,8 @@
 #define DCMF_HEARTBEAT_STALL_MS 1000
 
 struct dcmf_heartbeat {
-  uv_timer_t timer;           /* on the watched loop */
-  _Atomic uint64_t last_ms;   /* dcmf_heartbeat_now_ms() of the last beat */
+  uv_timer_t timer;         /* on the watched loop */
+  _Atomic uint64_t last_ms; /* dcmf_heartbeat_now_ms() of the last beat */
 };
 
 /*

@@ -219,8 +219,7 @@ static uint64_t load(const _Atomic uint64_t *v) {
 
 static void watch_add(struct daemon *d, const char *name,
                       const struct dcmf_heartbeat *hb) {
-  d->watched[d->n_watched++] = (struct watched){.name = name,
-                                                .heartbeat = hb};
+  d->watched[d->n_watched++] = (struct watched){.name = name, .heartbeat = hb};
 }
 
 /* Logs the start and the end of each stall episode once. */
@@ -233,16 +232,19 @@ static void watch_check(struct daemon *d) {
       if (!w->stalled) {
         w->stalled = 1;
         w->stalls++;
-        DCMF_LOGW(&d->log, "main", "worker %s: loop has not turned for "
-                  "%llu.%llu s", w->name, (unsigned long long)(age / 1000),
+        DCMF_LOGW(&d->log, "main",
+                  "worker %s: loop has not turned for "
+                  "%llu.%llu s",
+                  w->name, (unsigned long long)(age / 1000),
                   (unsigned long long)(age % 1000 / 100));
       }
       w->worst_ms = age > w->worst_ms ? age : w->worst_ms;
     } else if (w->stalled) {
       w->stalled = 0;
-      DCMF_LOGI(&d->log, "main", "worker %s: loop turns again after a "
-                "stall of at least %llu.%llu s", w->name,
-                (unsigned long long)(w->worst_ms / 1000),
+      DCMF_LOGI(&d->log, "main",
+                "worker %s: loop turns again after a "
+                "stall of at least %llu.%llu s",
+                w->name, (unsigned long long)(w->worst_ms / 1000),
                 (unsigned long long)(w->worst_ms % 1000 / 100));
       w->worst_ms = 0;
     }
@@ -304,11 +306,11 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   for (size_t i = 0; i < d->n_watched; i++) {
     const struct watched *w = &d->watched[i];
     uint64_t age = dcmf_heartbeat_age_ms(w->heartbeat, now);
-    g->loops[i] = (struct dcmf_loop_health){
-        .name = w->name,
-        .age_ms = age,
-        .stalled = age > DCMF_HEARTBEAT_STALL_MS,
-        .stalls = w->stalls};
+    g->loops[i] =
+        (struct dcmf_loop_health){.name = w->name,
+                                  .age_ms = age,
+                                  .stalled = age > DCMF_HEARTBEAT_STALL_MS,
+                                  .stalls = w->stalls};
   }
   g->n_loops = d->n_watched;
   const struct dcmf_notify_counters *nc = dcmf_notify_counters(d->notify);
@@ -349,7 +351,8 @@ static void agw_metrics(void *user, struct dcmf_buf *out) {
   dcmf_agw_metrics(d->agw, out);
 }
 
-/* ---- shutdown ------------------------------------------------------------- */
+/* ---- shutdown -------------------------------------------------------------
+ */
 
 static void on_server_stopped(void *user) {
   struct daemon *d = user;
@@ -382,9 +385,10 @@ static void shutdown_cut(struct daemon *d, const char *why) {
       }
     }
   }
-  DCMF_LOGE(&d->log, "main", "shutdown cut short %s: %s did not stop "
-            "(still running: %s); exiting with status %d", why, first,
-            names[0] ? names : "nothing", EXIT_SHUTDOWN_CUT);
+  DCMF_LOGE(&d->log, "main",
+            "shutdown cut short %s: %s did not stop "
+            "(still running: %s); exiting with status %d",
+            why, first, names[0] ? names : "nothing", EXIT_SHUTDOWN_CUT);
   _exit(EXIT_SHUTDOWN_CUT);
 }
 
@@ -517,8 +521,7 @@ static int daemon_setup(struct daemon *d) {
       .repo = d->repo,
       .max_streams = c->max_streams,
       .upstream = {.ca_file = c->upstream_ca[0] ? c->upstream_ca : NULL,
-                   .client_cert = c->upstream_cert[0] ? c->upstream_cert
-                                                      : NULL,
+                   .client_cert = c->upstream_cert[0] ? c->upstream_cert : NULL,
                    .client_key = c->upstream_key[0] ? c->upstream_key : NULL,
                    .connect_timeout_ms = c->upstream_connect_timeout_ms,
                    .response_timeout_ms = c->upstream_response_timeout_ms,

@@ -49,10 +49,10 @@ struct dcmf_media_figures {
 
 /* Liveness of one worker loop, as the control thread sees it. */
 struct dcmf_loop_health {
-  const char *name;   /* "media", "agw"; static */
-  uint64_t age_ms;    /* since its loop last turned */
-  int stalled;        /* |age_ms| is over the stall threshold */
-  uint64_t stalls;    /* stall episodes since start */
+  const char *name; /* "media", "agw"; static */
+  uint64_t age_ms;  /* since its loop last turned */
+  int stalled;      /* |age_ms| is over the stall threshold */
+  uint64_t stalls;  /* stall episodes since start */
 };
 
 #define DCMF_METRICS_MAX_LOOPS 4

@@ -33,8 +33,8 @@ struct dcmf_ratelimit {
 
 int dcmf_ratelimit_new(struct dcmf_ratelimit **out,
                        const struct dcmf_ratelimit_settings *settings) {
-  size_t slots = settings->slots ? settings->slots
-                                 : DCMF_RATELIMIT_DEFAULT_SLOTS;
+  size_t slots =
+      settings->slots ? settings->slots : DCMF_RATELIMIT_DEFAULT_SLOTS;
   size_t n_sets = (slots + WAYS - 1) / WAYS;
   struct dcmf_ratelimit *rl =
       calloc(1, sizeof(*rl) + n_sets * WAYS * sizeof(struct slot));
@@ -105,8 +105,8 @@ static struct slot *rl_slot(struct dcmf_ratelimit *rl, const uint8_t key[17],
     if (s->used && memcmp(s->key, key, 17) == 0) {
       return s;
     }
-    if (victim == NULL || (victim->used && (!s->used ||
-                                            s->last_ms < victim->last_ms))) {
+    if (victim == NULL ||
+        (victim->used && (!s->used || s->last_ms < victim->last_ms))) {
       victim = s;
     }
   }
@@ -120,8 +120,8 @@ static struct slot *rl_slot(struct dcmf_ratelimit *rl, const uint8_t key[17],
   return victim;
 }
 
-int dcmf_ratelimit_allow(struct dcmf_ratelimit *rl,
-                         const struct sockaddr *from, uint64_t now_ms) {
+int dcmf_ratelimit_allow(struct dcmf_ratelimit *rl, const struct sockaddr *from,
+                         uint64_t now_ms) {
   uint8_t key[17];
   if (rl_key(key, from) != 0) {
     return DCMF_ERR_INVALID;
@@ -153,7 +153,7 @@ int dcmf_ratelimit_allow(struct dcmf_ratelimit *rl,
   return 1;
 }
 
-const struct dcmf_ratelimit_counters *dcmf_ratelimit_counters(
-    const struct dcmf_ratelimit *rl) {
+const struct dcmf_ratelimit_counters *
+dcmf_ratelimit_counters(const struct dcmf_ratelimit *rl) {
   return &rl->counters;
 }

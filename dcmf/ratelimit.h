@@ -68,11 +68,11 @@ void dcmf_ratelimit_del(struct dcmf_ratelimit *rl);
  * nor IPv6 (drop it). With rate 0 it always returns 1 for a valid
  * address.
  */
-int dcmf_ratelimit_allow(struct dcmf_ratelimit *rl,
-                         const struct sockaddr *from, uint64_t now_ms);
+int dcmf_ratelimit_allow(struct dcmf_ratelimit *rl, const struct sockaddr *from,
+                         uint64_t now_ms);
 
 /* The counters since creation; valid as long as |rl|. */
-const struct dcmf_ratelimit_counters *dcmf_ratelimit_counters(
-    const struct dcmf_ratelimit *rl);
+const struct dcmf_ratelimit_counters *
+dcmf_ratelimit_counters(const struct dcmf_ratelimit *rl);
 
 #endif

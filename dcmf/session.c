@@ -538,8 +538,8 @@ static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
   }
   uint8_t out[512];
   size_t out_len = 0;
-  int rv = dcmf_ice_recv(&s->ice, from, data, len, now, out, sizeof(out),
-                         &out_len);
+  int rv =
+      dcmf_ice_recv(&s->ice, from, data, len, now, out, sizeof(out), &out_len);
   /* The engine writes only answers to authenticated requests. */
   if (out_len > 0) {
     udp_send(s, from, out, out_len);
@@ -585,10 +585,9 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
   uint64_t now = uv_now(s->env.loop);
   /* A handshake costs a signature: ClientHellos are limited per source,
    * except from the peer of an established association. */
-  int established = s->has_dtls_peer &&
-                    dcmf_dtls_state(s->dtls) == DCMF_DTLS_CONNECTED &&
-                    dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer,
-                                         from);
+  int established =
+      s->has_dtls_peer && dcmf_dtls_state(s->dtls) == DCMF_DTLS_CONNECTED &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
   if (!established && is_client_hello(data, len) &&
       !source_allowed(s->env.hello_limit, from, now)) {
     STAT_ADD(s, dtls_hello_rate_limited, 1);

@@ -444,8 +444,8 @@ void dcmf_worker_stop(struct dcmf_worker *w) {
   uv_close((uv_handle_t *)&w->outbox_async, on_outbox_closed);
 }
 
-const struct dcmf_heartbeat *dcmf_worker_heartbeat(
-    const struct dcmf_worker *w) {
+const struct dcmf_heartbeat *
+dcmf_worker_heartbeat(const struct dcmf_worker *w) {
   return &w->heartbeat;
 }
 

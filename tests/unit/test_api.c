@@ -514,8 +514,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_limit, setup_one_context,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_udp_proxy_mdc2_ports, setup,
                                       teardown),
   };

@@ -42,7 +42,6 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.shutdown_timeout_ms, 5000);
 }
 
-
 static void test_flags(void **state) {
   (void)state;
   struct dcmf_config cfg;

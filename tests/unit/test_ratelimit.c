@@ -112,8 +112,8 @@ static void test_address_keys(void **state) {
 static void test_bounded_table(void **state) {
   (void)state;
   struct dcmf_ratelimit *rl;
-  struct dcmf_ratelimit_settings s = {.rate = 1, .burst = 1, .slots = 64,
-                                      .seed = 7};
+  struct dcmf_ratelimit_settings s = {
+      .rate = 1, .burst = 1, .slots = 64, .seed = 7};
   assert_int_equal(dcmf_ratelimit_new(&rl, &s), 0);
   char ip[32];
   /* All within 0.3 s, so no bucket could refill a whole token. */
@@ -148,8 +148,7 @@ static void test_rate_zero_is_unlimited(void **state) {
 static void test_large_values(void **state) {
   (void)state;
   struct dcmf_ratelimit *rl;
-  struct dcmf_ratelimit_settings s = {.rate = UINT32_MAX,
-                                      .burst = UINT32_MAX};
+  struct dcmf_ratelimit_settings s = {.rate = UINT32_MAX, .burst = UINT32_MAX};
   assert_int_equal(dcmf_ratelimit_new(&rl, &s), 0);
   assert_int_equal(passes(rl, "192.0.2.1", 10, 0), 10);
   assert_int_equal(passes(rl, "192.0.2.1", 10, UINT64_MAX / 2), 10);
