@@ -97,6 +97,34 @@ static void handle_metrics(struct dcmf_api *api,
   }
 }
 
+/* 200 while every worker loop turns; 503 naming those that stalled. */
+static void handle_healthz(struct dcmf_api *api, struct dcmf_api_response *resp,
+                           struct dcmf_problem *p) {
+  struct dcmf_gauges g = {0};
+  if (api->gauges != NULL) {
+    api->gauges(api->gauges_user, &g);
+  }
+  char detail[sizeof(p->detail)] = "";
+  for (size_t i = 0; i < g.n_loops; i++) {
+    const struct dcmf_loop_health *l = &g.loops[i];
+    size_t n = strlen(detail);
+    if (l->stalled) {
+      snprintf(detail + n, sizeof(detail) - n,
+               "%sworker %s: loop has not turned for %llu.%llu s",
+               n ? "; " : "", l->name, (unsigned long long)(l->age_ms / 1000),
+               (unsigned long long)(l->age_ms % 1000 / 100));
+    }
+  }
+  if (detail[0] != '\0') {
+    dcmf_problem_set(p, 503, NULL, "%s", detail);
+    return;
+  }
+  json_t *doc = json_pack("{s:s, s:I}", "status", "ok", "contexts",
+                          (json_int_t)dcmf_registry_count(api->registry));
+  respond_json(resp, 200, doc);
+  json_decref(doc);
+}
+
 static int method_is(const struct dcmf_api_request *req, const char *m) {
   return strcmp(req->method, m) == 0 ||
          (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
@@ -120,10 +148,7 @@ static void route(struct dcmf_api *api, const struct dcmf_api_request *req,
       dcmf_problem_set(p, 405, NULL, "/healthz allows GET and HEAD");
       return;
     }
-    json_t *doc = json_pack("{s:s, s:I}", "status", "ok", "contexts",
-                            (json_int_t)dcmf_registry_count(api->registry));
-    respond_json(resp, 200, doc);
-    json_decref(doc);
+    handle_healthz(api, resp, p);
     return;
   }
   if (strcmp(path, "/metrics") == 0) {

@@ -405,6 +405,37 @@ static void test_health_and_metrics(void **state) {
                          "status=\"405\"} 1\n"));
 }
 
+/* Worker liveness as the daemon's gauges report it. */
+static void fake_loops(void *user, struct dcmf_gauges *g) {
+  const int *stalled = user;
+  g->loops[0] = (struct dcmf_loop_health){.name = "media", .age_ms = 250};
+  g->loops[1] = (struct dcmf_loop_health){
+      .name = "agw", .age_ms = 1700, .stalled = *stalled, .stalls = 1};
+  g->n_loops = 2;
+}
+
+static void test_health_names_stalled_worker(void **state) {
+  struct fixture *f = *state;
+  int stalled = 1;
+  f->api.gauges = fake_loops;
+  f->api.gauges_user = &stalled;
+  assert_int_equal(call(f, "GET", "/healthz", NULL, NULL), 503);
+  assert_problem(f, 503);
+  assert_string_equal(json_string_value(json_object_get(f->body, "detail")),
+                      "worker agw: loop has not turned for 1.7 s");
+  assert_int_equal(call(f, "GET", "/metrics", NULL, NULL), 200);
+  assert_non_null(strstr(f->resp.body.data,
+                         "dcmf_worker_up{worker=\"media\"} 1\n"
+                         "dcmf_worker_up{worker=\"agw\"} 0\n"));
+  assert_non_null(strstr(f->resp.body.data,
+                         "dcmf_worker_heartbeat_age_seconds{worker=\"agw\"}"
+                         " 1.700\n"));
+  assert_non_null(strstr(f->resp.body.data,
+                         "dcmf_worker_stalled_total{worker=\"agw\"} 1\n"));
+  stalled = 0; /* it turns again */
+  assert_int_equal(call(f, "GET", "/healthz", NULL, NULL), 200);
+}
+
 static void test_udp_proxy_mdc2_ports(void **state) {
   struct fixture *f = *state;
   static const char body[] =
@@ -472,6 +503,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_security_setup_mapping, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_get_list_delete, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_health_names_stalled_worker, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_patch_media_lifecycle, setup,
                                       teardown),
@@ -481,8 +514,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_limit, setup_one_context,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_udp_proxy_mdc2_ports, setup,
                                       teardown),
   };
