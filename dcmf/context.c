@@ -509,7 +509,7 @@ static void check_read_only(struct dcmf_problem *p, const char *base,
                             const char *name, int *errors) {
   json_t *now = json_object_get(new_parent, name);
   if (now != NULL && !json_equal(now, json_object_get(old_parent, name))) {
-    char param[192];
+    char param[256]; /* room for a 192-byte base and the name */
     snprintf(param, sizeof(param), "%s/%s", base, name);
     dcmf_problem_param(p, param, "is set by the MF and cannot be changed");
     (*errors)++;
