@@ -37,9 +37,10 @@ static void set_location(struct dcmf_api_response *resp,
 
 /* ---- entity-tags (RFC 9110 8.8.3, 13.1.1) ------------------------------ */
 
-static void set_etag(struct dcmf_api_response *resp,
-                     const struct dcmf_context *ctx) {
-  snprintf(resp->etag, sizeof(resp->etag), "\"%" PRIu64 "\"", ctx->version);
+/* Writes the strong entity-tag of |ctx|, quotes included. */
+static void format_etag(const struct dcmf_context *ctx, char *out,
+                        size_t cap) {
+  snprintf(out, cap, "\"%" PRIu64 "\"", ctx->version);
 }
 
 /* Answers a context document with its entity-tag. */
@@ -47,7 +48,7 @@ static void respond_context(struct dcmf_api_response *resp, int status,
                             const struct dcmf_context *ctx) {
   respond_json(resp, status, ctx->doc);
   if (resp->status == status) {
-    set_etag(resp, ctx);
+    format_etag(ctx, resp->etag, sizeof(resp->etag));
   }
 }
 
@@ -94,7 +95,7 @@ static int precondition_holds(const struct dcmf_api_request *req,
     return 1;
   }
   char etag[40];
-  snprintf(etag, sizeof(etag), "\"%" PRIu64 "\"", ctx->version);
+  format_etag(ctx, etag, sizeof(etag));
   if (if_match_holds(req->if_match, etag)) {
     return 1;
   }

@@ -70,7 +70,10 @@ struct dcmf_api {
 /*
  * Handles one complete request and fills |resp| (zero it first; free it
  * with dcmf_api_response_free). HEAD is answered as GET; the transport
- * drops the body. Never fails: internal errors become 500 problems.
+ * drops the body. A response that carries a MediaContext carries its
+ * entity-tag in resp->etag; PATCH and DELETE of a context whose tag the
+ * request's If-Match does not name get 412 before the body is read.
+ * Never fails: internal errors become 500 problems.
  */
 void dcmf_api_handle(struct dcmf_api *api, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp);
