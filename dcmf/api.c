@@ -38,8 +38,7 @@ static void set_location(struct dcmf_api_response *resp,
 /* ---- entity-tags (RFC 9110 8.8.3, 13.1.1) ------------------------------ */
 
 /* Writes the strong entity-tag of |ctx|, quotes included. */
-static void format_etag(const struct dcmf_context *ctx, char *out,
-                        size_t cap) {
+static void format_etag(const struct dcmf_context *ctx, char *out, size_t cap) {
   snprintf(out, cap, "\"%" PRIu64 "\"", ctx->version);
 }
 

@@ -184,9 +184,8 @@ struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg) {
   return reg->first;
 }
 
-int dcmf_registry_add_event(struct dcmf_registry *reg,
-                            struct dcmf_context *ctx, json_t *event,
-                            size_t keep) {
+int dcmf_registry_add_event(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                            json_t *event, size_t keep) {
   json_t *events = json_object_get(ctx->doc, "events");
   if (events == NULL) {
     events = json_array();
@@ -307,10 +306,10 @@ static int media_fill_locals(struct dcmf_registry *reg, json_t *media,
    * no fixed port to report and portNumber is 0 (docs/api.md). */
   json_object_del(dc, "localMdc1Endpoint");
   if (uses_mdc1(dc)) {
-    rv |= json_object_set_new(
-        dc, "localMdc1Endpoint",
-        json_pack("{s:{s:s}, s:s, s:i}", "ip", family, reg->advertise_addr,
-                  "transport", "TCP", "portNumber", 0));
+    rv |= json_object_set_new(dc, "localMdc1Endpoint",
+                              json_pack("{s:{s:s}, s:s, s:i}", "ip", family,
+                                        reg->advertise_addr, "transport", "TCP",
+                                        "portNumber", 0));
   }
   json_object_del(dc, "localMdc2Endpoint");
   json_object_del(dc, "localMdc2Endpoints");

@@ -417,9 +417,8 @@ static void test_request_errors(void **state) {
            json_string_value(json_object_get(f->body, "contextId")));
   /* No content-length is needed (HTTP/2 ends a body with the stream):
    * an empty body is read, and refused as JSON. */
-  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
-                        NULL),
-                   400);
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", NULL), 400);
   assert_int_equal(call(f, "PUT", "/agw/v1/contexts", NULL, NULL), 405);
   assert_string_equal(f->resp.allow, "GET, HEAD, POST");
   assert_int_equal(call(f, "POST", path, "application/json", basic), 405);

@@ -240,17 +240,17 @@ static void test_request_errors(void **state) {
   assert_problem(f, 404);
   /* An encoded body is refused with the codings accepted (RFC 9110
    * 15.5.16); no content-length is needed, HTTP/2 ends a body itself. */
-  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts",
-                          "application/json", "{}", "gzip", NULL),
+  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts", "application/json",
+                          "{}", "gzip", NULL),
                    415);
   assert_problem(f, 415);
   assert_string_equal(first_param(f), "header content-encoding");
   assert_string_equal(f->resp.accept_encoding, "identity");
-  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts",
-                          "application/json", "{}", "identity, gzip", NULL),
+  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts", "application/json",
+                          "{}", "identity, gzip", NULL),
                    415);
-  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts",
-                          "application/json", "{}", "Identity", NULL),
+  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts", "application/json",
+                          "{}", "Identity", NULL),
                    400); /* read and validated: no terminations */
   assert_string_equal(first_param(f), "/terminations");
   char longpath[700];
@@ -329,8 +329,8 @@ static void test_patch_errors_change_nothing(void **state) {
        400},
       {"application/json-patch+json",
        "[{\"op\":\"remove\",\"path\":\"no-slash\"}]", 400},
-      {"application/json-patch+json", "[{\"op\":\"remove\",\"path\":\"/nope\"}]",
-       409},
+      {"application/json-patch+json",
+       "[{\"op\":\"remove\",\"path\":\"/nope\"}]", 409},
       {"application/json-patch+json",
        "[{\"op\":\"test\",\"path\":\"/terminations/0/terminationId\","
        "\"value\":\"ue-b\"}]",
@@ -500,14 +500,12 @@ static void test_etag_if_match(void **state) {
   snprintf(weak, sizeof(weak), "W/%s", tag2);
   const char *bad[] = {tag1, weak, "nonsense", "\"\""};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    assert_int_equal(call_h(f, "PATCH", path, "text/plain", "x", NULL,
-                            bad[i]),
+    assert_int_equal(call_h(f, "PATCH", path, "text/plain", "x", NULL, bad[i]),
                      412);
     assert_problem(f, 412);
     assert_string_equal(first_param(f), "header if-match");
     assert_string_equal(f->resp.etag, "");
-    assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, bad[i]),
-                     412);
+    assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, bad[i]), 412);
   }
   assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
   assert_string_equal(f->resp.etag, tag2);
@@ -522,10 +520,9 @@ static void test_etag_if_match(void **state) {
   assert_string_not_equal(tag3, tag2);
   /* An event changes the document, so the tag changes too. */
   struct dcmf_context *ctx = dcmf_registry_first(f->reg);
-  assert_int_equal(dcmf_registry_add_event(f->reg, ctx,
-                                           json_pack("{s:s}", "event", "X"),
-                                           4),
-                   0);
+  assert_int_equal(
+      dcmf_registry_add_event(f->reg, ctx, json_pack("{s:s}", "event", "X"), 4),
+      0);
   assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, tag3), 412);
   assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, "*"), 204);
   assert_string_equal(f->resp.etag, "");
@@ -564,10 +561,10 @@ static void test_official_client_and_mdc1(void **state) {
   snprintf(path, sizeof(path), "/nmf-mrm/v1/contexts/%s",
            json_string_value(json_object_get(f->body, "contextId")));
   json_t *m = media0(f->body);
-  assert_string_equal(json_string_value(json_object_get(
-                          json_object_get(m, "arMedia"),
-                          "mediaProcessingSpec")),
-                      "spec");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(m, "arMedia"),
+                                        "mediaProcessingSpec")),
+      "spec");
   json_t *mdc1 =
       json_object_get(json_object_get(m, "dcMedia"), "localMdc1Endpoint");
   assert_string_equal(json_string_value(json_object_get(
@@ -575,14 +572,13 @@ static void test_official_client_and_mdc1(void **state) {
                       "192.0.2.1");
   assert_string_equal(json_string_value(json_object_get(mdc1, "transport")),
                       "TCP");
-  assert_int_equal(json_integer_value(json_object_get(mdc1, "portNumber")),
-                   0);
+  assert_int_equal(json_integer_value(json_object_get(mdc1, "portNumber")), 0);
   /* The media plane reads 0 as "no limit". */
   struct dcmf_context *ctx = dcmf_registry_first(f->reg);
   struct dcmf_media_desc d;
-  assert_int_equal(dcmf_media_desc_build(&d, ctx, &ctx->medias[0],
-                                         media0(ctx->doc), 5000),
-                   0);
+  assert_int_equal(
+      dcmf_media_desc_build(&d, ctx, &ctx->medias[0], media0(ctx->doc), 5000),
+      0);
   assert_int_equal(d.n_streams, 3);
   for (size_t i = 0; i < d.n_streams; i++) {
     const struct dcmf_sctp_reliability *r = &d.streams[i].rel;
@@ -606,9 +602,8 @@ static void test_official_client_and_mdc1(void **state) {
            "dcMedia/localMdc1Endpoint/portNumber\",\"value\":9}]"),
       403);
   assert_problem(f, 403);
-  assert_string_equal(
-      json_string_value(json_object_get(f->body, "cause")),
-      "MODIFICATION_NOT_ALLOWED");
+  assert_string_equal(json_string_value(json_object_get(f->body, "cause")),
+                      "MODIFICATION_NOT_ALLOWED");
   assert_string_equal(first_param(f),
                       "/terminations/0/medias/0/dcMedia/localMdc1Endpoint");
   /* Leaving HTTP-proxy mode (and dropping the DCSF address) removes it. */
@@ -650,8 +645,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_limit, setup_one_context,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_udp_proxy_mdc2_ports, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_etag_if_match, setup, teardown),

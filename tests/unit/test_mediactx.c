@@ -327,22 +327,22 @@ static void test_official_defaults_are_accepted(void **state) {
   (void)state;
   json_t *doc = load(valid_doc);
   json_t *media = json_array_get(
-      json_object_get(
-          json_array_get(json_object_get(doc, "terminations"), 0), "medias"),
+      json_object_get(json_array_get(json_object_get(doc, "terminations"), 0),
+                      "medias"),
       0);
   json_t *streams =
       json_object_get(json_object_get(media, "dcMedia"), "streams");
-  json_object_set_new(
-      streams, "10",
-      json_pack("{s:i, s:s, s:b, s:i, s:i, s:i, s:s}", "streamId", 10,
-                "subprotocol", "http", "order", 1, "maxRetry", 0, "maxTime",
-                0, "priority", 256, "appBindingInfo", "app-1"));
+  json_object_set_new(streams, "10",
+                      json_pack("{s:i, s:s, s:b, s:i, s:i, s:i, s:s}",
+                                "streamId", 10, "subprotocol", "http", "order",
+                                1, "maxRetry", 0, "maxTime", 0, "priority", 256,
+                                "appBindingInfo", "app-1"));
   json_object_set_new(streams, "1000",
-                      json_pack("{s:i, s:i, s:i}", "streamId", 1000,
-                                "maxRetry", 3, "maxTime", 0));
+                      json_pack("{s:i, s:i, s:i}", "streamId", 1000, "maxRetry",
+                                3, "maxTime", 0));
   json_object_set_new(streams, "1002",
-                      json_pack("{s:i, s:i, s:i}", "streamId", 1002,
-                                "maxRetry", 0, "maxTime", 150));
+                      json_pack("{s:i, s:i, s:i}", "streamId", 1002, "maxRetry",
+                                0, "maxTime", 150));
   json_object_set_new(media, "arMedia",
                       json_pack("{s:s}", "mediaProcessingSpec", "spec-1"));
   json_object_set_new(media, "mediaProcessingUri",
