@@ -143,6 +143,10 @@ void dcmf_agw_del(struct dcmf_agw *agw) {
   free(agw);
 }
 
+const struct dcmf_heartbeat *dcmf_agw_heartbeat(const struct dcmf_agw *agw) {
+  return dcmf_shimloop_heartbeat(agw->loop);
+}
+
 void dcmf_agw_handle(struct dcmf_agw *agw, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp) {
   dcmf_agwapi_handle(agw->api, req, resp);

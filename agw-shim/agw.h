@@ -43,6 +43,12 @@ void dcmf_agw_del(struct dcmf_agw *agw);
 void dcmf_agw_handle(struct dcmf_agw *agw, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp);
 
+struct dcmf_heartbeat;
+
+/* The relay thread's heartbeat (heartbeat.h), readable from any thread
+ * until dcmf_agw_del(). */
+const struct dcmf_heartbeat *dcmf_agw_heartbeat(const struct dcmf_agw *agw);
+
 /* Appends the shim's metrics (Prometheus text) to |out|. */
 void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 

@@ -186,7 +186,8 @@ static int check_read_only(json_t *old, json_t *doc, const size_t terms[2],
     }
   }
   if (bad) {
-    dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
+    /* As on Nmf_MRM: TS 29.500 answers a forbidden change with 403. */
+    dcmf_problem_set(p, 403, "MODIFICATION_NOT_ALLOWED",
                      "the patch changes members the AGW assigned");
   }
   return bad;

@@ -1,5 +1,6 @@
 #include "shimloop.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <netinet/in.h>
 
 #include "errors.h"
+#include "heartbeat.h"
 
 /* Larger than any UDP payload, so no datagram is ever truncated. */
 #define RX_BUFFER 65536
@@ -56,6 +58,7 @@ struct dcmf_shimloop {
   struct msg stop_msg;
   struct dcmf_shimloop_relay *live; /* relay thread only */
   struct dcmf_shimloop_stats totals;
+  struct dcmf_heartbeat heartbeat; /* the control thread watches it */
   uint8_t rx[RX_BUFFER];
 };
 
@@ -265,6 +268,7 @@ static void on_inbox(uv_async_t *a) {
         relay_close(sl->live);
       }
       uv_close((uv_handle_t *)&sl->inbox_async, NULL);
+      dcmf_heartbeat_close(&sl->heartbeat);
       break;
     }
     if (m->on_heap) {
@@ -276,6 +280,8 @@ static void on_inbox(uv_async_t *a) {
 
 static void thread_main(void *arg) {
   struct dcmf_shimloop *sl = arg;
+  /* Named for operators (top -H, /proc/PID/task/TID/comm). */
+  pthread_setname_np(pthread_self(), "dcmf-agw");
   uv_run(&sl->loop, UV_RUN_DEFAULT);
 }
 
@@ -366,6 +372,11 @@ const struct dcmf_shimloop_stats *dcmf_shimloop_stats(
   return &sl->totals;
 }
 
+const struct dcmf_heartbeat *
+dcmf_shimloop_heartbeat(const struct dcmf_shimloop *sl) {
+  return &sl->heartbeat;
+}
+
 static void on_outbox_closed(uv_handle_t *h) {
   struct dcmf_shimloop *sl = h->data;
   uv_mutex_destroy(&sl->inbox_mu);
@@ -391,8 +402,10 @@ int dcmf_shimloop_start(struct dcmf_shimloop **out, uv_loop_t *control_loop,
   /* Releases must not keep the control loop running at shutdown. */
   uv_unref((uv_handle_t *)&sl->outbox_async);
   sl->inbox_async.data = sl->outbox_async.data = sl;
+  dcmf_heartbeat_start(&sl->heartbeat, &sl->loop);
   if (uv_thread_create(&sl->thread, thread_main, sl) != 0) {
     uv_close((uv_handle_t *)&sl->inbox_async, NULL);
+    dcmf_heartbeat_close(&sl->heartbeat);
     uv_run(&sl->loop, UV_RUN_DEFAULT);
     uv_loop_close(&sl->loop);
     /* |sl| is freed once the control loop has closed this handle. */

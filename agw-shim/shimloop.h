@@ -55,7 +55,8 @@ int dcmf_shimloop_start(struct dcmf_shimloop **sl, uv_loop_t *control_loop,
                         const struct dcmf_shimloop_settings *settings);
 
 /*
- * Stops the thread (closing every relay still running), waits for it,
+ * Stops the thread (closing every relay still running), waits for it
+ * (without a bound: a stuck relay loop never returns from here),
  * reports every port still held through on_released before returning,
  * and frees |sl| once its handle on the control loop has closed (the
  * control loop must run once more). Control thread only.
@@ -97,5 +98,12 @@ void dcmf_shimloop_read(struct dcmf_shimloop_relay *relay,
 /* The loop's totals; valid until dcmf_shimloop_stop(). */
 const struct dcmf_shimloop_stats *dcmf_shimloop_stats(
     const struct dcmf_shimloop *sl);
+
+struct dcmf_heartbeat;
+
+/* The relay loop's heartbeat (heartbeat.h), readable from any thread
+ * until dcmf_shimloop_stop(). */
+const struct dcmf_heartbeat *
+dcmf_shimloop_heartbeat(const struct dcmf_shimloop *sl);
 
 #endif

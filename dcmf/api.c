@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,78 @@ static void set_location(struct dcmf_api_response *resp,
   }
 }
 
+/* ---- entity-tags (RFC 9110 8.8.3, 13.1.1) ------------------------------ */
+
+/* Writes the strong entity-tag of |ctx|, quotes included. */
+static void format_etag(const struct dcmf_context *ctx, char *out, size_t cap) {
+  snprintf(out, cap, "\"%" PRIu64 "\"", ctx->version);
+}
+
+/* Answers a context document with its entity-tag. */
+static void respond_context(struct dcmf_api_response *resp, int status,
+                            const struct dcmf_context *ctx) {
+  respond_json(resp, status, ctx->doc);
+  if (resp->status == status) {
+    format_etag(ctx, resp->etag, sizeof(resp->etag));
+  }
+}
+
+/* Evaluates If-Match (a "*" or a comma-separated list of entity-tags)
+ * against the current tag |etag|, with the strong comparison RFC 9110
+ * 13.1.1 requires: a weak tag never matches. Returns 1 on a match; a
+ * value that does not parse matches nothing. */
+static int if_match_holds(const char *value, const char *etag) {
+  const char *s = value;
+  size_t etag_len = strlen(etag);
+  for (;;) {
+    s += strspn(s, " \t,");
+    if (*s == '\0') {
+      return 0;
+    }
+    if (*s == '*') {
+      return 1; /* the context exists, or we would have answered 404 */
+    }
+    int weak = strncmp(s, "W/", 2) == 0;
+    if (weak) {
+      s += 2;
+    }
+    if (*s != '"') {
+      return 0;
+    }
+    const char *end = strchr(s + 1, '"');
+    if (end == NULL) {
+      return 0;
+    }
+    size_t len = (size_t)(end - s) + 1;
+    if (!weak && len == etag_len && memcmp(s, etag, len) == 0) {
+      return 1;
+    }
+    s = end + 1;
+  }
+}
+
+/* Fills |p| with 412 when the request's If-Match does not hold for
+ * |ctx|. Returns 1 if the request may go on. */
+static int precondition_holds(const struct dcmf_api_request *req,
+                              const struct dcmf_context *ctx,
+                              struct dcmf_problem *p) {
+  if (req->if_match == NULL) {
+    return 1;
+  }
+  char etag[40];
+  format_etag(ctx, etag, sizeof(etag));
+  if (if_match_holds(req->if_match, etag)) {
+    return 1;
+  }
+  /* TS 29.500 names no application error for 412, so no cause. */
+  dcmf_problem_param(p, "header if-match", "the context's entity-tag is now %s",
+                     etag);
+  dcmf_problem_set(p, 412, NULL,
+                   "the context changed: If-Match %.64s does not match %s",
+                   req->if_match, etag);
+  return 0;
+}
+
 static void handle_create(struct dcmf_api *api,
                           const struct dcmf_api_request *req,
                           struct dcmf_api_response *resp,
@@ -45,7 +118,7 @@ static void handle_create(struct dcmf_api *api,
   struct dcmf_context *ctx;
   if (dcmf_registry_create(api->registry, doc, &ctx, p) == 0) {
     set_location(resp, req, ctx->id);
-    respond_json(resp, 201, ctx->doc);
+    respond_context(resp, 201, ctx);
     DCMF_LOGI(api->log, "api", "context %s created (%zu DC media)", ctx->id,
               ctx->n_medias);
   }
@@ -63,7 +136,7 @@ static void handle_patch(struct dcmf_api *api,
     return;
   }
   if (dcmf_registry_patch(api->registry, ctx, patch, p) == 0) {
-    respond_json(resp, 200, ctx->doc);
+    respond_context(resp, 200, ctx);
     DCMF_LOGI(api->log, "api", "context %s updated (%zu DC media)", ctx->id,
               ctx->n_medias);
   }
@@ -97,6 +170,34 @@ static void handle_metrics(struct dcmf_api *api,
   }
 }
 
+/* 200 while every worker loop turns; 503 naming those that stalled. */
+static void handle_healthz(struct dcmf_api *api, struct dcmf_api_response *resp,
+                           struct dcmf_problem *p) {
+  struct dcmf_gauges g = {0};
+  if (api->gauges != NULL) {
+    api->gauges(api->gauges_user, &g);
+  }
+  char detail[sizeof(p->detail)] = "";
+  for (size_t i = 0; i < g.n_loops; i++) {
+    const struct dcmf_loop_health *l = &g.loops[i];
+    size_t n = strlen(detail);
+    if (l->stalled) {
+      snprintf(detail + n, sizeof(detail) - n,
+               "%sworker %s: loop has not turned for %llu.%llu s",
+               n ? "; " : "", l->name, (unsigned long long)(l->age_ms / 1000),
+               (unsigned long long)(l->age_ms % 1000 / 100));
+    }
+  }
+  if (detail[0] != '\0') {
+    dcmf_problem_set(p, 503, NULL, "%s", detail);
+    return;
+  }
+  json_t *doc = json_pack("{s:s, s:I}", "status", "ok", "contexts",
+                          (json_int_t)dcmf_registry_count(api->registry));
+  respond_json(resp, 200, doc);
+  json_decref(doc);
+}
+
 static int method_is(const struct dcmf_api_request *req, const char *m) {
   return strcmp(req->method, m) == 0 ||
          (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
@@ -120,10 +221,7 @@ static void route(struct dcmf_api *api, const struct dcmf_api_request *req,
       dcmf_problem_set(p, 405, NULL, "/healthz allows GET and HEAD");
       return;
     }
-    json_t *doc = json_pack("{s:s, s:I}", "status", "ok", "contexts",
-                            (json_int_t)dcmf_registry_count(api->registry));
-    respond_json(resp, 200, doc);
-    json_decref(doc);
+    handle_healthz(api, resp, p);
     return;
   }
   if (strcmp(path, "/metrics") == 0) {
@@ -167,7 +265,9 @@ static void route(struct dcmf_api *api, const struct dcmf_api_request *req,
       return;
     }
     if (method_is(req, "GET")) {
-      respond_json(resp, 200, ctx->doc);
+      respond_context(resp, 200, ctx);
+    } else if (!precondition_holds(req, ctx, p)) {
+      return; /* RFC 9110 13.2.1: before the body is looked at */
     } else if (strcmp(req->method, "PATCH") == 0) {
       handle_patch(api, req, ctx, resp, p);
     } else {
@@ -203,9 +303,7 @@ void dcmf_api_reject(struct dcmf_api *api, const char *method, int status,
                      const char *detail, struct dcmf_api_response *resp) {
   struct dcmf_problem p;
   memset(&p, 0, sizeof(p));
-  const char *cause = status == 411 ? "INCORRECT_LENGTH"
-                      : status == 413 ? "PAYLOAD_TOO_LARGE"
-                                      : NULL;
+  const char *cause = status == 413 ? "PAYLOAD_TOO_LARGE" : NULL;
   dcmf_problem_set(&p, status, cause, "%s", detail);
   dcmf_api_respond_problem(resp, &p);
   dcmf_metrics_api(api->metrics, method ? method : "OTHER", status);

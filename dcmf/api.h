@@ -25,7 +25,10 @@ struct dcmf_api_request {
   const char *scheme;       /* ":scheme", may be NULL */
   const char *authority;    /* ":authority" or Host, may be NULL */
   const char *content_type; /* may be NULL */
-  int has_content_length;   /* a content-length header was sent */
+  /* The body ends with the stream (RFC 9113 8.1.1): content-length is
+   * optional, and the transport has checked any it was given. */
+  const char *content_encoding; /* may be NULL */
+  const char *if_match;         /* may be NULL */
   const uint8_t *body;      /* borrowed for the call */
   size_t body_len;
 };
@@ -37,6 +40,9 @@ struct dcmf_api_response {
   char location[512];       /* "" when absent */
   const char *allow;        /* static, for 405; NULL otherwise */
   const char *accept_patch; /* static, for PATCH 415; NULL otherwise */
+  /* static, for a 415 over content-encoding; NULL otherwise */
+  const char *accept_encoding;
+  char etag[40]; /* strong entity-tag with its quotes; "" when absent */
 };
 
 /* Reads the gauges other modules own (contexts, ports). */
@@ -64,15 +70,18 @@ struct dcmf_api {
 /*
  * Handles one complete request and fills |resp| (zero it first; free it
  * with dcmf_api_response_free). HEAD is answered as GET; the transport
- * drops the body. Never fails: internal errors become 500 problems.
+ * drops the body. A response that carries a MediaContext carries its
+ * entity-tag in resp->etag; PATCH and DELETE of a context whose tag the
+ * request's If-Match does not name get 412 before the body is read.
+ * Never fails: internal errors become 500 problems.
  */
 void dcmf_api_handle(struct dcmf_api *api, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp);
 
 /*
  * Fills |resp| with a problem+json response for a request the transport
- * rejected before it was complete (408, 411, 413, 431), counting it in
- * the metrics like any other response.
+ * rejected before it was complete (408, 413, 431), counting it in the
+ * metrics like any other response.
  */
 void dcmf_api_reject(struct dcmf_api *api, const char *method, int status,
                      const char *detail, struct dcmf_api_response *resp);
@@ -97,10 +106,12 @@ int dcmf_api_respond_json(struct dcmf_api_response *resp, int status,
 int dcmf_api_request_path(const struct dcmf_api_request *req, char *out,
                           size_t cap, struct dcmf_problem *p);
 
-/* Checks the content-length header and that the media type is |type|,
- * then parses the body as JSON (duplicate names refused). Returns a new
- * reference, or NULL with |p| set to 411, 415 (and Accept-Patch on
- * |resp| for a JSON Patch) or 400. */
+/* Checks that the body has no content coding (TS 29.500 5.2.2: identity
+ * only) and that its media type is |type|, then parses it as JSON
+ * (duplicate names refused). No content-length is needed: HTTP/2 ends a
+ * body with END_STREAM. Returns a new reference, or NULL with |p| set to
+ * 415 (with Accept-Encoding, or Accept-Patch for a JSON Patch, on
+ * |resp|) or 400. */
 json_t *dcmf_api_read_body(const struct dcmf_api_request *req,
                            const char *type, struct dcmf_api_response *resp,
                            struct dcmf_problem *p);

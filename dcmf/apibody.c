@@ -46,12 +46,34 @@ static int media_type_is(const char *content_type, const char *want) {
   return c == '\0' || c == ';' || c == ' ' || c == '\t';
 }
 
+/* Returns 1 when a Content-Encoding value names no coding but identity
+ * (RFC 9110 8.4.1: a comma-separated list, names case-insensitive). */
+static int encoding_is_identity(const char *value) {
+  const char *s = value;
+  while (*s != '\0') {
+    s += strspn(s, " \t,");
+    size_t n = strcspn(s, " \t,");
+    if (n > 0 && !(n == 8 && strncasecmp(s, "identity", 8) == 0)) {
+      return 0;
+    }
+    s += n;
+  }
+  return 1;
+}
+
 json_t *dcmf_api_read_body(const struct dcmf_api_request *req,
                            const char *type, struct dcmf_api_response *resp,
                            struct dcmf_problem *p) {
-  if (!req->has_content_length) {
-    dcmf_problem_set(p, 411, "INCORRECT_LENGTH",
-                     "a content-length header is required");
+  if (req->content_encoding != NULL &&
+      !encoding_is_identity(req->content_encoding)) {
+    /* RFC 9110 15.5.16: a 415 over a content coding names the codings
+     * the server accepts in Accept-Encoding. */
+    resp->accept_encoding = "identity";
+    dcmf_problem_param(p, "header content-encoding", "must be identity");
+    dcmf_problem_set(p, 415, "UNSUPPORTED_MEDIA_TYPE",
+                     "the body must not be encoded (content-encoding %.64s); "
+                     "only identity is accepted",
+                     req->content_encoding);
     return NULL;
   }
   if (!media_type_is(req->content_type, type)) {

@@ -95,6 +95,15 @@ static const struct opt options[] = {
     {"proxy-fallback", OPT_UINT, UINTF(proxy_fallback), 0, 1, "0|1",
      "HTTP-proxy mode: serve streams without a replacement URL from the "
      "built-in repository (1) or answer 404 (0) [1]"},
+    {"stun-rate", OPT_UINT, UINTF(stun_rate), 0, 1000000, "N",
+     "STUN checks per second per source address (not a session's peer) "
+     "before drops; 0: no limit [200]"},
+    {"hello-rate", OPT_UINT, UINTF(hello_rate), 0, 1000000, "N",
+     "DTLS ClientHellos per second per source address before drops; 0: no "
+     "limit [100]"},
+    {"shutdown-timeout", OPT_UINT, UINTF(shutdown_timeout_ms), 100, 600000,
+     "MS", "after SIGTERM/SIGINT, exit with status 3 if the graceful "
+     "shutdown is not done by then [5000]"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -122,6 +131,9 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->upstream_max_connections = 8;
   cfg->cache_size = 64u << 20;
   cfg->proxy_fallback = 1;
+  cfg->stun_rate = 200;
+  cfg->hello_rate = 100;
+  cfg->shutdown_timeout_ms = 5000;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)

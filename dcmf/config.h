@@ -45,6 +45,10 @@ struct dcmf_config {
   uint32_t upstream_max_connections;
   size_t cache_size; /* bytes; 0 disables the cache */
   uint32_t proxy_fallback; /* 1: streams without a URL use the repo */
+  /* Per-source limits per worker, per second (0: none). */
+  uint32_t stun_rate;  /* STUN checks from sources other than the peer */
+  uint32_t hello_rate; /* DTLS ClientHellos */
+  uint32_t shutdown_timeout_ms; /* SIGTERM: exit 3 if not done by then */
 };
 
 /* Fills |cfg| with the built-in defaults. */

@@ -19,6 +19,7 @@ struct dcmf_registry {
   struct dcmf_context *buckets[HASH_BUCKETS];
   struct dcmf_context *first, *last;
   size_t count;
+  uint64_t generation; /* the last version handed to a context */
 };
 
 /* 64 ice-chars (RFC 8839), so one random byte maps to one without bias. */
@@ -183,10 +184,8 @@ struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg) {
   return reg->first;
 }
 
-int dcmf_registry_add_event(struct dcmf_registry *reg,
-                            struct dcmf_context *ctx, json_t *event,
-                            size_t keep) {
-  (void)reg;
+int dcmf_registry_add_event(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                            json_t *event, size_t keep) {
   json_t *events = json_object_get(ctx->doc, "events");
   if (events == NULL) {
     events = json_array();
@@ -201,6 +200,7 @@ int dcmf_registry_add_event(struct dcmf_registry *reg,
   while (json_array_size(events) > keep) {
     json_array_remove(events, 0);
   }
+  ctx->version = ++reg->generation;
   return 0;
 }
 
@@ -271,6 +271,13 @@ static int is_dc(json_t *media) {
   return t != NULL && strcmp(t, "DC") == 0;
 }
 
+/* HTTP-proxy mode, or a DCSF address given for MDC1. */
+static int uses_mdc1(json_t *dc) {
+  const char *mode = json_string_value(json_object_get(dc, "mediaProxyConfig"));
+  return (mode != NULL && strcmp(mode, "HTTP") == 0) ||
+         json_object_get(dc, "remoteMdc1Endpoint") != NULL;
+}
+
 /* Writes the MF-assigned members of |m| into the MediaInfo |media|. */
 static int media_fill_locals(struct dcmf_registry *reg, json_t *media,
                              const struct dcmf_media *m) {
@@ -292,6 +299,17 @@ static int media_fill_locals(struct dcmf_registry *reg, json_t *media,
   rv |= json_object_set_new(dc, "securitySetup", json_string(m->local_setup));
   if (json_object_get(dc, "maxMessageSize") == NULL) {
     rv |= json_object_set_new(dc, "maxMessageSize", json_integer(64));
+  }
+  /* MDC1 (toward the DCSF) is used by HTTP-proxy mode, where the MF is
+   * the HTTP client: it connects from the advertised address and an
+   * ephemeral source port the kernel picks per connection, so there is
+   * no fixed port to report and portNumber is 0 (docs/api.md). */
+  json_object_del(dc, "localMdc1Endpoint");
+  if (uses_mdc1(dc)) {
+    rv |= json_object_set_new(dc, "localMdc1Endpoint",
+                              json_pack("{s:{s:s}, s:s, s:i}", "ip", family,
+                                        reg->advertise_addr, "transport", "TCP",
+                                        "portNumber", 0));
   }
   json_object_del(dc, "localMdc2Endpoint");
   json_object_del(dc, "localMdc2Endpoints");
@@ -458,6 +476,7 @@ int dcmf_registry_create(struct dcmf_registry *reg, json_t *request,
     }
   }
   ctx->doc = doc;
+  ctx->version = ++reg->generation;
   ctx->medias = ms;
   ctx->n_medias = n;
   context_link(reg, ctx);
@@ -489,9 +508,7 @@ static void check_read_only(struct dcmf_problem *p, const char *base,
                             const char *name, int *errors) {
   json_t *now = json_object_get(new_parent, name);
   if (now != NULL && !json_equal(now, json_object_get(old_parent, name))) {
-    /* Room for the longest base the callers build (192) plus the name, so
-     * no pointer is ever cut short. */
-    char param[256];
+    char param[256]; /* room for a 192-byte base and the name */
     snprintf(param, sizeof(param), "%s/%s", base, name);
     dcmf_problem_param(p, param, "is set by the MF and cannot be changed");
     (*errors)++;
@@ -613,12 +630,13 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
       check_read_only(p, base, was, m, "localMbEndpoint", &errors);
       check_read_only(p, base, was, m, "localIceInfo", &errors);
       strncat(base, "/dcMedia", sizeof(base) - strlen(base) - 1);
-      check_read_only(p, base, json_object_get(was, "dcMedia"),
-                      json_object_get(m, "dcMedia"), "localDcEndpoint",
-                      &errors);
-      check_read_only(p, base, json_object_get(was, "dcMedia"),
-                      json_object_get(m, "dcMedia"), "localMdc2Endpoints",
-                      &errors);
+      static const char *const dc_owned[] = {
+          "localDcEndpoint", "localMdc1Endpoint", "localMdc2Endpoint",
+          "localMdc2Endpoints"};
+      for (size_t k = 0; k < sizeof(dc_owned) / sizeof(dc_owned[0]); k++) {
+        check_read_only(p, base, json_object_get(was, "dcMedia"),
+                        json_object_get(m, "dcMedia"), dc_owned[k], &errors);
+      }
       ms[n] = *old;
       ms[n].mdc2 = NULL; /* planned below */
       ms[n].n_mdc2 = 0;
@@ -709,6 +727,7 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
   ctx->n_medias = n;
   json_decref(ctx->doc);
   ctx->doc = doc;
+  ctx->version = ++reg->generation;
   notify_all(reg, ctx, fresh, 1);
   free(fresh);
   return 0;
@@ -732,8 +751,11 @@ fail:
   free(fresh);
   json_decref(doc);
   if (rv == DCMF_ERR_INVALID) {
-    return dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
-                            "the patch changes members the MF sets");
+    /* TS 29.500 5.2.7.2: a change the server does not allow is 403
+     * MODIFICATION_NOT_ALLOWED; invalidParams names each member. */
+    return dcmf_problem_set(p, 403, "MODIFICATION_NOT_ALLOWED",
+                            "the patch changes %s, which the MF owns",
+                            p->invalid[0].param);
   }
   return status_for(rv, p);
 }

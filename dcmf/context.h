@@ -77,6 +77,9 @@ struct dcmf_media {
 struct dcmf_context {
   char id[37]; /* UUID text */
   json_t *doc; /* the MediaContext as served by GET; owned */
+  /* Changes with every change of |doc| (create, patch, event) and is
+   * never reused by the registry: the strong entity-tag of |doc|. */
+  uint64_t version;
   struct dcmf_media *medias;
   size_t n_medias;
   struct dcmf_context *hash_next; /* registry internals */
@@ -118,8 +121,9 @@ int dcmf_registry_create(struct dcmf_registry *reg, json_t *request,
  * new role. On failure nothing changes.
  *
  * Returns 0, or an HTTP status with |p| filled: 400 (malformed patch or
- * invalid result), 409 (a path names nothing, or a test failed), 503,
- * 500.
+ * invalid result), 403 (cause MODIFICATION_NOT_ALLOWED: the patch
+ * changes a member the MF owns, each one named in |p|), 409 (a path
+ * names nothing, or a test failed), 503, 500.
  */
 int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
                         json_t *patch, struct dcmf_problem *p);
@@ -136,8 +140,8 @@ struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg);
 
 /*
  * Records |event| (a JSON object; reference taken) in the context's
- * "events" member, keeping the latest |keep| of them. Returns 0 or
- * DCMF_ERR_NOMEM.
+ * "events" member, keeping the latest |keep| of them; the context's
+ * version changes. Returns 0 or DCMF_ERR_NOMEM.
  */
 int dcmf_registry_add_event(struct dcmf_registry *reg,
                             struct dcmf_context *ctx, json_t *event,

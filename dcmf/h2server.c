@@ -20,6 +20,7 @@ struct stream {
   int32_t id;
   char method[16];
   char *path, *authority, *scheme, *content_type;
+  char *content_encoding, *if_match;
   int has_content_length;
   long long content_length;
   size_t header_bytes;
@@ -76,6 +77,8 @@ static void stream_free(struct stream *st) {
   free(st->authority);
   free(st->scheme);
   free(st->content_type);
+  free(st->content_encoding);
+  free(st->if_match);
   dcmf_buf_free(&st->body);
   dcmf_api_response_free(&st->resp);
   free(st);
@@ -120,7 +123,7 @@ static void stream_respond(struct conn *c, struct stream *st) {
   char status[8], length[24];
   snprintf(status, sizeof(status), "%d", st->resp.status);
   snprintf(length, sizeof(length), "%zu", st->resp.body.len);
-  nghttp2_nv nva[8] = {NV(":status", status)};
+  nghttp2_nv nva[12] = {NV(":status", status)};
   size_t n = 1;
   if (st->resp.content_type != NULL) {
     nva[n++] = (nghttp2_nv)NV("content-type", st->resp.content_type);
@@ -136,6 +139,12 @@ static void stream_respond(struct conn *c, struct stream *st) {
   }
   if (st->resp.accept_patch != NULL) {
     nva[n++] = (nghttp2_nv)NV("accept-patch", st->resp.accept_patch);
+  }
+  if (st->resp.accept_encoding != NULL) {
+    nva[n++] = (nghttp2_nv)NV("accept-encoding", st->resp.accept_encoding);
+  }
+  if (st->resp.etag[0] != '\0') {
+    nva[n++] = (nghttp2_nv)NV("etag", st->resp.etag);
   }
   nva[n++] = (nghttp2_nv)NV("cache-control", "no-store");
   int head = strcmp(st->method, "HEAD") == 0;
@@ -164,7 +173,8 @@ static void stream_dispatch(struct conn *c, struct stream *st) {
       .scheme = st->scheme,
       .authority = st->authority,
       .content_type = st->content_type,
-      .has_content_length = st->has_content_length,
+      .content_encoding = st->content_encoding,
+      .if_match = st->if_match,
       .body = (const uint8_t *)st->body.data,
       .body_len = st->body.len,
   };
@@ -243,8 +253,15 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     set_field(&st->scheme, value, valuelen);
   } else if (IS("content-type")) {
     set_field(&st->content_type, value, valuelen);
+  } else if (IS("content-encoding")) {
+    set_field(&st->content_encoding, value, valuelen);
+  } else if (IS("if-match")) {
+    set_field(&st->if_match, value, valuelen);
   } else if (IS("content-length")) {
-    /* nghttp2 has already checked that the value is a number. */
+    /* nghttp2 has already checked that the value is a number, and resets
+     * the stream with PROTOCOL_ERROR when the DATA received disagrees
+     * with it (RFC 9113 8.1.1). It is optional: END_STREAM ends a body,
+     * so it only lets an oversized body be refused before it arrives. */
     st->has_content_length = 1;
     char tmp[24];
     size_t n = valuelen < sizeof(tmp) - 1 ? valuelen : sizeof(tmp) - 1;
@@ -497,13 +514,20 @@ static int conn_feed(struct conn *c, const uint8_t *data, size_t len) {
     DCMF_LOGD(c->server->log, "h2", "closing connection: %s",
               nghttp2_strerror((int)rv));
     if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC && c->ssl == NULL) {
-      /* Most likely an HTTP/1.1 client: tell it why, then hang up. */
-      static const char msg[] =
-          "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-          "Content-Type: text/plain\r\nConnection: close\r\n"
-          "Content-Length: 58\r\n\r\n"
-          "dcmfd speaks HTTP/2 only (h2c with prior knowledge or h2)\n";
-      if (conn_write_raw(c, msg, sizeof(msg) - 1) == 0) {
+      /* Most likely an HTTP/1.1 client: tell it why, as a problem like
+       * every other error (TS 29.500 5.2.7), then hang up. */
+      static const char body[] =
+          "{\"status\":505,\"title\":\"HTTP Version Not Supported\","
+          "\"detail\":\"dcmfd speaks HTTP/2 only (h2c with prior knowledge, "
+          "or h2 over TLS)\"}";
+      char msg[512];
+      int n = snprintf(msg, sizeof(msg),
+                       "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+                       "Content-Type: application/problem+json\r\n"
+                       "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                       sizeof(body) - 1, body);
+      if (n > 0 && (size_t)n < sizeof(msg) &&
+          conn_write_raw(c, msg, (size_t)n) == 0) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         conn_close_when_flushed(c);
         return -2;

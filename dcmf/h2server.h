@@ -4,9 +4,13 @@
  * memory BIOs. Without a certificate it speaks h2c with prior knowledge.
  *
  * Glue only: it collects complete requests and hands them to the API
- * router (api.h). It enforces the transport limits itself: body size
- * (413, also from content-length up front), header size (431), request
- * completion time (408) and idle connections (GOAWAY).
+ * router (api.h). A request body ends with END_STREAM; content-length
+ * is optional (RFC 9113 8.1.1), and one that disagrees with the DATA
+ * received resets the stream with PROTOCOL_ERROR (nghttp2 checks it).
+ * It enforces the transport limits itself: body size (413 as soon as
+ * the DATA received passes the limit, or up front from content-length),
+ * header size (431), request completion time (408) and idle connections
+ * (GOAWAY).
  */
 #ifndef DCMF_H2SERVER_H
 #define DCMF_H2SERVER_H

@@ -94,27 +94,28 @@ static int ice_username_ok(const struct dcmf_ice *ice,
          memcmp(u + lu + 1, ice->remote_ufrag, rest) == 0;
 }
 
+/* ice_classify() result: authentication failed, answer nothing. */
+#define ICE_UNAUTHENTICATED 1
+
 /*
  * Decides the answer to a Binding request whose FINGERPRINT is valid:
- * returns 0 for success, a STUN error code, or a negative DCMF_ERR_*
- * (drop). Sets *|authed| when MESSAGE-INTEGRITY verified.
+ * returns 0 for success, a STUN error code (the request authenticated),
+ * ICE_UNAUTHENTICATED, or a negative DCMF_ERR_* (drop).
  */
 static int ice_classify(const struct dcmf_ice *ice,
-                        const struct dcmf_stun_msg *msg, int *authed) {
+                        const struct dcmf_stun_msg *msg) {
   const unsigned has = msg->present;
   int rc;
-  *authed = 0;
-  if (!(has & DCMF_STUN_HAS_MESSAGE_INTEGRITY))
-    return msg->mi_offset != 0 ? 400 : 401; /* wrong-sized MI, or none */
-  if (!(has & DCMF_STUN_HAS_USERNAME))
-    return 400;
+  /* The cheap checks first: a stranger costs us no HMAC for these. */
+  if (!(has & DCMF_STUN_HAS_MESSAGE_INTEGRITY) ||
+      !(has & DCMF_STUN_HAS_USERNAME) || !ice_username_ok(ice, msg))
+    return ICE_UNAUTHENTICATED;
   rc = dcmf_stun_check_integrity(msg, (const uint8_t *)ice->local_pwd,
                                  ice->local_pwd_len);
   if (rc == DCMF_ERR_NOMEM)
     return rc;
-  if (rc != 0 || !ice_username_ok(ice, msg))
-    return 401;
-  *authed = 1;
+  if (rc != 0)
+    return ICE_UNAUTHENTICATED;
   if (msg->unknown_count > 0)
     return 420;
   if (msg->malformed || !(has & DCMF_STUN_HAS_PRIORITY) ||
@@ -130,8 +131,6 @@ static void ice_count_error(struct dcmf_ice *ice, int code) {
   struct dcmf_ice_counters *c = &ice->counters;
   if (code == 400)
     c->bad_requests++;
-  else if (code == 401)
-    c->unauthorized++;
   else if (code == 420)
     c->unknown_attrs++;
   else
@@ -164,7 +163,7 @@ int dcmf_ice_recv(struct dcmf_ice *ice, const struct sockaddr *from,
                   size_t out_cap, size_t *out_len) {
   struct dcmf_stun_msg msg;
   const uint8_t *key = (const uint8_t *)ice->local_pwd;
-  int code, authed, rc;
+  int code, rc;
   *out_len = 0;
   if (!ice_addr_ok(from))
     return DCMF_ERR_INVALID;
@@ -174,18 +173,22 @@ int dcmf_ice_recv(struct dcmf_ice *ice, const struct sockaddr *from,
     ice->counters.dropped++;
     return DCMF_ICE_DROP;
   }
-  code = ice_classify(ice, &msg, &authed);
+  code = ice_classify(ice, &msg);
   if (code < 0) {
     ice->counters.dropped++;
     return code;
+  }
+  if (code == ICE_UNAUTHENTICATED) {
+    ice->counters.unauthenticated++;
+    return DCMF_ICE_DROP_UNAUTHENTICATED;
   }
   if (code == 0)
     rc = dcmf_stun_build_success(out, out_cap, out_len, msg.txid, from, key,
                                  ice->local_pwd_len);
   else
     rc = dcmf_stun_build_error(out, out_cap, out_len, msg.txid, (unsigned)code,
-                               msg.unknown, msg.unknown_count,
-                               authed ? key : NULL, ice->local_pwd_len);
+                               msg.unknown, msg.unknown_count, key,
+                               ice->local_pwd_len);
   if (rc != 0) {
     *out_len = 0;
     ice->counters.dropped++;

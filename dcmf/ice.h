@@ -8,9 +8,14 @@
  * source. It never sends checks of its own (a lite agent only answers)
  * and is always in the controlled role.
  *
- * Security rule: the only thing ever sent to an unauthenticated source
- * is the STUN response to its own request. Media (DTLS) may be sent to
- * dcmf_ice_peer() only, and accepted only from sources for which
+ * Security rule: nothing is ever sent to an unauthenticated source.
+ * A request whose MESSAGE-INTEGRITY and USERNAME do not prove knowledge
+ * of our credentials is dropped without an answer (RFC 8489 would have
+ * us send 400 or 401 there; a lite agent's answers then become a
+ * reflector anyone can aim with a spoofed source, and an honest peer
+ * that knows our pwd never needs them). Every response written carries
+ * MESSAGE-INTEGRITY. Media (DTLS) may be sent to dcmf_ice_peer() only,
+ * and accepted only from sources for which
  * dcmf_ice_is_authorized_source() says yes.
  */
 #ifndef DCMF_ICE_H
@@ -50,12 +55,12 @@ struct dcmf_ice_settings {
 
 /* What dcmf_ice_recv() did with a packet, for logs and metrics. */
 struct dcmf_ice_counters {
-  uint64_t requests_ok;    /* success responses written */
-  uint64_t bad_requests;   /* 400 written */
-  uint64_t unauthorized;   /* 401 written */
-  uint64_t unknown_attrs;  /* 420 written */
-  uint64_t role_conflicts; /* 487 written */
-  uint64_t dropped;        /* no output: not a request, bad FINGERPRINT */
+  uint64_t requests_ok;     /* success responses written */
+  uint64_t bad_requests;    /* 400 written (after authentication) */
+  uint64_t unauthenticated; /* dropped: MI or USERNAME missing or wrong */
+  uint64_t unknown_attrs;   /* 420 written */
+  uint64_t role_conflicts;  /* 487 written */
+  uint64_t dropped;         /* no output: not a request, bad FINGERPRINT */
   uint64_t latches;        /* times the peer address was (re)latched */
   uint64_t consent_losses; /* times dcmf_ice_handle_expiry() returned 1 */
 };
@@ -91,6 +96,8 @@ enum dcmf_ice_result {
   DCMF_ICE_RESPOND_LATCHED = 2,
   /* Send |out| (an error response) to |from|; nothing else changed. */
   DCMF_ICE_RESPOND_ERROR = 3,
+  /* Nothing to send (*out_len is 0): the request did not authenticate. */
+  DCMF_ICE_DROP_UNAUTHENTICATED = 4,
 };
 
 /*
@@ -115,20 +122,20 @@ int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag);
  * is to be sent). Checks, in order (RFC 8489 6.3, 9.1.3; RFC 8445 7.3):
  *
  * - not a well-formed STUN message, no FINGERPRINT or a wrong one, not a
- *   request, or a request of a method other than Binding: dropped;
- * - no MESSAGE-INTEGRITY: 401 (without MESSAGE-INTEGRITY);
- * - MESSAGE-INTEGRITY of the wrong size, or no USERNAME: 400 (without
- *   MESSAGE-INTEGRITY);
- * - USERNAME not "<local ufrag>:<remote ufrag>", or MESSAGE-INTEGRITY not
- *   matching our pwd: 401 (without MESSAGE-INTEGRITY);
+ *   request, or a request of a method other than Binding: dropped
+ *   (DCMF_ICE_DROP);
+ * - no MESSAGE-INTEGRITY, one of the wrong size, no USERNAME, USERNAME
+ *   not "<local ufrag>:<remote ufrag>", or MESSAGE-INTEGRITY not
+ *   matching our pwd: dropped without an answer
+ *   (DCMF_ICE_DROP_UNAUTHENTICATED; see the security rule above);
  * - unknown comprehension-required attributes: 420 listing them;
  * - a malformed known attribute, no PRIORITY, or both ICE-CONTROLLING and
  *   ICE-CONTROLLED: 400;
  * - ICE-CONTROLLED (the peer is controlled too; being lite we cannot
  *   switch to controlling): 487;
  * - otherwise a success with XOR-MAPPED-ADDRESS = |from|.
- * Responses after a passed authentication carry MESSAGE-INTEGRITY keyed
- * with our pwd; all carry FINGERPRINT.
+ * Every response carries MESSAGE-INTEGRITY keyed with our pwd and
+ * FINGERPRINT.
  *
  * Latching on an authenticated success: a request with USE-CANDIDATE
  * latches |from| as the peer, and a later one from another address

@@ -3,9 +3,22 @@
  *
  * Wires the pieces together on one libuv loop: configuration, the DTLS
  * identity, the media port pool, the context registry, the control API
- * and its HTTP/2 server. SIGINT/SIGTERM stop it cleanly.
+ * and its HTTP/2 server. SIGINT/SIGTERM stop it cleanly, within a bound.
+ *
+ * Shutdown does not trust any event loop. SIGINT and SIGTERM are blocked
+ * in every thread and taken by a small signal thread with sigwait(). The
+ * first one asks the control loop to stop (uv_async_send, safe from any
+ * thread) and then waits, with sigtimedwait(), for a second signal or the
+ * shutdown timeout. If either comes first it logs the parts that did not
+ * stop and calls _exit(3). The thread needs no lock that a stuck part
+ * could hold: it reads one atomic (the parts still pending) and writes a
+ * log line; _exit() skips atexit handlers and stdio flushing, which a
+ * stuck thread might block. When the graceful shutdown completes, main()
+ * cancels the thread (sigwait and sigtimedwait are cancellation points,
+ * the only places where it accepts cancellation).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +39,7 @@
 #include "dcmf_build_config.h"
 #include "errors.h"
 #include "h2server.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "metrics.h"
 #include "media.h"
@@ -36,12 +50,46 @@
 
 /* Events kept on a context for GET. */
 #define EVENTS_KEPT 32
+/* Exit status when the shutdown timeout or a second signal cuts a
+ * graceful shutdown short. */
+#define EXIT_SHUTDOWN_CUT 3
+
+/* Parts a shutdown stops, in order; a bit stays set until it stopped. */
+enum part {
+  PART_CONTROL = 1, /* the control loop: API server, notifications */
+  PART_MEDIA = 2,
+  PART_AGW = 4,
+  PART_CLEANUP = 8, /* what remains after the threads have stopped */
+};
+static const struct {
+  unsigned bit;
+  const char *name;
+} parts[] = {{PART_CONTROL, "control loop"},
+             {PART_MEDIA, "media worker"},
+             {PART_AGW, "AGW loop"},
+             {PART_CLEANUP, "final clean-up"}};
+
+/* A worker loop the control thread watches, with its stall episodes. */
+struct watched {
+  const char *name;
+  const struct dcmf_heartbeat *heartbeat;
+  int stalled;
+  uint64_t stalls;
+  uint64_t worst_ms; /* the longest age seen in this episode */
+};
 
 struct daemon {
   struct dcmf_config cfg;
   struct dcmf_log log;
   uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
+  uv_async_t stop_async; /* the signal thread asks for a shutdown */
+  uv_timer_t watch_timer;
+  struct watched watched[DCMF_METRICS_MAX_LOOPS];
+  size_t n_watched;
+  sigset_t stop_signals; /* SIGINT, SIGTERM: blocked, taken by sigwait */
+  pthread_t signal_thread;
+  int signal_thread_running;
+  _Atomic unsigned pending; /* enum part bits not stopped yet */
   struct dcmf_cert dtls;
   struct dcmf_ports *ports;
   struct dcmf_registry *registry;
@@ -167,6 +215,46 @@ static uint64_t load(const _Atomic uint64_t *v) {
   return atomic_load_explicit(v, memory_order_relaxed);
 }
 
+/* ---- liveness of the worker loops ---------------------------------------- */
+
+static void watch_add(struct daemon *d, const char *name,
+                      const struct dcmf_heartbeat *hb) {
+  d->watched[d->n_watched++] = (struct watched){.name = name, .heartbeat = hb};
+}
+
+/* Logs the start and the end of each stall episode once. */
+static void watch_check(struct daemon *d) {
+  uint64_t now = dcmf_heartbeat_now_ms();
+  for (size_t i = 0; i < d->n_watched; i++) {
+    struct watched *w = &d->watched[i];
+    uint64_t age = dcmf_heartbeat_age_ms(w->heartbeat, now);
+    if (age > DCMF_HEARTBEAT_STALL_MS) {
+      if (!w->stalled) {
+        w->stalled = 1;
+        w->stalls++;
+        DCMF_LOGW(&d->log, "main",
+                  "worker %s: loop has not turned for "
+                  "%llu.%llu s",
+                  w->name, (unsigned long long)(age / 1000),
+                  (unsigned long long)(age % 1000 / 100));
+      }
+      w->worst_ms = age > w->worst_ms ? age : w->worst_ms;
+    } else if (w->stalled) {
+      w->stalled = 0;
+      DCMF_LOGI(&d->log, "main",
+                "worker %s: loop turns again after a "
+                "stall of at least %llu.%llu s",
+                w->name, (unsigned long long)(w->worst_ms / 1000),
+                (unsigned long long)(w->worst_ms % 1000 / 100));
+      w->worst_ms = 0;
+    }
+  }
+}
+
+static void on_watch_timer(uv_timer_t *t) {
+  watch_check(t->data);
+}
+
 static void gauges(void *user, struct dcmf_gauges *g) {
   struct daemon *d = user;
   g->ports_in_use = dcmf_ports_in_use(d->ports);
@@ -211,6 +299,20 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   f->proxy_cache_bytes = load(&st->proxy_cache_bytes);
   f->proxy_upstream_responses = load(&st->proxy_upstream_responses);
   f->proxy_upstream_latency_ms = load(&st->proxy_upstream_latency_ms);
+  f->stun_rate_limited = load(&st->stun_rate_limited);
+  f->dtls_hello_rate_limited = load(&st->dtls_hello_rate_limited);
+  watch_check(d);
+  uint64_t now = dcmf_heartbeat_now_ms();
+  for (size_t i = 0; i < d->n_watched; i++) {
+    const struct watched *w = &d->watched[i];
+    uint64_t age = dcmf_heartbeat_age_ms(w->heartbeat, now);
+    g->loops[i] =
+        (struct dcmf_loop_health){.name = w->name,
+                                  .age_ms = age,
+                                  .stalled = age > DCMF_HEARTBEAT_STALL_MS,
+                                  .stalls = w->stalls};
+  }
+  g->n_loops = d->n_watched;
   const struct dcmf_notify_counters *nc = dcmf_notify_counters(d->notify);
   f->events_sent = nc->sent;
   f->events_failed = nc->failed;
@@ -249,20 +351,119 @@ static void agw_metrics(void *user, struct dcmf_buf *out) {
   dcmf_agw_metrics(d->agw, out);
 }
 
+/* ---- shutdown -------------------------------------------------------------
+ */
+
 static void on_server_stopped(void *user) {
   struct daemon *d = user;
-  uv_close((uv_handle_t *)&d->sigint, NULL);
-  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->stop_async, NULL);
+  uv_close((uv_handle_t *)&d->watch_timer, NULL);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  struct daemon *d = h->data;
-  if (d->stopping) {
-    return;
+/* On the control loop: the signal thread saw the first SIGINT/SIGTERM. */
+static void on_stop_request(uv_async_t *a) {
+  struct daemon *d = a->data;
+  if (d->stopping || d->server == NULL) {
+    return; /* already stopping, or start-up failed */
   }
   d->stopping = 1;
-  DCMF_LOGI(&d->log, "main", "signal %d: shutting down", signum);
   dcmf_h2server_stop(d->server, on_server_stopped, d);
+}
+
+/* Signal thread: logs what has not stopped and ends the process. */
+static void shutdown_cut(struct daemon *d, const char *why) {
+  unsigned pending = atomic_load(&d->pending);
+  char names[128] = "";
+  const char *first = "nothing";
+  for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+    if (pending & parts[i].bit) {
+      size_t n = strlen(names);
+      snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "",
+               parts[i].name);
+      if (strcmp(first, "nothing") == 0) {
+        first = parts[i].name;
+      }
+    }
+  }
+  DCMF_LOGE(&d->log, "main",
+            "shutdown cut short %s: %s did not stop "
+            "(still running: %s); exiting with status %d",
+            why, first, names[0] ? names : "nothing", EXIT_SHUTDOWN_CUT);
+  _exit(EXIT_SHUTDOWN_CUT);
+}
+
+static void *signal_main(void *arg) {
+  struct daemon *d = arg;
+  int sig = 0;
+  /* Cancellation only inside the waits, never while logging. */
+  pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+  int rv = sigwait(&d->stop_signals, &sig);
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+  if (rv != 0) {
+    return NULL;
+  }
+  uint32_t ms = d->cfg.shutdown_timeout_ms;
+  DCMF_LOGI(&d->log, "main", "signal %d: shutting down (at most %u ms)", sig,
+            ms);
+  struct timespec deadline, now;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += ms / 1000;
+  deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  uv_async_send(&d->stop_async);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t left_ns = (int64_t)(deadline.tv_sec - now.tv_sec) * 1000000000 +
+                      (deadline.tv_nsec - now.tv_nsec);
+    if (left_ns <= 0) {
+      char why[64];
+      snprintf(why, sizeof(why), "after %u ms", ms);
+      shutdown_cut(d, why);
+    }
+    struct timespec left = {(time_t)(left_ns / 1000000000),
+                            (long)(left_ns % 1000000000)};
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    sig = sigtimedwait(&d->stop_signals, NULL, &left);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    if (sig > 0) {
+      shutdown_cut(d, "by a second signal");
+    }
+    /* EAGAIN: the time is up (checked above); EINTR: wait again. */
+  }
+  return NULL;
+}
+
+/* Blocks SIGINT and SIGTERM in this thread and every thread it starts
+ * from now on; only the signal thread takes them, with sigwait(). */
+static void block_stop_signals(struct daemon *d) {
+  sigemptyset(&d->stop_signals);
+  sigaddset(&d->stop_signals, SIGINT);
+  sigaddset(&d->stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &d->stop_signals, NULL);
+}
+
+static int start_signal_thread(struct daemon *d) {
+  uv_async_init(&d->loop, &d->stop_async, on_stop_request);
+  d->stop_async.data = d;
+  atomic_store(&d->pending,
+               PART_CONTROL | PART_MEDIA | PART_AGW | PART_CLEANUP);
+  if (pthread_create(&d->signal_thread, NULL, signal_main, d) != 0) {
+    uv_close((uv_handle_t *)&d->stop_async, NULL);
+    return -1;
+  }
+  d->signal_thread_running = 1;
+  return 0;
+}
+
+static void stop_signal_thread(struct daemon *d) {
+  if (d->signal_thread_running) {
+    pthread_cancel(d->signal_thread);
+    pthread_join(d->signal_thread, NULL);
+    d->signal_thread_running = 0;
+  }
 }
 
 static int daemon_setup(struct daemon *d) {
@@ -320,8 +521,7 @@ static int daemon_setup(struct daemon *d) {
       .repo = d->repo,
       .max_streams = c->max_streams,
       .upstream = {.ca_file = c->upstream_ca[0] ? c->upstream_ca : NULL,
-                   .client_cert = c->upstream_cert[0] ? c->upstream_cert
-                                                      : NULL,
+                   .client_cert = c->upstream_cert[0] ? c->upstream_cert : NULL,
                    .client_key = c->upstream_key[0] ? c->upstream_key : NULL,
                    .connect_timeout_ms = c->upstream_connect_timeout_ms,
                    .response_timeout_ms = c->upstream_response_timeout_ms,
@@ -329,6 +529,8 @@ static int daemon_setup(struct daemon *d) {
                    .max_connections = c->upstream_max_connections},
       .cache_size = c->cache_size,
       .proxy_fallback = (int)c->proxy_fallback,
+      .stun_rate = c->stun_rate,
+      .hello_rate = c->hello_rate,
       .on_event = on_media_event,
       .user = d,
   };
@@ -358,6 +560,8 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: cannot start the AGW shim\n");
     return 1;
   }
+  watch_add(d, "media", dcmf_worker_heartbeat(d->worker));
+  watch_add(d, "agw", dcmf_agw_heartbeat(d->agw));
   d->api = (struct dcmf_api){.registry = d->registry,
                              .metrics = &d->metrics,
                              .log = &d->log,
@@ -383,15 +587,23 @@ static int daemon_setup(struct daemon *d) {
             rv == DCMF_ERR_NOMEM ? "out of memory" : uv_strerror(rv));
     return 1;
   }
+  /* Last, so that a failed start-up never has this timer to close. */
+  uv_timer_init(&d->loop, &d->watch_timer);
+  d->watch_timer.data = d;
+  uv_timer_start(&d->watch_timer, on_watch_timer, DCMF_HEARTBEAT_PERIOD_MS,
+                 DCMF_HEARTBEAT_PERIOD_MS);
+  uv_unref((uv_handle_t *)&d->watch_timer);
   return 0;
 }
 
 static void daemon_teardown(struct daemon *d) {
   dcmf_registry_del(d->registry); /* releases every port and session */
   if (d->worker != NULL) {
-    dcmf_worker_stop(d->worker);
+    dcmf_worker_stop(d->worker); /* blocks while the worker is stuck */
   }
+  atomic_fetch_and(&d->pending, ~(unsigned)PART_MEDIA);
   dcmf_agw_del(d->agw); /* releases its ports before the pool goes */
+  atomic_fetch_and(&d->pending, ~(unsigned)PART_AGW);
   dcmf_notify_del(d->notify);
   dcmf_repo_del(d->repo);
   dcmf_ports_del(d->ports);
@@ -425,14 +637,21 @@ int main(int argc, char **argv) {
                              .level = d->cfg.log_level,
                              .format = d->cfg.log_format};
   signal(SIGPIPE, SIG_IGN);
+  /* Before any thread starts, so that every thread inherits the mask. */
+  block_stop_signals(d);
   uv_loop_init(&d->loop);
+  if (start_signal_thread(d) != 0) {
+    fprintf(stderr, "dcmfd: cannot start the signal thread\n");
+    uv_run(&d->loop, UV_RUN_DEFAULT); /* closes the async handle */
+    uv_loop_close(&d->loop);
+    free(d);
+    return 1;
+  }
   int rv = daemon_setup(d);
-  if (rv == 0) {
-    uv_signal_init(&d->loop, &d->sigint);
-    uv_signal_init(&d->loop, &d->sigterm);
-    d->sigint.data = d->sigterm.data = d;
-    uv_signal_start(&d->sigint, on_signal, SIGINT);
-    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  if (rv != 0) {
+    stop_signal_thread(d); /* before its async handle goes */
+    uv_close((uv_handle_t *)&d->stop_async, NULL);
+  } else {
     DCMF_LOGI(&d->log, "main",
               "dcmfd %s: control API %s://%s:%u, media %s (advertised %s) "
               "ports %u-%u, DTLS %s",
@@ -441,12 +660,16 @@ int main(int argc, char **argv) {
               d->cfg.media_advertise, d->cfg.port_min, d->cfg.port_max,
               d->dtls.fingerprint);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    /* The API server and every control-loop handle have closed. */
+    atomic_fetch_and(&d->pending, ~(unsigned)PART_CONTROL);
     DCMF_LOGI(&d->log, "main", "stopped; %zu contexts released",
               dcmf_registry_count(d->registry));
   }
   daemon_teardown(d);
   uv_run(&d->loop, UV_RUN_DEFAULT);
   uv_loop_close(&d->loop);
+  atomic_fetch_and(&d->pending, ~(unsigned)PART_CLEANUP);
+  stop_signal_thread(d); /* done in time: nothing left to watch */
   free(d);
   return rv;
 }

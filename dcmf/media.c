@@ -71,14 +71,16 @@ static int build_streams(struct dcmf_media_desc *d, json_t *streams) {
     json_t *order = json_object_get(s, "order");
     /* dcmap's default is ordered (RFC 8864). */
     st->rel.unordered = json_is_false(order);
-    json_t *retry = json_object_get(s, "maxRetry");
-    json_t *time = json_object_get(s, "maxTime");
-    if (retry != NULL) {
+    /* A limit of 0 is no limit: TS 29.571 defaults both to 0, and
+     * validation let at most one of them be non-zero. */
+    json_int_t retry = json_integer_value(json_object_get(s, "maxRetry"));
+    json_int_t time = json_integer_value(json_object_get(s, "maxTime"));
+    if (retry > 0) {
       st->rel.policy = 1;
-      st->rel.value = (uint32_t)json_integer_value(retry);
-    } else if (time != NULL) {
+      st->rel.value = (uint32_t)retry;
+    } else if (time > 0) {
       st->rel.policy = 2;
-      st->rel.value = (uint32_t)json_integer_value(time);
+      st->rel.value = (uint32_t)time;
     }
     json_t *prio = json_object_get(s, "priority");
     st->priority = prio ? (uint16_t)json_integer_value(prio) : 256;

@@ -293,6 +293,12 @@ static int stream_key(struct walk *w, const char *key, json_t *entry) {
   return 1;
 }
 
+/* A partial-reliability limit of a DcStream is set when it is non-zero. */
+static int limit_set(json_t *stream, const char *name) {
+  json_t *v = json_object_get(stream, name);
+  return json_is_integer(v) && json_integer_value(v) != 0;
+}
+
 static void check_streams(struct walk *w, json_t *dc) {
   size_t old;
   json_t *streams = member(w, dc, "streams", 1, &old);
@@ -328,8 +334,11 @@ static void check_streams(struct walk *w, json_t *dc) {
       check_string(w, s, "appBindingInfo", 0);
       static const char *const payload_types[] = {"binary", "text", NULL};
       check_enum(w, s, "udpPayloadType", payload_types, 0);
-      if (json_object_get(s, "maxRetry") && json_object_get(s, "maxTime")) {
-        walk_error(w, "maxRetry and maxTime exclude each other (RFC 8832)");
+      /* TS 29.571 gives both a default of 0, and generated clients send
+       * the defaults, so 0 stands for "no such limit" (docs/api.md). */
+      if (limit_set(s, "maxRetry") && limit_set(s, "maxTime")) {
+        walk_error(w, "maxRetry and maxTime exclude each other (RFC 8832); "
+                      "one of them must be 0 or absent");
       }
     }
     walk_pop(w, o2);
@@ -426,6 +435,14 @@ static void check_media(struct walk *w, json_t *media) {
   check_ice_info(w, media);
   check_uri(w, media, "mediaProcessingUri");
   size_t old;
+  /* TS 29.176 V18.1 ArMedia: kept as sent, dcmfd does no AR processing. */
+  json_t *ar = member(w, media, "arMedia", 0, &old);
+  if (ar != NULL) {
+    if (expect(w, ar, JSON_OBJECT, "an ArMedia object")) {
+      check_string(w, ar, "mediaProcessingSpec", 0);
+    }
+    walk_pop(w, old);
+  }
   json_t *dc = member(w, media, "dcMedia", 0, &old);
   if (dc != NULL) {
     if (expect(w, dc, JSON_OBJECT, "a DcMedia object")) {

@@ -5,8 +5,12 @@
  * The check is structural and type-based, like an OpenAPI validator,
  * with the schema's known defects relaxed: DcStream.subprotocol is any
  * string, tlsId follows RFC 8842 rather than the hex-only pattern, and
- * fingerprints are read as RFC 8122 allows. Unknown members are accepted
- * and kept (TS 29.500 extensibility). Pure: no I/O.
+ * fingerprints are read as RFC 8122 allows. A DcStream's maxRetry or
+ * maxTime of 0 (the schema's default) means that limit is absent, so
+ * only two non-zero limits conflict. Optional members dcmfd does not act
+ * on (arMedia, mediaProcessingUri, priority, appBindingInfo) are type
+ * checked and kept; unknown members are accepted and kept (TS 29.500
+ * extensibility). Pure: no I/O.
  */
 #ifndef DCMF_MEDIACTX_H
 #define DCMF_MEDIACTX_H

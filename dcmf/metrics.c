@@ -30,6 +30,39 @@ void dcmf_metrics_api(struct dcmf_metrics *m, const char *method, int status) {
   s->count = 1;
 }
 
+/* The worker loops' liveness: one series per loop and metric. */
+static int render_loops(const struct dcmf_gauges *g, struct dcmf_buf *out) {
+  int rv = dcmf_buf_printf(
+      out, "# HELP dcmf_worker_up 1 while the worker loop turns, 0 when it "
+           "has not for over a second.\n"
+           "# TYPE dcmf_worker_up gauge\n");
+  for (size_t i = 0; i < g->n_loops; i++) {
+    rv |= dcmf_buf_printf(out, "dcmf_worker_up{worker=\"%s\"} %d\n",
+                          g->loops[i].name, !g->loops[i].stalled);
+  }
+  rv |= dcmf_buf_printf(
+      out, "# HELP dcmf_worker_heartbeat_age_seconds Time since the worker "
+           "loop last turned.\n"
+           "# TYPE dcmf_worker_heartbeat_age_seconds gauge\n");
+  for (size_t i = 0; i < g->n_loops; i++) {
+    rv |= dcmf_buf_printf(
+        out, "dcmf_worker_heartbeat_age_seconds{worker=\"%s\"} %llu.%03u\n",
+        g->loops[i].name, (unsigned long long)(g->loops[i].age_ms / 1000),
+        (unsigned)(g->loops[i].age_ms % 1000));
+  }
+  rv |= dcmf_buf_printf(
+      out, "# HELP dcmf_worker_stalled_total Episodes in which the worker "
+           "loop did not turn for over a second.\n"
+           "# TYPE dcmf_worker_stalled_total counter\n");
+  for (size_t i = 0; i < g->n_loops; i++) {
+    rv |= dcmf_buf_printf(out, "dcmf_worker_stalled_total{worker=\"%s\"} "
+                               "%llu\n",
+                          g->loops[i].name,
+                          (unsigned long long)g->loops[i].stalls);
+  }
+  return rv;
+}
+
 int dcmf_metrics_render(const struct dcmf_metrics *m,
                         const struct dcmf_gauges *g, const char *version,
                         struct dcmf_buf *out) {
@@ -168,10 +201,7 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       "# HELP dcmf_proxy_upstream_latency_ms Request sent to response head.\n"
       "# TYPE dcmf_proxy_upstream_latency_ms summary\n"
       "dcmf_proxy_upstream_latency_ms_sum %llu\n"
-      "dcmf_proxy_upstream_latency_ms_count %llu\n"
-      "# HELP dcmf_api_requests_total Control API requests by method and "
-      "response status.\n"
-      "# TYPE dcmf_api_requests_total counter\n",
+      "dcmf_proxy_upstream_latency_ms_count %llu\n",
       (unsigned long long)f->udp_datagrams_out,
       (unsigned long long)f->udp_datagrams_in,
       (unsigned long long)f->udp_bytes_out,
@@ -194,6 +224,22 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)f->proxy_cache_bytes,
       (unsigned long long)f->proxy_upstream_latency_ms,
       (unsigned long long)f->proxy_upstream_responses);
+  rv |= dcmf_buf_printf(
+      out,
+      "# HELP dcmf_stun_rate_limited_total STUN packets from sources other "
+      "than a session's peer, dropped by the per-source limit.\n"
+      "# TYPE dcmf_stun_rate_limited_total counter\n"
+      "dcmf_stun_rate_limited_total %llu\n"
+      "# HELP dcmf_dtls_hello_rate_limited_total DTLS ClientHellos dropped "
+      "by the per-source limit.\n"
+      "# TYPE dcmf_dtls_hello_rate_limited_total counter\n"
+      "dcmf_dtls_hello_rate_limited_total %llu\n",
+      (unsigned long long)f->stun_rate_limited,
+      (unsigned long long)f->dtls_hello_rate_limited);
+  rv |= render_loops(g, out);
+  rv |= dcmf_buf_printf(out, "# HELP dcmf_api_requests_total Control API "
+                             "requests by method and response status.\n"
+                             "# TYPE dcmf_api_requests_total counter\n");
   for (size_t i = 0; i < m->n_api; i++) {
     rv |= dcmf_buf_printf(out,
                           "dcmf_api_requests_total{method=\"%s\",status=\"%d\"}"

@@ -44,7 +44,18 @@ struct dcmf_media_figures {
   uint64_t proxy_requests, proxy_upstream_errors, proxy_upstream_timeouts,
       proxy_cache_hits, proxy_cache_misses, proxy_cache_revalidated,
       proxy_cache_bytes, proxy_upstream_responses, proxy_upstream_latency_ms;
+  uint64_t stun_rate_limited, dtls_hello_rate_limited;
 };
+
+/* Liveness of one worker loop, as the control thread sees it. */
+struct dcmf_loop_health {
+  const char *name; /* "media", "agw"; static */
+  uint64_t age_ms;  /* since its loop last turned */
+  int stalled;      /* |age_ms| is over the stall threshold */
+  uint64_t stalls;  /* stall episodes since start */
+};
+
+#define DCMF_METRICS_MAX_LOOPS 4
 
 /* Gauges read at render time. */
 struct dcmf_gauges {
@@ -52,6 +63,8 @@ struct dcmf_gauges {
   size_t ports_in_use;
   size_t ports_total;
   struct dcmf_media_figures media;
+  struct dcmf_loop_health loops[DCMF_METRICS_MAX_LOOPS];
+  size_t n_loops;
 };
 
 /* Counts one API request by method and response status. Methods outside

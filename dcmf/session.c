@@ -11,8 +11,10 @@
 #include "httpdc.h"
 #include "httpproxy.h"
 #include "ice.h"
+#include "ratelimit.h"
 #include "relayq.h"
 #include "sctp.h"
+#include "stun.h"
 #include "udpproxy.h"
 #include "worker.h"
 
@@ -516,19 +518,38 @@ static void maybe_start_client(struct dcmf_session *s) {
 
 /* ---- packets -------------------------------------------------------------- */
 
+/* Sources other than the peer pay a token of the worker's limiter
+ * before we spend work on them (an HMAC, a handshake). Returns 1 if the
+ * packet may go on. */
+static int source_allowed(struct dcmf_ratelimit *limit,
+                          const struct sockaddr *from, uint64_t now) {
+  return limit == NULL || dcmf_ratelimit_allow(limit, from, now) == 1;
+}
+
 static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
+  uint64_t now = uv_now(s->env.loop);
+  /* The latched peer's consent checks are never limited, so a flood from
+   * elsewhere cannot starve an established session. */
+  if (!dcmf_ice_is_authorized_source(&s->ice, from) &&
+      !source_allowed(s->env.stun_limit, from, now)) {
+    STAT_ADD(s, stun_rate_limited, 1);
+    return;
+  }
   uint8_t out[512];
   size_t out_len = 0;
-  int rv = dcmf_ice_recv(&s->ice, from, data, len, uv_now(s->env.loop), out,
-                         sizeof(out), &out_len);
+  int rv =
+      dcmf_ice_recv(&s->ice, from, data, len, now, out, sizeof(out), &out_len);
+  /* The engine writes only answers to authenticated requests. */
   if (out_len > 0) {
     udp_send(s, from, out, out_len);
   }
   if (rv == DCMF_ICE_RESPOND || rv == DCMF_ICE_RESPOND_LATCHED) {
     STAT_ADD(s, stun_ok, 1);
-  } else if (out_len > 0) {
+  } else if (rv == DCMF_ICE_RESPOND_ERROR) {
     STAT_ADD(s, stun_error, 1);
+  } else if (rv == DCMF_ICE_DROP_UNAUTHENTICATED) {
+    STAT_ADD(s, dropped_unauthenticated, 1);
   } else {
     STAT_ADD(s, dropped_other, 1);
   }
@@ -544,6 +565,13 @@ static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
   }
 }
 
+/* A DTLS record of epoch 0 holding a ClientHello (content type 22,
+ * handshake type 1): what makes OpenSSL start a handshake. */
+static int is_client_hello(const uint8_t *data, size_t len) {
+  return len > 13 && data[0] == 22 && data[3] == 0 && data[4] == 0 &&
+         data[13] == 1;
+}
+
 static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
   if (!dcmf_ice_is_authorized_source(&s->ice, from)) {
@@ -554,11 +582,22 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dropped_dtls, 1);
     return;
   }
+  uint64_t now = uv_now(s->env.loop);
+  /* A handshake costs a signature: ClientHellos are limited per source,
+   * except from the peer of an established association. */
+  int established =
+      s->has_dtls_peer && dcmf_dtls_state(s->dtls) == DCMF_DTLS_CONNECTED &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
+  if (!established && is_client_hello(data, len) &&
+      !source_allowed(s->env.hello_limit, from, now)) {
+    STAT_ADD(s, dtls_hello_rate_limited, 1);
+    return;
+  }
   memcpy(&s->dtls_peer, from,
          from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                      : sizeof(struct sockaddr_in));
   s->has_dtls_peer = 1;
-  dcmf_ice_note_traffic(&s->ice, uv_now(s->env.loop));
+  dcmf_ice_note_traffic(&s->ice, now);
   if (dcmf_dtls_recv(s->dtls, data, len) != 0) {
     STAT_ADD(s, dropped_dtls, 1);
   }

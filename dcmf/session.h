@@ -15,6 +15,7 @@
 #include "media.h"
 
 struct dcmf_repo;
+struct dcmf_ratelimit;
 struct dcmf_media_stats;
 struct dcmf_httpproxy_env;
 struct dcmf_httpproxy_counters;
@@ -45,6 +46,10 @@ struct dcmf_session_env {
   struct dcmf_session *(*find_session)(void *user,
                                        const struct dcmf_media_key *key);
   void *find_user;
+  /* The worker's per-source limits (ratelimit.h) for STUN checks and
+   * DTLS ClientHellos from anyone but the peer; NULL: no limit. */
+  struct dcmf_ratelimit *stun_limit;
+  struct dcmf_ratelimit *hello_limit;
 };
 
 struct dcmf_session;

@@ -1,5 +1,6 @@
 #include "worker.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -7,9 +8,11 @@
 #include "dtls.h"
 #include "errors.h"
 #include "cache.h"
+#include "heartbeat.h"
 #include "httpproxy.h"
 
 #include <openssl/rand.h>
+#include "ratelimit.h"
 #include "sctp.h"
 #include "session.h"
 
@@ -49,6 +52,8 @@ struct dcmf_worker {
   struct event_msg *outbox_head, *outbox_tail;
   uv_timer_t sctp_timer;
   uint64_t last_tick_ms;
+  struct dcmf_heartbeat heartbeat; /* the control thread watches it */
+  struct dcmf_ratelimit *stun_limit, *hello_limit;
   struct dcmf_dtls_ctx dtls_ctx;
   struct dcmf_session_env env;
   struct dcmf_upstream_pool *pool;
@@ -260,6 +265,7 @@ static void close_all(struct dcmf_worker *w) {
   w->pool = NULL;
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
   uv_close((uv_handle_t *)&w->inbox_async, NULL);
+  dcmf_heartbeat_close(&w->heartbeat);
 }
 
 static void on_inbox(uv_async_t *a) {
@@ -303,6 +309,8 @@ static void on_inbox(uv_async_t *a) {
 
 static void worker_main(void *arg) {
   struct dcmf_worker *w = arg;
+  /* Named for operators (top -H, /proc/PID/task/TID/comm). */
+  pthread_setname_np(pthread_self(), "dcmf-media");
   /* usrsctp's single stack belongs to this thread from here on. */
   dcmf_sctp_stack_init();
   uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -324,6 +332,22 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     free(w);
     return DCMF_ERR_SYSTEM;
   }
+  /* If the generator fails the seeds stay 0: that costs only evenness. */
+  uint64_t seed[2] = {0, 0};
+  RAND_bytes((uint8_t *)seed, sizeof(seed));
+  struct dcmf_ratelimit_settings stun_rl = {.rate = settings->stun_rate,
+                                            .burst = settings->stun_rate,
+                                            .seed = seed[0]};
+  struct dcmf_ratelimit_settings hello_rl = {.rate = settings->hello_rate,
+                                             .burst = settings->hello_rate,
+                                             .seed = seed[1]};
+  if (dcmf_ratelimit_new(&w->stun_limit, &stun_rl) != 0 ||
+      dcmf_ratelimit_new(&w->hello_limit, &hello_rl) != 0) {
+    dcmf_ratelimit_del(w->stun_limit);
+    dcmf_dtls_ctx_free(&w->dtls_ctx);
+    free(w);
+    return DCMF_ERR_NOMEM;
+  }
   uv_loop_init(&w->loop);
   /* The pool's handles live on the worker loop; creating them before the
    * thread starts is safe because nothing runs that loop yet. */
@@ -331,6 +355,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                   settings->log, err, errlen);
   if (rv != 0) {
     uv_loop_close(&w->loop);
+    dcmf_ratelimit_del(w->stun_limit);
+    dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
     free(w);
     return rv;
@@ -378,9 +404,14 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .emit = emit,
                                      .emit_user = w,
                                      .find_session = find_session,
-                                     .find_user = w};
+                                     .find_user = w,
+                                     .stun_limit = w->stun_limit,
+                                     .hello_limit = w->hello_limit};
+  dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {
     uv_close((uv_handle_t *)&w->outbox_async, NULL);
+    dcmf_ratelimit_del(w->stun_limit);
+    dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
     free(w);
     return DCMF_ERR_SYSTEM;
@@ -407,8 +438,15 @@ void dcmf_worker_stop(struct dcmf_worker *w) {
   uv_thread_join(&w->thread);
   uv_loop_close(&w->loop);
   dcmf_cache_del(w->cache);
+  dcmf_ratelimit_del(w->stun_limit);
+  dcmf_ratelimit_del(w->hello_limit);
   dcmf_dtls_ctx_free(&w->dtls_ctx);
   uv_close((uv_handle_t *)&w->outbox_async, on_outbox_closed);
+}
+
+const struct dcmf_heartbeat *
+dcmf_worker_heartbeat(const struct dcmf_worker *w) {
+  return &w->heartbeat;
 }
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w) {

@@ -43,6 +43,8 @@ struct dcmf_media_stats {
   _Atomic uint64_t dropped_unknown_protocol, dropped_unauthenticated,
       dropped_dtls, dropped_other;
   _Atomic uint64_t consent_lost;
+  /* dropped by the per-source limits before any work was spent */
+  _Atomic uint64_t stun_rate_limited, dtls_hello_rate_limited;
   /* UDP-proxy mode */
   _Atomic uint64_t udp_datagrams_out, udp_bytes_out, udp_datagrams_in,
       udp_bytes_in, udp_dropped_oversize, udp_dropped_source,
@@ -67,6 +69,9 @@ struct dcmf_worker_settings {
   struct dcmf_upstream_settings upstream;
   size_t cache_size;  /* 0: no cache */
   int proxy_fallback; /* streams without a URL use |repo| */
+  /* Per-source limits, per second (ratelimit.h; 0: none): STUN checks
+   * and DTLS ClientHellos from anyone but a session's peer. */
+  uint32_t stun_rate, hello_rate;
   /* Runs on the control loop for every event the worker raises. */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);
   void *user;
@@ -88,7 +93,9 @@ int dcmf_worker_start(struct dcmf_worker **worker, uv_loop_t *control_loop,
 /*
  * Asks the worker to stop, waits for its thread, and frees it, closing
  * every session. Must run on the control loop's thread; the control loop
- * must run afterwards once more so the async handle can close.
+ * must run afterwards once more so the async handle can close. The wait
+ * is unbounded: a worker whose loop is stuck never returns from here,
+ * which is why dcmfd's shutdown runs under a watchdog (main.c).
  */
 void dcmf_worker_stop(struct dcmf_worker *worker);
 
@@ -105,5 +112,12 @@ void dcmf_worker_remove(struct dcmf_worker *worker,
                         const struct dcmf_media_key *key);
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w);
+
+struct dcmf_heartbeat;
+
+/* The worker loop's heartbeat (heartbeat.h), readable from any thread
+ * until dcmf_worker_stop(). */
+const struct dcmf_heartbeat *dcmf_worker_heartbeat(
+    const struct dcmf_worker *w);
 
 #endif

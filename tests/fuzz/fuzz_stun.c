@@ -85,8 +85,12 @@ static void fuzz_response(const struct dcmf_ice *ice, int rc,
   } else {
     fuzz_require(msg.type == DCMF_STUN_BINDING_ERROR);
     fuzz_require(rc == DCMF_ICE_RESPOND_ERROR);
-    fuzz_require(msg.error_code == 400 || msg.error_code == 401 ||
-                 msg.error_code == 420 || msg.error_code == 487);
+    /* No 401: nothing is answered before authentication, so every error
+     * carries MESSAGE-INTEGRITY. */
+    fuzz_require(msg.error_code == 400 || msg.error_code == 420 ||
+                 msg.error_code == 487);
+    fuzz_require(dcmf_stun_check_integrity(&msg, (const uint8_t *)FUZZ_PWD,
+                                           FUZZ_PWD_LEN) == 0);
   }
   if (rc == DCMF_ICE_RESPOND_LATCHED) {
     fuzz_require(msg.type == DCMF_STUN_BINDING_SUCCESS);
@@ -111,7 +115,9 @@ static void fuzz_responder(const uint8_t *data, size_t size,
   fuzz_require(len <= cap);
   for (size_t i = cap; i < sizeof(out); i++)
     fuzz_require(out[i] == FUZZ_CANARY);
-  if (rc > 0)
+  if (rc == DCMF_ICE_DROP_UNAUTHENTICATED)
+    fuzz_require(len == 0 && dcmf_ice_peer(&ice) == NULL);
+  else if (rc > 0)
     fuzz_response(&ice, rc, from, data, out, len);
   else
     fuzz_require(len == 0 && dcmf_ice_peer(&ice) == NULL);

@@ -4,6 +4,7 @@
 // tls-id, sctp-port come from the MF), and talks to dcmfd over h2c.
 "use strict";
 const http2 = require("http2");
+const { checkResponse } = require("./openapi");
 
 function attr(sdp, name) {
   const line = sdp.split(/\r?\n/).find((l) => l.startsWith(`a=${name}:`));
@@ -89,17 +90,19 @@ function answerSdp(ctx, offer) {
   ].join("\r\n");
 }
 
-// One h2c request to dcmfd; resolves {status, headers, body (parsed JSON or text)}.
-function api(port, method, path, body, type) {
+// One h2c request to dcmfd; resolves {status, headers, body (parsed JSON
+// or text)} once the response was checked against docs/openapi.yaml. Like
+// any Node http2 client it sends no content-length: the body ends with the
+// stream (RFC 9113 8.1.1). |extra| adds request header fields.
+function api(port, method, path, body, type, extra) {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on("error", reject);
-    const headers = { ":method": method, ":path": path };
+    const headers = { ":method": method, ":path": path, ...(extra || {}) };
     let data;
     if (body !== undefined) {
       data = Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
       headers["content-type"] = type || "application/json";
-      headers["content-length"] = data.length;
     }
     const req = session.request(headers);
     let status, hdrs;
@@ -108,10 +111,12 @@ function api(port, method, path, body, type) {
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
       session.close();
-      const text = Buffer.concat(chunks).toString();
+      const raw = Buffer.concat(chunks);
+      const text = raw.toString();
       let parsed = text;
       try { parsed = JSON.parse(text); } catch (e) { /* not JSON */ }
-      resolve({ status, headers: hdrs, body: parsed });
+      checkResponse(method, path, status, hdrs["content-type"], raw)
+        .then(() => resolve({ status, headers: hdrs, body: parsed }), reject);
     });
     req.on("error", reject);
     if (data) req.end(data); else req.end();

@@ -11,7 +11,9 @@ agw_clients.js with node when node and tests/clients/node_modules/werift
 are there (meson runs this whole script under in-netns, so dcmfd and the
 phones share a loopback-only namespace). Prints "ok - NAME" or
 "not ok - NAME: REASON" and "N passed, M failed"; exits 1 on failure.
-Python 3 standard library and curl only.
+Every API response is checked against docs/openapi.yaml
+(openapi_check.py). Run with /usr/bin/python3 (python3-jsonschema,
+python3-yaml); otherwise the standard library and curl.
 """
 import errno
 import json
@@ -26,6 +28,13 @@ import sys
 import tempfile
 import time
 
+try:
+    import openapi_check
+except ImportError as e:  # without the checker the tests would prove less
+    sys.exit(f"test_agw.py: {e}; install python3-jsonschema and python3-yaml "
+             "and run with /usr/bin/python3")
+
+OPENAPI = openapi_check.Checker()
 DCMFD, UE = sys.argv[1], sys.argv[2]
 FILTERS = sys.argv[3:]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -117,6 +126,9 @@ class Dcmfd:
         for ln in lines[1:]:
             k, _, v = ln.partition(":")
             headers[k.strip().lower()] = v.strip()
+        err = OPENAPI.check(method, path, status, headers.get("content-type"),
+                            rest)
+        assert err is None, f"not as docs/openapi.yaml says: {err}"
         parsed = rest
         if "json" in headers.get("content-type", "") and rest:
             parsed = json.loads(rest)
@@ -274,7 +286,7 @@ def _(d):
     assert got[1].get("accept-patch") == "application/json-patch+json", got[1]
     check_problem(d.call("PATCH", path, [{"op": "replace", "path":
                   "/terminations/0/local/port", "value": 1}],
-                  "application/json-patch+json"), 400,
+                  "application/json-patch+json"), 403,
                   "/terminations/0/local")
     check_problem(d.call("PATCH", path, [{"op": "remove", "path": "/x"}],
                   "application/json-patch+json"), 409)
@@ -451,5 +463,6 @@ def _(d):
 
 
 passed = sum(results)
+print(f"# {OPENAPI.checked} response bodies validated against docs/openapi.yaml")
 print(f"{passed} passed, {len(results) - passed} failed")
 sys.exit(0 if results and all(results) else 1)

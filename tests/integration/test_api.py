@@ -13,7 +13,12 @@ Optional SUBSTRING arguments run only the tests whose names contain one.
 Prints "ok - NAME" or "not ok - NAME: REASON" per test and ends with
 "N passed, M failed"; exits 1 if any test failed.
 
-Python 3 standard library only; needs curl (7.88+), nghttp and openssl.
+Every response received, from every client, is checked against
+docs/openapi.yaml (status listed for the operation, content-type, and the
+JSON body against its schema) by openapi_check.py beside this file.
+
+Run with /usr/bin/python3: needs python3-jsonschema and python3-yaml from
+Debian, curl (7.88+), nghttp and openssl.
 """
 
 import copy
@@ -31,6 +36,12 @@ import sys
 import tempfile
 import time
 
+try:
+    import openapi_check
+except ImportError as e:  # without the checker the tests would prove less
+    sys.exit(f"test_api.py: {e}; install python3-jsonschema and python3-yaml "
+             "and run with /usr/bin/python3")
+
 SUBPROCESS_TIMEOUT = 10  # seconds, for every child we wait on
 READY_TIMEOUT = 5.0
 CONTEXTS = "/nmf-mrm/v1/contexts"
@@ -41,6 +52,7 @@ UUID_RE = re.compile(
 ICE_CHARS_RE = re.compile(r"^[A-Za-z0-9+/]+$")
 
 DCMFD = None  # set from argv[1]
+OPENAPI = openapi_check.Checker()
 
 
 class TestFailure(Exception):
@@ -216,12 +228,23 @@ class Dcmfd:
 # ---- clients: curl and nghttp -------------------------------------------
 
 
+def check_openapi(method, path, status, content_type, body, client):
+    """Fails the test when a response does not match docs/openapi.yaml."""
+    err = OPENAPI.check(method, path if isinstance(path, str)
+                        else path.decode("latin-1"), status, content_type, body)
+    if err is not None:
+        raise TestFailure(f"{client}: the response does not match "
+                          f"docs/openapi.yaml: {err}")
+
+
 class Response:
-    def __init__(self, status, headers, body, client):
+    def __init__(self, status, headers, body, client, method, path):
         self.status = status
         self.headers = headers  # lower-case name -> [values]
         self.body = body
         self.client = client
+        check_openapi(method, path, status, self.header("content-type"), body,
+                      client)
 
     def header(self, name):
         values = self.headers.get(name.lower())
@@ -278,7 +301,7 @@ def curl(d, method, path, body=None, ctype=None, headers=(), no_length=False):
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return Response(int(status_line[1]), headers, rest, "curl")
+    return Response(int(status_line[1]), headers, rest, "curl", method, path)
 
 
 NGHTTP_HEADER_RE = re.compile(
@@ -326,7 +349,8 @@ def nghttp(d, method, path, body=None, ctype=None, headers=()):
     status = headers_seen.pop(":status", [None])[0]
     check(status is not None, f"nghttp {method} {path} got no response "
           f"(exit {r.returncode}): {r.stderr.decode(errors='replace')[-300:]}")
-    return Response(int(status), headers_seen, body_out, "nghttp")
+    return Response(int(status), headers_seen, body_out, "nghttp", method,
+                    path)
 
 
 # ---- a raw HTTP/2 client -------------------------------------------------
@@ -529,6 +553,8 @@ class RawStream:
         self.body = b""
         self.ended = False
         self.rst = None  # RST_STREAM error code
+        self.method = self.path = None  # of the request, once sent
+        self.checked = False  # the response was checked against the API
 
     @property
     def status(self):
@@ -580,7 +606,14 @@ class H2Raw:
         self.send(PREFACE + self.frame(SETTINGS, 0, 0, payload))
 
     def send_headers(self, stream, fields, end_stream=False):
-        self.streams.setdefault(stream, RawStream())
+        st = self.streams.setdefault(stream, RawStream())
+        for name, value in fields:
+            if name in (":method", ":path") and isinstance(value, bytes):
+                value = value.decode("latin-1")
+            if name == ":method":
+                st.method = value
+            elif name == ":path":
+                st.path = value
         flags = END_HEADERS | (END_STREAM if end_stream else 0)
         self.send(self.frame(HEADERS, flags, stream, hpack_encode(fields)))
 
@@ -677,6 +710,10 @@ class H2Raw:
     def response(self, stream, timeout=3.0):
         st = self.streams.setdefault(stream, RawStream())
         self.pump(lambda: st.ended or st.rst is not None, timeout)
+        if st.ended and st.status is not None and not st.checked:
+            st.checked = True
+            check_openapi(st.method, st.path, st.status,
+                          st.header("content-type"), st.body, "raw-h2")
         return st
 
     def wait_closed(self, timeout):
@@ -1090,6 +1127,80 @@ def _(d):
              "remote tlsId with white space trimmed")
 
 
+@daemon_test("ETag on every context document; If-Match guards PATCH and DELETE")
+def _(d):
+    r = curl(d, "POST", CONTEXTS, context_doc(), ctype="application/json")
+    check_eq(r.status, 201, "create status")
+    tag1 = r.header("etag")
+    check(tag1 and re.match(r'^"[0-9]+"$', tag1), f"strong ETag on 201: {tag1!r}")
+    path = f"{CONTEXTS}/{r.json()['contextId']}"
+    check_eq(curl(d, "GET", path).header("etag"), tag1, "ETag on GET")
+    check_eq(nghttp(d, "HEAD", path).header("etag"), tag1, "ETag on HEAD")
+    check_eq(curl(d, "GET", CONTEXTS).header("etag"), None, "no ETag on the list")
+    ops = [{"op": "replace", "path": DCP + "/maxMessageSize", "value": 32}]
+    r = curl(d, "PATCH", path, ops, ctype="application/json-patch+json",
+             headers=[f"if-match: {tag1}"])
+    check_eq(r.status, 200, f"PATCH with the current tag ({r.body[:200]!r})")
+    tag2 = r.header("etag")
+    check(tag2 and tag2 != tag1, f"ETag after a change: {tag2!r} (was {tag1!r})")
+    before = curl(d, "GET", path).json()
+    for stale in (tag1, f"W/{tag2}", '"nope", ' + tag1):
+        r = curl(d, "PATCH", path, [{"op": "remove", "path": DCP + "/maxMessageSize"}],
+                 ctype="application/json-patch+json", headers=[f"if-match: {stale}"])
+        check_problem(r, 412, param="header if-match")
+        check_eq(r.header("etag"), None, f"no ETag on the 412 for {stale}")
+        check_problem(curl(d, "DELETE", path, headers=[f"if-match: {stale}"]), 412,
+                      param="header if-match")
+    check_eq(curl(d, "GET", path).json(), before, "context after the 412s")
+    r = curl(d, "PATCH", path, ops, ctype="application/json-patch+json",
+             headers=[f'if-match: "x", {tag2}'])
+    check_eq(r.status, 200, "PATCH with the tag in a list")
+    tag3 = r.header("etag")
+    check(tag3 not in (tag1, tag2), f"a third change, a third tag: {tag3!r}")
+    check_eq(curl(d, "DELETE", path, headers=[f"if-match: {tag3}"]).status, 204,
+             "DELETE with the current tag")
+    check_problem(curl(d, "DELETE", path, headers=["if-match: *"]), 404,
+                  cause="CONTEXT_NOT_FOUND")
+
+
+@daemon_test("a request as a client generated from the official OpenAPI sends it")
+def _(d):
+    # Every default of TS 29.571 filled in (maxRetry 0 with maxTime 0,
+    # priority 256, streamId), the optional members dcmfd does not act on
+    # (arMedia, mediaProcessingUri, appBindingInfo), and a localMdc1Endpoint
+    # the MF must replace with its own.
+    req = context_doc()
+    media = req["terminations"][0]["medias"][0]
+    media["arMedia"] = {"mediaProcessingSpec": "spec-1"}
+    media["mediaProcessingUri"] = "http://127.0.0.1:9/mp"
+    dc = media["dcMedia"]
+    dc["streams"] = {
+        sid: {"streamId": int(sid), "subprotocol": "http", "order": True,
+              "maxRetry": 0, "maxTime": 0, "priority": 256,
+              "appBindingInfo": "app-" + sid}
+        for sid in ("0", "10", "1000")}
+    dc["streams"]["1000"]["maxRetry"] = 2
+    dc["remoteMdc1Endpoint"] = {"ip": {"ipv4Addr": "127.0.0.1"}, "transport": "TCP",
+                                "portNumber": 9}
+    dc["localMdc1Endpoint"] = {"ip": {"ipv4Addr": "192.0.2.99"}, "transport": "TCP",
+                               "portNumber": 4321}
+    for client in (curl, nghttp):
+        doc = create(d, req, client=client)
+        m = doc["terminations"][0]["medias"][0]
+        check_eq(m["arMedia"], media["arMedia"], "arMedia kept")
+        check_eq(m["mediaProcessingUri"], media["mediaProcessingUri"],
+                 "mediaProcessingUri kept")
+        check_eq(m["dcMedia"]["streams"], dc["streams"], "streams kept as sent")
+        check_eq(m["dcMedia"]["localMdc1Endpoint"],
+                 {"ip": {"ipv4Addr": "127.0.0.1"}, "transport": "TCP", "portNumber": 0},
+                 "localMdc1Endpoint filled in by the MF")
+        check_local_media(d, m, "ACTPASS")
+    # Two non-zero limits on one stream still conflict (RFC 8832).
+    dc["streams"]["1000"]["maxTime"] = 100
+    r = curl(d, "POST", CONTEXTS, req, ctype="application/json")
+    check_problem(r, 400, param=DCP + "/streams/1000", cause="MANDATORY_IE_INCORRECT")
+
+
 @daemon_test("PATCH copy of a media: the copy gets its own port and values")
 def _(d):
     doc = create(d)
@@ -1309,22 +1420,84 @@ def raw_response(st):
         if not n.startswith(":"):
             headers.setdefault(n, []).append(v)
     check(st.status is not None, "no response headers on the raw stream")
-    return Response(st.status, headers, st.body, "raw-h2")
+    return Response(st.status, headers, st.body, "raw-h2", st.method, st.path)
 
 
-@malformed("small body without content-length (curl -T -)", 411,
-           cause="INCORRECT_LENGTH")
+@daemon_test("bodies without content-length are read to END_STREAM (curl -T -)")
 def _(d):
-    return curl(d, "POST", CONTEXTS, context_doc(), ctype="application/json",
-                no_length=True)
+    # RFC 9113 8.1.1: content-length is optional in HTTP/2.
+    r = curl(d, "POST", CONTEXTS, context_doc(), ctype="application/json",
+             no_length=True)
+    check_eq(r.status, 201, f"POST without content-length ({r.body[:200]!r})")
+    ctx_id = r.json()["contextId"]
+    r = curl(d, "PATCH", f"{CONTEXTS}/{ctx_id}",
+             [{"op": "replace", "path": DCP + "/maxMessageSize", "value": 16}],
+             ctype="application/json-patch+json", no_length=True)
+    check_eq(r.status, 200, f"PATCH without content-length ({r.body[:200]!r})")
+    check_eq(r.json()["terminations"][0]["medias"][0]["dcMedia"]["maxMessageSize"],
+             16, "the patch was applied")
 
 
-@malformed("PATCH without content-length", 411, cause="INCORRECT_LENGTH")
+@daemon_test("raw h2: a body in several DATA frames without content-length")
+def _(d):
+    body = json.dumps(context_doc()).encode()
+    with H2Raw(d.port) as h:
+        h.start()
+        h.send_headers(1, [(":method", "POST"), (":scheme", "http"),
+                           (":authority", f"127.0.0.1:{d.port}"), (":path", CONTEXTS),
+                           ("content-type", "application/json")])
+        for i in range(0, len(body), 100):
+            h.send_data(1, body[i:i + 100])
+        h.send_data(1, b"", end_stream=True)  # the body ends with the stream
+        st = h.response(1)
+        check_eq(st.status, 201, f"status ({st.body[:200]!r})")
+        check_eq(json.loads(st.body)["terminations"][0]["medias"][0]["mediaId"],
+                 "m1", "the created context")
+
+
+@daemon_test("content-length that disagrees with the DATA: RST_STREAM(PROTOCOL_ERROR)")
+def _(d):
+    # RFC 9113 8.1.1: a malformed request is a stream error of type
+    # PROTOCOL_ERROR; the connection and other streams go on.
+    body = json.dumps(context_doc()).encode()
+    with H2Raw(d.port) as h:
+        h.start()
+        for stream, length in ((1, len(body) + 10), (3, len(body) - 10)):
+            h.request(stream, "POST", CONTEXTS, d.port,
+                      [("content-type", "application/json"),
+                       ("content-length", str(length))], body=body)
+            st = h.response(stream)
+            check_eq(st.rst, 1, f"content-length {length} for {len(body)} bytes: "
+                     f"RST_STREAM code (status {st.status})")
+            check_eq(st.status, None, "no response to a malformed request")
+        h.request(5, "GET", CONTEXTS, d.port)
+        st = h.response(5)
+        check_eq((st.status, json.loads(st.body)), (200, []),
+                 "the connection still serves, and nothing was created")
+    check_healthy(d)
+
+
+@malformed("POST with content-encoding gzip: 415 with accept-encoding", 415,
+           "header content-encoding", "UNSUPPORTED_MEDIA_TYPE")
+def _(d):
+    import gzip
+    r = curl(d, "POST", CONTEXTS, gzip.compress(json.dumps(context_doc()).encode()),
+             ctype="application/json", headers=["content-encoding: gzip"])
+    check_eq(r.header("accept-encoding"), "identity", "accept-encoding")
+    check_eq(curl(d, "GET", CONTEXTS).json(), [], "contexts after the 415")
+    return r
+
+
+@malformed("PATCH with content-encoding deflate: 415", 415,
+           "header content-encoding", "UNSUPPORTED_MEDIA_TYPE")
 def _(d):
     ctx_id = create(d)["contextId"]
-    return curl(d, "PATCH", f"{CONTEXTS}/{ctx_id}",
-                [{"op": "test", "path": "/contextId", "value": ctx_id}],
-                ctype="application/json-patch+json", no_length=True)
+    r = curl(d, "PATCH", f"{CONTEXTS}/{ctx_id}",
+             [{"op": "test", "path": "/contextId", "value": ctx_id}],
+             ctype="application/json-patch+json",
+             headers=["content-encoding: deflate"])
+    check_eq(r.header("accept-encoding"), "identity", "accept-encoding")
+    return r
 
 
 @malformed("POST with content-type text/plain", 415, "header content-type",
@@ -1459,13 +1632,17 @@ patch_case("PATCH second op fails, first is undone",
             {"op": "remove", "path": "/nope"}], 409, "/1/path")
 patch_case("PATCH modifies localMbEndpoint",
            [{"op": "replace", "path": MP + "/localMbEndpoint/portNumber", "value": 1234}],
-           400, MP + "/localMbEndpoint", "MANDATORY_IE_INCORRECT")
+           403, MP + "/localMbEndpoint", "MODIFICATION_NOT_ALLOWED")
 patch_case("PATCH modifies localDcEndpoint",
            [{"op": "replace", "path": DCP + "/localDcEndpoint/sctpPort", "value": 5001}],
-           400, DCP + "/localDcEndpoint", "MANDATORY_IE_INCORRECT")
+           403, DCP + "/localDcEndpoint", "MODIFICATION_NOT_ALLOWED")
+patch_case("PATCH modifies localMdc1Endpoint",
+           [{"op": "replace", "path": DCP + "/localMdc1Endpoint/portNumber",
+             "value": 8080}],
+           403, DCP + "/localMdc1Endpoint", "MODIFICATION_NOT_ALLOWED")
 patch_case("PATCH modifies contextId",
-           [{"op": "replace", "path": "/contextId", "value": "mine"}], 400, "/contextId",
-           "MANDATORY_IE_INCORRECT")
+           [{"op": "replace", "path": "/contextId", "value": "mine"}], 403, "/contextId",
+           "MODIFICATION_NOT_ALLOWED")
 patch_case("PATCH result breaks the schema",
            [{"op": "replace", "path": DCP + "/maxMessageSize", "value": 100}], 400,
            DCP + "/maxMessageSize", "MANDATORY_IE_INCORRECT")
@@ -1493,15 +1670,24 @@ def check_server_closes(d, data, name):
     return got
 
 
-@test("HTTP/1.1 request: 505 text/plain and the connection is closed")
+@test("HTTP/1.1 request: 505 problem+json and the connection is closed")
 def _():
     with Dcmfd() as d:
         got = check_server_closes(
             d, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "HTTP/1.1")
         head, _, body = got.partition(b"\r\n\r\n")
         check(head.startswith(b"HTTP/1.1 505 "), f"status line: {head[:60]!r}")
-        check(b"\r\ncontent-type: text/plain" in head.lower(), f"headers: {head!r}")
-        check(b"HTTP/2" in body, f"body should explain HTTP/2 is needed: {body!r}")
+        check(b"\r\ncontent-type: application/problem+json\r\n" in head.lower() + b"\r\n",
+              f"headers: {head!r}")
+        m = re.search(rb"\r\ncontent-length: (\d+)", head.lower())
+        check(m and int(m.group(1)) == len(body),
+              f"content-length {m and m.group(1)!r} for {len(body)} body bytes")
+        check_openapi("GET", "/healthz", 505, "application/problem+json", body,
+                      "HTTP/1.1")
+        p = json.loads(body)
+        check_eq(p.get("status"), 505, "problem status")
+        check("HTTP/2" in p.get("detail", ""),
+              f"detail should explain HTTP/2 is needed: {p!r}")
         check_healthy(d)
         d.stop()
 
@@ -1597,6 +1783,8 @@ def _():
             block = hpack_encode([(":method", "GET"), (":scheme", "http"),
                                   (":authority", f"127.0.0.1:{d.port}"),
                                   (":path", "/healthz")])
+            st = h.streams.setdefault(1, RawStream())
+            st.method, st.path = "GET", "/healthz"  # for the API check
             t0 = time.monotonic()
             h.send(H2Raw.frame(HEADERS, END_STREAM, 1, block))  # no END_HEADERS
             st = h.response(1, timeout=3.0)
@@ -1888,7 +2076,8 @@ def main(argv):
         passed += 1
         print(f"ok - {name}" + (" [bug marker is stale: it passes now]" if bug else ""),
               flush=True)
-    print(f"# {time.monotonic() - started:.1f} s", flush=True)
+    print(f"# {time.monotonic() - started:.1f} s; {OPENAPI.checked} response "
+          "bodies validated against docs/openapi.yaml", flush=True)
     print(f"{passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0
 

@@ -160,7 +160,6 @@ static int call(struct fixture *f, const char *method, const char *path,
       .scheme = "http",
       .authority = "127.0.0.1:8090",
       .content_type = type,
-      .has_content_length = body != NULL,
       .body = (const uint8_t *)body,
       .body_len = body ? strlen(body) : 0,
   };
@@ -416,9 +415,10 @@ static void test_request_errors(void **state) {
   char path[128];
   snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
            json_string_value(json_object_get(f->body, "contextId")));
-  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
-                        NULL),
-                   411);
+  /* No content-length is needed (HTTP/2 ends a body with the stream):
+   * an empty body is read, and refused as JSON. */
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", NULL), 400);
   assert_int_equal(call(f, "PUT", "/agw/v1/contexts", NULL, NULL), 405);
   assert_string_equal(f->resp.allow, "GET, HEAD, POST");
   assert_int_equal(call(f, "POST", path, "application/json", basic), 405);
@@ -478,18 +478,18 @@ static void test_patch(void **state) {
       PATCH(f, path,
             "[{\"op\":\"replace\",\"path\":\"/terminations/1/local/port\","
             "\"value\":1}]"),
-      400);
-  assert_problem(f, 400, "/terminations/1/local");
+      403);
+  assert_problem(f, 403, "/terminations/1/local");
   assert_int_equal(
       PATCH(f, path,
             "[{\"op\":\"remove\",\"path\":\"/terminations/0/local\"}]"),
-      400);
-  assert_problem(f, 400, "/terminations/0/local");
+      403);
+  assert_problem(f, 403, "/terminations/0/local");
   assert_int_equal(PATCH(f, path,
                          "[{\"op\":\"replace\",\"path\":\"/contextId\","
                          "\"value\":\"x\"}]"),
-                   400);
-  assert_problem(f, 400, "/contextId");
+                   403);
+  assert_problem(f, 403, "/contextId");
   /* Dynamic members are not part of the patched document. */
   assert_int_equal(PATCH(f, path,
                          "[{\"op\":\"replace\",\"path\":\"/statistics\","

@@ -96,7 +96,6 @@ static int call(struct fixture *f, const char *method, const char *path,
   struct dcmf_api_request req = {.method = method,
                                  .path = path,
                                  .content_type = type,
-                                 .has_content_length = body != NULL,
                                  .body = (const uint8_t *)body,
                                  .body_len = body ? strlen(body) : 0};
   dcmf_agw_handle(f->agw, &req, &f->resp);

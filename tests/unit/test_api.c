@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "fake_res.h"
+#include "media.h"
 
 struct fixture {
   struct fake_res res;
@@ -68,9 +69,11 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Sends one request and parses the JSON answer; returns the status. */
-static int call(struct fixture *f, const char *method, const char *path,
-                const char *type, const char *body) {
+/* Sends one request with optional content-encoding and if-match fields
+ * and parses the JSON answer; returns the status. */
+static int call_h(struct fixture *f, const char *method, const char *path,
+                  const char *type, const char *body, const char *encoding,
+                  const char *if_match) {
   reset(f);
   struct dcmf_api_request req = {
       .method = method,
@@ -78,7 +81,8 @@ static int call(struct fixture *f, const char *method, const char *path,
       .scheme = "http",
       .authority = "127.0.0.1:8090",
       .content_type = type,
-      .has_content_length = body != NULL,
+      .content_encoding = encoding,
+      .if_match = if_match,
       .body = (const uint8_t *)body,
       .body_len = body ? strlen(body) : 0,
   };
@@ -89,6 +93,11 @@ static int call(struct fixture *f, const char *method, const char *path,
     assert_non_null(f->body);
   }
   return f->resp.status;
+}
+
+static int call(struct fixture *f, const char *method, const char *path,
+                const char *type, const char *body) {
+  return call_h(f, method, path, type, body, NULL, NULL);
 }
 
 static const char *create(struct fixture *f, const char *setup_value,
@@ -229,15 +238,21 @@ static void test_request_errors(void **state) {
   assert_problem(f, 404);
   call(f, "GET", "/nmf-mrm/v1/contexts/a/b", NULL, NULL);
   assert_problem(f, 404);
-  /* A body without content-length is refused before it is read. */
-  reset(f);
-  struct dcmf_api_request req = {.method = "POST",
-                                 .path = "/nmf-mrm/v1/contexts",
-                                 .content_type = "application/json",
-                                 .body = (const uint8_t *)"{}",
-                                 .body_len = 2};
-  dcmf_api_handle(&f->api, &req, &f->resp);
-  assert_int_equal(f->resp.status, 411);
+  /* An encoded body is refused with the codings accepted (RFC 9110
+   * 15.5.16); no content-length is needed, HTTP/2 ends a body itself. */
+  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts", "application/json",
+                          "{}", "gzip", NULL),
+                   415);
+  assert_problem(f, 415);
+  assert_string_equal(first_param(f), "header content-encoding");
+  assert_string_equal(f->resp.accept_encoding, "identity");
+  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts", "application/json",
+                          "{}", "identity, gzip", NULL),
+                   415);
+  assert_int_equal(call_h(f, "POST", "/nmf-mrm/v1/contexts", "application/json",
+                          "{}", "Identity", NULL),
+                   400); /* read and validated: no terminations */
+  assert_string_equal(first_param(f), "/terminations");
   char longpath[700];
   memset(longpath, 'a', sizeof(longpath) - 1);
   longpath[0] = '/';
@@ -314,8 +329,8 @@ static void test_patch_errors_change_nothing(void **state) {
        400},
       {"application/json-patch+json",
        "[{\"op\":\"remove\",\"path\":\"no-slash\"}]", 400},
-      {"application/json-patch+json", "[{\"op\":\"remove\",\"path\":\"/nope\"}]",
-       409},
+      {"application/json-patch+json",
+       "[{\"op\":\"remove\",\"path\":\"/nope\"}]", 409},
       {"application/json-patch+json",
        "[{\"op\":\"test\",\"path\":\"/terminations/0/terminationId\","
        "\"value\":\"ue-b\"}]",
@@ -323,9 +338,9 @@ static void test_patch_errors_change_nothing(void **state) {
       {"application/json-patch+json",
        "[{\"op\":\"replace\",\"path\":\"/terminations/0/medias/0/"
        "localMbEndpoint/portNumber\",\"value\":1}]",
-       400},
+       403},
       {"application/json-patch+json",
-       "[{\"op\":\"replace\",\"path\":\"/contextId\",\"value\":\"x\"}]", 400},
+       "[{\"op\":\"replace\",\"path\":\"/contextId\",\"value\":\"x\"}]", 403},
       {"application/json-patch+json",
        "[{\"op\":\"remove\",\"path\":\"/terminations\"}]", 400},
       {"application/json-patch+json",
@@ -405,6 +420,37 @@ static void test_health_and_metrics(void **state) {
                          "status=\"405\"} 1\n"));
 }
 
+/* Worker liveness as the daemon's gauges report it. */
+static void fake_loops(void *user, struct dcmf_gauges *g) {
+  const int *stalled = user;
+  g->loops[0] = (struct dcmf_loop_health){.name = "media", .age_ms = 250};
+  g->loops[1] = (struct dcmf_loop_health){
+      .name = "agw", .age_ms = 1700, .stalled = *stalled, .stalls = 1};
+  g->n_loops = 2;
+}
+
+static void test_health_names_stalled_worker(void **state) {
+  struct fixture *f = *state;
+  int stalled = 1;
+  f->api.gauges = fake_loops;
+  f->api.gauges_user = &stalled;
+  assert_int_equal(call(f, "GET", "/healthz", NULL, NULL), 503);
+  assert_problem(f, 503);
+  assert_string_equal(json_string_value(json_object_get(f->body, "detail")),
+                      "worker agw: loop has not turned for 1.7 s");
+  assert_int_equal(call(f, "GET", "/metrics", NULL, NULL), 200);
+  assert_non_null(strstr(f->resp.body.data,
+                         "dcmf_worker_up{worker=\"media\"} 1\n"
+                         "dcmf_worker_up{worker=\"agw\"} 0\n"));
+  assert_non_null(strstr(f->resp.body.data,
+                         "dcmf_worker_heartbeat_age_seconds{worker=\"agw\"}"
+                         " 1.700\n"));
+  assert_non_null(strstr(f->resp.body.data,
+                         "dcmf_worker_stalled_total{worker=\"agw\"} 1\n"));
+  stalled = 0; /* it turns again */
+  assert_int_equal(call(f, "GET", "/healthz", NULL, NULL), 200);
+}
+
 static void test_udp_proxy_mdc2_ports(void **state) {
   struct fixture *f = *state;
   static const char body[] =
@@ -461,6 +507,155 @@ static void test_udp_proxy_mdc2_ports(void **state) {
                               "localMdc2Endpoints"));
 }
 
+/* ETag on every context document; If-Match guards PATCH and DELETE. */
+static void test_etag_if_match(void **state) {
+  struct fixture *f = *state;
+  char path[128], tag1[40], tag2[40];
+  create(f, "ACTPASS", path, sizeof(path));
+  snprintf(tag1, sizeof(tag1), "%s", f->resp.etag);
+  assert_int_equal(tag1[0], '"');
+  assert_int_equal(tag1[strlen(tag1) - 1], '"');
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+  assert_string_equal(f->resp.etag, tag1);
+  static const char patch[] =
+      "[{\"op\":\"replace\",\"path\":\"/terminations/0/medias/0/dcMedia/"
+      "maxMessageSize\",\"value\":32}]";
+  assert_int_equal(call_h(f, "PATCH", path, "application/json-patch+json",
+                          patch, NULL, tag1),
+                   200);
+  snprintf(tag2, sizeof(tag2), "%s", f->resp.etag);
+  assert_string_not_equal(tag2, tag1);
+  /* A stale tag, a weak one and garbage are refused and change nothing;
+   * the 412 comes before the body is looked at. */
+  char weak[48];
+  snprintf(weak, sizeof(weak), "W/%s", tag2);
+  const char *bad[] = {tag1, weak, "nonsense", "\"\""};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(call_h(f, "PATCH", path, "text/plain", "x", NULL, bad[i]),
+                     412);
+    assert_problem(f, 412);
+    assert_string_equal(first_param(f), "header if-match");
+    assert_string_equal(f->resp.etag, "");
+    assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, bad[i]), 412);
+  }
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+  assert_string_equal(f->resp.etag, tag2);
+  /* A list holding the current tag, and "*", both match. */
+  char list[96];
+  snprintf(list, sizeof(list), "\"x\", W/\"y\",%s", tag2);
+  assert_int_equal(call_h(f, "PATCH", path, "application/json-patch+json",
+                          patch, NULL, list),
+                   200);
+  char tag3[40];
+  snprintf(tag3, sizeof(tag3), "%s", f->resp.etag);
+  assert_string_not_equal(tag3, tag2);
+  /* An event changes the document, so the tag changes too. */
+  struct dcmf_context *ctx = dcmf_registry_first(f->reg);
+  assert_int_equal(
+      dcmf_registry_add_event(f->reg, ctx, json_pack("{s:s}", "event", "X"), 4),
+      0);
+  assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, tag3), 412);
+  assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, "*"), 204);
+  assert_string_equal(f->resp.etag, "");
+  /* The list carries no tag; an unknown context stays 404. */
+  assert_int_equal(call(f, "GET", "/nmf-mrm/v1/contexts", NULL, NULL), 200);
+  assert_string_equal(f->resp.etag, "");
+  assert_int_equal(call_h(f, "DELETE", path, NULL, NULL, NULL, "*"), 404);
+}
+
+/* What a client generated from the official OpenAPI sends, and the
+ * values the MF owns: localMdc1Endpoint is filled in, not echoed, and a
+ * change to it is 403 MODIFICATION_NOT_ALLOWED. */
+static void test_official_client_and_mdc1(void **state) {
+  struct fixture *f = *state;
+  static const char body[] =
+      "{\"terminations\":[{\"terminationId\":\"ue-a\",\"medias\":[{"
+      "\"mediaId\":\"m2\",\"mediaResourceType\":\"DC\","
+      "\"arMedia\":{\"mediaProcessingSpec\":\"spec\"},"
+      "\"mediaProcessingUri\":\"http://mp.example/a\",\"dcMedia\":{"
+      "\"mediaProxyConfig\":\"HTTP\",\"maxMessageSize\":64,"
+      "\"remoteMdc1Endpoint\":{\"ip\":{\"ipv4Addr\":\"198.51.100.5\"},"
+      "\"transport\":\"TCP\",\"portNumber\":8080},"
+      "\"localMdc1Endpoint\":{\"ip\":{\"ipv4Addr\":\"203.0.113.9\"},"
+      "\"transport\":\"TCP\",\"portNumber\":1234},"
+      "\"streams\":{\"0\":{\"streamId\":0,\"subprotocol\":\"http\","
+      "\"order\":true,\"maxRetry\":0,\"maxTime\":0,\"priority\":256,"
+      "\"appBindingInfo\":\"b\"},"
+      "\"1000\":{\"streamId\":1000,\"maxRetry\":3,\"maxTime\":0,"
+      "\"priority\":256},"
+      "\"1002\":{\"streamId\":1002,\"order\":false,\"maxRetry\":0,"
+      "\"maxTime\":150,\"priority\":256}},"
+      "\"securitySetup\":\"ACTPASS\"}}]}]}";
+  assert_int_equal(
+      call(f, "POST", "/nmf-mrm/v1/contexts", "application/json", body), 201);
+  char path[128];
+  snprintf(path, sizeof(path), "/nmf-mrm/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  json_t *m = media0(f->body);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(m, "arMedia"),
+                                        "mediaProcessingSpec")),
+      "spec");
+  json_t *mdc1 =
+      json_object_get(json_object_get(m, "dcMedia"), "localMdc1Endpoint");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(mdc1, "ip"), "ipv4Addr")),
+                      "192.0.2.1");
+  assert_string_equal(json_string_value(json_object_get(mdc1, "transport")),
+                      "TCP");
+  assert_int_equal(json_integer_value(json_object_get(mdc1, "portNumber")), 0);
+  /* The media plane reads 0 as "no limit". */
+  struct dcmf_context *ctx = dcmf_registry_first(f->reg);
+  struct dcmf_media_desc d;
+  assert_int_equal(
+      dcmf_media_desc_build(&d, ctx, &ctx->medias[0], media0(ctx->doc), 5000),
+      0);
+  assert_int_equal(d.n_streams, 3);
+  for (size_t i = 0; i < d.n_streams; i++) {
+    const struct dcmf_sctp_reliability *r = &d.streams[i].rel;
+    if (d.streams[i].sid == 0) {
+      assert_int_equal(r->policy, 0);
+    } else if (d.streams[i].sid == 1000) {
+      assert_int_equal(r->policy, 1);
+      assert_int_equal(r->value, 3);
+    } else {
+      assert_int_equal(d.streams[i].sid, 1002);
+      assert_int_equal(r->policy, 2);
+      assert_int_equal(r->value, 150);
+      assert_int_equal(r->unordered, 1);
+    }
+  }
+  dcmf_media_desc_free(&d);
+  /* The MF owns localMdc1Endpoint. */
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"replace\",\"path\":\"/terminations/0/medias/0/"
+           "dcMedia/localMdc1Endpoint/portNumber\",\"value\":9}]"),
+      403);
+  assert_problem(f, 403);
+  assert_string_equal(json_string_value(json_object_get(f->body, "cause")),
+                      "MODIFICATION_NOT_ALLOWED");
+  assert_string_equal(first_param(f),
+                      "/terminations/0/medias/0/dcMedia/localMdc1Endpoint");
+  /* Leaving HTTP-proxy mode (and dropping the DCSF address) removes it. */
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"remove\",\"path\":\"/terminations/0/medias/0/"
+           "dcMedia/mediaProxyConfig\"},{\"op\":\"remove\",\"path\":"
+           "\"/terminations/0/medias/0/dcMedia/remoteMdc1Endpoint\"}]"),
+      200);
+  assert_null(json_object_get(json_object_get(media0(f->body), "dcMedia"),
+                              "localMdc1Endpoint"));
+  /* Two non-zero limits on one stream are still refused. */
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"replace\",\"path\":\"/terminations/0/medias/0/"
+           "dcMedia/streams/1000/maxTime\",\"value\":5}]"),
+      400);
+  assert_string_equal(first_param(f),
+                      "/terminations/0/medias/0/dcMedia/streams/1000");
+}
+
 static int setup_one_context(void **state) {
   return setup_n(state, 8, 1);
 }
@@ -472,6 +667,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_security_setup_mapping, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_get_list_delete, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_health_names_stalled_worker, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_patch_media_lifecycle, setup,
                                       teardown),
@@ -481,9 +678,11 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_limit, setup_one_context,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_health_and_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_udp_proxy_mdc2_ports, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_etag_if_match, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_official_client_and_mdc1, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,9 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.port_min, 40000);
   assert_int_equal(cfg.port_max, 40999);
   assert_int_equal(cfg.sctp_port, 5000);
+  assert_int_equal(cfg.stun_rate, 200);
+  assert_int_equal(cfg.hello_rate, 100);
+  assert_int_equal(cfg.shutdown_timeout_ms, 5000);
 }
 
 static void test_flags(void **state) {
@@ -79,6 +82,21 @@ static void test_bad_flags(void **state) {
   expect_error("needs a value", 1, "--ports", NULL);
   expect_error("control-key", 2, "--control-cert", "/x.pem");
   expect_error("config file /nonexistent", 2, "--config", "/nonexistent");
+}
+
+/* The flood limits and the shutdown bound (0 turns a limit off). */
+static void test_liveness_flags(void **state) {
+  (void)state;
+  struct dcmf_config cfg;
+  char err[256];
+  assert_int_equal(parse(&cfg, err, sizeof(err), 5, "--stun-rate", "0",
+                         "--hello-rate=7", "--shutdown-timeout", "1500"),
+                   0);
+  assert_int_equal(cfg.stun_rate, 0);
+  assert_int_equal(cfg.hello_rate, 7);
+  assert_int_equal(cfg.shutdown_timeout_ms, 1500);
+  expect_error("shutdown-timeout", 2, "--shutdown-timeout", "50");
+  expect_error("stun-rate", 2, "--stun-rate", "-1");
 }
 
 static void test_json_config(void **state) {
@@ -134,6 +152,7 @@ int main(void) {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_flags),
       cmocka_unit_test(test_bad_flags),
+      cmocka_unit_test(test_liveness_flags),
       cmocka_unit_test(test_json_config),
       cmocka_unit_test(test_flags_override_file),
   };

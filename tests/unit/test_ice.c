@@ -94,7 +94,7 @@ static void feed(struct reply *r, struct dcmf_ice *ice,
     assert_int_equal(dcmf_stun_check_fingerprint(&r->msg), 0);
     assert_memory_equal(r->msg.txid, pkt + 8, DCMF_STUN_TXID_LEN);
   } else {
-    assert_true(r->rc <= 0);
+    assert_true(r->rc <= 0 || r->rc == DCMF_ICE_DROP_UNAUTHENTICATED);
   }
 }
 
@@ -114,14 +114,21 @@ static int verifies(const struct reply *r, const char *pwd) {
                                    strlen(pwd)) == 0;
 }
 
-static void assert_error(const struct reply *r, unsigned code, int with_mi) {
+/* Error responses go only to a source that proved it knows our pwd, so
+ * every one carries MESSAGE-INTEGRITY. */
+static void assert_error(const struct reply *r, unsigned code) {
   assert_int_equal(r->rc, DCMF_ICE_RESPOND_ERROR);
   assert_int_equal(r->msg.type, DCMF_STUN_BINDING_ERROR);
   assert_int_equal(r->msg.error_code, code);
-  if (with_mi)
-    assert_true(verifies(r, LOCAL_PWD));
-  else
-    assert_false(r->msg.present & DCMF_STUN_HAS_MESSAGE_INTEGRITY);
+  assert_true(verifies(r, LOCAL_PWD));
+}
+
+/* Decision (changed from RFC 8489's 400/401): a request that does not
+ * authenticate gets no answer at all, so a spoofed source cannot make us
+ * send anything anywhere; it is dropped and counted. */
+static void assert_unauthenticated(const struct reply *r) {
+  assert_int_equal(r->rc, DCMF_ICE_DROP_UNAUTHENTICATED);
+  assert_int_equal(r->len, 0);
 }
 
 static void test_success(void **state) {
@@ -165,7 +172,7 @@ static void test_success_ipv6(void **state) {
   assert_true(verifies(&r, LOCAL_PWD));
 }
 
-static void test_unauthorized(void **state) {
+static void test_unauthenticated(void **state) {
   (void)state;
   struct dcmf_ice ice;
   struct sockaddr_storage from = make_addr("198.51.100.7", 50000);
@@ -176,30 +183,30 @@ static void test_unauthorized(void **state) {
   req = check(1);
   req.username = "xxxx:" REMOTE_UFRAG; /* wrong local ufrag */
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
 
   req.username = LOCAL_UFRAG ":zzzz"; /* wrong remote ufrag */
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
 
   req.username = LOCAL_UFRAG ":"; /* empty remote part */
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
 
   req.username = LOCAL_UFRAG; /* no colon */
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
 
   req = check(1);
   req.key = (const uint8_t *)REMOTE_PWD; /* wrong pwd */
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
 
   req.key = NULL; /* no MESSAGE-INTEGRITY */
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
 
-  assert_int_equal(ice.counters.unauthorized, 6);
+  assert_int_equal(ice.counters.unauthenticated, 6);
   assert_int_equal(ice.counters.requests_ok, 0);
   assert_null(dcmf_ice_peer(&ice));
   assert_false(dcmf_ice_is_authorized_source(&ice, sa(&from)));
@@ -219,7 +226,7 @@ static void test_remote_ufrag_unknown(void **state) {
   /* Once the answer brings the ufrag, it is enforced. */
   assert_int_equal(dcmf_ice_set_remote_ufrag(&ice, REMOTE_UFRAG), 0);
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
   assert_int_equal(dcmf_ice_set_remote_ufrag(&ice, "bad ufrag!"),
                    DCMF_ERR_INVALID);
   assert_int_equal(dcmf_ice_set_remote_ufrag(&ice, NULL), 0);
@@ -301,7 +308,7 @@ static void test_role_conflict(void **state) {
   new_ice(&ice, REMOTE_UFRAG);
   req.role = DCMF_STUN_ROLE_CONTROLLED;
   send_req(&r, &ice, sa(&from), &req);
-  assert_error(&r, 487, 1);
+  assert_error(&r, 487);
   assert_int_equal(ice.counters.role_conflicts, 1);
   assert_null(dcmf_ice_peer(&ice));
 }
@@ -359,7 +366,7 @@ static void test_bad_requests(void **state) {
   dcmf_stun_writer_add_fingerprint(&w);
   assert_int_equal(dcmf_stun_writer_finish(&w, &len), 0);
   feed(&r, &ice, sa(&from), pkt, len);
-  assert_error(&r, 420, 1);
+  assert_error(&r, 420);
   assert_int_equal(r.msg.listed_unknown_count, 2);
   assert_int_equal(r.msg.listed_unknown[0], 0x7F01);
   assert_int_equal(r.msg.listed_unknown[1], 0x0031);
@@ -372,7 +379,7 @@ static void test_bad_requests(void **state) {
   dcmf_stun_writer_add_fingerprint(&w);
   assert_int_equal(dcmf_stun_writer_finish(&w, &len), 0);
   feed(&r, &ice, sa(&from), pkt, len);
-  assert_error(&r, 400, 1);
+  assert_error(&r, 400);
 
   /* No PRIORITY: 400. */
   dcmf_stun_writer_init(&w, pkt, sizeof(pkt), DCMF_STUN_BINDING_REQUEST, txid);
@@ -381,7 +388,7 @@ static void test_bad_requests(void **state) {
   dcmf_stun_writer_add_fingerprint(&w);
   assert_int_equal(dcmf_stun_writer_finish(&w, &len), 0);
   feed(&r, &ice, sa(&from), pkt, len);
-  assert_error(&r, 400, 1);
+  assert_error(&r, 400);
 
   /* Both roles claimed: 400. */
   dcmf_stun_writer_init(&w, pkt, sizeof(pkt), DCMF_STUN_BINDING_REQUEST, txid);
@@ -393,18 +400,18 @@ static void test_bad_requests(void **state) {
   dcmf_stun_writer_add_fingerprint(&w);
   assert_int_equal(dcmf_stun_writer_finish(&w, &len), 0);
   feed(&r, &ice, sa(&from), pkt, len);
-  assert_error(&r, 400, 1);
+  assert_error(&r, 400);
 
-  /* MI but no USERNAME: 400 without MI (RFC 8489 9.1.3). */
+  /* MI but no USERNAME: not authenticated, no answer. */
   dcmf_stun_writer_init(&w, pkt, sizeof(pkt), DCMF_STUN_BINDING_REQUEST, txid);
   dcmf_stun_writer_add_u32(&w, DCMF_STUN_ATTR_PRIORITY, 1);
   dcmf_stun_writer_add_integrity(&w, key, key_len);
   dcmf_stun_writer_add_fingerprint(&w);
   assert_int_equal(dcmf_stun_writer_finish(&w, &len), 0);
   feed(&r, &ice, sa(&from), pkt, len);
-  assert_error(&r, 400, 0);
+  assert_unauthenticated(&r);
 
-  /* A MESSAGE-INTEGRITY of the wrong size: 400 without MI. */
+  /* A MESSAGE-INTEGRITY of the wrong size: not authenticated either. */
   dcmf_stun_writer_init(&w, pkt, sizeof(pkt), DCMF_STUN_BINDING_REQUEST, txid);
   dcmf_stun_writer_add(&w, DCMF_STUN_ATTR_USERNAME, user, strlen(user));
   dcmf_stun_writer_add_u32(&w, DCMF_STUN_ATTR_PRIORITY, 1);
@@ -412,9 +419,10 @@ static void test_bad_requests(void **state) {
   dcmf_stun_writer_add_fingerprint(&w);
   assert_int_equal(dcmf_stun_writer_finish(&w, &len), 0);
   feed(&r, &ice, sa(&from), pkt, len);
-  assert_error(&r, 400, 0);
+  assert_unauthenticated(&r);
 
-  /* An unknown attribute with bad credentials: 401 first. */
+  /* An unknown attribute with bad credentials: authentication comes
+   * first, so no 420 either. */
   dcmf_stun_writer_init(&w, pkt, sizeof(pkt), DCMF_STUN_BINDING_REQUEST, txid);
   dcmf_stun_writer_add(&w, DCMF_STUN_ATTR_USERNAME, user, strlen(user));
   dcmf_stun_writer_add(&w, 0x7F01, NULL, 0);
@@ -422,11 +430,11 @@ static void test_bad_requests(void **state) {
   dcmf_stun_writer_add_fingerprint(&w);
   assert_int_equal(dcmf_stun_writer_finish(&w, &len), 0);
   feed(&r, &ice, sa(&from), pkt, len);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
 
   assert_int_equal(ice.counters.unknown_attrs, 1);
-  assert_int_equal(ice.counters.bad_requests, 5);
-  assert_int_equal(ice.counters.unauthorized, 1);
+  assert_int_equal(ice.counters.bad_requests, 3);
+  assert_int_equal(ice.counters.unauthenticated, 3);
   assert_null(dcmf_ice_peer(&ice));
 }
 
@@ -470,7 +478,7 @@ static void test_latching(void **state) {
   /* Failed checks never latch. */
   nominate.key = NULL;
   send_req(&r, &ice, sa(&a), &nominate);
-  assert_error(&r, 401, 0);
+  assert_unauthenticated(&r);
   assert_true(dcmf_stun_addr_equal(dcmf_ice_peer(&ice), sa(&c)));
   assert_int_equal(ice.counters.latches, 3);
 }
@@ -653,7 +661,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success),
       cmocka_unit_test(test_success_ipv6),
-      cmocka_unit_test(test_unauthorized),
+      cmocka_unit_test(test_unauthenticated),
       cmocka_unit_test(test_remote_ufrag_unknown),
       cmocka_unit_test(test_dropped),
       cmocka_unit_test(test_role_conflict),

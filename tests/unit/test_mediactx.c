@@ -320,6 +320,46 @@ static void test_unknown_members_are_accepted(void **state) {
   json_decref(doc);
 }
 
+/* A client generated from the TS 29.176 OpenAPI sends every default:
+ * maxRetry 0 and maxTime 0 side by side, priority 256, and optional
+ * members dcmfd does not act on. 0 means "no limit", so this passes. */
+static void test_official_defaults_are_accepted(void **state) {
+  (void)state;
+  json_t *doc = load(valid_doc);
+  json_t *media = json_array_get(
+      json_object_get(json_array_get(json_object_get(doc, "terminations"), 0),
+                      "medias"),
+      0);
+  json_t *streams =
+      json_object_get(json_object_get(media, "dcMedia"), "streams");
+  json_object_set_new(streams, "10",
+                      json_pack("{s:i, s:s, s:b, s:i, s:i, s:i, s:s}",
+                                "streamId", 10, "subprotocol", "http", "order",
+                                1, "maxRetry", 0, "maxTime", 0, "priority", 256,
+                                "appBindingInfo", "app-1"));
+  json_object_set_new(streams, "1000",
+                      json_pack("{s:i, s:i, s:i}", "streamId", 1000, "maxRetry",
+                                3, "maxTime", 0));
+  json_object_set_new(streams, "1002",
+                      json_pack("{s:i, s:i, s:i}", "streamId", 1002, "maxRetry",
+                                0, "maxTime", 150));
+  json_object_set_new(media, "arMedia",
+                      json_pack("{s:s}", "mediaProcessingSpec", "spec-1"));
+  json_object_set_new(media, "mediaProcessingUri",
+                      json_string("http://mp.example/x"));
+  struct dcmf_problem p;
+  memset(&p, 0, sizeof(p));
+  assert_int_equal(dcmf_mediactx_normalise(doc), 0);
+  assert_int_equal(dcmf_mediactx_validate(doc, &p), 0);
+  json_decref(doc);
+  /* Two non-zero limits still conflict; a malformed ArMedia is named. */
+  expect_invalid(DC "/streams/5", "{\"maxRetry\":1,\"maxTime\":2}",
+                 DC "/streams/5");
+  expect_invalid(M "/arMedia", "\"spec\"", M "/arMedia");
+  expect_invalid(M "/arMedia", "{\"mediaProcessingSpec\":1}",
+                 M "/arMedia/mediaProcessingSpec");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_document_passes),
@@ -332,6 +372,7 @@ int main(void) {
       cmocka_unit_test(test_security_fields),
       cmocka_unit_test(test_duplicates),
       cmocka_unit_test(test_unknown_members_are_accepted),
+      cmocka_unit_test(test_official_defaults_are_accepted),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

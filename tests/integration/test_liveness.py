@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Integration tests for dcmfd's liveness: worker heartbeats, /healthz, the
+bounded shutdown, and what a stranger's STUN checks and ClientHellos get.
+
+Usage: test_liveness.py PATH/TO/dcmfd [SUBSTRING...]
+
+How a worker is made stuck. No flag or build option of dcmfd can stall a
+worker on purpose, and we add none: the product has no test hook. Instead
+the test does from outside what a real fault looks like from inside: it
+stops one thread of dcmfd with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT on
+that thread's id, found by the thread name dcmfd gives its loops:
+"dcmf-media", "dcmf-agw"). Only that thread stops; the control thread goes
+on, exactly as when a worker loop spins or blocks. The test is dcmfd's
+parent, so ptrace is allowed even under Yama scope 1; where ptrace is not
+allowed at all, the tests that need it are reported as skipped (exit 77
+when nothing else ran).
+
+Reuses the dcmfd harness and clients of test_api.py. Python 3 standard
+library only; needs curl.
+"""
+
+import ctypes
+import glob
+import hashlib
+import hmac
+import os
+import re
+import signal
+import socket
+import struct
+import sys
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_api  # noqa: E402
+from test_api import (CONTEXTS, Dcmfd, TestFailure, check, check_eq,  # noqa: E402
+                      context_doc, curl, dc_media)
+
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+WALL = 0x40000000  # __WALL: wait for threads too
+
+
+class Skip(Exception):
+    pass
+
+
+# ---- stopping one thread -------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                         ctypes.c_void_p]
+_libc.ptrace.restype = ctypes.c_long
+
+
+def thread_id(pid, name):
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            with open(os.path.join(task, "comm")) as f:
+                if f.read().strip() == name:
+                    return int(os.path.basename(task))
+        except OSError:
+            continue
+    raise TestFailure(f"dcmfd has no thread named {name}")
+
+
+class StoppedThread:
+    """Stops thread |name| of process |pid| until detach() (or until the
+    process ends). The rest of the process keeps running."""
+
+    def __init__(self, pid, name):
+        self.tid = thread_id(pid, name)
+        self.attached = False
+        if _libc.ptrace(PTRACE_SEIZE, self.tid, None, None) != 0:
+            raise Skip(f"ptrace is not allowed here: "
+                       f"{os.strerror(ctypes.get_errno())}")
+        self.attached = True
+        check(_libc.ptrace(PTRACE_INTERRUPT, self.tid, None, None) == 0,
+              f"PTRACE_INTERRUPT failed: {os.strerror(ctypes.get_errno())}")
+        # Blocks until the thread is really stopped (a ptrace-stop).
+        tid, status = os.waitpid(self.tid, WALL)
+        check(tid == self.tid and os.WIFSTOPPED(status),
+              f"thread {name} did not stop (status {status:#x})")
+
+    def detach(self):
+        if self.attached:
+            check(_libc.ptrace(PTRACE_DETACH, self.tid, None, None) == 0,
+                  f"PTRACE_DETACH failed: {os.strerror(ctypes.get_errno())}")
+            self.attached = False
+
+    def reap(self):
+        """Collects the thread's end once the process died (we trace it, so
+        its exit is reported to us); returns True when collected."""
+        try:
+            tid, _ = os.waitpid(self.tid, WALL | os.WNOHANG)
+            return tid == self.tid
+        except ChildProcessError:
+            return True
+
+
+def wait_for(what, cond, timeout, d):
+    """Polls |cond| every 50 ms until true, up to |timeout| seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TestFailure(f"{what} not seen within {timeout} s: {d.log_tail()}")
+
+
+def metric(d, series):
+    text = curl(d, "GET", "/metrics").body.decode()
+    m = re.search("^" + re.escape(series) + r" ([0-9.]+)$", text, re.M)
+    check(m is not None, f"/metrics has no {series}")
+    return float(m.group(1))
+
+
+def exit_after_sigterm(d, stopped, limit):
+    """Sends SIGTERM and waits (at most |limit| s) for dcmfd to exit,
+    reaping a traced thread on the way. Returns (status, seconds)."""
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    reaped = stopped is None
+    while time.monotonic() - t0 < limit:
+        if not reaped:
+            reaped = stopped.reap()
+        if d.proc.poll() is not None:
+            d.stopped = True
+            return d.proc.returncode, time.monotonic() - t0
+        time.sleep(0.02)
+    raise TestFailure(f"dcmfd still running {limit} s after SIGTERM: "
+                      f"{d.log_tail()}")
+
+
+# ---- the tests -----------------------------------------------------------
+
+TESTS = []
+
+
+def test(name):
+    def register(fn):
+        TESTS.append((name, fn))
+        return fn
+    return register
+
+
+@test("normal SIGTERM with a context held: exit 0 within 1 s, ports free")
+def t_normal_stop():
+    with Dcmfd() as d:
+        r = curl(d, "POST", CONTEXTS, context_doc(dc_media()),
+                 ctype="application/json")
+        check_eq(r.status, 201, "create")
+        status, took = exit_after_sigterm(d, None, 10)
+        check_eq(status, 0, "exit status")
+        check(took < 1.0, f"took {took:.2f} s")
+        check("shutting down (at most 5000 ms)" in d.log(),
+              f"no shutdown line with the default bound: {d.log_tail()}")
+        for p in d.media_ports:
+            test_api.check_port_free(p, "after shutdown, media port")
+
+
+def stalled_worker_case(worker, thread):
+    with Dcmfd() as d:
+        check_eq(curl(d, "GET", "/healthz").status, 200, "healthz before")
+        check_eq(metric(d, f'dcmf_worker_up{{worker="{worker}"}}'), 1,
+                 "worker_up before")
+        stopped = StoppedThread(d.proc.pid, thread)
+        try:
+            r = wait_for("/healthz 503",
+                         lambda: (lambda x: x if x.status == 503 else None)(
+                             curl(d, "GET", "/healthz")), 3.0, d)
+            check_eq(r.header("content-type"), "application/problem+json",
+                     "503 type")
+            detail = r.json().get("detail", "")
+            check(re.match(rf"worker {worker}: loop has not turned for "
+                           r"[0-9]+\.[0-9] s$", detail),
+                  f"503 detail does not name the worker: {detail!r}")
+            check_eq(metric(d, f'dcmf_worker_up{{worker="{worker}"}}'), 0,
+                     "worker_up while stalled")
+            check(metric(d, f'dcmf_worker_heartbeat_age_seconds'
+                         f'{{worker="{worker}"}}') > 1.0, "heartbeat age")
+            check_eq(metric(d, f'dcmf_worker_stalled_total'
+                           f'{{worker="{worker}"}}'), 1, "stalled_total")
+            check(f"worker {worker}: loop has not turned for" in d.log(),
+                  f"no stall log line: {d.log_tail()}")
+        finally:
+            stopped.detach()
+        wait_for("/healthz 200 again",
+                 lambda: curl(d, "GET", "/healthz").status == 200, 3.0, d)
+        wait_for("the recovery log line",
+                 lambda: f"worker {worker}: loop turns again" in d.log(), 3.0,
+                 d)
+        check_eq(metric(d, f'dcmf_worker_up{{worker="{worker}"}}'), 1,
+                 "worker_up after")
+        check_eq(len(re.findall(f"worker {worker}: loop has not turned",
+                                d.log())), 1, "stall lines per episode")
+        d.stop()
+
+
+@test("a stuck media worker: /healthz 503 naming it, metrics, one log line; "
+      "recovers")
+def t_stalled_media():
+    stalled_worker_case("media", "dcmf-media")
+
+
+@test("a stuck AGW loop: /healthz 503 naming it; recovers")
+def t_stalled_agw():
+    stalled_worker_case("agw", "dcmf-agw")
+
+
+@test("SIGTERM with a stuck media worker: exit 3 after the default 5 s, "
+      "naming the media worker")
+def t_stuck_shutdown_default():
+    with Dcmfd() as d:
+        stopped = StoppedThread(d.proc.pid, "dcmf-media")
+        status, took = exit_after_sigterm(d, stopped, 10)
+        check_eq(status, 3, f"exit status ({d.log_tail()})")
+        # Graceful first: it waited for the worker, then gave up in time.
+        check(4.8 <= took <= 6.5, f"exit after {took:.2f} s, not ~5 s")
+        check("shutdown cut short after 5000 ms: media worker did not stop"
+              in d.log(), f"no line naming the media worker: {d.log_tail()}")
+
+
+@test("--shutdown-timeout 1000 bounds it; a second SIGTERM exits at once")
+def t_stuck_shutdown_flag_and_second_signal():
+    with Dcmfd("--shutdown-timeout", "1000") as d:
+        stopped = StoppedThread(d.proc.pid, "dcmf-media")
+        status, took = exit_after_sigterm(d, stopped, 10)
+        check_eq(status, 3, "exit status")
+        check(0.9 <= took <= 2.5, f"exit after {took:.2f} s, not ~1 s")
+        check("shutdown cut short after 1000 ms: media worker did not stop"
+              in d.log(), f"no line naming the media worker: {d.log_tail()}")
+    with Dcmfd("--shutdown-timeout", "60000") as d:
+        stopped = StoppedThread(d.proc.pid, "dcmf-media")
+        d.proc.send_signal(signal.SIGTERM)
+        wait_for("the shutdown line",
+                 lambda: "shutting down (at most 60000 ms)" in d.log(), 3.0,
+                 d)
+        status, took = exit_after_sigterm(d, stopped, 10)
+        check_eq(status, 3, "exit status after the second signal")
+        check(took < 1.5, f"second signal: exit after {took:.2f} s")
+        check("shutdown cut short by a second signal: media worker did not "
+              "stop" in d.log(), f"no second-signal line: {d.log_tail()}")
+
+
+@test("SIGTERM with a stuck AGW loop: exit 3, naming the AGW loop")
+def t_stuck_agw_shutdown():
+    with Dcmfd("--shutdown-timeout", "1000") as d:
+        stopped = StoppedThread(d.proc.pid, "dcmf-agw")
+        status, took = exit_after_sigterm(d, stopped, 10)
+        check_eq(status, 3, "exit status")
+        check(0.9 <= took <= 2.5, f"exit after {took:.2f} s, not ~1 s")
+        # The media worker stopped gracefully before it.
+        check("shutdown cut short after 1000 ms: AGW loop did not stop "
+              "(still running: AGW loop, final clean-up)" in d.log(),
+              f"no line naming the AGW loop: {d.log_tail()}")
+
+
+# ---- strangers get nothing back --------------------------------------------
+
+def stun_check(ufrag_pair, key, txid):
+    """A Binding request with USERNAME, MESSAGE-INTEGRITY under |key| and
+    FINGERPRINT (RFC 8489), as an ICE agent sends it."""
+    user = ufrag_pair.encode()
+    attrs = struct.pack("!HH", 0x0006, len(user)) + user
+    attrs += b"\0" * (-len(user) % 4)
+    attrs += struct.pack("!HHI", 0x0024, 4, 0x6E0001FF)  # PRIORITY
+    head = struct.pack("!HHI", 0x0001, len(attrs) + 24, 0x2112A442) + txid
+    mi = hmac.new(key, head + attrs, hashlib.sha1).digest()
+    attrs += struct.pack("!HH", 0x0008, 20) + mi
+    head = struct.pack("!HHI", 0x0001, len(attrs) + 8, 0x2112A442) + txid
+    crc = zlib.crc32(head + attrs) ^ 0x5354554E
+    return head + attrs + struct.pack("!HHI", 0x8028, 4, crc)
+
+
+def client_hello():
+    """A DTLS 1.2 record of epoch 0 holding the start of a ClientHello."""
+    body = b"\x01" + b"\0\0\x20" + b"\0\0" + b"\0\0\0" + b"\0\0\x20" + \
+        b"\xfe\xfd" + os.urandom(30)
+    return b"\x16\xfe\xff" + b"\0\0" + b"\0" * 6 + \
+        struct.pack("!H", len(body)) + body
+
+
+@test("wrong-credential STUN checks and ClientHellos from a stranger: "
+      "nothing sent back, limited and counted")
+def t_strangers_get_nothing():
+    with Dcmfd("--stun-rate", "20") as d:
+        r = curl(d, "POST", CONTEXTS, context_doc(dc_media()),
+                 ctype="application/json")
+        check_eq(r.status, 201, "create")
+        doc = r.json()
+        media = doc["terminations"][0]["medias"][0]
+        port = media["localMbEndpoint"]["portNumber"]
+        ufrag = media["localIceInfo"]["ufrag"]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            n, batch, rate = 200, 25, 20
+            unauth_key = \
+                'dcmf_dropped_packets_total{reason="unauthenticated_source"}'
+            t0 = time.monotonic()
+            for first in range(0, n, batch):
+                for i in range(first, first + batch):
+                    pkt = stun_check(f"{ufrag}:stranger", b"not-the-password",
+                                     struct.pack("!III", 7, 7, i))
+                    sock.sendto(pkt, ("127.0.0.1", port))
+                    sock.sendto(client_hello(), ("127.0.0.1", port))
+                # In batches, so that no datagram is lost in our own
+                # socket buffers and every one must be counted.
+                sent = 2 * (first + batch)
+                wait_for(f"{sent} packets counted", lambda: metric(
+                    d, "dcmf_stun_rate_limited_total") + metric(
+                    d, unauth_key) >= sent, 3.0, d)
+            took = time.monotonic() - t0
+            limited = metric(d, "dcmf_stun_rate_limited_total")
+            unauth = metric(d, unauth_key)
+            # One second's worth (the burst) plus what refilled meanwhile
+            # passes the limit and then fails authentication; the rest is
+            # limited. Every ClientHello comes from an unauthorised source.
+            passed = rate + int(rate * took) + 1
+            check(limited >= n - passed,
+                  f"only {limited} of {n} limited in {took:.2f} s")
+            check_eq(limited + unauth, 2 * n, "limited + unauthenticated")
+            sock.settimeout(0.5)
+            try:
+                data = sock.recv(2048)
+                raise TestFailure(f"dcmfd answered a stranger: {data[:40]!r}")
+            except socket.timeout:
+                pass
+        finally:
+            sock.close()
+        d.stop()
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    test_api.DCMFD = os.path.abspath(argv[1])
+    filters = argv[2:]
+    passed = failed = skipped = 0
+    for name, fn in TESTS:
+        if filters and not any(f in name for f in filters):
+            continue
+        try:
+            fn()
+        except Skip as e:
+            skipped += 1
+            print(f"ok - {name} # SKIP {e}", flush=True)
+            continue
+        except TestFailure as e:
+            failed += 1
+            print(f"not ok - {name}: {e}", flush=True)
+            continue
+        except Exception as e:  # a crash in the test itself
+            failed += 1
+            print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
+            continue
+        passed += 1
+        print(f"ok - {name}", flush=True)
+    print(f"{passed} passed, {failed} failed, {skipped} skipped", flush=True)
+    if failed:
+        return 1
+    return 77 if skipped and not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
