@@ -9,7 +9,7 @@
 // of those requests is measured in the same run without flood and while
 // this process floods every port of dcmfd's media range from
 // STRESS_FLOOD_SOURCES (64) UDP sockets of its own at STRESS_FLOOD_PPS
-// (10000) packets/s, in STRESS_FLOOD_ROUNDS (3) alternations: half real ClientHellos (recorded from `openssl
+// (10000) packets/s, in STRESS_FLOOD_ROUNDS (6) alternations: half real ClientHellos (recorded from `openssl
 // s_client -dtls1_2`), half STUN Binding requests that name the context's
 // real ufrags (read from the API) with a wrong MESSAGE-INTEGRITY, or
 // unknown ufrags. With the flood the sessions must keep >= 80 % of their
@@ -25,8 +25,9 @@ const L = require("./lib");
 const [DCMFD, UE] = process.argv.slice(2);
 const SESSIONS = L.knob("STRESS_FLOOD_SESSIONS", 20);
 // dcmf-ue and dcmfd are both several times slower under the sanitizers
-const REPEAT = L.knob("STRESS_FLOOD_REPEAT", L.SANITIZED ? 100 : 400);
-const ROUNDS = L.knob("STRESS_FLOOD_ROUNDS", 3);
+const REPEAT = L.knob("STRESS_FLOOD_REPEAT", L.SANITIZED ? 50 : 200);
+// many short alternations: the machine's other load weighs on both alike
+const ROUNDS = L.knob("STRESS_FLOOD_ROUNDS", 6);
 const SOURCES = L.knob("STRESS_FLOOD_SOURCES", 64);
 const PPS = L.knob("STRESS_FLOOD_PPS", 10000);
 const LISTEN_MS = L.knob("STRESS_FLOOD_LISTEN_MS", 500);
@@ -105,6 +106,16 @@ async function startFlood(d, hello) {
     await new Promise((r) => s.bind(0, "127.0.0.1", r));
     socks.push(s);
   }
+  // Packets are made beforehand, so that the flood costs this process
+  // little CPU (the machine has two cores): requests naming unknown
+  // ufrags, and per context a set naming its real ones.
+  const strangers = [];
+  for (let i = 0; i < 512; i++) strangers.push(stunRequest(`${crypto.randomBytes(4).toString("hex")}:flood`));
+  const made = new Map(); // USERNAME -> packets
+  const packetsFor = (user) => {
+    if (!made.has(user)) made.set(user, Array.from({ length: 32 }, () => stunRequest(user)));
+    return made.get(user);
+  };
   // the real credentials of whatever contexts exist, refreshed as they change
   let creds = [];
   let refreshing = true;
@@ -114,7 +125,8 @@ async function startFlood(d, hello) {
         const list = (await d.api("GET", L.CONTEXTS)).body;
         creds = list.map((c) => {
           const m = c.terminations[0].medias[0];
-          return { port: m.localMbEndpoint.portNumber, user: `${m.localIceInfo.ufrag}:${m.remoteIceInfo.ufrag}` };
+          const user = `${m.localIceInfo.ufrag}:${m.remoteIceInfo.ufrag}`;
+          return { port: m.localMbEndpoint.portNumber, pkts: packetsFor(user) };
         });
       } catch (e) { /* dcmfd busy: keep the old list */ }
       await L.wait(250);
@@ -135,10 +147,10 @@ async function startFlood(d, hello) {
         port = ports[(n >> 1) % ports.length];
       } else if (creds.length && n % 4 === 1) {
         const c = creds[(n >> 2) % creds.length];
-        pkt = stunRequest(c.user);
+        pkt = c.pkts[(n >> 3) % c.pkts.length];
         port = c.port;
       } else {
-        pkt = stunRequest(`${crypto.randomBytes(4).toString("hex")}:flood`);
+        pkt = strangers[(n >> 2) % strangers.length];
         port = ports[(n >> 1) % ports.length];
       }
       s.send(pkt, port, "127.0.0.1");
@@ -181,23 +193,30 @@ const tests = [{
     const hello = await recordClientHello();
     await L.withDcmfd(DCMFD, "flood", { ports: SESSIONS + 4 }, async (d) => {
       const flood = await startFlood(d, hello);
-      // Rounds of (without, with), so that what else the machine does
-      // weighs on both alike; the rates compare the totals.
-      const quiet = { req: 0, s: 0 }, loud = { req: 0, s: 0 };
-      let cpu = 0;
-      try {
-        for (let i = 0; i < ROUNDS; i++) {
-          const a = await bench(d, `round ${i + 1} without flood`);
-          quiet.req += a.req; quiet.s += a.s;
-          flood.on();
-          const c0 = cpuTicks(d);
-          try {
-            const b = await bench(d, `round ${i + 1} with flood`);
-            loud.req += b.req; loud.s += b.s;
-          } finally {
-            cpu += cpuTicks(d) - c0;
+      // Rounds of without and with flood (the order alternating), so that
+      // what else the machine does weighs on both alike; the rates compare
+      // the totals. CPU: dcmfd's, and this process's (the flooder's).
+      const quiet = { req: 0, s: 0, cpu: 0 }, loud = { req: 0, s: 0, cpu: 0, own: 0 };
+      const phase = async (i, flooded) => {
+        const into = flooded ? loud : quiet;
+        if (flooded) flood.on();
+        const c0 = cpuTicks(d), o0 = process.cpuUsage();
+        try {
+          const r = await bench(d, `round ${i + 1} ${flooded ? "with" : "without"} flood`);
+          into.req += r.req; into.s += r.s;
+        } finally {
+          into.cpu += cpuTicks(d) - c0;
+          if (flooded) {
+            const o = process.cpuUsage(o0);
+            loud.own += (o.user + o.system) / 1e6;
             flood.off();
           }
+        }
+      };
+      try {
+        for (let i = 0; i < ROUNDS; i++) {
+          await phase(i, i % 2 === 1);
+          await phase(i, i % 2 === 0);
         }
       } finally {
         // listen on: anything dcmfd still had queued toward a flooder arrives now
@@ -211,8 +230,10 @@ const tests = [{
       const counters = m.split("\n").filter((l) => /^dcmf_\S*(rate|limit|flood|unauth|dropped_packets)/i.test(l));
       const rq = quiet.req / quiet.s, rl = loud.req / loud.s;
       L.note(`flood: ${sent} packets in ${secs.toFixed(1)} s (${(sent / secs).toFixed(0)}/s) from ` +
-        `${SOURCES} ports to ${d.portHi - d.portLo + 1} media ports; dcmfd CPU while flooded ` +
-        `${(cpu / 100).toFixed(2)} s of ${loud.s.toFixed(2)} s; received back ${got} datagrams on ${from} sockets`);
+        `${SOURCES} ports to ${d.portHi - d.portLo + 1} media ports; received back ${got} datagrams ` +
+        `on ${from} sockets; the flooder used ${(100 * loud.own / secs).toFixed(0)} % of a core`);
+      L.note(`dcmfd CPU per request (set-up included): ${(1e4 * quiet.cpu / quiet.req).toFixed(0)} µs ` +
+        `without flood, ${(1e4 * loud.cpu / loud.req).toFixed(0)} µs with`);
       L.note(`requests/s without flood ${rq.toFixed(0)}, with flood ${rl.toFixed(0)}: ` +
         `${(100 * rl / rq).toFixed(0)} %`);
       L.note(counters.length ? `drop and rate-limit counters: ${counters.join("; ")}` :
