@@ -16,6 +16,7 @@
 // rate and no session may fail; and dcmfd must send nothing at all to
 // the flooding sockets, which count every datagram they receive (and
 // keep listening STRESS_FLOOD_LISTEN_MS, 500, after the flood stops).
+// Under the sanitizers the rate bound is reported, not checked.
 "use strict";
 const dgram = require("dgram");
 const crypto = require("crypto");
@@ -240,8 +241,14 @@ const tests = [{
         "no drop or rate-limit counters in /metrics");
       L.check(sent >= PPS * secs * 0.5, `the flood reached only ${(sent / secs).toFixed(0)} pkt/s`);
       L.check(got === 0, `dcmfd sent ${got} datagrams to ${from} of the ${SOURCES} flooding sockets`);
-      L.check(rl >= KEEP * rq, `with flood ${rl.toFixed(0)} requests/s, without ${rq.toFixed(0)}/s: ` +
-        `below ${KEEP * 100} %`);
+      if (L.SANITIZED) {
+        // The sanitizers multiply dcmfd's cost per packet and per request
+        // unevenly: the bound is for the build that is deployed.
+        L.note(`the ${KEEP * 100} % bound is not checked under the sanitizers`);
+      } else {
+        L.check(rl >= KEEP * rq, `with flood ${rl.toFixed(0)} requests/s, without ${rq.toFixed(0)}/s: ` +
+          `below ${KEEP * 100} %`);
+      }
       await L.checkHealthy(d, "after the flood");
     });
   },

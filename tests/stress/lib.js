@@ -193,7 +193,8 @@ function metricSum(text, name, labelRe = /.*/) {
 // request has its own content and its sha256 is known beforehand.
 //   kind cl       Content-Length, written at once
 //   kind chunked  no Content-Length (chunked), written in 16 KiB pieces
-//   kind slow     Content-Length, 32 KiB every 20 ms (a transfer that lasts)
+//   kind slow     Content-Length, 32 KiB every 20 ms (a transfer that lasts;
+//                 ?pace=MS for another interval)
 //   kind reset    Content-Length, half the body slowly, then the socket is destroyed
 //   kind stall    Content-Length, half the body slowly, then nothing; the socket stays open
 // Anything else: a small text page. Cache-Control: no-store throughout.
@@ -207,7 +208,9 @@ async function startUpstream(maxSize = 2 << 20) {
     return rot.subarray(0, size);
   };
   const server = http.createServer((req, res) => {
-    const [, kind, sz, sd] = req.url.split("?")[0].split("/");
+    const [pathPart, query = ""] = req.url.split("?");
+    const [, kind, sz, sd] = pathPart.split("/");
+    const pace = Number((/(?:^|&)pace=(\d+)/.exec(query) || [])[1]) || 20;
     const size = Math.min(Number(sz) || 0, maxSize), seed = Number(sd) || 0;
     const data = body(size, seed);
     const head = { "content-type": "application/octet-stream", "cache-control": "no-store" };
@@ -219,7 +222,7 @@ async function startUpstream(maxSize = 2 << 20) {
         const n = Math.min(32768, until - off);
         if (n > 0) { res.write(data.subarray(off, off + n)); off += n; }
         if (off >= until) { done(); return; }
-        timers.push(setTimeout(step, 20));
+        timers.push(setTimeout(step, pace));
       };
       step();
     };
