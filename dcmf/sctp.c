@@ -295,6 +295,9 @@ int dcmf_sctp_new(struct dcmf_sctp **out,
     return DCMF_ERR_NOMEM;
   }
   s->settings = *settings;
+  if (s->settings.sendv == NULL) {
+    s->settings.sendv = usrsctp_sendv;
+  }
   s->cbs = *cbs;
   s->user = user;
   usrsctp_register_address(s);
@@ -333,6 +336,8 @@ int dcmf_sctp_connect(struct dcmf_sctp *s) {
   return 0;
 }
 
+void dcmf_sctp_handle_tick(struct dcmf_sctp *s) { dcmf_sctp_drain(s); }
+
 void dcmf_sctp_input(struct dcmf_sctp *s, const uint8_t *data, size_t len) {
   usrsctp_conninput(s, data, len, 0);
   dcmf_sctp_drain(s);
@@ -342,7 +347,7 @@ void dcmf_sctp_input(struct dcmf_sctp *s, const uint8_t *data, size_t len) {
  * out, DCMF_ERR_EXHAUSTED when some still waits, DCMF_ERR_SYSTEM. */
 static int flush_rest(struct dcmf_sctp *s) {
   while (s->rest_len > 0) {
-    ssize_t n = usrsctp_sendv(s->sock, s->rest, s->rest_len, NULL, 0,
+    ssize_t n = s->settings.sendv(s->sock, s->rest, s->rest_len, NULL, 0,
                               &s->rest_spa, sizeof(s->rest_spa),
                               SCTP_SENDV_SPA, 0);
     if (n < 0) {
@@ -393,7 +398,7 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
       spa.sendv_prinfo.pr_value = rel->value;
     }
   }
-  ssize_t n = usrsctp_sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
+  ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
                             SCTP_SENDV_SPA, 0);
   int err = errno;
   if (n >= 0 && (size_t)n < len) {

@@ -18,6 +18,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct socket; /* usrsctp's */
 
 /* Starts the process-wide stack. Call once per process, from the thread
  * that will own every association. Returns 0. */
@@ -54,6 +58,12 @@ struct dcmf_sctp_settings {
   uint16_t max_streams; /* inbound and outbound streams asked for */
   size_t max_message_size; /* larger inbound messages are dropped */
   uint32_t send_buffer;    /* bytes usrsctp may queue for sending */
+  /* How messages reach usrsctp, with usrsctp_sendv's contract (bytes
+   * taken, or -1 and errno). NULL means usrsctp_sendv itself; tests pass
+   * a wrapper that takes less, to play a full send buffer. */
+  ssize_t (*sendv)(struct socket *so, const void *data, size_t len,
+                   struct sockaddr *to, int addrcnt, void *info,
+                   socklen_t infolen, unsigned int infotype, int flags);
 };
 
 /* Per-message reliability (RFC 8831 6.1). */
@@ -90,6 +100,10 @@ void dcmf_sctp_input(struct dcmf_sctp *sctp, const uint8_t *data, size_t len);
 
 /* Delivers messages and events queued during timer processing. */
 void dcmf_sctp_drain(struct dcmf_sctp *sctp);
+
+/* Call for every association after each dcmf_sctp_stack_tick: delivers
+ * what the timers produced (as dcmf_sctp_drain). */
+void dcmf_sctp_handle_tick(struct dcmf_sctp *sctp);
 
 /*
  * Sends one whole message on stream |sid| with |ppid|. Returns 0,

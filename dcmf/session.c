@@ -737,7 +737,7 @@ void dcmf_session_close(struct dcmf_session *s) {
 
 void dcmf_session_after_sctp_tick(struct dcmf_session *s) {
   if (s->sctp != NULL) {
-    dcmf_sctp_drain(s->sctp);
+    dcmf_sctp_handle_tick(s->sctp);
   }
   publish_udp(s);
 }
