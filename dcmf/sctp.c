@@ -424,9 +424,9 @@ static void fail_association(struct dcmf_sctp *s) {
  * failed it (the association is then failed). */
 static int flush_rest(struct dcmf_sctp *s) {
   while (s->rest_len > 0) {
-    ssize_t n = s->settings.sendv(s->sock, s->rest + s->rest_off, s->rest_len,
-                                  NULL, 0, &s->rest_spa, sizeof(s->rest_spa),
-                                  SCTP_SENDV_SPA, 0);
+    ssize_t n =
+        s->settings.sendv(s->sock, s->rest + s->rest_off, s->rest_len, NULL, 0,
+                          &s->rest_spa, sizeof(s->rest_spa), SCTP_SENDV_SPA, 0);
     if (n == 0 || no_room(n)) {
       s->want_writable = 1;
       return DCMF_ERR_EXHAUSTED;
@@ -480,8 +480,8 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
   }
   struct sctp_sendv_spa spa;
   fill_spa(&spa, sid, ppid, rel);
-  ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &spa,
-                                sizeof(spa), SCTP_SENDV_SPA, 0);
+  ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
+                                SCTP_SENDV_SPA, 0);
   if (no_room(n)) {
     s->want_writable = 1;
     return DCMF_ERR_EXHAUSTED;

@@ -195,9 +195,9 @@ static int http_send(struct http_service *h, const uint8_t *msg, size_t len) {
 static void http_fail(struct http_service *h, int err) {
   struct dcmf_session *s = h->s;
   char key[300];
-  DCMF_LOGW(s->env.log, "media", "%s: stream %u: sending failed (%s); "
-            "channel closed", dcmf_session_key_str(s, key, sizeof(key)),
-            h->sid, dcmf_strerror(err));
+  DCMF_LOGW(
+      s->env.log, "media", "%s: stream %u: sending failed (%s); channel closed",
+      dcmf_session_key_str(s, key, sizeof(key)), h->sid, dcmf_strerror(err));
   dcmf_dc_close(s->dc, h->sid);
 }
 

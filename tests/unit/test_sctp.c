@@ -115,8 +115,8 @@ static ssize_t wrapped_sendv(struct socket *so, const void *data, size_t len,
       struct sctp_sendv_spa spa;
       memcpy(&spa, info, sizeof(spa));
       spa.sendv_sndinfo.snd_flags &= (uint16_t)~SCTP_EOR;
-      return usrsctp_sendv(so, data, wrap.few, to, addrcnt, &spa,
-                           sizeof(spa), infotype, flags);
+      return usrsctp_sendv(so, data, wrap.few, to, addrcnt, &spa, sizeof(spa),
+                           infotype, flags);
     }
     break;
   case TAKE_ALL:
@@ -408,8 +408,7 @@ static void test_send_that_takes_nothing_does_not_spin(void **state) {
   wrap.mode = TAKE_NOTHING;
   for (int i = 0; i < 3; i++) {
     wrap.calls = 0;
-    assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, LEN),
-                     DCMF_ERR_EXHAUSTED);
+    assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, LEN), DCMF_ERR_EXHAUSTED);
     assert_in_range(wrap.calls, 1, 2);
   }
   assert_true(p->a.up);
@@ -557,10 +556,10 @@ int main(void) {
           test_send_that_takes_nothing_does_not_spin, setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_refused_send_is_retried_without_a_callback, setup, teardown),
-      cmocka_unit_test_setup_teardown(
-          test_message_taken_a_few_bytes_at_a_time, setup, teardown),
-      cmocka_unit_test_setup_teardown(
-          test_failed_message_leaves_other_channels, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_message_taken_a_few_bytes_at_a_time,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_message_leaves_other_channels,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_rest_ends_the_association,
                                       setup, teardown),
       cmocka_unit_test(test_dcep_wire_format),
