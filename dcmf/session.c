@@ -189,9 +189,9 @@ static int http_send(struct http_service *h, const uint8_t *msg, size_t len) {
   return rv;
 }
 
-/* A message of this channel could not be sent and never will be: the
- * phone's response cannot be completed, so the channel is closed (as an
- * HTTP/1.1 server closes the connection). Frees |h|. */
+/* A message of this channel could not be made or sent and never will
+ * be: the phone's response cannot be completed, so the channel is closed
+ * (as an HTTP/1.1 server closes the connection). Frees |h|. */
 static void http_fail(struct http_service *h, int err) {
   struct dcmf_session *s = h->s;
   char key[300];
@@ -219,26 +219,26 @@ static void http_flush(struct http_service *h) {
       return;
     }
   }
-  int idle = 0;
   for (int rounds = 0;; rounds++) {
     if (rounds == HTTP_FLUSH_ROUNDS) {
       http_wake(h); /* more to send: the other sessions go first */
       return;
     }
     size_t len = 0;
-    if (dcmf_httpdc_write(h->engine, s->env.tx_scratch,
-                          s->env.tx_scratch_len, &len) != 0 ||
-        len == 0) {
+    int rv = dcmf_httpdc_write(h->engine, s->env.tx_scratch,
+                               s->env.tx_scratch_len, &len);
+    if (rv != 0) {
+      http_fail(h, rv); /* the engine can only be deleted */
+      return;
+    }
+    if (len == 0) {
       http_feed_stalled(h);
-      /* An empty write can retire a finished response, so one more try
-       * may yield a message; two in a row mean nothing is ready. */
-      if (!dcmf_httpdc_want_write(h->engine) || ++idle > 1) {
+      if (!dcmf_httpdc_want_write(h->engine)) {
         break;
       }
-      continue;
+      continue; /* the empty write retired an ended response */
     }
-    idle = 0;
-    int rv = http_send(h, s->env.tx_scratch, len);
+    rv = http_send(h, s->env.tx_scratch, len);
     if (rv == DCMF_ERR_EXHAUSTED) {
       return;
     }
