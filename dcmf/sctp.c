@@ -418,8 +418,8 @@ static void fail_association(struct dcmf_sctp *s) {
 /* Hands usrsctp what is left of a partly sent message. Every round either
  * takes bytes off the rest or leaves the loop, so it cannot spin: usrsctp
  * 0.9.5 returns 0 with no error for the rest of an explicit-EOR message
- * while its buffer has room for less than one chunk, and that is "no room",
- * like EWOULDBLOCK. Returns 0 when it is all out, DCMF_ERR_EXHAUSTED when
+ * when its send buffer is all but full (seen in gdb on a wedged worker),
+ * and that is "no room", like EWOULDBLOCK. Returns 0 when it is all out, DCMF_ERR_EXHAUSTED when
  * some still waits (want_writable is set), or DCMF_ERR_SYSTEM when usrsctp
  * failed it (the association is then failed). */
 static int flush_rest(struct dcmf_sctp *s) {

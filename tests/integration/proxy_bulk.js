@@ -13,13 +13,13 @@
 // "N passed, M failed".
 "use strict";
 const path = require("path");
+const fs = require("fs");
 const http = require("http");
 const crypto = require("crypto");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const werift = require("werift");
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
-const { wait, timeout, check, startDcmfd } = require("./harness");
-const fs = require("fs");
+const { timeout, check, startDcmfd } = require("./harness");
 
 const DCMFD = process.argv[2];
 const CONTEXTS = "/nmf-mrm/v1/contexts";

@@ -103,8 +103,8 @@ static ssize_t wrapped_sendv(struct socket *so, const void *data, size_t len,
   }
   switch (wrap.mode) {
   case TAKE_NOTHING:
-    /* What usrsctp 0.9.5 does, without an error, when its send buffer has
-     * room for less than one chunk of an explicit-EOR message. */
+    /* What usrsctp 0.9.5 does, without an error, for the rest of an
+     * explicit-EOR message when its send buffer is all but full. */
     return 0;
   case FAIL:
     errno = EIO;
@@ -393,7 +393,7 @@ static void assert_got_both(const struct peer *b, const uint8_t *m1,
 }
 
 /* usrsctp 0.9.5 returns 0 (no error, nothing taken) for the rest of an
- * explicit-EOR message while its buffer has room for less than a chunk.
+ * explicit-EOR message when its send buffer is all but full.
  * The adapter used to retry that in a loop forever, wedging the worker. */
 static void test_send_that_takes_nothing_does_not_spin(void **state) {
   struct pair *p = *state;
