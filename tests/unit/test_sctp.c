@@ -79,14 +79,19 @@ static void sctp_state(void *user, enum dcmf_sctp_state state) {
 static void sctp_writable(void *user) {
   struct peer *p = user;
   p->n_writable++;
+  dcmf_dc_on_sctp_writable(p->dc);
 }
 
 /* What the wrapped usrsctp_sendv lets through (the test's own state; the
  * tests run one at a time). */
 static struct {
-  enum { TAKE_ALL, TAKE_NOTHING, TAKE_FEW, FAIL } mode;
+  enum { TAKE_ALL, TAKE_NOTHING, TAKE_FEW, NO_ROOM, FAIL } mode;
   size_t few; /* TAKE_FEW: at most this many bytes per call */
   int calls;
+  /* DCEP messages usrsctp took (PPID 50): stream and first byte. */
+  uint16_t dcep_sid[16];
+  uint8_t dcep_type[16];
+  int n_dcep;
 } wrap;
 
 /* A call limit that a spinning caller would reach: the wrapper then
@@ -106,6 +111,9 @@ static ssize_t wrapped_sendv(struct socket *so, const void *data, size_t len,
     /* What usrsctp 0.9.5 does, without an error, for the rest of an
      * explicit-EOR message when its send buffer is all but full. */
     return 0;
+  case NO_ROOM:
+    errno = EWOULDBLOCK;
+    return -1;
   case FAIL:
     errno = EIO;
     return -1;
@@ -122,8 +130,15 @@ static ssize_t wrapped_sendv(struct socket *so, const void *data, size_t len,
   case TAKE_ALL:
     break;
   }
-  return usrsctp_sendv(so, data, len, to, addrcnt, info, infolen, infotype,
-                       flags);
+  ssize_t n =
+      usrsctp_sendv(so, data, len, to, addrcnt, info, infolen, infotype, flags);
+  const struct sctp_sendv_spa *spa = info;
+  if (n > 0 && ntohl(spa->sendv_sndinfo.snd_ppid) == DCMF_PPID_DCEP &&
+      wrap.n_dcep < 16) {
+    wrap.dcep_sid[wrap.n_dcep] = spa->sendv_sndinfo.snd_sid;
+    wrap.dcep_type[wrap.n_dcep++] = *(const uint8_t *)data;
+  }
+  return n;
 }
 
 static int ch_open(void *user, struct dcmf_dc_channel *ch) {
@@ -513,6 +528,29 @@ static void test_failed_rest_ends_the_association(void **state) {
   free(m1);
 }
 
+/* A DATA_CHANNEL_OPEN that meets a full send buffer: the ACK is owed,
+ * not lost, and goes out before the channel's first message. */
+static void test_dcep_ack_waits_for_room(void **state) {
+  struct pair *p = *state;
+  open_dcep(&p->b, 3, "late");
+  assert_int_equal(wrap.n_dcep, 1);
+  wrap.mode = NO_ROOM;
+  pump_one(&p->b); /* a gets the OPEN and cannot answer yet */
+  assert_non_null(dcmf_dc_find(p->a.dc, 3));
+  assert_int_equal(wrap.n_dcep, 1);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 3, 0, (const uint8_t *)"hi", 2),
+                   DCMF_ERR_EXHAUSTED);
+  wrap.mode = TAKE_ALL;
+  pump(&p->a, &p->b);               /* writable (from the tick): the ACK goes */
+  assert_int_equal(wrap.n_dcep, 2); /* b's OPEN, then a's ACK */
+  assert_int_equal(wrap.dcep_sid[1], 3);
+  assert_int_equal(wrap.dcep_type[1], DCMF_DCEP_ACK);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 3, 0, (const uint8_t *)"hi", 2), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.msg_sid, 3);
+  assert_memory_equal(p->b.msg, "hi", 2);
+}
+
 static void test_malformed_dcep_is_counted(void **state) {
   struct pair *p = *state;
   static const uint8_t bad[] = {0x03, 0x00, 0x01};
@@ -562,6 +600,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_rest_ends_the_association,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dcep_ack_waits_for_room, setup,
+                                      teardown),
       cmocka_unit_test(test_dcep_wire_format),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
