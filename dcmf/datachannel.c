@@ -219,7 +219,9 @@ static int send_ack(struct dcmf_dc *dc, struct node *n) {
 
 void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc) {
   for (struct node *n = dc->channels; n; n = n->next) {
-    if (n->ack_pending && send_ack(dc, n) != 0) {
+    if (n->ack_pending && n->closing) {
+      n->ack_pending = 0; /* closed before it was answered */
+    } else if (n->ack_pending && send_ack(dc, n) != 0) {
       return; /* still no room: the next writable comes */
     }
   }

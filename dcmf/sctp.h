@@ -11,8 +11,7 @@
  * Messages received inside usrsctp are queued and handed to the caller
  * only after usrsctp has returned (dcmf_sctp_input, dcmf_sctp_drain,
  * dcmf_sctp_handle_tick), so callbacks may call dcmf_sctp_send and friends
- * freely. Callbacks must
- * not delete the association.
+ * freely. Callbacks must not delete the association.
  */
 #ifndef DCMF_SCTP_H
 #define DCMF_SCTP_H
