@@ -10,6 +10,7 @@
 struct node {
   struct dcmf_dc_channel ch;
   int closing; /* we reset our outgoing stream and wait for theirs */
+  int ack_pending; /* our DATA_CHANNEL_ACK found no room in SCTP yet */
   struct node *next;
 };
 
@@ -202,6 +203,30 @@ void dcmf_dc_on_sctp_state(struct dcmf_dc *dc, enum dcmf_sctp_state state) {
   }
 }
 
+/* Sends the DATA_CHANNEL_ACK |n| owes, ordered and reliable whatever the
+ * channel type. With no room in SCTP (a busy association) it stays owed:
+ * it goes before the channel's first message, or on writable. Returns 0
+ * or DCMF_ERR_EXHAUSTED. Other errors give it up: SCTP will not carry it. */
+static int send_ack(struct dcmf_dc *dc, struct node *n) {
+  static const uint8_t ack = DCMF_DCEP_ACK;
+  int rv = dcmf_sctp_send(dc->sctp, n->ch.sid, DCMF_PPID_DCEP, &ack, 1, NULL);
+  if (rv == DCMF_ERR_EXHAUSTED) {
+    return rv;
+  }
+  n->ack_pending = 0;
+  return 0;
+}
+
+void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc) {
+  for (struct node *n = dc->channels; n; n = n->next) {
+    if (n->ack_pending && n->closing) {
+      n->ack_pending = 0; /* closed before it was answered */
+    } else if (n->ack_pending && send_ack(dc, n) != 0) {
+      return; /* still no room: the next writable comes */
+    }
+  }
+}
+
 static void on_dcep(struct dcmf_dc *dc, uint16_t sid, const uint8_t *data,
                     size_t len) {
   struct dcmf_dcep_open open;
@@ -231,9 +256,8 @@ static void on_dcep(struct dcmf_dc *dc, uint16_t sid, const uint8_t *data,
                      : base == DCMF_DCEP_PARTIAL_RELIABLE_TIMED ? 2
                                                                 : 0;
   n->ch.rel.value = open.reliability;
-  /* The ACK goes out ordered and reliable whatever the channel type. */
-  static const uint8_t ack = DCMF_DCEP_ACK;
-  dcmf_sctp_send(dc->sctp, sid, DCMF_PPID_DCEP, &ack, 1, NULL);
+  n->ack_pending = 1;
+  send_ack(dc, n);
   n->ch.open = 1;
   dc->counters.dcep_opened++;
   if (dc->cbs.channel_open(dc->user, &n->ch) != 0) {
@@ -296,6 +320,9 @@ int dcmf_dc_send(struct dcmf_dc *dc, uint16_t sid, int binary,
   struct node *n = node_find(dc, sid);
   if (n == NULL || !n->ch.open || n->closing) {
     return DCMF_ERR_NOT_FOUND;
+  }
+  if (n->ack_pending && send_ack(dc, n) != 0) {
+    return DCMF_ERR_EXHAUSTED; /* the ACK goes first */
   }
   static const uint8_t zero = 0;
   uint32_t ppid = binary ? DCMF_PPID_BINARY : DCMF_PPID_STRING;

@@ -81,16 +81,21 @@ int dcmf_dc_open(struct dcmf_dc *dc, uint16_t sid, const char *label,
                  const char *protocol,
                  const struct dcmf_sctp_reliability *rel, uint16_t priority);
 
-/* What the association reports; wire these to the dcmf_sctp callbacks. */
+/* What the association reports; wire these to the dcmf_sctp callbacks.
+ * dcmf_dc_on_sctp_writable sends the DATA_CHANNEL_ACKs that found no room
+ * (call it before sending anything else on |writable|). */
 void dcmf_dc_on_sctp_state(struct dcmf_dc *dc, enum dcmf_sctp_state state);
+void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc);
 void dcmf_dc_on_sctp_message(struct dcmf_dc *dc, uint16_t sid, uint32_t ppid,
                              const uint8_t *data, size_t len);
 void dcmf_dc_on_sctp_reset(struct dcmf_dc *dc, uint16_t sid);
 
 /*
- * Sends a message on an open channel. Returns 0, DCMF_ERR_NOT_FOUND (no
- * open channel), DCMF_ERR_EXHAUSTED (send buffer full: wait for the
- * association's writable callback) or DCMF_ERR_SYSTEM.
+ * Sends a message on an open channel (after the channel's owed
+ * DATA_CHANNEL_ACK, if any). Returns 0, DCMF_ERR_NOT_FOUND (no open
+ * channel), DCMF_ERR_EXHAUSTED (send buffer full: wait for the
+ * association's writable callback), DCMF_ERR_INVALID (the association is
+ * not up), DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM (see dcmf_sctp_send).
  */
 int dcmf_dc_send(struct dcmf_dc *dc, uint16_t sid, int binary,
                  const uint8_t *data, size_t len);
