@@ -399,10 +399,16 @@ def _(pki):
         d.stop()
 
 
+HMAC_SECRET = b"0123456789abcdef0123456789abcdef!"
+
+
 @test("OAuth2 alone, auth-metrics 1: /healthz and /metrics need a token")
 def _(pki):
     token = jwt(pki, claims("nmf-mrm"), key="nrf-ec.key", alg="ES256")
+    with open(pki.path("hs.secret"), "wb") as f:
+        f.write(HMAC_SECRET + b"\n")  # the trailing newline is not used
     with AuthDcmfd(pki, "--oauth2-key", pki.path("nrf-ec.pub"),
+                   "--oauth2-hmac-secret", pki.path("hs.secret"),
                    "--oauth2-audience", AUD, "--auth-metrics", "1",
                    ready=["-H", "authorization: Bearer " + token]) as d:
         # No client certificate needed without control-client-ca.
@@ -422,6 +428,14 @@ def _(pki):
         t2 = jwt(pki, claims(iss="someone"), key="nrf-ec.key", alg="ES256")
         check_eq(request(d, "GET", CONTEXTS, token=t2).status, 200,
                  "token from any issuer")
+        # HS256 with the configured shared secret, and only with it.
+        hs = jwt(pki, claims(), alg="HS256", hmac_key=HMAC_SECRET)
+        check_eq(request(d, "GET", CONTEXTS, token=hs).status, 200,
+                 "HS256 with the shared secret")
+        check_401(request(d, "GET", CONTEXTS,
+                          token=jwt(pki, claims(), alg="HS256",
+                                    hmac_key=HMAC_SECRET + b"\n")),
+                  "invalid_token")
         d.stop()
 
 
@@ -430,7 +444,11 @@ def _(pki):
     def run(*args):
         return subprocess.run([api.DCMFD, "--control", "127.0.0.1:1", *args],
                               capture_output=True, timeout=TIMEOUT)
+    with open(pki.path("short.secret"), "wb") as f:
+        f.write(b"too short\n")
     cases = [
+        (["--oauth2-hmac-secret", pki.path("short.secret"),
+          "--oauth2-audience", "x"], "at least 32 bytes"),
         (["--oauth2-key", pki.path("ca.key"), "--oauth2-audience", "x"],
          "not a PEM public key"),
         (["--oauth2-key", pki.path("missing.pem"), "--oauth2-audience", "x"],

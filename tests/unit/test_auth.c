@@ -3,7 +3,8 @@
  * certificate subjects and OAuth2 bearer tokens. The tokens are signed
  * here with OpenSSL directly, with keys made for the run, so the test does
  * not lean on the library the module uses to verify them. The clock is a
- * number passed in.
+ * number passed in. The last test runs the router (api.c) in memory to
+ * show refused requests never reach it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,8 +21,10 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "api.h"
 #include "auth.h"
 #include "errors.h"
+#include "fake_res.h"
 
 #define NOW 1800000000LL
 #define AUD "7d5f8a1c-9e3b-4c2d-8f6a-0b1c2d3e4f50"
@@ -570,6 +573,111 @@ static void test_settings_errors(void **state) {
   assert_string_equal(dcmf_auth_reason_name(DCMF_AUTH_N_REASONS), "unknown");
 }
 
+/* ---- the router applies the checks (api.c) ---- */
+
+static int mounted_calls;
+
+static void mount(void *user, const struct dcmf_api_request *req,
+                  struct dcmf_api_response *resp) {
+  (void)user;
+  (void)req;
+  mounted_calls++;
+  resp->status = 200;
+}
+
+static int route(struct dcmf_api *api, const char *method, const char *path,
+                 const char *authorization, const char *subject,
+                 struct dcmf_api_response *resp) {
+  dcmf_api_response_free(resp);
+  memset(resp, 0, sizeof(*resp));
+  struct dcmf_api_request req = {.method = method,
+                                 .path = path,
+                                 .authorization = authorization,
+                                 .client_subject = subject,
+                                 .client_cn = subject ? "ims-as" : NULL,
+                                 .now = NOW};
+  dcmf_api_handle(api, &req, resp);
+  return resp->status;
+}
+
+static void test_api_router(void **state) {
+  (void)state;
+  const char *subjects[] = {"ims-as"};
+  struct dcmf_auth *a = make(1, subjects, 1, 0);
+  struct fake_res fr;
+  struct dcmf_resources res = fake_res_init(&fr, 41000, 4);
+  struct dcmf_registry_settings rs = {.advertise_addr = "192.0.2.1",
+                                      .local_fingerprint = "SHA-256 AA:BB",
+                                      .sctp_port = 5000,
+                                      .max_contexts = 10};
+  struct dcmf_registry *reg;
+  assert_int_equal(dcmf_registry_new(&reg, &rs, &res), 0);
+  struct dcmf_metrics metrics;
+  memset(&metrics, 0, sizeof(metrics));
+  struct dcmf_api api = {.registry = reg,
+                         .metrics = &metrics,
+                         .mount_prefix = "/agw/v1/",
+                         .mount = mount,
+                         .auth = a};
+  struct dcmf_api_response resp = {0};
+  char *c = claims_text("\"" AUD "\"", "nmf-mrm", NOW + 600);
+  char *t = sign(ES256, c, ec_key, NULL, 0, NULL);
+  char bearer[8200];
+  snprintf(bearer, sizeof(bearer), "Bearer %s", t);
+  const char *as = "CN=ims-as";
+
+  /* Refused: a problem+json body, the challenge, a counter; the router
+   * and the mounted API never see the request. */
+  assert_int_equal(route(&api, "POST", "/nmf-mrm/v1/contexts", NULL, as,
+                         &resp),
+                   401);
+  assert_string_equal(resp.content_type, "application/problem+json");
+  assert_non_null(strstr((const char *)resp.body.data, "\"status\":401"));
+  assert_string_equal(resp.www_authenticate, "Bearer realm=\"dcmf\"");
+  assert_int_equal(metrics.control_auth_refused[DCMF_AUTH_NO_TOKEN], 1);
+  assert_int_equal(route(&api, "GET", "/agw/v1/contexts", bearer, as, &resp),
+                   403);
+  assert_non_null(strstr(resp.www_authenticate, "scope=\"dcmf-agw\""));
+  assert_int_equal(route(&api, "GET", "/agw/v1/contexts", bearer, NULL,
+                         &resp),
+                   403);
+  assert_string_equal(resp.www_authenticate, "");
+  assert_int_equal(mounted_calls, 0);
+  assert_int_equal(route(&api, "GET", "/nope", NULL, as, &resp), 401);
+  assert_int_equal(metrics.control_auth_refused[DCMF_AUTH_SCOPE], 1);
+  assert_int_equal(metrics.control_auth_refused[DCMF_AUTH_NO_CLIENT_CERT], 1);
+
+  /* Allowed. */
+  assert_int_equal(route(&api, "GET", "/nmf-mrm/v1/contexts", bearer, as,
+                         &resp),
+                   200);
+  assert_string_equal(resp.www_authenticate, "");
+  assert_int_equal(route(&api, "GET", "/nope", bearer, as, &resp), 404);
+  /* /healthz and /metrics stay open unless auth_metrics is set. */
+  assert_int_equal(route(&api, "GET", "/healthz", NULL, NULL, &resp), 200);
+  assert_int_equal(route(&api, "GET", "/metrics?x=1", NULL, NULL, &resp),
+                   200);
+  assert_non_null(strstr((const char *)resp.body.data,
+                         "dcmf_control_auth_refused_total{reason=\""
+                         "insufficient_scope\"} 1\n"));
+  api.auth_metrics = 1;
+  assert_int_equal(route(&api, "GET", "/healthz", NULL, as, &resp), 401);
+  assert_int_equal(route(&api, "GET", "/metrics", bearer, as, &resp), 200);
+  free(c);
+  free(t);
+  c = claims_text("\"" AUD "\"", "dcmf-agw", NOW + 600);
+  t = sign(ES256, c, ec_key, NULL, 0, NULL);
+  snprintf(bearer, sizeof(bearer), "Bearer %s", t);
+  assert_int_equal(route(&api, "GET", "/agw/v1/contexts", bearer, as, &resp),
+                   200);
+  assert_int_equal(mounted_calls, 1);
+  dcmf_api_response_free(&resp);
+  free(c);
+  free(t);
+  dcmf_registry_del(reg);
+  dcmf_auth_del(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_good_tokens),
@@ -582,6 +690,7 @@ int main(void) {
       cmocka_unit_test(test_scope),
       cmocka_unit_test(test_client_subjects),
       cmocka_unit_test(test_settings_errors),
+      cmocka_unit_test(test_api_router),
   };
   return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
 }
