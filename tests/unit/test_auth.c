@@ -633,6 +633,8 @@ static void test_api_router(void **state) {
                    401);
   assert_string_equal(resp.content_type, "application/problem+json");
   assert_non_null(strstr((const char *)resp.body.data, "\"status\":401"));
+  assert_non_null(
+      strstr((const char *)resp.body.data, "\"title\":\"Unauthorized\""));
   assert_string_equal(resp.www_authenticate, "Bearer realm=\"dcmf\"");
   assert_int_equal(metrics.control_auth_refused[DCMF_AUTH_NO_TOKEN], 1);
   assert_int_equal(route(&api, "GET", "/agw/v1/contexts", bearer, as, &resp),
