@@ -7,7 +7,6 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 #include "errors.h"
 
