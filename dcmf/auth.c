@@ -65,6 +65,7 @@ static const char *const reason_names[DCMF_AUTH_N_REASONS] = {
     [DCMF_AUTH_SCOPE] = "insufficient_scope",
     [DCMF_AUTH_NO_CLIENT_CERT] = "no_client_certificate",
     [DCMF_AUTH_SUBJECT] = "subject_not_allowed",
+    [DCMF_AUTH_UNTRUSTED_CLIENT_CERT] = "untrusted_client_certificate",
 };
 
 const char *dcmf_auth_reason_name(enum dcmf_auth_reason r) {

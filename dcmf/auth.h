@@ -40,8 +40,12 @@ enum dcmf_auth_reason {
   DCMF_AUTH_INVALID_TOKEN,   /* 401: malformed, bad signature, alg, aud, iss */
   DCMF_AUTH_EXPIRED,         /* 401: exp passed, or nbf/iat in the future */
   DCMF_AUTH_SCOPE,           /* 403: the token lacks the API's scope */
-  DCMF_AUTH_NO_CLIENT_CERT,  /* 403: mTLS configured, no verified cert */
+  DCMF_AUTH_NO_CLIENT_CERT,  /* 403: mTLS configured, no verified cert;
+                              * also a handshake without a certificate */
   DCMF_AUTH_SUBJECT,         /* 403: certificate subject not allowed */
+  /* Counted by the TLS glue only: a certificate the CA did not vouch for
+   * (bad chain, expired, ...) ended the handshake. */
+  DCMF_AUTH_UNTRUSTED_CLIENT_CERT,
   DCMF_AUTH_N_REASONS,
 };
 

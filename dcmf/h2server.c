@@ -571,12 +571,15 @@ static int conn_read_tls(struct conn *c, const char *data, size_t len) {
       conn_drain_tls(c);
       if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
         long vr = SSL_get_verify_result(c->ssl);
+        uint64_t *refused = c->server->metrics->control_auth_refused;
         if (vr != X509_V_OK) {
+          refused[DCMF_AUTH_UNTRUSTED_CLIENT_CERT]++;
           DCMF_LOGI(c->server->log, "auth",
                     "TLS handshake failed: client certificate: %s",
                     X509_verify_cert_error_string(vr));
         } else if (ERR_GET_REASON(ERR_peek_error()) ==
                    SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+          refused[DCMF_AUTH_NO_CLIENT_CERT]++;
           DCMF_LOGI(c->server->log, "auth",
                     "TLS handshake failed: no client certificate");
         } else {

@@ -171,14 +171,17 @@ def client_opts(pki, name):
     return ["--cert", pki.path(name + ".pem"), "--key", pki.path(name + ".key")]
 
 
-def request(d, method, path, client=None, token=None, auth=None, body=None):
+def request(d, method, path, client=None, token=None, auth=None, body=None,
+            tls12=False):
     """One request from a fresh curl: |client| names a client certificate,
     |token| becomes "Authorization: Bearer", |auth| is a whole header
-    value. Returns an api.Response, or (exit code, stderr) when curl got
-    no HTTP response at all (a refused handshake)."""
+    value; |tls12| caps TLS at 1.2. Returns an api.Response, or (exit code,
+    stderr) when curl got no HTTP response at all (a refused handshake)."""
     cmd = ["curl", "-sS", "-i", "--max-time", "8", "--http2",
            "--cacert", d.pki.path("ca.pem"), *client_opts(d.pki, client),
            "-X", method]
+    if tls12:
+        cmd += ["--tls-max", "1.2"]
     if token is not None:
         cmd += ["-H", "authorization: Bearer " + token]
     if auth is not None:
@@ -202,15 +205,17 @@ def request(d, method, path, client=None, token=None, auth=None, body=None):
     return api.Response(int(lines[0].split()[1]), headers, rest, "curl")
 
 
-def check_refused_handshake(d, client, what, log_needle):
-    r = request(d, "GET", CONTEXTS, client=client)
+def check_refused_handshake(d, client, what, log_needle, tls12=False):
+    d.log_mark = len(d.log())
+    r = request(d, "GET", CONTEXTS, client=client, tls12=tls12)
     check(isinstance(r, tuple),
           f"{what}: the handshake should fail, got HTTP {getattr(r, 'status', r)}")
     # The server logs why, once it has read the client's certificate.
     deadline = time.monotonic() + 3
-    while log_needle not in d.log() and time.monotonic() < deadline:
+    while (log_needle not in d.log()[d.log_mark:] and
+           time.monotonic() < deadline):
         time.sleep(0.02)
-    check(log_needle in d.log(),
+    check(log_needle in d.log()[d.log_mark:],
           f"{what}: dcmfd log lacks {log_needle!r}: {d.log_tail()}")
 
 
@@ -307,6 +312,13 @@ def _(pki):
                                 "no client certificate")
         check_refused_handshake(d, "stranger", "another CA's certificate",
                                 "client certificate:")
+        for client, needle in ((None, "no client certificate"),
+                               ("stranger", "client certificate:")):
+            check_refused_handshake(d, client, f"TLS 1.2, {client}", needle,
+                                    tls12=True)
+        r = request(d, "GET", CONTEXTS, client="ims-as", token=good,
+                    tls12=True)
+        check_eq(r.status, 200, "an allowed client over TLS 1.2")
         # The CA vouches for it, but its subject is not allowed: the
         # request is answered, with 403 and no Bearer challenge.
         r = request(d, "POST", CONTEXTS, client="intruder", token=good,
@@ -323,6 +335,12 @@ def _(pki):
         check_eq(metric(d, "ims-as", 'dcmf_control_auth_refused_total'
                         '{reason="subject_not_allowed"}'), 3,
                  "subject refusals counted")
+        check_eq(metric(d, "ims-as", 'dcmf_control_auth_refused_total'
+                        '{reason="no_client_certificate"}'), 2,
+                 "handshakes without a certificate counted")
+        check_eq(metric(d, "ims-as", 'dcmf_control_auth_refused_total'
+                        '{reason="untrusted_client_certificate"}'), 2,
+                 "handshakes with another CA's certificate counted")
         d.stop()
 
 
