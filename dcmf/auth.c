@@ -482,34 +482,29 @@ static void check_claims(const struct dcmf_auth *a, const json_t *claims,
   }
 }
 
-/* Tries every key of the kind |alg| needs; returns the verified token or
- * NULL. A token that names an algorithm has exactly one key kind, so a
- * public key is never used as an HMAC secret. */
-static jwt_t *verify(const struct dcmf_auth *a, const char *token,
-                     size_t alg_i) {
-  jwt_t *jwt = NULL;
-  if (algs[alg_i].kind == KIND_HMAC) {
-    if (jwt_decode(&jwt, token, a->hmac, (int)a->hmac_len) == 0) {
-      return jwt;
-    }
-    return NULL;
-  }
-  for (size_t i = 0; i < a->n_keys; i++) {
-    if (a->keys[i].kind != algs[alg_i].kind) {
+/* Tries every key of the kind algs[|alg_i|] needs; returns 1 when one
+ * verifies the signature. A token that names an algorithm has exactly one
+ * key kind, so a public key is never used as an HMAC secret. */
+static int verify(const struct dcmf_auth *a, const char *token,
+                  size_t alg_i) {
+  int hmac = algs[alg_i].kind == KIND_HMAC;
+  size_t n = hmac ? 1 : a->n_keys;
+  int ok = 0;
+  for (size_t i = 0; i < n && !ok; i++) {
+    const unsigned char *key =
+        hmac ? a->hmac : (const unsigned char *)a->keys[i].pem;
+    size_t len = hmac ? a->hmac_len : a->keys[i].pem_len;
+    jwt_t *jwt = NULL;
+    if ((!hmac && a->keys[i].kind != algs[alg_i].kind) ||
+        jwt_decode(&jwt, token, key, (int)len) != 0) {
       continue;
     }
-    if (jwt_decode(&jwt, token, (const unsigned char *)a->keys[i].pem,
-                   (int)a->keys[i].pem_len) == 0) {
-      /* libjwt read the same header; make sure it agrees on the alg. */
-      if (jwt_get_alg(jwt) == algs[alg_i].alg) {
-        return jwt;
-      }
-      jwt_free(jwt);
-    }
-    jwt = NULL;
+    /* libjwt read the same header; make sure it agrees on the alg. */
+    ok = jwt_get_alg(jwt) == algs[alg_i].alg;
+    jwt_free(jwt);
   }
   ERR_clear_error();
-  return NULL;
+  return ok;
 }
 
 static int token_char(char c) {
@@ -594,13 +589,11 @@ static void check_token(const struct dcmf_auth *a, const char *authorization,
            "no configured key verifies %s access tokens", algs[alg_i].name);
     return;
   }
-  jwt_t *jwt = verify(a, token, alg_i);
-  if (jwt == NULL) {
+  if (!verify(a, token, alg_i)) {
     refuse(r, 401, DCMF_AUTH_INVALID_TOKEN,
            "the access token's signature does not verify");
     return;
   }
-  jwt_free(jwt);
   /* The signature covers these bytes; read the claims with their JSON
    * types intact (libjwt's accessors flatten them). */
   json_t *claims = segment_json(token + dots[0] + 1, dots[1] - dots[0] - 1);
