@@ -11,11 +11,9 @@
  *    configured keys, name the configured audience, be within its validity
  *    period and carry the scope of the API it is used on.
  *
- * No I/O: keys arrive as PEM bytes, the time is passed in. JWS signatures
- * are checked by libjwt; this module decides which algorithm a token may
- * use before libjwt sees it, so "none", HMAC with a public key as secret
- * (the RS/HS confusion) and curve mismatches never reach a verifier.
- * Tokens are never copied into details, headers or logs.
+ * No I/O: keys arrive as PEM bytes, the time is passed in. This module
+ * holds the policy and the certificate subjects; bearer.h checks the
+ * tokens. Tokens are never copied into details, headers or logs.
  */
 #ifndef DCMF_AUTH_H
 #define DCMF_AUTH_H
@@ -36,13 +34,13 @@ enum dcmf_auth_api {
 /* Why a request was refused (also the metrics label). */
 enum dcmf_auth_reason {
   DCMF_AUTH_OK = 0,
-  DCMF_AUTH_NO_TOKEN,        /* 401: no Authorization, or not Bearer */
-  DCMF_AUTH_INVALID_TOKEN,   /* 401: malformed, bad signature, alg, aud, iss */
-  DCMF_AUTH_EXPIRED,         /* 401: exp passed, or nbf/iat in the future */
-  DCMF_AUTH_SCOPE,           /* 403: the token lacks the API's scope */
-  DCMF_AUTH_NO_CLIENT_CERT,  /* 403: mTLS configured, no verified cert;
-                              * also a handshake without a certificate */
-  DCMF_AUTH_SUBJECT,         /* 403: certificate subject not allowed */
+  DCMF_AUTH_NO_TOKEN,       /* 401: no Authorization, or not Bearer */
+  DCMF_AUTH_INVALID_TOKEN,  /* 401: malformed, bad signature, alg, aud, iss */
+  DCMF_AUTH_EXPIRED,        /* 401: exp passed, or nbf/iat in the future */
+  DCMF_AUTH_SCOPE,          /* 403: the token lacks the API's scope */
+  DCMF_AUTH_NO_CLIENT_CERT, /* 403: mTLS configured, no verified cert;
+                             * also a handshake without a certificate */
+  DCMF_AUTH_SUBJECT,        /* 403: certificate subject not allowed */
   /* Counted by the TLS glue only: a certificate the CA did not vouch for
    * (bad chain, expired, ...) ended the handshake. */
   DCMF_AUTH_UNTRUSTED_CLIENT_CERT,
@@ -118,8 +116,7 @@ int dcmf_auth_oauth2(const struct dcmf_auth *auth);
  */
 void dcmf_auth_check(const struct dcmf_auth *auth, const char *authorization,
                      enum dcmf_auth_api api, const char *subject,
-                     const char *cn, int64_t now,
-                     struct dcmf_auth_result *out);
+                     const char *cn, int64_t now, struct dcmf_auth_result *out);
 
 /* Returns the metrics label of |r| ("invalid_token"), never NULL. */
 const char *dcmf_auth_reason_name(enum dcmf_auth_reason r);

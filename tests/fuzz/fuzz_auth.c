@@ -1,5 +1,5 @@
 /*
- * Fuzz target for the control API's access checks (auth.c). The first
+ * Fuzz target for the control API's access checks (auth.c, bearer.c). The first
  * byte picks the mode:
  *  - even: the rest is the Authorization header value as a client sends
  *    it, against RSA and EC public keys and an HMAC secret (the header
@@ -129,8 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const enum dcmf_auth_api apis[] = {
       DCMF_AUTH_API_MRM, DCMF_AUTH_API_AGW, DCMF_AUTH_API_ANY};
   struct dcmf_auth_result r;
-  dcmf_auth_check(auth, header, apis[data[0] / 2 % 3], NULL, NULL,
-                  1800000000, &r);
+  dcmf_auth_check(auth, header, apis[data[0] / 2 % 3], NULL, NULL, 1800000000,
+                  &r);
   int known = (r.status == 0 && r.reason == DCMF_AUTH_OK) ||
               (r.status == 401 && (r.reason == DCMF_AUTH_NO_TOKEN ||
                                    r.reason == DCMF_AUTH_INVALID_TOKEN ||

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the control API's access checks (auth.c): client
+ * Unit tests for the control API's access checks (auth.c, bearer.c): client
  * certificate subjects and OAuth2 bearer tokens. The tokens are signed
  * here with OpenSSL directly, with keys made for the run, so the test does
  * not lean on the library the module uses to verify them. The clock is a
@@ -107,11 +107,9 @@ static char *sign(const char *header, const char *claims, EVP_PKEY *key,
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint8_t der[512];
     size_t der_len = sizeof(der);
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
     assert_int_equal(
-        EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
-    assert_int_equal(EVP_DigestSign(md, der, &der_len, (uint8_t *)tok,
-                                    (size_t)n),
-                     1);
+        EVP_DigestSign(md, der, &der_len, (uint8_t *)tok, (size_t)n), 1);
     EVP_MD_CTX_free(md);
     if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
       /* JWS wants r || s, each 32 bytes, not DER. */
@@ -127,8 +125,8 @@ static char *sign(const char *header, const char *claims, EVP_PKEY *key,
     }
   } else if (secret != NULL) {
     unsigned int len = 0;
-    HMAC(EVP_sha256(), secret, (int)secret_len, (uint8_t *)tok, (size_t)n,
-         raw, &len);
+    HMAC(EVP_sha256(), secret, (int)secret_len, (uint8_t *)tok, (size_t)n, raw,
+         &len);
     raw_len = len;
   }
   char s[1024];
@@ -247,8 +245,7 @@ static void test_missing_or_not_bearer(void **state) {
   expect_401(r, DCMF_AUTH_NO_TOKEN, "required");
   dcmf_auth_check(a, "", DCMF_AUTH_API_AGW, NULL, NULL, NOW, &r);
   expect_401(r, DCMF_AUTH_NO_TOKEN, "required");
-  dcmf_auth_check(a, "Basic aW1zOmFz", DCMF_AUTH_API_MRM, NULL, NULL, NOW,
-                  &r);
+  dcmf_auth_check(a, "Basic aW1zOmFz", DCMF_AUTH_API_MRM, NULL, NULL, NOW, &r);
   expect_401(r, DCMF_AUTH_NO_TOKEN, "Bearer");
   dcmf_auth_check(a, "Bearer", DCMF_AUTH_API_MRM, NULL, NULL, NOW, &r);
   expect_401(r, DCMF_AUTH_NO_TOKEN, "Bearer");
@@ -259,18 +256,18 @@ static void test_malformed(void **state) {
   (void)state;
   struct dcmf_auth *a = make(0, NULL, 0, 0);
   const char *bad[] = {
-      "Bearer ",               /* empty */
-      "Bearer abc",            /* no dots */
-      "Bearer a.b",            /* two segments */
-      "Bearer a.b.c.d",        /* JWE-like, five parts cut short */
-      "Bearer .eyJ9.c2ln",     /* empty header */
-      "Bearer eyJ9..c2ln",     /* empty payload */
-      "Bearer eyJ9.eyJ9.",     /* empty signature */
-      "Bearer a b.c.d",        /* space inside */
-      "Bearer e30=.e30.c2ln",  /* padding is not base64url */
-      "Bearer !!!.e30.c2ln",   /* outside the alphabet */
-      "Bearer W10.e30.c2ln",   /* header "[]" is not an object */
-      "Bearer e30.e30.c2ln",   /* header "{}" has no alg */
+      "Bearer ",                      /* empty */
+      "Bearer abc",                   /* no dots */
+      "Bearer a.b",                   /* two segments */
+      "Bearer a.b.c.d",               /* JWE-like, five parts cut short */
+      "Bearer .eyJ9.c2ln",            /* empty header */
+      "Bearer eyJ9..c2ln",            /* empty payload */
+      "Bearer eyJ9.eyJ9.",            /* empty signature */
+      "Bearer a b.c.d",               /* space inside */
+      "Bearer e30=.e30.c2ln",         /* padding is not base64url */
+      "Bearer !!!.e30.c2ln",          /* outside the alphabet */
+      "Bearer W10.e30.c2ln",          /* header "[]" is not an object */
+      "Bearer e30.e30.c2ln",          /* header "{}" has no alg */
       "Bearer eyJhbGciOjF9.e30.c2ln", /* alg is a number */
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -306,16 +303,16 @@ static void test_bad_signature(void **state) {
   char *c2 = claims_text("\"" AUD "\"", "nmf-mrm", NOW + 999999);
   char *t2 = sign(RS256, c2, rsa_key, NULL, 0, NULL);
   char forged[8192];
-  snprintf(forged, sizeof(forged), "%.*s%s", (int)(strrchr(t2, '.') - t2),
-           t2, strrchr(t, '.'));
-  expect_401(check(a, forged, DCMF_AUTH_API_MRM, NOW),
-             DCMF_AUTH_INVALID_TOKEN, "signature");
+  snprintf(forged, sizeof(forged), "%.*s%s", (int)(strrchr(t2, '.') - t2), t2,
+           strrchr(t, '.'));
+  expect_401(check(a, forged, DCMF_AUTH_API_MRM, NOW), DCMF_AUTH_INVALID_TOKEN,
+             "signature");
   /* An RS256 header on an ES256 signature. */
   char *e = sign(ES256, c, ec_key, NULL, 0, NULL);
   snprintf(forged, sizeof(forged), "%.*s%s", (int)(strrchr(t, '.') - t), t,
            strrchr(e, '.'));
-  expect_401(check(a, forged, DCMF_AUTH_API_MRM, NOW),
-             DCMF_AUTH_INVALID_TOKEN, "signature");
+  expect_401(check(a, forged, DCMF_AUTH_API_MRM, NOW), DCMF_AUTH_INVALID_TOKEN,
+             "signature");
   free(c);
   free(c2);
   free(t);
@@ -346,8 +343,8 @@ static void test_alg_none_and_others(void **state) {
              "no configured key verifies ES384");
   free(t);
   /* Unknown critical extensions fail (RFC 7515 section 4.1.11). */
-  t = sign("{\"alg\":\"RS256\",\"crit\":[\"x\"],\"x\":1}", c, rsa_key, NULL,
-           0, NULL);
+  t = sign("{\"alg\":\"RS256\",\"crit\":[\"x\"],\"x\":1}", c, rsa_key, NULL, 0,
+           NULL);
   expect_401(check(a, t, DCMF_AUTH_API_MRM, NOW), DCMF_AUTH_INVALID_TOKEN,
              "critical");
   free(t);
@@ -454,9 +451,9 @@ static void expect_403_scope(struct dcmf_auth_result r, const char *scope) {
 static void test_scope(void **state) {
   (void)state;
   struct dcmf_auth *a = make(0, NULL, 0, 0);
-  char *none = sign(RS256,
-                    "{\"iss\":\"nrf-1\",\"aud\":\"" AUD "\",\"exp\":1800000600}",
-                    rsa_key, NULL, 0, NULL);
+  char *none =
+      sign(RS256, "{\"iss\":\"nrf-1\",\"aud\":\"" AUD "\",\"exp\":1800000600}",
+           rsa_key, NULL, 0, NULL);
   char *c_mrm = claims_text("\"" AUD "\"", "nmf-mrm", NOW + 600);
   char *c_agw = claims_text("\"" AUD "\"", "dcmf-agw", NOW + 600);
   char *c_near = claims_text("\"" AUD "\"", "nmf-mrmx nmf", NOW + 600);
@@ -497,8 +494,8 @@ static void test_client_subjects(void **state) {
   assert_string_equal(r.www_authenticate, "");
   /* A CN entry matches the CN only, not the whole subject. */
   dcmf_auth_check(a, header, DCMF_AUTH_API_MRM,
-                  "CN=ims-as.example.org,O=Operator", "ims-as.example.org",
-                  NOW, &r);
+                  "CN=ims-as.example.org,O=Operator", "ims-as.example.org", NOW,
+                  &r);
   assert_int_equal(r.status, 0);
   dcmf_auth_check(a, header, DCMF_AUTH_API_MRM, "CN=intruder,O=Operator",
                   "intruder", NOW, &r);
@@ -628,8 +625,7 @@ static void test_api_router(void **state) {
 
   /* Refused: a problem+json body, the challenge, a counter; the router
    * and the mounted API never see the request. */
-  assert_int_equal(route(&api, "POST", "/nmf-mrm/v1/contexts", NULL, as,
-                         &resp),
+  assert_int_equal(route(&api, "POST", "/nmf-mrm/v1/contexts", NULL, as, &resp),
                    401);
   assert_string_equal(resp.content_type, "application/problem+json");
   assert_non_null(strstr((const char *)resp.body.data, "\"status\":401"));
@@ -640,8 +636,7 @@ static void test_api_router(void **state) {
   assert_int_equal(route(&api, "GET", "/agw/v1/contexts", bearer, as, &resp),
                    403);
   assert_non_null(strstr(resp.www_authenticate, "scope=\"dcmf-agw\""));
-  assert_int_equal(route(&api, "GET", "/agw/v1/contexts", bearer, NULL,
-                         &resp),
+  assert_int_equal(route(&api, "GET", "/agw/v1/contexts", bearer, NULL, &resp),
                    403);
   assert_string_equal(resp.www_authenticate, "");
   assert_int_equal(mounted_calls, 0);
@@ -650,15 +645,13 @@ static void test_api_router(void **state) {
   assert_int_equal(metrics.control_auth_refused[DCMF_AUTH_NO_CLIENT_CERT], 1);
 
   /* Allowed. */
-  assert_int_equal(route(&api, "GET", "/nmf-mrm/v1/contexts", bearer, as,
-                         &resp),
-                   200);
+  assert_int_equal(
+      route(&api, "GET", "/nmf-mrm/v1/contexts", bearer, as, &resp), 200);
   assert_string_equal(resp.www_authenticate, "");
   assert_int_equal(route(&api, "GET", "/nope", bearer, as, &resp), 404);
   /* /healthz and /metrics stay open unless auth_metrics is set. */
   assert_int_equal(route(&api, "GET", "/healthz", NULL, NULL, &resp), 200);
-  assert_int_equal(route(&api, "GET", "/metrics?x=1", NULL, NULL, &resp),
-                   200);
+  assert_int_equal(route(&api, "GET", "/metrics?x=1", NULL, NULL, &resp), 200);
   assert_non_null(strstr((const char *)resp.body.data,
                          "dcmf_control_auth_refused_total{reason=\""
                          "insufficient_scope\"} 1\n"));
