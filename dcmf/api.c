@@ -201,8 +201,7 @@ static int authorize(struct dcmf_api *api, const struct dcmf_api_request *req,
   } else if (strncmp(path, "/nmf-mrm/", 9) == 0) {
     which = DCMF_AUTH_API_MRM;
   } else if (api->mount_prefix != NULL &&
-             strncmp(path, api->mount_prefix, strlen(api->mount_prefix)) ==
-                 0) {
+             strncmp(path, api->mount_prefix, strlen(api->mount_prefix)) == 0) {
     which = DCMF_AUTH_API_AGW;
   }
   struct dcmf_auth_result r;
@@ -216,9 +215,8 @@ static int authorize(struct dcmf_api *api, const struct dcmf_api_request *req,
            r.www_authenticate);
   /* The detail never holds the token; the subject is the client's own. */
   DCMF_LOGI(api->log, "auth", "refused %s %.100s from %.200s: %s (%s)",
-            req->method, path,
-            req->client_subject ? req->client_subject : "-", r.detail,
-            dcmf_auth_reason_name(r.reason));
+            req->method, path, req->client_subject ? req->client_subject : "-",
+            r.detail, dcmf_auth_reason_name(r.reason));
   return dcmf_problem_set(p, r.status, NULL, "%s", r.detail);
 }
 

@@ -110,12 +110,11 @@ static const struct opt options[] = {
      LISTF(control_client_subjects, n_control_client_subjects), "NAME",
      "allow only this client certificate CN, or whole RFC 2253 subject if "
      "NAME holds '='; repeatable [any]"},
-    {"oauth2-key", OPT_LIST,
-     LISTF(oauth2_keys, n_oauth2_keys), "PEM",
+    {"oauth2-key", OPT_LIST, LISTF(oauth2_keys, n_oauth2_keys), "PEM",
      "require OAuth2 bearer tokens signed by this NRF public key or "
      "certificate (RS256/384/512, ES256/384/512); repeatable [none]"},
-    {"oauth2-hmac-secret", OPT_PATH, FIELD(oauth2_hmac_secret), 0, 0, 0,
-     "FILE", "accept HS256/384/512 tokens keyed with this file's bytes "
+    {"oauth2-hmac-secret", OPT_PATH, FIELD(oauth2_hmac_secret), 0, 0, 0, "FILE",
+     "accept HS256/384/512 tokens keyed with this file's bytes "
      "[none: refused]"},
     {"oauth2-audience", OPT_TEXT, TEXTF(oauth2_audience), "AUD",
      "value tokens must carry in aud, e.g. the MF's NF instance id "
@@ -324,8 +323,8 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
     return fail(err, errlen, "%s: \"config\" cannot be nested", origin);
   case OPT_TEXT:
     if (value[0] == '\0' || strlen(value) >= o->width) {
-      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin,
-                  o->name, o->width - 1);
+      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin, o->name,
+                  o->width - 1);
     }
     strcpy((char *)cfg + o->offset, value);
     return 0;
@@ -337,8 +336,8 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
                   o->name, o->max);
     }
     if (value[0] == '\0' || strlen(value) >= o->width) {
-      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin,
-                  o->name, o->width - 1);
+      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin, o->name,
+                  o->width - 1);
     }
     strcpy((char *)cfg + o->offset + n * o->width, value);
     n++;
@@ -476,8 +475,7 @@ static int config_check_auth(const struct dcmf_config *cfg, char *err,
                 "control-client-ca needs control-cert and control-key (mutual "
                 "TLS runs over h2 with TLS)");
   }
-  if (cfg->n_control_client_subjects > 0 &&
-      cfg->control_client_ca[0] == '\0') {
+  if (cfg->n_control_client_subjects > 0 && cfg->control_client_ca[0] == '\0') {
     return fail(err, errlen, "control-client-subject needs control-client-ca");
   }
   int oauth2 = cfg->n_oauth2_keys > 0 || cfg->oauth2_hmac_secret[0] != '\0';

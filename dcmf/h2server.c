@@ -524,10 +524,11 @@ static void conn_peer_identity(struct conn *c) {
     last = i;
   }
   unsigned char *utf8 = NULL;
-  int len = last < 0 ? -1
-                     : ASN1_STRING_to_UTF8(
-                           &utf8, X509_NAME_ENTRY_get_data(
-                                      X509_NAME_get_entry(name, last)));
+  int len =
+      last < 0
+          ? -1
+          : ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(
+                                           X509_NAME_get_entry(name, last)));
   if (len > 0 && (size_t)len < sizeof(c->peer_cn) &&
       memchr(utf8, '\0', (size_t)len) == NULL) {
     memcpy(c->peer_cn, utf8, (size_t)len);
@@ -849,8 +850,7 @@ void dcmf_h2server_stop(struct dcmf_h2server *s, void (*done)(void *),
 int dcmf_h2server_tls_client_ca(SSL_CTX *ctx, const char *ca_path, char *err,
                                 size_t errlen) {
   STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_path);
-  if (names == NULL ||
-      SSL_CTX_load_verify_locations(ctx, ca_path, NULL) != 1) {
+  if (names == NULL || SSL_CTX_load_verify_locations(ctx, ca_path, NULL) != 1) {
     sk_X509_NAME_pop_free(names, X509_NAME_free);
     ERR_clear_error();
     snprintf(err, errlen,

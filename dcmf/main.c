@@ -354,8 +354,8 @@ static int auth_setup(struct daemon *d, char *err, size_t errlen) {
   int arv = dcmf_auth_new(&d->auth, &as, err, errlen);
   rv = arv == 0 ? 0 : arv == DCMF_ERR_INVALID ? 2 : 1;
   if (rv == 0 && mtls) {
-    rv = dcmf_h2server_tls_client_ca(d->control_tls, c->control_client_ca,
-                                     err, errlen) == 0
+    rv = dcmf_h2server_tls_client_ca(d->control_tls, c->control_client_ca, err,
+                                     errlen) == 0
              ? 0
              : 2;
   }

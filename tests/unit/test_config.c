@@ -178,8 +178,7 @@ static void test_auth_options(void **state) {
                    DCMF_ERR_INVALID);
   assert_non_null(strstr(err, "more than 8 times"));
   dcmf_config_defaults(&cfg);
-  assert_int_equal(dcmf_config_apply_json(&cfg,
-                                          "{\"oauth2-key\":[\"/a\",3]}",
+  assert_int_equal(dcmf_config_apply_json(&cfg, "{\"oauth2-key\":[\"/a\",3]}",
                                           "test", err, sizeof(err)),
                    DCMF_ERR_INVALID);
   assert_non_null(strstr(err, "must hold strings"));
