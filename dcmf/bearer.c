@@ -469,6 +469,7 @@ static int token_char(char c) {
 void dcmf_bearer_check(const struct dcmf_bearer *a, const char *authorization,
                        enum dcmf_auth_api api, int64_t now,
                        struct dcmf_auth_result *r) {
+  memset(r, 0, sizeof(*r));
   if (authorization == NULL || authorization[0] == '\0') {
     refuse(r, 401, DCMF_AUTH_NO_TOKEN, "an OAuth2 access token is required");
     return;
