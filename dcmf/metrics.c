@@ -96,6 +96,17 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)m->control_connections_open,
       (unsigned long long)m->control_connections_total,
       (unsigned long long)m->control_timeouts_total);
+  rv |=
+      dcmf_buf_printf(out, "# HELP dcmf_control_auth_refused_total Control "
+                           "requests refused by the access checks, by reason.\n"
+                           "# TYPE dcmf_control_auth_refused_total counter\n");
+  for (int r = DCMF_AUTH_OK + 1; r < DCMF_AUTH_N_REASONS; r++) {
+    rv |= dcmf_buf_printf(out,
+                          "dcmf_control_auth_refused_total{reason=\"%s\"} "
+                          "%llu\n",
+                          dcmf_auth_reason_name((enum dcmf_auth_reason)r),
+                          (unsigned long long)m->control_auth_refused[r]);
+  }
   const struct dcmf_media_figures *f = &g->media;
   rv |= dcmf_buf_printf(
       out,

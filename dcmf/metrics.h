@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "buf.h"
 
 #define DCMF_METRICS_MAX_SERIES 96
@@ -26,6 +27,8 @@ struct dcmf_metrics {
   uint64_t control_connections_total;
   uint64_t control_connections_open;
   uint64_t control_timeouts_total;
+  /* Requests refused by the access checks, by reason (auth.h). */
+  uint64_t control_auth_refused[DCMF_AUTH_N_REASONS];
 };
 
 /* Media-plane figures, copied from the workers at render time. */
