@@ -49,10 +49,17 @@ static struct dcmf_relayq_stream *stream_get(struct dcmf_relayq *q,
   return st;
 }
 
-/* Forgets an entry with nothing left (the last one takes its place). */
+/* Forgets an entry with nothing left (the last one takes its place). The
+ * table goes with the last entry: an empty queue owns no memory, as
+ * before it had per-stream figures. */
 static void stream_remove(struct dcmf_relayq *q,
                           struct dcmf_relayq_stream *st) {
   *st = q->streams[--q->n_streams];
+  if (q->n_streams == 0) {
+    free(q->streams);
+    q->streams = NULL;
+    q->cap_streams = 0;
+  }
 }
 
 int dcmf_relayq_push(struct dcmf_relayq *q, uint16_t sid, int binary,

@@ -84,7 +84,9 @@ size_t dcmf_relayq_check_stalls(
 size_t dcmf_relayq_purge(struct dcmf_relayq *q, uint16_t sid);
 
 /* Frees everything; the queue is empty and usable again. Not from
- * inside a drain. */
+ * inside a drain. An empty queue owns no memory (except messages a
+ * purge inside a drain left for it to free), so a queue whose last
+ * message left needs no clear. */
 void dcmf_relayq_clear(struct dcmf_relayq *q);
 
 #endif
