@@ -407,6 +407,7 @@ static void resume_channel(void *user, struct dcmf_dc_channel *ch) {
 
 static void sctp_writable(void *user) {
   struct dcmf_session *s = user;
+  dcmf_dc_on_sctp_writable(s->dc); /* owed DCEP ACKs first */
   dcmf_session_relay_drain(s);
   dcmf_dc_foreach(s->dc, resume_channel, s);
 }

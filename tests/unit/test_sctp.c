@@ -42,6 +42,7 @@ struct peer {
   uint8_t *msg;
   size_t msg_len;
   int n_msgs;
+  int acks; /* DATA_CHANNEL_ACKs seen on the wire */
 };
 
 static void send_packet(void *user, const uint8_t *data, size_t len) {
@@ -55,6 +56,9 @@ static void send_packet(void *user, const uint8_t *data, size_t len) {
 static void sctp_message(void *user, uint16_t sid, uint32_t ppid,
                          const uint8_t *data, size_t len) {
   struct peer *p = user;
+  if (ppid == DCMF_PPID_DCEP && len == 1 && data[0] == DCMF_DCEP_ACK) {
+    p->acks++;
+  }
   dcmf_dc_on_sctp_message(p->dc, sid, ppid, data, len);
 }
 
@@ -70,7 +74,8 @@ static void sctp_state(void *user, enum dcmf_sctp_state state) {
 }
 
 static void sctp_writable(void *user) {
-  (void)user;
+  struct peer *p = user;
+  dcmf_dc_on_sctp_writable(p->dc);
 }
 
 static int ch_open(void *user, struct dcmf_dc_channel *ch) {
@@ -285,6 +290,36 @@ static void test_refused_dcep_channel_is_closed(void **state) {
   assert_int_equal(dcmf_dc_counters(p->b.dc)->dcep_refused, 1);
 }
 
+/* A DATA_CHANNEL_OPEN that finds our send buffer full: the ACK is owed,
+ * goes out once there is room, and before anything we send on that
+ * channel; without it the opener never calls the channel open. */
+static void test_dcep_ack_waits_for_room(void **state) {
+  struct pair *p = *state;
+  enum { LEN = 60000 };
+  uint8_t *msg = calloc(1, LEN);
+  int rv = 0;
+  for (int i = 0; i < 100 && rv == 0; i++) {
+    rv = dcmf_dc_send(p->b.dc, 0, 1, msg, LEN); /* nothing delivered yet */
+  }
+  assert_int_equal(rv, DCMF_ERR_EXHAUSTED);
+  open_dcep(&p->a, 6, "late-ack");
+  pump_one(&p->a); /* only the OPEN (and a's packets) reach b */
+  struct dcmf_dc_channel *ch = dcmf_dc_find(p->b.dc, 6);
+  assert_non_null(ch);
+  assert_true(ch->open);
+  assert_int_equal(dcmf_dc_send(p->b.dc, 6, 0, (const uint8_t *)"x", 1),
+                   DCMF_ERR_EXHAUSTED); /* the ACK must go first */
+  assert_int_equal(p->a.acks, 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->a.acks, 1);
+  assert_int_equal(dcmf_dc_send(p->b.dc, 6, 0, (const uint8_t *)"y", 1), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->a.acks, 1); /* once */
+  assert_int_equal(p->a.msg_sid, 6);
+  assert_memory_equal(p->a.msg, "y", 1);
+  free(msg);
+}
+
 static void test_dcep_wire_format(void **state) {
   (void)state;
   struct dcmf_dcep_open o = {.channel_type = 0x81,
@@ -350,6 +385,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_refused_dcep_channel_is_closed,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_malformed_dcep_is_counted, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_dcep_ack_waits_for_room, setup,
                                       teardown),
       cmocka_unit_test(test_dcep_wire_format),
   };
