@@ -182,9 +182,11 @@ static size_t walk(struct dcmf_relayq *q,
   return dropped;
 }
 
-/* Walks after a nested drain or purge, at most: each walk that another
- * one asked for sends what became sendable, so a few are plenty. */
-#define WALKS_MAX 4
+/* Walks per drain, at most: each nested request comes from an event
+ * that usrsctp queued earlier and hands over only once, so one or two
+ * are the rule; past the cap |again| stays set for the owner to drain
+ * later rather than loop here. */
+#define WALKS_MAX 8
 
 size_t dcmf_relayq_drain(struct dcmf_relayq *q,
                          int (*send)(void *user, uint16_t sid, int binary,
@@ -196,12 +198,10 @@ size_t dcmf_relayq_drain(struct dcmf_relayq *q,
   }
   q->draining = 1;
   size_t dropped = 0;
-  for (int i = 0; i < WALKS_MAX; i++) {
+  q->again = 1;
+  for (int i = 0; i < WALKS_MAX && q->again; i++) {
     q->again = 0;
     dropped += walk(q, send, user, now);
-    if (!q->again) {
-      break;
-    }
   }
   q->draining = 0;
   return dropped;

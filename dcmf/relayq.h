@@ -31,7 +31,8 @@ struct dcmf_relayq {
   /* Streams with something waiting (a few in practice: scanned). */
   struct dcmf_relayq_stream *streams;
   size_t n_streams, cap_streams;
-  int draining, again; /* a drain runs; something asked for another walk */
+  int draining; /* a drain runs */
+  int again;    /* a drain or purge came in during one: walk again */
 };
 
 /* Appends a copy of a message queued at |now|. Returns 0, or
@@ -60,7 +61,9 @@ const struct dcmf_relayq_stream *dcmf_relayq_stream(const struct dcmf_relayq *q,
  * usrsctp queued, and their handlers relay, drain and close): a push
  * appends, a purge takes the messages out of the figures at once and
  * frees them once no walk holds them, and a nested drain returns 0 and
- * makes the running one walk again.
+ * makes the running one walk again (a few times at most: a request
+ * still open afterwards leaves |again| set, and the owner drains again
+ * later).
  */
 size_t dcmf_relayq_drain(struct dcmf_relayq *q,
                          int (*send)(void *user, uint16_t sid, int binary,

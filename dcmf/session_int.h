@@ -71,8 +71,9 @@ void dcmf_session_relay_drain(struct dcmf_session *s);
 /* Our channel |sid| closed: its twin closes too. */
 void dcmf_session_relay_close(struct dcmf_session *s, uint16_t sid);
 
-/* Every SCTP tick: counts and logs streams of our queue that stopped
- * moving (dcmf_dc_relay_stalls_total). */
+/* Every SCTP tick: drains again if a drain left a wake-up over, counts
+ * and logs streams of our queue that stopped moving
+ * (dcmf_dc_relay_stalls_total). */
 void dcmf_session_relay_tick(struct dcmf_session *s);
 
 /* Frees our queue and takes it out of the worker's gauges. */

@@ -71,7 +71,7 @@ static int relay_send(void *user, uint16_t sid, int binary,
 
 /* Sends what the twin left for our phone, in order. */
 void dcmf_session_relay_drain(struct dcmf_session *s) {
-  if (s->relay_in.count > 0) {
+  if (s->relay_in.count > 0 || s->relay_in.again) {
     STAT_ADD(s, relay_dropped_send,
              dcmf_relayq_drain(&s->relay_in, relay_send, s,
                                uv_now(s->env.loop)));
@@ -155,6 +155,9 @@ static void relay_stalled(void *user, const struct dcmf_relayq_stream *st) {
 }
 
 void dcmf_session_relay_tick(struct dcmf_session *s) {
+  if (s->relay_in.again) {
+    dcmf_session_relay_drain(s); /* a wake-up a capped drain left over */
+  }
   if (s->relay_in.count > 0) {
     dcmf_relayq_check_stalls(&s->relay_in, uv_now(s->env.loop),
                              RELAY_STALL_MS, relay_stalled, s);

@@ -19,12 +19,17 @@ struct side {
   int budget; /* > 0: sends accepted before it refuses (EXHAUSTED) */
   /* What the send does to the queue it drains, as SCTP events would. */
   struct dcmf_relayq *q;
-  int nest_drain, nest_purge, nest_push;
+  int nest_drain, nest_purge, nest_push; /* nest_drain < 0: always */
+  int calls;
 };
 
 static int fake_send(void *user, uint16_t sid, int binary, const uint8_t *data,
                      size_t len) {
   struct side *s = user;
+  if (s->nest_drain < 0) { /* every time, even when refusing */
+    s->calls++;
+    assert_int_equal(dcmf_relayq_drain(s->q, fake_send, s, 0), 0);
+  }
   int rv = s->refuse[sid - 1000];
   if (rv != 0) {
     return rv;
@@ -60,7 +65,7 @@ static void push(struct dcmf_relayq *q, uint16_t sid, const char *text) {
 static void test_order_kept_per_stream(void **state) {
   (void)state;
   struct dcmf_relayq q = {.max_bytes = 1000};
-  struct side s = {{0}, "", 0, NULL, 0, 0, 0};
+  struct side s = {{0}, "", 0, NULL, 0, 0, 0, 0};
   push(&q, 1000, "a1");
   push(&q, 1001, "b1");
   push(&q, 1000, "a2");
@@ -82,7 +87,7 @@ static void test_order_kept_per_stream(void **state) {
 static void test_full_stream_stops_at_first(void **state) {
   (void)state;
   struct dcmf_relayq q = {.max_bytes = 1000};
-  struct side s = {{0}, "", 0, NULL, 0, 0, 0};
+  struct side s = {{0}, "", 0, NULL, 0, 0, 0, 0};
   push(&q, 1000, "x");
   push(&q, 1000, "y");
   s.refuse[0] = DCMF_ERR_EXHAUSTED;
@@ -95,7 +100,7 @@ static void test_full_stream_stops_at_first(void **state) {
 static void test_other_errors_drop_and_count(void **state) {
   (void)state;
   struct dcmf_relayq q = {.max_bytes = 1000};
-  struct side s = {{0}, "", 0, NULL, 0, 0, 0};
+  struct side s = {{0}, "", 0, NULL, 0, 0, 0, 0};
   push(&q, 1002, "gone");
   push(&q, 1000, "ok");
   s.refuse[2] = DCMF_ERR_INVALID; /* no such stream on that side */
@@ -122,7 +127,7 @@ static void test_bound_and_purge(void **state) {
   assert_int_equal(dcmf_relayq_purge(&q, 1000), 3);
   assert_int_equal(q.count, 1);
   assert_int_equal(q.bytes, 1);
-  struct side s = {{0}, "", 0, NULL, 0, 0, 0};
+  struct side s = {{0}, "", 0, NULL, 0, 0, 0, 0};
   dcmf_relayq_drain(&q, fake_send, &s, 0);
   assert_string_equal(s.log, "1bb ");
   push(&q, 1003, "left over"); /* freed by clear (ASan checks) */
@@ -144,7 +149,7 @@ static void on_stall(void *user, const struct dcmf_relayq_stream *st) {
 static void test_stall_once_per_episode(void **state) {
   (void)state;
   struct dcmf_relayq q = {.max_bytes = 1000};
-  struct side s = {{0}, "", 0, NULL, 0, 0, 0};
+  struct side s = {{0}, "", 0, NULL, 0, 0, 0, 0};
   struct stalls r = {""};
   assert_int_equal(dcmf_relayq_push(&q, 1000, 1, (const uint8_t *)"ab", 2, 0),
                    0);
@@ -194,7 +199,7 @@ static void test_stall_once_per_episode(void **state) {
 static void test_many_blocked_streams(void **state) {
   (void)state;
   struct dcmf_relayq q = {.max_bytes = 1000};
-  struct side s = {{0}, "", 0, NULL, 0, 0, 0};
+  struct side s = {{0}, "", 0, NULL, 0, 0, 0, 0};
   char text[2] = "a";
   /* Twenty streams not open yet, each with two messages, then one that
    * is: it goes out, none of the others is reordered. */
@@ -223,7 +228,7 @@ static void test_many_blocked_streams(void **state) {
 static void test_reentry_from_send(void **state) {
   (void)state;
   struct dcmf_relayq q = {.max_bytes = 1000};
-  struct side s = {{0}, "", 0, &q, 0, 0, 0};
+  struct side s = {{0}, "", 0, &q, 0, 0, 0, 0};
   push(&q, 1000, "a1");
   push(&q, 1001, "b1");
   push(&q, 1000, "a2");
@@ -259,6 +264,21 @@ static void test_reentry_from_send(void **state) {
   assert_int_equal(dcmf_relayq_drain(&q, fake_send, &s, 0), 0);
   assert_string_equal(s.log, "0ba5 0blate ");
   assert_int_equal(q.count, 0);
+  /* A send that asks for another walk every time: the drain stops after
+   * a few walks and leaves |again| set for its owner, who drains later. */
+  s.log[0] = '\0';
+  s.refuse[0] = DCMF_ERR_NOT_FOUND;
+  push(&q, 1000, "a6");
+  s.nest_drain = -1;
+  assert_int_equal(dcmf_relayq_drain(&q, fake_send, &s, 0), 0);
+  assert_true(s.calls > 1 && s.calls <= 16);
+  assert_true(q.again);
+  assert_false(q.draining);
+  s.nest_drain = 0;
+  s.refuse[0] = 0;
+  assert_int_equal(dcmf_relayq_drain(&q, fake_send, &s, 0), 0);
+  assert_string_equal(s.log, "0ba6 ");
+  assert_false(q.again);
   dcmf_relayq_clear(&q);
 }
 
