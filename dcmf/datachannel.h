@@ -4,7 +4,9 @@
  * dcMedia.streams) and channels opened in-band with DCEP (RFC 8832).
  *
  * It maps messages to and from PPIDs (51 string, 53 binary, 56/57 empty),
- * answers DATA_CHANNEL_OPEN with DATA_CHANNEL_ACK, and closes channels by
+ * answers DATA_CHANNEL_OPEN with DATA_CHANNEL_ACK (later, on the writable
+ * callback or before the channel's first message, if SCTP is full at
+ * that moment), and closes channels by
  * resetting the outgoing stream (RFC 8831 6.7), answering a peer's reset
  * with ours. No I/O of its own: it sits on a dcmf_sctp association.
  */
@@ -89,6 +91,9 @@ void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc);
 void dcmf_dc_on_sctp_message(struct dcmf_dc *dc, uint16_t sid, uint32_t ppid,
                              const uint8_t *data, size_t len);
 void dcmf_dc_on_sctp_reset(struct dcmf_dc *dc, uint16_t sid);
+/* SCTP has room again (its writable callback): sends the
+ * DATA_CHANNEL_ACKs that found it full. Call before other senders. */
+void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc);
 
 /*
  * Sends a message on an open channel (after the channel's owed

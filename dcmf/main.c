@@ -294,6 +294,9 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   f->relay_dropped_queue = load(&st->relay_dropped_queue);
   f->relay_dropped_send = load(&st->relay_dropped_send);
   f->relay_dropped_no_twin = load(&st->relay_dropped_no_twin);
+  f->relay_queued_messages = load(&st->relay_queued_messages);
+  f->relay_queued_bytes = load(&st->relay_queued_bytes);
+  f->relay_stalls = load(&st->relay_stalls);
   f->proxy_requests = load(&st->proxy_requests);
   f->proxy_upstream_errors = load(&st->proxy_upstream_errors);
   f->proxy_upstream_timeouts = load(&st->proxy_upstream_timeouts);

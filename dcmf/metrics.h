@@ -44,6 +44,7 @@ struct dcmf_media_figures {
       udp_dropped_send;
   uint64_t relay_messages, relay_bytes, relay_dropped_queue,
       relay_dropped_send, relay_dropped_no_twin;
+  uint64_t relay_queued_messages, relay_queued_bytes, relay_stalls;
   uint64_t proxy_requests, proxy_upstream_errors, proxy_upstream_timeouts,
       proxy_cache_hits, proxy_cache_misses, proxy_cache_revalidated,
       proxy_cache_bytes, proxy_upstream_responses, proxy_upstream_latency_ms;

@@ -794,7 +794,7 @@ void dcmf_session_update(struct dcmf_session *s,
 static void on_closed(uv_handle_t *h) {
   struct dcmf_session *s = h->data;
   if (--s->handles_open == 0) {
-    dcmf_relayq_clear(&s->relay_in);
+    dcmf_session_relay_free(s);
     dcmf_media_desc_free(&s->desc);
     free(s);
   }
@@ -816,6 +816,7 @@ void dcmf_session_after_sctp_tick(struct dcmf_session *s) {
   if (s->sctp != NULL) {
     dcmf_sctp_handle_tick(s->sctp);
   }
+  dcmf_session_relay_tick(s);
   publish_udp(s);
 }
 
