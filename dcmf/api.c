@@ -281,11 +281,52 @@ static void route(struct dcmf_api *api, const struct dcmf_api_request *req,
                    "no resource is served at this path");
 }
 
+/* TS 33.501 section 13: only authorised consumers (the IMS AS and the
+ * IMS-ALG) reach the router. Returns 0 to go on, or the refusal status
+ * with |p| and the challenge in |resp| set. */
+static int authorize(struct dcmf_api *api, const struct dcmf_api_request *req,
+                     struct dcmf_api_response *resp, struct dcmf_problem *p) {
+  if (api->auth == NULL) {
+    return 0;
+  }
+  char path[512];
+  enum dcmf_auth_api which = DCMF_AUTH_API_ANY;
+  if (dcmf_api_request_path(req, path, sizeof(path), p) != 0) {
+    memset(p, 0, sizeof(*p)); /* routing answers the 414 if allowed */
+    path[0] = '\0';
+  } else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) {
+    if (!api->auth_metrics) {
+      return 0;
+    }
+  } else if (strncmp(path, "/nmf-mrm/", 9) == 0) {
+    which = DCMF_AUTH_API_MRM;
+  } else if (api->mount_prefix != NULL &&
+             strncmp(path, api->mount_prefix, strlen(api->mount_prefix)) == 0) {
+    which = DCMF_AUTH_API_AGW;
+  }
+  struct dcmf_auth_result r;
+  dcmf_auth_check(api->auth, req->authorization, which, req->client_subject,
+                  req->client_cn, req->now, &r);
+  if (r.status == 0) {
+    return 0;
+  }
+  api->metrics->control_auth_refused[r.reason]++;
+  snprintf(resp->www_authenticate, sizeof(resp->www_authenticate), "%s",
+           r.www_authenticate);
+  /* The detail never holds the token; the subject is the client's own. */
+  DCMF_LOGI(api->log, "auth", "refused %s %.100s from %.200s: %s (%s)",
+            req->method, path, req->client_subject ? req->client_subject : "-",
+            r.detail, dcmf_auth_reason_name(r.reason));
+  return dcmf_problem_set(p, r.status, NULL, "%s", r.detail);
+}
+
 void dcmf_api_handle(struct dcmf_api *api, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp) {
   struct dcmf_problem p;
   memset(&p, 0, sizeof(p));
-  route(api, req, resp, &p);
+  if (authorize(api, req, resp, &p) == 0) {
+    route(api, req, resp, &p);
+  }
   if (p.status != 0) {
     dcmf_api_respond_problem(resp, &p);
   }

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "context.h"
 #include "log.h"
@@ -31,6 +32,11 @@ struct dcmf_api_request {
   const char *if_match;         /* may be NULL */
   const uint8_t *body;      /* borrowed for the call */
   size_t body_len;
+  /* Access checks (auth.h). */
+  const char *authorization;  /* Authorization header, may be NULL */
+  const char *client_subject; /* verified client certificate (RFC 2253) */
+  const char *client_cn;      /* its common name; both NULL without one */
+  int64_t now;                /* wall-clock seconds, for token expiry */
 };
 
 struct dcmf_api_response {
@@ -43,6 +49,7 @@ struct dcmf_api_response {
   /* static, for a 415 over content-encoding; NULL otherwise */
   const char *accept_encoding;
   char etag[40]; /* strong entity-tag with its quotes; "" when absent */
+  char www_authenticate[224]; /* RFC 6750 challenge for 401/403; "" */
 };
 
 /* Reads the gauges other modules own (contexts, ports). */
@@ -65,15 +72,21 @@ struct dcmf_api {
   dcmf_api_mount_fn mount;
   dcmf_api_metrics_fn extra_metrics;
   void *mount_user;
+  /* Access checks before routing; NULL: every request is served. */
+  const struct dcmf_auth *auth; /* borrowed */
+  int auth_metrics;             /* 1: /healthz and /metrics checked too */
 };
 
 /*
  * Handles one complete request and fills |resp| (zero it first; free it
  * with dcmf_api_response_free). HEAD is answered as GET; the transport
- * drops the body. A response that carries a MediaContext carries its
- * entity-tag in resp->etag; PATCH and DELETE of a context whose tag the
- * request's If-Match does not name get 412 before the body is read.
- * Never fails: internal errors become 500 problems.
+ * drops the body. With |api->auth| set, the request must first pass
+ * dcmf_auth_check for the API its path belongs to (401 or 403 problem
+ * with WWW-Authenticate otherwise). A response that carries a
+ * MediaContext carries its entity-tag in resp->etag; PATCH and DELETE of
+ * a context whose tag the request's If-Match does not name get 412
+ * before the body is read. Never fails: internal errors become 500
+ * problems.
  */
 void dcmf_api_handle(struct dcmf_api *api, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp);

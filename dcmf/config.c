@@ -22,6 +22,9 @@ enum opt_kind {
   OPT_PATH,
   OPT_UINT, /* decimal, within [min, max] */
   OPT_FILE, /* --config: handled before the others */
+  OPT_TEXT, /* a string of at most |width| - 1 bytes */
+  OPT_LIST, /* repeatable: appends to an array of |width|-byte strings of
+             * at most |max| entries, counted by the size_t at offset |min| */
 };
 
 struct opt {
@@ -36,6 +39,11 @@ struct opt {
 
 #define FIELD(f) offsetof(struct dcmf_config, f)
 #define UINTF(f) FIELD(f), sizeof(((struct dcmf_config *)0)->f)
+#define TEXTF(f) FIELD(f), sizeof(((struct dcmf_config *)0)->f), 0, 0
+#define LISTF(f, n)                                                            \
+  FIELD(f), sizeof(((struct dcmf_config *)0)->f[0]), FIELD(n),                 \
+      sizeof(((struct dcmf_config *)0)->f) /                                   \
+          sizeof(((struct dcmf_config *)0)->f[0])
 
 static const struct opt options[] = {
     {"config", OPT_FILE, 0, 0, 0, 0, "FILE",
@@ -104,6 +112,31 @@ static const struct opt options[] = {
     {"shutdown-timeout", OPT_UINT, UINTF(shutdown_timeout_ms), 100, 600000,
      "MS", "after SIGTERM/SIGINT, exit with status 3 if the graceful "
      "shutdown is not done by then [5000]"},
+    {"control-client-ca", OPT_PATH, FIELD(control_client_ca), 0, 0, 0, "PEM",
+     "require control clients to present a certificate from these CAs "
+     "(needs --control-cert) [none]"},
+    {"control-client-subject", OPT_LIST,
+     LISTF(control_client_subjects, n_control_client_subjects), "NAME",
+     "allow only this client certificate CN, or whole RFC 2253 subject if "
+     "NAME holds '='; repeatable [any]"},
+    {"oauth2-key", OPT_LIST, LISTF(oauth2_keys, n_oauth2_keys), "PEM",
+     "require OAuth2 bearer tokens signed by this NRF public key or "
+     "certificate (RS256/384/512, ES256/384/512); repeatable [none]"},
+    {"oauth2-hmac-secret", OPT_PATH, FIELD(oauth2_hmac_secret), 0, 0, 0, "FILE",
+     "accept HS256/384/512 tokens keyed with this file's bytes "
+     "[none: refused]"},
+    {"oauth2-audience", OPT_TEXT, TEXTF(oauth2_audience), "AUD",
+     "value tokens must carry in aud, e.g. the MF's NF instance id "
+     "(required with --oauth2-key)"},
+    {"oauth2-issuer", OPT_TEXT, TEXTF(oauth2_issuer), "ISS",
+     "value tokens must carry in iss, e.g. the NRF's NF instance id "
+     "[not checked]"},
+    {"oauth2-scope-agw", OPT_TEXT, TEXTF(oauth2_scope_agw), "SCOPE",
+     "scope tokens need for /agw/v1 (Nmf_MRM needs nmf-mrm) [dcmf-agw]"},
+    {"oauth2-leeway", OPT_UINT, UINTF(oauth2_leeway_s), 0, 3600, "S",
+     "clock skew allowed on exp, nbf and iat [60]"},
+    {"auth-metrics", OPT_UINT, UINTF(auth_metrics), 0, 1, "0|1",
+     "check client subjects and tokens on /healthz and /metrics too [0]"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -134,6 +167,8 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->stun_rate = 200;
   cfg->hello_rate = 100;
   cfg->shutdown_timeout_ms = 5000;
+  strcpy(cfg->oauth2_scope_agw, "dcmf-agw");
+  cfg->oauth2_leeway_s = 60;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -298,6 +333,29 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
     return 0;
   case OPT_FILE:
     return fail(err, errlen, "%s: \"config\" cannot be nested", origin);
+  case OPT_TEXT:
+    if (value[0] == '\0' || strlen(value) >= o->width) {
+      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin, o->name,
+                  o->width - 1);
+    }
+    strcpy((char *)cfg + o->offset, value);
+    return 0;
+  case OPT_LIST: {
+    size_t n;
+    memcpy(&n, (char *)cfg + o->min, sizeof(n));
+    if (n >= o->max) {
+      return fail(err, errlen, "%s: %s is given more than %lu times", origin,
+                  o->name, o->max);
+    }
+    if (value[0] == '\0' || strlen(value) >= o->width) {
+      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin, o->name,
+                  o->width - 1);
+    }
+    strcpy((char *)cfg + o->offset + n * o->width, value);
+    n++;
+    memcpy((char *)cfg + o->min, &n, sizeof(n));
+    return 0;
+  }
   }
   return DCMF_ERR_INVALID;
 }
@@ -322,6 +380,22 @@ int dcmf_config_apply_json(struct dcmf_config *cfg, const char *json,
       rv = fail(err, errlen, "%s: unknown key \"%s\" (see dcmfd --help)",
                 origin, key);
       goto done;
+    }
+    if (o->kind == OPT_LIST && json_is_array(value)) {
+      size_t i;
+      json_t *item;
+      json_array_foreach(value, i, item) {
+        if (!json_is_string(item)) {
+          rv = fail(err, errlen, "%s: key \"%s\" must hold strings", origin,
+                    key);
+          goto done;
+        }
+        rv = opt_set(cfg, o, json_string_value(item), origin, err, errlen);
+        if (rv != 0) {
+          goto done;
+        }
+      }
+      continue;
     }
     char text[DCMF_PATH_MAX];
     if (json_is_string(value)) {
@@ -405,6 +479,31 @@ static const struct opt *arg_option(int argc, char **argv, int *i,
   return o;
 }
 
+/* The access-control settings only make sense in certain combinations. */
+static int config_check_auth(const struct dcmf_config *cfg, char *err,
+                             size_t errlen) {
+  if (cfg->control_client_ca[0] != '\0' && cfg->control_cert[0] == '\0') {
+    return fail(err, errlen,
+                "control-client-ca needs control-cert and control-key (mutual "
+                "TLS runs over h2 with TLS)");
+  }
+  if (cfg->n_control_client_subjects > 0 && cfg->control_client_ca[0] == '\0') {
+    return fail(err, errlen, "control-client-subject needs control-client-ca");
+  }
+  int oauth2 = cfg->n_oauth2_keys > 0 || cfg->oauth2_hmac_secret[0] != '\0';
+  if (oauth2 && cfg->oauth2_audience[0] == '\0') {
+    return fail(err, errlen,
+                "oauth2-key needs oauth2-audience (the value the NRF puts "
+                "in aud for this MF)");
+  }
+  if (!oauth2 &&
+      (cfg->oauth2_audience[0] != '\0' || cfg->oauth2_issuer[0] != '\0')) {
+    return fail(err, errlen,
+                "oauth2-audience and oauth2-issuer need oauth2-key");
+  }
+  return 0;
+}
+
 int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
                           enum dcmf_config_action *action, char *err,
                           size_t errlen) {
@@ -438,9 +537,17 @@ int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
       return rv;
     }
   }
+  /* A repeatable flag replaces the file's list rather than adding to it. */
+  unsigned char cleared[N_OPTIONS] = {0};
   for (int i = 1; i < argc; i++) {
     const char *value;
     const struct opt *o = arg_option(argc, argv, &i, &value, err, errlen, &rv);
+    size_t oi = (size_t)(o - options);
+    if (o->kind == OPT_LIST && !cleared[oi]) {
+      size_t zero = 0;
+      memcpy((char *)cfg + o->min, &zero, sizeof(zero));
+      cleared[oi] = 1;
+    }
     if (o->kind != OPT_FILE &&
         (rv = opt_set(cfg, o, value, "command line", err, errlen)) != 0) {
       return rv;
@@ -458,7 +565,7 @@ int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
   if ((cfg->upstream_cert[0] == '\0') != (cfg->upstream_key[0] == '\0')) {
     return fail(err, errlen, "upstream-cert and upstream-key go together");
   }
-  return 0;
+  return config_check_auth(cfg, err, errlen);
 }
 
 void dcmf_config_usage(FILE *out, const char *program) {

@@ -11,10 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "log.h"
 
 #define DCMF_HOST_MAX 64
 #define DCMF_PATH_MAX 1024
+#define DCMF_NAME_MAX 256
 
 struct dcmf_config {
   char control_host[DCMF_HOST_MAX]; /* control API listen address */
@@ -49,6 +51,18 @@ struct dcmf_config {
   uint32_t stun_rate;  /* STUN checks from sources other than the peer */
   uint32_t hello_rate; /* DTLS ClientHellos */
   uint32_t shutdown_timeout_ms; /* SIGTERM: exit 3 if not done by then */
+  /* Who may drive the control API (docs/security.md). */
+  char control_client_ca[DCMF_PATH_MAX]; /* "": no client certificates */
+  char control_client_subjects[DCMF_AUTH_MAX_SUBJECTS][DCMF_NAME_MAX];
+  size_t n_control_client_subjects;
+  char oauth2_keys[DCMF_AUTH_MAX_KEYS][DCMF_PATH_MAX]; /* NRF keys, PEM */
+  size_t n_oauth2_keys;
+  char oauth2_hmac_secret[DCMF_PATH_MAX]; /* file; "": HS* refused */
+  char oauth2_audience[DCMF_NAME_MAX];
+  char oauth2_issuer[DCMF_NAME_MAX]; /* "": not checked */
+  char oauth2_scope_agw[64];
+  uint32_t oauth2_leeway_s;
+  uint32_t auth_metrics; /* 1: /healthz and /metrics are checked too */
 };
 
 /* Fills |cfg| with the built-in defaults. */

@@ -9,7 +9,8 @@
 
 struct node {
   struct dcmf_dc_channel ch;
-  int closing; /* we reset our outgoing stream and wait for theirs */
+  int closing;     /* we reset our outgoing stream and wait for theirs */
+  int ack_pending; /* the DATA_CHANNEL_ACK found SCTP full: owed */
   struct node *next;
 };
 
@@ -202,6 +203,44 @@ void dcmf_dc_on_sctp_state(struct dcmf_dc *dc, enum dcmf_sctp_state state) {
   }
 }
 
+/* Sends the DATA_CHANNEL_ACK channel |sid| owes, if any, ordered and
+ * reliable whatever the channel type. Returns 0 (nothing owed any more:
+ * sent, or given up because SCTP will not carry it) or
+ * DCMF_ERR_EXHAUSTED (no room: it stays owed and goes before the
+ * channel's first message, or on writable). The node is looked up again
+ * after the send, and so must the callers: a callback run meanwhile (the
+ * peer's reset of this very stream) may have freed it. */
+static int send_ack(struct dcmf_dc *dc, uint16_t sid) {
+  struct node *n = node_find(dc, sid);
+  if (n == NULL || !n->ack_pending) {
+    return 0;
+  }
+  n->ack_pending = 0;
+  static const uint8_t ack = DCMF_DCEP_ACK;
+  int rv = dcmf_sctp_send(dc->sctp, sid, DCMF_PPID_DCEP, &ack, 1, NULL);
+  if (rv != DCMF_ERR_EXHAUSTED) {
+    return 0;
+  }
+  if ((n = node_find(dc, sid)) != NULL) {
+    n->ack_pending = 1;
+  }
+  return rv;
+}
+
+void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc) {
+  /* From the head each time: a send may add or free nodes. Every pass
+   * pays one ACK or stops. */
+  for (;;) {
+    struct node *n = dc->channels;
+    while (n != NULL && (!n->ack_pending || n->closing)) {
+      n = n->next;
+    }
+    if (n == NULL || send_ack(dc, n->ch.sid) != 0) {
+      return; /* all paid, or full again: the next call goes on */
+    }
+  }
+}
+
 static void on_dcep(struct dcmf_dc *dc, uint16_t sid, const uint8_t *data,
                     size_t len) {
   struct dcmf_dcep_open open;
@@ -231,9 +270,16 @@ static void on_dcep(struct dcmf_dc *dc, uint16_t sid, const uint8_t *data,
                      : base == DCMF_DCEP_PARTIAL_RELIABLE_TIMED ? 2
                                                                 : 0;
   n->ch.rel.value = open.reliability;
-  /* The ACK goes out ordered and reliable whatever the channel type. */
-  static const uint8_t ack = DCMF_DCEP_ACK;
-  dcmf_sctp_send(dc->sctp, sid, DCMF_PPID_DCEP, &ack, 1, NULL);
+  /* The ACK goes out ordered and reliable whatever the channel type. If
+   * SCTP has no room (a large response in flight), it is owed: without
+   * it the opener (libdatachannel, browsers) never calls the channel
+   * open, while we do. */
+  n->ack_pending = 1;
+  send_ack(dc, sid);
+  n = node_find(dc, sid);
+  if (n == NULL) {
+    return; /* the peer closed it already (its reset came with the OPEN) */
+  }
   n->ch.open = 1;
   dc->counters.dcep_opened++;
   if (dc->cbs.channel_open(dc->user, &n->ch) != 0) {
@@ -296,6 +342,16 @@ int dcmf_dc_send(struct dcmf_dc *dc, uint16_t sid, int binary,
   struct node *n = node_find(dc, sid);
   if (n == NULL || !n->ch.open || n->closing) {
     return DCMF_ERR_NOT_FOUND;
+  }
+  if (n->ack_pending) {
+    int rv = send_ack(dc, sid); /* it goes first on its stream */
+    if (rv != 0) {
+      return rv;
+    }
+    n = node_find(dc, sid);
+    if (n == NULL || !n->ch.open || n->closing) {
+      return DCMF_ERR_NOT_FOUND;
+    }
   }
   static const uint8_t zero = 0;
   uint32_t ppid = binary ? DCMF_PPID_BINARY : DCMF_PPID_STRING;

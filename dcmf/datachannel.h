@@ -4,7 +4,9 @@
  * dcMedia.streams) and channels opened in-band with DCEP (RFC 8832).
  *
  * It maps messages to and from PPIDs (51 string, 53 binary, 56/57 empty),
- * answers DATA_CHANNEL_OPEN with DATA_CHANNEL_ACK, and closes channels by
+ * answers DATA_CHANNEL_OPEN with DATA_CHANNEL_ACK (later, on the writable
+ * callback or before the channel's first message, if SCTP is full at
+ * that moment), and closes channels by
  * resetting the outgoing stream (RFC 8831 6.7), answering a peer's reset
  * with ours. No I/O of its own: it sits on a dcmf_sctp association.
  */
@@ -81,16 +83,24 @@ int dcmf_dc_open(struct dcmf_dc *dc, uint16_t sid, const char *label,
                  const char *protocol,
                  const struct dcmf_sctp_reliability *rel, uint16_t priority);
 
-/* What the association reports; wire these to the dcmf_sctp callbacks. */
+/* What the association reports; wire these to the dcmf_sctp callbacks.
+ * dcmf_dc_on_sctp_writable sends the DATA_CHANNEL_ACKs that found no room
+ * (call it before sending anything else on |writable|). */
 void dcmf_dc_on_sctp_state(struct dcmf_dc *dc, enum dcmf_sctp_state state);
+void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc);
 void dcmf_dc_on_sctp_message(struct dcmf_dc *dc, uint16_t sid, uint32_t ppid,
                              const uint8_t *data, size_t len);
 void dcmf_dc_on_sctp_reset(struct dcmf_dc *dc, uint16_t sid);
+/* SCTP has room again (its writable callback): sends the
+ * DATA_CHANNEL_ACKs that found it full. Call before other senders. */
+void dcmf_dc_on_sctp_writable(struct dcmf_dc *dc);
 
 /*
- * Sends a message on an open channel. Returns 0, DCMF_ERR_NOT_FOUND (no
- * open channel), DCMF_ERR_EXHAUSTED (send buffer full: wait for the
- * association's writable callback) or DCMF_ERR_SYSTEM.
+ * Sends a message on an open channel (after the channel's owed
+ * DATA_CHANNEL_ACK, if any). Returns 0, DCMF_ERR_NOT_FOUND (no open
+ * channel), DCMF_ERR_EXHAUSTED (send buffer full: wait for the
+ * association's writable callback), DCMF_ERR_INVALID (the association is
+ * not up), DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM (see dcmf_sctp_send).
  */
 int dcmf_dc_send(struct dcmf_dc *dc, uint16_t sid, int binary,
                  const uint8_t *data, size_t len);

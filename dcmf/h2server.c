@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
@@ -21,6 +22,7 @@ struct stream {
   char method[16];
   char *path, *authority, *scheme, *content_type;
   char *content_encoding, *if_match;
+  char *authorization; /* never logged */
   int has_content_length;
   long long content_length;
   size_t header_bytes;
@@ -48,6 +50,8 @@ struct conn {
   uint64_t goaway_ms;      /* when the idle GOAWAY went out; 0 if not */
   struct stream *streams;
   struct conn *next, *prev;
+  /* The client certificate OpenSSL verified: RFC 2253 subject and CN. */
+  char peer_subject[512], peer_cn[256];
   char readbuf[16384];
 };
 
@@ -79,6 +83,7 @@ static void stream_free(struct stream *st) {
   free(st->content_type);
   free(st->content_encoding);
   free(st->if_match);
+  free(st->authorization);
   dcmf_buf_free(&st->body);
   dcmf_api_response_free(&st->resp);
   free(st);
@@ -123,7 +128,7 @@ static void stream_respond(struct conn *c, struct stream *st) {
   char status[8], length[24];
   snprintf(status, sizeof(status), "%d", st->resp.status);
   snprintf(length, sizeof(length), "%zu", st->resp.body.len);
-  nghttp2_nv nva[12] = {NV(":status", status)};
+  nghttp2_nv nva[13] = {NV(":status", status)};
   size_t n = 1;
   if (st->resp.content_type != NULL) {
     nva[n++] = (nghttp2_nv)NV("content-type", st->resp.content_type);
@@ -145,6 +150,9 @@ static void stream_respond(struct conn *c, struct stream *st) {
   }
   if (st->resp.etag[0] != '\0') {
     nva[n++] = (nghttp2_nv)NV("etag", st->resp.etag);
+  }
+  if (st->resp.www_authenticate[0] != '\0') {
+    nva[n++] = (nghttp2_nv)NV("www-authenticate", st->resp.www_authenticate);
   }
   nva[n++] = (nghttp2_nv)NV("cache-control", "no-store");
   int head = strcmp(st->method, "HEAD") == 0;
@@ -177,6 +185,10 @@ static void stream_dispatch(struct conn *c, struct stream *st) {
       .if_match = st->if_match,
       .body = (const uint8_t *)st->body.data,
       .body_len = st->body.len,
+      .authorization = st->authorization,
+      .client_subject = c->peer_subject[0] ? c->peer_subject : NULL,
+      .client_cn = c->peer_cn[0] ? c->peer_cn : NULL,
+      .now = (int64_t)time(NULL),
   };
   dcmf_api_handle(c->server->api, &req, &st->resp);
   stream_respond(c, st);
@@ -257,6 +269,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     set_field(&st->content_encoding, value, valuelen);
   } else if (IS("if-match")) {
     set_field(&st->if_match, value, valuelen);
+  } else if (IS("authorization")) {
+    set_field(&st->authorization, value, valuelen);
   } else if (IS("content-length")) {
     /* nghttp2 has already checked that the value is a number, and resets
      * the stream with PROTOCOL_ERROR when the DATA received disagrees
@@ -507,6 +521,39 @@ static void conn_arm_timer(struct conn *c) {
   uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
 }
 
+/* Keeps the subject and CN of the client certificate the handshake
+ * verified (mutual TLS), for the access checks of every request. */
+static void conn_peer_identity(struct conn *c) {
+  X509 *peer = SSL_get0_peer_certificate(c->ssl);
+  if (peer == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK) {
+    return;
+  }
+  const X509_NAME *name = X509_get_subject_name(peer);
+  BIO *b = BIO_new(BIO_s_mem());
+  if (b != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+    int n = BIO_read(b, c->peer_subject, sizeof(c->peer_subject) - 1);
+    c->peer_subject[n > 0 ? n : 0] = '\0';
+  }
+  BIO_free(b);
+  /* The last CN is the most specific one. */
+  int i = -1, last = -1;
+  while ((i = X509_NAME_get_index_by_NID(name, NID_commonName, i)) >= 0) {
+    last = i;
+  }
+  unsigned char *utf8 = NULL;
+  int len =
+      last < 0
+          ? -1
+          : ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(
+                                           X509_NAME_get_entry(name, last)));
+  if (len > 0 && (size_t)len < sizeof(c->peer_cn) &&
+      memchr(utf8, '\0', (size_t)len) == NULL) {
+    memcpy(c->peer_cn, utf8, (size_t)len);
+    c->peer_cn[len] = '\0';
+  }
+  OPENSSL_free(utf8);
+}
+
 /* Feeds plaintext HTTP/2 bytes to nghttp2. Returns 0 or -1 to close. */
 static int conn_feed(struct conn *c, const uint8_t *data, size_t len) {
   ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
@@ -548,9 +595,26 @@ static int conn_read_tls(struct conn *c, const char *data, size_t len) {
       int e = SSL_get_error(c->ssl, r);
       conn_drain_tls(c);
       if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        DCMF_LOGD(c->server->log, "h2", "TLS handshake failed");
+        long vr = SSL_get_verify_result(c->ssl);
+        uint64_t *refused = c->server->metrics->control_auth_refused;
+        if (vr != X509_V_OK) {
+          refused[DCMF_AUTH_UNTRUSTED_CLIENT_CERT]++;
+          DCMF_LOGI(c->server->log, "auth",
+                    "TLS handshake failed: client certificate: %s",
+                    X509_verify_cert_error_string(vr));
+        } else if (ERR_GET_REASON(ERR_peek_error()) ==
+                   SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+          refused[DCMF_AUTH_NO_CLIENT_CERT]++;
+          DCMF_LOGI(c->server->log, "auth",
+                    "TLS handshake failed: no client certificate");
+        } else {
+          DCMF_LOGD(c->server->log, "h2", "TLS handshake failed");
+        }
         ERR_clear_error();
-        return -1;
+        /* Let the alert reach the client, so it learns why. */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        conn_close_when_flushed(c);
+        return -2;
       }
       return 0;
     }
@@ -560,6 +624,7 @@ static int conn_read_tls(struct conn *c, const char *data, size_t len) {
     if (alpn_len != 0 && (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0)) {
       return -1;
     }
+    conn_peer_identity(c);
   }
   char plain[16384];
   for (;;) {
@@ -600,7 +665,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
                ? conn_read_tls(c, buf->base, (size_t)nread)
                : conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
   if (rv == -2) {
-    return; /* a plain-HTTP/1 client; the connection is winding down */
+    return; /* an HTTP/1 client or a failed handshake: winding down */
   }
   if (rv != 0) {
     conn_close(c);
@@ -804,6 +869,29 @@ void dcmf_h2server_stop(struct dcmf_h2server *s, void (*done)(void *),
     }
   }
   uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+}
+
+int dcmf_h2server_tls_client_ca(SSL_CTX *ctx, const char *ca_path, char *err,
+                                size_t errlen) {
+  STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_path);
+  if (names == NULL || SSL_CTX_load_verify_locations(ctx, ca_path, NULL) != 1) {
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    ERR_clear_error();
+    snprintf(err, errlen,
+             "control-client-ca %s: not a readable PEM CA certificate",
+             ca_path);
+    return DCMF_ERR_INVALID;
+  }
+  SSL_CTX_set_client_CA_list(ctx, names); /* the context owns |names| */
+  /* TS 33.501 13.1: no certificate, or one the CA did not issue, ends the
+   * handshake; the subject allow-list is checked per request. */
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                     NULL);
+  /* Resumed sessions keep the verified peer; OpenSSL needs an id context
+   * to resume at all once client certificates are requested. */
+  static const unsigned char sid_ctx[] = "dcmf-control";
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+  return 0;
 }
 
 static int alpn_select(SSL *ssl, const unsigned char **out,

@@ -61,4 +61,14 @@ void dcmf_h2server_stop(struct dcmf_h2server *server,
 SSL_CTX *dcmf_h2server_tls_ctx(const char *cert_path, const char *key_path,
                                char *err, size_t errlen);
 
+/*
+ * Makes |ctx| require a client certificate issued by a CA of the PEM file
+ * |ca_path| (mutual TLS): a client without one, or with another CA's,
+ * fails the handshake. The verified subject reaches the API as
+ * client_subject/client_cn. Returns 0, or DCMF_ERR_INVALID with |err|
+ * filled when the file holds no readable certificate.
+ */
+int dcmf_h2server_tls_client_ca(SSL_CTX *ctx, const char *ca_path, char *err,
+                                size_t errlen);
+
 #endif

@@ -96,6 +96,17 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)m->control_connections_open,
       (unsigned long long)m->control_connections_total,
       (unsigned long long)m->control_timeouts_total);
+  rv |=
+      dcmf_buf_printf(out, "# HELP dcmf_control_auth_refused_total Control "
+                           "requests refused by the access checks, by reason.\n"
+                           "# TYPE dcmf_control_auth_refused_total counter\n");
+  for (int r = DCMF_AUTH_OK + 1; r < DCMF_AUTH_N_REASONS; r++) {
+    rv |= dcmf_buf_printf(out,
+                          "dcmf_control_auth_refused_total{reason=\"%s\"} "
+                          "%llu\n",
+                          dcmf_auth_reason_name((enum dcmf_auth_reason)r),
+                          (unsigned long long)m->control_auth_refused[r]);
+  }
   const struct dcmf_media_figures *f = &g->media;
   rv |= dcmf_buf_printf(
       out,
@@ -182,6 +193,17 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       "dcmf_dc_relay_dropped_total{reason=\"queue_full\"} %llu\n"
       "dcmf_dc_relay_dropped_total{reason=\"send\"} %llu\n"
       "dcmf_dc_relay_dropped_total{reason=\"no_twin\"} %llu\n"
+      "# HELP dcmf_dc_relay_queued_messages Messages a DC relay holds for "
+      "phones now (channel not open yet, or SCTP full).\n"
+      "# TYPE dcmf_dc_relay_queued_messages gauge\n"
+      "dcmf_dc_relay_queued_messages %llu\n"
+      "# HELP dcmf_dc_relay_queued_bytes Payload bytes of those messages.\n"
+      "# TYPE dcmf_dc_relay_queued_bytes gauge\n"
+      "dcmf_dc_relay_queued_bytes %llu\n"
+      "# HELP dcmf_dc_relay_stalls_total Relayed streams whose held messages "
+      "did not move for 1 s, once per episode.\n"
+      "# TYPE dcmf_dc_relay_stalls_total counter\n"
+      "dcmf_dc_relay_stalls_total %llu\n"
       "# HELP dcmf_proxy_requests_total HTTP requests in HTTP-proxy mode.\n"
       "# TYPE dcmf_proxy_requests_total counter\n"
       "dcmf_proxy_requests_total %llu\n"
@@ -215,6 +237,9 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)f->relay_dropped_queue,
       (unsigned long long)f->relay_dropped_send,
       (unsigned long long)f->relay_dropped_no_twin,
+      (unsigned long long)f->relay_queued_messages,
+      (unsigned long long)f->relay_queued_bytes,
+      (unsigned long long)f->relay_stalls,
       (unsigned long long)f->proxy_requests,
       (unsigned long long)f->proxy_upstream_errors,
       (unsigned long long)f->proxy_upstream_timeouts,

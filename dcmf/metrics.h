@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "buf.h"
 
 #define DCMF_METRICS_MAX_SERIES 96
@@ -26,6 +27,8 @@ struct dcmf_metrics {
   uint64_t control_connections_total;
   uint64_t control_connections_open;
   uint64_t control_timeouts_total;
+  /* Requests refused by the access checks, by reason (auth.h). */
+  uint64_t control_auth_refused[DCMF_AUTH_N_REASONS];
 };
 
 /* Media-plane figures, copied from the workers at render time. */
@@ -41,6 +44,7 @@ struct dcmf_media_figures {
       udp_dropped_send;
   uint64_t relay_messages, relay_bytes, relay_dropped_queue,
       relay_dropped_send, relay_dropped_no_twin;
+  uint64_t relay_queued_messages, relay_queued_bytes, relay_stalls;
   uint64_t proxy_requests, proxy_upstream_errors, proxy_upstream_timeouts,
       proxy_cache_hits, proxy_cache_misses, proxy_cache_revalidated,
       proxy_cache_bytes, proxy_upstream_responses, proxy_upstream_latency_ms;

@@ -11,7 +11,7 @@
 
 /* Something usrsctp handed us inside its own call, kept for later. */
 struct pending {
-  enum { P_MESSAGE, P_RESET, P_STATE, P_WRITABLE } kind;
+  enum { P_MESSAGE, P_RESET, P_STATE } kind;
   uint16_t sid;
   uint32_t ppid;
   enum dcmf_sctp_state state;
@@ -26,7 +26,15 @@ struct dcmf_sctp {
   struct dcmf_sctp_callbacks cbs;
   void *user;
   int up;
+  /* A send was refused (or a message's rest waits): the caller is owed a
+   * writable callback. usrsctp's send callback sets writable_ready, and
+   * the next drain acts on it. */
   int want_writable;
+  int writable_ready;
+  /* Ticks since want_writable was set: usrsctp calls back only from SACK
+   * processing, so when no SACK is coming (nothing in flight, or usrsctp
+   * refused for another reason) the tick retries on its own. */
+  unsigned waited_ticks;
   /* reassembly of a message delivered in pieces (partial delivery) */
   uint8_t *partial;
   size_t partial_len;
@@ -38,10 +46,14 @@ struct dcmf_sctp {
    * its send buffer is short; the rest waits here and goes out first, so
    * callers always hand over whole messages. */
   uint8_t *rest;
-  size_t rest_len;
+  size_t rest_off, rest_len; /* rest_len bytes wait at rest + rest_off */
   struct sctp_sendv_spa rest_spa;
   struct dcmf_sctp_counters counters;
 };
+
+/* Ticks (the media worker ticks every 10 ms) a refused sender waits for
+ * usrsctp's send callback before the adapter retries on its own. */
+#define RETRY_TICKS 10
 
 static int flush_rest(struct dcmf_sctp *s);
 
@@ -101,9 +113,11 @@ static void on_notification(struct dcmf_sctp *s,
     if (n->sn_assoc_change.sac_state == SCTP_COMM_UP) {
       s->up = 1;
       push_event(s, P_STATE, 0, DCMF_SCTP_UP);
-    } else if (n->sn_assoc_change.sac_state == SCTP_COMM_LOST ||
-               n->sn_assoc_change.sac_state == SCTP_SHUTDOWN_COMP ||
-               n->sn_assoc_change.sac_state == SCTP_CANT_STR_ASSOC) {
+    } else if ((n->sn_assoc_change.sac_state == SCTP_COMM_LOST ||
+                n->sn_assoc_change.sac_state == SCTP_SHUTDOWN_COMP ||
+                n->sn_assoc_change.sac_state == SCTP_CANT_STR_ASSOC) &&
+               s->up) {
+      /* Once: fail_association may have reported it already. */
       s->up = 0;
       push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
     }
@@ -194,18 +208,37 @@ static int receive_cb(struct socket *sock, union sctp_sockstore addr,
   return 1;
 }
 
+/* usrsctp calls this while it processes a SACK, when at least
+ * sb_threshold bytes of the send buffer are free (dcmf_sctp_new). A flag,
+ * not a queued event: it cannot be lost to a failed allocation. */
 static int send_cb(struct socket *sock, uint32_t sb_free, void *ulp_info) {
   (void)sock;
   (void)sb_free;
   struct dcmf_sctp *s = ulp_info;
   if (s->want_writable) {
     s->want_writable = 0;
-    push_event(s, P_WRITABLE, 0, DCMF_SCTP_UP);
+    s->writable_ready = 1;
   }
   return 1;
 }
 
+/* Room again (or time to look): the rest of a partly sent message goes
+ * first, then the caller hears it may send. */
+static void notify_writable(struct dcmf_sctp *s) {
+  s->writable_ready = 0;
+  s->waited_ticks = 0;
+  if (!s->up || (s->rest_len > 0 && flush_rest(s) != 0)) {
+    return; /* down, or still no room: want_writable is set again */
+  }
+  s->cbs.writable(s->user);
+}
+
 void dcmf_sctp_drain(struct dcmf_sctp *s) {
+  /* First, so that a failure it meets (an association given up) is
+   * reported by the loop below. */
+  if (s->writable_ready) {
+    notify_writable(s);
+  }
   while (s->head != NULL) {
     struct pending *p = s->head;
     s->head = p->next;
@@ -222,15 +255,21 @@ void dcmf_sctp_drain(struct dcmf_sctp *s) {
     case P_STATE:
       s->cbs.state_changed(s->user, p->state);
       break;
-    case P_WRITABLE:
-      /* The rest of a partly sent message goes first. */
-      if (flush_rest(s) == 0) {
-        s->cbs.writable(s->user);
-      }
-      break;
     }
     free(p->data);
     free(p);
+  }
+}
+
+void dcmf_sctp_handle_tick(struct dcmf_sctp *s) {
+  dcmf_sctp_drain(s);
+  if (!s->want_writable) {
+    s->waited_ticks = 0;
+  } else if (++s->waited_ticks >= RETRY_TICKS) {
+    /* A spurious retry costs one refused send; a lost one would stall
+     * the channel for good. */
+    s->want_writable = 0;
+    notify_writable(s);
   }
 }
 
@@ -295,6 +334,9 @@ int dcmf_sctp_new(struct dcmf_sctp **out,
     return DCMF_ERR_NOMEM;
   }
   s->settings = *settings;
+  if (s->settings.sendv == NULL) {
+    s->settings.sendv = usrsctp_sendv;
+  }
   s->cbs = *cbs;
   s->user = user;
   usrsctp_register_address(s);
@@ -338,31 +380,91 @@ void dcmf_sctp_input(struct dcmf_sctp *s, const uint8_t *data, size_t len) {
   dcmf_sctp_drain(s);
 }
 
-/* Sends what is left of a partly sent message. Returns 0 when it is all
- * out, DCMF_ERR_EXHAUSTED when some still waits, DCMF_ERR_SYSTEM. */
-static int flush_rest(struct dcmf_sctp *s) {
-  while (s->rest_len > 0) {
-    ssize_t n = usrsctp_sendv(s->sock, s->rest, s->rest_len, NULL, 0,
-                              &s->rest_spa, sizeof(s->rest_spa),
-                              SCTP_SENDV_SPA, 0);
-    if (n < 0) {
-      if (errno == EWOULDBLOCK || errno == EAGAIN) {
-        s->want_writable = 1;
-        return DCMF_ERR_EXHAUSTED;
-      }
-      free(s->rest);
-      s->rest = NULL;
-      s->rest_len = 0;
-      return DCMF_ERR_SYSTEM;
-    }
-    memmove(s->rest, s->rest + n, s->rest_len - (size_t)n);
-    s->rest_len -= (size_t)n;
-  }
+/* usrsctp's answer to one send: bytes taken (0 included), or no room
+ * (-1 with EWOULDBLOCK or EAGAIN), or another failure. */
+static int no_room(ssize_t n) {
+  return n < 0 && (errno == EWOULDBLOCK || errno == EAGAIN);
+}
+
+static void drop_rest(struct dcmf_sctp *s) {
   free(s->rest);
   s->rest = NULL;
+  s->rest_off = 0;
+  s->rest_len = 0;
+}
+
+/* usrsctp holds the start of a message whose rest cannot follow: that
+ * message can never end, and with explicit EOR it blocks every stream
+ * behind it. The association is given up (ABORT to the peer) and
+ * reported down at the next drain; other associations are untouched. */
+static void fail_association(struct dcmf_sctp *s) {
+  drop_rest(s);
+  s->want_writable = 0;
+  s->writable_ready = 0;
+  if (!s->up) {
+    return;
+  }
+  s->up = 0; /* before the ABORT, whose notification then adds nothing */
+  struct sctp_sendv_spa spa;
+  memset(&spa, 0, sizeof(spa));
+  spa.sendv_flags = SCTP_SEND_SNDINFO_VALID;
+  spa.sendv_sndinfo.snd_flags = SCTP_ABORT;
+  /* Best effort: if even the ABORT fails, the peer times out. */
+  (void)usrsctp_sendv(s->sock, NULL, 0, NULL, 0, &spa, sizeof(spa),
+                      SCTP_SENDV_SPA, 0);
+  push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
+}
+
+/* Hands usrsctp what is left of a partly sent message. Every round either
+ * takes bytes off the rest or leaves the loop, so it cannot spin: usrsctp
+ * 0.9.5 returns 0 with no error for the rest of an explicit-EOR message
+ * when its send buffer is all but full (seen in gdb on a wedged worker),
+ * and that is "no room", like EWOULDBLOCK. Returns 0 when it is all out, DCMF_ERR_EXHAUSTED when
+ * some still waits (want_writable is set), or DCMF_ERR_SYSTEM when usrsctp
+ * failed it (the association is then failed). */
+static int flush_rest(struct dcmf_sctp *s) {
+  while (s->rest_len > 0) {
+    ssize_t n =
+        s->settings.sendv(s->sock, s->rest + s->rest_off, s->rest_len, NULL, 0,
+                          &s->rest_spa, sizeof(s->rest_spa), SCTP_SENDV_SPA, 0);
+    if (n == 0 || no_room(n)) {
+      s->want_writable = 1;
+      return DCMF_ERR_EXHAUSTED;
+    }
+    if (n < 0 || (size_t)n > s->rest_len) {
+      fail_association(s);
+      return DCMF_ERR_SYSTEM;
+    }
+    s->rest_off += (size_t)n;
+    s->rest_len -= (size_t)n;
+  }
+  drop_rest(s);
   return 0;
 }
 
+static void fill_spa(struct sctp_sendv_spa *spa, uint16_t sid, uint32_t ppid,
+                     const struct dcmf_sctp_reliability *rel) {
+  memset(spa, 0, sizeof(*spa));
+  spa->sendv_flags = SCTP_SEND_SNDINFO_VALID;
+  spa->sendv_sndinfo.snd_sid = sid;
+  spa->sendv_sndinfo.snd_ppid = htonl(ppid);
+  spa->sendv_sndinfo.snd_flags = SCTP_EOR;
+  if (rel != NULL) {
+    if (rel->unordered) {
+      spa->sendv_sndinfo.snd_flags |= SCTP_UNORDERED;
+    }
+    if (rel->policy != 0) {
+      spa->sendv_flags |= SCTP_SEND_PRINFO_VALID;
+      spa->sendv_prinfo.pr_policy =
+          rel->policy == 1 ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
+      spa->sendv_prinfo.pr_value = rel->value;
+    }
+  }
+}
+
+/* Each call makes at most one usrsctp call for the message itself, plus
+ * the bounded flush_rest above. Nothing is delivered to the callbacks from
+ * here (no drain): the caller may be in the middle of its own state. */
 int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
                    const uint8_t *data, size_t len,
                    const struct dcmf_sctp_reliability *rel) {
@@ -370,50 +472,39 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
     return DCMF_ERR_INVALID;
   }
   if (s->rest_len > 0) {
+    /* The rest of the previous message goes first, whole messages only. */
     int rv = flush_rest(s);
-    dcmf_sctp_drain(s);
     if (rv != 0) {
-      return rv == DCMF_ERR_EXHAUSTED ? DCMF_ERR_EXHAUSTED : rv;
+      return rv;
     }
   }
   struct sctp_sendv_spa spa;
-  memset(&spa, 0, sizeof(spa));
-  spa.sendv_flags = SCTP_SEND_SNDINFO_VALID;
-  spa.sendv_sndinfo.snd_sid = sid;
-  spa.sendv_sndinfo.snd_ppid = htonl(ppid);
-  spa.sendv_sndinfo.snd_flags = SCTP_EOR;
-  if (rel != NULL) {
-    if (rel->unordered) {
-      spa.sendv_sndinfo.snd_flags |= SCTP_UNORDERED;
-    }
-    if (rel->policy != 0) {
-      spa.sendv_flags |= SCTP_SEND_PRINFO_VALID;
-      spa.sendv_prinfo.pr_policy =
-          rel->policy == 1 ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
-      spa.sendv_prinfo.pr_value = rel->value;
-    }
+  fill_spa(&spa, sid, ppid, rel);
+  ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
+                                SCTP_SENDV_SPA, 0);
+  if (no_room(n)) {
+    s->want_writable = 1;
+    return DCMF_ERR_EXHAUSTED;
   }
-  ssize_t n = usrsctp_sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
-                            SCTP_SENDV_SPA, 0);
-  int err = errno;
-  if (n >= 0 && (size_t)n < len) {
+  if (n < 0 || (size_t)n > len) {
+    /* usrsctp refused it (a bad stream, a reset under way, ...): nothing
+     * of it was queued, so it fails alone. */
+    return DCMF_ERR_SYSTEM;
+  }
+  if ((size_t)n < len) {
+    /* usrsctp took the start (possibly none of it, and then it may or may
+     * not have opened the message): the rest follows before any other
+     * message, so keeping it is right in either case. */
     s->rest = malloc(len - (size_t)n);
     if (s->rest == NULL) {
-      dcmf_sctp_drain(s);
-      return DCMF_ERR_NOMEM; /* the association is in trouble anyway */
+      fail_association(s);
+      return DCMF_ERR_NOMEM;
     }
     memcpy(s->rest, data + n, len - (size_t)n);
+    s->rest_off = 0;
     s->rest_len = len - (size_t)n;
     s->rest_spa = spa;
     s->want_writable = 1;
-  }
-  dcmf_sctp_drain(s);
-  if (n < 0) {
-    if (err == EWOULDBLOCK || err == EAGAIN) {
-      s->want_writable = 1;
-      return DCMF_ERR_EXHAUSTED;
-    }
-    return DCMF_ERR_SYSTEM;
   }
   s->counters.messages_out++;
   s->counters.bytes_out += len;

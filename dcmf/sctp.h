@@ -9,15 +9,19 @@
  * table of ours.
  *
  * Messages received inside usrsctp are queued and handed to the caller
- * only after usrsctp has returned (dcmf_sctp_input, dcmf_sctp_drain), so
- * callbacks may call dcmf_sctp_send and friends freely. Callbacks must
- * not delete the association.
+ * only after usrsctp has returned (dcmf_sctp_input, dcmf_sctp_drain,
+ * dcmf_sctp_handle_tick), so callbacks may call dcmf_sctp_send and friends
+ * freely. Callbacks must not delete the association.
  */
 #ifndef DCMF_SCTP_H
 #define DCMF_SCTP_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct socket; /* usrsctp's */
 
 /* Starts the process-wide stack. Call once per process, from the thread
  * that will own every association. Returns 0. */
@@ -44,7 +48,9 @@ struct dcmf_sctp_callbacks {
   /* The peer reset its outgoing stream |sid| (it closes the channel). */
   void (*stream_reset)(void *user, uint16_t sid);
   void (*state_changed)(void *user, enum dcmf_sctp_state state);
-  /* Room in the send buffer again after dcmf_sctp_send said EXHAUSTED. */
+  /* Room in the send buffer again after dcmf_sctp_send said EXHAUSTED
+   * (or kept a rest). May also come when there is still no room: the
+   * caller then gets EXHAUSTED again and waits for the next one. */
   void (*writable)(void *user);
 };
 
@@ -54,6 +60,12 @@ struct dcmf_sctp_settings {
   uint16_t max_streams; /* inbound and outbound streams asked for */
   size_t max_message_size; /* larger inbound messages are dropped */
   uint32_t send_buffer;    /* bytes usrsctp may queue for sending */
+  /* How messages reach usrsctp, with usrsctp_sendv's contract (bytes
+   * taken, or -1 and errno). NULL means usrsctp_sendv itself; tests pass
+   * a wrapper that takes less, to play a full send buffer. */
+  ssize_t (*sendv)(struct socket *so, const void *data, size_t len,
+                   struct sockaddr *to, int addrcnt, void *info,
+                   socklen_t infolen, unsigned int infotype, int flags);
 };
 
 /* Per-message reliability (RFC 8831 6.1). */
@@ -91,10 +103,31 @@ void dcmf_sctp_input(struct dcmf_sctp *sctp, const uint8_t *data, size_t len);
 /* Delivers messages and events queued during timer processing. */
 void dcmf_sctp_drain(struct dcmf_sctp *sctp);
 
+/* Call for every association after each dcmf_sctp_stack_tick: delivers
+ * what the timers produced (as dcmf_sctp_drain), and when a sender has
+ * waited for room for 10 calls without usrsctp's send callback (which only
+ * SACKs trigger), retries the kept rest and calls |writable| itself. */
+void dcmf_sctp_handle_tick(struct dcmf_sctp *sctp);
+
 /*
- * Sends one whole message on stream |sid| with |ppid|. Returns 0,
- * DCMF_ERR_EXHAUSTED when the send buffer is full (retry on |writable|),
- * DCMF_ERR_INVALID when the association is not up, or DCMF_ERR_SYSTEM.
+ * Sends one whole message on stream |sid| with |ppid| (|data| is borrowed
+ * for the call). usrsctp may take only the start of it; the rest is kept
+ * here and goes out, before any other message, as room comes back.
+ * The call never waits and never loops without progress: it makes at most
+ * one usrsctp call for the message, after handing over what it can of a
+ * kept rest. It delivers no callbacks. Returns:
+ *   0                    the message is queued (maybe partly kept here)
+ *   DCMF_ERR_EXHAUSTED   no room, nothing was taken: offer the message again
+ *                        after the |writable| callback (which comes from
+ *                        usrsctp's send callback or, failing that, from
+ *                        dcmf_sctp_handle_tick within about 10 ticks)
+ *   DCMF_ERR_INVALID     the association is not up
+ *   DCMF_ERR_SYSTEM      usrsctp refused this message (nothing of it was
+ *                        queued; the association goes on), or the kept rest
+ *                        of an earlier message failed: then the association
+ *                        is aborted and reported DOWN at the next drain
+ *   DCMF_ERR_NOMEM       no memory to keep a rest: the association is
+ *                        aborted as above
  */
 int dcmf_sctp_send(struct dcmf_sctp *sctp, uint16_t sid, uint32_t ppid,
                    const uint8_t *data, size_t len,

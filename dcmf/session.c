@@ -21,6 +21,10 @@
 /* Input an HTTP engine could not take yet, kept in arrival order. */
 #define HTTP_STALL_MAX 8
 
+/* Messages one http_flush sends before it yields to the loop. SCTP's send
+ * buffer (1 MiB) normally says "no room" long before. */
+#define HTTP_FLUSH_ROUNDS 256
+
 struct stalled {
   uint8_t *data;
   size_t len;
@@ -163,52 +167,85 @@ static void http_feed_stalled(struct http_service *h) {
   }
 }
 
-/* Sends one message; returns 0, or DCMF_ERR_EXHAUSTED when SCTP has no
- * room (the message is then kept in |h->held| and resent later). */
+/* Sends one message. Returns 0; DCMF_ERR_EXHAUSTED when SCTP has no room
+ * (the message is then kept in |h->held|, and the association's writable
+ * callback resends it); or the error that makes this channel unusable
+ * (a response would go on with bytes missing). */
 static int http_send(struct http_service *h, const uint8_t *msg, size_t len) {
   struct dcmf_session *s = h->s;
   /* Binary (PPID 53): a body may be any bytes, and a string message
    * would be decoded as UTF-8 by the receiving stack. */
   int rv = dcmf_dc_send(s->dc, h->sid, 1, msg, len);
-  if (rv == DCMF_ERR_EXHAUSTED) {
+  if (rv == DCMF_ERR_EXHAUSTED && h->held == NULL) {
+    h->held = malloc(len);
     if (h->held == NULL) {
-      h->held = malloc(len);
-      if (h->held == NULL) {
-        return DCMF_ERR_NOMEM;
-      }
-      memcpy(h->held, msg, len);
-      h->held_len = len;
+      return DCMF_ERR_NOMEM;
     }
-    return rv;
+    memcpy(h->held, msg, len);
+    h->held_len = len;
   }
   if (rv == 0) {
     STAT_ADD(s, messages_out, 1);
     STAT_ADD(s, bytes_out, len);
   }
-  return 0;
+  return rv;
 }
 
+/* A message of this channel could not be made or sent and never will
+ * be: the phone's response cannot be completed, so the channel is closed
+ * (as an HTTP/1.1 server closes the connection). Frees |h|. */
+static void http_fail(struct http_service *h, int err) {
+  struct dcmf_session *s = h->s;
+  char key[300];
+  DCMF_LOGW(
+      s->env.log, "media", "%s: stream %u: sending failed (%s); channel closed",
+      dcmf_session_key_str(s, key, sizeof(key)), h->sid, dcmf_strerror(err));
+  dcmf_dc_close(s->dc, h->sid);
+}
+
+/* Hands the engine's output to SCTP until SCTP has no room (then the
+ * writable callback calls again), the engine has nothing more (the proxy
+ * wakes us when it has), or a round limit is reached (then it yields to
+ * the loop and comes back). It never waits and never spins. */
 static void http_flush(struct http_service *h) {
   struct dcmf_session *s = h->s;
   if (h->held != NULL) {
-    if (http_send(h, h->held, h->held_len) == DCMF_ERR_EXHAUSTED) {
+    int rv = http_send(h, h->held, h->held_len);
+    if (rv == DCMF_ERR_EXHAUSTED) {
       return; /* resumed by the association's writable callback */
     }
     free(h->held);
     h->held = NULL;
+    if (rv != 0) {
+      http_fail(h, rv);
+      return;
+    }
   }
-  for (int rounds = 0; rounds < 4096; rounds++) {
+  for (int rounds = 0;; rounds++) {
+    if (rounds == HTTP_FLUSH_ROUNDS) {
+      http_wake(h); /* more to send: the other sessions go first */
+      return;
+    }
     size_t len = 0;
-    if (dcmf_httpdc_write(h->engine, s->env.tx_scratch,
-                          s->env.tx_scratch_len, &len) != 0 ||
-        len == 0) {
+    int rv = dcmf_httpdc_write(h->engine, s->env.tx_scratch,
+                               s->env.tx_scratch_len, &len);
+    if (rv != 0) {
+      http_fail(h, rv); /* the engine can only be deleted */
+      return;
+    }
+    if (len == 0) {
       http_feed_stalled(h);
       if (!dcmf_httpdc_want_write(h->engine)) {
         break;
       }
-      continue;
+      continue; /* the empty write retired an ended response */
     }
-    if (http_send(h, s->env.tx_scratch, len) != 0) {
+    rv = http_send(h, s->env.tx_scratch, len);
+    if (rv == DCMF_ERR_EXHAUSTED) {
+      return;
+    }
+    if (rv != 0) {
+      http_fail(h, rv);
       return;
     }
   }
@@ -409,6 +446,7 @@ static void resume_channel(void *user, struct dcmf_dc_channel *ch) {
 
 static void sctp_writable(void *user) {
   struct dcmf_session *s = user;
+  dcmf_dc_on_sctp_writable(s->dc); /* owed DCEP ACKs first */
   dcmf_session_relay_drain(s);
   dcmf_dc_foreach(s->dc, resume_channel, s);
 }
@@ -756,7 +794,7 @@ void dcmf_session_update(struct dcmf_session *s,
 static void on_closed(uv_handle_t *h) {
   struct dcmf_session *s = h->data;
   if (--s->handles_open == 0) {
-    dcmf_relayq_clear(&s->relay_in);
+    dcmf_session_relay_free(s);
     dcmf_media_desc_free(&s->desc);
     free(s);
   }
@@ -776,8 +814,9 @@ void dcmf_session_close(struct dcmf_session *s) {
 
 void dcmf_session_after_sctp_tick(struct dcmf_session *s) {
   if (s->sctp != NULL) {
-    dcmf_sctp_drain(s->sctp);
+    dcmf_sctp_handle_tick(s->sctp);
   }
+  dcmf_session_relay_tick(s);
   publish_udp(s);
 }
 

@@ -41,6 +41,7 @@ struct dcmf_session {
   /* DC relay: what the twin sent that our phone could not take yet. */
   struct dcmf_relayq relay_in;
   int relay_overflow; /* dropping for lack of room; logged once */
+  size_t relay_pub_count, relay_pub_bytes; /* in the worker's gauges */
   int assoc_closing;  /* inside association_free */
   int oversize_logged; /* UDP-proxy: an oversize message was logged */
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
@@ -69,5 +70,13 @@ void dcmf_session_relay_drain(struct dcmf_session *s);
 
 /* Our channel |sid| closed: its twin closes too. */
 void dcmf_session_relay_close(struct dcmf_session *s, uint16_t sid);
+
+/* Every SCTP tick: drains again if a drain left a wake-up over, counts
+ * and logs streams of our queue that stopped moving
+ * (dcmf_dc_relay_stalls_total). */
+void dcmf_session_relay_tick(struct dcmf_session *s);
+
+/* Frees our queue and takes it out of the worker's gauges. */
+void dcmf_session_relay_free(struct dcmf_session *s);
 
 #endif

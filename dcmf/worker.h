@@ -52,6 +52,8 @@ struct dcmf_media_stats {
   /* DC relay: messages and bytes handed to the twin, and drops */
   _Atomic uint64_t relay_messages, relay_bytes, relay_dropped_queue,
       relay_dropped_send, relay_dropped_no_twin;
+  /* DC relay: held for a phone now (gauges), streams that stopped */
+  _Atomic uint64_t relay_queued_messages, relay_queued_bytes, relay_stalls;
   /* HTTP-proxy mode */
   _Atomic uint64_t proxy_requests, proxy_upstream_errors,
       proxy_upstream_timeouts, proxy_cache_hits, proxy_cache_misses,

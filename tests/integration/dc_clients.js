@@ -153,12 +153,24 @@ async function ndcPhone(d, opts = {}) {
     const c = pc.createDataChannel(label, { protocol });
     // libdatachannel forbids getId() once the channel is destroyed.
     let sid = c.getId();
-    c.onOpen(() => { sid = c.getId(); });
+    // ONE onOpen, attached at once. The "timed out: open" flake of the
+    // DCEP tests (about 1 run in 10) was the client library's, not
+    // dcmfd's: this helper used to attach two onOpen handlers, and
+    // node-datachannel keeps only the last one, aborting the first one's
+    // queued call. When dcmfd's DATA_CHANNEL_ACK arrived between the two
+    // (DCEP opens in well under a millisecond on loopback), its debug log
+    // showed "onOpen() called", "onOpen cb received from rtc", "onOpen()
+    // called" and no second "cb received"; at the timeout isOpen() was
+    // true, and dcmfd had raised DC_OPEN and sent the ACK. libdatachannel
+    // keeps an open that comes before any handler and replays it, so one
+    // handler attached here sees it either way; the test still waits for
+    // the real open event.
+    const opened = new Promise((res) => c.onOpen(() => { sid = c.getId(); res(); }));
     const r = new HttpReader();
     c.onMessage((m) => r.push(m));
     return {
       reader: r, send: (t) => c.sendMessage(t), id: () => sid,
-      opened: new Promise((res) => c.onOpen(() => res())),
+      opened,
       // libdatachannel sometimes drops both callbacks when the MF's ACK
       // and stream reset arrive within a millisecond of the OPEN: accept
       // a channel that is simply no longer open after half a second.

@@ -1,20 +1,65 @@
-// DC relay with real phone stacks: two werift peers, each with its own
-// DC media in one context, joined stream by stream by dcMedia.dcRelay.
-// Anchored P2P (phone - dcmfd - phone) and P2A2P (phone - dcmfd - DC AS
-// that is itself a data-channel peer, dcmfd the DTLS client toward it).
+// DC relay with real phone stacks: two peers (werift, or werift and
+// node-datachannel), each with its own DC media in one context, joined
+// stream by stream by dcMedia.dcRelay. Anchored P2P (phone - dcmfd -
+// phone) and P2A2P (phone - dcmfd - DC AS that is itself a data-channel
+// peer, dcmfd the DTLS client toward it).
 //
-//   node dc_relay.js DCMFD
+//   node dc_relay.js DCMFD [filter]
 //
 // Prints "ok - name" / "not ok - name: why" and "N passed, M failed".
 "use strict";
 const path = require("path");
+const fs = require("fs");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const werift = require("werift");
+const ndc = require("node-datachannel");
+// Not among werift's exports: loaded by path for the workaround below.
+const { InboundStream } = require(path.join(path.dirname(require.resolve("werift")), "..", "..", "sctp", "src", "sctp.js"));
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
 const { wait, timeout, check, runTests } = require("./harness");
 
 const DCMFD = process.argv[2];
+const FILTER = process.argv[3]; // runs only the tests whose name holds it
 const CONTEXTS = "/nmf-mrm/v1/contexts";
+
+// werift's SCTP receiver (InboundStream.popMessages, werift 0.24) hands
+// over only the first message that becomes deliverable when a lost chunk
+// finally arrives, if the stream's TSNs are not consecutive (another
+// stream's chunks in between, i.e. two busy streams): the rest wait for
+// the next chunk of that stream, and if none comes they wait forever, with
+// every TSN already acknowledged. This was the stall of the relay issue,
+// reproduced by the mixed-stack test below in 4 runs out of 4: dcmfd had
+// handed every message to SCTP and the phone had acknowledged them all
+// (relay queue empty, no unacknowledged or pending data in usrsctp),
+// while werift held the last ~50 complete messages of each stream in its
+// reassembly list, the next expected one first. The loss that sets it off
+// was werift's UDP receive buffer overflowing (/proc/net/snmp
+// RcvbufErrors +221 in one run) while dcmfd sent what had waited for its
+// channel to open. dcmfd cannot repair a receiver, so for this file's
+// tests werift's own popMessages is called again until it has nothing
+// left (werift still does all of ICE, DTLS and SCTP itself), and the
+// tests check dcmfd rather than this bug. weriftHoldsBack() feeds a fresh
+// InboundStream that case, so the workaround goes once werift is fixed.
+function weriftHoldsBack() {
+  const s = new InboundStream();
+  const chunk = (ssn) => ({ tsn: 1000 + 2 * ssn, streamSeqNum: ssn, flags: 3, streamId: 1, protocol: 53, userData: Buffer.from([ssn]) });
+  let n = 0;
+  for (const ssn of [1, 2, 3, 0]) { // 0 is the retransmission
+    s.addChunk(chunk(ssn));
+    for (const _ of s.popMessages()) n++; // eslint-disable-line no-unused-vars
+  }
+  return n !== 4;
+}
+if (weriftHoldsBack()) {
+  console.log("# werift holds back messages after a retransmission: working around it");
+  const pop = InboundStream.prototype.popMessages;
+  InboundStream.prototype.popMessages = function* popAll() {
+    for (let more = true; more;) {
+      more = false;
+      for (const m of pop.call(this)) { more = true; yield m; }
+    }
+  };
+}
 
 // A werift peer with negotiated channels |ids| and its offer.
 async function peer(ids) {
@@ -32,12 +77,39 @@ async function peer(ids) {
   }
   await pc.setLocalDescription(await pc.createOffer());
   const sdp = pc.localDescription.sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");
-  return { pc, chans, offer: parseOffer(sdp) };
+  return { pc, chans, offer: parseOffer(sdp),
+    answer: (text) => pc.setRemoteDescription({ type: "answer", sdp: text }), close: () => pc.close() };
+}
+
+// A node-datachannel (libdatachannel) peer shaped like peer(): channels
+// with send/got/opened/closed/readyState. Each callback is attached once,
+// right after the channel is created (see dc_clients.js: a second onOpen
+// can lose the event).
+async function ndcPeer(ids) {
+  const pc = new ndc.PeerConnection("relay-phone", { iceServers: [], bindAddress: "127.0.0.1", disableAutoNegotiation: true });
+  const chans = {};
+  for (const id of ids) {
+    const c = pc.createDataChannel(`app${id}`, { negotiated: true, id, protocol: "app" });
+    const ch = { got: [], state: "connecting" };
+    ch.opened = new Promise((r) => c.onOpen(() => { ch.state = "open"; r(); }));
+    ch.closed = new Promise((r) => c.onClosed(() => { ch.state = "closed"; r(); }));
+    c.onMessage((m) => ch.got.push(Buffer.isBuffer(m) ? m : Buffer.from(m)));
+    ch.send = (m) => c.sendMessageBinary(m);
+    ch.close = () => c.close();
+    Object.defineProperty(ch, "readyState", { get: () => ch.state });
+    chans[id] = ch;
+  }
+  const gathered = new Promise((r) => pc.onGatheringStateChange((st) => st === "complete" && r()));
+  pc.setLocalDescription("offer");
+  await timeout(gathered, 5000, "node-datachannel to gather candidates");
+  return { pc, chans, offer: parseOffer(pc.localDescription().sdp),
+    answer: (text) => pc.setRemoteDescription(text, "answer"), close: () => pc.close() };
 }
 
 // One context holding both peers' DC medias, the first relayed to the
 // second; |asSide| makes the second a DC AS whose DTLS role is passive.
-async function relayContext(d, a, b, ids, { asSide = false } = {}) {
+// |holdB| leaves the answer to the caller (b.answer(answerSdp(...))).
+async function relayContext(d, a, b, ids, { asSide = false, holdB = false } = {}) {
   const streams = {};
   for (const id of ids) streams[id] = { streamId: id, subprotocol: "app", order: true };
   const req = createRequest(a.offer, { streams, terminationId: "ue-a" });
@@ -50,8 +122,8 @@ async function relayContext(d, a, b, ids, { asSide = false } = {}) {
   if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
   const ctx = created.body;
   const one = (i) => ({ ...ctx, terminations: [ctx.terminations[i]] });
-  await a.pc.setRemoteDescription({ type: "answer", sdp: answerSdp(one(0), a.offer) });
-  await b.pc.setRemoteDescription({ type: "answer", sdp: answerSdp(one(1), b.offer) });
+  await a.answer(answerSdp(one(0), a.offer));
+  if (!holdB) await b.answer(answerSdp(one(1), b.offer));
   return ctx;
 }
 
@@ -132,6 +204,93 @@ test("anchored P2P: two streams stay apart; closing a channel on one phone close
   } finally { a.pc.close(); b.pc.close(); }
 });
 
+// Message |i| of |side| on stream |id|: 4 B to 1,200 B, starting with its
+// sequence number, the rest a byte that depends on side, stream and i.
+function mixedMessage(side, id, i) {
+  const len = 4 + (i * 7919 + id) % 1197;
+  const m = Buffer.alloc(len, side.charCodeAt(0) ^ (id & 0xff) ^ (i & 0x7f));
+  m.writeUInt32BE(i, 0);
+  return m;
+}
+
+// Waits until every channel of |want| ([channel, n]) holds n messages or
+// |ms| pass; polls every 10 ms.
+async function allArrive(want, ms) {
+  const until = Date.now() + ms;
+  while (Date.now() < until && want.some(([ch, n]) => ch.got.length < n)) await wait(10);
+}
+
+const MIXED_ROUNDS = 6, MIXED_N = 250;
+test(`mixed stacks: werift and node-datachannel, ${MIXED_ROUNDS} rounds of two streams with ${MIXED_N} messages each way, each side sending from the moment its channel opens; all arrive in order, byte-exact, within 15 s`, async (d) => {
+  const ids = [1000, 1002];
+  for (let round = 0; round < MIXED_ROUNDS; round++) {
+    const a = await peer(ids);
+    const b = await ndcPeer(ids);
+    try {
+      await relayContext(d, a, b, ids);
+      // No waiting for the other phone: what one side sends before its
+      // twin's channel is open waits in dcmfd's queue (the issue's case).
+      for (const id of ids) {
+        a.chans[id].opened.then(() => { for (let i = 0; i < MIXED_N; i++) a.chans[id].send(mixedMessage("A", id, i)); });
+        b.chans[id].opened.then(() => { for (let i = 0; i < MIXED_N; i++) b.chans[id].send(mixedMessage("B", id, i)); });
+      }
+      const started = Date.now();
+      await allArrive(ids.flatMap((id) => [[a.chans[id], MIXED_N], [b.chans[id], MIXED_N]]), 15000);
+      const counts = ids.map((id) => `${id}: werift got ${a.chans[id].got.length}, node-datachannel got ${b.chans[id].got.length}`).join("; ");
+      const figures = String((await api(d.port, "GET", "/metrics")).body).split("\n").filter((l) => /^dcmf_dc_relay_/.test(l)).join("; ");
+      check(ids.every((id) => a.chans[id].got.length === MIXED_N && b.chans[id].got.length === MIXED_N),
+        `round ${round}: not all of ${MIXED_N} arrived within 15 s (${counts}; ${figures})`);
+      for (const id of ids) {
+        for (let i = 0; i < MIXED_N; i++) {
+          check(b.chans[id].got[i].equals(mixedMessage("A", id, i)), `round ${round}, stream ${id}: node-datachannel's message ${i} is not werift's message ${i} (seq ${b.chans[id].got[i].readUInt32BE(0)})`);
+          check(a.chans[id].got[i].equals(mixedMessage("B", id, i)), `round ${round}, stream ${id}: werift's message ${i} is not node-datachannel's message ${i} (seq ${a.chans[id].got[i].readUInt32BE(0)})`);
+        }
+      }
+      // Nothing is left waiting in dcmfd once everything arrived.
+      let queued = NaN;
+      for (let i = 0; i < 100 && queued !== 0; i++) { queued = await metric(d, "dcmf_dc_relay_queued_messages"); if (queued !== 0) await wait(10); }
+      check(queued === 0, `round ${round}: dcmf_dc_relay_queued_messages is ${queued} after all arrived`);
+      console.log(`# round ${round}: ${4 * MIXED_N} messages in ${Date.now() - started} ms`);
+    } finally { a.close(); b.close(); }
+  }
+});
+
+test("a twin that is not there yet: its messages wait in the queue gauges, one stall is counted and logged, then they arrive and the gauges empty", async (d) => {
+  const a = await peer([1000]);
+  const b = await peer([1000]);
+  try {
+    const ctx = await relayContext(d, a, b, [1000], { holdB: true });
+    await timeout(a.chans[1000].opened, 10000, "A's channel to open");
+    const N = 20;
+    let bytes = 0;
+    for (let i = 0; i < N; i++) { const m = mixedMessage("A", 1000, i); bytes += m.length; a.chans[1000].send(m); }
+    let q = NaN, qb = NaN;
+    for (let i = 0; i < 500 && q !== N; i++) { q = await metric(d, "dcmf_dc_relay_queued_messages"); if (q !== N) await wait(10); }
+    qb = await metric(d, "dcmf_dc_relay_queued_bytes");
+    check(q === N && qb === bytes, `queued ${q} messages, ${qb} bytes; expected ${N}, ${bytes}`);
+    let stalls = 0;
+    for (let i = 0; i < 300 && stalls < 1; i++) { stalls = await metric(d, "dcmf_dc_relay_stalls_total"); if (stalls < 1) await wait(10); }
+    check(stalls === 1, `dcmf_dc_relay_stalls_total is ${stalls} 3 s after the messages were queued`);
+    const line = fs.readFileSync(d.logf, "utf8").split("\n").find((l) => l.includes("dcmf_dc_relay_stalls_total"));
+    check(line && line.includes(`${ctx.contextId}/ue-b/1: stream 1000: ${N} relayed messages (${bytes} bytes)`) && line.includes("not open"),
+      `stall log line: ${line}`);
+    // Once per episode: another 1.5 s of waiting is the same stall.
+    for (const until = Date.now() + 1500; Date.now() < until;) {
+      check(await metric(d, "dcmf_dc_relay_stalls_total") === 1, "a stall was counted twice");
+      await wait(100);
+    }
+    await b.answer(answerSdp({ ...ctx, terminations: [ctx.terminations[1]] }, b.offer));
+    await timeout(b.chans[1000].opened, 10000, "B's channel to open");
+    await allArrive([[b.chans[1000], N]], 10000);
+    check(b.chans[1000].got.length === N, `B got ${b.chans[1000].got.length} of ${N}`);
+    for (let i = 0; i < N; i++) check(b.chans[1000].got[i].equals(mixedMessage("A", 1000, i)), `B's message ${i} differs`);
+    for (let i = 0; i < 100 && q !== 0; i++) { q = await metric(d, "dcmf_dc_relay_queued_messages"); if (q !== 0) await wait(10); }
+    qb = await metric(d, "dcmf_dc_relay_queued_bytes");
+    check(q === 0 && qb === 0, `after delivery: queued ${q} messages, ${qb} bytes`);
+    check(await metric(d, "dcmf_dc_relay_stalls_total") === 1, "stalls changed after delivery");
+  } finally { a.close(); b.close(); }
+});
+
 test("P2A2P: a phone and a DC AS that is a data-channel peer; dcmfd is the DTLS client toward the AS", async (d) => {
   const a = await peer([1000]);
   const as = await peer([1000]);
@@ -158,4 +317,5 @@ test("dcRelay naming a media that does not exist is refused with 400", async (d)
   } finally { a.pc.close(); }
 });
 
-runTests(DCMFD, "relay", tests, 120000);
+process.on("exit", () => ndc.cleanup()); // libdatachannel's threads
+runTests(DCMFD, "relay", tests.filter((t) => !FILTER || t.name.includes(FILTER)), 120000);

@@ -147,6 +147,61 @@ static void test_flags_override_file(void **state) {
   assert_int_equal(cfg.sctp_port, 7000);
 }
 
+static void test_auth_options(void **state) {
+  (void)state;
+  char path[] = "/tmp/dcmf-config-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  const char body[] =
+      "{\"control-cert\":\"/c.pem\",\"control-key\":\"/k.pem\","
+      "\"control-client-ca\":\"/ca.pem\","
+      "\"control-client-subject\":[\"ims-as\",\"CN=alg,O=Op\\\\, Inc.\"],"
+      "\"oauth2-key\":\"/nrf1.pem\",\"oauth2-audience\":\"mf-1\"}";
+  assert_int_equal(write(fd, body, sizeof(body) - 1), sizeof(body) - 1);
+  close(fd);
+  struct dcmf_config cfg;
+  char err[256];
+  int rv = parse(&cfg, err, sizeof(err), 2, "--config", path);
+  assert_int_equal(rv, 0);
+  assert_int_equal(cfg.n_control_client_subjects, 2);
+  assert_string_equal(cfg.control_client_subjects[1], "CN=alg,O=Op\\, Inc.");
+  assert_int_equal(cfg.n_oauth2_keys, 1);
+  assert_string_equal(cfg.oauth2_audience, "mf-1");
+  assert_string_equal(cfg.oauth2_scope_agw, "dcmf-agw");
+  assert_int_equal(cfg.oauth2_leeway_s, 60);
+  /* Repeated flags replace the file's list instead of adding to it. */
+  rv = parse(&cfg, err, sizeof(err), 6, "--config", path, "--oauth2-key",
+             "/a.pem", "--oauth2-key", "/b.pem");
+  unlink(path);
+  assert_int_equal(rv, 0);
+  assert_int_equal(cfg.n_oauth2_keys, 2);
+  assert_string_equal(cfg.oauth2_keys[0], "/a.pem");
+  assert_string_equal(cfg.oauth2_keys[1], "/b.pem");
+  assert_int_equal(cfg.n_control_client_subjects, 2);
+
+  /* Combinations that cannot work are refused. */
+  expect_error("needs control-cert", 2, "--control-client-ca", "/ca.pem");
+  expect_error("needs control-client-ca", 2, "--control-client-subject", "x");
+  expect_error("needs oauth2-audience", 2, "--oauth2-key", "/k.pem");
+  expect_error("need oauth2-key", 2, "--oauth2-audience", "mf");
+  expect_error("auth-metrics", 2, "--auth-metrics", "2");
+  char *many[40] = {"dcmfd"};
+  for (int i = 1; i <= 2 * (DCMF_AUTH_MAX_KEYS + 1); i += 2) {
+    many[i] = "--oauth2-key";
+    many[i + 1] = "/k.pem";
+  }
+  enum dcmf_config_action action;
+  assert_int_equal(dcmf_config_from_args(&cfg, 2 * (DCMF_AUTH_MAX_KEYS + 1) + 1,
+                                         many, &action, err, sizeof(err)),
+                   DCMF_ERR_INVALID);
+  assert_non_null(strstr(err, "more than 8 times"));
+  dcmf_config_defaults(&cfg);
+  assert_int_equal(dcmf_config_apply_json(&cfg, "{\"oauth2-key\":[\"/a\",3]}",
+                                          "test", err, sizeof(err)),
+                   DCMF_ERR_INVALID);
+  assert_non_null(strstr(err, "must hold strings"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -155,6 +210,7 @@ int main(void) {
       cmocka_unit_test(test_liveness_flags),
       cmocka_unit_test(test_json_config),
       cmocka_unit_test(test_flags_override_file),
+      cmocka_unit_test(test_auth_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

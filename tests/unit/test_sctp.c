@@ -3,8 +3,11 @@
  * usrsctp stack paired in memory, packets carried by hand, timers ticked
  * by hand. Covers negotiated channels, DCEP open/ACK with either stream
  * parity, PPIDs including empty messages, large messages, and closing by
- * stream reset.
+ * stream reset. A wrapper around usrsctp_sendv (the settings' sendv seam)
+ * plays a send buffer that takes nothing, a few bytes, or fails, to pin
+ * down how the adapter behaves under backpressure.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <usrsctp.h>
 
 #include "datachannel.h"
 #include "dcep.h"
@@ -42,6 +46,9 @@ struct peer {
   uint8_t *msg;
   size_t msg_len;
   int n_msgs;
+  int n_writable;
+  uint8_t *all; /* every message's bytes, in arrival order */
+  size_t all_len;
 };
 
 static void send_packet(void *user, const uint8_t *data, size_t len) {
@@ -70,7 +77,68 @@ static void sctp_state(void *user, enum dcmf_sctp_state state) {
 }
 
 static void sctp_writable(void *user) {
-  (void)user;
+  struct peer *p = user;
+  p->n_writable++;
+  dcmf_dc_on_sctp_writable(p->dc);
+}
+
+/* What the wrapped usrsctp_sendv lets through (the test's own state; the
+ * tests run one at a time). */
+static struct {
+  enum { TAKE_ALL, TAKE_NOTHING, TAKE_FEW, NO_ROOM, FAIL } mode;
+  size_t few; /* TAKE_FEW: at most this many bytes per call */
+  int calls;
+  /* DCEP messages usrsctp took (PPID 50): stream and first byte. */
+  uint16_t dcep_sid[16];
+  uint8_t dcep_type[16];
+  int n_dcep;
+} wrap;
+
+/* A call limit that a spinning caller would reach: the wrapper then
+ * fails, so a regression ends the test instead of hanging it. */
+#define WRAP_SPIN_LIMIT 10000
+
+static ssize_t wrapped_sendv(struct socket *so, const void *data, size_t len,
+                             struct sockaddr *to, int addrcnt, void *info,
+                             socklen_t infolen, unsigned int infotype,
+                             int flags) {
+  if (++wrap.calls > WRAP_SPIN_LIMIT) {
+    errno = EIO;
+    return -1;
+  }
+  switch (wrap.mode) {
+  case TAKE_NOTHING:
+    /* What usrsctp 0.9.5 does, without an error, for the rest of an
+     * explicit-EOR message when its send buffer is all but full. */
+    return 0;
+  case NO_ROOM:
+    errno = EWOULDBLOCK;
+    return -1;
+  case FAIL:
+    errno = EIO;
+    return -1;
+  case TAKE_FEW:
+    if (len > wrap.few) {
+      /* Hand over only the start, as the start of a message (no EOR). */
+      struct sctp_sendv_spa spa;
+      memcpy(&spa, info, sizeof(spa));
+      spa.sendv_sndinfo.snd_flags &= (uint16_t)~SCTP_EOR;
+      return usrsctp_sendv(so, data, wrap.few, to, addrcnt, &spa, sizeof(spa),
+                           infotype, flags);
+    }
+    break;
+  case TAKE_ALL:
+    break;
+  }
+  ssize_t n =
+      usrsctp_sendv(so, data, len, to, addrcnt, info, infolen, infotype, flags);
+  const struct sctp_sendv_spa *spa = info;
+  if (n > 0 && ntohl(spa->sendv_sndinfo.snd_ppid) == DCMF_PPID_DCEP &&
+      wrap.n_dcep < 16) {
+    wrap.dcep_sid[wrap.n_dcep] = spa->sendv_sndinfo.snd_sid;
+    wrap.dcep_type[wrap.n_dcep++] = *(const uint8_t *)data;
+  }
+  return n;
 }
 
 static int ch_open(void *user, struct dcmf_dc_channel *ch) {
@@ -91,6 +159,9 @@ static void ch_message(void *user, struct dcmf_dc_channel *ch, int binary,
   p->msg_sid = ch->sid;
   p->msg_binary = binary;
   p->n_msgs++;
+  p->all = realloc(p->all, p->all_len + len + 1);
+  memcpy(p->all + p->all_len, data, len);
+  p->all_len += len;
 }
 
 static void ch_closed(void *user, struct dcmf_dc_channel *ch) {
@@ -125,8 +196,8 @@ static void pump(struct peer *a, struct peer *b) {
        * stream resets until outstanding data is acknowledged). */
       for (int t = 0; t < 20 && a->nq == 0 && b->nq == 0; t++) {
         dcmf_sctp_stack_tick(50);
-        dcmf_sctp_drain(a->sctp);
-        dcmf_sctp_drain(b->sctp);
+        dcmf_sctp_handle_tick(a->sctp);
+        dcmf_sctp_handle_tick(b->sctp);
       }
       if (a->nq == 0 && b->nq == 0) {
         return;
@@ -147,7 +218,9 @@ static int setup(void **state) {
                                  .remote_port = 5000,
                                  .max_streams = 2048,
                                  .max_message_size = 256 * 1024,
-                                 .send_buffer = 128 * 1024};
+                                 .send_buffer = 128 * 1024,
+                                 .sendv = wrapped_sendv};
+  memset(&wrap, 0, sizeof(wrap));
   struct peer *peers[2] = {&p->a, &p->b};
   for (int i = 0; i < 2; i++) {
     assert_int_equal(dcmf_sctp_new(&peers[i]->sctp, &s, &scbs, peers[i]), 0);
@@ -172,6 +245,7 @@ static void peer_free(struct peer *p) {
     free(p->q[i]);
   }
   free(p->msg);
+  free(p->all);
 }
 
 static int teardown(void **state) {
@@ -312,6 +386,171 @@ static void test_dcep_wire_format(void **state) {
   assert_int_equal(dcmf_dcep_build_open(&o, buf, 10), DCMF_ERR_TOO_LARGE);
 }
 
+static uint8_t *pattern(size_t len, unsigned seed) {
+  uint8_t *b = malloc(len);
+  uint32_t x = 2463534242u + seed;
+  for (size_t i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b[i] = (uint8_t)x;
+  }
+  return b;
+}
+
+/* b received exactly |m1| then |m2| (each |len| bytes) on stream 0. */
+static void assert_got_both(const struct peer *b, const uint8_t *m1,
+                            const uint8_t *m2, size_t len) {
+  assert_int_equal(b->n_msgs, 2);
+  assert_int_equal(b->all_len, 2 * len);
+  assert_memory_equal(b->all, m1, len);
+  assert_memory_equal(b->all + len, m2, len);
+}
+
+/* usrsctp 0.9.5 returns 0 (no error, nothing taken) for the rest of an
+ * explicit-EOR message when its send buffer is all but full.
+ * The adapter used to retry that in a loop forever, wedging the worker. */
+static void test_send_that_takes_nothing_does_not_spin(void **state) {
+  struct pair *p = *state;
+  enum { LEN = 60000 };
+  uint8_t *m1 = pattern(LEN, 1);
+  uint8_t *m2 = pattern(LEN, 2);
+  /* usrsctp takes only the start of m1; the rest waits in the adapter. */
+  wrap.mode = TAKE_FEW;
+  wrap.few = 1000;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, LEN), 0);
+  /* Now it takes nothing: each send gives up at once. */
+  wrap.mode = TAKE_NOTHING;
+  for (int i = 0; i < 3; i++) {
+    wrap.calls = 0;
+    assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, LEN), DCMF_ERR_EXHAUSTED);
+    assert_in_range(wrap.calls, 1, 2);
+  }
+  assert_true(p->a.up);
+  /* Room comes back: the sender is told, m2 goes, both arrive whole. */
+  wrap.mode = TAKE_ALL;
+  int before = p->a.n_writable;
+  pump(&p->a, &p->b);
+  assert_true(p->a.n_writable > before);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, LEN), 0);
+  pump(&p->a, &p->b);
+  assert_got_both(&p->b, m1, m2, LEN);
+  free(m1);
+  free(m2);
+}
+
+/* usrsctp calls back only when a SACK frees room. With nothing in flight
+ * no SACK comes, so a refused sender must still be retried (from the
+ * tick), or its message waits forever. */
+static void test_refused_send_is_retried_without_a_callback(void **state) {
+  struct pair *p = *state;
+  enum { LEN = 20000 };
+  uint8_t *m1 = pattern(LEN, 3);
+  uint8_t *m2 = pattern(LEN, 4);
+  wrap.mode = TAKE_NOTHING;
+  /* m1 is taken whole into the adapter; m2 is refused. */
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, LEN), 0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, LEN), DCMF_ERR_EXHAUSTED);
+  wrap.mode = TAKE_ALL;
+  wrap.calls = 0;
+  int before = p->a.n_writable;
+  pump(&p->a, &p->b); /* at most a second of ticks */
+  assert_true(p->a.n_writable > before);
+  assert_int_equal(p->b.n_msgs, 1);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, LEN), 0);
+  pump(&p->a, &p->b);
+  assert_got_both(&p->b, m1, m2, LEN);
+  free(m1);
+  free(m2);
+}
+
+/* A message usrsctp takes a few bytes at a time still arrives whole. */
+static void test_message_taken_a_few_bytes_at_a_time(void **state) {
+  struct pair *p = *state;
+  enum { LEN = 30000 };
+  uint8_t *m1 = pattern(LEN, 5);
+  uint8_t *m2 = pattern(LEN, 6);
+  wrap.mode = TAKE_FEW;
+  wrap.few = 700;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, LEN), 0);
+  int rv;
+  int tries = 0;
+  while ((rv = dcmf_dc_send(p->a.dc, 0, 1, m2, LEN)) == DCMF_ERR_EXHAUSTED &&
+         tries++ < 100) {
+    pump(&p->a, &p->b);
+  }
+  assert_int_equal(rv, 0);
+  wrap.mode = TAKE_ALL;
+  pump(&p->a, &p->b);
+  assert_got_both(&p->b, m1, m2, LEN);
+  free(m1);
+  free(m2);
+}
+
+/* A message usrsctp refuses outright fails alone: the association and
+ * the other channels go on. */
+static void test_failed_message_leaves_other_channels(void **state) {
+  struct pair *p = *state;
+  open_dcep(&p->a, 2, "other");
+  pump(&p->a, &p->b);
+  wrap.mode = FAIL;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"x", 1),
+                   DCMF_ERR_SYSTEM);
+  wrap.mode = TAKE_ALL;
+  pump(&p->a, &p->b);
+  assert_true(p->a.up);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 2, 0, (const uint8_t *)"on", 2), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.msg_sid, 2);
+  assert_memory_equal(p->b.msg, "on", 2);
+}
+
+/* When the rest of a half-sent message fails, usrsctp holds a message
+ * that can never end (and blocks every stream behind it): the adapter
+ * gives up the association, reporting it down, rather than going on with
+ * a torn message. */
+static void test_failed_rest_ends_the_association(void **state) {
+  struct pair *p = *state;
+  enum { LEN = 60000 };
+  uint8_t *m1 = pattern(LEN, 7);
+  wrap.mode = TAKE_FEW;
+  wrap.few = 1000;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, LEN), 0);
+  wrap.mode = FAIL;
+  wrap.calls = 0;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, LEN), DCMF_ERR_SYSTEM);
+  assert_in_range(wrap.calls, 1, 2);
+  dcmf_sctp_drain(p->a.sctp);
+  assert_false(p->a.up);
+  assert_int_equal(p->a.closed, 1); /* the channel was reported closed */
+  wrap.mode = TAKE_ALL;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, LEN), DCMF_ERR_NOT_FOUND);
+  free(m1);
+}
+
+/* A DATA_CHANNEL_OPEN that meets a full send buffer: the ACK is owed,
+ * not lost, and goes out before the channel's first message. */
+static void test_dcep_ack_waits_for_room(void **state) {
+  struct pair *p = *state;
+  open_dcep(&p->b, 3, "late");
+  assert_int_equal(wrap.n_dcep, 1);
+  wrap.mode = NO_ROOM;
+  pump_one(&p->b); /* a gets the OPEN and cannot answer yet */
+  assert_non_null(dcmf_dc_find(p->a.dc, 3));
+  assert_int_equal(wrap.n_dcep, 1);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 3, 0, (const uint8_t *)"hi", 2),
+                   DCMF_ERR_EXHAUSTED);
+  wrap.mode = TAKE_ALL;
+  pump(&p->a, &p->b);               /* writable (from the tick): the ACK goes */
+  assert_int_equal(wrap.n_dcep, 2); /* b's OPEN, then a's ACK */
+  assert_int_equal(wrap.dcep_sid[1], 3);
+  assert_int_equal(wrap.dcep_type[1], DCMF_DCEP_ACK);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 3, 0, (const uint8_t *)"hi", 2), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.msg_sid, 3);
+  assert_memory_equal(p->b.msg, "hi", 2);
+}
+
 static void test_malformed_dcep_is_counted(void **state) {
   struct pair *p = *state;
   static const uint8_t bad[] = {0x03, 0x00, 0x01};
@@ -350,6 +589,18 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_refused_dcep_channel_is_closed,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_malformed_dcep_is_counted, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_send_that_takes_nothing_does_not_spin, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_refused_send_is_retried_without_a_callback, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_message_taken_a_few_bytes_at_a_time,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_message_leaves_other_channels,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_rest_ends_the_association,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dcep_ack_waits_for_room, setup,
                                       teardown),
       cmocka_unit_test(test_dcep_wire_format),
   };
