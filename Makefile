@@ -78,8 +78,8 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 STRESS_PHONES       ?= 20
 STRESS_SESSIONS     ?= 200
 STRESS_SOAK_SECONDS ?= 3600
-STRESS_FLOOD_REPEAT ?= 2000
-STRESS_FLOOD_ROUNDS ?= 5
+STRESS_FLOOD_REPEAT ?= 1000
+STRESS_FLOOD_ROUNDS ?= 10
 STRESS_TESTS        ?= concurrency flood faults soak
 
 stress: deps $(BUILD)/build.ninja
