@@ -8,9 +8,10 @@
 // each sending STRESS_FLOOD_REPEAT more GETs on its open channel. The rate
 // of those requests is measured in the same run without flood and while
 // this process floods every port of dcmfd's media range from
-// STRESS_FLOOD_SOURCES (64) UDP sockets of its own at STRESS_FLOOD_PPS
-// (10000) packets/s, in STRESS_FLOOD_ROUNDS (6) alternations: half real ClientHellos (recorded from `openssl
-// s_client -dtls1_2`), half STUN Binding requests that name the context's
+// STRESS_FLOOD_SOURCES (64) UDP sockets of its own (on 127.0.0.2, the
+// phones being on 127.0.0.1) at STRESS_FLOOD_PPS (10000) packets/s, in
+// STRESS_FLOOD_ROUNDS (6) alternations: half real ClientHellos (recorded
+// from `openssl s_client -dtls1_2`), half STUN Binding requests that name the context's
 // real ufrags (read from the API) with a wrong MESSAGE-INTEGRITY, or
 // unknown ufrags. With the flood the sessions must keep >= 80 % of their
 // rate and no session may fail; and dcmfd must send nothing at all to
@@ -26,13 +27,17 @@ const L = require("./lib");
 const [DCMFD, UE] = process.argv.slice(2);
 const SESSIONS = L.knob("STRESS_FLOOD_SESSIONS", 20);
 // dcmf-ue and dcmfd are both several times slower under the sanitizers
-const REPEAT = L.knob("STRESS_FLOOD_REPEAT", L.SANITIZED ? 50 : 200);
+const REPEAT = L.knob("STRESS_FLOOD_REPEAT", L.SANITIZED ? 100 : 500);
 // many short alternations: the machine's other load weighs on both alike
 const ROUNDS = L.knob("STRESS_FLOOD_ROUNDS", 6);
 const SOURCES = L.knob("STRESS_FLOOD_SOURCES", 64);
 const PPS = L.knob("STRESS_FLOOD_PPS", 10000);
 const LISTEN_MS = L.knob("STRESS_FLOOD_LISTEN_MS", 500);
 const KEEP = L.knob("STRESS_FLOOD_KEEP", 0.8);
+// The flooders' own address: dcmfd limits STUN and ClientHellos per source
+// address, and the phones use 127.0.0.1. STRESS_FLOOD_ADDR=127.0.0.1 puts
+// the flood behind the phones' address (a hostile phone behind the same NAT).
+const ADDR = process.env.STRESS_FLOOD_ADDR || "127.0.0.2";
 
 // ---- packets ----------------------------------------------------------------
 
@@ -104,7 +109,7 @@ async function startFlood(d, hello) {
     received.push(0);
     s.on("message", () => received[i]++);
     s.on("error", () => { /* ICMP from a closed port: not a datagram from dcmfd */ });
-    await new Promise((r) => s.bind(0, "127.0.0.1", r));
+    await new Promise((r) => s.bind(0, ADDR, r));
     socks.push(s);
   }
   // Packets are made beforehand, so that the flood costs this process
@@ -231,7 +236,7 @@ const tests = [{
       const counters = m.split("\n").filter((l) => /^dcmf_\S*(rate|limit|flood|unauth|dropped_packets)/i.test(l));
       const rq = quiet.req / quiet.s, rl = loud.req / loud.s;
       L.note(`flood: ${sent} packets in ${secs.toFixed(1)} s (${(sent / secs).toFixed(0)}/s) from ` +
-        `${SOURCES} ports to ${d.portHi - d.portLo + 1} media ports; received back ${got} datagrams ` +
+        `${SOURCES} ports of ${ADDR} to ${d.portHi - d.portLo + 1} media ports; received back ${got} datagrams ` +
         `on ${from} sockets; the flooder used ${(100 * loud.own / secs).toFixed(0)} % of a core`);
       L.note(`dcmfd CPU per request (set-up included): ${(1e4 * quiet.cpu / quiet.req).toFixed(0)} µs ` +
         `without flood, ${(1e4 * loud.cpu / loud.req).toFixed(0)} µs with`);
