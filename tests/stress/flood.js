@@ -14,7 +14,8 @@
 // from `openssl s_client -dtls1_2`), half STUN Binding requests that name the context's
 // real ufrags (read from the API) with a wrong MESSAGE-INTEGRITY, or
 // unknown ufrags. With the flood the sessions must keep >= 80 % of their
-// rate and no session may fail; and dcmfd must send nothing at all to
+// rate (the median over rounds of with/without in the same round) and no
+// session may fail; and dcmfd must send nothing at all to
 // the flooding sockets, which count every datagram they receive (and
 // keep listening STRESS_FLOOD_LISTEN_MS, 500, after the flood stops).
 // Under the sanitizers the rate bound is reported, not checked.
@@ -200,9 +201,10 @@ const tests = [{
     await L.withDcmfd(DCMFD, "flood", { ports: SESSIONS + 4 }, async (d) => {
       const flood = await startFlood(d, hello);
       // Rounds of without and with flood (the order alternating), so that
-      // what else the machine does weighs on both alike; the rates compare
-      // the totals. CPU: dcmfd's, and this process's (the flooder's).
+      // what else the machine does weighs on both alike. CPU: dcmfd's, and
+      // this process's (the flooder's).
       const quiet = { req: 0, s: 0, cpu: 0 }, loud = { req: 0, s: 0, cpu: 0, own: 0 };
+      const rates = []; // per round: [without, with]
       const phase = async (i, flooded) => {
         const into = flooded ? loud : quiet;
         if (flooded) flood.on();
@@ -210,6 +212,7 @@ const tests = [{
         try {
           const r = await bench(d, `round ${i + 1} ${flooded ? "with" : "without"} flood`);
           into.req += r.req; into.s += r.s;
+          (rates[i] = rates[i] || [])[flooded ? 1 : 0] = r.req / r.s;
         } finally {
           into.cpu += cpuTicks(d) - c0;
           if (flooded) {
@@ -235,13 +238,20 @@ const tests = [{
       const m = await d.metrics();
       const counters = m.split("\n").filter((l) => /^dcmf_\S*(rate|limit|flood|unauth|dropped_packets)/i.test(l));
       const rq = quiet.req / quiet.s, rl = loud.req / loud.s;
+      // The bound is on the median over rounds of (with / without) in the
+      // same round: a burst of other work on the machine spoils one round,
+      // not the verdict.
+      const ratios = rates.map(([a, b]) => b / a).sort((x, y) => x - y);
+      const median = ratios.length % 2 ? ratios[ratios.length >> 1]
+        : (ratios[ratios.length / 2 - 1] + ratios[ratios.length / 2]) / 2;
       L.note(`flood: ${sent} packets in ${secs.toFixed(1)} s (${(sent / secs).toFixed(0)}/s) from ` +
         `${SOURCES} ports of ${ADDR} to ${d.portHi - d.portLo + 1} media ports; received back ${got} datagrams ` +
         `on ${from} sockets; the flooder used ${(100 * loud.own / secs).toFixed(0)} % of a core`);
       L.note(`dcmfd CPU per request (set-up included): ${(1e4 * quiet.cpu / quiet.req).toFixed(0)} µs ` +
         `without flood, ${(1e4 * loud.cpu / loud.req).toFixed(0)} µs with`);
-      L.note(`requests/s without flood ${rq.toFixed(0)}, with flood ${rl.toFixed(0)}: ` +
-        `${(100 * rl / rq).toFixed(0)} %`);
+      L.note(`requests/s without flood ${rq.toFixed(0)}, with flood ${rl.toFixed(0)} in total ` +
+        `(${(100 * rl / rq).toFixed(0)} %); per round ${ratios.map((x) => (100 * x).toFixed(0)).join(", ")} %, ` +
+        `median ${(100 * median).toFixed(0)} %`);
       L.note(counters.length ? `drop and rate-limit counters: ${counters.join("; ")}` :
         "no drop or rate-limit counters in /metrics");
       L.check(sent >= PPS * secs * 0.5, `the flood reached only ${(sent / secs).toFixed(0)} pkt/s`);
@@ -251,8 +261,8 @@ const tests = [{
         // unevenly: the bound is for the build that is deployed.
         L.note(`the ${KEEP * 100} % bound is not checked under the sanitizers`);
       } else {
-        L.check(rl >= KEEP * rq, `with flood ${rl.toFixed(0)} requests/s, without ${rq.toFixed(0)}/s: ` +
-          `below ${KEEP * 100} %`);
+        L.check(median >= KEEP, `with flood the sessions kept a median ${(100 * median).toFixed(0)} % ` +
+          `of their request rate: below ${KEEP * 100} %`);
       }
       await L.checkHealthy(d, "after the flood");
     });
