@@ -40,7 +40,13 @@ const secs = () => ((Date.now() - T0) / 1000).toFixed(1);
 
 // ---- the temporary directory and the processes this run started ------------
 
-const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "dcmf-stress-"));
+// Made on first use: a phone process (phone.js) needs none, and is killed
+// without a chance to remove one.
+let tmpDir = null;
+function tmp() {
+  if (!tmpDir) tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "dcmf-stress-"));
+  return tmpDir;
+}
 const STARTED = new Set();
 process.on("exit", () => {
   for (const p of STARTED) {
@@ -48,7 +54,7 @@ process.on("exit", () => {
       try { process.kill(p.pid, "SIGKILL"); } catch (e) { /* gone */ }
     }
   }
-  if (!process.env.DCMF_KEEP_TMP) fs.rmSync(TMP, { recursive: true, force: true });
+  if (tmpDir && !process.env.DCMF_KEEP_TMP) fs.rmSync(tmpDir, { recursive: true, force: true });
 });
 
 // Stopped from outside (meson's timeout, ^C): the exit handler above
@@ -113,7 +119,7 @@ let dcmfdCount = 0;
 async function startDcmfd(bin, tag, { ports = 64, flags = [] } = {}) {
   const port = await freePort();
   const base = 20000 + Math.floor(Math.random() * (40000 - ports));
-  const logf = path.join(TMP, `dcmfd-${tag}-${++dcmfdCount}.log`);
+  const logf = path.join(tmp(), `dcmfd-${tag}-${++dcmfdCount}.log`);
   const log = fs.openSync(logf, "w");
   // Under the sanitizers a clean exit must also mean "no leak".
   const env = { ...process.env };
@@ -477,7 +483,7 @@ async function startChromium() {
     res.end(req.url === "/" ? html : "");
   });
   await new Promise((r) => web.listen(0, "127.0.0.1", r));
-  const profile = fs.mkdtempSync(path.join(TMP, "chromium-"));
+  const profile = fs.mkdtempSync(path.join(tmp(), "chromium-"));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: exe, headless: true, timeout: 60000,
     args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -558,7 +564,7 @@ async function run(tests, perTestMs) {
 }
 
 module.exports = {
-  CONTEXTS, SANITIZED, TMP, knob, note, wait, timeout, check, until, freePort, track, exited,
+  CONTEXTS, SANITIZED, tmp, knob, note, wait, timeout, check, until, freePort, track, exited,
   stopProc, startDcmfd, withDcmfd, checkHealthy, metricSum, startUpstream, StreamReader, weriftPhone,
   ndcPhone, makePhone, get, startChromium, chromiumPhone, newPhoneWorks, runUe, run, ndcCleanup, createContext, parseOffer,
   answerSdp,
