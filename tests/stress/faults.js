@@ -30,8 +30,8 @@ const stacks = ["werift", "node-datachannel"];
 let turn = 0;
 
 // Starts a bystander phone (the stacks take turns) pulling a slow body;
-// deleted by after(), or at the end if the case failed before that.
-// returns {phone, done} where done resolves once it is checked byte-exact.
+// returns {ph, done}, done resolving once the body is checked byte-exact.
+// Its context is deleted by after(), or at the end if the case failed.
 async function bystander(what) {
   const kind = stacks[turn++ % 2];
   const s = ++seed;
