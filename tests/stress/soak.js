@@ -14,7 +14,8 @@
 //     the context is deleted here.
 // At the start of each tick, when the previous tick's sessions are gone
 // (/healthz says 0 contexts), dcmfd's VmRSS and fd count (the fewest of
-// ten readings over half a second) are sampled.
+// ten readings over half a second, pooled upstream connections apart:
+// those are held to the pool's bound of 8 instead) are sampled.
 // After the warm-up (STRESS_SOAK_WARMUP seconds, default a quarter of the
 // run, at most 300) every sample must lie within 5 % of the mean of the
 // first five samples after it; no session may fail. Under the sanitizers
