@@ -121,21 +121,31 @@ const tests = [{
         const res = await Promise.allSettled([benchBatch(d, up, tick % 2 === 1),
           ndcSession(d, up, tick + 1)]);
         sessions += BATCH + 1;
-        for (const r of res) if (r.status === "rejected") failures.push(`tick ${tick}: ${r.reason.message}`);
+        for (const r of res) {
+          if (r.status !== "rejected") continue;
+          // what dcmfd said about trouble lately, to tell whose fault it was
+          const said = d.log().split("\n").slice(-400)
+            .filter((l) => /\b(warn|error)\b|: (closed by|connection|no response|cancelled)|-> 5\d\d/.test(l) &&
+              !/: complete$/.test(l)).slice(-4);
+          failures.push(`tick ${tick}: ${r.reason.message}` + (said.length ? `\n# dcmfd: ${said.join("\n# dcmfd: ")}` : ""));
+        }
         if (failures.length > 5) break;
       }
       const m = await d.metrics();
       L.note(`${tick} ticks, ${sessions} sessions in ${((Date.now() - t0) / 1000).toFixed(0)} s, ` +
         `${late} ticks late; ${failures.length} failures; ` +
         `dtls ok ${L.metricSum(m, "dcmf_dtls_handshakes_total", /result="ok"/)}`);
-      L.check(!failures.length, failures.slice(0, 5).join("; "));
       L.note(`upstream connections kept in dcmfd's pool at sampling time: at most ${maxPooled}`);
-      L.note(flat("open fds (without pooled upstream connections)", fds));
+      // every verdict is printed, then the first failed one is raised
+      const problems = failures.length ? [failures.slice(0, 5).join("; ")] : [];
+      const verdict = (fn) => { try { L.note(fn()); } catch (e) { L.note(e.message); problems.push(e.message); } };
+      verdict(() => flat("open fds (without pooled upstream connections)", fds));
       if (L.SANITIZED) {
         L.note(`RSS (KiB) not bounded under the sanitizers: ${rss[0]} -> ${rss[rss.length - 1]}`);
       } else {
-        L.note(flat("VmRSS KiB", rss));
+        verdict(() => flat("VmRSS KiB", rss));
       }
+      L.check(!problems.length, problems.join("; "));
     } finally {
       await up.close();
     }
