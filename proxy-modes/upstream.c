@@ -658,7 +658,7 @@ void dcmf_upstream_resume(struct dcmf_upstream_req *r) {
   if (c->proto == P_H1) {
     up_h1_resume(c);
   } else if (c->h2 != NULL) {
-    nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
+    nghttp2_session_consume_stream(c->h2, r->stream_id, r->unconsumed);
     r->unconsumed = 0;
     up_h2_flush(c);
   }

@@ -79,12 +79,16 @@ static int h2_on_data(nghttp2_session *s, uint8_t flags, int32_t id,
     nghttp2_session_consume(s, id, len);
     return 0;
   }
-  /* Flow control: bytes are acknowledged only while the caller keeps up,
-   * so a paused response stops the upstream within one window. */
+  /* Flow control: the stream's bytes are acknowledged only while the
+   * caller keeps up, so a paused response stops the upstream within one
+   * stream window (H2_WINDOW). The connection's window is given back at
+   * once: held by a paused stream it would stall every other stream of
+   * the connection, i.e. other phones' requests to the same origin. */
+  nghttp2_session_consume_connection(s, len);
   if (r->paused) {
     r->unconsumed += len;
   } else {
-    nghttp2_session_consume(s, id, len);
+    nghttp2_session_consume_stream(s, id, len);
   }
   if (r->cbs.data(r->user, data, len) != 0) {
     r->paused = 1;

@@ -44,7 +44,8 @@ struct dcmf_upstream_req {
   size_t resp_offsets[MAX_RESPONSE_HEADERS][2];
   size_t n_resp;
   int status;
-  /* HTTP/2 bytes delivered while paused are acknowledged on resume */
+  /* HTTP/2 bytes delivered while paused: the stream window gives them
+   * back on resume (the connection window did at once) */
   size_t unconsumed;
   struct dcmf_upstream_req *next; /* origin queue, or connection in-flight */
 };
