@@ -85,6 +85,7 @@ static int h2_on_data(nghttp2_session *s, uint8_t flags, int32_t id,
    * once: held by a paused stream it would stall every other stream of
    * the connection, i.e. other phones' requests to the same origin. */
   nghttp2_session_consume_connection(s, len);
+  r->last_data_ms = uv_now(r->pool->loop);
   if (r->paused) {
     r->unconsumed += len;
   } else {

@@ -39,6 +39,9 @@ struct dcmf_upstream_req {
   int head_done, finished, paused;
   uint64_t sent_ms;   /* when it went out on a connection */
   uint64_t queued_ms; /* when it was issued */
+  /* the head or the last body bytes came, or the caller resumed: the
+   * body's silence is timed from here while the caller reads */
+  uint64_t last_data_ms;
   /* response headers while they arrive */
   struct dcmf_buf resp_names, resp_values;
   size_t resp_offsets[MAX_RESPONSE_HEADERS][2];

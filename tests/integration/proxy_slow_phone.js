@@ -46,6 +46,7 @@ async function phone(port, base, term, onData) {
   const ch = pc.createDataChannel("bootstrap", { negotiated: true, id: 0, protocol: "http" });
   ch.onMessage.subscribe((m) => onData(Buffer.from(m)));
   const opened = new Promise((r) => ch.stateChanged.subscribe((s) => s === "open" && r()));
+  const closed = new Promise((r) => ch.stateChanged.subscribe((s) => s === "closed" && r()));
   await pc.setLocalDescription(await pc.createOffer());
   const offer = parseOffer(only127(pc.localDescription.sdp));
   const req = createRequest(offer, { terminationId: term });
@@ -54,7 +55,7 @@ async function phone(port, base, term, onData) {
   if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
   await pc.setRemoteDescription({ type: "answer", sdp: answerSdp(created.body, offer) });
   await timeout(opened, 15000, `${term}: channel open`);
-  return { pc, context: created.body.contextId, send: (t) => ch.send(t) };
+  return { pc, closed, context: created.body.contextId, send: (t) => ch.send(t) };
 }
 
 // The child: opens a phone, asks for |path| and says so on stdout once
@@ -72,8 +73,10 @@ async function child([port, base, term, p]) {
 }
 
 // The upstream: /big is BIG bytes written piece by piece as the transport
-// takes them (|handed| counts what it took), /small is a short answer.
-// |ended| resolves when the /big request is over (finished or reset).
+// takes them (|handed| counts what it took), /small is a short answer,
+// /stall announces BIG bytes, sends one piece and then nothing.
+// |ended| resolves when the /big or /stall request is over (finished or
+// reset).
 function upstream(kind) {
   const u = { handed: 0 };
   u.ended = new Promise((r) => { u.endBig = r; });
@@ -85,6 +88,10 @@ function upstream(kind) {
     }
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": BIG });
     res.on("close", () => u.endBig());
+    if (req.url.endsWith("/stall")) {
+      res.write(PIECE);
+      return;
+    }
     const pump = () => {
       while (u.handed < BIG && !res.destroyed) {
         u.handed += PIECE.length;
@@ -189,11 +196,43 @@ async function slowPhone(kind, d) {
   }
 }
 
+// The upstream answers the head and a piece, then falls silent: after
+// --upstream-response-timeout (10 s) of silence dcmfd gives the request
+// up, the phone's channel closes (its body cannot be completed), and
+// another phone is served all along.
+async function silentUpstream(kind, d) {
+  const u = await upstream(kind);
+  const base = `http://127.0.0.1:${u.srv.address().port}/app/`;
+  const reader = smallFetcher();
+  const other = await phone(d.port, base, "ue-other", (m) => reader.push(m));
+  let got = 0;
+  const victim = await phone(d.port, base, "ue-victim", (m) => { got += m.length; });
+  try {
+    const t0 = Date.now();
+    victim.send("GET /stall HTTP/1.1\r\nHost: \r\n\r\n");
+    const next = reader.next();
+    other.send("GET /small HTTP/1.1\r\nHost: \r\n\r\n");
+    const r = await timeout(next, 5000, "the other phone's fetch during the stall");
+    check(r.status === 200 && r.body.equals(SMALL), `other phone: status ${r.status}`);
+    await timeout(u.ended, 20000, "the upstream request ends after 10 s of silence");
+    await timeout(victim.closed, 5000, "the stalled phone's channel closes");
+    console.log(`# ${kind}: silent upstream request ended after ${Date.now() - t0} ms; ` +
+      `the phone got ${got} bytes`);
+    check(got >= PIECE.length && got < 2 * PIECE.length, `the phone got ${got} bytes`);
+  } finally {
+    other.pc.close();
+    victim.pc.close();
+    u.srv.close();
+  }
+}
+
 if (process.argv[2] === "--phone") {
   child(process.argv.slice(3)).catch((e) => { console.error(e); process.exit(1); });
 } else {
   runTests(process.argv[2], "slow", [
     { name: "HTTP/2 upstream: a stalled phone back-pressures its upstream stream only", fn: (d) => slowPhone("h2", d) },
     { name: "HTTP/1.1 upstream: a stalled phone back-pressures its upstream connection only", fn: (d) => slowPhone("h1", d) },
+    { name: "HTTP/2 upstream silent mid-body: the request ends, the phone's channel closes", fn: (d) => silentUpstream("h2", d) },
+    { name: "HTTP/1.1 upstream silent mid-body: the request ends, the phone's channel closes", fn: (d) => silentUpstream("h1", d) },
   ], 120000);
 }
