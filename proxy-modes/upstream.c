@@ -477,11 +477,9 @@ static void on_sweep(uv_timer_t *t) {
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id,
                                       NGHTTP2_CANCEL);
           }
-          up_inflight_end(c, r,
-                          no_head ? DCMF_UPSTREAM_TIMEOUT
-                                  : DCMF_UPSTREAM_BROKEN,
-                          no_head ? "no response in time"
-                                  : "upstream silent mid-body");
+          up_inflight_end(
+              c, r, no_head ? DCMF_UPSTREAM_TIMEOUT : DCMF_UPSTREAM_BROKEN,
+              no_head ? "no response in time" : "upstream silent mid-body");
           if (c->proto == P_H1) {
             up_conn_close(c); /* the late answer would confuse the next one */
           }
