@@ -87,7 +87,11 @@ int up_resp_header_add(struct dcmf_upstream_req *r, const char *name,
 
 static void on_written(uv_write_t *w, int status) {
   (void)status;
+  struct conn *c = w->data;
   free(w);
+  if (!c->closing && c->h2 != NULL) {
+    up_h2_flush(c); /* what waited for room in the write queue */
+  }
 }
 
 static void raw_write(struct conn *c, const void *data, size_t len) {
@@ -96,6 +100,7 @@ static void raw_write(struct conn *c, const void *data, size_t len) {
     return;
   }
   memcpy(w + 1, data, len);
+  w->data = c;
   uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned int)len);
   if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
     free(w);

@@ -150,7 +150,10 @@ void up_h2_flush(struct conn *c) {
   struct dcmf_buf out = {0};
   const uint8_t *data;
   ssize_t n;
-  while (c->h2 != NULL && (n = nghttp2_session_mem_send(c->h2, &data)) > 0) {
+  while (c->h2 != NULL &&
+         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + out.len <
+             WRITE_QUEUE_LIMIT &&
+         (n = nghttp2_session_mem_send(c->h2, &data)) > 0) {
     dcmf_buf_append(&out, data, (size_t)n);
   }
   if (out.len > 0) {

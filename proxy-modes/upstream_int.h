@@ -18,6 +18,10 @@
 #define SWEEP_MS 100                /* timeout checks */
 #define MAX_RESPONSE_HEADERS 64     /* more are dropped */
 #define H2_WINDOW (256 * 1024)      /* per stream, our receive side */
+/* HTTP/2 frames stop being produced while this much waits on a socket
+ * the upstream does not read; nghttp2 then holds them, and fails the
+ * connection when an upstream floods it with frames to acknowledge. */
+#define WRITE_QUEUE_LIMIT (1u << 20)
 
 enum proto { P_UNKNOWN, P_H1, P_H2 };
 

@@ -21,6 +21,7 @@ const path = require("path");
 const fs = require("fs");
 const http = require("http");
 const http2 = require("http2");
+const net = require("net");
 const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const werift = require("werift");
@@ -226,13 +227,67 @@ async function silentUpstream(kind, d) {
   }
 }
 
+// An h2c "upstream" that never reads its socket and sends PING after PING
+// (64 MiB of them), each of which HTTP/2 says to acknowledge: what dcmfd
+// queues toward it must stay bounded, and dcmfd must drop the connection
+// and answer the phone 502.
+async function floodingUpstream(d) {
+  const FLOOD = 64 * MIB;
+  const ping = Buffer.from([0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  const pings = Buffer.concat(Array(Math.floor(MIB / ping.length)).fill(ping));
+  let pushed = 0;
+  let closed;
+  const gone = new Promise((r) => { closed = r; });
+  const srv = net.createServer((sock) => {
+    sock.pause(); // never read: dcmfd's frames stay with dcmfd
+    sock.on("error", () => {});
+    sock.on("close", () => closed());
+    sock.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])); // SETTINGS
+    const pump = () => {
+      while (pushed < FLOOD && !sock.destroyed) {
+        pushed += pings.length;
+        if (!sock.write(pings)) { sock.once("drain", pump); return; }
+      }
+    };
+    pump();
+  });
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${srv.address().port}/app/`;
+  const reader = smallFetcher();
+  const ph = await phone(d.port, base, "ue-flooded", (m) => reader.push(m));
+  try {
+    const rss0 = rssKiB(d.proc.pid);
+    let peak = 0;
+    const sample = setInterval(() => { peak = Math.max(peak, rssKiB(d.proc.pid) - rss0); }, 50);
+    const next = reader.next();
+    ph.send("GET /x HTTP/1.1\r\nHost: \r\n\r\n");
+    try {
+      await timeout(gone, 8000, "dcmfd drops the flooding connection").catch((e) => {
+        throw new Error(`${e.message} (${(pushed / MIB).toFixed(1)} MiB pushed, VmRSS +${peak} KiB)`);
+      });
+      const r = await timeout(next, 5000, "the phone's answer");
+      check(r.status === 502, `the phone got ${r.status}, want 502`);
+    } finally {
+      clearInterval(sample);
+    }
+    console.log(`# flood: ${(pushed / MIB).toFixed(1)} MiB of PINGs pushed; dcmfd VmRSS peak growth ` +
+      `${(peak / 1024).toFixed(1)} MiB`);
+    check(peak < 16 * 1024, `dcmfd VmRSS grew by ${peak} KiB`);
+  } finally {
+    ph.pc.close();
+    srv.close();
+  }
+}
+
 if (process.argv[2] === "--phone") {
   child(process.argv.slice(3)).catch((e) => { console.error(e); process.exit(1); });
 } else {
+  const only = process.env.ONLY;
   runTests(process.argv[2], "slow", [
     { name: "HTTP/2 upstream: a stalled phone back-pressures its upstream stream only", fn: (d) => slowPhone("h2", d) },
     { name: "HTTP/1.1 upstream: a stalled phone back-pressures its upstream connection only", fn: (d) => slowPhone("h1", d) },
     { name: "HTTP/2 upstream silent mid-body: the request ends, the phone's channel closes", fn: (d) => silentUpstream("h2", d) },
     { name: "HTTP/1.1 upstream silent mid-body: the request ends, the phone's channel closes", fn: (d) => silentUpstream("h1", d) },
-  ], 120000);
+    { name: "HTTP/2 upstream that never reads and floods PINGs: bounded queue, connection dropped, 502", fn: floodingUpstream },
+  ].filter((t) => !only || t.name.includes(only)), 120000);
 }
