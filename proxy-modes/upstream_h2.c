@@ -219,12 +219,14 @@ void up_conn_feed(struct conn *c, const uint8_t *data, size_t len) {
       return;
     }
   }
-  if (nghttp2_session_mem_recv(c->h2, data, len) < 0) {
+  ssize_t rv = nghttp2_session_mem_recv(c->h2, data, len);
+  if (rv < 0) {
     if (!c->origin->https && c->origin->proto == P_UNKNOWN) {
       up_h2c_give_up(c); /* not HTTP/2 at all: try HTTP/1.1 */
       return;
     }
-    up_conn_fail(c, "HTTP/2 protocol error");
+    /* nghttp2's reason tells a flood from a malformed frame. */
+    up_conn_fail(c, nghttp2_strerror((int)rv));
     return;
   }
   if (!c->origin->https) {
