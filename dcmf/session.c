@@ -23,7 +23,7 @@
 
 /* In-band (DCEP) channels of one session that get an HTTP engine. The
  * phone chooses how many it opens (up to the association's streams) and
- * each engine costs some 18 KiB; further ones are refused. Channels
+ * each costs some 18 KiB with its engine; further ones are refused. Channels
  * negotiated in SDP are not counted: the IMS AS bounds those. */
 #define HTTP_INBAND_MAX 64
 
