@@ -21,6 +21,12 @@
 /* Input an HTTP engine could not take yet, kept in arrival order. */
 #define HTTP_STALL_MAX 8
 
+/* In-band (DCEP) channels of one session that get an HTTP engine. The
+ * phone chooses how many it opens (up to the association's streams) and
+ * each costs some 18 KiB with its engine; further ones are refused. Channels
+ * negotiated in SDP are not counted: the IMS AS bounds those. */
+#define HTTP_INBAND_MAX 64
+
 /* Messages one http_flush sends before it yields to the loop. SCTP's send
  * buffer (1 MiB) normally says "no room" long before. */
 #define HTTP_FLUSH_ROUNDS 256
@@ -343,6 +349,20 @@ static void channel_event(struct dcmf_session *s, const char *event,
   json_decref(d);
 }
 
+static void count_inband_http(void *user, struct dcmf_dc_channel *ch) {
+  size_t *n = user;
+  if (ch->service != NULL && !ch->negotiated) {
+    (*n)++;
+  }
+}
+
+/* Returns 1 if another in-band HTTP channel would pass HTTP_INBAND_MAX. */
+static int inband_http_full(struct dcmf_session *s) {
+  size_t n = 0;
+  dcmf_dc_foreach(s->dc, count_inband_http, &n);
+  return n >= HTTP_INBAND_MAX;
+}
+
 static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_session *s = user;
   STAT_ADD(s, channels_open, 1);
@@ -353,6 +373,14 @@ static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   int http = strcmp(ch->protocol, "http") == 0 &&
              (is_bootstrap_sid(ch->sid) || !ch->negotiated ||
               (s->desc.http_proxy && ch->sid >= 1000));
+  if (http && !ch->negotiated && inband_http_full(s)) {
+    char key[300];
+    DCMF_LOGD(s->env.log, "media",
+              "%s: stream %u: refused, %d in-band HTTP channels are open",
+              dcmf_session_key_str(s, key, sizeof(key)), ch->sid,
+              HTTP_INBAND_MAX);
+    http = 0;
+  }
   if (http && http_open(s, ch) == 0) {
     return 0;
   }
