@@ -93,7 +93,8 @@ static const struct opt options[] = {
      "upstream TCP and TLS set-up limit (then 502) [3000]"},
     {"upstream-response-timeout", OPT_UINT,
      UINTF(upstream_response_timeout_ms), 100, 600000, "MS",
-     "wait for an upstream response head (then 504) [10000]"},
+     "wait for an upstream response head (then 504), and the longest "
+     "silence in a body being read (then the request ends) [10000]"},
     {"upstream-idle-timeout", OPT_UINT, UINTF(upstream_idle_timeout_ms), 100,
      86400000, "MS", "idle upstream connections are closed [60000]"},
     {"upstream-max-connections", OPT_UINT, UINTF(upstream_max_connections),
