@@ -8,7 +8,7 @@ RELEASE_BUILD ?= build-release
 ARGS       ?=
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps build run test test-normal test-asan test-release fuzz-smoke fuzz clean
+.PHONY: all deps build run test test-normal test-asan test-release fuzz-smoke fuzz stress clean
 
 all: build
 
@@ -71,6 +71,22 @@ fuzz-smoke: $(FUZZ_BUILD)/build.ninja
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	meson compile -C $(FUZZ_BUILD)
 	./tests/fuzz/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The reliability suite at the issue's sizes (docs/reliability.md): 20
+# phones, 200 sessions, a one-hour churn soak. Any STRESS_* knob can be
+# given: make stress STRESS_SOAK_SECONDS=600 STRESS_TESTS="soak faults"
+STRESS_PHONES       ?= 20
+STRESS_SESSIONS     ?= 200
+STRESS_SOAK_SECONDS ?= 3600
+STRESS_FLOOD_REPEAT ?= 1000
+STRESS_FLOOD_ROUNDS ?= 10
+STRESS_TESTS        ?= concurrency flood faults soak
+
+stress: deps $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+	STRESS_PHONES=$(STRESS_PHONES) STRESS_SESSIONS=$(STRESS_SESSIONS) \
+	STRESS_SOAK_SECONDS=$(STRESS_SOAK_SECONDS) STRESS_FLOOD_REPEAT=$(STRESS_FLOOD_REPEAT) \
+	STRESS_FLOOD_ROUNDS=$(STRESS_FLOOD_ROUNDS) ./tests/stress/run $(BUILD) $(STRESS_TESTS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(RELEASE_BUILD)
