@@ -592,16 +592,19 @@ static int source_allowed(struct dcmf_ratelimit *limit,
   return limit == NULL || dcmf_ratelimit_allow(limit, from, now) == 1;
 }
 
+/* The ICE engine asks this before it spends an HMAC on a request that
+ * names this session's ufrags from a source other than the peer (whose
+ * consent checks are never limited). Asking only then means a sender
+ * that does not know the ufrags costs nothing and cannot drain the
+ * allowance of the phones that share its address. */
+static int stun_may_authenticate(void *user, const struct sockaddr *from) {
+  struct dcmf_session *s = user;
+  return source_allowed(s->env.stun_limit, from, uv_now(s->env.loop));
+}
+
 static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
   uint64_t now = uv_now(s->env.loop);
-  /* The latched peer's consent checks are never limited, so a flood from
-   * elsewhere cannot starve an established session. */
-  if (!dcmf_ice_is_authorized_source(&s->ice, from) &&
-      !source_allowed(s->env.stun_limit, from, now)) {
-    STAT_ADD(s, stun_rate_limited, 1);
-    return;
-  }
   uint8_t out[512];
   size_t out_len = 0;
   int rv =
@@ -616,6 +619,8 @@ static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, stun_error, 1);
   } else if (rv == DCMF_ICE_DROP_UNAUTHENTICATED) {
     STAT_ADD(s, dropped_unauthenticated, 1);
+  } else if (rv == DCMF_ICE_DROP_LIMITED) {
+    STAT_ADD(s, stun_rate_limited, 1);
   } else {
     STAT_ADD(s, dropped_other, 1);
   }
@@ -748,6 +753,8 @@ static int ice_setup(struct dcmf_session *s) {
                          : NULL,
       .remote_ice_lite_or_none =
           s->desc.remote_no_ice && s->desc.has_remote_addr,
+      .may_authenticate = stun_may_authenticate,
+      .may_authenticate_user = s,
   };
   return dcmf_ice_init(&s->ice, &is);
 }
