@@ -836,6 +836,15 @@ static size_t head_feed(struct dcmf_httpdc *h, const uint8_t *data,
     engine_fail(h, 431);
     return len;
   }
+  if (h->headbuf == NULL) {
+    /* Taken at the first request, not at creation: a phone may open
+     * thousands of channels and send nothing on most. */
+    h->headbuf = malloc(h->s.max_request_line + h->s.max_header_bytes);
+    if (h->headbuf == NULL) {
+      h->fatal = DCMF_ERR_NOMEM;
+      return len;
+    }
+  }
   memcpy(h->headbuf + h->head_len, data, seg);
   h->head_len += seg;
   if (nl == NULL) {
@@ -1160,10 +1169,9 @@ int dcmf_httpdc_new(struct dcmf_httpdc **out,
   }
   h->backend = *backend;
   h->next_id = 1;
-  h->headbuf = malloc(h->s.max_request_line + h->s.max_header_bytes);
   h->hdrs = calloc(h->s.max_headers, sizeof(*h->hdrs));
   h->slots = calloc(h->s.max_pending, sizeof(*h->slots));
-  if (h->headbuf == NULL || h->hdrs == NULL || h->slots == NULL) {
+  if (h->hdrs == NULL || h->slots == NULL) {
     dcmf_httpdc_del(h);
     return DCMF_ERR_NOMEM;
   }

@@ -1,6 +1,5 @@
 #include "auth.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,25 +29,16 @@ const char *dcmf_auth_reason_name(enum dcmf_auth_reason r) {
   return (unsigned)r < DCMF_AUTH_N_REASONS ? reason_names[r] : "unknown";
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return DCMF_ERR_INVALID;
-}
-
 int dcmf_auth_new(struct dcmf_auth **out, const struct dcmf_auth_settings *s,
                   char *err, size_t errlen) {
   if (s->n_subjects > DCMF_AUTH_MAX_SUBJECTS) {
-    return fail(err, errlen, "at most %d control-client-subject entries",
-                DCMF_AUTH_MAX_SUBJECTS);
+    return dcmf_invalid(err, errlen,
+                        "at most %d control-client-subject entries",
+                        DCMF_AUTH_MAX_SUBJECTS);
   }
   if (s->n_subjects > 0 && !s->client_cert) {
-    return fail(err, errlen, "control-client-subject needs control-client-ca");
+    return dcmf_invalid(err, errlen,
+                        "control-client-subject needs control-client-ca");
   }
   struct dcmf_auth *a = calloc(1, sizeof(*a));
   if (a == NULL) {

@@ -54,17 +54,6 @@ static const struct {
     {"ES512", JWT_ALG_ES512, KIND_P521},
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return DCMF_ERR_INVALID;
-}
-
 /* ---- set-up ------------------------------------------------------------ */
 
 /* Reads a public key from a PEM public key or certificate. */
@@ -121,15 +110,17 @@ static int key_load(struct key *k, const struct dcmf_auth_key *in, char *err,
                     size_t errlen) {
   EVP_PKEY *pkey = pem_public_key(in->pem, in->pem_len);
   if (pkey == NULL) {
-    return fail(err, errlen,
-                "oauth2-key %s: not a PEM public key or certificate", in->name);
+    return dcmf_invalid(err, errlen,
+                        "oauth2-key %s: not a PEM public key or certificate",
+                        in->name);
   }
   int rv = 0;
   if (key_kind_of(pkey, &k->kind) != 0) {
-    rv = fail(err, errlen,
-              "oauth2-key %s: must be RSA of %d bits or more, or EC P-256, "
-              "P-384 or P-521",
-              in->name, MIN_RSA_BITS);
+    rv = dcmf_invalid(
+        err, errlen,
+        "oauth2-key %s: must be RSA of %d bits or more, or EC P-256, "
+        "P-384 or P-521",
+        in->name, MIN_RSA_BITS);
     goto done;
   }
   BIO *out = BIO_new(BIO_s_mem());
@@ -175,19 +166,22 @@ int dcmf_bearer_new(struct dcmf_bearer **out,
                     const struct dcmf_auth_settings *s, char *err,
                     size_t errlen) {
   if (s->n_keys > DCMF_AUTH_MAX_KEYS) {
-    return fail(err, errlen, "at most %d oauth2-key files", DCMF_AUTH_MAX_KEYS);
+    return dcmf_invalid(err, errlen, "at most %d oauth2-key files",
+                        DCMF_AUTH_MAX_KEYS);
   }
   if (s->audience == NULL || s->audience[0] == '\0') {
-    return fail(err, errlen,
-                "oauth2-audience is required with oauth2-key (the MF's NF "
-                "instance id or NF type, as the NRF puts it in \"aud\")");
+    return dcmf_invalid(
+        err, errlen,
+        "oauth2-audience is required with oauth2-key (the MF's NF "
+        "instance id or NF type, as the NRF puts it in \"aud\")");
   }
   const char *scopes[] = {s->scope_mrm, s->scope_agw};
   for (size_t i = 0; i < 2; i++) {
     if (scopes[i] != NULL && !header_safe(scopes[i])) {
-      return fail(err, errlen,
-                  "an OAuth2 scope is one word of printable ASCII without "
-                  "quotes or backslashes");
+      return dcmf_invalid(
+          err, errlen,
+          "an OAuth2 scope is one word of printable ASCII without "
+          "quotes or backslashes");
     }
   }
   struct dcmf_bearer *b = calloc(1, sizeof(*b));

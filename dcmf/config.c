@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,7 +92,8 @@ static const struct opt options[] = {
      "upstream TCP and TLS set-up limit (then 502) [3000]"},
     {"upstream-response-timeout", OPT_UINT,
      UINTF(upstream_response_timeout_ms), 100, 600000, "MS",
-     "wait for an upstream response head (then 504) [10000]"},
+     "wait for an upstream response head (then 504), and the longest "
+     "silence in a body being read (then the request ends) [10000]"},
     {"upstream-idle-timeout", OPT_UINT, UINTF(upstream_idle_timeout_ms), 100,
      86400000, "MS", "idle upstream connections are closed [60000]"},
     {"upstream-max-connections", OPT_UINT, UINTF(upstream_max_connections),
@@ -171,17 +171,6 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->oauth2_leeway_s = 60;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return DCMF_ERR_INVALID;
-}
-
 static const struct opt *opt_find(const char *name) {
   for (size_t i = 0; i < N_OPTIONS; i++) {
     if (strcmp(options[i].name, name) == 0) {
@@ -246,9 +235,10 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
     const char *colon = strrchr(value, ':');
     if (colon == NULL || colon == value ||
         parse_ulong(colon + 1, 1, 65535, &v) != 0) {
-      return fail(err, errlen,
-                  "%s: %s must be HOST:PORT with a port 1-65535, got \"%s\"",
-                  origin, o->name, value);
+      return dcmf_invalid(
+          err, errlen,
+          "%s: %s must be HOST:PORT with a port 1-65535, got \"%s\"", origin,
+          o->name, value);
     }
     const char *host = value;
     size_t hlen = (size_t)(colon - value);
@@ -258,14 +248,15 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
     }
     char tmp[DCMF_HOST_MAX];
     if (hlen >= sizeof(tmp)) {
-      return fail(err, errlen, "%s: %s host is too long", origin, o->name);
+      return dcmf_invalid(err, errlen, "%s: %s host is too long", origin,
+                          o->name);
     }
     memcpy(tmp, host, hlen);
     tmp[hlen] = '\0';
     if (!is_ip_address(tmp)) {
-      return fail(err, errlen,
-                  "%s: %s host must be a numeric IP address, got \"%s\"",
-                  origin, o->name, tmp);
+      return dcmf_invalid(
+          err, errlen, "%s: %s host must be a numeric IP address, got \"%s\"",
+          origin, o->name, tmp);
     }
     strcpy(cfg->control_host, tmp);
     cfg->control_port = (uint16_t)v;
@@ -273,9 +264,9 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
   }
   case OPT_ADDR: {
     if (strlen(value) >= DCMF_HOST_MAX || !is_ip_address(value)) {
-      return fail(err, errlen,
-                  "%s: %s must be a numeric IP address, got \"%s\"", origin,
-                  o->name, value);
+      return dcmf_invalid(err, errlen,
+                          "%s: %s must be a numeric IP address, got \"%s\"",
+                          origin, o->name, value);
     }
     strcpy((char *)cfg + o->offset, value);
     return 0;
@@ -286,18 +277,19 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
     unsigned long a, b;
     if (dash == NULL || (size_t)(dash - value) >= sizeof(lo) ||
         strlen(dash + 1) >= sizeof(hi)) {
-      return fail(err, errlen, "%s: %s must be LO-HI, got \"%s\"", origin,
-                  o->name, value);
+      return dcmf_invalid(err, errlen, "%s: %s must be LO-HI, got \"%s\"",
+                          origin, o->name, value);
     }
     memcpy(lo, value, (size_t)(dash - value));
     lo[dash - value] = '\0';
     strcpy(hi, dash + 1);
     if (parse_ulong(lo, 1024, 65535, &a) != 0 ||
         parse_ulong(hi, 1024, 65535, &b) != 0 || a > b) {
-      return fail(err, errlen,
-                  "%s: %s must be LO-HI with 1024 <= LO <= HI <= 65535, got "
-                  "\"%s\"",
-                  origin, o->name, value);
+      return dcmf_invalid(
+          err, errlen,
+          "%s: %s must be LO-HI with 1024 <= LO <= HI <= 65535, got "
+          "\"%s\"",
+          origin, o->name, value);
     }
     cfg->port_min = (uint16_t)a;
     cfg->port_max = (uint16_t)b;
@@ -305,38 +297,40 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
   }
   case OPT_LEVEL:
     if (dcmf_log_level_parse(value, &cfg->log_level) != 0) {
-      return fail(err, errlen,
-                  "%s: %s must be error, warn, info or debug, got \"%s\"",
-                  origin, o->name, value);
+      return dcmf_invalid(
+          err, errlen, "%s: %s must be error, warn, info or debug, got \"%s\"",
+          origin, o->name, value);
     }
     return 0;
   case OPT_FORMAT:
     if (dcmf_log_format_parse(value, &cfg->log_format) != 0) {
-      return fail(err, errlen, "%s: %s must be text or json, got \"%s\"",
-                  origin, o->name, value);
+      return dcmf_invalid(err, errlen,
+                          "%s: %s must be text or json, got \"%s\"", origin,
+                          o->name, value);
     }
     return 0;
   case OPT_PATH:
     if (value[0] == '\0' || strlen(value) >= DCMF_PATH_MAX) {
-      return fail(err, errlen, "%s: %s must be a non-empty path", origin,
-                  o->name);
+      return dcmf_invalid(err, errlen, "%s: %s must be a non-empty path",
+                          origin, o->name);
     }
     strcpy((char *)cfg + o->offset, value);
     return 0;
   case OPT_UINT:
     if (parse_ulong(value, o->min, o->max, &v) != 0) {
-      return fail(err, errlen,
-                  "%s: %s must be a whole number from %lu to %lu, got \"%s\"",
-                  origin, o->name, o->min, o->max, value);
+      return dcmf_invalid(
+          err, errlen,
+          "%s: %s must be a whole number from %lu to %lu, got \"%s\"", origin,
+          o->name, o->min, o->max, value);
     }
     store_uint(cfg, o, v);
     return 0;
   case OPT_FILE:
-    return fail(err, errlen, "%s: \"config\" cannot be nested", origin);
+    return dcmf_invalid(err, errlen, "%s: \"config\" cannot be nested", origin);
   case OPT_TEXT:
     if (value[0] == '\0' || strlen(value) >= o->width) {
-      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin, o->name,
-                  o->width - 1);
+      return dcmf_invalid(err, errlen, "%s: %s must be 1 to %zu bytes", origin,
+                          o->name, o->width - 1);
     }
     strcpy((char *)cfg + o->offset, value);
     return 0;
@@ -344,12 +338,12 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
     size_t n;
     memcpy(&n, (char *)cfg + o->min, sizeof(n));
     if (n >= o->max) {
-      return fail(err, errlen, "%s: %s is given more than %lu times", origin,
-                  o->name, o->max);
+      return dcmf_invalid(err, errlen, "%s: %s is given more than %lu times",
+                          origin, o->name, o->max);
     }
     if (value[0] == '\0' || strlen(value) >= o->width) {
-      return fail(err, errlen, "%s: %s must be 1 to %zu bytes", origin, o->name,
-                  o->width - 1);
+      return dcmf_invalid(err, errlen, "%s: %s must be 1 to %zu bytes", origin,
+                          o->name, o->width - 1);
     }
     strcpy((char *)cfg + o->offset + n * o->width, value);
     n++;
@@ -365,11 +359,12 @@ int dcmf_config_apply_json(struct dcmf_config *cfg, const char *json,
   json_error_t jerr;
   json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
   if (root == NULL) {
-    return fail(err, errlen, "%s: line %d: %s", origin, jerr.line, jerr.text);
+    return dcmf_invalid(err, errlen, "%s: line %d: %s", origin, jerr.line,
+                        jerr.text);
   }
   int rv = 0;
   if (!json_is_object(root)) {
-    rv = fail(err, errlen, "%s: must hold one JSON object", origin);
+    rv = dcmf_invalid(err, errlen, "%s: must hold one JSON object", origin);
     goto done;
   }
   const char *key;
@@ -377,8 +372,9 @@ int dcmf_config_apply_json(struct dcmf_config *cfg, const char *json,
   json_object_foreach(root, key, value) {
     const struct opt *o = opt_find(key);
     if (o == NULL) {
-      rv = fail(err, errlen, "%s: unknown key \"%s\" (see dcmfd --help)",
-                origin, key);
+      rv =
+          dcmf_invalid(err, errlen, "%s: unknown key \"%s\" (see dcmfd --help)",
+                       origin, key);
       goto done;
     }
     if (o->kind == OPT_LIST && json_is_array(value)) {
@@ -386,8 +382,8 @@ int dcmf_config_apply_json(struct dcmf_config *cfg, const char *json,
       json_t *item;
       json_array_foreach(value, i, item) {
         if (!json_is_string(item)) {
-          rv = fail(err, errlen, "%s: key \"%s\" must hold strings", origin,
-                    key);
+          rv = dcmf_invalid(err, errlen, "%s: key \"%s\" must hold strings",
+                            origin, key);
           goto done;
         }
         rv = opt_set(cfg, o, json_string_value(item), origin, err, errlen);
@@ -403,8 +399,8 @@ int dcmf_config_apply_json(struct dcmf_config *cfg, const char *json,
     } else if (json_is_integer(value) && o->kind == OPT_UINT) {
       snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(value));
     } else {
-      rv = fail(err, errlen, "%s: key \"%s\" must be a %s", origin, key,
-                o->kind == OPT_UINT ? "number" : "string");
+      rv = dcmf_invalid(err, errlen, "%s: key \"%s\" must be a %s", origin, key,
+                        o->kind == OPT_UINT ? "number" : "string");
       goto done;
     }
     rv = opt_set(cfg, o, text, origin, err, errlen);
@@ -421,13 +417,14 @@ static int config_load_file(struct dcmf_config *cfg, const char *path,
                             char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
-    return fail(err, errlen, "config file %s: %s", path, strerror(errno));
+    return dcmf_invalid(err, errlen, "config file %s: %s", path,
+                        strerror(errno));
   }
   /* A config file is small; refuse anything that is clearly not one. */
   char *buf = malloc(1 << 20);
   if (buf == NULL) {
     fclose(f);
-    return fail(err, errlen, "config file %s: out of memory", path);
+    return dcmf_invalid(err, errlen, "config file %s: out of memory", path);
   }
   size_t n = fread(buf, 1, (1 << 20) - 1, f);
   int read_error = ferror(f);
@@ -435,9 +432,9 @@ static int config_load_file(struct dcmf_config *cfg, const char *path,
   fclose(f);
   int rv;
   if (read_error) {
-    rv = fail(err, errlen, "config file %s: cannot be read", path);
+    rv = dcmf_invalid(err, errlen, "config file %s: cannot be read", path);
   } else if (too_big) {
-    rv = fail(err, errlen, "config file %s: larger than 1 MiB", path);
+    rv = dcmf_invalid(err, errlen, "config file %s: larger than 1 MiB", path);
   } else {
     buf[n] = '\0';
     char origin[DCMF_PATH_MAX + 16];
@@ -458,14 +455,14 @@ static const struct opt *arg_option(int argc, char **argv, int *i,
   size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
   *rv = 0;
   if (nlen >= sizeof(name)) {
-    *rv = fail(err, errlen, "unknown option %s (see --help)", arg);
+    *rv = dcmf_invalid(err, errlen, "unknown option %s (see --help)", arg);
     return NULL;
   }
   memcpy(name, arg + 2, nlen);
   name[nlen] = '\0';
   const struct opt *o = opt_find(name);
   if (o == NULL) {
-    *rv = fail(err, errlen, "unknown option --%s (see --help)", name);
+    *rv = dcmf_invalid(err, errlen, "unknown option --%s (see --help)", name);
     return NULL;
   }
   if (eq != NULL) {
@@ -473,7 +470,8 @@ static const struct opt *arg_option(int argc, char **argv, int *i,
   } else if (*i + 1 < argc) {
     *value = argv[++*i];
   } else {
-    *rv = fail(err, errlen, "option --%s needs a value (%s)", name, o->arg);
+    *rv = dcmf_invalid(err, errlen, "option --%s needs a value (%s)", name,
+                       o->arg);
     return NULL;
   }
   return o;
@@ -483,23 +481,26 @@ static const struct opt *arg_option(int argc, char **argv, int *i,
 static int config_check_auth(const struct dcmf_config *cfg, char *err,
                              size_t errlen) {
   if (cfg->control_client_ca[0] != '\0' && cfg->control_cert[0] == '\0') {
-    return fail(err, errlen,
-                "control-client-ca needs control-cert and control-key (mutual "
-                "TLS runs over h2 with TLS)");
+    return dcmf_invalid(
+        err, errlen,
+        "control-client-ca needs control-cert and control-key (mutual "
+        "TLS runs over h2 with TLS)");
   }
   if (cfg->n_control_client_subjects > 0 && cfg->control_client_ca[0] == '\0') {
-    return fail(err, errlen, "control-client-subject needs control-client-ca");
+    return dcmf_invalid(err, errlen,
+                        "control-client-subject needs control-client-ca");
   }
   int oauth2 = cfg->n_oauth2_keys > 0 || cfg->oauth2_hmac_secret[0] != '\0';
   if (oauth2 && cfg->oauth2_audience[0] == '\0') {
-    return fail(err, errlen,
-                "oauth2-key needs oauth2-audience (the value the NRF puts "
-                "in aud for this MF)");
+    return dcmf_invalid(
+        err, errlen,
+        "oauth2-key needs oauth2-audience (the value the NRF puts "
+        "in aud for this MF)");
   }
   if (!oauth2 &&
       (cfg->oauth2_audience[0] != '\0' || cfg->oauth2_issuer[0] != '\0')) {
-    return fail(err, errlen,
-                "oauth2-audience and oauth2-issuer need oauth2-key");
+    return dcmf_invalid(err, errlen,
+                        "oauth2-audience and oauth2-issuer need oauth2-key");
   }
   return 0;
 }
@@ -524,8 +525,8 @@ int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
   }
   for (int i = 1; i < argc; i++) {
     if (strncmp(argv[i], "--", 2) != 0) {
-      return fail(err, errlen, "unexpected argument \"%s\" (see --help)",
-                  argv[i]);
+      return dcmf_invalid(err, errlen,
+                          "unexpected argument \"%s\" (see --help)", argv[i]);
     }
     const char *value;
     const struct opt *o = arg_option(argc, argv, &i, &value, err, errlen, &rv);
@@ -557,13 +558,15 @@ int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
     strcpy(cfg->media_advertise, cfg->media_bind);
   }
   if ((cfg->control_cert[0] == '\0') != (cfg->control_key[0] == '\0')) {
-    return fail(err, errlen, "control-cert and control-key go together");
+    return dcmf_invalid(err, errlen,
+                        "control-cert and control-key go together");
   }
   if ((cfg->dtls_cert[0] == '\0') != (cfg->dtls_key[0] == '\0')) {
-    return fail(err, errlen, "dtls-cert and dtls-key go together");
+    return dcmf_invalid(err, errlen, "dtls-cert and dtls-key go together");
   }
   if ((cfg->upstream_cert[0] == '\0') != (cfg->upstream_key[0] == '\0')) {
-    return fail(err, errlen, "upstream-cert and upstream-key go together");
+    return dcmf_invalid(err, errlen,
+                        "upstream-cert and upstream-key go together");
   }
   return config_check_auth(cfg, err, errlen);
 }

@@ -1,5 +1,8 @@
 #include "errors.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *dcmf_strerror(int err) {
   switch (err) {
   case DCMF_OK:
@@ -23,4 +26,12 @@ const char *dcmf_strerror(int err) {
   default:
     return "unknown error";
   }
+}
+
+int dcmf_invalid(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return DCMF_ERR_INVALID;
 }

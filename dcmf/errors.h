@@ -9,6 +9,8 @@
 #ifndef DCMF_ERRORS_H
 #define DCMF_ERRORS_H
 
+#include <stddef.h>
+
 enum dcmf_err {
   DCMF_OK = 0,
   /* Input was syntactically malformed. */
@@ -32,5 +34,13 @@ enum dcmf_err {
 
 /* Returns a short English name for |err|, never NULL. */
 const char *dcmf_strerror(int err);
+
+/*
+ * Writes the message |fmt| into |err| (|errlen| bytes, cut if longer)
+ * and returns DCMF_ERR_INVALID, for set-up code that refuses a setting
+ * with a sentence: return dcmf_invalid(err, errlen, "...", ...).
+ */
+int dcmf_invalid(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -62,6 +62,8 @@ int dcmf_ice_init(struct dcmf_ice *ice,
   ice->consent_timeout_ms = s->consent_timeout_ms != 0
                                 ? s->consent_timeout_ms
                                 : DCMF_ICE_CONSENT_TIMEOUT_MS;
+  ice->may_authenticate = s->may_authenticate;
+  ice->may_authenticate_user = s->may_authenticate_user;
   return 0;
 }
 
@@ -94,8 +96,10 @@ static int ice_username_ok(const struct dcmf_ice *ice,
          memcmp(u + lu + 1, ice->remote_ufrag, rest) == 0;
 }
 
-/* ice_classify() result: authentication failed, answer nothing. */
+/* ice_classify() results: authentication failed, or was not tried
+ * because the gate said no; answer nothing either way. */
 #define ICE_UNAUTHENTICATED 1
+#define ICE_LIMITED 2
 
 /*
  * Decides the answer to a Binding request whose FINGERPRINT is valid:
@@ -103,13 +107,18 @@ static int ice_username_ok(const struct dcmf_ice *ice,
  * ICE_UNAUTHENTICATED, or a negative DCMF_ERR_* (drop).
  */
 static int ice_classify(const struct dcmf_ice *ice,
-                        const struct dcmf_stun_msg *msg) {
+                        const struct dcmf_stun_msg *msg,
+                        const struct sockaddr *from) {
   const unsigned has = msg->present;
   int rc;
   /* The cheap checks first: a stranger costs us no HMAC for these. */
   if (!(has & DCMF_STUN_HAS_MESSAGE_INTEGRITY) ||
       !(has & DCMF_STUN_HAS_USERNAME) || !ice_username_ok(ice, msg))
     return ICE_UNAUTHENTICATED;
+  if (ice->may_authenticate != NULL &&
+      !dcmf_ice_is_authorized_source(ice, from) &&
+      !ice->may_authenticate(ice->may_authenticate_user, from))
+    return ICE_LIMITED;
   rc = dcmf_stun_check_integrity(msg, (const uint8_t *)ice->local_pwd,
                                  ice->local_pwd_len);
   if (rc == DCMF_ERR_NOMEM)
@@ -173,7 +182,7 @@ int dcmf_ice_recv(struct dcmf_ice *ice, const struct sockaddr *from,
     ice->counters.dropped++;
     return DCMF_ICE_DROP;
   }
-  code = ice_classify(ice, &msg);
+  code = ice_classify(ice, &msg, from);
   if (code < 0) {
     ice->counters.dropped++;
     return code;
@@ -181,6 +190,10 @@ int dcmf_ice_recv(struct dcmf_ice *ice, const struct sockaddr *from,
   if (code == ICE_UNAUTHENTICATED) {
     ice->counters.unauthenticated++;
     return DCMF_ICE_DROP_UNAUTHENTICATED;
+  }
+  if (code == ICE_LIMITED) {
+    ice->counters.limited++;
+    return DCMF_ICE_DROP_LIMITED;
   }
   if (code == 0)
     rc = dcmf_stun_build_success(out, out_cap, out_len, msg.txid, from, key,

@@ -51,6 +51,16 @@ struct dcmf_ice_settings {
   int remote_ice_lite_or_none;
   /* Consent lifetime in ms; 0 means DCMF_ICE_CONSENT_TIMEOUT_MS. */
   uint64_t consent_timeout_ms;
+  /*
+   * Optional: asked before the MESSAGE-INTEGRITY check (an HMAC) of a
+   * request whose USERNAME names this session, when |from| is not the
+   * latched or signalled peer; returning 0 drops the request
+   * (DCMF_ICE_DROP_LIMITED). The glue puts a per-source rate limit here:
+   * a sender that does not know our ufrags then costs nothing and drains
+   * no one's allowance. NULL: always go on.
+   */
+  int (*may_authenticate)(void *user, const struct sockaddr *from);
+  void *may_authenticate_user;
 };
 
 /* What dcmf_ice_recv() did with a packet, for logs and metrics. */
@@ -58,6 +68,7 @@ struct dcmf_ice_counters {
   uint64_t requests_ok;     /* success responses written */
   uint64_t bad_requests;    /* 400 written (after authentication) */
   uint64_t unauthenticated; /* dropped: MI or USERNAME missing or wrong */
+  uint64_t limited;         /* dropped: |may_authenticate| said no */
   uint64_t unknown_attrs;   /* 420 written */
   uint64_t role_conflicts;  /* 487 written */
   uint64_t dropped;         /* no output: not a request, bad FINGERPRINT */
@@ -79,6 +90,8 @@ struct dcmf_ice {
   int has_signalled;
   int remote_ice_lite_or_none;
   uint64_t consent_timeout_ms;
+  int (*may_authenticate)(void *user, const struct sockaddr *from);
+  void *may_authenticate_user;
   struct sockaddr_storage peer; /* valid if |latched| */
   int latched;
   uint64_t last_valid_ms;
@@ -98,6 +111,8 @@ enum dcmf_ice_result {
   DCMF_ICE_RESPOND_ERROR = 3,
   /* Nothing to send (*out_len is 0): the request did not authenticate. */
   DCMF_ICE_DROP_UNAUTHENTICATED = 4,
+  /* Nothing to send (*out_len is 0): |may_authenticate| said no. */
+  DCMF_ICE_DROP_LIMITED = 5,
 };
 
 /*
@@ -127,7 +142,10 @@ int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag);
  * - no MESSAGE-INTEGRITY, one of the wrong size, no USERNAME, USERNAME
  *   not "<local ufrag>:<remote ufrag>", or MESSAGE-INTEGRITY not
  *   matching our pwd: dropped without an answer
- *   (DCMF_ICE_DROP_UNAUTHENTICATED; see the security rule above);
+ *   (DCMF_ICE_DROP_UNAUTHENTICATED; see the security rule above); a
+ *   request with the right USERNAME from a source other than the peer is
+ *   first offered to |may_authenticate|, and dropped without an answer
+ *   (DCMF_ICE_DROP_LIMITED) if it says no;
  * - unknown comprehension-required attributes: 420 listing them;
  * - a malformed known attribute, no PRIORITY, or both ICE-CONTROLLING and
  *   ICE-CONTROLLED: 400;

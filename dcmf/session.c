@@ -21,6 +21,12 @@
 /* Input an HTTP engine could not take yet, kept in arrival order. */
 #define HTTP_STALL_MAX 8
 
+/* In-band (DCEP) channels of one session that get an HTTP engine. The
+ * phone chooses how many it opens (up to the association's streams) and
+ * each costs some 18 KiB with its engine; further ones are refused. Channels
+ * negotiated in SDP are not counted: the IMS AS bounds those. */
+#define HTTP_INBAND_MAX 64
+
 /* Messages one http_flush sends before it yields to the loop. SCTP's send
  * buffer (1 MiB) normally says "no room" long before. */
 #define HTTP_FLUSH_ROUNDS 256
@@ -343,6 +349,20 @@ static void channel_event(struct dcmf_session *s, const char *event,
   json_decref(d);
 }
 
+static void count_inband_http(void *user, struct dcmf_dc_channel *ch) {
+  size_t *n = user;
+  if (ch->service != NULL && !ch->negotiated) {
+    (*n)++;
+  }
+}
+
+/* Returns 1 if another in-band HTTP channel would pass HTTP_INBAND_MAX. */
+static int inband_http_full(struct dcmf_session *s) {
+  size_t n = 0;
+  dcmf_dc_foreach(s->dc, count_inband_http, &n);
+  return n >= HTTP_INBAND_MAX;
+}
+
 static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_session *s = user;
   STAT_ADD(s, channels_open, 1);
@@ -353,6 +373,14 @@ static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   int http = strcmp(ch->protocol, "http") == 0 &&
              (is_bootstrap_sid(ch->sid) || !ch->negotiated ||
               (s->desc.http_proxy && ch->sid >= 1000));
+  if (http && !ch->negotiated && inband_http_full(s)) {
+    char key[300];
+    DCMF_LOGD(s->env.log, "media",
+              "%s: stream %u: refused, %d in-band HTTP channels are open",
+              dcmf_session_key_str(s, key, sizeof(key)), ch->sid,
+              HTTP_INBAND_MAX);
+    http = 0;
+  }
   if (http && http_open(s, ch) == 0) {
     return 0;
   }
@@ -564,16 +592,19 @@ static int source_allowed(struct dcmf_ratelimit *limit,
   return limit == NULL || dcmf_ratelimit_allow(limit, from, now) == 1;
 }
 
+/* The ICE engine asks this before it spends an HMAC on a request that
+ * names this session's ufrags from a source other than the peer (whose
+ * consent checks are never limited). Asking only then means a sender
+ * that does not know the ufrags costs nothing and cannot drain the
+ * allowance of the phones that share its address. */
+static int stun_may_authenticate(void *user, const struct sockaddr *from) {
+  struct dcmf_session *s = user;
+  return source_allowed(s->env.stun_limit, from, uv_now(s->env.loop));
+}
+
 static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
   uint64_t now = uv_now(s->env.loop);
-  /* The latched peer's consent checks are never limited, so a flood from
-   * elsewhere cannot starve an established session. */
-  if (!dcmf_ice_is_authorized_source(&s->ice, from) &&
-      !source_allowed(s->env.stun_limit, from, now)) {
-    STAT_ADD(s, stun_rate_limited, 1);
-    return;
-  }
   uint8_t out[512];
   size_t out_len = 0;
   int rv =
@@ -588,6 +619,8 @@ static void on_stun(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, stun_error, 1);
   } else if (rv == DCMF_ICE_DROP_UNAUTHENTICATED) {
     STAT_ADD(s, dropped_unauthenticated, 1);
+  } else if (rv == DCMF_ICE_DROP_LIMITED) {
+    STAT_ADD(s, stun_rate_limited, 1);
   } else {
     STAT_ADD(s, dropped_other, 1);
   }
@@ -720,6 +753,8 @@ static int ice_setup(struct dcmf_session *s) {
                          : NULL,
       .remote_ice_lite_or_none =
           s->desc.remote_no_ice && s->desc.has_remote_addr,
+      .may_authenticate = stun_may_authenticate,
+      .may_authenticate_user = s,
   };
   return dcmf_ice_init(&s->ice, &is);
 }

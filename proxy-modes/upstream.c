@@ -54,6 +54,7 @@ void up_req_head(struct dcmf_upstream_req *r, int64_t content_length) {
   }
   r->head_done = 1;
   struct dcmf_upstream_pool *p = r->pool;
+  r->last_data_ms = uv_now(p->loop);
   p->counters.responses++;
   p->counters.latency_ms_total += uv_now(p->loop) - r->sent_ms;
   if (r->cbs.head != NULL) {
@@ -86,7 +87,11 @@ int up_resp_header_add(struct dcmf_upstream_req *r, const char *name,
 
 static void on_written(uv_write_t *w, int status) {
   (void)status;
+  struct conn *c = w->data;
   free(w);
+  if (!c->closing && c->h2 != NULL) {
+    up_h2_flush(c); /* what waited for room in the write queue */
+  }
 }
 
 static void raw_write(struct conn *c, const void *data, size_t len) {
@@ -95,6 +100,7 @@ static void raw_write(struct conn *c, const void *data, size_t len) {
     return;
   }
   memcpy(w + 1, data, len);
+  w->data = c;
   uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned int)len);
   if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
     free(w);
@@ -463,17 +469,30 @@ static void on_sweep(uv_timer_t *t) {
         up_conn_fail(c, "connect timed out");
         continue;
       }
-      for (struct dcmf_upstream_req *r = c->inflight, *rn; r; r = rn) {
-        rn = r->next;
-        if (!r->head_done && now - r->sent_ms >= st->response_timeout_ms) {
+      for (struct dcmf_upstream_req *r = c->inflight; r && !c->closing;) {
+        int no_head =
+            !r->head_done && now - r->sent_ms >= st->response_timeout_ms;
+        /* An upstream silent mid-body while we read would hold the
+         * phone's request, and an HTTP/1.1 connection of the origin's
+         * few, for ever. A paused response is silent because of us. */
+        int stalled = r->head_done && !r->paused &&
+                      now - r->last_data_ms >= st->response_timeout_ms;
+        if (no_head || stalled) {
           if (c->h2 != NULL) {
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id,
                                       NGHTTP2_CANCEL);
           }
-          up_inflight_end(c, r, DCMF_UPSTREAM_TIMEOUT, "no response in time");
+          up_inflight_end(
+              c, r, no_head ? DCMF_UPSTREAM_TIMEOUT : DCMF_UPSTREAM_BROKEN,
+              no_head ? "no response in time" : "upstream silent mid-body");
           if (c->proto == P_H1) {
             up_conn_close(c); /* the late answer would confuse the next one */
           }
+          /* Its end callback may have cancelled others of |c|: start
+           * over (each pass ends one, so this stops). */
+          r = c->inflight;
+        } else {
+          r = r->next;
         }
       }
       if (c->closing) {
@@ -651,6 +670,7 @@ void dcmf_upstream_resume(struct dcmf_upstream_req *r) {
     return;
   }
   r->paused = 0;
+  r->last_data_ms = uv_now(r->pool->loop);
   struct conn *c = r->conn;
   if (c == NULL || c->closing) {
     return;
@@ -658,7 +678,7 @@ void dcmf_upstream_resume(struct dcmf_upstream_req *r) {
   if (c->proto == P_H1) {
     up_h1_resume(c);
   } else if (c->h2 != NULL) {
-    nghttp2_session_consume(c->h2, r->stream_id, r->unconsumed);
+    nghttp2_session_consume_stream(c->h2, r->stream_id, r->unconsumed);
     r->unconsumed = 0;
     up_h2_flush(c);
   }

@@ -31,7 +31,9 @@ struct dcmf_upstream_settings {
   const char *client_cert; /* PEM; NULL: none */
   const char *client_key;
   uint32_t connect_timeout_ms;  /* TCP + TLS set-up */
-  uint32_t response_timeout_ms; /* request sent to response head */
+  uint32_t response_timeout_ms; /* request sent to response head, and
+                                   the longest silence in a body that is
+                                   being read (then BROKEN) */
   uint32_t idle_timeout_ms;     /* unused connections are closed */
   uint32_t max_connections;     /* HTTP/1.1 connections per origin */
 };

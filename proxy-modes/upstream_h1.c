@@ -41,6 +41,7 @@ static int h1_body(void *user, const uint8_t *data, size_t len) {
   if (r == NULL) {
     return h1_go_on(c);
   }
+  r->last_data_ms = uv_now(c->pool->loop);
   int pause = r->cbs.data(r->user, data, len) != 0;
   if (c->closing || c->h1_req != r) {
     return -1; /* cancelled from inside the callback */

@@ -79,12 +79,17 @@ static int h2_on_data(nghttp2_session *s, uint8_t flags, int32_t id,
     nghttp2_session_consume(s, id, len);
     return 0;
   }
-  /* Flow control: bytes are acknowledged only while the caller keeps up,
-   * so a paused response stops the upstream within one window. */
+  /* Flow control: the stream's bytes are acknowledged only while the
+   * caller keeps up, so a paused response stops the upstream within one
+   * stream window (H2_WINDOW). The connection's window is given back at
+   * once: held by a paused stream it would stall every other stream of
+   * the connection, i.e. other phones' requests to the same origin. */
+  nghttp2_session_consume_connection(s, len);
+  r->last_data_ms = uv_now(r->pool->loop);
   if (r->paused) {
     r->unconsumed += len;
   } else {
-    nghttp2_session_consume(s, id, len);
+    nghttp2_session_consume_stream(s, id, len);
   }
   if (r->cbs.data(r->user, data, len) != 0) {
     r->paused = 1;
@@ -145,7 +150,10 @@ void up_h2_flush(struct conn *c) {
   struct dcmf_buf out = {0};
   const uint8_t *data;
   ssize_t n;
-  while (c->h2 != NULL && (n = nghttp2_session_mem_send(c->h2, &data)) > 0) {
+  while (c->h2 != NULL &&
+         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + out.len <
+             WRITE_QUEUE_LIMIT &&
+         (n = nghttp2_session_mem_send(c->h2, &data)) > 0) {
     dcmf_buf_append(&out, data, (size_t)n);
   }
   if (out.len > 0) {
@@ -211,12 +219,14 @@ void up_conn_feed(struct conn *c, const uint8_t *data, size_t len) {
       return;
     }
   }
-  if (nghttp2_session_mem_recv(c->h2, data, len) < 0) {
+  ssize_t rv = nghttp2_session_mem_recv(c->h2, data, len);
+  if (rv < 0) {
     if (!c->origin->https && c->origin->proto == P_UNKNOWN) {
       up_h2c_give_up(c); /* not HTTP/2 at all: try HTTP/1.1 */
       return;
     }
-    up_conn_fail(c, "HTTP/2 protocol error");
+    /* nghttp2's reason tells a flood from a malformed frame. */
+    up_conn_fail(c, nghttp2_strerror((int)rv));
     return;
   }
   if (!c->origin->https) {

@@ -18,6 +18,10 @@
 #define SWEEP_MS 100                /* timeout checks */
 #define MAX_RESPONSE_HEADERS 64     /* more are dropped */
 #define H2_WINDOW (256 * 1024)      /* per stream, our receive side */
+/* HTTP/2 frames stop being produced while this much waits on a socket
+ * the upstream does not read; nghttp2 then holds them, and fails the
+ * connection when an upstream floods it with frames to acknowledge. */
+#define WRITE_QUEUE_LIMIT (1u << 20)
 
 enum proto { P_UNKNOWN, P_H1, P_H2 };
 
@@ -39,12 +43,16 @@ struct dcmf_upstream_req {
   int head_done, finished, paused;
   uint64_t sent_ms;   /* when it went out on a connection */
   uint64_t queued_ms; /* when it was issued */
+  /* the head or the last body bytes came, or the caller resumed: the
+   * body's silence is timed from here while the caller reads */
+  uint64_t last_data_ms;
   /* response headers while they arrive */
   struct dcmf_buf resp_names, resp_values;
   size_t resp_offsets[MAX_RESPONSE_HEADERS][2];
   size_t n_resp;
   int status;
-  /* HTTP/2 bytes delivered while paused are acknowledged on resume */
+  /* HTTP/2 bytes delivered while paused: the stream window gives them
+   * back on resume (the connection window did at once) */
   size_t unconsumed;
   struct dcmf_upstream_req *next; /* origin queue, or connection in-flight */
 };

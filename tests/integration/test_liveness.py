@@ -285,7 +285,8 @@ def client_hello():
 
 
 @test("wrong-credential STUN checks and ClientHellos from a stranger: "
-      "nothing sent back, limited and counted")
+      "nothing sent back, limited and counted; checks that do not name the "
+      "session's ufrags cost no token")
 def t_strangers_get_nothing():
     with Dcmfd("--stun-rate", "20") as d:
         r = curl(d, "POST", CONTEXTS, context_doc(dc_media()),
@@ -295,6 +296,9 @@ def t_strangers_get_nothing():
         media = doc["terminations"][0]["medias"][0]
         port = media["localMbEndpoint"]["portNumber"]
         ufrag = media["localIceInfo"]["ufrag"]
+        # The right USERNAME (ours:theirs) with a wrong password: the
+        # limit applies before the HMAC that would reject it.
+        username = f"{ufrag}:{media['remoteIceInfo']['ufrag']}"
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.bind(("127.0.0.1", 0))
@@ -304,7 +308,7 @@ def t_strangers_get_nothing():
             t0 = time.monotonic()
             for first in range(0, n, batch):
                 for i in range(first, first + batch):
-                    pkt = stun_check(f"{ufrag}:stranger", b"not-the-password",
+                    pkt = stun_check(username, b"not-the-password",
                                      struct.pack("!III", 7, 7, i))
                     sock.sendto(pkt, ("127.0.0.1", port))
                     sock.sendto(client_hello(), ("127.0.0.1", port))
@@ -324,6 +328,18 @@ def t_strangers_get_nothing():
             check(limited >= n - passed,
                   f"only {limited} of {n} limited in {took:.2f} s")
             check_eq(limited + unauth, 2 * n, "limited + unauthenticated")
+            # Checks that do not know the session's ufrags are dropped
+            # before the limiter: however many, they take no token, so
+            # they cannot starve phones that share the sender's address.
+            for i in range(n):
+                pkt = stun_check(f"{ufrag}:stranger", b"not-the-password",
+                                 struct.pack("!III", 8, 8, i))
+                sock.sendto(pkt, ("127.0.0.1", port))
+                if i % batch == batch - 1:
+                    wait_for(f"{i + 1} more counted", lambda: metric(
+                        d, unauth_key) >= unauth + i + 1, 3.0, d)
+            check_eq(metric(d, "dcmf_stun_rate_limited_total"), limited,
+                     "limited after checks with the wrong names")
             sock.settimeout(0.5)
             try:
                 data = sock.recv(2048)

@@ -94,7 +94,8 @@ static void feed(struct reply *r, struct dcmf_ice *ice,
     assert_int_equal(dcmf_stun_check_fingerprint(&r->msg), 0);
     assert_memory_equal(r->msg.txid, pkt + 8, DCMF_STUN_TXID_LEN);
   } else {
-    assert_true(r->rc <= 0 || r->rc == DCMF_ICE_DROP_UNAUTHENTICATED);
+    assert_true(r->rc <= 0 || r->rc == DCMF_ICE_DROP_UNAUTHENTICATED ||
+                r->rc == DCMF_ICE_DROP_LIMITED);
   }
 }
 
@@ -657,11 +658,72 @@ static void test_small_output(void **state) {
   assert_int_equal(out_len, 0);
 }
 
+/* The glue's rate limit, as the engine sees it: a gate that says no
+ * while |open| is 0 and counts every time it is asked. */
+struct gate {
+  int open;
+  int asked;
+};
+
+static int gate_ask(void *user, const struct sockaddr *from) {
+  (void)from;
+  struct gate *g = user;
+  g->asked++;
+  return g->open;
+}
+
+/* The gate is asked only for a request that names this session's
+ * ufrags, from a source that is not the peer: a stranger who does not
+ * know the ufrags drains nothing, and the latched peer's consent checks
+ * never wait on it. */
+static void test_may_authenticate_gate(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct gate g = {0, 0};
+  struct sockaddr_storage phone = make_addr("198.51.100.7", 50000);
+  struct sockaddr_storage stranger = make_addr("198.51.100.9", 40000);
+  struct dcmf_ice_settings s = {.local_ufrag = LOCAL_UFRAG,
+                                .local_pwd = LOCAL_PWD,
+                                .remote_ufrag = REMOTE_UFRAG,
+                                .may_authenticate = gate_ask,
+                                .may_authenticate_user = &g};
+  struct dcmf_stun_request req;
+  struct reply r;
+  now_ms = 5000;
+  assert_int_equal(dcmf_ice_init(&ice, &s), 0);
+
+  req = check(1);
+  req.username = "xxxx:" REMOTE_UFRAG; /* does not know our ufrag */
+  send_req(&r, &ice, sa(&stranger), &req);
+  assert_unauthenticated(&r);
+  assert_int_equal(g.asked, 0);
+
+  req = check(1); /* the right names: the gate decides, and says no */
+  send_req(&r, &ice, sa(&phone), &req);
+  assert_int_equal(r.rc, DCMF_ICE_DROP_LIMITED);
+  assert_int_equal(r.len, 0);
+  assert_int_equal(g.asked, 1);
+  assert_int_equal(ice.counters.limited, 1);
+  assert_null(dcmf_ice_peer(&ice));
+
+  g.open = 1; /* room again: the check goes through and latches */
+  send_req(&r, &ice, sa(&phone), &req);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  assert_int_equal(g.asked, 2);
+
+  g.open = 0; /* the latched peer is never held up */
+  req = check(0);
+  send_req(&r, &ice, sa(&phone), &req);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND);
+  assert_int_equal(g.asked, 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success),
       cmocka_unit_test(test_success_ipv6),
       cmocka_unit_test(test_unauthenticated),
+      cmocka_unit_test(test_may_authenticate_gate),
       cmocka_unit_test(test_remote_ufrag_unknown),
       cmocka_unit_test(test_dropped),
       cmocka_unit_test(test_role_conflict),
