@@ -13,7 +13,8 @@
 //   vanish  a phone process is killed (-9) mid-transfer: no ABORT, no
 //           close_notify; its media must report CONSENT_LOST (30 s later)
 //   reset   the upstream destroys its socket after half the body
-//   stall   the upstream stops after half the body and keeps the socket
+//   stall   the upstream stops after half the body and keeps the socket:
+//           dcmfd must give up after --upstream-response-timeout
 //   delete  the context is DELETEd while its body is being pulled
 //   SIGTERM phones and dcmf-ue sessions in the middle of transfers
 "use strict";
@@ -24,6 +25,9 @@ const L = require("./lib");
 const [DCMFD, UE] = process.argv.slice(2);
 const BODY = L.knob("STRESS_FAULT_BODY", 2 << 20);
 const SLOW = L.SANITIZED ? 3 : 1;
+// --upstream-response-timeout of the shared dcmfd: also the longest
+// silence dcmfd allows an upstream mid-body
+const STALL_MS = 2000;
 
 let d = null, up = null, seed = 100;
 const stacks = ["werift", "node-datachannel"];
@@ -76,7 +80,8 @@ const test = (name, fn) => tests.push({ name, fn: () => fn().catch((e) => { fail
 
 test("set-up: dcmfd and a Node upstream", async () => {
   up = await L.startUpstream(BODY);
-  d = await L.startDcmfd(DCMFD, "faults", { ports: 32 });
+  d = await L.startDcmfd(DCMFD, "faults", { ports: 32,
+    flags: ["--upstream-response-timeout", String(STALL_MS)] });
 });
 
 let vanished = null; // {ctx, at}
@@ -126,7 +131,8 @@ test("upstream resets mid-body: the phone's channel is closed, logged; the bysta
   } finally { ph.close(); }
 });
 
-test("upstream stalls mid-body: the phone sees the stall; DELETE then frees the upstream socket, logged", async () => {
+test(`upstream stalls mid-body: dcmfd gives up after ${STALL_MS} ms of silence, closes the channel, logs; ` +
+  "the bystander completes", async () => {
   const what = "stall";
   const by = await bystander(what);
   const s = ++seed;
@@ -137,21 +143,27 @@ test("upstream stalls mid-body: the phone sees the stall; DELETE then frees the 
     r.catch(() => { /* it must not complete */ });
     const half = await L.until(() => up.events.some((e) => e.seed === s && e.what === "half"), 20000 * SLOW);
     L.check(half, "the upstream never reached half the body");
+    const stalledAt = Date.now();
     const at = by.ph.reader.bytes;
     // the half that was sent reaches the phone, then nothing more
     const got = await L.until(() => ph.reader.bytes >= BODY >> 1, 10000 * SLOW);
     L.check(got, `the phone got ${ph.reader.bytes} of the ${BODY >> 1} bytes sent before the stall`);
-    const quiet = await L.until(() => Date.now() - ph.reader.lastData >= 2000, 10000);
-    L.check(quiet && ph.reader.bytes === BODY >> 1, `bytes kept coming from a stalled upstream (${ph.reader.bytes})`);
-    L.note(`stall: the response stays open ${((Date.now() - ph.reader.lastData) / 1000).toFixed(1)} s ` +
-      "after the upstream stopped (dcmfd has no timeout between body bytes)");
     const ctxId = ph.ctx.contextId;
-    const del = await d.api("DELETE", `${L.CONTEXTS}/${ctxId}`);
-    L.check(del.status === 204, `DELETE answered ${del.status}`);
+    const closed = await L.until(async () => (await events(ctxId) || [])
+      .some((e) => e.event === "DC_CLOSE" && e.detail.streamId === 0), STALL_MS + 5000 * SLOW, 50);
+    const took = (Date.now() - stalledAt) / 1000;
+    L.check(closed, `no DC_CLOSE for stream 0 ${took.toFixed(1)} s after the upstream fell silent mid-body ` +
+      `(--upstream-response-timeout ${STALL_MS})`);
+    L.check(took >= STALL_MS / 1000 - 0.2, `the channel closed ${took.toFixed(2)} s after the stall, ` +
+      `before the ${STALL_MS} ms limit`);
+    L.note(`stall: channel closed ${took.toFixed(2)} s after the upstream fell silent (limit ${STALL_MS} ms)`);
+    L.check(ph.reader.bytes === BODY >> 1, `bytes kept coming from a stalled upstream (${ph.reader.bytes})`);
     const freed = await L.until(() => up.events.some((e) => e.seed === s && e.what === "closed"), 5000 * SLOW);
-    L.check(freed, "dcmfd kept the stalled upstream connection after the context was deleted");
-    L.check(logHas(new RegExp(`context ${ctxId} deleted`)), "no log line for the deletion");
+    L.check(freed, "dcmfd kept the stalled upstream connection open");
+    L.check(logHas(new RegExp(`${ctxId} stream 0 request \\d+: upstream silent mid-body`)),
+      "no log line naming the context and 'upstream silent mid-body'");
     await after(what, by, at);
+    await d.api("DELETE", `${L.CONTEXTS}/${ctxId}`);
   } finally { ph.close(); }
 });
 
