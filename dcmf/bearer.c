@@ -393,7 +393,9 @@ static void check_claims(const struct dcmf_bearer *a, const json_t *claims,
            "the access token has no expiry (exp)");
     return;
   }
-  if (now >= exp + a->leeway) {
+  /* Written so that a far-future exp (up to INT64_MAX, "never expires")
+   * cannot overflow: |now| is the current time and the leeway small. */
+  if (now - a->leeway >= exp) {
     refuse(r, 401, DCMF_AUTH_EXPIRED, "the access token has expired");
     return;
   }

@@ -532,7 +532,9 @@ static void conn_peer_identity(struct conn *c) {
   BIO *b = BIO_new(BIO_s_mem());
   if (b != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
     int n = BIO_read(b, c->peer_subject, sizeof(c->peer_subject) - 1);
-    c->peer_subject[n > 0 ? n : 0] = '\0';
+    /* A subject longer than the buffer is not kept at all: a cut one
+     * must never be compared with the allow-list (fail closed). */
+    c->peer_subject[n > 0 && BIO_pending(b) == 0 ? n : 0] = '\0';
   }
   BIO_free(b);
   /* The last CN is the most specific one. */

@@ -10,10 +10,14 @@
  * first one asks the control loop to stop (uv_async_send, safe from any
  * thread) and then waits, with sigtimedwait(), for a second signal or the
  * shutdown timeout. If either comes first it logs the parts that did not
- * stop and calls _exit(3). The thread needs no lock that a stuck part
- * could hold: it reads one atomic (the parts still pending) and writes a
- * log line; _exit() skips atexit handlers and stdio flushing, which a
- * stuck thread might block. When the graceful shutdown completes, main()
+ * stop and calls _exit(3). The thread reads one atomic (the parts still
+ * pending) and writes log lines; _exit() skips atexit handlers and stdio
+ * flushing, which a stuck thread might block. Writing a log line takes
+ * the stdio lock and may block on a stderr nobody reads (a stalled log
+ * collector), so the stop request and the deadline come before the first
+ * line, and an alarm(2) armed beforehand ends the process by SIGALRM
+ * should a write block past the bound. When the graceful shutdown
+ * completes, main() disarms the alarm and
  * cancels the thread (sigwait and sigtimedwait are cancellation points,
  * the only places where it accepts cancellation).
  */
@@ -377,8 +381,10 @@ static void on_stop_request(uv_async_t *a) {
   dcmf_h2server_stop(d->server, on_server_stopped, d);
 }
 
-/* Signal thread: logs what has not stopped and ends the process. */
+/* Signal thread: logs what has not stopped and ends the process. The
+ * alarm bounds the log write (see the top of this file). */
 static void shutdown_cut(struct daemon *d, const char *why) {
+  alarm(1);
   unsigned pending = atomic_load(&d->pending);
   char names[128] = "";
   const char *first = "nothing";
@@ -410,8 +416,6 @@ static void *signal_main(void *arg) {
     return NULL;
   }
   uint32_t ms = d->cfg.shutdown_timeout_ms;
-  DCMF_LOGI(&d->log, "main", "signal %d: shutting down (at most %u ms)", sig,
-            ms);
   struct timespec deadline, now;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_sec += ms / 1000;
@@ -421,6 +425,10 @@ static void *signal_main(void *arg) {
     deadline.tv_nsec -= 1000000000L;
   }
   uv_async_send(&d->stop_async);
+  /* The backstop, should a log write below block past the deadline. */
+  alarm(ms / 1000 + 2);
+  DCMF_LOGI(&d->log, "main", "signal %d: shutting down (at most %u ms)", sig,
+            ms);
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t left_ns = (int64_t)(deadline.tv_sec - now.tv_sec) * 1000000000 +
@@ -470,6 +478,7 @@ static void stop_signal_thread(struct daemon *d) {
     pthread_cancel(d->signal_thread);
     pthread_join(d->signal_thread, NULL);
     d->signal_thread_running = 0;
+    alarm(0); /* the shutdown finished in time */
   }
 }
 

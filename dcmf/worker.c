@@ -65,6 +65,8 @@ struct dcmf_worker {
   uint8_t tx_scratch[65536];
 };
 
+static void on_outbox_closed(uv_handle_t *h);
+
 /* ---- worker → control ----------------------------------------------------- */
 
 static void emit(void *user, const struct dcmf_media_key *key,
@@ -409,11 +411,17 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .hello_limit = w->hello_limit};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {
-    uv_close((uv_handle_t *)&w->outbox_async, NULL);
+    /* No thread runs the worker loop: close its handles here. |w| holds
+     * the outbox handle of the control loop, so it is freed by that
+     * handle's close callback, not now. */
+    close_all(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    dcmf_cache_del(w->cache);
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
-    free(w);
+    uv_close((uv_handle_t *)&w->outbox_async, on_outbox_closed);
     return DCMF_ERR_SYSTEM;
   }
   *out = w;

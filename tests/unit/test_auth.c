@@ -416,14 +416,18 @@ static void test_claims(void **state) {
                cases[i].detail);
     free(t);
   }
-  /* Within the leeway on both sides, and a fractional NumericDate. */
+  /* Within the leeway on both sides, a fractional NumericDate, and an
+   * issuer's "never expires" at the top of the range (no overflow: the
+   * UBSan build would stop here). */
   const char *fine[] = {
       "{\"iss\":\"nrf-1\",\"aud\":\"" AUD "\",\"scope\":\"nmf-mrm\","
       "\"exp\":1799999971}",
       "{\"iss\":\"nrf-1\",\"aud\":\"" AUD "\",\"scope\":\"nmf-mrm\","
       "\"exp\":1800000600.5,\"nbf\":1800000029}",
+      "{\"iss\":\"nrf-1\",\"aud\":\"" AUD "\",\"scope\":\"nmf-mrm\","
+      "\"exp\":9223372036854775807}",
   };
-  for (size_t i = 0; i < 2; i++) {
+  for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
     char *t = sign(RS256, fine[i], rsa_key, NULL, 0, NULL);
     assert_int_equal(check(a, t, DCMF_AUTH_API_MRM, NOW).status, 0);
     free(t);
