@@ -10,7 +10,7 @@
 // this process floods every port of dcmfd's media range from
 // STRESS_FLOOD_SOURCES (64) UDP sockets of its own (on 127.0.0.2, the
 // phones being on 127.0.0.1) at STRESS_FLOOD_PPS (10000) packets/s, in
-// STRESS_FLOOD_ROUNDS (6) alternations: half real ClientHellos (recorded
+// STRESS_FLOOD_ROUNDS (10) alternations: half real ClientHellos (recorded
 // from `openssl s_client -dtls1_2`), half STUN Binding requests that name the context's
 // real ufrags (read from the API) with a wrong MESSAGE-INTEGRITY, or
 // unknown ufrags. With the flood the sessions must keep >= 80 % of their
@@ -30,7 +30,7 @@ const SESSIONS = L.knob("STRESS_FLOOD_SESSIONS", 20);
 // dcmf-ue and dcmfd are both several times slower under the sanitizers
 const REPEAT = L.knob("STRESS_FLOOD_REPEAT", L.SANITIZED ? 100 : 500);
 // many short alternations: the machine's other load weighs on both alike
-const ROUNDS = L.knob("STRESS_FLOOD_ROUNDS", 6);
+const ROUNDS = L.knob("STRESS_FLOOD_ROUNDS", 10);
 const SOURCES = L.knob("STRESS_FLOOD_SOURCES", 64);
 const PPS = L.knob("STRESS_FLOOD_PPS", 10000);
 const LISTEN_MS = L.knob("STRESS_FLOOD_LISTEN_MS", 500);
