@@ -179,7 +179,16 @@ async function withDcmfd(bin, tag, opts, fn, stopMs = 5000) {
 async function checkHealthy(d, what) {
   check(d.alive(), `${what}: dcmfd died (${d.proc.exitCode ?? d.proc.signalCode}); log:\n# ${d.tail()}`);
   const h = await d.healthz();
-  check(h && h.status === "ok", `${what}: /healthz did not answer ok`);
+  if (!(h && h.status === "ok")) {
+    // Say why: a 503 names the stalled worker, a time-out says the
+    // control loop did not answer; the log's tail shows what led there.
+    let why;
+    try {
+      const r = await timeout(d.api("GET", "/healthz"), 3000, "/healthz");
+      why = `${r.status} ${JSON.stringify(r.body)}`;
+    } catch (e) { why = e.message; }
+    check(false, `${what}: /healthz did not answer ok (${why}); log:\n# ${d.tail()}`);
+  }
 }
 
 // Sums the samples of metric |name| in Prometheus text |text| whose labels match |labelRe|.
