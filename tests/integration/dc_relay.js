@@ -125,14 +125,16 @@ async function workAroundWerift() {
 // unacknowledged; flightSize against cwnd and the peer's window; whether
 // T3 runs) and receiver (cumulative TSN, TSNs held beyond a gap, messages
 // held for reassembly or order), dcmfd's relay gauges and counters, and
-// the namespace's UDP counters (RcvbufErrors: datagrams dropped).
+// the namespace's UDP counters (RcvbufErrors: datagrams dropped). The ICE
+// state tells a phone whose consent expired (werift then sends nothing at
+// all, and dcmfd logs CONSENT_LOST 30 s later) from an SCTP stall.
 async function whereTheyWait(d, phones, id) {
   const out = [];
   for (const [name, p] of Object.entries(phones)) {
     const s = p.pc.sctpTransport && p.pc.sctpTransport.sctp;
     if (!s) { out.push(`${name}: no SCTP`); continue; }
     const ins = s.inboundStreams[id];
-    out.push(`${name}: sender outboundQueue ${s.outboundQueue.length} sentQueue ${s.sentQueue.length} ` +
+    out.push(`${name}: ICE ${p.pc.iceConnectionState}, connection ${p.pc.connectionState}; sender outboundQueue ${s.outboundQueue.length} sentQueue ${s.sentQueue.length} ` +
       `(${s.sentQueue.filter((c) => c.acked).length} gap-acked) flightSize ${s.flightSize} cwnd ${s.cwnd} ` +
       `peer a_rwnd ${s.peerAdvertisedRwnd} T3 ${s.timer3Handle ? "running" : "off"} rto ${s.rto}s; ` +
       `receiver cumTSN ${s.lastReceivedTsn} beyond-gap ${s.sackMisOrdered.size} ` +
