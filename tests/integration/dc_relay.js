@@ -14,7 +14,9 @@ module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const werift = require("werift");
 const ndc = require("node-datachannel");
 // Not among werift's exports: loaded by path for the workaround below.
-const { InboundStream } = require(path.join(path.dirname(require.resolve("werift")), "..", "..", "sctp", "src", "sctp.js"));
+const weriftSctp = path.join(path.dirname(require.resolve("werift")), "..", "..", "sctp", "src");
+const { InboundStream, SCTP } = require(path.join(weriftSctp, "sctp.js"));
+const { SackChunk } = require(path.join(weriftSctp, "chunk.js"));
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
 const { wait, timeout, check, runTests } = require("./harness");
 
@@ -59,6 +61,101 @@ if (weriftHoldsBack()) {
       for (const m of pop.call(this)) { more = true; yield m; }
     }
   };
+}
+
+// werift's SCTP sender (werift 0.24.4) counts a chunk twice in its
+// flight size when the retransmission timer (T3) fires while later chunks
+// were already acknowledged by gap blocks: T3 marks every chunk of
+// sentQueue for retransmission, the acknowledged ones included; resending
+// one adds it to flightSize, and when the cumulative ack passes it,
+// receiveSackChunk subtracts only chunks not marked acked. The excess
+// stays with nothing outstanding; once it reaches cwnd (which T3 just set
+// to one chunk) werift sends no new DATA at all: nothing is in flight, so
+// no T3 runs and no SACK comes that could grow cwnd. The messages then
+// wait in werift's outboundQueue for good while dcmfd's relay queue is
+// empty and it logs no stall. A model receiver dropping 5 % of packets
+// stops werift's sender this way in 1 of 8 runs of 1,000 messages (and
+// leaves flightSize above 0 after the last ack in 2 more); with the
+// change below, 8 of 8 end with flightSize 0. That is the picture of the
+// 10,000-message test's failures under load (B got 1984 of 10000: the
+// loop's 20,000 spins ran out in under 54 s, so nothing arrived any
+// more; a progressing run takes 20-50 ms a spin here), though a failure
+// in which one phone also went silent on the wire (dcmfd logged its
+// CONSENT_LOST) points at werift's ICE as well: the failure message now
+// says which. The loss comes from a loaded machine dropping UDP. Not
+// retransmitting what the peer already holds
+// (RFC 9260 6.3.3 retransmits only unacknowledged DATA) keeps flightSize
+// exact; werift still does all of SCTP itself. weriftLeaksFlight() plays
+// the sequence on a fresh SCTP object, so the workaround goes once werift
+// is fixed.
+async function weriftLeaksFlight() {
+  const s = new SCTP({ send: async () => {} }, 5000);
+  s.remotePort = 5000;
+  s.associationState = 4; // ESTABLISHED
+  s.peerAdvertisedRwnd = 1 << 20;
+  s.cwnd = 12000;
+  const settle = () => new Promise((r) => setImmediate(r));
+  const sack = async (cum, gaps) => {
+    const c = new SackChunk(0, undefined);
+    Object.assign(c, { cumulativeTsn: cum, advertisedRwnd: 1 << 20, gaps, duplicates: [] });
+    await s.receiveSackChunk(c);
+    await settle();
+  };
+  const t0 = s.localTsn;
+  for (let i = 0; i < 8; i++) s.send(1, 53, Buffer.alloc(1000));
+  await settle();
+  await sack(t0 - 1, [[2, 3], [5, 8]]); // t0 and t0+3 lost, the rest arrived
+  s.timer3Cancel(); // the RTO passes before anything is retransmitted:
+  s.timer3Expired(); // what the timer would call, with no timer left behind
+  await settle();
+  await sack(t0 + 2, [[2, 5]]);
+  await sack(t0 + 7, []); // everything acknowledged
+  const leaked = s.sentQueue.length === 0 && s.flightSize > 0;
+  s.timer3Cancel();
+  return leaked;
+}
+async function workAroundWerift() {
+  if (await weriftLeaksFlight()) {
+    console.log("# werift counts retransmitted acknowledged chunks in flight for good: working around it");
+    const transmitOnce = SCTP.prototype.transmitOnce;
+    SCTP.prototype.transmitOnce = function transmitUnacked() {
+      for (const c of this.sentQueue) if (c.acked) c.retransmit = false;
+      return transmitOnce.call(this);
+    };
+  }
+}
+
+// Where the messages of channel |id| wait when an exchange stops short:
+// each werift phone's SCTP sender (outboundQueue: not yet sent; sentQueue:
+// unacknowledged; flightSize against cwnd and the peer's window; whether
+// T3 runs) and receiver (cumulative TSN, TSNs held beyond a gap, messages
+// held for reassembly or order), dcmfd's relay gauges and counters, and
+// the namespace's UDP counters (RcvbufErrors: datagrams dropped). The ICE
+// state tells a phone whose consent expired (werift then sends nothing at
+// all, and dcmfd logs CONSENT_LOST 30 s later) from an SCTP stall.
+async function whereTheyWait(d, phones, id) {
+  const out = [];
+  for (const [name, p] of Object.entries(phones)) {
+    const s = p.pc.sctpTransport && p.pc.sctpTransport.sctp;
+    if (!s) { out.push(`${name}: no SCTP`); continue; }
+    const ins = s.inboundStreams[id];
+    out.push(`${name}: ICE ${p.pc.iceConnectionState}, connection ${p.pc.connectionState}; sender outboundQueue ${s.outboundQueue.length} sentQueue ${s.sentQueue.length} ` +
+      `(${s.sentQueue.filter((c) => c.acked).length} gap-acked) flightSize ${s.flightSize} cwnd ${s.cwnd} ` +
+      `peer a_rwnd ${s.peerAdvertisedRwnd} T3 ${s.timer3Handle ? "running" : "off"} rto ${s.rto}s; ` +
+      `receiver cumTSN ${s.lastReceivedTsn} beyond-gap ${s.sackMisOrdered.size} ` +
+      `reassembly ${ins ? `${ins.reassembly.length} chunks, next SSN ${ins.streamSequenceNumber}` : "none"}`);
+  }
+  try {
+    const m = String((await api(d.port, "GET", "/metrics")).body).split("\n")
+      .filter((l) => /^dcmf_(dc_relay_|dc_messages_total|sctp_)/.test(l));
+    out.push(`dcmfd: ${m.join("; ")}`);
+  } catch (e) { out.push(`dcmfd /metrics: ${e.message}`); }
+  const udp = fs.readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
+  if (udp.length === 2) {
+    const [k, v] = udp.map((l) => l.split(/\s+/).slice(1));
+    out.push(`UDP: ${k.map((x, i) => `${x} ${v[i]}`).filter((x) => /Errors|Datagrams/.test(x)).join(", ")}`);
+  }
+  return out.join(" | ");
 }
 
 // A werift peer with negotiated channels |ids| and its offer.
@@ -129,8 +226,12 @@ async function relayContext(d, a, b, ids, { asSide = false, holdB = false } = {}
 
 // Sends |n| messages each way on channel |id| (sizes 1 B to 1,200 B,
 // each starting with its sequence number), at most |window| unanswered,
-// and checks both sides got exactly what the other sent, in order.
-async function exchange(a, b, id, n, window = 64) {
+// and checks both sides got exactly what the other sent, in order. It
+// gives up when nothing arrives for STALL_MS or after |ms| in all (a
+// loaded machine may take 40 s for 10,000 each way, at 20-50 ms a round),
+// and then says where the missing messages wait.
+const STALL_MS = 15000;
+async function exchange(d, a, b, id, n, window = 64, ms = 100000) {
   const make = (side, i) => {
     const len = 4 + (i * 7919) % 1197;
     const m = Buffer.alloc(len, side.charCodeAt(0) ^ (i & 0x7f));
@@ -140,13 +241,20 @@ async function exchange(a, b, id, n, window = 64) {
   const ca = a.chans[id], cb = b.chans[id];
   ca.got = []; cb.got = [];
   let sa = 0, sb = 0;
-  for (let spins = 0; spins < 20000 && (cb.got.length < n || ca.got.length < n); spins++) {
+  const until = Date.now() + ms;
+  let seen = 0, moved = Date.now(), why = "";
+  for (let spins = 0; cb.got.length < n || ca.got.length < n; spins++) {
+    if (cb.got.length + ca.got.length > seen) { seen = cb.got.length + ca.got.length; moved = Date.now(); }
+    if (Date.now() - moved > STALL_MS) { why = `nothing arrived for ${STALL_MS} ms`; break; }
+    if (Date.now() > until || spins >= 1000000) { why = `still arriving after ${ms} ms`; break; }
     while (sa < n && sa - cb.got.length < window) ca.send(make("A", sa++));
     while (sb < n && sb - ca.got.length < window) cb.send(make("B", sb++));
     await wait(1);
   }
-  check(cb.got.length === n, `B got ${cb.got.length} of ${n}`);
-  check(ca.got.length === n, `A got ${ca.got.length} of ${n}`);
+  if (cb.got.length !== n || ca.got.length !== n) {
+    throw new Error(`B got ${cb.got.length} of ${n} (A sent ${sa}), A got ${ca.got.length} of ${n} (B sent ${sb}); ` +
+      `${why}: ${await whereTheyWait(d, { A: a, B: b }, id)}`);
+  }
   for (let i = 0; i < n; i++) {
     check(cb.got[i].equals(make("A", i)), `B's message ${i} is not A's message ${i} (seq ${cb.got[i].readUInt32BE(0)})`);
     check(ca.got[i].equals(make("B", i)), `A's message ${i} is not B's message ${i} (seq ${ca.got[i].readUInt32BE(0)})`);
@@ -168,7 +276,7 @@ test("anchored P2P: two phones exchange 10,000 messages each way through one con
   try {
     await relayContext(d, a, b, [1000]);
     await timeout(Promise.all([a.chans[1000].opened, b.chans[1000].opened]), 10000, "both channels open");
-    await exchange(a, b, 1000, 10000);
+    await exchange(d, a, b, 1000, 10000);
     for (let i = 0; i < 50; i++) { if (await metric(d, "dcmf_dc_relay_messages_total") === 20000) break; await wait(20); }
     const relayed = await metric(d, "dcmf_dc_relay_messages_total");
     check(relayed === 20000, `dcmf_dc_relay_messages_total is ${relayed}, not 20000`);
@@ -299,7 +407,7 @@ test("P2A2P: a phone and a DC AS that is a data-channel peer; dcmfd is the DTLS 
     const asMedia = ctx.terminations[1].medias[0].dcMedia;
     check(asMedia.securitySetup === "ACTIVE", `dcmfd's role toward the AS is ${asMedia.securitySetup}`);
     await timeout(Promise.all([a.chans[1000].opened, as.chans[1000].opened]), 10000, "both channels open");
-    await exchange(a, as, 1000, 1000);
+    await exchange(d, a, as, 1000, 1000);
     const dtls = as.pc.sctpTransport && as.pc.sctpTransport.dtlsTransport;
     if (dtls && dtls.role) check(dtls.role === "server", `the AS's DTLS role is ${dtls.role}`);
   } finally { a.pc.close(); as.pc.close(); }
@@ -318,4 +426,4 @@ test("dcRelay naming a media that does not exist is refused with 400", async (d)
 });
 
 process.on("exit", () => ndc.cleanup()); // libdatachannel's threads
-runTests(DCMFD, "relay", tests.filter((t) => !FILTER || t.name.includes(FILTER)), 120000);
+workAroundWerift().then(() => runTests(DCMFD, "relay", tests.filter((t) => !FILTER || t.name.includes(FILTER)), 120000));
