@@ -86,9 +86,15 @@ int up_resp_header_add(struct dcmf_upstream_req *r, const char *name,
 /* ---- connection I/O ------------------------------------------------------- */
 
 static void on_written(uv_write_t *w, int status) {
-  (void)status;
   struct conn *c = w->data;
   free(w);
+  if (status < 0 && !c->closing) {
+    /* EPIPE, ECONNRESET: the upstream is gone; its requests fail (or an
+     * HTTP/1.1 one is sent again, see req_requeue) now rather than when
+     * the read side notices. */
+    up_conn_fail(c, uv_strerror(status));
+    return;
+  }
   if (!c->closing && c->h2 != NULL) {
     up_h2_flush(c); /* what waited for room in the write queue */
   }
@@ -146,6 +152,50 @@ void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
   up_req_end(r, res, why);
 }
 
+/* RFC 9110 9.2.2: the methods whose request may be sent twice. */
+static int method_idempotent(const char *m) {
+  static const char *const idem[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
+  for (size_t i = 0; i < sizeof(idem) / sizeof(idem[0]); i++) {
+    if (strcmp(m, idem[i]) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* An upstream may close an idle HTTP/1.1 keep-alive connection (its own
+ * idle timer, Node's 5 s) just as we send a request on it: the request
+ * is lost unanswered, through no fault of the phone. RFC 9112 9.3.1
+ * lets a client send an idempotent request again when the connection
+ * closed before any of the response came. So: once, on a connection
+ * that had served earlier requests (a new one failing says the upstream
+ * is broken), before any byte of the answer, and on a new connection
+ * (the other idle ones are as old). Returns 1 if |r| went back to the
+ * head of its origin's queue, 0 if it must fail. */
+static int req_requeue(struct conn *c, struct dcmf_upstream_req *r) {
+  if (c->proto != P_H1 || c->h1_req != r || c->h1_served == 0 || c->h1_got ||
+      r->head_done || r->retried || c->pool->closing ||
+      !method_idempotent(r->method)) {
+    return 0;
+  }
+  inflight_remove(c, r);
+  c->h1_req = NULL;
+  r->conn = NULL;
+  r->retried = 1;
+  struct origin *o = c->origin;
+  r->next = o->queue;
+  o->queue = r;
+  if (o->queue_tail == NULL) {
+    o->queue_tail = r;
+  }
+  c->pool->counters.retries++;
+  DCMF_LOGD(c->pool->log, "upstream",
+            "%s: %s %s: reused connection closed unanswered; sending it "
+            "again on a new one",
+            o->authority, r->method, r->path);
+  return 1;
+}
+
 /* Fails every request on |c|, and, when the connection never came up
  * (the upstream is down or refuses us), every request waiting for it. */
 void up_conn_fail(struct conn *c, const char *why) {
@@ -158,6 +208,9 @@ void up_conn_fail(struct conn *c, const char *why) {
   }
   while (c->inflight != NULL) {
     struct dcmf_upstream_req *r = c->inflight;
+    if (req_requeue(c, r)) {
+      continue;
+    }
     up_inflight_end(c, r,
                  r->head_done ? DCMF_UPSTREAM_BROKEN
                               : DCMF_UPSTREAM_UNREACHABLE,
@@ -378,6 +431,17 @@ static size_t origin_count(const struct origin *o) {
   return n;
 }
 
+/* Closes one idle HTTP/1.1 connection of |o|, if it has one. */
+static void origin_evict_idle(struct origin *o) {
+  for (struct conn *c = o->conns; c; c = c->next) {
+    if (!c->closing && c->ready && c->proto == P_H1 && c->h1_req == NULL &&
+        c->h1_pending.len == 0 && c->inflight == NULL) {
+      up_conn_close(c);
+      return;
+    }
+  }
+}
+
 static void origin_dispatch(struct origin *o) {
   while (o->queue != NULL) {
     struct dcmf_upstream_req *r = o->queue;
@@ -392,14 +456,18 @@ static void origin_dispatch(struct origin *o) {
       } else if (c->proto == P_H2 && c->h2 != NULL) {
         use = c;
       } else if (c->proto == P_H1 && c->h1_req == NULL &&
-                 c->h1_pending.len == 0) {
-        use = c;
+                 c->h1_pending.len == 0 && (!r->retried || c->h1_served == 0)) {
+        use = c; /* a retry takes only a connection not used before */
       }
       if (use != NULL) {
         break;
       }
     }
     if (use == NULL) {
+      if (r->retried && o->proto == P_H1 &&
+          origin_count(o) >= o->pool->settings.max_connections) {
+        origin_evict_idle(o); /* room for the new connection a retry needs */
+      }
       /* HTTP/2 needs one connection; HTTP/1.1 one per request in flight,
        * up to the limit. While the protocol is unknown, open one. */
       int want = o->proto == P_H1

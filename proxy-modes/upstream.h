@@ -8,7 +8,10 @@
  * alive for the next request. https:// origins negotiate h2 or
  * http/1.1 by ALPN with SNI and certificate verification; http://
  * origins are tried with h2c prior knowledge first and fall back to
- * HTTP/1.1 for good when the server answers in HTTP/1.
+ * HTTP/1.1 for good when the server answers in HTTP/1. A GET, HEAD,
+ * PUT, DELETE or OPTIONS that a reused HTTP/1.1 connection loses before
+ * any byte of its answer (the upstream closed it for idleness) is sent
+ * once more on a new connection (RFC 9112 9.3.1); other methods fail.
  *
  * Bodies stream: every piece goes to the |data| callback as it arrives,
  * and the caller can pause a response (HTTP/2 flow control stays closed,
@@ -112,6 +115,8 @@ struct dcmf_upstream_counters {
       timeouts;
   uint64_t latency_ms_total; /* request sent to response head, summed */
   uint64_t responses;        /* how many heads latency_ms_total covers */
+  uint64_t retries; /* idempotent requests sent again on a new connection
+                       after a reused HTTP/1.1 one closed unanswered */
 };
 
 const struct dcmf_upstream_counters *

@@ -59,6 +59,7 @@ static void h1_complete(void *user, int keep_alive) {
   if (r != NULL) {
     up_inflight_end(c, r, DCMF_UPSTREAM_OK, "complete");
   }
+  c->h1_served++;
   if (!keep_alive) {
     c->ready = 0; /* closed after this read */
   }
@@ -101,10 +102,15 @@ void up_h1_send(struct conn *c, struct dcmf_upstream_req *r) {
   dcmf_h1resp_init(&c->h1, &h1_cbs, c);
   dcmf_h1resp_reset(&c->h1, strcmp(r->method, "HEAD") == 0);
   c->h1_req = r;
+  c->h1_got = 0;
   r->conn = c;
   r->next = c->inflight;
   c->inflight = r;
-  r->sent_ms = uv_now(c->pool->loop);
+  if (!r->retried) {
+    /* A retry is still timed from the first send: the response timeout
+     * bounds both attempts together. */
+    r->sent_ms = uv_now(c->pool->loop);
+  }
   up_conn_write(c, out.data, out.len);
   dcmf_buf_free(&out);
 }
@@ -143,6 +149,9 @@ static void h1_run(struct conn *c, const uint8_t *data, size_t len) {
 }
 
 void up_h1_feed(struct conn *c, const uint8_t *data, size_t len) {
+  if (c->h1_req != NULL && len > 0) {
+    c->h1_got = 1; /* the request can no longer be sent again */
+  }
   if (c->h1_req == NULL) {
     /* Idle: nothing was asked. */
     if (!h1_only_crlf(data, len)) {

@@ -41,6 +41,9 @@ struct dcmf_upstream_req {
   void *user;
   int32_t stream_id;
   int head_done, finished, paused;
+  /* sent again after a reused HTTP/1.1 connection dropped it unanswered;
+   * it waits for a new connection and is never sent a third time */
+  int retried;
   uint64_t sent_ms;   /* when it went out on a connection */
   uint64_t queued_ms; /* when it was issued */
   /* the head or the last body bytes came, or the caller resumed: the
@@ -82,6 +85,8 @@ struct conn {
   BIO *rbio, *wbio;
   nghttp2_session *h2;
   struct dcmf_upstream_req *h1_req;
+  uint32_t h1_served; /* responses completed: above 0, the conn is reused */
+  int h1_got;         /* a byte of h1_req's response arrived */
   struct dcmf_upstream_req *inflight; /* requests sent on this connection */
   struct dcmf_buf h1_pending; /* input held while an h1 response pauses */
   uint64_t started_ms, idle_since_ms;

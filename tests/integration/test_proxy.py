@@ -612,6 +612,130 @@ def case_post(d):
     run("POST with a body passes through to the upstream", fn)
 
 
+def keepalive_race_server():
+    """An HTTP/1.1 upstream written by hand that makes the keep-alive race
+    exact: on every connection it answers the first request (keep-alive,
+    Content-Length) and, when a second request arrives on that same
+    connection, reads it and closes the socket unanswered, as a server
+    whose idle timer fires just then does. dcmfd's h2c probe gets a 400.
+    Returns (port, close, seen): seen lists (connection no, method, path,
+    "answered" or "dropped")."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    seen, conns, done = [], [], threading.Event()
+
+    def read_request(c, buf):
+        while b"\r\n\r\n" not in buf:
+            got = c.recv(65536)
+            if not got:
+                return None, buf
+            buf += got
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        n = 0
+        for ln in lines[1:]:
+            name, _, value = ln.partition(":")
+            if name.strip().lower() == "content-length":
+                n = int(value)
+        while len(rest) < n:
+            got = c.recv(65536)
+            if not got:
+                return None, rest
+            rest += got
+        return lines[0].split(" "), rest[n:]
+
+    def serve(c, no):
+        try:
+            c.settimeout(10)
+            buf, count = b"", 0
+            while True:
+                req, buf = read_request(c, buf)
+                if req is None:
+                    return
+                method, path = req[0], req[1]
+                if method == "PRI":  # h2c prior knowledge: say HTTP/1.1 only
+                    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+                    return
+                count += 1
+                if count == 2:
+                    seen.append((no, method, path, "dropped"))
+                    return  # closed without a byte of an answer
+                body = f"{method} {path} on connection {no}\n".encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                          b"Cache-Control: no-store\r\nContent-Type: text/plain\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                seen.append((no, method, path, "answered"))
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def loop():
+        while not done.is_set():
+            try:
+                c, _ = srv.accept()
+            except (socket.timeout, OSError):
+                continue
+            th = threading.Thread(target=serve, args=(c, len(conns)), daemon=True)
+            conns.append(th)
+            th.start()
+
+    acc = threading.Thread(target=loop, daemon=True)
+    acc.start()
+
+    def close():
+        done.set()
+        acc.join(2)
+        srv.close()
+        for th in conns:
+            th.join(2)
+    return srv.getsockname()[1], close, seen
+
+
+def case_keepalive_race(d):
+    """A pooled keep-alive connection the upstream closes as the next
+    request arrives: GET is sent again on a new connection (RFC 9112
+    9.3.1), POST is not (502)."""
+    def fn():
+        port, close, seen = keepalive_race_server()
+        try:
+            url = f"http://127.0.0.1:{port}/r/"
+            r = d.ue("/a", url)
+            status, _, head, body = parse(r)
+            assert status == 200, f"1st GET: status {status}, {head!r} {body!r}"
+            first = body.decode().split()[-1]
+            r = d.ue("/b", url)
+            status, _, head, body = parse(r)
+            assert status == 200, (f"GET on the connection the upstream dropped: status "
+                                   f"{status}, want 200; upstream saw {seen}")
+            assert body.startswith(b"GET /r/b on connection "), body
+            again = body.decode().split()[-1]
+            assert again != first, f"2nd GET answered on connection {again} again"
+            gets = [s for s in seen if s[2] == "/r/b"]
+            assert [s[3] for s in gets] == ["dropped", "answered"], (
+                f"upstream saw /r/b as {gets}, want dropped on a reused connection, "
+                f"then answered on a new one")
+            assert gets[0][0] == int(first), f"/r/b first went to {gets[0]}, not {first}"
+            # the connection that answered /r/b is now the pool's idle one:
+            # a POST on it is dropped too and must not be sent twice
+            r = subprocess.run([UE, "fetch", "--api", d.api, "--replace-url", url,
+                                "--include", "--data", "once only", "/p"],
+                               capture_output=True, timeout=30)
+            status, _, head, body = parse(r)
+            assert status == 502, f"POST dropped by the upstream: status {status}, want 502"
+            posts = [s for s in seen if s[1] == "POST"]
+            assert posts == [(int(again), "POST", "/r/p", "dropped")], (
+                f"upstream saw POSTs {posts}, want one, dropped, on connection {again}")
+            d.alive()
+        finally:
+            close()
+    run("keep-alive connection closed by the upstream as a request arrives: "
+        "GET sent again on a new connection, POST gets 502", fn)
+
+
 def case_werift():
     """The Node werift phone, in a network namespace of its own (loopback
     only) with its own dcmfd and nginx, which proxy_werift.js starts."""
@@ -685,6 +809,7 @@ try:
     case_headers(main_d, ng, "nginx h2 over TLS", URL_B, ROOT_B, pB)
     case_three(main_d, [(URL_A, ROOT_A), (URL_B, ROOT_B), (URL_C, ROOT_C)])
     case_post(main_d)
+    case_keepalive_race(main_d)
     case_mdc2(main_d, ng, ROOT_A, pA)
     case_down(main_d)
     case_cache_fresh(main_d, ng, URL_A, pA)
