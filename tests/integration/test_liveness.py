@@ -239,6 +239,12 @@ def t_stuck_shutdown_flag_and_second_signal():
         wait_for("the shutdown line",
                  lambda: "shutting down (at most 60000 ms)" in d.log(), 3.0,
                  d)
+        # The control loop's own part ends at once ("stopped; ..."); only
+        # then is the stuck worker the one part left to name. A second
+        # signal sent earlier would find the control loop still winding
+        # down and name it first, which is right but not this case.
+        wait_for("the control loop to stop",
+                 lambda: "stopped; " in d.log(), 3.0, d)
         status, took = exit_after_sigterm(d, stopped, 10)
         check_eq(status, 3, "exit status after the second signal")
         check(took < 1.5, f"second signal: exit after {took:.2f} s")
