@@ -2047,6 +2047,25 @@ def make_malformed_test(name, fn, status, param, cause, args):
     return run
 
 
+def run_case(name, call, skip=()):
+    """Runs one test case and prints its TAP-like line; returns "ok",
+    "fail" or "skip" (an exception of a type in |skip| skips the case).
+    Shared by the integration scripts that import this module."""
+    try:
+        call()
+    except skip as e:
+        print(f"ok - {name} # SKIP {e}", flush=True)
+        return "skip"
+    except TestFailure as e:
+        print(f"not ok - {name}: {e}", flush=True)
+        return "fail"
+    except Exception as e:  # a crash in the test itself
+        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
+        return "fail"
+    print(f"ok - {name}", flush=True)
+    return "ok"
+
+
 def main(argv):
     global DCMFD
     if len(argv) < 2:

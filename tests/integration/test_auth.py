@@ -545,18 +545,10 @@ def main(argv):
         for name, fn in TESTS:
             if filters and not any(f in name for f in filters):
                 continue
-            try:
-                fn(pki)
-            except TestFailure as e:
+            if api.run_case(name, lambda: fn(pki)) == "ok":
+                passed += 1
+            else:
                 failed += 1
-                print(f"not ok - {name}: {e}", flush=True)
-                continue
-            except Exception as e:  # a crash in the test itself
-                failed += 1
-                print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-                continue
-            passed += 1
-            print(f"ok - {name}", flush=True)
     finally:
         pki.cleanup()
     print(f"# {time.monotonic() - started:.1f} s", flush=True)

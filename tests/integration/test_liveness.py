@@ -367,22 +367,13 @@ def main(argv):
     for name, fn in TESTS:
         if filters and not any(f in name for f in filters):
             continue
-        try:
-            fn()
-        except Skip as e:
+        outcome = test_api.run_case(name, fn, skip=Skip)
+        if outcome == "ok":
+            passed += 1
+        elif outcome == "skip":
             skipped += 1
-            print(f"ok - {name} # SKIP {e}", flush=True)
-            continue
-        except TestFailure as e:
+        else:
             failed += 1
-            print(f"not ok - {name}: {e}", flush=True)
-            continue
-        except Exception as e:  # a crash in the test itself
-            failed += 1
-            print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-            continue
-        passed += 1
-        print(f"ok - {name}", flush=True)
     print(f"{passed} passed, {failed} failed, {skipped} skipped", flush=True)
     if failed:
         return 1
