@@ -1,5 +1,6 @@
 #include "dtls.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,6 +256,13 @@ static void set_state(struct dcmf_dtls *d, enum dcmf_dtls_state state,
   }
 }
 
+/* SSL_get_error() reads the thread's OpenSSL error queue, which every
+ * session of a worker thread shares (and so do its TLS upstreams). An
+ * error left there by any other OpenSSL call would turn this session's
+ * plain "want more input" into a fatal failure, so the queue is emptied
+ * before each call whose result SSL_get_error() interprets. */
+static void clear_stale_errors(void) { ERR_clear_error(); }
+
 /* Interprets an SSL_do_handshake/SSL_read result. Returns 1 to go on
  * reading, 0 when OpenSSL needs more input. */
 static int handle_ssl_result(struct dcmf_dtls *d, int r) {
@@ -269,10 +277,20 @@ static int handle_ssl_result(struct dcmf_dtls *d, int r) {
     set_state(d, DCMF_DTLS_CLOSED, "close_notify received");
     return 0;
   default: {
-    const char *reason = d->fingerprint_mismatch
-                             ? "peer certificate does not match the "
-                               "signalled fingerprint"
-                             : "handshake or record failure";
+    /* OpenSSL's own reason ("bad record mac", "unexpected message") is
+     * what an operator needs to tell a hostile peer from a bug. */
+    char reason[160];
+    unsigned long e = ERR_peek_last_error();
+    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+    if (d->fingerprint_mismatch) {
+      snprintf(reason, sizeof(reason),
+               "peer certificate does not match the signalled fingerprint");
+    } else {
+      snprintf(reason, sizeof(reason), "handshake or record failure (%s)",
+               why != NULL ? why
+                           : (err == SSL_ERROR_SYSCALL ? "I/O error"
+                                                       : "no OpenSSL reason"));
+    }
     ERR_clear_error();
     set_state(d, DCMF_DTLS_FAILED, reason);
     return 0;
@@ -285,6 +303,7 @@ static void drive(struct dcmf_dtls *d) {
     d->state = DCMF_DTLS_HANDSHAKE;
   }
   if (d->state == DCMF_DTLS_HANDSHAKE) {
+    clear_stale_errors();
     int r = SSL_do_handshake(d->ssl);
     if (r != 1) {
       handle_ssl_result(d, r);
@@ -294,6 +313,7 @@ static void drive(struct dcmf_dtls *d) {
   }
   uint8_t buf[16384];
   while (d->state == DCMF_DTLS_CONNECTED) {
+    clear_stale_errors();
     int n = SSL_read(d->ssl, buf, sizeof(buf));
     if (n > 0) {
       d->cbs.recv_data(d->user, buf, (size_t)n);
@@ -377,6 +397,7 @@ int dcmf_dtls_send(struct dcmf_dtls *d, const uint8_t *data, size_t len) {
   if (d->state != DCMF_DTLS_CONNECTED) {
     return DCMF_ERR_INVALID;
   }
+  clear_stale_errors();
   int n = SSL_write(d->ssl, data, (int)len);
   if (n != (int)len) {
     handle_ssl_result(d, n);
@@ -394,6 +415,7 @@ long dcmf_dtls_next_timeout_ms(struct dcmf_dtls *d) {
 }
 
 void dcmf_dtls_handle_timeout(struct dcmf_dtls *d) {
+  clear_stale_errors();
   if (d->state == DCMF_DTLS_HANDSHAKE && DTLSv1_handle_timeout(d->ssl) < 0) {
     ERR_clear_error();
     set_state(d, DCMF_DTLS_FAILED, "handshake timed out");

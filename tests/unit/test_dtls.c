@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "cert.h"
 #include "dtls.h"
 #include "errors.h"
@@ -27,6 +30,7 @@ struct side {
   size_t datagrams_sent;
   size_t max_datagram;
   enum dcmf_dtls_state last_state;
+  char last_reason[160];
   char received[256];
   size_t received_len;
 };
@@ -61,6 +65,7 @@ static void on_state(void *user, enum dcmf_dtls_state state,
   struct side *s = user;
   assert_non_null(reason);
   s->last_state = state;
+  snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason);
 }
 
 static const struct dcmf_dtls_callbacks cbs = {on_send, on_recv, on_state};
@@ -234,6 +239,82 @@ static void test_retransmission_timer(void **state) {
   assert_true(t > 0 && t <= 1000);
 }
 
+/* Every session of a worker thread shares the thread's OpenSSL error
+ * queue. An error another session (or a TLS upstream) left there must
+ * not fail this handshake, which at each step only waits for input. */
+static void test_stale_thread_error_is_not_fatal(void **state) {
+  struct pair *p = *state;
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert), sfp = fp_of(&p->scert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  for (int round = 0; round < 20; round++) {
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_PACKET_LENGTH);
+    size_t moved = deliver(&p->client, &p->server);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_PACKET_LENGTH);
+    moved += deliver(&p->server, &p->client);
+    if (moved == 0) {
+      break;
+    }
+  }
+  assert_int_equal(dcmf_dtls_state(p->client.dtls), DCMF_DTLS_CONNECTED);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_CONNECTED);
+  ERR_raise(ERR_LIB_SSL, SSL_R_BAD_PACKET_LENGTH);
+  assert_int_equal(dcmf_dtls_send(p->client.dtls, (const uint8_t *)"ping", 4),
+                   0);
+  ERR_raise(ERR_LIB_SSL, SSL_R_BAD_PACKET_LENGTH);
+  run(p);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_CONNECTED);
+  assert_int_equal(p->server.received_len, 4);
+  ERR_clear_error();
+}
+
+/* Finds the ClientKeyExchange in the datagrams |s| queued: a plaintext
+ * handshake record (type 22, epoch 0) whose message type is 16. Returns
+ * a pointer to the message body, or NULL. */
+static uint8_t *client_key_exchange(struct side *s, size_t *body_len) {
+  for (size_t i = 0; i < s->n_out; i++) {
+    size_t off = 0;
+    while (off + 13 <= s->out_len[i]) {
+      uint8_t *rec = s->out[i] + off;
+      size_t len = (size_t)rec[11] << 8 | rec[12];
+      if (rec[0] == 22 && rec[3] == 0 && rec[4] == 0 && len > 12 &&
+          rec[13] == 16 && off + 13 + len <= s->out_len[i]) {
+        *body_len = len - 12;
+        return rec + 13 + 12;
+      }
+      off += 13 + len;
+    }
+  }
+  return NULL;
+}
+
+/* A real failure names OpenSSL's reason: the client's ECDHE point is not
+ * on the curve, which the server must refuse with an alert. */
+static void test_failure_reason_names_openssl_reason(void **state) {
+  struct pair *p = *state;
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert), sfp = fp_of(&p->scert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  size_t n = 0;
+  uint8_t *cke = NULL;
+  for (int round = 0; round < 4 && cke == NULL; round++) {
+    deliver(&p->client, &p->server);
+    deliver(&p->server, &p->client);
+    cke = client_key_exchange(&p->client, &n);
+  }
+  assert_non_null(cke);
+  assert_true(n > 10);
+  cke[6] ^= 0x5a; /* inside the point's x coordinate */
+  deliver(&p->client, &p->server);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_FAILED);
+  assert_int_equal(p->server.last_state, DCMF_DTLS_FAILED);
+  assert_non_null(strstr(p->server.last_reason,
+                         "handshake or record failure ("));
+  assert_null(strstr(p->server.last_reason, "no OpenSSL reason"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_handshake_and_data, setup,
@@ -246,6 +327,10 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_garbage_and_hold_limit, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_stale_thread_error_is_not_fatal,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failure_reason_names_openssl_reason,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_retransmission_timer, setup,
                                       teardown),
   };
