@@ -1,13 +1,16 @@
 #include "worker.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dtls.h"
 #include "errors.h"
 #include "cache.h"
+#include "hashmap.h"
 #include "heartbeat.h"
 #include "httpproxy.h"
 
@@ -34,9 +37,13 @@ struct event_msg {
   struct event_msg *next;
 };
 
+/* A session as the worker files it: in the table by media key (every
+ * lookup: control messages, the DC relay's twin) and in a list (walks
+ * over all: the SCTP tick, shutdown). */
 struct node {
+  struct dcmf_hashmap_entry entry; /* keyed by dcmf_session_key() */
   struct dcmf_session *session;
-  struct node *next;
+  struct node *next, *prev;
 };
 
 struct dcmf_worker {
@@ -60,7 +67,8 @@ struct dcmf_worker {
   struct dcmf_cache *cache;
   struct dcmf_httpproxy_env proxy_env;
   struct dcmf_httpproxy_counters proxy_counters;
-  struct node *sessions;
+  struct dcmf_hashmap by_key; /* struct node, by media key */
+  struct node *sessions;      /* the same nodes, newest first */
   uint8_t rx_scratch[65536];
   uint8_t tx_scratch[65536];
 };
@@ -152,20 +160,52 @@ void dcmf_worker_remove(struct dcmf_worker *w,
 
 /* ---- inside the worker thread -------------------------------------------- */
 
-static struct node **find(struct dcmf_worker *w,
-                          const struct dcmf_media_key *key) {
-  struct node **pp = &w->sessions;
-  while (*pp && !dcmf_media_key_equal(dcmf_session_key((*pp)->session), key)) {
-    pp = &(*pp)->next;
-  }
-  return pp;
+static int node_key_equal(const struct dcmf_hashmap_entry *e,
+                          const void *key) {
+  const struct node *n =
+      (const struct node *)((const char *)e - offsetof(struct node, entry));
+  return dcmf_media_key_equal(dcmf_session_key(n->session), key);
 }
 
-/* DC relays: a session finds its twin among the worker's sessions. */
+/* The node of media |key|, or NULL: one hash lookup, whatever the
+ * number of sessions. */
+static struct node *find(struct dcmf_worker *w,
+                         const struct dcmf_media_key *key) {
+  struct dcmf_hashmap_entry *e =
+      dcmf_hashmap_find(&w->by_key, dcmf_media_key_hash(key), key);
+  return e != NULL ? (struct node *)((char *)e - offsetof(struct node, entry))
+                   : NULL;
+}
+
+static void node_link(struct dcmf_worker *w, struct node *n) {
+  dcmf_hashmap_insert(&w->by_key, &n->entry,
+                      dcmf_media_key_hash(dcmf_session_key(n->session)));
+  n->prev = NULL;
+  n->next = w->sessions;
+  if (w->sessions != NULL) {
+    w->sessions->prev = n;
+  }
+  w->sessions = n;
+}
+
+static void node_unlink(struct dcmf_worker *w, struct node *n) {
+  dcmf_hashmap_remove(&w->by_key, &n->entry);
+  if (n->prev != NULL) {
+    n->prev->next = n->next;
+  } else {
+    w->sessions = n->next;
+  }
+  if (n->next != NULL) {
+    n->next->prev = n->prev;
+  }
+}
+
+/* DC relays: a session finds its twin among the worker's sessions (the
+ * controller puts both sides of a relay on one worker). */
 static struct dcmf_session *find_session(void *user,
                                          const struct dcmf_media_key *key) {
-  struct node **pp = find(user, key);
-  return *pp != NULL ? (*pp)->session : NULL;
+  struct node *n = find(user, key);
+  return n != NULL ? n->session : NULL;
 }
 
 /* The proxy keeps plain counters on the worker thread; publish them. */
@@ -225,14 +265,20 @@ static void sctp_timer_update(struct dcmf_worker *w) {
 }
 
 static void handle_add(struct dcmf_worker *w, struct msg *m) {
-  struct node **pp = find(w, &m->desc.key);
-  if (*pp != NULL) { /* a duplicate add replaces the session */
-    struct node *old = *pp;
-    *pp = old->next;
+  struct node *old = find(w, &m->desc.key);
+  if (old != NULL) { /* a duplicate add replaces the session */
+    node_unlink(w, old);
     dcmf_session_close(old->session);
     free(old);
+    atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
   }
   struct node *n = calloc(1, sizeof(*n));
+  if (n == NULL) {
+    if (m->desc.fd >= 0) {
+      close(m->desc.fd); /* the session would have owned both */
+    }
+    dcmf_media_desc_free(&m->desc);
+  }
   if (n == NULL || dcmf_session_new(&n->session, &w->env, &m->desc) != 0) {
     DCMF_LOGE(w->settings.log, "worker", "cannot start media %s/%s/%s",
               m->desc.key.context_id, m->desc.key.termination_id,
@@ -240,19 +286,17 @@ static void handle_add(struct dcmf_worker *w, struct msg *m) {
     free(n);
     return;
   }
-  n->next = w->sessions;
-  w->sessions = n;
+  node_link(w, n);
   atomic_fetch_add_explicit(&w->stats.sessions, 1, memory_order_relaxed);
 }
 
 static void handle_remove(struct dcmf_worker *w,
                           const struct dcmf_media_key *key) {
-  struct node **pp = find(w, key);
-  if (*pp == NULL) {
+  struct node *n = find(w, key);
+  if (n == NULL) {
     return;
   }
-  struct node *n = *pp;
-  *pp = n->next;
+  node_unlink(w, n);
   dcmf_session_close(n->session);
   free(n);
   atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
@@ -284,7 +328,7 @@ static void on_inbox(uv_async_t *a) {
       handle_add(w, m);
       break;
     case MSG_UPDATE: {
-      struct node *n = *find(w, &m->desc.key);
+      struct node *n = find(w, &m->desc.key);
       if (n != NULL) {
         dcmf_session_update(n->session, &m->desc);
       } else {
@@ -343,8 +387,10 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   struct dcmf_ratelimit_settings hello_rl = {.rate = settings->hello_rate,
                                              .burst = settings->hello_rate,
                                              .seed = seed[1]};
-  if (dcmf_ratelimit_new(&w->stun_limit, &stun_rl) != 0 ||
+  if (dcmf_hashmap_init(&w->by_key, 64, node_key_equal) != 0 ||
+      dcmf_ratelimit_new(&w->stun_limit, &stun_rl) != 0 ||
       dcmf_ratelimit_new(&w->hello_limit, &hello_rl) != 0) {
+    dcmf_hashmap_free(&w->by_key);
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
     free(w);
@@ -357,6 +403,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                   settings->log, err, errlen);
   if (rv != 0) {
     uv_loop_close(&w->loop);
+    dcmf_hashmap_free(&w->by_key);
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
@@ -438,6 +485,7 @@ static void on_outbox_closed(uv_handle_t *h) {
   }
   uv_mutex_destroy(&w->inbox_mu);
   uv_mutex_destroy(&w->outbox_mu);
+  dcmf_hashmap_free(&w->by_key);
   free(w);
 }
 
