@@ -64,16 +64,13 @@ static uint64_t id_hash(const char *id) {
 }
 
 static int ctx_id_equal(const struct dcmf_hashmap_entry *e, const void *id) {
-  const struct ctx *c =
-      (const struct ctx *)((const char *)e - offsetof(struct ctx, entry));
+  const struct ctx *c = DCMF_HASHMAP_ITEM(e, const struct ctx, entry);
   return strcmp(c->id, id) == 0;
 }
 
 static struct ctx *ctx_find(struct dcmf_agwapi *api, const char *id) {
-  struct dcmf_hashmap_entry *e =
-      dcmf_hashmap_find(&api->by_id, id_hash(id), id);
-  return e != NULL ? (struct ctx *)((char *)e - offsetof(struct ctx, entry))
-                   : NULL;
+  return DCMF_HASHMAP_ITEM(dcmf_hashmap_find(&api->by_id, id_hash(id), id),
+                           struct ctx, entry);
 }
 
 /* Files |c| by id and at the end of the creation order. */

@@ -1,22 +1,22 @@
 #include "context.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
 #include "fingerprint.h"
+#include "hashmap.h"
 #include "jsonpatch.h"
 #include "mediactx.h"
-
-#define HASH_BUCKETS 4096 /* ids are random, so the low bits spread well */
 
 struct dcmf_registry {
   struct dcmf_registry_settings settings;
   char *advertise_addr;
   char *local_fingerprint;
   struct dcmf_resources res;
-  struct dcmf_context *buckets[HASH_BUCKETS];
+  struct dcmf_hashmap by_id; /* contexts by id (grows with them) */
   struct dcmf_context *first, *last;
   size_t count;
   uint64_t generation; /* the last version handed to a context */
@@ -27,12 +27,14 @@ static const char ice_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char hexdigits[] = "0123456789abcdef";
 
-static size_t id_hash(const char *id) {
-  size_t h = 5381;
-  for (; *id; id++) {
-    h = h * 33 + (unsigned char)*id;
-  }
-  return h % HASH_BUCKETS;
+static uint64_t id_hash(const char *id) {
+  return dcmf_hash_bytes(0, id, strlen(id));
+}
+
+static int id_equal(const struct dcmf_hashmap_entry *e, const void *id) {
+  const struct dcmf_context *c =
+      DCMF_HASHMAP_ITEM(e, const struct dcmf_context, hash_entry);
+  return strcmp(c->id, id) == 0;
 }
 
 int dcmf_registry_new(struct dcmf_registry **out,
@@ -45,7 +47,8 @@ int dcmf_registry_new(struct dcmf_registry **out,
   reg->settings = *settings;
   reg->advertise_addr = strdup(settings->advertise_addr);
   reg->local_fingerprint = strdup(settings->local_fingerprint);
-  if (reg->advertise_addr == NULL || reg->local_fingerprint == NULL) {
+  if (reg->advertise_addr == NULL || reg->local_fingerprint == NULL ||
+      dcmf_hashmap_init(&reg->by_id, 64, id_equal) != 0) {
     free(reg->advertise_addr);
     free(reg->local_fingerprint);
     free(reg);
@@ -164,6 +167,7 @@ void dcmf_registry_del(struct dcmf_registry *reg) {
   while (reg->first != NULL) {
     dcmf_registry_delete(reg, reg->first);
   }
+  dcmf_hashmap_free(&reg->by_id);
   free(reg->advertise_addr);
   free(reg->local_fingerprint);
   free(reg);
@@ -171,13 +175,8 @@ void dcmf_registry_del(struct dcmf_registry *reg) {
 
 struct dcmf_context *dcmf_registry_find(struct dcmf_registry *reg,
                                         const char *id) {
-  for (struct dcmf_context *c = reg->buckets[id_hash(id)]; c != NULL;
-       c = c->hash_next) {
-    if (strcmp(c->id, id) == 0) {
-      return c;
-    }
-  }
-  return NULL;
+  return DCMF_HASHMAP_ITEM(dcmf_hashmap_find(&reg->by_id, id_hash(id), id),
+                           struct dcmf_context, hash_entry);
 }
 
 struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg) {
@@ -212,11 +211,7 @@ void dcmf_registry_delete(struct dcmf_registry *reg, struct dcmf_context *ctx) {
   for (size_t i = 0; i < ctx->n_medias; i++) {
     notify(reg, ctx, &ctx->medias[i], NULL, DCMF_MEDIA_REMOVED);
   }
-  struct dcmf_context **pp = &reg->buckets[id_hash(ctx->id)];
-  while (*pp != ctx) {
-    pp = &(*pp)->hash_next;
-  }
-  *pp = ctx->hash_next;
+  dcmf_hashmap_remove(&reg->by_id, &ctx->hash_entry);
   if (ctx->prev) {
     ctx->prev->next = ctx->next;
   } else {
@@ -406,9 +401,7 @@ static void notify_all(struct dcmf_registry *reg, struct dcmf_context *ctx,
 }
 
 static void context_link(struct dcmf_registry *reg, struct dcmf_context *ctx) {
-  size_t h = id_hash(ctx->id);
-  ctx->hash_next = reg->buckets[h];
-  reg->buckets[h] = ctx;
+  dcmf_hashmap_insert(&reg->by_id, &ctx->hash_entry, id_hash(ctx->id));
   ctx->prev = reg->last;
   ctx->next = NULL;
   if (reg->last) {

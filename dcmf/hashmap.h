@@ -22,6 +22,17 @@ struct dcmf_hashmap_entry {
   uint64_t hash;
 };
 
+/* The object of type |type| whose member |member| is the entry |e|
+ * (NULL stays NULL). |e| is evaluated once, so it may be a lookup. */
+#define DCMF_HASHMAP_ITEM(e, type, member)                                     \
+  ((type *)dcmf_hashmap_item_((const struct dcmf_hashmap_entry *)(e),          \
+                              offsetof(type, member)))
+
+static inline void *dcmf_hashmap_item_(const struct dcmf_hashmap_entry *e,
+                                       size_t offset) {
+  return e != NULL ? (void *)((const char *)e - offset) : NULL;
+}
+
 /* Returns nonzero if the object holding |entry| has key |key|. */
 typedef int (*dcmf_hashmap_equal_fn)(const struct dcmf_hashmap_entry *entry,
                                      const void *key);

@@ -162,8 +162,7 @@ void dcmf_worker_remove(struct dcmf_worker *w,
 
 static int node_key_equal(const struct dcmf_hashmap_entry *e,
                           const void *key) {
-  const struct node *n =
-      (const struct node *)((const char *)e - offsetof(struct node, entry));
+  const struct node *n = DCMF_HASHMAP_ITEM(e, const struct node, entry);
   return dcmf_media_key_equal(dcmf_session_key(n->session), key);
 }
 
@@ -171,10 +170,9 @@ static int node_key_equal(const struct dcmf_hashmap_entry *e,
  * number of sessions. */
 static struct node *find(struct dcmf_worker *w,
                          const struct dcmf_media_key *key) {
-  struct dcmf_hashmap_entry *e =
-      dcmf_hashmap_find(&w->by_key, dcmf_media_key_hash(key), key);
-  return e != NULL ? (struct node *)((char *)e - offsetof(struct node, entry))
-                   : NULL;
+  return DCMF_HASHMAP_ITEM(
+      dcmf_hashmap_find(&w->by_key, dcmf_media_key_hash(key), key), struct node,
+      entry);
 }
 
 static void node_link(struct dcmf_worker *w, struct node *n) {

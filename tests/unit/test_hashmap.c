@@ -12,13 +12,13 @@
 #include "hashmap.h"
 
 struct item {
-  struct dcmf_hashmap_entry entry; /* first: the cast below relies on it */
   char key[16];
   int value;
+  struct dcmf_hashmap_entry entry; /* not first: DCMF_HASHMAP_ITEM finds it */
 };
 
 static int item_equal(const struct dcmf_hashmap_entry *e, const void *key) {
-  return strcmp(((const struct item *)e)->key, key) == 0;
+  return strcmp(DCMF_HASHMAP_ITEM(e, const struct item, entry)->key, key) == 0;
 }
 
 static uint64_t key_hash(const char *key) {
@@ -26,7 +26,8 @@ static uint64_t key_hash(const char *key) {
 }
 
 static struct item *lookup(struct dcmf_hashmap *m, const char *key) {
-  return (struct item *)dcmf_hashmap_find(m, key_hash(key), key);
+  return DCMF_HASHMAP_ITEM(dcmf_hashmap_find(m, key_hash(key), key),
+                           struct item, entry);
 }
 
 static void test_hash_bytes(void **state) {
