@@ -625,7 +625,8 @@ static int daemon_setup(struct daemon *d) {
   }
   watch_add(d, "media", dcmf_worker_heartbeat(d->workers[0]));
   watch_add(d, "agw", dcmf_agw_heartbeat(d->agw));
-  d->api = (struct dcmf_api){.registry = dcmf_controller_registry(d->controller),
+  struct dcmf_registry *registry = dcmf_controller_registry(d->controller);
+  d->api = (struct dcmf_api){.registry = registry,
                              .metrics = &d->metrics,
                              .log = &d->log,
                              .gauges = gauges,
