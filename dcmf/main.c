@@ -154,18 +154,7 @@ static int ctl_port_dup(void *user, uint16_t port) {
 static void ctl_post(void *user, size_t worker, enum dcmf_media_op op,
                      struct dcmf_media_desc *desc) {
   struct daemon *d = user;
-  struct dcmf_worker *w = d->workers[worker];
-  switch (op) {
-  case DCMF_MEDIA_OP_ADD:
-    dcmf_worker_add(w, desc);
-    break;
-  case DCMF_MEDIA_OP_UPDATE:
-    dcmf_worker_update(w, desc);
-    break;
-  case DCMF_MEDIA_OP_REMOVE:
-    dcmf_worker_remove(w, &desc->key);
-    break;
-  }
+  dcmf_worker_post(d->workers[worker], op, desc);
 }
 
 static void ctl_notify(void *user, const char *uri, const char *json) {

@@ -105,7 +105,7 @@ struct dcmf_media_event {
 const char *dcmf_media_route_for(const struct dcmf_media_desc *desc,
                                  uint16_t sid);
 
-/* Frees what |desc| owns (not the fd). */
+/* Frees what |desc| owns, closing the MDC2 descriptors (not desc->fd). */
 void dcmf_media_desc_free(struct dcmf_media_desc *desc);
 
 /* Returns 1 if both keys name the same media. */

@@ -23,12 +23,11 @@
  * period while any session exists. */
 #define SCTP_TICK_MS 10
 
-enum msg_kind { MSG_ADD, MSG_UPDATE, MSG_REMOVE, MSG_STOP };
-
+/* One message of the inbox: the controller's (media.h), or the stop. */
 struct msg {
-  enum msg_kind kind;
-  struct dcmf_media_desc desc; /* ADD, UPDATE */
-  struct dcmf_media_key key;   /* REMOVE */
+  int stop;
+  enum dcmf_media_op op;
+  struct dcmf_media_desc desc; /* REMOVE: only the key */
   struct msg *next;
 };
 
@@ -129,32 +128,20 @@ static void post(struct dcmf_worker *w, struct msg *m) {
   uv_async_send(&w->inbox_async);
 }
 
-static struct msg *msg_new(enum msg_kind kind) {
+static struct msg *msg_new(void) {
   struct msg *m = calloc(1, sizeof(*m));
   if (m == NULL) {
     abort(); /* a lost control message would leave a port bound forever */
   }
-  m->kind = kind;
   m->desc.fd = -1;
   return m;
 }
 
-void dcmf_worker_add(struct dcmf_worker *w, struct dcmf_media_desc *desc) {
-  struct msg *m = msg_new(MSG_ADD);
+void dcmf_worker_post(struct dcmf_worker *w, enum dcmf_media_op op,
+                      struct dcmf_media_desc *desc) {
+  struct msg *m = msg_new();
+  m->op = op;
   m->desc = *desc;
-  post(w, m);
-}
-
-void dcmf_worker_update(struct dcmf_worker *w, struct dcmf_media_desc *desc) {
-  struct msg *m = msg_new(MSG_UPDATE);
-  m->desc = *desc;
-  post(w, m);
-}
-
-void dcmf_worker_remove(struct dcmf_worker *w,
-                        const struct dcmf_media_key *key) {
-  struct msg *m = msg_new(MSG_REMOVE);
-  m->key = *key;
   post(w, m);
 }
 
@@ -312,6 +299,26 @@ static void close_all(struct dcmf_worker *w) {
   dcmf_heartbeat_close(&w->heartbeat);
 }
 
+static void handle_msg(struct dcmf_worker *w, struct msg *m) {
+  switch (m->op) {
+  case DCMF_MEDIA_OP_ADD:
+    handle_add(w, m);
+    break;
+  case DCMF_MEDIA_OP_UPDATE: {
+    struct node *n = find(w, &m->desc.key);
+    if (n != NULL) {
+      dcmf_session_update(n->session, &m->desc);
+    } else {
+      dcmf_media_desc_free(&m->desc);
+    }
+    break;
+  }
+  case DCMF_MEDIA_OP_REMOVE:
+    handle_remove(w, &m->desc.key);
+    break;
+  }
+}
+
 static void on_inbox(uv_async_t *a) {
   struct dcmf_worker *w = a->data;
   uv_mutex_lock(&w->inbox_mu);
@@ -321,25 +328,10 @@ static void on_inbox(uv_async_t *a) {
   int stop = 0;
   while (m != NULL) {
     struct msg *next = m->next;
-    switch (m->kind) {
-    case MSG_ADD:
-      handle_add(w, m);
-      break;
-    case MSG_UPDATE: {
-      struct node *n = find(w, &m->desc.key);
-      if (n != NULL) {
-        dcmf_session_update(n->session, &m->desc);
-      } else {
-        dcmf_media_desc_free(&m->desc);
-      }
-      break;
-    }
-    case MSG_REMOVE:
-      handle_remove(w, &m->key);
-      break;
-    case MSG_STOP:
+    if (m->stop) {
       stop = 1;
-      break;
+    } else {
+      handle_msg(w, m);
     }
     free(m);
     m = next;
@@ -488,7 +480,9 @@ static void on_outbox_closed(uv_handle_t *h) {
 }
 
 void dcmf_worker_stop(struct dcmf_worker *w) {
-  post(w, msg_new(MSG_STOP));
+  struct msg *m = msg_new();
+  m->stop = 1;
+  post(w, m);
   uv_thread_join(&w->thread);
   uv_loop_close(&w->loop);
   dcmf_cache_del(w->cache);

@@ -67,17 +67,17 @@ int dcmf_worker_start(struct dcmf_worker **worker, uv_loop_t *control_loop,
  */
 void dcmf_worker_stop(struct dcmf_worker *worker);
 
-/* Hands a new media to the worker, which takes ownership of |desc| (the
- * struct is copied; its streams array and fd now belong to the worker). */
-void dcmf_worker_add(struct dcmf_worker *worker, struct dcmf_media_desc *desc);
-
-/* Sends changed remote values of an existing media (desc->fd unused). */
-void dcmf_worker_update(struct dcmf_worker *worker,
-                        struct dcmf_media_desc *desc);
-
-/* Ends a media's session and closes its socket. */
-void dcmf_worker_remove(struct dcmf_worker *worker,
-                        const struct dcmf_media_key *key);
+/*
+ * Hands the worker the controller's message |op| about |desc| (media.h).
+ * The worker takes ownership of what |desc| owns (its arrays and fds);
+ * the struct itself is copied. ADD starts a session on desc->fd, UPDATE
+ * applies changed remote values, REMOVE (only desc->key is read) ends
+ * the media's session and closes its socket. Cannot fail: a message is
+ * never lost (out of memory aborts, as a lost message would leave a
+ * port bound forever).
+ */
+void dcmf_worker_post(struct dcmf_worker *worker, enum dcmf_media_op op,
+                      struct dcmf_media_desc *desc);
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w);
 
