@@ -1,5 +1,6 @@
 #include "agwapi.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "agwdoc.h"
 #include "errors.h"
+#include "hashmap.h"
 #include "jsonpatch.h"
 #include "problem.h"
 
@@ -21,13 +23,15 @@ struct ctx {
   struct dcmf_relay_config cfg;
   uint16_t ports[DCMF_RELAY_SIDES];
   void *relay;
-  struct ctx *next;
+  struct dcmf_hashmap_entry entry; /* in by_id, keyed by |id| */
+  struct ctx *prev, *next;
 };
 
 struct dcmf_agwapi {
   struct dcmf_agwapi_settings settings;
   struct dcmf_agwapi_ops ops;
-  struct ctx *head; /* in creation order */
+  struct dcmf_hashmap by_id; /* struct ctx, by id: one lookup a request */
+  struct ctx *head, *tail;   /* the same, in creation order */
   size_t count;
 };
 
@@ -55,12 +59,32 @@ static json_t *ctx_view(struct dcmf_agwapi *api, struct ctx *c) {
                           latched ? (const struct sockaddr *)&peer : NULL);
 }
 
-static struct ctx **ctx_find(struct dcmf_agwapi *api, const char *id) {
-  struct ctx **pp = &api->head;
-  while (*pp != NULL && strcmp((*pp)->id, id) != 0) {
-    pp = &(*pp)->next;
+static uint64_t id_hash(const char *id) {
+  return dcmf_hash_bytes(0, id, strlen(id));
+}
+
+static int ctx_id_equal(const struct dcmf_hashmap_entry *e, const void *id) {
+  const struct ctx *c = DCMF_HASHMAP_ITEM(e, const struct ctx, entry);
+  return strcmp(c->id, id) == 0;
+}
+
+static struct ctx *ctx_find(struct dcmf_agwapi *api, const char *id) {
+  return DCMF_HASHMAP_ITEM(dcmf_hashmap_find(&api->by_id, id_hash(id), id),
+                           struct ctx, entry);
+}
+
+/* Files |c| by id and at the end of the creation order. */
+static void ctx_link(struct dcmf_agwapi *api, struct ctx *c) {
+  dcmf_hashmap_insert(&api->by_id, &c->entry, id_hash(c->id));
+  c->prev = api->tail;
+  c->next = NULL;
+  if (api->tail != NULL) {
+    api->tail->next = c;
+  } else {
+    api->head = c;
   }
-  return pp;
+  api->tail = c;
+  api->count++;
 }
 
 static void new_id(struct dcmf_agwapi *api, char *out) {
@@ -136,7 +160,7 @@ static void handle_create(struct dcmf_agwapi *api,
   }
   do {
     new_id(api, c->id);
-  } while (*ctx_find(api, c->id) != NULL);
+  } while (ctx_find(api, c->id) != NULL);
   c->cfg = cfg;
   rv = api->ops.relay_new(api->ops.user, &cfg, c->ports, &c->relay);
   if (rv != 0) {
@@ -154,8 +178,7 @@ static void handle_create(struct dcmf_agwapi *api,
     resource_problem(DCMF_ERR_NOMEM, p);
     return;
   }
-  *ctx_find(api, c->id) = c; /* the end of the list */
-  api->count++;
+  ctx_link(api, c);
   set_location(resp, req, c->id);
   respond_json(resp, 201, view, p);
   DCMF_LOGI(api->settings.log, "agw",
@@ -251,9 +274,18 @@ static void handle_patch(struct dcmf_agwapi *api,
   DCMF_LOGI(api->settings.log, "agw", "context %s updated", c->id);
 }
 
-static void ctx_delete(struct dcmf_agwapi *api, struct ctx **pp) {
-  struct ctx *c = *pp;
-  *pp = c->next;
+static void ctx_delete(struct dcmf_agwapi *api, struct ctx *c) {
+  dcmf_hashmap_remove(&api->by_id, &c->entry);
+  if (c->prev != NULL) {
+    c->prev->next = c->next;
+  } else {
+    api->head = c->next;
+  }
+  if (c->next != NULL) {
+    c->next->prev = c->prev;
+  } else {
+    api->tail = c->prev;
+  }
   api->count--;
   api->ops.relay_del(api->ops.user, c->relay);
   json_decref(c->doc);
@@ -314,20 +346,20 @@ static void route(struct dcmf_agwapi *api, const struct dcmf_api_request *req,
                      "an AGW context allows GET, HEAD, PATCH and DELETE");
     return;
   }
-  struct ctx **pp = ctx_find(api, id);
-  if (*pp == NULL) {
+  struct ctx *c = ctx_find(api, id);
+  if (c == NULL) {
     dcmf_problem_set(p, 404, "CONTEXT_NOT_FOUND",
                      "no AGW context has the id \"%.64s\"", id);
     return;
   }
   if (patch) {
-    handle_patch(api, req, *pp, resp, p);
+    handle_patch(api, req, c, resp, p);
   } else if (del) {
-    DCMF_LOGI(api->settings.log, "agw", "context %s deleted", (*pp)->id);
-    ctx_delete(api, pp);
+    DCMF_LOGI(api->settings.log, "agw", "context %s deleted", c->id);
+    ctx_delete(api, c);
     resp->status = 204;
   } else {
-    respond_json(resp, 200, ctx_view(api, *pp), p);
+    respond_json(resp, 200, ctx_view(api, c), p);
   }
 }
 
@@ -362,6 +394,10 @@ int dcmf_agwapi_new(struct dcmf_agwapi **out,
   if (api == NULL) {
     return DCMF_ERR_NOMEM;
   }
+  if (dcmf_hashmap_init(&api->by_id, 64, ctx_id_equal) != 0) {
+    free(api);
+    return DCMF_ERR_NOMEM;
+  }
   api->settings = *settings;
   api->ops = *ops;
   *out = api;
@@ -373,8 +409,9 @@ void dcmf_agwapi_del(struct dcmf_agwapi *api) {
     return;
   }
   while (api->head != NULL) {
-    ctx_delete(api, &api->head);
+    ctx_delete(api, api->head);
   }
+  dcmf_hashmap_free(&api->by_id);
   free(api);
 }
 

@@ -1,22 +1,22 @@
 #include "context.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
 #include "fingerprint.h"
+#include "hashmap.h"
 #include "jsonpatch.h"
 #include "mediactx.h"
-
-#define HASH_BUCKETS 4096 /* ids are random, so the low bits spread well */
 
 struct dcmf_registry {
   struct dcmf_registry_settings settings;
   char *advertise_addr;
   char *local_fingerprint;
   struct dcmf_resources res;
-  struct dcmf_context *buckets[HASH_BUCKETS];
+  struct dcmf_hashmap by_id; /* contexts by id (grows with them) */
   struct dcmf_context *first, *last;
   size_t count;
   uint64_t generation; /* the last version handed to a context */
@@ -27,12 +27,14 @@ static const char ice_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char hexdigits[] = "0123456789abcdef";
 
-static size_t id_hash(const char *id) {
-  size_t h = 5381;
-  for (; *id; id++) {
-    h = h * 33 + (unsigned char)*id;
-  }
-  return h % HASH_BUCKETS;
+static uint64_t id_hash(const char *id) {
+  return dcmf_hash_bytes(0, id, strlen(id));
+}
+
+static int id_equal(const struct dcmf_hashmap_entry *e, const void *id) {
+  const struct dcmf_context *c =
+      DCMF_HASHMAP_ITEM(e, const struct dcmf_context, hash_entry);
+  return strcmp(c->id, id) == 0;
 }
 
 int dcmf_registry_new(struct dcmf_registry **out,
@@ -45,7 +47,8 @@ int dcmf_registry_new(struct dcmf_registry **out,
   reg->settings = *settings;
   reg->advertise_addr = strdup(settings->advertise_addr);
   reg->local_fingerprint = strdup(settings->local_fingerprint);
-  if (reg->advertise_addr == NULL || reg->local_fingerprint == NULL) {
+  if (reg->advertise_addr == NULL || reg->local_fingerprint == NULL ||
+      dcmf_hashmap_init(&reg->by_id, 64, id_equal) != 0) {
     free(reg->advertise_addr);
     free(reg->local_fingerprint);
     free(reg);
@@ -164,6 +167,7 @@ void dcmf_registry_del(struct dcmf_registry *reg) {
   while (reg->first != NULL) {
     dcmf_registry_delete(reg, reg->first);
   }
+  dcmf_hashmap_free(&reg->by_id);
   free(reg->advertise_addr);
   free(reg->local_fingerprint);
   free(reg);
@@ -171,13 +175,8 @@ void dcmf_registry_del(struct dcmf_registry *reg) {
 
 struct dcmf_context *dcmf_registry_find(struct dcmf_registry *reg,
                                         const char *id) {
-  for (struct dcmf_context *c = reg->buckets[id_hash(id)]; c != NULL;
-       c = c->hash_next) {
-    if (strcmp(c->id, id) == 0) {
-      return c;
-    }
-  }
-  return NULL;
+  return DCMF_HASHMAP_ITEM(dcmf_hashmap_find(&reg->by_id, id_hash(id), id),
+                           struct dcmf_context, hash_entry);
 }
 
 struct dcmf_context *dcmf_registry_first(struct dcmf_registry *reg) {
@@ -212,11 +211,7 @@ void dcmf_registry_delete(struct dcmf_registry *reg, struct dcmf_context *ctx) {
   for (size_t i = 0; i < ctx->n_medias; i++) {
     notify(reg, ctx, &ctx->medias[i], NULL, DCMF_MEDIA_REMOVED);
   }
-  struct dcmf_context **pp = &reg->buckets[id_hash(ctx->id)];
-  while (*pp != ctx) {
-    pp = &(*pp)->hash_next;
-  }
-  *pp = ctx->hash_next;
+  dcmf_hashmap_remove(&reg->by_id, &ctx->hash_entry);
   if (ctx->prev) {
     ctx->prev->next = ctx->next;
   } else {
@@ -406,9 +401,7 @@ static void notify_all(struct dcmf_registry *reg, struct dcmf_context *ctx,
 }
 
 static void context_link(struct dcmf_registry *reg, struct dcmf_context *ctx) {
-  size_t h = id_hash(ctx->id);
-  ctx->hash_next = reg->buckets[h];
-  reg->buckets[h] = ctx;
+  dcmf_hashmap_insert(&reg->by_id, &ctx->hash_entry, id_hash(ctx->id));
   ctx->prev = reg->last;
   ctx->next = NULL;
   if (reg->last) {
@@ -573,42 +566,65 @@ static int patch_status(int rv, const struct dcmf_jsonpatch_error *perr,
                           perr->reason);
 }
 
-int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
-                        json_t *patch, struct dcmf_problem *p) {
+/* A patch being applied: the patched document and the DC media it will
+ * hold, in document order. */
+struct patch_plan {
+  json_t *doc;
+  struct dcmf_media *ms; /* the new medias array */
+  size_t n;
+  unsigned char *kept;  /* kept[i]: old media i survives */
+  unsigned char *fresh; /* fresh[k]: ms[k] is new, its port this patch's */
+};
+
+/* Applies |patch| to a copy of the context's document, normalises and
+ * validates it. Returns 0 with plan->doc set, or an HTTP status. */
+static int patch_document(struct dcmf_context *ctx, json_t *patch,
+                          struct patch_plan *plan, struct dcmf_problem *p) {
   struct dcmf_jsonpatch_error perr;
   memset(&perr, 0, sizeof(perr));
-  json_t *doc = NULL;
-  int rv = dcmf_jsonpatch_apply(ctx->doc, patch, &doc, &perr);
+  int rv = dcmf_jsonpatch_apply(ctx->doc, patch, &plan->doc, &perr);
   if (rv != 0) {
     return patch_status(rv, &perr, p);
   }
-  if (dcmf_mediactx_normalise(doc) != 0) {
-    json_decref(doc);
+  if (dcmf_mediactx_normalise(plan->doc) != 0) {
     return status_for(DCMF_ERR_NOMEM, p);
   }
-  if (dcmf_mediactx_validate(doc, p) != 0) {
-    json_decref(doc);
+  if (dcmf_mediactx_validate(plan->doc, p) != 0) {
     return dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
                             "the patched MediaContext does not match the "
                             "schema");
   }
-  int errors = 0;
-  check_read_only(p, "", ctx->doc, doc, "contextId", &errors);
-  check_read_only(p, "", ctx->doc, doc, "events", &errors);
-  size_t n_dc = count_dc(doc);
-  struct dcmf_media *ms = calloc(n_dc ? n_dc : 1, sizeof(*ms));
-  /* kept[i] marks old media that survive, so only the rest release. */
-  unsigned char *kept = calloc(ctx->n_medias ? ctx->n_medias : 1, 1);
-  /* fresh[k] marks media this patch adds, whose ports a failure returns. */
-  unsigned char *fresh = calloc(n_dc ? n_dc : 1, 1);
-  size_t n = 0;
-  rv = DCMF_ERR_NOMEM;
-  if (ms == NULL || kept == NULL || fresh == NULL) {
-    goto fail;
+  return 0;
+}
+
+/* Records in |p| each MF-owned member of the kept media |m| (at
+ * /terminations/i/medias/j) that the patch changed. */
+static void check_media_owned(struct dcmf_problem *p, json_t *was, json_t *m,
+                              size_t i, size_t j, int *errors) {
+  char base[192];
+  snprintf(base, sizeof(base), "/terminations/%zu/medias/%zu", i, j);
+  check_read_only(p, base, was, m, "localMbEndpoint", errors);
+  check_read_only(p, base, was, m, "localIceInfo", errors);
+  strncat(base, "/dcMedia", sizeof(base) - strlen(base) - 1);
+  static const char *const dc_owned[] = {
+      "localDcEndpoint", "localMdc1Endpoint", "localMdc2Endpoint",
+      "localMdc2Endpoints"};
+  for (size_t k = 0; k < sizeof(dc_owned) / sizeof(dc_owned[0]); k++) {
+    check_read_only(p, base, json_object_get(was, "dcMedia"),
+                    json_object_get(m, "dcMedia"), dc_owned[k], errors);
   }
+}
+
+/* Matches the DC media of the patched document with the context's: a
+ * new one gets a port and MF values, a kept one carries its own over
+ * (its MDC2 ports are planned later). A change to an MF-owned member
+ * is recorded in |p| and counted in |errors|. Returns 0 or an error. */
+static int plan_medias(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                       struct patch_plan *plan, struct dcmf_problem *p,
+                       int *errors) {
   size_t i, j;
   json_t *t, *m;
-  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+  json_array_foreach(json_object_get(plan->doc, "terminations"), i, t) {
     const char *tid = json_string_value(json_object_get(t, "terminationId"));
     json_array_foreach(json_object_get(t, "medias"), j, m) {
       if (!is_dc(m)) {
@@ -616,140 +632,186 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
       }
       const char *mid = json_string_value(json_object_get(m, "mediaId"));
       struct dcmf_media *old = media_find(ctx, tid, mid);
+      struct dcmf_media *nm = &plan->ms[plan->n];
       if (old == NULL) {
-        rv = media_assign(reg, &ms[n], tid, m);
+        int rv = media_assign(reg, nm, tid, m);
         if (rv != 0) {
-          goto fail;
+          return rv;
         }
-        fresh[n++] = 1;
+        plan->fresh[plan->n++] = 1;
         continue;
       }
-      char base[192];
-      snprintf(base, sizeof(base), "/terminations/%zu/medias/%zu", i, j);
-      json_t *was = doc_media(ctx->doc, tid, mid);
-      check_read_only(p, base, was, m, "localMbEndpoint", &errors);
-      check_read_only(p, base, was, m, "localIceInfo", &errors);
-      strncat(base, "/dcMedia", sizeof(base) - strlen(base) - 1);
-      static const char *const dc_owned[] = {
-          "localDcEndpoint", "localMdc1Endpoint", "localMdc2Endpoint",
-          "localMdc2Endpoints"};
-      for (size_t k = 0; k < sizeof(dc_owned) / sizeof(dc_owned[0]); k++) {
-        check_read_only(p, base, json_object_get(was, "dcMedia"),
-                        json_object_get(m, "dcMedia"), dc_owned[k], &errors);
-      }
-      ms[n] = *old;
-      ms[n].mdc2 = NULL; /* planned below */
-      ms[n].n_mdc2 = 0;
-      ms[n].termination_id = strdup(old->termination_id);
-      ms[n].media_id = strdup(old->media_id);
-      kept[old - ctx->medias] = 1;
-      n++;
-      if (ms[n - 1].termination_id == NULL || ms[n - 1].media_id == NULL) {
-        goto fail;
+      check_media_owned(p, doc_media(ctx->doc, tid, mid), m, i, j, errors);
+      *nm = *old;
+      nm->mdc2 = NULL; /* planned by plan_mdc2 */
+      nm->n_mdc2 = 0;
+      nm->termination_id = strdup(old->termination_id);
+      nm->media_id = strdup(old->media_id);
+      plan->kept[old - ctx->medias] = 1;
+      plan->n++;
+      if (nm->termination_id == NULL || nm->media_id == NULL) {
+        return DCMF_ERR_NOMEM;
       }
     }
   }
-  if (errors > 0) {
-    rv = DCMF_ERR_INVALID;
-    goto fail;
-  }
-  /* MDC2 ports of UDP-proxy mode: streams keep theirs, new ones get one;
-   * a shortage fails the whole patch. */
-  {
-    size_t k = 0;
-    json_array_foreach(json_object_get(doc, "terminations"), i, t) {
-      json_array_foreach(json_object_get(t, "medias"), j, m) {
-        if (!is_dc(m)) {
-          continue;
-        }
-        struct dcmf_media *old = media_find(ctx, ms[k].termination_id,
-                                            ms[k].media_id);
-        rv = mdc2_plan(reg, m, old ? old->mdc2 : NULL, old ? old->n_mdc2 : 0,
-                       &ms[k].mdc2, &ms[k].n_mdc2);
-        if (rv != 0) {
-          goto fail;
-        }
-        k++;
-      }
-    }
-  }
-  /* From here on nothing can fail but memory for the document. */
-  n = 0;
-  json_array_foreach(json_object_get(doc, "terminations"), i, t) {
+  return 0;
+}
+
+/* MDC2 ports of UDP-proxy mode: streams keep theirs, new ones get one;
+ * a shortage fails the whole patch. */
+static int plan_mdc2(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                     struct patch_plan *plan) {
+  size_t i, j, k = 0;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(plan->doc, "terminations"), i, t) {
     json_array_foreach(json_object_get(t, "medias"), j, m) {
-      if (is_dc(m) && media_update(reg, &ms[n++], m) != 0) {
-        rv = DCMF_ERR_NOMEM;
-        goto fail;
+      if (!is_dc(m)) {
+        continue;
+      }
+      struct dcmf_media *nm = &plan->ms[k++];
+      struct dcmf_media *old =
+          media_find(ctx, nm->termination_id, nm->media_id);
+      int rv = mdc2_plan(reg, m, old ? old->mdc2 : NULL, old ? old->n_mdc2 : 0,
+                         &nm->mdc2, &nm->n_mdc2);
+      if (rv != 0) {
+        return rv;
       }
     }
   }
-  json_object_set_new(doc, "contextId", json_string(ctx->id));
+  return 0;
+}
+
+/* Writes the MF's values into the patched document. Only memory can
+ * fail here. Returns 0 or DCMF_ERR_NOMEM. */
+static int fill_document(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                         struct patch_plan *plan) {
+  size_t i, j, k = 0;
+  json_t *t, *m;
+  json_array_foreach(json_object_get(plan->doc, "terminations"), i, t) {
+    json_array_foreach(json_object_get(t, "medias"), j, m) {
+      if (is_dc(m) && media_update(reg, &plan->ms[k++], m) != 0) {
+        return DCMF_ERR_NOMEM;
+      }
+    }
+  }
+  json_object_set_new(plan->doc, "contextId", json_string(ctx->id));
   json_t *events = json_object_get(ctx->doc, "events");
   if (events != NULL) {
-    json_object_set(doc, "events", events);
+    json_object_set(plan->doc, "events", events);
   }
+  return 0;
+}
+
+/* A kept media gives back the MDC2 ports of streams that went away. */
+static void release_dropped_mdc2(struct dcmf_registry *reg,
+                                 const struct dcmf_media *om,
+                                 const struct patch_plan *plan) {
+  const struct dcmf_media *nm = NULL;
+  for (size_t q = 0; q < plan->n; q++) {
+    if (strcmp(plan->ms[q].termination_id, om->termination_id) == 0 &&
+        strcmp(plan->ms[q].media_id, om->media_id) == 0) {
+      nm = &plan->ms[q];
+    }
+  }
+  for (size_t a = 0; a < om->n_mdc2; a++) {
+    int still = 0;
+    for (size_t b = 0; nm != NULL && b < nm->n_mdc2; b++) {
+      still |= nm->mdc2[b].port == om->mdc2[a].port;
+    }
+    if (!still) {
+      reg->res.port_release(reg->res.user, om->mdc2[a].port);
+    }
+  }
+}
+
+/* Puts the plan in place: media gone are removed (the owner is told)
+ * and release their ports, the context takes the new medias and
+ * document. Cannot fail. */
+static void commit_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                         struct patch_plan *plan) {
   for (size_t k = 0; k < ctx->n_medias; k++) {
     struct dcmf_media *om = &ctx->medias[k];
-    if (!kept[k]) {
+    if (!plan->kept[k]) {
       notify(reg, ctx, om, NULL, DCMF_MEDIA_REMOVED);
       reg->res.port_release(reg->res.user, om->port);
       mdc2_release_all(reg, om);
     } else {
-      /* Kept media: give back MDC2 ports of streams that went away. */
-      struct dcmf_media *nm = NULL;
-      for (size_t q = 0; q < n; q++) {
-        if (strcmp(ms[q].termination_id, om->termination_id) == 0 &&
-            strcmp(ms[q].media_id, om->media_id) == 0) {
-          nm = &ms[q];
-        }
-      }
-      for (size_t a = 0; a < om->n_mdc2; a++) {
-        int still = 0;
-        for (size_t b = 0; nm != NULL && b < nm->n_mdc2; b++) {
-          still |= nm->mdc2[b].port == om->mdc2[a].port;
-        }
-        if (!still) {
-          reg->res.port_release(reg->res.user, om->mdc2[a].port);
-        }
-      }
+      release_dropped_mdc2(reg, om, plan);
       free(om->mdc2);
     }
     media_free_strings(om);
   }
-  for (size_t q = 0; q < n; q++) {
-    for (size_t b = 0; b < ms[q].n_mdc2; b++) {
-      ms[q].mdc2[b].fresh = 0;
+  for (size_t q = 0; q < plan->n; q++) {
+    for (size_t b = 0; b < plan->ms[q].n_mdc2; b++) {
+      plan->ms[q].mdc2[b].fresh = 0;
     }
   }
   free(ctx->medias);
-  free(kept);
-  ctx->medias = ms;
-  ctx->n_medias = n;
+  ctx->medias = plan->ms;
+  ctx->n_medias = plan->n;
   json_decref(ctx->doc);
-  ctx->doc = doc;
+  ctx->doc = plan->doc;
   ctx->version = ++reg->generation;
-  notify_all(reg, ctx, fresh, 1);
-  free(fresh);
-  return 0;
-fail:
-  /* Release only the ports this patch allocated; kept ones stay with the
-   * context. */
-  for (size_t k = 0; k < n; k++) {
-    if (fresh[k]) {
-      reg->res.port_release(reg->res.user, ms[k].port);
+}
+
+/* Undoes a plan that failed: only the ports this patch allocated go
+ * back; the kept ones stay with the context. */
+static void abort_patch(struct dcmf_registry *reg, struct patch_plan *plan) {
+  for (size_t k = 0; k < plan->n; k++) {
+    struct dcmf_media *nm = &plan->ms[k];
+    if (plan->fresh[k]) {
+      reg->res.port_release(reg->res.user, nm->port);
     }
-    for (size_t b = 0; b < ms[k].n_mdc2; b++) {
-      if (ms[k].mdc2[b].fresh) {
-        reg->res.port_release(reg->res.user, ms[k].mdc2[b].port);
+    for (size_t b = 0; b < nm->n_mdc2; b++) {
+      if (nm->mdc2[b].fresh) {
+        reg->res.port_release(reg->res.user, nm->mdc2[b].port);
       }
     }
-    free(ms[k].mdc2);
-    media_free_strings(&ms[k]);
+    free(nm->mdc2);
+    media_free_strings(nm);
   }
-  free(ms);
-  free(kept);
-  free(fresh);
-  json_decref(doc);
+}
+
+int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
+                        json_t *patch, struct dcmf_problem *p) {
+  struct patch_plan plan = {0};
+  int status = patch_document(ctx, patch, &plan, p);
+  if (status != 0) {
+    json_decref(plan.doc);
+    return status;
+  }
+  int errors = 0;
+  check_read_only(p, "", ctx->doc, plan.doc, "contextId", &errors);
+  check_read_only(p, "", ctx->doc, plan.doc, "events", &errors);
+  size_t n_dc = count_dc(plan.doc);
+  plan.ms = calloc(n_dc ? n_dc : 1, sizeof(*plan.ms));
+  plan.kept = calloc(ctx->n_medias ? ctx->n_medias : 1, 1);
+  plan.fresh = calloc(n_dc ? n_dc : 1, 1);
+  int rv = DCMF_ERR_NOMEM;
+  if (plan.ms == NULL || plan.kept == NULL || plan.fresh == NULL) {
+    goto fail;
+  }
+  rv = plan_medias(reg, ctx, &plan, p, &errors);
+  if (rv == 0 && errors > 0) {
+    rv = DCMF_ERR_INVALID;
+  }
+  if (rv != 0 || (rv = plan_mdc2(reg, ctx, &plan)) != 0 ||
+      (rv = fill_document(reg, ctx, &plan)) != 0) {
+    goto fail;
+  }
+  commit_patch(reg, ctx, &plan);
+  notify_all(reg, ctx, plan.fresh, 1);
+  free(plan.kept);
+  free(plan.fresh);
+  return 0;
+fail:
+  if (plan.ms != NULL && plan.fresh != NULL) {
+    abort_patch(reg, &plan);
+  }
+  free(plan.ms);
+  free(plan.kept);
+  free(plan.fresh);
+  json_decref(plan.doc);
   if (rv == DCMF_ERR_INVALID) {
     /* TS 29.500 5.2.7.2: a change the server does not allow is 403
      * MODIFICATION_NOT_ALLOWED; invalidParams names each member. */

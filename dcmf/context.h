@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "hashmap.h"
 #include "problem.h"
 
 struct dcmf_context;
@@ -82,7 +83,7 @@ struct dcmf_context {
   uint64_t version;
   struct dcmf_media *medias;
   size_t n_medias;
-  struct dcmf_context *hash_next; /* registry internals */
+  struct dcmf_hashmap_entry hash_entry; /* registry internals */
   struct dcmf_context *prev, *next;
 };
 

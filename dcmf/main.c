@@ -43,6 +43,7 @@
 #include "cert.h"
 #include "config.h"
 #include "context.h"
+#include "controller.h"
 #include "dcmf_build_config.h"
 #include "errors.h"
 #include "h2server.h"
@@ -57,6 +58,9 @@
 
 /* Events kept on a context for GET. */
 #define EVENTS_KEPT 32
+/* Media workers: one today, as usrsctp has one stack per process; the
+ * controller already maps contexts over any number (issue 9). */
+#define MEDIA_WORKERS 1
 /* Exit status when the shutdown timeout or a second signal cuts a
  * graceful shutdown short. */
 #define EXIT_SHUTDOWN_CUT 3
@@ -99,13 +103,14 @@ struct daemon {
   _Atomic unsigned pending; /* enum part bits not stopped yet */
   struct dcmf_cert dtls;
   struct dcmf_ports *ports;
-  struct dcmf_registry *registry;
+  struct dcmf_controller *controller; /* owns the context registry */
   struct dcmf_metrics metrics;
   struct dcmf_api api;
   SSL_CTX *control_tls;
   struct dcmf_h2server *server;
   struct dcmf_repo *repo;
-  struct dcmf_worker *worker;
+  struct dcmf_worker *workers[MEDIA_WORKERS];
+  size_t n_workers; /* started */
   struct dcmf_notify *notify;
   struct dcmf_agw *agw;
   struct dcmf_auth *auth; /* NULL: the control API is open */
@@ -139,88 +144,22 @@ static void res_random(void *user, uint8_t *buf, size_t len) {
   }
 }
 
-/* The registry changed a DC media: tell the media worker. */
-static void res_media_changed(void *user, const struct dcmf_context *ctx,
-                              const struct dcmf_media *m, json_t *media,
-                              enum dcmf_media_change change) {
+/* The controller's hooks: descriptors of bound ports, the workers, and
+ * the notification client. */
+static int ctl_port_dup(void *user, uint16_t port) {
   struct daemon *d = user;
-  struct dcmf_media_desc desc;
-  if (change == DCMF_MEDIA_REMOVED) {
-    struct dcmf_media_key key;
-    memset(&key, 0, sizeof(key));
-    snprintf(key.context_id, sizeof(key.context_id), "%s", ctx->id);
-    snprintf(key.termination_id, sizeof(key.termination_id), "%s",
-             m->termination_id);
-    snprintf(key.media_id, sizeof(key.media_id), "%s", m->media_id);
-    dcmf_worker_remove(d->worker, &key);
-    return;
-  }
-  if (dcmf_media_desc_build(&desc, ctx, m, media, d->cfg.sctp_port) != 0) {
-    DCMF_LOGE(&d->log, "main", "out of memory describing media %s",
-              m->media_id);
-    return;
-  }
-  /* The worker gets its own descriptor of every MDC2 port too (it closes
-   * those of ports it already holds). */
-  for (size_t i = 0; i < desc.n_mdc2; i++) {
-    desc.mdc2[i].fd = dup(dcmf_ports_fd(d->ports, desc.mdc2[i].port));
-  }
-  if (change == DCMF_MEDIA_ADDED) {
-    /* The worker gets its own descriptor for the bound port; the pool
-     * keeps the port reserved until the registry releases it. */
-    desc.fd = dup(dcmf_ports_fd(d->ports, m->port));
-    if (desc.fd < 0) {
-      DCMF_LOGE(&d->log, "main", "dup of media port %u failed: %s", m->port,
-                strerror(errno));
-      dcmf_media_desc_free(&desc);
-      return;
-    }
-    dcmf_worker_add(d->worker, &desc);
-  } else {
-    dcmf_worker_update(d->worker, &desc);
-  }
+  return dup(dcmf_ports_fd(d->ports, port));
 }
 
-/* An event from the media plane: keep it on the context and tell the
- * controller at its eventNotifyUri. */
-static void on_media_event(void *user, const struct dcmf_media_event *ev) {
+static void ctl_post(void *user, size_t worker, enum dcmf_media_op op,
+                     struct dcmf_media_desc *desc) {
   struct daemon *d = user;
-  struct dcmf_context *ctx = dcmf_registry_find(d->registry,
-                                                ev->key.context_id);
-  if (ctx == NULL) {
-    return; /* released meanwhile */
-  }
-  char when[40];
-  time_t secs = (time_t)(ev->time_ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(ev->time_ms % 1000));
-  json_t *detail = json_loads(ev->detail, 0, NULL);
-  json_t *event = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "contextId",
-                            ev->key.context_id, "terminationId",
-                            ev->key.termination_id, "mediaId",
-                            ev->key.media_id, "event", ev->event, "detail",
-                            detail ? detail : json_object(), "time", when);
-  if (event == NULL) {
-    return;
-  }
-  DCMF_LOGI(&d->log, "event", "%s %s/%s/%s %s", ev->event, ev->key.context_id,
-            ev->key.termination_id, ev->key.media_id, ev->detail);
-  const char *uri = json_string_value(json_object_get(ctx->doc,
-                                                      "eventNotifyUri"));
-  if (uri != NULL) {
-    char *text = json_dumps(event, JSON_COMPACT);
-    if (text != NULL) {
-      dcmf_notify_post(d->notify, uri, text);
-    }
-    free(text);
-  }
-  dcmf_registry_add_event(d->registry, ctx, event, EVENTS_KEPT);
+  dcmf_worker_post(d->workers[worker], op, desc);
 }
 
-static uint64_t load(const _Atomic uint64_t *v) {
-  return atomic_load_explicit(v, memory_order_relaxed);
+static void ctl_notify(void *user, const char *uri, const char *json) {
+  struct daemon *d = user;
+  dcmf_notify_post(d->notify, uri, json);
 }
 
 /* ---- liveness of the worker loops ---------------------------------------- */
@@ -267,51 +206,9 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   struct daemon *d = user;
   g->ports_in_use = dcmf_ports_in_use(d->ports);
   g->ports_total = dcmf_ports_total(d->ports);
-  const struct dcmf_media_stats *st = dcmf_worker_stats(d->worker);
-  struct dcmf_media_figures *f = &g->media;
-  f->sessions = load(&st->sessions);
-  f->dtls_ok = load(&st->dtls_ok);
-  f->dtls_failed = load(&st->dtls_failed);
-  f->sctp_associations = load(&st->sctp_associations);
-  f->channels_open = load(&st->channels_open);
-  f->messages_in = load(&st->messages_in);
-  f->messages_out = load(&st->messages_out);
-  f->bytes_in = load(&st->bytes_in);
-  f->bytes_out = load(&st->bytes_out);
-  f->stun_ok = load(&st->stun_ok);
-  f->stun_error = load(&st->stun_error);
-  f->consent_lost = load(&st->consent_lost);
-  f->dropped_unknown_protocol = load(&st->dropped_unknown_protocol);
-  f->dropped_unauthenticated = load(&st->dropped_unauthenticated);
-  f->dropped_dtls = load(&st->dropped_dtls);
-  f->dropped_other = load(&st->dropped_other);
-  f->udp_datagrams_out = load(&st->udp_datagrams_out);
-  f->udp_bytes_out = load(&st->udp_bytes_out);
-  f->udp_datagrams_in = load(&st->udp_datagrams_in);
-  f->udp_bytes_in = load(&st->udp_bytes_in);
-  f->udp_dropped_oversize = load(&st->udp_dropped_oversize);
-  f->udp_dropped_source = load(&st->udp_dropped_source);
-  f->udp_dropped_queue = load(&st->udp_dropped_queue);
-  f->udp_dropped_send = load(&st->udp_dropped_send);
-  f->relay_messages = load(&st->relay_messages);
-  f->relay_bytes = load(&st->relay_bytes);
-  f->relay_dropped_queue = load(&st->relay_dropped_queue);
-  f->relay_dropped_send = load(&st->relay_dropped_send);
-  f->relay_dropped_no_twin = load(&st->relay_dropped_no_twin);
-  f->relay_queued_messages = load(&st->relay_queued_messages);
-  f->relay_queued_bytes = load(&st->relay_queued_bytes);
-  f->relay_stalls = load(&st->relay_stalls);
-  f->proxy_requests = load(&st->proxy_requests);
-  f->proxy_upstream_errors = load(&st->proxy_upstream_errors);
-  f->proxy_upstream_timeouts = load(&st->proxy_upstream_timeouts);
-  f->proxy_cache_hits = load(&st->proxy_cache_hits);
-  f->proxy_cache_misses = load(&st->proxy_cache_misses);
-  f->proxy_cache_revalidated = load(&st->proxy_cache_revalidated);
-  f->proxy_cache_bytes = load(&st->proxy_cache_bytes);
-  f->proxy_upstream_responses = load(&st->proxy_upstream_responses);
-  f->proxy_upstream_latency_ms = load(&st->proxy_upstream_latency_ms);
-  f->stun_rate_limited = load(&st->stun_rate_limited);
-  f->dtls_hello_rate_limited = load(&st->dtls_hello_rate_limited);
+  for (size_t i = 0; i < d->n_workers; i++) {
+    dcmf_counters_add(&g->media, dcmf_worker_stats(d->workers[i]));
+  }
   watch_check(d);
   uint64_t now = dcmf_heartbeat_now_ms();
   for (size_t i = 0; i < d->n_watched; i++) {
@@ -325,6 +222,7 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   }
   g->n_loops = d->n_watched;
   const struct dcmf_notify_counters *nc = dcmf_notify_counters(d->notify);
+  struct dcmf_media_figures *f = &g->media;
   f->events_sent = nc->sent;
   f->events_failed = nc->failed;
   f->events_dropped = nc->dropped;
@@ -650,17 +548,21 @@ static int daemon_setup(struct daemon *d) {
             d->cfg.media_bind);
     return 2;
   }
-  struct dcmf_registry_settings rs = {
-      .advertise_addr = d->cfg.media_advertise,
-      .local_fingerprint = d->dtls.fingerprint,
-      .sctp_port = d->cfg.sctp_port,
-      .max_contexts = d->cfg.max_contexts,
-  };
-  struct dcmf_resources res = {
-      .port_alloc = res_port_alloc,
-      .port_release = res_port_release,
-      .random = res_random,
-      .media_changed = res_media_changed,
+  struct dcmf_controller_settings cs = {
+      .registry = {.advertise_addr = d->cfg.media_advertise,
+                   .local_fingerprint = d->dtls.fingerprint,
+                   .sctp_port = d->cfg.sctp_port,
+                   .max_contexts = d->cfg.max_contexts},
+      .res = {.port_alloc = res_port_alloc,
+              .port_release = res_port_release,
+              .random = res_random,
+              .user = d},
+      .n_workers = MEDIA_WORKERS,
+      .events_kept = EVENTS_KEPT,
+      .log = &d->log,
+      .port_dup = ctl_port_dup,
+      .post = ctl_post,
+      .notify = ctl_notify,
       .user = d,
   };
   const struct dcmf_config *c = &d->cfg;
@@ -681,23 +583,23 @@ static int daemon_setup(struct daemon *d) {
       .proxy_fallback = (int)c->proxy_fallback,
       .stun_rate = c->stun_rate,
       .hello_rate = c->hello_rate,
-      .on_event = on_media_event,
-      .user = d,
+      .on_event = dcmf_controller_on_event,
   };
-  if (dcmf_notify_new(&d->notify, &d->loop, &d->log) != 0) {
+  if (dcmf_notify_new(&d->notify, &d->loop, &d->log) != 0 ||
+      dcmf_controller_new(&d->controller, &cs) != 0) {
     fprintf(stderr, "dcmfd: out of memory\n");
     return 1;
   }
-  int wrv = dcmf_worker_start(&d->worker, &d->loop, &ws, err, sizeof(err));
-  if (wrv != 0) {
-    fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_INVALID
-                                       ? err
-                                       : "cannot start the media worker");
-    return wrv == DCMF_ERR_INVALID ? 2 : 1;
-  }
-  if (dcmf_registry_new(&d->registry, &rs, &res) != 0) {
-    fprintf(stderr, "dcmfd: out of memory\n");
-    return 1;
+  ws.user = d->controller;
+  for (; d->n_workers < MEDIA_WORKERS; d->n_workers++) {
+    int wrv = dcmf_worker_start(&d->workers[d->n_workers], &d->loop, &ws, err,
+                                sizeof(err));
+    if (wrv != 0) {
+      fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_INVALID
+                                         ? err
+                                         : "cannot start the media worker");
+      return wrv == DCMF_ERR_INVALID ? 2 : 1;
+    }
   }
   struct dcmf_agw_settings as = {.control_loop = &d->loop,
                                  .bind_addr = d->cfg.media_bind,
@@ -710,9 +612,10 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: cannot start the AGW shim\n");
     return 1;
   }
-  watch_add(d, "media", dcmf_worker_heartbeat(d->worker));
+  watch_add(d, "media", dcmf_worker_heartbeat(d->workers[0]));
   watch_add(d, "agw", dcmf_agw_heartbeat(d->agw));
-  d->api = (struct dcmf_api){.registry = d->registry,
+  struct dcmf_registry *registry = dcmf_controller_registry(d->controller);
+  d->api = (struct dcmf_api){.registry = registry,
                              .metrics = &d->metrics,
                              .log = &d->log,
                              .gauges = gauges,
@@ -749,9 +652,10 @@ static int daemon_setup(struct daemon *d) {
 }
 
 static void daemon_teardown(struct daemon *d) {
-  dcmf_registry_del(d->registry); /* releases every port and session */
-  if (d->worker != NULL) {
-    dcmf_worker_stop(d->worker); /* blocks while the worker is stuck */
+  /* Releases every port and tells the workers to end every session. */
+  dcmf_controller_del(d->controller);
+  for (size_t i = 0; i < d->n_workers; i++) {
+    dcmf_worker_stop(d->workers[i]); /* blocks while the worker is stuck */
   }
   atomic_fetch_and(&d->pending, ~(unsigned)PART_MEDIA);
   dcmf_agw_del(d->agw); /* releases its ports before the pool goes */
@@ -817,7 +721,7 @@ int main(int argc, char **argv) {
     /* The API server and every control-loop handle have closed. */
     atomic_fetch_and(&d->pending, ~(unsigned)PART_CONTROL);
     DCMF_LOGI(&d->log, "main", "stopped; %zu contexts released",
-              dcmf_registry_count(d->registry));
+              dcmf_registry_count(dcmf_controller_registry(d->controller)));
   }
   daemon_teardown(d);
   uv_run(&d->loop, UV_RUN_DEFAULT);

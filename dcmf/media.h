@@ -1,8 +1,11 @@
 /*
- * media.h - what the control plane tells a media worker about one DC
- * media: a self-contained copy (no JSON, no pointers into the registry),
- * so it can cross from the control thread to the worker thread, and later
- * to a worker process.
+ * media.h - the messages between the controller and a media worker
+ * (layer "media"): what the control plane tells a worker about one DC
+ * media, and the events a worker raises. Self-contained copies: no JSON
+ * library types, no control-plane types, no pointers into the registry,
+ * so they can cross from the control thread to a worker thread, and
+ * later to a worker process (the fds then travel beside the message).
+ * The controller (controller.h) builds them from the MediaContext.
  */
 #ifndef DCMF_MEDIA_H
 #define DCMF_MEDIA_H
@@ -11,9 +14,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include <jansson.h>
-
-#include "context.h"
 #include "fingerprint.h"
 #include "sctp.h"
 
@@ -84,27 +84,36 @@ struct dcmf_media_desc {
   struct dcmf_media_key relay;
 };
 
+/* What the controller asks of a worker about one DC media. */
+enum dcmf_media_op {
+  DCMF_MEDIA_OP_ADD,    /* start a session: desc complete, fd attached */
+  DCMF_MEDIA_OP_UPDATE, /* changed remote values: desc complete, fd -1 */
+  DCMF_MEDIA_OP_REMOVE, /* end the session: only desc.key is set */
+};
+
+/* Something that happened to a media, for the controller. */
+struct dcmf_media_event {
+  struct dcmf_media_key key;
+  char event[24];   /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST, ... */
+  char detail[200]; /* JSON object text with event specifics */
+  int64_t time_ms;  /* wall clock, ms since the epoch */
+};
+
 /* Returns the base URL HTTP on stream |sid| goes to, or NULL when the
  * stream has no upstream (served from the built-in repository, if that
  * is allowed). */
 const char *dcmf_media_route_for(const struct dcmf_media_desc *desc,
                                  uint16_t sid);
 
-/*
- * Fills |desc| for the MediaInfo |media| of context |ctx| whose MF-side
- * state is |m|. Leaves desc->fd at -1 (the caller attaches a socket).
- * Returns 0 or DCMF_ERR_NOMEM.
- */
-int dcmf_media_desc_build(struct dcmf_media_desc *desc,
-                          const struct dcmf_context *ctx,
-                          const struct dcmf_media *m, json_t *media,
-                          uint16_t local_sctp_port);
-
-/* Frees what |desc| owns (not the fd). */
+/* Frees what |desc| owns, closing the MDC2 descriptors (not desc->fd). */
 void dcmf_media_desc_free(struct dcmf_media_desc *desc);
 
 /* Returns 1 if both keys name the same media. */
 int dcmf_media_key_equal(const struct dcmf_media_key *a,
                          const struct dcmf_media_key *b);
+
+/* Returns a hash of all three ids of |key|, for hash tables
+ * (hashmap.h); equal keys hash equal. */
+uint64_t dcmf_media_key_hash(const struct dcmf_media_key *key);
 
 #endif

@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "errors.h"
@@ -63,11 +64,11 @@ static int render_loops(const struct dcmf_gauges *g, struct dcmf_buf *out) {
   return rv;
 }
 
-int dcmf_metrics_render(const struct dcmf_metrics *m,
-                        const struct dcmf_gauges *g, const char *version,
-                        struct dcmf_buf *out) {
-  int rv = 0;
-  rv |= dcmf_buf_printf(
+/* The control server's own figures and the gauges of the pools. */
+static int render_control(const struct dcmf_metrics *m,
+                          const struct dcmf_gauges *g, const char *version,
+                          struct dcmf_buf *out) {
+  return dcmf_buf_printf(
       out,
       "# HELP dcmf_build_info Version of the running dcmfd.\n"
       "# TYPE dcmf_build_info gauge\n"
@@ -96,7 +97,11 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
       (unsigned long long)m->control_connections_open,
       (unsigned long long)m->control_connections_total,
       (unsigned long long)m->control_timeouts_total);
-  rv |=
+}
+
+/* Requests the access checks refused, one series per reason. */
+static int render_auth(const struct dcmf_metrics *m, struct dcmf_buf *out) {
+  int rv =
       dcmf_buf_printf(out, "# HELP dcmf_control_auth_refused_total Control "
                            "requests refused by the access checks, by reason.\n"
                            "# TYPE dcmf_control_auth_refused_total counter\n");
@@ -107,164 +112,46 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
                           dcmf_auth_reason_name((enum dcmf_auth_reason)r),
                           (unsigned long long)m->control_auth_refused[r]);
   }
-  const struct dcmf_media_figures *f = &g->media;
-  rv |= dcmf_buf_printf(
-      out,
-      "# HELP dcmf_media_sessions DC media sessions in the media workers.\n"
-      "# TYPE dcmf_media_sessions gauge\n"
-      "dcmf_media_sessions %llu\n"
-      "# HELP dcmf_dtls_handshakes_total DTLS handshakes by outcome.\n"
-      "# TYPE dcmf_dtls_handshakes_total counter\n"
-      "dcmf_dtls_handshakes_total{result=\"ok\"} %llu\n"
-      "dcmf_dtls_handshakes_total{result=\"failed\"} %llu\n"
-      "# HELP dcmf_sctp_associations_total SCTP associations established.\n"
-      "# TYPE dcmf_sctp_associations_total counter\n"
-      "dcmf_sctp_associations_total %llu\n"
-      "# HELP dcmf_data_channels Data channels currently open.\n"
-      "# TYPE dcmf_data_channels gauge\n"
-      "dcmf_data_channels %llu\n"
-      "# HELP dcmf_dc_messages_total Data-channel messages by direction.\n"
-      "# TYPE dcmf_dc_messages_total counter\n"
-      "dcmf_dc_messages_total{direction=\"in\"} %llu\n"
-      "dcmf_dc_messages_total{direction=\"out\"} %llu\n"
-      "# HELP dcmf_dc_bytes_total Data-channel payload bytes by direction.\n"
-      "# TYPE dcmf_dc_bytes_total counter\n"
-      "dcmf_dc_bytes_total{direction=\"in\"} %llu\n"
-      "dcmf_dc_bytes_total{direction=\"out\"} %llu\n"
-      "# HELP dcmf_stun_requests_total STUN binding requests by answer.\n"
-      "# TYPE dcmf_stun_requests_total counter\n"
-      "dcmf_stun_requests_total{result=\"success\"} %llu\n"
-      "dcmf_stun_requests_total{result=\"error\"} %llu\n"
-      "# HELP dcmf_consent_lost_total Media whose peer fell silent for 30 s.\n"
-      "# TYPE dcmf_consent_lost_total counter\n"
-      "dcmf_consent_lost_total %llu\n"
-      "# HELP dcmf_dropped_packets_total Media packets dropped by reason.\n"
-      "# TYPE dcmf_dropped_packets_total counter\n"
-      "dcmf_dropped_packets_total{reason=\"unknown_protocol\"} %llu\n"
-      "dcmf_dropped_packets_total{reason=\"unauthenticated_source\"} %llu\n"
-      "dcmf_dropped_packets_total{reason=\"dtls\"} %llu\n"
-      "dcmf_dropped_packets_total{reason=\"stun\"} %llu\n"
-      "# HELP dcmf_events_total Event notifications by delivery outcome.\n"
-      "# TYPE dcmf_events_total counter\n"
-      "dcmf_events_total{result=\"sent\"} %llu\n"
-      "dcmf_events_total{result=\"failed\"} %llu\n"
-      "dcmf_events_total{result=\"dropped\"} %llu\n",
-      (unsigned long long)f->sessions, (unsigned long long)f->dtls_ok,
-      (unsigned long long)f->dtls_failed,
-      (unsigned long long)f->sctp_associations,
-      (unsigned long long)f->channels_open,
-      (unsigned long long)f->messages_in, (unsigned long long)f->messages_out,
-      (unsigned long long)f->bytes_in, (unsigned long long)f->bytes_out,
-      (unsigned long long)f->stun_ok, (unsigned long long)f->stun_error,
-      (unsigned long long)f->consent_lost,
-      (unsigned long long)f->dropped_unknown_protocol,
-      (unsigned long long)f->dropped_unauthenticated,
-      (unsigned long long)f->dropped_dtls,
-      (unsigned long long)f->dropped_other,
-      (unsigned long long)f->events_sent, (unsigned long long)f->events_failed,
-      (unsigned long long)f->events_dropped);
-  rv |= dcmf_buf_printf(
-      out,
-      "# HELP dcmf_udp_proxy_datagrams_total UDP-proxy mode datagrams by "
-      "direction.\n"
-      "# TYPE dcmf_udp_proxy_datagrams_total counter\n"
-      "dcmf_udp_proxy_datagrams_total{direction=\"to_server\"} %llu\n"
-      "dcmf_udp_proxy_datagrams_total{direction=\"from_server\"} %llu\n"
-      "# HELP dcmf_udp_proxy_bytes_total UDP-proxy mode payload bytes by "
-      "direction.\n"
-      "# TYPE dcmf_udp_proxy_bytes_total counter\n"
-      "dcmf_udp_proxy_bytes_total{direction=\"to_server\"} %llu\n"
-      "dcmf_udp_proxy_bytes_total{direction=\"from_server\"} %llu\n"
-      "# HELP dcmf_udp_proxy_dropped_total UDP-proxy mode drops by reason.\n"
-      "# TYPE dcmf_udp_proxy_dropped_total counter\n"
-      "dcmf_udp_proxy_dropped_total{reason=\"oversize\"} %llu\n"
-      "dcmf_udp_proxy_dropped_total{reason=\"unknown_source\"} %llu\n"
-      "dcmf_udp_proxy_dropped_total{reason=\"queue_full\"} %llu\n"
-      "dcmf_udp_proxy_dropped_total{reason=\"send\"} %llu\n"
-      "# HELP dcmf_dc_relay_messages_total Messages a DC relay delivered to "
-      "the twin channel.\n"
-      "# TYPE dcmf_dc_relay_messages_total counter\n"
-      "dcmf_dc_relay_messages_total %llu\n"
-      "# HELP dcmf_dc_relay_bytes_total Payload bytes a DC relay delivered.\n"
-      "# TYPE dcmf_dc_relay_bytes_total counter\n"
-      "dcmf_dc_relay_bytes_total %llu\n"
-      "# HELP dcmf_dc_relay_dropped_total DC relay drops by reason.\n"
-      "# TYPE dcmf_dc_relay_dropped_total counter\n"
-      "dcmf_dc_relay_dropped_total{reason=\"queue_full\"} %llu\n"
-      "dcmf_dc_relay_dropped_total{reason=\"send\"} %llu\n"
-      "dcmf_dc_relay_dropped_total{reason=\"no_twin\"} %llu\n"
-      "# HELP dcmf_dc_relay_queued_messages Messages a DC relay holds for "
-      "phones now (channel not open yet, or SCTP full).\n"
-      "# TYPE dcmf_dc_relay_queued_messages gauge\n"
-      "dcmf_dc_relay_queued_messages %llu\n"
-      "# HELP dcmf_dc_relay_queued_bytes Payload bytes of those messages.\n"
-      "# TYPE dcmf_dc_relay_queued_bytes gauge\n"
-      "dcmf_dc_relay_queued_bytes %llu\n"
-      "# HELP dcmf_dc_relay_stalls_total Relayed streams whose held messages "
-      "did not move for 1 s, once per episode.\n"
-      "# TYPE dcmf_dc_relay_stalls_total counter\n"
-      "dcmf_dc_relay_stalls_total %llu\n"
-      "# HELP dcmf_proxy_requests_total HTTP requests in HTTP-proxy mode.\n"
-      "# TYPE dcmf_proxy_requests_total counter\n"
-      "dcmf_proxy_requests_total %llu\n"
-      "# HELP dcmf_proxy_upstream_failures_total Upstream failures answered "
-      "502 or 504.\n"
-      "# TYPE dcmf_proxy_upstream_failures_total counter\n"
-      "dcmf_proxy_upstream_failures_total{kind=\"error\"} %llu\n"
-      "dcmf_proxy_upstream_failures_total{kind=\"timeout\"} %llu\n"
-      "# HELP dcmf_proxy_cache_total Cache lookups by outcome.\n"
-      "# TYPE dcmf_proxy_cache_total counter\n"
-      "dcmf_proxy_cache_total{outcome=\"hit\"} %llu\n"
-      "dcmf_proxy_cache_total{outcome=\"miss\"} %llu\n"
-      "dcmf_proxy_cache_total{outcome=\"revalidated\"} %llu\n"
-      "# HELP dcmf_proxy_cache_bytes Bytes held by the cache.\n"
-      "# TYPE dcmf_proxy_cache_bytes gauge\n"
-      "dcmf_proxy_cache_bytes %llu\n"
-      "# HELP dcmf_proxy_upstream_latency_ms Request sent to response head.\n"
-      "# TYPE dcmf_proxy_upstream_latency_ms summary\n"
-      "dcmf_proxy_upstream_latency_ms_sum %llu\n"
-      "dcmf_proxy_upstream_latency_ms_count %llu\n",
-      (unsigned long long)f->udp_datagrams_out,
-      (unsigned long long)f->udp_datagrams_in,
-      (unsigned long long)f->udp_bytes_out,
-      (unsigned long long)f->udp_bytes_in,
-      (unsigned long long)f->udp_dropped_oversize,
-      (unsigned long long)f->udp_dropped_source,
-      (unsigned long long)f->udp_dropped_queue,
-      (unsigned long long)f->udp_dropped_send,
-      (unsigned long long)f->relay_messages,
-      (unsigned long long)f->relay_bytes,
-      (unsigned long long)f->relay_dropped_queue,
-      (unsigned long long)f->relay_dropped_send,
-      (unsigned long long)f->relay_dropped_no_twin,
-      (unsigned long long)f->relay_queued_messages,
-      (unsigned long long)f->relay_queued_bytes,
-      (unsigned long long)f->relay_stalls,
-      (unsigned long long)f->proxy_requests,
-      (unsigned long long)f->proxy_upstream_errors,
-      (unsigned long long)f->proxy_upstream_timeouts,
-      (unsigned long long)f->proxy_cache_hits,
-      (unsigned long long)f->proxy_cache_misses,
-      (unsigned long long)f->proxy_cache_revalidated,
-      (unsigned long long)f->proxy_cache_bytes,
-      (unsigned long long)f->proxy_upstream_latency_ms,
-      (unsigned long long)f->proxy_upstream_responses);
-  rv |= dcmf_buf_printf(
-      out,
-      "# HELP dcmf_stun_rate_limited_total STUN packets from sources other "
-      "than a session's peer, dropped by the per-source limit.\n"
-      "# TYPE dcmf_stun_rate_limited_total counter\n"
-      "dcmf_stun_rate_limited_total %llu\n"
-      "# HELP dcmf_dtls_hello_rate_limited_total DTLS ClientHellos dropped "
-      "by the per-source limit.\n"
-      "# TYPE dcmf_dtls_hello_rate_limited_total counter\n"
-      "dcmf_dtls_hello_rate_limited_total %llu\n",
-      (unsigned long long)f->stun_rate_limited,
-      (unsigned long long)f->dtls_hello_rate_limited);
-  rv |= render_loops(g, out);
-  rv |= dcmf_buf_printf(out, "# HELP dcmf_api_requests_total Control API "
-                             "requests by method and response status.\n"
-                             "# TYPE dcmf_api_requests_total counter\n");
+  return rv;
+}
+
+/* One row of the counters table (counters.h), for rendering. */
+struct counter_row {
+  const char *name, *series, *type, *help;
+  size_t offset; /* of the value in struct dcmf_media_figures */
+};
+
+#define COUNTER_ROW(field, where, type, name, series, help)                    \
+  {name, series, #type, help, offsetof(struct dcmf_media_figures, field)},
+static const struct counter_row counter_rows[] = {DCMF_COUNTERS(COUNTER_ROW)};
+#undef COUNTER_ROW
+
+/* The media-plane figures, in table order: HELP and TYPE where a family
+ * starts, then one sample line per row. */
+static int render_counters(const struct dcmf_media_figures *f,
+                           struct dcmf_buf *out) {
+  int rv = 0;
+  const char *family = "";
+  for (size_t i = 0; i < sizeof(counter_rows) / sizeof(counter_rows[0]); i++) {
+    const struct counter_row *r = &counter_rows[i];
+    if (strcmp(r->name, family) != 0) {
+      family = r->name;
+      rv |= dcmf_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", r->name,
+                            r->help, r->name, r->type);
+    }
+    uint64_t v;
+    memcpy(&v, (const char *)f + r->offset, sizeof(v));
+    rv |= dcmf_buf_printf(out, "%s%s %llu\n", r->name, r->series,
+                          (unsigned long long)v);
+  }
+  return rv;
+}
+
+/* Control API requests by method and status. */
+static int render_api(const struct dcmf_metrics *m, struct dcmf_buf *out) {
+  int rv = dcmf_buf_printf(out, "# HELP dcmf_api_requests_total Control API "
+                                "requests by method and response status.\n"
+                                "# TYPE dcmf_api_requests_total counter\n");
   for (size_t i = 0; i < m->n_api; i++) {
     rv |= dcmf_buf_printf(out,
                           "dcmf_api_requests_total{method=\"%s\",status=\"%d\"}"
@@ -278,5 +165,16 @@ int dcmf_metrics_render(const struct dcmf_metrics *m,
                           "status=\"other\"} %llu\n",
                           (unsigned long long)m->api_other);
   }
+  return rv;
+}
+
+int dcmf_metrics_render(const struct dcmf_metrics *m,
+                        const struct dcmf_gauges *g, const char *version,
+                        struct dcmf_buf *out) {
+  int rv = render_control(m, g, version, out);
+  rv |= render_auth(m, out);
+  rv |= render_counters(&g->media, out);
+  rv |= render_loops(g, out);
+  rv |= render_api(m, out);
   return rv == 0 ? 0 : DCMF_ERR_NOMEM;
 }

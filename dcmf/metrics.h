@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "counters.h"
 
 #define DCMF_METRICS_MAX_SERIES 96
 
@@ -31,25 +32,8 @@ struct dcmf_metrics {
   uint64_t control_auth_refused[DCMF_AUTH_N_REASONS];
 };
 
-/* Media-plane figures, copied from the workers at render time. */
-struct dcmf_media_figures {
-  uint64_t sessions, dtls_ok, dtls_failed, sctp_associations, channels_open;
-  uint64_t messages_in, messages_out, bytes_in, bytes_out;
-  uint64_t stun_ok, stun_error, consent_lost;
-  uint64_t dropped_unknown_protocol, dropped_unauthenticated, dropped_dtls,
-      dropped_other;
-  uint64_t events_sent, events_failed, events_dropped;
-  uint64_t udp_datagrams_out, udp_bytes_out, udp_datagrams_in, udp_bytes_in,
-      udp_dropped_oversize, udp_dropped_source, udp_dropped_queue,
-      udp_dropped_send;
-  uint64_t relay_messages, relay_bytes, relay_dropped_queue,
-      relay_dropped_send, relay_dropped_no_twin;
-  uint64_t relay_queued_messages, relay_queued_bytes, relay_stalls;
-  uint64_t proxy_requests, proxy_upstream_errors, proxy_upstream_timeouts,
-      proxy_cache_hits, proxy_cache_misses, proxy_cache_revalidated,
-      proxy_cache_bytes, proxy_upstream_responses, proxy_upstream_latency_ms;
-  uint64_t stun_rate_limited, dtls_hello_rate_limited;
-};
+/* Media-plane figures (struct dcmf_media_figures, counters.h) are
+ * summed from the workers at render time. */
 
 /* Liveness of one worker loop, as the control thread sees it. */
 struct dcmf_loop_health {

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "datachannel.h"
 #include "errors.h"
 #include "httpdc.h"

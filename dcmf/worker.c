@@ -1,13 +1,16 @@
 #include "worker.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dtls.h"
 #include "errors.h"
 #include "cache.h"
+#include "hashmap.h"
 #include "heartbeat.h"
 #include "httpproxy.h"
 
@@ -20,12 +23,11 @@
  * period while any session exists. */
 #define SCTP_TICK_MS 10
 
-enum msg_kind { MSG_ADD, MSG_UPDATE, MSG_REMOVE, MSG_STOP };
-
+/* One message of the inbox: the controller's (media.h), or the stop. */
 struct msg {
-  enum msg_kind kind;
-  struct dcmf_media_desc desc; /* ADD, UPDATE */
-  struct dcmf_media_key key;   /* REMOVE */
+  int stop;
+  enum dcmf_media_op op;
+  struct dcmf_media_desc desc; /* REMOVE: only the key */
   struct msg *next;
 };
 
@@ -34,9 +36,13 @@ struct event_msg {
   struct event_msg *next;
 };
 
+/* A session as the worker files it: in the table by media key (every
+ * lookup: control messages, the DC relay's twin) and in a list (walks
+ * over all: the SCTP tick, shutdown). */
 struct node {
+  struct dcmf_hashmap_entry entry; /* keyed by dcmf_session_key() */
   struct dcmf_session *session;
-  struct node *next;
+  struct node *next, *prev;
 };
 
 struct dcmf_worker {
@@ -60,7 +66,8 @@ struct dcmf_worker {
   struct dcmf_cache *cache;
   struct dcmf_httpproxy_env proxy_env;
   struct dcmf_httpproxy_counters proxy_counters;
-  struct node *sessions;
+  struct dcmf_hashmap by_key; /* struct node, by media key */
+  struct node *sessions;      /* the same nodes, newest first */
   uint8_t rx_scratch[65536];
   uint8_t tx_scratch[65536];
 };
@@ -121,51 +128,69 @@ static void post(struct dcmf_worker *w, struct msg *m) {
   uv_async_send(&w->inbox_async);
 }
 
-static struct msg *msg_new(enum msg_kind kind) {
+static struct msg *msg_new(void) {
   struct msg *m = calloc(1, sizeof(*m));
   if (m == NULL) {
     abort(); /* a lost control message would leave a port bound forever */
   }
-  m->kind = kind;
   m->desc.fd = -1;
   return m;
 }
 
-void dcmf_worker_add(struct dcmf_worker *w, struct dcmf_media_desc *desc) {
-  struct msg *m = msg_new(MSG_ADD);
+void dcmf_worker_post(struct dcmf_worker *w, enum dcmf_media_op op,
+                      struct dcmf_media_desc *desc) {
+  struct msg *m = msg_new();
+  m->op = op;
   m->desc = *desc;
-  post(w, m);
-}
-
-void dcmf_worker_update(struct dcmf_worker *w, struct dcmf_media_desc *desc) {
-  struct msg *m = msg_new(MSG_UPDATE);
-  m->desc = *desc;
-  post(w, m);
-}
-
-void dcmf_worker_remove(struct dcmf_worker *w,
-                        const struct dcmf_media_key *key) {
-  struct msg *m = msg_new(MSG_REMOVE);
-  m->key = *key;
   post(w, m);
 }
 
 /* ---- inside the worker thread -------------------------------------------- */
 
-static struct node **find(struct dcmf_worker *w,
-                          const struct dcmf_media_key *key) {
-  struct node **pp = &w->sessions;
-  while (*pp && !dcmf_media_key_equal(dcmf_session_key((*pp)->session), key)) {
-    pp = &(*pp)->next;
-  }
-  return pp;
+static int node_key_equal(const struct dcmf_hashmap_entry *e,
+                          const void *key) {
+  const struct node *n = DCMF_HASHMAP_ITEM(e, const struct node, entry);
+  return dcmf_media_key_equal(dcmf_session_key(n->session), key);
 }
 
-/* DC relays: a session finds its twin among the worker's sessions. */
+/* The node of media |key|, or NULL: one hash lookup, whatever the
+ * number of sessions. */
+static struct node *find(struct dcmf_worker *w,
+                         const struct dcmf_media_key *key) {
+  return DCMF_HASHMAP_ITEM(
+      dcmf_hashmap_find(&w->by_key, dcmf_media_key_hash(key), key), struct node,
+      entry);
+}
+
+static void node_link(struct dcmf_worker *w, struct node *n) {
+  dcmf_hashmap_insert(&w->by_key, &n->entry,
+                      dcmf_media_key_hash(dcmf_session_key(n->session)));
+  n->prev = NULL;
+  n->next = w->sessions;
+  if (w->sessions != NULL) {
+    w->sessions->prev = n;
+  }
+  w->sessions = n;
+}
+
+static void node_unlink(struct dcmf_worker *w, struct node *n) {
+  dcmf_hashmap_remove(&w->by_key, &n->entry);
+  if (n->prev != NULL) {
+    n->prev->next = n->next;
+  } else {
+    w->sessions = n->next;
+  }
+  if (n->next != NULL) {
+    n->next->prev = n->prev;
+  }
+}
+
+/* DC relays: a session finds its twin among the worker's sessions (the
+ * controller puts both sides of a relay on one worker). */
 static struct dcmf_session *find_session(void *user,
                                          const struct dcmf_media_key *key) {
-  struct node **pp = find(user, key);
-  return *pp != NULL ? (*pp)->session : NULL;
+  struct node *n = find(user, key);
+  return n != NULL ? n->session : NULL;
 }
 
 /* The proxy keeps plain counters on the worker thread; publish them. */
@@ -225,14 +250,20 @@ static void sctp_timer_update(struct dcmf_worker *w) {
 }
 
 static void handle_add(struct dcmf_worker *w, struct msg *m) {
-  struct node **pp = find(w, &m->desc.key);
-  if (*pp != NULL) { /* a duplicate add replaces the session */
-    struct node *old = *pp;
-    *pp = old->next;
+  struct node *old = find(w, &m->desc.key);
+  if (old != NULL) { /* a duplicate add replaces the session */
+    node_unlink(w, old);
     dcmf_session_close(old->session);
     free(old);
+    atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
   }
   struct node *n = calloc(1, sizeof(*n));
+  if (n == NULL) {
+    if (m->desc.fd >= 0) {
+      close(m->desc.fd); /* the session would have owned both */
+    }
+    dcmf_media_desc_free(&m->desc);
+  }
   if (n == NULL || dcmf_session_new(&n->session, &w->env, &m->desc) != 0) {
     DCMF_LOGE(w->settings.log, "worker", "cannot start media %s/%s/%s",
               m->desc.key.context_id, m->desc.key.termination_id,
@@ -240,19 +271,17 @@ static void handle_add(struct dcmf_worker *w, struct msg *m) {
     free(n);
     return;
   }
-  n->next = w->sessions;
-  w->sessions = n;
+  node_link(w, n);
   atomic_fetch_add_explicit(&w->stats.sessions, 1, memory_order_relaxed);
 }
 
 static void handle_remove(struct dcmf_worker *w,
                           const struct dcmf_media_key *key) {
-  struct node **pp = find(w, key);
-  if (*pp == NULL) {
+  struct node *n = find(w, key);
+  if (n == NULL) {
     return;
   }
-  struct node *n = *pp;
-  *pp = n->next;
+  node_unlink(w, n);
   dcmf_session_close(n->session);
   free(n);
   atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
@@ -270,6 +299,26 @@ static void close_all(struct dcmf_worker *w) {
   dcmf_heartbeat_close(&w->heartbeat);
 }
 
+static void handle_msg(struct dcmf_worker *w, struct msg *m) {
+  switch (m->op) {
+  case DCMF_MEDIA_OP_ADD:
+    handle_add(w, m);
+    break;
+  case DCMF_MEDIA_OP_UPDATE: {
+    struct node *n = find(w, &m->desc.key);
+    if (n != NULL) {
+      dcmf_session_update(n->session, &m->desc);
+    } else {
+      dcmf_media_desc_free(&m->desc);
+    }
+    break;
+  }
+  case DCMF_MEDIA_OP_REMOVE:
+    handle_remove(w, &m->desc.key);
+    break;
+  }
+}
+
 static void on_inbox(uv_async_t *a) {
   struct dcmf_worker *w = a->data;
   uv_mutex_lock(&w->inbox_mu);
@@ -279,25 +328,10 @@ static void on_inbox(uv_async_t *a) {
   int stop = 0;
   while (m != NULL) {
     struct msg *next = m->next;
-    switch (m->kind) {
-    case MSG_ADD:
-      handle_add(w, m);
-      break;
-    case MSG_UPDATE: {
-      struct node *n = *find(w, &m->desc.key);
-      if (n != NULL) {
-        dcmf_session_update(n->session, &m->desc);
-      } else {
-        dcmf_media_desc_free(&m->desc);
-      }
-      break;
-    }
-    case MSG_REMOVE:
-      handle_remove(w, &m->key);
-      break;
-    case MSG_STOP:
+    if (m->stop) {
       stop = 1;
-      break;
+    } else {
+      handle_msg(w, m);
     }
     free(m);
     m = next;
@@ -343,8 +377,10 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   struct dcmf_ratelimit_settings hello_rl = {.rate = settings->hello_rate,
                                              .burst = settings->hello_rate,
                                              .seed = seed[1]};
-  if (dcmf_ratelimit_new(&w->stun_limit, &stun_rl) != 0 ||
+  if (dcmf_hashmap_init(&w->by_key, 64, node_key_equal) != 0 ||
+      dcmf_ratelimit_new(&w->stun_limit, &stun_rl) != 0 ||
       dcmf_ratelimit_new(&w->hello_limit, &hello_rl) != 0) {
+    dcmf_hashmap_free(&w->by_key);
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
     free(w);
@@ -357,6 +393,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                   settings->log, err, errlen);
   if (rv != 0) {
     uv_loop_close(&w->loop);
+    dcmf_hashmap_free(&w->by_key);
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
@@ -438,11 +475,14 @@ static void on_outbox_closed(uv_handle_t *h) {
   }
   uv_mutex_destroy(&w->inbox_mu);
   uv_mutex_destroy(&w->outbox_mu);
+  dcmf_hashmap_free(&w->by_key);
   free(w);
 }
 
 void dcmf_worker_stop(struct dcmf_worker *w) {
-  post(w, msg_new(MSG_STOP));
+  struct msg *m = msg_new();
+  m->stop = 1;
+  post(w, m);
   uv_thread_join(&w->thread);
   uv_loop_close(&w->loop);
   dcmf_cache_del(w->cache);

@@ -17,49 +17,15 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "counters.h"
 #include "log.h"
 #include "media.h"
 #include "upstream.h"
 
 struct dcmf_repo;
 
-/* Something that happened to a media, for the controller. */
-struct dcmf_media_event {
-  struct dcmf_media_key key;
-  char event[24];   /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST, ... */
-  char detail[200]; /* JSON object text with event specifics */
-  int64_t time_ms;  /* wall clock, ms since the epoch */
-};
-
-/* Counters the worker keeps and the control loop reads for /metrics.
- * Relaxed atomics: readers want a recent value, not a consistent set. */
-struct dcmf_media_stats {
-  _Atomic uint64_t sessions;
-  _Atomic uint64_t dtls_ok, dtls_failed;
-  _Atomic uint64_t sctp_associations;
-  _Atomic uint64_t channels_open;
-  _Atomic uint64_t messages_in, messages_out, bytes_in, bytes_out;
-  _Atomic uint64_t stun_ok, stun_error;
-  _Atomic uint64_t dropped_unknown_protocol, dropped_unauthenticated,
-      dropped_dtls, dropped_other;
-  _Atomic uint64_t consent_lost;
-  /* dropped by the per-source limits before any work was spent */
-  _Atomic uint64_t stun_rate_limited, dtls_hello_rate_limited;
-  /* UDP-proxy mode */
-  _Atomic uint64_t udp_datagrams_out, udp_bytes_out, udp_datagrams_in,
-      udp_bytes_in, udp_dropped_oversize, udp_dropped_source,
-      udp_dropped_queue, udp_dropped_send;
-  /* DC relay: messages and bytes handed to the twin, and drops */
-  _Atomic uint64_t relay_messages, relay_bytes, relay_dropped_queue,
-      relay_dropped_send, relay_dropped_no_twin;
-  /* DC relay: held for a phone now (gauges), streams that stopped */
-  _Atomic uint64_t relay_queued_messages, relay_queued_bytes, relay_stalls;
-  /* HTTP-proxy mode */
-  _Atomic uint64_t proxy_requests, proxy_upstream_errors,
-      proxy_upstream_timeouts, proxy_cache_hits, proxy_cache_misses,
-      proxy_upstream_responses, proxy_upstream_latency_ms, proxy_cache_bytes,
-      proxy_cache_revalidated;
-};
+/* The worker's counters are the worker rows of counters.h's table
+ * (struct dcmf_media_stats). */
 
 struct dcmf_worker_settings {
   X509 *cert;     /* borrowed for the worker's life */
@@ -101,17 +67,17 @@ int dcmf_worker_start(struct dcmf_worker **worker, uv_loop_t *control_loop,
  */
 void dcmf_worker_stop(struct dcmf_worker *worker);
 
-/* Hands a new media to the worker, which takes ownership of |desc| (the
- * struct is copied; its streams array and fd now belong to the worker). */
-void dcmf_worker_add(struct dcmf_worker *worker, struct dcmf_media_desc *desc);
-
-/* Sends changed remote values of an existing media (desc->fd unused). */
-void dcmf_worker_update(struct dcmf_worker *worker,
-                        struct dcmf_media_desc *desc);
-
-/* Ends a media's session and closes its socket. */
-void dcmf_worker_remove(struct dcmf_worker *worker,
-                        const struct dcmf_media_key *key);
+/*
+ * Hands the worker the controller's message |op| about |desc| (media.h).
+ * The worker takes ownership of what |desc| owns (its arrays and fds);
+ * the struct itself is copied. ADD starts a session on desc->fd, UPDATE
+ * applies changed remote values, REMOVE (only desc->key is read) ends
+ * the media's session and closes its socket. Cannot fail: a message is
+ * never lost (out of memory aborts, as a lost message would leave a
+ * port bound forever).
+ */
+void dcmf_worker_post(struct dcmf_worker *worker, enum dcmf_media_op op,
+                      struct dcmf_media_desc *desc);
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w);
 

@@ -14,7 +14,7 @@
 
 #include "api.h"
 #include "fake_res.h"
-#include "media.h"
+#include "controller.h"
 
 struct fixture {
   struct fake_res res;
@@ -608,7 +608,8 @@ static void test_official_client_and_mdc1(void **state) {
   struct dcmf_context *ctx = dcmf_registry_first(f->reg);
   struct dcmf_media_desc d;
   assert_int_equal(
-      dcmf_media_desc_build(&d, ctx, &ctx->medias[0], media0(ctx->doc), 5000),
+      dcmf_controller_desc_build(&d, ctx, &ctx->medias[0], media0(ctx->doc),
+                                 5000),
       0);
   assert_int_equal(d.n_streams, 3);
   for (size_t i = 0; i < d.n_streams; i++) {
