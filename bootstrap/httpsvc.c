@@ -77,8 +77,9 @@ static int is_bootstrap_sid(uint16_t sid) {
 }
 
 int dcmf_httpsvc_wants(const struct dcmf_svc_flow *flow, int app_streams) {
-  return strcmp(flow->protocol, "http") == 0 &&
-         (is_bootstrap_sid(flow->id) || !flow->negotiated ||
+  return flow->kind == DCMF_ASSOC_SCTP && flow->id <= UINT16_MAX &&
+         strcmp(flow->protocol, "http") == 0 &&
+         (is_bootstrap_sid((uint16_t)flow->id) || !flow->negotiated ||
           (app_streams && flow->id >= 1000));
 }
 
@@ -130,7 +131,7 @@ int dcmf_httpsvc_open(void *media, const struct dcmf_svc_flow *flow,
     return DCMF_ERR_NOMEM;
   }
   c->m = m;
-  c->sid = flow->id;
+  c->sid = (uint16_t)flow->id; /* an SCTP stream (dcmf_httpsvc_wants) */
   struct dcmf_httpdc_settings hs = {.max_message_size =
                                         m->host->desc->max_message_size};
   struct dcmf_httpdc_backend be;

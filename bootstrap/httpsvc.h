@@ -66,7 +66,8 @@ int dcmf_httpsvc_attach(struct dcmf_httpsvc **m, struct dcmf_svc_host *host,
 /* The host given at attach. */
 struct dcmf_svc_host *dcmf_httpsvc_host(const struct dcmf_httpsvc *m);
 
-/* Returns 1 if |flow| is one HTTP is served on: subprotocol "http" on a
+/* Returns 1 if |flow| is one HTTP is served on: a data channel
+ * (DCMF_ASSOC_SCTP) with subprotocol "http" on a
  * bootstrap stream or an in-band channel, or (|app_streams|) on an
  * application stream (>= 1000). */
 int dcmf_httpsvc_wants(const struct dcmf_svc_flow *flow, int app_streams);

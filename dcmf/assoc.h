@@ -30,7 +30,17 @@ enum dcmf_assoc_kind {
   DCMF_ASSOC_DTLS_DATA, /* raw DTLS application data (UDPTL, RFC 7345) */
 };
 
-struct dcmf_svc_flow; /* service.h */
+/* Where a flow of an association stands (dcmf_svc_host.flow_state). */
+enum dcmf_svc_flow_state {
+  DCMF_SVC_NO_ASSOC = 0, /* no association now (none yet, failed, or
+                            being torn down) */
+  DCMF_SVC_FLOW_ABSENT,  /* the association has no such flow */
+  DCMF_SVC_FLOW_PENDING, /* declared, not open yet */
+  DCMF_SVC_FLOW_OPEN,
+};
+
+struct dcmf_svc_flow;    /* service.h */
+struct dcmf_media_desc;  /* media.h */
 
 /* What an association reports to its session. Runs on the session's
  * thread, from inside the association's calls; pointers are borrowed
@@ -56,15 +66,19 @@ struct dcmf_assoc_ops {
   /* First bytes (RFC 7983) this kind takes beside DTLS, inclusive;
    * raw_min > raw_max: none. */
   uint8_t raw_min, raw_max;
-  /* Creates the association state. Returns 0, DCMF_ERR_NOMEM or
+  /* Creates the association state for the media |desc| (read during
+   * the call: ports, streams, sizes). Returns 0, DCMF_ERR_NOMEM or
    * DCMF_ERR_SYSTEM. |ev| and |user| are borrowed until |destroy|. */
-  int (*create)(void **assoc, const void *desc,
+  int (*create)(void **assoc, const struct dcmf_media_desc *desc,
                 const struct dcmf_assoc_events *ev, void *user);
+  /* The description changed (new negotiated streams); may be NULL. */
+  void (*update)(void *assoc, const struct dcmf_media_desc *desc);
   /* Frees; reports every open flow closed first. */
   void (*destroy)(void *assoc);
-  /* DTLS is connected; |keys| exports keying material (SRTP) into |out|
-   * (RFC 5705) and returns 0 or a negative error. Returns 0 or a
-   * negative error (the association failed). */
+  /* DTLS is connected: SCTP connects, SRTP derives its keys through
+   * |keys| (RFC 5705 exporter: |len| bytes for |label| into |out|; 0 or
+   * a negative error). Returns 0, or a negative error: the association
+   * failed and the session tears it down. */
   int (*connected)(void *assoc,
                    int (*keys)(void *user, const char *label, uint8_t *out,
                                size_t len),
@@ -73,10 +87,13 @@ struct dcmf_assoc_ops {
   void (*dtls_in)(void *assoc, const uint8_t *data, size_t len);
   /* A datagram of the raw range; may be NULL when the range is empty. */
   void (*raw_in)(void *assoc, const uint8_t *data, size_t len);
-  /* Sends on flow |id|: as dcmf_svc_host.send (service.h). */
-  int (*send)(void *assoc, uint16_t id, int binary, const uint8_t *data,
+  /* Sends on flow |id|, with the errors of dcmf_svc_host.send
+   * (service.h); the session passes services' sends through here. */
+  int (*send)(void *assoc, uint32_t id, int binary, const uint8_t *data,
               size_t len);
-  void (*close_flow)(void *assoc, uint16_t id);
+  void (*close_flow)(void *assoc, uint32_t id);
+  /* As dcmf_svc_host.flow_state. */
+  enum dcmf_svc_flow_state (*flow_state)(void *assoc, uint32_t id);
   /* The worker's periodic tick (SCTP retransmissions); may be NULL. */
   void (*tick)(void *assoc);
 };

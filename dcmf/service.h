@@ -24,8 +24,11 @@
  * |open| returns 0 serves it until it closes (an |open| that fails lets
  * the next matching service try). A flow nobody serves stays open if it
  * was negotiated in SDP (its peer may be served later) and is refused
- * otherwise. |message| and |closed| go only to the serving service;
- * |writable| and |tick| go to every service of the media.
+ * otherwise; after every |update| the open negotiated flows nobody
+ * serves are offered again. |message| and |closed| go only to the
+ * serving service; |writable| and |tick| go to every service of the
+ * media. A service that knows only data channels matches only flows of
+ * kind DCMF_ASSOC_SCTP, whose ids fit 16 bits.
  *
  * Threading and ownership. Everything here runs on the one worker thread
  * that owns the session; no hook may block. Per-worker state lives from
@@ -62,19 +65,10 @@ struct dcmf_media_stats; /* worker.h: the worker's counters */
  * the call (and, for an open flow, until it closes). */
 struct dcmf_svc_flow {
   enum dcmf_assoc_kind kind;
-  uint16_t id;          /* SCTP: the stream id */
+  uint32_t id;          /* SCTP: the stream id (< 65536); SRTP: the SSRC */
   int negotiated;       /* declared in SDP rather than opened in-band */
   const char *label;    /* "" when the kind has none */
   const char *protocol; /* SCTP: the data channel subprotocol */
-};
-
-/* What dcmf_svc_host.flow_state reports. */
-enum dcmf_svc_flow_state {
-  DCMF_SVC_NO_ASSOC = 0, /* no association now (none yet, failed, or
-                            being torn down) */
-  DCMF_SVC_FLOW_ABSENT,  /* the association has no such flow */
-  DCMF_SVC_FLOW_PENDING, /* declared, not open yet */
-  DCMF_SVC_FLOW_OPEN,
 };
 
 /* What the session gives each of its services. Function fields are set
@@ -96,13 +90,13 @@ struct dcmf_svc_host {
    * DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM when this message cannot be sent
    * (it never will be).
    */
-  int (*send)(struct dcmf_svc_host *h, uint16_t id, int binary,
+  int (*send)(struct dcmf_svc_host *h, uint32_t id, int binary,
               const uint8_t *data, size_t len);
   /* Closes flow |id| from our side; the serving service's |closed| runs
    * before this returns. No effect on a flow that is not there. */
-  void (*close)(struct dcmf_svc_host *h, uint16_t id);
+  void (*close)(struct dcmf_svc_host *h, uint32_t id);
   enum dcmf_svc_flow_state (*flow_state)(struct dcmf_svc_host *h,
-                                         uint16_t id);
+                                         uint32_t id);
   /* Raises |event| toward the control plane; |detail| is JSON object
    * text (NULL: "{}"), copied. */
   void (*emit)(struct dcmf_svc_host *h, const char *event,
@@ -178,6 +172,6 @@ struct dcmf_svc_reg {
 };
 
 /* At most this many services per worker. */
-#define DCMF_SVC_MAX 16
+#define DCMF_SVC_MAX 8
 
 #endif

@@ -56,13 +56,13 @@ static int assoc_usable(const struct dcmf_session *s) {
   return s->dc != NULL && !s->assoc_closing;
 }
 
-static int host_send(struct dcmf_svc_host *h, uint16_t id, int binary,
+static int host_send(struct dcmf_svc_host *h, uint32_t id, int binary,
                      const uint8_t *data, size_t len) {
   struct dcmf_session *s = slot_of(h)->s;
-  if (!assoc_usable(s)) {
+  if (!assoc_usable(s) || id > UINT16_MAX) {
     return DCMF_ERR_NOT_FOUND;
   }
-  int rv = dcmf_dc_send(s->dc, id, binary, data, len);
+  int rv = dcmf_dc_send(s->dc, (uint16_t)id, binary, data, len);
   if (rv == 0) {
     STAT_ADD(s, messages_out, 1);
     STAT_ADD(s, bytes_out, len);
@@ -70,20 +70,23 @@ static int host_send(struct dcmf_svc_host *h, uint16_t id, int binary,
   return rv;
 }
 
-static void host_close(struct dcmf_svc_host *h, uint16_t id) {
+static void host_close(struct dcmf_svc_host *h, uint32_t id) {
   struct dcmf_session *s = slot_of(h)->s;
-  if (assoc_usable(s)) {
-    dcmf_dc_close(s->dc, id);
+  if (assoc_usable(s) && id <= UINT16_MAX) {
+    dcmf_dc_close(s->dc, (uint16_t)id);
   }
 }
 
 static enum dcmf_svc_flow_state host_flow_state(struct dcmf_svc_host *h,
-                                                uint16_t id) {
+                                                uint32_t id) {
   struct dcmf_session *s = slot_of(h)->s;
   if (!assoc_usable(s)) {
     return DCMF_SVC_NO_ASSOC;
   }
-  const struct dcmf_dc_channel *ch = dcmf_dc_find(s->dc, id);
+  if (id > UINT16_MAX) {
+    return DCMF_SVC_FLOW_ABSENT;
+  }
+  const struct dcmf_dc_channel *ch = dcmf_dc_find(s->dc, (uint16_t)id);
   return ch == NULL  ? DCMF_SVC_FLOW_ABSENT
          : ch->open ? DCMF_SVC_FLOW_OPEN
                     : DCMF_SVC_FLOW_PENDING;

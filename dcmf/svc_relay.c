@@ -268,7 +268,8 @@ static void relay_tick(void *media) {
  * take (HTTP, UDP-proxy legs) are relayed. */
 static int relay_match(void *media, const struct dcmf_svc_flow *flow) {
   struct side *s = media;
-  return s->host->desc->has_relay && flow->negotiated;
+  return flow->kind == DCMF_ASSOC_SCTP && s->host->desc->has_relay &&
+         flow->negotiated;
 }
 
 static int relay_open(void *media, const struct dcmf_svc_flow *flow,
@@ -285,7 +286,7 @@ static void relay_message(void *media, void *chan,
   (void)chan;
   struct side *s = media;
   if (s->host->desc->has_relay) { /* a PATCH may have ended the relay */
-    forward(s, flow->id, binary, data, len);
+    forward(s, (uint16_t)flow->id, binary, data, len); /* SCTP: 16 bits */
   }
 }
 
@@ -296,17 +297,18 @@ static void relay_closed(void *media, void *chan,
                          const struct dcmf_svc_flow *flow) {
   (void)chan;
   struct side *s = media;
-  dcmf_relayq_purge(&s->in, flow->id);
+  uint16_t sid = (uint16_t)flow->id; /* an SCTP stream (relay_match) */
+  dcmf_relayq_purge(&s->in, sid);
   publish(s);
   struct side *t = s->twin;
   if (t == NULL ||
-      t->host->flow_state(t->host, flow->id) == DCMF_SVC_NO_ASSOC) {
+      t->host->flow_state(t->host, sid) == DCMF_SVC_NO_ASSOC) {
     return;
   }
   /* What our phone sent before it closed goes first. */
   drain(t);
-  if (t->host->flow_state(t->host, flow->id) == DCMF_SVC_FLOW_OPEN) {
-    t->host->close(t->host, flow->id);
+  if (t->host->flow_state(t->host, sid) == DCMF_SVC_FLOW_OPEN) {
+    t->host->close(t->host, sid);
   }
 }
 

@@ -120,8 +120,9 @@ static int proxy_make(void *user, struct dcmf_svc_host *host,
   const struct dcmf_media_desc *d = host->desc;
   /* POST and PUT bodies go upstream: collect them (up to 1 MiB). */
   hs->max_request_body = 1 << 20;
-  struct dcmf_httpproxy_route route = {.stream_id = flow->id};
-  const char *base = dcmf_media_route_for(d, flow->id);
+  uint16_t sid = (uint16_t)flow->id; /* an SCTP stream (proxy_match) */
+  struct dcmf_httpproxy_route route = {.stream_id = sid};
+  const char *base = dcmf_media_route_for(d, sid);
   snprintf(route.base_url, sizeof(route.base_url), "%s", base ? base : "");
   snprintf(route.context_id, sizeof(route.context_id), "%s",
            d->key.context_id);

@@ -86,13 +86,15 @@ static void udp_tick(void *media) { publish(media); }
 
 static int udp_match(void *media, const struct dcmf_svc_flow *flow) {
   struct udp_media *m = media;
-  return m->legs != NULL && dcmf_udpproxy_has(m->legs, flow->id);
+  return flow->kind == DCMF_ASSOC_SCTP && flow->id <= UINT16_MAX &&
+         m->legs != NULL && dcmf_udpproxy_has(m->legs, (uint16_t)flow->id);
 }
 
 static int udp_open(void *media, const struct dcmf_svc_flow *flow,
                     void **chan) {
   struct udp_media *m = media;
-  dcmf_udpproxy_channel_open(m->legs, flow->id); /* queued A2P datagrams */
+  /* Queued A2P datagrams go now; an SCTP stream (udp_match). */
+  dcmf_udpproxy_channel_open(m->legs, (uint16_t)flow->id);
   *chan = NULL;
   return 0;
 }
@@ -103,7 +105,8 @@ static void udp_message(void *media, void *chan,
   (void)chan;
   (void)binary;
   struct udp_media *m = media;
-  if (!dcmf_udpproxy_has(m->legs, flow->id)) {
+  uint16_t sid = (uint16_t)flow->id; /* an SCTP stream (udp_match) */
+  if (!dcmf_udpproxy_has(m->legs, sid)) {
     return; /* a PATCH took the leg away */
   }
   if (len > DCMF_UDPPROXY_MAX_DATAGRAM && !m->oversize_logged) {
@@ -112,9 +115,9 @@ static void udp_message(void *media, void *chan,
               "%s: stream %u: a %zu-byte message cannot be one UDP "
               "datagram (max %d); dropped (dcmf_udp_proxy_dropped_total"
               "{reason=\"oversize\"} counts every such message)",
-              m->host->name, flow->id, len, DCMF_UDPPROXY_MAX_DATAGRAM);
+              m->host->name, sid, len, DCMF_UDPPROXY_MAX_DATAGRAM);
   }
-  dcmf_udpproxy_message(m->legs, flow->id, data, len);
+  dcmf_udpproxy_message(m->legs, sid, data, len);
 }
 
 const struct dcmf_service dcmf_udpproxy_service = {

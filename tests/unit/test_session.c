@@ -40,7 +40,7 @@
 /* A service registered by the test: it writes what it sees to |log|. */
 struct probe {
   const char *name;
-  int fail_open_sid; /* open fails for this stream (0: never) */
+  uint32_t fail_open_sid; /* open fails for this stream (0: never) */
   char log[LOG_CAP];
   struct dcmf_svc_host *host;
   int attached;
@@ -82,7 +82,7 @@ static void probe_detach(void *media) {
 
 static int probe_match(void *media, const struct dcmf_svc_flow *flow) {
   (void)media;
-  return strcmp(flow->protocol, "probe") == 0;
+  return flow->kind == DCMF_ASSOC_SCTP && strcmp(flow->protocol, "probe") == 0;
 }
 
 static int probe_open(void *media, const struct dcmf_svc_flow *flow,

@@ -52,7 +52,7 @@ static struct fake *fake_of(struct dcmf_svc_host *h) {
 }
 
 static enum dcmf_svc_flow_state fake_flow_state(struct dcmf_svc_host *h,
-                                                uint16_t id) {
+                                                uint32_t id) {
   struct fake *f = fake_of(h);
   if (!f->assoc) {
     return DCMF_SVC_NO_ASSOC;
@@ -65,7 +65,7 @@ static enum dcmf_svc_flow_state fake_flow_state(struct dcmf_svc_host *h,
   return DCMF_SVC_FLOW_ABSENT;
 }
 
-static int fake_send(struct dcmf_svc_host *h, uint16_t id, int binary,
+static int fake_send(struct dcmf_svc_host *h, uint32_t id, int binary,
                      const uint8_t *data, size_t len) {
   (void)binary;
   struct fake *f = fake_of(h);
@@ -81,13 +81,14 @@ static int fake_send(struct dcmf_svc_host *h, uint16_t id, int binary,
   return 0;
 }
 
-static void fake_close(struct dcmf_svc_host *h, uint16_t id) {
+static void fake_close(struct dcmf_svc_host *h, uint32_t id) {
   struct fake *f = fake_of(h);
   for (size_t i = 0; i < NFLOWS; i++) {
     if (f->sid[i] == id && f->state[i] == DCMF_SVC_FLOW_OPEN) {
       f->state[i] = DCMF_SVC_NO_ASSOC; /* gone */
       f->closes++;
-      struct dcmf_svc_flow fl = {.id = id, .negotiated = 1, .label = "",
+      struct dcmf_svc_flow fl = {.kind = DCMF_ASSOC_SCTP, .id = id,
+                                 .negotiated = 1, .label = "",
                                  .protocol = ""};
       /* As the session does: the service hears it before close returns. */
       dcmf_relay_service.closed(f->media, NULL, &fl);
@@ -320,8 +321,8 @@ static void test_close_reaches_twin_and_stall_is_told(void **state) {
   /* a's phone closes stream 1000: b's closes too, and what waited for
    * b on it is tried first (still no room there: dropped with it). */
   W->a.state[0] = DCMF_SVC_NO_ASSOC;
-  struct dcmf_svc_flow fl = {.id = 1000, .negotiated = 1, .label = "",
-                             .protocol = ""};
+  struct dcmf_svc_flow fl = {.kind = DCMF_ASSOC_SCTP, .id = 1000,
+                             .negotiated = 1, .label = "", .protocol = ""};
   dcmf_relay_service.closed(W->a.media, NULL, &fl);
   assert_int_equal(W->b.closes, 1);
   assert_int_equal(fake_flow_state(&W->b.host, 1000), DCMF_SVC_FLOW_ABSENT);
