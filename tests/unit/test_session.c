@@ -6,7 +6,10 @@
  * socket. usrsctp's timers are ticked by hand and the services read a
  * fake clock. The probes check that a service sees attach, open,
  * message, writable, closed and detach in that order, the back-pressure
- * contract of host->send, and the dispatch rules of service.h.
+ * contract of host->send, and the dispatch rules of service.h. Two
+ * relayed sessions with the DC relay service check that a twin deleted
+ * while messages wait for it is unlinked at once (ASan-clean) and that
+ * a new twin is linked again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +34,7 @@
 #include "sctp.h"
 #include "service.h"
 #include "session.h"
+#include "svc_relay.h"
 #include "worker.h"
 
 #define FLOOD_MSGS 40      /* 40 x 60 kB: more than SCTP's 1 MiB buffer */
@@ -166,16 +170,20 @@ static const struct dcmf_service probe_service = {
 /* ---- the phone ------------------------------------------------------------ */
 
 struct phone {
+  int up; /* created */
   struct dcmf_cert cert;
   struct dcmf_dtls_ctx ctx;
   struct dcmf_dtls *dtls;
   struct dcmf_sctp *sctp;
   struct dcmf_dc *dc;
   int fd;
-  struct sockaddr_in to; /* the session's socket */
-  int open[2];           /* streams 1000 and 1001 are open here */
-  int inband_closed;     /* the in-band channel was refused and closed */
+  struct sockaddr_in addr; /* its own socket */
+  struct sockaddr_in to;   /* the session's socket */
+  int open[2];             /* streams 1000 and 1001 are open here */
+  int inband_closed;       /* the in-band channel was refused and closed */
+  int closed[2];           /* streams 1000 and 1001 were closed */
   int received, in_order;
+  char text[LOG_CAP]; /* short messages received, '|' after each */
 };
 
 static void phone_out(void *user, const uint8_t *data, size_t len) {
@@ -242,6 +250,11 @@ static void phone_ch_message(void *user, struct dcmf_dc_channel *ch,
   if (ch->sid == 1000 && len == FLOOD_LEN && memcmp(data, want, 5) == 0) {
     ph->in_order++;
   }
+  if (len < 64) {
+    size_t n = strlen(ph->text);
+    snprintf(ph->text + n, sizeof(ph->text) - n, "%.*s|", (int)len,
+             (const char *)data);
+  }
   ph->received++;
 }
 
@@ -249,6 +262,9 @@ static void phone_ch_closed(void *user, struct dcmf_dc_channel *ch) {
   struct phone *ph = user;
   if (ch->sid == 3) {
     ph->inband_closed = 1;
+  }
+  if (ch->sid == 1000 || ch->sid == 1001) {
+    ph->closed[ch->sid - 1000] = 1;
   }
 }
 
@@ -259,37 +275,6 @@ static const struct dcmf_sctp_callbacks phone_sctp_cbs = {
     phone_sctp_writable};
 static const struct dcmf_dc_callbacks phone_dc_cbs = {
     phone_ch_open, phone_ch_message, phone_ch_closed};
-
-/* ---- the fixture ---------------------------------------------------------- */
-
-struct fx {
-  uv_loop_t loop;
-  struct dcmf_log log;
-  struct dcmf_media_stats stats;
-  struct dcmf_cert cert; /* the session's */
-  struct dcmf_dtls_ctx ctx;
-  uint8_t rx[65536];
-  uint64_t now; /* the services' fake clock */
-  struct probe first, second;
-  struct dcmf_session_service services[2];
-  struct dcmf_session *session;
-  struct phone phone;
-  char events[LOG_CAP]; /* what the session raised toward control */
-};
-
-static uint64_t fake_now(void *user) {
-  struct fx *f = user;
-  return f->now;
-}
-
-static void on_event(void *user, const struct dcmf_media_key *key,
-                     const char *event, const char *detail) {
-  struct fx *f = user;
-  (void)key;
-  (void)detail;
-  size_t n = strlen(f->events);
-  snprintf(f->events + n, sizeof(f->events) - n, "%s|", event);
-}
 
 static int udp_socket(struct sockaddr_in *addr) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -308,21 +293,164 @@ static void cert_ctx(struct dcmf_cert *c, struct dcmf_dtls_ctx *ctx) {
   assert_int_equal(dcmf_dtls_ctx_init(ctx, c->x509, c->pkey, 1200), 0);
 }
 
-/* One round: the session's loop, the phone's socket, usrsctp's timers. */
+/* A phone with negotiated channels 1000 and 1001 of subprotocol |proto|;
+ * it starts DTLS toward |to| (certificate |peer_fp|) in phone_start. */
+static void phone_new(struct phone *ph, const char *proto) {
+  memset(ph, 0, sizeof(*ph));
+  ph->up = 1;
+  cert_ctx(&ph->cert, &ph->ctx);
+  ph->fd = udp_socket(&ph->addr);
+  assert_int_equal(dcmf_dtls_new(&ph->dtls, &ph->ctx, 0, &phone_dtls_cbs, ph),
+                   0);
+  struct dcmf_sctp_settings ss = {.local_port = 5000,
+                                  .remote_port = 5000,
+                                  .max_streams = 2048,
+                                  .max_message_size = 65536,
+                                  .send_buffer = 1 << 20};
+  assert_int_equal(dcmf_sctp_new(&ph->sctp, &ss, &phone_sctp_cbs, ph), 0);
+  assert_int_equal(dcmf_dc_new(&ph->dc, ph->sctp, &phone_dc_cbs, ph), 0);
+  assert_int_equal(dcmf_dc_add_negotiated(ph->dc, 1000, proto, NULL, 256), 0);
+  assert_int_equal(dcmf_dc_add_negotiated(ph->dc, 1001, proto, NULL, 256), 0);
+}
+
+static void phone_start(struct phone *ph, const struct sockaddr_in *to,
+                        const struct dcmf_cert *peer) {
+  ph->to = *to;
+  struct dcmf_fingerprint_set fp;
+  memset(&fp, 0, sizeof(fp));
+  assert_int_equal(dcmf_fingerprint_parse(peer->fingerprint, &fp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(ph->dtls, &fp), 0);
+  dcmf_dtls_start(ph->dtls);
+}
+
+static void phone_free(struct phone *ph) {
+  if (!ph->up) {
+    return;
+  }
+  dcmf_dc_del(ph->dc);
+  dcmf_sctp_del(ph->sctp);
+  dcmf_dtls_del(ph->dtls);
+  close(ph->fd);
+  dcmf_dtls_ctx_free(&ph->ctx);
+  dcmf_cert_free(&ph->cert);
+  ph->up = 0;
+}
+
+/* ---- the fixture ---------------------------------------------------------- */
+
+#define N 2 /* sessions (and phones) at most */
+
+struct fx {
+  uv_loop_t loop;
+  struct dcmf_log log;
+  struct dcmf_media_stats stats;
+  struct dcmf_cert cert; /* the sessions' */
+  struct dcmf_dtls_ctx ctx;
+  uint8_t rx[65536];
+  uint64_t now; /* the services' fake clock */
+  struct probe first, second;
+  void *relay_worker;
+  struct dcmf_session_service services[2];
+  size_t n_services;
+  struct dcmf_session *session[N];
+  struct sockaddr_in session_addr[N];
+  struct phone phone[N];
+  char events[LOG_CAP]; /* what the sessions raised toward control */
+};
+
+static uint64_t fake_now(void *user) {
+  struct fx *f = user;
+  return f->now;
+}
+
+static void on_event(void *user, const struct dcmf_media_key *key,
+                     const char *event, const char *detail) {
+  struct fx *f = user;
+  (void)key;
+  (void)detail;
+  size_t n = strlen(f->events);
+  snprintf(f->events + n, sizeof(f->events) - n, "%s|", event);
+}
+
+static void set_key(struct dcmf_media_key *k, const char *media) {
+  memset(k, 0, sizeof(*k));
+  snprintf(k->context_id, sizeof(k->context_id), "ctx");
+  snprintf(k->termination_id, sizeof(k->termination_id), "term-%s", media);
+  snprintf(k->media_id, sizeof(k->media_id), "%s", media);
+}
+
+/* Starts session |i| (media |name|, relayed to |twin| unless NULL) for
+ * phone |i|, which must exist, with streams 1000 and 1001 of |proto|. */
+static void session_start(struct fx *f, size_t i, const char *name,
+                          const char *twin, const char *proto) {
+  struct dcmf_media_desc d;
+  memset(&d, 0, sizeof(d));
+  set_key(&d.key, name);
+  if (twin != NULL) {
+    d.has_relay = 1;
+    set_key(&d.relay, twin);
+  }
+  d.fd = udp_socket(&f->session_addr[i]);
+  snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
+  snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
+  memcpy(&d.remote_addr, &f->phone[i].addr, sizeof(f->phone[i].addr));
+  d.has_remote_addr = 1;
+  d.remote_no_ice = 1; /* DTLS straight from the signalled address */
+  d.dtls_server = 1;
+  assert_int_equal(
+      dcmf_fingerprint_parse(f->phone[i].cert.fingerprint, &d.remote_fp), 0);
+  d.local_sctp_port = d.remote_sctp_port = 5000;
+  d.max_message_size = 65536;
+  d.n_streams = 2;
+  d.streams = calloc(2, sizeof(*d.streams));
+  d.streams[0] = (struct dcmf_media_stream){.sid = 1000, .priority = 256};
+  d.streams[1] = (struct dcmf_media_stream){.sid = 1001, .priority = 256};
+  snprintf(d.streams[0].protocol, sizeof(d.streams[0].protocol), "%s", proto);
+  snprintf(d.streams[1].protocol, sizeof(d.streams[1].protocol), "%s", proto);
+  struct dcmf_session_env env = {.loop = &f->loop,
+                                 .dtls_ctx = &f->ctx,
+                                 .log = &f->log,
+                                 .stats = &f->stats,
+                                 .max_streams = 2048,
+                                 .rx_scratch = f->rx,
+                                 .rx_scratch_len = sizeof(f->rx),
+                                 .services = f->services,
+                                 .n_services = f->n_services,
+                                 .emit = on_event,
+                                 .emit_user = f,
+                                 .now = fake_now,
+                                 .now_user = f};
+  assert_int_equal(dcmf_session_new(&f->session[i], &env, &d), 0);
+}
+
+static void session_end(struct fx *f, size_t i) {
+  if (f->session[i] != NULL) {
+    dcmf_session_close(f->session[i]);
+    f->session[i] = NULL;
+  }
+}
+
+/* One round: the sessions' loop, the phones' sockets, usrsctp's timers. */
 static void round_trip(struct fx *f) {
   uv_run(&f->loop, UV_RUN_NOWAIT);
   uint8_t buf[65536];
-  for (int i = 0; i < 256; i++) {
-    ssize_t n = recv(f->phone.fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n <= 0) {
-      break;
+  for (size_t p = 0; p < N; p++) {
+    for (int i = 0; f->phone[p].up && i < 256; i++) {
+      ssize_t n = recv(f->phone[p].fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n <= 0) {
+        break;
+      }
+      dcmf_dtls_recv(f->phone[p].dtls, buf, (size_t)n);
     }
-    dcmf_dtls_recv(f->phone.dtls, buf, (size_t)n);
   }
   dcmf_sctp_stack_tick(10);
-  dcmf_sctp_drain(f->phone.sctp);
-  if (f->session != NULL) {
-    dcmf_session_after_sctp_tick(f->session);
+  for (size_t p = 0; p < N; p++) {
+    if (f->phone[p].up) {
+      dcmf_sctp_drain(f->phone[p].sctp);
+    }
+    if (f->session[p] != NULL) {
+      dcmf_session_after_sctp_tick(f->session[p]);
+    }
   }
   f->now += 10;
 }
@@ -340,7 +468,7 @@ static int until(struct fx *f, int (*cond)(struct fx *f)) {
 }
 
 static int both_open(struct fx *f) {
-  return f->phone.open[0] && f->phone.open[1] &&
+  return f->phone[0].open[0] && f->phone[0].open[1] &&
          strstr(f->first.log, "open 1000") != NULL &&
          strstr(f->second.log, "open 1001") != NULL;
 }
@@ -350,110 +478,70 @@ static int got_hello(struct fx *f) {
 }
 
 static int flood_arrived(struct fx *f) {
-  return f->phone.received == FLOOD_MSGS;
+  return f->phone[0].received == FLOOD_MSGS;
 }
 
 static int closed_1000(struct fx *f) {
   return strstr(f->first.log, "closed 1000") != NULL;
 }
 
-static int inband_refused(struct fx *f) { return f->phone.inband_closed; }
+static int inband_refused(struct fx *f) { return f->phone[0].inband_closed; }
 
-static int setup(void **state) {
+static struct fx *fx_new(void) {
   struct fx *f = calloc(1, sizeof(*f));
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->log = (struct dcmf_log){.stream = stderr, .level = DCMF_LOG_ERROR};
   f->now = 5000;
   cert_ctx(&f->cert, &f->ctx);
-  struct phone *ph = &f->phone;
-  cert_ctx(&ph->cert, &ph->ctx);
-  /* Both services match "probe"; the first refuses stream 1001, which
-   * the second then gets. */
+  return f;
+}
+
+/* Two probe services that both match "probe"; the first refuses stream
+ * 1001, which the second then gets. One session, its phone connected. */
+static int setup(void **state) {
+  struct fx *f = fx_new();
   f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
   f->second = (struct probe){.name = "second"};
   f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
   f->services[1] = (struct dcmf_session_service){&probe_service, &f->second};
-
-  struct sockaddr_in phone_addr, session_addr;
-  ph->fd = udp_socket(&phone_addr);
-  int sfd = udp_socket(&session_addr);
-  ph->to = session_addr;
-  assert_int_equal(dcmf_dtls_new(&ph->dtls, &ph->ctx, 0, &phone_dtls_cbs, ph),
-                   0);
-  struct dcmf_sctp_settings ss = {.local_port = 5000,
-                                  .remote_port = 5000,
-                                  .max_streams = 2048,
-                                  .max_message_size = 65536,
-                                  .send_buffer = 1 << 20};
-  assert_int_equal(dcmf_sctp_new(&ph->sctp, &ss, &phone_sctp_cbs, ph), 0);
-  assert_int_equal(dcmf_dc_new(&ph->dc, ph->sctp, &phone_dc_cbs, ph), 0);
-  assert_int_equal(dcmf_dc_add_negotiated(ph->dc, 1000, "probe", NULL, 256),
-                   0);
-  assert_int_equal(dcmf_dc_add_negotiated(ph->dc, 1001, "probe", NULL, 256),
-                   0);
-
-  struct dcmf_media_desc d;
-  memset(&d, 0, sizeof(d));
-  snprintf(d.key.context_id, sizeof(d.key.context_id), "ctx");
-  snprintf(d.key.termination_id, sizeof(d.key.termination_id), "term");
-  snprintf(d.key.media_id, sizeof(d.key.media_id), "media");
-  d.fd = sfd;
-  snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
-  snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
-  memcpy(&d.remote_addr, &phone_addr, sizeof(phone_addr));
-  d.has_remote_addr = 1;
-  d.remote_no_ice = 1; /* DTLS straight from the signalled address */
-  d.dtls_server = 1;
-  assert_int_equal(dcmf_fingerprint_parse(ph->cert.fingerprint, &d.remote_fp),
-                   0);
-  d.local_sctp_port = d.remote_sctp_port = 5000;
-  d.max_message_size = 65536;
-  d.n_streams = 2;
-  d.streams = calloc(2, sizeof(*d.streams));
-  d.streams[0] = (struct dcmf_media_stream){.sid = 1000, .priority = 256};
-  d.streams[1] = (struct dcmf_media_stream){.sid = 1001, .priority = 256};
-  snprintf(d.streams[0].protocol, sizeof(d.streams[0].protocol), "probe");
-  snprintf(d.streams[1].protocol, sizeof(d.streams[1].protocol), "probe");
-
-  struct dcmf_session_env env = {.loop = &f->loop,
-                                 .dtls_ctx = &f->ctx,
-                                 .log = &f->log,
-                                 .stats = &f->stats,
-                                 .max_streams = 2048,
-                                 .rx_scratch = f->rx,
-                                 .rx_scratch_len = sizeof(f->rx),
-                                 .services = f->services,
-                                 .n_services = 2,
-                                 .emit = on_event,
-                                 .emit_user = f,
-                                 .now = fake_now,
-                                 .now_user = f};
-  assert_int_equal(dcmf_session_new(&f->session, &env, &d), 0);
-  struct dcmf_fingerprint_set mine;
-  memset(&mine, 0, sizeof(mine));
-  assert_int_equal(dcmf_fingerprint_parse(f->cert.fingerprint, &mine), 0);
-  assert_int_equal(dcmf_dtls_set_remote_fingerprints(ph->dtls, &mine), 0);
-  dcmf_dtls_start(ph->dtls);
+  f->n_services = 2;
+  phone_new(&f->phone[0], "probe");
+  session_start(f, 0, "media", NULL, "probe");
+  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
   assert_true(until(f, both_open));
+  *state = f;
+  return 0;
+}
+
+/* The DC relay service (svc_relay.h) alone: two relayed sessions are
+ * started by the test. */
+static int setup_relay(void **state) {
+  struct fx *f = fx_new();
+  struct dcmf_svc_worker_env env = {.loop = &f->loop,
+                                    .log = &f->log,
+                                    .stats = &f->stats};
+  assert_int_equal(
+      dcmf_relay_service.init(&f->relay_worker, &env, NULL, NULL, 0), 0);
+  f->services[0] =
+      (struct dcmf_session_service){&dcmf_relay_service, f->relay_worker};
+  f->n_services = 1;
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
   struct fx *f = *state;
-  if (f->session != NULL) {
-    dcmf_session_close(f->session);
-    f->session = NULL;
+  for (size_t i = 0; i < N; i++) {
+    session_end(f, i);
   }
-  uv_run(&f->loop, UV_RUN_DEFAULT); /* the session's handles close */
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* the sessions' handles close */
   assert_int_equal(uv_loop_close(&f->loop), 0);
-  struct phone *ph = &f->phone;
-  dcmf_dc_del(ph->dc);
-  dcmf_sctp_del(ph->sctp);
-  dcmf_dtls_del(ph->dtls);
-  close(ph->fd);
-  dcmf_dtls_ctx_free(&ph->ctx);
-  dcmf_cert_free(&ph->cert);
+  for (size_t i = 0; i < N; i++) {
+    phone_free(&f->phone[i]);
+  }
+  if (f->relay_worker != NULL) {
+    dcmf_relay_service.free(f->relay_worker);
+  }
   dcmf_dtls_ctx_free(&f->ctx);
   dcmf_cert_free(&f->cert);
   free(f);
@@ -471,6 +559,7 @@ static size_t at(const char *log, const char *what) {
 
 static void test_service_sees_its_life_in_order(void **state) {
   struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
   /* The first service was asked for 1001, refused it, and the second
    * got it: each open flow has exactly one service. */
   assert_non_null(strstr(f->first.log, "refuse 1001"));
@@ -478,8 +567,7 @@ static void test_service_sees_its_life_in_order(void **state) {
   assert_true(f->first.now_at_open >= 5000); /* the fake clock, not uv's */
   assert_true(f->first.now_at_open < 5000 + 10 * 20000);
 
-  assert_int_equal(dcmf_dc_send(f->phone.dc, 1000, 0,
-                                (const uint8_t *)"hello", 5),
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"hello", 5),
                    0);
   assert_true(until(f, got_hello));
   assert_null(strstr(f->second.log, "hello")); /* only its service */
@@ -487,21 +575,19 @@ static void test_service_sees_its_life_in_order(void **state) {
   /* Back-pressure: the probe sends 2.4 MB into a 1 MiB buffer at once,
    * gets DCMF_ERR_EXHAUSTED, and goes on from writable; every message
    * arrives once and in order. */
-  assert_int_equal(dcmf_dc_send(f->phone.dc, 1000, 0,
-                                (const uint8_t *)"flood", 5),
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"flood", 5),
                    0);
   assert_true(until(f, flood_arrived));
-  assert_int_equal(f->phone.in_order, FLOOD_MSGS);
+  assert_int_equal(ph->in_order, FLOOD_MSGS);
   assert_true(f->first.exhausted);
   assert_non_null(strstr(f->first.log, "flood done"));
 
   /* The phone closes 1000: only its service hears. */
-  dcmf_dc_close(f->phone.dc, 1000);
+  dcmf_dc_close(ph->dc, 1000);
   assert_true(until(f, closed_1000));
   assert_null(strstr(f->second.log, "closed 1000"));
 
-  dcmf_session_close(f->session);
-  f->session = NULL;
+  session_end(f, 0);
   /* 1001 was still open: closed with the association, before detach. */
   const char *l1 = f->first.log, *l2 = f->second.log;
   assert_true(at(l1, "attach") < at(l1, "open 1000"));
@@ -517,7 +603,7 @@ static void test_service_sees_its_life_in_order(void **state) {
   assert_true(at(l2, "closed 1001") < at(l2, "detach"));
   assert_false(f->first.attached);
   assert_false(f->second.attached);
-  /* The control plane heard of both channels. */
+  /* The control plane heard of the channels. */
   assert_true(at(f->events, "DC_OPEN") < at(f->events, "DC_CLOSE"));
   assert_int_equal(atomic_load(&f->stats.messages_in), 2);
   assert_true(atomic_load(&f->stats.messages_out) >= FLOOD_MSGS);
@@ -525,16 +611,89 @@ static void test_service_sees_its_life_in_order(void **state) {
 
 static void test_inband_channel_nobody_serves_is_refused(void **state) {
   struct fx *f = *state;
-  assert_int_equal(dcmf_dc_open(f->phone.dc, 3, "chat", "chat", NULL, 256),
-                   0);
+  struct phone *ph = &f->phone[0];
+  assert_int_equal(dcmf_dc_open(ph->dc, 3, "chat", "chat", NULL, 256), 0);
   assert_true(until(f, inband_refused));
   assert_null(strstr(f->first.log, "3"));
   assert_null(strstr(f->second.log, "3"));
   /* The refused channel did not disturb the others. */
-  assert_int_equal(dcmf_dc_send(f->phone.dc, 1000, 0,
-                                (const uint8_t *)"hello", 5),
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"hello", 5),
                    0);
   assert_true(until(f, got_hello));
+}
+
+/* ---- the DC relay between two real sessions ------------------------------ */
+
+static int a_open(struct fx *f) { return f->phone[0].open[0]; }
+
+static int b_open(struct fx *f) { return f->phone[1].open[0]; }
+
+static int two_queued(struct fx *f) {
+  return atomic_load(&f->stats.relay_queued_messages) == 2;
+}
+
+static int one_without_twin(struct fx *f) {
+  return atomic_load(&f->stats.relay_dropped_no_twin) == 1;
+}
+
+static int b_closed(struct fx *f) {
+  return f->phone[1].closed[0] && f->phone[1].closed[1];
+}
+
+static int b_got_four(struct fx *f) {
+  return strstr(f->phone[1].text, "m4|") != NULL;
+}
+
+static void say(struct phone *ph, const char *text) {
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)text,
+                                strlen(text)),
+                   0);
+}
+
+static void test_relay_twin_removed_mid_relay(void **state) {
+  struct fx *f = *state;
+  /* a and b name each other; b's phone has not connected, so what a's
+   * phone says waits in b's queue. */
+  phone_new(&f->phone[0], "chat");
+  phone_new(&f->phone[1], "chat");
+  session_start(f, 0, "a", "b", "chat");
+  session_start(f, 1, "b", "a", "chat");
+  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
+  assert_true(until(f, a_open));
+  say(&f->phone[0], "m1");
+  say(&f->phone[0], "m2");
+  assert_true(until(f, two_queued));
+  assert_int_equal(atomic_load(&f->stats.relay_queued_bytes), 4);
+
+  /* b is deleted with the messages waiting for it: its queue goes, the
+   * gauges drop, and a no longer points at it. */
+  session_end(f, 1);
+  assert_int_equal(atomic_load(&f->stats.relay_queued_messages), 0);
+  assert_int_equal(atomic_load(&f->stats.relay_queued_bytes), 0);
+  say(&f->phone[0], "m3");
+  assert_true(until(f, one_without_twin));
+
+  /* b comes back (a new session) and its phone connects: a's phone
+   * reaches it through the new link, and only what was said after. */
+  phone_free(&f->phone[1]);
+  phone_new(&f->phone[1], "chat");
+  session_start(f, 1, "b", "a", "chat");
+  phone_start(&f->phone[1], &f->session_addr[1], &f->cert);
+  assert_true(until(f, b_open));
+  say(&f->phone[0], "m4");
+  assert_true(until(f, b_got_four));
+  assert_string_equal(f->phone[1].text, "m4|");
+  assert_int_equal(atomic_load(&f->stats.relay_messages), 1);
+
+  /* a is deleted while b's phone is still talking: a's channels going
+   * away close their twins on b (RFC 8831 6.7) while a is torn down,
+   * and what b's phone said last goes nowhere (its channel is closed
+   * by then), not to the freed session. */
+  say(&f->phone[1], "m5");
+  session_end(f, 0);
+  assert_true(until(f, b_closed));
+  assert_int_equal(atomic_load(&f->stats.relay_messages), 1);
+  assert_null(strstr(f->phone[0].text, "m5"));
 }
 
 static int group_setup(void **state) {
@@ -556,6 +715,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_inband_channel_nobody_serves_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_relay_twin_removed_mid_relay,
+                                      setup_relay, teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
