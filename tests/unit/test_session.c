@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -696,6 +697,50 @@ static void test_relay_twin_removed_mid_relay(void **state) {
   assert_null(strstr(f->phone[0].text, "m5"));
 }
 
+/* A media whose DTLS would carry SRTP: no such kind yet, so the session
+ * does not start, its socket is closed, and no service stays attached. */
+static void test_unimplemented_association_kind_is_refused(void **state) {
+  struct fx *f = *state;
+  struct dcmf_media_desc d;
+  memset(&d, 0, sizeof(d));
+  set_key(&d.key, "srtp");
+  struct sockaddr_in addr;
+  int fd = udp_socket(&addr);
+  d.fd = fd;
+  snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
+  snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
+  d.assoc = DCMF_ASSOC_SRTP;
+  struct dcmf_session_env env = {.loop = &f->loop,
+                                 .dtls_ctx = &f->ctx,
+                                 .log = &f->log,
+                                 .stats = &f->stats,
+                                 .max_streams = 2048,
+                                 .rx_scratch = f->rx,
+                                 .rx_scratch_len = sizeof(f->rx),
+                                 .services = f->services,
+                                 .n_services = f->n_services,
+                                 .emit = on_event,
+                                 .emit_user = f};
+  struct dcmf_session *s = NULL;
+  assert_int_equal(dcmf_session_new(&s, &env, &d), DCMF_ERR_INVALID);
+  assert_null(s);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* its handles close */
+  assert_int_equal(fcntl(fd, F_GETFD), -1);
+  assert_false(f->first.attached);
+  assert_false(f->second.attached);
+}
+
+static int setup_bare(void **state) {
+  struct fx *f = fx_new();
+  f->first = (struct probe){.name = "first"};
+  f->second = (struct probe){.name = "second"};
+  f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
+  f->services[1] = (struct dcmf_session_service){&probe_service, &f->second};
+  f->n_services = 2;
+  *state = f;
+  return 0;
+}
+
 static int group_setup(void **state) {
   (void)state;
   return dcmf_sctp_stack_init();
@@ -717,6 +762,9 @@ int main(void) {
           test_inband_channel_nobody_serves_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_relay_twin_removed_mid_relay,
                                       setup_relay, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_unimplemented_association_kind_is_refused, setup_bare,
+          teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
