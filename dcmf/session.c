@@ -628,7 +628,7 @@ int dcmf_session_new(struct dcmf_session **out,
     close(s->desc.fd);
   }
   if (rv == 0 && s->desc.assoc != DCMF_ASSOC_SCTP) {
-    /* Only SCTP data channels are implemented (service.h). */
+    /* Only SCTP data channels are implemented (assoc.h). */
     dcmf_session_close(s);
     return DCMF_ERR_INVALID;
   }
