@@ -48,12 +48,16 @@
 #include "errors.h"
 #include "h2server.h"
 #include "heartbeat.h"
+#include "httpproxy_svc.h"
+#include "httpsvc.h"
 #include "log.h"
 #include "metrics.h"
 #include "media.h"
 #include "notify.h"
 #include "ports.h"
 #include "repo.h"
+#include "svc_relay.h"
+#include "udpproxy_svc.h"
 #include "worker.h"
 
 /* Events kept on a context for GET. */
@@ -109,6 +113,10 @@ struct daemon {
   SSL_CTX *control_tls;
   struct dcmf_h2server *server;
   struct dcmf_repo *repo;
+  /* The media paths every session offers its channels to, in match
+   * order, and their configs: borrowed by the workers for their life. */
+  struct dcmf_httpproxy_svc_config proxy_svc;
+  struct dcmf_svc_reg services[4];
   struct dcmf_worker *workers[MEDIA_WORKERS];
   size_t n_workers; /* started */
   struct dcmf_notify *notify;
@@ -566,12 +574,7 @@ static int daemon_setup(struct daemon *d) {
       .user = d,
   };
   const struct dcmf_config *c = &d->cfg;
-  struct dcmf_worker_settings ws = {
-      .cert = d->dtls.x509,
-      .pkey = d->dtls.pkey,
-      .log = &d->log,
-      .repo = d->repo,
-      .max_streams = c->max_streams,
+  d->proxy_svc = (struct dcmf_httpproxy_svc_config){
       .upstream = {.ca_file = c->upstream_ca[0] ? c->upstream_ca : NULL,
                    .client_cert = c->upstream_cert[0] ? c->upstream_cert : NULL,
                    .client_key = c->upstream_key[0] ? c->upstream_key : NULL,
@@ -580,7 +583,22 @@ static int daemon_setup(struct daemon *d) {
                    .idle_timeout_ms = c->upstream_idle_timeout_ms,
                    .max_connections = c->upstream_max_connections},
       .cache_size = c->cache_size,
-      .proxy_fallback = (int)c->proxy_fallback,
+      .fallback = c->proxy_fallback ? d->repo : NULL,
+  };
+  /* HTTP first (bootstrap streams and "http" channels), then UDP-proxy
+   * legs, then the DC relay for the negotiated channels left. */
+  d->services[0] = (struct dcmf_svc_reg){&dcmf_bootstrap_service, d->repo};
+  d->services[1] = (struct dcmf_svc_reg){&dcmf_httpproxy_service,
+                                         &d->proxy_svc};
+  d->services[2] = (struct dcmf_svc_reg){&dcmf_udpproxy_service, NULL};
+  d->services[3] = (struct dcmf_svc_reg){&dcmf_relay_service, NULL};
+  struct dcmf_worker_settings ws = {
+      .cert = d->dtls.x509,
+      .pkey = d->dtls.pkey,
+      .log = &d->log,
+      .max_streams = c->max_streams,
+      .services = d->services,
+      .n_services = sizeof(d->services) / sizeof(d->services[0]),
       .stun_rate = c->stun_rate,
       .hello_rate = c->hello_rate,
       .on_event = dcmf_controller_on_event,

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "assoc.h"
 #include "fingerprint.h"
 #include "sctp.h"
 
@@ -60,6 +61,7 @@ struct dcmf_media_desc {
    * DTLS from the signalled address is accepted without a check. */
   int remote_no_ice;
   int dtls_server; /* our role: a=setup:passive */
+  enum dcmf_assoc_kind assoc; /* what DTLS carries; SCTP for DC media */
   struct dcmf_fingerprint_set remote_fp; /* count 0 while unknown */
   char remote_tls_id[256];
   uint16_t local_sctp_port, remote_sctp_port;

@@ -10,55 +10,18 @@
 
 #include "datachannel.h"
 #include "errors.h"
-#include "httpdc.h"
-#include "httpproxy.h"
 #include "ice.h"
 #include "ratelimit.h"
-#include "relayq.h"
 #include "sctp.h"
+#include "service.h"
 #include "stun.h"
-#include "udpproxy.h"
 #include "worker.h"
 
-/* Input an HTTP engine could not take yet, kept in arrival order. */
-#define HTTP_STALL_MAX 8
-
-/* In-band (DCEP) channels of one session that get an HTTP engine. The
- * phone chooses how many it opens (up to the association's streams) and
- * each costs some 18 KiB with its engine; further ones are refused. Channels
- * negotiated in SDP are not counted: the IMS AS bounds those. */
-#define HTTP_INBAND_MAX 64
-
-/* Messages one http_flush sends before it yields to the loop. SCTP's send
- * buffer (1 MiB) normally says "no room" long before. */
-#define HTTP_FLUSH_ROUNDS 256
-
-struct stalled {
-  uint8_t *data;
-  size_t len;
-};
-
-/* Bootstrap HTTP on one data channel. */
-struct http_service {
-  struct dcmf_session *s;
-  uint16_t sid;
-  struct dcmf_httpdc *engine;
-  struct dcmf_httpproxy *proxy; /* HTTP-proxy mode; NULL: repository */
-  int wake_pending;             /* the proxy handed the engine data */
-  uint8_t *held;  /* a message SCTP had no room for; owned */
-  size_t held_len;
-  struct stalled in[HTTP_STALL_MAX];
-  size_t n_in;
-};
-
-
 static void session_arm_timer(struct dcmf_session *s);
-static void http_flush(struct http_service *h);
 
 const char *dcmf_session_key_str(const struct dcmf_session *s, char *buf,
                                  size_t cap) {
-  snprintf(buf, cap, "%s/%s/%s", s->desc.key.context_id,
-           s->desc.key.termination_id, s->desc.key.media_id);
+  snprintf(buf, cap, "%s", s->name);
   return buf;
 }
 
@@ -83,262 +46,189 @@ static void dtls_send_datagram(void *user, const uint8_t *data, size_t len) {
   }
 }
 
-/* ---- HTTP service --------------------------------------------------------- */
+/* ---- the host the services see (service.h) ------------------------------- */
 
-static void http_free(struct http_service *h) {
-  dcmf_httpdc_del(h->engine); /* cancels what the proxy still runs */
-  dcmf_httpproxy_del(h->proxy);
-  for (size_t i = 0; i < h->n_in; i++) {
-    free(h->in[i].data);
-  }
-  free(h->held);
-  free(h);
+static struct dcmf_svc_slot *slot_of(struct dcmf_svc_host *h) {
+  return (struct dcmf_svc_slot *)h; /* the host is the slot's first member */
 }
 
-static void flush_woken(void *user, struct dcmf_dc_channel *ch) {
-  (void)user;
-  struct http_service *h = ch->service;
-  if (h != NULL && h->wake_pending) {
-    h->wake_pending = 0;
-    http_flush(h);
+/* While the association is torn down its channels report closed one by
+ * one; services reacting to that (a relay twin) find no association. */
+static int assoc_usable(const struct dcmf_session *s) {
+  return s->dc != NULL && !s->assoc_closing;
+}
+
+static int host_send(struct dcmf_svc_host *h, uint32_t id, int binary,
+                     const uint8_t *data, size_t len) {
+  struct dcmf_session *s = slot_of(h)->s;
+  if (!assoc_usable(s) || id > UINT16_MAX) {
+    return DCMF_ERR_NOT_FOUND;
   }
+  int rv = dcmf_dc_send(s->dc, (uint16_t)id, binary, data, len);
+  if (rv == 0) {
+    STAT_ADD(s, messages_out, 1);
+    STAT_ADD(s, bytes_out, len);
+  }
+  return rv;
+}
+
+static void host_close(struct dcmf_svc_host *h, uint32_t id) {
+  struct dcmf_session *s = slot_of(h)->s;
+  if (assoc_usable(s) && id <= UINT16_MAX) {
+    dcmf_dc_close(s->dc, (uint16_t)id);
+  }
+}
+
+static enum dcmf_svc_flow_state host_flow_state(struct dcmf_svc_host *h,
+                                                uint32_t id) {
+  struct dcmf_session *s = slot_of(h)->s;
+  if (!assoc_usable(s)) {
+    return DCMF_SVC_NO_ASSOC;
+  }
+  if (id > UINT16_MAX) {
+    return DCMF_SVC_FLOW_ABSENT;
+  }
+  const struct dcmf_dc_channel *ch = dcmf_dc_find(s->dc, (uint16_t)id);
+  return ch == NULL  ? DCMF_SVC_FLOW_ABSENT
+         : ch->open ? DCMF_SVC_FLOW_OPEN
+                    : DCMF_SVC_FLOW_PENDING;
+}
+
+static void host_emit(struct dcmf_svc_host *h, const char *event,
+                      const char *detail) {
+  emit(slot_of(h)->s, event, detail);
+}
+
+static struct dcmf_media_stats *host_counters(struct dcmf_svc_host *h) {
+  return slot_of(h)->s->env.stats;
+}
+
+static uint64_t session_now(const struct dcmf_session *s) {
+  return s->env.now != NULL ? s->env.now(s->env.now_user)
+                            : uv_now(s->env.loop);
+}
+
+static uint64_t host_now(struct dcmf_svc_host *h) {
+  return session_now(slot_of(h)->s);
 }
 
 static void on_flush_timer(uv_timer_t *t) {
   struct dcmf_session *s = t->data;
-  if (s->dc != NULL) {
-    dcmf_dc_foreach(s->dc, flush_woken, s);
-  }
-}
-
-/* The proxy handed the engine data (possibly from inside the engine, on
- * a resume): send it from the loop, not from here. */
-static void http_wake(void *user) {
-  struct http_service *h = user;
-  h->wake_pending = 1;
-  uv_timer_start(&h->s->flush_timer, on_flush_timer, 0, 0);
-}
-
-static int http_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
-  struct http_service *h = calloc(1, sizeof(*h));
-  if (h == NULL) {
-    return -1;
-  }
-  h->s = s;
-  h->sid = ch->sid;
-  struct dcmf_httpdc_settings hs = {.max_message_size =
-                                        s->desc.max_message_size};
-  struct dcmf_httpdc_backend backend;
-  if (s->desc.http_proxy && s->env.proxy != NULL) {
-    /* POST and PUT bodies go upstream: collect them (up to 1 MiB). */
-    hs.max_request_body = 1 << 20;
-    struct dcmf_httpproxy_route route = {.stream_id = ch->sid};
-    const char *base = dcmf_media_route_for(&s->desc, ch->sid);
-    snprintf(route.base_url, sizeof(route.base_url), "%s", base ? base : "");
-    snprintf(route.context_id, sizeof(route.context_id), "%s",
-             s->desc.key.context_id);
-    snprintf(route.termination_id, sizeof(route.termination_id), "%s",
-             s->desc.key.termination_id);
-    snprintf(route.media_id, sizeof(route.media_id), "%s",
-             s->desc.key.media_id);
-    if (dcmf_httpproxy_new(&h->proxy, s->env.proxy, &route,
-                           s->env.proxy_counters, http_wake, h,
-                           &backend) != 0) {
-      free(h);
-      return -1;
+  for (size_t i = 0; i < s->n_slots; i++) {
+    struct dcmf_svc_slot *sl = &s->slots[i];
+    if (sl->wake_pending) {
+      sl->wake_pending = 0;
+      if (sl->svc->writable != NULL) {
+        sl->svc->writable(sl->media);
+      }
     }
-  } else {
-    dcmf_httpdc_repo_backend(&backend, s->env.repo);
   }
-  if (dcmf_httpdc_new(&h->engine, &hs, &backend) != 0) {
-    dcmf_httpproxy_del(h->proxy);
-    free(h);
-    return -1;
+}
+
+/* The service wants its writable hook from the loop, not from inside
+ * whatever called it (an upstream handing an engine data on a resume). */
+static void host_wake(struct dcmf_svc_host *h) {
+  struct dcmf_svc_slot *sl = slot_of(h);
+  sl->wake_pending = 1;
+  uv_timer_start(&sl->s->flush_timer, on_flush_timer, 0, 0);
+}
+
+static int services_attach(struct dcmf_session *s) {
+  for (size_t i = 0; i < s->env.n_services && i < DCMF_SVC_MAX; i++) {
+    struct dcmf_svc_slot *sl = &s->slots[i];
+    sl->s = s;
+    sl->svc = s->env.services[i].svc;
+    sl->host = (struct dcmf_svc_host){.desc = &s->desc,
+                                      .log = s->env.log,
+                                      .loop = s->env.loop,
+                                      .name = s->name,
+                                      .send = host_send,
+                                      .close = host_close,
+                                      .flow_state = host_flow_state,
+                                      .emit = host_emit,
+                                      .counters = host_counters,
+                                      .now = host_now,
+                                      .wake = host_wake};
+    int rv = sl->svc->attach(&sl->media, s->env.services[i].worker, &sl->host);
+    if (rv != 0) {
+      return rv;
+    }
+    s->n_slots = i + 1;
   }
-  if (dcmf_httpdc_max_message_size(h->engine) > s->env.tx_scratch_len) {
-    http_free(h);
-    return -1;
-  }
-  ch->service = h;
   return 0;
 }
 
-/* Offers stalled input to the engine again, in order. */
-static void http_feed_stalled(struct http_service *h) {
-  while (h->n_in > 0 && dcmf_httpdc_want_read(h->engine)) {
-    int rv = dcmf_httpdc_recv(h->engine, h->in[0].data, h->in[0].len);
-    if (rv == DCMF_ERR_EXHAUSTED) {
-      return;
-    }
-    free(h->in[0].data);
-    memmove(h->in, h->in + 1, --h->n_in * sizeof(h->in[0]));
+/* Detaches in reverse order; the flows are closed already. */
+static void services_detach(struct dcmf_session *s) {
+  while (s->n_slots > 0) {
+    struct dcmf_svc_slot *sl = &s->slots[--s->n_slots];
+    sl->svc->detach(sl->media);
+    sl->media = NULL;
   }
 }
 
-/* Sends one message. Returns 0; DCMF_ERR_EXHAUSTED when SCTP has no room
- * (the message is then kept in |h->held|, and the association's writable
- * callback resends it); or the error that makes this channel unusable
- * (a response would go on with bytes missing). */
-static int http_send(struct http_service *h, const uint8_t *msg, size_t len) {
-  struct dcmf_session *s = h->s;
-  /* Binary (PPID 53): a body may be any bytes, and a string message
-   * would be decoded as UTF-8 by the receiving stack. */
-  int rv = dcmf_dc_send(s->dc, h->sid, 1, msg, len);
-  if (rv == DCMF_ERR_EXHAUSTED && h->held == NULL) {
-    h->held = malloc(len);
-    if (h->held == NULL) {
+static void services_update(struct dcmf_session *s) {
+  for (size_t i = 0; i < s->n_slots; i++) {
+    if (s->slots[i].svc->update != NULL) {
+      s->slots[i].svc->update(s->slots[i].media);
+    }
+  }
+}
+
+static void services_tick(struct dcmf_session *s) {
+  for (size_t i = 0; i < s->n_slots; i++) {
+    if (s->slots[i].svc->tick != NULL) {
+      s->slots[i].svc->tick(s->slots[i].media);
+    }
+  }
+}
+
+static void services_writable(struct dcmf_session *s) {
+  for (size_t i = 0; i < s->n_slots; i++) {
+    if (s->slots[i].svc->writable != NULL) {
+      s->slots[i].svc->writable(s->slots[i].media);
+    }
+  }
+}
+
+/* Which service serves a channel: what ch->service points to. */
+struct svc_bind {
+  struct dcmf_svc_slot *slot;
+  void *chan;
+};
+
+static struct dcmf_svc_flow flow_of(const struct dcmf_dc_channel *ch) {
+  return (struct dcmf_svc_flow){.kind = DCMF_ASSOC_SCTP,
+                                .id = ch->sid,
+                                .negotiated = ch->negotiated,
+                                .label = ch->label,
+                                .protocol = ch->protocol};
+}
+
+/* Offers |ch| to the services in order. Returns 0 when one took it. */
+static int services_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
+  struct dcmf_svc_flow f = flow_of(ch);
+  for (size_t i = 0; i < s->n_slots; i++) {
+    struct dcmf_svc_slot *sl = &s->slots[i];
+    if (!sl->svc->match(sl->media, &f)) {
+      continue;
+    }
+    struct svc_bind *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
       return DCMF_ERR_NOMEM;
     }
-    memcpy(h->held, msg, len);
-    h->held_len = len;
-  }
-  if (rv == 0) {
-    STAT_ADD(s, messages_out, 1);
-    STAT_ADD(s, bytes_out, len);
-  }
-  return rv;
-}
-
-/* A message of this channel could not be made or sent and never will
- * be: the phone's response cannot be completed, so the channel is closed
- * (as an HTTP/1.1 server closes the connection). Frees |h|. */
-static void http_fail(struct http_service *h, int err) {
-  struct dcmf_session *s = h->s;
-  char key[300];
-  DCMF_LOGW(
-      s->env.log, "media", "%s: stream %u: sending failed (%s); channel closed",
-      dcmf_session_key_str(s, key, sizeof(key)), h->sid, dcmf_strerror(err));
-  dcmf_dc_close(s->dc, h->sid);
-}
-
-/* Hands the engine's output to SCTP until SCTP has no room (then the
- * writable callback calls again), the engine has nothing more (the proxy
- * wakes us when it has), or a round limit is reached (then it yields to
- * the loop and comes back). It never waits and never spins. */
-static void http_flush(struct http_service *h) {
-  struct dcmf_session *s = h->s;
-  if (h->held != NULL) {
-    int rv = http_send(h, h->held, h->held_len);
-    if (rv == DCMF_ERR_EXHAUSTED) {
-      return; /* resumed by the association's writable callback */
+    b->slot = sl;
+    ch->service = b; /* before open: it may send, and sends may report */
+    if (sl->svc->open(sl->media, &f, &b->chan) == 0) {
+      return 0;
     }
-    free(h->held);
-    h->held = NULL;
-    if (rv != 0) {
-      http_fail(h, rv);
-      return;
-    }
+    ch->service = NULL;
+    free(b);
   }
-  for (int rounds = 0;; rounds++) {
-    if (rounds == HTTP_FLUSH_ROUNDS) {
-      http_wake(h); /* more to send: the other sessions go first */
-      return;
-    }
-    size_t len = 0;
-    int rv = dcmf_httpdc_write(h->engine, s->env.tx_scratch,
-                               s->env.tx_scratch_len, &len);
-    if (rv != 0) {
-      http_fail(h, rv); /* the engine can only be deleted */
-      return;
-    }
-    if (len == 0) {
-      http_feed_stalled(h);
-      if (!dcmf_httpdc_want_write(h->engine)) {
-        break;
-      }
-      continue; /* the empty write retired an ended response */
-    }
-    rv = http_send(h, s->env.tx_scratch, len);
-    if (rv == DCMF_ERR_EXHAUSTED) {
-      return;
-    }
-    if (rv != 0) {
-      http_fail(h, rv);
-      return;
-    }
-  }
-  if (dcmf_httpdc_get_state(h->engine) == DCMF_HTTPDC_CLOSED) {
-    dcmf_dc_close(s->dc, h->sid);
-  }
-}
-
-static void http_message(struct http_service *h, const uint8_t *data,
-                         size_t len) {
-  if (h->n_in > 0 || dcmf_httpdc_recv(h->engine, data, len) ==
-                         DCMF_ERR_EXHAUSTED) {
-    if (h->n_in == HTTP_STALL_MAX) {
-      /* The peer pipelines far more than it reads: stop serving it. */
-      dcmf_dc_close(h->s->dc, h->sid);
-      return;
-    }
-    uint8_t *copy = malloc(len ? len : 1);
-    if (copy == NULL) {
-      return;
-    }
-    memcpy(copy, data, len);
-    h->in[h->n_in++] = (struct stalled){copy, len};
-  }
-  http_flush(h);
-}
-
-/* ---- UDP-proxy mode ------------------------------------------------------- */
-
-static int udp_deliver(void *user, uint16_t sid, int text, const uint8_t *data,
-                       size_t len) {
-  struct dcmf_session *s = user;
-  if (s->dc == NULL) {
-    return DCMF_ERR_NOT_FOUND;
-  }
-  int rv = dcmf_dc_send(s->dc, sid, !text, data, len);
-  if (rv == 0) {
-    STAT_ADD(s, messages_out, 1);
-    STAT_ADD(s, bytes_out, len);
-  }
-  return rv;
-}
-
-static const struct dcmf_udpproxy_callbacks udp_cbs = {udp_deliver};
-
-/* Adds what the legs counted since the last call to the worker's stats. */
-static void publish_udp(struct dcmf_session *s) {
-  if (s->mdc2 == NULL) {
-    return;
-  }
-  const struct dcmf_udpproxy_counters *c = dcmf_udpproxy_counters(s->mdc2);
-  struct dcmf_udpproxy_counters *p = &s->udp_published;
-#define PUB(field, stat)                                                       \
-  STAT_ADD(s, stat, c->field - p->field);                                      \
-  p->field = c->field
-  PUB(datagrams_out, udp_datagrams_out);
-  PUB(bytes_out, udp_bytes_out);
-  PUB(datagrams_in, udp_datagrams_in);
-  PUB(bytes_in, udp_bytes_in);
-  PUB(dropped_oversize, udp_dropped_oversize);
-  PUB(dropped_source, udp_dropped_source);
-  PUB(dropped_queue_full, udp_dropped_queue);
-  PUB(dropped_send, udp_dropped_send);
-#undef PUB
-}
-
-/* Brings the MDC2 legs in line with the description (taking its fds). */
-static void udp_sync(struct dcmf_session *s) {
-  if (s->desc.n_mdc2 == 0 && s->mdc2 == NULL) {
-    return;
-  }
-  if (s->mdc2 == NULL &&
-      dcmf_udpproxy_new(&s->mdc2, s->env.loop, &s->desc.mdc2_addr, &udp_cbs,
-                        s) != 0) {
-    return;
-  }
-  dcmf_udpproxy_sync(s->mdc2, s->desc.mdc2, s->desc.n_mdc2,
-                     &s->desc.mdc2_addr);
+  return DCMF_ERR_NOT_FOUND;
 }
 
 /* ---- data channels -------------------------------------------------------- */
-
-static int is_bootstrap_sid(uint16_t sid) {
-  return sid == 0 || sid == 10 || sid == 100 || sid == 110;
-}
 
 static void channel_event(struct dcmf_session *s, const char *event,
                           const struct dcmf_dc_channel *ch) {
@@ -351,51 +241,15 @@ static void channel_event(struct dcmf_session *s, const char *event,
   json_decref(d);
 }
 
-static void count_inband_http(void *user, struct dcmf_dc_channel *ch) {
-  size_t *n = user;
-  if (ch->service != NULL && !ch->negotiated) {
-    (*n)++;
-  }
-}
-
-/* Returns 1 if another in-band HTTP channel would pass HTTP_INBAND_MAX. */
-static int inband_http_full(struct dcmf_session *s) {
-  size_t n = 0;
-  dcmf_dc_foreach(s->dc, count_inband_http, &n);
-  return n >= HTTP_INBAND_MAX;
-}
-
 static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_session *s = user;
   STAT_ADD(s, channels_open, 1);
   channel_event(s, "DC_OPEN", ch);
-  /* HTTP is served on the bootstrap streams (TS 26.114 6.2.10.1), on
-   * any in-band channel whose protocol is "http", and in HTTP-proxy mode
-   * on application streams (>= 1000) whose protocol is "http". */
-  int http = strcmp(ch->protocol, "http") == 0 &&
-             (is_bootstrap_sid(ch->sid) || !ch->negotiated ||
-              (s->desc.http_proxy && ch->sid >= 1000));
-  if (http && !ch->negotiated && inband_http_full(s)) {
-    char key[300];
-    DCMF_LOGD(s->env.log, "media",
-              "%s: stream %u: refused, %d in-band HTTP channels are open",
-              dcmf_session_key_str(s, key, sizeof(key)), ch->sid,
-              HTTP_INBAND_MAX);
-    http = 0;
-  }
-  if (http && http_open(s, ch) == 0) {
+  if (services_open(s, ch) == 0) {
     return 0;
   }
-  if (s->mdc2 != NULL && dcmf_udpproxy_has(s->mdc2, ch->sid)) {
-    dcmf_udpproxy_channel_open(s->mdc2, ch->sid); /* queued A2P datagrams */
-    return 0;
-  }
-  if (dcmf_session_is_relayed(s, ch)) {
-    dcmf_session_relay_drain(s); /* what the twin sent before we opened */
-    return 0;
-  }
-  /* Application channels (>= 1000) wait for the proxy modes; keep
-   * negotiated ones open, refuse in-band ones nobody serves. */
+  /* Nobody serves it: keep negotiated channels open (a PATCH may bring
+   * their service), refuse in-band ones. */
   return ch->negotiated ? 0 : -1;
 }
 
@@ -404,22 +258,10 @@ static void dc_channel_message(void *user, struct dcmf_dc_channel *ch,
   struct dcmf_session *s = user;
   STAT_ADD(s, messages_in, 1);
   STAT_ADD(s, bytes_in, len);
-  if (ch->service != NULL) {
-    http_message(ch->service, data, len);
-  } else if (s->mdc2 != NULL && dcmf_udpproxy_has(s->mdc2, ch->sid)) {
-    if (len > DCMF_UDPPROXY_MAX_DATAGRAM && !s->oversize_logged) {
-      char k[300];
-      s->oversize_logged = 1; /* once per session: a phone could flood */
-      DCMF_LOGW(s->env.log, "udp-proxy",
-                "%s: stream %u: a %zu-byte message cannot be one UDP "
-                "datagram (max %d); dropped (dcmf_udp_proxy_dropped_total"
-                "{reason=\"oversize\"} counts every such message)",
-                dcmf_session_key_str(s, k, sizeof(k)), ch->sid, len,
-                DCMF_UDPPROXY_MAX_DATAGRAM);
-    }
-    dcmf_udpproxy_message(s->mdc2, ch->sid, data, len);
-  } else if (dcmf_session_is_relayed(s, ch)) {
-    dcmf_session_relay_forward(s, ch->sid, binary, data, len);
+  struct svc_bind *b = ch->service;
+  if (b != NULL && b->slot->svc->message != NULL) {
+    struct dcmf_svc_flow f = flow_of(ch);
+    b->slot->svc->message(b->slot->media, b->chan, &f, binary, data, len);
   }
 }
 
@@ -428,11 +270,23 @@ static void dc_channel_closed(void *user, struct dcmf_dc_channel *ch) {
   atomic_fetch_sub_explicit(&s->env.stats->channels_open, 1,
                             memory_order_relaxed);
   channel_event(s, "DC_CLOSE", ch);
-  if (ch->service != NULL) {
-    http_free(ch->service);
+  struct svc_bind *b = ch->service;
+  if (b != NULL) {
     ch->service = NULL;
-  } else if (dcmf_session_is_relayed(s, ch)) {
-    dcmf_session_relay_close(s, ch->sid);
+    struct dcmf_svc_flow f = flow_of(ch);
+    if (b->slot->svc->closed != NULL) {
+      b->slot->svc->closed(b->slot->media, b->chan, &f);
+    }
+    free(b);
+  }
+}
+
+/* After a PATCH: an open negotiated channel nobody served is offered
+ * again (the change may have brought its service, e.g. a relay). */
+static void reoffer_channel(void *user, struct dcmf_dc_channel *ch) {
+  struct dcmf_session *s = user;
+  if (ch->open && ch->service == NULL && ch->negotiated) {
+    services_open(s, ch);
   }
 }
 
@@ -467,18 +321,10 @@ static void sctp_state(void *user, enum dcmf_sctp_state state) {
   dcmf_dc_on_sctp_state(s->dc, state);
 }
 
-static void resume_channel(void *user, struct dcmf_dc_channel *ch) {
-  (void)user;
-  if (ch->service != NULL) {
-    http_flush(ch->service);
-  }
-}
-
 static void sctp_writable(void *user) {
   struct dcmf_session *s = user;
   dcmf_dc_on_sctp_writable(s->dc); /* owed DCEP ACKs first */
-  dcmf_session_relay_drain(s);
-  dcmf_dc_foreach(s->dc, resume_channel, s);
+  services_writable(s);
 }
 
 static const struct dcmf_sctp_callbacks sctp_cbs = {
@@ -486,7 +332,7 @@ static const struct dcmf_sctp_callbacks sctp_cbs = {
 
 static void association_free(struct dcmf_session *s) {
   s->assoc_closing = 1; /* a relay twin reacting to the closes keeps off */
-  dcmf_dc_del(s->dc); /* reports each open channel closed: frees services */
+  dcmf_dc_del(s->dc); /* reports each open channel closed to its service */
   s->assoc_closing = 0;
   s->dc = NULL;
   dcmf_sctp_del(s->sctp);
@@ -772,6 +618,8 @@ int dcmf_session_new(struct dcmf_session **out,
   }
   s->env = *env;
   s->desc = *desc;
+  snprintf(s->name, sizeof(s->name), "%s/%s/%s", s->desc.key.context_id,
+           s->desc.key.termination_id, s->desc.key.media_id);
   uv_udp_init(env->loop, &s->udp);
   uv_timer_init(env->loop, &s->timer);
   uv_timer_init(env->loop, &s->flush_timer);
@@ -781,12 +629,23 @@ int dcmf_session_new(struct dcmf_session **out,
   if (rv != 0) {
     close(s->desc.fd);
   }
+  if (rv == 0 && s->desc.assoc != DCMF_ASSOC_SCTP) {
+    /* Only SCTP data channels are implemented (assoc.h). */
+    dcmf_session_close(s);
+    return DCMF_ERR_INVALID;
+  }
+  if (rv == 0) {
+    rv = services_attach(s);
+    if (rv != 0) {
+      dcmf_session_close(s);
+      return rv;
+    }
+  }
   if (rv != 0 || ice_setup(s) != 0 || association_new(s) != 0 ||
       uv_udp_recv_start(&s->udp, on_alloc, on_udp) != 0) {
     dcmf_session_close(s);
     return DCMF_ERR_SYSTEM;
   }
-  udp_sync(s);
   maybe_start_client(s);
   session_arm_timer(s);
   *out = s;
@@ -823,7 +682,10 @@ void dcmf_session_update(struct dcmf_session *s,
       }
     }
   }
-  udp_sync(s);
+  services_update(s);
+  if (s->dc != NULL) {
+    dcmf_dc_foreach(s->dc, reoffer_channel, s);
+  }
   maybe_start_client(s);
   session_arm_timer(s);
 }
@@ -831,7 +693,6 @@ void dcmf_session_update(struct dcmf_session *s,
 static void on_closed(uv_handle_t *h) {
   struct dcmf_session *s = h->data;
   if (--s->handles_open == 0) {
-    dcmf_session_relay_free(s);
     dcmf_media_desc_free(&s->desc);
     free(s);
   }
@@ -839,11 +700,7 @@ static void on_closed(uv_handle_t *h) {
 
 void dcmf_session_close(struct dcmf_session *s) {
   association_free(s);
-  if (s->mdc2 != NULL) {
-    publish_udp(s);
-    dcmf_udpproxy_close(s->mdc2);
-    s->mdc2 = NULL;
-  }
+  services_detach(s);
   uv_close((uv_handle_t *)&s->udp, on_closed); /* closes the socket too */
   uv_close((uv_handle_t *)&s->timer, on_closed);
   uv_close((uv_handle_t *)&s->flush_timer, on_closed);
@@ -853,8 +710,7 @@ void dcmf_session_after_sctp_tick(struct dcmf_session *s) {
   if (s->sctp != NULL) {
     dcmf_sctp_handle_tick(s->sctp);
   }
-  dcmf_session_relay_tick(s);
-  publish_udp(s);
+  services_tick(s);
 }
 
 const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s) {

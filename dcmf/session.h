@@ -1,9 +1,10 @@
 /*
  * session.h - the media plane of one DC media inside a worker: its UDP
  * socket, first-byte demultiplexing (RFC 7983), the ICE-lite responder,
- * the DTLS association, the SCTP association with its data channels, and
- * the services on those channels (bootstrap HTTP). Glue: it owns the
- * socket and the timer and feeds the engines.
+ * the DTLS association, and the association it carries (SCTP with its
+ * data channels). The paths on top (bootstrap repository, proxy modes, DC
+ * relay) are services (service.h) that the session dispatches flows to.
+ * Glue: it owns the socket and the timers and feeds the engines.
  */
 #ifndef DCMF_SESSION_H
 #define DCMF_SESSION_H
@@ -14,38 +15,37 @@
 #include "log.h"
 #include "media.h"
 
-struct dcmf_repo;
 struct dcmf_ratelimit;
 struct dcmf_media_stats;
-struct dcmf_httpproxy_env;
-struct dcmf_httpproxy_counters;
+
+/* A service with its per-worker state (service.h). */
+struct dcmf_session_service {
+  const struct dcmf_service *svc;
+  void *worker; /* what svc->init made; borrowed */
+};
 
 /* What every session of a worker shares. */
 struct dcmf_session_env {
   uv_loop_t *loop;
   struct dcmf_dtls_ctx *dtls_ctx;
   const struct dcmf_log *log;
-  const struct dcmf_repo *repo;
   struct dcmf_media_stats *stats;
   uint16_t max_streams;
   /* Scratch memory of the worker thread, shared by its sessions because
-   * one thread handles one datagram or one message at a time: the UDP
-   * receive buffer and the outgoing HTTP message. */
+   * one thread handles one datagram at a time: the UDP receive buffer. */
   uint8_t *rx_scratch;
   size_t rx_scratch_len;
-  uint8_t *tx_scratch;
-  size_t tx_scratch_len;
-  /* HTTP-proxy mode: the worker's upstream pool and cache. */
-  const struct dcmf_httpproxy_env *proxy;
-  struct dcmf_httpproxy_counters *proxy_counters;
+  /* The services, in match order (at most DCMF_SVC_MAX); borrowed. */
+  const struct dcmf_session_service *services;
+  size_t n_services;
   /* Raises an event toward the controller; |detail| is JSON text. */
   void (*emit)(void *user, const struct dcmf_media_key *key,
                const char *event, const char *detail);
   void *emit_user;
-  /* The session of DC media |key| on the same thread, or NULL. */
-  struct dcmf_session *(*find_session)(void *user,
-                                       const struct dcmf_media_key *key);
-  void *find_user;
+  /* The clock services read (host->now), in ms; NULL: the loop's time.
+   * Tests set a fake one. */
+  uint64_t (*now)(void *user);
+  void *now_user;
   /* The worker's per-source limits (ratelimit.h) for STUN checks and
    * DTLS ClientHellos from anyone but the peer; NULL: no limit. */
   struct dcmf_ratelimit *stun_limit;
@@ -56,22 +56,26 @@ struct dcmf_session;
 
 /*
  * Starts a session from |desc|, taking ownership of its fd and streams
- * (|desc| itself is copied). Returns 0, or a negative error with the fd
- * closed.
+ * (|desc| itself is copied), and attaches every service of |env|.
+ * Returns 0, or with the fd closed: DCMF_ERR_NOMEM, DCMF_ERR_INVALID (an
+ * association kind that is not implemented) or DCMF_ERR_SYSTEM.
  */
 int dcmf_session_new(struct dcmf_session **session,
                      const struct dcmf_session_env *env,
                      struct dcmf_media_desc *desc);
 
 /* Applies changed remote values (fingerprint, address, tls-id, streams);
- * takes ownership of |desc|'s streams. */
+ * takes ownership of |desc|'s streams. Every service's |update| runs; an
+ * open negotiated flow that no service serves is offered again. */
 void dcmf_session_update(struct dcmf_session *session,
                          struct dcmf_media_desc *desc);
 
-/* Closes the socket and frees the session once libuv has let go. */
+/* Closes the association (services see their flows closed), detaches
+ * the services, closes the socket and frees the session once libuv has
+ * let go. */
 void dcmf_session_close(struct dcmf_session *session);
 
-/* Delivers what the SCTP timers produced. */
+/* Delivers what the SCTP timers produced and ticks the services. */
 void dcmf_session_after_sctp_tick(struct dcmf_session *session);
 
 const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s);

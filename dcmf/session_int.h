@@ -1,7 +1,7 @@
 /*
- * session_int.h - what the parts of one session share inside dcmf/: the
- * session object and the DC relay glue (session_relay.c). Not for other
- * modules: they see dcmf_session only through session.h.
+ * session_int.h - the session object, for session.c alone (and the
+ * session's in-process test). Other modules see dcmf_session only
+ * through session.h; services see it only through service.h.
  */
 #ifndef DCMF_SESSION_INT_H
 #define DCMF_SESSION_INT_H
@@ -16,18 +16,28 @@
 #include "dtls.h"
 #include "ice.h"
 #include "media.h"
-#include "relayq.h"
 #include "sctp.h"
 #include "session.h"
-#include "udpproxy.h"
+#include "service.h"
 #include "worker.h"
 
 #define STAT_ADD(s, field, n)                                                  \
   atomic_fetch_add_explicit(&(s)->env.stats->field, (n), memory_order_relaxed)
 
+/* One service attached to a session: the host table the session gives
+ * it (first, so a host pointer is a slot pointer) and its media state. */
+struct dcmf_svc_slot {
+  struct dcmf_svc_host host;
+  struct dcmf_session *s;
+  const struct dcmf_service *svc;
+  void *media;
+  int wake_pending; /* host->wake was called: writable from the loop */
+};
+
 struct dcmf_session {
   struct dcmf_session_env env;
   struct dcmf_media_desc desc;
+  char name[300]; /* "context/termination/media", for log lines */
   uv_udp_t udp;
   uv_timer_t timer;
   int handles_open;
@@ -35,15 +45,10 @@ struct dcmf_session {
   struct dcmf_dtls *dtls;
   struct dcmf_sctp *sctp;
   struct dcmf_dc *dc;
-  uv_timer_t flush_timer; /* sends what proxies handed the engines */
-  struct dcmf_udpproxy *mdc2; /* UDP-proxy mode legs; NULL: none */
-  struct dcmf_udpproxy_counters udp_published;
-  /* DC relay: what the twin sent that our phone could not take yet. */
-  struct dcmf_relayq relay_in;
-  int relay_overflow; /* dropping for lack of room; logged once */
-  size_t relay_pub_count, relay_pub_bytes; /* in the worker's gauges */
+  uv_timer_t flush_timer; /* runs writable of services that asked */
+  struct dcmf_svc_slot slots[DCMF_SVC_MAX];
+  size_t n_slots;   /* attached so far */
   int assoc_closing;  /* inside association_free */
-  int oversize_logged; /* UDP-proxy: an oversize message was logged */
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
@@ -53,30 +58,5 @@ struct dcmf_session {
 /* "context/termination/media", for log lines. */
 const char *dcmf_session_key_str(const struct dcmf_session *s, char *buf,
                                  size_t cap);
-
-/* ---- DC relay (session_relay.c) ---- */
-
-/* Returns 1 if channel |ch| of |s| is relayed to the twin DC media. */
-int dcmf_session_is_relayed(struct dcmf_session *s,
-                            const struct dcmf_dc_channel *ch);
-
-/* A message from our phone on relayed stream |sid|: on to the twin. */
-void dcmf_session_relay_forward(struct dcmf_session *s, uint16_t sid,
-                                int binary, const uint8_t *data, size_t len);
-
-/* Sends what the twin left for our phone, in order (a channel opened, or
- * SCTP has room again). */
-void dcmf_session_relay_drain(struct dcmf_session *s);
-
-/* Our channel |sid| closed: its twin closes too. */
-void dcmf_session_relay_close(struct dcmf_session *s, uint16_t sid);
-
-/* Every SCTP tick: drains again if a drain left a wake-up over, counts
- * and logs streams of our queue that stopped moving
- * (dcmf_dc_relay_stalls_total). */
-void dcmf_session_relay_tick(struct dcmf_session *s);
-
-/* Frees our queue and takes it out of the worker's gauges. */
-void dcmf_session_relay_free(struct dcmf_session *s);
 
 #endif

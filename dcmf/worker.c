@@ -9,10 +9,8 @@
 
 #include "dtls.h"
 #include "errors.h"
-#include "cache.h"
 #include "hashmap.h"
 #include "heartbeat.h"
-#include "httpproxy.h"
 
 #include <openssl/rand.h>
 #include "ratelimit.h"
@@ -62,10 +60,9 @@ struct dcmf_worker {
   struct dcmf_ratelimit *stun_limit, *hello_limit;
   struct dcmf_dtls_ctx dtls_ctx;
   struct dcmf_session_env env;
-  struct dcmf_upstream_pool *pool;
-  struct dcmf_cache *cache;
-  struct dcmf_httpproxy_env proxy_env;
-  struct dcmf_httpproxy_counters proxy_counters;
+  /* The services with their per-worker state (service.h). */
+  struct dcmf_session_service services[DCMF_SVC_MAX];
+  size_t n_services;          /* initialised so far */
   struct dcmf_hashmap by_key; /* struct node, by media key */
   struct node *sessions;      /* the same nodes, newest first */
   uint8_t rx_scratch[65536];
@@ -185,54 +182,30 @@ static void node_unlink(struct dcmf_worker *w, struct node *n) {
   }
 }
 
-/* DC relays: a session finds its twin among the worker's sessions (the
- * controller puts both sides of a relay on one worker). */
-static struct dcmf_session *find_session(void *user,
-                                         const struct dcmf_media_key *key) {
-  struct node *n = find(user, key);
-  return n != NULL ? n->session : NULL;
-}
-
-/* The proxy keeps plain counters on the worker thread; publish them. */
-static void publish_proxy_stats(struct dcmf_worker *w) {
-  struct dcmf_media_stats *st = &w->stats;
-  const struct dcmf_httpproxy_counters *c = &w->proxy_counters;
-  const struct dcmf_upstream_counters *u = dcmf_upstream_counters(w->pool);
-  atomic_store_explicit(&st->proxy_requests, c->requests,
-                        memory_order_relaxed);
-  atomic_store_explicit(&st->proxy_upstream_errors, c->upstream_errors,
-                        memory_order_relaxed);
-  atomic_store_explicit(&st->proxy_upstream_timeouts, c->upstream_timeouts,
-                        memory_order_relaxed);
-  atomic_store_explicit(&st->proxy_cache_hits, c->cache_hits,
-                        memory_order_relaxed);
-  atomic_store_explicit(&st->proxy_cache_misses, c->cache_misses,
-                        memory_order_relaxed);
-  atomic_store_explicit(&st->proxy_upstream_responses, u->responses,
-                        memory_order_relaxed);
-  atomic_store_explicit(&st->proxy_upstream_latency_ms, u->latency_ms_total,
-                        memory_order_relaxed);
-  if (w->cache != NULL) {
-    struct dcmf_cache_stats cs;
-    dcmf_cache_get_stats(w->cache, &cs);
-    atomic_store_explicit(&st->proxy_cache_bytes, cs.bytes,
-                          memory_order_relaxed);
-    atomic_store_explicit(&st->proxy_cache_revalidated,
-                          cs.revalidated_not_modified, memory_order_relaxed);
+/* Services publish what they count on this thread (the HTTP proxy's
+ * upstream pool and cache). */
+static void services_worker_tick(struct dcmf_worker *w) {
+  for (size_t i = 0; i < w->n_services; i++) {
+    if (w->services[i].svc->worker_tick != NULL) {
+      w->services[i].svc->worker_tick(w->services[i].worker);
+    }
   }
 }
 
-static uint64_t wall_ms(void *user) {
-  (void)user;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+/* Frees the services' per-worker state, last first. */
+static void services_free(struct dcmf_worker *w) {
+  while (w->n_services > 0) {
+    struct dcmf_session_service *sv = &w->services[--w->n_services];
+    if (sv->svc->free != NULL) {
+      sv->svc->free(sv->worker);
+    }
+  }
 }
 
 static void on_sctp_tick(uv_timer_t *t) {
   struct dcmf_worker *w = t->data;
   uint64_t now = uv_now(&w->loop);
-  publish_proxy_stats(w);
+  services_worker_tick(w);
   dcmf_sctp_stack_tick((uint32_t)(now - w->last_tick_ms));
   w->last_tick_ms = now;
   for (struct node *n = w->sessions; n; n = n->next) {
@@ -291,9 +264,7 @@ static void close_all(struct dcmf_worker *w) {
   while (w->sessions != NULL) {
     handle_remove(w, dcmf_session_key(w->sessions->session));
   }
-  publish_proxy_stats(w);
-  dcmf_upstream_pool_del(w->pool);
-  w->pool = NULL;
+  services_free(w); /* their handles close while the loop still runs */
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
   uv_close((uv_handle_t *)&w->inbox_async, NULL);
   dcmf_heartbeat_close(&w->heartbeat);
@@ -387,11 +358,31 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     return DCMF_ERR_NOMEM;
   }
   uv_loop_init(&w->loop);
-  /* The pool's handles live on the worker loop; creating them before the
-   * thread starts is safe because nothing runs that loop yet. */
-  int rv = dcmf_upstream_pool_new(&w->pool, &w->loop, &settings->upstream,
-                                  settings->log, err, errlen);
+  struct dcmf_svc_worker_env senv = {.loop = &w->loop,
+                                     .log = settings->log,
+                                     .stats = &w->stats,
+                                     .tx_scratch = w->tx_scratch,
+                                     .tx_scratch_len = sizeof(w->tx_scratch)};
+  int rv = settings->n_services > DCMF_SVC_MAX
+               ? dcmf_invalid(err, errlen, "more than %d services",
+                              DCMF_SVC_MAX)
+               : 0;
+  /* Services create their handles on the worker loop before the thread
+   * starts, which is safe because nothing runs that loop yet. */
+  for (size_t i = 0; rv == 0 && i < settings->n_services; i++) {
+    const struct dcmf_svc_reg *r = &settings->services[i];
+    w->services[i].svc = r->svc;
+    if (r->svc->init != NULL) {
+      rv = r->svc->init(&w->services[i].worker, &senv, r->config, err,
+                        errlen);
+    }
+    if (rv == 0) {
+      w->n_services = i + 1;
+    }
+  }
   if (rv != 0) {
+    services_free(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT); /* lets what they opened close */
     uv_loop_close(&w->loop);
     dcmf_hashmap_free(&w->by_key);
     dcmf_ratelimit_del(w->stun_limit);
@@ -400,26 +391,6 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     free(w);
     return rv;
   }
-  if (settings->cache_size > 0) {
-    struct dcmf_cache_settings cs;
-    dcmf_cache_settings_default(&cs);
-    cs.max_bytes = settings->cache_size;
-    if (cs.max_entry_bytes > cs.max_bytes) {
-      cs.max_entry_bytes = cs.max_bytes;
-    }
-    /* The index is keyed so phones cannot pick colliding URLs. */
-    RAND_bytes(cs.hash_key, sizeof(cs.hash_key));
-    if (dcmf_cache_new(&w->cache, &cs, NULL) != 0) {
-      w->cache = NULL;
-    }
-  }
-  w->proxy_env = (struct dcmf_httpproxy_env){
-      .pool = w->pool,
-      .cache = w->cache,
-      .repo = settings->proxy_fallback ? settings->repo : NULL,
-      .log = settings->log,
-      .now_ms = wall_ms,
-  };
   uv_mutex_init(&w->inbox_mu);
   uv_mutex_init(&w->outbox_mu);
   uv_async_init(&w->loop, &w->inbox_async, on_inbox);
@@ -431,19 +402,14 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   w->env = (struct dcmf_session_env){.loop = &w->loop,
                                      .dtls_ctx = &w->dtls_ctx,
                                      .log = settings->log,
-                                     .repo = settings->repo,
                                      .stats = &w->stats,
                                      .max_streams = settings->max_streams,
                                      .rx_scratch = w->rx_scratch,
                                      .rx_scratch_len = sizeof(w->rx_scratch),
-                                     .tx_scratch = w->tx_scratch,
-                                     .tx_scratch_len = sizeof(w->tx_scratch),
-                                     .proxy = &w->proxy_env,
-                                     .proxy_counters = &w->proxy_counters,
+                                     .services = w->services,
+                                     .n_services = w->n_services,
                                      .emit = emit,
                                      .emit_user = w,
-                                     .find_session = find_session,
-                                     .find_user = w,
                                      .stun_limit = w->stun_limit,
                                      .hello_limit = w->hello_limit};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
@@ -454,7 +420,6 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     close_all(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
-    dcmf_cache_del(w->cache);
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
@@ -485,7 +450,6 @@ void dcmf_worker_stop(struct dcmf_worker *w) {
   post(w, m);
   uv_thread_join(&w->thread);
   uv_loop_close(&w->loop);
-  dcmf_cache_del(w->cache);
   dcmf_ratelimit_del(w->stun_limit);
   dcmf_ratelimit_del(w->hello_limit);
   dcmf_dtls_ctx_free(&w->dtls_ctx);

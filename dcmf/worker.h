@@ -20,9 +20,7 @@
 #include "counters.h"
 #include "log.h"
 #include "media.h"
-#include "upstream.h"
-
-struct dcmf_repo;
+#include "service.h"
 
 /* The worker's counters are the worker rows of counters.h's table
  * (struct dcmf_media_stats). */
@@ -31,12 +29,12 @@ struct dcmf_worker_settings {
   X509 *cert;     /* borrowed for the worker's life */
   EVP_PKEY *pkey; /* borrowed for the worker's life */
   const struct dcmf_log *log;
-  const struct dcmf_repo *repo; /* bootstrap repository, borrowed */
   uint16_t max_streams;
-  /* HTTP-proxy mode */
-  struct dcmf_upstream_settings upstream;
-  size_t cache_size;  /* 0: no cache */
-  int proxy_fallback; /* streams without a URL use |repo| */
+  /* The services of every session, in match order (service.h); the
+   * array and each config are borrowed for the worker's life. At most
+   * DCMF_SVC_MAX. */
+  const struct dcmf_svc_reg *services;
+  size_t n_services;
   /* Per-source limits, per second (ratelimit.h; 0: none): STUN checks
    * and DTLS ClientHellos from anyone but a session's peer. */
   uint32_t stun_rate, hello_rate;
@@ -49,8 +47,10 @@ struct dcmf_worker;
 
 /*
  * Starts the worker thread; events are delivered on |control_loop|.
- * Returns 0, DCMF_ERR_NOMEM, DCMF_ERR_SYSTEM, or DCMF_ERR_INVALID with
- * |err| naming an unusable upstream certificate file.
+ * Creates each service's per-worker state first. Returns 0,
+ * DCMF_ERR_NOMEM, DCMF_ERR_SYSTEM, DCMF_ERR_INVALID with |err| naming
+ * what a service's init refused (an unusable upstream certificate file)
+ * or too many services, or another error of a service's init.
  */
 int dcmf_worker_start(struct dcmf_worker **worker, uv_loop_t *control_loop,
                       const struct dcmf_worker_settings *settings, char *err,

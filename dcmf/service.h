@@ -1,0 +1,177 @@
+/*
+ * service.h - how a media path plugs into a session (layer: media).
+ *
+ * A session (session.h) is a transport: the UDP socket, ICE-lite, DTLS
+ * and the association that DTLS carries. What flows on that association
+ * is served by services: the bootstrap repository, HTTP-proxy mode,
+ * UDP-proxy mode, the DC relay, and whatever comes next. A service is a
+ * table of hooks (struct dcmf_service); the session gives it a host
+ * table (struct dcmf_svc_host) to send, close, count, raise events and
+ * read the clock. The worker creates each service's per-worker state
+ * once (init/free) from the list the daemon passes in
+ * (struct dcmf_svc_reg), so adding a path is a new service in that list
+ * and no edit to session.c or worker.c.
+ *
+ * Flows. The association kind (enum dcmf_assoc_kind) decides what a
+ * flow is: a data channel (its SCTP stream id) for DCMF_ASSOC_SCTP; later
+ * an SSRC for SRTP or the one stream of raw DTLS application data
+ * (UDPTL). Services see flows through struct dcmf_svc_flow and never the
+ * association's engines, so a new kind needs no edit to the services
+ * that do not use it.
+ *
+ * Dispatch. When a flow opens, the session offers it to each registered
+ * service in list order: the first whose |match| returns 1 and whose
+ * |open| returns 0 serves it until it closes (an |open| that fails lets
+ * the next matching service try). A flow nobody serves stays open if it
+ * was negotiated in SDP (its peer may be served later) and is refused
+ * otherwise; after every |update| the open negotiated flows nobody
+ * serves are offered again. |message| and |closed| go only to the
+ * serving service; |writable| and |tick| go to every service of the
+ * media. A service that knows only data channels matches only flows of
+ * kind DCMF_ASSOC_SCTP, whose ids fit 16 bits.
+ *
+ * Threading and ownership. Everything here runs on the one worker thread
+ * that owns the session; no hook may block. Per-worker state lives from
+ * |init| to |free| and outlives every session of the worker. Per-media
+ * state lives from |attach| to |detach|; per-flow state from |open| to
+ * |closed|. The host and everything it points to (|desc| included) are
+ * owned by the session and valid from |attach| until |detach| returns;
+ * |desc| changes only just before |update|. Data passed to a hook is
+ * borrowed for the call. A hook may call host functions, including
+ * |close| of a flow (whose |closed| then runs before |close| returns), but
+ * must not free the media state from inside them: that happens only in
+ * |detach|.
+ */
+#ifndef DCMF_SERVICE_H
+#define DCMF_SERVICE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "assoc.h"
+#include "log.h"
+#include "media.h"
+
+struct dcmf_media_stats; /* worker.h: the worker's counters */
+
+/* Adds |n| to counter |field| of a struct dcmf_media_stats (worker.h). */
+#define DCMF_SVC_STAT_ADD(stats, field, n)                                     \
+  atomic_fetch_add_explicit(&(stats)->field, (n), memory_order_relaxed)
+
+/* One flow of an association, as services see it. Strings are valid for
+ * the call (and, for an open flow, until it closes). */
+struct dcmf_svc_flow {
+  enum dcmf_assoc_kind kind;
+  uint32_t id;          /* SCTP: the stream id (< 65536); SRTP: the SSRC */
+  int negotiated;       /* declared in SDP rather than opened in-band */
+  const char *label;    /* "" when the kind has none */
+  const char *protocol; /* SCTP: the data channel subprotocol */
+};
+
+/* What the session gives each of its services. Function fields are set
+ * by the session; the service calls them with the host pointer. */
+struct dcmf_svc_host {
+  /* The media's description; changes only just before |update|. The
+   * service may take what it adopts out of it (UDP-proxy mode takes the
+   * MDC2 descriptors, leaving -1). */
+  struct dcmf_media_desc *desc;
+  const struct dcmf_log *log;
+  uv_loop_t *loop;  /* the worker's loop, for services that own sockets */
+  const char *name; /* "context/termination/media", for log lines */
+  /*
+   * Sends a message on flow |id| (|binary|: PPID 53 rather than 51 on a
+   * data channel) and counts it in messages_out/bytes_out. Returns 0;
+   * DCMF_ERR_EXHAUSTED when the association has no room now (keep the
+   * message: |writable| runs once it has); DCMF_ERR_NOT_FOUND when the
+   * flow is not open or there is no association; DCMF_ERR_INVALID,
+   * DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM when this message cannot be sent
+   * (it never will be).
+   */
+  int (*send)(struct dcmf_svc_host *h, uint32_t id, int binary,
+              const uint8_t *data, size_t len);
+  /* Closes flow |id| from our side; the serving service's |closed| runs
+   * before this returns. No effect on a flow that is not there. */
+  void (*close)(struct dcmf_svc_host *h, uint32_t id);
+  enum dcmf_svc_flow_state (*flow_state)(struct dcmf_svc_host *h,
+                                         uint32_t id);
+  /* Raises |event| toward the control plane; |detail| is JSON object
+   * text (NULL: "{}"), copied. */
+  void (*emit)(struct dcmf_svc_host *h, const char *event,
+               const char *detail);
+  /* The worker's counters (worker.h), for DCMF_SVC_STAT_ADD. */
+  struct dcmf_media_stats *(*counters)(struct dcmf_svc_host *h);
+  /* Monotonic milliseconds (the loop's time, or a test's fake clock). */
+  uint64_t (*now)(struct dcmf_svc_host *h);
+  /* Asks for |writable| of this service from the loop soon, not from
+   * inside the current call (e.g. an upstream handed an engine data). */
+  void (*wake)(struct dcmf_svc_host *h);
+};
+
+/* What the worker gives a service's per-worker |init|. */
+struct dcmf_svc_worker_env {
+  uv_loop_t *loop; /* the worker's loop; nothing runs it yet during init */
+  const struct dcmf_log *log;
+  struct dcmf_media_stats *stats;
+  /* Worker-wide scratch for one outgoing message: one thread sends one
+   * message at a time, so its sessions share it. */
+  uint8_t *tx_scratch;
+  size_t tx_scratch_len;
+};
+
+struct dcmf_service {
+  const char *name; /* for logs */
+
+  /* ---- per worker (all optional) ---- */
+  /* Creates the state every media of the worker shares from |config|
+   * (the registration's, borrowed for the worker's life). Returns 0,
+   * DCMF_ERR_NOMEM, DCMF_ERR_SYSTEM, or DCMF_ERR_INVALID with |err|
+   * naming the unusable setting; the worker does not start then. */
+  int (*init)(void **worker, const struct dcmf_svc_worker_env *env,
+              const void *config, char *err, size_t errlen);
+  /* Runs on the worker thread after every session is gone, while the
+   * loop still runs (handles may close). */
+  void (*free)(void *worker);
+  /* Every SCTP tick (10 ms): publish plain counters into the stats. */
+  void (*worker_tick)(void *worker);
+
+  /* ---- per media ---- */
+  /* Attaches to a new session (required). Returns 0, or DCMF_ERR_NOMEM
+   * (the session does not start). */
+  int (*attach)(void **media, void *worker, struct dcmf_svc_host *host);
+  /* host->desc was replaced (a PATCH); optional. */
+  void (*update)(void *media);
+  /* The session ends (its flows are closed already); frees |media|. */
+  void (*detach)(void *media);
+  /* Every SCTP tick; optional. */
+  void (*tick)(void *media);
+
+  /* ---- per flow ---- */
+  /* Returns 1 if this service takes |flow| of this media, else 0. */
+  int (*match)(void *media, const struct dcmf_svc_flow *flow);
+  /* |flow| opened and was matched. Returns 0 with |*chan| set (may be
+   * NULL), or a negative error: the next matching service is asked. */
+  int (*open)(void *media, const struct dcmf_svc_flow *flow, void **chan);
+  /* A message on a flow this service opened. */
+  void (*message)(void *media, void *chan, const struct dcmf_svc_flow *flow,
+                  int binary, const uint8_t *data, size_t len);
+  /* The association has room again, or host->wake was called. */
+  void (*writable)(void *media);
+  /* A flow this service opened is closed (either side, or the
+   * association ended); frees |chan|. */
+  void (*closed)(void *media, void *chan, const struct dcmf_svc_flow *flow);
+};
+
+/* One entry of the list the daemon passes to the worker, in match
+ * order. */
+struct dcmf_svc_reg {
+  const struct dcmf_service *svc;
+  const void *config; /* for svc->init; borrowed */
+};
+
+/* At most this many services per worker. */
+#define DCMF_SVC_MAX 8
+
+#endif

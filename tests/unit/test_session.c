@@ -1,0 +1,770 @@
+/*
+ * A session with services against a fake host side: the real session
+ * (UDP socket on 127.0.0.1, ICE-lite, DTLS, SCTP, data channels) with
+ * probe services registered by the test, and an in-memory phone (DTLS
+ * client, SCTP, channels) whose datagrams go through one more loopback
+ * socket. usrsctp's timers are ticked by hand and the services read a
+ * fake clock. The probes check that a service sees attach, open,
+ * message, writable, closed and detach in that order, the back-pressure
+ * contract of host->send, and the dispatch rules of service.h. Two
+ * relayed sessions with the DC relay service check that a twin deleted
+ * while messages wait for it is unlinked at once (ASan-clean) and that
+ * a new twin is linked again.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cert.h"
+#include "datachannel.h"
+#include "dtls.h"
+#include "errors.h"
+#include "fingerprint.h"
+#include "sctp.h"
+#include "service.h"
+#include "session.h"
+#include "svc_relay.h"
+#include "worker.h"
+
+#define FLOOD_MSGS 40      /* 40 x 60 kB: more than SCTP's 1 MiB buffer */
+#define FLOOD_LEN 60000
+#define LOG_CAP 4096
+
+/* A service registered by the test: it writes what it sees to |log|. */
+struct probe {
+  const char *name;
+  uint32_t fail_open_sid; /* open fails for this stream (0: never) */
+  char log[LOG_CAP];
+  struct dcmf_svc_host *host;
+  int attached;
+  uint64_t now_at_open; /* host->now when a flow opened */
+  /* flooding: the next message to send and whether one was refused */
+  int flooding, next, exhausted;
+};
+
+static void plog(struct probe *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void plog(struct probe *p, const char *fmt, ...) {
+  size_t n = strlen(p->log);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->log + n, sizeof(p->log) - n, fmt, ap);
+  va_end(ap);
+  n = strlen(p->log);
+  if (n + 1 < sizeof(p->log)) {
+    p->log[n] = '|';
+    p->log[n + 1] = '\0';
+  }
+}
+
+static int probe_attach(void **media, void *worker,
+                        struct dcmf_svc_host *host) {
+  struct probe *p = worker;
+  p->host = host;
+  p->attached = 1;
+  plog(p, "attach");
+  *media = p;
+  return 0;
+}
+
+static void probe_detach(void *media) {
+  struct probe *p = media;
+  p->attached = 0;
+  plog(p, "detach");
+}
+
+static int probe_match(void *media, const struct dcmf_svc_flow *flow) {
+  (void)media;
+  return flow->kind == DCMF_ASSOC_SCTP && strcmp(flow->protocol, "probe") == 0;
+}
+
+static int probe_open(void *media, const struct dcmf_svc_flow *flow,
+                      void **chan) {
+  struct probe *p = media;
+  if (flow->id == p->fail_open_sid) {
+    plog(p, "refuse %u", flow->id);
+    return DCMF_ERR_INVALID;
+  }
+  p->now_at_open = p->host->now(p->host);
+  plog(p, "open %u", flow->id);
+  *chan = p; /* any pointer: it must come back in message and closed */
+  return 0;
+}
+
+/* Sends numbered FLOOD_LEN messages until all went or one is refused;
+ * a refused one is sent again on writable (the host contract). */
+static void flood(struct probe *p) {
+  static uint8_t msg[FLOOD_LEN];
+  while (p->next < FLOOD_MSGS) {
+    memset(msg, 'x', sizeof(msg));
+    char tag[8];
+    snprintf(tag, sizeof(tag), "#%04d", p->next);
+    memcpy(msg, tag, 5);
+    int rv = p->host->send(p->host, 1000, 1, msg, sizeof(msg));
+    if (rv == DCMF_ERR_EXHAUSTED) {
+      if (!p->exhausted) {
+        plog(p, "exhausted");
+      }
+      p->exhausted = 1;
+      return;
+    }
+    assert_int_equal(rv, 0);
+    p->next++;
+  }
+  if (p->flooding) {
+    p->flooding = 0;
+    plog(p, "flood done");
+  }
+}
+
+static void probe_message(void *media, void *chan,
+                          const struct dcmf_svc_flow *flow, int binary,
+                          const uint8_t *data, size_t len) {
+  struct probe *p = media;
+  assert_ptr_equal(chan, p);
+  plog(p, "msg %u %.*s", flow->id, (int)len, (const char *)data);
+  (void)binary;
+  if (len == 5 && memcmp(data, "flood", 5) == 0) {
+    p->flooding = 1;
+    flood(p);
+  }
+}
+
+static void probe_writable(void *media) {
+  struct probe *p = media;
+  if (p->flooding) {
+    plog(p, "writable");
+    flood(p);
+  }
+}
+
+static void probe_closed(void *media, void *chan,
+                         const struct dcmf_svc_flow *flow) {
+  struct probe *p = media;
+  assert_ptr_equal(chan, p);
+  plog(p, "closed %u", flow->id);
+}
+
+static const struct dcmf_service probe_service = {
+    .name = "probe",
+    .attach = probe_attach,
+    .detach = probe_detach,
+    .match = probe_match,
+    .open = probe_open,
+    .message = probe_message,
+    .writable = probe_writable,
+    .closed = probe_closed,
+};
+
+/* ---- the phone ------------------------------------------------------------ */
+
+struct phone {
+  int up; /* created */
+  struct dcmf_cert cert;
+  struct dcmf_dtls_ctx ctx;
+  struct dcmf_dtls *dtls;
+  struct dcmf_sctp *sctp;
+  struct dcmf_dc *dc;
+  int fd;
+  struct sockaddr_in addr; /* its own socket */
+  struct sockaddr_in to;   /* the session's socket */
+  int open[2];             /* streams 1000 and 1001 are open here */
+  int inband_closed;       /* the in-band channel was refused and closed */
+  int closed[2];           /* streams 1000 and 1001 were closed */
+  int received, in_order;
+  char text[LOG_CAP]; /* short messages received, '|' after each */
+};
+
+static void phone_out(void *user, const uint8_t *data, size_t len) {
+  struct phone *ph = user;
+  /* Loopback UDP: a datagram that does not leave is lost, as on a wire. */
+  (void)sendto(ph->fd, data, len, 0, (const struct sockaddr *)&ph->to,
+               sizeof(ph->to));
+}
+
+static void phone_dtls_data(void *user, const uint8_t *data, size_t len) {
+  struct phone *ph = user;
+  dcmf_sctp_input(ph->sctp, data, len);
+}
+
+static void phone_dtls_state(void *user, enum dcmf_dtls_state st,
+                             const char *why) {
+  struct phone *ph = user;
+  (void)why;
+  if (st == DCMF_DTLS_CONNECTED) {
+    assert_int_equal(dcmf_sctp_connect(ph->sctp), 0);
+  }
+}
+
+static void phone_sctp_out(void *user, const uint8_t *data, size_t len) {
+  struct phone *ph = user;
+  dcmf_dtls_send(ph->dtls, data, len);
+}
+
+static void phone_sctp_msg(void *user, uint16_t sid, uint32_t ppid,
+                           const uint8_t *data, size_t len) {
+  struct phone *ph = user;
+  dcmf_dc_on_sctp_message(ph->dc, sid, ppid, data, len);
+}
+
+static void phone_sctp_reset(void *user, uint16_t sid) {
+  struct phone *ph = user;
+  dcmf_dc_on_sctp_reset(ph->dc, sid);
+}
+
+static void phone_sctp_state(void *user, enum dcmf_sctp_state st) {
+  struct phone *ph = user;
+  dcmf_dc_on_sctp_state(ph->dc, st);
+}
+
+static void phone_sctp_writable(void *user) {
+  struct phone *ph = user;
+  dcmf_dc_on_sctp_writable(ph->dc);
+}
+
+static int phone_ch_open(void *user, struct dcmf_dc_channel *ch) {
+  struct phone *ph = user;
+  if (ch->sid == 1000 || ch->sid == 1001) {
+    ph->open[ch->sid - 1000] = 1;
+  }
+  return 0;
+}
+
+static void phone_ch_message(void *user, struct dcmf_dc_channel *ch,
+                             int binary, const uint8_t *data, size_t len) {
+  struct phone *ph = user;
+  (void)binary;
+  char want[8];
+  snprintf(want, sizeof(want), "#%04d", ph->received);
+  if (ch->sid == 1000 && len == FLOOD_LEN && memcmp(data, want, 5) == 0) {
+    ph->in_order++;
+  }
+  if (len < 64) {
+    size_t n = strlen(ph->text);
+    snprintf(ph->text + n, sizeof(ph->text) - n, "%.*s|", (int)len,
+             (const char *)data);
+  }
+  ph->received++;
+}
+
+static void phone_ch_closed(void *user, struct dcmf_dc_channel *ch) {
+  struct phone *ph = user;
+  if (ch->sid == 3) {
+    ph->inband_closed = 1;
+  }
+  if (ch->sid == 1000 || ch->sid == 1001) {
+    ph->closed[ch->sid - 1000] = 1;
+  }
+}
+
+static const struct dcmf_dtls_callbacks phone_dtls_cbs = {
+    phone_out, phone_dtls_data, phone_dtls_state};
+static const struct dcmf_sctp_callbacks phone_sctp_cbs = {
+    phone_sctp_out, phone_sctp_msg, phone_sctp_reset, phone_sctp_state,
+    phone_sctp_writable};
+static const struct dcmf_dc_callbacks phone_dc_cbs = {
+    phone_ch_open, phone_ch_message, phone_ch_closed};
+
+static int udp_socket(struct sockaddr_in *addr) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  socklen_t al = sizeof(*addr);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &al), 0);
+  return fd;
+}
+
+static void cert_ctx(struct dcmf_cert *c, struct dcmf_dtls_ctx *ctx) {
+  char err[256];
+  assert_int_equal(dcmf_cert_generate(c, err, sizeof(err)), 0);
+  assert_int_equal(dcmf_dtls_ctx_init(ctx, c->x509, c->pkey, 1200), 0);
+}
+
+/* A phone with negotiated channels 1000 and 1001 of subprotocol |proto|;
+ * it starts DTLS toward |to| (certificate |peer_fp|) in phone_start. */
+static void phone_new(struct phone *ph, const char *proto) {
+  memset(ph, 0, sizeof(*ph));
+  ph->up = 1;
+  cert_ctx(&ph->cert, &ph->ctx);
+  ph->fd = udp_socket(&ph->addr);
+  assert_int_equal(dcmf_dtls_new(&ph->dtls, &ph->ctx, 0, &phone_dtls_cbs, ph),
+                   0);
+  struct dcmf_sctp_settings ss = {.local_port = 5000,
+                                  .remote_port = 5000,
+                                  .max_streams = 2048,
+                                  .max_message_size = 65536,
+                                  .send_buffer = 1 << 20};
+  assert_int_equal(dcmf_sctp_new(&ph->sctp, &ss, &phone_sctp_cbs, ph), 0);
+  assert_int_equal(dcmf_dc_new(&ph->dc, ph->sctp, &phone_dc_cbs, ph), 0);
+  assert_int_equal(dcmf_dc_add_negotiated(ph->dc, 1000, proto, NULL, 256), 0);
+  assert_int_equal(dcmf_dc_add_negotiated(ph->dc, 1001, proto, NULL, 256), 0);
+}
+
+static void phone_start(struct phone *ph, const struct sockaddr_in *to,
+                        const struct dcmf_cert *peer) {
+  ph->to = *to;
+  struct dcmf_fingerprint_set fp;
+  memset(&fp, 0, sizeof(fp));
+  assert_int_equal(dcmf_fingerprint_parse(peer->fingerprint, &fp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(ph->dtls, &fp), 0);
+  dcmf_dtls_start(ph->dtls);
+}
+
+static void phone_free(struct phone *ph) {
+  if (!ph->up) {
+    return;
+  }
+  dcmf_dc_del(ph->dc);
+  dcmf_sctp_del(ph->sctp);
+  dcmf_dtls_del(ph->dtls);
+  close(ph->fd);
+  dcmf_dtls_ctx_free(&ph->ctx);
+  dcmf_cert_free(&ph->cert);
+  ph->up = 0;
+}
+
+/* ---- the fixture ---------------------------------------------------------- */
+
+#define N 2 /* sessions (and phones) at most */
+
+struct fx {
+  uv_loop_t loop;
+  struct dcmf_log log;
+  struct dcmf_media_stats stats;
+  struct dcmf_cert cert; /* the sessions' */
+  struct dcmf_dtls_ctx ctx;
+  uint8_t rx[65536];
+  uint64_t now; /* the services' fake clock */
+  struct probe first, second;
+  void *relay_worker;
+  struct dcmf_session_service services[2];
+  size_t n_services;
+  struct dcmf_session *session[N];
+  struct sockaddr_in session_addr[N];
+  struct phone phone[N];
+  char events[LOG_CAP]; /* what the sessions raised toward control */
+};
+
+static uint64_t fake_now(void *user) {
+  struct fx *f = user;
+  return f->now;
+}
+
+static void on_event(void *user, const struct dcmf_media_key *key,
+                     const char *event, const char *detail) {
+  struct fx *f = user;
+  (void)key;
+  (void)detail;
+  size_t n = strlen(f->events);
+  snprintf(f->events + n, sizeof(f->events) - n, "%s|", event);
+}
+
+static void set_key(struct dcmf_media_key *k, const char *media) {
+  memset(k, 0, sizeof(*k));
+  snprintf(k->context_id, sizeof(k->context_id), "ctx");
+  snprintf(k->termination_id, sizeof(k->termination_id), "term-%s", media);
+  snprintf(k->media_id, sizeof(k->media_id), "%s", media);
+}
+
+/* Starts session |i| (media |name|, relayed to |twin| unless NULL) for
+ * phone |i|, which must exist, with streams 1000 and 1001 of |proto|. */
+static void session_start(struct fx *f, size_t i, const char *name,
+                          const char *twin, const char *proto) {
+  struct dcmf_media_desc d;
+  memset(&d, 0, sizeof(d));
+  set_key(&d.key, name);
+  if (twin != NULL) {
+    d.has_relay = 1;
+    set_key(&d.relay, twin);
+  }
+  d.fd = udp_socket(&f->session_addr[i]);
+  snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
+  snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
+  memcpy(&d.remote_addr, &f->phone[i].addr, sizeof(f->phone[i].addr));
+  d.has_remote_addr = 1;
+  d.remote_no_ice = 1; /* DTLS straight from the signalled address */
+  d.dtls_server = 1;
+  assert_int_equal(
+      dcmf_fingerprint_parse(f->phone[i].cert.fingerprint, &d.remote_fp), 0);
+  d.local_sctp_port = d.remote_sctp_port = 5000;
+  d.max_message_size = 65536;
+  d.n_streams = 2;
+  d.streams = calloc(2, sizeof(*d.streams));
+  d.streams[0] = (struct dcmf_media_stream){.sid = 1000, .priority = 256};
+  d.streams[1] = (struct dcmf_media_stream){.sid = 1001, .priority = 256};
+  snprintf(d.streams[0].protocol, sizeof(d.streams[0].protocol), "%s", proto);
+  snprintf(d.streams[1].protocol, sizeof(d.streams[1].protocol), "%s", proto);
+  struct dcmf_session_env env = {.loop = &f->loop,
+                                 .dtls_ctx = &f->ctx,
+                                 .log = &f->log,
+                                 .stats = &f->stats,
+                                 .max_streams = 2048,
+                                 .rx_scratch = f->rx,
+                                 .rx_scratch_len = sizeof(f->rx),
+                                 .services = f->services,
+                                 .n_services = f->n_services,
+                                 .emit = on_event,
+                                 .emit_user = f,
+                                 .now = fake_now,
+                                 .now_user = f};
+  assert_int_equal(dcmf_session_new(&f->session[i], &env, &d), 0);
+}
+
+static void session_end(struct fx *f, size_t i) {
+  if (f->session[i] != NULL) {
+    dcmf_session_close(f->session[i]);
+    f->session[i] = NULL;
+  }
+}
+
+/* One round: the sessions' loop, the phones' sockets, usrsctp's timers. */
+static void round_trip(struct fx *f) {
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  uint8_t buf[65536];
+  for (size_t p = 0; p < N; p++) {
+    for (int i = 0; f->phone[p].up && i < 256; i++) {
+      ssize_t n = recv(f->phone[p].fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n <= 0) {
+        break;
+      }
+      dcmf_dtls_recv(f->phone[p].dtls, buf, (size_t)n);
+    }
+  }
+  dcmf_sctp_stack_tick(10);
+  for (size_t p = 0; p < N; p++) {
+    if (f->phone[p].up) {
+      dcmf_sctp_drain(f->phone[p].sctp);
+    }
+    if (f->session[p] != NULL) {
+      dcmf_session_after_sctp_tick(f->session[p]);
+    }
+  }
+  f->now += 10;
+}
+
+/* Runs rounds until |cond| holds: at most 20000 rounds and 20 s. */
+static int until(struct fx *f, int (*cond)(struct fx *f)) {
+  uint64_t deadline = uv_hrtime() + 20ull * 1000000000ull;
+  for (int i = 0; i < 20000 && uv_hrtime() < deadline; i++) {
+    if (cond(f)) {
+      return 1;
+    }
+    round_trip(f);
+  }
+  return cond(f);
+}
+
+static int both_open(struct fx *f) {
+  return f->phone[0].open[0] && f->phone[0].open[1] &&
+         strstr(f->first.log, "open 1000") != NULL &&
+         strstr(f->second.log, "open 1001") != NULL;
+}
+
+static int got_hello(struct fx *f) {
+  return strstr(f->first.log, "msg 1000 hello") != NULL;
+}
+
+static int flood_arrived(struct fx *f) {
+  return f->phone[0].received == FLOOD_MSGS;
+}
+
+static int closed_1000(struct fx *f) {
+  return strstr(f->first.log, "closed 1000") != NULL;
+}
+
+static int inband_refused(struct fx *f) { return f->phone[0].inband_closed; }
+
+static struct fx *fx_new(void) {
+  struct fx *f = calloc(1, sizeof(*f));
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->log = (struct dcmf_log){.stream = stderr, .level = DCMF_LOG_ERROR};
+  f->now = 5000;
+  cert_ctx(&f->cert, &f->ctx);
+  return f;
+}
+
+/* Two probe services that both match "probe"; the first refuses stream
+ * 1001, which the second then gets. One session, its phone connected. */
+static int setup(void **state) {
+  struct fx *f = fx_new();
+  f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
+  f->second = (struct probe){.name = "second"};
+  f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
+  f->services[1] = (struct dcmf_session_service){&probe_service, &f->second};
+  f->n_services = 2;
+  phone_new(&f->phone[0], "probe");
+  session_start(f, 0, "media", NULL, "probe");
+  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
+  assert_true(until(f, both_open));
+  *state = f;
+  return 0;
+}
+
+/* The DC relay service (svc_relay.h) alone: two relayed sessions are
+ * started by the test. */
+static int setup_relay(void **state) {
+  struct fx *f = fx_new();
+  struct dcmf_svc_worker_env env = {.loop = &f->loop,
+                                    .log = &f->log,
+                                    .stats = &f->stats};
+  assert_int_equal(
+      dcmf_relay_service.init(&f->relay_worker, &env, NULL, NULL, 0), 0);
+  f->services[0] =
+      (struct dcmf_session_service){&dcmf_relay_service, f->relay_worker};
+  f->n_services = 1;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fx *f = *state;
+  for (size_t i = 0; i < N; i++) {
+    session_end(f, i);
+  }
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* the sessions' handles close */
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  for (size_t i = 0; i < N; i++) {
+    phone_free(&f->phone[i]);
+  }
+  if (f->relay_worker != NULL) {
+    dcmf_relay_service.free(f->relay_worker);
+  }
+  dcmf_dtls_ctx_free(&f->ctx);
+  dcmf_cert_free(&f->cert);
+  free(f);
+  return 0;
+}
+
+/* Where |what| first appears in |log|; fails the test if it does not. */
+static size_t at(const char *log, const char *what) {
+  const char *p = strstr(log, what);
+  if (p == NULL) {
+    fail_msg("\"%s\" not in \"%s\"", what, log);
+  }
+  return (size_t)(p - log);
+}
+
+static void test_service_sees_its_life_in_order(void **state) {
+  struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
+  /* The first service was asked for 1001, refused it, and the second
+   * got it: each open flow has exactly one service. */
+  assert_non_null(strstr(f->first.log, "refuse 1001"));
+  assert_null(strstr(f->second.log, "open 1000"));
+  assert_true(f->first.now_at_open >= 5000); /* the fake clock, not uv's */
+  assert_true(f->first.now_at_open < 5000 + 10 * 20000);
+
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"hello", 5),
+                   0);
+  assert_true(until(f, got_hello));
+  assert_null(strstr(f->second.log, "hello")); /* only its service */
+
+  /* Back-pressure: the probe sends 2.4 MB into a 1 MiB buffer at once,
+   * gets DCMF_ERR_EXHAUSTED, and goes on from writable; every message
+   * arrives once and in order. */
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"flood", 5),
+                   0);
+  assert_true(until(f, flood_arrived));
+  assert_int_equal(ph->in_order, FLOOD_MSGS);
+  assert_true(f->first.exhausted);
+  assert_non_null(strstr(f->first.log, "flood done"));
+
+  /* The phone closes 1000: only its service hears. */
+  dcmf_dc_close(ph->dc, 1000);
+  assert_true(until(f, closed_1000));
+  assert_null(strstr(f->second.log, "closed 1000"));
+
+  session_end(f, 0);
+  /* 1001 was still open: closed with the association, before detach. */
+  const char *l1 = f->first.log, *l2 = f->second.log;
+  assert_true(at(l1, "attach") < at(l1, "open 1000"));
+  assert_true(at(l1, "open 1000") < at(l1, "msg 1000 hello"));
+  assert_true(at(l1, "msg 1000 hello") < at(l1, "msg 1000 flood"));
+  assert_true(at(l1, "msg 1000 flood") < at(l1, "exhausted"));
+  assert_true(at(l1, "exhausted") < at(l1, "writable"));
+  assert_true(at(l1, "writable") < at(l1, "flood done"));
+  assert_true(at(l1, "flood done") < at(l1, "closed 1000"));
+  assert_true(at(l1, "closed 1000") < at(l1, "detach"));
+  assert_true(at(l2, "attach") < at(l2, "open 1001"));
+  assert_true(at(l2, "open 1001") < at(l2, "closed 1001"));
+  assert_true(at(l2, "closed 1001") < at(l2, "detach"));
+  assert_false(f->first.attached);
+  assert_false(f->second.attached);
+  /* The control plane heard of the channels. */
+  assert_true(at(f->events, "DC_OPEN") < at(f->events, "DC_CLOSE"));
+  assert_int_equal(atomic_load(&f->stats.messages_in), 2);
+  assert_true(atomic_load(&f->stats.messages_out) >= FLOOD_MSGS);
+}
+
+static void test_inband_channel_nobody_serves_is_refused(void **state) {
+  struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
+  assert_int_equal(dcmf_dc_open(ph->dc, 3, "chat", "chat", NULL, 256), 0);
+  assert_true(until(f, inband_refused));
+  assert_null(strstr(f->first.log, "3"));
+  assert_null(strstr(f->second.log, "3"));
+  /* The refused channel did not disturb the others. */
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"hello", 5),
+                   0);
+  assert_true(until(f, got_hello));
+}
+
+/* ---- the DC relay between two real sessions ------------------------------ */
+
+static int a_open(struct fx *f) { return f->phone[0].open[0]; }
+
+static int b_open(struct fx *f) { return f->phone[1].open[0]; }
+
+static int two_queued(struct fx *f) {
+  return atomic_load(&f->stats.relay_queued_messages) == 2;
+}
+
+static int one_without_twin(struct fx *f) {
+  return atomic_load(&f->stats.relay_dropped_no_twin) == 1;
+}
+
+static int b_closed(struct fx *f) {
+  return f->phone[1].closed[0] && f->phone[1].closed[1];
+}
+
+static int b_got_four(struct fx *f) {
+  return strstr(f->phone[1].text, "m4|") != NULL;
+}
+
+static void say(struct phone *ph, const char *text) {
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)text,
+                                strlen(text)),
+                   0);
+}
+
+static void test_relay_twin_removed_mid_relay(void **state) {
+  struct fx *f = *state;
+  /* a and b name each other; b's phone has not connected, so what a's
+   * phone says waits in b's queue. */
+  phone_new(&f->phone[0], "chat");
+  phone_new(&f->phone[1], "chat");
+  session_start(f, 0, "a", "b", "chat");
+  session_start(f, 1, "b", "a", "chat");
+  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
+  assert_true(until(f, a_open));
+  say(&f->phone[0], "m1");
+  say(&f->phone[0], "m2");
+  assert_true(until(f, two_queued));
+  assert_int_equal(atomic_load(&f->stats.relay_queued_bytes), 4);
+
+  /* b is deleted with the messages waiting for it: its queue goes, the
+   * gauges drop, and a no longer points at it. */
+  session_end(f, 1);
+  assert_int_equal(atomic_load(&f->stats.relay_queued_messages), 0);
+  assert_int_equal(atomic_load(&f->stats.relay_queued_bytes), 0);
+  say(&f->phone[0], "m3");
+  assert_true(until(f, one_without_twin));
+
+  /* b comes back (a new session) and its phone connects: a's phone
+   * reaches it through the new link, and only what was said after. */
+  phone_free(&f->phone[1]);
+  phone_new(&f->phone[1], "chat");
+  session_start(f, 1, "b", "a", "chat");
+  phone_start(&f->phone[1], &f->session_addr[1], &f->cert);
+  assert_true(until(f, b_open));
+  say(&f->phone[0], "m4");
+  assert_true(until(f, b_got_four));
+  assert_string_equal(f->phone[1].text, "m4|");
+  assert_int_equal(atomic_load(&f->stats.relay_messages), 1);
+
+  /* a is deleted while b's phone is still talking: a's channels going
+   * away close their twins on b (RFC 8831 6.7) while a is torn down,
+   * and what b's phone said last goes nowhere (its channel is closed
+   * by then), not to the freed session. */
+  say(&f->phone[1], "m5");
+  session_end(f, 0);
+  assert_true(until(f, b_closed));
+  assert_int_equal(atomic_load(&f->stats.relay_messages), 1);
+  assert_null(strstr(f->phone[0].text, "m5"));
+}
+
+/* A media whose DTLS would carry SRTP: no such kind yet, so the session
+ * does not start, its socket is closed, and no service stays attached. */
+static void test_unimplemented_association_kind_is_refused(void **state) {
+  struct fx *f = *state;
+  struct dcmf_media_desc d;
+  memset(&d, 0, sizeof(d));
+  set_key(&d.key, "srtp");
+  struct sockaddr_in addr;
+  int fd = udp_socket(&addr);
+  d.fd = fd;
+  snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
+  snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
+  d.assoc = DCMF_ASSOC_SRTP;
+  struct dcmf_session_env env = {.loop = &f->loop,
+                                 .dtls_ctx = &f->ctx,
+                                 .log = &f->log,
+                                 .stats = &f->stats,
+                                 .max_streams = 2048,
+                                 .rx_scratch = f->rx,
+                                 .rx_scratch_len = sizeof(f->rx),
+                                 .services = f->services,
+                                 .n_services = f->n_services,
+                                 .emit = on_event,
+                                 .emit_user = f};
+  struct dcmf_session *s = NULL;
+  assert_int_equal(dcmf_session_new(&s, &env, &d), DCMF_ERR_INVALID);
+  assert_null(s);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* its handles close */
+  assert_int_equal(fcntl(fd, F_GETFD), -1);
+  assert_false(f->first.attached);
+  assert_false(f->second.attached);
+}
+
+static int setup_bare(void **state) {
+  struct fx *f = fx_new();
+  f->first = (struct probe){.name = "first"};
+  f->second = (struct probe){.name = "second"};
+  f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
+  f->services[1] = (struct dcmf_session_service){&probe_service, &f->second};
+  f->n_services = 2;
+  *state = f;
+  return 0;
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  return dcmf_sctp_stack_init();
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  for (int i = 0; i < 50 && dcmf_sctp_stack_finish() != 0; i++) {
+    dcmf_sctp_stack_tick(100);
+  }
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_service_sees_its_life_in_order,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_inband_channel_nobody_serves_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_relay_twin_removed_mid_relay,
+                                      setup_relay, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_unimplemented_association_kind_is_refused, setup_bare,
+          teardown),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
