@@ -1,7 +1,7 @@
 /*
  * session.h - the media plane of one DC media inside a worker: its UDP
  * socket, first-byte demultiplexing (RFC 7983), the ICE-lite responder,
- * the DTLS association, the SCTP association with its data channels, and
+ * the DTLS/SCTP/data-channel stack (dcstack.h), and
  * the services on those channels (bootstrap HTTP). Glue: it owns the
  * socket and the timer and feeds the engines.
  */
@@ -19,6 +19,7 @@ struct dcmf_ratelimit;
 struct dcmf_media_stats;
 struct dcmf_httpproxy_env;
 struct dcmf_httpproxy_counters;
+struct dcmf_tickq;
 
 /* What every session of a worker shares. */
 struct dcmf_session_env {
@@ -50,6 +51,11 @@ struct dcmf_session_env {
    * DTLS ClientHellos from anyone but the peer; NULL: no limit. */
   struct dcmf_ratelimit *stun_limit;
   struct dcmf_ratelimit *hello_limit;
+  /* The sessions with work for the next SCTP tick (tickq.h): a session
+   * joins when its stack, relay queue or UDP-proxy counters need the
+   * tick, and the worker runs the queue after each dcmf_sctp_stack_tick.
+   * Idle sessions are never in it. */
+  struct dcmf_tickq *ticks;
 };
 
 struct dcmf_session;
@@ -70,9 +76,6 @@ void dcmf_session_update(struct dcmf_session *session,
 
 /* Closes the socket and frees the session once libuv has let go. */
 void dcmf_session_close(struct dcmf_session *session);
-
-/* Delivers what the SCTP timers produced. */
-void dcmf_session_after_sctp_tick(struct dcmf_session *session);
 
 const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s);
 

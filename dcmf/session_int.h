@@ -13,12 +13,12 @@
 #include <uv.h>
 
 #include "datachannel.h"
-#include "dtls.h"
+#include "dcstack.h"
 #include "ice.h"
 #include "media.h"
 #include "relayq.h"
-#include "sctp.h"
 #include "session.h"
+#include "tickq.h"
 #include "udpproxy.h"
 #include "worker.h"
 
@@ -32,9 +32,9 @@ struct dcmf_session {
   uv_timer_t timer;
   int handles_open;
   struct dcmf_ice ice;
-  struct dcmf_dtls *dtls;
-  struct dcmf_sctp *sctp;
-  struct dcmf_dc *dc;
+  struct dcmf_dcstack *stack; /* DTLS, SCTP, channels; NULL: none */
+  struct dcmf_dc *dc;         /* the stack's channel table; NULL: none */
+  struct dcmf_tickq_node tick; /* in env.ticks while work waits a tick */
   uv_timer_t flush_timer; /* sends what proxies handed the engines */
   struct dcmf_udpproxy *mdc2; /* UDP-proxy mode legs; NULL: none */
   struct dcmf_udpproxy_counters udp_published;
@@ -54,6 +54,10 @@ struct dcmf_session {
 const char *dcmf_session_key_str(const struct dcmf_session *s, char *buf,
                                  size_t cap);
 
+/* Asks for a visit after the next SCTP tick (env.ticks): something waits
+ * that only time moves on. Cheap when already asked. */
+void dcmf_session_want_tick(struct dcmf_session *s);
+
 /* ---- DC relay (session_relay.c) ---- */
 
 /* Returns 1 if channel |ch| of |s| is relayed to the twin DC media. */
@@ -71,9 +75,10 @@ void dcmf_session_relay_drain(struct dcmf_session *s);
 /* Our channel |sid| closed: its twin closes too. */
 void dcmf_session_relay_close(struct dcmf_session *s, uint16_t sid);
 
-/* Every SCTP tick: drains again if a drain left a wake-up over, counts
- * and logs streams of our queue that stopped moving
- * (dcmf_dc_relay_stalls_total). */
+/* On the session's tick visit: drains again if a drain left a wake-up
+ * over, counts and logs streams of our queue that stopped moving
+ * (dcmf_dc_relay_stalls_total). A non-empty queue asks for the next
+ * visit too. */
 void dcmf_session_relay_tick(struct dcmf_session *s);
 
 /* Frees our queue and takes it out of the worker's gauges. */

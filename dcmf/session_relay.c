@@ -40,6 +40,9 @@ static void relay_publish(struct dcmf_session *s) {
   }
   s->relay_pub_count = q->count;
   s->relay_pub_bytes = q->bytes;
+  if (q->count > 0 || q->again) {
+    dcmf_session_want_tick(s); /* stall checks, a left-over wake-up */
+  }
 }
 
 static struct dcmf_session *relay_twin(struct dcmf_session *s) {
@@ -161,6 +164,9 @@ void dcmf_session_relay_tick(struct dcmf_session *s) {
   if (s->relay_in.count > 0) {
     dcmf_relayq_check_stalls(&s->relay_in, uv_now(s->env.loop),
                              RELAY_STALL_MS, relay_stalled, s);
+  }
+  if (s->relay_in.count > 0 || s->relay_in.again) {
+    dcmf_session_want_tick(s);
   }
 }
 
