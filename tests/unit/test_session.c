@@ -185,7 +185,8 @@ static void start_phone(struct bed *b, int i) {
   snprintf(d.key.media_id, sizeof(d.key.media_id), "1");
   d.fd = bound_socket(&d.port);
   snprintf(d.local_ufrag, sizeof(d.local_ufrag), "mf%02d", i);
-  snprintf(d.local_pwd, sizeof(d.local_pwd), "abcdefghijklmnopqrstuv%02d", i);
+  snprintf(d.local_pwd, sizeof(d.local_pwd), "abcdefghijklmnopqrstuvw%c",
+           (char)('a' + i));
   snprintf(d.remote_ufrag, sizeof(d.remote_ufrag), "%s",
            dcmf_ue_ufrag(p->ue));
   d.dtls_server = 1;
