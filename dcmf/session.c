@@ -14,7 +14,6 @@
 #include "ice.h"
 #include "ratelimit.h"
 #include "relayq.h"
-#include "sctp.h"
 #include "stun.h"
 #include "tickq.h"
 #include "udpproxy.h"
@@ -869,7 +868,6 @@ void dcmf_session_close(struct dcmf_session *s) {
   uv_close((uv_handle_t *)&s->timer, on_closed);
   uv_close((uv_handle_t *)&s->flush_timer, on_closed);
 }
-
 
 const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s) {
   return &s->desc.key;

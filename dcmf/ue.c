@@ -266,12 +266,11 @@ static void on_tick(struct dcmf_tickq_node *node) {
  * is never. */
 static void on_deadline(uv_timer_t *t) {
   struct dcmf_ue *ue = t->data;
+  const struct dcmf_dc_channel *ch =
+      ue->dc != NULL ? dcmf_dc_find(ue->dc, ue->sid) : NULL;
   char why[96];
   snprintf(why, sizeof(why), "%s within %llu ms",
-           ue->dc != NULL && dcmf_dc_find(ue->dc, ue->sid) != NULL &&
-                   dcmf_dc_find(ue->dc, ue->sid)->open
-               ? "no response"
-               : "the channel did not open",
+           ch != NULL && ch->open ? "no response" : "the channel did not open",
            (unsigned long long)ue->timeout_ms);
   fail(ue, why);
 }
