@@ -40,6 +40,7 @@ struct job {
   int done;
   long requests_left; /* --repeat: requests still to send on the channel */
   uint64_t request_ns; /* when the current repeated request went out */
+  struct job *prev, *next; /* in run->jobs until forgotten */
 };
 
 struct run {
@@ -69,7 +70,9 @@ struct run {
   uint64_t last_tick_ms;
   uv_signal_t sigint;
   int stopping;
+  int api_failed; /* the control API connection failed */
   int exit_code;
+  struct job *jobs;       /* every job not yet forgotten */
   struct job **idle_jobs; /* idle mode: every phone, to release them */
   uint64_t ready_ms;      /* idle mode: when all phones were ready */
 };
@@ -81,17 +84,36 @@ static void job_finish(struct job *j, int ok);
  * no phone can start or be released any more, so the run stops with an
  * error rather than keep trying. */
 static void api_lost(struct run *r) {
-  if (!r->stopping) {
-    fprintf(stderr, "dcmf-ue: the control API connection failed; "
-                    "stopping\n");
+  if (r->api_failed) {
+    return;
   }
+  r->api_failed = 1;
+  fprintf(stderr, "dcmf-ue: the control API connection failed; stopping\n");
   r->stopping = 1;
   r->count = r->started; /* start no more */
   r->exit_code = 3;
+  /* Phones already past the create wait for an MF that is gone: end
+   * them now. Jobs whose create is still in flight hear it from the API
+   * client, which fails every request it had sent. */
+  struct job *next;
+  for (struct job *j = r->jobs; j != NULL; j = next) {
+    next = j->next;
+    if (!j->done && j->context_id[0] != '\0') {
+      job_finish(j, 0); /* may free |j|, never another job */
+    }
+  }
 }
 
 static void forget(struct job *j) {
   struct run *r = j->run;
+  if (j->prev != NULL) {
+    j->prev->next = j->next;
+  } else {
+    r->jobs = j->next;
+  }
+  if (j->next != NULL) {
+    j->next->prev = j->prev;
+  }
   for (long i = 0; r->idle_jobs != NULL && i < r->started; i++) {
     if (r->idle_jobs[i] == j) {
       r->idle_jobs[i] = NULL;
@@ -293,6 +315,11 @@ static void job_start(struct run *r) {
   }
   j->run = r;
   j->requests_left = r->repeat;
+  j->next = r->jobs;
+  if (r->jobs != NULL) {
+    r->jobs->prev = j;
+  }
+  r->jobs = j;
   if (r->idle_jobs != NULL) {
     r->idle_jobs[r->started] = j;
   }

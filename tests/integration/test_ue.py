@@ -180,7 +180,8 @@ def _dcmfd_dies_under_bench():
                 p.wait()
         assert p.returncode not in (0, None), f"exit {p.returncode}"
         assert b"control API connection failed" in err, err[-2000:]
-        # 3 s per phone wait, plus teardown: far below the 30 s bound.
+        # The API connection's end stops the run at once (and no phone
+        # waits more than 3 s); 15 s leaves room for a loaded machine.
         assert took < 15, f"dcmf-ue took {took:.1f} s to give up"
         assert b"failed" in out, out
 
