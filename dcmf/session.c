@@ -849,6 +849,11 @@ static void on_closed(uv_handle_t *h) {
   struct dcmf_session *s = h->data;
   if (--s->handles_open == 0) {
     dcmf_session_relay_free(s);
+    if (s->env.ticks != NULL) {
+      /* Never freed while queued: the relay queue's last publication may
+       * have asked for a tick (a drain's left-over wake-up). */
+      dcmf_tickq_leave(s->env.ticks, &s->tick);
+    }
     dcmf_media_desc_free(&s->desc);
     free(s);
   }

@@ -30,7 +30,7 @@ struct dcmf_tickq_node {
 
 struct dcmf_tickq {
   struct dcmf_tickq_node head; /* sentinel of a circular list */
-  size_t count;                /* members now queued */
+  size_t count; /* members queued, or waiting in the run in progress */
   /* The run in progress keeps its members here (see dcmf_tickq_run). */
   struct dcmf_tickq_node running;
 };
