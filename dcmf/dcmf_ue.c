@@ -4,7 +4,7 @@
  * data channels, and the load generator.
  *
  *   dcmf-ue fetch [--api URL] [--include] [--timeout S] PATH
- *   dcmf-ue bench [--api URL] [--count N] [--concurrency C] [PATH]
+ *   dcmf-ue bench [--api URL] [--count N] [--concurrency C] [--timeout S] [PATH]
  *   dcmf-ue idle  [--api URL] [--count N] [--seconds S]
  */
 #include <inttypes.h>
@@ -508,7 +508,7 @@ static void usage(FILE *out) {
           "server)\n"
           "  --timeout S  a phone fails when its channel is not open, or a "
           "response not\n               complete, S seconds after it asked "
-          "(default 30; 0: wait\n               forever)\n"
+          "(default 60; 0: wait\n               forever)\n"
           "  fetch  prints the body (--include: the head too); exit 0 on "
           "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
           "  bench  runs N fetches, C at a time, and reports the time from "
@@ -538,7 +538,7 @@ int main(int argc, char **argv) {
                   .concurrency = 1,
                   .path = "/",
                   .exit_code = 0,
-                  .timeout_s = 30};
+                  .timeout_s = 60};
   const char *api = "http://127.0.0.1:8090";
   if (strcmp(argv[1], "fetch") == 0) {
     r.mode = MODE_FETCH;
