@@ -38,6 +38,7 @@ enum dcmf_dcstack_state {
   DCMF_DCSTACK_SCTP_FAILED,    /* SCTP could not be started */
 };
 
+/* Every member is required but |writable| and |need_tick|. */
 struct dcmf_dcstack_callbacks {
   /* One ciphertext datagram for the peer; |data| is valid for the call. */
   void (*send_datagram)(void *user, const uint8_t *data, size_t len);
