@@ -17,7 +17,7 @@ static void report(struct dcmf_dcstack *st, enum dcmf_dcstack_state state,
   st->cbs.state_changed(st->user, state, reason);
 }
 
-/* ---- SCTP → DTLS, SCTP → channels ----------------------------------------- */
+/* ---- SCTP → DTLS, SCTP → channels ------------------------------------ */
 
 static void sctp_send_packet(void *user, const uint8_t *data, size_t len) {
   struct dcmf_dcstack *st = user;
@@ -69,7 +69,7 @@ static const struct dcmf_sctp_callbacks sctp_cbs = {
     sctp_send_packet, sctp_message,  sctp_reset,
     sctp_state,       sctp_writable, sctp_need_tick};
 
-/* ---- DTLS → UDP, DTLS → SCTP ---------------------------------------------- */
+/* ---- DTLS → UDP, DTLS → SCTP ----------------------------------------- */
 
 static void dtls_send_datagram(void *user, const uint8_t *data, size_t len) {
   struct dcmf_dcstack *st = user;
@@ -100,7 +100,7 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
 static const struct dcmf_dtls_callbacks dtls_cbs = {
     dtls_send_datagram, dtls_recv_data, dtls_state_changed};
 
-/* ---- life cycle ----------------------------------------------------------- */
+/* ---- life cycle ---------------------------------------------------------- */
 
 int dcmf_dcstack_new(struct dcmf_dcstack **out,
                      const struct dcmf_dcstack_settings *settings,
@@ -143,13 +143,13 @@ void dcmf_dcstack_del(struct dcmf_dcstack *st) {
   if (st == NULL) {
     return;
   }
-  dcmf_dc_del(st->dc); /* reports each open channel closed */
+  dcmf_dc_del(st->dc);     /* reports each open channel closed */
   dcmf_sctp_del(st->sctp); /* its ABORT still goes out through DTLS */
   dcmf_dtls_del(st->dtls);
   free(st);
 }
 
-/* ---- the owner's calls ---------------------------------------------------- */
+/* ---- the owner's calls --------------------------------------------------- */
 
 struct dcmf_dc *dcmf_dcstack_dc(struct dcmf_dcstack *st) {
   return st->dc;

@@ -93,8 +93,7 @@ static void phone_first_byte(void *user, struct dcmf_ue *ue) {
 }
 
 static void phone_response(void *user, struct dcmf_ue *ue, int status,
-                           const char *head, const uint8_t *body,
-                           size_t len) {
+                           const char *head, const uint8_t *body, size_t len) {
   (void)ue;
   (void)head;
   struct phone *p = user;
@@ -111,8 +110,7 @@ static void phone_response(void *user, struct dcmf_ue *ue, int status,
 static void phone_failed(void *user, struct dcmf_ue *ue, const char *why) {
   (void)ue;
   struct phone *p = user;
-  snprintf(p->bed->failure, sizeof(p->bed->failure), "a phone failed: %s",
-           why);
+  snprintf(p->bed->failure, sizeof(p->bed->failure), "a phone failed: %s", why);
 }
 
 static const struct dcmf_ue_callbacks phone_cbs = {
@@ -187,8 +185,7 @@ static void start_phone(struct bed *b, int i) {
   snprintf(d.local_ufrag, sizeof(d.local_ufrag), "mf%02d", i);
   snprintf(d.local_pwd, sizeof(d.local_pwd), "abcdefghijklmnopqrstuvw%c",
            (char)('a' + i));
-  snprintf(d.remote_ufrag, sizeof(d.remote_ufrag), "%s",
-           dcmf_ue_ufrag(p->ue));
+  snprintf(d.remote_ufrag, sizeof(d.remote_ufrag), "%s", dcmf_ue_ufrag(p->ue));
   d.dtls_server = 1;
   d.remote_fp = b->fp[1];
   d.local_sctp_port = d.remote_sctp_port = 5000;
@@ -220,11 +217,11 @@ static void test_idle_sessions_are_not_visited(void **state) {
   char err[256];
   for (int i = 0; i < 2; i++) {
     assert_int_equal(dcmf_cert_generate(&b->cert[i], err, sizeof(err)), 0);
-    assert_int_equal(dcmf_dtls_ctx_init(&b->ctx[i], b->cert[i].x509,
-                                        b->cert[i].pkey, 1200),
-                     0);
     assert_int_equal(
-        dcmf_fingerprint_parse(b->cert[i].fingerprint, &b->fp[i]), 0);
+        dcmf_dtls_ctx_init(&b->ctx[i], b->cert[i].x509, b->cert[i].pkey, 1200),
+        0);
+    assert_int_equal(dcmf_fingerprint_parse(b->cert[i].fingerprint, &b->fp[i]),
+                     0);
   }
   b->log = (struct dcmf_log){stderr, DCMF_LOG_ERROR, DCMF_LOG_TEXT};
   b->page = malloc(PAGE_LEN);

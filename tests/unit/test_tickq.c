@@ -21,8 +21,8 @@ struct member {
   struct dcmf_tickq_node node;
   int id;
   int visits;
-  int rejoin;                /* join again from the visit */
-  struct member *drop;       /* make this one leave from the visit */
+  int rejoin;          /* join again from the visit */
+  struct member *drop; /* make this one leave from the visit */
   struct dcmf_tickq *q;
   int *order, *n_order;
 };
