@@ -20,7 +20,7 @@ struct request {
   int status;
   dcmf_apiclient_cb cb;
   void *user;
-  struct request *next;
+  struct request *next; /* in |waiting| or, once submitted, |sent| */
 };
 
 struct dcmf_apiclient {
@@ -30,6 +30,7 @@ struct dcmf_apiclient {
   nghttp2_session *session;
   int connected, closing, failed;
   struct request *waiting; /* issued before the connection was up */
+  struct request *sent;    /* submitted, no response yet */
   char readbuf[16384];
 };
 
@@ -115,7 +116,12 @@ static int submit(struct dcmf_apiclient *c, struct request *r) {
   nghttp2_data_provider prd = {.source = {.ptr = r}, .read_callback = body_read};
   r->stream_id = nghttp2_submit_request(c->session, NULL, nva, n,
                                         r->content_type ? &prd : NULL, r);
-  return r->stream_id < 0 ? DCMF_ERR_SYSTEM : 0;
+  if (r->stream_id < 0) {
+    return DCMF_ERR_SYSTEM;
+  }
+  r->next = c->sent;
+  c->sent = r;
+  return 0;
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
@@ -148,11 +154,21 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id,
   return 0;
 }
 
+static void unlink_sent(struct dcmf_apiclient *c, struct request *r) {
+  struct request **pp = &c->sent;
+  while (*pp != NULL && *pp != r) {
+    pp = &(*pp)->next;
+  }
+  if (*pp != NULL) {
+    *pp = r->next;
+  }
+}
+
 static int on_close(nghttp2_session *s, int32_t id, uint32_t error,
                     void *user) {
-  (void)user;
   struct request *r = nghttp2_session_get_stream_user_data(s, id);
   if (r != NULL) {
+    unlink_sent(user, r);
     nghttp2_session_set_stream_user_data(s, id, NULL);
     request_done(r, error == 0 && r->status > 0 ? r->status
                                                 : DCMF_ERR_SYSTEM);
@@ -164,6 +180,17 @@ static void fail_all(struct dcmf_apiclient *c, int status) {
   while (c->waiting != NULL) {
     struct request *r = c->waiting;
     c->waiting = r->next;
+    request_done(r, status);
+  }
+}
+
+/* The connection is gone: no response can come for what was sent. The
+ * callbacks see |failed| set, so they cannot add requests meanwhile. */
+static void fail_sent(struct dcmf_apiclient *c, int status) {
+  while (c->sent != NULL) {
+    struct request *r = c->sent;
+    c->sent = r->next;
+    nghttp2_session_set_stream_user_data(c->session, r->stream_id, NULL);
     request_done(r, status);
   }
 }
@@ -182,15 +209,11 @@ static void on_closed(uv_handle_t *h) {
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   struct dcmf_apiclient *c = s->data;
-  if (n < 0) {
+  if (n < 0 || nghttp2_session_mem_recv(c->session, (const uint8_t *)b->base,
+                                        (size_t)n) < 0) {
     c->failed = 1;
     uv_read_stop(s);
-    return;
-  }
-  if (nghttp2_session_mem_recv(c->session, (const uint8_t *)b->base,
-                               (size_t)n) < 0) {
-    c->failed = 1;
-    uv_read_stop(s);
+    fail_sent(c, n < 0 ? (int)n : DCMF_ERR_SYSTEM);
     return;
   }
   flush(c);
@@ -286,6 +309,7 @@ int dcmf_apiclient_request(struct dcmf_apiclient *c, const char *method,
 void dcmf_apiclient_close(struct dcmf_apiclient *c) {
   c->closing = 1;
   fail_all(c, DCMF_ERR_SYSTEM);
+  fail_sent(c, DCMF_ERR_SYSTEM);
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 

@@ -12,10 +12,10 @@
  *   DCMF_ASSOC_DTLS_DATA  nothing                     the one DTLS stream
  *
  * Only DCMF_ASSOC_SCTP is implemented today, inside the session (the
- * DTLS→SCTP→channel wiring). A new kind provides the hooks of struct
- * dcmf_assoc_ops and reports flows through struct dcmf_assoc_events,
- * which the session maps onto its services; services written against
- * struct dcmf_svc_flow need no edit. A media asking for a kind that has
+ * DTLS→SCTP→channel wiring of dcstack.h). A new kind provides the hooks
+ * of struct dcmf_assoc_ops and reports flows through struct
+ * dcmf_assoc_events, which the session maps onto its services; services
+ * written against struct dcmf_svc_flow need no edit. A media asking for a kind that has
  * no implementation fails to start (DCMF_ERR_INVALID).
  */
 #ifndef DCMF_ASSOC_H
@@ -57,6 +57,9 @@ struct dcmf_assoc_events {
   void (*flow_closed)(void *user, const struct dcmf_svc_flow *flow);
   /* Room to send again after a send returned DCMF_ERR_EXHAUSTED. */
   void (*writable)(void *user);
+  /* |tick| is needed after the worker's next tick (as |need_tick| in
+   * sctp.h): an idle association is never ticked. */
+  void (*need_tick)(void *user);
 };
 
 /* The hooks an association kind provides. Each takes the state its
@@ -94,7 +97,7 @@ struct dcmf_assoc_ops {
   void (*close_flow)(void *assoc, uint32_t id);
   /* As dcmf_svc_host.flow_state. */
   enum dcmf_svc_flow_state (*flow_state)(void *assoc, uint32_t id);
-  /* The worker's periodic tick (SCTP retransmissions); may be NULL. */
+  /* After the worker's tick, once per |need_tick|; may be NULL. */
   void (*tick)(void *assoc);
 };
 

@@ -3,8 +3,8 @@
  * releasing the context) against dcmfd: the operator's curl for bootstrap
  * data channels, and the load generator.
  *
- *   dcmf-ue fetch [--api URL] [--include] PATH
- *   dcmf-ue bench [--api URL] [--count N] [--concurrency C] [PATH]
+ *   dcmf-ue fetch [--api URL] [--include] [--timeout S] PATH
+ *   dcmf-ue bench [--api URL] [--count N] [--concurrency C] [--timeout S] [PATH]
  *   dcmf-ue idle  [--api URL] [--count N] [--seconds S]
  */
 #include <inttypes.h>
@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "fingerprint.h"
 #include "sctp.h"
+#include "tickq.h"
 #include "ue.h"
 
 enum mode { MODE_FETCH, MODE_BENCH, MODE_IDLE };
@@ -39,6 +40,7 @@ struct job {
   int done;
   long requests_left; /* --repeat: requests still to send on the channel */
   uint64_t request_ns; /* when the current repeated request went out */
+  struct job *prev, *next; /* in run->jobs until forgotten */
 };
 
 struct run {
@@ -59,6 +61,8 @@ struct run {
   long n_request_ms, request_errors;
   uint64_t repeat_start_ns, repeat_end_ns;
   long count, concurrency, seconds;
+  long timeout_s; /* per wait of a phone (dcmf_ue_set_timeout); 0: none */
+  struct dcmf_tickq ticks; /* phones whose SCTP needs the next tick */
   long started, finished, ok, failed, ready;
   double *latency_ms; /* first STUN to first byte, one per phone */
   long n_latency;
@@ -66,7 +70,9 @@ struct run {
   uint64_t last_tick_ms;
   uv_signal_t sigint;
   int stopping;
+  int api_failed; /* the control API connection failed */
   int exit_code;
+  struct job *jobs;       /* every job not yet forgotten */
   struct job **idle_jobs; /* idle mode: every phone, to release them */
   uint64_t ready_ms;      /* idle mode: when all phones were ready */
 };
@@ -74,8 +80,40 @@ struct run {
 static void job_start(struct run *r);
 static void job_finish(struct job *j, int ok);
 
+/* The control API connection failed (dcmfd exited, or never listened):
+ * no phone can start or be released any more, so the run stops with an
+ * error rather than keep trying. */
+static void api_lost(struct run *r) {
+  if (r->api_failed) {
+    return;
+  }
+  r->api_failed = 1;
+  fprintf(stderr, "dcmf-ue: the control API connection failed; stopping\n");
+  r->stopping = 1;
+  r->count = r->started; /* start no more */
+  r->exit_code = 3;
+  /* Phones already past the create wait for an MF that is gone: end
+   * them now. Jobs whose create is still in flight hear it from the API
+   * client, which fails every request it had sent. */
+  struct job *next;
+  for (struct job *j = r->jobs; j != NULL; j = next) {
+    next = j->next;
+    if (!j->done && j->context_id[0] != '\0') {
+      job_finish(j, 0); /* may free |j|, never another job */
+    }
+  }
+}
+
 static void forget(struct job *j) {
   struct run *r = j->run;
+  if (j->prev != NULL) {
+    j->prev->next = j->next;
+  } else {
+    r->jobs = j->next;
+  }
+  if (j->next != NULL) {
+    j->next->prev = j->prev;
+  }
   for (long i = 0; r->idle_jobs != NULL && i < r->started; i++) {
     if (r->idle_jobs[i] == j) {
       r->idle_jobs[i] = NULL;
@@ -90,10 +128,12 @@ static void on_deleted(void *user, int status, const char *body, size_t len,
   (void)len;
   (void)location;
   struct job *j = user;
-  if (status != 204) {
+  struct run *r = j->run;
+  if (status < 0) {
+    api_lost(r);
+  } else if (status != 204) {
     fprintf(stderr, "dcmf-ue: DELETE %s answered %d\n", j->context_id, status);
   }
-  struct run *r = j->run;
   forget(j);
   r->finished++;
   if (r->mode != MODE_IDLE && !r->stopping && r->started < r->count) {
@@ -123,8 +163,10 @@ static void job_finish(struct job *j, int ok) {
   }
   char path[160];
   snprintf(path, sizeof(path), "/nmf-mrm/v1/contexts/%s", j->context_id);
-  if (dcmf_apiclient_request(r->api, "DELETE", path, NULL, NULL, on_deleted,
-                             j) != 0) {
+  int rv = dcmf_apiclient_request(r->api, "DELETE", path, NULL, NULL,
+                                  on_deleted, j);
+  if (rv != 0) {
+    api_lost(r);
     forget(j);
     r->finished++;
   }
@@ -251,6 +293,9 @@ static void on_created(void *user, int status, const char *body, size_t len,
   if (id != NULL) {
     snprintf(j->context_id, sizeof(j->context_id), "%s", id);
   }
+  if (status < 0) {
+    api_lost(j->run);
+  }
   if (ctx == NULL || remote_from_context(ctx, &rem) != 0 ||
       dcmf_ue_connect(j->ue, &rem, j->run->no_ice) != 0) {
     fprintf(stderr, "dcmf-ue: create answered %d: %.*s\n", status, (int)len,
@@ -270,17 +315,23 @@ static void job_start(struct run *r) {
   }
   j->run = r;
   j->requests_left = r->repeat;
+  j->next = r->jobs;
+  if (r->jobs != NULL) {
+    r->jobs->prev = j;
+  }
+  r->jobs = j;
   if (r->idle_jobs != NULL) {
     r->idle_jobs[r->started] = j;
   }
   r->started++;
-  if (dcmf_ue_new(&j->ue, r->loop, &r->dtls_ctx, "127.0.0.1", &ue_cbs, j) !=
-      0) {
+  if (dcmf_ue_new(&j->ue, r->loop, &r->dtls_ctx, &r->ticks, "127.0.0.1",
+                  &ue_cbs, j) != 0) {
     j->ue = NULL;
     job_finish(j, 0);
     return;
   }
   dcmf_ue_set_stream(j->ue, (uint16_t)r->stream);
+  dcmf_ue_set_timeout(j->ue, (uint64_t)r->timeout_s * 1000);
   uint8_t rnd[32];
   char tls_id[33];
   RAND_bytes(rnd, sizeof(rnd));
@@ -347,9 +398,15 @@ static void job_start(struct run *r) {
   }
   char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
   json_decref(req);
-  if (text == NULL ||
-      dcmf_apiclient_request(r->api, "POST", "/nmf-mrm/v1/contexts",
-                             "application/json", text, on_created, j) != 0) {
+  int rv = text == NULL ? DCMF_ERR_NOMEM
+                        : dcmf_apiclient_request(r->api, "POST",
+                                                 "/nmf-mrm/v1/contexts",
+                                                 "application/json", text,
+                                                 on_created, j);
+  if (rv != 0) {
+    if (text != NULL) {
+      api_lost(r);
+    }
     job_finish(j, 0);
   }
   free(text);
@@ -364,13 +421,14 @@ static void release_idle(struct run *r) {
   }
 }
 
-/* Ticks usrsctp, keeps the wanted number of phones going and ends the
- * run. */
+/* Ticks usrsctp (and the phones that need it), keeps the wanted number of
+ * phones going and ends the run. */
 static void on_tick(uv_timer_t *t) {
   struct run *r = t->data;
   uint64_t now = uv_now(r->loop);
   dcmf_sctp_stack_tick((uint32_t)(now - r->last_tick_ms));
   r->last_tick_ms = now;
+  dcmf_tickq_run(&r->ticks);
   long active = r->started - r->finished;
   while (!r->stopping && r->started < r->count && active < r->concurrency) {
     job_start(r);
@@ -448,6 +506,9 @@ static void usage(FILE *out) {
           "of 0\n"
           "  --mdc2 ADDR:PORT  set remoteMdc2Endpoint (the DC application "
           "server)\n"
+          "  --timeout S  a phone fails when its channel is not open, or a "
+          "response not\n               complete, S seconds after it asked "
+          "(default 60; 0: wait\n               forever)\n"
           "  fetch  prints the body (--include: the head too); exit 0 on "
           "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
           "  bench  runs N fetches, C at a time, and reports the time from "
@@ -473,7 +534,11 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  struct run r = {.count = 1, .concurrency = 1, .path = "/", .exit_code = 0};
+  struct run r = {.count = 1,
+                  .concurrency = 1,
+                  .path = "/",
+                  .exit_code = 0,
+                  .timeout_s = 60};
   const char *api = "http://127.0.0.1:8090";
   if (strcmp(argv[1], "fetch") == 0) {
     r.mode = MODE_FETCH;
@@ -501,6 +566,8 @@ int main(int argc, char **argv) {
       r.concurrency = strtol(argv[++i], NULL, 10);
     } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
       r.seconds = strtol(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+      r.timeout_s = strtol(argv[++i], NULL, 10);
     } else if (strcmp(argv[i], "--include") == 0 || strcmp(argv[i], "-i") == 0) {
       r.include_head = 1;
     } else if (strcmp(argv[i], "--no-ice") == 0) {
@@ -524,8 +591,9 @@ int main(int argc, char **argv) {
     }
   }
   if (r.count < 1 || r.concurrency < 1 || r.repeat < 0 || r.stream < 0 ||
-      r.stream > 65534) {
-    fprintf(stderr, "dcmf-ue: --count and --concurrency must be positive\n");
+      r.stream > 65534 || r.timeout_s < 0 || r.timeout_s > 86400) {
+    fprintf(stderr, "dcmf-ue: --count and --concurrency must be positive, "
+                    "--timeout within 0..86400\n");
     return 2;
   }
   if (r.mode == MODE_IDLE) {
@@ -560,6 +628,7 @@ int main(int argc, char **argv) {
     return 3;
   }
   dcmf_sctp_stack_init();
+  dcmf_tickq_init(&r.ticks);
   uv_timer_init(r.loop, &r.tick);
   uv_signal_init(r.loop, &r.sigint);
   r.tick.data = r.sigint.data = &r;

@@ -35,6 +35,11 @@ struct dcmf_sctp {
    * processing, so when no SACK is coming (nothing in flight, or usrsctp
    * refused for another reason) the tick retries on its own. */
   unsigned waited_ticks;
+  /* need_tick was called and dcmf_sctp_handle_tick has not run since. */
+  int tick_wanted;
+  /* Inside a call that drains before it returns: what usrsctp queues now
+   * needs no tick. */
+  int draining_call;
   /* reassembly of a message delivered in pieces (partial delivery) */
   uint8_t *partial;
   size_t partial_len;
@@ -56,6 +61,21 @@ struct dcmf_sctp {
 #define RETRY_TICKS 10
 
 static int flush_rest(struct dcmf_sctp *s);
+
+/* Asks the owner for a dcmf_sctp_handle_tick, once per need. */
+static void want_tick(struct dcmf_sctp *s) {
+  if (!s->tick_wanted && s->cbs.need_tick != NULL) {
+    s->tick_wanted = 1;
+    s->cbs.need_tick(s->user);
+  }
+}
+
+/* A sender waits for room: usrsctp's send callback may never come, so
+ * the tick must look (dcmf_sctp_handle_tick). */
+static void set_want_writable(struct dcmf_sctp *s) {
+  s->want_writable = 1;
+  want_tick(s);
+}
 
 static int conn_output(void *addr, void *buffer, size_t length, uint8_t tos,
                        uint8_t set_df) {
@@ -90,6 +110,9 @@ static void push(struct dcmf_sctp *s, struct pending *p) {
     s->head = p;
   }
   s->tail = p;
+  if (!s->draining_call) {
+    want_tick(s); /* queued from usrsctp's timers or inside a send */
+  }
 }
 
 static void push_event(struct dcmf_sctp *s, int kind, uint16_t sid,
@@ -234,6 +257,8 @@ static void notify_writable(struct dcmf_sctp *s) {
 }
 
 void dcmf_sctp_drain(struct dcmf_sctp *s) {
+  int outer = s->draining_call;
+  s->draining_call = 1;
   /* First, so that a failure it meets (an association given up) is
    * reported by the loop below. */
   if (s->writable_ready) {
@@ -259,9 +284,11 @@ void dcmf_sctp_drain(struct dcmf_sctp *s) {
     free(p->data);
     free(p);
   }
+  s->draining_call = outer;
 }
 
 void dcmf_sctp_handle_tick(struct dcmf_sctp *s) {
+  s->tick_wanted = 0;
   dcmf_sctp_drain(s);
   if (!s->want_writable) {
     s->waited_ticks = 0;
@@ -270,6 +297,9 @@ void dcmf_sctp_handle_tick(struct dcmf_sctp *s) {
      * the channel for good. */
     s->want_writable = 0;
     notify_writable(s);
+  }
+  if (s->head != NULL || s->want_writable || s->writable_ready) {
+    want_tick(s); /* still waiting: count the next tick too */
   }
 }
 
@@ -359,8 +389,13 @@ int dcmf_sctp_new(struct dcmf_sctp **out,
 
 int dcmf_sctp_connect(struct dcmf_sctp *s) {
   struct sockaddr_conn remote = conn_addr(s, s->settings.remote_port);
+  int outer = s->draining_call;
+  s->draining_call = 1; /* what it queues is drained below */
   int rv = usrsctp_connect(s->sock, (struct sockaddr *)&remote, sizeof(remote));
-  if (rv != 0 && errno != EINPROGRESS) {
+  int err = errno;
+  s->draining_call = outer;
+  if (rv != 0 && err != EINPROGRESS) {
+    dcmf_sctp_drain(s);
     return DCMF_ERR_SYSTEM;
   }
   /* Fix the path MTU: there is no real path to probe under DTLS, and 1200
@@ -376,7 +411,10 @@ int dcmf_sctp_connect(struct dcmf_sctp *s) {
 }
 
 void dcmf_sctp_input(struct dcmf_sctp *s, const uint8_t *data, size_t len) {
+  int outer = s->draining_call;
+  s->draining_call = 1; /* what it queues is drained below */
   usrsctp_conninput(s, data, len, 0);
+  s->draining_call = outer;
   dcmf_sctp_drain(s);
 }
 
@@ -428,7 +466,7 @@ static int flush_rest(struct dcmf_sctp *s) {
         s->settings.sendv(s->sock, s->rest + s->rest_off, s->rest_len, NULL, 0,
                           &s->rest_spa, sizeof(s->rest_spa), SCTP_SENDV_SPA, 0);
     if (n == 0 || no_room(n)) {
-      s->want_writable = 1;
+      set_want_writable(s);
       return DCMF_ERR_EXHAUSTED;
     }
     if (n < 0 || (size_t)n > s->rest_len) {
@@ -483,7 +521,7 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
   ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
                                 SCTP_SENDV_SPA, 0);
   if (no_room(n)) {
-    s->want_writable = 1;
+    set_want_writable(s);
     return DCMF_ERR_EXHAUSTED;
   }
   if (n < 0 || (size_t)n > len) {
@@ -504,7 +542,7 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
     s->rest_off = 0;
     s->rest_len = len - (size_t)n;
     s->rest_spa = spa;
-    s->want_writable = 1;
+    set_want_writable(s);
   }
   s->counters.messages_out++;
   s->counters.bytes_out += len;
@@ -520,7 +558,10 @@ int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
   srs->srs_flags = SCTP_STREAM_RESET_OUTGOING;
   srs->srs_number_streams = 1;
   srs->srs_stream_list[0] = sid;
+  int outer = s->draining_call;
+  s->draining_call = 1; /* what it queues is drained below */
   int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, srs, (socklen_t)size);
+  s->draining_call = outer;
   free(srs);
   dcmf_sctp_drain(s);
   return rv;
@@ -534,6 +575,7 @@ void dcmf_sctp_del(struct dcmf_sctp *s) {
   if (s == NULL) {
     return;
   }
+  s->cbs.need_tick = NULL; /* the owner is letting go of us */
   if (s->sock != NULL) {
     usrsctp_close(s->sock);
   }

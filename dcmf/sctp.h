@@ -12,6 +12,10 @@
  * only after usrsctp has returned (dcmf_sctp_input, dcmf_sctp_drain,
  * dcmf_sctp_handle_tick), so callbacks may call dcmf_sctp_send and friends
  * freely. Callbacks must not delete the association.
+ *
+ * After a stack tick, only the associations that asked for it through
+ * |need_tick| need dcmf_sctp_handle_tick: an idle association costs the
+ * owner nothing per tick.
  */
 #ifndef DCMF_SCTP_H
 #define DCMF_SCTP_H
@@ -52,6 +56,13 @@ struct dcmf_sctp_callbacks {
    * (or kept a rest). May also come when there is still no room: the
    * caller then gets EXHAUSTED again and waits for the next one. */
   void (*writable)(void *user);
+  /* The association needs dcmf_sctp_handle_tick after the next stack tick:
+   * usrsctp queued something outside dcmf_sctp_input (from its timers, or
+   * an association given up inside dcmf_sctp_send), or a sender waits for
+   * room. Called once per need: dcmf_sctp_handle_tick calls it again when
+   * work remains after it ran. Delivers nothing itself. NULL: the owner
+   * calls dcmf_sctp_handle_tick after every stack tick instead. */
+  void (*need_tick)(void *user);
 };
 
 struct dcmf_sctp_settings {
@@ -103,10 +114,13 @@ void dcmf_sctp_input(struct dcmf_sctp *sctp, const uint8_t *data, size_t len);
 /* Delivers messages and events queued during timer processing. */
 void dcmf_sctp_drain(struct dcmf_sctp *sctp);
 
-/* Call for every association after each dcmf_sctp_stack_tick: delivers
- * what the timers produced (as dcmf_sctp_drain), and when a sender has
- * waited for room for 10 calls without usrsctp's send callback (which only
- * SACKs trigger), retries the kept rest and calls |writable| itself. */
+/* Call after a dcmf_sctp_stack_tick for every association that asked
+ * through |need_tick| since its last call (or for every association, when
+ * |need_tick| is NULL): delivers what the timers produced (as
+ * dcmf_sctp_drain), and when a sender has waited for room for 10 calls
+ * without usrsctp's send callback (which only SACKs trigger), retries the
+ * kept rest and calls |writable| itself. Calls |need_tick| again if work
+ * remains. */
 void dcmf_sctp_handle_tick(struct dcmf_sctp *sctp);
 
 /*

@@ -26,9 +26,10 @@
  * was negotiated in SDP (its peer may be served later) and is refused
  * otherwise; after every |update| the open negotiated flows nobody
  * serves are offered again. |message| and |closed| go only to the
- * serving service; |writable| and |tick| go to every service of the
- * media. A service that knows only data channels matches only flows of
- * kind DCMF_ASSOC_SCTP, whose ids fit 16 bits.
+ * serving service; |writable| goes to every service of the media, and
+ * |tick| only to each service that asked for it (host->want_tick). A
+ * service that knows only data channels matches only flows of kind
+ * DCMF_ASSOC_SCTP, whose ids fit 16 bits.
  *
  * Threading and ownership. Everything here runs on the one worker thread
  * that owns the session; no hook may block. Per-worker state lives from
@@ -108,6 +109,12 @@ struct dcmf_svc_host {
   /* Asks for |writable| of this service from the loop soon, not from
    * inside the current call (e.g. an upstream handed an engine data). */
   void (*wake)(struct dcmf_svc_host *h);
+  /* Asks for |tick| of this service once, after the next SCTP tick (the
+   * worker ticks every 10 ms). Work that only time moves on (a queue
+   * waiting for room, counters to publish) asks here, and asks again
+   * from |tick| while it remains; a media nobody asked for costs the
+   * worker nothing per tick. Cheap when already asked. */
+  void (*want_tick)(struct dcmf_svc_host *h);
 };
 
 /* What the worker gives a service's per-worker |init|. */
@@ -145,7 +152,9 @@ struct dcmf_service {
   void (*update)(void *media);
   /* The session ends (its flows are closed already); frees |media|. */
   void (*detach)(void *media);
-  /* Every SCTP tick; optional. */
+  /* After the SCTP tick that follows a host->want_tick of this media
+   * (once per asking; ask again from here to be ticked again); optional.
+   * Never called for a media that did not ask. */
   void (*tick)(void *media);
 
   /* ---- per flow ---- */

@@ -9,12 +9,13 @@
 #include <jansson.h>
 
 #include "datachannel.h"
+#include "dcstack.h"
 #include "errors.h"
 #include "ice.h"
 #include "ratelimit.h"
-#include "sctp.h"
 #include "service.h"
 #include "stun.h"
+#include "tickq.h"
 #include "worker.h"
 
 static void session_arm_timer(struct dcmf_session *s);
@@ -39,10 +40,19 @@ static void udp_send(struct dcmf_session *s, const struct sockaddr *to,
   uv_udp_try_send(&s->udp, &buf, 1, to);
 }
 
-static void dtls_send_datagram(void *user, const uint8_t *data, size_t len) {
+static void stack_send_datagram(void *user, const uint8_t *data,
+                                size_t len) {
   struct dcmf_session *s = user;
   if (s->has_dtls_peer) {
     udp_send(s, (const struct sockaddr *)&s->dtls_peer, data, len);
+  }
+}
+
+/* ---- tick ----------------------------------------------------------------- */
+
+void dcmf_session_want_tick(struct dcmf_session *s) {
+  if (s->env.ticks != NULL) {
+    dcmf_tickq_join(s->env.ticks, &s->tick);
   }
 }
 
@@ -133,6 +143,14 @@ static void host_wake(struct dcmf_svc_host *h) {
   uv_timer_start(&sl->s->flush_timer, on_flush_timer, 0, 0);
 }
 
+/* The service has periodic work (a queue waiting for room, counters to
+ * publish): its |tick| runs after the next SCTP tick, once. */
+static void host_want_tick(struct dcmf_svc_host *h) {
+  struct dcmf_svc_slot *sl = slot_of(h);
+  sl->tick_pending = 1;
+  dcmf_session_want_tick(sl->s);
+}
+
 static int services_attach(struct dcmf_session *s) {
   for (size_t i = 0; i < s->env.n_services && i < DCMF_SVC_MAX; i++) {
     struct dcmf_svc_slot *sl = &s->slots[i];
@@ -148,7 +166,8 @@ static int services_attach(struct dcmf_session *s) {
                                       .emit = host_emit,
                                       .counters = host_counters,
                                       .now = host_now,
-                                      .wake = host_wake};
+                                      .wake = host_wake,
+                                      .want_tick = host_want_tick};
     int rv = sl->svc->attach(&sl->media, s->env.services[i].worker, &sl->host);
     if (rv != 0) {
       return rv;
@@ -175,10 +194,16 @@ static void services_update(struct dcmf_session *s) {
   }
 }
 
+/* Only the services that asked (host->want_tick); a tick may ask
+ * again for the next one. */
 static void services_tick(struct dcmf_session *s) {
   for (size_t i = 0; i < s->n_slots; i++) {
-    if (s->slots[i].svc->tick != NULL) {
-      s->slots[i].svc->tick(s->slots[i].media);
+    struct dcmf_svc_slot *sl = &s->slots[i];
+    if (sl->tick_pending) {
+      sl->tick_pending = 0;
+      if (sl->svc->tick != NULL) {
+        sl->svc->tick(sl->media);
+      }
     }
   }
 }
@@ -290,89 +315,63 @@ static void reoffer_channel(void *user, struct dcmf_dc_channel *ch) {
   }
 }
 
-static const struct dcmf_dc_callbacks dc_cbs = {
-    dc_channel_open, dc_channel_message, dc_channel_closed};
+/* ---- the DTLS/SCTP/channel stack ------------------------------------------ */
 
-/* ---- SCTP ----------------------------------------------------------------- */
+/* SCTP has room again (owed DCEP ACKs have gone): the services resume. */
+static void stack_writable(void *user) { services_writable(user); }
 
-static void sctp_send_packet(void *user, const uint8_t *data, size_t len) {
-  struct dcmf_session *s = user;
-  if (s->dtls != NULL) {
-    dcmf_dtls_send(s->dtls, data, len);
-  }
-}
-
-static void sctp_message(void *user, uint16_t sid, uint32_t ppid,
-                         const uint8_t *data, size_t len) {
-  struct dcmf_session *s = user;
-  dcmf_dc_on_sctp_message(s->dc, sid, ppid, data, len);
-}
-
-static void sctp_reset(void *user, uint16_t sid) {
-  struct dcmf_session *s = user;
-  dcmf_dc_on_sctp_reset(s->dc, sid);
-}
-
-static void sctp_state(void *user, enum dcmf_sctp_state state) {
-  struct dcmf_session *s = user;
-  if (state == DCMF_SCTP_UP) {
-    STAT_ADD(s, sctp_associations, 1);
-  }
-  dcmf_dc_on_sctp_state(s->dc, state);
-}
-
-static void sctp_writable(void *user) {
-  struct dcmf_session *s = user;
-  dcmf_dc_on_sctp_writable(s->dc); /* owed DCEP ACKs first */
-  services_writable(s);
-}
-
-static const struct dcmf_sctp_callbacks sctp_cbs = {
-    sctp_send_packet, sctp_message, sctp_reset, sctp_state, sctp_writable};
+static void stack_need_tick(void *user) { dcmf_session_want_tick(user); }
 
 static void association_free(struct dcmf_session *s) {
   s->assoc_closing = 1; /* a relay twin reacting to the closes keeps off */
-  dcmf_dc_del(s->dc); /* reports each open channel closed to its service */
+  /* Reports each open channel closed to its service, then aborts. */
+  dcmf_dcstack_del(s->stack);
   s->assoc_closing = 0;
+  s->stack = NULL;
   s->dc = NULL;
-  dcmf_sctp_del(s->sctp);
-  s->sctp = NULL;
-  dcmf_dtls_del(s->dtls);
-  s->dtls = NULL;
 }
 
-/* ---- DTLS ----------------------------------------------------------------- */
-
-static void dtls_recv_data(void *user, const uint8_t *data, size_t len) {
-  struct dcmf_session *s = user;
-  if (s->sctp != NULL) {
-    dcmf_sctp_input(s->sctp, data, len);
-  }
-}
-
-static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
-                               const char *reason) {
-  struct dcmf_session *s = user;
+static void dtls_failed(struct dcmf_session *s, const char *reason) {
   char key[300];
-  if (state == DCMF_DTLS_CONNECTED) {
-    STAT_ADD(s, dtls_ok, 1);
-    DCMF_LOGI(s->env.log, "media", "%s: DTLS connected (%s)",
-              dcmf_session_key_str(s, key, sizeof(key)), dcmf_dtls_cipher(s->dtls));
-    if (dcmf_sctp_connect(s->sctp) != 0) {
-      DCMF_LOGW(s->env.log, "media", "%s: SCTP did not start", key);
-    }
+  if (s->dtls_reported) {
     return;
   }
-  if (state == DCMF_DTLS_FAILED && !s->dtls_reported) {
-    s->dtls_reported = 1;
-    STAT_ADD(s, dtls_failed, 1);
-    DCMF_LOGW(s->env.log, "media", "%s: DTLS failed: %s",
+  s->dtls_reported = 1;
+  STAT_ADD(s, dtls_failed, 1);
+  DCMF_LOGW(s->env.log, "media", "%s: DTLS failed: %s",
+            dcmf_session_key_str(s, key, sizeof(key)), reason);
+  json_t *d = json_pack("{s:s}", "reason", reason);
+  char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+  emit(s, "DTLS_FAILURE", text);
+  free(text);
+  json_decref(d);
+}
+
+static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
+                                const char *reason) {
+  struct dcmf_session *s = user;
+  char key[300];
+  switch (state) {
+  case DCMF_DCSTACK_DTLS_CONNECTED:
+    STAT_ADD(s, dtls_ok, 1);
+    DCMF_LOGI(s->env.log, "media", "%s: DTLS connected (%s)",
+              dcmf_session_key_str(s, key, sizeof(key)),
+              dcmf_dcstack_cipher(s->stack));
+    return;
+  case DCMF_DCSTACK_SCTP_UP:
+    STAT_ADD(s, sctp_associations, 1);
+    return;
+  case DCMF_DCSTACK_SCTP_DOWN:
+    return; /* the channels were reported closed */
+  case DCMF_DCSTACK_SCTP_FAILED:
+    DCMF_LOGW(s->env.log, "media", "%s: %s",
               dcmf_session_key_str(s, key, sizeof(key)), reason);
-    json_t *d = json_pack("{s:s}", "reason", reason);
-    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
-    emit(s, "DTLS_FAILURE", text);
-    free(text);
-    json_decref(d);
+    return;
+  case DCMF_DCSTACK_DTLS_FAILED:
+    dtls_failed(s, reason);
+    break;
+  case DCMF_DCSTACK_DTLS_CLOSED:
+    break;
   }
   /* The association is over; a PATCH with a new tls-id starts another.
    * Freeing waits for the timer: we are inside the DTLS engine now. */
@@ -380,42 +379,49 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
   session_arm_timer(s);
 }
 
-static const struct dcmf_dtls_callbacks dtls_cbs = {
-    dtls_send_datagram, dtls_recv_data, dtls_state_changed};
+static const struct dcmf_dcstack_callbacks stack_cbs = {
+    .send_datagram = stack_send_datagram,
+    .state_changed = stack_state_changed,
+    .channel_open = dc_channel_open,
+    .channel_message = dc_channel_message,
+    .channel_closed = dc_channel_closed,
+    .writable = stack_writable,
+    .need_tick = stack_need_tick,
+};
 
 /* Builds a fresh DTLS + SCTP association for the current description. */
 static int association_new(struct dcmf_session *s) {
   association_free(s);
   s->teardown = 0;
   s->dtls_reported = 0;
-  struct dcmf_sctp_settings ss = {
-      .local_port = s->desc.local_sctp_port,
-      .remote_port = s->desc.remote_sctp_port,
-      .max_streams = s->env.max_streams,
-      .max_message_size = s->desc.max_message_size,
-      .send_buffer = 1024 * 1024,
+  struct dcmf_dcstack_settings ss = {
+      .dtls_ctx = s->env.dtls_ctx,
+      .dtls_server = s->desc.dtls_server,
+      .sctp = {.local_port = s->desc.local_sctp_port,
+               .remote_port = s->desc.remote_sctp_port,
+               .max_streams = s->env.max_streams,
+               .max_message_size = s->desc.max_message_size,
+               .send_buffer = 1024 * 1024},
   };
-  if (dcmf_dtls_new(&s->dtls, s->env.dtls_ctx, s->desc.dtls_server,
-                    &dtls_cbs, s) != 0 ||
-      dcmf_sctp_new(&s->sctp, &ss, &sctp_cbs, s) != 0 ||
-      dcmf_dc_new(&s->dc, s->sctp, &dc_cbs, s) != 0) {
-    association_free(s);
+  if (dcmf_dcstack_new(&s->stack, &ss, &stack_cbs, s) != 0) {
+    s->stack = NULL;
     return DCMF_ERR_SYSTEM;
   }
+  s->dc = dcmf_dcstack_dc(s->stack);
   for (size_t i = 0; i < s->desc.n_streams; i++) {
     const struct dcmf_media_stream *st = &s->desc.streams[i];
     dcmf_dc_add_negotiated(s->dc, st->sid, st->protocol, &st->rel,
                            st->priority);
   }
   if (s->desc.remote_fp.count > 0) {
-    dcmf_dtls_set_remote_fingerprints(s->dtls, &s->desc.remote_fp);
+    dcmf_dcstack_set_remote_fingerprints(s->stack, &s->desc.remote_fp);
   }
   return 0;
 }
 
 /* As DTLS client we start once we know where the peer is. */
 static void maybe_start_client(struct dcmf_session *s) {
-  if (s->desc.dtls_server || s->dtls == NULL) {
+  if (s->desc.dtls_server || s->stack == NULL) {
     return;
   }
   const struct sockaddr *peer = dcmf_ice_peer(&s->ice);
@@ -426,7 +432,7 @@ static void maybe_start_client(struct dcmf_session *s) {
     s->has_dtls_peer = 1;
   }
   if (s->has_dtls_peer) {
-    dcmf_dtls_start(s->dtls);
+    dcmf_dcstack_start(s->stack);
   }
 }
 
@@ -497,7 +503,7 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
-  if (s->dtls == NULL) {
+  if (s->stack == NULL) {
     STAT_ADD(s, dropped_dtls, 1);
     return;
   }
@@ -505,7 +511,7 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
   /* A handshake costs a signature: ClientHellos are limited per source,
    * except from the peer of an established association. */
   int established =
-      s->has_dtls_peer && dcmf_dtls_state(s->dtls) == DCMF_DTLS_CONNECTED &&
+      s->has_dtls_peer && dcmf_dcstack_connected(s->stack) &&
       dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
   if (!established && is_client_hello(data, len) &&
       !source_allowed(s->env.hello_limit, from, now)) {
@@ -517,7 +523,7 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
                                      : sizeof(struct sockaddr_in));
   s->has_dtls_peer = 1;
   dcmf_ice_note_traffic(&s->ice, now);
-  if (dcmf_dtls_recv(s->dtls, data, len) != 0) {
+  if (dcmf_dcstack_recv(s->stack, data, len) != 0) {
     STAT_ADD(s, dropped_dtls, 1);
   }
   session_arm_timer(s);
@@ -556,7 +562,7 @@ static void on_timer(uv_timer_t *t) {
   uint64_t now = uv_now(s->env.loop);
   if (s->teardown) {
     association_free(s);
-    s->teardown = 0; /* dtls == NULL now says "no association" */
+    s->teardown = 0; /* stack == NULL now says "no association" */
   }
   if (dcmf_ice_handle_expiry(&s->ice, now) == 1) {
     STAT_ADD(s, consent_lost, 1);
@@ -566,8 +572,8 @@ static void on_timer(uv_timer_t *t) {
     emit(s, "CONSENT_LOST", "{}");
     s->has_dtls_peer = 0;
   }
-  if (s->dtls != NULL && dcmf_dtls_next_timeout_ms(s->dtls) == 0) {
-    dcmf_dtls_handle_timeout(s->dtls);
+  if (s->stack != NULL) {
+    dcmf_dcstack_handle_expiry(s->stack, now);
   }
   session_arm_timer(s);
 }
@@ -578,15 +584,30 @@ static void session_arm_timer(struct dcmf_session *s) {
   if (s->teardown) {
     deadline = now;
   }
-  long dtls = s->dtls ? dcmf_dtls_next_timeout_ms(s->dtls) : -1;
-  if (dtls >= 0 && now + (uint64_t)dtls < deadline) {
-    deadline = now + (uint64_t)dtls;
+  uint64_t dtls = s->stack ? dcmf_dcstack_next_expiry(s->stack, now)
+                          : UINT64_MAX;
+  if (dtls < deadline) {
+    deadline = dtls;
   }
   if (deadline == UINT64_MAX) {
     uv_timer_stop(&s->timer);
     return;
   }
   uv_timer_start(&s->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+}
+
+/* After a stack tick, for a session that asked (dcmf_session_want_tick):
+ * what usrsctp's timers produced, a waiting sender, and the services
+ * that asked for their |tick| (a relay queue waiting for room, counters
+ * to publish). Out of the queue now; whatever still waits joins again. */
+static void on_tick(struct dcmf_tickq_node *node) {
+  struct dcmf_session *s =
+      (struct dcmf_session *)((char *)node -
+                              offsetof(struct dcmf_session, tick));
+  if (s->stack != NULL) {
+    dcmf_dcstack_handle_tick(s->stack);
+  }
+  services_tick(s);
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -624,6 +645,7 @@ int dcmf_session_new(struct dcmf_session **out,
   uv_timer_init(env->loop, &s->timer);
   uv_timer_init(env->loop, &s->flush_timer);
   s->udp.data = s->timer.data = s->flush_timer.data = s;
+  dcmf_tickq_node_init(&s->tick, on_tick);
   s->handles_open = 3;
   int rv = uv_udp_open(&s->udp, s->desc.fd);
   if (rv != 0) {
@@ -667,12 +689,12 @@ void dcmf_session_update(struct dcmf_session *s,
   if (s->desc.remote_ufrag[0] != '\0') {
     dcmf_ice_set_remote_ufrag(&s->ice, s->desc.remote_ufrag);
   }
-  if (new_association || fingerprint_changed || s->dtls == NULL) {
+  if (new_association || fingerprint_changed || s->stack == NULL) {
     /* RFC 8842: a new tls-id (or fingerprint) is a new association. */
     association_new(s);
   } else {
     if (s->desc.remote_fp.count > 0) {
-      dcmf_dtls_set_remote_fingerprints(s->dtls, &s->desc.remote_fp);
+      dcmf_dcstack_set_remote_fingerprints(s->stack, &s->desc.remote_fp);
     }
     for (size_t i = 0; i < s->desc.n_streams; i++) {
       const struct dcmf_media_stream *st = &s->desc.streams[i];
@@ -693,6 +715,11 @@ void dcmf_session_update(struct dcmf_session *s,
 static void on_closed(uv_handle_t *h) {
   struct dcmf_session *s = h->data;
   if (--s->handles_open == 0) {
+    if (s->env.ticks != NULL) {
+      /* Never freed while queued (dcmf_session_close left already; this
+       * holds whatever asked since). */
+      dcmf_tickq_leave(s->env.ticks, &s->tick);
+    }
     dcmf_media_desc_free(&s->desc);
     free(s);
   }
@@ -701,16 +728,14 @@ static void on_closed(uv_handle_t *h) {
 void dcmf_session_close(struct dcmf_session *s) {
   association_free(s);
   services_detach(s);
+  if (s->env.ticks != NULL) {
+    /* The last closes and detaches may have asked for a tick (a relay
+     * queue's last publication); nothing is left to tick. */
+    dcmf_tickq_leave(s->env.ticks, &s->tick);
+  }
   uv_close((uv_handle_t *)&s->udp, on_closed); /* closes the socket too */
   uv_close((uv_handle_t *)&s->timer, on_closed);
   uv_close((uv_handle_t *)&s->flush_timer, on_closed);
-}
-
-void dcmf_session_after_sctp_tick(struct dcmf_session *s) {
-  if (s->sctp != NULL) {
-    dcmf_sctp_handle_tick(s->sctp);
-  }
-  services_tick(s);
 }
 
 const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s) {

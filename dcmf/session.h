@@ -1,10 +1,12 @@
 /*
  * session.h - the media plane of one DC media inside a worker: its UDP
  * socket, first-byte demultiplexing (RFC 7983), the ICE-lite responder,
- * the DTLS association, and the association it carries (SCTP with its
- * data channels). The paths on top (bootstrap repository, proxy modes, DC
- * relay) are services (service.h) that the session dispatches flows to.
- * Glue: it owns the socket and the timers and feeds the engines.
+ * and the DTLS association with the association it carries (SCTP with its
+ * data channels), wired once in dcstack.h. The paths on top (bootstrap
+ * repository, proxy modes, DC relay) are services (service.h) that the
+ * session dispatches flows to. Glue: it owns the socket and the timers
+ * and feeds the engines; it is visited after an SCTP tick only while it
+ * has work pending (|ticks| of the env).
  */
 #ifndef DCMF_SESSION_H
 #define DCMF_SESSION_H
@@ -17,6 +19,7 @@
 
 struct dcmf_ratelimit;
 struct dcmf_media_stats;
+struct dcmf_tickq;
 
 /* A service with its per-worker state (service.h). */
 struct dcmf_session_service {
@@ -50,6 +53,13 @@ struct dcmf_session_env {
    * DTLS ClientHellos from anyone but the peer; NULL: no limit. */
   struct dcmf_ratelimit *stun_limit;
   struct dcmf_ratelimit *hello_limit;
+  /* The sessions with work for the next SCTP tick (tickq.h): a session
+   * joins when its stack needs dcmf_sctp_handle_tick or one of its
+   * services asked for |tick| (host->want_tick: a relay queue, UDP-proxy
+   * counters), and the worker runs the queue after each
+   * dcmf_sctp_stack_tick. Idle sessions are never in it. NULL: no
+   * session is ever visited. */
+  struct dcmf_tickq *ticks;
 };
 
 struct dcmf_session;
@@ -74,9 +84,6 @@ void dcmf_session_update(struct dcmf_session *session,
  * the services, closes the socket and frees the session once libuv has
  * let go. */
 void dcmf_session_close(struct dcmf_session *session);
-
-/* Delivers what the SCTP timers produced and ticks the services. */
-void dcmf_session_after_sctp_tick(struct dcmf_session *session);
 
 const struct dcmf_media_key *dcmf_session_key(const struct dcmf_session *s);
 

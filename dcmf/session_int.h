@@ -13,12 +13,12 @@
 #include <uv.h>
 
 #include "datachannel.h"
-#include "dtls.h"
+#include "dcstack.h"
 #include "ice.h"
 #include "media.h"
-#include "sctp.h"
 #include "session.h"
 #include "service.h"
+#include "tickq.h"
 #include "worker.h"
 
 #define STAT_ADD(s, field, n)                                                  \
@@ -32,6 +32,7 @@ struct dcmf_svc_slot {
   const struct dcmf_service *svc;
   void *media;
   int wake_pending; /* host->wake was called: writable from the loop */
+  int tick_pending; /* host->want_tick was called: tick on the next visit */
 };
 
 struct dcmf_session {
@@ -42,9 +43,9 @@ struct dcmf_session {
   uv_timer_t timer;
   int handles_open;
   struct dcmf_ice ice;
-  struct dcmf_dtls *dtls;
-  struct dcmf_sctp *sctp;
-  struct dcmf_dc *dc;
+  struct dcmf_dcstack *stack; /* DTLS, SCTP, channels; NULL: none */
+  struct dcmf_dc *dc;         /* the stack's channel table; NULL: none */
+  struct dcmf_tickq_node tick; /* in env.ticks while work waits a tick */
   uv_timer_t flush_timer; /* runs writable of services that asked */
   struct dcmf_svc_slot slots[DCMF_SVC_MAX];
   size_t n_slots;   /* attached so far */
@@ -58,5 +59,10 @@ struct dcmf_session {
 /* "context/termination/media", for log lines. */
 const char *dcmf_session_key_str(const struct dcmf_session *s, char *buf,
                                  size_t cap);
+
+/* Asks for a visit after the next SCTP tick (env.ticks): something waits
+ * that only time moves on (usrsctp's timers, a sender waiting for room,
+ * a service's |tick|). Cheap when already asked. */
+void dcmf_session_want_tick(struct dcmf_session *s);
 
 #endif

@@ -73,6 +73,11 @@ static void publish(struct side *s) {
   }
   s->pub_count = q->count;
   s->pub_bytes = q->bytes;
+  if (q->count > 0 || q->again) {
+    /* Stall checks and a left-over wake-up need the tick; an empty queue
+     * does not, so an idle relay costs nothing per tick. */
+    s->host->want_tick(s->host);
+  }
 }
 
 /* ---- links ---------------------------------------------------------------- */
@@ -253,6 +258,7 @@ static void relay_detach(void *media) {
   free(s);
 }
 
+/* Asked for by publish() while our queue holds messages or a wake-up. */
 static void relay_tick(void *media) {
   struct side *s = media;
   if (s->in.again) {
@@ -261,6 +267,9 @@ static void relay_tick(void *media) {
   if (s->in.count > 0) {
     dcmf_relayq_check_stalls(&s->in, s->host->now(s->host),
                              DCMF_RELAY_STALL_MS, stalled, s);
+  }
+  if (s->in.count > 0 || s->in.again) {
+    s->host->want_tick(s->host); /* still waiting: the next tick too */
   }
 }
 

@@ -1,5 +1,6 @@
 #include "ue.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,9 @@
 
 #include "buf.h"
 #include "datachannel.h"
+#include "dcstack.h"
 #include "errors.h"
 #include "fingerprint.h"
-#include "sctp.h"
 #include "stun.h"
 
 #define CHECK_INTERVAL_MS 50
@@ -20,6 +21,10 @@ struct dcmf_ue {
   uv_loop_t *loop;
   uv_udp_t udp;
   uv_timer_t timer;
+  uv_timer_t deadline; /* the channel or a response is overdue */
+  uint64_t timeout_ms; /* 0: no deadline */
+  struct dcmf_tickq *ticks;
+  struct dcmf_tickq_node tick; /* in |ticks| while SCTP needs a tick */
   int handles_open;
   struct dcmf_ue_callbacks cbs;
   void *user;
@@ -31,14 +36,15 @@ struct dcmf_ue {
   uint64_t tie_breaker;
   int checks_sent, ice_done, failed, closing;
   uint64_t started_ns;
-  struct dcmf_dtls *dtls;
-  struct dcmf_sctp *sctp;
-  struct dcmf_dc *dc;
+  struct dcmf_dcstack *stack;
+  struct dcmf_dc *dc; /* the stack's channel table */
   struct dcmf_buf rx; /* response bytes not yet consumed */
   uint16_t sid;       /* the channel HTTP goes on (0: bootstrap) */
   int got_first_byte;
   uint8_t rxbuf[65536];
 };
+
+static void deadline_arm(struct dcmf_ue *ue);
 
 static void fail(struct dcmf_ue *ue, const char *why) {
   if (!ue->failed && !ue->closing) {
@@ -126,6 +132,7 @@ static void http_consume(struct dcmf_ue *ue) {
       }
       return;
     }
+    uv_timer_stop(&ue->deadline);
     ue->cbs.response(ue->user, ue, status, head,
                      (const uint8_t *)(decoded.data ? decoded.data : ""),
                      decoded.len);
@@ -136,6 +143,7 @@ static void http_consume(struct dcmf_ue *ue) {
     if (ue->rx.len < total) {
       return;
     }
+    uv_timer_stop(&ue->deadline);
     ue->cbs.response(ue->user, ue, status, head, (const uint8_t *)body_start,
                      body_len);
   }
@@ -147,9 +155,18 @@ static void http_consume(struct dcmf_ue *ue) {
   ue->got_first_byte = 0;
 }
 
+/* A request went out: its response is due within the timeout. */
+static int request_sent(struct dcmf_ue *ue, int rv) {
+  if (rv == 0) {
+    deadline_arm(ue);
+  }
+  return rv;
+}
+
 static int dc_open(void *user, struct dcmf_dc_channel *ch) {
   struct dcmf_ue *ue = user;
   if (ch->sid == ue->sid && !ue->closing) {
+    uv_timer_stop(&ue->deadline); /* open: requests have their own */
     ue->cbs.ready(ue->user, ue);
   }
   return 0;
@@ -177,8 +194,6 @@ static void dc_closed(void *user, struct dcmf_dc_channel *ch) {
   }
 }
 
-static const struct dcmf_dc_callbacks dc_cbs = {dc_open, dc_message,
-                                                dc_closed};
 
 int dcmf_ue_get(struct dcmf_ue *ue, const char *path) {
   char req[2048];
@@ -186,7 +201,8 @@ int dcmf_ue_get(struct dcmf_ue *ue, const char *path) {
   if (n < 0 || (size_t)n >= sizeof(req) || ue->dc == NULL) {
     return DCMF_ERR_INVALID;
   }
-  return dcmf_dc_send(ue->dc, ue->sid, 0, (const uint8_t *)req, (size_t)n);
+  return request_sent(
+      ue, dcmf_dc_send(ue->dc, ue->sid, 0, (const uint8_t *)req, (size_t)n));
 }
 
 int dcmf_ue_post(struct dcmf_ue *ue, const char *path, const char *body,
@@ -205,63 +221,65 @@ int dcmf_ue_post(struct dcmf_ue *ue, const char *path, const char *body,
   if (rv == 0 && len > 0) {
     rv = dcmf_dc_send(ue->dc, ue->sid, 1, (const uint8_t *)body, len);
   }
-  return rv;
+  return request_sent(ue, rv);
 }
 
-/* ---- SCTP and DTLS ---------------------------------------------------- */
+/* ---- the DTLS/SCTP/channel stack ---------------------------------------- */
 
-static void sctp_send_packet(void *user, const uint8_t *d, size_t len) {
-  struct dcmf_ue *ue = user;
-  dcmf_dtls_send(ue->dtls, d, len);
-}
-
-static void sctp_message(void *user, uint16_t sid, uint32_t ppid,
-                         const uint8_t *d, size_t len) {
-  struct dcmf_ue *ue = user;
-  dcmf_dc_on_sctp_message(ue->dc, sid, ppid, d, len);
-}
-
-static void sctp_reset(void *user, uint16_t sid) {
-  struct dcmf_ue *ue = user;
-  dcmf_dc_on_sctp_reset(ue->dc, sid);
-}
-
-static void sctp_state(void *user, enum dcmf_sctp_state state) {
-  struct dcmf_ue *ue = user;
-  dcmf_dc_on_sctp_state(ue->dc, state);
-  if (state == DCMF_SCTP_DOWN) {
-    fail(ue, "SCTP association down");
-  }
-}
-
-static void sctp_writable(void *user) {
-  (void)user;
-}
-
-static const struct dcmf_sctp_callbacks sctp_cbs = {
-    sctp_send_packet, sctp_message, sctp_reset, sctp_state, sctp_writable};
-
-static void dtls_send(void *user, const uint8_t *d, size_t len) {
+static void stack_send_datagram(void *user, const uint8_t *d, size_t len) {
   udp_send(user, d, len);
 }
 
-static void dtls_recv(void *user, const uint8_t *d, size_t len) {
+static void stack_state(void *user, enum dcmf_dcstack_state state,
+                        const char *reason) {
   struct dcmf_ue *ue = user;
-  dcmf_sctp_input(ue->sctp, d, len);
-}
-
-static void dtls_state(void *user, enum dcmf_dtls_state state,
-                       const char *reason) {
-  struct dcmf_ue *ue = user;
-  if (state == DCMF_DTLS_CONNECTED) {
-    dcmf_sctp_connect(ue->sctp);
-  } else {
+  if (state != DCMF_DCSTACK_DTLS_CONNECTED && state != DCMF_DCSTACK_SCTP_UP) {
     fail(ue, reason);
   }
 }
 
-static const struct dcmf_dtls_callbacks dtls_cbs = {dtls_send, dtls_recv,
-                                                    dtls_state};
+static void stack_need_tick(void *user) {
+  struct dcmf_ue *ue = user;
+  dcmf_tickq_join(ue->ticks, &ue->tick);
+}
+
+static const struct dcmf_dcstack_callbacks stack_cbs = {
+    .send_datagram = stack_send_datagram,
+    .state_changed = stack_state,
+    .channel_open = dc_open,
+    .channel_message = dc_message,
+    .channel_closed = dc_closed,
+    .need_tick = stack_need_tick,
+};
+
+/* After a stack tick, when the stack asked: SCTP's timer work. */
+static void on_tick(struct dcmf_tickq_node *node) {
+  struct dcmf_ue *ue =
+      (struct dcmf_ue *)((char *)node - offsetof(struct dcmf_ue, tick));
+  if (ue->stack != NULL) {
+    dcmf_dcstack_handle_tick(ue->stack);
+  }
+}
+
+/* No answer in time: the MF is gone or stuck. A phone without this bound
+ * waits as long as SCTP takes to give up, which with nothing in flight
+ * is never. */
+static void on_deadline(uv_timer_t *t) {
+  struct dcmf_ue *ue = t->data;
+  const struct dcmf_dc_channel *ch =
+      ue->dc != NULL ? dcmf_dc_find(ue->dc, ue->sid) : NULL;
+  char why[96];
+  snprintf(why, sizeof(why), "%s within %llu ms",
+           ch != NULL && ch->open ? "no response" : "the channel did not open",
+           (unsigned long long)ue->timeout_ms);
+  fail(ue, why);
+}
+
+static void deadline_arm(struct dcmf_ue *ue) {
+  if (ue->timeout_ms > 0 && !ue->closing) {
+    uv_timer_start(&ue->deadline, on_deadline, ue->timeout_ms, 0);
+  }
+}
 
 /* ---- ICE (controlling, one pair) ---------------------------------------- */
 
@@ -303,13 +321,14 @@ static void on_timer(uv_timer_t *t) {
     uv_timer_start(&ue->timer, on_timer, CHECK_INTERVAL_MS, 0);
     return;
   }
-  long dt = ue->dtls ? dcmf_dtls_next_timeout_ms(ue->dtls) : -1;
-  if (dt == 0) {
-    dcmf_dtls_handle_timeout(ue->dtls);
-    dt = dcmf_dtls_next_timeout_ms(ue->dtls);
+  if (ue->stack == NULL) {
+    return;
   }
-  if (dt >= 0) {
-    uv_timer_start(&ue->timer, on_timer, (uint64_t)dt, 0);
+  uint64_t now = uv_now(ue->loop);
+  dcmf_dcstack_handle_expiry(ue->stack, now);
+  uint64_t at = dcmf_dcstack_next_expiry(ue->stack, now);
+  if (at != UINT64_MAX) {
+    uv_timer_start(&ue->timer, on_timer, at > now ? at - now : 0, 0);
   }
 }
 
@@ -323,7 +342,7 @@ static void on_stun(struct dcmf_ue *ue, const uint8_t *d, size_t len) {
     return;
   }
   ue->ice_done = 1;
-  dcmf_dtls_start(ue->dtls);
+  dcmf_dcstack_start(ue->stack);
   on_timer(&ue->timer);
 }
 
@@ -344,8 +363,8 @@ static void on_udp(uv_udp_t *u, ssize_t n, const uv_buf_t *b,
   const uint8_t *d = (const uint8_t *)b->base;
   if (d[0] <= 3) {
     on_stun(ue, d, (size_t)n);
-  } else if (d[0] >= 20 && d[0] <= 63 && ue->dtls != NULL) {
-    dcmf_dtls_recv(ue->dtls, d, (size_t)n);
+  } else if (d[0] >= 20 && d[0] <= 63 && ue->stack != NULL) {
+    dcmf_dcstack_recv(ue->stack, d, (size_t)n);
     on_timer(&ue->timer);
   }
 }
@@ -356,8 +375,9 @@ static const char ice_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 int dcmf_ue_new(struct dcmf_ue **out, uv_loop_t *loop,
-                struct dcmf_dtls_ctx *dtls_ctx, const char *bind_addr,
-                const struct dcmf_ue_callbacks *cbs, void *user) {
+                struct dcmf_dtls_ctx *dtls_ctx, struct dcmf_tickq *ticks,
+                const char *bind_addr, const struct dcmf_ue_callbacks *cbs,
+                void *user) {
   struct dcmf_ue *ue = calloc(1, sizeof(*ue));
   if (ue == NULL) {
     return DCMF_ERR_NOMEM;
@@ -366,6 +386,8 @@ int dcmf_ue_new(struct dcmf_ue **out, uv_loop_t *loop,
   ue->cbs = *cbs;
   ue->user = user;
   ue->dtls_ctx = dtls_ctx;
+  ue->ticks = ticks;
+  dcmf_tickq_node_init(&ue->tick, on_tick);
   uint8_t rnd[64];
   RAND_bytes(rnd, sizeof(rnd));
   dcmf_token_from_random(ue->ufrag, 8, rnd, ice_chars);
@@ -374,8 +396,9 @@ int dcmf_ue_new(struct dcmf_ue **out, uv_loop_t *loop,
   memcpy(&ue->tie_breaker, rnd + 48, sizeof(ue->tie_breaker));
   uv_udp_init(loop, &ue->udp);
   uv_timer_init(loop, &ue->timer);
-  ue->udp.data = ue->timer.data = ue;
-  ue->handles_open = 2;
+  uv_timer_init(loop, &ue->deadline);
+  ue->udp.data = ue->timer.data = ue->deadline.data = ue;
+  ue->handles_open = 3;
   struct sockaddr_in sa;
   uv_ip4_addr(bind_addr ? bind_addr : "127.0.0.1", 0, &sa);
   struct sockaddr_in bound;
@@ -393,6 +416,10 @@ int dcmf_ue_new(struct dcmf_ue **out, uv_loop_t *loop,
 
 void dcmf_ue_set_stream(struct dcmf_ue *ue, uint16_t sid) {
   ue->sid = sid;
+}
+
+void dcmf_ue_set_timeout(struct dcmf_ue *ue, uint64_t ms) {
+  ue->timeout_ms = ms;
 }
 
 const char *dcmf_ue_ufrag(const struct dcmf_ue *ue) {
@@ -414,26 +441,30 @@ uint64_t dcmf_ue_started_ns(const struct dcmf_ue *ue) {
 int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
                     int no_ice) {
   ue->remote = *remote;
-  struct dcmf_sctp_settings ss = {.local_port = 5000,
-                                  .remote_port = remote->sctp_port,
-                                  /* enough for the chosen stream id */
-                                  .max_streams =
-                                      ue->sid < 16 ? 16
-                                                   : (uint16_t)(ue->sid + 1),
-                                  .max_message_size = 256 * 1024,
-                                  .send_buffer = 256 * 1024};
-  if (dcmf_dtls_new(&ue->dtls, ue->dtls_ctx, !remote->mf_is_dtls_server,
-                    &dtls_cbs, ue) != 0 ||
-      dcmf_sctp_new(&ue->sctp, &ss, &sctp_cbs, ue) != 0 ||
-      dcmf_dc_new(&ue->dc, ue->sctp, &dc_cbs, ue) != 0 ||
-      dcmf_dc_add_negotiated(ue->dc, ue->sid, "http", NULL, 256) != 0 ||
-      dcmf_dtls_set_remote_fingerprints(ue->dtls, &remote->fingerprint) != 0) {
+  struct dcmf_dcstack_settings ss = {
+      .dtls_ctx = ue->dtls_ctx,
+      .dtls_server = !remote->mf_is_dtls_server,
+      .sctp = {.local_port = 5000,
+               .remote_port = remote->sctp_port,
+               /* enough for the chosen stream id */
+               .max_streams = ue->sid < 16 ? 16 : (uint16_t)(ue->sid + 1),
+               .max_message_size = 256 * 1024,
+               .send_buffer = 256 * 1024}};
+  if (ue->stack != NULL ||
+      dcmf_dcstack_new(&ue->stack, &ss, &stack_cbs, ue) != 0) {
     return DCMF_ERR_SYSTEM;
   }
+  ue->dc = dcmf_dcstack_dc(ue->stack);
+  if (dcmf_dc_add_negotiated(ue->dc, ue->sid, "http", NULL, 256) != 0 ||
+      dcmf_dcstack_set_remote_fingerprints(ue->stack, &remote->fingerprint) !=
+          0) {
+    return DCMF_ERR_SYSTEM;
+  }
+  deadline_arm(ue); /* ICE, DTLS, SCTP and the channel, all within it */
   if (no_ice) {
     ue->started_ns = uv_hrtime();
     ue->ice_done = 1;
-    dcmf_dtls_start(ue->dtls);
+    dcmf_dcstack_start(ue->stack);
     on_timer(&ue->timer);
     return 0;
   }
@@ -453,14 +484,13 @@ static void on_closed(uv_handle_t *h) {
 /* Runs from the loop, outside any engine callback. */
 static void close_now(uv_timer_t *t) {
   struct dcmf_ue *ue = t->data;
-  dcmf_dc_del(ue->dc);
+  dcmf_dcstack_del(ue->stack);
+  ue->stack = NULL;
   ue->dc = NULL;
-  dcmf_sctp_del(ue->sctp);
-  ue->sctp = NULL;
-  dcmf_dtls_del(ue->dtls);
-  ue->dtls = NULL;
+  dcmf_tickq_leave(ue->ticks, &ue->tick); /* after: the del may ask */
   uv_close((uv_handle_t *)&ue->udp, on_closed);
   uv_close((uv_handle_t *)&ue->timer, on_closed);
+  uv_close((uv_handle_t *)&ue->deadline, on_closed);
 }
 
 void dcmf_ue_close(struct dcmf_ue *ue) {
@@ -469,5 +499,6 @@ void dcmf_ue_close(struct dcmf_ue *ue) {
   ue->closing = 1;
   ue->cbs = (struct dcmf_ue_callbacks){0};
   uv_udp_recv_stop(&ue->udp);
+  uv_timer_stop(&ue->deadline);
   uv_timer_start(&ue->timer, close_now, 0, 0);
 }

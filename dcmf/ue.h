@@ -2,8 +2,8 @@
  * ue.h - one simulated DCMTSI phone for dcmf-ue: a UDP socket, an ICE
  * controlling agent that nominates the MF's only candidate, a DTLS client,
  * SCTP with the negotiated bootstrap channel (id 0, "http"), and an
- * HTTP/1.1 client on it. It reuses dcmfd's engines (stun, dtls, sctp,
- * datachannel). Glue on one libuv loop.
+ * HTTP/1.1 client on it. It reuses dcmfd's engines (stun, and the
+ * DTLS/SCTP/channel stack of dcstack.h). Glue on one libuv loop.
  */
 #ifndef DCMF_UE_H
 #define DCMF_UE_H
@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "dtls.h"
+#include "tickq.h"
 
 /* What the MF told the IMS AS, as far as the phone needs it. */
 struct dcmf_ue_remote {
@@ -41,15 +42,24 @@ struct dcmf_ue_callbacks {
 /*
  * Creates a phone with a UDP socket bound to 127.0.0.1 (or |bind_addr|).
  * Its ICE credentials and the port are available at once (for the create
- * request). Returns 0 or a negative error.
+ * request). The phone joins |ticks| (borrowed; the caller runs it after
+ * each dcmf_sctp_stack_tick) whenever its SCTP association needs the
+ * tick. Returns 0 or a negative error.
  */
 int dcmf_ue_new(struct dcmf_ue **ue, uv_loop_t *loop,
-                struct dcmf_dtls_ctx *dtls_ctx, const char *bind_addr,
-                const struct dcmf_ue_callbacks *cbs, void *user);
+                struct dcmf_dtls_ctx *dtls_ctx, struct dcmf_tickq *ticks,
+                const char *bind_addr, const struct dcmf_ue_callbacks *cbs,
+                void *user);
 
 /* Uses stream |sid| (negotiated, subprotocol "http") instead of the
  * bootstrap stream 0. Call before dcmf_ue_connect. */
 void dcmf_ue_set_stream(struct dcmf_ue *ue, uint16_t sid);
+
+/* Bounds each wait of the phone: from dcmf_ue_connect until the channel
+ * is open, and from each request until its whole response. When |ms|
+ * pass, |failed| runs ("no response within ..."). 0 (the default): no
+ * bound. Call before dcmf_ue_connect. */
+void dcmf_ue_set_timeout(struct dcmf_ue *ue, uint64_t ms);
 
 /* Our ufrag, pwd and local UDP port, for the Nmf_MRM create request. */
 const char *dcmf_ue_ufrag(const struct dcmf_ue *ue);
@@ -58,7 +68,8 @@ uint16_t dcmf_ue_port(const struct dcmf_ue *ue);
 
 /* Starts ICE (with USE-CANDIDATE), then DTLS and SCTP toward |remote|.
  * With |no_ice| the phone behaves like an ICE-lite peer of an ICE-lite MF:
- * no checks at all, DTLS straight to the signalled address. */
+ * no checks at all, DTLS straight to the signalled address. Once per
+ * phone. Returns 0 or DCMF_ERR_SYSTEM. */
 int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
                     int no_ice);
 

@@ -16,9 +16,11 @@
 #include "ratelimit.h"
 #include "sctp.h"
 #include "session.h"
+#include "tickq.h"
 
 /* usrsctp has no "next timeout" call, so its timers are ticked at this
- * period while any session exists. */
+ * period while any session exists. After each tick only the sessions in
+ * the worker's tick queue (those with work pending) are visited. */
 #define SCTP_TICK_MS 10
 
 /* One message of the inbox: the controller's (media.h), or the stop. */
@@ -56,6 +58,7 @@ struct dcmf_worker {
   struct event_msg *outbox_head, *outbox_tail;
   uv_timer_t sctp_timer;
   uint64_t last_tick_ms;
+  struct dcmf_tickq ticks; /* sessions with work for the next tick */
   struct dcmf_heartbeat heartbeat; /* the control thread watches it */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
   struct dcmf_dtls_ctx dtls_ctx;
@@ -208,9 +211,7 @@ static void on_sctp_tick(uv_timer_t *t) {
   services_worker_tick(w);
   dcmf_sctp_stack_tick((uint32_t)(now - w->last_tick_ms));
   w->last_tick_ms = now;
-  for (struct node *n = w->sessions; n; n = n->next) {
-    dcmf_session_after_sctp_tick(n->session);
-  }
+  dcmf_tickq_run(&w->ticks);
 }
 
 static void sctp_timer_update(struct dcmf_worker *w) {
@@ -398,6 +399,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   /* Events must not keep the control loop running at shutdown. */
   uv_unref((uv_handle_t *)&w->outbox_async);
   uv_timer_init(&w->loop, &w->sctp_timer);
+  dcmf_tickq_init(&w->ticks);
   w->inbox_async.data = w->outbox_async.data = w->sctp_timer.data = w;
   w->env = (struct dcmf_session_env){.loop = &w->loop,
                                      .dtls_ctx = &w->dtls_ctx,
@@ -411,7 +413,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .emit = emit,
                                      .emit_user = w,
                                      .stun_limit = w->stun_limit,
-                                     .hello_limit = w->hello_limit};
+                                     .hello_limit = w->hello_limit,
+                                     .ticks = &w->ticks};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {
     /* No thread runs the worker loop: close its handles here. |w| holds

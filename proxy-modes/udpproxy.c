@@ -83,9 +83,17 @@ static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
   *b = uv_buf_init((char *)l->up->buf, sizeof(l->up->buf));
 }
 
+/* Every path below changes a counter, or may. */
+static void counted(struct dcmf_udpproxy *up) {
+  if (up->cbs.counted != NULL) {
+    up->cbs.counted(up->user);
+  }
+}
+
 static void leg_receive(struct leg *l, const struct sockaddr *from,
                         const uint8_t *data, size_t len) {
   struct dcmf_udpproxy *up = l->up;
+  counted(up);
   if (!same_addr(&up->server, from)) {
     up->counters.dropped_source++; /* only the DC AS may speak here */
     return;
@@ -218,6 +226,7 @@ void dcmf_udpproxy_message(struct dcmf_udpproxy *up, uint16_t sid,
   if (l == NULL) {
     return;
   }
+  counted(up);
   if (len > DCMF_UDPPROXY_MAX_DATAGRAM) {
     up->counters.dropped_oversize++;
     return;
@@ -237,6 +246,7 @@ void dcmf_udpproxy_channel_open(struct dcmf_udpproxy *up, uint16_t sid) {
   if (l == NULL) {
     return;
   }
+  counted(up);
   size_t done = 0;
   while (done < l->n_queued &&
          up->cbs.deliver(up->user, sid, l->text, l->queue[done].data,

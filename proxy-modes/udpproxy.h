@@ -40,6 +40,9 @@ struct dcmf_udpproxy_callbacks {
    * queued); any other error drops it (counted). */
   int (*deliver)(void *user, uint16_t sid, int text, const uint8_t *data,
                  size_t len);
+  /* The counters may have changed: the owner reads them later, from its
+   * loop, so that an idle proxy costs nothing. May be NULL. */
+  void (*counted)(void *user);
 };
 
 struct dcmf_udpproxy;

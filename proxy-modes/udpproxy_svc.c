@@ -21,7 +21,14 @@ static int deliver(void *user, uint16_t sid, int text, const uint8_t *data,
   return m->host->send(m->host, sid, !text, data, len);
 }
 
-static const struct dcmf_udpproxy_callbacks udp_cbs = {deliver};
+/* The legs counted something: publish it after the next tick (not per
+ * datagram, and an idle media is never ticked). */
+static void counted(void *user) {
+  struct udp_media *m = user;
+  m->host->want_tick(m->host);
+}
+
+static const struct dcmf_udpproxy_callbacks udp_cbs = {deliver, counted};
 
 /* Adds what the legs counted since the last call to the worker's stats. */
 static void publish(struct udp_media *m) {
@@ -82,6 +89,7 @@ static void udp_detach(void *media) {
   free(m);
 }
 
+/* Asked for by counted(). */
 static void udp_tick(void *media) { publish(media); }
 
 static int udp_match(void *media, const struct dcmf_svc_flow *flow) {

@@ -4,7 +4,8 @@
  * dcmf_udpproxy (udpproxy.h) with them: the legs follow every change of
  * the description, the channels of proxied streams are served by it
  * (one message, one datagram), and the legs' counters are added to the
- * worker's stats every tick and when the media ends. No per-worker
+ * worker's stats at the tick after they change (the legs report it;
+ * host->want_tick) and when the media ends. No per-worker
  * state and no config (register it with config NULL).
  */
 #ifndef DCMF_UDPPROXY_SVC_H

@@ -58,7 +58,7 @@ static int deliver(void *user, uint16_t sid, int text, const uint8_t *d,
   return 0;
 }
 
-static const struct dcmf_udpproxy_callbacks cbs = {deliver};
+static const struct dcmf_udpproxy_callbacks cbs = {deliver, NULL};
 
 static void add_legs(struct dcmf_udpproxy *up, unsigned mask,
                      const struct sockaddr_storage *server) {

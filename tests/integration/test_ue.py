@@ -146,6 +146,55 @@ def _(d):
     no_contexts_left(d)
 
 
+def metric(d, name):
+    """The value of an unlabelled counter, or 0 while it is not there."""
+    for line in curl_json(d.api + "/metrics").splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0
+
+
+def _dcmfd_dies_under_bench():
+    """dcmfd is killed (no SCTP ABORT, no DTLS close_notify) while a bench
+    runs: dcmf-ue must end with an error within its bounded waits, not hang
+    on phones whose MF is gone."""
+    with Dcmfd() as d:
+        p = subprocess.Popen([UE, "bench", "--api", d.api, "--count",
+                              "1000000", "--concurrency", "10", "--timeout",
+                              "3"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while metric(d, "dcmf_dtls_handshakes_total") < 20:
+                assert p.poll() is None, "dcmf-ue ended early"
+                assert time.monotonic() < deadline, "no phone connected"
+                time.sleep(0.05)
+            d.proc.kill()
+            d.proc.wait(5)
+            killed = time.monotonic()
+            out, err = p.communicate(timeout=30)
+            took = time.monotonic() - killed
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode not in (0, None), f"exit {p.returncode}"
+        assert b"control API connection failed" in err, err[-2000:]
+        # The API connection's end stops the run at once (and no phone
+        # waits more than 3 s); 15 s leaves room for a loaded machine.
+        assert took < 15, f"dcmf-ue took {took:.1f} s to give up"
+        assert b"failed" in out, out
+
+
+try:
+    _dcmfd_dies_under_bench()
+    results.append(True)
+    print("ok - bench ends with an error when dcmfd dies under it")
+except (AssertionError, subprocess.TimeoutExpired) as e:
+    results.append(False)
+    print(f"not ok - bench ends with an error when dcmfd dies under it: {e}")
+
+
 def _unreachable():
     r = subprocess.run([UE, "fetch", "--api", f"http://127.0.0.1:{free_port()}",
                         "/"], capture_output=True, timeout=30)

@@ -5,7 +5,9 @@
  * parity, PPIDs including empty messages, large messages, and closing by
  * stream reset. A wrapper around usrsctp_sendv (the settings' sendv seam)
  * plays a send buffer that takes nothing, a few bytes, or fails, to pin
- * down how the adapter behaves under backpressure.
+ * down how the adapter behaves under backpressure. As in the media
+ * worker, an association gets dcmf_sctp_handle_tick only after it asked
+ * through |need_tick|, so every retry here also shows that it asks.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -47,6 +49,8 @@ struct peer {
   size_t msg_len;
   int n_msgs;
   int n_writable;
+  int tick_wanted; /* need_tick came; handle_tick has not run since */
+  int tick_asks;   /* need_tick calls in all */
   uint8_t *all; /* every message's bytes, in arrival order */
   size_t all_len;
 };
@@ -80,6 +84,21 @@ static void sctp_writable(void *user) {
   struct peer *p = user;
   p->n_writable++;
   dcmf_dc_on_sctp_writable(p->dc);
+}
+
+static void sctp_need_tick(void *user) {
+  struct peer *p = user;
+  assert_false(p->tick_wanted); /* once per need */
+  p->tick_wanted = 1;
+  p->tick_asks++;
+}
+
+/* What the worker's tick queue does for one association. */
+static void tick_if_asked(struct peer *p) {
+  if (p->tick_wanted) {
+    p->tick_wanted = 0;
+    dcmf_sctp_handle_tick(p->sctp);
+  }
 }
 
 /* What the wrapped usrsctp_sendv lets through (the test's own state; the
@@ -171,7 +190,8 @@ static void ch_closed(void *user, struct dcmf_dc_channel *ch) {
 }
 
 static const struct dcmf_sctp_callbacks scbs = {
-    send_packet, sctp_message, sctp_reset, sctp_state, sctp_writable};
+    send_packet, sctp_message, sctp_reset, sctp_state, sctp_writable,
+    sctp_need_tick};
 static const struct dcmf_dc_callbacks dcbs = {ch_open, ch_message, ch_closed};
 
 static size_t pump_one(struct peer *from) {
@@ -196,8 +216,8 @@ static void pump(struct peer *a, struct peer *b) {
        * stream resets until outstanding data is acknowledged). */
       for (int t = 0; t < 20 && a->nq == 0 && b->nq == 0; t++) {
         dcmf_sctp_stack_tick(50);
-        dcmf_sctp_handle_tick(a->sctp);
-        dcmf_sctp_handle_tick(b->sctp);
+        tick_if_asked(a);
+        tick_if_asked(b);
       }
       if (a->nq == 0 && b->nq == 0) {
         return;
@@ -448,9 +468,11 @@ static void test_refused_send_is_retried_without_a_callback(void **state) {
   uint8_t *m1 = pattern(LEN, 3);
   uint8_t *m2 = pattern(LEN, 4);
   wrap.mode = TAKE_NOTHING;
+  int asks = p->a.tick_asks;
   /* m1 is taken whole into the adapter; m2 is refused. */
   assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, LEN), 0);
   assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, LEN), DCMF_ERR_EXHAUSTED);
+  assert_int_equal(p->a.tick_asks, asks + 1); /* the tick must come */
   wrap.mode = TAKE_ALL;
   wrap.calls = 0;
   int before = p->a.n_writable;

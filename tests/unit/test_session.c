@@ -9,7 +9,9 @@
  * contract of host->send, and the dispatch rules of service.h. Two
  * relayed sessions with the DC relay service check that a twin deleted
  * while messages wait for it is unlinked at once (ASan-clean) and that
- * a new twin is linked again.
+ * a new twin is linked again. A service's |tick| runs only after it
+ * asked (host->want_tick), once per asking, and the sessions leave the
+ * tick queue when they close.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +38,7 @@
 #include "service.h"
 #include "session.h"
 #include "svc_relay.h"
+#include "tickq.h"
 #include "worker.h"
 
 #define FLOOD_MSGS 40      /* 40 x 60 kB: more than SCTP's 1 MiB buffer */
@@ -52,6 +55,8 @@ struct probe {
   uint64_t now_at_open; /* host->now when a flow opened */
   /* flooding: the next message to send and whether one was refused */
   int flooding, next, exhausted;
+  int ticks;      /* tick calls */
+  int ask_again;  /* ticks that ask for one more */
 };
 
 static void plog(struct probe *p, const char *fmt, ...)
@@ -157,6 +162,15 @@ static void probe_closed(void *media, void *chan,
   plog(p, "closed %u", flow->id);
 }
 
+static void probe_tick(void *media) {
+  struct probe *p = media;
+  p->ticks++;
+  if (p->ask_again > 0) {
+    p->ask_again--;
+    p->host->want_tick(p->host);
+  }
+}
+
 static const struct dcmf_service probe_service = {
     .name = "probe",
     .attach = probe_attach,
@@ -166,6 +180,7 @@ static const struct dcmf_service probe_service = {
     .message = probe_message,
     .writable = probe_writable,
     .closed = probe_closed,
+    .tick = probe_tick,
 };
 
 /* ---- the phone ------------------------------------------------------------ */
@@ -273,7 +288,7 @@ static const struct dcmf_dtls_callbacks phone_dtls_cbs = {
     phone_out, phone_dtls_data, phone_dtls_state};
 static const struct dcmf_sctp_callbacks phone_sctp_cbs = {
     phone_sctp_out, phone_sctp_msg, phone_sctp_reset, phone_sctp_state,
-    phone_sctp_writable};
+    phone_sctp_writable, NULL /* drained after every tick instead */};
 static const struct dcmf_dc_callbacks phone_dc_cbs = {
     phone_ch_open, phone_ch_message, phone_ch_closed};
 
@@ -349,6 +364,7 @@ struct fx {
   struct dcmf_dtls_ctx ctx;
   uint8_t rx[65536];
   uint64_t now; /* the services' fake clock */
+  struct dcmf_tickq ticks; /* the sessions that asked for a tick */
   struct probe first, second;
   void *relay_worker;
   struct dcmf_session_service services[2];
@@ -420,7 +436,8 @@ static void session_start(struct fx *f, size_t i, const char *name,
                                  .emit = on_event,
                                  .emit_user = f,
                                  .now = fake_now,
-                                 .now_user = f};
+                                 .now_user = f,
+                                 .ticks = &f->ticks};
   assert_int_equal(dcmf_session_new(&f->session[i], &env, &d), 0);
 }
 
@@ -431,7 +448,8 @@ static void session_end(struct fx *f, size_t i) {
   }
 }
 
-/* One round: the sessions' loop, the phones' sockets, usrsctp's timers. */
+/* One round: the sessions' loop, the phones' sockets, usrsctp's timers
+ * and then the sessions that asked for the tick (worker.c). */
 static void round_trip(struct fx *f) {
   uv_run(&f->loop, UV_RUN_NOWAIT);
   uint8_t buf[65536];
@@ -449,10 +467,8 @@ static void round_trip(struct fx *f) {
     if (f->phone[p].up) {
       dcmf_sctp_drain(f->phone[p].sctp);
     }
-    if (f->session[p] != NULL) {
-      dcmf_session_after_sctp_tick(f->session[p]);
-    }
   }
+  dcmf_tickq_run(&f->ticks);
   f->now += 10;
 }
 
@@ -493,6 +509,7 @@ static struct fx *fx_new(void) {
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->log = (struct dcmf_log){.stream = stderr, .level = DCMF_LOG_ERROR};
   f->now = 5000;
+  dcmf_tickq_init(&f->ticks);
   cert_ctx(&f->cert, &f->ctx);
   return f;
 }
@@ -535,6 +552,7 @@ static int teardown(void **state) {
   for (size_t i = 0; i < N; i++) {
     session_end(f, i);
   }
+  assert_int_equal(f->ticks.count, 0); /* closed sessions left the queue */
   uv_run(&f->loop, UV_RUN_DEFAULT); /* the sessions' handles close */
   assert_int_equal(uv_loop_close(&f->loop), 0);
   for (size_t i = 0; i < N; i++) {
@@ -621,6 +639,33 @@ static void test_inband_channel_nobody_serves_is_refused(void **state) {
   assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"hello", 5),
                    0);
   assert_true(until(f, got_hello));
+}
+
+/* Runs |n| rounds. */
+static void rounds(struct fx *f, int n) {
+  for (int i = 0; i < n; i++) {
+    round_trip(f);
+  }
+}
+
+static void test_tick_only_when_asked(void **state) {
+  struct fx *f = *state;
+  /* Connected and quiet: no service asked, none is ticked. */
+  rounds(f, 50);
+  assert_int_equal(f->first.ticks, 0);
+  assert_int_equal(f->second.ticks, 0);
+  /* One asking (twice before the tick) is one tick, of that service. */
+  f->first.host->want_tick(f->first.host);
+  f->first.host->want_tick(f->first.host);
+  rounds(f, 20);
+  assert_int_equal(f->first.ticks, 1);
+  assert_int_equal(f->second.ticks, 0);
+  /* A tick that asks again is ticked again, until it stops asking. */
+  f->second.ask_again = 3;
+  f->second.host->want_tick(f->second.host);
+  rounds(f, 20);
+  assert_int_equal(f->second.ticks, 4);
+  assert_int_equal(f->first.ticks, 1);
 }
 
 /* ---- the DC relay between two real sessions ------------------------------ */
@@ -760,6 +805,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_inband_channel_nobody_serves_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tick_only_when_asked, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_relay_twin_removed_mid_relay,
                                       setup_relay, teardown),
       cmocka_unit_test_setup_teardown(

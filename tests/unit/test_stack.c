@@ -1,9 +1,11 @@
 /*
- * The whole data-channel stack in memory: DTLS (client and server
- * engines) carrying SCTP, data channels negotiated and opened with DCEP,
- * and HTTP over the bootstrap channel answered by the httpdc engine from
- * an in-memory repository. Datagrams are carried by hand and usrsctp's
- * timers ticked by hand, so the test runs on a fake clock.
+ * The whole data-channel stack in memory, as dcmfd and dcmf-ue run it
+ * (dcstack.c): DTLS (client and server engines) carrying SCTP, data
+ * channels negotiated and opened with DCEP, and HTTP over the bootstrap
+ * channel answered by the httpdc engine from an in-memory repository.
+ * Datagrams are carried by hand and usrsctp's timers ticked by hand, so
+ * the test runs on a fake clock. After a tick only the stacks in the tick
+ * queue are visited, as in the media worker: the tests count the visits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,19 +20,23 @@
 #include "buf.h"
 #include "cert.h"
 #include "datachannel.h"
-#include "dtls.h"
+#include "dcstack.h"
 #include "errors.h"
 #include "httpdc.h"
 #include "repo.h"
 #include "sctp.h"
+#include "tickq.h"
 
 #define QMAX 8192
+/* Idle associations beside the pair under test, in the tick tests. */
+#define IDLE_PAIRS 20
+#define MAX_SIDES (2 + 2 * IDLE_PAIRS)
+
+struct stack;
 
 struct side {
-  struct dcmf_cert cert;
-  struct dcmf_dtls_ctx ctx;
-  struct dcmf_dtls *dtls;
-  struct dcmf_sctp *sctp;
+  struct stack *st;
+  struct dcmf_dcstack *stack;
   struct dcmf_dc *dc;
   struct side *other;
   uint8_t *q[QMAX];
@@ -43,10 +49,21 @@ struct side {
   int opened[4];
   int n_opened;
   int closed;
+  int sctp_up;
+  int n_writable;
+  struct dcmf_tickq_node tick;
+  size_t visits; /* tick-queue visits */
 };
 
 struct stack {
+  struct dcmf_cert cert[2];         /* client, server */
+  struct dcmf_dtls_ctx ctx[2];      /* client, server */
+  struct dcmf_fingerprint_set fp[2]; /* of cert[] */
   struct side client, server;
+  struct side *idle; /* IDLE_PAIRS client/server pairs, or NULL */
+  struct side *all[MAX_SIDES];
+  size_t n_all;
+  struct dcmf_tickq ticks;
   struct dcmf_repo *repo;
   uint8_t page[5000];
 };
@@ -59,42 +76,17 @@ static void datagram_out(void *user, const uint8_t *data, size_t len) {
   s->qlen[s->nq++] = len;
 }
 
-static void dtls_data(void *user, const uint8_t *data, size_t len) {
+static void stack_state(void *user, enum dcmf_dcstack_state state,
+                        const char *reason) {
   struct side *s = user;
-  dcmf_sctp_input(s->sctp, data, len);
-}
-
-static void dtls_state(void *user, enum dcmf_dtls_state st, const char *why) {
-  struct side *s = user;
-  (void)why;
-  if (st == DCMF_DTLS_CONNECTED) {
-    assert_int_equal(dcmf_sctp_connect(s->sctp), 0);
+  (void)reason;
+  assert_int_not_equal(state, DCMF_DCSTACK_SCTP_FAILED);
+  assert_int_not_equal(state, DCMF_DCSTACK_DTLS_FAILED);
+  if (state == DCMF_DCSTACK_SCTP_UP) {
+    s->sctp_up = 1;
+  } else if (state == DCMF_DCSTACK_SCTP_DOWN) {
+    s->sctp_up = 0;
   }
-}
-
-static void sctp_packet(void *user, const uint8_t *data, size_t len) {
-  struct side *s = user;
-  dcmf_dtls_send(s->dtls, data, len);
-}
-
-static void sctp_message(void *user, uint16_t sid, uint32_t ppid,
-                         const uint8_t *data, size_t len) {
-  struct side *s = user;
-  dcmf_dc_on_sctp_message(s->dc, sid, ppid, data, len);
-}
-
-static void sctp_reset(void *user, uint16_t sid) {
-  struct side *s = user;
-  dcmf_dc_on_sctp_reset(s->dc, sid);
-}
-
-static void sctp_state(void *user, enum dcmf_sctp_state st) {
-  struct side *s = user;
-  dcmf_dc_on_sctp_state(s->dc, st);
-}
-
-static void sctp_writable(void *user) {
-  (void)user;
 }
 
 /* The server answers HTTP on channel 0 and refuses other channels. */
@@ -129,22 +121,45 @@ static void ch_closed(void *user, struct dcmf_dc_channel *ch) {
   s->closed++;
 }
 
-static const struct dcmf_dtls_callbacks dtls_cbs = {datagram_out, dtls_data,
-                                                    dtls_state};
-static const struct dcmf_sctp_callbacks sctp_cbs = {
-    sctp_packet, sctp_message, sctp_reset, sctp_state, sctp_writable};
-static const struct dcmf_dc_callbacks dc_cbs = {ch_open, ch_message,
-                                                ch_closed};
+static void stack_writable(void *user) {
+  struct side *s = user;
+  s->n_writable++;
+}
+
+static void need_tick(void *user) {
+  struct side *s = user;
+  dcmf_tickq_join(&s->st->ticks, &s->tick);
+}
+
+static void on_tick(struct dcmf_tickq_node *node) {
+  struct side *s =
+      (struct side *)((char *)node - offsetof(struct side, tick));
+  s->visits++;
+  dcmf_dcstack_handle_tick(s->stack);
+}
+
+static const struct dcmf_dcstack_callbacks cbs = {
+    .send_datagram = datagram_out,
+    .state_changed = stack_state,
+    .channel_open = ch_open,
+    .channel_message = ch_message,
+    .channel_closed = ch_closed,
+    .writable = stack_writable,
+    .need_tick = need_tick,
+};
 
 static size_t pump_side(struct side *from) {
   size_t n = from->nq;
+  if (n == 0) {
+    return 0;
+  }
   uint8_t **q = malloc(n * sizeof(*q));
   size_t *ql = malloc(n * sizeof(*ql));
   memcpy(q, from->q, n * sizeof(*q));
   memcpy(ql, from->qlen, n * sizeof(*ql));
   from->nq = 0;
   for (size_t i = 0; i < n; i++) {
-    dcmf_dtls_recv(from->other->dtls, q[i], ql[i]);
+    dcmf_dcstack_recv(from->other->stack, q[i], ql[i]);
     free(q[i]);
   }
   free(q);
@@ -152,47 +167,83 @@ static size_t pump_side(struct side *from) {
   return n;
 }
 
+/* Carries every queued datagram once; returns how many. */
+static size_t carry(struct stack *st) {
+  size_t n = 0;
+  for (size_t i = 0; i < st->n_all; i++) {
+    n += pump_side(st->all[i]);
+  }
+  return n;
+}
+
+static int quiet(const struct stack *st) {
+  for (size_t i = 0; i < st->n_all; i++) {
+    if (st->all[i]->nq > 0) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* One worker tick on the fake clock: usrsctp's timers, then the stacks
+ * that asked. Returns the visits. */
+static size_t tick(struct stack *st, uint32_t ms) {
+  dcmf_sctp_stack_tick(ms);
+  return dcmf_tickq_run(&st->ticks);
+}
+
 static void pump(struct stack *st) {
   for (int i = 0; i < 5000; i++) {
-    if (pump_side(&st->client) + pump_side(&st->server) > 0) {
+    if (carry(st) > 0) {
       continue;
     }
-    for (int t = 0; t < 20 && st->client.nq == 0 && st->server.nq == 0;
-         t++) {
-      dcmf_sctp_stack_tick(50); /* fake time: delayed SACKs, resets */
-      dcmf_sctp_drain(st->client.sctp);
-      dcmf_sctp_drain(st->server.sctp);
+    for (int t = 0; t < 20 && quiet(st); t++) {
+      tick(st, 50); /* fake time: delayed SACKs, resets */
     }
-    if (st->client.nq == 0 && st->server.nq == 0) {
+    if (quiet(st)) {
       return;
     }
   }
 }
 
-static void side_init(struct side *s, int is_server) {
-  char err[256];
-  assert_int_equal(dcmf_cert_generate(&s->cert, err, sizeof(err)), 0);
-  assert_int_equal(dcmf_dtls_ctx_init(&s->ctx, s->cert.x509, s->cert.pkey,
-                                      1200),
-                   0);
-  assert_int_equal(dcmf_dtls_new(&s->dtls, &s->ctx, is_server, &dtls_cbs, s),
-                   0);
-  struct dcmf_sctp_settings ss = {.local_port = 5000,
-                                  .remote_port = 5000,
-                                  .max_streams = 2048,
-                                  .max_message_size = 65536,
-                                  .send_buffer = 1 << 20};
-  assert_int_equal(dcmf_sctp_new(&s->sctp, &ss, &sctp_cbs, s), 0);
-  assert_int_equal(dcmf_dc_new(&s->dc, s->sctp, &dc_cbs, s), 0);
+static void side_init(struct stack *st, struct side *s, struct side *other,
+                      int is_server) {
+  s->st = st;
+  s->other = other;
+  dcmf_tickq_node_init(&s->tick, on_tick);
+  struct dcmf_dcstack_settings ss = {
+      .dtls_ctx = &st->ctx[is_server],
+      .dtls_server = is_server,
+      .sctp = {.local_port = 5000,
+               .remote_port = 5000,
+               .max_streams = 2048,
+               .max_message_size = 65536,
+               .send_buffer = 1 << 20}};
+  assert_int_equal(dcmf_dcstack_new(&s->stack, &ss, &cbs, s), 0);
+  s->dc = dcmf_dcstack_dc(s->stack);
   assert_int_equal(dcmf_dc_add_negotiated(s->dc, 0, "http", NULL, 256), 0);
+  assert_int_equal(dcmf_dcstack_set_remote_fingerprints(
+                       s->stack, &st->fp[is_server ? 0 : 1]),
+                   0);
+  assert_true(st->n_all < MAX_SIDES);
+  st->all[st->n_all++] = s;
 }
 
 static int setup(void **state) {
   struct stack *st = calloc(1, sizeof(*st));
-  st->client.other = &st->server;
-  st->server.other = &st->client;
-  side_init(&st->client, 0);
-  side_init(&st->server, 1);
+  char err[256];
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(dcmf_cert_generate(&st->cert[i], err, sizeof(err)), 0);
+    assert_int_equal(dcmf_dtls_ctx_init(&st->ctx[i], st->cert[i].x509,
+                                        st->cert[i].pkey, 1200),
+                     0);
+    assert_int_equal(dcmf_fingerprint_parse(st->cert[i].fingerprint,
+                                            &st->fp[i]),
+                     0);
+  }
+  dcmf_tickq_init(&st->ticks);
+  side_init(st, &st->client, &st->server, 0);
+  side_init(st, &st->server, &st->client, 1);
   for (size_t i = 0; i < sizeof(st->page); i++) {
     st->page[i] = (uint8_t)('a' + i % 26);
   }
@@ -210,11 +261,8 @@ static int setup(void **state) {
 }
 
 static void side_free(struct side *s) {
-  dcmf_dc_del(s->dc);
-  dcmf_sctp_del(s->sctp);
-  dcmf_dtls_del(s->dtls);
-  dcmf_dtls_ctx_free(&s->ctx);
-  dcmf_cert_free(&s->cert);
+  dcmf_dcstack_del(s->stack);
+  dcmf_tickq_leave(&s->st->ticks, &s->tick);
   dcmf_httpdc_del(s->http);
   dcmf_buf_free(&s->received);
   for (size_t i = 0; i < s->nq; i++) {
@@ -224,27 +272,30 @@ static void side_free(struct side *s) {
 
 static int teardown(void **state) {
   struct stack *st = *state;
-  side_free(&st->client);
-  side_free(&st->server);
+  for (size_t i = 0; i < st->n_all; i++) {
+    side_free(st->all[i]);
+  }
+  assert_int_equal(st->ticks.count, 0);
+  free(st->idle);
+  for (int i = 0; i < 2; i++) {
+    dcmf_dtls_ctx_free(&st->ctx[i]);
+    dcmf_cert_free(&st->cert[i]);
+  }
   dcmf_repo_del(st->repo);
   free(st);
   return 0;
 }
 
-static struct dcmf_fingerprint_set fp(const struct side *s) {
-  struct dcmf_fingerprint_set set;
-  memset(&set, 0, sizeof(set));
-  assert_int_equal(dcmf_fingerprint_parse(s->cert.fingerprint, &set), 0);
-  return set;
+static void connect_pair(struct side *client) {
+  dcmf_dcstack_start(client->stack);
 }
 
 static void connect_both(struct stack *st) {
-  struct dcmf_fingerprint_set c = fp(&st->client), s = fp(&st->server);
-  assert_int_equal(dcmf_dtls_set_remote_fingerprints(st->server.dtls, &c), 0);
-  assert_int_equal(dcmf_dtls_set_remote_fingerprints(st->client.dtls, &s), 0);
-  dcmf_dtls_start(st->client.dtls);
+  connect_pair(&st->client);
   pump(st);
-  assert_int_equal(dcmf_dtls_state(st->client.dtls), DCMF_DTLS_CONNECTED);
+  assert_true(dcmf_dcstack_connected(st->client.stack));
+  assert_true(dcmf_dcstack_connected(st->server.stack));
+  assert_true(st->client.sctp_up && st->server.sctp_up);
   assert_int_equal(st->client.n_opened, 1);
   assert_int_equal(st->server.n_opened, 1);
 }
@@ -282,6 +333,110 @@ static void test_dcep_channel_refused_across_dtls(void **state) {
   assert_non_null(dcmf_dc_find(st->client.dc, 0));
 }
 
+/* Adds IDLE_PAIRS more connected pairs, all with channel 0 open. */
+static void add_idle_pairs(struct stack *st) {
+  st->idle = calloc(2 * IDLE_PAIRS, sizeof(*st->idle));
+  assert_non_null(st->idle);
+  for (size_t i = 0; i < IDLE_PAIRS; i++) {
+    struct side *c = &st->idle[2 * i], *s = &st->idle[2 * i + 1];
+    side_init(st, c, s, 0);
+    side_init(st, s, c, 1);
+    connect_pair(c);
+  }
+  pump(st);
+  for (size_t i = 0; i < 2 * IDLE_PAIRS; i++) {
+    assert_true(st->idle[i].sctp_up);
+    assert_int_equal(st->idle[i].n_opened, 1);
+  }
+}
+
+static size_t visits_of_idle(const struct stack *st) {
+  size_t n = 0;
+  for (size_t i = 0; i < 2 * IDLE_PAIRS; i++) {
+    n += st->idle[i].visits;
+  }
+  return n;
+}
+
+/* Runs |ticks| worker ticks of |ms|, carrying datagrams between them
+ * (heartbeats and their answers), and returns the visits. */
+static size_t run_ticks(struct stack *st, int ticks, uint32_t ms,
+                        size_t *carried) {
+  size_t visits = 0;
+  for (int i = 0; i < ticks; i++) {
+    visits += tick(st, ms);
+    *carried += carry(st);
+  }
+  return visits;
+}
+
+/* Established associations with nothing to do are never visited after a
+ * tick, however long time runs; and they are still alive afterwards. */
+static void test_idle_stacks_are_not_visited(void **state) {
+  struct stack *st = *state;
+  connect_both(st);
+  add_idle_pairs(st);
+  pump(st); /* settle: the last SACKs and whatever they ask for */
+  size_t carried = 0;
+  /* 90 s of fake time, datagrams carried between ticks. */
+  size_t visits = run_ticks(st, 900, 100, &carried);
+  assert_int_equal(visits, 0);
+  assert_int_equal(st->ticks.count, 0);
+  /* Every idle association still carries a message. */
+  for (size_t i = 0; i < IDLE_PAIRS; i++) {
+    assert_true(st->idle[2 * i].sctp_up && st->idle[2 * i + 1].sctp_up);
+    assert_int_equal(dcmf_dc_send(st->idle[2 * i].dc, 0, 0,
+                                  (const uint8_t *)"ping", 4),
+                     0);
+  }
+  pump(st);
+  for (size_t i = 0; i < IDLE_PAIRS; i++) {
+    const struct dcmf_buf *r = &st->idle[2 * i + 1].received;
+    assert_int_equal(r->len, 4);
+    assert_memory_equal(r->data, "ping", 4);
+  }
+}
+
+/* A sender whose buffer is full is visited on every tick until room
+ * comes back, and only it: the other 41 associations are not. Once its
+ * data is acknowledged it leaves the queue. */
+static void test_only_a_waiting_sender_is_visited(void **state) {
+  struct stack *st = *state;
+  connect_both(st);
+  add_idle_pairs(st);
+  pump(st);
+  enum { LEN = 60000 };
+  uint8_t *msg = malloc(LEN);
+  memset(msg, 'x', LEN);
+  /* Fill the server's 1 MiB send buffer without carrying anything. */
+  int rv = 0;
+  size_t sent = 0;
+  for (int i = 0; i < 100 && rv == 0; i++) {
+    rv = dcmf_dc_send(st->server.dc, 0, 1, msg, LEN);
+    sent += rv == 0 ? LEN : 0;
+  }
+  assert_int_equal(rv, DCMF_ERR_EXHAUSTED);
+  assert_true(dcmf_tickq_queued(&st->server.tick));
+  size_t before = st->server.visits;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(tick(st, 10), 1);
+  }
+  assert_int_equal(st->server.visits - before, 5);
+  assert_int_equal(st->client.visits, 0);
+  assert_int_equal(visits_of_idle(st), 0);
+  /* Carry it all: the SACKs make room, the sender hears it, and the
+   * client has every byte. */
+  pump(st);
+  assert_true(st->server.n_writable > 0);
+  assert_int_equal(st->client.received.len, sent);
+  /* Idle again: no more visits. */
+  size_t carried = 0;
+  assert_int_equal(run_ticks(st, 100, 10, &carried), 0);
+  assert_false(dcmf_tickq_queued(&st->server.tick));
+  assert_int_equal(visits_of_idle(st), 0);
+  free(msg);
+}
+
 static int group_setup(void **state) {
   (void)state;
   return dcmf_sctp_stack_init();
@@ -300,6 +455,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_http_get_over_the_whole_stack,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_dcep_channel_refused_across_dtls,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_stacks_are_not_visited, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_only_a_waiting_sender_is_visited,
                                       setup, teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

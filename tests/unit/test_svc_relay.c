@@ -35,6 +35,7 @@ struct fake {
   char sent[NSENT][32];
   size_t n_sent;
   int closes;
+  int tick_asks; /* host->want_tick calls */
 };
 
 struct world {
@@ -114,6 +115,8 @@ static uint64_t fake_now(struct dcmf_svc_host *h) {
 
 static void fake_wake(struct dcmf_svc_host *h) { (void)h; }
 
+static void fake_want_tick(struct dcmf_svc_host *h) { fake_of(h)->tick_asks++; }
+
 static void set_key(struct dcmf_media_key *k, const char *media) {
   memset(k, 0, sizeof(*k));
   snprintf(k->context_id, sizeof(k->context_id), "ctx");
@@ -143,7 +146,8 @@ static void fake_init(struct fake *f, const char *name, const char *twin,
                                    .emit = fake_emit,
                                    .counters = fake_counters,
                                    .now = fake_now,
-                                   .wake = fake_wake};
+                                   .wake = fake_wake,
+                                   .want_tick = fake_want_tick};
 }
 
 static void attach(struct fake *f) {
@@ -311,7 +315,13 @@ static void test_close_reaches_twin_and_stall_is_told(void **state) {
   attach(&W->b);
   W->b.send_rv = DCMF_ERR_EXHAUSTED;
   phone_says(&W->a, "stuck");
+  /* Held for b: b asks for ticks (the stall check); a holds nothing and
+   * does not. */
+  assert_true(W->b.tick_asks > 0);
+  assert_int_equal(W->a.tick_asks, 0);
+  W->b.tick_asks = 0;
   dcmf_relay_service.tick(W->b.media);
+  assert_int_equal(W->b.tick_asks, 1); /* still held: the next tick too */
   assert_int_equal(get(&W->stats.relay_stalls), 0);
   W->now += DCMF_RELAY_STALL_MS + 1; /* the fake clock moves on */
   dcmf_relay_service.tick(W->b.media);
@@ -327,6 +337,10 @@ static void test_close_reaches_twin_and_stall_is_told(void **state) {
   assert_int_equal(W->b.closes, 1);
   assert_int_equal(fake_flow_state(&W->b.host, 1000), DCMF_SVC_FLOW_ABSENT);
   assert_int_equal(get(&W->stats.relay_queued_messages), 0);
+  /* Nothing is held for b any more: a tick asks for no further one. */
+  W->b.tick_asks = 0;
+  dcmf_relay_service.tick(W->b.media);
+  assert_int_equal(W->b.tick_asks, 0);
   detach(&W->a);
   detach(&W->b);
 }
