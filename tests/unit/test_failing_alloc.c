@@ -342,6 +342,21 @@ done:
   return out;
 }
 
+static enum fa_outcome sc_problem(void) {
+  enum fa_outcome out = FA_OK;
+  struct dcmf_problem p;
+  struct dcmf_buf b = {0};
+  memset(&p, 0, sizeof(p));
+  dcmf_problem_set(&p, 400, "MANDATORY_IE_INCORRECT", "bad %s", "body");
+  dcmf_problem_param(&p, "/terminations/0", "is %s", "missing");
+  dcmf_problem_param(&p, "header if-match", "does not match");
+  TRY(dcmf_problem_render(&p, &b));
+  fa_result(b.data);
+done:
+  dcmf_buf_free(&b);
+  return out;
+}
+
 /* ---- relayq, ratelimit ------------------------------------------------- */
 
 static int rq_send(void *user, uint16_t sid, int binary, const uint8_t *data,
@@ -883,6 +898,7 @@ done:
     fa_run(name, fn);                                                          \
   }
 SCENARIO("buf", sc_buf)
+SCENARIO("problem", sc_problem)
 SCENARIO("relayq", sc_relayq)
 SCENARIO("ratelimit", sc_ratelimit)
 SCENARIO("stun+ice", sc_stun_ice)
@@ -936,6 +952,7 @@ int main(void) {
   }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sc_buf),
+      cmocka_unit_test(test_sc_problem),
       cmocka_unit_test(test_sc_relayq),
       cmocka_unit_test(test_sc_ratelimit),
       cmocka_unit_test(test_sc_stun_ice),
