@@ -595,6 +595,39 @@ done:
   return out;
 }
 
+static enum fa_outcome sc_agwdoc(void) {
+  enum fa_outcome out = FA_OK;
+  json_t *doc = h_json(
+      "{\"terminations\":[{\"terminationId\":\"access\",\"remote\":{"
+      "\"ipv4Addr\":\"127.0.0.2\",\"port\":40000}},"
+      "{\"terminationId\":\"core\",\"remote\":{\"ipv4Addr\":\"127.0.0.1\","
+      "\"port\":50000}}]}");
+  json_t *built = NULL, *view = NULL;
+  struct dcmf_agwdoc_limits lim = {1, 1};
+  struct dcmf_relay_config cfg;
+  size_t terms[2];
+  struct dcmf_problem p;
+  memset(&p, 0, sizeof(p));
+  TRY(dcmf_agwdoc_parse(doc, DCMF_AGWDOC_CREATE, &lim, &cfg, terms, &p));
+  const uint16_t ports[DCMF_RELAY_SIDES] = {30000, 30001};
+  built = dcmf_agwdoc_build("6a5b7c1e-0000-4000-8000-000000000001", &cfg,
+                            "192.0.2.1", ports);
+  EXPECT(built != NULL);
+  struct dcmf_relay_counters c;
+  memset(&c, 0, sizeof(c));
+  c.packets[0] = 3;
+  struct sockaddr_in lat = {.sin_family = AF_INET, .sin_port = htons(40000)};
+  lat.sin_addr.s_addr = htonl(0x7f000002);
+  view = dcmf_agwdoc_view(built, &c, (struct sockaddr *)&lat);
+  EXPECT(view != NULL);
+  fa_result_json(view);
+done:
+  h_decref(view);
+  h_decref(built);
+  h_decref(doc);
+  return out;
+}
+
 /* ---- cache -------------------------------------------------------------- */
 
 #define HDR(n, v)                                                              \
@@ -905,6 +938,7 @@ SCENARIO("stun+ice", sc_stun_ice)
 SCENARIO("fp+dcep", sc_fingerprint_dcep)
 SCENARIO("h1+url+relay", sc_h1_urlmap_relay)
 SCENARIO("jsonpatch", sc_jsonpatch)
+SCENARIO("agwdoc", sc_agwdoc)
 SCENARIO("cache", sc_cache)
 SCENARIO("bearer", sc_bearer)
 SCENARIO("repo+httpdc", sc_repo_httpdc)
@@ -959,6 +993,7 @@ int main(void) {
       cmocka_unit_test(test_sc_fingerprint_dcep),
       cmocka_unit_test(test_sc_h1_urlmap_relay),
       cmocka_unit_test(test_sc_jsonpatch),
+      cmocka_unit_test(test_sc_agwdoc),
       cmocka_unit_test(test_sc_cache),
       cmocka_unit_test(test_sc_bearer),
       cmocka_unit_test(test_sc_repo_httpdc),
