@@ -365,11 +365,14 @@ json_t *dcmf_agwdoc_build(const char *id, const struct dcmf_relay_config *cfg,
         s == DCMF_RELAY_ACCESS ? &cfg->access_remote : &cfg->core_remote;
     int has = s == DCMF_RELAY_ACCESS ? cfg->has_access_remote
                                      : cfg->has_core_remote;
+    /* "o" takes |local|, and a NULL one (no memory, or an advertised
+     * address that is not an IP address) fails the pack: with "o*" the
+     * term was built without it and then leaked. */
     json_t *local = local_addr(advertise_addr, ports[s]);
-    json_t *t = json_pack("{s:s, s:s, s:o*}", "terminationId",
+    json_t *t = json_pack("{s:s, s:s, s:o}", "terminationId",
                           dcmf_relay_side_name((enum dcmf_relay_side)s),
                           "transport", "UDP", "local", local);
-    if (t == NULL || local == NULL || json_array_append_new(terms, t) != 0) {
+    if (t == NULL || json_array_append_new(terms, t) != 0) {
       json_decref(doc);
       return NULL;
     }
