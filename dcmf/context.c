@@ -673,20 +673,22 @@ int dcmf_registry_patch(struct dcmf_registry *reg, struct dcmf_context *ctx,
       }
     }
   }
-  /* From here on nothing can fail but memory for the document. */
-  n = 0;
+  /* From here on nothing can fail but memory for the document. Its own
+   * index: |n| stays the count of |ms|, all of which a failure frees. */
+  size_t u = 0;
   json_array_foreach(json_object_get(doc, "terminations"), i, t) {
     json_array_foreach(json_object_get(t, "medias"), j, m) {
-      if (is_dc(m) && media_update(reg, &ms[n++], m) != 0) {
+      if (is_dc(m) && media_update(reg, &ms[u++], m) != 0) {
         rv = DCMF_ERR_NOMEM;
         goto fail;
       }
     }
   }
-  json_object_set_new(doc, "contextId", json_string(ctx->id));
   json_t *events = json_object_get(ctx->doc, "events");
-  if (events != NULL) {
-    json_object_set(doc, "events", events);
+  if (json_object_set_new(doc, "contextId", json_string(ctx->id)) != 0 ||
+      (events != NULL && json_object_set(doc, "events", events) != 0)) {
+    rv = DCMF_ERR_NOMEM;
+    goto fail;
   }
   for (size_t k = 0; k < ctx->n_medias; k++) {
     struct dcmf_media *om = &ctx->medias[k];

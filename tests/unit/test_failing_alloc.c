@@ -628,6 +628,75 @@ done:
   return out;
 }
 
+/* ---- the context registry (with mediactx validation) ------------------- */
+
+static enum fa_outcome sc_registry(void) {
+  enum fa_outcome out = FA_OK;
+  struct fake_res fr;
+  struct dcmf_resources res = fake_res_init(&fr, 41000, 8);
+  struct dcmf_registry_settings rs = {.advertise_addr = "192.0.2.1",
+                                      .local_fingerprint = "SHA-256 AA:BB",
+                                      .sctp_port = 5000,
+                                      .max_contexts = 10};
+  struct dcmf_registry *reg = NULL;
+  struct dcmf_problem p;
+  memset(&p, 0, sizeof(p));
+  json_t *req =
+      h_json("{\"terminations\":[{\"terminationId\":\"ue-a\",\"medias\":[{"
+             "\"mediaId\":\"m2\",\"mediaResourceType\":\"DC\",\"dcMedia\":{"
+             "\"streams\":{\"0\":{\"subprotocol\":\"http\"}},"
+             "\"remoteDcEndpoint\":{\"tlsId\":\"abc3de65cddef001be82\"},"
+             "\"securitySetup\":\"ACTPASS\"}}]}]}");
+  json_t *patch =
+      h_json("[{\"op\":\"replace\",\"path\":\"/terminations/0/medias/0/dcMedia/"
+             "maxMessageSize\",\"value\":32},"
+             "{\"op\":\"add\",\"path\":\"/terminations/0/medias/-\",\"value\":{"
+             "\"mediaId\":\"m3\",\"mediaResourceType\":\"DC\",\"dcMedia\":{"
+             "\"streams\":{\"0\":{\"subprotocol\":\"http\"}},"
+             "\"securitySetup\":\"ACTIVE\"}}}]");
+  json_t *event = NULL;
+  TRY(dcmf_registry_new(&reg, &rs, &res));
+  struct dcmf_context *ctx = NULL;
+  /* These two answer with an HTTP status: 500 for a failure of ours. */
+  int st = dcmf_registry_create(reg, req, &ctx, &p);
+  if (st != 0) {
+    assert_int_equal(st, 500);
+    assert_int_equal(p.status, 500);
+    out = fa_state();
+    goto done;
+  }
+  st = dcmf_registry_patch(reg, ctx, patch, &p);
+  if (st != 0) {
+    assert_int_equal(st, 500);
+    assert_int_equal(p.status, 500);
+    out = fa_state();
+    goto done;
+  }
+  if (ctx->n_medias != 2 || fr.in_use != 2) {
+    FAIL("registry: %zu medias, %zu ports", ctx->n_medias, fr.in_use);
+  }
+  int was = fa_pause();
+  event = json_pack("{s:s}", "event", "DC_OPEN");
+  fa_resume(was);
+  /* add_event takes the reference whatever it returns. */
+  json_t *ev = event;
+  event = NULL;
+  TRY(dcmf_registry_add_event(reg, ctx, ev, 4));
+  fa_result_json(ctx->doc);
+  dcmf_registry_delete(reg, ctx);
+  if (dcmf_registry_count(reg) != 0 || fr.in_use != 0) {
+    FAIL("registry: not empty after delete");
+  }
+done:
+  dcmf_registry_del(reg);
+  if (fr.in_use != 0) {
+    FAIL("registry: %zu ports leaked", fr.in_use);
+  }
+  h_decref(req);
+  h_decref(patch);
+  return out;
+}
+
 /* ---- cache -------------------------------------------------------------- */
 
 #define HDR(n, v)                                                              \
@@ -939,6 +1008,7 @@ SCENARIO("fp+dcep", sc_fingerprint_dcep)
 SCENARIO("h1+url+relay", sc_h1_urlmap_relay)
 SCENARIO("jsonpatch", sc_jsonpatch)
 SCENARIO("agwdoc", sc_agwdoc)
+SCENARIO("registry", sc_registry)
 SCENARIO("cache", sc_cache)
 SCENARIO("bearer", sc_bearer)
 SCENARIO("repo+httpdc", sc_repo_httpdc)
@@ -994,6 +1064,7 @@ int main(void) {
       cmocka_unit_test(test_sc_h1_urlmap_relay),
       cmocka_unit_test(test_sc_jsonpatch),
       cmocka_unit_test(test_sc_agwdoc),
+      cmocka_unit_test(test_sc_registry),
       cmocka_unit_test(test_sc_cache),
       cmocka_unit_test(test_sc_bearer),
       cmocka_unit_test(test_sc_repo_httpdc),
