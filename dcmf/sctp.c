@@ -41,6 +41,13 @@ struct dcmf_sctp {
   uint16_t partial_sid;
   uint32_t partial_ppid;
   int partial_dropping;
+  /* Something the peer sent (a message or a piece of one, a stream reset,
+   * a state change) could not be queued for want of memory. Delivering
+   * what follows would hand the channels a stream with a hole in it, so
+   * the association is given up: the next drain aborts it and reports
+   * DOWN (without allocating), unless a DOWN was reported already. */
+  int broken;
+  int down_reported;
   struct pending *head, *tail;
   /* With explicit EOR usrsctp may take only the start of a message when
    * its send buffer is short; the rest waits here and goes out first, so
@@ -56,6 +63,7 @@ struct dcmf_sctp {
 #define RETRY_TICKS 10
 
 static int flush_rest(struct dcmf_sctp *s);
+static int abort_association(struct dcmf_sctp *s);
 
 static int conn_output(void *addr, void *buffer, size_t length, uint8_t tos,
                        uint8_t set_df) {
@@ -95,12 +103,14 @@ static void push(struct dcmf_sctp *s, struct pending *p) {
 static void push_event(struct dcmf_sctp *s, int kind, uint16_t sid,
                        enum dcmf_sctp_state state) {
   struct pending *p = calloc(1, sizeof(*p));
-  if (p != NULL) {
-    p->kind = kind;
-    p->sid = sid;
-    p->state = state;
-    push(s, p);
+  if (p == NULL) {
+    s->broken = 1;
+    return;
   }
+  p->kind = kind;
+  p->sid = sid;
+  p->state = state;
+  push(s, p);
 }
 
 static void on_notification(struct dcmf_sctp *s,
@@ -141,6 +151,9 @@ static void on_notification(struct dcmf_sctp *s,
 
 static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
                     uint16_t sid, uint32_t ppid, int eor) {
+  if (s->broken) {
+    return; /* nothing after the hole */
+  }
   if (s->partial_len > 0 && s->partial_sid != sid) {
     /* Pieces of two messages never interleave without I-DATA; if they
      * seem to, the old one cannot be completed. */
@@ -154,7 +167,11 @@ static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
   if (!s->partial_dropping) {
     uint8_t *grown = realloc(s->partial, s->partial_len + len + 1);
     if (grown == NULL) {
-      s->partial_dropping = 1;
+      free(s->partial);
+      s->partial = NULL;
+      s->partial_len = 0;
+      s->broken = 1;
+      return;
     } else {
       s->partial = grown;
       memcpy(s->partial + s->partial_len, data, len);
@@ -173,6 +190,7 @@ static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
     struct pending *p = calloc(1, sizeof(*p));
     if (p == NULL) {
       free(s->partial);
+      s->broken = 1;
     } else {
       p->kind = P_MESSAGE;
       p->sid = sid;
@@ -253,11 +271,17 @@ void dcmf_sctp_drain(struct dcmf_sctp *s) {
       s->cbs.stream_reset(s->user, p->sid);
       break;
     case P_STATE:
+      s->down_reported = p->state == DCMF_SCTP_DOWN;
       s->cbs.state_changed(s->user, p->state);
       break;
     }
     free(p->data);
     free(p);
+  }
+  if (s->broken && !s->down_reported) {
+    (void)abort_association(s);
+    s->down_reported = 1;
+    s->cbs.state_changed(s->user, DCMF_SCTP_DOWN);
   }
 }
 
@@ -397,12 +421,13 @@ static void drop_rest(struct dcmf_sctp *s) {
  * message can never end, and with explicit EOR it blocks every stream
  * behind it. The association is given up (ABORT to the peer) and
  * reported down at the next drain; other associations are untouched. */
-static void fail_association(struct dcmf_sctp *s) {
+/* Aborts the association if it is up; returns whether it was. */
+static int abort_association(struct dcmf_sctp *s) {
   drop_rest(s);
   s->want_writable = 0;
   s->writable_ready = 0;
   if (!s->up) {
-    return;
+    return 0;
   }
   s->up = 0; /* before the ABORT, whose notification then adds nothing */
   struct sctp_sendv_spa spa;
@@ -412,7 +437,13 @@ static void fail_association(struct dcmf_sctp *s) {
   /* Best effort: if even the ABORT fails, the peer times out. */
   (void)usrsctp_sendv(s->sock, NULL, 0, NULL, 0, &spa, sizeof(spa),
                       SCTP_SENDV_SPA, 0);
-  push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
+  return 1;
+}
+
+static void fail_association(struct dcmf_sctp *s) {
+  if (abort_association(s)) {
+    push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
+  }
 }
 
 /* Hands usrsctp what is left of a partly sent message. Every round either
