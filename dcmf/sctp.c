@@ -172,13 +172,12 @@ static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
       s->partial_len = 0;
       s->broken = 1;
       return;
-    } else {
-      s->partial = grown;
-      memcpy(s->partial + s->partial_len, data, len);
-      s->partial_len += len;
-      s->partial_sid = sid;
-      s->partial_ppid = ppid;
     }
+    s->partial = grown;
+    memcpy(s->partial + s->partial_len, data, len);
+    s->partial_len += len;
+    s->partial_sid = sid;
+    s->partial_ppid = ppid;
   }
   if (!eor) {
     return;
@@ -417,10 +416,6 @@ static void drop_rest(struct dcmf_sctp *s) {
   s->rest_len = 0;
 }
 
-/* usrsctp holds the start of a message whose rest cannot follow: that
- * message can never end, and with explicit EOR it blocks every stream
- * behind it. The association is given up (ABORT to the peer) and
- * reported down at the next drain; other associations are untouched. */
 /* Aborts the association if it is up; returns whether it was. */
 static int abort_association(struct dcmf_sctp *s) {
   drop_rest(s);
@@ -440,6 +435,10 @@ static int abort_association(struct dcmf_sctp *s) {
   return 1;
 }
 
+/* usrsctp holds the start of a message whose rest cannot follow: that
+ * message can never end, and with explicit EOR it blocks every stream
+ * behind it. The association is given up (ABORT to the peer) and
+ * reported down at the next drain; other associations are untouched. */
 static void fail_association(struct dcmf_sctp *s) {
   if (abort_association(s)) {
     push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
