@@ -885,6 +885,82 @@ done:
   return out;
 }
 
+/* A backend that answers later, in pieces (as the HTTP proxy does). */
+struct st_backend {
+  uint64_t ids[4];
+  size_t n;
+  size_t cancelled;
+};
+
+static int st_request(void *user, struct dcmf_httpdc *h,
+                      const struct dcmf_httpdc_request *req) {
+  struct st_backend *b = user;
+  (void)h;
+  if (b->n < 4) {
+    b->ids[b->n++] = req->id;
+  }
+  return 0;
+}
+
+static void st_cancel(void *user, uint64_t id) {
+  struct st_backend *b = user;
+  (void)id;
+  b->cancelled++;
+}
+
+static enum fa_outcome sc_httpdc_stream(void) {
+  enum fa_outcome out = FA_OK;
+  struct st_backend sb = {{0}, 0, 0};
+  struct dcmf_httpdc_backend backend = {
+      .request = st_request, .cancel = st_cancel, .user = &sb};
+  struct dcmf_httpdc_settings hs = {.max_message_size = 1024,
+                                    .stream_buffer = 4096};
+  struct dcmf_httpdc *h = NULL;
+  struct dcmf_buf got = {0};
+  TRY(dcmf_httpdc_new(&h, &hs, &backend));
+  static const char reqs[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+  TRY(dcmf_httpdc_recv(h, (const uint8_t *)reqs, sizeof(reqs) - 1));
+  if (sb.n != 2) {
+    FAIL("httpdc: %zu requests handed over", sb.n);
+  }
+  struct dcmf_httpdc_header hd[] = {{"X-From", 6, "upstream", 8}};
+  struct dcmf_httpdc_response head = {.status = 200,
+                                      .content_type = "text/plain",
+                                      .headers = hd,
+                                      .n_headers = 1};
+  /* The first without a length (chunked), the second with one. */
+  TRY(dcmf_httpdc_respond_start(h, sb.ids[0], &head, -1));
+  TRY(dcmf_httpdc_respond_start(h, sb.ids[1], &head, 3 * 700));
+  uint8_t piece[700];
+  for (int i = 0; i < 3; i++) {
+    memset(piece, 'p' + i, sizeof(piece));
+    TRY(dcmf_httpdc_respond_data(h, sb.ids[0], piece, sizeof(piece)));
+    TRY(dcmf_httpdc_respond_data(h, sb.ids[1], piece, sizeof(piece)));
+  }
+  TRY(dcmf_httpdc_respond_end(h, sb.ids[0]));
+  TRY(dcmf_httpdc_respond_end(h, sb.ids[1]));
+  uint8_t msg[1024];
+  size_t n = 0;
+  for (int i = 0; i < 100; i++) {
+    TRY(dcmf_httpdc_write(h, msg, sizeof(msg), &n));
+    if (n == 0) {
+      break;
+    }
+    int was = fa_pause();
+    int rv = dcmf_buf_append(&got, msg, n);
+    fa_resume(was);
+    assert_int_equal(rv, 0);
+  }
+  fa_result(got.data);
+done:
+  dcmf_httpdc_del(h);
+  int was = fa_pause();
+  dcmf_buf_free(&got);
+  fa_resume(was);
+  return out;
+}
+
 /* ---- sctp + datachannel (+ dcep, httpdc) in memory, without DTLS -------- */
 
 #define QMAX 512
@@ -1212,6 +1288,7 @@ SCENARIO("registry", sc_registry)
 SCENARIO("cache", sc_cache)
 SCENARIO("bearer", sc_bearer)
 SCENARIO("repo+httpdc", sc_repo_httpdc)
+SCENARIO("httpdc-stream", sc_httpdc_stream)
 SCENARIO("sctp+dc", sc_sctp_dc)
 SCENARIO("dtls", sc_dtls)
 
@@ -1269,6 +1346,7 @@ int main(void) {
       cmocka_unit_test(test_sc_cache),
       cmocka_unit_test(test_sc_bearer),
       cmocka_unit_test(test_sc_repo_httpdc),
+      cmocka_unit_test(test_sc_httpdc_stream),
       cmocka_unit_test(test_sc_sctp_dc),
       cmocka_unit_test(test_sc_dtls),
   };
