@@ -542,16 +542,18 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
 }
 
 int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
-  size_t size = sizeof(struct sctp_reset_streams) + sizeof(uint16_t);
-  struct sctp_reset_streams *srs = calloc(1, size);
-  if (srs == NULL) {
-    return DCMF_ERR_NOMEM;
-  }
-  srs->srs_flags = SCTP_STREAM_RESET_OUTGOING;
-  srs->srs_number_streams = 1;
-  srs->srs_stream_list[0] = sid;
-  int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, srs, (socklen_t)size);
-  free(srs);
+  /* One stream fits on the stack, so closing a channel never fails for
+   * want of memory of ours (the peer would keep it open for good). */
+  union {
+    struct sctp_reset_streams srs;
+    uint8_t room[sizeof(struct sctp_reset_streams) + sizeof(uint16_t)];
+  } u;
+  memset(&u, 0, sizeof(u));
+  u.srs.srs_flags = SCTP_STREAM_RESET_OUTGOING;
+  u.srs.srs_number_streams = 1;
+  u.srs.srs_stream_list[0] = sid;
+  int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, &u.srs,
+                   (socklen_t)sizeof(u.room));
   dcmf_sctp_drain(s);
   return rv;
 }

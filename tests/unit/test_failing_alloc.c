@@ -1154,6 +1154,15 @@ static enum fa_outcome sc_sctp_dc(void) {
   if (c->rlen != sa_ref_len || memcmp(c->received, sa_ref, c->rlen) != 0) {
     FAIL("sctp: the page arrived damaged (%zu bytes)", c->rlen);
   }
+  /* Closing channel 0 resets its stream (a request of ours, an event on
+   * the other side). */
+  dcmf_dc_close(c->dc, 0);
+  s_pump(c, s);
+  EXPECT(c->up && s->up);
+  char text[64];
+  snprintf(text, sizeof(text), "closed %d/%d open %d/%d", c->closed, s->closed,
+           dcmf_dc_find(c->dc, 0) != NULL, dcmf_dc_find(s->dc, 0) != NULL);
+  fa_result(text);
 done:
   s_free(c);
   s_free(s);
