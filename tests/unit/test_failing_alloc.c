@@ -697,6 +697,65 @@ done:
   return out;
 }
 
+/* UDP-proxy mode: a port per application stream (MDC2), kept, added and
+ * given back by a patch. */
+static enum fa_outcome sc_registry_udp(void) {
+  enum fa_outcome out = FA_OK;
+  struct fake_res fr;
+  struct dcmf_resources res = fake_res_init(&fr, 41000, 8);
+  struct dcmf_registry_settings rs = {.advertise_addr = "192.0.2.1",
+                                      .local_fingerprint = "SHA-256 AA:BB",
+                                      .sctp_port = 5000,
+                                      .max_contexts = 10};
+  struct dcmf_registry *reg = NULL;
+  struct dcmf_problem p;
+  memset(&p, 0, sizeof(p));
+  json_t *req =
+      h_json("{\"terminations\":[{\"terminationId\":\"ue\",\"medias\":[{"
+             "\"mediaId\":\"1\",\"mediaResourceType\":\"DC\",\"dcMedia\":{"
+             "\"mediaProxyConfig\":\"UDP\",\"remoteMdc2Endpoint\":{\"ip\":{"
+             "\"ipv4Addr\":\"127.0.0.1\"},\"transport\":\"UDP\",\"portNumber\":"
+             "9000},\"streams\":{\"0\":{},\"1000\":{},\"1001\":{}}}}]}]}");
+  json_t *patch =
+      h_json("[{\"op\":\"add\",\"path\":\"/terminations/0/medias/0/dcMedia/"
+             "streams/1002\",\"value\":{}},"
+             "{\"op\":\"remove\",\"path\":\"/terminations/0/medias/0/"
+             "dcMedia/streams/1000\"}]");
+  TRY(dcmf_registry_new(&reg, &rs, &res));
+  struct dcmf_context *ctx = NULL;
+  int st = dcmf_registry_create(reg, req, &ctx, &p);
+  if (st != 0) {
+    assert_int_equal(st, 500);
+    out = fa_state();
+    goto done;
+  }
+  if (fr.in_use != 3) {
+    FAIL("registry-udp: %zu ports after create", fr.in_use);
+  }
+  st = dcmf_registry_patch(reg, ctx, patch, &p);
+  if (st != 0) {
+    assert_int_equal(st, 500);
+    /* A failed patch changes nothing. */
+    if (fr.in_use != 3) {
+      FAIL("registry-udp: %zu ports after a failed patch", fr.in_use);
+    }
+    out = fa_state();
+    goto done;
+  }
+  if (fr.in_use != 3) {
+    FAIL("registry-udp: %zu ports after the patch", fr.in_use);
+  }
+  fa_result_json(ctx->doc);
+done:
+  dcmf_registry_del(reg);
+  if (fr.in_use != 0) {
+    FAIL("registry-udp: %zu ports leaked", fr.in_use);
+  }
+  h_decref(req);
+  h_decref(patch);
+  return out;
+}
+
 /* ---- cache -------------------------------------------------------------- */
 
 #define HDR(n, v)                                                              \
@@ -1294,6 +1353,7 @@ SCENARIO("h1+url+relay", sc_h1_urlmap_relay)
 SCENARIO("jsonpatch", sc_jsonpatch)
 SCENARIO("agwdoc", sc_agwdoc)
 SCENARIO("registry", sc_registry)
+SCENARIO("registry-udp", sc_registry_udp)
 SCENARIO("cache", sc_cache)
 SCENARIO("bearer", sc_bearer)
 SCENARIO("repo+httpdc", sc_repo_httpdc)
@@ -1352,6 +1412,7 @@ int main(void) {
       cmocka_unit_test(test_sc_jsonpatch),
       cmocka_unit_test(test_sc_agwdoc),
       cmocka_unit_test(test_sc_registry),
+      cmocka_unit_test(test_sc_registry_udp),
       cmocka_unit_test(test_sc_cache),
       cmocka_unit_test(test_sc_bearer),
       cmocka_unit_test(test_sc_repo_httpdc),
