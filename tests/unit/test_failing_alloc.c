@@ -1034,6 +1034,7 @@ struct sside {
   size_t nq;
   char received[8192];
   size_t rlen;
+  size_t echoed; /* client: bytes echoed on the in-band channel */
   int opened, closed, up, err;
 };
 
@@ -1072,13 +1073,25 @@ static void s_writable(void *user) {
 static int c_open(void *user, struct dcmf_dc_channel *ch) {
   struct sside *s = user;
   s->opened++;
-  return s->http == NULL || ch->sid == 0 ? 0 : -1;
+  /* The server serves HTTP on 0 and echoes on channels labelled "keep". */
+  return s->http == NULL || ch->sid == 0 || strcmp(ch->label, "keep") == 0 ? 0
+                                                                           : -1;
 }
 
 static void c_message(void *user, struct dcmf_dc_channel *ch, int binary,
                       const uint8_t *data, size_t len) {
   struct sside *s = user;
-  (void)binary;
+  if (ch->sid != 0) {
+    if (s->http == NULL) {
+      s->echoed += len;
+      return;
+    }
+    int rv = dcmf_dc_send(s->dc, ch->sid, binary, data, len);
+    if (rv != 0 && s->err == 0) {
+      s->err = rv;
+    }
+    return;
+  }
   if (s->http == NULL) {
     if (s->rlen + len <= sizeof(s->received)) {
       memcpy(s->received + s->rlen, data, len);
@@ -1197,6 +1210,12 @@ static enum fa_outcome sc_sctp_dc(void) {
   TRY(dcmf_dc_open(c->dc, 2, "chat", "chat", NULL, 256));
   s_pump(c, s);
   EXPECT(s->opened == 2 && c->closed == 1 && dcmf_dc_find(c->dc, 2) == NULL);
+  /* One it accepts, used before the ACK comes back (RFC 8832 6). */
+  TRY(dcmf_dc_open(c->dc, 4, "keep", "echo", NULL, 256));
+  TRY(dcmf_dc_send(c->dc, 4, 1, (const uint8_t *)"hello", 5));
+  s_pump(c, s);
+  TRY(s->err);
+  EXPECT(c->up && s->up && s->opened == 3 && c->echoed == 5);
   static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   TRY(dcmf_dc_send(c->dc, 0, 0, (const uint8_t *)req, sizeof(req) - 1));
   s_pump(c, s);
