@@ -595,6 +595,36 @@ done:
   return out;
 }
 
+/* A patch whose third operation fails its test: the same refusal, with
+ * the same operation and reason, whatever failed before it. */
+static enum fa_outcome sc_jsonpatch_refused(void) {
+  enum fa_outcome out = FA_OK;
+  json_t *doc = h_json("{\"a\":[1,2],\"b\":{\"c\":\"x\"}}");
+  json_t *patch =
+      h_json("[{\"op\":\"add\",\"path\":\"/a/0\",\"value\":0},"
+             "{\"op\":\"copy\",\"from\":\"/b\",\"path\":\"/d\"},"
+             "{\"op\":\"test\",\"path\":\"/d/c\",\"value\":\"y\"}]");
+  json_t *result = NULL;
+  struct dcmf_jsonpatch_error err;
+  memset(&err, 0, sizeof(err));
+  int rv = dcmf_jsonpatch_apply(doc, patch, &result, &err);
+  if (rv == DCMF_ERR_NOMEM) {
+    TRY(rv);
+  }
+  if (rv == 0 || result != NULL) {
+    FAIL("jsonpatch: a failing test was applied");
+  }
+  char text[512];
+  snprintf(text, sizeof(text), "%d|%ld|%s|%s", rv, err.op_index, err.param,
+           err.reason);
+  fa_result(text);
+done:
+  h_decref(result);
+  h_decref(doc);
+  h_decref(patch);
+  return out;
+}
+
 static enum fa_outcome sc_agwdoc(void) {
   enum fa_outcome out = FA_OK;
   json_t *doc = h_json(
@@ -645,7 +675,9 @@ static enum fa_outcome sc_registry(void) {
       h_json("{\"terminations\":[{\"terminationId\":\"ue-a\",\"medias\":[{"
              "\"mediaId\":\"m2\",\"mediaResourceType\":\"DC\",\"dcMedia\":{"
              "\"streams\":{\"0\":{\"subprotocol\":\"http\"}},"
-             "\"remoteDcEndpoint\":{\"tlsId\":\"abc3de65cddef001be82\"},"
+             "\"remoteDcEndpoint\":{\"tlsId\":\" abc3de65cddef001be82 \","
+             "\"fingerprint\":\"sha-256 4a:ad:b9:b1:3f:82:18:3b:54:02:12:df:"
+             "3e:5d:49:6b:19:e5:7c:ab:3d:1a:7d:ab:f6:12:2f:de:7f:1d:3e:4a\"},"
              "\"securitySetup\":\"ACTPASS\"}}]}]}");
   json_t *patch =
       h_json("[{\"op\":\"replace\",\"path\":\"/terminations/0/medias/0/dcMedia/"
@@ -1370,6 +1402,7 @@ SCENARIO("stun+ice", sc_stun_ice)
 SCENARIO("fp+dcep", sc_fingerprint_dcep)
 SCENARIO("h1+url+relay", sc_h1_urlmap_relay)
 SCENARIO("jsonpatch", sc_jsonpatch)
+SCENARIO("jsonpatch-no", sc_jsonpatch_refused)
 SCENARIO("agwdoc", sc_agwdoc)
 SCENARIO("registry", sc_registry)
 SCENARIO("registry-udp", sc_registry_udp)
@@ -1429,6 +1462,7 @@ int main(void) {
       cmocka_unit_test(test_sc_fingerprint_dcep),
       cmocka_unit_test(test_sc_h1_urlmap_relay),
       cmocka_unit_test(test_sc_jsonpatch),
+      cmocka_unit_test(test_sc_jsonpatch_refused),
       cmocka_unit_test(test_sc_agwdoc),
       cmocka_unit_test(test_sc_registry),
       cmocka_unit_test(test_sc_registry_udp),
