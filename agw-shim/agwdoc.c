@@ -365,11 +365,14 @@ json_t *dcmf_agwdoc_build(const char *id, const struct dcmf_relay_config *cfg,
         s == DCMF_RELAY_ACCESS ? &cfg->access_remote : &cfg->core_remote;
     int has = s == DCMF_RELAY_ACCESS ? cfg->has_access_remote
                                      : cfg->has_core_remote;
+    /* "o" takes |local|, and a NULL one (no memory, or an advertised
+     * address that is not an IP address) fails the pack: with "o*" the
+     * term was built without it and then leaked. */
     json_t *local = local_addr(advertise_addr, ports[s]);
-    json_t *t = json_pack("{s:s, s:s, s:o*}", "terminationId",
+    json_t *t = json_pack("{s:s, s:s, s:o}", "terminationId",
                           dcmf_relay_side_name((enum dcmf_relay_side)s),
                           "transport", "UDP", "local", local);
-    if (t == NULL || local == NULL || json_array_append_new(terms, t) != 0) {
+    if (t == NULL || json_array_append_new(terms, t) != 0) {
       json_decref(doc);
       return NULL;
     }
@@ -408,25 +411,33 @@ static const char *reason_json(enum dcmf_relay_drop r) {
   return "unknownSource";
 }
 
+/* Returns NULL when memory runs out: never a view with counters missing. */
 static json_t *statistics(const struct dcmf_relay_counters *c) {
   json_t *dropped = json_object();
-  for (int s = 0; s < DCMF_RELAY_SIDES && dropped != NULL; s++) {
+  int rv = dropped == NULL;
+  for (int s = 0; s < DCMF_RELAY_SIDES && rv == 0; s++) {
     json_t *side = json_object();
-    for (size_t i = 0; i < 3 && side != NULL; i++) {
+    /* Takes |side| (NULL fails). */
+    rv |= json_object_set_new(
+        dropped, dcmf_relay_side_name((enum dcmf_relay_side)s), side);
+    for (size_t i = 0; i < 3 && rv == 0; i++) {
       enum dcmf_relay_drop r = side_reasons[s][i];
-      json_object_set_new(side, reason_json(r),
-                          json_integer((json_int_t)c->dropped[s][r]));
+      rv |= json_object_set_new(side, reason_json(r),
+                                json_integer((json_int_t)c->dropped[s][r]));
     }
-    json_object_set_new(dropped, dcmf_relay_side_name((enum dcmf_relay_side)s),
-                        side);
   }
-  return json_pack(
-      "{s:{s:I, s:I}, s:{s:I, s:I}, s:o*, s:I}", "accessToCore", "packets",
-      (json_int_t)c->packets[DCMF_RELAY_ACCESS], "bytes",
-      (json_int_t)c->bytes[DCMF_RELAY_ACCESS], "coreToAccess", "packets",
-      (json_int_t)c->packets[DCMF_RELAY_CORE], "bytes",
-      (json_int_t)c->bytes[DCMF_RELAY_CORE], "dropped", dropped, "latches",
-      (json_int_t)c->latches);
+  if (rv != 0) {
+    json_decref(dropped);
+    return NULL;
+  }
+  /* "o" takes |dropped|, also when packing fails. */
+  return json_pack("{s:{s:I, s:I}, s:{s:I, s:I}, s:o, s:I}", "accessToCore",
+                   "packets", (json_int_t)c->packets[DCMF_RELAY_ACCESS],
+                   "bytes", (json_int_t)c->bytes[DCMF_RELAY_ACCESS],
+                   "coreToAccess", "packets",
+                   (json_int_t)c->packets[DCMF_RELAY_CORE], "bytes",
+                   (json_int_t)c->bytes[DCMF_RELAY_CORE], "dropped", dropped,
+                   "latches", (json_int_t)c->latches);
 }
 
 json_t *dcmf_agwdoc_view(json_t *stored, const struct dcmf_relay_counters *c,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "errors.h"
 
 static int buf_reserve(struct dcmf_buf *b, size_t extra) {
@@ -48,6 +50,22 @@ int dcmf_buf_printf(struct dcmf_buf *b, const char *fmt, ...) {
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
   b->len += (size_t)n;
+  return 0;
+}
+
+int dcmf_buf_append_json(struct dcmf_buf *b, const json_t *doc, size_t flags) {
+  /* The measuring pass writes nothing; either pass may still fail on
+   * jansson's own memory (loop detection, sorted keys) and then says 0. */
+  size_t n = json_dumpb(doc, NULL, 0, flags);
+  if (n == 0 || buf_reserve(b, n) != 0) {
+    return DCMF_ERR_NOMEM;
+  }
+  if (json_dumpb(doc, b->data + b->len, n, flags) != n) {
+    b->data[b->len] = '\0';
+    return DCMF_ERR_NOMEM;
+  }
+  b->len += n;
+  b->data[b->len] = '\0';
   return 0;
 }
 

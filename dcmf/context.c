@@ -694,10 +694,10 @@ static int fill_document(struct dcmf_registry *reg, struct dcmf_context *ctx,
       }
     }
   }
-  json_object_set_new(plan->doc, "contextId", json_string(ctx->id));
   json_t *events = json_object_get(ctx->doc, "events");
-  if (events != NULL) {
-    json_object_set(plan->doc, "events", events);
+  if (json_object_set_new(plan->doc, "contextId", json_string(ctx->id)) != 0 ||
+      (events != NULL && json_object_set(plan->doc, "events", events) != 0)) {
+    return DCMF_ERR_NOMEM;
   }
   return 0;
 }

@@ -258,6 +258,11 @@ static void on_dcep(struct dcmf_dc *dc, uint16_t sid, const uint8_t *data,
    * when they should pick even ones (RFC 8832 6). */
   struct node *n = node_add(dc, sid);
   if (n == NULL) {
+    /* No memory to keep the channel: refuse it as an unserved one is
+     * refused, so the phone sees it close instead of waiting for an ACK
+     * that never comes. The stream reset allocates nothing of ours. */
+    dc->counters.dcep_refused++;
+    dcmf_sctp_reset_stream(dc->sctp, sid);
     return;
   }
   copy_text(n->ch.label, sizeof(n->ch.label), open.label, open.label_len);

@@ -107,23 +107,32 @@ int dcmf_problem_render(const struct dcmf_problem *p, struct dcmf_buf *out) {
   if (doc == NULL) {
     return DCMF_ERR_NOMEM;
   }
+  /* A member that could not be added fails the whole rendering: a
+   * problem without its cause or invalidParams would mislead. */
+  int rv = 0;
   if (p->cause != NULL) {
-    json_object_set_new(doc, "cause", json_string(p->cause));
+    rv |= json_object_set_new(doc, "cause", json_string(p->cause));
   }
   if (p->n_invalid > 0) {
     json_t *arr = json_array();
-    for (size_t i = 0; i < p->n_invalid; i++) {
-      json_array_append_new(arr, json_pack("{s:s, s:s}", "param",
-                                           p->invalid[i].param, "reason",
-                                           p->invalid[i].reason));
+    rv |= json_object_set_new(doc, "invalidParams", arr); /* takes |arr| */
+    for (size_t i = 0; i < p->n_invalid && rv == 0; i++) {
+      rv |= json_array_append_new(arr, json_pack("{s:s, s:s}", "param",
+                                                 p->invalid[i].param, "reason",
+                                                 p->invalid[i].reason));
     }
-    json_object_set_new(doc, "invalidParams", arr);
   }
-  char *text = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
-  if (text == NULL) {
+  if (rv != 0) {
+    json_decref(doc);
     return DCMF_ERR_NOMEM;
   }
-  dcmf_buf_adopt(out, text, strlen(text));
+  struct dcmf_buf text = {0};
+  rv = dcmf_buf_append_json(&text, doc, JSON_COMPACT);
+  json_decref(doc);
+  if (rv != 0) {
+    dcmf_buf_free(&text);
+    return DCMF_ERR_NOMEM;
+  }
+  dcmf_buf_adopt(out, text.data, text.len);
   return 0;
 }

@@ -46,6 +46,13 @@ struct dcmf_sctp {
   uint16_t partial_sid;
   uint32_t partial_ppid;
   int partial_dropping;
+  /* Something the peer sent (a message or a piece of one, a stream reset,
+   * a state change) could not be queued for want of memory. Delivering
+   * what follows would hand the channels a stream with a hole in it, so
+   * the association is given up: the next drain aborts it and reports
+   * DOWN (without allocating), unless a DOWN was reported already. */
+  int broken;
+  int down_reported;
   struct pending *head, *tail;
   /* With explicit EOR usrsctp may take only the start of a message when
    * its send buffer is short; the rest waits here and goes out first, so
@@ -61,6 +68,7 @@ struct dcmf_sctp {
 #define RETRY_TICKS 10
 
 static int flush_rest(struct dcmf_sctp *s);
+static int abort_association(struct dcmf_sctp *s);
 
 /* Asks the owner for a dcmf_sctp_handle_tick, once per need. */
 static void want_tick(struct dcmf_sctp *s) {
@@ -102,6 +110,15 @@ int dcmf_sctp_stack_finish(void) {
   return usrsctp_finish() == 0 ? 0 : DCMF_ERR_INVALID;
 }
 
+/* Nothing could be queued: the association is given up at the next
+ * drain, which a tick must bring when usrsctp's timers got here. */
+static void mark_broken(struct dcmf_sctp *s) {
+  s->broken = 1;
+  if (!s->draining_call) {
+    want_tick(s);
+  }
+}
+
 static void push(struct dcmf_sctp *s, struct pending *p) {
   p->next = NULL;
   if (s->tail) {
@@ -118,12 +135,14 @@ static void push(struct dcmf_sctp *s, struct pending *p) {
 static void push_event(struct dcmf_sctp *s, int kind, uint16_t sid,
                        enum dcmf_sctp_state state) {
   struct pending *p = calloc(1, sizeof(*p));
-  if (p != NULL) {
-    p->kind = kind;
-    p->sid = sid;
-    p->state = state;
-    push(s, p);
+  if (p == NULL) {
+    mark_broken(s);
+    return;
   }
+  p->kind = kind;
+  p->sid = sid;
+  p->state = state;
+  push(s, p);
 }
 
 static void on_notification(struct dcmf_sctp *s,
@@ -164,6 +183,9 @@ static void on_notification(struct dcmf_sctp *s,
 
 static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
                     uint16_t sid, uint32_t ppid, int eor) {
+  if (s->broken) {
+    return; /* nothing after the hole */
+  }
   if (s->partial_len > 0 && s->partial_sid != sid) {
     /* Pieces of two messages never interleave without I-DATA; if they
      * seem to, the old one cannot be completed. */
@@ -177,14 +199,17 @@ static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
   if (!s->partial_dropping) {
     uint8_t *grown = realloc(s->partial, s->partial_len + len + 1);
     if (grown == NULL) {
-      s->partial_dropping = 1;
-    } else {
-      s->partial = grown;
-      memcpy(s->partial + s->partial_len, data, len);
-      s->partial_len += len;
-      s->partial_sid = sid;
-      s->partial_ppid = ppid;
+      free(s->partial);
+      s->partial = NULL;
+      s->partial_len = 0;
+      mark_broken(s);
+      return;
     }
+    s->partial = grown;
+    memcpy(s->partial + s->partial_len, data, len);
+    s->partial_len += len;
+    s->partial_sid = sid;
+    s->partial_ppid = ppid;
   }
   if (!eor) {
     return;
@@ -196,6 +221,7 @@ static void on_data(struct dcmf_sctp *s, const uint8_t *data, size_t len,
     struct pending *p = calloc(1, sizeof(*p));
     if (p == NULL) {
       free(s->partial);
+      mark_broken(s);
     } else {
       p->kind = P_MESSAGE;
       p->sid = sid;
@@ -278,11 +304,17 @@ void dcmf_sctp_drain(struct dcmf_sctp *s) {
       s->cbs.stream_reset(s->user, p->sid);
       break;
     case P_STATE:
+      s->down_reported = p->state == DCMF_SCTP_DOWN;
       s->cbs.state_changed(s->user, p->state);
       break;
     }
     free(p->data);
     free(p);
+  }
+  if (s->broken && !s->down_reported) {
+    (void)abort_association(s);
+    s->down_reported = 1;
+    s->cbs.state_changed(s->user, DCMF_SCTP_DOWN);
   }
   s->draining_call = outer;
 }
@@ -431,16 +463,13 @@ static void drop_rest(struct dcmf_sctp *s) {
   s->rest_len = 0;
 }
 
-/* usrsctp holds the start of a message whose rest cannot follow: that
- * message can never end, and with explicit EOR it blocks every stream
- * behind it. The association is given up (ABORT to the peer) and
- * reported down at the next drain; other associations are untouched. */
-static void fail_association(struct dcmf_sctp *s) {
+/* Aborts the association if it is up; returns whether it was. */
+static int abort_association(struct dcmf_sctp *s) {
   drop_rest(s);
   s->want_writable = 0;
   s->writable_ready = 0;
   if (!s->up) {
-    return;
+    return 0;
   }
   s->up = 0; /* before the ABORT, whose notification then adds nothing */
   struct sctp_sendv_spa spa;
@@ -450,7 +479,17 @@ static void fail_association(struct dcmf_sctp *s) {
   /* Best effort: if even the ABORT fails, the peer times out. */
   (void)usrsctp_sendv(s->sock, NULL, 0, NULL, 0, &spa, sizeof(spa),
                       SCTP_SENDV_SPA, 0);
-  push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
+  return 1;
+}
+
+/* usrsctp holds the start of a message whose rest cannot follow: that
+ * message can never end, and with explicit EOR it blocks every stream
+ * behind it. The association is given up (ABORT to the peer) and
+ * reported down at the next drain; other associations are untouched. */
+static void fail_association(struct dcmf_sctp *s) {
+  if (abort_association(s)) {
+    push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
+  }
 }
 
 /* Hands usrsctp what is left of a partly sent message. Every round either
@@ -550,19 +589,21 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
 }
 
 int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
-  size_t size = sizeof(struct sctp_reset_streams) + sizeof(uint16_t);
-  struct sctp_reset_streams *srs = calloc(1, size);
-  if (srs == NULL) {
-    return DCMF_ERR_NOMEM;
-  }
-  srs->srs_flags = SCTP_STREAM_RESET_OUTGOING;
-  srs->srs_number_streams = 1;
-  srs->srs_stream_list[0] = sid;
+  /* One stream fits on the stack, so closing a channel never fails for
+   * want of memory of ours (the peer would keep it open for good). */
+  union {
+    struct sctp_reset_streams srs;
+    uint8_t room[sizeof(struct sctp_reset_streams) + sizeof(uint16_t)];
+  } u;
+  memset(&u, 0, sizeof(u));
+  u.srs.srs_flags = SCTP_STREAM_RESET_OUTGOING;
+  u.srs.srs_number_streams = 1;
+  u.srs.srs_stream_list[0] = sid;
   int outer = s->draining_call;
   s->draining_call = 1; /* what it queues is drained below */
-  int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, srs, (socklen_t)size);
+  int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, &u.srs,
+                   (socklen_t)sizeof(u.room));
   s->draining_call = outer;
-  free(srs);
   dcmf_sctp_drain(s);
   return rv;
 }

@@ -11,7 +11,10 @@
  * Messages received inside usrsctp are queued and handed to the caller
  * only after usrsctp has returned (dcmf_sctp_input, dcmf_sctp_drain,
  * dcmf_sctp_handle_tick), so callbacks may call dcmf_sctp_send and friends
- * freely. Callbacks must not delete the association.
+ * freely. Callbacks must not delete the association. When there is no
+ * memory to queue something received (a message, a stream reset, a state
+ * change), the association is aborted and reported DOWN at the next
+ * delivery rather than handing the channels a stream with a hole in it.
  *
  * After a stack tick, only the associations that asked for it through
  * |need_tick| need dcmf_sctp_handle_tick: an idle association costs the
@@ -40,7 +43,7 @@ int dcmf_sctp_stack_finish(void);
 
 enum dcmf_sctp_state {
   DCMF_SCTP_UP,
-  DCMF_SCTP_DOWN, /* lost, shut down, or could not start */
+  DCMF_SCTP_DOWN, /* lost, shut down, could not start, or given up */
 };
 
 struct dcmf_sctp_callbacks {
