@@ -369,6 +369,7 @@ static void on_server_stopped(void *user) {
   struct daemon *d = user;
   uv_close((uv_handle_t *)&d->stop_async, NULL);
   uv_close((uv_handle_t *)&d->watch_timer, NULL);
+  dcmf_notify_stop(d->notify); /* its idle connections would hold the loop */
 }
 
 /* On the control loop: the signal thread saw the first SIGINT/SIGTERM. */
@@ -684,9 +685,14 @@ static int daemon_setup(struct daemon *d) {
       .on_event = on_media_event,
       .user = d,
   };
-  if (dcmf_notify_new(&d->notify, &d->loop, &d->log) != 0) {
-    fprintf(stderr, "dcmfd: out of memory\n");
-    return 1;
+  /* Event receivers are verified with the upstreams' CA bundle. */
+  int nrv =
+      dcmf_notify_new(&d->notify, &d->loop, &ws.upstream, &d->log, err,
+                      sizeof(err));
+  if (nrv != 0) {
+    fprintf(stderr, "dcmfd: %s\n",
+            nrv == DCMF_ERR_INVALID ? err : "out of memory");
+    return nrv == DCMF_ERR_INVALID ? 2 : 1;
   }
   int wrv = dcmf_worker_start(&d->worker, &d->loop, &ws, err, sizeof(err));
   if (wrv != 0) {

@@ -202,7 +202,7 @@ void up_conn_fail(struct conn *c, const char *why) {
   /* A plain-HTTP upstream that hangs up on our h2c preface before saying
    * anything in HTTP/2 is taken for an HTTP/1.1-only server. */
   if (c->ready && c->proto == P_H2 && !c->origin->https &&
-      c->origin->proto == P_UNKNOWN) {
+      c->origin->proto == P_UNKNOWN && !c->pool->closing) {
     up_h2c_give_up(c);
     return;
   }
@@ -229,10 +229,17 @@ void up_conn_fail(struct conn *c, const char *why) {
   up_conn_close(c);
 }
 
-static void on_conn_closed(uv_handle_t *h) {
-  struct conn *c = h->data;
+static void conn_free(struct conn *c) {
   dcmf_buf_free(&c->h1_pending);
   free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  struct conn *c = h->data;
+  c->handle_closed = 1;
+  if (!c->resolving) {
+    conn_free(c);
+  }
 }
 
 void up_conn_close(struct conn *c) {
@@ -353,8 +360,12 @@ static void on_connected(uv_connect_t *req, int status) {
 
 static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *ai) {
   struct conn *c = r->data;
+  c->resolving = 0;
   if (c->closing) {
     uv_freeaddrinfo(ai);
+    if (c->handle_closed) {
+      conn_free(c);
+    }
     return;
   }
   if (status < 0 || ai == NULL ||
@@ -409,8 +420,10 @@ static struct conn *conn_open(struct origin *o) {
   char port[8];
   snprintf(port, sizeof(port), "%u", o->port);
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+  c->resolving = 1;
   if (uv_getaddrinfo(p->loop, &c->resolve, on_resolved, o->host, port,
                      &hints) != 0) {
+    c->resolving = 0;
     up_conn_fail(c, "resolver refused");
     return NULL;
   }
@@ -731,6 +744,10 @@ int dcmf_upstream_request(struct dcmf_upstream_pool *p,
   up_dispatch_soon(p);
   *out = r;
   return 0;
+}
+
+void dcmf_upstream_pool_drain(struct dcmf_upstream_pool *p) {
+  p->settings.idle_timeout_ms = 0; /* the sweep closes what is idle */
 }
 
 void dcmf_upstream_resume(struct dcmf_upstream_req *r) {

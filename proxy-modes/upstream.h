@@ -103,6 +103,11 @@ int dcmf_upstream_request(struct dcmf_upstream_pool *pool,
                           const struct dcmf_upstream_callbacks *cbs,
                           void *user, struct dcmf_upstream_req **req);
 
+/* From now on, connections are closed as soon as they are idle (within
+ * the sweep period, 100 ms), so that an owner whose loop is stopping is
+ * not held up by keep-alive connections. Requests go on as before. */
+void dcmf_upstream_pool_drain(struct dcmf_upstream_pool *pool);
+
 /* Lets a paused response flow again. */
 void dcmf_upstream_resume(struct dcmf_upstream_req *req);
 

@@ -79,6 +79,10 @@ struct conn {
   uv_connect_t connect;
   uv_getaddrinfo_t resolve;
   int ready, closing;
+  /* The resolver request and the TCP handle each hold |c|: whichever
+   * ends last frees it (libuv may report the resolution after the
+   * handle closed). */
+  int resolving, handle_closed;
   int h2_first_seen; /* the first bytes of an h2c probe were checked */
   enum proto proto;
   SSL *ssl;
