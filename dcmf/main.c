@@ -327,7 +327,9 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   const struct dcmf_notify_counters *nc = dcmf_notify_counters(d->notify);
   f->events_sent = nc->sent;
   f->events_failed = nc->failed;
-  f->events_dropped = nc->dropped;
+  /* Events the worker's outbox refused never reached the notifier. */
+  f->events_dropped =
+      nc->dropped + (d->worker ? dcmf_worker_events_refused(d->worker) : 0);
 }
 
 /* The AGW shim's ports come from the same pool; the shim gets its own
