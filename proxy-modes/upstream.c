@@ -480,7 +480,8 @@ static void origin_dispatch(struct origin *o) {
       o->queue_tail = NULL;
     }
     r->next = NULL;
-    if (use->idle_since_ms != 0 && use->proto == P_H1) {
+    if (use->proto == P_H1 && use->h1_served > 0) {
+      /* (A new connection is idle too from the moment it is ready.) */
       o->pool->counters.connections_reused++;
     }
     use->idle_since_ms = 0;

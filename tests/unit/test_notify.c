@@ -1,10 +1,11 @@
 /*
  * The event notifier on the HTTP client, in process: a small HTTP/1.1
- * receiver on a libuv loop in this test (loopback, port 0) answers the
- * notifier's POSTs. It refuses the client's h2c preface as an HTTP/1-only
- * server does (400 and close), so every delivery here also crosses the
- * client's fallback from h2c to HTTP/1.1. The URI cases check what an
- * eventNotifyUri may be, read by the client's URL reader.
+ * receiver on the test's libuv loop (tests/support/h1srv.c, loopback,
+ * port 0) answers the notifier's POSTs. It refuses the client's h2c
+ * preface as an HTTP/1-only server does (400 and close), so every
+ * delivery here also crosses the client's fallback from h2c to HTTP/1.1.
+ * The URI cases check what an eventNotifyUri may be, read by the
+ * client's URL reader.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,153 +19,11 @@
 #include <uv.h>
 
 #include "errors.h"
+#include "h1srv.h"
 #include "notify.h"
 #include "urlmap.h"
 
-#define MAX_SEEN 8
 #define WAIT_MS 8000 /* a bound on every wait; the notifier's is 5 s */
-
-/* ---- the receiver ---------------------------------------------------------- */
-
-struct receiver {
-  uv_tcp_t listener;
-  uint16_t port;
-  int status;    /* what to answer; 0: never answer */
-  int prefaces;  /* h2c prefaces refused */
-  size_t n_seen; /* complete requests */
-  char seen[MAX_SEEN][1024];
-  size_t open_conns;
-};
-
-struct rconn {
-  uv_tcp_t tcp;
-  struct receiver *rc;
-  char buf[4096];
-  size_t len;
-};
-
-static void rconn_closed(uv_handle_t *h) {
-  struct rconn *k = h->data;
-  k->rc->open_conns--;
-  free(k);
-}
-
-static void rconn_close(struct rconn *k) {
-  if (!uv_is_closing((uv_handle_t *)&k->tcp)) {
-    uv_close((uv_handle_t *)&k->tcp, rconn_closed);
-  }
-}
-
-static void on_rwritten(uv_write_t *w, int status) {
-  (void)status;
-  free(w);
-}
-
-static void rconn_send(struct rconn *k, const char *text) {
-  size_t n = strlen(text);
-  uv_write_t *w = malloc(sizeof(*w) + n);
-  assert_non_null(w);
-  memcpy(w + 1, text, n);
-  uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned int)n);
-  assert_int_equal(uv_write(w, (uv_stream_t *)&k->tcp, &b, 1, on_rwritten), 0);
-}
-
-static void on_ralloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
-  (void)s;
-  struct rconn *k = h->data;
-  *b = uv_buf_init(k->buf + k->len, (unsigned int)(sizeof(k->buf) - k->len));
-}
-
-/* Takes every complete request out of the buffer. */
-static void rconn_parse(struct rconn *k) {
-  for (;;) {
-    if (k->len >= 3 && memcmp(k->buf, "PRI", 3) == 0) {
-      k->rc->prefaces++;
-      rconn_send(k, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
-                    "Content-Length: 0\r\n\r\n");
-      rconn_close(k);
-      return;
-    }
-    char *end = memmem(k->buf, k->len, "\r\n\r\n", 4);
-    if (end == NULL) {
-      return;
-    }
-    size_t head = (size_t)(end + 4 - k->buf);
-    const char *cl = memmem(k->buf, head, "\r\nContent-Length: ", 18);
-    size_t body = cl ? strtoul(cl + 18, NULL, 10) : 0;
-    if (k->len < head + body) {
-      return;
-    }
-    struct receiver *rc = k->rc;
-    if (rc->n_seen < MAX_SEEN) {
-      size_t n = head + body < sizeof(rc->seen[0]) - 1 ? head + body
-                                                      : sizeof(rc->seen[0]) - 1;
-      memcpy(rc->seen[rc->n_seen], k->buf, n);
-      rc->seen[rc->n_seen][n] = '\0';
-    }
-    rc->n_seen++;
-    if (rc->status != 0) {
-      char resp[128];
-      snprintf(resp, sizeof(resp),
-               "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok", rc->status);
-      rconn_send(k, resp);
-    }
-    memmove(k->buf, k->buf + head + body, k->len - head - body);
-    k->len -= head + body;
-  }
-}
-
-static void on_rread(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  (void)b;
-  struct rconn *k = s->data;
-  if (n < 0 || k->len + (size_t)n >= sizeof(k->buf)) {
-    rconn_close(k);
-    return;
-  }
-  k->len += (size_t)n;
-  rconn_parse(k);
-}
-
-static void on_rconn(uv_stream_t *l, int status) {
-  assert_int_equal(status, 0);
-  struct receiver *rc = l->data;
-  struct rconn *k = calloc(1, sizeof(*k));
-  assert_non_null(k);
-  k->rc = rc;
-  uv_tcp_init(l->loop, &k->tcp);
-  k->tcp.data = k;
-  rc->open_conns++;
-  assert_int_equal(uv_accept(l, (uv_stream_t *)&k->tcp), 0);
-  uv_read_start((uv_stream_t *)&k->tcp, on_ralloc, on_rread);
-}
-
-static void receiver_start(struct receiver *rc, uv_loop_t *loop, int status) {
-  memset(rc, 0, sizeof(*rc));
-  rc->status = status;
-  uv_tcp_init(loop, &rc->listener);
-  rc->listener.data = rc;
-  struct sockaddr_in sa;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  assert_int_equal(uv_tcp_bind(&rc->listener, (struct sockaddr *)&sa, 0), 0);
-  assert_int_equal(uv_listen((uv_stream_t *)&rc->listener, 16, on_rconn), 0);
-  struct sockaddr_storage got;
-  int len = sizeof(got);
-  uv_tcp_getsockname(&rc->listener, (struct sockaddr *)&got, &len);
-  rc->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
-}
-
-/* After the notifier is gone, every open handle is the receiver's: its
- * listener (|arg|) or one of its connections. */
-static void close_walk(uv_handle_t *h, void *arg) {
-  if (uv_is_closing(h)) {
-    return;
-  }
-  if (h == arg) {
-    uv_close(h, NULL);
-  } else {
-    rconn_close(h->data);
-  }
-}
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -172,7 +31,7 @@ struct fixture {
   uv_loop_t loop;
   struct dcmf_log log;
   struct dcmf_notify *n;
-  struct receiver rc;
+  struct h1srv rc;
 };
 
 /* Runs the loop until |done| says so, for at most WAIT_MS. */
@@ -199,8 +58,8 @@ static int two_sent(struct fixture *f) {
   return dcmf_notify_counters(f->n)->sent >= 2;
 }
 
-static int sixty_four_seen(struct fixture *f) {
-  return f->rc.n_seen >= MAX_SEEN && f->rc.open_conns >= 8;
+static int eight_seen(struct fixture *f) {
+  return f->rc.n_seen >= 8 && f->rc.open_conns >= 8;
 }
 
 static int setup(void **state) {
@@ -219,7 +78,9 @@ static int setup(void **state) {
 static int teardown(void **state) {
   struct fixture *f = *state;
   dcmf_notify_del(f->n);
-  uv_walk(&f->loop, close_walk, &f->rc.listener);
+  if (f->rc.port != 0) {
+    h1srv_close(&f->rc);
+  }
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   free(f);
@@ -236,7 +97,7 @@ static void post(struct fixture *f, const char *path, const char *json) {
 
 static void test_delivered(void **state) {
   struct fixture *f = *state;
-  receiver_start(&f->rc, &f->loop, 204);
+  h1srv_start(&f->rc, &f->loop, NULL, 204, "ok");
   post(f, "/events?x=1", "{\"event\":\"DC_OPEN\"}");
   assert_true(run_until(f, one_outcome));
   const struct dcmf_notify_counters *c = dcmf_notify_counters(f->n);
@@ -254,7 +115,7 @@ static void test_delivered(void **state) {
 
 static void test_two_on_one_receiver(void **state) {
   struct fixture *f = *state;
-  receiver_start(&f->rc, &f->loop, 200);
+  h1srv_start(&f->rc, &f->loop, NULL, 200, "ok");
   post(f, "/e", "{\"n\":1}");
   post(f, "/e", "{\"n\":2}");
   assert_true(run_until(f, two_sent));
@@ -264,7 +125,7 @@ static void test_two_on_one_receiver(void **state) {
 
 static void test_error_status_fails(void **state) {
   struct fixture *f = *state;
-  receiver_start(&f->rc, &f->loop, 500);
+  h1srv_start(&f->rc, &f->loop, NULL, 500, "ok");
   post(f, "/e", "{}");
   assert_true(run_until(f, one_outcome));
   const struct dcmf_notify_counters *c = dcmf_notify_counters(f->n);
@@ -275,9 +136,9 @@ static void test_error_status_fails(void **state) {
 
 static void test_refused_port_fails(void **state) {
   struct fixture *f = *state;
-  receiver_start(&f->rc, &f->loop, 204);
+  h1srv_start(&f->rc, &f->loop, NULL, 204, "ok");
   uint16_t port = f->rc.port;
-  uv_close((uv_handle_t *)&f->rc.listener, NULL); /* nobody listens now */
+  h1srv_stop_listening(&f->rc); /* nobody listens now */
   uv_run(&f->loop, UV_RUN_NOWAIT);
   char uri[64];
   snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/e", port);
@@ -298,14 +159,14 @@ static void test_bad_uri_fails_at_once(void **state) {
  * is dropped, and deleting the notifier ends the 64 as failed. */
 static void test_bound_and_shutdown(void **state) {
   struct fixture *f = *state;
-  receiver_start(&f->rc, &f->loop, 0);
+  h1srv_start(&f->rc, &f->loop, NULL, 0, NULL);
   for (int i = 0; i < DCMF_NOTIFY_MAX_IN_FLIGHT + 1; i++) {
     post(f, "/slow", "{}");
   }
   const struct dcmf_notify_counters *c = dcmf_notify_counters(f->n);
   assert_int_equal(c->dropped, 1);
   /* HTTP/1.1 after the refused preface: 8 connections, one POST each. */
-  assert_true(run_until(f, sixty_four_seen));
+  assert_true(run_until(f, eight_seen));
   assert_int_equal(c->sent + c->failed, 0);
   assert_int_equal(c->dropped, 1);
   /* Ends the 64 (as failed) at once; ASan checks that nothing leaks. */

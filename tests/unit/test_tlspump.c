@@ -3,7 +3,8 @@
  * paired in memory: handshake with ALPN, data both ways, certificate
  * verification (name, IP address, untrusted issuer), mutual TLS with and
  * without a client certificate, garbage, close_notify. The certificates
- * are made here: a test CA and leaf certificates it signs.
+ * come from tests/support/testpki.c: a test CA and leaf certificates it
+ * signs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,73 +20,22 @@
 #include <openssl/x509v3.h>
 
 #include "errors.h"
+#include "testpki.h"
 #include "tlspump.h"
 
 /* ---- certificates ----------------------------------------------------------- */
 
-struct pki {
-  EVP_PKEY *ca_key, *other_key, *srv_key, *cli_key;
-  X509 *ca, *other_ca, *srv, *cli;
-};
-
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
-                       EVP_PKEY *issuer_key, const char *san, int is_ca) {
-  X509 *x = X509_new();
-  assert_non_null(x);
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(uintptr_t)x & 0x7fffffff);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, key);
-  X509_NAME *name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             (const unsigned char *)cn, -1, -1, 0);
-  X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-  X509V3_CTX v3;
-  X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(
-      NULL, &v3, NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "CA:FALSE");
-  assert_non_null(ext);
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  if (san != NULL) {
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-    assert_non_null(ext);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-  assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
-  return x;
-}
-
 static int pki_setup(void **state) {
-  struct pki *k = calloc(1, sizeof(*k));
+  struct testpki *k = calloc(1, sizeof(*k));
   assert_non_null(k);
-  k->ca_key = EVP_EC_gen("P-256");
-  k->other_key = EVP_EC_gen("P-256");
-  k->srv_key = EVP_EC_gen("P-256");
-  k->cli_key = EVP_EC_gen("P-256");
-  assert_non_null(k->cli_key);
-  k->ca = make_cert(k->ca_key, "test ca", NULL, NULL, NULL, 1);
-  k->other_ca = make_cert(k->other_key, "other ca", NULL, NULL, NULL, 1);
-  k->srv = make_cert(k->srv_key, "server", k->ca, k->ca_key,
-                     "DNS:server.test,IP:127.0.0.1", 0);
-  k->cli = make_cert(k->cli_key, "phone-as", k->ca, k->ca_key, NULL, 0);
+  testpki_init(k);
   *state = k;
   return 0;
 }
 
 static int pki_teardown(void **state) {
-  struct pki *k = *state;
-  X509_free(k->ca);
-  X509_free(k->other_ca);
-  X509_free(k->srv);
-  X509_free(k->cli);
-  EVP_PKEY_free(k->ca_key);
-  EVP_PKEY_free(k->other_key);
-  EVP_PKEY_free(k->srv_key);
-  EVP_PKEY_free(k->cli_key);
-  free(k);
+  testpki_free(*state);
+  free(*state);
   return 0;
 }
 
@@ -105,7 +55,7 @@ static int alpn_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 /* A server context; |want_client| asks for (and requires) a client
  * certificate from the test CA. */
-static SSL_CTX *server_ctx(struct pki *k, int want_client) {
+static SSL_CTX *server_ctx(struct testpki *k, int want_client) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   assert_non_null(ctx);
   assert_int_equal(SSL_CTX_use_certificate(ctx, k->srv), 1);
@@ -121,7 +71,7 @@ static SSL_CTX *server_ctx(struct pki *k, int want_client) {
 
 /* A client context trusting |trust|, offering h2 and http/1.1, and the
  * client certificate when |with_cert|. */
-static SSL_CTX *client_ctx(struct pki *k, X509 *trust, int with_cert) {
+static SSL_CTX *client_ctx(struct testpki *k, X509 *trust, int with_cert) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   assert_non_null(ctx);
   X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), trust);
@@ -204,7 +154,7 @@ static void pair_close(struct pair *pr) {
 /* ---- cases ------------------------------------------------------------------- */
 
 static void test_handshake_alpn_and_data(void **state) {
-  struct pki *k = *state;
+  struct testpki *k = *state;
   struct pair pr;
   /* Data cannot go out before the handshake. */
   SSL_CTX *cctx = client_ctx(k, k->ca, 0);
@@ -256,7 +206,7 @@ static void test_handshake_alpn_and_data(void **state) {
 }
 
 static void test_ip_address_verified(void **state) {
-  struct pki *k = *state;
+  struct testpki *k = *state;
   struct pair pr;
   pair_open(&pr, client_ctx(k, k->ca, 0), server_ctx(k, 0), "127.0.0.1");
   assert_int_equal(dcmf_tlspump_get_state(&pr.c), DCMF_TLSPUMP_OPEN);
@@ -272,7 +222,7 @@ static void test_ip_address_verified(void **state) {
 }
 
 static void test_wrong_name_refused(void **state) {
-  struct pki *k = *state;
+  struct testpki *k = *state;
   struct pair pr;
   pair_open(&pr, client_ctx(k, k->ca, 0), server_ctx(k, 0), "other.test");
   assert_int_equal(dcmf_tlspump_get_state(&pr.c), DCMF_TLSPUMP_FAILED);
@@ -294,7 +244,7 @@ static void test_wrong_name_refused(void **state) {
 }
 
 static void test_untrusted_issuer_refused(void **state) {
-  struct pki *k = *state;
+  struct testpki *k = *state;
   struct pair pr;
   pair_open(&pr, client_ctx(k, k->other_ca, 0), server_ctx(k, 0),
             "server.test");
@@ -307,7 +257,7 @@ static void test_untrusted_issuer_refused(void **state) {
 }
 
 static void test_mutual_tls(void **state) {
-  struct pki *k = *state;
+  struct testpki *k = *state;
   struct pair pr;
   pair_open(&pr, client_ctx(k, k->ca, 1), server_ctx(k, 1), "server.test");
   assert_int_equal(dcmf_tlspump_get_state(&pr.s), DCMF_TLSPUMP_OPEN);
@@ -318,7 +268,7 @@ static void test_mutual_tls(void **state) {
 }
 
 static void test_missing_client_cert(void **state) {
-  struct pki *k = *state;
+  struct testpki *k = *state;
   struct pair pr;
   pair_open(&pr, client_ctx(k, k->ca, 0), server_ctx(k, 1), "server.test");
   assert_int_equal(dcmf_tlspump_get_state(&pr.s), DCMF_TLSPUMP_FAILED);
@@ -335,7 +285,7 @@ static void test_missing_client_cert(void **state) {
 }
 
 static void test_garbage_fails_cleanly(void **state) {
-  struct pki *k = *state;
+  struct testpki *k = *state;
   SSL_CTX *sctx = server_ctx(k, 0);
   struct dcmf_tlspump s;
   assert_int_equal(dcmf_tlspump_init(&s, sctx, DCMF_TLSPUMP_SERVER, NULL), 0);
