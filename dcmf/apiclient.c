@@ -60,8 +60,8 @@ static void on_end(void *user, enum dcmf_upstream_result result,
                    const char *why) {
   (void)why;
   struct request *r = user;
-  int status = result == DCMF_UPSTREAM_OK && r->status > 0 ? r->status
-                                                           : DCMF_ERR_SYSTEM;
+  int status =
+      result == DCMF_UPSTREAM_OK && r->status > 0 ? r->status : DCMF_ERR_SYSTEM;
   /* The callback may see an empty body; it is always NUL-terminated. */
   if (dcmf_buf_append(&r->response, "", 1) != 0) {
     status = DCMF_ERR_NOMEM;
@@ -103,8 +103,8 @@ int dcmf_apiclient_new(struct dcmf_apiclient **out, uv_loop_t *loop,
   };
   char err[200];
   static const struct dcmf_log quiet = {.stream = NULL};
-  int rv = dcmf_upstream_pool_new(&c->pool, loop, &st, &quiet, err,
-                                  sizeof(err));
+  int rv =
+      dcmf_upstream_pool_new(&c->pool, loop, &st, &quiet, err, sizeof(err));
   if (rv != 0) {
     free(c);
     return rv;
@@ -115,8 +115,7 @@ int dcmf_apiclient_new(struct dcmf_apiclient **out, uv_loop_t *loop,
 
 int dcmf_apiclient_request(struct dcmf_apiclient *c, const char *method,
                            const char *path, const char *content_type,
-                           const char *body, dcmf_apiclient_cb cb,
-                           void *user) {
+                           const char *body, dcmf_apiclient_cb cb, void *user) {
   if (c->closing) {
     return DCMF_ERR_SYSTEM;
   }
@@ -136,8 +135,8 @@ int dcmf_apiclient_request(struct dcmf_apiclient *c, const char *method,
                                    content_type ? strlen(content_type) : 0};
   struct dcmf_upstream_req *req;
   int rv = dcmf_upstream_request(
-      c->pool, &url, method, &h, content_type ? 1 : 0,
-      (const uint8_t *)body, body ? strlen(body) : 0, &request_cbs, r, &req);
+      c->pool, &url, method, &h, content_type ? 1 : 0, (const uint8_t *)body,
+      body ? strlen(body) : 0, &request_cbs, r, &req);
   if (rv != 0) {
     free(r);
   }

@@ -106,8 +106,7 @@ static void on_end(void *user, enum dcmf_upstream_result result,
       DCMF_LOGW(n->log, "notify", "event to %s not delivered: answer %d",
                 d->uri, d->status);
     } else {
-      DCMF_LOGW(n->log, "notify", "event to %s not delivered: %s", d->uri,
-                why);
+      DCMF_LOGW(n->log, "notify", "event to %s not delivered: %s", d->uri, why);
     }
   }
   delivery_unlink(d);
@@ -147,8 +146,8 @@ void dcmf_notify_post(struct dcmf_notify *n, const char *uri,
   };
   if (dcmf_upstream_request(n->pool, &url, "POST", headers,
                             sizeof(headers) / sizeof(headers[0]),
-                            (const uint8_t *)json, strlen(json),
-                            &delivery_cbs, d, &d->req) != 0) {
+                            (const uint8_t *)json, strlen(json), &delivery_cbs,
+                            d, &d->req) != 0) {
     free(d);
     n->counters.dropped++;
     return;

@@ -50,8 +50,7 @@ int dcmf_notify_new(struct dcmf_notify **n, uv_loop_t *loop,
  * Returns at once; the outcome lands in the counters (and a warning in
  * the log when it is not a 2xx).
  */
-void dcmf_notify_post(struct dcmf_notify *n, const char *uri,
-                      const char *json);
+void dcmf_notify_post(struct dcmf_notify *n, const char *uri, const char *json);
 
 /*
  * The control loop is stopping: deliveries in flight go on to their end,

@@ -29,7 +29,7 @@ struct dcmf_queue_node {
 
 /* The item of type |type| whose member |member| is |node|. */
 #define dcmf_queue_entry(node, type, member)                                   \
-  ((type *)(void *)((char *)(node) - offsetof(type, member)))
+  ((type *)(void *)((char *)(node)-offsetof(type, member)))
 
 /*
  * Called on the consumer loop with everything pushed since the last call,
@@ -43,10 +43,10 @@ typedef void (*dcmf_queue_drain_cb)(void *user, struct dcmf_queue_node *list);
 typedef void (*dcmf_queue_closed_cb)(void *user, struct dcmf_queue_node *list);
 
 struct dcmf_queue_settings {
-  size_t limit;  /* most items queued at once; 0: no bound */
-  int unref;     /* 1: the queue does not keep its loop running */
+  size_t limit; /* most items queued at once; 0: no bound */
+  int unref;    /* 1: the queue does not keep its loop running */
   dcmf_queue_drain_cb drain;
-  void *user;    /* given to the callbacks */
+  void *user; /* given to the callbacks */
 };
 
 /* Embed it; every field is private. */

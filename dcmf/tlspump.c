@@ -100,8 +100,7 @@ void dcmf_tlspump_free(struct dcmf_tlspump *p) {
   memset(p, 0, sizeof(*p));
 }
 
-int dcmf_tlspump_feed(struct dcmf_tlspump *p, const uint8_t *data,
-                      size_t len) {
+int dcmf_tlspump_feed(struct dcmf_tlspump *p, const uint8_t *data, size_t len) {
   if (p->state == DCMF_TLSPUMP_FAILED || p->state == DCMF_TLSPUMP_CLOSED) {
     return 0;
   }
@@ -198,8 +197,8 @@ const char *dcmf_tlspump_get_reason(const struct dcmf_tlspump *p) {
   return p->reason;
 }
 
-void dcmf_tlspump_get_alpn(const struct dcmf_tlspump *p,
-                           const uint8_t **proto, size_t *len) {
+void dcmf_tlspump_get_alpn(const struct dcmf_tlspump *p, const uint8_t **proto,
+                           size_t *len) {
   unsigned int n = 0;
   *proto = NULL;
   if (p->ssl != NULL && p->state != DCMF_TLSPUMP_HANDSHAKE) {

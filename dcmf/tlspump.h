@@ -80,8 +80,7 @@ void dcmf_tlspump_free(struct dcmf_tlspump *p);
  * FAILED too). Feeding a FAILED or CLOSED pump takes nothing and returns
  * 0.
  */
-int dcmf_tlspump_feed(struct dcmf_tlspump *p, const uint8_t *data,
-                      size_t len);
+int dcmf_tlspump_feed(struct dcmf_tlspump *p, const uint8_t *data, size_t len);
 
 /*
  * Reads decrypted application data into |out| (|cap| bytes) and stores
@@ -98,8 +97,7 @@ int dcmf_tlspump_read(struct dcmf_tlspump *p, uint8_t *out, size_t cap,
  * are then ready to drain. Returns 0, DCMF_ERR_INVALID (the pump is not
  * OPEN) or DCMF_ERR_NOMEM.
  */
-int dcmf_tlspump_write(struct dcmf_tlspump *p, const uint8_t *data,
-                       size_t len);
+int dcmf_tlspump_write(struct dcmf_tlspump *p, const uint8_t *data, size_t len);
 
 /* Returns how many ciphertext bytes wait to be drained. */
 size_t dcmf_tlspump_pending(const struct dcmf_tlspump *p);
@@ -126,8 +124,8 @@ const char *dcmf_tlspump_get_reason(const struct dcmf_tlspump *p);
 /* The protocol ALPN chose, as *|proto| (not NUL-terminated, valid while
  * |p| is) and *|len|; *|len| is 0 when none was chosen or the handshake
  * is not done. */
-void dcmf_tlspump_get_alpn(const struct dcmf_tlspump *p,
-                           const uint8_t **proto, size_t *len);
+void dcmf_tlspump_get_alpn(const struct dcmf_tlspump *p, const uint8_t **proto,
+                           size_t *len);
 
 /* OpenSSL's certificate verification result (X509_V_OK, or an
  * X509_V_ERR_* code) for the peer certificate. */

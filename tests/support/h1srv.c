@@ -116,7 +116,7 @@ static void rconn_parse(struct h1srv_conn *k) {
     }
     if (s->n_seen < H1SRV_SEEN) {
       size_t n = head + body < sizeof(s->seen[0]) - 1 ? head + body
-                                                     : sizeof(s->seen[0]) - 1;
+                                                      : sizeof(s->seen[0]) - 1;
       memcpy(s->seen[s->n_seen], k->buf, n);
       s->seen[s->n_seen][n] = '\0';
     }

@@ -28,10 +28,10 @@ struct h1srv {
   const char *body;
   int chunked;
   /* What happened. */
-  int prefaces;    /* h2c prefaces refused */
-  size_t n_seen;   /* complete requests read */
+  int prefaces;                /* h2c prefaces refused */
+  size_t n_seen;               /* complete requests read */
   char seen[H1SRV_SEEN][1024]; /* the first of them, NUL-terminated */
-  size_t accepted; /* connections */
+  size_t accepted;             /* connections */
   size_t open_conns;
   size_t tls_failures;
   struct h1srv_conn *conns; /* open ones */

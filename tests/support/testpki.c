@@ -29,8 +29,9 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
   X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
   X509V3_CTX v3;
   X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(
-      NULL, &v3, NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "CA:FALSE");
+  X509_EXTENSION *ext =
+      X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+                          is_ca ? "critical,CA:TRUE" : "CA:FALSE");
   assert_non_null(ext);
   X509_add_ext(x, ext, -1);
   X509_EXTENSION_free(ext);

@@ -25,7 +25,8 @@
 
 #define WAIT_MS 8000 /* a bound on every wait; the notifier's is 5 s */
 
-/* ---- helpers --------------------------------------------------------------- */
+/* ---- helpers ---------------------------------------------------------------
+ */
 
 struct fixture {
   uv_loop_t loop;
@@ -93,7 +94,8 @@ static void post(struct fixture *f, const char *path, const char *json) {
   dcmf_notify_post(f->n, uri, json);
 }
 
-/* ---- cases ----------------------------------------------------------------- */
+/* ---- cases -----------------------------------------------------------------
+ */
 
 static void test_delivered(void **state) {
   struct fixture *f = *state;
@@ -193,9 +195,8 @@ static void test_uris(void **state) {
   expect_uri("http://[2001:db8::1]/", 0, "2001:db8::1", 80, "/");
   expect_uri("https://as.example/", 1, "as.example", 443, "/");
   static const char *const bad[] = {
-      "ftp://x/",      "http://",       "http://:80/",
-      "http://h:0/",   "http://h:65536/", "http://h:12x/",
-      "http://[::1/",  "http://u:p@h/",
+      "ftp://x/",        "http://",       "http://:80/",  "http://h:0/",
+      "http://h:65536/", "http://h:12x/", "http://[::1/", "http://u:p@h/",
   };
   struct dcmf_url u;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -211,14 +212,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_delivered, setup, teardown),
       cmocka_unit_test_setup_teardown(test_two_on_one_receiver, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_error_status_fails, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_refused_port_fails, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_error_status_fails, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_refused_port_fails, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_uri_fails_at_once, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_bound_and_shutdown, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_bound_and_shutdown, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

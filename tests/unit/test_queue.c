@@ -65,8 +65,8 @@ static void test_order_and_bound(void **state) {
   struct dcmf_queue q;
   struct dcmf_queue_settings st = {.limit = 2, .drain = on_drain, .user = &s};
   assert_int_equal(dcmf_queue_init(&q, &loop, &st), 0);
-  struct item it[5] = {{.seq = 1}, {.seq = 2}, {.seq = 3}, {.seq = 4},
-                       {.seq = 5}};
+  struct item it[5] = {
+      {.seq = 1}, {.seq = 2}, {.seq = 3}, {.seq = 4}, {.seq = 5}};
   assert_int_equal(dcmf_queue_push(&q, &it[0].node), 0);
   assert_int_equal(dcmf_queue_push(&q, &it[1].node), 0);
   assert_int_equal(dcmf_queue_push(&q, &it[2].node), DCMF_ERR_EXHAUSTED);
@@ -169,7 +169,8 @@ static void test_across_threads(void **state) {
   uv_timer_start(&deadline, on_deadline, 10000, 0);
   uv_unref((uv_handle_t *)&deadline);
   for (int turns = 0; turns < 1000000 && s.n < THREAD_ITEMS; turns++) {
-    if (uv_run(&loop, UV_RUN_ONCE) == 0 && !uv_is_active((uv_handle_t *)&deadline)) {
+    if (uv_run(&loop, UV_RUN_ONCE) == 0 &&
+        !uv_is_active((uv_handle_t *)&deadline)) {
       break; /* the deadline passed */
     }
   }

@@ -23,7 +23,8 @@
 #include "testpki.h"
 #include "tlspump.h"
 
-/* ---- certificates ----------------------------------------------------------- */
+/* ---- certificates -----------------------------------------------------------
+ */
 
 static int pki_setup(void **state) {
   struct testpki *k = calloc(1, sizeof(*k));
@@ -85,7 +86,8 @@ static SSL_CTX *client_ctx(struct testpki *k, X509 *trust, int with_cert) {
   return ctx;
 }
 
-/* ---- pairing ----------------------------------------------------------------- */
+/* ---- pairing
+ * ----------------------------------------------------------------- */
 
 /* Moves what |from| has to send into |to|; returns the byte count. */
 static size_t carry(struct dcmf_tlspump *from, struct dcmf_tlspump *to) {
@@ -133,10 +135,10 @@ static void pair_open(struct pair *pr, SSL_CTX *cctx, SSL_CTX *sctx,
                       const char *host) {
   pr->cctx = cctx;
   pr->sctx = sctx;
-  assert_int_equal(
-      dcmf_tlspump_init(&pr->c, cctx, DCMF_TLSPUMP_CLIENT, host), 0);
-  assert_int_equal(
-      dcmf_tlspump_init(&pr->s, sctx, DCMF_TLSPUMP_SERVER, NULL), 0);
+  assert_int_equal(dcmf_tlspump_init(&pr->c, cctx, DCMF_TLSPUMP_CLIENT, host),
+                   0);
+  assert_int_equal(dcmf_tlspump_init(&pr->s, sctx, DCMF_TLSPUMP_SERVER, NULL),
+                   0);
   assert_true(dcmf_tlspump_pending(&pr->c) > 0); /* the ClientHello */
   assert_int_equal(dcmf_tlspump_pending(&pr->s), 0);
   shuttle(&pr->c, &pr->s);
@@ -151,7 +153,8 @@ static void pair_close(struct pair *pr) {
   assert_int_equal(ERR_peek_error(), 0); /* no error left behind */
 }
 
-/* ---- cases ------------------------------------------------------------------- */
+/* ---- cases
+ * ------------------------------------------------------------------- */
 
 static void test_handshake_alpn_and_data(void **state) {
   struct testpki *k = *state;
@@ -231,8 +234,7 @@ static void test_wrong_name_refused(void **state) {
                       "certificate verify failed: hostname mismatch");
   /* The client's alert told the server. */
   assert_int_equal(dcmf_tlspump_get_state(&pr.s), DCMF_TLSPUMP_FAILED);
-  assert_int_equal(dcmf_tlspump_get_failure(&pr.s),
-                   DCMF_TLSPUMP_FAIL_PROTOCOL);
+  assert_int_equal(dcmf_tlspump_get_failure(&pr.s), DCMF_TLSPUMP_FAIL_PROTOCOL);
   assert_true(strlen(dcmf_tlspump_get_reason(&pr.s)) > 0);
   uint8_t b[16];
   size_t got;
@@ -290,9 +292,8 @@ static void test_garbage_fails_cleanly(void **state) {
   struct dcmf_tlspump s;
   assert_int_equal(dcmf_tlspump_init(&s, sctx, DCMF_TLSPUMP_SERVER, NULL), 0);
   static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  assert_int_equal(dcmf_tlspump_feed(&s, (const uint8_t *)http,
-                                     sizeof(http) - 1),
-                   0);
+  assert_int_equal(
+      dcmf_tlspump_feed(&s, (const uint8_t *)http, sizeof(http) - 1), 0);
   assert_int_equal(dcmf_tlspump_get_state(&s), DCMF_TLSPUMP_FAILED);
   assert_int_equal(dcmf_tlspump_get_failure(&s), DCMF_TLSPUMP_FAIL_PROTOCOL);
   assert_true(strlen(dcmf_tlspump_get_reason(&s)) > 0);

@@ -103,8 +103,8 @@ static void pool_new(struct fixture *f, const char *ca, uint32_t response_ms) {
       .max_connections = 4,
   };
   char err[200];
-  assert_int_equal(dcmf_upstream_pool_new(&f->pool, &f->loop, &st, &f->log,
-                                          err, sizeof(err)),
+  assert_int_equal(dcmf_upstream_pool_new(&f->pool, &f->loop, &st, &f->log, err,
+                                          sizeof(err)),
                    0);
 }
 
@@ -196,8 +196,8 @@ static void test_h1_fallback_and_reuse(void **state) {
   assert_int_equal(a.body_len, 5);
   assert_memory_equal(a.body, "hello", 5);
   assert_int_equal(f->srv.prefaces, 1); /* h2c was tried first */
-  assert_true(strncmp(f->srv.seen[0], "GET /a?q=1 HTTP/1.1\r\nHost: 127.0.0.1:",
-                      37) == 0);
+  assert_true(strncmp(f->srv.seen[0],
+                      "GET /a?q=1 HTTP/1.1\r\nHost: 127.0.0.1:", 37) == 0);
   /* The next request reuses the kept-alive connection. */
   start(f, &b, 0, "127.0.0.1", f->srv.port, "GET", "/b");
   wait_end(f, &b);
