@@ -332,8 +332,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
          got > 0) {
     up_conn_feed(c, plain, got);
   }
-  if (!c->closing) {
-    tls_drain(c);
+  if (c->closing) {
+    return;
+  }
+  tls_drain(c);
+  if (dcmf_tlspump_get_state(&c->tls) == DCMF_TLSPUMP_FAILED) {
+    /* A bad record or a fatal alert: nothing more can be read. */
+    char why[200];
+    snprintf(why, sizeof(why), "TLS connection failed: %s",
+             dcmf_tlspump_get_reason(&c->tls));
+    up_conn_fail(c, why);
   }
 }
 

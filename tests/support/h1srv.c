@@ -73,6 +73,10 @@ static void send_text(struct h1srv_conn *k, const char *text) {
 
 static void answer(struct h1srv_conn *k) {
   struct h1srv *s = k->s;
+  if (s->raw_answer != NULL) {
+    raw_send(k, s->raw_answer, strlen(s->raw_answer));
+    return;
+  }
   const char *body = s->body ? s->body : "";
   size_t blen = strlen(body);
   char resp[4096];

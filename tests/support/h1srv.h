@@ -27,6 +27,9 @@ struct h1srv {
   int status;
   const char *body;
   int chunked;
+  /* When set, the answer is these bytes written to the socket as they
+   * are, around TLS (to corrupt an https connection). */
+  const char *raw_answer;
   /* What happened. */
   int prefaces;                /* h2c prefaces refused */
   size_t n_seen;               /* complete requests read */

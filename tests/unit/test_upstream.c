@@ -4,7 +4,8 @@
  * same libuv loop: the h2c-then-HTTP/1.1 fallback, keep-alive reuse,
  * chunked bodies paused and resumed, the response timeout, cancel, a
  * refused port, and https with the tlspump as the server (verified with
- * the test CA, refused with another).
+ * the test CA, refused with another, and a broken record after the
+ * handshake).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -331,6 +332,23 @@ static void test_https_untrusted_refused(void **state) {
   call_done(&c);
 }
 
+/* Bytes that are no TLS record on an open connection fail it. */
+static void test_https_broken_record(void **state) {
+  struct fixture *f = *state;
+  pool_new(f, f->ca_path, 2000);
+  h1srv_start(&f->srv, &f->loop, f->srv_tls, 200, "secret");
+  f->srv.raw_answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  struct call c = {0};
+  start(f, &c, 1, "127.0.0.1", f->srv.port, "GET", "/s");
+  wait_end(f, &c);
+  assert_int_equal(c.result, DCMF_UPSTREAM_UNREACHABLE);
+  assert_int_equal(c.heads, 0);
+  assert_true(strncmp(c.why, "TLS connection failed: ", 23) == 0);
+  assert_true(strlen(c.why) > 23); /* OpenSSL's reason follows */
+  assert_int_equal(f->srv.n_seen, 1);
+  call_done(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_h1_fallback_and_reuse, setup,
@@ -344,6 +362,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_refused_port, setup, teardown),
       cmocka_unit_test_setup_teardown(test_https_verified, setup, teardown),
       cmocka_unit_test_setup_teardown(test_https_untrusted_refused, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_https_broken_record, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
