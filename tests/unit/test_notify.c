@@ -25,8 +25,7 @@
 
 #define WAIT_MS 8000 /* a bound on every wait; the notifier's is 5 s */
 
-/* ---- helpers ---------------------------------------------------------------
- */
+/* ---- helpers ---------------------------------------------------------- */
 
 struct fixture {
   uv_loop_t loop;
@@ -94,8 +93,7 @@ static void post(struct fixture *f, const char *path, const char *json) {
   dcmf_notify_post(f->n, uri, json);
 }
 
-/* ---- cases -----------------------------------------------------------------
- */
+/* ---- cases ------------------------------------------------------------ */
 
 static void test_delivered(void **state) {
   struct fixture *f = *state;

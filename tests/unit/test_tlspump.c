@@ -23,8 +23,7 @@
 #include "testpki.h"
 #include "tlspump.h"
 
-/* ---- certificates -----------------------------------------------------------
- */
+/* ---- certificates ----------------------------------------------------- */
 
 static int pki_setup(void **state) {
   struct testpki *k = calloc(1, sizeof(*k));
@@ -86,8 +85,7 @@ static SSL_CTX *client_ctx(struct testpki *k, X509 *trust, int with_cert) {
   return ctx;
 }
 
-/* ---- pairing
- * ----------------------------------------------------------------- */
+/* ---- pairing ---------------------------------------------------------- */
 
 /* Moves what |from| has to send into |to|; returns the byte count. */
 static size_t carry(struct dcmf_tlspump *from, struct dcmf_tlspump *to) {
@@ -153,8 +151,7 @@ static void pair_close(struct pair *pr) {
   assert_int_equal(ERR_peek_error(), 0); /* no error left behind */
 }
 
-/* ---- cases
- * ------------------------------------------------------------------- */
+/* ---- cases ------------------------------------------------------------ */
 
 static void test_handshake_alpn_and_data(void **state) {
   struct testpki *k = *state;
