@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "heartbeat.h"
+#include "queue.h"
 
 /* Larger than any UDP payload, so no datagram is ever truncated. */
 #define RX_BUFFER 65536
@@ -20,7 +21,7 @@ struct msg {
   struct dcmf_shimloop_relay *relay;
   struct dcmf_relay_config cfg; /* UPDATE */
   int on_heap;                  /* UPDATE messages are allocated */
-  struct msg *next;
+  struct dcmf_queue_node node;
 };
 
 struct dcmf_shimloop_relay {
@@ -42,19 +43,18 @@ struct dcmf_shimloop_relay {
   uv_mutex_t mu; /* guards |latched| and |peer| */
   int latched;
   struct sockaddr_storage peer;
-  struct dcmf_shimloop_relay *done_next; /* on the outbox */
+  struct dcmf_queue_node done; /* on the outbox, once closed */
 };
 
 struct dcmf_shimloop {
   struct dcmf_shimloop_settings settings;
   uv_thread_t thread;
   uv_loop_t loop; /* the relay thread's own */
-  uv_async_t inbox_async;
-  uv_mutex_t inbox_mu;
-  struct msg *inbox_head, *inbox_tail;
-  uv_async_t outbox_async; /* on the control loop */
-  uv_mutex_t outbox_mu;
-  struct dcmf_shimloop_relay *outbox;
+  /* Control → relay thread: ADD, REMOVE and STOP are embedded in their
+   * relay (or here), so their count is bounded by the relays; UPDATEs
+   * are as many as PATCH requests the control loop is answering. */
+  struct dcmf_queue inbox;
+  struct dcmf_queue outbox; /* closed relays, drained on the control loop */
   struct msg stop_msg;
   struct dcmf_shimloop_relay *live; /* relay thread only */
   struct dcmf_shimloop_stats totals;
@@ -66,26 +66,18 @@ struct dcmf_shimloop {
 
 /* ---- relay thread → control --------------------------------------------- */
 
-static void release_done(struct dcmf_shimloop *sl,
-                         struct dcmf_shimloop_relay *list) {
+static void on_outbox(void *user, struct dcmf_queue_node *list) {
+  struct dcmf_shimloop *sl = user;
   while (list != NULL) {
-    struct dcmf_shimloop_relay *next = list->done_next;
+    struct dcmf_shimloop_relay *r =
+        dcmf_queue_entry(list, struct dcmf_shimloop_relay, done);
+    list = list->next;
     for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
-      sl->settings.on_released(sl->settings.user, list->ports[s]);
+      sl->settings.on_released(sl->settings.user, r->ports[s]);
     }
-    uv_mutex_destroy(&list->mu);
-    free(list);
-    list = next;
+    uv_mutex_destroy(&r->mu);
+    free(r);
   }
-}
-
-static void on_outbox(uv_async_t *a) {
-  struct dcmf_shimloop *sl = a->data;
-  uv_mutex_lock(&sl->outbox_mu);
-  struct dcmf_shimloop_relay *list = sl->outbox;
-  sl->outbox = NULL;
-  uv_mutex_unlock(&sl->outbox_mu);
-  release_done(sl, list);
 }
 
 /* ---- the packet path (relay thread) ------------------------------------ */
@@ -177,12 +169,7 @@ static void on_handle_closed(uv_handle_t *h) {
   if (--r->handles_open > 0) {
     return;
   }
-  struct dcmf_shimloop *sl = r->sl;
-  uv_mutex_lock(&sl->outbox_mu);
-  r->done_next = sl->outbox;
-  sl->outbox = r;
-  uv_mutex_unlock(&sl->outbox_mu);
-  uv_async_send(&sl->outbox_async);
+  dcmf_queue_push_always(&r->sl->outbox, &r->done);
 }
 
 static void relay_close(struct dcmf_shimloop_relay *r) {
@@ -241,14 +228,23 @@ static void relay_start(struct dcmf_shimloop *sl,
   }
 }
 
-static void on_inbox(uv_async_t *a) {
-  struct dcmf_shimloop *sl = a->data;
-  uv_mutex_lock(&sl->inbox_mu);
-  struct msg *m = sl->inbox_head;
-  sl->inbox_head = sl->inbox_tail = NULL;
-  uv_mutex_unlock(&sl->inbox_mu);
-  while (m != NULL) {
-    struct msg *next = m->next;
+/* Nothing follows STOP, but an UPDATE is never leaked. */
+static void inbox_closed(void *user, struct dcmf_queue_node *list) {
+  (void)user;
+  while (list != NULL) {
+    struct msg *m = dcmf_queue_entry(list, struct msg, node);
+    list = list->next;
+    if (m->on_heap) {
+      free(m);
+    }
+  }
+}
+
+static void on_inbox(void *user, struct dcmf_queue_node *list) {
+  struct dcmf_shimloop *sl = user;
+  while (list != NULL) {
+    struct msg *m = dcmf_queue_entry(list, struct msg, node);
+    list = list->next;
     struct dcmf_shimloop_relay *r = m->relay;
     switch (m->kind) {
     case MSG_ADD:
@@ -267,14 +263,13 @@ static void on_inbox(uv_async_t *a) {
       while (sl->live != NULL) {
         relay_close(sl->live);
       }
-      uv_close((uv_handle_t *)&sl->inbox_async, NULL);
+      dcmf_queue_close(&sl->inbox, inbox_closed);
       dcmf_heartbeat_close(&sl->heartbeat);
       break;
     }
     if (m->on_heap) {
       free(m);
     }
-    m = next;
   }
 }
 
@@ -288,16 +283,7 @@ static void thread_main(void *arg) {
 /* ---- control thread ------------------------------------------------------ */
 
 static void post(struct dcmf_shimloop *sl, struct msg *m) {
-  m->next = NULL;
-  uv_mutex_lock(&sl->inbox_mu);
-  if (sl->inbox_tail != NULL) {
-    sl->inbox_tail->next = m;
-  } else {
-    sl->inbox_head = m;
-  }
-  sl->inbox_tail = m;
-  uv_mutex_unlock(&sl->inbox_mu);
-  uv_async_send(&sl->inbox_async);
+  dcmf_queue_push_always(&sl->inbox, &m->node);
 }
 
 int dcmf_shimloop_add(struct dcmf_shimloop *sl,
@@ -377,11 +363,9 @@ dcmf_shimloop_heartbeat(const struct dcmf_shimloop *sl) {
   return &sl->heartbeat;
 }
 
-static void on_outbox_closed(uv_handle_t *h) {
-  struct dcmf_shimloop *sl = h->data;
-  uv_mutex_destroy(&sl->inbox_mu);
-  uv_mutex_destroy(&sl->outbox_mu);
-  free(sl);
+static void outbox_closed(void *user, struct dcmf_queue_node *list) {
+  on_outbox(user, list); /* give back what the async did not yet */
+  free(user);
 }
 
 int dcmf_shimloop_start(struct dcmf_shimloop **out, uv_loop_t *control_loop,
@@ -395,21 +379,30 @@ int dcmf_shimloop_start(struct dcmf_shimloop **out, uv_loop_t *control_loop,
     free(sl);
     return DCMF_ERR_SYSTEM;
   }
-  uv_mutex_init(&sl->inbox_mu);
-  uv_mutex_init(&sl->outbox_mu);
-  uv_async_init(&sl->loop, &sl->inbox_async, on_inbox);
-  uv_async_init(control_loop, &sl->outbox_async, on_outbox);
+  struct dcmf_queue_settings inbox = {.drain = on_inbox, .user = sl};
   /* Releases must not keep the control loop running at shutdown. */
-  uv_unref((uv_handle_t *)&sl->outbox_async);
-  sl->inbox_async.data = sl->outbox_async.data = sl;
+  struct dcmf_queue_settings outbox = {
+      .unref = 1, .drain = on_outbox, .user = sl};
+  if (dcmf_queue_init(&sl->inbox, &sl->loop, &inbox) != 0) {
+    uv_loop_close(&sl->loop);
+    free(sl);
+    return DCMF_ERR_SYSTEM;
+  }
+  if (dcmf_queue_init(&sl->outbox, control_loop, &outbox) != 0) {
+    dcmf_queue_close(&sl->inbox, inbox_closed);
+    uv_run(&sl->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&sl->loop);
+    free(sl);
+    return DCMF_ERR_SYSTEM;
+  }
   dcmf_heartbeat_start(&sl->heartbeat, &sl->loop);
   if (uv_thread_create(&sl->thread, thread_main, sl) != 0) {
-    uv_close((uv_handle_t *)&sl->inbox_async, NULL);
+    dcmf_queue_close(&sl->inbox, inbox_closed);
     dcmf_heartbeat_close(&sl->heartbeat);
     uv_run(&sl->loop, UV_RUN_DEFAULT);
     uv_loop_close(&sl->loop);
     /* |sl| is freed once the control loop has closed this handle. */
-    uv_close((uv_handle_t *)&sl->outbox_async, on_outbox_closed);
+    dcmf_queue_close(&sl->outbox, outbox_closed);
     return DCMF_ERR_SYSTEM;
   }
   *out = sl;
@@ -422,6 +415,6 @@ void dcmf_shimloop_stop(struct dcmf_shimloop *sl) {
   uv_thread_join(&sl->thread);
   uv_loop_close(&sl->loop);
   /* Every relay is closed now; give back what the async did not yet. */
-  on_outbox(&sl->outbox_async);
-  uv_close((uv_handle_t *)&sl->outbox_async, on_outbox_closed);
+  dcmf_queue_drain(&sl->outbox);
+  dcmf_queue_close(&sl->outbox, outbox_closed);
 }

@@ -82,7 +82,7 @@ static const struct opt options[] = {
     {"max-streams", OPT_UINT, UINTF(max_streams), 16, 65535, "N",
      "SCTP streams per association, each direction [2048]"},
     {"upstream-ca", OPT_PATH, FIELD(upstream_ca), 0, 0, 0, "PEM",
-     "CA bundle for https upstreams [the system's]"},
+     "CA bundle for https upstreams and event receivers [the system's]"},
     {"upstream-cert", OPT_PATH, FIELD(upstream_cert), 0, 0, 0, "PEM",
      "client certificate toward https upstreams [none]"},
     {"upstream-key", OPT_PATH, FIELD(upstream_key), 0, 0, 0, "PEM",

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 
 #include "errors.h"
+#include "tlspump.h"
 
 #define MAX_HEADER_BYTES 16384
 #define MAX_CONCURRENT_STREAMS 128
@@ -42,8 +43,8 @@ struct conn {
   int handles_open;
   struct dcmf_h2server *server;
   nghttp2_session *session;
-  SSL *ssl; /* NULL for h2c */
-  BIO *rbio, *wbio;
+  int tls_on; /* 0 for h2c */
+  struct dcmf_tlspump tls;
   uint64_t last_activity_ms;
   int closing;
   int close_when_flushed; /* nothing more to send: close once written */
@@ -405,12 +406,12 @@ static int conn_write_raw(struct conn *c, const void *data, size_t len) {
   return 0;
 }
 
-/* Moves whatever OpenSSL produced onto the socket. */
+/* Moves the records the TLS pump made onto the socket. */
 static int conn_drain_tls(struct conn *c) {
-  char buf[16384];
-  int n;
-  while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0) {
-    if (conn_write_raw(c, buf, (size_t)n) != 0) {
+  uint8_t buf[16384];
+  size_t n;
+  while ((n = dcmf_tlspump_drain(&c->tls, buf, sizeof(buf))) > 0) {
+    if (conn_write_raw(c, buf, n) != 0) {
       return DCMF_ERR_SYSTEM;
     }
   }
@@ -421,7 +422,7 @@ static void conn_flush(struct conn *c) {
   if (c->closing || c->close_when_flushed) {
     return;
   }
-  if (c->ssl != NULL && !SSL_is_init_finished(c->ssl)) {
+  if (c->tls_on && dcmf_tlspump_get_state(&c->tls) != DCMF_TLSPUMP_OPEN) {
     return; /* frames wait in nghttp2 until the TLS handshake is done */
   }
   struct dcmf_buf out = {0};
@@ -445,9 +446,10 @@ static void conn_flush(struct conn *c) {
   }
   int rv = 0;
   if (out.len > 0) {
-    if (c->ssl != NULL) {
-      rv = SSL_write(c->ssl, out.data, (int)out.len) > 0 ? conn_drain_tls(c)
-                                                         : DCMF_ERR_SYSTEM;
+    if (c->tls_on) {
+      rv = dcmf_tlspump_write(&c->tls, (const uint8_t *)out.data, out.len) == 0
+               ? conn_drain_tls(c)
+               : DCMF_ERR_SYSTEM;
     } else {
       rv = conn_write_raw(c, out.data, out.len);
     }
@@ -524,8 +526,8 @@ static void conn_arm_timer(struct conn *c) {
 /* Keeps the subject and CN of the client certificate the handshake
  * verified (mutual TLS), for the access checks of every request. */
 static void conn_peer_identity(struct conn *c) {
-  X509 *peer = SSL_get0_peer_certificate(c->ssl);
-  if (peer == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK) {
+  X509 *peer = dcmf_tlspump_get_verified_peer(&c->tls);
+  if (peer == NULL) {
     return;
   }
   const X509_NAME *name = X509_get_subject_name(peer);
@@ -562,7 +564,7 @@ static int conn_feed(struct conn *c, const uint8_t *data, size_t len) {
   if (rv < 0) {
     DCMF_LOGD(c->server->log, "h2", "closing connection: %s",
               nghttp2_strerror((int)rv));
-    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC && c->ssl == NULL) {
+    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC && !c->tls_on) {
       /* Most likely an HTTP/1.1 client: tell it why, as a problem like
        * every other error (TS 29.500 5.2.7), then hang up. */
       static const char body[] =
@@ -588,59 +590,61 @@ static int conn_feed(struct conn *c, const uint8_t *data, size_t len) {
 }
 
 static int conn_read_tls(struct conn *c, const char *data, size_t len) {
-  if (BIO_write(c->rbio, data, (int)len) != (int)len) {
+  int was_open = dcmf_tlspump_get_state(&c->tls) == DCMF_TLSPUMP_OPEN;
+  if (dcmf_tlspump_feed(&c->tls, (const uint8_t *)data, len) != 0) {
     return -1;
   }
-  if (!SSL_is_init_finished(c->ssl)) {
-    int r = SSL_do_handshake(c->ssl);
-    if (r != 1) {
-      int e = SSL_get_error(c->ssl, r);
-      conn_drain_tls(c);
-      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        long vr = SSL_get_verify_result(c->ssl);
-        uint64_t *refused = c->server->metrics->control_auth_refused;
-        if (vr != X509_V_OK) {
-          refused[DCMF_AUTH_UNTRUSTED_CLIENT_CERT]++;
-          DCMF_LOGI(c->server->log, "auth",
-                    "TLS handshake failed: client certificate: %s",
-                    X509_verify_cert_error_string(vr));
-        } else if (ERR_GET_REASON(ERR_peek_error()) ==
-                   SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-          refused[DCMF_AUTH_NO_CLIENT_CERT]++;
-          DCMF_LOGI(c->server->log, "auth",
-                    "TLS handshake failed: no client certificate");
-        } else {
-          DCMF_LOGD(c->server->log, "h2", "TLS handshake failed");
-        }
-        ERR_clear_error();
-        /* Let the alert reach the client, so it learns why. */
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        conn_close_when_flushed(c);
-        return -2;
+  if (!was_open) {
+    enum dcmf_tlspump_state st = dcmf_tlspump_get_state(&c->tls);
+    conn_drain_tls(c); /* the next flight, or the alert */
+    if (st == DCMF_TLSPUMP_FAILED) {
+      uint64_t *refused = c->server->metrics->control_auth_refused;
+      switch (dcmf_tlspump_get_failure(&c->tls)) {
+      case DCMF_TLSPUMP_FAIL_VERIFY:
+        refused[DCMF_AUTH_UNTRUSTED_CLIENT_CERT]++;
+        DCMF_LOGI(c->server->log, "auth",
+                  "TLS handshake failed: client certificate: %s",
+                  X509_verify_cert_error_string(
+                      dcmf_tlspump_get_verify_result(&c->tls)));
+        break;
+      case DCMF_TLSPUMP_FAIL_NO_PEER_CERT:
+        refused[DCMF_AUTH_NO_CLIENT_CERT]++;
+        DCMF_LOGI(c->server->log, "auth",
+                  "TLS handshake failed: no client certificate");
+        break;
+      default:
+        DCMF_LOGD(c->server->log, "h2", "TLS handshake failed: %s",
+                  dcmf_tlspump_get_reason(&c->tls));
+        break;
       }
+      /* Let the alert reach the client, so it learns why. */
+      uv_read_stop((uv_stream_t *)&c->tcp);
+      conn_close_when_flushed(c);
+      return -2;
+    }
+    if (st == DCMF_TLSPUMP_HANDSHAKE) {
       return 0;
     }
-    const unsigned char *alpn = NULL;
-    unsigned int alpn_len = 0;
-    SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+    const uint8_t *alpn = NULL;
+    size_t alpn_len = 0;
+    dcmf_tlspump_get_alpn(&c->tls, &alpn, &alpn_len);
     if (alpn_len != 0 && (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0)) {
       return -1;
     }
     conn_peer_identity(c);
   }
-  char plain[16384];
+  uint8_t plain[16384];
   for (;;) {
-    int n = SSL_read(c->ssl, plain, sizeof(plain));
-    if (n <= 0) {
-      int e = SSL_get_error(c->ssl, n);
+    size_t n = 0;
+    int rv = dcmf_tlspump_read(&c->tls, plain, sizeof(plain), &n);
+    if (n == 0) {
       conn_drain_tls(c);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        return 0;
-      }
-      ERR_clear_error();
-      return -1;
+      /* A protocol error, or the client's close_notify: hang up. */
+      return rv != 0 || dcmf_tlspump_get_state(&c->tls) != DCMF_TLSPUMP_OPEN
+                 ? -1
+                 : 0;
     }
-    int rv = conn_feed(c, (const uint8_t *)plain, (size_t)n);
+    rv = conn_feed(c, plain, n);
     if (rv != 0) {
       return rv;
     }
@@ -663,7 +667,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->last_activity_ms = uv_now(c->server->loop);
-  int rv = c->ssl != NULL
+  int rv = c->tls_on
                ? conn_read_tls(c, buf->base, (size_t)nread)
                : conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
   if (rv == -2) {
@@ -699,7 +703,7 @@ static void on_handle_closed(uv_handle_t *h) {
     stream_unlink(c, st);
     stream_free(st);
   }
-  SSL_free(c->ssl);
+  dcmf_tlspump_free(&c->tls);
   free(c);
   s->metrics->control_connections_open--;
   server_maybe_done(s);
@@ -776,17 +780,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   if (s->settings.tls != NULL) {
-    c->ssl = SSL_new(s->settings.tls);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
-      BIO_free(c->rbio);
-      BIO_free(c->wbio);
+    if (dcmf_tlspump_init(&c->tls, s->settings.tls, DCMF_TLSPUMP_SERVER,
+                          NULL) != 0) {
       conn_close(c);
       return;
     }
-    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL now owns both */
-    SSL_set_accept_state(c->ssl);
+    c->tls_on = 1;
   }
   uv_tcp_nodelay(&c->tcp, 1);
   c->last_activity_ms = uv_now(s->loop);

@@ -1,7 +1,8 @@
 /*
  * h2server.h - the control API's HTTP/2 server: libuv TCP, nghttp2 and,
- * when a certificate is configured, TLS with ALPN "h2" over OpenSSL
- * memory BIOs. Without a certificate it speaks h2c with prior knowledge.
+ * when a certificate is configured, TLS with ALPN "h2" through the TLS
+ * pump (tlspump.h, OpenSSL over memory BIOs). Without a certificate it
+ * speaks h2c with prior knowledge.
  *
  * Glue only: it collects complete requests and hands them to the API
  * router (api.h). A request body ends with END_STREAM; content-length

@@ -233,7 +233,11 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   struct dcmf_media_figures *f = &g->media;
   f->events_sent = nc->sent;
   f->events_failed = nc->failed;
+  /* Events the worker's outbox refused never reached the notifier. */
   f->events_dropped = nc->dropped;
+  for (size_t i = 0; i < d->n_workers; i++) {
+    f->events_dropped += dcmf_worker_events_refused(d->workers[i]);
+  }
 }
 
 /* The AGW shim's ports come from the same pool; the shim gets its own
@@ -275,6 +279,7 @@ static void on_server_stopped(void *user) {
   struct daemon *d = user;
   uv_close((uv_handle_t *)&d->stop_async, NULL);
   uv_close((uv_handle_t *)&d->watch_timer, NULL);
+  dcmf_notify_stop(d->notify); /* its idle connections would hold the loop */
 }
 
 /* On the control loop: the signal thread saw the first SIGINT/SIGTERM. */
@@ -603,8 +608,15 @@ static int daemon_setup(struct daemon *d) {
       .hello_rate = c->hello_rate,
       .on_event = dcmf_controller_on_event,
   };
-  if (dcmf_notify_new(&d->notify, &d->loop, &d->log) != 0 ||
-      dcmf_controller_new(&d->controller, &cs) != 0) {
+  /* Event receivers are verified with the upstreams' CA bundle. */
+  int nrv = dcmf_notify_new(&d->notify, &d->loop, &d->proxy_svc.upstream,
+                            &d->log, err, sizeof(err));
+  if (nrv != 0) {
+    fprintf(stderr, "dcmfd: %s\n",
+            nrv == DCMF_ERR_INVALID ? err : "out of memory");
+    return nrv == DCMF_ERR_INVALID ? 2 : 1;
+  }
+  if (dcmf_controller_new(&d->controller, &cs) != 0) {
     fprintf(stderr, "dcmfd: out of memory\n");
     return 1;
   }

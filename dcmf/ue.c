@@ -12,6 +12,7 @@
 #include "dcstack.h"
 #include "errors.h"
 #include "fingerprint.h"
+#include "h1resp.h"
 #include "stun.h"
 
 #define CHECK_INTERVAL_MS 50
@@ -38,8 +39,13 @@ struct dcmf_ue {
   uint64_t started_ns;
   struct dcmf_dcstack *stack;
   struct dcmf_dc *dc; /* the stack's channel table */
-  struct dcmf_buf rx; /* response bytes not yet consumed */
-  uint16_t sid;       /* the channel HTTP goes on (0: bootstrap) */
+  /* The response being read: the h1resp engine (the one HTTP/1 response
+   * parser) frames it; |rx| keeps its raw bytes until its head is read,
+   * for the head's text (--include prints it as it came). */
+  struct dcmf_h1resp h1;
+  struct dcmf_buf rx, head, body;
+  int status, head_seen;
+  uint16_t sid; /* the channel HTTP goes on (0: bootstrap) */
   int got_first_byte;
   uint8_t rxbuf[65536];
 };
@@ -60,99 +66,91 @@ static void udp_send(struct dcmf_ue *ue, const uint8_t *data, size_t len) {
 
 /* ---- HTTP client on the channel ------------------------------------------ */
 
-/* Decodes a chunked body starting at |p| (|n| bytes). Returns the bytes
- * the whole chunked body takes, 0 while incomplete, -1 when malformed;
- * the decoded body goes to |out|. */
-static long chunked_decode(const char *p, size_t n, struct dcmf_buf *out) {
-  size_t pos = 0;
+/* The text of the final head in |raw| (informational heads skipped),
+ * without its closing blank line. Returns 0 or -1 if it is not there. */
+static int head_text(const struct dcmf_buf *raw, struct dcmf_buf *out) {
+  size_t at = 0;
   for (;;) {
-    const char *eol = memmem(p + pos, n - pos, "\r\n", 2);
-    if (eol == NULL) {
-      return 0;
-    }
-    char *end;
-    unsigned long size = strtoul(p + pos, &end, 16);
-    if (end == p + pos) {
+    const char *end = memmem(raw->data + at, raw->len - at, "\r\n\r\n", 4);
+    if (end == NULL) {
       return -1;
     }
-    pos = (size_t)(eol - p) + 2;
-    if (size == 0) {
-      /* Trailers are not used here: expect the final empty line. */
-      if (n - pos < 2) {
-        return 0;
-      }
-      return memcmp(p + pos, "\r\n", 2) == 0 ? (long)(pos + 2) : -1;
+    size_t len = (size_t)(end - (raw->data + at));
+    if (len >= 10 && raw->data[at + 9] == '1') { /* "HTTP/1.1 1xx" */
+      at += len + 4;
+      continue;
     }
-    if (n - pos < size + 2) {
-      return 0;
-    }
-    dcmf_buf_append(out, p + pos, size);
-    pos += size + 2;
+    out->len = 0;
+    return dcmf_buf_append(out, raw->data + at, len) == 0 &&
+                   dcmf_buf_append(out, "", 1) == 0
+               ? 0
+               : -1;
   }
 }
 
-static void http_consume(struct dcmf_ue *ue) {
-  char *end = ue->rx.len ? memmem(ue->rx.data, ue->rx.len, "\r\n\r\n", 4)
-                         : NULL;
-  if (end == NULL) {
-    return;
+static int h1_head(void *user, int status,
+                   const struct dcmf_h1resp_header *headers, size_t n,
+                   int64_t content_length) {
+  (void)headers;
+  (void)n;
+  (void)content_length;
+  struct dcmf_ue *ue = user;
+  ue->status = status;
+  ue->head_seen = 1;
+  if (head_text(&ue->rx, &ue->head) == 0) {
+    return 0;
   }
-  size_t head_len = (size_t)(end - ue->rx.data);
-  char head[8192];
-  snprintf(head, sizeof(head), "%.*s", (int)head_len, ue->rx.data);
-  int status = 0;
-  sscanf(head, "HTTP/1.%*d %d", &status);
-  size_t body_len = 0;
-  int chunked = 0;
-  for (char *p = head; (p = strchr(p, '\n')) != NULL; p++) {
-    if (strncasecmp(p + 1, "content-length:", 15) == 0) {
-      body_len = (size_t)strtoull(p + 16, NULL, 10);
-    } else if (strncasecmp(p + 1, "transfer-encoding:", 18) == 0 &&
-               strstr(p + 19, "chunked") != NULL) {
-      chunked = 1;
-    }
-  }
-  if (status == 304 || status == 204) {
-    body_len = 0;
-    chunked = 0;
-  }
-  if (ue->closing) {
-    return;
-  }
-  const char *body_start = ue->rx.data + head_len + 4;
-  size_t avail = ue->rx.len - head_len - 4;
-  size_t total;
-  if (chunked) {
-    struct dcmf_buf decoded = {0};
-    long used = chunked_decode(body_start, avail, &decoded);
-    if (used <= 0) {
-      dcmf_buf_free(&decoded);
-      if (used < 0) {
-        fail(ue, "malformed chunked body");
-      }
+  /* Bare LF line ends (which http_parser accepts): show the status. */
+  ue->head.len = 0;
+  return dcmf_buf_printf(&ue->head, "HTTP/1.1 %d", status) == 0 &&
+                 dcmf_buf_append(&ue->head, "", 1) == 0
+             ? 0
+             : DCMF_ERR_NOMEM;
+}
+
+static int h1_body(void *user, const uint8_t *data, size_t len) {
+  struct dcmf_ue *ue = user;
+  return dcmf_buf_append(&ue->body, data, len) == 0 ? 0 : DCMF_ERR_NOMEM;
+}
+
+static const struct dcmf_h1resp_callbacks h1_cbs = {
+    .head = h1_head,
+    .body = h1_body, /* the end is the feed's COMPLETE */
+};
+
+/* Reads response bytes; each complete response goes to the callback. */
+static void http_consume(struct dcmf_ue *ue, const uint8_t *data,
+                         size_t len) {
+  size_t off = 0;
+  while (off < len && !ue->closing) {
+    if (!ue->head_seen &&
+        dcmf_buf_append(&ue->rx, data + off, len - off) != 0) {
+      fail(ue, "out of memory");
       return;
     }
-    uv_timer_stop(&ue->deadline);
-    ue->cbs.response(ue->user, ue, status, head,
-                     (const uint8_t *)(decoded.data ? decoded.data : ""),
-                     decoded.len);
-    dcmf_buf_free(&decoded);
-    total = head_len + 4 + (size_t)used;
-  } else {
-    total = head_len + 4 + body_len;
-    if (ue->rx.len < total) {
+    size_t used = 0;
+    enum dcmf_h1resp_state st =
+        dcmf_h1resp_feed(&ue->h1, data + off, len - off, &used);
+    off += used;
+    if (st == DCMF_H1RESP_ERROR) {
+      fail(ue, dcmf_h1resp_get_reason(&ue->h1));
       return;
     }
+    if (st != DCMF_H1RESP_COMPLETE) {
+      return; /* the rest comes in later messages */
+    }
     uv_timer_stop(&ue->deadline);
-    ue->cbs.response(ue->user, ue, status, head, (const uint8_t *)body_start,
-                     body_len);
+    ue->cbs.response(ue->user, ue, ue->status, ue->head.data,
+                     (const uint8_t *)(ue->body.data ? ue->body.data : ""),
+                     ue->body.len);
+    if (ue->closing) {
+      return; /* the callback closed us; the buffers go with the phone */
+    }
+    dcmf_h1resp_reset(&ue->h1, 0);
+    ue->rx.len = ue->body.len = ue->head.len = 0;
+    ue->head_seen = 0;
+    ue->got_first_byte = 0;
   }
-  if (ue->closing) {
-    return; /* the callback closed us; rx goes with the phone */
-  }
-  memmove(ue->rx.data, ue->rx.data + total, ue->rx.len - total);
-  ue->rx.len -= total;
-  ue->got_first_byte = 0;
 }
 
 /* A request went out: its response is due within the timeout. */
@@ -183,8 +181,7 @@ static void dc_message(void *user, struct dcmf_dc_channel *ch, int binary,
     ue->got_first_byte = 1;
     ue->cbs.first_byte(ue->user, ue);
   }
-  dcmf_buf_append(&ue->rx, data, len);
-  http_consume(ue);
+  http_consume(ue, data, len);
 }
 
 static void dc_closed(void *user, struct dcmf_dc_channel *ch) {
@@ -388,6 +385,7 @@ int dcmf_ue_new(struct dcmf_ue **out, uv_loop_t *loop,
   ue->dtls_ctx = dtls_ctx;
   ue->ticks = ticks;
   dcmf_tickq_node_init(&ue->tick, on_tick);
+  dcmf_h1resp_init(&ue->h1, &h1_cbs, ue);
   uint8_t rnd[64];
   RAND_bytes(rnd, sizeof(rnd));
   dcmf_token_from_random(ue->ufrag, 8, rnd, ice_chars);
@@ -477,6 +475,8 @@ static void on_closed(uv_handle_t *h) {
   struct dcmf_ue *ue = h->data;
   if (--ue->handles_open == 0) {
     dcmf_buf_free(&ue->rx);
+    dcmf_buf_free(&ue->head);
+    dcmf_buf_free(&ue->body);
     free(ue);
   }
 }

@@ -10,6 +10,7 @@
 #include "dtls.h"
 #include "errors.h"
 #include "hashmap.h"
+#include "queue.h"
 #include "heartbeat.h"
 
 #include <openssl/rand.h>
@@ -22,18 +23,22 @@
  * period while any session exists. After each tick only the sessions in
  * the worker's tick queue (those with work pending) are visited. */
 #define SCTP_TICK_MS 10
+/* Events waiting for the control loop, which empties the outbox on every
+ * turn; only a control loop that stopped turning fills it. Past this,
+ * events are refused and counted (with the dropped notifications). */
+#define OUTBOX_LIMIT 4096
 
 /* One message of the inbox: the controller's (media.h), or the stop. */
 struct msg {
   int stop;
   enum dcmf_media_op op;
   struct dcmf_media_desc desc; /* REMOVE: only the key */
-  struct msg *next;
+  struct dcmf_queue_node node;
 };
 
 struct event_msg {
   struct dcmf_media_event ev;
-  struct event_msg *next;
+  struct dcmf_queue_node node;
 };
 
 /* A session as the worker files it: in the table by media key (every
@@ -50,12 +55,8 @@ struct dcmf_worker {
   struct dcmf_media_stats stats;
   uv_thread_t thread;
   uv_loop_t loop; /* the worker's own loop */
-  uv_async_t inbox_async;
-  uv_mutex_t inbox_mu;
-  struct msg *inbox_head, *inbox_tail;
-  uv_async_t outbox_async; /* on the control loop */
-  uv_mutex_t outbox_mu;
-  struct event_msg *outbox_head, *outbox_tail;
+  struct dcmf_queue inbox;  /* control → worker, drained on |loop| */
+  struct dcmf_queue outbox; /* events, drained on the control loop */
   uv_timer_t sctp_timer;
   uint64_t last_tick_ms;
   struct dcmf_tickq ticks; /* sessions with work for the next tick */
@@ -72,7 +73,7 @@ struct dcmf_worker {
   uint8_t tx_scratch[65536];
 };
 
-static void on_outbox_closed(uv_handle_t *h);
+static void outbox_closed(void *user, struct dcmf_queue_node *list);
 
 /* ---- worker → control ----------------------------------------------------- */
 
@@ -89,43 +90,27 @@ static void emit(void *user, const struct dcmf_media_key *key,
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   m->ev.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  uv_mutex_lock(&w->outbox_mu);
-  if (w->outbox_tail) {
-    w->outbox_tail->next = m;
-  } else {
-    w->outbox_head = m;
+  if (dcmf_queue_push(&w->outbox, &m->node) != 0) {
+    free(m); /* counted by the queue */
   }
-  w->outbox_tail = m;
-  uv_mutex_unlock(&w->outbox_mu);
-  uv_async_send(&w->outbox_async);
 }
 
-static void on_outbox(uv_async_t *a) {
-  struct dcmf_worker *w = a->data;
-  uv_mutex_lock(&w->outbox_mu);
-  struct event_msg *m = w->outbox_head;
-  w->outbox_head = w->outbox_tail = NULL;
-  uv_mutex_unlock(&w->outbox_mu);
-  while (m != NULL) {
-    struct event_msg *next = m->next;
+static void on_outbox(void *user, struct dcmf_queue_node *list) {
+  struct dcmf_worker *w = user;
+  while (list != NULL) {
+    struct event_msg *m = dcmf_queue_entry(list, struct event_msg, node);
+    list = list->next;
     w->settings.on_event(w->settings.user, &m->ev);
     free(m);
-    m = next;
   }
 }
 
 /* ---- control → worker ----------------------------------------------------- */
 
+/* Never refused: a lost control message would leave a port bound. The
+ * inbox is bounded by the port pool (one ADD per reserved port). */
 static void post(struct dcmf_worker *w, struct msg *m) {
-  uv_mutex_lock(&w->inbox_mu);
-  if (w->inbox_tail) {
-    w->inbox_tail->next = m;
-  } else {
-    w->inbox_head = m;
-  }
-  w->inbox_tail = m;
-  uv_mutex_unlock(&w->inbox_mu);
-  uv_async_send(&w->inbox_async);
+  dcmf_queue_push_always(&w->inbox, &m->node);
 }
 
 static struct msg *msg_new(void) {
@@ -261,13 +246,26 @@ static void handle_remove(struct dcmf_worker *w,
   atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
 }
 
+/* Nothing follows the stop, but a message is never leaked. */
+static void inbox_closed(void *user, struct dcmf_queue_node *list) {
+  (void)user;
+  while (list != NULL) {
+    struct msg *m = dcmf_queue_entry(list, struct msg, node);
+    list = list->next;
+    if (!m->stop && m->op != DCMF_MEDIA_OP_REMOVE) {
+      dcmf_media_desc_free(&m->desc);
+    }
+    free(m);
+  }
+}
+
 static void close_all(struct dcmf_worker *w) {
   while (w->sessions != NULL) {
     handle_remove(w, dcmf_session_key(w->sessions->session));
   }
   services_free(w); /* their handles close while the loop still runs */
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
-  uv_close((uv_handle_t *)&w->inbox_async, NULL);
+  dcmf_queue_close(&w->inbox, inbox_closed);
   dcmf_heartbeat_close(&w->heartbeat);
 }
 
@@ -291,22 +289,18 @@ static void handle_msg(struct dcmf_worker *w, struct msg *m) {
   }
 }
 
-static void on_inbox(uv_async_t *a) {
-  struct dcmf_worker *w = a->data;
-  uv_mutex_lock(&w->inbox_mu);
-  struct msg *m = w->inbox_head;
-  w->inbox_head = w->inbox_tail = NULL;
-  uv_mutex_unlock(&w->inbox_mu);
+static void on_inbox(void *user, struct dcmf_queue_node *list) {
+  struct dcmf_worker *w = user;
   int stop = 0;
-  while (m != NULL) {
-    struct msg *next = m->next;
+  while (list != NULL) {
+    struct msg *m = dcmf_queue_entry(list, struct msg, node);
+    list = list->next;
     if (m->stop) {
       stop = 1;
     } else {
       handle_msg(w, m);
     }
     free(m);
-    m = next;
   }
   if (stop) {
     close_all(w);
@@ -392,15 +386,17 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     free(w);
     return rv;
   }
-  uv_mutex_init(&w->inbox_mu);
-  uv_mutex_init(&w->outbox_mu);
-  uv_async_init(&w->loop, &w->inbox_async, on_inbox);
-  uv_async_init(control_loop, &w->outbox_async, on_outbox);
+  struct dcmf_queue_settings inbox = {.drain = on_inbox, .user = w};
   /* Events must not keep the control loop running at shutdown. */
-  uv_unref((uv_handle_t *)&w->outbox_async);
+  struct dcmf_queue_settings outbox = {
+      .limit = OUTBOX_LIMIT, .unref = 1, .drain = on_outbox, .user = w};
+  if (dcmf_queue_init(&w->inbox, &w->loop, &inbox) != 0 ||
+      dcmf_queue_init(&w->outbox, control_loop, &outbox) != 0) {
+    abort(); /* only a mutex or an eventfd the system refuses */
+  }
   uv_timer_init(&w->loop, &w->sctp_timer);
   dcmf_tickq_init(&w->ticks);
-  w->inbox_async.data = w->outbox_async.data = w->sctp_timer.data = w;
+  w->sctp_timer.data = w;
   w->env = (struct dcmf_session_env){.loop = &w->loop,
                                      .dtls_ctx = &w->dtls_ctx,
                                      .log = settings->log,
@@ -426,23 +422,20 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
-    uv_close((uv_handle_t *)&w->outbox_async, on_outbox_closed);
+    dcmf_queue_close(&w->outbox, outbox_closed);
     return DCMF_ERR_SYSTEM;
   }
   *out = w;
   return 0;
 }
 
-static void on_outbox_closed(uv_handle_t *h) {
-  struct dcmf_worker *w = h->data;
-  struct event_msg *m = w->outbox_head;
-  while (m != NULL) {
-    struct event_msg *next = m->next;
+static void outbox_closed(void *user, struct dcmf_queue_node *list) {
+  struct dcmf_worker *w = user;
+  while (list != NULL) {
+    struct event_msg *m = dcmf_queue_entry(list, struct event_msg, node);
+    list = list->next;
     free(m);
-    m = next;
   }
-  uv_mutex_destroy(&w->inbox_mu);
-  uv_mutex_destroy(&w->outbox_mu);
   dcmf_hashmap_free(&w->by_key);
   free(w);
 }
@@ -456,7 +449,7 @@ void dcmf_worker_stop(struct dcmf_worker *w) {
   dcmf_ratelimit_del(w->stun_limit);
   dcmf_ratelimit_del(w->hello_limit);
   dcmf_dtls_ctx_free(&w->dtls_ctx);
-  uv_close((uv_handle_t *)&w->outbox_async, on_outbox_closed);
+  dcmf_queue_close(&w->outbox, outbox_closed);
 }
 
 const struct dcmf_heartbeat *
@@ -466,4 +459,8 @@ dcmf_worker_heartbeat(const struct dcmf_worker *w) {
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w) {
   return &w->stats;
+}
+
+uint64_t dcmf_worker_events_refused(struct dcmf_worker *w) {
+  return dcmf_queue_refused(&w->outbox);
 }

@@ -81,6 +81,10 @@ void dcmf_worker_post(struct dcmf_worker *worker, enum dcmf_media_op op,
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w);
 
+/* Any thread: media events refused because the outbox toward the control
+ * loop held its limit (4096) already; they are lost, not delayed. */
+uint64_t dcmf_worker_events_refused(struct dcmf_worker *w);
+
 struct dcmf_heartbeat;
 
 /* The worker loop's heartbeat (heartbeat.h), readable from any thread

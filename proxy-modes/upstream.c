@@ -1,12 +1,10 @@
 #include "upstream.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 #include "errors.h"
 #include "upstream_int.h"
@@ -113,18 +111,19 @@ static void raw_write(struct conn *c, const void *data, size_t len) {
   }
 }
 
+/* Moves the records the TLS pump made onto the socket. */
 static void tls_drain(struct conn *c) {
-  char buf[16384];
-  int n;
-  while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0) {
-    raw_write(c, buf, (size_t)n);
+  uint8_t buf[16384];
+  size_t n;
+  while ((n = dcmf_tlspump_drain(&c->tls, buf, sizeof(buf))) > 0) {
+    raw_write(c, buf, n);
   }
 }
 
 void up_conn_write(struct conn *c, const void *data, size_t len) {
-  if (c->ssl == NULL) {
+  if (!c->tls_on) {
     raw_write(c, data, len);
-  } else if (SSL_write(c->ssl, data, (int)len) > 0) {
+  } else if (dcmf_tlspump_write(&c->tls, data, len) == 0) {
     tls_drain(c);
   }
 }
@@ -202,7 +201,7 @@ void up_conn_fail(struct conn *c, const char *why) {
   /* A plain-HTTP upstream that hangs up on our h2c preface before saying
    * anything in HTTP/2 is taken for an HTTP/1.1-only server. */
   if (c->ready && c->proto == P_H2 && !c->origin->https &&
-      c->origin->proto == P_UNKNOWN) {
+      c->origin->proto == P_UNKNOWN && !c->pool->closing) {
     up_h2c_give_up(c);
     return;
   }
@@ -229,10 +228,17 @@ void up_conn_fail(struct conn *c, const char *why) {
   up_conn_close(c);
 }
 
-static void on_conn_closed(uv_handle_t *h) {
-  struct conn *c = h->data;
+static void conn_free(struct conn *c) {
   dcmf_buf_free(&c->h1_pending);
   free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  struct conn *c = h->data;
+  c->handle_closed = 1;
+  if (!c->resolving) {
+    conn_free(c);
+  }
 }
 
 void up_conn_close(struct conn *c) {
@@ -252,8 +258,7 @@ void up_conn_close(struct conn *c) {
     c->h2 = NULL;
     nghttp2_session_del(s); /* ends open streams via on_stream_close */
   }
-  SSL_free(c->ssl);
-  c->ssl = NULL;
+  dcmf_tlspump_free(&c->tls);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
   if (o->queue != NULL && !c->pool->closing) {
     up_dispatch_soon(c->pool); /* waiting requests need a new connection */
@@ -271,10 +276,10 @@ static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
 /* The connection is usable: decide its protocol and hand it work. */
 static void conn_ready(struct conn *c) {
   c->ready = 1;
-  if (c->ssl != NULL) {
-    const unsigned char *alpn;
-    unsigned int alen = 0;
-    SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
+  if (c->tls_on) {
+    const uint8_t *alpn;
+    size_t alen;
+    dcmf_tlspump_get_alpn(&c->tls, &alpn, &alen);
     c->proto = alen == 2 && memcmp(alpn, "h2", 2) == 0 ? P_H2 : P_H1;
     c->origin->proto = c->proto;
   }
@@ -299,36 +304,44 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     up_conn_fail(c, n == UV_EOF ? "closed by the upstream" : uv_strerror((int)n));
     return;
   }
-  if (c->ssl == NULL) {
+  if (!c->tls_on) {
     up_conn_feed(c, (const uint8_t *)b->base, (size_t)n);
     return;
   }
-  BIO_write(c->rbio, b->base, (int)n);
-  if (!SSL_is_init_finished(c->ssl)) {
-    int r = SSL_do_handshake(c->ssl);
-    tls_drain(c);
-    if (r != 1) {
-      int e = SSL_get_error(c->ssl, r);
-      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        char why[160];
-        long v = SSL_get_verify_result(c->ssl);
-        snprintf(why, sizeof(why), "TLS handshake failed%s%s",
-                 v != X509_V_OK ? ": " : "",
-                 v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
-        ERR_clear_error();
-        up_conn_fail(c, why);
-      }
-      return;
-    }
+  int was_open = dcmf_tlspump_get_state(&c->tls) == DCMF_TLSPUMP_OPEN;
+  int rv = dcmf_tlspump_feed(&c->tls, (const uint8_t *)b->base, (size_t)n);
+  tls_drain(c); /* handshake flights, alerts */
+  if (rv != 0 || dcmf_tlspump_get_state(&c->tls) == DCMF_TLSPUMP_FAILED) {
+    char why[200];
+    snprintf(why, sizeof(why), "TLS %s failed: %s",
+             was_open ? "connection" : "handshake",
+             dcmf_tlspump_get_reason(&c->tls));
+    up_conn_fail(c, why);
+    return;
+  }
+  if (dcmf_tlspump_get_state(&c->tls) == DCMF_TLSPUMP_HANDSHAKE) {
+    return;
+  }
+  if (!was_open) {
     conn_ready(c);
   }
   uint8_t plain[16384];
-  int got;
-  while (!c->closing && (got = SSL_read(c->ssl, plain, sizeof(plain))) > 0) {
-    up_conn_feed(c, plain, (size_t)got);
+  size_t got = 0;
+  while (!c->closing &&
+         dcmf_tlspump_read(&c->tls, plain, sizeof(plain), &got) == 0 &&
+         got > 0) {
+    up_conn_feed(c, plain, got);
   }
-  if (!c->closing) {
-    tls_drain(c);
+  if (c->closing) {
+    return;
+  }
+  tls_drain(c);
+  if (dcmf_tlspump_get_state(&c->tls) == DCMF_TLSPUMP_FAILED) {
+    /* A bad record or a fatal alert: nothing more can be read. */
+    char why[200];
+    snprintf(why, sizeof(why), "TLS connection failed: %s",
+             dcmf_tlspump_get_reason(&c->tls));
+    up_conn_fail(c, why);
   }
 }
 
@@ -343,18 +356,21 @@ static void on_connected(uv_connect_t *req, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-  if (c->ssl == NULL) {
+  if (!c->tls_on) {
     conn_ready(c);
     return;
   }
-  SSL_do_handshake(c->ssl);
-  tls_drain(c);
+  tls_drain(c); /* the ClientHello */
 }
 
 static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *ai) {
   struct conn *c = r->data;
+  c->resolving = 0;
   if (c->closing) {
     uv_freeaddrinfo(ai);
+    if (c->handle_closed) {
+      conn_free(c);
+    }
     return;
   }
   if (status < 0 || ai == NULL ||
@@ -385,32 +401,21 @@ static struct conn *conn_open(struct origin *o) {
   o->conns = c;
   p->counters.connections_opened++;
   if (o->https) {
-    c->ssl = SSL_new(p->tls);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
-      BIO_free(c->rbio);
-      BIO_free(c->wbio);
+    /* SNI and the name (or address) the certificate must carry. */
+    if (dcmf_tlspump_init(&c->tls, p->tls, DCMF_TLSPUMP_CLIENT, o->host) !=
+        0) {
       up_conn_fail(c, "TLS set-up failed");
       return NULL;
     }
-    SSL_set_bio(c->ssl, c->rbio, c->wbio);
-    SSL_set_connect_state(c->ssl);
-    unsigned char bin[16];
-    int is_ip = inet_pton(AF_INET, o->host, bin) == 1 ||
-                inet_pton(AF_INET6, o->host, bin) == 1;
-    if (is_ip) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), o->host);
-    } else {
-      SSL_set_tlsext_host_name(c->ssl, o->host); /* SNI */
-      SSL_set1_host(c->ssl, o->host);
-    }
+    c->tls_on = 1;
   }
   char port[8];
   snprintf(port, sizeof(port), "%u", o->port);
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+  c->resolving = 1;
   if (uv_getaddrinfo(p->loop, &c->resolve, on_resolved, o->host, port,
                      &hints) != 0) {
+    c->resolving = 0;
     up_conn_fail(c, "resolver refused");
     return NULL;
   }
@@ -483,7 +488,8 @@ static void origin_dispatch(struct origin *o) {
       o->queue_tail = NULL;
     }
     r->next = NULL;
-    if (use->idle_since_ms != 0 && use->proto == P_H1) {
+    if (use->proto == P_H1 && use->h1_served > 0) {
+      /* (A new connection is idle too from the moment it is ready.) */
       o->pool->counters.connections_reused++;
     }
     use->idle_since_ms = 0;
@@ -731,6 +737,10 @@ int dcmf_upstream_request(struct dcmf_upstream_pool *p,
   up_dispatch_soon(p);
   *out = r;
   return 0;
+}
+
+void dcmf_upstream_pool_drain(struct dcmf_upstream_pool *p) {
+  p->settings.idle_timeout_ms = 0; /* the sweep closes what is idle */
 }
 
 void dcmf_upstream_resume(struct dcmf_upstream_req *r) {

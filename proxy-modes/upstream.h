@@ -1,6 +1,8 @@
 /*
  * upstream.h - the HTTP client pool toward MDC1/MDC2 upstreams (the DCSF
- * and DC application repositories) for HTTP-proxy mode.
+ * and DC application repositories) for HTTP-proxy mode, and dcmf's one
+ * HTTP client: event notifications (notify.h) and dcmf-ue's control API
+ * client (apiclient.h) run on pools of their own.
  *
  * One pool per media worker, shared by all its contexts. Connections are
  * pooled per origin (scheme, host, port) and reused: HTTP/2 carries many
@@ -12,6 +14,10 @@
  * PUT, DELETE or OPTIONS that a reused HTTP/1.1 connection loses before
  * any byte of its answer (the upstream closed it for idleness) is sent
  * once more on a new connection (RFC 9112 9.3.1); other methods fail.
+ *
+ * TLS goes through the TLS pump (tlspump.h); a failed handshake ends the
+ * requests with UNREACHABLE and a reason such as "TLS handshake failed:
+ * certificate verify failed: unable to get local issuer certificate".
  *
  * Bodies stream: every piece goes to the |data| callback as it arrives,
  * and the caller can pause a response (HTTP/2 flow control stays closed,
@@ -102,6 +108,11 @@ int dcmf_upstream_request(struct dcmf_upstream_pool *pool,
                           size_t body_len,
                           const struct dcmf_upstream_callbacks *cbs,
                           void *user, struct dcmf_upstream_req **req);
+
+/* From now on, connections are closed as soon as they are idle (within
+ * the sweep period, 100 ms), so that an owner whose loop is stopping is
+ * not held up by keep-alive connections. Requests go on as before. */
+void dcmf_upstream_pool_drain(struct dcmf_upstream_pool *pool);
 
 /* Lets a paused response flow again. */
 void dcmf_upstream_resume(struct dcmf_upstream_req *req);

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "h1resp.h"
+#include "tlspump.h"
 #include "upstream.h"
 
 #define SWEEP_MS 100                /* timeout checks */
@@ -79,10 +80,14 @@ struct conn {
   uv_connect_t connect;
   uv_getaddrinfo_t resolve;
   int ready, closing;
+  /* The resolver request and the TCP handle each hold |c|: whichever
+   * ends last frees it (libuv may report the resolution after the
+   * handle closed). */
+  int resolving, handle_closed;
   int h2_first_seen; /* the first bytes of an h2c probe were checked */
   enum proto proto;
-  SSL *ssl;
-  BIO *rbio, *wbio;
+  int tls_on; /* an https origin: |tls| carries the bytes */
+  struct dcmf_tlspump tls;
   nghttp2_session *h2;
   struct dcmf_upstream_req *h1_req;
   uint32_t h1_served; /* responses completed: above 0, the conn is reused */

@@ -22,15 +22,16 @@ function freePort() {
   });
 }
 
-// Starts |dcmfd| on a free control port with 31 media ports; resolves
-// once /healthz answers. |tag| names the log file.
-async function startDcmfd(dcmfd, tag) {
+// Starts |dcmfd| on a free control port with 31 media ports and the
+// options |extra|; resolves once /healthz answers. |tag| names the log
+// file.
+async function startDcmfd(dcmfd, tag, extra = []) {
   const port = await freePort();
   const base = 43000 + Math.floor(Math.random() * 15000);
   const logf = path.join(os.tmpdir(), `dcmfd-${tag}-${port}.log`);
   const log = fs.openSync(logf, "w");
   const proc = spawn(dcmfd, ["--control", `127.0.0.1:${port}`, "--ports", `${base}-${base + 30}`,
-    "--log-level", "debug"], { stdio: ["ignore", log, log] });
+    "--log-level", "debug", ...extra], { stdio: ["ignore", log, log] });
   for (let i = 0; i < 100; i++) {
     try { if ((await api(port, "GET", "/healthz")).status === 200) break; } catch (e) { /* not yet */ }
     await wait(50);
@@ -46,11 +47,12 @@ async function startDcmfd(dcmfd, tag) {
 }
 
 // Runs |tests| ({name, fn(d)}) one after the other, each against a fresh
-// dcmfd that must exit 0 on SIGTERM afterwards; exits the process.
-async function runTests(dcmfd, tag, tests, perTestMs) {
+// dcmfd (started with the options |extra|) that must exit 0 on SIGTERM
+// afterwards; exits the process.
+async function runTests(dcmfd, tag, tests, perTestMs, extra = []) {
   let passed = 0, failed = 0;
   for (const t of tests) {
-    const d = await startDcmfd(dcmfd, tag);
+    const d = await startDcmfd(dcmfd, tag, extra);
     try {
       await timeout(t.fn(d), perTestMs, "test");
       await wait(150); // metrics are published every 10 ms; let sessions settle
