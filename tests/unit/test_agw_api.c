@@ -1,5 +1,5 @@
 /*
- * Unit tests for the AGW shim's control API (agw-shim/agwapi.h) run in
+ * Unit tests for the AGW shim's control API (agw-shim/api/agwapi.h) run in
  * memory: the relays are fakes that record what the API asked for, and
  * the port pool is a counter. Covers every status the API documents.
  */

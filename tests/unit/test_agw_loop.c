@@ -1,5 +1,5 @@
 /*
- * Loopback tests of the whole AGW shim (agw-shim/agw.h) through libuv:
+ * Loopback tests of the whole AGW shim (agw-shim/api/agw.h) through libuv:
  * a real port pool on 127.0.0.1, the relay thread, and plain UDP sockets
  * playing the phone and the core. Checks byte-exact relaying both ways,
  * drops, counters on GET and /metrics, and that DELETE and dcmf_agw_del

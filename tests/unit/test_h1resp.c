@@ -1,6 +1,6 @@
 /*
  * test_h1resp.c - unit tests for the HTTP/1.1 response parser engine
- * (proxy-modes/h1resp.h): framing (length, chunked, close), bodiless
+ * (dcmf/net/h1resp.h): framing (length, chunked, close), bodiless
  * responses, 1xx, limits, pieces split across feeds, pause and resume,
  * keep-alive and errors.
  */

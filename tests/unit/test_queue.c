@@ -1,5 +1,5 @@
 /*
- * test_queue.c - the thread queue (dcmf/queue.h): order, the count bound
+ * test_queue.c - the thread queue (dcmf/base/queue.h): order, the count bound
  * and its refusals, push_always, a producer thread against the consumer
  * loop, items handed back on close, and unref.
  */

@@ -1,5 +1,5 @@
 /*
- * The DC relay service (dcmf/svc_relay.c) against fake hosts: twins are
+ * The DC relay service (proxy-modes/svc_relay.c) against fake hosts: twins are
  * linked when a media is attached or changed, unlinked when one goes
  * away (also while messages for it wait), messages keep their order
  * under back-pressure, and stalls are told on a fake clock. ASan checks

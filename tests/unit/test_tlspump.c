@@ -1,5 +1,5 @@
 /*
- * test_tlspump.c - a client and a server TLS pump (dcmf/tlspump.h)
+ * test_tlspump.c - a client and a server TLS pump (dcmf/net/tlspump.h)
  * paired in memory: handshake with ALPN, data both ways, certificate
  * verification (name, IP address, untrusted issuer), mutual TLS with and
  * without a client certificate, garbage, close_notify. The certificates

@@ -1,5 +1,5 @@
 /*
- * test_upstream.c - the HTTP client (proxy-modes/upstream.h) in process,
+ * test_upstream.c - the HTTP client (dcmf/net/upstream.h) in process,
  * against the loopback HTTP/1.1 server of tests/support/h1srv.c on the
  * same libuv loop: the h2c-then-HTTP/1.1 fallback, keep-alive reuse,
  * chunked bodies paused and resumed, the response timeout, cancel, a

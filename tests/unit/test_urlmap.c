@@ -1,6 +1,6 @@
 /*
  * test_urlmap.c - unit tests for URL parsing, the root-URL replacement
- * rule and proxy header filtering (proxy-modes/urlmap.h).
+ * rule and proxy header filtering (dcmf/net/urlmap.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -2,7 +2,7 @@
  * tlspump.h - TLS over memory BIOs for one stream connection, client or
  * server: ciphertext in, plaintext out, plaintext in, ciphertext out. It
  * is the TLS of the control API's HTTP/2 server (h2server.c) and of the
- * HTTP client (proxy-modes/upstream.c), and is meant for any later TLS
+ * HTTP client (dcmf/net/upstream.c), and is meant for any later TLS
  * over TCP (MSRP, BFCP). Layer "net".
  *
  * No I/O: no sockets, no clock, no libuv. The glue feeds what its socket

@@ -2,7 +2,7 @@
  * notify.h - delivers event notifications to the controller's
  * eventNotifyUri: one POST of a JSON body per event, on the control loop,
  * through the same HTTP client as HTTP-proxy mode's upstreams
- * (proxy-modes/upstream.h). So the URI may be http:// (h2c prior
+ * (dcmf/net/upstream.h). So the URI may be http:// (h2c prior
  * knowledge, falling back to HTTP/1.1 for good when the receiver answers
  * in HTTP/1) or https:// (h2 or HTTP/1.1 by ALPN, the certificate
  * verified against the upstream CA bundle). Delivery is best effort and

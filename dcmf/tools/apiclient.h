@@ -1,7 +1,7 @@
 /*
  * apiclient.h - what tools that drive the control API need of an HTTP
  * client: many concurrent requests, whole bodies in and out. It is a thin
- * layer over the upstream client pool (proxy-modes/upstream.h), so it
+ * layer over the upstream client pool (dcmf/net/upstream.h), so it
  * speaks h2c with prior knowledge to the daemon (one connection, many
  * streams), falling back to HTTP/1.1 if the daemon answered in HTTP/1.
  */

@@ -1,5 +1,5 @@
 /* The control API client of the tools: whole-body requests on the
- * upstream client pool (proxy-modes/upstream.h), which speaks h2c to an
+ * upstream client pool (dcmf/net/upstream.h), which speaks h2c to an
  * http:// base and h2 or HTTP/1.1 over TLS to an https:// one. */
 #include "apiclient.h"
 

@@ -2,7 +2,7 @@
  * agwapi.h - the AGW shim's control API on /agw/v1/contexts and the
  * table of its contexts (one relay each).
  *
- * Transport-neutral like dcmf/api.h: the HTTP/2 server hands over a
+ * Transport-neutral like dcmf/control/api.h: the HTTP/2 server hands over a
  * complete request (already routed here by its /agw/v1/ prefix) and
  * sends back the response this module builds. The relays themselves are
  * reached through a table of operations, so the whole API runs in memory
