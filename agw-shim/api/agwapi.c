@@ -104,19 +104,6 @@ static void new_id(struct dcmf_agwapi *api, char *out) {
   out[n] = '\0';
 }
 
-static void set_location(struct dcmf_api_response *resp,
-                         const struct dcmf_api_request *req, const char *id) {
-  if (req->authority != NULL && req->authority[0] != '\0' &&
-      strpbrk(req->authority, "/?#\r\n ") == NULL) {
-    snprintf(resp->location, sizeof(resp->location), "%s://%s%s/%s",
-             req->scheme ? req->scheme : "http", req->authority,
-             CONTEXTS_PATH, id);
-  } else {
-    snprintf(resp->location, sizeof(resp->location), "%s/%s", CONTEXTS_PATH,
-             id);
-  }
-}
-
 static int resource_problem(int rv, struct dcmf_problem *p) {
   if (rv == DCMF_ERR_EXHAUSTED) {
     return dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
@@ -179,7 +166,7 @@ static void handle_create(struct dcmf_agwapi *api,
     return;
   }
   ctx_link(api, c);
-  set_location(resp, req, c->id);
+  dcmf_api_set_location(resp, req, CONTEXTS_PATH, c->id);
   respond_json(resp, 201, view, p);
   DCMF_LOGI(api->settings.log, "agw",
             "context %s created: access port %u, core port %u", c->id,

@@ -22,19 +22,6 @@ static void respond_json(struct dcmf_api_response *resp, int status,
   }
 }
 
-static void set_location(struct dcmf_api_response *resp,
-                         const struct dcmf_api_request *req, const char *id) {
-  if (req->authority != NULL && req->authority[0] != '\0' &&
-      strpbrk(req->authority, "/?#\r\n ") == NULL) {
-    snprintf(resp->location, sizeof(resp->location), "%s://%s%s/%s",
-             req->scheme ? req->scheme : "http", req->authority,
-             CONTEXTS_PATH, id);
-  } else {
-    snprintf(resp->location, sizeof(resp->location), "%s/%s", CONTEXTS_PATH,
-             id);
-  }
-}
-
 /* ---- entity-tags (RFC 9110 8.8.3, 13.1.1) ------------------------------ */
 
 /* Writes the strong entity-tag of |ctx|, quotes included. */
@@ -117,7 +104,7 @@ static void handle_create(struct dcmf_api *api,
   }
   struct dcmf_context *ctx;
   if (dcmf_registry_create(api->registry, doc, &ctx, p) == 0) {
-    set_location(resp, req, ctx->id);
+    dcmf_api_set_location(resp, req, CONTEXTS_PATH, ctx->id);
     respond_context(resp, 201, ctx);
     DCMF_LOGI(api->log, "api", "context %s created (%zu DC media)", ctx->id,
               ctx->n_medias);

@@ -114,6 +114,13 @@ void dcmf_api_respond_problem(struct dcmf_api_response *resp,
 int dcmf_api_respond_json(struct dcmf_api_response *resp, int status,
                           const json_t *doc);
 
+/* Sets the Location of a created resource |collection|/|id|: absolute
+ * when the request named a plain authority, else the path alone (an
+ * authority with path or space characters is not echoed). */
+void dcmf_api_set_location(struct dcmf_api_response *resp,
+                           const struct dcmf_api_request *req,
+                           const char *collection, const char *id);
+
 /* Copies the path of |req| without query or fragment into |out|.
  * Returns 0, or the status with |p| set to 414 when it does not fit. */
 int dcmf_api_request_path(const struct dcmf_api_request *req, char *out,

@@ -109,3 +109,17 @@ int dcmf_api_request_path(const struct dcmf_api_request *req, char *out,
   out[len] = '\0';
   return 0;
 }
+
+void dcmf_api_set_location(struct dcmf_api_response *resp,
+                           const struct dcmf_api_request *req,
+                           const char *collection, const char *id) {
+  if (req->authority != NULL && req->authority[0] != '\0' &&
+      strpbrk(req->authority, "/?#\r\n ") == NULL) {
+    snprintf(resp->location, sizeof(resp->location), "%s://%s%s/%s",
+             req->scheme ? req->scheme : "http", req->authority, collection,
+             id);
+  } else {
+    snprintf(resp->location, sizeof(resp->location), "%s/%s", collection,
+             id);
+  }
+}
