@@ -1,6 +1,6 @@
 /*
  * svc_relay.h - the DC relay (dcMedia.dcRelay) as a session service
- * (service.h; layer: services, kept in dcmf/ beside relayq.c for now).
+ * (service.h; layer: services, in proxy-modes/ with the other modes).
  *
  * The negotiated channels of a relayed media are joined stream by
  * stream to the channels of its twin, the media named by

@@ -608,9 +608,13 @@ static int daemon_setup(struct daemon *d) {
       .hello_rate = c->hello_rate,
       .on_event = dcmf_controller_on_event,
   };
-  /* Event receivers are verified with the upstreams' CA bundle. */
-  int nrv = dcmf_notify_new(&d->notify, &d->loop, &d->proxy_svc.upstream,
-                            &d->log, err, sizeof(err));
+  /* Event receivers are verified with the upstreams' CA bundle; the
+   * proxy's client certificate is for upstreams only, not offered to
+   * whatever an eventNotifyUri names. */
+  struct dcmf_upstream_settings notify_tls = {
+      .ca_file = d->proxy_svc.upstream.ca_file};
+  int nrv = dcmf_notify_new(&d->notify, &d->loop, &notify_tls, &d->log, err,
+                            sizeof(err));
   if (nrv != 0) {
     fprintf(stderr, "dcmfd: %s\n",
             nrv == DCMF_ERR_INVALID ? err : "out of memory");

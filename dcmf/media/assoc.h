@@ -11,12 +11,14 @@
  *   DCMF_ASSOC_SRTP       SRTP/SRTCP, 128-191         an SSRC
  *   DCMF_ASSOC_DTLS_DATA  nothing                     the one DTLS stream
  *
- * Only DCMF_ASSOC_SCTP is implemented today, inside the session (the
- * DTLS→SCTP→channel wiring of dcstack.h). A new kind provides the hooks
- * of struct dcmf_assoc_ops and reports flows through struct
- * dcmf_assoc_events, which the session maps onto its services; services
- * written against struct dcmf_svc_flow need no edit. A media asking for a kind that has
- * no implementation fails to start (DCMF_ERR_INVALID).
+ * Only DCMF_ASSOC_SCTP is implemented today, and the session calls it
+ * directly (the DTLS→SCTP→channel stack of dcstack.h), not through the
+ * tables below: struct dcmf_assoc_ops and struct dcmf_assoc_events are
+ * the draft of the interface the e2ae kinds will plug into, after which
+ * SCTP moves behind it too. Services are written against struct
+ * dcmf_svc_flow already, so a new kind needs no edit to them. A media
+ * asking for a kind that has no implementation fails to start
+ * (DCMF_ERR_INVALID).
  */
 #ifndef DCMF_ASSOC_H
 #define DCMF_ASSOC_H

@@ -39,9 +39,10 @@
  * owned by the session and valid from |attach| until |detach| returns;
  * |desc| changes only just before |update|. Data passed to a hook is
  * borrowed for the call. A hook may call host functions, including
- * |close| of a flow (whose |closed| then runs before |close| returns), but
- * must not free the media state from inside them: that happens only in
- * |detach|.
+ * |close| of a flow (whose |closed| then runs before |close| returns),
+ * except that |open| must not close the flow it is opening (it refuses
+ * it by failing instead), and must not free the media state from inside
+ * them: that happens only in |detach|.
  */
 #ifndef DCMF_SERVICE_H
 #define DCMF_SERVICE_H

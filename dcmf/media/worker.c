@@ -7,13 +7,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "dtls.h"
 #include "errors.h"
 #include "hashmap.h"
-#include "queue.h"
 #include "heartbeat.h"
-
-#include <openssl/rand.h>
+#include "queue.h"
 #include "ratelimit.h"
 #include "sctp.h"
 #include "session.h"
@@ -41,9 +41,10 @@ struct event_msg {
   struct dcmf_queue_node node;
 };
 
-/* A session as the worker files it: in the table by media key (every
- * lookup: control messages, the DC relay's twin) and in a list (walks
- * over all: the SCTP tick, shutdown). */
+/* A session as the worker files it: in the table by media key (the
+ * controller's messages find it there) and in a list (the walk over all
+ * at shutdown). The SCTP tick visits only the tick queue, and the DC
+ * relay service keeps its own links between twins. */
 struct node {
   struct dcmf_hashmap_entry entry; /* keyed by dcmf_session_key() */
   struct dcmf_session *session;
@@ -252,6 +253,9 @@ static void inbox_closed(void *user, struct dcmf_queue_node *list) {
   while (list != NULL) {
     struct msg *m = dcmf_queue_entry(list, struct msg, node);
     list = list->next;
+    if (!m->stop && m->op == DCMF_MEDIA_OP_ADD && m->desc.fd >= 0) {
+      close(m->desc.fd); /* the session would have owned it */
+    }
     if (!m->stop && m->op != DCMF_MEDIA_OP_REMOVE) {
       dcmf_media_desc_free(&m->desc);
     }

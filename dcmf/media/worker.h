@@ -3,8 +3,9 @@
  * the media sockets and sessions of the DC media assigned to it, and the
  * process's usrsctp stack.
  *
- * The control loop talks to it only by message: media add / update /
- * remove go in through a queue and uv_async; events come back the same
+ * The control loop talks to it only by message: the controller's media
+ * operations (dcmf_worker_post: add, update, remove) go in through a
+ * queue (queue.h); events come back the same
  * way to the control loop. The queues are the only shared state, so the
  * worker can later become a process with the same messages.
  */
@@ -55,8 +56,6 @@ struct dcmf_worker;
 int dcmf_worker_start(struct dcmf_worker **worker, uv_loop_t *control_loop,
                       const struct dcmf_worker_settings *settings, char *err,
                       size_t errlen);
-
-
 
 /*
  * Asks the worker to stop, waits for its thread, and frees it, closing

@@ -36,6 +36,7 @@ static void pump_fail(struct dcmf_tlspump *p) {
 
 /* Moves the handshake on; OPEN once it is done. */
 static void pump_handshake(struct dcmf_tlspump *p) {
+  ERR_clear_error(); /* SSL_get_error() reads the thread-wide queue */
   int r = SSL_do_handshake(p->ssl);
   if (r == 1) {
     p->state = DCMF_TLSPUMP_OPEN;
@@ -128,6 +129,7 @@ int dcmf_tlspump_read(struct dcmf_tlspump *p, uint8_t *out, size_t cap,
   if (p->state != DCMF_TLSPUMP_OPEN || cap == 0) {
     return p->state == DCMF_TLSPUMP_FAILED ? DCMF_ERR_MALFORMED : 0;
   }
+  ERR_clear_error();
   int n = SSL_read(p->ssl, out, cap > INT_MAX ? INT_MAX : (int)cap);
   if (n > 0) {
     *got = (size_t)n;
@@ -155,6 +157,7 @@ int dcmf_tlspump_write(struct dcmf_tlspump *p, const uint8_t *data,
   while (len > 0) {
     int n = len > INT_MAX ? INT_MAX : (int)len;
     /* A memory BIO takes everything: a short write is memory. */
+    ERR_clear_error();
     if (SSL_write(p->ssl, data, n) != n) {
       ERR_clear_error();
       return DCMF_ERR_NOMEM;

@@ -60,8 +60,9 @@ static void on_end(void *user, enum dcmf_upstream_result result,
                    const char *why) {
   (void)why;
   struct request *r = user;
-  int status =
-      result == DCMF_UPSTREAM_OK && r->status > 0 ? r->status : DCMF_ERR_SYSTEM;
+  int status = r->status == DCMF_ERR_NOMEM ? DCMF_ERR_NOMEM
+               : result == DCMF_UPSTREAM_OK && r->status > 0 ? r->status
+                                                             : DCMF_ERR_SYSTEM;
   /* The callback may see an empty body; it is always NUL-terminated. */
   if (dcmf_buf_append(&r->response, "", 1) != 0) {
     status = DCMF_ERR_NOMEM;

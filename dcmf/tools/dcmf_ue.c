@@ -29,6 +29,10 @@
 
 enum mode { MODE_FETCH, MODE_BENCH, MODE_IDLE };
 
+/* How long requests may still end by themselves once the control API
+ * connection failed (see on_tick). */
+#define API_LOST_GRACE_MS 1000
+
 struct run;
 
 /* One phone's life: create context, connect, fetch, delete. */
@@ -70,7 +74,8 @@ struct run {
   uint64_t last_tick_ms;
   uv_signal_t sigint;
   int stopping;
-  int api_failed; /* the control API connection failed */
+  int api_failed;   /* the control API connection failed */
+  uint64_t lost_ms; /* when it did */
   int exit_code;
   struct job *jobs;       /* every job not yet forgotten */
   struct job **idle_jobs; /* idle mode: every phone, to release them */
@@ -88,6 +93,7 @@ static void api_lost(struct run *r) {
     return;
   }
   r->api_failed = 1;
+  r->lost_ms = uv_now(r->loop);
   fprintf(stderr, "dcmf-ue: the control API connection failed; stopping\n");
   r->stopping = 1;
   r->count = r->started; /* start no more */
@@ -163,8 +169,9 @@ static void job_finish(struct job *j, int ok) {
   }
   char path[160];
   snprintf(path, sizeof(path), "/nmf-mrm/v1/contexts/%s", j->context_id);
-  int rv = dcmf_apiclient_request(r->api, "DELETE", path, NULL, NULL,
-                                  on_deleted, j);
+  int rv = r->api == NULL ? DCMF_ERR_SYSTEM
+                          : dcmf_apiclient_request(r->api, "DELETE", path,
+                                                   NULL, NULL, on_deleted, j);
   if (rv != 0) {
     api_lost(r);
     forget(j);
@@ -398,8 +405,9 @@ static void job_start(struct run *r) {
   }
   char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
   json_decref(req);
-  int rv = text == NULL ? DCMF_ERR_NOMEM
-                        : dcmf_apiclient_request(r->api, "POST",
+  int rv = text == NULL   ? DCMF_ERR_NOMEM
+           : r->api == NULL ? DCMF_ERR_SYSTEM
+                            : dcmf_apiclient_request(r->api, "POST",
                                                  "/nmf-mrm/v1/contexts",
                                                  "application/json", text,
                                                  on_created, j);
@@ -429,6 +437,28 @@ static void on_tick(uv_timer_t *t) {
   dcmf_sctp_stack_tick((uint32_t)(now - r->last_tick_ms));
   r->last_tick_ms = now;
   dcmf_tickq_run(&r->ticks);
+  /* Once the control API is gone, a request the HTTP client still holds
+   * (queued for a connection that will never come) would keep the run
+   * alive until the client's own timeouts, a minute away. A second after
+   * the loss the client is closed, and every job still waiting for an
+   * answer (a create, or the DELETE of a finished phone) is counted as
+   * finished: nothing will answer it. */
+  if (r->api_failed && r->api != NULL &&
+      now - r->lost_ms >= API_LOST_GRACE_MS) {
+    struct dcmf_apiclient *api = r->api;
+    r->api = NULL; /* callbacks it may still run must not use it */
+    dcmf_apiclient_close(api);
+    struct job *next;
+    for (struct job *j = r->jobs; j != NULL; j = next) {
+      next = j->next;
+      if (j->done) {
+        forget(j); /* its DELETE is lost */
+        r->finished++;
+      } else {
+        job_finish(j, 0); /* frees |j|, never another job */
+      }
+    }
+  }
   long active = r->started - r->finished;
   while (!r->stopping && r->started < r->count && active < r->concurrency) {
     job_start(r);
@@ -450,7 +480,10 @@ static void on_tick(uv_timer_t *t) {
     uv_timer_stop(&r->tick);
     uv_close((uv_handle_t *)&r->tick, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
-    dcmf_apiclient_close(r->api);
+    if (r->api != NULL) {
+      dcmf_apiclient_close(r->api);
+      r->api = NULL;
+    }
   }
 }
 

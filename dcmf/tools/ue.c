@@ -191,7 +191,6 @@ static void dc_closed(void *user, struct dcmf_dc_channel *ch) {
   }
 }
 
-
 int dcmf_ue_get(struct dcmf_ue *ue, const char *path) {
   char req[2048];
   int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: \r\n\r\n", path);
