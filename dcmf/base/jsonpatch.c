@@ -268,9 +268,50 @@ static int patch_put(json_t *root, const char *ptr, size_t len, char *buf,
   return 0;
 }
 
-/* Runs one checked operation on the working copy |root|. */
+/* Counts the values of |v| (itself and everything inside it), stopping
+ * as soon as the count passes |cap|: the cost of a count is bounded by
+ * the budget it checks, not by the size of |v|. */
+static size_t count_values(json_t *v, size_t cap) {
+  size_t n = 1;
+  if (json_is_object(v)) {
+    const char *key;
+    json_t *child;
+    json_object_foreach(v, key, child) {
+      if (n > cap) {
+        break;
+      }
+      n += count_values(child, cap - n);
+    }
+  } else if (json_is_array(v)) {
+    size_t k;
+    json_t *child;
+    json_array_foreach(v, k, child) {
+      if (n > cap) {
+        break;
+      }
+      n += count_values(child, cap - n);
+    }
+  }
+  return n;
+}
+
+/* Takes the values of |v| from the patch's budget |*left|; 0 or
+ * DCMF_ERR_TOO_LARGE (nothing taken). */
+static int budget_take(json_t *v, size_t *left, long i, const char *param,
+                       struct dcmf_jsonpatch_error *err) {
+  size_t n = count_values(v, *left);
+  if (n > *left) {
+    return patch_fail(err, i, param, DCMF_ERR_TOO_LARGE,
+                      "The patched document would hold too many values.");
+  }
+  *left -= n;
+  return 0;
+}
+
+/* Runs one checked operation on the working copy |root|; |left| is what
+ * remains of the document's value budget. */
 static int patch_run(json_t *root, const struct patch_op *op, char *buf, long i,
-                     struct dcmf_jsonpatch_error *err) {
+                     size_t *left, struct dcmf_jsonpatch_error *err) {
   struct ptr_loc loc;
   const char *why = "";
   json_t *value;
@@ -281,6 +322,9 @@ static int patch_run(json_t *root, const struct patch_op *op, char *buf, long i,
   case PATCH_REPLACE:
     /* The value is copied so the result shares nothing with the patch,
      * which later operations or the caller might otherwise mutate. */
+    rc = budget_take(op->value, left, i, "value", err);
+    if (rc != 0)
+      return rc;
     value = json_deep_copy(op->value);
     if (!value)
       return patch_fail(err, i, "value", DCMF_ERR_NOMEM,
@@ -314,6 +358,9 @@ static int patch_run(json_t *root, const struct patch_op *op, char *buf, long i,
   if (rc != 0)
     return patch_fail(err, i, "from", rc, why);
   if (op->kind == PATCH_COPY) {
+    rc = budget_take(loc.target, left, i, "from", err);
+    if (rc != 0)
+      return rc;
     value = json_deep_copy(loc.target);
     if (!value)
       return patch_fail(err, i, "from", DCMF_ERR_NOMEM,
@@ -356,6 +403,11 @@ int dcmf_jsonpatch_apply(json_t *doc, json_t *patch, json_t **result,
   if (!work)
     return patch_fail(err, -1, NULL, DCMF_ERR_NOMEM,
                       "Memory ran out while copying the document.");
+  /* Removals do not give budget back: a patch is short, and the bound
+   * is on the work it can cause as much as on the result. */
+  size_t held = count_values(work, DCMF_JSONPATCH_MAX_VALUES);
+  size_t left =
+      held < DCMF_JSONPATCH_MAX_VALUES ? DCMF_JSONPATCH_MAX_VALUES - held : 0;
   size_t n;
   json_t *item;
   int rc = 0;
@@ -374,7 +426,7 @@ int dcmf_jsonpatch_apply(json_t *doc, json_t *patch, json_t **result,
                       "Memory ran out while reading the operation.");
       break;
     }
-    rc = patch_run(work, &op, buf, i, err);
+    rc = patch_run(work, &op, buf, i, &left, err);
     free(buf);
     if (rc != 0)
       break;

@@ -8,6 +8,11 @@
 #include <stddef.h>
 #include <jansson.h>
 
+/* The most JSON values (objects, arrays and scalars, counted one each) a
+ * patched document may hold: far above any MediaContext or AGW context,
+ * far below what would stall the control loop. */
+#define DCMF_JSONPATCH_MAX_VALUES 100000
+
 /* Details of a failed patch, filled by dcmf_jsonpatch_apply. */
 struct dcmf_jsonpatch_error {
   /* Index of the failing operation in the patch array, or -1 when the
@@ -36,7 +41,12 @@ json_t *dcmf_json_pointer_get(json_t *doc, const char *pointer);
  *
  * Rules beyond RFC 6902: the patch must hold at least one operation
  * (TS 29.176 PatchItem array has minItems 1); an operation that replaces
- * or removes the root ("" path) is refused as DCMF_ERR_INVALID.
+ * or removes the root ("" path) is refused as DCMF_ERR_INVALID; the
+ * values that add, replace and copy put into the document count against
+ * DCMF_JSONPATCH_MAX_VALUES together with the document's own (a patch of
+ * a few copies of the whole document into itself would otherwise double
+ * it with each one, which a small body can repeat until memory and time
+ * run out), and an operation past it is refused as DCMF_ERR_TOO_LARGE.
  *
  * Returns:
  *   0                     success
@@ -49,6 +59,8 @@ json_t *dcmf_json_pointer_get(json_t *doc, const char *pointer);
  *   DCMF_ERR_INVALID      an index out of range, "-" where not allowed,
  *                         move into its own child, root replaced/removed
  *   DCMF_ERR_TEST_FAILED  a test operation's value did not match
+ *   DCMF_ERR_TOO_LARGE    the document would hold more than
+ *                         DCMF_JSONPATCH_MAX_VALUES values
  *   DCMF_ERR_NOMEM        allocation failed
  */
 int dcmf_jsonpatch_apply(json_t *doc, json_t *patch, json_t **result,

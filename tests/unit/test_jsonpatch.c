@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -497,6 +498,48 @@ static void test_out_of_memory(void **state) {
   json_decref(before);
 }
 
+/* Each copy of the whole document into itself doubles it: 40 of them
+ * would ask for 2^40 values. The budget stops the patch at the copy that
+ * passes DCMF_JSONPATCH_MAX_VALUES: the document holds 3 values and
+ * after copy k 3 * 2^(k+1), so copy 15 (the 16th) is the first past it. */
+static void test_exponential_copy_refused(void **state) {
+  (void)state;
+  char patch[4096] = "[";
+  for (int k = 0; k < 40; k++) {
+    char op[64];
+    snprintf(op, sizeof(op), "%s{\"op\":\"copy\",\"from\":\"\",\"path\":\"/c%d\"}",
+             k ? "," : "", k);
+    strcat(patch, op);
+  }
+  strcat(patch, "]");
+  struct dcmf_jsonpatch_error err;
+  run("{\"a\":{\"b\":1}}", patch, DCMF_ERR_TOO_LARGE, &err);
+  assert_int_equal(err.op_index, 15);
+  assert_string_equal(err.param, "/15/from");
+  /* A value that alone passes the budget is refused as well. */
+  json_t *doc = load("{}");
+  json_t *big = json_array();
+  for (int k = 0; k < DCMF_JSONPATCH_MAX_VALUES; k++) {
+    json_array_append_new(big, json_true());
+  }
+  json_t *patch2 = json_pack("[{s:s, s:s, s:o}]", "op", "add", "path", "/x",
+                             "value", big);
+  json_t *result = NULL;
+  assert_int_equal(dcmf_jsonpatch_apply(doc, patch2, &result, &err),
+                   DCMF_ERR_TOO_LARGE);
+  assert_null(result);
+  assert_string_equal(err.param, "/0/value");
+  json_decref(doc);
+  json_decref(patch2);
+  /* Under the budget, copies work as before. */
+  json_t *ok = run("{\"a\":{\"b\":1}}",
+                   "[{\"op\":\"copy\",\"from\":\"\",\"path\":\"/c\"},"
+                   "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/d\"}]",
+                   0, &err);
+  assert_non_null(json_object_get(json_object_get(ok, "d"), "c"));
+  json_decref(ok);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_a1_add_member),
@@ -528,6 +571,7 @@ int main(void) {
       cmocka_unit_test(test_null_arguments),
       cmocka_unit_test(test_atomic_failure),
       cmocka_unit_test(test_out_of_memory),
+      cmocka_unit_test(test_exponential_copy_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
