@@ -2047,6 +2047,23 @@ def make_malformed_test(name, fn, status, param, cause, args):
     return run
 
 
+@daemon_test("a PATCH that would double the context with every copy is refused at the bound, quickly, and changes nothing")
+def _(d):
+    r = curl(d, "POST", CONTEXTS, context_doc(), ctype="application/json")
+    check_eq(r.status, 201, "create status")
+    path = f"{CONTEXTS}/{r.json()['contextId']}"
+    before = curl(d, "GET", path).json()
+    ops = [{"op": "copy", "from": "", "path": f"/x{k}"} for k in range(40)]
+    started = time.monotonic()
+    r = curl(d, "PATCH", path, ops, ctype="application/json-patch+json")
+    took = time.monotonic() - started
+    check_problem(r, 409)
+    check(b"too many values" in r.body, f"reason names the bound: {r.body[:300]!r}")
+    check(took < 5, f"answered in {took:.1f} s")
+    check_eq(curl(d, "GET", path).json(), before, "context after the refused PATCH")
+    check_eq(curl(d, "GET", "/healthz").status, 200, "control loop still answers")
+
+
 def run_case(name, call, skip=()):
     """Runs one test case and prints its TAP-like line; returns "ok",
     "fail" or "skip" (an exception of a type in |skip| skips the case).
