@@ -373,7 +373,9 @@ static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
   case DCMF_DCSTACK_DTLS_CLOSED:
     break;
   }
-  /* The association is over; a PATCH with a new tls-id starts another.
+  /* The association is over; the next update of the media (a PATCH,
+   * typically with a new tls-id after the phone's re-offer) starts
+   * another.
    * Freeing waits for the timer: we are inside the DTLS engine now. */
   s->teardown = 1;
   session_arm_timer(s);

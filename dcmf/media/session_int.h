@@ -53,7 +53,7 @@ struct dcmf_session {
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
-  int teardown; /* the association failed: rebuild only on a new tls-id */
+  int teardown; /* the association failed: the next update rebuilds it */
 };
 
 /* "context/termination/media", for log lines. */
