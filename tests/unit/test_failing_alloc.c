@@ -37,6 +37,8 @@
 #include <netinet/in.h>
 
 #include <cmocka.h>
+
+#include "sctp_group.h"
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -1450,9 +1452,7 @@ static int group_teardown(void **state) {
   for (int i = 0; i < 2; i++) {
     dcmf_cert_free(&certs[i]);
   }
-  for (int i = 0; i < 50 && dcmf_sctp_stack_finish() != 0; i++) {
-    dcmf_sctp_stack_tick(100);
-  }
+  dcmf_test_sctp_finish();
   return 0;
 }
 

@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "sctp_group.h"
 #include <usrsctp.h>
 
 #include "datachannel.h"
@@ -584,21 +586,6 @@ static void test_malformed_dcep_is_counted(void **state) {
   assert_int_equal(dcmf_dc_counters(p->b.dc)->malformed, 1);
 }
 
-static int group_setup(void **state) {
-  (void)state;
-  return dcmf_sctp_stack_init();
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  /* usrsctp_finish can report busy while closed sockets drain; not an
-   * error for the test. */
-  for (int i = 0; i < 50 && dcmf_sctp_stack_finish() != 0; i++) {
-    dcmf_sctp_stack_tick(100);
-  }
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_association_and_negotiated_channel,
@@ -626,5 +613,6 @@ int main(void) {
                                       teardown),
       cmocka_unit_test(test_dcep_wire_format),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
+                                dcmf_test_sctp_group_teardown);
 }

@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "sctp_group.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <fcntl.h>
@@ -786,19 +788,6 @@ static int setup_bare(void **state) {
   return 0;
 }
 
-static int group_setup(void **state) {
-  (void)state;
-  return dcmf_sctp_stack_init();
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  for (int i = 0; i < 50 && dcmf_sctp_stack_finish() != 0; i++) {
-    dcmf_sctp_stack_tick(100);
-  }
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_service_sees_its_life_in_order,
@@ -813,5 +802,6 @@ int main(void) {
           test_unimplemented_association_kind_is_refused, setup_bare,
           teardown),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
+                                dcmf_test_sctp_group_teardown);
 }

@@ -18,6 +18,8 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
+
+#include "sctp_group.h"
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <uv.h>
@@ -297,22 +299,10 @@ static void test_idle_sessions_are_not_visited(void **state) {
   free(b);
 }
 
-static int group_setup(void **state) {
-  (void)state;
-  return dcmf_sctp_stack_init();
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  for (int i = 0; i < 50 && dcmf_sctp_stack_finish() != 0; i++) {
-    dcmf_sctp_stack_tick(100);
-  }
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_idle_sessions_are_not_visited),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
+                                dcmf_test_sctp_group_teardown);
 }

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "sctp_group.h"
+
 #include "buf.h"
 #include "cert.h"
 #include "datachannel.h"
@@ -437,19 +439,6 @@ static void test_only_a_waiting_sender_is_visited(void **state) {
   free(msg);
 }
 
-static int group_setup(void **state) {
-  (void)state;
-  return dcmf_sctp_stack_init();
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  for (int i = 0; i < 50 && dcmf_sctp_stack_finish() != 0; i++) {
-    dcmf_sctp_stack_tick(100);
-  }
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_http_get_over_the_whole_stack,
@@ -461,5 +450,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_only_a_waiting_sender_is_visited,
                                       setup, teardown),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
+                                dcmf_test_sctp_group_teardown);
 }
