@@ -66,6 +66,9 @@
     "{result=\"failed\"}", "")                                                 \
   X(events_dropped, control, counter, "dcmf_events_total",                     \
     "{result=\"dropped\"}", "")                                                \
+  X(worker_failures, control, counter, "dcmf_media_worker_failures_total", "", \
+    "Media worker processes that ended without being asked; the contexts "    \
+    "they served were released.")                                              \
   X(udp_datagrams_out, worker, counter, "dcmf_udp_proxy_datagrams_total",      \
     "{direction=\"to_server\"}", "UDP-proxy mode datagrams by direction.")     \
   X(udp_datagrams_in, worker, counter, "dcmf_udp_proxy_datagrams_total",       \
@@ -152,5 +155,12 @@ struct dcmf_media_figures {
  * worker rows of |sum|; control rows are left alone. */
 void dcmf_counters_add(struct dcmf_media_figures *sum,
                        const struct dcmf_media_stats *one);
+
+/* Adds the worker rows of figures |one| (a worker process's published
+ * set) to |sum|. With |totals_only|, only counter and summary rows, the
+ * ones that only grow: what a worker that ended had counted stays in
+ * the totals, while its gauges (sessions, open channels) go with it. */
+void dcmf_counters_sum(struct dcmf_media_figures *sum,
+                       const struct dcmf_media_figures *one, int totals_only);
 
 #endif

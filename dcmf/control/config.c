@@ -99,7 +99,8 @@ static const struct opt options[] = {
     {"upstream-max-connections", OPT_UINT, UINTF(upstream_max_connections),
      1, 1024, "N", "HTTP/1.1 connections per upstream origin [8]"},
     {"cache-size", OPT_UINT, UINTF(cache_size), 0, 1UL << 40, "BYTES",
-     "shared cache for proxied bootstrap content; 0 disables [67108864]"},
+     "cache for proxied bootstrap content, split equally among the media "
+     "workers; 0 disables [67108864]"},
     {"proxy-fallback", OPT_UINT, UINTF(proxy_fallback), 0, 1, "0|1",
      "HTTP-proxy mode: serve streams without a replacement URL from the "
      "built-in repository (1) or answer 404 (0) [1]"},
@@ -109,6 +110,9 @@ static const struct opt options[] = {
     {"hello-rate", OPT_UINT, UINTF(hello_rate), 0, 1000000, "N",
      "DTLS ClientHellos per second per source address before drops; 0: no "
      "limit [100]"},
+    {"workers", OPT_UINT, UINTF(workers), 1, DCMF_CONFIG_MAX_WORKERS, "N",
+     "media worker processes, each with its own SCTP stack; contexts are "
+     "spread over them [one per CPU core]"},
     {"shutdown-timeout", OPT_UINT, UINTF(shutdown_timeout_ms), 100, 600000,
      "MS", "after SIGTERM/SIGINT, exit with status 3 if the graceful "
      "shutdown is not done by then [5000]"},

@@ -18,6 +18,9 @@
 #define DCMF_PATH_MAX 1024
 #define DCMF_NAME_MAX 256
 
+/* The most media worker processes (--workers). */
+#define DCMF_CONFIG_MAX_WORKERS 64
+
 struct dcmf_config {
   char control_host[DCMF_HOST_MAX]; /* control API listen address */
   uint16_t control_port;
@@ -63,6 +66,8 @@ struct dcmf_config {
   char oauth2_scope_agw[64];
   uint32_t oauth2_leeway_s;
   uint32_t auth_metrics; /* 1: /healthz and /metrics are checked too */
+  /* Media worker processes; 0: one per CPU core (dcmfd resolves it). */
+  uint32_t workers;
 };
 
 /* Fills |cfg| with the built-in defaults. */

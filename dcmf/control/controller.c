@@ -413,3 +413,42 @@ void dcmf_controller_on_event(void *user, const struct dcmf_media_event *ev) {
   }
   dcmf_registry_add_event(ctl->registry, ctx, event, s->events_kept);
 }
+
+size_t dcmf_controller_worker_failed(struct dcmf_controller *ctl,
+                                     size_t worker, const char *reason) {
+  const struct dcmf_controller_settings *s = &ctl->settings;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct dcmf_media_event ev = {
+      .time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+  snprintf(ev.event, sizeof(ev.event), "MEDIA_FAILURE");
+  json_t *detail = json_pack("{s:s}", "reason", reason);
+  char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
+  snprintf(ev.detail, sizeof(ev.detail), "%s",
+           text != NULL && strlen(text) < sizeof(ev.detail) ? text : "{}");
+  free(text);
+  json_decref(detail);
+  size_t released = 0;
+  struct dcmf_context *next;
+  for (struct dcmf_context *ctx = dcmf_registry_first(ctl->registry);
+       ctx != NULL; ctx = next) {
+    next = ctx->next;
+    if (dcmf_controller_worker_for(ctx->id, s->n_workers) != worker) {
+      continue;
+    }
+    copy_str(ev.key.context_id, sizeof(ev.key.context_id), ctx->id);
+    for (size_t i = 0; i < ctx->n_medias; i++) {
+      copy_str(ev.key.termination_id, sizeof(ev.key.termination_id),
+               ctx->medias[i].termination_id);
+      copy_str(ev.key.media_id, sizeof(ev.key.media_id),
+               ctx->medias[i].media_id);
+      dcmf_controller_on_event(ctl, &ev);
+    }
+    DCMF_LOGW(s->log, "controller",
+              "context %s released: its media worker %zu ended (%s)", ctx->id,
+              worker, reason);
+    dcmf_registry_delete(ctl->registry, ctx);
+    released++;
+  }
+  return released;
+}

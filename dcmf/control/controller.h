@@ -79,6 +79,16 @@ struct dcmf_registry *dcmf_controller_registry(struct dcmf_controller *ctl);
 void dcmf_controller_on_event(void *ctl, const struct dcmf_media_event *ev);
 
 /*
+ * Worker |worker| ended without being asked: every context it served
+ * (by dcmf_controller_worker_for) lost its sessions. Each such context
+ * gets a MEDIA_FAILURE event per DC media (detail.reason: |reason|),
+ * notified to its eventNotifyUri like any event, and is released, its
+ * ports freed; a GET then answers 404. Returns the number released.
+ */
+size_t dcmf_controller_worker_failed(struct dcmf_controller *ctl,
+                                     size_t worker, const char *reason);
+
+/*
  * Returns the worker (0 .. n_workers - 1) that owns the media of context
  * |context_id|: a hash of the id, so it spreads random UUIDs evenly and
  * gives every media of one context (relay twins included) the same

@@ -48,23 +48,16 @@
 #include "errors.h"
 #include "h2server.h"
 #include "heartbeat.h"
-#include "httpproxy_svc.h"
-#include "httpsvc.h"
 #include "log.h"
 #include "metrics.h"
 #include "media.h"
 #include "notify.h"
 #include "ports.h"
-#include "repo.h"
-#include "svc_relay.h"
-#include "udpproxy_svc.h"
-#include "worker.h"
+#include "wchild.h"
+#include "wpool.h"
 
 /* Events kept on a context for GET. */
 #define EVENTS_KEPT 32
-/* Media workers: one today, as usrsctp has one stack per process; the
- * controller already maps contexts over any number (issue 9). */
-#define MEDIA_WORKERS 1
 /* Exit status when the shutdown timeout or a second signal cuts a
  * graceful shutdown short. */
 #define EXIT_SHUTDOWN_CUT 3
@@ -108,17 +101,17 @@ struct daemon {
   struct dcmf_cert dtls;
   struct dcmf_ports *ports;
   struct dcmf_controller *controller; /* owns the context registry */
+  /* The media worker processes (wpool.h); they get the daemon's own
+   * arguments again. */
+  struct dcmf_wpool *workers;
+  size_t n_workers;
+  char worker_names[DCMF_CONFIG_MAX_WORKERS][16]; /* "media-0", ... */
+  char **args;
+  size_t n_args;
   struct dcmf_metrics metrics;
   struct dcmf_api api;
   SSL_CTX *control_tls;
   struct dcmf_h2server *server;
-  struct dcmf_repo *repo;
-  /* The media paths every session offers its channels to, in match
-   * order, and their configs: borrowed by the workers for their life. */
-  struct dcmf_httpproxy_svc_config proxy_svc;
-  struct dcmf_svc_reg services[4];
-  struct dcmf_worker *workers[MEDIA_WORKERS];
-  size_t n_workers; /* started */
   struct dcmf_notify *notify;
   struct dcmf_agw *agw;
   struct dcmf_auth *auth; /* NULL: the control API is open */
@@ -162,7 +155,25 @@ static int ctl_port_dup(void *user, uint16_t port) {
 static void ctl_post(void *user, size_t worker, enum dcmf_media_op op,
                      struct dcmf_media_desc *desc) {
   struct daemon *d = user;
-  dcmf_worker_post(d->workers[worker], op, desc);
+  dcmf_wpool_post(d->workers, worker, op, desc);
+}
+
+/* The worker pool's hooks: events, a worker that ended, the end. */
+static void wp_event(void *user, const struct dcmf_media_event *ev) {
+  struct daemon *d = user;
+  dcmf_controller_on_event(d->controller, ev);
+}
+
+static void wp_failed(void *user, size_t worker, const char *reason) {
+  struct daemon *d = user;
+  char why[200];
+  snprintf(why, sizeof(why), "media worker %zu %s", worker, reason);
+  dcmf_controller_worker_failed(d->controller, worker, why);
+}
+
+static void wp_stopped(void *user) {
+  struct daemon *d = user;
+  atomic_fetch_and(&d->pending, ~(unsigned)PART_MEDIA);
 }
 
 static void ctl_notify(void *user, const char *uri, const char *json) {
@@ -214,9 +225,7 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   struct daemon *d = user;
   g->ports_in_use = dcmf_ports_in_use(d->ports);
   g->ports_total = dcmf_ports_total(d->ports);
-  for (size_t i = 0; i < d->n_workers; i++) {
-    dcmf_counters_add(&g->media, dcmf_worker_stats(d->workers[i]));
-  }
+  dcmf_wpool_figures(d->workers, &g->media);
   watch_check(d);
   uint64_t now = dcmf_heartbeat_now_ms();
   for (size_t i = 0; i < d->n_watched; i++) {
@@ -234,10 +243,8 @@ static void gauges(void *user, struct dcmf_gauges *g) {
   f->events_sent = nc->sent;
   f->events_failed = nc->failed;
   /* Events the worker's outbox refused never reached the notifier. */
-  f->events_dropped = nc->dropped;
-  for (size_t i = 0; i < d->n_workers; i++) {
-    f->events_dropped += dcmf_worker_events_refused(d->workers[i]);
-  }
+  f->events_dropped = nc->dropped + dcmf_wpool_events_refused(d->workers);
+  f->worker_failures = dcmf_wpool_failures(d->workers);
 }
 
 /* The AGW shim's ports come from the same pool; the shim gets its own
@@ -523,14 +530,7 @@ static void auth_warn(struct daemon *d) {
 }
 
 static int daemon_setup(struct daemon *d) {
-  char err[512];
-  struct dcmf_repo_settings repo_settings = {0};
-  if (dcmf_repo_open(&d->repo, d->cfg.bootstrap_dir, &repo_settings, err,
-                     sizeof(err)) != 0) {
-    fprintf(stderr, "dcmfd: bootstrap-dir %s: %s\n", d->cfg.bootstrap_dir,
-            err);
-    return 2;
-  }
+  char err[1024];
   if (d->cfg.dtls_cert[0] != '\0') {
     if (dcmf_cert_load(&d->dtls, d->cfg.dtls_cert, d->cfg.dtls_key, err,
                        sizeof(err)) != 0) {
@@ -570,7 +570,7 @@ static int daemon_setup(struct daemon *d) {
               .port_release = res_port_release,
               .random = res_random,
               .user = d},
-      .n_workers = MEDIA_WORKERS,
+      .n_workers = d->n_workers,
       .events_kept = EVENTS_KEPT,
       .log = &d->log,
       .port_dup = ctl_port_dup,
@@ -578,41 +578,11 @@ static int daemon_setup(struct daemon *d) {
       .notify = ctl_notify,
       .user = d,
   };
-  const struct dcmf_config *c = &d->cfg;
-  d->proxy_svc = (struct dcmf_httpproxy_svc_config){
-      .upstream = {.ca_file = c->upstream_ca[0] ? c->upstream_ca : NULL,
-                   .client_cert = c->upstream_cert[0] ? c->upstream_cert : NULL,
-                   .client_key = c->upstream_key[0] ? c->upstream_key : NULL,
-                   .connect_timeout_ms = c->upstream_connect_timeout_ms,
-                   .response_timeout_ms = c->upstream_response_timeout_ms,
-                   .idle_timeout_ms = c->upstream_idle_timeout_ms,
-                   .max_connections = c->upstream_max_connections},
-      .cache_size = c->cache_size,
-      .fallback = c->proxy_fallback ? d->repo : NULL,
-  };
-  /* HTTP first (bootstrap streams and "http" channels), then UDP-proxy
-   * legs, then the DC relay for the negotiated channels left. */
-  d->services[0] = (struct dcmf_svc_reg){&dcmf_bootstrap_service, d->repo};
-  d->services[1] = (struct dcmf_svc_reg){&dcmf_httpproxy_service,
-                                         &d->proxy_svc};
-  d->services[2] = (struct dcmf_svc_reg){&dcmf_udpproxy_service, NULL};
-  d->services[3] = (struct dcmf_svc_reg){&dcmf_relay_service, NULL};
-  struct dcmf_worker_settings ws = {
-      .cert = d->dtls.x509,
-      .pkey = d->dtls.pkey,
-      .log = &d->log,
-      .max_streams = c->max_streams,
-      .services = d->services,
-      .n_services = sizeof(d->services) / sizeof(d->services[0]),
-      .stun_rate = c->stun_rate,
-      .hello_rate = c->hello_rate,
-      .on_event = dcmf_controller_on_event,
-  };
   /* Event receivers are verified with the upstreams' CA bundle; the
    * proxy's client certificate is for upstreams only, not offered to
    * whatever an eventNotifyUri names. */
   struct dcmf_upstream_settings notify_tls = {
-      .ca_file = d->proxy_svc.upstream.ca_file};
+      .ca_file = d->cfg.upstream_ca[0] ? d->cfg.upstream_ca : NULL};
   int nrv = dcmf_notify_new(&d->notify, &d->loop, &notify_tls, &d->log, err,
                             sizeof(err));
   if (nrv != 0) {
@@ -624,16 +594,20 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: out of memory\n");
     return 1;
   }
-  ws.user = d->controller;
-  for (; d->n_workers < MEDIA_WORKERS; d->n_workers++) {
-    int wrv = dcmf_worker_start(&d->workers[d->n_workers], &d->loop, &ws, err,
-                                sizeof(err));
-    if (wrv != 0) {
-      fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_INVALID
-                                         ? err
-                                         : "cannot start the media worker");
-      return wrv == DCMF_ERR_INVALID ? 2 : 1;
-    }
+  struct dcmf_wpool_settings wps = {.loop = &d->loop,
+                                    .n_workers = d->n_workers,
+                                    .args = d->args,
+                                    .n_args = d->n_args,
+                                    .cert = &d->dtls,
+                                    .log = &d->log,
+                                    .on_event = wp_event,
+                                    .on_failed = wp_failed,
+                                    .on_stopped = wp_stopped,
+                                    .user = d};
+  int wrv = dcmf_wpool_start(&d->workers, &wps, err, sizeof(err));
+  if (wrv != 0) {
+    fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_NOMEM ? "out of memory" : err);
+    return wrv == DCMF_ERR_INVALID ? 2 : 1;
   }
   struct dcmf_agw_settings as = {.control_loop = &d->loop,
                                  .bind_addr = d->cfg.media_bind,
@@ -646,7 +620,11 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: cannot start the AGW shim\n");
     return 1;
   }
-  watch_add(d, "media", dcmf_worker_heartbeat(d->workers[0]));
+  for (size_t i = 0; i < d->n_workers; i++) {
+    snprintf(d->worker_names[i], sizeof(d->worker_names[i]), "media-%u",
+             (unsigned)(i % 1000));
+    watch_add(d, d->worker_names[i], dcmf_wpool_heartbeat(d->workers, i));
+  }
   watch_add(d, "agw", dcmf_agw_heartbeat(d->agw));
   struct dcmf_registry *registry = dcmf_controller_registry(d->controller);
   d->api = (struct dcmf_api){.registry = registry,
@@ -688,14 +666,22 @@ static int daemon_setup(struct daemon *d) {
 static void daemon_teardown(struct daemon *d) {
   /* Releases every port and tells the workers to end every session. */
   dcmf_controller_del(d->controller);
-  for (size_t i = 0; i < d->n_workers; i++) {
-    dcmf_worker_stop(d->workers[i]); /* blocks while the worker is stuck */
+  if (d->workers != NULL) {
+    /* The workers end their sessions and exit; the loop run after this
+     * waits for them (bounded by the shutdown watchdog) and wp_stopped
+     * marks the media part done. */
+    dcmf_wpool_stop(d->workers, (int)d->cfg.shutdown_timeout_ms);
+    /* Waits here, so that a worker that does not exit is the part the
+     * shutdown watchdog names. */
+    while (atomic_load(&d->pending) & PART_MEDIA) {
+      uv_run(&d->loop, UV_RUN_ONCE);
+    }
+  } else {
+    atomic_fetch_and(&d->pending, ~(unsigned)PART_MEDIA);
   }
-  atomic_fetch_and(&d->pending, ~(unsigned)PART_MEDIA);
   dcmf_agw_del(d->agw); /* releases its ports before the pool goes */
   atomic_fetch_and(&d->pending, ~(unsigned)PART_AGW);
   dcmf_notify_del(d->notify);
-  dcmf_repo_del(d->repo);
   dcmf_ports_del(d->ports);
   SSL_CTX_free(d->control_tls);
   dcmf_auth_del(d->auth);
@@ -709,6 +695,13 @@ int main(int argc, char **argv) {
   }
   char err[1200];
   enum dcmf_config_action action;
+  /* Started again by the control process as a media worker (wchild.h):
+   * the same arguments follow the marker. */
+  int worker_process = argc >= 2 && strcmp(argv[1], DCMF_WCHILD_ARG) == 0;
+  if (worker_process) {
+    argc--;
+    argv++;
+  }
   if (dcmf_config_from_args(&d->cfg, argc, argv, &action, err, sizeof(err)) !=
       0) {
     fprintf(stderr, "dcmfd: %s\n", err);
@@ -723,6 +716,19 @@ int main(int argc, char **argv) {
     }
     free(d);
     return 0;
+  }
+  if (worker_process) {
+    int status = dcmf_wchild_main(&d->cfg, DCMF_WCHILD_FD);
+    free(d);
+    return status;
+  }
+  d->args = argv + 1;
+  d->n_args = (size_t)(argc - 1);
+  d->n_workers = d->cfg.workers;
+  if (d->n_workers == 0) { /* one per core */
+    unsigned cores = uv_available_parallelism();
+    d->n_workers = cores < DCMF_CONFIG_MAX_WORKERS ? cores
+                                                   : DCMF_CONFIG_MAX_WORKERS;
   }
   d->log = (struct dcmf_log){.stream = stderr,
                              .level = d->cfg.log_level,

@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "config.h"
 #include "counters.h"
 
 #define DCMF_METRICS_MAX_SERIES 96
@@ -43,7 +44,7 @@ struct dcmf_loop_health {
   uint64_t stalls;  /* stall episodes since start */
 };
 
-#define DCMF_METRICS_MAX_LOOPS 4
+#define DCMF_METRICS_MAX_LOOPS (DCMF_CONFIG_MAX_WORKERS + 2)
 
 /* Gauges read at render time. */
 struct dcmf_gauges {

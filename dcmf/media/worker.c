@@ -316,7 +316,9 @@ static void on_inbox(void *user, struct dcmf_queue_node *list) {
 static void worker_main(void *arg) {
   struct dcmf_worker *w = arg;
   /* Named for operators (top -H, /proc/PID/task/TID/comm). */
-  pthread_setname_np(pthread_self(), "dcmf-media");
+  pthread_setname_np(pthread_self(), w->settings.thread_name != NULL
+                                         ? w->settings.thread_name
+                                         : "dcmf-media");
   /* usrsctp's single stack belongs to this thread from here on. */
   dcmf_sctp_stack_init();
   uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -39,6 +39,9 @@ struct dcmf_worker_settings {
   /* Per-source limits, per second (ratelimit.h; 0: none): STUN checks
    * and DTLS ClientHellos from anyone but a session's peer. */
   uint32_t stun_rate, hello_rate;
+  /* The thread's name for operators (top -H, /proc/PID/task/TID/comm),
+   * at most 15 characters; NULL: "dcmf-media". */
+  const char *thread_name;
   /* Runs on the control loop for every event the worker raises. */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);
   void *user;

@@ -116,6 +116,60 @@ int dcmf_cert_load(struct dcmf_cert *cert, const char *cert_path,
   return 0;
 }
 
+/* Appends the DER of |obj| written by |i2d| (i2d_X509, i2d_PrivateKey). */
+static int append_der(struct dcmf_buf *out, int len, unsigned char *der) {
+  if (len <= 0 || der == NULL) {
+    ERR_clear_error();
+    return DCMF_ERR_SYSTEM;
+  }
+  int rv = dcmf_buf_append(out, der, (size_t)len);
+  OPENSSL_clear_free(der, (size_t)len);
+  return rv;
+}
+
+int dcmf_cert_to_der(const struct dcmf_cert *cert, struct dcmf_buf *cert_der,
+                     struct dcmf_buf *key_der) {
+  size_t cert_was = cert_der->len, key_was = key_der->len;
+  unsigned char *der = NULL;
+  int len = i2d_X509(cert->x509, &der);
+  int rv = append_der(cert_der, len, der);
+  if (rv == 0) {
+    der = NULL;
+    len = i2d_PrivateKey(cert->pkey, &der);
+    rv = append_der(key_der, len, der);
+  }
+  if (rv != 0) {
+    cert_der->len = cert_was;
+    key_der->len = key_was;
+  }
+  return rv;
+}
+
+int dcmf_cert_from_der(struct dcmf_cert *cert, const uint8_t *cert_der,
+                       size_t cert_len, const uint8_t *key_der,
+                       size_t key_len, char *err, size_t errlen) {
+  memset(cert, 0, sizeof(*cert));
+  const unsigned char *p = cert_der;
+  cert->x509 = cert_len <= INT32_MAX ? d2i_X509(NULL, &p, (long)cert_len)
+                                     : NULL;
+  p = key_der;
+  cert->pkey = key_len <= INT32_MAX
+                   ? d2i_AutoPrivateKey(NULL, &p, (long)key_len)
+                   : NULL;
+  if (cert->x509 == NULL || cert->pkey == NULL) {
+    ssl_error(err, errlen, "the DTLS identity from the control process");
+    dcmf_cert_free(cert);
+    return DCMF_ERR_INVALID;
+  }
+  if (X509_check_private_key(cert->x509, cert->pkey) != 1 ||
+      cert_fingerprint(cert) != 0) {
+    ssl_error(err, errlen, "the DTLS identity from the control process");
+    dcmf_cert_free(cert);
+    return DCMF_ERR_INVALID;
+  }
+  return 0;
+}
+
 void dcmf_cert_free(struct dcmf_cert *cert) {
   X509_free(cert->x509);
   EVP_PKEY_free(cert->pkey);

@@ -8,9 +8,12 @@
 #define DCMF_CERT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+#include "buf.h"
 
 struct dcmf_cert {
   X509 *x509;     /* owned */
@@ -31,6 +34,26 @@ int dcmf_cert_generate(struct dcmf_cert *cert, char *err, size_t errlen);
  */
 int dcmf_cert_load(struct dcmf_cert *cert, const char *cert_path,
                    const char *key_path, char *err, size_t errlen);
+
+/*
+ * Writes the certificate and its private key in DER (for a media worker
+ * process, which must present the same identity as the fingerprint the
+ * control API advertises). |key_der| holds the secret: the caller
+ * cleanses it (OPENSSL_cleanse) before freeing. Returns 0,
+ * DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM; on failure both buffers are as
+ * they were.
+ */
+int dcmf_cert_to_der(const struct dcmf_cert *cert, struct dcmf_buf *cert_der,
+                     struct dcmf_buf *key_der);
+
+/*
+ * The reverse of dcmf_cert_to_der: parses both, checks they belong
+ * together and computes the fingerprint. Returns 0, or DCMF_ERR_INVALID
+ * with |err| saying what is wrong.
+ */
+int dcmf_cert_from_der(struct dcmf_cert *cert, const uint8_t *cert_der,
+                       size_t cert_len, const uint8_t *key_der,
+                       size_t key_len, char *err, size_t errlen);
 
 /* Frees what |cert| owns. */
 void dcmf_cert_free(struct dcmf_cert *cert);

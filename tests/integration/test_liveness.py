@@ -9,9 +9,10 @@ worker on purpose, and we add none: the product has no test hook. Instead
 the test does from outside what a real fault looks like from inside: it
 stops one thread of dcmfd with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT on
 that thread's id, found by the thread name dcmfd gives its loops:
-"dcmf-media", "dcmf-agw"). Only that thread stops; the control thread goes
-on, exactly as when a worker loop spins or blocks. The test is dcmfd's
-parent, so ptrace is allowed even under Yama scope 1; where ptrace is not
+"dcmf-media-0" in media worker process 0, "dcmf-agw" in dcmfd). Only that
+thread stops; the control thread goes on, exactly as when a worker loop
+spins or blocks. The test is the parent of dcmfd and so an ancestor of its
+worker processes, so ptrace is allowed even under Yama scope 1; where ptrace is not
 allowed at all, the tests that need it are reported as skipped (exit 77
 when nothing else ran).
 
@@ -23,6 +24,7 @@ import ctypes
 import glob
 import hashlib
 import hmac
+import json
 import os
 import re
 import signal
@@ -55,14 +57,32 @@ _libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
 _libc.ptrace.restype = ctypes.c_long
 
 
+def process_tree(pid):
+    """|pid| and its descendants: dcmfd's media workers are processes
+    of their own, started by it."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in glob.glob(f"/proc/{pids[i]}/task/*/children"):
+            try:
+                with open(task) as f:
+                    pids += [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+        i += 1
+    return pids
+
+
 def thread_id(pid, name):
-    for task in glob.glob(f"/proc/{pid}/task/*"):
-        try:
-            with open(os.path.join(task, "comm")) as f:
-                if f.read().strip() == name:
-                    return int(os.path.basename(task))
-        except OSError:
-            continue
+    """The thread named |name| in dcmfd (|pid|) or one of its worker
+    processes."""
+    for p in process_tree(pid):
+        for task in glob.glob(f"/proc/{p}/task/*"):
+            try:
+                with open(os.path.join(task, "comm")) as f:
+                    if f.read().strip() == name:
+                        return int(os.path.basename(task))
+            except OSError:
+                continue
     raise TestFailure(f"dcmfd has no thread named {name}")
 
 
@@ -203,7 +223,7 @@ def stalled_worker_case(worker, thread):
 @test("a stuck media worker: /healthz 503 naming it, metrics, one log line; "
       "recovers")
 def t_stalled_media():
-    stalled_worker_case("media", "dcmf-media")
+    stalled_worker_case("media-0", "dcmf-media-0")
 
 
 @test("a stuck AGW loop: /healthz 503 naming it; recovers")
@@ -215,7 +235,7 @@ def t_stalled_agw():
       "naming the media worker")
 def t_stuck_shutdown_default():
     with Dcmfd() as d:
-        stopped = StoppedThread(d.proc.pid, "dcmf-media")
+        stopped = StoppedThread(d.proc.pid, "dcmf-media-0")
         status, took = exit_after_sigterm(d, stopped, 10)
         check_eq(status, 3, f"exit status ({d.log_tail()})")
         # Graceful first: it waited for the worker, then gave up in time.
@@ -227,14 +247,14 @@ def t_stuck_shutdown_default():
 @test("--shutdown-timeout 1000 bounds it; a second SIGTERM exits at once")
 def t_stuck_shutdown_flag_and_second_signal():
     with Dcmfd("--shutdown-timeout", "1000") as d:
-        stopped = StoppedThread(d.proc.pid, "dcmf-media")
+        stopped = StoppedThread(d.proc.pid, "dcmf-media-0")
         status, took = exit_after_sigterm(d, stopped, 10)
         check_eq(status, 3, "exit status")
         check(0.9 <= took <= 2.5, f"exit after {took:.2f} s, not ~1 s")
         check("shutdown cut short after 1000 ms: media worker did not stop"
               in d.log(), f"no line naming the media worker: {d.log_tail()}")
     with Dcmfd("--shutdown-timeout", "60000") as d:
-        stopped = StoppedThread(d.proc.pid, "dcmf-media")
+        stopped = StoppedThread(d.proc.pid, "dcmf-media-0")
         d.proc.send_signal(signal.SIGTERM)
         wait_for("the shutdown line",
                  lambda: "shutting down (at most 60000 ms)" in d.log(), 3.0,
@@ -263,6 +283,162 @@ def t_stuck_agw_shutdown():
         check("shutdown cut short after 1000 ms: AGW loop did not stop "
               "(still running: AGW loop, final clean-up)" in d.log(),
               f"no line naming the AGW loop: {d.log_tail()}")
+
+
+# ---- a media worker process that dies ---------------------------------------
+
+class EventReceiver:
+    """An eventNotifyUri receiver: Python's own HTTP/1.1 server on
+    loopback, keeping every JSON body POSTed to it."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        events = self.events = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("content-length", "0"))
+                events.append(json.loads(self.rfile.read(n)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_port}/events"
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def udp_inodes_by_port():
+    """{local UDP port: socket inode} of this host's IPv4 sockets."""
+    out = {}
+    with open("/proc/net/udp") as f:
+        for ln in f.readlines()[1:]:
+            cols = ln.split()
+            out[int(cols[1].split(":")[1], 16)] = cols[9]
+    return out
+
+
+def worker_of_port(d, port):
+    """The pid of the media worker process holding a descriptor of UDP
+    |port| (seen from outside, in /proc), or None."""
+    inode = udp_inodes_by_port().get(port)
+    for pid in process_tree(d.proc.pid)[1:]:
+        for fd in glob.glob(f"/proc/{pid}/fd/*"):
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def stun_answered(port, media):
+    """Sends the phone's STUN check with the right credentials to media
+    |port|; True when a Binding success comes back."""
+    username = f"{media['localIceInfo']['ufrag']}:" \
+        f"{media['remoteIceInfo']['ufrag']}"
+    txid = os.urandom(12)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.5)
+        for _ in range(4):
+            sock.sendto(stun_check(username,
+                                   media["localIceInfo"]["pwd"].encode(),
+                                   txid), ("127.0.0.1", port))
+            try:
+                data = sock.recv(2048)
+                return data[:2] == b"\x01\x01" and data[8:20] == txid
+            except socket.timeout:
+                continue
+        return False
+    finally:
+        sock.close()
+
+
+@test("a media worker killed with SIGKILL: exactly its contexts get "
+      "MEDIA_FAILURE and are released with their ports, the others go on; "
+      "counted, logged; the worker is started again and serves new contexts")
+def t_worker_killed():
+    recv = EventReceiver()
+    try:
+        with Dcmfd("--workers", "2", nports=16) as d:
+            contexts = []  # (id, media port, media document)
+            for _ in range(6):
+                doc = context_doc(dc_media())
+                doc["eventNotifyUri"] = recv.uri
+                r = curl(d, "POST", CONTEXTS, doc, ctype="application/json")
+                check_eq(r.status, 201, "create")
+                media = r.json()["terminations"][0]["medias"][0]
+                contexts.append((r.json()["contextId"],
+                                 media["localMbEndpoint"]["portNumber"],
+                                 media))
+            owner = {}
+            for cid, port, _ in contexts:
+                owner[cid] = wait_for(f"a worker holding port {port}",
+                                      lambda: worker_of_port(d, port), 3.0, d)
+            victim = owner[contexts[0][0]]
+            gone = {cid for cid, pid in owner.items() if pid == victim}
+            os.kill(victim, signal.SIGKILL)
+            wait_for("MEDIA_FAILURE events", lambda: len(
+                [e for e in recv.events if e["event"] == "MEDIA_FAILURE"])
+                >= len(gone), 5.0, d)
+            failed = {e["contextId"] for e in recv.events
+                      if e["event"] == "MEDIA_FAILURE"}
+            check_eq(failed, gone, "contexts with MEDIA_FAILURE")
+            reason = [e for e in recv.events
+                      if e["event"] == "MEDIA_FAILURE"][0]["detail"]["reason"]
+            check(re.match(r"media worker [01] killed by signal 9", reason),
+                  f"reason {reason!r}")
+            for cid, port, media in contexts:
+                status = curl(d, "GET", f"{CONTEXTS}/{cid}").status
+                if cid in gone:
+                    check_eq(status, 404, "GET of a released context")
+                    test_api.check_port_free(port, "released context's port")
+                else:
+                    check_eq(status, 200, "GET of a context on the other "
+                             "worker")
+                    check(stun_answered(port, media),
+                          "the other worker stopped answering its phones")
+            check_eq(metric(d, "dcmf_media_worker_failures_total"), 1,
+                     "failures counted")
+            check(re.search(r"media worker [01] killed by signal 9",
+                            d.log()), f"no log line: {d.log_tail()}")
+            # Started again: a new process, healthy, serving new contexts.
+            wait_for("/healthz 200", lambda: curl(
+                d, "GET", "/healthz").status == 200, 5.0, d)
+            wait_for("a new worker process", lambda: len(
+                [p for p in process_tree(d.proc.pid)[1:] if p != victim])
+                == 2, 5.0, d)
+            served = False
+            for _ in range(12):
+                doc = context_doc(dc_media())
+                r = curl(d, "POST", CONTEXTS, doc, ctype="application/json")
+                check_eq(r.status, 201, "create after the restart")
+                media = r.json()["terminations"][0]["medias"][0]
+                port = media["localMbEndpoint"]["portNumber"]
+                pid = wait_for("a worker holding the new port",
+                               lambda: worker_of_port(d, port), 3.0, d)
+                if pid not in owner.values():
+                    check(stun_answered(port, media),
+                          "the restarted worker does not answer")
+                    served = True
+                    break
+                curl(d, "DELETE", f"{CONTEXTS}/{r.json()['contextId']}")
+            check(served, "no new context reached the restarted worker")
+            d.stop()
+    finally:
+        recv.close()
 
 
 # ---- strangers get nothing back --------------------------------------------
