@@ -83,7 +83,7 @@ struct dcmf_assoc_stream {
 /* What |create| and |update| read (borrowed for the call). Each kind
  * reads its own members. */
 struct dcmf_assoc_settings {
-  struct dcmf_sctp_settings sctp; /* SCTP: ports, streams, sizes */
+  struct dcmf_sctp_settings sctp;          /* SCTP: ports, streams, sizes */
   const struct dcmf_assoc_stream *streams; /* the declared flows */
   size_t n_streams;
 };
@@ -118,12 +118,10 @@ struct dcmf_assoc_events {
    * by the association and passed back with every later event of the
    * flow; the owner may set it before it returns. Returns 0 to keep the
    * flow, -1 to refuse it (the association closes it cleanly). */
-  int (*flow_open)(void *upper, const struct dcmf_svc_flow *flow,
-                   void **slot);
+  int (*flow_open)(void *upper, const struct dcmf_svc_flow *flow, void **slot);
   /* A message on an open flow; |binary| as in dcmf_svc_host.send. */
   void (*flow_message)(void *upper, const struct dcmf_svc_flow *flow,
-                       void *slot, int binary, const uint8_t *data,
-                       size_t len);
+                       void *slot, int binary, const uint8_t *data, size_t len);
   /* An open flow closed (either side, or the association ended); the
    * flow and its |slot| are gone after this returns. */
   void (*flow_closed)(void *upper, const struct dcmf_svc_flow *flow,
@@ -162,8 +160,8 @@ struct dcmf_assoc_ops {
    * returns 0 or a negative error). Returns 0, or DCMF_ERR_SYSTEM: the
    * association could not start and the owner tears it down. */
   int (*connected)(void *assoc,
-                   int (*keys)(void *keys_user, const char *label,
-                               uint8_t *out, size_t len),
+                   int (*keys)(void *keys_user, const char *label, uint8_t *out,
+                               size_t len),
                    void *keys_user);
   /* Decrypted DTLS application data. */
   void (*dtls_in)(void *assoc, const uint8_t *data, size_t len);

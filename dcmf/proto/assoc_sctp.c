@@ -49,8 +49,7 @@ static void sctp_state(void *user, enum dcmf_sctp_state state) {
     dcmf_dc_on_sctp_state(a->dc, state);
   } else {
     dcmf_dc_on_sctp_state(a->dc, state);
-    a->ev.state_changed(a->ev.lower, DCMF_ASSOC_DOWN,
-                        "SCTP association down");
+    a->ev.state_changed(a->ev.lower, DCMF_ASSOC_DOWN, "SCTP association down");
   }
 }
 
@@ -81,8 +80,8 @@ static int channel_open(void *user, struct dcmf_dc_channel *ch) {
   return a->ev.flow_open(a->ev.upper, &f, &ch->service);
 }
 
-static void channel_message(void *user, struct dcmf_dc_channel *ch,
-                            int binary, const uint8_t *data, size_t len) {
+static void channel_message(void *user, struct dcmf_dc_channel *ch, int binary,
+                            const uint8_t *data, size_t len) {
   struct sctp_assoc *a = user;
   struct dcmf_svc_flow f = flow_of(ch);
   a->ev.flow_message(a->ev.upper, &f, ch->service, binary, data, len);
@@ -135,8 +134,7 @@ static int sa_create(void **out, const struct dcmf_assoc_settings *settings,
   return 0;
 }
 
-static void sa_update(void *assoc,
-                      const struct dcmf_assoc_settings *settings) {
+static void sa_update(void *assoc, const struct dcmf_assoc_settings *settings) {
   declare(assoc, settings);
 }
 
@@ -184,7 +182,7 @@ static enum dcmf_svc_flow_state sa_flow_state(void *assoc, uint32_t id) {
     return DCMF_SVC_FLOW_ABSENT;
   }
   const struct dcmf_dc_channel *ch = dcmf_dc_find(a->dc, (uint16_t)id);
-  return ch == NULL  ? DCMF_SVC_FLOW_ABSENT
+  return ch == NULL ? DCMF_SVC_FLOW_ABSENT
          : ch->open ? DCMF_SVC_FLOW_OPEN
                     : DCMF_SVC_FLOW_PENDING;
 }

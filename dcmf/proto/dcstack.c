@@ -92,8 +92,7 @@ int dcmf_dcstack_new(struct dcmf_dcstack **out,
   st->cbs = *cbs;
   st->user = user;
   st->kind = settings->kind != NULL ? settings->kind : &dcmf_assoc_sctp;
-  snprintf(st->reason, sizeof(st->reason), "%s did not start",
-           st->kind->name);
+  snprintf(st->reason, sizeof(st->reason), "%s did not start", st->kind->name);
   int rv = dcmf_dtls_new(&st->dtls, settings->dtls_ctx, settings->dtls_server,
                          &dtls_cbs, st);
   if (rv != 0) {
@@ -135,7 +134,9 @@ void dcmf_dcstack_del(struct dcmf_dcstack *st) {
 
 /* ---- the owner's calls --------------------------------------------------- */
 
-void *dcmf_dcstack_assoc(struct dcmf_dcstack *st) { return st->assoc; }
+void *dcmf_dcstack_assoc(struct dcmf_dcstack *st) {
+  return st->assoc;
+}
 
 const struct dcmf_assoc_ops *dcmf_dcstack_kind(const struct dcmf_dcstack *st) {
   return st->kind;

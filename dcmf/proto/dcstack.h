@@ -55,11 +55,9 @@ struct dcmf_dcstack_callbacks {
    * from its loop (or keeps it, as a record, until then). */
   void (*state_changed)(void *user, enum dcmf_dcstack_state state,
                         const char *reason);
-  int (*flow_open)(void *user, const struct dcmf_svc_flow *flow,
-                   void **slot);
-  void (*flow_message)(void *user, const struct dcmf_svc_flow *flow,
-                       void *slot, int binary, const uint8_t *data,
-                       size_t len);
+  int (*flow_open)(void *user, const struct dcmf_svc_flow *flow, void **slot);
+  void (*flow_message)(void *user, const struct dcmf_svc_flow *flow, void *slot,
+                       int binary, const uint8_t *data, size_t len);
   void (*flow_closed)(void *user, const struct dcmf_svc_flow *flow,
                       void **slot);
   /* Room again after a send said DCMF_ERR_EXHAUSTED (SCTP: the owed
