@@ -15,9 +15,10 @@
  * Flows. The association kind (enum dcmf_assoc_kind) decides what a
  * flow is: a data channel (its SCTP stream id) for DCMF_ASSOC_SCTP; later
  * an SSRC for SRTP or the one stream of raw DTLS application data
- * (UDPTL). Services see flows through struct dcmf_svc_flow and never the
- * association's engines, so a new kind needs no edit to the services
- * that do not use it.
+ * (UDPTL). Services see flows through struct dcmf_svc_flow (defined with
+ * the association interface, assoc.h) and never the association's
+ * engines, so a new kind needs no edit to the services that do not use
+ * it.
  *
  * Dispatch. When a flow opens, the session offers it to each registered
  * service in list order: the first whose |match| returns 1 and whose
@@ -53,7 +54,7 @@
 
 #include <uv.h>
 
-#include "assoc.h"
+#include "assoc.h" /* struct dcmf_svc_flow, enum dcmf_svc_flow_state */
 #include "log.h"
 #include "media.h"
 
@@ -62,16 +63,6 @@ struct dcmf_media_stats; /* worker.h: the worker's counters */
 /* Adds |n| to counter |field| of a struct dcmf_media_stats (worker.h). */
 #define DCMF_SVC_STAT_ADD(stats, field, n)                                     \
   atomic_fetch_add_explicit(&(stats)->field, (n), memory_order_relaxed)
-
-/* One flow of an association, as services see it. Strings are valid for
- * the call (and, for an open flow, until it closes). */
-struct dcmf_svc_flow {
-  enum dcmf_assoc_kind kind;
-  uint32_t id;          /* SCTP: the stream id (< 65536); SRTP: the SSRC */
-  int negotiated;       /* declared in SDP rather than opened in-band */
-  const char *label;    /* "" when the kind has none */
-  const char *protocol; /* SCTP: the data channel subprotocol */
-};
 
 /* What the session gives each of its services. Function fields are set
  * by the session; the service calls them with the host pointer. */

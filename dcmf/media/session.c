@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "datachannel.h"
+#include "assoc.h"
 #include "dcstack.h"
 #include "errors.h"
 #include "ice.h"
@@ -62,19 +62,19 @@ static struct dcmf_svc_slot *slot_of(struct dcmf_svc_host *h) {
   return (struct dcmf_svc_slot *)h; /* the host is the slot's first member */
 }
 
-/* While the association is torn down its channels report closed one by
+/* While the association is torn down its flows report closed one by
  * one; services reacting to that (a relay twin) find no association. */
 static int assoc_usable(const struct dcmf_session *s) {
-  return s->dc != NULL && !s->assoc_closing;
+  return s->assoc != NULL && !s->assoc_closing;
 }
 
 static int host_send(struct dcmf_svc_host *h, uint32_t id, int binary,
                      const uint8_t *data, size_t len) {
   struct dcmf_session *s = slot_of(h)->s;
-  if (!assoc_usable(s) || id > UINT16_MAX) {
+  if (!assoc_usable(s)) {
     return DCMF_ERR_NOT_FOUND;
   }
-  int rv = dcmf_dc_send(s->dc, (uint16_t)id, binary, data, len);
+  int rv = s->kind->send(s->assoc, id, binary, data, len);
   if (rv == 0) {
     STAT_ADD(s, messages_out, 1);
     STAT_ADD(s, bytes_out, len);
@@ -84,8 +84,8 @@ static int host_send(struct dcmf_svc_host *h, uint32_t id, int binary,
 
 static void host_close(struct dcmf_svc_host *h, uint32_t id) {
   struct dcmf_session *s = slot_of(h)->s;
-  if (assoc_usable(s) && id <= UINT16_MAX) {
-    dcmf_dc_close(s->dc, (uint16_t)id);
+  if (assoc_usable(s)) {
+    s->kind->close_flow(s->assoc, id);
   }
 }
 
@@ -95,13 +95,7 @@ static enum dcmf_svc_flow_state host_flow_state(struct dcmf_svc_host *h,
   if (!assoc_usable(s)) {
     return DCMF_SVC_NO_ASSOC;
   }
-  if (id > UINT16_MAX) {
-    return DCMF_SVC_FLOW_ABSENT;
-  }
-  const struct dcmf_dc_channel *ch = dcmf_dc_find(s->dc, (uint16_t)id);
-  return ch == NULL  ? DCMF_SVC_FLOW_ABSENT
-         : ch->open ? DCMF_SVC_FLOW_OPEN
-                    : DCMF_SVC_FLOW_PENDING;
+  return s->kind->flow_state(s->assoc, id);
 }
 
 static void host_emit(struct dcmf_svc_host *h, const char *event,
@@ -216,26 +210,19 @@ static void services_writable(struct dcmf_session *s) {
   }
 }
 
-/* Which service serves a channel: what ch->service points to. */
+/* Which service serves a flow: what the association keeps in the flow's
+ * slot (assoc.h). */
 struct svc_bind {
   struct dcmf_svc_slot *slot;
   void *chan;
 };
 
-static struct dcmf_svc_flow flow_of(const struct dcmf_dc_channel *ch) {
-  return (struct dcmf_svc_flow){.kind = DCMF_ASSOC_SCTP,
-                                .id = ch->sid,
-                                .negotiated = ch->negotiated,
-                                .label = ch->label,
-                                .protocol = ch->protocol};
-}
-
-/* Offers |ch| to the services in order. Returns 0 when one took it. */
-static int services_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
-  struct dcmf_svc_flow f = flow_of(ch);
+/* Offers |flow| to the services in order. Returns 0 when one took it. */
+static int services_open(struct dcmf_session *s,
+                         const struct dcmf_svc_flow *flow, void **slot) {
   for (size_t i = 0; i < s->n_slots; i++) {
     struct dcmf_svc_slot *sl = &s->slots[i];
-    if (!sl->svc->match(sl->media, &f)) {
+    if (!sl->svc->match(sl->media, flow)) {
       continue;
     }
     struct svc_bind *b = calloc(1, sizeof(*b));
@@ -243,81 +230,87 @@ static int services_open(struct dcmf_session *s, struct dcmf_dc_channel *ch) {
       return DCMF_ERR_NOMEM;
     }
     b->slot = sl;
-    ch->service = b; /* before open: it may send, and sends may report */
-    if (sl->svc->open(sl->media, &f, &b->chan) == 0) {
+    *slot = b; /* before open: it may send, and sends may report */
+    if (sl->svc->open(sl->media, flow, &b->chan) == 0) {
       return 0;
     }
-    ch->service = NULL;
+    *slot = NULL;
     free(b);
   }
   return DCMF_ERR_NOT_FOUND;
 }
 
-/* ---- data channels -------------------------------------------------------- */
+/* ---- flows (data channels for SCTP) --------------------------------------- */
 
+/* DC_OPEN / DC_CLOSE toward the control plane. */
 static void channel_event(struct dcmf_session *s, const char *event,
-                          const struct dcmf_dc_channel *ch) {
-  json_t *d = json_pack("{s:i, s:s, s:s, s:b}", "streamId", (int)ch->sid,
-                        "label", ch->label, "protocol", ch->protocol,
-                        "negotiated", ch->negotiated);
+                          const struct dcmf_svc_flow *f) {
+  json_t *d = json_pack("{s:i, s:s, s:s, s:b}", "streamId", (int)f->id,
+                        "label", f->label, "protocol", f->protocol,
+                        "negotiated", f->negotiated);
   char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
   emit(s, event, text);
   free(text);
   json_decref(d);
 }
 
-static int dc_channel_open(void *user, struct dcmf_dc_channel *ch) {
+static int flow_open(void *user, const struct dcmf_svc_flow *flow,
+                     void **slot) {
   struct dcmf_session *s = user;
   STAT_ADD(s, channels_open, 1);
-  channel_event(s, "DC_OPEN", ch);
-  if (services_open(s, ch) == 0) {
+  channel_event(s, "DC_OPEN", flow);
+  if (services_open(s, flow, slot) == 0) {
     return 0;
   }
-  /* Nobody serves it: keep negotiated channels open (a PATCH may bring
+  /* Nobody serves it: keep negotiated flows open (a PATCH may bring
    * their service), refuse in-band ones. */
-  return ch->negotiated ? 0 : -1;
+  return flow->negotiated ? 0 : -1;
 }
 
-static void dc_channel_message(void *user, struct dcmf_dc_channel *ch,
-                               int binary, const uint8_t *data, size_t len) {
+/* The per-message path: the association's flow goes to the service as
+ * it is (no copy). */
+static void flow_message(void *user, const struct dcmf_svc_flow *flow,
+                         void *slot, int binary, const uint8_t *data,
+                         size_t len) {
   struct dcmf_session *s = user;
   STAT_ADD(s, messages_in, 1);
   STAT_ADD(s, bytes_in, len);
-  struct svc_bind *b = ch->service;
+  struct svc_bind *b = slot;
   if (b != NULL && b->slot->svc->message != NULL) {
-    struct dcmf_svc_flow f = flow_of(ch);
-    b->slot->svc->message(b->slot->media, b->chan, &f, binary, data, len);
+    b->slot->svc->message(b->slot->media, b->chan, flow, binary, data, len);
   }
 }
 
-static void dc_channel_closed(void *user, struct dcmf_dc_channel *ch) {
+static void flow_closed(void *user, const struct dcmf_svc_flow *flow,
+                        void **slot) {
   struct dcmf_session *s = user;
   atomic_fetch_sub_explicit(&s->env.stats->channels_open, 1,
                             memory_order_relaxed);
-  channel_event(s, "DC_CLOSE", ch);
-  struct svc_bind *b = ch->service;
+  channel_event(s, "DC_CLOSE", flow);
+  struct svc_bind *b = *slot;
   if (b != NULL) {
-    ch->service = NULL;
-    struct dcmf_svc_flow f = flow_of(ch);
+    *slot = NULL;
     if (b->slot->svc->closed != NULL) {
-      b->slot->svc->closed(b->slot->media, b->chan, &f);
+      b->slot->svc->closed(b->slot->media, b->chan, flow);
     }
     free(b);
   }
 }
 
-/* After a PATCH: an open negotiated channel nobody served is offered
- * again (the change may have brought its service, e.g. a relay). */
-static void reoffer_channel(void *user, struct dcmf_dc_channel *ch) {
+/* After a PATCH: an open negotiated flow nobody served is offered again
+ * (the change may have brought its service, e.g. a relay). */
+static void reoffer_flow(void *user, const struct dcmf_svc_flow *flow,
+                         void **slot) {
   struct dcmf_session *s = user;
-  if (ch->open && ch->service == NULL && ch->negotiated) {
-    services_open(s, ch);
+  if (*slot == NULL && flow->negotiated) {
+    services_open(s, flow, slot);
   }
 }
 
-/* ---- the DTLS/SCTP/channel stack ------------------------------------------ */
+/* ---- DTLS and the association (dcstack.h) --------------------------------- */
 
-/* SCTP has room again (owed DCEP ACKs have gone): the services resume. */
+/* The association has room again (SCTP: owed DCEP ACKs have gone): the
+ * services resume. */
 static void stack_writable(void *user) { services_writable(user); }
 
 static void stack_need_tick(void *user) { dcmf_session_want_tick(user); }
@@ -328,7 +321,7 @@ static void association_free(struct dcmf_session *s) {
   dcmf_dcstack_del(s->stack);
   s->assoc_closing = 0;
   s->stack = NULL;
-  s->dc = NULL;
+  s->assoc = NULL;
 }
 
 static void dtls_failed(struct dcmf_session *s, const char *reason) {
@@ -358,12 +351,12 @@ static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
               dcmf_session_key_str(s, key, sizeof(key)),
               dcmf_dcstack_cipher(s->stack));
     return;
-  case DCMF_DCSTACK_SCTP_UP:
-    STAT_ADD(s, sctp_associations, 1);
+  case DCMF_DCSTACK_ASSOC_UP:
+    STAT_ADD(s, sctp_associations, 1); /* the one kind so far */
     return;
-  case DCMF_DCSTACK_SCTP_DOWN:
-    return; /* the channels were reported closed */
-  case DCMF_DCSTACK_SCTP_FAILED:
+  case DCMF_DCSTACK_ASSOC_DOWN:
+    return; /* the flows were reported closed */
+  case DCMF_DCSTACK_ASSOC_FAILED:
     DCMF_LOGW(s->env.log, "media", "%s: %s",
               dcmf_session_key_str(s, key, sizeof(key)), reason);
     return;
@@ -384,14 +377,49 @@ static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
 static const struct dcmf_dcstack_callbacks stack_cbs = {
     .send_datagram = stack_send_datagram,
     .state_changed = stack_state_changed,
-    .channel_open = dc_channel_open,
-    .channel_message = dc_channel_message,
-    .channel_closed = dc_channel_closed,
+    .flow_open = flow_open,
+    .flow_message = flow_message,
+    .flow_closed = flow_closed,
     .writable = stack_writable,
     .need_tick = stack_need_tick,
 };
 
-/* Builds a fresh DTLS + SCTP association for the current description. */
+/* The description as the association reads it (assoc.h): the worker
+ * message is a media-layer type the kinds do not see. |*streams| holds
+ * the declared flows for the call (NULL when there are none); the caller
+ * frees it. Returns 0 or DCMF_ERR_NOMEM. */
+static int assoc_settings(const struct dcmf_session *s,
+                          struct dcmf_assoc_settings *as,
+                          struct dcmf_assoc_stream **streams) {
+  *as = (struct dcmf_assoc_settings){
+      .sctp = {.local_port = s->desc.local_sctp_port,
+               .remote_port = s->desc.remote_sctp_port,
+               .max_streams = s->env.max_streams,
+               .max_message_size = s->desc.max_message_size,
+               .send_buffer = 1024 * 1024},
+  };
+  *streams = NULL;
+  if (s->desc.n_streams == 0) {
+    return 0;
+  }
+  *streams = calloc(s->desc.n_streams, sizeof(**streams));
+  if (*streams == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < s->desc.n_streams; i++) {
+    const struct dcmf_media_stream *st = &s->desc.streams[i];
+    (*streams)[i] = (struct dcmf_assoc_stream){.id = st->sid,
+                                               .protocol = st->protocol,
+                                               .rel = st->rel,
+                                               .priority = st->priority};
+  }
+  as->streams = *streams;
+  as->n_streams = s->desc.n_streams;
+  return 0;
+}
+
+/* Builds fresh DTLS and a fresh association of the media's kind for the
+ * current description. */
 static int association_new(struct dcmf_session *s) {
   association_free(s);
   s->teardown = 0;
@@ -399,22 +427,19 @@ static int association_new(struct dcmf_session *s) {
   struct dcmf_dcstack_settings ss = {
       .dtls_ctx = s->env.dtls_ctx,
       .dtls_server = s->desc.dtls_server,
-      .sctp = {.local_port = s->desc.local_sctp_port,
-               .remote_port = s->desc.remote_sctp_port,
-               .max_streams = s->env.max_streams,
-               .max_message_size = s->desc.max_message_size,
-               .send_buffer = 1024 * 1024},
+      .kind = s->kind,
   };
-  if (dcmf_dcstack_new(&s->stack, &ss, &stack_cbs, s) != 0) {
+  struct dcmf_assoc_stream *streams;
+  if (assoc_settings(s, &ss.assoc, &streams) != 0) {
+    return DCMF_ERR_NOMEM;
+  }
+  int rv = dcmf_dcstack_new(&s->stack, &ss, &stack_cbs, s);
+  free(streams);
+  if (rv != 0) {
     s->stack = NULL;
     return DCMF_ERR_SYSTEM;
   }
-  s->dc = dcmf_dcstack_dc(s->stack);
-  for (size_t i = 0; i < s->desc.n_streams; i++) {
-    const struct dcmf_media_stream *st = &s->desc.streams[i];
-    dcmf_dc_add_negotiated(s->dc, st->sid, st->protocol, &st->rel,
-                           st->priority);
-  }
+  s->assoc = dcmf_dcstack_assoc(s->stack);
   if (s->desc.remote_fp.count > 0) {
     dcmf_dcstack_set_remote_fingerprints(s->stack, &s->desc.remote_fp);
   }
@@ -531,6 +556,22 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
   session_arm_timer(s);
 }
 
+/* A datagram of the kind's raw range (SRTP): from the DTLS peer only,
+ * and only while an association exists. */
+static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
+                   const uint8_t *data, size_t len) {
+  if (!s->has_dtls_peer ||
+      !dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from)) {
+    STAT_ADD(s, dropped_unauthenticated, 1);
+    return;
+  }
+  if (s->stack == NULL || dcmf_dcstack_recv_raw(s->stack, data, len) != 0) {
+    STAT_ADD(s, dropped_other, 1);
+    return;
+  }
+  dcmf_ice_note_traffic(&s->ice, uv_now(s->env.loop));
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct dcmf_session *s = h->data;
@@ -547,11 +588,14 @@ static void on_udp(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
   }
   const uint8_t *data = (const uint8_t *)buf->base;
   size_t len = (size_t)nread;
-  /* RFC 7983 first-byte demultiplexing. */
+  /* RFC 7983 first-byte demultiplexing: STUN, DTLS, and the range the
+   * association kind takes beside DTLS (none for SCTP). */
   if (data[0] <= 3) {
     on_stun(s, from, data, len);
   } else if (data[0] >= 20 && data[0] <= 63) {
     on_dtls(s, from, data, len);
+  } else if (data[0] >= s->kind->raw_min && data[0] <= s->kind->raw_max) {
+    on_raw(s, from, data, len);
   } else {
     STAT_ADD(s, dropped_unknown_protocol, 1);
   }
@@ -599,7 +643,8 @@ static void session_arm_timer(struct dcmf_session *s) {
 }
 
 /* After a stack tick, for a session that asked (dcmf_session_want_tick):
- * what usrsctp's timers produced, a waiting sender, and the services
+ * the association's |tick| (SCTP: what usrsctp's timers produced, a
+ * waiting sender), and the services
  * that asked for their |tick| (a relay queue waiting for room, counters
  * to publish). Out of the queue now; whatever still waits joins again. */
 static void on_tick(struct dcmf_tickq_node *node) {
@@ -653,10 +698,19 @@ int dcmf_session_new(struct dcmf_session **out,
   if (rv != 0) {
     close(s->desc.fd);
   }
-  if (rv == 0 && s->desc.assoc != DCMF_ASSOC_SCTP) {
-    /* Only SCTP data channels are implemented (assoc.h). */
-    dcmf_session_close(s);
-    return DCMF_ERR_INVALID;
+  if (rv == 0) {
+    /* The kind's table from the registry (assoc.h); a kind with none
+     * (SRTP and raw DTLS data until e2ae) cannot start. */
+    unsigned kind = (unsigned)s->desc.assoc;
+    if (kind < DCMF_ASSOC_KINDS) {
+      s->kind = env->assoc_kinds != NULL
+                    ? env->assoc_kinds[kind]
+                    : dcmf_assoc_kind_ops(s->desc.assoc);
+    }
+    if (s->kind == NULL) {
+      dcmf_session_close(s);
+      return DCMF_ERR_INVALID;
+    }
   }
   if (rv == 0) {
     rv = services_attach(s);
@@ -698,17 +752,17 @@ void dcmf_session_update(struct dcmf_session *s,
     if (s->desc.remote_fp.count > 0) {
       dcmf_dcstack_set_remote_fingerprints(s->stack, &s->desc.remote_fp);
     }
-    for (size_t i = 0; i < s->desc.n_streams; i++) {
-      const struct dcmf_media_stream *st = &s->desc.streams[i];
-      if (dcmf_dc_find(s->dc, st->sid) == NULL) {
-        dcmf_dc_add_negotiated(s->dc, st->sid, st->protocol, &st->rel,
-                               st->priority);
-      }
+    /* New streams are declared; the others stay as they are. */
+    struct dcmf_assoc_settings as;
+    struct dcmf_assoc_stream *streams;
+    if (s->kind->update != NULL && assoc_settings(s, &as, &streams) == 0) {
+      s->kind->update(s->assoc, &as);
+      free(streams);
     }
   }
   services_update(s);
-  if (s->dc != NULL) {
-    dcmf_dc_foreach(s->dc, reoffer_channel, s);
+  if (s->assoc != NULL) {
+    s->kind->foreach_open(s->assoc, reoffer_flow, s);
   }
   maybe_start_client(s);
   session_arm_timer(s);

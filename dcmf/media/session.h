@@ -1,8 +1,10 @@
 /*
  * session.h - the media plane of one DC media inside a worker: its UDP
  * socket, first-byte demultiplexing (RFC 7983), the ICE-lite responder,
- * and the DTLS association with the association it carries (SCTP with its
- * data channels), wired once in dcstack.h. The paths on top (bootstrap
+ * and DTLS with the association it carries, of the kind the media asks
+ * for (assoc.h; SCTP with its data channels today), wired once in
+ * dcstack.h. The session calls the association only through its kind's
+ * table (struct dcmf_assoc_ops). The paths on top (bootstrap
  * repository, proxy modes, DC relay) are services (service.h) that the
  * session dispatches flows to. Glue: it owns the socket and the timers
  * and feeds the engines; it is visited after an SCTP tick only while it
@@ -13,6 +15,7 @@
 
 #include <uv.h>
 
+#include "assoc.h"
 #include "dtls.h"
 #include "log.h"
 #include "media.h"
@@ -60,6 +63,11 @@ struct dcmf_session_env {
    * dcmf_sctp_stack_tick. Idle sessions are never in it. NULL: no
    * session is ever visited. */
   struct dcmf_tickq *ticks;
+  /* The association kinds, indexed by enum dcmf_assoc_kind
+   * (DCMF_ASSOC_KINDS entries, NULL where none); borrowed. NULL: the
+   * built-in registry (dcmf_assoc_kind_ops). Tests put their own kinds
+   * here. */
+  const struct dcmf_assoc_ops *const *assoc_kinds;
 };
 
 struct dcmf_session;
@@ -68,7 +76,8 @@ struct dcmf_session;
  * Starts a session from |desc|, taking ownership of its fd and streams
  * (|desc| itself is copied), and attaches every service of |env|.
  * Returns 0, or with the fd closed: DCMF_ERR_NOMEM, DCMF_ERR_INVALID (an
- * association kind that is not implemented) or DCMF_ERR_SYSTEM.
+ * association kind with no implementation in the registry) or
+ * DCMF_ERR_SYSTEM.
  */
 int dcmf_session_new(struct dcmf_session **session,
                      const struct dcmf_session_env *env,

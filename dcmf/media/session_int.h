@@ -12,7 +12,7 @@
 
 #include <uv.h>
 
-#include "datachannel.h"
+#include "assoc.h"
 #include "dcstack.h"
 #include "ice.h"
 #include "media.h"
@@ -43,8 +43,11 @@ struct dcmf_session {
   uv_timer_t timer;
   int handles_open;
   struct dcmf_ice ice;
-  struct dcmf_dcstack *stack; /* DTLS, SCTP, channels; NULL: none */
-  struct dcmf_dc *dc;         /* the stack's channel table; NULL: none */
+  /* The association kind of the media (assoc.h), chosen at start; the
+   * session reaches the association only through it. */
+  const struct dcmf_assoc_ops *kind;
+  struct dcmf_dcstack *stack; /* DTLS and the association; NULL: none */
+  void *assoc;                /* the stack's association; NULL: none */
   struct dcmf_tickq_node tick; /* in env.ticks while work waits a tick */
   uv_timer_t flush_timer; /* runs writable of services that asked */
   struct dcmf_svc_slot slots[DCMF_SVC_MAX];

@@ -1,15 +1,18 @@
 #include "dcstack.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "assoc_sctp.h"
 #include "errors.h"
 
 struct dcmf_dcstack {
   struct dcmf_dcstack_callbacks cbs;
   void *user;
   struct dcmf_dtls *dtls;
-  struct dcmf_sctp *sctp;
-  struct dcmf_dc *dc;
+  const struct dcmf_assoc_ops *kind;
+  void *assoc;
+  char reason[64]; /* "SCTP did not start", for ASSOC_FAILED */
 };
 
 static void report(struct dcmf_dcstack *st, enum dcmf_dcstack_state state,
@@ -17,59 +20,30 @@ static void report(struct dcmf_dcstack *st, enum dcmf_dcstack_state state,
   st->cbs.state_changed(st->user, state, reason);
 }
 
-/* ---- SCTP → DTLS, SCTP → channels ------------------------------------ */
+/* ---- the association → DTLS, UDP and the owner ------------------------ */
 
-static void sctp_send_packet(void *user, const uint8_t *data, size_t len) {
-  struct dcmf_dcstack *st = user;
-  /* Before DTLS is up (or after it failed) this is refused: usrsctp
-   * retransmits, and an association that cannot start times out. */
+static void assoc_dtls_out(void *lower, const uint8_t *data, size_t len) {
+  struct dcmf_dcstack *st = lower;
+  /* Refused before DTLS is up (or after it failed): SCTP retransmits,
+   * and an association that cannot start times out. */
   (void)dcmf_dtls_send(st->dtls, data, len);
 }
 
-static void sctp_message(void *user, uint16_t sid, uint32_t ppid,
-                         const uint8_t *data, size_t len) {
-  struct dcmf_dcstack *st = user;
-  dcmf_dc_on_sctp_message(st->dc, sid, ppid, data, len);
+static void assoc_raw_out(void *lower, const uint8_t *data, size_t len) {
+  struct dcmf_dcstack *st = lower;
+  st->cbs.send_datagram(st->user, data, len);
 }
 
-static void sctp_reset(void *user, uint16_t sid) {
-  struct dcmf_dcstack *st = user;
-  dcmf_dc_on_sctp_reset(st->dc, sid);
+static void assoc_state(void *lower, enum dcmf_assoc_state state,
+                        const char *reason) {
+  struct dcmf_dcstack *st = lower;
+  report(st,
+         state == DCMF_ASSOC_UP ? DCMF_DCSTACK_ASSOC_UP
+                                : DCMF_DCSTACK_ASSOC_DOWN,
+         reason);
 }
 
-static void sctp_state(void *user, enum dcmf_sctp_state state) {
-  struct dcmf_dcstack *st = user;
-  /* The owner hears UP before the channels open, and DOWN after the
-   * channels have been reported closed. */
-  if (state == DCMF_SCTP_UP) {
-    report(st, DCMF_DCSTACK_SCTP_UP, "SCTP association up");
-    dcmf_dc_on_sctp_state(st->dc, state);
-  } else {
-    dcmf_dc_on_sctp_state(st->dc, state);
-    report(st, DCMF_DCSTACK_SCTP_DOWN, "SCTP association down");
-  }
-}
-
-static void sctp_writable(void *user) {
-  struct dcmf_dcstack *st = user;
-  dcmf_dc_on_sctp_writable(st->dc); /* owed DCEP ACKs before anything */
-  if (st->cbs.writable != NULL) {
-    st->cbs.writable(st->user);
-  }
-}
-
-static void sctp_need_tick(void *user) {
-  struct dcmf_dcstack *st = user;
-  if (st->cbs.need_tick != NULL) {
-    st->cbs.need_tick(st->user);
-  }
-}
-
-static const struct dcmf_sctp_callbacks sctp_cbs = {
-    sctp_send_packet, sctp_message,  sctp_reset,
-    sctp_state,       sctp_writable, sctp_need_tick};
-
-/* ---- DTLS → UDP, DTLS → SCTP ----------------------------------------- */
+/* ---- DTLS → UDP, DTLS → the association -------------------------------- */
 
 static void dtls_send_datagram(void *user, const uint8_t *data, size_t len) {
   struct dcmf_dcstack *st = user;
@@ -78,7 +52,13 @@ static void dtls_send_datagram(void *user, const uint8_t *data, size_t len) {
 
 static void dtls_recv_data(void *user, const uint8_t *data, size_t len) {
   struct dcmf_dcstack *st = user;
-  dcmf_sctp_input(st->sctp, data, len);
+  st->kind->dtls_in(st->assoc, data, len);
+}
+
+static int export_keys(void *keys_user, const char *label, uint8_t *out,
+                       size_t len) {
+  struct dcmf_dcstack *st = keys_user;
+  return dcmf_dtls_export_keys(st->dtls, label, out, len);
 }
 
 static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
@@ -86,8 +66,8 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
   struct dcmf_dcstack *st = user;
   if (state == DCMF_DTLS_CONNECTED) {
     report(st, DCMF_DCSTACK_DTLS_CONNECTED, reason);
-    if (dcmf_sctp_connect(st->sctp) != 0) {
-      report(st, DCMF_DCSTACK_SCTP_FAILED, "SCTP did not start");
+    if (st->kind->connected(st->assoc, export_keys, st) != 0) {
+      report(st, DCMF_DCSTACK_ASSOC_FAILED, st->reason);
     }
   } else {
     report(st,
@@ -111,48 +91,59 @@ int dcmf_dcstack_new(struct dcmf_dcstack **out,
   }
   st->cbs = *cbs;
   st->user = user;
+  st->kind = settings->kind != NULL ? settings->kind : &dcmf_assoc_sctp;
+  snprintf(st->reason, sizeof(st->reason), "%s did not start", st->kind->name);
   int rv = dcmf_dtls_new(&st->dtls, settings->dtls_ctx, settings->dtls_server,
                          &dtls_cbs, st);
   if (rv != 0) {
-    goto fail_dtls;
+    free(st);
+    return rv;
   }
-  rv = dcmf_sctp_new(&st->sctp, &settings->sctp, &sctp_cbs, st);
+  /* The flows' events go from the association to the owner in one call;
+   * only what concerns DTLS passes through here. */
+  struct dcmf_assoc_events ev = {
+      .dtls_out = assoc_dtls_out,
+      .raw_out = assoc_raw_out,
+      .state_changed = assoc_state,
+      .lower = st,
+      .flow_open = cbs->flow_open,
+      .flow_message = cbs->flow_message,
+      .flow_closed = cbs->flow_closed,
+      .writable = cbs->writable,
+      .need_tick = cbs->need_tick,
+      .upper = user,
+  };
+  rv = st->kind->create(&st->assoc, &settings->assoc, &ev);
   if (rv != 0) {
-    goto fail_sctp;
-  }
-  /* The channel layer calls the owner directly: nothing to add there. */
-  struct dcmf_dc_callbacks dc_cbs = {cbs->channel_open, cbs->channel_message,
-                                     cbs->channel_closed};
-  rv = dcmf_dc_new(&st->dc, st->sctp, &dc_cbs, user);
-  if (rv != 0) {
-    goto fail_dc;
+    dcmf_dtls_del(st->dtls);
+    free(st);
+    return rv;
   }
   *out = st;
   return 0;
-
-fail_dc:
-  dcmf_sctp_del(st->sctp);
-fail_sctp:
-  dcmf_dtls_del(st->dtls);
-fail_dtls:
-  free(st);
-  return rv;
 }
 
 void dcmf_dcstack_del(struct dcmf_dcstack *st) {
   if (st == NULL) {
     return;
   }
-  dcmf_dc_del(st->dc);     /* reports each open channel closed */
-  dcmf_sctp_del(st->sctp); /* its ABORT still goes out through DTLS */
+  st->kind->destroy(st->assoc); /* flows closed; SCTP's ABORT via DTLS */
   dcmf_dtls_del(st->dtls);
   free(st);
 }
 
 /* ---- the owner's calls --------------------------------------------------- */
 
+void *dcmf_dcstack_assoc(struct dcmf_dcstack *st) {
+  return st->assoc;
+}
+
+const struct dcmf_assoc_ops *dcmf_dcstack_kind(const struct dcmf_dcstack *st) {
+  return st->kind;
+}
+
 struct dcmf_dc *dcmf_dcstack_dc(struct dcmf_dcstack *st) {
-  return st->dc;
+  return st->kind == &dcmf_assoc_sctp ? dcmf_assoc_sctp_dc(st->assoc) : NULL;
 }
 
 int dcmf_dcstack_set_remote_fingerprints(
@@ -167,6 +158,16 @@ void dcmf_dcstack_start(struct dcmf_dcstack *st) {
 int dcmf_dcstack_recv(struct dcmf_dcstack *st, const uint8_t *data,
                       size_t len) {
   return dcmf_dtls_recv(st->dtls, data, len);
+}
+
+int dcmf_dcstack_recv_raw(struct dcmf_dcstack *st, const uint8_t *data,
+                          size_t len) {
+  /* Raw datagrams are keyed by DTLS (SRTP): nothing to do before. */
+  if (st->kind->raw_in == NULL || !dcmf_dcstack_connected(st)) {
+    return DCMF_ERR_INVALID;
+  }
+  st->kind->raw_in(st->assoc, data, len);
+  return 0;
 }
 
 uint64_t dcmf_dcstack_next_expiry(struct dcmf_dcstack *st, uint64_t now) {
@@ -184,7 +185,9 @@ void dcmf_dcstack_handle_expiry(struct dcmf_dcstack *st, uint64_t now) {
 }
 
 void dcmf_dcstack_handle_tick(struct dcmf_dcstack *st) {
-  dcmf_sctp_handle_tick(st->sctp);
+  if (st->kind->tick != NULL) {
+    st->kind->tick(st->assoc);
+  }
 }
 
 int dcmf_dcstack_connected(const struct dcmf_dcstack *st) {

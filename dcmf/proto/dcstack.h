@@ -1,19 +1,24 @@
 /*
- * dcstack.h - one WebRTC data-channel stack: DTLS carrying SCTP carrying
- * data channels (RFC 8261, 8831, 8832), wired together once for dcmfd's
- * sessions, dcmf-ue's phones and the in-memory tests.
+ * dcstack.h - DTLS carrying one association (assoc.h), wired once for
+ * dcmfd's sessions, dcmf-ue's phones and the in-memory tests. With the
+ * SCTP kind (assoc_sctp.h, the default) it is the WebRTC data-channel
+ * stack: DTLS carrying SCTP carrying data channels (RFC 8261, 8831,
+ * 8832).
  *
- * It owns a DTLS engine, an SCTP association and its channel table, and
- * does the plumbing between them: DTLS application data goes into SCTP,
- * SCTP packets go out through DTLS, SCTP starts when DTLS connects, SCTP
- * events reach the channel layer (DCEP answers included), owed DCEP ACKs
- * go out when SCTP has room, and usrsctp's timer work is asked for only
- * when there is some (|need_tick|).
+ * It owns a DTLS engine and the association, and does the plumbing
+ * between them: DTLS application data goes into the association, what
+ * the association sends goes out through DTLS (or beside it, for a kind
+ * with a raw range), the association starts when DTLS connects (with
+ * the RFC 5705 exporter for kinds that derive keys), and DTLS and
+ * association states reach the owner as one sequence. The flows' events
+ * (open, message, closed, writable, need_tick) go from the association
+ * to the owner's callbacks directly, without passing through here.
  *
  * No I/O: ciphertext datagrams leave through |send_datagram| and come in
- * through dcmf_dcstack_recv; time comes in as |now| (milliseconds on the
- * owner's monotonic clock) for DTLS retransmission. The usrsctp stack
- * itself (dcmf_sctp_stack_init/tick) stays with the owner's loop.
+ * through dcmf_dcstack_recv (and dcmf_dcstack_recv_raw); time comes in as
+ * |now| (milliseconds on the owner's monotonic clock) for DTLS
+ * retransmission. The usrsctp stack itself (dcmf_sctp_stack_init/tick)
+ * stays with the owner's loop.
  *
  * Callbacks must not delete the stack (the engines are on the call
  * stack): tear down from the owner's loop afterwards.
@@ -24,23 +29,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "assoc.h"
 #include "datachannel.h"
 #include "dtls.h"
 #include "fingerprint.h"
-#include "sctp.h"
 
 enum dcmf_dcstack_state {
-  DCMF_DCSTACK_DTLS_CONNECTED, /* SCTP is being started */
+  DCMF_DCSTACK_DTLS_CONNECTED, /* the association is being started */
   DCMF_DCSTACK_DTLS_FAILED,    /* fatal alert or bad fingerprint */
   DCMF_DCSTACK_DTLS_CLOSED,    /* close_notify received */
-  DCMF_DCSTACK_SCTP_UP,        /* channels open now */
-  DCMF_DCSTACK_SCTP_DOWN,      /* the association was lost or shut down */
-  DCMF_DCSTACK_SCTP_FAILED,    /* SCTP could not be started */
+  DCMF_DCSTACK_ASSOC_UP,       /* flows open now (SCTP: association up) */
+  DCMF_DCSTACK_ASSOC_DOWN,     /* the association was lost or shut down */
+  DCMF_DCSTACK_ASSOC_FAILED,   /* the association could not be started */
 };
 
-/* Every member is required but |writable| and |need_tick|. */
+/* Every member is required but |writable| and |need_tick|. Flow events
+ * are those of struct dcmf_assoc_events (assoc.h), called with |user|. */
 struct dcmf_dcstack_callbacks {
-  /* One ciphertext datagram for the peer; |data| is valid for the call. */
+  /* One datagram for the peer (DTLS, or a raw one of the kind); |data|
+   * is valid for the call. */
   void (*send_datagram)(void *user, const uint8_t *data, size_t len);
   /* The stack moved to |state|. |reason| is a short English phrase for
    * logs and events (the DTLS one for DTLS_FAILED). After DTLS_FAILED
@@ -48,13 +55,13 @@ struct dcmf_dcstack_callbacks {
    * from its loop (or keeps it, as a record, until then). */
   void (*state_changed)(void *user, enum dcmf_dcstack_state state,
                         const char *reason);
-  /* The channel layer's callbacks (datachannel.h), called with |user|. */
-  int (*channel_open)(void *user, struct dcmf_dc_channel *ch);
-  void (*channel_message)(void *user, struct dcmf_dc_channel *ch, int binary,
-                          const uint8_t *data, size_t len);
-  void (*channel_closed)(void *user, struct dcmf_dc_channel *ch);
-  /* SCTP has room again after a send said DCMF_ERR_EXHAUSTED; the owed
-   * DCEP ACKs have gone first. May be NULL. */
+  int (*flow_open)(void *user, const struct dcmf_svc_flow *flow, void **slot);
+  void (*flow_message)(void *user, const struct dcmf_svc_flow *flow, void *slot,
+                       int binary, const uint8_t *data, size_t len);
+  void (*flow_closed)(void *user, const struct dcmf_svc_flow *flow,
+                      void **slot);
+  /* Room again after a send said DCMF_ERR_EXHAUSTED (SCTP: the owed
+   * DCEP ACKs have gone first). May be NULL. */
   void (*writable)(void *user);
   /* Call dcmf_dcstack_handle_tick after the next dcmf_sctp_stack_tick
    * (see |need_tick| in sctp.h). Called once per need. May be NULL: then
@@ -65,7 +72,9 @@ struct dcmf_dcstack_callbacks {
 struct dcmf_dcstack_settings {
   struct dcmf_dtls_ctx *dtls_ctx; /* borrowed for the stack's life */
   int dtls_server;                /* our a=setup is passive */
-  struct dcmf_sctp_settings sctp; /* copied */
+  /* The association kind; NULL: dcmf_assoc_sctp. Borrowed (static). */
+  const struct dcmf_assoc_ops *kind;
+  struct dcmf_assoc_settings assoc; /* read during dcmf_dcstack_new */
 };
 
 struct dcmf_dcstack;
@@ -73,23 +82,31 @@ struct dcmf_dcstack;
 /*
  * Creates the stack: DTLS in the role |settings->dtls_server| (nothing is
  * sent before the remote fingerprints are set and, as a client,
- * dcmf_dcstack_start), an SCTP association waiting for DTLS, and an empty
- * channel table. |cbs| is copied; |user| is passed to every callback.
- * Returns 0, DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM (nothing is left behind).
+ * dcmf_dcstack_start), and an association of the kind waiting for DTLS,
+ * with the declared flows of |settings->assoc|. |cbs| is copied; |user|
+ * is passed to every callback. Returns 0, DCMF_ERR_NOMEM or
+ * DCMF_ERR_SYSTEM (nothing is left behind).
  */
 int dcmf_dcstack_new(struct dcmf_dcstack **stack,
                      const struct dcmf_dcstack_settings *settings,
                      const struct dcmf_dcstack_callbacks *cbs, void *user);
 
 /*
- * Reports every open channel through |channel_closed|, aborts the SCTP
- * association (its ABORT leaves through |send_datagram| while DTLS is
- * up) and frees everything. NULL is allowed. Not from a callback.
+ * Destroys the association (which reports every open flow closed and,
+ * for SCTP, sends its ABORT through DTLS while DTLS is up) and frees
+ * everything. NULL is allowed. Not from a callback.
  */
 void dcmf_dcstack_del(struct dcmf_dcstack *stack);
 
-/* The channel table, to declare, open, find, send on and close channels
- * (datachannel.h). Valid until dcmf_dcstack_del. */
+/* The association and its kind, for the owner's calls to the ops
+ * (send, close_flow, flow_state, foreach_open, update). Valid until
+ * dcmf_dcstack_del. */
+void *dcmf_dcstack_assoc(struct dcmf_dcstack *stack);
+const struct dcmf_assoc_ops *dcmf_dcstack_kind(const struct dcmf_dcstack *s);
+
+/* With the SCTP kind: the channel table, to declare, open, find, send on
+ * and close channels (datachannel.h); NULL with another kind. Valid until
+ * dcmf_dcstack_del. */
 struct dcmf_dc *dcmf_dcstack_dc(struct dcmf_dcstack *stack);
 
 /* Sets the fingerprints the peer's certificate must match (copied); see
@@ -103,11 +120,20 @@ void dcmf_dcstack_start(struct dcmf_dcstack *stack);
 
 /*
  * Feeds one received DTLS datagram (first byte 20-63), and through it
- * whatever SCTP and the channels make of it (callbacks run from here).
- * Returns 0 or an error of dcmf_dtls_recv (the datagram was dropped).
+ * whatever the association and its flows make of it (callbacks run from
+ * here). Returns 0 or an error of dcmf_dtls_recv (the datagram was
+ * dropped).
  */
 int dcmf_dcstack_recv(struct dcmf_dcstack *stack, const uint8_t *data,
                       size_t len);
+
+/*
+ * Feeds one received datagram of the kind's raw range (raw_min..raw_max
+ * of its ops). Returns 0, or DCMF_ERR_INVALID when the kind takes none
+ * or DTLS is not connected (the datagram was dropped).
+ */
+int dcmf_dcstack_recv_raw(struct dcmf_dcstack *stack, const uint8_t *data,
+                          size_t len);
 
 /* When DTLS next needs dcmf_dcstack_handle_expiry, in the clock of |now|
  * (milliseconds); UINT64_MAX when no timer runs. */
@@ -116,8 +142,9 @@ uint64_t dcmf_dcstack_next_expiry(struct dcmf_dcstack *stack, uint64_t now);
 /* Lets DTLS retransmit a flight whose timer expired by |now|. */
 void dcmf_dcstack_handle_expiry(struct dcmf_dcstack *stack, uint64_t now);
 
-/* After a dcmf_sctp_stack_tick: delivers what usrsctp's timers produced
- * and retries a waiting sender (dcmf_sctp_handle_tick). */
+/* After a dcmf_sctp_stack_tick, when |need_tick| asked: the kind's |tick|
+ * (SCTP: delivers what usrsctp's timers produced and retries a waiting
+ * sender, dcmf_sctp_handle_tick). */
 void dcmf_dcstack_handle_tick(struct dcmf_dcstack *stack);
 
 /* Returns 1 once DTLS is connected (and until it fails or closes). */

@@ -438,3 +438,15 @@ const char *dcmf_dtls_cipher(const struct dcmf_dtls *d) {
   const char *name = SSL_get_cipher_name(d->ssl);
   return d->state == DCMF_DTLS_CONNECTED && name ? name : "";
 }
+
+int dcmf_dtls_export_keys(struct dcmf_dtls *d, const char *label,
+                          uint8_t *out, size_t len) {
+  if (d->state != DCMF_DTLS_CONNECTED) {
+    return DCMF_ERR_INVALID;
+  }
+  /* RFC 5705 without a context, as DTLS-SRTP (RFC 5764 4.2) asks. */
+  return SSL_export_keying_material(d->ssl, out, len, label, strlen(label),
+                                    NULL, 0, 0) == 1
+             ? 0
+             : DCMF_ERR_SYSTEM;
+}

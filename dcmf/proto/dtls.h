@@ -122,4 +122,10 @@ enum dcmf_dtls_state dcmf_dtls_state(const struct dcmf_dtls *dtls);
 /* Returns the negotiated cipher name, or "" before the handshake ends. */
 const char *dcmf_dtls_cipher(const struct dcmf_dtls *dtls);
 
+/* Writes |len| bytes of keying material for |label| into |out| (RFC
+ * 5705, no context: what DTLS-SRTP derives its keys from). Returns 0,
+ * DCMF_ERR_INVALID when not connected, or DCMF_ERR_SYSTEM. */
+int dcmf_dtls_export_keys(struct dcmf_dtls *dtls, const char *label,
+                          uint8_t *out, size_t len);
+
 #endif

@@ -161,20 +161,23 @@ static int request_sent(struct dcmf_ue *ue, int rv) {
   return rv;
 }
 
-static int dc_open(void *user, struct dcmf_dc_channel *ch) {
+static int dc_open(void *user, const struct dcmf_svc_flow *ch, void **slot) {
   struct dcmf_ue *ue = user;
-  if (ch->sid == ue->sid && !ue->closing) {
+  (void)slot;
+  if (ch->id == ue->sid && !ue->closing) {
     uv_timer_stop(&ue->deadline); /* open: requests have their own */
     ue->cbs.ready(ue->user, ue);
   }
   return 0;
 }
 
-static void dc_message(void *user, struct dcmf_dc_channel *ch, int binary,
-                       const uint8_t *data, size_t len) {
+static void dc_message(void *user, const struct dcmf_svc_flow *ch,
+                       void *slot, int binary, const uint8_t *data,
+                       size_t len) {
   (void)binary;
+  (void)slot;
   struct dcmf_ue *ue = user;
-  if (ch->sid != ue->sid || ue->closing) {
+  if (ch->id != ue->sid || ue->closing) {
     return;
   }
   if (!ue->got_first_byte) {
@@ -184,9 +187,11 @@ static void dc_message(void *user, struct dcmf_dc_channel *ch, int binary,
   http_consume(ue, data, len);
 }
 
-static void dc_closed(void *user, struct dcmf_dc_channel *ch) {
+static void dc_closed(void *user, const struct dcmf_svc_flow *ch,
+                      void **slot) {
   struct dcmf_ue *ue = user;
-  if (ch->sid == ue->sid) {
+  (void)slot;
+  if (ch->id == ue->sid) {
     fail(ue, "the HTTP channel closed");
   }
 }
@@ -229,7 +234,7 @@ static void stack_send_datagram(void *user, const uint8_t *d, size_t len) {
 static void stack_state(void *user, enum dcmf_dcstack_state state,
                         const char *reason) {
   struct dcmf_ue *ue = user;
-  if (state != DCMF_DCSTACK_DTLS_CONNECTED && state != DCMF_DCSTACK_SCTP_UP) {
+  if (state != DCMF_DCSTACK_DTLS_CONNECTED && state != DCMF_DCSTACK_ASSOC_UP) {
     fail(ue, reason);
   }
 }
@@ -242,9 +247,9 @@ static void stack_need_tick(void *user) {
 static const struct dcmf_dcstack_callbacks stack_cbs = {
     .send_datagram = stack_send_datagram,
     .state_changed = stack_state,
-    .channel_open = dc_open,
-    .channel_message = dc_message,
-    .channel_closed = dc_closed,
+    .flow_open = dc_open,
+    .flow_message = dc_message,
+    .flow_closed = dc_closed,
     .need_tick = stack_need_tick,
 };
 
@@ -441,12 +446,13 @@ int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
   struct dcmf_dcstack_settings ss = {
       .dtls_ctx = ue->dtls_ctx,
       .dtls_server = !remote->mf_is_dtls_server,
-      .sctp = {.local_port = 5000,
-               .remote_port = remote->sctp_port,
-               /* enough for the chosen stream id */
-               .max_streams = ue->sid < 16 ? 16 : (uint16_t)(ue->sid + 1),
-               .max_message_size = 256 * 1024,
-               .send_buffer = 256 * 1024}};
+      .assoc.sctp = {.local_port = 5000,
+                     .remote_port = remote->sctp_port,
+                     /* enough for the chosen stream id */
+                     .max_streams =
+                         ue->sid < 16 ? 16 : (uint16_t)(ue->sid + 1),
+                     .max_message_size = 256 * 1024,
+                     .send_buffer = 256 * 1024}};
   if (ue->stack != NULL ||
       dcmf_dcstack_new(&ue->stack, &ss, &stack_cbs, ue) != 0) {
     return DCMF_ERR_SYSTEM;

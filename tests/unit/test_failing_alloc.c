@@ -64,6 +64,7 @@
 #include "context.h"
 #include "datachannel.h"
 #include "dcep.h"
+#include "dcstack.h"
 #include "dtls.h"
 #include "errors.h"
 #include "fake_res.h"
@@ -1404,6 +1405,198 @@ done:
   return out;
 }
 
+/* ---- dcstack: DTLS carrying the SCTP association kind ------------------ */
+
+/* Two stacks (dcstack.c with assoc_sctp.c) in memory: the handshake runs
+ * with the arming off (sc_dtls covers OpenSSL's allocations), everything
+ * else is counted: the stacks and their associations being built, the
+ * channel opening, a message each way and the teardown. */
+
+struct kside {
+  struct dcmf_dcstack *st;
+  struct kside *other;
+  uint8_t *q[QMAX];
+  size_t qlen[QMAX];
+  size_t nq;
+  int up, failed, opened, closed;
+  char got[64];
+  size_t glen;
+};
+
+static void k_datagram(void *user, const uint8_t *data, size_t len) {
+  struct kside *k = user;
+  if (k->nq == QMAX) {
+    return; /* a lost datagram: DTLS or SCTP retransmits */
+  }
+  k->q[k->nq] = __real_malloc(len);
+  memcpy(k->q[k->nq], data, len);
+  k->qlen[k->nq++] = len;
+}
+
+static void k_state(void *user, enum dcmf_dcstack_state st,
+                    const char *why) {
+  struct kside *k = user;
+  (void)why;
+  if (st == DCMF_DCSTACK_ASSOC_UP) {
+    k->up = 1;
+  } else if (st != DCMF_DCSTACK_DTLS_CONNECTED) {
+    k->up = 0;
+    k->failed = 1;
+  }
+}
+
+static int k_open(void *user, const struct dcmf_svc_flow *flow, void **slot) {
+  struct kside *k = user;
+  (void)flow;
+  *slot = k; /* must come back with the messages */
+  k->opened++;
+  return 0;
+}
+
+static void k_message(void *user, const struct dcmf_svc_flow *flow,
+                      void *slot, int binary, const uint8_t *data,
+                      size_t len) {
+  struct kside *k = user;
+  (void)binary;
+  if (slot != k || flow->id != 0) {
+    FAIL("dcstack: a message with the wrong flow");
+  }
+  if (k->glen + len <= sizeof(k->got)) {
+    memcpy(k->got + k->glen, data, len);
+    k->glen += len;
+  }
+}
+
+static void k_closed(void *user, const struct dcmf_svc_flow *flow,
+                     void **slot) {
+  struct kside *k = user;
+  (void)flow;
+  (void)slot;
+  k->closed++;
+}
+
+static const struct dcmf_dcstack_callbacks k_cbs = {
+    .send_datagram = k_datagram,
+    .state_changed = k_state,
+    .flow_open = k_open,
+    .flow_message = k_message,
+    .flow_closed = k_closed,
+    /* no need_tick: handle_tick after every stack tick */
+};
+
+static size_t k_deliver(struct kside *from) {
+  size_t n = from->nq;
+  uint8_t *q[QMAX];
+  size_t ql[QMAX];
+  memcpy(q, from->q, n * sizeof(*q));
+  memcpy(ql, from->qlen, n * sizeof(*ql));
+  from->nq = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (from->other->st != NULL) {
+      dcmf_dcstack_recv(from->other->st, q[i], ql[i]);
+    }
+    free(q[i]);
+  }
+  return n;
+}
+
+/* Carries datagrams both ways (uncounted while DTLS shakes hands),
+ * ticking usrsctp on a fake clock while nothing is in flight; bounded. */
+static void k_pump(struct kside *a, struct kside *b) {
+  for (int i = 0; i < 400; i++) {
+    int handshake =
+        !dcmf_dcstack_connected(a->st) || !dcmf_dcstack_connected(b->st);
+    int was = handshake ? fa_pause() : fa.armed;
+    size_t n = k_deliver(a) + k_deliver(b);
+    fa_resume(was);
+    if (n > 0) {
+      continue;
+    }
+    for (int t = 0; t < 10 && a->nq == 0 && b->nq == 0; t++) {
+      dcmf_sctp_stack_tick(50);
+      dcmf_dcstack_handle_tick(a->st);
+      dcmf_dcstack_handle_tick(b->st);
+    }
+    if (a->nq == 0 && b->nq == 0) {
+      return;
+    }
+  }
+}
+
+static void k_free(struct kside *k) {
+  dcmf_dcstack_del(k->st);
+  k->st = NULL;
+  for (size_t i = 0; i < k->nq; i++) {
+    free(k->q[i]);
+  }
+  k->nq = 0;
+}
+
+static enum fa_outcome sc_dcstack(void) {
+  enum fa_outcome out = FA_OK;
+  struct dcmf_dtls_ctx ctx[2];
+  struct kside side[2];
+  memset(side, 0, sizeof(side));
+  side[0].other = &side[1];
+  side[1].other = &side[0];
+  int was = fa_pause(); /* sc_dtls counts these */
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(
+        dcmf_dtls_ctx_init(&ctx[i], certs[i].x509, certs[i].pkey, 1200), 0);
+  }
+  fa_resume(was);
+  struct dcmf_assoc_stream http = {.id = 0, .protocol = "http",
+                                   .priority = 256};
+  for (int i = 0; i < 2; i++) {
+    struct dcmf_dcstack_settings ss = {
+        .dtls_ctx = &ctx[i],
+        .dtls_server = i,
+        .assoc = {.sctp = {.local_port = 5000,
+                           .remote_port = 5000,
+                           .max_streams = 16,
+                           .max_message_size = 65536,
+                           .send_buffer = 1 << 18},
+                  .streams = &http,
+                  .n_streams = 1}};
+    TRY(dcmf_dcstack_new(&side[i].st, &ss, &k_cbs, &side[i]));
+    TRY(dcmf_dcstack_set_remote_fingerprints(side[i].st, &fps[1 - i]));
+  }
+  const struct dcmf_assoc_ops *kind = dcmf_dcstack_kind(side[0].st);
+  dcmf_dcstack_start(side[0].st);
+  k_pump(&side[0], &side[1]);
+  EXPECT(side[0].up && side[1].up && side[0].opened == 1 &&
+         side[1].opened == 1);
+  void *a = dcmf_dcstack_assoc(side[0].st);
+  void *b = dcmf_dcstack_assoc(side[1].st);
+  TRY(kind->send(a, 0, 0, (const uint8_t *)"ping", 4));
+  TRY(kind->send(b, 0, 1, (const uint8_t *)"pong", 4));
+  k_pump(&side[0], &side[1]);
+  EXPECT(side[0].up && side[1].up && side[0].glen == 4 && side[1].glen == 4);
+  if (memcmp(side[1].got, "ping", 4) != 0 ||
+      memcmp(side[0].got, "pong", 4) != 0) {
+    FAIL("dcstack: wrong data");
+  }
+  char text[64];
+  snprintf(text, sizeof(text), "state %d/%d",
+           (int)kind->flow_state(a, 0), (int)kind->flow_state(b, 0));
+  fa_result(text);
+done:
+  for (int i = 0; i < 2; i++) {
+    k_free(&side[i]);
+  }
+  /* Every opened flow was reported closed by the teardown. */
+  if (side[0].closed != side[0].opened || side[1].closed != side[1].opened) {
+    FAIL("dcstack: %d/%d flows opened, %d/%d closed", side[0].opened,
+         side[1].opened, side[0].closed, side[1].closed);
+  }
+  was = fa_pause();
+  for (int i = 0; i < 2; i++) {
+    dcmf_dtls_ctx_free(&ctx[i]);
+  }
+  fa_resume(was);
+  return out;
+}
+
 /* ---- the tests ------------------------------------------------------------
  */
 
@@ -1430,6 +1623,7 @@ SCENARIO("repo+httpdc", sc_repo_httpdc)
 SCENARIO("httpdc-stream", sc_httpdc_stream)
 SCENARIO("sctp+dc", sc_sctp_dc)
 SCENARIO("dtls", sc_dtls)
+SCENARIO("dcstack", sc_dcstack)
 
 static int group_setup(void **state) {
   (void)state;
@@ -1488,6 +1682,7 @@ int main(void) {
       cmocka_unit_test(test_sc_httpdc_stream),
       cmocka_unit_test(test_sc_sctp_dc),
       cmocka_unit_test(test_sc_dtls),
+      cmocka_unit_test(test_sc_dcstack),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -11,7 +11,11 @@
  * while messages wait for it is unlinked at once (ASan-clean) and that
  * a new twin is linked again. A service's |tick| runs only after it
  * asked (host->want_tick), once per asking, and the sessions leave the
- * tick queue when they close.
+ * tick queue when they close. Association kinds registered by the test
+ * (assoc.h) show that the session reaches the association only through
+ * the kind's table: the SCTP kind wrapped to count its calls (an idle
+ * association is never ticked), and a kind with a raw range beside
+ * DTLS that echoes what it gets there.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +35,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "assoc.h"
+#include "assoc_sctp.h"
 #include "cert.h"
 #include "datachannel.h"
 #include "dtls.h"
@@ -202,6 +208,7 @@ struct phone {
   int closed[2];           /* streams 1000 and 1001 were closed */
   int received, in_order;
   char text[LOG_CAP]; /* short messages received, '|' after each */
+  int raw_received;   /* datagrams of 128-191 (beside DTLS) received */
 };
 
 static void phone_out(void *user, const uint8_t *data, size_t len) {
@@ -375,6 +382,8 @@ struct fx {
   struct sockaddr_in session_addr[N];
   struct phone phone[N];
   char events[LOG_CAP]; /* what the sessions raised toward control */
+  /* The sessions' association kinds (env.assoc_kinds); NULL: built-in. */
+  const struct dcmf_assoc_ops *const *kinds;
 };
 
 static uint64_t fake_now(void *user) {
@@ -398,10 +407,12 @@ static void set_key(struct dcmf_media_key *k, const char *media) {
   snprintf(k->media_id, sizeof(k->media_id), "%s", media);
 }
 
-/* Starts session |i| (media |name|, relayed to |twin| unless NULL) for
- * phone |i|, which must exist, with streams 1000 and 1001 of |proto|. */
-static void session_start(struct fx *f, size_t i, const char *name,
-                          const char *twin, const char *proto) {
+/* The description of session |i| (media |name|, relayed to |twin| unless
+ * NULL) for phone |i|, which must exist, with streams 1000 and 1001 of
+ * |proto|; |d->fd| is a new socket when |fd| is set, else -1. */
+static void desc_fill(struct fx *f, size_t i, const char *name,
+                      const char *twin, const char *proto, int fd,
+                      struct dcmf_media_desc *dp) {
   struct dcmf_media_desc d;
   memset(&d, 0, sizeof(d));
   set_key(&d.key, name);
@@ -409,7 +420,7 @@ static void session_start(struct fx *f, size_t i, const char *name,
     d.has_relay = 1;
     set_key(&d.relay, twin);
   }
-  d.fd = udp_socket(&f->session_addr[i]);
+  d.fd = fd ? udp_socket(&f->session_addr[i]) : -1;
   snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
   snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
   memcpy(&d.remote_addr, &f->phone[i].addr, sizeof(f->phone[i].addr));
@@ -426,6 +437,16 @@ static void session_start(struct fx *f, size_t i, const char *name,
   d.streams[1] = (struct dcmf_media_stream){.sid = 1001, .priority = 256};
   snprintf(d.streams[0].protocol, sizeof(d.streams[0].protocol), "%s", proto);
   snprintf(d.streams[1].protocol, sizeof(d.streams[1].protocol), "%s", proto);
+  *dp = d;
+}
+
+/* Starts session |i| (see desc_fill) with association kind |kind|. */
+static void session_start_kind(struct fx *f, size_t i, const char *name,
+                               const char *twin, const char *proto,
+                               enum dcmf_assoc_kind kind) {
+  struct dcmf_media_desc d;
+  desc_fill(f, i, name, twin, proto, 1, &d);
+  d.assoc = kind;
   struct dcmf_session_env env = {.loop = &f->loop,
                                  .dtls_ctx = &f->ctx,
                                  .log = &f->log,
@@ -439,8 +460,14 @@ static void session_start(struct fx *f, size_t i, const char *name,
                                  .emit_user = f,
                                  .now = fake_now,
                                  .now_user = f,
-                                 .ticks = &f->ticks};
+                                 .ticks = &f->ticks,
+                                 .assoc_kinds = f->kinds};
   assert_int_equal(dcmf_session_new(&f->session[i], &env, &d), 0);
+}
+
+static void session_start(struct fx *f, size_t i, const char *name,
+                          const char *twin, const char *proto) {
+  session_start_kind(f, i, name, twin, proto, DCMF_ASSOC_SCTP);
 }
 
 static void session_end(struct fx *f, size_t i) {
@@ -460,6 +487,10 @@ static void round_trip(struct fx *f) {
       ssize_t n = recv(f->phone[p].fd, buf, sizeof(buf), MSG_DONTWAIT);
       if (n <= 0) {
         break;
+      }
+      if (buf[0] >= 128 && buf[0] <= 191) { /* beside DTLS (RFC 7983) */
+        f->phone[p].raw_received++;
+        continue;
       }
       dcmf_dtls_recv(f->phone[p].dtls, buf, (size_t)n);
     }
@@ -788,6 +819,349 @@ static int setup_bare(void **state) {
   return 0;
 }
 
+/* ---- association kinds registered by the test (assoc.h) ------------------ */
+
+/* The SCTP kind with every hook counted: what the session calls. */
+struct kind_calls {
+  int create, update, destroy, connected, dtls_in, send, close_flow,
+      flow_state, foreach_open, tick;
+};
+static struct kind_calls calls; /* reset by setup_counting */
+
+static int ck_create(void **assoc, const struct dcmf_assoc_settings *st,
+                     const struct dcmf_assoc_events *ev) {
+  calls.create++;
+  return dcmf_assoc_sctp.create(assoc, st, ev);
+}
+
+static void ck_update(void *assoc, const struct dcmf_assoc_settings *st) {
+  calls.update++;
+  dcmf_assoc_sctp.update(assoc, st);
+}
+
+static void ck_destroy(void *assoc) {
+  calls.destroy++;
+  dcmf_assoc_sctp.destroy(assoc);
+}
+
+static int ck_connected(void *assoc,
+                        int (*keys)(void *keys_user, const char *label,
+                                    uint8_t *out, size_t len),
+                        void *keys_user) {
+  calls.connected++;
+  return dcmf_assoc_sctp.connected(assoc, keys, keys_user);
+}
+
+static void ck_dtls_in(void *assoc, const uint8_t *data, size_t len) {
+  calls.dtls_in++;
+  dcmf_assoc_sctp.dtls_in(assoc, data, len);
+}
+
+static int ck_send(void *assoc, uint32_t id, int binary, const uint8_t *data,
+                   size_t len) {
+  calls.send++;
+  return dcmf_assoc_sctp.send(assoc, id, binary, data, len);
+}
+
+static void ck_close_flow(void *assoc, uint32_t id) {
+  calls.close_flow++;
+  dcmf_assoc_sctp.close_flow(assoc, id);
+}
+
+static enum dcmf_svc_flow_state ck_flow_state(void *assoc, uint32_t id) {
+  calls.flow_state++;
+  return dcmf_assoc_sctp.flow_state(assoc, id);
+}
+
+static void ck_foreach_open(void *assoc,
+                            void (*fn)(void *user,
+                                       const struct dcmf_svc_flow *flow,
+                                       void **slot),
+                            void *user) {
+  calls.foreach_open++;
+  dcmf_assoc_sctp.foreach_open(assoc, fn, user);
+}
+
+static void ck_tick(void *assoc) {
+  calls.tick++;
+  dcmf_assoc_sctp.tick(assoc);
+}
+
+static const struct dcmf_assoc_ops counting_sctp = {
+    .kind = DCMF_ASSOC_SCTP,
+    .name = "counted SCTP",
+    .raw_min = 1,
+    .raw_max = 0,
+    .create = ck_create,
+    .update = ck_update,
+    .destroy = ck_destroy,
+    .connected = ck_connected,
+    .dtls_in = ck_dtls_in,
+    .send = ck_send,
+    .close_flow = ck_close_flow,
+    .flow_state = ck_flow_state,
+    .foreach_open = ck_foreach_open,
+    .tick = ck_tick,
+};
+
+/* A kind in the SRTP slot with the SRTP range beside DTLS (128-191): it
+ * derives keys when DTLS connects and echoes every raw datagram. */
+struct rawk {
+  struct dcmf_assoc_events ev;
+};
+
+static struct {
+  int created, destroyed, connected, keys_rv, dtls_in, raw_in;
+  uint8_t key[60];
+} rawk_seen;
+
+static int rk_create(void **assoc, const struct dcmf_assoc_settings *st,
+                     const struct dcmf_assoc_events *ev) {
+  (void)st;
+  struct rawk *k = calloc(1, sizeof(*k));
+  if (k == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  k->ev = *ev;
+  rawk_seen.created++;
+  *assoc = k;
+  return 0;
+}
+
+static void rk_destroy(void *assoc) {
+  rawk_seen.destroyed++;
+  free(assoc);
+}
+
+static int rk_connected(void *assoc,
+                        int (*keys)(void *keys_user, const char *label,
+                                    uint8_t *out, size_t len),
+                        void *keys_user) {
+  struct rawk *k = assoc;
+  rawk_seen.connected++;
+  /* RFC 5764 4.2: two master keys and salts of SRTP_AES128_CM_SHA1_80. */
+  rawk_seen.keys_rv = keys(keys_user, "EXTRACTOR-dtls_srtp", rawk_seen.key,
+                           sizeof(rawk_seen.key));
+  k->ev.state_changed(k->ev.lower, DCMF_ASSOC_UP, "raw up");
+  return 0;
+}
+
+static void rk_dtls_in(void *assoc, const uint8_t *data, size_t len) {
+  (void)assoc;
+  (void)data;
+  (void)len;
+  rawk_seen.dtls_in++;
+}
+
+static void rk_raw_in(void *assoc, const uint8_t *data, size_t len) {
+  struct rawk *k = assoc;
+  rawk_seen.raw_in++;
+  k->ev.raw_out(k->ev.lower, data, len);
+}
+
+static int rk_send(void *assoc, uint32_t id, int binary, const uint8_t *data,
+                   size_t len) {
+  (void)assoc;
+  (void)id;
+  (void)binary;
+  (void)data;
+  (void)len;
+  return DCMF_ERR_NOT_FOUND;
+}
+
+static void rk_close_flow(void *assoc, uint32_t id) {
+  (void)assoc;
+  (void)id;
+}
+
+static enum dcmf_svc_flow_state rk_flow_state(void *assoc, uint32_t id) {
+  (void)assoc;
+  (void)id;
+  return DCMF_SVC_FLOW_ABSENT;
+}
+
+static void rk_foreach_open(void *assoc,
+                            void (*fn)(void *user,
+                                       const struct dcmf_svc_flow *flow,
+                                       void **slot),
+                            void *user) {
+  (void)assoc;
+  (void)fn;
+  (void)user;
+}
+
+static const struct dcmf_assoc_ops raw_kind = {
+    .kind = DCMF_ASSOC_SRTP,
+    .name = "raw echo",
+    .raw_min = 128,
+    .raw_max = 191,
+    .create = rk_create,
+    .destroy = rk_destroy,
+    .connected = rk_connected,
+    .dtls_in = rk_dtls_in,
+    .raw_in = rk_raw_in,
+    .send = rk_send,
+    .close_flow = rk_close_flow,
+    .flow_state = rk_flow_state,
+    .foreach_open = rk_foreach_open,
+};
+
+static const struct dcmf_assoc_ops *const test_kinds[DCMF_ASSOC_KINDS] = {
+    [DCMF_ASSOC_SCTP] = &counting_sctp,
+    [DCMF_ASSOC_SRTP] = &raw_kind,
+};
+
+/* As setup, with the test's kinds: the session runs on counting_sctp. */
+static int setup_counting(void **state) {
+  memset(&calls, 0, sizeof(calls));
+  struct fx *f = fx_new();
+  f->kinds = test_kinds;
+  f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
+  f->second = (struct probe){.name = "second"};
+  f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
+  f->services[1] = (struct dcmf_session_service){&probe_service, &f->second};
+  f->n_services = 2;
+  phone_new(&f->phone[0], "probe");
+  session_start(f, 0, "media", NULL, "probe");
+  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
+  assert_true(until(f, both_open));
+  *state = f;
+  return 0;
+}
+
+static int got_pong(struct fx *f) {
+  return strstr(f->phone[0].text, "pong|") != NULL;
+}
+
+static int opened_1002(struct fx *f) {
+  return strstr(f->first.log, "open 1002") != NULL;
+}
+
+/* The session drives SCTP only through the kind's table: every step of
+ * a media's life is a call of the table, and an idle association is
+ * never ticked, however long it stays idle. */
+static void test_session_drives_sctp_through_the_kind_table(void **state) {
+  struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
+  /* The built-in registry holds SCTP alone. */
+  assert_ptr_equal(dcmf_assoc_kind_ops(DCMF_ASSOC_SCTP), &dcmf_assoc_sctp);
+  assert_null(dcmf_assoc_kind_ops(DCMF_ASSOC_SRTP));
+  assert_null(dcmf_assoc_kind_ops(DCMF_ASSOC_DTLS_DATA));
+
+  /* Set up through the table: created once, connected once DTLS was,
+   * fed DTLS application data (SCTP's handshake). */
+  assert_int_equal(calls.create, 1);
+  assert_int_equal(calls.connected, 1);
+  assert_true(calls.dtls_in > 0);
+  assert_int_equal(calls.destroy, 0);
+
+  /* A service's send and flow_state are the kind's. */
+  assert_int_equal(f->first.host->flow_state(f->first.host, 1000),
+                   DCMF_SVC_FLOW_OPEN);
+  assert_int_equal(f->first.host->flow_state(f->first.host, 70000),
+                   DCMF_SVC_FLOW_ABSENT);
+  assert_int_equal(calls.flow_state, 2);
+  assert_int_equal(
+      f->first.host->send(f->first.host, 1000, 0, (const uint8_t *)"pong", 4),
+      0);
+  assert_int_equal(calls.send, 1);
+  assert_true(until(f, got_pong));
+
+  /* Idle: nothing asks, nothing is ticked (after the last SACKs). */
+  rounds(f, 20);
+  int ticks = calls.tick;
+  rounds(f, 300);
+  assert_int_equal(calls.tick, ticks);
+  assert_int_equal(f->ticks.count, 0);
+
+  /* A sender waiting for room is ticked until it has sent everything. */
+  assert_int_equal(dcmf_dc_send(ph->dc, 1000, 0, (const uint8_t *)"flood", 5),
+                   0);
+  assert_true(until(f, flood_arrived));
+  assert_true(f->first.exhausted);
+  assert_true(calls.tick > ticks);
+  rounds(f, 20);
+  ticks = calls.tick;
+  rounds(f, 300);
+  assert_int_equal(calls.tick, ticks);
+
+  /* An update declares the new stream through the kind, and the open
+   * flows are walked for a service again. */
+  struct dcmf_media_desc d;
+  desc_fill(f, 0, "media", NULL, "probe", 0, &d);
+  struct dcmf_media_stream *st = realloc(d.streams, 3 * sizeof(*st));
+  assert_non_null(st);
+  d.streams = st;
+  d.streams[2] = (struct dcmf_media_stream){.sid = 1002, .priority = 256};
+  snprintf(d.streams[2].protocol, sizeof(d.streams[2].protocol), "probe");
+  d.n_streams = 3;
+  dcmf_session_update(f->session[0], &d);
+  assert_int_equal(calls.update, 1);
+  assert_int_equal(calls.foreach_open, 1);
+  assert_true(until(f, opened_1002));
+
+  /* A service's close is the kind's close_flow. */
+  f->first.host->close(f->first.host, 1002);
+  assert_int_equal(calls.close_flow, 1);
+  assert_non_null(strstr(f->first.log, "closed 1002"));
+
+  session_end(f, 0);
+  assert_int_equal(calls.destroy, 1);
+  assert_int_equal(calls.create, 1);
+}
+
+static int rawk_connected(struct fx *f) {
+  (void)f;
+  return rawk_seen.connected == 1;
+}
+
+static int raw_echoed(struct fx *f) { return f->phone[0].raw_received == 1; }
+
+static void send_raw(struct fx *f, struct phone *ph) {
+  static const uint8_t rtp[12] = {0x80, 0x60, 0x00, 0x01};
+  assert_int_equal(sendto(ph->fd, rtp, sizeof(rtp), 0,
+                          (const struct sockaddr *)&f->session_addr[0],
+                          sizeof(f->session_addr[0])),
+                   (ssize_t)sizeof(rtp));
+}
+
+/* A kind registered in the SRTP slot runs with no edit to the session:
+ * the port's 128-191 range goes to the kind (from the DTLS peer, once
+ * DTLS is up), what it sends there leaves beside DTLS, and it derives
+ * keys from the DTLS exporter. */
+static void test_kind_with_a_raw_range(void **state) {
+  struct fx *f = *state;
+  memset(&rawk_seen, 0, sizeof(rawk_seen));
+  f->kinds = test_kinds;
+  phone_new(&f->phone[0], "probe");
+  session_start_kind(f, 0, "srtp", NULL, "probe", DCMF_ASSOC_SRTP);
+  assert_int_equal(rawk_seen.created, 1);
+
+  /* Before DTLS there is no peer: the datagram is dropped. */
+  send_raw(f, &f->phone[0]);
+  rounds(f, 5);
+  assert_int_equal(rawk_seen.raw_in, 0);
+  assert_int_equal(atomic_load(&f->stats.dropped_unauthenticated), 1);
+
+  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
+  assert_true(until(f, rawk_connected));
+  assert_int_equal(rawk_seen.keys_rv, 0);
+  static const uint8_t zero[sizeof(rawk_seen.key)];
+  assert_memory_not_equal(rawk_seen.key, zero, sizeof(zero));
+
+  send_raw(f, &f->phone[0]);
+  assert_true(until(f, raw_echoed));
+  assert_int_equal(rawk_seen.raw_in, 1);
+  /* The phone's SCTP INITs reached the kind as DTLS data, nothing
+   * else: no flow opened, no channel event. */
+  assert_true(rawk_seen.dtls_in > 0);
+  assert_null(strstr(f->events, "DC_OPEN"));
+  assert_int_equal(atomic_load(&f->stats.dtls_ok), 1);
+
+  session_end(f, 0);
+  assert_int_equal(rawk_seen.destroyed, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_service_sees_its_life_in_order,
@@ -801,6 +1175,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_unimplemented_association_kind_is_refused, setup_bare,
           teardown),
+      cmocka_unit_test_setup_teardown(
+          test_session_drives_sctp_through_the_kind_table, setup_counting,
+          teardown),
+      cmocka_unit_test_setup_teardown(test_kind_with_a_raw_range, setup_bare,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
                                 dcmf_test_sctp_group_teardown);

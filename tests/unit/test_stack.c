@@ -82,33 +82,38 @@ static void stack_state(void *user, enum dcmf_dcstack_state state,
                         const char *reason) {
   struct side *s = user;
   (void)reason;
-  assert_int_not_equal(state, DCMF_DCSTACK_SCTP_FAILED);
+  assert_int_not_equal(state, DCMF_DCSTACK_ASSOC_FAILED);
   assert_int_not_equal(state, DCMF_DCSTACK_DTLS_FAILED);
-  if (state == DCMF_DCSTACK_SCTP_UP) {
+  if (state == DCMF_DCSTACK_ASSOC_UP) {
     s->sctp_up = 1;
-  } else if (state == DCMF_DCSTACK_SCTP_DOWN) {
+  } else if (state == DCMF_DCSTACK_ASSOC_DOWN) {
     s->sctp_up = 0;
   }
 }
 
 /* The server answers HTTP on channel 0 and refuses other channels. */
-static int ch_open(void *user, struct dcmf_dc_channel *ch) {
+/* The channels come as flows of the SCTP kind (assoc.h): id is the
+ * stream id. */
+static int ch_open(void *user, const struct dcmf_svc_flow *ch, void **slot) {
   struct side *s = user;
+  (void)slot;
   if (s->n_opened < 4) {
-    s->opened[s->n_opened++] = ch->sid;
+    s->opened[s->n_opened++] = (int)ch->id;
   }
-  return s->http == NULL || ch->sid == 0 ? 0 : -1;
+  return s->http == NULL || ch->id == 0 ? 0 : -1;
 }
 
-static void ch_message(void *user, struct dcmf_dc_channel *ch, int binary,
-                       const uint8_t *data, size_t len) {
+static void ch_message(void *user, const struct dcmf_svc_flow *ch,
+                       void *slot, int binary, const uint8_t *data,
+                       size_t len) {
   struct side *s = user;
   (void)binary;
+  (void)slot;
   if (s->http == NULL) {
     dcmf_buf_append(&s->received, data, len);
     return;
   }
-  assert_int_equal(ch->sid, 0);
+  assert_int_equal(ch->id, 0);
   assert_int_equal(dcmf_httpdc_recv(s->http, data, len), 0);
   uint8_t out[4096];
   size_t n;
@@ -117,9 +122,11 @@ static void ch_message(void *user, struct dcmf_dc_channel *ch, int binary,
   }
 }
 
-static void ch_closed(void *user, struct dcmf_dc_channel *ch) {
+static void ch_closed(void *user, const struct dcmf_svc_flow *ch,
+                      void **slot) {
   struct side *s = user;
   (void)ch;
+  (void)slot;
   s->closed++;
 }
 
@@ -143,9 +150,9 @@ static void on_tick(struct dcmf_tickq_node *node) {
 static const struct dcmf_dcstack_callbacks cbs = {
     .send_datagram = datagram_out,
     .state_changed = stack_state,
-    .channel_open = ch_open,
-    .channel_message = ch_message,
-    .channel_closed = ch_closed,
+    .flow_open = ch_open,
+    .flow_message = ch_message,
+    .flow_closed = ch_closed,
     .writable = stack_writable,
     .need_tick = need_tick,
 };
@@ -216,11 +223,11 @@ static void side_init(struct stack *st, struct side *s, struct side *other,
   struct dcmf_dcstack_settings ss = {
       .dtls_ctx = &st->ctx[is_server],
       .dtls_server = is_server,
-      .sctp = {.local_port = 5000,
-               .remote_port = 5000,
-               .max_streams = 2048,
-               .max_message_size = 65536,
-               .send_buffer = 1 << 20}};
+      .assoc.sctp = {.local_port = 5000,
+                     .remote_port = 5000,
+                     .max_streams = 2048,
+                     .max_message_size = 65536,
+                     .send_buffer = 1 << 20}};
   assert_int_equal(dcmf_dcstack_new(&s->stack, &ss, &cbs, s), 0);
   s->dc = dcmf_dcstack_dc(s->stack);
   assert_int_equal(dcmf_dc_add_negotiated(s->dc, 0, "http", NULL, 256), 0);
