@@ -149,7 +149,7 @@ static void handle_create(struct dcmf_agwapi *api,
     new_id(api, c->id);
   } while (ctx_find(api, c->id) != NULL);
   c->cfg = cfg;
-  rv = api->ops.relay_new(api->ops.user, &cfg, c->ports, &c->relay);
+  rv = api->ops.relay_new(api->ops.user, c->id, &cfg, c->ports, &c->relay);
   if (rv != 0) {
     free(c);
     resource_problem(rv, p);

@@ -72,16 +72,14 @@
 /* Parts a shutdown stops, in order; a bit stays set until it stopped. */
 enum part {
   PART_CONTROL = 1, /* the control loop: API server, notifications */
-  PART_MEDIA = 2,
-  PART_AGW = 4,
-  PART_CLEANUP = 8, /* what remains after the threads have stopped */
+  PART_MEDIA = 2,   /* the media workers, with the AGW shim's relays */
+  PART_CLEANUP = 4, /* what remains after the threads have stopped */
 };
 static const struct {
   unsigned bit;
   const char *name;
 } parts[] = {{PART_CONTROL, "control loop"},
              {PART_MEDIA, "media worker"},
-             {PART_AGW, "AGW loop"},
              {PART_CLEANUP, "final clean-up"}};
 
 /* A worker loop the control thread watches, with its stall episodes. */
@@ -272,6 +270,15 @@ static void agw_metrics(void *user, struct dcmf_buf *out) {
   dcmf_agw_metrics(d->agw, out);
 }
 
+/* A worker's report of an AGW relay. None comes before the shim exists
+ * (there is no relay), and none is handed over after dcmf_agw_del. */
+static void agw_relay_event(void *user, const struct dcmf_relay_event *ev) {
+  struct daemon *d = user;
+  if (d->agw != NULL) {
+    dcmf_agw_on_relay_event(d->agw, ev);
+  }
+}
+
 /* ---- shutdown -------------------------------------------------------------
  */
 
@@ -375,7 +382,7 @@ static int start_signal_thread(struct daemon *d) {
   uv_async_init(&d->loop, &d->stop_async, on_stop_request);
   d->stop_async.data = d;
   atomic_store(&d->pending,
-               PART_CONTROL | PART_MEDIA | PART_AGW | PART_CLEANUP);
+               PART_CONTROL | PART_MEDIA | PART_CLEANUP);
   if (pthread_create(&d->signal_thread, NULL, signal_main, d) != 0) {
     uv_close((uv_handle_t *)&d->stop_async, NULL);
     return -1;
@@ -607,6 +614,8 @@ static int daemon_setup(struct daemon *d) {
       .stun_rate = c->stun_rate,
       .hello_rate = c->hello_rate,
       .on_event = dcmf_controller_on_event,
+      .on_relay_event = agw_relay_event,
+      .relay_user = d,
   };
   /* Event receivers are verified with the upstreams' CA bundle; the
    * proxy's client certificate is for upstreams only, not offered to
@@ -635,10 +644,11 @@ static int daemon_setup(struct daemon *d) {
       return wrv == DCMF_ERR_INVALID ? 2 : 1;
     }
   }
-  struct dcmf_agw_settings as = {.control_loop = &d->loop,
-                                 .bind_addr = d->cfg.media_bind,
+  struct dcmf_agw_settings as = {.bind_addr = d->cfg.media_bind,
                                  .advertise_addr = d->cfg.media_advertise,
                                  .log = &d->log,
+                                 .workers = d->workers,
+                                 .n_workers = d->n_workers,
                                  .port_alloc = agw_port_alloc,
                                  .port_release = agw_port_release,
                                  .port_user = d};
@@ -647,7 +657,6 @@ static int daemon_setup(struct daemon *d) {
     return 1;
   }
   watch_add(d, "media", dcmf_worker_heartbeat(d->workers[0]));
-  watch_add(d, "agw", dcmf_agw_heartbeat(d->agw));
   struct dcmf_registry *registry = dcmf_controller_registry(d->controller);
   d->api = (struct dcmf_api){.registry = registry,
                              .metrics = &d->metrics,
@@ -692,8 +701,10 @@ static void daemon_teardown(struct daemon *d) {
     dcmf_worker_stop(d->workers[i]); /* blocks while the worker is stuck */
   }
   atomic_fetch_and(&d->pending, ~(unsigned)PART_MEDIA);
-  dcmf_agw_del(d->agw); /* releases its ports before the pool goes */
-  atomic_fetch_and(&d->pending, ~(unsigned)PART_AGW);
+  /* After the workers: they closed every relay socket, so the shim's
+   * ports go back to the pool here, before the pool goes. */
+  dcmf_agw_del(d->agw);
+  d->agw = NULL; /* reports still queued are dropped */
   dcmf_notify_del(d->notify);
   dcmf_repo_del(d->repo);
   dcmf_ports_del(d->ports);
