@@ -62,13 +62,18 @@ int dcmf_relayhost_init(struct dcmf_relayhost *h,
                         const struct dcmf_relayhost_settings *settings);
 
 /*
- * Applies the shim's message |op| about |desc| (media.h). ADD takes the
- * descriptors (always: on any failure they are closed, and the relay is
- * still filed, dropping everything, so that its REMOVE releases its
- * ports as usual); a second ADD of a live id is refused that way too.
- * UPDATE gives a relay a new configuration (a latch it clears is
- * reported); REMOVE closes the relay's sockets, and RELEASED is emitted
- * once libuv has closed them. Messages about unknown ids are ignored.
+ * Applies the shim's message |op| about |desc| (media.h).
+ * - ADD takes the descriptors (desc->fds are -1 afterwards); the relay
+ *   closes them when it ends. A socket libuv refuses (or a -1) is logged
+ *   and the relay is filed anyway, relaying nothing, so its REMOVE
+ *   releases its ports as usual. Out of memory: the descriptors are
+ *   closed at once and RELEASED is emitted. An ADD of an id already held
+ *   is a sender's bug: its descriptors are closed, nothing is emitted.
+ * - UPDATE gives the relay a new configuration (see
+ *   dcmf_relay_set_config); a latch it clears is reported at once.
+ * - REMOVE closes the relay's sockets; RELEASED, with the final
+ *   counters, is emitted once libuv has closed them.
+ * UPDATE and REMOVE of ids not held are ignored.
  */
 void dcmf_relayhost_handle(struct dcmf_relayhost *h, enum dcmf_relay_op op,
                            struct dcmf_relay_desc *desc);
