@@ -130,6 +130,12 @@ static void on_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
   if (rv < 0) {
     return;
   }
+  /* A latch goes out at once, before the datagram that made it: the
+   * control side never shows an older latch than the peers have seen. */
+  if (v.latched_now) {
+    push_now(r);
+  }
+  int counted_since = !v.latched_now;
   if (rv == 1) {
     const struct sockaddr *to = v.to;
     struct sockaddr_in6 mapped;
@@ -148,13 +154,12 @@ static void on_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
     int sent = uv_udp_try_send(&r->udp[v.out], &out, 1, to);
     if (sent < 0) {
       dcmf_relay_send_failed(&r->engine, side, v.len);
+      counted_since = 1;
       DCMF_LOGD(r->h->settings.log, "agw", "relay port %u: send failed: %s",
                 r->ports[v.out], uv_strerror(sent));
     }
   }
-  if (v.latched_now) {
-    push_now(r); /* the control side shows the latch without delay */
-  } else {
+  if (counted_since) {
     mark_dirty(r);
   }
 }
@@ -246,10 +251,10 @@ static void relay_add(struct dcmf_relayhost *h, struct dcmf_relay_desc *d) {
   r->h = h;
   r->id = d->id;
   memcpy(r->ports, d->ports, sizeof(r->ports));
-  if (dcmf_relay_init(&r->engine, &d->config) != 0) {
-    /* The sender checks; an invalid one only makes a relay that relays
-     * nothing (no remote, never latched) until it is removed. */
-    memset(&r->engine, 0, sizeof(r->engine));
+  /* The sender checks the configuration; an invalid one makes a relay
+   * that receives nothing until it is removed. */
+  int failed = dcmf_relay_init(&r->engine, &d->config) != 0;
+  if (failed) {
     DCMF_LOGE(h->settings.log, "agw", "relay %llu: invalid configuration",
               (unsigned long long)d->id);
   }
@@ -262,7 +267,6 @@ static void relay_add(struct dcmf_relayhost *h, struct dcmf_relay_desc *d) {
   *head = r;
   h->live++;
   dcmf_hashmap_insert(&h->by_id, &r->entry, id_hash(r->id));
-  int failed = 0;
   for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
     uv_udp_init(h->settings.loop, &r->udp[s]);
     r->udp[s].data = r;
@@ -270,6 +274,10 @@ static void relay_add(struct dcmf_relayhost *h, struct dcmf_relay_desc *d) {
     int fd = d->fds[s];
     d->fds[s] = -1; /* ours from here on, whatever happens */
     int rv = DCMF_ERR_INVALID;
+    if (fd >= 0 && failed) {
+      close(fd);
+      continue;
+    }
     if (fd >= 0) {
       r->v6[s] = socket_is_v6(fd);
       rv = uv_udp_open(&r->udp[s], fd);

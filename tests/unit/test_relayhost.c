@@ -6,8 +6,8 @@
  * out: byte-exact forwarding from the receive buffer, the latch
  * reported at once, counters pushed within a period and not while idle,
  * a refused push tried again, RELEASED only once the sockets are closed
- * (the port can be bound again), and the odd messages (a socket libuv
- * refuses, unknown and duplicate ids).
+ * (the port can be bound again), and the odd messages (no socket, an
+ * invalid configuration, unknown and duplicate ids).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -351,6 +351,22 @@ static void test_odd_adds_and_close(void **state) {
     assert_int_equal(fcntl(dup_fds[s], F_GETFD), -1); /* closed */
     assert_true(port_is_free(dup_ports[s]));
   }
+
+  /* An invalid configuration (signalled-only without the phone's
+   * address): filed, its sockets closed at once. */
+  struct dcmf_relay_config invalid = {
+      .latching = DCMF_RELAY_LATCH_SIGNALLED_ONLY};
+  uint16_t inv_ports[2];
+  add_relay(f, 8, &invalid, inv_ports);
+  assert_int_equal(dcmf_relayhost_count(&f->host), 3);
+  assert_true(port_is_free(inv_ports[0]));
+  assert_true(port_is_free(inv_ports[1]));
+  struct dcmf_relay_desc rm8 = {.id = 8, .fds = {-1, -1}};
+  dcmf_relayhost_handle(&f->host, DCMF_RELAY_OP_REMOVE, &rm8);
+  wait_events(f, 1);
+  assert_int_equal(f->events[0].kind, DCMF_RELAY_EV_RELEASED);
+  assert_int_equal(f->events[0].id, 8);
+  f->n_events = 0;
 
   struct dcmf_relay_desc rm = {.id = 5, .fds = {-1, -1}};
   dcmf_relayhost_handle(&f->host, DCMF_RELAY_OP_REMOVE, &rm);
