@@ -49,7 +49,7 @@ struct dcmf_agw {
   struct dcmf_relay_counters totals;
 };
 
-/* ---- relay records --------------------------------------------------------- */
+/* ---- relay records ------------------------------------------------------ */
 
 static int id_equal(const struct dcmf_hashmap_entry *e, const void *key) {
   const struct relay *r = DCMF_HASHMAP_ITEM(e, const struct relay, entry);
@@ -144,8 +144,8 @@ static int op_relay_new(void *user, const char *context_id,
   if (r == NULL) {
     return DCMF_ERR_NOMEM;
   }
-  struct dcmf_relay_desc desc = {.id = ++agw->next_id, .config = *cfg,
-                                 .fds = {-1, -1}};
+  struct dcmf_relay_desc desc = {
+      .id = ++agw->next_id, .config = *cfg, .fds = {-1, -1}};
   int got = 0, rv = 0;
   for (; got < DCMF_RELAY_SIDES; got++) {
     rv = st->port_alloc(st->port_user, &ports[got], &desc.fds[got]);
@@ -175,10 +175,9 @@ static int op_relay_update(void *user, void *relay,
                            const struct dcmf_relay_config *cfg) {
   struct dcmf_agw *agw = user;
   struct relay *r = relay;
-  struct dcmf_relay_desc desc = {.id = r->id, .config = *cfg,
-                                 .fds = {-1, -1}};
-  dcmf_worker_post_relay(agw->settings.workers[r->worker],
-                         DCMF_RELAY_OP_UPDATE, &desc);
+  struct dcmf_relay_desc desc = {.id = r->id, .config = *cfg, .fds = {-1, -1}};
+  dcmf_worker_post_relay(agw->settings.workers[r->worker], DCMF_RELAY_OP_UPDATE,
+                         &desc);
   return 0;
 }
 
@@ -194,8 +193,8 @@ static void op_relay_del(void *user, void *relay) {
     return; /* dcmf_agw_del releases it */
   }
   struct dcmf_relay_desc desc = {.id = r->id, .fds = {-1, -1}};
-  dcmf_worker_post_relay(agw->settings.workers[r->worker],
-                         DCMF_RELAY_OP_REMOVE, &desc);
+  dcmf_worker_post_relay(agw->settings.workers[r->worker], DCMF_RELAY_OP_REMOVE,
+                         &desc);
 }
 
 static void op_relay_read(void *user, void *relay,
@@ -304,16 +303,14 @@ void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
                   dcmf_agwapi_count(agw->api));
   for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
     dcmf_buf_printf(out, "dcmf_agw_packets_total{direction=\"%s\"} %llu\n",
-                    dir[s],
-                    (unsigned long long)st->packets[s]);
+                    dir[s], (unsigned long long)st->packets[s]);
   }
   dcmf_buf_printf(out, "# HELP dcmf_agw_bytes_total UDP payload bytes the "
                        "AGW shim relayed, per direction.\n"
                        "# TYPE dcmf_agw_bytes_total counter\n");
   for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
     dcmf_buf_printf(out, "dcmf_agw_bytes_total{direction=\"%s\"} %llu\n",
-                    dir[s],
-                    (unsigned long long)st->bytes[s]);
+                    dir[s], (unsigned long long)st->bytes[s]);
   }
   dcmf_buf_printf(out, "# HELP dcmf_agw_dropped_total Datagrams the AGW "
                        "shim dropped, by arrival side and reason.\n"
@@ -324,8 +321,7 @@ void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
       dcmf_buf_printf(
           out, "dcmf_agw_dropped_total{side=\"%s\",reason=\"%s\"} %llu\n",
           dcmf_relay_side_name((enum dcmf_relay_side)s),
-          dcmf_relay_drop_name(r),
-          (unsigned long long)st->dropped[s][r]);
+          dcmf_relay_drop_name(r), (unsigned long long)st->dropped[s][r]);
     }
   }
   dcmf_buf_printf(out,

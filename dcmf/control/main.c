@@ -381,8 +381,7 @@ static void block_stop_signals(struct daemon *d) {
 static int start_signal_thread(struct daemon *d) {
   uv_async_init(&d->loop, &d->stop_async, on_stop_request);
   d->stop_async.data = d;
-  atomic_store(&d->pending,
-               PART_CONTROL | PART_MEDIA | PART_CLEANUP);
+  atomic_store(&d->pending, PART_CONTROL | PART_MEDIA | PART_CLEANUP);
   if (pthread_create(&d->signal_thread, NULL, signal_main, d) != 0) {
     uv_close((uv_handle_t *)&d->stop_async, NULL);
     return -1;

@@ -2,11 +2,12 @@
  * media.h - the messages between the control side and a media worker
  * (layer "media"): what the controller tells a worker about one DC
  * media, and the events a worker raises; and what the AGW shim tells a
- * worker about one UDP relay, and what the worker reports back of it. Self-contained copies: no JSON
- * library types, no control-plane types, no pointers into the registry,
- * so they can cross from the control thread to a worker thread, and
- * later to a worker process (the fds then travel beside the message).
- * The controller (controller.h) builds them from the MediaContext.
+ * worker about one UDP relay, and what the worker reports back of it.
+ * Self-contained copies: no JSON library types, no control-plane types,
+ * no pointers into the registry, so they can cross from the control
+ * thread to a worker thread, and later to a worker process (the fds then
+ * travel beside the message). The controller (controller.h) builds the
+ * media ones from the MediaContext, the AGW shim (agw.c) the relay ones.
  */
 #ifndef DCMF_MEDIA_H
 #define DCMF_MEDIA_H
@@ -114,7 +115,7 @@ struct dcmf_relay_desc {
   /* The shim's name of the relay, unique for the process's life; every
    * event about the relay carries it. */
   uint64_t id;
-  struct dcmf_relay_config config; /* checked by the sender */
+  struct dcmf_relay_config config;  /* checked by the sender */
   uint16_t ports[DCMF_RELAY_SIDES]; /* ADD; reported back when released */
   /* ADD: the bound UDP socket of each side, owned by the message (the
    * worker closes them once the relay ends); -1 otherwise. */
@@ -140,7 +141,7 @@ struct dcmf_relay_event {
   uint64_t id;
   enum dcmf_relay_event_kind kind;
   struct dcmf_relay_counters counters;
-  int latched;                  /* 1: |peer| is the phone's address */
+  int latched; /* 1: |peer| is the phone's address */
   struct sockaddr_storage peer;
   uint16_t ports[DCMF_RELAY_SIDES]; /* as in the ADD */
 };

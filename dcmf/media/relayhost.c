@@ -111,8 +111,8 @@ static inline void mark_dirty(struct dcmf_relayhost_relay *r) {
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct dcmf_relayhost_relay *r = handle->data;
-  *buf = uv_buf_init((char *)r->h->settings.rx,
-                     (unsigned)r->h->settings.rx_len);
+  *buf =
+      uv_buf_init((char *)r->h->settings.rx, (unsigned)r->h->settings.rx_len);
 }
 
 static void on_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,

@@ -49,7 +49,7 @@ struct dcmf_relayhost_relay;
 /* Embed it; every field is private. */
 struct dcmf_relayhost {
   struct dcmf_relayhost_settings settings;
-  struct dcmf_hashmap by_id; /* relays not closing, by id */
+  struct dcmf_hashmap by_id;              /* relays not closing, by id */
   struct dcmf_relayhost_relay *live_list; /* the same relays, for close */
   size_t live;
   struct dcmf_relayhost_relay *dirty; /* counted since the last push */

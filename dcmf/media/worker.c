@@ -118,8 +118,7 @@ static void emit(void *user, const struct dcmf_media_key *key,
 /* The relays' reports (relayhost.h). One that must arrive (a release,
  * a latch change) is never refused: there is at most one per relay
  * removal or latch, so the relays bound them. */
-static int emit_relay(void *user, const struct dcmf_relay_event *ev,
-                      int must) {
+static int emit_relay(void *user, const struct dcmf_relay_event *ev, int must) {
   struct dcmf_worker *w = user;
   if (!must && dcmf_queue_count(&w->outbox) >= OUTBOX_RELAY_ROOM) {
     return DCMF_ERR_EXHAUSTED;
@@ -309,8 +308,7 @@ static void inbox_closed(void *user, struct dcmf_queue_node *list) {
   while (list != NULL) {
     struct msg *m = dcmf_queue_entry(list, struct msg, node);
     list = list->next;
-    if (m->kind == MSG_MEDIA && m->op == DCMF_MEDIA_OP_ADD &&
-        m->desc.fd >= 0) {
+    if (m->kind == MSG_MEDIA && m->op == DCMF_MEDIA_OP_ADD && m->desc.fd >= 0) {
       close(m->desc.fd); /* the session would have owned it */
     }
     if (m->kind == MSG_MEDIA && m->op != DCMF_MEDIA_OP_REMOVE) {

@@ -221,8 +221,9 @@ static void test_relays_and_reports(void **state) {
   /* The counters follow within a push period, in one snapshot. */
   for (int i = 0; i < 400; i++) {
     if (f->n_events >= 2 &&
-        f->events[f->n_events - 1].counters.dropped
-                [DCMF_RELAY_CORE][DCMF_RELAY_DROP_UNKNOWN_SOURCE] == 1) {
+        f->events[f->n_events - 1]
+                .counters.dropped[DCMF_RELAY_CORE]
+                                 [DCMF_RELAY_DROP_UNKNOWN_SOURCE] == 1) {
       break;
     }
     turn(f);
@@ -234,9 +235,8 @@ static void test_relays_and_reports(void **state) {
   assert_int_equal(ev->counters.bytes[DCMF_RELAY_ACCESS], sizeof(out));
   assert_int_equal(ev->counters.packets[DCMF_RELAY_CORE], 1);
   assert_int_equal(ev->counters.bytes[DCMF_RELAY_CORE], 99);
-  assert_int_equal(ev->counters.dropped[DCMF_RELAY_CORE]
-                                       [DCMF_RELAY_DROP_UNKNOWN_SOURCE],
-                   1);
+  assert_int_equal(
+      ev->counters.dropped[DCMF_RELAY_CORE][DCMF_RELAY_DROP_UNKNOWN_SOURCE], 1);
   assert_int_equal(ev->latched, 1);
 
   /* Idle relays push nothing. */
@@ -321,9 +321,10 @@ static void test_refused_push_retried(void **state) {
   wait_events(f, 1);
   assert_int_equal(f->refused, 2);
   assert_int_equal(f->musts[0], 0);
-  assert_int_equal(f->events[0].counters.dropped
-                       [DCMF_RELAY_CORE][DCMF_RELAY_DROP_UNKNOWN_SOURCE],
-                   1);
+  assert_int_equal(
+      f->events[0]
+          .counters.dropped[DCMF_RELAY_CORE][DCMF_RELAY_DROP_UNKNOWN_SOURCE],
+      1);
   close(stranger);
 }
 
@@ -333,8 +334,8 @@ static void test_refused_push_retried(void **state) {
 static void test_odd_adds_and_close(void **state) {
   struct fixture *f = *state;
   struct dcmf_relay_config cfg = {.latching = DCMF_RELAY_LATCH_FIRST_PACKET};
-  struct dcmf_relay_desc bad = {.id = 5, .config = cfg, .ports = {1, 2},
-                                .fds = {-1, -1}};
+  struct dcmf_relay_desc bad = {
+      .id = 5, .config = cfg, .ports = {1, 2}, .fds = {-1, -1}};
   dcmf_relayhost_handle(&f->host, DCMF_RELAY_OP_ADD, &bad);
   assert_int_equal(dcmf_relayhost_count(&f->host), 1);
 
@@ -354,8 +355,8 @@ static void test_odd_adds_and_close(void **state) {
 
   /* An invalid configuration (signalled-only without the phone's
    * address): filed, its sockets closed at once. */
-  struct dcmf_relay_config invalid = {
-      .latching = DCMF_RELAY_LATCH_SIGNALLED_ONLY};
+  struct dcmf_relay_config invalid = {.latching =
+                                          DCMF_RELAY_LATCH_SIGNALLED_ONLY};
   uint16_t inv_ports[2];
   add_relay(f, 8, &invalid, inv_ports);
   assert_int_equal(dcmf_relayhost_count(&f->host), 3);
@@ -398,14 +399,12 @@ static void test_odd_adds_and_close(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_relays_and_reports, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_relays_and_reports, setup, teardown),
       cmocka_unit_test_setup_teardown(test_update_clears_latch, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_refused_push_retried, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_odd_adds_and_close, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_odd_adds_and_close, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
