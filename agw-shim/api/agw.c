@@ -1,8 +1,12 @@
 /*
  * agw.c - glue of the AGW shim: the control API (agwapi.c) runs on the
- * control thread and drives the relay thread (shimloop.c) through the
- * operations below; relay ports come from dcmfd's pool and go back to it
- * once the relay thread has closed their sockets.
+ * control thread and drives the relays on the media workers
+ * (relayhost.c) through the operations below, by message only
+ * (media.h). Each relay has a record here, from its creation until the
+ * worker reports it released: the control-side copy of its counters and
+ * latched address, and its ports, which go back to dcmfd's pool only
+ * once the worker has closed their sockets. The totals for /metrics are
+ * the sums of what the reports added to each record.
  */
 #include "agw.h"
 
@@ -14,60 +18,196 @@
 #include <openssl/rand.h>
 
 #include "agwapi.h"
+#include "controller.h"
 #include "errors.h"
-#include "shimloop.h"
+#include "hashmap.h"
+
+/* One relay as the control side knows it. */
+struct relay {
+  struct dcmf_hashmap_entry entry; /* by id */
+  uint64_t id;
+  size_t worker;
+  char context_id[DCMF_ID_MAX]; /* the AGW context it belongs to */
+  uint16_t ports[DCMF_RELAY_SIDES];
+  int removed;  /* the API let go of it (REMOVE posted) */
+  int released; /* the worker gave up its sockets; ports back */
+  /* The latest report. */
+  struct dcmf_relay_counters counters;
+  int latched;
+  struct sockaddr_storage peer;
+  struct relay *next, *prev; /* every record, for dcmf_agw_del */
+};
 
 struct dcmf_agw {
   struct dcmf_agw_settings settings;
-  struct dcmf_shimloop *loop;
   struct dcmf_agwapi *api;
+  struct dcmf_hashmap by_id; /* struct relay */
+  struct relay *relays;
+  uint64_t next_id;
+  int workers_gone; /* in dcmf_agw_del: nothing is posted any more */
+  /* Totals over every relay ever run, from the reports (for /metrics). */
+  struct dcmf_relay_counters totals;
 };
+
+/* ---- relay records ------------------------------------------------------ */
+
+static int id_equal(const struct dcmf_hashmap_entry *e, const void *key) {
+  const struct relay *r = DCMF_HASHMAP_ITEM(e, const struct relay, entry);
+  return r->id == *(const uint64_t *)key;
+}
+
+static uint64_t id_hash(uint64_t id) {
+  return dcmf_hash_bytes(0, &id, sizeof(id));
+}
+
+static void record_link(struct dcmf_agw *agw, struct relay *r) {
+  dcmf_hashmap_insert(&agw->by_id, &r->entry, id_hash(r->id));
+  r->prev = NULL;
+  r->next = agw->relays;
+  if (agw->relays != NULL) {
+    agw->relays->prev = r;
+  }
+  agw->relays = r;
+}
+
+static void record_free(struct dcmf_agw *agw, struct relay *r) {
+  dcmf_hashmap_remove(&agw->by_id, &r->entry);
+  if (r->prev != NULL) {
+    r->prev->next = r->next;
+  } else {
+    agw->relays = r->next;
+  }
+  if (r->next != NULL) {
+    r->next->prev = r->prev;
+  }
+  free(r);
+}
+
+static void release_ports(struct dcmf_agw *agw, struct relay *r) {
+  if (!r->released) {
+    r->released = 1;
+    for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
+      agw->settings.port_release(agw->settings.port_user, r->ports[s]);
+    }
+  }
+}
+
+/* Adds what |now| counted beyond |r|'s copy to the totals and keeps
+ * |now|. Reports are snapshots of monotonic counters, so the difference
+ * is what happened since the previous report, whether or not a report
+ * in between was skipped. */
+static void take_counters(struct dcmf_agw *agw, struct relay *r,
+                          const struct dcmf_relay_counters *now) {
+  struct dcmf_relay_counters *t = &agw->totals, *c = &r->counters;
+  for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
+    t->packets[s] += now->packets[s] - c->packets[s];
+    t->bytes[s] += now->bytes[s] - c->bytes[s];
+    for (int k = 0; k < DCMF_RELAY_DROP_REASONS; k++) {
+      t->dropped[s][k] += now->dropped[s][k] - c->dropped[s][k];
+    }
+  }
+  t->latches += now->latches - c->latches;
+  *c = *now;
+}
+
+void dcmf_agw_on_relay_event(struct dcmf_agw *agw,
+                             const struct dcmf_relay_event *ev) {
+  uint64_t id = ev->id;
+  struct relay *r = DCMF_HASHMAP_ITEM(
+      dcmf_hashmap_find(&agw->by_id, id_hash(id), &id), struct relay, entry);
+  if (r == NULL) {
+    return;
+  }
+  take_counters(agw, r, &ev->counters);
+  r->latched = ev->latched;
+  if (ev->latched) {
+    memcpy(&r->peer, &ev->peer, sizeof(r->peer));
+  }
+  if (ev->kind == DCMF_RELAY_EV_RELEASED) {
+    release_ports(agw, r);
+    if (r->removed) {
+      record_free(agw, r);
+    }
+    /* Else the worker could not start it: the context keeps its record
+     * (relaying nothing) until it is deleted. */
+  }
+}
 
 /* ---- operations for the API --------------------------------------------- */
 
-static int op_relay_new(void *user, const struct dcmf_relay_config *cfg,
+static int op_relay_new(void *user, const char *context_id,
+                        const struct dcmf_relay_config *cfg,
                         uint16_t ports[DCMF_RELAY_SIDES], void **relay) {
   struct dcmf_agw *agw = user;
   const struct dcmf_agw_settings *st = &agw->settings;
-  int fds[DCMF_RELAY_SIDES] = {-1, -1};
+  struct relay *r = calloc(1, sizeof(*r));
+  if (r == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  struct dcmf_relay_desc desc = {
+      .id = ++agw->next_id, .config = *cfg, .fds = {-1, -1}};
   int got = 0, rv = 0;
   for (; got < DCMF_RELAY_SIDES; got++) {
-    rv = st->port_alloc(st->port_user, &ports[got], &fds[got]);
+    rv = st->port_alloc(st->port_user, &ports[got], &desc.fds[got]);
     if (rv != 0) {
       goto fail_ports;
     }
   }
-  struct dcmf_shimloop_relay *r;
-  rv = dcmf_shimloop_add(agw->loop, cfg, ports, fds, &r);
-  if (rv != 0) {
-    goto fail_ports;
-  }
+  r->id = desc.id;
+  r->worker = dcmf_controller_worker_for(context_id, st->n_workers);
+  snprintf(r->context_id, sizeof(r->context_id), "%s", context_id);
+  memcpy(r->ports, ports, sizeof(r->ports));
+  memcpy(desc.ports, ports, sizeof(desc.ports));
+  record_link(agw, r);
+  /* The worker owns the descriptors from here on. */
+  st->post_relay(st->post_user, r->worker, DCMF_RELAY_OP_ADD, &desc);
   *relay = r;
   return 0;
 fail_ports:
   while (got-- > 0) {
-    close(fds[got]);
+    close(desc.fds[got]);
     st->port_release(st->port_user, ports[got]);
   }
+  free(r);
   return rv;
 }
 
 static int op_relay_update(void *user, void *relay,
                            const struct dcmf_relay_config *cfg) {
   struct dcmf_agw *agw = user;
-  return dcmf_shimloop_update(agw->loop, relay, cfg);
+  struct relay *r = relay;
+  struct dcmf_relay_desc desc = {.id = r->id, .config = *cfg, .fds = {-1, -1}};
+  agw->settings.post_relay(agw->settings.post_user, r->worker,
+                           DCMF_RELAY_OP_UPDATE, &desc);
+  return 0;
 }
 
 static void op_relay_del(void *user, void *relay) {
   struct dcmf_agw *agw = user;
-  dcmf_shimloop_remove(agw->loop, relay);
+  struct relay *r = relay;
+  r->removed = 1;
+  if (r->released) { /* its worker could not start it: nothing to close */
+    record_free(agw, r);
+    return;
+  }
+  if (agw->workers_gone) {
+    return; /* dcmf_agw_del releases it */
+  }
+  struct dcmf_relay_desc desc = {.id = r->id, .fds = {-1, -1}};
+  agw->settings.post_relay(agw->settings.post_user, r->worker,
+                           DCMF_RELAY_OP_REMOVE, &desc);
 }
 
 static void op_relay_read(void *user, void *relay,
                           struct dcmf_relay_counters *c,
                           struct sockaddr_storage *peer, int *latched) {
   (void)user;
-  dcmf_shimloop_read(relay, c, peer, latched);
+  const struct relay *r = relay;
+  *c = r->counters;
+  *latched = r->latched;
+  if (r->latched) {
+    memcpy(peer, &r->peer, sizeof(*peer));
+  }
 }
 
 static void op_random(void *user, uint8_t *buf, size_t len) {
@@ -75,11 +215,6 @@ static void op_random(void *user, uint8_t *buf, size_t len) {
   if (RAND_bytes(buf, (int)len) != 1) {
     abort(); /* as dcmfd does: a process without randomness cannot go on */
   }
-}
-
-static void on_released(void *user, uint16_t port) {
-  struct dcmf_agw *agw = user;
-  agw->settings.port_release(agw->settings.port_user, port);
 }
 
 /* ---- the interface of agw.h ------------------------------------------- */
@@ -90,7 +225,7 @@ int dcmf_agw_new(struct dcmf_agw **out,
   int v4 = inet_pton(AF_INET, settings->bind_addr, bin) == 1;
   int v6 = !v4 && inet_pton(AF_INET6, settings->bind_addr, bin) == 1;
   static const uint8_t any6[16];
-  if (!v4 && !v6) {
+  if ((!v4 && !v6) || settings->n_workers == 0) {
     return DCMF_ERR_INVALID;
   }
   struct dcmf_agw *agw = calloc(1, sizeof(*agw));
@@ -98,6 +233,10 @@ int dcmf_agw_new(struct dcmf_agw **out,
     return DCMF_ERR_NOMEM;
   }
   agw->settings = *settings;
+  if (dcmf_hashmap_init(&agw->by_id, 64, id_equal) != 0) {
+    free(agw);
+    return DCMF_ERR_NOMEM;
+  }
   struct dcmf_agwapi_settings as = {
       .advertise_addr = settings->advertise_addr,
       /* "::" is dual-stack (IPv4 arrives IPv4-mapped); others are not. */
@@ -113,21 +252,12 @@ int dcmf_agw_new(struct dcmf_agw **out,
                                 .user = agw};
   int rv = dcmf_agwapi_new(&agw->api, &as, &ops);
   if (rv != 0) {
-    goto fail_api;
-  }
-  struct dcmf_shimloop_settings ss = {
-      .log = settings->log, .on_released = on_released, .user = agw};
-  rv = dcmf_shimloop_start(&agw->loop, settings->control_loop, &ss);
-  if (rv != 0) {
-    goto fail_loop;
+    dcmf_hashmap_free(&agw->by_id);
+    free(agw);
+    return rv;
   }
   *out = agw;
   return 0;
-fail_loop:
-  dcmf_agwapi_del(agw->api);
-fail_api:
-  free(agw);
-  return rv;
 }
 
 void dcmf_agw_del(struct dcmf_agw *agw) {
@@ -138,13 +268,43 @@ void dcmf_agw_del(struct dcmf_agw *agw) {
   if (n > 0) {
     DCMF_LOGI(agw->settings.log, "agw", "%zu AGW contexts released", n);
   }
-  dcmf_agwapi_del(agw->api);   /* removes every relay */
-  dcmf_shimloop_stop(agw->loop); /* every port is back in the pool now */
+  /* The workers have stopped, so no REMOVE is posted: their sockets are
+   * closed already, and every port still held goes back now. */
+  agw->workers_gone = 1;
+  dcmf_agwapi_del(agw->api);
+  while (agw->relays != NULL) {
+    release_ports(agw, agw->relays);
+    record_free(agw, agw->relays);
+  }
+  dcmf_hashmap_free(&agw->by_id);
   free(agw);
 }
 
-const struct dcmf_heartbeat *dcmf_agw_heartbeat(const struct dcmf_agw *agw) {
-  return dcmf_shimloop_heartbeat(agw->loop);
+size_t dcmf_agw_worker_failed(struct dcmf_agw *agw, size_t worker) {
+  size_t released = 0;
+  for (;;) {
+    struct relay *r = agw->relays;
+    while (r != NULL && (r->worker != worker || r->removed || r->released)) {
+      r = r->next;
+    }
+    if (r == NULL) {
+      return released;
+    }
+    /* Its sockets died with the worker: the ports are free now, and the
+     * context's delete finds nothing left to close (the walk restarts,
+     * as the delete frees the record). */
+    release_ports(agw, r);
+    DCMF_LOGW(agw->settings.log, "agw",
+              "AGW context %s released: its media worker %zu ended",
+              r->context_id, worker);
+    char id[DCMF_ID_MAX];
+    snprintf(id, sizeof(id), "%s", r->context_id);
+    if (dcmf_agwapi_delete(agw->api, id) != 0) {
+      r->removed = 1; /* no such context: only the record is left */
+      record_free(agw, r);
+    }
+    released++;
+  }
 }
 
 void dcmf_agw_handle(struct dcmf_agw *agw, const struct dcmf_api_request *req,
@@ -153,7 +313,7 @@ void dcmf_agw_handle(struct dcmf_agw *agw, const struct dcmf_api_request *req,
 }
 
 void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
-  const struct dcmf_shimloop_stats *st = dcmf_shimloop_stats(agw->loop);
+  const struct dcmf_relay_counters *st = &agw->totals;
   static const char *const dir[2] = {"access_to_core", "core_to_access"};
   /* The reasons that can happen on each side. */
   static const enum dcmf_relay_drop reasons[2][3] = {
@@ -171,18 +331,14 @@ void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
                   dcmf_agwapi_count(agw->api));
   for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
     dcmf_buf_printf(out, "dcmf_agw_packets_total{direction=\"%s\"} %llu\n",
-                    dir[s],
-                    (unsigned long long)atomic_load_explicit(
-                        &st->packets[s], memory_order_relaxed));
+                    dir[s], (unsigned long long)st->packets[s]);
   }
   dcmf_buf_printf(out, "# HELP dcmf_agw_bytes_total UDP payload bytes the "
                        "AGW shim relayed, per direction.\n"
                        "# TYPE dcmf_agw_bytes_total counter\n");
   for (int s = 0; s < DCMF_RELAY_SIDES; s++) {
     dcmf_buf_printf(out, "dcmf_agw_bytes_total{direction=\"%s\"} %llu\n",
-                    dir[s],
-                    (unsigned long long)atomic_load_explicit(
-                        &st->bytes[s], memory_order_relaxed));
+                    dir[s], (unsigned long long)st->bytes[s]);
   }
   dcmf_buf_printf(out, "# HELP dcmf_agw_dropped_total Datagrams the AGW "
                        "shim dropped, by arrival side and reason.\n"
@@ -193,9 +349,7 @@ void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
       dcmf_buf_printf(
           out, "dcmf_agw_dropped_total{side=\"%s\",reason=\"%s\"} %llu\n",
           dcmf_relay_side_name((enum dcmf_relay_side)s),
-          dcmf_relay_drop_name(r),
-          (unsigned long long)atomic_load_explicit(&st->dropped[s][r],
-                                                   memory_order_relaxed));
+          dcmf_relay_drop_name(r), (unsigned long long)st->dropped[s][r]);
     }
   }
   dcmf_buf_printf(out,
@@ -203,6 +357,5 @@ void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
                   "shim latched on.\n"
                   "# TYPE dcmf_agw_latches_total counter\n"
                   "dcmf_agw_latches_total %llu\n",
-                  (unsigned long long)atomic_load_explicit(
-                      &st->latches, memory_order_relaxed));
+                  (unsigned long long)st->latches);
 }

@@ -4,6 +4,13 @@
  * or toward the other phone's shim leg, e2e), controlled by the JSON API
  * under /agw/v1/contexts. Everything above UDP passes byte-exact; the
  * shim holds no keys.
+ *
+ * The relays run on the media workers (relayhost.h), driven only by
+ * messages (media.h): this side posts add, update and remove, and keeps
+ * a copy of what the workers report back. That copy is as fresh as the
+ * reports: counters at most DCMF_RELAY_PUSH_MS (100 ms) behind while a
+ * relay carries traffic, the latched address at once, and the final
+ * counters when a relay is released. Control thread only.
  */
 #ifndef DCMF_AGW_H
 #define DCMF_AGW_H
@@ -16,12 +23,21 @@
 #include "api.h"
 #include "buf.h"
 #include "log.h"
+#include "media.h"
+
 
 struct dcmf_agw_settings {
-  uv_loop_t *control_loop;    /* where the API calls arrive */
   const char *bind_addr;      /* numeric address relay ports bind to */
   const char *advertise_addr; /* address reported for them */
   const struct dcmf_log *log;
+  /* The media workers run the relays: a context's relay goes to worker
+   * dcmf_controller_worker_for(context id, n_workers) through
+   * |post_relay|, which takes the descriptors of |desc| (media.h). Their
+   * relay reports must be handed to dcmf_agw_on_relay_event. */
+  size_t n_workers; /* at least 1 */
+  void (*post_relay)(void *user, size_t worker, enum dcmf_relay_op op,
+                     struct dcmf_relay_desc *desc);
+  void *post_user;
   /* Port pool of dcmfd (called on the control thread only): reserve a
    * port and get a descriptor the shim owns, or release it. */
   int (*port_alloc)(void *user, uint16_t *port, int *fd);
@@ -31,23 +47,38 @@ struct dcmf_agw_settings {
 
 struct dcmf_agw;
 
-/* Starts the shim (its relays run on a thread of their own). Returns 0
- * or a negative DCMF_ERR_*. */
+/* Creates the shim. Returns 0, DCMF_ERR_INVALID (bind_addr not numeric,
+ * no worker) or DCMF_ERR_NOMEM. */
 int dcmf_agw_new(struct dcmf_agw **agw,
                  const struct dcmf_agw_settings *settings);
 
-/* Stops the relays, releases every port and frees the shim. */
+/*
+ * Releases every port still held and frees the shim. Call it once the
+ * workers have stopped (dcmf_worker_stop closed every relay socket);
+ * reports that arrive later must not be handed over any more.
+ */
 void dcmf_agw_del(struct dcmf_agw *agw);
 
+/*
+ * A worker's report of a relay (media.h), on the control thread: keeps
+ * the copy of the relay's counters and latched address that GET and
+ * /metrics show, and gives the ports of a released relay back to the
+ * pool. Reports of relays the shim does not know are ignored.
+ */
+void dcmf_agw_on_relay_event(struct dcmf_agw *agw,
+                             const struct dcmf_relay_event *ev);
+
 /* Answers a control request whose path starts with /agw/v1/. */
+/*
+ * Worker |worker| ended without being asked: the relays it ran are gone
+ * with it. Each AGW context it served is released, its ports back in
+ * the pool, and a warning names it; the IMS-AGW controller finds 404 on
+ * its next request and creates it again. Returns the number released.
+ */
+size_t dcmf_agw_worker_failed(struct dcmf_agw *agw, size_t worker);
+
 void dcmf_agw_handle(struct dcmf_agw *agw, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp);
-
-struct dcmf_heartbeat;
-
-/* The relay thread's heartbeat (heartbeat.h), readable from any thread
- * until dcmf_agw_del(). */
-const struct dcmf_heartbeat *dcmf_agw_heartbeat(const struct dcmf_agw *agw);
 
 /* Appends the shim's metrics (Prometheus text) to |out|. */
 void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);

@@ -149,7 +149,7 @@ static void handle_create(struct dcmf_agwapi *api,
     new_id(api, c->id);
   } while (ctx_find(api, c->id) != NULL);
   c->cfg = cfg;
-  rv = api->ops.relay_new(api->ops.user, &cfg, c->ports, &c->relay);
+  rv = api->ops.relay_new(api->ops.user, c->id, &cfg, c->ports, &c->relay);
   if (rv != 0) {
     free(c);
     resource_problem(rv, p);
@@ -277,6 +277,16 @@ static void ctx_delete(struct dcmf_agwapi *api, struct ctx *c) {
   api->ops.relay_del(api->ops.user, c->relay);
   json_decref(c->doc);
   free(c);
+}
+
+int dcmf_agwapi_delete(struct dcmf_agwapi *api, const char *id) {
+  struct ctx *c = ctx_find(api, id);
+  if (c == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  DCMF_LOGI(api->settings.log, "agw", "context %s deleted", c->id);
+  ctx_delete(api, c);
+  return 0;
 }
 
 static void handle_list(struct dcmf_agwapi *api,

@@ -6,7 +6,7 @@
  * complete request (already routed here by its /agw/v1/ prefix) and
  * sends back the response this module builds. The relays themselves are
  * reached through a table of operations, so the whole API runs in memory
- * in tests, and in dcmfd drives the shim's relay thread (agw.c).
+ * in tests, and in dcmfd drives the relays on the media workers (agw.c).
  *
  *   POST   /agw/v1/contexts        reserve both terminations -> 201
  *   GET    /agw/v1/contexts        list, with statistics
@@ -31,12 +31,14 @@
 /* What the API needs from whoever runs the relays. */
 struct dcmf_agwapi_ops {
   /*
-   * Creates a relay with |cfg| (valid, copied), reserving one port per
-   * side; fills |ports| (indexed by side) and *|relay| (an opaque handle
-   * kept until relay_del). Returns 0, DCMF_ERR_EXHAUSTED (no ports),
-   * DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM; on failure nothing is held.
+   * Creates the relay of context |context_id| with |cfg| (valid,
+   * copied), reserving one port per side; fills |ports| (indexed by
+   * side) and *|relay| (an opaque handle kept until relay_del). Returns
+   * 0, DCMF_ERR_EXHAUSTED (no ports), DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM;
+   * on failure nothing is held.
    */
-  int (*relay_new)(void *user, const struct dcmf_relay_config *cfg,
+  int (*relay_new)(void *user, const char *context_id,
+                   const struct dcmf_relay_config *cfg,
                    uint16_t ports[DCMF_RELAY_SIDES], void **relay);
   /* Gives a relay a new configuration (valid, copied). Returns 0 or
    * DCMF_ERR_NOMEM (the relay keeps its old one). */
@@ -70,6 +72,10 @@ struct dcmf_agwapi;
 int dcmf_agwapi_new(struct dcmf_agwapi **api,
                     const struct dcmf_agwapi_settings *settings,
                     const struct dcmf_agwapi_ops *ops);
+
+/* Deletes context |id| as a DELETE would (its relay_del runs). Returns
+ * 0 or DCMF_ERR_NOT_FOUND. */
+int dcmf_agwapi_delete(struct dcmf_agwapi *api, const char *id);
 
 /* Deletes every context (relay_del for each) and frees the API. */
 void dcmf_agwapi_del(struct dcmf_agwapi *api);

@@ -2,9 +2,9 @@
  * queue.h - the one queue between two threads: any thread pushes, the
  * thread that runs the consumer's libuv loop drains. A mutex guards an
  * intrusive FIFO list, and a uv_async wakes the consumer, which gets
- * everything pushed so far as one list. Used by the media worker (inbox
- * from the control thread, event outbox back to it) and by the AGW shim's
- * relay thread (inbox, and the outbox of closed relays).
+ * everything pushed so far as one list. Used by the media worker: its
+ * inbox from the control thread (DC media and AGW relay messages) and its
+ * outbox back to it (media events and relay reports).
  *
  * Items embed a struct dcmf_queue_node (dcmf_queue_entry gets the item
  * back); the queue never allocates, so a push cannot fail for want of

@@ -65,16 +65,14 @@
 /* Parts a shutdown stops, in order; a bit stays set until it stopped. */
 enum part {
   PART_CONTROL = 1, /* the control loop: API server, notifications */
-  PART_MEDIA = 2,
-  PART_AGW = 4,
-  PART_CLEANUP = 8, /* what remains after the threads have stopped */
+  PART_MEDIA = 2,   /* the media workers, with the AGW shim's relays */
+  PART_CLEANUP = 4, /* what remains after the threads have stopped */
 };
 static const struct {
   unsigned bit;
   const char *name;
 } parts[] = {{PART_CONTROL, "control loop"},
              {PART_MEDIA, "media worker"},
-             {PART_AGW, "AGW loop"},
              {PART_CLEANUP, "final clean-up"}};
 
 /* A worker loop the control thread watches, with its stall episodes. */
@@ -169,6 +167,15 @@ static void wp_failed(void *user, size_t worker, const char *reason) {
   char why[200];
   snprintf(why, sizeof(why), "media worker %zu %s", worker, reason);
   dcmf_controller_worker_failed(d->controller, worker, why);
+  if (d->agw != NULL) {
+    dcmf_agw_worker_failed(d->agw, worker);
+  }
+}
+
+static void agw_post_relay(void *user, size_t worker, enum dcmf_relay_op op,
+                           struct dcmf_relay_desc *desc) {
+  struct daemon *d = user;
+  dcmf_wpool_post_relay(d->workers, worker, op, desc);
 }
 
 static void wp_stopped(void *user) {
@@ -279,6 +286,15 @@ static void agw_metrics(void *user, struct dcmf_buf *out) {
   dcmf_agw_metrics(d->agw, out);
 }
 
+/* A worker's report of an AGW relay. None comes before the shim exists
+ * (there is no relay), and none is handed over after dcmf_agw_del. */
+static void agw_relay_event(void *user, const struct dcmf_relay_event *ev) {
+  struct daemon *d = user;
+  if (d->agw != NULL) {
+    dcmf_agw_on_relay_event(d->agw, ev);
+  }
+}
+
 /* ---- shutdown -------------------------------------------------------------
  */
 
@@ -381,8 +397,7 @@ static void block_stop_signals(struct daemon *d) {
 static int start_signal_thread(struct daemon *d) {
   uv_async_init(&d->loop, &d->stop_async, on_stop_request);
   d->stop_async.data = d;
-  atomic_store(&d->pending,
-               PART_CONTROL | PART_MEDIA | PART_AGW | PART_CLEANUP);
+  atomic_store(&d->pending, PART_CONTROL | PART_MEDIA | PART_CLEANUP);
   if (pthread_create(&d->signal_thread, NULL, signal_main, d) != 0) {
     uv_close((uv_handle_t *)&d->stop_async, NULL);
     return -1;
@@ -601,6 +616,7 @@ static int daemon_setup(struct daemon *d) {
                                     .cert = &d->dtls,
                                     .log = &d->log,
                                     .on_event = wp_event,
+                                    .on_relay_event = agw_relay_event,
                                     .on_failed = wp_failed,
                                     .on_stopped = wp_stopped,
                                     .user = d};
@@ -609,10 +625,12 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_NOMEM ? "out of memory" : err);
     return wrv == DCMF_ERR_INVALID ? 2 : 1;
   }
-  struct dcmf_agw_settings as = {.control_loop = &d->loop,
-                                 .bind_addr = d->cfg.media_bind,
+  struct dcmf_agw_settings as = {.bind_addr = d->cfg.media_bind,
                                  .advertise_addr = d->cfg.media_advertise,
                                  .log = &d->log,
+                                 .n_workers = d->n_workers,
+                                 .post_relay = agw_post_relay,
+                                 .post_user = d,
                                  .port_alloc = agw_port_alloc,
                                  .port_release = agw_port_release,
                                  .port_user = d};
@@ -625,7 +643,6 @@ static int daemon_setup(struct daemon *d) {
              (unsigned)(i % 1000));
     watch_add(d, d->worker_names[i], dcmf_wpool_heartbeat(d->workers, i));
   }
-  watch_add(d, "agw", dcmf_agw_heartbeat(d->agw));
   struct dcmf_registry *registry = dcmf_controller_registry(d->controller);
   d->api = (struct dcmf_api){.registry = registry,
                              .metrics = &d->metrics,
@@ -679,8 +696,10 @@ static void daemon_teardown(struct daemon *d) {
   } else {
     atomic_fetch_and(&d->pending, ~(unsigned)PART_MEDIA);
   }
-  dcmf_agw_del(d->agw); /* releases its ports before the pool goes */
-  atomic_fetch_and(&d->pending, ~(unsigned)PART_AGW);
+  /* After the workers: they closed every relay socket, so the shim's
+   * ports go back to the pool here, before the pool goes. */
+  dcmf_agw_del(d->agw);
+  d->agw = NULL; /* reports still queued are dropped */
   dcmf_notify_del(d->notify);
   dcmf_ports_del(d->ports);
   SSL_CTX_free(d->control_tls);

@@ -79,6 +79,18 @@ static void on_event(void *user, const struct dcmf_media_event *ev) {
   dcmf_buf_free(&frame);
 }
 
+/* Releases must arrive (the control side returns the ports then);
+ * counter and latch snapshots may be refused, the next one replaces
+ * them. */
+static void on_relay_event(void *user, const struct dcmf_relay_event *ev) {
+  struct child *c = user;
+  struct dcmf_buf frame = {0};
+  if (dcmf_wire_encode_relay_event(&frame, ev) == 0) {
+    send_frame(c, &frame, ev->kind == DCMF_RELAY_EV_RELEASED, 0);
+  }
+  dcmf_buf_free(&frame);
+}
+
 static void on_status_timer(uv_timer_t *t) {
   struct child *c = t->data;
   struct dcmf_wire_status st = {
@@ -142,6 +154,8 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
       .thread_name = c->thread_name,
       .on_event = on_event,
       .user = c,
+      .on_relay_event = on_relay_event,
+      .relay_user = c,
   };
   int rv = dcmf_worker_start(&c->worker, &c->loop, &ws, err, sizeof(err));
   if (rv != 0) {
@@ -164,6 +178,15 @@ static void on_frame(void *user, const struct dcmf_wire_frame *f) {
   if (f->type == DCMF_WIRE_HELLO) {
     on_hello(c, f);
     return;
+  }
+  if (f->type == DCMF_WIRE_RELAY && c->worker != NULL) {
+    enum dcmf_relay_op rop;
+    struct dcmf_relay_desc rdesc;
+    if (dcmf_wire_decode_relay(f->body, f->len, f->fds, f->n_fds, &rop,
+                               &rdesc) == 0) {
+      dcmf_worker_post_relay(c->worker, rop, &rdesc);
+      return;
+    }
   }
   enum dcmf_media_op op;
   struct dcmf_media_desc desc;

@@ -95,6 +95,12 @@ static void on_frame(void *user, const struct dcmf_wire_frame *f) {
     if (rv == 0 && !p->stopping) {
       p->settings.on_event(p->settings.user, &ev);
     }
+  } else if (f->type == DCMF_WIRE_RELAY_EVENT) {
+    struct dcmf_relay_event ev;
+    rv = dcmf_wire_decode_relay_event(f->body, f->len, &ev);
+    if (rv == 0 && !p->stopping) {
+      p->settings.on_relay_event(p->settings.user, &ev);
+    }
   } else if (f->type == DCMF_WIRE_STATUS) {
     struct dcmf_wire_status st;
     rv = dcmf_wire_decode_status(f->body, f->len, &st);
@@ -417,6 +423,28 @@ void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
   dcmf_buf_free(&frame);
   free(fds);
   dcmf_media_desc_free(desc); /* closes the MDC2 descriptors left */
+}
+
+void dcmf_wpool_post_relay(struct dcmf_wpool *p, size_t worker,
+                           enum dcmf_relay_op op,
+                           struct dcmf_relay_desc *desc) {
+  struct wproc *w = &p->w[worker];
+  struct dcmf_buf frame = {0};
+  int fds[DCMF_RELAY_SIDES];
+  size_t n_fds = 0;
+  int rv = w->link != NULL
+               ? dcmf_wire_encode_relay(&frame, op, desc, fds, &n_fds)
+               : DCMF_ERR_SYSTEM;
+  if (rv == 0) {
+    rv = dcmf_wlink_send(w->link, &frame, fds, n_fds, 1); /* takes them */
+  } else {
+    for (int side = 0; side < DCMF_RELAY_SIDES; side++) {
+      if (desc->fds[side] >= 0) {
+        close(desc->fds[side]);
+      }
+    }
+  }
+  dcmf_buf_free(&frame);
 }
 
 void dcmf_wpool_figures(const struct dcmf_wpool *p,

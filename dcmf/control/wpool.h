@@ -47,6 +47,8 @@ struct dcmf_wpool_settings {
   const struct dcmf_log *log;
   /* An event a worker raised (media.h). */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);
+  /* A worker's report of an AGW relay (media.h). */
+  void (*on_relay_event)(void *user, const struct dcmf_relay_event *ev);
   /* Worker |worker| ended without being asked and is being started
    * again; its sessions are gone. |reason| says how it ended. */
   void (*on_failed)(void *user, size_t worker, const char *reason);
@@ -78,6 +80,11 @@ int dcmf_wpool_start(struct dcmf_wpool **pool,
  */
 void dcmf_wpool_post(struct dcmf_wpool *pool, size_t worker,
                      enum dcmf_media_op op, struct dcmf_media_desc *desc);
+
+/* The same for the AGW shim's relay messages (media.h): takes the
+ * descriptors of |desc|. */
+void dcmf_wpool_post_relay(struct dcmf_wpool *pool, size_t worker,
+                           enum dcmf_relay_op op, struct dcmf_relay_desc *desc);
 
 /* Adds every worker's last published counters to |sum|. */
 void dcmf_wpool_figures(const struct dcmf_wpool *pool,

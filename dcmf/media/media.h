@@ -1,11 +1,13 @@
 /*
- * media.h - the messages between the controller and a media worker
- * (layer "media"): what the control plane tells a worker about one DC
- * media, and the events a worker raises. Self-contained copies: no JSON
- * library types, no control-plane types, no pointers into the registry,
- * so they can cross from the control thread to a worker thread, and
- * later to a worker process (the fds then travel beside the message).
- * The controller (controller.h) builds them from the MediaContext.
+ * media.h - the messages between the control side and a media worker
+ * (layer "media"): what the controller tells a worker about one DC
+ * media, and the events a worker raises; and what the AGW shim tells a
+ * worker about one UDP relay, and what the worker reports back of it.
+ * Self-contained copies: no JSON library types, no control-plane types,
+ * no pointers into the registry, so they can cross from the control
+ * thread to a worker thread, and later to a worker process (the fds then
+ * travel beside the message). The controller (controller.h) builds the
+ * media ones from the MediaContext, the AGW shim (agw.c) the relay ones.
  */
 #ifndef DCMF_MEDIA_H
 #define DCMF_MEDIA_H
@@ -16,6 +18,7 @@
 
 #include "assoc.h"
 #include "fingerprint.h"
+#include "relay.h"
 #include "sctp.h"
 
 #define DCMF_ID_MAX 96
@@ -99,6 +102,48 @@ struct dcmf_media_event {
   char event[24];   /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST, ... */
   char detail[200]; /* JSON object text with event specifics */
   int64_t time_ms;  /* wall clock, ms since the epoch */
+};
+
+/* What the AGW shim asks of a worker about one relay (relay.h). */
+enum dcmf_relay_op {
+  DCMF_RELAY_OP_ADD,    /* start: id, config, ports and both fds */
+  DCMF_RELAY_OP_UPDATE, /* new config: id and config; fds -1 */
+  DCMF_RELAY_OP_REMOVE, /* close the sockets: only id is read */
+};
+
+struct dcmf_relay_desc {
+  /* The shim's name of the relay, unique for the process's life; every
+   * event about the relay carries it. */
+  uint64_t id;
+  struct dcmf_relay_config config;  /* checked by the sender */
+  uint16_t ports[DCMF_RELAY_SIDES]; /* ADD; reported back when released */
+  /* ADD: the bound UDP socket of each side, owned by the message (the
+   * worker closes them once the relay ends); -1 otherwise. */
+  int fds[DCMF_RELAY_SIDES];
+};
+
+enum dcmf_relay_event_kind {
+  /* The relay's counters or latched address changed (pushed at most
+   * every DCMF_RELAY_PUSH_MS while it relays, and at once on a latch
+   * change). */
+  DCMF_RELAY_EV_STATE,
+  /* The relay's sockets are closed: its ports may be reused. Carries
+   * the final counters. The last event of a relay. */
+  DCMF_RELAY_EV_RELEASED,
+};
+
+/* The most often a busy relay's counters are pushed, in ms. */
+#define DCMF_RELAY_PUSH_MS 100
+
+/* What a worker reports of one relay: a snapshot, not a delta, so a
+ * lost or late STATE event costs only freshness. */
+struct dcmf_relay_event {
+  uint64_t id;
+  enum dcmf_relay_event_kind kind;
+  struct dcmf_relay_counters counters;
+  int latched; /* 1: |peer| is the phone's address */
+  struct sockaddr_storage peer;
+  uint16_t ports[DCMF_RELAY_SIDES]; /* as in the ADD */
 };
 
 /* Returns the base URL HTTP on stream |sid| goes to, or NULL when the

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "relay.h"
 
 /* ---- writing ------------------------------------------------------------- */
 
@@ -96,6 +97,38 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
   }
   *n_fds = n;
   return 0;
+}
+
+int dcmf_wire_encode_relay(struct dcmf_buf *out, enum dcmf_relay_op op,
+                           const struct dcmf_relay_desc *desc, int *fds,
+                           size_t *n_fds) {
+  size_t n = 0;
+  for (int side = 0; side < DCMF_RELAY_SIDES; side++) {
+    if (desc->fds[side] >= 0) {
+      fds[n++] = desc->fds[side];
+    }
+  }
+  uint32_t op32 = (uint32_t)op;
+  size_t was = out->len;
+  int rv = dcmf_wire_header(out, DCMF_WIRE_RELAY, sizeof(op32) + sizeof(*desc),
+                            n);
+  if (rv == 0) {
+    rv = put(out, &op32, sizeof(op32));
+  }
+  if (rv == 0) {
+    rv = put(out, desc, sizeof(*desc));
+  }
+  if (rv != 0) {
+    out->len = was;
+    return rv;
+  }
+  *n_fds = n;
+  return 0;
+}
+
+int dcmf_wire_encode_relay_event(struct dcmf_buf *out,
+                                 const struct dcmf_relay_event *ev) {
+  return frame2(out, DCMF_WIRE_RELAY_EVENT, ev, sizeof(*ev), NULL, 0);
 }
 
 int dcmf_wire_encode_hello(struct dcmf_buf *out,
@@ -270,6 +303,50 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   }
   *op = (enum dcmf_media_op)op32;
   *desc = d;
+  return 0;
+}
+
+static int addr_ok(const struct sockaddr_storage *a) {
+  return a->ss_family == AF_INET || a->ss_family == AF_INET6;
+}
+
+int dcmf_wire_decode_relay(const uint8_t *body, size_t len, int *fds,
+                           size_t n_fds, enum dcmf_relay_op *op,
+                           struct dcmf_relay_desc *desc) {
+  struct cursor c = {body, len};
+  uint32_t op32;
+  struct dcmf_relay_desc d;
+  if (take(&c, &op32, sizeof(op32)) != 0 || op32 > DCMF_RELAY_OP_REMOVE ||
+      take(&c, &d, sizeof(d)) != 0 || c.left != 0) {
+    return DCMF_ERR_MALFORMED;
+  }
+  size_t want = (size_t)(d.fds[0] >= 0) + (size_t)(d.fds[1] >= 0);
+  if (want != n_fds || (op32 != DCMF_RELAY_OP_REMOVE &&
+                        dcmf_relay_config_check(&d.config) != 0)) {
+    return DCMF_ERR_MALFORMED;
+  }
+  size_t next = 0;
+  for (int side = 0; side < DCMF_RELAY_SIDES; side++) {
+    if (d.fds[side] >= 0) {
+      d.fds[side] = fds[next];
+      fds[next++] = -1;
+    }
+  }
+  *op = (enum dcmf_relay_op)op32;
+  *desc = d;
+  return 0;
+}
+
+int dcmf_wire_decode_relay_event(const uint8_t *body, size_t len,
+                                 struct dcmf_relay_event *ev) {
+  if (len != sizeof(*ev)) {
+    return DCMF_ERR_MALFORMED;
+  }
+  memcpy(ev, body, sizeof(*ev));
+  if ((ev->kind != DCMF_RELAY_EV_STATE && ev->kind != DCMF_RELAY_EV_RELEASED) ||
+      (ev->latched && !addr_ok(&ev->peer))) {
+    return DCMF_ERR_MALFORMED;
+  }
   return 0;
 }
 

@@ -34,6 +34,8 @@ enum dcmf_wire_type {
   DCMF_WIRE_READY,     /* worker → control: started, or why it cannot */
   DCMF_WIRE_EVENT,     /* worker → control: a struct dcmf_media_event */
   DCMF_WIRE_STATUS,    /* worker → control: counters and heartbeat */
+  DCMF_WIRE_RELAY,     /* control → worker: an AGW relay op, fds beside */
+  DCMF_WIRE_RELAY_EVENT, /* worker → control: a struct dcmf_relay_event */
 };
 
 #define DCMF_WIRE_HEADER 12
@@ -100,6 +102,32 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
 int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
                            size_t n_fds, enum dcmf_media_op *op,
                            struct dcmf_media_desc *desc);
+
+/*
+ * Appends the frame of the AGW shim's message |op| about relay |desc|;
+ * its descriptors (fds[] >= 0, access side first) go to |fds| (room for
+ * two), their number to *|n_fds|; |desc| still owns them. Returns 0 or
+ * DCMF_ERR_NOMEM.
+ */
+int dcmf_wire_encode_relay(struct dcmf_buf *out, enum dcmf_relay_op op,
+                           const struct dcmf_relay_desc *desc, int *fds,
+                           size_t *n_fds);
+
+/* Decodes a RELAY body; on success |desc| owns the descriptors taken
+ * from |fds| (entries become -1). Returns 0 or DCMF_ERR_MALFORMED (fds
+ * untouched). */
+int dcmf_wire_decode_relay(const uint8_t *body, size_t len, int *fds,
+                           size_t n_fds, enum dcmf_relay_op *op,
+                           struct dcmf_relay_desc *desc);
+
+/* Appends a whole RELAY_EVENT frame. Returns 0 or DCMF_ERR_NOMEM. */
+int dcmf_wire_encode_relay_event(struct dcmf_buf *out,
+                                 const struct dcmf_relay_event *ev);
+
+/* Decodes a RELAY_EVENT body. Returns 0 or DCMF_ERR_MALFORMED (wrong
+ * size, an unknown kind, a latched address of no known family). */
+int dcmf_wire_decode_relay_event(const uint8_t *body, size_t len,
+                                 struct dcmf_relay_event *ev);
 
 /* Appends a whole HELLO frame. Returns 0 or DCMF_ERR_NOMEM. */
 int dcmf_wire_encode_hello(struct dcmf_buf *out,

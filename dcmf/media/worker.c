@@ -15,6 +15,7 @@
 #include "heartbeat.h"
 #include "queue.h"
 #include "ratelimit.h"
+#include "relayhost.h"
 #include "sctp.h"
 #include "session.h"
 #include "tickq.h"
@@ -28,16 +29,32 @@
  * events are refused and counted (with the dropped notifications). */
 #define OUTBOX_LIMIT 4096
 
-/* One message of the inbox: the controller's (media.h), or the stop. */
+/* Relay counters are pushed only while the outbox holds fewer events
+ * than this, so a control loop that falls behind keeps room for media
+ * events (the relays push again a period later, nothing is lost). */
+#define OUTBOX_RELAY_ROOM (OUTBOX_LIMIT / 2)
+
+/* What an inbox message carries (media.h): the controller's message
+ * about a DC media, the AGW shim's about a relay, or the stop. */
+enum msg_kind { MSG_MEDIA, MSG_RELAY, MSG_STOP };
+
+/* One message of the inbox. */
 struct msg {
-  int stop;
+  enum msg_kind kind;
   enum dcmf_media_op op;
   struct dcmf_media_desc desc; /* REMOVE: only the key */
+  enum dcmf_relay_op relay_op;
+  struct dcmf_relay_desc relay; /* REMOVE: only the id */
   struct dcmf_queue_node node;
 };
 
+/* One message of the outbox: a media event or a relay event. */
 struct event_msg {
-  struct dcmf_media_event ev;
+  int is_relay;
+  union {
+    struct dcmf_media_event media;
+    struct dcmf_relay_event relay;
+  } ev;
   struct dcmf_queue_node node;
 };
 
@@ -70,6 +87,7 @@ struct dcmf_worker {
   size_t n_services;          /* initialised so far */
   struct dcmf_hashmap by_key; /* struct node, by media key */
   struct node *sessions;      /* the same nodes, newest first */
+  struct dcmf_relayhost relays; /* the AGW shim's relays on this worker */
   uint8_t rx_scratch[65536];
   uint8_t tx_scratch[65536];
 };
@@ -85,15 +103,37 @@ static void emit(void *user, const struct dcmf_media_key *key,
   if (m == NULL) {
     return;
   }
-  m->ev.key = *key;
-  snprintf(m->ev.event, sizeof(m->ev.event), "%s", event);
-  snprintf(m->ev.detail, sizeof(m->ev.detail), "%s", detail ? detail : "{}");
+  struct dcmf_media_event *ev = &m->ev.media;
+  ev->key = *key;
+  snprintf(ev->event, sizeof(ev->event), "%s", event);
+  snprintf(ev->detail, sizeof(ev->detail), "%s", detail ? detail : "{}");
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  m->ev.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  ev->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
   if (dcmf_queue_push(&w->outbox, &m->node) != 0) {
     free(m); /* counted by the queue */
   }
+}
+
+/* The relays' reports (relayhost.h). One that must arrive (a release,
+ * a latch change) is never refused: there is at most one per relay
+ * removal or latch, so the relays bound them. */
+static int emit_relay(void *user, const struct dcmf_relay_event *ev, int must) {
+  struct dcmf_worker *w = user;
+  if (!must && dcmf_queue_count(&w->outbox) >= OUTBOX_RELAY_ROOM) {
+    return DCMF_ERR_EXHAUSTED;
+  }
+  struct event_msg *m = calloc(1, sizeof(*m));
+  if (m == NULL) {
+    if (must) {
+      abort(); /* a lost release would leave two ports bound forever */
+    }
+    return DCMF_ERR_NOMEM;
+  }
+  m->is_relay = 1;
+  m->ev.relay = *ev;
+  dcmf_queue_push_always(&w->outbox, &m->node);
+  return 0;
 }
 
 static void on_outbox(void *user, struct dcmf_queue_node *list) {
@@ -101,7 +141,11 @@ static void on_outbox(void *user, struct dcmf_queue_node *list) {
   while (list != NULL) {
     struct event_msg *m = dcmf_queue_entry(list, struct event_msg, node);
     list = list->next;
-    w->settings.on_event(w->settings.user, &m->ev);
+    if (!m->is_relay) {
+      w->settings.on_event(w->settings.user, &m->ev.media);
+    } else if (w->settings.on_relay_event != NULL) {
+      w->settings.on_relay_event(w->settings.relay_user, &m->ev.relay);
+    }
     free(m);
   }
 }
@@ -120,14 +164,25 @@ static struct msg *msg_new(void) {
     abort(); /* a lost control message would leave a port bound forever */
   }
   m->desc.fd = -1;
+  m->relay.fds[0] = m->relay.fds[1] = -1;
   return m;
 }
 
 void dcmf_worker_post(struct dcmf_worker *w, enum dcmf_media_op op,
                       struct dcmf_media_desc *desc) {
   struct msg *m = msg_new();
+  m->kind = MSG_MEDIA;
   m->op = op;
   m->desc = *desc;
+  post(w, m);
+}
+
+void dcmf_worker_post_relay(struct dcmf_worker *w, enum dcmf_relay_op op,
+                            struct dcmf_relay_desc *desc) {
+  struct msg *m = msg_new();
+  m->kind = MSG_RELAY;
+  m->relay_op = op;
+  m->relay = *desc;
   post(w, m);
 }
 
@@ -253,11 +308,16 @@ static void inbox_closed(void *user, struct dcmf_queue_node *list) {
   while (list != NULL) {
     struct msg *m = dcmf_queue_entry(list, struct msg, node);
     list = list->next;
-    if (!m->stop && m->op == DCMF_MEDIA_OP_ADD && m->desc.fd >= 0) {
+    if (m->kind == MSG_MEDIA && m->op == DCMF_MEDIA_OP_ADD && m->desc.fd >= 0) {
       close(m->desc.fd); /* the session would have owned it */
     }
-    if (!m->stop && m->op != DCMF_MEDIA_OP_REMOVE) {
+    if (m->kind == MSG_MEDIA && m->op != DCMF_MEDIA_OP_REMOVE) {
       dcmf_media_desc_free(&m->desc);
+    }
+    for (int s = 0; m->kind == MSG_RELAY && s < DCMF_RELAY_SIDES; s++) {
+      if (m->relay.fds[s] >= 0) {
+        close(m->relay.fds[s]); /* the relay would have owned them */
+      }
     }
     free(m);
   }
@@ -267,6 +327,7 @@ static void close_all(struct dcmf_worker *w) {
   while (w->sessions != NULL) {
     handle_remove(w, dcmf_session_key(w->sessions->session));
   }
+  dcmf_relayhost_close(&w->relays); /* their handles close as the loop ends */
   services_free(w); /* their handles close while the loop still runs */
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
   dcmf_queue_close(&w->inbox, inbox_closed);
@@ -299,8 +360,10 @@ static void on_inbox(void *user, struct dcmf_queue_node *list) {
   while (list != NULL) {
     struct msg *m = dcmf_queue_entry(list, struct msg, node);
     list = list->next;
-    if (m->stop) {
+    if (m->kind == MSG_STOP) {
       stop = 1;
+    } else if (m->kind == MSG_RELAY) {
+      dcmf_relayhost_handle(&w->relays, m->relay_op, &m->relay);
     } else {
       handle_msg(w, m);
     }
@@ -381,6 +444,16 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
       w->n_services = i + 1;
     }
   }
+  struct dcmf_relayhost_settings rs = {.loop = &w->loop,
+                                       .log = settings->log,
+                                       .rx = w->rx_scratch,
+                                       .rx_len = sizeof(w->rx_scratch),
+                                       .emit = emit_relay,
+                                       .user = w};
+  /* Last: on failure it holds nothing, so the unwinding below fits. */
+  if (rv == 0) {
+    rv = dcmf_relayhost_init(&w->relays, &rs);
+  }
   if (rv != 0) {
     services_free(w);
     uv_run(&w->loop, UV_RUN_DEFAULT); /* lets what they opened close */
@@ -448,7 +521,7 @@ static void outbox_closed(void *user, struct dcmf_queue_node *list) {
 
 void dcmf_worker_stop(struct dcmf_worker *w) {
   struct msg *m = msg_new();
-  m->stop = 1;
+  m->kind = MSG_STOP;
   post(w, m);
   uv_thread_join(&w->thread);
   uv_loop_close(&w->loop);

@@ -1,13 +1,16 @@
 /*
  * worker.h - a media worker: one thread running one libuv loop that owns
- * the media sockets and sessions of the DC media assigned to it, and the
- * process's usrsctp stack.
+ * the media sockets and sessions of the DC media assigned to it, the
+ * AGW shim's UDP relays assigned to it (relayhost.h), and the process's
+ * usrsctp stack.
  *
- * The control loop talks to it only by message: the controller's media
- * operations (dcmf_worker_post: add, update, remove) go in through a
- * queue (queue.h); events come back the same
- * way to the control loop. The queues are the only shared state, so the
- * worker can later become a process with the same messages.
+ * The control loop talks to it only by message (media.h): the
+ * controller's media operations (dcmf_worker_post: add, update, remove)
+ * and the AGW shim's relay operations (dcmf_worker_post_relay) go in
+ * through one queue (queue.h); media events and relay reports come back
+ * the same way to the control loop. The queues are the only shared
+ * state, so the worker can later become a process with the same
+ * messages.
  */
 #ifndef DCMF_WORKER_H
 #define DCMF_WORKER_H
@@ -45,6 +48,10 @@ struct dcmf_worker_settings {
   /* Runs on the control loop for every event the worker raises. */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);
   void *user;
+  /* Runs on the control loop for every report of a relay (media.h);
+   * NULL drops them. */
+  void (*on_relay_event)(void *relay_user, const struct dcmf_relay_event *ev);
+  void *relay_user;
 };
 
 struct dcmf_worker;
@@ -80,6 +87,17 @@ void dcmf_worker_stop(struct dcmf_worker *worker);
  */
 void dcmf_worker_post(struct dcmf_worker *worker, enum dcmf_media_op op,
                       struct dcmf_media_desc *desc);
+
+/*
+ * Hands the worker the AGW shim's message |op| about the relay |desc|
+ * (media.h). The worker takes the descriptors of an ADD (it closes them
+ * when the relay ends, or at once if it cannot start it, and reports
+ * RELEASED either way); the struct is copied. UPDATE and REMOVE about an
+ * id the worker does not hold are ignored. Cannot fail, like
+ * dcmf_worker_post.
+ */
+void dcmf_worker_post_relay(struct dcmf_worker *worker, enum dcmf_relay_op op,
+                            struct dcmf_relay_desc *desc);
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w);
 

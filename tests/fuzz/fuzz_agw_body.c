@@ -23,10 +23,12 @@ struct fake {
   uint16_t next_port;
 };
 
-static int fake_new(void *user, const struct dcmf_relay_config *cfg,
+static int fake_new(void *user, const char *context_id,
+                    const struct dcmf_relay_config *cfg,
                     uint16_t ports[DCMF_RELAY_SIDES], void **relay) {
   struct fake *f = user;
-  if (dcmf_relay_config_check(cfg) != 0) {
+  if (context_id == NULL || context_id[0] == '\0' ||
+      dcmf_relay_config_check(cfg) != 0) {
     abort(); /* the API must validate before creating */
   }
   struct dcmf_relay_config *copy = malloc(sizeof(*copy));

@@ -1,6 +1,6 @@
 /*
  * Fuzz target for the AGW shim's packet path: the relay engine
- * (agw-shim/relay.h) fed with a script of datagrams from arbitrary
+ * (dcmf/proto/relay.h) fed with a script of datagrams from arbitrary
  * sources on either side, configuration changes and send failures.
  *
  * Input: byte 0 is the first configuration (see config_from), then ops:

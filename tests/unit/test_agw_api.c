@@ -38,9 +38,13 @@ struct fixture {
   json_t *body;
 };
 
-static int fake_new(void *user, const struct dcmf_relay_config *cfg,
+static int fake_new(void *user, const char *context_id,
+                    const struct dcmf_relay_config *cfg,
                     uint16_t ports[DCMF_RELAY_SIDES], void **relay) {
   struct fixture *f = user;
+  /* The relay is told its context (it picks the worker by it). */
+  assert_non_null(context_id);
+  assert_true(strlen(context_id) > 0);
   if (f->ports_free < 2) {
     return DCMF_ERR_EXHAUSTED;
   }

@@ -1,9 +1,10 @@
 /*
  * Loopback tests of the whole AGW shim (agw-shim/api/agw.h) through libuv:
- * a real port pool on 127.0.0.1, the relay thread, and plain UDP sockets
- * playing the phone and the core. Checks byte-exact relaying both ways,
- * drops, counters on GET and /metrics, and that DELETE and dcmf_agw_del
- * give every port back.
+ * a real port pool on 127.0.0.1, a real media worker running the relays
+ * (by message, as in dcmfd), and plain UDP sockets playing the phone and
+ * the core. Checks byte-exact relaying both ways, drops, the counters
+ * the worker pushes back on GET and /metrics, and that DELETE and
+ * dcmf_agw_del give every port back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,11 +24,15 @@
 #include <uv.h>
 
 #include "agw.h"
+#include "cert.h"
 #include "errors.h"
 #include "ports.h"
+#include "worker.h"
 
 struct fixture {
   uv_loop_t loop;
+  struct dcmf_cert cert;
+  struct dcmf_worker *worker;
   struct dcmf_ports *ports;
   struct dcmf_agw *agw;
   struct dcmf_api_response resp;
@@ -53,15 +58,49 @@ static void pool_release(void *user, uint16_t port) {
   dcmf_ports_release(f->ports, port);
 }
 
+static void on_media_event(void *user, const struct dcmf_media_event *ev) {
+  (void)user;
+  (void)ev;
+  fail_msg("no DC media here, so no media event");
+}
+
+/* The worker's relay reports, on the control loop, as main.c does. */
+static void on_relay_event(void *user, const struct dcmf_relay_event *ev) {
+  struct fixture *f = user;
+  dcmf_agw_on_relay_event(f->agw, ev);
+}
+
+/* The shim's one worker runs in this process (dcmfd's go through the
+ * worker processes' link, which test_wire covers). */
+static void post_relay(void *user, size_t worker, enum dcmf_relay_op op,
+                       struct dcmf_relay_desc *desc) {
+  struct fixture *f = user;
+  assert_int_equal(worker, 0);
+  dcmf_worker_post_relay(f->worker, op, desc);
+}
+
 static int setup(void **state) {
   struct fixture *f = calloc(1, sizeof(*f));
   assert_int_equal(uv_loop_init(&f->loop), 0);
+  char err[256];
+  assert_int_equal(dcmf_cert_generate(&f->cert, err, sizeof(err)), 0);
+  struct dcmf_worker_settings ws = {.cert = f->cert.x509,
+                                    .pkey = f->cert.pkey,
+                                    .max_streams = 16,
+                                    .on_event = on_media_event,
+                                    .user = f,
+                                    .on_relay_event = on_relay_event,
+                                    .relay_user = f};
+  assert_int_equal(
+      dcmf_worker_start(&f->worker, &f->loop, &ws, err, sizeof(err)), 0);
   uint16_t base = (uint16_t)(46000 + (getpid() % 100) * 12);
   assert_int_equal(dcmf_ports_new(&f->ports, "127.0.0.1", base,
                                   (uint16_t)(base + 10)),
                    0);
-  struct dcmf_agw_settings s = {.control_loop = &f->loop,
-                                .bind_addr = "127.0.0.1",
+  struct dcmf_agw_settings s = {.bind_addr = "127.0.0.1",
+                                .n_workers = 1,
+                                .post_relay = post_relay,
+                                .post_user = f,
                                 .advertise_addr = "127.0.0.1",
                                 .port_alloc = pool_alloc,
                                 .port_release = pool_release,
@@ -81,11 +120,16 @@ static void reset(struct fixture *f) {
 static int teardown(void **state) {
   struct fixture *f = *state;
   reset(f);
+  /* As dcmfd shuts down: the worker first (it closes every relay
+   * socket), then the shim gives back every port it still holds. */
+  dcmf_worker_stop(f->worker);
   dcmf_agw_del(f->agw);
+  f->agw = NULL;
   assert_int_equal(dcmf_ports_in_use(f->ports), 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT); /* closes the shim's handle */
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* closes the worker's outbox handle */
   assert_int_equal(uv_loop_close(&f->loop), 0);
   dcmf_ports_del(f->ports);
+  dcmf_cert_free(&f->cert);
   free(f);
   return 0;
 }
@@ -143,22 +187,35 @@ static json_int_t stat_of(json_t *doc, const char *a, const char *b) {
   return json_integer_value(json_object_get(json_object_get(st, a), b));
 }
 
-/* Polls GET until the counter |a|.|b| reaches |want| (the relay thread
- * publishes after it sends). */
+static void on_tick(uv_timer_t *t) {
+  (void)t;
+}
+
+/* Runs the control loop for one turn of at most 5 ms: the worker's
+ * reports arrive on it. (The worker's outbox handle is unreferenced, as
+ * in dcmfd, where the server keeps the loop alive; a timer does here.) */
+static void turn(struct fixture *f) {
+  uv_timer_t tick;
+  uv_timer_init(&f->loop, &tick);
+  uv_timer_start(&tick, on_tick, 5, 0);
+  uv_run(&f->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* Polls GET until the counter |a|.|b| reaches |want|: the worker pushes
+ * counters at most DCMF_RELAY_PUSH_MS after it counted them. Bounded to
+ * 400 turns (about 2 s). */
 static void wait_stat(struct fixture *f, const char *path, const char *a,
                       const char *b, json_int_t want) {
-  for (int i = 0; i < 200; i++) {
+  for (int i = 0; i < 400; i++) {
     assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
     if (stat_of(f->body, a, b) == want) {
       return;
     }
-    usleep(5000);
+    turn(f);
   }
   fail_msg("%s.%s never reached %lld", a, b, (long long)want);
-}
-
-static void on_tick(uv_timer_t *t) {
-  (void)t;
 }
 
 static void test_relay_through_sockets(void **state) {
@@ -212,7 +269,7 @@ static void test_relay_through_sockets(void **state) {
   wait_stat(f, path, "coreToAccess", "bytes", 100);
   json_t *dropped = json_object_get(json_object_get(f->body, "statistics"),
                                     "dropped");
-  for (int i = 0; i < 200; i++) {
+  for (int i = 0; i < 400; i++) {
     call(f, "GET", path, NULL, NULL);
     dropped = json_object_get(json_object_get(f->body, "statistics"),
                               "dropped");
@@ -220,7 +277,7 @@ static void test_relay_through_sockets(void **state) {
                                            "unknownSource")) == 1) {
       break;
     }
-    usleep(5000);
+    turn(f);
   }
   assert_int_equal(json_integer_value(json_object_get(
                        json_object_get(dropped, "access"), "unknownSource")),
@@ -246,17 +303,13 @@ static void test_relay_through_sockets(void **state) {
   assert_non_null(strstr(metrics.data, "dcmf_agw_latches_total 1\n"));
   dcmf_buf_free(&metrics);
 
-  /* DELETE: the ports come back once the relay thread closed them. The
-   * shim's handle on the control loop is unreferenced (as in dcmfd,
-   * where the server keeps the loop alive); a timer does that here. */
+  /* DELETE: the ports come back once the worker reports the relay's
+   * sockets closed, not before. */
   assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
-  uv_timer_t tick;
-  uv_timer_init(&f->loop, &tick);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 2);
   for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) > 0; i++) {
-    uv_timer_start(&tick, on_tick, 5, 0);
-    uv_run(&f->loop, UV_RUN_ONCE);
+    turn(f);
   }
-  uv_close((uv_handle_t *)&tick, NULL);
   assert_int_equal(dcmf_ports_in_use(f->ports), 0);
   close(phone);
   close(core);

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the AGW shim's relay engine (agw-shim/relay.h): the
+ * Unit tests for the AGW shim's relay engine (dcmf/proto/relay.h): the
  * latching rules of both modes, every drop reason, and that a forward
  * verdict hands back the caller's own bytes untouched.
  */
