@@ -350,12 +350,13 @@ def stun_answered(port, media):
 
 
 @test("a media worker killed with SIGKILL: exactly its contexts get "
-      "MEDIA_FAILURE and are released with their ports, the others go on; "
-      "counted, logged; the worker is started again and serves new contexts")
+      "MEDIA_FAILURE and are released with their ports (its AGW contexts "
+      "too), the others go on; counted, logged; the worker is started "
+      "again and serves new contexts")
 def t_worker_killed():
     recv = EventReceiver()
     try:
-        with Dcmfd("--workers", "2", nports=16) as d:
+        with Dcmfd("--workers", "2", nports=64) as d:
             contexts = []  # (id, media port, media document)
             for _ in range(6):
                 doc = context_doc(dc_media())
@@ -366,11 +367,41 @@ def t_worker_killed():
                 contexts.append((r.json()["contextId"],
                                  media["localMbEndpoint"]["portNumber"],
                                  media))
+            agw = []  # (id, [access port, core port])
+            for _ in range(4):
+                r = curl(d, "POST", "/agw/v1/contexts",
+                         {"terminations": [{"terminationId": "access"},
+                                           {"terminationId": "core"}]},
+                         ctype="application/json")
+                check_eq(r.status, 201, "AGW create")
+                agw.append((r.json()["contextId"],
+                            [t["local"]["port"]
+                             for t in r.json()["terminations"]]))
             owner = {}
             for cid, port, _ in contexts:
                 owner[cid] = wait_for(f"a worker holding port {port}",
                                       lambda: worker_of_port(d, port), 3.0, d)
-            victim = owner[contexts[0][0]]
+            agw_owner = {}
+            for aid, ports in agw:
+                agw_owner[aid] = wait_for(
+                    f"a worker holding AGW port {ports[0]}",
+                    lambda: worker_of_port(d, ports[0]), 3.0, d)
+            # The victim runs an AGW relay and at least one DC media.
+            victim = agw_owner[agw[0][0]]
+            for _ in range(20):
+                if victim in owner.values():
+                    break
+                doc = context_doc(dc_media())
+                doc["eventNotifyUri"] = recv.uri
+                r = curl(d, "POST", CONTEXTS, doc, ctype="application/json")
+                check_eq(r.status, 201, "create")
+                media = r.json()["terminations"][0]["medias"][0]
+                port = media["localMbEndpoint"]["portNumber"]
+                contexts.append((r.json()["contextId"], port, media))
+                owner[contexts[-1][0]] = wait_for(
+                    f"a worker holding port {port}",
+                    lambda: worker_of_port(d, port), 3.0, d)
+            check(victim in owner.values(), "no DC media on the AGW's worker")
             gone = {cid for cid, pid in owner.items() if pid == victim}
             os.kill(victim, signal.SIGKILL)
             wait_for("MEDIA_FAILURE events", lambda: len(
@@ -393,6 +424,17 @@ def t_worker_killed():
                              "worker")
                     check(stun_answered(port, media),
                           "the other worker stopped answering its phones")
+            # The AGW shim's relays of that worker went with it: their
+            # contexts are released too, the others still relay.
+            for aid, ports in agw:
+                status = curl(d, "GET", f"/agw/v1/contexts/{aid}").status
+                if agw_owner[aid] == victim:
+                    check_eq(status, 404, "GET of a released AGW context")
+                    for p in ports:
+                        test_api.check_port_free(p, "released AGW port")
+                else:
+                    check_eq(status, 200, "GET of an AGW context on the "
+                             "other worker")
             check_eq(metric(d, "dcmf_media_worker_failures_total"), 1,
                      "failures counted")
             check(re.search(r"media worker [01] killed by signal 9",
