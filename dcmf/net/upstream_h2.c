@@ -238,6 +238,7 @@ void up_conn_feed(struct conn *c, const uint8_t *data, size_t len) {
 void up_h2c_give_up(struct conn *c) {
   struct origin *o = c->origin;
   o->proto = P_H1;
+  o->h1_guessed = 0; /* up_conn_fail sets it when nothing was said */
   while (c->inflight != NULL) {
     struct dcmf_upstream_req *r = c->inflight;
     c->inflight = r->next;
@@ -246,6 +247,7 @@ void up_h2c_give_up(struct conn *c) {
     }
     r->conn = NULL;
     r->stream_id = 0;
+    r->body_off = 0;
     r->next = o->queue;
     o->queue = r;
     if (o->queue_tail == NULL) {
