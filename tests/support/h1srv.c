@@ -16,6 +16,7 @@ struct h1srv_conn {
   struct h1srv *s;
   struct h1srv_conn *next, **prev;
   int tls_on;
+  int goaway_sent;
   struct dcmf_tlspump tls;
   char buf[8192];
   size_t len;
@@ -102,6 +103,18 @@ static void answer(struct h1srv_conn *k) {
 static void rconn_parse(struct h1srv_conn *k) {
   struct h1srv *s = k->s;
   for (;;) {
+    if (k->len >= 3 && memcmp(k->buf, "PRI", 3) == 0 && s->h2_goaway) {
+      /* SETTINGS (empty), then GOAWAY: last stream 0, NO_ERROR. */
+      static const uint8_t frames[] = {0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7,
+                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+      if (!k->goaway_sent) {
+        s->prefaces++;
+        raw_send(k, frames, sizeof(frames));
+        k->goaway_sent = 1;
+      }
+      k->len = 3; /* keeps "PRI": the rest of the HTTP/2 input is dropped */
+      return;
+    }
     if (k->len >= 3 && memcmp(k->buf, "PRI", 3) == 0) {
       s->prefaces++;
       send_text(k, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"

@@ -33,6 +33,10 @@ struct h1srv {
   /* When set, every connection is closed as soon as it is accepted (a
    * server dying under its clients), before reading anything. */
   int close_on_accept;
+  /* When set, an h2c preface is answered in HTTP/2 with SETTINGS and a
+   * GOAWAY that refuses every stream, and the connection stays open
+   * (a server going down gracefully, slowly). */
+  int h2_goaway;
   /* What happened. */
   int prefaces;                /* h2c prefaces refused */
   size_t n_seen;               /* complete requests read */

@@ -782,6 +782,38 @@ static void test_h2c_dies_before_answering(void **state) {
   assert_int_equal(cs[2].body_len, 5);
 }
 
+/*
+ * An h2c upstream that answers with GOAWAY (every stream refused) and
+ * keeps the connection open, then stops listening while nghttpd takes
+ * its port: the refused request ends (UNREACHABLE), and the next one
+ * goes to nghttpd on a new connection, not to the connection that
+ * said it takes no more streams.
+ */
+static void test_h2c_goaway_then_back(void **state) {
+  struct fixture *f = *state;
+  pool_new(f, NULL, 2000);
+  if (nghttpd_path() == NULL) {
+    skip();
+  }
+  h1srv_start(&f->srv, &f->loop, NULL, 200, "x");
+  f->srv.h2_goaway = 1;
+  uint16_t port = f->srv.port;
+  struct call *cs = calls_new(f);
+  char small[64];
+  snprintf(small, sizeof(small), "http://127.0.0.1:%u/small", port);
+  start_url(f, &cs[0], "GET", small);
+  wait_end(f, &cs[0]);
+  assert_int_equal(cs[0].result, DCMF_UPSTREAM_UNREACHABLE);
+  assert_true(f->srv.prefaces >= 1);
+  h1srv_stop_listening(&f->srv); /* its connections stay open */
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(ngh_start(f, port), 0);
+  start_url(f, &cs[1], "GET", small);
+  wait_end(f, &cs[1]);
+  assert_int_equal(cs[1].result, DCMF_UPSTREAM_OK);
+  assert_int_equal(cs[1].body_len, 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_h1_fallback_and_reuse, setup,
@@ -807,6 +839,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_h2c_killed_in_flight, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_h2c_dies_before_answering, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_h2c_goaway_then_back, setup,
                                       teardown),
   };
   /* As in dcmfd and dcmf-ue: a write to an upstream that hung up is an
