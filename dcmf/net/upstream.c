@@ -250,6 +250,27 @@ static int req_requeue(struct conn *c, struct dcmf_upstream_req *r) {
   return 1;
 }
 
+/* An HTTP/2 stream the upstream refused (REFUSED_STREAM, or above the
+ * last stream of its GOAWAY) was not processed (RFC 9113 8.7): any
+ * method may go again, once, on a connection that takes new streams.
+ * Returns 1 if |r| went back to the head of its origin's queue. */
+int up_req_refused(struct conn *c, struct dcmf_upstream_req *r) {
+  if (r->head_done || r->retried || c->pool->closing) {
+    return 0;
+  }
+  inflight_remove(c, r);
+  if (c->h2 != NULL && r->stream_id > 0) {
+    nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+  }
+  r->retried = 1;
+  queue_push_front(c->origin, r);
+  c->pool->counters.retries++;
+  up_dispatch_soon(c->pool);
+  DCMF_LOGD(c->pool->log, "upstream", "%s: %s %s: stream refused; sending it "
+            "again", c->origin->authority, r->method, r->path);
+  return 1;
+}
+
 /* Returns 1 if |o| has a connection other than |c| that is up or on its
  * way (it will take the queue, or fail it in turn). */
 static int origin_has_other(const struct origin *o, const struct conn *c) {

@@ -105,6 +105,9 @@ static int h2_on_close(nghttp2_session *s, int32_t id, uint32_t error,
     return 0;
   }
   struct conn *c = r->conn;
+  if (error == NGHTTP2_REFUSED_STREAM && up_req_refused(c, r)) {
+    return 0;
+  }
   if (error == NGHTTP2_NO_ERROR && r->head_done) {
     up_inflight_end(c, r, DCMF_UPSTREAM_OK, "complete");
   } else {

@@ -136,6 +136,9 @@ void up_conn_close(struct conn *c);
 void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
                      enum dcmf_upstream_result res, const char *why);
 void up_dispatch_soon(struct dcmf_upstream_pool *p);
+/* An HTTP/2 stream of |r| was refused: returns 1 if |r| was queued again
+ * (once per request), 0 if it must end. */
+int up_req_refused(struct conn *c, struct dcmf_upstream_req *r);
 void up_read_start(struct conn *c);
 
 /* HTTP/1.1 (upstream_h1.c). */
