@@ -16,10 +16,12 @@
  * once more on a new connection (RFC 9112 9.3.1); other methods fail.
  * An HTTP/2 stream the upstream refused (REFUSED_STREAM, GOAWAY) is sent
  * once more whatever its method. When an upstream dies, every request
- * queued or in flight still ends exactly once, in bounded time (at the
- * latest connect_timeout_ms + response_timeout_ms after it was issued,
- * or response_timeout_ms after it went out), and a request issued from
- * an end callback is queued like any other.
+ * queued or in flight still ends exactly once, in bounded time (it
+ * waits for a connection at most connect_timeout_ms +
+ * response_timeout_ms, then response_timeout_ms for the head and for
+ * each silence in the body; a response its caller paused waits for the
+ * caller), and a request issued from an end callback is queued like any
+ * other.
  *
  * TLS goes through the TLS pump (tlspump.h); a failed handshake ends the
  * requests with UNREACHABLE and a reason such as "TLS handshake failed:
