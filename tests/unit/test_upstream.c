@@ -538,9 +538,10 @@ static void test_h1_reset_with_queue(void **state) {
  */
 static void test_h1_stalled_with_queue(void **state) {
   struct fixture *f = *state;
-  /* Queued requests give up after connect + response timeout (400 ms),
-   * while the second one is still in flight. */
-  pool_new_full(f, NULL, 100, 300, 1);
+  /* Requests in flight time out after 1 s each, one after the other;
+   * the queued ones give up at 1.5 s (connect + response timeout), while
+   * the second is in flight. */
+  pool_new_full(f, NULL, 500, 1000, 1);
   h1srv_start(&f->srv, &f->loop, NULL, 200, "hello");
   struct call *cs = calls_new(f);
   char url[64];
