@@ -273,17 +273,6 @@ int up_req_refused(struct conn *c, struct dcmf_upstream_req *r) {
   return 1;
 }
 
-/* Returns 1 if |o| has a connection other than |c| that is up or on its
- * way (it will take the queue, or fail it in turn). */
-static int origin_has_other(const struct origin *o, const struct conn *c) {
-  for (const struct conn *k = o->conns; k; k = k->next) {
-    if (k != c && !k->closing) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /* Fails every request on |c|, and, when the connection never came up
  * (the upstream is down or refuses us), every request waiting for it. */
 void up_conn_fail(struct conn *c, const char *why) {
@@ -315,13 +304,15 @@ void up_conn_fail(struct conn *c, const char *why) {
                               : DCMF_UPSTREAM_UNREACHABLE,
                  why);
   }
-  if (!c->ready && !c->pool->closing && !origin_has_other(o, c)) {
-    /* No connection of the origin came up, nor is one on its way: the
-     * requests that waited for this one fail now rather than at their
-     * timeout. Only those queued now: a request an end callback sends
-     * goes to the back of the queue, unmarked, and gets a connection of
-     * its own (so a caller that resends on failure is not answered from
-     * inside its own callback, endlessly). */
+  if (!c->ready && !c->pool->closing) {
+    /* The upstream is down or refuses us: the requests that waited for
+     * a connection fail now rather than at their timeout (waiting for
+     * another connection of the origin instead would have the pool
+     * retry a refusing upstream at loop speed). Only those queued now:
+     * a request an end callback sends goes to the back of the queue,
+     * unmarked, and gets a connection attempt of its own (so a caller
+     * that resends on failure is not answered from inside its own
+     * callback, endlessly). */
     for (struct dcmf_upstream_req *r = o->queue; r; r = r->next) {
       r->failing = 1;
     }
