@@ -469,15 +469,17 @@ static void wait_count(struct fixture *f, const size_t *counter, size_t want) {
 }
 
 /*
- * HTTP/1.1, one connection per origin: a request in flight on a reused
- * connection and three queued behind it when the upstream goes away
- * (closed, or reset when |reset|). The last queued one's caller sends
+ * HTTP/1.1, one connection per origin (or two): a request in flight on
+ * a reused connection (and one on a new one) and the rest of four
+ * queued behind when the upstream goes away (closed, or reset when
+ * |reset|). The last queued one's caller sends
  * another from its end callback, and that one's caller once more. All
  * six end (UNREACHABLE: nothing listens any more), and once the
  * upstream is back on its port the pool serves it again.
  */
-static void h1_dies_with_queue(struct fixture *f, int reset) {
-  pool_new_max(f, NULL, 4000, 1);
+static void h1_dies_with_queue(struct fixture *f, int reset,
+                               uint32_t max_connections) {
+  pool_new_max(f, NULL, 4000, max_connections);
   h1srv_start(&f->srv, &f->loop, NULL, 200, "hello");
   uint16_t port = f->srv.port;
   struct call *cs = calls_new(f);
@@ -495,7 +497,8 @@ static void h1_dies_with_queue(struct fixture *f, int reset) {
   }
   cs[4].follow = &cs[5];
   cs[5].follow = &cs[6];
-  wait_count(f, &f->srv.n_seen, seen + 1); /* cs[1] is in flight */
+  /* cs[1] is in flight (and cs[2] with two connections) */
+  wait_count(f, &f->srv.n_seen, seen + max_connections);
   if (reset) {
     h1srv_reset(&f->srv);
   } else {
@@ -523,11 +526,15 @@ static void h1_dies_with_queue(struct fixture *f, int reset) {
 }
 
 static void test_h1_closed_with_queue(void **state) {
-  h1_dies_with_queue(*state, 0);
+  h1_dies_with_queue(*state, 0, 1);
 }
 
 static void test_h1_reset_with_queue(void **state) {
-  h1_dies_with_queue(*state, 1);
+  h1_dies_with_queue(*state, 1, 1);
+}
+
+static void test_h1_closed_with_queue_two_conns(void **state) {
+  h1_dies_with_queue(*state, 0, 2);
 }
 
 /*
@@ -838,6 +845,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_h1_reset_with_queue, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_h1_closed_with_queue_two_conns,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_h1_stalled_with_queue, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_h2c_killed_in_flight, setup,
