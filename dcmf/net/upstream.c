@@ -1,5 +1,6 @@
 #include "upstream.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,67 @@ static void req_free(struct dcmf_upstream_req *r) {
   dcmf_buf_free(&r->resp_values);
   free(r);
 }
+
+/* ---- the origin queue ----------------------------------------------------
+ *
+ * Every request is at all times in exactly one place: its origin's queue
+ * (conn NULL), one connection's in-flight list (conn set), or ended and
+ * freed. End callbacks may send new requests (appended to the queue) or
+ * cancel others, so a loop that ends requests takes each out of its
+ * list, with queue_tail kept exact, before its callback runs, and reads
+ * the list afresh afterwards. */
+
+static void queue_unlink(struct origin *o, struct dcmf_upstream_req *r) {
+  struct dcmf_upstream_req *prev = NULL;
+  for (struct dcmf_upstream_req *q = o->queue; q; prev = q, q = q->next) {
+    if (q == r) {
+      if (prev) {
+        prev->next = r->next;
+      } else {
+        o->queue = r->next;
+      }
+      if (o->queue_tail == r) {
+        o->queue_tail = prev;
+      }
+      r->next = NULL;
+      return;
+    }
+  }
+}
+
+/* Puts |r| back at the head of its origin's queue, to go out first. */
+static void queue_push_front(struct origin *o, struct dcmf_upstream_req *r) {
+  r->conn = NULL;
+  r->stream_id = 0;
+  r->body_off = 0;
+  r->next = o->queue;
+  o->queue = r;
+  if (o->queue_tail == NULL) {
+    o->queue_tail = r;
+  }
+}
+
+#ifndef NDEBUG
+/* The invariant above, checked by the sweep (every SWEEP_MS, where the
+ * pool is at rest); linear in the requests of |o|, so not per dispatch
+ * (a tool with thousands of requests on one connection would pay it
+ * per request). */
+static void origin_check(const struct origin *o) {
+  const struct dcmf_upstream_req *last = NULL;
+  for (const struct dcmf_upstream_req *r = o->queue; r; r = r->next) {
+    assert(r->origin == o && r->conn == NULL && !r->finished);
+    last = r;
+  }
+  assert(last == o->queue_tail);
+  for (const struct conn *c = o->conns; c; c = c->next) {
+    for (const struct dcmf_upstream_req *r = c->inflight; r; r = r->next) {
+      assert(r->conn == c && r->origin == o && !r->finished);
+    }
+  }
+}
+#else
+static void origin_check(const struct origin *o) { (void)o; }
+#endif
 
 /* Runs the end callback once; the request is freed unless cancelled
  * objects still point at it (they never do after this). */
@@ -179,19 +241,35 @@ static int req_requeue(struct conn *c, struct dcmf_upstream_req *r) {
   }
   inflight_remove(c, r);
   c->h1_req = NULL;
-  r->conn = NULL;
   r->retried = 1;
   struct origin *o = c->origin;
-  r->next = o->queue;
-  o->queue = r;
-  if (o->queue_tail == NULL) {
-    o->queue_tail = r;
-  }
+  queue_push_front(o, r);
   c->pool->counters.retries++;
   DCMF_LOGD(c->pool->log, "upstream",
             "%s: %s %s: reused connection closed unanswered; sending it "
             "again on a new one",
             o->authority, r->method, r->path);
+  return 1;
+}
+
+/* An HTTP/2 stream the upstream refused (REFUSED_STREAM, or above the
+ * last stream of its GOAWAY) was not processed (RFC 9113 8.7): any
+ * method may go again, once, on a connection that takes new streams.
+ * Returns 1 if |r| went back to the head of its origin's queue. */
+int up_req_refused(struct conn *c, struct dcmf_upstream_req *r) {
+  if (r->head_done || r->retried || c->pool->closing) {
+    return 0;
+  }
+  inflight_remove(c, r);
+  if (c->h2 != NULL && r->stream_id > 0) {
+    nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+  }
+  r->retried = 1;
+  queue_push_front(c->origin, r);
+  c->pool->counters.retries++;
+  up_dispatch_soon(c->pool);
+  DCMF_LOGD(c->pool->log, "upstream", "%s: %s %s: stream refused; sending it "
+            "again", c->origin->authority, r->method, r->path);
   return 1;
 }
 
@@ -202,8 +280,19 @@ void up_conn_fail(struct conn *c, const char *why) {
    * anything in HTTP/2 is taken for an HTTP/1.1-only server. */
   if (c->ready && c->proto == P_H2 && !c->origin->https &&
       c->origin->proto == P_UNKNOWN && !c->pool->closing) {
+    struct origin *o = c->origin;
     up_h2c_give_up(c);
+    o->h1_guessed = 1; /* a hang-up is no HTTP/1 answer */
     return;
+  }
+  struct origin *o = c->origin;
+  if (o->h1_guessed && c->proto == P_H1) {
+    /* HTTP/1.1 was only inferred from an h2c connection that was hung
+     * up on, and HTTP/1.1 has not answered either: the upstream was
+     * likely going down. Ask with h2c again next time, or an h2c server
+     * that comes back would be spoken to in HTTP/1.1 for good. */
+    o->proto = P_UNKNOWN;
+    o->h1_guessed = 0;
   }
   while (c->inflight != NULL) {
     struct dcmf_upstream_req *r = c->inflight;
@@ -215,14 +304,23 @@ void up_conn_fail(struct conn *c, const char *why) {
                               : DCMF_UPSTREAM_UNREACHABLE,
                  why);
   }
-  struct origin *o = c->origin;
-  if (!c->ready) {
-    while (o->queue != NULL) {
+  if (!c->ready && !c->pool->closing) {
+    /* The upstream is down or refuses us: the requests that waited for
+     * a connection fail now rather than at their timeout (waiting for
+     * another connection of the origin instead would have the pool
+     * retry a refusing upstream at loop speed). Only those queued now:
+     * a request an end callback sends goes to the back of the queue,
+     * unmarked, and gets a connection attempt of its own (so a caller
+     * that resends on failure is not answered from inside its own
+     * callback, endlessly). */
+    for (struct dcmf_upstream_req *r = o->queue; r; r = r->next) {
+      r->failing = 1;
+    }
+    while (o->queue != NULL && o->queue->failing) {
       struct dcmf_upstream_req *r = o->queue;
-      o->queue = r->next;
+      queue_unlink(o, r);
       up_req_end(r, DCMF_UPSTREAM_UNREACHABLE, why);
     }
-    o->queue_tail = NULL;
   }
   DCMF_LOGD(c->pool->log, "upstream", "%s: %s", o->authority, why);
   up_conn_close(c);
@@ -458,8 +556,9 @@ static void origin_dispatch(struct origin *o) {
       }
       if (!c->ready) {
         connecting++;
-      } else if (c->proto == P_H2 && c->h2 != NULL) {
-        use = c;
+      } else if (c->proto == P_H2 && c->h2 != NULL &&
+                 nghttp2_session_check_request_allowed(c->h2)) {
+        use = c; /* (not after a GOAWAY: its streams finish, no new ones) */
       } else if (c->proto == P_H1 && c->h1_req == NULL &&
                  c->h1_pending.len == 0 && (!r->retried || c->h1_served == 0)) {
         use = c; /* a retry takes only a connection not used before */
@@ -473,21 +572,18 @@ static void origin_dispatch(struct origin *o) {
           origin_count(o) >= o->pool->settings.max_connections) {
         origin_evict_idle(o); /* room for the new connection a retry needs */
       }
-      /* HTTP/2 needs one connection; HTTP/1.1 one per request in flight,
-       * up to the limit. While the protocol is unknown, open one. */
+      /* HTTP/2 needs one usable connection; HTTP/1.1 one per request in
+       * flight, up to the limit. While the protocol is unknown, open
+       * one. */
       int want = o->proto == P_H1
                      ? origin_count(o) < o->pool->settings.max_connections
-                     : connecting == 0 && o->conns == NULL;
+                     : connecting == 0;
       if (want) {
         conn_open(o);
       }
       return;
     }
-    o->queue = r->next;
-    if (o->queue == NULL) {
-      o->queue_tail = NULL;
-    }
-    r->next = NULL;
+    queue_unlink(o, r);
     if (use->proto == P_H1 && use->h1_served > 0) {
       /* (A new connection is idle too from the moment it is ready.) */
       o->pool->counters.connections_reused++;
@@ -521,18 +617,21 @@ static void on_sweep(uv_timer_t *t) {
   uint64_t now = uv_now(p->loop);
   const struct dcmf_upstream_settings *st = &p->settings;
   for (struct origin *o = p->origins; o; o = o->next) {
-    struct dcmf_upstream_req **pp = &o->queue;
-    o->queue_tail = NULL;
-    while (*pp != NULL) {
-      struct dcmf_upstream_req *r = *pp;
-      if (now - r->queued_ms >=
-          (uint64_t)st->connect_timeout_ms + st->response_timeout_ms) {
-        *pp = r->next;
-        up_req_end(r, DCMF_UPSTREAM_TIMEOUT, "no connection in time");
-      } else {
-        o->queue_tail = r;
-        pp = &r->next;
+    /* Each expired request leaves the queue before its end callback,
+     * which may change the queue: the scan starts over after each. A
+     * request sent from the callback is new, so this ends. */
+    const uint64_t wait_ms =
+        (uint64_t)st->connect_timeout_ms + st->response_timeout_ms;
+    for (;;) {
+      struct dcmf_upstream_req *r = o->queue;
+      while (r != NULL && now - r->queued_ms < wait_ms) {
+        r = r->next;
       }
+      if (r == NULL) {
+        break;
+      }
+      queue_unlink(o, r);
+      up_req_end(r, DCMF_UPSTREAM_TIMEOUT, "no connection in time");
     }
     for (struct conn *c = o->conns, *next; c; c = next) {
       next = c->next;
@@ -573,11 +672,14 @@ static void on_sweep(uv_timer_t *t) {
         continue;
       }
       up_h2_flush(c);
-      if (c->ready && c->inflight == NULL && c->idle_since_ms != 0 &&
-          now - c->idle_since_ms >= st->idle_timeout_ms) {
-        up_conn_close(c);
+      if (c->ready && c->inflight == NULL &&
+          ((c->idle_since_ms != 0 &&
+            now - c->idle_since_ms >= st->idle_timeout_ms) ||
+           (c->h2 != NULL && !nghttp2_session_check_request_allowed(c->h2)))) {
+        up_conn_close(c); /* idle, or told to go away and done */
       }
     }
+    origin_check(o);
   }
 }
 
@@ -679,7 +781,7 @@ void dcmf_upstream_pool_del(struct dcmf_upstream_pool *p) {
     p->origins = o->next;
     while (o->queue != NULL) {
       struct dcmf_upstream_req *r = o->queue;
-      o->queue = r->next;
+      queue_unlink(o, r);
       up_req_end(r, DCMF_UPSTREAM_UNREACHABLE, "shutting down");
     }
     while (o->conns != NULL) {
@@ -767,21 +869,7 @@ void dcmf_upstream_cancel(struct dcmf_upstream_req *r) {
   struct conn *c = r->conn;
   if (c == NULL) {
     /* Still queued: take it out. */
-    struct origin *o = r->origin;
-    struct dcmf_upstream_req *prev = NULL;
-    for (struct dcmf_upstream_req *q = o->queue; q; prev = q, q = q->next) {
-      if (q == r) {
-        if (prev) {
-          prev->next = r->next;
-        } else {
-          o->queue = r->next;
-        }
-        if (o->queue_tail == r) {
-          o->queue_tail = prev;
-        }
-        break;
-      }
-    }
+    queue_unlink(r->origin, r);
     req_free(r);
     return;
   }

@@ -14,6 +14,14 @@
  * PUT, DELETE or OPTIONS that a reused HTTP/1.1 connection loses before
  * any byte of its answer (the upstream closed it for idleness) is sent
  * once more on a new connection (RFC 9112 9.3.1); other methods fail.
+ * An HTTP/2 stream the upstream refused (REFUSED_STREAM, GOAWAY) is sent
+ * once more whatever its method. When an upstream dies, every request
+ * queued or in flight still ends exactly once, in bounded time (it
+ * waits for a connection at most connect_timeout_ms +
+ * response_timeout_ms, then response_timeout_ms for the head and for
+ * each silence in the body; a response its caller paused waits for the
+ * caller), and a request issued from an end callback is queued like any
+ * other.
  *
  * TLS goes through the TLS pump (tlspump.h); a failed handshake ends the
  * requests with UNREACHABLE and a reason such as "TLS handshake failed:
@@ -126,8 +134,10 @@ struct dcmf_upstream_counters {
       timeouts;
   uint64_t latency_ms_total; /* request sent to response head, summed */
   uint64_t responses;        /* how many heads latency_ms_total covers */
-  uint64_t retries; /* idempotent requests sent again on a new connection
-                       after a reused HTTP/1.1 one closed unanswered */
+  uint64_t retries; /* requests sent again on a new connection: an
+                       idempotent one a reused HTTP/1.1 connection lost
+                       unanswered, or any one whose HTTP/2 stream was
+                       refused (REFUSED_STREAM, GOAWAY) */
 };
 
 const struct dcmf_upstream_counters *

@@ -60,6 +60,7 @@ static void h1_complete(void *user, int keep_alive) {
     up_inflight_end(c, r, DCMF_UPSTREAM_OK, "complete");
   }
   c->h1_served++;
+  c->origin->h1_guessed = 0; /* an HTTP/1.1 answer: the origin speaks it */
   if (!keep_alive) {
     c->ready = 0; /* closed after this read */
   }

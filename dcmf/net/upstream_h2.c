@@ -105,6 +105,9 @@ static int h2_on_close(nghttp2_session *s, int32_t id, uint32_t error,
     return 0;
   }
   struct conn *c = r->conn;
+  if (error == NGHTTP2_REFUSED_STREAM && up_req_refused(c, r)) {
+    return 0;
+  }
   if (error == NGHTTP2_NO_ERROR && r->head_done) {
     up_inflight_end(c, r, DCMF_UPSTREAM_OK, "complete");
   } else {
@@ -238,6 +241,7 @@ void up_conn_feed(struct conn *c, const uint8_t *data, size_t len) {
 void up_h2c_give_up(struct conn *c) {
   struct origin *o = c->origin;
   o->proto = P_H1;
+  o->h1_guessed = 0; /* up_conn_fail sets it when nothing was said */
   while (c->inflight != NULL) {
     struct dcmf_upstream_req *r = c->inflight;
     c->inflight = r->next;
@@ -246,6 +250,7 @@ void up_h2c_give_up(struct conn *c) {
     }
     r->conn = NULL;
     r->stream_id = 0;
+    r->body_off = 0;
     r->next = o->queue;
     o->queue = r;
     if (o->queue_tail == NULL) {

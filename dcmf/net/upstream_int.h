@@ -45,6 +45,9 @@ struct dcmf_upstream_req {
   /* sent again after a reused HTTP/1.1 connection dropped it unanswered;
    * it waits for a new connection and is never sent a third time */
   int retried;
+  /* marked for failing with the rest of its origin's queue when no
+   * connection of the origin could be opened */
+  int failing;
   uint64_t sent_ms;   /* when it went out on a connection */
   uint64_t queued_ms; /* when it was issued */
   /* the head or the last body bytes came, or the caller resumed: the
@@ -58,7 +61,9 @@ struct dcmf_upstream_req {
   /* HTTP/2 bytes delivered while paused: the stream window gives them
    * back on resume (the connection window did at once) */
   size_t unconsumed;
-  struct dcmf_upstream_req *next; /* origin queue, or connection in-flight */
+  /* origin queue, or connection in-flight: at all times in exactly one
+   * of them until it ends (upstream.c) */
+  struct dcmf_upstream_req *next;
 };
 
 struct origin {
@@ -68,6 +73,10 @@ struct origin {
   uint16_t port;
   char authority[300];
   enum proto proto;
+  /* |proto| is P_H1 only because an h2c connection was hung up on
+   * before any answer; the first HTTP/1.1 response confirms it, a
+   * failed HTTP/1.1 connection takes it back (upstream.c) */
+  int h1_guessed;
   struct conn *conns;
   struct dcmf_upstream_req *queue, *queue_tail;
   struct origin *next;
@@ -127,6 +136,9 @@ void up_conn_close(struct conn *c);
 void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
                      enum dcmf_upstream_result res, const char *why);
 void up_dispatch_soon(struct dcmf_upstream_pool *p);
+/* An HTTP/2 stream of |r| was refused: returns 1 if |r| was queued again
+ * (once per request), 0 if it must end. */
+int up_req_refused(struct conn *c, struct dcmf_upstream_req *r);
 void up_read_start(struct conn *c);
 
 /* HTTP/1.1 (upstream_h1.c). */

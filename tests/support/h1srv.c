@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -15,6 +16,7 @@ struct h1srv_conn {
   struct h1srv *s;
   struct h1srv_conn *next, **prev;
   int tls_on;
+  int goaway_sent;
   struct dcmf_tlspump tls;
   char buf[8192];
   size_t len;
@@ -101,6 +103,18 @@ static void answer(struct h1srv_conn *k) {
 static void rconn_parse(struct h1srv_conn *k) {
   struct h1srv *s = k->s;
   for (;;) {
+    if (k->len >= 3 && memcmp(k->buf, "PRI", 3) == 0 && s->h2_goaway) {
+      /* SETTINGS (empty), then GOAWAY: last stream 0, NO_ERROR. */
+      static const uint8_t frames[] = {0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7,
+                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+      if (!k->goaway_sent) {
+        s->prefaces++;
+        raw_send(k, frames, sizeof(frames));
+        k->goaway_sent = 1;
+      }
+      k->len = 3; /* keeps "PRI": the rest of the HTTP/2 input is dropped */
+      return;
+    }
     if (k->len >= 3 && memcmp(k->buf, "PRI", 3) == 0) {
       s->prefaces++;
       send_text(k, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
@@ -197,11 +211,20 @@ static void on_conn(uv_stream_t *l, int status) {
         dcmf_tlspump_init(&k->tls, s->tls, DCMF_TLSPUMP_SERVER, NULL), 0);
     k->tls_on = 1;
   }
+  if (s->close_on_accept) {
+    rconn_close(k);
+    return;
+  }
   uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
 }
 
 void h1srv_start(struct h1srv *s, uv_loop_t *loop, SSL_CTX *tls, int status,
                  const char *body) {
+  h1srv_start_port(s, loop, tls, status, body, 0);
+}
+
+void h1srv_start_port(struct h1srv *s, uv_loop_t *loop, SSL_CTX *tls,
+                      int status, const char *body, uint16_t port) {
   memset(s, 0, sizeof(*s));
   s->tls = tls;
   s->status = status;
@@ -209,7 +232,7 @@ void h1srv_start(struct h1srv *s, uv_loop_t *loop, SSL_CTX *tls, int status,
   uv_tcp_init(loop, &s->listener);
   s->listener.data = s;
   struct sockaddr_in sa;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
+  uv_ip4_addr("127.0.0.1", port, &sa);
   assert_int_equal(uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0), 0);
   assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 16, on_conn), 0);
   struct sockaddr_storage got;
@@ -227,6 +250,19 @@ void h1srv_stop_listening(struct h1srv *s) {
 void h1srv_close(struct h1srv *s) {
   h1srv_stop_listening(s);
   for (struct h1srv_conn *k = s->conns; k != NULL; k = k->next) {
+    rconn_close(k);
+  }
+}
+
+void h1srv_reset(struct h1srv *s) {
+  h1srv_stop_listening(s);
+  for (struct h1srv_conn *k = s->conns; k != NULL; k = k->next) {
+    uv_os_fd_t fd;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (uv_fileno((uv_handle_t *)&k->tcp, &fd) == 0) {
+      assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)),
+                       0);
+    }
     rconn_close(k);
   }
 }

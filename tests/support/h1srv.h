@@ -30,6 +30,13 @@ struct h1srv {
   /* When set, the answer is these bytes written to the socket as they
    * are, around TLS (to corrupt an https connection). */
   const char *raw_answer;
+  /* When set, every connection is closed as soon as it is accepted (a
+   * server dying under its clients), before reading anything. */
+  int close_on_accept;
+  /* When set, an h2c preface is answered in HTTP/2 with SETTINGS and a
+   * GOAWAY that refuses every stream, and the connection stays open
+   * (a server going down gracefully, slowly). */
+  int h2_goaway;
   /* What happened. */
   int prefaces;                /* h2c prefaces refused */
   size_t n_seen;               /* complete requests read */
@@ -44,6 +51,16 @@ struct h1srv {
  * an HTTPS server. */
 void h1srv_start(struct h1srv *s, uv_loop_t *loop, SSL_CTX *tls, int status,
                  const char *body);
+
+/* h1srv_start on a given port (0: any), to bring a closed server back
+ * where its clients look for it. */
+void h1srv_start_port(struct h1srv *s, uv_loop_t *loop, SSL_CTX *tls,
+                      int status, const char *body, uint16_t port);
+
+/* Closes the listener and resets every connection (SO_LINGER 0: the
+ * peer reads ECONNRESET, as from a crashed host); run the loop
+ * afterwards. */
+void h1srv_reset(struct h1srv *s);
 
 /* Stops listening (connections stay). */
 void h1srv_stop_listening(struct h1srv *s);
