@@ -292,7 +292,13 @@ test("chromium: GET / over negotiated id 0 returns bootstrap/www/index.html", as
       `transport ${JSON.stringify(st)}`);
     check(st.pair === `127.0.0.1:${phone.offer.candidate.port} -> 127.0.0.1:${phone.ctx.terminations[0].medias[0].localMbEndpoint.portNumber}`,
       `selected pair ${st.pair}`);
-    const ctx = await getContext(d, phone);
+    // The event crosses from the media worker process to the control
+    // process apart from the response the phone got: wait for it.
+    let ctx = await getContext(d, phone);
+    for (let i = 0; i < 40 && !(ctx.events || []).some((e) => e.event === "DC_OPEN"); i++) {
+      await wait(50);
+      ctx = await getContext(d, phone);
+    }
     check((ctx.events || []).some((e) => e.event === "DC_OPEN" && e.detail && e.detail.streamId === 0),
       `no DC_OPEN event for stream 0: ${JSON.stringify(ctx.events)}`);
   } finally { await phone.close(); }

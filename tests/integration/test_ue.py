@@ -98,7 +98,12 @@ def _(d):
     assert r.returncode == 0, f"exit {r.returncode}: {r.stderr.decode()}"
     assert r.stdout == index_bytes(), "body differs from bootstrap/www/index.html"
     no_contexts_left(d)
-    metrics = curl_json(d.api + "/metrics")
+    # Workers publish their counters every 100 ms: a bounded wait.
+    for _ in range(40):
+        metrics = curl_json(d.api + "/metrics")
+        if 'dcmf_dtls_handshakes_total{result="ok"} 1' in metrics:
+            break
+        time.sleep(0.05)
     assert 'dcmf_dtls_handshakes_total{result="ok"} 1' in metrics, metrics
     assert 'dcmf_stun_requests_total{result="success"}' in metrics
 
