@@ -473,8 +473,10 @@ void dcmf_wire_reader_consume(struct dcmf_wire_reader *r,
       close(r->fds[i]);
     }
   }
-  memmove(r->fds, r->fds + f->n_fds, (r->n_fds - f->n_fds) * sizeof(int));
-  r->n_fds -= f->n_fds;
+  if (f->n_fds > 0) {
+    memmove(r->fds, r->fds + f->n_fds, (r->n_fds - f->n_fds) * sizeof(int));
+    r->n_fds -= f->n_fds;
+  }
   r->consumed += DCMF_WIRE_HEADER + f->len;
   if (r->consumed == r->len) {
     r->consumed = 0;
