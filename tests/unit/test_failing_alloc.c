@@ -81,6 +81,7 @@
 #include "sctp.h"
 #include "stun.h"
 #include "urlmap.h"
+#include "wire.h"
 
 /* ---- the allocator ---------------------------------------------------- */
 
@@ -1597,6 +1598,82 @@ done:
   return out;
 }
 
+/* ---- wire: the worker frames -------------------------------------------- */
+
+/* A media message and a hello through the encoders, a reader fed in
+ * pieces and the decoders, and the DTLS identity to DER and back (as a
+ * worker process receives it). No descriptors: those cost no memory. */
+static enum fa_outcome sc_wire(void) {
+  enum fa_outcome out = FA_OK;
+  struct dcmf_media_desc d = {.fd = -1}, back = {.fd = -1};
+  struct dcmf_buf frames = {0}, der_cert = {0}, der_key = {0}, text = {0};
+  struct dcmf_wire_reader r = {0};
+  struct dcmf_cert cert = {0};
+  int have_back = 0, have_cert = 0;
+  strcpy(d.key.context_id, "ctx");
+  struct dcmf_media_stream streams[2] = {{.sid = 1000}, {.sid = 1001}};
+  strcpy(streams[0].protocol, "a");
+  strcpy(streams[1].protocol, "b");
+  struct dcmf_media_route routes[1] = {{.sid = 0}};
+  strcpy(routes[0].url, "http://127.0.0.1:1/x");
+  struct dcmf_media_mdc2 mdc2[2] = {{.sid = 1000, .port = 1, .fd = -1},
+                                    {.sid = 1001, .port = 2, .fd = -1}};
+  d.streams = streams;
+  d.n_streams = 2;
+  d.routes = routes;
+  d.n_routes = 1;
+  d.mdc2 = mdc2;
+  d.n_mdc2 = 2;
+  int fds[3];
+  size_t n_fds;
+  TRY(dcmf_wire_encode_media(&frames, DCMF_MEDIA_OP_ADD, &d, fds, &n_fds));
+  TRY(dcmf_cert_to_der(&certs[0], &der_cert, &der_key));
+  struct dcmf_wire_hello h = {.index = 1,
+                              .n_workers = 2,
+                              .cert_der = (const uint8_t *)der_cert.data,
+                              .cert_len = der_cert.len,
+                              .key_der = (const uint8_t *)der_key.data,
+                              .key_len = der_key.len};
+  TRY(dcmf_wire_encode_hello(&frames, &h));
+  for (size_t off = 0; off < frames.len; off += 700) {
+    size_t n = frames.len - off < 700 ? frames.len - off : 700;
+    TRY(dcmf_wire_reader_feed(&r, (const uint8_t *)frames.data + off, n));
+  }
+  struct dcmf_wire_frame f;
+  EXPECT(dcmf_wire_reader_next(&r, &f) == 1 && f.type == DCMF_WIRE_MEDIA);
+  enum dcmf_media_op op;
+  TRY(dcmf_wire_decode_media(f.body, f.len, f.fds, f.n_fds, &op, &back));
+  have_back = 1;
+  dcmf_wire_reader_consume(&r, &f);
+  EXPECT(dcmf_wire_reader_next(&r, &f) == 1 && f.type == DCMF_WIRE_HELLO);
+  struct dcmf_wire_hello h2;
+  TRY(dcmf_wire_decode_hello(f.body, f.len, &h2));
+  char err[200];
+  TRY(dcmf_cert_from_der(&cert, h2.cert_der, h2.cert_len, h2.key_der,
+                         h2.key_len, err, sizeof(err)));
+  have_cert = 1;
+  dcmf_wire_reader_consume(&r, &f);
+  TRY(dcmf_buf_printf(&text, "%s %zu %zu %zu %s %u %s", back.key.context_id,
+                      back.n_streams, back.n_routes, back.n_mdc2,
+                      back.routes[0].url, (unsigned)back.mdc2[1].port,
+                      cert.fingerprint));
+  EXPECT(strcmp(cert.fingerprint, certs[0].fingerprint) == 0);
+  fa_result(text.data);
+done:
+  if (have_back) {
+    dcmf_media_desc_free(&back);
+  }
+  if (have_cert) {
+    dcmf_cert_free(&cert);
+  }
+  dcmf_wire_reader_free(&r);
+  dcmf_buf_free(&frames);
+  dcmf_buf_free(&der_cert);
+  dcmf_buf_free(&der_key);
+  dcmf_buf_free(&text);
+  return out;
+}
+
 /* ---- the tests ------------------------------------------------------------
  */
 
@@ -1624,6 +1701,7 @@ SCENARIO("httpdc-stream", sc_httpdc_stream)
 SCENARIO("sctp+dc", sc_sctp_dc)
 SCENARIO("dtls", sc_dtls)
 SCENARIO("dcstack", sc_dcstack)
+SCENARIO("wire", sc_wire)
 
 static int group_setup(void **state) {
   (void)state;
@@ -1683,6 +1761,7 @@ int main(void) {
       cmocka_unit_test(test_sc_sctp_dc),
       cmocka_unit_test(test_sc_dtls),
       cmocka_unit_test(test_sc_dcstack),
+      cmocka_unit_test(test_sc_wire),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
