@@ -51,7 +51,7 @@ static void queue_unlink(struct origin *o, struct dcmf_upstream_req *r) {
 }
 
 /* Puts |r| back at the head of its origin's queue, to go out first. */
-static void queue_push_front(struct origin *o, struct dcmf_upstream_req *r) {
+void up_queue_push_front(struct origin *o, struct dcmf_upstream_req *r) {
   r->conn = NULL;
   r->stream_id = 0;
   r->body_off = 0;
@@ -243,7 +243,7 @@ static int req_requeue(struct conn *c, struct dcmf_upstream_req *r) {
   c->h1_req = NULL;
   r->retried = 1;
   struct origin *o = c->origin;
-  queue_push_front(o, r);
+  up_queue_push_front(o, r);
   c->pool->counters.retries++;
   DCMF_LOGD(c->pool->log, "upstream",
             "%s: %s %s: reused connection closed unanswered; sending it "
@@ -265,7 +265,7 @@ int up_req_refused(struct conn *c, struct dcmf_upstream_req *r) {
     nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
   }
   r->retried = 1;
-  queue_push_front(c->origin, r);
+  up_queue_push_front(c->origin, r);
   c->pool->counters.retries++;
   up_dispatch_soon(c->pool);
   DCMF_LOGD(c->pool->log, "upstream", "%s: %s %s: stream refused; sending it "

@@ -248,14 +248,7 @@ void up_h2c_give_up(struct conn *c) {
     if (c->h2 != NULL) {
       nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
     }
-    r->conn = NULL;
-    r->stream_id = 0;
-    r->body_off = 0;
-    r->next = o->queue;
-    o->queue = r;
-    if (o->queue_tail == NULL) {
-      o->queue_tail = r;
-    }
+    up_queue_push_front(o, r);
   }
   up_conn_close(c);
 }

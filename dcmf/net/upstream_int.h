@@ -128,6 +128,8 @@ void up_req_end(struct dcmf_upstream_req *r, enum dcmf_upstream_result res,
 void up_req_head(struct dcmf_upstream_req *r, int64_t content_length);
 int up_resp_header_add(struct dcmf_upstream_req *r, const char *name,
                        size_t nlen, const char *value, size_t vlen);
+/* Puts |r| back at the head of its origin's queue, to go out first. */
+void up_queue_push_front(struct origin *o, struct dcmf_upstream_req *r);
 
 /* Connections (upstream.c). */
 void up_conn_write(struct conn *c, const void *data, size_t len);
