@@ -28,7 +28,9 @@
 struct wproc {
   struct dcmf_wpool *pool;
   size_t index;
-  uv_process_t proc;
+  /* One handle per process started: a handle being closed is never
+   * reused for the next one (freed in its close callback). */
+  uv_process_t *proc;
   int proc_alive;       /* spawned, exit not seen yet */
   int child_fd;         /* the worker's end until it is spawned, or -1 */
   struct dcmf_wlink *link; /* NULL between an end and the next start */
@@ -83,6 +85,14 @@ static void on_handle_closed(uv_handle_t *h) {
   pool_maybe_free(p);
 }
 
+static void on_proc_closed(uv_handle_t *h) {
+  struct wproc *w = h->data;
+  struct dcmf_wpool *p = w->pool;
+  free(h);
+  p->handles--;
+  pool_maybe_free(p);
+}
+
 /* ---- frames from a worker ------------------------------------------------ */
 
 static void on_frame(void *user, const struct dcmf_wire_frame *f) {
@@ -121,7 +131,7 @@ static void on_frame(void *user, const struct dcmf_wire_frame *f) {
                 "media worker %zu refused to start: %s", w->index,
                 w->ready_text);
       w->killed = 1;
-      uv_process_kill(&w->proc, SIGKILL);
+      uv_process_kill(w->proc, SIGKILL);
     }
   }
   if (rv != 0) {
@@ -138,7 +148,7 @@ static void on_link_close(void *user, int err) {
               "media worker %zu: link lost (%s); ending it", w->index,
               err == 0 ? "closed" : dcmf_strerror(err));
     w->killed = 1;
-    uv_process_kill(&w->proc, SIGKILL);
+    uv_process_kill(w->proc, SIGKILL);
   }
 }
 
@@ -157,7 +167,8 @@ static void on_process_exit(uv_process_t *proc, int64_t status, int sig) {
   struct dcmf_wpool *p = w->pool;
   w->proc_alive = 0;
   p->alive--;
-  uv_close((uv_handle_t *)&w->proc, on_handle_closed);
+  uv_close((uv_handle_t *)proc, on_proc_closed);
+  w->proc = NULL;
   /* What it counted stays in the totals. */
   dcmf_counters_sum(&p->retired, &w->figures, 1);
   p->retired_refused += w->events_refused;
@@ -228,19 +239,24 @@ static void spawn(struct wproc *w) {
                                .args = p->argv,
                                .stdio = stdio,
                                .stdio_count = 4};
-  w->proc.data = w;
+  w->proc = calloc(1, sizeof(*w->proc));
+  if (w->proc == NULL) {
+    abort(); /* out of memory before a worker could even start */
+  }
+  w->proc->data = w;
   w->answered = 0;
   w->killed = 0;
   w->started_ms = uv_now(p->settings.loop);
   atomic_store(&w->beat.last_ms, dcmf_heartbeat_now_ms());
-  int rv = uv_spawn(p->settings.loop, &w->proc, &opts);
+  int rv = uv_spawn(p->settings.loop, w->proc, &opts);
   close(w->child_fd);
   w->child_fd = -1;
   p->handles++; /* uv_spawn initialises the handle even when it fails */
   if (rv != 0) {
     DCMF_LOGE(p->settings.log, "workers", "cannot start media worker %zu: %s",
               w->index, uv_strerror(rv));
-    uv_close((uv_handle_t *)&w->proc, on_handle_closed);
+    uv_close((uv_handle_t *)w->proc, on_proc_closed);
+    w->proc = NULL;
     dcmf_wlink_close(w->link);
     w->link = NULL;
     if (p->starting) {
@@ -257,7 +273,7 @@ static void spawn(struct wproc *w) {
   }
   /* Running processes do not keep the control loop alive; the stop
    * takes them back (dcmf_wpool_stop). */
-  uv_unref((uv_handle_t *)&w->proc);
+  uv_unref((uv_handle_t *)w->proc);
   w->proc_alive = 1;
   p->alive++;
 }
@@ -489,7 +505,7 @@ void dcmf_wpool_stop(struct dcmf_wpool *p, int timeout_ms) {
     dcmf_wlink_close(w->link);
     w->link = NULL;
     if (w->proc_alive) {
-      uv_ref((uv_handle_t *)&w->proc); /* the loop now waits for it */
+      uv_ref((uv_handle_t *)w->proc); /* the loop now waits for it */
     }
   }
   if (p->alive == 0 && p->settings.on_stopped != NULL) {
