@@ -9,24 +9,18 @@
 // the same echo without the shim. Prints Markdown rows.
 "use strict";
 const path = require("path");
-const fs = require("fs");
 const dgram = require("dgram");
 const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "integration"));
 const { api } = require("ims_as");
 const { plainUdp } = require("./plain_udp");
+const { cpuTicks } = require("./proctree"); // dcmfd and its worker processes
 
 const build = process.argv[2] || "build";
 const PORT = Number(process.env.PORT || 18972);
 const COUNT = Number(process.env.COUNT || 50000);
 const WINDOW = Number(process.env.WINDOW || 8);
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const parts = f.slice(f.lastIndexOf(")") + 2).split(" ");
-  return Number(parts[11]) + Number(parts[12]);
-}
 
 async function run(size, pid) {
   const echo = dgram.createSocket("udp4");

@@ -11,25 +11,19 @@
 // relayed messages). Prints Markdown rows.
 "use strict";
 const path = require("path");
-const fs = require("fs");
 const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 module.paths.unshift(path.join(__dirname, "..", "integration"));
 const werift = require("werift");
 const { parseOffer, createRequest, answerSdp, api } = require("ims_as");
 const { plainUdp } = require("./plain_udp");
+const { cpuTicks } = require("./proctree"); // dcmfd and its worker processes
 
 const build = process.argv[2] || "build";
 const PORT = Number(process.env.PORT || 18971);
 const COUNT = Number(process.env.COUNT || 5000);
 const WINDOW = Number(process.env.WINDOW || 8);
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const parts = f.slice(f.lastIndexOf(")") + 2).split(" ");
-  return Number(parts[11]) + Number(parts[12]); // utime + stime
-}
 
 async function peer() {
   const pc = new werift.RTCPeerConnection({ iceServers: [], iceUseIpv6: false,

@@ -10,7 +10,15 @@
 //
 // werift (JavaScript) is the slower end, so messages/s is a floor for
 // dcmfd. The dcmfd figure that does not depend on the phone is its CPU
-// time per message relayed (user + system, from /proc, both directions).
+// time per message relayed (user + system, from /proc, both directions;
+// dcmfd's worker processes included).
+//
+// Environment: COUNT messages per phone, WINDOW in flight per phone,
+// SIZES (comma-separated bytes), PHONES (each its own context, so that
+// several media workers get work; one echo server for all), DCMFD_CPUS
+// (taskset list for dcmfd, default 0; "0,1" leaves it unpinned on this
+// machine), DCMFD_ARGS (more dcmfd options, e.g. "--workers 1"),
+// DCMFD_LOG (append dcmfd's output to this file; default: dropped).
 "use strict";
 const path = require("path");
 const fs = require("fs");
@@ -21,29 +29,27 @@ module.paths.unshift(path.join(__dirname, "..", "integration"));
 const werift = require("werift");
 const { parseOffer, createRequest, answerSdp, api } = require("ims_as");
 const { plainUdp } = require("./plain_udp");
+const { cpuTicks } = require("./proctree"); // dcmfd and its worker processes
 
 const build = process.argv[2] || "build";
 const PORT = Number(process.env.PORT || 18970);
 const COUNT = Number(process.env.COUNT || 5000);
 const WINDOW = Number(process.env.WINDOW || 8);
+const PHONES = Number(process.env.PHONES || 1);
+const SIZES = (process.env.SIZES || "100,1024,16384").split(",").map(Number);
+const DCMFD_CPUS = process.env.DCMFD_CPUS || "0";
+const DCMFD_ARGS = (process.env.DCMFD_ARGS || "").split(/\s+/).filter((a) => a);
+const DCMFD_LOG = process.env.DCMFD_LOG ? fs.openSync(process.env.DCMFD_LOG, "a") : "ignore";
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const parts = f.slice(f.lastIndexOf(")") + 2).split(" ");
-  return Number(parts[11]) + Number(parts[12]); // utime + stime
-}
-
-async function run(size) {
-  const echo = dgram.createSocket("udp4");
-  echo.on("message", (m, r) => echo.send(m, r.port, r.address));
-  await new Promise((r) => echo.bind(0, "127.0.0.1", r));
+// One phone: its own context in UDP-proxy mode toward the echo server.
+async function phone(echoPort) {
   const pc = new werift.RTCPeerConnection({ iceServers: [], iceUseIpv6: false,
     iceAdditionalHostAddresses: ["127.0.0.1"],
     iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1" });
   const ch = pc.createDataChannel("bench", { negotiated: true, id: 1000, protocol: "bench" });
-  let got = 0;
-  ch.onMessage.subscribe(() => { got++; });
+  const ph = { pc, ch, got: 0, sent: 0, contextId: null };
+  ch.onMessage.subscribe(() => { ph.got++; });
   const opened = new Promise((r) => ch.stateChanged.subscribe((s) => s === "open" && r()));
   await pc.setLocalDescription(await pc.createOffer());
   const sdp = pc.localDescription.sdp.split("\r\n")
@@ -52,38 +58,54 @@ async function run(size) {
   const req = createRequest(offer, { streams: { 1000: { streamId: 1000, subprotocol: "bench", order: true } } });
   const dc = req.terminations[0].medias[0].dcMedia;
   dc.mediaProxyConfig = "UDP";
-  dc.remoteMdc2Endpoint = { ip: { ipv4Addr: "127.0.0.1" }, transport: "UDP", portNumber: echo.address().port };
+  dc.remoteMdc2Endpoint = { ip: { ipv4Addr: "127.0.0.1" }, transport: "UDP", portNumber: echoPort };
   const created = await api(PORT, "POST", "/nmf-mrm/v1/contexts", req);
   if (created.status !== 201) throw new Error(`create ${created.status}`);
+  ph.contextId = created.body.contextId;
   await pc.setRemoteDescription({ type: "answer", sdp: answerSdp(created.body, offer) });
   await opened;
+  return ph;
+}
+
+async function run(size) {
+  const echo = dgram.createSocket("udp4");
+  echo.on("message", (m, r) => echo.send(m, r.port, r.address));
+  await new Promise((r) => echo.bind(0, "127.0.0.1", r));
+  const phones = [];
+  for (let i = 0; i < PHONES; i++) phones.push(await phone(echo.address().port));
   const msg = Buffer.alloc(size, 0x61);
   const t0 = process.hrtime.bigint();
   const c0 = cpuTicks(global.dcmfdPid);
-  let sent = 0;
+  const got = () => phones.reduce((n, p) => n + p.got, 0);
   // Bounded by time, not spins: an SCTP retransmission after a loss on
   // loopback (a JavaScript peer can fall behind its socket) pauses for
   // a retransmission timeout, which is not a stall.
   const deadline = Date.now() + 60000;
-  while (got < COUNT && Date.now() < deadline) {
-    while (sent < COUNT && sent - got < WINDOW) { ch.send(msg); sent++; }
+  while (got() < COUNT * PHONES && Date.now() < deadline) {
+    for (const p of phones) {
+      while (p.sent < COUNT && p.sent - p.got < WINDOW) { p.ch.send(msg); p.sent++; }
+    }
     await new Promise((r) => setImmediate(r));
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const ticks = cpuTicks(global.dcmfdPid) - c0;
-  pc.close();
+  const echoed = got();
+  for (const p of phones) {
+    p.pc.close();
+    await api(PORT, "DELETE", `/nmf-mrm/v1/contexts/${p.contextId}`);
+  }
   echo.close();
-  await api(PORT, "DELETE", `/nmf-mrm/v1/contexts/${created.body.contextId}`);
-  const rate = got / secs;
-  const usPerMsg = (ticks * 1e6 / 100) / (2 * got); // 100 ticks/s; two relays per echo
-  console.log(`| ${size} B | ${got}/${COUNT} | ${rate.toFixed(0)} | ${(rate * size * 2 / 1e6).toFixed(1)} | ${usPerMsg.toFixed(1)} |`);
+  const rate = echoed / secs;
+  const usPerMsg = (ticks * 1e6 / 100) / (2 * echoed); // 100 ticks/s; two relays per echo
+  const what = PHONES > 1 ? `${size} B, ${PHONES} phones` : `${size} B`;
+  console.log(`| ${what} | ${echoed}/${COUNT * PHONES} | ${rate.toFixed(0)} | ${(rate * size * 2 / 1e6).toFixed(1)} | ${usPerMsg.toFixed(1)} |`);
 }
 
 (async () => {
   // taskset: dcmfd on one core, the phone and echo server on the other
-  const proc = spawn("taskset", ["-c", "0", path.join(build, "dcmf", "dcmfd"),
-    "--control", `127.0.0.1:${PORT}`, "--ports", "47000-47100", "--log-level", "warn"],
-    { stdio: "ignore" });
+  const proc = spawn("taskset", ["-c", DCMFD_CPUS, path.join(build, "dcmf", "dcmfd"),
+    "--control", `127.0.0.1:${PORT}`, "--ports", "47000-47100", "--log-level", "warn",
+    ...DCMFD_ARGS], { stdio: ["ignore", DCMFD_LOG, DCMFD_LOG] });
   global.dcmfdPid = proc.pid;
   try {
     for (let i = 0; i < 100; i++) {
@@ -92,7 +114,7 @@ async function run(size) {
     }
     console.log(`| message | echoed | messages/s (round trips) | MB/s (both directions) | dcmfd CPU µs per relayed message |`);
     console.log(`|---|---|---|---|---|`);
-    for (const size of [100, 1024, 16384]) await run(size);
+    for (const size of SIZES) await run(size);
     await plainUdp(1024, COUNT, WINDOW);
   } finally {
     proc.kill("SIGTERM");
