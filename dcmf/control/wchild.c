@@ -107,6 +107,17 @@ static void on_status_timer(uv_timer_t *t) {
   dcmf_buf_free(&frame);
 }
 
+/* A per-source limit is the whole host's: a source reaching the ports
+ * of every worker may send |rate| in all, so each worker allows its
+ * share (at least 1; 0 stays "no limit"). */
+static uint32_t share_of(uint32_t rate, uint32_t n_workers) {
+  if (rate == 0) {
+    return 0;
+  }
+  uint32_t share = rate / n_workers;
+  return share > 0 ? share : 1;
+}
+
 static void ready(struct child *c, uint32_t status, const char *why) {
   struct dcmf_buf frame = {0};
   if (dcmf_wire_encode_ready(&frame, status, why) == 0) {
@@ -149,8 +160,8 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
       .max_streams = cfg->max_streams,
       .services = c->services.regs,
       .n_services = c->services.n,
-      .stun_rate = cfg->stun_rate,
-      .hello_rate = cfg->hello_rate,
+      .stun_rate = share_of(cfg->stun_rate, hello.n_workers),
+      .hello_rate = share_of(cfg->hello_rate, hello.n_workers),
       .thread_name = c->thread_name,
       .on_event = on_event,
       .user = c,
