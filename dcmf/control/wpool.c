@@ -247,7 +247,12 @@ static void spawn(struct wproc *w) {
   w->answered = 0;
   w->killed = 0;
   w->started_ms = uv_now(p->settings.loop);
-  atomic_store(&w->beat.last_ms, dcmf_heartbeat_now_ms());
+  if (p->starting) {
+    /* A first beat, so /healthz is not 503 before its first status. A
+     * worker started again keeps its old beat: it is not healthy until
+     * it reports. */
+    atomic_store(&w->beat.last_ms, dcmf_heartbeat_now_ms());
+  }
   int rv = uv_spawn(p->settings.loop, w->proc, &opts);
   close(w->child_fd);
   w->child_fd = -1;

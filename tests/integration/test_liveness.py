@@ -466,6 +466,50 @@ def t_worker_killed():
         recv.close()
 
 
+@test("a worker that cannot start again (its bootstrap-dir gone) is retried "
+      "with a growing delay, not in a loop; /healthz 503 names it; it comes "
+      "back once the directory does")
+def t_worker_restart_backoff():
+    import shutil
+    import tempfile
+    www = tempfile.mkdtemp(prefix="dcmf-www-")
+    try:
+        with open(os.path.join(www, "index.html"), "w") as f:
+            f.write("<html></html>")
+        with Dcmfd("--workers", "2", "--bootstrap-dir", www) as d:
+            workers = process_tree(d.proc.pid)[1:]
+            check_eq(len(workers), 2, "worker processes")
+            gone = www + ".gone"
+            os.rename(www, gone)
+            os.kill(workers[0], signal.SIGKILL)
+            r = wait_for("/healthz 503", lambda: (lambda x: x if x.status == 503
+                                                   else None)(
+                curl(d, "GET", "/healthz")), 5.0, d)
+            check(re.search(r"worker media-[01]", r.json().get("detail", "")),
+                  f"503 detail {r.json().get('detail')!r}")
+            wait_for("a refusal logged", lambda: "refused to start: "
+                     "bootstrap-dir" in d.log(), 5.0, d)
+            # 100 ms, then twice as long each time, never a spin: with
+            # at least two attempts behind it, two more take at least
+            # 200 + 400 ms, where a loop would take a few milliseconds.
+            t0 = time.monotonic()
+            first = metric(d, "dcmf_media_worker_failures_total")
+            check(first >= 2, f"{first} attempts so far")
+            wait_for("two more attempts", lambda: metric(
+                d, "dcmf_media_worker_failures_total") >= first + 2, 20.0, d)
+            took = time.monotonic() - t0
+            check(took >= 0.6, f"two restarts in {took:.2f} s")
+            os.rename(gone, www)
+            wait_for("/healthz 200 again", lambda: curl(
+                d, "GET", "/healthz").status == 200, 15.0, d)
+            for w in (0, 1):
+                thread_id(d.proc.pid, f"dcmf-media-{w}")  # both run again
+            d.stop()
+    finally:
+        shutil.rmtree(www, ignore_errors=True)
+        shutil.rmtree(www + ".gone", ignore_errors=True)
+
+
 # ---- strangers get nothing back --------------------------------------------
 
 def stun_check(ufrag_pair, key, txid):
