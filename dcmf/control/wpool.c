@@ -185,7 +185,9 @@ static void on_process_exit(uv_process_t *proc, int64_t status, int sig) {
   char reason[160];
   describe_exit(reason, sizeof(reason), status, sig);
   if (p->starting) {
-    if (!w->answered) { /* the start reports it */
+    /* The start reports it, even when this worker had answered: dcmfd
+     * does not come up with a worker that died on the way. */
+    if (!w->answered || w->ready_status == 0) {
       snprintf(w->ready_text, sizeof(w->ready_text), "media worker %zu %s",
                w->index, reason);
       w->answered = 1;
