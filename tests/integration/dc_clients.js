@@ -202,6 +202,18 @@ async function getContext(d, phone) {
   return (await api(d.port, "GET", `${CONTEXTS}/${phone.ctx.contextId}`)).body;
 }
 
+// Events cross from the media worker process to the control process
+// apart from what the phone sees, so a GET waits (bounded) until
+// |want| holds for the context's events.
+async function contextWhen(d, phone, want) {
+  let ctx = await getContext(d, phone);
+  for (let i = 0; i < 40 && !want(ctx.events || []); i++) {
+    await wait(50);
+    ctx = await getContext(d, phone);
+  }
+  return ctx;
+}
+
 for (const [label, make] of [["werift", weriftPhone], ["node-datachannel", ndcPhone]]) {
   test(`${label}: GET / over negotiated id 0 returns bootstrap/www/index.html`, async (d) => {
     const phone = await make(d);
@@ -215,8 +227,9 @@ for (const [label, make] of [["werift", weriftPhone], ["node-datachannel", ndcPh
       const next = phone.reader.next();
       phone.send(`GET / HTTP/1.1\r\nHost: \r\nIf-None-Match: ${etag}\r\n\r\n`);
       check((await timeout(next, 5000, "304")).status === 304, "If-None-Match did not give 304");
-      const ctx = await getContext(d, phone);
-      check((ctx.events || []).some((e) => e.event === "DC_OPEN" && e.detail.streamId === 0), "no DC_OPEN event on GET");
+      const isOpen0 = (e) => e.event === "DC_OPEN" && e.detail.streamId === 0;
+      const ctx = await contextWhen(d, phone, (evs) => evs.some(isOpen0));
+      check((ctx.events || []).some(isOpen0), "no DC_OPEN event on GET");
     } finally { phone.close(); }
   });
 
@@ -246,8 +259,9 @@ for (const [label, make] of [["werift", weriftPhone], ["node-datachannel", ndcPh
       // the bootstrap channel still works
       const r = await fetchPath(phone, "/");
       check(r.status === 200, `bootstrap after DCEP close: ${r.status}`);
-      const ctx = await getContext(d, phone);
-      const events = (ctx.events || []).map((e) => `${e.event}:${e.detail.streamId}`);
+      const names = (evs) => evs.map((e) => `${e.event}:${e.detail.streamId}`);
+      const ctx = await contextWhen(d, phone, (evs) => names(evs).includes(`DC_CLOSE:${chat.id()}`));
+      const events = names(ctx.events || []);
       check(events.includes(`DC_OPEN:${chat.id()}`) && events.includes(`DC_CLOSE:${chat.id()}`),
         `events ${events.join(",")} (channel ${chat.id()})`);
       check(!events.includes("DC_CLOSE:0"), "the bootstrap channel was closed too");
@@ -293,8 +307,9 @@ for (const [label, make] of [["werift", weriftPhone], ["node-datachannel", ndcPh
         `event names the wrong media: ${JSON.stringify(ev)}`);
       check(typeof ev.time === "string" && ev.detail.reason, "event lacks time or reason");
       check(!badOpen, "the channel with the wrong fingerprint opened");
-      const ctx = await getContext(d, bad);
-      check((ctx.events || []).some((e) => e.event === "DTLS_FAILURE"), "DTLS_FAILURE not shown on GET");
+      const isFailure = (e) => e.event === "DTLS_FAILURE";
+      const ctx = await contextWhen(d, bad, (evs) => evs.some(isFailure));
+      check((ctx.events || []).some(isFailure), "DTLS_FAILURE not shown on GET");
     } finally { bad.close(); good.close(); sink.close(); }
   });
 

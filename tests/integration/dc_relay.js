@@ -306,8 +306,15 @@ test("anchored P2P: two streams stay apart; closing a channel on one phone close
       const m = String((await api(d.port, "GET", "/metrics")).body).split("\n").filter((l) => /^dcmf_dc_(relay|messages)/.test(l)).join("; ");
       throw new Error(`stream 1000 stopped working after 1002 closed: A got ${a.chans[1000].got.map(String)}; ${m}`);
     }
-    const got = (await api(d.port, "GET", `${CONTEXTS}/${ctx.contextId}`)).body;
-    const closes = (got.events || []).filter((e) => e.event === "DC_CLOSE" && e.detail && e.detail.streamId === 1002);
+    // Events cross from the worker process apart from the data: wait
+    // (bounded) for both.
+    const close1002 = (evs) => evs.filter((e) => e.event === "DC_CLOSE" && e.detail && e.detail.streamId === 1002);
+    let got = (await api(d.port, "GET", `${CONTEXTS}/${ctx.contextId}`)).body;
+    for (let i = 0; i < 40 && close1002(got.events || []).length < 2; i++) {
+      await wait(50);
+      got = (await api(d.port, "GET", `${CONTEXTS}/${ctx.contextId}`)).body;
+    }
+    const closes = close1002(got.events || []);
     check(closes.length === 2, `expected DC_CLOSE for 1002 on both sides: ${JSON.stringify(got.events)}`);
   } finally { a.pc.close(); b.pc.close(); }
 });

@@ -104,8 +104,15 @@ test(`${SESSIONS} dcmf-ue bootstrap sessions at once (bench), then ${SESSIONS} h
           60000 * SLOW, 50);
         L.check(ready && out.includes(`ready ${SESSIONS}`), `idle: "${out.trim()}" ${err.slice(-300)}`);
         const held = (await d.healthz()).contexts;
-        const ctxs = (await d.api("GET", L.CONTEXTS)).body;
-        const open = ctxs.filter((c) => (c.events || []).some((e) => e.event === "DC_OPEN"));
+        // DC_OPEN events cross from the worker processes apart from
+        // what the phones see: wait (bounded) for all of them.
+        const opened = (cs) => cs.filter((c) => (c.events || []).some((e) => e.event === "DC_OPEN"));
+        let ctxs = [];
+        await L.until(async () => {
+          ctxs = (await d.api("GET", L.CONTEXTS)).body;
+          return opened(ctxs).length >= SESSIONS;
+        }, 5000 * SLOW, 50);
+        const open = opened(ctxs);
         L.note(`idle: ${held} contexts held, ${open.length} with an open channel; ` +
           `dcmfd RSS ${d.rssKiB()} KiB, ${d.fds()} fds`);
         L.check(held === SESSIONS, `dcmfd holds ${held} contexts, want ${SESSIONS}`);

@@ -20,6 +20,7 @@ const INTEG = path.join(__dirname, "..", "integration");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const { wait, timeout, check } = require(path.join(INTEG, "harness"));
 const { parseOffer, createRequest, answerSdp, api } = require(path.join(INTEG, "ims_as"));
+const { treePids } = require(path.join(__dirname, "..", "bench", "proctree"));
 
 const CONTEXTS = "/nmf-mrm/v1/contexts";
 const SANITIZED = (process.env.DCMF_SANITIZE || "none") !== "none";
@@ -143,11 +144,25 @@ async function startDcmfd(bin, tag, { ports = 64, flags = [] } = {}) {
         return r.status === 200 ? r.body : null;
       } catch (e) { return null; }
     },
+    // dcmfd and its media worker processes (--workers), summed.
+    pids: () => treePids(proc.pid),
     rssKiB() {
-      const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, "utf8"));
-      return m ? Number(m[1]) : NaN;
+      let kib = 0;
+      for (const p of treePids(proc.pid)) {
+        try {
+          const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"));
+          kib += m ? Number(m[1]) : 0;
+        } catch (e) { /* ended meanwhile */ }
+      }
+      return kib;
     },
-    fds: () => fs.readdirSync(`/proc/${proc.pid}/fd`).length,
+    fds() {
+      let n = 0;
+      for (const p of treePids(proc.pid)) {
+        try { n += fs.readdirSync(`/proc/${p}/fd`).length; } catch (e) { /* ended */ }
+      }
+      return n;
+    },
     async metrics() { return String((await api(port, "GET", "/metrics")).body); },
     stop: (ms = 5000) => stopProc(proc, "SIGTERM", ms),
   };

@@ -44,15 +44,20 @@ function flat(what, samples) {
   return line;
 }
 
-// dcmfd's TCP connections to the upstream (port |upPort|), from its fds
+// dcmfd's TCP connections to the upstream (port |upPort|), from the fds
+// of dcmfd and its worker processes
 // and the namespace's /proc/net/tcp.
 function upstreamConns(d, upPort) {
   const inodes = new Set();
-  for (const f of fs.readdirSync(`/proc/${d.proc.pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${d.proc.pid}/fd/${f}`));
-      if (m) inodes.add(m[1]);
-    } catch (e) { /* closed meanwhile */ }
+  for (const pid of d.pids()) { // the upstream pools live in the workers
+    let fds = [];
+    try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch (e) { continue; } // ended
+    for (const f of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${f}`));
+        if (m) inodes.add(m[1]);
+      } catch (e) { /* closed meanwhile */ }
+    }
   }
   const hex = upPort.toString(16).toUpperCase().padStart(4, "0");
   return fs.readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)
