@@ -55,7 +55,7 @@ async function runTests(dcmfd, tag, tests, perTestMs, extra = []) {
     const d = await startDcmfd(dcmfd, tag, extra);
     try {
       await timeout(t.fn(d), perTestMs, "test");
-      await wait(150); // metrics are published every 10 ms; let sessions settle
+      await wait(150); // workers publish metrics every 100 ms; let sessions settle
       const code = await d.stop();
       check(code === 0, `dcmfd exited with ${code}`);
       console.log(`ok - ${t.name}`);

@@ -153,7 +153,7 @@ test("datagrams from any other source are dropped and counted", async (d) => {
   } finally { ph.pc.close(); srv.close(); intruder.close(); }
 });
 
-// The worker publishes its counters every 10 ms: poll briefly.
+// Worker processes publish their counters every 100 ms: poll briefly.
 async function metricSoon(d, re) {
   for (let i = 0; i < 50; i++) {
     if (re.test((await fetchMetrics(d)).text)) return true;
