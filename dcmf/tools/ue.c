@@ -356,9 +356,14 @@ static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
 static void on_udp(uv_udp_t *u, ssize_t n, const uv_buf_t *b,
                    const struct sockaddr *from, unsigned flags) {
   (void)flags;
-  (void)from;
   struct dcmf_ue *ue = u->data;
-  if (n <= 0) {
+  /* Like any ICE agent, the phone takes STUN answers and DTLS only from
+   * the address of its one candidate pair: a datagram from anywhere else
+   * (a scan, or a flood aimed at ports that are the MF's one moment and
+   * this socket's the next) must not reach the DTLS engine, which would
+   * fail the handshake on a stranger's ClientHello. */
+  if (n <= 0 || from == NULL ||
+      !dcmf_stun_addr_equal(from, (const struct sockaddr *)&ue->remote.addr)) {
     return;
   }
   const uint8_t *d = (const uint8_t *)b->base;

@@ -22,6 +22,7 @@ const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const { chromium } = require("playwright-core");
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
+const { mediaPortBase } = require("./harness");
 
 const DCMFD = process.argv[2];
 const FILTER = process.argv[3];
@@ -59,7 +60,7 @@ function makeRepo() {
 class Dcmfd {
   async start(repoDir) {
     this.port = await freePort();
-    const base = 42000 + Math.floor(Math.random() * 15000);
+    const base = mediaPortBase(21);
     this.logPath = path.join(os.tmpdir(), `dcmfd-chr-${this.port}.log`);
     this.log = fs.openSync(this.logPath, "w+");
     this.proc = spawn(DCMFD, ["--control", `127.0.0.1:${this.port}`, "--ports", `${base}-${base + 20}`,

@@ -18,6 +18,7 @@ module.paths.unshift(clients);
 const werift = require("werift");
 const ndc = require("node-datachannel");
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
+const { mediaPortBase } = require("./harness");
 
 const DCMFD = process.argv[2];
 const FILTER = process.argv[3];
@@ -44,7 +45,7 @@ function makeRepo() {
 class Dcmfd {
   async start(repoDir) {
     this.port = await freePort();
-    const base = 42000 + Math.floor(Math.random() * 15000);
+    const base = mediaPortBase(21);
     this.log = fs.openSync(path.join(os.tmpdir(), `dcmfd-dc-${this.port}.log`), "w+");
     this.proc = spawn(DCMFD, ["--control", `127.0.0.1:${this.port}`, "--ports", `${base}-${base + 20}`,
       "--bootstrap-dir", repoDir, "--log-level", "debug"], { stdio: ["ignore", this.log, this.log] });

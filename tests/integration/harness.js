@@ -22,12 +22,29 @@ function freePort() {
   });
 }
 
+// The first port of a media range of |count| ports for a dcmfd under
+// test, drawn below the kernel's ephemeral range. Clients of the same
+// test bind port 0 and get ephemeral ports: a media range inside that
+// range lets a phone's own socket sit on a port that dcmfd frees between
+// contexts, and then traffic meant for dcmfd (a flood aimed at the
+// media range, a late retransmission) reaches the phone instead.
+function mediaPortBase(count) {
+  let ephemeralLo = 32768;
+  try {
+    ephemeralLo = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim().split(/\s+/)[0]) || ephemeralLo;
+  } catch (e) { /* not Linux: the usual default */ }
+  const lowest = 10000;
+  const span = Math.max(1, ephemeralLo - lowest - count);
+  return lowest + Math.floor(Math.random() * span);
+}
+
 // Starts |dcmfd| on a free control port with 31 media ports and the
 // options |extra|; resolves once /healthz answers. |tag| names the log
 // file.
 async function startDcmfd(dcmfd, tag, extra = []) {
   const port = await freePort();
-  const base = 43000 + Math.floor(Math.random() * 15000);
+  const base = mediaPortBase(31);
   const logf = path.join(os.tmpdir(), `dcmfd-${tag}-${port}.log`);
   const log = fs.openSync(logf, "w");
   const proc = spawn(dcmfd, ["--control", `127.0.0.1:${port}`, "--ports", `${base}-${base + 30}`,
@@ -71,4 +88,4 @@ async function runTests(dcmfd, tag, tests, perTestMs, extra = []) {
   process.exit(failed ? 1 : 0);
 }
 
-module.exports = { wait, timeout, check, startDcmfd, runTests };
+module.exports = { wait, timeout, check, mediaPortBase, startDcmfd, runTests };

@@ -19,6 +19,7 @@ const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const werift = require("werift");
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
+const { mediaPortBase } = require("./harness");
 
 const [DCMFD, NGINX_PREFIX, NGINX_CONF, UP_PORT, URL, ROOT] = process.argv.slice(2);
 const CONTEXTS = "/nmf-mrm/v1/contexts";
@@ -109,7 +110,7 @@ function stopProc(p) {
   const name = "werift: 502 while the upstream is down, then / and a nested path on the same channel";
   try {
     const port = await freePort();
-    const base = 45000 + (process.pid % 100) * 20;
+    const base = mediaPortBase(20);
     const logFd = fs.openSync(logPath, "w");
     dcmfd = spawn(DCMFD, ["--control", `127.0.0.1:${port}`, "--ports", `${base}-${base + 19}`,
       "--log-level", "debug"], { stdio: ["ignore", logFd, logFd] });

@@ -24,6 +24,7 @@ const dgram = require("dgram");
 const crypto = require("crypto");
 const { spawn } = require("child_process");
 const L = require("./lib");
+const { cpuTicks: treeCpuTicks } = require("../bench/proctree");
 
 const [DCMFD, UE] = process.argv.slice(2);
 const SESSIONS = L.knob("STRESS_FLOOD_SESSIONS", 20);
@@ -269,11 +270,9 @@ const tests = [{
   },
 }];
 
-// utime + stime of dcmfd, in clock ticks (100 per second on Linux)
+// utime + stime of dcmfd and its media worker processes, in clock ticks
 function cpuTicks(d) {
-  const f = require("fs").readFileSync(`/proc/${d.proc.pid}/stat`, "utf8");
-  const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
+  return treeCpuTicks(d.proc.pid);
 }
 
 L.run(tests, 600000);

@@ -18,7 +18,7 @@ const crypto = require("crypto");
 const { spawn } = require("child_process");
 const INTEG = path.join(__dirname, "..", "integration");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
-const { wait, timeout, check } = require(path.join(INTEG, "harness"));
+const { wait, timeout, check, mediaPortBase } = require(path.join(INTEG, "harness"));
 const { parseOffer, createRequest, answerSdp, api } = require(path.join(INTEG, "ims_as"));
 const { treePids } = require(path.join(__dirname, "..", "bench", "proctree"));
 
@@ -119,7 +119,7 @@ let dcmfdCount = 0;
 // once /healthz answers.
 async function startDcmfd(bin, tag, { ports = 64, flags = [] } = {}) {
   const port = await freePort();
-  const base = 20000 + Math.floor(Math.random() * (40000 - ports));
+  const base = mediaPortBase(ports);
   const logf = path.join(tmp(), `dcmfd-${tag}-${++dcmfdCount}.log`);
   const log = fs.openSync(logf, "w");
   // Under the sanitizers a clean exit must also mean "no leak".
