@@ -139,7 +139,10 @@ async function whereTheyWait(d, phones, id) {
     const s = p.pc.sctpTransport && p.pc.sctpTransport.sctp;
     if (!s) { out.push(`${name}: no SCTP`); continue; }
     const ins = s.inboundStreams[id];
-    out.push(`${name}: ICE ${p.pc.iceConnectionState}, connection ${p.pc.connectionState}; sender outboundQueue ${s.outboundQueue.length} sentQueue ${s.sentQueue.length} ` +
+    const ice = p.pc.iceTransports[0] && p.pc.iceTransports[0].connection;
+    const pair = ice && ice.nominated;
+    const consent = pair ? `consent checks ${pair.consentRequestsSent} answered ${pair.responsesReceived}` : "no nominated pair";
+    out.push(`${name}: ICE ${p.pc.iceConnectionState} (${consent}), connection ${p.pc.connectionState}; sender outboundQueue ${s.outboundQueue.length} sentQueue ${s.sentQueue.length} ` +
       `(${s.sentQueue.filter((c) => c.acked).length} gap-acked) flightSize ${s.flightSize} cwnd ${s.cwnd} ` +
       `peer a_rwnd ${s.peerAdvertisedRwnd} T3 ${s.timer3Handle ? "running" : "off"} rto ${s.rto}s; ` +
       `receiver cumTSN ${s.lastReceivedTsn} beyond-gap ${s.sackMisOrdered.size} ` +
@@ -147,7 +150,7 @@ async function whereTheyWait(d, phones, id) {
   }
   try {
     const m = String((await api(d.port, "GET", "/metrics")).body).split("\n")
-      .filter((l) => /^dcmf_(dc_relay_|dc_messages_total|sctp_)/.test(l));
+      .filter((l) => /^dcmf_(dc_relay_|dc_messages_total|sctp_|stun_requests|consent_lost)/.test(l));
     out.push(`dcmfd: ${m.join("; ")}`);
   } catch (e) { out.push(`dcmfd /metrics: ${e.message}`); }
   const udp = fs.readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
