@@ -75,7 +75,8 @@ def eventually(cond, what, seconds=2.0):
 class Dcmfd:
     def __enter__(self):
         self.port = free_port()
-        self.base = 44000 + (os.getpid() % 40) * 50
+        # below the ephemeral range (32768-): no client socket takes a port
+        self.base = 24000 + (os.getpid() % 40) * 50
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [DCMFD, "--control", f"127.0.0.1:{self.port}", "--ports",

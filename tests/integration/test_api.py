@@ -91,10 +91,23 @@ def udp_bind_errno(port):
         s.close()
 
 
+def ephemeral_port_low():
+    """The first port the kernel hands out for bind(0) and connect()."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_udp_range(n):
+    # Below the ephemeral range: a client's socket (curl, nghttp, a phone,
+    # any other program on the host) is never given a port of the range,
+    # so a port found taken after shutdown is dcmfd's.
     rng = random.Random()
+    top = max(10000 + n, ephemeral_port_low() - n)
     for _ in range(200):
-        base = rng.randint(42000, 59000 - n)
+        base = rng.randint(10000, top)
         if all(udp_bind_errno(p) is None for p in range(base, base + n)):
             return base, base + n - 1
     raise TestFailure(f"found no {n} free consecutive UDP ports")

@@ -209,7 +209,8 @@ class Dcmfd:
     def __init__(self, *flags):
         self.port = free_port()
         _port_block[0] += 1
-        base = 44000 + ((os.getpid() * 7 + _port_block[0] * 40) % 9000)
+        # below the ephemeral range (32768-): no client socket takes a port
+        base = 20000 + ((os.getpid() * 7 + _port_block[0] * 40) % 9000)
         self.logpath = os.path.join(TMP, f"dcmfd-{self.port}.log")
         self.proc = start([DCMFD, "--control", f"127.0.0.1:{self.port}", "--ports",
                            f"{base}-{base + 39}", "--log-level", "debug", *flags],
