@@ -48,6 +48,8 @@
 //   JANUS_EVENT_LOOPS [0]: Janus's event_loops (0: a thread per handle)
 //   JANUS_LOG, DCMFD_LOG: append the server's output to this file
 //   TIMEOUT_MS [30000]: bound on any one set-up, echo run or wait
+//   DEBUG [0]: 1 prints each offer and answer, the phone's state changes
+//   and each echo run's datagram counts (to stderr)
 "use strict";
 const path = require("path");
 const fs = require("fs");
@@ -120,6 +122,7 @@ const DCMFD_ARGS = env("DCMFD_ARGS", "--hello-rate 0 --stun-rate 0").split(/\s+/
 const JANUS_ICE_LITE = env("JANUS_ICE_LITE", "1") !== "0";
 const JANUS_EVENT_LOOPS = Number(env("JANUS_EVENT_LOOPS", "0"));
 const TIMEOUT_MS = Number(env("TIMEOUT_MS", "30000"));
+const DEBUG = env("DEBUG", "0") !== "0";
 const DCMFD_PORT = 18971; // control API, on 127.0.0.1 in the namespace
 const JANUS_PORT = 18972; // Janus's HTTP transport, on 127.0.0.1
 const TICK_HZ = 100; // /proc/PID/stat clock ticks per second (USER_HZ)
@@ -473,7 +476,7 @@ async function phone(server) {
     // DCMTSI phone gets application channels through SDP; Janus serves
     // channels opened with DCEP, with the id the library picks.
     const ch = pc.createDataChannel("bench", server.channel);
-    if (process.env.DEBUG_SDP) {
+    if (DEBUG) {
       pc.onStateChange((st) => log(`phone state ${st}`));
       pc.onIceStateChange((st) => log(`phone ICE ${st}`));
     }
@@ -482,7 +485,7 @@ async function phone(server) {
     pc.setLocalDescription("offer");
     await timeout(gathered, TIMEOUT_MS, "the phone to gather");
     sig = await server.offer(pc.localDescription().sdp);
-    if (process.env.DEBUG_SDP) log(`offer:\n${pc.localDescription().sdp}\nanswer:\n${sig.answer}`);
+    if (DEBUG) log(`offer:\n${pc.localDescription().sdp}\nanswer:\n${sig.answer}`);
     pc.setRemoteDescription(sig.answer, "answer");
     await timeout(opened, TIMEOUT_MS, "the channel to open");
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -579,6 +582,7 @@ async function phaseEcho(server) {
       out[`echo.client.${k}`] = (cl.user + cl.system) / r.got;
       out[`echo.pkts.${k}`] = (u1.OutDatagrams - u0.OutDatagrams - side) / r.got;
       if (server.name === "dcmfd") out[`echo.as.${k}`] = eticks * 1e6 / TICK_HZ / r.got;
+      if (DEBUG) log(`${server.name} ${k}: ${r.got} echoed, namespace OutDatagrams +${u1.OutDatagrams - u0.OutDatagrams}, echo server's +${side}`);
       const lost = ECHO_COUNT - r.got;
       const drops = (u1.RcvbufErrors - u0.RcvbufErrors) + (u1.SndbufErrors - u0.SndbufErrors);
       out[`echo.drops.${k}`] = drops;
