@@ -460,10 +460,10 @@ admin: {
 
 // ---- the phone (node-datachannel), the same for both -------------------------
 
-// One PeerConnection with one DCEP channel on stream 1000 ("bench"), the
-// offer with its candidate on PHONE_IP, the server's answer; resolves
-// once the channel is open. |ms| is the time from creating the
-// PeerConnection to the open channel.
+// One PeerConnection with one data channel ("bench"), the offer with its
+// candidate on PHONE_IP, the server's answer; resolves once the channel
+// is open. |ms| is the time from creating the PeerConnection to the open
+// channel.
 async function phone(server) {
   const t0 = process.hrtime.bigint();
   const pc = new ndc.PeerConnection("bench", { iceServers: [], bindAddress: PHONE_IP,
