@@ -733,7 +733,7 @@ function cpuStat() {
     `${janusVersion}; dcmfd ${rev} (${path.basename(BUILD)}, ${DCMFD_ARGS.join(" ") || "no extra options"}); ` +
     `node-datachannel ${ndcVersion}; ${os.cpus().length} CPUs, servers ${SERVER_CPUS ? `on CPUs ${SERVER_CPUS}` : "not pinned"}; ` +
     `Janus ICE-lite ${JANUS_ICE_LITE ? "on" : "off"}, event_loops ${JANUS_EVENT_LOOPS}; ` +
-    `${ROUNDS} rounds (min–max; ratio of medians), ${((Date.now() - started) / 1000).toFixed(0)} s, ` +
+    `${ROUNDS} round${ROUNDS === 1 ? "" : "s"} (min–max; ratio of medians), ${((Date.now() - started) / 1000).toFixed(0)} s, ` +
     `steal ${stealPct.toFixed(1)} %, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}.`);
   console.log("");
   printTable();
