@@ -9,12 +9,16 @@ ARGS       ?=
 FUZZ_SECONDS ?= 30
 FUZZ_SANITIZE ?= address,undefined
 
-.PHONY: all deps build run test test-normal test-asan test-release fuzz-smoke fuzz stress clean
+.PHONY: all deps bench-deps build run test test-normal test-asan test-release fuzz-smoke fuzz stress clean
 
 all: build
 
 deps:
 	@./.ci/install-deps
+
+# What only the benchmarks use besides (Janus for tests/bench/janus_compare.js).
+bench-deps:
+	@./.ci/install-deps bench
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)

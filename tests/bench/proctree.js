@@ -36,4 +36,17 @@ function cpuTicks(pid) {
   return ticks;
 }
 
-module.exports = { treePids, cpuTicks };
+// VmRSS of the tree, in KiB. Pages shared between the processes (the
+// workers are forked from dcmfd) count once per process that maps them.
+function rssKiB(pid) {
+  let kib = 0;
+  for (const p of treePids(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"));
+      kib += m ? Number(m[1]) : 0;
+    } catch (e) { /* ended meanwhile */ }
+  }
+  return kib;
+}
+
+module.exports = { treePids, cpuTicks, rssKiB };
