@@ -9,12 +9,15 @@
  * sessions end"). malloc_trim(0) walks every arena and hands each whole
  * free page back (MADV_DONTNEED), whatever lies above it.
  *
- * The walk costs time in proportion to the heap, so it is not done per
- * release. The owner calls dcmf_memtrim_note() on each release, which is
- * two stores and, after a trim, one timer start. The timer trims once no
- * release came for |quiet_ms|, or at the latest |max_wait_ms| after the
- * first release not yet trimmed, so a steady trickle of releases is
- * trimmed too. A burst of releases costs one walk.
+ * The walk costs time in proportion to the heap (a few hundred sessions'
+ * worth: tens of ms, during which the owner's loop waits), and the pages
+ * it returns cost page faults when sessions come back, so it is not done
+ * per release. The owner calls dcmf_memtrim_note() on each release, which
+ * is two stores and, after a trim, one timer start. The timer trims once
+ * no release came for |quiet_ms|, or at the latest |max_wait_ms| after
+ * the first release not yet trimmed, so a steady trickle of releases is
+ * trimmed too; and never sooner than |max_wait_ms| after the previous
+ * trim. A burst of releases costs one walk.
  *
  * Glue: owns a libuv timer on the owner's loop; one owner thread. On a C
  * library other than glibc there is no trim and the helper does nothing.
@@ -35,6 +38,7 @@ struct dcmf_memtrim {
   uint64_t quiet_ms;          /* 0: never trims */
   uint64_t max_wait_ms;
   uint64_t first_ms, last_ms; /* loop times of releases not yet trimmed */
+  uint64_t last_trim_ms;      /* loop time of the last trim */
   int pending;                /* a release waits for a trim */
   uint64_t trims;             /* trims done */
 };

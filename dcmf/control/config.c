@@ -115,8 +115,8 @@ static const struct opt options[] = {
      "spread over them [one per CPU core]"},
     {"mem-trim-delay", OPT_UINT, UINTF(mem_trim_delay_ms), 0, 600000, "MS",
      "give freed memory back to the system once no session or context "
-     "ended for this long (at the latest 10 times this after the first); "
-     "0: never [1000]"},
+     "ended for this long (at the latest, and at most once per, 10 times "
+     "this); 0: never [1000]"},
     {"shutdown-timeout", OPT_UINT, UINTF(shutdown_timeout_ms), 100, 600000,
      "MS", "after SIGTERM/SIGINT, exit with status 3 if the graceful "
      "shutdown is not done by then [5000]"},

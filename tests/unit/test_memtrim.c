@@ -1,7 +1,8 @@
 /*
  * The memory trim after releases (memtrim.c): the debounce rule with
  * given loop times (no trim while releases keep coming, one once they
- * pause, one at the latest max_wait after the first), and the glue on a
+ * pause, one at the latest max_wait after the first, none sooner than
+ * max_wait after the previous trim), and the glue on a
  * real libuv loop: a burst of releases costs one trim, a disabled trim
  * never arms, and releases after the close do nothing.
  */
@@ -36,6 +37,16 @@ static void test_wait_rule(void **state) {
   t.last_ms = 5990;
   assert_int_equal(dcmf_memtrim_wait_ms(&t, 5990), 10);
   assert_int_equal(dcmf_memtrim_wait_ms(&t, 6000), 0);
+  /* After a trim at 6000 the next is due max_wait later, however soon
+   * the releases after it pause. */
+  t.trims = 1;
+  t.last_trim_ms = 6000;
+  t.first_ms = t.last_ms = 6100;
+  assert_int_equal(dcmf_memtrim_wait_ms(&t, 6200), 800);
+  assert_int_equal(dcmf_memtrim_wait_ms(&t, 7000), 0);
+  /* A burst long after the last trim only waits for its pause. */
+  t.first_ms = t.last_ms = 9000;
+  assert_int_equal(dcmf_memtrim_wait_ms(&t, 9000), 100);
 }
 
 struct bed {
@@ -43,7 +54,7 @@ struct bed {
   uv_timer_t guard; /* keeps the loop running; stops it when done */
   struct dcmf_memtrim trim;
   uint64_t want_trims;
-  uint64_t deadline;
+  uint64_t deadline, started;
   int ticks, notes_left;
   uint64_t trims_at_last_note;
 };
@@ -69,7 +80,8 @@ static void bed_run(struct bed *b, uint64_t want_trims, int notes,
   b->want_trims = want_trims;
   b->notes_left = notes;
   uv_update_time(&b->loop);
-  b->deadline = uv_now(&b->loop) + limit_ms;
+  b->started = uv_now(&b->loop);
+  b->deadline = b->started + limit_ms;
   uv_timer_start(&b->guard, on_guard, 2, 2);
   uv_run(&b->loop, UV_RUN_DEFAULT);
 }
@@ -106,6 +118,13 @@ static void test_burst_one_trim(void **state) {
   /* Nothing released since: no more trims however long the loop runs. */
   bed_run(&b, 2, 0, 60);
   assert_int_equal(b.trim.trims, 1);
+  /* A second burst right away waits out the gap after the first trim,
+   * then trims once. */
+  uint64_t first_trim = b.trim.last_trim_ms;
+  dcmf_memtrim_note(&b.trim);
+  bed_run(&b, 2, 0, 5000);
+  assert_int_equal(b.trim.trims, 2);
+  assert_true(b.trim.last_trim_ms >= first_trim + 200);
   bed_close(&b);
 }
 
@@ -119,7 +138,9 @@ static void test_trickle_bounded_wait(void **state) {
   bed_init(&b, 50, 100);
   bed_run(&b, 1, 80, 10000);
   assert_true(b.trims_at_last_note >= 1); /* before the releases ended */
-  assert_true(b.trim.trims < 40); /* debounced, not one per release */
+  /* Debounced, and at least max_wait apart: not one per release. */
+  uint64_t elapsed = uv_now(&b.loop) - b.started;
+  assert_true(b.trim.trims <= 1 + elapsed / 100);
   assert_false(b.trim.pending);
   bed_close(&b);
 }
