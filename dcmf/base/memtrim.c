@@ -64,9 +64,8 @@ void dcmf_memtrim_init(struct dcmf_memtrim *t, uv_loop_t *loop,
   *t = (struct dcmf_memtrim){.loop = loop,
                              .log = log,
                              .quiet_ms = quiet_ms,
-                             .max_wait_ms = max_wait_ms > quiet_ms
-                                                ? max_wait_ms
-                                                : quiet_ms};
+                             .max_wait_ms = max_wait_ms > quiet_ms ? max_wait_ms
+                                                                   : quiet_ms};
   uv_timer_init(loop, &t->timer);
   t->timer.data = t;
   /* Memory left to trim is no reason to keep the loop running. */

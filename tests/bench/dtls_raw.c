@@ -7,8 +7,9 @@
  * cookie exchange, no session cache). Each side's CPU time is taken with
  * the thread CPU clock around its own calls (SSL_new to SSL_free).
  *
- * Built as tests/bench_dtls_raw (meson); run: build-release/tests/bench_dtls_raw
- * [HANDSHAKES] (default 1000). docs/benchmarks.md, "Set-up profile".
+ * Built as tests/bench_dtls_raw (meson); run:
+ * build-release/tests/bench_dtls_raw [HANDSHAKES] (default 1000).
+ * docs/benchmarks.md, "Set-up profile".
  */
 #include <stdio.h>
 #include <stdlib.h>
