@@ -113,6 +113,10 @@ static const struct opt options[] = {
     {"workers", OPT_UINT, UINTF(workers), 1, DCMF_CONFIG_MAX_WORKERS, "N",
      "media worker processes, each with its own SCTP stack; contexts are "
      "spread over them [one per CPU core]"},
+    {"mem-trim-delay", OPT_UINT, UINTF(mem_trim_delay_ms), 0, 600000, "MS",
+     "give freed memory back to the system once no session or context "
+     "ended for this long (at the latest, and at most once per, 10 times "
+     "this); 0: never [1000]"},
     {"shutdown-timeout", OPT_UINT, UINTF(shutdown_timeout_ms), 100, 600000,
      "MS", "after SIGTERM/SIGINT, exit with status 3 if the graceful "
      "shutdown is not done by then [5000]"},
@@ -171,6 +175,7 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->stun_rate = 200;
   cfg->hello_rate = 100;
   cfg->shutdown_timeout_ms = 5000;
+  cfg->mem_trim_delay_ms = 1000;
   strcpy(cfg->oauth2_scope_agw, "dcmf-agw");
   cfg->oauth2_leeway_s = 60;
 }

@@ -54,6 +54,8 @@ struct dcmf_config {
   uint32_t stun_rate;  /* STUN checks from sources other than the peer */
   uint32_t hello_rate; /* DTLS ClientHellos */
   uint32_t shutdown_timeout_ms; /* SIGTERM: exit 3 if not done by then */
+  /* Quiet time after releases before malloc_trim (memtrim.h); 0: never. */
+  uint32_t mem_trim_delay_ms;
   /* Who may drive the control API (docs/security.md). */
   char control_client_ca[DCMF_PATH_MAX]; /* "": no client certificates */
   char control_client_subjects[DCMF_AUTH_MAX_SUBJECTS][DCMF_NAME_MAX];

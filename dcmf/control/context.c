@@ -343,9 +343,18 @@ static int media_assign(struct dcmf_registry *reg, struct dcmf_media *m,
     media_free_strings(m);
     return rv;
   }
-  random_token(reg, m->ufrag, sizeof(m->ufrag) - 1, ice_chars);
-  random_token(reg, m->pwd, sizeof(m->pwd) - 1, ice_chars);
-  random_token(reg, m->tls_id, sizeof(m->tls_id) - 1, hexdigits);
+  /* One draw for the three values: each draw from OpenSSL's generator
+   * costs a lock and a getpid() (its fork check) besides the bytes. */
+  enum {
+    UFRAG = sizeof(m->ufrag) - 1,
+    PWD = sizeof(m->pwd) - 1,
+    TLS_ID = sizeof(m->tls_id) - 1
+  };
+  uint8_t rnd[UFRAG + PWD + TLS_ID];
+  reg->res.random(reg->res.user, rnd, sizeof(rnd));
+  dcmf_token_from_random(m->ufrag, UFRAG, rnd, ice_chars);
+  dcmf_token_from_random(m->pwd, PWD, rnd + UFRAG, ice_chars);
+  dcmf_token_from_random(m->tls_id, TLS_ID, rnd + UFRAG + PWD, hexdigits);
   const char *rtls = remote_tls_id(media);
   snprintf(m->remote_tls_id, sizeof(m->remote_tls_id), "%s", rtls ? rtls : "");
   json_t *dc = json_object_get(media, "dcMedia");

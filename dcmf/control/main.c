@@ -49,8 +49,9 @@
 #include "h2server.h"
 #include "heartbeat.h"
 #include "log.h"
-#include "metrics.h"
 #include "media.h"
+#include "memtrim.h"
+#include "metrics.h"
 #include "notify.h"
 #include "ports.h"
 #include "wchild.h"
@@ -90,6 +91,8 @@ struct daemon {
   uv_loop_t loop;
   uv_async_t stop_async; /* the signal thread asks for a shutdown */
   uv_timer_t watch_timer;
+  /* Contexts' documents freed in a burst go back to the system. */
+  struct dcmf_memtrim trim;
   struct watched watched[DCMF_METRICS_MAX_LOOPS];
   size_t n_watched;
   sigset_t stop_signals; /* SIGINT, SIGTERM: blocked, taken by sigwait */
@@ -153,6 +156,9 @@ static int ctl_port_dup(void *user, uint16_t port) {
 static void ctl_post(void *user, size_t worker, enum dcmf_media_op op,
                      struct dcmf_media_desc *desc) {
   struct daemon *d = user;
+  if (op == DCMF_MEDIA_OP_REMOVE) {
+    dcmf_memtrim_note(&d->trim);
+  }
   dcmf_wpool_post(d->workers, worker, op, desc);
 }
 
@@ -302,6 +308,7 @@ static void on_server_stopped(void *user) {
   struct daemon *d = user;
   uv_close((uv_handle_t *)&d->stop_async, NULL);
   uv_close((uv_handle_t *)&d->watch_timer, NULL);
+  dcmf_memtrim_close(&d->trim);
   dcmf_notify_stop(d->notify); /* its idle connections would hold the loop */
 }
 
@@ -677,6 +684,8 @@ static int daemon_setup(struct daemon *d) {
   uv_timer_start(&d->watch_timer, on_watch_timer, DCMF_HEARTBEAT_PERIOD_MS,
                  DCMF_HEARTBEAT_PERIOD_MS);
   uv_unref((uv_handle_t *)&d->watch_timer);
+  dcmf_memtrim_init(&d->trim, &d->loop, d->cfg.mem_trim_delay_ms,
+                    d->cfg.mem_trim_delay_ms * 10u, &d->log);
   return 0;
 }
 

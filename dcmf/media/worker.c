@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "hashmap.h"
 #include "heartbeat.h"
+#include "memtrim.h"
 #include "queue.h"
 #include "ratelimit.h"
 #include "relayhost.h"
@@ -79,6 +80,7 @@ struct dcmf_worker {
   uint64_t last_tick_ms;
   struct dcmf_tickq ticks; /* sessions with work for the next tick */
   struct dcmf_heartbeat heartbeat; /* the control thread watches it */
+  struct dcmf_memtrim trim;        /* after a burst of releases */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
   struct dcmf_dtls_ctx dtls_ctx;
   struct dcmf_session_env env;
@@ -271,6 +273,7 @@ static void handle_add(struct dcmf_worker *w, struct msg *m) {
     dcmf_session_close(old->session);
     free(old);
     atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
+    dcmf_memtrim_note(&w->trim);
   }
   struct node *n = calloc(1, sizeof(*n));
   if (n == NULL) {
@@ -300,6 +303,7 @@ static void handle_remove(struct dcmf_worker *w,
   dcmf_session_close(n->session);
   free(n);
   atomic_fetch_sub_explicit(&w->stats.sessions, 1, memory_order_relaxed);
+  dcmf_memtrim_note(&w->trim);
 }
 
 /* Nothing follows the stop, but a message is never leaked. */
@@ -332,6 +336,7 @@ static void close_all(struct dcmf_worker *w) {
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
   dcmf_queue_close(&w->inbox, inbox_closed);
   dcmf_heartbeat_close(&w->heartbeat);
+  dcmf_memtrim_close(&w->trim);
 }
 
 static void handle_msg(struct dcmf_worker *w, struct msg *m) {
@@ -491,6 +496,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .hello_limit = w->hello_limit,
                                      .ticks = &w->ticks};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
+  dcmf_memtrim_init(&w->trim, &w->loop, settings->trim_ms,
+                    settings->trim_ms * 10u, settings->log);
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {
     /* No thread runs the worker loop: close its handles here. |w| holds
      * the outbox handle of the control loop, so it is freed by that

@@ -42,6 +42,11 @@ struct dcmf_worker_settings {
   /* Per-source limits, per second (ratelimit.h; 0: none): STUN checks
    * and DTLS ClientHellos from anyone but a session's peer. */
   uint32_t stun_rate, hello_rate;
+  /* Freed memory goes back to the system once no session was released
+   * for this long (memtrim.h), or at the latest 10 times this after the
+   * first release not yet trimmed, at most once per 10 times this; 0:
+   * never. */
+  uint32_t trim_ms;
   /* The thread's name for operators (top -H, /proc/PID/task/TID/comm),
    * at most 15 characters; NULL: "dcmf-media". */
   const char *thread_name;

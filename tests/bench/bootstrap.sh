@@ -4,8 +4,9 @@
 #      (median and p99 over FETCHES fetches, CONCURRENCY at a time);
 #   2. dcmfd's CPU time (user + system) per fetch in that run, create
 #      and delete included;
-#   3. dcmfd's resident memory with IDLE connected bootstrap sessions
-#      (IDLE=0 skips this part).
+#   3. dcmfd's resident memory with IDLE connected bootstrap sessions,
+#      and after their release: 0.5 s later and TRIM_WAIT (11) s more
+#      later, when the memory trim has run (IDLE=0 skips this part).
 # dcmfd's CPU and memory are those of the process started here and every
 # live descendant: its media workers are child processes (--workers).
 # Usage: tests/bench/bootstrap.sh [BUILD_DIR]   (default: build)
@@ -75,6 +76,11 @@ wait $uepid || true
 rm -f "$fifo"
 sleep 0.5
 released=$(rss_kib)
+# The processes give freed memory back once releases pause for
+# --mem-trim-delay (1 s by default), or up to 10 times that after an
+# earlier trim (README): read again once that has passed.
+sleep "${TRIM_WAIT:-11}"
+trimmed=$(rss_kib)
 
 per=$(( (after - before) / idle ))
-echo "| dcmfd RSS: idle / with $idle connected bootstrap sessions / after release | $before KiB / $after KiB / $released KiB ($per KiB per session; $line) |"
+echo "| dcmfd RSS: idle / with $idle connected bootstrap sessions / after release, 0.5 s and ${TRIM_WAIT:-11} s more later | $before KiB / $after KiB / $released KiB / $trimmed KiB ($per KiB per session; $line) |"

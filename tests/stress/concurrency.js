@@ -11,7 +11,13 @@
 // 2. STRESS_SESSIONS dcmf-ue bootstrap sessions run at once (dcmf-ue bench,
 //    concurrency = count), then as many are held open together (dcmf-ue
 //    idle) while dcmfd reports that many contexts, and released.
-// Short defaults (make test): 8 phones, 50 sessions; make stress: 20, 200.
+// 3. STRESS_MEM_SESSIONS dcmf-ue sessions are held at once by a fresh
+//    dcmfd with two workers and released; its RSS (summed over the
+//    process tree) must fall back to within 25 % of what it was before
+//    the first session, within a bounded poll (--mem-trim-delay). Skipped
+//    under the sanitizers: ASan's quarantine keeps freed memory.
+// Short defaults (make test): 8 phones, 50 sessions, 200 held for the
+// memory check; make stress: 20, 200, 500.
 "use strict";
 const { spawn } = require("child_process");
 const L = require("./lib");
@@ -20,6 +26,7 @@ const [DCMFD, UE] = process.argv.slice(2);
 const PHONES = L.knob("STRESS_PHONES", 8);
 const SESSIONS = L.knob("STRESS_SESSIONS", 50);
 const BODY = L.knob("STRESS_BODY", 2 << 20);
+const MEM_SESSIONS = L.knob("STRESS_MEM_SESSIONS", 200);
 const SLOW = L.SANITIZED ? 3 : 1;
 
 const tests = [];
@@ -84,26 +91,16 @@ async function pullAll(d, up, phones, browser) {
 
 test(`${SESSIONS} dcmf-ue bootstrap sessions at once (bench), then ${SESSIONS} held open together (idle)`,
   async () => {
-    let idle = null;
-    try {
-      await L.withDcmfd(DCMFD, "sessions", { ports: SESSIONS + 16 }, async (d) => {
-        const r = await L.runUe(UE, ["bench", "--api", d.apiUrl, "--count", String(SESSIONS),
-          "--concurrency", String(SESSIONS)], 120000 * SLOW);
-        L.note(`bench: ${r.out.trim().replace(/\n/g, "; ")}`);
-        L.check(r.code === 0, `bench exit ${r.code ?? r.signal}: ${r.err.slice(-300)}`);
-        L.check(r.out.includes(`fetches ${SESSIONS} ok ${SESSIONS} failed 0`),
-          `bench did not report ${SESSIONS} ok: ${r.out}`);
-        L.check((await d.healthz()).contexts === 0, "bench left contexts behind");
+    await L.withDcmfd(DCMFD, "sessions", { ports: SESSIONS + 16 }, async (d) => {
+      const r = await L.runUe(UE, ["bench", "--api", d.apiUrl, "--count", String(SESSIONS),
+        "--concurrency", String(SESSIONS)], 120000 * SLOW);
+      L.note(`bench: ${r.out.trim().replace(/\n/g, "; ")}`);
+      L.check(r.code === 0, `bench exit ${r.code ?? r.signal}: ${r.err.slice(-300)}`);
+      L.check(r.out.includes(`fetches ${SESSIONS} ok ${SESSIONS} failed 0`),
+        `bench did not report ${SESSIONS} ok: ${r.out}`);
+      L.check((await d.healthz()).contexts === 0, "bench left contexts behind");
 
-        idle = L.track(spawn(UE, ["idle", "--api", d.apiUrl, "--count", String(SESSIONS),
-          "--seconds", "120"], { stdio: ["ignore", "pipe", "pipe"] }));
-        let out = "", err = "";
-        idle.stdout.on("data", (c) => (out += c));
-        idle.stderr.on("data", (c) => (err += c));
-        const ready = await L.until(() => /ready \d+/.test(out) || idle.exitCode !== null,
-          60000 * SLOW, 50);
-        L.check(ready && out.includes(`ready ${SESSIONS}`), `idle: "${out.trim()}" ${err.slice(-300)}`);
-        const held = (await d.healthz()).contexts;
+      await holdSessions(d, SESSIONS, async () => {
         // DC_OPEN events cross from the worker processes apart from
         // what the phones see: wait (bounded) for all of them.
         const opened = (cs) => cs.filter((c) => (c.events || []).some((e) => e.event === "DC_OPEN"));
@@ -113,19 +110,73 @@ test(`${SESSIONS} dcmf-ue bootstrap sessions at once (bench), then ${SESSIONS} h
           return opened(ctxs).length >= SESSIONS;
         }, 5000 * SLOW, 50);
         const open = opened(ctxs);
-        L.note(`idle: ${held} contexts held, ${open.length} with an open channel; ` +
+        L.note(`idle: ${SESSIONS} contexts held, ${open.length} with an open channel; ` +
           `dcmfd RSS ${d.rssKiB()} KiB, ${d.fds()} fds`);
-        L.check(held === SESSIONS, `dcmfd holds ${held} contexts, want ${SESSIONS}`);
         L.check(open.length === SESSIONS, `${open.length} of ${SESSIONS} channels opened`);
-        const s = await L.stopProc(idle, "SIGINT", 30000);
-        L.check(s.code === 0, `idle exit ${s.code ?? s.signal}: ${err.slice(-300)}`);
-        const left = await L.until(async () => (await d.healthz()).contexts === 0, 5000);
-        L.check(left, "idle did not release its contexts");
+      });
+      await L.checkHealthy(d, "after the sessions");
+    });
+  });
+
+// Holds |n| dcmf-ue idle sessions on |d|, resolves once all are ready
+// and dcmfd counts them, runs |whileHeld()|, then releases them.
+async function holdSessions(d, n, whileHeld) {
+  let idle = null;
+  try {
+    idle = L.track(spawn(UE, ["idle", "--api", d.apiUrl, "--count", String(n),
+      "--seconds", "120"], { stdio: ["ignore", "pipe", "pipe"] }));
+    let out = "", err = "";
+    idle.stdout.on("data", (c) => (out += c));
+    idle.stderr.on("data", (c) => (err += c));
+    const ready = await L.until(() => /ready \d+/.test(out) || idle.exitCode !== null,
+      60000 * SLOW, 50);
+    L.check(ready && out.includes(`ready ${n}`), `idle: "${out.trim()}" ${err.slice(-300)}`);
+    L.check((await d.healthz()).contexts === n, `dcmfd does not hold ${n} contexts`);
+    await whileHeld();
+    const s = await L.stopProc(idle, "SIGINT", 30000);
+    L.check(s.code === 0, `idle exit ${s.code ?? s.signal}: ${err.slice(-300)}`);
+    const left = await L.until(async () => (await d.healthz()).contexts === 0, 5000);
+    L.check(left, "idle did not release its contexts");
+  } finally {
+    if (idle) await L.stopProc(idle, "SIGKILL");
+  }
+}
+
+test(`memory back after ${MEM_SESSIONS} sessions end: dcmfd's RSS within 25 % of its idle RSS`,
+  async () => {
+    if (L.SANITIZED) {
+      L.note("skipped under the sanitizers: ASan's quarantine keeps freed memory on purpose");
+      return;
+    }
+    await L.withDcmfd(DCMFD, "memory", { ports: MEM_SESSIONS + 16, flags: ["--workers", "2"] },
+      async (d) => {
+        // The idle RSS: both workers started (the pid count) and done
+        // with their start-up (two readings 300 ms apart agree).
+        L.check(await L.until(() => d.pids().length === 3, 5000, 20), "two workers did not start");
+        let idle = 0;
+        L.check(await L.until(() => {
+          const prev = idle;
+          idle = d.rssKiB();
+          return prev > 0 && Math.abs(idle - prev) <= prev * 0.01;
+        }, 5000, 300), "dcmfd's RSS did not settle after start-up");
+        let held = 0;
+        await holdSessions(d, MEM_SESSIONS, async () => { held = d.rssKiB(); });
+        // The trim runs once no release came for --mem-trim-delay (1 s)
+        // in each process; poll, bounded, for RSS to fall back.
+        const bound = Math.floor(idle * 1.25);
+        let after = d.rssKiB();
+        const back = await L.until(() => (after = d.rssKiB()) <= bound, 10000, 100);
+        L.note(`RSS: idle ${idle} KiB, ${MEM_SESSIONS} sessions ${held} KiB ` +
+          `(${Math.round((held - idle) / MEM_SESSIONS)} KiB each), after their end ${after} KiB ` +
+          `(bound ${bound})`);
+        // The check means something only if the sessions cost memory the
+        // bound would not absorb.
+        L.check(held - idle > idle * 0.25 * 2, `the sessions cost too little memory to ` +
+          `tell (${held - idle} KiB over ${idle} KiB idle)`);
+        L.check(back, `RSS ${after} KiB after the sessions ended, over 1.25 × the idle ` +
+          `${idle} KiB`);
         await L.checkHealthy(d, "after the sessions");
       });
-    } finally {
-      if (idle) await L.stopProc(idle, "SIGKILL");
-    }
   });
 
 L.run(tests, 300000 * SLOW);

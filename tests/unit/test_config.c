@@ -40,6 +40,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.stun_rate, 200);
   assert_int_equal(cfg.hello_rate, 100);
   assert_int_equal(cfg.shutdown_timeout_ms, 5000);
+  assert_int_equal(cfg.mem_trim_delay_ms, 1000);
 }
 
 static void test_flags(void **state) {
@@ -97,6 +98,11 @@ static void test_liveness_flags(void **state) {
   assert_int_equal(cfg.shutdown_timeout_ms, 1500);
   expect_error("shutdown-timeout", 2, "--shutdown-timeout", "50");
   expect_error("stun-rate", 2, "--stun-rate", "-1");
+  /* 0 turns the memory trim off; past ten minutes is refused. */
+  assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--mem-trim-delay", "0"),
+                   0);
+  assert_int_equal(cfg.mem_trim_delay_ms, 0);
+  expect_error("mem-trim-delay", 2, "--mem-trim-delay", "600001");
 }
 
 static void test_json_config(void **state) {

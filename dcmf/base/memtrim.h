@@ -1,0 +1,67 @@
+/*
+ * memtrim.h - gives the heap's free memory back to the operating system
+ * once a burst of session releases is over.
+ *
+ * glibc's malloc keeps what a thread frees in that thread's arena for
+ * reuse. Its heaps shrink only from the top, so after hundreds of
+ * sessions end, one live block high in an arena keeps the freed pages
+ * below it resident (measured in docs/benchmarks.md, "Memory after
+ * sessions end"). malloc_trim(0) walks every arena and hands each whole
+ * free page back (MADV_DONTNEED), whatever lies above it.
+ *
+ * The walk costs time in proportion to the heap (a few hundred sessions'
+ * worth: tens of ms, during which the owner's loop waits), and the pages
+ * it returns cost page faults when sessions come back, so it is not done
+ * per release. The owner calls dcmf_memtrim_note() on each release, which
+ * is two stores and, after a trim, one timer start. The timer trims once
+ * no release came for |quiet_ms|, or at the latest |max_wait_ms| after
+ * the first release not yet trimmed, so a steady trickle of releases is
+ * trimmed too; and never sooner than |max_wait_ms| after the previous
+ * trim. A burst of releases costs one walk.
+ *
+ * Glue: owns a libuv timer on the owner's loop; one owner thread. On a C
+ * library other than glibc there is no trim and the helper does nothing.
+ */
+#ifndef DCMF_MEMTRIM_H
+#define DCMF_MEMTRIM_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "log.h"
+
+struct dcmf_memtrim {
+  uv_timer_t timer;
+  uv_loop_t *loop;
+  const struct dcmf_log *log; /* borrowed; NULL: silent */
+  uint64_t quiet_ms;          /* 0: never trims */
+  uint64_t max_wait_ms;
+  uint64_t first_ms, last_ms; /* loop times of releases not yet trimmed */
+  uint64_t last_trim_ms;      /* loop time of the last trim */
+  int pending;                /* a release waits for a trim */
+  uint64_t trims;             /* trims done */
+};
+
+/*
+ * Prepares |t| on |loop| (the owner's thread, or before any thread runs
+ * the loop). quiet_ms 0 disables trimming; otherwise max_wait_ms is at
+ * least quiet_ms. The timer does not keep the loop alive; close it with
+ * dcmf_memtrim_close() before the loop closes. Cannot fail.
+ */
+void dcmf_memtrim_init(struct dcmf_memtrim *t, uv_loop_t *loop,
+                       uint32_t quiet_ms, uint32_t max_wait_ms,
+                       const struct dcmf_log *log);
+
+/* Notes one release (a session, a context ended). Owner's thread. */
+void dcmf_memtrim_note(struct dcmf_memtrim *t);
+
+/* The debounce rule, apart from the timer: 0 when a trim is due at loop
+ * time |now_ms| given the pending releases, else the milliseconds left. */
+uint64_t dcmf_memtrim_wait_ms(const struct dcmf_memtrim *t, uint64_t now_ms);
+
+/* Closes the timer; notes after this do nothing. |t| must stay valid
+ * until the loop has run its close callbacks. Owner's thread. */
+void dcmf_memtrim_close(struct dcmf_memtrim *t);
+
+#endif
