@@ -67,6 +67,9 @@ struct dcmf_sctp {
  * usrsctp's send callback before the adapter retries on its own. */
 #define RETRY_TICKS 10
 
+/* How long a lone packet waits for its SACK (configure). */
+#define SACK_DELAY_MS 50
+
 static int flush_rest(struct dcmf_sctp *s);
 static int abort_association(struct dcmf_sctp *s);
 
@@ -348,6 +351,12 @@ static int configure(struct dcmf_sctp *s) {
   struct linger lin = {.l_onoff = 1, .l_linger = 0};
   rv |= set_opt(s, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
   rv |= usrsctp_set_non_blocking(s->sock, 1) == 0 ? 0 : DCMF_ERR_SYSTEM;
+  /* No Nagle: a small message leaves at once even with data in flight.
+   * With Nagle usrsctp would hold it until a SACK came, and a peer that
+   * delays its SACK (up to 200 ms) would stall the last message of a
+   * burst; bundling is done instead by coalescing a loop turn's DTLS
+   * records into one datagram (dcstack.h). Measured with Nagle: p99
+   * set-up to first byte 56 ms instead of 10 (docs/benchmarks.md). */
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof(on));
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof(on));
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_EXPLICIT_EOR, &on, sizeof(on));
@@ -366,6 +375,18 @@ static int configure(struct dcmf_sctp *s) {
                              .srto_max = 10000,
                              .srto_min = 200};
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto));
+  /* Delayed SACKs (RFC 4960 6.2): every second packet is acknowledged
+   * at once (the RFC's SHOULD; fewer would slow the sender's window), a
+   * lone packet after SACK_DELAY_MS. usrsctp's 200 ms default equals the
+   * smallest RTO of peers (ours above, libdatachannel's), so a lone
+   * message's SACK would race the sender's retransmission timer; at 50
+   * ms it does not, and a reply that comes within it (a UDP-proxy
+   * server, an HTTP response) still carries the SACK in its packet
+   * (docs/benchmarks.md, "Fewer packets per message"). */
+  struct sctp_sack_info sack = {.sack_assoc_id = SCTP_FUTURE_ASSOC,
+                                .sack_delay = SACK_DELAY_MS,
+                                .sack_freq = 2};
+  rv |= set_opt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof(sack));
   int sndbuf = (int)s->settings.send_buffer;
   rv |= set_opt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
   static const uint16_t events[] = {SCTP_ASSOC_CHANGE,

@@ -18,7 +18,9 @@
 // several media workers get work; one echo server for all), DCMFD_CPUS
 // (taskset list for dcmfd, default 0; "0,1" leaves it unpinned on this
 // machine), DCMFD_ARGS (more dcmfd options, e.g. "--workers 1"),
-// DCMFD_LOG (append dcmfd's output to this file; default: dropped).
+// DCMFD_LOG (append dcmfd's output to this file; default: dropped),
+// ECHO_DELAY_MS (the echo server answers this late, like a remote DC
+// application server; default 0).
 //
 // UDP packets per message: run under tests/integration/in-netns (a
 // namespace of its own, so that /proc/net/snmp counts only this run's
@@ -48,6 +50,7 @@ const PHONES = Number(process.env.PHONES || 1);
 const SIZES = (process.env.SIZES || "100,1024,16384").split(",").map(Number);
 const DCMFD_CPUS = process.env.DCMFD_CPUS || "0";
 const DCMFD_ARGS = (process.env.DCMFD_ARGS || "").split(/\s+/).filter((a) => a);
+const ECHO_DELAY_MS = Number(process.env.ECHO_DELAY_MS || 0);
 const DCMFD_LOG = process.env.DCMFD_LOG ? fs.openSync(process.env.DCMFD_LOG, "a") : "ignore";
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -104,7 +107,11 @@ async function run(size) {
   const echo = dgram.createSocket("udp4");
   echo.isEcho = true;
   let echoIn = 0; // dcmfd's datagrams toward the echo server
-  echo.on("message", (m, r) => { echoIn++; echo.send(m, r.port, r.address); });
+  echo.on("message", (m, r) => {
+    echoIn++;
+    if (ECHO_DELAY_MS > 0) setTimeout(() => echo.send(m, r.port, r.address), ECHO_DELAY_MS);
+    else echo.send(m, r.port, r.address);
+  });
   await new Promise((r) => echo.bind(0, "127.0.0.1", r));
   const phones = [];
   for (let i = 0; i < PHONES; i++) phones.push(await phone(echo.address().port));

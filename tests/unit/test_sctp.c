@@ -300,6 +300,38 @@ static void test_association_and_negotiated_channel(void **state) {
                    DCMF_ERR_NOT_FOUND);
 }
 
+/* Delayed SACKs: a lone packet is acknowledged after 50 ms (not
+ * usrsctp's 200, which equals the smallest RTO of the peers), every
+ * second packet at once. */
+static void test_delayed_sack(void **state) {
+  struct pair *p = *state;
+  /* usrsctp acknowledges the first DATA of an association at once. */
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"zero", 4), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.nq, 0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"one", 3), 0);
+  assert_int_equal(pump_one(&p->a), 1);
+  assert_int_equal(p->b.n_msgs, 2);
+  assert_int_equal(p->b.nq, 0); /* the SACK waits */
+  int waited = 0;
+  while (p->b.nq == 0 && waited < 400) {
+    dcmf_sctp_stack_tick(10);
+    tick_if_asked(&p->b);
+    waited += 10;
+  }
+  assert_int_equal(p->b.nq, 1);
+  assert_int_equal(p->b.q[0][12], 3); /* one SACK chunk */
+  assert_true(waited >= 40 && waited <= 70);
+  pump(&p->a, &p->b);
+  /* Two packets: the second is acknowledged as it arrives. */
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"two", 3), 0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"three", 5),
+                   0);
+  assert_int_equal(pump_one(&p->a), 2);
+  assert_int_equal(p->b.nq, 1);
+  assert_int_equal(p->b.q[0][12], 3);
+}
+
 static void test_large_message(void **state) {
   struct pair *p = *state;
   size_t len = 200 * 1024;
@@ -590,6 +622,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_association_and_negotiated_channel,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delayed_sack, setup, teardown),
       cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
       cmocka_unit_test_setup_teardown(test_messages_survive_a_full_send_buffer,
                                       setup, teardown),
