@@ -502,8 +502,10 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   uv_prepare_init(&w->loop, &w->flush_prepare);
   uv_check_init(&w->loop, &w->flush_check);
   w->flush_prepare.data = w->flush_check.data = w;
-  uv_prepare_start(&w->flush_prepare, on_flush_prepare);
-  uv_check_start(&w->flush_check, on_flush_check);
+  if (settings->dtls_coalesce) {
+    uv_prepare_start(&w->flush_prepare, on_flush_prepare);
+    uv_check_start(&w->flush_check, on_flush_check);
+  }
   uv_unref((uv_handle_t *)&w->flush_prepare);
   uv_unref((uv_handle_t *)&w->flush_check);
   w->env = (struct dcmf_session_env){.loop = &w->loop,
@@ -520,7 +522,9 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .stun_limit = w->stun_limit,
                                      .hello_limit = w->hello_limit,
                                      .ticks = &w->ticks,
-                                     .flushes = &w->flushes};
+                                     .flushes = settings->dtls_coalesce
+                                                    ? &w->flushes
+                                                    : NULL};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   if (uv_thread_create(&w->thread, worker_main, w) != 0) {
     /* No thread runs the worker loop: close its handles here. |w| holds

@@ -42,6 +42,9 @@ struct dcmf_worker_settings {
   /* Per-source limits, per second (ratelimit.h; 0: none): STUN checks
    * and DTLS ClientHellos from anyone but a session's peer. */
   uint32_t stun_rate, hello_rate;
+  /* The sessions coalesce their DTLS records per loop turn (the env's
+   * |flushes|, session.h); 0: each record is a datagram of its own. */
+  int dtls_coalesce;
   /* The thread's name for operators (top -H, /proc/PID/task/TID/comm),
    * at most 15 characters; NULL: "dcmf-media". */
   const char *thread_name;
