@@ -104,6 +104,11 @@ static const struct opt options[] = {
     {"proxy-fallback", OPT_UINT, UINTF(proxy_fallback), 0, 1, "0|1",
      "HTTP-proxy mode: serve streams without a replacement URL from the "
      "built-in repository (1) or answer 404 (0) [1]"},
+    {"dtls-coalesce", OPT_UINT, UINTF(dtls_coalesce), 0, 1, "0|1",
+     "send the DTLS records a loop turn makes toward a phone in as few "
+     "datagrams as fit 1200 bytes (1), or each in its own (0); off by "
+     "default: libdatachannel (node-datachannel 0.33) reads only one "
+     "record per datagram and stalls [0]"},
     {"stun-rate", OPT_UINT, UINTF(stun_rate), 0, 1000000, "N",
      "STUN checks per second per source address (not a session's peer) "
      "before drops; 0: no limit [200]"},

@@ -48,6 +48,22 @@ static void stack_send_datagram(void *user, const uint8_t *data,
   }
 }
 
+/* The stack gathered a record: the worker flushes at the end of the
+ * loop turn (env.flushes). */
+static void stack_output_pending(void *user) {
+  struct dcmf_session *s = user;
+  dcmf_tickq_join(s->env.flushes, &s->flush);
+}
+
+static void on_flush(struct dcmf_tickq_node *node) {
+  struct dcmf_session *s =
+      (struct dcmf_session *)((char *)node -
+                              offsetof(struct dcmf_session, flush));
+  if (s->stack != NULL) {
+    dcmf_dcstack_flush(s->stack);
+  }
+}
+
 /* ---- tick ----------------------------------------------------------------- */
 
 void dcmf_session_want_tick(struct dcmf_session *s) {
@@ -382,6 +398,7 @@ static const struct dcmf_dcstack_callbacks stack_cbs = {
     .flow_closed = flow_closed,
     .writable = stack_writable,
     .need_tick = stack_need_tick,
+    .output_pending = stack_output_pending,
 };
 
 /* The description as the association reads it (assoc.h): the worker
@@ -428,6 +445,7 @@ static int association_new(struct dcmf_session *s) {
       .dtls_ctx = s->env.dtls_ctx,
       .dtls_server = s->desc.dtls_server,
       .kind = s->kind,
+      .coalesce = s->env.flushes != NULL,
   };
   struct dcmf_assoc_stream *streams;
   if (assoc_settings(s, &ss.assoc, &streams) != 0) {
@@ -693,6 +711,7 @@ int dcmf_session_new(struct dcmf_session **out,
   uv_timer_init(env->loop, &s->flush_timer);
   s->udp.data = s->timer.data = s->flush_timer.data = s;
   dcmf_tickq_node_init(&s->tick, on_tick);
+  dcmf_tickq_node_init(&s->flush, on_flush);
   s->handles_open = 3;
   int rv = uv_udp_open(&s->udp, s->desc.fd);
   if (rv != 0) {
@@ -776,6 +795,9 @@ static void on_closed(uv_handle_t *h) {
        * holds whatever asked since). */
       dcmf_tickq_leave(s->env.ticks, &s->tick);
     }
+    if (s->env.flushes != NULL) {
+      dcmf_tickq_leave(s->env.flushes, &s->flush);
+    }
     dcmf_media_desc_free(&s->desc);
     free(s);
   }
@@ -788,6 +810,10 @@ void dcmf_session_close(struct dcmf_session *s) {
     /* The last closes and detaches may have asked for a tick (a relay
      * queue's last publication); nothing is left to tick. */
     dcmf_tickq_leave(s->env.ticks, &s->tick);
+  }
+  if (s->env.flushes != NULL) {
+    /* association_free sent what was gathered. */
+    dcmf_tickq_leave(s->env.flushes, &s->flush);
   }
   uv_close((uv_handle_t *)&s->udp, on_closed); /* closes the socket too */
   uv_close((uv_handle_t *)&s->timer, on_closed);

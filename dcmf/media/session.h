@@ -63,6 +63,12 @@ struct dcmf_session_env {
    * dcmf_sctp_stack_tick. Idle sessions are never in it. NULL: no
    * session is ever visited. */
   struct dcmf_tickq *ticks;
+  /* The sessions whose stack gathered DTLS records to send (coalescing,
+   * dcstack.h): a session joins when its first record of a loop turn is
+   * gathered, and the worker runs the queue at the end of every loop
+   * turn, so what one turn produced leaves in as few datagrams as fit
+   * the MTU. NULL: no coalescing, every record is sent at once. */
+  struct dcmf_tickq *flushes;
   /* The association kinds, indexed by enum dcmf_assoc_kind
    * (DCMF_ASSOC_KINDS entries, NULL where none); borrowed. NULL: the
    * built-in registry (dcmf_assoc_kind_ops). Tests put their own kinds

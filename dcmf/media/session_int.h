@@ -49,6 +49,7 @@ struct dcmf_session {
   struct dcmf_dcstack *stack; /* DTLS and the association; NULL: none */
   void *assoc;                /* the stack's association; NULL: none */
   struct dcmf_tickq_node tick; /* in env.ticks while work waits a tick */
+  struct dcmf_tickq_node flush; /* in env.flushes while output waits */
   uv_timer_t flush_timer; /* runs writable of services that asked */
   struct dcmf_svc_slot slots[DCMF_SVC_MAX];
   size_t n_slots;   /* attached so far */

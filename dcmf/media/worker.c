@@ -79,6 +79,14 @@ struct dcmf_worker {
   uv_timer_t sctp_timer;
   uint64_t last_tick_ms;
   struct dcmf_tickq ticks; /* sessions with work for the next tick */
+  /* Sessions whose stack gathered DTLS records this loop turn; flushed
+   * before the loop polls again (prepare: what timers and deferred
+   * callbacks produced) and after it polled (check: what the sockets
+   * brought). Both handles are unref'd: they never keep the loop alive,
+   * and an idle loop sleeps in poll without running them. */
+  struct dcmf_tickq flushes;
+  uv_prepare_t flush_prepare;
+  uv_check_t flush_check;
   struct dcmf_heartbeat heartbeat; /* the control thread watches it */
   struct dcmf_memtrim trim;        /* after a burst of releases */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
@@ -257,6 +265,18 @@ static void on_sctp_tick(uv_timer_t *t) {
   dcmf_tickq_run(&w->ticks);
 }
 
+/* The end of a loop turn: every session that gathered output sends it,
+ * as few datagrams as its records fit in. */
+static void on_flush_prepare(uv_prepare_t *h) {
+  struct dcmf_worker *w = h->data;
+  dcmf_tickq_run(&w->flushes);
+}
+
+static void on_flush_check(uv_check_t *h) {
+  struct dcmf_worker *w = h->data;
+  dcmf_tickq_run(&w->flushes);
+}
+
 static void sctp_timer_update(struct dcmf_worker *w) {
   if (w->sessions != NULL && !uv_is_active((uv_handle_t *)&w->sctp_timer)) {
     w->last_tick_ms = uv_now(&w->loop);
@@ -334,6 +354,8 @@ static void close_all(struct dcmf_worker *w) {
   dcmf_relayhost_close(&w->relays); /* their handles close as the loop ends */
   services_free(w); /* their handles close while the loop still runs */
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
+  uv_close((uv_handle_t *)&w->flush_prepare, NULL);
+  uv_close((uv_handle_t *)&w->flush_check, NULL);
   dcmf_queue_close(&w->inbox, inbox_closed);
   dcmf_heartbeat_close(&w->heartbeat);
   dcmf_memtrim_close(&w->trim);
@@ -481,6 +503,16 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   uv_timer_init(&w->loop, &w->sctp_timer);
   dcmf_tickq_init(&w->ticks);
   w->sctp_timer.data = w;
+  dcmf_tickq_init(&w->flushes);
+  uv_prepare_init(&w->loop, &w->flush_prepare);
+  uv_check_init(&w->loop, &w->flush_check);
+  w->flush_prepare.data = w->flush_check.data = w;
+  if (settings->dtls_coalesce) {
+    uv_prepare_start(&w->flush_prepare, on_flush_prepare);
+    uv_check_start(&w->flush_check, on_flush_check);
+  }
+  uv_unref((uv_handle_t *)&w->flush_prepare);
+  uv_unref((uv_handle_t *)&w->flush_check);
   w->env = (struct dcmf_session_env){.loop = &w->loop,
                                      .dtls_ctx = &w->dtls_ctx,
                                      .log = settings->log,
@@ -494,7 +526,10 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .emit_user = w,
                                      .stun_limit = w->stun_limit,
                                      .hello_limit = w->hello_limit,
-                                     .ticks = &w->ticks};
+                                     .ticks = &w->ticks,
+                                     .flushes = settings->dtls_coalesce
+                                                    ? &w->flushes
+                                                    : NULL};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   dcmf_memtrim_init(&w->trim, &w->loop, settings->trim_ms,
                     settings->trim_ms * 10u, settings->log);

@@ -47,6 +47,9 @@ struct dcmf_worker_settings {
    * first release not yet trimmed, at most once per 10 times this; 0:
    * never. */
   uint32_t trim_ms;
+  /* The sessions coalesce their DTLS records per loop turn (the env's
+   * |flushes|, session.h); 0: each record is a datagram of its own. */
+  int dtls_coalesce;
   /* The thread's name for operators (top -H, /proc/PID/task/TID/comm),
    * at most 15 characters; NULL: "dcmf-media". */
   const char *thread_name;

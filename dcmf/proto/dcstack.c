@@ -77,8 +77,14 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
   }
 }
 
+static void dtls_output_pending(void *user) {
+  struct dcmf_dcstack *st = user;
+  st->cbs.output_pending(st->user);
+}
+
 static const struct dcmf_dtls_callbacks dtls_cbs = {
-    dtls_send_datagram, dtls_recv_data, dtls_state_changed};
+    dtls_send_datagram, dtls_recv_data, dtls_state_changed,
+    dtls_output_pending};
 
 /* ---- life cycle ---------------------------------------------------------- */
 
@@ -96,6 +102,12 @@ int dcmf_dcstack_new(struct dcmf_dcstack **out,
   int rv = dcmf_dtls_new(&st->dtls, settings->dtls_ctx, settings->dtls_server,
                          &dtls_cbs, st);
   if (rv != 0) {
+    free(st);
+    return rv;
+  }
+  if (settings->coalesce && cbs->output_pending != NULL &&
+      (rv = dcmf_dtls_coalesce(st->dtls)) != 0) {
+    dcmf_dtls_del(st->dtls);
     free(st);
     return rv;
   }
@@ -128,6 +140,7 @@ void dcmf_dcstack_del(struct dcmf_dcstack *st) {
     return;
   }
   st->kind->destroy(st->assoc); /* flows closed; SCTP's ABORT via DTLS */
+  dcmf_dtls_flush(st->dtls);    /* what was gathered, the ABORT last */
   dcmf_dtls_del(st->dtls);
   free(st);
 }
@@ -188,6 +201,10 @@ void dcmf_dcstack_handle_tick(struct dcmf_dcstack *st) {
   if (st->kind->tick != NULL) {
     st->kind->tick(st->assoc);
   }
+}
+
+void dcmf_dcstack_flush(struct dcmf_dcstack *st) {
+  dcmf_dtls_flush(st->dtls);
 }
 
 int dcmf_dcstack_connected(const struct dcmf_dcstack *st) {

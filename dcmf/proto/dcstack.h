@@ -63,6 +63,11 @@ struct dcmf_dcstack_callbacks {
   /* Room again after a send said DCMF_ERR_EXHAUSTED (SCTP: the owed
    * DCEP ACKs have gone first). May be NULL. */
   void (*writable)(void *user);
+  /* With |coalesce|: datagrams are being gathered, call
+   * dcmf_dcstack_flush at the end of the loop turn. Called once per
+   * datagram begun. Required with |coalesce| (without it the setting is
+   * ignored); unused otherwise. */
+  void (*output_pending)(void *user);
   /* Call dcmf_dcstack_handle_tick after the next dcmf_sctp_stack_tick
    * (see |need_tick| in sctp.h). Called once per need. May be NULL: then
    * call dcmf_dcstack_handle_tick after every stack tick. */
@@ -75,6 +80,12 @@ struct dcmf_dcstack_settings {
   /* The association kind; NULL: dcmf_assoc_sctp. Borrowed (static). */
   const struct dcmf_assoc_ops *kind;
   struct dcmf_assoc_settings assoc; /* read during dcmf_dcstack_new */
+  /* Gather the DTLS records made during a loop turn (SCTP packets with
+   * their DATA chunks and SACKs, handshake messages) into as few
+   * datagrams as fit the DTLS context's MTU (dcmf_dtls_coalesce); the
+   * owner sends them with dcmf_dcstack_flush when |output_pending| asks.
+   * 0: every record is a datagram of its own, sent at once. */
+  int coalesce;
 };
 
 struct dcmf_dcstack;
@@ -93,8 +104,8 @@ int dcmf_dcstack_new(struct dcmf_dcstack **stack,
 
 /*
  * Destroys the association (which reports every open flow closed and,
- * for SCTP, sends its ABORT through DTLS while DTLS is up) and frees
- * everything. NULL is allowed. Not from a callback.
+ * for SCTP, sends its ABORT through DTLS while DTLS is up), sends what
+ * coalescing gathered (the ABORT included) and frees everything. NULL is allowed. Not from a callback.
  */
 void dcmf_dcstack_del(struct dcmf_dcstack *stack);
 
@@ -146,6 +157,11 @@ void dcmf_dcstack_handle_expiry(struct dcmf_dcstack *stack, uint64_t now);
  * (SCTP: delivers what usrsctp's timers produced and retries a waiting
  * sender, dcmf_sctp_handle_tick). */
 void dcmf_dcstack_handle_tick(struct dcmf_dcstack *stack);
+
+/* With |coalesce|: sends the datagram being gathered, if any (through
+ * |send_datagram|). dcmf_dcstack_del flushes by itself (the SCTP ABORT
+ * goes out). Nothing to do without coalescing. */
+void dcmf_dcstack_flush(struct dcmf_dcstack *stack);
 
 /* Returns 1 once DTLS is connected (and until it fails or closes). */
 int dcmf_dcstack_connected(const struct dcmf_dcstack *stack);

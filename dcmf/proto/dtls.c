@@ -34,15 +34,50 @@ struct dcmf_dtls {
   size_t n_held, held_bytes;
   struct dcmf_dtls_callbacks cbs;
   void *user;
+  /* Coalescing (dcmf_dtls_coalesce): records wait here, in order, for
+   * dcmf_dtls_flush; NULL: each record leaves at once. ctx->mtu bytes. */
+  uint8_t *gather;
+  size_t gathered;
 };
 
-/* ---- output BIO: one BIO_write is one datagram ------------------------- */
+/* ---- output BIO: one BIO_write is one record ---------------------------- */
 
+void dcmf_dtls_flush(struct dcmf_dtls *d) {
+  if (d->gathered > 0) {
+    size_t n = d->gathered;
+    d->gathered = 0; /* first: the callback may send again */
+    d->cbs.send_datagram(d->user, d->gather, n);
+  }
+}
+
+/* OpenSSL writes one record per call (several per handshake flight). A
+ * record joins the datagram being gathered if both fit in the MTU; one
+ * that does not fit sends the gathered datagram first, so records keep
+ * their order. A record larger than the MTU on its own (an SCTP packet
+ * of a full 1200 bytes plus DTLS overhead) leaves alone, as it would
+ * without coalescing. */
 static int out_write(BIO *b, const char *data, int len) {
   struct dcmf_dtls *d = BIO_get_data(b);
-  if (d != NULL && len > 0) {
-    d->cbs.send_datagram(d->user, (const uint8_t *)data, (size_t)len);
+  if (d == NULL || len <= 0) {
+    return len;
   }
+  size_t n = (size_t)len;
+  if (d->gather == NULL) {
+    d->cbs.send_datagram(d->user, (const uint8_t *)data, n);
+    return len;
+  }
+  if (d->gathered + n > d->ctx->mtu) {
+    dcmf_dtls_flush(d);
+  }
+  if (n > d->ctx->mtu) {
+    d->cbs.send_datagram(d->user, (const uint8_t *)data, n);
+    return len;
+  }
+  if (d->gathered == 0 && d->cbs.output_pending != NULL) {
+    d->cbs.output_pending(d->user);
+  }
+  memcpy(d->gather + d->gathered, data, n);
+  d->gathered += n;
   return len;
 }
 
@@ -244,7 +279,22 @@ void dcmf_dtls_del(struct dcmf_dtls *d) {
   }
   held_clear(d);
   SSL_free(d->ssl);
+  free(d->gather);
   free(d);
+}
+
+int dcmf_dtls_coalesce(struct dcmf_dtls *d) {
+  if (d->gather == NULL) {
+    d->gather = malloc(d->ctx->mtu);
+    if (d->gather == NULL) {
+      return DCMF_ERR_NOMEM;
+    }
+  }
+  return 0;
+}
+
+int dcmf_dtls_output_pending(const struct dcmf_dtls *d) {
+  return d->gathered > 0;
 }
 
 static void set_state(struct dcmf_dtls *d, enum dcmf_dtls_state state,
@@ -312,6 +362,11 @@ static void drive(struct dcmf_dtls *d) {
       handle_ssl_result(d, r);
       return;
     }
+    /* The last flight leaves before any application data gathers behind
+     * it: a peer may still be finishing its handshake when it reads the
+     * datagram (werift handles handshake messages asynchronously and
+     * drops application data that comes with them). */
+    dcmf_dtls_flush(d);
     set_state(d, DCMF_DTLS_CONNECTED, "handshake complete");
   }
   uint8_t buf[16384];

@@ -52,7 +52,9 @@ enum dcmf_dtls_state {
 };
 
 struct dcmf_dtls_callbacks {
-  /* One ciphertext datagram for the peer; |data| is valid for the call. */
+  /* One ciphertext datagram for the peer (one record, or with coalescing
+   * the records gathered since the last flush); |data| is valid for the
+   * call. */
   void (*send_datagram)(void *user, const uint8_t *data, size_t len);
   /* Decrypted application data (one DTLS record's payload). */
   void (*recv_data)(void *user, const uint8_t *data, size_t len);
@@ -60,6 +62,10 @@ struct dcmf_dtls_callbacks {
    * English phrase for logs and events. */
   void (*state_changed)(void *user, enum dcmf_dtls_state state,
                         const char *reason);
+  /* With coalescing: a record was gathered into an empty datagram, so
+   * the owner owes a dcmf_dtls_flush (at the end of its loop turn).
+   * Called once per datagram begun. May be NULL without coalescing. */
+  void (*output_pending)(void *user);
 };
 
 struct dcmf_dtls;
@@ -104,6 +110,25 @@ int dcmf_dtls_recv(struct dcmf_dtls *dtls, const uint8_t *data, size_t len);
  * not connected, or DCMF_ERR_SYSTEM.
  */
 int dcmf_dtls_send(struct dcmf_dtls *dtls, const uint8_t *data, size_t len);
+
+/*
+ * Coalescing: from now on the records OpenSSL writes (handshake flights,
+ * application data, alerts) are gathered, in order, into datagrams of at
+ * most the context's |mtu| bytes instead of leaving one by one. A
+ * datagram leaves when the next record would not fit, or at
+ * dcmf_dtls_flush; a record larger than |mtu| on its own leaves alone.
+ * |output_pending| tells the owner when a flush is owed. Cannot be
+ * undone. Returns 0 or DCMF_ERR_NOMEM (nothing changed).
+ */
+int dcmf_dtls_coalesce(struct dcmf_dtls *dtls);
+
+/* Sends the datagram being gathered, if any (through |send_datagram|).
+ * Without coalescing there is never one. Records still gathered when
+ * the engine is deleted are dropped: flush first to send them. */
+void dcmf_dtls_flush(struct dcmf_dtls *dtls);
+
+/* Returns 1 while records wait for dcmf_dtls_flush. */
+int dcmf_dtls_output_pending(const struct dcmf_dtls *dtls);
 
 /*
  * Milliseconds until the handshake retransmission timer fires, or -1

@@ -18,7 +18,18 @@
 // several media workers get work; one echo server for all), DCMFD_CPUS
 // (taskset list for dcmfd, default 0; "0,1" leaves it unpinned on this
 // machine), DCMFD_ARGS (more dcmfd options, e.g. "--workers 1"),
-// DCMFD_LOG (append dcmfd's output to this file; default: dropped).
+// DCMFD_LOG (append dcmfd's output to this file; default: dropped),
+// ECHO_DELAY_MS (the echo server answers this late, like a remote DC
+// application server; default 0).
+//
+// UDP packets per message: run under tests/integration/in-netns (a
+// namespace of its own, so that /proc/net/snmp counts only this run's
+// datagrams) and two more columns appear: datagrams the phone sent to
+// dcmfd and datagrams dcmfd sent to the phone, per echoed message. The
+// phone's are counted in this process (every dgram send but the echo
+// server's); dcmfd's toward the phone are the namespace's OutDatagrams
+// less this process's sends and dcmfd's datagrams to the echo server
+// (which the echo server counts as it receives them).
 "use strict";
 const path = require("path");
 const fs = require("fs");
@@ -39,8 +50,33 @@ const PHONES = Number(process.env.PHONES || 1);
 const SIZES = (process.env.SIZES || "100,1024,16384").split(",").map(Number);
 const DCMFD_CPUS = process.env.DCMFD_CPUS || "0";
 const DCMFD_ARGS = (process.env.DCMFD_ARGS || "").split(/\s+/).filter((a) => a);
+const ECHO_DELAY_MS = Number(process.env.ECHO_DELAY_MS || 0);
 const DCMFD_LOG = process.env.DCMFD_LOG ? fs.openSync(process.env.DCMFD_LOG, "a") : "ignore";
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// In a network namespace of our own (tests/integration/in-netns makes one
+// with loopback alone)? Then nothing else sends UDP in it.
+function ownNetns() {
+  try {
+    const ifs = fs.readFileSync("/proc/net/dev", "utf8").split("\n").slice(2)
+      .map((l) => l.split(":")[0].trim()).filter((n) => n);
+    return ifs.join() === "lo";
+  } catch (e) { return false; }
+}
+const COUNT_PACKETS = ownNetns();
+function udpOut() {
+  const lines = fs.readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
+  const names = lines[0].split(/\s+/), values = lines[1].split(/\s+/);
+  return Number(values[names.indexOf("OutDatagrams")]);
+}
+// Every datagram this process sends, the echo server's apart.
+const sends = { all: 0, echo: 0 };
+const origSend = dgram.Socket.prototype.send;
+dgram.Socket.prototype.send = function (...args) {
+  sends.all++;
+  if (this.isEcho) sends.echo++;
+  return origSend.apply(this, args);
+};
 
 // One phone: its own context in UDP-proxy mode toward the echo server.
 async function phone(echoPort) {
@@ -69,13 +105,21 @@ async function phone(echoPort) {
 
 async function run(size) {
   const echo = dgram.createSocket("udp4");
-  echo.on("message", (m, r) => echo.send(m, r.port, r.address));
+  echo.isEcho = true;
+  let echoIn = 0; // dcmfd's datagrams toward the echo server
+  echo.on("message", (m, r) => {
+    echoIn++;
+    if (ECHO_DELAY_MS > 0) setTimeout(() => echo.send(m, r.port, r.address), ECHO_DELAY_MS);
+    else echo.send(m, r.port, r.address);
+  });
   await new Promise((r) => echo.bind(0, "127.0.0.1", r));
   const phones = [];
   for (let i = 0; i < PHONES; i++) phones.push(await phone(echo.address().port));
   const msg = Buffer.alloc(size, 0x61);
   const t0 = process.hrtime.bigint();
   const c0 = cpuTicks(global.dcmfdPid);
+  const out0 = COUNT_PACKETS ? udpOut() : 0;
+  const sends0 = { ...sends }, echoIn0 = echoIn;
   const got = () => phones.reduce((n, p) => n + p.got, 0);
   // Bounded by time, not spins: an SCTP retransmission after a loss on
   // loopback (a JavaScript peer can fall behind its socket) pauses for
@@ -90,6 +134,13 @@ async function run(size) {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const ticks = cpuTicks(global.dcmfdPid) - c0;
   const echoed = got();
+  let pkts = "";
+  if (COUNT_PACKETS) {
+    const out = udpOut() - out0, mine = sends.all - sends0.all;
+    const phoneOut = mine - (sends.echo - sends0.echo);
+    const mfOut = out - mine - (echoIn - echoIn0);
+    pkts = ` ${(phoneOut / echoed).toFixed(2)} | ${(mfOut / echoed).toFixed(2)} |`;
+  }
   for (const p of phones) {
     p.pc.close();
     await api(PORT, "DELETE", `/nmf-mrm/v1/contexts/${p.contextId}`);
@@ -98,7 +149,7 @@ async function run(size) {
   const rate = echoed / secs;
   const usPerMsg = (ticks * 1e6 / 100) / (2 * echoed); // 100 ticks/s; two relays per echo
   const what = PHONES > 1 ? `${size} B, ${PHONES} phones` : `${size} B`;
-  console.log(`| ${what} | ${echoed}/${COUNT * PHONES} | ${rate.toFixed(0)} | ${(rate * size * 2 / 1e6).toFixed(1)} | ${usPerMsg.toFixed(1)} |`);
+  console.log(`| ${what} | ${echoed}/${COUNT * PHONES} | ${rate.toFixed(0)} | ${(rate * size * 2 / 1e6).toFixed(1)} | ${usPerMsg.toFixed(1)} |${pkts}`);
 }
 
 (async () => {
@@ -112,8 +163,9 @@ async function run(size) {
       try { if ((await api(PORT, "GET", "/healthz")).status === 200) break; } catch (e) { /* not yet */ }
       await wait(50);
     }
-    console.log(`| message | echoed | messages/s (round trips) | MB/s (both directions) | dcmfd CPU µs per relayed message |`);
-    console.log(`|---|---|---|---|---|`);
+    const pktCols = COUNT_PACKETS ? " datagrams phone → dcmfd per message | dcmfd → phone |" : "";
+    console.log(`| message | echoed | messages/s (round trips) | MB/s (both directions) | dcmfd CPU µs per relayed message |${pktCols}`);
+    console.log(`|---|---|---|---|---|${COUNT_PACKETS ? "---|---|" : ""}`);
     for (const size of SIZES) await run(size);
     await plainUdp(1024, COUNT, WINDOW);
   } finally {

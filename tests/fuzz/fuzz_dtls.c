@@ -109,7 +109,7 @@ static void on_state(void *user, enum dcmf_dtls_state state,
   s->state = state;
 }
 
-static const struct dcmf_dtls_callbacks cbs = {on_send, on_recv, on_state};
+static const struct dcmf_dtls_callbacks cbs = {on_send, on_recv, on_state, NULL};
 
 /* Removes and returns the oldest queued datagram of |s| (caller frees). */
 static uint8_t *pop(struct side *s, size_t *len) {

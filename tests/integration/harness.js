@@ -63,13 +63,14 @@ async function startDcmfd(dcmfd, tag, extra = []) {
   };
 }
 
-// Runs |tests| ({name, fn(d)}) one after the other, each against a fresh
-// dcmfd (started with the options |extra|) that must exit 0 on SIGTERM
-// afterwards; exits the process.
+// Runs |tests| ({name, fn(d)}, and optionally |extra|: options for that
+// test alone) one after the other, each against a fresh dcmfd (started
+// with the options |extra|) that must exit 0 on SIGTERM afterwards; exits
+// the process.
 async function runTests(dcmfd, tag, tests, perTestMs, extra = []) {
   let passed = 0, failed = 0;
   for (const t of tests) {
-    const d = await startDcmfd(dcmfd, tag, extra);
+    const d = await startDcmfd(dcmfd, tag, [...extra, ...(t.extra || [])]);
     try {
       await timeout(t.fn(d), perTestMs, "test");
       await wait(150); // workers publish metrics every 100 ms; let sessions settle

@@ -31,8 +31,12 @@ struct side {
   size_t max_datagram;
   enum dcmf_dtls_state last_state;
   char last_reason[160];
-  char received[256];
+  char received[8192];
   size_t received_len;
+  size_t records_received; /* recv_data calls */
+  size_t pending_calls;    /* output_pending calls (coalescing) */
+  /* Sent from the CONNECTED callback, as dcstack starts SCTP there. */
+  const char *send_on_connect;
 };
 
 struct pair {
@@ -58,6 +62,7 @@ static void on_recv(void *user, const uint8_t *data, size_t len) {
   assert_true(s->received_len + len < sizeof(s->received));
   memcpy(s->received + s->received_len, data, len);
   s->received_len += len;
+  s->records_received++;
 }
 
 static void on_state(void *user, enum dcmf_dtls_state state,
@@ -66,9 +71,23 @@ static void on_state(void *user, enum dcmf_dtls_state state,
   assert_non_null(reason);
   s->last_state = state;
   snprintf(s->last_reason, sizeof(s->last_reason), "%s", reason);
+  if (state == DCMF_DTLS_CONNECTED && s->send_on_connect != NULL) {
+    assert_int_equal(dcmf_dtls_send(s->dtls,
+                                     (const uint8_t *)s->send_on_connect,
+                                     strlen(s->send_on_connect)),
+                     0);
+  }
 }
 
-static const struct dcmf_dtls_callbacks cbs = {on_send, on_recv, on_state};
+static void on_pending(void *user) {
+  struct side *s = user;
+  /* Asked once per datagram begun: never while one is gathered. */
+  assert_int_equal(dcmf_dtls_output_pending(s->dtls), 0);
+  s->pending_calls++;
+}
+
+static const struct dcmf_dtls_callbacks cbs = {on_send, on_recv, on_state,
+                                               on_pending};
 
 /* Delivers every queued datagram of |from| to |to|; returns how many. */
 static size_t deliver(struct side *from, struct side *to) {
@@ -87,6 +106,9 @@ static size_t deliver(struct side *from, struct side *to) {
 
 static void run(struct pair *p) {
   for (int round = 0; round < 20; round++) {
+    /* The end of a loop turn: what coalescing gathered leaves. */
+    dcmf_dtls_flush(p->client.dtls);
+    dcmf_dtls_flush(p->server.dtls);
     size_t moved = deliver(&p->client, &p->server);
     moved += deliver(&p->server, &p->client);
     if (moved == 0) {
@@ -315,8 +337,147 @@ static void test_failure_reason_names_openssl_reason(void **state) {
   assert_null(strstr(p->server.last_reason, "no OpenSSL reason"));
 }
 
+/* Walks the records of one datagram: returns how many there are and
+ * stores the content type of the last one; -1 if they do not tile it. */
+static int count_records(const uint8_t *d, size_t len, uint8_t *last_type) {
+  size_t off = 0;
+  int n = 0;
+  while (off + 13 <= len) {
+    size_t rlen = (size_t)d[off + 11] << 8 | d[off + 12];
+    *last_type = d[off];
+    off += 13 + rlen;
+    n++;
+  }
+  return off == len ? n : -1;
+}
+
+static void connect_pair(struct pair *p) {
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert), sfp = fp_of(&p->scert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  run(p);
+  assert_int_equal(dcmf_dtls_state(p->client.dtls), DCMF_DTLS_CONNECTED);
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_CONNECTED);
+}
+
+/* With coalescing, the records of a turn wait for the flush and leave
+ * in datagrams of at most the MTU, in order, each holding as many whole
+ * records as fit. */
+static void test_coalesce_up_to_mtu(void **state) {
+  struct pair *p = *state;
+  assert_int_equal(dcmf_dtls_coalesce(p->server.dtls), 0);
+  connect_pair(p); /* the server's flights were gathered too */
+  assert_true(p->server.max_datagram <= 1200);
+  size_t sent0 = p->server.datagrams_sent, pending0 = p->server.pending_calls;
+  /* 100 bytes of data are 137-byte records (AES-GCM): 8 fit in 1200. */
+  char msg[100];
+  for (int i = 0; i < 20; i++) {
+    memset(msg, 'a' + i, sizeof(msg));
+    assert_int_equal(dcmf_dtls_send(p->server.dtls, (const uint8_t *)msg,
+                                     sizeof(msg)),
+                     0);
+  }
+  /* Two full datagrams left when the next record did not fit; four
+   * records wait for the end of the turn. */
+  assert_int_equal(p->server.datagrams_sent - sent0, 2);
+  assert_int_equal(dcmf_dtls_output_pending(p->server.dtls), 1);
+  assert_int_equal(p->server.pending_calls - pending0, 3);
+  dcmf_dtls_flush(p->server.dtls);
+  assert_int_equal(dcmf_dtls_output_pending(p->server.dtls), 0);
+  assert_int_equal(p->server.datagrams_sent - sent0, 3);
+  int expect[3] = {8, 8, 4};
+  for (size_t i = 0; i < 3; i++) {
+    uint8_t type = 0;
+    assert_true(p->server.out_len[i] <= 1200);
+    assert_int_equal(count_records(p->server.out[i], p->server.out_len[i],
+                                   &type),
+                     expect[i]);
+    assert_int_equal(type, 23); /* application data */
+  }
+  dcmf_dtls_flush(p->server.dtls); /* nothing more: no empty datagram */
+  assert_int_equal(p->server.datagrams_sent - sent0, 3);
+  run(p);
+  /* The client decrypted every record, in the order sent. */
+  assert_int_equal(p->client.records_received, 20);
+  assert_int_equal(p->client.received_len, 20 * sizeof(msg));
+  for (int i = 0; i < 20; i++) {
+    assert_int_equal(p->client.received[i * 100], 'a' + i);
+  }
+}
+
+/* A record that cannot share a datagram (larger than the MTU on its
+ * own) leaves alone, after what was gathered before it. */
+static void test_coalesce_large_record_alone(void **state) {
+  struct pair *p = *state;
+  assert_int_equal(dcmf_dtls_coalesce(p->server.dtls), 0);
+  connect_pair(p);
+  size_t sent0 = p->server.datagrams_sent;
+  assert_int_equal(dcmf_dtls_send(p->server.dtls, (const uint8_t *)"one", 3),
+                   0);
+  uint8_t big[1190];
+  memset(big, 'b', sizeof(big));
+  assert_int_equal(dcmf_dtls_send(p->server.dtls, big, sizeof(big)), 0);
+  assert_int_equal(dcmf_dtls_send(p->server.dtls, (const uint8_t *)"two", 3),
+                   0);
+  assert_int_equal(p->server.datagrams_sent - sent0, 2);
+  uint8_t type = 0;
+  assert_int_equal(count_records(p->server.out[0], p->server.out_len[0],
+                                 &type),
+                   1);
+  assert_true(p->server.out_len[1] > 1200); /* the big one, alone */
+  assert_int_equal(count_records(p->server.out[1], p->server.out_len[1],
+                                 &type),
+                   1);
+  run(p);
+  assert_int_equal(p->client.records_received, 3);
+  assert_memory_equal(p->client.received, "one", 3);
+  assert_memory_equal(p->client.received + 3 + sizeof(big), "two", 3);
+}
+
+/* The handshake's last flight leaves before application data made when
+ * the handshake completes (SCTP's INIT) can join its datagram. */
+static void test_coalesce_flight_before_data(void **state) {
+  struct pair *p = *state;
+  assert_int_equal(dcmf_dtls_coalesce(p->server.dtls), 0);
+  p->server.send_on_connect = "INIT";
+  struct dcmf_fingerprint_set cfp = fp_of(&p->ccert), sfp = fp_of(&p->scert);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->server.dtls, &cfp), 0);
+  assert_int_equal(dcmf_dtls_set_remote_fingerprints(p->client.dtls, &sfp), 0);
+  dcmf_dtls_start(p->client.dtls);
+  for (int round = 0; round < 20; round++) {
+    dcmf_dtls_flush(p->client.dtls);
+    deliver(&p->client, &p->server);
+    if (dcmf_dtls_state(p->server.dtls) == DCMF_DTLS_CONNECTED) {
+      break; /* what the server sent is still queued */
+    }
+    dcmf_dtls_flush(p->server.dtls);
+    deliver(&p->server, &p->client);
+  }
+  assert_int_equal(dcmf_dtls_state(p->server.dtls), DCMF_DTLS_CONNECTED);
+  /* The final flight (ChangeCipherSpec, Finished) left, alone; the data
+   * waits for the flush. */
+  assert_true(p->server.n_out >= 1);
+  uint8_t type = 0;
+  size_t last = p->server.n_out - 1;
+  assert_true(count_records(p->server.out[last], p->server.out_len[last],
+                            &type) >= 1);
+  assert_int_equal(type, 22); /* handshake (Finished) */
+  assert_int_equal(dcmf_dtls_output_pending(p->server.dtls), 1);
+  run(p);
+  assert_int_equal(dcmf_dtls_state(p->client.dtls), DCMF_DTLS_CONNECTED);
+  assert_int_equal(p->client.received_len, 4);
+  assert_memory_equal(p->client.received, "INIT", 4);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_coalesce_up_to_mtu, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_coalesce_large_record_alone, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_coalesce_flight_before_data, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_handshake_and_data, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_server_holds_until_fingerprint,

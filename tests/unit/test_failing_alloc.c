@@ -1340,7 +1340,7 @@ static void d_state(void *user, enum dcmf_dtls_state st, const char *why) {
   d->state = st;
 }
 
-static const struct dcmf_dtls_callbacks d_cbs = {d_datagram, d_data, d_state};
+static const struct dcmf_dtls_callbacks d_cbs = {d_datagram, d_data, d_state, NULL};
 
 static size_t d_deliver(struct dside *from) {
   size_t n = from->nq;

@@ -8,6 +8,8 @@
  * down how the adapter behaves under backpressure. As in the media
  * worker, an association gets dcmf_sctp_handle_tick only after it asked
  * through |need_tick|, so every retry here also shows that it asks.
+ * Delayed SACKs are timed on the ticked clock, and the allocations of
+ * the message path are counted (malloc, calloc and realloc are wrapped).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -29,6 +31,32 @@
 #include "sctp.h"
 
 #define QMAX 4096
+
+/* Allocations made by dcmf's code (this executable is linked with
+ * -Wl,--wrap for malloc, calloc and realloc; usrsctp's own, inside its
+ * shared library, are not seen). Counted while |counting| is set; the
+ * harness's callbacks below pause it, so only the adapter and the
+ * channel layer are measured. */
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+static volatile int counting; /* GCC assumes malloc reads no globals */
+static size_t allocations;
+void *__wrap_malloc(size_t size) {
+  allocations += counting != 0;
+  return __real_malloc(size);
+}
+void *__wrap_calloc(size_t n, size_t size) {
+  allocations += counting != 0;
+  return __real_calloc(n, size);
+}
+void *__wrap_realloc(void *p, size_t size) {
+  allocations += counting != 0;
+  return __real_realloc(p, size);
+}
 
 struct peer {
   struct dcmf_sctp *sctp;
@@ -59,10 +87,13 @@ struct peer {
 
 static void send_packet(void *user, const uint8_t *data, size_t len) {
   struct peer *p = user;
+  int was_counting = counting;
+  counting = 0;
   assert_true(p->nq < QMAX);
   p->q[p->nq] = malloc(len);
   memcpy(p->q[p->nq], data, len);
   p->qlen[p->nq++] = len;
+  counting = was_counting;
 }
 
 static void sctp_message(void *user, uint16_t sid, uint32_t ppid,
@@ -173,6 +204,8 @@ static int ch_open(void *user, struct dcmf_dc_channel *ch) {
 static void ch_message(void *user, struct dcmf_dc_channel *ch, int binary,
                        const uint8_t *data, size_t len) {
   struct peer *p = user;
+  int was_counting = counting;
+  counting = 0;
   free(p->msg);
   p->msg = malloc(len + 1);
   memcpy(p->msg, data, len);
@@ -183,6 +216,7 @@ static void ch_message(void *user, struct dcmf_dc_channel *ch, int binary,
   p->all = realloc(p->all, p->all_len + len + 1);
   memcpy(p->all + p->all_len, data, len);
   p->all_len += len;
+  counting = was_counting;
 }
 
 static void ch_closed(void *user, struct dcmf_dc_channel *ch) {
@@ -298,6 +332,75 @@ static void test_association_and_negotiated_channel(void **state) {
   /* Unknown stream: not delivered. */
   assert_int_equal(dcmf_dc_send(p->a.dc, 7, 0, (const uint8_t *)"x", 1),
                    DCMF_ERR_NOT_FOUND);
+}
+
+/* Delayed SACKs: a lone packet is acknowledged after 50 ms (not
+ * usrsctp's 200, which equals the smallest RTO of the peers), every
+ * second packet at once. */
+static void test_delayed_sack(void **state) {
+  struct pair *p = *state;
+  /* usrsctp acknowledges the first DATA of an association at once. */
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"zero", 4), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.nq, 0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"one", 3), 0);
+  assert_int_equal(pump_one(&p->a), 1);
+  assert_int_equal(p->b.n_msgs, 2);
+  assert_int_equal(p->b.nq, 0); /* the SACK waits */
+  int waited = 0;
+  while (p->b.nq == 0 && waited < 400) {
+    dcmf_sctp_stack_tick(10);
+    tick_if_asked(&p->b);
+    waited += 10;
+  }
+  assert_int_equal(p->b.nq, 1);
+  assert_int_equal(p->b.q[0][12], 3); /* one SACK chunk */
+  assert_true(waited >= 40 && waited <= 70);
+  pump(&p->a, &p->b);
+  /* Two packets: the second is acknowledged as it arrives. */
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"two", 3), 0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"three", 5),
+                   0);
+  assert_int_equal(pump_one(&p->a), 2);
+  assert_int_equal(p->b.nq, 1);
+  assert_int_equal(p->b.q[0][12], 3);
+}
+
+/* The message path allocates nothing of dcmf's own once it runs: a whole
+ * message keeps usrsctp's buffer, and its queue entry is the one the
+ * previous message left (the spare). */
+static void test_steady_messages_allocate_nothing(void **state) {
+  struct pair *p = *state;
+  uint8_t msg[100];
+  memset(msg, 'm', sizeof(msg));
+  for (int warm = 0; warm < 2; warm++) {
+    assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, msg, sizeof(msg)), 0);
+    assert_int_equal(dcmf_dc_send(p->b.dc, 0, 1, msg, sizeof(msg)), 0);
+    pump(&p->a, &p->b);
+  }
+  int got = p->b.n_msgs;
+  allocations = 0;
+  counting = 1;
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, msg, sizeof(msg)), 0);
+    pump_one(&p->a);
+    pump_one(&p->b);
+  }
+  counting = 0;
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.n_msgs, got + 100);
+  assert_int_equal(allocations, 0);
+  /* A message in pieces (larger than usrsctp's partial delivery point)
+   * still goes through the reassembly buffer, which allocates. */
+  size_t big = 200 * 1024;
+  uint8_t *large = calloc(1, big);
+  counting = 1;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, large, big), 0);
+  pump(&p->a, &p->b);
+  counting = 0;
+  assert_int_equal(p->b.msg_len, big);
+  assert_true(allocations > 0);
+  free(large);
 }
 
 static void test_large_message(void **state) {
@@ -589,6 +692,9 @@ static void test_malformed_dcep_is_counted(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_association_and_negotiated_channel,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delayed_sack, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_steady_messages_allocate_nothing,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
       cmocka_unit_test_setup_teardown(test_messages_survive_a_full_send_buffer,

@@ -294,7 +294,7 @@ static void phone_ch_closed(void *user, struct dcmf_dc_channel *ch) {
 }
 
 static const struct dcmf_dtls_callbacks phone_dtls_cbs = {
-    phone_out, phone_dtls_data, phone_dtls_state};
+    phone_out, phone_dtls_data, phone_dtls_state, NULL};
 static const struct dcmf_sctp_callbacks phone_sctp_cbs = {
     phone_sctp_out, phone_sctp_msg, phone_sctp_reset, phone_sctp_state,
     phone_sctp_writable, NULL /* drained after every tick instead */};
@@ -374,6 +374,9 @@ struct fx {
   uint8_t rx[65536];
   uint64_t now; /* the services' fake clock */
   struct dcmf_tickq ticks; /* the sessions that asked for a tick */
+  /* The sessions that gathered DTLS records (coalescing), flushed at the
+   * end of each turn as the worker does. */
+  struct dcmf_tickq flushes;
   struct probe first, second;
   void *relay_worker;
   struct dcmf_session_service services[2];
@@ -461,6 +464,7 @@ static void session_start_kind(struct fx *f, size_t i, const char *name,
                                  .now = fake_now,
                                  .now_user = f,
                                  .ticks = &f->ticks,
+                                 .flushes = &f->flushes,
                                  .assoc_kinds = f->kinds};
   assert_int_equal(dcmf_session_new(&f->session[i], &env, &d), 0);
 }
@@ -481,6 +485,7 @@ static void session_end(struct fx *f, size_t i) {
  * and then the sessions that asked for the tick (worker.c). */
 static void round_trip(struct fx *f) {
   uv_run(&f->loop, UV_RUN_NOWAIT);
+  dcmf_tickq_run(&f->flushes); /* the end of the turn */
   uint8_t buf[65536];
   for (size_t p = 0; p < N; p++) {
     for (int i = 0; f->phone[p].up && i < 256; i++) {
@@ -502,6 +507,7 @@ static void round_trip(struct fx *f) {
     }
   }
   dcmf_tickq_run(&f->ticks);
+  dcmf_tickq_run(&f->flushes);
   f->now += 10;
 }
 
@@ -543,6 +549,7 @@ static struct fx *fx_new(void) {
   f->log = (struct dcmf_log){.stream = stderr, .level = DCMF_LOG_ERROR};
   f->now = 5000;
   dcmf_tickq_init(&f->ticks);
+  dcmf_tickq_init(&f->flushes);
   cert_ctx(&f->cert, &f->ctx);
   return f;
 }
@@ -586,6 +593,7 @@ static int teardown(void **state) {
     session_end(f, i);
   }
   assert_int_equal(f->ticks.count, 0); /* closed sessions left the queue */
+  assert_int_equal(f->flushes.count, 0);
   uv_run(&f->loop, UV_RUN_DEFAULT); /* the sessions' handles close */
   assert_int_equal(uv_loop_close(&f->loop), 0);
   for (size_t i = 0; i < N; i++) {
@@ -659,6 +667,50 @@ static void test_service_sees_its_life_in_order(void **state) {
   assert_true(at(f->events, "DC_OPEN") < at(f->events, "DC_CLOSE"));
   assert_int_equal(atomic_load(&f->stats.messages_in), 2);
   assert_true(atomic_load(&f->stats.messages_out) >= FLOOD_MSGS);
+}
+
+static int got_five(struct fx *f) { return f->phone[0].received >= 5; }
+
+/* What a turn produces waits for the end of the turn, and then leaves in
+ * one datagram: five messages a service sends (five SCTP packets, five
+ * DTLS records) reach the phone's socket as one datagram, only once the
+ * worker flushes. */
+static void test_turn_output_leaves_in_one_datagram(void **state) {
+  struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
+  for (int i = 0; i < 20; i++) {
+    round_trip(f); /* let the set-up's SACKs settle */
+  }
+  uint8_t buf[65536];
+  while (recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+  }
+  assert_int_equal(f->flushes.count, 0);
+  int received0 = ph->received;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(
+        f->first.host->send(f->first.host, 1000, 1, (const uint8_t *)"m", 1),
+        0);
+  }
+  /* Gathered, not sent: the session waits in the worker's queue. */
+  assert_int_equal(f->flushes.count, 1);
+  assert_true(recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT) < 0);
+  dcmf_tickq_run(&f->flushes);
+  ssize_t n = recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT);
+  assert_true(n > 0 && n <= 1200);
+  assert_true(recv(ph->fd, buf + n, sizeof(buf) - (size_t)n, MSG_DONTWAIT) < 0);
+  /* Five records in it (type 23, application data), back to back. */
+  size_t off = 0;
+  int records = 0;
+  while (off + 13 <= (size_t)n) {
+    assert_int_equal(buf[off], 23);
+    off += 13 + ((size_t)buf[off + 11] << 8 | buf[off + 12]);
+    records++;
+  }
+  assert_int_equal(off, (size_t)n);
+  assert_int_equal(records, 5);
+  dcmf_dtls_recv(ph->dtls, buf, (size_t)n);
+  ph->received -= received0;
+  assert_true(until(f, got_five));
 }
 
 static void test_inband_channel_nobody_serves_is_refused(void **state) {
@@ -1164,6 +1216,8 @@ static void test_kind_with_a_raw_range(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_turn_output_leaves_in_one_datagram,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_service_sees_its_life_in_order,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
