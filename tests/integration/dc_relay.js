@@ -114,7 +114,31 @@ async function weriftLeaksFlight() {
   s.timer3Cancel();
   return leaked;
 }
+// werift's ICE gives a consent check (RFC 7675, one every 4-6 s) at
+// least 500 ms for its answer, counted on its own event loop. Both phones
+// of a test share this Node process, and at full rate it reads a backlog
+// of DTLS/SCTP datagrams 32 per loop turn, each handled in JavaScript, so
+// dcmfd's answer can sit behind them for longer than that: in a failed
+// run of the 10,000-message test dcmfd had answered every one of phone
+// A's consent checks (dcmf_stun_requests_total counted them) while werift
+// took none in time, expired consent after 30 s and failed ICE. A second
+// to three seconds of wait (still below the 4 s before the next check,
+// which would abort this one) is a client patience setting, not a looser
+// check of dcmfd: a consent check that dcmfd does not answer still fails
+// the test 30 s later. The loop's worst lag is in the stall report.
+const weriftIceBase = require(path.join(path.dirname(require.resolve("werift")), "..", "..", "ice", "src", "iceBase.js"));
+function workAroundWeriftConsent() {
+  if (weriftIceBase.CONSENT_RESPONSE_TIMEOUT_MIN !== undefined && weriftIceBase.CONSENT_RESPONSE_TIMEOUT_MIN < 3000) {
+    console.log("# werift waits 500 ms for a consent answer on a loaded event loop: giving it 3 s");
+    weriftIceBase.CONSENT_RESPONSE_TIMEOUT_MIN = 3000;
+    weriftIceBase.CONSENT_RESPONSE_TIMEOUT = 3000;
+  }
+}
+const loopLag = require("perf_hooks").monitorEventLoopDelay({ resolution: 20 });
+loopLag.enable();
+
 async function workAroundWerift() {
+  workAroundWeriftConsent();
   if (await weriftLeaksFlight()) {
     console.log("# werift counts retransmitted acknowledged chunks in flight for good: working around it");
     const transmitOnce = SCTP.prototype.transmitOnce;
@@ -153,6 +177,7 @@ async function whereTheyWait(d, phones, id) {
       .filter((l) => /^dcmf_(dc_relay_|dc_messages_total|sctp_|stun_requests|consent_lost)/.test(l));
     out.push(`dcmfd: ${m.join("; ")}`);
   } catch (e) { out.push(`dcmfd /metrics: ${e.message}`); }
+  out.push(`this process's event loop: worst lag ${(loopLag.max / 1e6).toFixed(0)} ms, p99 ${(loopLag.percentile(99) / 1e6).toFixed(0)} ms`);
   const udp = fs.readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
   if (udp.length === 2) {
     const [k, v] = udp.map((l) => l.split(/\s+/).slice(1));
