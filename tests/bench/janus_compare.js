@@ -41,6 +41,7 @@
 //   ROUNDS [5]  SEQ_COUNT [100]  CONC_COUNT [100]  ECHO_COUNT [50000]
 //   SIZES [100,1024]  WINDOWS [128,512]  IDLE_COUNTS [100,500]
 //   IDLE_MS [2000]: how long the idle sessions stay idle before RSS is read
+//   AFTER_MS [3000]: RSS "after" is read this long after the last release
 //   PHASES [setup,concurrent,echo,idle]  SERVERS [janus,dcmfd]
 //   SERVER_CPUS: taskset CPU list for both servers [not pinned]
 //   DCMFD_ARGS [--hello-rate 0 --stun-rate 0]: more dcmfd options
@@ -115,6 +116,7 @@ const SIZES = list("SIZES", "100,1024").map(Number);
 const WINDOWS = list("WINDOWS", "128,512").map(Number);
 const IDLE_COUNTS = list("IDLE_COUNTS", "100,500").map(Number);
 const IDLE_MS = Number(env("IDLE_MS", "2000"));
+const AFTER_MS = Number(env("AFTER_MS", "3000"));
 const PHASES = list("PHASES", "setup,concurrent,echo,idle");
 const SERVERS = list("SERVERS", "janus,dcmfd");
 const SERVER_CPUS = env("SERVER_CPUS", "");
@@ -608,7 +610,11 @@ async function phaseIdle(server, n) {
   await wait(IDLE_MS); // the measured state: sessions open and idle
   const loaded = rssKiB(server.pid);
   await Promise.allSettled(phones.map((p) => p.close()));
+  const released = Date.now();
   await settle(server.pid);
+  // Both servers get the same time to give memory back (dcmfd trims its
+  // heaps once releases have paused for --mem-trim-delay, 1 s).
+  await wait(Math.max(0, released + AFTER_MS - Date.now()));
   const after = rssKiB(server.pid);
   return { [`idle.kib.${n}`]: (loaded - before) / Math.max(1, phones.length),
     [`idle.before.${n}`]: before / 1024, [`idle.loaded.${n}`]: loaded / 1024,
