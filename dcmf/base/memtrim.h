@@ -20,7 +20,8 @@
  * trim. A burst of releases costs one walk.
  *
  * Glue: owns a libuv timer on the owner's loop; one owner thread. On a C
- * library other than glibc there is no trim and the helper does nothing.
+ * library other than glibc the timer still runs and counts, but nothing
+ * is trimmed.
  */
 #ifndef DCMF_MEMTRIM_H
 #define DCMF_MEMTRIM_H

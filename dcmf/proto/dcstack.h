@@ -84,6 +84,8 @@ struct dcmf_dcstack_settings {
    * their DATA chunks and SACKs, handshake messages) into as few
    * datagrams as fit the DTLS context's MTU (dcmf_dtls_coalesce); the
    * owner sends them with dcmf_dcstack_flush when |output_pending| asks.
+   * Raw datagrams of the kind (SRTP) are not gathered: they leave at
+   * once, possibly ahead of records gathered before them.
    * 0: every record is a datagram of its own, sent at once. */
   int coalesce;
 };
@@ -105,7 +107,8 @@ int dcmf_dcstack_new(struct dcmf_dcstack **stack,
 /*
  * Destroys the association (which reports every open flow closed and,
  * for SCTP, sends its ABORT through DTLS while DTLS is up), sends what
- * coalescing gathered (the ABORT included) and frees everything. NULL is allowed. Not from a callback.
+ * coalescing gathered (the ABORT included) and frees everything. NULL
+ * is allowed. Not from a callback.
  */
 void dcmf_dcstack_del(struct dcmf_dcstack *stack);
 

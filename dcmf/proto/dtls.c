@@ -45,12 +45,14 @@ struct dcmf_dtls {
 void dcmf_dtls_flush(struct dcmf_dtls *d) {
   if (d->gathered > 0) {
     size_t n = d->gathered;
-    d->gathered = 0; /* first: the callback may send again */
+    d->gathered = 0; /* first: nothing is sent twice, whatever follows */
     d->cbs.send_datagram(d->user, d->gather, n);
   }
 }
 
-/* OpenSSL writes one record per call (several per handshake flight). A
+/* OpenSSL writes one record per call (several per handshake flight).
+ * send_datagram must not call back into this engine: the gathered
+ * bytes are handed over in place. A
  * record joins the datagram being gathered if both fit in the MTU; one
  * that does not fit sends the gathered datagram first, so records keep
  * their order. A record larger than the MTU on its own (an SCTP packet
@@ -142,7 +144,8 @@ static int cert_matches(const struct dcmf_fingerprint_set *set, X509 *cert) {
  * The certificate is self-signed by design and there is no trust anchor:
  * what authenticates the peer is the signalled fingerprint of the leaf
  * (RFC 8122), and libssl itself still checks that the peer holds the
- * leaf's key (CertificateVerify). Chain building, purpose and extension
+ * leaf's key (a client's CertificateVerify, a server's signature over
+ * its ServerKeyExchange). Chain building, purpose and extension
  * checks and store look-ups would only produce errors to ignore, at
  * about 1 % of a set-up's CPU (docs/benchmarks.md, "Set-up profile"). */
 static int cert_verify(X509_STORE_CTX *store, void *arg) {

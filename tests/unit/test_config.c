@@ -41,6 +41,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.hello_rate, 100);
   assert_int_equal(cfg.shutdown_timeout_ms, 5000);
   assert_int_equal(cfg.mem_trim_delay_ms, 1000);
+  assert_int_equal(cfg.dtls_coalesce, 0); /* libdatachannel reads one record */
 }
 
 static void test_flags(void **state) {
@@ -103,6 +104,10 @@ static void test_liveness_flags(void **state) {
                    0);
   assert_int_equal(cfg.mem_trim_delay_ms, 0);
   expect_error("mem-trim-delay", 2, "--mem-trim-delay", "600001");
+  assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--dtls-coalesce", "1"),
+                   0);
+  assert_int_equal(cfg.dtls_coalesce, 1);
+  expect_error("dtls-coalesce", 2, "--dtls-coalesce", "2");
 }
 
 static void test_json_config(void **state) {
