@@ -80,7 +80,10 @@ static const struct opt options[] = {
     {"max-contexts", OPT_UINT, UINTF(max_contexts), 1, 10000000, "N",
      "most media contexts held at once [100000]"},
     {"max-streams", OPT_UINT, UINTF(max_streams), 16, 65535, "N",
-     "SCTP streams per association, each direction [2048]"},
+     "most SCTP streams an association asks for, each direction [2048]"},
+    {"min-streams", OPT_UINT, UINTF(min_streams), 16, 65535, "N",
+     "fewest SCTP streams an association asks for, each direction; "
+     "more when the media declares higher stream ids [1024]"},
     {"upstream-ca", OPT_PATH, FIELD(upstream_ca), 0, 0, 0, "PEM",
      "CA bundle for https upstreams and event receivers [the system's]"},
     {"upstream-cert", OPT_PATH, FIELD(upstream_cert), 0, 0, 0, "PEM",
@@ -171,6 +174,7 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->idle_timeout_ms = 120000;
   cfg->max_contexts = 100000;
   cfg->max_streams = 2048;
+  cfg->min_streams = 1024;
   cfg->upstream_connect_timeout_ms = 3000;
   cfg->upstream_response_timeout_ms = 10000;
   cfg->upstream_idle_timeout_ms = 60000;

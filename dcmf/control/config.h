@@ -39,7 +39,11 @@ struct dcmf_config {
   uint32_t request_timeout_ms; /* a request must be complete within this */
   uint32_t idle_timeout_ms;    /* an idle control connection is closed */
   uint32_t max_contexts;
-  uint16_t max_streams; /* SCTP streams asked for in each direction */
+  /* SCTP streams an association's INIT asks for in each direction: the
+   * highest declared stream id + 1, at least min_streams, at most
+   * max_streams (dcmf_assoc_sctp_init_streams) */
+  uint16_t max_streams;
+  uint16_t min_streams;
   /* HTTP-proxy mode */
   char upstream_ca[DCMF_PATH_MAX]; /* "" : the system's CA paths */
   char upstream_cert[DCMF_PATH_MAX];

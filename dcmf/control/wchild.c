@@ -158,6 +158,7 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
       .pkey = c->cert.pkey,
       .log = &c->log,
       .max_streams = cfg->max_streams,
+      .min_streams = cfg->min_streams,
       .services = c->services.regs,
       .n_services = c->services.n,
       .stun_rate = share_of(cfg->stun_rate, hello.n_workers),

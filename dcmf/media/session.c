@@ -414,6 +414,7 @@ static int assoc_settings(const struct dcmf_session *s,
                .max_streams = s->env.max_streams,
                .max_message_size = s->desc.max_message_size,
                .send_buffer = 1024 * 1024},
+      .sctp_min_streams = s->env.min_streams,
   };
   *streams = NULL;
   if (s->desc.n_streams == 0) {
@@ -775,7 +776,14 @@ void dcmf_session_update(struct dcmf_session *s,
     struct dcmf_assoc_settings as;
     struct dcmf_assoc_stream *streams;
     if (s->kind->update != NULL && assoc_settings(s, &as, &streams) == 0) {
-      s->kind->update(s->assoc, &as);
+      if (s->kind->update(s->assoc, &as) == DCMF_ERR_TOO_LARGE) {
+        char key[300];
+        DCMF_LOGW(s->env.log, "media",
+                  "%s: a declared stream is beyond the %s association's "
+                  "streams; it opens on the next association (raise "
+                  "--min-streams)",
+                  dcmf_session_key_str(s, key, sizeof(key)), s->kind->name);
+      }
       free(streams);
     }
   }

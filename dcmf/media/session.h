@@ -36,7 +36,8 @@ struct dcmf_session_env {
   struct dcmf_dtls_ctx *dtls_ctx;
   const struct dcmf_log *log;
   struct dcmf_media_stats *stats;
-  uint16_t max_streams;
+  /* SCTP streams per association, ceiling and floor (assoc.h) */
+  uint16_t max_streams, min_streams;
   /* Scratch memory of the worker thread, shared by its sessions because
    * one thread handles one datagram at a time: the UDP receive buffer. */
   uint8_t *rx_scratch;

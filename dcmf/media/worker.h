@@ -33,7 +33,8 @@ struct dcmf_worker_settings {
   X509 *cert;     /* borrowed for the worker's life */
   EVP_PKEY *pkey; /* borrowed for the worker's life */
   const struct dcmf_log *log;
-  uint16_t max_streams;
+  /* SCTP streams per association, ceiling and floor (assoc.h) */
+  uint16_t max_streams, min_streams;
   /* The services of every session, in match order (service.h); the
    * array and each config are borrowed for the worker's life. At most
    * DCMF_SVC_MAX. */

@@ -83,7 +83,14 @@ struct dcmf_assoc_stream {
 /* What |create| and |update| read (borrowed for the call). Each kind
  * reads its own members. */
 struct dcmf_assoc_settings {
-  struct dcmf_sctp_settings sctp;          /* SCTP: ports, streams, sizes */
+  /* SCTP: ports and sizes. sctp.max_streams is the ceiling of the
+   * streams the INIT asks for; the kind sizes the INIT itself
+   * (dcmf_assoc_sctp_init_streams, assoc_sctp.h). */
+  struct dcmf_sctp_settings sctp;
+  /* SCTP: the floor of the streams the INIT asks for (room for channels
+   * the phone opens in-band, or a later update declares); 0: the INIT
+   * asks for sctp.max_streams. */
+  uint16_t sctp_min_streams;
   const struct dcmf_assoc_stream *streams; /* the declared flows */
   size_t n_streams;
 };
@@ -150,8 +157,13 @@ struct dcmf_assoc_ops {
   int (*create)(void **assoc, const struct dcmf_assoc_settings *settings,
                 const struct dcmf_assoc_events *ev);
   /* The description changed: declares the flows of |settings| that are
-   * new (the others stay as they are). May be NULL. */
-  void (*update)(void *assoc, const struct dcmf_assoc_settings *settings);
+   * new (the others stay as they are). May be NULL. Returns 0, or
+   * DCMF_ERR_TOO_LARGE when a declared flow is beyond what this
+   * association can carry (SCTP: a stream id at or above the stream
+   * count its INIT fixed); such a flow is declared all the same and
+   * stays pending, and the next association (a new tls-id) is sized for
+   * it. */
+  int (*update)(void *assoc, const struct dcmf_assoc_settings *settings);
   /* Reports every open flow closed, tells the peer (SCTP: an ABORT
    * through |dtls_out|, while DTLS is still up) and frees. */
   void (*destroy)(void *assoc);

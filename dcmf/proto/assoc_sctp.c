@@ -8,6 +8,8 @@ struct sctp_assoc {
   struct dcmf_assoc_events ev;
   struct dcmf_sctp *sctp;
   struct dcmf_dc *dc;
+  uint16_t init_streams; /* what the INIT asks for, each way */
+  int connected;         /* the INIT is out: init_streams is fixed */
 };
 
 /* A channel as a flow: built on the stack for each event (the strings
@@ -111,6 +113,21 @@ static void declare(struct sctp_assoc *a,
   }
 }
 
+uint16_t dcmf_assoc_sctp_init_streams(const struct dcmf_assoc_settings *st) {
+  uint16_t ceiling = st->sctp.max_streams > 0 ? st->sctp.max_streams : 1;
+  if (st->sctp_min_streams == 0) {
+    return ceiling;
+  }
+  uint32_t n = st->sctp_min_streams;
+  for (size_t i = 0; i < st->n_streams; i++) {
+    /* 65535 is no stream (RFC 8831 6.6); such an id is never declared */
+    if (st->streams[i].id < UINT16_MAX && st->streams[i].id + 1 > n) {
+      n = st->streams[i].id + 1;
+    }
+  }
+  return n < ceiling ? (uint16_t)n : ceiling;
+}
+
 static int sa_create(void **out, const struct dcmf_assoc_settings *settings,
                      const struct dcmf_assoc_events *ev) {
   struct sctp_assoc *a = calloc(1, sizeof(*a));
@@ -118,7 +135,9 @@ static int sa_create(void **out, const struct dcmf_assoc_settings *settings,
     return DCMF_ERR_NOMEM;
   }
   a->ev = *ev;
-  int rv = dcmf_sctp_new(&a->sctp, &settings->sctp, &sctp_cbs, a);
+  struct dcmf_sctp_settings ss = settings->sctp;
+  ss.max_streams = a->init_streams = dcmf_assoc_sctp_init_streams(settings);
+  int rv = dcmf_sctp_new(&a->sctp, &ss, &sctp_cbs, a);
   if (rv != 0) {
     free(a);
     return rv;
@@ -134,8 +153,35 @@ static int sa_create(void **out, const struct dcmf_assoc_settings *settings,
   return 0;
 }
 
-static void sa_update(void *assoc, const struct dcmf_assoc_settings *settings) {
-  declare(assoc, settings);
+/* The streams this association carries each way: what the peer agreed
+ * to once it is up, what our INIT asked for before. */
+static uint16_t carried_streams(const struct sctp_assoc *a) {
+  uint16_t in, out;
+  if (dcmf_sctp_streams(a->sctp, &in, &out) == 0) {
+    return in < out ? in : out;
+  }
+  return a->init_streams;
+}
+
+static int sa_update(void *assoc, const struct dcmf_assoc_settings *settings) {
+  struct sctp_assoc *a = assoc;
+  declare(a, settings);
+  uint16_t want = dcmf_assoc_sctp_init_streams(settings);
+  if (!a->connected && want > a->init_streams &&
+      dcmf_sctp_set_init_streams(a->sctp, want) == 0) {
+    a->init_streams = want; /* the INIT is not out yet: it asks for them */
+  }
+  /* Once the INIT is out the count is fixed (sctp.h): a declared stream
+   * at or above it (or above the peer's) cannot open on this
+   * association. */
+  uint16_t carried = carried_streams(a);
+  for (size_t i = 0; i < settings->n_streams; i++) {
+    if (settings->streams[i].id < UINT16_MAX &&
+        settings->streams[i].id >= carried) {
+      return DCMF_ERR_TOO_LARGE;
+    }
+  }
+  return 0;
 }
 
 static void sa_destroy(void *assoc) {
@@ -152,6 +198,7 @@ static int sa_connected(void *assoc,
   struct sctp_assoc *a = assoc;
   (void)keys; /* SCTP rides inside DTLS: no keys of its own */
   (void)keys_user;
+  a->connected = 1;
   return dcmf_sctp_connect(a->sctp) == 0 ? 0 : DCMF_ERR_SYSTEM;
 }
 

@@ -19,6 +19,15 @@
 
 extern const struct dcmf_assoc_ops dcmf_assoc_sctp;
 
+/* The streams the INIT of an association made from |settings| asks for,
+ * each way: the highest declared stream id + 1, at least
+ * |sctp_min_streams|, at most |sctp.max_streams| (or |sctp.max_streams|
+ * when |sctp_min_streams| is 0). An |update| that declares more before
+ * the association connects raises it; after that the count is fixed,
+ * and |update| returns DCMF_ERR_TOO_LARGE for a stream beyond it
+ * (assoc.h). */
+uint16_t dcmf_assoc_sctp_init_streams(const struct dcmf_assoc_settings *st);
+
 /* The channel table of an association |dcmf_assoc_sctp| created, for
  * owners that open in-band channels or look channels up themselves
  * (dcmf-ue, tests). Valid until |destroy|. */

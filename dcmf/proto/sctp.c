@@ -395,6 +395,40 @@ static int set_opt(struct dcmf_sctp *s, int level, int name, const void *v,
              : DCMF_ERR_SYSTEM;
 }
 
+/* The streams the INIT asks for, both ways: usrsctp allocates the
+ * outbound table for them at usrsctp_connect and the inbound one for
+ * min(ours, the peer's outbound) when the peer's INIT or INIT-ACK comes,
+ * so a media that needs few streams costs less memory and set-up
+ * (docs/benchmarks.md, "Set-up profile"). */
+static int set_init_streams(struct dcmf_sctp *s, uint16_t streams) {
+  struct sctp_initmsg init = {.sinit_num_ostreams = streams,
+                              .sinit_max_instreams = streams};
+  return set_opt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init));
+}
+
+int dcmf_sctp_set_init_streams(struct dcmf_sctp *s, uint16_t streams) {
+  int rv = set_init_streams(s, streams);
+  if (rv == 0) {
+    s->settings.max_streams = streams;
+  }
+  return rv;
+}
+
+int dcmf_sctp_streams(struct dcmf_sctp *s, uint16_t *in, uint16_t *out) {
+  if (!s->up) {
+    return DCMF_ERR_INVALID;
+  }
+  struct sctp_status st;
+  memset(&st, 0, sizeof(st));
+  socklen_t len = (socklen_t)sizeof(st);
+  if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) != 0) {
+    return DCMF_ERR_INVALID;
+  }
+  *in = st.sstat_instrms;
+  *out = st.sstat_outstrms;
+  return 0;
+}
+
 static int configure(struct dcmf_sctp *s) {
   int rv = 0;
   const int on = 1;
@@ -414,10 +448,7 @@ static int configure(struct dcmf_sctp *s) {
   struct sctp_assoc_value av = {.assoc_id = SCTP_ALL_ASSOC,
                                 .assoc_value = SCTP_ENABLE_RESET_STREAM_REQ};
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &av, sizeof(av));
-  struct sctp_initmsg init = {.sinit_num_ostreams = s->settings.max_streams,
-                              .sinit_max_instreams =
-                                  s->settings.max_streams};
-  rv |= set_opt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init));
+  rv |= set_init_streams(s, s->settings.max_streams);
   /* usrsctp's RFC 4960 defaults (1 s minimum RTO, 60 s maximum) are made
    * for the open Internet; a lost SACK on an access link should not stall
    * a channel for a second. These follow what browser stacks use. */

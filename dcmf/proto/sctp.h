@@ -71,7 +71,13 @@ struct dcmf_sctp_callbacks {
 struct dcmf_sctp_settings {
   uint16_t local_port;  /* our a=sctp-port */
   uint16_t remote_port; /* theirs */
-  uint16_t max_streams; /* inbound and outbound streams asked for */
+  /* Inbound and outbound streams the INIT asks for (1-65535). usrsctp
+   * sizes the association's stream tables from it before the peer
+   * answers (tens of bytes per stream each way), and the association
+   * carries min(ours, the peer's) streams each way from then on: RFC
+   * 6525's Add Streams needs the peer's consent, which WebRTC stacks
+   * refuse, so dcmf does not ask. */
+  uint16_t max_streams;
   size_t max_message_size; /* larger inbound messages are dropped */
   uint32_t send_buffer;    /* bytes usrsctp may queue for sending */
   /* How messages reach usrsctp, with usrsctp_sendv's contract (bytes
@@ -106,6 +112,17 @@ int dcmf_sctp_new(struct dcmf_sctp **sctp,
 
 /* Aborts the association (ABORT chunk, no lingering) and frees it. */
 void dcmf_sctp_del(struct dcmf_sctp *sctp);
+
+/* Changes the streams the INIT will ask for (settings.max_streams), for
+ * a description that declared more streams before the association
+ * started. Call before dcmf_sctp_connect: after it the count is fixed.
+ * Returns 0 or DCMF_ERR_SYSTEM (usrsctp refused; the old count stays). */
+int dcmf_sctp_set_init_streams(struct dcmf_sctp *sctp, uint16_t streams);
+
+/* The streams the association carries each way, once it is up: |*in|
+ * the peer may send on, |*out| we may send on (ids below the count).
+ * Returns 0, or DCMF_ERR_INVALID when it is not up (nothing is set). */
+int dcmf_sctp_streams(struct dcmf_sctp *sctp, uint16_t *in, uint16_t *out);
 
 /* Starts the association (both WebRTC peers connect; INITs may cross).
  * Call once DTLS is connected. Returns 0 or DCMF_ERR_SYSTEM. */

@@ -25,6 +25,7 @@
 #include "sctp_group.h"
 #include <usrsctp.h>
 
+#include "assoc_sctp.h"
 #include "datachannel.h"
 #include "dcep.h"
 #include "errors.h"
@@ -266,7 +267,10 @@ struct pair {
   struct peer a, b;
 };
 
-static int setup(void **state) {
+/* A pair whose INITs ask for |a_streams| and |b_streams| streams; |a|'s
+ * count is raised to |a_grow| before it connects when that is not 0. */
+static struct pair *pair_new(uint16_t a_streams, uint16_t b_streams,
+                             uint16_t a_grow) {
   struct pair *p = calloc(1, sizeof(*p));
   p->a.other = &p->b;
   p->b.other = &p->a;
@@ -279,6 +283,7 @@ static int setup(void **state) {
   memset(&wrap, 0, sizeof(wrap));
   struct peer *peers[2] = {&p->a, &p->b};
   for (int i = 0; i < 2; i++) {
+    s.max_streams = i == 0 ? a_streams : b_streams;
     assert_int_equal(dcmf_sctp_new(&peers[i]->sctp, &s, &scbs, peers[i]), 0);
     assert_int_equal(dcmf_dc_new(&peers[i]->dc, peers[i]->sctp, &dcbs,
                                  peers[i]),
@@ -287,10 +292,17 @@ static int setup(void **state) {
                                             256),
                      0);
   }
+  if (a_grow != 0) {
+    assert_int_equal(dcmf_sctp_set_init_streams(p->a.sctp, a_grow), 0);
+  }
   assert_int_equal(dcmf_sctp_connect(p->a.sctp), 0);
   assert_int_equal(dcmf_sctp_connect(p->b.sctp), 0);
   pump(&p->a, &p->b);
-  *state = p;
+  return p;
+}
+
+static int setup(void **state) {
+  *state = pair_new(2048, 2048, 0);
   return 0;
 }
 
@@ -689,6 +701,213 @@ static void test_malformed_dcep_is_counted(void **state) {
   assert_int_equal(dcmf_dc_counters(p->b.dc)->malformed, 1);
 }
 
+/* Declares negotiated channel |sid| on both sides. */
+static void declare_both(struct pair *p, uint16_t sid) {
+  assert_int_equal(dcmf_dc_add_negotiated(p->a.dc, sid, "x", NULL, 256), 0);
+  assert_int_equal(dcmf_dc_add_negotiated(p->b.dc, sid, "x", NULL, 256), 0);
+}
+
+/* dcmfd's INIT asks for few streams, the phone's for every stream
+ * (libdatachannel asks for 65535): the association carries the smaller
+ * count both ways. A stream below it works both ways; one at or above it
+ * is refused on its own, and the association goes on. */
+static void test_smaller_init_limits_both_ways(void **state) {
+  (void)state;
+  struct pair *p = pair_new(16, 65535, 0);
+  assert_true(p->a.up);
+  assert_true(p->b.up);
+  uint16_t in = 0, out = 0;
+  assert_int_equal(dcmf_sctp_streams(p->a.sctp, &in, &out), 0);
+  assert_int_equal(in, 16);
+  assert_int_equal(out, 16);
+  assert_int_equal(dcmf_sctp_streams(p->b.sctp, &in, &out), 0);
+  assert_int_equal(in, 16);
+  assert_int_equal(out, 16);
+  declare_both(p, 15);
+  declare_both(p, 16);
+  assert_int_equal(dcmf_dc_send(p->b.dc, 15, 1, (const uint8_t *)"ab", 2), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->a.msg_sid, 15);
+  assert_int_equal(p->a.msg_len, 2);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 15, 1, (const uint8_t *)"cde", 3),
+                   0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.msg_sid, 15);
+  assert_int_equal(p->b.msg_len, 3);
+  /* Beyond the count: refused by usrsctp, each side, nothing sent. */
+  assert_int_equal(dcmf_dc_send(p->a.dc, 16, 1, (const uint8_t *)"f", 1),
+                   DCMF_ERR_SYSTEM);
+  assert_int_equal(dcmf_dc_send(p->b.dc, 16, 1, (const uint8_t *)"g", 1),
+                   DCMF_ERR_SYSTEM);
+  int before = p->a.n_msgs;
+  assert_int_equal(dcmf_dc_send(p->b.dc, 0, 1, (const uint8_t *)"hi", 2), 0);
+  pump(&p->a, &p->b);
+  assert_true(p->a.up && p->b.up);
+  assert_int_equal(p->a.n_msgs, before + 1);
+  assert_int_equal(p->a.msg_sid, 0);
+  struct pair *pp = p;
+  teardown((void **)&pp);
+}
+
+/* A count raised before connecting is what the INIT asks for. */
+static void test_init_streams_raised_before_connect(void **state) {
+  (void)state;
+  struct pair *p = pair_new(16, 65535, 40);
+  uint16_t in = 0, out = 0;
+  assert_int_equal(dcmf_sctp_streams(p->a.sctp, &in, &out), 0);
+  assert_int_equal(in, 40);
+  assert_int_equal(out, 40);
+  declare_both(p, 39);
+  assert_int_equal(dcmf_dc_send(p->b.dc, 39, 1, (const uint8_t *)"ab", 2), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->a.msg_sid, 39);
+  struct pair *pp = p;
+  teardown((void **)&pp);
+}
+
+/* Not up: no count to tell. */
+static void test_streams_unknown_before_up(void **state) {
+  (void)state;
+  struct dcmf_sctp_settings s = {.local_port = 5000,
+                                 .remote_port = 5000,
+                                 .max_streams = 16,
+                                 .max_message_size = 1024,
+                                 .send_buffer = 64 * 1024};
+  struct peer lone;
+  memset(&lone, 0, sizeof(lone));
+  assert_int_equal(dcmf_sctp_new(&lone.sctp, &s, &scbs, &lone), 0);
+  uint16_t in = 7, out = 7;
+  assert_int_equal(dcmf_sctp_streams(lone.sctp, &in, &out), DCMF_ERR_INVALID);
+  assert_int_equal(in, 7);
+  assert_int_equal(out, 7);
+  dcmf_sctp_del(lone.sctp);
+}
+
+/* ---- the association kind sizes its INIT from the declared streams ---- */
+
+static struct dcmf_assoc_settings sized(uint16_t min, uint16_t max,
+                                        const struct dcmf_assoc_stream *st,
+                                        size_t n) {
+  struct dcmf_assoc_settings as;
+  memset(&as, 0, sizeof(as));
+  as.sctp = (struct dcmf_sctp_settings){.local_port = 5000,
+                                        .remote_port = 5000,
+                                        .max_streams = max,
+                                        .max_message_size = 1024,
+                                        .send_buffer = 64 * 1024};
+  as.sctp_min_streams = min;
+  as.streams = st;
+  as.n_streams = n;
+  return as;
+}
+
+static void test_init_streams_from_declared_streams(void **state) {
+  (void)state;
+  const struct dcmf_assoc_stream boot[] = {{.id = 0}, {.id = 10},
+                                           {.id = 110}, {.id = 100}};
+  const struct dcmf_assoc_stream app[] = {{.id = 0}, {.id = 1000}};
+  const struct dcmf_assoc_stream far[] = {{.id = 5000}};
+  const struct dcmf_assoc_stream none65535[] = {{.id = 65535}};
+  struct dcmf_assoc_settings as = sized(16, 2048, boot, 4);
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 111);
+  as = sized(1024, 2048, boot, 4); /* the floor wins */
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 1024);
+  as = sized(16, 2048, app, 2);
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 1001);
+  as = sized(16, 2048, far, 1); /* the ceiling wins */
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 2048);
+  as = sized(32, 2048, NULL, 0);
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 32);
+  as = sized(32, 2048, none65535, 1); /* 65535 is no stream */
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 32);
+  as = sized(4096, 2048, NULL, 0); /* a floor above the ceiling */
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 2048);
+  as = sized(0, 2048, boot, 4); /* no floor: the ceiling, as before */
+  assert_int_equal(dcmf_assoc_sctp_init_streams(&as), 2048);
+}
+
+/* What the kind hands DTLS: the INIT, whose stream counts are read off
+ * the wire (RFC 4960 3.3.2: outbound streams at byte 12 of the chunk,
+ * inbound at 14, after the 12-byte common header). */
+static struct {
+  uint16_t init_os, init_mis;
+  int inits;
+} kind_out;
+
+static void kind_dtls_out(void *lower, const uint8_t *data, size_t len) {
+  (void)lower;
+  if (len >= 12 + 20 && data[12] == 1 /* INIT */) {
+    kind_out.init_os = (uint16_t)(data[12 + 12] << 8 | data[12 + 13]);
+    kind_out.init_mis = (uint16_t)(data[12 + 14] << 8 | data[12 + 15]);
+    kind_out.inits++;
+  }
+}
+static void kind_state(void *lower, enum dcmf_assoc_state st, const char *r) {
+  (void)lower;
+  (void)st;
+  (void)r;
+}
+static int kind_flow_open(void *upper, const struct dcmf_svc_flow *f,
+                          void **slot) {
+  (void)upper;
+  (void)f;
+  (void)slot;
+  return 0;
+}
+static void kind_flow_message(void *upper, const struct dcmf_svc_flow *f,
+                              void *slot, int binary, const uint8_t *data,
+                              size_t len) {
+  (void)upper;
+  (void)f;
+  (void)slot;
+  (void)binary;
+  (void)data;
+  (void)len;
+}
+static void kind_flow_closed(void *upper, const struct dcmf_svc_flow *f,
+                             void **slot) {
+  (void)upper;
+  (void)f;
+  (void)slot;
+}
+
+/* An update that declares more streams before the association connects
+ * raises its INIT; once it has connected, one beyond the INIT's count is
+ * reported (DCMF_ERR_TOO_LARGE) and one within it is not. */
+static void test_kind_grows_init_until_connected(void **state) {
+  (void)state;
+  memset(&kind_out, 0, sizeof(kind_out));
+  const struct dcmf_assoc_events ev = {.dtls_out = kind_dtls_out,
+                                       .state_changed = kind_state,
+                                       .flow_open = kind_flow_open,
+                                       .flow_message = kind_flow_message,
+                                       .flow_closed = kind_flow_closed};
+  const struct dcmf_assoc_stream first[] = {{.id = 0, .protocol = "http"}};
+  const struct dcmf_assoc_stream more[] = {{.id = 0, .protocol = "http"},
+                                           {.id = 50, .protocol = "x"}};
+  const struct dcmf_assoc_stream beyond[] = {{.id = 0, .protocol = "http"},
+                                             {.id = 50, .protocol = "x"},
+                                             {.id = 60, .protocol = "y"}};
+  struct dcmf_assoc_settings as = sized(32, 2048, first, 1);
+  void *assoc = NULL;
+  assert_int_equal(dcmf_assoc_sctp.create(&assoc, &as, &ev), 0);
+  as = sized(32, 2048, more, 2);
+  assert_int_equal(dcmf_assoc_sctp.update(assoc, &as), 0);
+  assert_int_equal(dcmf_assoc_sctp.flow_state(assoc, 50),
+                   DCMF_SVC_FLOW_PENDING);
+  assert_int_equal(dcmf_assoc_sctp.connected(assoc, NULL, NULL), 0);
+  assert_int_equal(kind_out.inits, 1);
+  assert_int_equal(kind_out.init_os, 51);
+  assert_int_equal(kind_out.init_mis, 51);
+  assert_int_equal(dcmf_assoc_sctp.update(assoc, &as), 0);
+  as = sized(32, 2048, beyond, 3);
+  assert_int_equal(dcmf_assoc_sctp.update(assoc, &as), DCMF_ERR_TOO_LARGE);
+  /* declared all the same: it stays pending */
+  assert_int_equal(dcmf_assoc_sctp.flow_state(assoc, 60),
+                   DCMF_SVC_FLOW_PENDING);
+  dcmf_assoc_sctp.destroy(assoc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_association_and_negotiated_channel,
@@ -718,6 +937,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dcep_ack_waits_for_room, setup,
                                       teardown),
       cmocka_unit_test(test_dcep_wire_format),
+      cmocka_unit_test(test_smaller_init_limits_both_ways),
+      cmocka_unit_test(test_init_streams_raised_before_connect),
+      cmocka_unit_test(test_streams_unknown_before_up),
+      cmocka_unit_test(test_init_streams_from_declared_streams),
+      cmocka_unit_test(test_kind_grows_init_until_connected),
   };
   return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
                                 dcmf_test_sctp_group_teardown);

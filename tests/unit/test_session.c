@@ -887,9 +887,9 @@ static int ck_create(void **assoc, const struct dcmf_assoc_settings *st,
   return dcmf_assoc_sctp.create(assoc, st, ev);
 }
 
-static void ck_update(void *assoc, const struct dcmf_assoc_settings *st) {
+static int ck_update(void *assoc, const struct dcmf_assoc_settings *st) {
   calls.update++;
-  dcmf_assoc_sctp.update(assoc, st);
+  return dcmf_assoc_sctp.update(assoc, st);
 }
 
 static void ck_destroy(void *assoc) {
