@@ -14,6 +14,26 @@ static double thread_cpu_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+int dcmf_memtrim_release(void) {
+#ifdef __GLIBC__
+  int released = malloc_trim(0);
+  /* malloc_trim trims the top of the main arena only. A free checks the
+   * top of its own thread's arena against the trim threshold whenever
+   * the chunk it frees (merged with its free neighbours) is at least 64
+   * KiB (glibc's FASTBIN_CONSOLIDATION_THRESHOLD): with the threshold
+   * lowered for the moment, one such free returns that top. */
+  size_t before = mallinfo2().arena;
+  mallopt(M_TRIM_THRESHOLD, 0);
+  /* volatile: a malloc whose block is only freed may be left out */
+  void *volatile p = malloc(64u << 10);
+  free(p);
+  mallopt(M_TRIM_THRESHOLD, (int)DCMF_MEMTRIM_HOLD);
+  return released || mallinfo2().arena < before;
+#else
+  return 0;
+#endif
+}
+
 static void trim_now(struct dcmf_memtrim *t) {
   t->pending = 0;
   t->trims++;
@@ -21,7 +41,7 @@ static void trim_now(struct dcmf_memtrim *t) {
 #ifdef __GLIBC__
   uint64_t t0 = uv_hrtime();
   double c0 = thread_cpu_ms();
-  int released = malloc_trim(0);
+  int released = dcmf_memtrim_release();
   if (t->log != NULL) {
     DCMF_LOGD(t->log, "memtrim", "malloc_trim: %s in %.2f ms (%.2f ms of CPU)",
               released ? "memory returned" : "nothing to return",
@@ -68,6 +88,14 @@ void dcmf_memtrim_init(struct dcmf_memtrim *t, uv_loop_t *loop,
                                                                    : quiet_ms};
   uv_timer_init(loop, &t->timer);
   t->timer.data = t;
+#ifdef __GLIBC__
+  if (quiet_ms > 0) {
+    /* Freed memory waits for the trim (memtrim.h). Setting either
+     * threshold also ends glibc's own moving of them. */
+    mallopt(M_TRIM_THRESHOLD, (int)DCMF_MEMTRIM_HOLD);
+    mallopt(M_MMAP_THRESHOLD, (int)DCMF_MEMTRIM_MMAP);
+  }
+#endif
   /* Memory left to trim is no reason to keep the loop running. */
   uv_unref((uv_handle_t *)&t->timer);
 }

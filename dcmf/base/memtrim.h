@@ -19,9 +19,22 @@
  * trimmed too; and never sooner than |max_wait_ms| after the previous
  * trim. A burst of releases costs one walk.
  *
+ * Between trims, freed memory stays in the heap. Left to itself, glibc
+ * hands the top of a thread's heap back (MADV_DONTNEED) as soon as a
+ * free leaves more than its trim threshold there, which a session
+ * release does: with sessions set up one after another, every set-up
+ * faulted back in the pages the previous release had returned, about 5 %
+ * of a set-up's CPU (docs/benchmarks.md, "Set-up profile"). So when
+ * trimming is on, dcmf_memtrim_init raises malloc's trim threshold
+ * (process-wide; it also fixes the mmap threshold at DCMF_MEMTRIM_MMAP
+ * instead of glibc's moving one), and the trim returns what piled up:
+ * malloc_trim(0) returns the free pages inside every arena and the top
+ * of the main arena, and dcmf_memtrim_release() returns the top of the
+ * calling thread's own arena too, which malloc_trim leaves.
+ *
  * Glue: owns a libuv timer on the owner's loop; one owner thread. On a C
  * library other than glibc the timer still runs and counts, but nothing
- * is trimmed.
+ * is trimmed or held.
  */
 #ifndef DCMF_MEMTRIM_H
 #define DCMF_MEMTRIM_H
@@ -47,7 +60,7 @@ struct dcmf_memtrim {
 /*
  * Prepares |t| on |loop| (the owner's thread, or before any thread runs
  * the loop). quiet_ms 0 disables trimming; otherwise max_wait_ms is at
- * least quiet_ms. The timer does not keep the loop alive; close it with
+ * least quiet_ms, and malloc keeps freed memory until the trim (above). The timer does not keep the loop alive; close it with
  * dcmf_memtrim_close() before the loop closes. Cannot fail.
  */
 void dcmf_memtrim_init(struct dcmf_memtrim *t, uv_loop_t *loop,
@@ -60,6 +73,19 @@ void dcmf_memtrim_note(struct dcmf_memtrim *t);
 /* The debounce rule, apart from the timer: 0 when a trim is due at loop
  * time |now_ms| given the pending releases, else the milliseconds left. */
 uint64_t dcmf_memtrim_wait_ms(const struct dcmf_memtrim *t, uint64_t now_ms);
+
+/* What free() may leave at the top of a heap between trims, and the
+ * size from which an allocation gets its own mapping, once trimming is
+ * on. */
+#define DCMF_MEMTRIM_HOLD (64u << 20)
+#define DCMF_MEMTRIM_MMAP (1u << 20)
+
+/* Returns free heap memory to the system now: malloc_trim(0), then the
+ * top of the calling thread's arena. Returns 1 when something was
+ * returned, else 0 (always 0 on a C library other than glibc). Any
+ * thread; what it does in the arenas of other threads is malloc_trim's
+ * part only. */
+int dcmf_memtrim_release(void);
 
 /* Closes the timer; notes after this do nothing. |t| must stay valid
  * until the loop has run its close callbacks. Owner's thread. */
