@@ -48,6 +48,10 @@
 //   JANUS_ICE_LITE [1]: Janus in ICE-lite mode like dcmfd (0: full ICE)
 //   JANUS_EVENT_LOOPS [0]: Janus's event_loops (0: a thread per handle)
 //   JANUS_LOG, DCMFD_LOG: append the server's output to this file
+//   WARMUP [20]: set-ups and tear-downs before the measured ones of the
+//   setup and concurrent phases (a fresh server's one-time costs)
+//   PROFILE: perf records the measured sequential set-ups into this file
+//   (needs perf; see profileStart); PROFILE_FREQ [1000]
 //   TIMEOUT_MS [30000]: bound on any one set-up, echo run or wait
 //   DEBUG [0]: 1 prints each offer and answer, the phone's state changes
 //   and each echo run's datagram counts (to stderr)
@@ -103,7 +107,7 @@ module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 module.paths.unshift(path.join(__dirname, "..", "integration"));
 const ndc = require("node-datachannel");
 const { parseOffer, createRequest, answerSdp } = require("ims_as");
-const { cpuTicks, rssKiB } = require("./proctree");
+const { cpuTicks, rssKiB, treePids } = require("./proctree");
 
 const BUILD = path.resolve(process.argv[2] || "build-release");
 const DCMFD = path.join(BUILD, "dcmf", "dcmfd");
@@ -111,6 +115,9 @@ const UDP_ECHO = path.join(BUILD, "tests", "udp_echo");
 const ROUNDS = Number(env("ROUNDS", "5"));
 const SEQ_COUNT = Number(env("SEQ_COUNT", "100"));
 const CONC_COUNT = Number(env("CONC_COUNT", "100"));
+const WARMUP = Number(env("WARMUP", "20"));
+const PROFILE = env("PROFILE", "");
+const PROFILE_FREQ = Number(env("PROFILE_FREQ", "1000"));
 const ECHO_COUNT = Number(env("ECHO_COUNT", "50000"));
 const SIZES = list("SIZES", "100,1024").map(Number);
 const WINDOWS = list("WINDOWS", "128,512").map(Number);
@@ -506,7 +513,46 @@ async function phone(server) {
 
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
 
+// A fresh server pays once for what its first sessions load and fill
+// (OpenSSL's providers and decoders, heaps, code pages): WARMUP set-ups
+// and tear-downs before the measured ones, and a still server, so that
+// this falls before c0 rather than on the first set-ups measured. The
+// same for both servers.
+async function warmUp(server) {
+  for (let i = 0; i < WARMUP; i++) {
+    try {
+      const ph = await phone(server);
+      await ph.close();
+    } catch (e) { log(`${server.name} warm-up set-up ${i}: ${e.message}`); }
+  }
+  await settle(server.pid);
+}
+
+// PROFILE=FILE: perf records the server's process tree (call graphs,
+// PROFILE_FREQ samples/s) over the measured sequential set-ups, after the
+// warm-up; `perf script -i FILE | tests/bench/setup_profile.py SEQ_COUNT
+// PROFILE_FREQ` then sorts the samples into the parts of a set-up. Each
+// round and server overwrites FILE: run one (SERVERS=dcmfd ROUNDS=1).
+async function profileStart(server) {
+  if (!PROFILE) return null;
+  try { fs.unlinkSync(PROFILE); } catch (e) { /* none yet */ }
+  const perf = track(spawn("perf", ["record", "-F", String(PROFILE_FREQ), "--call-graph", "dwarf,16384",
+    "-o", PROFILE, "-p", treePids(server.pid).join(",")], { stdio: "ignore" }));
+  // perf attaches in the background; its file appears once it has.
+  await until(() => fs.existsSync(PROFILE) && fs.statSync(PROFILE).size > 0, 5000, 50);
+  return perf;
+}
+
+async function profileStop(perf) {
+  if (!perf || perf.exitCode !== null) return;
+  perf.kill("SIGINT");
+  await timeout(perf.exited, 30000, "perf to write its file");
+  log(`profile in ${PROFILE}: perf script -i ${PROFILE} | tests/bench/setup_profile.py ${SEQ_COUNT} ${PROFILE_FREQ}`);
+}
+
 async function phaseSetup(server) {
+  await warmUp(server);
+  const perf = await profileStart(server);
   const c0 = cpuTicks(server.pid);
   const t0 = process.hrtime.bigint();
   const times = [];
@@ -521,10 +567,12 @@ async function phaseSetup(server) {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   await settle(server.pid);
   const ms = ((cpuTicks(server.pid) - c0) * 1000 / TICK_HZ) / Math.max(1, times.length);
+  await profileStop(perf);
   return { "seq.rate": times.length / secs, "seq.p50": median(times), "seq.cpu": ms, failed };
 }
 
 async function phaseConcurrent(server) {
+  await warmUp(server);
   const c0 = cpuTicks(server.pid);
   const t0 = process.hrtime.bigint();
   const results = await Promise.allSettled(Array.from({ length: CONC_COUNT }, () => phone(server)));
