@@ -60,7 +60,8 @@ struct dcmf_memtrim {
 /*
  * Prepares |t| on |loop| (the owner's thread, or before any thread runs
  * the loop). quiet_ms 0 disables trimming; otherwise max_wait_ms is at
- * least quiet_ms, and malloc keeps freed memory until the trim (above). The timer does not keep the loop alive; close it with
+ * least quiet_ms, and malloc keeps freed memory until the trim (above).
+ * The timer does not keep the loop alive; close it with
  * dcmf_memtrim_close() before the loop closes. Cannot fail.
  */
 void dcmf_memtrim_init(struct dcmf_memtrim *t, uv_loop_t *loop,
@@ -84,7 +85,8 @@ uint64_t dcmf_memtrim_wait_ms(const struct dcmf_memtrim *t, uint64_t now_ms);
  * top of the calling thread's arena. Returns 1 when something was
  * returned, else 0 (always 0 on a C library other than glibc). Any
  * thread; what it does in the arenas of other threads is malloc_trim's
- * part only. */
+ * part only. Leaves malloc's trim threshold at DCMF_MEMTRIM_HOLD, as
+ * dcmf_memtrim_init sets it when trimming is on. */
 int dcmf_memtrim_release(void);
 
 /* Closes the timer; notes after this do nothing. |t| must stay valid

@@ -121,7 +121,8 @@ int dcmf_sctp_set_init_streams(struct dcmf_sctp *sctp, uint16_t streams);
 
 /* The streams the association carries each way, once it is up: |*in|
  * the peer may send on, |*out| we may send on (ids below the count).
- * Returns 0, or DCMF_ERR_INVALID when it is not up (nothing is set). */
+ * Returns 0, or DCMF_ERR_INVALID when it is not up or usrsctp cannot
+ * tell (nothing is set then). */
 int dcmf_sctp_streams(struct dcmf_sctp *sctp, uint16_t *in, uint16_t *out);
 
 /* Starts the association (both WebRTC peers connect; INITs may cross).

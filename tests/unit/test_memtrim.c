@@ -182,7 +182,9 @@ static void test_disabled_and_closed(void **state) {
 
 #ifdef GLIBC_HEAP
 /* What a thread's heap holds from the system (every arena, summed). */
-static size_t heap_bytes(void) { return mallinfo2().arena; }
+static size_t heap_bytes(void) {
+  return mallinfo2().arena;
+}
 
 struct held {
   size_t grown, after_free, after_release;

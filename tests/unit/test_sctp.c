@@ -729,8 +729,7 @@ static void test_smaller_init_limits_both_ways(void **state) {
   pump(&p->a, &p->b);
   assert_int_equal(p->a.msg_sid, 15);
   assert_int_equal(p->a.msg_len, 2);
-  assert_int_equal(dcmf_dc_send(p->a.dc, 15, 1, (const uint8_t *)"cde", 3),
-                   0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 15, 1, (const uint8_t *)"cde", 3), 0);
   pump(&p->a, &p->b);
   assert_int_equal(p->b.msg_sid, 15);
   assert_int_equal(p->b.msg_len, 3);
@@ -803,8 +802,8 @@ static struct dcmf_assoc_settings sized(uint16_t min, uint16_t max,
 
 static void test_init_streams_from_declared_streams(void **state) {
   (void)state;
-  const struct dcmf_assoc_stream boot[] = {{.id = 0}, {.id = 10},
-                                           {.id = 110}, {.id = 100}};
+  const struct dcmf_assoc_stream boot[] = {
+      {.id = 0}, {.id = 10}, {.id = 110}, {.id = 100}};
   const struct dcmf_assoc_stream app[] = {{.id = 0}, {.id = 1000}};
   const struct dcmf_assoc_stream far[] = {{.id = 5000}};
   const struct dcmf_assoc_stream none65535[] = {{.id = 65535}};
