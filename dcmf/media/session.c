@@ -48,8 +48,8 @@ static void stack_send_datagram(void *user, const uint8_t *data,
   }
 }
 
-/* The stack gathered a record: the worker flushes at the end of the
- * loop turn (env.flushes). */
+/* The stack held a message or gathered a record: the worker flushes at
+ * the end of the loop turn (env.flushes). */
 static void stack_output_pending(void *user) {
   struct dcmf_session *s = user;
   dcmf_tickq_join(s->env.flushes, &s->flush);
@@ -413,7 +413,8 @@ static int assoc_settings(const struct dcmf_session *s,
                .remote_port = s->desc.remote_sctp_port,
                .max_streams = s->env.max_streams,
                .max_message_size = s->desc.max_message_size,
-               .send_buffer = 1024 * 1024},
+               .send_buffer = 1024 * 1024,
+               .bundle = s->env.flushes != NULL && s->env.bundle_messages},
   };
   *streams = NULL;
   if (s->desc.n_streams == 0) {
@@ -445,7 +446,7 @@ static int association_new(struct dcmf_session *s) {
       .dtls_ctx = s->env.dtls_ctx,
       .dtls_server = s->desc.dtls_server,
       .kind = s->kind,
-      .coalesce = s->env.flushes != NULL,
+      .coalesce = s->env.flushes != NULL && s->env.coalesce_records,
   };
   struct dcmf_assoc_stream *streams;
   if (assoc_settings(s, &ss.assoc, &streams) != 0) {
