@@ -56,9 +56,7 @@ static void stack_output_pending(void *user) {
 }
 
 static void on_flush(struct dcmf_tickq_node *node) {
-  struct dcmf_session *s =
-      (struct dcmf_session *)((char *)node -
-                              offsetof(struct dcmf_session, flush));
+  struct dcmf_session *s = DCMF_TICKQ_OWNER(node, struct dcmf_session, flush);
   if (s->stack != NULL) {
     dcmf_dcstack_flush(s->stack);
   }
@@ -667,9 +665,7 @@ static void session_arm_timer(struct dcmf_session *s) {
  * that asked for their |tick| (a relay queue waiting for room, counters
  * to publish). Out of the queue now; whatever still waits joins again. */
 static void on_tick(struct dcmf_tickq_node *node) {
-  struct dcmf_session *s =
-      (struct dcmf_session *)((char *)node -
-                              offsetof(struct dcmf_session, tick));
+  struct dcmf_session *s = DCMF_TICKQ_OWNER(node, struct dcmf_session, tick);
   if (s->stack != NULL) {
     dcmf_dcstack_handle_tick(s->stack);
   }
