@@ -692,15 +692,14 @@ static void test_service_sees_its_life_in_order(void **state) {
 
 static int got_five(struct fx *f) { return f->phone[0].received >= 5; }
 
-/* What a turn produces waits for the end of the turn, and then leaves in
- * one datagram: five messages a service sends (five SCTP packets, five
- * DTLS records) reach the phone's socket as one datagram, only once the
- * worker flushes. */
-static void test_turn_output_leaves_in_one_datagram(void **state) {
-  struct fx *f = *state;
+/* A quiet association (the set-up's SACKs settled, the phone's socket
+ * drained, nothing waiting for the end of a turn), then five one-byte
+ * messages the first service sends on stream 1000 within one turn.
+ * Returns what the phone had received before them. */
+static int send_five_in_one_turn(struct fx *f) {
   struct phone *ph = &f->phone[0];
   for (int i = 0; i < 20; i++) {
-    round_trip(f); /* let the set-up's SACKs settle */
+    round_trip(f);
   }
   uint8_t buf[65536];
   for (int i = 0; i < 1000 && recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
@@ -713,6 +712,28 @@ static void test_turn_output_leaves_in_one_datagram(void **state) {
         f->first.host->send(f->first.host, 1000, 1, (const uint8_t *)"m", 1),
         0);
   }
+  return received0;
+}
+
+/* The phone reads the datagram the flush sent (|len| bytes of |dgram|)
+ * and, in the rounds after, all five messages arrive. */
+static void phone_gets_five(struct fx *f, const uint8_t *dgram, size_t len,
+                            int received0) {
+  struct phone *ph = &f->phone[0];
+  dcmf_dtls_recv(ph->dtls, dgram, len);
+  ph->received -= received0;
+  assert_true(until(f, got_five));
+}
+
+/* What a turn produces waits for the end of the turn, and then leaves in
+ * one datagram: five messages a service sends (five SCTP packets, five
+ * DTLS records) reach the phone's socket as one datagram, only once the
+ * worker flushes. */
+static void test_turn_output_leaves_in_one_datagram(void **state) {
+  struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
+  uint8_t buf[65536];
+  int received0 = send_five_in_one_turn(f);
   /* Gathered, not sent: the session waits in the worker's queue. */
   assert_int_equal(f->flushes.count, 1);
   assert_true(recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT) < 0);
@@ -730,9 +751,7 @@ static void test_turn_output_leaves_in_one_datagram(void **state) {
   }
   assert_int_equal(off, (size_t)n);
   assert_int_equal(records, 5);
-  dcmf_dtls_recv(ph->dtls, buf, (size_t)n);
-  ph->received -= received0;
-  assert_true(until(f, got_five));
+  phone_gets_five(f, buf, (size_t)n, received0);
 }
 
 /* Bundling (dcmfd's default): five messages a service sends in one turn
@@ -741,20 +760,8 @@ static void test_turn_output_leaves_in_one_datagram(void **state) {
 static void test_turn_messages_share_one_packet(void **state) {
   struct fx *f = *state;
   struct phone *ph = &f->phone[0];
-  for (int i = 0; i < 20; i++) {
-    round_trip(f); /* let the set-up's SACKs settle */
-  }
   uint8_t buf[65536];
-  for (int i = 0; i < 1000 && recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
-       i++) {
-  }
-  assert_int_equal(f->flushes.count, 0);
-  int received0 = ph->received;
-  for (int i = 0; i < 5; i++) {
-    assert_int_equal(
-        f->first.host->send(f->first.host, 1000, 1, (const uint8_t *)"m", 1),
-        0);
-  }
+  int received0 = send_five_in_one_turn(f);
   /* Nothing was in flight, so usrsctp may let the first go at once; the
    * others wait in the worker's queue for the end of the turn. */
   assert_int_equal(f->flushes.count, 1);
@@ -769,9 +776,7 @@ static void test_turn_messages_share_one_packet(void **state) {
   /* One record (type 23, application data): one SCTP packet. */
   assert_int_equal(buf[0], 23);
   assert_int_equal(13 + ((size_t)buf[11] << 8 | buf[12]), (size_t)n);
-  dcmf_dtls_recv(ph->dtls, buf, (size_t)n);
-  ph->received -= received0;
-  assert_true(until(f, got_five));
+  phone_gets_five(f, buf, (size_t)n, received0);
 }
 
 static void test_inband_channel_nobody_serves_is_refused(void **state) {
