@@ -28,6 +28,11 @@ struct dcmf_tickq_node {
   dcmf_tickq_fn fn;
 };
 
+/* The owner of |node|: the |type| whose member |field| it is (a node
+ * lives inside its owner, so a visit finds the owner without a table). */
+#define DCMF_TICKQ_OWNER(node, type, field)                                    \
+  ((type *)(void *)((char *)(node) - offsetof(type, field)))
+
 struct dcmf_tickq {
   struct dcmf_tickq_node head; /* sentinel of a circular list */
   size_t count; /* members queued, or waiting in the run in progress */

@@ -83,7 +83,7 @@ static const struct opt options[] = {
      "most SCTP streams an association asks for, each direction [2048]"},
     {"min-streams", OPT_UINT, UINTF(min_streams), 16, 65535, "N",
      "fewest SCTP streams an association asks for, each direction; "
-     "more when the media declares higher stream ids [1024]"},
+     "more when the media declares higher stream ids [2048]"},
     {"upstream-ca", OPT_PATH, FIELD(upstream_ca), 0, 0, 0, "PEM",
      "CA bundle for https upstreams and event receivers [the system's]"},
     {"upstream-cert", OPT_PATH, FIELD(upstream_cert), 0, 0, 0, "PEM",
@@ -112,6 +112,9 @@ static const struct opt options[] = {
      "datagrams as fit 1200 bytes (1), or each in its own (0); off by "
      "default: libdatachannel (node-datachannel 0.33) reads only one "
      "record per datagram and stalls [0]"},
+    {"sctp-bundle", OPT_UINT, UINTF(sctp_bundle), 0, 1, "0|1",
+     "bundle the small messages a loop turn sends toward a phone into "
+     "as few SCTP packets as fit (1), or send each in its own (0) [1]"},
     {"stun-rate", OPT_UINT, UINTF(stun_rate), 0, 1000000, "N",
      "STUN checks per second per source address (not a session's peer) "
      "before drops; 0: no limit [200]"},
@@ -174,7 +177,8 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->idle_timeout_ms = 120000;
   cfg->max_contexts = 100000;
   cfg->max_streams = 2048;
-  cfg->min_streams = 1024;
+  cfg->min_streams = 2048;
+  cfg->sctp_bundle = 1;
   cfg->upstream_connect_timeout_ms = 3000;
   cfg->upstream_response_timeout_ms = 10000;
   cfg->upstream_idle_timeout_ms = 60000;

@@ -56,6 +56,8 @@ struct dcmf_config {
   uint32_t proxy_fallback; /* 1: streams without a URL use the repo */
   /* 1: a loop turn's DTLS records share datagrams (dcstack.h) */
   uint32_t dtls_coalesce;
+  /* 1: a loop turn's small messages share SCTP packets (sctp.h) */
+  uint32_t sctp_bundle;
   /* Per-source limits per worker, per second (0: none). */
   uint32_t stun_rate;  /* STUN checks from sources other than the peer */
   uint32_t hello_rate; /* DTLS ClientHellos */

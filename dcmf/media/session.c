@@ -48,17 +48,15 @@ static void stack_send_datagram(void *user, const uint8_t *data,
   }
 }
 
-/* The stack gathered a record: the worker flushes at the end of the
- * loop turn (env.flushes). */
+/* The stack held a message or gathered a record: the worker flushes at
+ * the end of the loop turn (env.flushes). */
 static void stack_output_pending(void *user) {
   struct dcmf_session *s = user;
   dcmf_tickq_join(s->env.flushes, &s->flush);
 }
 
 static void on_flush(struct dcmf_tickq_node *node) {
-  struct dcmf_session *s =
-      (struct dcmf_session *)((char *)node -
-                              offsetof(struct dcmf_session, flush));
+  struct dcmf_session *s = DCMF_TICKQ_OWNER(node, struct dcmf_session, flush);
   if (s->stack != NULL) {
     dcmf_dcstack_flush(s->stack);
   }
@@ -413,7 +411,8 @@ static int assoc_settings(const struct dcmf_session *s,
                .remote_port = s->desc.remote_sctp_port,
                .max_streams = s->env.max_streams,
                .max_message_size = s->desc.max_message_size,
-               .send_buffer = 1024 * 1024},
+               .send_buffer = 1024 * 1024,
+               .bundle = s->env.flushes != NULL && s->env.bundle_messages},
       .sctp_min_streams = s->env.min_streams,
   };
   *streams = NULL;
@@ -446,7 +445,7 @@ static int association_new(struct dcmf_session *s) {
       .dtls_ctx = s->env.dtls_ctx,
       .dtls_server = s->desc.dtls_server,
       .kind = s->kind,
-      .coalesce = s->env.flushes != NULL,
+      .coalesce = s->env.flushes != NULL && s->env.coalesce_records,
   };
   struct dcmf_assoc_stream *streams;
   if (assoc_settings(s, &ss.assoc, &streams) != 0) {
@@ -667,9 +666,7 @@ static void session_arm_timer(struct dcmf_session *s) {
  * that asked for their |tick| (a relay queue waiting for room, counters
  * to publish). Out of the queue now; whatever still waits joins again. */
 static void on_tick(struct dcmf_tickq_node *node) {
-  struct dcmf_session *s =
-      (struct dcmf_session *)((char *)node -
-                              offsetof(struct dcmf_session, tick));
+  struct dcmf_session *s = DCMF_TICKQ_OWNER(node, struct dcmf_session, tick);
   if (s->stack != NULL) {
     dcmf_dcstack_handle_tick(s->stack);
   }

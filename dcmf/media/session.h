@@ -64,12 +64,19 @@ struct dcmf_session_env {
    * dcmf_sctp_stack_tick. Idle sessions are never in it. NULL: no
    * session is ever visited. */
   struct dcmf_tickq *ticks;
-  /* The sessions whose stack gathered DTLS records to send (coalescing,
-   * dcstack.h): a session joins when its first record of a loop turn is
-   * gathered, and the worker runs the queue at the end of every loop
-   * turn, so what one turn produced leaves in as few datagrams as fit
-   * the MTU. NULL: no coalescing, every record is sent at once. */
+  /* The sessions whose stack held output back this loop turn (dcstack.h):
+   * a session joins when its association first holds a message
+   * (|bundle_messages|) or DTLS first gathers a record
+   * (|coalesce_records|), and the worker runs the queue at the end of
+   * every loop turn, so what one turn produced leaves in as few packets
+   * and datagrams as fit the MTU. NULL: neither, everything is sent at
+   * once. */
   struct dcmf_tickq *flushes;
+  /* With |flushes|: bundle a turn's messages into SCTP packets (several
+   * DATA chunks per packet), and coalesce a turn's DTLS records into
+   * datagrams. */
+  int bundle_messages;
+  int coalesce_records;
   /* The association kinds, indexed by enum dcmf_assoc_kind
    * (DCMF_ASSOC_KINDS entries, NULL where none); borrowed. NULL: the
    * built-in registry (dcmf_assoc_kind_ops). Tests put their own kinds

@@ -79,7 +79,8 @@ struct dcmf_worker {
   uv_timer_t sctp_timer;
   uint64_t last_tick_ms;
   struct dcmf_tickq ticks; /* sessions with work for the next tick */
-  /* Sessions whose stack gathered DTLS records this loop turn; flushed
+  /* Sessions whose stack held a message (SCTP bundling) or gathered DTLS
+   * records (coalescing) this loop turn; flushed
    * before the loop polls again (prepare: what timers and deferred
    * callbacks produced) and after it polled (check: what the sockets
    * brought). Both handles are unref'd: they never keep the loop alive,
@@ -265,8 +266,8 @@ static void on_sctp_tick(uv_timer_t *t) {
   dcmf_tickq_run(&w->ticks);
 }
 
-/* The end of a loop turn: every session that gathered output sends it,
- * as few datagrams as its records fit in. */
+/* The end of a loop turn: every session that held output back sends it,
+ * in as few packets and datagrams as it fits in. */
 static void on_flush_prepare(uv_prepare_t *h) {
   struct dcmf_worker *w = h->data;
   dcmf_tickq_run(&w->flushes);
@@ -507,7 +508,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   uv_prepare_init(&w->loop, &w->flush_prepare);
   uv_check_init(&w->loop, &w->flush_check);
   w->flush_prepare.data = w->flush_check.data = w;
-  if (settings->dtls_coalesce) {
+  int flush_per_turn = settings->dtls_coalesce || settings->sctp_bundle;
+  if (flush_per_turn) {
     uv_prepare_start(&w->flush_prepare, on_flush_prepare);
     uv_check_start(&w->flush_check, on_flush_check);
   }
@@ -528,9 +530,11 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .stun_limit = w->stun_limit,
                                      .hello_limit = w->hello_limit,
                                      .ticks = &w->ticks,
-                                     .flushes = settings->dtls_coalesce
-                                                    ? &w->flushes
-                                                    : NULL};
+                                     .flushes = flush_per_turn ? &w->flushes
+                                                               : NULL,
+                                     .bundle_messages = settings->sctp_bundle,
+                                     .coalesce_records =
+                                         settings->dtls_coalesce};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   dcmf_memtrim_init(&w->trim, &w->loop, settings->trim_ms,
                     settings->trim_ms * 10u, settings->log);

@@ -51,6 +51,10 @@ struct dcmf_worker_settings {
   /* The sessions coalesce their DTLS records per loop turn (the env's
    * |flushes|, session.h); 0: each record is a datagram of its own. */
   int dtls_coalesce;
+  /* The sessions bundle their messages of a loop turn into SCTP packets
+   * (the env's |flushes|); 0: each small message is a packet of its
+   * own. */
+  int sctp_bundle;
   /* The thread's name for operators (top -H, /proc/PID/task/TID/comm),
    * at most 15 characters; NULL: "dcmf-media". */
   const char *thread_name;

@@ -119,6 +119,10 @@ struct dcmf_assoc_events {
    * the last |flow_closed|. */
   void (*state_changed)(void *lower, enum dcmf_assoc_state state,
                         const char *reason);
+  /* Output is held for the end of the owner's loop turn: call |flush|
+   * then (SCTP with |bundle|: a message waits to share a packet). Once
+   * per flush owed. May be NULL for a kind that never holds output. */
+  void (*output_pending)(void *lower);
   void *lower;
 
   /* A flow opened. |slot| is the flow's owner pointer (NULL now), kept
@@ -200,6 +204,9 @@ struct dcmf_assoc_ops {
                        void *user);
   /* After the stack tick that follows a |need_tick|; may be NULL. */
   void (*tick)(void *assoc);
+  /* At the end of the loop turn, after |output_pending|: sends what was
+   * held. May be NULL (a kind that holds nothing). */
+  void (*flush)(void *assoc);
 };
 
 /* The registry: the table of |kind|, or NULL when this build has no

@@ -70,9 +70,19 @@ static void sctp_need_tick(void *user) {
   }
 }
 
+static void sctp_output_pending(void *user) {
+  struct sctp_assoc *a = user;
+  a->ev.output_pending(a->ev.lower);
+}
+
 static const struct dcmf_sctp_callbacks sctp_cbs = {
-    sctp_send_packet, sctp_message,  sctp_reset,
-    sctp_state,       sctp_writable, sctp_need_tick};
+    .send_packet = sctp_send_packet,
+    .message = sctp_message,
+    .stream_reset = sctp_reset,
+    .state_changed = sctp_state,
+    .writable = sctp_writable,
+    .need_tick = sctp_need_tick,
+    .output_pending = sctp_output_pending};
 
 /* ---- channels → the owner --------------------------------------------- */
 
@@ -137,6 +147,7 @@ static int sa_create(void **out, const struct dcmf_assoc_settings *settings,
   a->ev = *ev;
   struct dcmf_sctp_settings ss = settings->sctp;
   ss.max_streams = a->init_streams = dcmf_assoc_sctp_init_streams(settings);
+  ss.bundle = ss.bundle && ev->output_pending != NULL;
   int rv = dcmf_sctp_new(&a->sctp, &ss, &sctp_cbs, a);
   if (rv != 0) {
     free(a);
@@ -262,6 +273,11 @@ static void sa_tick(void *assoc) {
   dcmf_sctp_handle_tick(a->sctp);
 }
 
+static void sa_flush(void *assoc) {
+  struct sctp_assoc *a = assoc;
+  dcmf_sctp_flush(a->sctp);
+}
+
 const struct dcmf_assoc_ops dcmf_assoc_sctp = {
     .kind = DCMF_ASSOC_SCTP,
     .name = "SCTP",
@@ -278,6 +294,7 @@ const struct dcmf_assoc_ops dcmf_assoc_sctp = {
     .flow_state = sa_flow_state,
     .foreach_open = sa_foreach_open,
     .tick = sa_tick,
+    .flush = sa_flush,
 };
 
 struct dcmf_dc *dcmf_assoc_sctp_dc(void *assoc) {

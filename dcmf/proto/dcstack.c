@@ -77,14 +77,16 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
   }
 }
 
-static void dtls_output_pending(void *user) {
+/* DTLS gathered a record, or the association held a message: either
+ * way the owner owes a dcmf_dcstack_flush at the end of its turn. */
+static void owe_flush(void *user) {
   struct dcmf_dcstack *st = user;
   st->cbs.output_pending(st->user);
 }
 
 static const struct dcmf_dtls_callbacks dtls_cbs = {
     dtls_send_datagram, dtls_recv_data, dtls_state_changed,
-    dtls_output_pending};
+    owe_flush};
 
 /* ---- life cycle ---------------------------------------------------------- */
 
@@ -117,6 +119,8 @@ int dcmf_dcstack_new(struct dcmf_dcstack **out,
       .dtls_out = assoc_dtls_out,
       .raw_out = assoc_raw_out,
       .state_changed = assoc_state,
+      .output_pending =
+          cbs->output_pending != NULL ? owe_flush : NULL,
       .lower = st,
       .flow_open = cbs->flow_open,
       .flow_message = cbs->flow_message,
@@ -204,6 +208,11 @@ void dcmf_dcstack_handle_tick(struct dcmf_dcstack *st) {
 }
 
 void dcmf_dcstack_flush(struct dcmf_dcstack *st) {
+  /* The association's held output first: its packets become records
+   * that the DTLS flush then sends. */
+  if (st->kind->flush != NULL) {
+    st->kind->flush(st->assoc);
+  }
   dcmf_dtls_flush(st->dtls);
 }
 

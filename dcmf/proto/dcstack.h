@@ -63,10 +63,11 @@ struct dcmf_dcstack_callbacks {
   /* Room again after a send said DCMF_ERR_EXHAUSTED (SCTP: the owed
    * DCEP ACKs have gone first). May be NULL. */
   void (*writable)(void *user);
-  /* With |coalesce|: datagrams are being gathered, call
-   * dcmf_dcstack_flush at the end of the loop turn. Called once per
-   * datagram begun. Required with |coalesce| (without it the setting is
-   * ignored); unused otherwise. */
+  /* With |coalesce| or the association's bundling (SCTP: |bundle| in
+   * struct dcmf_sctp_settings): datagrams are being gathered or a
+   * message is held, call dcmf_dcstack_flush at the end of the loop
+   * turn. Called once per flush owed. Required for either (without it
+   * both settings are ignored); may be NULL otherwise. */
   void (*output_pending)(void *user);
   /* Call dcmf_dcstack_handle_tick after the next dcmf_sctp_stack_tick
    * (see |need_tick| in sctp.h). Called once per need. May be NULL: then
@@ -161,9 +162,11 @@ void dcmf_dcstack_handle_expiry(struct dcmf_dcstack *stack, uint64_t now);
  * sender, dcmf_sctp_handle_tick). */
 void dcmf_dcstack_handle_tick(struct dcmf_dcstack *stack);
 
-/* With |coalesce|: sends the datagram being gathered, if any (through
- * |send_datagram|). dcmf_dcstack_del flushes by itself (the SCTP ABORT
- * goes out). Nothing to do without coalescing. */
+/* Sends what the loop turn held back: the association's held message
+ * (bundling), then the datagram being gathered (|coalesce|), through
+ * |send_datagram|. dcmf_dcstack_del flushes DTLS by itself (the SCTP
+ * ABORT goes out; a held message is dropped with the association).
+ * Nothing to do without either. */
 void dcmf_dcstack_flush(struct dcmf_dcstack *stack);
 
 /* Returns 1 once DTLS is connected (and until it fails or closes). */

@@ -63,6 +63,19 @@ struct dcmf_sctp {
   uint8_t *rest;
   size_t rest_off, rest_len; /* rest_len bytes wait at rest + rest_off */
   struct sctp_sendv_spa rest_spa;
+  /* Bundling (settings.bundle): the newest small message of the loop
+   * turn waits here, whole, until the next message or the turn's end
+   * (dcmf_sctp_flush). The one before it was handed to usrsctp with
+   * Nagle on, so usrsctp queued it; handing over the held one with
+   * Nagle off then sends everything queued in full packets. Order:
+   * a rest, then the held message, then anything newer. */
+  uint8_t *held; /* HOLD_MAX bytes, allocated at the first hold */
+  size_t held_len;
+  int holding;
+  struct sctp_sendv_spa held_spa;
+  int bundle;     /* settings.bundle, with an output_pending to call */
+  int flush_owed; /* output_pending was called, dcmf_sctp_flush not yet */
+  int nodelay;    /* SCTP_NODELAY as last set on the socket */
   struct dcmf_sctp_counters counters;
 };
 
@@ -73,7 +86,14 @@ struct dcmf_sctp {
 /* How long a lone packet waits for its SACK (configure). */
 #define SACK_DELAY_MS 50
 
+/* The largest message held for bundling: two of them still share an
+ * SCTP packet of the 1200-byte path MTU (a DATA chunk's header is 16
+ * bytes, the packet's 12, DTLS adds up to 37). Larger ones leave at
+ * once, taking what is queued with them. */
+#define HOLD_MAX 560
+
 static int flush_rest(struct dcmf_sctp *s);
+static int release_held(struct dcmf_sctp *s, int push);
 static int abort_association(struct dcmf_sctp *s);
 
 /* Asks the owner for a dcmf_sctp_handle_tick, once per need. */
@@ -326,11 +346,12 @@ static int send_cb(struct socket *sock, uint32_t sb_free, void *ulp_info) {
 }
 
 /* Room again (or time to look): the rest of a partly sent message goes
- * first, then the caller hears it may send. */
+ * first, then a held one, then the caller hears it may send. */
 static void notify_writable(struct dcmf_sctp *s) {
   s->writable_ready = 0;
   s->waited_ticks = 0;
-  if (!s->up || (s->rest_len > 0 && flush_rest(s) != 0)) {
+  if (!s->up || (s->rest_len > 0 && flush_rest(s) != 0) ||
+      release_held(s, 1) != 0) {
     return; /* down, or still no room: want_writable is set again */
   }
   s->cbs.writable(s->user);
@@ -438,11 +459,12 @@ static int configure(struct dcmf_sctp *s) {
   /* No Nagle: a small message leaves at once even with data in flight.
    * With Nagle usrsctp would hold it until a SACK came, and a peer that
    * delays its SACK (up to 200 ms) would stall the last message of a
-   * burst; bundling is done instead by coalescing a loop turn's DTLS
-   * records into one datagram (dcstack.h). Measured with Nagle: a
-   * two-packet HTTP response took 51 ms instead of 0.1 against a phone
-   * delaying its SACKs 50 ms (docs/benchmarks.md). */
+   * burst. Measured with Nagle: a two-packet HTTP response took 51 ms
+   * instead of 0.1 against a phone delaying its SACKs 50 ms
+   * (docs/benchmarks.md). Bundling turns Nagle on only while a message
+   * is held for the end of the loop turn (dcmf_sctp_flush). */
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof(on));
+  s->nodelay = 1;
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof(on));
   rv |= set_opt(s, IPPROTO_SCTP, SCTP_EXPLICIT_EOR, &on, sizeof(on));
   struct sctp_assoc_value av = {.assoc_id = SCTP_ALL_ASSOC,
@@ -504,6 +526,7 @@ int dcmf_sctp_new(struct dcmf_sctp **out,
   }
   s->cbs = *cbs;
   s->user = user;
+  s->bundle = settings->bundle && cbs->output_pending != NULL;
   usrsctp_register_address(s);
   /* The send callback fires when at least a quarter of the buffer is
    * free again. */
@@ -569,6 +592,7 @@ static void drop_rest(struct dcmf_sctp *s) {
 /* Aborts the association if it is up; returns whether it was. */
 static int abort_association(struct dcmf_sctp *s) {
   drop_rest(s);
+  s->holding = 0; /* never to be sent */
   s->want_writable = 0;
   s->writable_ready = 0;
   if (!s->up) {
@@ -642,33 +666,33 @@ static void fill_spa(struct sctp_sendv_spa *spa, uint16_t sid, uint32_t ppid,
   }
 }
 
-/* Each call makes at most one usrsctp call for the message itself, plus
- * the bounded flush_rest above. Nothing is delivered to the callbacks from
- * here (no drain): the caller may be in the middle of its own state. */
-int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
-                   const uint8_t *data, size_t len,
-                   const struct dcmf_sctp_reliability *rel) {
-  if (!s->up) {
-    return DCMF_ERR_INVALID;
+/* Sets SCTP_NODELAY when it differs from what the socket has. Nagle on
+ * (0) only while a message is held: what usrsctp queues then leaves with
+ * the held one, so nothing waits on Nagle past the loop turn. */
+static void set_nodelay(struct dcmf_sctp *s, int on) {
+  if (s->nodelay != on &&
+      set_opt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof(on)) == 0) {
+    s->nodelay = on;
   }
-  if (s->rest_len > 0) {
-    /* The rest of the previous message goes first, whole messages only. */
-    int rv = flush_rest(s);
-    if (rv != 0) {
-      return rv;
-    }
-  }
-  struct sctp_sendv_spa spa;
-  fill_spa(&spa, sid, ppid, rel);
-  ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &spa, sizeof(spa),
-                                SCTP_SENDV_SPA, 0);
+}
+
+/* Hands one whole message to usrsctp in one call. Returns 0 (taken; a
+ * part usrsctp did not take is kept as the rest), DCMF_ERR_EXHAUSTED (no
+ * room, nothing taken; want_writable is set), DCMF_ERR_SYSTEM (usrsctp
+ * refused it; nothing of it was queued, the association goes on) or
+ * DCMF_ERR_NOMEM (the rest could not be kept: the association is
+ * failed). */
+static int hand_over(struct dcmf_sctp *s, const uint8_t *data, size_t len,
+                     const struct sctp_sendv_spa *spa) {
+  struct sctp_sendv_spa info = *spa;
+  ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &info,
+                                sizeof(info), SCTP_SENDV_SPA, 0);
   if (no_room(n)) {
     set_want_writable(s);
     return DCMF_ERR_EXHAUSTED;
   }
   if (n < 0 || (size_t)n > len) {
-    /* usrsctp refused it (a bad stream, a reset under way, ...): nothing
-     * of it was queued, so it fails alone. */
+    /* usrsctp refused it (a bad stream, a reset under way, ...). */
     return DCMF_ERR_SYSTEM;
   }
   if ((size_t)n < len) {
@@ -683,12 +707,105 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
     memcpy(s->rest, data + n, len - (size_t)n);
     s->rest_off = 0;
     s->rest_len = len - (size_t)n;
-    s->rest_spa = spa;
+    s->rest_spa = *spa;
     set_want_writable(s);
+  }
+  return 0;
+}
+
+/* Hands the held message to usrsctp: with |push| Nagle goes off first,
+ * so usrsctp sends it and everything it queued; without, Nagle stays on
+ * and usrsctp may queue it. Returns 0 when nothing is held any more (a
+ * message usrsctp refused is dropped and counted: its sender was told 0
+ * when it was held), DCMF_ERR_EXHAUSTED when it stays held for want of
+ * room, or DCMF_ERR_NOMEM (the association failed). */
+static int release_held(struct dcmf_sctp *s, int push) {
+  if (!s->holding) {
+    return 0;
+  }
+  set_nodelay(s, push);
+  int rv = hand_over(s, s->held, s->held_len, &s->held_spa);
+  if (rv == DCMF_ERR_EXHAUSTED) {
+    return rv;
+  }
+  s->holding = 0;
+  if (rv == DCMF_ERR_SYSTEM) {
+    s->counters.held_refused++;
+    return 0;
+  }
+  return rv;
+}
+
+/* Keeps a small message for the end of the loop turn (bundling).
+ * Returns 0, or DCMF_ERR_NOMEM when the hold buffer cannot be had (the
+ * caller sends it at once instead). */
+static int hold(struct dcmf_sctp *s, const uint8_t *data, size_t len,
+                const struct sctp_sendv_spa *spa) {
+  if (s->held == NULL && (s->held = malloc(HOLD_MAX)) == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  if (len > 0) {
+    memcpy(s->held, data, len);
+  }
+  s->held_len = len;
+  s->held_spa = *spa;
+  s->holding = 1;
+  s->counters.messages_held++;
+  if (!s->flush_owed) {
+    s->flush_owed = 1;
+    s->cbs.output_pending(s->user);
+  }
+  return 0;
+}
+
+/* Each call makes at most two usrsctp calls for messages (the held one
+ * and this one), plus the bounded flush_rest above. Nothing is delivered
+ * to the callbacks from here (no drain): the caller may be in the middle
+ * of its own state. */
+int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
+                   const uint8_t *data, size_t len,
+                   const struct dcmf_sctp_reliability *rel) {
+  if (!s->up) {
+    return DCMF_ERR_INVALID;
+  }
+  if (s->rest_len > 0) {
+    /* The rest of the previous message goes first, whole messages only. */
+    int rv = flush_rest(s);
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  /* The held message goes before this one; with Nagle on, usrsctp keeps
+   * it for the packet the turn's last message fills. */
+  int rv = release_held(s, 0);
+  if (rv != 0) {
+    return rv;
+  }
+  if (s->rest_len > 0) {
+    /* usrsctp took only the start of the held one: its rest goes first
+     * (want_writable is set). */
+    return DCMF_ERR_EXHAUSTED;
+  }
+  struct sctp_sendv_spa spa;
+  fill_spa(&spa, sid, ppid, rel);
+  if (!s->bundle || len > HOLD_MAX || hold(s, data, len, &spa) != 0) {
+    set_nodelay(s, 1); /* out now, with whatever usrsctp queued */
+    rv = hand_over(s, data, len, &spa);
+    if (rv != 0) {
+      return rv;
+    }
   }
   s->counters.messages_out++;
   s->counters.bytes_out += len;
   return 0;
+}
+
+void dcmf_sctp_flush(struct dcmf_sctp *s) {
+  s->flush_owed = 0;
+  if (!s->up || (s->rest_len > 0 && flush_rest(s) != 0)) {
+    return; /* down, or the rest waits for room (and the held one too) */
+  }
+  (void)release_held(s, 1); /* no room: it waits for |writable| */
 }
 
 int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
@@ -702,6 +819,11 @@ int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
   u.srs.srs_flags = SCTP_STREAM_RESET_OUTGOING;
   u.srs.srs_number_streams = 1;
   u.srs.srs_stream_list[0] = sid;
+  /* A held message goes first: the reset must follow the stream's last
+   * message (usrsctp sends the reset once what it queued on the stream
+   * is out). Without room it stays held, and if it was on this stream
+   * usrsctp refuses it later (counted in held_refused). */
+  (void)release_held(s, 1);
   int outer = s->draining_call;
   s->draining_call = 1; /* what it queues is drained below */
   int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, &u.srs,
@@ -733,5 +855,6 @@ void dcmf_sctp_del(struct dcmf_sctp *s) {
   free(s->spare);
   free(s->partial);
   free(s->rest);
+  free(s->held);
   free(s);
 }

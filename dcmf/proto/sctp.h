@@ -19,6 +19,12 @@
  * After a stack tick, only the associations that asked for it through
  * |need_tick| need dcmf_sctp_handle_tick: an idle association costs the
  * owner nothing per tick.
+ *
+ * With |bundle|, the small messages sent during one loop turn share
+ * packets: the newest is held here until the next message (which sends
+ * it to usrsctp's queue, Nagle on) or until dcmf_sctp_flush at the end
+ * of the turn (Nagle off: everything queued leaves, bundled). Nothing
+ * waits past the turn, and order is kept (docs/media-plane.md).
  */
 #ifndef DCMF_SCTP_H
 #define DCMF_SCTP_H
@@ -66,6 +72,10 @@ struct dcmf_sctp_callbacks {
    * work remains after it ran. Delivers nothing itself. NULL: the owner
    * calls dcmf_sctp_handle_tick after every stack tick instead. */
   void (*need_tick)(void *user);
+  /* With |bundle|: a message is held for the end of the loop turn; call
+   * dcmf_sctp_flush then. Called once per flush owed. Required with
+   * |bundle| (without it the setting is ignored). */
+  void (*output_pending)(void *user);
 };
 
 struct dcmf_sctp_settings {
@@ -80,6 +90,10 @@ struct dcmf_sctp_settings {
   uint16_t max_streams;
   size_t max_message_size; /* larger inbound messages are dropped */
   uint32_t send_buffer;    /* bytes usrsctp may queue for sending */
+  /* Bundle the messages of a loop turn: several DATA chunks per SCTP
+   * packet (dcmf_sctp_flush). 0: each send leaves at once (no Nagle),
+   * one packet per small message. */
+  int bundle;
   /* How messages reach usrsctp, with usrsctp_sendv's contract (bytes
    * taken, or -1 and errno). NULL means usrsctp_sendv itself; tests pass
    * a wrapper that takes less, to play a full send buffer. */
@@ -98,6 +112,9 @@ struct dcmf_sctp_reliability {
 struct dcmf_sctp_counters {
   uint64_t messages_in, messages_out, bytes_in, bytes_out;
   uint64_t oversize_dropped;
+  /* Bundling: messages held for the end of a loop turn, and held ones
+   * usrsctp then refused (dropped; the caller had been told 0). */
+  uint64_t messages_held, held_refused;
 };
 
 struct dcmf_sctp;
@@ -149,9 +166,10 @@ void dcmf_sctp_handle_tick(struct dcmf_sctp *sctp);
  * for the call). usrsctp may take only the start of it; the rest is kept
  * here and goes out, before any other message, as room comes back.
  * The call never waits and never loops without progress: it makes at most
- * one usrsctp call for the message, after handing over what it can of a
- * kept rest. It delivers no callbacks. Returns:
- *   0                    the message is queued (maybe partly kept here)
+ * one usrsctp call for the message and one for a held one, after handing
+ * over what it can of a kept rest. It delivers no callbacks. Returns:
+ *   0                    the message is queued (maybe partly kept here,
+ *                        or, with |bundle|, held for dcmf_sctp_flush)
  *   DCMF_ERR_EXHAUSTED   no room, nothing was taken: offer the message again
  *                        after the |writable| callback (which comes from
  *                        usrsctp's send callback or, failing that, from
@@ -167,6 +185,16 @@ void dcmf_sctp_handle_tick(struct dcmf_sctp *sctp);
 int dcmf_sctp_send(struct dcmf_sctp *sctp, uint16_t sid, uint32_t ppid,
                    const uint8_t *data, size_t len,
                    const struct dcmf_sctp_reliability *rel);
+
+/*
+ * With |bundle|: hands usrsctp the message held back and lets it send
+ * everything queued, bundled into as few packets as fit (call at the end
+ * of the loop turn, when |output_pending| asked). Delivers no callbacks.
+ * A message usrsctp has no room for stays held and goes out, before any
+ * newer one, when room comes back (|writable| follows it). Nothing to do
+ * without |bundle|.
+ */
+void dcmf_sctp_flush(struct dcmf_sctp *sctp);
 
 /* Resets our outgoing stream |sid| (RFC 6525), closing a data channel.
  * Returns 0 or DCMF_ERR_SYSTEM. */

@@ -255,8 +255,7 @@ static const struct dcmf_dcstack_callbacks stack_cbs = {
 
 /* After a stack tick, when the stack asked: SCTP's timer work. */
 static void on_tick(struct dcmf_tickq_node *node) {
-  struct dcmf_ue *ue =
-      (struct dcmf_ue *)((char *)node - offsetof(struct dcmf_ue, tick));
+  struct dcmf_ue *ue = DCMF_TICKQ_OWNER(node, struct dcmf_ue, tick);
   if (ue->stack != NULL) {
     dcmf_dcstack_handle_tick(ue->stack);
   }

@@ -197,10 +197,13 @@ function track(proc) {
   return proc;
 }
 
+// setpriv's parent-death signal covers what the exit handler cannot: an
+// abort inside the client's native code (node-datachannel throws from C++
+// when a channel closes under a send) ends this process without "exit".
 function startProc(cmd, args, logFile) {
-  const argv = SERVER_CPUS ? ["taskset", ["-c", SERVER_CPUS, cmd, ...args]] : [cmd, args];
+  const pinned = SERVER_CPUS ? ["taskset", "-c", SERVER_CPUS, cmd, ...args] : [cmd, ...args];
   const out = openLog(logFile);
-  return track(spawn(argv[0], argv[1], { stdio: ["ignore", out, out] }));
+  return track(spawn("setpriv", ["--pdeathsig", "KILL", ...pinned], { stdio: ["ignore", out, out] }));
 }
 
 // SIGTERM by pid; SIGKILL if it has not exited within |ms|.

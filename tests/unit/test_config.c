@@ -42,6 +42,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.shutdown_timeout_ms, 5000);
   assert_int_equal(cfg.mem_trim_delay_ms, 1000);
   assert_int_equal(cfg.dtls_coalesce, 0); /* libdatachannel reads one record */
+  assert_int_equal(cfg.sctp_bundle, 1);
 }
 
 static void test_flags(void **state) {
@@ -108,6 +109,9 @@ static void test_liveness_flags(void **state) {
                    0);
   assert_int_equal(cfg.dtls_coalesce, 1);
   expect_error("dtls-coalesce", 2, "--dtls-coalesce", "2");
+  assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--sctp-bundle", "0"), 0);
+  assert_int_equal(cfg.sctp_bundle, 0);
+  expect_error("sctp-bundle", 2, "--sctp-bundle", "2");
 }
 
 static void test_json_config(void **state) {

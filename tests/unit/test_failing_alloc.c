@@ -1161,8 +1161,8 @@ static void c_closed(void *user, struct dcmf_dc_channel *ch) {
   s->closed++;
 }
 
-static const struct dcmf_sctp_callbacks s_cbs = {s_packet, s_message, s_reset,
-                                                 s_state, s_writable, NULL};
+static const struct dcmf_sctp_callbacks s_cbs = {
+    s_packet, s_message, s_reset, s_state, s_writable, NULL, NULL};
 static const struct dcmf_dc_callbacks c_cbs = {c_open, c_message, c_closed};
 
 static size_t s_deliver(struct sside *from) {

@@ -82,6 +82,8 @@ struct peer {
   int n_writable;
   int tick_wanted; /* need_tick came; handle_tick has not run since */
   int tick_asks;   /* need_tick calls in all */
+  int flush_owed;  /* output_pending came; dcmf_sctp_flush has not run */
+  int flush_asks;  /* output_pending calls in all */
   uint8_t *all; /* every message's bytes, in arrival order */
   size_t all_len;
 };
@@ -226,9 +228,29 @@ static void ch_closed(void *user, struct dcmf_dc_channel *ch) {
   p->closed_sid = ch->sid;
 }
 
+static void sctp_output_pending(void *user) {
+  struct peer *p = user;
+  assert_false(p->flush_owed); /* once per flush owed */
+  p->flush_owed = 1;
+  p->flush_asks++;
+}
+
+/* What the worker does at the end of a loop turn. */
+static void flush_if_owed(struct peer *p) {
+  if (p->flush_owed) {
+    p->flush_owed = 0;
+    dcmf_sctp_flush(p->sctp);
+  }
+}
+
 static const struct dcmf_sctp_callbacks scbs = {
-    send_packet, sctp_message, sctp_reset, sctp_state, sctp_writable,
-    sctp_need_tick};
+    .send_packet = send_packet,
+    .message = sctp_message,
+    .stream_reset = sctp_reset,
+    .state_changed = sctp_state,
+    .writable = sctp_writable,
+    .need_tick = sctp_need_tick,
+    .output_pending = sctp_output_pending};
 static const struct dcmf_dc_callbacks dcbs = {ch_open, ch_message, ch_closed};
 
 static size_t pump_one(struct peer *from) {
@@ -247,6 +269,8 @@ static size_t pump_one(struct peer *from) {
 
 static void pump(struct peer *a, struct peer *b) {
   for (int i = 0; i < 2000; i++) {
+    flush_if_owed(a);
+    flush_if_owed(b);
     size_t moved = pump_one(a) + pump_one(b);
     if (moved == 0) {
       /* Quiet: let up to a second of timers run (delayed SACKs hold back
@@ -255,6 +279,8 @@ static void pump(struct peer *a, struct peer *b) {
         dcmf_sctp_stack_tick(50);
         tick_if_asked(a);
         tick_if_asked(b);
+        flush_if_owed(a);
+        flush_if_owed(b);
       }
       if (a->nq == 0 && b->nq == 0) {
         return;
@@ -268,9 +294,11 @@ struct pair {
 };
 
 /* A pair whose INITs ask for |a_streams| and |b_streams| streams; |a|'s
- * count is raised to |a_grow| before it connects when that is not 0. */
+ * count is raised to |a_grow| before it connects when that is not 0.
+ * Peer a bundles a loop turn's messages when |bundle_a| is set; b never
+ * does. */
 static struct pair *pair_new(uint16_t a_streams, uint16_t b_streams,
-                             uint16_t a_grow) {
+                             uint16_t a_grow, int bundle_a) {
   struct pair *p = calloc(1, sizeof(*p));
   p->a.other = &p->b;
   p->b.other = &p->a;
@@ -284,6 +312,7 @@ static struct pair *pair_new(uint16_t a_streams, uint16_t b_streams,
   struct peer *peers[2] = {&p->a, &p->b};
   for (int i = 0; i < 2; i++) {
     s.max_streams = i == 0 ? a_streams : b_streams;
+    s.bundle = i == 0 && bundle_a;
     assert_int_equal(dcmf_sctp_new(&peers[i]->sctp, &s, &scbs, peers[i]), 0);
     assert_int_equal(dcmf_dc_new(&peers[i]->dc, peers[i]->sctp, &dcbs,
                                  peers[i]),
@@ -302,7 +331,12 @@ static struct pair *pair_new(uint16_t a_streams, uint16_t b_streams,
 }
 
 static int setup(void **state) {
-  *state = pair_new(2048, 2048, 0);
+  *state = pair_new(2048, 2048, 0, 0);
+  return 0;
+}
+
+static int setup_bundled(void **state) {
+  *state = pair_new(2048, 2048, 0, 1);
   return 0;
 }
 
@@ -713,7 +747,7 @@ static void declare_both(struct pair *p, uint16_t sid) {
  * is refused on its own, and the association goes on. */
 static void test_smaller_init_limits_both_ways(void **state) {
   (void)state;
-  struct pair *p = pair_new(16, 65535, 0);
+  struct pair *p = pair_new(16, 65535, 0, 0);
   assert_true(p->a.up);
   assert_true(p->b.up);
   uint16_t in = 0, out = 0;
@@ -751,7 +785,7 @@ static void test_smaller_init_limits_both_ways(void **state) {
 /* A count raised before connecting is what the INIT asks for. */
 static void test_init_streams_raised_before_connect(void **state) {
   (void)state;
-  struct pair *p = pair_new(16, 65535, 40);
+  struct pair *p = pair_new(16, 65535, 40, 0);
   uint16_t in = 0, out = 0;
   assert_int_equal(dcmf_sctp_streams(p->a.sctp, &in, &out), 0);
   assert_int_equal(in, 40);
@@ -907,6 +941,140 @@ static void test_kind_grows_init_until_connected(void **state) {
   dcmf_assoc_sctp.destroy(assoc);
 }
 
+/* ---- bundling (peer a bundles, b does not) --------------------------- */
+
+/* Ten small messages of one loop turn share a packet or two; the peer
+ * that does not bundle sends a packet per message. Both arrive whole
+ * and in order. */
+static void test_turn_messages_share_packets(void **state) {
+  struct pair *p = *state;
+  enum { N = 10, LEN = 100 };
+  uint8_t *m = pattern(N * LEN, 11);
+  int asks = p->a.flush_asks;
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m + i * LEN, LEN), 0);
+    assert_int_equal(dcmf_dc_send(p->b.dc, 0, 1, m + i * LEN, LEN), 0);
+  }
+  assert_int_equal(p->a.flush_asks, asks + 1); /* once per turn */
+  /* Nothing was in flight: usrsctp let the first go at once; the rest
+   * waits for the turn's end. */
+  assert_in_range(p->a.nq, 0, 1);
+  flush_if_owed(&p->a);
+  size_t bundled = p->a.nq;
+  assert_in_range(bundled, 1, 2);
+  assert_int_equal(p->b.nq, N); /* a packet per message */
+  assert_int_equal(dcmf_sctp_counters(p->a.sctp)->messages_held, N);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.n_msgs, N);
+  assert_int_equal(p->b.all_len, N * LEN);
+  assert_memory_equal(p->b.all, m, N * LEN);
+  assert_int_equal(p->a.n_msgs, N);
+  assert_memory_equal(p->a.all, m, N * LEN);
+  free(m);
+}
+
+/* A message too large to share a packet leaves at once and takes the
+ * held one with it, in order; the turn's flush then has nothing left. */
+static void test_large_message_takes_the_held_one_along(void **state) {
+  struct pair *p = *state;
+  uint8_t *small = pattern(50, 12);
+  uint8_t *large = pattern(2000, 13);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, small, 50), 0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, large, 2000), 0);
+  assert_true(p->a.nq >= 2); /* out before the flush */
+  size_t before_flush = p->a.nq;
+  flush_if_owed(&p->a);
+  assert_int_equal(p->a.nq, before_flush);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.n_msgs, 2);
+  assert_memory_equal(p->b.all, small, 50);
+  assert_memory_equal(p->b.all + 50, large, 2000);
+  free(small);
+  free(large);
+}
+
+/* No room when the turn ends: the held message stays (nothing is lost,
+ * nothing spins), a newer one is refused until room comes, and the held
+ * one goes first when it does. */
+static void test_held_message_waits_for_room(void **state) {
+  struct pair *p = *state;
+  uint8_t *m1 = pattern(80, 14);
+  uint8_t *m2 = pattern(80, 15);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, 80), 0);
+  wrap.mode = NO_ROOM;
+  wrap.calls = 0;
+  flush_if_owed(&p->a);
+  assert_int_equal(wrap.calls, 1);
+  assert_int_equal(p->a.nq, 0);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, 80), DCMF_ERR_EXHAUSTED);
+  assert_in_range(wrap.calls, 2, 3);
+  wrap.mode = TAKE_ALL;
+  int before = p->a.n_writable;
+  pump(&p->a, &p->b); /* the tick retries: m1 goes, then |writable| */
+  assert_true(p->a.n_writable > before);
+  assert_int_equal(p->b.n_msgs, 1);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, 80), 0);
+  pump(&p->a, &p->b);
+  assert_got_both(&p->b, m1, m2, 80);
+  assert_int_equal(dcmf_sctp_counters(p->a.sctp)->held_refused, 0);
+  free(m1);
+  free(m2);
+}
+
+/* usrsctp takes only the start of the held message when the next one
+ * comes: the next one waits (EXHAUSTED) rather than cut into it, and
+ * both arrive whole and in order once room comes back. */
+static void test_held_message_taken_in_part(void **state) {
+  struct pair *p = *state;
+  uint8_t *m1 = pattern(400, 16);
+  uint8_t *m2 = pattern(3000, 17);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, 400), 0);
+  wrap.mode = TAKE_FEW;
+  wrap.few = 100;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, 3000), DCMF_ERR_EXHAUSTED);
+  wrap.mode = TAKE_ALL;
+  int before = p->a.n_writable;
+  pump(&p->a, &p->b);
+  assert_true(p->a.n_writable > before);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, 3000), 0);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.n_msgs, 2);
+  assert_int_equal(p->b.all_len, 3400);
+  assert_memory_equal(p->b.all, m1, 400);
+  assert_memory_equal(p->b.all + 400, m2, 3000);
+  free(m1);
+  free(m2);
+}
+
+/* Closing a channel right after its last message: the message is handed
+ * over before the stream reset, so the peer gets it, then the close. */
+static void test_held_message_goes_before_the_reset(void **state) {
+  struct pair *p = *state;
+  open_dcep(&p->a, 2, "bye");
+  pump(&p->a, &p->b);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 2, 0, (const uint8_t *)"last", 4), 0);
+  dcmf_dc_close(p->a.dc, 2);
+  pump(&p->a, &p->b);
+  assert_int_equal(p->b.n_msgs, 1);
+  assert_int_equal(p->b.msg_sid, 2);
+  assert_memory_equal(p->b.msg, "last", 4);
+  assert_int_equal(p->b.closed, 1);
+  assert_int_equal(p->b.closed_sid, 2);
+}
+
+/* The association ends with a message held: it is dropped with the
+ * association, nothing is sent after the ABORT, and nothing leaks. */
+static void test_held_message_dropped_with_the_association(void **state) {
+  struct pair *p = *state;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, (const uint8_t *)"x", 1), 0);
+  dcmf_dc_del(p->a.dc);
+  p->a.dc = NULL;
+  dcmf_sctp_del(p->a.sctp); /* an ABORT, with the flush still owed */
+  p->a.sctp = NULL;
+  assert_int_equal(p->a.nq, 1);
+  assert_int_equal(p->a.q[0][12], 6); /* the ABORT chunk alone */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_association_and_negotiated_channel,
@@ -941,6 +1109,20 @@ int main(void) {
       cmocka_unit_test(test_streams_unknown_before_up),
       cmocka_unit_test(test_init_streams_from_declared_streams),
       cmocka_unit_test(test_kind_grows_init_until_connected),
+      cmocka_unit_test_setup_teardown(test_turn_messages_share_packets,
+                                      setup_bundled, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_large_message_takes_the_held_one_along, setup_bundled,
+          teardown),
+      cmocka_unit_test_setup_teardown(test_held_message_waits_for_room,
+                                      setup_bundled, teardown),
+      cmocka_unit_test_setup_teardown(test_held_message_taken_in_part,
+                                      setup_bundled, teardown),
+      cmocka_unit_test_setup_teardown(test_held_message_goes_before_the_reset,
+                                      setup_bundled, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_held_message_dropped_with_the_association, setup_bundled,
+          teardown),
   };
   return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
                                 dcmf_test_sctp_group_teardown);

@@ -297,7 +297,8 @@ static const struct dcmf_dtls_callbacks phone_dtls_cbs = {
     phone_out, phone_dtls_data, phone_dtls_state, NULL};
 static const struct dcmf_sctp_callbacks phone_sctp_cbs = {
     phone_sctp_out, phone_sctp_msg, phone_sctp_reset, phone_sctp_state,
-    phone_sctp_writable, NULL /* drained after every tick instead */};
+    phone_sctp_writable, NULL /* drained after every tick instead */,
+    NULL /* no bundling: every message leaves at once */};
 static const struct dcmf_dc_callbacks phone_dc_cbs = {
     phone_ch_open, phone_ch_message, phone_ch_closed};
 
@@ -374,9 +375,12 @@ struct fx {
   uint8_t rx[65536];
   uint64_t now; /* the services' fake clock */
   struct dcmf_tickq ticks; /* the sessions that asked for a tick */
-  /* The sessions that gathered DTLS records (coalescing), flushed at the
-   * end of each turn as the worker does. */
+  /* The sessions that held output back (SCTP bundling, DTLS coalescing),
+   * flushed at the end of each turn as the worker does. */
   struct dcmf_tickq flushes;
+  /* env.bundle_messages and env.coalesce_records of the sessions started
+   * from now on; fx_new sets dcmfd's defaults (bundling only). */
+  int bundle_messages, coalesce_records;
   struct probe first, second;
   void *relay_worker;
   struct dcmf_session_service services[2];
@@ -465,6 +469,8 @@ static void session_start_kind(struct fx *f, size_t i, const char *name,
                                  .now_user = f,
                                  .ticks = &f->ticks,
                                  .flushes = &f->flushes,
+                                 .bundle_messages = f->bundle_messages,
+                                 .coalesce_records = f->coalesce_records,
                                  .assoc_kinds = f->kinds};
   assert_int_equal(dcmf_session_new(&f->session[i], &env, &d), 0);
 }
@@ -550,14 +556,19 @@ static struct fx *fx_new(void) {
   f->now = 5000;
   dcmf_tickq_init(&f->ticks);
   dcmf_tickq_init(&f->flushes);
+  f->bundle_messages = 1;
   cert_ctx(&f->cert, &f->ctx);
   return f;
 }
 
 /* Two probe services that both match "probe"; the first refuses stream
- * 1001, which the second then gets. One session, its phone connected. */
-static int setup(void **state) {
+ * 1001, which the second then gets. One session, its phone connected,
+ * with |bundle| and |coalesce| as env.bundle_messages and
+ * env.coalesce_records. */
+static int setup_output(void **state, int bundle, int coalesce) {
   struct fx *f = fx_new();
+  f->bundle_messages = bundle;
+  f->coalesce_records = coalesce;
   f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
   f->second = (struct probe){.name = "second"};
   f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
@@ -569,6 +580,16 @@ static int setup(void **state) {
   assert_true(until(f, both_open));
   *state = f;
   return 0;
+}
+
+/* dcmfd's defaults: messages bundled, records not coalesced. */
+static int setup(void **state) {
+  return setup_output(state, 1, 0);
+}
+
+/* `--sctp-bundle 0 --dtls-coalesce 1`: the DTLS layer alone gathers. */
+static int setup_coalescing(void **state) {
+  return setup_output(state, 0, 1);
 }
 
 /* The DC relay service (svc_relay.h) alone: two relayed sessions are
@@ -671,15 +692,14 @@ static void test_service_sees_its_life_in_order(void **state) {
 
 static int got_five(struct fx *f) { return f->phone[0].received >= 5; }
 
-/* What a turn produces waits for the end of the turn, and then leaves in
- * one datagram: five messages a service sends (five SCTP packets, five
- * DTLS records) reach the phone's socket as one datagram, only once the
- * worker flushes. */
-static void test_turn_output_leaves_in_one_datagram(void **state) {
-  struct fx *f = *state;
+/* A quiet association (the set-up's SACKs settled, the phone's socket
+ * drained, nothing waiting for the end of a turn), then five one-byte
+ * messages the first service sends on stream 1000 within one turn.
+ * Returns what the phone had received before them. */
+static int send_five_in_one_turn(struct fx *f) {
   struct phone *ph = &f->phone[0];
   for (int i = 0; i < 20; i++) {
-    round_trip(f); /* let the set-up's SACKs settle */
+    round_trip(f);
   }
   uint8_t buf[65536];
   for (int i = 0; i < 1000 && recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
@@ -692,6 +712,28 @@ static void test_turn_output_leaves_in_one_datagram(void **state) {
         f->first.host->send(f->first.host, 1000, 1, (const uint8_t *)"m", 1),
         0);
   }
+  return received0;
+}
+
+/* The phone reads the datagram the flush sent (|len| bytes of |dgram|)
+ * and, in the rounds after, all five messages arrive. */
+static void phone_gets_five(struct fx *f, const uint8_t *dgram, size_t len,
+                            int received0) {
+  struct phone *ph = &f->phone[0];
+  dcmf_dtls_recv(ph->dtls, dgram, len);
+  ph->received -= received0;
+  assert_true(until(f, got_five));
+}
+
+/* What a turn produces waits for the end of the turn, and then leaves in
+ * one datagram: five messages a service sends (five SCTP packets, five
+ * DTLS records) reach the phone's socket as one datagram, only once the
+ * worker flushes. */
+static void test_turn_output_leaves_in_one_datagram(void **state) {
+  struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
+  uint8_t buf[65536];
+  int received0 = send_five_in_one_turn(f);
   /* Gathered, not sent: the session waits in the worker's queue. */
   assert_int_equal(f->flushes.count, 1);
   assert_true(recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT) < 0);
@@ -709,9 +751,32 @@ static void test_turn_output_leaves_in_one_datagram(void **state) {
   }
   assert_int_equal(off, (size_t)n);
   assert_int_equal(records, 5);
-  dcmf_dtls_recv(ph->dtls, buf, (size_t)n);
-  ph->received -= received0;
-  assert_true(until(f, got_five));
+  phone_gets_five(f, buf, (size_t)n, received0);
+}
+
+/* Bundling (dcmfd's default): five messages a service sends in one turn
+ * wait for the end of the turn and leave as one SCTP packet, so one
+ * record in one datagram, and the phone gets all five. */
+static void test_turn_messages_share_one_packet(void **state) {
+  struct fx *f = *state;
+  struct phone *ph = &f->phone[0];
+  uint8_t buf[65536];
+  int received0 = send_five_in_one_turn(f);
+  /* Nothing was in flight, so usrsctp may let the first go at once; the
+   * others wait in the worker's queue for the end of the turn. */
+  assert_int_equal(f->flushes.count, 1);
+  ssize_t early = recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT);
+  if (early > 0) {
+    dcmf_dtls_recv(ph->dtls, buf, (size_t)early);
+  }
+  dcmf_tickq_run(&f->flushes);
+  ssize_t n = recv(ph->fd, buf, sizeof(buf), MSG_DONTWAIT);
+  assert_true(n > 0 && n <= 1200);
+  assert_true(recv(ph->fd, buf + n, sizeof(buf) - (size_t)n, MSG_DONTWAIT) < 0);
+  /* One record (type 23, application data): one SCTP packet. */
+  assert_int_equal(buf[0], 23);
+  assert_int_equal(13 + ((size_t)buf[11] << 8 | buf[12]), (size_t)n);
+  phone_gets_five(f, buf, (size_t)n, received0);
 }
 
 static void test_inband_channel_nobody_serves_is_refused(void **state) {
@@ -940,6 +1005,10 @@ static void ck_tick(void *assoc) {
   dcmf_assoc_sctp.tick(assoc);
 }
 
+static void ck_flush(void *assoc) {
+  dcmf_assoc_sctp.flush(assoc);
+}
+
 static const struct dcmf_assoc_ops counting_sctp = {
     .kind = DCMF_ASSOC_SCTP,
     .name = "counted SCTP",
@@ -955,6 +1024,7 @@ static const struct dcmf_assoc_ops counting_sctp = {
     .flow_state = ck_flow_state,
     .foreach_open = ck_foreach_open,
     .tick = ck_tick,
+    .flush = ck_flush,
 };
 
 /* A kind in the SRTP slot with the SRTP range beside DTLS (128-191): it
@@ -1218,6 +1288,8 @@ static void test_kind_with_a_raw_range(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_turn_output_leaves_in_one_datagram,
+                                      setup_coalescing, teardown),
+      cmocka_unit_test_setup_teardown(test_turn_messages_share_one_packet,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_service_sees_its_life_in_order,
                                       setup, teardown),

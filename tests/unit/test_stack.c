@@ -141,8 +141,7 @@ static void need_tick(void *user) {
 }
 
 static void on_tick(struct dcmf_tickq_node *node) {
-  struct side *s =
-      (struct side *)((char *)node - offsetof(struct side, tick));
+  struct side *s = DCMF_TICKQ_OWNER(node, struct side, tick);
   s->visits++;
   dcmf_dcstack_handle_tick(s->stack);
 }

@@ -28,8 +28,7 @@ struct member {
 };
 
 static void visit(struct dcmf_tickq_node *node) {
-  struct member *m =
-      (struct member *)((char *)node - offsetof(struct member, node));
+  struct member *m = DCMF_TICKQ_OWNER(node, struct member, node);
   assert_false(dcmf_tickq_queued(node)); /* out while it runs */
   m->visits++;
   m->order[(*m->n_order)++] = m->id;
