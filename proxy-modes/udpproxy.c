@@ -33,7 +33,8 @@ struct dcmf_udpproxy {
   int open_handles;
   int closing;
   struct dcmf_udpproxy_counters counters;
-  uint8_t buf[65536]; /* one datagram at a time */
+  uint8_t *rx; /* the worker's receive scratch (borrowed) */
+  size_t rx_len;
 };
 
 static int same_addr(const struct sockaddr_storage *a,
@@ -80,7 +81,7 @@ static void leg_close(struct leg *l) {
 static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b) {
   (void)s;
   struct leg *l = h->data;
-  *b = uv_buf_init((char *)l->up->buf, sizeof(l->up->buf));
+  *b = uv_buf_init((char *)l->up->rx, (unsigned int)l->up->rx_len);
 }
 
 /* Every path below changes a counter, or may. */
@@ -145,8 +146,12 @@ static struct leg *leg_find(const struct dcmf_udpproxy *up, uint16_t sid) {
 }
 
 int dcmf_udpproxy_new(struct dcmf_udpproxy **out, uv_loop_t *loop,
-                      const struct sockaddr_storage *server,
-                      const struct dcmf_udpproxy_callbacks *cbs, void *user) {
+                      const struct sockaddr_storage *server, uint8_t *rx,
+                      size_t rx_len, const struct dcmf_udpproxy_callbacks *cbs,
+                      void *user) {
+  if (rx_len < DCMF_UDPPROXY_SLOT || rx_len > UINT32_MAX) {
+    return DCMF_ERR_INVALID;
+  }
   struct dcmf_udpproxy *up = calloc(1, sizeof(*up));
   if (up == NULL) {
     return DCMF_ERR_NOMEM;
@@ -155,6 +160,8 @@ int dcmf_udpproxy_new(struct dcmf_udpproxy **out, uv_loop_t *loop,
   up->server = *server;
   up->cbs = *cbs;
   up->user = user;
+  up->rx = rx;
+  up->rx_len = rx_len;
   *out = up;
   return 0;
 }
@@ -168,7 +175,13 @@ static void leg_open(struct dcmf_udpproxy *up, struct dcmf_media_mdc2 *e) {
   l->sid = e->sid;
   l->port = e->port;
   l->text = e->text;
-  uv_udp_init(up->loop, &l->udp);
+  /* A DC application server answering many phones fills the socket
+   * faster than one datagram per system call reads it: with room for a
+   * batch, libuv reads up to rx_len / DCMF_UDPPROXY_SLOT at once. */
+  uv_udp_init_ex(up->loop, &l->udp,
+                 up->rx_len >= 2 * DCMF_UDPPROXY_SLOT
+                     ? AF_UNSPEC | UV_UDP_RECVMMSG
+                     : AF_UNSPEC);
   l->udp.data = l;
   up->open_handles++;
   if (uv_udp_open(&l->udp, e->fd) != 0) {

@@ -47,10 +47,25 @@ struct dcmf_udpproxy_callbacks {
 
 struct dcmf_udpproxy;
 
-/* Creates an empty proxy toward |server| (copied). */
+/* Receive scratch of one slot per datagram read in one system call. */
+#define DCMF_UDPPROXY_SLOT 65536
+/* Slots a worker's scratch should have: its MDC2 legs then read up to
+ * this many datagrams per recvmmsg (docs/benchmarks.md). */
+#define DCMF_UDPPROXY_BATCH 8
+
+/*
+ * Creates an empty proxy toward |server| (copied). |rx| is receive
+ * scratch of |rx_len| bytes (at least DCMF_UDPPROXY_SLOT), borrowed for
+ * the proxy's life: the worker's proxies share it, since one thread
+ * handles one read at a time and nothing keeps pointers into it. With
+ * room for two slots or more, each leg reads a batch of datagrams per
+ * system call (recvmmsg). Returns 0, DCMF_ERR_NOMEM or DCMF_ERR_INVALID
+ * (|rx_len| too small).
+ */
 int dcmf_udpproxy_new(struct dcmf_udpproxy **up, uv_loop_t *loop,
-                      const struct sockaddr_storage *server,
-                      const struct dcmf_udpproxy_callbacks *cbs, void *user);
+                      const struct sockaddr_storage *server, uint8_t *rx,
+                      size_t rx_len, const struct dcmf_udpproxy_callbacks *cbs,
+                      void *user);
 
 /*
  * Makes the proxy's legs match |list|: streams it has keep their socket

@@ -10,6 +10,7 @@
 
 struct udp_media {
   struct dcmf_svc_host *host;
+  struct udp_worker *worker;
   struct dcmf_udpproxy *legs; /* NULL: no MDC2 leg so far */
   struct dcmf_udpproxy_counters published;
   int oversize_logged; /* an oversize message was logged */
@@ -29,6 +30,38 @@ static void counted(void *user) {
 }
 
 static const struct dcmf_udpproxy_callbacks udp_cbs = {deliver, counted};
+
+/* What the worker's media share: the receive scratch of every MDC2 leg. */
+struct udp_worker {
+  uint8_t *rx;
+  size_t rx_len;
+};
+
+static int udp_init(void **worker, const struct dcmf_svc_worker_env *env,
+                    const void *config, char *err, size_t errlen) {
+  (void)env;
+  (void)config;
+  (void)err;
+  (void)errlen;
+  struct udp_worker *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  w->rx_len = (size_t)DCMF_UDPPROXY_BATCH * DCMF_UDPPROXY_SLOT;
+  w->rx = malloc(w->rx_len);
+  if (w->rx == NULL) {
+    free(w);
+    return DCMF_ERR_NOMEM;
+  }
+  *worker = w;
+  return 0;
+}
+
+static void udp_free(void *worker) {
+  struct udp_worker *w = worker;
+  free(w->rx);
+  free(w);
+}
 
 /* Adds what the legs counted since the last call to the worker's stats. */
 static void publish(struct udp_media *m) {
@@ -58,8 +91,10 @@ static void sync_legs(struct udp_media *m) {
   if (d->n_mdc2 == 0 && m->legs == NULL) {
     return;
   }
-  if (m->legs == NULL && dcmf_udpproxy_new(&m->legs, m->host->loop,
-                                           &d->mdc2_addr, &udp_cbs, m) != 0) {
+  if (m->legs == NULL &&
+      dcmf_udpproxy_new(&m->legs, m->host->loop, &d->mdc2_addr,
+                        m->worker->rx, m->worker->rx_len, &udp_cbs,
+                        m) != 0) {
     m->legs = NULL;
     return;
   }
@@ -67,12 +102,12 @@ static void sync_legs(struct udp_media *m) {
 }
 
 static int udp_attach(void **media, void *worker, struct dcmf_svc_host *host) {
-  (void)worker;
   struct udp_media *m = calloc(1, sizeof(*m));
   if (m == NULL) {
     return DCMF_ERR_NOMEM;
   }
   m->host = host;
+  m->worker = worker;
   sync_legs(m);
   *media = m;
   return 0;
@@ -130,6 +165,8 @@ static void udp_message(void *media, void *chan,
 
 const struct dcmf_service dcmf_udpproxy_service = {
     .name = "udp-proxy",
+    .init = udp_init,
+    .free = udp_free,
     .attach = udp_attach,
     .update = udp_update,
     .detach = udp_detach,

@@ -94,7 +94,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   struct phone phone = {0};
   struct dcmf_udpproxy *up = NULL;
-  if (dcmf_udpproxy_new(&up, &loop, &server, &cbs, &phone) != 0) {
+  /* Two slots: the legs read in batches (recvmmsg), as in dcmfd. */
+  static uint8_t rx[2 * DCMF_UDPPROXY_SLOT];
+  if (dcmf_udpproxy_new(&up, &loop, &server, rx, sizeof(rx), &cbs, &phone) !=
+      0) {
     abort();
   }
   add_legs(up, 0xf, &server);
