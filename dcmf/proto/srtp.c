@@ -44,8 +44,7 @@ struct dcmf_srtp {
 static const struct dcmf_srtp_profile_info profiles[] = {
     {DCMF_SRTP_AEAD_AES_256_GCM, "SRTP_AEAD_AES_256_GCM", 32, 12, 16, 16, 88},
     {DCMF_SRTP_AEAD_AES_128_GCM, "SRTP_AEAD_AES_128_GCM", 16, 12, 16, 16, 56},
-    {DCMF_SRTP_AES128_CM_SHA1_80, "SRTP_AES128_CM_SHA1_80", 16, 14, 10, 10,
-     60},
+    {DCMF_SRTP_AES128_CM_SHA1_80, "SRTP_AES128_CM_SHA1_80", 16, 14, 10, 10, 60},
     {DCMF_SRTP_AES128_CM_SHA1_32, "SRTP_AES128_CM_SHA1_32", 16, 14, 4, 10, 60},
 };
 
