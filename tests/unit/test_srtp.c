@@ -343,8 +343,12 @@ static void test_tamper_refused(void **state) {
     const struct dcmf_srtp_stats *in = dcmf_srtp_stats(s, DCMF_SRTP_IN);
     assert_int_equal(in->auth, 4);
     assert_int_equal(in->rtp + in->rtcp, 0);
-    /* The stream was never made: the next good packet still passes. */
+    /* The stream was never made; the next good packet still passes. */
+    uint32_t roc;
+    assert_int_equal(dcmf_srtp_roc(s, DCMF_SRTP_IN, SSRC_A, &roc),
+                     DCMF_ERR_NOT_FOUND);
     rtp_through(c, s, SSRC_A, 200);
+    assert_int_equal(dcmf_srtp_roc(s, DCMF_SRTP_IN, SSRC_A, &roc), 0);
     dcmf_srtp_del(c);
     dcmf_srtp_del(s);
   }
