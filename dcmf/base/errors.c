@@ -21,6 +21,10 @@ const char *dcmf_strerror(int err) {
     return "too large";
   case DCMF_ERR_SYSTEM:
     return "system call failed";
+  case DCMF_ERR_AUTH:
+    return "authentication failed";
+  case DCMF_ERR_REPLAY:
+    return "replayed";
   case DCMF_ERR_NOMEM:
     return "out of memory";
   default:

@@ -27,6 +27,10 @@ enum dcmf_err {
   DCMF_ERR_TOO_LARGE = -506,
   /* An operating-system call failed; errno-derived detail is logged. */
   DCMF_ERR_SYSTEM = -507,
+  /* A message failed its authentication check (SRTP tag, ...). */
+  DCMF_ERR_AUTH = -508,
+  /* A message was seen before, or is older than the replay window. */
+  DCMF_ERR_REPLAY = -509,
   DCMF_ERR_FATAL = -900,
   /* Memory allocation failed. */
   DCMF_ERR_NOMEM = -901,

@@ -1,0 +1,225 @@
+/*
+ * srtp.h - the SRTP engine of a DTLS-SRTP association (RFC 5764, RFC
+ * 3711, RFC 7714), on libsrtp2. Layer proto: no I/O, no clock, no lock.
+ *
+ * One engine serves one DTLS association seen from our side: it is made
+ * from the protection profile DTLS negotiated (use_srtp), the keying
+ * material exported from DTLS with the label "EXTRACTOR-dtls_srtp" and
+ * our DTLS role, and it then protects what we send (RTP and RTCP) with
+ * our role's master key and salt and unprotects what we receive with the
+ * peer's (RFC 5764 §4.2).
+ *
+ * Per-SSRC state. RFC 3711 §3.2.3 keeps a rollover counter (ROC), a
+ * replay list and an SRTCP index per SSRC even when the keys are shared,
+ * so the engine holds one state per SSRC in each direction. It is made
+ * on the first packet of an SSRC it does not know, from a template that
+ * carries the keys (libsrtp2's ssrc_any_outbound and ssrc_any_inbound),
+ * and starts at ROC 0 (§3.3.1). Inbound, the state of a new SSRC is made
+ * only once a packet of it has passed authentication, so a stranger
+ * cannot fill the engine with SSRCs; only the key holder can. States are
+ * kept until the engine is freed.
+ *
+ * Replay protection is on in both directions (a window of
+ * DCMF_SRTP_REPLAY_WINDOW packets for SRTP; libsrtp2's fixed 128 for
+ * SRTCP). Outbound, protecting the same sequence number of an SSRC twice
+ * is refused too (the same keystream would cover two payloads). The
+ * SRTCP index is ours, per SSRC, one more per packet (RFC 3711 §3.4),
+ * never copied from anywhere. libsrtp2 counts before it sends, so an
+ * SSRC's first SRTCP packet carries index 1, where §3.4 reads as 0;
+ * receivers take the index from the packet, so both interoperate.
+ *
+ * Re-key (a new DTLS association: new material, maybe another profile or
+ * role) keeps each known SSRC's ROC and SRTCP index in both directions
+ * (RFC 3711 §3.3.1 and §3.4: neither is reset by a re-key); an SSRC first
+ * seen afterwards starts at 0.
+ *
+ * Packets are changed in place in the caller's buffer, which must be
+ * aligned on 4 bytes (libsrtp2 reads 32-bit words). Protection appends a
+ * trailer (the tag; for SRTCP also the E flag and index), so a protected
+ * packet needs DCMF_SRTP_TRAILER_ROOM free bytes after it: libsrtp2
+ * reserves that much whatever the profile uses.
+ *
+ * Global state. libsrtp2 has one crypto kernel per process: call
+ * dcmf_srtp_lib_init() once per process, from main() (or a test's
+ * set-up), before any thread makes an engine; nothing else here touches
+ * process state, and engines are independent of each other. Each engine
+ * belongs to one owner thread (a session); it takes no locks.
+ *
+ * Errors are 0 or a negative DCMF_ERR_* (errors.h). What a packet was
+ * refused for is counted per direction (struct dcmf_srtp_stats).
+ */
+#ifndef DCMF_SRTP_H
+#define DCMF_SRTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The DTLS-SRTP protection profiles we know. The values are the profile
+ * identifiers on the wire (RFC 5764 §4.1.2, RFC 7714 §14.2), which are
+ * also the |id| of OpenSSL's SRTP_PROTECTION_PROFILE. */
+enum dcmf_srtp_profile {
+  DCMF_SRTP_AES128_CM_SHA1_80 = 0x0001,
+  DCMF_SRTP_AES128_CM_SHA1_32 = 0x0002,
+  DCMF_SRTP_AEAD_AES_128_GCM = 0x0007,
+  DCMF_SRTP_AEAD_AES_256_GCM = 0x0008,
+};
+
+/* What a profile is made of. */
+struct dcmf_srtp_profile_info {
+  enum dcmf_srtp_profile profile;
+  const char *name;    /* OpenSSL's and RFC 5764's: "SRTP_AES128_CM_SHA1_80" */
+  size_t key_len;      /* master key bytes */
+  size_t salt_len;     /* master salt bytes */
+  size_t rtp_tag_len;  /* SRTP authentication tag bytes */
+  size_t rtcp_tag_len; /* SRTCP authentication tag bytes */
+  size_t export_len;   /* keying material to export: 2 * (key + salt) */
+};
+
+/* Free bytes a buffer needs after the packet for protect: libsrtp2's
+ * SRTP_MAX_TRAILER_LEN plus the 4-byte SRTCP E flag and index. */
+#define DCMF_SRTP_TRAILER_ROOM 148
+/* The label of the RFC 5705 exporter for DTLS-SRTP (RFC 5764 §4.2). */
+#define DCMF_SRTP_EXPORTER_LABEL "EXTRACTOR-dtls_srtp"
+/* The largest export_len of a known profile (AEAD_AES_256_GCM). */
+#define DCMF_SRTP_EXPORT_MAX 88
+/* Packets of SRTP replay window per SSRC (libwebrtc uses the same). */
+#define DCMF_SRTP_REPLAY_WINDOW 1024
+
+/* Our DTLS role in the association the material comes from. */
+enum dcmf_srtp_role {
+  DCMF_SRTP_CLIENT, /* we sent the ClientHello */
+  DCMF_SRTP_SERVER,
+};
+
+/* Which way a packet goes, for counters and the ROC. */
+enum dcmf_srtp_dir {
+  DCMF_SRTP_OUT, /* protect: what we send */
+  DCMF_SRTP_IN,  /* unprotect: what we receive */
+};
+
+/* Counters of one direction. A packet is counted once, in |rtp| or
+ * |rtcp| when it passed and in one refusal counter when it did not. */
+struct dcmf_srtp_stats {
+  uint64_t rtp;       /* SRTP packets protected or unprotected */
+  uint64_t rtcp;      /* SRTCP packets protected or unprotected */
+  uint64_t auth;      /* refused: authentication failed (inbound only) */
+  uint64_t replay;    /* refused: replayed or older than the window */
+  uint64_t malformed; /* refused: too short, too long, not version 2, a
+                         header longer than the packet */
+  uint64_t failed;    /* refused for anything else (no memory, a library
+                         failure, a stream past its key limit) */
+};
+
+struct dcmf_srtp;
+
+/* Starts libsrtp2's process-wide crypto kernel. Call once per process
+ * before the first dcmf_srtp_new, from one thread while no other uses
+ * libsrtp2 (dcmfd's main(), dcmf-ue's main(), a test's set-up). Returns
+ * 0 or DCMF_ERR_SYSTEM (the library's self-test failed). */
+int dcmf_srtp_lib_init(void);
+
+/* The profile with wire identifier |id|, or NULL for one we do not know
+ * (OpenSSL's SSL_get_selected_srtp_profile()->id fits here). The result
+ * is static. */
+const struct dcmf_srtp_profile_info *dcmf_srtp_profile_find(uint16_t id);
+
+/* The profile named |name| (RFC 5764 / OpenSSL spelling, exact case), or
+ * NULL. The result is static. */
+const struct dcmf_srtp_profile_info *
+dcmf_srtp_profile_by_name(const char *name);
+
+/* The use_srtp profile list for SSL_CTX_set_tlsext_use_srtp /
+ * SSL_set_tlsext_use_srtp, in our order of preference: AEAD_AES_256_GCM,
+ * AEAD_AES_128_GCM, AES128_CM_SHA1_80, AES128_CM_SHA1_32 (the strongest
+ * first; an OpenSSL DTLS server picks by its own order). Static string. */
+const char *dcmf_srtp_profile_list(void);
+
+/*
+ * Makes an engine in |*out| for |profile| from |material| (|len| bytes
+ * exported with DCMF_SRTP_EXPORTER_LABEL: client key, server key, client
+ * salt, server salt) with our DTLS |role|. The material is copied into
+ * libsrtp2's contexts and not kept; the caller should wipe its copy.
+ *
+ * Returns 0; DCMF_ERR_INVALID for an unknown profile or role, or |len|
+ * other than the profile's export_len (|*out| untouched); DCMF_ERR_NOMEM;
+ * DCMF_ERR_SYSTEM when libsrtp2 refuses the policy (not initialised).
+ */
+int dcmf_srtp_new(struct dcmf_srtp **out, enum dcmf_srtp_profile profile,
+                  const uint8_t *material, size_t len,
+                  enum dcmf_srtp_role role);
+
+/* Frees |s| and every SSRC state (NULL: nothing). */
+void dcmf_srtp_del(struct dcmf_srtp *s);
+
+/*
+ * Re-keys |s| from a new DTLS association: arguments as for
+ * dcmf_srtp_new. Every SSRC known in either direction keeps its ROC,
+ * highest sequence number and SRTCP index; new SSRCs start at 0.
+ *
+ * Returns 0; DCMF_ERR_INVALID for bad arguments (|s| unchanged and still
+ * usable) or when |s| is broken; DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM when
+ * libsrtp2 failed half-way: |s| is then broken, refuses every packet
+ * with DCMF_ERR_INVALID, and can only be freed.
+ */
+int dcmf_srtp_rekey(struct dcmf_srtp *s, enum dcmf_srtp_profile profile,
+                    const uint8_t *material, size_t len,
+                    enum dcmf_srtp_role role);
+
+/* The profile in use now. */
+enum dcmf_srtp_profile dcmf_srtp_profile(const struct dcmf_srtp *s);
+
+/*
+ * Protects the RTP packet of |len| bytes at |buf| in place. |cap| is the
+ * buffer's size: it must be at least |len| + DCMF_SRTP_TRAILER_ROOM. On
+ * success |*out_len| is the SRTP packet's length (|len| + tag); on
+ * failure |buf| is unchanged unless said otherwise.
+ *
+ * Returns 0; DCMF_ERR_INVALID for a buffer not aligned on 4 bytes or a
+ * broken engine (not counted); DCMF_ERR_TOO_LARGE when |cap| is short or
+ * |len| is over 65535 (counted malformed); DCMF_ERR_MALFORMED for a
+ * packet shorter than its RTP header or not RTP version 2;
+ * DCMF_ERR_REPLAY for a sequence number this SSRC already sent or that is
+ * older than the window; DCMF_ERR_NOMEM (a new SSRC's state) or
+ * DCMF_ERR_SYSTEM (libsrtp2 failed; |buf| may have been changed).
+ */
+int dcmf_srtp_protect_rtp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
+                          size_t cap, size_t *out_len);
+
+/* As dcmf_srtp_protect_rtp for one RTCP compound packet (8 bytes at
+ * least): appends the E flag, our SRTCP index for the sender SSRC and the
+ * tag. There is no replay refusal outbound: the index is ours. */
+int dcmf_srtp_protect_rtcp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
+                           size_t cap, size_t *out_len);
+
+/*
+ * Unprotects the SRTP packet of |len| bytes at |buf| in place; on
+ * success |*out_len| is the RTP packet's length. On failure the bytes of
+ * |buf| are undefined (GCM may have decrypted in place) and must not be
+ * forwarded.
+ *
+ * Returns 0; DCMF_ERR_INVALID (not aligned, broken engine; not counted);
+ * DCMF_ERR_MALFORMED (shorter than header and tag, not version 2, CSRC
+ * list or header extension past the end; SRTCP with the E flag clear,
+ * which our profiles never send) or DCMF_ERR_TOO_LARGE (over
+ * 65535): counted malformed; DCMF_ERR_AUTH (the tag does not verify:
+ * wrong keys or altered bytes); DCMF_ERR_REPLAY (seen before, or older
+ * than the window); DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM (counted failed).
+ */
+int dcmf_srtp_unprotect_rtp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
+                            size_t *out_len);
+
+/* As dcmf_srtp_unprotect_rtp for one SRTCP packet (header, index word and
+ * tag at least). The replay check is on the SRTCP index. */
+int dcmf_srtp_unprotect_rtcp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
+                             size_t *out_len);
+
+/* The ROC of |ssrc| (host order) in direction |dir| into |*roc|. Returns
+ * 0, or DCMF_ERR_NOT_FOUND when no packet of |ssrc| went that way yet. */
+int dcmf_srtp_roc(const struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
+                  uint32_t ssrc, uint32_t *roc);
+
+/* The counters of direction |dir|; valid while |s| lives. */
+const struct dcmf_srtp_stats *dcmf_srtp_stats(const struct dcmf_srtp *s,
+                                              enum dcmf_srtp_dir dir);
+
+#endif
