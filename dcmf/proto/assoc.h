@@ -147,6 +147,18 @@ struct dcmf_assoc_events {
   void *upper;
 };
 
+/* What |connected| learns of the DTLS association that came up. */
+struct dcmf_assoc_dtls {
+  /* The RFC 5705 exporter of the association: |len| bytes for |label|
+   * (no context) into |out|. Returns 0 or a negative DCMF_ERR_*. */
+  int (*keys)(void *keys_user, const char *label, uint8_t *out, size_t len);
+  void *keys_user;
+  /* The use_srtp profile the handshake selected (its wire identifier,
+   * enum dcmf_srtp_profile of srtp.h), 0 when none. */
+  uint16_t srtp_profile;
+  int dtls_server; /* our DTLS role: 1 server (a=setup:passive), 0 client */
+};
+
 /* The hooks of one association kind. Each takes the state its |create|
  * made. None does I/O or reads a clock. */
 struct dcmf_assoc_ops {
@@ -155,6 +167,11 @@ struct dcmf_assoc_ops {
   /* First bytes (RFC 7983) this kind takes beside STUN and DTLS,
    * inclusive; raw_min > raw_max: none. */
   uint8_t raw_min, raw_max;
+  /* The use_srtp profiles (OpenSSL's colon-separated names, our order
+   * of preference) the DTLS association of this kind offers and
+   * accepts; NULL: the DTLS context's list (dtls.h), which data-channel
+   * associations use. Static. */
+  const char *srtp_profiles;
   /* Creates the association (nothing is sent before |connected|) with
    * the flows of |settings| declared. |ev| is copied. Returns 0,
    * DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM; nothing is left behind then. */
@@ -172,13 +189,12 @@ struct dcmf_assoc_ops {
    * through |dtls_out|, while DTLS is still up) and frees. */
   void (*destroy)(void *assoc);
   /* DTLS is connected: SCTP connects; SRTP derives its keys through
-   * |keys| (RFC 5705 exporter: |len| bytes for |label| into |out|;
-   * returns 0 or a negative error). Returns 0, or DCMF_ERR_SYSTEM: the
-   * association could not start and the owner tears it down. */
-  int (*connected)(void *assoc,
-                   int (*keys)(void *keys_user, const char *label, uint8_t *out,
-                               size_t len),
-                   void *keys_user);
+   * |dtls| (borrowed for the call). A kind that allows it may be told
+   * again, by the owner of a new DTLS association that keys the same
+   * flows (SRTP: a re-key). Returns 0, or DCMF_ERR_SYSTEM: the
+   * association could not start (or re-key) and the owner tears it
+   * down. */
+  int (*connected)(void *assoc, const struct dcmf_assoc_dtls *dtls);
   /* Decrypted DTLS application data. */
   void (*dtls_in)(void *assoc, const uint8_t *data, size_t len);
   /* A datagram of the raw range; NULL when the range is empty. */

@@ -202,13 +202,9 @@ static void sa_destroy(void *assoc) {
   free(a);
 }
 
-static int sa_connected(void *assoc,
-                        int (*keys)(void *keys_user, const char *label,
-                                    uint8_t *out, size_t len),
-                        void *keys_user) {
+static int sa_connected(void *assoc, const struct dcmf_assoc_dtls *dtls) {
   struct sctp_assoc *a = assoc;
-  (void)keys; /* SCTP rides inside DTLS: no keys of its own */
-  (void)keys_user;
+  (void)dtls; /* SCTP rides inside DTLS: no keys of its own */
   a->connected = 1;
   return dcmf_sctp_connect(a->sctp) == 0 ? 0 : DCMF_ERR_SYSTEM;
 }
@@ -283,6 +279,7 @@ const struct dcmf_assoc_ops dcmf_assoc_sctp = {
     .name = "SCTP",
     .raw_min = 1, /* none: SCTP rides inside DTLS */
     .raw_max = 0,
+    .srtp_profiles = NULL, /* the context's list, as phones expect */
     .create = sa_create,
     .update = sa_update,
     .destroy = sa_destroy,

@@ -12,6 +12,7 @@ struct dcmf_dcstack {
   struct dcmf_dtls *dtls;
   const struct dcmf_assoc_ops *kind;
   void *assoc;
+  int dtls_server; /* our role, for kinds that key by it (SRTP) */
   char reason[64]; /* "SCTP did not start", for ASSOC_FAILED */
 };
 
@@ -66,7 +67,13 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
   struct dcmf_dcstack *st = user;
   if (state == DCMF_DTLS_CONNECTED) {
     report(st, DCMF_DCSTACK_DTLS_CONNECTED, reason);
-    if (st->kind->connected(st->assoc, export_keys, st) != 0) {
+    struct dcmf_assoc_dtls info = {
+        .keys = export_keys,
+        .keys_user = st,
+        .srtp_profile = dcmf_dtls_srtp_profile(st->dtls),
+        .dtls_server = st->dtls_server,
+    };
+    if (st->kind->connected(st->assoc, &info) != 0) {
       report(st, DCMF_DCSTACK_ASSOC_FAILED, st->reason);
     }
   } else {
@@ -104,6 +111,16 @@ int dcmf_dcstack_new(struct dcmf_dcstack **out,
   int rv = dcmf_dtls_new(&st->dtls, settings->dtls_ctx, settings->dtls_server,
                          &dtls_cbs, st);
   if (rv != 0) {
+    free(st);
+    return rv;
+  }
+  st->dtls_server = settings->dtls_server;
+  /* A kind that carries SRTP negotiates its own profiles; the others
+   * keep the context's list (dtls.h). */
+  if (st->kind->srtp_profiles != NULL &&
+      (rv = dcmf_dtls_set_srtp_profiles(st->dtls, st->kind->srtp_profiles)) !=
+          0) {
+    dcmf_dtls_del(st->dtls);
     free(st);
     return rv;
   }
@@ -222,4 +239,13 @@ int dcmf_dcstack_connected(const struct dcmf_dcstack *st) {
 
 const char *dcmf_dcstack_cipher(const struct dcmf_dcstack *st) {
   return dcmf_dtls_cipher(st->dtls);
+}
+
+uint16_t dcmf_dcstack_srtp_profile(const struct dcmf_dcstack *st) {
+  return dcmf_dtls_srtp_profile(st->dtls);
+}
+
+int dcmf_dcstack_export_keys(struct dcmf_dcstack *st, const char *label,
+                             uint8_t *out, size_t len) {
+  return dcmf_dtls_export_keys(st->dtls, label, out, len);
 }

@@ -94,7 +94,9 @@ struct dcmf_dcstack_settings {
 struct dcmf_dcstack;
 
 /*
- * Creates the stack: DTLS in the role |settings->dtls_server| (nothing is
+ * Creates the stack: DTLS in the role |settings->dtls_server|, offering
+ * the kind's use_srtp profiles (its |srtp_profiles|; the context's list
+ * when NULL) (nothing is
  * sent before the remote fingerprints are set and, as a client,
  * dcmf_dcstack_start), and an association of the kind waiting for DTLS,
  * with the declared flows of |settings->assoc|. |cbs| is copied; |user|
@@ -174,5 +176,16 @@ int dcmf_dcstack_connected(const struct dcmf_dcstack *stack);
 
 /* The negotiated DTLS cipher, or "" before the handshake ends. */
 const char *dcmf_dcstack_cipher(const struct dcmf_dcstack *stack);
+
+/* The use_srtp profile DTLS selected (dcmf_dtls_srtp_profile): 0 before
+ * the handshake ends or when none was. The kind decides what is offered
+ * (srtp_profiles of its ops, assoc.h). */
+uint16_t dcmf_dcstack_srtp_profile(const struct dcmf_dcstack *stack);
+
+/* The RFC 5705 exporter of the DTLS association (dcmf_dtls_export_keys:
+ * 0, DCMF_ERR_INVALID when DTLS is not connected, DCMF_ERR_SYSTEM), for
+ * owners and tests that check what a kind derived. */
+int dcmf_dcstack_export_keys(struct dcmf_dcstack *stack, const char *label,
+                             uint8_t *out, size_t len);
 
 #endif

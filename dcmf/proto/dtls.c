@@ -194,9 +194,11 @@ int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
       SSL_CTX_use_PrivateKey(s, pkey) != 1) {
     goto fail;
   }
-  /* Offer DTLS-SRTP (RFC 5764) too: some stacks (werift) fail a
-   * connection whose handshake selected no SRTP profile even when it
-   * carries only data channels, and the e2ae media paths need it. The
+  /* Offer DTLS-SRTP (RFC 5764) on data-channel associations too: some
+   * stacks (werift) fail a connection whose handshake selected no SRTP
+   * profile even when it carries only data channels. This list is the
+   * data channels' and stays as the phones have seen it; an association
+   * that carries SRTP sets its own (dcmf_dtls_set_srtp_profiles). The
    * return value is 0 on success (an OpenSSL oddity). */
   if (SSL_CTX_set_tlsext_use_srtp(s, "SRTP_AEAD_AES_128_GCM:"
                                      "SRTP_AEAD_AES_256_GCM:"
@@ -498,6 +500,27 @@ enum dcmf_dtls_state dcmf_dtls_state(const struct dcmf_dtls *d) {
 const char *dcmf_dtls_cipher(const struct dcmf_dtls *d) {
   const char *name = SSL_get_cipher_name(d->ssl);
   return d->state == DCMF_DTLS_CONNECTED && name ? name : "";
+}
+
+int dcmf_dtls_set_srtp_profiles(struct dcmf_dtls *d, const char *list) {
+  if (d->state != DCMF_DTLS_WAITING) {
+    return DCMF_ERR_INVALID;
+  }
+  /* SSL_set_tlsext_use_srtp returns 0 on success, as the CTX call does;
+   * on failure the SSL keeps the list it had. */
+  if (list == NULL || SSL_set_tlsext_use_srtp(d->ssl, list) != 0) {
+    ERR_clear_error();
+    return DCMF_ERR_SYSTEM;
+  }
+  return 0;
+}
+
+uint16_t dcmf_dtls_srtp_profile(const struct dcmf_dtls *d) {
+  if (d->state != DCMF_DTLS_CONNECTED) {
+    return 0;
+  }
+  const SRTP_PROTECTION_PROFILE *p = SSL_get_selected_srtp_profile(d->ssl);
+  return p != NULL ? (uint16_t)p->id : 0;
 }
 
 int dcmf_dtls_export_keys(struct dcmf_dtls *d, const char *label,

@@ -36,8 +36,12 @@ struct dcmf_dtls_ctx {
  * Creates the context for certificate |cert| and key |pkey| (both
  * borrowed; OpenSSL takes its own references). DTLS 1.2 only, ECDHE-ECDSA
  * with AES-GCM preferred, extended master secret, peer certificate
- * required. |mtu| is the largest datagram we send (1200 keeps clear of
- * any tunnel overhead). Returns 0 or DCMF_ERR_SYSTEM.
+ * required. Every association offers (as a client) and accepts (as a
+ * server) the use_srtp profiles SRTP_AEAD_AES_128_GCM,
+ * SRTP_AEAD_AES_256_GCM and SRTP_AES128_CM_SHA1_80, in that order,
+ * unless it sets its own (dcmf_dtls_set_srtp_profiles). |mtu| is the
+ * largest datagram we send (1200 keeps clear of any tunnel overhead).
+ * Returns 0 or DCMF_ERR_SYSTEM.
  */
 int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
                        unsigned mtu);
@@ -146,6 +150,25 @@ enum dcmf_dtls_state dcmf_dtls_state(const struct dcmf_dtls *dtls);
 
 /* Returns the negotiated cipher name, or "" before the handshake ends. */
 const char *dcmf_dtls_cipher(const struct dcmf_dtls *dtls);
+
+/*
+ * Replaces the use_srtp profile list (RFC 5764 §4.1.1) this association
+ * offers as a client, or accepts as a server, with |list| (OpenSSL's
+ * colon-separated names, in our order of preference: an OpenSSL server
+ * picks by its own order among what the client offered). Without this
+ * call the association uses the context's list (dcmf_dtls_ctx_init).
+ * Call before the handshake starts. Returns 0; DCMF_ERR_INVALID once
+ * the handshake has started; DCMF_ERR_SYSTEM when OpenSSL refuses the
+ * list (an unknown name). On error the association keeps its list.
+ */
+int dcmf_dtls_set_srtp_profiles(struct dcmf_dtls *dtls, const char *list);
+
+/* The use_srtp profile the handshake selected: its wire identifier
+ * (OpenSSL's SRTP_PROTECTION_PROFILE.id, the values of enum
+ * dcmf_srtp_profile in srtp.h), or 0 when none was selected or DTLS is
+ * not connected (before the handshake ends, after it failed or
+ * closed). */
+uint16_t dcmf_dtls_srtp_profile(const struct dcmf_dtls *dtls);
 
 /* Writes |len| bytes of keying material for |label| into |out| (RFC
  * 5705, no context: what DTLS-SRTP derives its keys from). Returns 0,

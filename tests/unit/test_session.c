@@ -962,12 +962,9 @@ static void ck_destroy(void *assoc) {
   dcmf_assoc_sctp.destroy(assoc);
 }
 
-static int ck_connected(void *assoc,
-                        int (*keys)(void *keys_user, const char *label,
-                                    uint8_t *out, size_t len),
-                        void *keys_user) {
+static int ck_connected(void *assoc, const struct dcmf_assoc_dtls *dtls) {
   calls.connected++;
-  return dcmf_assoc_sctp.connected(assoc, keys, keys_user);
+  return dcmf_assoc_sctp.connected(assoc, dtls);
 }
 
 static void ck_dtls_in(void *assoc, const uint8_t *data, size_t len) {
@@ -1057,14 +1054,12 @@ static void rk_destroy(void *assoc) {
 }
 
 static int rk_connected(void *assoc,
-                        int (*keys)(void *keys_user, const char *label,
-                                    uint8_t *out, size_t len),
-                        void *keys_user) {
+                        const struct dcmf_assoc_dtls *dtls) {
   struct rawk *k = assoc;
   rawk_seen.connected++;
   /* RFC 5764 4.2: two master keys and salts of SRTP_AES128_CM_SHA1_80. */
-  rawk_seen.keys_rv = keys(keys_user, "EXTRACTOR-dtls_srtp", rawk_seen.key,
-                           sizeof(rawk_seen.key));
+  rawk_seen.keys_rv = dtls->keys(dtls->keys_user, "EXTRACTOR-dtls_srtp",
+                                 rawk_seen.key, sizeof(rawk_seen.key));
   k->ev.state_changed(k->ev.lower, DCMF_ASSOC_UP, "raw up");
   return 0;
 }
