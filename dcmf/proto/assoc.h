@@ -12,10 +12,10 @@
  *   DCMF_ASSOC_SRTP       SRTP/SRTCP, 128-191         an SSRC
  *   DCMF_ASSOC_DTLS_DATA  nothing                     the one DTLS stream
  *
- * Only DCMF_ASSOC_SCTP is implemented (assoc_sctp.h);
- * dcmf_assoc_kind_ops() is the registry, and a media asking for a kind
- * it does not hold fails to start (DCMF_ERR_INVALID, session.h). e2ae
- * adds SRTP and raw DTLS data as further tables here.
+ * DCMF_ASSOC_SCTP (assoc_sctp.h) and DCMF_ASSOC_SRTP (assoc_srtp.h) are
+ * implemented; dcmf_assoc_kind_ops() is the registry, and a media asking
+ * for a kind it does not hold (raw DTLS data, for now) fails to start
+ * (DCMF_ERR_INVALID, session.h).
  *
  * Why in proto and not in media: the DTLS→SCTP→channel stack is written
  * once (dcstack.h) and is used by dcmfd's sessions (media), by dcmf-ue
@@ -226,7 +226,7 @@ struct dcmf_assoc_ops {
 };
 
 /* The registry: the table of |kind|, or NULL when this build has no
- * implementation of it (SRTP and raw DTLS data for now). */
+ * implementation of it (raw DTLS data for now). */
 const struct dcmf_assoc_ops *dcmf_assoc_kind_ops(enum dcmf_assoc_kind kind);
 
 #endif

@@ -74,8 +74,7 @@ dcmf_srtp_profile_by_name(const char *name) {
 }
 
 const char *dcmf_srtp_profile_list(void) {
-  return "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:"
-         "SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32";
+  return DCMF_SRTP_PROFILE_LIST;
 }
 
 /* libsrtp2's name for |p|; our enum values are the same numbers, but say

@@ -133,6 +133,10 @@ dcmf_srtp_profile_by_name(const char *name);
  * AEAD_AES_128_GCM, AES128_CM_SHA1_80, AES128_CM_SHA1_32 (the strongest
  * first; an OpenSSL DTLS server picks by its own order). Static string. */
 const char *dcmf_srtp_profile_list(void);
+/* The same list as a string constant, for static tables (assoc_srtp.c). */
+#define DCMF_SRTP_PROFILE_LIST                                                 \
+  "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:"                               \
+  "SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32"
 
 /*
  * Makes an engine in |*out| for |profile| from |material| (|len| bytes

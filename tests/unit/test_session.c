@@ -37,6 +37,7 @@
 
 #include "assoc.h"
 #include "assoc_sctp.h"
+#include "assoc_srtp.h"
 #include "cert.h"
 #include "datachannel.h"
 #include "dtls.h"
@@ -905,7 +906,7 @@ static void test_unimplemented_association_kind_is_refused(void **state) {
   d.fd = fd;
   snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
   snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
-  d.assoc = DCMF_ASSOC_SRTP;
+  d.assoc = DCMF_ASSOC_DTLS_DATA;
   struct dcmf_session_env env = {.loop = &f->loop,
                                  .dtls_ctx = &f->ctx,
                                  .log = &f->log,
@@ -1161,9 +1162,9 @@ static int opened_1002(struct fx *f) {
 static void test_session_drives_sctp_through_the_kind_table(void **state) {
   struct fx *f = *state;
   struct phone *ph = &f->phone[0];
-  /* The built-in registry holds SCTP alone. */
+  /* The built-in registry holds SCTP and SRTP. */
   assert_ptr_equal(dcmf_assoc_kind_ops(DCMF_ASSOC_SCTP), &dcmf_assoc_sctp);
-  assert_null(dcmf_assoc_kind_ops(DCMF_ASSOC_SRTP));
+  assert_ptr_equal(dcmf_assoc_kind_ops(DCMF_ASSOC_SRTP), &dcmf_assoc_srtp);
   assert_null(dcmf_assoc_kind_ops(DCMF_ASSOC_DTLS_DATA));
 
   /* Set up through the table: created once, connected once DTLS was,
