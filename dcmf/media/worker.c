@@ -19,6 +19,7 @@
 #include "relayhost.h"
 #include "sctp.h"
 #include "session.h"
+#include "srtp.h"
 #include "tickq.h"
 
 /* usrsctp has no "next timeout" call, so its timers are ticked at this
@@ -426,7 +427,13 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     return DCMF_ERR_NOMEM;
   }
   w->settings = *settings;
-  if (dcmf_dtls_ctx_init(&w->dtls_ctx, settings->cert, settings->pkey,
+  /* libsrtp2's crypto kernel is one per process (srtp.h): started here,
+   * on the thread that starts the worker, before the worker's thread
+   * runs any session of the SRTP kind. A worker process starts one
+   * worker; a second start in the same process (tests) finds the kernel
+   * up and only re-runs its self-test. */
+  if (dcmf_srtp_lib_init() != 0 ||
+      dcmf_dtls_ctx_init(&w->dtls_ctx, settings->cert, settings->pkey,
                          1200) != 0) {
     free(w);
     return DCMF_ERR_SYSTEM;

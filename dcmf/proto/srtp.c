@@ -51,7 +51,14 @@ static const struct dcmf_srtp_profile_info profiles[] = {
 #define N_PROFILES (sizeof(profiles) / sizeof(profiles[0]))
 
 int dcmf_srtp_lib_init(void) {
-  return srtp_init() == srtp_err_status_ok ? 0 : DCMF_ERR_SYSTEM;
+  /* A second srtp_init() finds the kernel up (it re-runs the self-test
+   * and returns its result) and then refuses to register libsrtp2's own
+   * debug module twice, with bad_param: that is the kernel already
+   * running, not a failure. Each worker start calls this (worker.c). */
+  srtp_err_status_t st = srtp_init();
+  return st == srtp_err_status_ok || st == srtp_err_status_bad_param
+             ? 0
+             : DCMF_ERR_SYSTEM;
 }
 
 const struct dcmf_srtp_profile_info *dcmf_srtp_profile_find(uint16_t id) {

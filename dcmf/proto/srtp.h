@@ -112,10 +112,11 @@ struct dcmf_srtp_stats {
 
 struct dcmf_srtp;
 
-/* Starts libsrtp2's process-wide crypto kernel. Call once per process
- * before the first dcmf_srtp_new, from one thread while no other uses
- * libsrtp2 (dcmfd's main(), dcmf-ue's main(), a test's set-up). Returns
- * 0 or DCMF_ERR_SYSTEM (the library's self-test failed). */
+/* Starts libsrtp2's process-wide crypto kernel. Call before the first
+ * dcmf_srtp_new, from one thread while no other changes libsrtp2's
+ * state (dcmfd's worker start, dcmf-ue's main(), a test's set-up). A
+ * later call finds the kernel up, re-runs its self-test and returns 0.
+ * Returns 0 or DCMF_ERR_SYSTEM (the library's self-test failed). */
 int dcmf_srtp_lib_init(void);
 
 /* The profile with wire identifier |id|, or NULL for one we do not know

@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "fingerprint.h"
 #include "sctp.h"
+#include "srtp.h"
 #include "tickq.h"
 #include "ue.h"
 
@@ -654,7 +655,9 @@ int main(int argc, char **argv) {
       return 3;
     }
   }
-  if (r.latency_ms == NULL || dcmf_cert_generate(&r.cert, err, sizeof(err)) ||
+  /* libsrtp2's kernel, once per process before any phone (srtp.h). */
+  if (r.latency_ms == NULL || dcmf_srtp_lib_init() != 0 ||
+      dcmf_cert_generate(&r.cert, err, sizeof(err)) ||
       dcmf_dtls_ctx_init(&r.dtls_ctx, r.cert.x509, r.cert.pkey, 1200) ||
       dcmf_apiclient_new(&r.api, r.loop, host, port) != 0) {
     fprintf(stderr, "dcmf-ue: cannot start\n");
