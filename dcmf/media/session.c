@@ -778,7 +778,8 @@ void dcmf_session_update(struct dcmf_session *s,
         DCMF_LOGW(s->env.log, "media",
                   "%s: a declared stream is beyond the %s association's "
                   "streams; it opens on the next association (raise "
-                  "--min-streams)",
+                  "--min-streams, and --max-streams if the id is at or "
+                  "above it)",
                   dcmf_session_key_str(s, key, sizeof(key)), s->kind->name);
       }
       free(streams);

@@ -136,6 +136,10 @@ static struct flow *flow_for(struct srtp_assoc *a, uint32_t ssrc) {
   if (fl == NULL) {
     if (a->n_flows == DCMF_ASSOC_SRTP_MAX_FLOWS) {
       a->counts.flow_limit++;
+      /* Its packet authenticated, so the engine made it a state: drop
+       * it, or a keyed peer cycling SSRCs grows the worker's memory and
+       * every lookup without bound. */
+      (void)dcmf_srtp_forget(a->engine, DCMF_SRTP_IN, ssrc);
       return NULL;
     }
     fl = &a->flows[a->n_flows++];

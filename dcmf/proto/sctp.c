@@ -76,6 +76,14 @@ struct dcmf_sctp {
   int bundle;     /* settings.bundle, with an output_pending to call */
   int flush_owed; /* output_pending was called, dcmf_sctp_flush not yet */
   int nodelay;    /* SCTP_NODELAY as last set on the socket */
+  /* A channel was closed while its last message waited here for room:
+   * the stream's reset follows the message (reset_if_due). */
+  int reset_waits;
+  uint16_t reset_sid;
+  /* Outbound streams the association carries (from SCTP_COMM_UP): a
+   * message for a stream beyond is refused before it is held, as
+   * usrsctp would refuse it. 0 until known. */
+  uint16_t out_streams;
   struct dcmf_sctp_counters counters;
 };
 
@@ -94,6 +102,8 @@ struct dcmf_sctp {
 
 static int flush_rest(struct dcmf_sctp *s);
 static int release_held(struct dcmf_sctp *s, int push);
+static void set_nodelay(struct dcmf_sctp *s, int on);
+static void reset_if_due(struct dcmf_sctp *s);
 static int abort_association(struct dcmf_sctp *s);
 
 /* Asks the owner for a dcmf_sctp_handle_tick, once per need. */
@@ -201,6 +211,7 @@ static void on_notification(struct dcmf_sctp *s,
   case SCTP_ASSOC_CHANGE:
     if (n->sn_assoc_change.sac_state == SCTP_COMM_UP) {
       s->up = 1;
+      s->out_streams = n->sn_assoc_change.sac_outbound_streams;
       push_event(s, P_STATE, 0, DCMF_SCTP_UP);
     } else if ((n->sn_assoc_change.sac_state == SCTP_COMM_LOST ||
                 n->sn_assoc_change.sac_state == SCTP_SHUTDOWN_COMP ||
@@ -592,7 +603,11 @@ static void drop_rest(struct dcmf_sctp *s) {
 /* Aborts the association if it is up; returns whether it was. */
 static int abort_association(struct dcmf_sctp *s) {
   drop_rest(s);
-  s->holding = 0; /* never to be sent */
+  if (s->holding) {
+    s->holding = 0; /* never to be sent */
+    s->counters.held_dropped++;
+  }
+  s->reset_waits = 0;
   s->want_writable = 0;
   s->writable_ready = 0;
   if (!s->up) {
@@ -627,6 +642,8 @@ static void fail_association(struct dcmf_sctp *s) {
  * some still waits (want_writable is set), or DCMF_ERR_SYSTEM when usrsctp
  * failed it (the association is then failed). */
 static int flush_rest(struct dcmf_sctp *s) {
+  /* Nagle off: the rest leaves now, not when the peer's SACK comes. */
+  set_nodelay(s, 1);
   while (s->rest_len > 0) {
     ssize_t n =
         s->settings.sendv(s->sock, s->rest + s->rest_off, s->rest_len, NULL, 0,
@@ -643,6 +660,7 @@ static int flush_rest(struct dcmf_sctp *s) {
     s->rest_len -= (size_t)n;
   }
   drop_rest(s);
+  reset_if_due(s);
   return 0;
 }
 
@@ -729,6 +747,7 @@ static int release_held(struct dcmf_sctp *s, int push) {
     return rv;
   }
   s->holding = 0;
+  reset_if_due(s);
   if (rv == DCMF_ERR_SYSTEM) {
     s->counters.held_refused++;
     return 0;
@@ -786,6 +805,10 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
      * (want_writable is set). */
     return DCMF_ERR_EXHAUSTED;
   }
+  if (s->out_streams > 0 && sid >= s->out_streams) {
+    /* usrsctp would refuse it; found now, before it could be held. */
+    return DCMF_ERR_SYSTEM;
+  }
   struct sctp_sendv_spa spa;
   fill_spa(&spa, sid, ppid, rel);
   if (!s->bundle || len > HOLD_MAX || hold(s, data, len, &spa) != 0) {
@@ -802,13 +825,21 @@ int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
 
 void dcmf_sctp_flush(struct dcmf_sctp *s) {
   s->flush_owed = 0;
+  /* Nagle off whatever happens below: nothing queued in this turn may
+   * wait for the peer's SACK (a held message refused now triggers no
+   * output; what usrsctp queued then leaves with the next SACK, which
+   * comes, since Nagle only holds while data is in flight). */
+  set_nodelay(s, 1);
   if (!s->up || (s->rest_len > 0 && flush_rest(s) != 0)) {
     return; /* down, or the rest waits for room (and the held one too) */
   }
   (void)release_held(s, 1); /* no room: it waits for |writable| */
 }
 
-int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
+/* Asks usrsctp to reset our outgoing stream |sid| (usrsctp sends the
+ * request once what it queued on the stream is out). What it queues is
+ * delivered by the caller's drain, or else by the next tick. */
+static int request_reset(struct dcmf_sctp *s, uint16_t sid) {
   /* One stream fits on the stack, so closing a channel never fails for
    * want of memory of ours (the peer would keep it open for good). */
   union {
@@ -819,15 +850,33 @@ int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
   u.srs.srs_flags = SCTP_STREAM_RESET_OUTGOING;
   u.srs.srs_number_streams = 1;
   u.srs.srs_stream_list[0] = sid;
-  /* A held message goes first: the reset must follow the stream's last
-   * message (usrsctp sends the reset once what it queued on the stream
-   * is out). Without room it stays held, and if it was on this stream
-   * usrsctp refuses it later (counted in held_refused). */
-  (void)release_held(s, 1);
+  return set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, &u.srs,
+                 (socklen_t)sizeof(u.room));
+}
+
+/* The reset that waited for its stream's last message, once that message
+ * (and any rest of it) is usrsctp's. */
+static void reset_if_due(struct dcmf_sctp *s) {
+  if (s->reset_waits && !s->holding && s->rest_len == 0) {
+    s->reset_waits = 0;
+    (void)request_reset(s, s->reset_sid);
+  }
+}
+
+int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
+  if (s->holding && s->held_spa.sendv_sndinfo.snd_sid == sid &&
+      release_held(s, 1) == DCMF_ERR_EXHAUSTED) {
+    /* The stream's last message waits for room: a reset now would reach
+     * the peer first, and the message would then go out on a stream the
+     * peer may have opened again for another channel. The reset follows
+     * the message (reset_if_due). */
+    s->reset_waits = 1;
+    s->reset_sid = sid;
+    return 0;
+  }
   int outer = s->draining_call;
   s->draining_call = 1; /* what it queues is drained below */
-  int rv = set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, &u.srs,
-                   (socklen_t)sizeof(u.room));
+  int rv = request_reset(s, sid);
   s->draining_call = outer;
   dcmf_sctp_drain(s);
   return rv;

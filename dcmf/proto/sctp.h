@@ -112,9 +112,10 @@ struct dcmf_sctp_reliability {
 struct dcmf_sctp_counters {
   uint64_t messages_in, messages_out, bytes_in, bytes_out;
   uint64_t oversize_dropped;
-  /* Bundling: messages held for the end of a loop turn, and held ones
-   * usrsctp then refused (dropped; the caller had been told 0). */
-  uint64_t messages_held, held_refused;
+  /* Bundling: messages held for the end of a loop turn; held ones
+   * usrsctp then refused, and held ones dropped because the association
+   * ended first (the caller had been told 0 for both). */
+  uint64_t messages_held, held_refused, held_dropped;
 };
 
 struct dcmf_sctp;
@@ -197,7 +198,9 @@ int dcmf_sctp_send(struct dcmf_sctp *sctp, uint16_t sid, uint32_t ppid,
 void dcmf_sctp_flush(struct dcmf_sctp *sctp);
 
 /* Resets our outgoing stream |sid| (RFC 6525), closing a data channel.
- * Returns 0 or DCMF_ERR_SYSTEM. */
+ * The reset always follows the stream's last message: when that message
+ * is held (|bundle|) and usrsctp has no room for it, the reset is asked
+ * for once the message is handed over. Returns 0 or DCMF_ERR_SYSTEM. */
 int dcmf_sctp_reset_stream(struct dcmf_sctp *sctp, uint16_t sid);
 
 const struct dcmf_sctp_counters *dcmf_sctp_counters(const struct dcmf_sctp *s);

@@ -395,6 +395,15 @@ int dcmf_srtp_unprotect_rtcp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
   return unprotect(s, 1, buf, len, out_len);
 }
 
+int dcmf_srtp_forget(struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
+                     uint32_t ssrc) {
+  srtp_t sess = dir == DCMF_SRTP_OUT ? s->out : s->in;
+  /* libsrtp2 keys its streams by the SSRC as it is on the wire. */
+  return srtp_remove_stream(sess, htonl(ssrc)) == srtp_err_status_ok
+             ? 0
+             : DCMF_ERR_NOT_FOUND;
+}
+
 int dcmf_srtp_roc(const struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
                   uint32_t ssrc, uint32_t *roc) {
   srtp_t sess = dir == DCMF_SRTP_OUT ? s->out : s->in;

@@ -218,6 +218,14 @@ int dcmf_srtp_unprotect_rtp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
 int dcmf_srtp_unprotect_rtcp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
                              size_t *out_len);
 
+/* Drops the state of |ssrc| (host order) in direction |dir|: its ROC,
+ * replay list and SRTCP index. For an SSRC the owner will not carry (a
+ * keyed peer cycling SSRCs would otherwise grow the engine without
+ * bound); a later packet of it starts again at ROC 0. Returns 0, or
+ * DCMF_ERR_NOT_FOUND when the engine holds no state for it. */
+int dcmf_srtp_forget(struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
+                     uint32_t ssrc);
+
 /* The ROC of |ssrc| (host order) in direction |dir| into |*roc|. Returns
  * 0, or DCMF_ERR_NOT_FOUND when no packet of |ssrc| went that way yet. */
 int dcmf_srtp_roc(const struct dcmf_srtp *s, enum dcmf_srtp_dir dir,

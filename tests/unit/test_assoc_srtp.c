@@ -489,6 +489,38 @@ static void test_ssrcs_are_flows(void **state) {
   pair_free(p);
 }
 
+/* A keyed peer sending from more SSRCs than the flow table holds: the
+ * table stops at its limit, the extra SSRCs are counted and the engine
+ * keeps no state for them (no growth without bound). */
+static void test_ssrcs_beyond_the_flow_limit(void **state) {
+  (void)state;
+  struct pair *p = pair_new(&dcmf_assoc_srtp, &dcmf_assoc_srtp);
+  pair_connect(p);
+  void *sa = dcmf_dcstack_assoc(p->server.stack);
+  enum { EXTRA = 6 };
+  struct pkt pk;
+  for (uint32_t i = 0; i < DCMF_ASSOC_SRTP_MAX_FLOWS + EXTRA; i++) {
+    make_rtp(&pk, 0x1000 + i, 1, 20);
+    assert_int_equal(send_on(&p->client, 0x1000 + i, &pk), 0);
+    pump(p);
+  }
+  assert_int_equal(p->server.messages, DCMF_ASSOC_SRTP_MAX_FLOWS);
+  assert_int_equal(dcmf_assoc_srtp_counts(sa)->flow_limit, EXTRA);
+  const struct dcmf_srtp *engine = dcmf_assoc_srtp_engine(sa);
+  uint32_t roc;
+  assert_int_equal(dcmf_srtp_roc(engine, DCMF_SRTP_IN, 0x1000, &roc), 0);
+  for (uint32_t i = 0; i < EXTRA; i++) {
+    assert_int_equal(dcmf_srtp_roc(engine, DCMF_SRTP_IN,
+                                   0x1000 + DCMF_ASSOC_SRTP_MAX_FLOWS + i, &roc),
+                     DCMF_ERR_NOT_FOUND);
+  }
+  dcmf_dcstack_del(p->server.stack);
+  p->server.stack = NULL;
+  dcmf_dcstack_del(p->client.stack);
+  p->client.stack = NULL;
+  pair_free(p);
+}
+
 static void test_replay_and_tamper_refused(void **state) {
   (void)state;
   struct pair *p = pair_new(&dcmf_assoc_srtp, &dcmf_assoc_srtp);
@@ -649,6 +681,7 @@ int main(void) {
       cmocka_unit_test(test_profile_negotiated),
       cmocka_unit_test(test_rtp_and_rtcp_both_ways),
       cmocka_unit_test(test_ssrcs_are_flows),
+      cmocka_unit_test(test_ssrcs_beyond_the_flow_limit),
       cmocka_unit_test(test_replay_and_tamper_refused),
       cmocka_unit_test(test_raw_before_dtls_refused),
       cmocka_unit_test(test_rekey_keeps_roc),

@@ -1063,6 +1063,78 @@ static void test_held_message_goes_before_the_reset(void **state) {
   assert_int_equal(p->b.closed_sid, 2);
 }
 
+/* Closing a channel while its last message waits for room: the reset
+ * waits for the message, so the peer gets the message on the old channel
+ * and then the close, even when it opens the stream again at once. */
+static void test_reset_waits_for_the_held_message(void **state) {
+  struct pair *p = *state;
+  open_dcep(&p->a, 2, "bye");
+  pump(&p->a, &p->b);
+  int n0 = p->b.n_msgs;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 2, 0, (const uint8_t *)"last", 4), 0);
+  wrap.mode = NO_ROOM;
+  dcmf_dc_close(p->a.dc, 2);
+  flush_if_owed(&p->a);
+  wrap.mode = TAKE_ALL;
+  for (int i = 0; i < 20; i++) { /* packets only, no tick: no retry yet */
+    pump_one(&p->a);
+    pump_one(&p->b);
+  }
+  assert_int_equal(p->b.closed, 0); /* the reset did not go ahead */
+  pump(&p->a, &p->b); /* the tick retries: the message, then the reset */
+  assert_int_equal(p->b.n_msgs, n0 + 1);
+  assert_int_equal(p->b.msg_sid, 2);
+  assert_memory_equal(p->b.msg, "last", 4);
+  assert_int_equal(p->b.closed, 1);
+  assert_int_equal(p->b.closed_sid, 2);
+  /* The stream can carry a new channel, which gets nothing old. */
+  open_dcep(&p->b, 2, "new");
+  pump(&p->a, &p->b);
+  assert_int_equal(p->a.n_msgs, 0);
+  assert_int_equal(dcmf_sctp_counters(p->a.sctp)->held_refused, 0);
+}
+
+/* With bundling a message for a stream beyond the association's count is
+ * refused at once, as usrsctp refuses it, not held and dropped later. */
+static void test_bundled_send_beyond_the_streams_is_refused(void **state) {
+  (void)state;
+  struct pair *p = pair_new(16, 65535, 0, 1);
+  assert_int_equal(dcmf_sctp_send(p->a.sctp, 16, 53, (const uint8_t *)"f", 1,
+                                   NULL),
+                   DCMF_ERR_SYSTEM);
+  assert_int_equal(dcmf_sctp_send(p->a.sctp, 15, 53, (const uint8_t *)"f", 1,
+                                   NULL),
+                   0);
+  assert_int_equal(dcmf_sctp_counters(p->a.sctp)->messages_held, 1);
+  void *pp = p;
+  teardown(&pp);
+}
+
+/* usrsctp took only the start of the held message (Nagle was on for
+ * it): the rest leaves at the end of the turn, without waiting for the
+ * peer's SACK. */
+static void test_rest_of_a_held_message_leaves_with_the_turn(void **state) {
+  struct pair *p = *state;
+  uint8_t *m1 = pattern(400, 18);
+  uint8_t *m2 = pattern(50, 19);
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m1, 400), 0);
+  wrap.mode = TAKE_FEW;
+  wrap.few = 100;
+  assert_int_equal(dcmf_dc_send(p->a.dc, 0, 1, m2, 50), DCMF_ERR_EXHAUSTED);
+  wrap.mode = TAKE_ALL;
+  size_t before = p->a.nq;
+  flush_if_owed(&p->a); /* the end of the turn */
+  /* The whole message is out now: b gets it with no tick or SACK. */
+  assert_true(p->a.nq > before); /* the rest left at the flush */
+  for (int i = 0; i < 4 && p->b.n_msgs == 0; i++) {
+    pump_one(&p->a);
+  }
+  assert_int_equal(p->b.n_msgs, 1);
+  assert_memory_equal(p->b.all, m1, 400);
+  free(m1);
+  free(m2);
+}
+
 /* The association ends with a message held: it is dropped with the
  * association, nothing is sent after the ABORT, and nothing leaks. */
 static void test_held_message_dropped_with_the_association(void **state) {
@@ -1123,6 +1195,12 @@ int main(void) {
                                       setup_bundled, teardown),
       cmocka_unit_test_setup_teardown(
           test_held_message_dropped_with_the_association, setup_bundled,
+          teardown),
+      cmocka_unit_test_setup_teardown(test_reset_waits_for_the_held_message,
+                                      setup_bundled, teardown),
+      cmocka_unit_test(test_bundled_send_beyond_the_streams_is_refused),
+      cmocka_unit_test_setup_teardown(
+          test_rest_of_a_held_message_leaves_with_the_turn, setup_bundled,
           teardown),
   };
   return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
