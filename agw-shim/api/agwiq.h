@@ -1,0 +1,139 @@
+/*
+ * agwiq.h - the Iq information elements of an e2ae AGW context (TS 23.334
+ * 5.11.2.4 / 6.2.10.5, TS 29.334 DTLS and ICE IEs) as JSON members of a
+ * /agw/v1/contexts termination: the data model, its validator and the
+ * PATCH rules. Pure functions on jansson documents: no I/O, no clock, no
+ * random source, no globals (the caller draws random bytes for the local
+ * ICE credentials and the local certificate is the caller's).
+ *
+ * A termination is addressed by its "terminationId" ("access" or
+ * "core"), wherever it sits in the "terminations" array; a JSON Patch
+ * addresses its members as /terminations/<index>/<member>, the index
+ * being the one the stored document (GET) shows.
+ *
+ * Members read here (beside the relay's own, see agwdoc.h):
+ *
+ *   access: "transport": "UDP/TLS/RTP/SAVP" | "UDP/TLS/RTP/SAVPF"
+ *           "rtcpMux": true                     (optional; false refused)
+ *           "dtls": {"remoteFingerprints": ["sha-256 AB:..", ...],
+ *                    "localFingerprintHash": "sha-256",     (optional)
+ *                    "setup": "active" | "passive" | "actpass",
+ *                    "establish": false | true,             (optional)
+ *                    "tlsId": "<RFC 8842 tls-id>"}          (optional)
+ *           "ice": {"remoteUfrag": "...", "remotePwd": "..."} (optional)
+ *           "notifyUri": "http(s)://..."                    (optional)
+ *   core:   "transport": "RTP/AVP" | "RTP/AVPF"
+ *           "rtcpMux": false | true              (optional; default false)
+ *           "remoteRtcpPort": 1..65535  (optional; default RTP port + 1;
+ *                                        refused with rtcpMux true)
+ *
+ * A context whose two transports are "UDP" is the transparent relay and
+ * carries none of these members. Unknown members are refused, as
+ * agwdoc.c does and for the same reason.
+ */
+#ifndef DCMF_AGWIQ_H
+#define DCMF_AGWIQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "fingerprint.h"
+#include "problem.h"
+
+enum dcmf_agwiq_transport {
+  DCMF_AGWIQ_UDP,       /* transparent relay, either side */
+  DCMF_AGWIQ_SAVP,      /* UDP/TLS/RTP/SAVP, access */
+  DCMF_AGWIQ_SAVPF,     /* UDP/TLS/RTP/SAVPF, access */
+  DCMF_AGWIQ_AVP,       /* RTP/AVP, core */
+  DCMF_AGWIQ_AVPF,      /* RTP/AVPF, core */
+};
+
+/* The peer's a=setup (RFC 4145 / RFC 8842). */
+enum dcmf_agwiq_setup {
+  DCMF_AGWIQ_SETUP_ACTIVE,
+  DCMF_AGWIQ_SETUP_PASSIVE,
+  DCMF_AGWIQ_SETUP_ACTPASS,
+};
+
+/* The AGW's own DTLS role, derived from setup and establish. */
+enum dcmf_agwiq_role {
+  DCMF_AGWIQ_ROLE_SERVER,
+  DCMF_AGWIQ_ROLE_CLIENT,
+};
+
+#define DCMF_AGWIQ_TLS_ID_MAX 255
+#define DCMF_AGWIQ_ICE_MAX 256
+#define DCMF_AGWIQ_URI_MAX 1024
+
+struct dcmf_agwiq {
+  int e2ae; /* 0: both transports "UDP"; nothing below is set */
+  enum dcmf_agwiq_transport transport[2]; /* indexed access 0, core 1 */
+  size_t index[2]; /* position of each termination in the array */
+
+  /* Access (DTLS-SRTP) leg. */
+  struct dcmf_fingerprint_set remote_fp; /* count 0: held until PATCH */
+  enum dcmf_hash local_fp_hash; /* requested, else the peer's first, else
+                                   SHA-256 */
+  enum dcmf_agwiq_setup setup;
+  int establish;             /* we are DTLS client and start at once */
+  enum dcmf_agwiq_role role; /* derived */
+  char tls_id[DCMF_AGWIQ_TLS_ID_MAX + 1]; /* "" when not given */
+  char ice_ufrag[DCMF_AGWIQ_ICE_MAX + 1]; /* remote; "" until given */
+  char ice_pwd[DCMF_AGWIQ_ICE_MAX + 1];
+  char notify_uri[DCMF_AGWIQ_URI_MAX + 1]; /* "" when none */
+
+  /* Core (plain RTP) leg. */
+  int core_rtcp_mux;
+  uint16_t core_rtcp_port; /* 0: RTP port + 1 (or mux) */
+};
+
+/* What a valid PATCH changed, for the media wiring to act on. */
+struct dcmf_agwiq_change {
+  int fingerprint_arrived; /* remote fingerprints given for the first time:
+                              release a held handshake */
+  int new_association;     /* tls-id renewed: a new DTLS association */
+  int ice_restart;         /* remote ufrag and pwd both changed */
+  int ice_arrived;         /* remote credentials given for the first time */
+  int core_rtcp_changed;   /* rtcpMux or remoteRtcpPort changed */
+  int notify_changed;
+};
+
+/*
+ * Validates the Iq members of |doc| (a context document: POST body or a
+ * stored document after a JSON Patch) and fills |out| (zeroed first).
+ * Only the members listed above and "transport" are read; the relay's
+ * members (terminationId, remote, local, latching) are agwdoc.c's and
+ * are skipped here, as are terminations agwdoc.c already refuses.
+ * On failure records each problem as an invalid parameter (a JSON Pointer
+ * into |doc|) in |p|, sets |p| to 400 MANDATORY_IE_INCORRECT and returns
+ * DCMF_ERR_INVALID; returns 0 with |p| untouched on success.
+ */
+int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
+                     struct dcmf_problem *p);
+
+/*
+ * Checks that |next| (parsed from the patched document) is an allowed
+ * successor of |prev| (the stored context) and fills |ch|:
+ *   allowed:  remote fingerprints supplied later; a new tlsId (new
+ *             association, which may also bring new fingerprints, setup
+ *             and establish); an ICE restart (ufrag and pwd both new);
+ *             core rtcpMux / remoteRtcpPort; notifyUri; the core address
+ *             (agwdoc.c).
+ *   refused:  a changed transport on either termination; removing given
+ *             fingerprints, tlsId or ICE credentials; other fingerprints,
+ *             setup or establish under the same tlsId (the DTLS role is
+ *             sticky across re-offers); only one of ufrag and pwd new.
+ * Errors as dcmf_agwiq_parse (400 MANDATORY_IE_INCORRECT naming the
+ * member in |next|'s document, DCMF_ERR_INVALID).
+ */
+int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
+                           const struct dcmf_agwiq *next,
+                           struct dcmf_agwiq_change *ch,
+                           struct dcmf_problem *p);
+
+/* Returns the SDP name of |t| ("UDP/TLS/RTP/SAVPF", "UDP"). */
+const char *dcmf_agwiq_transport_name(enum dcmf_agwiq_transport t);
+
+#endif
