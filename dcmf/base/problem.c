@@ -29,6 +29,7 @@ const char *dcmf_http_reason(int status) {
   case 415: return "Unsupported Media Type";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
   case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
   case 504: return "Gateway Timeout";

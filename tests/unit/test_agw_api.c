@@ -599,6 +599,51 @@ static void test_new_rejects_bad_settings(void **state) {
   assert_int_equal(dcmf_agwapi_count(NULL), 0);
 }
 
+/* The e2ae Iq members (agwiq.h) are validated with problems naming the
+ * member; a valid e2ae context is 501 until DTLS-SRTP media is wired, and
+ * nothing is allocated for it; a relay context cannot be patched into one. */
+static void test_e2ae_gate(void **state) {
+  struct fixture *f = *state;
+  static const char e2ae[] =
+      "{\"terminations\":[{\"terminationId\":\"access\","
+      "\"transport\":\"UDP/TLS/RTP/SAVPF\",\"dtls\":{\"setup\":\"actpass\","
+      "\"remoteFingerprints\":[\"%s\"]}},"
+      "{\"terminationId\":\"core\",\"transport\":\"RTP/AVP\"}]}";
+  char body[512];
+  snprintf(body, sizeof(body), e2ae,
+           "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:"
+           "EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89");
+  assert_int_equal(POST(f, body), 501);
+  assert_problem(f, 501, NULL);
+  assert_int_equal(f->relays, 0);
+  assert_int_equal(f->ports_in_use, 0);
+  snprintf(body, sizeof(body), e2ae, "sha-256 AB:CD");
+  assert_int_equal(POST(f, body), 400);
+  assert_problem(f, 400, "/terminations/0/dtls/remoteFingerprints/0");
+  assert_int_equal(f->relays, 0);
+  /* Iq members on a relay termination are named, not just "unknown". */
+  assert_int_equal(
+      POST(f, "{\"terminations\":[{\"terminationId\":\"access\","
+              "\"notifyUri\":\"http://127.0.0.1/n\"},"
+              "{\"terminationId\":\"core\"}]}"),
+      400);
+  assert_problem(f, 400, "/terminations/0/notifyUri");
+  char path[128];
+  create(f, basic, path, sizeof(path));
+  assert_int_equal(
+      PATCH(f, path,
+            "[{\"op\":\"replace\",\"path\":\"/terminations/0/transport\","
+            "\"value\":\"UDP/TLS/RTP/SAVP\"},"
+            "{\"op\":\"replace\",\"path\":\"/terminations/1/transport\","
+            "\"value\":\"RTP/AVP\"},"
+            "{\"op\":\"add\",\"path\":\"/terminations/0/dtls\","
+            "\"value\":{\"setup\":\"active\"}}]"),
+      400);
+  assert_problem(f, 400, "/terminations/0/transport");
+  assert_int_equal(f->last->updates, 0);
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_create_get_list_delete, setup,
@@ -609,6 +654,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_gate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_port_exhaustion_and_limit,
                                       setup_four_ports, teardown),
       cmocka_unit_test_setup_teardown(test_context_limit, setup_one_context,
