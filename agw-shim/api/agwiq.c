@@ -389,14 +389,16 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
     return finish(&c);
   }
   if (tr[0] == DCMF_AGWIQ_UDP || tr[1] == DCMF_AGWIQ_UDP) {
-    /* Name the UDP side: that is the one out of step. */
-    int s = tr[0] == DCMF_AGWIQ_UDP ? 0 : 1;
+    /* Either side may be the one out of step (an omitted transport is
+     * "UDP"), so both are named, each saying what the other needs. */
     fail(&c,
-         s == 0 ? "must be UDP/TLS/RTP/SAVP or UDP/TLS/RTP/SAVPF when the "
-                  "core termination is RTP/AVP(F)"
-                : "must be RTP/AVP or RTP/AVPF when the access termination "
-                  "is UDP/TLS/RTP/SAVP(F)",
-         "%s/transport", prefix[s]);
+         "must be UDP with a UDP core termination, or UDP/TLS/RTP/SAVP(F) "
+         "with an RTP/AVP(F) one",
+         "%s/transport", prefix[0]);
+    fail(&c,
+         "must be UDP with a UDP access termination, or RTP/AVP(F) with a "
+         "UDP/TLS/RTP/SAVP(F) one",
+         "%s/transport", prefix[1]);
     return finish(&c);
   }
   out->e2ae = 1;

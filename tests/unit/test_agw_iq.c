@@ -190,12 +190,15 @@ static void test_refused_transports(void **state) {
   doc = e2ae_doc();
   json_object_set_new(term(doc, 1), "transport", json_integer(3));
   expect_refused(doc, "/terminations/1/transport");
-  doc = e2ae_doc(); /* e2ae access with a relay core */
-  json_object_set_new(term(doc, 1), "transport", json_string("UDP"));
-  expect_refused(doc, "/terminations/1/transport");
-  doc = e2ae_doc(); /* relay access with an RTP core */
-  json_object_set_new(term(doc, 0), "transport", json_string("UDP"));
-  expect_refused(doc, "/terminations/0/transport");
+  /* Mixed relay and e2ae: both sides are named. */
+  for (int s = 0; s < 2; s++) {
+    for (int named = 0; named < 2; named++) {
+      doc = e2ae_doc();
+      json_object_del(term(doc, (size_t)s), "transport"); /* UDP */
+      expect_refused(doc, named ? "/terminations/1/transport"
+                                : "/terminations/0/transport");
+    }
+  }
 }
 
 static void test_refused_iq_on_relay(void **state) {
