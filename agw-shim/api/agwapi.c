@@ -119,15 +119,14 @@ static int resource_problem(int rv, struct dcmf_problem *p) {
 }
 
 /*
- * Runs the Iq validator (agwiq.h) ahead of the relay's on |doc|: its
- * refusals name the Iq member where agwdoc.c would only say "is not a
- * member". Returns 0 for a transparent-relay context. A valid e2ae
- * context gets 501 (DCMF_ERR_INVALID, as every refusal): the model is checked but no
- * DTLS-SRTP media is wired behind it yet (docs/e2ae.md, next increments),
- * and a relay must not silently stand in for it. With |prev| (a PATCH)
- * the patch rules are checked against the stored context first.
+ * Runs the Iq validator (agwiq.h) on |doc| ahead of the relay's, which
+ * only lets the Iq members through: so refusals name the Iq member. With
+ * |prev| (a PATCH) the patch rules are checked against the stored
+ * context too. Returns 0 with |*e2ae| set for an e2ae context, or
+ * DCMF_ERR_INVALID with |p| filled (400).
  */
-static int iq_gate(json_t *prev, json_t *doc, struct dcmf_problem *p) {
+static int iq_check(json_t *prev, json_t *doc, int *e2ae,
+                    struct dcmf_problem *p) {
   struct dcmf_agwiq now, was;
   struct dcmf_agwiq_change ch;
   if (dcmf_agwiq_parse(doc, &now, p) != 0) {
@@ -137,14 +136,19 @@ static int iq_gate(json_t *prev, json_t *doc, struct dcmf_problem *p) {
       dcmf_agwiq_patch_check(&was, &now, &ch, p) != 0) {
     return DCMF_ERR_INVALID;
   }
-  if (now.e2ae) {
-    dcmf_problem_set(p, 501, NULL,
-                     "the e2ae information elements are valid, but this "
-                     "AGW does not terminate DTLS-SRTP yet; only the "
-                     "transparent relay (transport UDP) is served");
-    return DCMF_ERR_INVALID;
-  }
+  *e2ae = now.e2ae;
   return 0;
+}
+
+/* A valid e2ae context is checked in full but not served: no DTLS-SRTP
+ * media is wired behind it yet (docs/e2ae.md), and a relay must not
+ * silently stand in for it. Sets |p| to 501; returns DCMF_ERR_INVALID. */
+static int e2ae_not_served(struct dcmf_problem *p) {
+  dcmf_problem_set(p, 501, NULL,
+                   "the e2ae information elements are valid, but this AGW "
+                   "does not terminate DTLS-SRTP yet; only the transparent "
+                   "relay (transport UDP) is served");
+  return DCMF_ERR_INVALID;
 }
 
 static void handle_create(struct dcmf_agwapi *api,
@@ -158,9 +162,13 @@ static void handle_create(struct dcmf_agwapi *api,
   struct dcmf_agwdoc_limits lim = {.allow_v4 = api->settings.allow_v4,
                                    .allow_v6 = api->settings.allow_v6};
   struct dcmf_relay_config cfg;
-  int rv = iq_gate(NULL, body, p);
+  int e2ae = 0;
+  int rv = iq_check(NULL, body, &e2ae, p);
   if (rv == 0) {
     rv = dcmf_agwdoc_parse(body, DCMF_AGWDOC_CREATE, &lim, &cfg, NULL, p);
+  }
+  if (rv == 0 && e2ae) {
+    rv = e2ae_not_served(p);
   }
   json_decref(body);
   if (rv != 0) {
@@ -272,10 +280,14 @@ static void handle_patch(struct dcmf_agwapi *api,
                                    .allow_v6 = api->settings.allow_v6};
   struct dcmf_relay_config cfg;
   size_t terms[2];
-  if (iq_gate(c->doc, doc, p) != 0 ||
+  int e2ae = 0;
+  /* Stored contexts are relays, so the patch rules refuse a patch toward
+   * e2ae (transport); the 501 guards the day contexts can be e2ae. */
+  if (iq_check(c->doc, doc, &e2ae, p) != 0 ||
       dcmf_agwdoc_parse(doc, DCMF_AGWDOC_PATCHED, &lim, &cfg, terms, p) !=
           0 ||
-      check_read_only(c->doc, doc, terms, p) != 0) {
+      check_read_only(c->doc, doc, terms, p) != 0 ||
+      (e2ae && e2ae_not_served(p) != 0)) {
     json_decref(doc);
     return;
   }

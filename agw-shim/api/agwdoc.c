@@ -172,20 +172,20 @@ static void parse_termination(struct walk *w, json_t *t,
                               enum dcmf_agwdoc_mode mode,
                               const struct dcmf_agwdoc_limits *lim,
                               struct dcmf_relay_config *cfg) {
-  static const char *const access_create[] = {
-      "terminationId", "transport", "remote", "latching", NULL};
-  static const char *const access_patched[] = {
-      "terminationId", "transport", "remote", "latching", "local", NULL};
-  /* "latching" is refused below with a clearer reason. */
-  static const char *const core_create[] = {"terminationId", "transport",
-                                            "remote", "latching", NULL};
-  static const char *const core_patched[] = {
-      "terminationId", "transport", "remote", "latching", "local", NULL};
+  /* The e2ae Iq members (dtls, ice, notifyUri, rtcpMux, remoteRtcpPort)
+   * and transports are agwiq.c's: the API runs dcmf_agwiq_parse() before
+   * this, so here they are only let through. "latching" on the core is
+   * refused below with a clearer reason. */
+  static const char *const create_members[] = {
+      "terminationId", "transport", "remote",  "latching",       "dtls",
+      "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", NULL};
+  static const char *const patched_members[] = {
+      "terminationId", "transport", "remote",  "latching",       "dtls",
+      "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", "local",
+      NULL};
   int access = side == DCMF_RELAY_ACCESS;
   int create = mode == DCMF_AGWDOC_CREATE;
-  only_members(w, t,
-               access ? (create ? access_create : access_patched)
-                      : (create ? core_create : core_patched));
+  only_members(w, t, create ? create_members : patched_members);
   if (create && json_object_get(t, "local") != NULL) {
     /* Named apart from the generic message: a common mistake. */
     size_t old = push(w, "local");
@@ -193,11 +193,19 @@ static void parse_termination(struct walk *w, json_t *t,
     pop(w, old);
   }
   json_t *tr = json_object_get(t, "transport");
-  if (tr != NULL && !(json_is_string(tr) &&
-                      strcmp(json_string_value(tr), "UDP") == 0)) {
+  const char *trs = json_string_value(tr);
+  static const char *const transports[] = {
+      "UDP", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF", "RTP/AVP", "RTP/AVPF",
+      NULL};
+  size_t ti = 0;
+  while (trs != NULL && transports[ti] != NULL &&
+         strcmp(transports[ti], trs) != 0) {
+    ti++;
+  }
+  if (tr != NULL && (trs == NULL || transports[ti] == NULL)) {
+    /* agwiq.c names each side's values first; kept for a direct caller. */
     size_t old = push(w, "transport");
-    fail(w, "must be \"UDP\" (the transparent relay; e2ae transports are "
-            "not supported yet)");
+    fail(w, "must be \"UDP\" or an e2ae transport (see agwiq.h)");
     pop(w, old);
   }
   json_t *remote = json_object_get(t, "remote");

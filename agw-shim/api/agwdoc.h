@@ -15,10 +15,12 @@
  *      {"terminationId": "core", "transport": "UDP",
  *       "remote": {...}, "local": {...}}]}
  *
- * Unknown members are refused rather than ignored: the e2ae work adds
- * information elements (certificate fingerprints, Establish (D)TLS
- * session, ...) and a controller that sends them to a shim that does not
- * know them must not silently get a transparent relay.
+ * Unknown members are refused rather than ignored: a controller that
+ * sends information elements the shim does not know must not silently
+ * get a transparent relay. The e2ae Iq members and transports are
+ * validated by agwiq.h, which the caller runs first; here they are only
+ * let through (the API refuses a valid e2ae context until its media is
+ * wired).
  */
 #ifndef DCMF_AGWDOC_H
 #define DCMF_AGWDOC_H

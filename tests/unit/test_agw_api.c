@@ -617,6 +617,12 @@ static void test_e2ae_gate(void **state) {
   assert_problem(f, 501, NULL);
   assert_int_equal(f->relays, 0);
   assert_int_equal(f->ports_in_use, 0);
+  /* The relay's members are still checked before the 501. */
+  char bad_remote[640];
+  snprintf(bad_remote, sizeof(bad_remote), "%.*s,\"remote\":{\"port\":0}}]}",
+           (int)(strlen(body) - 3), body);
+  assert_int_equal(POST(f, bad_remote), 400);
+  assert_problem(f, 400, "/terminations/1/remote");
   snprintf(body, sizeof(body), e2ae, "sha-256 AB:CD");
   assert_int_equal(POST(f, body), 400);
   assert_problem(f, 400, "/terminations/0/dtls/remoteFingerprints/0");
