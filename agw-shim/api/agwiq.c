@@ -61,10 +61,19 @@ static void only_members(struct check *c, json_t *obj,
       i++;
     }
     if (allowed[i] == NULL) {
-      /* Member names are quoted by the caller's path, so escape per
-       * RFC 6901 is not needed for the names we report: unknown names
-       * with '/' or '~' are rare and the pointer is still readable. */
-      fail(c, "is not a member of this object", "%s/%s", prefix, key);
+      /* RFC 6901 escapes, so the pointer names the member exactly. */
+      char seg[96];
+      size_t n = 0;
+      for (const char *q = key; *q && n + 3 < sizeof(seg); q++) {
+        if (*q == '~' || *q == '/') {
+          seg[n++] = '~';
+          seg[n++] = *q == '~' ? '0' : '1';
+        } else {
+          seg[n++] = *q;
+        }
+      }
+      seg[n] = '\0';
+      fail(c, "is not a member of this object", "%s/%s", prefix, seg);
     }
   }
 }

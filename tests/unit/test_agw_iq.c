@@ -262,6 +262,9 @@ static void test_refused_dtls(void **state) {
   json_object_set_new(dtls(doc), "colour", json_true());
   expect_refused(doc, "/terminations/0/dtls/colour");
   doc = e2ae_doc();
+  json_object_set_new(ice(doc), "a/b~c", json_true());
+  expect_refused(doc, "/terminations/0/ice/a~1b~0c");
+  doc = e2ae_doc();
   json_object_set_new(dtls(doc), "remoteFingerprints", json_array());
   expect_refused(doc, "/terminations/0/dtls/remoteFingerprints");
   doc = e2ae_doc();
