@@ -43,11 +43,11 @@
 #include "problem.h"
 
 enum dcmf_agwiq_transport {
-  DCMF_AGWIQ_UDP,       /* transparent relay, either side */
-  DCMF_AGWIQ_SAVP,      /* UDP/TLS/RTP/SAVP, access */
-  DCMF_AGWIQ_SAVPF,     /* UDP/TLS/RTP/SAVPF, access */
-  DCMF_AGWIQ_AVP,       /* RTP/AVP, core */
-  DCMF_AGWIQ_AVPF,      /* RTP/AVPF, core */
+  DCMF_AGWIQ_UDP,   /* transparent relay, either side */
+  DCMF_AGWIQ_SAVP,  /* UDP/TLS/RTP/SAVP, access */
+  DCMF_AGWIQ_SAVPF, /* UDP/TLS/RTP/SAVPF, access */
+  DCMF_AGWIQ_AVP,   /* RTP/AVP, core */
+  DCMF_AGWIQ_AVPF,  /* RTP/AVPF, core */
 };
 
 /* The peer's a=setup (RFC 4145 / RFC 8842). */

@@ -18,11 +18,11 @@
 #include "agwiq.h"
 #include "errors.h"
 
-#define FP256                                                            \
-  "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:" \
+#define FP256                                                                  \
+  "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"       \
   "23:45:67:89:AB:CD:EF:01:23:45:67:89"
-#define FP256B                                                           \
-  "SHA-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:" \
+#define FP256B                                                                 \
+  "SHA-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:"       \
   "44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
 #define FP1 "sha-1 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33"
 #define TLSID1 "abcdefghijklmnopqrstuvwx"
@@ -56,7 +56,9 @@ static json_t *dtls(json_t *doc) {
   return json_object_get(term(doc, 0), "dtls");
 }
 
-static json_t *ice(json_t *doc) { return json_object_get(term(doc, 0), "ice"); }
+static json_t *ice(json_t *doc) {
+  return json_object_get(term(doc, 0), "ice");
+}
 
 /* Parses |doc| (consumed) expecting a refusal that names |param|. */
 static void expect_refused(json_t *doc, const char *param) {
@@ -138,10 +140,10 @@ static void test_order_and_minimal(void **state) {
 
 static void test_relay_context_untouched(void **state) {
   (void)state;
-  json_t *doc = json_loads(
-      "{\"terminations\": [{\"terminationId\": \"access\"},"
-      " {\"terminationId\": \"core\", \"transport\": \"UDP\"}]}",
-      0, NULL);
+  json_t *doc =
+      json_loads("{\"terminations\": [{\"terminationId\": \"access\"},"
+                 " {\"terminationId\": \"core\", \"transport\": \"UDP\"}]}",
+                 0, NULL);
   struct dcmf_agwiq iq;
   parse_ok(doc, &iq);
   assert_false(iq.e2ae);
@@ -280,8 +282,8 @@ static void test_refused_dtls(void **state) {
   expect_refused(doc, "/terminations/0/dtls/remoteFingerprints/0");
   doc = e2ae_doc();
   json_object_set_new(dtls(doc), "remoteFingerprints",
-                      json_pack("[s,s,s,s,s,s,s,s,s]", FP1, FP1, FP1, FP1,
-                                FP1, FP1, FP1, FP1, FP1));
+                      json_pack("[s,s,s,s,s,s,s,s,s]", FP1, FP1, FP1, FP1, FP1,
+                                FP1, FP1, FP1, FP1));
   expect_refused(doc, "/terminations/0/dtls/remoteFingerprints/8");
   doc = e2ae_doc();
   json_object_set_new(dtls(doc), "localFingerprintHash", json_string("md5"));
@@ -331,8 +333,7 @@ static void test_refused_ice_and_notify(void **state) {
   json_object_set_new(term(doc, 0), "notifyUri", json_string("ftp://x/"));
   expect_refused(doc, "/terminations/0/notifyUri");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "notifyUri",
-                      json_string("http://a b/"));
+  json_object_set_new(term(doc, 0), "notifyUri", json_string("http://a b/"));
   expect_refused(doc, "/terminations/0/notifyUri");
   doc = e2ae_doc();
   json_object_set_new(term(doc, 0), "notifyUri", json_string("https://"));
@@ -356,8 +357,7 @@ static void expect_patch_refused(json_t *before, json_t *after,
   assert_int_equal(p.status, 400);
   assert_true(p.n_invalid >= 1);
   assert_string_equal(p.invalid[0].param, param);
-  assert_false(ch.new_association || ch.ice_restart ||
-               ch.fingerprint_arrived);
+  assert_false(ch.new_association || ch.ice_restart || ch.fingerprint_arrived);
   json_decref(before);
   json_decref(after);
 }
@@ -375,9 +375,8 @@ static void test_patch_fingerprint_later(void **state) {
   assert_false(ch.ice_restart);
   /* The same document again changes nothing. */
   assert_int_equal(patch(after, after, &ch, &p), 0);
-  assert_false(ch.fingerprint_arrived || ch.new_association ||
-               ch.ice_restart || ch.ice_arrived || ch.core_rtcp_changed ||
-               ch.notify_changed);
+  assert_false(ch.fingerprint_arrived || ch.new_association || ch.ice_restart ||
+               ch.ice_arrived || ch.core_rtcp_changed || ch.notify_changed);
   json_decref(before);
   json_decref(after);
 }
