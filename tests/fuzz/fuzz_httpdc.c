@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "fuzz_oracle.h"
 #include "httpdc.h"
 #include "repo.h"
 
@@ -86,11 +87,11 @@ struct fz {
   int quit;     /* stop the run and delete the engine */
 };
 
-static uint8_t fz_byte(uint64_t id, uint64_t i) {
+FUZZ_ORACLE static uint8_t fz_byte(uint64_t id, uint64_t i) {
   return (uint8_t)(i * 131 + id);
 }
 
-static struct fstream *fz_find(struct fz *z, uint64_t id) {
+FUZZ_ORACLE static struct fstream *fz_find(struct fz *z, uint64_t id) {
   for (size_t i = 0; i < z->n; i++) {
     if (z->st[i].id == id) {
       return &z->st[i];
@@ -137,6 +138,14 @@ static int fz_start(struct fz *z, struct fstream *s) {
     s->done = s->cut = 1;
   }
   return 0;
+}
+
+/* The body bytes [off, off + n) of stream |id|. */
+FUZZ_ORACLE static void fz_fill(uint8_t *buf, uint64_t id, uint64_t off,
+                                size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    buf[j] = fz_byte(id, off + j);
+  }
 }
 
 /* Ends |s| the way its mode says, once everything was given. */
@@ -187,9 +196,7 @@ static void fz_feed(struct fz *z, struct fstream *s, size_t budget) {
     if (n > give - s->off) {
       n = (size_t)(give - s->off);
     }
-    for (size_t j = 0; j < n; j++) {
-      buf[j] = fz_byte(s->id, s->off + j);
-    }
+    fz_fill(buf, s->id, s->off, n);
     int rc = dcmf_httpdc_respond_data(z->h, s->id, buf, n);
     if (rc == DCMF_ERR_TOO_LARGE) {
       CHECK(n > z->max);
@@ -285,7 +292,7 @@ static void fz_resume(void *user, struct dcmf_httpdc *h, uint64_t id) {
 
 /* What the engine buffers stays within its bound: per stream no more
  * than was given, and less than stream_buffer + max_message_size. */
-static void fz_check_buffered(const struct fz *z) {
+FUZZ_ORACLE static void fz_check_buffered(const struct fz *z) {
   uint64_t bound = 0;
   for (size_t i = 0; i < z->n; i++) {
     uint64_t per = z->sb + z->max - 1;
@@ -323,7 +330,7 @@ struct checker {
   uint64_t written; /* bytes of all messages */
 };
 
-static size_t parse_length(const uint8_t *p, const uint8_t *end) {
+FUZZ_ORACLE static size_t parse_length(const uint8_t *p, const uint8_t *end) {
   size_t v = 0;
   CHECK(p < end && *p >= '0' && *p <= '9');
   while (p < end && *p >= '0' && *p <= '9') {
@@ -334,12 +341,13 @@ static size_t parse_length(const uint8_t *p, const uint8_t *end) {
   return v;
 }
 
-static const uint8_t *find(const uint8_t *m, size_t len, const char *s) {
+FUZZ_ORACLE static const uint8_t *find(const uint8_t *m, size_t len,
+                                       const char *s) {
   return memmem(m, len, s, strlen(s));
 }
 
 /* A streamed response has completed: its body is what was given. */
-static void body_complete(struct checker *c) {
+FUZZ_ORACLE static void body_complete(struct checker *c) {
   if (c->streamed) {
     struct fstream *s = fz_find(c->z, c->id);
     CHECK(s != NULL && c->body == s->off);
@@ -347,14 +355,14 @@ static void body_complete(struct checker *c) {
   c->mode = B_NONE;
 }
 
-static void body_byte_check(struct checker *c, uint8_t b) {
+FUZZ_ORACLE static void body_byte_check(struct checker *c, uint8_t b) {
   if (c->streamed) {
     CHECK(b == fz_byte(c->id, c->body));
   }
   c->body++;
 }
 
-static int hex_value(uint8_t b) {
+FUZZ_ORACLE static int hex_value(uint8_t b) {
   if (b >= '0' && b <= '9') {
     return b - '0';
   }
@@ -368,7 +376,8 @@ static int hex_value(uint8_t b) {
 }
 
 /* Takes |len| body bytes; a response may not end before they do. */
-static void check_body(struct checker *c, const uint8_t *p, size_t len) {
+FUZZ_ORACLE static void check_body(struct checker *c, const uint8_t *p,
+                                   size_t len) {
   for (size_t i = 0; i < len; i++) {
     CHECK(c->mode != B_NONE); /* one response per message */
     uint8_t b = p[i];
@@ -426,7 +435,8 @@ static void check_body(struct checker *c, const uint8_t *p, size_t len) {
   }
 }
 
-static void check_msg(struct checker *c, const uint8_t *m, size_t len) {
+FUZZ_ORACLE static void check_msg(struct checker *c, const uint8_t *m,
+                                  size_t len) {
   CHECK(m != NULL && len > 0 && len <= c->max);
   c->written += len;
   CHECK(!c->ended_close || c->mode == B_CLOSE);
