@@ -36,6 +36,16 @@ void dcmf_media_desc_free(struct dcmf_media_desc *d) {
   free(d->mdc2);
   d->mdc2 = NULL;
   d->n_mdc2 = 0;
+  if (d->rtpleg != NULL) {
+    if (d->rtpleg->rtp_fd >= 0) {
+      close(d->rtpleg->rtp_fd);
+    }
+    if (d->rtpleg->rtcp_fd >= 0) {
+      close(d->rtpleg->rtcp_fd);
+    }
+    free(d->rtpleg);
+    d->rtpleg = NULL;
+  }
 }
 
 int dcmf_media_key_equal(const struct dcmf_media_key *a,

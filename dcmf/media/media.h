@@ -50,6 +50,25 @@ struct dcmf_media_route {
   char url[2048];
 };
 
+/* e2ae (TS 23.334 5.11.2.4, 6.2.10.5): the core leg of an access media
+ * whose association kind is DCMF_ASSOC_SRTP. The access side (ICE-lite,
+ * DTLS-SRTP, SRTP with rtcp-mux) is the session itself; this leg carries
+ * the same RTP and RTCP in plain form to and from the IMS core, and a
+ * service joins each SSRC flow of the access association to it. */
+struct dcmf_media_rtpleg {
+  int rtp_fd;        /* a dup of the bound core RTP socket; -1 in updates */
+  int rtcp_fd;       /* the core RTCP socket; -1 with rtcp-mux and in updates */
+  uint16_t rtp_port; /* local */
+  uint16_t rtcp_port; /* local; 0 with rtcp-mux */
+  /* The signalled core addresses (ss_family 0 while unknown; with
+   * rtcp-mux |remote_rtcp| equals |remote_rtp|). */
+  struct sockaddr_storage remote_rtp, remote_rtcp;
+  int rtcp_mux;
+  int latching;    /* the core peer's address is taken from its packets */
+  int core_avpf;   /* core RTP/AVPF: RTCP feedback passes; RTP/AVP: not */
+  int access_avpf; /* access UDP/TLS/RTP/SAVPF */
+};
+
 struct dcmf_media_desc {
   struct dcmf_media_key key;
   int fd; /* a dup of the bound UDP socket; -1 in updates */
@@ -63,12 +82,12 @@ struct dcmf_media_desc {
   /* No remoteIceInfo was signalled: the peer may do no ICE at all, so
    * DTLS from the signalled address is accepted without a check. */
   int remote_no_ice;
-  int dtls_server; /* our role: a=setup:passive */
+  int dtls_server;            /* our role: a=setup:passive */
   enum dcmf_assoc_kind assoc; /* what DTLS carries; SCTP for DC media */
   struct dcmf_fingerprint_set remote_fp; /* count 0 while unknown */
   char remote_tls_id[256];
   uint16_t local_sctp_port, remote_sctp_port;
-  size_t max_message_size; /* ours: maxMessageSize KiB * 1024 */
+  size_t max_message_size;           /* ours: maxMessageSize KiB * 1024 */
   struct dcmf_media_stream *streams; /* owned */
   size_t n_streams;
   /* HTTP-proxy mode: mediaProxyConfig "HTTP" with replaceHttpUrl entries
@@ -87,6 +106,8 @@ struct dcmf_media_desc {
    * context. */
   int has_relay;
   struct dcmf_media_key relay;
+  /* e2ae: the core RTP/RTCP leg; NULL for data-channel media. */
+  struct dcmf_media_rtpleg *rtpleg; /* owned, with its fds */
 };
 
 /* What the controller asks of a worker about one DC media. */

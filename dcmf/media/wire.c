@@ -110,8 +110,8 @@ int dcmf_wire_encode_relay(struct dcmf_buf *out, enum dcmf_relay_op op,
   }
   uint32_t op32 = (uint32_t)op;
   size_t was = out->len;
-  int rv = dcmf_wire_header(out, DCMF_WIRE_RELAY, sizeof(op32) + sizeof(*desc),
-                            n);
+  int rv =
+      dcmf_wire_header(out, DCMF_WIRE_RELAY, sizeof(op32) + sizeof(*desc), n);
   if (rv == 0) {
     rv = put(out, &op32, sizeof(op32));
   }
@@ -137,12 +137,11 @@ int dcmf_wire_encode_hello(struct dcmf_buf *out,
       hello->key_len > DCMF_WIRE_MAX_BODY / 4) {
     return DCMF_ERR_TOO_LARGE;
   }
-  uint32_t head[4] = {hello->index, hello->n_workers,
-                      (uint32_t)hello->cert_len, (uint32_t)hello->key_len};
+  uint32_t head[4] = {hello->index, hello->n_workers, (uint32_t)hello->cert_len,
+                      (uint32_t)hello->key_len};
   size_t was = out->len;
   int rv = dcmf_wire_header(out, DCMF_WIRE_HELLO,
-                            sizeof(head) + hello->cert_len + hello->key_len,
-                            0);
+                            sizeof(head) + hello->cert_len + hello->key_len, 0);
   if (rv == 0) {
     rv = put(out, head, sizeof(head));
   }
@@ -213,8 +212,8 @@ static int desc_ok(const struct dcmf_media_desc *d) {
          d->remote_fp.count <= DCMF_FINGERPRINTS_MAX &&
          (d->assoc == DCMF_ASSOC_SCTP || d->assoc == DCMF_ASSOC_SRTP ||
           d->assoc == DCMF_ASSOC_DTLS_DATA) &&
-         d->n_streams <= DCMF_WIRE_MAX_FDS && d->n_routes <= DCMF_WIRE_MAX_FDS &&
-         d->n_mdc2 <= DCMF_WIRE_MAX_FDS;
+         d->n_streams <= DCMF_WIRE_MAX_FDS &&
+         d->n_routes <= DCMF_WIRE_MAX_FDS && d->n_mdc2 <= DCMF_WIRE_MAX_FDS;
 }
 
 int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
@@ -237,6 +236,7 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   d.streams = NULL;
   d.routes = NULL;
   d.mdc2 = NULL;
+  d.rtpleg = NULL; /* not carried yet: e2ae media is not sent to workers */
   if (d.n_streams > 0) {
     d.streams = calloc(d.n_streams, sizeof(*d.streams));
   }
@@ -354,9 +354,8 @@ int dcmf_wire_decode_hello(const uint8_t *body, size_t len,
                            struct dcmf_wire_hello *hello) {
   uint32_t head[4];
   struct cursor c = {body, len};
-  if (take(&c, head, sizeof(head)) != 0 || head[1] == 0 ||
-      head[0] >= head[1] || head[2] == 0 || head[3] == 0 ||
-      (size_t)head[2] + head[3] != c.left) {
+  if (take(&c, head, sizeof(head)) != 0 || head[1] == 0 || head[0] >= head[1] ||
+      head[2] == 0 || head[3] == 0 || (size_t)head[2] + head[3] != c.left) {
     return DCMF_ERR_MALFORMED;
   }
   hello->index = head[0];
@@ -368,8 +367,8 @@ int dcmf_wire_decode_hello(const uint8_t *body, size_t len,
   return 0;
 }
 
-int dcmf_wire_decode_ready(const uint8_t *body, size_t len,
-                           uint32_t *status, char *text, size_t cap) {
+int dcmf_wire_decode_ready(const uint8_t *body, size_t len, uint32_t *status,
+                           char *text, size_t cap) {
   struct cursor c = {body, len};
   if (cap == 0 || take(&c, status, sizeof(*status)) != 0) {
     return DCMF_ERR_MALFORMED;
