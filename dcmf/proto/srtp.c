@@ -50,15 +50,45 @@ static const struct dcmf_srtp_profile_info profiles[] = {
 
 #define N_PROFILES (sizeof(profiles) / sizeof(profiles[0]))
 
+/*
+ * Debian's libsrtp2 does its AES and HMAC on NSS: each cipher it makes
+ * opens an NSS context, and freeing the last one shuts NSS down, which
+ * unloads NSS's soft token (dlclose). A process holding no SRTP session
+ * then pays a dlopen with its relocations for every engine it makes:
+ * 3.4 ms per engine made and freed on this machine, against 17 us while
+ * some other session is alive. This session is made once per process by
+ * the first dcmf_srtp_lib_init() and never freed, so NSS stays loaded
+ * for the process's life. It carries no traffic. Written only under
+ * dcmf_srtp_lib_init()'s calling rule (one thread, before any engine).
+ */
+static srtp_t nss_keeper;
+
+static int keep_crypto_loaded(void) {
+  if (nss_keeper != NULL) {
+    return 0;
+  }
+  static const uint8_t key[SRTP_AES_ICM_128_KEY_LEN_WSALT];
+  srtp_policy_t policy;
+  memset(&policy, 0, sizeof(policy));
+  srtp_crypto_policy_set_rtp_default(&policy.rtp);
+  srtp_crypto_policy_set_rtcp_default(&policy.rtcp);
+  policy.ssrc.type = ssrc_any_inbound;
+  policy.key = (unsigned char *)key;
+  return srtp_create(&nss_keeper, &policy) == srtp_err_status_ok
+             ? 0
+             : DCMF_ERR_SYSTEM;
+}
+
 int dcmf_srtp_lib_init(void) {
   /* A second srtp_init() finds the kernel up (it re-runs the self-test
    * and returns its result) and then refuses to register libsrtp2's own
    * debug module twice, with bad_param: that is the kernel already
    * running, not a failure. Each worker start calls this (worker.c). */
   srtp_err_status_t st = srtp_init();
-  return st == srtp_err_status_ok || st == srtp_err_status_bad_param
-             ? 0
-             : DCMF_ERR_SYSTEM;
+  if (st != srtp_err_status_ok && st != srtp_err_status_bad_param) {
+    return DCMF_ERR_SYSTEM;
+  }
+  return keep_crypto_loaded();
 }
 
 const struct dcmf_srtp_profile_info *dcmf_srtp_profile_find(uint16_t id) {

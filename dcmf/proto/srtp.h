@@ -116,7 +116,10 @@ struct dcmf_srtp;
  * dcmf_srtp_new, from one thread while no other changes libsrtp2's
  * state (dcmfd's worker start, dcmf-ue's main(), a test's set-up). A
  * later call finds the kernel up, re-runs its self-test and returns 0.
- * Returns 0 or DCMF_ERR_SYSTEM (the library's self-test failed). */
+ * The first call also makes one idle libsrtp2 session that lives as long
+ * as the process, so that the crypto backend stays loaded between
+ * engines (srtp.c says why). Returns 0 or DCMF_ERR_SYSTEM (the library's
+ * self-test failed, or that session could not be made). */
 int dcmf_srtp_lib_init(void);
 
 /* The profile with wire identifier |id|, or NULL for one we do not know

@@ -6,6 +6,7 @@
  * replay and tamper refusals with their counters, a new SSRC mid-stream,
  * re-key across a sequence number wrap, and garbage input.
  */
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -464,6 +465,35 @@ static uint32_t lcg(uint32_t *x) {
   return *x >> 8;
 }
 
+/* The crypto backend stays loaded between engines (srtp.c). Debian's
+ * libsrtp2 runs on NSS, which loads its soft token for the first cipher
+ * and unloads it when the last one is freed: without the session that
+ * dcmf_srtp_lib_init() keeps, freeing the only engine unloads it and the
+ * next engine loads it again. With another backend the token is never
+ * loaded and there is nothing to check. */
+static void test_backend_stays_loaded(void **state) {
+  (void)state;
+  uint8_t m[DCMF_SRTP_EXPORT_MAX];
+  material(m, sizeof(m), 9);
+  struct dcmf_srtp *e;
+  assert_int_equal(
+      dcmf_srtp_new(&e, DCMF_SRTP_AES128_CM_SHA1_80, m, 60, DCMF_SRTP_CLIENT),
+      0);
+  /* RTLD_NOLOAD only looks; its handle is a reference, given back at
+   * once so that it does not hold the library itself. */
+  void *during = dlopen("libsoftokn3.so", RTLD_NOW | RTLD_NOLOAD);
+  if (during != NULL) {
+    dlclose(during);
+  }
+  dcmf_srtp_del(e);
+  if (during == NULL) {
+    skip();
+  }
+  void *after = dlopen("libsoftokn3.so", RTLD_NOW | RTLD_NOLOAD);
+  assert_non_null(after);
+  dlclose(after);
+}
+
 static void test_garbage_refused(void **state) {
   (void)state;
   struct dcmf_srtp *c, *s;
@@ -583,6 +613,7 @@ int main(void) {
       cmocka_unit_test(test_tamper_refused),
       cmocka_unit_test(test_new_ssrc_mid_stream),
       cmocka_unit_test(test_rekey_keeps_roc),
+      cmocka_unit_test(test_backend_stays_loaded),
       cmocka_unit_test(test_garbage_refused),
       cmocka_unit_test(test_wrong_role_and_args),
   };
