@@ -862,6 +862,29 @@ static void test_counters_pushed(void **state) {
   fx_free(f);
 }
 
+/* A flood on the core port is read a bounded number of datagrams per
+ * loop turn (libuv's bound), so the worker's other work still runs; the
+ * rest is read on the next turns. */
+static void test_core_flood_bounded_per_turn(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  rounds(f, 5); /* nothing happened: nothing pushed */
+  assert_int_equal(f->n_pushes, 0);
+  struct dgram d = rtp(CORE_SSRC, 1);
+  for (int i = 0; i < 100; i++) {
+    peer_send(&f->stranger, &f->core_rtp_addr, &d);
+  }
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* one turn */
+  dcmf_tickq_run(&f->ticks);       /* the first push says what it read */
+  assert_int_equal(f->n_pushes, 1);
+  long long first = counter(f, "drops", "unknownSource");
+  assert_true(first > 0);
+  assert_true(first <= 32); /* libuv reads 32 per socket per turn */
+  assert_true(wait_counter(f, "drops", "unknownSource", 100));
+  fx_free(f);
+}
+
 /* ---- a fake host: a data-channel media ---- */
 
 static void fh_want_tick(struct dcmf_svc_host *h) {
@@ -932,6 +955,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
       cmocka_unit_test(test_tampered_and_replayed_srtp),
       cmocka_unit_test(test_counters_pushed),
+      cmocka_unit_test(test_core_flood_bounded_per_turn),
       cmocka_unit_test(test_dc_media_untouched),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
