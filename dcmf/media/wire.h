@@ -29,12 +29,12 @@
 #include "media.h"
 
 enum dcmf_wire_type {
-  DCMF_WIRE_HELLO = 1, /* control → worker, first: its index, identity */
-  DCMF_WIRE_MEDIA,     /* control → worker: an op of media.h, fds beside */
-  DCMF_WIRE_READY,     /* worker → control: started, or why it cannot */
-  DCMF_WIRE_EVENT,     /* worker → control: a struct dcmf_media_event */
-  DCMF_WIRE_STATUS,    /* worker → control: counters and heartbeat */
-  DCMF_WIRE_RELAY,     /* control → worker: an AGW relay op, fds beside */
+  DCMF_WIRE_HELLO = 1,   /* control → worker, first: its index, identity */
+  DCMF_WIRE_MEDIA,       /* control → worker: an op of media.h, fds beside */
+  DCMF_WIRE_READY,       /* worker → control: started, or why it cannot */
+  DCMF_WIRE_EVENT,       /* worker → control: a struct dcmf_media_event */
+  DCMF_WIRE_STATUS,      /* worker → control: counters and heartbeat */
+  DCMF_WIRE_RELAY,       /* control → worker: an AGW relay op, fds beside */
   DCMF_WIRE_RELAY_EVENT, /* worker → control: a struct dcmf_relay_event */
 };
 
@@ -42,9 +42,9 @@ enum dcmf_wire_type {
 /* A body is at most this long: 2048 streams with their HTTP routes fit
  * many times over. Longer frames are refused by both ends. */
 #define DCMF_WIRE_MAX_BODY (16u << 20)
-/* Descriptors one frame may carry: the media port and one MDC2 port per
- * stream of the largest stream count. */
-#define DCMF_WIRE_MAX_FDS 65537u
+/* Descriptors one frame may carry: the media port, one MDC2 port per
+ * stream of the largest stream count and an RTP leg's two sockets. */
+#define DCMF_WIRE_MAX_FDS 65539u
 
 /* The start of a worker: which one it is and the DTLS identity every
  * worker presents (DER; the key is secret). */
@@ -62,7 +62,7 @@ struct dcmf_wire_status {
   /* dcmf_heartbeat_now_ms() of its media loop's last turn. The clock is
    * CLOCK_MONOTONIC, which every process of the host shares. */
   uint64_t heartbeat_ms;
-  uint64_t events_refused; /* events its outbox refused (lost) */
+  uint64_t events_refused;           /* events its outbox refused (lost) */
   struct dcmf_media_figures figures; /* its worker counters */
 };
 
@@ -84,7 +84,8 @@ int dcmf_wire_header(struct dcmf_buf *out, uint32_t type, size_t len,
 /*
  * Appends the frame of controller message |op| about |desc|. Its
  * descriptors (desc->fd when >= 0, then every MDC2 fd >= 0, in order)
- * are stored in |fds| (room for 1 + desc->n_mdc2); *|n_fds| gets their
+ * are stored in |fds| (room for 3 + desc->n_mdc2: then the RTP leg's RTP
+ * and RTCP sockets when |desc->rtpleg| has them); *|n_fds| gets their
  * number. |desc| is not changed and still owns them. Returns 0,
  * DCMF_ERR_TOO_LARGE (over DCMF_WIRE_MAX_BODY) or DCMF_ERR_NOMEM; on
  * failure |out| is as it was.
@@ -146,8 +147,8 @@ int dcmf_wire_encode_ready(struct dcmf_buf *out, uint32_t status,
 
 /* Decodes a READY body; |text| (capacity |cap|) gets the reason. Returns
  * 0 or DCMF_ERR_MALFORMED. */
-int dcmf_wire_decode_ready(const uint8_t *body, size_t len,
-                           uint32_t *status, char *text, size_t cap);
+int dcmf_wire_decode_ready(const uint8_t *body, size_t len, uint32_t *status,
+                           char *text, size_t cap);
 
 /* Appends a whole EVENT / STATUS frame. Return 0 or DCMF_ERR_NOMEM. */
 int dcmf_wire_encode_event(struct dcmf_buf *out,
