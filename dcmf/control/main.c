@@ -165,6 +165,10 @@ static void ctl_post(void *user, size_t worker, enum dcmf_media_op op,
 /* The worker pool's hooks: events, a worker that ended, the end. */
 static void wp_event(void *user, const struct dcmf_media_event *ev) {
   struct daemon *d = user;
+  /* The media of an AGW e2ae context report to the shim. */
+  if (d->agw != NULL && dcmf_agw_on_media_event(d->agw, ev)) {
+    return;
+  }
   dcmf_controller_on_event(d->controller, ev);
 }
 
@@ -564,9 +568,8 @@ static int daemon_setup(struct daemon *d) {
     return 1;
   }
   if (d->cfg.control_cert[0] != '\0') {
-    d->control_tls = dcmf_h2server_tls_ctx(d->cfg.control_cert,
-                                           d->cfg.control_key, err,
-                                           sizeof(err));
+    d->control_tls = dcmf_h2server_tls_ctx(
+        d->cfg.control_cert, d->cfg.control_key, err, sizeof(err));
     if (d->control_tls == NULL) {
       fprintf(stderr, "dcmfd: %s\n", err);
       return 2;
@@ -579,8 +582,7 @@ static int daemon_setup(struct daemon *d) {
   }
   if (dcmf_ports_new(&d->ports, d->cfg.media_bind, d->cfg.port_min,
                      d->cfg.port_max) != 0) {
-    fprintf(stderr, "dcmfd: cannot use media address %s\n",
-            d->cfg.media_bind);
+    fprintf(stderr, "dcmfd: cannot use media address %s\n", d->cfg.media_bind);
     return 2;
   }
   struct dcmf_controller_settings cs = {
@@ -629,7 +631,8 @@ static int daemon_setup(struct daemon *d) {
                                     .user = d};
   int wrv = dcmf_wpool_start(&d->workers, &wps, err, sizeof(err));
   if (wrv != 0) {
-    fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_NOMEM ? "out of memory" : err);
+    fprintf(stderr, "dcmfd: %s\n",
+            wrv == DCMF_ERR_NOMEM ? "out of memory" : err);
     return wrv == DCMF_ERR_INVALID ? 2 : 1;
   }
   struct dcmf_agw_settings as = {.bind_addr = d->cfg.media_bind,
@@ -640,7 +643,11 @@ static int daemon_setup(struct daemon *d) {
                                  .post_user = d,
                                  .port_alloc = agw_port_alloc,
                                  .port_release = agw_port_release,
-                                 .port_user = d};
+                                 .port_dup = ctl_port_dup,
+                                 .port_user = d,
+                                 .cert = &d->dtls,
+                                 .post_media = ctl_post,
+                                 .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
     fprintf(stderr, "dcmfd: cannot start the AGW shim\n");
     return 1;
@@ -673,8 +680,8 @@ static int daemon_setup(struct daemon *d) {
   int rv = dcmf_h2server_start(&d->server, &d->loop, &hs, &d->api, &d->log,
                                &d->metrics);
   if (rv != 0) {
-    fprintf(stderr, "dcmfd: cannot listen on %s:%u: %s\n",
-            d->cfg.control_host, d->cfg.control_port,
+    fprintf(stderr, "dcmfd: cannot listen on %s:%u: %s\n", d->cfg.control_host,
+            d->cfg.control_port,
             rv == DCMF_ERR_NOMEM ? "out of memory" : uv_strerror(rv));
     return 1;
   }
@@ -755,12 +762,11 @@ int main(int argc, char **argv) {
   d->n_workers = d->cfg.workers;
   if (d->n_workers == 0) { /* one per core */
     unsigned cores = uv_available_parallelism();
-    d->n_workers = cores < DCMF_CONFIG_MAX_WORKERS ? cores
-                                                   : DCMF_CONFIG_MAX_WORKERS;
+    d->n_workers =
+        cores < DCMF_CONFIG_MAX_WORKERS ? cores : DCMF_CONFIG_MAX_WORKERS;
   }
-  d->log = (struct dcmf_log){.stream = stderr,
-                             .level = d->cfg.log_level,
-                             .format = d->cfg.log_format};
+  d->log = (struct dcmf_log){
+      .stream = stderr, .level = d->cfg.log_level, .format = d->cfg.log_format};
   signal(SIGPIPE, SIG_IGN);
   /* Before any thread starts, so that every thread inherits the mask. */
   block_stop_signals(d);

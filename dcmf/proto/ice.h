@@ -72,8 +72,8 @@ struct dcmf_ice_counters {
   uint64_t unknown_attrs;   /* 420 written */
   uint64_t role_conflicts;  /* 487 written */
   uint64_t dropped;         /* no output: not a request, bad FINGERPRINT */
-  uint64_t latches;        /* times the peer address was (re)latched */
-  uint64_t consent_losses; /* times dcmf_ice_handle_expiry() returned 1 */
+  uint64_t latches;         /* times the peer address was (re)latched */
+  uint64_t consent_losses;  /* times dcmf_ice_handle_expiry() returned 1 */
 };
 
 /*
@@ -129,6 +129,15 @@ int dcmf_ice_init(struct dcmf_ice *ice,
  * unknown). Returns 0 or DCMF_ERR_INVALID (bad syntax; unchanged).
  */
 int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag);
+
+/*
+ * An ICE restart (RFC 8839 section 4.4.1.1.1): our new credentials. The
+ * selected peer stays (ICE-lite: consent goes on with checks that use
+ * the new credentials, and a check from elsewhere moves the peer as
+ * before). Returns 0 or DCMF_ERR_INVALID (bad syntax; unchanged).
+ */
+int dcmf_ice_set_local(struct dcmf_ice *ice, const char *ufrag,
+                       const char *pwd);
 
 /*
  * Handles the datagram |pkt| (|len| bytes, borrowed for the call) from
