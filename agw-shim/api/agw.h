@@ -26,6 +26,7 @@
 #include "log.h"
 #include "media.h"
 
+
 struct dcmf_agw_settings {
   const char *bind_addr;      /* numeric address relay ports bind to */
   const char *advertise_addr; /* address reported for them */

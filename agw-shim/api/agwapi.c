@@ -327,7 +327,8 @@ static int check_read_only(json_t *old, json_t *doc, const size_t terms[2],
   json_t *new_terms = json_object_get(doc, "terminations");
   for (size_t s = 0; s < DCMF_RELAY_SIDES; s++) {
     json_t *was = json_object_get(json_array_get(old_terms, s), "local");
-    json_t *now = json_object_get(json_array_get(new_terms, terms[s]), "local");
+    json_t *now =
+        json_object_get(json_array_get(new_terms, terms[s]), "local");
     if (!json_equal(was, now)) {
       char param[64];
       snprintf(param, sizeof(param), "/terminations/%zu/local", terms[s]);
@@ -347,8 +348,7 @@ static void handle_patch(struct dcmf_agwapi *api,
                          const struct dcmf_api_request *req, struct ctx *c,
                          struct dcmf_api_response *resp,
                          struct dcmf_problem *p) {
-  json_t *patch =
-      dcmf_api_read_body(req, "application/json-patch+json", resp, p);
+  json_t *patch = dcmf_api_read_body(req, "application/json-patch+json", resp, p);
   if (patch == NULL) {
     return;
   }
@@ -367,7 +367,8 @@ static void handle_patch(struct dcmf_agwapi *api,
     }
     if (rv == DCMF_ERR_MALFORMED) {
       dcmf_problem_set(p, 400, "INVALID_MSG_FORMAT",
-                       "the JSON Patch document is malformed: %s", perr.reason);
+                       "the JSON Patch document is malformed: %s",
+                       perr.reason);
     } else {
       dcmf_problem_set(p, 409, NULL,
                        "the patch cannot be applied to this context: %s",
@@ -446,7 +447,8 @@ int dcmf_agwapi_delete(struct dcmf_agwapi *api, const char *id) {
   return 0;
 }
 
-static void handle_list(struct dcmf_agwapi *api, struct dcmf_api_response *resp,
+static void handle_list(struct dcmf_agwapi *api,
+                        struct dcmf_api_response *resp,
                         struct dcmf_problem *p) {
   json_t *list = json_array();
   for (struct ctx *c = api->head; c != NULL && list != NULL; c = c->next) {
@@ -538,9 +540,8 @@ int dcmf_agwapi_new(struct dcmf_agwapi **out,
                     const struct dcmf_agwapi_ops *ops) {
   uint8_t bin[16];
   const char *adv = settings->advertise_addr;
-  if (adv == NULL ||
-      (inet_pton(AF_INET, adv, bin) != 1 &&
-       inet_pton(AF_INET6, adv, bin) != 1) ||
+  if (adv == NULL || (inet_pton(AF_INET, adv, bin) != 1 &&
+                      inet_pton(AF_INET6, adv, bin) != 1) ||
       (!settings->allow_v4 && !settings->allow_v6)) {
     return DCMF_ERR_INVALID;
   }

@@ -568,8 +568,9 @@ static int daemon_setup(struct daemon *d) {
     return 1;
   }
   if (d->cfg.control_cert[0] != '\0') {
-    d->control_tls = dcmf_h2server_tls_ctx(
-        d->cfg.control_cert, d->cfg.control_key, err, sizeof(err));
+    d->control_tls = dcmf_h2server_tls_ctx(d->cfg.control_cert,
+                                           d->cfg.control_key, err,
+                                           sizeof(err));
     if (d->control_tls == NULL) {
       fprintf(stderr, "dcmfd: %s\n", err);
       return 2;
@@ -582,7 +583,8 @@ static int daemon_setup(struct daemon *d) {
   }
   if (dcmf_ports_new(&d->ports, d->cfg.media_bind, d->cfg.port_min,
                      d->cfg.port_max) != 0) {
-    fprintf(stderr, "dcmfd: cannot use media address %s\n", d->cfg.media_bind);
+    fprintf(stderr, "dcmfd: cannot use media address %s\n",
+            d->cfg.media_bind);
     return 2;
   }
   struct dcmf_controller_settings cs = {
@@ -631,8 +633,7 @@ static int daemon_setup(struct daemon *d) {
                                     .user = d};
   int wrv = dcmf_wpool_start(&d->workers, &wps, err, sizeof(err));
   if (wrv != 0) {
-    fprintf(stderr, "dcmfd: %s\n",
-            wrv == DCMF_ERR_NOMEM ? "out of memory" : err);
+    fprintf(stderr, "dcmfd: %s\n", wrv == DCMF_ERR_NOMEM ? "out of memory" : err);
     return wrv == DCMF_ERR_INVALID ? 2 : 1;
   }
   struct dcmf_agw_settings as = {.bind_addr = d->cfg.media_bind,
@@ -680,8 +681,8 @@ static int daemon_setup(struct daemon *d) {
   int rv = dcmf_h2server_start(&d->server, &d->loop, &hs, &d->api, &d->log,
                                &d->metrics);
   if (rv != 0) {
-    fprintf(stderr, "dcmfd: cannot listen on %s:%u: %s\n", d->cfg.control_host,
-            d->cfg.control_port,
+    fprintf(stderr, "dcmfd: cannot listen on %s:%u: %s\n",
+            d->cfg.control_host, d->cfg.control_port,
             rv == DCMF_ERR_NOMEM ? "out of memory" : uv_strerror(rv));
     return 1;
   }
@@ -762,11 +763,12 @@ int main(int argc, char **argv) {
   d->n_workers = d->cfg.workers;
   if (d->n_workers == 0) { /* one per core */
     unsigned cores = uv_available_parallelism();
-    d->n_workers =
-        cores < DCMF_CONFIG_MAX_WORKERS ? cores : DCMF_CONFIG_MAX_WORKERS;
+    d->n_workers = cores < DCMF_CONFIG_MAX_WORKERS ? cores
+                                                   : DCMF_CONFIG_MAX_WORKERS;
   }
-  d->log = (struct dcmf_log){
-      .stream = stderr, .level = d->cfg.log_level, .format = d->cfg.log_format};
+  d->log = (struct dcmf_log){.stream = stderr,
+                             .level = d->cfg.log_level,
+                             .format = d->cfg.log_format};
   signal(SIGPIPE, SIG_IGN);
   /* Before any thread starts, so that every thread inherits the mask. */
   block_stop_signals(d);

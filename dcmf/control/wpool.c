@@ -31,14 +31,14 @@ struct wproc {
   /* One handle per process started: a handle being closed is never
    * reused for the next one (freed in its close callback). */
   uv_process_t *proc;
-  int proc_alive;          /* spawned, exit not seen yet */
-  int child_fd;            /* the worker's end until it is spawned, or -1 */
+  int proc_alive;       /* spawned, exit not seen yet */
+  int child_fd;         /* the worker's end until it is spawned, or -1 */
   struct dcmf_wlink *link; /* NULL between an end and the next start */
-  int answered;            /* its READY came */
+  int answered;         /* its READY came */
   uint32_t ready_status;
   char ready_text[512];
-  int killed;                        /* we sent SIGKILL: its link failed */
-  struct dcmf_heartbeat beat;        /* only last_ms: from its status frames */
+  int killed;           /* we sent SIGKILL: its link failed */
+  struct dcmf_heartbeat beat; /* only last_ms: from its status frames */
   struct dcmf_media_figures figures; /* its last published counters */
   uint64_t events_refused;
   uint64_t started_ms;
@@ -268,7 +268,8 @@ static void spawn(struct wproc *w) {
     w->link = NULL;
     if (p->starting) {
       snprintf(w->ready_text, sizeof(w->ready_text),
-               "cannot start media worker %zu: %s", w->index, uv_strerror(rv));
+               "cannot start media worker %zu: %s", w->index,
+               uv_strerror(rv));
       w->answered = 1;
       w->ready_status = 1;
     } else {
@@ -412,8 +413,8 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
   return rv;
 }
 
-void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,
-                     struct dcmf_media_desc *desc) {
+void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
+                     enum dcmf_media_op op, struct dcmf_media_desc *desc) {
   struct wproc *w = &p->w[worker];
   size_t cap = 3 + desc->n_mdc2; /* media, MDC2 ports, RTP leg's two */
   int *fds = calloc(cap, sizeof(*fds));

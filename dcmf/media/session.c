@@ -31,8 +31,7 @@ static void emit(struct dcmf_session *s, const char *event,
   s->env.emit(s->env.emit_user, &s->desc.key, event, detail);
 }
 
-/* ---- sending --------------------------------------------------------------
- */
+/* ---- sending -------------------------------------------------------------- */
 
 static void udp_send(struct dcmf_session *s, const struct sockaddr *to,
                      const uint8_t *data, size_t len) {
@@ -41,7 +40,8 @@ static void udp_send(struct dcmf_session *s, const struct sockaddr *to,
   uv_udp_try_send(&s->udp, &buf, 1, to);
 }
 
-static void stack_send_datagram(void *user, const uint8_t *data, size_t len) {
+static void stack_send_datagram(void *user, const uint8_t *data,
+                                size_t len) {
   struct dcmf_session *s = user;
   if (s->has_dtls_peer) {
     udp_send(s, (const struct sockaddr *)&s->dtls_peer, data, len);
@@ -62,8 +62,7 @@ static void on_flush(struct dcmf_tickq_node *node) {
   }
 }
 
-/* ---- tick -----------------------------------------------------------------
- */
+/* ---- tick ----------------------------------------------------------------- */
 
 void dcmf_session_want_tick(struct dcmf_session *s) {
   if (s->env.ticks != NULL) {
@@ -123,7 +122,8 @@ static struct dcmf_media_stats *host_counters(struct dcmf_svc_host *h) {
 }
 
 static uint64_t session_now(const struct dcmf_session *s) {
-  return s->env.now != NULL ? s->env.now(s->env.now_user) : uv_now(s->env.loop);
+  return s->env.now != NULL ? s->env.now(s->env.now_user)
+                            : uv_now(s->env.loop);
 }
 
 static uint64_t host_now(struct dcmf_svc_host *h) {
@@ -254,15 +254,14 @@ static int services_open(struct dcmf_session *s,
   return DCMF_ERR_NOT_FOUND;
 }
 
-/* ---- flows (data channels for SCTP) ---------------------------------------
- */
+/* ---- flows (data channels for SCTP) --------------------------------------- */
 
 /* DC_OPEN / DC_CLOSE toward the control plane. */
 static void channel_event(struct dcmf_session *s, const char *event,
                           const struct dcmf_svc_flow *f) {
-  json_t *d =
-      json_pack("{s:i, s:s, s:s, s:b}", "streamId", (int)f->id, "label",
-                f->label, "protocol", f->protocol, "negotiated", f->negotiated);
+  json_t *d = json_pack("{s:i, s:s, s:s, s:b}", "streamId", (int)f->id,
+                        "label", f->label, "protocol", f->protocol,
+                        "negotiated", f->negotiated);
   char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
   emit(s, event, text);
   free(text);
@@ -322,18 +321,13 @@ static void reoffer_flow(void *user, const struct dcmf_svc_flow *flow,
   }
 }
 
-/* ---- DTLS and the association (dcstack.h) ---------------------------------
- */
+/* ---- DTLS and the association (dcstack.h) --------------------------------- */
 
 /* The association has room again (SCTP: owed DCEP ACKs have gone): the
  * services resume. */
-static void stack_writable(void *user) {
-  services_writable(user);
-}
+static void stack_writable(void *user) { services_writable(user); }
 
-static void stack_need_tick(void *user) {
-  dcmf_session_want_tick(user);
-}
+static void stack_need_tick(void *user) { dcmf_session_want_tick(user); }
 
 static void association_free(struct dcmf_session *s) {
   s->assoc_closing = 1; /* a relay twin reacting to the closes keeps off */
@@ -489,8 +483,7 @@ static void maybe_start_client(struct dcmf_session *s) {
   }
 }
 
-/* ---- packets --------------------------------------------------------------
- */
+/* ---- packets -------------------------------------------------------------- */
 
 /* Sources other than the peer pay a token of the worker's limiter
  * before we spend work on them (an HMAC, a handshake). Returns 1 if the
@@ -628,8 +621,7 @@ static void on_udp(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
   }
 }
 
-/* ---- timer ----------------------------------------------------------------
- */
+/* ---- timer ---------------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t) {
   struct dcmf_session *s = t->data;
@@ -641,10 +633,8 @@ static void on_timer(uv_timer_t *t) {
   if (dcmf_ice_handle_expiry(&s->ice, now) == 1) {
     STAT_ADD(s, consent_lost, 1);
     char key[300];
-    DCMF_LOGI(s->env.log, "media",
-              "%s: consent lost (no STUN or DTLS for "
-              "30 s)",
-              dcmf_session_key_str(s, key, sizeof(key)));
+    DCMF_LOGI(s->env.log, "media", "%s: consent lost (no STUN or DTLS for "
+              "30 s)", dcmf_session_key_str(s, key, sizeof(key)));
     emit(s, "CONSENT_LOST", "{}");
     s->has_dtls_peer = 0;
   }
@@ -660,8 +650,8 @@ static void session_arm_timer(struct dcmf_session *s) {
   if (s->teardown) {
     deadline = now;
   }
-  uint64_t dtls =
-      s->stack ? dcmf_dcstack_next_expiry(s->stack, now) : UINT64_MAX;
+  uint64_t dtls = s->stack ? dcmf_dcstack_next_expiry(s->stack, now)
+                          : UINT64_MAX;
   if (dtls < deadline) {
     deadline = dtls;
   }
@@ -685,8 +675,7 @@ static void on_tick(struct dcmf_tickq_node *node) {
   services_tick(s);
 }
 
-/* ---- life cycle -----------------------------------------------------------
- */
+/* ---- life cycle ----------------------------------------------------------- */
 
 static int ice_setup(struct dcmf_session *s) {
   struct dcmf_ice_settings is = {
@@ -733,8 +722,9 @@ int dcmf_session_new(struct dcmf_session **out,
      * (SRTP and raw DTLS data until e2ae) cannot start. */
     unsigned kind = (unsigned)s->desc.assoc;
     if (kind < DCMF_ASSOC_KINDS) {
-      s->kind = env->assoc_kinds != NULL ? env->assoc_kinds[kind]
-                                         : dcmf_assoc_kind_ops(s->desc.assoc);
+      s->kind = env->assoc_kinds != NULL
+                    ? env->assoc_kinds[kind]
+                    : dcmf_assoc_kind_ops(s->desc.assoc);
     }
     if (s->kind == NULL) {
       dcmf_session_close(s);
@@ -759,9 +749,11 @@ int dcmf_session_new(struct dcmf_session **out,
   return 0;
 }
 
-void dcmf_session_update(struct dcmf_session *s, struct dcmf_media_desc *desc) {
-  int new_association = s->desc.remote_tls_id[0] != '\0' &&
-                        strcmp(s->desc.remote_tls_id, desc->remote_tls_id) != 0;
+void dcmf_session_update(struct dcmf_session *s,
+                         struct dcmf_media_desc *desc) {
+  int new_association =
+      s->desc.remote_tls_id[0] != '\0' &&
+      strcmp(s->desc.remote_tls_id, desc->remote_tls_id) != 0;
   int fingerprint_changed =
       s->desc.remote_fp.count > 0 &&
       memcmp(&s->desc.remote_fp, &desc->remote_fp, sizeof(desc->remote_fp));

@@ -29,12 +29,12 @@
 #include "media.h"
 
 enum dcmf_wire_type {
-  DCMF_WIRE_HELLO = 1,   /* control → worker, first: its index, identity */
-  DCMF_WIRE_MEDIA,       /* control → worker: an op of media.h, fds beside */
-  DCMF_WIRE_READY,       /* worker → control: started, or why it cannot */
-  DCMF_WIRE_EVENT,       /* worker → control: a struct dcmf_media_event */
-  DCMF_WIRE_STATUS,      /* worker → control: counters and heartbeat */
-  DCMF_WIRE_RELAY,       /* control → worker: an AGW relay op, fds beside */
+  DCMF_WIRE_HELLO = 1, /* control → worker, first: its index, identity */
+  DCMF_WIRE_MEDIA,     /* control → worker: an op of media.h, fds beside */
+  DCMF_WIRE_READY,     /* worker → control: started, or why it cannot */
+  DCMF_WIRE_EVENT,     /* worker → control: a struct dcmf_media_event */
+  DCMF_WIRE_STATUS,    /* worker → control: counters and heartbeat */
+  DCMF_WIRE_RELAY,     /* control → worker: an AGW relay op, fds beside */
   DCMF_WIRE_RELAY_EVENT, /* worker → control: a struct dcmf_relay_event */
 };
 
@@ -62,7 +62,7 @@ struct dcmf_wire_status {
   /* dcmf_heartbeat_now_ms() of its media loop's last turn. The clock is
    * CLOCK_MONOTONIC, which every process of the host shares. */
   uint64_t heartbeat_ms;
-  uint64_t events_refused;           /* events its outbox refused (lost) */
+  uint64_t events_refused; /* events its outbox refused (lost) */
   struct dcmf_media_figures figures; /* its worker counters */
 };
 
@@ -147,8 +147,8 @@ int dcmf_wire_encode_ready(struct dcmf_buf *out, uint32_t status,
 
 /* Decodes a READY body; |text| (capacity |cap|) gets the reason. Returns
  * 0 or DCMF_ERR_MALFORMED. */
-int dcmf_wire_decode_ready(const uint8_t *body, size_t len, uint32_t *status,
-                           char *text, size_t cap);
+int dcmf_wire_decode_ready(const uint8_t *body, size_t len,
+                           uint32_t *status, char *text, size_t cap);
 
 /* Appends a whole EVENT / STATUS frame. Return 0 or DCMF_ERR_NOMEM. */
 int dcmf_wire_encode_event(struct dcmf_buf *out,

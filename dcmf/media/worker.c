@@ -74,7 +74,7 @@ struct dcmf_worker {
   struct dcmf_worker_settings settings;
   struct dcmf_media_stats stats;
   uv_thread_t thread;
-  uv_loop_t loop;           /* the worker's own loop */
+  uv_loop_t loop; /* the worker's own loop */
   struct dcmf_queue inbox;  /* control → worker, drained on |loop| */
   struct dcmf_queue outbox; /* events, drained on the control loop */
   uv_timer_t sctp_timer;
@@ -96,9 +96,9 @@ struct dcmf_worker {
   struct dcmf_session_env env;
   /* The services with their per-worker state (service.h). */
   struct dcmf_session_service services[DCMF_SVC_MAX];
-  size_t n_services;            /* initialised so far */
-  struct dcmf_hashmap by_key;   /* struct node, by media key */
-  struct node *sessions;        /* the same nodes, newest first */
+  size_t n_services;          /* initialised so far */
+  struct dcmf_hashmap by_key; /* struct node, by media key */
+  struct node *sessions;      /* the same nodes, newest first */
   struct dcmf_relayhost relays; /* the AGW shim's relays on this worker */
   uint8_t rx_scratch[65536];
   uint8_t tx_scratch[65536];
@@ -106,8 +106,7 @@ struct dcmf_worker {
 
 static void outbox_closed(void *user, struct dcmf_queue_node *list);
 
-/* ---- worker → control -----------------------------------------------------
- */
+/* ---- worker → control ----------------------------------------------------- */
 
 static void emit(void *user, const struct dcmf_media_key *key,
                  const char *event, const char *detail) {
@@ -163,8 +162,7 @@ static void on_outbox(void *user, struct dcmf_queue_node *list) {
   }
 }
 
-/* ---- control → worker -----------------------------------------------------
- */
+/* ---- control → worker ----------------------------------------------------- */
 
 /* Never refused: a lost control message would leave a port bound. The
  * inbox is bounded by the port pool (one ADD per reserved port). */
@@ -202,7 +200,8 @@ void dcmf_worker_post_relay(struct dcmf_worker *w, enum dcmf_relay_op op,
 
 /* ---- inside the worker thread -------------------------------------------- */
 
-static int node_key_equal(const struct dcmf_hashmap_entry *e, const void *key) {
+static int node_key_equal(const struct dcmf_hashmap_entry *e,
+                          const void *key) {
   const struct node *n = DCMF_HASHMAP_ITEM(e, const struct node, entry);
   return dcmf_media_key_equal(dcmf_session_key(n->session), key);
 }
@@ -441,8 +440,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
    * worker; a second start in the same process (tests) finds the kernel
    * up and only re-runs its self-test. */
   if (dcmf_srtp_lib_init() != 0 ||
-      dcmf_dtls_ctx_init(&w->dtls_ctx, settings->cert, settings->pkey, 1200) !=
-          0) {
+      dcmf_dtls_ctx_init(&w->dtls_ctx, settings->cert, settings->pkey,
+                         1200) != 0) {
     free(w);
     return DCMF_ERR_SYSTEM;
   }
@@ -470,17 +469,18 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .stats = &w->stats,
                                      .tx_scratch = w->tx_scratch,
                                      .tx_scratch_len = sizeof(w->tx_scratch)};
-  int rv =
-      settings->n_services > DCMF_SVC_MAX
-          ? dcmf_invalid(err, errlen, "more than %d services", DCMF_SVC_MAX)
-          : 0;
+  int rv = settings->n_services > DCMF_SVC_MAX
+               ? dcmf_invalid(err, errlen, "more than %d services",
+                              DCMF_SVC_MAX)
+               : 0;
   /* Services create their handles on the worker loop before the thread
    * starts, which is safe because nothing runs that loop yet. */
   for (size_t i = 0; rv == 0 && i < settings->n_services; i++) {
     const struct dcmf_svc_reg *r = &settings->services[i];
     w->services[i].svc = r->svc;
     if (r->svc->init != NULL) {
-      rv = r->svc->init(&w->services[i].worker, &senv, r->config, err, errlen);
+      rv = r->svc->init(&w->services[i].worker, &senv, r->config, err,
+                        errlen);
     }
     if (rv == 0) {
       w->n_services = i + 1;
@@ -529,25 +529,26 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   }
   uv_unref((uv_handle_t *)&w->flush_prepare);
   uv_unref((uv_handle_t *)&w->flush_check);
-  w->env =
-      (struct dcmf_session_env){.loop = &w->loop,
-                                .dtls_ctx = &w->dtls_ctx,
-                                .log = settings->log,
-                                .stats = &w->stats,
-                                .max_streams = settings->max_streams,
-                                .min_streams = settings->min_streams,
-                                .rx_scratch = w->rx_scratch,
-                                .rx_scratch_len = sizeof(w->rx_scratch),
-                                .services = w->services,
-                                .n_services = w->n_services,
-                                .emit = emit,
-                                .emit_user = w,
-                                .stun_limit = w->stun_limit,
-                                .hello_limit = w->hello_limit,
-                                .ticks = &w->ticks,
-                                .flushes = flush_per_turn ? &w->flushes : NULL,
-                                .bundle_messages = settings->sctp_bundle,
-                                .coalesce_records = settings->dtls_coalesce};
+  w->env = (struct dcmf_session_env){.loop = &w->loop,
+                                     .dtls_ctx = &w->dtls_ctx,
+                                     .log = settings->log,
+                                     .stats = &w->stats,
+                                     .max_streams = settings->max_streams,
+                                     .min_streams = settings->min_streams,
+                                     .rx_scratch = w->rx_scratch,
+                                     .rx_scratch_len = sizeof(w->rx_scratch),
+                                     .services = w->services,
+                                     .n_services = w->n_services,
+                                     .emit = emit,
+                                     .emit_user = w,
+                                     .stun_limit = w->stun_limit,
+                                     .hello_limit = w->hello_limit,
+                                     .ticks = &w->ticks,
+                                     .flushes = flush_per_turn ? &w->flushes
+                                                               : NULL,
+                                     .bundle_messages = settings->sctp_bundle,
+                                     .coalesce_records =
+                                         settings->dtls_coalesce};
   dcmf_heartbeat_start(&w->heartbeat, &w->loop);
   dcmf_memtrim_init(&w->trim, &w->loop, settings->trim_ms,
                     settings->trim_ms * 10u, settings->log);

@@ -124,6 +124,7 @@ struct dcmf_heartbeat;
 
 /* The worker loop's heartbeat (heartbeat.h), readable from any thread
  * until dcmf_worker_stop(). */
-const struct dcmf_heartbeat *dcmf_worker_heartbeat(const struct dcmf_worker *w);
+const struct dcmf_heartbeat *dcmf_worker_heartbeat(
+    const struct dcmf_worker *w);
 
 #endif

@@ -81,16 +81,16 @@ int dcmf_cert_generate(struct dcmf_cert *cert, char *err, size_t errlen) {
   serial[0] &= 0x7F; /* a positive serial number */
   BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
   X509_NAME *name = X509_get_subject_name(cert->x509);
-  int ok =
-      bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert->x509)) &&
-      X509_set_version(cert->x509, 2) &&
-      X509_gmtime_adj(X509_getm_notBefore(cert->x509), -3600) &&
-      X509_gmtime_adj(X509_getm_notAfter(cert->x509), 365L * 86400) &&
-      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                 (const unsigned char *)"dcmf", -1, -1, 0) &&
-      X509_set_issuer_name(cert->x509, name) &&
-      X509_set_pubkey(cert->x509, cert->pkey) &&
-      X509_sign(cert->x509, cert->pkey, EVP_sha256()) > 0;
+  int ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert->x509)) &&
+           X509_set_version(cert->x509, 2) &&
+           X509_gmtime_adj(X509_getm_notBefore(cert->x509), -3600) &&
+           X509_gmtime_adj(X509_getm_notAfter(cert->x509), 365L * 86400) &&
+           X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                      (const unsigned char *)"dcmf", -1, -1,
+                                      0) &&
+           X509_set_issuer_name(cert->x509, name) &&
+           X509_set_pubkey(cert->x509, cert->pkey) &&
+           X509_sign(cert->x509, cert->pkey, EVP_sha256()) > 0;
   BN_free(bn);
   if (!ok) {
     ssl_error(err, errlen, "self-signing the DTLS certificate");
@@ -137,8 +137,8 @@ int dcmf_cert_load(struct dcmf_cert *cert, const char *cert_path,
     return DCMF_ERR_INVALID;
   }
   if (X509_check_private_key(cert->x509, cert->pkey) != 1) {
-    snprintf(err, errlen, "key %s does not belong to certificate %s", key_path,
-             cert_path);
+    snprintf(err, errlen, "key %s does not belong to certificate %s",
+             key_path, cert_path);
     ERR_clear_error();
     dcmf_cert_free(cert);
     return DCMF_ERR_INVALID;
@@ -181,15 +181,16 @@ int dcmf_cert_to_der(const struct dcmf_cert *cert, struct dcmf_buf *cert_der,
 }
 
 int dcmf_cert_from_der(struct dcmf_cert *cert, const uint8_t *cert_der,
-                       size_t cert_len, const uint8_t *key_der, size_t key_len,
-                       char *err, size_t errlen) {
+                       size_t cert_len, const uint8_t *key_der,
+                       size_t key_len, char *err, size_t errlen) {
   memset(cert, 0, sizeof(*cert));
   const unsigned char *p = cert_der;
-  cert->x509 =
-      cert_len <= INT32_MAX ? d2i_X509(NULL, &p, (long)cert_len) : NULL;
+  cert->x509 = cert_len <= INT32_MAX ? d2i_X509(NULL, &p, (long)cert_len)
+                                     : NULL;
   p = key_der;
-  cert->pkey =
-      key_len <= INT32_MAX ? d2i_AutoPrivateKey(NULL, &p, (long)key_len) : NULL;
+  cert->pkey = key_len <= INT32_MAX
+                   ? d2i_AutoPrivateKey(NULL, &p, (long)key_len)
+                   : NULL;
   if (cert->x509 == NULL || cert->pkey == NULL) {
     ssl_error(err, errlen, "the DTLS identity from the control process");
     dcmf_cert_free(cert);

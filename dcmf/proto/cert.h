@@ -17,8 +17,8 @@
 #include "fingerprint.h"
 
 struct dcmf_cert {
-  X509 *x509;            /* owned */
-  EVP_PKEY *pkey;        /* owned */
+  X509 *x509;     /* owned */
+  EVP_PKEY *pkey; /* owned */
   char fingerprint[128]; /* canonical "SHA-256 XX:XX:..." */
 };
 

@@ -72,8 +72,8 @@ struct dcmf_ice_counters {
   uint64_t unknown_attrs;   /* 420 written */
   uint64_t role_conflicts;  /* 487 written */
   uint64_t dropped;         /* no output: not a request, bad FINGERPRINT */
-  uint64_t latches;         /* times the peer address was (re)latched */
-  uint64_t consent_losses;  /* times dcmf_ice_handle_expiry() returned 1 */
+  uint64_t latches;        /* times the peer address was (re)latched */
+  uint64_t consent_losses; /* times dcmf_ice_handle_expiry() returned 1 */
 };
 
 /*

@@ -154,8 +154,9 @@ static int request(struct dcmf_agwapi *api, const char *method,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct fake f = {.next_port = 40000};
-  struct dcmf_agwapi_settings s = {
-      .advertise_addr = "192.0.2.1", .allow_v4 = 1, .allow_v6 = 1};
+  struct dcmf_agwapi_settings s = {.advertise_addr = "192.0.2.1",
+                                   .allow_v4 = 1,
+                                   .allow_v6 = 1};
   struct dcmf_agwapi_ops ops = {.relay_new = fake_new,
                                 .relay_update = fake_update,
                                 .relay_del = fake_del,
@@ -176,7 +177,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                        data, create_len);
   if (status == 201) {
     /* The one context: find its id through the list. */
-    struct dcmf_api_request req = {.method = "GET", .path = "/agw/v1/contexts"};
+    struct dcmf_api_request req = {.method = "GET",
+                                   .path = "/agw/v1/contexts"};
     struct dcmf_api_response resp;
     memset(&resp, 0, sizeof(resp));
     dcmf_agwapi_handle(api, &req, &resp);

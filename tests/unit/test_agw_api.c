@@ -188,8 +188,8 @@ static int setup_limits(void **state, size_t ports, size_t max, int v4,
   struct fixture *f = calloc(1, sizeof(*f));
   f->ports_free = ports;
   f->next_port = 40000;
-  struct dcmf_agwapi_settings s = {.advertise_addr =
-                                       v6 && !v4 ? "2001:db8::1" : "192.0.2.1",
+  struct dcmf_agwapi_settings s = {.advertise_addr = v6 && !v4 ? "2001:db8::1"
+                                                               : "192.0.2.1",
                                    .allow_v4 = v4,
                                    .allow_v6 = v6,
                                    .max_contexts = max};
@@ -262,9 +262,9 @@ static int call(struct fixture *f, const char *method, const char *path,
   return f->resp.status;
 }
 
-#define POST(f, body)                                                          \
+#define POST(f, body) \
   call((f), "POST", "/agw/v1/contexts", "application/json", (body))
-#define PATCH(f, path, body)                                                   \
+#define PATCH(f, path, body) \
   call((f), "PATCH", (path), "application/json-patch+json", (body))
 
 static const char basic[] =
@@ -300,8 +300,8 @@ static void assert_problem(struct fixture *f, int status, const char *param) {
     json_t *ip;
     int found = 0;
     json_array_foreach(list, i, ip) {
-      found |=
-          strcmp(json_string_value(json_object_get(ip, "param")), param) == 0;
+      found |= strcmp(json_string_value(json_object_get(ip, "param")),
+                      param) == 0;
     }
     if (!found) {
       char *text = json_dumps(f->body, 0);
@@ -368,9 +368,10 @@ static void test_create_get_list_delete(void **state) {
   create(f, basic, second, sizeof(second));
   assert_int_equal(call(f, "GET", "/agw/v1/contexts?x=1", NULL, NULL), 200);
   assert_int_equal(json_array_size(f->body), 2);
-  assert_string_equal(json_string_value(json_object_get(
-                          json_array_get(f->body, 0), "contextId")),
-                      path + strlen("/agw/v1/contexts/"));
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(f->body, 0),
+                                        "contextId")),
+      path + strlen("/agw/v1/contexts/"));
   assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
   assert_int_equal(f->resp.body.len, 0);
   assert_int_equal(f->relays, 1);
@@ -838,10 +839,11 @@ static void test_e2ae_served(void **state) {
   assert_int_equal(f->relays, 0);
   assert_int_equal(f->ports_in_use, 0);
   /* Iq members on a relay termination are named, not just "unknown". */
-  assert_int_equal(POST(f, "{\"terminations\":[{\"terminationId\":\"access\","
-                           "\"notifyUri\":\"http://127.0.0.1/n\"},"
-                           "{\"terminationId\":\"core\"}]}"),
-                   400);
+  assert_int_equal(
+      POST(f, "{\"terminations\":[{\"terminationId\":\"access\","
+              "\"notifyUri\":\"http://127.0.0.1/n\"},"
+              "{\"terminationId\":\"core\"}]}"),
+      400);
   assert_problem(f, 400, "/terminations/0/notifyUri");
   /* A relay does not turn into an e2ae context. */
   create(f, basic, path, sizeof(path));

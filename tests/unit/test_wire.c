@@ -128,8 +128,9 @@ static void roundtrip(const struct dcmf_media_desc *d, size_t step,
   struct dcmf_buf frame = {0};
   int fds[64];
   size_t n_fds = 0;
-  assert_int_equal(
-      dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_ADD, d, fds, &n_fds), 0);
+  assert_int_equal(dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_ADD, d, fds,
+                                          &n_fds),
+                   0);
   struct dcmf_wire_reader r = {0};
   for (size_t i = 0; i < n_fds; i++) {
     assert_int_equal(dcmf_wire_reader_add_fd(&r, dup(fds[i])), 0);
@@ -173,15 +174,16 @@ static void test_media_roundtrip(void **state) {
   struct dcmf_buf frame = {0};
   int fds[1];
   size_t n_fds = 9;
-  assert_int_equal(
-      dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_REMOVE, &rm, fds, &n_fds),
-      0);
+  assert_int_equal(dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_REMOVE, &rm,
+                                          fds, &n_fds),
+                   0);
   assert_int_equal(n_fds, 0);
   enum dcmf_media_op op;
-  assert_int_equal(
-      dcmf_wire_decode_media((const uint8_t *)frame.data + DCMF_WIRE_HEADER,
-                             frame.len - DCMF_WIRE_HEADER, NULL, 0, &op, &back),
-      0);
+  assert_int_equal(dcmf_wire_decode_media((const uint8_t *)frame.data +
+                                              DCMF_WIRE_HEADER,
+                                          frame.len - DCMF_WIRE_HEADER, NULL,
+                                          0, &op, &back),
+                   0);
   assert_int_equal(op, DCMF_MEDIA_OP_REMOVE);
   assert_string_equal(back.key.context_id, "c");
   assert_int_equal(back.fd, -1);
@@ -198,8 +200,9 @@ static void test_media_refusals(void **state) {
   struct dcmf_buf frame = {0};
   int fds[8];
   size_t n_fds = 0;
-  assert_int_equal(
-      dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_UPDATE, &d, fds, &n_fds), 0);
+  assert_int_equal(dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_UPDATE, &d,
+                                          fds, &n_fds),
+                   0);
   assert_int_equal(n_fds, 3); /* the media's own and two MDC2 ports */
   uint8_t *body = (uint8_t *)frame.data + DCMF_WIRE_HEADER;
   size_t len = frame.len - DCMF_WIRE_HEADER;
@@ -208,9 +211,9 @@ static void test_media_refusals(void **state) {
     assert_int_equal(dcmf_wire_decode_media(body, cut, fds, n_fds, &op, &back),
                      DCMF_ERR_MALFORMED);
   }
-  assert_int_equal(
-      dcmf_wire_decode_media(body, len, fds, n_fds - 1, &op, &back),
-      DCMF_ERR_MALFORMED);
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds - 1, &op,
+                                          &back),
+                   DCMF_ERR_MALFORMED);
   assert_int_equal(fds[0], d.fd); /* untouched on failure */
   /* The description's bytes follow the op: break a string, then a count. */
   struct dcmf_media_desc *raw = (void *)(body + sizeof(uint32_t));
@@ -228,8 +231,9 @@ static void test_media_refusals(void **state) {
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
                    DCMF_ERR_MALFORMED);
   memcpy(raw, &saved, sizeof(saved));
-  assert_int_equal(
-      dcmf_wire_decode_media(body, len + 0, fds, n_fds, &op, &back), 0);
+  assert_int_equal(dcmf_wire_decode_media(body, len + 0, fds, n_fds, &op,
+                                          &back),
+                   0);
   dcmf_media_desc_free(&back); /* took the dups... of the originals */
   d.fd = -1; /* |back| owned them: nothing left to close in |d| */
   for (size_t i = 0; i < d.n_mdc2; i++) {
@@ -413,7 +417,8 @@ static void test_small_frames(void **state) {
   memset((char *)buf.data + DCMF_WIRE_HEADER +
              offsetof(struct dcmf_media_event, event),
          'E', sizeof(ev.event));
-  assert_int_equal(dcmf_wire_decode_event(body, len, &ev2), DCMF_ERR_MALFORMED);
+  assert_int_equal(dcmf_wire_decode_event(body, len, &ev2),
+                   DCMF_ERR_MALFORMED);
   buf.len = 0;
   /* status */
   struct dcmf_wire_status st = {.heartbeat_ms = 77, .events_refused = 3};
@@ -421,10 +426,10 @@ static void test_small_frames(void **state) {
   st.figures.dtls_ok = 9;
   assert_int_equal(dcmf_wire_encode_status(&buf, &st), 0);
   struct dcmf_wire_status st2;
-  assert_int_equal(
-      dcmf_wire_decode_status((const uint8_t *)buf.data + DCMF_WIRE_HEADER,
-                              buf.len - DCMF_WIRE_HEADER, &st2),
-      0);
+  assert_int_equal(dcmf_wire_decode_status((const uint8_t *)buf.data +
+                                               DCMF_WIRE_HEADER,
+                                           buf.len - DCMF_WIRE_HEADER, &st2),
+                   0);
   assert_int_equal(st2.figures.sessions, 5);
   assert_int_equal(st2.heartbeat_ms, 77);
   buf.len = 0;
@@ -432,9 +437,10 @@ static void test_small_frames(void **state) {
   assert_int_equal(dcmf_wire_encode_ready(&buf, 2, "bootstrap-dir x: gone"), 0);
   uint32_t status;
   char text[8];
-  assert_int_equal(dcmf_wire_decode_ready(
-                       (const uint8_t *)buf.data + DCMF_WIRE_HEADER,
-                       buf.len - DCMF_WIRE_HEADER, &status, text, sizeof(text)),
+  assert_int_equal(dcmf_wire_decode_ready((const uint8_t *)buf.data +
+                                              DCMF_WIRE_HEADER,
+                                          buf.len - DCMF_WIRE_HEADER, &status,
+                                          text, sizeof(text)),
                    0);
   assert_int_equal(status, 2);
   assert_string_equal(text, "bootstr"); /* cut to the room given */
@@ -461,10 +467,10 @@ static void test_small_frames(void **state) {
   h.index = 2; /* not below n_workers */
   buf.len = 0;
   assert_int_equal(dcmf_wire_encode_hello(&buf, &h), 0);
-  assert_int_equal(
-      dcmf_wire_decode_hello((const uint8_t *)buf.data + DCMF_WIRE_HEADER,
-                             buf.len - DCMF_WIRE_HEADER, &h2),
-      DCMF_ERR_MALFORMED);
+  assert_int_equal(dcmf_wire_decode_hello((const uint8_t *)buf.data +
+                                              DCMF_WIRE_HEADER,
+                                          buf.len - DCMF_WIRE_HEADER, &h2),
+                   DCMF_ERR_MALFORMED);
   dcmf_buf_free(&buf);
 }
 
@@ -474,7 +480,8 @@ static void test_reader_refusals(void **state) {
   struct dcmf_wire_reader r = {0};
   struct dcmf_wire_frame f;
   uint32_t head[3] = {DCMF_WIRE_EVENT, DCMF_WIRE_MAX_BODY + 1, 0};
-  assert_int_equal(dcmf_wire_reader_feed(&r, (uint8_t *)head, sizeof(head)), 0);
+  assert_int_equal(dcmf_wire_reader_feed(&r, (uint8_t *)head, sizeof(head)),
+                   0);
   assert_int_equal(dcmf_wire_reader_next(&r, &f), DCMF_ERR_MALFORMED);
   dcmf_wire_reader_free(&r);
   uint32_t head2[4] = {DCMF_WIRE_MEDIA, 4, 1, 0};
