@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "e2ae_svc.h"
 #include "errors.h"
 #include "httpsvc.h"
 #include "svc_relay.h"
@@ -35,6 +36,8 @@ int dcmf_services_open(struct dcmf_services *s, const struct dcmf_config *c,
   s->regs[1] = (struct dcmf_svc_reg){&dcmf_httpproxy_service, &s->proxy};
   s->regs[2] = (struct dcmf_svc_reg){&dcmf_udpproxy_service, NULL};
   s->regs[3] = (struct dcmf_svc_reg){&dcmf_relay_service, NULL};
+  /* SSRC flows of e2ae media (DCMF_ASSOC_SRTP) only. */
+  s->regs[4] = (struct dcmf_svc_reg){&dcmf_e2ae_service, NULL};
   s->n = DCMF_SERVICES_N;
   return 0;
 }

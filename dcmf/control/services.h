@@ -14,7 +14,7 @@
 #include "repo.h"
 #include "service.h"
 
-#define DCMF_SERVICES_N 4
+#define DCMF_SERVICES_N 5
 
 struct dcmf_services {
   struct dcmf_repo *repo;

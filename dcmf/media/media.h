@@ -121,9 +121,11 @@ enum dcmf_media_op {
 /* Something that happened to a media, for the controller. */
 struct dcmf_media_event {
   struct dcmf_media_key key;
-  char event[24];   /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST,
-                       RELEASED (after a REMOVE with rtpleg), ... */
-  char detail[200]; /* JSON object text with event specifics */
+  char event[24]; /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST,
+                     RELEASED (after a REMOVE with rtpleg), ... */
+  /* JSON object text with event specifics; room for the e2ae service's
+   * RTP_COUNTERS (484 bytes at most, e2ae_svc.h). */
+  char detail[512];
   int64_t time_ms;  /* wall clock, ms since the epoch */
 };
 

@@ -107,6 +107,14 @@ struct dcmf_svc_host {
    * from |tick| while it remains; a media nobody asked for costs the
    * worker nothing per tick. Cheap when already asked. */
   void (*want_tick)(struct dcmf_svc_host *h);
+  /* The association's own counters (assoc.h struct dcmf_assoc_stats)
+   * into |*out|, summed over every association the media had (a new
+   * tls-id makes a new one): |keyed| and |srtp_profile| are the current
+   * association's, or, with none keyed now, |keyed| 0 and the profile of
+   * the last one keyed ("" if none was). Returns 0, or
+   * DCMF_ERR_NOT_FOUND (|*out| zeroed, profile "") when the media's kind
+   * counts nothing for its owner (SCTP). */
+  int (*assoc_stats)(struct dcmf_svc_host *h, struct dcmf_assoc_stats *out);
 };
 
 /* What the worker gives a service's per-worker |init|. */

@@ -130,6 +130,36 @@ static uint64_t host_now(struct dcmf_svc_host *h) {
   return session_now(slot_of(h)->s);
 }
 
+/* The counters of the current association, if its kind has any. */
+static int assoc_stats_now(const struct dcmf_session *s,
+                           struct dcmf_assoc_stats *out) {
+  *out = (struct dcmf_assoc_stats){.srtp_profile = ""};
+  if (s->kind == NULL || s->kind->stats == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  if (s->assoc != NULL) {
+    s->kind->stats(s->assoc, out);
+  }
+  return 0;
+}
+
+static int host_assoc_stats(struct dcmf_svc_host *h,
+                            struct dcmf_assoc_stats *out) {
+  struct dcmf_session *s = slot_of(h)->s;
+  int rv = assoc_stats_now(s, out);
+  if (rv != 0) {
+    return rv;
+  }
+  const struct dcmf_assoc_stats *p = &s->assoc_past;
+  out->srtp_auth += p->srtp_auth;
+  out->srtp_replay += p->srtp_replay;
+  out->srtp_malformed += p->srtp_malformed;
+  if (!out->keyed || out->srtp_profile == NULL) {
+    out->srtp_profile = p->srtp_profile != NULL ? p->srtp_profile : "";
+  }
+  return 0;
+}
+
 static void on_flush_timer(uv_timer_t *t) {
   struct dcmf_session *s = t->data;
   for (size_t i = 0; i < s->n_slots; i++) {
@@ -175,7 +205,8 @@ static int services_attach(struct dcmf_session *s) {
                                       .counters = host_counters,
                                       .now = host_now,
                                       .wake = host_wake,
-                                      .want_tick = host_want_tick};
+                                      .want_tick = host_want_tick,
+                                      .assoc_stats = host_assoc_stats};
     int rv = sl->svc->attach(&sl->media, s->env.services[i].worker, &sl->host);
     if (rv != 0) {
       return rv;
@@ -271,8 +302,12 @@ static void channel_event(struct dcmf_session *s, const char *event,
 static int flow_open(void *user, const struct dcmf_svc_flow *flow,
                      void **slot) {
   struct dcmf_session *s = user;
-  STAT_ADD(s, channels_open, 1);
-  channel_event(s, "DC_OPEN", flow);
+  /* Data channels are reported and counted as such; an SRTP flow (an
+   * SSRC) is no channel, and its service reports its own counters. */
+  if (flow->kind == DCMF_ASSOC_SCTP) {
+    STAT_ADD(s, channels_open, 1);
+    channel_event(s, "DC_OPEN", flow);
+  }
   if (services_open(s, flow, slot) == 0) {
     return 0;
   }
@@ -298,9 +333,11 @@ static void flow_message(void *user, const struct dcmf_svc_flow *flow,
 static void flow_closed(void *user, const struct dcmf_svc_flow *flow,
                         void **slot) {
   struct dcmf_session *s = user;
-  atomic_fetch_sub_explicit(&s->env.stats->channels_open, 1,
-                            memory_order_relaxed);
-  channel_event(s, "DC_CLOSE", flow);
+  if (flow->kind == DCMF_ASSOC_SCTP) {
+    atomic_fetch_sub_explicit(&s->env.stats->channels_open, 1,
+                              memory_order_relaxed);
+    channel_event(s, "DC_CLOSE", flow);
+  }
   struct svc_bind *b = *slot;
   if (b != NULL) {
     *slot = NULL;
@@ -330,6 +367,16 @@ static void stack_writable(void *user) { services_writable(user); }
 static void stack_need_tick(void *user) { dcmf_session_want_tick(user); }
 
 static void association_free(struct dcmf_session *s) {
+  /* Its counters outlive it (host->assoc_stats sums them). */
+  struct dcmf_assoc_stats st;
+  if (s->assoc != NULL && assoc_stats_now(s, &st) == 0) {
+    s->assoc_past.srtp_auth += st.srtp_auth;
+    s->assoc_past.srtp_replay += st.srtp_replay;
+    s->assoc_past.srtp_malformed += st.srtp_malformed;
+    if (st.keyed) {
+      s->assoc_past.srtp_profile = st.srtp_profile;
+    }
+  }
   s->assoc_closing = 1; /* a relay twin reacting to the closes keeps off */
   /* Reports each open channel closed to its service, then aborts. */
   dcmf_dcstack_del(s->stack);

@@ -58,6 +58,9 @@ struct dcmf_session {
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
   int teardown; /* the association failed: the next update rebuilds it */
+  /* What the associations freed so far counted (host->assoc_stats), and
+   * the SRTP profile of the last one keyed (static; "" if none). */
+  struct dcmf_assoc_stats assoc_past;
 };
 
 /* "context/termination/media", for log lines. */

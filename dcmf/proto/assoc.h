@@ -159,6 +159,21 @@ struct dcmf_assoc_dtls {
   int dtls_server; /* our DTLS role: 1 server (a=setup:passive), 0 client */
 };
 
+/* What an association counts of itself, for its owner's metrics
+ * (|stats| of its ops; dcmf_svc_host.assoc_stats). Kinds fill what they
+ * have and leave the rest 0. */
+struct dcmf_assoc_stats {
+  int keyed; /* SRTP: keys derived from DTLS, media may flow */
+  /* SRTP: the protection profile in use ("SRTP_AEAD_AES_256_GCM",
+   * srtp.h), "" before |keyed|. Static. */
+  const char *srtp_profile;
+  /* SRTP: access packets (SRTP and SRTCP) refused inbound by the
+   * engine (struct dcmf_srtp_stats of DCMF_SRTP_IN). */
+  uint64_t srtp_auth;
+  uint64_t srtp_replay;
+  uint64_t srtp_malformed;
+};
+
 /* The hooks of one association kind. Each takes the state its |create|
  * made. None does I/O or reads a clock. */
 struct dcmf_assoc_ops {
@@ -223,6 +238,10 @@ struct dcmf_assoc_ops {
   /* At the end of the loop turn, after |output_pending|: sends what was
    * held. May be NULL (a kind that holds nothing). */
   void (*flush)(void *assoc);
+  /* Fills |*out| (zeroed by the caller) with the association's own
+   * counters since |create|. May be NULL (a kind that counts nothing
+   * for its owner). */
+  void (*stats)(void *assoc, struct dcmf_assoc_stats *out);
 };
 
 /* The registry: the table of |kind|, or NULL when this build has no

@@ -260,6 +260,23 @@ static void sr_foreach_open(void *assoc,
   }
 }
 
+static void sr_stats(void *assoc, struct dcmf_assoc_stats *out) {
+  struct srtp_assoc *a = assoc;
+  if (a->engine == NULL) {
+    out->srtp_profile = "";
+    return;
+  }
+  const struct dcmf_srtp_profile_info *p =
+      dcmf_srtp_profile_find((uint16_t)dcmf_srtp_profile(a->engine));
+  const struct dcmf_srtp_stats *in = dcmf_srtp_stats(a->engine, DCMF_SRTP_IN);
+  out->keyed = 1;
+  out->srtp_profile = p != NULL ? p->name : "";
+  out->srtp_auth = in->auth;
+  out->srtp_replay = in->replay;
+  /* Datagrams too large for the kind never reached the engine. */
+  out->srtp_malformed = in->malformed + a->counts.too_large;
+}
+
 const struct dcmf_assoc_ops dcmf_assoc_srtp = {
     .kind = DCMF_ASSOC_SRTP,
     .name = "SRTP",
@@ -278,6 +295,7 @@ const struct dcmf_assoc_ops dcmf_assoc_srtp = {
     .foreach_open = sr_foreach_open,
     .tick = NULL,
     .flush = NULL,
+    .stats = sr_stats,
 };
 
 const struct dcmf_srtp *dcmf_assoc_srtp_engine(void *assoc) {

@@ -38,6 +38,11 @@
  * returns 0: a duplicate forwarded from the other leg is no error of
  * the caller's.
  *
+ * |stats| (assoc.h struct dcmf_assoc_stats): keyed once |connected|
+ * built the engine, the profile's name, and the engine's inbound
+ * refusals (authentication, replay, malformed; datagrams over
+ * DCMF_ASSOC_SRTP_MAX_PACKET count as malformed).
+ *
  * |close_flow| reports the flow closed and forgets it (a later packet of
  * the SSRC opens it again); |destroy| reports every open flow closed
  * and frees everything. No tick, no held output, no DTLS data (a DTLS

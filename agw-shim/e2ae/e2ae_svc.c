@@ -1,0 +1,508 @@
+/* The e2ae media path as a session service (e2ae_svc.h says what it
+ * does). Glue: it owns the core leg's sockets on the worker's loop; the
+ * protocol work is the association's (SRTP) and rtcp.h's. */
+#include "e2ae_svc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "assoc_srtp.h"
+#include "errors.h"
+#include "log.h"
+#include "rtcp.h"
+#include "stun.h"
+
+/* A datagram read from the core is at most this big; a bigger one is
+ * truncated by the kernel (UV_UDP_PARTIAL) and dropped as malformed. */
+#define RX_LEN 65536
+/* How long after attach or an update the SRTP refusals are polled while
+ * no association is keyed yet (nothing else would tell the service that
+ * one came up if the access side sends only refused packets). */
+#define KEY_WAIT_MS 60000
+
+/* What the worker's media share: one thread handles one datagram at a
+ * time. */
+struct e2ae_worker {
+  uint8_t rx[RX_LEN]; /* core datagrams */
+  /* access RTCP being filtered (the association's buffer is read-only) */
+  uint8_t tx[DCMF_ASSOC_SRTP_MAX_PACKET];
+};
+
+struct e2ae_media;
+struct core;
+
+/* One core socket. */
+struct sock {
+  uv_udp_t udp;
+  struct e2ae_media *m; /* NULL once the media detached */
+  struct core *core;
+  int rtcp_only; /* the separate RTCP socket (no rtcp-mux) */
+  int open;      /* uv_udp_open succeeded, the handle is in use */
+  struct sockaddr_storage latched;
+  int has_latched;
+};
+
+/* The core leg's sockets; outlives the media until libuv lets go of
+ * both handles. */
+struct core {
+  struct sock rtp, rtcp;
+  int handles; /* initialised handles not closed yet */
+};
+
+struct counts {
+  uint64_t core_packets, core_bytes;     /* to the core */
+  uint64_t access_packets, access_bytes; /* to the access side */
+  uint64_t unknown_source, before_dtls, malformed, feedback_stripped,
+      send_failed, no_core_address;
+};
+
+/* What a push reports; compared whole to see a change. */
+struct snapshot {
+  struct counts c;
+  uint64_t srtp_auth, srtp_replay;
+  const char *profile; /* static */
+};
+
+struct e2ae_media {
+  struct dcmf_svc_host *host;
+  struct e2ae_worker *w;
+  struct core *core; /* NULL: not an e2ae media (nothing matched) */
+  /* The leg's settings as last described (fds not kept: the sockets
+   * are the core's). */
+  struct dcmf_media_rtpleg leg;
+  struct counts c;
+  struct snapshot pushed; /* what the last push said */
+  int has_pushed;
+  uint64_t pushed_at;
+  uint64_t key_wait_until; /* poll the association until then */
+};
+
+/* ---- helpers ---- */
+
+/* RFC 5761 §4: on a muxed port a second byte of 192-223 is RTCP. */
+static int is_rtcp(const uint8_t *p) {
+  return p[1] >= 192 && p[1] <= 223;
+}
+
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
+}
+
+static int feedback_passes(const struct e2ae_media *m) {
+  return m->leg.core_avpf && m->leg.access_avpf;
+}
+
+/* Something was counted: a push is due within DCMF_E2AE_PUSH_MS. */
+static void counted(struct e2ae_media *m) {
+  m->host->want_tick(m->host);
+}
+
+static const struct sockaddr_storage *signalled(const struct e2ae_media *m,
+                                                const struct sock *s) {
+  const struct sockaddr_storage *a =
+      s->rtcp_only ? &m->leg.remote_rtcp : &m->leg.remote_rtp;
+  return a->ss_family != 0 ? a : NULL;
+}
+
+/* Where what leaves socket |s| goes: the latched source, else the
+ * signalled address; NULL when neither is known. */
+static const struct sockaddr *destination(const struct e2ae_media *m,
+                                          const struct sock *s) {
+  if (m->leg.latching && s->has_latched) {
+    return (const struct sockaddr *)&s->latched;
+  }
+  return (const struct sockaddr *)signalled(m, s);
+}
+
+/* May a packet from |from| on |s| be taken? With latching and nothing
+ * latched yet, any source may (the caller latches it once the packet
+ * proved well-formed). */
+static int source_ok(const struct e2ae_media *m, const struct sock *s,
+                     const struct sockaddr *from) {
+  if (m->leg.latching) {
+    return !s->has_latched ||
+           dcmf_stun_addr_equal((const struct sockaddr *)&s->latched, from);
+  }
+  const struct sockaddr_storage *a = signalled(m, s);
+  return a != NULL && dcmf_stun_addr_equal((const struct sockaddr *)a, from);
+}
+
+static void latch(struct sock *s, const struct sockaddr *from) {
+  memset(&s->latched, 0, sizeof(s->latched));
+  memcpy(&s->latched, from,
+         from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in));
+  s->has_latched = 1;
+}
+
+/* Strips feedback from the valid compound at |buf| toward a leg without
+ * AVPF; returns the length to send, 0 to drop. */
+static size_t filter_rtcp(struct e2ae_media *m, uint8_t *buf, size_t len) {
+  size_t removed = 0;
+  size_t n = dcmf_rtcp_strip_feedback(buf, len, &removed);
+  if (removed > 0 || n == 0) {
+    m->c.feedback_stripped++;
+  }
+  return n;
+}
+
+/* ---- counters ---- */
+
+static void snapshot_take(struct e2ae_media *m, struct snapshot *out) {
+  struct dcmf_assoc_stats as;
+  memset(out, 0, sizeof(*out));
+  out->c = m->c;
+  out->profile = "";
+  if (m->host->assoc_stats != NULL && m->host->assoc_stats(m->host, &as) == 0) {
+    out->srtp_auth = as.srtp_auth;
+    out->srtp_replay = as.srtp_replay;
+    out->profile = as.srtp_profile != NULL ? as.srtp_profile : "";
+  }
+}
+
+static void push(struct e2ae_media *m, const struct snapshot *s, int final) {
+  char text[512];
+  const struct counts *c = &s->c;
+  snprintf(text, sizeof(text),
+           "{\"profile\":\"%s\","
+           "\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 "},"
+           "\"toAccess\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 "},"
+           "\"drops\":{\"unknownSource\":%" PRIu64 ",\"beforeDtls\":%" PRIu64
+           ",\"srtpAuth\":%" PRIu64 ",\"srtpReplay\":%" PRIu64
+           ",\"malformed\":%" PRIu64 ",\"feedbackStripped\":%" PRIu64
+           ",\"sendFailed\":%" PRIu64 ",\"noCoreAddress\":%" PRIu64 "},"
+           "\"final\":%s}",
+           s->profile, c->core_packets, c->core_bytes, c->access_packets,
+           c->access_bytes, c->unknown_source, c->before_dtls, s->srtp_auth,
+           s->srtp_replay, c->malformed, c->feedback_stripped, c->send_failed,
+           c->no_core_address, final ? "true" : "false");
+  m->host->emit(m->host, DCMF_E2AE_EVENT, text);
+  m->pushed = *s;
+  m->has_pushed = 1;
+  m->pushed_at = m->host->now(m->host);
+}
+
+/* ---- core -> access ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct sock *s = h->data;
+  if (s->m == NULL) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init((char *)s->m->w->rx, RX_LEN);
+}
+
+static void core_packet(struct e2ae_media *m, struct sock *s,
+                        const struct sockaddr *from, uint8_t *p, size_t n,
+                        unsigned flags) {
+  counted(m);
+  if (!source_ok(m, s, from)) {
+    m->c.unknown_source++;
+    return;
+  }
+  if ((flags & UV_UDP_PARTIAL) || n > DCMF_ASSOC_SRTP_MAX_PACKET || n < 2 ||
+      (p[0] >> 6) != 2) {
+    m->c.malformed++;
+    return;
+  }
+  int rtcp = is_rtcp(p);
+  uint32_t ssrc = 0;
+  if (rtcp) {
+    if (dcmf_rtcp_validate(p, n, DCMF_RTCP_REDUCED_SIZE) != 0 ||
+        dcmf_rtcp_sender_ssrc(p, n, &ssrc) != 0) {
+      m->c.malformed++;
+      return;
+    }
+  } else if (s->rtcp_only || n < 12) {
+    m->c.malformed++; /* RTP on the RTCP port, or a short header */
+    return;
+  } else {
+    ssrc = get32(p + 8);
+  }
+  if (m->leg.latching && !s->has_latched) {
+    latch(s, from); /* the first well-formed packet's source, for good */
+  }
+  if (rtcp && !feedback_passes(m)) {
+    n = filter_rtcp(m, p, n);
+    if (n == 0) {
+      return;
+    }
+  }
+  int rv = m->host->send(m->host, ssrc, 1, p, n);
+  if (rv == 0) {
+    m->c.access_packets++;
+    m->c.access_bytes += n;
+  } else if (rv == DCMF_ERR_INVALID || rv == DCMF_ERR_NOT_FOUND) {
+    /* No keyed association: DTLS is not up (or is over). The SSRC is
+     * the packet's own, so INVALID cannot mean a mismatch. */
+    m->c.before_dtls++;
+  } else if (rv == DCMF_ERR_MALFORMED) {
+    m->c.malformed++; /* e.g. CSRCs or an extension past the end */
+  } else {
+    m->c.send_failed++;
+  }
+}
+
+static void on_core(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+                    const struct sockaddr *from, unsigned flags) {
+  struct sock *s = u->data;
+  if (s->m == NULL || nread <= 0 || from == NULL) {
+    return; /* detached, an error, or "nothing more to read" */
+  }
+  core_packet(s->m, s, from, (uint8_t *)buf->base, (size_t)nread, flags);
+}
+
+/* ---- the core sockets ---- */
+
+static void on_sock_closed(uv_handle_t *h) {
+  struct sock *s = h->data;
+  struct core *core = s->core;
+  if (--core->handles == 0) {
+    free(core);
+  }
+}
+
+/* Adopts |*fd| (set to -1: the socket is ours, closed with the handle). */
+static int sock_open(struct e2ae_media *m, struct sock *s, int *fd,
+                     int rtcp_only) {
+  s->m = m;
+  s->core = m->core;
+  s->rtcp_only = rtcp_only;
+  uv_udp_init(m->host->loop, &s->udp);
+  s->udp.data = s;
+  m->core->handles++;
+  int rv = uv_udp_open(&s->udp, *fd);
+  if (rv != 0) {
+    close(*fd);
+    *fd = -1;
+    return rv;
+  }
+  *fd = -1;
+  s->open = 1;
+  return uv_udp_recv_start(&s->udp, on_alloc, on_core);
+}
+
+static void core_close(struct core *core) {
+  struct sock *socks[2] = {&core->rtp, &core->rtcp};
+  int inited = core->handles;
+  for (int i = 0; i < 2; i++) {
+    socks[i]->m = NULL;
+  }
+  if (inited == 0) {
+    free(core);
+    return;
+  }
+  /* Only initialised handles are counted; rtp is initialised first. */
+  for (int i = 0; i < inited; i++) {
+    uv_close((uv_handle_t *)&socks[i]->udp, on_sock_closed);
+  }
+}
+
+/* Takes the core leg of the description: its settings, and its sockets
+ * the first time. */
+static void take_leg(struct e2ae_media *m) {
+  struct dcmf_media_desc *d = m->host->desc;
+  struct dcmf_media_rtpleg *leg = d->rtpleg;
+  if (d->assoc != DCMF_ASSOC_SRTP || leg == NULL) {
+    return;
+  }
+  struct dcmf_media_rtpleg old = m->leg;
+  m->leg = *leg;
+  m->leg.rtp_fd = m->leg.rtcp_fd = -1;
+  if (m->core == NULL) {
+    if (leg->rtp_fd < 0) {
+      return; /* an update cannot bring sockets */
+    }
+    m->core = calloc(1, sizeof(*m->core));
+    if (m->core == NULL) {
+      return;
+    }
+    int rv = sock_open(m, &m->core->rtp, &leg->rtp_fd, 0);
+    if (rv == 0 && !leg->rtcp_mux && leg->rtcp_fd >= 0) {
+      rv = sock_open(m, &m->core->rtcp, &leg->rtcp_fd, 1);
+    }
+    if (rv != 0) {
+      DCMF_LOGW(m->host->log, "e2ae", "%s: core leg socket: %s", m->host->name,
+                uv_strerror(rv));
+      core_close(m->core);
+      m->core = NULL;
+      return;
+    }
+  } else if (old.latching != m->leg.latching ||
+             memcmp(&old.remote_rtp, &m->leg.remote_rtp,
+                    sizeof(old.remote_rtp)) ||
+             memcmp(&old.remote_rtcp, &m->leg.remote_rtcp,
+                    sizeof(old.remote_rtcp))) {
+    /* A new core address or latching setting: latch again. */
+    m->core->rtp.has_latched = m->core->rtcp.has_latched = 0;
+  }
+  /* The sockets are fixed at attach: without an RTCP socket (rtcp-mux,
+   * or none was given) RTCP goes by the RTP one, whatever an update
+   * says; with one, an update turning mux on leaves it unused. */
+  if (!m->core->rtcp.open) {
+    m->leg.rtcp_mux = 1;
+  }
+}
+
+/* ---- the service hooks ---- */
+
+static int e2ae_init(void **worker, const struct dcmf_svc_worker_env *env,
+                     const void *config, char *err, size_t errlen) {
+  (void)env;
+  (void)config;
+  (void)err;
+  (void)errlen;
+  struct e2ae_worker *w = malloc(sizeof(*w));
+  if (w == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  *worker = w;
+  return 0;
+}
+
+static void e2ae_free(void *worker) {
+  free(worker);
+}
+
+static int e2ae_attach(void **media, void *worker, struct dcmf_svc_host *host) {
+  struct e2ae_media *m = calloc(1, sizeof(*m));
+  if (m == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  m->host = host;
+  m->w = worker;
+  take_leg(m);
+  if (m->core != NULL) {
+    m->key_wait_until = host->now(host) + KEY_WAIT_MS;
+    host->want_tick(host);
+  }
+  *media = m;
+  return 0;
+}
+
+static void e2ae_update(void *media) {
+  struct e2ae_media *m = media;
+  take_leg(m);
+  if (m->core != NULL) {
+    /* A new tls-id means a new association to wait for. */
+    m->key_wait_until = m->host->now(m->host) + KEY_WAIT_MS;
+    m->host->want_tick(m->host);
+  }
+}
+
+static void e2ae_detach(void *media) {
+  struct e2ae_media *m = media;
+  if (m->core != NULL) {
+    struct snapshot s;
+    snapshot_take(m, &s);
+    push(m, &s, 1);
+    core_close(m->core);
+  }
+  free(m);
+}
+
+/* Pushes what changed, at most every DCMF_E2AE_PUSH_MS, and asks for
+ * the next tick while something is pending or may change unseen (the
+ * association's SRTP refusals). */
+static void e2ae_tick(void *media) {
+  struct e2ae_media *m = media;
+  if (m->core == NULL) {
+    return;
+  }
+  struct snapshot s;
+  snapshot_take(m, &s);
+  uint64_t now = m->host->now(m->host);
+  int pending = !m->has_pushed
+                    ? memcmp(&s.c, &(struct counts){0}, sizeof(s.c)) != 0 ||
+                          s.srtp_auth || s.srtp_replay || s.profile[0]
+                    : memcmp(&s, &m->pushed, sizeof(s)) != 0;
+  if (pending && (!m->has_pushed || now - m->pushed_at >= DCMF_E2AE_PUSH_MS)) {
+    push(m, &s, 0);
+    pending = 0;
+  }
+  struct dcmf_assoc_stats as;
+  int keyed = m->host->assoc_stats != NULL &&
+              m->host->assoc_stats(m->host, &as) == 0 && as.keyed;
+  if (pending || keyed || now < m->key_wait_until) {
+    m->host->want_tick(m->host);
+  }
+}
+
+static int e2ae_match(void *media, const struct dcmf_svc_flow *flow) {
+  struct e2ae_media *m = media;
+  return flow->kind == DCMF_ASSOC_SRTP && m->core != NULL;
+}
+
+static int e2ae_open(void *media, const struct dcmf_svc_flow *flow,
+                     void **chan) {
+  (void)flow;
+  struct e2ae_media *m = media;
+  *chan = NULL; /* no per-SSRC state: packets go as they come */
+  counted(m);
+  return 0;
+}
+
+/* access -> core */
+static void e2ae_message(void *media, void *chan,
+                         const struct dcmf_svc_flow *flow, int binary,
+                         const uint8_t *data, size_t len) {
+  (void)chan;
+  (void)flow;
+  (void)binary;
+  struct e2ae_media *m = media;
+  counted(m);
+  if (len < 2 || len > sizeof(m->w->tx)) {
+    m->c.malformed++; /* the association hands up whole packets */
+    return;
+  }
+  int rtcp = is_rtcp(data);
+  struct sock *s = rtcp && !m->leg.rtcp_mux ? &m->core->rtcp : &m->core->rtp;
+  const struct sockaddr *to = destination(m, s);
+  if (to == NULL) {
+    m->c.no_core_address++;
+    return;
+  }
+  const uint8_t *out = data;
+  size_t n = len;
+  if (rtcp) {
+    if (dcmf_rtcp_validate(data, len, DCMF_RTCP_REDUCED_SIZE) != 0) {
+      m->c.malformed++;
+      return;
+    }
+    if (!feedback_passes(m)) {
+      memcpy(m->w->tx, data, len);
+      n = filter_rtcp(m, m->w->tx, len);
+      if (n == 0) {
+        return;
+      }
+      out = m->w->tx;
+    }
+  }
+  uv_buf_t b = uv_buf_init((char *)out, (unsigned int)n);
+  /* UDP: a datagram that cannot leave now is lost, and counted. */
+  if (uv_udp_try_send(&s->udp, &b, 1, to) < 0) {
+    m->c.send_failed++;
+    return;
+  }
+  m->c.core_packets++;
+  m->c.core_bytes += n;
+}
+
+const struct dcmf_service dcmf_e2ae_service = {
+    .name = "e2ae",
+    .init = e2ae_init,
+    .free = e2ae_free,
+    .attach = e2ae_attach,
+    .update = e2ae_update,
+    .detach = e2ae_detach,
+    .tick = e2ae_tick,
+    .match = e2ae_match,
+    .open = e2ae_open,
+    .message = e2ae_message,
+};

@@ -1,0 +1,938 @@
+/*
+ * The e2ae service (agw-shim/e2ae/e2ae_svc.h) in a real session: the
+ * session of the SRTP association kind on a loopback UDP socket (ICE
+ * off, DTLS server), the service registered as dcmfd's workers do, and
+ * real loopback UDP sockets for its core leg. The WIC is a dcstack of
+ * the SRTP kind (DTLS client) in the test, whose datagrams go through
+ * its own loopback socket; the core peers are plain UDP sockets of the
+ * test (and a stranger). Checked: RTP and RTCP both ways unchanged, with
+ * rtcp-mux and with a separate RTCP port; feedback passed between AVPF
+ * legs and stripped toward an AVP core (a compound of only feedback
+ * dropped); unknown core sources dropped and counted; latching (first
+ * source kept, a second one dropped); core packets before DTLS and under
+ * a wrong fingerprint dropped and counted, nothing forwarded; tampered
+ * and replayed SRTP counted through the association; the RTP_COUNTERS
+ * pushes (JSON read with jansson; at most every 100 ms of the services'
+ * clock, a final one at detach); the core sockets closed at detach; a
+ * data-channel media left alone. Every wait is a bounded poll of the
+ * loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "assoc_srtp.h"
+#include "cert.h"
+#include "dcstack.h"
+#include "dtls.h"
+#include "e2ae_svc.h"
+#include "errors.h"
+#include "fingerprint.h"
+#include "service.h"
+#include "session.h"
+#include "srtp.h"
+#include "tickq.h"
+#include "worker.h"
+
+#define WIC_SSRC 0x11223344u
+#define CORE_SSRC 0x0badf00du
+#define QN 64
+#define EVENTS_MAX 256
+
+struct dgram {
+  uint8_t b[2048];
+  size_t len;
+};
+
+/* A plain UDP socket of the test: a core peer or a stranger. */
+struct peer {
+  int fd;
+  struct sockaddr_in addr;
+  struct dgram q[QN]; /* received, in order */
+  size_t n;
+};
+
+/* The WebRTC client: a DTLS-SRTP client stack. */
+struct wic {
+  struct dcmf_cert cert;
+  struct dcmf_dtls_ctx ctx;
+  struct dcmf_dcstack *stack;
+  int fd;
+  struct sockaddr_in addr, to;
+  int up, failed;
+  int tamper_next;    /* flip a payload bit of the next SRTP datagram */
+  int duplicate_next; /* send the next SRTP datagram twice */
+  struct dgram rtp[QN], rtcp[QN]; /* plain packets received */
+  size_t n_rtp, n_rtcp;
+  uint32_t last_flow; /* the flow id of the last message */
+};
+
+struct fx {
+  uv_loop_t loop;
+  struct dcmf_log log;
+  struct dcmf_media_stats stats;
+  struct dcmf_cert cert; /* the session's */
+  struct dcmf_dtls_ctx ctx;
+  uint8_t rx[65536];
+  uint64_t now;
+  struct dcmf_tickq ticks, flushes;
+  void *svc_worker;
+  struct dcmf_session_service services[1];
+  struct dcmf_session *session;
+  struct sockaddr_in session_addr;
+  struct sockaddr_in core_rtp_addr, core_rtcp_addr; /* the service's */
+  int core_fds[2];
+  struct wic wic;
+  struct peer core_rtp, core_rtcp, stranger;
+  char events[4096];              /* event names, '|' after each */
+  char counters[512];             /* the last RTP_COUNTERS detail */
+  uint64_t pushed_at[EVENTS_MAX]; /* the services' clock at each push */
+  size_t n_pushes;
+};
+
+/* What a fixture's media is. */
+struct opts {
+  int mux;        /* core rtcp-mux */
+  int latching;   /* latch the core's address */
+  int signalled;  /* the core addresses are signalled */
+  int core_avpf;  /* core RTP/AVPF */
+  int wrong_fp;   /* the session expects another certificate */
+  int no_connect; /* the WIC does not start DTLS */
+};
+
+/* ---- sockets and packets ---- */
+
+static int udp_socket(struct sockaddr_in *addr) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  socklen_t al = sizeof(*addr);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &al), 0);
+  return fd;
+}
+
+static void peer_new(struct peer *p) {
+  memset(p, 0, sizeof(*p));
+  p->fd = udp_socket(&p->addr);
+}
+
+static void peer_send(struct peer *p, const struct sockaddr_in *to,
+                      const struct dgram *d) {
+  assert_int_equal(
+      sendto(p->fd, d->b, d->len, 0, (const struct sockaddr *)to, sizeof(*to)),
+      (ssize_t)d->len);
+}
+
+static void peer_drain(struct peer *p) {
+  for (int i = 0; i < 64; i++) {
+    struct dgram d;
+    ssize_t n = recv(p->fd, d.b, sizeof(d.b), MSG_DONTWAIT);
+    if (n < 0) {
+      return;
+    }
+    assert_true(p->n < QN);
+    memcpy(p->q[p->n].b, d.b, (size_t)n);
+    p->q[p->n++].len = (size_t)n;
+  }
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+/* RTP, PT 111 (Opus), 40 payload bytes. */
+static struct dgram rtp(uint32_t ssrc, uint16_t seq) {
+  struct dgram d = {0};
+  d.b[0] = 0x80;
+  d.b[1] = 111;
+  d.b[2] = (uint8_t)(seq >> 8);
+  d.b[3] = (uint8_t)seq;
+  put32(d.b + 4, (uint32_t)seq * 960u);
+  put32(d.b + 8, ssrc);
+  for (size_t i = 0; i < 40; i++) {
+    d.b[12 + i] = (uint8_t)(seq * 7u + i);
+  }
+  d.len = 52;
+  return d;
+}
+
+/* Appends an RTCP packet: |count|, |type|, then |words|. */
+static void rtcp_add(struct dgram *d, uint8_t count, uint8_t type,
+                     const uint32_t *words, size_t n) {
+  uint8_t *p = d->b + d->len;
+  p[0] = (uint8_t)(0x80 | count);
+  p[1] = type;
+  p[2] = 0;
+  p[3] = (uint8_t)n;
+  for (size_t i = 0; i < n; i++) {
+    put32(p + 4 + 4 * i, words[i]);
+  }
+  d->len += 4 + 4 * n;
+}
+
+static void add_sr(struct dgram *d, uint32_t ssrc) {
+  uint32_t w[6] = {ssrc, 0xe1b2c3d4u, 0x80000000u, 48000, 100, 16000};
+  rtcp_add(d, 0, 200, w, 6);
+}
+
+static void add_rr(struct dgram *d, uint32_t ssrc) {
+  uint32_t w[7] = {ssrc, WIC_SSRC, 0x01000002u, 0x00010203u, 7, 0, 0};
+  rtcp_add(d, 1, 201, w, 7);
+}
+
+static void add_sdes(struct dgram *d, uint32_t ssrc) {
+  /* one chunk: CNAME "ab", the end item, padded to a word */
+  uint32_t w[3] = {ssrc, 0x01026162u, 0};
+  rtcp_add(d, 1, 202, w, 3);
+}
+
+static void add_pli(struct dgram *d, uint32_t ssrc, uint32_t media) {
+  uint32_t w[2] = {ssrc, media};
+  rtcp_add(d, 1, 206, w, 2);
+}
+
+static void add_nack(struct dgram *d, uint32_t ssrc, uint32_t media) {
+  uint32_t w[3] = {ssrc, media, 1000u << 16 | 1u};
+  rtcp_add(d, 1, 205, w, 3);
+}
+
+static int same(const struct dgram *a, const struct dgram *b) {
+  return a->len == b->len && memcmp(a->b, b->b, a->len) == 0;
+}
+
+/* ---- the WIC ---- */
+
+static void wic_out(void *user, const uint8_t *data, size_t len) {
+  struct wic *w = user;
+  uint8_t copy[2048];
+  if (data[0] >= 128 && data[0] <= 191 && len <= sizeof(copy)) {
+    if (w->tamper_next) {
+      w->tamper_next = 0;
+      memcpy(copy, data, len);
+      copy[len / 2] ^= 0x10; /* a payload bit: the tag no longer holds */
+      data = copy;
+    } else if (w->duplicate_next) {
+      w->duplicate_next = 0;
+      (void)sendto(w->fd, data, len, 0, (const struct sockaddr *)&w->to,
+                   sizeof(w->to));
+    }
+  }
+  (void)sendto(w->fd, data, len, 0, (const struct sockaddr *)&w->to,
+               sizeof(w->to));
+}
+
+static void wic_state(void *user, enum dcmf_dcstack_state st, const char *why) {
+  struct wic *w = user;
+  (void)why;
+  if (st == DCMF_DCSTACK_ASSOC_UP) {
+    w->up = 1;
+  } else if (st == DCMF_DCSTACK_DTLS_FAILED ||
+             st == DCMF_DCSTACK_ASSOC_FAILED) {
+    w->failed = 1;
+  }
+}
+
+static int wic_flow_open(void *user, const struct dcmf_svc_flow *f,
+                         void **slot) {
+  (void)user;
+  (void)slot;
+  assert_int_equal(f->kind, DCMF_ASSOC_SRTP);
+  return 0;
+}
+
+static void wic_flow_message(void *user, const struct dcmf_svc_flow *f,
+                             void *slot, int binary, const uint8_t *data,
+                             size_t len) {
+  struct wic *w = user;
+  (void)slot;
+  (void)binary;
+  w->last_flow = f->id;
+  int rtcp = data[1] >= 192 && data[1] <= 223;
+  struct dgram *q = rtcp ? w->rtcp : w->rtp;
+  size_t *n = rtcp ? &w->n_rtcp : &w->n_rtp;
+  assert_true(*n < QN && len <= sizeof(q[0].b));
+  memcpy(q[*n].b, data, len);
+  q[(*n)++].len = len;
+}
+
+static void wic_flow_closed(void *user, const struct dcmf_svc_flow *f,
+                            void **slot) {
+  (void)user;
+  (void)f;
+  (void)slot;
+}
+
+static const struct dcmf_dcstack_callbacks wic_cbs = {
+    .send_datagram = wic_out,
+    .state_changed = wic_state,
+    .flow_open = wic_flow_open,
+    .flow_message = wic_flow_message,
+    .flow_closed = wic_flow_closed,
+};
+
+static void cert_ctx(struct dcmf_cert *c, struct dcmf_dtls_ctx *ctx) {
+  char err[256];
+  assert_int_equal(dcmf_cert_generate(c, err, sizeof(err)), 0);
+  assert_int_equal(dcmf_dtls_ctx_init(ctx, c->x509, c->pkey, 1200), 0);
+}
+
+static void wic_new(struct wic *w) {
+  memset(w, 0, sizeof(*w));
+  cert_ctx(&w->cert, &w->ctx);
+  w->fd = udp_socket(&w->addr);
+  struct dcmf_dcstack_settings ss = {
+      .dtls_ctx = &w->ctx, .dtls_server = 0, .kind = &dcmf_assoc_srtp};
+  assert_int_equal(dcmf_dcstack_new(&w->stack, &ss, &wic_cbs, w), 0);
+}
+
+static void wic_start(struct wic *w, const struct sockaddr_in *to,
+                      const struct dcmf_cert *peer) {
+  w->to = *to;
+  struct dcmf_fingerprint_set fp;
+  memset(&fp, 0, sizeof(fp));
+  assert_int_equal(dcmf_fingerprint_parse(peer->fingerprint, &fp), 0);
+  assert_int_equal(dcmf_dcstack_set_remote_fingerprints(w->stack, &fp), 0);
+  dcmf_dcstack_start(w->stack);
+}
+
+/* Sends one plain packet through the WIC's SRTP. */
+static int wic_send(struct wic *w, uint32_t ssrc, const struct dgram *d) {
+  return dcmf_dcstack_kind(w->stack)->send(dcmf_dcstack_assoc(w->stack), ssrc,
+                                           1, d->b, d->len);
+}
+
+static void wic_free(struct wic *w) {
+  dcmf_dcstack_del(w->stack);
+  close(w->fd);
+  dcmf_dtls_ctx_free(&w->ctx);
+  dcmf_cert_free(&w->cert);
+}
+
+/* ---- the session ---- */
+
+static uint64_t fake_now(void *user) {
+  struct fx *f = user;
+  return f->now;
+}
+
+static void on_event(void *user, const struct dcmf_media_key *key,
+                     const char *event, const char *detail) {
+  struct fx *f = user;
+  (void)key;
+  size_t n = strlen(f->events);
+  snprintf(f->events + n, sizeof(f->events) - n, "%s|", event);
+  if (strcmp(event, DCMF_E2AE_EVENT) == 0) {
+    assert_true(strlen(detail) < sizeof(f->counters));
+    snprintf(f->counters, sizeof(f->counters), "%s", detail);
+    assert_true(f->n_pushes < EVENTS_MAX);
+    f->pushed_at[f->n_pushes++] = f->now;
+  }
+}
+
+static void set_addr(struct sockaddr_storage *ss, const struct sockaddr_in *a) {
+  memset(ss, 0, sizeof(*ss));
+  memcpy(ss, a, sizeof(*a));
+}
+
+static struct fx *fx_new(const struct opts *o) {
+  struct fx *f = calloc(1, sizeof(*f));
+  assert_non_null(f);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->log = (struct dcmf_log){.stream = stderr, .level = DCMF_LOG_ERROR};
+  f->now = 5000;
+  dcmf_tickq_init(&f->ticks);
+  dcmf_tickq_init(&f->flushes);
+  cert_ctx(&f->cert, &f->ctx);
+  struct dcmf_svc_worker_env wenv = {
+      .loop = &f->loop, .log = &f->log, .stats = &f->stats};
+  assert_int_equal(dcmf_e2ae_service.init(&f->svc_worker, &wenv, NULL, NULL, 0),
+                   0);
+  f->services[0] =
+      (struct dcmf_session_service){&dcmf_e2ae_service, f->svc_worker};
+  wic_new(&f->wic);
+  peer_new(&f->core_rtp);
+  peer_new(&f->core_rtcp);
+  peer_new(&f->stranger);
+
+  struct dcmf_media_desc d;
+  memset(&d, 0, sizeof(d));
+  snprintf(d.key.context_id, sizeof(d.key.context_id), "ctx");
+  snprintf(d.key.termination_id, sizeof(d.key.termination_id), "access");
+  snprintf(d.key.media_id, sizeof(d.key.media_id), "audio");
+  d.fd = udp_socket(&f->session_addr);
+  snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
+  snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
+  memcpy(&d.remote_addr, &f->wic.addr, sizeof(f->wic.addr));
+  d.has_remote_addr = 1;
+  d.remote_no_ice = 1; /* DTLS straight from the signalled address */
+  d.dtls_server = 1;
+  d.assoc = DCMF_ASSOC_SRTP;
+  struct dcmf_cert other;
+  if (o->wrong_fp) {
+    char err[256];
+    assert_int_equal(dcmf_cert_generate(&other, err, sizeof(err)), 0);
+  }
+  assert_int_equal(dcmf_fingerprint_parse(o->wrong_fp ? other.fingerprint
+                                                      : f->wic.cert.fingerprint,
+                                          &d.remote_fp),
+                   0);
+  if (o->wrong_fp) {
+    dcmf_cert_free(&other);
+  }
+  struct dcmf_media_rtpleg *leg = calloc(1, sizeof(*leg));
+  assert_non_null(leg);
+  leg->rtp_fd = f->core_fds[0] = udp_socket(&f->core_rtp_addr);
+  leg->rtp_port = ntohs(f->core_rtp_addr.sin_port);
+  leg->rtcp_fd = -1;
+  f->core_fds[1] = -1;
+  if (!o->mux) {
+    leg->rtcp_fd = f->core_fds[1] = udp_socket(&f->core_rtcp_addr);
+    leg->rtcp_port = ntohs(f->core_rtcp_addr.sin_port);
+  }
+  if (o->signalled) {
+    set_addr(&leg->remote_rtp, &f->core_rtp.addr);
+    set_addr(&leg->remote_rtcp,
+             o->mux ? &f->core_rtp.addr : &f->core_rtcp.addr);
+  }
+  leg->rtcp_mux = o->mux;
+  leg->latching = o->latching;
+  leg->core_avpf = o->core_avpf;
+  leg->access_avpf = 1;
+  d.rtpleg = leg;
+  struct dcmf_session_env env = {.loop = &f->loop,
+                                 .dtls_ctx = &f->ctx,
+                                 .log = &f->log,
+                                 .stats = &f->stats,
+                                 .max_streams = 16,
+                                 .rx_scratch = f->rx,
+                                 .rx_scratch_len = sizeof(f->rx),
+                                 .services = f->services,
+                                 .n_services = 1,
+                                 .emit = on_event,
+                                 .emit_user = f,
+                                 .now = fake_now,
+                                 .now_user = f,
+                                 .ticks = &f->ticks,
+                                 .flushes = &f->flushes};
+  assert_int_equal(dcmf_session_new(&f->session, &env, &d), 0);
+  if (!o->no_connect) {
+    wic_start(&f->wic, &f->session_addr, &f->cert);
+  }
+  return f;
+}
+
+/* One round: the session's loop, the WIC's socket, the core peers', the
+ * ticks, and 10 ms on the services' clock. */
+static void round_trip(struct fx *f) {
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  dcmf_tickq_run(&f->flushes);
+  uint8_t buf[4096];
+  for (int i = 0; i < 64; i++) {
+    ssize_t n = recv(f->wic.fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n <= 0) {
+      break;
+    }
+    if (buf[0] >= 20 && buf[0] <= 63) {
+      (void)dcmf_dcstack_recv(f->wic.stack, buf, (size_t)n);
+    } else if (buf[0] >= 128 && buf[0] <= 191) {
+      (void)dcmf_dcstack_recv_raw(f->wic.stack, buf, (size_t)n);
+    }
+  }
+  dcmf_dcstack_handle_expiry(f->wic.stack, uv_hrtime() / 1000000);
+  peer_drain(&f->core_rtp);
+  peer_drain(&f->core_rtcp);
+  peer_drain(&f->stranger);
+  dcmf_tickq_run(&f->ticks);
+  dcmf_tickq_run(&f->flushes);
+  f->now += 10;
+}
+
+/* Rounds until |cond| holds: at most 3000 rounds and 20 s. */
+static int until(struct fx *f, int (*cond)(struct fx *f)) {
+  uint64_t deadline = uv_hrtime() + 20ull * 1000000000ull;
+  for (int i = 0; i < 3000 && uv_hrtime() < deadline; i++) {
+    if (cond(f)) {
+      return 1;
+    }
+    round_trip(f);
+  }
+  return cond(f);
+}
+
+static void rounds(struct fx *f, int n) {
+  for (int i = 0; i < n; i++) {
+    round_trip(f);
+  }
+}
+
+static void fx_free(struct fx *f) {
+  if (f->session != NULL) {
+    dcmf_session_close(f->session);
+  }
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  assert_int_equal(f->ticks.count, 0);
+  wic_free(&f->wic);
+  close(f->core_rtp.fd);
+  close(f->core_rtcp.fd);
+  close(f->stranger.fd);
+  dcmf_e2ae_service.free(f->svc_worker);
+  dcmf_dtls_ctx_free(&f->ctx);
+  dcmf_cert_free(&f->cert);
+  free(f);
+}
+
+/* ---- conditions and counters ---- */
+
+static int wic_up(struct fx *f) {
+  return f->wic.up;
+}
+
+/* A counter of the last push: counter(f, "drops", "unknownSource");
+ * -1 when there was no push. */
+static long long counter(struct fx *f, const char *group, const char *name) {
+  if (f->counters[0] == '\0') {
+    return -1;
+  }
+  json_error_t err;
+  json_t *o = json_loads(f->counters, 0, &err);
+  if (o == NULL) {
+    fail_msg("RTP_COUNTERS is not JSON: %s (%s)", f->counters, err.text);
+  }
+  json_t *v = json_object_get(json_object_get(o, group), name);
+  assert_true(json_is_integer(v));
+  long long r = (long long)json_integer_value(v);
+  json_decref(o);
+  return r;
+}
+
+static const char *profile(struct fx *f, char *buf, size_t cap) {
+  json_t *o = json_loads(f->counters, 0, NULL);
+  assert_non_null(o);
+  const char *p = json_string_value(json_object_get(o, "profile"));
+  assert_non_null(p);
+  snprintf(buf, cap, "%s", p);
+  json_decref(o);
+  return buf;
+}
+
+/* The condition functions below read what they wait for from these. */
+static size_t want_n;
+static const char *want_group, *want_name;
+
+static int core_rtp_has_n(struct fx *f) {
+  return f->core_rtp.n >= want_n;
+}
+static int core_rtcp_has_n(struct fx *f) {
+  return f->core_rtcp.n >= want_n;
+}
+static int wic_rtp_has_n(struct fx *f) {
+  return f->wic.n_rtp >= want_n;
+}
+static int wic_rtcp_has_n(struct fx *f) {
+  return f->wic.n_rtcp >= want_n;
+}
+static int counter_reached(struct fx *f) {
+  return counter(f, want_group, want_name) >= (long long)want_n;
+}
+
+static int wait_counter(struct fx *f, const char *group, const char *name,
+                        size_t n) {
+  want_group = group;
+  want_name = name;
+  want_n = n;
+  return until(f, counter_reached);
+}
+
+static int wait_n(struct fx *f, int (*cond)(struct fx *f), size_t n) {
+  want_n = n;
+  return until(f, cond);
+}
+
+/* ---- tests ---- */
+
+/* rtcp-mux on the core leg, both legs AVPF: RTP and RTCP both ways,
+ * byte for byte, feedback included. */
+static void test_mux_both_ways(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+
+  /* access -> core: RTP, then SR+SDES, then a reduced-size PLI */
+  struct dgram r1 = rtp(WIC_SSRC, 1), r2 = rtp(WIC_SSRC, 2);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &r1), 0);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &r2), 0);
+  struct dgram sr = {0};
+  add_sr(&sr, WIC_SSRC);
+  add_sdes(&sr, WIC_SSRC);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &sr), 0);
+  struct dgram pli = {0};
+  add_pli(&pli, WIC_SSRC, CORE_SSRC);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &pli), 0);
+  assert_true(wait_n(f, core_rtp_has_n, 4));
+  assert_true(same(&f->core_rtp.q[0], &r1));
+  assert_true(same(&f->core_rtp.q[1], &r2));
+  assert_true(same(&f->core_rtp.q[2], &sr));  /* on the RTP port: mux */
+  assert_true(same(&f->core_rtp.q[3], &pli)); /* AVPF both: passes */
+  assert_int_equal(f->core_rtcp.n, 0);
+
+  /* core -> access: RTP, and RR+SDES+NACK on the same port */
+  struct dgram c1 = rtp(CORE_SSRC, 7000);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(same(&f->wic.rtp[0], &c1));
+  assert_int_equal(f->wic.last_flow, CORE_SSRC);
+  struct dgram rr = {0};
+  add_rr(&rr, CORE_SSRC);
+  add_sdes(&rr, CORE_SSRC);
+  add_nack(&rr, CORE_SSRC, WIC_SSRC);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &rr);
+  assert_true(wait_n(f, wic_rtcp_has_n, 1));
+  assert_true(same(&f->wic.rtcp[0], &rr));
+
+  /* counted and pushed */
+  assert_true(wait_counter(f, "toAccess", "packets", 2));
+  assert_true(wait_counter(f, "toCore", "packets", 4));
+  assert_int_equal(counter(f, "toCore", "bytes"),
+                   (long long)(r1.len + r2.len + sr.len + pli.len));
+  assert_int_equal(counter(f, "toAccess", "bytes"),
+                   (long long)(c1.len + rr.len));
+  assert_int_equal(counter(f, "drops", "feedbackStripped"), 0);
+  assert_int_equal(counter(f, "drops", "unknownSource"), 0);
+  char p[64];
+  /* our first choice, which the WIC (the same kind) offers too */
+  assert_string_equal(profile(f, p, sizeof(p)), "SRTP_AEAD_AES_256_GCM");
+  /* SSRC flows are no data channels */
+  assert_null(strstr(f->events, "DC_OPEN"));
+  fx_free(f);
+}
+
+/* A separate core RTCP port, core RTP/AVP: feedback is stripped both
+ * ways, a compound of only feedback goes nowhere. */
+static void test_separate_rtcp_port_avp_core(void **state) {
+  (void)state;
+  struct opts o = {.mux = 0, .signalled = 1, .core_avpf = 0};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+
+  struct dgram r1 = rtp(WIC_SSRC, 10);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &r1), 0);
+  /* SR + NACK + SDES: the NACK goes */
+  struct dgram sr = {0}, want = {0};
+  add_sr(&sr, WIC_SSRC);
+  add_nack(&sr, WIC_SSRC, CORE_SSRC);
+  add_sdes(&sr, WIC_SSRC);
+  add_sr(&want, WIC_SSRC);
+  add_sdes(&want, WIC_SSRC);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &sr), 0);
+  /* a reduced-size PLI alone: dropped; then an RR that arrives */
+  struct dgram pli = {0}, rr = {0};
+  add_pli(&pli, WIC_SSRC, CORE_SSRC);
+  add_rr(&rr, WIC_SSRC);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &pli), 0);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &rr), 0);
+  assert_true(wait_n(f, core_rtp_has_n, 1));
+  assert_true(wait_n(f, core_rtcp_has_n, 2));
+  assert_true(same(&f->core_rtp.q[0], &r1)); /* RTP on the RTP port */
+  assert_int_equal(f->core_rtp.n, 1);
+  assert_true(same(&f->core_rtcp.q[0], &want)); /* RTCP on its own */
+  assert_true(same(&f->core_rtcp.q[1], &rr));   /* no PLI between */
+
+  /* core -> access: RTCP from the RTCP port, RR + PLI: the PLI goes */
+  struct dgram crr = {0}, cwant = {0};
+  add_rr(&crr, CORE_SSRC);
+  add_pli(&crr, CORE_SSRC, WIC_SSRC);
+  add_rr(&cwant, CORE_SSRC);
+  peer_send(&f->core_rtcp, &f->core_rtcp_addr, &crr);
+  assert_true(wait_n(f, wic_rtcp_has_n, 1));
+  assert_true(same(&f->wic.rtcp[0], &cwant));
+  /* RTP to the RTP port arrives; RTP to the RTCP port is malformed */
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  peer_send(&f->core_rtcp, &f->core_rtcp_addr, &c1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(same(&f->wic.rtp[0], &c1));
+  assert_true(wait_counter(f, "drops", "malformed", 1));
+  assert_int_equal(counter(f, "drops", "feedbackStripped"), 3);
+  assert_true(wait_counter(f, "toCore", "packets", 3));
+  assert_int_equal(counter(f, "toCore", "bytes"),
+                   (long long)(r1.len + want.len + rr.len));
+  assert_int_equal(f->wic.n_rtp, 1);
+  fx_free(f);
+}
+
+/* Without latching only the signalled address is heard. */
+static void test_unknown_source_dropped(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram bad = rtp(CORE_SSRC, 1), good = rtp(CORE_SSRC, 2);
+  peer_send(&f->stranger, &f->core_rtp_addr, &bad);
+  peer_send(&f->stranger, &f->core_rtp_addr, &bad);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &good);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(wait_counter(f, "drops", "unknownSource", 2));
+  rounds(f, 20);
+  assert_int_equal(f->wic.n_rtp, 1);
+  assert_true(same(&f->wic.rtp[0], &good));
+  assert_int_equal(counter(f, "drops", "unknownSource"), 2);
+  assert_int_equal(counter(f, "toAccess", "packets"), 1);
+  fx_free(f);
+}
+
+/* Latching with nothing signalled: no core address until the first
+ * packet; its source is kept, a second source is dropped. */
+static void test_latching(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .latching = 1, .signalled = 0, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram a1 = rtp(WIC_SSRC, 1);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a1), 0);
+  assert_true(wait_counter(f, "drops", "noCoreAddress", 1));
+
+  /* the core speaks first from |core_rtp|: latched */
+  struct dgram c1 = rtp(CORE_SSRC, 1), s1 = rtp(CORE_SSRC + 1, 1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  /* a second source: not latched, dropped */
+  peer_send(&f->stranger, &f->core_rtp_addr, &s1);
+  assert_true(wait_counter(f, "drops", "unknownSource", 1));
+  /* what the WIC sends goes to the latched source, not the stranger */
+  struct dgram a2 = rtp(WIC_SSRC, 2);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a2), 0);
+  assert_true(wait_n(f, core_rtp_has_n, 1));
+  assert_true(same(&f->core_rtp.q[0], &a2));
+  struct dgram c2 = rtp(CORE_SSRC, 2);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c2);
+  assert_true(wait_n(f, wic_rtp_has_n, 2));
+  rounds(f, 20);
+  assert_int_equal(f->stranger.n, 0);
+  assert_int_equal(f->wic.n_rtp, 2);
+  assert_true(same(&f->wic.rtp[1], &c2));
+  assert_int_equal(counter(f, "drops", "unknownSource"), 1);
+  fx_free(f);
+}
+
+static int dtls_failure(struct fx *f) {
+  return strstr(f->events, "DTLS_FAILURE") != NULL;
+}
+
+/* Core packets before the handshake are dropped and counted; once DTLS
+ * is up with the right fingerprint they pass. */
+static void test_core_before_dtls(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  struct dgram rr = {0};
+  add_rr(&rr, CORE_SSRC);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &rr);
+  assert_true(wait_counter(f, "drops", "beforeDtls", 2));
+  assert_int_equal(counter(f, "toAccess", "packets"), 0);
+  char p[64];
+  assert_string_equal(profile(f, p, sizeof(p)), "");
+  wic_start(&f->wic, &f->session_addr, &f->cert);
+  assert_true(until(f, wic_up));
+  struct dgram c2 = rtp(CORE_SSRC, 2);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c2);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(same(&f->wic.rtp[0], &c2)); /* not c1: it was dropped */
+  assert_true(wait_counter(f, "toAccess", "packets", 1));
+  assert_int_equal(counter(f, "drops", "beforeDtls"), 2);
+  fx_free(f);
+}
+
+/* A WIC whose certificate is not the signalled one: the handshake
+ * fails, the failure is raised, nothing is forwarded either way. */
+static void test_wrong_fingerprint_forwards_nothing(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .wrong_fp = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, dtls_failure));
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  for (int i = 0; i < 3; i++) {
+    peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  }
+  assert_true(wait_counter(f, "drops", "beforeDtls", 3));
+  /* the WIC cannot send media: it never got keys */
+  assert_false(f->wic.up);
+  struct dgram a1 = rtp(WIC_SSRC, 1);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a1), DCMF_ERR_INVALID);
+  rounds(f, 30);
+  assert_int_equal(f->core_rtp.n, 0);
+  assert_int_equal(f->wic.n_rtp + f->wic.n_rtcp, 0);
+  assert_int_equal(counter(f, "toCore", "packets"), 0);
+  assert_int_equal(counter(f, "toAccess", "packets"), 0);
+  fx_free(f);
+}
+
+/* Tampered and replayed SRTP from the WIC never reach the core; the
+ * association's refusals show in the pushed counters. */
+static void test_tampered_and_replayed_srtp(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram a1 = rtp(WIC_SSRC, 1), a2 = rtp(WIC_SSRC, 2),
+               a3 = rtp(WIC_SSRC, 3);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a1), 0);
+  f->wic.tamper_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a2), 0);
+  f->wic.duplicate_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a3), 0);
+  struct dgram sr = {0};
+  add_sr(&sr, WIC_SSRC);
+  f->wic.tamper_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &sr), 0);
+  assert_true(wait_counter(f, "drops", "srtpAuth", 2));
+  assert_true(wait_counter(f, "drops", "srtpReplay", 1));
+  assert_true(wait_n(f, core_rtp_has_n, 2));
+  rounds(f, 20);
+  assert_int_equal(f->core_rtp.n, 2);
+  assert_true(same(&f->core_rtp.q[0], &a1));
+  assert_true(same(&f->core_rtp.q[1], &a3));
+  assert_int_equal(counter(f, "toCore", "packets"), 2);
+  fx_free(f);
+}
+
+/* Pushes come at most every 100 ms of the services' clock while the
+ * counters change, stop when they do not, and a final one comes at
+ * detach; the core sockets are closed then. */
+static void test_counters_pushed(void **state) {
+  (void)state;
+  struct opts o = {.mux = 0, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  /* a packet every round (10 ms) for 60 rounds */
+  for (uint16_t i = 0; i < 60; i++) {
+    struct dgram c = rtp(CORE_SSRC, i);
+    peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
+    round_trip(f);
+  }
+  assert_true(wait_counter(f, "toAccess", "packets", 60));
+  assert_true(f->n_pushes >= 3); /* 600 ms of change */
+  for (size_t i = 1; i < f->n_pushes; i++) {
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] >= DCMF_E2AE_PUSH_MS);
+  }
+  /* quiet: no more pushes */
+  rounds(f, 30);
+  size_t n = f->n_pushes;
+  rounds(f, 50);
+  assert_int_equal(f->n_pushes, n);
+  /* the final push at detach */
+  dcmf_session_close(f->session);
+  f->session = NULL;
+  assert_int_equal(f->n_pushes, n + 1);
+  json_t *last = json_loads(f->counters, 0, NULL);
+  assert_non_null(last);
+  assert_true(json_is_true(json_object_get(last, "final")));
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(last, "toAccess"), "packets")),
+                   60);
+  json_decref(last);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < 2; i++) {
+    errno = 0;
+    assert_int_equal(fcntl(f->core_fds[i], F_GETFD), -1);
+    assert_int_equal(errno, EBADF);
+  }
+  fx_free(f);
+}
+
+/* ---- a fake host: a data-channel media ---- */
+
+static void fh_want_tick(struct dcmf_svc_host *h) {
+  (void)h;
+}
+static uint64_t fh_now(struct dcmf_svc_host *h) {
+  (void)h;
+  return 0;
+}
+static int fh_emits;
+static void fh_emit(struct dcmf_svc_host *h, const char *event,
+                    const char *detail) {
+  (void)h;
+  (void)event;
+  (void)detail;
+  fh_emits++;
+}
+
+/* A data-channel media (SCTP, no core leg): the service takes none of
+ * its flows, owns nothing and says nothing. */
+static void test_dc_media_untouched(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct dcmf_log log = {.stream = stderr, .level = DCMF_LOG_ERROR};
+  struct dcmf_svc_worker_env wenv = {.loop = &loop, .log = &log};
+  void *worker = NULL;
+  assert_int_equal(dcmf_e2ae_service.init(&worker, &wenv, NULL, NULL, 0), 0);
+  struct dcmf_media_desc d;
+  memset(&d, 0, sizeof(d));
+  d.assoc = DCMF_ASSOC_SCTP;
+  struct dcmf_svc_host host = {.desc = &d,
+                               .log = &log,
+                               .loop = &loop,
+                               .name = "dc",
+                               .emit = fh_emit,
+                               .now = fh_now,
+                               .want_tick = fh_want_tick};
+  void *media = NULL;
+  fh_emits = 0;
+  assert_int_equal(dcmf_e2ae_service.attach(&media, worker, &host), 0);
+  struct dcmf_svc_flow dc = {
+      .kind = DCMF_ASSOC_SCTP, .id = 1000, .label = "", .protocol = "http"};
+  struct dcmf_svc_flow ssrc = {
+      .kind = DCMF_ASSOC_SRTP, .id = WIC_SSRC, .label = "", .protocol = ""};
+  assert_int_equal(dcmf_e2ae_service.match(media, &dc), 0);
+  assert_int_equal(dcmf_e2ae_service.match(media, &ssrc), 0);
+  dcmf_e2ae_service.tick(media);
+  dcmf_e2ae_service.detach(media);
+  assert_int_equal(fh_emits, 0);
+  dcmf_e2ae_service.free(worker);
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0); /* no handle left */
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  return dcmf_srtp_lib_init() == 0 ? 0 : -1;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_mux_both_ways),
+      cmocka_unit_test(test_separate_rtcp_port_avp_core),
+      cmocka_unit_test(test_unknown_source_dropped),
+      cmocka_unit_test(test_latching),
+      cmocka_unit_test(test_core_before_dtls),
+      cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
+      cmocka_unit_test(test_tampered_and_replayed_srtp),
+      cmocka_unit_test(test_counters_pushed),
+      cmocka_unit_test(test_dc_media_untouched),
+  };
+  return cmocka_run_group_tests(tests, group_setup, NULL);
+}
