@@ -69,13 +69,8 @@ struct e2ae {
   struct e2ae *next, *prev;
 };
 
-/* One counter of the e2ae snapshots summed over every context. */
-#define E2AE_TOTALS_MAX 96
-struct e2ae_total {
-  char termination[8]; /* "access" or "core" */
-  char name[64];       /* the counter's path in the snapshot, snake case */
-  uint64_t total;
-};
+/* The counters of the e2ae service's snapshots (e2ae_counters below). */
+#define E2AE_COUNTERS 12
 
 struct dcmf_agw {
   struct dcmf_agw_settings settings;
@@ -85,12 +80,11 @@ struct dcmf_agw {
   struct dcmf_hashmap e2ae_by_ctx; /* struct e2ae */
   struct e2ae *medias;
   /* e2ae totals (for /metrics): DTLS_FAILURE events, and the sums of
-   * what each RTP_COUNTERS snapshot added, per termination and counter.
-   * The counters are the service's, a fixed set: the table is bounded
-   * by them, not by the contexts, which come and go. */
+   * what each RTP_COUNTERS snapshot added, per counter of the service's
+   * fixed set (labels are bounded by it, not by the contexts, which
+   * come and go). */
   uint64_t e2ae_failures;
-  struct e2ae_total totals_e2ae[E2AE_TOTALS_MAX];
-  size_t n_totals_e2ae;
+  uint64_t totals_e2ae[E2AE_COUNTERS];
   uint64_t next_id;
   int workers_gone; /* in dcmf_agw_del: nothing is posted any more */
   /* Totals over every relay ever run, from the reports (for /metrics). */
@@ -531,36 +525,28 @@ static void op_e2ae_del(void *user, void *media) {
   }
 }
 
-/* Splits a snapshot into its terminations: members named "access" and
- * "core" go to those terminations; a snapshot without them to access. */
-static int e2ae_view_snapshot(json_t *terms, json_t *snap) {
-  json_t *a = json_object_get(snap, "access");
-  json_t *c = json_object_get(snap, "core");
-  if (!json_is_object(a) && !json_is_object(c)) {
-    return json_object_set(json_array_get(terms, DCMF_RELAY_ACCESS),
-                           "rtpStatistics", snap);
-  }
-  int rv = 0;
-  if (json_is_object(a)) {
-    rv |= json_object_set(json_array_get(terms, DCMF_RELAY_ACCESS),
-                          "rtpStatistics", a);
-  }
-  if (json_is_object(c)) {
-    rv |= json_object_set(json_array_get(terms, DCMF_RELAY_CORE),
-                          "rtpStatistics", c);
-  }
-  return rv;
-}
+static json_t *termination_stats(json_t *snap, const char *term);
 
+/* GET: the kept events, the latest snapshot as the service sent it
+ * ("rtpCounters") and each termination's share of it ("rtpStatistics"). */
 static int op_e2ae_view(void *user, void *media, json_t *view) {
   (void)user;
   struct e2ae *m = media;
   if (json_object_set_new(view, "events", json_deep_copy(m->events)) != 0) {
     return DCMF_ERR_NOMEM;
   }
-  if (m->snapshot != NULL &&
-      e2ae_view_snapshot(json_object_get(view, "terminations"), m->snapshot) !=
-          0) {
+  if (m->snapshot == NULL) {
+    return 0;
+  }
+  json_t *terms = json_object_get(view, "terminations");
+  if (json_object_set_new(view, "rtpCounters", json_deep_copy(m->snapshot)) !=
+          0 ||
+      json_object_set_new(json_array_get(terms, DCMF_RELAY_ACCESS),
+                          "rtpStatistics",
+                          termination_stats(m->snapshot, "access")) != 0 ||
+      json_object_set_new(json_array_get(terms, DCMF_RELAY_CORE),
+                          "rtpStatistics",
+                          termination_stats(m->snapshot, "core")) != 0) {
     return DCMF_ERR_NOMEM;
   }
   return 0;
@@ -575,98 +561,78 @@ static void format_time(int64_t time_ms, char *out, size_t cap) {
   snprintf(out + n, cap - n, ".%03dZ", (int)(time_ms % 1000));
 }
 
-/* Appends |key| to |path| (capacity |cap|) as Prometheus name text:
- * camelCase becomes snake_case, anything else but letters and digits an
- * underscore. Returns 0, or -1 when it does not fit. */
-static int name_append(char *path, size_t cap, const char *key) {
-  size_t n = strlen(path);
-  if (n > 0 && n + 1 < cap) {
-    path[n++] = '_';
-  }
-  for (const char *k = key; *k != '\0'; k++) {
-    char c = *k;
-    if (c >= 'A' && c <= 'Z') {
-      if (n > 0 && path[n - 1] != '_' && n + 1 < cap) {
-        path[n++] = '_';
-      }
-      c = (char)(c - 'A' + 'a');
-    } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
-      c = '_';
-    }
-    if (n + 1 >= cap) {
-      return -1;
-    }
-    path[n++] = c;
-  }
-  path[n] = '\0';
-  return 0;
-}
+/* The counters of an RTP_COUNTERS snapshot (e2ae_svc.h) as /metrics
+ * and GET show them, each on the termination where it happens: packets
+ * and bytes by the termination they leave from, drops by the one the
+ * packet arrived on ("any" for reasons of either leg). */
+static const struct e2ae_counter {
+  const char *obj, *key;   /* where in the snapshot */
+  const char *termination; /* "access", "core" or "any" */
+  const char *metric;      /* packets, bytes, dropped, feedback_stripped */
+  const char *reason;      /* dropped: the label; NULL otherwise */
+} e2ae_counters[E2AE_COUNTERS] = {
+    {"toAccess", "packets", "access", "packets", NULL},
+    {"toAccess", "bytes", "access", "bytes", NULL},
+    {"toCore", "packets", "core", "packets", NULL},
+    {"toCore", "bytes", "core", "bytes", NULL},
+    {"drops", "srtpAuth", "access", "dropped", "srtp_auth"},
+    {"drops", "srtpReplay", "access", "dropped", "srtp_replay"},
+    {"drops", "noCoreAddress", "access", "dropped", "no_core_address"},
+    {"drops", "unknownSource", "core", "dropped", "unknown_source"},
+    {"drops", "beforeDtls", "core", "dropped", "before_dtls"},
+    {"drops", "malformed", "any", "dropped", "malformed"},
+    {"drops", "sendFailed", "any", "dropped", "send_failed"},
+    {"drops", "feedbackStripped", "any", "feedback_stripped", NULL},
+};
 
-static void total_add(struct dcmf_agw *agw, const char *term, const char *name,
-                      uint64_t delta) {
-  struct e2ae_total *t = NULL;
-  for (size_t i = 0; i < agw->n_totals_e2ae && t == NULL; i++) {
-    if (strcmp(agw->totals_e2ae[i].termination, term) == 0 &&
-        strcmp(agw->totals_e2ae[i].name, name) == 0) {
-      t = &agw->totals_e2ae[i];
-    }
-  }
-  if (t == NULL) {
-    if (agw->n_totals_e2ae == E2AE_TOTALS_MAX) {
-      return; /* beyond the bound: not exported */
-    }
-    t = &agw->totals_e2ae[agw->n_totals_e2ae++];
-    snprintf(t->termination, sizeof(t->termination), "%s", term);
-    snprintf(t->name, sizeof(t->name), "%s", name);
-  }
-  t->total += delta;
-}
-
-/* Adds what each integer counter of |now| grew beyond |prev| (the same
- * member of the previous snapshot, NULL for none) to the totals. A
- * counter that went back (a new session) counts from 0. */
-static void totals_walk(struct dcmf_agw *agw, const char *term, json_t *now,
-                        json_t *prev, const char *path) {
-  const char *key;
-  json_t *v;
-  json_object_foreach(now, key, v) {
-    char name[64];
-    snprintf(name, sizeof(name), "%s", path);
-    if (name_append(name, sizeof(name), key) != 0) {
-      continue;
-    }
-    json_t *p = json_object_get(prev, key);
-    if (json_is_object(v)) {
-      totals_walk(agw, term, v, json_is_object(p) ? p : NULL, name);
-    } else if (json_is_integer(v) && json_integer_value(v) >= 0) {
-      uint64_t a = (uint64_t)json_integer_value(v);
-      uint64_t b = json_is_integer(p) && json_integer_value(p) >= 0
-                       ? (uint64_t)json_integer_value(p)
-                       : 0;
-      total_add(agw, term, name, a >= b ? a - b : a);
-    }
-  }
+static uint64_t counter_of(json_t *snap, const struct e2ae_counter *c) {
+  json_t *v = json_object_get(json_object_get(snap, c->obj), c->key);
+  return json_is_integer(v) && json_integer_value(v) >= 0
+             ? (uint64_t)json_integer_value(v)
+             : 0;
 }
 
 /* Keeps |snap| (reference stolen) as |m|'s latest snapshot and adds what
- * it counted since the previous one to the totals. */
+ * each counter grew since the previous one to the totals (a counter that
+ * went back, which the service never does, counts from 0). */
 static void e2ae_take_snapshot(struct dcmf_agw *agw, struct e2ae *m,
                                json_t *snap) {
-  static const char *const terms[] = {"access", "core"};
-  int split = 0;
-  for (int i = 0; i < 2; i++) {
-    json_t *now = json_object_get(snap, terms[i]);
-    if (json_is_object(now)) {
-      split = 1;
-      json_t *prev = json_object_get(m->snapshot, terms[i]);
-      totals_walk(agw, terms[i], now, json_is_object(prev) ? prev : NULL, "");
-    }
-  }
-  if (!split) {
-    totals_walk(agw, "access", snap, m->snapshot, "");
+  for (size_t i = 0; i < E2AE_COUNTERS; i++) {
+    uint64_t now = counter_of(snap, &e2ae_counters[i]);
+    uint64_t was = counter_of(m->snapshot, &e2ae_counters[i]);
+    agw->totals_e2ae[i] += now >= was ? now - was : now;
   }
   json_decref(m->snapshot);
   m->snapshot = snap;
+}
+
+/* "rtpStatistics" of one termination (|term|) from a snapshot: what
+ * left through it and what was dropped on arrival there. */
+static json_t *termination_stats(json_t *snap, const char *term) {
+  json_t *drops = json_object();
+  json_t *st = json_pack("{s:o}", "dropped", drops);
+  for (size_t i = 0; st != NULL && i < E2AE_COUNTERS; i++) {
+    const struct e2ae_counter *c = &e2ae_counters[i];
+    if (strcmp(c->termination, term) != 0) {
+      continue;
+    }
+    json_t *obj = strcmp(c->obj, "drops") == 0 ? drops : st;
+    const char *name = strcmp(c->key, "packets") == 0 ? "packetsSent"
+                       : strcmp(c->key, "bytes") == 0 ? "bytesSent"
+                                                      : c->key;
+    if (json_object_set_new(
+            obj, name, json_integer((json_int_t)counter_of(snap, c))) != 0) {
+      json_decref(st);
+      st = NULL;
+    }
+  }
+  json_t *profile = json_object_get(snap, "profile");
+  if (st != NULL && strcmp(term, "access") == 0 && json_is_string(profile) &&
+      json_object_set(st, "srtpProfile", profile) != 0) {
+    json_decref(st);
+    st = NULL;
+  }
+  return st;
 }
 
 /* Keeps |ev| on |m| for GET and POSTs it to the notify URI. */
@@ -925,20 +891,35 @@ void dcmf_agw_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
                   "dcmf_agw_e2ae_dtls_failures_total %llu\n",
                   n_e2ae, (unsigned long long)agw->e2ae_failures);
   /* The media's counters summed over every context, per termination. */
-  for (size_t i = 0; i < agw->n_totals_e2ae; i++) {
-    const struct e2ae_total *t = &agw->totals_e2ae[i];
-    int first = 1;
-    for (size_t j = 0; j < i && first; j++) {
-      first = strcmp(agw->totals_e2ae[j].name, t->name) != 0;
+  static const char *const metrics[][2] = {
+      {"packets", "RTP and RTCP packets the e2ae media sent, by the "
+                  "termination they left from."},
+      {"bytes", "Bytes of those packets (plain RTP and RTCP)."},
+      {"dropped", "Packets the e2ae media dropped, by the termination "
+                  "they arrived on (any: either) and reason."},
+      {"feedback_stripped", "RTCP compounds the feedback filter toward an "
+                            "RTP/AVP leg changed or dropped."}};
+  for (size_t k = 0; k < sizeof(metrics) / sizeof(metrics[0]); k++) {
+    dcmf_buf_printf(out,
+                    "# HELP dcmf_agw_e2ae_%s_total %s\n"
+                    "# TYPE dcmf_agw_e2ae_%s_total counter\n",
+                    metrics[k][0], metrics[k][1], metrics[k][0]);
+    for (size_t i = 0; i < E2AE_COUNTERS; i++) {
+      const struct e2ae_counter *c = &e2ae_counters[i];
+      if (strcmp(c->metric, metrics[k][0]) != 0) {
+        continue;
+      }
+      if (c->reason != NULL) {
+        dcmf_buf_printf(
+            out,
+            "dcmf_agw_e2ae_%s_total{termination=\"%s\",reason=\"%s\"} %llu\n",
+            c->metric, c->termination, c->reason,
+            (unsigned long long)agw->totals_e2ae[i]);
+      } else {
+        dcmf_buf_printf(
+            out, "dcmf_agw_e2ae_%s_total{termination=\"%s\"} %llu\n", c->metric,
+            c->termination, (unsigned long long)agw->totals_e2ae[i]);
+      }
     }
-    if (first) {
-      dcmf_buf_printf(out,
-                      "# HELP dcmf_agw_e2ae_%s_total e2ae media counter %s, "
-                      "per termination.\n"
-                      "# TYPE dcmf_agw_e2ae_%s_total counter\n",
-                      t->name, t->name, t->name);
-    }
-    dcmf_buf_printf(out, "dcmf_agw_e2ae_%s_total{termination=\"%s\"} %llu\n",
-                    t->name, t->termination, (unsigned long long)t->total);
   }
 }
