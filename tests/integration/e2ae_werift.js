@@ -138,6 +138,7 @@ function contextBody(o, core, opts) {
   };
   if (opts.fingerprint !== null) access.dtls.remoteFingerprints = [opts.fingerprint || o.fingerprint];
   if (opts.notifyUri) access.notifyUri = opts.notifyUri;
+  if (opts.establish) access.dtls.establish = true;
   const coreTerm = { terminationId: "core", transport: "RTP/AVP", rtcpMux: !!opts.mux,
     remote: { ipv4Addr: "127.0.0.1", port: core.rtp.port } };
   if (!opts.mux) coreTerm.remoteRtcpPort = core.rtcp.port;
@@ -256,6 +257,21 @@ tests.push({ name: "audio both ways, RTCP to a separate core port", async fn(d) 
     check(/dcmf_agw_e2ae_contexts 1/.test(m.body), "one e2ae context in /metrics");
     const del = await api(d.port, "DELETE", `${AGW}/${c.id}`);
     check(del.status === 204, `DELETE ${del.status}`);
+  } finally { c.close(); }
+} });
+
+// "Establish (D)TLS session": the AGW is the DTLS client (a=setup:active
+// in the answer) and werift the server.
+tests.push({ name: "establish: the AGW is the DTLS client", async fn(d) {
+  const c = await call(d, { establish: true });
+  try {
+    const acc = c.ctx.terminations.find((t) => t.terminationId === "access");
+    check(acc.dtls.localSetup === "active", `localSetup ${acc.dtls.localSetup}`);
+    await until(() => connected(c), 10000, "DTLS-SRTP connected");
+    const role = c.client.pc.dtlsTransports[0] && c.client.pc.dtlsTransports[0].role;
+    check(role === "server", `werift's DTLS role ${role}`);
+    await sendFromClient(c, 10, "est");
+    await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 10, 5000, "RTP at the core");
   } finally { c.close(); }
 } });
 
