@@ -51,9 +51,12 @@
  *
  * Counters. Per media; pushed to the control plane with
  * host->emit(host, "RTP_COUNTERS", detail) at most every
- * DCMF_E2AE_PUSH_MS while they change (the service asks for a tick
- * while it counts and while an association exists, whose SRTP refusals
- * it polls), and once at detach. |detail| is one JSON object, exactly:
+ * DCMF_E2AE_PUSH_MS while they change, and once at detach. The
+ * service asks for a tick (host->want_tick) whenever it counts
+ * something, and keeps asking while a push is pending, while an
+ * association is keyed and for 60 s after attach or an update (the
+ * association's SRTP refusals change without any packet reaching the
+ * service, so they are polled then). |detail| is one JSON object, exactly:
  *
  *   {"profile":"SRTP_AEAD_AES_256_GCM",
  *    "toCore":{"packets":N,"bytes":N},

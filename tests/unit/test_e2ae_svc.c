@@ -320,6 +320,17 @@ static int wic_send(struct wic *w, uint32_t ssrc, const struct dgram *d) {
                                            1, d->b, d->len);
 }
 
+/* A new DTLS association of the same WIC (its re-offer with a new
+ * tls-id): a fresh stack with the same certificate. */
+static void wic_restart(struct wic *w, const struct dcmf_cert *peer) {
+  dcmf_dcstack_del(w->stack);
+  w->up = w->failed = 0;
+  struct dcmf_dcstack_settings ss = {
+      .dtls_ctx = &w->ctx, .dtls_server = 0, .kind = &dcmf_assoc_srtp};
+  assert_int_equal(dcmf_dcstack_new(&w->stack, &ss, &wic_cbs, w), 0);
+  wic_start(w, &w->to, peer);
+}
+
 static void wic_free(struct wic *w) {
   dcmf_dcstack_del(w->stack);
   close(w->fd);
@@ -386,6 +397,7 @@ static struct fx *fx_new(const struct opts *o) {
   d.remote_no_ice = 1; /* DTLS straight from the signalled address */
   d.dtls_server = 1;
   d.assoc = DCMF_ASSOC_SRTP;
+  snprintf(d.remote_tls_id, sizeof(d.remote_tls_id), "tls-a");
   struct dcmf_cert other;
   if (o->wrong_fp) {
     char err[256];
@@ -550,6 +562,9 @@ static int wic_rtp_has_n(struct fx *f) {
 }
 static int wic_rtcp_has_n(struct fx *f) {
   return f->wic.n_rtcp >= want_n;
+}
+static int stranger_has_n(struct fx *f) {
+  return f->stranger.n >= want_n;
 }
 static int counter_reached(struct fx *f) {
   return counter(f, want_group, want_name) >= (long long)want_n;
@@ -862,6 +877,96 @@ static void test_counters_pushed(void **state) {
   fx_free(f);
 }
 
+/* A flood on the core port is read a bounded number of datagrams per
+ * loop turn (libuv's bound), so the worker's other work still runs; the
+ * rest is read on the next turns. */
+static void test_core_flood_bounded_per_turn(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  rounds(f, 5); /* nothing happened: nothing pushed */
+  assert_int_equal(f->n_pushes, 0);
+  struct dgram d = rtp(CORE_SSRC, 1);
+  for (int i = 0; i < 100; i++) {
+    peer_send(&f->stranger, &f->core_rtp_addr, &d);
+  }
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* one turn */
+  dcmf_tickq_run(&f->ticks);       /* the first push says what it read */
+  assert_int_equal(f->n_pushes, 1);
+  long long first = counter(f, "drops", "unknownSource");
+  assert_true(first > 0);
+  assert_true(first <= 32); /* libuv reads 32 per socket per turn */
+  assert_true(wait_counter(f, "drops", "unknownSource", 100));
+  fx_free(f);
+}
+
+/* An update with a new tls-id makes a new association: the counters of
+ * the first one stay in the sums and the profile stays known; the same
+ * update moves the core address, which the service follows. */
+static void test_update_new_association_and_core_address(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram a1 = rtp(WIC_SSRC, 1);
+  f->wic.tamper_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a1), 0);
+  assert_true(wait_counter(f, "drops", "srtpAuth", 1));
+
+  /* the PATCH: a new tls-id, the core now at the stranger's address */
+  struct dcmf_media_desc u;
+  memset(&u, 0, sizeof(u));
+  snprintf(u.key.context_id, sizeof(u.key.context_id), "ctx");
+  snprintf(u.key.termination_id, sizeof(u.key.termination_id), "access");
+  snprintf(u.key.media_id, sizeof(u.key.media_id), "audio");
+  u.fd = -1;
+  snprintf(u.local_ufrag, sizeof(u.local_ufrag), "sEsS");
+  snprintf(u.local_pwd, sizeof(u.local_pwd), "0123456789abcdefghijkl");
+  memcpy(&u.remote_addr, &f->wic.addr, sizeof(f->wic.addr));
+  u.has_remote_addr = 1;
+  u.remote_no_ice = 1;
+  u.dtls_server = 1;
+  u.assoc = DCMF_ASSOC_SRTP;
+  snprintf(u.remote_tls_id, sizeof(u.remote_tls_id), "tls-b");
+  assert_int_equal(
+      dcmf_fingerprint_parse(f->wic.cert.fingerprint, &u.remote_fp), 0);
+  struct dcmf_media_rtpleg *leg = calloc(1, sizeof(*leg));
+  assert_non_null(leg);
+  leg->rtp_fd = leg->rtcp_fd = -1; /* updates carry no sockets */
+  leg->rtp_port = ntohs(f->core_rtp_addr.sin_port);
+  set_addr(&leg->remote_rtp, &f->stranger.addr);
+  set_addr(&leg->remote_rtcp, &f->stranger.addr);
+  leg->rtcp_mux = 1;
+  leg->core_avpf = 1;
+  leg->access_avpf = 1;
+  u.rtpleg = leg;
+  dcmf_session_update(f->session, &u);
+  wic_restart(&f->wic, &f->cert);
+  assert_true(until(f, wic_up));
+
+  /* the old core address is a stranger now, the new one is heard */
+  struct dgram old = rtp(CORE_SSRC, 1), cur = rtp(CORE_SSRC, 2);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &old);
+  peer_send(&f->stranger, &f->core_rtp_addr, &cur);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(same(&f->wic.rtp[0], &cur));
+  assert_true(wait_counter(f, "drops", "unknownSource", 1));
+  /* the WIC's media goes to the new address */
+  struct dgram a2 = rtp(WIC_SSRC, 2);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a2), 0);
+  assert_true(wait_n(f, stranger_has_n, 1));
+  assert_true(same(&f->stranger.q[0], &a2));
+  assert_int_equal(f->core_rtp.n, 0);
+  /* refusals of both associations add up; the profile is known */
+  struct dgram a3 = rtp(WIC_SSRC, 3);
+  f->wic.tamper_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a3), 0);
+  assert_true(wait_counter(f, "drops", "srtpAuth", 2));
+  char p[64];
+  assert_string_equal(profile(f, p, sizeof(p)), "SRTP_AEAD_AES_256_GCM");
+  fx_free(f);
+}
+
 /* ---- a fake host: a data-channel media ---- */
 
 static void fh_want_tick(struct dcmf_svc_host *h) {
@@ -932,6 +1037,8 @@ int main(void) {
       cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
       cmocka_unit_test(test_tampered_and_replayed_srtp),
       cmocka_unit_test(test_counters_pushed),
+      cmocka_unit_test(test_core_flood_bounded_per_turn),
+      cmocka_unit_test(test_update_new_association_and_core_address),
       cmocka_unit_test(test_dc_media_untouched),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
