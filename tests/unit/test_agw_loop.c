@@ -525,11 +525,35 @@ static void test_e2ae_media(void **state) {
   dcmf_buf_free(&m);
 }
 
+/* The worker serving an e2ae context ends: the context is released at
+ * once (its sockets died with the worker), its ports are back, and a
+ * GET finds nothing. */
+static void test_e2ae_worker_failed(void **state) {
+  struct fixture *f = *state;
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json",
+           "{\"terminations\":[{\"terminationId\":\"access\","
+           "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":\"active\"}},"
+           "{\"terminationId\":\"core\",\"transport\":\"RTP/AVPF\","
+           "\"rtcpMux\":true}]}"),
+      201);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 2);
+  char path[128];
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 1);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 404);
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_relay_through_sockets, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_media, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
                                       teardown),
   };
