@@ -54,8 +54,8 @@ struct dcmf_agw_settings {
   const struct dcmf_cert *cert;
   void (*post_media)(void *user, size_t worker, enum dcmf_media_op op,
                      struct dcmf_media_desc *desc);
-  /* POSTs |json| to |uri| (the control layer's notification client);
-   * NULL: events are only kept for GET. */
+  /* POSTs |json| to |uri| (the control layer's notification client),
+   * called with |post_user|; NULL: events are only kept for GET. */
   void (*notify)(void *user, const char *uri, const char *json);
 };
 
