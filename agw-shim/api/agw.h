@@ -3,7 +3,12 @@
  * port (toward the phone) and a core-side port (toward the DCMF, e2DCe,
  * or toward the other phone's shim leg, e2e), controlled by the JSON API
  * under /agw/v1/contexts. Everything above UDP passes byte-exact; the
- * shim holds no keys.
+ * shim holds no keys. And e2ae contexts (docs/e2ae.md): DTLS-SRTP
+ * terminated toward a WebRTC IMS client, plain RTP/RTCP toward the core,
+ * run as a media session of the SRTP association kind with its core leg
+ * (media.h) on the context's worker; this side keeps its events and its
+ * latest counter snapshot, and gives its ports back once the worker
+ * reported the session RELEASED.
  *
  * The relays run on the media workers (relayhost.h), driven only by
  * messages (media.h): this side posts add, update and remove, and keeps

@@ -1,6 +1,6 @@
 /*
  * agwapi.h - the AGW shim's control API on /agw/v1/contexts and the
- * table of its contexts (one relay each).
+ * table of its contexts (one relay, or one e2ae media, each).
  *
  * Transport-neutral like dcmf/control/api.h: the HTTP/2 server hands over a
  * complete request (already routed here by its /agw/v1/ prefix) and
