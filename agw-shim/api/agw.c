@@ -679,11 +679,10 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
     }
     return 1;
   }
-  if (m->removed) {
-    return 1; /* the context is gone; its last words are dropped */
-  }
   if (strcmp(ev->event, "RTP_COUNTERS") == 0) {
-    /* A snapshot, not an event: the latest replaces the one before. */
+    /* A snapshot, not an event: the latest replaces the one before. The
+     * final one of a deleted context (pushed as the session closes,
+     * before RELEASED) still adds its growth to the totals. */
     json_t *snap = json_loads(ev->detail, 0, NULL);
     if (json_is_object(snap)) {
       e2ae_take_snapshot(agw, m, snap);
@@ -691,6 +690,9 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
       json_decref(snap);
     }
     return 1;
+  }
+  if (m->removed) {
+    return 1; /* the context is gone; its last words are dropped */
   }
   if (strcmp(ev->event, "DTLS_FAILURE") == 0) {
     agw->e2ae_failures++;
