@@ -255,8 +255,13 @@ tests.push({ name: "audio both ways, RTCP to a separate core port", async fn(d) 
     const m = await api(d.port, "GET", "/metrics");
     check(/dcmf_agw_e2ae_packets_total\{termination="core"\} [1-9]/.test(m.body), "core packets in /metrics");
     check(/dcmf_agw_e2ae_contexts 1/.test(m.body), "one e2ae context in /metrics");
+    const inUse = async () => Number(/dcmf_media_ports_in_use (\d+)/.exec((await api(d.port, "GET", "/metrics")).body)[1]);
+    check(await inUse() === 3, "three ports for the context");
     const del = await api(d.port, "DELETE", `${AGW}/${c.id}`);
     check(del.status === 204, `DELETE ${del.status}`);
+    check((await api(d.port, "GET", `${AGW}/${c.id}`)).status === 404, "gone");
+    // The ports go back once the worker released the session.
+    await until(async () => (await inUse()) === 0, 3000, "the ports back in the pool");
   } finally { c.close(); }
 } });
 

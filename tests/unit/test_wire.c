@@ -358,24 +358,32 @@ static void test_media_rtpleg_refusals(void **state) {
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, 2, &op, &back),
                    DCMF_ERR_MALFORMED);
   assert_int_equal(fds[1], l->rtp_fd); /* untouched */
-  struct dcmf_media_rtpleg *raw = (void *)(body + len - sizeof(*l));
-  struct dcmf_media_rtpleg saved = *raw;
-  raw->remote_rtcp.ss_family = AF_UNIX;
+  /* The leg's bytes end the body, at no particular alignment: changed
+   * through a copy. */
+  uint8_t *raw = body + len - sizeof(*l);
+  struct dcmf_media_rtpleg saved, bad;
+  memcpy(&saved, raw, sizeof(saved));
+  bad = saved;
+  bad.remote_rtcp.ss_family = AF_UNIX;
+  memcpy(raw, &bad, sizeof(bad));
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
                    DCMF_ERR_MALFORMED);
-  *raw = saved;
-  raw->latching = 2;
+  bad = saved;
+  bad.latching = 2;
+  memcpy(raw, &bad, sizeof(bad));
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
                    DCMF_ERR_MALFORMED);
-  *raw = saved;
-  raw->rtcp_mux = 1; /* with an RTCP socket */
+  bad = saved;
+  bad.rtcp_mux = 1; /* with an RTCP socket */
+  memcpy(raw, &bad, sizeof(bad));
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
                    DCMF_ERR_MALFORMED);
-  *raw = saved;
-  raw->rtp_fd = -1; /* RTCP without RTP */
+  bad = saved;
+  bad.rtp_fd = -1; /* RTCP without RTP */
+  memcpy(raw, &bad, sizeof(bad));
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, 2, &op, &back),
                    DCMF_ERR_MALFORMED);
-  *raw = saved;
+  memcpy(raw, &saved, sizeof(saved));
   /* A description without the leg but the leg's bytes after it. */
   struct dcmf_media_desc *rawd = (void *)(body + sizeof(uint32_t));
   struct dcmf_media_rtpleg *was = rawd->rtpleg;
