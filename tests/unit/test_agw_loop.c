@@ -534,11 +534,12 @@ static void test_e2ae_media(void **state) {
 static void test_e2ae_worker_failed(void **state) {
   struct fixture *f = *state;
   assert_int_equal(
-      call(f, "POST", "/agw/v1/contexts", "application/json",
-           "{\"terminations\":[{\"terminationId\":\"access\","
-           "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":\"active\"}},"
-           "{\"terminationId\":\"core\",\"transport\":\"RTP/AVPF\","
-           "\"rtcpMux\":true}]}"),
+      call(
+          f, "POST", "/agw/v1/contexts", "application/json",
+          "{\"terminations\":[{\"terminationId\":\"access\","
+          "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":\"active\"}},"
+          "{\"terminationId\":\"core\",\"transport\":\"RTP/AVPF\","
+          "\"rtcpMux\":true}]}"),
       201);
   assert_int_equal(dcmf_ports_in_use(f->ports), 2);
   char path[128];
@@ -555,8 +556,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_relay_through_sockets, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_media, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
                                       teardown),
   };

@@ -175,8 +175,7 @@ static void test_set_local_restart(void **state) {
                    DCMF_ICE_RESPOND_LATCHED);
   assert_int_equal(dcmf_ice_set_local(&ice, "x", "newPasswordOf22charsXX"),
                    DCMF_ERR_INVALID);
-  assert_int_equal(dcmf_ice_set_local(&ice, "nEwU", "short"),
-                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_ice_set_local(&ice, "nEwU", "short"), DCMF_ERR_INVALID);
   assert_int_equal(dcmf_ice_set_local(&ice, NULL, NULL), DCMF_ERR_INVALID);
   now_ms++;
   req = check(0);
