@@ -88,7 +88,8 @@
  *                    whole (either direction)
  *   sendFailed       packets that could not leave: the core socket's
  *                    send failed, or the association refused the
- *                    packet for another reason than missing keys
+ *                    packet for another reason than missing keys (a
+ *                    new core SSRC past DCMF_ASSOC_SRTP_MAX_OUT_SSRCS)
  *   noCoreAddress    access packets dropped while no core address is
  *                    known (latching with nothing latched yet and
  *                    nothing signalled)

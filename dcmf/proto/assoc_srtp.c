@@ -20,6 +20,10 @@ struct srtp_assoc {
   struct dcmf_srtp *engine; /* NULL until |connected| */
   struct flow flows[DCMF_ASSOC_SRTP_MAX_FLOWS];
   size_t n_flows;
+  /* Our SSRCs the engine holds an outbound state for (the other leg
+   * chooses them: a gateway forwards whatever SSRCs its core sends). */
+  uint32_t out_ssrcs[DCMF_ASSOC_SRTP_MAX_OUT_SSRCS];
+  size_t n_out;
   struct dcmf_assoc_srtp_counts counts;
 };
 
@@ -208,12 +212,26 @@ static int sr_send(void *assoc, uint32_t id, int binary, const uint8_t *data,
   if (ssrc != id) {
     return DCMF_ERR_INVALID;
   }
+  /* Every SSRC sent costs an outbound state until the engine is freed:
+   * past the cap a new one is refused, not one we know forgotten (its
+   * ROC would restart while the peer's did not). */
+  int known = 0;
+  for (size_t i = 0; i < a->n_out && !known; i++) {
+    known = a->out_ssrcs[i] == ssrc;
+  }
+  if (!known && a->n_out == DCMF_ASSOC_SRTP_MAX_OUT_SSRCS) {
+    a->counts.out_ssrc_limit++;
+    return DCMF_ERR_TOO_LARGE;
+  }
   uint32_t words[PACKET_WORDS];
   uint8_t *buf = (uint8_t *)words;
   memcpy(buf, data, len);
   size_t n = 0;
   rv = rtcp ? dcmf_srtp_protect_rtcp(a->engine, buf, len, sizeof(words), &n)
             : dcmf_srtp_protect_rtp(a->engine, buf, len, sizeof(words), &n);
+  if (!known && (rv == 0 || rv == DCMF_ERR_REPLAY)) {
+    a->out_ssrcs[a->n_out++] = ssrc; /* the engine holds its state now */
+  }
   if (rv == DCMF_ERR_REPLAY) {
     a->counts.out_replay++; /* the engine counted it too, as outbound */
     return 0;

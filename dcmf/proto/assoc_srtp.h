@@ -28,14 +28,16 @@
  * Outbound (|send|): |data| is one plain RTP packet or RTCP compound
  * whose SSRC (RTP) or sender SSRC (RTCP) is |id|; it is protected and
  * leaves through |raw_out|. Our SSRCs are ours to send: no open flow is
- * needed (flows are the peer's SSRCs). |send| returns 0;
+ * needed (flows are the peer's SSRCs), but each costs the engine an
+ * outbound state for the association's life, so at most
+ * DCMF_ASSOC_SRTP_MAX_OUT_SSRCS of them are sent. |send| returns 0;
  * DCMF_ERR_INVALID before the association is up or when |id| is not the
  * packet's SSRC; DCMF_ERR_TOO_LARGE for a packet over
- * DCMF_ASSOC_SRTP_MAX_PACKET; DCMF_ERR_MALFORMED for one that is not
- * RTP/RTCP version 2 (too short); DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM from
- * the engine. A sequence number this SSRC already sent
- * (DCMF_ERR_REPLAY from the engine) is dropped and counted, and |send|
- * returns 0: a duplicate forwarded from the other leg is no error of
+ * DCMF_ASSOC_SRTP_MAX_PACKET, or of a new SSRC past that cap (counted);
+ * DCMF_ERR_MALFORMED for one that is not RTP/RTCP version 2 (too short);
+ * DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM from the engine. A sequence number this
+ * SSRC already sent (DCMF_ERR_REPLAY from the engine) is dropped and counted,
+ * and |send| returns 0: a duplicate forwarded from the other leg is no error of
  * the caller's.
  *
  * |stats| (assoc.h struct dcmf_assoc_stats): keyed once |connected|
@@ -60,17 +62,20 @@ extern const struct dcmf_assoc_ops dcmf_assoc_srtp;
 
 /* SSRCs with a flow (open or refused) per association. */
 #define DCMF_ASSOC_SRTP_MAX_FLOWS 64
+/* Our SSRCs sent per association (each holds an outbound state). */
+#define DCMF_ASSOC_SRTP_MAX_OUT_SSRCS 128
 /* The largest plain or protected packet handled (above any UDP MTU). */
 #define DCMF_ASSOC_SRTP_MAX_PACKET 8192
 
 /* What the kind dropped beyond the engine's refusals. */
 struct dcmf_assoc_srtp_counts {
-  uint64_t not_keyed;    /* raw datagrams before the engine exists */
-  uint64_t too_large;    /* raw datagrams over DCMF_ASSOC_SRTP_MAX_PACKET */
-  uint64_t refused_flow; /* authenticated packets of a refused SSRC */
-  uint64_t flow_limit;   /* authenticated packets of an SSRC over the cap */
-  uint64_t dtls_data;    /* DTLS application records (ignored) */
-  uint64_t out_replay;   /* sends dropped: sequence number already sent */
+  uint64_t not_keyed;      /* raw datagrams before the engine exists */
+  uint64_t too_large;      /* raw datagrams over DCMF_ASSOC_SRTP_MAX_PACKET */
+  uint64_t refused_flow;   /* authenticated packets of a refused SSRC */
+  uint64_t flow_limit;     /* authenticated packets of an SSRC over the cap */
+  uint64_t dtls_data;      /* DTLS application records (ignored) */
+  uint64_t out_replay;     /* sends dropped: sequence number already sent */
+  uint64_t out_ssrc_limit; /* sends refused: a new SSRC past the cap */
 };
 
 /* The engine of an association |dcmf_assoc_srtp| created (counters per

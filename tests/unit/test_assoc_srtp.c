@@ -511,13 +511,47 @@ static void test_ssrcs_beyond_the_flow_limit(void **state) {
   assert_int_equal(dcmf_srtp_roc(engine, DCMF_SRTP_IN, 0x1000, &roc), 0);
   for (uint32_t i = 0; i < EXTRA; i++) {
     assert_int_equal(dcmf_srtp_roc(engine, DCMF_SRTP_IN,
-                                   0x1000 + DCMF_ASSOC_SRTP_MAX_FLOWS + i, &roc),
+                                   0x1000 + DCMF_ASSOC_SRTP_MAX_FLOWS + i,
+                                   &roc),
                      DCMF_ERR_NOT_FOUND);
   }
   dcmf_dcstack_del(p->server.stack);
   p->server.stack = NULL;
   dcmf_dcstack_del(p->client.stack);
   p->client.stack = NULL;
+  pair_free(p);
+}
+
+/* Our own SSRCs are sent without flows, but each holds an outbound
+ * state: past DCMF_ASSOC_SRTP_MAX_OUT_SSRCS a new one is refused and
+ * counted, the known ones still go. */
+static void test_out_ssrcs_beyond_the_cap(void **state) {
+  (void)state;
+  struct pair *p = pair_new(&dcmf_assoc_srtp, &dcmf_assoc_srtp);
+  pair_connect(p);
+  void *ca = dcmf_dcstack_assoc(p->client.stack);
+  struct pkt pk;
+  for (uint32_t i = 0; i < DCMF_ASSOC_SRTP_MAX_OUT_SSRCS; i++) {
+    make_rtp(&pk, 0x2000 + i, 1, 20);
+    assert_int_equal(send_on(&p->client, 0x2000 + i, &pk), 0);
+  }
+  make_rtp(&pk, 0x9000, 1, 20);
+  assert_int_equal(send_on(&p->client, 0x9000, &pk), DCMF_ERR_TOO_LARGE);
+  struct pkt sr;
+  make_sr(&sr, 0x9001, 1);
+  assert_int_equal(send_on(&p->client, 0x9001, &sr), DCMF_ERR_TOO_LARGE);
+  assert_int_equal(dcmf_assoc_srtp_counts(ca)->out_ssrc_limit, 2);
+  /* a known SSRC, RTP and RTCP */
+  make_rtp(&pk, 0x2000, 2, 20);
+  assert_int_equal(send_on(&p->client, 0x2000, &pk), 0);
+  make_sr(&sr, 0x2001, 1);
+  assert_int_equal(send_on(&p->client, 0x2001, &sr), 0);
+  size_t sent = p->client.nq;
+  assert_int_equal(sent, DCMF_ASSOC_SRTP_MAX_OUT_SSRCS + 2);
+  uint32_t roc;
+  assert_int_equal(
+      dcmf_srtp_roc(dcmf_assoc_srtp_engine(ca), DCMF_SRTP_OUT, 0x9000, &roc),
+      DCMF_ERR_NOT_FOUND);
   pair_free(p);
 }
 
@@ -682,6 +716,7 @@ int main(void) {
       cmocka_unit_test(test_rtp_and_rtcp_both_ways),
       cmocka_unit_test(test_ssrcs_are_flows),
       cmocka_unit_test(test_ssrcs_beyond_the_flow_limit),
+      cmocka_unit_test(test_out_ssrcs_beyond_the_cap),
       cmocka_unit_test(test_replay_and_tamper_refused),
       cmocka_unit_test(test_raw_before_dtls_refused),
       cmocka_unit_test(test_rekey_keeps_roc),

@@ -1232,6 +1232,12 @@ static void test_session_drives_sctp_through_the_kind_table(void **state) {
   assert_int_equal(f->first.host->flow_state(f->first.host, 70000),
                    DCMF_SVC_FLOW_ABSENT);
   assert_int_equal(calls.flow_state, 2);
+  /* A kind without a |stats| hook counts nothing for the services. */
+  struct dcmf_assoc_stats as;
+  assert_int_equal(f->first.host->assoc_stats(f->first.host, &as),
+                   DCMF_ERR_NOT_FOUND);
+  assert_int_equal(as.keyed, 0);
+  assert_string_equal(as.srtp_profile, "");
   assert_int_equal(
       f->first.host->send(f->first.host, 1000, 0, (const uint8_t *)"pong", 4),
       0);
