@@ -3,7 +3,12 @@
  * port (toward the phone) and a core-side port (toward the DCMF, e2DCe,
  * or toward the other phone's shim leg, e2e), controlled by the JSON API
  * under /agw/v1/contexts. Everything above UDP passes byte-exact; the
- * shim holds no keys.
+ * shim holds no keys. And e2ae contexts (docs/e2ae.md): DTLS-SRTP
+ * terminated toward a WebRTC IMS client, plain RTP/RTCP toward the core,
+ * run as a media session of the SRTP association kind with its core leg
+ * (media.h) on the context's worker; this side keeps its events and its
+ * latest counter snapshot, and gives its ports back once the worker
+ * reported the session RELEASED.
  *
  * The relays run on the media workers (relayhost.h), driven only by
  * messages (media.h): this side posts add, update and remove, and keeps
@@ -22,6 +27,7 @@
 
 #include "api.h"
 #include "buf.h"
+#include "cert.h"
 #include "log.h"
 #include "media.h"
 
@@ -42,7 +48,20 @@ struct dcmf_agw_settings {
    * port and get a descriptor the shim owns, or release it. */
   int (*port_alloc)(void *user, uint16_t *port, int *fd);
   void (*port_release)(void *user, uint16_t port);
+  /* Another descriptor of a port the shim holds (for a worker), or -1. */
+  int (*port_dup)(void *user, uint16_t port);
   void *port_user;
+  /* e2ae media (docs/e2ae.md): the DTLS identity the workers present
+   * (its fingerprint is answered in the hash asked for), and the media
+   * sessions, sent like DC media: |post_media| takes |desc| and its
+   * descriptors (dcmf_wpool_post). The workers' events about them must
+   * be handed to dcmf_agw_on_media_event. */
+  const struct dcmf_cert *cert;
+  void (*post_media)(void *user, size_t worker, enum dcmf_media_op op,
+                     struct dcmf_media_desc *desc);
+  /* POSTs |json| to |uri| (the control layer's notification client),
+   * called with |post_user|; NULL: events are only kept for GET. */
+  void (*notify)(void *user, const char *uri, const char *json);
 };
 
 struct dcmf_agw;
@@ -68,7 +87,16 @@ void dcmf_agw_del(struct dcmf_agw *agw);
 void dcmf_agw_on_relay_event(struct dcmf_agw *agw,
                              const struct dcmf_relay_event *ev);
 
-/* Answers a control request whose path starts with /agw/v1/. */
+/*
+ * A worker's event about a media, on the control thread. Returns 1 when
+ * it is about an e2ae context of the shim (then it is consumed: a
+ * DTLS_FAILURE is kept for GET and POSTed to the context's notifyUri,
+ * an RTP_COUNTERS snapshot replaces the previous one, RELEASED gives the
+ * ports back), 0 when it is not (it belongs to the controller).
+ */
+int dcmf_agw_on_media_event(struct dcmf_agw *agw,
+                            const struct dcmf_media_event *ev);
+
 /*
  * Worker |worker| ended without being asked: the relays it ran are gone
  * with it. Each AGW context it served is released, its ports back in
@@ -77,6 +105,7 @@ void dcmf_agw_on_relay_event(struct dcmf_agw *agw,
  */
 size_t dcmf_agw_worker_failed(struct dcmf_agw *agw, size_t worker);
 
+/* Answers a control request whose path starts with /agw/v1/. */
 void dcmf_agw_handle(struct dcmf_agw *agw, const struct dcmf_api_request *req,
                      struct dcmf_api_response *resp);
 

@@ -23,8 +23,11 @@ struct ctx {
   json_t *doc; /* the stored document (dcmf_agwdoc_build) */
   struct dcmf_relay_config cfg;
   uint16_t ports[DCMF_RELAY_SIDES];
-  void *relay;
-  struct dcmf_hashmap_entry entry; /* in by_id, keyed by |id| */
+  void *relay; /* the relay, or the e2ae media when |e2ae| */
+  int e2ae;
+  struct dcmf_agwiq iq;                /* e2ae: the stored Iq elements */
+  struct dcmf_agwapi_e2ae_local local; /* e2ae: what the AGW generated */
+  struct dcmf_hashmap_entry entry;     /* in by_id, keyed by |id| */
   struct ctx *prev, *next;
 };
 
@@ -50,7 +53,79 @@ static void respond_json(struct dcmf_api_response *resp, int status,
 
 /* ---- contexts --------------------------------------------------------- */
 
+/* The members of a termination that agwiq.h owns; an e2ae context's
+ * stored document keeps them as the IMS-ALG sent them. */
+static const char *const iq_members[] = {
+    "transport", "rtcpMux", "remoteRtcpPort", "dtls", "ice", "notifyUri", NULL};
+
+/* The stored document of an e2ae context: the relay's members as
+ * dcmf_agwdoc_build writes them (access first, core second, "local" with
+ * the access port and the core RTP port), then the Iq members of |src|'s
+ * terminations (found at iq->index). NULL when out of memory. */
+static json_t *e2ae_stored(struct dcmf_agwapi *api, const char *id, json_t *src,
+                           const struct dcmf_agwiq *iq,
+                           const struct dcmf_relay_config *cfg,
+                           const struct dcmf_agwapi_e2ae_local *local) {
+  uint16_t ports[DCMF_RELAY_SIDES] = {local->access_port, local->rtp_port};
+  json_t *doc = dcmf_agwdoc_build(id, cfg, api->settings.advertise_addr, ports);
+  json_t *src_terms = json_object_get(src, "terminations");
+  json_t *terms = json_object_get(doc, "terminations");
+  for (size_t side = 0; doc != NULL && side < DCMF_RELAY_SIDES; side++) {
+    json_t *from = json_array_get(src_terms, iq->index[side]);
+    json_t *to = json_array_get(terms, side);
+    for (size_t i = 0; iq_members[i] != NULL; i++) {
+      json_t *v = json_object_get(from, iq_members[i]);
+      if (v != NULL &&
+          json_object_set_new(to, iq_members[i], json_deep_copy(v)) != 0) {
+        json_decref(doc);
+        doc = NULL;
+        break;
+      }
+    }
+  }
+  return doc;
+}
+
+/* GET of an e2ae context: the stored document, the members the AGW
+ * generated (its fingerprint and DTLS setup, its ICE credentials, the
+ * core RTCP port) and what the media reported. */
+static json_t *e2ae_view(struct dcmf_agwapi *api, struct ctx *c) {
+  json_t *doc = json_deep_copy(c->doc);
+  json_t *terms = json_object_get(doc, "terminations");
+  json_t *access = json_array_get(terms, DCMF_RELAY_ACCESS);
+  json_t *core = json_array_get(terms, DCMF_RELAY_CORE);
+  json_t *dtls = json_object_get(access, "dtls");
+  json_t *ice = json_object_get(access, "ice");
+  if (ice == NULL && access != NULL) {
+    ice = json_object();
+    if (json_object_set_new(access, "ice", ice) != 0) {
+      ice = NULL;
+    }
+  }
+  /* RFC 8842 section 5: the answerer's a=setup follows from our role. */
+  const char *setup =
+      c->iq.role == DCMF_AGWIQ_ROLE_CLIENT ? "active" : "passive";
+  if (doc == NULL || dtls == NULL || ice == NULL ||
+      json_object_set_new(dtls, "localFingerprint",
+                          json_string(c->local.fingerprint)) != 0 ||
+      json_object_set_new(dtls, "localSetup", json_string(setup)) != 0 ||
+      json_object_set_new(ice, "localUfrag", json_string(c->local.ufrag)) !=
+          0 ||
+      json_object_set_new(ice, "localPwd", json_string(c->local.pwd)) != 0 ||
+      (c->local.rtcp_port != 0 &&
+       json_object_set_new(core, "localRtcpPort",
+                           json_integer(c->local.rtcp_port)) != 0) ||
+      api->ops.e2ae_view(api->ops.user, c->relay, doc) != 0) {
+    json_decref(doc);
+    return NULL;
+  }
+  return doc;
+}
+
 static json_t *ctx_view(struct dcmf_agwapi *api, struct ctx *c) {
+  if (c->e2ae) {
+    return e2ae_view(api, c);
+  }
   struct dcmf_relay_counters counters;
   struct sockaddr_storage peer;
   int latched = 0;
@@ -125,30 +200,55 @@ static int resource_problem(int rv, struct dcmf_problem *p) {
  * context too. Returns 0 with |*e2ae| set for an e2ae context, or
  * DCMF_ERR_INVALID with |p| filled (400).
  */
-static int iq_check(json_t *prev, json_t *doc, int *e2ae,
-                    struct dcmf_problem *p) {
-  struct dcmf_agwiq now, was;
-  struct dcmf_agwiq_change ch;
-  if (dcmf_agwiq_parse(doc, &now, p) != 0) {
+static int iq_check(json_t *prev, json_t *doc, struct dcmf_agwiq *now,
+                    struct dcmf_agwiq_change *ch, struct dcmf_problem *p) {
+  struct dcmf_agwiq was;
+  memset(ch, 0, sizeof(*ch));
+  if (dcmf_agwiq_parse(doc, now, p) != 0) {
     return DCMF_ERR_INVALID;
   }
   if (prev != NULL && dcmf_agwiq_parse(prev, &was, p) == 0 &&
-      dcmf_agwiq_patch_check(&was, &now, &ch, p) != 0) {
+      dcmf_agwiq_patch_check(&was, now, ch, p) != 0) {
     return DCMF_ERR_INVALID;
   }
-  *e2ae = now.e2ae;
   return 0;
 }
 
-/* A valid e2ae context is checked in full but not served: no DTLS-SRTP
- * media is wired behind it yet (docs/e2ae.md), and a relay must not
- * silently stand in for it. Sets |p| to 501; returns DCMF_ERR_INVALID. */
-static int e2ae_not_served(struct dcmf_problem *p) {
-  dcmf_problem_set(p, 501, NULL,
-                   "the e2ae information elements are valid, but this AGW "
-                   "does not terminate DTLS-SRTP yet; only the transparent "
-                   "relay (transport UDP) is served");
-  return DCMF_ERR_INVALID;
+/* Reserves the relay or the e2ae media of |c| (id set) and builds its
+ * stored document from the POST body |body|. Returns 0, or an error of
+ * relay_new / e2ae_new with nothing held. */
+static int ctx_start(struct dcmf_agwapi *api, struct ctx *c, json_t *body,
+                     const struct dcmf_agwiq *iq) {
+  int rv;
+  if (iq->e2ae) {
+    c->e2ae = 1;
+    c->iq = *iq;
+    rv = api->ops.e2ae_new(api->ops.user, c->id, iq, &c->cfg, &c->local,
+                           &c->relay);
+    if (rv != 0) {
+      return rv;
+    }
+    c->ports[DCMF_RELAY_ACCESS] = c->local.access_port;
+    c->ports[DCMF_RELAY_CORE] = c->local.rtp_port;
+    c->doc = e2ae_stored(api, c->id, body, iq, &c->cfg, &c->local);
+  } else {
+    rv = api->ops.relay_new(api->ops.user, c->id, &c->cfg, c->ports, &c->relay);
+    if (rv != 0) {
+      return rv;
+    }
+    c->doc = dcmf_agwdoc_build(c->id, &c->cfg, api->settings.advertise_addr,
+                               c->ports);
+  }
+  return 0;
+}
+
+/* Ends what ctx_start started. */
+static void ctx_stop(struct dcmf_agwapi *api, struct ctx *c) {
+  if (c->e2ae) {
+    api->ops.e2ae_del(api->ops.user, c->relay);
+  } else {
+    api->ops.relay_del(api->ops.user, c->relay);
+  }
 }
 
 static void handle_create(struct dcmf_agwapi *api,
@@ -162,20 +262,19 @@ static void handle_create(struct dcmf_agwapi *api,
   struct dcmf_agwdoc_limits lim = {.allow_v4 = api->settings.allow_v4,
                                    .allow_v6 = api->settings.allow_v6};
   struct dcmf_relay_config cfg;
-  int e2ae = 0;
-  int rv = iq_check(NULL, body, &e2ae, p);
+  struct dcmf_agwiq iq;
+  struct dcmf_agwiq_change ch;
+  int rv = iq_check(NULL, body, &iq, &ch, p);
   if (rv == 0) {
     rv = dcmf_agwdoc_parse(body, DCMF_AGWDOC_CREATE, &lim, &cfg, NULL, p);
   }
-  if (rv == 0 && e2ae) {
-    rv = e2ae_not_served(p);
-  }
-  json_decref(body);
   if (rv != 0) {
+    json_decref(body);
     return;
   }
   if (api->settings.max_contexts != 0 &&
       api->count >= api->settings.max_contexts) {
+    json_decref(body);
     dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
                      "the AGW holds its maximum of %zu contexts",
                      api->settings.max_contexts);
@@ -183,6 +282,7 @@ static void handle_create(struct dcmf_agwapi *api,
   }
   struct ctx *c = calloc(1, sizeof(*c));
   if (c == NULL) {
+    json_decref(body);
     resource_problem(DCMF_ERR_NOMEM, p);
     return;
   }
@@ -190,17 +290,16 @@ static void handle_create(struct dcmf_agwapi *api,
     new_id(api, c->id);
   } while (ctx_find(api, c->id) != NULL);
   c->cfg = cfg;
-  rv = api->ops.relay_new(api->ops.user, c->id, &cfg, c->ports, &c->relay);
+  rv = ctx_start(api, c, body, &iq);
+  json_decref(body);
   if (rv != 0) {
     free(c);
     resource_problem(rv, p);
     return;
   }
-  c->doc = dcmf_agwdoc_build(c->id, &cfg, api->settings.advertise_addr,
-                             c->ports);
   json_t *view = c->doc ? ctx_view(api, c) : NULL;
   if (view == NULL) {
-    api->ops.relay_del(api->ops.user, c->relay);
+    ctx_stop(api, c);
     json_decref(c->doc);
     free(c);
     resource_problem(DCMF_ERR_NOMEM, p);
@@ -210,8 +309,9 @@ static void handle_create(struct dcmf_agwapi *api,
   dcmf_api_set_location(resp, req, CONTEXTS_PATH, c->id);
   respond_json(resp, 201, view, p);
   DCMF_LOGI(api->settings.log, "agw",
-            "context %s created: access port %u, core port %u", c->id,
-            c->ports[DCMF_RELAY_ACCESS], c->ports[DCMF_RELAY_CORE]);
+            "context %s created%s: access port %u, core port %u", c->id,
+            c->e2ae ? " (e2ae)" : "", c->ports[DCMF_RELAY_ACCESS],
+            c->ports[DCMF_RELAY_CORE]);
 }
 
 /* A PATCH may not change what the AGW assigned. */
@@ -280,22 +380,32 @@ static void handle_patch(struct dcmf_agwapi *api,
                                    .allow_v6 = api->settings.allow_v6};
   struct dcmf_relay_config cfg;
   size_t terms[2];
-  int e2ae = 0;
-  /* Stored contexts are relays, so the patch rules refuse a patch toward
-   * e2ae (transport); the 501 guards the day contexts can be e2ae. */
-  if (iq_check(c->doc, doc, &e2ae, p) != 0 ||
-      dcmf_agwdoc_parse(doc, DCMF_AGWDOC_PATCHED, &lim, &cfg, terms, p) !=
-          0 ||
-      check_read_only(c->doc, doc, terms, p) != 0 ||
-      (e2ae && e2ae_not_served(p) != 0)) {
+  struct dcmf_agwiq iq;
+  struct dcmf_agwiq_change ch;
+  /* The patch rules keep a context what it was: a relay stays a relay
+   * (transport is refused), an e2ae context stays e2ae. */
+  if (iq_check(c->doc, doc, &iq, &ch, p) != 0 ||
+      dcmf_agwdoc_parse(doc, DCMF_AGWDOC_PATCHED, &lim, &cfg, terms, p) != 0 ||
+      check_read_only(c->doc, doc, terms, p) != 0) {
     json_decref(doc);
     return;
   }
+  json_t *stored;
+  struct dcmf_agwapi_e2ae_local local = c->local;
+  if (c->e2ae) {
+    stored = e2ae_stored(api, c->id, doc, &iq, &cfg, &c->local);
+  } else {
+    stored =
+        dcmf_agwdoc_build(c->id, &cfg, api->settings.advertise_addr, c->ports);
+  }
   json_decref(doc);
-  json_t *stored = dcmf_agwdoc_build(c->id, &cfg,
-                                     api->settings.advertise_addr, c->ports);
-  if (stored == NULL ||
-      api->ops.relay_update(api->ops.user, c->relay, &cfg) != 0) {
+  rv = stored == NULL ? DCMF_ERR_NOMEM : 0;
+  if (rv == 0 && c->e2ae) {
+    rv = api->ops.e2ae_update(api->ops.user, c->relay, &iq, &cfg, &ch, &local);
+  } else if (rv == 0) {
+    rv = api->ops.relay_update(api->ops.user, c->relay, &cfg);
+  }
+  if (rv != 0) {
     json_decref(stored);
     resource_problem(DCMF_ERR_NOMEM, p);
     return;
@@ -303,6 +413,8 @@ static void handle_patch(struct dcmf_agwapi *api,
   json_decref(c->doc);
   c->doc = stored;
   c->cfg = cfg;
+  c->iq = iq;
+  c->local = local;
   respond_json(resp, 200, ctx_view(api, c), p);
   DCMF_LOGI(api->settings.log, "agw", "context %s updated", c->id);
 }
@@ -320,7 +432,7 @@ static void ctx_delete(struct dcmf_agwapi *api, struct ctx *c) {
     api->tail = c->prev;
   }
   api->count--;
-  api->ops.relay_del(api->ops.user, c->relay);
+  ctx_stop(api, c);
   json_decref(c->doc);
   free(c);
 }

@@ -1,6 +1,6 @@
 /*
  * agwapi.h - the AGW shim's control API on /agw/v1/contexts and the
- * table of its contexts (one relay each).
+ * table of its contexts (one relay, or one e2ae media, each).
  *
  * Transport-neutral like dcmf/control/api.h: the HTTP/2 server hands over a
  * complete request (already routed here by its /agw/v1/ prefix) and
@@ -9,6 +9,7 @@
  * in tests, and in dcmfd drives the relays on the media workers (agw.c).
  *
  *   POST   /agw/v1/contexts        reserve both terminations -> 201
+ *                                   (a relay, or e2ae media: agwiq.h)
  *   GET    /agw/v1/contexts        list, with statistics
  *   GET    /agw/v1/contexts/{id}   one context, statistics, latched address
  *   PATCH  /agw/v1/contexts/{id}   JSON Patch (RFC 6902): remotes, latching
@@ -24,9 +25,23 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
+
+#include "agwiq.h"
 #include "api.h"
 #include "log.h"
 #include "relay.h"
+
+/* What the glue reserved and drew for the e2ae media of one context: the
+ * reply's local members (docs/agw-shim.md). */
+struct dcmf_agwapi_e2ae_local {
+  uint16_t access_port; /* ICE-lite, DTLS-SRTP and SRTP with rtcp-mux */
+  uint16_t rtp_port;    /* core RTP */
+  uint16_t rtcp_port;   /* core RTCP; 0 with core rtcp-mux */
+  char ufrag[16];       /* ICE-lite credentials (RFC 8839 ice-chars) */
+  char pwd[32];
+  char fingerprint[8 + 3 * DCMF_FINGERPRINT_MAX_BYTES]; /* "SHA-256 AB:.." */
+};
 
 /* What the API needs from whoever runs the relays. */
 struct dcmf_agwapi_ops {
@@ -50,6 +65,32 @@ struct dcmf_agwapi_ops {
    * (*|latched| 1 and |peer| filled, or 0). */
   void (*relay_read)(void *user, void *relay, struct dcmf_relay_counters *c,
                      struct sockaddr_storage *peer, int *latched);
+  /*
+   * e2ae (TS 23.334 6.2.10.5): starts the DTLS-SRTP <-> RTP media of
+   * context |context_id| from the validated Iq elements |iq| and the
+   * remotes in |cfg|: reserves the access port and the core RTP (and
+   * RTCP) ports, draws the ICE credentials and fills |local| (the
+   * fingerprint in iq->local_fp_hash) and *|media| (kept until e2ae_del).
+   * Returns 0, DCMF_ERR_EXHAUSTED, DCMF_ERR_SYSTEM or DCMF_ERR_NOMEM; on
+   * failure nothing is held.
+   */
+  int (*e2ae_new)(void *user, const char *context_id,
+                  const struct dcmf_agwiq *iq,
+                  const struct dcmf_relay_config *cfg,
+                  struct dcmf_agwapi_e2ae_local *local, void **media);
+  /* Applies a valid PATCH (|ch| says what changed, agwiq.h); an ICE
+   * restart draws new credentials into |local|. Returns 0 or
+   * DCMF_ERR_NOMEM (nothing changed). */
+  int (*e2ae_update)(void *user, void *media, const struct dcmf_agwiq *iq,
+                     const struct dcmf_relay_config *cfg,
+                     const struct dcmf_agwiq_change *ch,
+                     struct dcmf_agwapi_e2ae_local *local);
+  /* Ends the media; its ports are released once the worker let go. */
+  void (*e2ae_del)(void *user, void *media);
+  /* Adds what the media reported to |view| (a GET document: "events",
+   * and "rtpStatistics" on the terminations). Returns 0 or
+   * DCMF_ERR_NOMEM. */
+  int (*e2ae_view)(void *user, void *media, json_t *view);
   /* Fills |buf| with random bytes (context ids). */
   void (*random)(void *user, uint8_t *buf, size_t len);
   void *user;

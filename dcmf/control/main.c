@@ -165,6 +165,10 @@ static void ctl_post(void *user, size_t worker, enum dcmf_media_op op,
 /* The worker pool's hooks: events, a worker that ended, the end. */
 static void wp_event(void *user, const struct dcmf_media_event *ev) {
   struct daemon *d = user;
+  /* The media of an AGW e2ae context report to the shim. */
+  if (d->agw != NULL && dcmf_agw_on_media_event(d->agw, ev)) {
+    return;
+  }
   dcmf_controller_on_event(d->controller, ev);
 }
 
@@ -640,7 +644,11 @@ static int daemon_setup(struct daemon *d) {
                                  .post_user = d,
                                  .port_alloc = agw_port_alloc,
                                  .port_release = agw_port_release,
-                                 .port_user = d};
+                                 .port_dup = ctl_port_dup,
+                                 .port_user = d,
+                                 .cert = &d->dtls,
+                                 .post_media = ctl_post,
+                                 .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
     fprintf(stderr, "dcmfd: cannot start the AGW shim\n");
     return 1;

@@ -416,7 +416,7 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
 void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
                      enum dcmf_media_op op, struct dcmf_media_desc *desc) {
   struct wproc *w = &p->w[worker];
-  size_t cap = 1 + desc->n_mdc2;
+  size_t cap = 3 + desc->n_mdc2; /* media, MDC2 ports, RTP leg's two */
   int *fds = calloc(cap, sizeof(*fds));
   struct dcmf_buf frame = {0};
   size_t n_fds = 0;
@@ -430,6 +430,10 @@ void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
     desc->fd = -1;
     for (size_t i = 0; i < desc->n_mdc2; i++) {
       desc->mdc2[i].fd = -1;
+    }
+    if (desc->rtpleg != NULL) {
+      desc->rtpleg->rtp_fd = -1;
+      desc->rtpleg->rtcp_fd = -1;
     }
     rv = dcmf_wlink_send(w->link, &frame, fds, n_fds, 1);
   } else {
@@ -445,7 +449,7 @@ void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
   }
   dcmf_buf_free(&frame);
   free(fds);
-  dcmf_media_desc_free(desc); /* closes the MDC2 descriptors left */
+  dcmf_media_desc_free(desc); /* closes the MDC2 and leg descriptors left */
 }
 
 void dcmf_wpool_post_relay(struct dcmf_wpool *p, size_t worker,

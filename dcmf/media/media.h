@@ -114,13 +114,15 @@ struct dcmf_media_desc {
 enum dcmf_media_op {
   DCMF_MEDIA_OP_ADD,    /* start a session: desc complete, fd attached */
   DCMF_MEDIA_OP_UPDATE, /* changed remote values: desc complete, fd -1 */
-  DCMF_MEDIA_OP_REMOVE, /* end the session: only desc.key is set */
+  DCMF_MEDIA_OP_REMOVE, /* end the session: only desc.key is set, and
+                           rtpleg (no fds) to ask for a RELEASED event */
 };
 
 /* Something that happened to a media, for the controller. */
 struct dcmf_media_event {
   struct dcmf_media_key key;
-  char event[24];   /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST, ... */
+  char event[24]; /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST,
+                     RELEASED (after a REMOVE with rtpleg), ... */
   /* JSON object text with event specifics; room for the e2ae service's
    * RTP_COUNTERS (484 bytes at most, e2ae_svc.h). */
   char detail[512];

@@ -413,7 +413,9 @@ static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
               dcmf_dcstack_cipher(s->stack));
     return;
   case DCMF_DCSTACK_ASSOC_UP:
-    STAT_ADD(s, sctp_associations, 1); /* the one kind so far */
+    if (s->desc.assoc == DCMF_ASSOC_SCTP) { /* SRTP has its own counters */
+      STAT_ADD(s, sctp_associations, 1);
+    }
     return;
   case DCMF_DCSTACK_ASSOC_DOWN:
     return; /* the flows were reported closed */
@@ -803,9 +805,22 @@ void dcmf_session_update(struct dcmf_session *s,
       s->desc.remote_fp.count > 0 &&
       memcmp(&s->desc.remote_fp, &desc->remote_fp, sizeof(desc->remote_fp));
   int fd = s->desc.fd;
+  int local_changed = strcmp(s->desc.local_ufrag, desc->local_ufrag) != 0 ||
+                      strcmp(s->desc.local_pwd, desc->local_pwd) != 0;
+  /* An update's RTP leg carries no descriptors: the running leg's
+   * sockets stay (freeing the old description would close them). */
+  if (s->desc.rtpleg != NULL && desc->rtpleg != NULL) {
+    desc->rtpleg->rtp_fd = s->desc.rtpleg->rtp_fd;
+    desc->rtpleg->rtcp_fd = s->desc.rtpleg->rtcp_fd;
+    s->desc.rtpleg->rtp_fd = -1;
+    s->desc.rtpleg->rtcp_fd = -1;
+  }
   dcmf_media_desc_free(&s->desc);
   s->desc = *desc;
   s->desc.fd = fd;
+  if (local_changed && s->desc.local_ufrag[0] != '\0') {
+    dcmf_ice_set_local(&s->ice, s->desc.local_ufrag, s->desc.local_pwd);
+  }
   if (s->desc.remote_ufrag[0] != '\0') {
     dcmf_ice_set_remote_ufrag(&s->ice, s->desc.remote_ufrag);
   }

@@ -46,8 +46,11 @@ static int frame2(struct dcmf_buf *out, uint32_t type, const void *a,
 /*
  * MEDIA body: the op, the description's bytes (its pointers are
  * meaningless on the other side and are rebuilt), the streams' bytes,
- * each route as (sid, url length, url), the MDC2 entries' bytes. Which
- * descriptors travel is read from the fd members (>= 0).
+ * each route as (sid, url length, url), the MDC2 entries' bytes, then the
+ * e2ae RTP leg's bytes when the description has one (the rtpleg pointer
+ * travelling as non-NULL says so). Which descriptors travel is read from
+ * the fd members (>= 0): the media's, the MDC2 ports', then the leg's RTP
+ * and RTCP sockets.
  */
 int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
                            const struct dcmf_media_desc *desc, int *fds,
@@ -62,9 +65,17 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
       fds[n++] = desc->mdc2[i].fd;
     }
   }
+  const struct dcmf_media_rtpleg *leg = desc->rtpleg;
+  if (leg != NULL && leg->rtp_fd >= 0) {
+    fds[n++] = leg->rtp_fd;
+  }
+  if (leg != NULL && leg->rtcp_fd >= 0) {
+    fds[n++] = leg->rtcp_fd;
+  }
   size_t body = sizeof(uint32_t) + sizeof(*desc) +
                 desc->n_streams * sizeof(*desc->streams) +
-                desc->n_mdc2 * sizeof(*desc->mdc2);
+                desc->n_mdc2 * sizeof(*desc->mdc2) +
+                (leg != NULL ? sizeof(*leg) : 0);
   for (size_t i = 0; i < desc->n_routes; i++) {
     body += 2 * sizeof(uint32_t) + strlen(desc->routes[i].url);
   }
@@ -90,6 +101,9 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
   }
   if (rv == 0 && desc->n_mdc2 > 0) {
     rv = put(out, desc->mdc2, desc->n_mdc2 * sizeof(*desc->mdc2));
+  }
+  if (rv == 0 && leg != NULL) {
+    rv = put(out, leg, sizeof(*leg));
   }
   if (rv != 0) {
     out->len = was;
@@ -216,6 +230,20 @@ static int desc_ok(const struct dcmf_media_desc *d) {
          d->n_routes <= DCMF_WIRE_MAX_FDS && d->n_mdc2 <= DCMF_WIRE_MAX_FDS;
 }
 
+static int leg_addr_ok(const struct sockaddr_storage *a) {
+  return a->ss_family == 0 || a->ss_family == AF_INET ||
+         a->ss_family == AF_INET6;
+}
+
+/* An RTP leg as it arrived: known address families, flags 0 or 1, an
+ * RTCP socket only without rtcp-mux and never one without the RTP one. */
+static int rtpleg_ok(const struct dcmf_media_rtpleg *l) {
+  int flags = l->rtcp_mux | l->latching | l->core_avpf | l->access_avpf;
+  return leg_addr_ok(&l->remote_rtp) && leg_addr_ok(&l->remote_rtcp) &&
+         (flags & ~1) == 0 && (l->rtcp_fd < 0 || l->rtp_fd >= 0) &&
+         (!l->rtcp_mux || l->rtcp_fd < 0);
+}
+
 int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
                            size_t n_fds, enum dcmf_media_op *op,
                            struct dcmf_media_desc *desc) {
@@ -236,7 +264,9 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   d.streams = NULL;
   d.routes = NULL;
   d.mdc2 = NULL;
-  d.rtpleg = NULL; /* not carried yet: e2ae media is not sent to workers */
+  int has_leg = d.rtpleg != NULL;
+  struct dcmf_media_rtpleg leg;
+  d.rtpleg = NULL;
   if (d.n_streams > 0) {
     d.streams = calloc(d.n_streams, sizeof(*d.streams));
   }
@@ -275,11 +305,26 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   if (rv == 0 && d.n_mdc2 > 0) {
     rv = take(&c, d.mdc2, d.n_mdc2 * sizeof(*d.mdc2));
   }
-  /* The descriptors: the media's own (when it had one) then each MDC2
-   * port that had one, exactly as many as the frame carried. */
+  if (rv == 0 && has_leg) {
+    rv = take(&c, &leg, sizeof(leg));
+    if (rv == 0 && !rtpleg_ok(&leg)) {
+      rv = DCMF_ERR_MALFORMED;
+    }
+  }
+  /* The descriptors: the media's own (when it had one), each MDC2 port
+   * that had one, then the leg's, exactly as many as the frame carried. */
   size_t want = d.fd >= 0 ? 1 : 0;
   for (size_t i = 0; rv == 0 && i < d.n_mdc2; i++) {
     want += d.mdc2[i].fd >= 0 ? 1 : 0;
+  }
+  if (rv == 0 && has_leg) {
+    want += (size_t)(leg.rtp_fd >= 0) + (size_t)(leg.rtcp_fd >= 0);
+  }
+  if (rv == 0 && has_leg) {
+    d.rtpleg = malloc(sizeof(*d.rtpleg));
+    if (d.rtpleg == NULL) {
+      rv = DCMF_ERR_NOMEM;
+    }
   }
   if (rv == 0 && (c.left != 0 || want != n_fds)) {
     rv = DCMF_ERR_MALFORMED;
@@ -288,6 +333,7 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
     free(d.streams);
     free(d.routes);
     free(d.mdc2);
+    free(d.rtpleg);
     return rv;
   }
   size_t next = 0;
@@ -300,6 +346,17 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
       d.mdc2[i].fd = fds[next];
       fds[next++] = -1;
     }
+  }
+  if (d.rtpleg != NULL) {
+    if (leg.rtp_fd >= 0) {
+      leg.rtp_fd = fds[next];
+      fds[next++] = -1;
+    }
+    if (leg.rtcp_fd >= 0) {
+      leg.rtcp_fd = fds[next];
+      fds[next++] = -1;
+    }
+    *d.rtpleg = leg;
   }
   *op = (enum dcmf_media_op)op32;
   *desc = d;

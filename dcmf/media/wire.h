@@ -42,9 +42,9 @@ enum dcmf_wire_type {
 /* A body is at most this long: 2048 streams with their HTTP routes fit
  * many times over. Longer frames are refused by both ends. */
 #define DCMF_WIRE_MAX_BODY (16u << 20)
-/* Descriptors one frame may carry: the media port and one MDC2 port per
- * stream of the largest stream count. */
-#define DCMF_WIRE_MAX_FDS 65537u
+/* Descriptors one frame may carry: the media port, one MDC2 port per
+ * stream of the largest stream count and an RTP leg's two sockets. */
+#define DCMF_WIRE_MAX_FDS 65539u
 
 /* The start of a worker: which one it is and the DTLS identity every
  * worker presents (DER; the key is secret). */
@@ -84,7 +84,8 @@ int dcmf_wire_header(struct dcmf_buf *out, uint32_t type, size_t len,
 /*
  * Appends the frame of controller message |op| about |desc|. Its
  * descriptors (desc->fd when >= 0, then every MDC2 fd >= 0, in order)
- * are stored in |fds| (room for 1 + desc->n_mdc2); *|n_fds| gets their
+ * are stored in |fds| (room for 3 + desc->n_mdc2: then the RTP leg's RTP
+ * and RTCP sockets when |desc->rtpleg| has them); *|n_fds| gets their
  * number. |desc| is not changed and still owns them. Returns 0,
  * DCMF_ERR_TOO_LARGE (over DCMF_WIRE_MAX_BODY) or DCMF_ERR_NOMEM; on
  * failure |out| is as it was.

@@ -337,8 +337,8 @@ static void inbox_closed(void *user, struct dcmf_queue_node *list) {
     if (m->kind == MSG_MEDIA && m->op == DCMF_MEDIA_OP_ADD && m->desc.fd >= 0) {
       close(m->desc.fd); /* the session would have owned it */
     }
-    if (m->kind == MSG_MEDIA && m->op != DCMF_MEDIA_OP_REMOVE) {
-      dcmf_media_desc_free(&m->desc);
+    if (m->kind == MSG_MEDIA) {
+      dcmf_media_desc_free(&m->desc); /* a REMOVE's holds at most a leg */
     }
     for (int s = 0; m->kind == MSG_RELAY && s < DCMF_RELAY_SIDES; s++) {
       if (m->relay.fds[s] >= 0) {
@@ -379,6 +379,13 @@ static void handle_msg(struct dcmf_worker *w, struct msg *m) {
   }
   case DCMF_MEDIA_OP_REMOVE:
     handle_remove(w, &m->desc.key);
+    /* An e2ae media's owner (the AGW shim) reuses its ports only once
+     * the session let go of them: a REMOVE carrying a leg asks for this
+     * report, whether or not the session had started. */
+    if (m->desc.rtpleg != NULL) {
+      emit(w, &m->desc.key, "RELEASED", "{}");
+    }
+    dcmf_media_desc_free(&m->desc);
     break;
   }
 }

@@ -94,7 +94,9 @@ void dcmf_worker_stop(struct dcmf_worker *worker);
  * The worker takes ownership of what |desc| owns (its arrays and fds);
  * the struct itself is copied. ADD starts a session on desc->fd, UPDATE
  * applies changed remote values, REMOVE (only desc->key is read) ends
- * the media's session and closes its socket. Cannot fail: a message is
+ * the media's session and closes its socket; a REMOVE whose desc->rtpleg
+ * is set (an e2ae media) is answered with the event RELEASED once the
+ * session is closed, or at once when there was none. Cannot fail: a message is
  * never lost (out of memory aborts, as a lost message would leave a
  * port bound forever).
  */

@@ -30,6 +30,41 @@ static int cert_fingerprint(struct dcmf_cert *cert) {
   return 0;
 }
 
+int dcmf_cert_fingerprint(const struct dcmf_cert *cert, enum dcmf_hash hash,
+                          char *out, size_t cap) {
+  const EVP_MD *md;
+  switch (hash) {
+  case DCMF_HASH_SHA1:
+    md = EVP_sha1();
+    break;
+  case DCMF_HASH_SHA224:
+    md = EVP_sha224();
+    break;
+  case DCMF_HASH_SHA256:
+    md = EVP_sha256();
+    break;
+  case DCMF_HASH_SHA384:
+    md = EVP_sha384();
+    break;
+  case DCMF_HASH_SHA512:
+    md = EVP_sha512();
+    break;
+  default:
+    return DCMF_ERR_INVALID;
+  }
+  struct dcmf_fingerprint_set set = {.count = 1};
+  unsigned int len = 0;
+  /* X509_digest hashes the DER encoding, which RFC 8122 section 5
+   * fingerprints. */
+  if (X509_digest(cert->x509, md, set.items[0].value, &len) != 1 ||
+      len != dcmf_hash_size(hash)) {
+    return DCMF_ERR_SYSTEM;
+  }
+  set.items[0].hash = hash;
+  set.items[0].len = len;
+  return dcmf_fingerprint_format(&set, out, cap);
+}
+
 int dcmf_cert_generate(struct dcmf_cert *cert, char *err, size_t errlen) {
   memset(cert, 0, sizeof(*cert));
   cert->pkey = EVP_EC_gen("P-256");

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "buf.h"
+#include "fingerprint.h"
 
 struct dcmf_cert {
   X509 *x509;     /* owned */
@@ -52,8 +53,21 @@ int dcmf_cert_to_der(const struct dcmf_cert *cert, struct dcmf_buf *cert_der,
  * with |err| saying what is wrong.
  */
 int dcmf_cert_from_der(struct dcmf_cert *cert, const uint8_t *cert_der,
-                       size_t cert_len, const uint8_t *key_der,
-                       size_t key_len, char *err, size_t errlen);
+                       size_t cert_len, const uint8_t *key_der, size_t key_len,
+                       char *err, size_t errlen);
+
+/*
+ * Writes the RFC 8122 fingerprint of |cert| in hash |hash| into |out|
+ * (capacity |cap|): "SHA-384 AB:CD:...", the digest of the certificate's
+ * DER encoding, in the canonical form of dcmf_fingerprint_format (an
+ * answer uses the hash the peer used, RFC 8122 section 5). Returns the
+ * string length, DCMF_ERR_INVALID for MD5 and MD2 (which RFC 8122 no
+ * longer allows us to offer), DCMF_ERR_TOO_LARGE when |cap| is short
+ * (DCMF_CERT_FP_MAX always suffices) or DCMF_ERR_SYSTEM.
+ */
+#define DCMF_CERT_FP_MAX (8 + 3 * DCMF_FINGERPRINT_MAX_BYTES)
+int dcmf_cert_fingerprint(const struct dcmf_cert *cert, enum dcmf_hash hash,
+                          char *out, size_t cap);
 
 /* Frees what |cert| owns. */
 void dcmf_cert_free(struct dcmf_cert *cert);

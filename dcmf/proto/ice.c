@@ -80,6 +80,17 @@ int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag) {
   return 0;
 }
 
+int dcmf_ice_set_local(struct dcmf_ice *ice, const char *ufrag,
+                       const char *pwd) {
+  if (ufrag == NULL || pwd == NULL || dcmf_ice_ufrag_check(ufrag) != 0 ||
+      dcmf_ice_pwd_check(pwd) != 0) {
+    return DCMF_ERR_INVALID;
+  }
+  ice->local_ufrag_len = ice_copy(ice->local_ufrag, ufrag, DCMF_ICE_UFRAG_MAX);
+  ice->local_pwd_len = ice_copy(ice->local_pwd, pwd, DCMF_ICE_PWD_MAX);
+  return 0;
+}
+
 /* Returns 1 if USERNAME is "<local ufrag>:<remote ufrag>". */
 static int ice_username_ok(const struct dcmf_ice *ice,
                            const struct dcmf_stun_msg *msg) {

@@ -131,6 +131,15 @@ int dcmf_ice_init(struct dcmf_ice *ice,
 int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag);
 
 /*
+ * An ICE restart (RFC 8839 section 4.4.1.1.1): our new credentials. The
+ * selected peer stays (ICE-lite: consent goes on with checks that use
+ * the new credentials, and a check from elsewhere moves the peer as
+ * before). Returns 0 or DCMF_ERR_INVALID (bad syntax; unchanged).
+ */
+int dcmf_ice_set_local(struct dcmf_ice *ice, const char *ufrag,
+                       const char *pwd);
+
+/*
  * Handles the datagram |pkt| (|len| bytes, borrowed for the call) from
  * |from| at time |now_ms|, and writes the response to send back to
  * |from| into |out| (|out_cap| bytes), setting *|out_len| (0 when nothing

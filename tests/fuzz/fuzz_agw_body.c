@@ -3,8 +3,8 @@
  * at the first NUL byte into a POST body and, if present, a JSON Patch
  * body. Both go through /agw/v1/contexts exactly as dcmfd hands them
  * over (validation, JSON Patch, read-only checks, rendering) against
- * in-memory relays; then the context is read back and deleted, and no
- * relay or port may be left.
+ * in-memory relays and e2ae media; then the context is read back and
+ * deleted, and no relay, media or port may be left.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fake {
   int relays;
+  int medias;
   uint16_t next_port;
 };
 
@@ -71,6 +72,55 @@ static void fake_read(void *user, void *relay, struct dcmf_relay_counters *c,
   }
 }
 
+/* An e2ae media: only what the API handed over is checked. */
+static int fake_e2ae_new(void *user, const char *context_id,
+                         const struct dcmf_agwiq *iq,
+                         const struct dcmf_relay_config *cfg,
+                         struct dcmf_agwapi_e2ae_local *local, void **media) {
+  struct fake *f = user;
+  if (context_id == NULL || context_id[0] == '\0' || !iq->e2ae ||
+      dcmf_relay_config_check(cfg) != 0) {
+    abort(); /* the API must validate before creating */
+  }
+  memset(local, 0, sizeof(*local));
+  local->access_port = f->next_port++;
+  local->rtp_port = f->next_port++;
+  local->rtcp_port = iq->core_rtcp_mux ? 0 : f->next_port++;
+  snprintf(local->ufrag, sizeof(local->ufrag), "ufra");
+  snprintf(local->pwd, sizeof(local->pwd), "aaaaaaaaaaaaaaaaaaaaaa");
+  snprintf(local->fingerprint, sizeof(local->fingerprint), "%s 00",
+           dcmf_hash_name(iq->local_fp_hash));
+  f->medias++;
+  *media = f; /* any non-NULL handle */
+  return 0;
+}
+
+static int fake_e2ae_update(void *user, void *media,
+                            const struct dcmf_agwiq *iq,
+                            const struct dcmf_relay_config *cfg,
+                            const struct dcmf_agwiq_change *ch,
+                            struct dcmf_agwapi_e2ae_local *local) {
+  (void)user;
+  (void)media;
+  (void)ch;
+  (void)local;
+  if (!iq->e2ae || dcmf_relay_config_check(cfg) != 0) {
+    abort();
+  }
+  return 0;
+}
+
+static void fake_e2ae_del(void *user, void *media) {
+  (void)media;
+  ((struct fake *)user)->medias--;
+}
+
+static int fake_e2ae_view(void *user, void *media, json_t *view) {
+  (void)user;
+  (void)media;
+  return json_object_set_new(view, "events", json_array());
+}
+
 static void fake_random(void *user, uint8_t *buf, size_t len) {
   struct fake *f = user;
   memset(buf, f->next_port & 0xff, len);
@@ -111,6 +161,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 .relay_update = fake_update,
                                 .relay_del = fake_del,
                                 .relay_read = fake_read,
+                                .e2ae_new = fake_e2ae_new,
+                                .e2ae_update = fake_e2ae_update,
+                                .e2ae_del = fake_e2ae_del,
+                                .e2ae_view = fake_e2ae_view,
                                 .random = fake_random,
                                 .user = &f};
   struct dcmf_agwapi *api;
@@ -149,13 +203,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         request(api, "DELETE", path, NULL, NULL, 0) != 204) {
       abort();
     }
-  } else if (status != 400 && status != 501) {
-    /* The body path answers 201, 400, or 501 for a valid e2ae context
-     * (no media behind it yet), which must reserve nothing (below). */
+  } else if (status != 400) {
+    /* The body path answers 201 (a relay or e2ae media) or 400. */
     abort();
   }
-  if (f.relays != 0 || dcmf_agwapi_count(api) != 0) {
-    abort(); /* a relay leaked */
+  if (f.relays != 0 || f.medias != 0 || dcmf_agwapi_count(api) != 0) {
+    abort(); /* a relay or a media leaked */
   }
   dcmf_agwapi_del(api);
   return 0;

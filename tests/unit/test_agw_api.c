@@ -26,8 +26,19 @@ struct fake_relay {
   int updates;
 };
 
+/* An e2ae media as the fake glue holds it: what the API handed over. */
+struct fake_e2ae {
+  struct dcmf_agwiq iq;
+  struct dcmf_relay_config cfg;
+  struct dcmf_agwiq_change last_change;
+  int updates;
+  int nports;
+};
+
 struct fixture {
   struct dcmf_agwapi *api;
+  struct fake_e2ae *last_e2ae;
+  int medias;
   size_t ports_free, ports_in_use;
   uint16_t next_port;
   int relays;
@@ -93,6 +104,77 @@ static void fake_read(void *user, void *relay, struct dcmf_relay_counters *c,
   *peer = r->peer;
 }
 
+static int fake_e2ae_new(void *user, const char *context_id,
+                         const struct dcmf_agwiq *iq,
+                         const struct dcmf_relay_config *cfg,
+                         struct dcmf_agwapi_e2ae_local *local, void **media) {
+  struct fixture *f = user;
+  assert_true(strlen(context_id) > 0);
+  size_t want = iq->core_rtcp_mux ? 2 : 3;
+  if (f->ports_free < want) {
+    return DCMF_ERR_EXHAUSTED;
+  }
+  struct fake_e2ae *m = calloc(1, sizeof(*m));
+  assert_non_null(m);
+  m->iq = *iq;
+  m->cfg = *cfg;
+  m->nports = (int)want;
+  f->ports_free -= want;
+  f->ports_in_use += want;
+  memset(local, 0, sizeof(*local));
+  local->access_port = f->next_port++;
+  local->rtp_port = f->next_port++;
+  local->rtcp_port = iq->core_rtcp_mux ? 0 : f->next_port++;
+  snprintf(local->ufrag, sizeof(local->ufrag), "uf%02d", f->medias);
+  snprintf(local->pwd, sizeof(local->pwd), "pwd-of-the-fake-glue-%02d",
+           f->medias);
+  /* The fingerprint in the hash the API asked for. */
+  snprintf(local->fingerprint, sizeof(local->fingerprint), "%s 01:02",
+           dcmf_hash_name(iq->local_fp_hash));
+  f->medias++;
+  f->last_e2ae = m;
+  *media = m;
+  return 0;
+}
+
+static int fake_e2ae_update(void *user, void *media,
+                            const struct dcmf_agwiq *iq,
+                            const struct dcmf_relay_config *cfg,
+                            const struct dcmf_agwiq_change *ch,
+                            struct dcmf_agwapi_e2ae_local *local) {
+  struct fixture *f = user;
+  struct fake_e2ae *m = media;
+  if (f->fail_update) {
+    return DCMF_ERR_NOMEM;
+  }
+  m->iq = *iq;
+  m->cfg = *cfg;
+  m->last_change = *ch;
+  m->updates++;
+  if (ch->ice_restart) {
+    snprintf(local->ufrag, sizeof(local->ufrag), "re%02d", m->updates);
+  }
+  return 0;
+}
+
+static void fake_e2ae_del(void *user, void *media) {
+  struct fixture *f = user;
+  struct fake_e2ae *m = media;
+  f->ports_free += (size_t)m->nports;
+  f->ports_in_use -= (size_t)m->nports;
+  f->medias--;
+  if (f->last_e2ae == m) {
+    f->last_e2ae = NULL;
+  }
+  free(m);
+}
+
+static int fake_e2ae_view(void *user, void *media, json_t *view) {
+  (void)user;
+  (void)media;
+  return json_object_set_new(view, "events", json_array());
+}
+
 static void fake_random(void *user, uint8_t *buf, size_t len) {
   struct fixture *f = user;
   for (size_t i = 0; i < len; i++) {
@@ -115,6 +197,10 @@ static int setup_limits(void **state, size_t ports, size_t max, int v4,
                                 .relay_update = fake_update,
                                 .relay_del = fake_del,
                                 .relay_read = fake_read,
+                                .e2ae_new = fake_e2ae_new,
+                                .e2ae_update = fake_e2ae_update,
+                                .e2ae_del = fake_e2ae_del,
+                                .e2ae_view = fake_e2ae_view,
                                 .random = fake_random,
                                 .user = f};
   assert_int_equal(dcmf_agwapi_new(&f->api, &s, &ops), 0);
@@ -150,6 +236,7 @@ static int teardown(void **state) {
   reset(f);
   dcmf_agwapi_del(f->api);
   assert_int_equal(f->relays, 0);
+  assert_int_equal(f->medias, 0);
   assert_int_equal(f->ports_in_use, 0);
   free(f);
   return 0;
@@ -602,7 +689,14 @@ static void test_new_rejects_bad_settings(void **state) {
 /* The e2ae Iq members (agwiq.h) are validated with problems naming the
  * member; a valid e2ae context is 501 until DTLS-SRTP media is wired, and
  * nothing is allocated for it; a relay context cannot be patched into one. */
-static void test_e2ae_gate(void **state) {
+static json_t *member(json_t *obj, const char *a, const char *b) {
+  return json_object_get(json_object_get(obj, a), b);
+}
+
+/* e2ae contexts are served: the glue reserves three ports (two with a
+ * multiplexing core), the reply carries what the AGW generated; what is
+ * still refused is refused before anything is reserved. */
+static void test_e2ae_served(void **state) {
   struct fixture *f = *state;
   static const char e2ae[] =
       "{\"terminations\":[{\"terminationId\":\"access\","
@@ -611,13 +705,128 @@ static void test_e2ae_gate(void **state) {
       "{\"terminationId\":\"core\",\"transport\":\"RTP/AVP\"}]}";
   char body[512];
   snprintf(body, sizeof(body), e2ae,
+           "sha-384 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:"
+           "EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:"
+           "89:AB:CD:EF:01:23:45:67:89");
+  char path[128];
+  create(f, body, path, sizeof(path));
+  assert_int_equal(f->relays, 0); /* no transparent relay stands in */
+  assert_int_equal(f->medias, 1);
+  assert_int_equal(f->ports_in_use, 3);
+  struct fake_e2ae *m = f->last_e2ae;
+  assert_non_null(m);
+  assert_int_equal(m->iq.remote_fp.count, 1);
+  assert_int_equal(m->iq.role, DCMF_AGWIQ_ROLE_SERVER);
+  json_t *acc = term(f->body, 0), *core = term(f->body, 1);
+  assert_string_equal(json_string_value(json_object_get(acc, "transport")),
+                      "UDP/TLS/RTP/SAVPF");
+  assert_string_equal(json_string_value(json_object_get(core, "transport")),
+                      "RTP/AVP");
+  /* The answer's fingerprint follows the peer's hash (RFC 8122 s. 5). */
+  assert_string_equal(
+      json_string_value(member(acc, "dtls", "localFingerprint")),
+      "SHA-384 01:02");
+  assert_string_equal(json_string_value(member(acc, "dtls", "localSetup")),
+                      "passive");
+  assert_string_equal(json_string_value(member(acc, "ice", "localUfrag")),
+                      "uf00");
+  assert_non_null(json_string_value(member(acc, "ice", "localPwd")));
+  assert_int_equal(num(acc, "local", "port"), 40000);
+  assert_int_equal(num(core, "local", "port"), 40001);
+  assert_int_equal(json_integer_value(json_object_get(core, "localRtcpPort")),
+                   40002);
+  assert_true(json_is_array(json_object_get(f->body, "events")));
+  /* GET shows the same. */
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+  assert_string_equal(
+      json_string_value(member(term(f->body, 0), "ice", "localUfrag")), "uf00");
+  /* What the AGW generated is not in the stored context: a patch cannot
+   * reach it. */
+  assert_int_equal(
+      PATCH(f, path,
+            "[{\"op\":\"replace\",\"path\":\"/terminations/0/ice/localUfrag\","
+            "\"value\":\"mine\"}]"),
+      409);
+  /* An ICE restart: new local credentials in the answer. */
+  assert_int_equal(
+      PATCH(f, path,
+            "[{\"op\":\"add\",\"path\":\"/terminations/0/ice\",\"value\":"
+            "{\"remoteUfrag\":\"ufrB\","
+            "\"remotePwd\":\"bbbbbbbbbbbbbbbbbbbbbbbb\"}}]"),
+      200);
+  assert_int_equal(m->updates, 1);
+  assert_true(m->last_change.ice_arrived);
+  assert_int_equal(
+      PATCH(f, path,
+            "[{\"op\":\"replace\",\"path\":\"/terminations/0/ice\",\"value\":"
+            "{\"remoteUfrag\":\"ufrC\","
+            "\"remotePwd\":\"cccccccccccccccccccccccc\"}},"
+            "{\"op\":\"add\",\"path\":\"/terminations/1/remote\",\"value\":"
+            "{\"ipv4Addr\":\"127.0.0.1\",\"port\":50010}}]"),
+      200);
+  assert_int_equal(m->updates, 2);
+  assert_true(m->last_change.ice_restart);
+  assert_true(m->cfg.has_core_remote);
+  assert_string_equal(
+      json_string_value(member(term(f->body, 0), "ice", "localUfrag")), "re02");
+  assert_int_equal(num(term(f->body, 1), "remote", "port"), 50010);
+  /* The transport stays: an e2ae context does not turn into a relay. */
+  assert_int_equal(
+      PATCH(f, path,
+            "[{\"op\":\"replace\",\"path\":\"/terminations/0/transport\","
+            "\"value\":\"UDP\"}]"),
+      400);
+  assert_problem(f, 400, "/terminations/0/transport");
+  /* The glue failing an update changes nothing. */
+  f->fail_update = 1;
+  assert_int_equal(
+      PATCH(f, path,
+            "[{\"op\":\"add\",\"path\":\"/terminations/1/rtcpMux\","
+            "\"value\":true}]"),
+      500);
+  f->fail_update = 0;
+  assert_int_equal(m->updates, 2);
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+  assert_null(json_object_get(term(f->body, 1), "rtcpMux"));
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  assert_int_equal(f->medias, 0);
+  assert_int_equal(f->ports_in_use, 0);
+
+  /* Held handshake: no fingerprint yet, a multiplexing core, and the AGW
+   * as DTLS client; the fingerprint arrives by PATCH. */
+  create(f,
+         "{\"terminations\":[{\"terminationId\":\"access\","
+         "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":\"passive\","
+         "\"establish\":true,\"localFingerprintHash\":\"sha-1\"}},"
+         "{\"terminationId\":\"core\",\"transport\":\"RTP/AVPF\","
+         "\"rtcpMux\":true}]}",
+         path, sizeof(path));
+  m = f->last_e2ae;
+  assert_int_equal(f->ports_in_use, 2);
+  assert_int_equal(m->iq.remote_fp.count, 0);
+  assert_int_equal(m->iq.role, DCMF_AGWIQ_ROLE_CLIENT);
+  assert_string_equal(
+      json_string_value(member(term(f->body, 0), "dtls", "localSetup")),
+      "active");
+  assert_string_equal(
+      json_string_value(member(term(f->body, 0), "dtls", "localFingerprint")),
+      "SHA-1 01:02");
+  assert_null(json_object_get(term(f->body, 1), "localRtcpPort"));
+  assert_int_equal(
+      PATCH(f, path,
+            "[{\"op\":\"add\",\"path\":\"/terminations/0/dtls/"
+            "remoteFingerprints\",\"value\":[\"sha-1 00:11:22:33:44:55:66:77:"
+            "88:99:AA:BB:CC:DD:EE:FF:01:02:03:04\"]}]"),
+      200);
+  assert_true(m->last_change.fingerprint_arrived);
+  assert_int_equal(m->iq.remote_fp.count, 1);
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+
+  /* Still refused, nothing reserved: the relay's members are checked on
+   * e2ae contexts too. */
+  snprintf(body, sizeof(body), e2ae,
            "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:"
            "EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89");
-  assert_int_equal(POST(f, body), 501);
-  assert_problem(f, 501, NULL);
-  assert_int_equal(f->relays, 0);
-  assert_int_equal(f->ports_in_use, 0);
-  /* The relay's members are still checked before the 501. */
   char bad_remote[640];
   snprintf(bad_remote, sizeof(bad_remote), "%.*s,\"remote\":{\"port\":0}}]}",
            (int)(strlen(body) - 3), body);
@@ -626,7 +835,9 @@ static void test_e2ae_gate(void **state) {
   snprintf(body, sizeof(body), e2ae, "sha-256 AB:CD");
   assert_int_equal(POST(f, body), 400);
   assert_problem(f, 400, "/terminations/0/dtls/remoteFingerprints/0");
+  assert_int_equal(f->medias, 0);
   assert_int_equal(f->relays, 0);
+  assert_int_equal(f->ports_in_use, 0);
   /* Iq members on a relay termination are named, not just "unknown". */
   assert_int_equal(
       POST(f, "{\"terminations\":[{\"terminationId\":\"access\","
@@ -634,7 +845,7 @@ static void test_e2ae_gate(void **state) {
               "{\"terminationId\":\"core\"}]}"),
       400);
   assert_problem(f, 400, "/terminations/0/notifyUri");
-  char path[128];
+  /* A relay does not turn into an e2ae context. */
   create(f, basic, path, sizeof(path));
   assert_int_equal(
       PATCH(f, path,
@@ -647,20 +858,28 @@ static void test_e2ae_gate(void **state) {
       400);
   assert_problem(f, 400, "/terminations/0/transport");
   assert_int_equal(f->last->updates, 0);
+  assert_int_equal(f->medias, 0);
   assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  /* The ports running out: 503, nothing held. */
+  f->ports_free = 2;
+  snprintf(body, sizeof(body), e2ae,
+           "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:"
+           "EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89");
+  assert_int_equal(POST(f, body), 503);
+  assert_int_equal(f->medias, 0);
+  assert_int_equal(f->ports_in_use, 0);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_create_get_list_delete, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_create_terminations_any_order,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_create_validation, setup,
+      cmocka_unit_test_setup_teardown(test_create_terminations_any_order, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_create_validation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_e2ae_gate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_served, setup, teardown),
       cmocka_unit_test_setup_teardown(test_port_exhaustion_and_limit,
                                       setup_four_ports, teardown),
       cmocka_unit_test_setup_teardown(test_context_limit, setup_one_context,

@@ -4,7 +4,11 @@
  * (by message, as in dcmfd), and plain UDP sockets playing the phone and
  * the core. Checks byte-exact relaying both ways, drops, the counters
  * the worker pushes back on GET and /metrics, and that DELETE and
- * dcmf_agw_del give every port back.
+ * dcmf_agw_del give every port back. e2ae contexts: the media session
+ * reaches the worker, the reply carries the certificate's fingerprint in
+ * the asked hash, events are kept and notified, counter snapshots
+ * replace each other, and the ports come back only after the worker
+ * reported the session released.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,6 +41,10 @@ struct fixture {
   struct dcmf_agw *agw;
   struct dcmf_api_response resp;
   json_t *body;
+  /* What the shim POSTed to notify URIs. */
+  char notified_uri[256];
+  char notified[1024];
+  int n_notified;
 };
 
 static int pool_alloc(void *user, uint16_t *port, int *fd) {
@@ -58,10 +66,29 @@ static void pool_release(void *user, uint16_t port) {
   dcmf_ports_release(f->ports, port);
 }
 
+/* Only e2ae media run here: their events belong to the shim. */
 static void on_media_event(void *user, const struct dcmf_media_event *ev) {
-  (void)user;
-  (void)ev;
-  fail_msg("no DC media here, so no media event");
+  struct fixture *f = user;
+  assert_int_equal(dcmf_agw_on_media_event(f->agw, ev), 1);
+}
+
+static void post_media(void *user, size_t worker, enum dcmf_media_op op,
+                       struct dcmf_media_desc *desc) {
+  struct fixture *f = user;
+  assert_int_equal(worker, 0);
+  dcmf_worker_post(f->worker, op, desc);
+}
+
+static int pool_dup(void *user, uint16_t port) {
+  struct fixture *f = user;
+  return dup(dcmf_ports_fd(f->ports, port));
+}
+
+static void notify(void *user, const char *uri, const char *json) {
+  struct fixture *f = user;
+  snprintf(f->notified_uri, sizeof(f->notified_uri), "%s", uri);
+  snprintf(f->notified, sizeof(f->notified), "%s", json);
+  f->n_notified++;
 }
 
 /* The worker's relay reports, on the control loop, as main.c does. */
@@ -104,7 +131,11 @@ static int setup(void **state) {
                                 .advertise_addr = "127.0.0.1",
                                 .port_alloc = pool_alloc,
                                 .port_release = pool_release,
-                                .port_user = f};
+                                .port_dup = pool_dup,
+                                .port_user = f,
+                                .cert = &f->cert,
+                                .post_media = post_media,
+                                .notify = notify};
   assert_int_equal(dcmf_agw_new(&f->agw, &s), 0);
   *state = f;
   return 0;
@@ -330,28 +361,202 @@ static void test_del_releases_everything(void **state) {
   assert_int_equal(dcmf_ports_in_use(f->ports), 6);
   /* The pool has 11 ports: the sixth relay gets one, fails on the second
    * and gives the first back. */
-  assert_int_equal(
-      call(f, "POST", "/agw/v1/contexts", "application/json",
-           "{\"terminations\":[{\"terminationId\":\"access\"},"
-           "{\"terminationId\":\"core\"}]}"),
-      201);
-  assert_int_equal(
-      call(f, "POST", "/agw/v1/contexts", "application/json",
-           "{\"terminations\":[{\"terminationId\":\"access\"},"
-           "{\"terminationId\":\"core\"}]}"),
-      201);
-  assert_int_equal(
-      call(f, "POST", "/agw/v1/contexts", "application/json",
-           "{\"terminations\":[{\"terminationId\":\"access\"},"
-           "{\"terminationId\":\"core\"}]}"),
-      503);
+  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
+                        "{\"terminations\":[{\"terminationId\":\"access\"},"
+                        "{\"terminationId\":\"core\"}]}"),
+                   201);
+  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
+                        "{\"terminations\":[{\"terminationId\":\"access\"},"
+                        "{\"terminationId\":\"core\"}]}"),
+                   201);
+  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
+                        "{\"terminations\":[{\"terminationId\":\"access\"},"
+                        "{\"terminationId\":\"core\"}]}"),
+                   503);
   assert_int_equal(dcmf_ports_in_use(f->ports), 10);
+}
+
+static json_t *term_of(json_t *doc, size_t i) {
+  return json_array_get(json_object_get(doc, "terminations"), i);
+}
+
+static const char *str_at(json_t *obj, const char *a, const char *b) {
+  return json_string_value(json_object_get(json_object_get(obj, a), b));
+}
+
+/* A worker's event about the context's media, as it would arrive. */
+static void media_event(struct fixture *f, const char *id, const char *event,
+                        const char *detail) {
+  struct dcmf_media_event ev;
+  memset(&ev, 0, sizeof(ev));
+  snprintf(ev.key.context_id, sizeof(ev.key.context_id), "%.36s", id);
+  snprintf(ev.key.termination_id, sizeof(ev.key.termination_id), "access");
+  snprintf(ev.key.media_id, sizeof(ev.key.media_id), "rtp");
+  snprintf(ev.event, sizeof(ev.event), "%s", event);
+  snprintf(ev.detail, sizeof(ev.detail), "%s", detail);
+  ev.time_ms = 1733406597566; /* 2024-12-05T13:49:57.566Z */
+  assert_int_equal(dcmf_agw_on_media_event(f->agw, &ev), 1);
+}
+
+static void test_e2ae_media(void **state) {
+  struct fixture *f = *state;
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json",
+           "{\"terminations\":[{\"terminationId\":\"access\","
+           "\"transport\":\"UDP/TLS/RTP/SAVPF\",\"notifyUri\":"
+           "\"http://127.0.0.1:9/agw-events\",\"dtls\":{\"setup\":\"actpass\","
+           "\"localFingerprintHash\":\"sha-512\"}},"
+           "{\"terminationId\":\"core\",\"transport\":\"RTP/AVP\","
+           "\"remote\":{\"ipv4Addr\":\"127.0.0.1\",\"port\":9}}]}"),
+      201);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 3);
+  char id[37], path[128];
+  snprintf(id, sizeof(id), "%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s", id);
+  char fp[DCMF_CERT_FP_MAX];
+  assert_true(
+      dcmf_cert_fingerprint(&f->cert, DCMF_HASH_SHA512, fp, sizeof(fp)) > 0);
+  json_t *acc = term_of(f->body, 0);
+  assert_string_equal(str_at(acc, "dtls", "localFingerprint"), fp);
+  assert_int_equal(strlen(str_at(acc, "ice", "localUfrag")), 8);
+  assert_int_equal(strlen(str_at(acc, "ice", "localPwd")), 24);
+  /* Another context gets other credentials. */
+  char ufrag[16];
+  snprintf(ufrag, sizeof(ufrag), "%s", str_at(acc, "ice", "localUfrag"));
+  /* A failure: kept for GET and notified, with the event's JSON. */
+  media_event(f, id, "DTLS_FAILURE", "{\"reason\":\"bad\"}");
+  assert_int_equal(f->n_notified, 1);
+  assert_string_equal(f->notified_uri, "http://127.0.0.1:9/agw-events");
+  json_t *n = json_loads(f->notified, 0, NULL);
+  assert_non_null(n);
+  assert_string_equal(json_string_value(json_object_get(n, "event")),
+                      "DTLS_FAILURE");
+  assert_string_equal(json_string_value(json_object_get(n, "contextId")), id);
+  assert_string_equal(str_at(n, "detail", "reason"), "bad");
+  assert_string_equal(json_string_value(json_object_get(n, "time")),
+                      "2024-12-05T13:49:57.566Z");
+  json_decref(n);
+  /* Counter snapshots replace each other; /metrics sums their growth. */
+  media_event(
+      f, id, "RTP_COUNTERS",
+      "{\"profile\":\"SRTP_AEAD_AES_256_GCM\",\"toCore\":{\"packets\":5,"
+      "\"bytes\":500},\"toAccess\":{\"packets\":2,\"bytes\":200},"
+      "\"drops\":{\"unknownSource\":1,\"srtpAuth\":0}}");
+  media_event(
+      f, id, "RTP_COUNTERS",
+      "{\"profile\":\"SRTP_AEAD_AES_256_GCM\",\"toCore\":{\"packets\":8,"
+      "\"bytes\":800},\"toAccess\":{\"packets\":3,\"bytes\":300},"
+      "\"drops\":{\"unknownSource\":4,\"srtpAuth\":1},\"final\":false}");
+  assert_int_equal(f->n_notified, 1); /* snapshots are not notified */
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+  assert_int_equal(json_array_size(json_object_get(f->body, "events")), 1);
+  json_t *core = term_of(f->body, 1);
+  acc = term_of(f->body, 0);
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(core, "rtpStatistics"), "packetsSent")),
+                   8);
+  assert_int_equal(
+      json_integer_value(json_object_get(
+          json_object_get(json_object_get(core, "rtpStatistics"), "dropped"),
+          "unknownSource")),
+      4);
+  assert_string_equal(str_at(acc, "rtpStatistics", "srtpProfile"),
+                      "SRTP_AEAD_AES_256_GCM");
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(acc, "rtpStatistics"), "packetsSent")),
+                   3);
+  assert_int_equal(
+      json_integer_value(json_object_get(
+          json_object_get(json_object_get(f->body, "rtpCounters"), "toCore"),
+          "bytes")),
+      800);
+  struct dcmf_buf m = {0};
+  dcmf_agw_metrics(f->agw, &m);
+  dcmf_buf_append(&m, "", 1);
+  const char *text = m.data;
+  assert_non_null(strstr(text, "dcmf_agw_e2ae_contexts 1\n"));
+  assert_non_null(strstr(text, "dcmf_agw_e2ae_dtls_failures_total 1\n"));
+  assert_non_null(
+      strstr(text, "dcmf_agw_e2ae_packets_total{termination=\"core\"} 8\n"));
+  assert_non_null(
+      strstr(text, "dcmf_agw_e2ae_bytes_total{termination=\"access\"} 300\n"));
+  assert_non_null(strstr(text, "dcmf_agw_e2ae_dropped_total{termination="
+                               "\"core\",reason=\"unknown_source\"} 4\n"));
+  assert_non_null(strstr(text, "dcmf_agw_e2ae_dropped_total{termination="
+                               "\"access\",reason=\"srtp_auth\"} 1\n"));
+  dcmf_buf_free(&m);
+  /* ICE restart: new local credentials. */
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"add\",\"path\":\"/terminations/0/ice\",\"value\":"
+           "{\"remoteUfrag\":\"ufrA\",\"remotePwd\":"
+           "\"aaaaaaaaaaaaaaaaaaaaaaaa\"}}]"),
+      200);
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"replace\",\"path\":\"/terminations/0/ice\",\"value\":"
+           "{\"remoteUfrag\":\"ufrB\",\"remotePwd\":"
+           "\"bbbbbbbbbbbbbbbbbbbbbbbb\"}}]"),
+      200);
+  assert_string_not_equal(str_at(term_of(f->body, 0), "ice", "localUfrag"),
+                          ufrag);
+  /* DELETE: the ports stay taken until the worker reports RELEASED. */
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 3);
+  /* The final snapshot, pushed as the session closes, still counts. */
+  media_event(f, id, "RTP_COUNTERS",
+              "{\"toCore\":{\"packets\":10,\"bytes\":1000},\"final\":true}");
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) != 0; i++) {
+    turn(f);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  /* The record is gone: a late event of the context is not the shim's. */
+  struct dcmf_media_event late;
+  memset(&late, 0, sizeof(late));
+  snprintf(late.key.context_id, sizeof(late.key.context_id), "%.36s", id);
+  snprintf(late.event, sizeof(late.event), "DTLS_FAILURE");
+  assert_int_equal(dcmf_agw_on_media_event(f->agw, &late), 0);
+  assert_int_equal(f->n_notified, 1);
+  m = (struct dcmf_buf){0};
+  dcmf_agw_metrics(f->agw, &m);
+  dcmf_buf_append(&m, "", 1);
+  assert_non_null(strstr(m.data, "dcmf_agw_e2ae_contexts 0\n"));
+  /* The totals stay after the context is gone. */
+  assert_non_null(
+      strstr(m.data, "dcmf_agw_e2ae_packets_total{termination=\"core\"} 10\n"));
+  dcmf_buf_free(&m);
+}
+
+/* The worker serving an e2ae context ends: the context is released at
+ * once (its sockets died with the worker), its ports are back, and a
+ * GET finds nothing. */
+static void test_e2ae_worker_failed(void **state) {
+  struct fixture *f = *state;
+  assert_int_equal(
+      call(
+          f, "POST", "/agw/v1/contexts", "application/json",
+          "{\"terminations\":[{\"terminationId\":\"access\","
+          "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":\"active\"}},"
+          "{\"terminationId\":\"core\",\"transport\":\"RTP/AVPF\","
+          "\"rtcpMux\":true}]}"),
+      201);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 2);
+  char path[128];
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 1);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 404);
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 0);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_relay_through_sockets, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_media, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
                                       teardown),
   };

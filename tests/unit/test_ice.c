@@ -160,6 +160,42 @@ static void test_success(void **state) {
   assert_int_equal(ice.counters.requests_ok, 2);
 }
 
+/* An ICE restart: after dcmf_ice_set_local, a check with the old
+ * credentials is dropped, one with the new ones succeeds and the
+ * selected peer stays; bad credentials are refused, nothing changed. */
+static void test_set_local_restart(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage from = make_addr("198.51.100.7", 50000);
+  struct reply r;
+  now_ms = 3000;
+  new_ice(&ice, REMOTE_UFRAG);
+  struct dcmf_stun_request req = check(0);
+  assert_int_equal(send_req(&r, &ice, sa(&from), &req),
+                   DCMF_ICE_RESPOND_LATCHED);
+  assert_int_equal(dcmf_ice_set_local(&ice, "x", "newPasswordOf22charsXX"),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_ice_set_local(&ice, "nEwU", "short"), DCMF_ERR_INVALID);
+  assert_int_equal(dcmf_ice_set_local(&ice, NULL, NULL), DCMF_ERR_INVALID);
+  now_ms++;
+  req = check(0);
+  assert_int_equal(send_req(&r, &ice, sa(&from), &req), DCMF_ICE_RESPOND);
+  assert_int_equal(dcmf_ice_set_local(&ice, "nEwU", "newPasswordOf22charsXX"),
+                   0);
+  now_ms++;
+  req = check(0); /* the old credentials */
+  send_req(&r, &ice, sa(&from), &req);
+  assert_unauthenticated(&r);
+  now_ms++;
+  req = check(0);
+  req.username = "nEwU:" REMOTE_UFRAG;
+  req.key = (const uint8_t *)"newPasswordOf22charsXX";
+  req.key_len = 22;
+  assert_int_equal(send_req(&r, &ice, sa(&from), &req), DCMF_ICE_RESPOND);
+  assert_true(verifies(&r, "newPasswordOf22charsXX"));
+  assert_true(dcmf_stun_addr_equal(dcmf_ice_peer(&ice), sa(&from)));
+}
+
 static void test_success_ipv6(void **state) {
   (void)state;
   struct dcmf_ice ice;
@@ -721,6 +757,7 @@ static void test_may_authenticate_gate(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success),
+      cmocka_unit_test(test_set_local_restart),
       cmocka_unit_test(test_success_ipv6),
       cmocka_unit_test(test_unauthenticated),
       cmocka_unit_test(test_may_authenticate_gate),

@@ -927,6 +927,58 @@ static void test_unimplemented_association_kind_is_refused(void **state) {
   assert_false(f->second.attached);
 }
 
+/* An SRTP-kind media with a core leg and no service to take its sockets:
+ * an UPDATE (whose leg has no descriptors) keeps the running leg's
+ * sockets open, and closing the session closes them. New local ICE
+ * credentials in the update are taken. */
+static void test_srtp_update_keeps_the_leg(void **state) {
+  struct fx *f = *state;
+  struct dcmf_media_desc d;
+  memset(&d, 0, sizeof(d));
+  set_key(&d.key, "e2ae");
+  struct sockaddr_in addr, core;
+  d.fd = udp_socket(&addr);
+  snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
+  snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
+  d.assoc = DCMF_ASSOC_SRTP;
+  d.dtls_server = 1;
+  d.rtpleg = calloc(1, sizeof(*d.rtpleg));
+  assert_non_null(d.rtpleg);
+  int rtp = udp_socket(&core), rtcp = udp_socket(&core);
+  d.rtpleg->rtp_fd = rtp;
+  d.rtpleg->rtcp_fd = rtcp;
+  struct dcmf_session_env env = {.loop = &f->loop,
+                                 .dtls_ctx = &f->ctx,
+                                 .log = &f->log,
+                                 .stats = &f->stats,
+                                 .max_streams = 2048,
+                                 .rx_scratch = f->rx,
+                                 .rx_scratch_len = sizeof(f->rx),
+                                 .emit = on_event,
+                                 .emit_user = f};
+  struct dcmf_session *s = NULL;
+  assert_int_equal(dcmf_session_new(&s, &env, &d), 0);
+  struct dcmf_media_desc u;
+  memset(&u, 0, sizeof(u));
+  set_key(&u.key, "e2ae");
+  u.fd = -1;
+  snprintf(u.local_ufrag, sizeof(u.local_ufrag), "nEwU");
+  snprintf(u.local_pwd, sizeof(u.local_pwd), "newnewnewnewnewnewnewn");
+  u.assoc = DCMF_ASSOC_SRTP;
+  u.dtls_server = 1;
+  u.rtpleg = calloc(1, sizeof(*u.rtpleg));
+  assert_non_null(u.rtpleg);
+  u.rtpleg->rtp_fd = u.rtpleg->rtcp_fd = -1;
+  u.rtpleg->rtcp_port = 4242;
+  dcmf_session_update(s, &u);
+  assert_true(fcntl(rtp, F_GETFD) >= 0);
+  assert_true(fcntl(rtcp, F_GETFD) >= 0);
+  dcmf_session_close(s);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* its handles close, the leg too */
+  assert_int_equal(fcntl(rtp, F_GETFD), -1);
+  assert_int_equal(fcntl(rtcp, F_GETFD), -1);
+}
+
 static int setup_bare(void **state) {
   struct fx *f = fx_new();
   f->first = (struct probe){.name = "first"};
@@ -1307,6 +1359,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_session_drives_sctp_through_the_kind_table, setup_counting,
           teardown),
+      cmocka_unit_test_setup_teardown(test_srtp_update_keeps_the_leg,
+                                      setup_bare, teardown),
       cmocka_unit_test_setup_teardown(test_kind_with_a_raw_range, setup_bare,
                                       teardown),
   };

@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -238,6 +240,167 @@ static void test_media_refusals(void **state) {
     d.mdc2[i].fd = -1;
   }
   dcmf_media_desc_free(&d);
+  dcmf_buf_free(&frame);
+}
+
+/* An e2ae description: the RTP leg and its sockets travel with it. */
+static struct dcmf_media_rtpleg *leg_fill(struct dcmf_media_desc *d, int mux) {
+  desc_fill(d, 0);
+  d->assoc = DCMF_ASSOC_SRTP;
+  struct dcmf_media_rtpleg *l = calloc(1, sizeof(*l));
+  assert_non_null(l);
+  l->rtp_fd = udp_socket();
+  l->rtcp_fd = mux ? -1 : udp_socket();
+  l->rtp_port = 42000;
+  l->rtcp_port = mux ? 0 : 42001;
+  struct sockaddr_in *a = (struct sockaddr_in *)&l->remote_rtp;
+  a->sin_family = AF_INET;
+  a->sin_port = htons(6000);
+  a->sin_addr.s_addr = htonl(0x7f000001);
+  memcpy(&l->remote_rtcp, &l->remote_rtp, sizeof(l->remote_rtp));
+  if (!mux) {
+    ((struct sockaddr_in *)&l->remote_rtcp)->sin_port = htons(6001);
+  }
+  l->rtcp_mux = mux;
+  l->latching = 1;
+  l->core_avpf = !mux;
+  l->access_avpf = 1;
+  d->rtpleg = l;
+  return l;
+}
+
+static void leg_close_all(struct dcmf_media_desc *d) {
+  desc_close_all(d); /* closes the leg's descriptors */
+}
+
+static void test_media_rtpleg(void **state) {
+  (void)state;
+  for (int mux = 0; mux <= 1; mux++) {
+    struct dcmf_media_desc d, back;
+    struct dcmf_media_rtpleg *l = leg_fill(&d, mux);
+    roundtrip(&d, 3, &back);
+    assert_desc_equal(&d, &back);
+    assert_int_equal(back.assoc, DCMF_ASSOC_SRTP);
+    assert_non_null(back.rtpleg);
+    assert_ptr_not_equal(back.rtpleg, l);
+    struct dcmf_media_rtpleg *b = back.rtpleg;
+    assert_int_equal(inode_of(b->rtp_fd), inode_of(l->rtp_fd));
+    if (mux) {
+      assert_int_equal(b->rtcp_fd, -1);
+    } else {
+      assert_int_equal(inode_of(b->rtcp_fd), inode_of(l->rtcp_fd));
+    }
+    assert_int_equal(b->rtp_port, l->rtp_port);
+    assert_int_equal(b->rtcp_port, l->rtcp_port);
+    assert_memory_equal(&b->remote_rtp, &l->remote_rtp, sizeof(l->remote_rtp));
+    assert_memory_equal(&b->remote_rtcp, &l->remote_rtcp,
+                        sizeof(l->remote_rtcp));
+    assert_int_equal(b->rtcp_mux, mux);
+    assert_int_equal(b->latching, 1);
+    assert_int_equal(b->core_avpf, !mux);
+    assert_int_equal(b->access_avpf, 1);
+    leg_close_all(&back);
+    leg_close_all(&d);
+  }
+  /* An UPDATE: the leg without descriptors. */
+  struct dcmf_media_desc d, back;
+  struct dcmf_media_rtpleg *l = leg_fill(&d, 0);
+  close(d.fd);
+  d.fd = -1;
+  close(l->rtp_fd);
+  close(l->rtcp_fd);
+  l->rtp_fd = l->rtcp_fd = -1;
+  struct dcmf_buf frame = {0};
+  int fds[4];
+  size_t n_fds = 9;
+  assert_int_equal(
+      dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_UPDATE, &d, fds, &n_fds), 0);
+  assert_int_equal(n_fds, 0);
+  enum dcmf_media_op op;
+  assert_int_equal(
+      dcmf_wire_decode_media((const uint8_t *)frame.data + DCMF_WIRE_HEADER,
+                             frame.len - DCMF_WIRE_HEADER, NULL, 0, &op, &back),
+      0);
+  assert_int_equal(op, DCMF_MEDIA_OP_UPDATE);
+  assert_non_null(back.rtpleg);
+  assert_int_equal(back.rtpleg->rtp_fd, -1);
+  assert_int_equal(back.rtpleg->rtcp_port, 42001);
+  dcmf_media_desc_free(&back);
+  assert_null(back.rtpleg);
+  dcmf_media_desc_free(&d);
+  dcmf_buf_free(&frame);
+}
+
+/* A leg cut short, missing descriptors, a bad address family, flags out
+ * of range and an RTCP socket beside rtcp-mux are refused, nothing
+ * taken. */
+static void test_media_rtpleg_refusals(void **state) {
+  (void)state;
+  struct dcmf_media_desc d, back;
+  struct dcmf_media_rtpleg *l = leg_fill(&d, 0);
+  struct dcmf_buf frame = {0};
+  int fds[4];
+  size_t n_fds = 0;
+  assert_int_equal(
+      dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_ADD, &d, fds, &n_fds), 0);
+  assert_int_equal(n_fds, 3); /* the media's, RTP, RTCP in that order */
+  assert_int_equal(fds[0], d.fd);
+  assert_int_equal(fds[1], l->rtp_fd);
+  assert_int_equal(fds[2], l->rtcp_fd);
+  uint8_t *body = (uint8_t *)frame.data + DCMF_WIRE_HEADER;
+  size_t len = frame.len - DCMF_WIRE_HEADER;
+  enum dcmf_media_op op;
+  /* Cut inside the leg, and a frame claiming a leg it does not carry. */
+  for (size_t cut = len - sizeof(*l); cut < len; cut++) {
+    assert_int_equal(dcmf_wire_decode_media(body, cut, fds, n_fds, &op, &back),
+                     DCMF_ERR_MALFORMED);
+  }
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, 2, &op, &back),
+                   DCMF_ERR_MALFORMED);
+  assert_int_equal(fds[1], l->rtp_fd); /* untouched */
+  /* The leg's bytes end the body, at no particular alignment: changed
+   * through a copy. */
+  uint8_t *raw = body + len - sizeof(*l);
+  struct dcmf_media_rtpleg saved, bad;
+  memcpy(&saved, raw, sizeof(saved));
+  bad = saved;
+  bad.remote_rtcp.ss_family = AF_UNIX;
+  memcpy(raw, &bad, sizeof(bad));
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+                   DCMF_ERR_MALFORMED);
+  bad = saved;
+  bad.latching = 2;
+  memcpy(raw, &bad, sizeof(bad));
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+                   DCMF_ERR_MALFORMED);
+  bad = saved;
+  bad.rtcp_mux = 1; /* with an RTCP socket */
+  memcpy(raw, &bad, sizeof(bad));
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+                   DCMF_ERR_MALFORMED);
+  bad = saved;
+  bad.rtp_fd = -1; /* RTCP without RTP */
+  memcpy(raw, &bad, sizeof(bad));
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, 2, &op, &back),
+                   DCMF_ERR_MALFORMED);
+  memcpy(raw, &saved, sizeof(saved));
+  /* A description without the leg but the leg's bytes after it. */
+  struct dcmf_media_desc *rawd = (void *)(body + sizeof(uint32_t));
+  struct dcmf_media_rtpleg *was = rawd->rtpleg;
+  rawd->rtpleg = NULL;
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, 1, &op, &back),
+                   DCMF_ERR_MALFORMED);
+  rawd->rtpleg = was;
+  assert_int_equal(fds[0], d.fd);
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+                   0);
+  assert_int_equal(fds[1], -1);
+  assert_int_equal(back.rtpleg->rtp_fd, l->rtp_fd); /* taken, not dup'd */
+  /* |back| owns the descriptors now. */
+  d.fd = -1;
+  l->rtp_fd = l->rtcp_fd = -1;
+  dcmf_media_desc_free(&d);
+  desc_close_all(&back);
   dcmf_buf_free(&frame);
 }
 
@@ -507,6 +670,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_media_roundtrip),
       cmocka_unit_test(test_media_refusals),
+      cmocka_unit_test(test_media_rtpleg),
+      cmocka_unit_test(test_media_rtpleg_refusals),
       cmocka_unit_test(test_small_frames),
       cmocka_unit_test(test_reader_refusals),
       cmocka_unit_test(test_link_many_fds_and_partial_writes),

@@ -1,0 +1,372 @@
+// e2ae end to end (issue 11): werift as the WebRTC IMS client (DTLS-SRTP,
+// ICE, rtcp-mux, one audio m-line, no BUNDLE) on the access side of a
+// dcmfd AGW context, a plain RTP peer (Node dgram sockets) on the core
+// side, and a small IMS-ALG in this file that turns werift's offer into
+// the /agw/v1 POST and builds the SDP answer from the reply (ICE-lite,
+// the AGW's credentials, fingerprint, access port, a=setup).
+//
+//   node e2ae_werift.js DCMFD
+//
+// Each case runs against a fresh dcmfd on loopback (harness.js) and
+// prints "ok - name" / "not ok - name: why"; exits 1 on failure.
+"use strict";
+const path = require("path");
+const dgram = require("dgram");
+const http = require("http");
+module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
+const werift = require("werift");
+const { api } = require("./ims_as");
+const { wait, check, runTests } = require("./harness");
+
+const DCMFD = process.argv[2];
+const AGW = "/agw/v1/contexts";
+const PT = 111; // werift's opus
+
+// ---- polling ----------------------------------------------------------------
+
+// Polls |cond| every 20 ms until it is true or |ms| passed; throws
+// "timed out: |what|" then. The only way this test waits.
+async function until(cond, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await wait(20);
+  }
+}
+
+// ---- RTP ------------------------------------------------------------------------
+
+// The fixed header, CSRCs and extension skipped: {ssrc, seq, pt, payload}.
+function parseRtp(b) {
+  if (b.length < 12 || b[0] >> 6 !== 2) return null;
+  let off = 12 + (b[0] & 0x0f) * 4;
+  if (b[0] & 0x10) {
+    if (b.length < off + 4) return null;
+    off += 4 + b.readUInt16BE(off + 2) * 4;
+  }
+  let end = b.length;
+  if (b[0] & 0x20) end -= b[b.length - 1];
+  if (off > end) return null;
+  return { ssrc: b.readUInt32BE(8), seq: b.readUInt16BE(2), pt: b[1] & 0x7f, payload: b.subarray(off, end) };
+}
+const isRtcp = (b) => b.length >= 8 && b[1] >= 192 && b[1] <= 223;
+
+function rtpPacket(ssrc, seq, payload) {
+  const h = Buffer.alloc(12);
+  h[0] = 0x80; h[1] = PT; h.writeUInt16BE(seq, 2); h.writeUInt32BE(seq * 960, 4); h.writeUInt32BE(ssrc, 8);
+  return Buffer.concat([h, payload]);
+}
+// A distinct payload per packet, so a reordered, repeated or changed
+// packet shows.
+const payloadOf = (tag, i) => Buffer.from(`${tag}-${String(i).padStart(4, "0")}-`.repeat(4));
+
+// ---- the core peer -----------------------------------------------------------
+
+function bindUdp() {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket("udp4");
+    const got = [];
+    s.on("message", (m, r) => got.push({ m, r }));
+    s.bind(0, "127.0.0.1", () => resolve({ s, got, port: s.address().port }));
+  });
+}
+function sendUdp(sock, data, port) {
+  return new Promise((resolve) => sock.send(data, port, "127.0.0.1", () => resolve()));
+}
+
+// ---- the notify receiver -----------------------------------------------------
+
+function notifyReceiver() {
+  return new Promise((resolve) => {
+    const got = [];
+    const server = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        got.push({ path: req.url, type: req.headers["content-type"], body: JSON.parse(body) });
+        res.writeHead(204);
+        res.end();
+      });
+    });
+    server.listen(0, "127.0.0.1", () =>
+      resolve({ uri: `http://127.0.0.1:${server.address().port}/agw-events`, got, server }));
+  });
+}
+
+// ---- the WebRTC IMS client -----------------------------------------------------
+
+function only127(sdp) {
+  return sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");
+}
+
+async function newClient() {
+  const pc = new werift.RTCPeerConnection({
+    bundlePolicy: "disable", // IMS has no BUNDLE (TS 23.228 U.1.1)
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1",
+  });
+  const tr = pc.addTransceiver("audio", { direction: "sendrecv" });
+  const received = [];
+  tr.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => received.push(rtp)));
+  await pc.setLocalDescription(await pc.createOffer());
+  return { pc, tr, received, offer: only127(pc.localDescription.sdp) };
+}
+
+// What the IMS-ALG reads from the client's offer.
+function parseOffer(sdp) {
+  const lines = sdp.split("\r\n");
+  const val = (p) => { const l = lines.find((x) => x.startsWith(p)); return l ? l.slice(p.length) : undefined; };
+  const cand = lines.find((l) => l.startsWith("a=candidate:") && / udp /i.test(l));
+  const f = cand.split(" ");
+  return {
+    ufrag: val("a=ice-ufrag:"), pwd: val("a=ice-pwd:"), fingerprint: val("a=fingerprint:"),
+    setup: val("a=setup:"), mid: val("a=mid:"), addr: f[4], port: Number(f[5]),
+    group: lines.some((l) => l.startsWith("a=group:BUNDLE")),
+  };
+}
+
+// The /agw/v1 POST for the offer: access DTLS-SRTP with rtcp-mux, core
+// plain RTP toward |core| (separate RTCP port unless |mux|).
+function contextBody(o, core, opts) {
+  const access = {
+    terminationId: "access", transport: "UDP/TLS/RTP/SAVPF", rtcpMux: true,
+    dtls: { setup: o.setup },
+    ice: { remoteUfrag: o.ufrag, remotePwd: o.pwd },
+    remote: { ipv4Addr: o.addr, port: o.port },
+  };
+  if (opts.fingerprint !== null) access.dtls.remoteFingerprints = [opts.fingerprint || o.fingerprint];
+  if (opts.notifyUri) access.notifyUri = opts.notifyUri;
+  if (opts.establish) access.dtls.establish = true;
+  const coreTerm = { terminationId: "core", transport: "RTP/AVP", rtcpMux: !!opts.mux,
+    remote: { ipv4Addr: "127.0.0.1", port: core.rtp.port } };
+  if (!opts.mux) coreTerm.remoteRtcpPort = core.rtcp.port;
+  return { terminations: [access, coreTerm] };
+}
+
+// The SSRCs the core peer announces (its SDP's a=ssrc, passed on by the
+// IMS-ALG): werift routes received RTP by them. The stranger's is among
+// them, so that only the AGW can keep its packets from werift.
+const CORE_SSRC = 0x5eed0001, STRANGER_SSRC = 0x0bad0bad;
+
+// The answer the IMS-ALG gives the client from the AGW's reply.
+function answerSdp(o, ctx) {
+  const acc = ctx.terminations.find((t) => t.terminationId === "access");
+  const [hash, hex] = acc.dtls.localFingerprint.split(" ");
+  return [
+    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
+    `m=audio ${acc.local.port} UDP/TLS/RTP/SAVPF ${PT}`, "c=IN IP4 127.0.0.1",
+    `a=mid:${o.mid}`, "a=sendrecv", "a=rtcp-mux", `a=rtpmap:${PT} opus/48000/2`,
+    `a=ice-ufrag:${acc.ice.localUfrag}`, `a=ice-pwd:${acc.ice.localPwd}`,
+    `a=fingerprint:${hash.toLowerCase()} ${hex}`, `a=setup:${acc.dtls.localSetup}`,
+    `a=candidate:1 1 udp 2130706431 127.0.0.1 ${acc.local.port} typ host`, "a=end-of-candidates",
+    ...[CORE_SSRC, STRANGER_SSRC].map((x) => `a=ssrc:${x} cname:core-peer`), "",
+  ].join("\r\n");
+}
+
+// A call: the core peer's sockets, the client, the AGW context, the
+// answer applied. Returns everything the cases look at.
+async function call(d, opts = {}) {
+  const core = { rtp: await bindUdp(), rtcp: await bindUdp() };
+  const client = await newClient();
+  const o = parseOffer(client.offer);
+  check(!o.group, "the offer has no BUNDLE group");
+  const r = await api(d.port, "POST", AGW, contextBody(o, core, opts));
+  check(r.status === 201, `POST ${r.status} ${JSON.stringify(r.body)}`);
+  const ctx = r.body;
+  const coreTerm = ctx.terminations.find((t) => t.terminationId === "core");
+  if (!opts.mux) check(coreTerm.localRtcpPort > 0, "a core RTCP port without rtcp-mux");
+  await client.pc.setRemoteDescription({ type: "answer", sdp: answerSdp(o, ctx) });
+  return { core, client, o, ctx, id: ctx.contextId, corePort: coreTerm.local.port,
+    coreRtcpPort: coreTerm.localRtcpPort,
+    close() { client.pc.close(); core.rtp.s.close(); core.rtcp.s.close(); } };
+}
+
+const connected = (c) => c.client.pc.connectionState === "connected";
+
+async function sendFromClient(c, n, tag) {
+  const sent = [];
+  for (let i = 0; i < n; i++) {
+    const payload = payloadOf(tag, i);
+    const hdr = new werift.RtpHeader({ payloadType: PT, sequenceNumber: 1000 + i, timestamp: i * 960 });
+    await c.client.tr.sender.sendRtp(new werift.RtpPacket(hdr, payload));
+    sent.push(payload);
+  }
+  return sent;
+}
+
+async function get(d, id) {
+  const r = await api(d.port, "GET", `${AGW}/${id}`);
+  check(r.status === 200, `GET ${r.status}`);
+  return r.body;
+}
+
+// ---- cases -----------------------------------------------------------------------
+
+const tests = [];
+
+// Access -> core: same SSRC, consecutive sequence numbers, the payload
+// werift sent; core -> access: werift receives the core's RTP intact;
+// werift's RTCP reaches the core RTCP port (a separate one).
+tests.push({ name: "audio both ways, RTCP to a separate core port", async fn(d) {
+  const c = await call(d);
+  try {
+    await until(() => connected(c), 10000, "DTLS-SRTP connected");
+    const sent = await sendFromClient(c, 50, "up");
+    await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 50, 5000, "50 RTP at the core");
+    const pkts = c.core.rtp.got.filter((g) => !isRtcp(g.m)).map((g) => parseRtp(g.m));
+    check(pkts.every((p) => p !== null), "every core packet is RTP");
+    const ssrc = c.client.tr.sender.ssrc;
+    for (let i = 0; i < 50; i++) {
+      check(pkts[i].ssrc === ssrc, `SSRC ${pkts[i].ssrc} is werift's ${ssrc}`);
+      check(pkts[i].pt === PT, `payload type ${pkts[i].pt}`);
+      if (i > 0) check(pkts[i].seq === ((pkts[i - 1].seq + 1) & 0xffff), `consecutive at ${i}`);
+      check(pkts[i].payload.equals(sent[i]), `payload ${i} intact`);
+    }
+    // Every core packet came from the AGW's core RTP port.
+    check(c.core.rtp.got.every((g) => g.r.port === c.corePort), "sent from the core RTP port");
+    // Core -> access.
+    const coreSsrc = CORE_SSRC;
+    for (let i = 0; i < 30; i++) {
+      await sendUdp(c.core.rtp.s, rtpPacket(coreSsrc, 7000 + i, payloadOf("down", i)), c.corePort);
+    }
+    await until(() => c.client.received.length >= 30, 5000, "30 RTP at werift");
+    const down = c.client.received.filter((p) => p.header.ssrc === coreSsrc);
+    check(down.length === 30, `werift got ${down.length} of the core's packets`);
+    for (let i = 0; i < 30; i++) {
+      check(down[i].header.sequenceNumber === 7000 + i, `sequence ${down[i].header.sequenceNumber}`);
+      check(down[i].payload.equals(payloadOf("down", i)), `core payload ${i} intact`);
+    }
+    // werift's sender reports (every few seconds) reach the core RTCP port.
+    const rtcpSeen = () => c.core.rtcp.got.some((g) => isRtcp(g.m) && g.r.port === c.coreRtcpPort);
+    for (let k = 0; k < 200 && !rtcpSeen(); k++) {
+      await sendFromClient(c, 1, `keep${k}`); // werift sends reports while it sends
+      await wait(50);
+    }
+    check(rtcpSeen(), "RTCP at the core RTCP port");
+    check(!c.core.rtp.got.some((g) => isRtcp(g.m)), "no RTCP on the core RTP port");
+    // The counters: GET per termination, and /metrics.
+    await until(async () => {
+      const g = await get(d, c.id);
+      const a = g.terminations[0].rtpStatistics, k = g.terminations[1].rtpStatistics;
+      return a && k && k.packetsSent >= 50 && a.packetsSent >= 30 && a.srtpProfile !== "";
+    }, 3000, "rtpStatistics on GET");
+    const m = await api(d.port, "GET", "/metrics");
+    check(/dcmf_agw_e2ae_packets_total\{termination="core"\} [1-9]/.test(m.body), "core packets in /metrics");
+    check(/dcmf_agw_e2ae_contexts 1/.test(m.body), "one e2ae context in /metrics");
+    const inUse = async () => Number(/dcmf_media_ports_in_use (\d+)/.exec((await api(d.port, "GET", "/metrics")).body)[1]);
+    check(await inUse() === 3, "three ports for the context");
+    const del = await api(d.port, "DELETE", `${AGW}/${c.id}`);
+    check(del.status === 204, `DELETE ${del.status}`);
+    check((await api(d.port, "GET", `${AGW}/${c.id}`)).status === 404, "gone");
+    // The ports go back once the worker released the session.
+    await until(async () => (await inUse()) === 0, 3000, "the ports back in the pool");
+  } finally { c.close(); }
+} });
+
+// "Establish (D)TLS session": the AGW is the DTLS client (a=setup:active
+// in the answer) and werift the server.
+tests.push({ name: "establish: the AGW is the DTLS client", async fn(d) {
+  const c = await call(d, { establish: true });
+  try {
+    const acc = c.ctx.terminations.find((t) => t.terminationId === "access");
+    check(acc.dtls.localSetup === "active", `localSetup ${acc.dtls.localSetup}`);
+    await until(() => connected(c), 10000, "DTLS-SRTP connected");
+    const role = c.client.pc.dtlsTransports[0] && c.client.pc.dtlsTransports[0].role;
+    check(role === "server", `werift's DTLS role ${role}`);
+    await sendFromClient(c, 10, "est");
+    await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 10, 5000, "RTP at the core");
+  } finally { c.close(); }
+} });
+
+// The core multiplexes RTCP on its RTP port.
+tests.push({ name: "core rtcp-mux: RTP and RTCP on one core port", async fn(d) {
+  const c = await call(d, { mux: true });
+  try {
+    check(c.coreRtcpPort === undefined, "no core RTCP port with rtcp-mux");
+    await until(() => connected(c), 10000, "DTLS-SRTP connected");
+    const rtcpSeen = () => c.core.rtp.got.some((g) => isRtcp(g.m));
+    for (let k = 0; k < 200 && !rtcpSeen(); k++) {
+      await sendFromClient(c, 1, `mux${k}`);
+      await wait(50);
+    }
+    check(c.core.rtp.got.some((g) => !isRtcp(g.m)), "RTP at the core port");
+    check(rtcpSeen(), "RTCP at the same core port");
+    check(c.core.rtcp.got.length === 0, "nothing to the other socket");
+  } finally { c.close(); }
+} });
+
+// A wrong remote fingerprint: the handshake fails, the failure is POSTed
+// to notifyUri and kept for GET, and nothing reaches the core.
+tests.push({ name: "wrong fingerprint: failure event, nothing forwarded", async fn(d) {
+  const rx = await notifyReceiver();
+  const other = "sha-256 " + Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 0xff).toString(16).padStart(2, "0")).join(":");
+  const c = await call(d, { fingerprint: other, notifyUri: rx.uri });
+  try {
+    await until(() => rx.got.length >= 1, 10000, "the failure notification");
+    const ev = rx.got[0];
+    check(ev.path === "/agw-events", `path ${ev.path}`);
+    check(/application\/json/.test(ev.type), `type ${ev.type}`);
+    check(ev.body.event === "DTLS_FAILURE", `event ${ev.body.event}`);
+    check(ev.body.contextId === c.id, "the context's id");
+    check(typeof ev.body.detail.reason === "string", "a reason");
+    const g = await get(d, c.id);
+    check(g.events.some((e) => e.event === "DTLS_FAILURE"), "kept for GET");
+    await sendFromClient(c, 5, "never").catch(() => {});
+    check(!connected(c), "werift never connected");
+    check(c.core.rtp.got.length === 0 && c.core.rtcp.got.length === 0, "zero packets at the core");
+    const m = await api(d.port, "GET", "/metrics");
+    check(/dcmf_agw_e2ae_dtls_failures_total 1/.test(m.body), "counted in /metrics");
+  } finally { c.close(); rx.server.close(); }
+} });
+
+// UE-terminated call: the fingerprint arrives later; the handshake is
+// held until the PATCH, then media flows.
+tests.push({ name: "fingerprint held until PATCH, then media flows", async fn(d) {
+  const c = await call(d, { fingerprint: null });
+  try {
+    // ICE completes (consent, checks answered) but DTLS is held.
+    await until(() => c.client.pc.iceConnectionState === "connected", 10000, "ICE connected");
+    const held = Date.now() + 1000;
+    while (Date.now() < held) {
+      check(!connected(c), "DTLS completed without a fingerprint");
+      await wait(50);
+    }
+    const r = await api(d.port, "PATCH", `${AGW}/${c.id}`,
+      [{ op: "add", path: "/terminations/0/dtls/remoteFingerprints", value: [c.o.fingerprint] }],
+      "application/json-patch+json");
+    check(r.status === 200, `PATCH ${r.status} ${JSON.stringify(r.body)}`);
+    await until(() => connected(c), 15000, "DTLS-SRTP connected after the PATCH");
+    await sendFromClient(c, 10, "late");
+    await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 10, 5000, "RTP at the core");
+  } finally { c.close(); }
+} });
+
+// A packet to the core port from a source neither signalled nor latched
+// is not forwarded, and is counted.
+tests.push({ name: "core packet from an unknown source: dropped and counted", async fn(d) {
+  const c = await call(d);
+  const stranger = await bindUdp();
+  try {
+    await until(() => connected(c), 10000, "DTLS-SRTP connected");
+    const ssrc = STRANGER_SSRC;
+    for (let i = 0; i < 5; i++) {
+      await sendUdp(stranger.s, rtpPacket(ssrc, i, payloadOf("x", i)), c.corePort);
+    }
+    // The signalled peer's packet after them arrives; theirs do not.
+    await sendUdp(c.core.rtp.s, rtpPacket(CORE_SSRC, 1, payloadOf("ok", 1)), c.corePort);
+    await until(() => c.client.received.some((p) => p.header.ssrc === CORE_SSRC), 5000, "the signalled core peer's packet");
+    check(!c.client.received.some((p) => p.header.ssrc === ssrc), "the stranger's packets were forwarded");
+    await until(async () => {
+      const g = await get(d, c.id);
+      const k = g.terminations[1].rtpStatistics;
+      return k && k.dropped.unknownSource >= 5;
+    }, 3000, "unknownSource counted on the core termination");
+    const m = await api(d.port, "GET", "/metrics");
+    check(/dcmf_agw_e2ae_dropped_total\{termination="core",reason="unknown_source"\} [5-9]/.test(m.body),
+      "unknown_source in /metrics");
+  } finally { c.close(); stranger.s.close(); }
+} });
+
+runTests(DCMFD, "e2ae", tests, 60000);
