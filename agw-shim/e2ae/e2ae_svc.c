@@ -390,7 +390,8 @@ static void e2ae_update(void *media) {
   struct e2ae_media *m = media;
   take_leg(m);
   if (m->core != NULL) {
-    /* A new tls-id means a new association to wait for. */
+    /* A new tls-id may mean a new association to wait for (a renewal
+     * keeps the SRTP one keyed; after a failure the next starts bare). */
     m->key_wait_until = m->host->now(m->host) + KEY_WAIT_MS;
     m->host->want_tick(m->host);
   }

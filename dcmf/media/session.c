@@ -513,6 +513,32 @@ static int association_new(struct dcmf_session *s) {
   return 0;
 }
 
+/* A new DTLS association for the association we have, of a kind that
+ * re-keys (SRTP, dcmf_dcstack_renew): the SSRCs keep their ROCs and the
+ * media goes on with the old keys while the new handshake runs. Where
+ * that cannot be (SCTP, a torn-down or missing stack, a renewal that
+ * failed), a new association. Returns 0 or an error of
+ * association_new. */
+static int association_renew(struct dcmf_session *s) {
+  if (s->stack == NULL || s->teardown || !s->kind->rekeys) {
+    return association_new(s);
+  }
+  int rv = dcmf_dcstack_renew(s->stack, s->env.dtls_ctx, s->desc.dtls_server);
+  if (rv != 0) {
+    char key[300];
+    DCMF_LOGW(s->env.log, "media",
+              "%s: the DTLS association could not be renewed (%d); a new "
+              "%s association starts",
+              dcmf_session_key_str(s, key, sizeof(key)), rv, s->kind->name);
+    return association_new(s);
+  }
+  s->dtls_reported = 0; /* the new association's outcome is news */
+  if (s->desc.remote_fp.count > 0) {
+    dcmf_dcstack_set_remote_fingerprints(s->stack, &s->desc.remote_fp);
+  }
+  return 0;
+}
+
 /* As DTLS client we start once we know where the peer is. */
 static void maybe_start_client(struct dcmf_session *s) {
   if (s->desc.dtls_server || s->stack == NULL) {
@@ -824,8 +850,11 @@ void dcmf_session_update(struct dcmf_session *s,
   if (s->desc.remote_ufrag[0] != '\0') {
     dcmf_ice_set_remote_ufrag(&s->ice, s->desc.remote_ufrag);
   }
-  if (new_association || fingerprint_changed || s->stack == NULL) {
-    /* RFC 8842: a new tls-id (or fingerprint) is a new association. */
+  if (new_association || fingerprint_changed) {
+    /* RFC 8842: a new tls-id (or fingerprint) is a new DTLS association;
+     * SRTP keeps its SSRCs' state across it, SCTP starts anew. */
+    association_renew(s);
+  } else if (s->stack == NULL) {
     association_new(s);
   } else {
     if (s->desc.remote_fp.count > 0) {

@@ -98,8 +98,12 @@ int dcmf_session_new(struct dcmf_session **session,
                      struct dcmf_media_desc *desc);
 
 /* Applies changed remote values (fingerprint, address, tls-id, streams);
- * takes ownership of |desc|'s streams. Every service's |update| runs; an
- * open negotiated flow that no service serves is offered again. */
+ * takes ownership of |desc|'s streams. A new remote tls-id or fingerprint
+ * starts a new DTLS association in the role of |desc|: for SRTP on the
+ * same association of the kind (dcmf_dcstack_renew: SSRCs keep their
+ * ROCs, media goes on with the old keys until the new handshake ends),
+ * for SCTP with a new one. Every service's |update| runs; an open
+ * negotiated flow that no service serves is offered again. */
 void dcmf_session_update(struct dcmf_session *session,
                          struct dcmf_media_desc *desc);
 

@@ -187,6 +187,13 @@ struct dcmf_assoc_ops {
    * accepts; NULL: the DTLS context's list (dtls.h), which data-channel
    * associations use. Static. */
   const char *srtp_profiles;
+  /* 1: the association outlives its DTLS association (SRTP). A new DTLS
+   * association (RFC 8842: a new tls-id) keys the same flows through a
+   * second |connected|, and until then the kind goes on with the keys
+   * it has (dcmf_dcstack_renew, dcstack.h). 0: a new DTLS association
+   * needs a new association of the kind (SCTP: its state lives inside
+   * DTLS). */
+  int rekeys;
   /* Creates the association (nothing is sent before |connected|) with
    * the flows of |settings| declared. |ev| is copied. Returns 0,
    * DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM; nothing is left behind then. */
@@ -204,7 +211,7 @@ struct dcmf_assoc_ops {
    * through |dtls_out|, while DTLS is still up) and frees. */
   void (*destroy)(void *assoc);
   /* DTLS is connected: SCTP connects; SRTP derives its keys through
-   * |dtls| (borrowed for the call). A kind that allows it may be told
+   * |dtls| (borrowed for the call). A kind with |rekeys| may be told
    * again, by the owner of a new DTLS association that keys the same
    * flows (SRTP: a re-key). Returns 0, or DCMF_ERR_SYSTEM: the
    * association could not start (or re-key) and the owner tears it

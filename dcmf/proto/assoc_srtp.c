@@ -301,6 +301,7 @@ const struct dcmf_assoc_ops dcmf_assoc_srtp = {
     .raw_min = 128, /* RFC 7983: RTP and RTCP */
     .raw_max = 191,
     .srtp_profiles = DCMF_SRTP_PROFILE_LIST, /* dcmf_srtp_profile_list() */
+    .rekeys = 1, /* RFC 3711 §3.3.1: ROCs outlive the keys */
     .create = sr_create,
     .update = NULL,
     .destroy = sr_destroy,

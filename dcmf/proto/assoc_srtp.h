@@ -11,8 +11,11 @@
  * selected profile's length) and builds the SRTP engine (srtp.h) in our
  * DTLS role; the association is then UP. No profile selected, or one we
  * do not know, fails the start (DCMF_ERR_SYSTEM). A second |connected|
- * (a new DTLS association keying the same flows) re-keys the engine with
- * dcmf_srtp_rekey: every SSRC keeps its ROC and SRTCP index.
+ * (a new DTLS association keying the same flows, dcmf_dcstack_renew)
+ * re-keys the engine with dcmf_srtp_rekey: every SSRC keeps its ROC and
+ * SRTCP index, the flows stay open. Until then the kind protects and
+ * unprotects with the keys it has (|rekeys| of its ops); from then on
+ * only with the new ones.
  *
  * Inbound (|raw_in|): a datagram whose second byte is 192-223 is SRTCP,
  * any other SRTP (RFC 5761 §4). It is unprotected; a refused one

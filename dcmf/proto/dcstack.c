@@ -13,6 +13,13 @@ struct dcmf_dcstack {
   const struct dcmf_assoc_ops *kind;
   void *assoc;
   int dtls_server; /* our role, for kinds that key by it (SRTP) */
+  int coalesce;    /* every DTLS engine of the stack gathers records */
+  /* The kind holds keys from this DTLS engine: its |connected| took. */
+  int keyed;
+  /* A renewal replaced a DTLS engine that had keyed the kind, and the
+   * new one has not connected yet: the kind goes on with the old keys
+   * (raw datagrams in and out) until the re-key. */
+  int old_keys;
   char reason[64]; /* "SCTP did not start", for ASSOC_FAILED */
 };
 
@@ -65,6 +72,9 @@ static int export_keys(void *keys_user, const char *label, uint8_t *out,
 static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
                                const char *reason) {
   struct dcmf_dcstack *st = user;
+  /* Whatever became of a renewal, the old keys are done with: replaced
+   * now by the new ones, or (failed, closed) nothing is keyed. */
+  st->old_keys = 0;
   if (state == DCMF_DTLS_CONNECTED) {
     report(st, DCMF_DCSTACK_DTLS_CONNECTED, reason);
     struct dcmf_assoc_dtls info = {
@@ -75,6 +85,8 @@ static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
     };
     if (st->kind->connected(st->assoc, &info) != 0) {
       report(st, DCMF_DCSTACK_ASSOC_FAILED, st->reason);
+    } else {
+      st->keyed = 1;
     }
   } else {
     report(st,
@@ -97,6 +109,31 @@ static const struct dcmf_dtls_callbacks dtls_cbs = {
 
 /* ---- life cycle ---------------------------------------------------------- */
 
+/* A DTLS engine for |st|: role |dtls_server|, the kind's use_srtp
+ * profiles, coalescing as the stack was set up. Returns 0, or an error
+ * of dcmf_dtls_new, _set_srtp_profiles or _coalesce (nothing made). */
+static int dtls_make(struct dcmf_dcstack *st, struct dcmf_dtls_ctx *ctx,
+                     int dtls_server, struct dcmf_dtls **out) {
+  struct dcmf_dtls *d;
+  int rv = dcmf_dtls_new(&d, ctx, dtls_server, &dtls_cbs, st);
+  if (rv != 0) {
+    return rv;
+  }
+  /* A kind that carries SRTP negotiates its own profiles; the others
+   * keep the context's list (dtls.h). */
+  if (st->kind->srtp_profiles != NULL &&
+      (rv = dcmf_dtls_set_srtp_profiles(d, st->kind->srtp_profiles)) != 0) {
+    dcmf_dtls_del(d);
+    return rv;
+  }
+  if (st->coalesce && (rv = dcmf_dtls_coalesce(d)) != 0) {
+    dcmf_dtls_del(d);
+    return rv;
+  }
+  *out = d;
+  return 0;
+}
+
 int dcmf_dcstack_new(struct dcmf_dcstack **out,
                      const struct dcmf_dcstack_settings *settings,
                      const struct dcmf_dcstack_callbacks *cbs, void *user) {
@@ -108,25 +145,10 @@ int dcmf_dcstack_new(struct dcmf_dcstack **out,
   st->user = user;
   st->kind = settings->kind != NULL ? settings->kind : &dcmf_assoc_sctp;
   snprintf(st->reason, sizeof(st->reason), "%s did not start", st->kind->name);
-  int rv = dcmf_dtls_new(&st->dtls, settings->dtls_ctx, settings->dtls_server,
-                         &dtls_cbs, st);
-  if (rv != 0) {
-    free(st);
-    return rv;
-  }
+  st->coalesce = settings->coalesce && cbs->output_pending != NULL;
   st->dtls_server = settings->dtls_server;
-  /* A kind that carries SRTP negotiates its own profiles; the others
-   * keep the context's list (dtls.h). */
-  if (st->kind->srtp_profiles != NULL &&
-      (rv = dcmf_dtls_set_srtp_profiles(st->dtls, st->kind->srtp_profiles)) !=
-          0) {
-    dcmf_dtls_del(st->dtls);
-    free(st);
-    return rv;
-  }
-  if (settings->coalesce && cbs->output_pending != NULL &&
-      (rv = dcmf_dtls_coalesce(st->dtls)) != 0) {
-    dcmf_dtls_del(st->dtls);
+  int rv = dtls_make(st, settings->dtls_ctx, settings->dtls_server, &st->dtls);
+  if (rv != 0) {
     free(st);
     return rv;
   }
@@ -166,6 +188,30 @@ void dcmf_dcstack_del(struct dcmf_dcstack *st) {
   free(st);
 }
 
+int dcmf_dcstack_renew(struct dcmf_dcstack *st, struct dcmf_dtls_ctx *dtls_ctx,
+                       int dtls_server) {
+  if (!st->kind->rekeys) {
+    return DCMF_ERR_INVALID; /* its state dies with DTLS: a new stack */
+  }
+  struct dcmf_dtls *d;
+  int rv = dtls_make(st, dtls_ctx, dtls_server, &d);
+  if (rv != 0) {
+    return rv;
+  }
+  /* The kind keeps its keys while the new handshake runs, if this
+   * engine (or one an earlier renewal replaced) gave it any. */
+  st->old_keys = st->old_keys || (st->keyed && dcmf_dcstack_connected(st));
+  st->keyed = 0;
+  /* What was gathered leaves; then the old engine goes without a
+   * close_notify: the peer's media runs on the old keys until the new
+   * association is up, and an alert could make it stop. */
+  dcmf_dtls_flush(st->dtls);
+  dcmf_dtls_del(st->dtls);
+  st->dtls = d;
+  st->dtls_server = dtls_server;
+  return 0;
+}
+
 /* ---- the owner's calls --------------------------------------------------- */
 
 void *dcmf_dcstack_assoc(struct dcmf_dcstack *st) {
@@ -196,8 +242,10 @@ int dcmf_dcstack_recv(struct dcmf_dcstack *st, const uint8_t *data,
 
 int dcmf_dcstack_recv_raw(struct dcmf_dcstack *st, const uint8_t *data,
                           size_t len) {
-  /* Raw datagrams are keyed by DTLS (SRTP): nothing to do before. */
-  if (st->kind->raw_in == NULL || !dcmf_dcstack_connected(st)) {
+  /* Raw datagrams are keyed by DTLS (SRTP): nothing to do before, but
+   * during a renewal the old keys still hold. */
+  if (st->kind->raw_in == NULL ||
+      (!dcmf_dcstack_connected(st) && !st->old_keys)) {
     return DCMF_ERR_INVALID;
   }
   st->kind->raw_in(st->assoc, data, len);

@@ -10,7 +10,9 @@
  * the association sends goes out through DTLS (or beside it, for a kind
  * with a raw range), the association starts when DTLS connects (with
  * the RFC 5705 exporter for kinds that derive keys), and DTLS and
- * association states reach the owner as one sequence. The flows' events
+ * association states reach the owner as one sequence. For a kind that
+ * re-keys (SRTP) the DTLS engine can be replaced under the association
+ * (dcmf_dcstack_renew, a new tls-id). The flows' events
  * (open, message, closed, writable, need_tick) go from the association
  * to the owner's callbacks directly, without passing through here.
  *
@@ -136,6 +138,39 @@ int dcmf_dcstack_set_remote_fingerprints(struct dcmf_dcstack *stack,
 void dcmf_dcstack_start(struct dcmf_dcstack *stack);
 
 /*
+ * A new DTLS association (RFC 8842: a new tls-id, possibly new
+ * fingerprints and another role) for the same association of the kind,
+ * for a kind with |rekeys| (assoc.h; SRTP). The DTLS engine is replaced
+ * by a new one in role |dtls_server| with the certificate of |dtls_ctx|
+ * (borrowed for the stack's life), offering the kind's profiles as
+ * dcmf_dcstack_new does; the old engine is freed after what it gathered
+ * is sent, without a close_notify (the peer's media still runs on it).
+ * The owner then sets the new remote fingerprints and, as a client,
+ * calls dcmf_dcstack_start, as for a new stack.
+ *
+ * Until the new DTLS connects, the kind goes on with the keys the old
+ * association gave it (RFC 7345 §4.5, RFC 5763 re-offers: media stays
+ * on the old association until the new one is up): raw datagrams are
+ * taken (dcmf_dcstack_recv_raw) and the kind's sends are protected and
+ * sent with them, while dcmf_dcstack_connected says 0 and the cipher,
+ * profile and exporter are those of the new DTLS (none yet). When it
+ * connects, DTLS_CONNECTED is reported and the kind's |connected| runs
+ * again on the same association, which re-keys (SRTP: every SSRC keeps
+ * its ROC and SRTCP index, a new SSRC starts at 0; packets protected
+ * with the old keys are refused from then on, no overlap) and reports
+ * ASSOC_UP again; the flows stay open throughout. If the new DTLS fails
+ * or closes instead, the old keys end too (raw datagrams are refused)
+ * and DTLS_FAILED or DTLS_CLOSED is reported as for a first one. A
+ * renewal before the old DTLS connected just replaces it.
+ *
+ * Returns 0; DCMF_ERR_INVALID for a kind without |rekeys| (SCTP: the
+ * owner makes a new stack, a new SCTP association); DCMF_ERR_NOMEM or
+ * DCMF_ERR_SYSTEM (the stack is unchanged). Not from a callback.
+ */
+int dcmf_dcstack_renew(struct dcmf_dcstack *stack,
+                       struct dcmf_dtls_ctx *dtls_ctx, int dtls_server);
+
+/*
  * Feeds one received DTLS datagram (first byte 20-63), and through it
  * whatever the association and its flows make of it (callbacks run from
  * here). Returns 0 or an error of dcmf_dtls_recv (the datagram was
@@ -147,7 +182,8 @@ int dcmf_dcstack_recv(struct dcmf_dcstack *stack, const uint8_t *data,
 /*
  * Feeds one received datagram of the kind's raw range (raw_min..raw_max
  * of its ops). Returns 0, or DCMF_ERR_INVALID when the kind takes none
- * or DTLS is not connected (the datagram was dropped).
+ * or DTLS is not connected and no renewal runs on the old keys
+ * (dcmf_dcstack_renew) (the datagram was dropped).
  */
 int dcmf_dcstack_recv_raw(struct dcmf_dcstack *stack, const uint8_t *data,
                           size_t len);
@@ -171,7 +207,8 @@ void dcmf_dcstack_handle_tick(struct dcmf_dcstack *stack);
  * Nothing to do without either. */
 void dcmf_dcstack_flush(struct dcmf_dcstack *stack);
 
-/* Returns 1 once DTLS is connected (and until it fails or closes). */
+/* Returns 1 once DTLS is connected (and until it fails or closes, or a
+ * renewal replaces it). */
 int dcmf_dcstack_connected(const struct dcmf_dcstack *stack);
 
 /* The negotiated DTLS cipher, or "" before the handshake ends. */

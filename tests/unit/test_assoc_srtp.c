@@ -9,8 +9,12 @@
  * the exported keys opens; SSRCs as flows (opened on the first
  * authenticated packet, refused ones counted); replayed and tampered
  * packets counted and not delivered; raw input before DTLS refused; a
- * re-key keeps the ROC; a data-channel stack still negotiates the
- * context's list.
+ * re-key keeps the ROC; a DTLS renewal (dcmf_dcstack_renew: new
+ * certificate, swapped roles) keeps each SSRC's ROC on the wire, starts
+ * a new SSRC at 0, carries media on the old keys during the handshake
+ * and refuses them after, and ends the old keys when the new handshake
+ * fails; a data-channel stack still negotiates the context's list and
+ * cannot be renewed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -166,6 +170,16 @@ static size_t take_one(struct side *s, uint8_t *out, size_t cap) {
   return n;
 }
 
+/* Takes the last datagram |s| queued (its handshake flight stays). */
+static size_t take_last(struct side *s, uint8_t *out, size_t cap) {
+  assert_true(s->nq > 0);
+  size_t n = s->qlen[--s->nq];
+  assert_true(n <= cap);
+  memcpy(out, s->q[s->nq], n);
+  free(s->q[s->nq]);
+  return n;
+}
+
 /* ---- set-up ---- */
 
 static void side_new(struct pair *p, struct side *s, int is_server,
@@ -313,6 +327,42 @@ static srtp_t plain_receiver(struct side *sender, int sender_is_server) {
   srtp_t sess = NULL;
   assert_int_equal(srtp_create(&sess, &pol), srtp_err_status_ok);
   return sess;
+}
+
+/* Whether a plain libsrtp2 receiver of SSRC |ssrc| at ROC |roc|, keyed
+ * from |sender|'s exporter as plain_receiver is, opens the SRTP packet
+ * |wire| (a copy is opened). */
+static int plain_opens_at(struct side *sender, int sender_is_server,
+                          uint32_t ssrc, uint32_t roc, const struct pkt *wire) {
+  uint16_t id = dcmf_dcstack_srtp_profile(sender->stack);
+  const struct dcmf_srtp_profile_info *pi = dcmf_srtp_profile_find(id);
+  assert_non_null(pi);
+  uint8_t m[DCMF_SRTP_EXPORT_MAX], key[64];
+  assert_int_equal(dcmf_dcstack_export_keys(
+                       sender->stack, "EXTRACTOR-dtls_srtp", m, pi->export_len),
+                   0);
+  size_t kl = pi->key_len, sl = pi->salt_len;
+  memcpy(key, m + (sender_is_server ? kl : 0), kl);
+  memcpy(key + kl, m + 2 * kl + (sender_is_server ? sl : 0), sl);
+  srtp_policy_t pol;
+  memset(&pol, 0, sizeof(pol));
+  assert_int_equal(
+      srtp_crypto_policy_set_from_profile_for_rtp(&pol.rtp, (srtp_profile_t)id),
+      srtp_err_status_ok);
+  assert_int_equal(srtp_crypto_policy_set_from_profile_for_rtcp(
+                       &pol.rtcp, (srtp_profile_t)id),
+                   srtp_err_status_ok);
+  pol.ssrc.type = ssrc_specific;
+  pol.ssrc.value = ssrc;
+  pol.key = key;
+  srtp_t rx = NULL;
+  assert_int_equal(srtp_create(&rx, &pol), srtp_err_status_ok);
+  assert_int_equal(srtp_set_stream_roc(rx, ssrc, roc), srtp_err_status_ok);
+  struct pkt copy = *wire;
+  int n = (int)copy.len;
+  int ok = srtp_unprotect(rx, copy.b, &n) == srtp_err_status_ok;
+  srtp_dealloc(rx);
+  return ok;
 }
 
 /* ---- tests ---- */
@@ -689,6 +739,174 @@ static void test_rekey_keeps_roc(void **state) {
   pair_free(p);
 }
 
+static uint32_t roc_of(struct side *s, enum dcmf_srtp_dir dir, uint32_t ssrc) {
+  uint32_t roc = 99;
+  assert_int_equal(
+      dcmf_srtp_roc(dcmf_assoc_srtp_engine(dcmf_dcstack_assoc(s->stack)), dir,
+                    ssrc, &roc),
+      0);
+  return roc;
+}
+
+/* One RTP packet of |ssrc| at |seq| from |from|, protected now, taken
+ * off its queue (behind any handshake flight) into |wire|. */
+static void protect_one(struct side *from, uint32_t ssrc, uint16_t seq,
+                        struct pkt *plain, struct pkt *wire) {
+  make_rtp(plain, ssrc, seq, 40);
+  assert_int_equal(send_on(from, ssrc, plain), 0);
+  wire->len = take_last(from, wire->b, sizeof(wire->b));
+}
+
+/* A new DTLS association (RFC 8842: a new tls-id) under the same SRTP
+ * associations: the server side takes a new certificate and the roles
+ * swap. Both SSRCs wrapped before (ROC 1) and keep ROC 1 under the new
+ * keys, as a plain libsrtp2 receiver keyed from the new exporter sees;
+ * a new SSRC starts at 0; media on the old keys flows while the new
+ * handshake runs and is refused once it is done; the flows stay open. */
+static void test_renewal_keeps_rocs(void **state) {
+  (void)state;
+  struct pair *p = pair_new(&dcmf_assoc_srtp, &dcmf_assoc_srtp);
+  pair_connect(p);
+  void *ca = dcmf_dcstack_assoc(p->client.stack);
+  void *sa = dcmf_dcstack_assoc(p->server.stack);
+  struct pkt pk, wire;
+  /* both directions wrap: ROC 1 */
+  for (uint32_t seq = 65534; seq <= 65536; seq++) {
+    make_rtp(&pk, SSRC_A, (uint16_t)seq, 40);
+    assert_int_equal(send_on(&p->client, SSRC_A, &pk), 0);
+    make_rtp(&pk, SSRC_B, (uint16_t)seq, 40);
+    assert_int_equal(send_on(&p->server, SSRC_B, &pk), 0);
+  }
+  pump(p);
+  assert_int_equal(p->server.messages, 3);
+  assert_int_equal(p->client.messages, 3);
+  assert_int_equal(roc_of(&p->server, DCMF_SRTP_IN, SSRC_A), 1);
+  assert_int_equal(roc_of(&p->client, DCMF_SRTP_IN, SSRC_B), 1);
+  uint16_t old_profile = dcmf_dcstack_srtp_profile(p->server.stack);
+
+  /* The renewal: the server side gets a new certificate and becomes the
+   * DTLS client; the client side keeps its certificate and serves. */
+  struct dcmf_cert cert;
+  struct dcmf_dtls_ctx ctx;
+  struct dcmf_fingerprint_set fp;
+  char err[256];
+  assert_int_equal(dcmf_cert_generate(&cert, err, sizeof(err)), 0);
+  assert_int_equal(dcmf_dtls_ctx_init(&ctx, cert.x509, cert.pkey, 1200), 0);
+  memset(&fp, 0, sizeof(fp));
+  assert_int_equal(dcmf_fingerprint_parse(cert.fingerprint, &fp), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &ctx, 0), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->ctx[0], 1), 0);
+  assert_int_equal(
+      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->fp[0]), 0);
+  assert_int_equal(dcmf_dcstack_set_remote_fingerprints(p->client.stack, &fp),
+                   0);
+  assert_ptr_equal(dcmf_dcstack_assoc(p->server.stack), sa);
+  assert_ptr_equal(dcmf_dcstack_assoc(p->client.stack), ca);
+  p->client.up = p->server.up = 0;
+  /* the new handshake half way: ClientHello there, the server's flight
+   * back, the client's last flight held (neither side is done) */
+  dcmf_dcstack_start(p->server.stack);
+  assert_true(carry_side(&p->server) > 0);
+  assert_true(carry_side(&p->client) > 0);
+  assert_true(p->server.nq > 0);
+  assert_false(dcmf_dcstack_connected(p->server.stack));
+  assert_false(dcmf_dcstack_connected(p->client.stack));
+  /* media on the old keys goes on, both ways */
+  protect_one(&p->client, SSRC_A, 1, &pk, &wire);
+  assert_int_equal(deliver(&p->client, wire.b, wire.len), 0);
+  assert_int_equal(p->server.messages, 4);
+  assert_memory_equal(p->server.last, pk.b, pk.len);
+  protect_one(&p->server, SSRC_B, 1, &pk, &wire);
+  assert_int_equal(deliver(&p->server, wire.b, wire.len), 0);
+  assert_int_equal(p->client.messages, 4);
+  assert_memory_equal(p->client.last, pk.b, pk.len);
+  /* one more on the old keys, delivered only after the re-key */
+  struct pkt stale;
+  protect_one(&p->client, SSRC_A, 2, &pk, &stale);
+
+  pump(p);
+  assert_true(dcmf_dcstack_connected(p->server.stack));
+  assert_true(dcmf_dcstack_connected(p->client.stack));
+  assert_true(p->client.up && p->server.up);
+  assert_false(p->client.failed || p->server.failed);
+  assert_int_equal(dcmf_dcstack_srtp_profile(p->server.stack), old_profile);
+  /* the old keys are refused now */
+  uint64_t auth = stats(&p->server, DCMF_SRTP_IN)->auth;
+  assert_int_equal(deliver(&p->client, stale.b, stale.len), 0);
+  assert_int_equal(p->server.messages, 4);
+  assert_int_equal(stats(&p->server, DCMF_SRTP_IN)->auth, auth + 1);
+
+  /* Same SSRCs, new keys, ROC 1 on the wire: the new exporter opens the
+   * packet at ROC 1 and not at 0; the peer's engine takes it. The old
+   * client is the DTLS server now. */
+  protect_one(&p->client, SSRC_A, 3, &pk, &wire);
+  assert_true(plain_opens_at(&p->client, 1, SSRC_A, 1, &wire));
+  assert_false(plain_opens_at(&p->client, 1, SSRC_A, 0, &wire));
+  assert_int_equal(deliver(&p->client, wire.b, wire.len), 0);
+  assert_int_equal(p->server.messages, 5);
+  assert_memory_equal(p->server.last, pk.b, pk.len);
+  protect_one(&p->server, SSRC_B, 2, &pk, &wire);
+  assert_true(plain_opens_at(&p->server, 0, SSRC_B, 1, &wire));
+  assert_false(plain_opens_at(&p->server, 0, SSRC_B, 0, &wire));
+  assert_int_equal(deliver(&p->server, wire.b, wire.len), 0);
+  assert_int_equal(p->client.messages, 5);
+  assert_memory_equal(p->client.last, pk.b, pk.len);
+  assert_int_equal(roc_of(&p->server, DCMF_SRTP_IN, SSRC_A), 1);
+  assert_int_equal(roc_of(&p->client, DCMF_SRTP_OUT, SSRC_A), 1);
+  /* A new SSRC starts at ROC 0, on a flow of its own. */
+  protect_one(&p->client, SSRC_C, 7, &pk, &wire);
+  assert_true(plain_opens_at(&p->client, 1, SSRC_C, 0, &wire));
+  assert_false(plain_opens_at(&p->client, 1, SSRC_C, 1, &wire));
+  assert_int_equal(deliver(&p->client, wire.b, wire.len), 0);
+  assert_int_equal(p->server.messages, 6);
+  assert_int_equal(roc_of(&p->server, DCMF_SRTP_IN, SSRC_C), 0);
+  /* the flows stayed open: one each before, SSRC_C new, none closed */
+  assert_int_equal(p->server.n_opened, 2);
+  assert_int_equal(p->server.opened[1], SSRC_C);
+  assert_int_equal(p->client.n_opened, 1);
+  assert_int_equal(p->server.closed + p->client.closed, 0);
+  pair_free(p);
+  dcmf_dtls_ctx_free(&ctx);
+  dcmf_cert_free(&cert);
+}
+
+/* A renewal whose handshake fails (the certificate is not the one
+ * signalled) ends the old keys too: raw input is refused from then on,
+ * and the failure is reported. A renewal of a kind that cannot re-key
+ * (SCTP) is refused and leaves the stack as it was. */
+static void test_renewal_failed_ends_old_keys(void **state) {
+  (void)state;
+  struct pair *p = pair_new(&dcmf_assoc_srtp, &dcmf_assoc_srtp);
+  pair_connect(p);
+  struct pkt pk, wire;
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->ctx[1], 1), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->ctx[0], 0), 0);
+  /* the server expects its own certificate: the client's will not do */
+  assert_int_equal(
+      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->fp[1]), 0);
+  assert_int_equal(
+      dcmf_dcstack_set_remote_fingerprints(p->client.stack, &p->fp[1]), 0);
+  protect_one(&p->client, SSRC_A, 1, &pk, &wire);
+  assert_int_equal(dcmf_dcstack_recv_raw(p->server.stack, wire.b, wire.len), 0);
+  assert_int_equal(p->server.messages, 1);
+  dcmf_dcstack_start(p->client.stack);
+  pump(p);
+  assert_true(p->server.failed);
+  assert_false(dcmf_dcstack_connected(p->server.stack));
+  protect_one(&p->client, SSRC_A, 2, &pk, &wire);
+  assert_int_equal(dcmf_dcstack_recv_raw(p->server.stack, wire.b, wire.len),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(p->server.messages, 1);
+  pair_free(p);
+
+  p = pair_new(NULL, NULL);
+  pair_connect(p);
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->ctx[1], 0),
+                   DCMF_ERR_INVALID);
+  assert_true(dcmf_dcstack_connected(p->server.stack));
+  pair_free(p);
+}
+
 /* The data-channel kind keeps the context's list (dtls.h): the same
  * selection as before the kinds chose their own. */
 static void test_dc_stack_negotiates_as_before(void **state) {
@@ -720,6 +938,8 @@ int main(void) {
       cmocka_unit_test(test_replay_and_tamper_refused),
       cmocka_unit_test(test_raw_before_dtls_refused),
       cmocka_unit_test(test_rekey_keeps_roc),
+      cmocka_unit_test(test_renewal_keeps_rocs),
+      cmocka_unit_test(test_renewal_failed_ends_old_keys),
       cmocka_unit_test(test_dc_stack_negotiates_as_before),
   };
   return cmocka_run_group_tests(tests, group_setup,

@@ -13,9 +13,12 @@
  * a wrong fingerprint dropped and counted, nothing forwarded; tampered
  * and replayed SRTP counted through the association; the RTP_COUNTERS
  * pushes (JSON read with jansson; at most every 100 ms of the services'
- * clock, a final one at detach); the core sockets closed at detach; a
- * data-channel media left alone. Every wait is a bounded poll of the
- * loop.
+ * clock, a final one at detach); the core sockets closed at detach; an
+ * update with a new tls-id (and a new certificate, the DTLS roles
+ * swapped) re-keys the same SRTP association: media goes on with the
+ * old keys during the handshake, the SSRCs keep ROC 1 after a wrap, the
+ * old keys are refused after it; a data-channel media left alone. Every
+ * wait is a bounded poll of the loop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,11 +29,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <srtp2/srtp.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -76,6 +81,12 @@ struct wic {
   int up, failed;
   int tamper_next;    /* flip a payload bit of the next SRTP datagram */
   int duplicate_next; /* send the next SRTP datagram twice */
+  int hold_next;      /* keep the next SRTP datagram in |held|, unsent */
+  struct dgram held;
+  struct dgram last_in, last_out; /* the last SRTP datagrams on the wire */
+  int renewed; /* |cert2| and |ctx2| hold the certificate of a renewal */
+  struct dcmf_cert cert2;
+  struct dcmf_dtls_ctx ctx2;
   struct dgram rtp[QN], rtcp[QN]; /* plain packets received */
   size_t n_rtp, n_rtcp;
   uint32_t last_flow; /* the flow id of the last message */
@@ -225,6 +236,14 @@ static void wic_out(void *user, const uint8_t *data, size_t len) {
   struct wic *w = user;
   uint8_t copy[2048];
   if (data[0] >= 128 && data[0] <= 191 && len <= sizeof(copy)) {
+    memcpy(w->last_out.b, data, len);
+    w->last_out.len = len;
+    if (w->hold_next) {
+      w->hold_next = 0;
+      memcpy(w->held.b, data, len);
+      w->held.len = len;
+      return;
+    }
     if (w->tamper_next) {
       w->tamper_next = 0;
       memcpy(copy, data, len);
@@ -321,7 +340,8 @@ static int wic_send(struct wic *w, uint32_t ssrc, const struct dgram *d) {
 }
 
 /* A new DTLS association of the same WIC (its re-offer with a new
- * tls-id): a fresh stack with the same certificate. */
+ * tls-id): a fresh stack with the same certificate, its SRTP state
+ * fresh too. */
 static void wic_restart(struct wic *w, const struct dcmf_cert *peer) {
   dcmf_dcstack_del(w->stack);
   w->up = w->failed = 0;
@@ -331,8 +351,29 @@ static void wic_restart(struct wic *w, const struct dcmf_cert *peer) {
   wic_start(w, &w->to, peer);
 }
 
+/* The WIC's re-offer with a new tls-id, as a WebRTC stack keeping its
+ * SRTP state: a new DTLS association (a new certificate, role
+ * |dtls_server|) on the same SRTP association (dcmf_dcstack_renew). */
+static void wic_renew(struct wic *w, int dtls_server,
+                      const struct dcmf_cert *peer) {
+  assert_false(w->renewed);
+  cert_ctx(&w->cert2, &w->ctx2);
+  w->renewed = 1;
+  assert_int_equal(dcmf_dcstack_renew(w->stack, &w->ctx2, dtls_server), 0);
+  w->up = w->failed = 0;
+  struct dcmf_fingerprint_set fp;
+  memset(&fp, 0, sizeof(fp));
+  assert_int_equal(dcmf_fingerprint_parse(peer->fingerprint, &fp), 0);
+  assert_int_equal(dcmf_dcstack_set_remote_fingerprints(w->stack, &fp), 0);
+  dcmf_dcstack_start(w->stack); /* nothing for a server */
+}
+
 static void wic_free(struct wic *w) {
   dcmf_dcstack_del(w->stack);
+  if (w->renewed) {
+    dcmf_dtls_ctx_free(&w->ctx2);
+    dcmf_cert_free(&w->cert2);
+  }
   close(w->fd);
   dcmf_dtls_ctx_free(&w->ctx);
   dcmf_cert_free(&w->cert);
@@ -466,6 +507,10 @@ static void round_trip(struct fx *f) {
     if (buf[0] >= 20 && buf[0] <= 63) {
       (void)dcmf_dcstack_recv(f->wic.stack, buf, (size_t)n);
     } else if (buf[0] >= 128 && buf[0] <= 191) {
+      if ((size_t)n <= sizeof(f->wic.last_in.b)) {
+        memcpy(f->wic.last_in.b, buf, (size_t)n);
+        f->wic.last_in.len = (size_t)n;
+      }
       (void)dcmf_dcstack_recv_raw(f->wic.stack, buf, (size_t)n);
     }
   }
@@ -900,9 +945,11 @@ static void test_core_flood_bounded_per_turn(void **state) {
   fx_free(f);
 }
 
-/* An update with a new tls-id makes a new association: the counters of
- * the first one stay in the sums and the profile stays known; the same
- * update moves the core address, which the service follows. */
+/* An update with a new tls-id, from a WIC that starts a fresh stack (no
+ * SSRC of its had been keyed before): the new DTLS association comes up,
+ * the SRTP refusals before and after it add up and the profile stays
+ * known; the same update moves the core address, which the service
+ * follows. */
 static void test_update_new_association_and_core_address(void **state) {
   (void)state;
   struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
@@ -964,6 +1011,148 @@ static void test_update_new_association_and_core_address(void **state) {
   assert_true(wait_counter(f, "drops", "srtpAuth", 2));
   char p[64];
   assert_string_equal(profile(f, p, sizeof(p)), "SRTP_AEAD_AES_256_GCM");
+  fx_free(f);
+}
+
+/* Whether a plain libsrtp2 receiver of |ssrc| at ROC |roc| opens the
+ * SRTP datagram |wire|, keyed by the test from the exporter of the WIC's
+ * DTLS association with RFC 5764 §4.2's layout (client key | server key
+ * | client salt | server salt) for the sender's role: what the session's
+ * engine did, seen from outside it. */
+static int plain_opens_at(struct wic *w, int sender_is_server, uint32_t ssrc,
+                          uint32_t roc, const struct dgram *wire) {
+  uint16_t id = dcmf_dcstack_srtp_profile(w->stack);
+  const struct dcmf_srtp_profile_info *pi = dcmf_srtp_profile_find(id);
+  assert_non_null(pi);
+  uint8_t m[DCMF_SRTP_EXPORT_MAX], key[64];
+  assert_int_equal(dcmf_dcstack_export_keys(w->stack, "EXTRACTOR-dtls_srtp", m,
+                                            pi->export_len),
+                   0);
+  size_t kl = pi->key_len, sl = pi->salt_len;
+  memcpy(key, m + (sender_is_server ? kl : 0), kl);
+  memcpy(key + kl, m + 2 * kl + (sender_is_server ? sl : 0), sl);
+  srtp_policy_t pol;
+  memset(&pol, 0, sizeof(pol));
+  assert_int_equal(
+      srtp_crypto_policy_set_from_profile_for_rtp(&pol.rtp, (srtp_profile_t)id),
+      srtp_err_status_ok);
+  assert_int_equal(srtp_crypto_policy_set_from_profile_for_rtcp(
+                       &pol.rtcp, (srtp_profile_t)id),
+                   srtp_err_status_ok);
+  pol.ssrc.type = ssrc_specific;
+  pol.ssrc.value = ssrc;
+  pol.key = key;
+  srtp_t rx = NULL;
+  assert_int_equal(srtp_create(&rx, &pol), srtp_err_status_ok);
+  assert_int_equal(srtp_set_stream_roc(rx, ssrc, roc), srtp_err_status_ok);
+  struct dgram copy = *wire;
+  int n = (int)copy.len;
+  int ok = srtp_unprotect(rx, copy.b, &n) == srtp_err_status_ok;
+  srtp_dealloc(rx);
+  return ok;
+}
+
+static int session_rekeyed(struct fx *f) {
+  return f->wic.up && atomic_load(&f->stats.dtls_ok) >= 2;
+}
+
+/* An update with a new tls-id for an SRTP media re-keys its association
+ * rather than starting another: the WIC renews too (a new certificate,
+ * now the DTLS server), the session becomes the DTLS client. Both
+ * directions wrapped before (ROC 1). While the new handshake runs, media
+ * goes both ways on the old keys; after it, the same SSRCs go on at ROC
+ * 1 under the new keys (a new association would expect ROC 0 and refuse
+ * them), a packet protected with the old keys is refused, and nothing
+ * was counted as before DTLS. */
+static void test_update_new_tls_id_rekeys(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram a[4] = {rtp(WIC_SSRC, 65535), rtp(WIC_SSRC, 0), rtp(WIC_SSRC, 1),
+                       rtp(WIC_SSRC, 3)};
+  struct dgram c[4] = {rtp(CORE_SSRC, 65535), rtp(CORE_SSRC, 0),
+                       rtp(CORE_SSRC, 1), rtp(CORE_SSRC, 2)};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a[i]), 0);
+    peer_send(&f->core_rtp, &f->core_rtp_addr, &c[i]);
+  }
+  assert_true(wait_n(f, core_rtp_has_n, 2));
+  assert_true(wait_n(f, wic_rtp_has_n, 2));
+
+  /* the WIC's re-offer (new tls-id, new certificate, a=setup:passive),
+   * then the PATCH: the session is the DTLS client now */
+  wic_renew(&f->wic, 1, &f->cert);
+  struct dcmf_media_desc u;
+  memset(&u, 0, sizeof(u));
+  snprintf(u.key.context_id, sizeof(u.key.context_id), "ctx");
+  snprintf(u.key.termination_id, sizeof(u.key.termination_id), "access");
+  snprintf(u.key.media_id, sizeof(u.key.media_id), "audio");
+  u.fd = -1;
+  snprintf(u.local_ufrag, sizeof(u.local_ufrag), "sEsS");
+  snprintf(u.local_pwd, sizeof(u.local_pwd), "0123456789abcdefghijkl");
+  memcpy(&u.remote_addr, &f->wic.addr, sizeof(f->wic.addr));
+  u.has_remote_addr = 1;
+  u.remote_no_ice = 1;
+  u.dtls_server = 0;
+  u.assoc = DCMF_ASSOC_SRTP;
+  snprintf(u.remote_tls_id, sizeof(u.remote_tls_id), "tls-b");
+  assert_int_equal(
+      dcmf_fingerprint_parse(f->wic.cert2.fingerprint, &u.remote_fp), 0);
+  struct dcmf_media_rtpleg *leg = calloc(1, sizeof(*leg));
+  assert_non_null(leg);
+  leg->rtp_fd = leg->rtcp_fd = -1; /* updates carry no sockets */
+  leg->rtp_port = ntohs(f->core_rtp_addr.sin_port);
+  set_addr(&leg->remote_rtp, &f->core_rtp.addr);
+  set_addr(&leg->remote_rtcp, &f->core_rtp.addr);
+  leg->rtcp_mux = 1;
+  leg->core_avpf = 1;
+  leg->access_avpf = 1;
+  u.rtpleg = leg;
+  dcmf_session_update(f->session, &u); /* its ClientHello is out */
+
+  /* Sent before either side read a handshake message: they can only go
+   * through on the old keys. */
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a[2]), 0);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c[2]);
+  struct dgram stale = rtp(WIC_SSRC, 2);
+  f->wic.hold_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &stale), 0);
+  assert_true(f->wic.held.len > stale.len); /* protected, not sent */
+  assert_true(wait_n(f, core_rtp_has_n, 3));
+  assert_true(same(&f->core_rtp.q[2], &a[2]));
+  assert_true(wait_n(f, wic_rtp_has_n, 3));
+  assert_true(same(&f->wic.rtp[2], &c[2]));
+
+  assert_true(until(f, session_rekeyed));
+  assert_int_equal(atomic_load(&f->stats.dtls_failed), 0);
+  /* the old keys are refused now */
+  assert_int_equal(sendto(f->wic.fd, f->wic.held.b, f->wic.held.len, 0,
+                          (const struct sockaddr *)&f->session_addr,
+                          sizeof(f->session_addr)),
+                   (ssize_t)f->wic.held.len);
+  assert_true(wait_counter(f, "drops", "srtpAuth", 1));
+  /* the same SSRCs, ROC 1, new keys, both ways */
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a[3]), 0);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c[3]);
+  assert_true(wait_n(f, core_rtp_has_n, 4));
+  assert_true(same(&f->core_rtp.q[3], &a[3]));
+  assert_true(wait_n(f, wic_rtp_has_n, 4));
+  assert_true(same(&f->wic.rtp[3], &c[3]));
+  /* on the wire, under the new association's keys: ROC 1, not 0 (the
+   * session is the DTLS client, the WIC the server) */
+  assert_true(plain_opens_at(&f->wic, 0, CORE_SSRC, 1, &f->wic.last_in));
+  assert_false(plain_opens_at(&f->wic, 0, CORE_SSRC, 0, &f->wic.last_in));
+  assert_true(plain_opens_at(&f->wic, 1, WIC_SSRC, 1, &f->wic.last_out));
+  assert_false(plain_opens_at(&f->wic, 1, WIC_SSRC, 0, &f->wic.last_out));
+  assert_true(wait_counter(f, "toAccess", "packets", 4));
+  rounds(f, 10);
+  assert_int_equal(f->core_rtp.n, 4);
+  assert_int_equal(counter(f, "toCore", "packets"), 4);
+  assert_int_equal(counter(f, "drops", "srtpAuth"), 1);
+  assert_int_equal(counter(f, "drops", "srtpReplay"), 0);
+  assert_int_equal(counter(f, "drops", "beforeDtls"), 0);
+  assert_int_equal(atomic_load(&f->stats.dropped_other), 0);
   fx_free(f);
 }
 
@@ -1039,6 +1228,7 @@ int main(void) {
       cmocka_unit_test(test_counters_pushed),
       cmocka_unit_test(test_core_flood_bounded_per_turn),
       cmocka_unit_test(test_update_new_association_and_core_address),
+      cmocka_unit_test(test_update_new_tls_id_rekeys),
       cmocka_unit_test(test_dc_media_untouched),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
