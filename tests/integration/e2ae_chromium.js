@@ -98,7 +98,9 @@ window.wic = {
         role: s.dtlsRole, ice: s.iceState });
       if (s.type === "outbound-rtp") out["out_" + s.kind] = { ssrc: s.ssrc, packetsSent: s.packetsSent,
         framesEncoded: s.framesEncoded, pliCount: s.pliCount, nackCount: s.nackCount, firCount: s.firCount };
-      if (s.type === "inbound-rtp") out["in_" + s.kind] = { ssrc: s.ssrc, packetsReceived: s.packetsReceived,
+      // One inbound stream per kind is expected; should there be more,
+      // the one that received most is the core's.
+      if (s.type === "inbound-rtp" && !(out["in_" + s.kind] && out["in_" + s.kind].packetsReceived > s.packetsReceived)) out["in_" + s.kind] = { ssrc: s.ssrc, packetsReceived: s.packetsReceived,
         packetsLost: s.packetsLost, audioLevel: s.audioLevel, totalAudioEnergy: s.totalAudioEnergy,
         framesDecoded: s.framesDecoded, pliCount: s.pliCount, nackCount: s.nackCount };
       if (s.type === "remote-inbound-rtp") out["rin_" + s.kind] = { ssrc: s.ssrc, roundTripTime: s.roundTripTime,
@@ -157,10 +159,12 @@ async function startCore(opts) {
   const args = [CORE, "--media", opts.media, "--profile", opts.profile || "avp", "--pt", String(opts.pt),
     "--ssrc", String(CORE_SSRC)];
   if (opts.mux) args.push("--mux");
+  if (opts.dropFirst) args.push("--drop-first", String(opts.dropFirst));
+  if (opts.dropEvery) args.push("--drop-every", String(opts.dropEvery));
   const proc = spawn(PYTHON, args, { stdio: ["pipe", "pipe", "pipe"] });
   const core = { proc, ev: [], stderr: "" };
   readline.createInterface({ input: proc.stdout }).on("line", (l) => {
-    try { core.ev.push(JSON.parse(l)); } catch (e) { core.ev.push({ ev: "junk", l }); }
+    try { core.ev.push({ ...JSON.parse(l), t: Date.now() }); } catch (e) { core.ev.push({ ev: "junk", l }); }
   });
   proc.stderr.on("data", (c) => { if (core.stderr.length < 4000) core.stderr += c; });
   proc.stdin.on("error", () => {}); // a core that died is reported by the checks
@@ -237,7 +241,7 @@ function answerSection(sec, ctx, opts) {
   const pt = sec.kind === "audio" ? sec.opus : sec.vp8;
   const codec = sec.kind === "audio"
     ? [`a=rtpmap:${pt} opus/48000/2`, `a=fmtp:${pt} minptime=10;useinbandfec=1`]
-    : [`a=rtpmap:${pt} VP8/90000`, ...(opts.feedback ? [`a=rtcp-fb:${pt} nack`, `a=rtcp-fb:${pt} nack pli`] : [])];
+    : [`a=rtpmap:${pt} VP8/90000`, `a=rtcp-fb:${pt} nack`, `a=rtcp-fb:${pt} nack pli`];
   return [
     `m=${sec.kind} ${acc.local.port} ${sec.proto} ${pt}`, `c=IN IP4 ${acc.local.ipv4Addr}`,
     `a=mid:${sec.mid}`, "a=sendrecv", "a=rtcp-mux", ...codec,
@@ -250,7 +254,11 @@ function answerSection(sec, ctx, opts) {
 
 // A call: Chromium offers |kinds|; per m-line a GStreamer core peer and
 // an AGW context; the answer applied. |opts|: mux (core rtcp-mux),
-// coreAvpf, feedback (rtcp-fb in the video answer).
+// coreAvpf (the core termination is RTP/AVPF, else RTP/AVP),
+// coreSendsFeedback (the video core peer runs AVPF whatever the AGW was
+// told), videoLoss (the video core peer leaves out packets: the first 5,
+// then every 40th). The video answer always offers NACK and PLI: the
+// access leg is AVPF.
 async function call(d, kinds, opts = {}) {
   const c = { cores: [], ctxs: [], secs: [], wic: null };
   c.close = async () => {
@@ -273,8 +281,10 @@ async function call(d, kinds, opts = {}) {
     c.secs = o.sections;
     const answer = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite"];
     for (const sec of o.sections) {
-      const core = await startCore({ media: sec.kind, pt: sec.kind === "audio" ? sec.opus : sec.vp8,
-        mux: opts.mux, profile: opts.coreAvpf ? "avpf" : "avp" });
+      const video = sec.kind === "video";
+      const core = await startCore({ media: sec.kind, pt: video ? sec.vp8 : sec.opus, mux: opts.mux,
+        profile: opts.coreAvpf || (video && opts.coreSendsFeedback) ? "avpf" : "avp",
+        dropFirst: video && opts.videoLoss ? 5 : 0, dropEvery: video && opts.videoLoss ? 40 : 0 });
       c.cores.push(core);
       const r = await timeout(api(d.port, "POST", AGW, contextBody(sec, core, opts)), 5000, "POST");
       check(r.status === 201, `POST ${r.status} ${JSON.stringify(r.body)}`);
@@ -395,8 +405,98 @@ function audioCase(mux) {
   };
 }
 
+// The RTCP packet types the core peer got, as a set.
+const coreRtcpTypes = (core) => new Set(core.of("rtcp").flatMap((e) => e.types));
+
+// Audio and video, one context each; VP8 from Chromium's fake camera
+// reaches the video core intact at video rates. The video core leaves
+// out packets so that Chromium sends NACK and PLI; with |avpf| they
+// reach the core (which answers the PLI with a key frame Chromium then
+// decodes) and the core's PLI reaches Chromium; toward an RTP/AVP core
+// they are stripped both ways and counted.
+function videoCase(avpf) {
+  return async (d) => {
+    const c = await call(d, ["audio", "video"], { coreAvpf: avpf, coreSendsFeedback: true, videoLoss: true });
+    try {
+      const [acore, vcore] = c.cores, [asec, vsec] = c.secs, [, vctx] = c.ctxs;
+      check(asec.kind === "audio" && vsec.kind === "video", `m-lines ${asec.kind}, ${vsec.kind}`);
+      check(c.ctxs[0].contextId !== vctx.contextId, "one context per m-line");
+      const why = async () => JSON.stringify(await c.wic.stats());
+      await until(async () => (await c.wic.stats()).conn === "connected", 15000, "Chromium connected", why);
+      // 3 s of video after the first packet.
+      await until(() => vcore.of("rtp").length > 0, 15000, "VP8 at the video core");
+      const t0 = vcore.of("rtp")[0].t;
+      await until(() => Date.now() - t0 >= 3000, 4000, "3 s of video");
+      const st = await c.wic.stats();
+      const n = checkRtpIntact(vcore, st.out_video.ssrc, vsec.vp8, "video access -> core");
+      const inWindow = vcore.of("rtp", (e) => e.t - t0 <= 3000).length;
+      const frames = vcore.of("frame", (e) => e.t - t0 <= 3000).length;
+      note(`video: ${inWindow} RTP packets and ${frames} decoded frames at the core in 3 s; Chromium ${JSON.stringify(st.out_video)}`);
+      check(inWindow >= 60, `${inWindow} VP8 packets in 3 s (want >= 20/s)`);
+      check(frames >= 45, `${frames} frames decoded at the core in 3 s (want >= 15/s)`);
+      // The audio m-line's context carries only audio.
+      checkRtpIntact(acore, st.out_audio.ssrc, asec.opus, "audio access -> core");
+      check(acore.of("rtp").length > 0, "audio at the audio core");
+      // Chromium asks for what the core left out: NACK (RTPFB 205) and
+      // PLI (PSFB 206).
+      vcore.send({ cmd: "pli" });
+      if (avpf) {
+        await until(() => coreRtcpTypes(vcore).has(205) && coreRtcpTypes(vcore).has(206), 15000,
+          "Chromium's NACK and PLI at the AVPF core", () => JSON.stringify([...coreRtcpTypes(vcore)]));
+        // The core answered the PLI with a key frame: Chromium decodes.
+        await until(async () => ((await c.wic.stats()).in_video || {}).framesDecoded > 0, 10000,
+          "Chromium decoding the core's video after its PLI", why);
+        // The core's PLI reached Chromium's sender.
+        await until(async () => (await c.wic.stats()).out_video.pliCount >= 1, 10000,
+          "the core's PLI counted by Chromium (outbound-rtp pliCount)",
+          async () => `${why()} core sent ${JSON.stringify(vcore.of("rtcp-out").map((e) => e.types))}`);
+        const s = await c.wic.stats();
+        note(`AVPF: Chromium in ${JSON.stringify(s.in_video)} out ${JSON.stringify(s.out_video)}`);
+        check(s.in_video.nackCount >= 1 && s.in_video.pliCount >= 1, `Chromium sent NACK/PLI: ${JSON.stringify(s.in_video)}`);
+      } else {
+        // Chromium sends them, the core sends a PLI, the AGW strips both.
+        await until(async () => {
+          const s = await c.wic.stats();
+          return s.in_video && s.in_video.nackCount >= 1 && s.in_video.pliCount >= 1;
+        }, 15000, "Chromium sending NACK and PLI", why);
+        await until(() => vcore.of("rtcp-out", (e) => e.types.includes(206)).length >= 1, 10000,
+          "the core peer sending a PLI", () => JSON.stringify(vcore.of("rtcp-out").map((e) => e.types)));
+        const pliAt = vcore.of("rtcp-out", (e) => e.types.includes(206))[0].t;
+        const strippedNow = async () => {
+          const g = await get(d, vctx.contextId);
+          return (g.rtpCounters && g.rtpCounters.drops && g.rtpCounters.drops.feedbackStripped) || 0;
+        };
+        await until(async () => (await strippedNow()) >= 3, 5000, "feedbackStripped counted",
+          async () => JSON.stringify((await get(d, vctx.contextId)).rtpCounters));
+        // Later core reports reached Chromium (so the one with the PLI
+        // had its chance), yet Chromium counted no PLI.
+        const rtt0 = (await c.wic.stats()).rin_video;
+        const m0 = rtt0 ? rtt0.roundTripTimeMeasurements : 0;
+        await until(async () => {
+          const r = (await c.wic.stats()).rin_video;
+          return r && r.roundTripTimeMeasurements >= m0 + 2 && Date.now() - pliAt > 1000;
+        }, 10000, "later core reports at Chromium", why);
+        const s = await c.wic.stats();
+        note(`AVP: Chromium in ${JSON.stringify(s.in_video)} out ${JSON.stringify(s.out_video)}; feedbackStripped ${await strippedNow()}`);
+        check(!coreRtcpTypes(vcore).has(205) && !coreRtcpTypes(vcore).has(206),
+          `feedback reached the RTP/AVP core: ${JSON.stringify([...coreRtcpTypes(vcore)])}`);
+        check(coreRtcpTypes(vcore).has(201) || coreRtcpTypes(vcore).has(200), "Chromium's reports still reach the core");
+        check(s.out_video.pliCount === 0, `Chromium counted ${s.out_video.pliCount} PLIs from an RTP/AVP core`);
+        // Nor did Chromium's PLI reach the core's encoder: no key frame
+        // came after the lost first one, so Chromium decoded nothing.
+        check(s.in_video && s.in_video.framesDecoded === 0,
+          `Chromium decoded ${s.in_video && s.in_video.framesDecoded} frames: a key frame came without a PLI`);
+      }
+      check(vcore.of("error").length === 0 && acore.of("error").length === 0,
+        `GStreamer: ${JSON.stringify([...vcore.of("error"), ...acore.of("error")])}`);
+    } finally { await c.close(); }
+  };
+}
+
 tests.push({ name: "audio: Opus both ways, RTCP on a separate core port, RTT", fn: audioCase(false) });
 tests.push({ name: "audio: core rtcp-mux, RTCP on the one core port, RTT", fn: audioCase(true) });
+tests.push({ name: "video: VP8 intact at video rates, NACK and PLI pass to an RTP/AVPF core", fn: videoCase(true) });
+tests.push({ name: "video: NACK and PLI stripped toward an RTP/AVP core", fn: videoCase(false) });
 
 (async () => {
   let passed = 0, failed = 0;

@@ -9,6 +9,11 @@ that the AGW sees it come from the signalled core address.
 
     /usr/bin/python3 e2ae_gst_core.py --media audio|video [--mux]
                                       [--profile avp|avpf] [--pt N] [--ssrc N]
+                                      [--drop-first N] [--drop-every N]
+
+--drop-first N and --drop-every N leave out RTP packets we send: the
+first N and then every Nth, each with the rest of its frame (loss, for
+NACK and PLI from the other side).
 
 Protocol (JSON lines):
   stdout first: {"ev": "ports", "rtp": P, "rtcp": Q}   (Q = P with --mux)
@@ -20,7 +25,7 @@ Protocol (JSON lines):
                 per RTP packet received (sock: "rtp" or "rtcp", the
                 socket; from: the source port), {"ev": "rtcp", "sock",
                 "from", "types", "ssrc"} per RTCP compound received, {"ev": "rtcp-out",
-                "types"} per compound rtpbin sends, {"ev": "level",
+                "types", "ssrc"} per compound rtpbin sends, {"ev": "level",
                 "rms", "peak"} (dB, audio, every 100 ms of decoded
                 audio), {"ev": "frame", "n"} per decoded video frame,
                 {"ev": "error", "msg"} on a pipeline error.
@@ -66,6 +71,11 @@ def main():
     ap.add_argument("--profile", choices=["avp", "avpf"], default="avp")
     ap.add_argument("--pt", type=int, default=111)
     ap.add_argument("--ssrc", type=int, default=0x5EED0001)
+    # Loss toward the AGW, so that the client has something to ask for:
+    # the first N RTP packets we send (part of the first key frame: a
+    # receiver asks for a key frame, PLI) and then every Nth (NACK).
+    ap.add_argument("--drop-first", type=int, default=0)
+    ap.add_argument("--drop-every", type=int, default=0)
     args = ap.parse_args()
 
     Gst.init(None)
@@ -83,8 +93,10 @@ def main():
     else:
         caps = ("application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,"
                 f"payload={args.pt},rtcp-fb-nack-pli=(boolean)true,rtcp-fb-nack=(boolean)true")
+        # One key frame at the start and then only on request (PLI), so
+        # that a receiver that lost the first decodes only after asking.
         send = ("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 ! "
-                "vp8enc deadline=1 keyframe-max-dist=300 ! "
+                "vp8enc deadline=1 keyframe-max-dist=100000 ! "
                 f"rtpvp8pay pt={args.pt} ssrc={args.ssrc} mtu=1200")
         decode = "rtpvp8depay ! vp8dec name=dec ! fakesink sync=false"
 
@@ -147,9 +159,28 @@ def main():
             return Gst.PadProbeReturn.OK
         src0.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, split)
 
+    sent = {"n": 0}
+
+    def out_rtp(pad, info):
+        # The payloader pushes a frame's packets as one buffer list: the
+        # list that holds a packet to leave out goes as a whole (a lost
+        # frame rather than a lost packet; the receiver asks the same).
+        if info.type & Gst.PadProbeType.BUFFER_LIST:
+            count = info.get_buffer_list().length()
+        else:
+            count = 1
+        first, sent["n"] = sent["n"] + 1, sent["n"] + count
+        drop = first <= args.drop_first or (
+            args.drop_every and sent["n"] > 50 and sent["n"] // args.drop_every != (first - 1) // args.drop_every)
+        return Gst.PadProbeReturn.DROP if drop else Gst.PadProbeReturn.OK
+    if args.drop_first or args.drop_every:
+        pipe.get_by_name("out0").get_static_pad("sink").add_probe(
+            Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST, out_rtp)
+
     def out_rtcp(pad, info):
         buf = info.get_buffer()
-        say({"ev": "rtcp-out", "types": rtcp_types(buf.extract_dup(0, buf.get_size()))})
+        b = buf.extract_dup(0, buf.get_size())
+        say({"ev": "rtcp-out", "types": rtcp_types(b), "ssrc": int.from_bytes(b[4:8], "big")})
         return Gst.PadProbeReturn.OK
     pipe.get_by_name("out1").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, out_rtcp)
 
