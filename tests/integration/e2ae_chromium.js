@@ -487,6 +487,10 @@ function videoCase(avpf) {
         check(s.in_video && s.in_video.framesDecoded === 0,
           `Chromium decoded ${s.in_video && s.in_video.framesDecoded} frames: a key frame came without a PLI`);
       }
+      // The core's video reached Chromium as the core sent it.
+      const s = await c.wic.stats();
+      check(s.in_video && s.in_video.ssrc === CORE_SSRC && s.in_video.packetsReceived > 0,
+        `Chromium's inbound video ${JSON.stringify(s.in_video)} (the core's SSRC ${CORE_SSRC})`);
       check(vcore.of("error").length === 0 && acore.of("error").length === 0,
         `GStreamer: ${JSON.stringify([...vcore.of("error"), ...acore.of("error")])}`);
     } finally { await c.close(); }

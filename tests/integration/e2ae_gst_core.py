@@ -109,7 +109,7 @@ def main():
                 "caps=application/x-rtcp ! rb.recv_rtcp_sink_0 ")
     else:
         recv = (f"udpsrc name=src0 caps=\"{caps}\" ! rb.recv_rtp_sink_0 "
-                f"udpsrc name=src1 caps=application/x-rtcp ! rb.recv_rtcp_sink_0 ")
+                "udpsrc name=src1 caps=application/x-rtcp ! rb.recv_rtcp_sink_0 ")
     desc = (f"rtpbin name=rb rtp-profile={args.profile} latency=100 {recv}"
             f"{send} ! rb.send_rtp_sink_0 "
             "rb.send_rtp_src_0 ! udpsink name=out0 sync=false async=false "
@@ -208,7 +208,11 @@ def main():
     rb.connect("pad-added", on_pad)
     # RTCP every 0.5 s rather than RFC 3550's 5 s minimum, so that a
     # test sees reports (and a round-trip time) in a few seconds.
-    rb.emit("get-internal-session", 0).set_property("rtcp-min-interval", 500000000)
+    sess = rb.emit("get-internal-session", 0)
+    sess.set_property("rtcp-min-interval", 500000000)
+    # The session's own SSRC is ours too: otherwise the payloader may
+    # take the session's random one from the caps it negotiates.
+    sess.set_property("internal-ssrc", args.ssrc)
 
     def on_msg(bus, msg):
         if msg.type == Gst.MessageType.ERROR:
