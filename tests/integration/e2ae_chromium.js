@@ -7,6 +7,10 @@
 // Chromium's m-lines into one /agw/v1 e2ae context and builds the SDP
 // answer from the replies (ICE-lite, the AGW's credentials, fingerprint,
 // a=setup, the access port and its candidate, rtcp-mux, the kept codec).
+// Cases: audio both ways with RTCP on a separate core port and with core
+// rtcp-mux (round-trip time at Chromium from the core's reports); audio
+// and video toward an RTP/AVPF core (NACK and PLI pass) and an RTP/AVP
+// core (stripped); an ICE restart mid-call.
 //
 //   node e2ae_chromium.js DCMFD [filter]
 //
@@ -89,13 +93,28 @@ window.wic = {
     return pc.localDescription.sdp;
   },
   async answer(sdp) { await this.pc.setRemoteDescription({ type: "answer", sdp }); },
+  // An ICE restart (RFC 8839 section 4.4.1.1.1): a new offer with new
+  // credentials, non-trickle again.
+  async restart() {
+    const pc = this.pc;
+    pc.restartIce();
+    await pc.setLocalDescription(await pc.createOffer());
+    // The state may still read "complete" from the first gathering: wait
+    // for the new candidates themselves.
+    const done = () => pc.iceGatheringState === "complete" && pc.localDescription.sdp.includes("a=candidate:");
+    await within(new Promise((resolve) => {
+      if (done()) resolve();
+      pc.onicegatheringstatechange = () => done() && resolve();
+    }), 10000, "ICE gathering to complete after the restart");
+    return pc.localDescription.sdp;
+  },
   // The getStats members the test judges, by kind.
   async stats() {
     const out = { conn: this.pc.connectionState, transports: [] };
     const all = []; (await this.pc.getStats()).forEach((s) => all.push(s));
     for (const s of all) {
       if (s.type === "transport") out.transports.push({ dtls: s.dtlsState, srtp: s.srtpCipher, tls: s.tlsVersion,
-        role: s.dtlsRole, ice: s.iceState });
+        role: s.dtlsRole, ice: s.iceState, ufrag: s.iceLocalUsernameFragment, pairChanges: s.selectedCandidatePairChanges });
       if (s.type === "outbound-rtp") out["out_" + s.kind] = { ssrc: s.ssrc, packetsSent: s.packetsSent,
         framesEncoded: s.framesEncoded, pliCount: s.pliCount, nackCount: s.nackCount, firCount: s.firCount };
       // One inbound stream per kind is expected; should there be more,
@@ -497,10 +516,89 @@ function videoCase(avpf) {
   };
 }
 
+// dcmfd's count of media datagrams refused for their source (not the
+// ICE peer): dcmf_dropped_packets_total{reason="unauthenticated_source"}.
+async function refusedSources(d) {
+  const m = /dcmf_dropped_packets_total\{reason="unauthenticated_source"\} (\d+)/.exec(
+    (await timeout(api(d.port, "GET", "/metrics"), 5000, "/metrics")).body);
+  return m ? Number(m[1]) : NaN;
+}
+
+// An ICE restart from Chromium mid-call (RFC 8839 4.4.1.1.1; Chromium
+// gathers a new host candidate, on a new port): the IMS-ALG PATCHes the
+// new remote credentials and address, answers with the AGW's new local
+// credentials, and media goes on both ways on the same DTLS association
+// and SSRCs. Packets Chromium still sends on the old path once the AGW
+// took the new one are refused (the session accepts SRTP from its one
+// ICE peer only, see docs/e2ae.md); the case checks that this is the
+// only loss: one gap at the switch, no larger than what dcmfd counted as
+// refused sources, in order otherwise.
+const iceRestartCase = { name: "audio: ICE restart mid-call, media goes on", async fn(d) {
+  const c = await call(d, ["audio"]);
+  try {
+    const [core] = c.cores, [ctx] = c.ctxs;
+    const why = async () => JSON.stringify(await c.wic.stats());
+    await until(async () => (await c.wic.stats()).conn === "connected", 15000, "Chromium connected", why);
+    await until(() => core.of("rtp").length >= 50, 10000, "50 RTP packets at the core");
+    const before = await c.wic.stats();
+    const refused0 = await refusedSources(d);
+    const oldAcc = ctx.terminations[0];
+    const sec = parseOffer(await c.wic.call("ICE restart offer", () => window.wic.restart())).sections[0];
+    check(sec.ufrag !== c.secs[0].ufrag && sec.pwd !== c.secs[0].pwd, "Chromium's restart offer has new credentials");
+    check(sec.fingerprint === c.secs[0].fingerprint, "same fingerprint (same DTLS association)");
+    check(sec.port > 0, "a UDP 127.0.0.1 candidate in the restart offer");
+    const ops = [{ op: "replace", path: "/terminations/0/ice", value: { remoteUfrag: sec.ufrag, remotePwd: sec.pwd } },
+      { op: "replace", path: "/terminations/0/remote", value: { ipv4Addr: sec.addr, port: sec.port } }];
+    const r = await timeout(api(d.port, "PATCH", `${AGW}/${ctx.contextId}`, ops, "application/json-patch+json"), 5000, "PATCH");
+    check(r.status === 200, `PATCH ${r.status} ${JSON.stringify(r.body)}`);
+    const acc = r.body.terminations[0];
+    check(acc.ice.localUfrag !== oldAcc.ice.localUfrag && acc.ice.localPwd !== oldAcc.ice.localPwd,
+      "the AGW drew new local credentials");
+    check(acc.dtls.localFingerprint === oldAcc.dtls.localFingerprint, "the same AGW fingerprint");
+    const answer = ["v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
+      ...answerSection(sec, r.body, {})].join("\r\n") + "\r\n";
+    const tRestart = Date.now();
+    await c.wic.call("setRemoteDescription", (x) => window.wic.answer(x), answer);
+    // Chromium's transport now runs on the new credentials, connected.
+    await until(async () => {
+      const s = await c.wic.stats();
+      return s.conn === "connected" && s.transports.length === 1 && s.transports[0].ufrag === sec.ufrag &&
+        s.transports[0].ice === "connected";
+    }, 15000, "Chromium connected on the new credentials", why);
+    // 100 packets after the switch, both ways.
+    const n0 = core.of("rtp").length;
+    await until(() => core.of("rtp").length >= n0 + 100, 10000, "100 RTP packets at the core after the restart");
+    await until(async () => (await c.wic.stats()).in_audio.packetsReceived >= before.in_audio.packetsReceived + 100, 10000,
+      "the core's audio at Chromium after the restart", why);
+    const after = await c.wic.stats();
+    check(after.transports[0].dtls === "connected", `DTLS ${after.transports[0].dtls}`);
+    check(after.out_audio.ssrc === before.out_audio.ssrc, "Chromium kept its SSRC");
+    // Access -> core: one SSRC, from the AGW's port, in order; at most
+    // one gap, at the switch, within what dcmfd refused by source.
+    const rtp = core.of("rtp");
+    check(new Set(rtp.map((p) => p.ssrc)).size === 1 && rtp.every((p) => p.from === core.agwRtp),
+      "one SSRC, from the AGW's core port");
+    const gaps = [];
+    for (let i = 1; i < rtp.length; i++) {
+      const step = (rtp[i].seq - rtp[i - 1].seq) & 0xffff;
+      check(step >= 1 && step < 1000, `sequence ${rtp[i - 1].seq} then ${rtp[i].seq}: reordered or repeated`);
+      if (step > 1) gaps.push({ at: rtp[i].t - tRestart, lost: step - 1 });
+    }
+    const refused = (await refusedSources(d)) - refused0;
+    note(`ICE restart: ${JSON.stringify(before.transports[0].ufrag)} -> ${JSON.stringify(after.transports[0].ufrag)}, ` +
+      `candidate ${c.secs[0].port} -> ${sec.port}; gaps at the core ${JSON.stringify(gaps)} (ms after the answer); ` +
+      `${refused} datagrams refused by source meanwhile`);
+    check(gaps.length <= 1, `${gaps.length} gaps in what reached the core: ${JSON.stringify(gaps)}`);
+    check(gaps.every((g) => g.at >= -100 && g.lost <= refused),
+      `a loss not explained by the switch: ${JSON.stringify(gaps)}, ${refused} refused by source`);
+  } finally { await c.close(); }
+} };
+
 tests.push({ name: "audio: Opus both ways, RTCP on a separate core port, RTT", fn: audioCase(false) });
 tests.push({ name: "audio: core rtcp-mux, RTCP on the one core port, RTT", fn: audioCase(true) });
 tests.push({ name: "video: VP8 intact at video rates, NACK and PLI pass to an RTP/AVPF core", fn: videoCase(true) });
 tests.push({ name: "video: NACK and PLI stripped toward an RTP/AVP core", fn: videoCase(false) });
+tests.push(iceRestartCase);
 
 (async () => {
   let passed = 0, failed = 0;
