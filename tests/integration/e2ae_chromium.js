@@ -468,7 +468,7 @@ function videoCase(avpf) {
         // The core's PLI reached Chromium's sender.
         await until(async () => (await c.wic.stats()).out_video.pliCount >= 1, 10000,
           "the core's PLI counted by Chromium (outbound-rtp pliCount)",
-          async () => `${why()} core sent ${JSON.stringify(vcore.of("rtcp-out").map((e) => e.types))}`);
+          async () => `${await why()} core sent ${JSON.stringify(vcore.of("rtcp-out").map((e) => e.types))}`);
         const s = await c.wic.stats();
         note(`AVPF: Chromium in ${JSON.stringify(s.in_video)} out ${JSON.stringify(s.out_video)}`);
         check(s.in_video.nackCount >= 1 && s.in_video.pliCount >= 1, `Chromium sent NACK/PLI: ${JSON.stringify(s.in_video)}`);

@@ -33,6 +33,7 @@ Ends on EOF of stdin or SIGTERM.
 """
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -235,13 +236,23 @@ def main():
     bus.connect("message", on_msg)
 
     started = {"v": False}
+    pending = {"buf": b""}
 
     def on_stdin(ch, cond):
-        line = sys.stdin.readline()
-        if not line:
+        # Raw reads, split here: a buffered readline could keep a second
+        # line that arrived together with the first until more input.
+        data = os.read(sys.stdin.fileno(), 4096)
+        if not data:
             loop.quit()
             return False
-        cmd = json.loads(line)
+        pending["buf"] += data
+        while b"\n" in pending["buf"]:
+            line, pending["buf"] = pending["buf"].split(b"\n", 1)
+            if line.strip():
+                on_command(json.loads(line))
+        return True
+
+    def on_command(cmd):
         if not started["v"]:
             started["v"] = True
             for sink, port in (("out0", cmd["rtp"]), ("out1", cmd["rtcp"])):
@@ -257,7 +268,6 @@ def main():
             ev = Gst.Event.new_custom(Gst.EventType.CUSTOM_UPSTREAM, Gst.Structure.new_from_string(
                 "GstForceKeyUnit,all-headers=(boolean)true"))
             state["depay_sink"].push_event(ev)
-        return True
 
     GLib.io_add_watch(GLib.IOChannel.unix_new(sys.stdin.fileno()), GLib.PRIORITY_DEFAULT,
                       GLib.IOCondition.IN | GLib.IOCondition.HUP, on_stdin)
