@@ -418,6 +418,9 @@ function audioCase(mux) {
       const acc = g.terminations[0].rtpStatistics;
       note(`AGW access ${JSON.stringify(acc)}`);
       check(/^SRTP_/.test(acc.srtpProfile), `srtpProfile ${acc.srtpProfile}`);
+      // Both ends name the same SRTP profile (DTLS-SRTP use_srtp).
+      check(st.transports.length === 1 && st.transports[0].srtp === acc.srtpProfile,
+        `Chromium's srtpCipher ${st.transports.map((t) => t.srtp)}, the AGW's ${acc.srtpProfile}`);
       check(acc.dropped.srtpAuth === 0 && acc.dropped.srtpReplay === 0, `SRTP refusals ${JSON.stringify(acc.dropped)}`);
       check(core.of("error").length === 0, `GStreamer: ${JSON.stringify(core.of("error"))}`);
     } finally { await c.close(); }
