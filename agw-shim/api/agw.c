@@ -451,8 +451,17 @@ static int op_e2ae_new(void *user, const char *context_id,
     agw->medias->prev = m;
   }
   agw->medias = m;
-  /* The worker owns the descriptors from here on. */
-  st->post_media(st->post_user, m->worker, DCMF_MEDIA_OP_ADD, &desc);
+  /* The worker owns the descriptors from here on. A worker whose link is
+   * down never sees the ADD (nor would it a REMOVE): the context fails
+   * now and its ports go back. */
+  rv = st->post_media(st->post_user, m->worker, DCMF_MEDIA_OP_ADD, &desc);
+  if (rv != 0) {
+    DCMF_LOGW(st->log, "agw", "AGW e2ae context %s: media worker %zu is down",
+              m->context_id, m->worker);
+    e2ae_release_ports(agw, m);
+    e2ae_free(agw, m);
+    return rv == DCMF_ERR_NOMEM ? rv : DCMF_ERR_SYSTEM;
+  }
   *media = m;
   return 0;
 }
@@ -480,8 +489,10 @@ static int op_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
    * start a new association (RFC 8842), new ICE credentials restart ICE,
    * and the core leg takes its new addresses. */
   if (!m->released) {
-    agw->settings.post_media(agw->settings.post_user, m->worker,
-                             DCMF_MEDIA_OP_UPDATE, &desc);
+    /* A lost update changes nothing the worker holds; a dead worker's
+     * contexts are released by dcmf_agw_worker_failed. */
+    (void)agw->settings.post_media(agw->settings.post_user, m->worker,
+                                   DCMF_MEDIA_OP_UPDATE, &desc);
   } else {
     dcmf_media_desc_free(&desc);
   }
@@ -518,8 +529,12 @@ static void op_e2ae_del(void *user, void *media) {
   snprintf(desc.key.termination_id, sizeof(desc.key.termination_id), "%s",
            E2AE_TERMINATION);
   snprintf(desc.key.media_id, sizeof(desc.key.media_id), "%s", E2AE_MEDIA_ID);
-  agw->settings.post_media(agw->settings.post_user, m->worker,
-                           DCMF_MEDIA_OP_REMOVE, &desc);
+  if (agw->settings.post_media(agw->settings.post_user, m->worker,
+                               DCMF_MEDIA_OP_REMOVE, &desc) != 0) {
+    /* Nothing reached the worker (its link is down, its sockets are
+     * closing with it): no RELEASED will come. */
+    e2ae_release_ports(agw, m);
+  }
   if (m->released) {
     e2ae_free(agw, m);
   }
@@ -781,6 +796,24 @@ void dcmf_agw_del(struct dcmf_agw *agw) {
 
 size_t dcmf_agw_worker_failed(struct dcmf_agw *agw, size_t worker) {
   size_t released = 0;
+  /* Deleted contexts still waiting for the worker's RELEASED: it will
+   * not come, the sockets died with the worker. */
+  for (struct e2ae *m = agw->medias, *next; m != NULL; m = next) {
+    next = m->next;
+    if (m->worker == worker && m->removed && !m->released) {
+      e2ae_release_ports(agw, m);
+      e2ae_free(agw, m);
+      released++;
+    }
+  }
+  for (struct relay *r = agw->relays, *next; r != NULL; r = next) {
+    next = r->next;
+    if (r->worker == worker && r->removed && !r->released) {
+      release_ports(agw, r);
+      record_free(agw, r);
+      released++;
+    }
+  }
   for (;;) {
     struct e2ae *m = agw->medias;
     while (m != NULL && (m->worker != worker || m->removed || m->released)) {

@@ -45,6 +45,7 @@ struct fixture {
   char notified_uri[256];
   char notified[1024];
   int n_notified;
+  int link_down, lose_remove; /* see post_media */
 };
 
 static int pool_alloc(void *user, uint16_t *port, int *fd) {
@@ -72,11 +73,23 @@ static void on_media_event(void *user, const struct dcmf_media_event *ev) {
   assert_int_equal(dcmf_agw_on_media_event(f->agw, ev), 1);
 }
 
-static void post_media(void *user, size_t worker, enum dcmf_media_op op,
-                       struct dcmf_media_desc *desc) {
+/* |link_down| plays a worker process whose link is down (wpool.c): the
+ * message is dropped with its descriptors and the post says so.
+ * |lose_remove| plays a REMOVE sent just before the worker died: taken,
+ * never answered. */
+static int post_media(void *user, size_t worker, enum dcmf_media_op op,
+                      struct dcmf_media_desc *desc) {
   struct fixture *f = user;
   assert_int_equal(worker, 0);
+  if (f->link_down || (f->lose_remove && op == DCMF_MEDIA_OP_REMOVE)) {
+    if (desc->fd >= 0) {
+      close(desc->fd);
+    }
+    dcmf_media_desc_free(desc);
+    return f->link_down ? DCMF_ERR_SYSTEM : 0;
+  }
   dcmf_worker_post(f->worker, op, desc);
+  return 0;
 }
 
 static int pool_dup(void *user, uint16_t port) {
@@ -103,6 +116,9 @@ static void post_relay(void *user, size_t worker, enum dcmf_relay_op op,
                        struct dcmf_relay_desc *desc) {
   struct fixture *f = user;
   assert_int_equal(worker, 0);
+  if (f->lose_remove && op == DCMF_RELAY_OP_REMOVE) {
+    return; /* as post_media: taken, never answered */
+  }
   dcmf_worker_post_relay(f->worker, op, desc);
 }
 
@@ -551,12 +567,61 @@ static void test_e2ae_worker_failed(void **state) {
   assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 0);
 }
 
+/* A worker that dies after a DELETE posted the REMOVE (RELEASED never
+ * comes): the ports come back with the worker's failure, for an e2ae
+ * context and for a relay. A worker whose link is down gets nothing: a
+ * POST fails with its ports back, and a DELETE gives them back at once. */
+static void test_e2ae_worker_gone(void **state) {
+  static const char body[] =
+      "{\"terminations\":[{\"terminationId\":\"access\","
+      "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+      "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+      "\"RTP/AVP\",\"rtcpMux\":true}]}";
+  struct fixture *f = *state;
+  char path[128], relay_path[128];
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", body), 201);
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
+                        "{\"terminations\":[{\"terminationId\":\"access\"},"
+                        "{\"terminationId\":\"core\"}]}"),
+                   201);
+  snprintf(relay_path, sizeof(relay_path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  f->lose_remove = 1;
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  assert_int_equal(call(f, "DELETE", relay_path, NULL, NULL), 204);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 4); /* wait for RELEASED */
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 2);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  f->lose_remove = 0;
+  /* The link is down: the POST fails and holds nothing. */
+  f->link_down = 1;
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", body), 500);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  /* Created while the link was up, deleted while it is down. */
+  f->link_down = 0;
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", body), 201);
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(dcmf_ports_in_use(f->ports), 2);
+  f->link_down = 1;
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 0); /* nothing left */
+  f->link_down = 0;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_relay_through_sockets, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_media, setup, teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_worker_gone, setup, teardown),
       cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
                                       teardown),
   };
