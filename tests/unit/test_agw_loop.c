@@ -11,12 +11,14 @@
  * reported the session released.
  */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -122,7 +124,7 @@ static void post_relay(void *user, size_t worker, enum dcmf_relay_op op,
   dcmf_worker_post_relay(f->worker, op, desc);
 }
 
-static int setup(void **state) {
+static int setup_outbox(void **state, size_t outbox_limit) {
   struct fixture *f = calloc(1, sizeof(*f));
   assert_int_equal(uv_loop_init(&f->loop), 0);
   char err[256];
@@ -133,7 +135,8 @@ static int setup(void **state) {
                                     .on_event = on_media_event,
                                     .user = f,
                                     .on_relay_event = on_relay_event,
-                                    .relay_user = f};
+                                    .relay_user = f,
+                                    .outbox_limit = outbox_limit};
   assert_int_equal(
       dcmf_worker_start(&f->worker, &f->loop, &ws, err, sizeof(err)), 0);
   uint16_t base = (uint16_t)(46000 + (getpid() % 100) * 12);
@@ -155,6 +158,15 @@ static int setup(void **state) {
   assert_int_equal(dcmf_agw_new(&f->agw, &s), 0);
   *state = f;
   return 0;
+}
+
+static int setup(void **state) {
+  return setup_outbox(state, 0);
+}
+
+/* A worker whose outbox holds one event: the first RELEASED fills it. */
+static int setup_full_outbox(void **state) {
+  return setup_outbox(state, 1);
 }
 
 static void reset(struct fixture *f) {
@@ -567,6 +579,50 @@ static void test_e2ae_worker_failed(void **state) {
   assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 0);
 }
 
+/* Waits, bounded to 2 s, until the worker thread holds |want| sessions
+ * (its gauge is read across threads, as /metrics does). */
+static void wait_sessions(struct fixture *f, uint64_t want) {
+  for (int i = 0; i < 2000; i++) {
+    if (atomic_load_explicit(&dcmf_worker_stats(f->worker)->sessions,
+                             memory_order_relaxed) == want) {
+      return;
+    }
+    struct timespec ms = {.tv_nsec = 1000000};
+    nanosleep(&ms, NULL);
+  }
+  fail_msg("the worker never held %llu sessions", (unsigned long long)want);
+}
+
+/* RELEASED is never refused: two contexts deleted while the control
+ * loop does not turn; the outbox (of one event here) is full with the
+ * first one's RELEASED when the second's comes, and both get their
+ * ports back. */
+static void test_e2ae_released_outbox_full(void **state) {
+  struct fixture *f = *state;
+  char path[2][128];
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(
+        call(f, "POST", "/agw/v1/contexts", "application/json",
+             "{\"terminations\":[{\"terminationId\":\"access\","
+             "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+             "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+             "\"RTP/AVP\",\"rtcpMux\":true}]}"),
+        201);
+    snprintf(path[i], sizeof(path[i]), "/agw/v1/contexts/%s",
+             json_string_value(json_object_get(f->body, "contextId")));
+  }
+  wait_sessions(f, 2);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(call(f, "DELETE", path[i], NULL, NULL), 204);
+  }
+  wait_sessions(f, 0);
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) != 0; i++) {
+    turn(f);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  assert_int_equal(dcmf_worker_events_refused(f->worker), 0);
+}
+
 /* A worker that dies after a DELETE posted the REMOVE (RELEASED never
  * comes): the ports come back with the worker's failure, for an e2ae
  * context and for a relay. A worker whose link is down gets nothing: a
@@ -622,6 +678,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_e2ae_media, setup, teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_worker_gone, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_released_outbox_full,
+                                      setup_full_outbox, teardown),
       cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
                                       teardown),
   };
