@@ -804,6 +804,10 @@ void dcmf_session_update(struct dcmf_session *s,
   int fingerprint_changed =
       s->desc.remote_fp.count > 0 &&
       memcmp(&s->desc.remote_fp, &desc->remote_fp, sizeof(desc->remote_fp));
+  /* Our DTLS role changes only with a new association, or when the
+   * answer to an actpass offer settles it while the handshake is still
+   * held (agwiq.c): the DTLS side is rebuilt in the new role. */
+  int role_changed = s->desc.dtls_server != desc->dtls_server;
   int fd = s->desc.fd;
   int local_changed = strcmp(s->desc.local_ufrag, desc->local_ufrag) != 0 ||
                       strcmp(s->desc.local_pwd, desc->local_pwd) != 0;
@@ -824,7 +828,8 @@ void dcmf_session_update(struct dcmf_session *s,
   if (s->desc.remote_ufrag[0] != '\0') {
     dcmf_ice_set_remote_ufrag(&s->ice, s->desc.remote_ufrag);
   }
-  if (new_association || fingerprint_changed || s->stack == NULL) {
+  if (new_association || fingerprint_changed || role_changed ||
+      s->stack == NULL) {
     /* RFC 8842: a new tls-id (or fingerprint) is a new association. */
     association_new(s);
   } else {
