@@ -62,7 +62,6 @@ struct e2ae {
   uint16_t ports[3]; /* access, core RTP, core RTCP (0 with core mux) */
   int removed;       /* the API let go of it (REMOVE posted) */
   int released;      /* the worker let go of the sockets; ports back */
-  char tls_id[E2AE_TLS_ID_LEN + 1]; /* ours (RFC 8842) */
   char notify_uri[DCMF_AGWIQ_URI_MAX + 1];
   json_t *events;   /* the latest E2AE_EVENTS_KEPT, oldest first */
   json_t *snapshot; /* the latest RTP_COUNTERS detail, or NULL */
@@ -351,7 +350,7 @@ static int e2ae_desc(const struct e2ae *m, const struct dcmf_agwiq *iq,
   d->port = local->access_port;
   snprintf(d->local_ufrag, sizeof(d->local_ufrag), "%s", local->ufrag);
   snprintf(d->local_pwd, sizeof(d->local_pwd), "%s", local->pwd);
-  snprintf(d->local_tls_id, sizeof(d->local_tls_id), "%s", m->tls_id);
+  snprintf(d->local_tls_id, sizeof(d->local_tls_id), "%s", local->tls_id);
   snprintf(d->remote_ufrag, sizeof(d->remote_ufrag), "%s", iq->ice_ufrag);
   if (cfg->has_access_remote) {
     d->remote_addr = cfg->access_remote;
@@ -428,7 +427,7 @@ static int op_e2ae_new(void *user, const char *context_id,
   snprintf(m->notify_uri, sizeof(m->notify_uri), "%s", iq->notify_uri);
   random_token(agw, local->ufrag, E2AE_UFRAG_LEN, ice_chars);
   random_token(agw, local->pwd, E2AE_PWD_LEN, ice_chars);
-  random_token(agw, m->tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
+  random_token(agw, local->tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
   if (rv == 0) {
     rv = e2ae_desc(m, iq, cfg, local, fds, &desc);
   }
@@ -477,6 +476,11 @@ static int op_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
     /* RFC 8839 section 4.4.1.1.1: new credentials on both sides. */
     random_token(agw, next.ufrag, E2AE_UFRAG_LEN, ice_chars);
     random_token(agw, next.pwd, E2AE_PWD_LEN, ice_chars);
+  }
+  if (ch->new_association) {
+    /* RFC 8842 section 5.2: a new association gets a new tls-id of ours
+     * too, which the IMS-ALG puts in its answer. */
+    random_token(agw, next.tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
   }
   struct dcmf_media_desc desc;
   if (e2ae_desc(m, iq, cfg, &next, NULL, &desc) != 0) {

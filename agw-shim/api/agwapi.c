@@ -87,8 +87,8 @@ static json_t *e2ae_stored(struct dcmf_agwapi *api, const char *id, json_t *src,
 }
 
 /* GET of an e2ae context: the stored document, the members the AGW
- * generated (its fingerprint and DTLS setup, its ICE credentials, the
- * core RTCP port) and what the media reported. */
+ * generated (its fingerprint, DTLS setup and tls-id, its ICE
+ * credentials, the core RTCP port) and what the media reported. */
 static json_t *e2ae_view(struct dcmf_agwapi *api, struct ctx *c) {
   json_t *doc = json_deep_copy(c->doc);
   json_t *terms = json_object_get(doc, "terminations");
@@ -109,6 +109,8 @@ static json_t *e2ae_view(struct dcmf_agwapi *api, struct ctx *c) {
       json_object_set_new(dtls, "localFingerprint",
                           json_string(c->local.fingerprint)) != 0 ||
       json_object_set_new(dtls, "localSetup", json_string(setup)) != 0 ||
+      json_object_set_new(dtls, "localTlsId", json_string(c->local.tls_id)) !=
+          0 ||
       json_object_set_new(ice, "localUfrag", json_string(c->local.ufrag)) !=
           0 ||
       json_object_set_new(ice, "localPwd", json_string(c->local.pwd)) != 0 ||

@@ -529,6 +529,31 @@ static void test_e2ae_media(void **state) {
       200);
   assert_string_not_equal(str_at(term_of(f->body, 0), "ice", "localUfrag"),
                           ufrag);
+  /* Our tls-id (RFC 8842): kept while the association is, new with a
+   * new one (a new tls-id of the peer). */
+  char tls_id[40];
+  snprintf(tls_id, sizeof(tls_id), "%s",
+           str_at(term_of(f->body, 0), "dtls", "localTlsId"));
+  assert_int_equal(strlen(tls_id), 32);
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"add\",\"path\":\"/terminations/0/dtls/tlsId\","
+           "\"value\":\"abcdefghijklmnopqrstuvwx\"}]"),
+      200);
+  assert_string_equal(str_at(term_of(f->body, 0), "dtls", "localTlsId"),
+                      tls_id);
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+  assert_string_equal(str_at(term_of(f->body, 0), "dtls", "localTlsId"),
+                      tls_id);
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"replace\",\"path\":\"/terminations/0/dtls/tlsId\","
+           "\"value\":\"ABCDEFGHIJKLMNOPQRSTUVWX\"}]"),
+      200);
+  assert_string_not_equal(str_at(term_of(f->body, 0), "dtls", "localTlsId"),
+                          tls_id);
+  assert_int_equal(strlen(str_at(term_of(f->body, 0), "dtls", "localTlsId")),
+                   32);
   /* DELETE: the ports stay taken until the worker reports RELEASED. */
   assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
   assert_int_equal(dcmf_ports_in_use(f->ports), 3);
