@@ -392,6 +392,21 @@ static void handle_patch(struct dcmf_agwapi *api,
     json_decref(doc);
     return;
   }
+  if (c->e2ae && c->local.rtcp_port == 0 && !iq.core_rtcp_mux) {
+    /* Created with rtcp-mux: no core RTCP socket was bound, so RTCP
+     * could only go on by the RTP port, against what the core asked. */
+    char param[48];
+    snprintf(param, sizeof(param), "/terminations/%zu/rtcpMux", iq.index[1]);
+    dcmf_problem_param(p, param, "%s",
+                       "cannot be turned off: the context was created with "
+                       "rtcp-mux, so no core RTCP port was bound; delete the "
+                       "context and create a new one");
+    dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
+                     "the AGW context's information elements are not valid "
+                     "(1 problem; see invalidParams)");
+    json_decref(doc);
+    return;
+  }
   json_t *stored;
   struct dcmf_agwapi_e2ae_local local = c->local;
   if (c->e2ae) {

@@ -696,6 +696,50 @@ static void test_e2ae_worker_gone(void **state) {
   f->link_down = 0;
 }
 
+/* Core rtcpMux: a context created with it has no core RTCP socket, so
+ * turning it off is refused, naming the member; one created without it
+ * may turn it on (the RTCP socket stays unused) and off again. */
+static void test_e2ae_core_rtcp_mux_patch(void **state) {
+  struct fixture *f = *state;
+  char path[128];
+  for (int mux = 1; mux >= 0; mux--) {
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"terminations\":[{\"terminationId\":\"access\","
+             "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+             "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+             "\"RTP/AVP\",\"rtcpMux\":%s}]}",
+             mux ? "true" : "false");
+    assert_int_equal(
+        call(f, "POST", "/agw/v1/contexts", "application/json", body), 201);
+    snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+             json_string_value(json_object_get(f->body, "contextId")));
+    const char *off = "[{\"op\":\"replace\",\"path\":"
+                      "\"/terminations/1/rtcpMux\",\"value\":false}]";
+    const char *on = "[{\"op\":\"replace\",\"path\":"
+                     "\"/terminations/1/rtcpMux\",\"value\":true}]";
+    if (mux) {
+      assert_int_equal(
+          call(f, "PATCH", path, "application/json-patch+json", off), 400);
+      json_t *inv = json_array_get(json_object_get(f->body, "invalidParams"), 0);
+      assert_string_equal(json_string_value(json_object_get(inv, "param")),
+                          "/terminations/1/rtcpMux");
+      assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+      assert_true(json_is_true(json_object_get(term_of(f->body, 1), "rtcpMux")));
+    } else {
+      assert_int_equal(
+          call(f, "PATCH", path, "application/json-patch+json", on), 200);
+      assert_int_equal(
+          call(f, "PATCH", path, "application/json-patch+json", off), 200);
+    }
+    assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  }
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) != 0; i++) {
+    turn(f);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_relay_through_sockets, setup,
@@ -703,6 +747,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_e2ae_media, setup, teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_worker_gone, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_core_rtcp_mux_patch, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_released_outbox_full,
                                       setup_full_outbox, teardown),
       cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
