@@ -121,11 +121,32 @@ static const struct sockaddr *destination(const struct e2ae_media *m,
 /* May a packet from |from| on |s| be taken? With latching and nothing
  * latched yet, any source may (the caller latches it once the packet
  * proved well-formed). */
+/* The same host (family and address, any port). */
+static int same_host(const struct sockaddr_storage *a,
+                     const struct sockaddr *b) {
+  if (a->ss_family != b->sa_family) {
+    return 0;
+  }
+  if (b->sa_family == AF_INET) {
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  }
+  return b->sa_family == AF_INET6 &&
+         memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr,
+                sizeof(struct in6_addr)) == 0;
+}
+
 static int source_ok(const struct e2ae_media *m, const struct sock *s,
                      const struct sockaddr *from) {
   if (m->leg.latching) {
-    return !s->has_latched ||
-           dcmf_stun_addr_equal((const struct sockaddr *)&s->latched, from);
+    if (s->has_latched) {
+      return dcmf_stun_addr_equal((const struct sockaddr *)&s->latched, from);
+    }
+    /* The separate RTCP port is heard (and latched) only from the host
+     * RTP latched to: a stranger cannot take the core's RTCP. */
+    const struct sock *rtp = &s->core->rtp;
+    return !s->rtcp_only || !rtp->has_latched || same_host(&rtp->latched, from);
   }
   const struct sockaddr_storage *a = signalled(m, s);
   return a != NULL && dcmf_stun_addr_equal((const struct sockaddr *)a, from);
@@ -225,9 +246,6 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
   } else {
     ssrc = get32(p + 8);
   }
-  if (m->leg.latching && !s->has_latched) {
-    latch(s, from); /* the first well-formed packet's source, for good */
-  }
   if (rtcp && !feedback_passes(m)) {
     n = filter_rtcp(m, p, n);
     if (n == 0) {
@@ -236,6 +254,11 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
   }
   int rv = m->host->send(m->host, ssrc, 1, p, n);
   if (rv == 0) {
+    if (m->leg.latching && !s->has_latched) {
+      /* The first forwarded packet's source, for good: one sent before
+       * the association is keyed (anyone's) latches nothing. */
+      latch(s, from);
+    }
     m->c.access_packets++;
     m->c.access_bytes += n;
   } else if (rv == DCMF_ERR_INVALID || rv == DCMF_ERR_NOT_FOUND) {

@@ -750,6 +750,63 @@ static void test_latching(void **state) {
   fx_free(f);
 }
 
+/* Latching takes only a forwarded packet's source: a stranger speaking
+ * before DTLS is up latches nothing (counted beforeDtls), the core that
+ * speaks once the association is keyed is latched, and the stranger is
+ * then an unknown source. */
+static void test_latching_waits_for_keys(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .latching = 1, .core_avpf = 1, .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  struct dgram s1 = rtp(CORE_SSRC + 1, 1);
+  peer_send(&f->stranger, &f->core_rtp_addr, &s1);
+  assert_true(wait_counter(f, "drops", "beforeDtls", 1));
+  wic_start(&f->wic, &f->session_addr, &f->cert);
+  assert_true(until(f, wic_up));
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(same(&f->wic.rtp[0], &c1));
+  peer_send(&f->stranger, &f->core_rtp_addr, &s1);
+  assert_true(wait_counter(f, "drops", "unknownSource", 1));
+  rounds(f, 20);
+  assert_int_equal(f->wic.n_rtp, 1);
+  fx_free(f);
+}
+
+/* With a separate core RTCP port, once RTP latched, RTCP is heard and
+ * latched only from the same host: a stranger on another loopback
+ * address is dropped, the core's RTCP (another port) passes. */
+static void test_latching_rtcp_same_host(void **state) {
+  (void)state;
+  struct opts o = {.mux = 0, .latching = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct peer far;
+  memset(&far, 0, sizeof(far));
+  far.fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(far.fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(0x7f000002); /* 127.0.0.2 */
+  assert_int_equal(bind(far.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  struct dgram rr = {0};
+  add_rr(&rr, CORE_SSRC + 7);
+  peer_send(&far, &f->core_rtcp_addr, &rr);
+  assert_true(wait_counter(f, "drops", "unknownSource", 1));
+  struct dgram rr2 = {0};
+  add_rr(&rr2, CORE_SSRC);
+  peer_send(&f->core_rtcp, &f->core_rtcp_addr, &rr2);
+  assert_true(wait_n(f, wic_rtcp_has_n, 1));
+  assert_true(same(&f->wic.rtcp[0], &rr2));
+  rounds(f, 20);
+  assert_int_equal(f->wic.n_rtcp, 1);
+  close(far.fd);
+  fx_free(f);
+}
+
 static int dtls_failure(struct fx *f) {
   return strstr(f->events, "DTLS_FAILURE") != NULL;
 }
@@ -1033,6 +1090,8 @@ int main(void) {
       cmocka_unit_test(test_separate_rtcp_port_avp_core),
       cmocka_unit_test(test_unknown_source_dropped),
       cmocka_unit_test(test_latching),
+      cmocka_unit_test(test_latching_waits_for_keys),
+      cmocka_unit_test(test_latching_rtcp_same_host),
       cmocka_unit_test(test_core_before_dtls),
       cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
       cmocka_unit_test(test_tampered_and_replayed_srtp),
