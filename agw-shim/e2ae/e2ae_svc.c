@@ -251,6 +251,12 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
     if (n == 0) {
       return;
     }
+    /* The compound may now start with another packet (a reduced-size
+     * PSFB before an RR): its sender is the flow. */
+    if (dcmf_rtcp_sender_ssrc(p, n, &ssrc) != 0) {
+      m->c.malformed++;
+      return;
+    }
   }
   int rv = m->host->send(m->host, ssrc, 1, p, n);
   if (rv == 0) {

@@ -112,6 +112,7 @@ struct opts {
   int core_avpf;  /* core RTP/AVPF */
   int wrong_fp;   /* the session expects another certificate */
   int no_connect; /* the WIC does not start DTLS */
+  int access_avp; /* access UDP/TLS/RTP/SAVP (no feedback) */
 };
 
 /* ---- sockets and packets ---- */
@@ -428,7 +429,7 @@ static struct fx *fx_new(const struct opts *o) {
   leg->rtcp_mux = o->mux;
   leg->latching = o->latching;
   leg->core_avpf = o->core_avpf;
-  leg->access_avpf = 1;
+  leg->access_avpf = !o->access_avp;
   d.rtpleg = leg;
   struct dcmf_session_env env = {.loop = &f->loop,
                                  .dtls_ctx = &f->ctx,
@@ -807,6 +808,27 @@ static void test_latching_rtcp_same_host(void **state) {
   fx_free(f);
 }
 
+/* Toward an access leg without AVPF, a reduced-size PLI+RR from an AVPF
+ * core loses the PLI; what is left goes on the flow of the RR's sender
+ * (not of the PLI's, read before the filter), counted as stripped. */
+static void test_feedback_stripped_sender_reread(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .access_avp = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram in = {0}, want = {0};
+  add_pli(&in, CORE_SSRC + 5, WIC_SSRC);
+  add_rr(&in, CORE_SSRC);
+  add_rr(&want, CORE_SSRC);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &in);
+  assert_true(wait_n(f, wic_rtcp_has_n, 1));
+  assert_true(same(&f->wic.rtcp[0], &want));
+  assert_true(wait_counter(f, "toAccess", "packets", 1));
+  assert_int_equal(counter(f, "drops", "beforeDtls"), 0);
+  assert_int_equal(counter(f, "drops", "feedbackStripped"), 1);
+  fx_free(f);
+}
+
 static int dtls_failure(struct fx *f) {
   return strstr(f->events, "DTLS_FAILURE") != NULL;
 }
@@ -1092,6 +1114,7 @@ int main(void) {
       cmocka_unit_test(test_latching),
       cmocka_unit_test(test_latching_waits_for_keys),
       cmocka_unit_test(test_latching_rtcp_same_host),
+      cmocka_unit_test(test_feedback_stripped_sender_reread),
       cmocka_unit_test(test_core_before_dtls),
       cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
       cmocka_unit_test(test_tampered_and_replayed_srtp),
