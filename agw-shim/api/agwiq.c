@@ -349,6 +349,15 @@ static void parse_core(struct check *c, json_t *t, const char *prefix,
     } else {
       out->core_rtcp_port = (uint16_t)n;
     }
+  } else if (!out->core_rtcp_mux &&
+             json_integer_value(json_object_get(
+                 json_object_get(t, "remote"), "port")) == 65535) {
+    /* RFC 3605: without a=rtcp the RTCP port is RTP + 1, which does not
+     * exist here. (remote itself is agwdoc.c's to check.) */
+    fail(c,
+         "is required when the remote port is 65535 and rtcpMux is not "
+         "true: the default RTCP port (the RTP port + 1) does not exist",
+         "%s/remoteRtcpPort", prefix);
   }
 }
 

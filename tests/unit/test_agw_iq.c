@@ -177,6 +177,20 @@ static void test_core_rtcp_port(void **state) {
   parse_ok(doc, &iq);
   assert_int_equal(iq.core_rtcp_port, 4005);
   json_decref(doc);
+  /* Remote port 65535 without a=rtcp: RTP + 1 does not exist. */
+  doc = e2ae_doc();
+  json_object_set_new(json_object_get(term(doc, 1), "remote"), "port",
+                      json_integer(65535));
+  expect_refused(doc, "/terminations/1/remoteRtcpPort");
+  doc = e2ae_doc(); /* with rtcp-mux or an RTCP port it is fine */
+  json_object_set_new(json_object_get(term(doc, 1), "remote"), "port",
+                      json_integer(65535));
+  json_object_set_new(term(doc, 1), "remoteRtcpPort", json_integer(4005));
+  parse_ok(doc, &iq);
+  json_object_del(term(doc, 1), "remoteRtcpPort");
+  json_object_set_new(term(doc, 1), "rtcpMux", json_true());
+  parse_ok(doc, &iq);
+  json_decref(doc);
 }
 
 /* Every refusal names its member. */
