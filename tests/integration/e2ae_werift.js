@@ -314,9 +314,20 @@ tests.push({ name: "wrong fingerprint: failure event, nothing forwarded", async 
     check(typeof ev.body.detail.reason === "string", "a reason");
     const g = await get(d, c.id);
     check(g.events.some((e) => e.event === "DTLS_FAILURE"), "kept for GET");
+    // The core sends, werift tries: the AGW holds both back. Waiting for
+    // the core's packets to be counted as dropped before DTLS bounds the
+    // wait, so the checks below come after they had their chance.
+    for (let i = 0; i < 5; i++) {
+      await sendUdp(c.core.rtp.s, rtpPacket(CORE_SSRC, 500 + i, payloadOf("held", i)), c.corePort);
+    }
     await sendFromClient(c, 5, "never").catch(() => {});
+    await until(async () => {
+      const k = (await get(d, c.id)).terminations[1].rtpStatistics;
+      return k && k.dropped.beforeDtls >= 5;
+    }, 5000, "the core's packets counted as beforeDtls");
     check(!connected(c), "werift never connected");
     check(c.core.rtp.got.length === 0 && c.core.rtcp.got.length === 0, "zero packets at the core");
+    check(c.client.received.length === 0, "nothing from the core reached werift");
     const m = await api(d.port, "GET", "/metrics");
     check(/dcmf_agw_e2ae_dtls_failures_total 1/.test(m.body), "counted in /metrics");
   } finally { c.close(); rx.server.close(); }

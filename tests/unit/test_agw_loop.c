@@ -450,8 +450,29 @@ static void test_e2ae_media(void **state) {
   assert_int_equal(strlen(str_at(acc, "ice", "localUfrag")), 8);
   assert_int_equal(strlen(str_at(acc, "ice", "localPwd")), 24);
   /* Another context gets other credentials. */
-  char ufrag[16];
+  char ufrag[16], pwd[32], tls[40];
   snprintf(ufrag, sizeof(ufrag), "%s", str_at(acc, "ice", "localUfrag"));
+  snprintf(pwd, sizeof(pwd), "%s", str_at(acc, "ice", "localPwd"));
+  snprintf(tls, sizeof(tls), "%s", str_at(acc, "dtls", "localTlsId"));
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json",
+           "{\"terminations\":[{\"terminationId\":\"access\","
+           "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+           "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+           "\"RTP/AVP\",\"rtcpMux\":true}]}"),
+      201);
+  json_t *other = term_of(f->body, 0);
+  assert_string_not_equal(str_at(other, "ice", "localUfrag"), ufrag);
+  assert_string_not_equal(str_at(other, "ice", "localPwd"), pwd);
+  assert_string_not_equal(str_at(other, "dtls", "localTlsId"), tls);
+  char other_path[128];
+  snprintf(other_path, sizeof(other_path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(call(f, "DELETE", other_path, NULL, NULL), 204);
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) != 3; i++) {
+    turn(f);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 3);
   /* A failure: kept for GET and notified, with the event's JSON. */
   media_event(f, id, "DTLS_FAILURE", "{\"reason\":\"bad\"}");
   assert_int_equal(f->n_notified, 1);
