@@ -94,8 +94,8 @@
  *                    known (latching with nothing latched yet and
  *                    nothing signalled)
  * Every counter only grows during the media's life. The worst case
- * (every N at 2^64-1) is 484 bytes, within struct dcmf_media_event's
- * |detail|.
+ * (every N at 2^64-1, profile SRTP_AES128_CM_SHA1_80) is 485 bytes,
+ * within struct dcmf_media_event's |detail|.
  */
 #ifndef DCMF_E2AE_SVC_H
 #define DCMF_E2AE_SVC_H
