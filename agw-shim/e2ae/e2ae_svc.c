@@ -63,6 +63,7 @@ struct counts {
 struct snapshot {
   struct counts c;
   uint64_t srtp_auth, srtp_replay;
+  uint64_t srtp_malformed; /* access datagrams the engine could not parse */
   const char *profile; /* static */
 };
 
@@ -181,6 +182,7 @@ static void snapshot_take(struct e2ae_media *m, struct snapshot *out) {
   if (m->host->assoc_stats != NULL && m->host->assoc_stats(m->host, &as) == 0) {
     out->srtp_auth = as.srtp_auth;
     out->srtp_replay = as.srtp_replay;
+    out->srtp_malformed = as.srtp_malformed;
     out->profile = as.srtp_profile != NULL ? as.srtp_profile : "";
   }
 }
@@ -199,7 +201,8 @@ static void push(struct e2ae_media *m, const struct snapshot *s, int final) {
            "\"final\":%s}",
            s->profile, c->core_packets, c->core_bytes, c->access_packets,
            c->access_bytes, c->unknown_source, c->before_dtls, s->srtp_auth,
-           s->srtp_replay, c->malformed, c->feedback_stripped, c->send_failed,
+           s->srtp_replay, c->malformed + s->srtp_malformed, c->feedback_stripped,
+           c->send_failed,
            c->no_core_address, final ? "true" : "false");
   m->host->emit(m->host, DCMF_E2AE_EVENT, text);
   m->pushed = *s;
@@ -449,7 +452,8 @@ static void e2ae_tick(void *media) {
   uint64_t now = m->host->now(m->host);
   int pending = !m->has_pushed
                     ? memcmp(&s.c, &(struct counts){0}, sizeof(s.c)) != 0 ||
-                          s.srtp_auth || s.srtp_replay || s.profile[0]
+                          s.srtp_auth || s.srtp_replay || s.srtp_malformed ||
+                          s.profile[0]
                     : memcmp(&s, &m->pushed, sizeof(s)) != 0;
   if (pending && (!m->has_pushed || now - m->pushed_at >= DCMF_E2AE_PUSH_MS)) {
     push(m, &s, 0);

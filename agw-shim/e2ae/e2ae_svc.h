@@ -83,7 +83,9 @@
  *   malformed        RTCP failing dcmf_rtcp_validate (either leg), core
  *                    RTP shorter than its header or not version 2, core
  *                    datagrams over the size limit or of the wrong kind
- *                    for their socket
+ *                    for their socket, and access SRTP/SRTCP the
+ *                    association could not parse or found too large
+ *                    (summed over every association of the media)
  *   feedbackStripped RTCP compounds the AVP filter changed or dropped
  *                    whole (either direction)
  *   sendFailed       packets that could not leave: the core socket's

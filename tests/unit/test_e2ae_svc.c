@@ -829,6 +829,26 @@ static void test_feedback_stripped_sender_reread(void **state) {
   fx_free(f);
 }
 
+/* An access datagram in the SRTP range that cannot be SRTP (shorter than
+ * an RTP header) is refused by the association and shows as malformed
+ * in the pushed counters; nothing reaches the core. */
+static void test_access_malformed_counted(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  uint8_t junk[8] = {0x80, 111, 0, 1, 0, 0, 0, 0};
+  assert_int_equal(sendto(f->wic.fd, junk, sizeof(junk), 0,
+                          (const struct sockaddr *)&f->session_addr,
+                          sizeof(f->session_addr)),
+                   (ssize_t)sizeof(junk));
+  assert_true(wait_counter(f, "drops", "malformed", 1));
+  rounds(f, 10);
+  assert_int_equal(f->core_rtp.n, 0);
+  assert_int_equal(counter(f, "toCore", "packets"), 0);
+  fx_free(f);
+}
+
 static int dtls_failure(struct fx *f) {
   return strstr(f->events, "DTLS_FAILURE") != NULL;
 }
@@ -1115,6 +1135,7 @@ int main(void) {
       cmocka_unit_test(test_latching_waits_for_keys),
       cmocka_unit_test(test_latching_rtcp_same_host),
       cmocka_unit_test(test_feedback_stripped_sender_reread),
+      cmocka_unit_test(test_access_malformed_counted),
       cmocka_unit_test(test_core_before_dtls),
       cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
       cmocka_unit_test(test_tampered_and_replayed_srtp),
