@@ -60,7 +60,7 @@ struct dcmf_agw_settings {
    * events about them must be handed to dcmf_agw_on_media_event. */
   const struct dcmf_cert *cert;
   int (*post_media)(void *user, size_t worker, enum dcmf_media_op op,
-                     struct dcmf_media_desc *desc);
+                    struct dcmf_media_desc *desc);
   /* POSTs |json| to |uri| (the control layer's notification client),
    * called with |post_user|; NULL: events are only kept for GET. */
   void (*notify)(void *user, const char *uri, const char *json);

@@ -350,8 +350,8 @@ static void parse_core(struct check *c, json_t *t, const char *prefix,
       out->core_rtcp_port = (uint16_t)n;
     }
   } else if (!out->core_rtcp_mux &&
-             json_integer_value(json_object_get(
-                 json_object_get(t, "remote"), "port")) == 65535) {
+             json_integer_value(json_object_get(json_object_get(t, "remote"),
+                                                "port")) == 65535) {
     /* RFC 3605: without a=rtcp the RTCP port is RTP + 1, which does not
      * exist here. (remote itself is agwdoc.c's to check.) */
     fail(c,

@@ -413,8 +413,8 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
   return rv;
 }
 
-int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
-                    enum dcmf_media_op op, struct dcmf_media_desc *desc) {
+int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,
+                    struct dcmf_media_desc *desc) {
   struct wproc *w = &p->w[worker];
   size_t cap = 3 + desc->n_mdc2; /* media, MDC2 ports, RTP leg's two */
   int *fds = calloc(cap, sizeof(*fds));

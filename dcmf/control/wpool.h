@@ -82,7 +82,7 @@ int dcmf_wpool_start(struct dcmf_wpool **pool,
  * caller waiting for an answer (the AGW shim's RELEASED) must not wait.
  */
 int dcmf_wpool_post(struct dcmf_wpool *pool, size_t worker,
-                     enum dcmf_media_op op, struct dcmf_media_desc *desc);
+                    enum dcmf_media_op op, struct dcmf_media_desc *desc);
 
 /* The same for the AGW shim's relay messages (media.h): takes the
  * descriptors of |desc|. */

@@ -742,11 +742,13 @@ static void test_e2ae_core_rtcp_mux_patch(void **state) {
     if (mux) {
       assert_int_equal(
           call(f, "PATCH", path, "application/json-patch+json", off), 400);
-      json_t *inv = json_array_get(json_object_get(f->body, "invalidParams"), 0);
+      json_t *inv =
+          json_array_get(json_object_get(f->body, "invalidParams"), 0);
       assert_string_equal(json_string_value(json_object_get(inv, "param")),
                           "/terminations/1/rtcpMux");
       assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
-      assert_true(json_is_true(json_object_get(term_of(f->body, 1), "rtcpMux")));
+      assert_true(
+          json_is_true(json_object_get(term_of(f->body, 1), "rtcpMux")));
     } else {
       assert_int_equal(
           call(f, "PATCH", path, "application/json-patch+json", on), 200);
