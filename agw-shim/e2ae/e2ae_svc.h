@@ -89,7 +89,9 @@
  *   feedbackStripped RTCP compounds the AVP filter changed or dropped
  *                    whole (either direction)
  *   sendFailed       packets that could not leave: the core socket's
- *                    send failed, or the association refused the
+ *                    send failed, the access peer is gone (consent
+ *                    lost: the session has nowhere to send), or the
+ *                    association refused the
  *                    packet for another reason than missing keys (a
  *                    new core SSRC past DCMF_ASSOC_SRTP_MAX_OUT_SSRCS)
  *   noCoreAddress    access packets dropped while no core address is

@@ -88,6 +88,16 @@ static int host_send(struct dcmf_svc_host *h, uint32_t id, int binary,
   if (!assoc_usable(s)) {
     return DCMF_ERR_NOT_FOUND;
   }
+  /* A keyed SRTP association after consent was lost has nowhere to send
+   * (stack_send_datagram drops): the service counts the packet dropped,
+   * not sent. An SCTP association keeps its messages for later. */
+  struct dcmf_assoc_stats st = {0};
+  if (!s->has_dtls_peer && s->kind->stats != NULL) {
+    s->kind->stats(s->assoc, &st);
+    if (st.keyed) {
+      return DCMF_ERR_EXHAUSTED;
+    }
+  }
   int rv = s->kind->send(s->assoc, id, binary, data, len);
   if (rv == 0) {
     STAT_ADD(s, messages_out, 1);
@@ -736,6 +746,7 @@ static int ice_setup(struct dcmf_session *s) {
           s->desc.remote_no_ice && s->desc.has_remote_addr,
       .may_authenticate = stun_may_authenticate,
       .may_authenticate_user = s,
+      .consent_timeout_ms = s->env.consent_timeout_ms,
   };
   return dcmf_ice_init(&s->ice, &is);
 }
