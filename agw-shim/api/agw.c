@@ -62,7 +62,6 @@ struct e2ae {
   uint16_t ports[3]; /* access, core RTP, core RTCP (0 with core mux) */
   int removed;       /* the API let go of it (REMOVE posted) */
   int released;      /* the worker let go of the sockets; ports back */
-  char tls_id[E2AE_TLS_ID_LEN + 1]; /* ours (RFC 8842) */
   char notify_uri[DCMF_AGWIQ_URI_MAX + 1];
   json_t *events;   /* the latest E2AE_EVENTS_KEPT, oldest first */
   json_t *snapshot; /* the latest RTP_COUNTERS detail, or NULL */
@@ -351,7 +350,7 @@ static int e2ae_desc(const struct e2ae *m, const struct dcmf_agwiq *iq,
   d->port = local->access_port;
   snprintf(d->local_ufrag, sizeof(d->local_ufrag), "%s", local->ufrag);
   snprintf(d->local_pwd, sizeof(d->local_pwd), "%s", local->pwd);
-  snprintf(d->local_tls_id, sizeof(d->local_tls_id), "%s", m->tls_id);
+  snprintf(d->local_tls_id, sizeof(d->local_tls_id), "%s", local->tls_id);
   snprintf(d->remote_ufrag, sizeof(d->remote_ufrag), "%s", iq->ice_ufrag);
   if (cfg->has_access_remote) {
     d->remote_addr = cfg->access_remote;
@@ -428,7 +427,7 @@ static int op_e2ae_new(void *user, const char *context_id,
   snprintf(m->notify_uri, sizeof(m->notify_uri), "%s", iq->notify_uri);
   random_token(agw, local->ufrag, E2AE_UFRAG_LEN, ice_chars);
   random_token(agw, local->pwd, E2AE_PWD_LEN, ice_chars);
-  random_token(agw, m->tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
+  random_token(agw, local->tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
   if (rv == 0) {
     rv = e2ae_desc(m, iq, cfg, local, fds, &desc);
   }
@@ -451,8 +450,17 @@ static int op_e2ae_new(void *user, const char *context_id,
     agw->medias->prev = m;
   }
   agw->medias = m;
-  /* The worker owns the descriptors from here on. */
-  st->post_media(st->post_user, m->worker, DCMF_MEDIA_OP_ADD, &desc);
+  /* The worker owns the descriptors from here on. A worker whose link is
+   * down never sees the ADD (nor would it a REMOVE): the context fails
+   * now and its ports go back. */
+  rv = st->post_media(st->post_user, m->worker, DCMF_MEDIA_OP_ADD, &desc);
+  if (rv != 0) {
+    DCMF_LOGW(st->log, "agw", "AGW e2ae context %s: media worker %zu is down",
+              m->context_id, m->worker);
+    e2ae_release_ports(agw, m);
+    e2ae_free(agw, m);
+    return rv == DCMF_ERR_NOMEM ? rv : DCMF_ERR_SYSTEM;
+  }
   *media = m;
   return 0;
 }
@@ -469,6 +477,11 @@ static int op_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
     random_token(agw, next.ufrag, E2AE_UFRAG_LEN, ice_chars);
     random_token(agw, next.pwd, E2AE_PWD_LEN, ice_chars);
   }
+  if (ch->new_association) {
+    /* RFC 8842 section 5.2: a new association gets a new tls-id of ours
+     * too, which the IMS-ALG puts in its answer. */
+    random_token(agw, next.tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
+  }
   struct dcmf_media_desc desc;
   if (e2ae_desc(m, iq, cfg, &next, NULL, &desc) != 0) {
     return DCMF_ERR_NOMEM;
@@ -480,8 +493,10 @@ static int op_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
    * start a new association (RFC 8842), new ICE credentials restart ICE,
    * and the core leg takes its new addresses. */
   if (!m->released) {
-    agw->settings.post_media(agw->settings.post_user, m->worker,
-                             DCMF_MEDIA_OP_UPDATE, &desc);
+    /* A lost update changes nothing the worker holds; a dead worker's
+     * contexts are released by dcmf_agw_worker_failed. */
+    (void)agw->settings.post_media(agw->settings.post_user, m->worker,
+                                   DCMF_MEDIA_OP_UPDATE, &desc);
   } else {
     dcmf_media_desc_free(&desc);
   }
@@ -518,8 +533,12 @@ static void op_e2ae_del(void *user, void *media) {
   snprintf(desc.key.termination_id, sizeof(desc.key.termination_id), "%s",
            E2AE_TERMINATION);
   snprintf(desc.key.media_id, sizeof(desc.key.media_id), "%s", E2AE_MEDIA_ID);
-  agw->settings.post_media(agw->settings.post_user, m->worker,
-                           DCMF_MEDIA_OP_REMOVE, &desc);
+  if (agw->settings.post_media(agw->settings.post_user, m->worker,
+                               DCMF_MEDIA_OP_REMOVE, &desc) != 0) {
+    /* Nothing reached the worker (its link is down, its sockets are
+     * closing with it): no RELEASED will come. */
+    e2ae_release_ports(agw, m);
+  }
   if (m->released) {
     e2ae_free(agw, m);
   }
@@ -781,6 +800,24 @@ void dcmf_agw_del(struct dcmf_agw *agw) {
 
 size_t dcmf_agw_worker_failed(struct dcmf_agw *agw, size_t worker) {
   size_t released = 0;
+  /* Deleted contexts still waiting for the worker's RELEASED: it will
+   * not come, the sockets died with the worker. */
+  for (struct e2ae *m = agw->medias, *next; m != NULL; m = next) {
+    next = m->next;
+    if (m->worker == worker && m->removed && !m->released) {
+      e2ae_release_ports(agw, m);
+      e2ae_free(agw, m);
+      released++;
+    }
+  }
+  for (struct relay *r = agw->relays, *next; r != NULL; r = next) {
+    next = r->next;
+    if (r->worker == worker && r->removed && !r->released) {
+      release_ports(agw, r);
+      record_free(agw, r);
+      released++;
+    }
+  }
   for (;;) {
     struct e2ae *m = agw->medias;
     while (m != NULL && (m->worker != worker || m->removed || m->released)) {

@@ -54,11 +54,13 @@ struct dcmf_agw_settings {
   /* e2ae media (docs/e2ae.md): the DTLS identity the workers present
    * (its fingerprint is answered in the hash asked for), and the media
    * sessions, sent like DC media: |post_media| takes |desc| and its
-   * descriptors (dcmf_wpool_post). The workers' events about them must
-   * be handed to dcmf_agw_on_media_event. */
+   * descriptors (dcmf_wpool_post) and returns 0, or an error when the
+   * worker will never see the message (its link is down): an ADD then
+   * fails the POST, a REMOVE gives the ports back at once. The workers'
+   * events about them must be handed to dcmf_agw_on_media_event. */
   const struct dcmf_cert *cert;
-  void (*post_media)(void *user, size_t worker, enum dcmf_media_op op,
-                     struct dcmf_media_desc *desc);
+  int (*post_media)(void *user, size_t worker, enum dcmf_media_op op,
+                    struct dcmf_media_desc *desc);
   /* POSTs |json| to |uri| (the control layer's notification client),
    * called with |post_user|; NULL: events are only kept for GET. */
   void (*notify)(void *user, const char *uri, const char *json);
@@ -101,7 +103,9 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
  * Worker |worker| ended without being asked: the relays it ran are gone
  * with it. Each AGW context it served is released, its ports back in
  * the pool, and a warning names it; the IMS-AGW controller finds 404 on
- * its next request and creates it again. Returns the number released.
+ * its next request and creates it again. A deleted context still waiting
+ * for the worker's RELEASED gets its ports back too. Returns the number
+ * released.
  */
 size_t dcmf_agw_worker_failed(struct dcmf_agw *agw, size_t worker);
 

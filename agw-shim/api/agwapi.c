@@ -87,8 +87,8 @@ static json_t *e2ae_stored(struct dcmf_agwapi *api, const char *id, json_t *src,
 }
 
 /* GET of an e2ae context: the stored document, the members the AGW
- * generated (its fingerprint and DTLS setup, its ICE credentials, the
- * core RTCP port) and what the media reported. */
+ * generated (its fingerprint, DTLS setup and tls-id, its ICE
+ * credentials, the core RTCP port) and what the media reported. */
 static json_t *e2ae_view(struct dcmf_agwapi *api, struct ctx *c) {
   json_t *doc = json_deep_copy(c->doc);
   json_t *terms = json_object_get(doc, "terminations");
@@ -109,6 +109,8 @@ static json_t *e2ae_view(struct dcmf_agwapi *api, struct ctx *c) {
       json_object_set_new(dtls, "localFingerprint",
                           json_string(c->local.fingerprint)) != 0 ||
       json_object_set_new(dtls, "localSetup", json_string(setup)) != 0 ||
+      json_object_set_new(dtls, "localTlsId", json_string(c->local.tls_id)) !=
+          0 ||
       json_object_set_new(ice, "localUfrag", json_string(c->local.ufrag)) !=
           0 ||
       json_object_set_new(ice, "localPwd", json_string(c->local.pwd)) != 0 ||
@@ -387,6 +389,21 @@ static void handle_patch(struct dcmf_agwapi *api,
   if (iq_check(c->doc, doc, &iq, &ch, p) != 0 ||
       dcmf_agwdoc_parse(doc, DCMF_AGWDOC_PATCHED, &lim, &cfg, terms, p) != 0 ||
       check_read_only(c->doc, doc, terms, p) != 0) {
+    json_decref(doc);
+    return;
+  }
+  if (c->e2ae && c->local.rtcp_port == 0 && !iq.core_rtcp_mux) {
+    /* Created with rtcp-mux: no core RTCP socket was bound, so RTCP
+     * could only go on by the RTP port, against what the core asked. */
+    char param[48];
+    snprintf(param, sizeof(param), "/terminations/%zu/rtcpMux", iq.index[1]);
+    dcmf_problem_param(p, param, "%s",
+                       "cannot be turned off: the context was created with "
+                       "rtcp-mux, so no core RTCP port was bound; delete the "
+                       "context and create a new one");
+    dcmf_problem_set(p, 400, "MANDATORY_IE_INCORRECT",
+                     "the AGW context's information elements are not valid "
+                     "(1 problem; see invalidParams)");
     json_decref(doc);
     return;
   }

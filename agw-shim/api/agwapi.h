@@ -41,6 +41,9 @@ struct dcmf_agwapi_e2ae_local {
   char ufrag[16];       /* ICE-lite credentials (RFC 8839 ice-chars) */
   char pwd[32];
   char fingerprint[8 + 3 * DCMF_FINGERPRINT_MAX_BYTES]; /* "SHA-256 AB:.." */
+  /* Our RFC 8842 tls-id (dtls.localTlsId, for a=tls-id toward the WIC):
+   * drawn at the POST and again for each new association. */
+  char tls_id[40];
 };
 
 /* What the API needs from whoever runs the relays. */
@@ -79,7 +82,8 @@ struct dcmf_agwapi_ops {
                   const struct dcmf_relay_config *cfg,
                   struct dcmf_agwapi_e2ae_local *local, void **media);
   /* Applies a valid PATCH (|ch| says what changed, agwiq.h); an ICE
-   * restart draws new credentials into |local|. Returns 0 or
+   * restart draws new credentials into |local|, a new association a new
+   * tls-id. Returns 0 or
    * DCMF_ERR_NOMEM (nothing changed). */
   int (*e2ae_update)(void *user, void *media, const struct dcmf_agwiq *iq,
                      const struct dcmf_relay_config *cfg,

@@ -179,6 +179,7 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
     }
   }
   json_t *h = json_object_get(d, "localFingerprintHash");
+  out->local_fp_hash_given = h != NULL;
   if (h != NULL && parse_hash(json_string_value(h), &out->local_fp_hash)) {
     fail(c, "must be sha-1, sha-224, sha-256, sha-384 or sha-512",
          "%s/localFingerprintHash", prefix);
@@ -348,6 +349,15 @@ static void parse_core(struct check *c, json_t *t, const char *prefix,
     } else {
       out->core_rtcp_port = (uint16_t)n;
     }
+  } else if (!out->core_rtcp_mux &&
+             json_integer_value(json_object_get(json_object_get(t, "remote"),
+                                                "port")) == 65535) {
+    /* RFC 3605: without a=rtcp the RTCP port is RTP + 1, which does not
+     * exist here. (remote itself is agwdoc.c's to check.) */
+    fail(c,
+         "is required when the remote port is 65535 and rtcpMux is not "
+         "true: the default RTCP port (the RTP port + 1) does not exist",
+         "%s/remoteRtcpPort", prefix);
   }
 }
 
@@ -428,7 +438,7 @@ static int same_fps(const struct dcmf_fingerprint_set *a,
 }
 
 int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
-                           const struct dcmf_agwiq *next,
+                           struct dcmf_agwiq *next,
                            struct dcmf_agwiq_change *ch,
                            struct dcmf_problem *p) {
   struct check c = {.p = p};
@@ -467,7 +477,19 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
          "DTLS association",
          "%s/dtls/remoteFingerprints", acc);
   }
-  if (!ch->new_association) {
+  /* The local fingerprint was answered at the POST in the hash chosen
+   * then: a hash derived anew from fingerprints arriving now would not
+   * match it. */
+  if (!next->local_fp_hash_given) {
+    next->local_fp_hash = prev->local_fp_hash;
+  }
+  /* An actpass offer of ours (UE-terminated, RFC 8842 section 5.3) is
+   * settled by the peer's answer: its setup, and establish when it
+   * answers passive, may be given once, while nothing of the association
+   * is known yet (no tls-id, no fingerprint: the handshake is held). */
+  int unresolved = prev->setup == DCMF_AGWIQ_SETUP_ACTPASS &&
+                   prev->tls_id[0] == '\0' && prev->remote_fp.count == 0;
+  if (!ch->new_association && !unresolved) {
     if (prev->setup != next->setup) {
       fail(&c,
            "the DTLS role is sticky: a new setup needs a new tlsId (a new "
@@ -480,6 +502,8 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
            "(a new association)",
            "%s/dtls/establish", acc);
     }
+  }
+  if (!ch->new_association) {
     if (prev->local_fp_hash != next->local_fp_hash) {
       fail(&c,
            "cannot change under the same tlsId: the local fingerprint was "
@@ -507,6 +531,7 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
     }
     ch->ice_restart = u && w;
   }
+  ch->role_changed = prev->role != next->role;
   ch->core_rtcp_changed = prev->core_rtcp_mux != next->core_rtcp_mux ||
                           prev->core_rtcp_port != next->core_rtcp_port;
   ch->notify_changed = strcmp(prev->notify_uri, next->notify_uri) != 0;

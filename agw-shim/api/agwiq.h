@@ -76,6 +76,7 @@ struct dcmf_agwiq {
   struct dcmf_fingerprint_set remote_fp; /* count 0: held until PATCH */
   enum dcmf_hash local_fp_hash; /* requested, else the peer's first, else
                                    SHA-256 */
+  int local_fp_hash_given;      /* localFingerprintHash was a member */
   enum dcmf_agwiq_setup setup;
   int establish;             /* we are DTLS client and start at once */
   enum dcmf_agwiq_role role; /* derived */
@@ -94,6 +95,8 @@ struct dcmf_agwiq_change {
   int fingerprint_arrived; /* remote fingerprints given for the first time:
                               release a held handshake */
   int new_association;     /* tls-id renewed: a new DTLS association */
+  int role_changed;        /* our DTLS role changed (a new association,
+                              or the answer to an actpass offer) */
   int ice_restart;         /* remote ufrag and pwd both changed */
   int ice_arrived;         /* remote credentials given for the first time */
   int core_rtcp_changed;   /* rtcpMux or remoteRtcpPort changed */
@@ -118,18 +121,23 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
  * successor of |prev| (the stored context) and fills |ch|:
  *   allowed:  remote fingerprints supplied later; a new tlsId (new
  *             association, which may also bring new fingerprints, setup
- *             and establish); an ICE restart (ufrag and pwd both new);
+ *             and establish); setup and establish once after an
+ *             "actpass" setup while no tlsId and no fingerprint were
+ *             given (the answer to an offer of ours, UE-terminated); an
+ *             ICE restart (ufrag and pwd both new);
  *             core rtcpMux / remoteRtcpPort; notifyUri; the core address
  *             (agwdoc.c).
  *   refused:  a changed transport on either termination; removing given
  *             fingerprints, tlsId or ICE credentials; other fingerprints,
  *             setup or establish under the same tlsId (the DTLS role is
  *             sticky across re-offers); only one of ufrag and pwd new.
+ * When the patched document names no localFingerprintHash, |next| keeps
+ * |prev|'s (the local fingerprint was answered in it).
  * Errors as dcmf_agwiq_parse (400 MANDATORY_IE_INCORRECT naming the
  * member in |next|'s document, DCMF_ERR_INVALID).
  */
 int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
-                           const struct dcmf_agwiq *next,
+                           struct dcmf_agwiq *next,
                            struct dcmf_agwiq_change *ch,
                            struct dcmf_problem *p);
 

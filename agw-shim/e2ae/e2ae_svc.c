@@ -63,6 +63,7 @@ struct counts {
 struct snapshot {
   struct counts c;
   uint64_t srtp_auth, srtp_replay;
+  uint64_t srtp_malformed; /* access datagrams the engine could not parse */
   const char *profile; /* static */
 };
 
@@ -121,11 +122,32 @@ static const struct sockaddr *destination(const struct e2ae_media *m,
 /* May a packet from |from| on |s| be taken? With latching and nothing
  * latched yet, any source may (the caller latches it once the packet
  * proved well-formed). */
+/* The same host (family and address, any port). */
+static int same_host(const struct sockaddr_storage *a,
+                     const struct sockaddr *b) {
+  if (a->ss_family != b->sa_family) {
+    return 0;
+  }
+  if (b->sa_family == AF_INET) {
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  }
+  return b->sa_family == AF_INET6 &&
+         memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr,
+                sizeof(struct in6_addr)) == 0;
+}
+
 static int source_ok(const struct e2ae_media *m, const struct sock *s,
                      const struct sockaddr *from) {
   if (m->leg.latching) {
-    return !s->has_latched ||
-           dcmf_stun_addr_equal((const struct sockaddr *)&s->latched, from);
+    if (s->has_latched) {
+      return dcmf_stun_addr_equal((const struct sockaddr *)&s->latched, from);
+    }
+    /* The separate RTCP port is heard (and latched) only from the host
+     * RTP latched to: a stranger cannot take the core's RTCP. */
+    const struct sock *rtp = &s->core->rtp;
+    return !s->rtcp_only || !rtp->has_latched || same_host(&rtp->latched, from);
   }
   const struct sockaddr_storage *a = signalled(m, s);
   return a != NULL && dcmf_stun_addr_equal((const struct sockaddr *)a, from);
@@ -160,6 +182,7 @@ static void snapshot_take(struct e2ae_media *m, struct snapshot *out) {
   if (m->host->assoc_stats != NULL && m->host->assoc_stats(m->host, &as) == 0) {
     out->srtp_auth = as.srtp_auth;
     out->srtp_replay = as.srtp_replay;
+    out->srtp_malformed = as.srtp_malformed;
     out->profile = as.srtp_profile != NULL ? as.srtp_profile : "";
   }
 }
@@ -178,8 +201,9 @@ static void push(struct e2ae_media *m, const struct snapshot *s, int final) {
            "\"final\":%s}",
            s->profile, c->core_packets, c->core_bytes, c->access_packets,
            c->access_bytes, c->unknown_source, c->before_dtls, s->srtp_auth,
-           s->srtp_replay, c->malformed, c->feedback_stripped, c->send_failed,
-           c->no_core_address, final ? "true" : "false");
+           s->srtp_replay, c->malformed + s->srtp_malformed,
+           c->feedback_stripped, c->send_failed, c->no_core_address,
+           final ? "true" : "false");
   m->host->emit(m->host, DCMF_E2AE_EVENT, text);
   m->pushed = *s;
   m->has_pushed = 1;
@@ -225,17 +249,25 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
   } else {
     ssrc = get32(p + 8);
   }
-  if (m->leg.latching && !s->has_latched) {
-    latch(s, from); /* the first well-formed packet's source, for good */
-  }
   if (rtcp && !feedback_passes(m)) {
     n = filter_rtcp(m, p, n);
     if (n == 0) {
       return;
     }
+    /* The compound may now start with another packet (a reduced-size
+     * PSFB before an RR): its sender is the flow. */
+    if (dcmf_rtcp_sender_ssrc(p, n, &ssrc) != 0) {
+      m->c.malformed++;
+      return;
+    }
   }
   int rv = m->host->send(m->host, ssrc, 1, p, n);
   if (rv == 0) {
+    if (m->leg.latching && !s->has_latched) {
+      /* The first forwarded packet's source, for good: one sent before
+       * the association is keyed (anyone's) latches nothing. */
+      latch(s, from);
+    }
     m->c.access_packets++;
     m->c.access_bytes += n;
   } else if (rv == DCMF_ERR_INVALID || rv == DCMF_ERR_NOT_FOUND) {
@@ -421,7 +453,8 @@ static void e2ae_tick(void *media) {
   uint64_t now = m->host->now(m->host);
   int pending = !m->has_pushed
                     ? memcmp(&s.c, &(struct counts){0}, sizeof(s.c)) != 0 ||
-                          s.srtp_auth || s.srtp_replay || s.profile[0]
+                          s.srtp_auth || s.srtp_replay || s.srtp_malformed ||
+                          s.profile[0]
                     : memcmp(&s, &m->pushed, sizeof(s)) != 0;
   if (pending && (!m->has_pushed || now - m->pushed_at >= DCMF_E2AE_PUSH_MS)) {
     push(m, &s, 0);

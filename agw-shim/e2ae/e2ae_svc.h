@@ -83,19 +83,23 @@
  *   malformed        RTCP failing dcmf_rtcp_validate (either leg), core
  *                    RTP shorter than its header or not version 2, core
  *                    datagrams over the size limit or of the wrong kind
- *                    for their socket
+ *                    for their socket, and access SRTP/SRTCP the
+ *                    association could not parse or found too large
+ *                    (summed over every association of the media)
  *   feedbackStripped RTCP compounds the AVP filter changed or dropped
  *                    whole (either direction)
  *   sendFailed       packets that could not leave: the core socket's
- *                    send failed, or the association refused the
+ *                    send failed, the access peer is gone (consent
+ *                    lost: the session has nowhere to send), or the
+ *                    association refused the
  *                    packet for another reason than missing keys (a
  *                    new core SSRC past DCMF_ASSOC_SRTP_MAX_OUT_SSRCS)
  *   noCoreAddress    access packets dropped while no core address is
  *                    known (latching with nothing latched yet and
  *                    nothing signalled)
  * Every counter only grows during the media's life. The worst case
- * (every N at 2^64-1) is 484 bytes, within struct dcmf_media_event's
- * |detail|.
+ * (every N at 2^64-1, profile SRTP_AES128_CM_SHA1_80) is 485 bytes,
+ * within struct dcmf_media_event's |detail|.
  */
 #ifndef DCMF_E2AE_SVC_H
 #define DCMF_E2AE_SVC_H

@@ -162,6 +162,17 @@ static void ctl_post(void *user, size_t worker, enum dcmf_media_op op,
   dcmf_wpool_post(d->workers, worker, op, desc);
 }
 
+/* The AGW shim's e2ae media: it is told when nothing reached the
+ * worker, so it does not wait for a RELEASED that never comes. */
+static int agw_post_media(void *user, size_t worker, enum dcmf_media_op op,
+                          struct dcmf_media_desc *desc) {
+  struct daemon *d = user;
+  if (op == DCMF_MEDIA_OP_REMOVE) {
+    dcmf_memtrim_note(&d->trim);
+  }
+  return dcmf_wpool_post(d->workers, worker, op, desc);
+}
+
 /* The worker pool's hooks: events, a worker that ended, the end. */
 static void wp_event(void *user, const struct dcmf_media_event *ev) {
   struct daemon *d = user;
@@ -647,7 +658,7 @@ static int daemon_setup(struct daemon *d) {
                                  .port_dup = ctl_port_dup,
                                  .port_user = d,
                                  .cert = &d->dtls,
-                                 .post_media = ctl_post,
+                                 .post_media = agw_post_media,
                                  .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
     fprintf(stderr, "dcmfd: cannot start the AGW shim\n");

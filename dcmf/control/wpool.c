@@ -413,14 +413,14 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
   return rv;
 }
 
-void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
-                     enum dcmf_media_op op, struct dcmf_media_desc *desc) {
+int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,
+                    struct dcmf_media_desc *desc) {
   struct wproc *w = &p->w[worker];
   size_t cap = 3 + desc->n_mdc2; /* media, MDC2 ports, RTP leg's two */
   int *fds = calloc(cap, sizeof(*fds));
   struct dcmf_buf frame = {0};
   size_t n_fds = 0;
-  int rv = DCMF_ERR_NOMEM;
+  int rv = w->link == NULL ? DCMF_ERR_SYSTEM : DCMF_ERR_NOMEM;
   if (w->link != NULL && fds != NULL) {
     rv = dcmf_wire_encode_media(&frame, op, desc, fds, &n_fds);
   }
@@ -450,6 +450,7 @@ void dcmf_wpool_post(struct dcmf_wpool *p, size_t worker,
   dcmf_buf_free(&frame);
   free(fds);
   dcmf_media_desc_free(desc); /* closes the MDC2 and leg descriptors left */
+  return rv;
 }
 
 void dcmf_wpool_post_relay(struct dcmf_wpool *p, size_t worker,

@@ -76,10 +76,13 @@ int dcmf_wpool_start(struct dcmf_wpool **pool,
  * ownership of what |desc| owns, as dcmf_worker_post does. Never lost
  * while the worker lives: it waits in the link. A message for a worker
  * that has ended is dropped (its descriptors closed): the contexts it
- * served are being released.
+ * served are being released. Returns 0 (handed to the link),
+ * DCMF_ERR_SYSTEM (the worker's link is down: nothing was sent) or
+ * DCMF_ERR_NOMEM; either error means the worker will never see it, so a
+ * caller waiting for an answer (the AGW shim's RELEASED) must not wait.
  */
-void dcmf_wpool_post(struct dcmf_wpool *pool, size_t worker,
-                     enum dcmf_media_op op, struct dcmf_media_desc *desc);
+int dcmf_wpool_post(struct dcmf_wpool *pool, size_t worker,
+                    enum dcmf_media_op op, struct dcmf_media_desc *desc);
 
 /* The same for the AGW shim's relay messages (media.h): takes the
  * descriptors of |desc|. */

@@ -124,7 +124,7 @@ struct dcmf_media_event {
   char event[24]; /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST,
                      RELEASED (after a REMOVE with rtpleg), ... */
   /* JSON object text with event specifics; room for the e2ae service's
-   * RTP_COUNTERS (484 bytes at most, e2ae_svc.h). */
+   * RTP_COUNTERS (485 bytes at most, e2ae_svc.h). */
   char detail[512];
   int64_t time_ms;  /* wall clock, ms since the epoch */
 };

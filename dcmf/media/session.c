@@ -88,6 +88,16 @@ static int host_send(struct dcmf_svc_host *h, uint32_t id, int binary,
   if (!assoc_usable(s)) {
     return DCMF_ERR_NOT_FOUND;
   }
+  /* A keyed SRTP association after consent was lost has nowhere to send
+   * (stack_send_datagram drops): the service counts the packet dropped,
+   * not sent. An SCTP association keeps its messages for later. */
+  struct dcmf_assoc_stats st = {0};
+  if (!s->has_dtls_peer && s->kind->stats != NULL) {
+    s->kind->stats(s->assoc, &st);
+    if (st.keyed) {
+      return DCMF_ERR_EXHAUSTED;
+    }
+  }
   int rv = s->kind->send(s->assoc, id, binary, data, len);
   if (rv == 0) {
     STAT_ADD(s, messages_out, 1);
@@ -762,6 +772,7 @@ static int ice_setup(struct dcmf_session *s) {
           s->desc.remote_no_ice && s->desc.has_remote_addr,
       .may_authenticate = stun_may_authenticate,
       .may_authenticate_user = s,
+      .consent_timeout_ms = s->env.consent_timeout_ms,
   };
   return dcmf_ice_init(&s->ice, &is);
 }
@@ -830,6 +841,10 @@ void dcmf_session_update(struct dcmf_session *s,
   int fingerprint_changed =
       s->desc.remote_fp.count > 0 &&
       memcmp(&s->desc.remote_fp, &desc->remote_fp, sizeof(desc->remote_fp));
+  /* Our DTLS role changes only with a new association, or when the
+   * answer to an actpass offer settles it while the handshake is still
+   * held (agwiq.c): the DTLS side is rebuilt in the new role. */
+  int role_changed = s->desc.dtls_server != desc->dtls_server;
   int fd = s->desc.fd;
   int local_changed = strcmp(s->desc.local_ufrag, desc->local_ufrag) != 0 ||
                       strcmp(s->desc.local_pwd, desc->local_pwd) != 0;
@@ -854,7 +869,10 @@ void dcmf_session_update(struct dcmf_session *s,
     /* RFC 8842: a new tls-id (or fingerprint) is a new DTLS association;
      * SRTP keeps its SSRCs' state across it, SCTP starts anew. */
     association_renew(s);
-  } else if (s->stack == NULL) {
+  } else if (role_changed || s->stack == NULL) {
+    /* The answer to an actpass offer settled our role while the
+     * handshake was held: nothing was keyed, so the DTLS side is built
+     * again in that role. */
     association_new(s);
   } else {
     if (s->desc.remote_fp.count > 0) {

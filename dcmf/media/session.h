@@ -82,6 +82,9 @@ struct dcmf_session_env {
    * built-in registry (dcmf_assoc_kind_ops). Tests put their own kinds
    * here. */
   const struct dcmf_assoc_ops *const *assoc_kinds;
+  /* Consent lifetime (RFC 7675, ice.h) in ms; 0: 30 s. Tests set a
+   * short one. */
+  uint64_t consent_timeout_ms;
 };
 
 struct dcmf_session;

@@ -236,12 +236,15 @@ static int leg_addr_ok(const struct sockaddr_storage *a) {
 }
 
 /* An RTP leg as it arrived: known address families, flags 0 or 1, an
- * RTCP socket only without rtcp-mux and never one without the RTP one. */
-static int rtpleg_ok(const struct dcmf_media_rtpleg *l) {
+ * RTCP socket only without rtcp-mux and never one without the RTP one,
+ * and sockets only with an ADD (an UPDATE keeps the running leg's, and
+ * would overwrite them unclosed; a REMOVE's leg is only a marker). */
+static int rtpleg_ok(const struct dcmf_media_rtpleg *l, uint32_t op) {
   int flags = l->rtcp_mux | l->latching | l->core_avpf | l->access_avpf;
   return leg_addr_ok(&l->remote_rtp) && leg_addr_ok(&l->remote_rtcp) &&
          (flags & ~1) == 0 && (l->rtcp_fd < 0 || l->rtp_fd >= 0) &&
-         (!l->rtcp_mux || l->rtcp_fd < 0);
+         (!l->rtcp_mux || l->rtcp_fd < 0) &&
+         (op == DCMF_MEDIA_OP_ADD || l->rtp_fd < 0);
 }
 
 int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
@@ -307,7 +310,7 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   }
   if (rv == 0 && has_leg) {
     rv = take(&c, &leg, sizeof(leg));
-    if (rv == 0 && !rtpleg_ok(&leg)) {
+    if (rv == 0 && !rtpleg_ok(&leg, op32)) {
       rv = DCMF_ERR_MALFORMED;
     }
   }

@@ -34,7 +34,7 @@
 /* Relay counters are pushed only while the outbox holds fewer events
  * than this, so a control loop that falls behind keeps room for media
  * events (the relays push again a period later, nothing is lost). */
-#define OUTBOX_RELAY_ROOM (OUTBOX_LIMIT / 2)
+#define OUTBOX_RELAY_ROOM(w) ((w)->outbox_limit / 2)
 
 /* What an inbox message carries (media.h): the controller's message
  * about a DC media, the AGW shim's about a relay, or the stop. */
@@ -77,6 +77,7 @@ struct dcmf_worker {
   uv_loop_t loop; /* the worker's own loop */
   struct dcmf_queue inbox;  /* control → worker, drained on |loop| */
   struct dcmf_queue outbox; /* events, drained on the control loop */
+  size_t outbox_limit;      /* OUTBOX_LIMIT unless the settings say */
   uv_timer_t sctp_timer;
   uint64_t last_tick_ms;
   struct dcmf_tickq ticks; /* sessions with work for the next tick */
@@ -108,11 +109,16 @@ static void outbox_closed(void *user, struct dcmf_queue_node *list);
 
 /* ---- worker → control ----------------------------------------------------- */
 
-static void emit(void *user, const struct dcmf_media_key *key,
-                 const char *event, const char *detail) {
-  struct dcmf_worker *w = user;
+/* |must| 1 (RELEASED): never refused, since the AGW shim gives the
+ * media's ports and record back only on it; at most one per REMOVE, so
+ * the removals bound them. */
+static void emit_event(struct dcmf_worker *w, const struct dcmf_media_key *key,
+                       const char *event, const char *detail, int must) {
   struct event_msg *m = calloc(1, sizeof(*m));
   if (m == NULL) {
+    if (must) {
+      abort(); /* a lost release would leave the ports bound forever */
+    }
     return;
   }
   struct dcmf_media_event *ev = &m->ev.media;
@@ -122,9 +128,16 @@ static void emit(void *user, const struct dcmf_media_key *key,
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   ev->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  if (dcmf_queue_push(&w->outbox, &m->node) != 0) {
+  if (must) {
+    dcmf_queue_push_always(&w->outbox, &m->node);
+  } else if (dcmf_queue_push(&w->outbox, &m->node) != 0) {
     free(m); /* counted by the queue */
   }
+}
+
+static void emit(void *user, const struct dcmf_media_key *key,
+                 const char *event, const char *detail) {
+  emit_event(user, key, event, detail, 0);
 }
 
 /* The relays' reports (relayhost.h). One that must arrive (a release,
@@ -132,7 +145,7 @@ static void emit(void *user, const struct dcmf_media_key *key,
  * removal or latch, so the relays bound them. */
 static int emit_relay(void *user, const struct dcmf_relay_event *ev, int must) {
   struct dcmf_worker *w = user;
-  if (!must && dcmf_queue_count(&w->outbox) >= OUTBOX_RELAY_ROOM) {
+  if (!must && dcmf_queue_count(&w->outbox) >= OUTBOX_RELAY_ROOM(w)) {
     return DCMF_ERR_EXHAUSTED;
   }
   struct event_msg *m = calloc(1, sizeof(*m));
@@ -383,7 +396,7 @@ static void handle_msg(struct dcmf_worker *w, struct msg *m) {
      * the session let go of them: a REMOVE carrying a leg asks for this
      * report, whether or not the session had started. */
     if (m->desc.rtpleg != NULL) {
-      emit(w, &m->desc.key, "RELEASED", "{}");
+      emit_event(w, &m->desc.key, "RELEASED", "{}", 1);
     }
     dcmf_media_desc_free(&m->desc);
     break;
@@ -434,6 +447,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     return DCMF_ERR_NOMEM;
   }
   w->settings = *settings;
+  w->outbox_limit =
+      settings->outbox_limit != 0 ? settings->outbox_limit : OUTBOX_LIMIT;
   /* libsrtp2's crypto kernel is one per process (srtp.h): started here,
    * on the thread that starts the worker, before the worker's thread
    * runs any session of the SRTP kind. A worker process starts one
@@ -510,7 +525,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   struct dcmf_queue_settings inbox = {.drain = on_inbox, .user = w};
   /* Events must not keep the control loop running at shutdown. */
   struct dcmf_queue_settings outbox = {
-      .limit = OUTBOX_LIMIT, .unref = 1, .drain = on_outbox, .user = w};
+      .limit = w->outbox_limit, .unref = 1, .drain = on_outbox, .user = w};
   if (dcmf_queue_init(&w->inbox, &w->loop, &inbox) != 0 ||
       dcmf_queue_init(&w->outbox, control_loop, &outbox) != 0) {
     abort(); /* only a mutex or an eventfd the system refuses */

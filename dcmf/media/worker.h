@@ -58,6 +58,10 @@ struct dcmf_worker_settings {
   /* The thread's name for operators (top -H, /proc/PID/task/TID/comm),
    * at most 15 characters; NULL: "dcmf-media". */
   const char *thread_name;
+  /* Events the outbox holds for the control loop before it refuses
+   * those that may be lost (counted, dcmf_worker_events_refused);
+   * 0: 4096. Tests set a small one. */
+  size_t outbox_limit;
   /* Runs on the control loop for every event the worker raises. */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);
   void *user;

@@ -3,8 +3,8 @@
  * worker process (dcmf/media/wire.h). The first byte picks the parser:
  * the stream reassembler, or the body decoder of one frame type. A MEDIA
  * body that decodes must survive an encode/decode round trip with the
- * same key, counts and descriptors; whatever fails must leave the
- * descriptors it was offered untouched.
+ * same key, counts, descriptors and RTP leg; whatever fails must leave
+ * the descriptors it was offered untouched.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -43,6 +43,20 @@ static void reader_case(const uint8_t *data, size_t size) {
   dcmf_wire_reader_free(&r);
 }
 
+/* The same RTP leg, or both absent. */
+static int same_leg(const struct dcmf_media_rtpleg *a,
+                    const struct dcmf_media_rtpleg *b) {
+  if (a == NULL || b == NULL) {
+    return a == b;
+  }
+  return a->rtp_fd == b->rtp_fd && a->rtcp_fd == b->rtcp_fd &&
+         a->rtp_port == b->rtp_port && a->rtcp_port == b->rtcp_port &&
+         a->rtcp_mux == b->rtcp_mux && a->latching == b->latching &&
+         a->core_avpf == b->core_avpf && a->access_avpf == b->access_avpf &&
+         memcmp(&a->remote_rtp, &b->remote_rtp, sizeof(a->remote_rtp)) == 0 &&
+         memcmp(&a->remote_rtcp, &b->remote_rtcp, sizeof(a->remote_rtcp)) == 0;
+}
+
 static void media_case(const uint8_t *data, size_t size) {
   int fds[OFFERED_FDS];
   size_t n_fds = size > 0 ? data[0] % (OFFERED_FDS + 1) : 0;
@@ -68,13 +82,13 @@ static void media_case(const uint8_t *data, size_t size) {
     }
   }
   struct dcmf_buf frame = {0};
-  int out[1 + OFFERED_FDS];
+  int out[3 + OFFERED_FDS]; /* the encoder's bound: media, MDC2, leg's */
   size_t n_out = 0;
   if (d.n_mdc2 < OFFERED_FDS &&
       dcmf_wire_encode_media(&frame, op, &d, out, &n_out) == 0) {
     struct dcmf_media_desc back;
     enum dcmf_media_op op2;
-    int copy[1 + OFFERED_FDS];
+    int copy[3 + OFFERED_FDS];
     memcpy(copy, out, sizeof(out));
     if (n_out != n_fds ||
         dcmf_wire_decode_media((const uint8_t *)frame.data + DCMF_WIRE_HEADER,
@@ -82,11 +96,16 @@ static void media_case(const uint8_t *data, size_t size) {
                                &back) != 0 ||
         op2 != op || !dcmf_media_key_equal(&d.key, &back.key) ||
         back.n_streams != d.n_streams || back.n_routes != d.n_routes ||
-        back.n_mdc2 != d.n_mdc2 || back.fd != d.fd) {
+        back.n_mdc2 != d.n_mdc2 || back.fd != d.fd ||
+        !same_leg(d.rtpleg, back.rtpleg)) {
       abort();
     }
-    /* |back| holds the same descriptors as |d|: free its arrays only. */
+    /* |back| holds the same descriptors as |d|: free its arrays only
+     * (the leg's are closed with |d|). */
     back.n_mdc2 = 0;
+    if (back.rtpleg != NULL) {
+      back.rtpleg->rtp_fd = back.rtpleg->rtcp_fd = -1;
+    }
     dcmf_media_desc_free(&back);
   }
   dcmf_buf_free(&frame);

@@ -9,6 +9,7 @@
 //
 // Each case runs against a fresh dcmfd on loopback (harness.js) and
 // prints "ok - name" / "not ok - name: why"; exits 1 on failure.
+// E2AE_ONLY=text runs only the cases whose name contains text.
 "use strict";
 const path = require("path");
 const dgram = require("dgram");
@@ -313,9 +314,20 @@ tests.push({ name: "wrong fingerprint: failure event, nothing forwarded", async 
     check(typeof ev.body.detail.reason === "string", "a reason");
     const g = await get(d, c.id);
     check(g.events.some((e) => e.event === "DTLS_FAILURE"), "kept for GET");
+    // The core sends, werift tries: the AGW holds both back. Waiting for
+    // the core's packets to be counted as dropped before DTLS bounds the
+    // wait, so the checks below come after they had their chance.
+    for (let i = 0; i < 5; i++) {
+      await sendUdp(c.core.rtp.s, rtpPacket(CORE_SSRC, 500 + i, payloadOf("held", i)), c.corePort);
+    }
     await sendFromClient(c, 5, "never").catch(() => {});
+    await until(async () => {
+      const k = (await get(d, c.id)).terminations[1].rtpStatistics;
+      return k && k.dropped.beforeDtls >= 5;
+    }, 5000, "the core's packets counted as beforeDtls");
     check(!connected(c), "werift never connected");
     check(c.core.rtp.got.length === 0 && c.core.rtcp.got.length === 0, "zero packets at the core");
+    check(c.client.received.length === 0, "nothing from the core reached werift");
     const m = await api(d.port, "GET", "/metrics");
     check(/dcmf_agw_e2ae_dtls_failures_total 1/.test(m.body), "counted in /metrics");
   } finally { c.close(); rx.server.close(); }
@@ -369,4 +381,81 @@ tests.push({ name: "core packet from an unknown source: dropped and counted", as
   } finally { c.close(); stranger.s.close(); }
 } });
 
-runTests(DCMFD, "e2ae", tests, 60000);
+// UE-terminated call (docs/e2ae.md): the IMS-ALG offers actpass to werift
+// with nothing of werift known (no fingerprint, tls-id or ICE); werift's
+// answer is PATCHed in (its fingerprint, setup, tls-id if any, ICE). An
+// "active" answer keeps the AGW the DTLS server; a "passive" one (werift's
+// answer munged before it applies it) makes the AGW the DTLS client.
+function offerSdp(ctx) {
+  const acc = ctx.terminations.find((t) => t.terminationId === "access");
+  const [hash, hex] = acc.dtls.localFingerprint.split(" ");
+  return [
+    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
+    `m=audio ${acc.local.port} UDP/TLS/RTP/SAVPF ${PT}`, "c=IN IP4 127.0.0.1",
+    "a=mid:0", "a=sendrecv", "a=rtcp-mux", `a=rtpmap:${PT} opus/48000/2`,
+    `a=ice-ufrag:${acc.ice.localUfrag}`, `a=ice-pwd:${acc.ice.localPwd}`,
+    `a=fingerprint:${hash.toLowerCase()} ${hex}`, "a=setup:actpass",
+    `a=candidate:1 1 udp 2130706431 127.0.0.1 ${acc.local.port} typ host`, "a=end-of-candidates",
+    `a=ssrc:${CORE_SSRC} cname:core-peer`, "",
+  ].join("\r\n");
+}
+
+for (const answer of ["active", "passive"]) {
+  tests.push({ name: `UE-terminated: actpass offer, werift answers ${answer}`, async fn(d) {
+    const core = { rtp: await bindUdp(), rtcp: await bindUdp() };
+    const pc = new werift.RTCPeerConnection({
+      bundlePolicy: "disable", iceUseIpv6: false, iceAdditionalHostAddresses: ["127.0.0.1"],
+      iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1",
+    });
+    const received = [];
+    try {
+      const r = await api(d.port, "POST", AGW, { terminations: [
+        { terminationId: "access", transport: "UDP/TLS/RTP/SAVPF", rtcpMux: true, dtls: { setup: "actpass" } },
+        { terminationId: "core", transport: "RTP/AVP", rtcpMux: false,
+          remote: { ipv4Addr: "127.0.0.1", port: core.rtp.port }, remoteRtcpPort: core.rtcp.port }] });
+      check(r.status === 201, `POST ${r.status} ${JSON.stringify(r.body)}`);
+      const id = r.body.contextId;
+      const corePort = r.body.terminations[1].local.port;
+      pc.onTransceiverAdded.subscribe((tr) =>
+        tr.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => received.push(rtp))));
+      await pc.setRemoteDescription({ type: "offer", sdp: offerSdp(r.body) });
+      const tr = pc.getTransceivers()[0];
+      tr.setDirection("sendrecv");
+      let sdp = only127((await pc.createAnswer()).sdp);
+      check(/a=setup:active/.test(sdp), "werift answers active by default");
+      if (answer === "passive") sdp = sdp.replace("a=setup:active", "a=setup:passive");
+      const val = (k) => (new RegExp(`^a=${k}:(.*)$`, "m").exec(sdp) || [])[1];
+      const a = { fingerprint: val("fingerprint"), setup: val("setup"), ufrag: val("ice-ufrag"), pwd: val("ice-pwd") };
+      const tlsId = /a=tls-id:(\S+)/.exec(sdp);
+      const patch = [
+        { op: "add", path: "/terminations/0/dtls/remoteFingerprints", value: [a.fingerprint] },
+        { op: "replace", path: "/terminations/0/dtls/setup", value: a.setup },
+        { op: "add", path: "/terminations/0/ice", value: { remoteUfrag: a.ufrag, remotePwd: a.pwd } },
+      ];
+      if (answer === "passive") patch.push({ op: "add", path: "/terminations/0/dtls/establish", value: true });
+      if (tlsId) patch.push({ op: "add", path: "/terminations/0/dtls/tlsId", value: tlsId[1] });
+      const p = await api(d.port, "PATCH", `${AGW}/${id}`, patch, "application/json-patch+json");
+      check(p.status === 200, `PATCH ${p.status} ${JSON.stringify(p.body)}`);
+      const acc = p.body.terminations[0];
+      check(acc.dtls.localSetup === (answer === "passive" ? "active" : "passive"),
+        `localSetup ${acc.dtls.localSetup}`);
+      check(acc.dtls.localFingerprint === r.body.terminations[0].dtls.localFingerprint,
+        "the offered local fingerprint is kept");
+      await pc.setLocalDescription({ type: "answer", sdp });
+      await until(() => pc.connectionState === "connected", 15000, "DTLS-SRTP connected");
+      const role = pc.dtlsTransports[0] && pc.dtlsTransports[0].role;
+      check(role === (answer === "passive" ? "server" : "client"), `werift's DTLS role ${role}`);
+      for (let i = 0; i < 10; i++) {
+        const hdr = new werift.RtpHeader({ payloadType: PT, sequenceNumber: 100 + i, timestamp: i * 960 });
+        await tr.sender.sendRtp(new werift.RtpPacket(hdr, payloadOf("ue", i)));
+      }
+      await until(() => core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 10, 5000, "RTP at the core");
+      for (let i = 0; i < 5; i++) {
+        await sendUdp(core.rtp.s, rtpPacket(CORE_SSRC, 300 + i, payloadOf("ued", i)), corePort);
+      }
+      await until(() => received.some((x) => x.header.ssrc === CORE_SSRC), 5000, "core RTP at werift");
+    } finally { pc.close(); core.rtp.s.close(); core.rtcp.s.close(); }
+  } });
+}
+
+runTests(DCMFD, "e2ae", process.env.E2AE_ONLY ? tests.filter((t) => t.name.includes(process.env.E2AE_ONLY)) : tests, 60000);

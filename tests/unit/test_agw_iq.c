@@ -177,6 +177,20 @@ static void test_core_rtcp_port(void **state) {
   parse_ok(doc, &iq);
   assert_int_equal(iq.core_rtcp_port, 4005);
   json_decref(doc);
+  /* Remote port 65535 without a=rtcp: RTP + 1 does not exist. */
+  doc = e2ae_doc();
+  json_object_set_new(json_object_get(term(doc, 1), "remote"), "port",
+                      json_integer(65535));
+  expect_refused(doc, "/terminations/1/remoteRtcpPort");
+  doc = e2ae_doc(); /* with rtcp-mux or an RTCP port it is fine */
+  json_object_set_new(json_object_get(term(doc, 1), "remote"), "port",
+                      json_integer(65535));
+  json_object_set_new(term(doc, 1), "remoteRtcpPort", json_integer(4005));
+  parse_ok(doc, &iq);
+  json_object_del(term(doc, 1), "remoteRtcpPort");
+  json_object_set_new(term(doc, 1), "rtcpMux", json_true());
+  parse_ok(doc, &iq);
+  json_decref(doc);
 }
 
 /* Every refusal names its member. */
@@ -471,6 +485,70 @@ static void test_patch_refusals(void **state) {
   expect_patch_refused(e2ae_doc(), after, "/terminations/0/ice");
 }
 
+/* UE-terminated (docs/e2ae.md): the POST offered actpass with nothing of
+ * the association; the WIC's answer settles setup (and establish when it
+ * answers passive) once, and the local fingerprint stays in the hash it
+ * was answered in although the WIC's fingerprint uses another. */
+static json_t *actpass_offer(void) {
+  json_t *doc = e2ae_doc();
+  json_object_del(dtls(doc), "remoteFingerprints");
+  json_object_del(dtls(doc), "tlsId");
+  json_object_del(term(doc, 0), "ice");
+  return doc;
+}
+
+static void test_patch_answer_to_actpass(void **state) {
+  (void)state;
+  static const char *const answers[2] = {"active", "passive"};
+  for (int i = 0; i < 2; i++) {
+    json_t *before = actpass_offer();
+    json_t *after = e2ae_doc();
+    json_object_set_new(dtls(after), "remoteFingerprints",
+                        json_pack("[s]", FP1));
+    json_object_set_new(dtls(after), "setup", json_string(answers[i]));
+    if (i == 1) {
+      json_object_set_new(dtls(after), "establish", json_true());
+    }
+    struct dcmf_agwiq a, b;
+    struct dcmf_agwiq_change ch;
+    struct dcmf_problem p = {0};
+    parse_ok(before, &a);
+    parse_ok(after, &b);
+    assert_int_equal(b.local_fp_hash, DCMF_HASH_SHA1); /* derived */
+    assert_int_equal(dcmf_agwiq_patch_check(&a, &b, &ch, &p), 0);
+    assert_int_equal(b.local_fp_hash, DCMF_HASH_SHA256); /* kept */
+    assert_true(ch.fingerprint_arrived);
+    assert_false(ch.new_association);
+    assert_int_equal(ch.role_changed, i == 1);
+    assert_int_equal(b.role,
+                     i == 1 ? DCMF_AGWIQ_ROLE_CLIENT : DCMF_AGWIQ_ROLE_SERVER);
+    /* Once settled the role is sticky again. */
+    json_t *again = e2ae_doc();
+    json_object_set_new(dtls(again), "remoteFingerprints",
+                        json_pack("[s]", FP1));
+    json_object_set_new(dtls(again), "setup", json_string(answers[1 - i]));
+    if (i == 0) {
+      json_object_set_new(dtls(again), "establish", json_true());
+    }
+    expect_patch_refused(after, again, "/terminations/0/dtls/setup");
+    json_decref(before);
+  }
+  /* A fingerprint already given (the association is known): sticky. */
+  json_t *before = actpass_offer();
+  json_object_set_new(dtls(before), "remoteFingerprints",
+                      json_pack("[s]", FP256));
+  json_t *after = json_deep_copy(before);
+  json_object_set_new(dtls(after), "setup", json_string("active"));
+  expect_patch_refused(before, after, "/terminations/0/dtls/setup");
+  /* An explicit other hash is still refused. */
+  before = actpass_offer();
+  after = e2ae_doc();
+  json_object_set_new(dtls(after), "localFingerprintHash",
+                      json_string("sha-384"));
+  expect_patch_refused(before, after,
+                       "/terminations/0/dtls/localFingerprintHash");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_context),
@@ -488,6 +566,7 @@ int main(void) {
       cmocka_unit_test(test_patch_new_tls_id),
       cmocka_unit_test(test_patch_ice_restart_and_core),
       cmocka_unit_test(test_patch_refusals),
+      cmocka_unit_test(test_patch_answer_to_actpass),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,12 +11,14 @@
  * reported the session released.
  */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -45,6 +47,7 @@ struct fixture {
   char notified_uri[256];
   char notified[1024];
   int n_notified;
+  int link_down, lose_remove; /* see post_media */
 };
 
 static int pool_alloc(void *user, uint16_t *port, int *fd) {
@@ -72,11 +75,23 @@ static void on_media_event(void *user, const struct dcmf_media_event *ev) {
   assert_int_equal(dcmf_agw_on_media_event(f->agw, ev), 1);
 }
 
-static void post_media(void *user, size_t worker, enum dcmf_media_op op,
-                       struct dcmf_media_desc *desc) {
+/* |link_down| plays a worker process whose link is down (wpool.c): the
+ * message is dropped with its descriptors and the post says so.
+ * |lose_remove| plays a REMOVE sent just before the worker died: taken,
+ * never answered. */
+static int post_media(void *user, size_t worker, enum dcmf_media_op op,
+                      struct dcmf_media_desc *desc) {
   struct fixture *f = user;
   assert_int_equal(worker, 0);
+  if (f->link_down || (f->lose_remove && op == DCMF_MEDIA_OP_REMOVE)) {
+    if (desc->fd >= 0) {
+      close(desc->fd);
+    }
+    dcmf_media_desc_free(desc);
+    return f->link_down ? DCMF_ERR_SYSTEM : 0;
+  }
   dcmf_worker_post(f->worker, op, desc);
+  return 0;
 }
 
 static int pool_dup(void *user, uint16_t port) {
@@ -103,10 +118,13 @@ static void post_relay(void *user, size_t worker, enum dcmf_relay_op op,
                        struct dcmf_relay_desc *desc) {
   struct fixture *f = user;
   assert_int_equal(worker, 0);
+  if (f->lose_remove && op == DCMF_RELAY_OP_REMOVE) {
+    return; /* as post_media: taken, never answered */
+  }
   dcmf_worker_post_relay(f->worker, op, desc);
 }
 
-static int setup(void **state) {
+static int setup_outbox(void **state, size_t outbox_limit) {
   struct fixture *f = calloc(1, sizeof(*f));
   assert_int_equal(uv_loop_init(&f->loop), 0);
   char err[256];
@@ -117,7 +135,8 @@ static int setup(void **state) {
                                     .on_event = on_media_event,
                                     .user = f,
                                     .on_relay_event = on_relay_event,
-                                    .relay_user = f};
+                                    .relay_user = f,
+                                    .outbox_limit = outbox_limit};
   assert_int_equal(
       dcmf_worker_start(&f->worker, &f->loop, &ws, err, sizeof(err)), 0);
   uint16_t base = (uint16_t)(46000 + (getpid() % 100) * 12);
@@ -139,6 +158,15 @@ static int setup(void **state) {
   assert_int_equal(dcmf_agw_new(&f->agw, &s), 0);
   *state = f;
   return 0;
+}
+
+static int setup(void **state) {
+  return setup_outbox(state, 0);
+}
+
+/* A worker whose outbox holds one event: the first RELEASED fills it. */
+static int setup_full_outbox(void **state) {
+  return setup_outbox(state, 1);
 }
 
 static void reset(struct fixture *f) {
@@ -422,8 +450,29 @@ static void test_e2ae_media(void **state) {
   assert_int_equal(strlen(str_at(acc, "ice", "localUfrag")), 8);
   assert_int_equal(strlen(str_at(acc, "ice", "localPwd")), 24);
   /* Another context gets other credentials. */
-  char ufrag[16];
+  char ufrag[16], pwd[32], tls[40];
   snprintf(ufrag, sizeof(ufrag), "%s", str_at(acc, "ice", "localUfrag"));
+  snprintf(pwd, sizeof(pwd), "%s", str_at(acc, "ice", "localPwd"));
+  snprintf(tls, sizeof(tls), "%s", str_at(acc, "dtls", "localTlsId"));
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json",
+           "{\"terminations\":[{\"terminationId\":\"access\","
+           "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+           "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+           "\"RTP/AVP\",\"rtcpMux\":true}]}"),
+      201);
+  json_t *other = term_of(f->body, 0);
+  assert_string_not_equal(str_at(other, "ice", "localUfrag"), ufrag);
+  assert_string_not_equal(str_at(other, "ice", "localPwd"), pwd);
+  assert_string_not_equal(str_at(other, "dtls", "localTlsId"), tls);
+  char other_path[128];
+  snprintf(other_path, sizeof(other_path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(call(f, "DELETE", other_path, NULL, NULL), 204);
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) != 3; i++) {
+    turn(f);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 3);
   /* A failure: kept for GET and notified, with the event's JSON. */
   media_event(f, id, "DTLS_FAILURE", "{\"reason\":\"bad\"}");
   assert_int_equal(f->n_notified, 1);
@@ -501,6 +550,31 @@ static void test_e2ae_media(void **state) {
       200);
   assert_string_not_equal(str_at(term_of(f->body, 0), "ice", "localUfrag"),
                           ufrag);
+  /* Our tls-id (RFC 8842): kept while the association is, new with a
+   * new one (a new tls-id of the peer). */
+  char tls_id[40];
+  snprintf(tls_id, sizeof(tls_id), "%s",
+           str_at(term_of(f->body, 0), "dtls", "localTlsId"));
+  assert_int_equal(strlen(tls_id), 32);
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"add\",\"path\":\"/terminations/0/dtls/tlsId\","
+           "\"value\":\"abcdefghijklmnopqrstuvwx\"}]"),
+      200);
+  assert_string_equal(str_at(term_of(f->body, 0), "dtls", "localTlsId"),
+                      tls_id);
+  assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+  assert_string_equal(str_at(term_of(f->body, 0), "dtls", "localTlsId"),
+                      tls_id);
+  assert_int_equal(
+      call(f, "PATCH", path, "application/json-patch+json",
+           "[{\"op\":\"replace\",\"path\":\"/terminations/0/dtls/tlsId\","
+           "\"value\":\"ABCDEFGHIJKLMNOPQRSTUVWX\"}]"),
+      200);
+  assert_string_not_equal(str_at(term_of(f->body, 0), "dtls", "localTlsId"),
+                          tls_id);
+  assert_int_equal(strlen(str_at(term_of(f->body, 0), "dtls", "localTlsId")),
+                   32);
   /* DELETE: the ports stay taken until the worker reports RELEASED. */
   assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
   assert_int_equal(dcmf_ports_in_use(f->ports), 3);
@@ -551,12 +625,155 @@ static void test_e2ae_worker_failed(void **state) {
   assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 0);
 }
 
+/* Waits, bounded to 2 s, until the worker thread holds |want| sessions
+ * (its gauge is read across threads, as /metrics does). */
+static void wait_sessions(struct fixture *f, uint64_t want) {
+  for (int i = 0; i < 2000; i++) {
+    if (atomic_load_explicit(&dcmf_worker_stats(f->worker)->sessions,
+                             memory_order_relaxed) == want) {
+      return;
+    }
+    struct timespec ms = {.tv_nsec = 1000000};
+    nanosleep(&ms, NULL);
+  }
+  fail_msg("the worker never held %llu sessions", (unsigned long long)want);
+}
+
+/* RELEASED is never refused: two contexts deleted while the control
+ * loop does not turn; the outbox (of one event here) is full with the
+ * first one's RELEASED when the second's comes, and both get their
+ * ports back. */
+static void test_e2ae_released_outbox_full(void **state) {
+  struct fixture *f = *state;
+  char path[2][128];
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(
+        call(f, "POST", "/agw/v1/contexts", "application/json",
+             "{\"terminations\":[{\"terminationId\":\"access\","
+             "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+             "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+             "\"RTP/AVP\",\"rtcpMux\":true}]}"),
+        201);
+    snprintf(path[i], sizeof(path[i]), "/agw/v1/contexts/%s",
+             json_string_value(json_object_get(f->body, "contextId")));
+  }
+  wait_sessions(f, 2);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(call(f, "DELETE", path[i], NULL, NULL), 204);
+  }
+  wait_sessions(f, 0);
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) != 0; i++) {
+    turn(f);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  assert_int_equal(dcmf_worker_events_refused(f->worker), 0);
+}
+
+/* A worker that dies after a DELETE posted the REMOVE (RELEASED never
+ * comes): the ports come back with the worker's failure, for an e2ae
+ * context and for a relay. A worker whose link is down gets nothing: a
+ * POST fails with its ports back, and a DELETE gives them back at once. */
+static void test_e2ae_worker_gone(void **state) {
+  static const char body[] =
+      "{\"terminations\":[{\"terminationId\":\"access\","
+      "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+      "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+      "\"RTP/AVP\",\"rtcpMux\":true}]}";
+  struct fixture *f = *state;
+  char path[128], relay_path[128];
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", body), 201);
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(call(f, "POST", "/agw/v1/contexts", "application/json",
+                        "{\"terminations\":[{\"terminationId\":\"access\"},"
+                        "{\"terminationId\":\"core\"}]}"),
+                   201);
+  snprintf(relay_path, sizeof(relay_path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  f->lose_remove = 1;
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  assert_int_equal(call(f, "DELETE", relay_path, NULL, NULL), 204);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 4); /* wait for RELEASED */
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 2);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  f->lose_remove = 0;
+  /* The link is down: the POST fails and holds nothing. */
+  f->link_down = 1;
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", body), 500);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  /* Created while the link was up, deleted while it is down. */
+  f->link_down = 0;
+  assert_int_equal(
+      call(f, "POST", "/agw/v1/contexts", "application/json", body), 201);
+  snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+           json_string_value(json_object_get(f->body, "contextId")));
+  assert_int_equal(dcmf_ports_in_use(f->ports), 2);
+  f->link_down = 1;
+  assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+  assert_int_equal(dcmf_agw_worker_failed(f->agw, 0), 0); /* nothing left */
+  f->link_down = 0;
+}
+
+/* Core rtcpMux: a context created with it has no core RTCP socket, so
+ * turning it off is refused, naming the member; one created without it
+ * may turn it on (the RTCP socket stays unused) and off again. */
+static void test_e2ae_core_rtcp_mux_patch(void **state) {
+  struct fixture *f = *state;
+  char path[128];
+  for (int mux = 1; mux >= 0; mux--) {
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"terminations\":[{\"terminationId\":\"access\","
+             "\"transport\":\"UDP/TLS/RTP/SAVP\",\"dtls\":{\"setup\":"
+             "\"active\"}},{\"terminationId\":\"core\",\"transport\":"
+             "\"RTP/AVP\",\"rtcpMux\":%s}]}",
+             mux ? "true" : "false");
+    assert_int_equal(
+        call(f, "POST", "/agw/v1/contexts", "application/json", body), 201);
+    snprintf(path, sizeof(path), "/agw/v1/contexts/%s",
+             json_string_value(json_object_get(f->body, "contextId")));
+    const char *off = "[{\"op\":\"replace\",\"path\":"
+                      "\"/terminations/1/rtcpMux\",\"value\":false}]";
+    const char *on = "[{\"op\":\"replace\",\"path\":"
+                     "\"/terminations/1/rtcpMux\",\"value\":true}]";
+    if (mux) {
+      assert_int_equal(
+          call(f, "PATCH", path, "application/json-patch+json", off), 400);
+      json_t *inv =
+          json_array_get(json_object_get(f->body, "invalidParams"), 0);
+      assert_string_equal(json_string_value(json_object_get(inv, "param")),
+                          "/terminations/1/rtcpMux");
+      assert_int_equal(call(f, "GET", path, NULL, NULL), 200);
+      assert_true(
+          json_is_true(json_object_get(term_of(f->body, 1), "rtcpMux")));
+    } else {
+      assert_int_equal(
+          call(f, "PATCH", path, "application/json-patch+json", on), 200);
+      assert_int_equal(
+          call(f, "PATCH", path, "application/json-patch+json", off), 200);
+    }
+    assert_int_equal(call(f, "DELETE", path, NULL, NULL), 204);
+  }
+  for (int i = 0; i < 400 && dcmf_ports_in_use(f->ports) != 0; i++) {
+    turn(f);
+  }
+  assert_int_equal(dcmf_ports_in_use(f->ports), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_relay_through_sockets, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_media, setup, teardown),
       cmocka_unit_test_setup_teardown(test_e2ae_worker_failed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_worker_gone, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_core_rtcp_mux_patch, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_e2ae_released_outbox_full,
+                                      setup_full_outbox, teardown),
       cmocka_unit_test_setup_teardown(test_del_releases_everything, setup,
                                       teardown),
   };

@@ -50,6 +50,7 @@
 #include "service.h"
 #include "session.h"
 #include "srtp.h"
+#include "stun.h"
 #include "tickq.h"
 #include "worker.h"
 
@@ -123,6 +124,9 @@ struct opts {
   int core_avpf;  /* core RTP/AVPF */
   int wrong_fp;   /* the session expects another certificate */
   int no_connect; /* the WIC does not start DTLS */
+  int access_avp; /* access UDP/TLS/RTP/SAVP (no feedback) */
+  int consent_ms; /* the session's consent lifetime; 0: 30 s */
+  int ice;        /* the WIC does ICE (checks before DTLS), not none */
 };
 
 /* ---- sockets and packets ---- */
@@ -435,7 +439,10 @@ static struct fx *fx_new(const struct opts *o) {
   snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
   memcpy(&d.remote_addr, &f->wic.addr, sizeof(f->wic.addr));
   d.has_remote_addr = 1;
-  d.remote_no_ice = 1; /* DTLS straight from the signalled address */
+  d.remote_no_ice = !o->ice; /* else DTLS straight from the signalled address */
+  if (o->ice) {
+    snprintf(d.remote_ufrag, sizeof(d.remote_ufrag), "wIcW");
+  }
   d.dtls_server = 1;
   d.assoc = DCMF_ASSOC_SRTP;
   snprintf(d.remote_tls_id, sizeof(d.remote_tls_id), "tls-a");
@@ -469,9 +476,10 @@ static struct fx *fx_new(const struct opts *o) {
   leg->rtcp_mux = o->mux;
   leg->latching = o->latching;
   leg->core_avpf = o->core_avpf;
-  leg->access_avpf = 1;
+  leg->access_avpf = !o->access_avp;
   d.rtpleg = leg;
-  struct dcmf_session_env env = {.loop = &f->loop,
+  struct dcmf_session_env env = {.consent_timeout_ms = (uint64_t)o->consent_ms,
+                                 .loop = &f->loop,
                                  .dtls_ctx = &f->ctx,
                                  .log = &f->log,
                                  .stats = &f->stats,
@@ -792,6 +800,163 @@ static void test_latching(void **state) {
   assert_int_equal(f->wic.n_rtp, 2);
   assert_true(same(&f->wic.rtp[1], &c2));
   assert_int_equal(counter(f, "drops", "unknownSource"), 1);
+  fx_free(f);
+}
+
+/* Latching takes only a forwarded packet's source: a stranger speaking
+ * before DTLS is up latches nothing (counted beforeDtls), the core that
+ * speaks once the association is keyed is latched, and the stranger is
+ * then an unknown source. */
+static void test_latching_waits_for_keys(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .latching = 1, .core_avpf = 1, .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  struct dgram s1 = rtp(CORE_SSRC + 1, 1);
+  peer_send(&f->stranger, &f->core_rtp_addr, &s1);
+  assert_true(wait_counter(f, "drops", "beforeDtls", 1));
+  wic_start(&f->wic, &f->session_addr, &f->cert);
+  assert_true(until(f, wic_up));
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(same(&f->wic.rtp[0], &c1));
+  peer_send(&f->stranger, &f->core_rtp_addr, &s1);
+  assert_true(wait_counter(f, "drops", "unknownSource", 1));
+  rounds(f, 20);
+  assert_int_equal(f->wic.n_rtp, 1);
+  fx_free(f);
+}
+
+/* With a separate core RTCP port, once RTP latched, RTCP is heard and
+ * latched only from the same host: a stranger on another loopback
+ * address is dropped, the core's RTCP (another port) passes. */
+static void test_latching_rtcp_same_host(void **state) {
+  (void)state;
+  struct opts o = {.mux = 0, .latching = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct peer far;
+  memset(&far, 0, sizeof(far));
+  far.fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(far.fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(0x7f000002); /* 127.0.0.2 */
+  assert_int_equal(bind(far.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  struct dgram rr = {0};
+  add_rr(&rr, CORE_SSRC + 7);
+  peer_send(&far, &f->core_rtcp_addr, &rr);
+  assert_true(wait_counter(f, "drops", "unknownSource", 1));
+  struct dgram rr2 = {0};
+  add_rr(&rr2, CORE_SSRC);
+  peer_send(&f->core_rtcp, &f->core_rtcp_addr, &rr2);
+  assert_true(wait_n(f, wic_rtcp_has_n, 1));
+  assert_true(same(&f->wic.rtcp[0], &rr2));
+  rounds(f, 20);
+  assert_int_equal(f->wic.n_rtcp, 1);
+  close(far.fd);
+  fx_free(f);
+}
+
+/* Toward an access leg without AVPF, a reduced-size PLI+RR from an AVPF
+ * core loses the PLI; what is left goes on the flow of the RR's sender
+ * (not of the PLI's, read before the filter), counted as stripped. */
+static void test_feedback_stripped_sender_reread(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .access_avp = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram in = {0}, want = {0};
+  add_pli(&in, CORE_SSRC + 5, WIC_SSRC);
+  add_rr(&in, CORE_SSRC);
+  add_rr(&want, CORE_SSRC);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &in);
+  assert_true(wait_n(f, wic_rtcp_has_n, 1));
+  assert_true(same(&f->wic.rtcp[0], &want));
+  assert_true(wait_counter(f, "toAccess", "packets", 1));
+  assert_int_equal(counter(f, "drops", "beforeDtls"), 0);
+  assert_int_equal(counter(f, "drops", "feedbackStripped"), 1);
+  fx_free(f);
+}
+
+/* An access datagram in the SRTP range that cannot be SRTP (shorter than
+ * an RTP header) is refused by the association and shows as malformed
+ * in the pushed counters; nothing reaches the core. */
+static void test_access_malformed_counted(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  uint8_t junk[8] = {0x80, 111, 0, 1, 0, 0, 0, 0};
+  assert_int_equal(sendto(f->wic.fd, junk, sizeof(junk), 0,
+                          (const struct sockaddr *)&f->session_addr,
+                          sizeof(f->session_addr)),
+                   (ssize_t)sizeof(junk));
+  assert_true(wait_counter(f, "drops", "malformed", 1));
+  rounds(f, 10);
+  assert_int_equal(f->core_rtp.n, 0);
+  assert_int_equal(counter(f, "toCore", "packets"), 0);
+  fx_free(f);
+}
+
+static int consent_lost(struct fx *f) {
+  return strstr(f->events, "CONSENT_LOST") != NULL;
+}
+
+/* Once consent is lost the session has no DTLS peer to send to: core
+ * packets are counted as dropped (sendFailed), not as sent toward the
+ * access side, and none reaches the WIC. */
+static void test_no_access_after_consent_lost(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1,
+                   .signalled = 1,
+                   .core_avpf = 1,
+                   .consent_ms = 300,
+                   .ice = 1,
+                   .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  /* The WIC's nominating check latches it (consent starts), then DTLS. */
+  struct dcmf_stun_request req = {
+      .txid = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
+      .username = "sEsS:wIcW",
+      .key = (const uint8_t *)"0123456789abcdefghijkl",
+      .key_len = 22,
+      .priority = 0x6e0001ff,
+      .role = DCMF_STUN_ROLE_CONTROLLING,
+      .tie_breaker = 42,
+      .use_candidate = 1,
+  };
+  uint8_t pkt[256];
+  size_t len = 0;
+  assert_int_equal(dcmf_stun_build_request(pkt, sizeof(pkt), &len, &req), 0);
+  assert_int_equal(sendto(f->wic.fd, pkt, len, 0,
+                          (const struct sockaddr *)&f->session_addr,
+                          sizeof(f->session_addr)),
+                   (ssize_t)len);
+  rounds(f, 5);
+  wic_start(&f->wic, &f->session_addr, &f->cert);
+  assert_true(until(f, wic_up));
+  struct dgram c1 = rtp(CORE_SSRC, 1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_true(wait_counter(f, "toAccess", "packets", 1));
+  /* The WIC stays silent: consent runs out on the session's timer, which
+   * each blocking turn waits for (bounded in turns; the test's timeout
+   * bounds the time). */
+  for (int i = 0; i < 200 && !consent_lost(f); i++) {
+    uv_run(&f->loop, UV_RUN_ONCE);
+    round_trip(f);
+  }
+  assert_true(consent_lost(f));
+  struct dgram c2 = rtp(CORE_SSRC, 2), c3 = rtp(CORE_SSRC, 3);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c2);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c3);
+  assert_true(wait_counter(f, "drops", "sendFailed", 2));
+  rounds(f, 10);
+  assert_int_equal(counter(f, "toAccess", "packets"), 1);
+  assert_int_equal(f->wic.n_rtp, 1);
   fx_free(f);
 }
 
@@ -1222,6 +1387,11 @@ int main(void) {
       cmocka_unit_test(test_separate_rtcp_port_avp_core),
       cmocka_unit_test(test_unknown_source_dropped),
       cmocka_unit_test(test_latching),
+      cmocka_unit_test(test_latching_waits_for_keys),
+      cmocka_unit_test(test_latching_rtcp_same_host),
+      cmocka_unit_test(test_feedback_stripped_sender_reread),
+      cmocka_unit_test(test_access_malformed_counted),
+      cmocka_unit_test(test_no_access_after_consent_lost),
       cmocka_unit_test(test_core_before_dtls),
       cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
       cmocka_unit_test(test_tampered_and_replayed_srtp),

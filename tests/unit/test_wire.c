@@ -384,6 +384,19 @@ static void test_media_rtpleg_refusals(void **state) {
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, 2, &op, &back),
                    DCMF_ERR_MALFORMED);
   memcpy(raw, &saved, sizeof(saved));
+  /* Leg sockets with an UPDATE or a REMOVE (only an ADD brings them). */
+  uint32_t add_op;
+  memcpy(&add_op, body, sizeof(add_op));
+  for (uint32_t o = DCMF_MEDIA_OP_UPDATE; o <= DCMF_MEDIA_OP_REMOVE; o++) {
+    if (o == add_op) {
+      continue;
+    }
+    memcpy(body, &o, sizeof(o));
+    assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+                     DCMF_ERR_MALFORMED);
+    assert_int_equal(fds[1], l->rtp_fd); /* untouched */
+  }
+  memcpy(body, &add_op, sizeof(add_op));
   /* A description without the leg but the leg's bytes after it. */
   struct dcmf_media_desc *rawd = (void *)(body + sizeof(uint32_t));
   struct dcmf_media_rtpleg *was = rawd->rtpleg;
