@@ -571,14 +571,6 @@ static int op_e2ae_view(void *user, void *media, json_t *view) {
   return 0;
 }
 
-/* RFC 3339 UTC with milliseconds, as Nmf_MRM's events carry it. */
-static void format_time(int64_t time_ms, char *out, size_t cap) {
-  time_t secs = (time_t)(time_ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, cap - n, ".%03dZ", (int)(time_ms % 1000));
-}
 
 /* The counters of an RTP_COUNTERS snapshot (e2ae_svc.h) as /metrics
  * and GET show them, each on the termination where it happens: packets
@@ -658,7 +650,7 @@ static json_t *termination_stats(json_t *snap, const char *term) {
 static void e2ae_record(struct dcmf_agw *agw, struct e2ae *m,
                         const struct dcmf_media_event *ev) {
   char when[40];
-  format_time(ev->time_ms, when, sizeof(when));
+  dcmf_format_time_ms(ev->time_ms, when, sizeof(when));
   json_t *detail = json_loads(ev->detail, 0, NULL);
   json_t *event = json_pack(
       "{s:s, s:s, s:s, s:o, s:s}", "contextId", m->context_id, "terminationId",

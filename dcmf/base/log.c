@@ -31,14 +31,20 @@ int dcmf_log_format_parse(const char *text, enum dcmf_log_format *format) {
   return 0;
 }
 
+void dcmf_format_time_ms(int64_t time_ms, char *out, size_t cap) {
+  time_t secs = (time_t)(time_ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, cap - n, ".%03dZ", (int)(time_ms % 1000));
+}
+
 /* Logging is glue, so it may read the wall clock. */
 static void log_timestamp(char *out, size_t cap) {
   struct timespec now;
-  struct tm tm;
   clock_gettime(CLOCK_REALTIME, &now);
-  gmtime_r(&now.tv_sec, &tm);
-  size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, cap - n, ".%03ldZ", now.tv_nsec / 1000000L);
+  dcmf_format_time_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000L,
+                      out, cap);
 }
 
 void dcmf_log_write(const struct dcmf_log *log, enum dcmf_log_level level,

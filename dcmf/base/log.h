@@ -7,6 +7,8 @@
 #ifndef DCMF_LOG_H
 #define DCMF_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum dcmf_log_level {
@@ -26,6 +28,11 @@ struct dcmf_log {
   enum dcmf_log_level level;
   enum dcmf_log_format format;
 };
+
+/* Writes |time_ms| (ms since the epoch, UTC, not negative) as RFC 3339
+ * with milliseconds ("2026-12-05T14:55:00.123Z", 24 bytes and the NUL)
+ * into |out| of |cap| bytes: the form of log lines and of events. */
+void dcmf_format_time_ms(int64_t time_ms, char *out, size_t cap);
 
 /* Parses "error", "warn", "info" or "debug". Returns 0 or DCMF_ERR_INVALID. */
 int dcmf_log_level_parse(const char *text, enum dcmf_log_level *level);

@@ -372,14 +372,6 @@ struct dcmf_registry *dcmf_controller_registry(struct dcmf_controller *ctl) {
 /* ---- workers to the control plane ------------------------------------------
  */
 
-/* RFC 3339 UTC with milliseconds, as events carry it. */
-static void format_time(int64_t time_ms, char *out, size_t cap) {
-  time_t secs = (time_t)(time_ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, cap - n, ".%03dZ", (int)(time_ms % 1000));
-}
 
 void dcmf_controller_on_event(void *user, const struct dcmf_media_event *ev) {
   struct dcmf_controller *ctl = user;
@@ -390,7 +382,7 @@ void dcmf_controller_on_event(void *user, const struct dcmf_media_event *ev) {
     return; /* released meanwhile */
   }
   char when[40];
-  format_time(ev->time_ms, when, sizeof(when));
+  dcmf_format_time_ms(ev->time_ms, when, sizeof(when));
   json_t *detail = json_loads(ev->detail, 0, NULL);
   json_t *event =
       json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "contextId",
