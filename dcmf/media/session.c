@@ -619,7 +619,12 @@ static int is_client_hello(const uint8_t *data, size_t len) {
 
 static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
-  if (!dcmf_ice_is_authorized_source(&s->ice, from)) {
+  uint64_t now = uv_now(s->env.loop);
+  /* Records still in flight on the pair the peer just left are taken for
+   * a short grace (ice.h, "Peer moves"), but move nothing: our records
+   * keep going to the new peer, and consent is the new peer's own. */
+  int previous = !dcmf_ice_is_authorized_source(&s->ice, from);
+  if (previous && !dcmf_ice_is_previous_source(&s->ice, from, now)) {
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
@@ -627,7 +632,6 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dropped_dtls, 1);
     return;
   }
-  uint64_t now = uv_now(s->env.loop);
   /* A handshake costs a signature: ClientHellos are limited per source,
    * except from the peer of an established association. */
   int established =
@@ -638,23 +642,31 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dtls_hello_rate_limited, 1);
     return;
   }
-  memcpy(&s->dtls_peer, from,
-         from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                     : sizeof(struct sockaddr_in));
-  s->has_dtls_peer = 1;
-  dcmf_ice_note_traffic(&s->ice, now);
+  if (!previous) {
+    memcpy(&s->dtls_peer, from,
+           from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in));
+    s->has_dtls_peer = 1;
+    dcmf_ice_note_traffic(&s->ice, now);
+  }
   if (dcmf_dcstack_recv(s->stack, data, len) != 0) {
     STAT_ADD(s, dropped_dtls, 1);
   }
   session_arm_timer(s);
 }
 
-/* A datagram of the kind's raw range (SRTP): from the DTLS peer only,
- * and only while an association exists. */
+/* A datagram of the kind's raw range (SRTP): from the DTLS peer, or
+ * the ICE peer it just moved from during its grace (ice.h, "Peer
+ * moves": the WIC sends on its old pair until its own check completes),
+ * and only while an association exists. Only the DTLS peer's media
+ * counts as consent and ends that grace. */
 static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
                    const uint8_t *data, size_t len) {
-  if (!s->has_dtls_peer ||
-      !dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from)) {
+  uint64_t now = uv_now(s->env.loop);
+  int from_peer =
+      s->has_dtls_peer &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
+  if (!from_peer && !dcmf_ice_is_previous_source(&s->ice, from, now)) {
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
@@ -662,7 +674,9 @@ static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dropped_other, 1);
     return;
   }
-  dcmf_ice_note_traffic(&s->ice, uv_now(s->env.loop));
+  if (from_peer) {
+    dcmf_ice_note_traffic(&s->ice, now);
+  }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

@@ -171,6 +171,16 @@ static int ice_latch(struct dcmf_ice *ice, const struct sockaddr *from,
   }
   if (ice->latched && !use_candidate)
     return 0; /* only a nomination moves an existing latch */
+  if (ice->latched) {
+    /* The controlling side still sends on the pair it leaves until its
+     * own check completes: keep that address for media a little while.
+     * Only the address just left; an older one is forgotten. */
+    ice->previous = ice->peer;
+    ice->has_previous = 1;
+    ice->previous_until_ms = now_ms > UINT64_MAX - DCMF_ICE_PREVIOUS_GRACE_MS
+                                 ? UINT64_MAX
+                                 : now_ms + DCMF_ICE_PREVIOUS_GRACE_MS;
+  }
   ice_addr_copy(&ice->peer, from);
   ice->latched = 1;
   ice->last_valid_ms = now_ms;
@@ -246,6 +256,17 @@ int dcmf_ice_is_authorized_source(const struct dcmf_ice *ice,
          dcmf_stun_addr_equal((const struct sockaddr *)&ice->signalled, from);
 }
 
+int dcmf_ice_is_previous_source(const struct dcmf_ice *ice,
+                                const struct sockaddr *from, uint64_t now_ms) {
+  return ice->latched && ice->has_previous && now_ms < ice->previous_until_ms &&
+         dcmf_stun_addr_equal((const struct sockaddr *)&ice->previous, from);
+}
+
+static void ice_forget_previous(struct dcmf_ice *ice) {
+  ice->has_previous = 0;
+  memset(&ice->previous, 0, sizeof(ice->previous));
+}
+
 uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice) {
   if (!ice->latched)
     return UINT64_MAX;
@@ -255,9 +276,12 @@ uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice) {
 }
 
 void dcmf_ice_note_traffic(struct dcmf_ice *ice, uint64_t now_ms) {
-  if (ice->latched && now_ms < dcmf_ice_next_expiry(ice) &&
-      now_ms > ice->last_valid_ms)
+  if (!ice->latched || now_ms >= dcmf_ice_next_expiry(ice))
+    return;
+  if (now_ms > ice->last_valid_ms)
     ice->last_valid_ms = now_ms;
+  /* Media on the new path: the old one is done with. */
+  ice_forget_previous(ice);
 }
 
 int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms) {
@@ -265,6 +289,7 @@ int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms) {
     return 0;
   ice->latched = 0;
   memset(&ice->peer, 0, sizeof(ice->peer));
+  ice_forget_previous(ice);
   ice->counters.consent_losses++;
   return 1;
 }
