@@ -620,11 +620,11 @@ static int is_client_hello(const uint8_t *data, size_t len) {
 static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
   uint64_t now = uv_now(s->env.loop);
-  /* Records still in flight on the pair the peer just left are taken for
-   * a short grace (ice.h, "Peer moves"), but move nothing: our records
-   * keep going to the new peer, and consent is the new peer's own. */
-  int previous = !dcmf_ice_is_authorized_source(&s->ice, from);
-  if (previous && !dcmf_ice_is_previous_source(&s->ice, from, now)) {
+  /* Around a change of pair, records from the pair being taken up or
+   * left are taken too (ice.h, "Changes of pair"), but move nothing: our
+   * records keep going to the peer, and consent is the peer's own. */
+  int alternate = !dcmf_ice_is_authorized_source(&s->ice, from);
+  if (alternate && !dcmf_ice_is_alternate_source(&s->ice, from, now)) {
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
@@ -642,7 +642,7 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dtls_hello_rate_limited, 1);
     return;
   }
-  if (!previous) {
+  if (!alternate) {
     memcpy(&s->dtls_peer, from,
            from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                        : sizeof(struct sockaddr_in));
@@ -655,18 +655,19 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
   session_arm_timer(s);
 }
 
-/* A datagram of the kind's raw range (SRTP): from the DTLS peer, or
- * the ICE peer it just moved from during its grace (ice.h, "Peer
- * moves": the WIC sends on its old pair until its own check completes),
- * and only while an association exists. Only the DTLS peer's media
- * counts as consent and ends that grace. */
+/* A datagram of the kind's raw range (SRTP): from the DTLS peer, or,
+ * around a change of pair, from the address being taken up or left
+ * (ice.h, "Changes of pair": the WIC sends on a pair once its check
+ * succeeded, before it nominates it, and on the old one until our answer
+ * reaches it), and only while an association exists. Only the DTLS
+ * peer's media counts as consent. */
 static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
                    const uint8_t *data, size_t len) {
   uint64_t now = uv_now(s->env.loop);
   int from_peer =
       s->has_dtls_peer &&
       dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
-  if (!from_peer && !dcmf_ice_is_previous_source(&s->ice, from, now)) {
+  if (!from_peer && !dcmf_ice_is_alternate_source(&s->ice, from, now)) {
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }

@@ -1423,11 +1423,12 @@ static void send_two_until(struct fx *f, int fd1, int fd2, int n) {
   rounds(f, 3);
 }
 
-/* The phone moves (an ICE restart to a new address): its nomination from
- * B moves the session's peer, and what it still sends from the old
- * address A (RFC 8445 12.1) is taken, with the answers going to B, until
- * its first datagram from B; an address that never was the peer is
- * never taken. */
+/* The phone moves (an ICE restart to a new address B), as Chromium
+ * does (RFC 8445 12.1): it sends from B once its check from there was
+ * answered, before it nominates B, and from the old address A until it
+ * sees the answer to the nomination. All of it is taken, with the
+ * answers going to the peer of the moment; A until the first datagram
+ * from B as the peer; an address that never checked, never. */
 static void test_raw_from_the_previous_peer(void **state) {
   struct fx *f = *state;
   memset(&rawk_seen, 0, sizeof(rawk_seen));
@@ -1443,31 +1444,38 @@ static void test_raw_from_the_previous_peer(void **state) {
 
   struct sockaddr_in b_addr, c_addr;
   int b = udp_socket(&b_addr), c = udp_socket(&c_addr);
-  send_check(f, b, 1);
+  /* B checked, not nominated: taken, echoed to A, the peer still. */
+  send_check(f, b, 0);
   assert_int_equal(first_byte_on(f, b), 1); /* the Binding success */
+  send_raw_from(f, b);
+  want_raw_in = 1;
+  assert_true(until(f, raw_in_reached));
+  assert_true(until(f, raw_echoed));
 
+  send_check(f, b, 1);
+  assert_int_equal(first_byte_on(f, b), 1);
   /* Still from A: taken, echoed to B. */
   send_raw(f, ph);
-  want_raw_in = 1;
+  want_raw_in = 2;
   assert_true(until(f, raw_in_reached));
   int echo = first_byte_on(f, b);
   assert_true(echo >= 128 && echo <= 191);
 
   /* From C, which never was the peer: dropped (A's, sent after it, is
    * taken, so C's was seen by then). */
-  send_two_until(f, c, ph->fd, 2);
-  assert_int_equal(rawk_seen.raw_in, 2);
+  send_two_until(f, c, ph->fd, 3);
+  assert_int_equal(rawk_seen.raw_in, 3);
   echo = first_byte_on(f, b);
   assert_true(echo >= 128 && echo <= 191);
 
   /* From B: taken; then A is done with (B's after it is taken). */
   send_raw_from(f, b);
-  want_raw_in = 3;
+  want_raw_in = 4;
   assert_true(until(f, raw_in_reached));
-  send_two_until(f, ph->fd, b, 4);
-  assert_int_equal(rawk_seen.raw_in, 4);
-  /* Every answer went to B, none to A. */
-  assert_int_equal(ph->raw_received, 0);
+  send_two_until(f, ph->fd, b, 5);
+  assert_int_equal(rawk_seen.raw_in, 5);
+  /* Since the nomination every answer went to B, none to A. */
+  assert_int_equal(ph->raw_received, 1);
 
   close(b);
   close(c);
