@@ -20,13 +20,14 @@
  * a change of pair, dcmf_ice_is_alternate_source().
  *
  * Changes of pair (an ICE restart to a new address, or any other change
- * of the controlling side's selected pair): the controlling side sends
- * media on a pair as soon as its own check on it succeeded, before it
- * nominates it (RFC 8445 12.1, Chromium does), and until then, and until
- * it sees our answer to the nominating check, on the pair it leaves. So
- * that none of that media is lost, two addresses besides the peer may be
- * taken media from ("alternate" sources), never sent anything, never
- * counted as consent:
+ * of the controlling side's selected pair): the controlling side may
+ * send media on a new pair as soon as its own check there succeeded,
+ * before it nominates it (RFC 8445 12.1 lets a full agent send on a
+ * valid pair; Chromium does), and media it sent on the pair it leaves
+ * may still arrive after its nomination moved our peer. So that none of
+ * that media is lost, two addresses besides the peer may be taken media
+ * from ("alternate" sources), never sent anything, never counted as
+ * consent:
  *
  * - the checked address: the last address other than the peer whose
  *   authenticated check without USE-CANDIDATE we answered, for

@@ -531,12 +531,12 @@ async function refusedSources(d) {
 // gathers a new host candidate, on a new port): the IMS-ALG PATCHes the
 // new remote credentials and address, answers with the AGW's new local
 // credentials, and media goes on both ways on the same DTLS association
-// and SSRCs. Chromium goes on sending on the old path until its own
-// check on the new one completes, after the AGW already took the new one
-// (RFC 8445 12.1); the AGW still takes media from the address it left
-// until the first from the new one (or 2 s; docs/e2ae.md, "ICE restart"),
-// so the case requires that nothing is lost: no gap in what reaches the
-// core, in order.
+// and SSRCs. Chromium sends from its new address once its plain check
+// there is answered, before it nominates it, and packets on the old path
+// may still arrive after the nomination; the AGW takes media from both
+// for a short while (docs/e2ae.md, "ICE restart: no gap"), so the case
+// requires that nothing is lost: no gap in what reaches the core, in
+// order.
 const iceRestartCase = { name: "audio: ICE restart mid-call, media goes on", async fn(d) {
   const c = await call(d, ["audio"]);
   try {
