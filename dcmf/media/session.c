@@ -658,9 +658,9 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
 /* A datagram of the kind's raw range (SRTP): from the DTLS peer, or,
  * around a change of pair, from the address being taken up or left
  * (ice.h, "Changes of pair": the WIC sends on a pair once its check
- * succeeded, before it nominates it, and on the old one until our answer
- * reaches it), and only while an association exists. Only the DTLS
- * peer's media counts as consent. */
+ * succeeded, before it nominates it, and what it sent on the old one may
+ * arrive after the nomination), and only while an association exists.
+ * Only the DTLS peer's media counts as consent. */
 static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
                    const uint8_t *data, size_t len) {
   uint64_t now = uv_now(s->env.loop);

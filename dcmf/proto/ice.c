@@ -195,9 +195,8 @@ static int ice_latch(struct dcmf_ice *ice, const struct sockaddr *from,
     return 0;
   }
   if (ice->latched) {
-    /* The controlling side still sends on the pair it leaves until our
-     * answer reaches it. Only the address just left; an older one is
-     * forgotten. */
+    /* What the controlling side sent on the pair it leaves may still
+     * arrive. Only the address just left; an older one is forgotten. */
     ice->previous = ice->peer;
     ice->has_previous = 1;
     ice->previous_until_ms = ice_grace_end(now_ms);

@@ -272,8 +272,7 @@ uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice);
  * Returns 1 if consent ran out at |now_ms|: the latch is then cleared
  * (dcmf_ice_peer() no longer returns it, so nothing more is sent there;
  * a new authenticated request latches again), and so are both alternate
- * sources. Returns 0 otherwise, so it
- * returns 1 exactly once per loss.
+ * sources. Returns 0 otherwise, so it returns 1 exactly once per loss.
  */
 int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms);
 
