@@ -629,7 +629,12 @@ static int is_client_hello(const uint8_t *data, size_t len) {
 
 static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
-  if (!dcmf_ice_is_authorized_source(&s->ice, from)) {
+  uint64_t now = uv_now(s->env.loop);
+  /* Around a change of pair, records from the pair being taken up or
+   * left are taken too (ice.h, "Changes of pair"), but move nothing: our
+   * records keep going to the peer, and consent is the peer's own. */
+  int alternate = !dcmf_ice_is_authorized_source(&s->ice, from);
+  if (alternate && !dcmf_ice_is_alternate_source(&s->ice, from, now)) {
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
@@ -637,7 +642,6 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dropped_dtls, 1);
     return;
   }
-  uint64_t now = uv_now(s->env.loop);
   /* A handshake costs a signature: ClientHellos are limited per source,
    * except from the peer of an established association. */
   int established =
@@ -648,23 +652,32 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dtls_hello_rate_limited, 1);
     return;
   }
-  memcpy(&s->dtls_peer, from,
-         from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                     : sizeof(struct sockaddr_in));
-  s->has_dtls_peer = 1;
-  dcmf_ice_note_traffic(&s->ice, now);
+  if (!alternate) {
+    memcpy(&s->dtls_peer, from,
+           from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in));
+    s->has_dtls_peer = 1;
+    dcmf_ice_note_traffic(&s->ice, now);
+  }
   if (dcmf_dcstack_recv(s->stack, data, len) != 0) {
     STAT_ADD(s, dropped_dtls, 1);
   }
   session_arm_timer(s);
 }
 
-/* A datagram of the kind's raw range (SRTP): from the DTLS peer only,
- * and only while an association exists. */
+/* A datagram of the kind's raw range (SRTP): from the DTLS peer, or,
+ * around a change of pair, from the address being taken up or left
+ * (ice.h, "Changes of pair": the WIC sends on a pair once its check
+ * succeeded, before it nominates it, and what it sent on the old one may
+ * arrive after the nomination), and only while an association exists.
+ * Only the DTLS peer's media counts as consent. */
 static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
                    const uint8_t *data, size_t len) {
-  if (!s->has_dtls_peer ||
-      !dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from)) {
+  uint64_t now = uv_now(s->env.loop);
+  int from_peer =
+      s->has_dtls_peer &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
+  if (!from_peer && !dcmf_ice_is_alternate_source(&s->ice, from, now)) {
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
@@ -672,7 +685,9 @@ static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dropped_other, 1);
     return;
   }
-  dcmf_ice_note_traffic(&s->ice, uv_now(s->env.loop));
+  if (from_peer) {
+    dcmf_ice_note_traffic(&s->ice, now);
+  }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

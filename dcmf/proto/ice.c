@@ -157,6 +157,23 @@ static void ice_count_error(struct dcmf_ice *ice, int code) {
     c->role_conflicts++;
 }
 
+/* |now_ms| + DCMF_ICE_ALTERNATE_GRACE_MS, saturated. */
+static uint64_t ice_grace_end(uint64_t now_ms) {
+  return now_ms > UINT64_MAX - DCMF_ICE_ALTERNATE_GRACE_MS
+             ? UINT64_MAX
+             : now_ms + DCMF_ICE_ALTERNATE_GRACE_MS;
+}
+
+static void ice_forget_previous(struct dcmf_ice *ice) {
+  ice->has_previous = 0;
+  memset(&ice->previous, 0, sizeof(ice->previous));
+}
+
+static void ice_forget_checked(struct dcmf_ice *ice) {
+  ice->has_checked = 0;
+  memset(&ice->checked, 0, sizeof(ice->checked));
+}
+
 /*
  * Applies the latching rules after a success to |from|; returns 1 if the
  * peer address changed.
@@ -169,8 +186,24 @@ static int ice_latch(struct dcmf_ice *ice, const struct sockaddr *from,
       ice->last_valid_ms = now_ms;
     return 0;
   }
-  if (ice->latched && !use_candidate)
-    return 0; /* only a nomination moves an existing latch */
+  if (ice->latched && !use_candidate) {
+    /* Only a nomination moves an existing latch; but the controlling
+     * side may send media on this pair from now on (RFC 8445 12.1). */
+    ice_addr_copy(&ice->checked, from);
+    ice->has_checked = 1;
+    ice->checked_until_ms = ice_grace_end(now_ms);
+    return 0;
+  }
+  if (ice->latched) {
+    /* What the controlling side sent on the pair it leaves may still
+     * arrive. Only the address just left; an older one is forgotten. */
+    ice->previous = ice->peer;
+    ice->has_previous = 1;
+    ice->previous_until_ms = ice_grace_end(now_ms);
+  }
+  if (ice->has_checked &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&ice->checked, from))
+    ice_forget_checked(ice); /* the peer now */
   ice_addr_copy(&ice->peer, from);
   ice->latched = 1;
   ice->last_valid_ms = now_ms;
@@ -246,6 +279,17 @@ int dcmf_ice_is_authorized_source(const struct dcmf_ice *ice,
          dcmf_stun_addr_equal((const struct sockaddr *)&ice->signalled, from);
 }
 
+int dcmf_ice_is_alternate_source(const struct dcmf_ice *ice,
+                                 const struct sockaddr *from, uint64_t now_ms) {
+  if (!ice->latched)
+    return 0;
+  if (ice->has_previous && now_ms < ice->previous_until_ms &&
+      dcmf_stun_addr_equal((const struct sockaddr *)&ice->previous, from))
+    return 1;
+  return ice->has_checked && now_ms < ice->checked_until_ms &&
+         dcmf_stun_addr_equal((const struct sockaddr *)&ice->checked, from);
+}
+
 uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice) {
   if (!ice->latched)
     return UINT64_MAX;
@@ -255,9 +299,12 @@ uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice) {
 }
 
 void dcmf_ice_note_traffic(struct dcmf_ice *ice, uint64_t now_ms) {
-  if (ice->latched && now_ms < dcmf_ice_next_expiry(ice) &&
-      now_ms > ice->last_valid_ms)
+  if (!ice->latched || now_ms >= dcmf_ice_next_expiry(ice))
+    return;
+  if (now_ms > ice->last_valid_ms)
     ice->last_valid_ms = now_ms;
+  /* Media on the new path: the old one is done with. */
+  ice_forget_previous(ice);
 }
 
 int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms) {
@@ -265,6 +312,8 @@ int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms) {
     return 0;
   ice->latched = 0;
   memset(&ice->peer, 0, sizeof(ice->peer));
+  ice_forget_previous(ice);
+  ice_forget_checked(ice);
   ice->counters.consent_losses++;
   return 1;
 }

@@ -16,7 +16,32 @@
  * that knows our pwd never needs them). Every response written carries
  * MESSAGE-INTEGRITY. Media (DTLS) may be sent to dcmf_ice_peer() only,
  * and accepted only from sources for which
- * dcmf_ice_is_authorized_source() says yes.
+ * dcmf_ice_is_authorized_source() says yes, or, for a short while around
+ * a change of pair, dcmf_ice_is_alternate_source().
+ *
+ * Changes of pair (an ICE restart to a new address, or any other change
+ * of the controlling side's selected pair): the controlling side may
+ * send media on a new pair as soon as its own check there succeeded,
+ * before it nominates it (RFC 8445 12.1 lets a full agent send on a
+ * valid pair; Chromium does), and media it sent on the pair it leaves
+ * may still arrive after its nomination moved our peer. So that none of
+ * that media is lost, two addresses besides the peer may be taken media
+ * from ("alternate" sources), never sent anything, never counted as
+ * consent:
+ *
+ * - the checked address: the last address other than the peer whose
+ *   authenticated check without USE-CANDIDATE we answered, for
+ *   DCMF_ICE_ALTERNATE_GRACE_MS after that answer (each further check
+ *   from it starts that again; one from another address replaces it; its
+ *   nomination makes it the peer);
+ * - the previous peer: the address a nomination moved the peer away from,
+ *   until whichever comes first: the glue notes media from the new peer
+ *   (dcmf_ice_note_traffic()), DCMF_ICE_ALTERNATE_GRACE_MS pass, consent
+ *   on the new peer is lost, or a later move replaces it.
+ *
+ * Both proved knowledge of our current pwd, which is what nomination asks
+ * too; an address that never did is never taken media from. Once its
+ * time ended an address is not taken again unless it checks anew.
  */
 #ifndef DCMF_ICE_H
 #define DCMF_ICE_H
@@ -30,6 +55,14 @@
 #define DCMF_ICE_PWD_MAX 256
 /* RFC 7675: consent expires 30 s after the last proof of it. */
 #define DCMF_ICE_CONSENT_TIMEOUT_MS 30000
+/*
+ * How long media from an alternate source is still taken (see "Changes
+ * of pair" above). The controlling side nominates, and stops using the
+ * pair it leaves, once a check is answered, a round trip or a few later;
+ * 2 s covers that with retransmissions of a lost check (RFC 8445 14.3:
+ * RTO of 500 ms and up) and keeps the window short.
+ */
+#define DCMF_ICE_ALTERNATE_GRACE_MS 2000
 
 struct dcmf_ice_settings {
   /* Our ice-ufrag / ice-pwd (RFC 8839 syntax), copied. Required. */
@@ -95,6 +128,16 @@ struct dcmf_ice {
   struct sockaddr_storage peer; /* valid if |latched| */
   int latched;
   uint64_t last_valid_ms;
+  /* The alternate sources (see "Changes of pair"): the address the peer
+   * moved away from, valid if |has_previous| and before
+   * |previous_until_ms|; the last checked non-peer address, valid if
+   * |has_checked| and before |checked_until_ms|. */
+  struct sockaddr_storage previous;
+  int has_previous;
+  uint64_t previous_until_ms;
+  struct sockaddr_storage checked;
+  int has_checked;
+  uint64_t checked_until_ms;
   struct dcmf_ice_counters counters;
 };
 
@@ -170,7 +213,10 @@ int dcmf_ice_set_local(struct dcmf_ice *ice, const char *ufrag,
  * nomination). A request without USE-CANDIDATE latches |from| only if
  * nothing is latched (first check, or consent was lost); it never moves
  * an existing latch. A success to the peer address (re)starts the
- * consent timer at |now_ms|.
+ * consent timer at |now_ms|. A success to another address that does not
+ * move the peer makes it the checked address, and a move makes the
+ * address left the previous peer, each until |now_ms| +
+ * DCMF_ICE_ALTERNATE_GRACE_MS (see "Changes of pair").
  *
  * Returns an enum dcmf_ice_result, DCMF_ERR_TOO_LARGE if |out_cap| is too
  * small for the response (nothing sent, state unchanged but counted as
@@ -198,8 +244,21 @@ int dcmf_ice_is_authorized_source(const struct dcmf_ice *ice,
                                   const struct sockaddr *from);
 
 /*
- * Notes valid media (DTLS) from the peer at |now_ms|, refreshing consent.
- * Ignored when nothing is latched or consent has already run out.
+ * Returns 1 if |from| is an alternate source at |now_ms| (the checked
+ * address or the previous peer, within its time; see "Changes of pair"):
+ * media from it may be accepted, but is not noted
+ * (dcmf_ice_note_traffic()), moves nothing, and nothing goes back to it.
+ * Otherwise 0 (also for the peer itself: ask
+ * dcmf_ice_is_authorized_source() first).
+ */
+int dcmf_ice_is_alternate_source(const struct dcmf_ice *ice,
+                                 const struct sockaddr *from, uint64_t now_ms);
+
+/*
+ * Notes valid media (DTLS) from the peer at |now_ms|, refreshing consent
+ * and ending the time of the previous peer (the new path carries media
+ * now). Ignored when nothing is latched or consent has already run out.
+ * Call it for media from the peer only, never from an alternate source.
  */
 void dcmf_ice_note_traffic(struct dcmf_ice *ice, uint64_t now_ms);
 
@@ -212,8 +271,8 @@ uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice);
 /*
  * Returns 1 if consent ran out at |now_ms|: the latch is then cleared
  * (dcmf_ice_peer() no longer returns it, so nothing more is sent there;
- * a new authenticated request latches again). Returns 0 otherwise, so it
- * returns 1 exactly once per loss.
+ * a new authenticated request latches again), and so are both alternate
+ * sources. Returns 0 otherwise, so it returns 1 exactly once per loss.
  */
 int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms);
 

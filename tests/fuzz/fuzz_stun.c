@@ -115,6 +115,9 @@ static void fuzz_responder(const uint8_t *data, size_t size,
   fuzz_require(len <= cap);
   for (size_t i = cap; i < sizeof(out); i++)
     fuzz_require(out[i] == FUZZ_CANARY);
+  /* One packet to a new engine latches at most: nothing moved, so no
+   * alternate source (ice.h, "Changes of pair"). */
+  fuzz_require(!dcmf_ice_is_alternate_source(&ice, from, 1000));
   if (rc == DCMF_ICE_DROP_UNAUTHENTICATED)
     fuzz_require(len == 0 && dcmf_ice_peer(&ice) == NULL);
   else if (rc > 0)

@@ -520,6 +520,203 @@ static void test_latching(void **state) {
   assert_int_equal(ice.counters.latches, 3);
 }
 
+/* A nomination that moves the peer keeps the address left for media
+ * until media comes from the new peer (RFC 8445 12.1: the controlling
+ * side sends on its old pair until its own check completes). */
+static void test_previous_peer_until_new_media(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage a = make_addr("198.51.100.1", 1000);
+  struct sockaddr_storage b = make_addr("198.51.100.2", 2000);
+  struct sockaddr_storage c = make_addr("198.51.100.3", 3000);
+  struct dcmf_stun_request plain, nominate;
+  struct reply r;
+  now_ms = 1000;
+  new_ice(&ice, REMOTE_UFRAG);
+  nominate = check(1);
+  send_req(&r, &ice, sa(&a), &nominate);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  /* Nothing moved yet: no previous peer. */
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+
+  /* The restart's nomination from B: media goes to B, A's still in. */
+  now_ms = 1100;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&b), &nominate);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  assert_true(dcmf_stun_addr_equal(dcmf_ice_peer(&ice), sa(&b)));
+  assert_true(dcmf_ice_is_authorized_source(&ice, sa(&b)));
+  assert_false(dcmf_ice_is_authorized_source(&ice, sa(&a)));
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  /* An address that was never the peer is never let in. */
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&c), now_ms));
+  assert_false(dcmf_ice_is_authorized_source(&ice, sa(&c)));
+  /* A failed check from C changes nothing. */
+  plain = check(0);
+  plain.key = NULL;
+  send_req(&r, &ice, sa(&c), &plain);
+  assert_unauthenticated(&r);
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&c), now_ms));
+  assert_true(dcmf_ice_next_expiry(&ice) == 1100 + DCMF_ICE_CONSENT_TIMEOUT_MS);
+
+  /* Media from B: A is done with, for good. */
+  now_ms = 1200;
+  dcmf_ice_note_traffic(&ice, now_ms);
+  assert_true(dcmf_ice_next_expiry(&ice) == 1200 + DCMF_ICE_CONSENT_TIMEOUT_MS);
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), 1201));
+  assert_true(dcmf_stun_addr_equal(dcmf_ice_peer(&ice), sa(&b)));
+  assert_true(dcmf_ice_is_authorized_source(&ice, sa(&b)));
+}
+
+/* The controlling side sends on a pair once its check succeeded, before
+ * it nominates it (RFC 8445 12.1; Chromium after an ICE restart): the
+ * checked address is taken media from for DCMF_ICE_ALTERNATE_GRACE_MS
+ * after each answered check, without moving the peer or its consent. */
+static void test_checked_address(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage a = make_addr("198.51.100.1", 1000);
+  struct sockaddr_storage b = make_addr("198.51.100.2", 2000);
+  struct sockaddr_storage c = make_addr("198.51.100.3", 3000);
+  struct dcmf_stun_request plain, nominate;
+  struct reply r;
+  now_ms = 1000;
+  new_ice(&ice, REMOTE_UFRAG);
+  /* The first check latches: A is the peer, not a checked address. */
+  plain = check(0);
+  send_req(&r, &ice, sa(&a), &plain);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+
+  /* B's check is answered: B may send media, nothing moves. */
+  now_ms = 2000;
+  plain = check(0);
+  send_req(&r, &ice, sa(&b), &plain);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  assert_false(dcmf_ice_is_authorized_source(&ice, sa(&b)));
+  assert_true(dcmf_stun_addr_equal(dcmf_ice_peer(&ice), sa(&a)));
+  assert_true(dcmf_ice_next_expiry(&ice) == 1000 + DCMF_ICE_CONSENT_TIMEOUT_MS);
+  /* Media from the peer does not end it (A's still in flight). */
+  dcmf_ice_note_traffic(&ice, 2100);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), 2100));
+  /* Until its time runs out; another check starts it again. */
+  uint64_t end = 2000 + DCMF_ICE_ALTERNATE_GRACE_MS;
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), end - 1));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), end));
+  now_ms = end + 500;
+  plain = check(0);
+  send_req(&r, &ice, sa(&b), &plain);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+
+  /* One checked address: C's check replaces B. */
+  now_ms += 10;
+  plain = check(0);
+  send_req(&r, &ice, sa(&c), &plain);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+
+  /* C's nomination: C is the peer, A the previous one; C is no longer a
+   * checked address, and media from C ends A's time. */
+  now_ms += 10;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&c), &nominate);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  assert_true(dcmf_ice_is_authorized_source(&ice, sa(&c)));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&c), now_ms));
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  dcmf_ice_note_traffic(&ice, now_ms);
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+}
+
+/* Without media from the new peer the previous one is let in for
+ * DCMF_ICE_ALTERNATE_GRACE_MS, never after; there is only ever one. */
+static void test_previous_peer_grace(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage a = make_addr("198.51.100.1", 1000);
+  struct sockaddr_storage b = make_addr("198.51.100.2", 2000);
+  struct sockaddr_storage c = make_addr("2001:db8::3", 3000);
+  struct dcmf_stun_request nominate;
+  struct reply r;
+  now_ms = 1000;
+  new_ice(&ice, REMOTE_UFRAG);
+  nominate = check(1);
+  send_req(&r, &ice, sa(&a), &nominate);
+  now_ms = 2000;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&b), &nominate);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  uint64_t end = 2000 + DCMF_ICE_ALTERNATE_GRACE_MS;
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&a), end - 1));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), end));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), end + 60000));
+
+  /* B to C within the grace: B is the previous peer, A is forgotten. */
+  now_ms = 2500;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&c), &nominate);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&c), now_ms));
+  /* Back to B: C is the previous one, with a grace of its own. */
+  now_ms = 2600;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&b), &nominate);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  assert_true(dcmf_ice_is_alternate_source(
+      &ice, sa(&c), 2600 + DCMF_ICE_ALTERNATE_GRACE_MS - 1));
+  assert_false(dcmf_ice_is_alternate_source(
+      &ice, sa(&c), 2600 + DCMF_ICE_ALTERNATE_GRACE_MS));
+  assert_int_equal(ice.counters.latches, 4);
+}
+
+/* Consent lost on the new peer ends the time of both alternate sources,
+ * and a latch after the loss is no move: it leaves no previous peer. */
+static void test_previous_peer_consent_loss(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage a = make_addr("198.51.100.1", 1000);
+  struct sockaddr_storage b = make_addr("198.51.100.2", 2000);
+  struct sockaddr_storage c = make_addr("198.51.100.3", 3000);
+  struct dcmf_ice_settings s = {.local_ufrag = LOCAL_UFRAG,
+                                .local_pwd = LOCAL_PWD,
+                                .remote_ufrag = REMOTE_UFRAG,
+                                .consent_timeout_ms = 500};
+  struct dcmf_stun_request nominate;
+  struct reply r;
+  assert_int_equal(dcmf_ice_init(&ice, &s), 0);
+  now_ms = 1000;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&a), &nominate);
+  now_ms = 1100;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&b), &nominate);
+  now_ms = 1200;
+  struct dcmf_stun_request plain = check(0);
+  send_req(&r, &ice, sa(&c), &plain);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&a), 1599));
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c), 1599));
+  assert_int_equal(dcmf_ice_handle_expiry(&ice, 1600), 1);
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), 1600));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&c), 1600));
+  now_ms = 1700;
+  nominate = check(1);
+  send_req(&r, &ice, sa(&c), &nominate);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+}
+
 static void test_consent_expiry(void **state) {
   (void)state;
   struct dcmf_ice ice;
@@ -767,6 +964,10 @@ int main(void) {
       cmocka_unit_test(test_rfc5769_request_role_conflict),
       cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_latching),
+      cmocka_unit_test(test_previous_peer_until_new_media),
+      cmocka_unit_test(test_previous_peer_grace),
+      cmocka_unit_test(test_checked_address),
+      cmocka_unit_test(test_previous_peer_consent_loss),
       cmocka_unit_test(test_consent_expiry),
       cmocka_unit_test(test_consent_refresh),
       cmocka_unit_test(test_consent_timeout_setting),

@@ -44,6 +44,7 @@
 #include "errors.h"
 #include "fingerprint.h"
 #include "sctp.h"
+#include "stun.h"
 #include "service.h"
 #include "session.h"
 #include "svc_relay.h"
@@ -210,6 +211,7 @@ struct phone {
   int received, in_order;
   char text[LOG_CAP]; /* short messages received, '|' after each */
   int raw_received;   /* datagrams of 128-191 (beside DTLS) received */
+  int stun_received;  /* datagrams of 0-3 (STUN) received */
 };
 
 static void phone_out(void *user, const uint8_t *data, size_t len) {
@@ -392,6 +394,9 @@ struct fx {
   char events[LOG_CAP]; /* what the sessions raised toward control */
   /* The sessions' association kinds (env.assoc_kinds); NULL: built-in. */
   const struct dcmf_assoc_ops *const *kinds;
+  /* Sessions started from now on wait for the phone's ICE checks
+   * (remote ufrag PHONE_UFRAG) instead of taking the signalled address. */
+  int ice_checks;
 };
 
 static uint64_t fake_now(void *user) {
@@ -415,6 +420,11 @@ static void set_key(struct dcmf_media_key *k, const char *media) {
   snprintf(k->media_id, sizeof(k->media_id), "%s", media);
 }
 
+/* The sessions' ICE credentials (desc_fill) and the phone's ufrag. */
+#define SESSION_UFRAG "sEsS"
+#define SESSION_PWD "0123456789abcdefghijkl"
+#define PHONE_UFRAG "pHoN"
+
 /* The description of session |i| (media |name|, relayed to |twin| unless
  * NULL) for phone |i|, which must exist, with streams 1000 and 1001 of
  * |proto|; |d->fd| is a new socket when |fd| is set, else -1. */
@@ -433,7 +443,11 @@ static void desc_fill(struct fx *f, size_t i, const char *name,
   snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
   memcpy(&d.remote_addr, &f->phone[i].addr, sizeof(f->phone[i].addr));
   d.has_remote_addr = 1;
-  d.remote_no_ice = 1; /* DTLS straight from the signalled address */
+  if (f->ice_checks) {
+    snprintf(d.remote_ufrag, sizeof(d.remote_ufrag), PHONE_UFRAG);
+  } else {
+    d.remote_no_ice = 1; /* DTLS straight from the signalled address */
+  }
   d.dtls_server = 1;
   assert_int_equal(
       dcmf_fingerprint_parse(f->phone[i].cert.fingerprint, &d.remote_fp), 0);
@@ -502,6 +516,10 @@ static void round_trip(struct fx *f) {
       }
       if (buf[0] >= 128 && buf[0] <= 191) { /* beside DTLS (RFC 7983) */
         f->phone[p].raw_received++;
+        continue;
+      }
+      if (buf[0] <= 3) { /* a STUN answer (RFC 7983) */
+        f->phone[p].stun_received++;
         continue;
       }
       dcmf_dtls_recv(f->phone[p].dtls, buf, (size_t)n);
@@ -1294,12 +1312,16 @@ static int rawk_connected(struct fx *f) {
 
 static int raw_echoed(struct fx *f) { return f->phone[0].raw_received == 1; }
 
-static void send_raw(struct fx *f, struct phone *ph) {
+static void send_raw_from(struct fx *f, int fd) {
   static const uint8_t rtp[12] = {0x80, 0x60, 0x00, 0x01};
-  assert_int_equal(sendto(ph->fd, rtp, sizeof(rtp), 0,
+  assert_int_equal(sendto(fd, rtp, sizeof(rtp), 0,
                           (const struct sockaddr *)&f->session_addr[0],
                           sizeof(f->session_addr[0])),
                    (ssize_t)sizeof(rtp));
+}
+
+static void send_raw(struct fx *f, struct phone *ph) {
+  send_raw_from(f, ph->fd);
 }
 
 /* A kind registered in the SRTP slot runs with no edit to the session:
@@ -1339,6 +1361,127 @@ static void test_kind_with_a_raw_range(void **state) {
   assert_int_equal(rawk_seen.destroyed, 1);
 }
 
+/* A check from |fd| to session 0 as the controlling phone sends it,
+ * nominating (USE-CANDIDATE) if |nominate|. */
+static void send_check(struct fx *f, int fd, int nominate) {
+  static uint8_t serial;
+  struct dcmf_stun_request req = {
+      .txid = {++serial, 't', 'e', 's', 't'},
+      .username = SESSION_UFRAG ":" PHONE_UFRAG,
+      .key = (const uint8_t *)SESSION_PWD,
+      .key_len = sizeof(SESSION_PWD) - 1,
+      .priority = 0x6e0001ff,
+      .role = DCMF_STUN_ROLE_CONTROLLING,
+      .tie_breaker = 7,
+      .use_candidate = nominate,
+  };
+  uint8_t pkt[256];
+  size_t len;
+  assert_int_equal(dcmf_stun_build_request(pkt, sizeof(pkt), &len, &req), 0);
+  assert_int_equal(sendto(fd, pkt, len, 0,
+                          (const struct sockaddr *)&f->session_addr[0],
+                          sizeof(f->session_addr[0])),
+                   (ssize_t)len);
+}
+
+/* Runs rounds until a datagram arrives on |fd| (not a phone's) and
+ * returns its first byte, or -1 after 20 s. */
+static int first_byte_on(struct fx *f, int fd) {
+  uint64_t deadline = uv_hrtime() + 20ull * 1000000000ull;
+  uint8_t buf[2048];
+  for (int i = 0; i < 20000 && uv_hrtime() < deadline; i++) {
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) {
+      return buf[0];
+    }
+    round_trip(f);
+  }
+  return -1;
+}
+
+static int phone_stun_answered(struct fx *f) {
+  return f->phone[0].stun_received > 0;
+}
+
+/* What raw_in_reached waits for. */
+static int want_raw_in;
+
+static int raw_in_reached(struct fx *f) {
+  (void)f;
+  return rawk_seen.raw_in >= want_raw_in;
+}
+
+/* Sends from |fd1| then |fd2| and waits until the kind took |n|
+ * datagrams in all. Both are queued on the session's socket before the
+ * loop runs, and a loop turn reads all it holds in order; a few more
+ * turns give a wrongly taken first one time to show in the count. */
+static void send_two_until(struct fx *f, int fd1, int fd2, int n) {
+  send_raw_from(f, fd1);
+  send_raw_from(f, fd2);
+  want_raw_in = n;
+  assert_true(until(f, raw_in_reached));
+  rounds(f, 3);
+}
+
+/* The phone moves (an ICE restart to a new address B), as Chromium
+ * does (RFC 8445 12.1): it sends from B once its check from there was
+ * answered, before it nominates B, and from the old address A until it
+ * sees the answer to the nomination. All of it is taken, with the
+ * answers going to the peer of the moment; A until the first datagram
+ * from B as the peer; an address that never checked, never. */
+static void test_raw_from_the_previous_peer(void **state) {
+  struct fx *f = *state;
+  memset(&rawk_seen, 0, sizeof(rawk_seen));
+  f->kinds = test_kinds;
+  f->ice_checks = 1;
+  phone_new(&f->phone[0], "probe");
+  session_start_kind(f, 0, "srtp", NULL, "probe", DCMF_ASSOC_SRTP);
+  struct phone *ph = &f->phone[0];
+  send_check(f, ph->fd, 1);
+  assert_true(until(f, phone_stun_answered));
+  phone_start(ph, &f->session_addr[0], &f->cert);
+  assert_true(until(f, rawk_connected));
+
+  struct sockaddr_in b_addr, c_addr;
+  int b = udp_socket(&b_addr), c = udp_socket(&c_addr);
+  /* B checked, not nominated: taken, echoed to A, the peer still. */
+  send_check(f, b, 0);
+  assert_int_equal(first_byte_on(f, b), 1); /* the Binding success */
+  send_raw_from(f, b);
+  want_raw_in = 1;
+  assert_true(until(f, raw_in_reached));
+  assert_true(until(f, raw_echoed));
+
+  send_check(f, b, 1);
+  assert_int_equal(first_byte_on(f, b), 1);
+  /* Still from A: taken, echoed to B. */
+  send_raw(f, ph);
+  want_raw_in = 2;
+  assert_true(until(f, raw_in_reached));
+  int echo = first_byte_on(f, b);
+  assert_true(echo >= 128 && echo <= 191);
+
+  /* From C, which never was the peer: dropped (A's, sent after it, is
+   * taken, so C's was seen by then). */
+  send_two_until(f, c, ph->fd, 3);
+  assert_int_equal(rawk_seen.raw_in, 3);
+  echo = first_byte_on(f, b);
+  assert_true(echo >= 128 && echo <= 191);
+
+  /* From B: taken; then A is done with (B's after it is taken). */
+  send_raw_from(f, b);
+  want_raw_in = 4;
+  assert_true(until(f, raw_in_reached));
+  send_two_until(f, ph->fd, b, 5);
+  assert_int_equal(rawk_seen.raw_in, 5);
+  /* Since the nomination every answer went to B, none to A. */
+  assert_int_equal(ph->raw_received, 1);
+
+  close(b);
+  close(c);
+  session_end(f, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_turn_output_leaves_in_one_datagram,
@@ -1363,6 +1506,8 @@ int main(void) {
                                       setup_bare, teardown),
       cmocka_unit_test_setup_teardown(test_kind_with_a_raw_range, setup_bare,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_raw_from_the_previous_peer,
+                                      setup_bare, teardown),
   };
   return cmocka_run_group_tests(tests, dcmf_test_sctp_group_setup,
                                 dcmf_test_sctp_group_teardown);
