@@ -296,7 +296,7 @@ tests.push({ name: "establish: the AGW is the DTLS client", async fn(d) {
 
 // A WIC that offers one SRTP profile only, with the AGW as the DTLS
 // server and as the client: the handshake settles on that profile (the
-// AGW offers GCM-256, GCM-128 and CM_80), media passes both ways intact,
+// AGW offers GCM-256, GCM-128, CM_80 and CM_32), media passes both ways intact,
 // and GET names the profile (OpenSSL's name, RFC 5764's registry).
 for (const [werift_profile, name] of [[WERIFT_CM_80, "SRTP_AES128_CM_SHA1_80"],
   [WERIFT_GCM, "SRTP_AEAD_AES_128_GCM"]]) {
