@@ -296,8 +296,8 @@ tests.push({ name: "establish: the AGW is the DTLS client", async fn(d) {
 
 // A WIC that offers one SRTP profile only, with the AGW as the DTLS
 // server and as the client: the handshake settles on that profile (the
-// AGW offers GCM-256, GCM-128, CM_80 and CM_32), media passes both ways intact,
-// and GET names the profile (OpenSSL's name, RFC 5764's registry).
+// AGW offers GCM-256, GCM-128, CM_80 and CM_32), media passes both ways
+// intact, and GET names the profile (OpenSSL's name for it).
 for (const [werift_profile, name] of [[WERIFT_CM_80, "SRTP_AES128_CM_SHA1_80"],
   [WERIFT_GCM, "SRTP_AEAD_AES_128_GCM"]]) {
   for (const establish of [false, true]) {
