@@ -101,7 +101,15 @@ function only127(sdp) {
   return sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");
 }
 
-async function newClient() {
+// werift 0.24.4 has no configuration for the SRTP protection profiles it
+// offers (a module constant, GCM then CM_80, handed to each
+// RTCDtlsTransport); the transport keeps them in its public, writable
+// "srtpProfiles" and reads them only when DTLS starts, so a client
+// restricted to |profiles| replaces that list before the answer is set.
+const WERIFT_CM_80 = werift.ProtectionProfileAes128CmHmacSha1_80;
+const WERIFT_GCM = werift.ProtectionProfileAeadAes128Gcm;
+
+async function newClient(profiles) {
   const pc = new werift.RTCPeerConnection({
     bundlePolicy: "disable", // IMS has no BUNDLE (TS 23.228 U.1.1)
     iceUseIpv6: false,
@@ -112,6 +120,11 @@ async function newClient() {
   const received = [];
   tr.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => received.push(rtp)));
   await pc.setLocalDescription(await pc.createOffer());
+  if (profiles) {
+    check(pc.dtlsTransports.length === 1 && Array.isArray(pc.dtlsTransports[0].srtpProfiles),
+      "werift's DTLS transport holds its SRTP profiles");
+    pc.dtlsTransports[0].srtpProfiles = profiles;
+  }
   return { pc, tr, received, offer: only127(pc.localDescription.sdp) };
 }
 
@@ -170,7 +183,7 @@ function answerSdp(o, ctx) {
 // answer applied. Returns everything the cases look at.
 async function call(d, opts = {}) {
   const core = { rtp: await bindUdp(), rtcp: await bindUdp() };
-  const client = await newClient();
+  const client = await newClient(opts.profiles);
   const o = parseOffer(client.offer);
   check(!o.group, "the offer has no BUNDLE group");
   const r = await api(d.port, "POST", AGW, contextBody(o, core, opts));
@@ -280,6 +293,98 @@ tests.push({ name: "establish: the AGW is the DTLS client", async fn(d) {
     await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 10, 5000, "RTP at the core");
   } finally { c.close(); }
 } });
+
+// A WIC that offers one SRTP profile only, with the AGW as the DTLS
+// server and as the client: the handshake settles on that profile (the
+// AGW offers GCM-256, GCM-128, CM_80 and CM_32), media passes both ways
+// intact, and GET names the profile (OpenSSL's name for it).
+for (const [werift_profile, name] of [[WERIFT_CM_80, "SRTP_AES128_CM_SHA1_80"],
+  [WERIFT_GCM, "SRTP_AEAD_AES_128_GCM"]]) {
+  for (const establish of [false, true]) {
+    tests.push({ name: `werift offers only ${name}, AGW DTLS ${establish ? "client" : "server"}`, async fn(d) {
+      const c = await call(d, { profiles: [werift_profile], establish });
+      try {
+        await until(() => connected(c), 10000, "DTLS-SRTP connected");
+        const dt = c.client.pc.dtlsTransports[0];
+        check(dt.role === (establish ? "server" : "client"), `werift's DTLS role ${dt.role}`);
+        check(dt.srtp.config.profile === werift_profile, `werift keyed profile ${dt.srtp.config.profile}`);
+        const sent = await sendFromClient(c, 20, "prof");
+        await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 20, 5000, "20 RTP at the core");
+        const up = c.core.rtp.got.filter((g) => !isRtcp(g.m)).map((g) => parseRtp(g.m));
+        for (let i = 0; i < 20; i++) check(up[i] && up[i].payload.equals(sent[i]), `payload ${i} intact at the core`);
+        for (let i = 0; i < 20; i++) {
+          await sendUdp(c.core.rtp.s, rtpPacket(CORE_SSRC, 4000 + i, payloadOf("pdown", i)), c.corePort);
+        }
+        await until(() => c.client.received.filter((p) => p.header.ssrc === CORE_SSRC).length >= 20, 5000,
+          "20 RTP at werift");
+        const down = c.client.received.filter((p) => p.header.ssrc === CORE_SSRC);
+        for (let i = 0; i < 20; i++) {
+          check(down[i].header.sequenceNumber === 4000 + i, `sequence ${down[i].header.sequenceNumber}`);
+          check(down[i].payload.equals(payloadOf("pdown", i)), `core payload ${i} intact at werift`);
+        }
+        let g;
+        await until(async () => {
+          g = await get(d, c.id);
+          const a = g.terminations[0].rtpStatistics;
+          return a && a.srtpProfile !== undefined && a.srtpProfile !== "";
+        }, 3000, "srtpProfile on GET");
+        check(g.terminations[0].rtpStatistics.srtpProfile === name,
+          `rtpStatistics.srtpProfile ${g.terminations[0].rtpStatistics.srtpProfile}`);
+        check(g.rtpCounters && g.rtpCounters.profile === name, `rtpCounters.profile ${g.rtpCounters && g.rtpCounters.profile}`);
+      } finally { c.close(); }
+    } });
+  }
+}
+
+// Tampered SRTP from the ICE peer itself: werift protects a real packet
+// with its own keys and sends it through its own ICE socket (the only
+// source the AGW takes SRTP from) with one bit of the ciphertext flipped.
+// The AGW refuses it (srtpAuth), forwards nothing for it, and the
+// untampered packet with the same sequence number still passes (a
+// packet failing authentication does not enter the replay window).
+for (const [werift_profile, name] of [[WERIFT_CM_80, "CM_80"], [WERIFT_GCM, "GCM"]]) {
+  tests.push({ name: `tampered SRTP (${name}) from werift's socket: srtpAuth, nothing forwarded`, async fn(d) {
+    const c = await call(d, { profiles: [werift_profile] });
+    try {
+      await until(() => connected(c), 10000, "DTLS-SRTP connected");
+      await sendFromClient(c, 5, "pre");
+      await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 5, 5000, "5 RTP at the core");
+      const before = c.core.rtp.got.length;
+      const dt = c.client.pc.dtlsTransports[0];
+      const payload = payloadOf("tamper", 0);
+      // The next sequence number of werift's sender (it adds a random
+      // offset to what it is given), so that both ends agree on the index.
+      const snd = c.client.tr.sender;
+      const seq = (snd.sequenceNumber + 1) & 0xffff;
+      const hdr = new werift.RtpHeader({ payloadType: PT, sequenceNumber: seq,
+        timestamp: (snd.timestamp + 960) >>> 0, ssrc: snd.ssrc });
+      const enc = Buffer.from(dt.srtp.encrypt(payload, hdr));
+      const bad = Buffer.from(enc);
+      bad[14] ^= 0x01; // in the ciphertext, past the 12-byte header
+      const bad2 = Buffer.from(enc);
+      bad2[bad2.length - 1] ^= 0x80; // in the tag
+      await dt.iceTransport.connection.send(bad);
+      await dt.iceTransport.connection.send(bad2);
+      await until(async () => {
+        const a = (await get(d, c.id)).terminations[0].rtpStatistics;
+        return a && a.dropped.srtpAuth >= 2;
+      }, 5000, "the tampered packets counted as srtpAuth");
+      check(c.core.rtp.got.length === before, "nothing reached the core for the tampered packets");
+      // The genuine packet after them is not taken for a replay.
+      await dt.iceTransport.connection.send(enc);
+      await until(() => c.core.rtp.got.length > before, 5000, "the genuine packet at the core");
+      const p = parseRtp(c.core.rtp.got[before].m);
+      check(p && p.seq === seq && p.payload.equals(payload), "the genuine packet intact");
+      const a = (await get(d, c.id)).terminations[0].rtpStatistics;
+      check(a.dropped.srtpAuth === 2, `srtpAuth ${a.dropped.srtpAuth}`);
+      check(a.dropped.srtpReplay === 0, `srtpReplay ${a.dropped.srtpReplay}`);
+      const m = await api(d.port, "GET", "/metrics");
+      check(/dcmf_agw_e2ae_dropped_total\{termination="access",reason="srtp_auth"\} 2\b/.test(m.body),
+        "srtp_auth in /metrics");
+      check(c.core.rtp.got.length === before + 1, `one packet more at the core, got ${c.core.rtp.got.length - before}`);
+    } finally { c.close(); }
+  } });
+}
 
 // The core multiplexes RTCP on its RTP port.
 tests.push({ name: "core rtcp-mux: RTP and RTCP on one core port", async fn(d) {
