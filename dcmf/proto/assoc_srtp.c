@@ -18,6 +18,10 @@ struct flow {
 struct srtp_assoc {
   struct dcmf_assoc_events ev;
   struct dcmf_srtp *engine; /* NULL until |connected| */
+  /* A later DTLS association connected but could not be keyed (no
+   * profile shared, no exporter): the previous association's keys must
+   * not go on serving under it. The engine stays for its counters. */
+  int keys_dropped;
   struct flow flows[DCMF_ASSOC_SRTP_MAX_FLOWS];
   size_t n_flows;
   /* Our SSRCs the engine holds an outbound state for (the other leg
@@ -104,6 +108,7 @@ static int sr_connected(void *assoc, const struct dcmf_assoc_dtls *dtls) {
   const struct dcmf_srtp_profile_info *p =
       dcmf_srtp_profile_find(dtls->srtp_profile);
   if (p == NULL) {
+    a->keys_dropped = a->engine != NULL;
     return DCMF_ERR_SYSTEM; /* the peer agreed to no profile we know */
   }
   uint8_t m[DCMF_SRTP_EXPORT_MAX];
@@ -120,8 +125,10 @@ static int sr_connected(void *assoc, const struct dcmf_assoc_dtls *dtls) {
   }
   explicit_bzero(m, sizeof(m));
   if (rv != 0) {
+    a->keys_dropped = a->engine != NULL;
     return DCMF_ERR_SYSTEM;
   }
+  a->keys_dropped = 0;
   a->ev.state_changed(a->ev.lower, DCMF_ASSOC_UP, "SRTP keyed");
   return 0;
 }
@@ -163,7 +170,7 @@ static struct flow *flow_for(struct srtp_assoc *a, uint32_t ssrc) {
 
 static void sr_raw_in(void *assoc, const uint8_t *data, size_t len) {
   struct srtp_assoc *a = assoc;
-  if (a->engine == NULL) {
+  if (a->engine == NULL || a->keys_dropped) {
     a->counts.not_keyed++;
     return;
   }
@@ -194,7 +201,7 @@ static int sr_send(void *assoc, uint32_t id, int binary, const uint8_t *data,
                    size_t len) {
   struct srtp_assoc *a = assoc;
   (void)binary; /* RTP is binary whatever the caller says */
-  if (a->engine == NULL) {
+  if (a->engine == NULL || a->keys_dropped) {
     return DCMF_ERR_INVALID;
   }
   if (len > DCMF_ASSOC_SRTP_MAX_PACKET) {

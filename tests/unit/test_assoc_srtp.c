@@ -907,6 +907,41 @@ static void test_renewal_failed_ends_old_keys(void **state) {
   pair_free(p);
 }
 
+/* A renewal whose DTLS connects but cannot be keyed: the new handshake
+ * shares no SRTP profile (the client offers only CM_32, the server takes
+ * only GCM-256, so OpenSSL goes on without use_srtp). The association
+ * fails, and the previous association's keys serve no more: a packet
+ * protected with them before is refused, and nothing is sent. */
+static void test_renewal_unkeyed_ends_old_keys(void **state) {
+  (void)state;
+  struct dcmf_assoc_ops ck = dcmf_assoc_srtp, sk = dcmf_assoc_srtp;
+  struct pair *p = pair_new(&ck, &sk);
+  pair_connect(p);
+  struct pkt pk, stale;
+  protect_one(&p->client, SSRC_A, 1, &pk, &stale);
+  ck.srtp_profiles = "SRTP_AES128_CM_SHA1_32";
+  sk.srtp_profiles = "SRTP_AEAD_AES_256_GCM";
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->ctx[1], 1), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->ctx[0], 0), 0);
+  assert_int_equal(
+      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->fp[0]), 0);
+  assert_int_equal(
+      dcmf_dcstack_set_remote_fingerprints(p->client.stack, &p->fp[1]), 0);
+  p->client.up = p->server.up = 0;
+  dcmf_dcstack_start(p->client.stack);
+  pump(p);
+  assert_true(dcmf_dcstack_connected(p->server.stack));
+  assert_int_equal(dcmf_dcstack_srtp_profile(p->server.stack), 0);
+  assert_true(p->server.failed);
+  assert_false(p->server.up);
+  int before = p->server.messages;
+  (void)dcmf_dcstack_recv_raw(p->server.stack, stale.b, stale.len);
+  assert_int_equal(p->server.messages, before);
+  make_rtp(&pk, SSRC_B, 2, 40);
+  assert_int_not_equal(send_on(&p->server, SSRC_B, &pk), 0);
+  pair_free(p);
+}
+
 /* The data-channel kind keeps the context's list (dtls.h): the same
  * selection as before the kinds chose their own. */
 static void test_dc_stack_negotiates_as_before(void **state) {
@@ -940,6 +975,7 @@ int main(void) {
       cmocka_unit_test(test_rekey_keeps_roc),
       cmocka_unit_test(test_renewal_keeps_rocs),
       cmocka_unit_test(test_renewal_failed_ends_old_keys),
+      cmocka_unit_test(test_renewal_unkeyed_ends_old_keys),
       cmocka_unit_test(test_dc_stack_negotiates_as_before),
   };
   return cmocka_run_group_tests(tests, group_setup,
