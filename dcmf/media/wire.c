@@ -463,6 +463,9 @@ int dcmf_wire_decode_status(const uint8_t *body, size_t len,
 
 int dcmf_wire_reader_feed(struct dcmf_wire_reader *r, const uint8_t *data,
                           size_t len) {
+  if (len == 0) {
+    return 0; /* an empty reader has no buffer to copy nothing into */
+  }
   if (r->consumed > 0) { /* slide what is left to the front */
     memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
     r->len -= r->consumed;
