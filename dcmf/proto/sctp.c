@@ -8,103 +8,7 @@
 #include <usrsctp.h>
 
 #include "errors.h"
-
-/* Something usrsctp handed us inside its own call, kept for later. */
-struct pending {
-  enum { P_MESSAGE, P_RESET, P_STATE } kind;
-  uint16_t sid;
-  uint32_t ppid;
-  enum dcmf_sctp_state state;
-  uint8_t *data;
-  size_t len;
-  struct pending *next;
-};
-
-struct dcmf_sctp {
-  struct socket *sock;
-  struct dcmf_sctp_settings settings;
-  struct dcmf_sctp_callbacks cbs;
-  void *user;
-  int up;
-  /* A send was refused (or a message's rest waits): the caller is owed a
-   * writable callback. usrsctp's send callback sets writable_ready, and
-   * the next drain acts on it. */
-  int want_writable;
-  int writable_ready;
-  /* Ticks since want_writable was set: usrsctp calls back only from SACK
-   * processing, so when no SACK is coming (nothing in flight, or usrsctp
-   * refused for another reason) the tick retries on its own. */
-  unsigned waited_ticks;
-  /* need_tick was called and dcmf_sctp_handle_tick has not run since. */
-  int tick_wanted;
-  /* Inside a call that drains before it returns: what usrsctp queues now
-   * needs no tick. */
-  int draining_call;
-  /* reassembly of a message delivered in pieces (partial delivery) */
-  uint8_t *partial;
-  size_t partial_len;
-  uint16_t partial_sid;
-  uint32_t partial_ppid;
-  int partial_dropping;
-  /* Something the peer sent (a message or a piece of one, a stream reset,
-   * a state change) could not be queued for want of memory. Delivering
-   * what follows would hand the channels a stream with a hole in it, so
-   * the association is given up: the next drain aborts it and reports
-   * DOWN (without allocating), unless a DOWN was reported already. */
-  int broken;
-  int down_reported;
-  struct pending *head, *tail;
-  /* One delivered entry kept for the next: a steady stream of messages
-   * allocates none (pending_new). */
-  struct pending *spare;
-  /* With explicit EOR usrsctp may take only the start of a message when
-   * its send buffer is short; the rest waits here and goes out first, so
-   * callers always hand over whole messages. */
-  uint8_t *rest;
-  size_t rest_off, rest_len; /* rest_len bytes wait at rest + rest_off */
-  struct sctp_sendv_spa rest_spa;
-  /* Bundling (settings.bundle): the newest small message of the loop
-   * turn waits here, whole, until the next message or the turn's end
-   * (dcmf_sctp_flush). The one before it was handed to usrsctp with
-   * Nagle on, so usrsctp queued it; handing over the held one with
-   * Nagle off then sends everything queued in full packets. Order:
-   * a rest, then the held message, then anything newer. */
-  uint8_t *held; /* HOLD_MAX bytes, allocated at the first hold */
-  size_t held_len;
-  int holding;
-  struct sctp_sendv_spa held_spa;
-  int bundle;     /* settings.bundle, with an output_pending to call */
-  int flush_owed; /* output_pending was called, dcmf_sctp_flush not yet */
-  int nodelay;    /* SCTP_NODELAY as last set on the socket */
-  /* A channel was closed while its last message waited here for room:
-   * the stream's reset follows the message (reset_if_due). */
-  int reset_waits;
-  uint16_t reset_sid;
-  /* Outbound streams the association carries (from SCTP_COMM_UP): a
-   * message for a stream beyond is refused before it is held, as
-   * usrsctp would refuse it. 0 until known. */
-  uint16_t out_streams;
-  struct dcmf_sctp_counters counters;
-};
-
-/* Ticks (the media worker ticks every 10 ms) a refused sender waits for
- * usrsctp's send callback before the adapter retries on its own. */
-#define RETRY_TICKS 10
-
-/* How long a lone packet waits for its SACK (configure). */
-#define SACK_DELAY_MS 50
-
-/* The largest message held for bundling: two of them still share an
- * SCTP packet of the 1200-byte path MTU (a DATA chunk's header is 16
- * bytes, the packet's 12, DTLS adds up to 37). Larger ones leave at
- * once, taking what is queued with them. */
-#define HOLD_MAX 560
-
-static int flush_rest(struct dcmf_sctp *s);
-static int release_held(struct dcmf_sctp *s, int push);
-static void set_nodelay(struct dcmf_sctp *s, int on);
-static void reset_if_due(struct dcmf_sctp *s);
-static int abort_association(struct dcmf_sctp *s);
+#include "sctp_int.h"
 
 /* Asks the owner for a dcmf_sctp_handle_tick, once per need. */
 static void want_tick(struct dcmf_sctp *s) {
@@ -116,7 +20,7 @@ static void want_tick(struct dcmf_sctp *s) {
 
 /* A sender waits for room: usrsctp's send callback may never come, so
  * the tick must look (dcmf_sctp_handle_tick). */
-static void set_want_writable(struct dcmf_sctp *s) {
+void sctp_set_want_writable(struct dcmf_sctp *s) {
   s->want_writable = 1;
   want_tick(s);
 }
@@ -189,8 +93,8 @@ static void pending_free(struct dcmf_sctp *s, struct pending *p) {
   }
 }
 
-static void push_event(struct dcmf_sctp *s, int kind, uint16_t sid,
-                       enum dcmf_sctp_state state) {
+void sctp_push_event(struct dcmf_sctp *s, int kind, uint16_t sid,
+                     enum dcmf_sctp_state state) {
   struct pending *p = pending_new(s);
   if (p == NULL) {
     mark_broken(s);
@@ -212,14 +116,14 @@ static void on_notification(struct dcmf_sctp *s,
     if (n->sn_assoc_change.sac_state == SCTP_COMM_UP) {
       s->up = 1;
       s->out_streams = n->sn_assoc_change.sac_outbound_streams;
-      push_event(s, P_STATE, 0, DCMF_SCTP_UP);
+      sctp_push_event(s, P_STATE, 0, DCMF_SCTP_UP);
     } else if ((n->sn_assoc_change.sac_state == SCTP_COMM_LOST ||
                 n->sn_assoc_change.sac_state == SCTP_SHUTDOWN_COMP ||
                 n->sn_assoc_change.sac_state == SCTP_CANT_STR_ASSOC) &&
                s->up) {
       /* Once: fail_association may have reported it already. */
       s->up = 0;
-      push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
+      sctp_push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
     }
     break;
   case SCTP_STREAM_RESET_EVENT: {
@@ -229,7 +133,7 @@ static void on_notification(struct dcmf_sctp *s,
           (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED))) {
       size_t count = (e->strreset_length - sizeof(*e)) / sizeof(uint16_t);
       for (size_t i = 0; i < count; i++) {
-        push_event(s, P_RESET, e->strreset_stream_list[i], DCMF_SCTP_UP);
+        sctp_push_event(s, P_RESET, e->strreset_stream_list[i], DCMF_SCTP_UP);
       }
     }
     break;
@@ -261,8 +165,8 @@ static int take_whole(struct dcmf_sctp *s, uint8_t *data, size_t len,
 }
 
 /* Returns 1 when it took |data| (take_whole), else 0. */
-static int on_data(struct dcmf_sctp *s, uint8_t *data, size_t len,
-                   uint16_t sid, uint32_t ppid, int eor) {
+static int on_data(struct dcmf_sctp *s, uint8_t *data, size_t len, uint16_t sid,
+                   uint32_t ppid, int eor) {
   if (s->broken) {
     return 0; /* nothing after the hole */
   }
@@ -361,8 +265,8 @@ static int send_cb(struct socket *sock, uint32_t sb_free, void *ulp_info) {
 static void notify_writable(struct dcmf_sctp *s) {
   s->writable_ready = 0;
   s->waited_ticks = 0;
-  if (!s->up || (s->rest_len > 0 && flush_rest(s) != 0) ||
-      release_held(s, 1) != 0) {
+  if (!s->up || (s->rest_len > 0 && sctp_flush_rest(s) != 0) ||
+      sctp_release_held(s, 1) != 0) {
     return; /* down, or still no room: want_writable is set again */
   }
   s->cbs.writable(s->user);
@@ -397,7 +301,7 @@ void dcmf_sctp_drain(struct dcmf_sctp *s) {
     pending_free(s, p);
   }
   if (s->broken && !s->down_reported) {
-    (void)abort_association(s);
+    (void)sctp_abort_association(s);
     s->down_reported = 1;
     s->cbs.state_changed(s->user, DCMF_SCTP_DOWN);
   }
@@ -420,8 +324,8 @@ void dcmf_sctp_handle_tick(struct dcmf_sctp *s) {
   }
 }
 
-static int set_opt(struct dcmf_sctp *s, int level, int name, const void *v,
-                   socklen_t len) {
+int sctp_set_opt(struct dcmf_sctp *s, int level, int name, const void *v,
+                 socklen_t len) {
   return usrsctp_setsockopt(s->sock, level, name, v, len) == 0
              ? 0
              : DCMF_ERR_SYSTEM;
@@ -435,7 +339,7 @@ static int set_opt(struct dcmf_sctp *s, int level, int name, const void *v,
 static int set_init_streams(struct dcmf_sctp *s, uint16_t streams) {
   struct sctp_initmsg init = {.sinit_num_ostreams = streams,
                               .sinit_max_instreams = streams};
-  return set_opt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init));
+  return sctp_set_opt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init));
 }
 
 int dcmf_sctp_set_init_streams(struct dcmf_sctp *s, uint16_t streams) {
@@ -465,7 +369,7 @@ static int configure(struct dcmf_sctp *s) {
   int rv = 0;
   const int on = 1;
   struct linger lin = {.l_onoff = 1, .l_linger = 0};
-  rv |= set_opt(s, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+  rv |= sctp_set_opt(s, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
   rv |= usrsctp_set_non_blocking(s->sock, 1) == 0 ? 0 : DCMF_ERR_SYSTEM;
   /* No Nagle: a small message leaves at once even with data in flight.
    * With Nagle usrsctp would hold it until a SACK came, and a peer that
@@ -474,13 +378,14 @@ static int configure(struct dcmf_sctp *s) {
    * instead of 0.1 against a phone delaying its SACKs 50 ms
    * (docs/benchmarks.md). Bundling turns Nagle on only while a message
    * is held for the end of the loop turn (dcmf_sctp_flush). */
-  rv |= set_opt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof(on));
+  rv |= sctp_set_opt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof(on));
   s->nodelay = 1;
-  rv |= set_opt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof(on));
-  rv |= set_opt(s, IPPROTO_SCTP, SCTP_EXPLICIT_EOR, &on, sizeof(on));
+  rv |= sctp_set_opt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &on, sizeof(on));
+  rv |= sctp_set_opt(s, IPPROTO_SCTP, SCTP_EXPLICIT_EOR, &on, sizeof(on));
   struct sctp_assoc_value av = {.assoc_id = SCTP_ALL_ASSOC,
                                 .assoc_value = SCTP_ENABLE_RESET_STREAM_REQ};
-  rv |= set_opt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &av, sizeof(av));
+  rv |=
+      sctp_set_opt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &av, sizeof(av));
   rv |= set_init_streams(s, s->settings.max_streams);
   /* usrsctp's RFC 4960 defaults (1 s minimum RTO, 60 s maximum) are made
    * for the open Internet; a lost SACK on an access link should not stall
@@ -489,7 +394,7 @@ static int configure(struct dcmf_sctp *s) {
                              .srto_initial = 1000,
                              .srto_max = 10000,
                              .srto_min = 200};
-  rv |= set_opt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto));
+  rv |= sctp_set_opt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto));
   /* Delayed SACKs (RFC 4960 6.2): every second packet is acknowledged
    * at once (the RFC's SHOULD; fewer would slow the sender's window), a
    * lone packet after SACK_DELAY_MS. usrsctp's 200 ms default equals the
@@ -501,16 +406,14 @@ static int configure(struct dcmf_sctp *s) {
   struct sctp_sack_info sack = {.sack_assoc_id = SCTP_FUTURE_ASSOC,
                                 .sack_delay = SACK_DELAY_MS,
                                 .sack_freq = 2};
-  rv |= set_opt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof(sack));
+  rv |= sctp_set_opt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof(sack));
   int sndbuf = (int)s->settings.send_buffer;
-  rv |= set_opt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-  static const uint16_t events[] = {SCTP_ASSOC_CHANGE,
-                                    SCTP_STREAM_RESET_EVENT};
+  rv |= sctp_set_opt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_STREAM_RESET_EVENT};
   for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-    struct sctp_event ev = {.se_assoc_id = SCTP_ALL_ASSOC,
-                            .se_type = events[i],
-                            .se_on = 1};
-    rv |= set_opt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof(ev));
+    struct sctp_event ev = {
+        .se_assoc_id = SCTP_ALL_ASSOC, .se_type = events[i], .se_on = 1};
+    rv |= sctp_set_opt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof(ev));
   }
   return rv == 0 ? 0 : DCMF_ERR_SYSTEM;
 }
@@ -574,7 +477,7 @@ int dcmf_sctp_connect(struct dcmf_sctp *s) {
   memcpy(&pp.spp_address, &remote, sizeof(remote));
   pp.spp_flags = SPP_PMTUD_DISABLE;
   pp.spp_pathmtu = 1200;
-  set_opt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp));
+  sctp_set_opt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp));
   dcmf_sctp_drain(s);
   return 0;
 }
@@ -585,301 +488,6 @@ void dcmf_sctp_input(struct dcmf_sctp *s, const uint8_t *data, size_t len) {
   usrsctp_conninput(s, data, len, 0);
   s->draining_call = outer;
   dcmf_sctp_drain(s);
-}
-
-/* usrsctp's answer to one send: bytes taken (0 included), or no room
- * (-1 with EWOULDBLOCK or EAGAIN), or another failure. */
-static int no_room(ssize_t n) {
-  return n < 0 && (errno == EWOULDBLOCK || errno == EAGAIN);
-}
-
-static void drop_rest(struct dcmf_sctp *s) {
-  free(s->rest);
-  s->rest = NULL;
-  s->rest_off = 0;
-  s->rest_len = 0;
-}
-
-/* Aborts the association if it is up; returns whether it was. */
-static int abort_association(struct dcmf_sctp *s) {
-  drop_rest(s);
-  if (s->holding) {
-    s->holding = 0; /* never to be sent */
-    s->counters.held_dropped++;
-  }
-  s->reset_waits = 0;
-  s->want_writable = 0;
-  s->writable_ready = 0;
-  if (!s->up) {
-    return 0;
-  }
-  s->up = 0; /* before the ABORT, whose notification then adds nothing */
-  struct sctp_sendv_spa spa;
-  memset(&spa, 0, sizeof(spa));
-  spa.sendv_flags = SCTP_SEND_SNDINFO_VALID;
-  spa.sendv_sndinfo.snd_flags = SCTP_ABORT;
-  /* Best effort: if even the ABORT fails, the peer times out. */
-  (void)usrsctp_sendv(s->sock, NULL, 0, NULL, 0, &spa, sizeof(spa),
-                      SCTP_SENDV_SPA, 0);
-  return 1;
-}
-
-/* usrsctp holds the start of a message whose rest cannot follow: that
- * message can never end, and with explicit EOR it blocks every stream
- * behind it. The association is given up (ABORT to the peer) and
- * reported down at the next drain; other associations are untouched. */
-static void fail_association(struct dcmf_sctp *s) {
-  if (abort_association(s)) {
-    push_event(s, P_STATE, 0, DCMF_SCTP_DOWN);
-  }
-}
-
-/* Hands usrsctp what is left of a partly sent message. Every round either
- * takes bytes off the rest or leaves the loop, so it cannot spin: usrsctp
- * 0.9.5 returns 0 with no error for the rest of an explicit-EOR message
- * when its send buffer is all but full (seen in gdb on a wedged worker),
- * and that is "no room", like EWOULDBLOCK. Returns 0 when it is all out, DCMF_ERR_EXHAUSTED when
- * some still waits (want_writable is set), or DCMF_ERR_SYSTEM when usrsctp
- * failed it (the association is then failed). */
-static int flush_rest(struct dcmf_sctp *s) {
-  /* Nagle off: the rest leaves now, not when the peer's SACK comes. */
-  set_nodelay(s, 1);
-  while (s->rest_len > 0) {
-    ssize_t n =
-        s->settings.sendv(s->sock, s->rest + s->rest_off, s->rest_len, NULL, 0,
-                          &s->rest_spa, sizeof(s->rest_spa), SCTP_SENDV_SPA, 0);
-    if (n == 0 || no_room(n)) {
-      set_want_writable(s);
-      return DCMF_ERR_EXHAUSTED;
-    }
-    if (n < 0 || (size_t)n > s->rest_len) {
-      fail_association(s);
-      return DCMF_ERR_SYSTEM;
-    }
-    s->rest_off += (size_t)n;
-    s->rest_len -= (size_t)n;
-  }
-  drop_rest(s);
-  reset_if_due(s);
-  return 0;
-}
-
-static void fill_spa(struct sctp_sendv_spa *spa, uint16_t sid, uint32_t ppid,
-                     const struct dcmf_sctp_reliability *rel) {
-  memset(spa, 0, sizeof(*spa));
-  spa->sendv_flags = SCTP_SEND_SNDINFO_VALID;
-  spa->sendv_sndinfo.snd_sid = sid;
-  spa->sendv_sndinfo.snd_ppid = htonl(ppid);
-  spa->sendv_sndinfo.snd_flags = SCTP_EOR;
-  if (rel != NULL) {
-    if (rel->unordered) {
-      spa->sendv_sndinfo.snd_flags |= SCTP_UNORDERED;
-    }
-    if (rel->policy != 0) {
-      spa->sendv_flags |= SCTP_SEND_PRINFO_VALID;
-      spa->sendv_prinfo.pr_policy =
-          rel->policy == 1 ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
-      spa->sendv_prinfo.pr_value = rel->value;
-    }
-  }
-}
-
-/* Sets SCTP_NODELAY when it differs from what the socket has. Nagle on
- * (0) only while a message is held: what usrsctp queues then leaves with
- * the held one, so nothing waits on Nagle past the loop turn. */
-static void set_nodelay(struct dcmf_sctp *s, int on) {
-  if (s->nodelay != on &&
-      set_opt(s, IPPROTO_SCTP, SCTP_NODELAY, &on, sizeof(on)) == 0) {
-    s->nodelay = on;
-  }
-}
-
-/* Hands one whole message to usrsctp in one call. Returns 0 (taken; a
- * part usrsctp did not take is kept as the rest), DCMF_ERR_EXHAUSTED (no
- * room, nothing taken; want_writable is set), DCMF_ERR_SYSTEM (usrsctp
- * refused it; nothing of it was queued, the association goes on) or
- * DCMF_ERR_NOMEM (the rest could not be kept: the association is
- * failed). */
-static int hand_over(struct dcmf_sctp *s, const uint8_t *data, size_t len,
-                     const struct sctp_sendv_spa *spa) {
-  struct sctp_sendv_spa info = *spa;
-  ssize_t n = s->settings.sendv(s->sock, data, len, NULL, 0, &info,
-                                sizeof(info), SCTP_SENDV_SPA, 0);
-  if (no_room(n)) {
-    set_want_writable(s);
-    return DCMF_ERR_EXHAUSTED;
-  }
-  if (n < 0 || (size_t)n > len) {
-    /* usrsctp refused it (a bad stream, a reset under way, ...). */
-    return DCMF_ERR_SYSTEM;
-  }
-  if ((size_t)n < len) {
-    /* usrsctp took the start (possibly none of it, and then it may or may
-     * not have opened the message): the rest follows before any other
-     * message, so keeping it is right in either case. */
-    s->rest = malloc(len - (size_t)n);
-    if (s->rest == NULL) {
-      fail_association(s);
-      return DCMF_ERR_NOMEM;
-    }
-    memcpy(s->rest, data + n, len - (size_t)n);
-    s->rest_off = 0;
-    s->rest_len = len - (size_t)n;
-    s->rest_spa = *spa;
-    set_want_writable(s);
-  }
-  return 0;
-}
-
-/* Hands the held message to usrsctp: with |push| Nagle goes off first,
- * so usrsctp sends it and everything it queued; without, Nagle stays on
- * and usrsctp may queue it. Returns 0 when nothing is held any more (a
- * message usrsctp refused is dropped and counted: its sender was told 0
- * when it was held), DCMF_ERR_EXHAUSTED when it stays held for want of
- * room, or DCMF_ERR_NOMEM (the association failed). */
-static int release_held(struct dcmf_sctp *s, int push) {
-  if (!s->holding) {
-    return 0;
-  }
-  set_nodelay(s, push);
-  int rv = hand_over(s, s->held, s->held_len, &s->held_spa);
-  if (rv == DCMF_ERR_EXHAUSTED) {
-    return rv;
-  }
-  s->holding = 0;
-  reset_if_due(s);
-  if (rv == DCMF_ERR_SYSTEM) {
-    s->counters.held_refused++;
-    return 0;
-  }
-  return rv;
-}
-
-/* Keeps a small message for the end of the loop turn (bundling).
- * Returns 0, or DCMF_ERR_NOMEM when the hold buffer cannot be had (the
- * caller sends it at once instead). */
-static int hold(struct dcmf_sctp *s, const uint8_t *data, size_t len,
-                const struct sctp_sendv_spa *spa) {
-  if (s->held == NULL && (s->held = malloc(HOLD_MAX)) == NULL) {
-    return DCMF_ERR_NOMEM;
-  }
-  if (len > 0) {
-    memcpy(s->held, data, len);
-  }
-  s->held_len = len;
-  s->held_spa = *spa;
-  s->holding = 1;
-  s->counters.messages_held++;
-  if (!s->flush_owed) {
-    s->flush_owed = 1;
-    s->cbs.output_pending(s->user);
-  }
-  return 0;
-}
-
-/* Each call makes at most two usrsctp calls for messages (the held one
- * and this one), plus the bounded flush_rest above. Nothing is delivered
- * to the callbacks from here (no drain): the caller may be in the middle
- * of its own state. */
-int dcmf_sctp_send(struct dcmf_sctp *s, uint16_t sid, uint32_t ppid,
-                   const uint8_t *data, size_t len,
-                   const struct dcmf_sctp_reliability *rel) {
-  if (!s->up) {
-    return DCMF_ERR_INVALID;
-  }
-  if (s->rest_len > 0) {
-    /* The rest of the previous message goes first, whole messages only. */
-    int rv = flush_rest(s);
-    if (rv != 0) {
-      return rv;
-    }
-  }
-  /* The held message goes before this one; with Nagle on, usrsctp keeps
-   * it for the packet the turn's last message fills. */
-  int rv = release_held(s, 0);
-  if (rv != 0) {
-    return rv;
-  }
-  if (s->rest_len > 0) {
-    /* usrsctp took only the start of the held one: its rest goes first
-     * (want_writable is set). */
-    return DCMF_ERR_EXHAUSTED;
-  }
-  if (s->out_streams > 0 && sid >= s->out_streams) {
-    /* usrsctp would refuse it; found now, before it could be held. */
-    return DCMF_ERR_SYSTEM;
-  }
-  struct sctp_sendv_spa spa;
-  fill_spa(&spa, sid, ppid, rel);
-  if (!s->bundle || len > HOLD_MAX || hold(s, data, len, &spa) != 0) {
-    set_nodelay(s, 1); /* out now, with whatever usrsctp queued */
-    rv = hand_over(s, data, len, &spa);
-    if (rv != 0) {
-      return rv;
-    }
-  }
-  s->counters.messages_out++;
-  s->counters.bytes_out += len;
-  return 0;
-}
-
-void dcmf_sctp_flush(struct dcmf_sctp *s) {
-  s->flush_owed = 0;
-  /* Nagle off whatever happens below: nothing queued in this turn may
-   * wait for the peer's SACK (a held message refused now triggers no
-   * output; what usrsctp queued then leaves with the next SACK, which
-   * comes, since Nagle only holds while data is in flight). */
-  set_nodelay(s, 1);
-  if (!s->up || (s->rest_len > 0 && flush_rest(s) != 0)) {
-    return; /* down, or the rest waits for room (and the held one too) */
-  }
-  (void)release_held(s, 1); /* no room: it waits for |writable| */
-}
-
-/* Asks usrsctp to reset our outgoing stream |sid| (usrsctp sends the
- * request once what it queued on the stream is out). What it queues is
- * delivered by the caller's drain, or else by the next tick. */
-static int request_reset(struct dcmf_sctp *s, uint16_t sid) {
-  /* One stream fits on the stack, so closing a channel never fails for
-   * want of memory of ours (the peer would keep it open for good). */
-  union {
-    struct sctp_reset_streams srs;
-    uint8_t room[sizeof(struct sctp_reset_streams) + sizeof(uint16_t)];
-  } u;
-  memset(&u, 0, sizeof(u));
-  u.srs.srs_flags = SCTP_STREAM_RESET_OUTGOING;
-  u.srs.srs_number_streams = 1;
-  u.srs.srs_stream_list[0] = sid;
-  return set_opt(s, IPPROTO_SCTP, SCTP_RESET_STREAMS, &u.srs,
-                 (socklen_t)sizeof(u.room));
-}
-
-/* The reset that waited for its stream's last message, once that message
- * (and any rest of it) is usrsctp's. */
-static void reset_if_due(struct dcmf_sctp *s) {
-  if (s->reset_waits && !s->holding && s->rest_len == 0) {
-    s->reset_waits = 0;
-    (void)request_reset(s, s->reset_sid);
-  }
-}
-
-int dcmf_sctp_reset_stream(struct dcmf_sctp *s, uint16_t sid) {
-  if (s->holding && s->held_spa.sendv_sndinfo.snd_sid == sid &&
-      release_held(s, 1) == DCMF_ERR_EXHAUSTED) {
-    /* The stream's last message waits for room: a reset now would reach
-     * the peer first, and the message would then go out on a stream the
-     * peer may have opened again for another channel. The reset follows
-     * the message (reset_if_due). */
-    s->reset_waits = 1;
-    s->reset_sid = sid;
-    return 0;
-  }
-  int outer = s->draining_call;
-  s->draining_call = 1; /* what it queues is drained below */
-  int rv = request_reset(s, sid);
-  s->draining_call = outer;
-  dcmf_sctp_drain(s);
-  return rv;
 }
 
 const struct dcmf_sctp_counters *dcmf_sctp_counters(const struct dcmf_sctp *s) {
