@@ -20,7 +20,7 @@ const dgram = require("dgram");
 const crypto = require("crypto");
 const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
-const { chromium } = require("playwright-core");
+const { makeBrowser } = require("./chromium");
 const { parseOffer, createRequest, answerSdp, api } = require("./ims_as");
 const { mediaPortBase } = require("./harness");
 
@@ -28,15 +28,7 @@ const DCMFD = process.argv[2];
 const FILTER = process.argv[3];
 const WWW = path.join(__dirname, "..", "..", "bootstrap", "www");
 const PAGE = path.join(__dirname, "chromium_page.html");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CONTEXTS = "/nmf-mrm/v1/contexts";
-const CHROMIUM_ARGS = [
-  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-  "--allow-loopback-in-peer-connection", // 127.0.0.1 host candidates
-  "--disable-features=WebRtcHideLocalIpsWithMdns",
-];
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 const timeout = (p, ms, what) =>
   Promise.race([p, wait(ms).then(() => { throw new Error(`timed out: ${what}`); })]);
@@ -88,29 +80,7 @@ class Dcmfd {
 
 // ---- the browser -----------------------------------------------------------
 
-// The page comes from a Node http server on 127.0.0.1: about:blank is not a
-// secure context, and WebRTC with the fake-ui flag wants a real origin.
-const browser = {
-  async start() {
-    const html = fs.readFileSync(PAGE);
-    this.web = http.createServer((req, res) => {
-      res.writeHead(req.url === "/" ? 200 : 404, { "content-type": "text/html; charset=utf-8" });
-      res.end(req.url === "/" ? html : "");
-    });
-    await new Promise((r) => this.web.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${this.web.address().port}/`;
-    this.profile = fs.mkdtempSync(path.join(os.tmpdir(), "dcmf-chr-profile-"));
-    this.ctx = await chromium.launchPersistentContext(this.profile, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60000,
-    });
-    this.version = this.ctx.browser() ? this.ctx.browser().version() : "?";
-  },
-  async stop() {
-    if (this.ctx) await timeout(this.ctx.close(), 15000, "closing Chromium").catch((e) => console.log(`# ${e.message}`));
-    if (this.web) this.web.close();
-    if (this.profile) fs.rmSync(this.profile, { recursive: true, force: true });
-  },
-};
+const browser = makeBrowser({ html: fs.readFileSync(PAGE), profilePrefix: "dcmf-chr-profile-" });
 
 function only127(sdp) {
   return sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");

@@ -20,31 +20,20 @@
 "use strict";
 const path = require("path");
 const fs = require("fs");
-const os = require("os");
-const http = require("http");
 const readline = require("readline");
 const { spawn } = require("child_process");
 module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
-const { chromium } = require("playwright-core");
 const { api } = require("./ims_as");
+const { makeBrowser } = require("./chromium");
 const { wait, timeout, check, startDcmfd } = require("./harness");
 
 const DCMFD = process.argv[2];
 const FILTER = process.argv[3];
 const AGW = "/agw/v1/contexts";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 // GStreamer's Python bindings are Debian packages: the system interpreter.
 const PYTHON = process.env.GST_PYTHON || "/usr/bin/python3";
 const CORE = path.join(__dirname, "e2ae_gst_core.py");
 const CORE_SSRC = 0x5eed0001;
-const CHROMIUM_ARGS = [
-  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-  "--allow-loopback-in-peer-connection", // 127.0.0.1 host candidates
-  "--disable-features=WebRtcHideLocalIpsWithMdns",
-  "--autoplay-policy=no-user-gesture-required", // the remote audio plays out
-];
 const note = (msg) => console.log(`# ${msg}`);
 
 // Polls |cond| every 50 ms until it is true or |ms| passed; throws
@@ -135,26 +124,10 @@ window.wic = {
 };
 </script>`;
 
-const browser = {
-  async start() {
-    this.web = http.createServer((req, res) => {
-      res.writeHead(req.url === "/" ? 200 : 404, { "content-type": "text/html; charset=utf-8" });
-      res.end(req.url === "/" ? PAGE : "");
-    });
-    await new Promise((r) => this.web.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${this.web.address().port}/`;
-    this.profile = fs.mkdtempSync(path.join(os.tmpdir(), "dcmf-e2ae-chr-"));
-    this.ctx = await chromium.launchPersistentContext(this.profile, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60000,
-    });
-    this.version = this.ctx.browser() ? this.ctx.browser().version() : "?";
-  },
-  async stop() {
-    if (this.ctx) await timeout(this.ctx.close(), 15000, "closing Chromium").catch((e) => note(e.message));
-    if (this.web) this.web.close();
-    if (this.profile) fs.rmSync(this.profile, { recursive: true, force: true });
-  },
-};
+const browser = makeBrowser({
+  html: PAGE, profilePrefix: "dcmf-e2ae-chr-",
+  extraArgs: ["--autoplay-policy=no-user-gesture-required"], // the remote audio plays out
+});
 
 async function newWic() {
   const page = await browser.ctx.newPage();
