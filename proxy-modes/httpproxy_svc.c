@@ -91,6 +91,14 @@ static void proxy_worker_tick(void *worker) {
                         memory_order_relaxed);
   atomic_store_explicit(&st->proxy_upstream_responses, u->responses,
                         memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_opened, u->connections_opened,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_reused, u->connections_reused,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_closed, u->connections_closed,
+                        memory_order_relaxed);
+  atomic_store_explicit(&st->proxy_upstream_retries, u->retries,
+                        memory_order_relaxed);
   atomic_store_explicit(&st->proxy_upstream_latency_ms, u->latency_ms_total,
                         memory_order_relaxed);
   if (w->cache != NULL) {

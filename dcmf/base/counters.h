@@ -110,6 +110,19 @@
     "Upstream failures answered 502 or 504.")                                  \
   X(proxy_upstream_timeouts, worker, counter,                                  \
     "dcmf_proxy_upstream_failures_total", "{kind=\"timeout\"}", "")            \
+  X(proxy_upstream_opened, worker, counter,                                    \
+    "dcmf_proxy_upstream_connections_total", "{event=\"opened\"}",            \
+    "Upstream connections by event: opened, reused (a kept-alive HTTP/1.1 "    \
+    "connection taking another request), closed (idle, failed or told to "     \
+    "go away).")                                                               \
+  X(proxy_upstream_reused, worker, counter,                                    \
+    "dcmf_proxy_upstream_connections_total", "{event=\"reused\"}", "")         \
+  X(proxy_upstream_closed, worker, counter,                                    \
+    "dcmf_proxy_upstream_connections_total", "{event=\"closed\"}", "")         \
+  X(proxy_upstream_retries, worker, counter,                                   \
+    "dcmf_proxy_upstream_retries_total", "",                                   \
+    "Requests sent again on a new upstream connection (RFC 9112 9.3.1, "       \
+    "HTTP/2 refused streams).")                                                \
   X(proxy_cache_hits, worker, counter, "dcmf_proxy_cache_total",               \
     "{outcome=\"hit\"}", "Cache lookups by outcome.")                          \
   X(proxy_cache_misses, worker, counter, "dcmf_proxy_cache_total",             \

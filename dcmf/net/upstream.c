@@ -207,6 +207,12 @@ void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
   if (c->h1_req == r) {
     c->h1_req = NULL;
   }
+  if (c->inflight == NULL) {
+    /* Idle from now: an HTTP/2 connection has no other moment that says
+     * so (HTTP/1.1 also marks it when its response ends), and without
+     * this the sweep kept a once-used HTTP/2 connection open for good. */
+    c->idle_since_ms = uv_now(c->pool->loop);
+  }
   if (c->h2 != NULL && r->stream_id > 0) {
     nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
   }
@@ -344,6 +350,7 @@ void up_conn_close(struct conn *c) {
     return;
   }
   c->closing = 1;
+  c->pool->counters.connections_closed++;
   struct origin *o = c->origin;
   for (struct conn **pp = &o->conns; *pp; pp = &(*pp)->next) {
     if (*pp == c) {

@@ -132,6 +132,7 @@ void dcmf_upstream_cancel(struct dcmf_upstream_req *req);
 struct dcmf_upstream_counters {
   uint64_t requests, connections_opened, connections_reused, failures,
       timeouts;
+  uint64_t connections_closed; /* for any reason: idle, failed, GOAWAY */
   uint64_t latency_ms_total; /* request sent to response head, summed */
   uint64_t responses;        /* how many heads latency_ms_total covers */
   uint64_t retries; /* requests sent again on a new connection: an

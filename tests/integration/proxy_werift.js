@@ -133,6 +133,17 @@ function stopProc(p) {
     const js = await fetchPath(phone, "/apps/x/app.js");
     check(js.status === 200, `/apps/x/app.js: status ${js.status}`);
     check(js.body.equals(fs.readFileSync(path.join(ROOT, "site", "apps", "x", "app.js"))), "app.js differs");
+    // The pool's connections in /metrics (published by the worker within
+    // a tick): the second request went on the kept-alive connection.
+    let m = "";
+    for (let i = 0; i < 60; i++) {
+      m = String((await api(port, "GET", "/metrics")).body);
+      if (/dcmf_proxy_upstream_connections_total\{event="reused"\} [1-9]/.test(m)) break;
+      await wait(50);
+    }
+    check(/dcmf_proxy_upstream_connections_total\{event="opened"\} [1-9]/.test(m), "no opened connection in /metrics");
+    check(/dcmf_proxy_upstream_connections_total\{event="reused"\} [1-9]/.test(m), "no reused connection in /metrics");
+    check(/dcmf_proxy_upstream_retries_total 0/.test(m), "a retry in /metrics");
     console.log(`ok - ${name}`);
   } catch (e) {
     failed++;

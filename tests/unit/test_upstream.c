@@ -825,6 +825,51 @@ static void test_h2c_goaway_then_back(void **state) {
   assert_int_equal(cs[1].body_len, 5);
 }
 
+/*
+ * An h2c connection that served a request and then sat unused is closed
+ * after the idle timeout, like an HTTP/1.1 one; the next request opens
+ * a new connection. (An HTTP/2 connection used once used to stay open
+ * for the process's life.)
+ */
+static void test_h2c_idle_closed(void **state) {
+  struct fixture *f = *state;
+  struct dcmf_upstream_settings st = {
+      .connect_timeout_ms = 2000,
+      .response_timeout_ms = 2000,
+      .idle_timeout_ms = 200,
+      .max_connections = 4,
+  };
+  char err[200];
+  assert_int_equal(dcmf_upstream_pool_new(&f->pool, &f->loop, &st, &f->log, err,
+                                          sizeof(err)),
+                   0);
+  uint16_t port = free_port(f);
+  if (ngh_start(f, port) != 0) {
+    skip();
+  }
+  struct call *cs = calls_new(f);
+  char small[64];
+  snprintf(small, sizeof(small), "http://127.0.0.1:%u/small", port);
+  start_url(f, &cs[0], "GET", small);
+  wait_end(f, &cs[0]);
+  assert_int_equal(cs[0].result, DCMF_UPSTREAM_OK);
+  const struct dcmf_upstream_counters *n = dcmf_upstream_counters(f->pool);
+  assert_int_equal(n->connections_opened, 1);
+  uv_update_time(&f->loop);
+  uint64_t end = uv_now(&f->loop) + WAIT_MS;
+  while (n->connections_closed == 0 && uv_now(&f->loop) < end) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    uv_sleep(1);
+    uv_update_time(&f->loop);
+  }
+  assert_int_equal(n->connections_closed, 1);
+  start_url(f, &cs[1], "GET", small);
+  wait_end(f, &cs[1]);
+  assert_int_equal(cs[1].result, DCMF_UPSTREAM_OK);
+  assert_int_equal(cs[1].body_len, 5);
+  assert_int_equal(n->connections_opened, 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_h1_fallback_and_reuse, setup,
@@ -855,6 +900,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_h2c_goaway_then_back, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_h2c_idle_closed, setup, teardown),
   };
   /* As in dcmfd and dcmf-ue: a write to an upstream that hung up is an
    * EPIPE for the pool to handle, not the end of the process. */
