@@ -65,7 +65,7 @@ struct snapshot {
   struct counts c;
   uint64_t srtp_auth, srtp_replay;
   uint64_t srtp_malformed; /* access datagrams the engine could not parse */
-  const char *profile; /* static */
+  const char *profile;     /* static */
 };
 
 struct e2ae_media {
@@ -455,8 +455,8 @@ static int e2ae_init(void **worker, const struct dcmf_svc_worker_env *env,
                      const void *config, char *err, size_t errlen) {
   (void)env;
   const struct dcmf_e2ae_config *cfg = config;
-  uint32_t push_ms = cfg != NULL && cfg->push_ms != 0 ? cfg->push_ms
-                                                      : DCMF_E2AE_PUSH_MS;
+  uint32_t push_ms =
+      cfg != NULL && cfg->push_ms != 0 ? cfg->push_ms : DCMF_E2AE_PUSH_MS;
   if (push_ms > DCMF_E2AE_PUSH_MS_MAX) {
     snprintf(err, errlen, "e2ae counter push interval %u ms is over %u ms",
              push_ms, DCMF_E2AE_PUSH_MS_MAX);
@@ -537,14 +537,13 @@ static void e2ae_assoc_changed(void *media) {
     return;
   }
   const char *profile = as.srtp_profile != NULL ? as.srtp_profile : "";
-  int news = strcmp(profile, m->seen_profile) != 0 ||
-             newly(as.srtp_auth, m->seen_auth) ||
-             newly(as.srtp_replay, m->seen_replay) ||
-             /* reported summed with the service's own malformed */
-             (m->c.malformed == 0 &&
-              newly(as.srtp_malformed, m->seen_malformed));
-  int grew = as.srtp_auth != m->seen_auth ||
-             as.srtp_replay != m->seen_replay ||
+  int news =
+      strcmp(profile, m->seen_profile) != 0 ||
+      newly(as.srtp_auth, m->seen_auth) ||
+      newly(as.srtp_replay, m->seen_replay) ||
+      /* reported summed with the service's own malformed */
+      (m->c.malformed == 0 && newly(as.srtp_malformed, m->seen_malformed));
+  int grew = as.srtp_auth != m->seen_auth || as.srtp_replay != m->seen_replay ||
              as.srtp_malformed != m->seen_malformed;
   m->seen_profile = profile;
   m->seen_auth = as.srtp_auth;
