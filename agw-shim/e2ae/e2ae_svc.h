@@ -125,7 +125,8 @@ extern const struct dcmf_service dcmf_e2ae_service;
  * NULL: every default). */
 struct dcmf_e2ae_config {
   /* The most often a media's counters are pushed, in ms (first counts
-   * and profile changes excepted); 0: DCMF_E2AE_PUSH_MS. Over
+   * and profile changes excepted; dcmfd's --e2ae-push-ms); 0:
+   * DCMF_E2AE_PUSH_MS. Over
    * DCMF_E2AE_PUSH_MS_MAX, init fails with DCMF_ERR_INVALID. */
   uint32_t push_ms;
 };

@@ -119,15 +119,15 @@ struct fx {
 
 /* What a fixture's media is. */
 struct opts {
-  int mux;        /* core rtcp-mux */
-  int latching;   /* latch the core's address */
-  int signalled;  /* the core addresses are signalled */
-  int core_avpf;  /* core RTP/AVPF */
-  int wrong_fp;   /* the session expects another certificate */
-  int no_connect; /* the WIC does not start DTLS */
-  int access_avp; /* access UDP/TLS/RTP/SAVP (no feedback) */
-  int consent_ms; /* the session's consent lifetime; 0: 30 s */
-  int ice;        /* the WIC does ICE (checks before DTLS), not none */
+  int mux;          /* core rtcp-mux */
+  int latching;     /* latch the core's address */
+  int signalled;    /* the core addresses are signalled */
+  int core_avpf;    /* core RTP/AVPF */
+  int wrong_fp;     /* the session expects another certificate */
+  int no_connect;   /* the WIC does not start DTLS */
+  int access_avp;   /* access UDP/TLS/RTP/SAVP (no feedback) */
+  int consent_ms;   /* the session's consent lifetime; 0: 30 s */
+  int ice;          /* the WIC does ICE (checks before DTLS), not none */
   uint32_t push_ms; /* the service's push interval; 0: its default */
 };
 
@@ -1161,6 +1161,42 @@ static void test_idle_keyed_costs_nothing(void **state) {
   fx_free(f);
 }
 
+/* The push interval is the worker's config: 200 ms here; over the
+ * ceiling init refuses, naming it. */
+static void test_push_interval_configured(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .push_ms = 200};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  rounds(f, 2);
+  size_t n0 = f->n_pushes;
+  for (uint16_t i = 0; i < 100; i++) { /* 1 s, a packet every 10 ms */
+    struct dgram c = rtp(CORE_SSRC, i);
+    peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
+    round_trip(f);
+  }
+  assert_true(f->n_pushes - n0 >= 4); /* the first at once, then every 200 ms */
+  for (size_t i = n0 + 2; i < f->n_pushes; i++) {
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] >= 200);
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] <= 220);
+  }
+  assert_int_equal(f->visits, 0);
+  fx_free(f);
+
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct dcmf_svc_worker_env wenv = {.loop = &loop};
+  struct dcmf_e2ae_config big = {.push_ms = DCMF_E2AE_PUSH_MS_MAX + 1};
+  void *worker = NULL;
+  char err[128] = "";
+  assert_int_equal(
+      dcmf_e2ae_service.init(&worker, &wenv, &big, err, sizeof(err)),
+      DCMF_ERR_INVALID);
+  assert_null(worker);
+  assert_non_null(strstr(err, "push interval"));
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* What a media costs the worker, idle and busy, in tick visits and
  * pushes per second of the services' clock (printed: the figures of
  * docs/e2ae.md): 10 s keyed and idle, then 10 s of 50 RTP packets per
@@ -1516,6 +1552,7 @@ int main(void) {
       cmocka_unit_test(test_counters_pushed),
       cmocka_unit_test(test_idle_keyed_costs_nothing),
       cmocka_unit_test(test_cost_per_second),
+      cmocka_unit_test(test_push_interval_configured),
       cmocka_unit_test(test_core_flood_bounded_per_turn),
       cmocka_unit_test(test_update_new_association_and_core_address),
       cmocka_unit_test(test_update_new_tls_id_rekeys),
