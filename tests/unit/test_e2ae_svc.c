@@ -12,8 +12,11 @@
  * source kept, a second one dropped); core packets before DTLS and under
  * a wrong fingerprint dropped and counted, nothing forwarded; tampered
  * and replayed SRTP counted through the association; the RTP_COUNTERS
- * pushes (JSON read with jansson; at most every 100 ms of the services'
- * clock, a final one at detach); the core sockets closed at detach; an
+ * pushes (JSON read with jansson; a counter's first count and a new
+ * profile at once, else at most once per interval of the services'
+ * clock, a final one at detach) and what a media costs the worker's
+ * tick (no visit, idle or busy; the round runs the service's
+ * worker_tick as the worker does); the core sockets closed at detach; an
  * update with a new tls-id (and a new certificate, the DTLS roles
  * swapped) re-keys the same SRTP association: media goes on with the
  * old keys during the handshake, the SSRCs keep ROC 1 after a wrap, the
