@@ -18,10 +18,8 @@
 /* A datagram read from the core is at most this big; a bigger one is
  * truncated by the kernel (UV_UDP_PARTIAL) and dropped as malformed. */
 #define RX_LEN 65536
-/* How long after attach or an update the SRTP refusals are polled while
- * no association is keyed yet (nothing else would tell the service that
- * one came up if the access side sends only refused packets). */
-#define KEY_WAIT_MS 60000
+
+struct e2ae_media;
 
 /* What the worker's media share: one thread handles one datagram at a
  * time. */
@@ -29,9 +27,12 @@ struct e2ae_worker {
   uint8_t rx[RX_LEN]; /* core datagrams */
   /* access RTCP being filtered (the association's buffer is read-only) */
   uint8_t tx[DCMF_ASSOC_SRTP_MAX_PACKET];
+  uint64_t push_ms; /* the push interval */
+  /* The media with a push pending, in order of |due|: each joins at
+   * now + push_ms and the services' clock only moves on, so appending
+   * keeps the order, and a worker tick looks at the head only. */
+  struct e2ae_media *first, *last;
 };
-
-struct e2ae_media;
 struct core;
 
 /* One core socket. */
@@ -64,7 +65,7 @@ struct snapshot {
   struct counts c;
   uint64_t srtp_auth, srtp_replay;
   uint64_t srtp_malformed; /* access datagrams the engine could not parse */
-  const char *profile; /* static */
+  const char *profile;     /* static */
 };
 
 struct e2ae_media {
@@ -77,8 +78,14 @@ struct e2ae_media {
   struct counts c;
   struct snapshot pushed; /* what the last push said */
   int has_pushed;
-  uint64_t pushed_at;
-  uint64_t key_wait_until; /* poll the association until then */
+  /* In the worker's queue of pending pushes (w->first..), until |due|. */
+  int queued;
+  uint64_t due;
+  struct e2ae_media *q_prev, *q_next;
+  /* The association's refusals and profile as last looked at
+   * (e2ae_assoc_changed). */
+  uint64_t seen_auth, seen_replay, seen_malformed;
+  const char *seen_profile;
 };
 
 /* ---- helpers ---- */
@@ -97,9 +104,55 @@ static int feedback_passes(const struct e2ae_media *m) {
   return m->leg.core_avpf && m->leg.access_avpf;
 }
 
-/* Something was counted: a push is due within DCMF_E2AE_PUSH_MS. */
+static void push_now(struct e2ae_media *m);
+
+/* Something was counted: a push within the interval, unless one is
+ * pending already (then this costs one test). */
 static void counted(struct e2ae_media *m) {
-  m->host->want_tick(m->host);
+  if (m->queued) {
+    return;
+  }
+  struct e2ae_worker *w = m->w;
+  m->due = m->host->now(m->host) + w->push_ms;
+  m->queued = 1;
+  m->q_prev = w->last;
+  m->q_next = NULL;
+  if (w->last != NULL) {
+    w->last->q_next = m;
+  } else {
+    w->first = m;
+  }
+  w->last = m;
+}
+
+static void unqueue(struct e2ae_media *m) {
+  if (!m->queued) {
+    return;
+  }
+  struct e2ae_worker *w = m->w;
+  if (m->q_prev != NULL) {
+    m->q_prev->q_next = m->q_next;
+  } else {
+    w->first = m->q_next;
+  }
+  if (m->q_next != NULL) {
+    m->q_next->q_prev = m->q_prev;
+  } else {
+    w->last = m->q_prev;
+  }
+  m->queued = 0;
+  m->q_prev = m->q_next = NULL;
+}
+
+/* Counts one in |*c|. The first of a kind in the media's life (a first
+ * packet each way, a first drop of a reason) is news and pushed at
+ * once; at most one such push per counter, so they stay bounded. */
+static void count(struct e2ae_media *m, uint64_t *c) {
+  if (++*c == 1) {
+    push_now(m);
+  } else {
+    counted(m);
+  }
 }
 
 static const struct sockaddr_storage *signalled(const struct e2ae_media *m,
@@ -167,7 +220,7 @@ static size_t filter_rtcp(struct e2ae_media *m, uint8_t *buf, size_t len) {
   size_t removed = 0;
   size_t n = dcmf_rtcp_strip_feedback(buf, len, &removed);
   if (removed > 0 || n == 0) {
-    m->c.feedback_stripped++;
+    count(m, &m->c.feedback_stripped);
   }
   return n;
 }
@@ -207,7 +260,22 @@ static void push(struct e2ae_media *m, const struct snapshot *s, int final) {
   m->host->emit(m->host, DCMF_E2AE_EVENT, text);
   m->pushed = *s;
   m->has_pushed = 1;
-  m->pushed_at = m->host->now(m->host);
+}
+
+/* Pushes what the counters say now if it differs from the last push (or
+ * says anything at all, before the first); nothing is pending after. */
+static void push_now(struct e2ae_media *m) {
+  unqueue(m);
+  struct snapshot s;
+  snapshot_take(m, &s);
+  int changed = !m->has_pushed
+                    ? memcmp(&s.c, &(struct counts){0}, sizeof(s.c)) != 0 ||
+                          s.srtp_auth || s.srtp_replay || s.srtp_malformed ||
+                          s.profile[0]
+                    : memcmp(&s, &m->pushed, sizeof(s)) != 0;
+  if (changed) {
+    push(m, &s, 0);
+  }
 }
 
 /* ---- core -> access ---- */
@@ -225,14 +293,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void core_packet(struct e2ae_media *m, struct sock *s,
                         const struct sockaddr *from, uint8_t *p, size_t n,
                         unsigned flags) {
-  counted(m);
   if (!source_ok(m, s, from)) {
-    m->c.unknown_source++;
+    count(m, &m->c.unknown_source);
     return;
   }
   if ((flags & UV_UDP_PARTIAL) || n > DCMF_ASSOC_SRTP_MAX_PACKET || n < 2 ||
       (p[0] >> 6) != 2) {
-    m->c.malformed++;
+    count(m, &m->c.malformed);
     return;
   }
   int rtcp = is_rtcp(p);
@@ -240,11 +307,11 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
   if (rtcp) {
     if (dcmf_rtcp_validate(p, n, DCMF_RTCP_REDUCED_SIZE) != 0 ||
         dcmf_rtcp_sender_ssrc(p, n, &ssrc) != 0) {
-      m->c.malformed++;
+      count(m, &m->c.malformed);
       return;
     }
   } else if (s->rtcp_only || n < 12) {
-    m->c.malformed++; /* RTP on the RTCP port, or a short header */
+    count(m, &m->c.malformed); /* RTP on the RTCP port, or a short header */
     return;
   } else {
     ssrc = get32(p + 8);
@@ -257,7 +324,7 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
     /* The compound may now start with another packet (a reduced-size
      * PSFB before an RR): its sender is the flow. */
     if (dcmf_rtcp_sender_ssrc(p, n, &ssrc) != 0) {
-      m->c.malformed++;
+      count(m, &m->c.malformed);
       return;
     }
   }
@@ -268,16 +335,16 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
        * the association is keyed (anyone's) latches nothing. */
       latch(s, from);
     }
-    m->c.access_packets++;
     m->c.access_bytes += n;
+    count(m, &m->c.access_packets);
   } else if (rv == DCMF_ERR_INVALID || rv == DCMF_ERR_NOT_FOUND) {
     /* No keyed association: DTLS is not up (or is over). The SSRC is
      * the packet's own, so INVALID cannot mean a mismatch. */
-    m->c.before_dtls++;
+    count(m, &m->c.before_dtls);
   } else if (rv == DCMF_ERR_MALFORMED) {
-    m->c.malformed++; /* e.g. CSRCs or an extension past the end */
+    count(m, &m->c.malformed); /* e.g. CSRCs or an extension past the end */
   } else {
-    m->c.send_failed++;
+    count(m, &m->c.send_failed);
   }
 }
 
@@ -387,13 +454,20 @@ static void take_leg(struct e2ae_media *m) {
 static int e2ae_init(void **worker, const struct dcmf_svc_worker_env *env,
                      const void *config, char *err, size_t errlen) {
   (void)env;
-  (void)config;
-  (void)err;
-  (void)errlen;
+  const struct dcmf_e2ae_config *cfg = config;
+  uint32_t push_ms =
+      cfg != NULL && cfg->push_ms != 0 ? cfg->push_ms : DCMF_E2AE_PUSH_MS;
+  if (push_ms > DCMF_E2AE_PUSH_MS_MAX) {
+    snprintf(err, errlen, "e2ae counter push interval %u ms is over %u ms",
+             push_ms, DCMF_E2AE_PUSH_MS_MAX);
+    return DCMF_ERR_INVALID;
+  }
   struct e2ae_worker *w = malloc(sizeof(*w));
   if (w == NULL) {
     return DCMF_ERR_NOMEM;
   }
+  w->push_ms = push_ms;
+  w->first = w->last = NULL;
   *worker = w;
   return 0;
 }
@@ -409,28 +483,19 @@ static int e2ae_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   }
   m->host = host;
   m->w = worker;
+  m->seen_profile = "";
   take_leg(m);
-  if (m->core != NULL) {
-    m->key_wait_until = host->now(host) + KEY_WAIT_MS;
-    host->want_tick(host);
-  }
   *media = m;
   return 0;
 }
 
 static void e2ae_update(void *media) {
-  struct e2ae_media *m = media;
-  take_leg(m);
-  if (m->core != NULL) {
-    /* A new tls-id may mean a new association to wait for (a renewal
-     * keeps the SRTP one keyed; after a failure the next starts bare). */
-    m->key_wait_until = m->host->now(m->host) + KEY_WAIT_MS;
-    m->host->want_tick(m->host);
-  }
+  take_leg(media);
 }
 
 static void e2ae_detach(void *media) {
   struct e2ae_media *m = media;
+  unqueue(m);
   if (m->core != NULL) {
     struct snapshot s;
     snapshot_take(m, &s);
@@ -440,31 +505,54 @@ static void e2ae_detach(void *media) {
   free(m);
 }
 
-/* Pushes what changed, at most every DCMF_E2AE_PUSH_MS, and asks for
- * the next tick while something is pending or may change unseen (the
- * association's SRTP refusals). */
-static void e2ae_tick(void *media) {
-  struct e2ae_media *m = media;
-  if (m->core == NULL) {
+/* Every worker tick (10 ms): the pushes that are due, from the head of
+ * the queue; nothing else. A media with nothing counted is not in the
+ * queue and costs no tick at all. */
+static void e2ae_worker_tick(void *worker) {
+  struct e2ae_worker *w = worker;
+  if (w->first == NULL) {
     return;
   }
-  struct snapshot s;
-  snapshot_take(m, &s);
-  uint64_t now = m->host->now(m->host);
-  int pending = !m->has_pushed
-                    ? memcmp(&s.c, &(struct counts){0}, sizeof(s.c)) != 0 ||
-                          s.srtp_auth || s.srtp_replay || s.srtp_malformed ||
-                          s.profile[0]
-                    : memcmp(&s, &m->pushed, sizeof(s)) != 0;
-  if (pending && (!m->has_pushed || now - m->pushed_at >= DCMF_E2AE_PUSH_MS)) {
-    push(m, &s, 0);
-    pending = 0;
+  /* Every media of the worker reads the same clock. */
+  uint64_t now = w->first->host->now(w->first->host);
+  while (w->first != NULL && w->first->due <= now) {
+    push_now(w->first); /* takes it out of the queue */
   }
+}
+
+static int newly(uint64_t now, uint64_t was) {
+  return now != 0 && was == 0;
+}
+
+/* The association was keyed, or refused an access datagram (counted in
+ * its engine, which reaches the service by no other way): a new profile
+ * or a first refusal of a kind is pushed at once, other growth within
+ * the interval like any count. Cheap: a refusal flood costs a stats
+ * read per datagram, no push. */
+static void e2ae_assoc_changed(void *media) {
+  struct e2ae_media *m = media;
   struct dcmf_assoc_stats as;
-  int keyed = m->host->assoc_stats != NULL &&
-              m->host->assoc_stats(m->host, &as) == 0 && as.keyed;
-  if (pending || keyed || now < m->key_wait_until) {
-    m->host->want_tick(m->host);
+  if (m->core == NULL || m->host->assoc_stats == NULL ||
+      m->host->assoc_stats(m->host, &as) != 0) {
+    return;
+  }
+  const char *profile = as.srtp_profile != NULL ? as.srtp_profile : "";
+  int news =
+      strcmp(profile, m->seen_profile) != 0 ||
+      newly(as.srtp_auth, m->seen_auth) ||
+      newly(as.srtp_replay, m->seen_replay) ||
+      /* reported summed with the service's own malformed */
+      (m->c.malformed == 0 && newly(as.srtp_malformed, m->seen_malformed));
+  int grew = as.srtp_auth != m->seen_auth || as.srtp_replay != m->seen_replay ||
+             as.srtp_malformed != m->seen_malformed;
+  m->seen_profile = profile;
+  m->seen_auth = as.srtp_auth;
+  m->seen_replay = as.srtp_replay;
+  m->seen_malformed = as.srtp_malformed;
+  if (news) {
+    push_now(m);
+  } else if (grew) {
+    counted(m);
   }
 }
 
@@ -476,9 +564,8 @@ static int e2ae_match(void *media, const struct dcmf_svc_flow *flow) {
 static int e2ae_open(void *media, const struct dcmf_svc_flow *flow,
                      void **chan) {
   (void)flow;
-  struct e2ae_media *m = media;
+  (void)media;
   *chan = NULL; /* no per-SSRC state: packets go as they come */
-  counted(m);
   return 0;
 }
 
@@ -490,23 +577,22 @@ static void e2ae_message(void *media, void *chan,
   (void)flow;
   (void)binary;
   struct e2ae_media *m = media;
-  counted(m);
   if (len < 2 || len > sizeof(m->w->tx)) {
-    m->c.malformed++; /* the association hands up whole packets */
+    count(m, &m->c.malformed); /* the association hands up whole packets */
     return;
   }
   int rtcp = is_rtcp(data);
   struct sock *s = rtcp && !m->leg.rtcp_mux ? &m->core->rtcp : &m->core->rtp;
   const struct sockaddr *to = destination(m, s);
   if (to == NULL) {
-    m->c.no_core_address++;
+    count(m, &m->c.no_core_address);
     return;
   }
   const uint8_t *out = data;
   size_t n = len;
   if (rtcp) {
     if (dcmf_rtcp_validate(data, len, DCMF_RTCP_REDUCED_SIZE) != 0) {
-      m->c.malformed++;
+      count(m, &m->c.malformed);
       return;
     }
     if (!feedback_passes(m)) {
@@ -521,21 +607,22 @@ static void e2ae_message(void *media, void *chan,
   uv_buf_t b = uv_buf_init((char *)out, (unsigned int)n);
   /* UDP: a datagram that cannot leave now is lost, and counted. */
   if (uv_udp_try_send(&s->udp, &b, 1, to) < 0) {
-    m->c.send_failed++;
+    count(m, &m->c.send_failed);
     return;
   }
-  m->c.core_packets++;
   m->c.core_bytes += n;
+  count(m, &m->c.core_packets);
 }
 
 const struct dcmf_service dcmf_e2ae_service = {
     .name = "e2ae",
     .init = e2ae_init,
     .free = e2ae_free,
+    .worker_tick = e2ae_worker_tick,
     .attach = e2ae_attach,
     .update = e2ae_update,
     .detach = e2ae_detach,
-    .tick = e2ae_tick,
+    .assoc_changed = e2ae_assoc_changed,
     .match = e2ae_match,
     .open = e2ae_open,
     .message = e2ae_message,

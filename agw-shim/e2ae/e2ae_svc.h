@@ -10,8 +10,8 @@
  * the description at attach: the core RTP socket, and the RTCP one
  * unless rtcp-mux) and joins every SSRC flow of the association to them.
  * It matches only flows of kind DCMF_ASSOC_SRTP of such a media, so
- * data-channel media never see it. No per-worker config (register it
- * with config NULL).
+ * data-channel media never see it. Its per-worker config is a struct
+ * dcmf_e2ae_config (below), or NULL for the defaults.
  *
  * Access -> core. Each plain packet of a flow (the association has
  * unprotected and authenticated it) leaves unchanged (SSRC, sequence
@@ -50,13 +50,24 @@
  * over DCMF_ASSOC_SRTP_MAX_PACKET bytes from the core are malformed.
  *
  * Counters. Per media; pushed to the control plane with
- * host->emit(host, "RTP_COUNTERS", detail) at most every
- * DCMF_E2AE_PUSH_MS while they change, and once at detach. The
- * service asks for a tick (host->want_tick) whenever it counts
- * something, and keeps asking while a push is pending, while an
- * association is keyed and for 60 s after attach or an update (the
- * association's SRTP refusals change without any packet reaching the
- * service, so they are polled then). |detail| is one JSON object, exactly:
+ * host->emit(host, "RTP_COUNTERS", detail):
+ *   - at once when a counter counts its first (the first packet each
+ *     way, the first drop of a reason) or the profile changes (an
+ *     association was keyed with another profile): at most once per
+ *     counter and keying, so these stay few;
+ *   - otherwise at most once per push interval (struct
+ *     dcmf_e2ae_config, DCMF_E2AE_PUSH_MS = 1 s by default): the first
+ *     count after a push queues the media for a push one interval
+ *     later, which reports everything counted until then;
+ *   - once at detach, with "final":true.
+ * So what the control plane shows is at most one interval (plus one
+ * 10 ms worker tick) behind. Nothing is polled: the service asks for
+ * no |tick|; the pushes that are due are found by |worker_tick| at the
+ * head of a per-worker queue ordered by due time, and the association's
+ * SRTP refusals (counted inside the engine, not seen by the service)
+ * and keyings arrive through |assoc_changed| (service.h). An idle media
+ * costs nothing per tick, and a busy one a flag test per packet and one
+ * push per interval. |detail| is one JSON object, exactly:
  *
  *   {"profile":"SRTP_AEAD_AES_256_GCM",
  *    "toCore":{"packets":N,"bytes":N},
@@ -104,12 +115,26 @@
 #ifndef DCMF_E2AE_SVC_H
 #define DCMF_E2AE_SVC_H
 
+#include <stdint.h>
+
 #include "service.h"
 
 extern const struct dcmf_service dcmf_e2ae_service;
 
-/* The most often a media's counters are pushed, in ms. */
-#define DCMF_E2AE_PUSH_MS 100
+/* The per-worker config of the service (the registration's |config|;
+ * NULL: every default). */
+struct dcmf_e2ae_config {
+  /* The most often a media's counters are pushed, in ms (first counts
+   * and profile changes excepted; dcmfd's --e2ae-push-ms); 0:
+   * DCMF_E2AE_PUSH_MS. Over
+   * DCMF_E2AE_PUSH_MS_MAX, init fails with DCMF_ERR_INVALID. */
+  uint32_t push_ms;
+};
+
+/* The default push interval, in ms: what GET and /metrics show of an
+ * e2ae media is at most this stale. */
+#define DCMF_E2AE_PUSH_MS 1000
+#define DCMF_E2AE_PUSH_MS_MAX 60000
 
 /* The event the counters are pushed as. */
 #define DCMF_E2AE_EVENT "RTP_COUNTERS"

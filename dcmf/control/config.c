@@ -121,6 +121,9 @@ static const struct opt options[] = {
     {"hello-rate", OPT_UINT, UINTF(hello_rate), 0, 1000000, "N",
      "DTLS ClientHellos per second per source address before drops; 0: no "
      "limit [100]"},
+    {"e2ae-push-ms", OPT_UINT, UINTF(e2ae_push_ms), 100, 60000, "MS",
+     "push an e2ae media's counters to GET and /metrics at most this often "
+     "(first counts and profile changes at once) [1000]"},
     {"workers", OPT_UINT, UINTF(workers), 1, DCMF_CONFIG_MAX_WORKERS, "N",
      "media worker processes, each with its own SCTP stack; contexts are "
      "spread over them [one per CPU core]"},

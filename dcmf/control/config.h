@@ -61,6 +61,9 @@ struct dcmf_config {
   /* Per-source limits per worker, per second (0: none). */
   uint32_t stun_rate;  /* STUN checks from sources other than the peer */
   uint32_t hello_rate; /* DTLS ClientHellos */
+  /* The most often an e2ae media's counters are pushed, in ms; 0: the
+   * service's default, DCMF_E2AE_PUSH_MS (e2ae_svc.h). */
+  uint32_t e2ae_push_ms;
   uint32_t shutdown_timeout_ms; /* SIGTERM: exit 3 if not done by then */
   /* Quiet time after releases before malloc_trim (memtrim.h); 0: never. */
   uint32_t mem_trim_delay_ms;

@@ -37,7 +37,8 @@ int dcmf_services_open(struct dcmf_services *s, const struct dcmf_config *c,
   s->regs[2] = (struct dcmf_svc_reg){&dcmf_udpproxy_service, NULL};
   s->regs[3] = (struct dcmf_svc_reg){&dcmf_relay_service, NULL};
   /* SSRC flows of e2ae media (DCMF_ASSOC_SRTP) only. */
-  s->regs[4] = (struct dcmf_svc_reg){&dcmf_e2ae_service, NULL};
+  s->e2ae = (struct dcmf_e2ae_config){.push_ms = c->e2ae_push_ms};
+  s->regs[4] = (struct dcmf_svc_reg){&dcmf_e2ae_service, &s->e2ae};
   s->n = DCMF_SERVICES_N;
   return 0;
 }

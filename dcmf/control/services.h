@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "e2ae_svc.h"
 #include "httpproxy_svc.h"
 #include "repo.h"
 #include "service.h"
@@ -19,6 +20,7 @@
 struct dcmf_services {
   struct dcmf_repo *repo;
   struct dcmf_httpproxy_svc_config proxy;
+  struct dcmf_e2ae_config e2ae;
   /* The registrations for struct dcmf_worker_settings; they point into
    * this struct, which must not move while a worker uses them. */
   struct dcmf_svc_reg regs[DCMF_SERVICES_N];

@@ -27,8 +27,9 @@
  * was negotiated in SDP (its peer may be served later) and is refused
  * otherwise; after every |update| the open negotiated flows nobody
  * serves are offered again. |message| and |closed| go only to the
- * serving service; |writable| goes to every service of the media, and
- * |tick| only to each service that asked for it (host->want_tick). A
+ * serving service; |writable| and |assoc_changed| go to every service
+ * of the media, and |tick| only to each service that asked for it
+ * (host->want_tick). A
  * service that knows only data channels matches only flows of kind
  * DCMF_ASSOC_SCTP, whose ids fit 16 bits.
  *
@@ -152,6 +153,13 @@ struct dcmf_service {
   void (*update)(void *media);
   /* The session ends (its flows are closed already); frees |media|. */
   void (*detach)(void *media);
+  /* The association's counters or state (host->assoc_stats) may have
+   * changed with no flow message to show it: it was keyed (again), or
+   * it took in a raw datagram (SRTP) and delivered nothing (refused:
+   * authentication, replay, malformed, or a refused flow). A service
+   * that reports those counters learns of them here instead of polling;
+   * runs on every datagram refused, so it must be cheap. Optional. */
+  void (*assoc_changed)(void *media);
   /* After the SCTP tick that follows a host->want_tick of this media
    * (once per asking; ask again from here to be ticked again); optional.
    * Never called for a media that did not ask. */

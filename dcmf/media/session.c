@@ -257,6 +257,16 @@ static void services_tick(struct dcmf_session *s) {
   }
 }
 
+/* The association was keyed or refused a datagram: the services that
+ * report its counters look now rather than poll (service.h). */
+static void services_assoc_changed(struct dcmf_session *s) {
+  for (size_t i = 0; i < s->n_slots; i++) {
+    if (s->slots[i].svc->assoc_changed != NULL) {
+      s->slots[i].svc->assoc_changed(s->slots[i].media);
+    }
+  }
+}
+
 static void services_writable(struct dcmf_session *s) {
   for (size_t i = 0; i < s->n_slots; i++) {
     if (s->slots[i].svc->writable != NULL) {
@@ -332,6 +342,7 @@ static void flow_message(void *user, const struct dcmf_svc_flow *flow,
                          void *slot, int binary, const uint8_t *data,
                          size_t len) {
   struct dcmf_session *s = user;
+  s->delivered++;
   STAT_ADD(s, messages_in, 1);
   STAT_ADD(s, bytes_in, len);
   struct svc_bind *b = slot;
@@ -426,6 +437,7 @@ static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
     if (s->desc.assoc == DCMF_ASSOC_SCTP) { /* SRTP has its own counters */
       STAT_ADD(s, sctp_associations, 1);
     }
+    services_assoc_changed(s); /* keyed: a profile to report */
     return;
   case DCMF_DCSTACK_ASSOC_DOWN:
     return; /* the flows were reported closed */
@@ -681,9 +693,13 @@ static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
+  uint64_t delivered = s->delivered;
   if (s->stack == NULL || dcmf_dcstack_recv_raw(s->stack, data, len) != 0) {
     STAT_ADD(s, dropped_other, 1);
     return;
+  }
+  if (s->delivered == delivered) {
+    services_assoc_changed(s); /* the association refused it, and counted */
   }
   if (from_peer) {
     dcmf_ice_note_traffic(&s->ice, now);

@@ -61,6 +61,9 @@ struct dcmf_session {
   /* What the associations freed so far counted (host->assoc_stats), and
    * the SRTP profile of the last one keyed (static; "" if none). */
   struct dcmf_assoc_stats assoc_past;
+  /* Flow messages delivered to the services so far: a raw datagram that
+   * adds none was refused by the association (services_assoc_changed). */
+  uint64_t delivered;
 };
 
 /* "context/termination/media", for log lines. */

@@ -87,6 +87,21 @@ static void test_bad_flags(void **state) {
   expect_error("config file /nonexistent", 2, "--config", "/nonexistent");
 }
 
+/* The e2ae counter push interval: the service's default (0) unless set,
+ * 100 ms to 60 s. */
+static void test_e2ae_push_ms(void **state) {
+  (void)state;
+  struct dcmf_config cfg;
+  char err[256];
+  assert_int_equal(parse(&cfg, err, sizeof(err), 0), 0);
+  assert_int_equal(cfg.e2ae_push_ms, 0);
+  assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--e2ae-push-ms", "250"),
+                   0);
+  assert_int_equal(cfg.e2ae_push_ms, 250);
+  expect_error("e2ae-push-ms", 2, "--e2ae-push-ms", "99");
+  expect_error("e2ae-push-ms", 2, "--e2ae-push-ms", "60001");
+}
+
 /* The flood limits and the shutdown bound (0 turns a limit off). */
 static void test_liveness_flags(void **state) {
   (void)state;
@@ -223,6 +238,7 @@ int main(void) {
       cmocka_unit_test(test_flags),
       cmocka_unit_test(test_bad_flags),
       cmocka_unit_test(test_liveness_flags),
+      cmocka_unit_test(test_e2ae_push_ms),
       cmocka_unit_test(test_json_config),
       cmocka_unit_test(test_flags_override_file),
       cmocka_unit_test(test_auth_options),

@@ -12,8 +12,11 @@
  * source kept, a second one dropped); core packets before DTLS and under
  * a wrong fingerprint dropped and counted, nothing forwarded; tampered
  * and replayed SRTP counted through the association; the RTP_COUNTERS
- * pushes (JSON read with jansson; at most every 100 ms of the services'
- * clock, a final one at detach); the core sockets closed at detach; an
+ * pushes (JSON read with jansson; a counter's first count and a new
+ * profile at once, else at most once per interval of the services'
+ * clock, a final one at detach) and what a media costs the worker's
+ * tick (no visit, idle or busy; the round runs the service's
+ * worker_tick as the worker does); the core sockets closed at detach; an
  * update with a new tls-id (and a new certificate, the DTLS roles
  * swapped) re-keys the same SRTP association: media goes on with the
  * old keys during the handshake, the SSRCs keep ROC 1 after a wrap, the
@@ -68,8 +71,8 @@ struct dgram {
 struct peer {
   int fd;
   struct sockaddr_in addr;
-  struct dgram q[QN]; /* received, in order */
-  size_t n;
+  struct dgram q[QN]; /* the first received, in order */
+  size_t n;           /* received */
 };
 
 /* The WebRTC client: a DTLS-SRTP client stack. */
@@ -88,7 +91,7 @@ struct wic {
   int renewed; /* |cert2| and |ctx2| hold the certificate of a renewal */
   struct dcmf_cert cert2;
   struct dcmf_dtls_ctx ctx2;
-  struct dgram rtp[QN], rtcp[QN]; /* plain packets received */
+  struct dgram rtp[QN], rtcp[QN]; /* the first plain packets received */
   size_t n_rtp, n_rtcp;
   uint32_t last_flow; /* the flow id of the last message */
 };
@@ -114,19 +117,21 @@ struct fx {
   char counters[512];             /* the last RTP_COUNTERS detail */
   uint64_t pushed_at[EVENTS_MAX]; /* the services' clock at each push */
   size_t n_pushes;
+  size_t visits; /* sessions visited by the tick (the service asked) */
 };
 
 /* What a fixture's media is. */
 struct opts {
-  int mux;        /* core rtcp-mux */
-  int latching;   /* latch the core's address */
-  int signalled;  /* the core addresses are signalled */
-  int core_avpf;  /* core RTP/AVPF */
-  int wrong_fp;   /* the session expects another certificate */
-  int no_connect; /* the WIC does not start DTLS */
-  int access_avp; /* access UDP/TLS/RTP/SAVP (no feedback) */
-  int consent_ms; /* the session's consent lifetime; 0: 30 s */
-  int ice;        /* the WIC does ICE (checks before DTLS), not none */
+  int mux;          /* core rtcp-mux */
+  int latching;     /* latch the core's address */
+  int signalled;    /* the core addresses are signalled */
+  int core_avpf;    /* core RTP/AVPF */
+  int wrong_fp;     /* the session expects another certificate */
+  int no_connect;   /* the WIC does not start DTLS */
+  int access_avp;   /* access UDP/TLS/RTP/SAVP (no feedback) */
+  int consent_ms;   /* the session's consent lifetime; 0: 30 s */
+  int ice;          /* the WIC does ICE (checks before DTLS), not none */
+  uint32_t push_ms; /* the service's push interval; 0: its default */
 };
 
 /* ---- sockets and packets ---- */
@@ -161,9 +166,11 @@ static void peer_drain(struct peer *p) {
     if (n < 0) {
       return;
     }
-    assert_true(p->n < QN);
-    memcpy(p->q[p->n].b, d.b, (size_t)n);
-    p->q[p->n++].len = (size_t)n;
+    if (p->n < QN) { /* the first QN are kept; the rest only counted */
+      memcpy(p->q[p->n].b, d.b, (size_t)n);
+      p->q[p->n].len = (size_t)n;
+    }
+    p->n++;
   }
 }
 
@@ -292,9 +299,12 @@ static void wic_flow_message(void *user, const struct dcmf_svc_flow *f,
   int rtcp = data[1] >= 192 && data[1] <= 223;
   struct dgram *q = rtcp ? w->rtcp : w->rtp;
   size_t *n = rtcp ? &w->n_rtcp : &w->n_rtp;
-  assert_true(*n < QN && len <= sizeof(q[0].b));
-  memcpy(q[*n].b, data, len);
-  q[(*n)++].len = len;
+  assert_true(len <= sizeof(q[0].b));
+  if (*n < QN) { /* the first QN are kept; the rest only counted */
+    memcpy(q[*n].b, data, len);
+    q[*n].len = len;
+  }
+  (*n)++;
 }
 
 static void wic_flow_closed(void *user, const struct dcmf_svc_flow *f,
@@ -420,7 +430,10 @@ static struct fx *fx_new(const struct opts *o) {
   cert_ctx(&f->cert, &f->ctx);
   struct dcmf_svc_worker_env wenv = {
       .loop = &f->loop, .log = &f->log, .stats = &f->stats};
-  assert_int_equal(dcmf_e2ae_service.init(&f->svc_worker, &wenv, NULL, NULL, 0),
+  struct dcmf_e2ae_config cfg = {.push_ms = o->push_ms};
+  assert_int_equal(dcmf_e2ae_service.init(&f->svc_worker, &wenv,
+                                          o->push_ms != 0 ? &cfg : NULL, NULL,
+                                          0),
                    0);
   f->services[0] =
       (struct dcmf_session_service){&dcmf_e2ae_service, f->svc_worker};
@@ -502,7 +515,8 @@ static struct fx *fx_new(const struct opts *o) {
 }
 
 /* One round: the session's loop, the WIC's socket, the core peers', the
- * ticks, and 10 ms on the services' clock. */
+ * worker's tick as dcmfd's worker runs it (the services' worker_tick,
+ * then the tick queue), and 10 ms on the services' clock. */
 static void round_trip(struct fx *f) {
   uv_run(&f->loop, UV_RUN_NOWAIT);
   dcmf_tickq_run(&f->flushes);
@@ -526,7 +540,10 @@ static void round_trip(struct fx *f) {
   peer_drain(&f->core_rtp);
   peer_drain(&f->core_rtcp);
   peer_drain(&f->stranger);
-  dcmf_tickq_run(&f->ticks);
+  if (dcmf_e2ae_service.worker_tick != NULL) {
+    dcmf_e2ae_service.worker_tick(f->svc_worker);
+  }
+  f->visits += dcmf_tickq_run(&f->ticks);
   dcmf_tickq_run(&f->flushes);
   f->now += 10;
 }
@@ -1043,29 +1060,38 @@ static void test_tampered_and_replayed_srtp(void **state) {
   fx_free(f);
 }
 
-/* Pushes come at most every 100 ms of the services' clock while the
- * counters change, stop when they do not, and a final one comes at
- * detach; the core sockets are closed then. */
+/* Pushes: the first packet at once, then at most one per interval
+ * (DCMF_E2AE_PUSH_MS of the services' clock) while the counters change,
+ * none once they stop, and a final one at detach; the core sockets are
+ * closed then. The service never asks for a tick. */
 static void test_counters_pushed(void **state) {
   (void)state;
   struct opts o = {.mux = 0, .signalled = 1, .core_avpf = 1};
   struct fx *f = fx_new(&o);
   assert_true(until(f, wic_up));
-  /* a packet every round (10 ms) for 60 rounds */
-  for (uint16_t i = 0; i < 60; i++) {
+  rounds(f, 2);
+  size_t n0 = f->n_pushes; /* the profile, pushed at keying */
+  assert_int_equal(n0, 1);
+  uint64_t t0 = f->now;
+  /* a packet every round (10 ms) for 250 rounds: 2.5 s of change */
+  for (uint16_t i = 0; i < 250; i++) {
     struct dgram c = rtp(CORE_SSRC, i);
     peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
     round_trip(f);
   }
-  assert_true(wait_counter(f, "toAccess", "packets", 60));
-  assert_true(f->n_pushes >= 3); /* 600 ms of change */
-  for (size_t i = 1; i < f->n_pushes; i++) {
+  /* the first packet at once, then after 1 s and 2 s */
+  assert_int_equal(f->n_pushes - n0, 3);
+  assert_true(f->pushed_at[n0] <= t0 + 10);
+  for (size_t i = n0 + 1; i < f->n_pushes; i++) {
     assert_true(f->pushed_at[i] - f->pushed_at[i - 1] >= DCMF_E2AE_PUSH_MS);
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] <=
+                DCMF_E2AE_PUSH_MS + 20);
   }
+  assert_true(wait_counter(f, "toAccess", "packets", 250));
+  assert_int_equal(f->visits, 0);
   /* quiet: no more pushes */
-  rounds(f, 30);
   size_t n = f->n_pushes;
-  rounds(f, 50);
+  rounds(f, 300);
   assert_int_equal(f->n_pushes, n);
   /* the final push at detach */
   dcmf_session_close(f->session);
@@ -1076,7 +1102,7 @@ static void test_counters_pushed(void **state) {
   assert_true(json_is_true(json_object_get(last, "final")));
   assert_int_equal(json_integer_value(json_object_get(
                        json_object_get(last, "toAccess"), "packets")),
-                   60);
+                   250);
   json_decref(last);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   for (int i = 0; i < 2; i++) {
@@ -1084,6 +1110,131 @@ static void test_counters_pushed(void **state) {
     assert_int_equal(fcntl(f->core_fds[i], F_GETFD), -1);
     assert_int_equal(errno, EBADF);
   }
+  fx_free(f);
+}
+
+/* A keyed media with no traffic costs no tick and pushes nothing over a
+ * long time; one packet then (not its counter's first) leads to exactly
+ * one push, one interval later; an SRTP refusal, counted inside the
+ * association, is pushed with nobody polling: at once for the first of
+ * its kind, within the interval for the next. */
+static void test_idle_keyed_costs_nothing(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dgram c0 = rtp(CORE_SSRC, 1);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c0);
+  assert_true(wait_counter(f, "toAccess", "packets", 1));
+  rounds(f, 150); /* the first packet was pushed at once: nothing pends */
+  size_t n = f->n_pushes;
+  f->visits = 0;
+  /* 60 s of the services' clock with nothing to do */
+  rounds(f, 6000);
+  assert_int_equal(f->visits, 0);
+  assert_int_equal(f->n_pushes, n);
+  /* one packet: one push, one interval later */
+  uint64_t sent = f->now;
+  struct dgram c1 = rtp(CORE_SSRC, 2);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  rounds(f, DCMF_E2AE_PUSH_MS / 10 + 5);
+  assert_int_equal(f->n_pushes, n + 1);
+  assert_true(f->pushed_at[n] >= sent + DCMF_E2AE_PUSH_MS);
+  assert_true(f->pushed_at[n] <= sent + DCMF_E2AE_PUSH_MS + 20);
+  assert_int_equal(counter(f, "toAccess", "packets"), 2);
+  rounds(f, 300);
+  assert_int_equal(f->n_pushes, n + 1);
+  /* a tampered SRTP packet: the first srtpAuth is pushed at once */
+  struct dgram a1 = rtp(WIC_SSRC, 1);
+  f->wic.tamper_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a1), 0);
+  rounds(f, 1);
+  assert_int_equal(f->n_pushes, n + 2);
+  assert_int_equal(counter(f, "drops", "srtpAuth"), 1);
+  /* the next one within the interval, in one push */
+  sent = f->now;
+  struct dgram a2 = rtp(WIC_SSRC, 2);
+  f->wic.tamper_next = 1;
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a2), 0);
+  rounds(f, DCMF_E2AE_PUSH_MS / 10 + 5);
+  assert_int_equal(f->n_pushes, n + 3);
+  assert_true(f->pushed_at[n + 2] <= sent + DCMF_E2AE_PUSH_MS + 20);
+  assert_int_equal(counter(f, "drops", "srtpAuth"), 2);
+  assert_int_equal(f->visits, 0);
+  fx_free(f);
+}
+
+/* The push interval is the worker's config: 200 ms here; over the
+ * ceiling init refuses, naming it. */
+static void test_push_interval_configured(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .push_ms = 200};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  rounds(f, 2);
+  size_t n0 = f->n_pushes;
+  for (uint16_t i = 0; i < 100; i++) { /* 1 s, a packet every 10 ms */
+    struct dgram c = rtp(CORE_SSRC, i);
+    peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
+    round_trip(f);
+  }
+  assert_true(f->n_pushes - n0 >= 4); /* the first at once, then every 200 ms */
+  for (size_t i = n0 + 2; i < f->n_pushes; i++) {
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] >= 200);
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] <= 220);
+  }
+  assert_int_equal(f->visits, 0);
+  fx_free(f);
+
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct dcmf_svc_worker_env wenv = {.loop = &loop};
+  struct dcmf_e2ae_config big = {.push_ms = DCMF_E2AE_PUSH_MS_MAX + 1};
+  void *worker = NULL;
+  char err[128] = "";
+  assert_int_equal(
+      dcmf_e2ae_service.init(&worker, &wenv, &big, err, sizeof(err)),
+      DCMF_ERR_INVALID);
+  assert_null(worker);
+  assert_non_null(strstr(err, "push interval"));
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* What a media costs the worker, idle and busy, in tick visits and
+ * pushes per second of the services' clock (printed: the figures of
+ * docs/e2ae.md): 10 s keyed and idle, then 10 s of 50 RTP packets per
+ * second each way. */
+static void test_cost_per_second(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  rounds(f, 10);
+  size_t v0 = f->visits, p0 = f->n_pushes;
+  rounds(f, 1000);
+  double idle_visits = (double)(f->visits - v0) / 10.0;
+  double idle_pushes = (double)(f->n_pushes - p0) / 10.0;
+  v0 = f->visits;
+  p0 = f->n_pushes;
+  for (uint16_t i = 0; i < 1000; i++) {
+    if (i % 2 == 0) { /* every 20 ms both ways */
+      struct dgram c = rtp(CORE_SSRC, i), a = rtp(WIC_SSRC, i);
+      peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
+      assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a), 0);
+    }
+    round_trip(f);
+  }
+  double busy_visits = (double)(f->visits - v0) / 10.0;
+  double busy_pushes = (double)(f->n_pushes - p0) / 10.0;
+  print_message("e2ae media: idle keyed %.1f tick visits/s %.1f pushes/s; "
+                "50 pps each way %.1f tick visits/s %.1f pushes/s\n",
+                idle_visits, idle_pushes, busy_visits, busy_pushes);
+  assert_true(wait_counter(f, "toCore", "packets", 500));
+  assert_true(idle_visits == 0.0);
+  assert_true(idle_pushes == 0.0);
+  assert_true(busy_visits == 0.0);
+  /* the two first packets, then one per second */
+  assert_true(busy_pushes <= 1000.0 / DCMF_E2AE_PUSH_MS + 0.3);
   fx_free(f);
 }
 
@@ -1101,10 +1252,15 @@ static void test_core_flood_bounded_per_turn(void **state) {
     peer_send(&f->stranger, &f->core_rtp_addr, &d);
   }
   uv_run(&f->loop, UV_RUN_NOWAIT); /* one turn */
-  dcmf_tickq_run(&f->ticks);       /* the first push says what it read */
+  /* the first drop of its reason is pushed at once */
   assert_int_equal(f->n_pushes, 1);
+  assert_int_equal(counter(f, "drops", "unknownSource"), 1);
+  /* the next push, one interval later, says what the turn read */
+  f->now += DCMF_E2AE_PUSH_MS;
+  dcmf_e2ae_service.worker_tick(f->svc_worker);
+  assert_int_equal(f->n_pushes, 2);
   long long first = counter(f, "drops", "unknownSource");
-  assert_true(first > 0);
+  assert_true(first > 1);
   assert_true(first <= 32); /* libuv reads 32 per socket per turn */
   assert_true(wait_counter(f, "drops", "unknownSource", 100));
   fx_free(f);
@@ -1368,7 +1524,8 @@ static void test_dc_media_untouched(void **state) {
       .kind = DCMF_ASSOC_SRTP, .id = WIC_SSRC, .label = "", .protocol = ""};
   assert_int_equal(dcmf_e2ae_service.match(media, &dc), 0);
   assert_int_equal(dcmf_e2ae_service.match(media, &ssrc), 0);
-  dcmf_e2ae_service.tick(media);
+  dcmf_e2ae_service.assoc_changed(media);
+  dcmf_e2ae_service.worker_tick(worker);
   dcmf_e2ae_service.detach(media);
   assert_int_equal(fh_emits, 0);
   dcmf_e2ae_service.free(worker);
@@ -1396,6 +1553,9 @@ int main(void) {
       cmocka_unit_test(test_wrong_fingerprint_forwards_nothing),
       cmocka_unit_test(test_tampered_and_replayed_srtp),
       cmocka_unit_test(test_counters_pushed),
+      cmocka_unit_test(test_idle_keyed_costs_nothing),
+      cmocka_unit_test(test_cost_per_second),
+      cmocka_unit_test(test_push_interval_configured),
       cmocka_unit_test(test_core_flood_bounded_per_turn),
       cmocka_unit_test(test_update_new_association_and_core_address),
       cmocka_unit_test(test_update_new_tls_id_rekeys),

@@ -1,0 +1,83 @@
+/*
+ * agw_int.h - the AGW shim's state, for agw.c (the relays and the
+ * interface of agw.h) and agw_e2ae.c (the e2ae media) alone. Control
+ * thread only, like everything of agw.h.
+ */
+#ifndef DCMF_AGW_INT_H
+#define DCMF_AGW_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agw.h"
+#include "agwapi.h"
+#include "buf.h"
+#include "hashmap.h"
+
+struct relay; /* agw.c */
+struct e2ae;  /* agw_e2ae.c */
+
+/* The counters of the e2ae service's snapshots (the table of
+ * agw_e2ae.c). */
+#define DCMF_AGW_E2AE_COUNTERS 12
+
+struct dcmf_agw {
+  struct dcmf_agw_settings settings;
+  struct dcmf_agwapi *api;
+  struct dcmf_hashmap by_id; /* struct relay */
+  struct relay *relays;
+  struct dcmf_hashmap e2ae_by_ctx; /* struct e2ae */
+  struct e2ae *medias;
+  /* e2ae totals (for /metrics): DTLS_FAILURE events, and the sums of
+   * what each RTP_COUNTERS snapshot added, per counter of the service's
+   * fixed set (labels are bounded by it, not by the contexts, which
+   * come and go). */
+  uint64_t e2ae_failures;
+  uint64_t totals_e2ae[DCMF_AGW_E2AE_COUNTERS];
+  uint64_t next_id;
+  int workers_gone; /* in dcmf_agw_del: nothing is posted any more */
+  /* Totals over every relay ever run, from the reports (for /metrics). */
+  struct dcmf_relay_counters totals;
+};
+
+/* ---- agw.c ---- */
+
+/* Fills |buf| with |len| random bytes (OpenSSL's; aborts without
+ * randomness, as dcmfd does). */
+void dcmf_agw_random(void *user, uint8_t *buf, size_t len);
+
+/* ---- agw_e2ae.c ---- */
+
+/* Prepares |agw|'s e2ae records. Returns 0 or DCMF_ERR_NOMEM. */
+int dcmf_agw_e2ae_init(struct dcmf_agw *agw);
+
+/* Gives every e2ae record's ports back and frees the records (the
+ * workers have stopped). */
+void dcmf_agw_e2ae_free_all(struct dcmf_agw *agw);
+
+/* Worker |worker| ended: frees the deleted e2ae contexts still waiting
+ * for its RELEASED, with their ports. Returns how many. */
+size_t dcmf_agw_e2ae_release_removed(struct dcmf_agw *agw, size_t worker);
+
+/* Worker |worker| ended: releases each live e2ae context it served
+ * (ports back, a warning, the context deleted). Returns how many. */
+size_t dcmf_agw_e2ae_release_live(struct dcmf_agw *agw, size_t worker);
+
+/* The API's e2ae operations (agwapi.h struct dcmf_agwapi_ops). */
+int dcmf_agw_e2ae_new(void *user, const char *context_id,
+                      const struct dcmf_agwiq *iq,
+                      const struct dcmf_relay_config *cfg,
+                      struct dcmf_agwapi_e2ae_local *local, void **media);
+int dcmf_agw_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
+                         const struct dcmf_relay_config *cfg,
+                         const struct dcmf_agwiq_change *ch,
+                         struct dcmf_agwapi_e2ae_local *local);
+void dcmf_agw_e2ae_del(void *user, void *media);
+int dcmf_agw_e2ae_view(void *user, void *media, json_t *view);
+
+/* Appends the dcmf_agw_e2ae_* metrics to |out|. */
+void dcmf_agw_e2ae_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
+
+#endif
