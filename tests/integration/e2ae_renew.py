@@ -88,6 +88,9 @@ def poll(cond, what, seconds=5.0, tick=None):
 
 
 class Dcmfd:
+    def __init__(self, args=()):
+        self.args = list(args)
+
     def __enter__(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -96,7 +99,8 @@ class Dcmfd:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [DCMFD, "--control", f"127.0.0.1:{self.port}", "--ports",
-             f"{self.base}-{self.base + 39}", "--log-level", "debug"],
+             f"{self.base}-{self.base + 39}", "--log-level", "debug",
+             *self.args],
             stdout=self.log, stderr=self.log)
         self.api = f"http://127.0.0.1:{self.port}"
         poll(lambda: self._healthy(), "dcmfd started", 5)
@@ -629,13 +633,13 @@ class Capture:
 # ---- cases ----------------------------------------------------------------------
 
 
-def test(name):
+def test(name, args=()):
     def wrap(fn):
         if FILTERS and not any(f in name for f in FILTERS):
             return fn
         d = None
         try:
-            with Dcmfd() as d:
+            with Dcmfd(args) as d:
                 fn(d)
                 code = d.stop()
                 assert code == 0, f"dcmfd exited with {code}"
@@ -757,6 +761,26 @@ def t_failed(d):
                        for g in c.peer.received), "nothing reached the peer"
         assert "dcmf_agw_e2ae_dtls_failures_total 1" in \
             d.call("GET", "/metrics")[1]
+    finally:
+        c.close()
+
+
+@test("renewals under --hello-rate 1: the asked-for ClientHellos pass",
+      ("--hello-rate", "1", "--workers", "1"))
+def t_hello_rate(d):
+    c = Call(d)
+    try:
+        c.media(6, what="first association")
+        # three handshakes, each well within a second of the one before
+        # (one ClientHello per second is the peer's allowance)
+        for i in range(3):
+            renewal(c, "SRTP_AES128_CM_SHA1_80", new_cert() if i else None,
+                    f"renewal {i + 1}")
+        # none of their ClientHellos was refused
+        m = d.call("GET", "/metrics")[1]
+        lines = [ln for ln in m.splitlines()
+                 if ln.startswith("dcmf_dtls_hello_rate_limited_total")]
+        assert lines and lines[0].split()[-1] == "0", lines
     finally:
         c.close()
 
