@@ -265,6 +265,14 @@ def fingerprint(cert):
     return "sha-256 " + cert.digest("sha256").decode()
 
 
+def guess_roc(roc, last, seq):
+    """The ROC of a packet numbered |seq| after |last| at |roc| (RFC 3711
+    Appendix A): the one closer of roc - 1, roc, roc + 1."""
+    if last < 32768:
+        return roc - 1 if seq - last > 32768 and roc > 0 else roc
+    return roc + 1 if last - 32768 > seq else roc
+
+
 class Peer:
     """The WIC: one UDP socket (the same 5-tuple for every association),
     ICE checks, DTLS over memory BIOs, SRTP with pylibsrtp."""
@@ -285,6 +293,12 @@ class Peer:
         self.handshaking = False
         self.held = []               # SRTP no key opened during a handshake
         self.refused = 0             # SRTP we could not open
+        # (ROC, last sequence number) of each direction's SSRC until the
+        # first packet under new keys: libsrtp2 takes a ROC for a new
+        # stream (srtp_set_stream_roc), and the packet's own ROC may be
+        # one more (RFC 3711 Appendix A).
+        self.fresh_out = self.fresh_in = None
+        self.last_out_seq = self.last_in_seq = 0
 
     def close(self):
         self.sock.close()
@@ -309,14 +323,23 @@ class Peer:
                 self.take(d)
 
     def take(self, d):
+        if self.fresh_in is not None and len(d) >= 12:
+            # the first packet under new keys: its ROC from the last one
+            # we opened (RFC 3711 3.3.1)
+            roc = guess_roc(*self.fresh_in, struct.unpack("!H", d[2:4])[0])
+            _srtp.srtp_set_stream_roc(_srtp_t(self.inb), CORE_SSRC, roc)
         for sess in (self.inb, self.prev_in):
             if sess is None:
                 continue
             try:
-                self.received.append(parse_rtp(sess.unprotect(d)))
-                return
+                pkt = parse_rtp(sess.unprotect(d))
             except pylibsrtp.Error:
                 continue
+            if sess is self.inb:
+                self.fresh_in = None
+            self.last_in_seq = pkt["seq"]
+            self.received.append(pkt)
+            return
         if self.handshaking:
             self.held.append(d)  # maybe under keys not made yet
         else:
@@ -326,6 +349,8 @@ class Peer:
         """Checks the AGW once, nominating (aggressive nomination)."""
         self.agw = agw
         txid = os.urandom(12)
+        self.check = stun_check(txid, f"{ufrag}:{self.ufrag}", pwd, False,
+                                int.from_bytes(os.urandom(8), "big"))
         self.send(stun_check(txid, f"{ufrag}:{self.ufrag}", pwd, True,
                              int.from_bytes(os.urandom(8), "big")))
         poll(lambda: any(stun_success(x, txid, pwd) for x in self.stun),
@@ -427,9 +452,9 @@ class Peer:
             p.ssrc_value = ssrc
             p.window_size = 1024
             sess.add_stream(p)
-            if old is not None:
-                roc = stream_roc(old, ssrc)
-                assert _srtp.srtp_set_stream_roc(_srtp_t(sess), ssrc, roc) == 0
+        if old_out is not None:
+            self.fresh_out = (stream_roc(old_out, PEER_SSRC), self.last_out_seq)
+            self.fresh_in = (stream_roc(old_in, CORE_SSRC), self.last_in_seq)
         self.out, self.inb, self.prev_in = new_out, new_in, old_in
 
     def drain_held(self):
@@ -438,7 +463,14 @@ class Peer:
             self.take(d)
 
     def protect(self, seq, tag):
-        return self.out.protect(rtp(PEER_SSRC, seq, tag))
+        if self.fresh_out is not None:
+            roc = guess_roc(*self.fresh_out, seq)
+            assert _srtp.srtp_set_stream_roc(_srtp_t(self.out), PEER_SSRC,
+                                             roc) == 0
+            self.fresh_out = None
+        self.last_out = self.out.protect(rtp(PEER_SSRC, seq, tag))
+        self.last_out_seq = seq
+        return self.last_out
 
 
 class Core:
@@ -782,6 +814,40 @@ def t_hello_rate(d):
                  if ln.startswith("dcmf_dtls_hello_rate_limited_total")]
         assert lines and lines[0].split()[-1] == "0", lines
     finally:
+        c.close()
+
+
+@test("a stranger replaying a check: no plain DTLS from it during a renewal")
+def t_replayed_check(d):
+    c = Call(d)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.1", 0))
+    stranger.settimeout(2)
+    try:
+        c.media(6, what="first association")
+        # The stranger saw a check of the peer (without USE-CANDIDATE)
+        # and replays it from its own address: the AGW answers (it cannot
+        # tell), which makes the stranger a checked address for 2 s.
+        stranger.sendto(c.peer.check, c.peer.agw)
+        answer, _ = stranger.recvfrom(2048)
+        assert answer[:2] == b"\x01\x01", "a Binding success to the stranger"
+        c.renew_patch()
+        # While the renewal waits for the peer's ClientHello, a fatal
+        # alert at epoch 0 (handshake_failure) would end the new
+        # handshake and with it the call; and a replay of the peer's
+        # last SRTP packet.
+        stranger.sendto(bytes([21, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 7, 0, 2,
+                               2, 40]), c.peer.agw)
+        replay0 = drop(d, c.id, "srtpReplay")
+        stranger.sendto(c.peer.last_out, c.peer.agw)
+        wait_counter(d, c.id, "srtpReplay", replay0 + 1, c.pump)
+        assert "DTLS_FAILURE" not in events(d, c.id)
+        assert c.peer.handshake(False, c.agw_fp, "SRTP_AES128_CM_SHA1_80"), \
+            "the renewal went on"
+        c.media(6, jump=True, what="new keys across a wrap")
+        assert "DTLS_FAILURE" not in events(d, c.id)
+    finally:
+        stranger.close()
         c.close()
 
 
