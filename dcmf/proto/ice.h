@@ -25,7 +25,7 @@
  * before it nominates it (RFC 8445 12.1 lets a full agent send on a
  * valid pair; Chromium does), and media it sent on the pair it leaves
  * may still arrive after its nomination moved our peer. So that none of
- * that media is lost, two addresses besides the peer may be taken media
+ * that media is lost, a few addresses besides the peer may be taken media
  * from ("alternate" sources), never sent anything, never counted as
  * consent:
  *
