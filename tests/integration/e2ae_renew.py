@@ -103,7 +103,7 @@ class Dcmfd:
              *self.args],
             stdout=self.log, stderr=self.log)
         self.api = f"http://127.0.0.1:{self.port}"
-        poll(lambda: self._healthy(), "dcmfd started", 5)
+        poll(lambda: self._healthy(), "dcmfd started", 20)  # ASan: ~4 s
         return self
 
     def _healthy(self):
