@@ -299,22 +299,35 @@ class Peer:
         # one more (RFC 3711 Appendix A).
         self.fresh_out = self.fresh_in = None
         self.last_out_seq = self.last_in_seq = 0
+        # A delay line (seconds each way) on what the peer sends and
+        # reads: a path with a round trip of 2 x |delay| (loopback has
+        # none, and the namespace has no netem).
+        self.delay, self.outq, self.inq = 0.0, [], []
 
     def close(self):
         self.sock.close()
 
     def send(self, data):
+        if self.delay:
+            self.outq.append((time.time() + self.delay, data))
+            return
         self.sock.sendto(data, self.agw)
 
     def pump(self):
-        """Reads what arrived from the AGW (RFC 7983 by first byte)."""
+        """Reads what arrived from the AGW (RFC 7983 by first byte); with
+        |delay|, first lets out and in what the delay line let through."""
+        now = time.time()
+        while self.outq and self.outq[0][0] <= now:
+            self.sock.sendto(self.outq.pop(0)[1], self.agw)
         while True:
             try:
                 d, src = self.sock.recvfrom(65536)
             except BlockingIOError:
-                return
-            if src != self.agw:
-                continue
+                break
+            if src == self.agw:
+                self.inq.append((now + self.delay, d))
+        while self.inq and self.inq[0][0] <= now:
+            d = self.inq.pop(0)[1]
             if d[0] <= 3:
                 self.stun.append(d)
             elif 20 <= d[0] <= 63:
@@ -359,7 +372,7 @@ class Peer:
         assert self.addr in got, f"XOR-MAPPED-ADDRESS {got}"
 
     def handshake(self, server, agw_fp, profile, cert=None, key=None,
-                  during=None):
+                  during=None, each=None):
         """A DTLS association on the same socket, offering exactly
         |profile|; |during| (optional) is called once, after the first
         flight arrived (server) or left (client). The old SRTP sessions
@@ -406,6 +419,8 @@ class Peer:
             last, end = time.time(), time.time() + 8
             while not state["done"] and not state["failed"]:
                 self.pump()
+                if each is not None:
+                    each()
                 q, self.dtls_q = self.dtls_q, []
                 for d in q:
                     conn.bio_write(d)
@@ -848,6 +863,62 @@ def t_replayed_check(d):
         assert "DTLS_FAILURE" not in events(d, c.id)
     finally:
         stranger.close()
+        c.close()
+
+
+@test("media during the switch, 50 ms round trip: what one key set loses")
+def t_switch_loss(d):
+    c = Call(d)
+    try:
+        c.media(6, what="first association")
+        c.peer.delay = 0.025
+        for agw_client in (False, True):
+            role = "AGW client" if agw_client else "AGW server"
+            cert = new_cert()
+            auth0 = drop(d, c.id, "srtpAuth")
+            refused0 = c.peer.refused
+            c.renew_patch(fingerprint(cert[0]), agw_client=agw_client)
+            # 20 ms audio both ways through the whole handshake
+            up, down, last = [], [], [0.0]
+
+            def each():
+                if time.time() - last[0] < 0.02:
+                    return
+                last[0] = time.time()
+                s = c.seqs("peer", 1)[0]
+                c.peer.send(c.peer.protect(s, "sw"))
+                up.append(s)
+                s = c.seqs("core", 1)[0]
+                c.core.sock.sendto(rtp(CORE_SSRC, s, "sw"), c.core.agw)
+                down.append(s)
+                c.core.pump()
+            c0, p0 = len(c.core.received), len(c.peer.received)
+            assert c.peer.handshake(agw_client, c.agw_fp,
+                                    "SRTP_AES128_CM_SHA1_80", *cert,
+                                    each=each), f"{role}: the renewal"
+            # then until what is on its way arrived
+            end = time.time() + 0.3
+            while time.time() < end:
+                c.pump()
+                time.sleep(0.002)
+            got_up = {g["seq"] for g in c.core.received[c0:]}
+            got_down = {g["seq"] for g in c.peer.received[p0:]}
+            lost_up = [x for x in up if x not in got_up]
+            lost_down = [x for x in down if x not in got_down]
+            auth = drop(d, c.id, "srtpAuth") - auth0
+            print(f"# {role}: {len(up)} packets each way during the "
+                  f"handshake; lost to the core {len(lost_up)} "
+                  f"(srtpAuth {auth}), lost to the peer {len(lost_down)} "
+                  f"(refused by the peer {c.peer.refused - refused0})",
+                  flush=True)
+            # What is lost is what one side protected with the keys the
+            # other had left or not taken yet: refused and counted, about
+            # a round trip (50 ms, 2-3 packets) at most.
+            assert len(lost_up) == auth, f"{role}: {lost_up} vs {auth}"
+            assert len(lost_down) == c.peer.refused - refused0
+            assert len(lost_up) + len(lost_down) <= 5, role
+            c.media(3, what=f"{role}: after the switch")
+    finally:
         c.close()
 
 
