@@ -176,8 +176,7 @@ static int ice_checked_find(const struct dcmf_ice *ice,
                             const struct sockaddr *a) {
   for (int i = 0; i < DCMF_ICE_CHECKED_MAX; i++) {
     if (ice->checked[i].used &&
-        dcmf_stun_addr_equal((const struct sockaddr *)&ice->checked[i].addr,
-                             a))
+        dcmf_stun_addr_equal((const struct sockaddr *)&ice->checked[i].addr, a))
       return i;
   }
   return -1;
