@@ -1362,8 +1362,7 @@ static void test_update_new_tls_id_rekeys(void **state) {
  * DTLS_FAILURE is raised; nothing passes either way after that. */
 static void test_renewal_times_out(void **state) {
   (void)state;
-  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1,
-                   .renewal_ms = 300};
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .renewal_ms = 300};
   struct fx *f = fx_new(&o);
   assert_true(until(f, wic_up));
   struct dcmf_cert other;
@@ -1404,10 +1403,10 @@ static int hello_limited(struct fx *f) {
 
 /* Spends the WIC's allowance of ClientHellos. */
 static void spend_hellos(struct fx *f) {
-  for (int i = 0; i < 100 && dcmf_ratelimit_allow(
-                                 f->hello_limit,
-                                 (const struct sockaddr *)&f->wic.addr,
-                                 uv_now(&f->loop)) == 1;
+  for (int i = 0;
+       i < 100 && dcmf_ratelimit_allow(f->hello_limit,
+                                       (const struct sockaddr *)&f->wic.addr,
+                                       uv_now(&f->loop)) == 1;
        i++) {
   }
 }
@@ -1417,7 +1416,10 @@ static void spend_hellos(struct fx *f) {
  * a hello nobody asked for (here the first handshake's) still counts. */
 static void test_renewal_hello_not_limited(void **state) {
   (void)state;
-  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .hello_rate = 1,
+  struct opts o = {.mux = 1,
+                   .signalled = 1,
+                   .core_avpf = 1,
+                   .hello_rate = 1,
                    .no_connect = 1};
   struct fx *f = fx_new(&o);
   spend_hellos(f);

@@ -634,8 +634,8 @@ static void test_checked_address(void **state) {
   assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
   /* B, the candidate not nominated, keeps the rest of its time. */
   assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
-  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b),
-                                            now_ms + DCMF_ICE_ALTERNATE_GRACE_MS));
+  assert_false(dcmf_ice_is_alternate_source(
+      &ice, sa(&b), now_ms + DCMF_ICE_ALTERNATE_GRACE_MS));
 }
 
 /* At most DCMF_ICE_CHECKED_MAX checked addresses: one more replaces the
