@@ -1543,7 +1543,8 @@ static void test_alternate_gets_no_plain_dtls(void **state) {
   assert_true(until(f, unauth_reached));
   /* epoch 1 application data (DTLS will find it does not authenticate):
    * passed on, not refused here; then the same alert from the peer
-   * itself, which is not an alternate (DTLS drops it at epoch 1). */
+   * itself, which is no alternate: passed on too (DTLS, at epoch 1 now,
+   * drops it). */
   static const uint8_t data1[] = {23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1,
                                   0,  4,    9,    9, 9, 9};
   send_bytes_from(f, b, data1, sizeof(data1));
