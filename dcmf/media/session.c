@@ -404,6 +404,7 @@ static void association_free(struct dcmf_session *s) {
   s->assoc_closing = 0;
   s->stack = NULL;
   s->assoc = NULL;
+  s->renewal_until = 0;
 }
 
 static void dtls_failed(struct dcmf_session *s, const char *reason) {
@@ -426,6 +427,10 @@ static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
                                 const char *reason) {
   struct dcmf_session *s = user;
   char key[300];
+  if (state == DCMF_DCSTACK_DTLS_CONNECTED ||
+      state == DCMF_DCSTACK_DTLS_FAILED || state == DCMF_DCSTACK_DTLS_CLOSED) {
+    s->renewal_until = 0; /* a renewal, if one ran, has its outcome */
+  }
   switch (state) {
   case DCMF_DCSTACK_DTLS_CONNECTED:
     STAT_ADD(s, dtls_ok, 1);
@@ -545,6 +550,9 @@ static int association_renew(struct dcmf_session *s) {
   if (s->stack == NULL || s->teardown || !s->kind->rekeys) {
     return association_new(s);
   }
+  /* Keys the kind goes on with: a connected association's, or those a
+   * renewal still running goes on with. */
+  int old_keys = dcmf_dcstack_connected(s->stack) || s->renewal_until != 0;
   int rv = dcmf_dcstack_renew(s->stack, s->env.dtls_ctx, s->desc.dtls_server);
   if (rv != 0) {
     char key[300];
@@ -555,6 +563,14 @@ static int association_renew(struct dcmf_session *s) {
     return association_new(s);
   }
   s->dtls_reported = 0; /* the new association's outcome is news */
+  /* The old keys hold until the new handshake ends, and no longer than
+   * this (session.h) from the first renewal that kept them: a second
+   * update does not extend their time. */
+  uint64_t limit = s->env.renewal_timeout_ms != 0 ? s->env.renewal_timeout_ms
+                                                  : DCMF_SESSION_RENEWAL_MS;
+  if (old_keys && s->renewal_until == 0) {
+    s->renewal_until = uv_now(s->env.loop) + limit;
+  }
   if (s->desc.remote_fp.count > 0) {
     dcmf_dcstack_set_remote_fingerprints(s->stack, &s->desc.remote_fp);
   }
@@ -639,6 +655,33 @@ static int is_client_hello(const uint8_t *data, size_t len) {
          data[13] == 1;
 }
 
+/* Whether a datagram from an alternate source (ice.h, "Changes of
+ * pair") may reach DTLS: a check proves nothing about its sender (it
+ * can be replayed from anywhere), so only what a stranger cannot forge
+ * passes, records of a later epoch (DTLS authenticates them), and what
+ * can start a new association, ClientHellos. Epoch 0's other records
+ * (alerts, handshake messages) are plain text anyone can write, and
+ * could end a handshake that runs; every record of the datagram is
+ * looked at (RFC 6347 4.1: several may share one). */
+static int alternate_may_take(const uint8_t *data, size_t len) {
+  size_t at = 0;
+  while (at < len) {
+    if (len - at < 13 || data[at] < 20 || data[at] > 25) {
+      return 0; /* cut short, or no DTLS 1.2 record header */
+    }
+    size_t n = (size_t)data[at + 11] << 8 | data[at + 12];
+    if (n > len - at - 13) {
+      return 0;
+    }
+    if (data[at + 3] == 0 && data[at + 4] == 0 &&
+        !is_client_hello(data + at, n + 13)) {
+      return 0;
+    }
+    at += 13 + n;
+  }
+  return 1;
+}
+
 static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
                     const uint8_t *data, size_t len) {
   uint64_t now = uv_now(s->env.loop);
@@ -646,7 +689,8 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
    * left are taken too (ice.h, "Changes of pair"), but move nothing: our
    * records keep going to the peer, and consent is the peer's own. */
   int alternate = !dcmf_ice_is_authorized_source(&s->ice, from);
-  if (alternate && !dcmf_ice_is_alternate_source(&s->ice, from, now)) {
+  if (alternate && (!dcmf_ice_is_alternate_source(&s->ice, from, now) ||
+                    !alternate_may_take(data, len))) {
     STAT_ADD(s, dropped_unauthenticated, 1);
     return;
   }
@@ -655,9 +699,11 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
     return;
   }
   /* A handshake costs a signature: ClientHellos are limited per source,
-   * except from the peer of an established association. */
+   * except from the peer of an established association, or of a renewal
+   * the update asked for (bounded by its time, session.h). */
   int established =
-      s->has_dtls_peer && dcmf_dcstack_connected(s->stack) &&
+      s->has_dtls_peer &&
+      (dcmf_dcstack_connected(s->stack) || s->renewal_until != 0) &&
       dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
   if (!established && is_client_hello(data, len) &&
       !source_allowed(s->env.hello_limit, from, now)) {
@@ -740,6 +786,13 @@ static void on_udp(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
 static void on_timer(uv_timer_t *t) {
   struct dcmf_session *s = t->data;
   uint64_t now = uv_now(s->env.loop);
+  if (s->renewal_until != 0 && now >= s->renewal_until && !s->teardown) {
+    /* The renewal did not connect in time: the old keys end now, as
+     * after a handshake that failed. */
+    s->renewal_until = 0;
+    dtls_failed(s, "the renewed DTLS association did not connect in time");
+    s->teardown = 1;
+  }
   if (s->teardown) {
     association_free(s);
     s->teardown = 0; /* stack == NULL now says "no association" */
@@ -768,6 +821,9 @@ static void session_arm_timer(struct dcmf_session *s) {
                           : UINT64_MAX;
   if (dtls < deadline) {
     deadline = dtls;
+  }
+  if (s->renewal_until != 0 && s->renewal_until < deadline) {
+    deadline = s->renewal_until;
   }
   if (deadline == UINT64_MAX) {
     uv_timer_stop(&s->timer);

@@ -85,7 +85,21 @@ struct dcmf_session_env {
   /* Consent lifetime (RFC 7675, ice.h) in ms; 0: 30 s. Tests set a
    * short one. */
   uint64_t consent_timeout_ms;
+  /* How long a tls-id renewal may take before the old keys end, in ms;
+   * 0: DCMF_SESSION_RENEWAL_MS. Tests set a short one. */
+  uint64_t renewal_timeout_ms;
 };
+
+/*
+ * The time a new DTLS association asked for by an update (a new tls-id
+ * or fingerprint on a kind that re-keys) has to connect, from the
+ * update: the old keys are trusted meanwhile, never longer. When it
+ * runs out the old keys end, DTLS_FAILURE is raised and the association
+ * is torn down (as for a handshake that fails). 30 s: the consent
+ * lifetime (RFC 7675), and room for the answer to reach the peer and a
+ * few handshake retransmissions (1, 2, 4, 8 s).
+ */
+#define DCMF_SESSION_RENEWAL_MS 30000
 
 struct dcmf_session;
 

@@ -58,6 +58,10 @@ struct dcmf_session {
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
   int teardown; /* the association failed: the next update rebuilds it */
+  /* A renewal (association_renew) waits for its handshake until this
+   * time (loop ms); 0: none runs. Meanwhile the old keys still hold and
+   * the peer's ClientHellos are expected (not rate limited). */
+  uint64_t renewal_until;
   /* What the associations freed so far counted (host->assoc_stats), and
    * the SRTP profile of the last one keyed (static; "" if none). */
   struct dcmf_assoc_stats assoc_past;

@@ -88,6 +88,8 @@ int dcmf_ice_set_local(struct dcmf_ice *ice, const char *ufrag,
   }
   ice->local_ufrag_len = ice_copy(ice->local_ufrag, ufrag, DCMF_ICE_UFRAG_MAX);
   ice->local_pwd_len = ice_copy(ice->local_pwd, pwd, DCMF_ICE_PWD_MAX);
+  /* Their checks proved a pwd that is no longer ours. */
+  memset(ice->checked, 0, sizeof(ice->checked));
   return 0;
 }
 
@@ -169,9 +171,37 @@ static void ice_forget_previous(struct dcmf_ice *ice) {
   memset(&ice->previous, 0, sizeof(ice->previous));
 }
 
-static void ice_forget_checked(struct dcmf_ice *ice) {
-  ice->has_checked = 0;
-  memset(&ice->checked, 0, sizeof(ice->checked));
+/* The slot of checked address |a|, or -1. */
+static int ice_checked_find(const struct dcmf_ice *ice,
+                            const struct sockaddr *a) {
+  for (int i = 0; i < DCMF_ICE_CHECKED_MAX; i++) {
+    if (ice->checked[i].used &&
+        dcmf_stun_addr_equal((const struct sockaddr *)&ice->checked[i].addr, a))
+      return i;
+  }
+  return -1;
+}
+
+/* Makes |from| a checked address until |now_ms| + the grace: its own
+ * slot again, else a free or ended one, else the one that ends first
+ * (the table is bounded; the oldest check goes). */
+static void ice_checked_add(struct dcmf_ice *ice, const struct sockaddr *from,
+                            uint64_t now_ms) {
+  int at = ice_checked_find(ice, from);
+  for (int i = 0; at < 0 && i < DCMF_ICE_CHECKED_MAX; i++) {
+    if (!ice->checked[i].used || now_ms >= ice->checked[i].until_ms)
+      at = i;
+  }
+  if (at < 0) {
+    at = 0;
+    for (int i = 1; i < DCMF_ICE_CHECKED_MAX; i++) {
+      if (ice->checked[i].until_ms < ice->checked[at].until_ms)
+        at = i;
+    }
+  }
+  ice_addr_copy(&ice->checked[at].addr, from);
+  ice->checked[at].used = 1;
+  ice->checked[at].until_ms = ice_grace_end(now_ms);
 }
 
 /*
@@ -189,9 +219,7 @@ static int ice_latch(struct dcmf_ice *ice, const struct sockaddr *from,
   if (ice->latched && !use_candidate) {
     /* Only a nomination moves an existing latch; but the controlling
      * side may send media on this pair from now on (RFC 8445 12.1). */
-    ice_addr_copy(&ice->checked, from);
-    ice->has_checked = 1;
-    ice->checked_until_ms = ice_grace_end(now_ms);
+    ice_checked_add(ice, from, now_ms);
     return 0;
   }
   if (ice->latched) {
@@ -201,9 +229,9 @@ static int ice_latch(struct dcmf_ice *ice, const struct sockaddr *from,
     ice->has_previous = 1;
     ice->previous_until_ms = ice_grace_end(now_ms);
   }
-  if (ice->has_checked &&
-      dcmf_stun_addr_equal((const struct sockaddr *)&ice->checked, from))
-    ice_forget_checked(ice); /* the peer now */
+  int was_checked = ice_checked_find(ice, from);
+  if (was_checked >= 0) /* the peer now */
+    memset(&ice->checked[was_checked], 0, sizeof(ice->checked[0]));
   ice_addr_copy(&ice->peer, from);
   ice->latched = 1;
   ice->last_valid_ms = now_ms;
@@ -286,8 +314,8 @@ int dcmf_ice_is_alternate_source(const struct dcmf_ice *ice,
   if (ice->has_previous && now_ms < ice->previous_until_ms &&
       dcmf_stun_addr_equal((const struct sockaddr *)&ice->previous, from))
     return 1;
-  return ice->has_checked && now_ms < ice->checked_until_ms &&
-         dcmf_stun_addr_equal((const struct sockaddr *)&ice->checked, from);
+  int at = ice_checked_find(ice, from);
+  return at >= 0 && now_ms < ice->checked[at].until_ms;
 }
 
 uint64_t dcmf_ice_next_expiry(const struct dcmf_ice *ice) {
@@ -313,7 +341,7 @@ int dcmf_ice_handle_expiry(struct dcmf_ice *ice, uint64_t now_ms) {
   ice->latched = 0;
   memset(&ice->peer, 0, sizeof(ice->peer));
   ice_forget_previous(ice);
-  ice_forget_checked(ice);
+  memset(ice->checked, 0, sizeof(ice->checked));
   ice->counters.consent_losses++;
   return 1;
 }

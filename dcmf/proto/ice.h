@@ -25,15 +25,19 @@
  * before it nominates it (RFC 8445 12.1 lets a full agent send on a
  * valid pair; Chromium does), and media it sent on the pair it leaves
  * may still arrive after its nomination moved our peer. So that none of
- * that media is lost, two addresses besides the peer may be taken media
+ * that media is lost, a few addresses besides the peer may be taken media
  * from ("alternate" sources), never sent anything, never counted as
  * consent:
  *
- * - the checked address: the last address other than the peer whose
- *   authenticated check without USE-CANDIDATE we answered, for
+ * - the checked addresses: addresses other than the peer whose
+ *   authenticated check without USE-CANDIDATE we answered, each for
  *   DCMF_ICE_ALTERNATE_GRACE_MS after that answer (each further check
- *   from it starts that again; one from another address replaces it; its
- *   nomination makes it the peer);
+ *   from it starts that again; its nomination makes it the peer). Up to
+ *   DCMF_ICE_CHECKED_MAX are kept (a peer restarting ICE may check two
+ *   candidates or more before it nominates one); a check from one more
+ *   address replaces the one whose time ends first. New local
+ *   credentials (dcmf_ice_set_local) forget them all: they proved the
+ *   old pwd only;
  * - the previous peer: the address a nomination moved the peer away from,
  *   until whichever comes first: the glue notes media from the new peer
  *   (dcmf_ice_note_traffic()), DCMF_ICE_ALTERNATE_GRACE_MS pass, consent
@@ -41,7 +45,12 @@
  *
  * Both proved knowledge of our current pwd, which is what nomination asks
  * too; an address that never did is never taken media from. Once its
- * time ended an address is not taken again unless it checks anew.
+ * time ended an address is not taken again unless it checks anew. A
+ * check is no proof of who sends it, though: anyone who saw one may
+ * replay it from its own address. So the glue takes from an alternate
+ * source only what a stranger cannot forge (media the keys authenticate)
+ * and what starts a new association; the rest waits for a nomination
+ * (session.c, on_dtls).
  */
 #ifndef DCMF_ICE_H
 #define DCMF_ICE_H
@@ -63,6 +72,9 @@
  * RTO of 500 ms and up) and keeps the window short.
  */
 #define DCMF_ICE_ALTERNATE_GRACE_MS 2000
+/* How many checked addresses are remembered at once (see "Changes of
+ * pair"): a few candidates of one restart, bounded. */
+#define DCMF_ICE_CHECKED_MAX 4
 
 struct dcmf_ice_settings {
   /* Our ice-ufrag / ice-pwd (RFC 8839 syntax), copied. Required. */
@@ -130,14 +142,16 @@ struct dcmf_ice {
   uint64_t last_valid_ms;
   /* The alternate sources (see "Changes of pair"): the address the peer
    * moved away from, valid if |has_previous| and before
-   * |previous_until_ms|; the last checked non-peer address, valid if
-   * |has_checked| and before |checked_until_ms|. */
+   * |previous_until_ms|; the checked non-peer addresses, each valid if
+   * |used| and before its |until_ms|. */
   struct sockaddr_storage previous;
   int has_previous;
   uint64_t previous_until_ms;
-  struct sockaddr_storage checked;
-  int has_checked;
-  uint64_t checked_until_ms;
+  struct {
+    struct sockaddr_storage addr;
+    int used;
+    uint64_t until_ms;
+  } checked[DCMF_ICE_CHECKED_MAX];
   struct dcmf_ice_counters counters;
 };
 
@@ -177,7 +191,8 @@ int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag);
  * An ICE restart (RFC 8839 section 4.4.1.1.1): our new credentials. The
  * selected peer stays (ICE-lite: consent goes on with checks that use
  * the new credentials, and a check from elsewhere moves the peer as
- * before). Returns 0 or DCMF_ERR_INVALID (bad syntax; unchanged).
+ * before); the checked addresses are forgotten (they proved the old pwd
+ * only). Returns 0 or DCMF_ERR_INVALID (bad syntax; unchanged).
  */
 int dcmf_ice_set_local(struct dcmf_ice *ice, const char *ufrag,
                        const char *pwd);
@@ -214,7 +229,7 @@ int dcmf_ice_set_local(struct dcmf_ice *ice, const char *ufrag,
  * nothing is latched (first check, or consent was lost); it never moves
  * an existing latch. A success to the peer address (re)starts the
  * consent timer at |now_ms|. A success to another address that does not
- * move the peer makes it the checked address, and a move makes the
+ * move the peer makes it a checked address, and a move makes the
  * address left the previous peer, each until |now_ms| +
  * DCMF_ICE_ALTERNATE_GRACE_MS (see "Changes of pair").
  *
@@ -244,7 +259,7 @@ int dcmf_ice_is_authorized_source(const struct dcmf_ice *ice,
                                   const struct sockaddr *from);
 
 /*
- * Returns 1 if |from| is an alternate source at |now_ms| (the checked
+ * Returns 1 if |from| is an alternate source at |now_ms| (a checked
  * address or the previous peer, within its time; see "Changes of pair"):
  * media from it may be accepted, but is not noted
  * (dcmf_ice_note_traffic()), moves nothing, and nothing goes back to it.

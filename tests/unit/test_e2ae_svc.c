@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "assoc_srtp.h"
@@ -50,6 +51,7 @@
 #include "e2ae_svc.h"
 #include "errors.h"
 #include "fingerprint.h"
+#include "ratelimit.h"
 #include "service.h"
 #include "session.h"
 #include "srtp.h"
@@ -108,6 +110,7 @@ struct fx {
   void *svc_worker;
   struct dcmf_session_service services[1];
   struct dcmf_session *session;
+  struct dcmf_ratelimit *hello_limit; /* NULL: none */
   struct sockaddr_in session_addr;
   struct sockaddr_in core_rtp_addr, core_rtcp_addr; /* the service's */
   int core_fds[2];
@@ -132,6 +135,8 @@ struct opts {
   int consent_ms;   /* the session's consent lifetime; 0: 30 s */
   int ice;          /* the WIC does ICE (checks before DTLS), not none */
   uint32_t push_ms; /* the service's push interval; 0: its default */
+  int renewal_ms;   /* the session's renewal time limit; 0: the default */
+  int hello_rate;   /* a ClientHello limit (per second, burst as much) */
 };
 
 /* ---- sockets and packets ---- */
@@ -491,7 +496,14 @@ static struct fx *fx_new(const struct opts *o) {
   leg->core_avpf = o->core_avpf;
   leg->access_avpf = !o->access_avp;
   d.rtpleg = leg;
+  if (o->hello_rate > 0) {
+    struct dcmf_ratelimit_settings rs = {.rate = (uint32_t)o->hello_rate,
+                                         .burst = (uint32_t)o->hello_rate};
+    assert_int_equal(dcmf_ratelimit_new(&f->hello_limit, &rs), 0);
+  }
   struct dcmf_session_env env = {.consent_timeout_ms = (uint64_t)o->consent_ms,
+                                 .renewal_timeout_ms = (uint64_t)o->renewal_ms,
+                                 .hello_limit = f->hello_limit,
                                  .loop = &f->loop,
                                  .dtls_ctx = &f->ctx,
                                  .log = &f->log,
@@ -560,6 +572,20 @@ static int until(struct fx *f, int (*cond)(struct fx *f)) {
   return cond(f);
 }
 
+/* As until(), for a condition that waits on the session's real timers:
+ * rounds 2 ms apart, at most 5000 (10 s). */
+static int until_slow(struct fx *f, int (*cond)(struct fx *f)) {
+  for (int i = 0; i < 5000; i++) {
+    if (cond(f)) {
+      return 1;
+    }
+    round_trip(f);
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+  }
+  return cond(f);
+}
+
 static void rounds(struct fx *f, int n) {
   for (int i = 0; i < n; i++) {
     round_trip(f);
@@ -578,6 +604,7 @@ static void fx_free(struct fx *f) {
   close(f->core_rtcp.fd);
   close(f->stranger.fd);
   dcmf_e2ae_service.free(f->svc_worker);
+  dcmf_ratelimit_del(f->hello_limit);
   dcmf_dtls_ctx_free(&f->ctx);
   dcmf_cert_free(&f->cert);
   free(f);
@@ -1373,6 +1400,39 @@ static int plain_opens_at(struct wic *w, int sender_is_server, uint32_t ssrc,
   return ok;
 }
 
+/* The PATCH of a new tls-id: an update of the media with tls-id |tls|,
+ * the peer's fingerprint |fp| and our DTLS role |dtls_server|, the core
+ * leg as it was (rtcp-mux, signalled). */
+static void update_tls_id(struct fx *f, const char *tls, const char *fp,
+                          int dtls_server) {
+  struct dcmf_media_desc u;
+  memset(&u, 0, sizeof(u));
+  snprintf(u.key.context_id, sizeof(u.key.context_id), "ctx");
+  snprintf(u.key.termination_id, sizeof(u.key.termination_id), "access");
+  snprintf(u.key.media_id, sizeof(u.key.media_id), "audio");
+  u.fd = -1;
+  snprintf(u.local_ufrag, sizeof(u.local_ufrag), "sEsS");
+  snprintf(u.local_pwd, sizeof(u.local_pwd), "0123456789abcdefghijkl");
+  memcpy(&u.remote_addr, &f->wic.addr, sizeof(f->wic.addr));
+  u.has_remote_addr = 1;
+  u.remote_no_ice = 1;
+  u.dtls_server = dtls_server;
+  u.assoc = DCMF_ASSOC_SRTP;
+  snprintf(u.remote_tls_id, sizeof(u.remote_tls_id), "%s", tls);
+  assert_int_equal(dcmf_fingerprint_parse(fp, &u.remote_fp), 0);
+  struct dcmf_media_rtpleg *leg = calloc(1, sizeof(*leg));
+  assert_non_null(leg);
+  leg->rtp_fd = leg->rtcp_fd = -1; /* updates carry no sockets */
+  leg->rtp_port = ntohs(f->core_rtp_addr.sin_port);
+  set_addr(&leg->remote_rtp, &f->core_rtp.addr);
+  set_addr(&leg->remote_rtcp, &f->core_rtp.addr);
+  leg->rtcp_mux = 1;
+  leg->core_avpf = 1;
+  leg->access_avpf = 1;
+  u.rtpleg = leg;
+  dcmf_session_update(f->session, &u);
+}
+
 static int session_rekeyed(struct fx *f) {
   return f->wic.up && atomic_load(&f->stats.dtls_ok) >= 2;
 }
@@ -1404,33 +1464,8 @@ static void test_update_new_tls_id_rekeys(void **state) {
   /* the WIC's re-offer (new tls-id, new certificate, a=setup:passive),
    * then the PATCH: the session is the DTLS client now */
   wic_renew(&f->wic, 1, &f->cert);
-  struct dcmf_media_desc u;
-  memset(&u, 0, sizeof(u));
-  snprintf(u.key.context_id, sizeof(u.key.context_id), "ctx");
-  snprintf(u.key.termination_id, sizeof(u.key.termination_id), "access");
-  snprintf(u.key.media_id, sizeof(u.key.media_id), "audio");
-  u.fd = -1;
-  snprintf(u.local_ufrag, sizeof(u.local_ufrag), "sEsS");
-  snprintf(u.local_pwd, sizeof(u.local_pwd), "0123456789abcdefghijkl");
-  memcpy(&u.remote_addr, &f->wic.addr, sizeof(f->wic.addr));
-  u.has_remote_addr = 1;
-  u.remote_no_ice = 1;
-  u.dtls_server = 0;
-  u.assoc = DCMF_ASSOC_SRTP;
-  snprintf(u.remote_tls_id, sizeof(u.remote_tls_id), "tls-b");
-  assert_int_equal(
-      dcmf_fingerprint_parse(f->wic.cert2.fingerprint, &u.remote_fp), 0);
-  struct dcmf_media_rtpleg *leg = calloc(1, sizeof(*leg));
-  assert_non_null(leg);
-  leg->rtp_fd = leg->rtcp_fd = -1; /* updates carry no sockets */
-  leg->rtp_port = ntohs(f->core_rtp_addr.sin_port);
-  set_addr(&leg->remote_rtp, &f->core_rtp.addr);
-  set_addr(&leg->remote_rtcp, &f->core_rtp.addr);
-  leg->rtcp_mux = 1;
-  leg->core_avpf = 1;
-  leg->access_avpf = 1;
-  u.rtpleg = leg;
-  dcmf_session_update(f->session, &u); /* its ClientHello is out */
+  update_tls_id(f, "tls-b", f->wic.cert2.fingerprint, 0); /* its
+                                                            ClientHello */
 
   /* Sent before either side read a handshake message: they can only go
    * through on the old keys. */
@@ -1474,6 +1509,94 @@ static void test_update_new_tls_id_rekeys(void **state) {
   assert_int_equal(counter(f, "drops", "srtpReplay"), 0);
   assert_int_equal(counter(f, "drops", "beforeDtls"), 0);
   assert_int_equal(atomic_load(&f->stats.dropped_other), 0);
+  fx_free(f);
+}
+
+/* A renewal whose handshake never comes (the PATCH brought a new tls-id
+ * and another certificate, and the peer never starts): the old keys are
+ * trusted only for the session's renewal time, then they end and
+ * DTLS_FAILURE is raised; nothing passes either way after that. */
+static void test_renewal_times_out(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1, .renewal_ms = 300};
+  struct fx *f = fx_new(&o);
+  assert_true(until(f, wic_up));
+  struct dcmf_cert other;
+  char err[256];
+  assert_int_equal(dcmf_cert_generate(&other, err, sizeof(err)), 0);
+  struct dgram a0 = rtp(WIC_SSRC, 10), c0 = rtp(CORE_SSRC, 10);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a0), 0);
+  assert_true(wait_n(f, core_rtp_has_n, 1));
+
+  uint64_t t0 = uv_hrtime();
+  update_tls_id(f, "tls-b", other.fingerprint, 1);
+  dcmf_cert_free(&other);
+  /* at first the old keys hold, both ways */
+  struct dgram a1 = rtp(WIC_SSRC, 11);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a1), 0);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c0);
+  assert_true(wait_n(f, core_rtp_has_n, 2));
+  assert_true(wait_n(f, wic_rtp_has_n, 1));
+  assert_null(strstr(f->events, "DTLS_FAILURE"));
+
+  assert_true(until_slow(f, dtls_failure));
+  assert_true(uv_hrtime() - t0 >= 300ull * 1000000ull);
+  assert_int_equal(atomic_load(&f->stats.dtls_failed), 1);
+  /* the old keys are done with: neither way passes */
+  struct dgram a2 = rtp(WIC_SSRC, 12), c1 = rtp(CORE_SSRC, 11);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a2), 0);
+  peer_send(&f->core_rtp, &f->core_rtp_addr, &c1);
+  assert_true(wait_counter(f, "drops", "beforeDtls", 1));
+  rounds(f, 20);
+  assert_int_equal(f->core_rtp.n, 2);
+  assert_int_equal(f->wic.n_rtp, 1);
+  fx_free(f);
+}
+
+static int hello_limited(struct fx *f) {
+  return atomic_load(&f->stats.dtls_hello_rate_limited) >= 1;
+}
+
+/* Spends the WIC's allowance of ClientHellos. */
+static void spend_hellos(struct fx *f) {
+  for (int i = 0;
+       i < 100 && dcmf_ratelimit_allow(f->hello_limit,
+                                       (const struct sockaddr *)&f->wic.addr,
+                                       uv_now(&f->loop)) == 1;
+       i++) {
+  }
+}
+
+/* The ClientHello of a renewal the update asked for is expected: the
+ * hello limit does not refuse it, even with the peer's allowance spent;
+ * a hello nobody asked for (here the first handshake's) still counts. */
+static void test_renewal_hello_not_limited(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1,
+                   .signalled = 1,
+                   .core_avpf = 1,
+                   .hello_rate = 1,
+                   .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  spend_hellos(f);
+  wic_start(&f->wic, &f->session_addr, &f->cert);
+  assert_true(until_slow(f, hello_limited));
+  /* a retransmission, once the allowance grew again, gets through */
+  assert_true(until_slow(f, wic_up));
+  uint64_t limited = atomic_load(&f->stats.dtls_hello_rate_limited);
+  assert_true(limited >= 1);
+  spend_hellos(f);
+  uint64_t t0 = uv_hrtime();
+  /* a new certificate, the WIC the DTLS client again */
+  wic_renew(&f->wic, 0, &f->cert);
+  update_tls_id(f, "tls-b", f->wic.cert2.fingerprint, 1);
+  assert_true(until(f, session_rekeyed));
+  assert_int_equal(atomic_load(&f->stats.dtls_hello_rate_limited), limited);
+  /* no retransmission was needed (OpenSSL's first is 1 s later) */
+  assert_true(uv_hrtime() - t0 < 1000ull * 1000000ull);
+  struct dgram a = rtp(WIC_SSRC, 1);
+  assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a), 0);
+  assert_true(wait_n(f, core_rtp_has_n, 1));
   fx_free(f);
 }
 
@@ -1559,6 +1682,8 @@ int main(void) {
       cmocka_unit_test(test_core_flood_bounded_per_turn),
       cmocka_unit_test(test_update_new_association_and_core_address),
       cmocka_unit_test(test_update_new_tls_id_rekeys),
+      cmocka_unit_test(test_renewal_times_out),
+      cmocka_unit_test(test_renewal_hello_not_limited),
       cmocka_unit_test(test_dc_media_untouched),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);

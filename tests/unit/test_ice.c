@@ -612,13 +612,14 @@ static void test_checked_address(void **state) {
   send_req(&r, &ice, sa(&b), &plain);
   assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
 
-  /* One checked address: C's check replaces B. */
+  /* Two checked addresses (two candidates of one restart): C's check
+   * keeps B. */
   now_ms += 10;
   plain = check(0);
   send_req(&r, &ice, sa(&c), &plain);
   assert_int_equal(r.rc, DCMF_ICE_RESPOND);
   assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c), now_ms));
-  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
 
   /* C's nomination: C is the peer, A the previous one; C is no longer a
    * checked address, and media from C ends A's time. */
@@ -631,7 +632,76 @@ static void test_checked_address(void **state) {
   assert_true(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
   dcmf_ice_note_traffic(&ice, now_ms);
   assert_false(dcmf_ice_is_alternate_source(&ice, sa(&a), now_ms));
+  /* B, the candidate not nominated, keeps the rest of its time. */
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  assert_false(dcmf_ice_is_alternate_source(
+      &ice, sa(&b), now_ms + DCMF_ICE_ALTERNATE_GRACE_MS));
+}
+
+/* At most DCMF_ICE_CHECKED_MAX checked addresses: one more replaces the
+ * one whose time ends first, the others stay. */
+static void test_checked_addresses_bounded(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage peer = make_addr("198.51.100.1", 1000);
+  struct sockaddr_storage c[DCMF_ICE_CHECKED_MAX + 1];
+  struct dcmf_stun_request plain;
+  struct reply r;
+  now_ms = 1000;
+  new_ice(&ice, REMOTE_UFRAG);
+  plain = check(0);
+  send_req(&r, &ice, sa(&peer), &plain);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND_LATCHED);
+  for (int i = 0; i <= DCMF_ICE_CHECKED_MAX; i++) {
+    c[i] = make_addr("198.51.100.9", (uint16_t)(2000 + i));
+    now_ms += 10;
+    plain = check(0);
+    send_req(&r, &ice, sa(&c[i]), &plain);
+    assert_int_equal(r.rc, DCMF_ICE_RESPOND);
+  }
+  assert_false(dcmf_ice_is_alternate_source(&ice, sa(&c[0]), now_ms));
+  for (int i = 1; i <= DCMF_ICE_CHECKED_MAX; i++) {
+    assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c[i]), now_ms));
+  }
+  /* A check again from one already kept takes no other's place. */
+  now_ms += 10;
+  plain = check(0);
+  send_req(&r, &ice, sa(&c[1]), &plain);
+  for (int i = 1; i <= DCMF_ICE_CHECKED_MAX; i++) {
+    assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c[i]), now_ms));
+  }
+  /* An ended one's slot is taken first: c[0] again, once c[2..] ended
+   * (c[1] was refreshed last), leaves c[1] in. */
+  uint64_t c1_end = now_ms + DCMF_ICE_ALTERNATE_GRACE_MS;
+  now_ms = c1_end - 5;
+  plain = check(0);
+  send_req(&r, &ice, sa(&c[0]), &plain);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c[0]), now_ms));
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&c[1]), now_ms));
+}
+
+/* New local credentials: what was checked under the old pwd is no
+ * longer an alternate source. */
+static void test_set_local_forgets_checked(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage a = make_addr("198.51.100.1", 1000);
+  struct sockaddr_storage b = make_addr("198.51.100.2", 2000);
+  struct dcmf_stun_request plain;
+  struct reply r;
+  now_ms = 1000;
+  new_ice(&ice, REMOTE_UFRAG);
+  plain = check(0);
+  send_req(&r, &ice, sa(&a), &plain);
+  plain = check(0);
+  send_req(&r, &ice, sa(&b), &plain);
+  assert_int_equal(r.rc, DCMF_ICE_RESPOND);
+  assert_true(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  assert_int_equal(dcmf_ice_set_local(&ice, "nEwU", "newpasswordnewpassword00"),
+                   0);
   assert_false(dcmf_ice_is_alternate_source(&ice, sa(&b), now_ms));
+  /* the peer stays */
+  assert_true(dcmf_ice_is_authorized_source(&ice, sa(&a)));
 }
 
 /* Without media from the new peer the previous one is let in for
@@ -967,6 +1037,8 @@ int main(void) {
       cmocka_unit_test(test_previous_peer_until_new_media),
       cmocka_unit_test(test_previous_peer_grace),
       cmocka_unit_test(test_checked_address),
+      cmocka_unit_test(test_checked_addresses_bounded),
+      cmocka_unit_test(test_set_local_forgets_checked),
       cmocka_unit_test(test_previous_peer_consent_loss),
       cmocka_unit_test(test_consent_expiry),
       cmocka_unit_test(test_consent_refresh),

@@ -1482,6 +1482,83 @@ static void test_raw_from_the_previous_peer(void **state) {
   session_end(f, 0);
 }
 
+/* What unauth_reached waits for. */
+static uint64_t want_unauth;
+
+static int unauth_reached(struct fx *f) {
+  return atomic_load(&f->stats.dropped_unauthenticated) >= want_unauth;
+}
+
+/* Sends |len| bytes from |fd| to session 0. */
+static void send_bytes_from(struct fx *f, int fd, const uint8_t *b,
+                            size_t len) {
+  assert_int_equal(sendto(fd, b, len, 0,
+                          (const struct sockaddr *)&f->session_addr[0],
+                          sizeof(f->session_addr[0])),
+                   (ssize_t)len);
+}
+
+/* A check proves nothing about who sends it (it can be replayed from
+ * anywhere): from an address that only checked, DTLS gets records of a
+ * later epoch (authenticated) and ClientHellos, never epoch 0's other
+ * records (a fatal alert anyone can write), also when one rides behind
+ * a ClientHello in the same datagram. */
+static void test_alternate_gets_no_plain_dtls(void **state) {
+  struct fx *f = *state;
+  memset(&rawk_seen, 0, sizeof(rawk_seen));
+  f->kinds = test_kinds;
+  f->ice_checks = 1;
+  phone_new(&f->phone[0], "probe");
+  session_start_kind(f, 0, "srtp", NULL, "probe", DCMF_ASSOC_SRTP);
+  struct phone *ph = &f->phone[0];
+  send_check(f, ph->fd, 1);
+  assert_true(until(f, phone_stun_answered));
+  phone_start(ph, &f->session_addr[0], &f->cert);
+  assert_true(until(f, rawk_connected));
+
+  struct sockaddr_in b_addr;
+  int b = udp_socket(&b_addr);
+  send_check(f, b, 0);
+  assert_int_equal(first_byte_on(f, b), 1); /* B is a checked address */
+  uint64_t base = atomic_load(&f->stats.dropped_unauthenticated);
+
+  /* epoch 0: a fatal alert (handshake_failure) */
+  static const uint8_t alert[] = {21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9,
+                                  0,  2,    2,    40};
+  send_bytes_from(f, b, alert, sizeof(alert));
+  want_unauth = base + 1;
+  assert_true(until(f, unauth_reached));
+  /* a ClientHello's record header and message type, then the alert */
+  uint8_t two[64];
+  static const uint8_t hello[] = {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 10,
+                                  0,  4,    1,    0, 0, 0};
+  memcpy(two, hello, sizeof(hello));
+  memcpy(two + sizeof(hello), alert, sizeof(alert));
+  send_bytes_from(f, b, two, sizeof(hello) + sizeof(alert));
+  want_unauth = base + 2;
+  assert_true(until(f, unauth_reached));
+  /* a record cut short */
+  send_bytes_from(f, b, hello, 12);
+  want_unauth = base + 3;
+  assert_true(until(f, unauth_reached));
+  /* epoch 1 application data (DTLS will find it does not authenticate):
+   * passed on, not refused here; then the same alert from the peer
+   * itself, which is no alternate: passed on too (DTLS, at epoch 1 now,
+   * drops it). */
+  static const uint8_t data1[] = {23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1,
+                                  0,  4,    9,    9, 9, 9};
+  send_bytes_from(f, b, data1, sizeof(data1));
+  send_bytes_from(f, ph->fd, alert, sizeof(alert));
+  rounds(f, 20);
+  assert_int_equal(atomic_load(&f->stats.dropped_unauthenticated), base + 3);
+  /* the association is unharmed: raw media still goes */
+  send_raw(f, ph);
+  want_raw_in = 1;
+  assert_true(until(f, raw_in_reached));
+  close(b);
+  session_end(f, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_turn_output_leaves_in_one_datagram,
@@ -1506,6 +1583,8 @@ int main(void) {
                                       setup_bare, teardown),
       cmocka_unit_test_setup_teardown(test_kind_with_a_raw_range, setup_bare,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_alternate_gets_no_plain_dtls,
+                                      setup_bare, teardown),
       cmocka_unit_test_setup_teardown(test_raw_from_the_previous_peer,
                                       setup_bare, teardown),
   };
