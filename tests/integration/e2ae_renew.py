@@ -905,6 +905,8 @@ def t_switch_loss(d):
             got_down = {g["seq"] for g in c.peer.received[p0:]}
             lost_up = [x for x in up if x not in got_up]
             lost_down = [x for x in down if x not in got_down]
+            # The counters reach GET within the push interval (1 s).
+            wait_counter(d, c.id, "srtpAuth", auth0 + len(lost_up), c.pump)
             auth = drop(d, c.id, "srtpAuth") - auth0
             print(f"# {role}: {len(up)} packets each way during the "
                   f"handshake; lost to the core {len(lost_up)} "
