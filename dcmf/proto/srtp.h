@@ -27,12 +27,14 @@
  * Replay protection is on in both directions (a window of
  * DCMF_SRTP_REPLAY_WINDOW packets for SRTP; libsrtp2's fixed 128 for
  * SRTCP; a window slides forward only, so a packet older than the newest
- * by the window or more is refused). Outbound, protecting the same sequence number of an SSRC twice
- * is refused too (the same keystream would cover two payloads). The
+ * by the window or more is refused). Outbound, protecting the same
+ * sequence number of an SSRC twice is refused too (the same keystream
+ * would cover two payloads). The
  * SRTCP index is ours, per SSRC, one more per packet (RFC 3711 §3.4),
  * never copied from anywhere. libsrtp2 counts before it sends, so an
- * SSRC's first SRTCP packet carries index 1, where §3.4 reads as 0;
- * receivers take the index from the packet, so both interoperate.
+ * SSRC's first SRTCP packet carries index 1, where §3.4 reads as 0, and
+ * the EVP backend does the same; receivers take the index from the
+ * packet, so both interoperate.
  *
  * Re-key (a new DTLS association: new material, maybe another profile or
  * role) keeps each known SSRC's ROC and SRTCP index in both directions
@@ -247,8 +249,10 @@ int dcmf_srtp_protect_rtcp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
  *
  * Returns 0; DCMF_ERR_INVALID (not aligned, broken engine; not counted);
  * DCMF_ERR_MALFORMED (shorter than header and tag, not version 2, CSRC
- * list or header extension past the end; SRTCP with the E flag clear,
- * which our profiles never send) or DCMF_ERR_TOO_LARGE (over
+ * list or header extension past the end; SRTCP with the E flag clear
+ * under an AES-CM profile, which we never send; under GCM such a packet
+ * is checked as RFC 7714 §9.3's authenticated-only SRTCP, as libsrtp2
+ * does) or DCMF_ERR_TOO_LARGE (over
  * 65535): counted malformed; DCMF_ERR_AUTH (the tag does not verify:
  * wrong keys or altered bytes); DCMF_ERR_REPLAY (seen before, or older
  * than the window); DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM (counted failed).
