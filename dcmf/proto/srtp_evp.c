@@ -693,7 +693,7 @@ static int rtcp_unprotect(struct evp *e,
     rc = encrypted ? gcm_run(sd->keys.cipher[1], 0, iv, buf, h, trailer, 4,
                              buf + h, n - h, tag)
                    : gcm_run(sd->keys.cipher[1], 0, iv, buf, n, trailer, 4,
-                             NULL, 0, tag);
+                             buf + n, 0, tag);
   } else {
     uint8_t iv[16], tag[SHA1_LEN];
     rc = hmac(sd->keys.mac[1], buf, n + 4, NULL, 0, tag);
