@@ -17,7 +17,7 @@ struct flow {
 
 struct srtp_assoc {
   struct dcmf_assoc_events ev;
-  struct dcmf_srtp *engine; /* NULL until |connected| */
+  struct dcmf_srtp *engine;       /* NULL until |connected| */
   enum dcmf_srtp_backend backend; /* the engine's, from the settings */
   /* A later DTLS association connected but could not be keyed (no
    * profile shared, no exporter): the previous association's keys must

@@ -90,8 +90,8 @@ backend_ops(enum dcmf_srtp_backend b) {
 /* Splits the exporter's client key | server key | client salt | server
  * salt (RFC 5764 §4.2) into ours and the peer's, each key || salt. */
 static void keys_split(struct dcmf_srtp_keys *k,
-                       const struct dcmf_srtp_profile_info *p,
-                       const uint8_t *m, enum dcmf_srtp_role role) {
+                       const struct dcmf_srtp_profile_info *p, const uint8_t *m,
+                       enum dcmf_srtp_role role) {
   const uint8_t *ckey = m, *skey = m + p->key_len;
   const uint8_t *csalt = m + 2 * p->key_len;
   const uint8_t *ssalt = csalt + p->salt_len;
@@ -124,9 +124,8 @@ static void keys_wipe(struct dcmf_srtp_keys *k) {
 }
 
 int dcmf_srtp_new_with(struct dcmf_srtp **out, enum dcmf_srtp_backend backend,
-                       enum dcmf_srtp_profile profile,
-                       const uint8_t *material, size_t len,
-                       enum dcmf_srtp_role role) {
+                       enum dcmf_srtp_profile profile, const uint8_t *material,
+                       size_t len, enum dcmf_srtp_role role) {
   struct dcmf_srtp_keys k;
   const struct dcmf_srtp_profile_info *info;
   const struct dcmf_srtp_backend_ops *ops = backend_ops(backend);
@@ -304,8 +303,7 @@ static int unprotect(struct dcmf_srtp *s, int rtcp, uint8_t *buf, size_t len,
       return count(st, passed, DCMF_ERR_MALFORMED);
     }
   } else if (len < s->info->rtp_tag_len ||
-             dcmf_srtp_rtp_header_len(buf, len - s->info->rtp_tag_len) ==
-                 0) {
+             dcmf_srtp_rtp_header_len(buf, len - s->info->rtp_tag_len) == 0) {
     return count(st, passed, DCMF_ERR_MALFORMED);
   }
   size_t n = len;

@@ -19,10 +19,10 @@
  * so the engine holds one state per SSRC in each direction. It is made
  * on the first packet of an SSRC it does not know, with the keys of its
  * direction (libsrtp2's ssrc_any_outbound and ssrc_any_inbound
- * templates), and starts at ROC 0 (§3.3.1). Inbound, the state of a new SSRC is made
- * only once a packet of it has passed authentication, so a stranger
- * cannot fill the engine with SSRCs; only the key holder can. States are
- * kept until the engine is freed.
+ * templates), and starts at ROC 0 (§3.3.1). Inbound, the state of a new SSRC is
+ * made only once a packet of it has passed authentication, so a stranger cannot
+ * fill the engine with SSRCs; only the key holder can. States are kept until
+ * the engine is freed.
  *
  * Replay protection is on in both directions (a window of
  * DCMF_SRTP_REPLAY_WINDOW packets for SRTP; libsrtp2's fixed 128 for
@@ -191,9 +191,8 @@ int dcmf_srtp_new(struct dcmf_srtp **out, enum dcmf_srtp_profile profile,
 /* As dcmf_srtp_new on |backend|; DCMF_ERR_INVALID also for a backend we
  * do not know. */
 int dcmf_srtp_new_with(struct dcmf_srtp **out, enum dcmf_srtp_backend backend,
-                       enum dcmf_srtp_profile profile,
-                       const uint8_t *material, size_t len,
-                       enum dcmf_srtp_role role);
+                       enum dcmf_srtp_profile profile, const uint8_t *material,
+                       size_t len, enum dcmf_srtp_role role);
 
 /* The backend |s| runs on. */
 enum dcmf_srtp_backend dcmf_srtp_backend(const struct dcmf_srtp *s);

@@ -81,7 +81,7 @@ struct side {
 
 struct evp {
   int gcm;
-  EVP_MAC *hmac; /* fetched once per engine */
+  EVP_MAC *hmac;       /* fetched once per engine */
   struct side side[2]; /* by enum dcmf_srtp_dir */
 };
 
@@ -177,8 +177,8 @@ static int hmac(EVP_MAC_CTX *m, const uint8_t *a, size_t an, const uint8_t *b,
 /* GCM: AAD |a1| || |a2|, |p| (|n| bytes) in place, |tag| out (seal) or in
  * (open). Open returns DCMF_ERR_AUTH when the tag does not verify. */
 static int gcm_run(EVP_CIPHER_CTX *c, int seal, const uint8_t iv[GCM_IV_LEN],
-                   const uint8_t *a1, size_t a1n, const uint8_t *a2,
-                   size_t a2n, uint8_t *p, size_t n, uint8_t *tag) {
+                   const uint8_t *a1, size_t a1n, const uint8_t *a2, size_t a2n,
+                   uint8_t *p, size_t n, uint8_t *tag) {
   int outl;
   if (!EVP_CipherInit_ex(c, NULL, NULL, NULL, iv, seal) ||
       !EVP_CipherUpdate(c, NULL, &outl, a1, (int)a1n) ||
@@ -219,16 +219,15 @@ static const EVP_CIPHER *session_cipher(int gcm, size_t key_len) {
 
 /* Keys |k->cipher[i]| (and |k->mac[i]| when |auth|) for packet kind |i|
  * from session key |key| and auth key |auth|. */
-static int keyset_key(struct keyset *k, EVP_MAC *hmac, int i, int gcm,
-                      int seal, const uint8_t *key, size_t key_len,
-                      const uint8_t *auth) {
+static int keyset_key(struct keyset *k, EVP_MAC *hmac, int i, int gcm, int seal,
+                      const uint8_t *key, size_t key_len, const uint8_t *auth) {
   k->cipher[i] = EVP_CIPHER_CTX_new();
   if (k->cipher[i] == NULL) {
     return DCMF_ERR_NOMEM;
   }
   /* CTR is its own inverse: both directions run it forward. */
-  if (!EVP_CipherInit_ex(k->cipher[i], session_cipher(gcm, key_len), NULL,
-                         key, NULL, gcm ? seal : 1)) {
+  if (!EVP_CipherInit_ex(k->cipher[i], session_cipher(gcm, key_len), NULL, key,
+                         NULL, gcm ? seal : 1)) {
     return DCMF_ERR_SYSTEM;
   }
   if (auth == NULL) {
@@ -241,9 +240,8 @@ static int keyset_key(struct keyset *k, EVP_MAC *hmac, int i, int gcm,
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA1", 0),
       OSSL_PARAM_construct_end()};
-  return EVP_MAC_init(k->mac[i], auth, AUTH_KEY_LEN, params)
-             ? 0
-             : DCMF_ERR_SYSTEM;
+  return EVP_MAC_init(k->mac[i], auth, AUTH_KEY_LEN, params) ? 0
+                                                             : DCMF_ERR_SYSTEM;
 }
 
 /* Derives the session keys of one direction from master key || salt
@@ -268,8 +266,8 @@ static int keyset_make(struct keyset *k, EVP_MAC *hmac,
                              (uint8_t)(base + 1), auth, AUTH_KEY_LEN);
     }
     if (rc == 0) {
-      rc = keyset_key(k, hmac, i, gcm, seal, key, p->key_len,
-                      gcm ? NULL : auth);
+      rc =
+          keyset_key(k, hmac, i, gcm, seal, key, p->key_len, gcm ? NULL : auth);
     }
   }
   OPENSSL_cleanse(key, sizeof(key));
@@ -541,8 +539,7 @@ static int rtp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   size_t h = dcmf_srtp_rtp_header_len(buf, len);
   if (e->gcm) {
     uint8_t iv[GCM_IV_LEN];
-    gcm_iv(iv, sd->keys.salt[0], ssrc, (uint32_t)(est >> 16), (uint32_t)est,
-           0);
+    gcm_iv(iv, sd->keys.salt[0], ssrc, (uint32_t)(est >> 16), (uint32_t)est, 0);
     rc = gcm_run(sd->keys.cipher[0], 1, iv, buf, h, NULL, 0, buf + h, len - h,
                  buf + len);
     *out_len = len + GCM_TAG_LEN;
@@ -588,8 +585,7 @@ static int rtp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   if (e->gcm) {
     uint8_t iv[GCM_IV_LEN], tag[GCM_TAG_LEN];
     memcpy(tag, buf + n, GCM_TAG_LEN);
-    gcm_iv(iv, sd->keys.salt[0], ssrc, (uint32_t)(est >> 16), (uint32_t)est,
-           0);
+    gcm_iv(iv, sd->keys.salt[0], ssrc, (uint32_t)(est >> 16), (uint32_t)est, 0);
     rc = gcm_run(sd->keys.cipher[0], 0, iv, buf, h, NULL, 0, buf + h, n - h,
                  tag);
   } else {
@@ -660,8 +656,7 @@ static int rtcp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   return 0;
 }
 
-static int rtcp_unprotect(struct evp *e,
-                          const struct dcmf_srtp_profile_info *p,
+static int rtcp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
                           uint8_t *buf, size_t len, size_t *out_len) {
   struct side *sd = &e->side[DCMF_SRTP_IN];
   uint32_t ssrc = get32(buf + 4);
@@ -776,8 +771,8 @@ int dcmf_srtp_evp_set_session_keys(struct dcmf_srtp *s, const uint8_t *key,
     int rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
       memcpy(k.salt[i], salt, salt_len);
-      rc = keyset_key(&k, e->hmac, i, 1, d == DCMF_SRTP_OUT, key, key_len,
-                      NULL);
+      rc =
+          keyset_key(&k, e->hmac, i, 1, d == DCMF_SRTP_OUT, key, key_len, NULL);
     }
     if (rc != 0) {
       keyset_free(&k);

@@ -168,8 +168,8 @@ static int lib_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
   if (rc == 0) {
     rc = lib_err(srtp_update(l->out, &pol));
   }
-  if (rc == 0 && (rc = policy_make(&pol, s->info, ssrc_any_inbound,
-                                   k->peers)) == 0) {
+  if (rc == 0 &&
+      (rc = policy_make(&pol, s->info, ssrc_any_inbound, k->peers)) == 0) {
     rc = lib_err(srtp_update(l->in, &pol));
   }
   return rc;

@@ -73,10 +73,10 @@ static int measure(enum dcmf_srtp_backend be, enum dcmf_srtp_profile prof,
     m[i] = (unsigned char)(i * 7 + 3);
   }
   struct dcmf_srtp *c, *s;
-  if (dcmf_srtp_new_with(&c, be, prof, m, info->export_len,
-                         DCMF_SRTP_CLIENT) != 0 ||
-      dcmf_srtp_new_with(&s, be, prof, m, info->export_len,
-                         DCMF_SRTP_SERVER) != 0) {
+  if (dcmf_srtp_new_with(&c, be, prof, m, info->export_len, DCMF_SRTP_CLIENT) !=
+          0 ||
+      dcmf_srtp_new_with(&s, be, prof, m, info->export_len, DCMF_SRTP_SERVER) !=
+          0) {
     return 1;
   }
   double t[2][MAX_RUNS];
@@ -149,14 +149,14 @@ int main(int argc, char **argv) {
   static const enum dcmf_srtp_backend bes[] = {DCMF_SRTP_BACKEND_OPENSSL,
                                                DCMF_SRTP_BACKEND_LIBSRTP2};
   printf("# ns/packet, median of %d runs of %zu packets\n", runs, packets);
-  printf("%-24s %-9s %10s %10s %10s %10s\n", "profile", "packet",
-         "openssl p", "openssl u", "libsrtp2 p", "libsrtp2 u");
+  printf("%-24s %-9s %10s %10s %10s %10s\n", "profile", "packet", "openssl p",
+         "openssl u", "libsrtp2 p", "libsrtp2 u");
   for (size_t p = 0; p < sizeof(profs) / sizeof(profs[0]); p++) {
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
       double r[2][2];
       for (size_t b = 0; b < 2; b++) {
-        if (measure(bes[b], profs[p], kinds[k].rtcp, kinds[k].payload,
-                    packets, runs, slots, r[b]) != 0) {
+        if (measure(bes[b], profs[p], kinds[k].rtcp, kinds[k].payload, packets,
+                    runs, slots, r[b]) != 0) {
           fprintf(stderr, "%s refused a packet\n",
                   dcmf_srtp_backend_name(bes[b]));
           return 1;

@@ -105,8 +105,8 @@ static int fuzz_unprotect(struct run *r, struct dcmf_srtp *e, int rtcp,
 
 /* Sends a good packet of the SSRC in |pkt| (if it has one) client to
  * server, so the server holds a stream for it. */
-static void fuzz_prime(struct run *r, struct dcmf_srtp *c, struct dcmf_srtp *s, int rtcp,
-                       const uint8_t *pkt, size_t len) {
+static void fuzz_prime(struct run *r, struct dcmf_srtp *c, struct dcmf_srtp *s,
+                       int rtcp, const uint8_t *pkt, size_t len) {
   static struct fbuf g;
   size_t n;
   if (len < 12)
@@ -124,8 +124,9 @@ static void fuzz_prime(struct run *r, struct dcmf_srtp *c, struct dcmf_srtp *s, 
     fuzz_require(fuzz_unprotect(r, s, rtcp, g.b, n, &n) == 0);
 }
 
-static void fuzz_round_trip(struct run *r, struct dcmf_srtp *c, struct dcmf_srtp *s, int rtcp,
-                            const uint8_t *pkt, size_t len, uint8_t flip) {
+static void fuzz_round_trip(struct run *r, struct dcmf_srtp *c,
+                            struct dcmf_srtp *s, int rtcp, const uint8_t *pkt,
+                            size_t len, uint8_t flip) {
   static struct fbuf p, wire;
   size_t n, plain;
   const struct dcmf_srtp_profile_info *info =
@@ -163,10 +164,10 @@ static void fuzz_one(enum dcmf_srtp_backend backend, struct trace *t,
   size_t elen = dcmf_srtp_profile_find((uint16_t)prof)->export_len;
   for (size_t i = 0; i < elen; i++)
     m[i] = (uint8_t)(i * 13 + 5);
-  fuzz_require(dcmf_srtp_new_with(&c, backend, prof, m, elen,
-                                  DCMF_SRTP_CLIENT) == 0);
-  fuzz_require(dcmf_srtp_new_with(&s, backend, prof, m, elen,
-                                  DCMF_SRTP_SERVER) == 0);
+  fuzz_require(
+      dcmf_srtp_new_with(&c, backend, prof, m, elen, DCMF_SRTP_CLIENT) == 0);
+  fuzz_require(
+      dcmf_srtp_new_with(&s, backend, prof, m, elen, DCMF_SRTP_SERVER) == 0);
   data++;
   size--;
   uint8_t flip = 0;

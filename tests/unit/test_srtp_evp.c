@@ -108,10 +108,10 @@ static void rfc3711_b3_key_derivation(void **state) {
 }
 
 #define RFC7714_RTP                                                            \
-  "8040f17b 8041f8d3 5501a0b2 47616c6c 69612065 7374206f 6d6e6973"            \
+  "8040f17b 8041f8d3 5501a0b2 47616c6c 69612065 7374206f 6d6e6973"             \
   "20646976 69736120 696e2070 61727465 73207472 6573"
 #define RFC7714_RTCP                                                           \
-  "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930"            \
+  "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930"             \
   "4c756e61 deadbeef deadbeef deadbeef deadbeef deadbeef"
 #define RFC7714_SALT "517569642070726f2071756f"
 
@@ -128,8 +128,8 @@ static struct dcmf_srtp *rfc7714_engine(enum dcmf_srtp_profile prof) {
     key[i] = (uint8_t)i;
   }
   hex(salt, RFC7714_SALT);
-  assert_int_equal(
-      dcmf_srtp_evp_set_session_keys(s, key, p->key_len, salt, 12), 0);
+  assert_int_equal(dcmf_srtp_evp_set_session_keys(s, key, p->key_len, salt, 12),
+                   0);
   return s;
 }
 
@@ -243,10 +243,10 @@ static void quad_rekey(struct quad *q, enum dcmf_srtp_profile prof,
   }
   assert_int_equal(dcmf_srtp_rekey(q->evp, prof, m, len, DCMF_SRTP_CLIENT), 0);
   assert_int_equal(dcmf_srtp_rekey(q->lib, prof, m, len, DCMF_SRTP_CLIENT), 0);
-  assert_int_equal(
-      dcmf_srtp_rekey(q->evp_peer, prof, m, len, DCMF_SRTP_SERVER), 0);
-  assert_int_equal(
-      dcmf_srtp_rekey(q->lib_peer, prof, m, len, DCMF_SRTP_SERVER), 0);
+  assert_int_equal(dcmf_srtp_rekey(q->evp_peer, prof, m, len, DCMF_SRTP_SERVER),
+                   0);
+  assert_int_equal(dcmf_srtp_rekey(q->lib_peer, prof, m, len, DCMF_SRTP_SERVER),
+                   0);
 }
 
 static void quad_del(struct quad *q) {
@@ -359,8 +359,8 @@ static void assert_roc(struct quad *q, uint32_t ssrc, int64_t want) {
   struct dcmf_srtp *e[4] = {q->evp, q->lib, q->evp_peer, q->lib_peer};
   for (int i = 0; i < 4; i++) {
     uint32_t roc = 0;
-    int rc = dcmf_srtp_roc(e[i], i < 2 ? DCMF_SRTP_OUT : DCMF_SRTP_IN, ssrc,
-                           &roc);
+    int rc =
+        dcmf_srtp_roc(e[i], i < 2 ? DCMF_SRTP_OUT : DCMF_SRTP_IN, ssrc, &roc);
     if (want < 0) {
       assert_int_equal(rc, DCMF_ERR_NOT_FOUND);
     } else {
@@ -437,8 +437,7 @@ static void cross_rollover_replay(void **state) {
     struct pkt a;
     make_rtp(&a, ssrc, 1002, 30);
     size_t n, m;
-    assert_int_equal(
-        dcmf_srtp_protect_rtp(q.evp, a.b, a.len, BUF_LEN, &n), 0);
+    assert_int_equal(dcmf_srtp_protect_rtp(q.evp, a.b, a.len, BUF_LEN, &n), 0);
     struct pkt c = a;
     assert_int_equal(dcmf_srtp_unprotect_rtp(q.lib_peer, c.b, n, &m), 0);
     c = a;
@@ -451,13 +450,11 @@ static void cross_rollover_replay(void **state) {
                      DCMF_ERR_REPLAY);
     /* keep lib's outbound in step with evp's */
     make_rtp(&a, ssrc, 1002, 30);
-    assert_int_equal(
-        dcmf_srtp_protect_rtp(q.lib, a.b, a.len, BUF_LEN, &n), 0);
+    assert_int_equal(dcmf_srtp_protect_rtp(q.lib, a.b, a.len, BUF_LEN, &n), 0);
     /* SRTCP: the first index is 1 on both, and a replay is refused */
     make_rtcp(&p, ssrc, 6);
     struct pkt r = p;
-    assert_int_equal(
-        dcmf_srtp_protect_rtcp(q.evp, r.b, r.len, BUF_LEN, &n), 0);
+    assert_int_equal(dcmf_srtp_protect_rtcp(q.evp, r.b, r.len, BUF_LEN, &n), 0);
     const uint8_t *trailer =
         pi >= 2 ? r.b + n - 4
                 : r.b + n - 4 -
@@ -476,8 +473,7 @@ static void cross_rollover_replay(void **state) {
     assert_int_equal(dcmf_srtp_unprotect_rtcp(q.evp_peer, c.b, n, &m),
                      DCMF_ERR_REPLAY);
     r = p;
-    assert_int_equal(
-        dcmf_srtp_protect_rtcp(q.lib, r.b, r.len, BUF_LEN, &n), 0);
+    assert_int_equal(dcmf_srtp_protect_rtcp(q.lib, r.b, r.len, BUF_LEN, &n), 0);
     for (int i = 0; i < 200; i++) { /* slide the 128 SRTCP window */
       make_rtcp(&p, ssrc, 2);
       assert_int_equal(both_ways(&q, 1, &p, 0), 0);
@@ -548,16 +544,14 @@ static void cross_malformed(void **state) {
       /* protect it first sometimes, so that the tag can verify */
       if (rnd() % 2) {
         struct pkt x = p;
-        int rx = rtcp ? dcmf_srtp_protect_rtcp(q.evp_peer, x.b, x.len,
-                                               BUF_LEN, &n)
-                      : dcmf_srtp_protect_rtp(q.evp_peer, x.b, x.len,
-                                              BUF_LEN, &n);
+        int rx =
+            rtcp ? dcmf_srtp_protect_rtcp(q.evp_peer, x.b, x.len, BUF_LEN, &n)
+                 : dcmf_srtp_protect_rtp(q.evp_peer, x.b, x.len, BUF_LEN, &n);
         struct pkt y = p;
         size_t ny = 0;
-        int ry = rtcp ? dcmf_srtp_protect_rtcp(q.lib_peer, y.b, y.len,
-                                               BUF_LEN, &ny)
-                      : dcmf_srtp_protect_rtp(q.lib_peer, y.b, y.len,
-                                              BUF_LEN, &ny);
+        int ry =
+            rtcp ? dcmf_srtp_protect_rtcp(q.lib_peer, y.b, y.len, BUF_LEN, &ny)
+                 : dcmf_srtp_protect_rtp(q.lib_peer, y.b, y.len, BUF_LEN, &ny);
         assert_int_equal(rx, ry);
         if (rx == 0) {
           assert_int_equal(n, ny);
