@@ -592,6 +592,29 @@ static void cross_malformed(void **state) {
       }
     }
     assert_stats_equal(q.evp, q.lib);
+    /* the same SSRCs got a state (only authenticated packets make one) */
+    for (uint32_t ssrc = 0; ssrc < 4; ssrc++) {
+      uint32_t ra = 7, rb = 9;
+      assert_int_equal(dcmf_srtp_roc(q.evp, DCMF_SRTP_IN, ssrc, &ra),
+                       dcmf_srtp_roc(q.lib, DCMF_SRTP_IN, ssrc, &rb));
+      assert_int_equal(dcmf_srtp_forget(q.evp, DCMF_SRTP_IN, ssrc),
+                       dcmf_srtp_forget(q.lib, DCMF_SRTP_IN, ssrc));
+    }
+    /* a stranger's packet (wrong keys) makes none */
+    struct pkt x;
+    make_rtp(&x, 0x77777777, 9, 20);
+    size_t nx;
+    assert_int_equal(dcmf_srtp_protect_rtp(q.evp, x.b, x.len, BUF_LEN, &nx), 0);
+    struct pkt y = x;
+    assert_int_equal(dcmf_srtp_unprotect_rtp(q.evp, x.b, nx, &nx),
+                     DCMF_ERR_AUTH);
+    assert_int_equal(dcmf_srtp_unprotect_rtp(q.lib, y.b, nx, &nx),
+                     DCMF_ERR_AUTH);
+    uint32_t roc;
+    assert_int_equal(dcmf_srtp_roc(q.evp, DCMF_SRTP_IN, 0x77777777, &roc),
+                     DCMF_ERR_NOT_FOUND);
+    assert_int_equal(dcmf_srtp_roc(q.lib, DCMF_SRTP_IN, 0x77777777, &roc),
+                     DCMF_ERR_NOT_FOUND);
     /* arguments */
     struct pkt p;
     make_rtp(&p, 1, 1, 10);
