@@ -18,6 +18,7 @@ enum opt_kind {
   OPT_RANGE,    /* "LO-HI" -> port_min + port_max */
   OPT_LEVEL,
   OPT_FORMAT,
+  OPT_SRTP, /* "openssl" or "libsrtp2" -> srtp_backend */
   OPT_PATH,
   OPT_UINT, /* decimal, within [min, max] */
   OPT_FILE, /* --config: handled before the others */
@@ -59,6 +60,8 @@ static const struct opt options[] = {
      "error, warn, info or debug [info]"},
     {"log-format", OPT_FORMAT, 0, 0, 0, 0, "FORMAT",
      "text or json (one JSON object per line) [text]"},
+    {"srtp-backend", OPT_SRTP, 0, 0, 0, 0, "NAME",
+     "SRTP crypto: openssl (EVP) or libsrtp2 [openssl]"},
     {"bootstrap-dir", OPT_PATH, FIELD(bootstrap_dir), 0, 0, 0, "DIR",
      "bootstrap repository directory [built-in bootstrap/www]"},
     {"control-cert", OPT_PATH, FIELD(control_cert), 0, 0, 0, "PEM",
@@ -172,6 +175,7 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->port_max = 40999;
   cfg->log_level = DCMF_LOG_INFO;
   cfg->log_format = DCMF_LOG_TEXT;
+  cfg->srtp_backend = DCMF_SRTP_BACKEND_DEFAULT;
   snprintf(cfg->bootstrap_dir, sizeof(cfg->bootstrap_dir), "%s",
            DCMF_DEFAULT_BOOTSTRAP_DIR);
   cfg->sctp_port = 5000;
@@ -332,6 +336,13 @@ static int opt_set(struct dcmf_config *cfg, const struct opt *o,
       return dcmf_invalid(err, errlen,
                           "%s: %s must be text or json, got \"%s\"", origin,
                           o->name, value);
+    }
+    return 0;
+  case OPT_SRTP:
+    if (dcmf_srtp_backend_by_name(value, &cfg->srtp_backend) != 0) {
+      return dcmf_invalid(err, errlen,
+                          "%s: %s must be openssl or libsrtp2, got \"%s\"",
+                          origin, o->name, value);
     }
     return 0;
   case OPT_PATH:

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "srtp.h"
 
 #define DCMF_HOST_MAX 64
 #define DCMF_PATH_MAX 1024
@@ -44,6 +45,8 @@ struct dcmf_config {
    * max_streams (dcmf_assoc_sctp_init_streams) */
   uint16_t max_streams;
   uint16_t min_streams;
+  /* The crypto of every SRTP engine (srtp.h; --srtp-backend) */
+  enum dcmf_srtp_backend srtp_backend;
   /* HTTP-proxy mode */
   char upstream_ca[DCMF_PATH_MAX]; /* "" : the system's CA paths */
   char upstream_cert[DCMF_PATH_MAX];

@@ -164,6 +164,7 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
       .log = &c->log,
       .max_streams = cfg->max_streams,
       .min_streams = cfg->min_streams,
+      .srtp_backend = cfg->srtp_backend,
       .services = c->services.regs,
       .n_services = c->services.n,
       .stun_rate = share_of(cfg->stun_rate, hello.n_workers),

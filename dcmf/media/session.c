@@ -490,6 +490,7 @@ static int assoc_settings(const struct dcmf_session *s,
                .send_buffer = 1024 * 1024,
                .bundle = s->env.flushes != NULL && s->env.bundle_messages},
       .sctp_min_streams = s->env.min_streams,
+      .srtp_backend = s->env.srtp_backend,
   };
   *streams = NULL;
   if (s->desc.n_streams == 0) {

@@ -38,6 +38,9 @@ struct dcmf_session_env {
   struct dcmf_media_stats *stats;
   /* SCTP streams per association, ceiling and floor (assoc.h) */
   uint16_t max_streams, min_streams;
+  /* The crypto of DTLS-SRTP associations' engines (srtp.h); 0 is
+   * DCMF_SRTP_BACKEND_OPENSSL */
+  enum dcmf_srtp_backend srtp_backend;
   /* Scratch memory of the worker thread, shared by its sessions because
    * one thread handles one datagram at a time: the UDP receive buffer. */
   uint8_t *rx_scratch;

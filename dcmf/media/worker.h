@@ -25,6 +25,7 @@
 #include "log.h"
 #include "media.h"
 #include "service.h"
+#include "srtp.h"
 
 /* The worker's counters are the worker rows of counters.h's table
  * (struct dcmf_media_stats). */
@@ -35,6 +36,8 @@ struct dcmf_worker_settings {
   const struct dcmf_log *log;
   /* SCTP streams per association, ceiling and floor (assoc.h) */
   uint16_t max_streams, min_streams;
+  /* The crypto of the sessions' SRTP engines (srtp.h) */
+  enum dcmf_srtp_backend srtp_backend;
   /* The services of every session, in match order (service.h); the
    * array and each config are borrowed for the worker's life. At most
    * DCMF_SVC_MAX. */

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "sctp.h"
+#include "srtp.h"
 
 enum dcmf_assoc_kind {
   DCMF_ASSOC_SCTP = 0,  /* SCTP with data channels (RFC 8831) */
@@ -91,6 +92,8 @@ struct dcmf_assoc_settings {
    * the phone opens in-band, or a later update declares); 0: the INIT
    * asks for sctp.max_streams. */
   uint16_t sctp_min_streams;
+  /* SRTP: the crypto of the engine |connected| makes (srtp.h) */
+  enum dcmf_srtp_backend srtp_backend;
   const struct dcmf_assoc_stream *streams; /* the declared flows */
   size_t n_streams;
 };

@@ -17,7 +17,8 @@ struct flow {
 
 struct srtp_assoc {
   struct dcmf_assoc_events ev;
-  struct dcmf_srtp *engine; /* NULL until |connected| */
+  struct dcmf_srtp *engine;       /* NULL until |connected| */
+  enum dcmf_srtp_backend backend; /* the engine's, from the settings */
   /* A later DTLS association connected but could not be keyed (no
    * profile shared, no exporter): the previous association's keys must
    * not go on serving under it. The engine stays for its counters. */
@@ -79,11 +80,13 @@ static struct flow *flow_find(struct srtp_assoc *a, uint32_t ssrc) {
 
 static int sr_create(void **out, const struct dcmf_assoc_settings *settings,
                      const struct dcmf_assoc_events *ev) {
-  (void)settings; /* no flow is declared in SDP: SSRCs come as they come */
+  /* No flow is declared in SDP (SSRCs come as they come): only the
+   * backend is read. */
   struct srtp_assoc *a = calloc(1, sizeof(*a));
   if (a == NULL) {
     return DCMF_ERR_NOMEM;
   }
+  a->backend = settings->srtp_backend;
   a->ev = *ev;
   *out = a;
   return 0;
@@ -120,7 +123,8 @@ static int sr_connected(void *assoc, const struct dcmf_assoc_dtls *dtls) {
     /* A second DTLS association keys the same SSRCs: RFC 3711 §3.3.1
      * keeps their ROCs and SRTCP indices across the re-key. */
     rv = a->engine == NULL
-             ? dcmf_srtp_new(&a->engine, p->profile, m, p->export_len, role)
+             ? dcmf_srtp_new_with(&a->engine, a->backend, p->profile, m,
+                                  p->export_len, role)
              : dcmf_srtp_rekey(a->engine, p->profile, m, p->export_len, role);
   }
   explicit_bzero(m, sizeof(m));

@@ -1,46 +1,25 @@
 /*
- * srtp.c - the SRTP engine on libsrtp2 (srtp.h says what it does).
- *
- * Two libsrtp2 sessions, one per direction, because a session holds a
- * single wildcard template and a template serves only one direction:
- * |out| has an ssrc_any_outbound template, |in| an ssrc_any_inbound one.
- * libsrtp2 clones the template into an SSRC's own stream on its first
- * packet (inbound: after that packet authenticated), and srtp_update()
- * swaps the template's keys while carrying every cloned stream's
- * extended sequence number (ROC and sequence) and SRTCP index across,
- * which is exactly RFC 3711 §3.3.1's re-key rule.
+ * srtp.c - the SRTP engine (srtp.h says what it does): the parts both
+ * backends share. The profile table, the checks every call makes and the
+ * counters live here, so that the two backends cannot differ in them;
+ * srtp_libsrtp.c and srtp_evp.c do the crypto and keep the per-SSRC
+ * state (srtp_int.h says what each side owns).
  */
 #include "srtp.h"
 
-#include <arpa/inet.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <srtp2/srtp.h>
-
 #include "errors.h"
+#include "srtp_int.h"
 
-_Static_assert(DCMF_SRTP_TRAILER_ROOM >= SRTP_MAX_TRAILER_LEN + 4,
-               "protect needs libsrtp2's SRTCP trailer room");
-
-/* The largest packet we hand to libsrtp2 (its lengths are int). */
+/* The largest packet we take (libsrtp2's lengths are int; RTP's 16-bit
+ * lengths say the same). */
 #define SRTP_PACKET_MAX 65535
-#define RTP_HEADER_LEN 12
-#define RTCP_HEADER_LEN 8
-#define SRTCP_INDEX_LEN 4
-
-struct dcmf_srtp {
-  srtp_t out; /* protect: ssrc_any_outbound template + our SSRCs */
-  srtp_t in;  /* unprotect: ssrc_any_inbound template + the peer's */
-  const struct dcmf_srtp_profile_info *info;
-  int broken; /* a re-key failed half-way: refuse everything */
-  struct dcmf_srtp_stats stats[2];
-};
 
 /* Key and salt lengths: RFC 5764 §4.1.2 (AES-CM: 128-bit key, 112-bit
- * salt; _32 keeps an 80-bit SRTCP tag) and RFC 7714 §12 and §14.2 (GCM:
- * 96-bit salt, 16-byte tag). In our order of preference. */
+ * salt; _32 keeps an 80-bit SRTCP tag, as libsrtp2 does) and RFC 7714 §12
+ * and §14.2 (GCM: 96-bit salt, 16-byte tag). In our order of preference. */
 static const struct dcmf_srtp_profile_info profiles[] = {
     {DCMF_SRTP_AEAD_AES_256_GCM, "SRTP_AEAD_AES_256_GCM", 32, 12, 16, 16, 88},
     {DCMF_SRTP_AEAD_AES_128_GCM, "SRTP_AEAD_AES_128_GCM", 16, 12, 16, 16, 56},
@@ -50,46 +29,8 @@ static const struct dcmf_srtp_profile_info profiles[] = {
 
 #define N_PROFILES (sizeof(profiles) / sizeof(profiles[0]))
 
-/*
- * Debian's libsrtp2 does its AES and HMAC on NSS: each cipher it makes
- * opens an NSS context, and freeing the last one shuts NSS down, which
- * unloads NSS's soft token (dlclose). A process holding no SRTP session
- * then pays a dlopen with its relocations for every engine it makes:
- * 3.4 ms per engine made and freed on this machine, against 17 us while
- * some other session is alive. This session is made once per process by
- * the first dcmf_srtp_lib_init() and never freed, so NSS stays loaded
- * for the process's life. It carries no traffic. Written only under
- * dcmf_srtp_lib_init()'s calling rule (one thread, before any engine).
- */
-static srtp_t nss_keeper;
-
-static int keep_crypto_loaded(void) {
-  if (nss_keeper != NULL) {
-    return 0;
-  }
-  static const uint8_t key[SRTP_AES_ICM_128_KEY_LEN_WSALT];
-  srtp_policy_t policy;
-  memset(&policy, 0, sizeof(policy));
-  srtp_crypto_policy_set_rtp_default(&policy.rtp);
-  srtp_crypto_policy_set_rtcp_default(&policy.rtcp);
-  policy.ssrc.type = ssrc_any_inbound;
-  policy.key = (unsigned char *)key;
-  return srtp_create(&nss_keeper, &policy) == srtp_err_status_ok
-             ? 0
-             : DCMF_ERR_SYSTEM;
-}
-
-int dcmf_srtp_lib_init(void) {
-  /* A second srtp_init() finds the kernel up (it re-runs the self-test
-   * and returns its result) and then refuses to register libsrtp2's own
-   * debug module twice, with bad_param: that is the kernel already
-   * running, not a failure. Each worker start calls this (worker.c). */
-  srtp_err_status_t st = srtp_init();
-  if (st != srtp_err_status_ok && st != srtp_err_status_bad_param) {
-    return DCMF_ERR_SYSTEM;
-  }
-  return keep_crypto_loaded();
-}
+_Static_assert(DCMF_SRTP_KEY_MAX + DCMF_SRTP_SALT_MAX <= DCMF_SRTP_KEYSALT_MAX,
+               "key || salt fits");
 
 const struct dcmf_srtp_profile_info *dcmf_srtp_profile_find(uint16_t id) {
   for (size_t i = 0; i < N_PROFILES; i++) {
@@ -114,35 +55,48 @@ const char *dcmf_srtp_profile_list(void) {
   return DCMF_SRTP_PROFILE_LIST;
 }
 
-/* libsrtp2's name for |p|; our enum values are the same numbers, but say
- * so once here rather than cast. */
-static srtp_profile_t lib_profile(enum dcmf_srtp_profile p) {
-  switch (p) {
-  case DCMF_SRTP_AES128_CM_SHA1_80:
-    return srtp_profile_aes128_cm_sha1_80;
-  case DCMF_SRTP_AES128_CM_SHA1_32:
-    return srtp_profile_aes128_cm_sha1_32;
-  case DCMF_SRTP_AEAD_AES_128_GCM:
-    return srtp_profile_aead_aes_128_gcm;
-  case DCMF_SRTP_AEAD_AES_256_GCM:
-    return srtp_profile_aead_aes_256_gcm;
+int dcmf_srtp_backend_by_name(const char *name, enum dcmf_srtp_backend *out) {
+  if (name != NULL && strcmp(name, "openssl") == 0) {
+    *out = DCMF_SRTP_BACKEND_OPENSSL;
+  } else if (name != NULL && strcmp(name, "libsrtp2") == 0) {
+    *out = DCMF_SRTP_BACKEND_LIBSRTP2;
+  } else {
+    return DCMF_ERR_INVALID;
   }
-  return srtp_profile_reserved;
+  return 0;
 }
 
-/* The two key||salt strings libsrtp2 wants, split from the exporter's
- * client key | server key | client salt | server salt (RFC 5764 §4.2). */
-struct keys {
-  uint8_t ours[SRTP_MAX_KEY_LEN];
-  uint8_t peers[SRTP_MAX_KEY_LEN];
-};
+const char *dcmf_srtp_backend_name(enum dcmf_srtp_backend b) {
+  switch (b) {
+  case DCMF_SRTP_BACKEND_OPENSSL:
+    return "openssl";
+  case DCMF_SRTP_BACKEND_LIBSRTP2:
+    return "libsrtp2";
+  }
+  return "?";
+}
 
-static void keys_split(struct keys *k, const struct dcmf_srtp_profile_info *p,
-                       const uint8_t *m, enum dcmf_srtp_role role) {
+static const struct dcmf_srtp_backend_ops *
+backend_ops(enum dcmf_srtp_backend b) {
+  switch (b) {
+  case DCMF_SRTP_BACKEND_OPENSSL:
+    return &dcmf_srtp_evp_ops;
+  case DCMF_SRTP_BACKEND_LIBSRTP2:
+    return &dcmf_srtp_libsrtp_ops;
+  }
+  return NULL;
+}
+
+/* Splits the exporter's client key | server key | client salt | server
+ * salt (RFC 5764 §4.2) into ours and the peer's, each key || salt. */
+static void keys_split(struct dcmf_srtp_keys *k,
+                       const struct dcmf_srtp_profile_info *p, const uint8_t *m,
+                       enum dcmf_srtp_role role) {
   const uint8_t *ckey = m, *skey = m + p->key_len;
   const uint8_t *csalt = m + 2 * p->key_len;
   const uint8_t *ssalt = csalt + p->salt_len;
   int client = role == DCMF_SRTP_CLIENT;
+  memset(k, 0, sizeof(*k));
   memcpy(k->ours, client ? ckey : skey, p->key_len);
   memcpy(k->ours + p->key_len, client ? csalt : ssalt, p->salt_len);
   memcpy(k->peers, client ? skey : ckey, p->key_len);
@@ -150,7 +104,8 @@ static void keys_split(struct keys *k, const struct dcmf_srtp_profile_info *p,
 }
 
 /* Checks the arguments of new and rekey; fills |*info| and |*k|. */
-static int keys_make(struct keys *k, const struct dcmf_srtp_profile_info **info,
+static int keys_make(struct dcmf_srtp_keys *k,
+                     const struct dcmf_srtp_profile_info **info,
                      enum dcmf_srtp_profile profile, const uint8_t *material,
                      size_t len, enum dcmf_srtp_role role) {
   const struct dcmf_srtp_profile_info *p =
@@ -164,108 +119,61 @@ static int keys_make(struct keys *k, const struct dcmf_srtp_profile_info **info,
   return 0;
 }
 
-static void keys_wipe(struct keys *k) {
+static void keys_wipe(struct dcmf_srtp_keys *k) {
   explicit_bzero(k, sizeof(*k));
 }
 
-/* The template policy of one direction; |key| is borrowed. */
-static int policy_make(srtp_policy_t *pol,
-                       const struct dcmf_srtp_profile_info *p,
-                       srtp_ssrc_type_t type, uint8_t *key) {
-  memset(pol, 0, sizeof(*pol));
-  if (srtp_crypto_policy_set_from_profile_for_rtp(
-          &pol->rtp, lib_profile(p->profile)) != srtp_err_status_ok ||
-      srtp_crypto_policy_set_from_profile_for_rtcp(
-          &pol->rtcp, lib_profile(p->profile)) != srtp_err_status_ok) {
-    return DCMF_ERR_SYSTEM;
-  }
-  pol->ssrc.type = type;
-  pol->key = key;
-  pol->window_size = DCMF_SRTP_REPLAY_WINDOW;
-  /* Never protect one sequence number twice (RFC 3711 §9.2). */
-  pol->allow_repeat_tx = 0;
-  pol->next = NULL;
-  return 0;
-}
-
-static int lib_err(srtp_err_status_t st) {
-  switch (st) {
-  case srtp_err_status_ok:
-    return 0;
-  case srtp_err_status_alloc_fail:
-    return DCMF_ERR_NOMEM;
-  case srtp_err_status_auth_fail:
-    return DCMF_ERR_AUTH;
-  case srtp_err_status_replay_fail:
-  case srtp_err_status_replay_old:
-    return DCMF_ERR_REPLAY;
-  case srtp_err_status_bad_param:
-  case srtp_err_status_parse_err:
-  /* SRTCP whose E flag says "not encrypted" while we encrypt: libsrtp2
-   * will not check it against our policy. */
-  case srtp_err_status_cant_check:
-    return DCMF_ERR_MALFORMED;
-  default:
-    return DCMF_ERR_SYSTEM;
-  }
-}
-
-int dcmf_srtp_new(struct dcmf_srtp **out, enum dcmf_srtp_profile profile,
-                  const uint8_t *material, size_t len,
-                  enum dcmf_srtp_role role) {
-  struct keys k;
+int dcmf_srtp_new_with(struct dcmf_srtp **out, enum dcmf_srtp_backend backend,
+                       enum dcmf_srtp_profile profile, const uint8_t *material,
+                       size_t len, enum dcmf_srtp_role role) {
+  struct dcmf_srtp_keys k;
   const struct dcmf_srtp_profile_info *info;
-  srtp_policy_t pol;
+  const struct dcmf_srtp_backend_ops *ops = backend_ops(backend);
+  if (ops == NULL) {
+    return DCMF_ERR_INVALID;
+  }
   int rc = keys_make(&k, &info, profile, material, len, role);
   if (rc != 0) {
     return rc;
   }
   struct dcmf_srtp *s = calloc(1, sizeof(*s));
   if (s == NULL) {
-    rc = DCMF_ERR_NOMEM;
-    goto fail_alloc;
+    keys_wipe(&k);
+    return DCMF_ERR_NOMEM;
   }
+  s->ops = ops;
+  s->backend = backend;
   s->info = info;
-  if ((rc = policy_make(&pol, info, ssrc_any_outbound, k.ours)) != 0) {
-    goto fail_out;
-  }
-  if ((rc = lib_err(srtp_create(&s->out, &pol))) != 0) {
-    goto fail_out;
-  }
-  if ((rc = policy_make(&pol, info, ssrc_any_inbound, k.peers)) != 0) {
-    goto fail_in;
-  }
-  if ((rc = lib_err(srtp_create(&s->in, &pol))) != 0) {
-    goto fail_in;
-  }
+  rc = ops->make(s, &k);
   keys_wipe(&k);
+  if (rc != 0) {
+    free(s);
+    return rc == DCMF_ERR_NOMEM ? rc : DCMF_ERR_SYSTEM;
+  }
   *out = s;
   return 0;
-fail_in:
-  srtp_dealloc(s->out);
-fail_out:
-  free(s);
-fail_alloc:
-  keys_wipe(&k);
-  return rc == DCMF_ERR_NOMEM ? rc : DCMF_ERR_SYSTEM;
+}
+
+int dcmf_srtp_new(struct dcmf_srtp **out, enum dcmf_srtp_profile profile,
+                  const uint8_t *material, size_t len,
+                  enum dcmf_srtp_role role) {
+  return dcmf_srtp_new_with(out, DCMF_SRTP_BACKEND_DEFAULT, profile, material,
+                            len, role);
 }
 
 void dcmf_srtp_del(struct dcmf_srtp *s) {
   if (s == NULL) {
     return;
   }
-  /* Also frees every SSRC stream cloned from the templates. */
-  srtp_dealloc(s->out);
-  srtp_dealloc(s->in);
+  s->ops->free(s);
   free(s);
 }
 
 int dcmf_srtp_rekey(struct dcmf_srtp *s, enum dcmf_srtp_profile profile,
                     const uint8_t *material, size_t len,
                     enum dcmf_srtp_role role) {
-  struct keys k;
+  struct dcmf_srtp_keys k;
   const struct dcmf_srtp_profile_info *info;
-  srtp_policy_t pol;
   if (s->broken) {
     return DCMF_ERR_INVALID;
   }
@@ -273,24 +181,17 @@ int dcmf_srtp_rekey(struct dcmf_srtp *s, enum dcmf_srtp_profile profile,
   if (rc != 0) {
     return rc;
   }
-  /* srtp_update() re-derives the template and every stream cloned from
-   * it, keeping each stream's extended sequence number (so its ROC) and
-   * SRTCP replay/index state. */
-  if ((rc = policy_make(&pol, info, ssrc_any_outbound, k.ours)) == 0) {
-    rc = lib_err(srtp_update(s->out, &pol));
-  }
-  if (rc == 0 &&
-      (rc = policy_make(&pol, info, ssrc_any_inbound, k.peers)) == 0) {
-    rc = lib_err(srtp_update(s->in, &pol));
-  }
+  const struct dcmf_srtp_profile_info *old = s->info;
+  s->info = info;
+  rc = s->ops->rekey(s, &k);
   keys_wipe(&k);
   if (rc != 0) {
     /* One direction may hold the new keys and the other the old, or a
-     * session may have lost streams: nothing safe is left. */
+     * state may be lost: nothing safe is left. */
+    s->info = old;
     s->broken = 1;
     return rc == DCMF_ERR_NOMEM ? rc : DCMF_ERR_SYSTEM;
   }
-  s->info = info;
   return 0;
 }
 
@@ -298,13 +199,15 @@ enum dcmf_srtp_profile dcmf_srtp_profile(const struct dcmf_srtp *s) {
   return s->info->profile;
 }
 
-/* Bytes of the RTP header at |p| (fixed part, CSRCs, extension), or 0
- * when it is not RTP version 2 or does not fit in |len|. */
-static size_t rtp_header_len(const uint8_t *p, size_t len) {
-  if (len < RTP_HEADER_LEN || (p[0] >> 6) != 2) {
+enum dcmf_srtp_backend dcmf_srtp_backend(const struct dcmf_srtp *s) {
+  return s->backend;
+}
+
+size_t dcmf_srtp_rtp_header_len(const uint8_t *p, size_t len) {
+  if (len < DCMF_SRTP_RTP_HEADER_LEN || (p[0] >> 6) != 2) {
     return 0;
   }
-  size_t h = RTP_HEADER_LEN + 4 * (size_t)(p[0] & 0x0f);
+  size_t h = DCMF_SRTP_RTP_HEADER_LEN + 4 * (size_t)(p[0] & 0x0f);
   if (p[0] & 0x10) { /* X: a 4-byte extension header, then its words */
     if (h + 4 > len) {
       return 0;
@@ -361,16 +264,14 @@ static int protect(struct dcmf_srtp *s, int rtcp, uint8_t *buf, size_t len,
   if (cap < len || cap - len < DCMF_SRTP_TRAILER_ROOM) {
     return count(st, passed, DCMF_ERR_TOO_LARGE);
   }
-  if (rtcp ? len < RTCP_HEADER_LEN || (buf[0] >> 6) != 2
-           : rtp_header_len(buf, len) == 0) {
+  if (rtcp ? len < DCMF_SRTP_RTCP_HEADER_LEN || (buf[0] >> 6) != 2
+           : dcmf_srtp_rtp_header_len(buf, len) == 0) {
     return count(st, passed, DCMF_ERR_MALFORMED);
   }
-  int n = (int)len;
-  srtp_err_status_t e =
-      rtcp ? srtp_protect_rtcp(s->out, buf, &n) : srtp_protect(s->out, buf, &n);
-  rc = lib_err(e);
+  size_t n = len;
+  rc = s->ops->protect(s, rtcp, buf, len, &n);
   if (rc == 0) {
-    *out_len = (size_t)n;
+    *out_len = n;
   }
   return count(st, passed, rc);
 }
@@ -393,24 +294,22 @@ static int unprotect(struct dcmf_srtp *s, int rtcp, uint8_t *buf, size_t len,
   if (rc != 0) {
     return rc;
   }
-  /* Refuse what cannot hold a header and a tag before libsrtp2 reads
+  /* Refuse what cannot hold a header and a tag before a backend reads
    * it; the header must also fit before the tag. */
   if (rtcp) {
-    size_t min = RTCP_HEADER_LEN + SRTCP_INDEX_LEN + s->info->rtcp_tag_len;
+    size_t min = DCMF_SRTP_RTCP_HEADER_LEN + DCMF_SRTP_SRTCP_INDEX_LEN +
+                 s->info->rtcp_tag_len;
     if (len < min || (buf[0] >> 6) != 2) {
       return count(st, passed, DCMF_ERR_MALFORMED);
     }
   } else if (len < s->info->rtp_tag_len ||
-             rtp_header_len(buf, len - s->info->rtp_tag_len) == 0) {
+             dcmf_srtp_rtp_header_len(buf, len - s->info->rtp_tag_len) == 0) {
     return count(st, passed, DCMF_ERR_MALFORMED);
   }
-  int n = (int)len;
-  srtp_err_status_t e = rtcp ? srtp_unprotect_rtcp(s->in, buf, &n)
-                             : srtp_unprotect(s->in, buf, &n);
-  /* An AEAD tag that does not verify comes back as a cipher failure. */
-  rc = e == srtp_err_status_cipher_fail ? DCMF_ERR_AUTH : lib_err(e);
+  size_t n = len;
+  rc = s->ops->unprotect(s, rtcp, buf, len, &n);
   if (rc == 0) {
-    *out_len = (size_t)n;
+    *out_len = n;
   }
   return count(st, passed, rc);
 }
@@ -427,21 +326,17 @@ int dcmf_srtp_unprotect_rtcp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
 
 int dcmf_srtp_forget(struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
                      uint32_t ssrc) {
-  srtp_t sess = dir == DCMF_SRTP_OUT ? s->out : s->in;
-  /* libsrtp2 keys its streams by the SSRC as it is on the wire. */
-  return srtp_remove_stream(sess, htonl(ssrc)) == srtp_err_status_ok
-             ? 0
-             : DCMF_ERR_NOT_FOUND;
+  return s->ops->forget(s, dir == DCMF_SRTP_OUT ? DCMF_SRTP_OUT : DCMF_SRTP_IN,
+                        ssrc);
 }
 
 int dcmf_srtp_roc(const struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
                   uint32_t ssrc, uint32_t *roc) {
-  srtp_t sess = dir == DCMF_SRTP_OUT ? s->out : s->in;
-  /* libsrtp2 finds only cloned streams here, never the template. */
-  if (s->broken || srtp_get_stream_roc(sess, ssrc, roc) != srtp_err_status_ok) {
+  if (s->broken) {
     return DCMF_ERR_NOT_FOUND;
   }
-  return 0;
+  return s->ops->roc(s, dir == DCMF_SRTP_OUT ? DCMF_SRTP_OUT : DCMF_SRTP_IN,
+                     ssrc, roc);
 }
 
 const struct dcmf_srtp_stats *dcmf_srtp_stats(const struct dcmf_srtp *s,

@@ -1,6 +1,11 @@
 /*
  * srtp.h - the SRTP engine of a DTLS-SRTP association (RFC 5764, RFC
- * 3711, RFC 7714), on libsrtp2. Layer proto: no I/O, no clock, no lock.
+ * 3711, RFC 7714), on one of two backends chosen per engine: OpenSSL's
+ * EVP ciphers and MACs (srtp_evp.c) or libsrtp2 (srtp_libsrtp.c). Both
+ * behave alike to the byte and to the error: the same packets out, the
+ * same refusals, the same ROC, replay and SRTCP index rules (the unit
+ * tests and the differential fuzz target hold them to it). Layer proto:
+ * no I/O, no clock, no lock.
  *
  * One engine serves one DTLS association seen from our side: it is made
  * from the protection profile DTLS negotiated (use_srtp), the keying
@@ -12,37 +17,45 @@
  * Per-SSRC state. RFC 3711 §3.2.3 keeps a rollover counter (ROC), a
  * replay list and an SRTCP index per SSRC even when the keys are shared,
  * so the engine holds one state per SSRC in each direction. It is made
- * on the first packet of an SSRC it does not know, from a template that
- * carries the keys (libsrtp2's ssrc_any_outbound and ssrc_any_inbound),
- * and starts at ROC 0 (§3.3.1). Inbound, the state of a new SSRC is made
- * only once a packet of it has passed authentication, so a stranger
- * cannot fill the engine with SSRCs; only the key holder can. States are
- * kept until the engine is freed.
+ * on the first packet of an SSRC it does not know, with the keys of its
+ * direction (libsrtp2's ssrc_any_outbound and ssrc_any_inbound
+ * templates), and starts at ROC 0 (§3.3.1). Inbound, the state of a new SSRC is
+ * made only once a packet of it has passed authentication, so a stranger cannot
+ * fill the engine with SSRCs; only the key holder can. States are kept until
+ * the engine is freed.
  *
  * Replay protection is on in both directions (a window of
  * DCMF_SRTP_REPLAY_WINDOW packets for SRTP; libsrtp2's fixed 128 for
- * SRTCP). Outbound, protecting the same sequence number of an SSRC twice
- * is refused too (the same keystream would cover two payloads). The
+ * SRTCP; a window slides forward only, so a packet older than the newest
+ * by the window or more is refused). Outbound, protecting the same
+ * sequence number of an SSRC twice is refused too (the same keystream
+ * would cover two payloads). The
  * SRTCP index is ours, per SSRC, one more per packet (RFC 3711 §3.4),
  * never copied from anywhere. libsrtp2 counts before it sends, so an
- * SSRC's first SRTCP packet carries index 1, where §3.4 reads as 0;
- * receivers take the index from the packet, so both interoperate.
+ * SSRC's first SRTCP packet carries index 1, where §3.4 reads as 0, and
+ * the EVP backend does the same; receivers take the index from the
+ * packet, so both interoperate.
  *
  * Re-key (a new DTLS association: new material, maybe another profile or
  * role) keeps each known SSRC's ROC and SRTCP index in both directions
  * (RFC 3711 §3.3.1 and §3.4: neither is reset by a re-key); an SSRC first
- * seen afterwards starts at 0.
+ * seen afterwards starts at 0. The SRTP replay list of a known SSRC
+ * starts empty under the new keys (libsrtp2's srtp_update keeps only the
+ * highest index); the SRTCP one is kept whole.
  *
  * Packets are changed in place in the caller's buffer, which must be
- * aligned on 4 bytes (libsrtp2 reads 32-bit words). Protection appends a
+ * aligned on 4 bytes (libsrtp2 reads 32-bit words; the EVP backend asks
+ * the same, so that a caller works with either). Protection appends a
  * trailer (the tag; for SRTCP also the E flag and index), so a protected
  * packet needs DCMF_SRTP_TRAILER_ROOM free bytes after it: libsrtp2
  * reserves that much whatever the profile uses.
  *
  * Global state. libsrtp2 has one crypto kernel per process: call
  * dcmf_srtp_lib_init() once per process, from main() (or a test's
- * set-up), before any thread makes an engine; nothing else here touches
- * process state, and engines are independent of each other. Each engine
+ * set-up), before any thread makes an engine of either backend (the EVP
+ * one needs nothing, but a process should not care which its engines
+ * use); nothing else here touches process state, and engines are
+ * independent of each other. Each engine
  * belongs to one owner thread (a session); it takes no locks.
  *
  * Errors are 0 or a negative DCMF_ERR_* (errors.h). What a packet was
@@ -85,6 +98,16 @@ struct dcmf_srtp_profile_info {
 /* Packets of SRTP replay window per SSRC (libwebrtc uses the same). */
 #define DCMF_SRTP_REPLAY_WINDOW 1024
 
+/* The crypto an engine runs on. Both give the same bytes and verdicts;
+ * they differ in speed (docs/benchmarks.md, "SRTP backends"). */
+enum dcmf_srtp_backend {
+  DCMF_SRTP_BACKEND_OPENSSL,  /* OpenSSL EVP: AES-CTR/GCM, HMAC-SHA1 */
+  DCMF_SRTP_BACKEND_LIBSRTP2, /* libsrtp2 (Debian's runs on NSS) */
+};
+/* The backend dcmf_srtp_new uses and dcmfd's --srtp-backend defaults to:
+ * the faster one on our benchmark (docs/benchmarks.md). */
+#define DCMF_SRTP_BACKEND_DEFAULT DCMF_SRTP_BACKEND_OPENSSL
+
 /* Our DTLS role in the association the material comes from. */
 enum dcmf_srtp_role {
   DCMF_SRTP_CLIENT, /* we sent the ClientHello */
@@ -122,6 +145,13 @@ struct dcmf_srtp;
  * self-test failed, or that session could not be made). */
 int dcmf_srtp_lib_init(void);
 
+/* The backend named |name| ("openssl" or "libsrtp2") into |*out|.
+ * Returns 0 or DCMF_ERR_INVALID (|*out| untouched). */
+int dcmf_srtp_backend_by_name(const char *name, enum dcmf_srtp_backend *out);
+
+/* The name of |b| ("openssl", "libsrtp2"; "?" for another value). */
+const char *dcmf_srtp_backend_name(enum dcmf_srtp_backend b);
+
 /* The profile with wire identifier |id|, or NULL for one we do not know
  * (OpenSSL's SSL_get_selected_srtp_profile()->id fits here). The result
  * is static. */
@@ -145,16 +175,27 @@ const char *dcmf_srtp_profile_list(void);
 /*
  * Makes an engine in |*out| for |profile| from |material| (|len| bytes
  * exported with DCMF_SRTP_EXPORTER_LABEL: client key, server key, client
- * salt, server salt) with our DTLS |role|. The material is copied into
- * libsrtp2's contexts and not kept; the caller should wipe its copy.
+ * salt, server salt) with our DTLS |role|, on DCMF_SRTP_BACKEND_DEFAULT.
+ * The material is turned into the backend's keys and not kept; the
+ * caller should wipe its copy.
  *
  * Returns 0; DCMF_ERR_INVALID for an unknown profile or role, or |len|
  * other than the profile's export_len (|*out| untouched); DCMF_ERR_NOMEM;
- * DCMF_ERR_SYSTEM when libsrtp2 refuses the policy (not initialised).
+ * DCMF_ERR_SYSTEM when the backend refuses the keys (libsrtp2 not
+ * initialised, an OpenSSL cipher missing).
  */
 int dcmf_srtp_new(struct dcmf_srtp **out, enum dcmf_srtp_profile profile,
                   const uint8_t *material, size_t len,
                   enum dcmf_srtp_role role);
+
+/* As dcmf_srtp_new on |backend|; DCMF_ERR_INVALID also for a backend we
+ * do not know. */
+int dcmf_srtp_new_with(struct dcmf_srtp **out, enum dcmf_srtp_backend backend,
+                       enum dcmf_srtp_profile profile, const uint8_t *material,
+                       size_t len, enum dcmf_srtp_role role);
+
+/* The backend |s| runs on. */
+enum dcmf_srtp_backend dcmf_srtp_backend(const struct dcmf_srtp *s);
 
 /* Frees |s| and every SSRC state (NULL: nothing). */
 void dcmf_srtp_del(struct dcmf_srtp *s);
@@ -166,7 +207,7 @@ void dcmf_srtp_del(struct dcmf_srtp *s);
  *
  * Returns 0; DCMF_ERR_INVALID for bad arguments (|s| unchanged and still
  * usable) or when |s| is broken; DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM when
- * libsrtp2 failed half-way: |s| is then broken, refuses every packet
+ * the backend failed half-way: |s| is then broken, refuses every packet
  * with DCMF_ERR_INVALID, and can only be freed.
  */
 int dcmf_srtp_rekey(struct dcmf_srtp *s, enum dcmf_srtp_profile profile,
@@ -188,7 +229,7 @@ enum dcmf_srtp_profile dcmf_srtp_profile(const struct dcmf_srtp *s);
  * packet shorter than its RTP header or not RTP version 2;
  * DCMF_ERR_REPLAY for a sequence number this SSRC already sent or that is
  * older than the window; DCMF_ERR_NOMEM (a new SSRC's state) or
- * DCMF_ERR_SYSTEM (libsrtp2 failed; |buf| may have been changed).
+ * DCMF_ERR_SYSTEM (the backend failed; |buf| may have been changed).
  */
 int dcmf_srtp_protect_rtp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
                           size_t cap, size_t *out_len);
@@ -207,8 +248,10 @@ int dcmf_srtp_protect_rtcp(struct dcmf_srtp *s, uint8_t *buf, size_t len,
  *
  * Returns 0; DCMF_ERR_INVALID (not aligned, broken engine; not counted);
  * DCMF_ERR_MALFORMED (shorter than header and tag, not version 2, CSRC
- * list or header extension past the end; SRTCP with the E flag clear,
- * which our profiles never send) or DCMF_ERR_TOO_LARGE (over
+ * list or header extension past the end; SRTCP with the E flag clear
+ * under an AES-CM profile, which we never send; under GCM such a packet
+ * is checked as RFC 7714 §9.3's authenticated-only SRTCP, as libsrtp2
+ * does) or DCMF_ERR_TOO_LARGE (over
  * 65535): counted malformed; DCMF_ERR_AUTH (the tag does not verify:
  * wrong keys or altered bytes); DCMF_ERR_REPLAY (seen before, or older
  * than the window); DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM (counted failed).

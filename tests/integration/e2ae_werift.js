@@ -563,4 +563,7 @@ for (const answer of ["active", "passive"]) {
   } });
 }
 
-runTests(DCMFD, "e2ae", process.env.E2AE_ONLY ? tests.filter((t) => t.name.includes(process.env.E2AE_ONLY)) : tests, 60000);
+// DCMFD_ARGS: more dcmfd options for every case (tests/meson.build runs
+// the suite again with --srtp-backend libsrtp2).
+const DCMFD_ARGS = (process.env.DCMFD_ARGS || "").split(/\s+/).filter(Boolean);
+runTests(DCMFD, "e2ae", process.env.E2AE_ONLY ? tests.filter((t) => t.name.includes(process.env.E2AE_ONLY)) : tests, 60000, DCMFD_ARGS);

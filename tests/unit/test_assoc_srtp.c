@@ -34,6 +34,7 @@
 #include "dcstack.h"
 #include "errors.h"
 #include "srtp.h"
+#include "srtp_backend.h"
 
 #define QMAX 256
 #define SSRC_A 0x11223344u
@@ -188,6 +189,7 @@ static void side_new(struct pair *p, struct side *s, int is_server,
   struct dcmf_dcstack_settings ss = {.dtls_ctx = &p->ctx[is_server],
                                      .dtls_server = is_server,
                                      .kind = kind,
+                                     .assoc.srtp_backend = test_srtp_backend(),
                                      .assoc.sctp = {.local_port = 5000,
                                                     .remote_port = 5000,
                                                     .max_streams = 16,
@@ -405,6 +407,10 @@ static void test_profile_negotiated(void **state) {
     assert_int_equal(dcmf_srtp_profile(dcmf_assoc_srtp_engine(
                          dcmf_dcstack_assoc(p->client.stack))),
                      cases[i].want);
+    /* on the backend the settings named */
+    assert_int_equal(dcmf_srtp_backend(dcmf_assoc_srtp_engine(
+                         dcmf_dcstack_assoc(p->server.stack))),
+                     test_srtp_backend());
     /* and media flows both ways on it */
     struct pkt r;
     make_rtp(&r, SSRC_A, 1, 40);

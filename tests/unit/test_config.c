@@ -43,6 +43,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.mem_trim_delay_ms, 1000);
   assert_int_equal(cfg.dtls_coalesce, 0); /* libdatachannel reads one record */
   assert_int_equal(cfg.sctp_bundle, 1);
+  assert_int_equal(cfg.srtp_backend, DCMF_SRTP_BACKEND_OPENSSL);
 }
 
 static void test_flags(void **state) {
@@ -60,6 +61,12 @@ static void test_flags(void **state) {
   /* The advertised address follows the bind address unless set. */
   assert_string_equal(cfg.media_advertise, "0.0.0.0");
   assert_int_equal(cfg.log_format, DCMF_LOG_JSON);
+  assert_int_equal(
+      parse(&cfg, err, sizeof(err), 2, "--srtp-backend", "libsrtp2"), 0);
+  assert_int_equal(cfg.srtp_backend, DCMF_SRTP_BACKEND_LIBSRTP2);
+  assert_int_equal(parse(&cfg, err, sizeof(err), 1, "--srtp-backend=openssl"),
+                   0);
+  assert_int_equal(cfg.srtp_backend, DCMF_SRTP_BACKEND_OPENSSL);
 }
 
 static void expect_error(const char *needle, int argc, char *a, char *b) {
@@ -82,6 +89,8 @@ static void test_bad_flags(void **state) {
   expect_error("control", 2, "--control", "127.0.0.1:0");
   expect_error("log-level", 2, "--log-level", "loud");
   expect_error("sctp-port", 2, "--sctp-port", "70000");
+  expect_error("srtp-backend must be openssl or libsrtp2", 2, "--srtp-backend",
+               "nss");
   expect_error("needs a value", 1, "--ports", NULL);
   expect_error("control-key", 2, "--control-cert", "/x.pem");
   expect_error("config file /nonexistent", 2, "--config", "/nonexistent");

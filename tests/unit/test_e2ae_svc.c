@@ -55,6 +55,7 @@
 #include "service.h"
 #include "session.h"
 #include "srtp.h"
+#include "srtp_backend.h"
 #include "stun.h"
 #include "tickq.h"
 #include "worker.h"
@@ -509,6 +510,7 @@ static struct fx *fx_new(const struct opts *o) {
                                  .log = &f->log,
                                  .stats = &f->stats,
                                  .max_streams = 16,
+                                 .srtp_backend = test_srtp_backend(),
                                  .rx_scratch = f->rx,
                                  .rx_scratch_len = sizeof(f->rx),
                                  .services = f->services,

@@ -79,6 +79,7 @@
 #include "relayq.h"
 #include "repo.h"
 #include "sctp.h"
+#include "srtp.h"
 #include "stun.h"
 #include "urlmap.h"
 #include "wire.h"
@@ -1674,6 +1675,52 @@ done:
   return out;
 }
 
+/* The SRTP engine on its OpenSSL EVP backend (libsrtp2's allocations are
+ * out of reach): two engines, three SSRCs each way with RTP and SRTCP, a
+ * re-key to another profile, and the packets after it. */
+static enum fa_outcome sc_srtp(void) {
+  enum fa_outcome out = FA_OK;
+  struct dcmf_srtp *c = NULL, *s = NULL;
+  uint8_t m[DCMF_SRTP_EXPORT_MAX];
+  size_t total = 0;
+  for (size_t i = 0; i < sizeof(m); i++) {
+    m[i] = (uint8_t)(i * 3 + 1);
+  }
+  TRY(dcmf_srtp_new_with(&c, DCMF_SRTP_BACKEND_OPENSSL,
+                         DCMF_SRTP_AES128_CM_SHA1_80, m, 60, DCMF_SRTP_CLIENT));
+  TRY(dcmf_srtp_new_with(&s, DCMF_SRTP_BACKEND_OPENSSL,
+                         DCMF_SRTP_AES128_CM_SHA1_80, m, 60, DCMF_SRTP_SERVER));
+  for (int round = 0; round < 2; round++) {
+    for (uint8_t k = 0; k < 6; k++) {
+      _Alignas(4) uint8_t b[64 + DCMF_SRTP_TRAILER_ROOM] = {0};
+      int rtcp = k % 2;
+      size_t n = rtcp ? 28 : 52, w;
+      b[0] = 0x80;
+      b[1] = rtcp ? 200 : 96;
+      b[3] = rtcp ? 6 : (uint8_t)(round * 8 + k);
+      b[rtcp ? 7 : 11] = (uint8_t)(k / 2 + 1); /* SSRC 1, 2, 3 */
+      TRY(rtcp ? dcmf_srtp_protect_rtcp(c, b, n, sizeof(b), &w)
+               : dcmf_srtp_protect_rtp(c, b, n, sizeof(b), &w));
+      TRY(rtcp ? dcmf_srtp_unprotect_rtcp(s, b, w, &n)
+               : dcmf_srtp_unprotect_rtp(s, b, w, &n));
+      total += w + n;
+    }
+    if (round == 0) {
+      TRY(dcmf_srtp_rekey(c, DCMF_SRTP_AEAD_AES_128_GCM, m, 56,
+                          DCMF_SRTP_CLIENT));
+      TRY(dcmf_srtp_rekey(s, DCMF_SRTP_AEAD_AES_128_GCM, m, 56,
+                          DCMF_SRTP_SERVER));
+    }
+  }
+  char res[32];
+  snprintf(res, sizeof(res), "%zu", total);
+  fa_result(res);
+done:
+  dcmf_srtp_del(c);
+  dcmf_srtp_del(s);
+  return out;
+}
+
 /* ---- the tests ------------------------------------------------------------
  */
 
@@ -1683,6 +1730,7 @@ done:
     fa_run(name, fn);                                                          \
   }
 SCENARIO("buf", sc_buf)
+SCENARIO("srtp-evp", sc_srtp)
 SCENARIO("problem", sc_problem)
 SCENARIO("relayq", sc_relayq)
 SCENARIO("ratelimit", sc_ratelimit)
@@ -1762,6 +1810,7 @@ int main(void) {
       cmocka_unit_test(test_sc_dtls),
       cmocka_unit_test(test_sc_dcstack),
       cmocka_unit_test(test_sc_wire),
+      cmocka_unit_test(test_sc_srtp),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
