@@ -216,7 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_require(same_fields(&c, &e, 0));
     fuzz_require(e.to_path.len == 28 &&
                  memcmp(e.to_path.p, "msrp://10.0.0.1:2855/gw1;tcp", 28) == 0);
-    check_rechunk(&c, 1 + (size_t)(data[0] >> 3) * 97, (uint32_t)i);
+    check_rechunk(&c, 64 + (size_t)(data[0] >> 3) * 97, (uint32_t)i);
     if (c.kind == DCMF_MSRP_REQUEST &&
         dcmf_msrp_build_response(&c, 200, "OK", NULL, out, sizeof(out)) > 0) {
       fuzz_require(c.method != DCMF_MSRP_REPORT);
