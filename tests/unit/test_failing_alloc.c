@@ -58,6 +58,7 @@
 
 #include "agwdoc.h"
 #include "auth.h"
+#include "bfcp.h"
 #include "buf.h"
 #include "cache.h"
 #include "cert.h"
@@ -73,6 +74,7 @@
 #include "httpdc.h"
 #include "ice.h"
 #include "jsonpatch.h"
+#include "msrp.h"
 #include "problem.h"
 #include "ratelimit.h"
 #include "relay.h"
@@ -1721,6 +1723,97 @@ done:
   return out;
 }
 
+/* ---- msrp, bfcp --------------------------------------------------------
+ */
+
+/* The two stream framers, whose buffers grow while they are fed: an MSRP
+ * chunk with a 9000-byte body between two small ones, and two BFCP
+ * messages, each stream in pieces of 1000 bytes. */
+static enum fa_outcome sc_msrp_bfcp(void) {
+  enum fa_outcome out = FA_OK;
+  static uint8_t ms[12000], bs[64];
+  static const char head[] = "MSRP a1b2 SEND\r\n"
+                             "To-Path: msrp://b.example.com:1/s;tcp\r\n"
+                             "From-Path: msrp://a.example.com:2/t;tcp\r\n"
+                             "Message-ID: m1234\r\n"
+                             "Content-Type: text/plain\r\n\r\n";
+  static const char small[] = "MSRP k3j4 SEND\r\n"
+                              "To-Path: msrp://b.example.com:1/s;tcp\r\n"
+                              "From-Path: msrp://a.example.com:2/t;tcp\r\n"
+                              "-------k3j4$\r\n";
+  size_t ml = 0, bl = 0;
+  memcpy(ms, small, sizeof(small) - 1);
+  ml += sizeof(small) - 1;
+  memcpy(ms + ml, head, sizeof(head) - 1);
+  ml += sizeof(head) - 1;
+  memset(ms + ml, 'x', 9000);
+  ml += 9000;
+  memcpy(ms + ml, "\r\n-------a1b2+\r\n", 16);
+  ml += 16;
+  memcpy(ms + ml, small, sizeof(small) - 1);
+  ml += sizeof(small) - 1;
+  for (int i = 0; i < 2; i++) {
+    uint8_t *m = bs + bl;
+    memset(m, 0, 20);
+    m[0] = 1 << 5; /* version 1 */
+    m[1] = (uint8_t)(1 + i);
+    m[3] = 2; /* 2 words of payload */
+    bl += 20;
+  }
+  struct dcmf_msrp_limits lim = {1024, 65536};
+  struct dcmf_msrp_framer f;
+  struct dcmf_bfcp_framer g;
+  size_t chunks = 0, body = 0, msgs = 0, at;
+  char flags[8] = {0};
+  dcmf_msrp_framer_init(&f, &lim);
+  dcmf_bfcp_framer_init(&g, 1024);
+  for (at = 0; at < ml;) {
+    size_t n = ml - at < 1000 ? ml - at : 1000;
+    int took = dcmf_msrp_framer_feed(&f, ms + at, n);
+    if (took < 0) {
+      TRY(took);
+    }
+    at += (size_t)took;
+    struct dcmf_msrp_chunk c;
+    int rv;
+    while ((rv = dcmf_msrp_framer_next(&f, &c)) == 1) {
+      if (chunks < sizeof(flags) - 1) {
+        flags[chunks] = c.flag;
+      }
+      chunks++;
+      body += c.body_len;
+    }
+    if (rv < 0) {
+      TRY(rv);
+    }
+  }
+  for (at = 0; at < bl;) {
+    int took = dcmf_bfcp_framer_feed(&g, bs + at, bl - at);
+    if (took < 0) {
+      TRY(took);
+    }
+    at += (size_t)took;
+    const uint8_t *m;
+    size_t len;
+    struct dcmf_bfcp_header h;
+    int rv;
+    while ((rv = dcmf_bfcp_framer_next(&g, &m, &len, &h)) == 1) {
+      msgs++;
+    }
+    if (rv < 0) {
+      TRY(rv);
+    }
+  }
+  char text[128];
+  snprintf(text, sizeof(text), "msrp %zu chunks %zu body %s; bfcp %zu",
+           chunks, body, flags, msgs);
+  fa_result(text);
+done:
+  dcmf_msrp_framer_free(&f);
+  dcmf_bfcp_framer_free(&g);
+  return out;
+}
+
 /* ---- the tests ------------------------------------------------------------
  */
 
@@ -1746,6 +1839,7 @@ SCENARIO("cache", sc_cache)
 SCENARIO("bearer", sc_bearer)
 SCENARIO("repo+httpdc", sc_repo_httpdc)
 SCENARIO("httpdc-stream", sc_httpdc_stream)
+SCENARIO("msrp+bfcp", sc_msrp_bfcp)
 SCENARIO("sctp+dc", sc_sctp_dc)
 SCENARIO("dtls", sc_dtls)
 SCENARIO("dcstack", sc_dcstack)
@@ -1806,6 +1900,7 @@ int main(void) {
       cmocka_unit_test(test_sc_bearer),
       cmocka_unit_test(test_sc_repo_httpdc),
       cmocka_unit_test(test_sc_httpdc_stream),
+      cmocka_unit_test(test_sc_msrp_bfcp),
       cmocka_unit_test(test_sc_sctp_dc),
       cmocka_unit_test(test_sc_dtls),
       cmocka_unit_test(test_sc_dcstack),
