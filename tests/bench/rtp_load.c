@@ -78,8 +78,11 @@
 #define SAMPLE 64
 #define CONSENT_MS 5000
 #define DRAIN_MS 300
-#define FLAT_INFLIGHT 256
-#define FLAT_STALL_NS 20000000LL /* 20 ms without progress: send anyway */
+/* Flat out, a stream keeps at most this many packets unanswered: enough to
+ * keep a server busy on loopback, and below the 50 packets queued on a
+ * socket after which rtpengine 10.5 stops reading that socket. */
+#define FLAT_INFLIGHT 32
+#define FLAT_STALL_NS 100000000LL /* 100 ms without progress: send anyway */
 #define STUN_MAGIC 0x2112A442u
 #define PT 0 /* PCMU */
 
@@ -894,9 +897,11 @@ static void do_run(const char *dirname, double rate, long warm_ms,
     fflush(stdout);
     return;
   }
+  int64_t t_start = now_ns();
   for (int i = 0; i < n_streams; i++) {
     dir_reset(&streams[i].a2c);
     dir_reset(&streams[i].c2a);
+    streams[i].a2c.last_progress_ns = streams[i].c2a.last_progress_ns = t_start;
     streams[i].a2c.sampled = streams[i].a2c.auth_failed = 0;
     streams[i].c2a.sampled = streams[i].c2a.auth_failed = 0;
     streams[i].a2c.other_failed = streams[i].c2a.other_failed = 0;
@@ -953,7 +958,8 @@ static void do_run(const char *dirname, double rate, long warm_ms,
                              ? BATCH
                              : FLAT_INFLIGHT - inflight);
           else if (t - d->last_progress_ns > FLAT_STALL_NS) {
-            want = BATCH; /* lost packets would stall the window */
+            /* Lost packets would stall the window for good. */
+            want = (int)(FLAT_INFLIGHT < BATCH ? FLAT_INFLIGHT : BATCH);
             d->last_progress_ns = t;
           } else
             want = 0;
