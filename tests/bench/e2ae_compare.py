@@ -54,6 +54,8 @@ Environment (defaults in brackets):
   count, at least 4)
   DCMFD_LOG, RTPENGINE_LOG: append the server's output to this file
   RTPENGINE_LOG_LEVEL [4]: its log-level (syslog numbers, 7: debug)
+  PERF_OUT [off]: perf record -g of each server over the call mix (warm-up
+  and window) into PERF_OUT.dcmfd and PERF_OUT.rtpengine; PERF_FREQ [999]
   DEBUG [0]: 1 logs the SDP rtpengine answers toward the WIC
   SMOKE [0]: 1 sets ROUNDS=1 STREAMS=10 CALLS=40 WINDOW_S=2 MIX_WINDOW_S=4
   WARMUP_S=1 SEARCH_STEPS=1 (each still overridable)
@@ -127,6 +129,8 @@ LOAD_CPUS = env("LOAD_CPUS", "")
 DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1 --hello-rate 0 --stun-rate 0"))
 RTPENGINE_THREADS = int(env("RTPENGINE_THREADS", "1"))
 DEBUG = env("DEBUG", "0") != "0"
+PROFILE_OUT = env("PERF_OUT", "")
+PROFILE_FREQ = int(env("PERF_FREQ", "999"))
 RTPENGINE_LOG_LEVEL = int(env("RTPENGINE_LOG_LEVEL", "4"))
 DCMFD_PORT = 18981
 NG_PORT = 18982
@@ -315,6 +319,8 @@ class Dcmfd:
                       acc["ice"]["localPwd"])
 
     def hangup(self):
+        if DEBUG and self.contexts:
+            log(f"dcmfd's first context before DELETE: {self.api('GET', f'/agw/v1/contexts/{self.contexts[0]}')[1]}")
         for c in self.contexts:
             self.api("DELETE", f"/agw/v1/contexts/{c}")
         self.contexts = []
@@ -597,7 +603,20 @@ def phase_flatloop(server):
 def phase_mix(server):
     def fn(load):
         rate = CALLS * CALL_PPS
+        perf = None
+        if PROFILE_OUT:
+            # Over the measured window (it starts after WARMUP_S; perf is
+            # up well within that).
+            out = f"{PROFILE_OUT}.{server.name}"
+            perf = subprocess.Popen(
+                ["perf", "record", "-q", "-g", "-F", str(PROFILE_FREQ), "-o", out,
+                 "-p", ",".join(str(p) for p in server.pids()), "--", "sleep",
+                 str(WARMUP_S + MIX_WINDOW_S)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         res = load.run("both", rate, MIX_WINDOW_S, server.pids())
+        if perf:
+            perf.wait(30)
+            log(f"  {server.name} mix: perf data in {out}")
         check_samples(res, f"{server.name} mix")
         sent = res["a2c"]["sent"] + res["c2a"]["sent"]
         lost = res["a2c"]["lost"] + res["c2a"]["lost"]
@@ -607,7 +626,9 @@ def phase_mix(server):
                "offered": min(res["a2c"]["sent_pps"], res["c2a"]["sent_pps"]) >= OFFERED_MIN * rate,
                "consent": (res["consent_sent"], res["consent_answered"])}
         log(f"  {server.name} mix: {CALLS} calls, {out['pps_in']:.0f} packets/s in, loss "
-            f"{100 * out['loss']:.3f} %, cpu {out['cpu_pct']:.1f} %, {out['us']:.2f} us/pkt, "
+            f"{100 * out['loss']:.3f} % (SRTP->RTP {100 * loss_of(res, 'a2c'):.3f} %, RTP->SRTP "
+            f"{100 * loss_of(res, 'c2a'):.3f} %, worst call {res['a2c']['worst_stream_lost']}/"
+            f"{res['c2a']['worst_stream_lost']} packets), cpu {out['cpu_pct']:.1f} %, {out['us']:.2f} us/pkt, "
             f"consent {out['consent'][1]}/{out['consent'][0]} answered, SRTP samples opened "
             f"{res['c2a']['sampled']}; stray STUN/DTLS/other {res['stray_stun']}/"
             f"{res['stray_dtls']}/{res['stray_other']}, send errors {res['send_errors']}")
