@@ -614,6 +614,9 @@ def phase_mix(server):
                  str(WARMUP_S + MIX_WINDOW_S)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         res = load.run("both", rate, MIX_WINDOW_S, server.pids())
+        if DEBUG:
+            log(f"  {server.name} mix: packets received per 100 ms of the window: "
+                f"{res['timeline_100ms']}")
         if perf:
             perf.wait(30)
             log(f"  {server.name} mix: perf data in {out}")

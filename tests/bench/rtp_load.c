@@ -191,6 +191,11 @@ static SSL_CTX *ssl_ctx;
 static EVP_PKEY *our_key;
 static X509 *our_cert;
 static char our_fp[200];
+/* Packets received in each 100 ms of the measured window (both
+ * directions), so that a stall of the server shows as a gap. */
+#define TIMELINE_MAX 1200
+static uint32_t timeline[TIMELINE_MAX];
+static int64_t timeline_start; /* 0: not counting */
 /* Counters outside the streams: packets the tool did not expect. */
 static uint64_t stray_stun, stray_dtls, stray_other, send_errors;
 
@@ -593,6 +598,11 @@ static void count_rtp(struct dir *d, const uint8_t *p, size_t n) {
   } else {
     d->seen[bit / 8] |= mask;
     d->rx_window++;
+    if (timeline_start) {
+      int64_t b = (now_ns() - timeline_start) / 100000000LL;
+      if (b >= 0 && b < TIMELINE_MAX)
+        timeline[b]++;
+    }
   }
 }
 
@@ -921,6 +931,8 @@ static void do_run(const char *dirname, double rate, long warm_ms,
     if (!opened && t >= win_start) {
       cpu0 = cpu_ticks(pids);
       real_start = now_ns();
+      memset(timeline, 0, sizeof(timeline));
+      timeline_start = real_start;
       for (int i = 0; i < n_streams; i++) {
         struct dir *ds[2] = {&streams[i].a2c, &streams[i].c2a};
         for (int k = 0; k < 2; k++) {
@@ -991,6 +1003,7 @@ static void do_run(const char *dirname, double rate, long warm_ms,
   int64_t drain_end = now_ns() + DRAIN_MS * 1000000LL;
   while (now_ns() < drain_end)
     poll_once(5);
+  timeline_start = 0;
   free(count);
   struct totals ta, tc;
   memset(&ta, 0, sizeof(ta));
@@ -1015,10 +1028,15 @@ static void do_run(const char *dirname, double rate, long warm_ms,
   print_dir("c2a", &tc, secs);
   printf(",\"consent_sent\":%" PRIu64 ",\"consent_answered\":%" PRIu64
          ",\"stray_stun\":%" PRIu64 ",\"stray_dtls\":%" PRIu64
-         ",\"stray_other\":%" PRIu64 ",\"send_errors\":%" PRIu64 "}\n",
+         ",\"stray_other\":%" PRIu64 ",\"send_errors\":%" PRIu64
+         ",\"timeline_100ms\":[",
          consent_sent, consent_answered, stray_stun - stray0[0],
          stray_dtls - stray0[1], stray_other - stray0[2],
          send_errors - stray0[3]);
+  int nb = (int)((real_stop - real_start + DRAIN_MS * 1000000LL) / 100000000LL) + 1;
+  for (int b = 0; b < nb && b < TIMELINE_MAX; b++)
+    printf(b ? ",%u" : "%u", timeline[b]);
+  printf("]}\n");
   fflush(stdout);
 }
 
