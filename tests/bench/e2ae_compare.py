@@ -669,6 +669,7 @@ def main():
     def add(server, key, v):
         results[server].setdefault(key, []).append(v)
 
+    load0 = f"{os.getloadavg()[0]:.2f}"
     log(f"profile {PROFILE}, {ROUNDS} round(s), servers {SERVERS}, phases {PHASES}, "
         f"SERVER_CPUS={SERVER_CPUS or '-'} LOAD_CPUS={LOAD_CPUS or '-'}")
     for rnd in range(ROUNDS):
@@ -728,7 +729,8 @@ def main():
         ("mix_cpu", "d. — server CPU % of one core", 1),
         ("mix_loss", "d. — loss %", 3),
     ]
-    print(f"Profile {PROFILE}; {ROUNDS} round(s); medians (min–max).\n")
+    print(f"Profile {PROFILE}; {ROUNDS} round(s); medians (min–max); load average "
+          f"{load0} at the start, {os.getloadavg()[0]:.2f} at the end.\n")
     print("| figure | " + " | ".join(SERVERS) + (" | dcmfd / rtpengine |" if len(SERVERS) == 2 else " |"))
     print("|---|" + "---|" * len(SERVERS) + ("---|" if len(SERVERS) == 2 else ""))
     for key, label, digits in rows:
