@@ -26,11 +26,16 @@
  *   in   run DIR RATE WARMUP_MS WINDOW_MS PIDS
  *        DIR a2c (SRTP in, RTP out of the server), c2a (RTP in, SRTP out)
  *        or both; RATE packets/s in each direction over all streams, spread
- *        evenly (stream s's j-th packet at (j*N + s)/RATE), 0 for flat out
- *        (each stream keeps at most FLAT_INFLIGHT packets unanswered);
+ *        evenly (stream s's j-th packet at (j*N + s)/RATE), 0 for a closed
+ *        loop (each stream keeps at most FLAT_INFLIGHT packets unanswered,
+ *        and sends again after FLAT_STALL_NS without progress);
  *        PIDS: comma-separated pids whose utime+stime (/proc/PID/stat)
  *        are read at the start and end of the measured window ("-": none)
- *   out  result {json}
+ *   out  result {json}: per direction sent, received, lost, duplicates,
+ *        the worst stream's loss, SRTP samples opened and failed, rates;
+ *        the window, the pids' CPU seconds, consent checks sent and
+ *        answered, unexpected packets, send errors, and the packets
+ *        received in each 100 ms of the window
  *   in   quit                           (or end of stdin)
  *
  * Traffic: 12-byte RTP header + 160 bytes of payload, one SSRC per stream
@@ -88,6 +93,7 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void die(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
