@@ -15,7 +15,8 @@ stopped by pid; so is every rtp_load.
 
 Phases, each against both servers in every round, the servers alternating
 (rtpengine first in odd rounds, dcmfd first in even ones); a fresh server
-per round and server, new calls per phase:
+per round and server, new calls for every step of a search and every
+other phase:
   a2c   STREAMS streams SRTP->RTP: the highest total packet rate the server
         forwards with at most LOSS_MAX loss (a bounded search: the rate
         doubles from SEARCH_START until a step fails, then SEARCH_STEPS
@@ -38,7 +39,8 @@ received). rtp_load reads /proc itself at the edges of the window.
 The Markdown table goes to stdout (medians over the rounds, min-max in
 brackets, and dcmfd/rtpengine per row); progress to stderr with '#'.
 Exit status 1 if a set-up failed, an SRTP sample failed authentication,
-or the call mix lost more than LOSS_MAX.
+or the call mix lost more than LOSS_MAX or could not be offered at its
+rate.
 
 Environment (defaults in brackets):
   ROUNDS [3]  STREAMS [50]  CALLS [240]  CALL_PPS [50]
@@ -56,14 +58,15 @@ Environment (defaults in brackets):
   RTPENGINE_LOG_LEVEL [4]: its log-level (syslog numbers, 7: debug)
   PERF_OUT [off]: perf record -g of each server over the call mix (warm-up
   and window) into PERF_OUT.dcmfd and PERF_OUT.rtpengine; PERF_FREQ [999]
-  DEBUG [0]: 1 logs the SDP rtpengine answers toward the WIC
+  DEBUG [0]: 1 logs the SDP rtpengine answers toward the WIC, a dcmfd
+  context's counters before its DELETE, the call mix's packets per 100 ms
   SMOKE [0]: 1 sets ROUNDS=1 STREAMS=10 CALLS=40 WINDOW_S=2 MIX_WINDOW_S=4
   WARMUP_S=1 SEARCH_STEPS=1 (each still overridable)
 """
 import json
 import os
-import re
 import shlex
+import shutil
 import socket
 import statistics
 import subprocess
@@ -72,7 +75,6 @@ import tempfile
 import time
 
 NETNS_MARK = "DCMF_E2AE_COMPARE_NETNS"
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ---- into a network namespace of our own ------------------------------------
 
@@ -326,7 +328,8 @@ class Dcmfd:
         self.contexts = []
 
     def stop(self):
-        stop_proc(self.proc, "dcmfd")
+        if getattr(self, "proc", None):
+            stop_proc(self.proc, "dcmfd")
 
 
 # ---- rtpengine and its ng protocol -----------------------------------------------
@@ -498,8 +501,12 @@ timeout = 600
         self.calls_made = []
 
     def stop(self):
-        stop_proc(self.proc, "rtpengine")
-        self.sock.close()
+        if getattr(self, "proc", None):
+            stop_proc(self.proc, "rtpengine")
+        if getattr(self, "sock", None):
+            self.sock.close()
+        if getattr(self, "dir", None):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---- phases -------------------------------------------------------------------------
@@ -677,8 +684,8 @@ def main():
         for name in order:
             server = kinds[name]()
             log(f"round {rnd + 1}: {name}")
-            server.start()
             try:
+                server.start()
                 for ph in PHASES:
                     if ph in ("a2c", "c2a"):
                         r = phase_search(server, ph, STREAMS)
