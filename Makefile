@@ -16,7 +16,8 @@ all: build
 deps:
 	@./.ci/install-deps
 
-# What only the benchmarks use besides (Janus for tests/bench/janus_compare.js).
+# What only the benchmarks use besides (Janus for tests/bench/janus_compare.js,
+# rtpengine for tests/bench/e2ae_compare.py).
 bench-deps:
 	@./.ci/install-deps bench
 
