@@ -103,7 +103,12 @@ class Dcmfd:
              *self.args],
             stdout=self.log, stderr=self.log)
         self.api = f"http://127.0.0.1:{self.port}"
-        poll(lambda: self._healthy(), "dcmfd started", 20)  # ASan: ~4 s
+        try:
+            poll(lambda: self._healthy(), "dcmfd started", 20)  # ASan: ~4 s
+        except BaseException:
+            # __exit__ does not run when __enter__ fails: stop it here.
+            self.__exit__()
+            raise
         return self
 
     def _healthy(self):
