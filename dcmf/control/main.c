@@ -798,11 +798,12 @@ int main(int argc, char **argv) {
   } else {
     DCMF_LOGI(&d->log, "main",
               "dcmfd %s: control API %s://%s:%u, media %s (advertised %s) "
-              "ports %u-%u, DTLS %s",
+              "ports %u-%u, DTLS %s, SRTP on %s",
               DCMF_VERSION, d->control_tls ? "https" : "http",
               d->cfg.control_host, d->cfg.control_port, d->cfg.media_bind,
               d->cfg.media_advertise, d->cfg.port_min, d->cfg.port_max,
-              d->dtls.fingerprint);
+              d->dtls.fingerprint,
+              dcmf_srtp_backend_name(d->cfg.srtp_backend));
     auth_warn(d);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     /* The API server and every control-loop handle have closed. */
