@@ -74,7 +74,7 @@ int dcmf_bfcp_framer_init(struct dcmf_bfcp_framer *f, size_t max_message) {
 }
 
 void dcmf_bfcp_framer_free(struct dcmf_bfcp_framer *f) {
-  free(f->buf);
+  dcmf_streambuf_free(&f->win);
   memset(f, 0, sizeof(*f));
 }
 
@@ -83,31 +83,11 @@ int dcmf_bfcp_framer_feed(struct dcmf_bfcp_framer *f, const uint8_t *data,
   if (f->err != 0) {
     return f->err;
   }
-  if (f->start > 0) {
-    memmove(f->buf, f->buf + f->start, f->len - f->start);
-    f->len -= f->start;
-    f->start = 0;
-  }
-  size_t take = f->max_message - f->len;
-  if (take > len) {
-    take = len;
-  }
-  if (take == 0) {
-    return 0;
-  }
-  if (f->len + take > f->cap) {
-    /* One allocation of the bound: BFCP messages are small (§5.1 asks
-     * entities to keep them so), the bound is at most 256 KiB. */
-    uint8_t *nb = realloc(f->buf, f->max_message);
-    if (nb == NULL) {
-      return DCMF_ERR_NOMEM;
-    }
-    f->buf = nb;
-    f->cap = f->max_message;
-  }
-  memcpy(f->buf + f->len, data, take);
-  f->len += take;
-  return (int)take;
+  size_t taken;
+  /* BFCP messages are small (§5.1 asks entities to keep them so), and
+   * the bound is at most 256 KiB, so the int return cannot overflow. */
+  int rv = dcmf_streambuf_feed(&f->win, data, len, f->max_message, &taken);
+  return rv != 0 ? rv : (int)taken;
 }
 
 int dcmf_bfcp_framer_next(struct dcmf_bfcp_framer *f, const uint8_t **msg,
@@ -115,11 +95,11 @@ int dcmf_bfcp_framer_next(struct dcmf_bfcp_framer *f, const uint8_t **msg,
   if (f->err != 0) {
     return f->err;
   }
-  size_t avail = f->len - f->start;
+  size_t avail = dcmf_streambuf_avail(&f->win);
   if (avail < DCMF_BFCP_HEADER_LEN) {
     return 0;
   }
-  const uint8_t *b = f->buf + f->start;
+  const uint8_t *b = dcmf_streambuf_data(&f->win);
   int rv = dcmf_bfcp_parse_header(b, avail, DCMF_BFCP_RELIABLE, h);
   if (rv == 0 && h->message_len > f->max_message) {
     rv = DCMF_ERR_TOO_LARGE;
@@ -133,6 +113,6 @@ int dcmf_bfcp_framer_next(struct dcmf_bfcp_framer *f, const uint8_t **msg,
   }
   *msg = b;
   *msg_len = h->message_len;
-  f->start += h->message_len;
+  dcmf_streambuf_consume(&f->win, h->message_len);
   return 1;
 }

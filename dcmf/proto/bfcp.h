@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "streambuf.h"
+
 #define DCMF_BFCP_HEADER_LEN 12
 #define DCMF_BFCP_FRAG_HEADER_LEN 16
 /* The largest message the Payload Length field can describe. */
@@ -79,11 +81,8 @@ void dcmf_bfcp_write_header(const struct dcmf_bfcp_header *h,
  */
 struct dcmf_bfcp_framer {
   size_t max_message;
-  uint8_t *buf; /* owned */
-  size_t cap;
-  size_t len;
-  size_t start; /* the message in progress starts here */
-  int err;      /* sticky */
+  struct dcmf_streambuf win; /* the message in progress and what follows */
+  int err;                   /* sticky */
 };
 
 /* Sets |f| up; |max_message| from 12 to DCMF_BFCP_MAX_MESSAGE, else

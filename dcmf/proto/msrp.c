@@ -434,7 +434,7 @@ int dcmf_msrp_framer_init(struct dcmf_msrp_framer *f,
 }
 
 void dcmf_msrp_framer_free(struct dcmf_msrp_framer *f) {
-  free(f->buf);
+  dcmf_streambuf_free(&f->win);
   memset(f, 0, sizeof(*f));
 }
 
@@ -443,42 +443,15 @@ int dcmf_msrp_framer_feed(struct dcmf_msrp_framer *f, const uint8_t *data,
   if (f->err != 0) {
     return f->err;
   }
-  if (f->start > 0) {
-    /* Chunks handed out before are now given up: drop their bytes. */
-    memmove(f->buf, f->buf + f->start, f->len - f->start);
-    f->len -= f->start;
-    f->start = 0;
+  if (len > (size_t)INT32_MAX) {
+    len = (size_t)INT32_MAX; /* the count taken is returned as an int */
   }
-  size_t limit = framer_limit(&f->lim);
-  size_t take = limit - f->len;
-  if (take > len) {
-    take = len;
-  }
-  if (take > (size_t)INT32_MAX) {
-    take = (size_t)INT32_MAX;
-  }
-  if (take == 0) {
-    return 0;
-  }
-  if (f->len + take > f->cap) {
-    /* Doubling, but never past one chunk at the limits. */
-    size_t need = f->len + take, cap = f->cap < 4096 ? 4096 : f->cap;
-    while (cap < need && cap <= SIZE_MAX / 2) {
-      cap *= 2;
-    }
-    if (cap < need || cap > limit) {
-      cap = need > limit ? need : limit;
-    }
-    uint8_t *nb = realloc(f->buf, cap);
-    if (nb == NULL) {
-      return DCMF_ERR_NOMEM;
-    }
-    f->buf = nb;
-    f->cap = cap;
-  }
-  memcpy(f->buf + f->len, data, take);
-  f->len += take;
-  return (int)take;
+  /* Chunks handed out before are given up now: the window drops their
+   * bytes, and holds at most one chunk at the limits. */
+  size_t taken;
+  int rv = dcmf_streambuf_feed(&f->win, data, len, framer_limit(&f->lim),
+                               &taken);
+  return rv != 0 ? rv : (int)taken;
 }
 
 int dcmf_msrp_framer_next(struct dcmf_msrp_framer *f,
@@ -486,15 +459,16 @@ int dcmf_msrp_framer_next(struct dcmf_msrp_framer *f,
   if (f->err != 0) {
     return f->err;
   }
-  if (f->start == f->len) {
+  size_t avail = dcmf_streambuf_avail(&f->win);
+  if (avail == 0) {
     return 0;
   }
-  const uint8_t *b = f->buf + f->start;
-  int rv = scan_chunk(&f->s, b, f->len - f->start, &f->lim);
+  const uint8_t *b = dcmf_streambuf_data(&f->win);
+  int rv = scan_chunk(&f->s, b, avail, &f->lim);
   if (rv == 1) {
     rv = parse_chunk(b, &f->s, c);
     if (rv == 0) {
-      f->start += f->s.total;
+      dcmf_streambuf_consume(&f->win, f->s.total);
       memset(&f->s, 0, sizeof(f->s));
       return 1;
     }
@@ -506,5 +480,5 @@ int dcmf_msrp_framer_next(struct dcmf_msrp_framer *f,
 }
 
 size_t dcmf_msrp_framer_pending(const struct dcmf_msrp_framer *f) {
-  return f->len - f->start;
+  return dcmf_streambuf_avail(&f->win);
 }

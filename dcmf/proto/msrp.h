@@ -49,6 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "streambuf.h"
+
 /* RFC 4975 §9: ident = ALPHANUM 3*31ident-char. */
 #define DCMF_MSRP_TID_MIN 4
 #define DCMF_MSRP_TID_MAX 32
@@ -185,11 +187,8 @@ struct dcmf_msrp_scan {
 
 struct dcmf_msrp_framer {
   struct dcmf_msrp_limits lim;
-  uint8_t *buf; /* owned */
-  size_t cap;
-  size_t len;   /* bytes in buf */
-  size_t start; /* the chunk in progress starts here */
-  int err;      /* sticky: the framer stopped */
+  struct dcmf_streambuf win; /* the chunk in progress and what follows */
+  int err;                   /* sticky: the framer stopped */
   struct dcmf_msrp_scan s;
 };
 

@@ -118,7 +118,7 @@ static void feed_all(const uint8_t *s, size_t len, const uint8_t *sizes,
     at += (size_t)rv;
     struct dcmf_msrp_chunk c;
     while ((rv = dcmf_msrp_framer_next(&f, &c)) == 1) {
-      fuzz_require(c.raw >= f.buf && c.raw_len > 0);
+      fuzz_require(c.raw >= f.win.buf && c.raw_len > 0);
       if (out->n < MAX_CHUNKS) {
         out->chunks[out->n].off = seen;
         out->chunks[out->n].len = c.raw_len;
