@@ -97,6 +97,15 @@ struct dcmf_srtp_profile_info {
 #define DCMF_SRTP_EXPORT_MAX 88
 /* Packets of SRTP replay window per SSRC (libwebrtc uses the same). */
 #define DCMF_SRTP_REPLAY_WINDOW 1024
+/* How long, in ms, the owner of an engine keeps the previous keys after
+ * a re-key before dcmf_srtp_drop_previous (the fallback). The peer goes
+ * on with its old keys until our last handshake flight reaches it: one
+ * round trip, or, when that flight is lost, until its retransmission
+ * timer (1 s at first, RFC 6347 §4.2.4.1) makes it ask again and ours
+ * answers. 2 s covers that one loss and round trips up to 500 ms, and
+ * keeps short the time a replay of a packet from before the switch can
+ * pass (dcmf_srtp_drop_previous). */
+#define DCMF_SRTP_FALLBACK_MS 2000
 
 /* The crypto an engine runs on. Both give the same bytes and verdicts;
  * they differ in speed (docs/benchmarks.md, "SRTP backends"). */
