@@ -256,11 +256,10 @@ static void push(struct e2ae_media *m, const struct snapshot *s, int final) {
            ",\"sendFailed\":%" PRIu64 ",\"noCoreAddress\":%" PRIu64 "},"
            "\"final\":%s}",
            s->profile, c->core_packets, c->core_bytes, s->srtp_previous,
-           c->access_packets,
-           c->access_bytes, c->unknown_source, c->before_dtls, s->srtp_auth,
-           s->srtp_replay, c->malformed + s->srtp_malformed,
-           c->feedback_stripped, c->send_failed, c->no_core_address,
-           final ? "true" : "false");
+           c->access_packets, c->access_bytes, c->unknown_source,
+           c->before_dtls, s->srtp_auth, s->srtp_replay,
+           c->malformed + s->srtp_malformed, c->feedback_stripped,
+           c->send_failed, c->no_core_address, final ? "true" : "false");
   m->host->emit(m->host, DCMF_E2AE_EVENT, text);
   m->pushed = *s;
   m->has_pushed = 1;

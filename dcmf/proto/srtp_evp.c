@@ -599,8 +599,7 @@ static int rtp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
     uint8_t iv[GCM_IV_LEN], tag[GCM_TAG_LEN];
     memcpy(tag, buf + n, GCM_TAG_LEN);
     gcm_iv(iv, ks->salt[0], ssrc, (uint32_t)(est >> 16), (uint32_t)est, 0);
-    rc = gcm_run(ks->cipher[0], 0, iv, buf, h, NULL, 0, buf + h, n - h,
-                 tag);
+    rc = gcm_run(ks->cipher[0], 0, iv, buf, h, NULL, 0, buf + h, n - h, tag);
   } else {
     uint8_t iv[16], roc[4], tag[SHA1_LEN];
     put32(roc, (uint32_t)(est >> 16));

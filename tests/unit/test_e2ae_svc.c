@@ -1522,8 +1522,8 @@ static void test_update_new_tls_id_rekeys(void **state) {
                             sizeof(f->session_addr)),
                      (ssize_t)probe[i].len);
     want_n = 5 + passed;
-    for (int k = 0; k < 1000 && !core_rtp_has_n(f) &&
-                    counter(f, "drops", "srtpAuth") < 1;
+    for (int k = 0;
+         k < 1000 && !core_rtp_has_n(f) && counter(f, "drops", "srtpAuth") < 1;
          k++) {
       round_trip(f);
     }

@@ -463,8 +463,7 @@ static void test_rekey_keeps_roc(void **state) {
 static uint32_t lcg(uint32_t *x);
 
 /* Re-keys |c| and |s| to material |seed| under their profile. */
-static void rekey_pair(struct dcmf_srtp *c, struct dcmf_srtp *s,
-                       uint8_t seed) {
+static void rekey_pair(struct dcmf_srtp *c, struct dcmf_srtp *s, uint8_t seed) {
   uint8_t m[DCMF_SRTP_EXPORT_MAX];
   enum dcmf_srtp_profile prof = dcmf_srtp_profile(c);
   size_t len = dcmf_srtp_profile_find((uint16_t)prof)->export_len;
@@ -480,9 +479,9 @@ static size_t held_len[HELD];
 
 static void hold(struct dcmf_srtp *c, int i, uint32_t ssrc, uint16_t seq) {
   make_rtp(&held[i], ssrc, seq, 60);
-  assert_int_equal(dcmf_srtp_protect_rtp(c, held[i].b, held[i].len, BUF_LEN,
-                                         &held_len[i]),
-                   0);
+  assert_int_equal(
+      dcmf_srtp_protect_rtp(c, held[i].b, held[i].len, BUF_LEN, &held_len[i]),
+      0);
 }
 
 /* Unprotects held packet |i| on |s|; returns the result. */
@@ -603,7 +602,7 @@ static void test_fallback_ends(void **state) {
   hold(c, 2, SSRC_A, 4); /* keys 2 */
   hold(c, 3, SSRC_A, 5); /* keys 2 */
   rekey_pair(c, s, 62);
-  hold(c, 4, SSRC_A, 6); /* keys 3 */
+  hold(c, 4, SSRC_A, 6);                          /* keys 3 */
   assert_int_equal(deliver(s, 0), DCMF_ERR_AUTH); /* two keys back */
   assert_int_equal(deliver(s, 2), 0);             /* the previous */
   assert_int_equal(deliver(s, 4), 0);             /* the current */

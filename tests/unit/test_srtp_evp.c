@@ -556,9 +556,8 @@ static void cross_fallback(void **state) {
       make_rtp(&wire[i], ssrc, seq++, 1 + rnd() % 60);
       struct pkt y = wire[i];
       size_t ny = 0;
-      assert_int_equal(dcmf_srtp_protect_rtp(q.evp_peer, wire[i].b,
-                                             wire[i].len, BUF_LEN,
-                                             &wire_len[i]),
+      assert_int_equal(dcmf_srtp_protect_rtp(q.evp_peer, wire[i].b, wire[i].len,
+                                             BUF_LEN, &wire_len[i]),
                        0);
       assert_int_equal(
           dcmf_srtp_protect_rtp(q.lib_peer, y.b, y.len, BUF_LEN, &ny), 0);
