@@ -49,9 +49,10 @@ struct lib {
   uint8_t peers[DCMF_SRTP_KEYSALT_MAX];
 };
 
-/* The MKIs of the inbound master keys while the fallback is held. */
-static unsigned char mki_current[1] = {0};
-static unsigned char mki_previous[1] = {1};
+/* The MKIs of the inbound master keys while the fallback is held
+ * (libsrtp2 copies them; its pointer is not const). */
+static const unsigned char mki_current[1] = {0};
+static const unsigned char mki_previous[1] = {1};
 #define MKI_LEN 1
 
 /*
@@ -198,8 +199,9 @@ static int lib_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k,
   if (rc == 0 &&
       (rc = policy_make(&pol, s->info, ssrc_any_inbound, k->peers)) == 0) {
     /* With the fallback: the new keys first, then the previous (above). */
-    srtp_master_key_t cur = {(unsigned char *)k->peers, mki_current, MKI_LEN};
-    srtp_master_key_t prev = {l->peers, mki_previous, MKI_LEN};
+    srtp_master_key_t cur = {(unsigned char *)k->peers,
+                             (unsigned char *)mki_current, MKI_LEN};
+    srtp_master_key_t prev = {l->peers, (unsigned char *)mki_previous, MKI_LEN};
     srtp_master_key_t *keys[2] = {&cur, &prev};
     if (keep) {
       pol.key = NULL;
