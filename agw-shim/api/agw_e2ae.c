@@ -378,6 +378,10 @@ static const struct e2ae_counter {
      "Bytes of those packets (plain RTP and RTCP)."},
     {"toCore", "packets", "core", "packets", NULL, NULL},
     {"toCore", "bytes", "core", "bytes", NULL, NULL},
+    {"toCore", "srtpPrevious", "access", "srtp_previous", NULL,
+     "Access SRTP packets the e2ae media took under the previous keys of a "
+     "tls-id renewal (the fallback; also among the packets sent to the "
+     "core)."},
     {"drops", "srtpAuth", "access", "dropped", "srtp_auth",
      "Packets the e2ae media dropped, by the termination they arrived on "
      "(any: either) and reason."},

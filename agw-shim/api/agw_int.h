@@ -21,7 +21,7 @@ struct e2ae;  /* agw_e2ae.c */
 
 /* The counters of the e2ae service's snapshots (the table of
  * agw_e2ae.c). */
-#define DCMF_AGW_E2AE_COUNTERS 12
+#define DCMF_AGW_E2AE_COUNTERS 13
 
 struct dcmf_agw {
   struct dcmf_agw_settings settings;

@@ -65,6 +65,7 @@ struct snapshot {
   struct counts c;
   uint64_t srtp_auth, srtp_replay;
   uint64_t srtp_malformed; /* access datagrams the engine could not parse */
+  uint64_t srtp_previous;  /* passed under the previous keys (srtp.h) */
   const char *profile;     /* static */
 };
 
@@ -236,27 +237,29 @@ static void snapshot_take(struct e2ae_media *m, struct snapshot *out) {
     out->srtp_auth = as.srtp_auth;
     out->srtp_replay = as.srtp_replay;
     out->srtp_malformed = as.srtp_malformed;
+    out->srtp_previous = as.srtp_previous;
     out->profile = as.srtp_profile != NULL ? as.srtp_profile : "";
   }
 }
 
 static void push(struct e2ae_media *m, const struct snapshot *s, int final) {
-  char text[512];
+  char text[640]; /* 13 counters of 20 digits, the profile, the names */
   const struct counts *c = &s->c;
   snprintf(text, sizeof(text),
            "{\"profile\":\"%s\","
-           "\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 "},"
+           "\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
+           ",\"srtpPrevious\":%" PRIu64 "},"
            "\"toAccess\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 "},"
            "\"drops\":{\"unknownSource\":%" PRIu64 ",\"beforeDtls\":%" PRIu64
            ",\"srtpAuth\":%" PRIu64 ",\"srtpReplay\":%" PRIu64
            ",\"malformed\":%" PRIu64 ",\"feedbackStripped\":%" PRIu64
            ",\"sendFailed\":%" PRIu64 ",\"noCoreAddress\":%" PRIu64 "},"
            "\"final\":%s}",
-           s->profile, c->core_packets, c->core_bytes, c->access_packets,
-           c->access_bytes, c->unknown_source, c->before_dtls, s->srtp_auth,
-           s->srtp_replay, c->malformed + s->srtp_malformed,
-           c->feedback_stripped, c->send_failed, c->no_core_address,
-           final ? "true" : "false");
+           s->profile, c->core_packets, c->core_bytes, s->srtp_previous,
+           c->access_packets, c->access_bytes, c->unknown_source,
+           c->before_dtls, s->srtp_auth, s->srtp_replay,
+           c->malformed + s->srtp_malformed, c->feedback_stripped,
+           c->send_failed, c->no_core_address, final ? "true" : "false");
   m->host->emit(m->host, DCMF_E2AE_EVENT, text);
   m->pushed = *s;
   m->has_pushed = 1;

@@ -70,7 +70,7 @@
  * push per interval. |detail| is one JSON object, exactly:
  *
  *   {"profile":"SRTP_AEAD_AES_256_GCM",
- *    "toCore":{"packets":N,"bytes":N},
+ *    "toCore":{"packets":N,"bytes":N,"srtpPrevious":N},
  *    "toAccess":{"packets":N,"bytes":N},
  *    "drops":{"unknownSource":N,"beforeDtls":N,"srtpAuth":N,
  *             "srtpReplay":N,"malformed":N,"feedbackStripped":N,
@@ -82,7 +82,11 @@
  *   profile          the SRTP profile of the current DTLS association,
  *                    else of the last one keyed; "" if none ever was
  *   toCore           plain RTP and RTCP packets sent on the core leg,
- *                    bytes as sent (after the feedback filter)
+ *                    bytes as sent (after the feedback filter);
+ *                    srtpPrevious: of those from access SRTP, the ones
+ *                    that passed under the previous keys of a tls-id
+ *                    renewal (the fallback, srtp.h), summed over every
+ *                    association of the media
  *   toAccess         packets from the core handed to the association
  *                    (protected and sent), plain bytes
  *   unknownSource    core packets from a source neither signalled nor

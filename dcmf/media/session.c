@@ -14,6 +14,7 @@
 #include "ice.h"
 #include "ratelimit.h"
 #include "service.h"
+#include "srtp.h"
 #include "stun.h"
 #include "tickq.h"
 #include "worker.h"
@@ -164,6 +165,7 @@ static int host_assoc_stats(struct dcmf_svc_host *h,
   out->srtp_auth += p->srtp_auth;
   out->srtp_replay += p->srtp_replay;
   out->srtp_malformed += p->srtp_malformed;
+  out->srtp_previous += p->srtp_previous;
   if (!out->keyed || out->srtp_profile == NULL) {
     out->srtp_profile = p->srtp_profile != NULL ? p->srtp_profile : "";
   }
@@ -394,6 +396,7 @@ static void association_free(struct dcmf_session *s) {
     s->assoc_past.srtp_auth += st.srtp_auth;
     s->assoc_past.srtp_replay += st.srtp_replay;
     s->assoc_past.srtp_malformed += st.srtp_malformed;
+    s->assoc_past.srtp_previous += st.srtp_previous;
     if (st.keyed) {
       s->assoc_past.srtp_profile = st.srtp_profile;
     }
@@ -405,6 +408,7 @@ static void association_free(struct dcmf_session *s) {
   s->stack = NULL;
   s->assoc = NULL;
   s->renewal_until = 0;
+  s->fallback_until = 0;
 }
 
 static void dtls_failed(struct dcmf_session *s, const char *reason) {
@@ -443,6 +447,15 @@ static void stack_state_changed(void *user, enum dcmf_dcstack_state state,
       STAT_ADD(s, sctp_associations, 1);
     }
     services_assoc_changed(s); /* keyed: a profile to report */
+    if (s->kind->rekeys) {
+      /* A re-key keeps the peer's previous keys for the packets it sent
+       * before it switched (srtp.h); they end at this deadline. At the
+       * first keying there are none and the deadline ends nothing. */
+      s->fallback_until = uv_now(s->env.loop) + (s->env.fallback_ms != 0
+                                                     ? s->env.fallback_ms
+                                                     : DCMF_SRTP_FALLBACK_MS);
+      session_arm_timer(s);
+    }
     return;
   case DCMF_DCSTACK_ASSOC_DOWN:
     return; /* the flows were reported closed */
@@ -794,6 +807,12 @@ static void on_timer(uv_timer_t *t) {
     dtls_failed(s, "the renewed DTLS association did not connect in time");
     s->teardown = 1;
   }
+  if (s->fallback_until != 0 && now >= s->fallback_until) {
+    s->fallback_until = 0;
+    if (s->stack != NULL) {
+      (void)dcmf_dcstack_drop_previous_keys(s->stack); /* none: fine */
+    }
+  }
   if (s->teardown) {
     association_free(s);
     s->teardown = 0; /* stack == NULL now says "no association" */
@@ -825,6 +844,9 @@ static void session_arm_timer(struct dcmf_session *s) {
   }
   if (s->renewal_until != 0 && s->renewal_until < deadline) {
     deadline = s->renewal_until;
+  }
+  if (s->fallback_until != 0 && s->fallback_until < deadline) {
+    deadline = s->fallback_until;
   }
   if (deadline == UINT64_MAX) {
     uv_timer_stop(&s->timer);

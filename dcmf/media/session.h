@@ -91,6 +91,10 @@ struct dcmf_session_env {
   /* How long a tls-id renewal may take before the old keys end, in ms;
    * 0: DCMF_SESSION_RENEWAL_MS. Tests set a short one. */
   uint64_t renewal_timeout_ms;
+  /* How long the peer's previous SRTP keys are still tried after a
+   * renewal re-keyed (srtp.h, the fallback), in ms; 0:
+   * DCMF_SRTP_FALLBACK_MS. Tests set a short one. */
+  uint64_t fallback_ms;
 };
 
 /*

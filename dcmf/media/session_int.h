@@ -62,6 +62,10 @@ struct dcmf_session {
    * time (loop ms); 0: none runs. Meanwhile the old keys still hold and
    * the peer's ClientHellos are expected (not rate limited). */
   uint64_t renewal_until;
+  /* The association was keyed at a renewal (or first): what it keeps of
+   * the keys it replaced (the SRTP fallback) ends at this time (loop ms;
+   * dcmf_dcstack_drop_previous_keys); 0: nothing to end. */
+  uint64_t fallback_until;
   /* What the associations freed so far counted (host->assoc_stats), and
    * the SRTP profile of the last one keyed (static; "" if none). */
   struct dcmf_assoc_stats assoc_past;

@@ -175,6 +175,9 @@ struct dcmf_assoc_stats {
   uint64_t srtp_auth;
   uint64_t srtp_replay;
   uint64_t srtp_malformed;
+  /* SRTP: access packets that passed under the previous keys after a
+   * re-key (the fallback, srtp.h); also among those forwarded. */
+  uint64_t srtp_previous;
 };
 
 /* The hooks of one association kind. Each takes the state its |create|
@@ -245,6 +248,12 @@ struct dcmf_assoc_ops {
                        void *user);
   /* After the stack tick that follows a |need_tick|; may be NULL. */
   void (*tick)(void *assoc);
+  /* Ends what a re-key kept of the keys it replaced (SRTP: the peer's
+   * previous keys, dcmf_srtp_drop_previous of srtp.h); the owner calls it
+   * DCMF_SRTP_FALLBACK_MS after |connected| re-keyed. Returns 0, or
+   * DCMF_ERR_NOT_FOUND when nothing is kept. May be NULL (a kind that
+   * does not re-key). */
+  int (*drop_previous_keys)(void *assoc);
   /* At the end of the loop turn, after |output_pending|: sends what was
    * held. May be NULL (a kind that holds nothing). */
   void (*flush)(void *assoc);

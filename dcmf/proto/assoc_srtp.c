@@ -304,6 +304,13 @@ static void sr_stats(void *assoc, struct dcmf_assoc_stats *out) {
   out->srtp_replay = in->replay;
   /* Datagrams too large for the kind never reached the engine. */
   out->srtp_malformed = in->malformed + a->counts.too_large;
+  out->srtp_previous = in->previous;
+}
+
+static int sr_drop_previous_keys(void *assoc) {
+  struct srtp_assoc *a = assoc;
+  return a->engine != NULL ? dcmf_srtp_drop_previous(a->engine)
+                           : DCMF_ERR_NOT_FOUND;
 }
 
 const struct dcmf_assoc_ops dcmf_assoc_srtp = {
@@ -324,6 +331,7 @@ const struct dcmf_assoc_ops dcmf_assoc_srtp = {
     .flow_state = sr_flow_state,
     .foreach_open = sr_foreach_open,
     .tick = NULL,
+    .drop_previous_keys = sr_drop_previous_keys,
     .flush = NULL,
     .stats = sr_stats,
 };

@@ -257,6 +257,13 @@ uint64_t dcmf_dcstack_next_expiry(struct dcmf_dcstack *st, uint64_t now) {
   return ms < 0 ? UINT64_MAX : now + (uint64_t)ms;
 }
 
+int dcmf_dcstack_drop_previous_keys(struct dcmf_dcstack *st) {
+  if (st->assoc == NULL || st->kind->drop_previous_keys == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  return st->kind->drop_previous_keys(st->assoc);
+}
+
 void dcmf_dcstack_handle_expiry(struct dcmf_dcstack *st, uint64_t now) {
   /* OpenSSL keeps the timer itself (it reads its own clock): |now| only
    * says the owner's deadline came, and OpenSSL confirms. */

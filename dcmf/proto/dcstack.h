@@ -171,6 +171,13 @@ int dcmf_dcstack_renew(struct dcmf_dcstack *stack,
                        struct dcmf_dtls_ctx *dtls_ctx, int dtls_server);
 
 /*
+ * Ends what the last renewal kept of the keys it replaced (the kind's
+ * |drop_previous_keys|: SRTP's fallback, srtp.h). Returns 0, or
+ * DCMF_ERR_NOT_FOUND when nothing is kept or the kind keeps nothing.
+ */
+int dcmf_dcstack_drop_previous_keys(struct dcmf_dcstack *stack);
+
+/*
  * Feeds one received DTLS datagram (first byte 20-63), and through it
  * whatever the association and its flows make of it (callbacks run from
  * here). Returns 0 or an error of dcmf_dtls_recv (the datagram was

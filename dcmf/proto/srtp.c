@@ -166,6 +166,7 @@ void dcmf_srtp_del(struct dcmf_srtp *s) {
     return;
   }
   s->ops->free(s);
+  free(s->copy);
   free(s);
 }
 
@@ -182,9 +183,21 @@ int dcmf_srtp_rekey(struct dcmf_srtp *s, enum dcmf_srtp_profile profile,
     return rc;
   }
   const struct dcmf_srtp_profile_info *old = s->info;
+  /* The previous keys are kept only under the same profile: the packet
+   * checks here (tag length) and libsrtp2's key selection assume one. */
+  int keep = info == old;
+  if (keep && s->copy == NULL &&
+      (s->copy = malloc(SRTP_PACKET_MAX + 1)) == NULL) {
+    keys_wipe(&k);
+    return DCMF_ERR_NOMEM; /* |s| unchanged */
+  }
   s->info = info;
-  rc = s->ops->rekey(s, &k);
+  rc = s->ops->rekey(s, &k, keep);
   keys_wipe(&k);
+  if (!keep || rc != 0) {
+    free(s->copy);
+    s->copy = NULL;
+  }
   if (rc != 0) {
     /* One direction may hold the new keys and the other the old, or a
      * state may be lost: nothing safe is left. */
@@ -193,6 +206,20 @@ int dcmf_srtp_rekey(struct dcmf_srtp *s, enum dcmf_srtp_profile profile,
     return rc == DCMF_ERR_NOMEM ? rc : DCMF_ERR_SYSTEM;
   }
   return 0;
+}
+
+int dcmf_srtp_drop_previous(struct dcmf_srtp *s) {
+  if (s->copy == NULL) {
+    return DCMF_ERR_NOT_FOUND;
+  }
+  s->ops->drop_prev(s);
+  free(s->copy);
+  s->copy = NULL;
+  return 0;
+}
+
+int dcmf_srtp_has_previous(const struct dcmf_srtp *s) {
+  return s->copy != NULL;
 }
 
 enum dcmf_srtp_profile dcmf_srtp_profile(const struct dcmf_srtp *s) {
@@ -307,7 +334,21 @@ static int unprotect(struct dcmf_srtp *s, int rtcp, uint8_t *buf, size_t len,
     return count(st, passed, DCMF_ERR_MALFORMED);
   }
   size_t n = len;
+  int fallback = !rtcp && s->copy != NULL;
+  if (fallback) {
+    memcpy(s->copy, buf, len);
+  }
   rc = s->ops->unprotect(s, rtcp, buf, len, &n);
+  if (rc == DCMF_ERR_AUTH && fallback) {
+    /* The same packet, under the previous keys (srtp.h). A refusal here
+     * is counted as the first one was: an authentication failure. */
+    memcpy(buf, s->copy, len);
+    n = len;
+    rc = s->ops->unprotect_prev(s, buf, len, &n);
+    if (rc == 0) {
+      st->previous++;
+    }
+  }
   if (rc == 0) {
     *out_len = n;
   }

@@ -97,6 +97,15 @@ struct dcmf_srtp_profile_info {
 #define DCMF_SRTP_EXPORT_MAX 88
 /* Packets of SRTP replay window per SSRC (libwebrtc uses the same). */
 #define DCMF_SRTP_REPLAY_WINDOW 1024
+/* How long, in ms, the owner of an engine keeps the previous keys after
+ * a re-key before dcmf_srtp_drop_previous (the fallback). The peer goes
+ * on with its old keys until our last handshake flight reaches it: one
+ * round trip, or, when that flight is lost, until its retransmission
+ * timer (1 s at first, RFC 6347 §4.2.4.1) makes it ask again and ours
+ * answers. 2 s covers that one loss and round trips up to 500 ms, and
+ * keeps short the time a replay of a packet from before the switch can
+ * pass (dcmf_srtp_drop_previous). */
+#define DCMF_SRTP_FALLBACK_MS 2000
 
 /* The crypto an engine runs on. Both give the same bytes and verdicts;
  * they differ in speed (docs/benchmarks.md, "SRTP backends"). */
@@ -131,6 +140,9 @@ struct dcmf_srtp_stats {
                          header longer than the packet */
   uint64_t failed;    /* refused for anything else (no memory, a library
                          failure, a stream past its key limit) */
+  uint64_t previous;  /* inbound SRTP packets that passed under the
+                         previous keys after a re-key (the fallback of
+                         dcmf_srtp_rekey); also counted in |rtp| */
 };
 
 struct dcmf_srtp;
@@ -203,7 +215,10 @@ void dcmf_srtp_del(struct dcmf_srtp *s);
 /*
  * Re-keys |s| from a new DTLS association: arguments as for
  * dcmf_srtp_new. Every SSRC known in either direction keeps its ROC,
- * highest sequence number and SRTCP index; new SSRCs start at 0.
+ * highest sequence number and SRTCP index; new SSRCs start at 0. When
+ * the profile stays the same, the peer's keys being replaced are kept as
+ * a fallback for inbound SRTP (dcmf_srtp_drop_previous says what and for
+ * how long).
  *
  * Returns 0; DCMF_ERR_INVALID for bad arguments (|s| unchanged and still
  * usable) or when |s| is broken; DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM when
@@ -213,6 +228,44 @@ void dcmf_srtp_del(struct dcmf_srtp *s);
 int dcmf_srtp_rekey(struct dcmf_srtp *s, enum dcmf_srtp_profile profile,
                     const uint8_t *material, size_t len,
                     enum dcmf_srtp_role role);
+
+/*
+ * The fallback of a re-key. The peer switches to the new keys when its
+ * own side of the new DTLS handshake completes, which is not when ours
+ * does: as DTLS server we switch on the client's Finished, and the
+ * client goes on protecting with the old keys until our Finished reaches
+ * it, about one round trip. So a successful dcmf_srtp_rekey that keeps
+ * the profile keeps the peer's previous keys as a fallback: an inbound
+ * SRTP packet that fails authentication under the current keys is tried
+ * once more under the previous ones, with the same per-SSRC state (ROC
+ * estimate, highest index, replay list) and so the same replay verdict;
+ * it passes only if it authenticates, and is then counted in |rtp| and
+ * |previous| and marked in that state. Nothing else is tried: outbound
+ * always uses the current keys; SRTCP is not tried under the previous
+ * keys (a report lost at the switch is replaced by the next one, and
+ * libsrtp2 cannot select an SRTCP key under AES128_CM_SHA1_32); a re-key
+ * to another profile keeps no fallback. A later re-key replaces the
+ * fallback with the keys it replaces.
+ *
+ * The engine has no clock, so the owner ends the fallback: call
+ * dcmf_srtp_drop_previous once the peer's old-key packets can no longer
+ * be in flight (assoc_srtp.c: DCMF_SRTP_FALLBACK_MS after the switch).
+ * It is not ended by a count of new-key packets: a new-key packet of one
+ * SSRC says nothing about an old-key packet of another still on the way.
+ *
+ * Replay: the SRTP replay list of each SSRC starts empty at a re-key
+ * (srtp.h, libsrtp2's srtp_update), so while the fallback lasts a packet
+ * from the last DCMF_SRTP_REPLAY_WINDOW before the switch that was
+ * accepted then and is replayed now authenticates under the previous
+ * keys and is accepted once more (then it is marked). The fallback's
+ * bound in time keeps this window short; docs/e2ae.md says more.
+ *
+ * Returns 0, or DCMF_ERR_NOT_FOUND when |s| holds no previous keys.
+ */
+int dcmf_srtp_drop_previous(struct dcmf_srtp *s);
+
+/* Whether |s| holds previous keys as a fallback now (1 or 0). */
+int dcmf_srtp_has_previous(const struct dcmf_srtp *s);
 
 /* The profile in use now. */
 enum dcmf_srtp_profile dcmf_srtp_profile(const struct dcmf_srtp *s);

@@ -75,6 +75,9 @@ struct stream {
 
 struct side {
   struct keyset keys;
+  /* Inbound only: the previous keys while the fallback is held (srtp.h);
+   * |cipher[0]| is NULL otherwise. */
+  struct keyset prev;
   struct stream *streams;
   size_t n, cap;
 };
@@ -301,6 +304,7 @@ static void evp_free(struct dcmf_srtp *s) {
   struct evp *e = s->impl;
   for (int d = 0; d < 2; d++) {
     keyset_free(&e->side[d].keys);
+    keyset_free(&e->side[d].prev);
     free(e->side[d].streams);
   }
   EVP_MAC_free(e->hmac);
@@ -327,7 +331,8 @@ static int evp_make(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
   return 0;
 }
 
-static int evp_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
+static int evp_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k,
+                     int keep) {
   struct evp *e = s->impl;
   struct keyset nk[2];
   int rc = keys_both(e, s->info, k, nk);
@@ -337,7 +342,12 @@ static int evp_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
   e->gcm = is_gcm(s->info);
   for (int d = 0; d < 2; d++) {
     struct side *sd = &e->side[d];
-    keyset_free(&sd->keys);
+    keyset_free(&sd->prev);
+    if (keep && d == DCMF_SRTP_IN) {
+      sd->prev = sd->keys; /* the fallback (srtp.h) */
+    } else {
+      keyset_free(&sd->keys);
+    }
     sd->keys = nk[d];
     /* libsrtp2's srtp_update clones each stream anew from the new
      * template and restores only its extended sequence number and its
@@ -560,8 +570,11 @@ static int rtp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   return 0;
 }
 
+/* Under keys |ks|: the current ones, or the previous (the fallback)
+ * with the same state. */
 static int rtp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
-                         uint8_t *buf, size_t len, size_t *out_len) {
+                         const struct keyset *ks, uint8_t *buf, size_t len,
+                         size_t *out_len) {
   struct side *sd = &e->side[DCMF_SRTP_IN];
   uint32_t ssrc = get32(buf + 8);
   uint16_t seq = (uint16_t)(buf[2] << 8 | buf[3]);
@@ -585,19 +598,18 @@ static int rtp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   if (e->gcm) {
     uint8_t iv[GCM_IV_LEN], tag[GCM_TAG_LEN];
     memcpy(tag, buf + n, GCM_TAG_LEN);
-    gcm_iv(iv, sd->keys.salt[0], ssrc, (uint32_t)(est >> 16), (uint32_t)est, 0);
-    rc = gcm_run(sd->keys.cipher[0], 0, iv, buf, h, NULL, 0, buf + h, n - h,
-                 tag);
+    gcm_iv(iv, ks->salt[0], ssrc, (uint32_t)(est >> 16), (uint32_t)est, 0);
+    rc = gcm_run(ks->cipher[0], 0, iv, buf, h, NULL, 0, buf + h, n - h, tag);
   } else {
     uint8_t iv[16], roc[4], tag[SHA1_LEN];
     put32(roc, (uint32_t)(est >> 16));
-    rc = hmac(sd->keys.mac[0], buf, n, roc, 4, tag);
+    rc = hmac(ks->mac[0], buf, n, roc, 4, tag);
     if (rc == 0 && CRYPTO_memcmp(tag, buf + n, tag_len) != 0) {
       rc = DCMF_ERR_AUTH;
     }
     if (rc == 0) {
-      cm_iv(iv, sd->keys.salt[0], ssrc, est);
-      rc = ctr_xor(sd->keys.cipher[0], iv, buf + h, n - h);
+      cm_iv(iv, ks->salt[0], ssrc, est);
+      rc = ctr_xor(ks->cipher[0], iv, buf + h, n - h);
     }
   }
   if (rc != 0) {
@@ -720,7 +732,20 @@ static int evp_protect(struct dcmf_srtp *s, int rtcp, uint8_t *buf, size_t len,
 static int evp_unprotect(struct dcmf_srtp *s, int rtcp, uint8_t *buf,
                          size_t len, size_t *out_len) {
   return rtcp ? rtcp_unprotect(s->impl, s->info, buf, len, out_len)
-              : rtp_unprotect(s->impl, s->info, buf, len, out_len);
+              : rtp_unprotect(s->impl, s->info,
+                              &((struct evp *)s->impl)->side[DCMF_SRTP_IN].keys,
+                              buf, len, out_len);
+}
+
+static int evp_unprotect_prev(struct dcmf_srtp *s, uint8_t *buf, size_t len,
+                              size_t *out_len) {
+  struct evp *e = s->impl;
+  return rtp_unprotect(e, s->info, &e->side[DCMF_SRTP_IN].prev, buf, len,
+                       out_len);
+}
+
+static void evp_drop_prev(struct dcmf_srtp *s) {
+  keyset_free(&((struct evp *)s->impl)->side[DCMF_SRTP_IN].prev);
 }
 
 static int evp_forget(struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
@@ -751,6 +776,8 @@ const struct dcmf_srtp_backend_ops dcmf_srtp_evp_ops = {
     .free = evp_free,
     .protect = evp_protect,
     .unprotect = evp_unprotect,
+    .unprotect_prev = evp_unprotect_prev,
+    .drop_prev = evp_drop_prev,
     .forget = evp_forget,
     .roc = evp_roc,
 };

@@ -44,8 +44,11 @@ struct dcmf_srtp_backend_ops {
   /* Makes s->impl from |k|. */
   int (*make)(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k);
   /* Re-keys s->impl with |k|, keeping every SSRC's ROC and SRTCP index.
-   * Failure leaves the engine broken (srtp.c marks it). */
-  int (*rekey)(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k);
+   * With |keep| (the profile is the same), the inbound keys being
+   * replaced become the previous keys, replacing any held; without it,
+   * previous keys held are dropped. Failure leaves the engine broken
+   * (srtp.c marks it). */
+  int (*rekey)(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k, int keep);
   void (*free)(struct dcmf_srtp *s);
   /* |buf| holds a packet whose header fits (RTP: version 2, CSRCs and
    * extension within |len|; RTCP: 8 bytes, version 2) with
@@ -56,6 +59,15 @@ struct dcmf_srtp_backend_ops {
    * the header fits before the tag; RTCP: header, index and tag). */
   int (*unprotect)(struct dcmf_srtp *s, int rtcp, uint8_t *buf, size_t len,
                    size_t *out_len);
+  /* As |unprotect| for SRTP under the previous keys, with the same
+   * per-SSRC state; called only while they are held, with the packet as
+   * it was before |unprotect| refused it for authentication. |s->copy|
+   * holds the same bytes and has room for |len| + 1: a backend may use
+   * it as scratch. */
+  int (*unprotect_prev)(struct dcmf_srtp *s, uint8_t *buf, size_t len,
+                        size_t *out_len);
+  /* Forgets the previous keys (they are held). */
+  void (*drop_prev)(struct dcmf_srtp *s);
   int (*forget)(struct dcmf_srtp *s, enum dcmf_srtp_dir dir, uint32_t ssrc);
   int (*roc)(const struct dcmf_srtp *s, enum dcmf_srtp_dir dir, uint32_t ssrc,
              uint32_t *roc);
@@ -66,6 +78,11 @@ struct dcmf_srtp {
   enum dcmf_srtp_backend backend;
   const struct dcmf_srtp_profile_info *info;
   int broken; /* a re-key failed half-way: refuse everything */
+  /* The fallback (srtp.h): the backend holds previous inbound keys, and
+   * |copy| keeps each inbound SRTP packet as it came, so that it can be
+   * tried again after the current keys refused it (GCM and libsrtp2 may
+   * have changed it in place). NULL when no fallback is held. */
+  uint8_t *copy;
   struct dcmf_srtp_stats stats[2];
   void *impl; /* the backend's */
 };

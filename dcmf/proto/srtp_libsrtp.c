@@ -9,6 +9,22 @@
  * swaps the template's keys while carrying every cloned stream's
  * extended sequence number (ROC and sequence) and SRTCP index across,
  * which is exactly RFC 3711 §3.3.1's re-key rule.
+ *
+ * The fallback (srtp.h) must try a packet under the previous keys with
+ * the very stream state of the current ones, which libsrtp2 offers only
+ * through its master key identifiers (RFC 3711 §3.1's MKI): a stream may
+ * hold several master keys, each with an MKI, and srtp_unprotect_mki
+ * picks the key named by the MKI in the packet while the ROC estimate
+ * and the replay list stay the stream's. So a re-key that keeps the
+ * previous keys gives the inbound session two master keys: the new ones
+ * first (MKI 0; srtp_unprotect without an MKI uses the first key, so a
+ * packet as the peer sends it is checked under them) and the previous
+ * ones (MKI 1). To try a packet under the previous keys, we insert MKI 1
+ * where libsrtp2 looks for it (before the tag; after it under GCM) into
+ * a copy, which the peer's packets never carry. Dropping the fallback
+ * only stops those tries: removing the key would need srtp_update, which
+ * empties every SRTP replay list, so the unused key stays in the
+ * streams until the next re-key or the end of the engine.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -28,7 +44,16 @@ _Static_assert(DCMF_SRTP_KEYSALT_MAX >= SRTP_MAX_KEY_LEN,
 struct lib {
   srtp_t out; /* protect: ssrc_any_outbound template + our SSRCs */
   srtp_t in;  /* unprotect: ssrc_any_inbound template + the peer's */
+  /* The peer's current master key || salt, to become the previous keys
+   * at the next re-key (libsrtp2 keeps no copy we could ask for). */
+  uint8_t peers[DCMF_SRTP_KEYSALT_MAX];
 };
+
+/* The MKIs of the inbound master keys while the fallback is held
+ * (libsrtp2 copies them; its pointer is not const). */
+static const unsigned char mki_current[1] = {0};
+static const unsigned char mki_previous[1] = {1};
+#define MKI_LEN 1
 
 /*
  * Debian's libsrtp2 does its AES and HMAC on NSS: each cipher it makes
@@ -146,6 +171,7 @@ static int lib_make(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
     free(l);
     return rc;
   }
+  memcpy(l->peers, k->peers, sizeof(l->peers));
   s->impl = l;
   return 0;
 }
@@ -155,10 +181,12 @@ static void lib_free(struct dcmf_srtp *s) {
   /* Also frees every SSRC stream cloned from the templates. */
   srtp_dealloc(l->out);
   srtp_dealloc(l->in);
+  explicit_bzero(l->peers, sizeof(l->peers));
   free(l);
 }
 
-static int lib_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
+static int lib_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k,
+                     int keep) {
   struct lib *l = s->impl;
   srtp_policy_t pol;
   /* srtp_update() re-derives the template and every stream cloned from
@@ -170,7 +198,20 @@ static int lib_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
   }
   if (rc == 0 &&
       (rc = policy_make(&pol, s->info, ssrc_any_inbound, k->peers)) == 0) {
+    /* With the fallback: the new keys first, then the previous (above). */
+    srtp_master_key_t cur = {(unsigned char *)k->peers,
+                             (unsigned char *)mki_current, MKI_LEN};
+    srtp_master_key_t prev = {l->peers, (unsigned char *)mki_previous, MKI_LEN};
+    srtp_master_key_t *keys[2] = {&cur, &prev};
+    if (keep) {
+      pol.key = NULL;
+      pol.keys = keys;
+      pol.num_master_keys = 2;
+    }
     rc = lib_err(srtp_update(l->in, &pol));
+  }
+  if (rc == 0) {
+    memcpy(l->peers, k->peers, sizeof(l->peers));
   }
   return rc;
 }
@@ -202,6 +243,36 @@ static int lib_unprotect(struct dcmf_srtp *s, int rtcp, uint8_t *buf,
   return rc;
 }
 
+static int lib_unprotect_prev(struct dcmf_srtp *s, uint8_t *buf, size_t len,
+                              size_t *out_len) {
+  struct lib *l = s->impl;
+  /* |s->copy| holds the packet (srtp_int.h); MKI 1 goes before the tag,
+   * or at the end under GCM, where libsrtp2 2.5's srtp_get_session_keys
+   * looks for it (GCM's tag counts as ciphertext there). */
+  size_t tag = s->info->profile == DCMF_SRTP_AEAD_AES_128_GCM ||
+                       s->info->profile == DCMF_SRTP_AEAD_AES_256_GCM
+                   ? 0
+                   : s->info->rtp_tag_len;
+  uint8_t *p = s->copy;
+  memmove(p + len - tag + MKI_LEN, p + len - tag, tag);
+  memcpy(p + len - tag, mki_previous, MKI_LEN);
+  int n = (int)(len + MKI_LEN);
+  srtp_err_status_t e = srtp_unprotect_mki(l->in, p, &n, 1);
+  int rc = e == srtp_err_status_cipher_fail || e == srtp_err_status_bad_mki
+               ? DCMF_ERR_AUTH
+               : lib_err(e);
+  if (rc == 0) {
+    memcpy(buf, p, (size_t)n);
+    *out_len = (size_t)n;
+  }
+  return rc;
+}
+
+static void lib_drop_prev(struct dcmf_srtp *s) {
+  /* Nothing to free: the key stays in the streams, unused (above). */
+  (void)s;
+}
+
 static int lib_forget(struct dcmf_srtp *s, enum dcmf_srtp_dir dir,
                       uint32_t ssrc) {
   struct lib *l = s->impl;
@@ -228,6 +299,8 @@ const struct dcmf_srtp_backend_ops dcmf_srtp_libsrtp_ops = {
     .free = lib_free,
     .protect = lib_protect,
     .unprotect = lib_unprotect,
+    .unprotect_prev = lib_unprotect_prev,
+    .drop_prev = lib_drop_prev,
     .forget = lib_forget,
     .roc = lib_roc,
 };

@@ -14,13 +14,21 @@
  *             otherwise the packet goes to the server's unprotect as it is;
  *   sel & 16: first make the server know the packet's SSRC (a good packet
  *             of that SSRC, RTP: with the sequence number before, goes
- *             through), so the known-stream paths run.
+ *             through), so the known-stream paths run;
+ *   sel & 32: then re-key both under the same profile (new material), so
+ *             that the server holds the client's previous keys as a
+ *             fallback (srtp.h) and every refused SRTP packet is tried
+ *             under them too; with sel & 64, the client first protects
+ *             the packet under the old keys, and it reaches the server
+ *             last (an old-key packet in flight at the switch); with
+ *             sel & 128 the server drops the fallback before the packet.
  * Invariants (abort on violation): no raw input is accepted unless it
  * authenticates (never in practice) and then it shrinks; every packet is
  * counted exactly once in its direction; a protected packet grows by the
  * profile's trailer and comes back byte for byte; a replay is refused as
  * one; a flipped bit is refused; nothing is refused as "failed" (no
- * memory is never the fuzzer's doing); the two backends' traces (each
+ * memory is never the fuzzer's doing); packets passed under the previous
+ * keys are among those counted as passed; the two backends' traces (each
  * call's result, and the bytes out of each call that passed) are equal.
  */
 #include <stdint.h>
@@ -80,6 +88,7 @@ struct run {
 static uint64_t counted(const struct dcmf_srtp *e, enum dcmf_srtp_dir dir) {
   const struct dcmf_srtp_stats *st = dcmf_srtp_stats(e, dir);
   fuzz_require(st->failed == 0);
+  fuzz_require(st->previous <= st->rtp);
   return st->rtp + st->rtcp + st->auth + st->replay + st->malformed;
 }
 
@@ -180,6 +189,22 @@ static void fuzz_one(enum dcmf_srtp_backend backend, struct trace *t,
     size = FUZZ_MAX;
   if (sel & 16)
     fuzz_prime(r, c, s, rtcp, data, size);
+  static struct fbuf held;
+  size_t held_len = 0;
+  if (sel & 32) {
+    if (sel & 64) {
+      memcpy(held.b, data, size);
+      if (fuzz_protect(r, c, rtcp, held.b, size, &held_len) != 0)
+        held_len = 0;
+    }
+    for (size_t i = 0; i < elen; i++)
+      m[i] = (uint8_t)(i * 7 + 11);
+    fuzz_require(dcmf_srtp_rekey(c, prof, m, elen, DCMF_SRTP_CLIENT) == 0);
+    fuzz_require(dcmf_srtp_rekey(s, prof, m, elen, DCMF_SRTP_SERVER) == 0);
+    fuzz_require(dcmf_srtp_has_previous(s));
+    if (sel & 128)
+      fuzz_require(dcmf_srtp_drop_previous(s) == 0);
+  }
   if (sel & 8) {
     fuzz_round_trip(r, c, s, rtcp, data, size, flip);
   } else {
@@ -192,6 +217,14 @@ static void fuzz_one(enum dcmf_srtp_backend backend, struct trace *t,
                  rc == DCMF_ERR_REPLAY);
     if (rc == 0)
       fuzz_require(n < size);
+  }
+  if (held_len > 0) {
+    size_t n = 0;
+    int rc = fuzz_unprotect(r, s, rtcp, held.b, held_len, &n);
+    /* Under the previous keys: refused only as a replay (the round trip
+     * took that index), as SRTCP (not tried) or once dropped. */
+    fuzz_require(rc == 0 || rc == DCMF_ERR_REPLAY ||
+                 (rc == DCMF_ERR_AUTH && (rtcp || (sel & 128))));
   }
   dcmf_srtp_del(c);
   dcmf_srtp_del(s);

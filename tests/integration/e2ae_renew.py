@@ -168,6 +168,11 @@ def drop(d, cid, reason):
     return counters(d, cid).get("drops", {}).get(reason, 0)
 
 
+def previous(d, cid):
+    """Access SRTP taken under the previous keys (the fallback)."""
+    return counters(d, cid).get("toCore", {}).get("srtpPrevious", 0)
+
+
 def events(d, cid):
     return [e.get("event") for e in d.get(cid).get("events", [])]
 
@@ -707,30 +712,77 @@ def test(name, args=()):
     return wrap
 
 
-def renewal(c, profile, cert=None, what=""):
+def renewal(c, profile, cert=None, what="", until_end=False):
     """One renewal asked for by the IMS-ALG (a new tls-id, maybe a new
     certificate): the old keys carry media until the new handshake ends;
-    then a packet protected with the old keys is refused and counted,
-    and media goes on both ways across a wrap (the ROC kept)."""
+    then a packet protected with the old keys and held back still reaches
+    the core, as the previous keys (the fallback, counted in
+    toCore.srtpPrevious), and media goes on both ways across a wrap (the
+    ROC kept). With |until_end|, more old-key packets follow, one each
+    100 ms, until one is refused (srtpAuth): not before the fallback time
+    (2 s) from the start of the handshake. A renewal to another profile
+    keeps no previous keys: the held packet is refused (srtpAuth)."""
     d, peer = c.d, c.peer
     auth0 = drop(d, c.id, "srtpAuth")
+    prev0 = previous(d, c.id)
+    fallback = counters(d, c.id).get("profile") == profile
     c.renew_patch(fingerprint(cert[0]) if cert else None)
     # the PATCH is in: the old keys still hold, both ways
     c.media(3, what=f"{what}: old keys after the PATCH")
-    # a packet protected under the old keys, kept back; its sequence
-    # number goes again later under the new ones
-    stale_seq = c.next_seq["peer"]
-    stale = peer.protect(stale_seq, "stale")
+    # packets protected under the old keys, kept back
+    held = [(s, peer.protect(s, "stale"))
+            for s in c.seqs("peer", 40 if until_end else 1)]
+    t0 = time.time()
     ok = peer.handshake(False, c.agw_fp, profile,
                         *(cert if cert else (None, None)))
     assert ok, f"{what}: the renewed handshake"
+    stale_seq, stale = held.pop(0)
+    c0 = len(c.core.received)
     peer.send(stale)
-    wait_counter(d, c.id, "srtpAuth", auth0 + 1, c.pump)
+    if not fallback:
+        wait_counter(d, c.id, "srtpAuth", auth0 + 1, c.pump)
+        assert previous(d, c.id) == prev0
+        c.media(6, jump=True, what=f"{what}: new keys across a wrap")
+        assert not any(g["payload"].startswith(b"stale")
+                       for g in c.core.received[c0:]), \
+            f"{what}: a packet under the old keys reached the core"
+        poll(lambda: counters(d, c.id).get("profile") == profile,
+             f"{what}: the profile {profile} shown", 5)
+        return
+    poll(lambda: len(c.core.received) > c0, f"{what}: the held packet", 5,
+         c.pump)
+    assert c.core.received[c0]["seq"] == stale_seq, \
+        f"{what}: {c.core.received[c0]} for {stale_seq}"
+    poll(lambda: previous(d, c.id) == prev0 + 1, f"{what}: srtpPrevious", 5,
+         c.pump)
+    if until_end:
+        passed = 0
+        for s, pkt in held:
+            n = len(c.core.received)
+            peer.send(pkt)
+            poll(lambda: len(c.core.received) > n
+                 or drop(d, c.id, "srtpAuth") > auth0,
+                 f"{what}: old-key packet {s} taken or refused", 5, c.pump)
+            if len(c.core.received) > n:
+                passed += 1
+            else:
+                break
+            end = time.time() + 0.1  # the pace of the probes
+            while time.time() < end:
+                c.pump()
+                time.sleep(0.01)
+        waited = time.time() - t0
+        assert drop(d, c.id, "srtpAuth") == auth0 + 1, \
+            f"{what}: no old-key packet refused in {waited:.1f} s"
+        assert waited >= 2.0, f"{what}: the fallback ended after {waited} s"
+        poll(lambda: previous(d, c.id) == prev0 + 1 + passed,
+             f"{what}: srtpPrevious", 5, c.pump)
+        print(f"# {what}: old keys taken for {passed + 1} packets, refused "
+              f"{waited:.2f} s after the handshake began", flush=True)
+    assert drop(d, c.id, "srtpAuth") == auth0 + (1 if until_end else 0)
     c.media(6, jump=True, what=f"{what}: new keys across a wrap")
     poll(lambda: counters(d, c.id).get("profile") == profile,
          f"{what}: the profile {profile} shown", 5)
-    assert not any(g["payload"].startswith(b"stale") for g in c.core.received), \
-        f"{what}: a packet under the old keys reached the core"
 
 
 @test("three renewals: same certificate, new certificate, CM_80 -> GCM-128")
@@ -739,7 +791,8 @@ def t_renewals(d):
     try:
         c.media(12, what="first association across a wrap")  # ROC 1 both ways
         capture = Capture(c) if shutil.which("tshark") else None
-        renewal(c, "SRTP_AES128_CM_SHA1_80", None, "same certificate")
+        renewal(c, "SRTP_AES128_CM_SHA1_80", None, "same certificate",
+                until_end=True)
         renewal(c, "SRTP_AES128_CM_SHA1_80", new_cert(), "new certificate")
         renewal(c, "SRTP_AEAD_AES_128_GCM", None, "CM_80 to GCM-128")
         # each SSRC crossed four wraps: ROC 4 at the peer's end both ways
@@ -871,7 +924,7 @@ def t_replayed_check(d):
         c.close()
 
 
-@test("media during the switch, 50 ms round trip: what one key set loses")
+@test("media during the switch, 50 ms round trip: what the fallback saves")
 def t_switch_loss(d):
     c = Call(d)
     try:
@@ -881,6 +934,7 @@ def t_switch_loss(d):
             role = "AGW client" if agw_client else "AGW server"
             cert = new_cert()
             auth0 = drop(d, c.id, "srtpAuth")
+            prev0 = previous(d, c.id)
             refused0 = c.peer.refused
             c.renew_patch(fingerprint(cert[0]), agw_client=agw_client)
             # 20 ms audio both ways through the whole handshake
@@ -910,20 +964,39 @@ def t_switch_loss(d):
             got_down = {g["seq"] for g in c.peer.received[p0:]}
             lost_up = [x for x in up if x not in got_up]
             lost_down = [x for x in down if x not in got_down]
-            # The counters reach GET within the push interval (1 s).
-            wait_counter(d, c.id, "srtpAuth", auth0 + len(lost_up), c.pump)
+            # Every packet of |up| was protected with the peer's old keys
+            # (it switches when its handshake ends, and |each| runs only
+            # before). As server, the AGW switched on the peer's Finished,
+            # a half round trip before the peer did: what the peer sent
+            # meanwhile arrives under the keys the AGW just replaced, and
+            # passes as the previous keys (srtpPrevious), where it was
+            # refused (srtpAuth) before the fallback. The counters reach
+            # GET within the push interval (1 s).
+            if not agw_client:
+                poll(lambda: previous(d, c.id) > prev0,
+                     f"{role}: srtpPrevious", 5, c.pump)
             auth = drop(d, c.id, "srtpAuth") - auth0
+            prev = previous(d, c.id) - prev0
             print(f"# {role}: {len(up)} packets each way during the "
                   f"handshake; lost to the core {len(lost_up)} "
-                  f"(srtpAuth {auth}), lost to the peer {len(lost_down)} "
+                  f"(srtpAuth {auth}, taken under the previous keys "
+                  f"{prev}), lost to the peer {len(lost_down)} "
                   f"(refused by the peer {c.peer.refused - refused0})",
                   flush=True)
-            # What is lost is what one side protected with the keys the
-            # other had left or not taken yet: refused and counted, about
-            # a round trip (50 ms, 2-3 packets).
             assert len(lost_up) == auth, f"{role}: {lost_up} vs {auth}"
             assert len(lost_down) == c.peer.refused - refused0
-            # (slack for a loaded machine: 160 ms in all)
+            if not agw_client:
+                # none lost toward the core; the old-key packets that
+                # came after the switch (about a half round trip of them)
+                # are the ones counted
+                assert lost_up == [], f"{role}: lost {lost_up}"
+                assert 1 <= prev <= len(up), f"{role}: {prev} of {len(up)}"
+            # What is lost is what one side protected with the keys the
+            # other had left or not taken yet: as AGW client, the peer
+            # (server) switched first and refuses the AGW's old-key
+            # packets, about a round trip (50 ms, 2-3 packets): a
+            # fallback is the peer's to keep. (Slack for a loaded
+            # machine: 160 ms in all.)
             assert len(lost_up) + len(lost_down) <= 8, role
             c.media(3, what=f"{role}: after the switch")
     finally:

@@ -768,7 +768,10 @@ static void protect_one(struct side *from, uint32_t ssrc, uint16_t seq,
  * swap. Both SSRCs wrapped before (ROC 1) and keep ROC 1 under the new
  * keys, as a plain libsrtp2 receiver keyed from the new exporter sees;
  * a new SSRC starts at 0; media on the old keys flows while the new
- * handshake runs and is refused once it is done; the flows stay open. */
+ * handshake runs, still passes after it (the fallback, counted in
+ * srtp_previous) and is refused once the owner drops the previous keys
+ * (drop_previous_keys, what the session does DCMF_SRTP_FALLBACK_MS
+ * later); the flows stay open. */
 static void test_renewal_keeps_rocs(void **state) {
   (void)state;
   struct pair *p = pair_new(&dcmf_assoc_srtp, &dcmf_assoc_srtp);
@@ -826,9 +829,10 @@ static void test_renewal_keeps_rocs(void **state) {
   assert_int_equal(deliver(&p->server, wire.b, wire.len), 0);
   assert_int_equal(p->client.messages, 4);
   assert_memory_equal(p->client.last, pk.b, pk.len);
-  /* one more on the old keys, delivered only after the re-key */
-  struct pkt stale;
-  protect_one(&p->client, SSRC_A, 2, &pk, &stale);
+  /* two more on the old keys, delivered only after the re-key */
+  struct pkt stale, stale2, stale_plain;
+  protect_one(&p->client, SSRC_A, 2, &stale_plain, &stale);
+  protect_one(&p->client, SSRC_A, 20, &pk, &stale2);
 
   pump(p);
   assert_true(dcmf_dcstack_connected(p->server.stack));
@@ -836,11 +840,29 @@ static void test_renewal_keeps_rocs(void **state) {
   assert_true(p->client.up && p->server.up);
   assert_false(p->client.failed || p->server.failed);
   assert_int_equal(dcmf_dcstack_srtp_profile(p->server.stack), old_profile);
-  /* the old keys are refused now */
+  /* the old keys still pass, as the previous keys, and are counted */
   uint64_t auth = stats(&p->server, DCMF_SRTP_IN)->auth;
   assert_int_equal(deliver(&p->client, stale.b, stale.len), 0);
-  assert_int_equal(p->server.messages, 4);
+  assert_int_equal(p->server.messages, 5);
+  assert_memory_equal(p->server.last, stale_plain.b, stale_plain.len);
+  assert_int_equal(stats(&p->server, DCMF_SRTP_IN)->auth, auth);
+  struct dcmf_assoc_stats as;
+  memset(&as, 0, sizeof(as));
+  dcmf_assoc_srtp.stats(sa, &as);
+  assert_int_equal(as.srtp_previous, 1);
+  /* a replay of it is refused whichever keys */
+  assert_int_equal(deliver(&p->client, stale.b, stale.len), 0);
+  assert_int_equal(p->server.messages, 5);
+  assert_int_equal(stats(&p->server, DCMF_SRTP_IN)->replay, 1);
+  /* the owner ends the fallback: the old keys are refused now */
+  assert_int_equal(dcmf_dcstack_drop_previous_keys(p->server.stack), 0);
+  assert_int_equal(dcmf_dcstack_drop_previous_keys(p->server.stack),
+                   DCMF_ERR_NOT_FOUND);
+  assert_int_equal(deliver(&p->client, stale2.b, stale2.len), 0);
+  assert_int_equal(p->server.messages, 5);
   assert_int_equal(stats(&p->server, DCMF_SRTP_IN)->auth, auth + 1);
+  dcmf_assoc_srtp.stats(sa, &as);
+  assert_int_equal(as.srtp_previous, 1);
 
   /* Same SSRCs, new keys, ROC 1 on the wire: the new exporter opens the
    * packet at ROC 1 and not at 0; the peer's engine takes it. The old
@@ -849,7 +871,7 @@ static void test_renewal_keeps_rocs(void **state) {
   assert_true(plain_opens_at(&p->client, 1, SSRC_A, 1, &wire));
   assert_false(plain_opens_at(&p->client, 1, SSRC_A, 0, &wire));
   assert_int_equal(deliver(&p->client, wire.b, wire.len), 0);
-  assert_int_equal(p->server.messages, 5);
+  assert_int_equal(p->server.messages, 6);
   assert_memory_equal(p->server.last, pk.b, pk.len);
   protect_one(&p->server, SSRC_B, 2, &pk, &wire);
   assert_true(plain_opens_at(&p->server, 0, SSRC_B, 1, &wire));
@@ -864,7 +886,7 @@ static void test_renewal_keeps_rocs(void **state) {
   assert_true(plain_opens_at(&p->client, 1, SSRC_C, 0, &wire));
   assert_false(plain_opens_at(&p->client, 1, SSRC_C, 1, &wire));
   assert_int_equal(deliver(&p->client, wire.b, wire.len), 0);
-  assert_int_equal(p->server.messages, 6);
+  assert_int_equal(p->server.messages, 7);
   assert_int_equal(roc_of(&p->server, DCMF_SRTP_IN, SSRC_C), 0);
   /* the flows stayed open: one each before, SSRC_C new, none closed */
   assert_int_equal(p->server.n_opened, 2);

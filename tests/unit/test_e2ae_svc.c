@@ -20,7 +20,9 @@
  * update with a new tls-id (and a new certificate, the DTLS roles
  * swapped) re-keys the same SRTP association: media goes on with the
  * old keys during the handshake, the SSRCs keep ROC 1 after a wrap, the
- * old keys are refused after it; a data-channel media left alone. Every
+ * WIC's old-key packets still pass after it (the fallback, counted as
+ * toCore.srtpPrevious) until the session's fallback time, and are refused
+ * after; a data-channel media left alone. Every
  * wait is a bounded poll of the loop.
  */
 #include <setjmp.h>
@@ -137,6 +139,7 @@ struct opts {
   int ice;          /* the WIC does ICE (checks before DTLS), not none */
   uint32_t push_ms; /* the service's push interval; 0: its default */
   int renewal_ms;   /* the session's renewal time limit; 0: the default */
+  int fallback_ms;  /* the session's SRTP fallback time; 0: the default */
   int hello_rate;   /* a ClientHello limit (per second, burst as much) */
 };
 
@@ -504,6 +507,7 @@ static struct fx *fx_new(const struct opts *o) {
   }
   struct dcmf_session_env env = {.consent_timeout_ms = (uint64_t)o->consent_ms,
                                  .renewal_timeout_ms = (uint64_t)o->renewal_ms,
+                                 .fallback_ms = (uint64_t)o->fallback_ms,
                                  .hello_limit = f->hello_limit,
                                  .loop = &f->loop,
                                  .dtls_ctx = &f->ctx,
@@ -1445,11 +1449,15 @@ static int session_rekeyed(struct fx *f) {
  * directions wrapped before (ROC 1). While the new handshake runs, media
  * goes both ways on the old keys; after it, the same SSRCs go on at ROC
  * 1 under the new keys (a new association would expect ROC 0 and refuse
- * them), a packet protected with the old keys is refused, and nothing
- * was counted as before DTLS. */
+ * them), and nothing was counted as before DTLS. Packets the WIC
+ * protected with the old keys and that arrive after the switch pass
+ * (srtpPrevious) until the session ends the fallback, not before its
+ * fallback time (500 ms here) from the switch, and are refused
+ * (srtpAuth) from then on. */
 static void test_update_new_tls_id_rekeys(void **state) {
   (void)state;
-  struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
+  struct opts o = {
+      .mux = 1, .signalled = 1, .core_avpf = 1, .fallback_ms = 500};
   struct fx *f = fx_new(&o);
   assert_true(until(f, wic_up));
   struct dgram a[4] = {rtp(WIC_SSRC, 65535), rtp(WIC_SSRC, 0), rtp(WIC_SSRC, 1),
@@ -1477,24 +1485,81 @@ static void test_update_new_tls_id_rekeys(void **state) {
   f->wic.hold_next = 1;
   assert_int_equal(wic_send(&f->wic, WIC_SSRC, &stale), 0);
   assert_true(f->wic.held.len > stale.len); /* protected, not sent */
+  struct dgram held = f->wic.held;
+  /* probes: more old-key packets, each sent once after the switch */
+  enum { PROBES = 60 };
+  static struct dgram probe[PROBES];
+  for (int i = 0; i < PROBES; i++) {
+    struct dgram d = rtp(WIC_SSRC, (uint16_t)(20 + i));
+    f->wic.hold_next = 1;
+    assert_int_equal(wic_send(&f->wic, WIC_SSRC, &d), 0);
+    probe[i] = f->wic.held;
+  }
   assert_true(wait_n(f, core_rtp_has_n, 3));
   assert_true(same(&f->core_rtp.q[2], &a[2]));
   assert_true(wait_n(f, wic_rtp_has_n, 3));
   assert_true(same(&f->wic.rtp[2], &c[2]));
 
+  uint64_t t0 = uv_hrtime(); /* before the switch */
   assert_true(until(f, session_rekeyed));
   assert_int_equal(atomic_load(&f->stats.dtls_failed), 0);
-  /* the old keys are refused now */
-  assert_int_equal(sendto(f->wic.fd, f->wic.held.b, f->wic.held.len, 0,
+  /* the old keys still pass, as the previous keys */
+  assert_int_equal(sendto(f->wic.fd, held.b, held.len, 0,
                           (const struct sockaddr *)&f->session_addr,
                           sizeof(f->session_addr)),
-                   (ssize_t)f->wic.held.len);
-  assert_true(wait_counter(f, "drops", "srtpAuth", 1));
+                   (ssize_t)held.len);
+  assert_true(wait_n(f, core_rtp_has_n, 4));
+  assert_true(same(&f->core_rtp.q[3], &stale));
+  assert_true(wait_counter(f, "toCore", "srtpPrevious", 1));
+  /* until the fallback ends: one probe at a time, each waited for (it
+   * reaches the core or is refused), about 10 ms apart */
+  size_t passed = 0;
+  int refused_at = -1;
+  uint64_t t_refused = 0;
+  for (int i = 0; i < PROBES && refused_at < 0; i++) {
+    assert_int_equal(sendto(f->wic.fd, probe[i].b, probe[i].len, 0,
+                            (const struct sockaddr *)&f->session_addr,
+                            sizeof(f->session_addr)),
+                     (ssize_t)probe[i].len);
+    want_n = 5 + passed;
+    for (int k = 0;
+         k < 1000 && !core_rtp_has_n(f) && counter(f, "drops", "srtpAuth") < 1;
+         k++) {
+      round_trip(f);
+    }
+    if (core_rtp_has_n(f)) {
+      passed++;
+    } else {
+      assert_true(wait_counter(f, "drops", "srtpAuth", 1));
+      refused_at = i;
+      t_refused = uv_hrtime();
+    }
+    for (int k = 0; k < 8; k++) {
+      round_trip(f);
+      struct timespec ts = {0, 3000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  assert_true(refused_at >= 0);
+  assert_true(t_refused - t0 >= 500ull * 1000000ull);
+  assert_true(wait_counter(f, "toCore", "srtpPrevious", 1 + passed));
+  /* and it does not come back */
+  if (refused_at + 1 < PROBES) {
+    const struct dgram *d = &probe[refused_at + 1];
+    assert_int_equal(sendto(f->wic.fd, d->b, d->len, 0,
+                            (const struct sockaddr *)&f->session_addr,
+                            sizeof(f->session_addr)),
+                     (ssize_t)d->len);
+    assert_true(wait_counter(f, "drops", "srtpAuth", 2));
+  }
+  size_t at_core = 4 + passed;
   /* the same SSRCs, ROC 1, new keys, both ways */
   assert_int_equal(wic_send(&f->wic, WIC_SSRC, &a[3]), 0);
   peer_send(&f->core_rtp, &f->core_rtp_addr, &c[3]);
-  assert_true(wait_n(f, core_rtp_has_n, 4));
-  assert_true(same(&f->core_rtp.q[3], &a[3]));
+  assert_true(wait_n(f, core_rtp_has_n, at_core + 1));
+  if (at_core < QN) {
+    assert_true(same(&f->core_rtp.q[at_core], &a[3]));
+  }
   assert_true(wait_n(f, wic_rtp_has_n, 4));
   assert_true(same(&f->wic.rtp[3], &c[3]));
   /* on the wire, under the new association's keys: ROC 1, not 0 (the
@@ -1505,9 +1570,11 @@ static void test_update_new_tls_id_rekeys(void **state) {
   assert_false(plain_opens_at(&f->wic, 1, WIC_SSRC, 0, &f->wic.last_out));
   assert_true(wait_counter(f, "toAccess", "packets", 4));
   rounds(f, 10);
-  assert_int_equal(f->core_rtp.n, 4);
-  assert_int_equal(counter(f, "toCore", "packets"), 4);
-  assert_int_equal(counter(f, "drops", "srtpAuth"), 1);
+  assert_int_equal(f->core_rtp.n, at_core + 1);
+  assert_int_equal(counter(f, "toCore", "packets"), (long long)at_core + 1);
+  assert_int_equal(counter(f, "toCore", "srtpPrevious"), (long long)passed + 1);
+  assert_int_equal(counter(f, "drops", "srtpAuth"),
+                   refused_at + 1 < PROBES ? 2 : 1);
   assert_int_equal(counter(f, "drops", "srtpReplay"), 0);
   assert_int_equal(counter(f, "drops", "beforeDtls"), 0);
   assert_int_equal(atomic_load(&f->stats.dropped_other), 0);

@@ -460,6 +460,170 @@ static void test_rekey_keeps_roc(void **state) {
   dcmf_srtp_del(s);
 }
 
+static uint32_t lcg(uint32_t *x);
+
+/* Re-keys |c| and |s| to material |seed| under their profile. */
+static void rekey_pair(struct dcmf_srtp *c, struct dcmf_srtp *s, uint8_t seed) {
+  uint8_t m[DCMF_SRTP_EXPORT_MAX];
+  enum dcmf_srtp_profile prof = dcmf_srtp_profile(c);
+  size_t len = dcmf_srtp_profile_find((uint16_t)prof)->export_len;
+  material(m, len, seed);
+  assert_int_equal(dcmf_srtp_rekey(c, prof, m, len, DCMF_SRTP_CLIENT), 0);
+  assert_int_equal(dcmf_srtp_rekey(s, prof, m, len, DCMF_SRTP_SERVER), 0);
+}
+
+/* Packets protected now and delivered later (the fallback test). */
+#define HELD 40
+static struct pkt held[HELD];
+static size_t held_len[HELD];
+
+static void hold(struct dcmf_srtp *c, int i, uint32_t ssrc, uint16_t seq) {
+  make_rtp(&held[i], ssrc, seq, 60);
+  assert_int_equal(
+      dcmf_srtp_protect_rtp(c, held[i].b, held[i].len, BUF_LEN, &held_len[i]),
+      0);
+}
+
+/* Unprotects held packet |i| on |s|; returns the result. */
+static int deliver(struct dcmf_srtp *s, int i) {
+  struct pkt p = held[i];
+  size_t n = 0;
+  int rc = dcmf_srtp_unprotect_rtp(s, p.b, held_len[i], &n);
+  if (rc == 0) {
+    struct pkt want;
+    make_rtp(&want, get32(p.b + 8), (uint16_t)(p.b[2] << 8 | p.b[3]), 60);
+    assert_int_equal(n, want.len);
+    assert_memory_equal(p.b, want.b, n);
+  }
+  return rc;
+}
+
+/* The fallback of a re-key (srtp.h): the sender's packets protected with
+ * the old keys, still in flight when the receiver switched, pass under
+ * the previous keys and are counted, interleaved with new-key packets
+ * across a sequence number wrap (the ROC moves to 1 through old-key
+ * packets and new-key ones go on from it); replays of either are
+ * refused; a stranger's bytes change nothing; after drop_previous an
+ * old-key packet is refused; SRTCP is not tried under the previous keys;
+ * a re-key to another profile keeps no fallback. */
+static void test_fallback(void **state) {
+  (void)state;
+  for (size_t pi = 0; pi < N_ALL; pi++) {
+    struct dcmf_srtp *c, *s;
+    uint32_t roc;
+    pair(all_profiles[pi], (uint8_t)(30 + pi), &c, &s);
+    assert_false(dcmf_srtp_has_previous(s));
+    assert_int_equal(dcmf_srtp_drop_previous(s), DCMF_ERR_NOT_FOUND);
+    uint16_t seq = 65500;
+    for (int i = 0; i < 20; i++) {
+      rtp_through(c, s, SSRC_A, seq++);
+    }
+    /* In flight under the old keys: 65520..65535, 0..15 (held 0..31). */
+    for (int i = 0; i < 32; i++) {
+      hold(c, i, SSRC_A, seq++);
+    }
+    struct pkt rtcp;
+    size_t rtcp_len;
+    make_rtcp(&rtcp, SSRC_A, 9);
+    assert_int_equal(
+        dcmf_srtp_protect_rtcp(c, rtcp.b, rtcp.len, BUF_LEN, &rtcp_len), 0);
+    rekey_pair(c, s, (uint8_t)(50 + pi));
+    assert_true(dcmf_srtp_has_previous(s));
+    assert_true(dcmf_srtp_has_previous(c)); /* its inbound side */
+    /* New keys: 16..23 (held 32..39). */
+    for (int i = 32; i < HELD; i++) {
+      hold(c, i, SSRC_A, seq++);
+    }
+    /* Delivered out of order: old 0..9, new 32, old 10..16 (the wrap),
+     * new 33..35, old 18..31, old 17 late, new 36..38. */
+    static const int order[] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,
+                                32, 10, 11, 12, 13, 14, 15, 16, 33, 34,
+                                35, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                                27, 28, 29, 30, 31, 17, 36, 37, 38};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+      assert_int_equal(deliver(s, order[i]), 0);
+    }
+    const struct dcmf_srtp_stats *st = dcmf_srtp_stats(s, DCMF_SRTP_IN);
+    assert_int_equal(st->previous, 32);
+    assert_int_equal(st->rtp, 20 + 32 + 7);
+    assert_int_equal(st->auth, 0);
+    assert_int_equal(dcmf_srtp_roc(s, DCMF_SRTP_IN, SSRC_A, &roc), 0);
+    assert_int_equal(roc, 1);
+    /* Replays, under either keys. */
+    assert_int_equal(deliver(s, 5), DCMF_ERR_REPLAY);
+    assert_int_equal(deliver(s, 20), DCMF_ERR_REPLAY);
+    assert_int_equal(deliver(s, 33), DCMF_ERR_REPLAY);
+    assert_int_equal(st->replay, 3);
+    assert_int_equal(st->previous, 32);
+    /* A stranger: random bytes after a header of the known SSRC (a new
+     * sequence number ahead) and of a new one. Nothing moves. */
+    uint32_t x = 7;
+    for (int i = 0; i < 200; i++) {
+      struct pkt g;
+      make_rtp(&g, i % 2 ? SSRC_A : SSRC_B, (uint16_t)(seq + 100 + i), 60);
+      for (size_t k = 12; k < g.len + 16; k++) {
+        g.b[k] = (uint8_t)lcg(&x);
+      }
+      size_t n;
+      assert_int_equal(dcmf_srtp_unprotect_rtp(s, g.b, g.len + 16, &n),
+                       DCMF_ERR_AUTH);
+    }
+    assert_int_equal(st->auth, 200);
+    assert_int_equal(st->previous, 32);
+    assert_int_equal(dcmf_srtp_roc(s, DCMF_SRTP_IN, SSRC_B, &roc),
+                     DCMF_ERR_NOT_FOUND);
+    /* SRTCP is not tried under the previous keys. */
+    size_t n;
+    assert_int_equal(dcmf_srtp_unprotect_rtcp(s, rtcp.b, rtcp_len, &n),
+                     DCMF_ERR_AUTH);
+    /* The last new-key packet still passes: the state was not moved. */
+    assert_int_equal(deliver(s, 39), 0);
+    /* The owner ends it (test_fallback_ends: what is refused then). */
+    assert_int_equal(dcmf_srtp_drop_previous(s), 0);
+    assert_false(dcmf_srtp_has_previous(s));
+    assert_int_equal(dcmf_srtp_drop_previous(s), DCMF_ERR_NOT_FOUND);
+    rtp_through(c, s, SSRC_A, seq++);
+    dcmf_srtp_del(c);
+    dcmf_srtp_del(s);
+  }
+}
+
+/* After drop_previous, and after a second re-key, old-key packets are
+ * refused; a second re-key's fallback holds the keys it replaced (not
+ * the first ones); a re-key to another profile keeps none. */
+static void test_fallback_ends(void **state) {
+  (void)state;
+  struct dcmf_srtp *c, *s;
+  pair(DCMF_SRTP_AES128_CM_SHA1_80, 60, &c, &s);
+  rtp_through(c, s, SSRC_A, 1);
+  hold(c, 0, SSRC_A, 2); /* keys 1 */
+  hold(c, 1, SSRC_A, 3); /* keys 1 */
+  rekey_pair(c, s, 61);
+  hold(c, 2, SSRC_A, 4); /* keys 2 */
+  hold(c, 3, SSRC_A, 5); /* keys 2 */
+  rekey_pair(c, s, 62);
+  hold(c, 4, SSRC_A, 6);                          /* keys 3 */
+  assert_int_equal(deliver(s, 0), DCMF_ERR_AUTH); /* two keys back */
+  assert_int_equal(deliver(s, 2), 0);             /* the previous */
+  assert_int_equal(deliver(s, 4), 0);             /* the current */
+  assert_int_equal(dcmf_srtp_drop_previous(s), 0);
+  assert_int_equal(deliver(s, 3), DCMF_ERR_AUTH);
+  const struct dcmf_srtp_stats *st = dcmf_srtp_stats(s, DCMF_SRTP_IN);
+  assert_int_equal(st->previous, 1);
+  assert_int_equal(st->auth, 2);
+  /* Another profile: no fallback. */
+  uint8_t m[DCMF_SRTP_EXPORT_MAX];
+  enum dcmf_srtp_profile next = DCMF_SRTP_AEAD_AES_128_GCM;
+  size_t len = dcmf_srtp_profile_find((uint16_t)next)->export_len;
+  material(m, len, 63);
+  assert_int_equal(dcmf_srtp_rekey(s, next, m, len, DCMF_SRTP_SERVER), 0);
+  assert_false(dcmf_srtp_has_previous(s));
+  assert_int_equal(dcmf_srtp_rekey(c, next, m, len, DCMF_SRTP_CLIENT), 0);
+  rtp_through(c, s, SSRC_A, 10);
+  dcmf_srtp_del(c);
+  dcmf_srtp_del(s);
+}
+
 /* A tiny deterministic generator for the garbage test. */
 static uint32_t lcg(uint32_t *x) {
   *x = *x * 1664525u + 1013904223u;
@@ -614,6 +778,8 @@ int main(void) {
       cmocka_unit_test(test_tamper_refused),
       cmocka_unit_test(test_new_ssrc_mid_stream),
       cmocka_unit_test(test_rekey_keeps_roc),
+      cmocka_unit_test(test_fallback),
+      cmocka_unit_test(test_fallback_ends),
       cmocka_unit_test(test_backend_stays_loaded),
       cmocka_unit_test(test_garbage_refused),
       cmocka_unit_test(test_wrong_role_and_args),
