@@ -14,6 +14,7 @@
 #include "hashmap.h"
 #include "heartbeat.h"
 #include "memtrim.h"
+#include "pace.h"
 #include "queue.h"
 #include "ratelimit.h"
 #include "relayhost.h"
@@ -90,6 +91,13 @@ struct dcmf_worker {
   struct dcmf_tickq flushes;
   uv_prepare_t flush_prepare;
   uv_check_t flush_check;
+  /* Loop pacing (pace.h; settings.pace_us): the prepare callback notes
+   * when the poll starts and its timeout, the check callback tells the
+   * engine whether the poll returned early (ready sockets or a message)
+   * and pauses as long as the engine says. */
+  struct dcmf_pace pace;
+  uint64_t poll_start_ns;
+  int poll_timeout_ms;
   struct dcmf_heartbeat heartbeat; /* the control thread watches it */
   struct dcmf_memtrim trim;        /* after a burst of releases */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
@@ -285,11 +293,37 @@ static void on_sctp_tick(uv_timer_t *t) {
 static void on_flush_prepare(uv_prepare_t *h) {
   struct dcmf_worker *w = h->data;
   dcmf_tickq_run(&w->flushes);
+  if (w->pace.pace_ns != 0) {
+    w->poll_timeout_ms = uv_backend_timeout(&w->loop);
+    w->poll_start_ns = uv_hrtime();
+  }
+}
+
+/* libuv does not say whether a poll returned ready descriptors; one
+ * that returned before its timeout did (a socket or the inbox), one
+ * with no timeout (-1) returned only for them. A poll that was not
+ * allowed to wait (0) counts as no I/O: it never pauses. */
+static void pace_turn(struct dcmf_worker *w) {
+  uint64_t now = uv_hrtime();
+  int had_io = w->poll_timeout_ms < 0 ||
+               now - w->poll_start_ns < (uint64_t)w->poll_timeout_ms * 1000000u;
+  uint64_t pause = dcmf_pace_turn(&w->pace, now, had_io);
+  if (pause == 0) {
+    return;
+  }
+  struct timespec ts = {.tv_sec = (time_t)(pause / 1000000000u),
+                        .tv_nsec = (long)(pause % 1000000000u)};
+  /* A signal cutting the pause short only makes it shorter. */
+  (void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
 }
 
 static void on_flush_check(uv_check_t *h) {
   struct dcmf_worker *w = h->data;
+  /* What the sockets brought leaves before the pause. */
   dcmf_tickq_run(&w->flushes);
+  if (w->pace.pace_ns != 0) {
+    pace_turn(w);
+  }
 }
 
 static void sctp_timer_update(struct dcmf_worker *w) {
@@ -537,7 +571,9 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   uv_prepare_init(&w->loop, &w->flush_prepare);
   uv_check_init(&w->loop, &w->flush_check);
   w->flush_prepare.data = w->flush_check.data = w;
-  int flush_per_turn = settings->dtls_coalesce || settings->sctp_bundle;
+  dcmf_pace_init(&w->pace, settings->pace_us);
+  int flush_per_turn = settings->dtls_coalesce || settings->sctp_bundle ||
+                       settings->pace_us != 0;
   if (flush_per_turn) {
     uv_prepare_start(&w->flush_prepare, on_flush_prepare);
     uv_check_start(&w->flush_check, on_flush_check);
