@@ -22,6 +22,7 @@
 #include "session.h"
 #include "srtp.h"
 #include "tickq.h"
+#include "udpread.h"
 
 /* usrsctp has no "next timeout" call, so its timers are ticked at this
  * period while any session exists. After each tick only the sessions in
@@ -109,7 +110,9 @@ struct dcmf_worker {
   struct dcmf_hashmap by_key; /* struct node, by media key */
   struct node *sessions;      /* the same nodes, newest first */
   struct dcmf_relayhost relays; /* the AGW shim's relays on this worker */
-  uint8_t rx_scratch[65536];
+  /* A batch of datagrams read at once (udpread.h), 64 KiB each: no
+   * datagram is truncated. The relays use it as one buffer. */
+  uint8_t rx_scratch[DCMF_UDPREAD_BATCH * 65536];
   uint8_t tx_scratch[65536];
 };
 
