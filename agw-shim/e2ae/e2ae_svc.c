@@ -30,6 +30,7 @@ struct e2ae_worker {
   /* access RTCP being filtered (the association's buffer is read-only) */
   uint8_t tx[DCMF_ASSOC_SRTP_MAX_PACKET];
   uint64_t push_ms; /* the push interval */
+  uint64_t *rx_datagrams; /* the worker's count of datagrams read */
   /* The media with a push pending, in order of |due|: each joins at
    * now + push_ms and the services' clock only moves on, so appending
    * keeps the order, and a worker tick looks at the head only. */
@@ -391,6 +392,7 @@ static int sock_open(struct e2ae_media *m, struct sock *s, int *fd,
                           sizeof(m->w->rx), on_core, s);
   if (rv == 0) {
     s->reading = 1;
+    s->rd.tally = m->w->rx_datagrams;
     m->core->handles++;
   }
   return rv;
@@ -470,7 +472,6 @@ static void take_leg(struct e2ae_media *m) {
 
 static int e2ae_init(void **worker, const struct dcmf_svc_worker_env *env,
                      const void *config, char *err, size_t errlen) {
-  (void)env;
   const struct dcmf_e2ae_config *cfg = config;
   uint32_t push_ms =
       cfg != NULL && cfg->push_ms != 0 ? cfg->push_ms : DCMF_E2AE_PUSH_MS;
@@ -484,6 +485,7 @@ static int e2ae_init(void **worker, const struct dcmf_svc_worker_env *env,
     return DCMF_ERR_NOMEM;
   }
   w->push_ms = push_ms;
+  w->rx_datagrams = env->rx_datagrams;
   w->first = w->last = NULL;
   *worker = w;
   return 0;

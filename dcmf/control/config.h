@@ -24,7 +24,7 @@
 
 /* --media-pace-us's default (docs/benchmarks.md, rtpengine side by
  * side: the call mix's CPU per packet against the latency it adds). */
-#define DCMF_MEDIA_PACE_US_DEFAULT 0
+#define DCMF_MEDIA_PACE_US_DEFAULT 500
 #define DCMF_CONFIG_STR_(x) #x
 #define DCMF_CONFIG_STR(x) DCMF_CONFIG_STR_(x)
 

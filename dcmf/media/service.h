@@ -127,6 +127,10 @@ struct dcmf_svc_worker_env {
    * message at a time, so its sessions share it. */
   uint8_t *tx_scratch;
   size_t tx_scratch_len;
+  /* Datagrams read from the worker's sockets: a service's readers
+   * (udpread.h, |tally|) add to it, the loop pacing reads it (pace.h);
+   * NULL: not counted. */
+  uint64_t *rx_datagrams;
 };
 
 struct dcmf_service {

@@ -871,6 +871,7 @@ static int start_reading(struct dcmf_session *s) {
                               on_udp, s);
   if (rv == 0) {
     s->reading = 1;
+    s->rd.tally = s->env.rx_datagrams;
   }
   return rv;
 }

@@ -30,6 +30,9 @@ int dcmf_udpread_once(struct dcmf_udpread *r) {
   if (n > 0) {
     r->reads++;
     r->datagrams += (uint64_t)n;
+    if (r->tally != NULL) {
+      *r->tally += (uint64_t)n;
+    }
   }
   for (int i = 0; i < n; i++) {
     if (uv_is_closing((uv_handle_t *)&r->poll)) {

@@ -46,6 +46,9 @@ struct dcmf_udpread {
   /* Receive calls that returned datagrams, and the datagrams they
    * returned (datagrams / reads: the batching achieved). */
   uint64_t reads, datagrams;
+  /* The owner's count of datagrams read, shared by the readers of a
+   * loop (the worker's loop pacing reads it), or NULL. */
+  uint64_t *tally;
 };
 
 /*

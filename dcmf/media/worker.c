@@ -92,13 +92,13 @@ struct dcmf_worker {
   struct dcmf_tickq flushes;
   uv_prepare_t flush_prepare;
   uv_check_t flush_check;
-  /* Loop pacing (pace.h; settings.pace_us): the prepare callback notes
-   * when the poll starts and its timeout, the check callback tells the
-   * engine whether the poll returned early (ready sockets or a message)
-   * and pauses as long as the engine says. */
+  /* Loop pacing (pace.h; settings.pace_us): the check callback tells
+   * the engine how many datagrams the turn read and pauses as long as
+   * the engine says. */
   struct dcmf_pace pace;
-  uint64_t poll_start_ns;
-  int poll_timeout_ms;
+  /* Datagrams the sessions' and services' readers read (udpread.h);
+   * what a turn read tells the pacing whether its pause paid off. */
+  uint64_t rx_datagrams, rx_datagrams_seen;
   struct dcmf_heartbeat heartbeat; /* the control thread watches it */
   struct dcmf_memtrim trim;        /* after a burst of releases */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
@@ -296,21 +296,13 @@ static void on_sctp_tick(uv_timer_t *t) {
 static void on_flush_prepare(uv_prepare_t *h) {
   struct dcmf_worker *w = h->data;
   dcmf_tickq_run(&w->flushes);
-  if (w->pace.pace_ns != 0) {
-    w->poll_timeout_ms = uv_backend_timeout(&w->loop);
-    w->poll_start_ns = uv_hrtime();
-  }
 }
 
-/* libuv does not say whether a poll returned ready descriptors; one
- * that returned before its timeout did (a socket or the inbox), one
- * with no timeout (-1) returned only for them. A poll that was not
- * allowed to wait (0) counts as no I/O: it never pauses. */
+/* The turn's I/O is what the sockets' readers (udpread.h) counted. */
 static void pace_turn(struct dcmf_worker *w) {
-  uint64_t now = uv_hrtime();
-  int had_io = w->poll_timeout_ms < 0 ||
-               now - w->poll_start_ns < (uint64_t)w->poll_timeout_ms * 1000000u;
-  uint64_t pause = dcmf_pace_turn(&w->pace, now, had_io);
+  uint64_t read = w->rx_datagrams - w->rx_datagrams_seen;
+  w->rx_datagrams_seen = w->rx_datagrams;
+  uint64_t pause = dcmf_pace_turn(&w->pace, uv_hrtime(), read);
   if (pause == 0) {
     return;
   }
@@ -520,7 +512,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .log = settings->log,
                                      .stats = &w->stats,
                                      .tx_scratch = w->tx_scratch,
-                                     .tx_scratch_len = sizeof(w->tx_scratch)};
+                                     .tx_scratch_len = sizeof(w->tx_scratch),
+                                     .rx_datagrams = &w->rx_datagrams};
   int rv = settings->n_services > DCMF_SVC_MAX
                ? dcmf_invalid(err, errlen, "more than %d services",
                               DCMF_SVC_MAX)
@@ -592,6 +585,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .srtp_backend = settings->srtp_backend,
                                      .rx_scratch = w->rx_scratch,
                                      .rx_scratch_len = sizeof(w->rx_scratch),
+                                     .rx_datagrams = &w->rx_datagrams,
                                      .services = w->services,
                                      .n_services = w->n_services,
                                      .emit = emit,

@@ -1,7 +1,9 @@
 /*
  * Loop pacing (pace.c) on a fake clock: off and idle loops never pause,
- * a busy loop pauses so that it polls once per pace, a quiet spell or a
- * turn without I/O ends nothing early, and no pause exceeds the pace.
+ * a busy loop pauses so that it polls once per pace, a quiet spell ends
+ * the busy streak, a turn without I/O changes nothing, a pause that
+ * gathered too few datagrams stops pausing for the hold time, and no
+ * pause exceeds the pace.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,19 +67,57 @@ static void test_busy_loop_polls_once_per_pace(void **state) {
   uint64_t pause = dcmf_pace_turn(&p, now, 1);
   assert_int_equal(pause, 460 * US);
   now += pause;
-  /* Polling again finds ready sockets at once; handling them takes
+  /* Polling again finds 12 ready sockets at once; handling them takes
    * 120 us, so the next pause is 380 us: one poll per 500 us. */
   for (int i = 0; i < 20; i++) {
     uint64_t start = now;
     now += 120 * US;
-    pause = dcmf_pace_turn(&p, now, 1);
+    pause = dcmf_pace_turn(&p, now, 12);
     assert_int_equal(pause, 380 * US);
     now += pause;
     assert_int_equal(now - start, 500 * US);
   }
   /* A turn without I/O in between (a timer) neither pauses nor resets. */
   assert_int_equal(dcmf_pace_turn(&p, now + 10 * US, 0), 0);
-  assert_int_equal(dcmf_pace_turn(&p, now + 20 * US, 1), 480 * US);
+  assert_int_equal(dcmf_pace_turn(&p, now + 20 * US, 12), 480 * US);
+}
+
+/* One request and its reply bouncing through a busy loop: the turn
+ * after a pause reads one datagram, so pausing stops for the hold time
+ * (the exchange runs unpaced), then is tried once more. */
+static void test_futile_pause_holds(void **state) {
+  (void)state;
+  struct dcmf_pace p;
+  dcmf_pace_init(&p, 500);
+  uint64_t now = 1000 * US;
+  for (int i = 0; i <= DCMF_PACE_BUSY_TURNS; i++) {
+    assert_int_equal(dcmf_pace_turn(&p, now, 1), 0);
+    now += 40 * US;
+  }
+  uint64_t pause = dcmf_pace_turn(&p, now, 1);
+  assert_int_equal(pause, 460 * US);
+  now += pause + 10 * US;
+  uint64_t start = now;
+  int paused = 0;
+  /* Every 40 us for the hold time: not one pause. */
+  while (now - start < (uint64_t)DCMF_PACE_HOLD_MS * 1000 * US - 50 * US) {
+    paused += dcmf_pace_turn(&p, now, DCMF_PACE_MIN_BATCH - 1) != 0;
+    now += 40 * US;
+  }
+  assert_int_equal(paused, 0);
+  /* After it, a busy loop pauses again, and a pause that gathers
+   * enough keeps pacing. */
+  now = start + (uint64_t)DCMF_PACE_HOLD_MS * 1000 * US;
+  /* (The turns just before were quick: the streak starts at once.) */
+  for (int i = 0; i < DCMF_PACE_BUSY_TURNS; i++) {
+    assert_int_equal(dcmf_pace_turn(&p, now, 1), 0);
+    now += 40 * US;
+  }
+  pause = dcmf_pace_turn(&p, now, 1);
+  assert_true(pause > 0);
+  now += pause;
+  now += 100 * US;
+  assert_int_equal(dcmf_pace_turn(&p, now, DCMF_PACE_MIN_BATCH), 400 * US);
 }
 
 /* A turn that took longer than the pace, or came after a quiet spell,
@@ -95,7 +135,7 @@ static void test_quiet_spell_ends_the_streak(void **state) {
   assert_int_equal(dcmf_pace_turn(&p, now, 1), 490 * US);
   now += 490 * US + 600 * US; /* quiet for longer than the pace */
   for (int i = 0; i <= DCMF_PACE_BUSY_TURNS; i++) {
-    assert_int_equal(dcmf_pace_turn(&p, now, 1), 0);
+    assert_int_equal(dcmf_pace_turn(&p, now, DCMF_PACE_MIN_BATCH), 0);
     now += 10 * US;
   }
   uint64_t pause = dcmf_pace_turn(&p, now, 1);
@@ -124,6 +164,7 @@ int main(void) {
       cmocka_unit_test(test_slow_io_never_pauses),
       cmocka_unit_test(test_busy_loop_polls_once_per_pace),
       cmocka_unit_test(test_quiet_spell_ends_the_streak),
+      cmocka_unit_test(test_futile_pause_holds),
       cmocka_unit_test(test_clock_backwards_is_no_long_pause),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
