@@ -40,7 +40,7 @@ struct core;
 
 /* One core socket. */
 struct sock {
-  uv_udp_t udp; /* sends (uv_udp_try_send only) and owns the socket */
+  uv_udp_t udp;           /* sends (uv_udp_try_send only) and owns the socket */
   struct dcmf_udpread rd; /* reads it, a batch per readiness event */
   int reading;            /* rd was started: its handle is counted too */
   struct e2ae_media *m; /* NULL once the media detached */
@@ -362,7 +362,9 @@ static void sock_handle_closed(struct sock *s) {
   }
 }
 
-static void on_sock_closed(uv_handle_t *h) { sock_handle_closed(h->data); }
+static void on_sock_closed(uv_handle_t *h) {
+  sock_handle_closed(h->data);
+}
 
 static void on_rd_closed(uv_handle_t *h) {
   struct dcmf_udpread *rd = h->data;

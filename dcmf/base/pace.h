@@ -37,11 +37,12 @@
 #define DCMF_PACE_HOLD_MS 100
 
 struct dcmf_pace {
-  uint64_t pace_ns;     /* 0: never pause */
-  uint64_t last_end_ns; /* end of the previous turn with I/O (after its pause) */
-  int have_last;        /* last_end_ns is set */
-  unsigned streak;      /* turns with I/O in a row that came quickly */
-  int paused;           /* the previous turn with I/O paused */
+  uint64_t pace_ns; /* 0: never pause */
+  uint64_t
+      last_end_ns; /* end of the previous turn with I/O (after its pause) */
+  int have_last;   /* last_end_ns is set */
+  unsigned streak; /* turns with I/O in a row that came quickly */
+  int paused;      /* the previous turn with I/O paused */
   uint64_t hold_until_ns; /* no pause before this (a futile pause) */
 };
 

@@ -866,9 +866,9 @@ static int ice_setup(struct dcmf_session *s) {
 /* The session's socket is read one batch per readiness event
  * (udpread.h); s->udp only sends, so its own watcher never starts. */
 static int start_reading(struct dcmf_session *s) {
-  int rv = dcmf_udpread_start(&s->rd, s->env.loop, s->desc.fd,
-                              s->env.rx_scratch, s->env.rx_scratch_len,
-                              on_udp, s);
+  int rv =
+      dcmf_udpread_start(&s->rd, s->env.loop, s->desc.fd, s->env.rx_scratch,
+                         s->env.rx_scratch_len, on_udp, s);
   if (rv == 0) {
     s->reading = 1;
     s->rd.tally = s->env.rx_datagrams;
@@ -1016,7 +1016,9 @@ static void handle_closed(struct dcmf_session *s) {
   }
 }
 
-static void on_closed(uv_handle_t *h) { handle_closed(h->data); }
+static void on_closed(uv_handle_t *h) {
+  handle_closed(h->data);
+}
 
 static void on_rd_closed(uv_handle_t *h) {
   struct dcmf_udpread *rd = h->data;

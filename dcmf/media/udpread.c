@@ -60,8 +60,8 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 }
 
 int dcmf_udpread_start(struct dcmf_udpread *r, uv_loop_t *loop, int fd,
-                       uint8_t *scratch, size_t scratch_len,
-                       dcmf_udpread_cb cb, void *user) {
+                       uint8_t *scratch, size_t scratch_len, dcmf_udpread_cb cb,
+                       void *user) {
   *r = (struct dcmf_udpread){0};
   r->fd = fd;
   r->scratch = scratch;

@@ -59,8 +59,8 @@ struct dcmf_udpread {
  * close.
  */
 int dcmf_udpread_start(struct dcmf_udpread *r, uv_loop_t *loop, int fd,
-                       uint8_t *scratch, size_t scratch_len,
-                       dcmf_udpread_cb cb, void *user);
+                       uint8_t *scratch, size_t scratch_len, dcmf_udpread_cb cb,
+                       void *user);
 
 /*
  * Reads at most DCMF_UDPREAD_BATCH waiting datagrams now, as a readiness

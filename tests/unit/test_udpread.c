@@ -65,9 +65,9 @@ static void send_seq(int from_fd, const struct sockaddr_in *to, int seq,
   uint8_t buf[4096];
   assert_true(len <= sizeof(buf));
   memset(buf, seq, len);
-  assert_int_equal(sendto(from_fd, buf, len, 0, (const struct sockaddr *)to,
-                          sizeof(*to)),
-                   (ssize_t)len);
+  assert_int_equal(
+      sendto(from_fd, buf, len, 0, (const struct sockaddr *)to, sizeof(*to)),
+      (ssize_t)len);
 }
 
 /* Runs the loop until |g| holds |want| datagrams, at most 200 turns
@@ -90,8 +90,8 @@ static void test_batches_in_order(void **state) {
   static uint8_t scratch[DCMF_UDPREAD_BATCH * 2048];
   struct got g = {0};
   struct dcmf_udpread rd;
-  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch,
-                                      sizeof(scratch), on_dgram, &g),
+  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
+                                      on_dgram, &g),
                    0);
   /* Nothing queued: a read delivers nothing. */
   assert_int_equal(dcmf_udpread_once(&rd), 0);
@@ -147,8 +147,8 @@ static void test_close_from_callback_drops_the_rest(void **state) {
   static uint8_t scratch[DCMF_UDPREAD_BATCH * 256];
   struct got g = {0};
   struct dcmf_udpread rd;
-  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch,
-                                      sizeof(scratch), on_dgram, &g),
+  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
+                                      on_dgram, &g),
                    0);
   g.close_after_first = &rd;
   for (int i = 0; i < 4; i++) {
