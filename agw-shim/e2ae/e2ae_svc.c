@@ -30,7 +30,7 @@ struct e2ae_worker {
   /* access RTCP being filtered (the association's buffer is read-only) */
   uint8_t tx[DCMF_ASSOC_SRTP_MAX_PACKET];
   uint64_t push_ms; /* the push interval */
-  uint64_t *rx_datagrams; /* the worker's count of datagrams read */
+  struct dcmf_udpread_tally *rx_datagrams; /* the worker's reads */
   /* The media with a push pending, in order of |due|: each joins at
    * now + push_ms and the services' clock only moves on, so appending
    * keeps the order, and a worker tick looks at the head only. */

@@ -5,7 +5,7 @@ void dcmf_pace_init(struct dcmf_pace *p, uint32_t pace_us) {
 }
 
 uint64_t dcmf_pace_turn(struct dcmf_pace *p, uint64_t now_ns,
-                        uint64_t datagrams) {
+                        uint64_t datagrams, int more_waiting) {
   if (p->pace_ns == 0 || datagrams == 0) {
     return 0;
   }
@@ -34,7 +34,7 @@ uint64_t dcmf_pace_turn(struct dcmf_pace *p, uint64_t now_ns,
     return 0;
   }
   uint64_t gap = now_ns - p->last_end_ns;
-  if (p->streak < DCMF_PACE_BUSY_TURNS) {
+  if (p->streak < DCMF_PACE_BUSY_TURNS || more_waiting) {
     p->streak++;
     p->last_end_ns = now_ns;
     return 0;

@@ -51,13 +51,16 @@ void dcmf_pace_init(struct dcmf_pace *p, uint32_t pace_us);
 
 /*
  * The end of a loop turn at |now_ns| (a monotonic clock) that read
- * |datagrams| datagrams (0: a turn without I/O). Returns how many
+ * |datagrams| datagrams (0: a turn without I/O); |more_waiting|: a
+ * socket held more than one read took (the next poll finds it ready at
+ * once, so waiting gathers nothing and would only slow a single busy
+ * flow down to a batch per pace). Returns how many
  * nanoseconds the
  * loop pauses now before it polls again (0: none), at most the pace.
  * The engine assumes the pause lasts what it returned; a longer one is
  * seen as a longer gap at the next turn.
  */
 uint64_t dcmf_pace_turn(struct dcmf_pace *p, uint64_t now_ns,
-                        uint64_t datagrams);
+                        uint64_t datagrams, int more_waiting);
 
 #endif

@@ -58,6 +58,7 @@
 #include "assoc.h" /* struct dcmf_svc_flow, enum dcmf_svc_flow_state */
 #include "log.h"
 #include "media.h"
+#include "udpread.h"
 
 struct dcmf_media_stats; /* worker.h: the worker's counters */
 
@@ -130,7 +131,7 @@ struct dcmf_svc_worker_env {
   /* Datagrams read from the worker's sockets: a service's readers
    * (udpread.h, |tally|) add to it, the loop pacing reads it (pace.h);
    * NULL: not counted. */
-  uint64_t *rx_datagrams;
+  struct dcmf_udpread_tally *rx_datagrams;
 };
 
 struct dcmf_service {

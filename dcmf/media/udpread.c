@@ -31,7 +31,8 @@ int dcmf_udpread_once(struct dcmf_udpread *r) {
     r->reads++;
     r->datagrams += (uint64_t)n;
     if (r->tally != NULL) {
-      *r->tally += (uint64_t)n;
+      r->tally->datagrams += (uint64_t)n;
+      r->tally->full += n == DCMF_UDPREAD_BATCH;
     }
   }
   for (int i = 0; i < n; i++) {

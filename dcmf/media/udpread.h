@@ -36,6 +36,13 @@
 typedef void (*dcmf_udpread_cb)(void *user, uint8_t *data, size_t len,
                                 const struct sockaddr *from, int truncated);
 
+/* What the readers of one loop read, for the loop's pacing (pace.h):
+ * datagrams, and reads that filled a whole batch (more is waiting). */
+struct dcmf_udpread_tally {
+  uint64_t datagrams;
+  uint64_t full;
+};
+
 struct dcmf_udpread {
   uv_poll_t poll; /* poll.data is the reader */
   int fd;
@@ -48,7 +55,7 @@ struct dcmf_udpread {
   uint64_t reads, datagrams;
   /* The owner's count of datagrams read, shared by the readers of a
    * loop (the worker's loop pacing reads it), or NULL. */
-  uint64_t *tally;
+  struct dcmf_udpread_tally *tally;
 };
 
 /*

@@ -98,7 +98,7 @@ struct dcmf_worker {
   struct dcmf_pace pace;
   /* Datagrams the sessions' and services' readers read (udpread.h);
    * what a turn read tells the pacing whether its pause paid off. */
-  uint64_t rx_datagrams, rx_datagrams_seen;
+  struct dcmf_udpread_tally rx_datagrams, rx_datagrams_seen;
   struct dcmf_heartbeat heartbeat; /* the control thread watches it */
   struct dcmf_memtrim trim;        /* after a burst of releases */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
@@ -300,9 +300,10 @@ static void on_flush_prepare(uv_prepare_t *h) {
 
 /* The turn's I/O is what the sockets' readers (udpread.h) counted. */
 static void pace_turn(struct dcmf_worker *w) {
-  uint64_t read = w->rx_datagrams - w->rx_datagrams_seen;
+  uint64_t read = w->rx_datagrams.datagrams - w->rx_datagrams_seen.datagrams;
+  int more = w->rx_datagrams.full != w->rx_datagrams_seen.full;
   w->rx_datagrams_seen = w->rx_datagrams;
-  uint64_t pause = dcmf_pace_turn(&w->pace, uv_hrtime(), read);
+  uint64_t pause = dcmf_pace_turn(&w->pace, uv_hrtime(), read, more);
   if (pause == 0) {
     return;
   }
