@@ -14,9 +14,11 @@
 #include "log.h"
 #include "rtcp.h"
 #include "stun.h"
+#include "udpread.h"
 
-/* A datagram read from the core is at most this big; a bigger one is
- * truncated by the kernel (UV_UDP_PARTIAL) and dropped as malformed. */
+/* A datagram read from the core is at most this big (a read slot,
+ * udpread.h); a bigger one is truncated by the kernel and dropped as
+ * malformed. */
 #define RX_LEN 65536
 
 struct e2ae_media;
@@ -24,10 +26,11 @@ struct e2ae_media;
 /* What the worker's media share: one thread handles one datagram at a
  * time. */
 struct e2ae_worker {
-  uint8_t rx[RX_LEN]; /* core datagrams */
+  uint8_t rx[DCMF_UDPREAD_BATCH * RX_LEN]; /* a batch of core datagrams */
   /* access RTCP being filtered (the association's buffer is read-only) */
   uint8_t tx[DCMF_ASSOC_SRTP_MAX_PACKET];
   uint64_t push_ms; /* the push interval */
+  struct dcmf_udpread_tally *rx_datagrams; /* the worker's reads */
   /* The media with a push pending, in order of |due|: each joins at
    * now + push_ms and the services' clock only moves on, so appending
    * keeps the order, and a worker tick looks at the head only. */
@@ -37,7 +40,9 @@ struct core;
 
 /* One core socket. */
 struct sock {
-  uv_udp_t udp;
+  uv_udp_t udp;           /* sends (uv_udp_try_send only) and owns the socket */
+  struct dcmf_udpread rd; /* reads it, a batch per readiness event */
+  int reading;            /* rd was started: its handle is counted too */
   struct e2ae_media *m; /* NULL once the media detached */
   struct core *core;
   int rtcp_only; /* the separate RTCP socket (no rtcp-mux) */
@@ -283,16 +288,6 @@ static void push_now(struct e2ae_media *m) {
 
 /* ---- core -> access ---- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  struct sock *s = h->data;
-  if (s->m == NULL) {
-    *buf = uv_buf_init(NULL, 0);
-    return;
-  }
-  *buf = uv_buf_init((char *)s->m->w->rx, RX_LEN);
-}
-
 static void core_packet(struct e2ae_media *m, struct sock *s,
                         const struct sockaddr *from, uint8_t *p, size_t n,
                         unsigned flags) {
@@ -351,23 +346,32 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
   }
 }
 
-static void on_core(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
-                    const struct sockaddr *from, unsigned flags) {
-  struct sock *s = u->data;
-  if (s->m == NULL || nread <= 0 || from == NULL) {
-    return; /* detached, an error, or "nothing more to read" */
+/* One datagram read from a core socket (udpread.h). */
+static void on_core(void *user, uint8_t *buf, size_t nread,
+                    const struct sockaddr *from, int truncated) {
+  struct sock *s = user;
+  if (s->m == NULL || nread == 0) {
+    return; /* detached, or empty */
   }
-  core_packet(s->m, s, from, (uint8_t *)buf->base, (size_t)nread, flags);
+  core_packet(s->m, s, from, buf, nread, truncated ? UV_UDP_PARTIAL : 0);
 }
 
 /* ---- the core sockets ---- */
 
-static void on_sock_closed(uv_handle_t *h) {
-  struct sock *s = h->data;
+static void sock_handle_closed(struct sock *s) {
   struct core *core = s->core;
   if (--core->handles == 0) {
     free(core);
   }
+}
+
+static void on_sock_closed(uv_handle_t *h) {
+  sock_handle_closed(h->data);
+}
+
+static void on_rd_closed(uv_handle_t *h) {
+  struct dcmf_udpread *rd = h->data;
+  sock_handle_closed(rd->user);
 }
 
 /* Adopts |*fd| (set to -1: the socket is ours, closed with the handle). */
@@ -387,7 +391,16 @@ static int sock_open(struct e2ae_media *m, struct sock *s, int *fd,
   }
   *fd = -1;
   s->open = 1;
-  return uv_udp_recv_start(&s->udp, on_alloc, on_core);
+  uv_os_fd_t ufd = -1;
+  (void)uv_fileno((uv_handle_t *)&s->udp, &ufd); /* open: cannot fail */
+  rv = dcmf_udpread_start(&s->rd, m->host->loop, ufd, m->w->rx,
+                          sizeof(m->w->rx), on_core, s);
+  if (rv == 0) {
+    s->reading = 1;
+    s->rd.tally = m->w->rx_datagrams;
+    m->core->handles++;
+  }
+  return rv;
 }
 
 static void core_close(struct core *core) {
@@ -400,9 +413,17 @@ static void core_close(struct core *core) {
     free(core);
     return;
   }
-  /* Only initialised handles are counted; rtp is initialised first. */
-  for (int i = 0; i < inited; i++) {
+  /* Only initialised handles are counted; rtp is initialised first,
+   * and a socket's reader (udpread.h) right after it: it is closed
+   * before the udp handle closes the socket. */
+  for (int i = 0; i < 2 && inited > 0; i++) {
+    if (socks[i]->reading) {
+      socks[i]->reading = 0;
+      dcmf_udpread_close(&socks[i]->rd, on_rd_closed);
+      inited--;
+    }
     uv_close((uv_handle_t *)&socks[i]->udp, on_sock_closed);
+    inited--;
   }
 }
 
@@ -456,7 +477,6 @@ static void take_leg(struct e2ae_media *m) {
 
 static int e2ae_init(void **worker, const struct dcmf_svc_worker_env *env,
                      const void *config, char *err, size_t errlen) {
-  (void)env;
   const struct dcmf_e2ae_config *cfg = config;
   uint32_t push_ms =
       cfg != NULL && cfg->push_ms != 0 ? cfg->push_ms : DCMF_E2AE_PUSH_MS;
@@ -470,6 +490,7 @@ static int e2ae_init(void **worker, const struct dcmf_svc_worker_env *env,
     return DCMF_ERR_NOMEM;
   }
   w->push_ms = push_ms;
+  w->rx_datagrams = env->rx_datagrams;
   w->first = w->last = NULL;
   *worker = w;
   return 0;

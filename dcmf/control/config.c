@@ -118,6 +118,11 @@ static const struct opt options[] = {
     {"sctp-bundle", OPT_UINT, UINTF(sctp_bundle), 0, 1, "0|1",
      "bundle the small messages a loop turn sends toward a phone into "
      "as few SCTP packets as fit (1), or send each in its own (0) [1]"},
+    {"media-pace-us", OPT_UINT, UINTF(media_pace_us), 0, 10000, "US",
+     "a busy media worker pauses after a loop turn with I/O until this "
+     "long has passed since its previous pause, so one poll serves many "
+     "sockets (fewer wake-ups per packet, at most this much added "
+     "latency); 0: off [" DCMF_CONFIG_STR(DCMF_MEDIA_PACE_US_DEFAULT) "]"},
     {"stun-rate", OPT_UINT, UINTF(stun_rate), 0, 1000000, "N",
      "STUN checks per second per source address (not a session's peer) "
      "before drops; 0: no limit [200]"},
@@ -186,6 +191,7 @@ void dcmf_config_defaults(struct dcmf_config *cfg) {
   cfg->max_streams = 2048;
   cfg->min_streams = 2048;
   cfg->sctp_bundle = 1;
+  cfg->media_pace_us = DCMF_MEDIA_PACE_US_DEFAULT;
   cfg->upstream_connect_timeout_ms = 3000;
   cfg->upstream_response_timeout_ms = 10000;
   cfg->upstream_idle_timeout_ms = 60000;

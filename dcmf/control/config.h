@@ -22,6 +22,12 @@
 /* The most media worker processes (--workers). */
 #define DCMF_CONFIG_MAX_WORKERS 64
 
+/* --media-pace-us's default (docs/benchmarks.md, rtpengine side by
+ * side: the call mix's CPU per packet against the latency it adds). */
+#define DCMF_MEDIA_PACE_US_DEFAULT 500
+#define DCMF_CONFIG_STR_(x) #x
+#define DCMF_CONFIG_STR(x) DCMF_CONFIG_STR_(x)
+
 struct dcmf_config {
   char control_host[DCMF_HOST_MAX]; /* control API listen address */
   uint16_t control_port;
@@ -61,6 +67,9 @@ struct dcmf_config {
   uint32_t dtls_coalesce;
   /* 1: a loop turn's small messages share SCTP packets (sctp.h) */
   uint32_t sctp_bundle;
+  /* Media worker loop pacing in microseconds, 0: off (pace.h;
+   * DCMF_MEDIA_PACE_US_DEFAULT) */
+  uint32_t media_pace_us;
   /* Per-source limits per worker, per second (0: none). */
   uint32_t stun_rate;  /* STUN checks from sources other than the peer */
   uint32_t hello_rate; /* DTLS ClientHellos */

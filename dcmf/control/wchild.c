@@ -172,6 +172,7 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
       .trim_ms = cfg->mem_trim_delay_ms,
       .dtls_coalesce = cfg->dtls_coalesce != 0,
       .sctp_bundle = cfg->sctp_bundle != 0,
+      .pace_us = cfg->media_pace_us,
       .thread_name = c->thread_name,
       .on_event = on_event,
       .user = c,

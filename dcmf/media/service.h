@@ -58,6 +58,7 @@
 #include "assoc.h" /* struct dcmf_svc_flow, enum dcmf_svc_flow_state */
 #include "log.h"
 #include "media.h"
+#include "udpread.h"
 
 struct dcmf_media_stats; /* worker.h: the worker's counters */
 
@@ -127,6 +128,10 @@ struct dcmf_svc_worker_env {
    * message at a time, so its sessions share it. */
   uint8_t *tx_scratch;
   size_t tx_scratch_len;
+  /* Datagrams read from the worker's sockets: a service's readers
+   * (udpread.h, |tally|) add to it, the loop pacing reads it (pace.h);
+   * NULL: not counted. */
+  struct dcmf_udpread_tally *rx_datagrams;
 };
 
 struct dcmf_service {

@@ -766,22 +766,20 @@ static void on_raw(struct dcmf_session *s, const struct sockaddr *from,
   }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  struct dcmf_session *s = h->data;
-  *buf = uv_buf_init((char *)s->env.rx_scratch,
-                     (unsigned int)s->env.rx_scratch_len);
-}
-
-static void on_udp(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
-                   const struct sockaddr *from, unsigned flags) {
-  (void)flags;
-  struct dcmf_session *s = udp->data;
-  if (nread <= 0 || from == NULL) {
+/* One datagram read from the session's socket (udpread.h). */
+static void on_udp(void *user, uint8_t *buf, size_t nread,
+                   const struct sockaddr *from, int truncated) {
+  struct dcmf_session *s = user;
+  if (nread == 0) {
     return;
   }
-  const uint8_t *data = (const uint8_t *)buf->base;
-  size_t len = (size_t)nread;
+  if (truncated) {
+    /* Longer than a read slot (64 KiB: no UDP datagram is); dropped. */
+    STAT_ADD(s, dropped_other, 1);
+    return;
+  }
+  const uint8_t *data = buf;
+  size_t len = nread;
   /* RFC 7983 first-byte demultiplexing: STUN, DTLS, and the range the
    * association kind takes beside DTLS (none for SCTP). */
   if (data[0] <= 3) {
@@ -887,6 +885,19 @@ static int ice_setup(struct dcmf_session *s) {
   return dcmf_ice_init(&s->ice, &is);
 }
 
+/* The session's socket is read one batch per readiness event
+ * (udpread.h); s->udp only sends, so its own watcher never starts. */
+static int start_reading(struct dcmf_session *s) {
+  int rv =
+      dcmf_udpread_start(&s->rd, s->env.loop, s->desc.fd, s->env.rx_scratch,
+                         s->env.rx_scratch_len, on_udp, s);
+  if (rv == 0) {
+    s->reading = 1;
+    s->rd.tally = s->env.rx_datagrams;
+  }
+  return rv;
+}
+
 int dcmf_session_new(struct dcmf_session **out,
                      const struct dcmf_session_env *env,
                      struct dcmf_media_desc *desc) {
@@ -933,7 +944,7 @@ int dcmf_session_new(struct dcmf_session **out,
     }
   }
   if (rv != 0 || ice_setup(s) != 0 || association_new(s) != 0 ||
-      uv_udp_recv_start(&s->udp, on_alloc, on_udp) != 0) {
+      start_reading(s) != 0) {
     dcmf_session_close(s);
     return DCMF_ERR_SYSTEM;
   }
@@ -1012,8 +1023,7 @@ void dcmf_session_update(struct dcmf_session *s,
   session_arm_timer(s);
 }
 
-static void on_closed(uv_handle_t *h) {
-  struct dcmf_session *s = h->data;
+static void handle_closed(struct dcmf_session *s) {
   if (--s->handles_open == 0) {
     if (s->env.ticks != NULL) {
       /* Never freed while queued (dcmf_session_close left already; this
@@ -1028,6 +1038,15 @@ static void on_closed(uv_handle_t *h) {
   }
 }
 
+static void on_closed(uv_handle_t *h) {
+  handle_closed(h->data);
+}
+
+static void on_rd_closed(uv_handle_t *h) {
+  struct dcmf_udpread *rd = h->data;
+  handle_closed(rd->user);
+}
+
 void dcmf_session_close(struct dcmf_session *s) {
   association_free(s);
   services_detach(s);
@@ -1039,6 +1058,12 @@ void dcmf_session_close(struct dcmf_session *s) {
   if (s->env.flushes != NULL) {
     /* association_free sent what was gathered. */
     dcmf_tickq_leave(s->env.flushes, &s->flush);
+  }
+  if (s->reading) {
+    /* Before the socket closes with s->udp. */
+    s->reading = 0;
+    s->handles_open++;
+    dcmf_udpread_close(&s->rd, on_rd_closed);
   }
   uv_close((uv_handle_t *)&s->udp, on_closed); /* closes the socket too */
   uv_close((uv_handle_t *)&s->timer, on_closed);

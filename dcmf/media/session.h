@@ -19,6 +19,7 @@
 #include "dtls.h"
 #include "log.h"
 #include "media.h"
+#include "udpread.h"
 
 struct dcmf_ratelimit;
 struct dcmf_media_stats;
@@ -45,6 +46,9 @@ struct dcmf_session_env {
    * one thread handles one datagram at a time: the UDP receive buffer. */
   uint8_t *rx_scratch;
   size_t rx_scratch_len;
+  /* Datagrams read from the sockets of this thread (udpread.h, |tally|);
+   * NULL: not counted. */
+  struct dcmf_udpread_tally *rx_datagrams;
   /* The services, in match order (at most DCMF_SVC_MAX); borrowed. */
   const struct dcmf_session_service *services;
   size_t n_services;

@@ -19,6 +19,7 @@
 #include "session.h"
 #include "service.h"
 #include "tickq.h"
+#include "udpread.h"
 #include "worker.h"
 
 #define STAT_ADD(s, field, n)                                                  \
@@ -39,7 +40,9 @@ struct dcmf_session {
   struct dcmf_session_env env;
   struct dcmf_media_desc desc;
   char name[300]; /* "context/termination/media", for log lines */
-  uv_udp_t udp;
+  uv_udp_t udp;   /* sends (uv_udp_try_send only) and owns the socket */
+  struct dcmf_udpread rd; /* reads the socket (udpread.h) */
+  int reading;            /* rd was started: its handle is open */
   uv_timer_t timer;
   int handles_open;
   struct dcmf_ice ice;

@@ -14,6 +14,7 @@
 #include "hashmap.h"
 #include "heartbeat.h"
 #include "memtrim.h"
+#include "pace.h"
 #include "queue.h"
 #include "ratelimit.h"
 #include "relayhost.h"
@@ -21,6 +22,7 @@
 #include "session.h"
 #include "srtp.h"
 #include "tickq.h"
+#include "udpread.h"
 
 /* usrsctp has no "next timeout" call, so its timers are ticked at this
  * period while any session exists. After each tick only the sessions in
@@ -90,6 +92,13 @@ struct dcmf_worker {
   struct dcmf_tickq flushes;
   uv_prepare_t flush_prepare;
   uv_check_t flush_check;
+  /* Loop pacing (pace.h; settings.pace_us): the check callback tells
+   * the engine how many datagrams the turn read and pauses as long as
+   * the engine says. */
+  struct dcmf_pace pace;
+  /* Datagrams the sessions' and services' readers read (udpread.h);
+   * what a turn read tells the pacing whether its pause paid off. */
+  struct dcmf_udpread_tally rx_datagrams, rx_datagrams_seen;
   struct dcmf_heartbeat heartbeat; /* the control thread watches it */
   struct dcmf_memtrim trim;        /* after a burst of releases */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
@@ -101,7 +110,9 @@ struct dcmf_worker {
   struct dcmf_hashmap by_key; /* struct node, by media key */
   struct node *sessions;      /* the same nodes, newest first */
   struct dcmf_relayhost relays; /* the AGW shim's relays on this worker */
-  uint8_t rx_scratch[65536];
+  /* A batch of datagrams read at once (udpread.h), 64 KiB each: no
+   * datagram is truncated. The relays use it as one buffer. */
+  uint8_t rx_scratch[DCMF_UDPREAD_BATCH * 65536];
   uint8_t tx_scratch[65536];
 };
 
@@ -287,9 +298,28 @@ static void on_flush_prepare(uv_prepare_t *h) {
   dcmf_tickq_run(&w->flushes);
 }
 
+/* The turn's I/O is what the sockets' readers (udpread.h) counted. */
+static void pace_turn(struct dcmf_worker *w) {
+  uint64_t read = w->rx_datagrams.datagrams - w->rx_datagrams_seen.datagrams;
+  int more = w->rx_datagrams.full != w->rx_datagrams_seen.full;
+  w->rx_datagrams_seen = w->rx_datagrams;
+  uint64_t pause = dcmf_pace_turn(&w->pace, uv_hrtime(), read, more);
+  if (pause == 0) {
+    return;
+  }
+  struct timespec ts = {.tv_sec = (time_t)(pause / 1000000000u),
+                        .tv_nsec = (long)(pause % 1000000000u)};
+  /* A signal cutting the pause short only makes it shorter. */
+  (void)clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
 static void on_flush_check(uv_check_t *h) {
   struct dcmf_worker *w = h->data;
+  /* What the sockets brought leaves before the pause. */
   dcmf_tickq_run(&w->flushes);
+  if (w->pace.pace_ns != 0) {
+    pace_turn(w);
+  }
 }
 
 static void sctp_timer_update(struct dcmf_worker *w) {
@@ -483,7 +513,8 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .log = settings->log,
                                      .stats = &w->stats,
                                      .tx_scratch = w->tx_scratch,
-                                     .tx_scratch_len = sizeof(w->tx_scratch)};
+                                     .tx_scratch_len = sizeof(w->tx_scratch),
+                                     .rx_datagrams = &w->rx_datagrams};
   int rv = settings->n_services > DCMF_SVC_MAX
                ? dcmf_invalid(err, errlen, "more than %d services",
                               DCMF_SVC_MAX)
@@ -537,7 +568,9 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   uv_prepare_init(&w->loop, &w->flush_prepare);
   uv_check_init(&w->loop, &w->flush_check);
   w->flush_prepare.data = w->flush_check.data = w;
-  int flush_per_turn = settings->dtls_coalesce || settings->sctp_bundle;
+  dcmf_pace_init(&w->pace, settings->pace_us);
+  int flush_per_turn = settings->dtls_coalesce || settings->sctp_bundle ||
+                       settings->pace_us != 0;
   if (flush_per_turn) {
     uv_prepare_start(&w->flush_prepare, on_flush_prepare);
     uv_check_start(&w->flush_check, on_flush_check);
@@ -553,6 +586,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                      .srtp_backend = settings->srtp_backend,
                                      .rx_scratch = w->rx_scratch,
                                      .rx_scratch_len = sizeof(w->rx_scratch),
+                                     .rx_datagrams = &w->rx_datagrams,
                                      .services = w->services,
                                      .n_services = w->n_services,
                                      .emit = emit,

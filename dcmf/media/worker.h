@@ -58,6 +58,11 @@ struct dcmf_worker_settings {
    * (the env's |flushes|); 0: each small message is a packet of its
    * own. */
   int sctp_bundle;
+  /* Loop pacing (pace.h): once the loop is busy, a turn that handled
+   * I/O pauses until this many microseconds have passed since the
+   * previous pause, so that one poll returns many ready sockets; 0: off.
+   * Adds at most this much latency per crossing of the worker. */
+  uint32_t pace_us;
   /* The thread's name for operators (top -H, /proc/PID/task/TID/comm),
    * at most 15 characters; NULL: "dcmf-media". */
   const char *thread_name;

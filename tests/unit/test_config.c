@@ -43,6 +43,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.mem_trim_delay_ms, 1000);
   assert_int_equal(cfg.dtls_coalesce, 0); /* libdatachannel reads one record */
   assert_int_equal(cfg.sctp_bundle, 1);
+  assert_int_equal(cfg.media_pace_us, 500);
   assert_int_equal(cfg.srtp_backend, DCMF_SRTP_BACKEND_OPENSSL);
 }
 
@@ -136,6 +137,10 @@ static void test_liveness_flags(void **state) {
   assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--sctp-bundle", "0"), 0);
   assert_int_equal(cfg.sctp_bundle, 0);
   expect_error("sctp-bundle", 2, "--sctp-bundle", "2");
+  assert_int_equal(parse(&cfg, err, sizeof(err), 2, "--media-pace-us", "0"),
+                   0);
+  assert_int_equal(cfg.media_pace_us, 0);
+  expect_error("media-pace-us", 2, "--media-pace-us", "10001");
 }
 
 static void test_json_config(void **state) {

@@ -1,0 +1,171 @@
+/*
+ * The batch reader (udpread.c) on a real loopback UDP socket and a real
+ * libuv loop: K+3 queued datagrams arrive over two readiness events in
+ * order with their source, an event with nothing queued delivers
+ * nothing, a datagram longer than a slot comes truncated, and a callback
+ * that closes the reader drops the rest of the batch.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "udpread.h"
+
+#define N_SENT (DCMF_UDPREAD_BATCH + 3)
+
+struct got {
+  int n;
+  int seq[64];
+  size_t len[64];
+  int truncated[64];
+  uint16_t port[64];
+  struct dcmf_udpread *close_after_first; /* close the reader then */
+};
+
+static void on_dgram(void *user, uint8_t *data, size_t len,
+                     const struct sockaddr *from, int truncated) {
+  struct got *g = user;
+  assert_true(g->n < 64);
+  g->seq[g->n] = data[0];
+  g->len[g->n] = len;
+  g->truncated[g->n] = truncated;
+  g->port[g->n] = ntohs(((const struct sockaddr_in *)from)->sin_port);
+  g->n++;
+  if (g->close_after_first != NULL) {
+    dcmf_udpread_close(g->close_after_first, NULL);
+    g->close_after_first = NULL;
+  }
+}
+
+static int bound_socket(struct sockaddr_in *addr) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  assert_true(fd >= 0);
+  memset(addr, 0, sizeof(*addr));
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
+  socklen_t alen = sizeof(*addr);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &alen), 0);
+  return fd;
+}
+
+static void send_seq(int from_fd, const struct sockaddr_in *to, int seq,
+                     size_t len) {
+  uint8_t buf[4096];
+  assert_true(len <= sizeof(buf));
+  memset(buf, seq, len);
+  assert_int_equal(
+      sendto(from_fd, buf, len, 0, (const struct sockaddr *)to, sizeof(*to)),
+      (ssize_t)len);
+}
+
+/* Runs the loop until |g| holds |want| datagrams, at most 200 turns
+ * (each blocks in poll until a socket is ready; all are queued). */
+static void run_until(uv_loop_t *loop, struct got *g, int want, int *turns) {
+  *turns = 0;
+  while (g->n < want && *turns < 200) {
+    uv_run(loop, UV_RUN_ONCE);
+    (*turns)++;
+  }
+}
+
+static void test_batches_in_order(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct sockaddr_in raddr, saddr;
+  int rfd = bound_socket(&raddr);
+  int sfd = bound_socket(&saddr);
+  static uint8_t scratch[DCMF_UDPREAD_BATCH * 2048];
+  struct got g = {0};
+  struct dcmf_udpread rd;
+  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
+                                      on_dgram, &g),
+                   0);
+  /* Nothing queued: a read delivers nothing. */
+  assert_int_equal(dcmf_udpread_once(&rd), 0);
+  assert_int_equal(g.n, 0);
+  for (int i = 0; i < N_SENT; i++) {
+    send_seq(sfd, &raddr, i + 1, 100 + (size_t)i);
+  }
+  /* Loopback delivery is synchronous: all are queued now. The first
+   * event reads one full batch, the second the 3 left. */
+  uv_run(&loop, UV_RUN_ONCE);
+  assert_int_equal(g.n, DCMF_UDPREAD_BATCH);
+  int turns;
+  run_until(&loop, &g, N_SENT, &turns);
+  assert_int_equal(turns, 1);
+  assert_int_equal(g.n, N_SENT);
+  for (int i = 0; i < N_SENT; i++) {
+    assert_int_equal(g.seq[i], i + 1);
+    assert_int_equal(g.len[i], 100 + (size_t)i);
+    assert_false(g.truncated[i]);
+    assert_int_equal(g.port[i], ntohs(saddr.sin_port));
+  }
+  assert_int_equal(rd.reads, 2);
+  assert_int_equal(rd.datagrams, N_SENT);
+  /* Drained: an explicit read finds nothing and delivers nothing. */
+  assert_int_equal(dcmf_udpread_once(&rd), 0);
+  assert_int_equal(g.n, N_SENT);
+
+  /* Longer than a slot (2048 bytes): delivered truncated, then the next
+   * datagram whole. */
+  send_seq(sfd, &raddr, 0x55, 3000);
+  send_seq(sfd, &raddr, 0x56, 10);
+  run_until(&loop, &g, N_SENT + 2, &turns);
+  assert_int_equal(g.n, N_SENT + 2);
+  assert_true(g.truncated[N_SENT]);
+  assert_int_equal(g.len[N_SENT], 2048);
+  assert_false(g.truncated[N_SENT + 1]);
+  assert_int_equal(g.seq[N_SENT + 1], 0x56);
+
+  dcmf_udpread_close(&rd, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  close(rfd);
+  close(sfd);
+}
+
+static void test_close_from_callback_drops_the_rest(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct sockaddr_in raddr, saddr;
+  int rfd = bound_socket(&raddr);
+  int sfd = bound_socket(&saddr);
+  static uint8_t scratch[DCMF_UDPREAD_BATCH * 256];
+  struct got g = {0};
+  struct dcmf_udpread rd;
+  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
+                                      on_dgram, &g),
+                   0);
+  g.close_after_first = &rd;
+  for (int i = 0; i < 4; i++) {
+    send_seq(sfd, &raddr, i + 1, 20);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT); /* ends once the reader is closed */
+  assert_int_equal(g.n, 1);
+  assert_int_equal(g.seq[0], 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  close(rfd);
+  close(sfd);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_batches_in_order),
+      cmocka_unit_test(test_close_from_callback_drops_the_rest),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
