@@ -669,6 +669,34 @@ static int is_client_hello(const uint8_t *data, size_t len) {
          data[13] == 1;
 }
 
+/* Walks the DTLS records of a datagram (RFC 6347 4.1: several may share
+ * one): whether one of them is an epoch-0 ClientHello, and whether one
+ * is another epoch-0 record. Returns 0, or -1 when the datagram is not a
+ * sequence of whole DTLS 1.2 records. */
+static int scan_records(const uint8_t *data, size_t len, int *hello,
+                        int *plain_other) {
+  *hello = *plain_other = 0;
+  size_t at = 0;
+  while (at < len) {
+    if (len - at < 13 || data[at] < 20 || data[at] > 25) {
+      return -1; /* cut short, or no DTLS 1.2 record header */
+    }
+    size_t n = (size_t)data[at + 11] << 8 | data[at + 12];
+    if (n > len - at - 13) {
+      return -1;
+    }
+    if (data[at + 3] == 0 && data[at + 4] == 0) {
+      if (is_client_hello(data + at, n + 13)) {
+        *hello = 1;
+      } else {
+        *plain_other = 1;
+      }
+    }
+    at += 13 + n;
+  }
+  return 0;
+}
+
 /* Whether a datagram from an alternate source (ice.h, "Changes of
  * pair") may reach DTLS: a check proves nothing about its sender (it
  * can be replayed from anywhere), so only what a stranger cannot forge
@@ -676,24 +704,20 @@ static int is_client_hello(const uint8_t *data, size_t len) {
  * can start a new association, ClientHellos. Epoch 0's other records
  * (alerts, handshake messages) are plain text anyone can write, and
  * could end a handshake that runs; every record of the datagram is
- * looked at (RFC 6347 4.1: several may share one). */
+ * looked at. */
 static int alternate_may_take(const uint8_t *data, size_t len) {
-  size_t at = 0;
-  while (at < len) {
-    if (len - at < 13 || data[at] < 20 || data[at] > 25) {
-      return 0; /* cut short, or no DTLS 1.2 record header */
-    }
-    size_t n = (size_t)data[at + 11] << 8 | data[at + 12];
-    if (n > len - at - 13) {
-      return 0;
-    }
-    if (data[at + 3] == 0 && data[at + 4] == 0 &&
-        !is_client_hello(data + at, n + 13)) {
-      return 0;
-    }
-    at += 13 + n;
+  int hello, plain_other;
+  return scan_records(data, len, &hello, &plain_other) == 0 && !plain_other;
+}
+
+/* Whether any record of the datagram is a ClientHello: the rate limit
+ * must see one that rides behind a record of a later epoch too. */
+static int has_client_hello(const uint8_t *data, size_t len) {
+  int hello, plain_other;
+  if (scan_records(data, len, &hello, &plain_other) != 0) {
+    return is_client_hello(data, len); /* as OpenSSL may still read it */
   }
-  return 1;
+  return hello;
 }
 
 static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
@@ -719,7 +743,7 @@ static void on_dtls(struct dcmf_session *s, const struct sockaddr *from,
       s->has_dtls_peer &&
       (dcmf_dcstack_connected(s->stack) || s->renewal_until != 0) &&
       dcmf_stun_addr_equal((const struct sockaddr *)&s->dtls_peer, from);
-  if (!established && is_client_hello(data, len) &&
+  if (!established && has_client_hello(data, len) &&
       !source_allowed(s->env.hello_limit, from, now)) {
     STAT_ADD(s, dtls_hello_rate_limited, 1);
     return;

@@ -55,7 +55,17 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   (void)events;
   struct dcmf_udpread *r = p->data;
   if (status < 0) {
-    return; /* the socket reports an error: the next read sees it */
+    /* The socket has an error pending (POLLERR): libuv stopped this
+     * handle before calling. A read takes the error off the socket
+     * (and any datagram behind it); then watch again, or the socket
+     * would never be read again. */
+    if (!uv_is_closing((uv_handle_t *)p)) {
+      (void)dcmf_udpread_once(r);
+      if (!uv_is_closing((uv_handle_t *)p)) {
+        (void)uv_poll_start(p, UV_READABLE, on_poll);
+      }
+    }
+    return;
   }
   (void)dcmf_udpread_once(r);
 }

@@ -1672,6 +1672,33 @@ static void test_renewal_hello_not_limited(void **state) {
   fx_free(f);
 }
 
+/* A ClientHello behind a record of a later epoch in one datagram
+ * (RFC 6347 4.1 lets records share one) is still a ClientHello to the
+ * hello limit: with the allowance spent it is refused and counted. */
+static void test_hello_behind_another_record_limited(void **state) {
+  (void)state;
+  struct opts o = {.mux = 1,
+                   .signalled = 1,
+                   .core_avpf = 1,
+                   .hello_rate = 1,
+                   .no_connect = 1};
+  struct fx *f = fx_new(&o);
+  spend_hellos(f);
+  uint8_t d[13 + 1 + 13 + 12] = {0};
+  /* an application-data record of epoch 1, one byte */
+  d[0] = 23, d[1] = 0xfe, d[2] = 0xfd, d[4] = 1, d[12] = 1;
+  /* then an epoch-0 handshake record: a ClientHello's first bytes */
+  uint8_t *h = d + 14;
+  h[0] = 22, h[1] = 0xfe, h[2] = 0xff, h[12] = 12;
+  h[13] = 1; /* handshake type client_hello */
+  assert_int_equal(sendto(f->wic.fd, d, sizeof(d), 0,
+                          (const struct sockaddr *)&f->session_addr,
+                          sizeof(f->session_addr)),
+                   (ssize_t)sizeof(d));
+  assert_true(until_slow(f, hello_limited));
+  fx_free(f);
+}
+
 /* ---- a fake host: a data-channel media ---- */
 
 static void fh_want_tick(struct dcmf_svc_host *h) {
@@ -1756,6 +1783,7 @@ int main(void) {
       cmocka_unit_test(test_update_new_tls_id_rekeys),
       cmocka_unit_test(test_renewal_times_out),
       cmocka_unit_test(test_renewal_hello_not_limited),
+      cmocka_unit_test(test_hello_behind_another_record_limited),
       cmocka_unit_test(test_dc_media_untouched),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);

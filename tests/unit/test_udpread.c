@@ -162,10 +162,57 @@ static void test_close_from_callback_drops_the_rest(void **state) {
   close(sfd);
 }
 
+/* A socket with an error pending (a connected socket that got ICMP port
+ * unreachable): the poll reports an error, after which the reader must
+ * still read what comes later. */
+static void test_error_then_datagram(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct sockaddr_in raddr, paddr;
+  int rfd = bound_socket(&raddr);
+  int pfd = bound_socket(&paddr); /* a port, then nobody on it */
+  close(pfd);
+  assert_int_equal(
+      connect(rfd, (const struct sockaddr *)&paddr, sizeof(paddr)), 0);
+  static uint8_t scratch[DCMF_UDPREAD_BATCH * 256];
+  struct got g = {0};
+  struct dcmf_udpread rd;
+  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
+                                      on_dgram, &g),
+                   0);
+  /* ICMP port unreachable comes back at once on loopback: ECONNREFUSED
+   * is pending on the socket. */
+  assert_int_equal(send(rfd, "x", 1, 0), 1);
+  for (int i = 0; i < 5; i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  int err = 0;
+  socklen_t elen = sizeof(err);
+  assert_int_equal(getsockopt(rfd, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
+  assert_int_equal(err, 0); /* the reader took it off the socket */
+  /* Now someone answers from that port: delivered. */
+  int sfd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  assert_true(sfd >= 0);
+  assert_int_equal(bind(sfd, (const struct sockaddr *)&paddr, sizeof(paddr)),
+                   0);
+  send_seq(sfd, &raddr, 7, 30);
+  int turns;
+  run_until(&loop, &g, 1, &turns);
+  assert_int_equal(g.n, 1);
+  assert_int_equal(g.seq[0], 7);
+  dcmf_udpread_close(&rd, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  close(rfd);
+  close(sfd);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_batches_in_order),
       cmocka_unit_test(test_close_from_callback_drops_the_rest),
+      cmocka_unit_test(test_error_then_datagram),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
