@@ -173,8 +173,8 @@ static void test_error_then_datagram(void **state) {
   int rfd = bound_socket(&raddr);
   int pfd = bound_socket(&paddr); /* a port, then nobody on it */
   close(pfd);
-  assert_int_equal(
-      connect(rfd, (const struct sockaddr *)&paddr, sizeof(paddr)), 0);
+  assert_int_equal(connect(rfd, (const struct sockaddr *)&paddr, sizeof(paddr)),
+                   0);
   static uint8_t scratch[DCMF_UDPREAD_BATCH * 256];
   struct got g = {0};
   struct dcmf_udpread rd;
