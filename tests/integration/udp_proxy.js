@@ -143,8 +143,12 @@ test("--dtls-coalesce 1: 2000 messages of 100 B, 32 in flight, come back intact 
       // this process's and dcmfd's toward the server. One record per
       // datagram would be at least one per message (each echo is a DATA
       // chunk); coalesced, the SACKs and echoes of a turn share them.
+      // How many share depends on how the turns fall (0.81-0.94 of N
+      // in nine runs on one machine), so the bound is the one-per-message
+      // floor that no coalescing would stay under.
       const toPhone = udpOut() - out0 - (ownSends - own0) - (toServer - srv0);
-      check(toPhone < 0.9 * N, `${toPhone} datagrams toward the phone for ${N} messages`);
+      console.log(`# ${toPhone} datagrams toward the phone for ${N} messages`);
+      check(toPhone < N, `${toPhone} datagrams toward the phone for ${N} messages`);
     }
   } finally { ph.pc.close(); srv.close(); }
 }, ["--dtls-coalesce", "1"]);
