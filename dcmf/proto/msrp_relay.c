@@ -368,7 +368,7 @@ int dcmf_msrp_relay_recv_message(struct dcmf_msrp_relay *r,
                                  const uint8_t *msg, size_t len,
                                  uint64_t now) {
   (void)now;
-  if (r->to_stream.bytes >= r->set.queue_limit) {
+  if (!dcmf_msrp_relay_message_wanted(r)) {
     return DCMF_ERR_EXHAUSTED;
   }
   struct dcmf_msrp_chunk c;
@@ -575,13 +575,18 @@ done:
   return err;
 }
 
+/* Answers the relay makes go back toward the leg a chunk came from, so
+ * that queue may pass its limit; twice the limit stops that leg too
+ * (its peer does not read what it is sent). */
 int dcmf_msrp_relay_stream_wanted(const struct dcmf_msrp_relay *r) {
   return !r->fatal && r->to_msgs.bytes < r->set.queue_limit &&
+         r->to_stream.bytes < 2 * r->set.queue_limit &&
          r->n_splits < r->set.max_splits;
 }
 
 int dcmf_msrp_relay_message_wanted(const struct dcmf_msrp_relay *r) {
-  return r->to_stream.bytes < r->set.queue_limit;
+  return r->to_stream.bytes < r->set.queue_limit &&
+         r->to_msgs.bytes < 2 * r->set.queue_limit;
 }
 
 /* Relays the whole chunks the framer holds while back-pressure allows. */
@@ -666,15 +671,19 @@ const uint8_t *dcmf_msrp_relay_peek_stream(const struct dcmf_msrp_relay *r,
   return n != NULL ? n->data + n->off : NULL;
 }
 
-void dcmf_msrp_relay_consume_stream(struct dcmf_msrp_relay *r, size_t n) {
+int dcmf_msrp_relay_consume_stream(struct dcmf_msrp_relay *r, size_t n,
+                                   uint64_t now) {
   struct msrp_relay_node *h = r->to_stream.head;
-  if (h == NULL) {
-    return;
+  if (h != NULL) {
+    h->off += n < h->len - h->off ? n : h->len - h->off;
+    if (h->off == h->len) {
+      queue_pop(&r->to_stream);
+    }
   }
-  h->off += n < h->len - h->off ? n : h->len - h->off;
-  if (h->off == h->len) {
-    queue_pop(&r->to_stream);
+  if (r->fatal) {
+    return r->fatal;
   }
+  return pump(r, now); /* stream chunks held back by our own answers */
 }
 
 /* ---- time ---- */

@@ -53,7 +53,9 @@
  * caller stops reading the stream leg and keeps what it read. Popping
  * messages below the limit resumes it. Likewise messages are refused
  * with DCMF_ERR_EXHAUSTED while the stream queue is at or over the limit
- * (message_wanted says 0).
+ * (message_wanted says 0). The relay's own answers go back toward the
+ * leg a chunk came from; a leg whose own queue reaches twice the limit
+ * (its peer reads nothing) is paused as well.
  *
  * One owner thread per relay. Errors are negative DCMF_ERR_* (errors.h).
  */
@@ -210,8 +212,11 @@ const uint8_t *dcmf_msrp_relay_peek_stream(const struct dcmf_msrp_relay *r,
                                            size_t *len);
 
 /* Marks |n| bytes of what peek_stream returned as written (a partial
- * write is fine). */
-void dcmf_msrp_relay_consume_stream(struct dcmf_msrp_relay *r, size_t n);
+ * write is fine), and resumes stream chunks held back while the
+ * relay's answers toward the stream piled up. Returns 0 or a fatal
+ * error as dcmf_msrp_relay_recv_stream returns them. */
+int dcmf_msrp_relay_consume_stream(struct dcmf_msrp_relay *r, size_t n,
+                                   uint64_t now);
 
 /* 1 if the relay takes stream bytes now (keep reading the stream
  * leg), 0 under back-pressure or after a fatal error. */
