@@ -174,6 +174,27 @@ static size_t cut(const struct bytes *b, struct dcmf_msrp_chunk *cs,
   return n;
 }
 
+/* The responses |code| in a byte stream (every chunk must be one). */
+static size_t count_responses(const struct bytes *b, int code) {
+  struct dcmf_msrp_framer f;
+  size_t n = 0, off = 0;
+  struct dcmf_msrp_chunk c;
+  assert_int_equal(dcmf_msrp_framer_init(&f, &big_lim), 0);
+  while (off < b->len) {
+    int t = dcmf_msrp_framer_feed(&f, b->p + off, b->len - off);
+    assert_true(t > 0);
+    off += (size_t)t;
+    while (dcmf_msrp_framer_next(&f, &c) == 1) {
+      assert_int_equal(c.kind, DCMF_MSRP_RESPONSE);
+      assert_int_equal(c.status, code);
+      n++;
+    }
+  }
+  assert_int_equal(dcmf_msrp_framer_pending(&f), 0);
+  dcmf_msrp_framer_free(&f);
+  return n;
+}
+
 static int str_is(struct dcmf_msrp_str s, const char *lit) {
   return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
 }
@@ -744,6 +765,45 @@ static void test_backpressure(void **state) {
   assert_int_equal(dcmf_msrp_relay_recv_message(&r, m.p, m.len, 0),
                    DCMF_MSRP_RELAY_FORWARDED);
   free(m.p);
+  free(s.p);
+  dcmf_msrp_relay_free(&r);
+
+  /* the relay's own answers toward a stream peer that reads nothing:
+   * at twice the limit the stream is paused; writing resumes it */
+  set = settings(1, 65536);
+  set.queue_limit = 2048;
+  assert_int_equal(dcmf_msrp_relay_init(&r, &set), 0);
+  s.p = NULL;
+  s.len = s.cap = 0;
+  for (int i = 0; i < 100; i++) {
+    char tid[16];
+    snprintf(tid, sizeof(tid), "wp%04d", i);
+    mk_send(&s, tid, "msrp://other.example.org:1/x1;tcp", CORE, NULL, NULL,
+            (const uint8_t *)"x", 1, '$');
+  }
+  int t = dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0);
+  assert_true(t >= 0 && (size_t)t < s.len);
+  assert_false(dcmf_msrp_relay_stream_wanted(&r));
+  size_t answered = 0;
+  off = (size_t)t;
+  struct bytes out = {0};
+  for (int rounds = 0; rounds < 1000; rounds++) {
+    out.len = 0;
+    drain_stream(&r, &out);
+    answered += count_responses(&out, 481);
+    if (off == s.len && dcmf_msrp_relay_peek_stream(&r, &len) == NULL) {
+      break;
+    }
+    t = dcmf_msrp_relay_recv_stream(&r, s.p + off, s.len - off, 0);
+    assert_true(t >= 0);
+    off += (size_t)t;
+  }
+  assert_int_equal(answered, 100);
+  assert_int_equal(
+      dcmf_msrp_relay_stats(&r)->verdicts[DCMF_MSRP_RELAY_FROM_STREAM]
+                                         [DCMF_MSRP_RELAY_WRONG_PATH],
+      100);
+  free(out.p);
   free(s.p);
   dcmf_msrp_relay_free(&r);
 }
