@@ -36,6 +36,7 @@ struct msrp_relay_split {
   int used;
   int partial;  /* Failure-Report "partial": only failures are answered */
   int answered; /* the original got its response */
+  int open;     /* still streaming in: more pieces to come */
   char tid[DCMF_MSRP_TID_MAX];
   size_t tid_len;
   char *resp_to;   /* To-Path of the original's response */
@@ -50,7 +51,7 @@ struct msrp_relay_split {
 
 size_t dcmf_msrp_relay_mem(const struct dcmf_msrp_relay *r) {
   return r->framer.win.cap + r->to_msgs.alloc + r->to_stream.alloc +
-         r->split_mem + r->scratch_cap +
+         r->split_mem + r->scratch_cap + r->big.head_cap +
          r->set.max_splits * sizeof(struct msrp_relay_split);
 }
 
@@ -146,6 +147,8 @@ int dcmf_msrp_relay_init(struct dcmf_msrp_relay *r,
   t->max_chunk_body = t->max_chunk_body ? t->max_chunk_body : 1u << 20;
   t->queue_limit = t->queue_limit ? t->queue_limit : 256u << 10;
   t->max_splits = t->max_splits ? t->max_splits : 64;
+  t->max_streamed_body =
+      t->max_streamed_body ? t->max_streamed_body : (uint64_t)64 << 20;
   t->tx_timeout_ms = t->tx_timeout_ms ? t->tx_timeout_ms : 30000;
   t->dc_own_uri = t->tcp_own_uri = t->dc_peer_path = t->tcp_peer_path = NULL;
   if (s->rng.fill == NULL || t->max_header < 256 ||
@@ -207,6 +210,7 @@ void dcmf_msrp_relay_free(struct dcmf_msrp_relay *r) {
   queue_free(&r->to_msgs);
   queue_free(&r->to_stream);
   free(r->scratch);
+  free(r->big.head);
   for (int leg = 0; leg < 2; leg++) {
     free(r->own_uri[leg]);
     free(r->peer_path[leg]);
@@ -341,6 +345,21 @@ static int answer_split(struct dcmf_msrp_relay *r,
   return queue_copy(r, LEG_TCP, buf, (size_t)n);
 }
 
+/* Once every piece of a split that is no longer streaming in has its
+ * answer: 200 for the original if none failed, and the slot freed. */
+static int split_settle(struct dcmf_msrp_relay *r,
+                        struct msrp_relay_split *sp) {
+  int rv = 0;
+  if (sp->open || sp->n_answered < sp->n_pieces) {
+    return 0;
+  }
+  if (!sp->answered) {
+    rv = answer_split(r, sp, 200, "OK");
+  }
+  split_release(r, sp);
+  return rv;
+}
+
 /* A response |c| to one of |sp|'s pieces. */
 static int fold_response(struct dcmf_msrp_relay *r,
                          struct msrp_relay_split *sp,
@@ -355,13 +374,8 @@ static int fold_response(struct dcmf_msrp_relay *r,
     memcpy(comment, c->comment.p != NULL ? c->comment.p : "", n);
     comment[n] = 0;
     rv = answer_split(r, sp, c->status, n > 0 ? comment : NULL);
-  } else if (!sp->answered && sp->n_answered == sp->n_pieces) {
-    rv = answer_split(r, sp, 200, "OK");
   }
-  if (sp->n_answered >= sp->n_pieces) {
-    split_release(r, sp);
-  }
-  return rv;
+  return rv != 0 ? rv : split_settle(r, sp);
 }
 
 int dcmf_msrp_relay_recv_message(struct dcmf_msrp_relay *r,
@@ -453,6 +467,7 @@ static int split_track(struct dcmf_msrp_relay *r,
   }
   struct msrp_relay_split *sp = split_slot(r);
   struct dcmf_msrp_str to, from;
+  n_pieces = n_pieces > 0 ? n_pieces : 1;
   if (sp == NULL || dcmf_msrp_path_first(orig->from_path, &to) != 0 ||
       dcmf_msrp_path_first(orig->to_path, &from) != 0) {
     return 0; /* cannot happen: checked before; untracked at worst */
@@ -488,6 +503,25 @@ static int split_track(struct dcmf_msrp_relay *r,
   return 0;
 }
 
+/* Records a piece's transaction id (the writer puts it at out + 5),
+ * growing the table for a SEND split while it streams in. */
+static int split_add_piece(struct dcmf_msrp_relay *r,
+                           struct msrp_relay_split *sp, const uint8_t *tid) {
+  if (sp->n_pieces == sp->cap_pieces) {
+    size_t cap = sp->cap_pieces * 2;
+    char(*t)[DCMF_MSRP_TID_LEN] = realloc(sp->piece_tid, cap * sizeof(*t));
+    if (t == NULL) {
+      return DCMF_ERR_NOMEM;
+    }
+    sp->piece_tid = t;
+    sp->mem += (cap - sp->cap_pieces) * sizeof(*t);
+    r->split_mem += (cap - sp->cap_pieces) * sizeof(*t);
+    sp->cap_pieces = cap;
+  }
+  memcpy(sp->piece_tid[sp->n_pieces++], tid, DCMF_MSRP_TID_LEN);
+  return 0;
+}
+
 /* Splits the SEND |c| (|orig|: as it came from the stream, for the
  * response) into messages of at most max_message_size. */
 static int split_send(struct dcmf_msrp_relay *r,
@@ -498,6 +532,16 @@ static int split_send(struct dcmf_msrp_relay *r,
   size_t head = (size_t)(c->body - c->raw);
   size_t overhead = head + PIECE_HEAD_SLACK + DCMF_MSRP_END_MAX;
   struct dcmf_msrp_rechunker rc;
+  struct dcmf_msrp_chunk whole = *c;
+  if (!whole.has_range) {
+    /* §7.3.1: without Byte-Range the chunk starts the message; its
+     * total is known only with '$' (as when it streams in) */
+    whole.has_range = 1;
+    whole.range.start = 1;
+    whole.range.end = DCMF_MSRP_UNKNOWN;
+    whole.range.total = c->flag == '$' ? c->body_len : DCMF_MSRP_UNKNOWN;
+  }
+  c = &whole;
   if (overhead >= mms || dcmf_msrp_rechunk_init(&rc, c, mms - overhead) != 0) {
     *verdict = DCMF_MSRP_RELAY_TOO_LARGE;
     return answer(r, LEG_TCP, orig, 413, "Cannot split");
@@ -526,9 +570,9 @@ static int split_send(struct dcmf_msrp_relay *r,
       return len < 0 && len != DCMF_ERR_NOMEM ? 0 : len;
     }
     n->len = (size_t)len;
-    if (sp != NULL && sp->n_pieces < sp->cap_pieces) {
-      /* "MSRP " tid: the writer puts the piece's new id there */
-      memcpy(sp->piece_tid[sp->n_pieces++], n->data + 5, DCMF_MSRP_TID_LEN);
+    if (sp != NULL && split_add_piece(r, sp, n->data + 5) != 0) {
+      free(n);
+      return DCMF_ERR_NOMEM;
     }
     queue_push(&r->to_msgs, n);
     r->stats.pieces++;
@@ -578,6 +622,198 @@ done:
 /* Answers the relay makes go back toward the leg a chunk came from, so
  * that queue may pass its limit; twice the limit stops that leg too
  * (its peer does not read what it is sent). */
+/* ---- a SEND passed on in pieces while it streams in ---- */
+
+static void streaming_reset(struct dcmf_msrp_relay *r) {
+  free(r->big.head);
+  memset(&r->big, 0, sizeof(r->big));
+}
+
+/* Writes one piece of the streaming SEND toward the data channel. A
+ * piece that cannot be written (a Byte-Range the body outgrew, a broken
+ * rng) fails the original with 413 and drops the rest of its body. */
+static int streaming_piece(struct dcmf_msrp_relay *r, const uint8_t *body,
+                           size_t len, char flag, uint64_t total) {
+  struct msrp_relay_streaming *b = &r->big;
+  size_t mms = r->set.max_message_size;
+  if (b->sent + len > r->set.max_streamed_body) {
+    return DCMF_ERR_TOO_LARGE;
+  }
+  struct msrp_relay_node *n = node_new(mms);
+  if (n == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  int w = dcmf_msrp_write_piece(&b->hc, body, len, b->start + b->sent, total,
+                                flag, &r->set.rng, n->data, mms);
+  if (w < 0) {
+    free(n);
+    if (w == DCMF_ERR_NOMEM) {
+      return w;
+    }
+    if (b->sp != NULL && !b->sp->answered) {
+      int rv = answer_split(r, b->sp, 413, "Cannot split");
+      if (rv != 0) {
+        return rv;
+      }
+    }
+    b->discard = 1;
+    b->answered = 1;
+    b->verdict = DCMF_MSRP_RELAY_TOO_LARGE;
+    return 0;
+  }
+  n->len = (size_t)w;
+  if (b->sp != NULL && split_add_piece(r, b->sp, n->data + 5) != 0) {
+    free(n);
+    return DCMF_ERR_NOMEM;
+  }
+  queue_push(&r->to_msgs, n);
+  r->stats.pieces++;
+  b->sent += len;
+  return 0;
+}
+
+/* Takes on the SEND |c| (a partial chunk, head read) to pass it on in
+ * pieces. */
+static int streaming_start(struct dcmf_msrp_relay *r,
+                           const struct dcmf_msrp_chunk *c, uint64_t now) {
+  struct msrp_relay_streaming *b = &r->big;
+  memset(b, 0, sizeof(*b));
+  b->active = 1;
+  if (r->set.mode == DCMF_MSRP_RELAY_AWARE && !names_us(r, LEG_TCP, c->to_path)) {
+    b->discard = 1;
+    b->verdict = DCMF_MSRP_RELAY_WRONG_PATH;
+    return 0;
+  }
+  /* The head, kept with an end-line made up for it, so that it parses
+   * alone (an empty body) and the pieces can be written from it. */
+  size_t head = (size_t)(c->body - c->raw);
+  b->head_cap = head + 2 + 7 + c->tid.len + 3;
+  b->head = malloc(b->head_cap);
+  if (b->head == NULL) {
+    b->head_cap = 0;
+    return DCMF_ERR_NOMEM;
+  }
+  memcpy(b->head, c->raw, head);
+  size_t at = head;
+  memcpy(b->head + at, "\r\n-------", 9);
+  at += 9;
+  memcpy(b->head + at, c->tid.p, c->tid.len);
+  at += c->tid.len;
+  memcpy(b->head + at, "$\r\n", 3);
+  at += 3;
+  struct dcmf_msrp_limits lim = {b->head_cap, 1};
+  if (dcmf_msrp_parse(b->head, at, &lim, &b->hc) != 0) {
+    return DCMF_ERR_MALFORMED; /* cannot be: the framer parsed it */
+  }
+  size_t grown = 0;
+  if (r->set.mode == DCMF_MSRP_RELAY_AWARE) {
+    for (size_t i = 0; i < b->hc.n_headers; i++) {
+      struct dcmf_msrp_header *h = &b->hc.headers[i];
+      if (msrp_str_ieq(h->name, "To-Path")) {
+        h->value = cstr(r->peer_path[LEG_DC]);
+      } else if (msrp_str_ieq(h->name, "From-Path")) {
+        h->value = cstr(r->own_uri[LEG_DC]);
+      }
+    }
+    grown = strlen(r->peer_path[LEG_DC]) + strlen(r->own_uri[LEG_DC]);
+  }
+  size_t overhead = head + grown + PIECE_HEAD_SLACK + DCMF_MSRP_END_MAX;
+  if (overhead >= r->set.max_message_size) {
+    b->discard = 1;
+    b->verdict = DCMF_MSRP_RELAY_TOO_LARGE;
+    return 0;
+  }
+  b->piece = r->set.max_message_size - overhead;
+  b->start = c->has_range ? c->range.start : 1;
+  b->total = c->has_range ? c->range.total : DCMF_MSRP_UNKNOWN;
+  r->stats.splits++;
+  int rv = split_track(r, c, 16, now, &b->sp);
+  if (b->sp != NULL) {
+    b->sp->open = 1; /* neither settled nor expired while it streams */
+  }
+  return rv;
+}
+
+/* The framer holds a chunk whose end has not come: passes on whole
+ * pieces of a SEND too large for one message. Returns 1 after progress,
+ * 0 when more bytes are needed, or an error. */
+static int streaming_step(struct dcmf_msrp_relay *r, uint64_t now) {
+  struct dcmf_msrp_chunk c;
+  if (dcmf_msrp_framer_partial(&r->framer, &c) != 1) {
+    return 0; /* a bad head is the framer's to report at the end */
+  }
+  if (!r->big.active) {
+    if (c.kind != DCMF_MSRP_REQUEST || c.method != DCMF_MSRP_SEND ||
+        c.raw_len + DCMF_MSRP_END_MAX <= r->set.max_message_size) {
+      return 0; /* may still come whole */
+    }
+    int rv = streaming_start(r, &c, now);
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  struct msrp_relay_streaming *b = &r->big;
+  if (b->discard) {
+    if (c.body_len == 0) {
+      return 0;
+    }
+    dcmf_msrp_framer_drop_body(&r->framer, c.body_len);
+    return 1;
+  }
+  if (c.body_len < b->piece) {
+    return 0;
+  }
+  int rv = streaming_piece(r, c.body, b->piece, '+', b->total);
+  if (rv == 0 && !b->discard) {
+    dcmf_msrp_framer_drop_body(&r->framer, b->piece);
+  }
+  return rv == 0 ? 1 : rv;
+}
+
+/* The end of a streaming SEND: |c| is its head and the rest of its
+ * body. */
+static int streaming_end(struct dcmf_msrp_relay *r,
+                         const struct dcmf_msrp_chunk *c, uint64_t now) {
+  struct msrp_relay_streaming *b = &r->big;
+  int rv = 0;
+  if (!b->discard) {
+    uint64_t total = b->total;
+    if (total == DCMF_MSRP_UNKNOWN && c->flag == '$') {
+      total = b->sent + c->body_len; /* §7.3.1: now the length is known */
+    }
+    size_t off = 0;
+    do {
+      size_t n = c->body_len - off < b->piece ? c->body_len - off : b->piece;
+      int last = off + n == c->body_len;
+      rv = streaming_piece(r, c->body + off, n, last ? c->flag : '+',
+                           last ? total : b->total);
+      off += n;
+    } while (rv == 0 && !b->discard && off < c->body_len);
+  }
+  if (rv == 0) {
+    int verdict = b->discard ? b->verdict : DCMF_MSRP_RELAY_FORWARDED;
+    if (b->discard && !b->answered) {
+      rv = answer(r, LEG_TCP, c,
+                  verdict == DCMF_MSRP_RELAY_WRONG_PATH ? 481 : 413,
+                  verdict == DCMF_MSRP_RELAY_WRONG_PATH
+                      ? "Session does not exist"
+                      : "Too large");
+    }
+    r->stats.verdicts[LEG_TCP][verdict]++;
+  }
+  struct msrp_relay_split *sp = b->sp;
+  streaming_reset(r);
+  if (sp != NULL) {
+    /* the response timer starts with the last piece */
+    sp->open = 0;
+    sp->deadline = now + r->set.tx_timeout_ms;
+    int settled = split_settle(r, sp);
+    rv = rv != 0 ? rv : settled;
+  }
+  note_mem(r);
+  return rv;
+}
+
 int dcmf_msrp_relay_stream_wanted(const struct dcmf_msrp_relay *r) {
   return !r->fatal && r->to_msgs.bytes < r->set.queue_limit &&
          r->to_stream.bytes < 2 * r->set.queue_limit &&
@@ -589,24 +825,32 @@ int dcmf_msrp_relay_message_wanted(const struct dcmf_msrp_relay *r) {
          r->to_msgs.bytes < 2 * r->set.queue_limit;
 }
 
-/* Relays the whole chunks the framer holds while back-pressure allows. */
+/* Relays the whole chunks the framer holds, and the pieces of a SEND
+ * streaming in, while back-pressure allows. */
 static int pump(struct dcmf_msrp_relay *r, uint64_t now) {
   while (dcmf_msrp_relay_stream_wanted(r)) {
     struct dcmf_msrp_chunk c;
     int rv = dcmf_msrp_framer_next(&r->framer, &c);
-    if (rv == 0) {
-      return 0;
-    }
-    if (rv < 0) {
-      if (rv != DCMF_ERR_NOMEM) {
-        r->fatal = rv;
+    if (rv == 1) {
+      rv = r->big.active ? streaming_end(r, &c, now) : from_stream(r, &c, now);
+      if (rv != 0) {
+        return rv;
       }
-      return rv;
+      continue;
     }
-    rv = from_stream(r, &c, now);
-    if (rv != 0) {
-      return rv;
+    if (rv == 0) {
+      rv = streaming_step(r, now);
+      if (rv == 1) {
+        continue;
+      }
+      if (rv == 0) {
+        return 0;
+      }
     }
+    if (rv != DCMF_ERR_NOMEM) {
+      r->fatal = rv;
+    }
+    return rv;
   }
   return 0;
 }
@@ -691,7 +935,8 @@ int dcmf_msrp_relay_consume_stream(struct dcmf_msrp_relay *r, size_t n,
 uint64_t dcmf_msrp_relay_next_expiry(const struct dcmf_msrp_relay *r) {
   uint64_t t = UINT64_MAX;
   for (size_t i = 0; r->n_splits > 0 && i < r->set.max_splits; i++) {
-    if (r->splits[i].used && r->splits[i].deadline < t) {
+    if (r->splits[i].used && !r->splits[i].open &&
+        r->splits[i].deadline < t) {
       t = r->splits[i].deadline;
     }
   }
@@ -702,7 +947,7 @@ int dcmf_msrp_relay_handle_expiry(struct dcmf_msrp_relay *r, uint64_t now) {
   int rv = 0;
   for (size_t i = 0; r->n_splits > 0 && i < r->set.max_splits; i++) {
     struct msrp_relay_split *sp = &r->splits[i];
-    if (sp->used && sp->deadline <= now) {
+    if (sp->used && !sp->open && sp->deadline <= now) {
       if (!sp->answered && !sp->partial && rv == 0) {
         /* "partial" is forgotten: no failure came, and success is not
          * answered (§7.2) */

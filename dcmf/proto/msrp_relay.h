@@ -87,6 +87,10 @@ struct dcmf_msrp_relay_settings {
   /* Queued output bytes toward a leg at which the other leg is paused.
    * 0: 256 KiB. */
   size_t queue_limit;
+  /* The most body bytes one SEND may carry when it is passed on in
+   * pieces while it streams in (a chunk larger than max-message-size
+   * need not fit max_chunk_body); more is fatal. 0: 64 MiB. */
+  uint64_t max_streamed_body;
   /* Split SENDs tracked at once for their responses. 0: 64. */
   size_t max_splits;
   /* How long a split waits for its pieces' responses. 0: 30000 ms
@@ -145,6 +149,20 @@ struct msrp_relay_queue {
   size_t alloc; /* bytes allocated for the nodes */
 };
 
+/* A SEND from the stream passed on in pieces while it streams in. */
+struct msrp_relay_streaming {
+  int active;
+  int discard;  /* refused: its body is dropped as it comes */
+  int verdict;  /* the verdict of a refused one, answered at its end */
+  int answered; /* its answer already went (a failed piece) */
+  uint8_t *head; /* its head with a made-up end-line, hc points here */
+  size_t head_cap;
+  struct dcmf_msrp_chunk hc; /* the head; paths rewritten (aware) */
+  uint64_t start, total, sent; /* Byte-Range base and total, bytes sent */
+  size_t piece;                /* body bytes per piece */
+  struct msrp_relay_split *sp; /* NULL: not tracked */
+};
+
 struct dcmf_msrp_relay {
   struct dcmf_msrp_relay_settings set; /* URIs point to owned copies */
   char *own_uri[2];                    /* [leg]: dc, tcp (aware) */
@@ -158,6 +176,7 @@ struct dcmf_msrp_relay {
   size_t split_mem;
   uint8_t *scratch; /* aware rewrites before a split */
   size_t scratch_cap;
+  struct msrp_relay_streaming big;
   int fatal; /* sticky: the stream could not be cut */
   struct dcmf_msrp_relay_stats stats;
 };

@@ -605,6 +605,7 @@ static void test_hostile(void **state) {
   struct dcmf_msrp_relay r;
   struct dcmf_msrp_relay_settings set = settings(0, 65536);
   set.max_chunk_body = 100000;
+  set.max_streamed_body = 1u << 20;
   struct bytes s = {0};
   uint8_t junk[4096];
 
@@ -632,13 +633,18 @@ static void test_hostile(void **state) {
   s.len -= strlen("\r\n-------endless1$\r\n");
   assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
                    (int)s.len);
+  /* it is passed on in pieces (popped here) up to max_streamed_body */
   rv = 0;
-  for (int i = 0; i < 1000 && rv >= 0; i++) {
+  size_t popped = 0;
+  for (int i = 0; i < 2000 && rv >= 0; i++) {
     rv = dcmf_msrp_relay_recv_stream(&r, junk, sizeof(junk), 0);
+    if (rv >= 0) {
+      popped += drain_msgs(&r, NULL, 65536, 0);
+    }
   }
   assert_int_equal(rv, DCMF_ERR_TOO_LARGE);
-  assert_true(dcmf_msrp_relay_stats(&r)->peak_mem <
-              set.max_chunk_body + set.max_header + 64 * 1024);
+  assert_true(popped >= (1u << 20) / 65536);
+  assert_true(dcmf_msrp_relay_stats(&r)->peak_mem < 256 * 1024);
   dcmf_msrp_relay_free(&r);
 
   /* a 10 MiB Byte-Range claim over a small body costs the body only */
@@ -680,23 +686,28 @@ static void test_hostile(void **state) {
   drain_stream(&r, &out);
   assert_int_equal(dcmf_msrp_parse(out.p, out.len, &big_lim, &c), 0);
   assert_int_equal(c.status, 413);
-  /* a SEND too large that cannot be split (no Byte-Range, flag '+') */
+  /* a SEND too large without Byte-Range and with flag '+': split from
+   * position 1 with an unknown total */
   s.len = 0;
   uint8_t *huge = malloc(70000);
   memset(huge, 'h', 70000);
   mk_send(&s, "nosplit1", WIC, CORE, NULL, NULL, huge, 70000, '+');
   assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
                    (int)s.len);
-  assert_null(dcmf_msrp_relay_peek_message(&r, &out.len));
   out.len = 0;
-  drain_stream(&r, &out);
-  assert_int_equal(dcmf_msrp_parse(out.p, out.len, &big_lim, &c), 0);
-  assert_int_equal(c.status, 413);
-  assert_true(str_is(c.tid, "nosplit1"));
+  assert_int_equal(drain_msgs(&r, &out, 65536, 0), 2);
+  struct dcmf_msrp_chunk cs[4];
+  assert_int_equal(cut(&out, cs, 4), 2);
+  assert_int_equal(cs[0].range.start, 1);
+  assert_int_equal(cs[0].range.total, DCMF_MSRP_UNKNOWN);
+  assert_int_equal(cs[1].range.start, 1 + cs[0].body_len);
+  assert_int_equal(cs[0].body_len + cs[1].body_len, 70000);
+  assert_int_equal(cs[0].flag, '+');
+  assert_int_equal(cs[1].flag, '+');
   assert_int_equal(
       dcmf_msrp_relay_stats(&r)->verdicts[DCMF_MSRP_RELAY_FROM_STREAM]
                                          [DCMF_MSRP_RELAY_TOO_LARGE],
-      2);
+      1);
   free(huge);
   free(out.p);
   free(s.p);
@@ -811,15 +822,19 @@ static void test_backpressure(void **state) {
 /* ---- 4 MiB each way, peak memory bounded ---- */
 
 #define BIG_MSG (4u << 20)
-#define CORE_CHUNK (256u << 10) /* the core sends 256 KiB chunks */
+/* the core sends 256 KiB chunks, or the whole message in one chunk,
+ * which is passed on in pieces while it streams in */
+static const size_t core_chunks[] = {256u << 10, BIG_MSG};
 #define WIC_MMS (64u << 10)     /* the WIC's max-message-size */
 
 static void test_four_mib(void **state) {
   (void)state;
-  for (int aware = 0; aware < 2; aware++) {
+  for (int round = 0; round < 4; round++) {
+    int aware = round & 1;
+    size_t core_chunk = core_chunks[round >> 1];
     struct dcmf_msrp_relay r;
     struct dcmf_msrp_relay_settings set = settings(aware, WIC_MMS);
-    set.max_chunk_body = CORE_CHUNK;
+    set.max_chunk_body = 256u << 10;
     set.queue_limit = 128u << 10;
     assert_int_equal(dcmf_msrp_relay_init(&r, &set), 0);
     uint8_t *msg = malloc(BIG_MSG);
@@ -830,14 +845,14 @@ static void test_four_mib(void **state) {
     size_t got = 0, pieces = 0, fed_chunks = 0;
     struct bytes seg = {0};
     uint64_t next = 1;
-    for (size_t off = 0; off < BIG_MSG; off += CORE_CHUNK) {
+    for (size_t off = 0; off < BIG_MSG; off += core_chunk) {
       char tid[32], range[64];
-      snprintf(tid, sizeof(tid), "big%zu", off / CORE_CHUNK);
-      snprintf(range, sizeof(range), "%zu-%zu/%u", off + 1, off + CORE_CHUNK,
-               BIG_MSG);
+      snprintf(tid, sizeof(tid), "big%zu", off / core_chunk);
+      snprintf(range, sizeof(range), "%zu-%zu/%u", off + 1,
+               off + core_chunk, BIG_MSG);
       seg.len = 0;
       mk_send(&seg, tid, aware ? MF_TCP : WIC, CORE, range, NULL, msg + off,
-              CORE_CHUNK, off + CORE_CHUNK == BIG_MSG ? '$' : '+');
+              core_chunk, off + core_chunk == BIG_MSG ? '$' : '+');
       fed_chunks++;
       size_t at = 0;
       while (at < seg.len) {
@@ -943,8 +958,9 @@ static void test_four_mib(void **state) {
     }
     assert_int_equal(back, BIG_MSG);
     assert_true(dcmf_msrp_relay_stats(&r)->peak_mem < 1024u * 1024u);
-    print_message("4 MiB each way (%s): peak relay memory %zu bytes\n",
-                  aware ? "aware" : "agnostic",
+    print_message("4 MiB each way (%s, core chunks of %zu): peak relay "
+                  "memory %zu bytes\n",
+                  aware ? "aware" : "agnostic", core_chunk,
                   dcmf_msrp_relay_stats(&r)->peak_mem);
     dcmf_msrp_framer_free(&f);
     free(seg.p);
