@@ -133,11 +133,11 @@ enum dcmf_msrp_relay_leg {
 
 struct dcmf_msrp_relay_stats {
   uint64_t verdicts[2][DCMF_MSRP_RELAY_N_VERDICTS]; /* [from leg][verdict] */
-  uint64_t splits;        /* stream chunks split into pieces */
-  uint64_t pieces;        /* pieces written */
-  uint64_t answers;       /* responses the relay made itself */
-  uint64_t expired;       /* tracked splits that timed out */
-  size_t peak_mem;        /* the highest dcmf_msrp_relay_mem seen */
+  uint64_t splits;  /* stream chunks split into pieces */
+  uint64_t pieces;  /* pieces written */
+  uint64_t answers; /* responses the relay made itself */
+  uint64_t expired; /* tracked splits that timed out */
+  size_t peak_mem;  /* the highest dcmf_msrp_relay_mem seen */
 };
 
 struct msrp_relay_node;
@@ -152,12 +152,12 @@ struct msrp_relay_queue {
 /* A SEND from the stream passed on in pieces while it streams in. */
 struct msrp_relay_streaming {
   int active;
-  int discard;  /* refused: its body is dropped as it comes */
-  int verdict;  /* the verdict of a refused one, answered at its end */
-  int answered; /* its answer already went (a failed piece) */
+  int discard;   /* refused: its body is dropped as it comes */
+  int verdict;   /* the verdict of a refused one, answered at its end */
+  int answered;  /* its answer already went (a failed piece) */
   uint8_t *head; /* its head with a made-up end-line, hc points here */
   size_t head_cap;
-  struct dcmf_msrp_chunk hc; /* the head; paths rewritten (aware) */
+  struct dcmf_msrp_chunk hc;   /* the head; paths rewritten (aware) */
   uint64_t start, total, sent; /* Byte-Range base and total, bytes sent */
   size_t piece;                /* body bytes per piece */
   struct msrp_relay_split *sp; /* NULL: not tracked */
@@ -167,7 +167,7 @@ struct dcmf_msrp_relay {
   struct dcmf_msrp_relay_settings set; /* URIs point to owned copies */
   char *own_uri[2];                    /* [leg]: dc, tcp (aware) */
   char *peer_path[2];
-  struct dcmf_msrp_str peer_first[2];  /* first URI of peer_path */
+  struct dcmf_msrp_str peer_first[2]; /* first URI of peer_path */
   struct dcmf_msrp_limits lim;
   struct dcmf_msrp_framer framer; /* the stream leg's input */
   struct msrp_relay_queue to_msgs, to_stream;
@@ -201,9 +201,8 @@ void dcmf_msrp_relay_free(struct dcmf_msrp_relay *r);
  * DCMF_ERR_MALFORMED or DCMF_ERR_TOO_LARGE (the stream cannot be cut
  * into chunks: close both legs; sticky), DCMF_ERR_NOMEM.
  */
-int dcmf_msrp_relay_recv_stream(struct dcmf_msrp_relay *r,
-                                const uint8_t *data, size_t len,
-                                uint64_t now);
+int dcmf_msrp_relay_recv_stream(struct dcmf_msrp_relay *r, const uint8_t *data,
+                                size_t len, uint64_t now);
 
 /*
  * Feeds one message-leg message (one SCTP user message, borrowed for the
@@ -211,9 +210,8 @@ int dcmf_msrp_relay_recv_stream(struct dcmf_msrp_relay *r,
  * DCMF_ERR_EXHAUSTED (the stream queue is full: nothing taken, offer it
  * again once dcmf_msrp_relay_message_wanted says 1), or DCMF_ERR_NOMEM.
  */
-int dcmf_msrp_relay_recv_message(struct dcmf_msrp_relay *r,
-                                 const uint8_t *msg, size_t len,
-                                 uint64_t now);
+int dcmf_msrp_relay_recv_message(struct dcmf_msrp_relay *r, const uint8_t *msg,
+                                 size_t len, uint64_t now);
 
 /* The next message for the message leg: its bytes (valid until it is
  * popped or the relay freed) and length into |*len|; NULL if none. */

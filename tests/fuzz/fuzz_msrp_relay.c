@@ -99,8 +99,7 @@ FUZZ_ORACLE static void pop(struct state *s) {
     s->tid[c.tid.len] = 0;
   }
   int rv = dcmf_msrp_relay_pop_message(&s->r, s->now);
-  fuzz_require(rv == 0 || rv == DCMF_ERR_MALFORMED ||
-               rv == DCMF_ERR_TOO_LARGE);
+  fuzz_require(rv == 0 || rv == DCMF_ERR_MALFORMED || rv == DCMF_ERR_TOO_LARGE);
 }
 
 /* Writes up to |n| stream bytes into the receiving framer. */
@@ -123,8 +122,7 @@ FUZZ_ORACLE static void write_stream(struct state *s, size_t n) {
     fuzz_require(rv == 0);
   }
   int rv = dcmf_msrp_relay_consume_stream(&s->r, n, s->now);
-  fuzz_require(rv == 0 || rv == DCMF_ERR_MALFORMED ||
-               rv == DCMF_ERR_TOO_LARGE);
+  fuzz_require(rv == 0 || rv == DCMF_ERR_MALFORMED || rv == DCMF_ERR_TOO_LARGE);
 }
 
 FUZZ_ORACLE static void feed_stream(struct state *s, const uint8_t *d,
@@ -160,8 +158,8 @@ FUZZ_ORACLE static void built_send(struct state *s, struct input *in) {
     body[i] = (uint8_t)('a' + (seed + i * 7) % 26);
   }
   int to_stream = leg & 1;
-  const char *own = s->aware ? (to_stream ? MF_TCP : MF_DC)
-                             : (to_stream ? WIC : CORE);
+  const char *own =
+      s->aware ? (to_stream ? MF_TCP : MF_DC) : (to_stream ? WIC : CORE);
   const char *to = flags & 1 ? "msrp://other.example.org:1/x1;tcp" : own;
   const char *from = to_stream ? CORE : WIC;
   const char *fr[] = {NULL, "yes", "no", "partial"};
@@ -277,8 +275,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_require(dcmf_msrp_relay_mem(&s.r) <= F_MEM_BOUND);
   }
   /* drain both legs: every output still checks */
-  for (int i = 0; i < 100000 && dcmf_msrp_relay_peek_message(&s.r, &(size_t){0});
-       i++) {
+  for (int i = 0;
+       i < 100000 && dcmf_msrp_relay_peek_message(&s.r, &(size_t){0}); i++) {
     pop(&s);
   }
   for (int i = 0; i < 100000 && dcmf_msrp_relay_peek_stream(&s.r, &(size_t){0});

@@ -80,14 +80,14 @@ static void mk_send(struct bytes *b, const char *tid, const char *to,
                     const char *from, const char *range, const char *fr,
                     const uint8_t *body, size_t body_len, char flag) {
   char head[1024];
-  int n = snprintf(head, sizeof(head),
-                   "MSRP %s SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\n"
-                   "Message-ID: m%s\r\n%s%s%s%s%s%s"
-                   "Content-Type: text/plain\r\n\r\n",
-                   tid, to, from, tid, range ? "Byte-Range: " : "",
-                   range ? range : "", range ? "\r\n" : "",
-                   fr ? "Failure-Report: " : "", fr ? fr : "",
-                   fr ? "\r\n" : "");
+  int n =
+      snprintf(head, sizeof(head),
+               "MSRP %s SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\n"
+               "Message-ID: m%s\r\n%s%s%s%s%s%s"
+               "Content-Type: text/plain\r\n\r\n",
+               tid, to, from, tid, range ? "Byte-Range: " : "",
+               range ? range : "", range ? "\r\n" : "",
+               fr ? "Failure-Report: " : "", fr ? fr : "", fr ? "\r\n" : "");
   bput(b, head, (size_t)n);
   bput(b, body, body_len);
   n = snprintf(head, sizeof(head), "\r\n-------%s%c\r\n", tid, flag);
@@ -164,8 +164,8 @@ static size_t cut(const struct bytes *b, struct dcmf_msrp_chunk *cs,
       /* keep a copy: the framer's buffer moves on the next feed */
       keep[n].len = 0;
       bput(&keep[n], c.raw, c.raw_len);
-      assert_int_equal(dcmf_msrp_parse(keep[n].p, keep[n].len, &big_lim,
-                                       &cs[n]), 0);
+      assert_int_equal(
+          dcmf_msrp_parse(keep[n].p, keep[n].len, &big_lim, &cs[n]), 0);
       n++;
     }
   }
@@ -206,8 +206,8 @@ static void build_mixed_stream(struct bytes *s) {
   const char *tricky = "line one\r\n-------othertid$\r\nstill body";
   mk_send(s, "tidA1", MF_TCP, CORE, "1-*/*", NULL, (const uint8_t *)tricky,
           strlen(tricky), '+');
-  mk_send(s, "tidA2", MF_TCP, CORE, "38-40/*", NULL,
-          (const uint8_t *)"abc", 3, '#'); /* aborted */
+  mk_send(s, "tidA2", MF_TCP, CORE, "38-40/*", NULL, (const uint8_t *)"abc", 3,
+          '#'); /* aborted */
   mk_report(s, "tidR1", MF_TCP, CORE);
   mk_response(s, "tidZ9", 200, MF_TCP, CORE);
   const char *bodyless = "MSRP tidB0 SEND\r\nTo-Path: " MF_TCP
@@ -232,8 +232,8 @@ static void test_agnostic_every_split(void **state) {
     assert_int_equal(out.len, s.len);
     assert_memory_equal(out.p, s.p, s.len);
     assert_int_equal(
-        dcmf_msrp_relay_stats(&r)->verdicts[DCMF_MSRP_RELAY_FROM_STREAM]
-                                           [DCMF_MSRP_RELAY_FORWARDED],
+        dcmf_msrp_relay_stats(&r)
+            ->verdicts[DCMF_MSRP_RELAY_FROM_STREAM][DCMF_MSRP_RELAY_FORWARDED],
         5);
     free(out.p);
     dcmf_msrp_relay_free(&r);
@@ -305,10 +305,9 @@ static size_t split_one(struct dcmf_msrp_relay *r, int aware, const char *fr,
   set.tx_timeout_ms = 1000;
   assert_int_equal(dcmf_msrp_relay_init(r, &set), 0);
   struct bytes s = {0}, out = {0};
-  mk_send(&s, "origTID42", aware ? MF_TCP : WIC, CORE, NULL, fr, body,
-          body_len, '$');
-  assert_int_equal(dcmf_msrp_relay_recv_stream(r, s.p, s.len, 0),
-                   (int)s.len);
+  mk_send(&s, "origTID42", aware ? MF_TCP : WIC, CORE, NULL, fr, body, body_len,
+          '$');
+  assert_int_equal(dcmf_msrp_relay_recv_stream(r, s.p, s.len, 0), (int)s.len);
   size_t n = 0;
   uint64_t next = 1;
   const uint8_t *m;
@@ -366,8 +365,8 @@ static int answer_piece(struct dcmf_msrp_relay *r, const char *tid, int code,
 }
 
 /* The one response on the stream leg, parsed; 0 if none. */
-static int stream_response(struct dcmf_msrp_relay *r,
-                           struct dcmf_msrp_chunk *c, struct bytes *keep) {
+static int stream_response(struct dcmf_msrp_relay *r, struct dcmf_msrp_chunk *c,
+                           struct bytes *keep) {
   keep->len = 0;
   drain_stream(r, keep);
   if (keep->len == 0) {
@@ -472,8 +471,7 @@ static void test_unsplit_keeps_tid(void **state) {
   mk_send(&s, "keepTID1", WIC, CORE, "1-3000/3000", NULL, body, sizeof(body),
           '$');
   assert_true(s.len <= SPLIT_MMS);
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
-                   (int)s.len);
+  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
   assert_int_equal(drain_msgs(&r, &out, SPLIT_MMS, 0), 1);
   assert_memory_equal(out.p, s.p, s.len);
   mk_response(&resp, "keepTID1", 200, CORE, WIC);
@@ -520,8 +518,7 @@ static void test_aware_rewrites(void **state) {
   s.len = 0;
   mk_response(&s, "awA1", 200, MF_TCP, CORE);
   mk_report(&s, "awR1", MF_TCP, CORE);
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
-                   (int)s.len);
+  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
   out.len = 0;
   assert_int_equal(drain_msgs(&r, &out, 65536, 0), 2);
   struct dcmf_msrp_chunk cs[4];
@@ -552,8 +549,7 @@ static void test_aware_rewrites(void **state) {
   /* the same from the stream, with the dc URI (wrong leg) */
   s.len = 0;
   mk_send(&s, "awB2", MF_DC, CORE, NULL, NULL, (const uint8_t *)"x", 1, '$');
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
-                   (int)s.len);
+  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
   assert_null(dcmf_msrp_relay_peek_message(&r, &out.len));
   out.len = 0;
   drain_stream(&r, &out);
@@ -577,13 +573,13 @@ static void test_aware_rewrites(void **state) {
   assert_null(dcmf_msrp_relay_peek_stream(&r, &out.len));
   /* URI comparison per §6.1: host case-insensitive */
   s.len = 0;
-  mk_send(&s, "awC1", "msrps://MF.example.NET:5000/mfdc1;dc", WIC, NULL,
-          NULL, (const uint8_t *)"x", 1, '$');
+  mk_send(&s, "awC1", "msrps://MF.example.NET:5000/mfdc1;dc", WIC, NULL, NULL,
+          (const uint8_t *)"x", 1, '$');
   assert_int_equal(dcmf_msrp_relay_recv_message(&r, s.p, s.len, 0),
                    DCMF_MSRP_RELAY_FORWARDED);
   assert_int_equal(
-      dcmf_msrp_relay_stats(&r)->verdicts[DCMF_MSRP_RELAY_FROM_MESSAGES]
-                                         [DCMF_MSRP_RELAY_WRONG_PATH],
+      dcmf_msrp_relay_stats(&r)
+          ->verdicts[DCMF_MSRP_RELAY_FROM_MESSAGES][DCMF_MSRP_RELAY_WRONG_PATH],
       3);
   free(s.p);
   free(out.p);
@@ -631,8 +627,7 @@ static void test_hostile(void **state) {
   assert_int_equal(dcmf_msrp_relay_init(&r, &set), 0);
   mk_send(&s, "endless1", WIC, CORE, "1-*/10485760", NULL, junk, 0, '$');
   s.len -= strlen("\r\n-------endless1$\r\n");
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
-                   (int)s.len);
+  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
   /* it is passed on in pieces (popped here) up to max_streamed_body */
   rv = 0;
   size_t popped = 0;
@@ -652,8 +647,7 @@ static void test_hostile(void **state) {
   s.len = 0;
   mk_send(&s, "claim1", WIC, CORE, "1-10485760/10485760", NULL,
           (const uint8_t *)"tiny", 4, '$');
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
-                   (int)s.len);
+  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
   assert_int_equal(drain_msgs(&r, NULL, 65536, 0), 1);
   assert_true(dcmf_msrp_relay_stats(&r)->peak_mem < 64 * 1024);
 
@@ -679,8 +673,7 @@ static void test_hostile(void **state) {
   assert_true(str_is(c.tid, "big1"));
   assert_null(dcmf_msrp_relay_peek_stream(&r, &out.len));
   /* the same from the stream: 413 back on the stream */
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
-                   (int)s.len);
+  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
   assert_null(dcmf_msrp_relay_peek_message(&r, &out.len));
   out.len = 0;
   drain_stream(&r, &out);
@@ -692,8 +685,7 @@ static void test_hostile(void **state) {
   uint8_t *huge = malloc(70000);
   memset(huge, 'h', 70000);
   mk_send(&s, "nosplit1", WIC, CORE, NULL, NULL, huge, 70000, '+');
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0),
-                   (int)s.len);
+  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
   out.len = 0;
   assert_int_equal(drain_msgs(&r, &out, 65536, 0), 2);
   struct dcmf_msrp_chunk cs[4];
@@ -705,8 +697,8 @@ static void test_hostile(void **state) {
   assert_int_equal(cs[0].flag, '+');
   assert_int_equal(cs[1].flag, '+');
   assert_int_equal(
-      dcmf_msrp_relay_stats(&r)->verdicts[DCMF_MSRP_RELAY_FROM_STREAM]
-                                         [DCMF_MSRP_RELAY_TOO_LARGE],
+      dcmf_msrp_relay_stats(&r)
+          ->verdicts[DCMF_MSRP_RELAY_FROM_STREAM][DCMF_MSRP_RELAY_TOO_LARGE],
       1);
   free(huge);
   free(out.p);
@@ -769,7 +761,8 @@ static void test_backpressure(void **state) {
   assert_true(taken >= 8192 / (int)m.len);
   size_t len;
   dcmf_msrp_relay_peek_stream(&r, &len);
-  assert_int_equal(dcmf_msrp_relay_consume_stream(&r, len / 2, 0), 0); /* a partial write */
+  assert_int_equal(dcmf_msrp_relay_consume_stream(&r, len / 2, 0),
+                   0); /* a partial write */
   dcmf_msrp_relay_peek_stream(&r, &len);
   assert_int_equal(dcmf_msrp_relay_consume_stream(&r, len, 0), 0);
   assert_true(dcmf_msrp_relay_message_wanted(&r));
@@ -811,8 +804,8 @@ static void test_backpressure(void **state) {
   }
   assert_int_equal(answered, 100);
   assert_int_equal(
-      dcmf_msrp_relay_stats(&r)->verdicts[DCMF_MSRP_RELAY_FROM_STREAM]
-                                         [DCMF_MSRP_RELAY_WRONG_PATH],
+      dcmf_msrp_relay_stats(&r)
+          ->verdicts[DCMF_MSRP_RELAY_FROM_STREAM][DCMF_MSRP_RELAY_WRONG_PATH],
       100);
   free(out.p);
   free(s.p);
@@ -825,7 +818,7 @@ static void test_backpressure(void **state) {
 /* the core sends 256 KiB chunks, or the whole message in one chunk,
  * which is passed on in pieces while it streams in */
 static const size_t core_chunks[] = {256u << 10, BIG_MSG};
-#define WIC_MMS (64u << 10)     /* the WIC's max-message-size */
+#define WIC_MMS (64u << 10) /* the WIC's max-message-size */
 
 static void test_four_mib(void **state) {
   (void)state;
@@ -848,8 +841,8 @@ static void test_four_mib(void **state) {
     for (size_t off = 0; off < BIG_MSG; off += core_chunk) {
       char tid[32], range[64];
       snprintf(tid, sizeof(tid), "big%zu", off / core_chunk);
-      snprintf(range, sizeof(range), "%zu-%zu/%u", off + 1,
-               off + core_chunk, BIG_MSG);
+      snprintf(range, sizeof(range), "%zu-%zu/%u", off + 1, off + core_chunk,
+               BIG_MSG);
       seg.len = 0;
       mk_send(&seg, tid, aware ? MF_TCP : WIC, CORE, range, NULL, msg + off,
               core_chunk, off + core_chunk == BIG_MSG ? '$' : '+');
@@ -925,8 +918,8 @@ static void test_four_mib(void **state) {
         snprintf(range, sizeof(range), "%zu-%zu/%u", sent + 1, sent + n,
                  BIG_MSG);
         seg.len = 0;
-        mk_send(&seg, tid, aware ? MF_DC : CORE, WIC, range, NULL,
-                msg + sent, n, sent + n == BIG_MSG ? '$' : '+');
+        mk_send(&seg, tid, aware ? MF_DC : CORE, WIC, range, NULL, msg + sent,
+                n, sent + n == BIG_MSG ? '$' : '+');
         assert_true(seg.len <= WIC_MMS);
         assert_int_equal(dcmf_msrp_relay_recv_message(&r, seg.p, seg.len, 0),
                          DCMF_MSRP_RELAY_FORWARDED);
