@@ -181,6 +181,9 @@ def decode_attrs(data):
 class Message:
     """One BFCP message: common header fields + attributes."""
 
+    fragment_bit = False   # F as received (decode_message)
+    reserved_bits = 0      # Res as received
+
     def __init__(self, primitive, conference_id, transaction_id, user_id, attrs=(),
                  version=1, responder=False):
         self.primitive = primitive
@@ -227,15 +230,17 @@ def decode_message(data):
     version = first >> 5
     if version not in (1, 2):
         raise BfcpParseError("unsupported version %d" % version)
-    if first & 0x08:
-        raise BfcpParseError("F (fragmentation) set on a stream transport")
-    if first & 0x07:
-        raise BfcpParseError("reserved bits set in the common header")
     if len(data) != HEADER_LEN + plen * 4:
         raise BfcpParseError("payload length %d units but %d octets follow"
                              % (plen, len(data) - HEADER_LEN))
-    return Message(prim, conf, tid, uid, decode_attrs(data[HEADER_LEN:]), version,
-                   bool(first & 0x10))
+    msg = Message(prim, conf, tid, uid, decode_attrs(data[HEADER_LEN:]), version,
+                  bool(first & 0x10))
+    # R and F only mean something over an unreliable transport, and the
+    # reserved bits are ignored (§5.1): kept here so that a test can check
+    # what a sender set, never refused.
+    msg.fragment_bit = bool(first & 0x08)
+    msg.reserved_bits = first & 0x07
+    return msg
 
 
 class StreamDecoder:
@@ -248,8 +253,10 @@ class StreamDecoder:
         self.buf += data
         out = []
         while len(self.buf) >= HEADER_LEN:
-            if self.buf[0] >> 5 not in (1, 2):
-                raise BfcpParseError("bad version %d in header" % (self.buf[0] >> 5))
+            # Version 1 over a reliable transport, 2 over an unreliable one
+            # (§5.1); this is TCP framing, and there is no fragment field.
+            if self.buf[0] >> 5 != 1:
+                raise BfcpParseError("version %d over TCP (must be 1)" % (self.buf[0] >> 5))
             n = HEADER_LEN + 4 * struct.unpack("!H", self.buf[2:4])[0]
             if len(self.buf) < n:
                 break
@@ -352,6 +359,11 @@ class BfcpPeer:
         with self._send_lock:
             self.sock.sendall(data)
         return msg
+
+    def send_raw(self, data):
+        """Bytes as they are (several messages in one write, broken ones)."""
+        with self._send_lock:
+            self.sock.sendall(data)
 
     def new_tid(self):
         tid = self.next_tid
@@ -465,8 +477,7 @@ class BfcpPeer:
 
 
 def _cli():
-    # TLS helpers are shared with the MSRP peer (same fingerprint rules).
-    import msrp_peer
+    import peer_net
     ap = argparse.ArgumentParser(description="BFCP test peer (RFC 8855)")
     ap.add_argument("role", choices=["client", "server"])
     ap.add_argument("--host", default="127.0.0.1")
@@ -484,15 +495,15 @@ def _cli():
 
     ctx = None
     if a.cert:
-        ctx = msrp_peer.tls_context(a.role == "server", a.cert, a.key, a.peer_cert, a.keylog)
+        ctx = peer_net.tls_context(a.role == "server", a.cert, a.key, a.peer_cert, a.keylog)
     if a.role == "client":
-        sock = msrp_peer.connect(a.host, a.port, ctx, a.timeout, a.fingerprint)
+        sock = peer_net.connect(a.host, a.port, ctx, a.timeout, a.fingerprint)
         with BfcpPeer(sock, log=out) as peer:
             peer.run_client_sequence(a.conference_id, a.user_id, a.floor_id, a.timeout)
         return 0
     lst = socket.create_server((a.host, a.port))
     out({"kind": "listening", "port": lst.getsockname()[1]})
-    sock = msrp_peer.accept(lst, ctx, a.timeout, a.fingerprint)
+    sock = peer_net.accept(lst, ctx, a.timeout, a.fingerprint)
     lst.close()
     with BfcpPeer(sock, server=True, log=out) as peer:
         peer.wait_for(lambda m: m.primitive == GOODBYE, a.timeout, "Goodbye")

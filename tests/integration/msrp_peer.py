@@ -23,13 +23,18 @@ bound: every wait takes a timeout.
 import argparse
 import hashlib
 import json
+import os
 import re
 import secrets
 import socket
-import ssl
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# TCP/TLS set-up shared with bfcp_peer.py; re-exported for the callers.
+from peer_net import (accept, cert_fingerprint, connect, pem_fingerprint,  # noqa: E402,F401
+                      pin_peer, tls_context)
 
 CRLF = b"\r\n"
 END_DASHES = b"-------"  # seven dashes (RFC 4975 §7.1)
@@ -497,49 +502,6 @@ class Reassembler:
 
 # ---------------------------------------------------------------- peer
 
-def cert_fingerprint(der, algo="sha256"):
-    """'AB:CD:...' fingerprint of a DER certificate (RFC 8122 format)."""
-    return ":".join("%02X" % b for b in hashlib.new(algo, der).digest())
-
-
-def pem_fingerprint(pem_path, algo="sha256"):
-    """The fingerprint of the certificate in a PEM file."""
-    with open(pem_path) as f:
-        der = ssl.PEM_cert_to_DER_cert(f.read())
-    return cert_fingerprint(der, algo)
-
-
-def tls_context(server, certfile, keyfile, peer_cert_pem=None, keylog=None):
-    """An ssl.SSLContext for fingerprint-based TLS (RFC 6714 §2 /
-    RFC 4975 §14.4): our self-signed cert, no CA checks, no hostname.
-    As a server, peer_cert_pem (the client's self-signed cert) makes the
-    server ask for and accept exactly that client certificate; the
-    fingerprint is checked again after the handshake (pin_peer)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_cert_chain(certfile, keyfile)
-    if not server:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif peer_cert_pem:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(peer_cert_pem)
-    if keylog:
-        ctx.keylog_filename = keylog
-    return ctx
-
-
-def pin_peer(tls_sock, expected_fingerprint, algo="sha256"):
-    """Raise ssl.SSLError unless the peer's certificate hash matches the
-    expected 'AB:CD:..' fingerprint (as an SDP a=fingerprint carries)."""
-    der = tls_sock.getpeercert(binary_form=True)
-    if der is None:
-        raise ssl.SSLError("peer sent no certificate")
-    got = cert_fingerprint(der, algo)
-    if got.upper() != expected_fingerprint.upper():
-        raise ssl.SSLError("peer fingerprint %s != expected %s" % (got, expected_fingerprint))
-    return got
-
-
 class MsrpPeer:
     """One MSRP endpoint on a connected socket (plain or TLS). A reader
     thread parses what arrives, answers SENDs (response_code, default 200,
@@ -707,32 +669,6 @@ class MsrpPeer:
         self.close()
 
 
-def connect(host, port, tls_ctx=None, timeout=10, expect_fingerprint=None):
-    """A connected (TLS-wrapped if tls_ctx) client socket, fingerprint pinned."""
-    s = socket.create_connection((host, port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if tls_ctx is not None:
-        s = tls_ctx.wrap_socket(s, server_side=False)
-        if expect_fingerprint:
-            pin_peer(s, expect_fingerprint)
-    s.settimeout(None)
-    return s
-
-
-def accept(listener, tls_ctx=None, timeout=10, expect_fingerprint=None):
-    """Accept one connection on a listening socket (TLS server if tls_ctx)."""
-    listener.settimeout(timeout)
-    s, _ = listener.accept()
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if tls_ctx is not None:
-        s.settimeout(timeout)
-        s = tls_ctx.wrap_socket(s, server_side=True)
-        if expect_fingerprint:
-            pin_peer(s, expect_fingerprint)
-    s.settimeout(None)
-    return s
-
-
 # ---------------------------------------------------------------- CLI
 
 def _cli():
@@ -806,8 +742,6 @@ def _cli():
             for tid in tids:
                 r = peer.wait_response(tid, a.timeout)
                 out({"kind": "sent", "message_id": mid, "tid": tid, "code": r.code})
-        if a.success_report == "yes":
-            pass
         for m in peer.wait_message(a.expect_messages, a.timeout) if a.expect_messages else []:
             out({"kind": "message", "message_id": m.message_id, "length": len(m.data),
                  "aborted": m.aborted, "sha256": hashlib.sha256(m.data).hexdigest()})

@@ -8,7 +8,6 @@ byte and must flag nothing, and what it decodes must be what was sent.
 
     test_peers.py msrp|bfcp
 """
-import hashlib
 import os
 import random
 import socket
@@ -341,7 +340,7 @@ def test_bfcp():
                 # Two messages in one write, and an unknown primitive.
                 two = bfcp.encode_message(bfcp.hello(77, 40, 5)) + bfcp.encode_message(
                     bfcp.Message(99, 77, 41, 5))
-                C.sock.sendall(two)
+                C.send_raw(two)
                 C.wait_for(lambda m: m.transaction_id == 40 and m.primitive == bfcp.HELLO_ACK)
                 err = C.wait_for(lambda m: m.transaction_id == 41)
                 check(err.primitive == bfcp.ERROR and err.find(bfcp.ERROR_CODE)[0].value[0] == 3,
@@ -368,12 +367,15 @@ def test_bfcp():
 
         # Hostile bytes: a clear error, not a hang.
         for bad, why in ((b"\x00" * 12, "version"), (b"\x20\x01\x00\x01" + b"\0" * 8 + b"\x05\x09\0\0", "length"),
-                         (b"\x28\x01\x00\x00" + b"\0" * 8, "F (fragmentation)")):
+                         (b"\x40\x01\x00\x00" + b"\0" * 8, "version 2 over TCP")):
             try:
                 bfcp.StreamDecoder().feed(bad)
                 raise AssertionError("accepted %r" % bad)
             except bfcp.BfcpParseError as e:
                 check(why in str(e), "hostile BFCP %r refused: %s" % (bad[:6], e))
+        m = bfcp.StreamDecoder().feed(b"\x3f\x0b\x00\x00" + b"\0" * 8)[0]
+        check(m.primitive == bfcp.HELLO and m.fragment_bit and m.responder and m.reserved_bits == 7,
+              "R, F and reserved bits over TCP are ignored, not refused (RFC 8855 5.1)")
         # A round trip of every builder through the codec.
         for m in (bfcp.hello_ack(1, 2, 3), bfcp.floor_request_status(1, 2, 3, 4, 5, bfcp.PENDING, 2),
                   bfcp.error(1, 2, 3, 10, "bad"), bfcp.floor_release(1, 2, 3, 4)):
