@@ -18,11 +18,13 @@ Bad bytes raise BfcpParseError; every wait takes a timeout.
 """
 import argparse
 import json
+import os
 import socket
 import struct
 import sys
-import threading
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_net import StreamPeer  # noqa: E402
 
 # Primitives (§5.1, Table 1).
 FLOOR_REQUEST = 1
@@ -331,7 +333,7 @@ def request_status_of(msg):
 
 # ---------------------------------------------------------------- peer
 
-class BfcpPeer:
+class BfcpPeer(StreamPeer):
     """A BFCP endpoint on a connected socket. As server=True it answers
     Hello (HelloAck), FloorRequest (FloorRequestStatus Granted, new floor
     request id), FloorRelease (Released), Goodbye (GoodbyeAck), anything
@@ -339,31 +341,21 @@ class BfcpPeer:
     request() sends one and waits for the answer with the same transaction
     id."""
 
+    parse_errors = (BfcpParseError,)
+
     def __init__(self, sock, server=False, log=None):
-        self.sock = sock
+        super().__init__(sock)
         self.server = server
         self.log = log
         self.decoder = StreamDecoder()
-        self.cond = threading.Condition()
         self.received = []
-        self.error = None
-        self.closed = False
         self.next_tid = 1
         self.next_floor_request_id = 1
-        self._send_lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read_loop, daemon=True)
-        self._reader.start()
+        self.start()
 
     def send(self, msg):
-        data = encode_message(msg)
-        with self._send_lock:
-            self.sock.sendall(data)
+        self.send_raw(encode_message(msg))
         return msg
-
-    def send_raw(self, data):
-        """Bytes as they are (several messages in one write, broken ones)."""
-        with self._send_lock:
-            self.sock.sendall(data)
 
     def new_tid(self):
         tid = self.next_tid
@@ -371,20 +363,9 @@ class BfcpPeer:
         return tid
 
     def wait_for(self, pred, timeout=10, what="message"):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for m in self.received:
-                    if pred(m):
-                        return m
-                if self.error:
-                    raise AssertionError("%s: %s" % (what, self.error))
-                if self.closed:
-                    raise AssertionError("%s: connection closed" % what)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("%s: not within %.1fs" % (what, timeout))
-                self.cond.wait(min(left, 0.2))
+        """The first received Message for which pred(m) is true."""
+        return self.wait_until(lambda: next((m for m in self.received if pred(m)), None),
+                               timeout, what)
 
     def request(self, msg, expect, timeout=10):
         """Send msg, wait for the message with primitive `expect` and the
@@ -394,31 +375,15 @@ class BfcpPeer:
                              and m.primitive == expect, timeout,
                              "%s answer to tid %d" % (PRIMITIVE_NAMES.get(expect), msg.transaction_id))
 
-    def _read_loop(self):
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                for m in self.decoder.feed(data):
-                    if self.log:
-                        self.log(m.as_dict())
-                    with self.cond:
-                        self.received.append(m)
-                        self.cond.notify_all()
-                    if self.server:
-                        self._answer(m)
-        except (BfcpParseError, OSError) as e:
+    def on_bytes(self, data):
+        for m in self.decoder.feed(data):
+            if self.log:
+                self.log(m.as_dict())
             with self.cond:
-                self.error = "%s: %s" % (type(e).__name__, e)
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        finally:
-            with self.cond:
-                self.closed = True
+                self.received.append(m)
                 self.cond.notify_all()
+            if self.server:
+                self._answer(m)
 
     def _answer(self, m):
         c, t, u = m.conference_id, m.transaction_id, m.user_id
@@ -460,20 +425,6 @@ class BfcpPeer:
                                     FLOOR_REQUEST_STATUS, timeout))
         answers.append(self.request(goodbye(conf, self.new_tid(), user), GOODBYE_ACK, timeout))
         return answers
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self._reader.join(5)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _cli():

@@ -28,13 +28,11 @@ import re
 import secrets
 import socket
 import sys
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # TCP/TLS set-up shared with bfcp_peer.py; re-exported for the callers.
-from peer_net import (accept, cert_fingerprint, connect, pem_fingerprint,  # noqa: E402,F401
-                      pin_peer, tls_context)
+from peer_net import (StreamPeer, accept, cert_fingerprint, connect,  # noqa: E402,F401
+                      pem_fingerprint, pin_peer, tls_context)
 
 CRLF = b"\r\n"
 END_DASHES = b"-------"  # seven dashes (RFC 4975 §7.1)
@@ -502,42 +500,33 @@ class Reassembler:
 
 # ---------------------------------------------------------------- peer
 
-class MsrpPeer:
+class MsrpPeer(StreamPeer):
     """One MSRP endpoint on a connected socket (plain or TLS). A reader
     thread parses what arrives, answers SENDs (response_code, default 200,
     per Failure-Report), sends success REPORTs when asked, and records
     frames, messages, responses and reports; the wait_* methods poll them
     with a deadline. Call close() (or use as a context manager)."""
 
+    parse_errors = (MsrpParseError,)
+
     def __init__(self, sock, local_uri, remote_uri, response_code=200,
                  auto_report=True, max_chunk_bytes=DEFAULT_MAX_CHUNK_BYTES,
                  log=None):
-        self.sock = sock
+        super().__init__(sock)
         self.local_uri = local_uri
         self.remote_uri = remote_uri
         self.response_code = response_code
         self.auto_report = auto_report
         self.decoder = MsrpDecoder(max_chunk_bytes)
         self.reassembler = Reassembler()
-        self.cond = threading.Condition()
         self.frames = []          # every frame received, in order
         self.messages = []        # complete or aborted Message objects
         self.responses = {}       # tid -> Frame
         self.reports = []         # REPORT frames
-        self.error = None         # parse error / connection error text
-        self.closed = False
-        self.sent_bytes = 0
         self.log = log
-        self._send_lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read_loop, daemon=True)
-        self._reader.start()
+        self.start()
 
     # -- sending
-    def send_raw(self, data):
-        with self._send_lock:
-            self.sock.sendall(data)
-            self.sent_bytes += len(data)
-
     def send_message(self, body, content_type="text/plain", chunk_size=65536,
                      success_report=None, failure_report=None, message_id=None,
                      abort_after=None):
@@ -556,28 +545,14 @@ class MsrpPeer:
         return tid
 
     # -- waiting
-    def _wait(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                r = pred()
-                if r:
-                    return r
-                if self.error and not r:
-                    raise AssertionError("%s: connection failed: %s" % (what, self.error))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("%s: not within %.1fs" % (what, timeout))
-                self.cond.wait(min(left, 0.2))
-
     def wait_response(self, tid, timeout=10):
         """The response Frame for a transaction id."""
-        return self._wait(lambda: self.responses.get(tid), timeout, "response to " + tid)
+        return self.wait_until(lambda: self.responses.get(tid), timeout, "response to " + tid)
 
     def wait_message(self, count=1, timeout=10):
         """The first `count` complete/aborted messages (list)."""
-        return self._wait(lambda: self.messages[:count] if len(self.messages) >= count else None,
-                          timeout, "%d message(s)" % count)
+        return self.wait_until(lambda: self.messages[:count] if len(self.messages) >= count else None,
+                               timeout, "%d message(s)" % count)
 
     def wait_report(self, message_id, timeout=10):
         """The first REPORT Frame for a Message-ID."""
@@ -586,33 +561,12 @@ class MsrpPeer:
                 if r.message_id == message_id:
                     return r
             return None
-        return self._wait(find, timeout, "REPORT for " + message_id)
-
-    def wait_closed(self, timeout=10):
-        return self._wait(lambda: self.closed, timeout, "connection close")
+        return self.wait_until(find, timeout, "REPORT for " + message_id)
 
     # -- receiving
-    def _read_loop(self):
-        try:
-            while True:
-                data = self.sock.recv(262144)
-                if not data:
-                    break
-                for frame in self.decoder.feed(data):
-                    self._handle(frame)
-        except (MsrpParseError, OSError) as e:
-            with self.cond:
-                self.error = "%s: %s" % (type(e).__name__, e)
-            # A stream with bad bytes cannot be resynchronised (§7.1 has no
-            # length field): close so that the other side sees it at once.
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        finally:
-            with self.cond:
-                self.closed = True
-                self.cond.notify_all()
+    def on_bytes(self, data):
+        for frame in self.decoder.feed(data):
+            self._handle(frame)
 
     def _handle(self, frame):
         if self.log:
@@ -653,20 +607,6 @@ class MsrpPeer:
         with self.cond:
             self.messages.append(msg)
             self.cond.notify_all()
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self._reader.join(5)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # ---------------------------------------------------------------- CLI

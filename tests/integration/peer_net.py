@@ -7,6 +7,8 @@ keylog file for tshark."""
 import hashlib
 import socket
 import ssl
+import threading
+import time
 
 
 def cert_fingerprint(der, algo="sha256"):
@@ -76,3 +78,97 @@ def accept(listener, tls_ctx=None, timeout=10, expect_fingerprint=None):
             pin_peer(s, expect_fingerprint)
     s.settimeout(None)
     return s
+
+
+class StreamPeer:
+    """What both peers share: a connected socket, a reader thread that
+    hands received bytes to on_bytes() (subclasses parse and answer), a
+    send lock, and waits with a deadline. A parse error (parse_errors)
+    or a socket error ends the reader, is kept in .error, and shuts the
+    socket so the other side sees it at once: a stream with bad bytes
+    cannot be resynchronised."""
+
+    parse_errors = ()
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.cond = threading.Condition()
+        self.error = None
+        self.closed = False
+        self.sent_bytes = 0
+        self._send_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+
+    def start(self):
+        self._reader.start()
+
+    def on_bytes(self, data):
+        raise NotImplementedError
+
+    def send_raw(self, data):
+        """Bytes as they are (several PDUs in one write, broken ones)."""
+        with self._send_lock:
+            self.sock.sendall(data)
+            self.sent_bytes += len(data)
+
+    def wait_until(self, pred, timeout, what):
+        """pred()'s first true value, checked under the lock; raises
+        TimeoutError at the deadline, AssertionError once the connection
+        failed or closed without it."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                r = pred()
+                if r:
+                    return r
+                if self.error:
+                    raise AssertionError("%s: connection failed: %s" % (what, self.error))
+                if self.closed:
+                    raise AssertionError("%s: connection closed" % what)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("%s: not within %.1fs" % (what, timeout))
+                self.cond.wait(min(left, 0.2))
+
+    def wait_closed(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("connection close: not within %.1fs" % timeout)
+                self.cond.wait(min(left, 0.2))
+        return True
+
+    def _read_loop(self):
+        try:
+            while True:
+                data = self.sock.recv(262144)
+                if not data:
+                    break
+                self.on_bytes(data)
+        except (OSError,) + tuple(self.parse_errors) as e:
+            with self.cond:
+                self.error = "%s: %s" % (type(e).__name__, e)
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        finally:
+            with self.cond:
+                self.closed = True
+                self.cond.notify_all()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._reader.join(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -19,20 +19,19 @@ What tshark 4.0 needs (found by experiment; docs/e2ae.md "Test peers"):
   PDU boundaries, has TCP reassemble PDUs that span segments, and hands
   every PDU to the stock dissector; tcp.desegment_tcp_streams stays TRUE;
 - dumpcap must be synchronised: the capture counts as started once a
-  probe datagram came through, and is stopped once a marker datagram
-  came through (SIGINT right after a burst loses its tail);
+  probe datagram is in the file, and is stopped once a marker datagram
+  is (SIGINT right after a burst loses its tail); dropped packets fail;
 - TLS: `-d tcp.port==N,tls`, the inner protocol on tls.port (the Lua
   script does it) and `-o tls.keylog_file:F` with the file Python's
   SSLContext.keylog_filename wrote (TLS 1.3 works).
 """
 import json
 import os
+import re
 import secrets
 import signal
 import socket
-import struct
 import subprocess
-import threading
 import time
 
 TSHARK = "tshark"
@@ -43,13 +42,16 @@ FRAMING_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tshark_f
 
 
 class Capture:
-    """dumpcap capturing TCP on lo for some ports, started and stopped by
-    pid with bounded waits. dumpcap writes pcap to a pipe (it flushes every
-    packet there) and a thread copies it to the file; stop() first sends a
-    UDP marker datagram through the same filter and waits until the marker
-    has come out of the pipe, so that no packet still sits in the kernel
-    buffer when dumpcap is interrupted (SIGINT right after the traffic
-    loses the tail of a burst)."""
+    """dumpcap capturing TCP on lo for some ports into a pcap file, started
+    and stopped by pid with bounded waits.
+
+    dumpcap prints "Capturing on" a little before its filter is in place,
+    and a SIGINT right after a burst loses the packets still in the
+    kernel buffer. So start() sends probe datagrams through the filter
+    until one shows up in the file, and stop() sends a marker datagram
+    and waits until it shows up (dumpcap flushes the file every 100 ms)
+    before interrupting dumpcap. The probes and the marker are UDP to a
+    port nobody decodes. stop() raises if dumpcap reports dropped packets."""
 
     def __init__(self, ports, pcap, iface="lo"):
         self.ports = list(ports)
@@ -58,98 +60,81 @@ class Capture:
         self.proc = None
         self.errfile = pcap + ".stderr"
         self.marker_sock = None
-        self.marker = secrets.token_bytes(16)
-        self.seen_marker = threading.Event()
         self.probe = secrets.token_bytes(16)
-        self.seen_probe = threading.Event()
-        self.records = 0
+        self.marker = secrets.token_bytes(16)
+        self._scan_offset = 0
+
+    def _file_has(self, token):
+        """Whether token is in the part of the file not scanned yet."""
+        try:
+            with open(self.pcap, "rb") as f:
+                f.seek(max(0, self._scan_offset - len(token)))
+                data = f.read()
+        except FileNotFoundError:
+            return False
+        found = token in data
+        self._scan_offset = max(self._scan_offset, self._scan_offset - len(token) + len(data))
+        return found
+
+    def _wait_for_token(self, token, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("dumpcap exited: " + open(self.errfile).read())
+            self.marker_sock.sendto(token, self.marker_sock.getsockname())
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                if self._file_has(token):
+                    return True
+                time.sleep(0.02)
+        return False
 
     def start(self, timeout=15):
         self.marker_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.marker_sock.bind(("127.0.0.1", 0))
         mport = self.marker_sock.getsockname()[1]
         flt = " or ".join(["tcp port %d" % p for p in self.ports] + ["udp port %d" % mport])
+        if os.path.exists(self.pcap):
+            os.unlink(self.pcap)
         self._err = open(self.errfile, "w")
+        # -B: a 64 MiB kernel buffer, so that a burst on a busy machine is kept.
         self.proc = subprocess.Popen(
-            [DUMPCAP, "-i", self.iface, "-f", flt, "-w", "-", "-P", "-B", "32", "-q"],
-            stdout=subprocess.PIPE, stderr=self._err)
-        self._out = open(self.pcap, "wb")
-        self._copier = threading.Thread(target=self._copy, daemon=True)
-        self._copier.start()
-        # dumpcap prints "Capturing on" a little before its filter is in
-        # place: the capture counts as running once a probe datagram sent
-        # through the filter has come out of the pipe.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("dumpcap exited: " + open(self.errfile).read())
-            self.marker_sock.sendto(self.probe, self.marker_sock.getsockname())
-            if self.seen_probe.wait(0.1):
-                return self
-        self.stop()
-        raise RuntimeError("dumpcap did not start capturing within %ss" % timeout)
+            [DUMPCAP, "-i", self.iface, "-f", flt, "-w", self.pcap, "-P", "-B", "64", "-q"],
+            stdout=subprocess.DEVNULL, stderr=self._err)
+        if not self._wait_for_token(self.probe, timeout):
+            self.stop(check=False)
+            raise RuntimeError("dumpcap did not start capturing within %ss: %s"
+                               % (timeout, open(self.errfile).read()))
+        return self
 
-    def _read_exact(self, n):
-        buf = b""
-        while len(buf) < n:
-            d = self.proc.stdout.read(n - len(buf))
-            if not d:
-                return None
-            buf += d
-        return buf
-
-    def _copy(self):
-        # pcap: a 24-byte global header, then 16-byte record headers
-        # (ts_sec, ts_usec, incl_len, orig_len) in the writer's byte order.
-        head = self._read_exact(24)
-        if head is None:
-            return
-        order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-        self._out.write(head)
-        while True:
-            rh = self._read_exact(16)
-            if rh is None:
-                break
-            incl = struct.unpack(order + "IIII", rh)[2]
-            data = self._read_exact(incl)
-            if data is None:
-                break
-            if self.probe in data:
-                self.seen_probe.set()
-                continue
-            if self.marker in data:
-                self.seen_marker.set()
-                continue
-            self._out.write(rh + data)
-            self.records += 1
-        self._out.flush()
-
-    def stop(self, timeout=10):
+    def stop(self, timeout=10, check=True):
         if self.proc is None:
             return
+        seen = self.proc.poll() is None and self._wait_for_token(self.marker, timeout)
         if self.proc.poll() is None:
-            self.marker_sock.sendto(self.marker, self.marker_sock.getsockname())
-            self.seen_marker.wait(timeout)
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self._copier.join(timeout)
-        self._out.close()
-        self.proc.stdout.close()
         self.proc = None
         self._err.close()
         self.marker_sock.close()
-        if not self.seen_marker.is_set():
-            raise RuntimeError("capture may be incomplete: marker not seen")
+        if not check:
+            return
+        err = open(self.errfile).read()
+        if not seen:
+            raise RuntimeError("capture may be incomplete: the end marker never came: " + err)
+        m = re.search(r"received/dropped on interface '[^']*': (\d+)/(\d+)", err)
+        if m and int(m.group(2)):
+            raise RuntimeError("dumpcap dropped %s packets: %s" % (m.group(2), err))
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        self.stop()
+        self.stop(check=exc[0] is None)
 
 
 class Result:
