@@ -396,20 +396,27 @@ class MsrpDecoder:
             self._search_from = self._body_start
             self._needle = CRLF + END_DASHES + tid_s.encode()
         # Body: up to CRLF + end-line (§7.1: the sender keeps the end-line
-        # out of the body, so the first occurrence ends the chunk).
-        at = buf.find(self._needle, self._search_from)
-        if at < 0:
-            if len(buf) - self._body_start > self.max_chunk_bytes:
-                raise MsrpParseError("chunk body exceeds %d bytes without an end-line" % self.max_chunk_bytes)
-            self._search_from = max(self._body_start, len(buf) - len(self._needle) + 1)
-            return None
-        tail = at + len(self._needle)
-        if len(buf) < tail + 3:
-            self._search_from = at
-            return None
-        flag = chr(buf[tail])
-        if flag not in "$+#" or buf[tail + 1:tail + 3] != CRLF:
-            raise MsrpParseError("bad end-line after body %r" % bytes(buf[at + 2:tail + 3]))
+        # out of the body, so the first occurrence ends the chunk). Seven
+        # dashes and the tid followed by anything but a flag and CRLF are
+        # no end-line: they stay body.
+        while True:
+            at = buf.find(self._needle, self._search_from)
+            if at < 0:
+                if len(buf) - self._body_start > self.max_chunk_bytes:
+                    raise MsrpParseError("chunk body exceeds %d bytes without an end-line"
+                                         % self.max_chunk_bytes)
+                self._search_from = max(self._body_start, len(buf) - len(self._needle) + 1)
+                return None
+            tail = at + len(self._needle)
+            if len(buf) < tail + 3:
+                self._search_from = at
+                return None
+            flag = chr(buf[tail])
+            if flag in "$+#" and buf[tail + 1:tail + 3] == CRLF:
+                break
+            self._search_from = at + 1
+        if len(buf) - self._body_start > self.max_chunk_bytes + len(self._needle) + 3:
+            raise MsrpParseError("chunk body exceeds %d bytes" % self.max_chunk_bytes)
         body = bytes(buf[self._body_start:at])
         total = tail + 3
         del buf[:total]

@@ -299,6 +299,18 @@ def test_msrp():
             raise AssertionError("two chunks in one message accepted")
         except msrp.MsrpParseError as e:
             check("one chunk per message" in str(e), "two chunks in one DC message are refused")
+        # Seven dashes and the tid in a body, but not followed by a flag
+        # and CRLF, are body, not an end-line (§7.1).
+        tid = "abcd1234"
+        tricky = b"x\r\n-------" + tid.encode() + b"!\r\n-------" + tid.encode() + b"$y"
+        # (typed by hand: encode_send refuses any tid look-alike in a body)
+        data = (b"MSRP abcd1234 SEND\r\nTo-Path: msrp://a:1/x;tcp\r\nFrom-Path: msrp://b:2/y;tcp\r\n"
+                b"Message-ID: mid9\r\nByte-Range: 1-%d/%d\r\nContent-Type: text/plain\r\n\r\n"
+                % (len(tricky), len(tricky)) + tricky + b"\r\n-------abcd1234$\r\n")
+        dec = msrp.MsrpDecoder()
+        frames = [f for i in range(len(data)) for f in dec.feed(data[i:i + 1])]
+        check(len(frames) == 1 and frames[0].body == tricky,
+              "end-line look-alikes in a body stay body, fed one byte at a time")
         try:
             msrp.MsrpDecoder().feed_message(chunks[0][1][:-5])
             raise AssertionError("half a chunk accepted")
