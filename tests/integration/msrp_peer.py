@@ -78,6 +78,24 @@ def parse_byte_range(value):
     return start, end, total
 
 
+URI_RE = re.compile(r"^(msrps?)://(?:[^@/]*@)?(\[[^\]]+\]|[^:/;]+)(?::(\d+))?/([^;]+);([A-Za-z0-9]+)(;.*)?$",
+                    re.IGNORECASE)
+
+
+def uri_equal(a, b):
+    """RFC 4975 §6.1 comparison: scheme, host and transport without case,
+    userinfo ignored, port and session-id exactly; an unparsable URI
+    equals nothing."""
+    ma, mb = URI_RE.match(a), URI_RE.match(b)
+    if not ma or not mb:
+        return False
+    return (ma.group(1).lower() == mb.group(1).lower()
+            and ma.group(2).lower() == mb.group(2).lower()
+            and ma.group(3) == mb.group(3)
+            and ma.group(4) == mb.group(4)
+            and ma.group(5).lower() == mb.group(5).lower())
+
+
 # ---------------------------------------------------------------- encoder
 
 def _encode(start_line, headers, body, tid, flag):
@@ -518,8 +536,10 @@ class MsrpPeer(StreamPeer):
 
     def __init__(self, sock, local_uri, remote_uri, response_code=200,
                  auto_report=True, max_chunk_bytes=DEFAULT_MAX_CHUNK_BYTES,
-                 log=None):
+                 log=None, check_to_path=True):
         super().__init__(sock)
+        self.check_to_path = check_to_path
+        self.misaddressed = []    # requests whose To-Path was not local_uri
         self.local_uri = local_uri
         self.remote_uri = remote_uri
         self.response_code = response_code
@@ -592,6 +612,14 @@ class MsrpPeer(StreamPeer):
                 self.cond.notify_all()
             return
         failure_report = (frame.header("Failure-Report") or "yes").lower()
+        if self.check_to_path and (len(frame.to_path) != 1
+                                   or not uri_equal(frame.to_path[0], self.local_uri)):
+            # §7.3: exactly one URI, ours, or 481 and the request is ignored.
+            with self.cond:
+                self.misaddressed.append(frame)
+            if failure_report != "no":
+                self.send_raw(response_for(frame, 481, self.local_uri))
+            return
         if frame.method != "SEND":
             if failure_report != "no":
                 self.send_raw(response_for(frame, 501, self.local_uri))

@@ -201,7 +201,18 @@ def msrp_session(tmp, tls=None):
         mid_y, tids_y = A.send_message(b"loud")
         A.wait_response(tids_y[0])
         check(tids_n[0] not in A.responses, "Failure-Report: no is not answered")
-        # 5. a non-200 answer
+        # 5. a SEND to another session gets 481 (§7.3), URIs compared by §6.1
+        other = b_uri.replace("d4e5f6", "D4E5F6")
+        tid = msrp.new_ident()
+        A.send_raw(msrp.encode_send(tid, other, a_uri, msrp.new_ident(), b"x"))
+        check(A.wait_response(tid).code == 481 and len(B.misaddressed) == 1,
+              "a SEND whose To-Path is not the peer's (session-id differs in case) gets 481")
+        upper = b_uri.replace("msrp", "MSRP", 1).replace("127.0.0.1", "127.0.0.1").replace(";tcp", ";TCP")
+        tid = msrp.new_ident()
+        A.send_raw(msrp.encode_send(tid, upper, a_uri, msrp.new_ident(), b"y"))
+        check(A.wait_response(tid).code == 200 and B.wait_message(7)[6].data == b"y",
+              "scheme and transport compare without case (6.1)")
+        # 6. a non-200 answer
         B.response_code = 415
         mid_r, tids_r = A.send_message(b"<x/>", content_type="application/x-unknown")
         check(A.wait_response(tids_r[0]).code == 415, "a peer told to refuse answers 415")
