@@ -319,14 +319,15 @@ void dcmf_agw_e2ae_del(void *user, void *media) {
     }
   } else {
     desc.rtpleg = calloc(1, sizeof(*desc.rtpleg));
+    if (desc.rtpleg != NULL) {
+      desc.rtpleg->rtp_fd = -1;
+      desc.rtpleg->rtcp_fd = -1;
+    }
   }
   if (desc.rtpleg == NULL && desc.tcpleg == NULL) {
     /* Without the marker no RELEASED comes: the ports go back now (a port
      * still bound in the worker is skipped by the pool). */
     e2ae_release_ports(agw, m);
-  } else {
-    desc.rtpleg->rtp_fd = -1;
-    desc.rtpleg->rtcp_fd = -1;
   }
   snprintf(desc.key.context_id, sizeof(desc.key.context_id), "%s",
            m->context_id);
