@@ -151,9 +151,11 @@ static void parse_msrp(struct check *c, json_t *t, const char *prefix,
                   "%s/msrp/mode", prefix);
 }
 
-/* The members an e2ae TCP termination never carries. */
+/* The members an e2ae TCP termination never carries ("latching", which
+ * the stored document always shows, is not read: a TCP leg takes its
+ * connection only from the signalled address, tcprelay.h). */
 static const char *const not_tcp[] = {"dtls", "ice", "rtcpMux",
-                                      "remoteRtcpPort", "latching", NULL};
+                                      "remoteRtcpPort", NULL};
 
 void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2],
                           char prefix[2][48], struct dcmf_agwiq *out) {

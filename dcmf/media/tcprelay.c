@@ -217,7 +217,9 @@ static void tls_flush(struct dcmf_tcprelay *r) {
   }
 }
 
-/* Moves the plaintext TLS holds to the core leg (only once it is up). */
+/* Moves the plaintext TLS holds to the core leg (only once it is up),
+ * then sends what reading made TLS answer (a no_renegotiation alert, a
+ * TLS 1.3 KeyUpdate). */
 static void tls_plain_to_core(struct dcmf_tcprelay *r) {
   struct leg *core = &r->leg[CORE];
   while (core->up && !core->closing) {
@@ -235,6 +237,7 @@ static void tls_plain_to_core(struct dcmf_tcprelay *r) {
     r->dirty = 1;
     leg_write(core, wb, got);
   }
+  tls_flush(r);
 }
 
 /* ---- relay end ----------------------------------------------------------- */
@@ -476,6 +479,10 @@ static void leg_up(struct leg *l, uv_tcp_t *s) {
   l->s = s;
   l->up = 1;
   uv_tcp_nodelay(s, 1);
+  /* The kernel's share of the bound: without it a stalled peer lets the
+   * send buffer autotune to tcp_wmem's maximum (MiBs per socket). */
+  int sndbuf = DCMF_TCPRELAY_SNDBUF;
+  uv_send_buffer_size((uv_handle_t *)s, &sndbuf);
   handle_close(&l->listener, 0); /* one connection per leg */
   handle_close(&l->out, 0);
   r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;

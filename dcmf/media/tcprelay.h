@@ -44,7 +44,8 @@
  * up and has fewer than DCMF_TCPRELAY_BUFFER bytes queued for its
  * socket; past that, reading stops until the queue drains below half of
  * it. So each direction holds at most DCMF_TCPRELAY_BUFFER plus one read
- * (DCMF_TCPRELAY_READ bytes, as TLS records at most a few more), a slow
+ * (DCMF_TCPRELAY_READ bytes, as TLS records at most a few more) in
+ * the relay, and the kernel the socket's DCMF_TCPRELAY_SNDBUF; a slow
  * reader only slows its own relay, and no loop spins: reading resumes
  * from the write completion.
  *
@@ -83,6 +84,9 @@
 
 /* Bytes queued toward one socket before the other leg is not read. */
 #define DCMF_TCPRELAY_BUFFER (256 * 1024)
+/* The send buffer asked of each connection (SO_SNDBUF; Linux doubles
+ * it), so the kernel too holds a bounded amount per stalled leg. */
+#define DCMF_TCPRELAY_SNDBUF (128 * 1024)
 /* One socket read. */
 #define DCMF_TCPRELAY_READ (64 * 1024)
 /* A refused MERGE connect is tried again after this long. */
