@@ -1,4 +1,5 @@
 #include "agwiq.h"
+#include "agwiq_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,17 +8,8 @@
 
 #include "errors.h"
 
-/* The problem being built and the number of fields refused so far. */
-struct check {
-  struct dcmf_problem *p;
-  int errors;
-};
-
-static void fail(struct check *c, const char *reason, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Records |reason| for the JSON Pointer built from |fmt|. */
-static void fail(struct check *c, const char *reason, const char *fmt, ...) {
+void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt, ...) {
   char path[160];
   va_list ap;
   va_start(ap, fmt);
@@ -27,7 +19,7 @@ static void fail(struct check *c, const char *reason, const char *fmt, ...) {
   c->errors++;
 }
 
-static int finish(struct check *c) {
+int dcmf_agwiq_finish(struct check *c) {
   if (c->errors == 0) {
     return 0;
   }
@@ -44,6 +36,11 @@ static const char *const transport_names[] = {
     [DCMF_AGWIQ_SAVPF] = "UDP/TLS/RTP/SAVPF",
     [DCMF_AGWIQ_AVP] = "RTP/AVP",
     [DCMF_AGWIQ_AVPF] = "RTP/AVPF",
+    [DCMF_AGWIQ_TCP_TLS_MSRP] = "TCP/TLS/MSRP",
+    [DCMF_AGWIQ_TCP_TLS_BFCP] = "TCP/TLS/BFCP",
+    [DCMF_AGWIQ_TCP_MSRP] = "TCP/MSRP",
+    [DCMF_AGWIQ_TCP_BFCP] = "TCP/BFCP",
+    [DCMF_AGWIQ_TCP] = "TCP",
 };
 
 const char *dcmf_agwiq_transport_name(enum dcmf_agwiq_transport t) {
@@ -51,7 +48,7 @@ const char *dcmf_agwiq_transport_name(enum dcmf_agwiq_transport t) {
 }
 
 /* Refuses members of |obj| not in |allowed| (NULL-terminated). */
-static void only_members(struct check *c, json_t *obj,
+void dcmf_agwiq_only_members(struct check *c, json_t *obj,
                          const char *const *allowed, const char *prefix) {
   const char *key;
   json_t *v;
@@ -73,14 +70,14 @@ static void only_members(struct check *c, json_t *obj,
         }
       }
       seg[n] = '\0';
-      fail(c, "is not a member of this object", "%s/%s", prefix, seg);
+      dcmf_agwiq_fail(c, "is not a member of this object", "%s/%s", prefix, seg);
     }
   }
 }
 
 /* Copies a string member into |out| (capacity |cap|) after |check|; 1 if
  * a valid value was stored, 0 if absent, -1 if refused. */
-static int string_member(struct check *c, json_t *obj, const char *name,
+int dcmf_agwiq_string_member(struct check *c, json_t *obj, const char *name,
                          const char *prefix, int (*check)(const char *),
                          const char *reason, char *out, size_t cap) {
   json_t *v = json_object_get(obj, name);
@@ -89,7 +86,7 @@ static int string_member(struct check *c, json_t *obj, const char *name,
   }
   const char *s = json_string_value(v);
   if (s == NULL || strlen(s) >= cap || (check != NULL && check(s) != 0)) {
-    fail(c, reason, "%s/%s", prefix, name);
+    dcmf_agwiq_fail(c, reason, "%s/%s", prefix, name);
     return -1;
   }
   memcpy(out, s, strlen(s) + 1);
@@ -109,7 +106,7 @@ static int parse_hash(const char *s, enum dcmf_hash *out) {
   return DCMF_ERR_MALFORMED;
 }
 
-static int uri_check(const char *s) {
+int dcmf_agwiq_uri_check(const char *s) {
   /* An absolute http(s) URI with a host and no white space or control
    * characters; the notifier resolves and connects later. */
   size_t skip = strncasecmp(s, "http://", 7) == 0    ? 7
@@ -126,17 +123,17 @@ static int uri_check(const char *s) {
   return 0;
 }
 
-static void refuse_listed(struct check *c, json_t *t, const char *const *names,
+void dcmf_agwiq_refuse_listed(struct check *c, json_t *t, const char *const *names,
                           const char *prefix, const char *reason) {
   for (size_t i = 0; names[i] != NULL; i++) {
     if (json_object_get(t, names[i]) != NULL) {
-      fail(c, reason, "%s/%s", prefix, names[i]);
+      dcmf_agwiq_fail(c, reason, "%s/%s", prefix, names[i]);
     }
   }
 }
 
-static void parse_dtls(struct check *c, json_t *d, const char *prefix,
-                       struct dcmf_agwiq *out) {
+void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
+                           struct dcmf_agwiq *out) {
   static const char *const allowed[] = {"remoteFingerprints",
                                         "localFingerprintHash",
                                         "setup",
@@ -144,14 +141,14 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
                                         "tlsId",
                                         NULL};
   if (!json_is_object(d)) {
-    fail(c, "must be an object with the DTLS information elements", "%s",
+    dcmf_agwiq_fail(c, "must be an object with the DTLS information elements", "%s",
          prefix);
     return;
   }
-  only_members(c, d, allowed, prefix);
+  dcmf_agwiq_only_members(c, d, allowed, prefix);
   json_t *fps = json_object_get(d, "remoteFingerprints");
   if (fps != NULL && (!json_is_array(fps) || json_array_size(fps) == 0)) {
-    fail(c,
+    dcmf_agwiq_fail(c,
          "must be a non-empty array of RFC 8122 fingerprints "
          "(\"sha-256 AB:CD:...\"); leave it out until known",
          "%s/remoteFingerprints", prefix);
@@ -165,13 +162,13 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
                    ? DCMF_ERR_MALFORMED
                    : dcmf_fingerprint_parse(s, &out->remote_fp);
       if (rv == DCMF_ERR_TOO_LARGE) {
-        fail(c, "too many fingerprints (at most 8)",
+        dcmf_agwiq_fail(c, "too many fingerprints (at most 8)",
              "%s/remoteFingerprints/%zu", prefix, i);
         break;
       }
       if (rv != 0) {
         out->remote_fp.count = before;
-        fail(c,
+        dcmf_agwiq_fail(c,
              "must be one fingerprint: an RFC 8122 hash name and the "
              "digest's bytes as hex pairs joined by ':'",
              "%s/remoteFingerprints/%zu", prefix, i);
@@ -181,7 +178,7 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
   json_t *h = json_object_get(d, "localFingerprintHash");
   out->local_fp_hash_given = h != NULL;
   if (h != NULL && parse_hash(json_string_value(h), &out->local_fp_hash)) {
-    fail(c, "must be sha-1, sha-224, sha-256, sha-384 or sha-512",
+    dcmf_agwiq_fail(c, "must be sha-1, sha-224, sha-256, sha-384 or sha-512",
          "%s/localFingerprintHash", prefix);
   } else if (h == NULL) {
     /* Answered with the hash the peer used (RFC 8122 section 5). */
@@ -203,7 +200,7 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
     out->setup = DCMF_AGWIQ_SETUP_ACTPASS;
   } else {
     setup_ok = 0;
-    fail(c,
+    dcmf_agwiq_fail(c,
          setup ? "must be \"active\", \"passive\" or \"actpass\" (the "
                  "peer's a=setup)"
                : "is required (the peer's a=setup)",
@@ -211,17 +208,17 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
   }
   json_t *est = json_object_get(d, "establish");
   if (est != NULL && !json_is_boolean(est)) {
-    fail(c, "must be true or false", "%s/establish", prefix);
+    dcmf_agwiq_fail(c, "must be true or false", "%s/establish", prefix);
   }
   out->establish = json_is_true(est);
   if (setup_ok) {
     if (out->establish && out->setup == DCMF_AGWIQ_SETUP_ACTIVE) {
-      fail(c,
+      dcmf_agwiq_fail(c,
            "the peer's setup is active: it is the DTLS client, so the "
            "AGW cannot establish the session",
            "%s/establish", prefix);
     } else if (!out->establish && out->setup == DCMF_AGWIQ_SETUP_PASSIVE) {
-      fail(c,
+      dcmf_agwiq_fail(c,
            "the peer's setup is passive: the AGW must be the DTLS client; "
            "set establish to true",
            "%s/establish", prefix);
@@ -229,7 +226,12 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
     out->role =
         out->establish ? DCMF_AGWIQ_ROLE_CLIENT : DCMF_AGWIQ_ROLE_SERVER;
   }
-  string_member(c, d, "tlsId", prefix, dcmf_tls_id_check,
+  if (out->tcp && json_object_get(d, "tlsId") != NULL) {
+    dcmf_agwiq_fail(c, "is DTLS only (RFC 8842); a TLS session lives as long as its "
+            "TCP connection", "%s/tlsId", prefix);
+    return;
+  }
+  dcmf_agwiq_string_member(c, d, "tlsId", prefix, dcmf_tls_id_check,
                 "must be an RFC 8842 tls-id: 20 to 255 characters of "
                 "letters, digits, '+', '/', '-' or '_'",
                 out->tls_id, sizeof(out->tls_id));
@@ -240,25 +242,25 @@ static void parse_ice(struct check *c, json_t *ice, const char *prefix,
   static const char *const allowed[] = {"remoteUfrag", "remotePwd",
                                         "localUfrag", "localPwd", NULL};
   if (!json_is_object(ice)) {
-    fail(c, "must be an object with remoteUfrag and remotePwd", "%s", prefix);
+    dcmf_agwiq_fail(c, "must be an object with remoteUfrag and remotePwd", "%s", prefix);
     return;
   }
-  only_members(c, ice, allowed, prefix);
+  dcmf_agwiq_only_members(c, ice, allowed, prefix);
   /* Named apart: the AGW generates its own (ICE-lite answers with them). */
   static const char *const local[] = {"localUfrag", "localPwd", NULL};
-  refuse_listed(c, ice, local, prefix, "is generated by the AGW; leave it out");
-  int u = string_member(c, ice, "remoteUfrag", prefix, dcmf_ice_ufrag_check,
+  dcmf_agwiq_refuse_listed(c, ice, local, prefix, "is generated by the AGW; leave it out");
+  int u = dcmf_agwiq_string_member(c, ice, "remoteUfrag", prefix, dcmf_ice_ufrag_check,
                         "must be an ICE ufrag: 4 to 256 letters, digits, "
                         "'+' or '/'",
                         out->ice_ufrag, sizeof(out->ice_ufrag));
-  int w = string_member(c, ice, "remotePwd", prefix, dcmf_ice_pwd_check,
+  int w = dcmf_agwiq_string_member(c, ice, "remotePwd", prefix, dcmf_ice_pwd_check,
                         "must be an ICE password: 22 to 256 letters, "
                         "digits, '+' or '/'",
                         out->ice_pwd, sizeof(out->ice_pwd));
   if (u == 0 && w != 0) {
-    fail(c, "is required with remotePwd", "%s/remoteUfrag", prefix);
+    dcmf_agwiq_fail(c, "is required with remotePwd", "%s/remoteUfrag", prefix);
   } else if (w == 0 && u != 0) {
-    fail(c, "is required with remoteUfrag", "%s/remotePwd", prefix);
+    dcmf_agwiq_fail(c, "is required with remoteUfrag", "%s/remotePwd", prefix);
   }
 }
 
@@ -270,6 +272,10 @@ static int transport_of(struct check *c, json_t *t, int access,
   if (v == NULL) {
     return DCMF_AGWIQ_UDP; /* the relay's default */
   }
+  int tcp = s != NULL ? dcmf_agwiq_tcp_transport(s, access) : -1;
+  if (tcp >= 0) {
+    return tcp;
+  }
   for (int i = 0; s != NULL && i <= DCMF_AGWIQ_AVPF; i++) {
     if (strcmp(s, transport_names[i]) != 0) {
       continue;
@@ -280,11 +286,13 @@ static int transport_of(struct check *c, json_t *t, int access,
       return i;
     }
   }
-  fail(c,
-       access ? "must be \"UDP/TLS/RTP/SAVP\", \"UDP/TLS/RTP/SAVPF\" or "
-                "\"UDP\" (the transparent relay)"
-              : "must be \"RTP/AVP\", \"RTP/AVPF\" or \"UDP\" (the "
-                "transparent relay)",
+  dcmf_agwiq_fail(c,
+       access ? "must be \"UDP/TLS/RTP/SAVP\", \"UDP/TLS/RTP/SAVPF\", "
+                "\"TCP/TLS/MSRP\", \"TCP/TLS/BFCP\" or \"UDP\" (the "
+                "transparent relay)"
+              : "must be \"RTP/AVP\", \"RTP/AVPF\", \"TCP/MSRP\", "
+                "\"TCP/BFCP\", \"TCP\" or \"UDP\" (the transparent "
+                "relay)",
        "%s/transport", prefix);
   return -1;
 }
@@ -299,11 +307,11 @@ static const char *const access_only[] = {"dtls", "ice", "notifyUri", NULL};
 
 static void parse_access(struct check *c, json_t *t, const char *prefix,
                          struct dcmf_agwiq *out) {
-  refuse_listed(c, t, core_only, prefix,
+  dcmf_agwiq_refuse_listed(c, t, core_only, prefix,
                 "is a core termination member; leave it out");
   json_t *mux = json_object_get(t, "rtcpMux");
   if (mux != NULL && !json_is_true(mux)) {
-    fail(c,
+    dcmf_agwiq_fail(c,
          json_is_boolean(mux) ? "must be true: the access leg always "
                                 "multiplexes RTCP (RFC 8834)"
                               : "must be true",
@@ -313,38 +321,38 @@ static void parse_access(struct check *c, json_t *t, const char *prefix,
   char sub[160];
   snprintf(sub, sizeof(sub), "%s/dtls", prefix);
   if (d == NULL) {
-    fail(c, "is required on a DTLS-SRTP termination (at least setup)", "%s",
+    dcmf_agwiq_fail(c, "is required on a DTLS-SRTP termination (at least setup)", "%s",
          sub);
   } else {
-    parse_dtls(c, d, sub, out);
+    dcmf_agwiq_parse_dtls(c, d, sub, out);
   }
   json_t *ice = json_object_get(t, "ice");
   if (ice != NULL) {
     snprintf(sub, sizeof(sub), "%s/ice", prefix);
     parse_ice(c, ice, sub, out);
   }
-  string_member(c, t, "notifyUri", prefix, uri_check,
+  dcmf_agwiq_string_member(c, t, "notifyUri", prefix, dcmf_agwiq_uri_check,
                 "must be an absolute http or https URI", out->notify_uri,
                 sizeof(out->notify_uri));
 }
 
 static void parse_core(struct check *c, json_t *t, const char *prefix,
                        struct dcmf_agwiq *out) {
-  refuse_listed(c, t, access_only, prefix,
+  dcmf_agwiq_refuse_listed(c, t, access_only, prefix,
                 "is an access termination member; leave it out");
   json_t *mux = json_object_get(t, "rtcpMux");
   if (mux != NULL && !json_is_boolean(mux)) {
-    fail(c, "must be true or false", "%s/rtcpMux", prefix);
+    dcmf_agwiq_fail(c, "must be true or false", "%s/rtcpMux", prefix);
   }
   out->core_rtcp_mux = json_is_true(mux);
   json_t *rp = json_object_get(t, "remoteRtcpPort");
   if (rp != NULL) {
     json_int_t n = json_integer_value(rp);
     if (out->core_rtcp_mux) {
-      fail(c, "must be left out when rtcpMux is true", "%s/remoteRtcpPort",
+      dcmf_agwiq_fail(c, "must be left out when rtcpMux is true", "%s/remoteRtcpPort",
            prefix);
     } else if (!json_is_integer(rp) || n < 1 || n > 65535) {
-      fail(c, "must be an integer from 1 to 65535", "%s/remoteRtcpPort",
+      dcmf_agwiq_fail(c, "must be an integer from 1 to 65535", "%s/remoteRtcpPort",
            prefix);
     } else {
       out->core_rtcp_port = (uint16_t)n;
@@ -354,7 +362,7 @@ static void parse_core(struct check *c, json_t *t, const char *prefix,
                                                 "port")) == 65535) {
     /* RFC 3605: without a=rtcp the RTCP port is RTP + 1, which does not
      * exist here. (remote itself is agwdoc.c's to check.) */
-    fail(c,
+    dcmf_agwiq_fail(c,
          "is required when the remote port is 65535 and rtcpMux is not "
          "true: the default RTCP port (the RTP port + 1) does not exist",
          "%s/remoteRtcpPort", prefix);
@@ -392,36 +400,43 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
     tr[s] = transport_of(&c, terms[s], s == 0, prefix[s]);
   }
   if (tr[0] < 0 || tr[1] < 0) {
-    return finish(&c);
+    return dcmf_agwiq_finish(&c);
   }
   out->transport[0] = (enum dcmf_agwiq_transport)tr[0];
   out->transport[1] = (enum dcmf_agwiq_transport)tr[1];
   if (tr[0] == DCMF_AGWIQ_UDP && tr[1] == DCMF_AGWIQ_UDP) {
-    refuse_listed(&c, terms[0], iq_access, prefix[0],
+    dcmf_agwiq_refuse_listed(&c, terms[0], iq_access, prefix[0],
                   "needs transport UDP/TLS/RTP/SAVP or UDP/TLS/RTP/SAVPF "
                   "(a UDP termination is the transparent relay)");
-    refuse_listed(&c, terms[1], iq_core, prefix[1],
+    dcmf_agwiq_refuse_listed(&c, terms[1], iq_core, prefix[1],
                   "needs transport RTP/AVP or RTP/AVPF (a UDP termination "
                   "is the transparent relay)");
-    return finish(&c);
+    return dcmf_agwiq_finish(&c);
+  }
+  if (dcmf_agwiq_tcp_transport_kind(tr[0]) ||
+      dcmf_agwiq_tcp_transport_kind(tr[1])) {
+    out->e2ae = 1;
+    out->tcp = 1;
+    dcmf_agwiq_tcp_parse(&c, terms, prefix, out);
+    return dcmf_agwiq_finish(&c);
   }
   if (tr[0] == DCMF_AGWIQ_UDP || tr[1] == DCMF_AGWIQ_UDP) {
     /* Either side may be the one out of step (an omitted transport is
      * "UDP"), so both are named, each saying what the other needs. */
-    fail(&c,
+    dcmf_agwiq_fail(&c,
          "must be UDP with a UDP core termination, or UDP/TLS/RTP/SAVP(F) "
          "with an RTP/AVP(F) one",
          "%s/transport", prefix[0]);
-    fail(&c,
+    dcmf_agwiq_fail(&c,
          "must be UDP with a UDP access termination, or RTP/AVP(F) with a "
          "UDP/TLS/RTP/SAVP(F) one",
          "%s/transport", prefix[1]);
-    return finish(&c);
+    return dcmf_agwiq_finish(&c);
   }
   out->e2ae = 1;
   parse_access(&c, terms[0], prefix[0], out);
   parse_core(&c, terms[1], prefix[1], out);
-  return finish(&c);
+  return dcmf_agwiq_finish(&c);
 }
 
 static int same_fps(const struct dcmf_fingerprint_set *a,
@@ -448,31 +463,38 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   snprintf(core, sizeof(core), "/terminations/%zu", next->index[1]);
   for (int s = 0; s < 2; s++) {
     if (prev->transport[s] != next->transport[s]) {
-      fail(&c,
+      dcmf_agwiq_fail(&c,
            "cannot change on an existing termination; delete the context "
            "and create a new one",
            "%s/transport", s == 0 ? acc : core);
     }
   }
   if (c.errors != 0 || !next->e2ae) {
-    return finish(&c);
+    return dcmf_agwiq_finish(&c);
+  }
+  if (next->tcp) {
+    dcmf_agwiq_tcp_patch_check(&c, prev, next, ch);
+    if (c.errors != 0) {
+      memset(ch, 0, sizeof(*ch));
+    }
+    return dcmf_agwiq_finish(&c);
   }
   /* DTLS: a new tls-id is a new association (RFC 8842 section 5), which
    * may bring its own fingerprints and role; under the same tls-id the
    * association and its role stay as they are. */
   if (prev->tls_id[0] != '\0' && next->tls_id[0] == '\0') {
-    fail(&c, "cannot be removed once given", "%s/dtls/tlsId", acc);
+    dcmf_agwiq_fail(&c, "cannot be removed once given", "%s/dtls/tlsId", acc);
   }
   ch->new_association = next->tls_id[0] != '\0' &&
                         strcmp(prev->tls_id, next->tls_id) != 0 &&
                         prev->tls_id[0] != '\0';
   if (prev->remote_fp.count > 0 && next->remote_fp.count == 0) {
-    fail(&c, "cannot be removed once given", "%s/dtls/remoteFingerprints", acc);
+    dcmf_agwiq_fail(&c, "cannot be removed once given", "%s/dtls/remoteFingerprints", acc);
   } else if (prev->remote_fp.count == 0 && next->remote_fp.count > 0) {
     ch->fingerprint_arrived = 1;
   } else if (!same_fps(&prev->remote_fp, &next->remote_fp) &&
              !ch->new_association) {
-    fail(&c,
+    dcmf_agwiq_fail(&c,
          "cannot change under the same tlsId: give a new tlsId for a new "
          "DTLS association",
          "%s/dtls/remoteFingerprints", acc);
@@ -491,13 +513,13 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
                    prev->tls_id[0] == '\0' && prev->remote_fp.count == 0;
   if (!ch->new_association && !unresolved) {
     if (prev->setup != next->setup) {
-      fail(&c,
+      dcmf_agwiq_fail(&c,
            "the DTLS role is sticky: a new setup needs a new tlsId (a new "
            "association)",
            "%s/dtls/setup", acc);
     }
     if (prev->establish != next->establish) {
-      fail(&c,
+      dcmf_agwiq_fail(&c,
            "the DTLS role is sticky: changing establish needs a new tlsId "
            "(a new association)",
            "%s/dtls/establish", acc);
@@ -505,7 +527,7 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   }
   if (!ch->new_association) {
     if (prev->local_fp_hash != next->local_fp_hash) {
-      fail(&c,
+      dcmf_agwiq_fail(&c,
            "cannot change under the same tlsId: the local fingerprint was "
            "answered in this hash",
            "%s/dtls/localFingerprintHash", acc);
@@ -516,7 +538,7 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   int had_ice = prev->ice_ufrag[0] != '\0';
   int has_ice = next->ice_ufrag[0] != '\0';
   if (had_ice && !has_ice) {
-    fail(&c,
+    dcmf_agwiq_fail(&c,
          "cannot be removed once given; an ICE restart sends new "
          "remoteUfrag and remotePwd",
          "%s/ice", acc);
@@ -526,7 +548,7 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
     int u = strcmp(prev->ice_ufrag, next->ice_ufrag) != 0;
     int w = strcmp(prev->ice_pwd, next->ice_pwd) != 0;
     if (u != w) {
-      fail(&c, "an ICE restart changes remoteUfrag and remotePwd together",
+      dcmf_agwiq_fail(&c, "an ICE restart changes remoteUfrag and remotePwd together",
            "%s/ice/%s", acc, u ? "remotePwd" : "remoteUfrag");
     }
     ch->ice_restart = u && w;
@@ -538,5 +560,5 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   if (c.errors != 0) {
     memset(ch, 0, sizeof(*ch));
   }
-  return finish(&c);
+  return dcmf_agwiq_finish(&c);
 }
