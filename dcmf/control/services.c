@@ -6,6 +6,7 @@
 #include "e2ae_svc.h"
 #include "errors.h"
 #include "httpsvc.h"
+#include "msrp_dc_svc.h"
 #include "svc_relay.h"
 #include "udpproxy_svc.h"
 
@@ -39,6 +40,8 @@ int dcmf_services_open(struct dcmf_services *s, const struct dcmf_config *c,
   /* SSRC flows of e2ae media (DCMF_ASSOC_SRTP) only. */
   s->e2ae = (struct dcmf_e2ae_config){.push_ms = c->e2ae_push_ms};
   s->regs[4] = (struct dcmf_svc_reg){&dcmf_e2ae_service, &s->e2ae};
+  /* The negotiated msrp channel of an MSRP-over-DC e2ae media only. */
+  s->regs[5] = (struct dcmf_svc_reg){&dcmf_msrp_dc_service, NULL};
   s->n = DCMF_SERVICES_N;
   return 0;
 }

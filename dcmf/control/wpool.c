@@ -435,6 +435,9 @@ int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,
       desc->rtpleg->rtp_fd = -1;
       desc->rtpleg->rtcp_fd = -1;
     }
+    if (desc->msrpleg != NULL) {
+      desc->msrpleg->fd = -1;
+    }
     if (desc->tcpleg != NULL) {
       desc->tcpleg->fd[0] = desc->tcpleg->fd[1] = -1;
     }

@@ -46,6 +46,13 @@ void dcmf_media_desc_free(struct dcmf_media_desc *d) {
     free(d->rtpleg);
     d->rtpleg = NULL;
   }
+  if (d->msrpleg != NULL) {
+    if (d->msrpleg->fd >= 0) {
+      close(d->msrpleg->fd);
+    }
+    free(d->msrpleg);
+    d->msrpleg = NULL;
+  }
   if (d->tcpleg != NULL) {
     for (int i = 0; i < 2; i++) {
       if (d->tcpleg->fd[i] >= 0) {

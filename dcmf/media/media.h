@@ -103,6 +103,33 @@ struct dcmf_media_tcpleg {
   uint32_t timeout_ms; /* bound on each establishment step */
 };
 
+/* e2ae MSRP over a data channel (RFC 8873) <-> MSRP over TCP (TS 23.334
+ * 5.19.6; docs/e2ae.md "MSRP over a data channel"): the core leg of an
+ * access media whose association kind is DCMF_ASSOC_SCTP. The session is
+ * the access leg (ICE-lite, DTLS, SCTP, the negotiated msrp channel
+ * |sid|); the service msrp_dc_svc.h joins that channel to this TCP
+ * connection through the MSRP relay engine (msrp_relay.h). */
+#define DCMF_MSRPLEG_URI_MAX 256
+#define DCMF_MSRPLEG_PATH_MAX 1024
+struct dcmf_media_msrpleg {
+  /* The bound core TCP socket (listening already when |setup| is
+   * passive), owned; -1 in updates and removes. */
+  int fd;
+  uint16_t port; /* local */
+  uint16_t sid;  /* the access data channel's SCTP stream */
+  enum dcmf_tcp_setup setup;        /* ACTIVE or PASSIVE */
+  enum dcmf_tcp_handling handling;  /* STATELESS: connect once the DC is up */
+  struct sockaddr_storage remote;   /* ss_family 0: not signalled */
+  uint32_t timeout_ms;              /* bound on the connection's setup */
+  int aware;                        /* 0: agnostic (CEMA both ends) */
+  uint32_t peer_max_message_size;   /* the WIC's a=max-message-size */
+  /* Aware only (NUL-terminated): the MF's URIs and the far ends' paths. */
+  char dc_own_uri[DCMF_MSRPLEG_URI_MAX];
+  char tcp_own_uri[DCMF_MSRPLEG_URI_MAX];
+  char dc_peer_path[DCMF_MSRPLEG_PATH_MAX];
+  char tcp_peer_path[DCMF_MSRPLEG_PATH_MAX];
+};
+
 struct dcmf_media_desc {
   struct dcmf_media_key key;
   int fd; /* a dup of the bound UDP socket; -1 in updates */
@@ -144,6 +171,8 @@ struct dcmf_media_desc {
   struct dcmf_media_rtpleg *rtpleg; /* owned, with its fds */
   /* e2ae TCP relay: the whole media (fd is -1); NULL otherwise. */
   struct dcmf_media_tcpleg *tcpleg; /* owned, with its fds */
+  /* e2ae MSRP over a data channel: the core TCP leg; NULL otherwise. */
+  struct dcmf_media_msrpleg *msrpleg; /* owned, with its fd */
 };
 
 /* What the controller asks of a worker about one DC media. */

@@ -78,11 +78,16 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
       fds[n++] = tcp->fd[i];
     }
   }
+  const struct dcmf_media_msrpleg *msrp = desc->msrpleg;
+  if (msrp != NULL && msrp->fd >= 0) {
+    fds[n++] = msrp->fd;
+  }
   size_t body = sizeof(uint32_t) + sizeof(*desc) +
                 desc->n_streams * sizeof(*desc->streams) +
                 desc->n_mdc2 * sizeof(*desc->mdc2) +
                 (leg != NULL ? sizeof(*leg) : 0) +
-                (tcp != NULL ? sizeof(*tcp) : 0);
+                (tcp != NULL ? sizeof(*tcp) : 0) +
+                (msrp != NULL ? sizeof(*msrp) : 0);
   for (size_t i = 0; i < desc->n_routes; i++) {
     body += 2 * sizeof(uint32_t) + strlen(desc->routes[i].url);
   }
@@ -114,6 +119,9 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
   }
   if (rv == 0 && tcp != NULL) {
     rv = put(out, tcp, sizeof(*tcp));
+  }
+  if (rv == 0 && msrp != NULL) {
+    rv = put(out, msrp, sizeof(*msrp));
   }
   if (rv != 0) {
     out->len = was;
@@ -272,6 +280,17 @@ static int tcpleg_ok(const struct dcmf_media_tcpleg *l, uint32_t op) {
          l->remote_fp.count <= DCMF_FINGERPRINTS_MAX;
 }
 
+/* An MSRP leg as it arrived: enums in range, a known address family,
+ * NUL-terminated strings, and a socket only with an ADD. */
+static int msrpleg_ok(const struct dcmf_media_msrpleg *l, uint32_t op) {
+  return (unsigned)l->setup <= DCMF_TCP_MERGE &&
+         (unsigned)l->handling <= DCMF_TCP_STATE_AWARE_CHANGE &&
+         (l->aware & ~1) == 0 && leg_addr_ok(&l->remote) &&
+         TERMINATED(l->dc_own_uri) && TERMINATED(l->tcp_own_uri) &&
+         TERMINATED(l->dc_peer_path) && TERMINATED(l->tcp_peer_path) &&
+         (op == DCMF_MEDIA_OP_ADD || l->fd < 0);
+}
+
 int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
                            size_t n_fds, enum dcmf_media_op *op,
                            struct dcmf_media_desc *desc) {
@@ -298,6 +317,9 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   int has_tcp = d.tcpleg != NULL;
   struct dcmf_media_tcpleg tcp;
   d.tcpleg = NULL;
+  int has_msrp = d.msrpleg != NULL;
+  struct dcmf_media_msrpleg msrp;
+  d.msrpleg = NULL;
   if (d.n_streams > 0) {
     d.streams = calloc(d.n_streams, sizeof(*d.streams));
   }
@@ -348,6 +370,12 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
       rv = DCMF_ERR_MALFORMED;
     }
   }
+  if (rv == 0 && has_msrp) {
+    rv = take(&c, &msrp, sizeof(msrp));
+    if (rv == 0 && !msrpleg_ok(&msrp, op32)) {
+      rv = DCMF_ERR_MALFORMED;
+    }
+  }
   /* The descriptors: the media's own (when it had one), each MDC2 port
    * that had one, then the leg's, exactly as many as the frame carried. */
   size_t want = d.fd >= 0 ? 1 : 0;
@@ -361,6 +389,13 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
     want += (size_t)(tcp.fd[0] >= 0) + (size_t)(tcp.fd[1] >= 0);
     d.tcpleg = malloc(sizeof(*d.tcpleg));
     if (d.tcpleg == NULL) {
+      rv = DCMF_ERR_NOMEM;
+    }
+  }
+  if (rv == 0 && has_msrp) {
+    want += (size_t)(msrp.fd >= 0);
+    d.msrpleg = malloc(sizeof(*d.msrpleg));
+    if (d.msrpleg == NULL) {
       rv = DCMF_ERR_NOMEM;
     }
   }
@@ -379,6 +414,7 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
     free(d.mdc2);
     free(d.rtpleg);
     free(d.tcpleg);
+    free(d.msrpleg);
     return rv;
   }
   size_t next = 0;
@@ -411,6 +447,13 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
       }
     }
     *d.tcpleg = tcp;
+  }
+  if (d.msrpleg != NULL) {
+    if (msrp.fd >= 0) {
+      msrp.fd = fds[next];
+      fds[next++] = -1;
+    }
+    *d.msrpleg = msrp;
   }
   *op = (enum dcmf_media_op)op32;
   *desc = d;

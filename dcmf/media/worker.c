@@ -438,7 +438,7 @@ static void handle_msg(struct dcmf_worker *w, struct msg *m) {
     /* An e2ae media's owner (the AGW shim) reuses its ports only once
      * the session let go of them: a REMOVE carrying a leg asks for this
      * report, whether or not the session had started. */
-    if (m->desc.rtpleg != NULL) {
+    if (m->desc.rtpleg != NULL || m->desc.msrpleg != NULL) {
       emit_event(w, &m->desc.key, "RELEASED", "{}", 1);
     }
     dcmf_media_desc_free(&m->desc);

@@ -1,0 +1,83 @@
+/*
+ * msrp_dc_tcp.h - the core TCP connection of one MSRP-over-DC media
+ * (layer: services; libuv glue, no protocol): established per its setup
+ * (active: connect from the bound socket to the signalled address;
+ * passive: accept one connection on the listening socket, only from the
+ * signalled host when one was signalled), within a bounded wait; then
+ * read on demand and written one buffer at a time.
+ *
+ * Kept apart from the MSRP glue (msrp_dc_svc.c) so that it can give way
+ * to the e2ae TCP relay's establishment code (tcprelay.h) once that is
+ * factored into a leg both can share.
+ *
+ * Callbacks run on the loop's thread, never from inside a call of this
+ * module except msrp_dc_tcp_start's own failure (it returns an error
+ * instead). After msrp_dc_tcp_close no callback runs; the handles finish
+ * closing as the loop runs on and the object frees itself.
+ */
+#ifndef DCMF_MSRP_DC_TCP_H
+#define DCMF_MSRP_DC_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+/* One socket read at most. */
+#define DCMF_MSRP_DC_TCP_READ (64 * 1024)
+/* One socket write at most (a copy in flight). */
+#define DCMF_MSRP_DC_TCP_WRITE (64 * 1024)
+
+struct dcmf_msrp_dc_tcp;
+
+struct dcmf_msrp_dc_tcp_cbs {
+  /* The connection is up. */
+  void (*up)(void *user);
+  /* |n| bytes read (borrowed for the call). */
+  void (*data)(void *user, const uint8_t *p, size_t n);
+  /* The bytes of the last msrp_dc_tcp_write were written. */
+  void (*wrote)(void *user, size_t n);
+  /* The connection is gone or never came: |reason| is "fin", "reset",
+   * "error", "timeout", "refused" (connect failed); |establishing| 1 when
+   * it never came up. The object is closed already (no more callbacks);
+   * the caller forgets it. */
+  void (*down)(void *user, const char *reason, int establishing);
+};
+
+/*
+ * Takes |fd| (a bound TCP socket; listening when |passive|) and starts
+ * establishing: passive accepts at once; active connects to |remote| now
+ * unless |defer| (then msrp_dc_tcp_connect starts it). |timeout_ms|
+ * bounds the wait from now (or from msrp_dc_tcp_connect). Returns 0, or
+ * DCMF_ERR_NOMEM / DCMF_ERR_SYSTEM / DCMF_ERR_INVALID (active with no
+ * address) with |fd| closed.
+ */
+int dcmf_msrp_dc_tcp_start(struct dcmf_msrp_dc_tcp **out, uv_loop_t *loop,
+                           int fd, int passive,
+                           const struct sockaddr_storage *remote, int defer,
+                           uint32_t timeout_ms,
+                           const struct dcmf_msrp_dc_tcp_cbs *cbs, void *user);
+
+/* Starts a deferred active connect (no effect otherwise). */
+void dcmf_msrp_dc_tcp_connect(struct dcmf_msrp_dc_tcp *t);
+
+/* Reads (|on| 1) or stops reading; no effect before the connection is
+ * up (reading starts only when asked). */
+void dcmf_msrp_dc_tcp_read(struct dcmf_msrp_dc_tcp *t, int on);
+
+/* 1 while the connection is up and no write is in flight. */
+int dcmf_msrp_dc_tcp_can_write(const struct dcmf_msrp_dc_tcp *t);
+
+/* Writes up to DCMF_MSRP_DC_TCP_WRITE of the |n| bytes at |p| (copied:
+ * |p| is borrowed for the call). Returns the count taken, or
+ * DCMF_ERR_EXHAUSTED (not up, or a write in flight), DCMF_ERR_NOMEM,
+ * DCMF_ERR_SYSTEM. |wrote| follows when it is written. */
+int dcmf_msrp_dc_tcp_write(struct dcmf_msrp_dc_tcp *t, const uint8_t *p,
+                           size_t n);
+
+/* Ends the connection: a FIN after the write in flight (|reset| 0), or a
+ * reset at once. No callback runs afterwards. */
+void dcmf_msrp_dc_tcp_close(struct dcmf_msrp_dc_tcp *t, int reset);
+
+#endif
