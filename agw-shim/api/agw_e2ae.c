@@ -218,9 +218,25 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   if (rv == 0 && iq->tcp) {
     rv = dcmf_agw_tcp_sockets(iq, fds);
   }
+  if (rv == 0 && iq->dc) {
+    /* MSRP over a data channel: the core port is a TCP one. */
+    rv = dcmf_agw_tcp_socket(&fds[1],
+                             iq->tcp_setup[1] != DCMF_AGWIQ_TCP_ACTIVE);
+    dcmf_agw_msrpdc_uris(st->advertise_addr, m->context_id, local);
+  }
   if (rv == 0) {
     rv = iq->tcp ? dcmf_agw_tcp_desc(m->context_id, iq, cfg, local, fds, &desc)
                  : e2ae_desc(m, iq, cfg, local, fds, &desc);
+  }
+  if (rv == 0 && iq->dc) {
+    /* e2ae_desc took fds[1] as the RTP socket: it moves to the TCP leg. */
+    int core_fd = desc.rtpleg->rtp_fd;
+    desc.rtpleg->rtp_fd = -1;
+    rv = dcmf_agw_msrpdc_desc(iq, cfg, local, core_fd, &desc);
+    if (rv != 0) {
+      desc.fd = -1; /* fds[] are closed below with the others */
+      dcmf_media_desc_free(&desc);
+    }
   }
   if (rv != 0) {
     while (got-- > 0) {
@@ -276,6 +292,10 @@ int dcmf_agw_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
   struct dcmf_media_desc desc;
   if ((m->tcp ? dcmf_agw_tcp_desc(m->context_id, iq, cfg, &next, NULL, &desc)
               : e2ae_desc(m, iq, cfg, &next, NULL, &desc)) != 0) {
+    return DCMF_ERR_NOMEM;
+  }
+  if (iq->dc && dcmf_agw_msrpdc_desc(iq, cfg, &next, -1, &desc) != 0) {
+    dcmf_media_desc_free(&desc);
     return DCMF_ERR_NOMEM;
   }
   *local = next;

@@ -96,6 +96,9 @@ void dcmf_agw_e2ae_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
  * TCP port is taken by another process) or DCMF_ERR_SYSTEM; on failure
  * each fd is still open (some may be TCP already). */
 int dcmf_agw_tcp_sockets(const struct dcmf_agwiq *iq, int fds[2]);
+/* One of them: |*fd| replaced by a TCP socket on its port (listening
+ * when |listen_too|); errors as dcmf_agw_tcp_sockets. */
+int dcmf_agw_tcp_socket(int *fd, int listen_too);
 
 /* The worker's description of the TCP relay of a context: |fds| (access,
  * core) with an ADD, NULL for an UPDATE. Returns 0 or DCMF_ERR_NOMEM. */
@@ -111,5 +114,21 @@ void dcmf_agw_tcp_snapshot(struct dcmf_agw *agw, json_t **kept,
 
 /* Appends the dcmf_agw_e2ae_tcp_* metrics to |out|. */
 void dcmf_agw_tcp_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
+
+/* ---- agw_msrpdc.c ---- */
+
+/* The MF's own MSRP URIs of an MSRP-over-DC context into |local|
+ * (msrps://ADDR:ACCESS/ID;dc and msrp://ADDR:CORE/ID;tcp). */
+void dcmf_agw_msrpdc_uris(const char *advertise_addr, const char *context_id,
+                          struct dcmf_agwapi_e2ae_local *local);
+
+/* Turns the RTP path's description |d| of an access session into the
+ * MSRP-over-DC one: SCTP association, the negotiated msrp stream, the
+ * core TCP leg (|core_fd|, -1 for an UPDATE) in place of the RTP leg.
+ * Returns 0 or DCMF_ERR_NOMEM (|d| still owns what it owned). */
+int dcmf_agw_msrpdc_desc(const struct dcmf_agwiq *iq,
+                         const struct dcmf_relay_config *cfg,
+                         const struct dcmf_agwapi_e2ae_local *local,
+                         int core_fd, struct dcmf_media_desc *d);
 
 #endif

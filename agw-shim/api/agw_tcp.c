@@ -24,7 +24,7 @@
  * number; TCP's port space is apart, so the bind fails only when
  * another process holds that TCP port (then DCMF_ERR_EXHAUSTED, |*fd|
  * untouched). */
-static int tcp_socket(int *fd, int listen_too) {
+int dcmf_agw_tcp_socket(int *fd, int listen_too) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
   if (getsockname(*fd, (struct sockaddr *)&ss, &len) != 0) {
@@ -50,7 +50,7 @@ static int tcp_socket(int *fd, int listen_too) {
 
 int dcmf_agw_tcp_sockets(const struct dcmf_agwiq *iq, int fds[2]) {
   for (int i = 0; i < 2; i++) {
-    int rv = tcp_socket(&fds[i], iq->tcp_setup[i] != DCMF_AGWIQ_TCP_ACTIVE);
+    int rv = dcmf_agw_tcp_socket(&fds[i], iq->tcp_setup[i] != DCMF_AGWIQ_TCP_ACTIVE);
     if (rv != 0) {
       return rv;
     }

@@ -57,6 +57,7 @@ static void respond_json(struct dcmf_api_response *resp, int status,
  * stored document keeps them as the IMS-ALG sent them. */
 static const char *const iq_members[] = {
     "transport", "rtcpMux", "remoteRtcpPort", "dtls", "ice", "notifyUri",
+    "dataChannel",
     "tls",       "tcp",     "msrp",           NULL};
 
 /* The stored document of an e2ae context: the relay's members as
@@ -118,6 +119,24 @@ static json_t *tcp_view(struct dcmf_agwapi *api, struct ctx *c) {
   return doc;
 }
 
+/* MSRP over a data channel: the MF's own URIs, which the IMS-ALG puts
+ * in the rewritten SDPs (a=dcsa path toward the WIC, a=path toward the
+ * core). */
+static int msrpdc_view(json_t *access, json_t *core,
+                       const struct dcmf_agwapi_e2ae_local *local) {
+  json_t *dc = json_object_get(access, "dataChannel");
+  json_t *msrp = json_object_get(core, "msrp");
+  if (!json_is_object(dc) || !json_is_object(msrp)) {
+    return DCMF_ERR_NOMEM;
+  }
+  return json_object_set_new(dc, "localPath",
+                             json_string(local->msrp_dc_uri)) != 0 ||
+                 json_object_set_new(msrp, "localPath",
+                                     json_string(local->msrp_tcp_uri)) != 0
+             ? DCMF_ERR_NOMEM
+             : 0;
+}
+
 /* GET of an e2ae context: the stored document, the members the AGW
  * generated (its fingerprint, DTLS setup and tls-id, its ICE
  * credentials, the core RTCP port) and what the media reported. */
@@ -152,6 +171,7 @@ static json_t *e2ae_view(struct dcmf_agwapi *api, struct ctx *c) {
       (c->local.rtcp_port != 0 &&
        json_object_set_new(core, "localRtcpPort",
                            json_integer(c->local.rtcp_port)) != 0) ||
+      (c->iq.dc && msrpdc_view(access, core, &c->local) != 0) ||
       api->ops.e2ae_view(api->ops.user, c->relay, doc) != 0) {
     json_decref(doc);
     return NULL;

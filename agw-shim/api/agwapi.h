@@ -44,6 +44,9 @@ struct dcmf_agwapi_e2ae_local {
   /* Our RFC 8842 tls-id (dtls.localTlsId, for a=tls-id toward the WIC):
    * drawn at the POST and again for each new association. */
   char tls_id[40];
+  /* MSRP over a data channel: the MF's own MSRP URIs (docs/e2ae.md). */
+  char msrp_dc_uri[128];
+  char msrp_tcp_uri[128];
 };
 
 /* What the API needs from whoever runs the relays. */

@@ -41,6 +41,7 @@ static const char *const transport_names[] = {
     [DCMF_AGWIQ_TCP_MSRP] = "TCP/MSRP",
     [DCMF_AGWIQ_TCP_BFCP] = "TCP/BFCP",
     [DCMF_AGWIQ_TCP] = "TCP",
+    [DCMF_AGWIQ_DTLS_SCTP] = "UDP/DTLS/SCTP",
 };
 
 const char *dcmf_agwiq_transport_name(enum dcmf_agwiq_transport t) {
@@ -237,7 +238,7 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
                 out->tls_id, sizeof(out->tls_id));
 }
 
-static void parse_ice(struct check *c, json_t *ice, const char *prefix,
+void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
                       struct dcmf_agwiq *out) {
   static const char *const allowed[] = {"remoteUfrag", "remotePwd",
                                         "localUfrag", "localPwd", NULL};
@@ -275,6 +276,9 @@ static int transport_of(struct check *c, json_t *t, int access,
   int tcp = s != NULL ? dcmf_agwiq_tcp_transport(s, access) : -1;
   if (tcp >= 0) {
     return tcp;
+  }
+  if (access && s != NULL && strcmp(s, "UDP/DTLS/SCTP") == 0) {
+    return DCMF_AGWIQ_DTLS_SCTP;
   }
   for (int i = 0; s != NULL && i <= DCMF_AGWIQ_AVPF; i++) {
     if (strcmp(s, transport_names[i]) != 0) {
@@ -329,7 +333,7 @@ static void parse_access(struct check *c, json_t *t, const char *prefix,
   json_t *ice = json_object_get(t, "ice");
   if (ice != NULL) {
     snprintf(sub, sizeof(sub), "%s/ice", prefix);
-    parse_ice(c, ice, sub, out);
+    dcmf_agwiq_parse_ice(c, ice, sub, out);
   }
   dcmf_agwiq_string_member(c, t, "notifyUri", prefix, dcmf_agwiq_uri_check,
                 "must be an absolute http or https URI", out->notify_uri,
@@ -413,6 +417,12 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
                   "is the transparent relay)");
     return dcmf_agwiq_finish(&c);
   }
+  if (tr[0] == DCMF_AGWIQ_DTLS_SCTP) {
+    out->e2ae = 1;
+    out->dc = 1;
+    dcmf_agwiq_dc_parse(&c, terms, prefix, out);
+    return dcmf_agwiq_finish(&c);
+  }
   if (dcmf_agwiq_tcp_transport_kind(tr[0]) ||
       dcmf_agwiq_tcp_transport_kind(tr[1])) {
     out->e2ae = 1;
@@ -471,6 +481,10 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   }
   if (c.errors != 0 || !next->e2ae) {
     return dcmf_agwiq_finish(&c);
+  }
+  if (next->dc) {
+    /* Its own members here; DTLS and ICE below, as the RTP path's. */
+    dcmf_agwiq_dc_patch_check(&c, prev, next, ch);
   }
   if (next->tcp) {
     dcmf_agwiq_tcp_patch_check(&c, prev, next, ch);

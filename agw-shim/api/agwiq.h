@@ -69,6 +69,7 @@ enum dcmf_agwiq_transport {
   DCMF_AGWIQ_TCP_MSRP,     /* core: MSRP over TCP */
   DCMF_AGWIQ_TCP_BFCP,     /* core: BFCP over TCP */
   DCMF_AGWIQ_TCP,          /* core: application-agnostic TCP */
+  DCMF_AGWIQ_DTLS_SCTP,    /* access: an MSRP data channel (RFC 8873) */
 };
 
 /* The AGW's own TCP setup on a leg (docs/e2ae.md, media.h). */
@@ -101,6 +102,8 @@ enum dcmf_agwiq_role {
 #define DCMF_AGWIQ_TLS_ID_MAX 255
 #define DCMF_AGWIQ_ICE_MAX 256
 #define DCMF_AGWIQ_URI_MAX 1024
+#define DCMF_AGWIQ_LABEL_MAX 63
+#define DCMF_AGWIQ_PATH_MAX 1000
 
 struct dcmf_agwiq {
   int e2ae; /* 0: both transports "UDP"; nothing below is set */
@@ -127,6 +130,20 @@ struct dcmf_agwiq {
   enum dcmf_agwiq_tcp_setup tcp_setup[2]; /* ours, access 0, core 1 */
   enum dcmf_agwiq_tcp_handling tcp_handling;
   uint32_t tcp_timeout_ms;
+
+  /* MSRP over a data channel (UDP/DTLS/SCTP <-> TCP/MSRP; agwiq_dc.c):
+   * "dtls" and "ice" as the RTP path, "dataChannel" and the core's "tcp"
+   * and "msrp" these. */
+  int dc;
+  uint16_t dc_sid;                  /* a=dcmap stream id */
+  char dc_label[DCMF_AGWIQ_LABEL_MAX + 1];
+  uint32_t dc_max_message_size;     /* the WIC's a=max-message-size */
+  uint16_t dc_sctp_port;            /* the WIC's a=sctp-port */
+  char dc_path[DCMF_AGWIQ_PATH_MAX + 1]; /* dcsa path (msrps://...;dc) */
+  int dc_msrp_active;               /* dcsa setup: the WIC is active */
+  int dc_cema;                      /* dcsa msrp-cema */
+  int msrp_aware;                   /* core msrp.mode "aware" */
+  char core_path[DCMF_AGWIQ_PATH_MAX + 1]; /* core msrp.path (aware) */
 
   /* Core (plain RTP) leg. */
   int core_rtcp_mux;

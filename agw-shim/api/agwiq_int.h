@@ -39,7 +39,20 @@ int dcmf_agwiq_uri_check(const char *s);
 void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
                            struct dcmf_agwiq *out);
 
+/* The "ice" member (remote credentials). */
+void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
+                          struct dcmf_agwiq *out);
+
 /* ---- agwiq_tcp.c ---- */
+
+/* What one termination's "tcp" member said (-1: not given). */
+struct tcp_member {
+  int setup, handling;
+  long timeout;
+};
+/* Reads the "tcp" member of termination |t| (|access|: merge refused). */
+void dcmf_agwiq_parse_tcp(struct check *c, json_t *t, const char *prefix,
+                          int access, struct tcp_member *out);
 
 /* The TCP transport named |s| on that side, or -1. */
 int dcmf_agwiq_tcp_transport(const char *s, int access);
@@ -52,5 +65,16 @@ void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2],
 void dcmf_agwiq_tcp_patch_check(struct check *c, const struct dcmf_agwiq *prev,
                                 struct dcmf_agwiq *next,
                                 struct dcmf_agwiq_change *ch);
+
+/* ---- agwiq_dc.c ---- */
+
+/* Reads the MSRP-over-DC members of both terminations (transports read:
+ * access UDP/DTLS/SCTP). */
+void dcmf_agwiq_dc_parse(struct check *c, json_t *terms[2],
+                         char prefix[2][48], struct dcmf_agwiq *out);
+/* The PATCH rules of such a context (agwiq.h). */
+void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
+                               struct dcmf_agwiq *next,
+                               struct dcmf_agwiq_change *ch);
 
 #endif

@@ -55,13 +55,7 @@ static int is_msrp(enum dcmf_agwiq_transport t) {
   return t == DCMF_AGWIQ_TCP_TLS_MSRP || t == DCMF_AGWIQ_TCP_MSRP;
 }
 
-/* What one termination's "tcp" member said (-1: not given). */
-struct tcp_member {
-  int setup, handling;
-  long timeout;
-};
-
-static void parse_tcp(struct check *c, json_t *t, const char *prefix,
+void dcmf_agwiq_parse_tcp(struct check *c, json_t *t, const char *prefix,
                       int access, struct tcp_member *out) {
   static const char *const allowed[] = {"setup", "handling", "timeoutMs",
                                         NULL};
@@ -198,7 +192,7 @@ void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2],
                            out->notify_uri, sizeof(out->notify_uri));
   struct tcp_member m[2];
   for (int s = 0; s < 2; s++) {
-    parse_tcp(c, terms[s], prefix[s], s == 0, &m[s]);
+    dcmf_agwiq_parse_tcp(c, terms[s], prefix[s], s == 0, &m[s]);
     parse_msrp(c, terms[s], prefix[s], out->transport[s]);
   }
   if (c->errors != errors_before) {

@@ -1,0 +1,301 @@
+/*
+ * agwiq_dc.c - the Iq elements of the e2ae MSRP-over-data-channel path
+ * (agwiq.h): an MSRP data channel (RFC 8873) on the access termination
+ * ("UDP/DTLS/SCTP") <-> MSRP over TCP on the core one ("TCP/MSRP"; TS
+ * 23.334 5.19.6; docs/e2ae.md "MSRP over a data channel"). Pure
+ * functions on jansson documents, as agwiq.c.
+ *
+ * The access termination carries "dtls" and "ice" as the RTP path does
+ * and "dataChannel": the a=dcmap values (streamId, label, subprotocol
+ * "msrp" required, ordered true if given, maxRetr and maxTime refused:
+ * RFC 8873 §4.3), the WIC's a=max-message-size and a=sctp-port, and the
+ * a=dcsa values the MSRP session needs (RFC 8873 §4.4: path, setup,
+ * msrpCema). The core termination carries "tcp" as the TCP path does
+ * (setup active or passive, handling, timeoutMs) and "msrp": mode
+ * "agnostic" (CEMA on both ends, RFC 6714: the WIC's dcsa must say
+ * msrpCema true) or "aware" with the core's path (its SDP a=path).
+ */
+#include "agwiq.h"
+#include "agwiq_int.h"
+
+#include <string.h>
+
+#include "errors.h"
+
+#define TIMEOUT_DEFAULT 10000
+#define MMS_MIN 1024
+
+/* An MSRP URI list: printable, no control characters, each URI with a
+ * scheme; the relay engine parses them fully when the media starts. */
+static int path_check(const char *s) {
+  if (strncmp(s, "msrp://", 7) != 0 && strncmp(s, "msrps://", 8) != 0) {
+    return DCMF_ERR_MALFORMED;
+  }
+  for (const char *q = s; *q; q++) {
+    if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+      return DCMF_ERR_MALFORMED;
+    }
+  }
+  return 0;
+}
+
+static int dc_path_check(const char *s) {
+  size_t n = strlen(s);
+  /* RFC 8873 §4.1-4.2: scheme msrps, transport dc. */
+  return strncmp(s, "msrps://", 8) == 0 && n > 3 &&
+                 strchr(s, ' ') == NULL && path_check(s) == 0 &&
+                 strstr(s, ";dc") != NULL
+             ? 0
+             : DCMF_ERR_MALFORMED;
+}
+
+static void parse_dcsa(struct check *c, json_t *d, const char *prefix,
+                       struct dcmf_agwiq *out) {
+  static const char *const allowed[] = {"path", "setup", "msrpCema", NULL};
+  if (!json_is_object(d)) {
+    dcmf_agwiq_fail(c, "must be an object with path, setup and msrpCema",
+                    "%s", prefix);
+    return;
+  }
+  dcmf_agwiq_only_members(c, d, allowed, prefix);
+  if (dcmf_agwiq_string_member(
+          c, d, "path", prefix, dc_path_check,
+          "must be the WIC's MSRP URI: msrps://host:port/id;dc (RFC 8873 "
+          "§4.1, §4.2)",
+          out->dc_path, sizeof(out->dc_path)) == 0) {
+    dcmf_agwiq_fail(c, "is required (a=dcsa path, RFC 8873 §4.4)", "%s/path",
+                    prefix);
+  }
+  const char *s = json_string_value(json_object_get(d, "setup"));
+  if (s != NULL && (!strcmp(s, "active") || !strcmp(s, "actpass"))) {
+    out->dc_msrp_active = 1;
+  } else if (s == NULL || strcmp(s, "passive") != 0) {
+    dcmf_agwiq_fail(c,
+                    "is required: \"active\", \"passive\" or \"actpass\" "
+                    "(a=dcsa setup, the MSRP active side, RFC 8873 §4.5)",
+                    "%s/setup", prefix);
+  }
+  json_t *cema = json_object_get(d, "msrpCema");
+  if (!json_is_boolean(cema)) {
+    dcmf_agwiq_fail(c, "is required: true or false (a=dcsa msrp-cema)",
+                    "%s/msrpCema", prefix);
+  }
+  out->dc_cema = json_is_true(cema);
+}
+
+static void parse_data_channel(struct check *c, json_t *d, const char *prefix,
+                               struct dcmf_agwiq *out) {
+  static const char *const allowed[] = {
+      "streamId", "label",    "subprotocol", "ordered", "maxRetr",
+      "maxTime",  "maxMessageSize", "sctpPort", "dcsa", NULL};
+  if (!json_is_object(d)) {
+    dcmf_agwiq_fail(c, "must be an object (streamId, label, subprotocol, "
+                       "maxMessageSize, sctpPort, dcsa)",
+                    "%s", prefix);
+    return;
+  }
+  dcmf_agwiq_only_members(c, d, allowed, prefix);
+  json_t *sid = json_object_get(d, "streamId");
+  if (!json_is_integer(sid) || json_integer_value(sid) < 0 ||
+      json_integer_value(sid) > 65534) {
+    dcmf_agwiq_fail(c, "is required: the a=dcmap stream id, 0 to 65534",
+                    "%s/streamId", prefix);
+  } else {
+    out->dc_sid = (uint16_t)json_integer_value(sid);
+  }
+  dcmf_agwiq_string_member(c, d, "label", prefix, NULL,
+                           "must be a string of at most 63 bytes",
+                           out->dc_label, sizeof(out->dc_label));
+  const char *sp = json_string_value(json_object_get(d, "subprotocol"));
+  if (sp == NULL || strcmp(sp, "msrp") != 0) {
+    dcmf_agwiq_fail(c, "is required and must be \"msrp\" (RFC 8873 §4.3)",
+                    "%s/subprotocol", prefix);
+  }
+  json_t *ord = json_object_get(d, "ordered");
+  if (ord != NULL && !json_is_true(ord)) {
+    dcmf_agwiq_fail(c, "must be true if given: MSRP needs an ordered "
+                       "channel (RFC 8873 §4.3)",
+                    "%s/ordered", prefix);
+  }
+  static const char *const partial[] = {"maxRetr", "maxTime", NULL};
+  dcmf_agwiq_refuse_listed(c, d, partial, prefix,
+                           "must be left out: MSRP needs a reliable channel "
+                           "(RFC 8873 §4.3)");
+  json_t *mms = json_object_get(d, "maxMessageSize");
+  out->dc_max_message_size = 65536; /* RFC 8841 §6: absent means 64 KiB */
+  if (mms != NULL) {
+    json_int_t n = json_integer_value(mms);
+    if (!json_is_integer(mms) || n < MMS_MIN || n > 0x7fffffff) {
+      dcmf_agwiq_fail(c,
+                      "must be the WIC's a=max-message-size, an integer of "
+                      "at least 1024 (0, \"any size\", is not usable: a "
+                      "chunk must fit one message)",
+                      "%s/maxMessageSize", prefix);
+    } else {
+      out->dc_max_message_size = (uint32_t)n;
+    }
+  }
+  json_t *port = json_object_get(d, "sctpPort");
+  out->dc_sctp_port = 5000;
+  if (port != NULL) {
+    json_int_t n = json_integer_value(port);
+    if (!json_is_integer(port) || n < 1 || n > 65535) {
+      dcmf_agwiq_fail(c, "must be an integer from 1 to 65535",
+                      "%s/sctpPort", prefix);
+    } else {
+      out->dc_sctp_port = (uint16_t)n;
+    }
+  }
+  char sub[200];
+  snprintf(sub, sizeof(sub), "%s/dcsa", prefix);
+  json_t *dcsa = json_object_get(d, "dcsa");
+  if (dcsa == NULL) {
+    dcmf_agwiq_fail(c, "is required (path, setup, msrpCema: RFC 8873 §4.4)",
+                    "%s", sub);
+  } else {
+    parse_dcsa(c, dcsa, sub, out);
+  }
+}
+
+static void parse_core_msrp(struct check *c, json_t *t, const char *prefix,
+                            struct dcmf_agwiq *out) {
+  static const char *const allowed[] = {"mode", "path", NULL};
+  json_t *m = json_object_get(t, "msrp");
+  if (m == NULL) {
+    dcmf_agwiq_fail(c, "is required: mode \"agnostic\" or \"aware\"",
+                    "%s/msrp", prefix);
+    return;
+  }
+  if (!json_is_object(m)) {
+    dcmf_agwiq_fail(c, "must be an object with mode (and path when aware)",
+                    "%s/msrp", prefix);
+    return;
+  }
+  dcmf_agwiq_only_members(c, m, allowed, prefix);
+  const char *mode = json_string_value(json_object_get(m, "mode"));
+  if (mode != NULL && strcmp(mode, "aware") == 0) {
+    out->msrp_aware = 1;
+    if (dcmf_agwiq_string_member(
+            c, m, "path", prefix, path_check,
+            "must be the core's a=path: MSRP URIs separated by spaces",
+            out->core_path, sizeof(out->core_path)) == 0) {
+      dcmf_agwiq_fail(c, "is required in aware mode (the core's a=path)",
+                      "%s/msrp/path", prefix);
+    }
+  } else if (mode == NULL || strcmp(mode, "agnostic") != 0) {
+    dcmf_agwiq_fail(c, "must be \"agnostic\" or \"aware\"", "%s/msrp/mode",
+                    prefix);
+  } else if (json_object_get(m, "path") != NULL) {
+    dcmf_agwiq_fail(c, "must be left out in agnostic mode (CEMA: the path "
+                       "is not used for routing)",
+                    "%s/msrp/path", prefix);
+  }
+}
+
+void dcmf_agwiq_dc_parse(struct check *c, json_t *terms[2], char prefix[2][48],
+                         struct dcmf_agwiq *out) {
+  if (out->transport[1] != DCMF_AGWIQ_TCP_MSRP) {
+    dcmf_agwiq_fail(c, "must be TCP/MSRP with a UDP/DTLS/SCTP access "
+                       "termination",
+                    "%s/transport", prefix[1]);
+    return;
+  }
+  static const char *const access_refused[] = {"tls", "tcp", "msrp",
+                                               "rtcpMux", NULL};
+  dcmf_agwiq_refuse_listed(c, terms[0], access_refused, prefix[0],
+                           "is not a member of a UDP/DTLS/SCTP termination");
+  static const char *const core_refused[] = {
+      "dtls", "ice", "tls", "notifyUri", "rtcpMux", "remoteRtcpPort",
+      "dataChannel", NULL};
+  dcmf_agwiq_refuse_listed(c, terms[1], core_refused, prefix[1],
+                           "is not a member of a TCP/MSRP core termination "
+                           "of an MSRP data channel");
+  char sub[160];
+  json_t *d = json_object_get(terms[0], "dtls");
+  snprintf(sub, sizeof(sub), "%s/dtls", prefix[0]);
+  if (d == NULL) {
+    dcmf_agwiq_fail(c, "is required on a UDP/DTLS/SCTP termination (at "
+                       "least setup)",
+                    "%s", sub);
+  } else {
+    dcmf_agwiq_parse_dtls(c, d, sub, out);
+  }
+  json_t *ice = json_object_get(terms[0], "ice");
+  if (ice != NULL) {
+    snprintf(sub, sizeof(sub), "%s/ice", prefix[0]);
+    dcmf_agwiq_parse_ice(c, ice, sub, out);
+  }
+  dcmf_agwiq_string_member(c, terms[0], "notifyUri", prefix[0],
+                           dcmf_agwiq_uri_check,
+                           "must be an absolute http or https URI",
+                           out->notify_uri, sizeof(out->notify_uri));
+  json_t *dc = json_object_get(terms[0], "dataChannel");
+  snprintf(sub, sizeof(sub), "%s/dataChannel", prefix[0]);
+  if (dc == NULL) {
+    dcmf_agwiq_fail(c, "is required (the a=dcmap and a=dcsa values)", "%s",
+                    sub);
+  } else {
+    parse_data_channel(c, dc, sub, out);
+  }
+  parse_core_msrp(c, terms[1], prefix[1], out);
+  if (!out->msrp_aware && dc != NULL && !out->dc_cema &&
+      json_is_boolean(json_object_get(json_object_get(dc, "dcsa"),
+                                      "msrpCema"))) {
+    dcmf_agwiq_fail(c,
+                    "must be true in agnostic mode: transport-level "
+                    "interworking needs CEMA on both ends (RFC 8873 §6); "
+                    "use msrp mode \"aware\" otherwise",
+                    "%s/dataChannel/dcsa/msrpCema", prefix[0]);
+  }
+  struct tcp_member tm;
+  dcmf_agwiq_parse_tcp(c, terms[1], prefix[1], 0, &tm);
+  if (tm.setup == DCMF_AGWIQ_TCP_MERGE) {
+    dcmf_agwiq_fail(c, "must be \"active\" or \"passive\" on this path",
+                    "%s/tcp/setup", prefix[1]);
+  }
+  out->tcp_setup[1] = tm.setup >= 0 ? (enum dcmf_agwiq_tcp_setup)tm.setup
+                                    : DCMF_AGWIQ_TCP_ACTIVE;
+  out->tcp_handling = tm.handling >= 0
+                          ? (enum dcmf_agwiq_tcp_handling)tm.handling
+                          : DCMF_AGWIQ_TCP_STATE_AWARE;
+  out->tcp_timeout_ms = tm.timeout >= 0 ? (uint32_t)tm.timeout
+                                        : TIMEOUT_DEFAULT;
+  if (out->tcp_setup[1] == DCMF_AGWIQ_TCP_ACTIVE &&
+      json_object_get(terms[1], "remote") == NULL) {
+    dcmf_agwiq_fail(c, "is required: the AGW connects to the core (its TCP "
+                       "setup is active)",
+                    "%s/remote", prefix[1]);
+  }
+}
+
+void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
+                               struct dcmf_agwiq *next,
+                               struct dcmf_agwiq_change *ch) {
+  (void)ch;
+  char acc[48], core[48];
+  snprintf(acc, sizeof(acc), "/terminations/%zu", next->index[0]);
+  snprintf(core, sizeof(core), "/terminations/%zu", next->index[1]);
+  /* RFC 8873 §4.4: a re-offer may change dcsa values keeping the dcmap;
+   * the running relay keeps the ones it started with. */
+  if (prev->dc_sid != next->dc_sid ||
+      strcmp(prev->dc_label, next->dc_label) != 0) {
+    dcmf_agwiq_fail(c, "cannot change (the a=dcmap of a running MSRP "
+                       "session); remove the context and create a new one",
+                    "%s/dataChannel", acc);
+  }
+  if (prev->dc_sctp_port != next->dc_sctp_port) {
+    dcmf_agwiq_fail(c, "cannot change on an existing association",
+                    "%s/dataChannel/sctpPort", acc);
+  }
+  if (prev->msrp_aware != next->msrp_aware ||
+      strcmp(prev->core_path, next->core_path) != 0) {
+    dcmf_agwiq_fail(c, "cannot change on a running MSRP session", "%s/msrp",
+                    core);
+  }
+  if (prev->tcp_setup[1] != next->tcp_setup[1] ||
+      prev->tcp_handling != next->tcp_handling ||
+      prev->tcp_timeout_ms != next->tcp_timeout_ms) {
+    dcmf_agwiq_fail(c, "cannot change on an existing context", "%s/tcp",
+                    core);
+  }
+}
