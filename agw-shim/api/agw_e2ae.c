@@ -200,7 +200,7 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   int fds[3] = {-1, -1, -1};
   uint16_t *ports[3] = {&local->access_port, &local->rtp_port,
                         &local->rtcp_port};
-  int want = iq->tcp || iq->core_rtcp_mux ? 2 : 3;
+  int want = iq->tcp || iq->dc || iq->core_rtcp_mux ? 2 : 3;
   int got = 0, rv = 0;
   for (; got < want; got++) {
     rv = st->port_alloc(st->port_user, ports[got], &fds[got]);

@@ -179,11 +179,11 @@ static void parse_termination(struct walk *w, json_t *t,
   static const char *const create_members[] = {
       "terminationId", "transport", "remote",  "latching",       "dtls",
       "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", "tls",
-      "tcp",           "msrp",      NULL};
+      "tcp",           "msrp",      "dataChannel", NULL};
   static const char *const patched_members[] = {
       "terminationId", "transport", "remote",  "latching",       "dtls",
       "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", "local",
-      "tls",           "tcp",       "msrp",    NULL};
+      "tls",           "tcp",       "msrp",    "dataChannel", NULL};
   int access = side == DCMF_RELAY_ACCESS;
   int create = mode == DCMF_AGWDOC_CREATE;
   only_members(w, t, create ? create_members : patched_members);
@@ -199,7 +199,7 @@ static void parse_termination(struct walk *w, json_t *t,
       "UDP",          "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF",
       "RTP/AVP",      "RTP/AVPF",         "TCP/TLS/MSRP",
       "TCP/TLS/BFCP", "TCP/MSRP",         "TCP/BFCP",
-      "TCP",          NULL};
+      "TCP",          "UDP/DTLS/SCTP", NULL};
   size_t ti = 0;
   while (trs != NULL && transports[ti] != NULL &&
          strcmp(transports[ti], trs) != 0) {
