@@ -39,6 +39,7 @@ struct e2ae {
   size_t worker;
   uint16_t ports[3]; /* access, core RTP, core RTCP (0 with core mux) */
   int tcp;           /* a TCP relay (agw_tcp.c), not an RTP session */
+  int dc;            /* MSRP over a data channel (agw_msrpdc.c) */
   int removed;       /* the API let go of it (REMOVE posted) */
   int released;      /* the worker let go of the sockets; ports back */
   char notify_uri[DCMF_AGWIQ_URI_MAX + 1];
@@ -215,6 +216,7 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   random_token(agw, local->pwd, E2AE_PWD_LEN, ice_chars);
   random_token(agw, local->tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
   m->tcp = iq->tcp;
+  m->dc = iq->dc;
   if (rv == 0 && iq->tcp) {
     rv = dcmf_agw_tcp_sockets(iq, fds);
   }
@@ -379,8 +381,8 @@ int dcmf_agw_e2ae_view(void *user, void *media, json_t *view) {
   if (m->snapshot == NULL) {
     return 0;
   }
-  if (m->tcp) {
-    return json_object_set_new(view, "tcpCounters",
+  if (m->tcp || m->dc) {
+    return json_object_set_new(view, m->tcp ? "tcpCounters" : "msrpCounters",
                                json_deep_copy(m->snapshot)) != 0
                ? DCMF_ERR_NOMEM
                : 0;
@@ -550,6 +552,10 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
   }
   if (strcmp(ev->event, "TCP_COUNTERS") == 0) {
     dcmf_agw_tcp_snapshot(agw, &m->snapshot, ev->detail);
+    return 1;
+  }
+  if (strcmp(ev->event, "MSRP_COUNTERS") == 0) {
+    dcmf_agw_msrpdc_snapshot(&m->snapshot, ev->detail);
     return 1;
   }
   if (m->removed) {

@@ -122,6 +122,9 @@ void dcmf_agw_tcp_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 void dcmf_agw_msrpdc_uris(const char *advertise_addr, const char *context_id,
                           struct dcmf_agwapi_e2ae_local *local);
 
+/* Keeps the MSRP_COUNTERS |detail| (msrp_dc_svc.h) as |*kept|. */
+void dcmf_agw_msrpdc_snapshot(json_t **kept, const char *detail);
+
 /* Turns the RTP path's description |d| of an access session into the
  * MSRP-over-DC one: SCTP association, the negotiated msrp stream, the
  * core TCP leg (|core_fd|, -1 for an UPDATE) in place of the RTP leg.

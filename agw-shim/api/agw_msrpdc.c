@@ -72,3 +72,14 @@ int dcmf_agw_msrpdc_desc(const struct dcmf_agwiq *iq,
   d->msrpleg = leg;
   return 0;
 }
+
+void dcmf_agw_msrpdc_snapshot(json_t **kept, const char *detail) {
+  /* A snapshot, not an event: the latest replaces the one before. */
+  json_t *snap = json_loads(detail, 0, NULL);
+  if (!json_is_object(snap)) {
+    json_decref(snap);
+    return;
+  }
+  json_decref(*kept);
+  *kept = snap;
+}

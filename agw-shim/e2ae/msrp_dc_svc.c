@@ -122,7 +122,7 @@ static void end_media(struct mdc_media *m, const char *reason, int reset) {
   if (m->dc_open) {
     m->host->close(m->host, m->leg.sid); /* runs mdc_closed */
   }
-  counted(m);
+  push(m, 0); /* what it came to, at once */
 }
 
 /* ---- relaying ---- */

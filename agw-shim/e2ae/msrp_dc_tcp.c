@@ -121,6 +121,10 @@ static void sync_reading(struct dcmf_msrp_dc_tcp *t) {
 
 static void became_up(struct dcmf_msrp_dc_tcp *t) {
   t->up = 1;
+  /* The kernel's share of a stalled core is bounded too (autotuning
+   * would let it hold megabytes). */
+  int sndbuf = DCMF_MSRP_DC_TCP_SNDBUF;
+  uv_send_buffer_size((uv_handle_t *)&t->conn, &sndbuf);
   uv_timer_stop(&t->timer);
   t->cbs.up(t->user);
   sync_reading(t);

@@ -26,6 +26,8 @@
 
 /* One socket read at most. */
 #define DCMF_MSRP_DC_TCP_READ (64 * 1024)
+/* The connection's kernel send buffer (SO_SNDBUF). */
+#define DCMF_MSRP_DC_TCP_SNDBUF (256 * 1024)
 /* One socket write at most (a copy in flight). */
 #define DCMF_MSRP_DC_TCP_WRITE (64 * 1024)
 

@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""MSRP over a data channel (a WebRTC IMS client, RFC 8873) <-> MSRP over
+TCP (the IMS core) through dcmfd's /agw/v1 contexts (issue 12 item 2;
+docs/e2ae.md "MSRP over a data channel").
+
+    e2ae_msrp_dc.py DCMFD [SUBSTRING...]
+
+The WIC is werift (msrp_wic_werift.js: a negotiated "msrp" channel,
+messages passed through as they are), or Chromium with WIC=chromium
+(msrp_wic_chromium.js); the MSRP both ends speak is msrp_peer.py's
+(written from RFC 4975, not from dcmfd): on the WIC side one chunk per
+data channel message (MsrpDecoder.feed_message refuses anything else),
+on the core side over TCP. A small IMS-ALG in this file turns the WIC's
+SDP offer into the API calls and builds both rewritten SDPs from the
+reply. Every byte on the core leg is decoded by tshark's MSRP dissector
+(tshark_check.py): a malformed frame fails the case. One dcmfd on
+127.0.0.1 (meson runs this under in-netns) serves every case. Prints
+"ok - NAME" or "not ok - NAME: REASON"; exits 1 on failure. Every wait
+is a bounded poll.
+"""
+import hashlib
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import msrp_peer  # noqa: E402
+from msrp_peer import MsrpPeer, MsrpParseError  # noqa: E402
+import tshark_check  # noqa: E402
+
+DCMFD = sys.argv[1]
+FILTERS = sys.argv[2:]
+AGW = "/agw/v1/contexts"
+TMP = tempfile.mkdtemp(prefix="e2ae_msrp_dc.")
+WIC_KIND = os.environ.get("WIC", "werift")
+STREAM_ID = 3
+results = []
+
+
+def poll(cond, what, seconds=10.0):
+    end = time.time() + seconds
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > end:
+            raise AssertionError(f"timed out: {what}")
+        time.sleep(0.01)
+
+
+def case(fn):
+    name = fn.__name__
+    if FILTERS and not any(f in name for f in FILTERS):
+        return fn
+    try:
+        fn()
+        print(f"ok - {name}", flush=True)
+        results.append(True)
+    except Exception as e:  # noqa: BLE001 - every failure is reported
+        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
+        for line in D.log_tail():
+            print(f"#   {line}")
+        results.append(False)
+    return fn
+
+
+# ---- dcmfd and its API ----------------------------------------------------
+
+
+class Dcmfd:
+    def start(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.base = 23000 + (os.getpid() % 40) * 50
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [DCMFD, "--control", f"127.0.0.1:{self.port}", "--ports",
+             f"{self.base}-{self.base + 39}", "--log-level", "debug"],
+            stdout=self.log, stderr=self.log)
+        self.api = f"http://127.0.0.1:{self.port}"
+        poll(lambda: self.call("GET", "/healthz")[0] == 200, "dcmfd up", 20)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def log_tail(self, n=int(os.environ.get("LOGN", "12"))):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").splitlines()[-n:]
+
+    def call(self, method, path, body=None):
+        cmd = ["curl", "-s", "-w", "\n%{http_code}", "--http2-prior-knowledge",
+               "-X", method, self.api + path]
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            cmd += ["-H", "content-type: application/json", "--data-binary", "@-"]
+        r = subprocess.run(cmd, input=data, capture_output=True, timeout=10)
+        text, _, code = r.stdout.decode().rpartition("\n")
+        if r.returncode != 0 or not code.isdigit():
+            return 0, None
+        return int(code), json.loads(text) if text.strip() else None
+
+    def get(self, cid):
+        st, doc = self.call("GET", f"{AGW}/{cid}")
+        assert st == 200, f"GET {st}: {doc}"
+        return doc
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def events(cid):
+    return [e["event"] for e in D.get(cid).get("events", [])]
+
+
+# ---- the WIC: a WebRTC stack as the data channel, msrp_peer.py as MSRP ------
+
+
+class FakeSock:
+    """What MsrpPeer writes to: each sendall is one chunk (chunk_message
+    and response_for produce one chunk per call), so one DC message."""
+
+    def __init__(self, wic):
+        self.wic = wic
+
+    def sendall(self, data):
+        self.wic.command({"cmd": "send", "hex": bytes(data).hex()})
+
+    def shutdown(self, how):
+        pass
+
+    def close(self):
+        pass
+
+
+class DcPeer(MsrpPeer):
+    """MsrpPeer over a data channel: fed one message at a time, each of
+    which must be exactly one chunk (RFC 8873 §5.4) no larger than the
+    WIC's max-message-size."""
+
+    def __init__(self, wic, local_uri, remote_uri, max_message_size):
+        self.max_message_size = max_message_size
+        self.message_sizes = []
+        super().__init__(FakeSock(wic), local_uri, remote_uri)
+
+    def start(self):
+        pass  # fed by the WIC's reader thread
+
+    def on_message(self, data):
+        with self.cond:
+            self.message_sizes.append(len(data))
+        try:
+            if len(data) > self.max_message_size:
+                raise MsrpParseError(f"a {len(data)}-byte message is over the "
+                                     f"WIC's max-message-size {self.max_message_size}")
+            self._handle(self.decoder.feed_message(data))
+        except MsrpParseError as e:
+            with self.cond:
+                self.error = f"MsrpParseError: {e}"
+                self.cond.notify_all()
+
+    def channel_closed(self):
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    def close(self):
+        pass
+
+
+class Wic:
+    """The WebRTC stack in a Node process (JSON lines; see the script)."""
+
+    def __init__(self):
+        script = "msrp_wic_chromium.js" if WIC_KIND == "chromium" else "msrp_wic_werift.js"
+        self.proc = subprocess.Popen(["node", os.path.join(HERE, script)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        self.events = queue.Queue()
+        self.peer = None
+        self.opened = threading.Event()
+        self.closed = threading.Event()
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def command(self, obj):
+        with self.lock:
+            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+            self.proc.stdin.flush()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            ev = json.loads(line)
+            if ev["ev"] == "msg":
+                if self.peer is not None:
+                    self.peer.on_message(bytes.fromhex(ev["hex"]))
+            elif ev["ev"] == "open":
+                self.opened.set()
+            elif ev["ev"] == "closed":
+                self.closed.set()
+                if self.peer is not None:
+                    self.peer.channel_closed()
+            else:
+                self.events.put(ev)
+
+    def next_event(self, kind, seconds=30):
+        end = time.time() + seconds
+        while True:
+            left = end - time.time()
+            if left <= 0:
+                raise AssertionError(f"timed out: the WIC's {kind}")
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if ev["ev"] == "error":
+                raise AssertionError(f"WIC: {ev['error']}")
+            if ev["ev"] == kind:
+                return ev
+
+    def stop(self):
+        try:
+            self.command({"cmd": "quit"})
+            self.proc.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- the IMS-ALG: SDP <-> API calls ----------------------------------------
+
+
+def sdp_attr(lines, name):
+    for line in lines:
+        if line.startswith(f"a={name}:"):
+            return line[len(name) + 3:].strip()
+    return None
+
+
+def wic_offer_with_dcmap(sdp, wic_path, cema):
+    """The WIC's application adds its a=dcmap and a=dcsa lines (RFC 8873
+    §4.3-4.5) to the m=application section of the stack's offer."""
+    extra = [f'a=dcmap:{STREAM_ID} label="chat";subprotocol="msrp"',
+             f"a=dcsa:{STREAM_ID} path:{wic_path}",
+             f"a=dcsa:{STREAM_ID} setup:active"]
+    if cema:
+        extra.append(f"a=dcsa:{STREAM_ID} msrp-cema")
+    lines = sdp.rstrip("\r\n").split("\r\n")
+    return "\r\n".join(lines + extra) + "\r\n"
+
+
+def alg_context(offer, core_port, core_path, mode, setup):
+    """The POST the IMS-ALG makes from the WIC's offer and the core's SDP
+    (its address, a=setup, a=path; a=msrp-cema decides the mode)."""
+    lines = offer.split("\r\n")
+    cand = next(l for l in lines if l.startswith("a=candidate:") and " udp " in l.lower())
+    f = cand.split(" ")
+    dcsa = {}
+    for l in lines:
+        if l.startswith(f"a=dcsa:{STREAM_ID} "):
+            v = l.split(" ", 1)[1]
+            k, _, val = v.partition(":")
+            dcsa[k] = val
+    dcmap = sdp_attr(lines, "dcmap").split(" ", 1)[1]
+    params = dict(p.split("=", 1) for p in dcmap.split(";"))
+    mms = sdp_attr(lines, "max-message-size")
+    access = {
+        "terminationId": "access", "transport": "UDP/DTLS/SCTP",
+        "remote": {"ipv4Addr": f[4], "port": int(f[5])},
+        "dtls": {"setup": sdp_attr(lines, "setup"),
+                 "remoteFingerprints": [sdp_attr(lines, "fingerprint")]},
+        "ice": {"remoteUfrag": sdp_attr(lines, "ice-ufrag"),
+                "remotePwd": sdp_attr(lines, "ice-pwd")},
+        "dataChannel": {
+            "streamId": STREAM_ID, "label": params["label"].strip('"'),
+            "subprotocol": params["subprotocol"].strip('"'),
+            "sctpPort": int(sdp_attr(lines, "sctp-port") or 5000),
+            "dcsa": {"path": dcsa["path"], "setup": dcsa["setup"],
+                     "msrpCema": "msrp-cema" in dcsa}},
+    }
+    if mms:
+        access["dataChannel"]["maxMessageSize"] = int(mms)
+    core = {"terminationId": "core", "transport": "TCP/MSRP",
+            "remote": {"ipv4Addr": "127.0.0.1", "port": core_port},
+            "tcp": {"setup": setup}, "msrp": {"mode": mode}}
+    if mode == "aware":
+        core["msrp"]["path"] = core_path
+    return {"terminations": [access, core]}
+
+
+def alg_answer_to_wic(offer, ctx, wic_path, core_path, cema):
+    """m=application UDP/DTLS/SCTP webrtc-datachannel toward the WIC: the
+    AGW's port, ICE-lite credentials, fingerprint and setup, and the
+    dcmap/dcsa of the MSRP session with the path the WIC must send to (the
+    MF's ;dc URI when aware, the core's path with CEMA)."""
+    acc = ctx["terminations"][0]
+    lines = offer.split("\r\n")
+    hash_, hex_ = acc["dtls"]["localFingerprint"].split(" ")
+    path = acc["dataChannel"]["localPath"] if not cema else core_path
+    out = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
+           f"m=application {acc['local']['port']} UDP/DTLS/SCTP webrtc-datachannel",
+           "c=IN IP4 127.0.0.1", f"a=mid:{sdp_attr(lines, 'mid')}",
+           f"a=ice-ufrag:{acc['ice']['localUfrag']}", f"a=ice-pwd:{acc['ice']['localPwd']}",
+           f"a=fingerprint:{hash_.lower()} {hex_}", f"a=setup:{acc['dtls']['localSetup']}",
+           "a=sctp-port:5000", "a=max-message-size:262144",
+           f'a=dcmap:{STREAM_ID} label="chat";subprotocol="msrp"',
+           f"a=dcsa:{STREAM_ID} path:{path}", f"a=dcsa:{STREAM_ID} setup:passive"]
+    if cema:
+        out.append(f"a=dcsa:{STREAM_ID} msrp-cema")
+    out += [f"a=candidate:1 1 udp 2130706431 127.0.0.1 {acc['local']['port']} typ host",
+            "a=end-of-candidates", ""]
+    return "\r\n".join(out)
+
+
+def alg_offer_to_core(ctx, wic_path, cema, setup):
+    """m=message TCP/MSRP toward the core: the AGW's core port, a=path
+    (the MF's ;tcp URI when aware, the WIC's path with CEMA), a=setup as
+    the AGW's TCP role gives it, a=msrp-cema when agnostic."""
+    core = ctx["terminations"][1]
+    path = wic_path if cema else core["msrp"]["localPath"]
+    return "\r\n".join([
+        "m=message %d TCP/MSRP *" % core["local"]["port"], "c=IN IP4 127.0.0.1",
+        "a=accept-types:*", f"a=path:{path}",
+        f"a=setup:{'active' if setup == 'active' else 'passive'}"]
+        + (["a=msrp-cema"] if cema else []) + [""])
+
+
+# ---- a call -----------------------------------------------------------------
+
+
+class Call:
+    """A WIC, a core peer and the context between them, up and open."""
+
+    def __init__(self, mode, setup, capture=True, core_reads=True, core_rcvbuf=None):
+        self.mode, self.setup = mode, setup
+        cema = mode == "agnostic"
+        self.wic_path = f"msrps://127.0.0.1:9/{secrets.token_hex(6)};dc"
+        core_sid = secrets.token_hex(6)
+        self.core_listener = None
+        if setup == "active":  # the AGW connects: the core listens
+            self.core_listener = socket.create_server(("127.0.0.1", 0))
+            if core_rcvbuf:  # inherited by the accepted socket
+                self.core_listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                              core_rcvbuf)
+            core_port = self.core_listener.getsockname()[1]
+        else:
+            core_port = 9  # the AGW listens; the core connects from anywhere
+        self.core_path = f"msrp://127.0.0.1:{core_port}/{core_sid};tcp"
+        self.wic = Wic()
+        self.wic.command({"cmd": "offer", "id": STREAM_ID, "label": "chat"})
+        stack_offer = self.wic.next_event("offer")["sdp"]
+        self.offer = wic_offer_with_dcmap(stack_offer, self.wic_path, cema)
+        st, ctx = D.call("POST", AGW, alg_context(self.offer, core_port, self.core_path,
+                                                  mode, setup))
+        assert st == 201, f"POST {st}: {ctx}"
+        self.ctx, self.cid = ctx, ctx["contextId"]
+        self.agw_core_port = ctx["terminations"][1]["local"]["port"]
+        self.core_sdp = alg_offer_to_core(ctx, self.wic_path, cema, setup)
+        assert f"a=path:{self.wic_path if cema else ctx['terminations'][1]['msrp']['localPath']}" \
+            in self.core_sdp
+        mms = sdp_attr(self.offer.split("\r\n"), "max-message-size")
+        self.wic_mms = int(mms) if mms else 65536
+        self.cap = None
+        if capture:
+            self.pcap = os.path.join(TMP, f"{self.cid}.pcap")
+            self.cap = tshark_check.Capture([self.agw_core_port], self.pcap)
+            self.cap.start()
+        # The MSRP ends: with CEMA each sends to the other's own path;
+        # aware, each sends to the MF's URI on its side.
+        wic_to = self.core_path if cema else ctx["terminations"][0]["dataChannel"]["localPath"]
+        core_to = self.wic_path if cema else ctx["terminations"][1]["msrp"]["localPath"]
+        self.dc = DcPeer(self.wic, self.wic_path, wic_to, self.wic_mms)
+        self.wic.peer = self.dc
+        self.wic.command({"cmd": "answer",
+                          "sdp": alg_answer_to_wic(self.offer, ctx, self.wic_path,
+                                                   self.core_path, cema)})
+        if setup == "active":
+            self.core_listener.settimeout(10)
+            sock, _ = self.core_listener.accept()
+        else:
+            sock = socket.create_connection(("127.0.0.1", self.agw_core_port), 10)
+        self.core_sock = sock
+        self.core = MsrpPeer(sock, self.core_path, core_to) if core_reads else None
+        if not self.wic.opened.wait(30):
+            raise AssertionError("the data channel did not open")
+
+    def check_wire(self):
+        self.cap.stop()
+        res = tshark_check.analyze(self.pcap, msrp_ports=[self.agw_core_port])
+        res.assert_clean()
+        return res
+
+    def close(self):
+        if self.cap is not None and self.cap.proc is not None and self.cap.proc.poll() is None:
+            self.cap.stop(check=False)
+        self.wic.stop()
+        if self.core is not None:
+            self.core.close()
+        else:
+            self.core_sock.close()
+        if self.core_listener is not None:
+            self.core_listener.close()
+        D.call("DELETE", f"{AGW}/{self.cid}")
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def exchange(c):
+    """Small, 2 KiB and 1 MiB both ways with Success-Report: 200s and
+    REPORTs end to end, bodies intact, the WIC's chunks within its limit."""
+    sizes = [5, 2048, 1 << 20]
+    # WIC -> core: chunks that fit the WIC's own sending limit (RFC 8841:
+    # the AGW's max-message-size of 256 KiB), 64 KiB each.
+    sent = []
+    for n in sizes:
+        body = secrets.token_bytes(n)
+        mid, tids = c.dc.send_message(body, chunk_size=min(65536, max(n, 1)),
+                                      success_report="yes")
+        sent.append((mid, body))
+        for tid in tids:
+            r = c.dc.wait_response(tid, 30)
+            assert r.code == 200, f"WIC SEND {tid}: {r.code}"
+        rep = c.dc.wait_report(mid, 30)
+        assert rep.header("Status").startswith("000 200"), rep.header("Status")
+    got = c.core.wait_message(len(sizes), 30)
+    for (mid, body), m in zip(sent, got):
+        assert m.message_id == mid and m.complete and sha(m.data) == sha(body), m.message_id
+    # core -> WIC: each message one chunk on TCP (1 MiB > the WIC's
+    # max-message-size: the AGW re-chunks it).
+    back = []
+    for n in sizes:
+        body = secrets.token_bytes(n)
+        mid, tids = c.core.send_message(body, chunk_size=max(n, 1), success_report="yes")
+        back.append((mid, body))
+        assert len(tids) == 1
+        r = c.core.wait_response(tids[0], 30)
+        assert r.code == 200, f"core SEND: {r.code}"
+        rep = c.core.wait_report(mid, 30)
+        assert rep.header("Status").startswith("000 200"), rep.header("Status")
+    got = c.dc.wait_message(len(sizes), 30)
+    for (mid, body), m in zip(back, got):
+        assert m.message_id == mid and m.complete and sha(m.data) == sha(body), m.message_id
+    assert c.dc.error is None and c.core.error is None, (c.dc.error, c.core.error)
+    assert max(c.dc.message_sizes) <= c.wic_mms, (max(c.dc.message_sizes), c.wic_mms)
+    # the 1 MiB SEND arrived in pieces, each one chunk of one message
+    assert len(c.dc.message_sizes) > len(sizes) + 3, len(c.dc.message_sizes)
+
+
+def exchange_case(mode, setup):
+    c = Call(mode, setup)
+    try:
+        exchange(c)
+        res = c.check_wire()
+        sends = res.msrp_requests("SEND")
+        assert len(sends) >= 6, f"tshark saw {len(sends)} SENDs on the core leg"
+        if mode == "aware":
+            doc = D.get(c.cid)
+            assert doc["terminations"][0]["dataChannel"]["localPath"].endswith(";dc")
+    finally:
+        c.close()
+
+
+D = Dcmfd()
+D.start()
+try:
+    @case
+    def agnostic_agw_active():
+        exchange_case("agnostic", "active")
+
+    @case
+    def agnostic_agw_passive():
+        exchange_case("agnostic", "passive")
+
+    @case
+    def aware_agw_active():
+        exchange_case("aware", "active")
+
+    @case
+    def aware_agw_passive():
+        exchange_case("aware", "passive")
+
+    @case
+    def core_reset_closes_the_channel():
+        c = Call("agnostic", "active", capture=False)
+        try:
+            c.core_sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.core.close()
+            c.core = None
+            if not c.wic.closed.wait(15):
+                raise AssertionError("the channel stayed open after the core's RST")
+            poll(lambda: "TCP_CLOSED" in events(c.cid), "TCP_CLOSED event")
+        finally:
+            c.close()
+
+    @case
+    def wic_close_sends_fin_to_the_core():
+        c = Call("agnostic", "active", capture=False)
+        try:
+            c.wic.command({"cmd": "close"})
+            c.core.wait_closed(15)
+            assert c.core.error is None, c.core.error  # FIN, not a reset
+            poll(lambda: "TCP_CLOSED" in events(c.cid), "TCP_CLOSED event")
+        finally:
+            c.close()
+
+    @case
+    def slow_core_reader_bounds_memory():
+        slow = Call("agnostic", "active", capture=False, core_reads=False,
+                    core_rcvbuf=16384)
+        other = None
+        try:
+            before = D.rss_kib()
+            body = secrets.token_bytes(4 << 20)
+            slow.dc.send_message(body, chunk_size=65536)
+
+            def counters():
+                return D.get(slow.cid).get("msrpCounters") or {}
+
+            # Wait until the relay stalls (nothing more reaches the core
+            # for a second) or the media ends past its backlog bound.
+            last = [None, time.time()]
+
+            def stalled():
+                if "TCP_CLOSED" in events(slow.cid):
+                    return "ended"
+                sent = counters().get("toCore", {}).get("bytes")
+                if sent != last[0]:
+                    last[0], last[1] = sent, time.time()
+                    return None
+                return "stalled" if sent and time.time() - last[1] > 1.5 else None
+
+            how = poll(stalled, "the stalled relay settles", 60)
+            if how == "ended":
+                ev = [e for e in D.get(slow.cid)["events"] if e["event"] == "TCP_CLOSED"]
+                how += " (%s)" % ev[0]["detail"].get("reason")
+                assert ev[0]["detail"].get("reason") == "overflow", ev
+            grown = D.rss_kib() - before
+            c = counters()
+            print(f"#   4 MiB toward a core that reads nothing: {how} after "
+                  f"{c.get('toCore', {}).get('bytes')} bytes to the core, relay "
+                  f"peak {c.get('peakMem')} bytes, dcmfd RSS +{grown} KiB", flush=True)
+            assert (c.get("peakMem") or 0) < 2 << 20, c
+            assert grown < 16384, f"dcmfd grew {grown} KiB"
+            other = Call("agnostic", "active", capture=False)
+            mid, tids = other.dc.send_message(b"still here", success_report="yes")
+            assert other.dc.wait_response(tids[0], 30).code == 200
+            assert other.core.wait_message(1, 30)[0].data == b"still here"
+            assert D.proc.poll() is None, "dcmfd died"
+        finally:
+            slow.close()
+            if other is not None:
+                other.close()
+
+    @case
+    def bad_data_channel_names_the_field():
+        wic = Wic()
+        try:
+            wic.command({"cmd": "offer", "id": STREAM_ID, "label": "chat"})
+            offer = wic_offer_with_dcmap(wic.next_event("offer")["sdp"],
+                                         "msrps://127.0.0.1:9/x;dc", False)
+            body = alg_context(offer, 9, "msrp://127.0.0.1:9/y;tcp", "agnostic", "active")
+            body["terminations"][0]["dataChannel"]["maxRetr"] = 2
+            body["terminations"][0]["dataChannel"]["ordered"] = False
+            st, doc = D.call("POST", AGW, body)
+            assert st == 400, (st, doc)
+            names = {p["param"] for p in doc["invalidParams"]}
+            for want in ("/terminations/0/dataChannel/maxRetr",
+                         "/terminations/0/dataChannel/ordered",
+                         "/terminations/0/dataChannel/dcsa/msrpCema"):
+                assert want in names, (want, names)
+        finally:
+            wic.stop()
+finally:
+    rc = D.stop()
+    shutil.rmtree(TMP, ignore_errors=True)
+passed = sum(results)
+print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
+sys.exit(0 if results and all(results) else 1)
