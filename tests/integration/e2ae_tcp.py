@@ -28,6 +28,13 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import openapi_check  # python3-yaml, python3-jsonschema
+    OPENAPI = openapi_check.Checker()
+except ImportError:
+    OPENAPI = None
+
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
 AGW = "/agw/v1/contexts"
@@ -119,8 +126,8 @@ class Dcmfd:
         return self.log.read().decode(errors="replace").splitlines()[-n:]
 
     def call(self, method, path, body=None, ctype="application/json"):
-        cmd = ["curl", "-s", "-w", "\n%{http_code}", "--http2-prior-knowledge",
-               "-X", method, self.api + path]
+        cmd = ["curl", "-s", "-w", "\n%{content_type}\n%{http_code}",
+               "--http2-prior-knowledge", "-X", method, self.api + path]
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -129,6 +136,10 @@ class Dcmfd:
         if r.returncode != 0:
             raise AssertionError(f"curl {method} {path}: exit {r.returncode}")
         text, _, code = r.stdout.decode().rpartition("\n")
+        text, _, ctype_got = text.rpartition("\n")
+        if OPENAPI is not None and path.startswith(AGW):
+            err = OPENAPI.check(method, path, int(code), ctype_got, text)
+            assert err is None, f"not as docs/openapi.yaml says: {err}"
         try:
             parsed = json.loads(text) if text.strip() else None
         except ValueError:
