@@ -39,8 +39,8 @@ struct leg {
   int started; /* the leg's establishment began */
   int up;
   int reading;
-  int closing;      /* the stream is shutting down or closing */
-  size_t queued;    /* bytes handed to uv_write not yet written */
+  int closing;       /* the stream is shutting down or closing */
+  size_t queued;     /* bytes handed to uv_write not yet written */
   uint64_t retry_at; /* MERGE: the next connect, in loop ms; 0: none due */
 };
 
@@ -119,14 +119,14 @@ static void handle_close(uv_tcp_t **t, int reset) {
 
 /* ---- events and counters ------------------------------------------------ */
 
-static void emitf(struct dcmf_tcprelay *r, const char *event,
-                  const char *fmt1, const char *leg, const char *reason) {
+static void emitf(struct dcmf_tcprelay *r, const char *event, const char *fmt1,
+                  const char *leg, const char *reason) {
   char detail[400], safe[200];
   size_t j = 0;
   for (size_t i = 0; reason[i] != '\0' && j + 1 < sizeof(safe); i++) {
     char ch = reason[i];
-    safe[j++] = (ch == '"' || ch == '\\' || (unsigned char)ch < 0x20) ? '\''
-                                                                       : ch;
+    safe[j++] =
+        (ch == '"' || ch == '\\' || (unsigned char)ch < 0x20) ? '\'' : ch;
   }
   safe[j] = '\0';
   if (leg != NULL) {
@@ -150,17 +150,17 @@ static void push_counters(struct dcmf_tcprelay *r, int final) {
            (unsigned long long)c->bytes[CORE],
            (unsigned long long)c->reads[CORE],
            (unsigned long long)c->bytes[ACCESS],
-           (unsigned long long)c->reads[ACCESS],
-           (unsigned long long)c->connect, (unsigned long long)c->timeout,
-           (unsigned long long)c->tls, (unsigned long long)c->refused_source,
-           (unsigned long long)c->reset, final ? "true" : "false");
+           (unsigned long long)c->reads[ACCESS], (unsigned long long)c->connect,
+           (unsigned long long)c->timeout, (unsigned long long)c->tls,
+           (unsigned long long)c->refused_source, (unsigned long long)c->reset,
+           final ? "true" : "false");
   r->dirty = 0;
   r->h->settings.emit(r->h->settings.user, &r->key, "TCP_COUNTERS", d, 0);
 }
 
 static void tcp_failure(struct dcmf_tcprelay *r, int side, const char *reason) {
-  emitf(r, "TCP_FAILURE", "{\"leg\":\"%s\",\"reason\":\"%s\"}",
-        leg_names[side], reason);
+  emitf(r, "TCP_FAILURE", "{\"leg\":\"%s\",\"reason\":\"%s\"}", leg_names[side],
+        reason);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -301,8 +301,8 @@ static void relay_end(struct dcmf_tcprelay *r, const char *reason, int reset) {
  * its key. A mismatch becomes a bad_certificate alert. */
 static int tls_verify(X509_STORE_CTX *store, void *arg) {
   (void)arg;
-  SSL *ssl = X509_STORE_CTX_get_ex_data(store,
-                                        SSL_get_ex_data_X509_STORE_CTX_idx());
+  SSL *ssl =
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
   struct dcmf_tcprelay *r = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
   X509 *cert = X509_STORE_CTX_get0_cert(store);
   if (r == NULL || cert == NULL ||
@@ -374,8 +374,7 @@ static void tls_start(struct dcmf_tcprelay *r) {
 }
 
 static int tls_open(const struct dcmf_tcprelay *r) {
-  return r->tls_started &&
-         dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_OPEN;
+  return r->tls_started && dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_OPEN;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -399,8 +398,9 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   if (n <= 0 || r->ended) {
     free(wb);
     if (n == UV_EOF) {
-      relay_end(r, side == ACCESS ? "FIN from the access peer"
-                                  : "FIN from the core peer",
+      relay_end(r,
+                side == ACCESS ? "FIN from the access peer"
+                               : "FIN from the core peer",
                 0);
     } else if (n < 0) {
       r->c.reset++;
