@@ -191,6 +191,16 @@ def counters(cid):
     return D.get(cid).get("tcpCounters") or {}
 
 
+def metric(name):
+    """The value of one series of /metrics (0 when absent)."""
+    r = subprocess.run(["curl", "-s", "--http2-prior-knowledge",
+                        D.api + "/metrics"], capture_output=True, timeout=10)
+    for line in r.stdout.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0
+
+
 def remote(port):
     return {"ipv4Addr": "127.0.0.1", "port": port}
 
@@ -391,6 +401,9 @@ def msrp_ue_tls_client_to_core():
         poll(lambda: counters(cid).get("toCore", {}).get("bytes") == len(up),
              "TCP_COUNTERS toCore", 3)
         assert counters(cid)["toAccess"]["bytes"] == len(down)
+        poll(lambda: metric('dcmf_agw_e2ae_tcp_bytes_total'
+                            '{direction="to_core"}') >= len(up),
+             "/metrics to_core bytes", 3)
         # The UE ends: its close_notify and FIN close the core leg.
         ue.p.stdin.close()
         data, closed = recv_until_closed(conn, 5)

@@ -56,19 +56,24 @@ static void set_path(json_t *doc, size_t t, const char *obj, const char *key,
   json_object_set_new(o, key, v);
 }
 
+/* Fails unless |p| is a 400 that names |param|. */
+static void assert_names(const struct dcmf_problem *p, const char *param) {
+  assert_int_equal(p->status, 400);
+  int found = 0;
+  for (size_t i = 0; i < p->n_invalid; i++) {
+    found |= strcmp(p->invalid[i].param, param) == 0;
+  }
+  if (!found) {
+    fail_msg("no invalid param %s (first: %s)", param,
+             p->n_invalid ? p->invalid[0].param : "none");
+  }
+}
+
 static void expect_refused(json_t *doc, const char *param) {
   struct dcmf_agwiq iq;
   struct dcmf_problem p = {0};
   assert_int_equal(dcmf_agwiq_parse(doc, &iq, &p), DCMF_ERR_INVALID);
-  assert_int_equal(p.status, 400);
-  int found = 0;
-  for (size_t i = 0; i < p.n_invalid; i++) {
-    found |= strcmp(p.invalid[i].param, param) == 0;
-  }
-  if (!found) {
-    fail_msg("no invalid param %s (first: %s)", param,
-             p.n_invalid ? p.invalid[0].param : "none");
-  }
+  assert_names(&p, param);
   json_decref(doc);
 }
 
@@ -203,14 +208,7 @@ static int patch(json_t *prev_doc, json_t *next_doc,
   int rv = dcmf_agwiq_patch_check(&prev, &next, ch, &p);
   if (param != NULL) {
     assert_int_equal(rv, DCMF_ERR_INVALID);
-    int found = 0;
-    for (size_t i = 0; i < p.n_invalid; i++) {
-      found |= strcmp(p.invalid[i].param, param) == 0;
-    }
-    if (!found) {
-      fail_msg("no invalid param %s (first: %s)", param,
-               p.n_invalid ? p.invalid[0].param : "none");
-    }
+    assert_names(&p, param);
   }
   json_decref(prev_doc);
   json_decref(next_doc);
