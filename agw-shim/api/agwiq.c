@@ -8,8 +8,11 @@
 
 #include "errors.h"
 
+static void fail(struct check *c, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Records |reason| for the JSON Pointer built from |fmt|. */
-void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt, ...) {
+static void fail(struct check *c, const char *reason, const char *fmt, ...) {
   char path[160];
   va_list ap;
   va_start(ap, fmt);
@@ -19,7 +22,17 @@ void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt, ...) 
   c->errors++;
 }
 
-int dcmf_agwiq_finish(struct check *c) {
+void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt,
+                     ...) {
+  char path[160];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(path, sizeof(path), fmt, ap);
+  va_end(ap);
+  fail(c, reason, "%s", path);
+}
+
+static int finish(struct check *c) {
   if (c->errors == 0) {
     return 0;
   }
@@ -49,7 +62,7 @@ const char *dcmf_agwiq_transport_name(enum dcmf_agwiq_transport t) {
 }
 
 /* Refuses members of |obj| not in |allowed| (NULL-terminated). */
-void dcmf_agwiq_only_members(struct check *c, json_t *obj,
+static void only_members(struct check *c, json_t *obj,
                          const char *const *allowed, const char *prefix) {
   const char *key;
   json_t *v;
@@ -71,14 +84,14 @@ void dcmf_agwiq_only_members(struct check *c, json_t *obj,
         }
       }
       seg[n] = '\0';
-      dcmf_agwiq_fail(c, "is not a member of this object", "%s/%s", prefix, seg);
+      fail(c, "is not a member of this object", "%s/%s", prefix, seg);
     }
   }
 }
 
 /* Copies a string member into |out| (capacity |cap|) after |check|; 1 if
  * a valid value was stored, 0 if absent, -1 if refused. */
-int dcmf_agwiq_string_member(struct check *c, json_t *obj, const char *name,
+static int string_member(struct check *c, json_t *obj, const char *name,
                          const char *prefix, int (*check)(const char *),
                          const char *reason, char *out, size_t cap) {
   json_t *v = json_object_get(obj, name);
@@ -87,7 +100,7 @@ int dcmf_agwiq_string_member(struct check *c, json_t *obj, const char *name,
   }
   const char *s = json_string_value(v);
   if (s == NULL || strlen(s) >= cap || (check != NULL && check(s) != 0)) {
-    dcmf_agwiq_fail(c, reason, "%s/%s", prefix, name);
+    fail(c, reason, "%s/%s", prefix, name);
     return -1;
   }
   memcpy(out, s, strlen(s) + 1);
@@ -107,7 +120,7 @@ static int parse_hash(const char *s, enum dcmf_hash *out) {
   return DCMF_ERR_MALFORMED;
 }
 
-int dcmf_agwiq_uri_check(const char *s) {
+static int uri_check(const char *s) {
   /* An absolute http(s) URI with a host and no white space or control
    * characters; the notifier resolves and connects later. */
   size_t skip = strncasecmp(s, "http://", 7) == 0    ? 7
@@ -124,17 +137,17 @@ int dcmf_agwiq_uri_check(const char *s) {
   return 0;
 }
 
-void dcmf_agwiq_refuse_listed(struct check *c, json_t *t, const char *const *names,
+static void refuse_listed(struct check *c, json_t *t, const char *const *names,
                           const char *prefix, const char *reason) {
   for (size_t i = 0; names[i] != NULL; i++) {
     if (json_object_get(t, names[i]) != NULL) {
-      dcmf_agwiq_fail(c, reason, "%s/%s", prefix, names[i]);
+      fail(c, reason, "%s/%s", prefix, names[i]);
     }
   }
 }
 
-void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
-                           struct dcmf_agwiq *out) {
+static void parse_dtls(struct check *c, json_t *d, const char *prefix,
+                       struct dcmf_agwiq *out) {
   static const char *const allowed[] = {"remoteFingerprints",
                                         "localFingerprintHash",
                                         "setup",
@@ -142,14 +155,14 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
                                         "tlsId",
                                         NULL};
   if (!json_is_object(d)) {
-    dcmf_agwiq_fail(c, "must be an object with the DTLS information elements", "%s",
+    fail(c, "must be an object with the DTLS information elements", "%s",
          prefix);
     return;
   }
-  dcmf_agwiq_only_members(c, d, allowed, prefix);
+  only_members(c, d, allowed, prefix);
   json_t *fps = json_object_get(d, "remoteFingerprints");
   if (fps != NULL && (!json_is_array(fps) || json_array_size(fps) == 0)) {
-    dcmf_agwiq_fail(c,
+    fail(c,
          "must be a non-empty array of RFC 8122 fingerprints "
          "(\"sha-256 AB:CD:...\"); leave it out until known",
          "%s/remoteFingerprints", prefix);
@@ -163,13 +176,13 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
                    ? DCMF_ERR_MALFORMED
                    : dcmf_fingerprint_parse(s, &out->remote_fp);
       if (rv == DCMF_ERR_TOO_LARGE) {
-        dcmf_agwiq_fail(c, "too many fingerprints (at most 8)",
+        fail(c, "too many fingerprints (at most 8)",
              "%s/remoteFingerprints/%zu", prefix, i);
         break;
       }
       if (rv != 0) {
         out->remote_fp.count = before;
-        dcmf_agwiq_fail(c,
+        fail(c,
              "must be one fingerprint: an RFC 8122 hash name and the "
              "digest's bytes as hex pairs joined by ':'",
              "%s/remoteFingerprints/%zu", prefix, i);
@@ -179,7 +192,7 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
   json_t *h = json_object_get(d, "localFingerprintHash");
   out->local_fp_hash_given = h != NULL;
   if (h != NULL && parse_hash(json_string_value(h), &out->local_fp_hash)) {
-    dcmf_agwiq_fail(c, "must be sha-1, sha-224, sha-256, sha-384 or sha-512",
+    fail(c, "must be sha-1, sha-224, sha-256, sha-384 or sha-512",
          "%s/localFingerprintHash", prefix);
   } else if (h == NULL) {
     /* Answered with the hash the peer used (RFC 8122 section 5). */
@@ -201,7 +214,7 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
     out->setup = DCMF_AGWIQ_SETUP_ACTPASS;
   } else {
     setup_ok = 0;
-    dcmf_agwiq_fail(c,
+    fail(c,
          setup ? "must be \"active\", \"passive\" or \"actpass\" (the "
                  "peer's a=setup)"
                : "is required (the peer's a=setup)",
@@ -209,17 +222,17 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
   }
   json_t *est = json_object_get(d, "establish");
   if (est != NULL && !json_is_boolean(est)) {
-    dcmf_agwiq_fail(c, "must be true or false", "%s/establish", prefix);
+    fail(c, "must be true or false", "%s/establish", prefix);
   }
   out->establish = json_is_true(est);
   if (setup_ok) {
     if (out->establish && out->setup == DCMF_AGWIQ_SETUP_ACTIVE) {
-      dcmf_agwiq_fail(c,
+      fail(c,
            "the peer's setup is active: it is the DTLS client, so the "
            "AGW cannot establish the session",
            "%s/establish", prefix);
     } else if (!out->establish && out->setup == DCMF_AGWIQ_SETUP_PASSIVE) {
-      dcmf_agwiq_fail(c,
+      fail(c,
            "the peer's setup is passive: the AGW must be the DTLS client; "
            "set establish to true",
            "%s/establish", prefix);
@@ -228,11 +241,13 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
         out->establish ? DCMF_AGWIQ_ROLE_CLIENT : DCMF_AGWIQ_ROLE_SERVER;
   }
   if (out->tcp && json_object_get(d, "tlsId") != NULL) {
-    dcmf_agwiq_fail(c, "is DTLS only (RFC 8842); a TLS session lives as long as its "
-            "TCP connection", "%s/tlsId", prefix);
+    fail(c,
+         "is DTLS only (RFC 8842); a TLS session lives as long as its "
+         "TCP connection",
+         "%s/tlsId", prefix);
     return;
   }
-  dcmf_agwiq_string_member(c, d, "tlsId", prefix, dcmf_tls_id_check,
+  string_member(c, d, "tlsId", prefix, dcmf_tls_id_check,
                 "must be an RFC 8842 tls-id: 20 to 255 characters of "
                 "letters, digits, '+', '/', '-' or '_'",
                 out->tls_id, sizeof(out->tls_id));
@@ -243,25 +258,25 @@ void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
   static const char *const allowed[] = {"remoteUfrag", "remotePwd",
                                         "localUfrag", "localPwd", NULL};
   if (!json_is_object(ice)) {
-    dcmf_agwiq_fail(c, "must be an object with remoteUfrag and remotePwd", "%s", prefix);
+    fail(c, "must be an object with remoteUfrag and remotePwd", "%s", prefix);
     return;
   }
-  dcmf_agwiq_only_members(c, ice, allowed, prefix);
+  only_members(c, ice, allowed, prefix);
   /* Named apart: the AGW generates its own (ICE-lite answers with them). */
   static const char *const local[] = {"localUfrag", "localPwd", NULL};
-  dcmf_agwiq_refuse_listed(c, ice, local, prefix, "is generated by the AGW; leave it out");
-  int u = dcmf_agwiq_string_member(c, ice, "remoteUfrag", prefix, dcmf_ice_ufrag_check,
+  refuse_listed(c, ice, local, prefix, "is generated by the AGW; leave it out");
+  int u = string_member(c, ice, "remoteUfrag", prefix, dcmf_ice_ufrag_check,
                         "must be an ICE ufrag: 4 to 256 letters, digits, "
                         "'+' or '/'",
                         out->ice_ufrag, sizeof(out->ice_ufrag));
-  int w = dcmf_agwiq_string_member(c, ice, "remotePwd", prefix, dcmf_ice_pwd_check,
+  int w = string_member(c, ice, "remotePwd", prefix, dcmf_ice_pwd_check,
                         "must be an ICE password: 22 to 256 letters, "
                         "digits, '+' or '/'",
                         out->ice_pwd, sizeof(out->ice_pwd));
   if (u == 0 && w != 0) {
-    dcmf_agwiq_fail(c, "is required with remotePwd", "%s/remoteUfrag", prefix);
+    fail(c, "is required with remotePwd", "%s/remoteUfrag", prefix);
   } else if (w == 0 && u != 0) {
-    dcmf_agwiq_fail(c, "is required with remoteUfrag", "%s/remotePwd", prefix);
+    fail(c, "is required with remoteUfrag", "%s/remotePwd", prefix);
   }
 }
 
@@ -290,7 +305,7 @@ static int transport_of(struct check *c, json_t *t, int access,
       return i;
     }
   }
-  dcmf_agwiq_fail(c,
+  fail(c,
        access ? "must be \"UDP/TLS/RTP/SAVP\", \"UDP/TLS/RTP/SAVPF\", "
                 "\"TCP/TLS/MSRP\", \"TCP/TLS/BFCP\" or \"UDP\" (the "
                 "transparent relay)"
@@ -311,11 +326,11 @@ static const char *const access_only[] = {"dtls", "ice", "notifyUri", NULL};
 
 static void parse_access(struct check *c, json_t *t, const char *prefix,
                          struct dcmf_agwiq *out) {
-  dcmf_agwiq_refuse_listed(c, t, core_only, prefix,
+  refuse_listed(c, t, core_only, prefix,
                 "is a core termination member; leave it out");
   json_t *mux = json_object_get(t, "rtcpMux");
   if (mux != NULL && !json_is_true(mux)) {
-    dcmf_agwiq_fail(c,
+    fail(c,
          json_is_boolean(mux) ? "must be true: the access leg always "
                                 "multiplexes RTCP (RFC 8834)"
                               : "must be true",
@@ -325,38 +340,38 @@ static void parse_access(struct check *c, json_t *t, const char *prefix,
   char sub[160];
   snprintf(sub, sizeof(sub), "%s/dtls", prefix);
   if (d == NULL) {
-    dcmf_agwiq_fail(c, "is required on a DTLS-SRTP termination (at least setup)", "%s",
+    fail(c, "is required on a DTLS-SRTP termination (at least setup)", "%s",
          sub);
   } else {
-    dcmf_agwiq_parse_dtls(c, d, sub, out);
+    parse_dtls(c, d, sub, out);
   }
   json_t *ice = json_object_get(t, "ice");
   if (ice != NULL) {
     snprintf(sub, sizeof(sub), "%s/ice", prefix);
     dcmf_agwiq_parse_ice(c, ice, sub, out);
   }
-  dcmf_agwiq_string_member(c, t, "notifyUri", prefix, dcmf_agwiq_uri_check,
+  string_member(c, t, "notifyUri", prefix, uri_check,
                 "must be an absolute http or https URI", out->notify_uri,
                 sizeof(out->notify_uri));
 }
 
 static void parse_core(struct check *c, json_t *t, const char *prefix,
                        struct dcmf_agwiq *out) {
-  dcmf_agwiq_refuse_listed(c, t, access_only, prefix,
+  refuse_listed(c, t, access_only, prefix,
                 "is an access termination member; leave it out");
   json_t *mux = json_object_get(t, "rtcpMux");
   if (mux != NULL && !json_is_boolean(mux)) {
-    dcmf_agwiq_fail(c, "must be true or false", "%s/rtcpMux", prefix);
+    fail(c, "must be true or false", "%s/rtcpMux", prefix);
   }
   out->core_rtcp_mux = json_is_true(mux);
   json_t *rp = json_object_get(t, "remoteRtcpPort");
   if (rp != NULL) {
     json_int_t n = json_integer_value(rp);
     if (out->core_rtcp_mux) {
-      dcmf_agwiq_fail(c, "must be left out when rtcpMux is true", "%s/remoteRtcpPort",
+      fail(c, "must be left out when rtcpMux is true", "%s/remoteRtcpPort",
            prefix);
     } else if (!json_is_integer(rp) || n < 1 || n > 65535) {
-      dcmf_agwiq_fail(c, "must be an integer from 1 to 65535", "%s/remoteRtcpPort",
+      fail(c, "must be an integer from 1 to 65535", "%s/remoteRtcpPort",
            prefix);
     } else {
       out->core_rtcp_port = (uint16_t)n;
@@ -366,7 +381,7 @@ static void parse_core(struct check *c, json_t *t, const char *prefix,
                                                 "port")) == 65535) {
     /* RFC 3605: without a=rtcp the RTCP port is RTP + 1, which does not
      * exist here. (remote itself is agwdoc.c's to check.) */
-    dcmf_agwiq_fail(c,
+    fail(c,
          "is required when the remote port is 65535 and rtcpMux is not "
          "true: the default RTCP port (the RTP port + 1) does not exist",
          "%s/remoteRtcpPort", prefix);
@@ -404,18 +419,18 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
     tr[s] = transport_of(&c, terms[s], s == 0, prefix[s]);
   }
   if (tr[0] < 0 || tr[1] < 0) {
-    return dcmf_agwiq_finish(&c);
+    return finish(&c);
   }
   out->transport[0] = (enum dcmf_agwiq_transport)tr[0];
   out->transport[1] = (enum dcmf_agwiq_transport)tr[1];
   if (tr[0] == DCMF_AGWIQ_UDP && tr[1] == DCMF_AGWIQ_UDP) {
-    dcmf_agwiq_refuse_listed(&c, terms[0], iq_access, prefix[0],
+    refuse_listed(&c, terms[0], iq_access, prefix[0],
                   "needs transport UDP/TLS/RTP/SAVP or UDP/TLS/RTP/SAVPF "
                   "(a UDP termination is the transparent relay)");
-    dcmf_agwiq_refuse_listed(&c, terms[1], iq_core, prefix[1],
+    refuse_listed(&c, terms[1], iq_core, prefix[1],
                   "needs transport RTP/AVP or RTP/AVPF (a UDP termination "
                   "is the transparent relay)");
-    return dcmf_agwiq_finish(&c);
+    return finish(&c);
   }
   if (tr[0] == DCMF_AGWIQ_DTLS_SCTP) {
     out->e2ae = 1;
@@ -428,25 +443,25 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
     out->e2ae = 1;
     out->tcp = 1;
     dcmf_agwiq_tcp_parse(&c, terms, prefix, out);
-    return dcmf_agwiq_finish(&c);
+    return finish(&c);
   }
   if (tr[0] == DCMF_AGWIQ_UDP || tr[1] == DCMF_AGWIQ_UDP) {
     /* Either side may be the one out of step (an omitted transport is
      * "UDP"), so both are named, each saying what the other needs. */
-    dcmf_agwiq_fail(&c,
+    fail(&c,
          "must be UDP with a UDP core termination, or UDP/TLS/RTP/SAVP(F) "
          "with an RTP/AVP(F) one",
          "%s/transport", prefix[0]);
-    dcmf_agwiq_fail(&c,
+    fail(&c,
          "must be UDP with a UDP access termination, or RTP/AVP(F) with a "
          "UDP/TLS/RTP/SAVP(F) one",
          "%s/transport", prefix[1]);
-    return dcmf_agwiq_finish(&c);
+    return finish(&c);
   }
   out->e2ae = 1;
   parse_access(&c, terms[0], prefix[0], out);
   parse_core(&c, terms[1], prefix[1], out);
-  return dcmf_agwiq_finish(&c);
+  return finish(&c);
 }
 
 static int same_fps(const struct dcmf_fingerprint_set *a,
@@ -473,14 +488,14 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   snprintf(core, sizeof(core), "/terminations/%zu", next->index[1]);
   for (int s = 0; s < 2; s++) {
     if (prev->transport[s] != next->transport[s]) {
-      dcmf_agwiq_fail(&c,
+      fail(&c,
            "cannot change on an existing termination; delete the context "
            "and create a new one",
            "%s/transport", s == 0 ? acc : core);
     }
   }
   if (c.errors != 0 || !next->e2ae) {
-    return dcmf_agwiq_finish(&c);
+    return finish(&c);
   }
   if (next->dc) {
     /* Its own members here; DTLS and ICE below, as the RTP path's. */
@@ -491,24 +506,24 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
     if (c.errors != 0) {
       memset(ch, 0, sizeof(*ch));
     }
-    return dcmf_agwiq_finish(&c);
+    return finish(&c);
   }
   /* DTLS: a new tls-id is a new association (RFC 8842 section 5), which
    * may bring its own fingerprints and role; under the same tls-id the
    * association and its role stay as they are. */
   if (prev->tls_id[0] != '\0' && next->tls_id[0] == '\0') {
-    dcmf_agwiq_fail(&c, "cannot be removed once given", "%s/dtls/tlsId", acc);
+    fail(&c, "cannot be removed once given", "%s/dtls/tlsId", acc);
   }
   ch->new_association = next->tls_id[0] != '\0' &&
                         strcmp(prev->tls_id, next->tls_id) != 0 &&
                         prev->tls_id[0] != '\0';
   if (prev->remote_fp.count > 0 && next->remote_fp.count == 0) {
-    dcmf_agwiq_fail(&c, "cannot be removed once given", "%s/dtls/remoteFingerprints", acc);
+    fail(&c, "cannot be removed once given", "%s/dtls/remoteFingerprints", acc);
   } else if (prev->remote_fp.count == 0 && next->remote_fp.count > 0) {
     ch->fingerprint_arrived = 1;
   } else if (!same_fps(&prev->remote_fp, &next->remote_fp) &&
              !ch->new_association) {
-    dcmf_agwiq_fail(&c,
+    fail(&c,
          "cannot change under the same tlsId: give a new tlsId for a new "
          "DTLS association",
          "%s/dtls/remoteFingerprints", acc);
@@ -527,13 +542,13 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
                    prev->tls_id[0] == '\0' && prev->remote_fp.count == 0;
   if (!ch->new_association && !unresolved) {
     if (prev->setup != next->setup) {
-      dcmf_agwiq_fail(&c,
+      fail(&c,
            "the DTLS role is sticky: a new setup needs a new tlsId (a new "
            "association)",
            "%s/dtls/setup", acc);
     }
     if (prev->establish != next->establish) {
-      dcmf_agwiq_fail(&c,
+      fail(&c,
            "the DTLS role is sticky: changing establish needs a new tlsId "
            "(a new association)",
            "%s/dtls/establish", acc);
@@ -541,7 +556,7 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   }
   if (!ch->new_association) {
     if (prev->local_fp_hash != next->local_fp_hash) {
-      dcmf_agwiq_fail(&c,
+      fail(&c,
            "cannot change under the same tlsId: the local fingerprint was "
            "answered in this hash",
            "%s/dtls/localFingerprintHash", acc);
@@ -552,7 +567,7 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   int had_ice = prev->ice_ufrag[0] != '\0';
   int has_ice = next->ice_ufrag[0] != '\0';
   if (had_ice && !has_ice) {
-    dcmf_agwiq_fail(&c,
+    fail(&c,
          "cannot be removed once given; an ICE restart sends new "
          "remoteUfrag and remotePwd",
          "%s/ice", acc);
@@ -562,7 +577,7 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
     int u = strcmp(prev->ice_ufrag, next->ice_ufrag) != 0;
     int w = strcmp(prev->ice_pwd, next->ice_pwd) != 0;
     if (u != w) {
-      dcmf_agwiq_fail(&c, "an ICE restart changes remoteUfrag and remotePwd together",
+      fail(&c, "an ICE restart changes remoteUfrag and remotePwd together",
            "%s/ice/%s", acc, u ? "remotePwd" : "remoteUfrag");
     }
     ch->ice_restart = u && w;
@@ -574,5 +589,38 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   if (c.errors != 0) {
     memset(ch, 0, sizeof(*ch));
   }
-  return dcmf_agwiq_finish(&c);
+  return finish(&c);
+}
+
+/* ---- for agwiq_tcp.c (agwiq_int.h) ----------------------------------------
+ */
+
+int dcmf_agwiq_finish(struct check *c) {
+  return finish(c);
+}
+
+void dcmf_agwiq_only_members(struct check *c, json_t *obj,
+                             const char *const *allowed, const char *prefix) {
+  only_members(c, obj, allowed, prefix);
+}
+
+void dcmf_agwiq_refuse_listed(struct check *c, json_t *t,
+                              const char *const *names, const char *prefix,
+                              const char *reason) {
+  refuse_listed(c, t, names, prefix, reason);
+}
+
+int dcmf_agwiq_string_member(struct check *c, json_t *obj, const char *name,
+                             const char *prefix, int (*check)(const char *),
+                             const char *reason, char *out, size_t cap) {
+  return string_member(c, obj, name, prefix, check, reason, out, cap);
+}
+
+int dcmf_agwiq_uri_check(const char *s) {
+  return uri_check(s);
+}
+
+void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
+                           struct dcmf_agwiq *out) {
+  parse_dtls(c, d, prefix, out);
 }

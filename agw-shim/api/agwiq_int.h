@@ -17,8 +17,8 @@ struct check {
 };
 
 /* Records |reason| for the JSON Pointer built from |fmt|. */
-void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt,
-                     ...) __attribute__((format(printf, 3, 4)));
+void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 0 when nothing was refused, else sets the 400 and DCMF_ERR_INVALID. */
 int dcmf_agwiq_finish(struct check *c);
 /* Refuses members of |obj| not in |allowed| (NULL-terminated). */
@@ -59,8 +59,8 @@ int dcmf_agwiq_tcp_transport(const char *s, int access);
 /* 1 for the TCP transports. */
 int dcmf_agwiq_tcp_transport_kind(int transport);
 /* Reads the TCP path's members of both terminations (transports read). */
-void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2],
-                          char prefix[2][48], struct dcmf_agwiq *out);
+void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2], char prefix[2][48],
+                          struct dcmf_agwiq *out);
 /* The PATCH rules of a TCP context (agwiq.h). */
 void dcmf_agwiq_tcp_patch_check(struct check *c, const struct dcmf_agwiq *prev,
                                 struct dcmf_agwiq *next,

@@ -19,6 +19,7 @@
 #include "agwiq.h"
 #include "agwiq_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "errors.h"
@@ -57,8 +58,7 @@ static int is_msrp(enum dcmf_agwiq_transport t) {
 
 void dcmf_agwiq_parse_tcp(struct check *c, json_t *t, const char *prefix,
                       int access, struct tcp_member *out) {
-  static const char *const allowed[] = {"setup", "handling", "timeoutMs",
-                                        NULL};
+  static const char *const allowed[] = {"setup", "handling", "timeoutMs", NULL};
   out->setup = out->handling = -1;
   out->timeout = -1;
   json_t *tcp = json_object_get(t, "tcp");
@@ -70,14 +70,16 @@ void dcmf_agwiq_parse_tcp(struct check *c, json_t *t, const char *prefix,
                     "%s/tcp", prefix);
     return;
   }
-  dcmf_agwiq_only_members(c, tcp, allowed, prefix);
+  char sub[160];
+  snprintf(sub, sizeof(sub), "%s/tcp", prefix);
+  dcmf_agwiq_only_members(c, tcp, allowed, sub);
   const char *s = json_string_value(json_object_get(tcp, "setup"));
   if (json_object_get(tcp, "setup") != NULL) {
-    out->setup = s == NULL                      ? -2
-                 : strcmp(s, "active") == 0     ? DCMF_AGWIQ_TCP_ACTIVE
-                 : strcmp(s, "passive") == 0    ? DCMF_AGWIQ_TCP_PASSIVE
+    out->setup = s == NULL                        ? -2
+                 : strcmp(s, "active") == 0       ? DCMF_AGWIQ_TCP_ACTIVE
+                 : strcmp(s, "passive") == 0      ? DCMF_AGWIQ_TCP_PASSIVE
                  : !access && !strcmp(s, "merge") ? DCMF_AGWIQ_TCP_MERGE
-                                                : -2;
+                                                  : -2;
     if (out->setup == -2) {
       dcmf_agwiq_fail(c,
                       access ? "must be \"active\" or \"passive\" (the "
@@ -89,13 +91,12 @@ void dcmf_agwiq_parse_tcp(struct check *c, json_t *t, const char *prefix,
   }
   s = json_string_value(json_object_get(tcp, "handling"));
   if (json_object_get(tcp, "handling") != NULL) {
-    out->handling =
-        s == NULL                                ? -2
-        : strcmp(s, "stateless") == 0            ? DCMF_AGWIQ_TCP_STATELESS
-        : strcmp(s, "stateAware") == 0           ? DCMF_AGWIQ_TCP_STATE_AWARE
-        : strcmp(s, "stateAwareChangingSetup") == 0
-            ? DCMF_AGWIQ_TCP_STATE_AWARE_CHANGE
-            : -2;
+    out->handling = s == NULL                      ? -2
+                    : strcmp(s, "stateless") == 0  ? DCMF_AGWIQ_TCP_STATELESS
+                    : strcmp(s, "stateAware") == 0 ? DCMF_AGWIQ_TCP_STATE_AWARE
+                    : strcmp(s, "stateAwareChangingSetup") == 0
+                        ? DCMF_AGWIQ_TCP_STATE_AWARE_CHANGE
+                        : -2;
     if (out->handling == -2) {
       dcmf_agwiq_fail(c,
                       "must be \"stateless\", \"stateAware\" or "
@@ -122,8 +123,8 @@ static void parse_msrp(struct check *c, json_t *t, const char *prefix,
     return;
   }
   if (!is_msrp(tr)) {
-    dcmf_agwiq_fail(c, "is for MSRP transports only; leave it out",
-                    "%s/msrp", prefix);
+    dcmf_agwiq_fail(c, "is for MSRP transports only; leave it out", "%s/msrp",
+                    prefix);
     return;
   }
   static const char *const allowed[] = {"mode", NULL};
@@ -131,9 +132,12 @@ static void parse_msrp(struct check *c, json_t *t, const char *prefix,
     dcmf_agwiq_fail(c, "must be an object with mode", "%s/msrp", prefix);
     return;
   }
-  dcmf_agwiq_only_members(c, m, allowed, prefix);
+  char sub[160];
+  snprintf(sub, sizeof(sub), "%s/msrp", prefix);
+  dcmf_agwiq_only_members(c, m, allowed, sub);
   const char *s = json_string_value(json_object_get(m, "mode"));
-  if (json_object_get(m, "mode") == NULL || (s != NULL && !strcmp(s, "agnostic"))) {
+  if (json_object_get(m, "mode") == NULL ||
+      (s != NULL && !strcmp(s, "agnostic"))) {
     return;
   }
   dcmf_agwiq_fail(c,
@@ -151,8 +155,8 @@ static void parse_msrp(struct check *c, json_t *t, const char *prefix,
 static const char *const not_tcp[] = {"dtls", "ice", "rtcpMux",
                                       "remoteRtcpPort", NULL};
 
-void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2],
-                          char prefix[2][48], struct dcmf_agwiq *out) {
+void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2], char prefix[2][48],
+                          struct dcmf_agwiq *out) {
   enum dcmf_agwiq_transport a = out->transport[0], k = out->transport[1];
   int pair_ok = (a == DCMF_AGWIQ_TCP_TLS_MSRP &&
                  (k == DCMF_AGWIQ_TCP_MSRP || k == DCMF_AGWIQ_TCP)) ||

@@ -1,4 +1,5 @@
 #include "tcprelay.h"
+#include "tcprelay_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,62 +13,7 @@
 #include "errors.h"
 #include "tlspump.h"
 
-#define ACCESS 0
-#define CORE 1
-/* How often a relay that is still being established looks at its
- * deadline and its MERGE retries. */
-#define TICK_MS 50
-
 static const char *const leg_names[2] = {"access", "core"};
-
-/* One buffer: a socket read, or bytes queued for a socket. */
-struct wbuf {
-  uv_write_t req;
-  struct leg *to;
-  size_t len;
-  uint8_t data[];
-};
-
-struct leg {
-  struct dcmf_tcprelay *r;
-  int side;
-  uv_tcp_t *listener; /* passive and merge, until the leg is up */
-  uv_tcp_t *out;      /* the connect in flight (active and merge) */
-  uv_tcp_t *s;        /* the connection, once up */
-  uv_connect_t connect_req;
-  uv_shutdown_t shutdown_req;
-  int started; /* the leg's establishment began */
-  int up;
-  int reading;
-  int closing;      /* the stream is shutting down or closing */
-  size_t queued;    /* bytes handed to uv_write not yet written */
-  uint64_t retry_at; /* MERGE: the next connect, in loop ms; 0: none due */
-};
-
-struct counters {
-  uint64_t bytes[2], reads[2]; /* by direction: [CORE] is toCore */
-  uint64_t connect, timeout, tls, refused_source, reset;
-};
-
-struct dcmf_tcprelay {
-  struct dcmf_hashmap_entry entry;
-  struct dcmf_tcprelay_host *h;
-  struct dcmf_media_key key;
-  struct dcmf_media_tcpleg cfg; /* fds moved out */
-  struct leg leg[2];
-  struct dcmf_tlspump tls;
-  int tls_started;
-  uv_timer_t *timer; /* establishment deadline and MERGE retries */
-  uint64_t deadline; /* loop ms */
-  int handles;       /* libuv handles not yet closed */
-  int ended, removed, dirty;
-  struct counters c;
-  struct dcmf_tcprelay *next, *prev; /* the host's live list */
-};
-
-static void relay_end(struct dcmf_tcprelay *r, const char *reason, int reset);
-static void update_reading(struct dcmf_tcprelay *r);
-static void leg_start(struct leg *l);
 
 /* ---- handles ------------------------------------------------------------ */
 
@@ -84,14 +30,14 @@ static void relay_maybe_free(struct dcmf_tcprelay *r) {
   }
 }
 
-static void on_handle_closed(uv_handle_t *hd) {
+void tcprelay_on_handle_closed(uv_handle_t *hd) {
   struct dcmf_tcprelay *r = hd->data;
   free(hd);
   r->handles--;
   relay_maybe_free(r);
 }
 
-static uv_tcp_t *tcp_new(struct dcmf_tcprelay *r) {
+uv_tcp_t *tcprelay_tcp_new(struct dcmf_tcprelay *r) {
   uv_tcp_t *t = malloc(sizeof(*t));
   if (t == NULL || uv_tcp_init(r->h->settings.loop, t) != 0) {
     free(t);
@@ -102,7 +48,7 @@ static uv_tcp_t *tcp_new(struct dcmf_tcprelay *r) {
   return t;
 }
 
-static void handle_close(uv_tcp_t **t, int reset) {
+void tcprelay_handle_close(uv_tcp_t **t, int reset) {
   if (*t == NULL) {
     return;
   }
@@ -111,22 +57,23 @@ static void handle_close(uv_tcp_t **t, int reset) {
   if (uv_is_closing(hd)) {
     return;
   }
-  if (reset && uv_tcp_close_reset((uv_tcp_t *)hd, on_handle_closed) == 0) {
+  if (reset &&
+      uv_tcp_close_reset((uv_tcp_t *)hd, tcprelay_on_handle_closed) == 0) {
     return;
   }
-  uv_close(hd, on_handle_closed);
+  uv_close(hd, tcprelay_on_handle_closed);
 }
 
 /* ---- events and counters ------------------------------------------------ */
 
-static void emitf(struct dcmf_tcprelay *r, const char *event,
-                  const char *fmt1, const char *leg, const char *reason) {
+void tcprelay_emitf(struct dcmf_tcprelay *r, const char *event,
+                    const char *fmt1, const char *leg, const char *reason) {
   char detail[400], safe[200];
   size_t j = 0;
   for (size_t i = 0; reason[i] != '\0' && j + 1 < sizeof(safe); i++) {
     char ch = reason[i];
-    safe[j++] = (ch == '"' || ch == '\\' || (unsigned char)ch < 0x20) ? '\''
-                                                                       : ch;
+    safe[j++] =
+        (ch == '"' || ch == '\\' || (unsigned char)ch < 0x20) ? '\'' : ch;
   }
   safe[j] = '\0';
   if (leg != NULL) {
@@ -150,17 +97,18 @@ static void push_counters(struct dcmf_tcprelay *r, int final) {
            (unsigned long long)c->bytes[CORE],
            (unsigned long long)c->reads[CORE],
            (unsigned long long)c->bytes[ACCESS],
-           (unsigned long long)c->reads[ACCESS],
-           (unsigned long long)c->connect, (unsigned long long)c->timeout,
-           (unsigned long long)c->tls, (unsigned long long)c->refused_source,
-           (unsigned long long)c->reset, final ? "true" : "false");
+           (unsigned long long)c->reads[ACCESS], (unsigned long long)c->connect,
+           (unsigned long long)c->timeout, (unsigned long long)c->tls,
+           (unsigned long long)c->refused_source, (unsigned long long)c->reset,
+           final ? "true" : "false");
   r->dirty = 0;
   r->h->settings.emit(r->h->settings.user, &r->key, "TCP_COUNTERS", d, 0);
 }
 
-static void tcp_failure(struct dcmf_tcprelay *r, int side, const char *reason) {
-  emitf(r, "TCP_FAILURE", "{\"leg\":\"%s\",\"reason\":\"%s\"}",
-        leg_names[side], reason);
+void tcprelay_tcp_failure(struct dcmf_tcprelay *r, int side,
+                          const char *reason) {
+  tcprelay_emitf(r, "TCP_FAILURE", "{\"leg\":\"%s\",\"reason\":\"%s\"}",
+                 leg_names[side], reason);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -177,11 +125,11 @@ static void on_written(uv_write_t *req, int status) {
   free(wb);
   if (status < 0 && status != UV_ECANCELED && !r->ended) {
     r->c.reset++;
-    relay_end(r, uv_strerror(status), 1);
+    tcprelay_relay_end(r, uv_strerror(status), 1);
     return;
   }
   if (!r->ended) {
-    update_reading(r);
+    tcprelay_update_reading(r);
   }
 }
 
@@ -220,7 +168,7 @@ static void tls_flush(struct dcmf_tcprelay *r) {
 /* Moves the plaintext TLS holds to the core leg (only once it is up),
  * then sends what reading made TLS answer (a no_renegotiation alert, a
  * TLS 1.3 KeyUpdate). */
-static void tls_plain_to_core(struct dcmf_tcprelay *r) {
+void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r) {
   struct leg *core = &r->leg[CORE];
   while (core->up && !core->closing) {
     struct wbuf *wb = wbuf_new(DCMF_TCPRELAY_READ);
@@ -245,12 +193,12 @@ static void tls_plain_to_core(struct dcmf_tcprelay *r) {
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
   struct leg *l = req->data;
-  handle_close(&l->s, 0);
+  tcprelay_handle_close(&l->s, 0);
 }
 
 static void leg_close(struct leg *l, int reset) {
-  handle_close(&l->listener, 0);
-  handle_close(&l->out, 0);
+  tcprelay_handle_close(&l->listener, 0);
+  tcprelay_handle_close(&l->out, 0);
   if (l->s == NULL || l->closing) {
     return;
   }
@@ -264,10 +212,11 @@ static void leg_close(struct leg *l, int reset) {
       return;
     }
   }
-  handle_close(&l->s, reset);
+  tcprelay_handle_close(&l->s, reset);
 }
 
-static void relay_end(struct dcmf_tcprelay *r, const char *reason, int reset) {
+void tcprelay_relay_end(struct dcmf_tcprelay *r, const char *reason,
+                        int reset) {
   if (r->ended) {
     return;
   }
@@ -287,10 +236,10 @@ static void relay_end(struct dcmf_tcprelay *r, const char *reason, int reset) {
     leg_close(&r->leg[i], reset);
   }
   if (r->timer != NULL) {
-    uv_close((uv_handle_t *)r->timer, on_handle_closed);
+    uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
     r->timer = NULL;
   }
-  emitf(r, "TCP_CLOSED", "{\"reason\":\"%s\"}", NULL, reason);
+  tcprelay_emitf(r, "TCP_CLOSED", "{\"reason\":\"%s\"}", NULL, reason);
   push_counters(r, 1);
 }
 
@@ -301,8 +250,8 @@ static void relay_end(struct dcmf_tcprelay *r, const char *reason, int reset) {
  * its key. A mismatch becomes a bad_certificate alert. */
 static int tls_verify(X509_STORE_CTX *store, void *arg) {
   (void)arg;
-  SSL *ssl = X509_STORE_CTX_get_ex_data(store,
-                                        SSL_get_ex_data_X509_STORE_CTX_idx());
+  SSL *ssl =
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
   struct dcmf_tcprelay *r = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
   X509 *cert = X509_STORE_CTX_get0_cert(store);
   if (r == NULL || cert == NULL ||
@@ -320,8 +269,8 @@ static void tls_failed(struct dcmf_tcprelay *r) {
     why = "peer certificate does not match the signalled fingerprint";
   }
   r->c.tls++;
-  emitf(r, "TLS_FAILURE", "{\"reason\":\"%s\"}", NULL, why);
-  relay_end(r, "TLS failure", 0);
+  tcprelay_emitf(r, "TLS_FAILURE", "{\"reason\":\"%s\"}", NULL, why);
+  tcprelay_relay_end(r, "TLS failure", 0);
 }
 
 /* After anything TLS was given: its output, its state, its plaintext. */
@@ -332,8 +281,8 @@ static void tls_progress(struct dcmf_tcprelay *r) {
     tls_failed(r);
     return;
   case DCMF_TLSPUMP_CLOSED:
-    tls_plain_to_core(r);
-    relay_end(r, "TLS close_notify from the access peer", 0);
+    tcprelay_tls_plain_to_core(r);
+    tcprelay_relay_end(r, "TLS close_notify from the access peer", 0);
     return;
   case DCMF_TLSPUMP_OPEN:
     if (r->deadline != 0) {
@@ -341,7 +290,7 @@ static void tls_progress(struct dcmf_tcprelay *r) {
        * stateless core leg still connects. */
       r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
     }
-    tls_plain_to_core(r);
+    tcprelay_tls_plain_to_core(r);
     if (dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_FAILED) {
       tls_failed(r);
       return;
@@ -350,10 +299,10 @@ static void tls_progress(struct dcmf_tcprelay *r) {
   default:
     break;
   }
-  update_reading(r);
+  tcprelay_update_reading(r);
 }
 
-static void tls_start(struct dcmf_tcprelay *r) {
+void tcprelay_tls_start(struct dcmf_tcprelay *r) {
   if (r->tls_started || !r->cfg.tls || !r->leg[ACCESS].up ||
       r->cfg.remote_fp.count == 0 || r->ended) {
     return;
@@ -363,8 +312,9 @@ static void tls_start(struct dcmf_tcprelay *r) {
                                           : DCMF_TLSPUMP_SERVER,
                         NULL) != 0) {
     r->c.tls++;
-    emitf(r, "TLS_FAILURE", "{\"reason\":\"%s\"}", NULL, "out of memory");
-    relay_end(r, "TLS failure", 1);
+    tcprelay_emitf(r, "TLS_FAILURE", "{\"reason\":\"%s\"}", NULL,
+                   "out of memory");
+    tcprelay_relay_end(r, "TLS failure", 1);
     return;
   }
   dcmf_tlspump_set_app_data(&r->tls, r);
@@ -373,9 +323,8 @@ static void tls_start(struct dcmf_tcprelay *r) {
   tls_progress(r);
 }
 
-static int tls_open(const struct dcmf_tcprelay *r) {
-  return r->tls_started &&
-         dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_OPEN;
+int tcprelay_tls_open(const struct dcmf_tcprelay *r) {
+  return r->tls_started && dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_OPEN;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -399,12 +348,13 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   if (n <= 0 || r->ended) {
     free(wb);
     if (n == UV_EOF) {
-      relay_end(r, side == ACCESS ? "FIN from the access peer"
-                                  : "FIN from the core peer",
-                0);
+      tcprelay_relay_end(r,
+                         side == ACCESS ? "FIN from the access peer"
+                                        : "FIN from the core peer",
+                         0);
     } else if (n < 0) {
       r->c.reset++;
-      relay_end(r, uv_strerror((int)n), 1);
+      tcprelay_relay_end(r, uv_strerror((int)n), 1);
     }
     return;
   }
@@ -422,7 +372,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     int rv = dcmf_tlspump_write(&r->tls, wb->data, (size_t)n);
     free(wb);
     if (rv != 0) {
-      relay_end(r, "TLS write failed", 1);
+      tcprelay_relay_end(r, "TLS write failed", 1);
       return;
     }
     tls_flush(r);
@@ -430,7 +380,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     r->c.bytes[other] += (uint64_t)n;
     leg_write(&r->leg[other], wb, (size_t)n);
   }
-  update_reading(r);
+  tcprelay_update_reading(r);
 }
 
 /* Whether leg |side| may be read now: its bytes have somewhere to go. */
@@ -443,11 +393,11 @@ static int may_read(const struct dcmf_tcprelay *r, int side) {
     if (!r->tls_started) {
       return 0; /* held: no fingerprints yet */
     }
-    if (!tls_open(r)) {
+    if (!tcprelay_tls_open(r)) {
       return 1; /* the handshake */
     }
   }
-  if (side == CORE && r->cfg.tls && !tls_open(r)) {
+  if (side == CORE && r->cfg.tls && !tcprelay_tls_open(r)) {
     return 0;
   }
   size_t limit = o->queued > 0 && !l->reading ? DCMF_TCPRELAY_BUFFER / 2
@@ -455,7 +405,7 @@ static int may_read(const struct dcmf_tcprelay *r, int side) {
   return o->up && !o->closing && o->queued < limit;
 }
 
-static void update_reading(struct dcmf_tcprelay *r) {
+void tcprelay_update_reading(struct dcmf_tcprelay *r) {
   for (int side = 0; side < 2 && !r->ended; side++) {
     struct leg *l = &r->leg[side];
     int want = may_read(r, side);
@@ -464,228 +414,6 @@ static void update_reading(struct dcmf_tcprelay *r) {
     } else if (!want && l->reading) {
       uv_read_stop((uv_stream_t *)l->s);
       l->reading = 0;
-    }
-  }
-}
-
-/* ---- establishment ------------------------------------------------------- */
-
-static int all_up(const struct dcmf_tcprelay *r) {
-  return r->leg[ACCESS].up && r->leg[CORE].up && (!r->cfg.tls || tls_open(r));
-}
-
-static void leg_up(struct leg *l, uv_tcp_t *s) {
-  struct dcmf_tcprelay *r = l->r;
-  l->s = s;
-  l->up = 1;
-  uv_tcp_nodelay(s, 1);
-  /* The kernel's share of the bound: without it a stalled peer lets the
-   * send buffer autotune to tcp_wmem's maximum (MiBs per socket). */
-  int sndbuf = DCMF_TCPRELAY_SNDBUF;
-  uv_send_buffer_size((uv_handle_t *)s, &sndbuf);
-  handle_close(&l->listener, 0); /* one connection per leg */
-  handle_close(&l->out, 0);
-  r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
-  struct leg *o = &r->leg[1 - l->side];
-  if (!o->started) {
-    leg_start(o); /* stateless: the establishment is forwarded */
-  }
-  if (l->side == ACCESS) {
-    tls_start(r);
-  }
-  if (r->ended) {
-    return;
-  }
-  if (l->side == CORE && tls_open(r)) {
-    tls_plain_to_core(r);
-  }
-  update_reading(r);
-}
-
-static void on_connected(uv_connect_t *req, int status) {
-  struct leg *l = req->data;
-  struct dcmf_tcprelay *r = l->r;
-  if (status == UV_ECANCELED || r->ended || l->up) {
-    return; /* the handle is closing already */
-  }
-  if (status == 0) {
-    uv_tcp_t *s = l->out;
-    l->out = NULL;
-    leg_up(l, s);
-    return;
-  }
-  handle_close(&l->out, 0);
-  if (r->cfg.setup[l->side] == DCMF_TCP_MERGE) {
-    /* The peer may not listen yet, or connects itself: try again. */
-    l->retry_at = uv_now(r->h->settings.loop) + DCMF_TCPRELAY_RETRY_MS;
-    return;
-  }
-  r->c.connect++;
-  char why[160];
-  snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(status));
-  tcp_failure(r, l->side, why);
-  relay_end(r, "TCP connection establishment failure", 1);
-}
-
-static void leg_connect(struct leg *l, int fd) {
-  struct dcmf_tcprelay *r = l->r;
-  l->retry_at = 0;
-  l->out = tcp_new(r);
-  if (l->out == NULL || (fd >= 0 && uv_tcp_open(l->out, fd) != 0)) {
-    if (fd >= 0) {
-      close(fd);
-    }
-    handle_close(&l->out, 0);
-    tcp_failure(r, l->side, "cannot open the socket");
-    relay_end(r, "TCP connection establishment failure", 1);
-    return;
-  }
-  l->connect_req.data = l;
-  int rv = uv_tcp_connect(&l->connect_req, l->out,
-                          (const struct sockaddr *)&r->cfg.remote[l->side],
-                          on_connected);
-  if (rv != 0) {
-    l->connect_req.data = l;
-    handle_close(&l->out, 0);
-    r->c.connect++;
-    char why[160];
-    snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(rv));
-    tcp_failure(r, l->side, why);
-    relay_end(r, "TCP connection establishment failure", 1);
-  }
-}
-
-static int same_ip(const struct sockaddr_storage *a,
-                   const struct sockaddr_storage *b) {
-  if (a->ss_family != b->ss_family) {
-    return 0;
-  }
-  if (a->ss_family == AF_INET) {
-    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  }
-  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-static void on_connection(uv_stream_t *server, int status) {
-  struct dcmf_tcprelay *r = server->data;
-  struct leg *l = (uv_tcp_t *)server == r->leg[ACCESS].listener
-                      ? &r->leg[ACCESS]
-                      : &r->leg[CORE];
-  if (status != 0 || r->ended) {
-    return;
-  }
-  uv_tcp_t *c = tcp_new(r);
-  if (c == NULL) {
-    return;
-  }
-  struct sockaddr_storage peer;
-  int len = sizeof(peer);
-  if (uv_accept(server, (uv_stream_t *)c) != 0 ||
-      uv_tcp_getpeername(c, (struct sockaddr *)&peer, &len) != 0) {
-    handle_close(&c, 1);
-    return;
-  }
-  if (l->up || (r->cfg.remote[l->side].ss_family != 0 &&
-                !same_ip(&peer, &r->cfg.remote[l->side]))) {
-    r->c.refused_source++;
-    r->dirty = 1;
-    handle_close(&c, 1);
-    return;
-  }
-  leg_up(l, c);
-}
-
-static void leg_listen(struct leg *l, int fd) {
-  struct dcmf_tcprelay *r = l->r;
-  l->listener = tcp_new(r);
-  if (l->listener == NULL || fd < 0 || uv_tcp_open(l->listener, fd) != 0) {
-    if (fd >= 0 && l->listener != NULL) {
-      close(fd);
-    }
-    handle_close(&l->listener, 0);
-    tcp_failure(r, l->side, "cannot listen on the local port");
-    relay_end(r, "TCP connection establishment failure", 1);
-    return;
-  }
-  int rv = uv_listen((uv_stream_t *)l->listener, 4, on_connection);
-  if (rv != 0) {
-    char why[160];
-    snprintf(why, sizeof(why), "cannot listen: %s", uv_strerror(rv));
-    tcp_failure(r, l->side, why);
-    relay_end(r, "TCP connection establishment failure", 1);
-  }
-}
-
-/* Starts leg |l| per its setup; a stateless active leg waits for the
- * other leg's connection. */
-static void leg_start(struct leg *l) {
-  struct dcmf_tcprelay *r = l->r;
-  enum dcmf_tcp_setup setup = r->cfg.setup[l->side];
-  if (l->started || r->ended) {
-    return;
-  }
-  if (setup == DCMF_TCP_ACTIVE && r->cfg.handling == DCMF_TCP_STATELESS &&
-      !r->leg[1 - l->side].up) {
-    return;
-  }
-  l->started = 1;
-  int fd = r->cfg.fd[l->side];
-  r->cfg.fd[l->side] = -1;
-  int has_remote = r->cfg.remote[l->side].ss_family != 0;
-  if (setup == DCMF_TCP_ACTIVE) {
-    if (!has_remote) {
-      close(fd);
-      tcp_failure(r, l->side, "no remote address to connect to");
-      relay_end(r, "TCP connection establishment failure", 1);
-      return;
-    }
-    leg_connect(l, fd);
-    return;
-  }
-  leg_listen(l, fd);
-  if (setup == DCMF_TCP_MERGE && has_remote && !r->ended) {
-    leg_connect(l, -1);
-  }
-}
-
-static void on_tick(uv_timer_t *t) {
-  struct dcmf_tcprelay *r = t->data;
-  uint64_t now = uv_now(r->h->settings.loop);
-  if (r->ended) {
-    return;
-  }
-  if (all_up(r)) {
-    uv_close((uv_handle_t *)r->timer, on_handle_closed);
-    r->timer = NULL;
-    return;
-  }
-  if (now >= r->deadline) {
-    r->c.timeout++;
-    char why[160];
-    for (int side = 0; side < 2; side++) {
-      if (!r->leg[side].up) {
-        snprintf(why, sizeof(why), "no connection within %u ms",
-                 (unsigned)r->cfg.timeout_ms);
-        tcp_failure(r, side, why);
-        relay_end(r, "TCP connection establishment failure", 1);
-        return;
-      }
-    }
-    snprintf(why, sizeof(why), "%s within %u ms",
-             r->tls_started ? "TLS handshake not done"
-                            : "no remote fingerprint to start TLS",
-             (unsigned)r->cfg.timeout_ms);
-    r->c.tls++;
-    emitf(r, "TLS_FAILURE", "{\"reason\":\"%s\"}", NULL, why);
-    relay_end(r, "TLS failure", 1);
-    return;
-  }
-  for (int side = 0; side < 2; side++) {
-    struct leg *l = &r->leg[side];
-    if (l->retry_at != 0 && now >= l->retry_at && !l->up && l->out == NULL) {
-      leg_connect(l, -1);
     }
   }
 }
@@ -779,10 +507,10 @@ static void relay_add(struct dcmf_tcprelay_host *h,
     r->timer->data = r;
     r->handles++;
     r->deadline = uv_now(h->settings.loop) + r->cfg.timeout_ms;
-    uv_timer_start(r->timer, on_tick, TICK_MS, TICK_MS);
+    uv_timer_start(r->timer, tcprelay_on_tick, TICK_MS, TICK_MS);
   }
-  leg_start(&r->leg[ACCESS]);
-  leg_start(&r->leg[CORE]);
+  tcprelay_leg_start(&r->leg[ACCESS]);
+  tcprelay_leg_start(&r->leg[CORE]);
 }
 
 static void relay_unlink(struct dcmf_tcprelay_host *h,
@@ -812,7 +540,7 @@ static void relay_update(struct dcmf_tcprelay *r,
   }
   if (released && !r->ended) {
     r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
-    tls_start(r);
+    tcprelay_tls_start(r);
   }
 }
 
@@ -840,7 +568,7 @@ void dcmf_tcprelay_host_handle(struct dcmf_tcprelay_host *h,
     }
     relay_unlink(h, r);
     if (!r->ended) {
-      relay_end(r, "context deleted", 0);
+      tcprelay_relay_end(r, "context deleted", 0);
     }
     for (int i = 0; i < 2; i++) {
       if (r->cfg.fd[i] >= 0) {
@@ -867,7 +595,7 @@ void dcmf_tcprelay_host_close(struct dcmf_tcprelay_host *h) {
       }
     }
     if (r->timer != NULL) {
-      uv_close((uv_handle_t *)r->timer, on_handle_closed);
+      uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
       r->timer = NULL;
     }
     r->removed = 1;

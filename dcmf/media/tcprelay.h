@@ -103,8 +103,8 @@ struct dcmf_tcprelay_settings {
   EVP_PKEY *pkey;
   /* Raises |event| about media |key| toward the control side; |must|
    * 1: it may not be lost (RELEASED). */
-  void (*emit)(void *user, const struct dcmf_media_key *key,
-               const char *event, const char *detail, int must);
+  void (*emit)(void *user, const struct dcmf_media_key *key, const char *event,
+               const char *detail, int must);
   void *user;
 };
 

@@ -111,7 +111,8 @@ struct dcmf_worker {
   struct dcmf_hashmap by_key; /* struct node, by media key */
   struct node *sessions;      /* the same nodes, newest first */
   struct dcmf_relayhost relays; /* the AGW shim's relays on this worker */
-  struct dcmf_tcprelay_host tcprelays; /* its e2ae TCP relays (tcprelay.h) */
+  /* Its e2ae TCP relays (tcprelay.h). */
+  struct dcmf_tcprelay_host tcprelays;
   /* A batch of datagrams read at once (udpread.h), 64 KiB each: no
    * datagram is truncated. The relays use it as one buffer. */
   uint8_t rx_scratch[DCMF_UDPREAD_BATCH * 65536];

@@ -379,11 +379,13 @@ class BfcpPeer(StreamPeer):
         for m in self.decoder.feed(data):
             if self.log:
                 self.log(m.as_dict())
+            # Answer first: whoever waits for a request then knows that its
+            # answer is on the wire.
+            if self.server:
+                self._answer(m)
             with self.cond:
                 self.received.append(m)
                 self.cond.notify_all()
-            if self.server:
-                self._answer(m)
 
     def _answer(self, m):
         c, t, u = m.conference_id, m.transaction_id, m.user_id

@@ -6,8 +6,10 @@ and BFCP over TLS").
     e2ae_tcp.py DCMFD [SUBSTRING...]
 
 The UE is `openssl s_client` / `openssl s_server` (and `gnutls-cli` for
-the renegotiation case when installed) with a self-signed certificate
-pinned by its fingerprint; the core is a plain TCP socket here. Events
+a renegotiation) with a self-signed certificate pinned by its
+fingerprint; the core is a plain TCP socket here. Two cases use the RFC
+4975 / RFC 8855 peers (msrp_peer.py, bfcp_peer.py) on both sides and
+check the core leg's wire with tshark (tshark_check.py). Events
 reach a notify receiver (an HTTP/1.1 server here). One dcmfd on
 127.0.0.1 (meson runs this under in-netns) serves every case and is
 stopped with SIGTERM. Prints "ok - NAME" or "not ok - NAME: REASON";
@@ -27,6 +29,13 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import openapi_check  # python3-yaml, python3-jsonschema
+    OPENAPI = openapi_check.Checker()
+except ImportError:
+    OPENAPI = None
 
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
@@ -119,8 +128,8 @@ class Dcmfd:
         return self.log.read().decode(errors="replace").splitlines()[-n:]
 
     def call(self, method, path, body=None, ctype="application/json"):
-        cmd = ["curl", "-s", "-w", "\n%{http_code}", "--http2-prior-knowledge",
-               "-X", method, self.api + path]
+        cmd = ["curl", "-s", "-w", "\n%{content_type}\n%{http_code}",
+               "--http2-prior-knowledge", "-X", method, self.api + path]
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -129,6 +138,10 @@ class Dcmfd:
         if r.returncode != 0:
             raise AssertionError(f"curl {method} {path}: exit {r.returncode}")
         text, _, code = r.stdout.decode().rpartition("\n")
+        text, _, ctype_got = text.rpartition("\n")
+        if OPENAPI is not None and path.startswith(AGW):
+            err = OPENAPI.check(method, path, int(code), ctype_got, text)
+            assert err is None, f"not as docs/openapi.yaml says: {err}"
         try:
             parsed = json.loads(text) if text.strip() else None
         except ValueError:
@@ -176,6 +189,16 @@ def events(cid):
 
 def counters(cid):
     return D.get(cid).get("tcpCounters") or {}
+
+
+def metric(name):
+    """The value of one series of /metrics (0 when absent)."""
+    r = subprocess.run(["curl", "-s", "--http2-prior-knowledge",
+                        D.api + "/metrics"], capture_output=True, timeout=10)
+    for line in r.stdout.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0
 
 
 def remote(port):
@@ -378,6 +401,9 @@ def msrp_ue_tls_client_to_core():
         poll(lambda: counters(cid).get("toCore", {}).get("bytes") == len(up),
              "TCP_COUNTERS toCore", 3)
         assert counters(cid)["toAccess"]["bytes"] == len(down)
+        poll(lambda: metric('dcmf_agw_e2ae_tcp_bytes_total'
+                            '{direction="to_core"}') >= len(up),
+             "/metrics to_core bytes", 3)
         # The UE ends: its close_notify and FIN close the core leg.
         ue.p.stdin.close()
         data, closed = recv_until_closed(conn, 5)
@@ -762,6 +788,97 @@ def renegotiation_refused_gnutls():
         ue.stop()
         core.close()
         D.delete(cid)
+
+
+@case
+def msrp_peers_through_tls_to_tcp():
+    """RFC 4975 peers (msrp_peer.py): the UE over TLS (pinned both ways),
+    the core over TCP; a 5000-byte message chunked at 2048 bytes with a
+    success REPORT, and one back; the core side's wire checked by tshark
+    (no malformed frame, the SENDs and 200s seen)."""
+    import msrp_peer
+    import tshark_check
+    core = CoreListener()
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "remote": remote(core.port)})
+    cid = ctx_id(doc)
+    agw_fp = doc["terminations"][0]["tls"]["localFingerprint"].split(" ")[1]
+    ue_uri = "msrps://127.0.0.1:9/ue1;tcp"
+    core_uri = f"msrp://127.0.0.1:{core.port}/core1;tcp"
+    pcap = f"{TMP}/msrp.pcap"
+    cap = tshark_check.Capture([core.port], pcap)
+    cap.start()
+    ue = core_peer = None
+    try:
+        ctx = msrp_peer.tls_context(False, UE_PEM, UE_KEY)
+        ue_sock = msrp_peer.connect("127.0.0.1", local_port(doc, 0), ctx,
+                                    expect_fingerprint=agw_fp)
+        ue = msrp_peer.MsrpPeer(ue_sock, ue_uri, core_uri)
+        core_peer = msrp_peer.MsrpPeer(core.accept(), core_uri, ue_uri)
+        body = os.urandom(2500).hex().encode()  # 5000 bytes
+        mid, tids = ue.send_message(body, chunk_size=2048,
+                                    success_report="yes")
+        got = core_peer.wait_message(1)[0]
+        assert bytes(got.data) == body, "the core got other bytes"
+        for tid in tids:
+            ue.wait_response(tid)
+        ue.wait_report(mid)
+        core_peer.send_message(b"answer from the core")
+        assert bytes(ue.wait_message(1)[0].data) == b"answer from the core"
+    finally:
+        for p in (ue, core_peer):
+            if p is not None:
+                p.close()
+        cap.stop()
+        core.close()
+        D.delete(cid)
+    res = tshark_check.analyze(pcap, msrp_ports=[core.port])
+    res.assert_clean()
+    sends = res.msrp_requests("SEND")
+    assert len(sends) >= 4, f"tshark saw {len(sends)} SENDs"
+    assert any(t.get("code") == "200" or t.get("code") == 200
+               for t in res.msrp_responses()), res.msrp[:6]
+    print(f"#   tshark: {len(res.msrp)} MSRP transactions on the core leg",
+          flush=True)
+
+
+@case
+def bfcp_peers_through_tls_to_tcp():
+    """RFC 8855 peers (bfcp_peer.py): the UE as floor control client over
+    TLS, the core as server over TCP: Hello, FloorRequest, FloorRelease,
+    Goodbye, each answered; the core side's wire checked by tshark."""
+    import bfcp_peer
+    import tshark_check
+    core = CoreListener()
+    doc = D.create(tls_access(extra={"transport": "TCP/TLS/BFCP"}),
+                   {"transport": "TCP/BFCP", "remote": remote(core.port)})
+    cid = ctx_id(doc)
+    agw_fp = doc["terminations"][0]["tls"]["localFingerprint"].split(" ")[1]
+    pcap = f"{TMP}/bfcp.pcap"
+    cap = tshark_check.Capture([core.port], pcap)
+    cap.start()
+    ue = server = None
+    try:
+        import peer_net
+        ctx = peer_net.tls_context(False, UE_PEM, UE_KEY)
+        ue_sock = peer_net.connect("127.0.0.1", local_port(doc, 0), ctx,
+                              expect_fingerprint=agw_fp)
+        ue = bfcp_peer.BfcpPeer(ue_sock)
+        server = bfcp_peer.BfcpPeer(core.accept(), server=True)
+        answers = ue.run_client_sequence(conf=7, user=42, floor_id=3)
+        assert len(answers) >= 4, answers
+    finally:
+        for p in (ue, server):
+            if p is not None:
+                p.close()
+        cap.stop()
+        core.close()
+        D.delete(cid)
+    res = tshark_check.analyze(pcap, bfcp_ports=[core.port])
+    res.assert_clean()
+    assert len(res.bfcp) >= 8, f"tshark saw {len(res.bfcp)} BFCP messages"
+    print(f"#   tshark: {len(res.bfcp)} BFCP messages on the core leg",
+          flush=True)
 
 
 @case
