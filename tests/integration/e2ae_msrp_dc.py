@@ -37,6 +37,11 @@ sys.path.insert(0, HERE)
 import msrp_peer  # noqa: E402
 from msrp_peer import MsrpPeer, MsrpParseError  # noqa: E402
 import tshark_check  # noqa: E402
+try:
+    import openapi_check  # python3-yaml, python3-jsonschema (/usr/bin/python3)
+    OPENAPI = openapi_check.Checker()
+except ImportError:
+    OPENAPI = None
 
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
@@ -105,16 +110,22 @@ class Dcmfd:
         return self.log.read().decode(errors="replace").splitlines()[-n:]
 
     def call(self, method, path, body=None):
-        cmd = ["curl", "-s", "-w", "\n%{http_code}", "--http2-prior-knowledge",
-               "-X", method, self.api + path]
+        """One API call; every /agw/v1 answer is checked against
+        docs/openapi.yaml when the checker's modules are there."""
+        cmd = ["curl", "-s", "-w", "\n%{content_type}\n%{http_code}",
+               "--http2-prior-knowledge", "-X", method, self.api + path]
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             cmd += ["-H", "content-type: application/json", "--data-binary", "@-"]
         r = subprocess.run(cmd, input=data, capture_output=True, timeout=10)
         text, _, code = r.stdout.decode().rpartition("\n")
+        text, _, ctype = text.rpartition("\n")
         if r.returncode != 0 or not code.isdigit():
             return 0, None
+        if OPENAPI is not None and path.startswith(AGW):
+            err = OPENAPI.check(method, path, int(code), ctype, text)
+            assert err is None, f"not as docs/openapi.yaml says: {err}"
         return int(code), json.loads(text) if text.strip() else None
 
     def get(self, cid):
