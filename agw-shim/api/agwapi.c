@@ -447,7 +447,7 @@ static void handle_patch(struct dcmf_agwapi *api,
     json_decref(doc);
     return;
   }
-  if (c->e2ae && !iq.tcp && c->local.rtcp_port == 0 && !iq.core_rtcp_mux) {
+  if (c->e2ae && !iq.tcp && !iq.dc && c->local.rtcp_port == 0 && !iq.core_rtcp_mux) {
     /* Created with rtcp-mux: no core RTCP socket was bound, so RTCP
      * could only go on by the RTP port, against what the core asked. */
     char param[48];

@@ -13,7 +13,8 @@
  * msrpCema). The core termination carries "tcp" as the TCP path does
  * (setup active or passive, handling, timeoutMs) and "msrp": mode
  * "agnostic" (CEMA on both ends, RFC 6714: the WIC's dcsa must say
- * msrpCema true) or "aware" with the core's path (its SDP a=path).
+ * msrpCema true) or "aware" with the core's path (its SDP a=path),
+ * which may come later in a PATCH (once).
  */
 #include "agwiq.h"
 #include "agwiq_int.h"
@@ -171,17 +172,18 @@ static void parse_core_msrp(struct check *c, json_t *t, const char *prefix,
                     "%s/msrp", prefix);
     return;
   }
-  dcmf_agwiq_only_members(c, m, allowed, prefix);
+  char sub[80];
+  snprintf(sub, sizeof(sub), "%s/msrp", prefix);
+  dcmf_agwiq_only_members(c, m, allowed, sub);
   const char *mode = json_string_value(json_object_get(m, "mode"));
   if (mode != NULL && strcmp(mode, "aware") == 0) {
     out->msrp_aware = 1;
-    if (dcmf_agwiq_string_member(
-            c, m, "path", prefix, path_check,
-            "must be the core's a=path: MSRP URIs separated by spaces",
-            out->core_path, sizeof(out->core_path)) == 0) {
-      dcmf_agwiq_fail(c, "is required in aware mode (the core's a=path)",
-                      "%s/msrp/path", prefix);
-    }
+    /* Without it (the core has not answered yet) the relay waits for a
+     * PATCH that gives it; nothing is relayed until then. */
+    dcmf_agwiq_string_member(
+        c, m, "path", sub, path_check,
+        "must be the core's a=path: MSRP URIs separated by spaces",
+        out->core_path, sizeof(out->core_path));
   } else if (mode == NULL || strcmp(mode, "agnostic") != 0) {
     dcmf_agwiq_fail(c, "must be \"agnostic\" or \"aware\"", "%s/msrp/mode",
                     prefix);
@@ -287,10 +289,14 @@ void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
     dcmf_agwiq_fail(c, "cannot change on an existing association",
                     "%s/dataChannel/sctpPort", acc);
   }
-  if (prev->msrp_aware != next->msrp_aware ||
-      strcmp(prev->core_path, next->core_path) != 0) {
-    dcmf_agwiq_fail(c, "cannot change on a running MSRP session", "%s/msrp",
-                    core);
+  if (prev->msrp_aware != next->msrp_aware) {
+    dcmf_agwiq_fail(c, "cannot change on a running MSRP session",
+                    "%s/msrp/mode", core);
+  } else if (prev->core_path[0] != '\0' &&
+             strcmp(prev->core_path, next->core_path) != 0) {
+    /* Given once (the core's answer), then fixed: the relay rewrites
+     * with it. */
+    dcmf_agwiq_fail(c, "cannot change once given", "%s/msrp/path", core);
   }
   if (prev->tcp_setup[1] != next->tcp_setup[1] ||
       prev->tcp_handling != next->tcp_handling ||

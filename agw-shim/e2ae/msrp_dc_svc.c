@@ -232,7 +232,7 @@ static void tcp_up(void *user) {
 
 static void tcp_data(void *user, const uint8_t *p, size_t n) {
   struct mdc_media *m = user;
-  if (m->ended) {
+  if (m->ended || !m->relay_ok) { /* pump reads only with a relay */
     return;
   }
   int rv = dcmf_msrp_relay_recv_stream(&m->relay, p, n,
@@ -279,6 +279,23 @@ static const struct dcmf_msrp_dc_tcp_cbs tcp_cbs = {tcp_up, tcp_data,
 
 /* ---- the service ---- */
 
+/* Sets the relay up from m->leg. */
+static int relay_start(struct mdc_media *m) {
+  const struct dcmf_media_msrpleg *leg = &m->leg;
+  struct dcmf_msrp_relay_settings rs = {
+      .mode = leg->aware ? DCMF_MSRP_RELAY_AWARE : DCMF_MSRP_RELAY_AGNOSTIC,
+      .max_message_size = leg->peer_max_message_size,
+      .dc_own_uri = leg->dc_own_uri,
+      .tcp_own_uri = leg->tcp_own_uri,
+      .dc_peer_path = leg->dc_peer_path,
+      .tcp_peer_path = leg->tcp_peer_path,
+      .rng = {fill_random, NULL},
+  };
+  int rv = dcmf_msrp_relay_init(&m->relay, &rs);
+  m->relay_ok = rv == 0;
+  return rv;
+}
+
 static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   (void)worker;
   struct mdc_media *m = calloc(1, sizeof(*m));
@@ -296,18 +313,11 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   m->leg.fd = -1;
   int fd = leg->fd;
   leg->fd = -1; /* ours now */
-  struct dcmf_msrp_relay_settings rs = {
-      .mode = leg->aware ? DCMF_MSRP_RELAY_AWARE : DCMF_MSRP_RELAY_AGNOSTIC,
-      .max_message_size = leg->peer_max_message_size,
-      .dc_own_uri = leg->dc_own_uri,
-      .tcp_own_uri = leg->tcp_own_uri,
-      .dc_peer_path = leg->dc_peer_path,
-      .tcp_peer_path = leg->tcp_peer_path,
-      .rng = {fill_random, NULL},
-  };
-  int rv = dcmf_msrp_relay_init(&m->relay, &rs);
+  /* Aware without the core's path yet: the relay starts once an update
+   * brings it (mdc_update); TCP is set up meanwhile. */
+  int wait_path = leg->aware && leg->tcp_peer_path[0] == '\0';
+  int rv = wait_path ? 0 : relay_start(m);
   if (rv == 0) {
-    m->relay_ok = 1;
     int passive = leg->setup != DCMF_TCP_ACTIVE;
     int defer = !passive && leg->handling == DCMF_TCP_STATELESS;
     rv = dcmf_msrp_dc_tcp_start(&m->tcp, host->loop, fd, passive,
@@ -331,11 +341,27 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   return 0;
 }
 
-/* A PATCH may change the dcsa values; the running relay keeps its
- * settings (the URIs are the MF's own and the far ends' stay those the
- * session was set up with), so only a new max-message-size would matter
- * and the relay keeps the first: nothing to do. */
-static void mdc_update(void *media) { (void)media; }
+/* A PATCH may change the dcsa values; a running relay keeps its
+ * settings (the URIs it rewrites with stay those it started with). An
+ * aware relay still waiting for the core's path starts now if the
+ * update brings it. */
+static void mdc_update(void *media) {
+  struct mdc_media *m = media;
+  const struct dcmf_media_msrpleg *leg = m->host->desc->msrpleg;
+  if (!m->has_leg || m->relay_ok || m->ended || leg == NULL ||
+      leg->tcp_peer_path[0] == '\0') {
+    return;
+  }
+  memcpy(m->leg.tcp_peer_path, leg->tcp_peer_path,
+         sizeof(m->leg.tcp_peer_path));
+  if (relay_start(m) != 0) {
+    DCMF_LOGW(m->host->log, "msrp-dc", "%s: the MSRP relay cannot start",
+              m->host->name);
+    end_media(m, "error", 1);
+    return;
+  }
+  pump(m);
+}
 
 static void mdc_detach(void *media) {
   struct mdc_media *m = media;
@@ -411,8 +437,8 @@ static void mdc_message(void *media, void *chan,
   if (m->ended) {
     return;
   }
-  int rv = DCMF_ERR_EXHAUSTED;
-  if (m->held_first == NULL) {
+  int rv = DCMF_ERR_EXHAUSTED; /* held until the relay takes it */
+  if (m->held_first == NULL && m->relay_ok) {
     rv = dcmf_msrp_relay_recv_message(&m->relay, data, len,
                                       m->host->now(m->host));
   }

@@ -109,7 +109,7 @@ class Dcmfd:
         self.log.seek(0)
         return self.log.read().decode(errors="replace").splitlines()[-n:]
 
-    def call(self, method, path, body=None):
+    def call(self, method, path, body=None, ctype="application/json"):
         """One API call; every /agw/v1 answer is checked against
         docs/openapi.yaml when the checker's modules are there."""
         cmd = ["curl", "-s", "-w", "\n%{content_type}\n%{http_code}",
@@ -117,7 +117,7 @@ class Dcmfd:
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            cmd += ["-H", "content-type: application/json", "--data-binary", "@-"]
+            cmd += ["-H", f"content-type: {ctype}", "--data-binary", "@-"]
         r = subprocess.run(cmd, input=data, capture_output=True, timeout=10)
         text, _, code = r.stdout.decode().rpartition("\n")
         text, _, ctype = text.rpartition("\n")
@@ -364,7 +364,8 @@ def alg_offer_to_core(ctx, wic_path, cema, setup):
 class Call:
     """A WIC, a core peer and the context between them, up and open."""
 
-    def __init__(self, mode, setup, capture=True, core_reads=True, core_rcvbuf=None):
+    def __init__(self, mode, setup, capture=True, core_reads=True, core_rcvbuf=None,
+                 path_later=False):
         self.mode, self.setup = mode, setup
         cema = mode == "agnostic"
         self.wic_path = f"msrps://127.0.0.1:9/{secrets.token_hex(6)};dc"
@@ -383,10 +384,17 @@ class Call:
         self.wic.command({"cmd": "offer", "id": STREAM_ID, "label": "chat"})
         stack_offer = self.wic.next_event("offer")["sdp"]
         self.offer = wic_offer_with_dcmap(stack_offer, self.wic_path, cema)
-        st, ctx = D.call("POST", AGW, alg_context(self.offer, core_port, self.core_path,
-                                                  mode, setup))
+        body = alg_context(self.offer, core_port, self.core_path, mode, setup)
+        if path_later:  # UE-originated: the core has not answered yet
+            del body["terminations"][1]["msrp"]["path"]
+        st, ctx = D.call("POST", AGW, body)
         assert st == 201, f"POST {st}: {ctx}"
         self.ctx, self.cid = ctx, ctx["contextId"]
+        if path_later:  # the core's answer brings its a=path
+            st, ctx = D.call("PATCH", f"{AGW}/{self.cid}", [
+                {"op": "add", "path": "/terminations/1/msrp/path",
+                 "value": self.core_path}], "application/json-patch+json")
+            assert st == 200, f"PATCH {st}: {ctx}"
         self.agw_core_port = ctx["terminations"][1]["local"]["port"]
         self.core_sdp = alg_offer_to_core(ctx, self.wic_path, cema, setup)
         assert f"a=path:{self.wic_path if cema else ctx['terminations'][1]['msrp']['localPath']}" \
@@ -513,6 +521,21 @@ try:
     @case
     def aware_agw_passive():
         exchange_case("aware", "passive")
+
+    @case
+    def aware_core_path_by_patch():
+        # The ALG learns the core's a=path from its answer, after the POST.
+        c = Call("aware", "active", path_later=True)
+        try:
+            mid, tids = c.dc.send_message(b"after the answer", success_report="yes")
+            assert c.dc.wait_response(tids[0], 30).code == 200
+            assert c.core.wait_message(1, 30)[0].data == b"after the answer"
+            mid, tids = c.core.send_message(b"and back")
+            assert c.core.wait_response(tids[0], 30).code == 200
+            assert c.dc.wait_message(1, 30)[0].data == b"and back"
+            c.check_wire()
+        finally:
+            c.close()
 
     @case
     def core_reset_closes_the_channel():

@@ -60,8 +60,10 @@ class Capture:
         self.proc = None
         self.errfile = pcap + ".stderr"
         self.marker_sock = None
-        self.probe = secrets.token_bytes(16)
-        self.marker = secrets.token_bytes(16)
+        # ASCII first: random bytes can pass tshark's RTP/RTCP heuristics
+        # (version 2 in the first byte) and show as a malformed RTCP.
+        self.probe = b"dcmf-probe-" + secrets.token_hex(8).encode()
+        self.marker = b"dcmf-marker-" + secrets.token_hex(8).encode()
         self._scan_offset = 0
 
     def _file_has(self, token):

@@ -100,11 +100,33 @@ static void test_agnostic(void **state) {
   json_decref(doc);
 }
 
-static void test_aware_needs_path(void **state) {
+static void test_aware_path(void **state) {
   (void)state;
   json_t *doc = dc_doc();
   json_object_set_new(obj(doc, 1, "msrp"), "mode", json_string("aware"));
+  json_object_set_new(obj(doc, 1, "msrp"), "path", json_string("sip:x"));
   expect_refused(doc, "/terminations/1/msrp/path");
+  /* The path later: aware without it is taken, then a PATCH gives it
+   * once. */
+  doc = dc_doc();
+  json_object_set_new(obj(doc, 1, "msrp"), "mode", json_string("aware"));
+  struct dcmf_agwiq prev, next;
+  parse_ok(doc, &prev);
+  assert_true(prev.msrp_aware && prev.core_path[0] == '\0');
+  json_object_set_new(obj(doc, 1, "msrp"), "path",
+                      json_string("msrp://127.0.0.2:4000/c1;tcp"));
+  parse_ok(doc, &next);
+  struct dcmf_agwiq_change ch;
+  struct dcmf_problem p = {0};
+  assert_int_equal(dcmf_agwiq_patch_check(&prev, &next, &ch, &p), 0);
+  prev = next;
+  json_object_set_new(obj(doc, 1, "msrp"), "path",
+                      json_string("msrp://127.0.0.2:4000/c2;tcp"));
+  parse_ok(doc, &next);
+  assert_int_equal(dcmf_agwiq_patch_check(&prev, &next, &ch, &p),
+                   DCMF_ERR_INVALID);
+  assert_names(&p, "/terminations/1/msrp/path");
+  json_decref(doc);
   doc = dc_doc();
   json_object_set_new(obj(doc, 1, "msrp"), "mode", json_string("aware"));
   json_object_set_new(obj(doc, 1, "msrp"), "path",
@@ -200,7 +222,7 @@ static void test_patch(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_agnostic),
-      cmocka_unit_test(test_aware_needs_path),
+      cmocka_unit_test(test_aware_path),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_patch),
   };
