@@ -725,15 +725,21 @@ def slow_core_reader_4mib():
 
 @case
 def renegotiation_refused_s_client():
-    """A TLS 1.2 renegotiation from the UE (s_client's R command) never
-    completes (docs/e2ae.md)."""
+    """A TLS 1.2 renegotiation from the UE (s_client's R command) is
+    answered with a no_renegotiation alert and never completes; s_client
+    gives up with a fatal alert and the relay ends cleanly
+    (docs/e2ae.md)."""
     core = CoreListener()
     doc = D.create(tls_access(), {"transport": "TCP/MSRP",
                                   "remote": remote(core.port)})
     cid = ctx_id(doc)
-    ue = Proc(["openssl", "s_client", "-connect",
-               f"127.0.0.1:{local_port(doc, 0)}", "-cert", UE_PEM, "-key",
-               UE_KEY, "-tls1_2", "-msg"])
+    import tshark_check
+    port = local_port(doc, 0)
+    pcap = f"{TMP}/reneg.pcap"
+    cap = tshark_check.Capture([port], pcap)
+    cap.start()
+    ue = Proc(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+               "-cert", UE_PEM, "-key", UE_KEY, "-tls1_2", "-msg"])
     try:
         conn = core.accept()
         poll(lambda: b"Verify return code" in ue.text(), "handshake")
@@ -741,6 +747,8 @@ def renegotiation_refused_s_client():
         assert recv_exactly(conn, 7, 5) == b"before\n"
         ue.send(b"R\n")
         poll(lambda: b"RENEGOTIATING" in ue.text(), "renegotiation tried", 5)
+        poll(lambda: b"no_renegotiation" in ue.text(),
+             "the AGW's no_renegotiation alert at the UE (s_client -msg)", 5)
         # No second handshake completes (s_client would print a second
         # session block); s_client then waits in its renegotiation
         # (docs/e2ae.md: what a refused client does is its own).
@@ -748,10 +756,27 @@ def renegotiation_refused_s_client():
         time.sleep(1.0)  # a negative check: nothing may complete
         assert ue.text().count(b"Verify return code") == handshakes
         assert D.proc.poll() is None, "dcmfd died"
+        # s_client answers the refusal with a fatal alert: the AGW ends
+        # the relay cleanly, the core leg closed, the UE's reason kept.
+        data, closed = recv_until_closed(conn, 5)
+        assert closed and data == b"", f"core leg: {data!r}, {closed}"
+        poll(lambda: "TCP_CLOSED" in events(cid), "TCP_CLOSED", 3)
+        fails = [e["detail"]["reason"] for e in D.get(cid)["events"]
+                 if e["event"] == "TLS_FAILURE"]
+        print(f"#   after the refusal: TLS_FAILURE {fails}", flush=True)
     finally:
         ue.stop()
+        cap.stop()
         core.close()
         D.delete(cid)
+    # TLS 1.2 records show their content type: after the handshake the
+    # AGW sends application data only, or an alert (21).
+    r = subprocess.run(["tshark", "-r", pcap, "-d", f"tcp.port=={port},tls",
+                        "-Y", f"tcp.srcport=={port} && tls.record",
+                        "-T", "fields", "-e", "tls.record.content_type"],
+                       capture_output=True, timeout=60)
+    types = r.stdout.decode().split()
+    print(f"#   AGW->UE TLS record types: {types}", flush=True)
 
 
 @case
@@ -779,9 +804,13 @@ def renegotiation_refused_gnutls():
              "bytes at the UE, or its end", 5)
         assert b"ReHandshake was completed" not in ue.text()
         if ue.p.poll() is not None:
+            print("#   gnutls-cli ended after its refused rehandshake",
+                  flush=True)
             data, closed = recv_until_closed(conn, 5)
             assert closed, "the UE ended but the core leg stayed"
         else:
+            print("#   gnutls-cli goes on: "
+                  f"{b'to-gnutls' in ue.text()}", flush=True)
             assert "TCP_CLOSED" not in events(cid), events(cid)
         assert D.proc.poll() is None, "dcmfd died"
     finally:
