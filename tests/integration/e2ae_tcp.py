@@ -285,6 +285,22 @@ def recv_until_closed(sock, seconds=10):
     return buf, False
 
 
+def _quick_exchange(i):
+    core = CoreListener()
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "remote": remote(core.port)})
+    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY, ["-quiet"])
+    try:
+        conn = core.accept(3)
+        up = msrp_send(f"q{i}xx", "beside a stalled relay")
+        ue.send(up)
+        assert recv_exactly(conn, len(up), 3) == up, "another context stalled"
+    finally:
+        ue.stop()
+        core.close()
+        D.delete(ctx_id(doc))
+
+
 def _feed(proc, data):
     try:
         proc.send(data)
@@ -705,6 +721,9 @@ def slow_core_reader_4mib():
         print(f"#   stalled at {last} bytes relayed; dcmfd RSS +{grown} KiB",
               flush=True)
         assert grown < 4096, f"dcmfd grew {grown} KiB while stalled"
+        # Meanwhile other contexts relay at once.
+        for i in range(2):
+            _quick_exchange(i)
         h = hashlib.sha256()
         n = 0
         conn.settimeout(20)
