@@ -174,12 +174,12 @@ void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r) {
     struct wbuf *wb = wbuf_new(DCMF_TCPRELAY_READ);
     size_t got = 0;
     if (wb == NULL) {
-      return;
+      break;
     }
     if (dcmf_tlspump_read(&r->tls, wb->data, DCMF_TCPRELAY_READ, &got) != 0 ||
         got == 0) {
       free(wb);
-      return;
+      break; /* and send what the read made TLS answer */
     }
     r->c.bytes[CORE] += got;
     r->dirty = 1;

@@ -35,10 +35,11 @@
  * TLS_FAILURE is raised and the relay ends: nothing was read from the
  * core and nothing is forwarded to it before the handshake completed.
  * Renegotiation is refused (SSL_OP_NO_RENEGOTIATION: a TLS 1.2
- * ClientHello on an open session is answered with a no_renegotiation
- * warning alert and the session goes on unchanged; a HelloRequest is
- * ignored), so only RFC 5746 secure renegotiation could ever apply and
- * none does.
+ * ClientHello on an open session is answered at once with a
+ * no_renegotiation warning alert and the session goes on unchanged
+ * unless the client then gives up, which ends the relay as a TLS
+ * failure; a HelloRequest is ignored), so only RFC 5746 secure
+ * renegotiation could ever apply and none does.
  *
  * Relaying and back-pressure. A leg is read only while the other leg is
  * up and has fewer than DCMF_TCPRELAY_BUFFER bytes queued for its
