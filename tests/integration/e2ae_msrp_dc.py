@@ -24,7 +24,6 @@ import os
 import queue
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -34,18 +33,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import msrp_peer  # noqa: E402
 from msrp_peer import MsrpPeer, MsrpParseError  # noqa: E402
 import tshark_check  # noqa: E402
-try:
-    import openapi_check  # python3-yaml, python3-jsonschema (/usr/bin/python3)
-    OPENAPI = openapi_check.Checker()
-except ImportError:
-    OPENAPI = None
+from e2ae_tcp_lib import AGW, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
-AGW = "/agw/v1/contexts"
 TMP = tempfile.mkdtemp(prefix="e2ae_msrp_dc.")
 WIC_KIND = os.environ.get("WIC", "werift")
 STREAM_ID = 3
@@ -79,66 +72,8 @@ def case(fn):
     return fn
 
 
-# ---- dcmfd and its API ----------------------------------------------------
-
-
-class Dcmfd:
-    def start(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.base = 23000 + (os.getpid() % 40) * 50
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [DCMFD, "--control", f"127.0.0.1:{self.port}", "--ports",
-             f"{self.base}-{self.base + 39}", "--log-level", "debug"],
-            stdout=self.log, stderr=self.log)
-        self.api = f"http://127.0.0.1:{self.port}"
-        poll(lambda: self.call("GET", "/healthz")[0] == 200, "dcmfd up", 20)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def log_tail(self, n=int(os.environ.get("LOGN", "12"))):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace").splitlines()[-n:]
-
-    def call(self, method, path, body=None, ctype="application/json"):
-        """One API call; every /agw/v1 answer is checked against
-        docs/openapi.yaml when the checker's modules are there."""
-        cmd = ["curl", "-s", "-w", "\n%{content_type}\n%{http_code}",
-               "--http2-prior-knowledge", "-X", method, self.api + path]
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            cmd += ["-H", f"content-type: {ctype}", "--data-binary", "@-"]
-        r = subprocess.run(cmd, input=data, capture_output=True, timeout=10)
-        text, _, code = r.stdout.decode().rpartition("\n")
-        text, _, ctype = text.rpartition("\n")
-        if r.returncode != 0 or not code.isdigit():
-            return 0, None
-        if OPENAPI is not None and path.startswith(AGW):
-            err = OPENAPI.check(method, path, int(code), ctype, text)
-            assert err is None, f"not as docs/openapi.yaml says: {err}"
-        return int(code), json.loads(text) if text.strip() else None
-
-    def get(self, cid):
-        st, doc = self.call("GET", f"{AGW}/{cid}")
-        assert st == 200, f"GET {st}: {doc}"
-        return doc
-
-    def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+# ---- dcmfd and its API: e2ae_tcp_lib.Dcmfd (curl, every /agw/v1 answer
+# checked against docs/openapi.yaml when the checker's modules are there)
 
 
 def events(cid):
@@ -207,7 +142,7 @@ class Wic:
         script = "msrp_wic_chromium.js" if WIC_KIND == "chromium" else "msrp_wic_werift.js"
         self.proc = subprocess.Popen(["node", os.path.join(HERE, script)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=open(os.path.join(TMP, "wic.stderr"), "ab"))
         self.events = queue.Queue()
         self.peer = None
         self.opened = threading.Event()
@@ -236,7 +171,7 @@ class Wic:
             else:
                 self.events.put(ev)
 
-    def next_event(self, kind, seconds=30):
+    def next_event(self, kind, seconds=90):
         end = time.time() + seconds
         while True:
             left = end - time.time()
@@ -422,7 +357,7 @@ class Call:
             sock = socket.create_connection(("127.0.0.1", self.agw_core_port), 10)
         self.core_sock = sock
         self.core = MsrpPeer(sock, self.core_path, core_to) if core_reads else None
-        if not self.wic.opened.wait(30):
+        if not self.wic.opened.wait(60):
             raise AssertionError("the data channel did not open")
 
     def check_wire(self):
@@ -503,7 +438,7 @@ def exchange_case(mode, setup):
         c.close()
 
 
-D = Dcmfd()
+D = Dcmfd(DCMFD)
 D.start()
 try:
     @case
@@ -631,7 +566,10 @@ try:
             wic.stop()
 finally:
     rc = D.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
+    if os.environ.get("KEEP_TMP"):
+        print(f"# kept {TMP}")
+    else:
+        shutil.rmtree(TMP, ignore_errors=True)
 passed = sum(results)
 print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
 sys.exit(0 if results and all(results) else 1)
