@@ -572,4 +572,6 @@ finally:
         shutil.rmtree(TMP, ignore_errors=True)
 passed = sum(results)
 print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
-sys.exit(0 if results and all(results) else 1)
+if rc != 0:  # a crash, or a sanitizer's report at exit
+    print("\n".join("#   " + line for line in D.log_tail(40)))
+sys.exit(0 if results and all(results) and rc == 0 else 1)
