@@ -32,6 +32,7 @@ struct mdc_media {
   int tcp_up;
   int dc_open;
   int ended; /* one leg went: the other is closing, nothing relays */
+  int close_pending; /* the channel opened after the end: close it */
   /* Stream bytes read but not taken by the relay (back-pressure). */
   uint8_t *rest;
   size_t rest_len;
@@ -415,11 +416,18 @@ static int mdc_open(void *media, const struct dcmf_svc_flow *flow,
                     void **chan) {
   (void)flow;
   struct mdc_media *m = media;
-  if (m->ended || m->dc_open) {
-    return DCMF_ERR_INVALID; /* one MSRP session per channel, once */
+  if (m->dc_open) {
+    return DCMF_ERR_INVALID; /* one MSRP session per channel */
   }
   m->dc_open = 1;
   *chan = NULL;
+  if (m->ended) {
+    /* The core leg failed before the channel opened: the channel goes
+     * too, from the loop (|open| may not close the flow it opens). */
+    m->close_pending = 1;
+    m->host->wake(m->host);
+    return 0;
+  }
   if (m->tcp != NULL) {
     dcmf_msrp_dc_tcp_connect(m->tcp); /* stateless: now, else no effect */
   }
@@ -475,6 +483,13 @@ static void mdc_message(void *media, void *chan,
 
 static void mdc_writable(void *media) {
   struct mdc_media *m = media;
+  if (m->close_pending) {
+    m->close_pending = 0;
+    if (m->dc_open) {
+      m->host->close(m->host, m->leg.sid); /* runs mdc_closed */
+    }
+    return;
+  }
   if (m->has_leg) {
     pump(m);
   }

@@ -19,7 +19,9 @@
  * read from TCP before the channel is open; messages from the channel
  * before TCP is up wait in the relay (bounded as below). A connection not
  * up within the leg's timeout_ms, or refused, raises TCP_FAILURE
- * {"leg":"core","reason":R} and closes the channel.
+ * {"leg":"core","reason":R} (R "refused", "timeout", or "setup" when the
+ * leg could not start) and closes the channel (at once, or as soon as it
+ * opens).
  *
  * Back-pressure. SCTP send buffer full (host->send says EXHAUSTED): the
  * relay's message queue fills, the relay takes no more stream bytes, and

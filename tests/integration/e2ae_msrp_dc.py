@@ -473,6 +473,33 @@ try:
             c.close()
 
     @case
+    def core_refused_raises_tcp_failure():
+        # Nobody listens where the AGW connects: TCP_FAILURE, and the
+        # channel is closed once it opened.
+        lst = socket.create_server(("127.0.0.1", 0))
+        port = lst.getsockname()[1]
+        lst.close()
+        wic = Wic()
+        try:
+            wic.command({"cmd": "offer", "id": STREAM_ID, "label": "chat"})
+            offer = wic_offer_with_dcmap(wic.next_event("offer")["sdp"],
+                                         "msrps://127.0.0.1:9/x;dc", True)
+            st, ctx = D.call("POST", AGW, alg_context(offer, port, None, "agnostic",
+                                                      "active"))
+            assert st == 201, (st, ctx)
+            wic.command({"cmd": "answer", "sdp": alg_answer_to_wic(
+                offer, ctx, "msrps://127.0.0.1:9/x;dc", "msrp://127.0.0.1:9/y;tcp", True)})
+            cid = ctx["contextId"]
+            poll(lambda: "TCP_FAILURE" in events(cid), "TCP_FAILURE event", 20)
+            ev = [e for e in D.get(cid)["events"] if e["event"] == "TCP_FAILURE"][0]
+            assert ev["detail"] == {"leg": "core", "reason": "refused"}, ev
+            if not wic.closed.wait(30):
+                raise AssertionError("the channel stayed open without a core leg")
+            D.call("DELETE", f"{AGW}/{cid}")
+        finally:
+            wic.stop()
+
+    @case
     def core_reset_closes_the_channel():
         c = Call("agnostic", "active", capture=False)
         try:
