@@ -160,6 +160,7 @@ struct msrp_relay_streaming {
   struct dcmf_msrp_chunk hc;   /* the head; paths rewritten (aware) */
   uint64_t start, total, sent; /* Byte-Range base and total, bytes sent */
   size_t piece;                /* body bytes per piece */
+  size_t head_len;             /* its head's length in the framer */
   struct msrp_relay_split *sp; /* NULL: not tracked */
 };
 
