@@ -11,9 +11,10 @@
  *     a chunk pass unchanged. The stream is cut at chunk boundaries and
  *     each chunk goes out as one message. A SEND chunk whose message
  *     would exceed the message leg's max-message-size is split (RFC 4975
- *     §7.1.1) into pieces with fresh transaction ids; the responses to
- *     the pieces are folded into one response to the original
- *     transaction (below).
+ *     §7.1.1) into pieces with fresh transaction ids: cut whole if it
+ *     arrived whole, else passed on a piece at a time while it streams
+ *     in, so it is never held whole. The responses to the pieces are
+ *     folded into one response to the original transaction (below).
  *   - aware (no CEMA toward the core; TS 23.334 §5.19.5, RFC 8873 §6's
  *     B2BUA): a request must name this leg's own URI as the first URI of
  *     its To-Path, else it is refused with 481 (RFC 4975 §7.3.1) sent
@@ -30,19 +31,21 @@
  * non-200 answer to any piece goes back on the original transaction id
  * (once); with every piece answered 200 the original gets 200 (only if
  * Failure-Report is "yes" or absent). A tracked split unanswered after
- * |tx_timeout_ms| gets 408 (Failure-Report "yes") or is forgotten
+ * |tx_timeout_ms| (from its last piece) gets 408 (Failure-Report "yes") or is forgotten
  * ("partial": no news is success). Responses to pieces never pass.
  * Unsplit chunks keep their transaction id, so their responses pass.
  *
  * Also refused (verdicts below), answered when §7.2 allows: a non-SEND
  * request with a body over 10240 octets (§7.1, 413); a chunk that
- * cannot fit a message and cannot be split (413). A message that is not
- * exactly one chunk is dropped (no transaction id to answer is sure).
- * A stream that cannot be cut into chunks (bad syntax, a head or body
- * over the limits, e.g. an endless body) is fatal: the caller closes
- * both legs.
+ * cannot fit a message and cannot be split (413; a SEND's pieces
+ * already sent stay sent). A message that is not exactly one chunk is
+ * dropped (no transaction id to answer is sure). A stream that cannot
+ * be cut into chunks (bad syntax, a head over the limit, a body held
+ * whole over max_chunk_body, a streaming SEND over max_streamed_body)
+ * is fatal: the caller closes both legs.
  *
- * Memory is bounded: the framer holds at most one chunk at the limits;
+ * Memory is bounded: the framer holds at most one chunk at the limits
+ * (a SEND streaming in: its head and less than a piece and a feed step);
  * each output queue takes input only below |queue_limit| (so it ends at
  * most one split chunk over it); at most |max_splits| splits are
  * tracked. dcmf_msrp_relay_mem counts every byte the relay holds.
@@ -160,6 +163,7 @@ struct msrp_relay_streaming {
   struct dcmf_msrp_chunk hc;   /* the head; paths rewritten (aware) */
   uint64_t start, total, sent; /* Byte-Range base and total, bytes sent */
   size_t piece;                /* body bytes per piece */
+  size_t head_len;             /* its head's length in the framer */
   struct msrp_relay_split *sp; /* NULL: not tracked */
 };
 

@@ -285,6 +285,7 @@ static int streaming_start(struct dcmf_msrp_relay *r,
   struct msrp_relay_streaming *b = &r->big;
   memset(b, 0, sizeof(*b));
   b->active = 1;
+  b->head_len = (size_t)(c->body - c->raw);
   if (r->set.mode == DCMF_MSRP_RELAY_AWARE &&
       !mrelay_names_us(r, LEG_TCP, c->to_path)) {
     b->discard = 1;
@@ -345,6 +346,14 @@ static int streaming_start(struct dcmf_msrp_relay *r,
  * pieces of a SEND too large for one message. Returns 1 after progress,
  * 0 when more bytes are needed, or an error. */
 int mrelay_streaming_step(struct dcmf_msrp_relay *r, uint64_t now) {
+  /* Cheap bounds first, so that bytes fed a few at a time do not cost a
+   * head parse each: what the framer holds bounds the chunk so far. */
+  size_t pending = dcmf_msrp_framer_pending(&r->framer);
+  struct msrp_relay_streaming *b = &r->big;
+  if (!b->active ? pending + DCMF_MSRP_END_MAX <= r->set.max_message_size
+                 : pending < b->head_len + (b->discard ? 1 : b->piece)) {
+    return 0;
+  }
   struct dcmf_msrp_chunk c;
   if (dcmf_msrp_framer_partial(&r->framer, &c) != 1) {
     return 0; /* a bad head is the framer's to report at the end */
@@ -359,7 +368,6 @@ int mrelay_streaming_step(struct dcmf_msrp_relay *r, uint64_t now) {
       return rv;
     }
   }
-  struct msrp_relay_streaming *b = &r->big;
   if (b->discard) {
     if (c.body_len == 0) {
       return 0;

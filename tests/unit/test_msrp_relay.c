@@ -459,6 +459,80 @@ static void test_split_responses(void **state) {
   free(body);
 }
 
+/* A SEND streaming in (fed in 1000-octet segments): pieces go out and
+ * are answered before its end; a failure goes back at once, and the
+ * split neither settles nor expires until its last piece. */
+static void test_streaming_split(void **state) {
+  (void)state;
+  for (int fail = 0; fail < 2; fail++) {
+    struct dcmf_msrp_relay r;
+    struct dcmf_msrp_relay_settings set = settings(0, SPLIT_MMS);
+    set.tx_timeout_ms = 1000;
+    assert_int_equal(dcmf_msrp_relay_init(&r, &set), 0);
+    struct bytes s = {0}, keep = {0};
+    uint8_t body[20000];
+    for (size_t i = 0; i < sizeof(body); i++) {
+      body[i] = (uint8_t)('A' + i % 23);
+    }
+    mk_send(&s, "streamT1", WIC, CORE, NULL, NULL, body, sizeof(body), '$');
+    size_t at = 0, pieces = 0, got = 0;
+    int answered_early = 0;
+    struct dcmf_msrp_chunk c;
+    while (at < s.len) {
+      size_t n = s.len - at < 1000 ? s.len - at : 1000;
+      int t = dcmf_msrp_relay_recv_stream(&r, s.p + at, n, 0);
+      assert_true(t >= 0);
+      at += (size_t)t;
+      size_t len;
+      const uint8_t *m;
+      while ((m = dcmf_msrp_relay_peek_message(&r, &len)) != NULL) {
+        assert_true(len <= SPLIT_MMS);
+        assert_int_equal(dcmf_msrp_parse(m, len, &big_lim, &c), 0);
+        assert_int_equal(c.range.start, got + 1);
+        assert_memory_equal(c.body, body + got, c.body_len);
+        got += c.body_len;
+        char tid[DCMF_MSRP_TID_MAX + 1];
+        memcpy(tid, c.tid.p, c.tid.len);
+        tid[c.tid.len] = 0;
+        int last = got == sizeof(body);
+        assert_int_equal(c.flag, last ? '$' : '+');
+        /* no Byte-Range in the original: '*' until the last */
+        assert_int_equal(c.range.total,
+                         last ? sizeof(body) : DCMF_MSRP_UNKNOWN);
+        assert_int_equal(dcmf_msrp_relay_pop_message(&r, 0), 0);
+        int code = fail && pieces == 1 ? 481 : 200;
+        assert_int_equal(answer_piece(&r, tid, code, 0),
+                         DCMF_MSRP_RELAY_ABSORBED);
+        pieces++;
+        if (!last) {
+          /* open: no expiry, and nothing yet unless it failed */
+          assert_int_equal(dcmf_msrp_relay_next_expiry(&r), UINT64_MAX);
+          if (stream_response(&r, &c, &keep)) {
+            assert_int_equal(c.status, 481);
+            assert_true(str_is(c.tid, "streamT1"));
+            answered_early++;
+          }
+        }
+      }
+    }
+    assert_int_equal(got, sizeof(body));
+    assert_true(pieces >= 5);
+    assert_int_equal(answered_early, fail);
+    if (fail) {
+      assert_int_equal(stream_response(&r, &c, &keep), 0);
+    } else {
+      assert_int_equal(stream_response(&r, &c, &keep), 1);
+      assert_int_equal(c.status, 200);
+      assert_true(str_is(c.tid, "streamT1"));
+    }
+    assert_int_equal(dcmf_msrp_relay_stats(&r)->splits, 1);
+    assert_int_equal(dcmf_msrp_relay_next_expiry(&r), UINT64_MAX);
+    free(s.p);
+    free(keep.p);
+    dcmf_msrp_relay_free(&r);
+  }
+}
+
 /* An unsplit chunk keeps its id, so its response passes both ways. */
 static void test_unsplit_keeps_tid(void **state) {
   (void)state;
@@ -968,6 +1042,7 @@ int main(void) {
       cmocka_unit_test(test_agnostic_every_split),
       cmocka_unit_test(test_agnostic_messages_to_stream),
       cmocka_unit_test(test_split_responses),
+      cmocka_unit_test(test_streaming_split),
       cmocka_unit_test(test_unsplit_keeps_tid),
       cmocka_unit_test(test_aware_rewrites),
       cmocka_unit_test(test_hostile),
