@@ -24,7 +24,7 @@
 #include "errors.h"
 
 #define TIMEOUT_DEFAULT 10000
-#define MMS_MIN 1024
+#define MMS_MIN 2048
 
 /* An MSRP URI list: printable, no control characters, each URI with a
  * scheme; the relay engine parses them fully when the media starts. */
@@ -129,7 +129,7 @@ static void parse_data_channel(struct check *c, json_t *d, const char *prefix,
     if (!json_is_integer(mms) || n < MMS_MIN || n > 0x7fffffff) {
       dcmf_agwiq_fail(c,
                       "must be the WIC's a=max-message-size, an integer of "
-                      "at least 1024 (0, \"any size\", is not usable: a "
+                      "at least 2048 (0, \"any size\", is not usable: a "
                       "chunk must fit one message)",
                       "%s/maxMessageSize", prefix);
     } else {

@@ -238,6 +238,7 @@ static void tcp_data(void *user, const uint8_t *p, size_t n) {
   }
   int rv = dcmf_msrp_relay_recv_stream(&m->relay, p, n,
                                        m->host->now(m->host));
+  counted(m); /* chunks from the core, the relay's memory */
   if (rv < 0) {
     end_media(m, rv == DCMF_ERR_NOMEM ? "error" : "malformed", 1);
     return;
@@ -286,6 +287,12 @@ static int relay_start(struct mdc_media *m) {
   struct dcmf_msrp_relay_settings rs = {
       .mode = leg->aware ? DCMF_MSRP_RELAY_AWARE : DCMF_MSRP_RELAY_AGNOSTIC,
       .max_message_size = leg->peer_max_message_size,
+      /* A chunk's head must fit one message with room for a body (the
+       * engine wants max_header + 1024): a small max-message-size gets a
+       * smaller head limit (the API takes 2048 and up). */
+      .max_header = leg->peer_max_message_size >= 16384 + 1024
+                        ? 16384
+                        : leg->peer_max_message_size - 1024,
       .dc_own_uri = leg->dc_own_uri,
       .tcp_own_uri = leg->tcp_own_uri,
       .dc_peer_path = leg->dc_peer_path,
@@ -478,6 +485,7 @@ static void mdc_message(void *media, void *chan,
     end_media(m, "error", 1);
     return;
   }
+  counted(m); /* chunks from the channel */
   pump(m);
 }
 
