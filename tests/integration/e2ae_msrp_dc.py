@@ -525,6 +525,23 @@ try:
             c.close()
 
     @case
+    def wic_gone_then_delete_closes_tcp():
+        # The WIC vanishes without a word (werift's close sends no SCTP
+        # ABORT): consent is lost after 30 s (RFC 7675), the ALG deletes
+        # the context, and the core gets a FIN, not a reset.
+        c = Call("agnostic", "active", capture=False)
+        try:
+            c.wic.stop()
+            poll(lambda: "CONSENT_LOST" in events(c.cid), "CONSENT_LOST event", 45)
+            assert not c.core.closed, "the core leg closed before the DELETE"
+            st, _ = D.call("DELETE", f"{AGW}/{c.cid}")
+            assert st == 204, st
+            c.core.wait_closed(15)
+            assert c.core.error is None, c.core.error
+        finally:
+            c.close()
+
+    @case
     def slow_core_reader_bounds_memory():
         slow = Call("agnostic", "active", capture=False, core_reads=False,
                     core_rcvbuf=16384)
