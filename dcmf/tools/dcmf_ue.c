@@ -340,6 +340,12 @@ static void job_start(struct run *r) {
   }
   dcmf_ue_set_stream(j->ue, (uint16_t)r->stream);
   dcmf_ue_set_timeout(j->ue, (uint64_t)r->timeout_s * 1000);
+  if (r->mode == MODE_IDLE) {
+    /* Phones held idle check consent at RFC 7675's pace (about every
+     * 5 s, gone after 30 s of silence); the others keep ue.c's tighter
+     * bound, as their runs end with the MF. */
+    dcmf_ue_set_consent(j->ue, 5000, 30000);
+  }
   uint8_t rnd[32];
   char tls_id[33];
   RAND_bytes(rnd, sizeof(rnd));
