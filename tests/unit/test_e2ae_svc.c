@@ -58,6 +58,7 @@
 #include "session.h"
 #include "srtp.h"
 #include "srtp_backend.h"
+#include "srtp_plain.h"
 #include "stun.h"
 #include "tickq.h"
 #include "worker.h"
@@ -1375,35 +1376,8 @@ static void test_update_new_association_and_core_address(void **state) {
  * engine did, seen from outside it. */
 static int plain_opens_at(struct wic *w, int sender_is_server, uint32_t ssrc,
                           uint32_t roc, const struct dgram *wire) {
-  uint16_t id = dcmf_dcstack_srtp_profile(w->stack);
-  const struct dcmf_srtp_profile_info *pi = dcmf_srtp_profile_find(id);
-  assert_non_null(pi);
-  uint8_t m[DCMF_SRTP_EXPORT_MAX], key[64];
-  assert_int_equal(dcmf_dcstack_export_keys(w->stack, "EXTRACTOR-dtls_srtp", m,
-                                            pi->export_len),
-                   0);
-  size_t kl = pi->key_len, sl = pi->salt_len;
-  memcpy(key, m + (sender_is_server ? kl : 0), kl);
-  memcpy(key + kl, m + 2 * kl + (sender_is_server ? sl : 0), sl);
-  srtp_policy_t pol;
-  memset(&pol, 0, sizeof(pol));
-  assert_int_equal(
-      srtp_crypto_policy_set_from_profile_for_rtp(&pol.rtp, (srtp_profile_t)id),
-      srtp_err_status_ok);
-  assert_int_equal(srtp_crypto_policy_set_from_profile_for_rtcp(
-                       &pol.rtcp, (srtp_profile_t)id),
-                   srtp_err_status_ok);
-  pol.ssrc.type = ssrc_specific;
-  pol.ssrc.value = ssrc;
-  pol.key = key;
-  srtp_t rx = NULL;
-  assert_int_equal(srtp_create(&rx, &pol), srtp_err_status_ok);
-  assert_int_equal(srtp_set_stream_roc(rx, ssrc, roc), srtp_err_status_ok);
-  struct dgram copy = *wire;
-  int n = (int)copy.len;
-  int ok = srtp_unprotect(rx, copy.b, &n) == srtp_err_status_ok;
-  srtp_dealloc(rx);
-  return ok;
+  return test_plain_srtp_opens_at(w->stack, !sender_is_server, ssrc, roc,
+                                  wire->b, wire->len);
 }
 
 /* The PATCH of a new tls-id: an update of the media with tls-id |tls|,
