@@ -29,8 +29,7 @@ static void unpaused_turns(struct dcmf_pace *p, uint64_t *now, int turns,
 /* 100 turns |step| ns apart with |datagrams| each, on a loop paced at
  * |pace_us| (0: off), starting |step| after a first moment: none
  * pauses. */
-static void never_pauses(uint32_t pace_us, uint64_t step,
-                         uint64_t datagrams) {
+static void never_pauses(uint32_t pace_us, uint64_t step, uint64_t datagrams) {
   struct dcmf_pace p;
   dcmf_pace_init(&p, pace_us);
   uint64_t now = 1000 * US + step;
