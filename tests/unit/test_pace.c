@@ -36,6 +36,18 @@ static void never_pauses(uint32_t pace_us, uint64_t step, uint64_t datagrams) {
   unpaused_turns(&p, &now, 100, step, datagrams, 0);
 }
 
+/* A loop paced at 500 us, busy with a datagram every 40 us from 1 ms:
+ * after its unpaused streak, the turn 40 us after the last one pauses
+ * 460 us. Returns the time the pause ends. */
+static uint64_t busy_until_paused(struct dcmf_pace *p) {
+  dcmf_pace_init(p, 500);
+  uint64_t now = 1000 * US;
+  unpaused_turns(p, &now, DCMF_PACE_BUSY_TURNS + 1, 40 * US, 1, 0);
+  uint64_t pause = dcmf_pace_turn(p, now, 1, 0);
+  assert_int_equal(pause, 460 * US);
+  return now + pause;
+}
+
 static void test_off_never_pauses(void **state) {
   (void)state;
   never_pauses(0, 10 * US, 1);
@@ -59,13 +71,9 @@ static void test_slow_io_never_pauses(void **state) {
 static void test_busy_loop_polls_once_per_pace(void **state) {
   (void)state;
   struct dcmf_pace p;
-  dcmf_pace_init(&p, 500);
-  uint64_t now = 1000 * US;
-  unpaused_turns(&p, &now, DCMF_PACE_BUSY_TURNS + 1, 40 * US, 1, 0);
   /* The turn 40 us after the last one pauses 460 us. */
-  uint64_t pause = dcmf_pace_turn(&p, now, 1, 0);
-  assert_int_equal(pause, 460 * US);
-  now += pause;
+  uint64_t now = busy_until_paused(&p);
+  uint64_t pause;
   /* Polling again finds 12 ready sockets at once; handling them takes
    * 120 us, so the next pause is 380 us: one poll per 500 us. */
   for (int i = 0; i < 20; i++) {
@@ -87,12 +95,8 @@ static void test_busy_loop_polls_once_per_pace(void **state) {
 static void test_futile_pause_holds(void **state) {
   (void)state;
   struct dcmf_pace p;
-  dcmf_pace_init(&p, 500);
-  uint64_t now = 1000 * US;
-  unpaused_turns(&p, &now, DCMF_PACE_BUSY_TURNS + 1, 40 * US, 1, 0);
-  uint64_t pause = dcmf_pace_turn(&p, now, 1, 0);
-  assert_int_equal(pause, 460 * US);
-  now += pause + 10 * US;
+  uint64_t now = busy_until_paused(&p) + 10 * US;
+  uint64_t pause;
   uint64_t start = now;
   int paused = 0;
   /* Every 40 us for the hold time: not one pause. */

@@ -580,14 +580,10 @@ static struct fx *fx_new(void) {
   return f;
 }
 
-/* Two probe services that both match "probe"; the first refuses stream
- * 1001, which the second then gets. One session, its phone connected,
- * with |bundle| and |coalesce| as env.bundle_messages and
- * env.coalesce_records. */
-static int setup_output(void **state, int bundle, int coalesce) {
-  struct fx *f = fx_new();
-  f->bundle_messages = bundle;
-  f->coalesce_records = coalesce;
+/* |f| with two probe services that both match "probe"; the first
+ * refuses stream 1001, which the second then gets. One session, its
+ * phone connected, both channels open: the fixture in |state|. */
+static int probes_connected(void **state, struct fx *f) {
   f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
   f->second = (struct probe){.name = "second"};
   f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
@@ -599,6 +595,15 @@ static int setup_output(void **state, int bundle, int coalesce) {
   assert_true(until(f, both_open));
   *state = f;
   return 0;
+}
+
+/* The probes' fixture with |bundle| and |coalesce| as
+ * env.bundle_messages and env.coalesce_records. */
+static int setup_output(void **state, int bundle, int coalesce) {
+  struct fx *f = fx_new();
+  f->bundle_messages = bundle;
+  f->coalesce_records = coalesce;
+  return probes_connected(state, f);
 }
 
 /* dcmfd's defaults: messages bundled, records not coalesced. */
@@ -1205,17 +1210,7 @@ static int setup_counting(void **state) {
   memset(&calls, 0, sizeof(calls));
   struct fx *f = fx_new();
   f->kinds = test_kinds;
-  f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
-  f->second = (struct probe){.name = "second"};
-  f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
-  f->services[1] = (struct dcmf_session_service){&probe_service, &f->second};
-  f->n_services = 2;
-  phone_new(&f->phone[0], "probe");
-  session_start(f, 0, "media", NULL, "probe");
-  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
-  assert_true(until(f, both_open));
-  *state = f;
-  return 0;
+  return probes_connected(state, f);
 }
 
 static int got_pong(struct fx *f) {
