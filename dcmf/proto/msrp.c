@@ -130,7 +130,7 @@ static int scan_chunk(struct dcmf_msrp_scan *s, const uint8_t *b, size_t len,
   if (s->phase == 0 && s->line == 0) {
     /* Not an MSRP stream: say so now, not once a line is too long. */
     size_t n = len < 5 ? len : 5;
-    if (memcmp(b, "MSRP ", n) != 0) {
+    if (n > 0 && memcmp(b, "MSRP ", n) != 0) {
       return DCMF_ERR_MALFORMED;
     }
   }
@@ -481,4 +481,32 @@ int dcmf_msrp_framer_next(struct dcmf_msrp_framer *f,
 
 size_t dcmf_msrp_framer_pending(const struct dcmf_msrp_framer *f) {
   return dcmf_streambuf_avail(&f->win);
+}
+
+int dcmf_msrp_framer_partial(const struct dcmf_msrp_framer *f,
+                             struct dcmf_msrp_chunk *c) {
+  if (f->err != 0 || f->s.phase != 1) {
+    return f->err;
+  }
+  /* Bytes before the scan position hold no start of the end-line (the
+   * scan stops on any CR that may begin one), so they are body. */
+  struct dcmf_msrp_scan s = f->s;
+  s.has_body = 1;
+  s.body_end = s.scan;
+  s.total = s.scan;
+  s.flag = 0;
+  int rv = parse_chunk(dcmf_streambuf_data(&f->win), &s, c);
+  return rv == 0 ? 1 : rv;
+}
+
+void dcmf_msrp_framer_drop_body(struct dcmf_msrp_framer *f, size_t n) {
+  if (f->err != 0 || f->s.phase != 1 || n > f->s.scan - f->s.body_start) {
+    return;
+  }
+  /* The head moves up over the dropped bytes, so the chunk in progress
+   * stays one run of bytes: head, then the rest of the body. */
+  uint8_t *b = f->win.buf + f->win.start;
+  memmove(b + n, b, f->s.body_start);
+  dcmf_streambuf_consume(&f->win, n);
+  f->s.scan -= n;
 }

@@ -222,6 +222,30 @@ int dcmf_msrp_framer_feed(struct dcmf_msrp_framer *f, const uint8_t *data,
 int dcmf_msrp_framer_next(struct dcmf_msrp_framer *f,
                           struct dcmf_msrp_chunk *c);
 
+/*
+ * The chunk in progress when its head is read and its body still
+ * arriving (dcmf_msrp_framer_next returned 0): its head parsed into |c|,
+ * with has_body 1, body and body_len the body bytes that cannot hold the
+ * end-line (all but a possible end-line start at the tail), flag 0, and
+ * raw/raw_len the head and those bytes. |c| is valid until the next
+ * feed or drop. Lets a relay pass a chunk on in pieces while it streams
+ * in, instead of holding it whole. Returns 1 with a chunk, 0 if the
+ * chunk in progress is not past its head, or an error as
+ * dcmf_msrp_parse returns them (the head is bad: the same error
+ * dcmf_msrp_framer_next will give once the chunk ends).
+ */
+int dcmf_msrp_framer_partial(const struct dcmf_msrp_framer *f,
+                             struct dcmf_msrp_chunk *c);
+
+/*
+ * Drops the first |n| body bytes of the chunk in progress (at most the
+ * body_len dcmf_msrp_framer_partial gave; more is ignored): they were
+ * passed on. The head stays, so the chunk dcmf_msrp_framer_next returns
+ * at its end has the rest of the body only, and the body limit counts
+ * what is left.
+ */
+void dcmf_msrp_framer_drop_body(struct dcmf_msrp_framer *f, size_t n);
+
 /* Bytes fed but not yet returned as chunks. */
 size_t dcmf_msrp_framer_pending(const struct dcmf_msrp_framer *f);
 
@@ -368,6 +392,23 @@ int dcmf_msrp_rechunk_init(struct dcmf_msrp_rechunker *r,
 int dcmf_msrp_rechunk_next(struct dcmf_msrp_rechunker *r,
                            const struct dcmf_msrp_rng *rng, uint8_t *out,
                            size_t cap);
+
+/*
+ * Writes one piece of the SEND |c| (a request with a body): every header
+ * of |c| kept, but Byte-Range (put before the first Content-* header if
+ * |c| has none) start |start|, end the piece's last byte or '*' when
+ * |len| is over 2048 (§7.1.1), total |total| (DCMF_MSRP_UNKNOWN: '*');
+ * the body |body| (|len| bytes); the flag |flag|; a fresh transaction id
+ * not in the body (dcmf_msrp_pick_tid), at out + 5. The re-chunker's
+ * pieces, and a relay's pieces of a chunk still streaming in. Returns
+ * the length, DCMF_ERR_INVALID (|c| has no body or is a response, or
+ * |start| is 0), or as dcmf_msrp_write and dcmf_msrp_pick_tid.
+ */
+int dcmf_msrp_write_piece(const struct dcmf_msrp_chunk *c,
+                          const uint8_t *body, size_t len, uint64_t start,
+                          uint64_t total, char flag,
+                          const struct dcmf_msrp_rng *rng, uint8_t *out,
+                          size_t cap);
 
 /*
  * An MSRP URI (RFC 4975 §6, §9): scheme "://" authority ["/" session-id]

@@ -331,35 +331,23 @@ static size_t first_content_header(const struct dcmf_msrp_chunk *c) {
   return c->n_headers;
 }
 
-int dcmf_msrp_rechunk_next(struct dcmf_msrp_rechunker *r,
-                           const struct dcmf_msrp_rng *rng, uint8_t *out,
-                           size_t cap) {
-  const struct dcmf_msrp_chunk *c = r->c;
-  if (r->done || c == NULL) {
-    return 0;
-  }
-  if (!c->has_body || c->body_len <= r->max_body) {
-    int n = dcmf_msrp_write(c, out, cap);
-    if (n >= 0) {
-      r->done = 1;
-    }
-    return n;
-  }
-  size_t n = c->body_len - r->off;
-  if (n > r->max_body) {
-    n = r->max_body;
-  }
-  int last = r->off + n == c->body_len;
+int dcmf_msrp_write_piece(const struct dcmf_msrp_chunk *c,
+                          const uint8_t *body, size_t len, uint64_t start,
+                          uint64_t total, char flag,
+                          const struct dcmf_msrp_rng *rng, uint8_t *out,
+                          size_t cap) {
   struct dcmf_msrp_chunk w = *c;
   char tid[DCMF_MSRP_TID_LEN], range[80];
-  int rv = dcmf_msrp_pick_tid(rng, c->body + r->off, n, tid);
+  if (c->kind != DCMF_MSRP_REQUEST || !c->has_body || start == 0) {
+    return DCMF_ERR_INVALID;
+  }
+  int rv = dcmf_msrp_pick_tid(rng, body, len, tid);
   if (rv != 0) {
     return rv;
   }
-  uint64_t start = r->start + r->off;
   /* §7.1.1: a body over 2048 octets goes with range-end '*' */
-  uint64_t end = n > 2048 ? DCMF_MSRP_UNKNOWN : start + n - 1;
-  format_range(range, sizeof(range), start, end, r->total);
+  uint64_t end = len > 2048 ? DCMF_MSRP_UNKNOWN : start + len - 1;
+  format_range(range, sizeof(range), start, end, total);
   size_t i;
   for (i = 0; i < w.n_headers; i++) {
     if (msrp_str_ieq(w.headers[i].name, "Byte-Range")) {
@@ -379,10 +367,34 @@ int dcmf_msrp_rechunk_next(struct dcmf_msrp_rechunker *r,
     w.n_headers++;
   }
   w.tid = mkstr(tid, sizeof(tid));
-  w.body = c->body + r->off;
-  w.body_len = n;
-  w.flag = last ? c->flag : '+';
-  int len = dcmf_msrp_write(&w, out, cap);
+  w.body = body;
+  w.body_len = len;
+  w.flag = flag;
+  return dcmf_msrp_write(&w, out, cap);
+}
+
+int dcmf_msrp_rechunk_next(struct dcmf_msrp_rechunker *r,
+                           const struct dcmf_msrp_rng *rng, uint8_t *out,
+                           size_t cap) {
+  const struct dcmf_msrp_chunk *c = r->c;
+  if (r->done || c == NULL) {
+    return 0;
+  }
+  if (!c->has_body || c->body_len <= r->max_body) {
+    int n = dcmf_msrp_write(c, out, cap);
+    if (n >= 0) {
+      r->done = 1;
+    }
+    return n;
+  }
+  size_t n = c->body_len - r->off;
+  if (n > r->max_body) {
+    n = r->max_body;
+  }
+  int last = r->off + n == c->body_len;
+  int len = dcmf_msrp_write_piece(c, c->body + r->off, n, r->start + r->off,
+                                  r->total, last ? c->flag : '+', rng, out,
+                                  cap);
   if (len >= 0) {
     r->off += n;
     r->done = last;
