@@ -38,6 +38,7 @@ struct e2ae {
   char context_id[37];             /* a UUID, as media keys hold it */
   size_t worker;
   uint16_t ports[3]; /* access, core RTP, core RTCP (0 with core mux) */
+  int tcp;           /* a TCP relay (agw_tcp.c), not an RTP session */
   int removed;       /* the API let go of it (REMOVE posted) */
   int released;      /* the worker let go of the sockets; ports back */
   char notify_uri[DCMF_AGWIQ_URI_MAX + 1];
@@ -199,7 +200,7 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   int fds[3] = {-1, -1, -1};
   uint16_t *ports[3] = {&local->access_port, &local->rtp_port,
                         &local->rtcp_port};
-  int want = iq->core_rtcp_mux ? 2 : 3;
+  int want = iq->tcp || iq->core_rtcp_mux ? 2 : 3;
   int got = 0, rv = 0;
   for (; got < want; got++) {
     rv = st->port_alloc(st->port_user, ports[got], &fds[got]);
@@ -213,8 +214,13 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   random_token(agw, local->ufrag, E2AE_UFRAG_LEN, ice_chars);
   random_token(agw, local->pwd, E2AE_PWD_LEN, ice_chars);
   random_token(agw, local->tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
+  m->tcp = iq->tcp;
+  if (rv == 0 && iq->tcp) {
+    rv = dcmf_agw_tcp_sockets(iq, fds);
+  }
   if (rv == 0) {
-    rv = e2ae_desc(m, iq, cfg, local, fds, &desc);
+    rv = iq->tcp ? dcmf_agw_tcp_desc(m->context_id, iq, cfg, local, fds, &desc)
+                 : e2ae_desc(m, iq, cfg, local, fds, &desc);
   }
   if (rv != 0) {
     while (got-- > 0) {
@@ -268,7 +274,8 @@ int dcmf_agw_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
     random_token(agw, next.tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
   }
   struct dcmf_media_desc desc;
-  if (e2ae_desc(m, iq, cfg, &next, NULL, &desc) != 0) {
+  if ((m->tcp ? dcmf_agw_tcp_desc(m->context_id, iq, cfg, &next, NULL, &desc)
+              : e2ae_desc(m, iq, cfg, &next, NULL, &desc)) != 0) {
     return DCMF_ERR_NOMEM;
   }
   *local = next;
@@ -304,20 +311,30 @@ void dcmf_agw_e2ae_del(void *user, void *media) {
   struct dcmf_media_desc desc;
   memset(&desc, 0, sizeof(desc));
   desc.fd = -1;
-  desc.rtpleg = calloc(1, sizeof(*desc.rtpleg));
-  if (desc.rtpleg == NULL) {
+  if (m->tcp) {
+    /* The marker that routes the REMOVE to the TCP relay host. */
+    desc.tcpleg = calloc(1, sizeof(*desc.tcpleg));
+    if (desc.tcpleg != NULL) {
+      desc.tcpleg->fd[0] = desc.tcpleg->fd[1] = -1;
+    }
+  } else {
+    desc.rtpleg = calloc(1, sizeof(*desc.rtpleg));
+    if (desc.rtpleg != NULL) {
+      desc.rtpleg->rtp_fd = -1;
+      desc.rtpleg->rtcp_fd = -1;
+    }
+  }
+  if (desc.rtpleg == NULL && desc.tcpleg == NULL) {
     /* Without the marker no RELEASED comes: the ports go back now (a port
      * still bound in the worker is skipped by the pool). */
     e2ae_release_ports(agw, m);
-  } else {
-    desc.rtpleg->rtp_fd = -1;
-    desc.rtpleg->rtcp_fd = -1;
   }
   snprintf(desc.key.context_id, sizeof(desc.key.context_id), "%s",
            m->context_id);
   snprintf(desc.key.termination_id, sizeof(desc.key.termination_id), "%s",
            E2AE_TERMINATION);
-  snprintf(desc.key.media_id, sizeof(desc.key.media_id), "%s", E2AE_MEDIA_ID);
+  snprintf(desc.key.media_id, sizeof(desc.key.media_id), "%s",
+           m->tcp ? DCMF_AGW_TCP_MEDIA_ID : E2AE_MEDIA_ID);
   if (agw->settings.post_media(agw->settings.post_user, m->worker,
                                DCMF_MEDIA_OP_REMOVE, &desc) != 0) {
     /* Nothing reached the worker (its link is down, its sockets are
@@ -341,6 +358,12 @@ int dcmf_agw_e2ae_view(void *user, void *media, json_t *view) {
   }
   if (m->snapshot == NULL) {
     return 0;
+  }
+  if (m->tcp) {
+    return json_object_set_new(view, "tcpCounters",
+                               json_deep_copy(m->snapshot)) != 0
+               ? DCMF_ERR_NOMEM
+               : 0;
   }
   json_t *terms = json_object_get(view, "terminations");
   if (json_object_set_new(view, "rtpCounters", json_deep_copy(m->snapshot)) !=
@@ -505,11 +528,19 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
     }
     return 1;
   }
+  if (strcmp(ev->event, "TCP_COUNTERS") == 0) {
+    dcmf_agw_tcp_snapshot(agw, &m->snapshot, ev->detail);
+    return 1;
+  }
   if (m->removed) {
     return 1; /* the context is gone; its last words are dropped */
   }
   if (strcmp(ev->event, "DTLS_FAILURE") == 0) {
     agw->e2ae_failures++;
+  } else if (strcmp(ev->event, "TLS_FAILURE") == 0) {
+    agw->tls_failures++;
+  } else if (strcmp(ev->event, "TCP_FAILURE") == 0) {
+    agw->tcp_failures++;
   }
   e2ae_record(agw, m, ev);
   return 1;
@@ -612,4 +643,5 @@ void dcmf_agw_e2ae_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
       }
     }
   }
+  dcmf_agw_tcp_metrics(agw, out);
 }

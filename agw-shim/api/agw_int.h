@@ -22,6 +22,10 @@ struct e2ae;  /* agw_e2ae.c */
 /* The counters of the e2ae service's snapshots (the table of
  * agw_e2ae.c). */
 #define DCMF_AGW_E2AE_COUNTERS 13
+/* The counters of the TCP relays' snapshots (the table of agw_tcp.c). */
+#define DCMF_AGW_TCP_COUNTERS 9
+/* The media id of an e2ae TCP context's relay (access termination). */
+#define DCMF_AGW_TCP_MEDIA_ID "tcp"
 
 struct dcmf_agw {
   struct dcmf_agw_settings settings;
@@ -36,6 +40,10 @@ struct dcmf_agw {
    * come and go). */
   uint64_t e2ae_failures;
   uint64_t totals_e2ae[DCMF_AGW_E2AE_COUNTERS];
+  /* e2ae TCP relays: TLS_FAILURE and TCP_FAILURE events, and the sums
+   * of what each TCP_COUNTERS snapshot added (agw_tcp.c). */
+  uint64_t tls_failures, tcp_failures;
+  uint64_t totals_tcp[DCMF_AGW_TCP_COUNTERS];
   uint64_t next_id;
   int workers_gone; /* in dcmf_agw_del: nothing is posted any more */
   /* Totals over every relay ever run, from the reports (for /metrics). */
@@ -79,5 +87,29 @@ int dcmf_agw_e2ae_view(void *user, void *media, json_t *view);
 
 /* Appends the dcmf_agw_e2ae_* metrics to |out|. */
 void dcmf_agw_e2ae_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
+
+/* ---- agw_tcp.c ---- */
+
+/* Replaces the two pool sockets in |fds| (access, core; UDP, holding
+ * their port numbers) with TCP sockets bound to the same ports, the
+ * passive and merge ones listening. Returns 0, DCMF_ERR_EXHAUSTED (the
+ * TCP port is taken by another process) or DCMF_ERR_SYSTEM; on failure
+ * each fd is still open (some may be TCP already). */
+int dcmf_agw_tcp_sockets(const struct dcmf_agwiq *iq, int fds[2]);
+
+/* The worker's description of the TCP relay of a context: |fds| (access,
+ * core) with an ADD, NULL for an UPDATE. Returns 0 or DCMF_ERR_NOMEM. */
+int dcmf_agw_tcp_desc(const char *context_id, const struct dcmf_agwiq *iq,
+                      const struct dcmf_relay_config *cfg,
+                      const struct dcmf_agwapi_e2ae_local *local,
+                      const int *fds, struct dcmf_media_desc *d);
+
+/* Keeps the TCP_COUNTERS |detail| as |*kept| (replacing it) and adds its
+ * growth to the totals. */
+void dcmf_agw_tcp_snapshot(struct dcmf_agw *agw, json_t **kept,
+                           const char *detail);
+
+/* Appends the dcmf_agw_e2ae_tcp_* metrics to |out|. */
+void dcmf_agw_tcp_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 
 #endif

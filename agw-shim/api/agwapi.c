@@ -56,7 +56,8 @@ static void respond_json(struct dcmf_api_response *resp, int status,
 /* The members of a termination that agwiq.h owns; an e2ae context's
  * stored document keeps them as the IMS-ALG sent them. */
 static const char *const iq_members[] = {
-    "transport", "rtcpMux", "remoteRtcpPort", "dtls", "ice", "notifyUri", NULL};
+    "transport", "rtcpMux", "remoteRtcpPort", "dtls", "ice", "notifyUri",
+    "tls",       "tcp",     "msrp",           NULL};
 
 /* The stored document of an e2ae context: the relay's members as
  * dcmf_agwdoc_build writes them (access first, core second, "local" with
@@ -86,10 +87,44 @@ static json_t *e2ae_stored(struct dcmf_agwapi *api, const char *id, json_t *src,
   return doc;
 }
 
+/* GET of an e2ae TCP context: the stored document, the AGW's TLS
+ * fingerprint and setup (RFC 4145 a=setup toward the UE, from its TLS
+ * role), its TCP setup per leg, and what the relay reported. */
+static json_t *tcp_view(struct dcmf_agwapi *api, struct ctx *c) {
+  static const char *const setups[] = {"active", "passive", "merge"};
+  json_t *doc = json_deep_copy(c->doc);
+  json_t *terms = json_object_get(doc, "terminations");
+  json_t *tls = json_object_get(json_array_get(terms, 0), "tls");
+  int ok = doc != NULL && tls != NULL &&
+           json_object_set_new(tls, "localFingerprint",
+                               json_string(c->local.fingerprint)) == 0 &&
+           json_object_set_new(tls, "localSetup",
+                               json_string(setups[c->iq.tcp_setup[0]])) == 0;
+  for (int s = 0; ok && s < 2; s++) {
+    json_t *t = json_array_get(terms, (size_t)s);
+    json_t *tcp = json_object_get(t, "tcp");
+    if (tcp == NULL) {
+      tcp = json_object();
+      ok = json_object_set_new(t, "tcp", tcp) == 0;
+    }
+    ok = ok && json_object_set_new(tcp, "localSetup",
+                                   json_string(setups[c->iq.tcp_setup[s]])) ==
+                   0;
+  }
+  if (!ok || api->ops.e2ae_view(api->ops.user, c->relay, doc) != 0) {
+    json_decref(doc);
+    return NULL;
+  }
+  return doc;
+}
+
 /* GET of an e2ae context: the stored document, the members the AGW
  * generated (its fingerprint, DTLS setup and tls-id, its ICE
  * credentials, the core RTCP port) and what the media reported. */
 static json_t *e2ae_view(struct dcmf_agwapi *api, struct ctx *c) {
+  if (c->iq.tcp) {
+    return tcp_view(api, c);
+  }
   json_t *doc = json_deep_copy(c->doc);
   json_t *terms = json_object_get(doc, "terminations");
   json_t *access = json_array_get(terms, DCMF_RELAY_ACCESS);
@@ -392,7 +427,7 @@ static void handle_patch(struct dcmf_agwapi *api,
     json_decref(doc);
     return;
   }
-  if (c->e2ae && c->local.rtcp_port == 0 && !iq.core_rtcp_mux) {
+  if (c->e2ae && !iq.tcp && c->local.rtcp_port == 0 && !iq.core_rtcp_mux) {
     /* Created with rtcp-mux: no core RTCP socket was bound, so RTCP
      * could only go on by the RTP port, against what the core asked. */
     char param[48];

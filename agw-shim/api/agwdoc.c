@@ -178,11 +178,12 @@ static void parse_termination(struct walk *w, json_t *t,
    * refused below with a clearer reason. */
   static const char *const create_members[] = {
       "terminationId", "transport", "remote",  "latching",       "dtls",
-      "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", NULL};
+      "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", "tls",
+      "tcp",           "msrp",      NULL};
   static const char *const patched_members[] = {
       "terminationId", "transport", "remote",  "latching",       "dtls",
       "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", "local",
-      NULL};
+      "tls",           "tcp",       "msrp",    NULL};
   int access = side == DCMF_RELAY_ACCESS;
   int create = mode == DCMF_AGWDOC_CREATE;
   only_members(w, t, create ? create_members : patched_members);
@@ -195,8 +196,10 @@ static void parse_termination(struct walk *w, json_t *t,
   json_t *tr = json_object_get(t, "transport");
   const char *trs = json_string_value(tr);
   static const char *const transports[] = {
-      "UDP", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF", "RTP/AVP", "RTP/AVPF",
-      NULL};
+      "UDP",          "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF",
+      "RTP/AVP",      "RTP/AVPF",         "TCP/TLS/MSRP",
+      "TCP/TLS/BFCP", "TCP/MSRP",         "TCP/BFCP",
+      "TCP",          NULL};
   size_t ti = 0;
   while (trs != NULL && transports[ti] != NULL &&
          strcmp(transports[ti], trs) != 0) {

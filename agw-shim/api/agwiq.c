@@ -1,4 +1,5 @@
 #include "agwiq.h"
+#include "agwiq_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,12 +7,6 @@
 #include <strings.h>
 
 #include "errors.h"
-
-/* The problem being built and the number of fields refused so far. */
-struct check {
-  struct dcmf_problem *p;
-  int errors;
-};
 
 static void fail(struct check *c, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -25,6 +20,16 @@ static void fail(struct check *c, const char *reason, const char *fmt, ...) {
   va_end(ap);
   dcmf_problem_param(c->p, path, "%s", reason);
   c->errors++;
+}
+
+void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt,
+                     ...) {
+  char path[160];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(path, sizeof(path), fmt, ap);
+  va_end(ap);
+  fail(c, reason, "%s", path);
 }
 
 static int finish(struct check *c) {
@@ -44,6 +49,11 @@ static const char *const transport_names[] = {
     [DCMF_AGWIQ_SAVPF] = "UDP/TLS/RTP/SAVPF",
     [DCMF_AGWIQ_AVP] = "RTP/AVP",
     [DCMF_AGWIQ_AVPF] = "RTP/AVPF",
+    [DCMF_AGWIQ_TCP_TLS_MSRP] = "TCP/TLS/MSRP",
+    [DCMF_AGWIQ_TCP_TLS_BFCP] = "TCP/TLS/BFCP",
+    [DCMF_AGWIQ_TCP_MSRP] = "TCP/MSRP",
+    [DCMF_AGWIQ_TCP_BFCP] = "TCP/BFCP",
+    [DCMF_AGWIQ_TCP] = "TCP",
 };
 
 const char *dcmf_agwiq_transport_name(enum dcmf_agwiq_transport t) {
@@ -229,6 +239,13 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
     out->role =
         out->establish ? DCMF_AGWIQ_ROLE_CLIENT : DCMF_AGWIQ_ROLE_SERVER;
   }
+  if (out->tcp && json_object_get(d, "tlsId") != NULL) {
+    fail(c,
+         "is DTLS only (RFC 8842); a TLS session lives as long as its "
+         "TCP connection",
+         "%s/tlsId", prefix);
+    return;
+  }
   string_member(c, d, "tlsId", prefix, dcmf_tls_id_check,
                 "must be an RFC 8842 tls-id: 20 to 255 characters of "
                 "letters, digits, '+', '/', '-' or '_'",
@@ -270,6 +287,10 @@ static int transport_of(struct check *c, json_t *t, int access,
   if (v == NULL) {
     return DCMF_AGWIQ_UDP; /* the relay's default */
   }
+  int tcp = s != NULL ? dcmf_agwiq_tcp_transport(s, access) : -1;
+  if (tcp >= 0) {
+    return tcp;
+  }
   for (int i = 0; s != NULL && i <= DCMF_AGWIQ_AVPF; i++) {
     if (strcmp(s, transport_names[i]) != 0) {
       continue;
@@ -281,10 +302,12 @@ static int transport_of(struct check *c, json_t *t, int access,
     }
   }
   fail(c,
-       access ? "must be \"UDP/TLS/RTP/SAVP\", \"UDP/TLS/RTP/SAVPF\" or "
-                "\"UDP\" (the transparent relay)"
-              : "must be \"RTP/AVP\", \"RTP/AVPF\" or \"UDP\" (the "
-                "transparent relay)",
+       access ? "must be \"UDP/TLS/RTP/SAVP\", \"UDP/TLS/RTP/SAVPF\", "
+                "\"TCP/TLS/MSRP\", \"TCP/TLS/BFCP\" or \"UDP\" (the "
+                "transparent relay)"
+              : "must be \"RTP/AVP\", \"RTP/AVPF\", \"TCP/MSRP\", "
+                "\"TCP/BFCP\", \"TCP\" or \"UDP\" (the transparent "
+                "relay)",
        "%s/transport", prefix);
   return -1;
 }
@@ -405,6 +428,13 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
                   "is the transparent relay)");
     return finish(&c);
   }
+  if (dcmf_agwiq_tcp_transport_kind(tr[0]) ||
+      dcmf_agwiq_tcp_transport_kind(tr[1])) {
+    out->e2ae = 1;
+    out->tcp = 1;
+    dcmf_agwiq_tcp_parse(&c, terms, prefix, out);
+    return finish(&c);
+  }
   if (tr[0] == DCMF_AGWIQ_UDP || tr[1] == DCMF_AGWIQ_UDP) {
     /* Either side may be the one out of step (an omitted transport is
      * "UDP"), so both are named, each saying what the other needs. */
@@ -455,6 +485,13 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
     }
   }
   if (c.errors != 0 || !next->e2ae) {
+    return finish(&c);
+  }
+  if (next->tcp) {
+    dcmf_agwiq_tcp_patch_check(&c, prev, next, ch);
+    if (c.errors != 0) {
+      memset(ch, 0, sizeof(*ch));
+    }
     return finish(&c);
   }
   /* DTLS: a new tls-id is a new association (RFC 8842 section 5), which
@@ -539,4 +576,37 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
     memset(ch, 0, sizeof(*ch));
   }
   return finish(&c);
+}
+
+/* ---- for agwiq_tcp.c (agwiq_int.h) ----------------------------------------
+ */
+
+int dcmf_agwiq_finish(struct check *c) {
+  return finish(c);
+}
+
+void dcmf_agwiq_only_members(struct check *c, json_t *obj,
+                             const char *const *allowed, const char *prefix) {
+  only_members(c, obj, allowed, prefix);
+}
+
+void dcmf_agwiq_refuse_listed(struct check *c, json_t *t,
+                              const char *const *names, const char *prefix,
+                              const char *reason) {
+  refuse_listed(c, t, names, prefix, reason);
+}
+
+int dcmf_agwiq_string_member(struct check *c, json_t *obj, const char *name,
+                             const char *prefix, int (*check)(const char *),
+                             const char *reason, char *out, size_t cap) {
+  return string_member(c, obj, name, prefix, check, reason, out, cap);
+}
+
+int dcmf_agwiq_uri_check(const char *s) {
+  return uri_check(s);
+}
+
+void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
+                           struct dcmf_agwiq *out) {
+  parse_dtls(c, d, prefix, out);
 }

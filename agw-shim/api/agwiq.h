@@ -27,6 +27,22 @@
  *           "remoteRtcpPort": 1..65535  (optional; default RTP port + 1;
  *                                        refused with rtcpMux true)
  *
+ * TCP path (docs/e2ae.md "MSRP and BFCP over TLS"; agwiq_tcp.c):
+ *   access: "transport": "TCP/TLS/MSRP" | "TCP/TLS/BFCP"
+ *           "tls": as "dtls" without tlsId (setup and establish give the
+ *                  TLS and TCP roles: the TLS client is the TCP client)
+ *           "tcp": {"setup": "active" | "passive",  (optional; must agree
+ *                                                    with "tls")
+ *                   "handling": ..., "timeoutMs": ...} (optional)
+ *           "msrp": {"mode": "agnostic"}  (optional; MSRP only)
+ *           "notifyUri"
+ *   core:   "transport": "TCP/MSRP" | "TCP/BFCP" | "TCP"
+ *           "tcp": {"setup": "active" | "passive" | "merge",
+ *                   "handling": "stateless" | "stateAware" |
+ *                               "stateAwareChangingSetup",
+ *                   "timeoutMs": 100..600000}   (all optional)
+ *           "msrp": {"mode": "agnostic"}  (optional; TCP/MSRP only)
+ *
  * A context whose two transports are "UDP" is the transparent relay and
  * carries none of these members. Unknown members are refused, as
  * agwdoc.c does and for the same reason.
@@ -48,6 +64,25 @@ enum dcmf_agwiq_transport {
   DCMF_AGWIQ_SAVPF, /* UDP/TLS/RTP/SAVPF, access */
   DCMF_AGWIQ_AVP,   /* RTP/AVP, core */
   DCMF_AGWIQ_AVPF,  /* RTP/AVPF, core */
+  DCMF_AGWIQ_TCP_TLS_MSRP, /* access: MSRP over TLS over TCP */
+  DCMF_AGWIQ_TCP_TLS_BFCP, /* access: BFCP over TLS over TCP */
+  DCMF_AGWIQ_TCP_MSRP,     /* core: MSRP over TCP */
+  DCMF_AGWIQ_TCP_BFCP,     /* core: BFCP over TCP */
+  DCMF_AGWIQ_TCP,          /* core: application-agnostic TCP */
+};
+
+/* The AGW's own TCP setup on a leg (docs/e2ae.md, media.h). */
+enum dcmf_agwiq_tcp_setup {
+  DCMF_AGWIQ_TCP_ACTIVE,
+  DCMF_AGWIQ_TCP_PASSIVE,
+  DCMF_AGWIQ_TCP_MERGE,
+};
+
+/* TS 23.334 5.16 TCP handling. */
+enum dcmf_agwiq_tcp_handling {
+  DCMF_AGWIQ_TCP_STATELESS,
+  DCMF_AGWIQ_TCP_STATE_AWARE,
+  DCMF_AGWIQ_TCP_STATE_AWARE_CHANGE,
 };
 
 /* The peer's a=setup (RFC 4145 / RFC 8842). */
@@ -84,6 +119,14 @@ struct dcmf_agwiq {
   char ice_ufrag[DCMF_AGWIQ_ICE_MAX + 1]; /* remote; "" until given */
   char ice_pwd[DCMF_AGWIQ_ICE_MAX + 1];
   char notify_uri[DCMF_AGWIQ_URI_MAX + 1]; /* "" when none */
+
+  /* TCP path (transports TCP/TLS/MSRP, TCP/TLS/BFCP <-> TCP/MSRP,
+   * TCP/BFCP, TCP): the "tls" member fills the certificate fields above
+   * (no tlsId, no ice); "tcp" and "msrp" these. */
+  int tcp;
+  enum dcmf_agwiq_tcp_setup tcp_setup[2]; /* ours, access 0, core 1 */
+  enum dcmf_agwiq_tcp_handling tcp_handling;
+  uint32_t tcp_timeout_ms;
 
   /* Core (plain RTP) leg. */
   int core_rtcp_mux;

@@ -416,7 +416,7 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
 int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,
                     struct dcmf_media_desc *desc) {
   struct wproc *w = &p->w[worker];
-  size_t cap = 3 + desc->n_mdc2; /* media, MDC2 ports, RTP leg's two */
+  size_t cap = 3 + desc->n_mdc2; /* media, MDC2 ports, RTP or TCP legs' two */
   int *fds = calloc(cap, sizeof(*fds));
   struct dcmf_buf frame = {0};
   size_t n_fds = 0;
@@ -434,6 +434,9 @@ int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,
     if (desc->rtpleg != NULL) {
       desc->rtpleg->rtp_fd = -1;
       desc->rtpleg->rtcp_fd = -1;
+    }
+    if (desc->tcpleg != NULL) {
+      desc->tcpleg->fd[0] = desc->tcpleg->fd[1] = -1;
     }
     rv = dcmf_wlink_send(w->link, &frame, fds, n_fds, 1);
   } else {

@@ -46,6 +46,15 @@ void dcmf_media_desc_free(struct dcmf_media_desc *d) {
     free(d->rtpleg);
     d->rtpleg = NULL;
   }
+  if (d->tcpleg != NULL) {
+    for (int i = 0; i < 2; i++) {
+      if (d->tcpleg->fd[i] >= 0) {
+        close(d->tcpleg->fd[i]);
+      }
+    }
+    free(d->tcpleg);
+    d->tcpleg = NULL;
+  }
 }
 
 int dcmf_media_key_equal(const struct dcmf_media_key *a,

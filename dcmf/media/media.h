@@ -69,6 +69,40 @@ struct dcmf_media_rtpleg {
   int access_avpf; /* access UDP/TLS/RTP/SAVPF */
 };
 
+/* e2ae TCP (TS 23.334 5.16, 6.2.10.3, 6.2.18; docs/e2ae.md "MSRP and
+ * BFCP over TLS"): a media that is a TCP relay, not a session. Leg 0 is
+ * the access leg (TLS when |tls|), leg 1 the core leg (plain TCP). The
+ * worker's TCP relay host (tcprelay.h) serves it. */
+enum dcmf_tcp_setup {
+  DCMF_TCP_ACTIVE,  /* the AGW connects to the signalled remote address */
+  DCMF_TCP_PASSIVE, /* the AGW listens and accepts the remote's connection */
+  DCMF_TCP_MERGE,   /* both at once; the first connection up is kept */
+};
+
+enum dcmf_tcp_handling {
+  /* Establishment is forwarded: an active leg connects only once the
+   * other leg's connection is up. */
+  DCMF_TCP_STATELESS,
+  /* Each leg is established on its own, at once; setups mirror. */
+  DCMF_TCP_STATE_AWARE,
+  /* As state-aware, and each leg's setup is chosen on its own. */
+  DCMF_TCP_STATE_AWARE_CHANGE,
+};
+
+struct dcmf_media_tcpleg {
+  /* The bound TCP sockets, owned (a passive or merge leg's listens
+   * already); -1 in updates and removes. */
+  int fd[2];
+  uint16_t port[2]; /* local */
+  enum dcmf_tcp_setup setup[2];
+  struct sockaddr_storage remote[2]; /* ss_family 0: not signalled */
+  enum dcmf_tcp_handling handling;
+  int tls;        /* the access leg carries TLS */
+  int tls_client; /* our TLS role on it (RFC 8122: the TCP client) */
+  struct dcmf_fingerprint_set remote_fp; /* count 0: the handshake waits */
+  uint32_t timeout_ms; /* bound on each establishment step */
+};
+
 struct dcmf_media_desc {
   struct dcmf_media_key key;
   int fd; /* a dup of the bound UDP socket; -1 in updates */
@@ -108,6 +142,8 @@ struct dcmf_media_desc {
   struct dcmf_media_key relay;
   /* e2ae: the core RTP/RTCP leg; NULL for data-channel media. */
   struct dcmf_media_rtpleg *rtpleg; /* owned, with its fds */
+  /* e2ae TCP relay: the whole media (fd is -1); NULL otherwise. */
+  struct dcmf_media_tcpleg *tcpleg; /* owned, with its fds */
 };
 
 /* What the controller asks of a worker about one DC media. */

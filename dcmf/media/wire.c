@@ -48,9 +48,9 @@ static int frame2(struct dcmf_buf *out, uint32_t type, const void *a,
  * meaningless on the other side and are rebuilt), the streams' bytes,
  * each route as (sid, url length, url), the MDC2 entries' bytes, then the
  * e2ae RTP leg's bytes when the description has one (the rtpleg pointer
- * travelling as non-NULL says so). Which descriptors travel is read from
+ * travelling as non-NULL says so), then the e2ae TCP relay's likewise. Which descriptors travel is read from
  * the fd members (>= 0): the media's, the MDC2 ports', then the leg's RTP
- * and RTCP sockets.
+ * and RTCP sockets, then the TCP relay's access and core sockets.
  */
 int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
                            const struct dcmf_media_desc *desc, int *fds,
@@ -72,10 +72,17 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
   if (leg != NULL && leg->rtcp_fd >= 0) {
     fds[n++] = leg->rtcp_fd;
   }
+  const struct dcmf_media_tcpleg *tcp = desc->tcpleg;
+  for (int i = 0; tcp != NULL && i < 2; i++) {
+    if (tcp->fd[i] >= 0) {
+      fds[n++] = tcp->fd[i];
+    }
+  }
   size_t body = sizeof(uint32_t) + sizeof(*desc) +
                 desc->n_streams * sizeof(*desc->streams) +
                 desc->n_mdc2 * sizeof(*desc->mdc2) +
-                (leg != NULL ? sizeof(*leg) : 0);
+                (leg != NULL ? sizeof(*leg) : 0) +
+                (tcp != NULL ? sizeof(*tcp) : 0);
   for (size_t i = 0; i < desc->n_routes; i++) {
     body += 2 * sizeof(uint32_t) + strlen(desc->routes[i].url);
   }
@@ -104,6 +111,9 @@ int dcmf_wire_encode_media(struct dcmf_buf *out, enum dcmf_media_op op,
   }
   if (rv == 0 && leg != NULL) {
     rv = put(out, leg, sizeof(*leg));
+  }
+  if (rv == 0 && tcp != NULL) {
+    rv = put(out, tcp, sizeof(*tcp));
   }
   if (rv != 0) {
     out->len = was;
@@ -247,6 +257,21 @@ static int rtpleg_ok(const struct dcmf_media_rtpleg *l, uint32_t op) {
          (op == DCMF_MEDIA_OP_ADD || l->rtp_fd < 0);
 }
 
+/* A TCP relay leg as it arrived: enums in range, flags 0 or 1, known
+ * address families, at most DCMF_FINGERPRINTS_MAX fingerprints, and
+ * sockets only with an ADD. */
+static int tcpleg_ok(const struct dcmf_media_tcpleg *l, uint32_t op) {
+  for (int i = 0; i < 2; i++) {
+    if ((unsigned)l->setup[i] > DCMF_TCP_MERGE || !leg_addr_ok(&l->remote[i]) ||
+        (op != DCMF_MEDIA_OP_ADD && l->fd[i] >= 0)) {
+      return 0;
+    }
+  }
+  return (unsigned)l->handling <= DCMF_TCP_STATE_AWARE_CHANGE &&
+         ((l->tls | l->tls_client) & ~1) == 0 &&
+         l->remote_fp.count <= DCMF_FINGERPRINTS_MAX;
+}
+
 int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
                            size_t n_fds, enum dcmf_media_op *op,
                            struct dcmf_media_desc *desc) {
@@ -270,6 +295,9 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   int has_leg = d.rtpleg != NULL;
   struct dcmf_media_rtpleg leg;
   d.rtpleg = NULL;
+  int has_tcp = d.tcpleg != NULL;
+  struct dcmf_media_tcpleg tcp;
+  d.tcpleg = NULL;
   if (d.n_streams > 0) {
     d.streams = calloc(d.n_streams, sizeof(*d.streams));
   }
@@ -314,6 +342,12 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
       rv = DCMF_ERR_MALFORMED;
     }
   }
+  if (rv == 0 && has_tcp) {
+    rv = take(&c, &tcp, sizeof(tcp));
+    if (rv == 0 && !tcpleg_ok(&tcp, op32)) {
+      rv = DCMF_ERR_MALFORMED;
+    }
+  }
   /* The descriptors: the media's own (when it had one), each MDC2 port
    * that had one, then the leg's, exactly as many as the frame carried. */
   size_t want = d.fd >= 0 ? 1 : 0;
@@ -322,6 +356,13 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
   }
   if (rv == 0 && has_leg) {
     want += (size_t)(leg.rtp_fd >= 0) + (size_t)(leg.rtcp_fd >= 0);
+  }
+  if (rv == 0 && has_tcp) {
+    want += (size_t)(tcp.fd[0] >= 0) + (size_t)(tcp.fd[1] >= 0);
+    d.tcpleg = malloc(sizeof(*d.tcpleg));
+    if (d.tcpleg == NULL) {
+      rv = DCMF_ERR_NOMEM;
+    }
   }
   if (rv == 0 && has_leg) {
     d.rtpleg = malloc(sizeof(*d.rtpleg));
@@ -337,6 +378,7 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
     free(d.routes);
     free(d.mdc2);
     free(d.rtpleg);
+    free(d.tcpleg);
     return rv;
   }
   size_t next = 0;
@@ -360,6 +402,15 @@ int dcmf_wire_decode_media(const uint8_t *body, size_t len, int *fds,
       fds[next++] = -1;
     }
     *d.rtpleg = leg;
+  }
+  if (d.tcpleg != NULL) {
+    for (int i = 0; i < 2; i++) {
+      if (tcp.fd[i] >= 0) {
+        tcp.fd[i] = fds[next];
+        fds[next++] = -1;
+      }
+    }
+    *d.tcpleg = tcp;
   }
   *op = (enum dcmf_media_op)op32;
   *desc = d;

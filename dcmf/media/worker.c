@@ -18,6 +18,7 @@
 #include "queue.h"
 #include "ratelimit.h"
 #include "relayhost.h"
+#include "tcprelay.h"
 #include "sctp.h"
 #include "session.h"
 #include "srtp.h"
@@ -110,6 +111,8 @@ struct dcmf_worker {
   struct dcmf_hashmap by_key; /* struct node, by media key */
   struct node *sessions;      /* the same nodes, newest first */
   struct dcmf_relayhost relays; /* the AGW shim's relays on this worker */
+  /* Its e2ae TCP relays (tcprelay.h). */
+  struct dcmf_tcprelay_host tcprelays;
   /* A batch of datagrams read at once (udpread.h), 64 KiB each: no
    * datagram is truncated. The relays use it as one buffer. */
   uint8_t rx_scratch[DCMF_UDPREAD_BATCH * 65536];
@@ -144,6 +147,11 @@ static void emit_event(struct dcmf_worker *w, const struct dcmf_media_key *key,
   } else if (dcmf_queue_push(&w->outbox, &m->node) != 0) {
     free(m); /* counted by the queue */
   }
+}
+
+static void emit_tcprelay(void *user, const struct dcmf_media_key *key,
+                          const char *event, const char *detail, int must) {
+  emit_event(user, key, event, detail, must);
 }
 
 static void emit(void *user, const struct dcmf_media_key *key,
@@ -397,6 +405,7 @@ static void close_all(struct dcmf_worker *w) {
     handle_remove(w, dcmf_session_key(w->sessions->session));
   }
   dcmf_relayhost_close(&w->relays); /* their handles close as the loop ends */
+  dcmf_tcprelay_host_close(&w->tcprelays);
   services_free(w); /* their handles close while the loop still runs */
   uv_close((uv_handle_t *)&w->sctp_timer, NULL);
   uv_close((uv_handle_t *)&w->flush_prepare, NULL);
@@ -407,6 +416,11 @@ static void close_all(struct dcmf_worker *w) {
 }
 
 static void handle_msg(struct dcmf_worker *w, struct msg *m) {
+  if (m->desc.tcpleg != NULL) {
+    /* An e2ae TCP media is a relay, not a session. */
+    dcmf_tcprelay_host_handle(&w->tcprelays, m->op, &m->desc);
+    return;
+  }
   switch (m->op) {
   case DCMF_MEDIA_OP_ADD:
     handle_add(w, m);
@@ -539,8 +553,20 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
                                        .emit = emit_relay,
                                        .user = w};
   /* Last: on failure it holds nothing, so the unwinding below fits. */
+  struct dcmf_tcprelay_settings ts = {.loop = &w->loop,
+                                      .log = settings->log,
+                                      .cert = settings->cert,
+                                      .pkey = settings->pkey,
+                                      .emit = emit_tcprelay,
+                                      .user = w};
+  if (rv == 0) {
+    rv = dcmf_tcprelay_host_init(&w->tcprelays, &ts);
+  }
   if (rv == 0) {
     rv = dcmf_relayhost_init(&w->relays, &rs);
+    if (rv != 0) {
+      dcmf_tcprelay_host_close(&w->tcprelays);
+    }
   }
   if (rv != 0) {
     services_free(w);

@@ -101,6 +101,10 @@ void dcmf_tlspump_free(struct dcmf_tlspump *p) {
   memset(p, 0, sizeof(*p));
 }
 
+void dcmf_tlspump_set_app_data(struct dcmf_tlspump *p, void *data) {
+  SSL_set_app_data(p->ssl, data);
+}
+
 int dcmf_tlspump_feed(struct dcmf_tlspump *p, const uint8_t *data, size_t len) {
   if (p->state == DCMF_TLSPUMP_FAILED || p->state == DCMF_TLSPUMP_CLOSED) {
     return 0;

@@ -70,6 +70,11 @@ struct dcmf_tlspump {
 int dcmf_tlspump_init(struct dcmf_tlspump *p, SSL_CTX *ctx,
                       enum dcmf_tlspump_role role, const char *peer_host);
 
+/* Attaches |data| to the pump's SSL (SSL_set_app_data), for an SSL_CTX
+ * verify callback that checks per connection (e.g. signalled
+ * fingerprints). */
+void dcmf_tlspump_set_app_data(struct dcmf_tlspump *p, void *data);
+
 /* Frees what |p| holds. Idempotent; |p| may be zeroed. */
 void dcmf_tlspump_free(struct dcmf_tlspump *p);
 

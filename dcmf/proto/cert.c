@@ -30,26 +30,30 @@ static int cert_fingerprint(struct dcmf_cert *cert) {
   return 0;
 }
 
+static const EVP_MD *match_md(enum dcmf_hash h) {
+  switch (h) {
+  case DCMF_HASH_SHA1:
+    return EVP_sha1();
+  case DCMF_HASH_SHA224:
+    return EVP_sha224();
+  case DCMF_HASH_SHA256:
+    return EVP_sha256();
+  case DCMF_HASH_SHA384:
+    return EVP_sha384();
+  case DCMF_HASH_SHA512:
+    return EVP_sha512();
+  case DCMF_HASH_MD5:
+    return EVP_md5();
+  default:
+    return NULL; /* MD2 is not offered by OpenSSL 3: never matches */
+  }
+}
+
 int dcmf_cert_fingerprint(const struct dcmf_cert *cert, enum dcmf_hash hash,
                           char *out, size_t cap) {
-  const EVP_MD *md;
-  switch (hash) {
-  case DCMF_HASH_SHA1:
-    md = EVP_sha1();
-    break;
-  case DCMF_HASH_SHA224:
-    md = EVP_sha224();
-    break;
-  case DCMF_HASH_SHA256:
-    md = EVP_sha256();
-    break;
-  case DCMF_HASH_SHA384:
-    md = EVP_sha384();
-    break;
-  case DCMF_HASH_SHA512:
-    md = EVP_sha512();
-    break;
-  default:
+  /* RFC 8122 no longer lets us offer MD5 (or MD2). */
+  const EVP_MD *md = hash == DCMF_HASH_MD5 ? NULL : match_md(hash);
+  if (md == NULL) {
     return DCMF_ERR_INVALID;
   }
   struct dcmf_fingerprint_set set = {.count = 1};
@@ -210,4 +214,18 @@ void dcmf_cert_free(struct dcmf_cert *cert) {
   EVP_PKEY_free(cert->pkey);
   cert->x509 = NULL;
   cert->pkey = NULL;
+}
+
+int dcmf_cert_x509_matches(const struct dcmf_fingerprint_set *set, X509 *x509) {
+  for (size_t i = 0; i < set->count; i++) {
+    const EVP_MD *md = match_md(set->items[i].hash);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (md != NULL && X509_digest(x509, md, digest, &len) == 1 &&
+        len == set->items[i].len &&
+        memcmp(digest, set->items[i].value, len) == 0) {
+      return 1;
+    }
+  }
+  return 0;
 }

@@ -69,6 +69,12 @@ int dcmf_cert_from_der(struct dcmf_cert *cert, const uint8_t *cert_der,
 int dcmf_cert_fingerprint(const struct dcmf_cert *cert, enum dcmf_hash hash,
                           char *out, size_t cap);
 
+/* Returns 1 if the DER digest of |x509| equals one fingerprint of |set|
+ * (RFC 8122: the self-signed certificate is authenticated by the
+ * signalled fingerprint alone), else 0. MD2 never matches (OpenSSL 3
+ * has no MD2). Used by DTLS and by the TLS legs of the TCP relay. */
+int dcmf_cert_x509_matches(const struct dcmf_fingerprint_set *set, X509 *x509);
+
 /* Frees what |cert| owns. */
 void dcmf_cert_free(struct dcmf_cert *cert);
 

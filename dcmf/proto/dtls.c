@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "cert.h"
 #include "errors.h"
 
 /* The client's first flight may come in several datagrams (Chromium's
@@ -107,39 +108,6 @@ static int out_create(BIO *b) {
 
 /* ---- fingerprint check --------------------------------------------------- */
 
-static const EVP_MD *hash_md(enum dcmf_hash h) {
-  switch (h) {
-  case DCMF_HASH_SHA1:
-    return EVP_sha1();
-  case DCMF_HASH_SHA224:
-    return EVP_sha224();
-  case DCMF_HASH_SHA256:
-    return EVP_sha256();
-  case DCMF_HASH_SHA384:
-    return EVP_sha384();
-  case DCMF_HASH_SHA512:
-    return EVP_sha512();
-  case DCMF_HASH_MD5:
-    return EVP_md5();
-  default:
-    return NULL; /* MD2 is not offered by OpenSSL 3: never matches */
-  }
-}
-
-static int cert_matches(const struct dcmf_fingerprint_set *set, X509 *cert) {
-  for (size_t i = 0; i < set->count; i++) {
-    const EVP_MD *md = hash_md(set->items[i].hash);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (md != NULL && X509_digest(cert, md, digest, &len) == 1 &&
-        len == set->items[i].len &&
-        memcmp(digest, set->items[i].value, len) == 0) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /* The whole certificate check, in place of OpenSSL's X509_verify_cert.
  * The certificate is self-signed by design and there is no trust anchor:
  * what authenticates the peer is the signalled fingerprint of the leaf
@@ -154,7 +122,7 @@ static int cert_verify(X509_STORE_CTX *store, void *arg) {
                                         SSL_get_ex_data_X509_STORE_CTX_idx());
   struct dcmf_dtls *d = ssl ? SSL_get_app_data(ssl) : NULL;
   X509 *cert = X509_STORE_CTX_get0_cert(store);
-  if (d == NULL || cert == NULL || !cert_matches(&d->remote, cert)) {
+  if (d == NULL || cert == NULL || !dcmf_cert_x509_matches(&d->remote, cert)) {
     if (d != NULL) {
       d->fingerprint_mismatch = 1;
     }

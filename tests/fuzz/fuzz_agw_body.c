@@ -3,8 +3,9 @@
  * at the first NUL byte into a POST body and, if present, a JSON Patch
  * body. Both go through /agw/v1/contexts exactly as dcmfd hands them
  * over (validation, JSON Patch, read-only checks, rendering) against
- * in-memory relays and e2ae media; then the context is read back and
- * deleted, and no relay, media or port may be left.
+ * in-memory relays and e2ae media (the TCP path's members included);
+ * then the context is read back and deleted, and no relay, media or port
+ * may be left.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -81,6 +82,13 @@ static int fake_e2ae_new(void *user, const char *context_id,
   if (context_id == NULL || context_id[0] == '\0' || !iq->e2ae ||
       dcmf_relay_config_check(cfg) != 0) {
     abort(); /* the API must validate before creating */
+  }
+  if (iq->tcp &&
+      (iq->tcp_timeout_ms < 100 || iq->tcp_timeout_ms > 600000 ||
+       iq->tcp_setup[0] == DCMF_AGWIQ_TCP_MERGE ||
+       (iq->tcp_handling != DCMF_AGWIQ_TCP_STATE_AWARE_CHANGE &&
+        iq->tcp_setup[0] == iq->tcp_setup[1]))) {
+    abort(); /* the TCP rules of agwiq_tcp.c were not applied */
   }
   memset(local, 0, sizeof(*local));
   local->access_port = f->next_port++;

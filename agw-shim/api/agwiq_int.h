@@ -1,0 +1,56 @@
+/*
+ * agwiq_int.h - what agwiq.c (the RTP path's Iq elements) shares with
+ * agwiq_tcp.c (the TCP path's): the problem being built and the member
+ * checks. Pure functions, as agwiq.h.
+ */
+#ifndef DCMF_AGWIQ_INT_H
+#define DCMF_AGWIQ_INT_H
+
+#include <jansson.h>
+
+#include "agwiq.h"
+
+/* The problem being built and the number of fields refused so far. */
+struct check {
+  struct dcmf_problem *p;
+  int errors;
+};
+
+/* Records |reason| for the JSON Pointer built from |fmt|. */
+void dcmf_agwiq_fail(struct check *c, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 0 when nothing was refused, else sets the 400 and DCMF_ERR_INVALID. */
+int dcmf_agwiq_finish(struct check *c);
+/* Refuses members of |obj| not in |allowed| (NULL-terminated). */
+void dcmf_agwiq_only_members(struct check *c, json_t *obj,
+                             const char *const *allowed, const char *prefix);
+/* Refuses each member of |t| named in |names| with |reason|. */
+void dcmf_agwiq_refuse_listed(struct check *c, json_t *t,
+                              const char *const *names, const char *prefix,
+                              const char *reason);
+/* Copies a string member into |out| (capacity |cap|) after |check|; 1 if
+ * a valid value was stored, 0 if absent, -1 if refused. */
+int dcmf_agwiq_string_member(struct check *c, json_t *obj, const char *name,
+                             const char *prefix, int (*check)(const char *),
+                             const char *reason, char *out, size_t cap);
+/* 0 for an absolute http(s) URI. */
+int dcmf_agwiq_uri_check(const char *s);
+/* The certificate elements ("dtls", or "tls" when out->tcp). */
+void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
+                           struct dcmf_agwiq *out);
+
+/* ---- agwiq_tcp.c ---- */
+
+/* The TCP transport named |s| on that side, or -1. */
+int dcmf_agwiq_tcp_transport(const char *s, int access);
+/* 1 for the TCP transports. */
+int dcmf_agwiq_tcp_transport_kind(int transport);
+/* Reads the TCP path's members of both terminations (transports read). */
+void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2], char prefix[2][48],
+                          struct dcmf_agwiq *out);
+/* The PATCH rules of a TCP context (agwiq.h). */
+void dcmf_agwiq_tcp_patch_check(struct check *c, const struct dcmf_agwiq *prev,
+                                struct dcmf_agwiq *next,
+                                struct dcmf_agwiq_change *ch);
+
+#endif

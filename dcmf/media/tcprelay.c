@@ -1,0 +1,615 @@
+#include "tcprelay.h"
+#include "tcprelay_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+
+#include "cert.h"
+#include "errors.h"
+#include "tlspump.h"
+
+static const char *const leg_names[2] = {"access", "core"};
+
+/* ---- handles ------------------------------------------------------------ */
+
+static void relay_maybe_free(struct dcmf_tcprelay *r) {
+  if (r->removed && r->handles == 0) {
+    if (r->h == NULL) { /* the host closed: no events at shutdown */
+      dcmf_tlspump_free(&r->tls);
+      free(r);
+      return;
+    }
+    r->h->settings.emit(r->h->settings.user, &r->key, "RELEASED", "{}", 1);
+    dcmf_tlspump_free(&r->tls);
+    free(r);
+  }
+}
+
+void tcprelay_on_handle_closed(uv_handle_t *hd) {
+  struct dcmf_tcprelay *r = hd->data;
+  free(hd);
+  r->handles--;
+  relay_maybe_free(r);
+}
+
+uv_tcp_t *tcprelay_tcp_new(struct dcmf_tcprelay *r) {
+  uv_tcp_t *t = malloc(sizeof(*t));
+  if (t == NULL || uv_tcp_init(r->h->settings.loop, t) != 0) {
+    free(t);
+    return NULL;
+  }
+  t->data = r;
+  r->handles++;
+  return t;
+}
+
+void tcprelay_handle_close(uv_tcp_t **t, int reset) {
+  if (*t == NULL) {
+    return;
+  }
+  uv_handle_t *hd = (uv_handle_t *)*t;
+  *t = NULL;
+  if (uv_is_closing(hd)) {
+    return;
+  }
+  if (reset &&
+      uv_tcp_close_reset((uv_tcp_t *)hd, tcprelay_on_handle_closed) == 0) {
+    return;
+  }
+  uv_close(hd, tcprelay_on_handle_closed);
+}
+
+/* ---- events and counters ------------------------------------------------ */
+
+void tcprelay_emitf(struct dcmf_tcprelay *r, const char *event,
+                    const char *fmt1, const char *leg, const char *reason) {
+  char detail[400], safe[200];
+  size_t j = 0;
+  for (size_t i = 0; reason[i] != '\0' && j + 1 < sizeof(safe); i++) {
+    char ch = reason[i];
+    safe[j++] =
+        (ch == '"' || ch == '\\' || (unsigned char)ch < 0x20) ? '\'' : ch;
+  }
+  safe[j] = '\0';
+  if (leg != NULL) {
+    snprintf(detail, sizeof(detail), fmt1, leg, safe);
+  } else {
+    snprintf(detail, sizeof(detail), fmt1, safe);
+  }
+  DCMF_LOGI(r->h->settings.log, "tcprelay", "%s: %s %s", r->key.context_id,
+            event, detail);
+  r->h->settings.emit(r->h->settings.user, &r->key, event, detail, 0);
+}
+
+static void push_counters(struct dcmf_tcprelay *r, int final) {
+  char d[512];
+  const struct counters *c = &r->c;
+  snprintf(d, sizeof(d),
+           "{\"toCore\":{\"bytes\":%llu,\"reads\":%llu},"
+           "\"toAccess\":{\"bytes\":%llu,\"reads\":%llu},"
+           "\"failures\":{\"connect\":%llu,\"timeout\":%llu,\"tls\":%llu,"
+           "\"refusedSource\":%llu,\"reset\":%llu},\"final\":%s}",
+           (unsigned long long)c->bytes[CORE],
+           (unsigned long long)c->reads[CORE],
+           (unsigned long long)c->bytes[ACCESS],
+           (unsigned long long)c->reads[ACCESS], (unsigned long long)c->connect,
+           (unsigned long long)c->timeout, (unsigned long long)c->tls,
+           (unsigned long long)c->refused_source, (unsigned long long)c->reset,
+           final ? "true" : "false");
+  r->dirty = 0;
+  r->h->settings.emit(r->h->settings.user, &r->key, "TCP_COUNTERS", d, 0);
+}
+
+void tcprelay_tcp_failure(struct dcmf_tcprelay *r, int side,
+                          const char *reason) {
+  tcprelay_emitf(r, "TCP_FAILURE", "{\"leg\":\"%s\",\"reason\":\"%s\"}",
+                 leg_names[side], reason);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static struct wbuf *wbuf_new(size_t cap) {
+  return malloc(sizeof(struct wbuf) + cap);
+}
+
+static void on_written(uv_write_t *req, int status) {
+  struct wbuf *wb = (struct wbuf *)req;
+  struct leg *l = wb->to;
+  struct dcmf_tcprelay *r = l->r;
+  l->queued -= wb->len;
+  free(wb);
+  if (status < 0 && status != UV_ECANCELED && !r->ended) {
+    r->c.reset++;
+    tcprelay_relay_end(r, uv_strerror(status), 1);
+    return;
+  }
+  if (!r->ended) {
+    tcprelay_update_reading(r);
+  }
+}
+
+/* Queues |wb| (|len| bytes of it) for leg |l|'s socket; takes |wb|. */
+static void leg_write(struct leg *l, struct wbuf *wb, size_t len) {
+  wb->to = l;
+  wb->len = len;
+  if (l->s == NULL || l->closing) {
+    free(wb);
+    return;
+  }
+  uv_buf_t b = uv_buf_init((char *)wb->data, (unsigned)len);
+  l->queued += len;
+  if (uv_write(&wb->req, (uv_stream_t *)l->s, &b, 1, on_written) != 0) {
+    l->queued -= len;
+    free(wb);
+  }
+}
+
+/* Sends what TLS has ready for the access peer. */
+static void tls_flush(struct dcmf_tcprelay *r) {
+  size_t n;
+  while ((n = dcmf_tlspump_pending(&r->tls)) > 0) {
+    if (n > DCMF_TCPRELAY_READ) {
+      n = DCMF_TCPRELAY_READ;
+    }
+    struct wbuf *wb = wbuf_new(n);
+    if (wb == NULL) {
+      return;
+    }
+    n = dcmf_tlspump_drain(&r->tls, wb->data, n);
+    leg_write(&r->leg[ACCESS], wb, n);
+  }
+}
+
+/* Moves the plaintext TLS holds to the core leg (only once it is up),
+ * then sends what reading made TLS answer (a no_renegotiation alert, a
+ * TLS 1.3 KeyUpdate). */
+void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r) {
+  struct leg *core = &r->leg[CORE];
+  while (core->up && !core->closing) {
+    struct wbuf *wb = wbuf_new(DCMF_TCPRELAY_READ);
+    size_t got = 0;
+    if (wb == NULL) {
+      break;
+    }
+    if (dcmf_tlspump_read(&r->tls, wb->data, DCMF_TCPRELAY_READ, &got) != 0 ||
+        got == 0) {
+      free(wb);
+      break; /* and send what the read made TLS answer */
+    }
+    r->c.bytes[CORE] += got;
+    r->dirty = 1;
+    leg_write(core, wb, got);
+  }
+  tls_flush(r);
+}
+
+/* ---- relay end ----------------------------------------------------------- */
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  struct leg *l = req->data;
+  tcprelay_handle_close(&l->s, 0);
+}
+
+static void leg_close(struct leg *l, int reset) {
+  tcprelay_handle_close(&l->listener, 0);
+  tcprelay_handle_close(&l->out, 0);
+  if (l->s == NULL || l->closing) {
+    return;
+  }
+  l->closing = 1;
+  if (!reset) {
+    /* FIN once what is queued is written (uv_shutdown waits for it). */
+    uv_read_stop((uv_stream_t *)l->s);
+    l->reading = 0;
+    l->shutdown_req.data = l;
+    if (uv_shutdown(&l->shutdown_req, (uv_stream_t *)l->s, on_shutdown) == 0) {
+      return;
+    }
+  }
+  tcprelay_handle_close(&l->s, reset);
+}
+
+void tcprelay_relay_end(struct dcmf_tcprelay *r, const char *reason,
+                        int reset) {
+  if (r->ended) {
+    return;
+  }
+  r->ended = 1;
+  if (r->tls_started && dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_OPEN &&
+      !reset) {
+    dcmf_tlspump_shutdown(&r->tls); /* close_notify to the UE */
+  }
+  if (r->tls_started) {
+    tls_flush(r); /* a close_notify or the alert of a failure */
+  }
+  for (int i = 0; i < 2; i++) {
+    if (r->leg[i].s != NULL && r->leg[i].reading) {
+      uv_read_stop((uv_stream_t *)r->leg[i].s);
+      r->leg[i].reading = 0;
+    }
+    leg_close(&r->leg[i], reset);
+  }
+  if (r->timer != NULL) {
+    uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
+    r->timer = NULL;
+  }
+  tcprelay_emitf(r, "TCP_CLOSED", "{\"reason\":\"%s\"}", NULL, reason);
+  push_counters(r, 1);
+}
+
+/* ---- TLS ----------------------------------------------------------------- */
+
+/* The certificate check of every TLS leg (RFC 8122): the self-signed
+ * leaf must match a signalled fingerprint; libssl proves the peer holds
+ * its key. A mismatch becomes a bad_certificate alert. */
+static int tls_verify(X509_STORE_CTX *store, void *arg) {
+  (void)arg;
+  SSL *ssl =
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+  struct dcmf_tcprelay *r = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+  X509 *cert = X509_STORE_CTX_get0_cert(store);
+  if (r == NULL || cert == NULL ||
+      !dcmf_cert_x509_matches(&r->cfg.remote_fp, cert)) {
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+    return 0;
+  }
+  X509_STORE_CTX_set_error(store, X509_V_OK);
+  return 1;
+}
+
+static void tls_failed(struct dcmf_tcprelay *r) {
+  const char *why = dcmf_tlspump_get_reason(&r->tls);
+  if (dcmf_tlspump_get_failure(&r->tls) == DCMF_TLSPUMP_FAIL_VERIFY) {
+    why = "peer certificate does not match the signalled fingerprint";
+  }
+  r->c.tls++;
+  tcprelay_emitf(r, "TLS_FAILURE", "{\"reason\":\"%s\"}", NULL, why);
+  tcprelay_relay_end(r, "TLS failure", 0);
+}
+
+/* After anything TLS was given: its output, its state, its plaintext. */
+static void tls_progress(struct dcmf_tcprelay *r) {
+  tls_flush(r);
+  switch (dcmf_tlspump_get_state(&r->tls)) {
+  case DCMF_TLSPUMP_FAILED:
+    tls_failed(r);
+    return;
+  case DCMF_TLSPUMP_CLOSED:
+    tcprelay_tls_plain_to_core(r);
+    tcprelay_relay_end(r, "TLS close_notify from the access peer", 0);
+    return;
+  case DCMF_TLSPUMP_OPEN:
+    if (r->deadline != 0) {
+      /* The handshake was the last step being waited for unless a
+       * stateless core leg still connects. */
+      r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
+    }
+    tcprelay_tls_plain_to_core(r);
+    if (dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_FAILED) {
+      tls_failed(r);
+      return;
+    }
+    break;
+  default:
+    break;
+  }
+  tcprelay_update_reading(r);
+}
+
+void tcprelay_tls_start(struct dcmf_tcprelay *r) {
+  if (r->tls_started || !r->cfg.tls || !r->leg[ACCESS].up ||
+      r->cfg.remote_fp.count == 0 || r->ended) {
+    return;
+  }
+  if (dcmf_tlspump_init(&r->tls, r->h->tls_ctx,
+                        r->cfg.tls_client ? DCMF_TLSPUMP_CLIENT
+                                          : DCMF_TLSPUMP_SERVER,
+                        NULL) != 0) {
+    r->c.tls++;
+    tcprelay_emitf(r, "TLS_FAILURE", "{\"reason\":\"%s\"}", NULL,
+                   "out of memory");
+    tcprelay_relay_end(r, "TLS failure", 1);
+    return;
+  }
+  dcmf_tlspump_set_app_data(&r->tls, r);
+  r->tls_started = 1;
+  r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
+  tls_progress(r);
+}
+
+int tcprelay_tls_open(const struct dcmf_tcprelay *r) {
+  return r->tls_started && dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_OPEN;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
+  (void)hd;
+  (void)suggested;
+  struct wbuf *wb = wbuf_new(DCMF_TCPRELAY_READ);
+  *buf = wb != NULL ? uv_buf_init((char *)wb->data, DCMF_TCPRELAY_READ)
+                    : uv_buf_init(NULL, 0);
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+  struct dcmf_tcprelay *r = st->data;
+  struct wbuf *wb =
+      buf->base != NULL
+          ? (struct wbuf *)((uint8_t *)buf->base - offsetof(struct wbuf, data))
+          : NULL;
+  int side = (uv_tcp_t *)st == r->leg[ACCESS].s ? ACCESS : CORE;
+  int other = 1 - side;
+  if (n <= 0 || r->ended) {
+    free(wb);
+    if (n == UV_EOF) {
+      tcprelay_relay_end(r,
+                         side == ACCESS ? "FIN from the access peer"
+                                        : "FIN from the core peer",
+                         0);
+    } else if (n < 0) {
+      r->c.reset++;
+      tcprelay_relay_end(r, uv_strerror((int)n), 1);
+    }
+    return;
+  }
+  if (side == ACCESS && r->cfg.tls) {
+    r->c.reads[CORE]++;
+    dcmf_tlspump_feed(&r->tls, wb->data, (size_t)n);
+    free(wb);
+    tls_progress(r);
+    return;
+  }
+  r->c.reads[other]++;
+  r->dirty = 1;
+  if (side == CORE && r->cfg.tls) {
+    r->c.bytes[ACCESS] += (uint64_t)n;
+    int rv = dcmf_tlspump_write(&r->tls, wb->data, (size_t)n);
+    free(wb);
+    if (rv != 0) {
+      tcprelay_relay_end(r, "TLS write failed", 1);
+      return;
+    }
+    tls_flush(r);
+  } else {
+    r->c.bytes[other] += (uint64_t)n;
+    leg_write(&r->leg[other], wb, (size_t)n);
+  }
+  tcprelay_update_reading(r);
+}
+
+/* Whether leg |side| may be read now: its bytes have somewhere to go. */
+static int may_read(const struct dcmf_tcprelay *r, int side) {
+  const struct leg *l = &r->leg[side], *o = &r->leg[1 - side];
+  if (!l->up || l->closing) {
+    return 0;
+  }
+  if (side == ACCESS && r->cfg.tls) {
+    if (!r->tls_started) {
+      return 0; /* held: no fingerprints yet */
+    }
+    if (!tcprelay_tls_open(r)) {
+      return 1; /* the handshake */
+    }
+  }
+  if (side == CORE && r->cfg.tls && !tcprelay_tls_open(r)) {
+    return 0;
+  }
+  size_t limit = o->queued > 0 && !l->reading ? DCMF_TCPRELAY_BUFFER / 2
+                                              : DCMF_TCPRELAY_BUFFER;
+  return o->up && !o->closing && o->queued < limit;
+}
+
+void tcprelay_update_reading(struct dcmf_tcprelay *r) {
+  for (int side = 0; side < 2 && !r->ended; side++) {
+    struct leg *l = &r->leg[side];
+    int want = may_read(r, side);
+    if (want && !l->reading) {
+      l->reading = uv_read_start((uv_stream_t *)l->s, on_alloc, on_read) == 0;
+    } else if (!want && l->reading) {
+      uv_read_stop((uv_stream_t *)l->s);
+      l->reading = 0;
+    }
+  }
+}
+
+/* ---- the host ------------------------------------------------------------ */
+
+static uint64_t key_hash(const struct dcmf_media_key *k) {
+  return dcmf_media_key_hash(k);
+}
+
+static int key_equal(const struct dcmf_hashmap_entry *e, const void *key) {
+  const struct dcmf_tcprelay *r =
+      DCMF_HASHMAP_ITEM(e, const struct dcmf_tcprelay, entry);
+  return dcmf_media_key_equal(&r->key, key);
+}
+
+static void on_push(uv_timer_t *t) {
+  struct dcmf_tcprelay_host *h = t->data;
+  for (struct dcmf_tcprelay *r = h->live; r != NULL; r = r->next) {
+    if (r->dirty && !r->ended) {
+      push_counters(r, 0);
+    }
+  }
+}
+
+int dcmf_tcprelay_host_init(struct dcmf_tcprelay_host *h,
+                            const struct dcmf_tcprelay_settings *settings) {
+  memset(h, 0, sizeof(*h));
+  h->settings = *settings;
+  SSL_CTX *s = SSL_CTX_new(TLS_method());
+  if (s == NULL || SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_use_certificate(s, settings->cert) != 1 ||
+      SSL_CTX_use_PrivateKey(s, settings->pkey) != 1) {
+    SSL_CTX_free(s);
+    ERR_clear_error();
+    return DCMF_ERR_SYSTEM;
+  }
+  /* No resumption: every session is bound to the fingerprints of its
+   * call. No renegotiation (RFC 5746 is then moot; docs/e2ae.md). */
+  SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                     NULL);
+  SSL_CTX_set_cert_verify_callback(s, tls_verify, NULL);
+  h->tls_ctx = s;
+  h->push_timer = malloc(sizeof(*h->push_timer));
+  if (h->push_timer == NULL ||
+      dcmf_hashmap_init(&h->by_key, 64, key_equal) != 0) {
+    free(h->push_timer);
+    SSL_CTX_free(s);
+    return DCMF_ERR_NOMEM;
+  }
+  uv_timer_init(settings->loop, h->push_timer);
+  h->push_timer->data = h;
+  uv_timer_start(h->push_timer, on_push, DCMF_TCPRELAY_PUSH_MS,
+                 DCMF_TCPRELAY_PUSH_MS);
+  uv_unref((uv_handle_t *)h->push_timer);
+  return 0;
+}
+
+static void relay_add(struct dcmf_tcprelay_host *h,
+                      struct dcmf_media_desc *desc) {
+  struct dcmf_tcprelay *r = calloc(1, sizeof(*r));
+  if (r == NULL) {
+    h->settings.emit(h->settings.user, &desc->key, "TCP_FAILURE",
+                     "{\"leg\":\"access\",\"reason\":\"out of memory\"}", 1);
+    return; /* desc's fds are closed by the caller's free */
+  }
+  r->h = h;
+  r->key = desc->key;
+  r->cfg = *desc->tcpleg;
+  desc->tcpleg->fd[0] = desc->tcpleg->fd[1] = -1;
+  if (r->cfg.timeout_ms == 0) {
+    r->cfg.timeout_ms = DCMF_TCPRELAY_TIMEOUT_MS;
+  }
+  for (int i = 0; i < 2; i++) {
+    r->leg[i].r = r;
+    r->leg[i].side = i;
+  }
+  dcmf_hashmap_insert(&h->by_key, &r->entry, key_hash(&r->key));
+  r->next = h->live;
+  if (h->live != NULL) {
+    h->live->prev = r;
+  }
+  h->live = r;
+  r->timer = malloc(sizeof(*r->timer));
+  if (r->timer != NULL) {
+    uv_timer_init(h->settings.loop, r->timer);
+    r->timer->data = r;
+    r->handles++;
+    r->deadline = uv_now(h->settings.loop) + r->cfg.timeout_ms;
+    uv_timer_start(r->timer, tcprelay_on_tick, TICK_MS, TICK_MS);
+  }
+  tcprelay_leg_start(&r->leg[ACCESS]);
+  tcprelay_leg_start(&r->leg[CORE]);
+}
+
+static void relay_unlink(struct dcmf_tcprelay_host *h,
+                         struct dcmf_tcprelay *r) {
+  dcmf_hashmap_remove(&h->by_key, &r->entry);
+  if (r->prev != NULL) {
+    r->prev->next = r->next;
+  } else {
+    h->live = r->next;
+  }
+  if (r->next != NULL) {
+    r->next->prev = r->prev;
+  }
+}
+
+static void relay_update(struct dcmf_tcprelay *r,
+                         const struct dcmf_media_tcpleg *next) {
+  int released = r->cfg.remote_fp.count == 0 && next->remote_fp.count > 0;
+  r->cfg.remote_fp = next->remote_fp;
+  for (int i = 0; i < 2; i++) {
+    /* A connection that is up stays where it is (TCP cannot move); a
+     * new remote address serves the connects still to come and the
+     * check of a connection still to be accepted. */
+    if (!r->leg[i].up) {
+      r->cfg.remote[i] = next->remote[i];
+    }
+  }
+  if (released && !r->ended) {
+    r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
+    tcprelay_tls_start(r);
+  }
+}
+
+void dcmf_tcprelay_host_handle(struct dcmf_tcprelay_host *h,
+                               enum dcmf_media_op op,
+                               struct dcmf_media_desc *desc) {
+  struct dcmf_tcprelay *r = DCMF_HASHMAP_ITEM(
+      dcmf_hashmap_find(&h->by_key, key_hash(&desc->key), &desc->key),
+      struct dcmf_tcprelay, entry);
+  switch (op) {
+  case DCMF_MEDIA_OP_ADD:
+    if (r == NULL) {
+      relay_add(h, desc);
+    }
+    break;
+  case DCMF_MEDIA_OP_UPDATE:
+    if (r != NULL) {
+      relay_update(r, desc->tcpleg);
+    }
+    break;
+  case DCMF_MEDIA_OP_REMOVE:
+    if (r == NULL) {
+      h->settings.emit(h->settings.user, &desc->key, "RELEASED", "{}", 1);
+      break;
+    }
+    relay_unlink(h, r);
+    if (!r->ended) {
+      tcprelay_relay_end(r, "context deleted", 0);
+    }
+    for (int i = 0; i < 2; i++) {
+      if (r->cfg.fd[i] >= 0) {
+        close(r->cfg.fd[i]); /* a stateless leg that never started */
+        r->cfg.fd[i] = -1;
+      }
+    }
+    r->removed = 1;
+    relay_maybe_free(r);
+    break;
+  }
+  dcmf_media_desc_free(desc);
+}
+
+void dcmf_tcprelay_host_close(struct dcmf_tcprelay_host *h) {
+  while (h->live != NULL) {
+    struct dcmf_tcprelay *r = h->live;
+    relay_unlink(h, r);
+    r->ended = 1; /* no events at shutdown */
+    for (int i = 0; i < 2; i++) {
+      leg_close(&r->leg[i], 1);
+      if (r->cfg.fd[i] >= 0) {
+        close(r->cfg.fd[i]);
+      }
+    }
+    if (r->timer != NULL) {
+      uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
+      r->timer = NULL;
+    }
+    r->removed = 1;
+    r->h = NULL;
+    if (r->handles == 0) {
+      dcmf_tlspump_free(&r->tls);
+      free(r);
+    }
+  }
+  if (h->push_timer != NULL) {
+    uv_close((uv_handle_t *)h->push_timer, (uv_close_cb)free);
+    h->push_timer = NULL;
+  }
+  dcmf_hashmap_free(&h->by_key);
+  SSL_CTX_free(h->tls_ctx);
+  h->tls_ctx = NULL;
+}

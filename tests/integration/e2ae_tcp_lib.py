@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""What e2ae_tcp.py drives and plays with (issue 12): dcmfd and its
+/agw/v1 API through curl (every response checked against
+docs/openapi.yaml when python3-yaml and python3-jsonschema are there),
+self-signed certificates, an HTTP/1.1 notify receiver, the core's TCP
+listener, peer processes (openssl, gnutls-cli) stopped by pid, and
+MSRP and BFCP bytes written here from RFC 4975 and RFC 8855. Every wait
+is bounded."""
+import hashlib
+import http.server
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+try:
+    import openapi_check  # python3-yaml, python3-jsonschema
+    OPENAPI = openapi_check.Checker()
+except ImportError:
+    OPENAPI = None
+
+AGW = "/agw/v1/contexts"
+
+def poll(cond, what, seconds=5.0):
+    end = time.time() + seconds
+    while not cond():
+        if time.time() > end:
+            raise AssertionError(f"timed out: {what}")
+        time.sleep(0.01)
+
+
+# ---- certificates -------------------------------------------------------------
+
+
+def make_cert(tmp, name):
+    key, pem = f"{tmp}/{name}.key", f"{tmp}/{name}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", pem, "-days", "2", "-subj", f"/CN={name}"],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", pem, "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return key, pem, fingerprint(der)
+
+
+def fingerprint(der):
+    h = hashlib.sha256(der).hexdigest().upper()
+    return "sha-256 " + ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+
+
+# ---- dcmfd and its API -----------------------------------------------------------
+
+
+class Dcmfd:
+    def __init__(self, path):
+        self.path = path
+
+    def start(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.base = 27000 + (os.getpid() % 40) * 50
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [self.path, "--control", f"127.0.0.1:{self.port}", "--ports",
+             f"{self.base}-{self.base + 39}", "--log-level", "debug"],
+            stdout=self.log, stderr=self.log)
+        self.api = f"http://127.0.0.1:{self.port}"
+        poll(self._healthy, "dcmfd started", 20)
+
+    def _healthy(self):
+        try:
+            return self.call("GET", "/healthz")[0] == 200
+        except AssertionError:
+            return False
+
+    def stop(self):
+        if os.environ.get("E2AE_TCP_LOG"):
+            self.log.seek(0)
+            with open(os.environ["E2AE_TCP_LOG"], "wb") as f:
+                f.write(self.log.read())
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def log_tail(self, n=int(os.environ.get("LOGN", "12"))):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").splitlines()[-n:]
+
+    def call(self, method, path, body=None, ctype="application/json"):
+        cmd = ["curl", "-s", "-w", "\n%{content_type}\n%{http_code}",
+               "--http2-prior-knowledge", "-X", method, self.api + path]
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            cmd += ["-H", f"content-type: {ctype}", "--data-binary", "@-"]
+        r = subprocess.run(cmd, input=data, capture_output=True, timeout=10)
+        if r.returncode != 0:
+            raise AssertionError(f"curl {method} {path}: exit {r.returncode}")
+        text, _, code = r.stdout.decode().rpartition("\n")
+        text, _, ctype_got = text.rpartition("\n")
+        if OPENAPI is not None and path.startswith(AGW):
+            err = OPENAPI.check(method, path, int(code), ctype_got, text)
+            assert err is None, f"not as docs/openapi.yaml says: {err}"
+        try:
+            parsed = json.loads(text) if text.strip() else None
+        except ValueError:
+            parsed = text
+        return int(code), parsed
+
+    def create(self, access, core, expect=201):
+        body = {"terminations": [dict(terminationId="access", **access),
+                                 dict(terminationId="core", **core)]}
+        status, doc = self.call("POST", AGW, body)
+        assert status == expect, f"POST {status}: {doc}"
+        return doc
+
+    def get(self, cid):
+        status, doc = self.call("GET", f"{AGW}/{cid}")
+        assert status == 200, f"GET {status}: {doc}"
+        return doc
+
+    def delete(self, cid):
+        status, _ = self.call("DELETE", f"{AGW}/{cid}")
+        assert status == 204, f"DELETE {status}"
+
+    def fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+# ---- peers ------------------------------------------------------------------------
+
+
+class Notify:
+    """An HTTP/1.1 receiver for notifyUri POSTs."""
+
+    def __init__(self):
+        got = self.got = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("content-length", "0"))
+                got.append(json.loads(self.rfile.read(n)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.uri = f"http://127.0.0.1:{self.srv.server_address[1]}/events"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def events(self, cid):
+        return [e for e in self.got if e.get("contextId") == cid]
+
+
+class CoreListener:
+    """The IMS core's side when the AGW connects to it."""
+
+    def __init__(self, backlog=True):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.port = self.ls.getsockname()[1]
+        if backlog:
+            self.ls.listen(4)
+        self.conn = None
+
+    def listen(self):
+        self.ls.listen(4)
+
+    def accept(self, seconds=5):
+        self.ls.settimeout(seconds)
+        self.conn, _ = self.ls.accept()
+        self.conn.settimeout(10)
+        return self.conn
+
+    def close(self):
+        for s in (self.conn, self.ls):
+            if s is not None:
+                s.close()
+
+
+def recv_exactly(sock, n, seconds=10):
+    buf = b""
+    end = time.time() + seconds
+    while len(buf) < n:
+        sock.settimeout(max(0.01, end - time.time()))
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def recv_until_closed(sock, seconds=10):
+    buf = b""
+    end = time.time() + seconds
+    while time.time() < end:
+        sock.settimeout(max(0.01, end - time.time()))
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return buf, True
+        if not chunk:
+            return buf, True
+        buf += chunk
+    return buf, False
+
+
+class Proc:
+    """A peer process whose stdout is collected; stopped by pid."""
+
+    def __init__(self, args):
+        self.p = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+        self.out = b""
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        while True:
+            b = self.p.stdout.read1(65536)
+            if not b:
+                return
+            with self.lock:
+                self.out += b
+
+    def text(self):
+        with self.lock:
+            return self.out
+
+    def send(self, data):
+        self.p.stdin.write(data)
+        self.p.stdin.flush()
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+def s_client(port, cert, key, extra=()):
+    return Proc(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                 "-cert", cert, "-key", key, "-nocommands", *extra])
+
+
+def msrp_send(tid, body):
+    """An MSRP SEND (RFC 4975 section 7.1), written here from the RFC."""
+    return (f"MSRP {tid} SEND\r\n"
+            f"To-Path: msrp://127.0.0.1:2855/core;tcp\r\n"
+            f"From-Path: msrps://127.0.0.1:2856/ue;tcp\r\n"
+            f"Message-ID: m{tid}\r\n"
+            f"Byte-Range: 1-{len(body)}/{len(body)}\r\n"
+            f"Content-Type: text/plain\r\n\r\n"
+            f"{body}\r\n-------{tid}$\r\n").encode()
+
+
+def bfcp_hello(conf, tid, user):
+    """A BFCP Hello (RFC 8855 section 5.3.13): the 12-byte common header,
+    version 2, primitive 11, no attributes."""
+    return struct.pack("!BBHIHH", 2 << 5, 11, 0, conf, tid, user)
