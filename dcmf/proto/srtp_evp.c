@@ -12,10 +12,21 @@
  * Speed: the session keys are derived once per key set (RFC 3711 §4.3,
  * key derivation rate 0) into keyed EVP_CIPHER_CTX objects, one per
  * direction and packet kind (AES-CTR for AES-CM, AES-GCM for AEAD), and
- * keyed HMAC-SHA1 EVP_MAC_CTX objects; a packet only sets an IV (and
- * re-initialises the MAC with its kept key), so nothing is allocated
- * per packet except a new SSRC's state.
+ * HMAC-SHA1 states with the key already hashed in (RFC 2104: SHA-1 of
+ * K ^ ipad and of K ^ opad, one block each); a packet only sets an IV
+ * and copies the two states, so nothing is allocated per packet except
+ * a new SSRC's state.
+ *
+ * HMAC on OpenSSL 3's low-level SHA1_* functions, not EVP_MAC: at the
+ * e2ae call mix (docs/benchmarks.md) EVP_MAC_init's re-keying
+ * (EVP_MD_CTX_copy_ex, HMAC_Init_ex, the provider dispatch) cost about
+ * as much as the SHA-1 blocks of a 172-byte packet. The functions are
+ * deprecated in 3.0 but still part of its API; the bytes are the same
+ * (the unit tests and the differential fuzz target compare them with
+ * libsrtp2's).
  */
+/* SHA1_Init, SHA1_Update, SHA1_Final (above): declared deprecated. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +35,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/sha.h>
 
 #include "errors.h"
 #include "srtp.h"
@@ -52,10 +64,16 @@ enum {
   LABEL_RTCP_SALT = 5,
 };
 
-/* The keys of one direction, for SRTP and SRTCP. |mac| is NULL for GCM. */
+/* An HMAC-SHA1 key as the two SHA-1 states after its padded key block. */
+struct hmac_key {
+  SHA_CTX inner, outer;
+};
+
+/* The keys of one direction, for SRTP and SRTCP. |mac| is unused (zero)
+ * for GCM. */
 struct keyset {
   EVP_CIPHER_CTX *cipher[2]; /* [0] SRTP, [1] SRTCP */
-  EVP_MAC_CTX *mac[2];
+  struct hmac_key mac[2];
   uint8_t salt[2][DCMF_SRTP_SALT_MAX];
 };
 
@@ -84,7 +102,6 @@ struct side {
 
 struct evp {
   int gcm;
-  EVP_MAC *hmac;       /* fetched once per engine */
   struct side side[2]; /* by enum dcmf_srtp_dir */
 };
 
@@ -166,15 +183,34 @@ static int ctr_xor(EVP_CIPHER_CTX *c, const uint8_t iv[16], uint8_t *p,
 }
 
 /* HMAC-SHA1 of |a| || |b| with the key kept in |m|. */
-static int hmac(EVP_MAC_CTX *m, const uint8_t *a, size_t an, const uint8_t *b,
-                size_t bn, uint8_t out[SHA1_LEN]) {
-  size_t outl;
-  if (!EVP_MAC_init(m, NULL, 0, NULL) || !EVP_MAC_update(m, a, an) ||
-      (bn > 0 && !EVP_MAC_update(m, b, bn)) ||
-      !EVP_MAC_final(m, out, &outl, SHA1_LEN)) {
-    return DCMF_ERR_SYSTEM;
+static int hmac(const struct hmac_key *m, const uint8_t *a, size_t an,
+                const uint8_t *b, size_t bn, uint8_t out[SHA1_LEN]) {
+  SHA_CTX c = m->inner;
+  uint8_t inner[SHA1_LEN];
+  int ok = SHA1_Update(&c, a, an) && (bn == 0 || SHA1_Update(&c, b, bn)) &&
+           SHA1_Final(inner, &c);
+  c = m->outer;
+  ok = ok && SHA1_Update(&c, inner, SHA1_LEN) && SHA1_Final(out, &c);
+  /* The states are as good as the key for forging tags. */
+  OPENSSL_cleanse(&c, sizeof(c));
+  return ok ? 0 : DCMF_ERR_SYSTEM;
+}
+
+/* |m| keyed with the |len|-byte |key| (at most a block, RFC 2104 §2). */
+static int hmac_key_set(struct hmac_key *m, const uint8_t *key, size_t len) {
+  enum { BLOCK = 64 };
+  uint8_t pad[BLOCK];
+  int ok = 1;
+  for (int outer = 0; outer < 2; outer++) {
+    SHA_CTX *c = outer ? &m->outer : &m->inner;
+    memset(pad, outer ? 0x5c : 0x36, BLOCK);
+    for (size_t i = 0; i < len && i < BLOCK; i++) {
+      pad[i] ^= key[i];
+    }
+    ok = ok && SHA1_Init(c) && SHA1_Update(c, pad, BLOCK);
   }
-  return 0;
+  OPENSSL_cleanse(pad, sizeof(pad));
+  return ok && len <= BLOCK ? 0 : DCMF_ERR_SYSTEM;
 }
 
 /* GCM: AAD |a1| || |a2|, |p| (|n| bytes) in place, |tag| out (seal) or in
@@ -207,8 +243,8 @@ static int gcm_run(EVP_CIPHER_CTX *c, int seal, const uint8_t iv[GCM_IV_LEN],
 static void keyset_free(struct keyset *k) {
   for (int i = 0; i < 2; i++) {
     EVP_CIPHER_CTX_free(k->cipher[i]);
-    EVP_MAC_CTX_free(k->mac[i]);
   }
+  OPENSSL_cleanse(k->mac, sizeof(k->mac));
   OPENSSL_cleanse(k->salt, sizeof(k->salt));
   memset(k, 0, sizeof(*k));
 }
@@ -222,7 +258,7 @@ static const EVP_CIPHER *session_cipher(int gcm, size_t key_len) {
 
 /* Keys |k->cipher[i]| (and |k->mac[i]| when |auth|) for packet kind |i|
  * from session key |key| and auth key |auth|. */
-static int keyset_key(struct keyset *k, EVP_MAC *hmac, int i, int gcm, int seal,
+static int keyset_key(struct keyset *k, int i, int gcm, int seal,
                       const uint8_t *key, size_t key_len, const uint8_t *auth) {
   k->cipher[i] = EVP_CIPHER_CTX_new();
   if (k->cipher[i] == NULL) {
@@ -236,20 +272,12 @@ static int keyset_key(struct keyset *k, EVP_MAC *hmac, int i, int gcm, int seal,
   if (auth == NULL) {
     return 0;
   }
-  k->mac[i] = EVP_MAC_CTX_new(hmac);
-  if (k->mac[i] == NULL) {
-    return DCMF_ERR_NOMEM;
-  }
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA1", 0),
-      OSSL_PARAM_construct_end()};
-  return EVP_MAC_init(k->mac[i], auth, AUTH_KEY_LEN, params) ? 0
-                                                             : DCMF_ERR_SYSTEM;
+  return hmac_key_set(&k->mac[i], auth, AUTH_KEY_LEN);
 }
 
 /* Derives the session keys of one direction from master key || salt
  * |ks| (RFC 3711 §4.3, RFC 7714 §11 for GCM's 96-bit salt). */
-static int keyset_make(struct keyset *k, EVP_MAC *hmac,
+static int keyset_make(struct keyset *k,
                        const struct dcmf_srtp_profile_info *p, int gcm,
                        int seal, const uint8_t *ks) {
   const uint8_t *mkey = ks, *msalt = ks + p->key_len;
@@ -270,7 +298,7 @@ static int keyset_make(struct keyset *k, EVP_MAC *hmac,
     }
     if (rc == 0) {
       rc =
-          keyset_key(k, hmac, i, gcm, seal, key, p->key_len, gcm ? NULL : auth);
+          keyset_key(k, i, gcm, seal, key, p->key_len, gcm ? NULL : auth);
     }
   }
   OPENSSL_cleanse(key, sizeof(key));
@@ -286,13 +314,13 @@ static int is_gcm(const struct dcmf_srtp_profile_info *p) {
          p->profile == DCMF_SRTP_AEAD_AES_256_GCM;
 }
 
-/* Both directions' new keys into |nk|; nothing of |e| changes. */
-static int keys_both(struct evp *e, const struct dcmf_srtp_profile_info *p,
+/* Both directions' new keys into |nk|. */
+static int keys_both(const struct dcmf_srtp_profile_info *p,
                      const struct dcmf_srtp_keys *k, struct keyset nk[2]) {
   int gcm = is_gcm(p);
-  int rc = keyset_make(&nk[DCMF_SRTP_OUT], e->hmac, p, gcm, 1, k->ours);
+  int rc = keyset_make(&nk[DCMF_SRTP_OUT], p, gcm, 1, k->ours);
   if (rc == 0) {
-    rc = keyset_make(&nk[DCMF_SRTP_IN], e->hmac, p, gcm, 0, k->peers);
+    rc = keyset_make(&nk[DCMF_SRTP_IN], p, gcm, 0, k->peers);
     if (rc != 0) {
       keyset_free(&nk[DCMF_SRTP_OUT]);
     }
@@ -307,7 +335,6 @@ static void evp_free(struct dcmf_srtp *s) {
     keyset_free(&e->side[d].prev);
     free(e->side[d].streams);
   }
-  EVP_MAC_free(e->hmac);
   free(e);
 }
 
@@ -316,11 +343,9 @@ static int evp_make(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
   if (e == NULL) {
     return DCMF_ERR_NOMEM;
   }
-  e->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
   struct keyset nk[2];
-  int rc = e->hmac == NULL ? DCMF_ERR_SYSTEM : keys_both(e, s->info, k, nk);
+  int rc = keys_both(s->info, k, nk);
   if (rc != 0) {
-    EVP_MAC_free(e->hmac);
     free(e);
     return rc;
   }
@@ -335,7 +360,7 @@ static int evp_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k,
                      int keep) {
   struct evp *e = s->impl;
   struct keyset nk[2];
-  int rc = keys_both(e, s->info, k, nk);
+  int rc = keys_both(s->info, k, nk);
   if (rc != 0) {
     return rc;
   }
@@ -562,7 +587,7 @@ static int rtp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   }
   /* The tag covers the packet and then the ROC (RFC 3711 §4.2). */
   put32(roc, (uint32_t)(est >> 16));
-  if ((rc = hmac(sd->keys.mac[0], buf, len, roc, 4, tag)) != 0) {
+  if ((rc = hmac(&sd->keys.mac[0], buf, len, roc, 4, tag)) != 0) {
     return rc;
   }
   memcpy(buf + len, tag, p->rtp_tag_len);
@@ -603,7 +628,7 @@ static int rtp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   } else {
     uint8_t iv[16], roc[4], tag[SHA1_LEN];
     put32(roc, (uint32_t)(est >> 16));
-    rc = hmac(ks->mac[0], buf, n, roc, 4, tag);
+    rc = hmac(&ks->mac[0], buf, n, roc, 4, tag);
     if (rc == 0 && CRYPTO_memcmp(tag, buf + n, tag_len) != 0) {
       rc = DCMF_ERR_AUTH;
     }
@@ -660,7 +685,7 @@ static int rtcp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
     return rc;
   }
   memcpy(buf + len, trailer, 4);
-  if ((rc = hmac(sd->keys.mac[1], buf, len + 4, NULL, 0, tag)) != 0) {
+  if ((rc = hmac(&sd->keys.mac[1], buf, len + 4, NULL, 0, tag)) != 0) {
     return rc;
   }
   memcpy(buf + len + 4, tag, p->rtcp_tag_len);
@@ -703,7 +728,7 @@ static int rtcp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
                              buf + n, 0, tag);
   } else {
     uint8_t iv[16], tag[SHA1_LEN];
-    rc = hmac(sd->keys.mac[1], buf, n + 4, NULL, 0, tag);
+    rc = hmac(&sd->keys.mac[1], buf, n + 4, NULL, 0, tag);
     if (rc == 0 && CRYPTO_memcmp(tag, buf + n + 4, tag_len) != 0) {
       rc = DCMF_ERR_AUTH;
     }
@@ -799,7 +824,7 @@ int dcmf_srtp_evp_set_session_keys(struct dcmf_srtp *s, const uint8_t *key,
     for (int i = 0; i < 2 && rc == 0; i++) {
       memcpy(k.salt[i], salt, salt_len);
       rc =
-          keyset_key(&k, e->hmac, i, 1, d == DCMF_SRTP_OUT, key, key_len, NULL);
+          keyset_key(&k, i, 1, d == DCMF_SRTP_OUT, key, key_len, NULL);
     }
     if (rc != 0) {
       keyset_free(&k);
