@@ -11,11 +11,16 @@
  *
  * Speed: the session keys are derived once per key set (RFC 3711 §4.3,
  * key derivation rate 0) into keyed EVP_CIPHER_CTX objects, one per
- * direction and packet kind (AES-CTR for AES-CM, AES-GCM for AEAD), and
- * HMAC-SHA1 states with the key already hashed in (RFC 2104: SHA-1 of
- * K ^ ipad and of K ^ opad, one block each); a packet only sets an IV
- * and copies the two states, so nothing is allocated per packet except
- * a new SSRC's state.
+ * direction and packet kind (AES-ECB for AES-CM's keystream, AES-GCM
+ * for AEAD), and HMAC-SHA1 states with the key already hashed in (RFC
+ * 2104: SHA-1 of K ^ ipad and of K ^ opad, one block each); a packet
+ * only writes its counter blocks (or sets a GCM IV) and copies the two
+ * states, so nothing is allocated per packet except a new SSRC's state.
+ *
+ * AES-CM as counter blocks encrypted with ECB, not EVP's CTR mode:
+ * setting a new IV on a keyed CTR context (EVP_EncryptInit_ex) cost
+ * more than encrypting a 160-byte payload (docs/benchmarks.md, "SRTP
+ * backends"); the counter is the same 128-bit big-endian one CTR runs.
  *
  * HMAC on OpenSSL 3's low-level SHA1_* functions, not EVP_MAC: at the
  * e2ae call mix (docs/benchmarks.md) EVP_MAC_init's re-keying
@@ -172,14 +177,38 @@ static void cm_iv(uint8_t iv[16], const uint8_t *salt, uint32_t ssrc,
   iv[13] ^= (uint8_t)i;
 }
 
+/* AES-CM (RFC 3711 §4.1.1): XORs |p| with the keystream from counter
+ * block |iv|, E(iv), E(iv + 1) ..., the whole 128 bits counting big
+ * endian as OpenSSL's CTR mode does. |c| is a keyed AES-ECB context
+ * without padding. */
 static int ctr_xor(EVP_CIPHER_CTX *c, const uint8_t iv[16], uint8_t *p,
                    size_t n) {
-  int outl;
-  if (!EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv) ||
-      (n > 0 && !EVP_EncryptUpdate(c, p, &outl, p, (int)n))) {
-    return DCMF_ERR_SYSTEM;
+  enum { CHUNK = 32 * 16 }; /* 512 bytes of keystream per ECB call */
+  uint8_t ctr[16], blocks[CHUNK], ks[CHUNK];
+  memcpy(ctr, iv, 16);
+  int rc = 0;
+  while (n > 0 && rc == 0) {
+    size_t m = n < CHUNK ? n : CHUNK;
+    size_t nb = (m + 15) / 16;
+    for (size_t b = 0; b < nb; b++) {
+      memcpy(blocks + 16 * b, ctr, 16);
+      for (int k = 15; k >= 0 && ++ctr[k] == 0; k--) {
+      }
+    }
+    int outl;
+    if (!EVP_EncryptUpdate(c, ks, &outl, blocks, (int)(nb * 16)) ||
+        (size_t)outl != nb * 16) {
+      rc = DCMF_ERR_SYSTEM;
+      break;
+    }
+    for (size_t k = 0; k < m; k++) {
+      p[k] ^= ks[k];
+    }
+    p += m;
+    n -= m;
   }
-  return 0;
+  OPENSSL_cleanse(ks, sizeof(ks));
+  return rc;
 }
 
 /* HMAC-SHA1 of |a| || |b| with the key kept in |m|. */
@@ -253,7 +282,7 @@ static const EVP_CIPHER *session_cipher(int gcm, size_t key_len) {
   if (gcm) {
     return key_len == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm();
   }
-  return ctr_cipher(key_len);
+  return key_len == 32 ? EVP_aes_256_ecb() : EVP_aes_128_ecb(); /* ctr_xor */
 }
 
 /* Keys |k->cipher[i]| (and |k->mac[i]| when |auth|) for packet kind |i|
@@ -264,9 +293,10 @@ static int keyset_key(struct keyset *k, int i, int gcm, int seal,
   if (k->cipher[i] == NULL) {
     return DCMF_ERR_NOMEM;
   }
-  /* CTR is its own inverse: both directions run it forward. */
+  /* AES-CM is its own inverse: both directions encrypt counter blocks. */
   if (!EVP_CipherInit_ex(k->cipher[i], session_cipher(gcm, key_len), NULL, key,
-                         NULL, gcm ? seal : 1)) {
+                         NULL, gcm ? seal : 1) ||
+      (!gcm && !EVP_CIPHER_CTX_set_padding(k->cipher[i], 0))) {
     return DCMF_ERR_SYSTEM;
   }
   if (auth == NULL) {
