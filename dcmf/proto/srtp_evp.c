@@ -17,21 +17,8 @@
  * only writes its counter blocks (or sets a GCM IV) and copies the two
  * states, so nothing is allocated per packet except a new SSRC's state.
  *
- * AES-CM as counter blocks encrypted with ECB, not EVP's CTR mode:
- * setting a new IV on a keyed CTR context (EVP_EncryptInit_ex) cost
- * more than encrypting a 160-byte payload (docs/benchmarks.md, "SRTP
- * backends"); the counter is the same 128-bit big-endian one CTR runs.
- *
- * HMAC on OpenSSL 3's low-level SHA1_* functions, not EVP_MAC: at the
- * e2ae call mix (docs/benchmarks.md) EVP_MAC_init's re-keying
- * (EVP_MD_CTX_copy_ex, HMAC_Init_ex, the provider dispatch) cost about
- * as much as the SHA-1 blocks of a 172-byte packet. The functions are
- * deprecated in 3.0 but still part of its API; the bytes are the same
- * (the unit tests and the differential fuzz target compare them with
- * libsrtp2's).
+ * The primitives (the PRF, AES-CM, HMAC-SHA1) are srtp_evp_prim.c's.
  */
-/* SHA1_Init, SHA1_Update, SHA1_Final (above): declared deprecated. */
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +27,14 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <openssl/sha.h>
 
 #include "errors.h"
 #include "srtp.h"
+#include "srtp_evp_prim.h"
 #include "srtp_int.h"
 
 #define AUTH_KEY_LEN 20 /* HMAC-SHA1 key, RFC 3711 §4.3.3 (n_a = 160) */
-#define SHA1_LEN 20
+#define SHA1_LEN DCMF_SRTP_EVP_SHA1_LEN
 #define GCM_TAG_LEN 16
 #define GCM_IV_LEN 12
 #define SEQ_MEDIAN 32768 /* 2^15: libsrtp2's seq_num_median */
@@ -69,16 +56,11 @@ enum {
   LABEL_RTCP_SALT = 5,
 };
 
-/* An HMAC-SHA1 key as the two SHA-1 states after its padded key block. */
-struct hmac_key {
-  SHA_CTX inner, outer;
-};
-
 /* The keys of one direction, for SRTP and SRTCP. |mac| is unused (zero)
  * for GCM. */
 struct keyset {
   EVP_CIPHER_CTX *cipher[2]; /* [0] SRTP, [1] SRTCP */
-  struct hmac_key mac[2];
+  struct dcmf_srtp_evp_hmac_key mac[2];
   uint8_t salt[2][DCMF_SRTP_SALT_MAX];
 };
 
@@ -112,39 +94,6 @@ struct evp {
 
 /* ---- primitives ---- */
 
-static const EVP_CIPHER *ctr_cipher(size_t key_len) {
-  return key_len == 32 ? EVP_aes_256_ctr() : EVP_aes_128_ctr();
-}
-
-int dcmf_srtp_evp_keystream(const uint8_t *key, size_t key_len,
-                            const uint8_t iv[16], uint8_t *out, size_t n) {
-  if ((key_len != 16 && key_len != 32) || n > INT_MAX) {
-    return DCMF_ERR_INVALID;
-  }
-  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-  int outl, ok = c != NULL &&
-                 EVP_EncryptInit_ex(c, ctr_cipher(key_len), NULL, key, iv);
-  memset(out, 0, n);
-  ok = ok && (n == 0 || EVP_EncryptUpdate(c, out, &outl, out, (int)n));
-  EVP_CIPHER_CTX_free(c);
-  return ok ? 0 : DCMF_ERR_SYSTEM;
-}
-
-int dcmf_srtp_evp_prf(const uint8_t *key, size_t key_len, const uint8_t *salt,
-                      size_t salt_len, uint8_t label, uint8_t *out, size_t n) {
-  /* x = key_id XOR master salt, key_id = label || r with r = 0 (KDR 0),
-   * the 56 bits right-aligned in the 112-bit salt: the label lands on
-   * byte 7. The counter block is x * 2^16. A shorter (GCM) salt is
-   * zero-padded on the right to 112 bits. */
-  uint8_t iv[16] = {0};
-  if (salt_len > DCMF_SRTP_SALT_MAX) {
-    return DCMF_ERR_INVALID;
-  }
-  memcpy(iv, salt, salt_len);
-  iv[7] ^= label;
-  return dcmf_srtp_evp_keystream(key, key_len, iv, out, n);
-}
-
 static void put32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24);
   p[1] = (uint8_t)(v >> 16);
@@ -175,71 +124,6 @@ static void cm_iv(uint8_t iv[16], const uint8_t *salt, uint32_t ssrc,
   xor32(iv + 8, (uint32_t)(i >> 16));
   iv[12] ^= (uint8_t)(i >> 8);
   iv[13] ^= (uint8_t)i;
-}
-
-/* AES-CM (RFC 3711 §4.1.1): XORs |p| with the keystream from counter
- * block |iv|, E(iv), E(iv + 1) ..., the whole 128 bits counting big
- * endian as OpenSSL's CTR mode does. |c| is a keyed AES-ECB context
- * without padding. */
-static int ctr_xor(EVP_CIPHER_CTX *c, const uint8_t iv[16], uint8_t *p,
-                   size_t n) {
-  enum { CHUNK = 32 * 16 }; /* 512 bytes of keystream per ECB call */
-  uint8_t ctr[16], blocks[CHUNK], ks[CHUNK];
-  memcpy(ctr, iv, 16);
-  int rc = 0;
-  while (n > 0 && rc == 0) {
-    size_t m = n < CHUNK ? n : CHUNK;
-    size_t nb = (m + 15) / 16;
-    for (size_t b = 0; b < nb; b++) {
-      memcpy(blocks + 16 * b, ctr, 16);
-      for (int k = 15; k >= 0 && ++ctr[k] == 0; k--) {
-      }
-    }
-    int outl;
-    if (!EVP_EncryptUpdate(c, ks, &outl, blocks, (int)(nb * 16)) ||
-        (size_t)outl != nb * 16) {
-      rc = DCMF_ERR_SYSTEM;
-      break;
-    }
-    for (size_t k = 0; k < m; k++) {
-      p[k] ^= ks[k];
-    }
-    p += m;
-    n -= m;
-  }
-  OPENSSL_cleanse(ks, sizeof(ks));
-  return rc;
-}
-
-/* HMAC-SHA1 of |a| || |b| with the key kept in |m|. */
-static int hmac(const struct hmac_key *m, const uint8_t *a, size_t an,
-                const uint8_t *b, size_t bn, uint8_t out[SHA1_LEN]) {
-  SHA_CTX c = m->inner;
-  uint8_t inner[SHA1_LEN];
-  int ok = SHA1_Update(&c, a, an) && (bn == 0 || SHA1_Update(&c, b, bn)) &&
-           SHA1_Final(inner, &c);
-  c = m->outer;
-  ok = ok && SHA1_Update(&c, inner, SHA1_LEN) && SHA1_Final(out, &c);
-  /* The states are as good as the key for forging tags. */
-  OPENSSL_cleanse(&c, sizeof(c));
-  return ok ? 0 : DCMF_ERR_SYSTEM;
-}
-
-/* |m| keyed with the |len|-byte |key| (at most a block, RFC 2104 §2). */
-static int hmac_key_set(struct hmac_key *m, const uint8_t *key, size_t len) {
-  enum { BLOCK = 64 };
-  uint8_t pad[BLOCK];
-  int ok = 1;
-  for (int outer = 0; outer < 2; outer++) {
-    SHA_CTX *c = outer ? &m->outer : &m->inner;
-    memset(pad, outer ? 0x5c : 0x36, BLOCK);
-    for (size_t i = 0; i < len && i < BLOCK; i++) {
-      pad[i] ^= key[i];
-    }
-    ok = ok && SHA1_Init(c) && SHA1_Update(c, pad, BLOCK);
-  }
-  OPENSSL_cleanse(pad, sizeof(pad));
-  return ok && len <= BLOCK ? 0 : DCMF_ERR_SYSTEM;
 }
 
 /* GCM: AAD |a1| || |a2|, |p| (|n| bytes) in place, |tag| out (seal) or in
@@ -282,7 +166,7 @@ static const EVP_CIPHER *session_cipher(int gcm, size_t key_len) {
   if (gcm) {
     return key_len == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm();
   }
-  return key_len == 32 ? EVP_aes_256_ecb() : EVP_aes_128_ecb(); /* ctr_xor */
+  return key_len == 32 ? EVP_aes_256_ecb() : EVP_aes_128_ecb(); /* cm_xor */
 }
 
 /* Keys |k->cipher[i]| (and |k->mac[i]| when |auth|) for packet kind |i|
@@ -302,14 +186,13 @@ static int keyset_key(struct keyset *k, int i, int gcm, int seal,
   if (auth == NULL) {
     return 0;
   }
-  return hmac_key_set(&k->mac[i], auth, AUTH_KEY_LEN);
+  return dcmf_srtp_evp_hmac_key_set(&k->mac[i], auth, AUTH_KEY_LEN);
 }
 
 /* Derives the session keys of one direction from master key || salt
  * |ks| (RFC 3711 §4.3, RFC 7714 §11 for GCM's 96-bit salt). */
-static int keyset_make(struct keyset *k,
-                       const struct dcmf_srtp_profile_info *p, int gcm,
-                       int seal, const uint8_t *ks) {
+static int keyset_make(struct keyset *k, const struct dcmf_srtp_profile_info *p,
+                       int gcm, int seal, const uint8_t *ks) {
   const uint8_t *mkey = ks, *msalt = ks + p->key_len;
   uint8_t key[DCMF_SRTP_KEY_MAX], auth[AUTH_KEY_LEN];
   int rc = 0;
@@ -327,8 +210,7 @@ static int keyset_make(struct keyset *k,
                              (uint8_t)(base + 1), auth, AUTH_KEY_LEN);
     }
     if (rc == 0) {
-      rc =
-          keyset_key(k, i, gcm, seal, key, p->key_len, gcm ? NULL : auth);
+      rc = keyset_key(k, i, gcm, seal, key, p->key_len, gcm ? NULL : auth);
     }
   }
   OPENSSL_cleanse(key, sizeof(key));
@@ -612,12 +494,13 @@ static int rtp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   }
   uint8_t iv[16], roc[4], tag[SHA1_LEN];
   cm_iv(iv, sd->keys.salt[0], ssrc, est);
-  if ((rc = ctr_xor(sd->keys.cipher[0], iv, buf + h, len - h)) != 0) {
+  if ((rc = dcmf_srtp_evp_cm_xor(sd->keys.cipher[0], iv, buf + h, len - h)) !=
+      0) {
     return rc;
   }
   /* The tag covers the packet and then the ROC (RFC 3711 §4.2). */
   put32(roc, (uint32_t)(est >> 16));
-  if ((rc = hmac(&sd->keys.mac[0], buf, len, roc, 4, tag)) != 0) {
+  if ((rc = dcmf_srtp_evp_hmac(&sd->keys.mac[0], buf, len, roc, 4, tag)) != 0) {
     return rc;
   }
   memcpy(buf + len, tag, p->rtp_tag_len);
@@ -658,13 +541,13 @@ static int rtp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   } else {
     uint8_t iv[16], roc[4], tag[SHA1_LEN];
     put32(roc, (uint32_t)(est >> 16));
-    rc = hmac(&ks->mac[0], buf, n, roc, 4, tag);
+    rc = dcmf_srtp_evp_hmac(&ks->mac[0], buf, n, roc, 4, tag);
     if (rc == 0 && CRYPTO_memcmp(tag, buf + n, tag_len) != 0) {
       rc = DCMF_ERR_AUTH;
     }
     if (rc == 0) {
       cm_iv(iv, ks->salt[0], ssrc, est);
-      rc = ctr_xor(ks->cipher[0], iv, buf + h, n - h);
+      rc = dcmf_srtp_evp_cm_xor(ks->cipher[0], iv, buf + h, n - h);
     }
   }
   if (rc != 0) {
@@ -711,11 +594,13 @@ static int rtcp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
    * over all before it. */
   uint8_t iv[16], tag[SHA1_LEN];
   cm_iv(iv, sd->keys.salt[1], ssrc, idx);
-  if ((rc = ctr_xor(sd->keys.cipher[1], iv, buf + h, len - h)) != 0) {
+  if ((rc = dcmf_srtp_evp_cm_xor(sd->keys.cipher[1], iv, buf + h, len - h)) !=
+      0) {
     return rc;
   }
   memcpy(buf + len, trailer, 4);
-  if ((rc = hmac(&sd->keys.mac[1], buf, len + 4, NULL, 0, tag)) != 0) {
+  if ((rc = dcmf_srtp_evp_hmac(&sd->keys.mac[1], buf, len + 4, NULL, 0, tag)) !=
+      0) {
     return rc;
   }
   memcpy(buf + len + 4, tag, p->rtcp_tag_len);
@@ -758,13 +643,13 @@ static int rtcp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
                              buf + n, 0, tag);
   } else {
     uint8_t iv[16], tag[SHA1_LEN];
-    rc = hmac(&sd->keys.mac[1], buf, n + 4, NULL, 0, tag);
+    rc = dcmf_srtp_evp_hmac(&sd->keys.mac[1], buf, n + 4, NULL, 0, tag);
     if (rc == 0 && CRYPTO_memcmp(tag, buf + n + 4, tag_len) != 0) {
       rc = DCMF_ERR_AUTH;
     }
     if (rc == 0) {
       cm_iv(iv, sd->keys.salt[1], ssrc, idx);
-      rc = ctr_xor(sd->keys.cipher[1], iv, buf + h, n - h);
+      rc = dcmf_srtp_evp_cm_xor(sd->keys.cipher[1], iv, buf + h, n - h);
     }
   }
   if (rc != 0) {
@@ -853,8 +738,7 @@ int dcmf_srtp_evp_set_session_keys(struct dcmf_srtp *s, const uint8_t *key,
     int rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
       memcpy(k.salt[i], salt, salt_len);
-      rc =
-          keyset_key(&k, i, 1, d == DCMF_SRTP_OUT, key, key_len, NULL);
+      rc = keyset_key(&k, i, 1, d == DCMF_SRTP_OUT, key, key_len, NULL);
     }
     if (rc != 0) {
       keyset_free(&k);
