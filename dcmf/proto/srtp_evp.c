@@ -11,10 +11,13 @@
  *
  * Speed: the session keys are derived once per key set (RFC 3711 §4.3,
  * key derivation rate 0) into keyed EVP_CIPHER_CTX objects, one per
- * direction and packet kind (AES-CTR for AES-CM, AES-GCM for AEAD), and
- * keyed HMAC-SHA1 EVP_MAC_CTX objects; a packet only sets an IV (and
- * re-initialises the MAC with its kept key), so nothing is allocated
- * per packet except a new SSRC's state.
+ * direction and packet kind (AES-ECB for AES-CM's keystream, AES-GCM
+ * for AEAD), and HMAC-SHA1 states with the key already hashed in (RFC
+ * 2104: SHA-1 of K ^ ipad and of K ^ opad, one block each); a packet
+ * only writes its counter blocks (or sets a GCM IV) and copies the two
+ * states, so nothing is allocated per packet except a new SSRC's state.
+ *
+ * The primitives (the PRF, AES-CM, HMAC-SHA1) are srtp_evp_prim.c's.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -27,10 +30,11 @@
 
 #include "errors.h"
 #include "srtp.h"
+#include "srtp_evp_prim.h"
 #include "srtp_int.h"
 
 #define AUTH_KEY_LEN 20 /* HMAC-SHA1 key, RFC 3711 §4.3.3 (n_a = 160) */
-#define SHA1_LEN 20
+#define SHA1_LEN DCMF_SRTP_EVP_SHA1_LEN
 #define GCM_TAG_LEN 16
 #define GCM_IV_LEN 12
 #define SEQ_MEDIAN 32768 /* 2^15: libsrtp2's seq_num_median */
@@ -52,10 +56,11 @@ enum {
   LABEL_RTCP_SALT = 5,
 };
 
-/* The keys of one direction, for SRTP and SRTCP. |mac| is NULL for GCM. */
+/* The keys of one direction, for SRTP and SRTCP. |mac| is unused (zero)
+ * for GCM. */
 struct keyset {
   EVP_CIPHER_CTX *cipher[2]; /* [0] SRTP, [1] SRTCP */
-  EVP_MAC_CTX *mac[2];
+  struct dcmf_srtp_evp_hmac_key mac[2];
   uint8_t salt[2][DCMF_SRTP_SALT_MAX];
 };
 
@@ -84,44 +89,10 @@ struct side {
 
 struct evp {
   int gcm;
-  EVP_MAC *hmac;       /* fetched once per engine */
   struct side side[2]; /* by enum dcmf_srtp_dir */
 };
 
 /* ---- primitives ---- */
-
-static const EVP_CIPHER *ctr_cipher(size_t key_len) {
-  return key_len == 32 ? EVP_aes_256_ctr() : EVP_aes_128_ctr();
-}
-
-int dcmf_srtp_evp_keystream(const uint8_t *key, size_t key_len,
-                            const uint8_t iv[16], uint8_t *out, size_t n) {
-  if ((key_len != 16 && key_len != 32) || n > INT_MAX) {
-    return DCMF_ERR_INVALID;
-  }
-  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-  int outl, ok = c != NULL &&
-                 EVP_EncryptInit_ex(c, ctr_cipher(key_len), NULL, key, iv);
-  memset(out, 0, n);
-  ok = ok && (n == 0 || EVP_EncryptUpdate(c, out, &outl, out, (int)n));
-  EVP_CIPHER_CTX_free(c);
-  return ok ? 0 : DCMF_ERR_SYSTEM;
-}
-
-int dcmf_srtp_evp_prf(const uint8_t *key, size_t key_len, const uint8_t *salt,
-                      size_t salt_len, uint8_t label, uint8_t *out, size_t n) {
-  /* x = key_id XOR master salt, key_id = label || r with r = 0 (KDR 0),
-   * the 56 bits right-aligned in the 112-bit salt: the label lands on
-   * byte 7. The counter block is x * 2^16. A shorter (GCM) salt is
-   * zero-padded on the right to 112 bits. */
-  uint8_t iv[16] = {0};
-  if (salt_len > DCMF_SRTP_SALT_MAX) {
-    return DCMF_ERR_INVALID;
-  }
-  memcpy(iv, salt, salt_len);
-  iv[7] ^= label;
-  return dcmf_srtp_evp_keystream(key, key_len, iv, out, n);
-}
 
 static void put32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24);
@@ -155,28 +126,6 @@ static void cm_iv(uint8_t iv[16], const uint8_t *salt, uint32_t ssrc,
   iv[13] ^= (uint8_t)i;
 }
 
-static int ctr_xor(EVP_CIPHER_CTX *c, const uint8_t iv[16], uint8_t *p,
-                   size_t n) {
-  int outl;
-  if (!EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv) ||
-      (n > 0 && !EVP_EncryptUpdate(c, p, &outl, p, (int)n))) {
-    return DCMF_ERR_SYSTEM;
-  }
-  return 0;
-}
-
-/* HMAC-SHA1 of |a| || |b| with the key kept in |m|. */
-static int hmac(EVP_MAC_CTX *m, const uint8_t *a, size_t an, const uint8_t *b,
-                size_t bn, uint8_t out[SHA1_LEN]) {
-  size_t outl;
-  if (!EVP_MAC_init(m, NULL, 0, NULL) || !EVP_MAC_update(m, a, an) ||
-      (bn > 0 && !EVP_MAC_update(m, b, bn)) ||
-      !EVP_MAC_final(m, out, &outl, SHA1_LEN)) {
-    return DCMF_ERR_SYSTEM;
-  }
-  return 0;
-}
-
 /* GCM: AAD |a1| || |a2|, |p| (|n| bytes) in place, |tag| out (seal) or in
  * (open). Open returns DCMF_ERR_AUTH when the tag does not verify. */
 static int gcm_run(EVP_CIPHER_CTX *c, int seal, const uint8_t iv[GCM_IV_LEN],
@@ -207,8 +156,8 @@ static int gcm_run(EVP_CIPHER_CTX *c, int seal, const uint8_t iv[GCM_IV_LEN],
 static void keyset_free(struct keyset *k) {
   for (int i = 0; i < 2; i++) {
     EVP_CIPHER_CTX_free(k->cipher[i]);
-    EVP_MAC_CTX_free(k->mac[i]);
   }
+  OPENSSL_cleanse(k->mac, sizeof(k->mac));
   OPENSSL_cleanse(k->salt, sizeof(k->salt));
   memset(k, 0, sizeof(*k));
 }
@@ -217,41 +166,33 @@ static const EVP_CIPHER *session_cipher(int gcm, size_t key_len) {
   if (gcm) {
     return key_len == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm();
   }
-  return ctr_cipher(key_len);
+  return key_len == 32 ? EVP_aes_256_ecb() : EVP_aes_128_ecb(); /* cm_xor */
 }
 
 /* Keys |k->cipher[i]| (and |k->mac[i]| when |auth|) for packet kind |i|
  * from session key |key| and auth key |auth|. */
-static int keyset_key(struct keyset *k, EVP_MAC *hmac, int i, int gcm, int seal,
+static int keyset_key(struct keyset *k, int i, int gcm, int seal,
                       const uint8_t *key, size_t key_len, const uint8_t *auth) {
   k->cipher[i] = EVP_CIPHER_CTX_new();
   if (k->cipher[i] == NULL) {
     return DCMF_ERR_NOMEM;
   }
-  /* CTR is its own inverse: both directions run it forward. */
+  /* AES-CM is its own inverse: both directions encrypt counter blocks. */
   if (!EVP_CipherInit_ex(k->cipher[i], session_cipher(gcm, key_len), NULL, key,
-                         NULL, gcm ? seal : 1)) {
+                         NULL, gcm ? seal : 1) ||
+      (!gcm && !EVP_CIPHER_CTX_set_padding(k->cipher[i], 0))) {
     return DCMF_ERR_SYSTEM;
   }
   if (auth == NULL) {
     return 0;
   }
-  k->mac[i] = EVP_MAC_CTX_new(hmac);
-  if (k->mac[i] == NULL) {
-    return DCMF_ERR_NOMEM;
-  }
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA1", 0),
-      OSSL_PARAM_construct_end()};
-  return EVP_MAC_init(k->mac[i], auth, AUTH_KEY_LEN, params) ? 0
-                                                             : DCMF_ERR_SYSTEM;
+  return dcmf_srtp_evp_hmac_key_set(&k->mac[i], auth, AUTH_KEY_LEN);
 }
 
 /* Derives the session keys of one direction from master key || salt
  * |ks| (RFC 3711 §4.3, RFC 7714 §11 for GCM's 96-bit salt). */
-static int keyset_make(struct keyset *k, EVP_MAC *hmac,
-                       const struct dcmf_srtp_profile_info *p, int gcm,
-                       int seal, const uint8_t *ks) {
+static int keyset_make(struct keyset *k, const struct dcmf_srtp_profile_info *p,
+                       int gcm, int seal, const uint8_t *ks) {
   const uint8_t *mkey = ks, *msalt = ks + p->key_len;
   uint8_t key[DCMF_SRTP_KEY_MAX], auth[AUTH_KEY_LEN];
   int rc = 0;
@@ -269,8 +210,7 @@ static int keyset_make(struct keyset *k, EVP_MAC *hmac,
                              (uint8_t)(base + 1), auth, AUTH_KEY_LEN);
     }
     if (rc == 0) {
-      rc =
-          keyset_key(k, hmac, i, gcm, seal, key, p->key_len, gcm ? NULL : auth);
+      rc = keyset_key(k, i, gcm, seal, key, p->key_len, gcm ? NULL : auth);
     }
   }
   OPENSSL_cleanse(key, sizeof(key));
@@ -286,13 +226,13 @@ static int is_gcm(const struct dcmf_srtp_profile_info *p) {
          p->profile == DCMF_SRTP_AEAD_AES_256_GCM;
 }
 
-/* Both directions' new keys into |nk|; nothing of |e| changes. */
-static int keys_both(struct evp *e, const struct dcmf_srtp_profile_info *p,
+/* Both directions' new keys into |nk|. */
+static int keys_both(const struct dcmf_srtp_profile_info *p,
                      const struct dcmf_srtp_keys *k, struct keyset nk[2]) {
   int gcm = is_gcm(p);
-  int rc = keyset_make(&nk[DCMF_SRTP_OUT], e->hmac, p, gcm, 1, k->ours);
+  int rc = keyset_make(&nk[DCMF_SRTP_OUT], p, gcm, 1, k->ours);
   if (rc == 0) {
-    rc = keyset_make(&nk[DCMF_SRTP_IN], e->hmac, p, gcm, 0, k->peers);
+    rc = keyset_make(&nk[DCMF_SRTP_IN], p, gcm, 0, k->peers);
     if (rc != 0) {
       keyset_free(&nk[DCMF_SRTP_OUT]);
     }
@@ -307,7 +247,6 @@ static void evp_free(struct dcmf_srtp *s) {
     keyset_free(&e->side[d].prev);
     free(e->side[d].streams);
   }
-  EVP_MAC_free(e->hmac);
   free(e);
 }
 
@@ -316,11 +255,9 @@ static int evp_make(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k) {
   if (e == NULL) {
     return DCMF_ERR_NOMEM;
   }
-  e->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
   struct keyset nk[2];
-  int rc = e->hmac == NULL ? DCMF_ERR_SYSTEM : keys_both(e, s->info, k, nk);
+  int rc = keys_both(s->info, k, nk);
   if (rc != 0) {
-    EVP_MAC_free(e->hmac);
     free(e);
     return rc;
   }
@@ -335,7 +272,7 @@ static int evp_rekey(struct dcmf_srtp *s, const struct dcmf_srtp_keys *k,
                      int keep) {
   struct evp *e = s->impl;
   struct keyset nk[2];
-  int rc = keys_both(e, s->info, k, nk);
+  int rc = keys_both(s->info, k, nk);
   if (rc != 0) {
     return rc;
   }
@@ -557,12 +494,13 @@ static int rtp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   }
   uint8_t iv[16], roc[4], tag[SHA1_LEN];
   cm_iv(iv, sd->keys.salt[0], ssrc, est);
-  if ((rc = ctr_xor(sd->keys.cipher[0], iv, buf + h, len - h)) != 0) {
+  if ((rc = dcmf_srtp_evp_cm_xor(sd->keys.cipher[0], iv, buf + h, len - h)) !=
+      0) {
     return rc;
   }
   /* The tag covers the packet and then the ROC (RFC 3711 §4.2). */
   put32(roc, (uint32_t)(est >> 16));
-  if ((rc = hmac(sd->keys.mac[0], buf, len, roc, 4, tag)) != 0) {
+  if ((rc = dcmf_srtp_evp_hmac(&sd->keys.mac[0], buf, len, roc, 4, tag)) != 0) {
     return rc;
   }
   memcpy(buf + len, tag, p->rtp_tag_len);
@@ -603,13 +541,13 @@ static int rtp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
   } else {
     uint8_t iv[16], roc[4], tag[SHA1_LEN];
     put32(roc, (uint32_t)(est >> 16));
-    rc = hmac(ks->mac[0], buf, n, roc, 4, tag);
+    rc = dcmf_srtp_evp_hmac(&ks->mac[0], buf, n, roc, 4, tag);
     if (rc == 0 && CRYPTO_memcmp(tag, buf + n, tag_len) != 0) {
       rc = DCMF_ERR_AUTH;
     }
     if (rc == 0) {
       cm_iv(iv, ks->salt[0], ssrc, est);
-      rc = ctr_xor(ks->cipher[0], iv, buf + h, n - h);
+      rc = dcmf_srtp_evp_cm_xor(ks->cipher[0], iv, buf + h, n - h);
     }
   }
   if (rc != 0) {
@@ -656,11 +594,13 @@ static int rtcp_protect(struct evp *e, const struct dcmf_srtp_profile_info *p,
    * over all before it. */
   uint8_t iv[16], tag[SHA1_LEN];
   cm_iv(iv, sd->keys.salt[1], ssrc, idx);
-  if ((rc = ctr_xor(sd->keys.cipher[1], iv, buf + h, len - h)) != 0) {
+  if ((rc = dcmf_srtp_evp_cm_xor(sd->keys.cipher[1], iv, buf + h, len - h)) !=
+      0) {
     return rc;
   }
   memcpy(buf + len, trailer, 4);
-  if ((rc = hmac(sd->keys.mac[1], buf, len + 4, NULL, 0, tag)) != 0) {
+  if ((rc = dcmf_srtp_evp_hmac(&sd->keys.mac[1], buf, len + 4, NULL, 0, tag)) !=
+      0) {
     return rc;
   }
   memcpy(buf + len + 4, tag, p->rtcp_tag_len);
@@ -703,13 +643,13 @@ static int rtcp_unprotect(struct evp *e, const struct dcmf_srtp_profile_info *p,
                              buf + n, 0, tag);
   } else {
     uint8_t iv[16], tag[SHA1_LEN];
-    rc = hmac(sd->keys.mac[1], buf, n + 4, NULL, 0, tag);
+    rc = dcmf_srtp_evp_hmac(&sd->keys.mac[1], buf, n + 4, NULL, 0, tag);
     if (rc == 0 && CRYPTO_memcmp(tag, buf + n + 4, tag_len) != 0) {
       rc = DCMF_ERR_AUTH;
     }
     if (rc == 0) {
       cm_iv(iv, sd->keys.salt[1], ssrc, idx);
-      rc = ctr_xor(sd->keys.cipher[1], iv, buf + h, n - h);
+      rc = dcmf_srtp_evp_cm_xor(sd->keys.cipher[1], iv, buf + h, n - h);
     }
   }
   if (rc != 0) {
@@ -798,8 +738,7 @@ int dcmf_srtp_evp_set_session_keys(struct dcmf_srtp *s, const uint8_t *key,
     int rc = 0;
     for (int i = 0; i < 2 && rc == 0; i++) {
       memcpy(k.salt[i], salt, salt_len);
-      rc =
-          keyset_key(&k, e->hmac, i, 1, d == DCMF_SRTP_OUT, key, key_len, NULL);
+      rc = keyset_key(&k, i, 1, d == DCMF_SRTP_OUT, key, key_len, NULL);
     }
     if (rc != 0) {
       keyset_free(&k);

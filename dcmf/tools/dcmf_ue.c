@@ -340,6 +340,12 @@ static void job_start(struct run *r) {
   }
   dcmf_ue_set_stream(j->ue, (uint16_t)r->stream);
   dcmf_ue_set_timeout(j->ue, (uint64_t)r->timeout_s * 1000);
+  if (r->mode == MODE_IDLE) {
+    /* Phones held idle check consent at RFC 7675's pace (about every
+     * 5 s, gone after 30 s of silence); the others keep ue.c's tighter
+     * bound, as their runs end with the MF. */
+    dcmf_ue_set_consent(j->ue, 5000, 30000);
+  }
   uint8_t rnd[32];
   char tls_id[33];
   RAND_bytes(rnd, sizeof(rnd));
@@ -542,7 +548,12 @@ static void usage(FILE *out) {
           "server)\n"
           "  --timeout S  a phone fails when its channel is not open, or a "
           "response not\n               complete, S seconds after it asked "
-          "(default 60; 0: wait\n               forever)\n"
+          "(default 60; 0: wait\n               forever). Whatever it "
+          "waits for, a phone fails at once\n               when the MF's "
+          "port is closed (ICMP port unreachable), and\n               "
+          "after 10 s (idle: 30 s) with nothing from the MF\n"
+          "  bench and idle exit 1 when a phone failed, else 3 when the "
+          "control API\n         connection failed, else 0\n"
           "  fetch  prints the body (--include: the head too); exit 0 on "
           "2xx/3xx, 1 on an\n         HTTP error, 3 when no response came\n"
           "  bench  runs N fetches, C at a time, and reports the time from "

@@ -17,12 +17,24 @@
 
 #define CHECK_INTERVAL_MS 50
 #define CHECK_TRIES 100
+/* Consent freshness (RFC 7675) as a phone does it, and the phone's bound
+ * on silence: after ICE a check goes out every |consent_interval_ms|;
+ * when nothing at all (answer, DTLS, SCTP) came from the MF for
+ * |consent_silence_ms|, the MF is taken as gone. A vanished MF whose
+ * port is closed is noticed sooner: the socket is connected to the MF,
+ * so the ICMP port unreachable that a check (or any retransmission)
+ * provokes fails the phone at once. */
+#define CONSENT_INTERVAL_MS 1000
+#define CONSENT_SILENCE_MS 10000
 
 struct dcmf_ue {
   uv_loop_t *loop;
   uv_udp_t udp;
   uv_timer_t timer;
   uv_timer_t deadline; /* the channel or a response is overdue */
+  uv_timer_t consent;  /* the next consent check, after ICE */
+  uint64_t consent_interval_ms, consent_silence_ms;
+  uint64_t heard_ms; /* uv_now() of the last datagram from the MF */
   uint64_t timeout_ms; /* 0: no deadline */
   struct dcmf_tickq *ticks;
   struct dcmf_tickq_node tick; /* in |ticks| while SCTP needs a tick */
@@ -59,9 +71,31 @@ static void fail(struct dcmf_ue *ue, const char *why) {
   }
 }
 
+/* Why the MF's address cannot be reached, from a socket error (what the
+ * kernel made of an ICMP error on the connected socket), or NULL when the
+ * error says nothing about the MF (EAGAIN: the send buffer is full, and
+ * the protocols retransmit). */
+static const char *unreachable_why(int err) {
+  switch (err) {
+  case UV_ECONNREFUSED:
+    return "the MF's media port is closed (ICMP port unreachable): "
+           "the MF is gone";
+  case UV_EHOSTUNREACH:
+  case UV_ENETUNREACH:
+    return "the MF's address is unreachable (ICMP)";
+  default:
+    return NULL;
+  }
+}
+
 static void udp_send(struct dcmf_ue *ue, const uint8_t *data, size_t len) {
   uv_buf_t b = uv_buf_init((char *)data, (unsigned int)len);
-  uv_udp_try_send(&ue->udp, &b, 1, (const struct sockaddr *)&ue->remote.addr);
+  /* connected to the MF (dcmf_ue_connect): no address */
+  int rv = uv_udp_try_send(&ue->udp, &b, 1, NULL);
+  const char *why = rv < 0 ? unreachable_why(rv) : NULL;
+  if (why != NULL) {
+    fail(ue, why);
+  }
 }
 
 /* ---- HTTP client on the channel ------------------------------------------ */
@@ -283,7 +317,9 @@ static void deadline_arm(struct dcmf_ue *ue) {
 
 /* ---- ICE (controlling, one pair) ---------------------------------------- */
 
-static void send_check(struct dcmf_ue *ue) {
+/* A connectivity check (|nominate|: with USE-CANDIDATE, the transaction
+ * of ue->txid) or a consent check (a fresh transaction, RFC 7675 5.1). */
+static void send_binding(struct dcmf_ue *ue, int nominate) {
   char username[160];
   snprintf(username, sizeof(username), "%s:%s", ue->remote.ufrag, ue->ufrag);
   struct dcmf_stun_request req = {
@@ -293,17 +329,51 @@ static void send_check(struct dcmf_ue *ue) {
       .priority = 0x6E0001FF,
       .role = DCMF_STUN_ROLE_CONTROLLING,
       .tie_breaker = ue->tie_breaker,
-      .use_candidate = 1,
+      .use_candidate = nominate,
   };
-  memcpy(req.txid, ue->txid, sizeof(ue->txid));
+  if (nominate) {
+    memcpy(req.txid, ue->txid, sizeof(ue->txid));
+  } else {
+    RAND_bytes(req.txid, sizeof(req.txid));
+  }
   uint8_t out[512];
   size_t len;
   if (dcmf_stun_build_request(out, sizeof(out), &len, &req) == 0) {
-    if (ue->started_ns == 0) {
+    if (nominate && ue->started_ns == 0) {
       ue->started_ns = uv_hrtime();
     }
-    udp_send(ue, out, len);
-    ue->checks_sent++;
+    ue->checks_sent += nominate;
+    udp_send(ue, out, len); /* may fail the phone */
+  }
+}
+
+static void send_check(struct dcmf_ue *ue) {
+  send_binding(ue, 1);
+}
+
+/* Every consent interval after ICE: the MF is given up after a silence
+ * of consent_silence_ms; else one more consent check goes out. */
+static void on_consent(uv_timer_t *t) {
+  struct dcmf_ue *ue = t->data;
+  if (ue->closing || ue->failed) {
+    return;
+  }
+  uint64_t silent = uv_now(ue->loop) - ue->heard_ms;
+  if (silent >= ue->consent_silence_ms) {
+    char why[96];
+    snprintf(why, sizeof(why), "nothing from the MF for %llu ms",
+             (unsigned long long)silent);
+    fail(ue, why);
+    return;
+  }
+  uv_timer_start(&ue->consent, on_consent, ue->consent_interval_ms, 0);
+  send_binding(ue, 0);
+}
+
+static void consent_start(struct dcmf_ue *ue) {
+  ue->heard_ms = uv_now(ue->loop);
+  if (ue->consent_interval_ms > 0 && !ue->closing) {
+    uv_timer_start(&ue->consent, on_consent, ue->consent_interval_ms, 0);
   }
 }
 
@@ -318,7 +388,9 @@ static void on_timer(uv_timer_t *t) {
       return;
     }
     send_check(ue);
-    uv_timer_start(&ue->timer, on_timer, CHECK_INTERVAL_MS, 0);
+    if (!ue->closing) { /* the send may have failed and closed the phone */
+      uv_timer_start(&ue->timer, on_timer, CHECK_INTERVAL_MS, 0);
+    }
     return;
   }
   if (ue->stack == NULL) {
@@ -326,6 +398,9 @@ static void on_timer(uv_timer_t *t) {
   }
   uint64_t now = uv_now(ue->loop);
   dcmf_dcstack_handle_expiry(ue->stack, now);
+  if (ue->closing) { /* a send failed: |timer| now runs close_now */
+    return;
+  }
   uint64_t at = dcmf_dcstack_next_expiry(ue->stack, now);
   if (at != UINT64_MAX) {
     uv_timer_start(&ue->timer, on_timer, at > now ? at - now : 0, 0);
@@ -342,6 +417,7 @@ static void on_stun(struct dcmf_ue *ue, const uint8_t *d, size_t len) {
     return;
   }
   ue->ice_done = 1;
+  consent_start(ue);
   dcmf_dcstack_start(ue->stack);
   on_timer(&ue->timer);
 }
@@ -356,6 +432,11 @@ static void on_udp(uv_udp_t *u, ssize_t n, const uv_buf_t *b,
                    const struct sockaddr *from, unsigned flags) {
   (void)flags;
   struct dcmf_ue *ue = u->data;
+  const char *why = n < 0 ? unreachable_why((int)n) : NULL;
+  if (why != NULL) {
+    fail(ue, why);
+    return;
+  }
   /* Like any ICE agent, the phone takes STUN answers and DTLS only from
    * the address of its one candidate pair: a datagram from anywhere else
    * (a scan, or a flood aimed at ports that are the MF's one moment and
@@ -365,6 +446,9 @@ static void on_udp(uv_udp_t *u, ssize_t n, const uv_buf_t *b,
       !dcmf_stun_addr_equal(from, (const struct sockaddr *)&ue->remote.addr)) {
     return;
   }
+  /* The kernel only passes datagrams from the MF's address (connected
+   * socket): any of them shows the MF is alive. */
+  ue->heard_ms = uv_now(ue->loop);
   const uint8_t *d = (const uint8_t *)b->base;
   if (d[0] <= 3) {
     on_stun(ue, d, (size_t)n);
@@ -403,8 +487,11 @@ int dcmf_ue_new(struct dcmf_ue **out, uv_loop_t *loop,
   uv_udp_init(loop, &ue->udp);
   uv_timer_init(loop, &ue->timer);
   uv_timer_init(loop, &ue->deadline);
-  ue->udp.data = ue->timer.data = ue->deadline.data = ue;
-  ue->handles_open = 3;
+  uv_timer_init(loop, &ue->consent);
+  ue->udp.data = ue->timer.data = ue->deadline.data = ue->consent.data = ue;
+  ue->handles_open = 4;
+  ue->consent_interval_ms = CONSENT_INTERVAL_MS;
+  ue->consent_silence_ms = CONSENT_SILENCE_MS;
   struct sockaddr_in sa;
   uv_ip4_addr(bind_addr ? bind_addr : "127.0.0.1", 0, &sa);
   struct sockaddr_in bound;
@@ -428,6 +515,12 @@ void dcmf_ue_set_timeout(struct dcmf_ue *ue, uint64_t ms) {
   ue->timeout_ms = ms;
 }
 
+void dcmf_ue_set_consent(struct dcmf_ue *ue, uint64_t interval_ms,
+                         uint64_t silence_ms) {
+  ue->consent_interval_ms = interval_ms;
+  ue->consent_silence_ms = silence_ms;
+}
+
 const char *dcmf_ue_ufrag(const struct dcmf_ue *ue) {
   return ue->ufrag;
 }
@@ -447,6 +540,13 @@ uint64_t dcmf_ue_started_ns(const struct dcmf_ue *ue) {
 int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
                     int no_ice) {
   ue->remote = *remote;
+  /* One candidate pair: connected, the socket takes datagrams from the
+   * MF only, and reports the ICMP errors that its sends provoke (an
+   * unconnected UDP socket drops them), so a vanished MF is noticed. */
+  if (ue->stack != NULL ||
+      uv_udp_connect(&ue->udp, (const struct sockaddr *)&remote->addr) != 0) {
+    return DCMF_ERR_SYSTEM;
+  }
   struct dcmf_dcstack_settings ss = {
       .dtls_ctx = ue->dtls_ctx,
       .dtls_server = !remote->mf_is_dtls_server,
@@ -469,6 +569,9 @@ int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
   }
   deadline_arm(ue); /* ICE, DTLS, SCTP and the channel, all within it */
   if (no_ice) {
+    /* No STUN at all (an ICE-lite pair has no consent checks): the
+     * deadline and the ICMP errors of the protocols' own sends bound
+     * the waits. */
     ue->started_ns = uv_hrtime();
     ue->ice_done = 1;
     dcmf_dcstack_start(ue->stack);
@@ -476,7 +579,9 @@ int dcmf_ue_connect(struct dcmf_ue *ue, const struct dcmf_ue_remote *remote,
     return 0;
   }
   send_check(ue);
-  uv_timer_start(&ue->timer, on_timer, CHECK_INTERVAL_MS, 0);
+  if (!ue->closing) {
+    uv_timer_start(&ue->timer, on_timer, CHECK_INTERVAL_MS, 0);
+  }
   return 0;
 }
 
@@ -500,6 +605,7 @@ static void close_now(uv_timer_t *t) {
   uv_close((uv_handle_t *)&ue->udp, on_closed);
   uv_close((uv_handle_t *)&ue->timer, on_closed);
   uv_close((uv_handle_t *)&ue->deadline, on_closed);
+  uv_close((uv_handle_t *)&ue->consent, on_closed);
 }
 
 void dcmf_ue_close(struct dcmf_ue *ue) {
@@ -509,5 +615,6 @@ void dcmf_ue_close(struct dcmf_ue *ue) {
   ue->cbs = (struct dcmf_ue_callbacks){0};
   uv_udp_recv_stop(&ue->udp);
   uv_timer_stop(&ue->deadline);
+  uv_timer_stop(&ue->consent);
   uv_timer_start(&ue->timer, close_now, 0, 0);
 }

@@ -61,6 +61,15 @@ void dcmf_ue_set_stream(struct dcmf_ue *ue, uint16_t sid);
  * bound. Call before dcmf_ue_connect. */
 void dcmf_ue_set_timeout(struct dcmf_ue *ue, uint64_t ms);
 
+/* After ICE, a consent check (RFC 7675) goes out every |interval_ms|
+ * (0: none), and the phone fails ("nothing from the MF for ...") when no
+ * datagram came from the MF for |silence_ms|. Default 1 s and 10 s. A
+ * closed MF port (ICMP port unreachable in answer to any datagram the
+ * phone sends: its socket is connected to the MF) fails it at once. Call
+ * before dcmf_ue_connect. */
+void dcmf_ue_set_consent(struct dcmf_ue *ue, uint64_t interval_ms,
+                         uint64_t silence_ms);
+
 /* Our ufrag, pwd and local UDP port, for the Nmf_MRM create request. */
 const char *dcmf_ue_ufrag(const struct dcmf_ue *ue);
 const char *dcmf_ue_pwd(const struct dcmf_ue *ue);

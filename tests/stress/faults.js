@@ -17,6 +17,9 @@
 //           dcmfd must give up after --upstream-response-timeout
 //   delete  the context is DELETEd while its body is being pulled
 //   SIGTERM phones and dcmf-ue sessions in the middle of transfers
+//   ue-vanish  dcmfd ends (SIGTERM or SIGKILL) 0-2000 ms after a dcmf-ue
+//           bench's first context: the bench exits with an error within
+//           5 s each time
 "use strict";
 const path = require("path");
 const { spawn } = require("child_process");
@@ -235,6 +238,11 @@ test("SIGTERM under load (phones and dcmf-ue sessions mid-transfer): exit 0 with
     bench = L.runUe(UE, ["bench", "--api", dd.apiUrl, "--count", "400", "--concurrency", "10",
       "--repeat", "50"], 30000 * SLOW);
     for (const p of phones) await midway(p, BODY / 4, "SIGTERM");
+    // The bench has contexts of its own (under ASan its start-up alone
+    // can outlast the phones' quarter body).
+    const benchBusy = await L.until(async () => ((await dd.healthz()) || {}).contexts > phones.length,
+      20000 * SLOW, 20);
+    L.check(benchBusy, "dcmf-ue bench never had a context before the SIGTERM");
     const inFlight = (await dd.healthz()).contexts;
     const s = await dd.stop(5000);
     L.note(`SIGTERM with ${inFlight} contexts: dcmfd exited with ${s.code ?? s.signal} after ${s.ms} ms`);
@@ -251,7 +259,8 @@ test("SIGTERM under load (phones and dcmf-ue sessions mid-transfer): exit 0 with
     L.check(gone, `dcmf-ue bench was still running ${10 * SLOW} s after dcmfd exited`);
     if (!gone) await L.stopProc(bench.proc, "SIGKILL");
     const b = await bench;
-    L.note(`dcmf-ue bench during the shutdown: exit ${b.code ?? b.signal}: ${b.out.trim().replace(/\n/g, "; ")}`);
+    L.note(`dcmf-ue bench during the shutdown: exit ${b.code ?? b.signal}: ${b.out.trim().replace(/\n/g, "; ")}` +
+      `; stderr: ${b.err.trim().split("\n").slice(-3).join("; ")}`);
     L.check(!gone || (b.code !== 0 && b.code !== null),
       `dcmf-ue bench exited ${b.code ?? b.signal}, not an error, when dcmfd went away under it`);
   } finally {
@@ -260,6 +269,58 @@ test("SIGTERM under load (phones and dcmf-ue sessions mid-transfer): exit 0 with
     if (bench) { await L.stopProc(bench.proc, "SIGKILL"); await bench; }
     await up.close();
   }
+});
+
+// dcmfd ends (SIGTERM, or SIGKILL: no goodbye at all) at many moments of a
+// dcmf-ue bench's set-up and transfers: the bench's phones are then in
+// ICE, DTLS, SCTP, the channel open or a request, and its control API
+// connection idle or busy. Whatever it was waiting for, it must give up
+// within a few seconds with an error status: its API connection closed
+// and its MF's ports answer ICMP port unreachable.
+const VANISH_BOUND_MS = L.knob("STRESS_UE_VANISH_BOUND_MS", 5000);
+const VANISH_STEP_MS = L.knob("STRESS_UE_VANISH_STEP_MS", 100);
+const VANISH_LAST_MS = L.knob("STRESS_UE_VANISH_LAST_MS", 2000);
+test(`dcmfd ends at ${VANISH_STEP_MS}-ms steps 0-${VANISH_LAST_MS} ms into a dcmf-ue bench: ` +
+  `the bench exits with an error within ${VANISH_BOUND_MS / 1000} s each time`, async () => {
+  const slow = [];
+  let runs = 0, worst = 0;
+  for (let at = 0; at <= VANISH_LAST_MS; at += VANISH_STEP_MS) {
+    const sig = (at / VANISH_STEP_MS) % 2 ? "SIGKILL" : "SIGTERM";
+    const dd = await L.startDcmfd(DCMFD, "ue-vanish", { ports: 32 });
+    const bench = L.runUe(UE, ["bench", "--api", dd.apiUrl, "--count", "400", "--concurrency", "10",
+      "--repeat", "50"], 60000 * SLOW);
+    try {
+      // |at| counts from the bench's first context (its process start-up,
+      // long under ASan, is not what is tested)
+      const started = await L.until(async () => bench.proc.exitCode !== null ||
+        ((await dd.healthz()) || {}).contexts > 0, 20000 * SLOW, 5);
+      L.check(started && bench.proc.exitCode === null,
+        `${sig} at ${at} ms: the bench never made a context (${bench.proc.exitCode})`);
+      await L.until(() => bench.proc.exitCode !== null, at, 10);
+      const s = await L.stopProc(dd.proc, sig, 5000);
+      const t0 = Date.now();
+      const gone = await L.until(() => bench.proc.exitCode !== null || bench.proc.signalCode !== null,
+        VANISH_BOUND_MS, 20);
+      const took = Date.now() - t0;
+      worst = Math.max(worst, took);
+      runs++;
+      if (!gone) await L.stopProc(bench.proc, "SIGKILL");
+      const b = await bench;
+      const err = b.err.trim().split("\n").slice(-2).join(" | ");
+      if (!gone) {
+        slow.push(`${sig} at ${at} ms: still running ${VANISH_BOUND_MS} ms later (${err})`);
+      } else if (b.code === 0 || b.code === null) {
+        slow.push(`${sig} at ${at} ms: exited ${b.code ?? b.signal} after ${took} ms (${err})`);
+      }
+      L.check(s.code !== null || s.signal, `dcmfd did not stop`);
+    } finally {
+      await L.stopProc(dd.proc, "SIGKILL", 1000);
+      await L.stopProc(bench.proc, "SIGKILL", 1000);
+      await bench;
+    }
+  }
+  L.note(`dcmf-ue bench under a vanishing dcmfd: ${runs} runs, slowest exit ${worst} ms after dcmfd ended`);
+  L.check(slow.length === 0, `${slow.length} of ${runs} runs:\n# ${slow.join("\n# ")}`);
 });
 
 // A failed set-up or fault leaves d running: stop it (the runner then exits).

@@ -35,6 +35,7 @@
 #include "errors.h"
 #include "srtp.h"
 #include "srtp_backend.h"
+#include "srtp_plain.h"
 
 #define QMAX 256
 #define SSRC_A 0x11223344u
@@ -302,33 +303,12 @@ static const struct dcmf_srtp_stats *stats(struct side *s,
 }
 
 /* A plain libsrtp2 receiver for what |sender| protects, keyed by the
- * test from |sender|'s exporter with RFC 5764 §4.2's layout (client key |
- * server key | client salt | server salt), independent of the engine's
- * split. */
+ * test from |sender|'s exporter (srtp_plain.h), independent of the
+ * engine's split. */
 static srtp_t plain_receiver(struct side *sender, int sender_is_server) {
-  uint16_t id = dcmf_dcstack_srtp_profile(sender->stack);
-  const struct dcmf_srtp_profile_info *pi = dcmf_srtp_profile_find(id);
-  assert_non_null(pi);
-  uint8_t m[DCMF_SRTP_EXPORT_MAX], key[64];
-  assert_int_equal(dcmf_dcstack_export_keys(
-                       sender->stack, "EXTRACTOR-dtls_srtp", m, pi->export_len),
-                   0);
-  size_t kl = pi->key_len, sl = pi->salt_len;
-  memcpy(key, m + (sender_is_server ? kl : 0), kl);
-  memcpy(key + kl, m + 2 * kl + (sender_is_server ? sl : 0), sl);
-  srtp_policy_t pol;
-  memset(&pol, 0, sizeof(pol));
-  assert_int_equal(
-      srtp_crypto_policy_set_from_profile_for_rtp(&pol.rtp, (srtp_profile_t)id),
-      srtp_err_status_ok);
-  assert_int_equal(srtp_crypto_policy_set_from_profile_for_rtcp(
-                       &pol.rtcp, (srtp_profile_t)id),
-                   srtp_err_status_ok);
-  pol.ssrc.type = ssrc_any_inbound;
-  pol.key = key;
-  srtp_t sess = NULL;
-  assert_int_equal(srtp_create(&sess, &pol), srtp_err_status_ok);
-  return sess;
+  uint8_t m[DCMF_SRTP_EXPORT_MAX];
+  uint16_t id = test_stack_srtp_material(sender->stack, m);
+  return test_plain_srtp(id, m, !sender_is_server, ssrc_any_inbound, 0);
 }
 
 /* Whether a plain libsrtp2 receiver of SSRC |ssrc| at ROC |roc|, keyed
@@ -336,35 +316,8 @@ static srtp_t plain_receiver(struct side *sender, int sender_is_server) {
  * |wire| (a copy is opened). */
 static int plain_opens_at(struct side *sender, int sender_is_server,
                           uint32_t ssrc, uint32_t roc, const struct pkt *wire) {
-  uint16_t id = dcmf_dcstack_srtp_profile(sender->stack);
-  const struct dcmf_srtp_profile_info *pi = dcmf_srtp_profile_find(id);
-  assert_non_null(pi);
-  uint8_t m[DCMF_SRTP_EXPORT_MAX], key[64];
-  assert_int_equal(dcmf_dcstack_export_keys(
-                       sender->stack, "EXTRACTOR-dtls_srtp", m, pi->export_len),
-                   0);
-  size_t kl = pi->key_len, sl = pi->salt_len;
-  memcpy(key, m + (sender_is_server ? kl : 0), kl);
-  memcpy(key + kl, m + 2 * kl + (sender_is_server ? sl : 0), sl);
-  srtp_policy_t pol;
-  memset(&pol, 0, sizeof(pol));
-  assert_int_equal(
-      srtp_crypto_policy_set_from_profile_for_rtp(&pol.rtp, (srtp_profile_t)id),
-      srtp_err_status_ok);
-  assert_int_equal(srtp_crypto_policy_set_from_profile_for_rtcp(
-                       &pol.rtcp, (srtp_profile_t)id),
-                   srtp_err_status_ok);
-  pol.ssrc.type = ssrc_specific;
-  pol.ssrc.value = ssrc;
-  pol.key = key;
-  srtp_t rx = NULL;
-  assert_int_equal(srtp_create(&rx, &pol), srtp_err_status_ok);
-  assert_int_equal(srtp_set_stream_roc(rx, ssrc, roc), srtp_err_status_ok);
-  struct pkt copy = *wire;
-  int n = (int)copy.len;
-  int ok = srtp_unprotect(rx, copy.b, &n) == srtp_err_status_ok;
-  srtp_dealloc(rx);
-  return ok;
+  return test_plain_srtp_opens_at(sender->stack, !sender_is_server, ssrc, roc,
+                                  wire->b, wire->len);
 }
 
 /* ---- tests ---- */

@@ -580,14 +580,10 @@ static struct fx *fx_new(void) {
   return f;
 }
 
-/* Two probe services that both match "probe"; the first refuses stream
- * 1001, which the second then gets. One session, its phone connected,
- * with |bundle| and |coalesce| as env.bundle_messages and
- * env.coalesce_records. */
-static int setup_output(void **state, int bundle, int coalesce) {
-  struct fx *f = fx_new();
-  f->bundle_messages = bundle;
-  f->coalesce_records = coalesce;
+/* |f| with two probe services that both match "probe"; the first
+ * refuses stream 1001, which the second then gets. One session, its
+ * phone connected, both channels open: the fixture in |state|. */
+static int probes_connected(void **state, struct fx *f) {
   f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
   f->second = (struct probe){.name = "second"};
   f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
@@ -599,6 +595,15 @@ static int setup_output(void **state, int bundle, int coalesce) {
   assert_true(until(f, both_open));
   *state = f;
   return 0;
+}
+
+/* The probes' fixture with |bundle| and |coalesce| as
+ * env.bundle_messages and env.coalesce_records. */
+static int setup_output(void **state, int bundle, int coalesce) {
+  struct fx *f = fx_new();
+  f->bundle_messages = bundle;
+  f->coalesce_records = coalesce;
+  return probes_connected(state, f);
 }
 
 /* dcmfd's defaults: messages bundled, records not coalesced. */
@@ -1205,17 +1210,7 @@ static int setup_counting(void **state) {
   memset(&calls, 0, sizeof(calls));
   struct fx *f = fx_new();
   f->kinds = test_kinds;
-  f->first = (struct probe){.name = "first", .fail_open_sid = 1001};
-  f->second = (struct probe){.name = "second"};
-  f->services[0] = (struct dcmf_session_service){&probe_service, &f->first};
-  f->services[1] = (struct dcmf_session_service){&probe_service, &f->second};
-  f->n_services = 2;
-  phone_new(&f->phone[0], "probe");
-  session_start(f, 0, "media", NULL, "probe");
-  phone_start(&f->phone[0], &f->session_addr[0], &f->cert);
-  assert_true(until(f, both_open));
-  *state = f;
-  return 0;
+  return probes_connected(state, f);
 }
 
 static int got_pong(struct fx *f) {
@@ -1324,16 +1319,23 @@ static void send_raw(struct fx *f, struct phone *ph) {
   send_raw_from(f, ph->fd);
 }
 
+/* A session of the test's raw kind in the SRTP slot (rawk_seen cleared),
+ * with ICE checks required when |ice_checks|, and its phone made. */
+static void raw_kind_start(struct fx *f, int ice_checks) {
+  memset(&rawk_seen, 0, sizeof(rawk_seen));
+  f->kinds = test_kinds;
+  f->ice_checks = ice_checks;
+  phone_new(&f->phone[0], "probe");
+  session_start_kind(f, 0, "srtp", NULL, "probe", DCMF_ASSOC_SRTP);
+}
+
 /* A kind registered in the SRTP slot runs with no edit to the session:
  * the port's 128-191 range goes to the kind (from the DTLS peer, once
  * DTLS is up), what it sends there leaves beside DTLS, and it derives
  * keys from the DTLS exporter. */
 static void test_kind_with_a_raw_range(void **state) {
   struct fx *f = *state;
-  memset(&rawk_seen, 0, sizeof(rawk_seen));
-  f->kinds = test_kinds;
-  phone_new(&f->phone[0], "probe");
-  session_start_kind(f, 0, "srtp", NULL, "probe", DCMF_ASSOC_SRTP);
+  raw_kind_start(f, 0);
   assert_int_equal(rawk_seen.created, 1);
 
   /* Before DTLS there is no peer: the datagram is dropped. */
@@ -1403,6 +1405,18 @@ static int phone_stun_answered(struct fx *f) {
   return f->phone[0].stun_received > 0;
 }
 
+/* raw_kind_start with ICE checks: the phone's check (nominating) is
+ * answered, then its DTLS brings the kind up. Returns the phone. */
+static struct phone *raw_kind_checked_up(struct fx *f) {
+  raw_kind_start(f, 1);
+  struct phone *ph = &f->phone[0];
+  send_check(f, ph->fd, 1);
+  assert_true(until(f, phone_stun_answered));
+  phone_start(ph, &f->session_addr[0], &f->cert);
+  assert_true(until(f, rawk_connected));
+  return ph;
+}
+
 /* What raw_in_reached waits for. */
 static int want_raw_in;
 
@@ -1431,16 +1445,7 @@ static void send_two_until(struct fx *f, int fd1, int fd2, int n) {
  * from B as the peer; an address that never checked, never. */
 static void test_raw_from_the_previous_peer(void **state) {
   struct fx *f = *state;
-  memset(&rawk_seen, 0, sizeof(rawk_seen));
-  f->kinds = test_kinds;
-  f->ice_checks = 1;
-  phone_new(&f->phone[0], "probe");
-  session_start_kind(f, 0, "srtp", NULL, "probe", DCMF_ASSOC_SRTP);
-  struct phone *ph = &f->phone[0];
-  send_check(f, ph->fd, 1);
-  assert_true(until(f, phone_stun_answered));
-  phone_start(ph, &f->session_addr[0], &f->cert);
-  assert_true(until(f, rawk_connected));
+  struct phone *ph = raw_kind_checked_up(f);
 
   struct sockaddr_in b_addr, c_addr;
   int b = udp_socket(&b_addr), c = udp_socket(&c_addr);
@@ -1505,16 +1510,7 @@ static void send_bytes_from(struct fx *f, int fd, const uint8_t *b,
  * a ClientHello in the same datagram. */
 static void test_alternate_gets_no_plain_dtls(void **state) {
   struct fx *f = *state;
-  memset(&rawk_seen, 0, sizeof(rawk_seen));
-  f->kinds = test_kinds;
-  f->ice_checks = 1;
-  phone_new(&f->phone[0], "probe");
-  session_start_kind(f, 0, "srtp", NULL, "probe", DCMF_ASSOC_SRTP);
-  struct phone *ph = &f->phone[0];
-  send_check(f, ph->fd, 1);
-  assert_true(until(f, phone_stun_answered));
-  phone_start(ph, &f->session_addr[0], &f->cert);
-  assert_true(until(f, rawk_connected));
+  struct phone *ph = raw_kind_checked_up(f);
 
   struct sockaddr_in b_addr;
   int b = udp_socket(&b_addr);

@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "srtp.h"
 #include "srtp_backend.h"
+#include "srtp_plain.h"
 
 #define BUF_LEN 1600
 #define SSRC_A 0x11223344u
@@ -207,32 +208,12 @@ static void test_pair_every_profile(void **state) {
   }
 }
 
-/* A plain libsrtp2 session keyed with |key| (key then salt) from the
- * RFC 5764 §4.2 layout, as a peer independent of the engine's split. */
+/* A plain libsrtp2 session keyed from |m| with RFC 5764 §4.2's layout
+ * (srtp_plain.h), as a peer independent of the engine's split. */
 static srtp_t plain_session(enum dcmf_srtp_profile prof, const uint8_t *m,
                             int client_side, srtp_ssrc_type_t type,
                             uint32_t ssrc) {
-  const struct dcmf_srtp_profile_info *p =
-      dcmf_srtp_profile_find((uint16_t)prof);
-  uint8_t key[SRTP_MAX_KEY_LEN];
-  size_t kl = p->key_len, sl = p->salt_len;
-  /* client_write_key | server_write_key | client_salt | server_salt */
-  memcpy(key, m + (client_side ? 0 : kl), kl);
-  memcpy(key + kl, m + 2 * kl + (client_side ? 0 : sl), sl);
-  srtp_policy_t pol;
-  memset(&pol, 0, sizeof(pol));
-  assert_int_equal(srtp_crypto_policy_set_from_profile_for_rtp(
-                       &pol.rtp, (srtp_profile_t)prof),
-                   srtp_err_status_ok);
-  assert_int_equal(srtp_crypto_policy_set_from_profile_for_rtcp(
-                       &pol.rtcp, (srtp_profile_t)prof),
-                   srtp_err_status_ok);
-  pol.ssrc.type = type;
-  pol.ssrc.value = ssrc; /* host order; for ssrc_specific only */
-  pol.key = key;
-  srtp_t sess = NULL;
-  assert_int_equal(srtp_create(&sess, &pol), srtp_err_status_ok);
-  return sess;
+  return test_plain_srtp((uint16_t)prof, m, client_side, type, ssrc);
 }
 
 static void test_plain_libsrtp_peer(void **state) {

@@ -70,6 +70,45 @@ static void send_seq(int from_fd, const struct sockaddr_in *to, int seq,
       (ssize_t)len);
 }
 
+/* A reader's test bed: a loop of its own, the reader's socket |rfd| on
+ * loopback, a sender |sfd| (or -1) and what was delivered. */
+struct bed {
+  uv_loop_t loop;
+  struct sockaddr_in raddr, saddr;
+  int rfd, sfd;
+  struct got g;
+  struct dcmf_udpread rd;
+};
+
+/* The loop and the reader's socket; with |sender|, a sender socket. */
+static void bed_open(struct bed *b, int sender) {
+  memset(b, 0, sizeof(*b));
+  uv_loop_init(&b->loop);
+  b->rfd = bound_socket(&b->raddr);
+  b->sfd = sender ? bound_socket(&b->saddr) : -1;
+}
+
+/* Starts the reader on |rfd| with |scratch| (|len| bytes). */
+static void bed_read(struct bed *b, uint8_t *scratch, size_t len) {
+  assert_int_equal(dcmf_udpread_start(&b->rd, &b->loop, b->rfd, scratch, len,
+                                      on_dgram, &b->g),
+                   0);
+}
+
+/* Closes the reader (unless the test did), runs the loop until it lets
+ * go, which it must then do entirely, and closes the sockets. */
+static void bed_close(struct bed *b, int close_reader) {
+  if (close_reader) {
+    dcmf_udpread_close(&b->rd, NULL);
+  }
+  uv_run(&b->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&b->loop), 0);
+  close(b->rfd);
+  if (b->sfd >= 0) {
+    close(b->sfd);
+  }
+}
+
 /* Runs the loop until |g| holds |want| datagrams, at most 200 turns
  * (each blocks in poll until a socket is ready; all are queued). */
 static void run_until(uv_loop_t *loop, struct got *g, int want, int *turns) {
@@ -82,84 +121,66 @@ static void run_until(uv_loop_t *loop, struct got *g, int want, int *turns) {
 
 static void test_batches_in_order(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  struct sockaddr_in raddr, saddr;
-  int rfd = bound_socket(&raddr);
-  int sfd = bound_socket(&saddr);
+  struct bed b;
+  bed_open(&b, 1);
   static uint8_t scratch[DCMF_UDPREAD_BATCH * 2048];
-  struct got g = {0};
-  struct dcmf_udpread rd;
-  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
-                                      on_dgram, &g),
-                   0);
+  bed_read(&b, scratch, sizeof(scratch));
+  struct dcmf_udpread *rd = &b.rd;
+  struct got *g = &b.g;
   /* Nothing queued: a read delivers nothing. */
-  assert_int_equal(dcmf_udpread_once(&rd), 0);
-  assert_int_equal(g.n, 0);
+  assert_int_equal(dcmf_udpread_once(rd), 0);
+  assert_int_equal(g->n, 0);
   for (int i = 0; i < N_SENT; i++) {
-    send_seq(sfd, &raddr, i + 1, 100 + (size_t)i);
+    send_seq(b.sfd, &b.raddr, i + 1, 100 + (size_t)i);
   }
   /* Loopback delivery is synchronous: all are queued now. The first
    * event reads one full batch, the second the 3 left. */
-  uv_run(&loop, UV_RUN_ONCE);
-  assert_int_equal(g.n, DCMF_UDPREAD_BATCH);
+  uv_run(&b.loop, UV_RUN_ONCE);
+  assert_int_equal(g->n, DCMF_UDPREAD_BATCH);
   int turns;
-  run_until(&loop, &g, N_SENT, &turns);
+  run_until(&b.loop, g, N_SENT, &turns);
   assert_int_equal(turns, 1);
-  assert_int_equal(g.n, N_SENT);
+  assert_int_equal(g->n, N_SENT);
   for (int i = 0; i < N_SENT; i++) {
-    assert_int_equal(g.seq[i], i + 1);
-    assert_int_equal(g.len[i], 100 + (size_t)i);
-    assert_false(g.truncated[i]);
-    assert_int_equal(g.port[i], ntohs(saddr.sin_port));
+    assert_int_equal(g->seq[i], i + 1);
+    assert_int_equal(g->len[i], 100 + (size_t)i);
+    assert_false(g->truncated[i]);
+    assert_int_equal(g->port[i], ntohs(b.saddr.sin_port));
   }
-  assert_int_equal(rd.reads, 2);
-  assert_int_equal(rd.datagrams, N_SENT);
+  assert_int_equal(rd->reads, 2);
+  assert_int_equal(rd->datagrams, N_SENT);
   /* Drained: an explicit read finds nothing and delivers nothing. */
-  assert_int_equal(dcmf_udpread_once(&rd), 0);
-  assert_int_equal(g.n, N_SENT);
+  assert_int_equal(dcmf_udpread_once(rd), 0);
+  assert_int_equal(g->n, N_SENT);
 
   /* Longer than a slot (2048 bytes): delivered truncated, then the next
    * datagram whole. */
-  send_seq(sfd, &raddr, 0x55, 3000);
-  send_seq(sfd, &raddr, 0x56, 10);
-  run_until(&loop, &g, N_SENT + 2, &turns);
-  assert_int_equal(g.n, N_SENT + 2);
-  assert_true(g.truncated[N_SENT]);
-  assert_int_equal(g.len[N_SENT], 2048);
-  assert_false(g.truncated[N_SENT + 1]);
-  assert_int_equal(g.seq[N_SENT + 1], 0x56);
+  send_seq(b.sfd, &b.raddr, 0x55, 3000);
+  send_seq(b.sfd, &b.raddr, 0x56, 10);
+  run_until(&b.loop, g, N_SENT + 2, &turns);
+  assert_int_equal(g->n, N_SENT + 2);
+  assert_true(g->truncated[N_SENT]);
+  assert_int_equal(g->len[N_SENT], 2048);
+  assert_false(g->truncated[N_SENT + 1]);
+  assert_int_equal(g->seq[N_SENT + 1], 0x56);
 
-  dcmf_udpread_close(&rd, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  close(rfd);
-  close(sfd);
+  bed_close(&b, 1);
 }
 
 static void test_close_from_callback_drops_the_rest(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  struct sockaddr_in raddr, saddr;
-  int rfd = bound_socket(&raddr);
-  int sfd = bound_socket(&saddr);
+  struct bed b;
+  bed_open(&b, 1);
   static uint8_t scratch[DCMF_UDPREAD_BATCH * 256];
-  struct got g = {0};
-  struct dcmf_udpread rd;
-  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
-                                      on_dgram, &g),
-                   0);
-  g.close_after_first = &rd;
+  bed_read(&b, scratch, sizeof(scratch));
+  b.g.close_after_first = &b.rd;
   for (int i = 0; i < 4; i++) {
-    send_seq(sfd, &raddr, i + 1, 20);
+    send_seq(b.sfd, &b.raddr, i + 1, 20);
   }
-  uv_run(&loop, UV_RUN_DEFAULT); /* ends once the reader is closed */
-  assert_int_equal(g.n, 1);
-  assert_int_equal(g.seq[0], 1);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  close(rfd);
-  close(sfd);
+  /* The loop ends once the reader is closed (the callback did). */
+  bed_close(&b, 0);
+  assert_int_equal(b.g.n, 1);
+  assert_int_equal(b.g.seq[0], 1);
 }
 
 /* A socket with an error pending (a connected socket that got ICMP port
@@ -167,45 +188,36 @@ static void test_close_from_callback_drops_the_rest(void **state) {
  * still read what comes later. */
 static void test_error_then_datagram(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  struct sockaddr_in raddr, paddr;
-  int rfd = bound_socket(&raddr);
+  struct bed b;
+  bed_open(&b, 0);
+  struct sockaddr_in paddr;
   int pfd = bound_socket(&paddr); /* a port, then nobody on it */
   close(pfd);
-  assert_int_equal(connect(rfd, (const struct sockaddr *)&paddr, sizeof(paddr)),
-                   0);
+  assert_int_equal(
+      connect(b.rfd, (const struct sockaddr *)&paddr, sizeof(paddr)), 0);
   static uint8_t scratch[DCMF_UDPREAD_BATCH * 256];
-  struct got g = {0};
-  struct dcmf_udpread rd;
-  assert_int_equal(dcmf_udpread_start(&rd, &loop, rfd, scratch, sizeof(scratch),
-                                      on_dgram, &g),
-                   0);
+  bed_read(&b, scratch, sizeof(scratch));
   /* ICMP port unreachable comes back at once on loopback: ECONNREFUSED
    * is pending on the socket. */
-  assert_int_equal(send(rfd, "x", 1, 0), 1);
+  assert_int_equal(send(b.rfd, "x", 1, 0), 1);
   for (int i = 0; i < 5; i++) {
-    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&b.loop, UV_RUN_NOWAIT);
   }
   int err = 0;
   socklen_t elen = sizeof(err);
-  assert_int_equal(getsockopt(rfd, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
+  assert_int_equal(getsockopt(b.rfd, SOL_SOCKET, SO_ERROR, &err, &elen), 0);
   assert_int_equal(err, 0); /* the reader took it off the socket */
   /* Now someone answers from that port: delivered. */
-  int sfd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-  assert_true(sfd >= 0);
-  assert_int_equal(bind(sfd, (const struct sockaddr *)&paddr, sizeof(paddr)),
+  b.sfd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  assert_true(b.sfd >= 0);
+  assert_int_equal(bind(b.sfd, (const struct sockaddr *)&paddr, sizeof(paddr)),
                    0);
-  send_seq(sfd, &raddr, 7, 30);
+  send_seq(b.sfd, &b.raddr, 7, 30);
   int turns;
-  run_until(&loop, &g, 1, &turns);
-  assert_int_equal(g.n, 1);
-  assert_int_equal(g.seq[0], 7);
-  dcmf_udpread_close(&rd, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  close(rfd);
-  close(sfd);
+  run_until(&b.loop, &b.g, 1, &turns);
+  assert_int_equal(b.g.n, 1);
+  assert_int_equal(b.g.seq[0], 7);
+  bed_close(&b, 1);
 }
 
 int main(void) {
