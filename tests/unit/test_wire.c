@@ -683,12 +683,62 @@ static void test_link_garbage(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* MSRP over a data channel: the core TCP leg, its socket and its URIs
+ * travel with the SCTP description; one out of range is refused. */
+static void test_media_msrpleg(void **state) {
+  (void)state;
+  struct dcmf_media_desc d, back;
+  desc_fill(&d, 0);
+  struct dcmf_media_msrpleg *l = calloc(1, sizeof(*l));
+  assert_non_null(l);
+  l->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  l->port = 42002;
+  l->sid = 3;
+  l->setup = DCMF_TCP_PASSIVE;
+  l->timeout_ms = 500;
+  l->aware = 1;
+  l->peer_max_message_size = 262144;
+  strcpy(l->dc_own_uri, "msrps://127.0.0.1:4/c;dc");
+  strcpy(l->tcp_peer_path, "msrp://127.0.0.2:5/k;tcp");
+  d.msrpleg = l;
+  roundtrip(&d, 100, &back);
+  assert_non_null(back.msrpleg);
+  assert_int_equal(inode_of(back.msrpleg->fd), inode_of(l->fd));
+  assert_int_equal(back.msrpleg->sid, 3);
+  assert_int_equal(back.msrpleg->setup, DCMF_TCP_PASSIVE);
+  assert_int_equal(back.msrpleg->peer_max_message_size, 262144);
+  assert_string_equal(back.msrpleg->dc_own_uri, l->dc_own_uri);
+  assert_string_equal(back.msrpleg->tcp_peer_path, l->tcp_peer_path);
+  desc_close_all(&back);
+  /* A setup out of range: refused, the descriptors untouched. */
+  l->setup = (enum dcmf_tcp_setup)7;
+  struct dcmf_buf frame = {0};
+  int fds[4];
+  size_t n_fds = 0;
+  assert_int_equal(
+      dcmf_wire_encode_media(&frame, DCMF_MEDIA_OP_ADD, &d, fds, &n_fds), 0);
+  assert_int_equal(n_fds, 2);
+  int offered[2] = {dup(fds[0]), dup(fds[1])};
+  enum dcmf_media_op op;
+  assert_int_equal(
+      dcmf_wire_decode_media((const uint8_t *)frame.data + DCMF_WIRE_HEADER,
+                             frame.len - DCMF_WIRE_HEADER, offered, 2, &op,
+                             &back),
+      DCMF_ERR_MALFORMED);
+  assert_true(offered[0] >= 0 && offered[1] >= 0);
+  close(offered[0]);
+  close(offered[1]);
+  dcmf_buf_free(&frame);
+  desc_close_all(&d); /* closes the leg's socket */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_media_roundtrip),
       cmocka_unit_test(test_media_refusals),
       cmocka_unit_test(test_media_rtpleg),
       cmocka_unit_test(test_media_rtpleg_refusals),
+      cmocka_unit_test(test_media_msrpleg),
       cmocka_unit_test(test_small_frames),
       cmocka_unit_test(test_reader_refusals),
       cmocka_unit_test(test_link_many_fds_and_partial_writes),
