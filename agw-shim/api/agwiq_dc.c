@@ -20,32 +20,41 @@
 #include "agwiq_int.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "errors.h"
+#include "msrp.h"
 
 #define TIMEOUT_DEFAULT 10000
 #define MMS_MIN 2048
 
-/* An MSRP URI list: printable, no control characters, each URI with a
- * scheme; the relay engine parses them fully when the media starts. */
+/* An MSRP path (RFC 4975 §9: URIs separated by single spaces), each URI
+ * as the relay engine will parse it (msrp.h), so a path taken here is
+ * one the media can use. */
 static int path_check(const char *s) {
-  if (strncmp(s, "msrp://", 7) != 0 && strncmp(s, "msrps://", 8) != 0) {
+  size_t n = strlen(s);
+  if (n == 0) {
     return DCMF_ERR_MALFORMED;
   }
-  for (const char *q = s; *q; q++) {
-    if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+  for (size_t start = 0; start <= n;) {
+    const char *sp = strchr(s + start, ' ');
+    size_t end = sp != NULL ? (size_t)(sp - s) : n;
+    struct dcmf_msrp_uri u;
+    if (end == start || dcmf_msrp_uri_parse(s + start, end - start, &u) != 0) {
       return DCMF_ERR_MALFORMED;
     }
+    start = end + 1;
   }
   return 0;
 }
 
+/* The WIC's own URI: one msrps URI of transport dc (RFC 8873 §4.1, §4.2). */
 static int dc_path_check(const char *s) {
-  size_t n = strlen(s);
-  /* RFC 8873 §4.1-4.2: scheme msrps, transport dc. */
-  return strncmp(s, "msrps://", 8) == 0 && n > 3 &&
-                 strchr(s, ' ') == NULL && path_check(s) == 0 &&
-                 strstr(s, ";dc") != NULL
+  struct dcmf_msrp_uri u;
+  return strchr(s, ' ') == NULL &&
+                 dcmf_msrp_uri_parse(s, strlen(s), &u) == 0 && u.secure &&
+                 u.transport.len == 2 &&
+                 strncasecmp(u.transport.p, "dc", 2) == 0
              ? 0
              : DCMF_ERR_MALFORMED;
 }
