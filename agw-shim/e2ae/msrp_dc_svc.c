@@ -236,6 +236,18 @@ static void tcp_data(void *user, const uint8_t *p, size_t n) {
   if (m->ended || !m->relay_ok) { /* pump reads only with a relay */
     return;
   }
+  if (m->rest_len > 0) {
+    /* Reading stops while bytes are kept (pump), so this is a read the
+     * stop came too late for: it is kept behind them. */
+    if (m->rest_len + n > 2 * DCMF_MSRP_DC_TCP_READ) {
+      end_media(m, "error", 1);
+      return;
+    }
+    memcpy(m->rest + m->rest_len, p, n);
+    m->rest_len += n;
+    pump(m);
+    return;
+  }
   int rv = dcmf_msrp_relay_recv_stream(&m->relay, p, n,
                                        m->host->now(m->host));
   counted(m); /* chunks from the core, the relay's memory */
@@ -245,9 +257,9 @@ static void tcp_data(void *user, const uint8_t *p, size_t n) {
   }
   if ((size_t)rv < n) {
     /* Kept for later; reading stops (pump) until all is taken. At most
-     * one read is kept. */
+     * two reads are kept. */
     if (m->rest == NULL) {
-      m->rest = malloc(DCMF_MSRP_DC_TCP_READ);
+      m->rest = malloc(2 * DCMF_MSRP_DC_TCP_READ);
     }
     if (m->rest == NULL) {
       end_media(m, "error", 1);
@@ -438,7 +450,9 @@ static int mdc_open(void *media, const struct dcmf_svc_flow *flow,
   if (m->tcp != NULL) {
     dcmf_msrp_dc_tcp_connect(m->tcp); /* stateless: now, else no effect */
   }
-  pump(m);
+  /* Relaying starts from the loop: a failure while sending could close
+   * the flow, which |open| must not do. */
+  m->host->wake(m->host);
   return 0;
 }
 
