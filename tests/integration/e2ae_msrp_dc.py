@@ -390,8 +390,10 @@ def exchange(c):
     # WIC -> core: chunks that fit the WIC's own sending limit (RFC 8841:
     # the AGW's max-message-size of 256 KiB), 64 KiB each.
     sent = []
+    took = {}
     for n in sizes:
         body = secrets.token_bytes(n)
+        t0 = time.monotonic()
         mid, tids = c.dc.send_message(body, chunk_size=min(65536, max(n, 1)),
                                       success_report="yes")
         sent.append((mid, body))
@@ -400,6 +402,7 @@ def exchange(c):
             assert r.code == 200, f"WIC SEND {tid}: {r.code}"
         rep = c.dc.wait_report(mid, 30)
         assert rep.header("Status").startswith("000 200"), rep.header("Status")
+        took["to core"] = time.monotonic() - t0
     got = c.core.wait_message(len(sizes), 30)
     for (mid, body), m in zip(sent, got):
         assert m.message_id == mid and m.complete and sha(m.data) == sha(body), m.message_id
@@ -408,6 +411,7 @@ def exchange(c):
     back = []
     for n in sizes:
         body = secrets.token_bytes(n)
+        t0 = time.monotonic()
         mid, tids = c.core.send_message(body, chunk_size=max(n, 1), success_report="yes")
         back.append((mid, body))
         assert len(tids) == 1
@@ -415,6 +419,12 @@ def exchange(c):
         assert r.code == 200, f"core SEND: {r.code}"
         rep = c.core.wait_report(mid, 30)
         assert rep.header("Status").startswith("000 200"), rep.header("Status")
+        took["to WIC"] = time.monotonic() - t0
+    # The WIC's messages cross stdin/stdout as hex lines: these include
+    # that, so they bound the relay's time, they do not measure it.
+    print("#   1 MiB SEND to its REPORT: %s (%s WIC)" % (
+        ", ".join("%s %.0f ms" % (k, v * 1000) for k, v in took.items()), WIC_KIND),
+        flush=True)
     got = c.dc.wait_message(len(sizes), 30)
     for (mid, body), m in zip(back, got):
         assert m.message_id == mid and m.complete and sha(m.data) == sha(body), m.message_id
