@@ -50,7 +50,6 @@ Environment (defaults in brackets):
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,8 +66,11 @@ if not os.environ.get(NETNS_MARK):
     sys.exit(r.returncode)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import msrp_peer  # noqa: E402  (the RFC 4975 parser written for the tests)
+from bench_common import (LineTool, SetupError, dcmfd_api, fmt, log,  # noqa: E402
+                          pinned, ratio, start_dcmfd, stop_proc, tree_pids)
 
 SMOKE = os.environ.get("SMOKE", "0") not in ("", "0")
 SMOKE_DEFAULTS = {"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"}
@@ -103,45 +105,6 @@ DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1"))
 DCMFD_PORT = 18991
 
 
-def log(*a):
-    print("#", *a, file=sys.stderr, flush=True)
-
-
-class SetupError(Exception):
-    pass
-
-
-def pinned(cmd, cpus):
-    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
-
-
-def tree_pids(pid):
-    """The pid and its live descendants (dcmfd's worker processes)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def stop(proc, what):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        log(f"{what} (pid {proc.pid}) ignored SIGTERM for 10 s: SIGKILL")
-        proc.kill()
-        proc.wait()
-
-
 def make_cert(tmp, name):
     key, pem = f"{tmp}/{name}.key", f"{tmp}/{name}.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -154,14 +117,12 @@ def make_cert(tmp, name):
 
 # ---- the load --------------------------------------------------------------------
 
-class Load:
+class Load(LineTool):
     """One msrp_load process and its line dialogue (msrp_load.c)."""
 
     def __init__(self, cert, key):
-        cmd = pinned([LOAD, "--pairs", str(PAIRS), "--cert", cert, "--key", key], LOAD_CPUS)
-        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", *cmd],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+        super().__init__("msrp_load", pinned([LOAD, "--pairs", str(PAIRS), "--cert", cert,
+                                              "--key", key], LOAD_CPUS))
         self.core_ports = []
         while True:
             f = self.line().split()
@@ -172,19 +133,6 @@ class Load:
             elif f[0] == "ready":
                 break
 
-    def line(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SetupError(f"msrp_load ended (status {self.proc.wait()})")
-        line = line.strip()
-        if line.startswith("error"):
-            raise SetupError(f"msrp_load: {line}")
-        return line
-
-    def send(self, text):
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
     def ask(self, text, prefix):
         self.send(text)
         line = self.line()
@@ -193,14 +141,8 @@ class Load:
         return line.split(" ", 1)[1]
 
     def close(self):
-        try:
-            self.send("quit")
-            status = self.proc.wait(10)
-        except (BrokenPipeError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-            return
-        if status != 0:
+        status = super().close()
+        if status not in (0, None):
             raise SetupError(f"msrp_load exited with status {status}")
 
 
@@ -231,18 +173,7 @@ class Dcmfd:
     name = "dcmfd"
 
     def start(self, load, tmp):
-        cmd = pinned([DCMFD, "--control", f"127.0.0.1:{DCMFD_PORT}", "--media-bind",
-                      "127.0.0.1", "--ports", "40000-49999", "--log-level", "warn",
-                      *DCMFD_ARGS], SERVER_CPUS)
-        logf = os.environ.get("DCMFD_LOG", "")
-        out = open(logf, "ab") if logf else subprocess.DEVNULL
-        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", *cmd],
-                                     stdout=out, stderr=out)
-        end = time.monotonic() + 10
-        while self.api("GET", "/healthz", check=False)[0] != 200:
-            if self.proc.poll() is not None or time.monotonic() > end:
-                raise SetupError("dcmfd did not come up (DCMFD_LOG=file shows why)")
-            time.sleep(0.05)
+        self.proc = start_dcmfd(DCMFD, DCMFD_PORT, DCMFD_ARGS, SERVER_CPUS)
         self.contexts = []
         for i, core_port in enumerate(load.core_ports):
             body = {"terminations": [
@@ -262,18 +193,7 @@ class Dcmfd:
             load.send(f"peer {i} {acc['local']['port']} {fp}")
 
     def api(self, method, path, body=None, check=True):
-        cmd = ["curl", "-s", "-w", "\n%{http_code}", "--http2-prior-knowledge", "-X", method,
-               f"http://127.0.0.1:{DCMFD_PORT}{path}"]
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            cmd += ["-H", "content-type: application/json", "--data-binary", "@-"]
-        r = subprocess.run(cmd, input=data, capture_output=True, timeout=10)
-        text, _, code = r.stdout.decode().rpartition("\n")
-        status = int(code) if code.isdigit() else 0
-        if check and status not in (200, 201, 204):
-            raise SetupError(f"dcmfd {method} {path}: {status} {text[:300]}")
-        return status, (json.loads(text) if text.strip().startswith("{") else text)
+        return dcmfd_api(DCMFD_PORT, method, path, body, check)
 
     def to_core_bytes(self):
         """dcmfd's own count of the bytes it relayed to the core (pushed at
@@ -290,7 +210,7 @@ class Dcmfd:
     def stop(self):
         for c in getattr(self, "contexts", []):
             self.api("DELETE", f"/agw/v1/contexts/{c}", check=False)
-        stop(getattr(self, "proc", None), "dcmfd")
+        stop_proc(getattr(self, "proc", None), "dcmfd")
 
 
 class Relay:
@@ -316,7 +236,7 @@ class Relay:
         return tree_pids(self.proc.pid)
 
     def stop(self):
-        stop(getattr(self, "proc", None), "tls_relay")
+        stop_proc(getattr(self, "proc", None), "tls_relay")
 
 
 # ---- runs and the table --------------------------------------------------------------
@@ -342,27 +262,22 @@ def one_server(kind, tmp, rnd, results):
                     f"{res['mb_per_s']:.1f} MB/s, {res['server_us_per_msg']:.2f} us/msg, "
                     f"server {res['server_cpu_pct']:.0f} %, load {res['load_cpu_pct']:.0f} %")
         if isinstance(server, Dcmfd):
-            # toCore counts the up runs' bytes (and the 200s of the down runs).
-            total = server.to_core_bytes()
-            log(f"round {rnd} dcmfd: tcpCounters toCore {total} bytes")
+            # dcmfd's own count must cover what the load sent toward the core
+            # (the up runs' chunks; the down runs' 200s add to it). Pushed at
+            # most once a second: a bounded wait.
+            want = sum(r["total_sent"] * r["wire_bytes_per_msg"]
+                       for (name, _, d), rs in results.items() if name == "dcmfd" and d == "up"
+                       for r in rs[-1:])
+            end = time.monotonic() + 3
+            while server.to_core_bytes() < want and time.monotonic() < end:
+                time.sleep(0.1)
+            got = server.to_core_bytes()
+            if got < want:
+                raise SetupError(f"dcmfd counted {got} bytes toward the core, the load sent {want}")
+            log(f"round {rnd} dcmfd: tcpCounters toCore {got} bytes, up runs sent {want}")
     finally:
         load.close()
         server.stop()
-
-
-def fmt(vals, digits):
-    if not vals:
-        return "–"
-    med = statistics.median(vals)
-    if len(vals) == 1:
-        return f"{med:,.{digits}f}"
-    return f"{med:,.{digits}f} ({min(vals):,.{digits}f}–{max(vals):,.{digits}f})"
-
-
-def ratio(a, b):
-    if not a or not b or statistics.median(b) == 0:
-        return "–"
-    return f"{statistics.median(a) / statistics.median(b):.2f}"
 
 
 def table(results):
