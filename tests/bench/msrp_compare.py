@@ -33,7 +33,9 @@ servers alternating (relay first in odd rounds): for each SIZE, "up"
 measured. Figures: messages/s delivered to the receiver, MB/s of message
 bodies (10^6 bytes), the server's CPU per message (utime + stime from
 /proc/PID/stat of every process of the server, over the window, divided
-by the messages delivered in it), the server's and the load's CPU share.
+by the messages delivered in it), the server's and the load's CPU share,
+and the server's read and write system calls per message (/proc/PID/io
+syscr and syscw over the whole run, divided by the messages sent).
 
 The Markdown table goes to stdout (medians over the rounds, min-max in
 brackets, dcmfd / relay per row); progress to stderr with '#'. Exit
@@ -45,11 +47,14 @@ Environment (defaults in brackets):
   WINDOW_BYTES [1048576]: unanswered bytes per pair at most
   SERVER_CPUS, LOAD_CPUS [not pinned]: taskset CPU lists
   DCMFD_ARGS [--workers 1]  DCMFD_LOG: append dcmfd's output there
-  SMOKE [0]: 1 sets ROUNDS=1 WINDOW_S=1 WARMUP_S=0.3 (each overridable)
+  SMOKE [0]: 1 sets ROUNDS=1 WINDOW_S=1 WARMUP_S=0.3 (each overridable),
+  and checks the core leg of a short dcmfd run each way with tshark's
+  MSRP dissector (when tshark is installed)
 """
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,6 +172,29 @@ def check_wire(load):
                 raise SetupError(f"sample {d} {size}: the 200 is not per RFC 4975 7.2")
 
 
+def check_wire_tshark(load, tmp):
+    """SMOKE: the core leg's bytes of a short run each way, as tshark's MSRP
+    dissector reads them (tests/integration/tshark_check.py): nothing
+    malformed, and a 200 for every SEND."""
+    import tshark_check
+    pcap = os.path.join(tmp, "core.pcap")
+    cap = tshark_check.Capture(load.core_ports, pcap).start()
+    try:
+        sent = 0
+        for d, size in (("up", 1024), ("down", 65536)):
+            res = json.loads(load.ask(f"run {d} {size} 0 30 - {4 * (size + 256)}", "result"))
+            sent += res["total_sent"]
+    finally:
+        cap.stop()
+    res = tshark_check.analyze(pcap, msrp_ports=load.core_ports)
+    res.assert_clean()
+    sends, oks = len(res.msrp_requests("SEND")), len(res.msrp_responses())
+    if sends != sent or oks != sent:
+        raise SetupError(f"tshark: {sends} SENDs and {oks} responses on the core leg, "
+                         f"the load sent {sent}")
+    log(f"tshark: the core leg's {sends} SENDs and {oks} 200s decode cleanly")
+
+
 # ---- the servers ---------------------------------------------------------------
 
 class Dcmfd:
@@ -241,6 +269,22 @@ class Relay:
 
 # ---- runs and the table --------------------------------------------------------------
 
+def syscalls(pids):
+    """(read, write) system calls of the server's processes so far
+    (/proc/PID/io syscr and syscw: read/recv and write/send calls of all
+    threads)."""
+    r = w = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/io") as f:
+                kv = dict(line.split(": ") for line in f.read().splitlines())
+            r += int(kv["syscr"])
+            w += int(kv["syscw"])
+        except (OSError, KeyError, ValueError):
+            pass
+    return r, w
+
+
 def one_server(kind, tmp, rnd, results):
     ue_cert, ue_key, _ = make_cert(tmp, f"ue{rnd}")
     load = Load(ue_cert, ue_key)
@@ -251,16 +295,25 @@ def one_server(kind, tmp, rnd, results):
         tls = json.loads(load.ask("connect", "connected"))["tls"]
         pids = ",".join(map(str, server.pids()))
         log(f"round {rnd} {server.name}: {PAIRS} pair(s) up, {tls}, server pids {pids}")
+        if SMOKE and isinstance(server, Dcmfd) and shutil.which("tshark"):
+            check_wire_tshark(load, tmp)
         for size in SIZES:
             for d in DIRS:
+                io0 = syscalls(server.pids())
                 res = json.loads(load.ask(
                     f"run {d} {size} {int(WARMUP_S * 1000)} {int(WINDOW_S * 1000)} {pids} "
                     f"{WINDOW_BYTES}", "result"))
+                io1 = syscalls(server.pids())
                 res["tls"] = tls
+                # Over the whole run (warm-up, window, drain): every message sent.
+                res["reads_per_msg"] = (io1[0] - io0[0]) / res["total_sent"]
+                res["writes_per_msg"] = (io1[1] - io0[1]) / res["total_sent"]
                 results.setdefault((server.name, size, d), []).append(res)
                 log(f"round {rnd} {server.name} {d} {size}: {res['msgs_per_s']:.0f} msg/s, "
                     f"{res['mb_per_s']:.1f} MB/s, {res['server_us_per_msg']:.2f} us/msg, "
-                    f"server {res['server_cpu_pct']:.0f} %, load {res['load_cpu_pct']:.0f} %")
+                    f"server {res['server_cpu_pct']:.0f} %, load {res['load_cpu_pct']:.0f} %, "
+                    f"server reads/writes per msg {res['reads_per_msg']:.2f}/"
+                    f"{res['writes_per_msg']:.2f}")
         if isinstance(server, Dcmfd):
             # dcmfd's own count must cover what the load sent toward the core
             # (the up runs' chunks; the down runs' 200s add to it). Pushed at
@@ -285,6 +338,8 @@ def table(results):
     rows = [("messages/s", "msgs_per_s", 0), ("MB/s (bodies)", "mb_per_s", 1),
             ("server CPU µs per message", "server_us_per_msg", 2),
             ("server CPU % of one core", "server_cpu_pct", 0),
+            ("server read calls per message", "reads_per_msg", 2),
+            ("server write calls per message", "writes_per_msg", 2),
             ("load CPU % of one core", "load_cpu_pct", 0)]
     print("| size | direction | figure | relay | dcmfd | dcmfd / relay |")
     print("|---|---|---|---|---|---|")

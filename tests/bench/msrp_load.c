@@ -17,7 +17,8 @@
  * Byte-Range says, the body byte for byte, the order); the sender checks
  * each response (200, its transaction id, the order). A mismatch ends the
  * run with "error". The sender keeps at most WINDOW_BYTES of messages
- * unanswered (flow control an MSRP client may do; TCP bounds the rest).
+ * unanswered, and always one (flow control an MSRP client may do; TCP
+ * bounds the rest).
  * One write (SSL_write for TLS) per message; 200s go out as the receiver
  * finds chunks, coalesced per read.
  *
@@ -220,7 +221,7 @@ static void flush_out(struct side *s) {
 static void send_some(struct pair *p, struct side *tx, int sending, size_t window) {
   while (1) {
     if (!p->msg_busy) {
-      if (!sending || p->unanswered_bytes + p->msg.len > window) {
+      if (!sending || (p->unanswered_bytes > 0 && p->unanswered_bytes + p->msg.len > window)) {
         break;
       }
       msrp_msg_stamp(&p->msg, p->sent);
