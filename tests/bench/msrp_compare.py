@@ -45,6 +45,8 @@ Environment (defaults in brackets):
   ROUNDS [3]  WINDOW_S [5]  WARMUP_S [1]  PAIRS [1]: pairs (contexts) at
   once  SIZES [1024,65536]  DIRS [up,down]  SERVERS [relay,dcmfd]
   WINDOW_BYTES [1048576]: unanswered bytes per pair at most
+  RATES [flat out]: SIZE=MSGS_PER_S,... paces the sender of that size at
+  that total rate (e.g. 1024=60000,65536=8000)
   SERVER_CPUS, LOAD_CPUS [not pinned]: taskset CPU lists
   DCMFD_ARGS [--workers 1]  DCMFD_LOG: append dcmfd's output there
   SMOKE [0]: 1 sets ROUNDS=1 WINDOW_S=1 WARMUP_S=0.3 (each overridable),
@@ -104,6 +106,8 @@ SIZES = [int(x) for x in env_list("SIZES", "1024,65536")]
 DIRS = env_list("DIRS", "up,down")
 SERVERS = env_list("SERVERS", "relay,dcmfd")
 WINDOW_BYTES = int(env("WINDOW_BYTES", "1048576"))
+RATES = {int(k): float(v) for k, v in
+         (x.split("=") for x in env_list("RATES", ""))}
 SERVER_CPUS = env("SERVER_CPUS", "")
 LOAD_CPUS = env("LOAD_CPUS", "")
 DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1"))
@@ -302,7 +306,7 @@ def one_server(kind, tmp, rnd, results):
                 io0 = syscalls(server.pids())
                 res = json.loads(load.ask(
                     f"run {d} {size} {int(WARMUP_S * 1000)} {int(WINDOW_S * 1000)} {pids} "
-                    f"{WINDOW_BYTES}", "result"))
+                    f"{WINDOW_BYTES} {RATES.get(size, 0)}", "result"))
                 io1 = syscalls(server.pids())
                 res["tls"] = tls
                 # Over the whole run (warm-up, window, drain): every message sent.

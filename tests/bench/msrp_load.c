@@ -29,11 +29,12 @@
  *   connect               TCP+TLS to each server port, the fingerprint
  *                         checked, the core connection accepted ->
  *                         "connected {json}" (TLS version, cipher)
- *   run DIR SIZE WARMUP_MS WINDOW_MS PIDS WINDOW_BYTES
+ *   run DIR SIZE WARMUP_MS WINDOW_MS PIDS WINDOW_BYTES [RATE]
  *                         DIR up (UE -> core) or down (core -> UE); SIZE
  *                         body bytes; PIDS comma list or '-': their
  *                         utime + stime (/proc/PID/stat) at the window's
- *                         edges -> "result {json}"
+ *                         edges; RATE messages/s over all pairs (absent
+ *                         or 0: flat out) -> "result {json}"
  *   sample DIR SIZE       one SEND and the 200 it gets, hex, as sent ->
  *                         "sample SENDHEX RESPONSEHEX" (for the script's
  *                         independent check with msrp_peer.py)
@@ -86,6 +87,9 @@ struct pair {
 
 static struct pair pairs[PAIRS_MAX];
 static int npairs;
+/* Pacing of a run: messages per second per pair (0: flat out) from
+ * run_t0; a paced sender sends what it is behind by, each turn. */
+static double pace_rate, run_t0;
 static SSL_CTX *client_ctx;
 static char my_fp[96];
 
@@ -224,6 +228,9 @@ static void send_some(struct pair *p, struct side *tx, int sending, size_t windo
       if (!sending || (p->unanswered_bytes > 0 && p->unanswered_bytes + p->msg.len > window)) {
         break;
       }
+      if (pace_rate > 0 && (double)p->sent >= (now() - run_t0) * pace_rate) {
+        break;
+      }
       msrp_msg_stamp(&p->msg, p->sent);
       p->msg_busy = 1;
       p->msg_off = 0;
@@ -347,7 +354,8 @@ static void wait_io(double until, int up) {
     }
   }
   int ms = (int)((until - now()) * 1000);
-  ms = ms < 0 ? 0 : ms > 20 ? 20 : ms;
+  int most = pace_rate > 0 ? 1 : 20; /* a paced sender wakes every ms */
+  ms = ms < 0 ? 0 : ms > most ? most : ms;
   if (poll(pf, (nfds_t)npairs * 2, ms) < 0 && errno != EINTR) {
     fail("%s", "poll failed");
   }
@@ -358,7 +366,7 @@ static void wait_io(double until, int up) {
 }
 
 static void run(const char *dir, size_t size, int warm_ms, int win_ms, const char *pids,
-                size_t window) {
+                size_t window, double rate) {
   int up = strcmp(dir, "up") == 0;
   if (size < 16 || size > MSRP_BODY_MAX) {
     fail("%s", "size out of range");
@@ -380,7 +388,9 @@ static void run(const char *dir, size_t size, int warm_ms, int win_ms, const cha
     }
   }
   struct snap a, b, end;
-  double t0 = now(), w0 = t0 + warm_ms / 1000.0, w1 = w0 + win_ms / 1000.0;
+  pace_rate = rate / npairs;
+  run_t0 = now();
+  double t0 = run_t0, w0 = t0 + warm_ms / 1000.0, w1 = w0 + win_ms / 1000.0;
   int phase = 0; /* 0 warm-up, 1 window, 2 drain */
   double drain_until = 0;
   while (1) {
@@ -420,10 +430,11 @@ static void run(const char *dir, size_t size, int warm_ms, int win_ms, const cha
   printf("result {\"dir\":\"%s\",\"size\":%zu,\"pairs\":%d,\"seconds\":%.3f,"
          "\"messages\":%.0f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"wire_mb_per_s\":%.3f,"
          "\"server_cpu_s\":%.3f,\"server_us_per_msg\":%.3f,\"server_cpu_pct\":%.1f,"
-         "\"load_cpu_pct\":%.1f,\"total_sent\":%" PRIu64 ",\"wire_bytes_per_msg\":%zu}\n",
+         "\"load_cpu_pct\":%.1f,\"total_sent\":%" PRIu64 ",\"wire_bytes_per_msg\":%zu,"
+         "\"rate\":%.0f}\n",
          dir, size, npairs, secs, n, n / secs, (double)(b.bytes - a.bytes) / secs / 1e6,
          n * (double)wire / secs / 1e6, server, n > 0 ? server * 1e6 / n : 0.0,
-         100.0 * server / secs, 100.0 * (b.load - a.load) / secs, end.received, wire);
+         100.0 * server / secs, 100.0 * (b.load - a.load) / secs, end.received, wire, rate);
   fflush(stdout);
 }
 
@@ -561,8 +572,9 @@ int main(int argc, char **argv) {
   char line[1024];
   while (fgets(line, sizeof(line), stdin) != NULL) {
     char cmd[32] = "", a1[128] = "", a2[128] = "", a3[128] = "", a4[128] = "",
-         a5[1024 - 512] = "", a6[64] = "";
-    sscanf(line, "%31s %127s %127s %127s %127s %511s %63s", cmd, a1, a2, a3, a4, a5, a6);
+         a5[1024 - 512] = "", a6[64] = "", a7[64] = "";
+    sscanf(line, "%31s %127s %127s %127s %127s %511s %63s %63s", cmd, a1, a2, a3, a4, a5, a6,
+           a7);
     if (strcmp(cmd, "peer") == 0) {
       int i = atoi(a1);
       if (i < 0 || i >= npairs) {
@@ -578,7 +590,7 @@ int main(int argc, char **argv) {
       printf("connected {\"tls\":\"%s\"}\n", proto);
       fflush(stdout);
     } else if (strcmp(cmd, "run") == 0) {
-      run(a1, (size_t)atol(a2), atoi(a3), atoi(a4), a5, (size_t)atol(a6));
+      run(a1, (size_t)atol(a2), atoi(a3), atoi(a4), a5, (size_t)atol(a6), atof(a7));
     } else if (strcmp(cmd, "sample") == 0) {
       sample(a1, (size_t)atol(a2));
     } else if (strcmp(cmd, "quit") == 0) {
