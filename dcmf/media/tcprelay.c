@@ -170,20 +170,33 @@ static void tls_flush(struct dcmf_tcprelay *r) {
  * TLS 1.3 KeyUpdate). */
 void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r) {
   struct leg *core = &r->leg[CORE];
-  while (core->up && !core->closing) {
+  int more = 1;
+  while (more && core->up && !core->closing) {
     struct wbuf *wb = wbuf_new(DCMF_TCPRELAY_READ);
-    size_t got = 0;
+    size_t filled = 0;
     if (wb == NULL) {
       break;
     }
-    if (dcmf_tlspump_read(&r->tls, wb->data, DCMF_TCPRELAY_READ, &got) != 0 ||
-        got == 0) {
-      free(wb);
-      break; /* and send what the read made TLS answer */
+    /* The pump gives one TLS record per read: fill the buffer with as
+     * many as fit, so that a socket read of many small records costs
+     * one write toward the core, not one per record. */
+    while (filled < DCMF_TCPRELAY_READ) {
+      size_t got = 0;
+      if (dcmf_tlspump_read(&r->tls, wb->data + filled,
+                            DCMF_TCPRELAY_READ - filled, &got) != 0 ||
+          got == 0) {
+        more = 0; /* and send what the read made TLS answer */
+        break;
+      }
+      filled += got;
     }
-    r->c.bytes[CORE] += got;
+    if (filled == 0) {
+      free(wb);
+      break;
+    }
+    r->c.bytes[CORE] += filled;
     r->dirty = 1;
-    leg_write(core, wb, got);
+    leg_write(core, wb, filled);
   }
   tls_flush(r);
 }

@@ -68,7 +68,6 @@ import os
 import shlex
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,6 +86,11 @@ if not os.environ.get(NETNS_MARK):
     r = subprocess.run(["unshare", "-n", "sh", "-c", setup, sys.executable,
                         os.path.abspath(__file__), *sys.argv[1:]], env=env)
     sys.exit(r.returncode)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import (LineTool, SetupError, dcmfd_api, fmt, log,  # noqa: E402
+                          open_log, pinned, ratio, start_dcmfd, stop_proc,
+                          tree_pids)
 
 # ---- settings -----------------------------------------------------------------
 
@@ -141,64 +145,14 @@ NG_PORT = 18982
 OFFERED_MIN = 0.98
 
 
-def log(*a):
-    print("#", *a, file=sys.stderr, flush=True)
-
-
-class SetupError(Exception):
-    pass
-
-
-def pinned(cmd, cpus):
-    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
-
-
-def open_log(name):
-    f = os.environ.get(name, "")
-    return open(f, "ab") if f else subprocess.DEVNULL
-
-
-def tree_pids(pid):
-    """The pid and its live descendants (/proc/PID/task/*/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except OSError:
-            continue
-        for t in tasks:
-            try:
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(x) for x in f.read().split()]
-            except OSError:
-                pass
-    return out
-
-
-def stop_proc(proc, what):
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        log(f"{what} (pid {proc.pid}) ignored SIGTERM for 10 s: SIGKILL")
-        proc.kill()
-        proc.wait()
-
-
 # ---- the load tool ---------------------------------------------------------------
 
-class Load:
+class Load(LineTool):
     """One rtp_load process: N streams, its line dialogue (rtp_load.c)."""
 
     def __init__(self, n):
-        cmd = pinned([RTP_LOAD, "--streams", str(n), "--profile", PROFILE], LOAD_CPUS)
-        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", *cmd],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+        super().__init__("rtp_load", pinned([RTP_LOAD, "--streams", str(n), "--profile",
+                                             PROFILE], LOAD_CPUS))
         self.streams = []
         while True:
             line = self.line()
@@ -211,19 +165,6 @@ class Load:
                 self.streams.append({"access": int(f[2]), "core": int(f[3])})
             elif f[0] == "ready":
                 break
-
-    def line(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SetupError(f"rtp_load ended (status {self.proc.wait()})")
-        line = line.strip()
-        if line.startswith("error"):
-            raise SetupError(f"rtp_load: {line}")
-        return line
-
-    def send(self, text):
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
 
     def peer(self, i, access, core, role, fingerprint, ufrag="-", pwd="-"):
         hexfp = fingerprint.split()[-1]
@@ -244,14 +185,6 @@ class Load:
             raise SetupError(f"rtp_load: {line}")
         return json.loads(line.split(" ", 1)[1])
 
-    def close(self):
-        try:
-            self.send("quit")
-            self.proc.wait(10)
-        except (BrokenPipeError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-
 
 # ---- dcmfd ------------------------------------------------------------------------
 
@@ -261,21 +194,7 @@ class Dcmfd:
     def start(self):
         if not os.access(DCMFD, os.X_OK):
             raise SetupError(f"{DCMFD} is missing (meson compile -C {BUILD})")
-        cmd = pinned([DCMFD, "--control", f"127.0.0.1:{DCMFD_PORT}", "--media-bind",
-                      "127.0.0.1", "--ports", "40000-49999", "--log-level", "warn",
-                      *DCMFD_ARGS], SERVER_CPUS)
-        out = open_log("DCMFD_LOG")
-        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", *cmd],
-                                     stdout=out, stderr=out)
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise SetupError(f"dcmfd exited ({self.proc.returncode}); DCMFD_LOG=file shows why")
-            if self.api("GET", "/healthz", check=False)[0] == 200:
-                break
-            time.sleep(0.05)
-        else:
-            raise SetupError("dcmfd did not answer /healthz within 10 s")
+        self.proc = start_dcmfd(DCMFD, DCMFD_PORT, DCMFD_ARGS, SERVER_CPUS)
         # setpriv and taskset exec: the pid is dcmfd's.
         self.pid = self.proc.pid
         self.contexts = []
@@ -284,18 +203,7 @@ class Dcmfd:
         return tree_pids(self.pid)
 
     def api(self, method, path, body=None, check=True):
-        cmd = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--http2-prior-knowledge",
-               "-X", method, f"http://127.0.0.1:{DCMFD_PORT}{path}"]
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            cmd += ["-H", "content-type: application/json", "--data-binary", "@-"]
-        r = subprocess.run(cmd, input=data, capture_output=True, timeout=10)
-        text, _, code = r.stdout.decode().rpartition("\n")
-        status = int(code) if code.isdigit() else 0
-        if check and status not in (200, 201, 204):
-            raise SetupError(f"dcmfd {method} {path}: {status} {text[:300]}")
-        return status, (json.loads(text) if text.strip().startswith("{") else text)
+        return dcmfd_api(DCMFD_PORT, method, path, body, check)
 
     def calls(self, load):
         """One e2ae context per stream, as an IMS-ALG makes it for a WIC's
@@ -647,24 +555,6 @@ def phase_mix(server):
 
 
 # ---- main ---------------------------------------------------------------------------
-
-def fmt(vals, digits):
-    vals = [v for v in vals if v == v]  # no NaN
-    if not vals:
-        return "–"
-    med = statistics.median(vals)
-    if len(vals) == 1:
-        return f"{med:,.{digits}f}"
-    return f"{med:,.{digits}f} ({min(vals):,.{digits}f}–{max(vals):,.{digits}f})"
-
-
-def ratio(a, b):
-    a = [v for v in a if v == v]
-    b = [v for v in b if v == v]
-    if not a or not b or statistics.median(b) == 0:
-        return "–"
-    return f"{statistics.median(a) / statistics.median(b):.2f}"
-
 
 def main():
     if not os.access(RTP_LOAD, os.X_OK):

@@ -1,0 +1,381 @@
+#!/usr/bin/python3
+"""MSRP over TLS/TCP (IMS UE) <-> TCP (IMS core) through dcmfd's AGW,
+beside a minimal TLS-terminating TCP relay, in the same run (issue 12
+item 6; docs/benchmarks.md "MSRP and BFCP over TLS").
+
+    tests/bench/msrp_compare.py BUILD_DIR          (as root)
+
+BUILD_DIR holds dcmf/dcmfd, tests/msrp_load and tests/tls_relay (a
+release build, e.g. build-release). The script puts itself in a network
+namespace of its own (unshare -n, only loopback up) and runs, against
+the same load, two servers:
+  dcmfd   one /agw/v1 context per pair as docs/e2ae.md's UE-originated
+          MSRP call flow makes it: access TCP/TLS/MSRP (the UE's
+          certificate pinned by fingerprint, setup active: the AGW
+          listens and is the TLS server), core TCP/MSRP toward the core
+          peer (state-aware: the AGW connects at once), MSRP agnostic
+  relay   tests/bench/tls_relay.c: TLS server with the same OpenSSL and
+          context settings, the UE pinned the same way, plain TCP to the
+          core peer opened when the UE connects, 64 KiB reads, 256 KiB
+          queued at most per direction; nothing else (the anchor)
+The load is tests/bench/msrp_load.c (C: a Python peer would cost more CPU
+per message than the servers): per pair a UE (TLS client) and a core
+peer (TCP), MSRP SEND chunks one message each, the receiver answering
+200 per chunk (no Failure-Report header: default "yes"), the sender
+keeping at most WINDOW_BYTES unanswered, flat out in one direction at a
+time; every chunk and every 200 is checked (order, transaction id,
+Byte-Range, end-line, body). A sample of its bytes is checked first with
+tests/integration/msrp_peer.py, an MSRP parser written apart from it.
+
+Phases per server, one fresh server and load per round and server, the
+servers alternating (relay first in odd rounds): for each SIZE, "up"
+(UE -> core) and "down" (core -> UE), WARMUP_S unmeasured then WINDOW_S
+measured. Figures: messages/s delivered to the receiver, MB/s of message
+bodies (10^6 bytes), the server's CPU per message (utime + stime from
+/proc/PID/stat of every process of the server, over the window, divided
+by the messages delivered in it), the server's and the load's CPU share,
+and the server's read and write system calls per message (/proc/PID/io
+syscr and syscw over the whole run, divided by the messages sent).
+
+The Markdown table goes to stdout (medians over the rounds, min-max in
+brackets, dcmfd / relay per row); progress to stderr with '#'. Exit
+status 1 if a set-up failed or a message or 200 was wrong or missing.
+
+Environment (defaults in brackets):
+  ROUNDS [3]  WINDOW_S [5]  WARMUP_S [1]  PAIRS [1]: pairs (contexts) at
+  once  SIZES [1024,65536]  DIRS [up,down]  SERVERS [relay,dcmfd]
+  WINDOW_BYTES [1048576]: unanswered bytes per pair at most
+  RATES [flat out]: SIZE=MSGS_PER_S,... paces the sender of that size at
+  that total rate (e.g. 1024=60000,65536=8000)
+  SERVER_CPUS, LOAD_CPUS [not pinned]: taskset CPU lists
+  DCMFD_ARGS [--workers 1]  DCMFD_LOG: append dcmfd's output there
+  SMOKE [0]: 1 sets ROUNDS=1 WINDOW_S=1 WARMUP_S=0.3 (each overridable),
+  and checks the core leg of a short dcmfd run each way with tshark's
+  MSRP dissector (when tshark is installed)
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+NETNS_MARK = "DCMF_MSRP_COMPARE_NETNS"
+
+if not os.environ.get(NETNS_MARK):
+    if os.getuid() != 0:
+        sys.exit("msrp_compare.py: needs root (unshare -n)")
+    env = dict(os.environ, **{NETNS_MARK: "1"})
+    r = subprocess.run(["unshare", "-n", "sh", "-c", 'set -e; ip link set lo up; exec "$0" "$@"',
+                        sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env=env)
+    sys.exit(r.returncode)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import msrp_peer  # noqa: E402  (the RFC 4975 parser written for the tests)
+from bench_common import (LineTool, SetupError, dcmfd_api, fmt, log,  # noqa: E402
+                          pinned, ratio, start_dcmfd, stop_proc, tree_pids)
+
+SMOKE = os.environ.get("SMOKE", "0") not in ("", "0")
+SMOKE_DEFAULTS = {"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"}
+
+
+def env(key, default):
+    v = os.environ.get(key, "")
+    if v != "":
+        return v
+    return SMOKE_DEFAULTS.get(key, default) if SMOKE else default
+
+
+def env_list(key, default):
+    return [x.strip() for x in env(key, default).split(",") if x.strip()]
+
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
+DCMFD = os.path.join(BUILD, "dcmf", "dcmfd")
+LOAD = os.path.join(BUILD, "tests", "msrp_load")
+RELAY = os.path.join(BUILD, "tests", "tls_relay")
+ROUNDS = int(env("ROUNDS", "3"))
+WINDOW_S = float(env("WINDOW_S", "5"))
+WARMUP_S = float(env("WARMUP_S", "1"))
+PAIRS = int(env("PAIRS", "1"))
+SIZES = [int(x) for x in env_list("SIZES", "1024,65536")]
+DIRS = env_list("DIRS", "up,down")
+SERVERS = env_list("SERVERS", "relay,dcmfd")
+WINDOW_BYTES = int(env("WINDOW_BYTES", "1048576"))
+RATES = {int(k): float(v) for k, v in
+         (x.split("=") for x in env_list("RATES", ""))}
+SERVER_CPUS = env("SERVER_CPUS", "")
+LOAD_CPUS = env("LOAD_CPUS", "")
+DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1"))
+DCMFD_PORT = 18991
+
+
+def make_cert(tmp, name):
+    key, pem = f"{tmp}/{name}.key", f"{tmp}/{name}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem,
+                    "-days", "2", "-subj", f"/CN={name}"], check=True, capture_output=True)
+    out = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-fingerprint", "-sha256"],
+                         check=True, capture_output=True, text=True).stdout
+    return pem, key, out.strip().split("=", 1)[1]
+
+
+# ---- the load --------------------------------------------------------------------
+
+class Load(LineTool):
+    """One msrp_load process and its line dialogue (msrp_load.c)."""
+
+    def __init__(self, cert, key):
+        super().__init__("msrp_load", pinned([LOAD, "--pairs", str(PAIRS), "--cert", cert,
+                                              "--key", key], LOAD_CPUS))
+        self.core_ports = []
+        while True:
+            f = self.line().split()
+            if f[0] == "fingerprint":
+                self.fingerprint = f[2]
+            elif f[0] == "core":
+                self.core_ports.append(int(f[2]))
+            elif f[0] == "ready":
+                break
+
+    def ask(self, text, prefix):
+        self.send(text)
+        line = self.line()
+        if not line.startswith(prefix + " "):
+            raise SetupError(f"msrp_load: {line}")
+        return line.split(" ", 1)[1]
+
+    def close(self):
+        status = super().close()
+        if status not in (0, None):
+            raise SetupError(f"msrp_load exited with status {status}")
+
+
+def check_wire(load):
+    """msrp_load's bytes as msrp_peer.py (written from RFC 4975 apart from
+    it) reads them: a SEND chunk per direction and size, and its 200."""
+    for d in ("up", "down"):
+        for size in SIZES:
+            send_hex, resp_hex = load.ask(f"sample {d} {size}", "sample").split()
+            dec = msrp_peer.MsrpDecoder()
+            frames = dec.feed(bytes.fromhex(send_hex))
+            if len(frames) != 1 or dec.buf:
+                raise SetupError(f"sample {d} {size}: not exactly one chunk")
+            req = frames[0]
+            if (req.method != "SEND" or req.flag != "$" or len(req.body) != size
+                    or req.header("Byte-Range") != f"1-{size}/{size}"
+                    or req.header("Failure-Report") is not None):
+                raise SetupError(f"sample {d} {size}: not the SEND described")
+            (resp,) = msrp_peer.MsrpDecoder().feed(bytes.fromhex(resp_hex))
+            if (resp.code != 200 or resp.tid != req.tid
+                    or resp.header("To-Path") != req.header("From-Path").split()[0]):
+                raise SetupError(f"sample {d} {size}: the 200 is not per RFC 4975 7.2")
+
+
+def check_wire_tshark(load, tmp):
+    """SMOKE: the core leg's bytes of a short run each way, as tshark's MSRP
+    dissector reads them (tests/integration/tshark_check.py): nothing
+    malformed, and a 200 for every SEND."""
+    import tshark_check
+    pcap = os.path.join(tmp, "core.pcap")
+    cap = tshark_check.Capture(load.core_ports, pcap).start()
+    try:
+        sent = 0
+        for d, size in (("up", 1024), ("down", 65536)):
+            res = json.loads(load.ask(f"run {d} {size} 0 30 - {4 * (size + 256)}", "result"))
+            sent += res["total_sent"]
+    finally:
+        cap.stop()
+    res = tshark_check.analyze(pcap, msrp_ports=load.core_ports)
+    res.assert_clean()
+    sends, oks = len(res.msrp_requests("SEND")), len(res.msrp_responses())
+    if sends != sent or oks != sent:
+        raise SetupError(f"tshark: {sends} SENDs and {oks} responses on the core leg, "
+                         f"the load sent {sent}")
+    log(f"tshark: the core leg's {sends} SENDs and {oks} 200s decode cleanly")
+
+
+# ---- the servers ---------------------------------------------------------------
+
+class Dcmfd:
+    name = "dcmfd"
+
+    def start(self, load, tmp):
+        self.proc = start_dcmfd(DCMFD, DCMFD_PORT, DCMFD_ARGS, SERVER_CPUS)
+        self.contexts = []
+        for i, core_port in enumerate(load.core_ports):
+            body = {"terminations": [
+                {"terminationId": "access", "transport": "TCP/TLS/MSRP",
+                 "remote": {"ipv4Addr": "127.0.0.1", "port": 9},
+                 "tls": {"remoteFingerprints": [f"sha-256 {load.fingerprint}"],
+                         "setup": "active"},
+                 "msrp": {"mode": "agnostic"}},
+                {"terminationId": "core", "transport": "TCP/MSRP",
+                 "remote": {"ipv4Addr": "127.0.0.1", "port": core_port}}]}
+            _, ctx = self.api("POST", "/agw/v1/contexts", body)
+            self.contexts.append(ctx["contextId"])
+            acc = ctx["terminations"][0]
+            if acc["tls"]["localSetup"] != "passive":
+                raise SetupError(f"dcmfd's access setup is {acc['tls']['localSetup']}")
+            fp = acc["tls"]["localFingerprint"].split()[-1]
+            load.send(f"peer {i} {acc['local']['port']} {fp}")
+
+    def api(self, method, path, body=None, check=True):
+        return dcmfd_api(DCMFD_PORT, method, path, body, check)
+
+    def to_core_bytes(self):
+        """dcmfd's own count of the bytes it relayed to the core (pushed at
+        most once a second, so it may lag the load's count a little)."""
+        got = 0
+        for c in self.contexts:
+            doc = self.api("GET", f"/agw/v1/contexts/{c}")[1]
+            got += (doc.get("tcpCounters") or {}).get("toCore", {}).get("bytes", 0)
+        return got
+
+    def pids(self):
+        return tree_pids(self.proc.pid)
+
+    def stop(self):
+        for c in getattr(self, "contexts", []):
+            self.api("DELETE", f"/agw/v1/contexts/{c}", check=False)
+        stop_proc(getattr(self, "proc", None), "dcmfd")
+
+
+class Relay:
+    name = "relay"
+
+    def start(self, load, tmp):
+        cert, key, fp = make_cert(tmp, "relay")
+        cmd = pinned([RELAY, cert, key, load.fingerprint, *map(str, load.core_ports)],
+                     SERVER_CPUS)
+        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", *cmd],
+                                     stdout=subprocess.PIPE, text=True)
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SetupError(f"tls_relay ended ({self.proc.wait()})")
+            f = line.split()
+            if f[0] == "listen":
+                load.send(f"peer {f[1]} {f[2]} {fp}")
+            elif f[0] == "ready":
+                break
+
+    def pids(self):
+        return tree_pids(self.proc.pid)
+
+    def stop(self):
+        stop_proc(getattr(self, "proc", None), "tls_relay")
+
+
+# ---- runs and the table --------------------------------------------------------------
+
+def syscalls(pids):
+    """(read, write) system calls of the server's processes so far
+    (/proc/PID/io syscr and syscw: read/recv and write/send calls of all
+    threads)."""
+    r = w = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/io") as f:
+                kv = dict(line.split(": ") for line in f.read().splitlines())
+            r += int(kv["syscr"])
+            w += int(kv["syscw"])
+        except (OSError, KeyError, ValueError):
+            pass
+    return r, w
+
+
+def one_server(kind, tmp, rnd, results):
+    ue_cert, ue_key, _ = make_cert(tmp, f"ue{rnd}")
+    load = Load(ue_cert, ue_key)
+    server = kind()
+    try:
+        check_wire(load)
+        server.start(load, tmp)
+        tls = json.loads(load.ask("connect", "connected"))["tls"]
+        pids = ",".join(map(str, server.pids()))
+        log(f"round {rnd} {server.name}: {PAIRS} pair(s) up, {tls}, server pids {pids}")
+        if SMOKE and isinstance(server, Dcmfd) and shutil.which("tshark"):
+            check_wire_tshark(load, tmp)
+        for size in SIZES:
+            for d in DIRS:
+                io0 = syscalls(server.pids())
+                res = json.loads(load.ask(
+                    f"run {d} {size} {int(WARMUP_S * 1000)} {int(WINDOW_S * 1000)} {pids} "
+                    f"{WINDOW_BYTES} {RATES.get(size, 0)}", "result"))
+                io1 = syscalls(server.pids())
+                res["tls"] = tls
+                # Over the whole run (warm-up, window, drain): every message sent.
+                res["reads_per_msg"] = (io1[0] - io0[0]) / res["total_sent"]
+                res["writes_per_msg"] = (io1[1] - io0[1]) / res["total_sent"]
+                results.setdefault((server.name, size, d), []).append(res)
+                log(f"round {rnd} {server.name} {d} {size}: {res['msgs_per_s']:.0f} msg/s, "
+                    f"{res['mb_per_s']:.1f} MB/s, {res['server_us_per_msg']:.2f} us/msg, "
+                    f"server {res['server_cpu_pct']:.0f} %, load {res['load_cpu_pct']:.0f} %, "
+                    f"server reads/writes per msg {res['reads_per_msg']:.2f}/"
+                    f"{res['writes_per_msg']:.2f}")
+        if isinstance(server, Dcmfd):
+            # dcmfd's own count must cover what the load sent toward the core
+            # (the up runs' chunks; the down runs' 200s add to it). Pushed at
+            # most once a second: a bounded wait.
+            want = sum(r["total_sent"] * r["wire_bytes_per_msg"]
+                       for (name, _, d), rs in results.items() if name == "dcmfd" and d == "up"
+                       for r in rs[-1:])
+            end = time.monotonic() + 3
+            while server.to_core_bytes() < want and time.monotonic() < end:
+                time.sleep(0.1)
+            got = server.to_core_bytes()
+            if got < want:
+                raise SetupError(f"dcmfd counted {got} bytes toward the core, the load sent {want}")
+            log(f"round {rnd} dcmfd: tcpCounters toCore {got} bytes, up runs sent {want}")
+    finally:
+        load.close()
+        server.stop()
+
+
+def table(results):
+    names = {"up": "UE→core (TLS in, TCP out)", "down": "core→UE (TCP in, TLS out)"}
+    rows = [("messages/s", "msgs_per_s", 0), ("MB/s (bodies)", "mb_per_s", 1),
+            ("server CPU µs per message", "server_us_per_msg", 2),
+            ("server CPU % of one core", "server_cpu_pct", 0),
+            ("server read calls per message", "reads_per_msg", 2),
+            ("server write calls per message", "writes_per_msg", 2),
+            ("load CPU % of one core", "load_cpu_pct", 0)]
+    print("| size | direction | figure | relay | dcmfd | dcmfd / relay |")
+    print("|---|---|---|---|---|---|")
+    for size in SIZES:
+        for d in DIRS:
+            for label, key, digits in rows:
+                r = [x[key] for x in results.get(("relay", size, d), [])]
+                m = [x[key] for x in results.get(("dcmfd", size, d), [])]
+                sz = f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+                print(f"| {sz} | {names.get(d, d)} | {label} | {fmt(r, digits)} | "
+                      f"{fmt(m, digits)} | {ratio(m, r)} |")
+
+
+def main():
+    for exe in (DCMFD, LOAD, RELAY):
+        if not os.access(exe, os.X_OK):
+            sys.exit(f"msrp_compare.py: {exe} is missing (meson compile -C {BUILD})")
+    kinds = {"dcmfd": Dcmfd, "relay": Relay}
+    tmp = tempfile.mkdtemp(prefix="dcmf-msrp-compare-")
+    results = {}
+    ok = True
+    for rnd in range(1, ROUNDS + 1):
+        order = SERVERS if rnd % 2 == 1 else list(reversed(SERVERS))
+        for name in order:
+            try:
+                one_server(kinds[name], tmp, rnd, results)
+            except (SetupError, subprocess.SubprocessError, OSError, ValueError) as e:
+                log(f"round {rnd} {name}: FAILED: {e}")
+                ok = False
+    table(results)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
