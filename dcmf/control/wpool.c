@@ -416,7 +416,10 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
 int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,
                     struct dcmf_media_desc *desc) {
   struct wproc *w = &p->w[worker];
-  size_t cap = 3 + desc->n_mdc2; /* media, MDC2 ports, RTP or TCP legs' two */
+  /* The media's, the MDC2 ports', the RTP leg's two, the TCP legs' two
+   * and the MSRP leg's: all dcmf_wire_encode_media may take from |desc|
+   * (it writes without a bound of its own). */
+  size_t cap = 6 + desc->n_mdc2;
   int *fds = calloc(cap, sizeof(*fds));
   struct dcmf_buf frame = {0};
   size_t n_fds = 0;

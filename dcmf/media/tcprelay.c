@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 
 #include "cert.h"
@@ -203,10 +204,64 @@ void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r) {
 
 /* ---- relay end ----------------------------------------------------------- */
 
+/* The linger bound is over: legs still waiting to write what was queued
+ * before their FIN (a peer that stopped reading) are reset, so the
+ * relay's sockets close and RELEASED can follow. */
+static void on_linger(uv_timer_t *t) {
+  struct dcmf_tcprelay *r = t->data;
+  for (int i = 0; i < 2; i++) {
+    uv_os_fd_t fd;
+    if (r->leg[i].s != NULL &&
+        uv_fileno((uv_handle_t *)r->leg[i].s, &fd) == 0) {
+      /* libuv refuses uv_tcp_close_reset while a shutdown is pending;
+       * without a zero linger the kernel would keep the unsent bytes
+       * (and the connection) after the close. */
+      struct linger now = {.l_onoff = 1, .l_linger = 0};
+      (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+    }
+    tcprelay_handle_close(&r->leg[i].s, 1);
+  }
+  uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
+  r->timer = NULL;
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
   struct leg *l = req->data;
+  struct dcmf_tcprelay *r = l->r;
   tcprelay_handle_close(&l->s, 0);
+  if (r->ended && r->leg[0].s == NULL && r->leg[1].s == NULL &&
+      r->timer != NULL) {
+    uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
+    r->timer = NULL; /* nothing left to linger for */
+  }
+}
+
+/* Bounds a graceful end: a leg whose FIN waits behind queued bytes gets
+ * DCMF_TCPRELAY_LINGER_MS to send them, then a reset. The relay's timer
+ * (the establishment one, or a new one) becomes the linger timer. */
+static void linger_start(struct dcmf_tcprelay *r) {
+  if (r->leg[0].s == NULL && r->leg[1].s == NULL) {
+    if (r->timer != NULL) {
+      uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
+      r->timer = NULL;
+    }
+    return;
+  }
+  if (r->timer == NULL) {
+    r->timer = malloc(sizeof(*r->timer));
+    if (r->timer == NULL) {
+      for (int i = 0; i < 2; i++) {
+        tcprelay_handle_close(&r->leg[i].s, 1); /* no bound: no linger */
+      }
+      return;
+    }
+    uv_timer_init(r->h->settings.loop, r->timer);
+    r->timer->data = r;
+    r->handles++;
+  }
+  uv_timer_stop(r->timer);
+  uv_timer_start(r->timer, on_linger, DCMF_TCPRELAY_LINGER_MS, 0);
 }
 
 static void leg_close(struct leg *l, int reset) {
@@ -248,10 +303,7 @@ void tcprelay_relay_end(struct dcmf_tcprelay *r, const char *reason,
     }
     leg_close(&r->leg[i], reset);
   }
-  if (r->timer != NULL) {
-    uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
-    r->timer = NULL;
-  }
+  linger_start(r);
   tcprelay_emitf(r, "TCP_CLOSED", "{\"reason\":\"%s\"}", NULL, reason);
   push_counters(r, 1);
 }
@@ -286,6 +338,23 @@ static void tls_failed(struct dcmf_tcprelay *r) {
   tcprelay_relay_end(r, "TLS failure", 0);
 }
 
+/* Delivers the plaintext TLS holds to the core, then acts on the state
+ * reading it left: a close_notify or a failure found among the records
+ * ends the relay. Returns 1 if the relay ended. */
+int tcprelay_tls_deliver(struct dcmf_tcprelay *r) {
+  tcprelay_tls_plain_to_core(r);
+  switch (dcmf_tlspump_get_state(&r->tls)) {
+  case DCMF_TLSPUMP_FAILED:
+    tls_failed(r);
+    return 1;
+  case DCMF_TLSPUMP_CLOSED:
+    tcprelay_relay_end(r, "TLS close_notify from the access peer", 0);
+    return 1;
+  default:
+    return r->ended;
+  }
+}
+
 /* After anything TLS was given: its output, its state, its plaintext. */
 static void tls_progress(struct dcmf_tcprelay *r) {
   tls_flush(r);
@@ -303,9 +372,7 @@ static void tls_progress(struct dcmf_tcprelay *r) {
        * stateless core leg still connects. */
       r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
     }
-    tcprelay_tls_plain_to_core(r);
-    if (dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_FAILED) {
-      tls_failed(r);
+    if (tcprelay_tls_deliver(r)) {
       return;
     }
     break;
@@ -406,8 +473,18 @@ static int may_read(const struct dcmf_tcprelay *r, int side) {
     if (!r->tls_started) {
       return 0; /* held: no fingerprints yet */
     }
-    if (!tcprelay_tls_open(r)) {
-      return 1; /* the handshake */
+    /* Reading makes TLS answer the UE (handshake flights, a
+     * no_renegotiation alert, KeyUpdates): not while the UE has not
+     * taken what it was already sent, so that queue stays bounded. */
+    if (l->queued >= DCMF_TCPRELAY_BUFFER) {
+      return 0;
+    }
+    enum dcmf_tlspump_state st = dcmf_tlspump_get_state(&r->tls);
+    if (st == DCMF_TLSPUMP_HANDSHAKE) {
+      return 1;
+    }
+    if (st != DCMF_TLSPUMP_OPEN) {
+      return 0; /* closed or failed: the relay is ending */
     }
   }
   if (side == CORE && r->cfg.tls && !tcprelay_tls_open(r)) {
@@ -603,6 +680,7 @@ void dcmf_tcprelay_host_close(struct dcmf_tcprelay_host *h) {
     r->ended = 1; /* no events at shutdown */
     for (int i = 0; i < 2; i++) {
       leg_close(&r->leg[i], 1);
+      tcprelay_handle_close(&r->leg[i].s, 1); /* one already shutting down */
       if (r->cfg.fd[i] >= 0) {
         close(r->cfg.fd[i]);
       }

@@ -44,7 +44,9 @@
  * Relaying and back-pressure. A leg is read only while the other leg is
  * up and has fewer than DCMF_TCPRELAY_BUFFER bytes queued for its
  * socket; past that, reading stops until the queue drains below half of
- * it. So each direction holds at most DCMF_TCPRELAY_BUFFER plus one read
+ * it; the TLS leg is also not read while DCMF_TCPRELAY_BUFFER bytes wait
+ * for the UE, since reading makes TLS answer it (alerts, KeyUpdates).
+ * So each direction holds at most DCMF_TCPRELAY_BUFFER plus one read
  * (DCMF_TCPRELAY_READ bytes, as TLS records at most a few more) in
  * the relay, and the kernel the socket's DCMF_TCPRELAY_SNDBUF; a slow
  * reader only slows its own relay, and no loop spins: reading resumes
@@ -52,7 +54,9 @@
  *
  * Release. A FIN, a TLS close_notify or a TLS failure on one leg ends
  * the relay: the other leg gets what was already queued, then a FIN
- * (and close_notify first toward a TLS peer when the core ended). A reset
+ * (and close_notify first toward a TLS peer when the core ended),
+ * within DCMF_TCPRELAY_LINGER_MS, after which a leg still writing is
+ * reset (so a peer that stopped reading cannot keep the ports). A reset
  * or socket error ends it with a reset on the other leg. TCP_CLOSED is
  * raised once with the reason. The listener is closed with the relay or
  * as soon as its leg is up.
@@ -94,6 +98,10 @@
 #define DCMF_TCPRELAY_RETRY_MS 200
 /* The most often a busy relay's counters are pushed. */
 #define DCMF_TCPRELAY_PUSH_MS 1000
+/* How long a relay that ended gracefully waits for a leg to write what
+ * was queued before its FIN; then the leg is reset (a peer that stopped
+ * reading cannot hold the sockets, and the ports, for ever). */
+#define DCMF_TCPRELAY_LINGER_MS 5000
 /* The default establishment bound (per step). */
 #define DCMF_TCPRELAY_TIMEOUT_MS 10000
 

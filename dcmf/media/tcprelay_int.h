@@ -57,7 +57,8 @@ struct dcmf_tcprelay {
   struct leg leg[2];
   struct dcmf_tlspump tls;
   int tls_started;
-  uv_timer_t *timer; /* establishment deadline and MERGE retries */
+  uv_timer_t *timer; /* establishment deadline and MERGE retries; after
+                        the end, the linger bound */
   uint64_t deadline; /* loop ms */
   int handles;       /* libuv handles not yet closed */
   int ended, removed, dirty;
@@ -93,6 +94,9 @@ void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r);
 /* Starts leg |l| per its setup (a stateless active leg waits for the
  * other leg's connection). */
 void tcprelay_leg_start(struct leg *l);
+/* Hands the plaintext TLS holds to the core and ends the relay if that
+ * found a close_notify or a failure; returns 1 if the relay ended. */
+int tcprelay_tls_deliver(struct dcmf_tcprelay *r);
 /* The relay's establishment timer: the deadline and MERGE retries. */
 void tcprelay_on_tick(uv_timer_t *t);
 

@@ -42,8 +42,8 @@ static void leg_up(struct leg *l, uv_tcp_t *s) {
   if (r->ended) {
     return;
   }
-  if (l->side == CORE && tcprelay_tls_open(r)) {
-    tcprelay_tls_plain_to_core(r);
+  if (l->side == CORE && tcprelay_tls_open(r) && tcprelay_tls_deliver(r)) {
+    return;
   }
   tcprelay_update_reading(r);
 }
@@ -147,8 +147,8 @@ static void leg_listen(struct leg *l, int fd) {
   struct dcmf_tcprelay *r = l->r;
   l->listener = tcprelay_tcp_new(r);
   if (l->listener == NULL || fd < 0 || uv_tcp_open(l->listener, fd) != 0) {
-    if (fd >= 0 && l->listener != NULL) {
-      close(fd);
+    if (fd >= 0) {
+      close(fd); /* a handle that failed to open it does not own it */
     }
     tcprelay_handle_close(&l->listener, 0);
     tcprelay_tcp_failure(r, l->side, "cannot listen on the local port");

@@ -432,6 +432,97 @@ def access_reset_closes_core():
         D.delete(cid)
 
 
+def _python_ue(port):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(UE_PEM, UE_KEY)
+    raw = socket.create_connection(("127.0.0.1", port), 5)
+    return ctx.wrap_socket(raw)
+
+
+@case
+def close_notify_with_tcp_open_ends_relay():
+    """The UE sends close_notify and keeps its TCP connection open, as a
+    bidirectional TLS shutdown does: the relay ends at once (the core
+    gets a FIN after the bytes before it; TCP_CLOSED names the reason)."""
+    core = CoreListener()
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "remote": remote(core.port)})
+    cid = ctx_id(doc)
+    try:
+        ue = _python_ue(local_port(doc, 0))
+        conn = core.accept()
+        ue.sendall(b"z")
+        assert recv_exactly(conn, 1) == b"z"
+        ue.settimeout(5)
+        done = []
+
+        def shutdown():
+            try:
+                ue.unwrap()  # close_notify, then waits for the peer's end
+            except (OSError, ssl.SSLError):
+                pass
+            done.append(True)
+
+        t = threading.Thread(target=shutdown, daemon=True)
+        t.start()
+        data, closed = recv_until_closed(conn, 5)
+        assert closed and data == b"", f"core leg not closed ({data!r})"
+        t.join(6)
+        assert done, "the UE's shutdown still waits"
+        poll(lambda: "TCP_CLOSED" in events(cid), "TCP_CLOSED raised", 3)
+    finally:
+        core.close()
+        D.delete(cid)
+
+
+def _dcmfd_conns(port):
+    """dcmfd's TCP connections on local port |port| (not its listener)."""
+    r = subprocess.run(["ss", "-Htan", "state", "connected", "sport",
+                        f"= :{port}"], capture_output=True, timeout=10)
+    return [line for line in r.stdout.decode().splitlines() if line.strip()]
+
+
+@case
+def ue_not_reading_is_reset_after_linger():
+    """The core sends while the UE reads nothing, then the context is
+    deleted: the FIN toward the UE waits behind what is queued, for
+    DCMF_TCPRELAY_LINGER_MS (5 s) at most; then the access leg is reset,
+    so the UE cannot hold the relay's sockets and ports."""
+    core = CoreListener()
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "remote": remote(core.port)})
+    cid = ctx_id(doc)
+    port = local_port(doc, 0)
+    ue = None
+    try:
+        ue = _python_ue(port)
+        conn = core.accept()
+        ue.sendall(b"a")
+        assert recv_exactly(conn, 1) == b"a"
+        conn.setblocking(False)
+        block, sent = b"c" * 65536, 0
+        for _ in range(512):  # at most 32 MiB: the buffers fill far sooner
+            try:
+                sent += conn.send(block)
+            except BlockingIOError:
+                break
+        else:
+            raise AssertionError("the relay never stopped taking from the core")
+        assert _dcmfd_conns(port), "no access connection before the DELETE"
+        t0 = time.time()
+        D.delete(cid)
+        poll(lambda: not _dcmfd_conns(port),
+             f"access leg closed after the linger ({_dcmfd_conns(port)})", 12)
+        print(f"# access leg gone {time.time() - t0:.1f} s after the DELETE "
+              f"({sent} bytes sent by the core, none read by the UE)")
+    finally:
+        if ue is not None:
+            ue.close()
+        core.close()
+
+
 @case
 def slow_core_reader_4mib():
     """4 MiB from the UE toward a core that stops reading: the relay stops
