@@ -29,9 +29,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2ae_tcp_lib import (AGW, CoreListener, Dcmfd, Notify,  # noqa: E402
-                          Proc, bfcp_hello, fingerprint, make_cert,
-                          msrp_send, poll, recv_exactly, recv_until_closed,
-                          s_client)
+                          Proc, bfcp_hello, fingerprint, local_conns,
+                          make_cert, msrp_send, poll, python_ue,
+                          recv_exactly, recv_until_closed, s_client)
 
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
@@ -432,15 +432,6 @@ def access_reset_closes_core():
         D.delete(cid)
 
 
-def _python_ue(port):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.load_cert_chain(UE_PEM, UE_KEY)
-    raw = socket.create_connection(("127.0.0.1", port), 5)
-    return ctx.wrap_socket(raw)
-
-
 @case
 def close_notify_with_tcp_open_ends_relay():
     """The UE sends close_notify and keeps its TCP connection open, as a
@@ -451,7 +442,7 @@ def close_notify_with_tcp_open_ends_relay():
                                   "remote": remote(core.port)})
     cid = ctx_id(doc)
     try:
-        ue = _python_ue(local_port(doc, 0))
+        ue = python_ue(local_port(doc, 0), UE_PEM, UE_KEY)
         conn = core.accept()
         ue.sendall(b"z")
         assert recv_exactly(conn, 1) == b"z"
@@ -477,13 +468,6 @@ def close_notify_with_tcp_open_ends_relay():
         D.delete(cid)
 
 
-def _dcmfd_conns(port):
-    """dcmfd's TCP connections on local port |port| (not its listener)."""
-    r = subprocess.run(["ss", "-Htan", "state", "connected", "sport",
-                        f"= :{port}"], capture_output=True, timeout=10)
-    return [line for line in r.stdout.decode().splitlines() if line.strip()]
-
-
 @case
 def ue_not_reading_is_reset_after_linger():
     """The core sends while the UE reads nothing, then the context is
@@ -497,7 +481,7 @@ def ue_not_reading_is_reset_after_linger():
     port = local_port(doc, 0)
     ue = None
     try:
-        ue = _python_ue(port)
+        ue = python_ue(port, UE_PEM, UE_KEY)
         conn = core.accept()
         ue.sendall(b"a")
         assert recv_exactly(conn, 1) == b"a"
@@ -510,11 +494,11 @@ def ue_not_reading_is_reset_after_linger():
                 break
         else:
             raise AssertionError("the relay never stopped taking from the core")
-        assert _dcmfd_conns(port), "no access connection before the DELETE"
+        assert local_conns(port), "no access connection before the DELETE"
         t0 = time.time()
         D.delete(cid)
-        poll(lambda: not _dcmfd_conns(port),
-             f"access leg closed after the linger ({_dcmfd_conns(port)})", 12)
+        poll(lambda: not local_conns(port),
+             f"access leg closed after the linger ({local_conns(port)})", 12)
         print(f"# access leg gone {time.time() - t0:.1f} s after the DELETE "
               f"({sent} bytes sent by the core, none read by the UE)")
     finally:

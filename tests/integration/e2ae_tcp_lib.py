@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -278,3 +279,21 @@ def bfcp_hello(conf, tid, user):
     """A BFCP Hello (RFC 8855 section 5.3.13): the 12-byte common header,
     version 2, primitive 11, no attributes."""
     return struct.pack("!BBHIHH", 2 << 5, 11, 0, conf, tid, user)
+
+
+def python_ue(port, pem, key):
+    """A UE as a Python TLS client with certificate |pem|/|key|, connected
+    to the AGW's access port (the AGW's certificate is not checked here)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(pem, key)
+    raw = socket.create_connection(("127.0.0.1", port), 5)
+    return ctx.wrap_socket(raw)
+
+
+def local_conns(port):
+    """The connected TCP sockets on local port |port| (not a listener)."""
+    r = subprocess.run(["ss", "-Htan", "state", "connected", "sport",
+                        f"= :{port}"], capture_output=True, timeout=10)
+    return [line for line in r.stdout.decode().splitlines() if line.strip()]
