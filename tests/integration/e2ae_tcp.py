@@ -29,9 +29,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2ae_tcp_lib import (AGW, CoreListener, Dcmfd, Notify,  # noqa: E402
-                          Proc, bfcp_hello, fingerprint, local_conns,
-                          make_cert, msrp_send, poll, python_ue,
-                          recv_exactly, recv_until_closed, s_client)
+                          Proc, bfcp_hello, fingerprint, make_cert,
+                          msrp_send, poll, python_ue, recv_exactly,
+                          recv_until_closed, s_client)
 
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
@@ -466,45 +466,6 @@ def close_notify_with_tcp_open_ends_relay():
     finally:
         core.close()
         D.delete(cid)
-
-
-@case
-def ue_not_reading_is_reset_after_linger():
-    """The core sends while the UE reads nothing, then the context is
-    deleted: the FIN toward the UE waits behind what is queued, for
-    DCMF_TCPRELAY_LINGER_MS (5 s) at most; then the access leg is reset,
-    so the UE cannot hold the relay's sockets and ports."""
-    core = CoreListener()
-    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
-                                  "remote": remote(core.port)})
-    cid = ctx_id(doc)
-    port = local_port(doc, 0)
-    ue = None
-    try:
-        ue = python_ue(port, UE_PEM, UE_KEY)
-        conn = core.accept()
-        ue.sendall(b"a")
-        assert recv_exactly(conn, 1) == b"a"
-        conn.setblocking(False)
-        block, sent = b"c" * 65536, 0
-        for _ in range(512):  # at most 32 MiB: the buffers fill far sooner
-            try:
-                sent += conn.send(block)
-            except BlockingIOError:
-                break
-        else:
-            raise AssertionError("the relay never stopped taking from the core")
-        assert local_conns(port), "no access connection before the DELETE"
-        t0 = time.time()
-        D.delete(cid)
-        poll(lambda: not local_conns(port),
-             f"access leg closed after the linger ({local_conns(port)})", 12)
-        print(f"# access leg gone {time.time() - t0:.1f} s after the DELETE "
-              f"({sent} bytes sent by the core, none read by the UE)")
-    finally:
-        if ue is not None:
-            ue.close()
-        core.close()
 
 
 @case

@@ -291,9 +291,3 @@ def python_ue(port, pem, key):
     raw = socket.create_connection(("127.0.0.1", port), 5)
     return ctx.wrap_socket(raw)
 
-
-def local_conns(port):
-    """The connected TCP sockets on local port |port| (not a listener)."""
-    r = subprocess.run(["ss", "-Htan", "state", "connected", "sport",
-                        f"= :{port}"], capture_output=True, timeout=10)
-    return [line for line in r.stdout.decode().splitlines() if line.strip()]
