@@ -10,9 +10,9 @@
  *     §5.2); invalid UTF-8 is dropped, counted, and a missing-text marker
  *     U+FFFD takes its place (T.140 Amd 1; RFC 8865 §6 says the gateway
  *     SHOULD mark loss toward RTP).
- *   - Text is buffered for buffer_ms (RFC 4103 §5.1 and RFC 8865 §5.3:
+ *   - Text is buffered for buffer_ms (RFC 4103 §5 and RFC 8865 §5.3:
  *     300 ms recommended, 500 ms at most); the first text after an idle
- *     period goes out at once with the M bit set (RFC 4103 §5.2, RFC 3550
+ *     period goes out at once with the M bit set (RFC 4103 §3 and §5, RFC 3550
  *     §5.1), later text one packet per buffer_ms.
  *   - With red (RFC 4103 §4, RFC 2198) every packet carries exactly
  *     `generations` redundant blocks, oldest first, then the primary, so a
@@ -25,10 +25,10 @@
  *     keepalive_ms (RFC 6263 §4.6 recommends 15 s) [interpretation].
  *   - Timestamps run on the 1000 Hz clock from the caller's time and
  *     never repeat (a packet in the same millisecond as the last one gets
- *     the last timestamp + 1: RFC 4103 §3.4). SSRC and first sequence
+ *     the last timestamp + 1: RFC 4103 §3). SSRC and first sequence
  *     number and timestamp are the caller's random choices (RFC 3550
  *     §5.1, §8); the sequence number grows by one per packet.
- *   - cps_to_rtp (the core's fmtp cps, RFC 4103 §6) limits characters
+ *   - cps_to_rtp (the cps the core declared in its fmtp) limits characters
  *     per second; text waits in a bounded queue (DCMF_T140_QUEUE bytes).
  *     A message that does not fit is dropped, counted, and replaced by one
  *     U+FFFD (RFC 8865 §4.2.1: drop and mark, as in an emergency).
@@ -39,9 +39,9 @@
  *     reason counter. A new SSRC restarts the sequence tracking.
  *   - Packets are taken in sequence order. A gap is filled from the
  *     redundancy of a later packet (generation k of packet s is packet
- *     s-k, RFC 4103 §4.2). A gap redundancy cannot fill waits up to
+ *     s-k, RFC 4103 §4). A gap redundancy cannot fill waits up to
  *     reorder_ms for the missing packet (at most DCMF_T140_REORDER packets
- *     are held); then one U+FFFD marks the lost run (RFC 4103 §5.4,
+ *     are held); then one U+FFFD marks the lost run (RFC 4103 §5,
  *     RFC 8865 §6). Packets at or before the last one taken are
  *     duplicates (or too late) and dropped.
  *   - Text toward the UE is limited to cps_to_dc characters per second

@@ -1,7 +1,7 @@
 /*
  * t140_rx.c - the RTP -> DC half of the T.140 gateway engine: RTP
  * (RFC 3550 §5.1) and RFC 2198 §3 parsing, loss recovery from redundancy
- * (RFC 4103 §4.2), loss marking (RFC 4103 §5.4, RFC 8865 §6), ordering,
+ * (RFC 4103 §4), loss marking (RFC 4103 §5, RFC 8865 §6), ordering,
  * duplicates, and the cps limit toward the UE (RFC 8865 §4.2.1). The
  * contract is in t140.h.
  */

@@ -12,7 +12,7 @@ marks the first text after idle; the clock is 1000 Hz and no two packets
 share a timestamp. The clock is virtual (passed in), so a test can drive
 minutes of typing in a moment.
 
-Receiver (RFC 4103 §4.2, §5.4): takes packets in arrival order; a packet
+Receiver (RFC 4103 §4, §5): takes packets in arrival order; a packet
 at or before the last one taken is a duplicate; a gap is filled from the
 later packet's redundancy by counting back from its sequence number; what
 redundancy cannot fill becomes one U+FFFD. No reorder wait.
@@ -80,7 +80,7 @@ class T140Sender:
         return False
 
     def _take_primary(self):
-        # Whole characters only (RFC 4103 §3.3): cut before a
+        # Whole characters only (RFC 4103 §3): cut before a
         # continuation byte.
         limit = min(len(self.pending), MAX_BLOCK // (self.gens + 1))
         while limit < len(self.pending) and (self.pending[limit] & 0xC0) == 0x80:
@@ -93,7 +93,7 @@ class T140Sender:
         primary = self._take_primary()
         ts = (self.ts0 + now) & 0xFFFFFFFF
         if self.last_ts is not None and ((ts - self.last_ts) & 0xFFFFFFFF) == 0:
-            ts = (self.last_ts + 1) & 0xFFFFFFFF  # RFC 4103 §3.4
+            ts = (self.last_ts + 1) & 0xFFFFFFFF  # RFC 4103 §3
         marker = 1 if primary and self.idle else 0
         pt = self.red_pt if self.use_red else self.pt
         hdr = struct.pack("!BBHII", 0x80, marker << 7 | pt, self.seq, ts, self.ssrc)
@@ -385,7 +385,7 @@ def self_test():
         r = by["reordered"][1]
         check(r.text == full and r.duplicates == 1 and r.recovered >= 1,
               "reordered: rebuilt from redundancy, the late packet dropped")
-        # Sender rules read from its own log (RFC 4103 §3.4, §5.2).
+        # Sender rules read from its own log (RFC 4103 §3, §5).
         for name, s, _, _, _ in scenarios:
             tss = [e["ts"] for e in s.log]
             check(all(0 < ((b - a) & 0xFFFFFFFF) < 0x80000000 for a, b in zip(tss, tss[1:])),

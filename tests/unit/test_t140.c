@@ -108,7 +108,7 @@ static void test_buffering_and_redundancy(void **state) {
   uint8_t p[DCMF_T140_MAX_PACKET];
   struct rd r;
   none_due(&eng_a, 1000);
-  /* Idle: the first text leaves at once, with M (RFC 4103 §5.2). */
+  /* Idle: the first text leaves at once, with M (RFC 4103 §3, §5). */
   send_text(&eng_a, "a", 1000);
   read_packet(p, due(&eng_a, 1000, p), 100, &r);
   assert_int_equal(r.pt, 100);
