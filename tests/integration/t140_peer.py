@@ -18,6 +18,7 @@ later packet's redundancy by counting back from its sequence number; what
 redundancy cannot fill becomes one U+FFFD. No reorder wait.
 
     t140_peer.py self-test           # the self-test (meson: t140-peer-self)
+    t140_peer.py engine-test PIPE    # dcmfd's engine via t140_pipe (t140-engine-peer)
     t140_peer.py send HOST PORT TEXT [--no-red] [--pt 98] [--red-pt 100]
     t140_peer.py recv PORT SECONDS   [--pt 98] [--red-pt 100]
 
@@ -302,6 +303,41 @@ def check(cond, what):
     print("ok -", what, flush=True)
 
 
+def check_wire(rows, wire, generations, pt=98, red_pt=100):
+    """tshark's reading of each datagram (rows, from tshark_rtp) against
+    the bytes sent (wire): header fields, and for red the block PTs, F
+    bits, lengths and offsets read here from RFC 2198 §3."""
+    check(len(rows) == len(wire), "tshark sees all %d datagrams" % len(wire))
+    for row, p in zip(rows, wire):
+        seq, ts = struct.unpack("!HI", p[2:8])
+        assert int(row["rtp.version"]) == 2, row
+        assert int(row["rtp.seq"]) == seq and int(row["rtp.timestamp"]) == ts, row
+        assert _ints(row["rtp.p_type"])[0] == p[1] & 0x7F, row
+        assert (row["rtp.marker"] in ("1", "True")) == bool(p[1] & 0x80), row
+    check(True, "tshark's version, PT, M, seq and timestamp match every datagram")
+    red_rows = [(row, p) for row, p in zip(rows, wire) if p[1] & 0x7F == red_pt]
+    for row, p in red_rows:
+        lengths = _ints(row["rtp.block-length"])
+        offsets = _ints(row["rtp.timestamp-offset"])
+        _, _, _, red, primary = parse_rtp(p, pt, red_pt)
+        assert lengths == [len(b) for _, b in red], (row, red)
+        assert len(offsets) == len(red) == generations, row
+        words = [struct.unpack("!I", p[12 + 4 * i:16 + 4 * i])[0] for i in range(len(red))]
+        assert offsets == [(w >> 10) & 0x3FFF for w in words], row
+        # The header's PT, then each block's: F=1 blocks and the primary.
+        assert _ints(row["rtp.p_type"])[1:] == [pt] * (generations + 1), row
+        assert [x in ("1", "True") for x in row["rtp.follow"].split(",")] == \
+            [True] * generations + [False], row
+        assert 12 + 4 * len(red) + 1 + sum(lengths) + len(primary) == len(p), row
+    check(len(red_rows) > 0, "tshark's RFC 2198 block PTs, F bits, lengths and offsets match "
+          "in %d red packets" % len(red_rows))
+
+
+def tshark_problems(rows):
+    return [r for r in rows if r["_ws.malformed"] or
+            any(int(x, 0) >= 0x00800000 for x in _ints(r["_ws.expert.severity"]))]
+
+
 def _send_all(sock, port, packets, drop=(), extra=()):
     """Sends packets in order except the indices in drop; extra is a list
     of (after_index, packet) to inject (duplicates, late ones)."""
@@ -395,41 +431,20 @@ def self_test():
 
         # The wire, as tshark reads it.
         rows = tshark_rtp(pcap, port, 100)
-        problems = [r for r in rows if r["_ws.malformed"] or
-                    any(int(x, 0) >= 0x00800000 for x in _ints(r["_ws.expert.severity"]))]
+        problems = tshark_problems(rows)
         check(len(problems) == 1 and rows[-1] in problems,
               "tshark flags only the malformed control datagram (%d frames)" % len(rows))
         rows = rows[:-1]
         wire = [p for *_, sent in scenarios for p in sent]
-        check(len(rows) == len(wire), "tshark sees all %d datagrams" % len(wire))
-        for row, p in zip(rows, wire):
-            seq, ts = struct.unpack("!HI", p[2:8])
-            assert int(row["rtp.version"]) == 2, row
-            assert int(row["rtp.seq"]) == seq and int(row["rtp.timestamp"]) == ts, row
-            assert _ints(row["rtp.p_type"])[0] == p[1] & 0x7F, row
-            assert (row["rtp.marker"] in ("1", "True")) == bool(p[1] & 0x80), row
-        check(True, "tshark's version, PT, M, seq and timestamp match every datagram")
-        red_rows = [(row, p) for row, p in zip(rows, wire) if p[1] & 0x7F == 100]
-        for row, p in red_rows:
-            lengths = _ints(row["rtp.block-length"])
-            offsets = _ints(row["rtp.timestamp-offset"])
-            _, _, _, red, primary = parse_rtp(p, 98, 100)
-            assert lengths == [len(b) for _, b in red], (row, red)
-            assert len(offsets) == len(red) == 2, row
-            # The header's PT, then each block's: F=1 blocks and the primary.
-            assert _ints(row["rtp.p_type"])[1:] == [98, 98, 98], row
-            assert [x in ("1", "True") for x in row["rtp.follow"].split(",")] == \
-                [True, True, False], row
-            assert 12 + 4 * len(red) + 1 + sum(lengths) + len(primary) == len(p), row
-        check(len(red_rows) > 0, "tshark's RFC 2198 block lengths and offsets match in %d red packets"
-              % len(red_rows))
+        check_wire(rows, wire, generations=2)
         sent_logs = {}
         for s, _, _ in logs:
             for e in s.log:
                 sent_logs[(s.ssrc, e["seq"])] = e
-        for row, p in red_rows:
-            e = sent_logs[(struct.unpack("!I", p[8:12])[0], struct.unpack("!H", p[2:4])[0])]
-            assert _ints(row["rtp.timestamp-offset"]) == e["offsets"], (row, e)
+        for row, p in zip(rows, wire):
+            if p[1] & 0x7F == 100:
+                e = sent_logs[(struct.unpack("!I", p[8:12])[0], struct.unpack("!H", p[2:4])[0])]
+                assert _ints(row["rtp.timestamp-offset"]) == e["offsets"], (row, e)
         check(True, "the offsets tshark reads are the gaps to the earlier packets' timestamps")
 
         # Hostile bytes: clear refusals, no exception escapes feed().
@@ -438,6 +453,143 @@ def self_test():
                     b"\x80\x64" + b"\0" * 10 + b"\xe2\x00\x00\xff", b"\x80\x64" + b"\0" * 10 + b"\xe2"):
             r.feed(bad)
         check(r.bad == 6 and r.text == "", "hostile packets refused (%d)" % r.bad)
+        tx.close()
+        rx.close()
+
+
+class EnginePipe:
+    """dcmfd's T.140 engine behind tests/support/t140_pipe.c (stdin and
+    stdout lines; see that file), on the caller's virtual clock."""
+
+    def __init__(self, path, use_red=1, generations=2, cps_to_dc=30, reorder_ms=1000):
+        self.proc = subprocess.Popen(
+            [path, str(use_red), str(generations), str(cps_to_dc), str(reorder_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def _put(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def dc(self, now, data):
+        self._put("dc %d %s" % (now, data.hex()))
+
+    def rtp(self, now, data):
+        self._put("rtp %d %s" % (now, data.hex()))
+
+    def run(self, now):
+        """(rtp packets, dc messages, next deadline or None) at now."""
+        self._put("run %d" % now)
+        rtp, dc, nxt = [], [], None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("t140_pipe ended")
+            tag, _, val = line.strip().partition(" ")
+            if tag == "end":
+                return rtp, dc, nxt
+            if tag == "rtp":
+                rtp.append(bytes.fromhex(val))
+            elif tag == "dc":
+                dc.append(bytes.fromhex(val))
+            elif tag == "next":
+                nxt = None if val == "never" else int(val)
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc.returncode != 0:
+            raise AssertionError("t140_pipe exited with %s" % self.proc.returncode)
+
+
+def engine_test(pipe_path):
+    """dcmfd's engine against the RFC-written peer, both ways; the engine's
+    packets cross loopback UDP and are decoded by tshark."""
+    typed = ["H", "el", "lo", ", ", "w", "ö", "rld ", "😀", "!"]
+    full = "".join(typed)
+    with tempfile.TemporaryDirectory() as tmp:
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind((HOST, 0))
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tx.bind((HOST, 0))
+        port = rx.getsockname()[1]
+        pcap = os.path.join(tmp, "engine.pcap")
+        # DC -> RTP: the UE types a chunk every 130 ms; the engine's
+        # packets go through loopback to the peer's receiver.
+        eng = EnginePipe(pipe_path)
+        packets, times, now, i = [], [], 0, 0
+        while i < len(typed) or now < 3000:
+            if i < len(typed) and now >= 130 * i:
+                eng.dc(now, typed[i].encode())
+                i += 1
+            out, _, nxt = eng.run(now)
+            packets += out
+            times += [now] * len(out)
+            wake = [t for t in (nxt, 130 * i if i < len(typed) else None) if t is not None]
+            now = max(now + 1, min(wake)) if wake else now + 1000
+        eng.close()
+        with _capture_class()([port], pcap):
+            sent = _send_all(tx, port, packets)
+            got = _receive(rx, len(sent))
+        check(got == sent, "engine -> peer: %d datagrams through loopback" % len(sent))
+        r = T140Receiver()
+        for p in got:
+            r.feed(p)
+        check(r.text == full and r.lost == 0 and r.bad == 0,
+              "the peer reads what the UE typed: %r" % r.text)
+        rows = tshark_rtp(pcap, port, 100)
+        check(not tshark_problems(rows), "tshark flags nothing in the engine's %d packets" % len(rows))
+        check_wire(rows, sent, generations=2)
+        marks = [p[1] >> 7 for p in packets]
+        check(marks[0] == 1 and sum(marks) == 1, "M on the first packet only (one idle period)")
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        check(all(g >= 300 for g in gaps), "one packet per 300 ms at most (gaps %s)" % gaps)
+        # Every text went out as primary and then in both generations.
+        prim = [parse_rtp(p, 98, 100)[4] for p in packets]
+        for k, p in enumerate(packets):
+            red = parse_rtp(p, 98, 100)[3]
+            for g in (1, 2):
+                want = prim[k - g] if k - g >= 0 else b""
+                assert red[2 - g][1] == want, (k, g, red)
+        check(prim[-2:] == [b"", b""] and prim[-3] != b"",
+              "the last text is followed by two empty primaries carrying it")
+
+        # RTP -> DC: the peer's packets (with losses, duplicates, late
+        # ones) into the engine; the engine's DC text must equal the
+        # peer's own receiver's reading of the same datagrams.
+        rng = random.Random(2198)
+        for name, drop, extra_fn in (("no loss", (), None),
+                                     ("two lost", (2, 3), None),
+                                     ("three lost", (2, 3, 4), None),
+                                     ("duplicate and late", (4,), lambda p: [(5, p[4]), (6, p[6])])):
+            s = T140Sender(rng=rng)
+            pk, _ = type_text(s, typed, gap_ms=350)
+            extra = extra_fn(pk) if extra_fn else []
+            order = [p for i, p in enumerate(pk) if i not in drop]
+            for after, q in extra:
+                order.insert(order.index(pk[after]) + 1, q)
+            eng = EnginePipe(pipe_path)
+            text = b""
+            for t, p in enumerate(order):
+                eng.rtp(t * 10, p)
+                text += b"".join(eng.run(t * 10)[1])
+            now = len(order) * 10
+            for _ in range(100):
+                _, dc, nxt = eng.run(now)
+                text += b"".join(dc)
+                if nxt is None or nxt > now + 60000:
+                    break
+                now = max(now + 1, nxt)
+            eng.close()
+            ref = T140Receiver()
+            for p in order:
+                ref.feed(p)
+            check(text.decode("utf-8") == ref.text and (MISSING in ref.text) == (name == "three lost"),
+                  "peer -> engine, %s: the UE gets %r" % (name, text.decode("utf-8")))
         tx.close()
         rx.close()
 
@@ -454,6 +606,9 @@ def _cli():
             del args[i:i + 2]
     if args[:1] == ["self-test"]:
         self_test()
+        print("all passed", flush=True)
+    elif args[:1] == ["engine-test"] and len(args) == 2:
+        engine_test(args[1])
         print("all passed", flush=True)
     elif args[:1] == ["send"] and len(args) == 4:
         s = T140Sender(pt=opt["--pt"], red_pt=opt["--red-pt"], use_red=use_red)
