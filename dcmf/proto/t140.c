@@ -87,6 +87,39 @@ size_t dcmf_t140_utf8_prefix(const uint8_t *p, size_t n, size_t max_chars,
   return i;
 }
 
+/* ---- text queues ---- */
+
+int dcmf_t140_textq_mark(struct dcmf_t140_textq *q) {
+  if (q->marked || q->len + MARKER_LEN > sizeof(q->buf)) {
+    return 0;
+  }
+  memcpy(q->buf + q->len, marker, MARKER_LEN);
+  q->len += MARKER_LEN;
+  q->marked = 1;
+  return 1;
+}
+
+int dcmf_t140_textq_push(struct dcmf_t140_textq *q, const uint8_t *p,
+                         size_t n) {
+  if (n > sizeof(q->buf) - MARKER_LEN - q->len) {
+    return DCMF_ERR_EXHAUSTED;
+  }
+  if (n > 0) {
+    memcpy(q->buf + q->len, p, n);
+    q->len += n;
+    q->marked = 0;
+  }
+  return 0;
+}
+
+void dcmf_t140_textq_pop(struct dcmf_t140_textq *q, size_t n) {
+  memmove(q->buf, q->buf + n, q->len - n);
+  q->len -= n;
+  if (q->len == 0) {
+    q->marked = 0;
+  }
+}
+
 /* ---- cps: one second's worth of tokens, refilled at 9/10 of cps ---- */
 
 #define TOKENS_PER_CHAR 10000u
@@ -197,15 +230,10 @@ static int tx_allowed(const struct dcmf_t140 *t) {
 
 /* ---- DC -> RTP ---- */
 
-/* Queues U+FFFD toward RTP unless the queue already ends with one. */
 static void tx_mark(struct dcmf_t140 *t) {
-  if (t->tx_marked || t->txq_len + MARKER_LEN > sizeof(t->txq)) {
-    return;
+  if (dcmf_t140_textq_mark(&t->txq)) {
+    t->stats.markers_to_rtp++;
   }
-  memcpy(t->txq + t->txq_len, marker, MARKER_LEN);
-  t->txq_len += MARKER_LEN;
-  t->tx_marked = 1;
-  t->stats.markers_to_rtp++;
 }
 
 void dcmf_t140_dc_recv(struct dcmf_t140 *t, const uint8_t *msg, size_t len,
@@ -220,19 +248,10 @@ void dcmf_t140_dc_recv(struct dcmf_t140 *t, const uint8_t *msg, size_t len,
     tx_mark(t);
     return;
   }
-  if (len == 0) {
-    return; /* an empty T140block carries nothing */
-  }
-  /* Room is kept for one marker, so that an overflow can always be
-   * shown at the point where the text was lost. */
-  if (len > sizeof(t->txq) - MARKER_LEN - t->txq_len) {
+  if (dcmf_t140_textq_push(&t->txq, msg, len) != 0) {
     t->stats.overflow_to_rtp++;
     tx_mark(t);
-    return;
   }
-  memcpy(t->txq + t->txq_len, msg, len);
-  t->txq_len += len;
-  t->tx_marked = 0;
 }
 
 /* The 1000 Hz timestamp for |now|, never equal to the last one sent. */
@@ -246,12 +265,12 @@ static uint32_t tx_timestamp(struct dcmf_t140 *t, uint64_t now) {
 
 /* The characters the next primary may carry at |now|. */
 static size_t tx_sendable(struct dcmf_t140 *t, uint64_t now) {
-  if (t->txq_len == 0) {
+  if (t->txq.len == 0) {
     return 0;
   }
   size_t avail = dcmf_t140_bucket_avail(&t->tx_cps, now);
   size_t max_block = DCMF_T140_PACKET_TEXT / (t->set.generations + 1);
-  return dcmf_t140_utf8_prefix(t->txq, t->txq_len, avail, max_block);
+  return dcmf_t140_utf8_prefix(t->txq.buf, t->txq.len, avail, max_block);
 }
 
 /* When the next packet is due (DCMF_T140_NEVER when none is). */
@@ -260,7 +279,7 @@ static uint64_t tx_due(const struct dcmf_t140 *t) {
     return DCMF_T140_NEVER;
   }
   uint64_t tick = t->last_send + t->set.buffer_ms;
-  if (t->txq_len > 0) {
+  if (t->txq.len > 0) {
     uint64_t ready = dcmf_t140_bucket_when(&t->tx_cps);
     uint64_t at = t->idle ? ready : (ready > tick ? ready : tick);
     /* While redundancy is owed the clock ticks anyway. */
@@ -345,7 +364,7 @@ int dcmf_t140_rtp_write(struct dcmf_t140 *t, uint8_t *out, size_t cap,
       }
     }
   }
-  memcpy(out + at, t->txq, text);
+  memcpy(out + at, t->txq.buf, text);
   at += text;
   /* The primary becomes the newest generation. */
   if (gens > 0) {
@@ -356,18 +375,14 @@ int dcmf_t140_rtp_write(struct dcmf_t140 *t, uint8_t *out, size_t cap,
     struct dcmf_t140_hist *h = &t->hist[t->hist_head];
     h->ts = ts;
     h->len = (uint16_t)text;
-    memcpy(h->text, t->txq, text);
+    memcpy(h->text, t->txq.buf, text);
   }
   if (text > 0) {
     size_t chars = 0;
-    (void)dcmf_t140_utf8_valid(t->txq, text, &chars);
+    (void)dcmf_t140_utf8_valid(t->txq.buf, text, &chars);
     dcmf_t140_bucket_take(&t->tx_cps, chars);
     t->stats.chars_to_rtp += chars;
-    memmove(t->txq, t->txq + text, t->txq_len - text);
-    t->txq_len -= text;
-    if (t->txq_len == 0) {
-      t->tx_marked = 0;
-    }
+    dcmf_t140_textq_pop(&t->txq, text);
     /* With no redundancy one empty T140block still starts the idle
      * period (RFC 4103 §5.2). */
     t->red_left = gens > 0 ? gens : 1;

@@ -140,6 +140,13 @@ struct dcmf_t140_slot {
   uint64_t arrived;
   uint8_t bytes[DCMF_T140_MAX_PACKET];
 };
+/* Text waiting in one direction: valid UTF-8 only; room for one U+FFFD
+ * is always kept, so that a loss can be shown where it happened. */
+struct dcmf_t140_textq {
+  uint8_t buf[DCMF_T140_QUEUE];
+  size_t len;
+  int marked; /* the queue ends with U+FFFD */
+};
 struct dcmf_t140_bucket {
   unsigned cps;     /* 0: no limit */
   uint64_t tokens;  /* in 1/10000 character */
@@ -149,8 +156,7 @@ struct dcmf_t140 {
   struct dcmf_t140_settings set;
   struct dcmf_t140_stats stats;
   /* DC -> RTP */
-  uint8_t txq[DCMF_T140_QUEUE];
-  size_t txq_len;
+  struct dcmf_t140_textq txq;
   struct dcmf_t140_bucket tx_cps;
   struct dcmf_t140_hist hist[DCMF_T140_MAX_GENERATIONS];
   unsigned hist_head;  /* index of the newest primary */
@@ -163,14 +169,11 @@ struct dcmf_t140 {
   unsigned red_left;   /* empty packets still owed to redundancy */
   int idle;            /* no text and no redundancy pending */
   /* RTP -> DC */
-  uint8_t rxq[DCMF_T140_QUEUE];
-  size_t rxq_len;
+  struct dcmf_t140_textq rxq;
   struct dcmf_t140_bucket rx_cps;
   int rx_started;
   uint32_t rx_ssrc;
   uint16_t rx_expected;
-  int rx_marked;       /* the last thing queued toward the DC is U+FFFD */
-  int tx_marked;       /* the same toward RTP */
   struct dcmf_t140_slot stash[DCMF_T140_REORDER];
 };
 
@@ -245,6 +248,15 @@ size_t dcmf_t140_bucket_avail(struct dcmf_t140_bucket *b, uint64_t now);
 void dcmf_t140_bucket_take(struct dcmf_t140_bucket *b, size_t chars);
 /* The time at which |b| next allows one character. */
 uint64_t dcmf_t140_bucket_when(const struct dcmf_t140_bucket *b);
+
+/* Appends U+FFFD unless |q| already ends with one; returns 1 if it did. */
+int dcmf_t140_textq_mark(struct dcmf_t140_textq *q);
+/* Appends |n| bytes of valid UTF-8; DCMF_ERR_EXHAUSTED (nothing taken)
+ * when they do not fit beside the room kept for one marker. */
+int dcmf_t140_textq_push(struct dcmf_t140_textq *q, const uint8_t *p,
+                         size_t n);
+/* Drops the first |n| bytes (n <= q->len). */
+void dcmf_t140_textq_pop(struct dcmf_t140_textq *q, size_t n);
 
 /* Starts the receive side (called by dcmf_t140_init). */
 void dcmf_t140_rx_init(struct dcmf_t140 *t, uint64_t now);

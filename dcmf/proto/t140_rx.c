@@ -9,9 +9,6 @@
 
 #include <string.h>
 
-#define MARKER_LEN 3
-static const uint8_t marker[MARKER_LEN] = {0xef, 0xbf, 0xbd}; /* U+FFFD */
-
 /* The most redundant blocks taken from one packet (RFC 2198 allows any
  * number; RFC 4103 senders use a few). More is bad red. */
 #define MAX_RED_BLOCKS 16
@@ -34,8 +31,8 @@ struct packet {
 void dcmf_t140_rx_init(struct dcmf_t140 *t, uint64_t now) {
   dcmf_t140_bucket_init(&t->rx_cps, t->set.cps_to_dc, now);
   t->rx_started = 0;
-  t->rxq_len = 0;
-  t->rx_marked = 0;
+  t->rxq.len = 0;
+  t->rxq.marked = 0;
   for (size_t i = 0; i < DCMF_T140_REORDER; i++) {
     t->stash[i].used = 0;
   }
@@ -152,13 +149,9 @@ static int parse(struct dcmf_t140 *t, const uint8_t *p, size_t len,
 /* ---- text toward the DC ---- */
 
 static void rx_mark(struct dcmf_t140 *t) {
-  if (t->rx_marked || t->rxq_len + MARKER_LEN > sizeof(t->rxq)) {
-    return;
+  if (dcmf_t140_textq_mark(&t->rxq)) {
+    t->stats.markers_to_dc++;
   }
-  memcpy(t->rxq + t->rxq_len, marker, MARKER_LEN);
-  t->rxq_len += MARKER_LEN;
-  t->rx_marked = 1;
-  t->stats.markers_to_dc++;
 }
 
 static void rx_deliver(struct dcmf_t140 *t, const struct block *b) {
@@ -167,17 +160,10 @@ static void rx_deliver(struct dcmf_t140 *t, const struct block *b) {
     rx_mark(t);
     return;
   }
-  if (b->len == 0) {
-    return;
-  }
-  if (b->len > sizeof(t->rxq) - MARKER_LEN - t->rxq_len) {
+  if (dcmf_t140_textq_push(&t->rxq, b->text, b->len) != 0) {
     t->stats.overflow_to_dc++;
     rx_mark(t);
-    return;
   }
-  memcpy(t->rxq + t->rxq_len, b->text, b->len);
-  t->rxq_len += b->len;
-  t->rx_marked = 0;
 }
 
 /* Takes packet |pk| as the next one, recovering the gap before it from
@@ -313,30 +299,26 @@ void dcmf_t140_rtp_recv(struct dcmf_t140 *t, const uint8_t *pkt, size_t len,
 size_t dcmf_t140_dc_write(struct dcmf_t140 *t, uint8_t *out, size_t cap,
                           uint64_t now) {
   rx_drain(t, now, 0);
-  if (t->rxq_len == 0) {
+  if (t->rxq.len == 0) {
     return 0;
   }
   size_t avail = dcmf_t140_bucket_avail(&t->rx_cps, now);
-  size_t n = dcmf_t140_utf8_prefix(t->rxq, t->rxq_len, avail, cap);
+  size_t n = dcmf_t140_utf8_prefix(t->rxq.buf, t->rxq.len, avail, cap);
   if (n == 0) {
     return 0;
   }
   size_t chars = 0;
-  (void)dcmf_t140_utf8_valid(t->rxq, n, &chars);
+  (void)dcmf_t140_utf8_valid(t->rxq.buf, n, &chars);
   dcmf_t140_bucket_take(&t->rx_cps, chars);
   t->stats.chars_to_dc += chars;
-  memcpy(out, t->rxq, n);
-  memmove(t->rxq, t->rxq + n, t->rxq_len - n);
-  t->rxq_len -= n;
-  if (t->rxq_len == 0) {
-    t->rx_marked = 0;
-  }
+  memcpy(out, t->rxq.buf, n);
+  dcmf_t140_textq_pop(&t->rxq, n);
   return n;
 }
 
 uint64_t dcmf_t140_rx_expiry(const struct dcmf_t140 *t) {
   uint64_t at = DCMF_T140_NEVER;
-  if (t->rxq_len > 0) {
+  if (t->rxq.len > 0) {
     at = dcmf_t140_bucket_when(&t->rx_cps);
   }
   uint64_t oldest;

@@ -364,16 +364,26 @@ def _receive(sock, count, timeout=10):
     return got
 
 
+# What the tests type: ASCII, 2- and 4-byte UTF-8, one chunk at a time.
+TYPED = ["H", "el", "lo", ", ", "w", "ö", "rld ", "😀", "!"]
+
+
+def _udp_pair():
+    """A receiving and a sending UDP socket on loopback, and the port of
+    the receiving one."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind((HOST, 0))
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.bind((HOST, 0))
+    return rx, tx, rx.getsockname()[1]
+
+
 def self_test():
     rng = random.Random(4103)
-    typed = ["H", "el", "lo", ", ", "w", "ö", "rld ", "😀", "!"]
+    typed = TYPED
     with tempfile.TemporaryDirectory() as tmp:
-        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rx.bind((HOST, 0))
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        tx.bind((HOST, 0))
-        port = rx.getsockname()[1]
+        rx, tx, port = _udp_pair()
         pcap = os.path.join(tmp, "t140.pcap")
         logs = []
         scenarios = []
@@ -508,15 +518,10 @@ class EnginePipe:
 def engine_test(pipe_path):
     """dcmfd's engine against the RFC-written peer, both ways; the engine's
     packets cross loopback UDP and are decoded by tshark."""
-    typed = ["H", "el", "lo", ", ", "w", "ö", "rld ", "😀", "!"]
+    typed = TYPED
     full = "".join(typed)
     with tempfile.TemporaryDirectory() as tmp:
-        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rx.bind((HOST, 0))
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        tx.bind((HOST, 0))
-        port = rx.getsockname()[1]
+        rx, tx, port = _udp_pair()
         pcap = os.path.join(tmp, "engine.pcap")
         # DC -> RTP: the UE types a chunk every 130 ms; the engine's
         # packets go through loopback to the peer's receiver.
