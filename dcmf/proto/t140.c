@@ -254,6 +254,12 @@ void dcmf_t140_dc_recv(struct dcmf_t140 *t, const uint8_t *msg, size_t len,
   }
 }
 
+void dcmf_t140_dc_failed(struct dcmf_t140 *t) {
+  if (tx_allowed(t)) {
+    tx_mark(t);
+  }
+}
+
 /* The 1000 Hz timestamp for |now|, never equal to the last one sent. */
 static uint32_t tx_timestamp(struct dcmf_t140 *t, uint64_t now) {
   uint32_t ts = t->ts_origin + (uint32_t)(now - t->now_origin);

@@ -196,6 +196,11 @@ int dcmf_t140_set_direction(struct dcmf_t140 *t, enum dcmf_t140_direction d);
 void dcmf_t140_dc_recv(struct dcmf_t140 *t, const uint8_t *msg, size_t len,
                        uint64_t now);
 
+/* Tells |t| that the data channel failed or was re-established: text the
+ * UE sent may be lost, so one U+FFFD goes toward RTP (RFC 8865 §5.4 and
+ * §6: the gateway SHOULD mark loss toward RTP after a DC failure). */
+void dcmf_t140_dc_failed(struct dcmf_t140 *t);
+
 /*
  * Writes the RTP packet due at |now| into |out| (|cap| bytes; at least
  * DCMF_T140_MAX_PACKET is always enough). Returns its length, 0 when no

@@ -2,7 +2,7 @@
  * Fuzz target for the T.140 gateway engine (dcmf/proto/t140.h). The
  * first 4 input bytes choose the settings; the rest is a script of
  * operations: [op][len lo][len hi][len bytes]: RTP packet in, DC message
- * in, time passes, direction change. Every packet engine A writes is
+ * in, time passes, direction change (and a DC failure). Every packet engine A writes is
  * also fed to engine B (same settings), and B's own output is checked.
  *
  * Invariants (abort on violation):
@@ -154,6 +154,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     default:
       (void)dcmf_t140_set_direction(&a, (enum dcmf_t140_direction)(op >> 2 & 3));
       (void)dcmf_t140_set_direction(&b, (enum dcmf_t140_direction)(op >> 4 & 3));
+      if (op & 0x40) {
+        dcmf_t140_dc_failed(&a);
+      }
       break;
     }
     drain(&a, &b, &s, &sa, &sb, now);

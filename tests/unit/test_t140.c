@@ -598,6 +598,13 @@ static void test_hostile_bytes(void **state) {
   read_packet(p, due(&eng_a, 0, p), 100, &r);
   assert_int_equal(r.len[2], 3);
   assert_memory_equal(r.text[2], FFFD, 3);
+  /* A DC failure marks loss toward RTP too (RFC 8865 §6). */
+  dcmf_t140_dc_failed(&eng_a);
+  send_text(&eng_a, "ok", 0);
+  read_packet(p, due(&eng_a, 300, p), 100, &r);
+  assert_int_equal(r.len[2], 5);
+  assert_memory_equal(r.text[2], FFFD "ok", 5);
+  assert_int_equal(dcmf_t140_get_stats(&eng_a)->markers_to_rtp, 2);
   /* Random bytes: no crash, every drop counted, nothing delivered that
    * is not valid UTF-8. */
   setup_engine(&eng_b, &s, 0);
