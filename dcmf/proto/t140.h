@@ -218,8 +218,9 @@ void dcmf_t140_rtp_recv(struct dcmf_t140 *t, const uint8_t *pkt, size_t len,
 
 /*
  * Writes the text due toward the UE at |now| (whole UTF-8 characters,
- * within the cps limit) into |out| (|cap| bytes), to be sent as one DC
- * message. Returns its length, or 0 when nothing is due.
+ * within the cps limit) into |out| (|cap| bytes, at least 4 so that any
+ * character fits), to be sent as one DC message. Returns its length, or
+ * 0 when nothing is due. Call again until it returns 0.
  */
 size_t dcmf_t140_dc_write(struct dcmf_t140 *t, uint8_t *out, size_t cap,
                           uint64_t now);
