@@ -434,10 +434,22 @@ def exchange(c):
     assert len(c.dc.message_sizes) > len(sizes) + 3, len(c.dc.message_sizes)
 
 
+MSRP_DC_METRIC = 'dcmf_agw_e2ae_msrp_dc_%s_total{%s}'
+
+
 def exchange_case(mode, setup):
+    up_before = D.metric(MSRP_DC_METRIC % ("bytes", 'direction="to_core"'))
+    msgs_before = D.metric(MSRP_DC_METRIC % ("messages", 'direction="to_access"'))
     c = Call(mode, setup)
     try:
         exchange(c)
+        # /metrics sums every context's MSRP_COUNTERS (pushed each second)
+        poll(lambda: D.metric(MSRP_DC_METRIC % ("bytes", 'direction="to_core"'))
+             - up_before >= (1 << 20) + 2048 + 5,
+             "/metrics: the WIC's bytes toward the core")
+        poll(lambda: D.metric(MSRP_DC_METRIC % ("messages", 'direction="to_access"'))
+             - msgs_before >= len(c.dc.message_sizes),
+             "/metrics: every message the WIC got")
         res = c.check_wire()
         sends = res.msrp_requests("SEND")
         assert len(sends) >= 6, f"tshark saw {len(sends)} SENDs on the core leg"
