@@ -495,6 +495,48 @@ try:
             c.close()
 
     @case
+    def aware_reoffer_changes_both_paths():
+        # RFC 8873 §4.4: a re-offer may change the dcsa path (the dcmap
+        # stays), and the core's answer may bring a new a=path. The
+        # relay names the new paths from the next chunk on; each peer
+        # answers 481 to a request not addressed to its own URI.
+        c = Call("aware", "active")
+        try:
+            mid, tids = c.dc.send_message(b"before")
+            assert c.dc.wait_response(tids[0], 30).code == 200
+            assert c.core.wait_message(1, 30)[0].data == b"before"
+            new_wic = f"msrps://127.0.0.1:9/{secrets.token_hex(6)};dc"
+            new_core = f"msrp://127.0.0.1:9/{secrets.token_hex(6)};tcp"
+            st, doc = D.call("PATCH", f"{AGW}/{c.cid}", [
+                {"op": "replace", "path": "/terminations/0/dataChannel/dcsa/path",
+                 "value": new_wic},
+                {"op": "replace", "path": "/terminations/1/msrp/path",
+                 "value": new_core}], "application/json-patch+json")
+            assert st == 200, f"PATCH {st}: {doc}"
+            with c.dc.cond:
+                c.dc.local_uri = new_wic
+            with c.core.cond:
+                c.core.local_uri = new_core
+            mid, tids = c.core.send_message(b"to the new WIC path")
+            assert c.core.wait_response(tids[0], 30).code == 200
+            got = c.dc.wait_message(1, 30)[0]
+            assert got.data == b"to the new WIC path", got.data
+            mid, tids = c.dc.send_message(b"to the new core path")
+            assert c.dc.wait_response(tids[0], 30).code == 200
+            got = c.core.wait_message(2, 30)[1]
+            assert got.data == b"to the new core path", got.data
+            assert not c.dc.misaddressed and not c.core.misaddressed, \
+                (c.dc.misaddressed, c.core.misaddressed)
+            # A path may change, not go: the field is named.
+            st, doc = D.call("PATCH", f"{AGW}/{c.cid}", [
+                {"op": "remove", "path": "/terminations/1/msrp/path"}],
+                "application/json-patch+json")
+            assert st == 400 and "/terminations/1/msrp/path" in json.dumps(doc), (st, doc)
+            c.check_wire()
+        finally:
+            c.close()
+
+    @case
     def core_refused_raises_tcp_failure():
         # Nobody listens where the AGW connects: TCP_FAILURE, and the
         # channel is closed once it opened.
