@@ -302,7 +302,8 @@ def one_server(name, tmp, rnd, results):
                 log(f"round {rnd} {server.name} {d} {size}: {res['msgs_per_s']:.0f} msg/s, "
                     f"{res['mb_per_s']:.1f} MB/s, server {res['server_us_per_msg']:.2f} us/msg "
                     f"{res['server_cpu_pct']:.0f} %, load {res['load_us_per_msg']:.2f} us/msg "
-                    f"{res['load_cpu_pct']:.0f} %")
+                    f"{res['load_cpu_pct']:.0f} %, {res['datagrams_per_msg']:.1f} datagrams/msg, "
+                    f"{res['udp_drops']} dropped")
         if isinstance(server, Dcmfd) and up_bytes:
             # dcmfd's own count must cover what the load sent toward the
             # core in the measured up runs (pushed at most once a second:
@@ -316,11 +317,17 @@ def one_server(name, tmp, rnd, results):
                                  f"the up runs sent {up_bytes}")
             log(f"round {rnd} {server.name}: msrpCounters toCore {got} bytes, "
                 f"up runs sent {up_bytes}")
-    finally:
+    except BaseException:
         try:
-            load.close()
-        finally:
-            server.stop()
+            load.close()  # the first failure is the one to report
+        except SetupError:
+            pass
+        server.stop()
+        raise
+    try:
+        load.close()
+    finally:
+        server.stop()
 
 
 def table(results):
@@ -329,7 +336,9 @@ def table(results):
             ("server CPU µs per message", "server_us_per_msg", 1),
             ("server CPU % of one core", "server_cpu_pct", 0),
             ("load CPU µs per message", "load_us_per_msg", 1),
-            ("load CPU % of one core", "load_cpu_pct", 0)]
+            ("load CPU % of one core", "load_cpu_pct", 0),
+            ("UDP datagrams per message (both ways)", "datagrams_per_msg", 1),
+            ("UDP datagrams dropped by the kernel in the window", "udp_drops", 0)]
     servers = [s for s in ("relay", "agnostic", "aware") if s in SERVERS]
     cols = [f"dcmfd {s}" if s != "relay" else "relay" for s in servers]
     ratios = [s for s in servers if s != "relay"] if "relay" in servers else []
