@@ -9,8 +9,9 @@
 
 #include "errors.h"
 
-/* RFC 8866 §5 order of the line types; a media section starts with m. */
-static const char type_order[] = "vosiuepcbtrzkma";
+/* RFC 8866 §5 order of the line types; a media section starts with its
+ * m= line, so m ranks first. */
+static const char type_order[] = "mvosiuepcbtrzka";
 
 static int type_rank(char type) {
   const char *p = strchr(type_order, type);
