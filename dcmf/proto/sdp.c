@@ -236,6 +236,8 @@ int dcmf_sdp_parse(struct dcmf_sdp *sdp, const char *text, size_t len,
     return fail(err, 0, DCMF_ERR_MALFORMED, "empty description");
   unsigned mline_no[DCMF_SDP_MAX_MEDIA];
   int rc = parse_lines(sdp, text, len, err, mline_no);
+  if (!rc && !sdp->session.n)
+    rc = fail(err, 1, DCMF_ERR_MALFORMED, "line 1: not \"v=0\"");
   if (rc) {
     dcmf_sdp_free(sdp);
     return rc;

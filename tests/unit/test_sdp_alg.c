@@ -533,6 +533,7 @@ static void test_hostile(void **state) {
   expect_error("v=0\nc=IN IP4 1.2.3.4\nm=audio 7 RTP/AVP\n", 38,
                DCMF_ERR_MALFORMED, 3);
   expect_error("", 0, DCMF_ERR_MALFORMED, 0);
+  expect_error("\n\r\n", 3, DCMF_ERR_MALFORMED, 1);
 }
 
 /* Parse, write, parse again: the same lines, CRLF; editing keeps the
