@@ -217,11 +217,9 @@ static json_t *core_termination(const struct dcmf_sdp *sdp, size_t i,
     json_object_set_new(t, "tcp", json_pack("{s:s}", "setup", "active"));
     json_object_set_new(t, "msrp",
                         json_pack("{s:s}", "mode", cema ? "agnostic" : "aware"));
-  } else if (p->security == DCMF_ALG_TLS && o->side == DCMF_ALG_CORE) {
-    if (strcmp(p->api_core, "TCP/MSRP") == 0)
-      json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
   } else if (p->security == DCMF_ALG_TLS &&
              strcmp(p->api_core, "TCP/MSRP") == 0) {
+    /* TCP/TLS/MSRP contexts are served application-agnostic only. */
     json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
   }
   return t;

@@ -146,8 +146,10 @@ static int add_security_toward_access(struct mctx *c) {
     CHECK(dcmf_sdp_add(c->s, 'a', "end-of-candidates"));
   }
   bool applied = c->p->e2ae_attr;
-  if (applied && c->o->kind == DCMF_ALG_ANSWER && c->offer)
-    applied = dcmf_sdp_attr(c->offer, "3ge2ae", 0) != NULL;
+  if (applied && c->o->kind == DCMF_ALG_ANSWER && c->offer) {
+    const char *req = dcmf_sdp_attr(c->offer, "3ge2ae", 0);
+    applied = req && strcmp(req, "requested") == 0;
+  }
   if (applied)
     CHECK(dcmf_sdp_add(c->s, 'a', "3ge2ae:applied"));
   return 0;
