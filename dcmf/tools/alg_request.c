@@ -217,10 +217,14 @@ static json_t *core_termination(const struct dcmf_sdp *sdp, size_t i,
     json_object_set_new(t, "tcp", json_pack("{s:s}", "setup", "active"));
     json_object_set_new(t, "msrp",
                         json_pack("{s:s}", "mode", cema ? "agnostic" : "aware"));
-  } else if (p->security == DCMF_ALG_TLS &&
-             strcmp(p->api_core, "TCP/MSRP") == 0) {
+  } else if (p->security == DCMF_ALG_TLS) {
+    /* Stateless (TS 23.334 5.16.1): the AGW's active leg connects once
+     * the other leg is up, so the address of the side that has not
+     * answered yet may come in the answer's PATCH. */
+    json_object_set_new(t, "tcp", json_pack("{s:s}", "handling", "stateless"));
     /* TCP/TLS/MSRP contexts are served application-agnostic only. */
-    json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
+    if (strcmp(p->api_core, "TCP/MSRP") == 0)
+      json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
   }
   return t;
 }
@@ -302,6 +306,14 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
                                         json_incref(json_object_get(sec, "tlsId"))));
   }
   json_decref(sec);
+  json_t *r = p->security == DCMF_ALG_TLS ? remote_of(sdp, i, m) : NULL;
+  if (r) {
+    /* The UE's address, for the AGW's access leg to connect to or to
+     * accept from (TCP has no ICE). */
+    snprintf(path, sizeof path, "/terminations/%d/remote",
+             term_index(reply, "access"));
+    json_array_append_new(ops, patch_op("add", path, r));
+  }
   const char *uf = ice_attr(sdp, i, "ice-ufrag");
   const char *pw = ice_attr(sdp, i, "ice-pwd");
   if (uf && pw && p->security == DCMF_ALG_DTLS) {
