@@ -142,8 +142,9 @@ static json_t *data_channel_of(const struct dcmf_sdp *sdp, size_t i,
   return dc;
 }
 
-/* The access termination of a POST. |from_access|: the access SDP is
- * the offer; otherwise the core offered and the WIC/UE is not known. */
+/* The access termination of a POST: from the access SDP when it is the
+ * offer; when the core offered, the UE is not known yet and only the
+ * AGW's role (from the core's |core_setup| on TCP paths) is set. */
 static json_t *access_termination(const struct dcmf_sdp *sdp, size_t i,
                                   const struct dcmf_alg_path *p,
                                   const struct dcmf_alg_opts *o,

@@ -79,6 +79,20 @@ static int has_line(const char *text, const char *line) {
   return 0;
 }
 
+/* Every line of the NULL-terminated |want| is a whole line of |text|. */
+static void want_lines(const char *text, const char *const *want) {
+  for (; *want; want++)
+    if (!has_line(text, *want))
+      fail_msg("line \"%s\" not in:\n%s", *want, text);
+}
+
+/* None of the NULL-terminated |gone| occurs in |text|. */
+static void want_absent(const char *text, const char *const *gone) {
+  for (; *gone; gone++)
+    if (strstr(text, *gone))
+      fail_msg("\"%s\" still in:\n%s", *gone, text);
+}
+
 /* Rewrites |text| from |side| with |replies| (and the other side's
  * |offer|) and returns the SDP written. */
 static char *rewrite(const char *text, enum dcmf_alg_side side,
@@ -169,22 +183,24 @@ static void test_webrtc_offer_request(void **state) {
 static void test_webrtc_offer_toward_core(void **state) {
   (void)state;
   char *o = rewrite(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, srtp_reply, NULL);
-  assert_true(has_line(o, "m=audio 40002 RTP/AVPF 111"));
-  assert_true(has_line(o, "c=IN IP4 203.0.113.1"));
-  assert_true(has_line(o, "a=rtcp:40003"));
-  assert_true(has_line(o, "a=rtpmap:111 opus/48000/2"));
-  assert_true(has_line(o, "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level"));
-  static const char *const gone[] = {"a=setup", "a=fingerprint", "a=tls-id",
-                                     "a=ice-", "a=candidate", "a=group",
-                                     "a=mid", "sdes:mid", "a=rtcp-mux",
-                                     "a=rtcp-rsize", "192.0.2.10 50000"};
-  for (size_t k = 0; k < sizeof gone / sizeof gone[0]; k++)
-    if (strstr(o, gone[k]))
-      fail_msg("%s still in:\n%s", gone[k], o);
+  want_lines(o, (const char *const[]){
+      "m=audio 40002 RTP/AVPF 111",
+      "c=IN IP4 203.0.113.1",
+      "a=rtcp:40003",
+      "a=rtpmap:111 opus/48000/2",
+      "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+      NULL});
+  want_absent(o, (const char *const[]){"a=setup", "a=fingerprint", "a=tls-id",
+                                        "a=ice-", "a=candidate", "a=group",
+                                        "a=mid", "sdes:mid", "a=rtcp-mux",
+                                        "a=rtcp-rsize", "192.0.2.10 50000",
+                                        NULL});
   /* 50 packets/s x 16 octets x 8 = 6.4 kbit/s -> 7; RTCP 800 x 20/100. */
-  assert_true(has_line(o, "b=AS:57"));
-  assert_true(has_line(o, "b=RS:640"));
-  assert_true(has_line(o, "b=TIAS:48000"));
+  want_lines(o, (const char *const[]){
+      "b=AS:57",
+      "b=RS:640",
+      "b=TIAS:48000",
+      NULL});
   free(o);
 }
 
@@ -210,20 +226,20 @@ static void test_webrtc_answer(void **state) {
 
   char *a = rewrite(core_answer, DCMF_ALG_CORE, DCMF_ALG_ANSWER, srtp_reply,
                     wic_offer);
-  assert_true(has_line(a, "m=audio 40000 UDP/TLS/RTP/SAVPF 111"));
-  assert_true(has_line(a, "c=IN IP4 198.51.100.1"));
-  assert_true(has_line(a, "a=ice-lite"));
-  assert_true(has_line(a, "a=fingerprint:sha-256 11:22:33"));
-  assert_true(has_line(a, "a=setup:passive"));
-  assert_true(has_line(a, "a=tls-id:0123456789abcdef0123456789abcdef"));
-  assert_true(has_line(a, "a=ice-ufrag:agwU"));
-  assert_true(has_line(a, "a=candidate:1 1 udp 2130706431 198.51.100.1 40000 typ host"));
-  assert_true(has_line(a, "a=rtcp-mux"));
-  assert_true(has_line(a, "a=mid:a0"));
-  assert_true(has_line(a, "b=AS:64"));
-  assert_null(strstr(a, "a=rtcp:"));
-  assert_null(strstr(a, "a=3ge2ae"));
-  assert_null(strstr(a, "a=group"));
+  want_lines(a, (const char *const[]){
+      "m=audio 40000 UDP/TLS/RTP/SAVPF 111",
+      "c=IN IP4 198.51.100.1",
+      "a=ice-lite",
+      "a=fingerprint:sha-256 11:22:33",
+      "a=setup:passive",
+      "a=tls-id:0123456789abcdef0123456789abcdef",
+      "a=ice-ufrag:agwU",
+      "a=candidate:1 1 udp 2130706431 198.51.100.1 40000 typ host",
+      "a=rtcp-mux",
+      "a=mid:a0",
+      "b=AS:64",
+      NULL});
+  want_absent(a, (const char *const[]){"a=rtcp:", "a=3ge2ae", "a=group", NULL});
   free(a);
 }
 
@@ -257,13 +273,15 @@ static void test_t38_flow(void **state) {
   json_decref(out);
 
   char *o = rewrite(t38_offer, DCMF_ALG_CORE, DCMF_ALG_OFFER, t38_reply, NULL);
-  assert_true(has_line(o, "m=image 41000 UDP/TLS/UDPTL t38"));
-  assert_true(has_line(o, "c=IN IP4 198.51.100.1"));
-  assert_true(has_line(o, "a=3ge2ae:applied"));
-  assert_true(has_line(o, "a=fingerprint:sha-256 44:55"));
-  assert_true(has_line(o, "a=tls-id:fedcba9876543210fedcba9876543210"));
-  assert_true(has_line(o, "a=setup:actpass"));
-  assert_true(has_line(o, "a=T38FaxUdpEC:t38UDPRedundancy"));
+  want_lines(o, (const char *const[]){
+      "m=image 41000 UDP/TLS/UDPTL t38",
+      "c=IN IP4 198.51.100.1",
+      "a=3ge2ae:applied",
+      "a=fingerprint:sha-256 44:55",
+      "a=tls-id:fedcba9876543210fedcba9876543210",
+      "a=setup:actpass",
+      "a=T38FaxUdpEC:t38UDPRedundancy",
+      NULL});
   assert_null(strstr(o, "a=ice-"));
   free(o);
 
@@ -295,9 +313,7 @@ static void test_t38_flow(void **state) {
     /* Toward the core: plain udptl, no DTLS, no 3ge2ae. */
     char *c = rewrite(ans, DCMF_ALG_ACCESS, DCMF_ALG_ANSWER, t38_reply, NULL);
     assert_true(has_line(c, "m=image 41002 udptl t38"));
-    assert_null(strstr(c, "a=setup"));
-    assert_null(strstr(c, "a=3ge2ae"));
-    assert_null(strstr(c, "a=fingerprint"));
+    want_absent(c, (const char *const[]){"a=setup", "a=3ge2ae", "a=fingerprint", NULL});
     free(c);
   }
 }
@@ -368,24 +384,26 @@ static void test_msrp_tls(void **state) {
   assert_string_equal(jpath(b, "terminations/1/transport"), "TCP/MSRP");
   json_decref(out);
   char *c = rewrite(ue_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, reply, NULL);
-  assert_true(has_line(c, "m=message 42002 TCP/MSRP *"));
-  assert_true(has_line(c, "a=setup:active"));
-  assert_true(has_line(c, "a=path:msrps://ue.example:9/s1;tcp"));
-  assert_true(has_line(c, "a=msrp-cema"));
-  assert_null(strstr(c, "a=fingerprint"));
-  assert_null(strstr(c, "3ge2ae"));
+  want_lines(c, (const char *const[]){
+      "m=message 42002 TCP/MSRP *",
+      "a=setup:active",
+      "a=path:msrps://ue.example:9/s1;tcp",
+      "a=msrp-cema",
+      NULL});
+  want_absent(c, (const char *const[]){"a=fingerprint", "3ge2ae", NULL});
   free(c);
   static const char core_ans[] =
       "v=0\r\no=c 1 1 IN IP4 203.0.113.50\r\ns=-\r\nt=0 0\r\n"
       "m=message 7777 TCP/MSRP *\r\nc=IN IP4 203.0.113.50\r\n"
       "a=setup:passive\r\na=path:msrp://core.example:7777/x;tcp\r\na=msrp-cema\r\n";
   char *a = rewrite(core_ans, DCMF_ALG_CORE, DCMF_ALG_ANSWER, reply, ue_offer);
-  assert_true(has_line(a, "m=message 42000 TCP/TLS/MSRP *"));
-  assert_true(has_line(a, "a=setup:passive"));
-  assert_true(has_line(a, "a=fingerprint:sha-256 66:77"));
-  assert_true(has_line(a, "a=3ge2ae:applied"));
-  assert_null(strstr(a, "a=ice-"));
-  assert_null(strstr(a, "a=candidate"));
+  want_lines(a, (const char *const[]){
+      "m=message 42000 TCP/TLS/MSRP *",
+      "a=setup:passive",
+      "a=fingerprint:sha-256 66:77",
+      "a=3ge2ae:applied",
+      NULL});
+  want_absent(a, (const char *const[]){"a=ice-", "a=candidate", NULL});
   free(a);
 }
 
@@ -418,27 +436,28 @@ static void test_t140_dc(void **state) {
   assert_string_equal(jpath(e, "body/terminations/1/transport"), "RTP/AVP");
   json_decref(out);
   char *c = rewrite(wic, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, reply, NULL);
-  assert_true(has_line(c, "m=text 43002 RTP/AVP 98 100"));
-  assert_true(has_line(c, "a=rtpmap:98 t140/1000"));
-  assert_true(has_line(c, "a=rtpmap:100 red/1000"));
-  assert_true(has_line(c, "a=fmtp:100 98/98/98"));
-  assert_true(has_line(c, "a=fmtp:98 cps=20"));
-  assert_true(has_line(c, "a=hlang-send:en"));
-  assert_true(has_line(c, "a=sendrecv"));
-  assert_true(has_line(c, "a=rtcp-mux"));
-  assert_null(strstr(c, "dcmap"));
-  assert_null(strstr(c, "dcsa"));
-  assert_null(strstr(c, "sctp-port"));
+  want_lines(c, (const char *const[]){
+      "m=text 43002 RTP/AVP 98 100",
+      "a=rtpmap:98 t140/1000",
+      "a=rtpmap:100 red/1000",
+      "a=fmtp:100 98/98/98",
+      "a=fmtp:98 cps=20",
+      "a=hlang-send:en",
+      "a=sendrecv",
+      "a=rtcp-mux",
+      NULL});
+  want_absent(c, (const char *const[]){"dcmap", "dcsa", "sctp-port", NULL});
   /* The core's answer back toward the WIC. */
   char *a = rewrite(c, DCMF_ALG_CORE, DCMF_ALG_ANSWER, reply, wic);
-  assert_true(has_line(a, "m=application 43000 UDP/DTLS/SCTP webrtc-datachannel"));
-  assert_true(has_line(a, "a=dcmap:5 label=\"rtt\";subprotocol=\"t140\""));
-  assert_true(has_line(a, "a=dcsa:5 fmtp:t140 cps=20"));
-  assert_true(has_line(a, "a=dcsa:5 hlang-send:en"));
-  assert_true(has_line(a, "a=dcsa:5 sendrecv"));
-  assert_true(has_line(a, "a=sctp-port:5000"));
-  assert_null(strstr(a, "rtpmap"));
-  assert_null(strstr(a, "a=rtcp-mux"));
+  want_lines(a, (const char *const[]){
+      "m=application 43000 UDP/DTLS/SCTP webrtc-datachannel",
+      "a=dcmap:5 label=\"rtt\";subprotocol=\"t140\"",
+      "a=dcsa:5 fmtp:t140 cps=20",
+      "a=dcsa:5 hlang-send:en",
+      "a=dcsa:5 sendrecv",
+      "a=sctp-port:5000",
+      NULL});
+  want_absent(a, (const char *const[]){"rtpmap", "a=rtcp-mux", NULL});
   free(a);
   free(c);
 }
