@@ -245,8 +245,8 @@ int dcmf_sdp_parse(struct dcmf_sdp *sdp, const char *text, size_t len,
   int session_c = dcmf_sdp_get(&sdp->session, 'c') != NULL;
   for (size_t i = 0; i < sdp->nmedia; i++) {
     struct dcmf_sdp_mline m;
-    dcmf_sdp_mline_get(&sdp->media[i], &m);
-    if (m.port && !session_c && !dcmf_sdp_get(&sdp->media[i], 'c')) {
+    /* Cannot fail: every m= line was checked as it was read. */
+    if (dcmf_sdp_mline_get(&sdp->media[i], &m) == 0 && m.port && !session_c && !dcmf_sdp_get(&sdp->media[i], 'c')) {
       unsigned l = mline_no[i];
       dcmf_sdp_free(sdp);
       return fail(err, l, DCMF_ERR_MALFORMED,
