@@ -81,9 +81,17 @@ static void bandwidth(struct mctx *c, bool add) {
   for (size_t i = 0; i < c->s->n; i++) {
     struct dcmf_sdp_line *l = &c->s->lines[i];
     char mod[16];
-    unsigned long v;
-    if (l->type != 'b' || sscanf(l->value, "%15[^:]:%lu", mod, &v) != 2)
+    unsigned long v = 0;
+    const char *colon = l->type == 'b' ? strchr(l->value, ':') : NULL;
+    size_t mlen = colon ? (size_t)(colon - l->value) : 0;
+    size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
+    /* Only "<modifier>:<digits>" with at most 9 digits is adjusted. */
+    if (!mlen || mlen >= sizeof mod || !digits || digits > 9 ||
+        colon[1 + digits] != '\0')
       continue;
+    memcpy(mod, l->value, mlen);
+    mod[mlen] = '\0';
+    v = strtoul(colon + 1, NULL, 10);
     unsigned long nv =
         dcmf_alg_bw_adjust(c->p, mod, v, c->m.media, ptime, add);
     char buf[48];

@@ -30,7 +30,7 @@ static const char wic_offer[] =
     "v=0\r\no=- 1 2 IN IP4 192.0.2.10\r\ns=-\r\nt=0 0\r\n"
     "a=group:BUNDLE a0\r\n"
     "m=audio 50000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 192.0.2.10\r\n"
-    "b=AS:64\r\nb=RS:800\r\nb=TIAS:48000\r\n"
+    "b=AS:64\r\nb=RS:800\r\nb=TIAS:48000\r\nb=RR:99999999999\r\n"
     "a=candidate:1 1 udp 2122260223 192.0.2.10 50000 typ host\r\n"
     "a=ice-ufrag:wicU\r\na=ice-pwd:wicpassword0123456789abc\r\n"
     "a=fingerprint:" FP "\r\na=setup:actpass\r\n"
@@ -200,6 +200,7 @@ static void test_webrtc_offer_toward_core(void **state) {
       "b=AS:57",
       "b=RS:640",
       "b=TIAS:48000",
+      "b=RR:99999999999", /* beyond 9 digits: kept as it is */
       NULL});
   free(o);
 }
