@@ -723,11 +723,11 @@ def bad_input_names_the_field():
     st, doc = D.call("POST", AGW, {"terminations": [
         {"terminationId": "access", "transport": "TCP/TLS/MSRP",
          "tls": {"setup": "active", "tlsId": "x" * 24},
-         "msrp": {"mode": "aware"}},
+         "msrp": {"mode": "aware", "path": "not an MSRP URI"}},
         {"terminationId": "core", "transport": "TCP/MSRP",
          "tcp": {"setup": "sideways", "timeoutMs": 5}}]})
     names = {p["param"] for p in doc["invalidParams"]}
-    for want in ("/terminations/0/tls/tlsId", "/terminations/0/msrp/mode",
+    for want in ("/terminations/0/tls/tlsId", "/terminations/0/msrp/path",
                  "/terminations/1/tcp/setup", "/terminations/1/tcp/timeoutMs"):
         assert want in names, (want, names)
 
@@ -745,6 +745,64 @@ def hundreds_of_contexts_leave_no_fds():
     core.close()
     poll(lambda: D.fds() <= before, f"fds back to {before} (now {D.fds()})",
          10)
+
+
+# ---- MSRP application-aware (cases in e2ae_tcp_msrp.py) ----------------------------
+
+class _Harness:
+    """What the aware cases use of this harness."""
+    D = D
+    UE_PEM, UE_KEY, TMP = UE_PEM, UE_KEY, TMP
+    tls_access = staticmethod(tls_access)
+
+
+@case
+def msrp_aware_rewrites_paths_both_ways():
+    import e2ae_tcp_msrp
+    e2ae_tcp_msrp.rewrites_paths_both_ways(_Harness)
+
+
+@case
+def msrp_aware_malformed_ends_only_that_relay():
+    import e2ae_tcp_msrp
+    e2ae_tcp_msrp.malformed_ends_only_that_relay(_Harness)
+
+
+@case
+def msrp_aware_slow_core_reader_bounded():
+    import e2ae_tcp_msrp
+    e2ae_tcp_msrp.slow_core_reader_bounded(_Harness)
+
+
+@case
+def fin_without_close_notify_is_truncation():
+    """The UE's FIN with no TLS close_notify before it: the relay ends as
+    a truncation (its own reason and counter), and the core leg still
+    gets what was relayed, then a FIN."""
+    core = CoreListener()
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "remote": remote(core.port)})
+    cid = ctx_id(doc)
+    ue = python_ue(local_port(doc, 0), UE_PEM, UE_KEY)
+    try:
+        conn = core.accept()
+        up = msrp_send("t1", "before the cut")
+        ue.sendall(up)
+        assert recv_exactly(conn, len(up)) == up
+        # SSLSocket.shutdown() shuts the TCP socket without close_notify.
+        ue.shutdown(socket.SHUT_WR)
+        data, closed = recv_until_closed(conn, 5)
+        assert closed and data == b"", f"core leg not closed ({data!r})"
+        poll(lambda: any("TLS truncated" in e.get("detail", {}).get("reason", "")
+                         for e in D.get(cid).get("events", [])
+                         if e["event"] == "TCP_CLOSED"),
+             "TCP_CLOSED naming the truncation", 5)
+        poll(lambda: counters(cid).get("failures", {}).get("tlsTruncated") == 1,
+             "failures.tlsTruncated", 3)
+    finally:
+        ue.close()
+        core.close()
+        D.delete(cid)
 
 
 try:
