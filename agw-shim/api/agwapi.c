@@ -119,10 +119,10 @@ static json_t *tcp_view(struct dcmf_agwapi *api, struct ctx *c) {
       ok = json_object_set_new(t, "msrp", msrp) == 0;
     }
     if (ok && c->iq.msrp_aware && json_is_object(msrp)) {
-      ok = json_object_set_new(msrp, "localPath",
-                               json_string(s == 0 ? c->local.msrp_dc_uri
-                                                  : c->local.msrp_tcp_uri)) ==
-           0;
+      ok =
+          json_object_set_new(msrp, "localPath",
+                              json_string(s == 0 ? c->local.msrp_dc_uri
+                                                 : c->local.msrp_tcp_uri)) == 0;
     }
   }
   if (!ok || api->ops.e2ae_view(api->ops.user, c->relay, doc) != 0) {

@@ -153,8 +153,8 @@ static void parse_msrp(struct check *c, json_t *t, const char *prefix,
      * when the answer has not come yet. */
     dcmf_agwiq_string_member(
         c, m, "path", sub, dcmf_agwiq_msrp_path_check,
-        "must be the far end's a=path: MSRP URIs separated by spaces",
-        path, path_cap);
+        "must be the far end's a=path: MSRP URIs separated by spaces", path,
+        path_cap);
   } else if (s != NULL && strcmp(s, "agnostic") == 0) {
     *mode = 0;
     if (json_object_get(m, "path") != NULL) {
@@ -180,8 +180,8 @@ static void msrp_mode(struct check *c, const int mode[2], char prefix[2][48],
     return;
   }
   if (mode[0] == 0 || mode[1] == 0) {
-    dcmf_agwiq_fail(c, "must be the same on both terminations",
-                    "%s/msrp/mode", prefix[mode[0] == 0 ? 0 : 1]);
+    dcmf_agwiq_fail(c, "must be the same on both terminations", "%s/msrp/mode",
+                    prefix[mode[0] == 0 ? 0 : 1]);
   }
   if (out->transport[1] != DCMF_AGWIQ_TCP_MSRP) {
     dcmf_agwiq_fail(c,

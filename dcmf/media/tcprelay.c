@@ -465,7 +465,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   int other = 1 - side;
   if (n <= 0 || r->ended) {
     free(wb);
-    if (n == UV_EOF && side == ACCESS && r->tls_started && !r->ended) {
+    if (n == UV_EOF && side == ACCESS && tcprelay_tls_open(r) && !r->ended) {
       /* A close_notify would have ended the relay already: a FIN alone
        * may be an attacker cutting the stream short (RFC 8446 section
        * 6.1, RFC 5246 section 7.2.1), so it is not a clean end. The

@@ -64,7 +64,7 @@ struct dcmf_tcprelay {
   int handles;       /* libuv handles not yet closed */
   int ended, removed, dirty;
   struct counters c;
-  struct tcprelay_msrp *msrp; /* MSRP aware (tcprelay_msrp.h), or NULL */
+  struct tcprelay_msrp *msrp;        /* MSRP aware (tcprelay_msrp.h), or NULL */
   struct dcmf_tcprelay *next, *prev; /* the host's live list */
 };
 

@@ -79,8 +79,8 @@ void tcprelay_msrp_update(struct dcmf_tcprelay *r, const char *paths[2]) {
   }
   for (int i = 0; i < 2; i++) {
     if (r->cfg.msrp_peer_path[i][0] == '\0') {
-      snprintf(r->cfg.msrp_peer_path[i], sizeof(r->cfg.msrp_peer_path[i]),
-               "%s", paths[i]);
+      snprintf(r->cfg.msrp_peer_path[i], sizeof(r->cfg.msrp_peer_path[i]), "%s",
+               paths[i]);
     }
   }
   if (engine_start(r) != 0) {
@@ -112,8 +112,7 @@ static void malformed(struct dcmf_tcprelay *r, int side, int err) {
            err == DCMF_ERR_NOMEM ? "out of memory relaying MSRP"
                                  : "malformed MSRP",
            side == ACCESS ? "access" : "core", dcmf_strerror(err));
-  DCMF_LOGW(r->h->settings.log, "tcprelay", "%s: %s", r->key.context_id,
-            why);
+  DCMF_LOGW(r->h->settings.log, "tcprelay", "%s: %s", r->key.context_id, why);
   tcprelay_relay_end(r, why, 1);
 }
 
@@ -126,8 +125,7 @@ static int drain(struct dcmf_tcprelay *r, size_t bound) {
   int moved = 0;
   size_t len;
   const uint8_t *p;
-  while (!r->ended && core->up && !core->closing &&
-         core->queued < bound &&
+  while (!r->ended && core->up && !core->closing && core->queued < bound &&
          (p = dcmf_msrp_relay_peek_stream(&m->relay, &len)) != NULL) {
     size_t n = len < DCMF_TCPRELAY_READ ? len : DCMF_TCPRELAY_READ;
     struct wbuf *wb = tcprelay_wbuf_new(n);
@@ -199,8 +197,7 @@ static int feed_access(struct dcmf_tcprelay *r) {
     struct dcmf_msrp_chunk c;
     int rv = dcmf_msrp_framer_next(&m->access_in, &c);
     if (rv == 1) {
-      rv = dcmf_msrp_relay_recv_message(&m->relay, c.raw, c.raw_len,
-                                        now_ms(r));
+      rv = dcmf_msrp_relay_recv_message(&m->relay, c.raw, c.raw_len, now_ms(r));
       if (rv < 0) {
         malformed(r, ACCESS, rv); /* only NOMEM: message_wanted said 1 */
         return 0;
@@ -325,17 +322,17 @@ void tcprelay_msrp_push(struct dcmf_tcprelay *r, int final) {
     }
   }
   char d[512];
-  snprintf(d, sizeof(d),
-           "{\"toCore\":{\"bytes\":%" PRIu64 "},\"toAccess\":{\"messages\":%"
-           PRIu64 ",\"bytes\":%" PRIu64 "},\"chunks\":{\"fromAccess\":%" PRIu64
-           ",\"fromCore\":%" PRIu64 ",\"splits\":%" PRIu64 ",\"pieces\":%"
-           PRIu64 ",\"answers\":%" PRIu64 ",\"refused\":%" PRIu64
-           "},\"malformed\":%" PRIu64 ",\"peakMem\":%zu,\"final\":%s}",
-           m->to_core_bytes, m->to_access_msgs, m->to_access_bytes,
-           from[DCMF_MSRP_RELAY_FROM_MESSAGES],
-           from[DCMF_MSRP_RELAY_FROM_STREAM], st ? st->splits : 0,
-           st ? st->pieces : 0, st ? st->answers : 0, refused, m->malformed,
-           st ? st->peak_mem : (size_t)0, final ? "true" : "false");
+  snprintf(
+      d, sizeof(d),
+      "{\"toCore\":{\"bytes\":%" PRIu64 "},\"toAccess\":{\"messages\":%" PRIu64
+      ",\"bytes\":%" PRIu64 "},\"chunks\":{\"fromAccess\":%" PRIu64
+      ",\"fromCore\":%" PRIu64 ",\"splits\":%" PRIu64 ",\"pieces\":%" PRIu64
+      ",\"answers\":%" PRIu64 ",\"refused\":%" PRIu64 "},\"malformed\":%" PRIu64
+      ",\"peakMem\":%zu,\"final\":%s}",
+      m->to_core_bytes, m->to_access_msgs, m->to_access_bytes,
+      from[DCMF_MSRP_RELAY_FROM_MESSAGES], from[DCMF_MSRP_RELAY_FROM_STREAM],
+      st ? st->splits : 0, st ? st->pieces : 0, st ? st->answers : 0, refused,
+      m->malformed, st ? st->peak_mem : (size_t)0, final ? "true" : "false");
   r->h->settings.emit(r->h->settings.user, &r->key, "MSRP_COUNTERS", d, 0);
 }
 

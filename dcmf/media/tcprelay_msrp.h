@@ -56,9 +56,9 @@ struct dcmf_tcprelay;
 
 struct tcprelay_msrp {
   struct dcmf_msrp_relay relay;
-  int relay_ok;                     /* started: both peer paths known */
+  int relay_ok;                      /* started: both peer paths known */
   struct dcmf_msrp_framer access_in; /* the UE's plaintext -> chunks */
-  uint8_t *plain;                   /* plaintext not yet in the framer */
+  uint8_t *plain;                    /* plaintext not yet in the framer */
   size_t plain_len, plain_off;
   uint8_t *core_rest; /* a core read the engine did not take yet */
   size_t core_rest_len, core_rest_off;

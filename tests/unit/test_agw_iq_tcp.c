@@ -142,8 +142,7 @@ static void test_msrp_aware(void **state) {
   (void)state;
   json_t *doc = tcp_doc();
   set_path(doc, 0, "msrp", "mode", json_string("aware"));
-  set_path(doc, 0, "msrp", "path",
-           json_string("msrps://127.0.0.3:9/ue1;tcp"));
+  set_path(doc, 0, "msrp", "path", json_string("msrps://127.0.0.3:9/ue1;tcp"));
   set_path(doc, 1, "msrp", "mode", json_string("aware"));
   struct dcmf_agwiq iq;
   parse_ok(doc, &iq);
@@ -154,8 +153,9 @@ static void test_msrp_aware(void **state) {
   doc = tcp_doc(); /* the core side alone says it */
   json_object_del(term(doc, 0), "msrp");
   set_path(doc, 1, "msrp", "mode", json_string("aware"));
-  set_path(doc, 1, "msrp", "path",
-           json_string("msrp://relay.example:2/r;tcp msrp://127.0.0.2:4000/c;tcp"));
+  set_path(
+      doc, 1, "msrp", "path",
+      json_string("msrp://relay.example:2/r;tcp msrp://127.0.0.2:4000/c;tcp"));
   parse_ok(doc, &iq);
   assert_true(iq.msrp_aware);
   assert_string_equal(iq.access_path, "");
