@@ -374,15 +374,13 @@ void dcmf_agwiq_tcp_patch_check(struct check *c, const struct dcmf_agwiq *prev,
     dcmf_agwiq_fail(c, "cannot change on an existing context", "%s/msrp/mode",
                     core);
   }
-  /* Each path is given once (the SDP that carries it), then fixed: the
-   * relay rewrites with it. */
-  if (prev->access_path[0] != '\0' &&
-      strcmp(prev->access_path, next->access_path) != 0) {
-    dcmf_agwiq_fail(c, "cannot change once given", "%s/msrp/path", acc);
+  /* An aware relay rewrites with the paths: a re-offer may change one
+   * (as on the data-channel path), not remove it. */
+  if (prev->access_path[0] != '\0' && next->access_path[0] == '\0') {
+    dcmf_agwiq_fail(c, "cannot be removed once given", "%s/msrp/path", acc);
   }
-  if (prev->core_path[0] != '\0' &&
-      strcmp(prev->core_path, next->core_path) != 0) {
-    dcmf_agwiq_fail(c, "cannot change once given", "%s/msrp/path", core);
+  if (prev->core_path[0] != '\0' && next->core_path[0] == '\0') {
+    dcmf_agwiq_fail(c, "cannot be removed once given", "%s/msrp/path", core);
   }
   ch->notify_changed = strcmp(prev->notify_uri, next->notify_uri) != 0;
 }

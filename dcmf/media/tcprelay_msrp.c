@@ -74,14 +74,28 @@ int tcprelay_msrp_new(struct dcmf_tcprelay *r) {
 
 void tcprelay_msrp_update(struct dcmf_tcprelay *r, const char *paths[2]) {
   struct tcprelay_msrp *m = r->msrp;
-  if (m->relay_ok || r->ended) {
-    return; /* a running engine keeps the paths it started with */
+  static const int engine_leg[2] = {DCMF_MSRP_RELAY_FROM_MESSAGES,
+                                    DCMF_MSRP_RELAY_FROM_STREAM};
+  if (r->ended) {
+    return;
   }
   for (int i = 0; i < 2; i++) {
-    if (r->cfg.msrp_peer_path[i][0] == '\0') {
-      snprintf(r->cfg.msrp_peer_path[i], sizeof(r->cfg.msrp_peer_path[i]), "%s",
-               paths[i]);
+    if (paths[i][0] == '\0' ||
+        strcmp(paths[i], r->cfg.msrp_peer_path[i]) == 0) {
+      continue;
     }
+    /* A re-offer changed a far end's path: a running engine names it
+     * from its next chunk on (msrp_relay.h). */
+    if (m->relay_ok && dcmf_msrp_relay_set_peer_path(&m->relay, engine_leg[i],
+                                                     paths[i]) != 0) {
+      tcprelay_relay_end(r, "MSRP relay cannot take the new path", 1);
+      return;
+    }
+    snprintf(r->cfg.msrp_peer_path[i], sizeof(r->cfg.msrp_peer_path[i]), "%s",
+             paths[i]);
+  }
+  if (m->relay_ok) {
+    return;
   }
   if (engine_start(r) != 0) {
     tcprelay_relay_end(r, "MSRP relay cannot start", 1);

@@ -71,7 +71,9 @@ struct tcprelay_msrp {
  * (now or at tcprelay_msrp_update). */
 int tcprelay_msrp_new(struct dcmf_tcprelay *r);
 
-/* Takes peer paths an update brings, if the engine has not started. */
+/* Takes the peer paths an update brings ("": none given): the engine
+ * starts once both are known, or a running one names a changed path
+ * from its next chunk on. */
 void tcprelay_msrp_update(struct dcmf_tcprelay *r, const char *paths[2]);
 
 /* 1 if leg |side| may be read as far as MSRP is concerned. */

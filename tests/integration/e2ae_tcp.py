@@ -775,6 +775,12 @@ def msrp_aware_slow_core_reader_bounded():
 
 
 @case
+def msrp_aware_reoffer_changes_core_path():
+    import e2ae_tcp_msrp
+    e2ae_tcp_msrp.reoffer_changes_core_path(_Harness)
+
+
+@case
 def fin_without_close_notify_is_truncation():
     """The UE's FIN with no TLS close_notify before it: the relay ends as
     a truncation (its own reason and counter), and the core leg still

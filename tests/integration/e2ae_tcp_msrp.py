@@ -255,3 +255,34 @@ def slow_core_reader_bounded(H):
             p.close()
         core.close()
         H.D.delete(cid)
+
+
+def reoffer_changes_core_path(H):
+    """A re-offer gives the core a new a=path (PATCH replace): the relay
+    addresses the core's new URI from the next chunk on, both ways."""
+    core = CoreListener()
+    doc = aware_context(H, core)
+    cid = doc["contextId"]
+    p = None
+    try:
+        p = Pair(H, doc, core)
+        p.start_core()
+        p.ue.send_message(b"before")
+        assert bytes(p.core.wait_message(1)[0].data) == b"before"
+        new_uri = f"msrp://127.0.0.1:{core.port}/core2;tcp"
+        status, d = H.D.call("PATCH", f"/agw/v1/contexts/{cid}", [
+            {"op": "replace", "path": "/terminations/1/msrp/path",
+             "value": new_uri}], "application/json-patch+json")
+        assert status == 200, f"PATCH {status}: {d}"
+        p.core.local_uri = new_uri  # the core's own URI is the new one
+        mid, tids = p.ue.send_message(b"after", success_report="yes")
+        assert bytes(p.core.wait_message(2)[1].data) == b"after"
+        p.ue.wait_report(mid)
+        assert not p.core.misaddressed, "a request named the old URI"
+        last = [f for f in p.core.frames if f.method == "SEND"][-1]
+        assert last.to_path == [new_uri], last.to_path
+    finally:
+        if p is not None:
+            p.close()
+        core.close()
+        H.D.delete(cid)

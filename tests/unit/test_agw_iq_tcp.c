@@ -270,7 +270,15 @@ static void test_patch_rules(void **state) {
   set_path(b, 0, "msrp", "mode", json_string("aware"));
   set_path(b, 1, "msrp", "mode", json_string("aware"));
   set_path(b, 1, "msrp", "path", json_string("msrp://127.0.0.2:4000/d;tcp"));
-  patch(a, b, &ch, "/terminations/1/msrp/path");
+  assert_int_equal(patch(a, b, &ch, NULL), 0); /* a re-offer's new path */
+  a = tcp_doc();
+  b = tcp_doc();
+  set_path(a, 0, "msrp", "mode", json_string("aware"));
+  set_path(a, 1, "msrp", "mode", json_string("aware"));
+  set_path(a, 1, "msrp", "path", json_string("msrp://127.0.0.2:4000/c;tcp"));
+  set_path(b, 0, "msrp", "mode", json_string("aware"));
+  set_path(b, 1, "msrp", "mode", json_string("aware"));
+  patch(a, b, &ch, "/terminations/1/msrp/path"); /* removed: no */
   a = tcp_doc();
   b = tcp_doc();
   set_path(b, 0, "msrp", "mode", json_string("aware"));
