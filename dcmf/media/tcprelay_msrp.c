@@ -328,13 +328,8 @@ void tcprelay_msrp_push(struct dcmf_tcprelay *r, int final) {
   const struct tcprelay_msrp *m = r->msrp;
   const struct dcmf_msrp_relay_stats *st =
       m->relay_ok ? dcmf_msrp_relay_stats(&m->relay) : NULL;
-  uint64_t from[2] = {0, 0}, refused = 0;
-  for (int leg = 0; st != NULL && leg < 2; leg++) {
-    for (int v = 0; v < DCMF_MSRP_RELAY_N_VERDICTS; v++) {
-      from[leg] += st->verdicts[leg][v];
-      refused += v >= DCMF_MSRP_RELAY_NOT_A_CHUNK ? st->verdicts[leg][v] : 0;
-    }
-  }
+  uint64_t from[2], refused;
+  dcmf_msrp_relay_stats_sums(st, from, &refused);
   char d[512];
   snprintf(
       d, sizeof(d),

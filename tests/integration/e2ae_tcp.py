@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2ae_tcp_lib import (AGW, CoreListener, Dcmfd, Notify,  # noqa: E402
                           Proc, bfcp_hello, fingerprint, make_cert,
                           msrp_send, poll, python_ue, recv_exactly,
-                          recv_until_closed, s_client)
+                          recv_until_closed, s_client, wait_stalled)
 
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
@@ -487,15 +487,8 @@ def slow_core_reader_4mib():
                                   daemon=True)
         writer.start()
         # Wait until the relay stalls: its toCore count stops growing.
-        last, stable_since = -1, time.time()
-        end = time.time() + 20
-        while time.time() < end:
-            now = counters(cid).get("toCore", {}).get("bytes", 0)
-            if now != last:
-                last, stable_since = now, time.time()
-            elif time.time() - stable_since > 2.5 and now > 0:
-                break
-            time.sleep(0.2)
+        last = wait_stalled(
+            lambda: counters(cid).get("toCore", {}).get("bytes", 0))
         assert last < len(payload), "nothing held back: no back-pressure"
         grown = D.rss_kib() - rss0
         print(f"#   stalled at {last} bytes relayed; dcmfd RSS +{grown} KiB",
@@ -756,28 +749,19 @@ class _Harness:
     tls_access = staticmethod(tls_access)
 
 
-@case
-def msrp_aware_rewrites_paths_both_ways():
-    import e2ae_tcp_msrp
-    e2ae_tcp_msrp.rewrites_paths_both_ways(_Harness)
+def _aware(fn):
+    def run():
+        fn(_Harness)
+    run.__name__ = "msrp_aware_" + fn.__name__
+    return run
 
 
-@case
-def msrp_aware_malformed_ends_only_that_relay():
-    import e2ae_tcp_msrp
-    e2ae_tcp_msrp.malformed_ends_only_that_relay(_Harness)
-
-
-@case
-def msrp_aware_slow_core_reader_bounded():
-    import e2ae_tcp_msrp
-    e2ae_tcp_msrp.slow_core_reader_bounded(_Harness)
-
-
-@case
-def msrp_aware_reoffer_changes_core_path():
-    import e2ae_tcp_msrp
-    e2ae_tcp_msrp.reoffer_changes_core_path(_Harness)
+import e2ae_tcp_msrp  # noqa: E402
+for _fn in (e2ae_tcp_msrp.rewrites_paths_both_ways,
+            e2ae_tcp_msrp.malformed_ends_only_that_relay,
+            e2ae_tcp_msrp.slow_core_reader_bounded,
+            e2ae_tcp_msrp.reoffer_changes_core_path):
+    case(_aware(_fn))
 
 
 @case

@@ -18,7 +18,7 @@ import time
 
 import msrp_peer
 import tshark_check
-from e2ae_tcp_lib import CoreListener, poll
+from e2ae_tcp_lib import CoreListener, poll, wait_stalled
 
 UE_URI = "msrps://127.0.0.1:9/ue1;tcp"
 
@@ -227,16 +227,8 @@ def slow_core_reader_bounded(H):
                 result["error"] = e
         writer = threading.Thread(target=send, daemon=True)
         writer.start()
-        last, stable_since = -1, time.time()
-        end = time.time() + 20
-        while time.time() < end:
-            now = (H.D.get(cid).get("tcpCounters") or {}).get(
-                "toCore", {}).get("bytes", 0)
-            if now != last:
-                last, stable_since = now, time.time()
-            elif time.time() - stable_since > 2.5 and now > 0:
-                break
-            time.sleep(0.2)
+        last = wait_stalled(lambda: (H.D.get(cid).get("tcpCounters") or {})
+                            .get("toCore", {}).get("bytes", 0))
         assert last < len(body), "nothing held back: no back-pressure"
         grown = H.D.rss_kib() - rss0
         print(f"#   stalled at {last} bytes toward the core; dcmfd RSS "

@@ -236,6 +236,17 @@ static void test_refusals(void **state) {
   expect_refused(doc, "/terminations/1/tcp/bogus");
 }
 
+/* Aware on both terminations, with the core's path if |core_path|. */
+static json_t *aware_doc(const char *core_path) {
+  json_t *doc = tcp_doc();
+  set_path(doc, 0, "msrp", "mode", json_string("aware"));
+  set_path(doc, 1, "msrp", "mode", json_string("aware"));
+  if (core_path != NULL) {
+    set_path(doc, 1, "msrp", "path", json_string(core_path));
+  }
+  return doc;
+}
+
 static int patch(json_t *prev_doc, json_t *next_doc,
                  struct dcmf_agwiq_change *ch, const char *param) {
   struct dcmf_agwiq prev, next;
@@ -255,30 +266,16 @@ static int patch(json_t *prev_doc, json_t *next_doc,
 static void test_patch_rules(void **state) {
   (void)state;
   struct dcmf_agwiq_change ch;
-  /* Aware: the core's path may come later, once; the mode stays. */
-  json_t *a = tcp_doc(), *b = tcp_doc();
-  set_path(a, 0, "msrp", "mode", json_string("aware"));
-  set_path(b, 0, "msrp", "mode", json_string("aware"));
-  set_path(b, 1, "msrp", "mode", json_string("aware"));
-  set_path(b, 1, "msrp", "path", json_string("msrp://127.0.0.2:4000/c;tcp"));
+  /* Aware: the core's path may come later, and change (a re-offer),
+   * not go; the mode stays. */
+  json_t *a = aware_doc(NULL), *b = aware_doc("msrp://127.0.0.2:4000/c;tcp");
   assert_int_equal(patch(a, b, &ch, NULL), 0);
-  a = tcp_doc();
-  b = tcp_doc();
-  set_path(a, 0, "msrp", "mode", json_string("aware"));
-  set_path(a, 1, "msrp", "mode", json_string("aware"));
-  set_path(a, 1, "msrp", "path", json_string("msrp://127.0.0.2:4000/c;tcp"));
-  set_path(b, 0, "msrp", "mode", json_string("aware"));
-  set_path(b, 1, "msrp", "mode", json_string("aware"));
-  set_path(b, 1, "msrp", "path", json_string("msrp://127.0.0.2:4000/d;tcp"));
-  assert_int_equal(patch(a, b, &ch, NULL), 0); /* a re-offer's new path */
-  a = tcp_doc();
-  b = tcp_doc();
-  set_path(a, 0, "msrp", "mode", json_string("aware"));
-  set_path(a, 1, "msrp", "mode", json_string("aware"));
-  set_path(a, 1, "msrp", "path", json_string("msrp://127.0.0.2:4000/c;tcp"));
-  set_path(b, 0, "msrp", "mode", json_string("aware"));
-  set_path(b, 1, "msrp", "mode", json_string("aware"));
-  patch(a, b, &ch, "/terminations/1/msrp/path"); /* removed: no */
+  a = aware_doc("msrp://127.0.0.2:4000/c;tcp");
+  b = aware_doc("msrp://127.0.0.2:4000/d;tcp");
+  assert_int_equal(patch(a, b, &ch, NULL), 0);
+  a = aware_doc("msrp://127.0.0.2:4000/c;tcp");
+  b = aware_doc(NULL);
+  patch(a, b, &ch, "/terminations/1/msrp/path");
   a = tcp_doc();
   b = tcp_doc();
   set_path(b, 0, "msrp", "mode", json_string("aware"));
