@@ -45,6 +45,7 @@ struct e2ae {
   char notify_uri[DCMF_AGWIQ_URI_MAX + 1];
   json_t *events;   /* the latest E2AE_EVENTS_KEPT, oldest first */
   json_t *snapshot; /* the latest RTP_COUNTERS detail, or NULL */
+  json_t *msrp_snapshot; /* a TCP relay's latest MSRP_COUNTERS, or NULL */
   struct e2ae *next, *prev;
 };
 
@@ -78,6 +79,7 @@ static void e2ae_free(struct dcmf_agw *agw, struct e2ae *m) {
   }
   json_decref(m->events);
   json_decref(m->snapshot);
+  json_decref(m->msrp_snapshot);
   free(m);
 }
 
@@ -224,7 +226,10 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
     /* MSRP over a data channel: the core port is a TCP one. */
     rv = dcmf_agw_tcp_socket(&fds[1],
                              iq->tcp_setup[1] != DCMF_AGWIQ_TCP_ACTIVE);
-    dcmf_agw_msrpdc_uris(st->advertise_addr, m->context_id, local);
+    dcmf_agw_msrpdc_uris(st->advertise_addr, m->context_id, "dc", local);
+  }
+  if (rv == 0 && iq->tcp && iq->msrp_aware) {
+    dcmf_agw_msrpdc_uris(st->advertise_addr, m->context_id, "tcp", local);
   }
   if (rv == 0) {
     rv = iq->tcp ? dcmf_agw_tcp_desc(m->context_id, iq, cfg, local, fds, &desc)
@@ -379,6 +384,11 @@ int dcmf_agw_e2ae_view(void *user, void *media, json_t *view) {
   (void)user;
   struct e2ae *m = media;
   if (json_object_set_new(view, "events", json_deep_copy(m->events)) != 0) {
+    return DCMF_ERR_NOMEM;
+  }
+  if (m->msrp_snapshot != NULL &&
+      json_object_set_new(view, "msrpCounters",
+                          json_deep_copy(m->msrp_snapshot)) != 0) {
     return DCMF_ERR_NOMEM;
   }
   if (m->snapshot == NULL) {
@@ -558,7 +568,13 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
     return 1;
   }
   if (strcmp(ev->event, "MSRP_COUNTERS") == 0) {
-    dcmf_agw_msrpdc_snapshot(agw, &m->snapshot, ev->detail);
+    if (m->tcp) {
+      /* An aware TCP relay sends them beside its TCP_COUNTERS: kept for
+       * GET; the MSRP-over-DC totals are not theirs. */
+      dcmf_agw_series_take(NULL, 0, NULL, &m->msrp_snapshot, ev->detail);
+    } else {
+      dcmf_agw_msrpdc_snapshot(agw, &m->snapshot, ev->detail);
+    }
     return 1;
   }
   if (m->removed) {

@@ -23,7 +23,7 @@ struct e2ae;  /* agw_e2ae.c */
  * agw_e2ae.c). */
 #define DCMF_AGW_E2AE_COUNTERS 13
 /* The counters of the TCP relays' snapshots (the table of agw_tcp.c). */
-#define DCMF_AGW_TCP_COUNTERS 9
+#define DCMF_AGW_TCP_COUNTERS 10
 /* The counters of the MSRP-over-DC relays' snapshots (agw_msrpdc.c). */
 #define DCMF_AGW_MSRPDC_COUNTERS 9
 /* The media id of an e2ae TCP context's relay (access termination). */
@@ -149,9 +149,11 @@ void dcmf_agw_tcp_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 
 /* ---- agw_msrpdc.c ---- */
 
-/* The MF's own MSRP URIs of an MSRP-over-DC context into |local|
- * (msrps://ADDR:ACCESS/ID;dc and msrp://ADDR:CORE/ID;tcp). */
+/* The MF's own MSRP URIs of an MSRP context into |local|
+ * (msrps://ADDR:ACCESS/ID;|access_transport| and msrp://ADDR:CORE/ID;tcp):
+ * "dc" over a data channel, "tcp" over TLS/TCP (aware mode). */
 void dcmf_agw_msrpdc_uris(const char *advertise_addr, const char *context_id,
+                          const char *access_transport,
                           struct dcmf_agwapi_e2ae_local *local);
 
 /* Keeps the MSRP_COUNTERS |detail| (msrp_dc_svc.h) as |*kept| and adds

@@ -13,12 +13,13 @@
 #include "errors.h"
 
 void dcmf_agw_msrpdc_uris(const char *advertise_addr, const char *context_id,
+                          const char *access_transport,
                           struct dcmf_agwapi_e2ae_local *local) {
   /* RFC 4975 §9: an IPv6 literal goes in brackets. */
   int v6 = strchr(advertise_addr, ':') != NULL;
   snprintf(local->msrp_dc_uri, sizeof(local->msrp_dc_uri),
-           "msrps://%s%s%s:%u/%s;dc", v6 ? "[" : "", advertise_addr,
-           v6 ? "]" : "", local->access_port, context_id);
+           "msrps://%s%s%s:%u/%s;%s", v6 ? "[" : "", advertise_addr,
+           v6 ? "]" : "", local->access_port, context_id, access_transport);
   snprintf(local->msrp_tcp_uri, sizeof(local->msrp_tcp_uri),
            "msrp://%s%s%s:%u/%s;tcp", v6 ? "[" : "", advertise_addr,
            v6 ? "]" : "", local->rtp_port, context_id);

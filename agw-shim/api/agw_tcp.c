@@ -99,6 +99,17 @@ int dcmf_agw_tcp_desc(const char *context_id, const struct dcmf_agwiq *iq,
   leg->tls_client = iq->role == DCMF_AGWIQ_ROLE_CLIENT;
   leg->remote_fp = iq->remote_fp;
   leg->timeout_ms = iq->tcp_timeout_ms;
+  leg->msrp_aware = iq->msrp_aware;
+  if (iq->msrp_aware) {
+    snprintf(leg->msrp_own_uri[0], sizeof(leg->msrp_own_uri[0]), "%s",
+             local->msrp_dc_uri);
+    snprintf(leg->msrp_own_uri[1], sizeof(leg->msrp_own_uri[1]), "%s",
+             local->msrp_tcp_uri);
+    snprintf(leg->msrp_peer_path[0], sizeof(leg->msrp_peer_path[0]), "%s",
+             iq->access_path);
+    snprintf(leg->msrp_peer_path[1], sizeof(leg->msrp_peer_path[1]), "%s",
+             iq->core_path);
+  }
   d->tcpleg = leg;
   return 0;
 }
@@ -117,6 +128,7 @@ static const struct dcmf_agw_series tcp_counters[] = {
     {"failures", "tls", "failures", "reason=\"tls\""},
     {"failures", "refusedSource", "failures", "reason=\"refused_source\""},
     {"failures", "reset", "failures", "reason=\"reset\""},
+    {"failures", "tlsTruncated", "failures", "reason=\"tls_truncated\""},
 };
 #define TCP_COUNTERS (sizeof(tcp_counters) / sizeof(tcp_counters[0]))
 _Static_assert(TCP_COUNTERS == DCMF_AGW_TCP_COUNTERS,

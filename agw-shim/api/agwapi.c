@@ -111,6 +111,19 @@ static json_t *tcp_view(struct dcmf_agwapi *api, struct ctx *c) {
     ok = ok && json_object_set_new(tcp, "localSetup",
                                    json_string(setups[c->iq.tcp_setup[s]])) ==
                    0;
+    /* Aware MSRP: the MF's own URI on this leg, which the IMS-ALG puts
+     * in the a=path it sends that way (as msrp.localPath of the DC path). */
+    json_t *msrp = json_object_get(t, "msrp");
+    if (ok && c->iq.msrp_aware && msrp == NULL) {
+      msrp = json_object();
+      ok = json_object_set_new(t, "msrp", msrp) == 0;
+    }
+    if (ok && c->iq.msrp_aware && json_is_object(msrp)) {
+      ok =
+          json_object_set_new(msrp, "localPath",
+                              json_string(s == 0 ? c->local.msrp_dc_uri
+                                                 : c->local.msrp_tcp_uri)) == 0;
+    }
   }
   if (!ok || api->ops.e2ae_view(api->ops.user, c->relay, doc) != 0) {
     json_decref(doc);

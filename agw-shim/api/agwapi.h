@@ -44,7 +44,8 @@ struct dcmf_agwapi_e2ae_local {
   /* Our RFC 8842 tls-id (dtls.localTlsId, for a=tls-id toward the WIC):
    * drawn at the POST and again for each new association. */
   char tls_id[40];
-  /* MSRP over a data channel: the MF's own MSRP URIs (docs/e2ae.md). */
+  /* MSRP over a data channel, or aware over TLS/TCP: the MF's own MSRP
+   * URIs toward the access side (msrps) and the core (docs/e2ae.md). */
   char msrp_dc_uri[128];
   char msrp_tcp_uri[128];
 };

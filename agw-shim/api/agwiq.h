@@ -34,14 +34,18 @@
  *           "tcp": {"setup": "active" | "passive",  (optional; must agree
  *                                                    with "tls")
  *                   "handling": ..., "timeoutMs": ...} (optional)
- *           "msrp": {"mode": "agnostic"}  (optional; MSRP only)
+ *           "msrp": {"mode": "agnostic" | "aware",
+ *                    "path": "<the UE's a=path>"}  (optional; MSRP only;
+ *                    path only when aware, maybe later in a PATCH)
  *           "notifyUri"
  *   core:   "transport": "TCP/MSRP" | "TCP/BFCP" | "TCP"
  *           "tcp": {"setup": "active" | "passive" | "merge",
  *                   "handling": "stateless" | "stateAware" |
  *                               "stateAwareChangingSetup",
  *                   "timeoutMs": 100..600000}   (all optional)
- *           "msrp": {"mode": "agnostic"}  (optional; TCP/MSRP only)
+ *           "msrp": {"mode": "agnostic" | "aware",
+ *                    "path": "<the core's a=path>"}  (optional; TCP/MSRP
+ *                    only; aware on one termination makes both aware)
  *
  * A context whose two transports are "UDP" is the transparent relay and
  * carries none of these members. Unknown members are refused, as
@@ -144,6 +148,9 @@ struct dcmf_agwiq {
   int dc_cema;                      /* dcsa msrp-cema */
   int msrp_aware;                   /* core msrp.mode "aware" */
   char core_path[DCMF_AGWIQ_PATH_MAX + 1]; /* core msrp.path (aware) */
+  /* TCP path, aware: the UE's a=path (access msrp.path); "" until given.
+   * msrp_aware and core_path above serve this path too. */
+  char access_path[DCMF_AGWIQ_PATH_MAX + 1];
 
   /* Core (plain RTP) leg. */
   int core_rtcp_mux;

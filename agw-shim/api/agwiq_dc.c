@@ -31,7 +31,7 @@
 /* An MSRP path (RFC 4975 §9: URIs separated by single spaces), each URI
  * as the relay engine will parse it (msrp.h), so a path taken here is
  * one the media can use. */
-static int path_check(const char *s) {
+int dcmf_agwiq_msrp_path_check(const char *s) {
   size_t n = strlen(s);
   if (n == 0) {
     return DCMF_ERR_MALFORMED;
@@ -190,7 +190,7 @@ static void parse_core_msrp(struct check *c, json_t *t, const char *prefix,
     /* Without it (the core has not answered yet) the relay waits for a
      * PATCH that gives it; nothing is relayed until then. */
     dcmf_agwiq_string_member(
-        c, m, "path", sub, path_check,
+        c, m, "path", sub, dcmf_agwiq_msrp_path_check,
         "must be the core's a=path: MSRP URIs separated by spaces",
         out->core_path, sizeof(out->core_path));
   } else if (mode == NULL || strcmp(mode, "agnostic") != 0) {

@@ -43,6 +43,12 @@ void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
 void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
                           struct dcmf_agwiq *out);
 
+/* ---- agwiq_dc.c ---- */
+
+/* 0 for an MSRP path (RFC 4975 §9: URIs separated by single spaces),
+ * each URI as the relay engine parses it (msrp.h). */
+int dcmf_agwiq_msrp_path_check(const char *s);
+
 /* ---- agwiq_tcp.c ---- */
 
 /* What one termination's "tcp" member said (-1: not given). */

@@ -116,8 +116,12 @@ void dcmf_agwiq_parse_tcp(struct check *c, json_t *t, const char *prefix,
   }
 }
 
+/* Reads termination |t|'s "msrp" member: *|mode| -1 (absent or no
+ * mode), 0 agnostic, 1 aware; an aware path goes to |path|. */
 static void parse_msrp(struct check *c, json_t *t, const char *prefix,
-                       enum dcmf_agwiq_transport tr) {
+                       enum dcmf_agwiq_transport tr, int *mode, char *path,
+                       size_t path_cap) {
+  *mode = -1;
   json_t *m = json_object_get(t, "msrp");
   if (m == NULL) {
     return;
@@ -127,26 +131,64 @@ static void parse_msrp(struct check *c, json_t *t, const char *prefix,
                     prefix);
     return;
   }
-  static const char *const allowed[] = {"mode", NULL};
+  static const char *const allowed[] = {"mode", "path", NULL};
   if (!json_is_object(m)) {
-    dcmf_agwiq_fail(c, "must be an object with mode", "%s/msrp", prefix);
+    dcmf_agwiq_fail(c, "must be an object with mode (and path when aware)",
+                    "%s/msrp", prefix);
     return;
   }
   char sub[160];
   snprintf(sub, sizeof(sub), "%s/msrp", prefix);
   dcmf_agwiq_only_members(c, m, allowed, sub);
   const char *s = json_string_value(json_object_get(m, "mode"));
-  if (json_object_get(m, "mode") == NULL ||
-      (s != NULL && !strcmp(s, "agnostic"))) {
+  if (json_object_get(m, "mode") == NULL) {
+    if (json_object_get(m, "path") != NULL) {
+      dcmf_agwiq_fail(c, "needs mode \"aware\"", "%s/msrp/path", prefix);
+    }
     return;
   }
-  dcmf_agwiq_fail(c,
-                  s != NULL && strcmp(s, "aware") == 0
-                      ? "application-aware MSRP handling (TS 23.334 5.19.5) "
-                        "is not available on this path: use \"agnostic\" "
-                        "(a=msrp-cema on both sides, RFC 6714)"
-                      : "must be \"agnostic\"",
-                  "%s/msrp/mode", prefix);
+  if (s != NULL && strcmp(s, "aware") == 0) {
+    *mode = 1;
+    /* The far end's a=path; the relay waits for a PATCH that gives it
+     * when the answer has not come yet. */
+    dcmf_agwiq_string_member(
+        c, m, "path", sub, dcmf_agwiq_msrp_path_check,
+        "must be the far end's a=path: MSRP URIs separated by spaces", path,
+        path_cap);
+  } else if (s != NULL && strcmp(s, "agnostic") == 0) {
+    *mode = 0;
+    if (json_object_get(m, "path") != NULL) {
+      dcmf_agwiq_fail(c,
+                      "must be left out in agnostic mode (CEMA: the path is "
+                      "not used for routing)",
+                      "%s/msrp/path", prefix);
+    }
+  } else {
+    dcmf_agwiq_fail(c, "must be \"agnostic\" or \"aware\"", "%s/msrp/mode",
+                    prefix);
+  }
+}
+
+/* Application-aware MSRP (TS 23.334 5.19.5) on the TCP path: "aware" on
+ * either termination makes the relay aware; "agnostic" on the other
+ * contradicts it, and a core that is plain "TCP" carries no MSRP the
+ * AGW could rewrite. */
+static void msrp_mode(struct check *c, const int mode[2], char prefix[2][48],
+                      struct dcmf_agwiq *out) {
+  out->msrp_aware = mode[0] == 1 || mode[1] == 1;
+  if (!out->msrp_aware) {
+    return;
+  }
+  if (mode[0] == 0 || mode[1] == 0) {
+    dcmf_agwiq_fail(c, "must be the same on both terminations", "%s/msrp/mode",
+                    prefix[mode[0] == 0 ? 0 : 1]);
+  }
+  if (out->transport[1] != DCMF_AGWIQ_TCP_MSRP) {
+    dcmf_agwiq_fail(c,
+                    "must be TCP/MSRP for msrp mode \"aware\" (the AGW "
+                    "rewrites the MSRP paths toward the core)",
+                    "%s/transport", prefix[1]);
+  }
 }
 
 /* The members an e2ae TCP termination never carries ("latching", which
@@ -195,10 +237,15 @@ void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2], char prefix[2][48],
                            "must be an absolute http or https URI",
                            out->notify_uri, sizeof(out->notify_uri));
   struct tcp_member m[2];
+  int mode[2];
   for (int s = 0; s < 2; s++) {
     dcmf_agwiq_parse_tcp(c, terms[s], prefix[s], s == 0, &m[s]);
-    parse_msrp(c, terms[s], prefix[s], out->transport[s]);
   }
+  parse_msrp(c, terms[0], prefix[0], out->transport[0], &mode[0],
+             out->access_path, sizeof(out->access_path));
+  parse_msrp(c, terms[1], prefix[1], out->transport[1], &mode[1],
+             out->core_path, sizeof(out->core_path));
+  msrp_mode(c, mode, prefix, out);
   if (c->errors != errors_before) {
     return;
   }
@@ -322,6 +369,18 @@ void dcmf_agwiq_tcp_patch_check(struct check *c, const struct dcmf_agwiq *prev,
   if (prev->tcp_timeout_ms != next->tcp_timeout_ms) {
     dcmf_agwiq_fail(c, "cannot change on an existing context",
                     "%s/tcp/timeoutMs", core);
+  }
+  if (prev->msrp_aware != next->msrp_aware) {
+    dcmf_agwiq_fail(c, "cannot change on an existing context", "%s/msrp/mode",
+                    core);
+  }
+  /* An aware relay rewrites with the paths: a re-offer may change one
+   * (as on the data-channel path), not remove it. */
+  if (prev->access_path[0] != '\0' && next->access_path[0] == '\0') {
+    dcmf_agwiq_fail(c, "cannot be removed once given", "%s/msrp/path", acc);
+  }
+  if (prev->core_path[0] != '\0' && next->core_path[0] == '\0') {
+    dcmf_agwiq_fail(c, "cannot be removed once given", "%s/msrp/path", core);
   }
   ch->notify_changed = strcmp(prev->notify_uri, next->notify_uri) != 0;
 }

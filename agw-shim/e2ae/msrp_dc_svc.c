@@ -59,15 +59,8 @@ static void fill_random(void *user, uint8_t *buf, size_t len) {
 static void push(struct mdc_media *m, int final) {
   const struct dcmf_msrp_relay_stats *st =
       m->relay_ok ? dcmf_msrp_relay_stats(&m->relay) : NULL;
-  uint64_t from[2] = {0, 0}, refused = 0;
-  for (int leg = 0; st != NULL && leg < 2; leg++) {
-    for (int v = 0; v < DCMF_MSRP_RELAY_N_VERDICTS; v++) {
-      from[leg] += st->verdicts[leg][v];
-      if (v >= DCMF_MSRP_RELAY_NOT_A_CHUNK) {
-        refused += st->verdicts[leg][v];
-      }
-    }
-  }
+  uint64_t from[2], refused;
+  dcmf_msrp_relay_stats_sums(st, from, &refused);
   char detail[512];
   snprintf(detail, sizeof(detail),
            "{\"toCore\":{\"bytes\":%" PRIu64 "},\"toAccess\":{\"messages\":%"

@@ -89,6 +89,8 @@ enum dcmf_tcp_handling {
   DCMF_TCP_STATE_AWARE_CHANGE,
 };
 
+#define DCMF_TCPLEG_URI_MAX 256
+#define DCMF_TCPLEG_PATH_MAX 1024
 struct dcmf_media_tcpleg {
   /* The bound TCP sockets, owned (a passive or merge leg's listens
    * already); -1 in updates and removes. */
@@ -101,6 +103,13 @@ struct dcmf_media_tcpleg {
   int tls_client; /* our TLS role on it (RFC 8122: the TCP client) */
   struct dcmf_fingerprint_set remote_fp; /* count 0: the handshake waits */
   uint32_t timeout_ms; /* bound on each establishment step */
+  /* MSRP application-aware relaying (TS 23.334 5.19.5; tcprelay_msrp.h);
+   * 0: the bytes pass unparsed. NUL-terminated; a peer path "" is not
+   * known yet (an update may bring it; nothing is relayed until both
+   * are known). */
+  int msrp_aware;
+  char msrp_own_uri[2][DCMF_TCPLEG_URI_MAX];    /* [leg]: the MF's */
+  char msrp_peer_path[2][DCMF_TCPLEG_PATH_MAX]; /* [leg]: the far end's */
 };
 
 /* e2ae MSRP over a data channel (RFC 8873) <-> MSRP over TCP (TS 23.334

@@ -12,22 +12,25 @@
 
 #include "cert.h"
 #include "errors.h"
+#include "tcprelay_msrp.h"
 #include "tlspump.h"
 
 static const char *const leg_names[2] = {"access", "core"};
 
 /* ---- handles ------------------------------------------------------------ */
 
+static void relay_free(struct dcmf_tcprelay *r) {
+  tcprelay_msrp_free(r);
+  dcmf_tlspump_free(&r->tls);
+  free(r);
+}
+
 static void relay_maybe_free(struct dcmf_tcprelay *r) {
   if (r->removed && r->handles == 0) {
-    if (r->h == NULL) { /* the host closed: no events at shutdown */
-      dcmf_tlspump_free(&r->tls);
-      free(r);
-      return;
+    if (r->h != NULL) { /* the host closed: no events at shutdown */
+      r->h->settings.emit(r->h->settings.user, &r->key, "RELEASED", "{}", 1);
     }
-    r->h->settings.emit(r->h->settings.user, &r->key, "RELEASED", "{}", 1);
-    dcmf_tlspump_free(&r->tls);
-    free(r);
+    relay_free(r);
   }
 }
 
@@ -94,16 +97,20 @@ static void push_counters(struct dcmf_tcprelay *r, int final) {
            "{\"toCore\":{\"bytes\":%llu,\"reads\":%llu},"
            "\"toAccess\":{\"bytes\":%llu,\"reads\":%llu},"
            "\"failures\":{\"connect\":%llu,\"timeout\":%llu,\"tls\":%llu,"
-           "\"refusedSource\":%llu,\"reset\":%llu},\"final\":%s}",
+           "\"refusedSource\":%llu,\"reset\":%llu,\"tlsTruncated\":%llu},"
+           "\"final\":%s}",
            (unsigned long long)c->bytes[CORE],
            (unsigned long long)c->reads[CORE],
            (unsigned long long)c->bytes[ACCESS],
            (unsigned long long)c->reads[ACCESS], (unsigned long long)c->connect,
            (unsigned long long)c->timeout, (unsigned long long)c->tls,
            (unsigned long long)c->refused_source, (unsigned long long)c->reset,
-           final ? "true" : "false");
+           (unsigned long long)c->truncated, final ? "true" : "false");
   r->dirty = 0;
   r->h->settings.emit(r->h->settings.user, &r->key, "TCP_COUNTERS", d, 0);
+  if (r->msrp != NULL) {
+    tcprelay_msrp_push(r, final);
+  }
 }
 
 void tcprelay_tcp_failure(struct dcmf_tcprelay *r, int side,
@@ -114,7 +121,7 @@ void tcprelay_tcp_failure(struct dcmf_tcprelay *r, int side,
 
 /* ---- writing ------------------------------------------------------------ */
 
-static struct wbuf *wbuf_new(size_t cap) {
+struct wbuf *tcprelay_wbuf_new(size_t cap) {
   return malloc(sizeof(struct wbuf) + cap);
 }
 
@@ -129,13 +136,21 @@ static void on_written(uv_write_t *req, int status) {
     tcprelay_relay_end(r, uv_strerror(status), 1);
     return;
   }
+  if (!r->ended && r->msrp != NULL) {
+    /* Room on a socket: the MSRP engine's output moves, and with it
+     * the reading it held back; a close_notify among what TLS kept
+     * back ends the relay. */
+    tcprelay_msrp_pump(r);
+    if (!r->ended && tcprelay_tls_open(r) && tcprelay_tls_deliver(r)) {
+      return;
+    }
+  }
   if (!r->ended) {
     tcprelay_update_reading(r);
   }
 }
 
-/* Queues |wb| (|len| bytes of it) for leg |l|'s socket; takes |wb|. */
-static void leg_write(struct leg *l, struct wbuf *wb, size_t len) {
+void tcprelay_leg_write(struct leg *l, struct wbuf *wb, size_t len) {
   wb->to = l;
   wb->len = len;
   if (l->s == NULL || l->closing) {
@@ -144,25 +159,35 @@ static void leg_write(struct leg *l, struct wbuf *wb, size_t len) {
   }
   uv_buf_t b = uv_buf_init((char *)wb->data, (unsigned)len);
   l->queued += len;
-  if (uv_write(&wb->req, (uv_stream_t *)l->s, &b, 1, on_written) != 0) {
+  int rv = uv_write(&wb->req, (uv_stream_t *)l->s, &b, 1, on_written);
+  if (rv != 0) {
+    /* Not queued (the socket failed under us): dropping the bytes and
+     * relaying on would corrupt the stream, so the relay ends. */
     l->queued -= len;
     free(wb);
+    struct dcmf_tcprelay *r = l->r;
+    if (!r->ended) {
+      char why[120];
+      snprintf(why, sizeof(why), "write toward the %s peer failed: %s",
+               leg_names[l->side], uv_strerror(rv));
+      r->c.reset++;
+      tcprelay_relay_end(r, why, 1);
+    }
   }
 }
 
-/* Sends what TLS has ready for the access peer. */
-static void tls_flush(struct dcmf_tcprelay *r) {
+void tcprelay_tls_flush(struct dcmf_tcprelay *r) {
   size_t n;
   while ((n = dcmf_tlspump_pending(&r->tls)) > 0) {
     if (n > DCMF_TCPRELAY_READ) {
       n = DCMF_TCPRELAY_READ;
     }
-    struct wbuf *wb = wbuf_new(n);
+    struct wbuf *wb = tcprelay_wbuf_new(n);
     if (wb == NULL) {
       return;
     }
     n = dcmf_tlspump_drain(&r->tls, wb->data, n);
-    leg_write(&r->leg[ACCESS], wb, n);
+    tcprelay_leg_write(&r->leg[ACCESS], wb, n);
   }
 }
 
@@ -172,8 +197,14 @@ static void tls_flush(struct dcmf_tcprelay *r) {
 void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r) {
   struct leg *core = &r->leg[CORE];
   int more = 1;
+  if (r->msrp != NULL) {
+    if (core->up && !core->closing) {
+      tcprelay_msrp_pump(r); /* takes plaintext as far as it can go */
+    }
+    more = 0;
+  }
   while (more && core->up && !core->closing) {
-    struct wbuf *wb = wbuf_new(DCMF_TCPRELAY_READ);
+    struct wbuf *wb = tcprelay_wbuf_new(DCMF_TCPRELAY_READ);
     size_t filled = 0;
     if (wb == NULL) {
       break;
@@ -197,9 +228,9 @@ void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r) {
     }
     r->c.bytes[CORE] += filled;
     r->dirty = 1;
-    leg_write(core, wb, filled);
+    tcprelay_leg_write(core, wb, filled);
   }
-  tls_flush(r);
+  tcprelay_tls_flush(r);
 }
 
 /* ---- relay end ----------------------------------------------------------- */
@@ -288,13 +319,19 @@ void tcprelay_relay_end(struct dcmf_tcprelay *r, const char *reason,
   if (r->ended) {
     return;
   }
+  if (!reset) {
+    tcprelay_msrp_flush(r);
+    if (r->ended) {
+      return; /* the flush failed and ended it */
+    }
+  }
   r->ended = 1;
   if (r->tls_started && dcmf_tlspump_get_state(&r->tls) == DCMF_TLSPUMP_OPEN &&
       !reset) {
     dcmf_tlspump_shutdown(&r->tls); /* close_notify to the UE */
   }
   if (r->tls_started) {
-    tls_flush(r); /* a close_notify or the alert of a failure */
+    tcprelay_tls_flush(r); /* a close_notify or the alert of a failure */
   }
   for (int i = 0; i < 2; i++) {
     if (r->leg[i].s != NULL && r->leg[i].reading) {
@@ -304,6 +341,7 @@ void tcprelay_relay_end(struct dcmf_tcprelay *r, const char *reason,
     leg_close(&r->leg[i], reset);
   }
   linger_start(r);
+  tcprelay_msrp_end(r);
   tcprelay_emitf(r, "TCP_CLOSED", "{\"reason\":\"%s\"}", NULL, reason);
   push_counters(r, 1);
 }
@@ -357,7 +395,7 @@ int tcprelay_tls_deliver(struct dcmf_tcprelay *r) {
 
 /* After anything TLS was given: its output, its state, its plaintext. */
 static void tls_progress(struct dcmf_tcprelay *r) {
-  tls_flush(r);
+  tcprelay_tls_flush(r);
   switch (dcmf_tlspump_get_state(&r->tls)) {
   case DCMF_TLSPUMP_FAILED:
     tls_failed(r);
@@ -412,7 +450,7 @@ int tcprelay_tls_open(const struct dcmf_tcprelay *r) {
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
   (void)hd;
   (void)suggested;
-  struct wbuf *wb = wbuf_new(DCMF_TCPRELAY_READ);
+  struct wbuf *wb = tcprelay_wbuf_new(DCMF_TCPRELAY_READ);
   *buf = wb != NULL ? uv_buf_init((char *)wb->data, DCMF_TCPRELAY_READ)
                     : uv_buf_init(NULL, 0);
 }
@@ -427,7 +465,17 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   int other = 1 - side;
   if (n <= 0 || r->ended) {
     free(wb);
-    if (n == UV_EOF) {
+    if (n == UV_EOF && side == ACCESS && tcprelay_tls_open(r) && !r->ended) {
+      /* A close_notify would have ended the relay already: a FIN alone
+       * may be an attacker cutting the stream short (RFC 8446 section
+       * 6.1, RFC 5246 section 7.2.1), so it is not a clean end. The
+       * core still gets what was relayed, then its FIN. */
+      r->c.truncated++;
+      tcprelay_relay_end(r,
+                         "TLS truncated: FIN from the access peer without "
+                         "close_notify",
+                         0);
+    } else if (n == UV_EOF) {
       tcprelay_relay_end(r,
                          side == ACCESS ? "FIN from the access peer"
                                         : "FIN from the core peer",
@@ -447,6 +495,14 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   }
   r->c.reads[other]++;
   r->dirty = 1;
+  if (side == CORE && r->msrp != NULL) {
+    tcprelay_msrp_from_core(r, wb->data, (size_t)n);
+    free(wb);
+    if (!r->ended) {
+      tcprelay_update_reading(r);
+    }
+    return;
+  }
   if (side == CORE && r->cfg.tls) {
     r->c.bytes[ACCESS] += (uint64_t)n;
     int rv = dcmf_tlspump_write(&r->tls, wb->data, (size_t)n);
@@ -455,10 +511,10 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
       tcprelay_relay_end(r, "TLS write failed", 1);
       return;
     }
-    tls_flush(r);
+    tcprelay_tls_flush(r);
   } else {
     r->c.bytes[other] += (uint64_t)n;
-    leg_write(&r->leg[other], wb, (size_t)n);
+    tcprelay_leg_write(&r->leg[other], wb, (size_t)n);
   }
   tcprelay_update_reading(r);
 }
@@ -489,6 +545,9 @@ static int may_read(const struct dcmf_tcprelay *r, int side) {
   }
   if (side == CORE && r->cfg.tls && !tcprelay_tls_open(r)) {
     return 0;
+  }
+  if (r->msrp != NULL && !tcprelay_msrp_may_read(r, side)) {
+    return 0; /* the MSRP engine holds what it can take */
   }
   size_t limit = o->queued > 0 && !l->reading ? DCMF_TCPRELAY_BUFFER / 2
                                               : DCMF_TCPRELAY_BUFFER;
@@ -585,6 +644,18 @@ static void relay_add(struct dcmf_tcprelay_host *h,
     r->leg[i].r = r;
     r->leg[i].side = i;
   }
+  if (r->cfg.msrp_aware && tcprelay_msrp_new(r) != 0) {
+    for (int i = 0; i < 2; i++) {
+      desc->tcpleg->fd[i] = r->cfg.fd[i]; /* closed by the caller's free */
+    }
+    tcprelay_msrp_free(r);
+    free(r);
+    h->settings.emit(h->settings.user, &desc->key, "TCP_FAILURE",
+                     "{\"leg\":\"access\",\"reason\":\"MSRP relay "
+                     "cannot start\"}",
+                     1);
+    return;
+  }
   dcmf_hashmap_insert(&h->by_key, &r->entry, key_hash(&r->key));
   r->next = h->live;
   if (h->live != NULL) {
@@ -631,6 +702,10 @@ static void relay_update(struct dcmf_tcprelay *r,
   if (released && !r->ended) {
     r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
     tcprelay_tls_start(r);
+  }
+  if (r->msrp != NULL) {
+    const char *paths[2] = {next->msrp_peer_path[0], next->msrp_peer_path[1]};
+    tcprelay_msrp_update(r, paths);
   }
 }
 
@@ -689,11 +764,11 @@ void dcmf_tcprelay_host_close(struct dcmf_tcprelay_host *h) {
       uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
       r->timer = NULL;
     }
+    tcprelay_msrp_end(r);
     r->removed = 1;
     r->h = NULL;
     if (r->handles == 0) {
-      dcmf_tlspump_free(&r->tls);
-      free(r);
+      relay_free(r);
     }
   }
   if (h->push_timer != NULL) {

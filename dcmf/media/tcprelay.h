@@ -3,7 +3,9 @@
  * MSRP or BFCP over TLS/TCP on the access leg <-> plain TCP on the core
  * leg (TS 23.334 5.16, 6.2.10.3, 6.2.18; docs/e2ae.md "MSRP and BFCP over
  * TLS"), or plain TCP on both. Application-agnostic: the bytes leave as
- * they came (TLS removed or added), in order, nothing parsed.
+ * they came (TLS removed or added), in order, nothing parsed; or, with
+ * tcpleg->msrp_aware, MSRP relayed chunk by chunk with its paths
+ * rewritten per leg (tcprelay_msrp.h).
  *
  * A relay is a media whose description carries a struct dcmf_media_tcpleg
  * (media.h); the worker hands every ADD, UPDATE and REMOVE of such a
@@ -56,7 +58,12 @@
  * the relay: the other leg gets what was already queued, then a FIN
  * (and close_notify first toward a TLS peer when the core ended),
  * within DCMF_TCPRELAY_LINGER_MS, after which a leg still writing is
- * reset (so a peer that stopped reading cannot keep the ports). A reset
+ * reset (so a peer that stopped reading cannot keep the ports). A FIN
+ * from the TLS peer on an open session without a close_notify before it
+ * ends it the same way but is reported as a truncation (TCP_CLOSED
+ * reason "TLS truncated: ...", failures.tlsTruncated). A write that
+ * libuv refuses at once ends the relay with a reset (counted as reset)
+ * rather than drop bytes from the stream. A reset
  * or socket error ends it with a reset on the other leg. TCP_CLOSED is
  * raised once with the reason. The listener is closed with the relay or
  * as soon as its leg is up.
@@ -67,7 +74,7 @@
  * final one when the relay ends):
  *   {"toCore":{"bytes":N,"reads":N},"toAccess":{"bytes":N,"reads":N},
  *    "failures":{"connect":N,"timeout":N,"tls":N,"refusedSource":N,
- *                "reset":N},"final":B}
+ *                "reset":N,"tlsTruncated":N},"final":B}
  * |bytes| are application bytes (TLS removed), |reads| the socket reads
  * that brought them. RELEASED follows a REMOVE once every socket is
  * closed (|must|).

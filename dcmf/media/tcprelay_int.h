@@ -47,6 +47,7 @@ struct leg {
 struct counters {
   uint64_t bytes[2], reads[2]; /* by direction: [CORE] is toCore */
   uint64_t connect, timeout, tls, refused_source, reset;
+  uint64_t truncated; /* the UE's FIN came without a TLS close_notify */
 };
 
 struct dcmf_tcprelay {
@@ -63,6 +64,7 @@ struct dcmf_tcprelay {
   int handles;       /* libuv handles not yet closed */
   int ended, removed, dirty;
   struct counters c;
+  struct tcprelay_msrp *msrp;        /* MSRP aware (tcprelay_msrp.h), or NULL */
   struct dcmf_tcprelay *next, *prev; /* the host's live list */
 };
 
@@ -88,6 +90,13 @@ void tcprelay_update_reading(struct dcmf_tcprelay *r);
 void tcprelay_tls_start(struct dcmf_tcprelay *r);
 int tcprelay_tls_open(const struct dcmf_tcprelay *r);
 void tcprelay_tls_plain_to_core(struct dcmf_tcprelay *r);
+/* A buffer of |cap| bytes (malloc; NULL when out of memory). */
+struct wbuf *tcprelay_wbuf_new(size_t cap);
+/* Queues |wb| (|len| bytes of it) for leg |l|'s socket; takes |wb|. A
+ * write libuv refuses at once ends the relay with a reset (counted). */
+void tcprelay_leg_write(struct leg *l, struct wbuf *wb, size_t len);
+/* Sends what TLS has ready for the access peer. */
+void tcprelay_tls_flush(struct dcmf_tcprelay *r);
 
 /* ---- tcprelay_setup.c ---- */
 

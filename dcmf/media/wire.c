@@ -266,8 +266,8 @@ static int rtpleg_ok(const struct dcmf_media_rtpleg *l, uint32_t op) {
 }
 
 /* A TCP relay leg as it arrived: enums in range, flags 0 or 1, known
- * address families, at most DCMF_FINGERPRINTS_MAX fingerprints, and
- * sockets only with an ADD. */
+ * address families, at most DCMF_FINGERPRINTS_MAX fingerprints,
+ * NUL-terminated MSRP URIs and paths, and sockets only with an ADD. */
 static int tcpleg_ok(const struct dcmf_media_tcpleg *l, uint32_t op) {
   for (int i = 0; i < 2; i++) {
     if ((unsigned)l->setup[i] > DCMF_TCP_MERGE || !leg_addr_ok(&l->remote[i]) ||
@@ -275,8 +275,13 @@ static int tcpleg_ok(const struct dcmf_media_tcpleg *l, uint32_t op) {
       return 0;
     }
   }
+  for (int i = 0; i < 2; i++) {
+    if (!TERMINATED(l->msrp_own_uri[i]) || !TERMINATED(l->msrp_peer_path[i])) {
+      return 0;
+    }
+  }
   return (unsigned)l->handling <= DCMF_TCP_STATE_AWARE_CHANGE &&
-         ((l->tls | l->tls_client) & ~1) == 0 &&
+         ((l->tls | l->tls_client | l->msrp_aware) & ~1) == 0 &&
          l->remote_fp.count <= DCMF_FINGERPRINTS_MAX;
 }
 

@@ -556,3 +556,17 @@ const struct dcmf_msrp_relay_stats *
 dcmf_msrp_relay_stats(const struct dcmf_msrp_relay *r) {
   return &r->stats;
 }
+
+void dcmf_msrp_relay_stats_sums(const struct dcmf_msrp_relay_stats *st,
+                                uint64_t from[2], uint64_t *refused) {
+  from[0] = from[1] = 0;
+  *refused = 0;
+  for (int leg = 0; st != NULL && leg < 2; leg++) {
+    for (int v = 0; v < DCMF_MSRP_RELAY_N_VERDICTS; v++) {
+      from[leg] += st->verdicts[leg][v];
+      if (v >= DCMF_MSRP_RELAY_NOT_A_CHUNK) {
+        *refused += st->verdicts[leg][v];
+      }
+    }
+  }
+}

@@ -274,4 +274,11 @@ size_t dcmf_msrp_relay_mem(const struct dcmf_msrp_relay *r);
 const struct dcmf_msrp_relay_stats *
 dcmf_msrp_relay_stats(const struct dcmf_msrp_relay *r);
 
+/* Sums of |st| (NULL: zeros) as MSRP_COUNTERS report them: the chunks
+ * taken from each leg (every verdict) into |from| (indexed by
+ * dcmf_msrp_relay_leg), and those refused (NOT_A_CHUNK and up) into
+ * |*refused|. */
+void dcmf_msrp_relay_stats_sums(const struct dcmf_msrp_relay_stats *st,
+                                uint64_t from[2], uint64_t *refused);
+
 #endif

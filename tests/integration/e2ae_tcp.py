@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2ae_tcp_lib import (AGW, CoreListener, Dcmfd, Notify,  # noqa: E402
                           Proc, bfcp_hello, fingerprint, make_cert,
                           msrp_send, poll, python_ue, recv_exactly,
-                          recv_until_closed, s_client)
+                          recv_until_closed, s_client, wait_stalled)
 
 DCMFD = sys.argv[1]
 FILTERS = sys.argv[2:]
@@ -487,15 +487,8 @@ def slow_core_reader_4mib():
                                   daemon=True)
         writer.start()
         # Wait until the relay stalls: its toCore count stops growing.
-        last, stable_since = -1, time.time()
-        end = time.time() + 20
-        while time.time() < end:
-            now = counters(cid).get("toCore", {}).get("bytes", 0)
-            if now != last:
-                last, stable_since = now, time.time()
-            elif time.time() - stable_since > 2.5 and now > 0:
-                break
-            time.sleep(0.2)
+        last = wait_stalled(
+            lambda: counters(cid).get("toCore", {}).get("bytes", 0))
         assert last < len(payload), "nothing held back: no back-pressure"
         grown = D.rss_kib() - rss0
         print(f"#   stalled at {last} bytes relayed; dcmfd RSS +{grown} KiB",
@@ -723,11 +716,11 @@ def bad_input_names_the_field():
     st, doc = D.call("POST", AGW, {"terminations": [
         {"terminationId": "access", "transport": "TCP/TLS/MSRP",
          "tls": {"setup": "active", "tlsId": "x" * 24},
-         "msrp": {"mode": "aware"}},
+         "msrp": {"mode": "aware", "path": "not an MSRP URI"}},
         {"terminationId": "core", "transport": "TCP/MSRP",
          "tcp": {"setup": "sideways", "timeoutMs": 5}}]})
     names = {p["param"] for p in doc["invalidParams"]}
-    for want in ("/terminations/0/tls/tlsId", "/terminations/0/msrp/mode",
+    for want in ("/terminations/0/tls/tlsId", "/terminations/0/msrp/path",
                  "/terminations/1/tcp/setup", "/terminations/1/tcp/timeoutMs"):
         assert want in names, (want, names)
 
@@ -745,6 +738,61 @@ def hundreds_of_contexts_leave_no_fds():
     core.close()
     poll(lambda: D.fds() <= before, f"fds back to {before} (now {D.fds()})",
          10)
+
+
+# ---- MSRP application-aware (cases in e2ae_tcp_msrp.py) ----------------------------
+
+class _Harness:
+    """What the aware cases use of this harness."""
+    D = D
+    UE_PEM, UE_KEY, TMP = UE_PEM, UE_KEY, TMP
+    tls_access = staticmethod(tls_access)
+
+
+def _aware(fn):
+    def run():
+        fn(_Harness)
+    run.__name__ = "msrp_aware_" + fn.__name__
+    return run
+
+
+import e2ae_tcp_msrp  # noqa: E402
+for _fn in (e2ae_tcp_msrp.rewrites_paths_both_ways,
+            e2ae_tcp_msrp.malformed_ends_only_that_relay,
+            e2ae_tcp_msrp.slow_core_reader_bounded,
+            e2ae_tcp_msrp.reoffer_changes_core_path):
+    case(_aware(_fn))
+
+
+@case
+def fin_without_close_notify_is_truncation():
+    """The UE's FIN with no TLS close_notify before it: the relay ends as
+    a truncation (its own reason and counter), and the core leg still
+    gets what was relayed, then a FIN."""
+    core = CoreListener()
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "remote": remote(core.port)})
+    cid = ctx_id(doc)
+    ue = python_ue(local_port(doc, 0), UE_PEM, UE_KEY)
+    try:
+        conn = core.accept()
+        up = msrp_send("t1", "before the cut")
+        ue.sendall(up)
+        assert recv_exactly(conn, len(up)) == up
+        # SSLSocket.shutdown() shuts the TCP socket without close_notify.
+        ue.shutdown(socket.SHUT_WR)
+        data, closed = recv_until_closed(conn, 5)
+        assert closed and data == b"", f"core leg not closed ({data!r})"
+        poll(lambda: any("TLS truncated" in e.get("detail", {}).get("reason", "")
+                         for e in D.get(cid).get("events", [])
+                         if e["event"] == "TCP_CLOSED"),
+             "TCP_CLOSED naming the truncation", 5)
+        poll(lambda: counters(cid).get("failures", {}).get("tlsTruncated") == 1,
+             "failures.tlsTruncated", 3)
+    finally:
+        ue.close()
+        core.close()
+        D.delete(cid)
 
 
 try:

@@ -208,6 +208,22 @@ class CoreListener:
                 s.close()
 
 
+def wait_stalled(count, seconds=20, quiet=2.5):
+    """Polls count() (a relay's bytes so far) until it is above 0 and
+    has not grown for |quiet| seconds, or |seconds| pass; returns the
+    last value."""
+    last, stable_since = -1, time.time()
+    end = time.time() + seconds
+    while time.time() < end:
+        now = count()
+        if now != last:
+            last, stable_since = now, time.time()
+        elif time.time() - stable_since > quiet and now > 0:
+            break
+        time.sleep(0.2)
+    return last
+
+
 def recv_exactly(sock, n, seconds=10):
     buf = b""
     end = time.time() + seconds

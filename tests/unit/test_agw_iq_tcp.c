@@ -136,6 +136,32 @@ static void test_merge_needs_changing_setup(void **state) {
   json_decref(doc);
 }
 
+/* Aware MSRP (TS 23.334 5.19.5): on TCP/TLS/MSRP with a TCP/MSRP core,
+ * each far end's path given now or later. */
+static void test_msrp_aware(void **state) {
+  (void)state;
+  json_t *doc = tcp_doc();
+  set_path(doc, 0, "msrp", "mode", json_string("aware"));
+  set_path(doc, 0, "msrp", "path", json_string("msrps://127.0.0.3:9/ue1;tcp"));
+  set_path(doc, 1, "msrp", "mode", json_string("aware"));
+  struct dcmf_agwiq iq;
+  parse_ok(doc, &iq);
+  assert_true(iq.msrp_aware);
+  assert_string_equal(iq.access_path, "msrps://127.0.0.3:9/ue1;tcp");
+  assert_string_equal(iq.core_path, "");
+  json_decref(doc);
+  doc = tcp_doc(); /* the core side alone says it */
+  json_object_del(term(doc, 0), "msrp");
+  set_path(doc, 1, "msrp", "mode", json_string("aware"));
+  set_path(
+      doc, 1, "msrp", "path",
+      json_string("msrp://relay.example:2/r;tcp msrp://127.0.0.2:4000/c;tcp"));
+  parse_ok(doc, &iq);
+  assert_true(iq.msrp_aware);
+  assert_string_equal(iq.access_path, "");
+  json_decref(doc);
+}
+
 static void test_stateless_active_core_may_wait_for_remote(void **state) {
   (void)state;
   json_t *doc = tcp_doc();
@@ -158,9 +184,20 @@ static void test_refusals(void **state) {
   doc = tcp_doc();
   json_object_set_new(term(doc, 1), "transport", json_string("RTP/AVP"));
   expect_refused(doc, "/terminations/1/transport");
+  doc = tcp_doc(); /* aware on one termination, agnostic on the other */
+  set_path(doc, 1, "msrp", "mode", json_string("aware"));
+  expect_refused(doc, "/terminations/0/msrp/mode");
+  doc = tcp_doc(); /* aware toward a plain TCP core */
+  set_path(doc, 0, "msrp", "mode", json_string("aware"));
+  json_object_set_new(term(doc, 1), "transport", json_string("TCP"));
+  expect_refused(doc, "/terminations/1/transport");
+  doc = tcp_doc();
+  set_path(doc, 0, "msrp", "path", json_string("msrps://ue.example:1/a;tcp"));
+  expect_refused(doc, "/terminations/0/msrp/path"); /* agnostic */
   doc = tcp_doc();
   set_path(doc, 0, "msrp", "mode", json_string("aware"));
-  expect_refused(doc, "/terminations/0/msrp/mode");
+  set_path(doc, 0, "msrp", "path", json_string("not a uri"));
+  expect_refused(doc, "/terminations/0/msrp/path");
   doc = tcp_doc();
   set_path(doc, 0, "tls", "tlsId", json_string("abcdefghijklmnopqrstuvwx"));
   expect_refused(doc, "/terminations/0/tls/tlsId");
@@ -199,6 +236,17 @@ static void test_refusals(void **state) {
   expect_refused(doc, "/terminations/1/tcp/bogus");
 }
 
+/* Aware on both terminations, with the core's path if |core_path|. */
+static json_t *aware_doc(const char *core_path) {
+  json_t *doc = tcp_doc();
+  set_path(doc, 0, "msrp", "mode", json_string("aware"));
+  set_path(doc, 1, "msrp", "mode", json_string("aware"));
+  if (core_path != NULL) {
+    set_path(doc, 1, "msrp", "path", json_string(core_path));
+  }
+  return doc;
+}
+
 static int patch(json_t *prev_doc, json_t *next_doc,
                  struct dcmf_agwiq_change *ch, const char *param) {
   struct dcmf_agwiq prev, next;
@@ -218,8 +266,23 @@ static int patch(json_t *prev_doc, json_t *next_doc,
 static void test_patch_rules(void **state) {
   (void)state;
   struct dcmf_agwiq_change ch;
+  /* Aware: the core's path may come later, and change (a re-offer),
+   * not go; the mode stays. */
+  json_t *a = aware_doc(NULL), *b = aware_doc("msrp://127.0.0.2:4000/c;tcp");
+  assert_int_equal(patch(a, b, &ch, NULL), 0);
+  a = aware_doc("msrp://127.0.0.2:4000/c;tcp");
+  b = aware_doc("msrp://127.0.0.2:4000/d;tcp");
+  assert_int_equal(patch(a, b, &ch, NULL), 0);
+  a = aware_doc("msrp://127.0.0.2:4000/c;tcp");
+  b = aware_doc(NULL);
+  patch(a, b, &ch, "/terminations/1/msrp/path");
+  a = tcp_doc();
+  b = tcp_doc();
+  set_path(b, 0, "msrp", "mode", json_string("aware"));
+  patch(a, b, &ch, "/terminations/1/msrp/mode");
   /* Fingerprints later release the handshake. */
-  json_t *a = tcp_doc(), *b = tcp_doc();
+  a = tcp_doc();
+  b = tcp_doc();
   json_object_del(json_object_get(term(a, 0), "tls"), "remoteFingerprints");
   assert_int_equal(patch(a, b, &ch, NULL), 0);
   assert_true(ch.fingerprint_arrived);
@@ -272,6 +335,7 @@ int main(void) {
       cmocka_unit_test(test_merge_needs_changing_setup),
       cmocka_unit_test(test_stateless_active_core_may_wait_for_remote),
       cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_msrp_aware),
       cmocka_unit_test(test_patch_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
