@@ -1,7 +1,10 @@
 /*
- * session_int.h - the session object, for session.c alone (and the
- * session's in-process test). Other modules see dcmf_session only
- * through session.h; services see it only through service.h.
+ * session_int.h - the session object, for the session's own files alone
+ * (session.c: packets, timers and life cycle; session_host.c: the
+ * services' host and the flows; session_assoc.c: the DTLS association
+ * and the update of the media) and the session's in-process test. Other
+ * modules see dcmf_session only through session.h; services see it only
+ * through service.h.
  */
 #ifndef DCMF_SESSION_INT_H
 #define DCMF_SESSION_INT_H
@@ -56,7 +59,7 @@ struct dcmf_session {
   uv_timer_t flush_timer; /* runs writable of services that asked */
   struct dcmf_svc_slot slots[DCMF_SVC_MAX];
   size_t n_slots;   /* attached so far */
-  int assoc_closing;  /* inside association_free */
+  int assoc_closing;  /* inside session_association_free */
   struct sockaddr_storage dtls_peer; /* where DTLS goes */
   int has_dtls_peer;
   int dtls_reported; /* an outcome event was raised for this association */
@@ -73,7 +76,8 @@ struct dcmf_session {
    * the SRTP profile of the last one keyed (static; "" if none). */
   struct dcmf_assoc_stats assoc_past;
   /* Flow messages delivered to the services so far: a raw datagram that
-   * adds none was refused by the association (services_assoc_changed). */
+   * adds none was refused by the association
+   * (session_services_assoc_changed). */
   uint64_t delivered;
 };
 
@@ -85,5 +89,70 @@ const char *dcmf_session_key_str(const struct dcmf_session *s, char *buf,
  * that only time moves on (usrsctp's timers, a sender waiting for room,
  * a service's |tick|). Cheap when already asked. */
 void dcmf_session_want_tick(struct dcmf_session *s);
+
+/* ---- session.c ---- */
+
+/* Raises |event| (with |detail|, JSON text or NULL) toward the control
+ * plane for this session's media. */
+void session_emit(struct dcmf_session *s, const char *event,
+                  const char *detail);
+
+/* Sends one datagram from the session's socket; one that cannot leave
+ * now is lost (UDP). |data| is borrowed for the call. */
+void session_udp_send(struct dcmf_session *s, const struct sockaddr *to,
+                      const uint8_t *data, size_t len);
+
+/* Arms the session's timer at its earliest deadline (ICE, DTLS, a
+ * renewal's or a fallback's end, a teardown now), or stops it. */
+void session_arm_timer(struct dcmf_session *s);
+
+/* ---- session_host.c: the services and the flows ---- */
+
+/* Attaches the services of env.services in order, each with its host
+ * table. Returns 0 or the first error of a service's attach (those
+ * attached so far stay in n_slots, for session_services_detach). */
+int session_services_attach(struct dcmf_session *s);
+/* Detaches in reverse order; the flows are closed already. */
+void session_services_detach(struct dcmf_session *s);
+/* The media description changed (a PATCH): each service's |update|. */
+void session_services_update(struct dcmf_session *s);
+/* Runs |tick| of the services that asked for it (host->want_tick). */
+void session_services_tick(struct dcmf_session *s);
+/* The association was keyed or refused a datagram: |assoc_changed|. */
+void session_services_assoc_changed(struct dcmf_session *s);
+/* The association has room again: every service's |writable|. */
+void session_services_writable(struct dcmf_session *s);
+
+/* The flow callbacks of the association (dcstack.h), |user| the
+ * session; |slot| keeps which service serves the flow. */
+int session_flow_open(void *user, const struct dcmf_svc_flow *flow,
+                      void **slot);
+void session_flow_message(void *user, const struct dcmf_svc_flow *flow,
+                          void *slot, int binary, const uint8_t *data,
+                          size_t len);
+void session_flow_closed(void *user, const struct dcmf_svc_flow *flow,
+                         void **slot);
+/* For foreach_open after a PATCH: an open negotiated flow nobody serves
+ * is offered to the services again. */
+void session_reoffer_flow(void *user, const struct dcmf_svc_flow *flow,
+                          void **slot);
+
+/* ---- session_assoc.c: the DTLS association ---- */
+
+/* The counters of the current association into |*out| (zero when there
+ * is none). Returns 0, or DCMF_ERR_NOT_FOUND if the kind keeps none. */
+int session_assoc_stats_now(const struct dcmf_session *s,
+                            struct dcmf_assoc_stats *out);
+/* Builds fresh DTLS and a fresh association of the media's kind (the
+ * old one freed first). Returns 0, DCMF_ERR_NOMEM or DCMF_ERR_SYSTEM. */
+int session_association_new(struct dcmf_session *s);
+/* Frees DTLS and the association, its flows reported closed to their
+ * services; its counters are kept in assoc_past. No-op without one. */
+void session_association_free(struct dcmf_session *s);
+/* As DTLS client, starts the handshake once the peer is known. */
+void session_maybe_start_client(struct dcmf_session *s);
+/* Counts and reports (DTLS_FAILURE) the association's failure, once per
+ * association. */
+void session_dtls_failed(struct dcmf_session *s, const char *reason);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * upstream_int.h - what the three files of the upstream client share:
- * upstream.c (pool, origins, connections, TLS, dispatch, timeouts),
+ * upstream_int.h - what the files of the upstream client share:
+ * upstream.c (pool, origins and their queues, dispatch, timeouts),
+ * upstream_conn.c (connections: connect, TLS, I/O, failing and closing),
  * upstream_h1.c (HTTP/1.1, responses read by the h1resp engine) and
  * upstream_h2.c (HTTP/2 over nghttp2). Not a public header: only those
  * files include it.
@@ -75,7 +76,7 @@ struct origin {
   enum proto proto;
   /* |proto| is P_H1 only because an h2c connection was hung up on
    * before any answer; the first HTTP/1.1 response confirms it, a
-   * failed HTTP/1.1 connection takes it back (upstream.c) */
+   * failed HTTP/1.1 connection takes it back (upstream_conn.c) */
   int h1_guessed;
   struct conn *conns;
   struct dcmf_upstream_req *queue, *queue_tail;
@@ -130,14 +131,19 @@ int up_resp_header_add(struct dcmf_upstream_req *r, const char *name,
                        size_t nlen, const char *value, size_t vlen);
 /* Puts |r| back at the head of its origin's queue, to go out first. */
 void up_queue_push_front(struct origin *o, struct dcmf_upstream_req *r);
+/* Takes |r| off its origin's queue. */
+void up_queue_unlink(struct origin *o, struct dcmf_upstream_req *r);
+void up_dispatch_soon(struct dcmf_upstream_pool *p);
 
-/* Connections (upstream.c). */
+/* Connections (upstream_conn.c). */
+/* Opens a new connection to |o| (resolving first); NULL if none could
+ * start. */
+struct conn *up_conn_open(struct origin *o);
 void up_conn_write(struct conn *c, const void *data, size_t len);
 void up_conn_fail(struct conn *c, const char *why);
 void up_conn_close(struct conn *c);
 void up_inflight_end(struct conn *c, struct dcmf_upstream_req *r,
                      enum dcmf_upstream_result res, const char *why);
-void up_dispatch_soon(struct dcmf_upstream_pool *p);
 /* An HTTP/2 stream of |r| was refused: returns 1 if |r| was queued again
  * (once per request), 0 if it must end. */
 int up_req_refused(struct conn *c, struct dcmf_upstream_req *r);

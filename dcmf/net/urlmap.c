@@ -3,6 +3,7 @@
  * See urlmap.h for the contract and docs/http-proxy.md for the rules.
  */
 #include "urlmap.h"
+#include "urlmap_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static unsigned pct_val(const char *p) {
   return hex_val((unsigned char)p[1]) * 16 + hex_val((unsigned char)p[2]);
 }
 
-static unsigned char lower(unsigned char c) {
+unsigned char urlmap_lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
@@ -44,20 +45,21 @@ static int is_digit(unsigned char c) {
 }
 
 /* RFC 9110 tchar. */
-static int is_tchar(unsigned char c) {
+int urlmap_is_tchar(unsigned char c) {
   return is_alpha(c) || is_digit(c) ||
          (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* Case-insensitive comparison of |a| (|alen| bytes) with the C string
  * |b|. */
-static int ieq(const char *a, size_t alen, const char *b) {
+int urlmap_ieq(const char *a, size_t alen, const char *b) {
   size_t blen = strlen(b);
   if (alen != blen) {
     return 0;
   }
   for (size_t i = 0; i < alen; i++) {
-    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) {
+    if (urlmap_lower((unsigned char)a[i]) !=
+        urlmap_lower((unsigned char)b[i])) {
       return 0;
     }
   }
@@ -66,9 +68,9 @@ static int ieq(const char *a, size_t alen, const char *b) {
 
 /* Case-insensitive: does |a| (|alen| bytes) start with the C string
  * |prefix|? */
-static int istarts(const char *a, size_t alen, const char *prefix) {
+int urlmap_istarts(const char *a, size_t alen, const char *prefix) {
   size_t plen = strlen(prefix);
-  return alen >= plen && ieq(a, plen, prefix);
+  return alen >= plen && urlmap_ieq(a, plen, prefix);
 }
 
 /* Checks the characters shared by URLs and request-targets: visible
@@ -175,10 +177,10 @@ static int reg_name_char(unsigned char c) {
          c == '~';
 }
 
-/* Copies |n| bytes of |s| lower-cased into |dst| and NUL-terminates. */
+/* Copies |n| bytes of |s| urlmap_lower-cased into |dst| and NUL-terminates. */
 static void copy_lower(char *dst, const char *s, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    dst[i] = (char)lower((unsigned char)s[i]);
+    dst[i] = (char)urlmap_lower((unsigned char)s[i]);
   }
   dst[n] = '\0';
 }
@@ -259,10 +261,10 @@ int dcmf_url_parse(const char *text, struct dcmf_url *url) {
   }
   len = (size_t)checked; /* the fragment is dropped */
   size_t i;
-  if (istarts(text, len, "https://")) {
+  if (urlmap_istarts(text, len, "https://")) {
     url->https = 1;
     i = 8;
-  } else if (istarts(text, len, "http://")) {
+  } else if (urlmap_istarts(text, len, "http://")) {
     url->https = 0;
     i = 7;
   } else {
@@ -342,7 +344,7 @@ static int dot_segment(const char *s, size_t n, int *encoded) {
     if (s[i] == '.') {
       dots++;
     } else if (s[i] == '%' && n - i >= 3 && s[i + 1] == '2' &&
-               lower((unsigned char)s[i + 2]) == 'e') {
+               urlmap_lower((unsigned char)s[i + 2]) == 'e') {
       dots++;
       *encoded = 1;
       i += 2;
@@ -431,7 +433,7 @@ static int normalise(const char *p, size_t n, struct sbuf *b) {
 
 /* Reads the character of the query parameter name |s| (|n| bytes, valid
  * percent triplets only) at *|i| and advances *|i|: percent-decoded, '+'
- * read as a space, lower-cased. */
+ * read as a space, urlmap_lower-cased. */
 static unsigned char qname_char(const char *s, size_t n, size_t *i) {
   unsigned char c = (unsigned char)s[*i];
   if (c == '%' && n - *i >= 3) {
@@ -441,7 +443,7 @@ static unsigned char qname_char(const char *s, size_t n, size_t *i) {
     c = c == '+' ? ' ' : c;
     (*i)++;
   }
-  return lower(c);
+  return urlmap_lower(c);
 }
 
 /* Compares two query parameter names as qname_char() reads them. */
@@ -528,9 +530,9 @@ int dcmf_urlmap_resolve_url(const struct dcmf_url *base, const char *target,
   size_t tlen = target_len;
   if (t[0] != '/') {
     size_t skip;
-    if (istarts(t, tlen, "http://")) {
+    if (urlmap_istarts(t, tlen, "http://")) {
       skip = 7;
-    } else if (istarts(t, tlen, "https://")) {
+    } else if (urlmap_istarts(t, tlen, "https://")) {
       skip = 8;
     } else {
       return DCMF_ERR_INVALID;
@@ -624,228 +626,4 @@ int dcmf_urlmap_resolve(const char *base, const char *target, size_t target_len,
     return rc;
   }
   return dcmf_url_format(&url, out, cap);
-}
-
-/* ---- headers ---------------------------------------------------------- */
-
-static int name_ok(const char *s, size_t n) {
-  if (s == NULL || n == 0) {
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (!is_tchar((unsigned char)s[i])) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* A field value: no control character other than HTAB. */
-static int value_ok(const char *s, size_t n) {
-  if (s == NULL && n > 0) {
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* A value we add: non-empty visible ASCII, SP and HTAB, not starting or
- * ending with white space. */
-static int own_value_ok(const char *s) {
-  if (s == NULL || s[0] == '\0') {
-    return 0;
-  }
-  size_t n = strlen(s);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && c != '\t') || c >= 0x7f) {
-      return 0;
-    }
-  }
-  return s[0] != ' ' && s[0] != '\t' && s[n - 1] != ' ' && s[n - 1] != '\t';
-}
-
-static int fields_ok(const struct dcmf_urlmap_header *in, size_t n) {
-  if (in == NULL && n > 0) {
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (!name_ok(in[i].name, in[i].name_len) ||
-        !value_ok(in[i].value, in[i].value_len)) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* Is |name| listed in the value of any Connection field of |in|? */
-static int named_by_connection(const struct dcmf_urlmap_header *in, size_t n,
-                               const char *name, size_t name_len) {
-  for (size_t h = 0; h < n; h++) {
-    if (!ieq(in[h].name, in[h].name_len, "connection")) {
-      continue;
-    }
-    const char *v = in[h].value;
-    size_t vlen = in[h].value_len;
-    size_t i = 0;
-    while (i < vlen) {
-      while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
-        i++;
-      }
-      size_t start = i;
-      while (i < vlen && v[i] != ',' && v[i] != ' ' && v[i] != '\t') {
-        i++;
-      }
-      if (i > start && i - start == name_len) {
-        int same = 1;
-        for (size_t k = 0; k < name_len && same; k++) {
-          same = lower((unsigned char)v[start + k]) ==
-                 lower((unsigned char)name[k]);
-        }
-        if (same) {
-          return 1;
-        }
-      }
-    }
-  }
-  return 0;
-}
-
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-connection",  "proxy-authorization",
-    "te",         "trailer",    "transfer-encoding", "upgrade",
-};
-
-/* Should the field |h| of |in| be dropped? |request| selects the request
- * direction's extra rules. */
-static int drop_field(const struct dcmf_urlmap_header *in, size_t n,
-                      const struct dcmf_urlmap_header *h, int request) {
-  for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++) {
-    if (ieq(h->name, h->name_len, hop_by_hop[i])) {
-      return 1;
-    }
-  }
-  if (ieq(h->name, h->name_len, "content-length")) {
-    return 1;
-  }
-  if (request) {
-    if (ieq(h->name, h->name_len, "host") ||
-        ieq(h->name, h->name_len, "expect") ||
-        istarts(h->name, h->name_len, "x-dcmf-")) {
-      return 1;
-    }
-  } else if (ieq(h->name, h->name_len, "proxy-authenticate")) {
-    return 1;
-  }
-  return named_by_connection(in, n, h->name, h->name_len);
-}
-
-static const char *via_value(enum dcmf_urlmap_proto proto) {
-  switch (proto) {
-  case DCMF_URLMAP_HTTP_1_0:
-    return "1.0 dcmf";
-  case DCMF_URLMAP_HTTP_1_1:
-    return "1.1 dcmf";
-  case DCMF_URLMAP_HTTP_2:
-    return "2 dcmf";
-  }
-  return NULL;
-}
-
-/* Appends a field to |out| unless full; returns 0 or TOO_LARGE. */
-static int emit(struct dcmf_urlmap_header *out, size_t cap, size_t *n,
-                const char *name, size_t name_len, const char *value,
-                size_t value_len) {
-  if (*n >= cap) {
-    return DCMF_ERR_TOO_LARGE;
-  }
-  out[*n].name = name;
-  out[*n].name_len = name_len;
-  out[*n].value = value;
-  out[*n].value_len = value_len;
-  (*n)++;
-  return 0;
-}
-
-static int emit_str(struct dcmf_urlmap_header *out, size_t cap, size_t *n,
-                    const char *name, const char *value) {
-  return emit(out, cap, n, name, strlen(name), value, strlen(value));
-}
-
-/* Copies the kept fields of |in| to |out|. */
-static int emit_kept(const struct dcmf_urlmap_header *in, size_t n_in,
-                     int request, struct dcmf_urlmap_header *out, size_t cap,
-                     size_t *n) {
-  for (size_t i = 0; i < n_in; i++) {
-    if (drop_field(in, n_in, &in[i], request)) {
-      continue;
-    }
-    int rc = emit(out, cap, n, in[i].name, in[i].name_len, in[i].value,
-                  in[i].value_len);
-    if (rc != 0) {
-      return rc;
-    }
-  }
-  return 0;
-}
-
-int dcmf_urlmap_request_headers(const struct dcmf_urlmap_header *in,
-                                size_t n_in,
-                                const struct dcmf_urlmap_request_info *info,
-                                struct dcmf_urlmap_header *out, size_t cap,
-                                size_t *n_out) {
-  *n_out = 0;
-  const char *via = info != NULL ? via_value(info->received) : NULL;
-  if (info == NULL || via == NULL || !own_value_ok(info->authority) ||
-      !own_value_ok(info->context_id) || !own_value_ok(info->termination_id) ||
-      !own_value_ok(info->media_id) || !own_value_ok(info->stream_id) ||
-      !fields_ok(in, n_in)) {
-    return DCMF_ERR_INVALID;
-  }
-  const char *const added[][2] = {
-      {"Via", via},
-      {"X-DCMF-Context-Id", info->context_id},
-      {"X-DCMF-Termination-Id", info->termination_id},
-      {"X-DCMF-Media-Id", info->media_id},
-      {"X-DCMF-Stream-Id", info->stream_id},
-  };
-  size_t n = 0;
-  int rc = emit_str(out, cap, &n, "Host", info->authority);
-  if (rc == 0) {
-    rc = emit_kept(in, n_in, 1, out, cap, &n);
-  }
-  for (size_t i = 0; rc == 0 && i < sizeof(added) / sizeof(added[0]); i++) {
-    rc = emit_str(out, cap, &n, added[i][0], added[i][1]);
-  }
-  if (rc != 0) {
-    return rc;
-  }
-  *n_out = n;
-  return 0;
-}
-
-int dcmf_urlmap_response_headers(const struct dcmf_urlmap_header *in,
-                                 size_t n_in, enum dcmf_urlmap_proto received,
-                                 struct dcmf_urlmap_header *out, size_t cap,
-                                 size_t *n_out) {
-  *n_out = 0;
-  const char *via = via_value(received);
-  if (via == NULL || !fields_ok(in, n_in)) {
-    return DCMF_ERR_INVALID;
-  }
-  size_t n = 0;
-  int rc = emit_kept(in, n_in, 0, out, cap, &n);
-  if (rc == 0) {
-    rc = emit_str(out, cap, &n, "Via", via);
-  }
-  if (rc != 0) {
-    return rc;
-  }
-  *n_out = n;
-  return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "agwiq.h"
 #include "errors.h"
+#include "iqtest.h"
 
 #define FP256                                                                  \
   "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"       \
@@ -32,8 +33,7 @@
 
 /* A full e2ae context; the tests edit it with json_object_set. */
 static json_t *e2ae_doc(void) {
-  json_error_t err;
-  json_t *doc = json_loads(
+  return iqtest_doc(
       "{\"terminations\": ["
       " {\"terminationId\": \"access\", \"transport\": \"UDP/TLS/RTP/SAVPF\","
       "  \"rtcpMux\": true,"
@@ -42,57 +42,28 @@ static json_t *e2ae_doc(void) {
       "  \"ice\": {\"remoteUfrag\": \"ufrA\", \"remotePwd\": \"" PWD1 "\"},"
       "  \"notifyUri\": \"http://127.0.0.1:8080/events\"},"
       " {\"terminationId\": \"core\", \"transport\": \"RTP/AVP\","
-      "  \"remote\": {\"ipv4Addr\": \"127.0.0.2\", \"port\": 4000}}]}",
-      0, &err);
-  assert_non_null(doc);
-  return doc;
-}
-
-static json_t *term(json_t *doc, size_t i) {
-  return json_array_get(json_object_get(doc, "terminations"), i);
+      "  \"remote\": {\"ipv4Addr\": \"127.0.0.2\", \"port\": 4000}}]}");
 }
 
 static json_t *dtls(json_t *doc) {
-  return json_object_get(term(doc, 0), "dtls");
+  return json_object_get(iqtest_term(doc, 0), "dtls");
 }
 
 static json_t *ice(json_t *doc) {
-  return json_object_get(term(doc, 0), "ice");
+  return json_object_get(iqtest_term(doc, 0), "ice");
 }
 
 /* Parses |doc| (consumed) expecting a refusal that names |param|. */
 static void expect_refused(json_t *doc, const char *param) {
-  struct dcmf_agwiq iq;
-  struct dcmf_problem p = {0};
-  assert_int_equal(dcmf_agwiq_parse(doc, &iq, &p), DCMF_ERR_INVALID);
-  assert_int_equal(p.status, 400);
+  struct dcmf_problem p = iqtest_refused(doc, param);
   assert_string_equal(p.cause, "MANDATORY_IE_INCORRECT");
-  int found = 0;
-  for (size_t i = 0; i < p.n_invalid; i++) {
-    found |= strcmp(p.invalid[i].param, param) == 0;
-  }
-  if (!found) {
-    fail_msg("no invalid param %s (first: %s)", param,
-             p.n_invalid ? p.invalid[0].param : "none");
-  }
-  json_decref(doc);
-}
-
-static void parse_ok(json_t *doc, struct dcmf_agwiq *iq) {
-  struct dcmf_problem p = {0};
-  int rv = dcmf_agwiq_parse(doc, iq, &p);
-  if (rv != 0) {
-    fail_msg("refused: %s: %s", p.n_invalid ? p.invalid[0].param : "",
-             p.n_invalid ? p.invalid[0].reason : p.detail);
-  }
-  assert_int_equal(p.status, 0);
 }
 
 static void test_full_context(void **state) {
   (void)state;
   json_t *doc = e2ae_doc();
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_true(iq.e2ae);
   assert_int_equal(iq.transport[0], DCMF_AGWIQ_SAVPF);
   assert_int_equal(iq.transport[1], DCMF_AGWIQ_AVP);
@@ -125,7 +96,7 @@ static void test_order_and_minimal(void **state) {
       "  \"dtls\": {\"setup\": \"passive\", \"establish\": true}}]}",
       0, NULL);
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.index[0], 1);
   assert_int_equal(iq.index[1], 0);
   assert_int_equal(iq.transport[0], DCMF_AGWIQ_SAVP);
@@ -145,7 +116,7 @@ static void test_relay_context_untouched(void **state) {
                  " {\"terminationId\": \"core\", \"transport\": \"UDP\"}]}",
                  0, NULL);
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_false(iq.e2ae);
   assert_int_equal(iq.transport[0], DCMF_AGWIQ_UDP);
   json_decref(doc);
@@ -157,14 +128,14 @@ static void test_several_fingerprints_any_hash(void **state) {
   json_object_set_new(dtls(doc), "remoteFingerprints",
                       json_pack("[s, s]", FP1, FP256B));
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.remote_fp.count, 2);
   assert_int_equal(iq.remote_fp.items[0].hash, DCMF_HASH_SHA1);
   /* The reply answers in the peer's hash (its first fingerprint's). */
   assert_int_equal(iq.local_fp_hash, DCMF_HASH_SHA1);
   json_object_set_new(dtls(doc), "localFingerprintHash",
                       json_string("SHA-512"));
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.local_fp_hash, DCMF_HASH_SHA512);
   json_decref(doc);
 }
@@ -172,24 +143,26 @@ static void test_several_fingerprints_any_hash(void **state) {
 static void test_core_rtcp_port(void **state) {
   (void)state;
   json_t *doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "remoteRtcpPort", json_integer(4005));
+  json_object_set_new(iqtest_term(doc, 1), "remoteRtcpPort",
+                      json_integer(4005));
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.core_rtcp_port, 4005);
   json_decref(doc);
   /* Remote port 65535 without a=rtcp: RTP + 1 does not exist. */
   doc = e2ae_doc();
-  json_object_set_new(json_object_get(term(doc, 1), "remote"), "port",
+  json_object_set_new(json_object_get(iqtest_term(doc, 1), "remote"), "port",
                       json_integer(65535));
   expect_refused(doc, "/terminations/1/remoteRtcpPort");
   doc = e2ae_doc(); /* with rtcp-mux or an RTCP port it is fine */
-  json_object_set_new(json_object_get(term(doc, 1), "remote"), "port",
+  json_object_set_new(json_object_get(iqtest_term(doc, 1), "remote"), "port",
                       json_integer(65535));
-  json_object_set_new(term(doc, 1), "remoteRtcpPort", json_integer(4005));
-  parse_ok(doc, &iq);
-  json_object_del(term(doc, 1), "remoteRtcpPort");
-  json_object_set_new(term(doc, 1), "rtcpMux", json_true());
-  parse_ok(doc, &iq);
+  json_object_set_new(iqtest_term(doc, 1), "remoteRtcpPort",
+                      json_integer(4005));
+  iqtest_parse_ok(doc, &iq);
+  json_object_del(iqtest_term(doc, 1), "remoteRtcpPort");
+  json_object_set_new(iqtest_term(doc, 1), "rtcpMux", json_true());
+  iqtest_parse_ok(doc, &iq);
   json_decref(doc);
 }
 
@@ -197,20 +170,20 @@ static void test_core_rtcp_port(void **state) {
 static void test_refused_transports(void **state) {
   (void)state;
   json_t *doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "transport", json_string("RTP/AVP"));
+  json_object_set_new(iqtest_term(doc, 0), "transport", json_string("RTP/AVP"));
   expect_refused(doc, "/terminations/0/transport");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "transport",
+  json_object_set_new(iqtest_term(doc, 1), "transport",
                       json_string("UDP/TLS/RTP/SAVP"));
   expect_refused(doc, "/terminations/1/transport");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "transport", json_integer(3));
+  json_object_set_new(iqtest_term(doc, 1), "transport", json_integer(3));
   expect_refused(doc, "/terminations/1/transport");
   /* Mixed relay and e2ae: both sides are named. */
   for (int s = 0; s < 2; s++) {
     for (int named = 0; named < 2; named++) {
       doc = e2ae_doc();
-      json_object_del(term(doc, (size_t)s), "transport"); /* UDP */
+      json_object_del(iqtest_term(doc, (size_t)s), "transport"); /* UDP */
       expect_refused(doc, named ? "/terminations/1/transport"
                                 : "/terminations/0/transport");
     }
@@ -220,9 +193,9 @@ static void test_refused_transports(void **state) {
 static void test_refused_iq_on_relay(void **state) {
   (void)state;
   json_t *doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "transport", json_string("UDP"));
-  json_object_set_new(term(doc, 1), "transport", json_string("UDP"));
-  json_object_set_new(term(doc, 1), "rtcpMux", json_true());
+  json_object_set_new(iqtest_term(doc, 0), "transport", json_string("UDP"));
+  json_object_set_new(iqtest_term(doc, 1), "transport", json_string("UDP"));
+  json_object_set_new(iqtest_term(doc, 1), "rtcpMux", json_true());
   struct dcmf_agwiq iq;
   struct dcmf_problem p = {0};
   assert_int_equal(dcmf_agwiq_parse(doc, &iq, &p), DCMF_ERR_INVALID);
@@ -236,43 +209,47 @@ static void test_refused_iq_on_relay(void **state) {
 static void test_refused_wrong_side(void **state) {
   (void)state;
   json_t *doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "dtls", json_object());
+  json_object_set_new(iqtest_term(doc, 1), "dtls", json_object());
   expect_refused(doc, "/terminations/1/dtls");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "notifyUri", json_string("http://a/"));
+  json_object_set_new(iqtest_term(doc, 1), "notifyUri",
+                      json_string("http://a/"));
   expect_refused(doc, "/terminations/1/notifyUri");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "remoteRtcpPort", json_integer(5));
+  json_object_set_new(iqtest_term(doc, 0), "remoteRtcpPort", json_integer(5));
   expect_refused(doc, "/terminations/0/remoteRtcpPort");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "rtcpMux", json_false());
+  json_object_set_new(iqtest_term(doc, 0), "rtcpMux", json_false());
   expect_refused(doc, "/terminations/0/rtcpMux");
 }
 
 static void test_refused_core_rtcp(void **state) {
   (void)state;
   json_t *doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "rtcpMux", json_true());
-  json_object_set_new(term(doc, 1), "remoteRtcpPort", json_integer(4001));
+  json_object_set_new(iqtest_term(doc, 1), "rtcpMux", json_true());
+  json_object_set_new(iqtest_term(doc, 1), "remoteRtcpPort",
+                      json_integer(4001));
   expect_refused(doc, "/terminations/1/remoteRtcpPort");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "remoteRtcpPort", json_integer(65536));
+  json_object_set_new(iqtest_term(doc, 1), "remoteRtcpPort",
+                      json_integer(65536));
   expect_refused(doc, "/terminations/1/remoteRtcpPort");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "remoteRtcpPort", json_string("4001"));
+  json_object_set_new(iqtest_term(doc, 1), "remoteRtcpPort",
+                      json_string("4001"));
   expect_refused(doc, "/terminations/1/remoteRtcpPort");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 1), "rtcpMux", json_string("yes"));
+  json_object_set_new(iqtest_term(doc, 1), "rtcpMux", json_string("yes"));
   expect_refused(doc, "/terminations/1/rtcpMux");
 }
 
 static void test_refused_dtls(void **state) {
   (void)state;
   json_t *doc = e2ae_doc();
-  json_object_del(term(doc, 0), "dtls");
+  json_object_del(iqtest_term(doc, 0), "dtls");
   expect_refused(doc, "/terminations/0/dtls");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "dtls", json_string("x"));
+  json_object_set_new(iqtest_term(doc, 0), "dtls", json_string("x"));
   expect_refused(doc, "/terminations/0/dtls");
   doc = e2ae_doc();
   json_object_set_new(dtls(doc), "colour", json_true());
@@ -341,33 +318,27 @@ static void test_refused_ice_and_notify(void **state) {
   json_object_del(ice(doc), "remoteUfrag");
   expect_refused(doc, "/terminations/0/ice/remoteUfrag");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "ice", json_array());
+  json_object_set_new(iqtest_term(doc, 0), "ice", json_array());
   expect_refused(doc, "/terminations/0/ice");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "notifyUri", json_string("ftp://x/"));
+  json_object_set_new(iqtest_term(doc, 0), "notifyUri",
+                      json_string("ftp://x/"));
   expect_refused(doc, "/terminations/0/notifyUri");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "notifyUri", json_string("http://a b/"));
+  json_object_set_new(iqtest_term(doc, 0), "notifyUri",
+                      json_string("http://a b/"));
   expect_refused(doc, "/terminations/0/notifyUri");
   doc = e2ae_doc();
-  json_object_set_new(term(doc, 0), "notifyUri", json_string("https://"));
+  json_object_set_new(iqtest_term(doc, 0), "notifyUri",
+                      json_string("https://"));
   expect_refused(doc, "/terminations/0/notifyUri");
-}
-
-/* PATCH: parse the stored and the patched document, then check. */
-static int patch(json_t *before, json_t *after, struct dcmf_agwiq_change *ch,
-                 struct dcmf_problem *p) {
-  struct dcmf_agwiq a, b;
-  parse_ok(before, &a);
-  parse_ok(after, &b);
-  return dcmf_agwiq_patch_check(&a, &b, ch, p);
 }
 
 static void expect_patch_refused(json_t *before, json_t *after,
                                  const char *param) {
   struct dcmf_agwiq_change ch;
   struct dcmf_problem p = {0};
-  assert_int_equal(patch(before, after, &ch, &p), DCMF_ERR_INVALID);
+  assert_int_equal(iqtest_patch(before, after, &ch, &p), DCMF_ERR_INVALID);
   assert_int_equal(p.status, 400);
   assert_true(p.n_invalid >= 1);
   assert_string_equal(p.invalid[0].param, param);
@@ -383,12 +354,12 @@ static void test_patch_fingerprint_later(void **state) {
   json_t *after = e2ae_doc();
   struct dcmf_agwiq_change ch;
   struct dcmf_problem p = {0};
-  assert_int_equal(patch(before, after, &ch, &p), 0);
+  assert_int_equal(iqtest_patch(before, after, &ch, &p), 0);
   assert_true(ch.fingerprint_arrived);
   assert_false(ch.new_association);
   assert_false(ch.ice_restart);
   /* The same document again changes nothing. */
-  assert_int_equal(patch(after, after, &ch, &p), 0);
+  assert_int_equal(iqtest_patch(after, after, &ch, &p), 0);
   assert_false(ch.fingerprint_arrived || ch.new_association || ch.ice_restart ||
                ch.ice_arrived || ch.core_rtcp_changed || ch.notify_changed);
   json_decref(before);
@@ -406,7 +377,7 @@ static void test_patch_new_tls_id(void **state) {
   json_object_set_new(dtls(after), "establish", json_true());
   struct dcmf_agwiq_change ch;
   struct dcmf_problem p = {0};
-  assert_int_equal(patch(before, after, &ch, &p), 0);
+  assert_int_equal(iqtest_patch(before, after, &ch, &p), 0);
   assert_true(ch.new_association);
   assert_false(ch.fingerprint_arrived);
   json_decref(before);
@@ -419,12 +390,13 @@ static void test_patch_ice_restart_and_core(void **state) {
   json_t *after = e2ae_doc();
   json_object_set_new(ice(after), "remoteUfrag", json_string("ufrB"));
   json_object_set_new(ice(after), "remotePwd", json_string(PWD2));
-  json_object_set_new(term(after, 1), "remoteRtcpPort", json_integer(4009));
-  json_object_set_new(term(after, 0), "notifyUri",
+  json_object_set_new(iqtest_term(after, 1), "remoteRtcpPort",
+                      json_integer(4009));
+  json_object_set_new(iqtest_term(after, 0), "notifyUri",
                       json_string("https://127.0.0.1/n"));
   struct dcmf_agwiq_change ch;
   struct dcmf_problem p = {0};
-  assert_int_equal(patch(before, after, &ch, &p), 0);
+  assert_int_equal(iqtest_patch(before, after, &ch, &p), 0);
   assert_true(ch.ice_restart);
   assert_true(ch.core_rtcp_changed);
   assert_true(ch.notify_changed);
@@ -433,9 +405,9 @@ static void test_patch_ice_restart_and_core(void **state) {
   json_decref(after);
   /* Remote ICE credentials given later (UE-terminated call). */
   before = e2ae_doc();
-  json_object_del(term(before, 0), "ice");
+  json_object_del(iqtest_term(before, 0), "ice");
   after = e2ae_doc();
-  assert_int_equal(patch(before, after, &ch, &p), 0);
+  assert_int_equal(iqtest_patch(before, after, &ch, &p), 0);
   assert_true(ch.ice_arrived);
   assert_false(ch.ice_restart);
   json_decref(before);
@@ -445,11 +417,12 @@ static void test_patch_ice_restart_and_core(void **state) {
 static void test_patch_refusals(void **state) {
   (void)state;
   json_t *after = e2ae_doc();
-  json_object_set_new(term(after, 0), "transport",
+  json_object_set_new(iqtest_term(after, 0), "transport",
                       json_string("UDP/TLS/RTP/SAVP"));
   expect_patch_refused(e2ae_doc(), after, "/terminations/0/transport");
   after = e2ae_doc();
-  json_object_set_new(term(after, 1), "transport", json_string("RTP/AVPF"));
+  json_object_set_new(iqtest_term(after, 1), "transport",
+                      json_string("RTP/AVPF"));
   expect_patch_refused(e2ae_doc(), after, "/terminations/1/transport");
   after = e2ae_doc();
   json_object_set_new(dtls(after), "remoteFingerprints",
@@ -481,7 +454,7 @@ static void test_patch_refusals(void **state) {
   json_object_set_new(ice(after), "remotePwd", json_string(PWD2));
   expect_patch_refused(e2ae_doc(), after, "/terminations/0/ice/remoteUfrag");
   after = e2ae_doc();
-  json_object_del(term(after, 0), "ice");
+  json_object_del(iqtest_term(after, 0), "ice");
   expect_patch_refused(e2ae_doc(), after, "/terminations/0/ice");
 }
 
@@ -493,7 +466,7 @@ static json_t *actpass_offer(void) {
   json_t *doc = e2ae_doc();
   json_object_del(dtls(doc), "remoteFingerprints");
   json_object_del(dtls(doc), "tlsId");
-  json_object_del(term(doc, 0), "ice");
+  json_object_del(iqtest_term(doc, 0), "ice");
   return doc;
 }
 
@@ -512,8 +485,8 @@ static void test_patch_answer_to_actpass(void **state) {
     struct dcmf_agwiq a, b;
     struct dcmf_agwiq_change ch;
     struct dcmf_problem p = {0};
-    parse_ok(before, &a);
-    parse_ok(after, &b);
+    iqtest_parse_ok(before, &a);
+    iqtest_parse_ok(after, &b);
     assert_int_equal(b.local_fp_hash, DCMF_HASH_SHA1); /* derived */
     assert_int_equal(dcmf_agwiq_patch_check(&a, &b, &ch, &p), 0);
     assert_int_equal(b.local_fp_hash, DCMF_HASH_SHA256); /* kept */

@@ -16,6 +16,7 @@
 
 #include "agwiq.h"
 #include "errors.h"
+#include "iqtest.h"
 
 #define FP256                                                                  \
   "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"       \
@@ -26,8 +27,7 @@
 
 /* UE active (it connects): the AGW listens on access, connects to core. */
 static json_t *tcp_doc(void) {
-  json_error_t err;
-  json_t *doc = json_loads(
+  return iqtest_doc(
       "{\"terminations\": ["
       " {\"terminationId\": \"access\", \"transport\": \"TCP/TLS/MSRP\","
       "  \"remote\": {\"ipv4Addr\": \"127.0.0.3\", \"port\": 9},"
@@ -36,60 +36,24 @@ static json_t *tcp_doc(void) {
       "  \"msrp\": {\"mode\": \"agnostic\"},"
       "  \"notifyUri\": \"http://127.0.0.1:8080/events\"},"
       " {\"terminationId\": \"core\", \"transport\": \"TCP/MSRP\","
-      "  \"remote\": {\"ipv4Addr\": \"127.0.0.2\", \"port\": 4000}}]}",
-      0, &err);
-  assert_non_null(doc);
-  return doc;
-}
-
-static json_t *term(json_t *doc, size_t i) {
-  return json_array_get(json_object_get(doc, "terminations"), i);
+      "  \"remote\": {\"ipv4Addr\": \"127.0.0.2\", \"port\": 4000}}]}");
 }
 
 static void set_path(json_t *doc, size_t t, const char *obj, const char *key,
                      json_t *v) {
-  json_t *o = json_object_get(term(doc, t), obj);
+  json_t *o = json_object_get(iqtest_term(doc, t), obj);
   if (o == NULL) {
     o = json_object();
-    json_object_set_new(term(doc, t), obj, o);
+    json_object_set_new(iqtest_term(doc, t), obj, o);
   }
   json_object_set_new(o, key, v);
-}
-
-/* Fails unless |p| is a 400 that names |param|. */
-static void assert_names(const struct dcmf_problem *p, const char *param) {
-  assert_int_equal(p->status, 400);
-  int found = 0;
-  for (size_t i = 0; i < p->n_invalid; i++) {
-    found |= strcmp(p->invalid[i].param, param) == 0;
-  }
-  if (!found) {
-    fail_msg("no invalid param %s (first: %s)", param,
-             p->n_invalid ? p->invalid[0].param : "none");
-  }
-}
-
-static void expect_refused(json_t *doc, const char *param) {
-  struct dcmf_agwiq iq;
-  struct dcmf_problem p = {0};
-  assert_int_equal(dcmf_agwiq_parse(doc, &iq, &p), DCMF_ERR_INVALID);
-  assert_names(&p, param);
-  json_decref(doc);
-}
-
-static void parse_ok(json_t *doc, struct dcmf_agwiq *iq) {
-  struct dcmf_problem p = {0};
-  if (dcmf_agwiq_parse(doc, iq, &p) != 0) {
-    fail_msg("refused: %s: %s", p.n_invalid ? p.invalid[0].param : "",
-             p.n_invalid ? p.invalid[0].reason : p.detail);
-  }
 }
 
 static void test_ue_active(void **state) {
   (void)state;
   json_t *doc = tcp_doc();
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_true(iq.e2ae && iq.tcp);
   assert_int_equal(iq.transport[0], DCMF_AGWIQ_TCP_TLS_MSRP);
   assert_int_equal(iq.transport[1], DCMF_AGWIQ_TCP_MSRP);
@@ -106,14 +70,15 @@ static void test_ue_active(void **state) {
 static void test_ue_passive_bfcp_any_tcp(void **state) {
   (void)state;
   json_t *doc = tcp_doc();
-  json_object_set_new(term(doc, 0), "transport", json_string("TCP/TLS/BFCP"));
-  json_object_del(term(doc, 0), "msrp");
-  json_object_set_new(term(doc, 1), "transport", json_string("TCP"));
+  json_object_set_new(iqtest_term(doc, 0), "transport",
+                      json_string("TCP/TLS/BFCP"));
+  json_object_del(iqtest_term(doc, 0), "msrp");
+  json_object_set_new(iqtest_term(doc, 1), "transport", json_string("TCP"));
   set_path(doc, 0, "tls", "setup", json_string("passive"));
   set_path(doc, 0, "tls", "establish", json_true());
   set_path(doc, 1, "tcp", "timeoutMs", json_integer(250));
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.role, DCMF_AGWIQ_ROLE_CLIENT);
   assert_int_equal(iq.tcp_setup[0], DCMF_AGWIQ_TCP_ACTIVE);
   assert_int_equal(iq.tcp_setup[1], DCMF_AGWIQ_TCP_PASSIVE);
@@ -125,12 +90,12 @@ static void test_merge_needs_changing_setup(void **state) {
   (void)state;
   json_t *doc = tcp_doc();
   set_path(doc, 1, "tcp", "setup", json_string("merge"));
-  expect_refused(doc, "/terminations/1/tcp/setup");
+  iqtest_refused(doc, "/terminations/1/tcp/setup");
   doc = tcp_doc();
   set_path(doc, 1, "tcp", "setup", json_string("merge"));
   set_path(doc, 1, "tcp", "handling", json_string("stateAwareChangingSetup"));
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.tcp_setup[1], DCMF_AGWIQ_TCP_MERGE);
   assert_int_equal(iq.tcp_handling, DCMF_AGWIQ_TCP_STATE_AWARE_CHANGE);
   json_decref(doc);
@@ -145,18 +110,18 @@ static void test_msrp_aware(void **state) {
   set_path(doc, 0, "msrp", "path", json_string("msrps://127.0.0.3:9/ue1;tcp"));
   set_path(doc, 1, "msrp", "mode", json_string("aware"));
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_true(iq.msrp_aware);
   assert_string_equal(iq.access_path, "msrps://127.0.0.3:9/ue1;tcp");
   assert_string_equal(iq.core_path, "");
   json_decref(doc);
   doc = tcp_doc(); /* the core side alone says it */
-  json_object_del(term(doc, 0), "msrp");
+  json_object_del(iqtest_term(doc, 0), "msrp");
   set_path(doc, 1, "msrp", "mode", json_string("aware"));
   set_path(
       doc, 1, "msrp", "path",
       json_string("msrp://relay.example:2/r;tcp msrp://127.0.0.2:4000/c;tcp"));
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_true(iq.msrp_aware);
   assert_string_equal(iq.access_path, "");
   json_decref(doc);
@@ -165,13 +130,13 @@ static void test_msrp_aware(void **state) {
 static void test_stateless_active_core_may_wait_for_remote(void **state) {
   (void)state;
   json_t *doc = tcp_doc();
-  json_object_del(term(doc, 1), "remote");
-  expect_refused(doc, "/terminations/1/remote"); /* stateAware: at once */
+  json_object_del(iqtest_term(doc, 1), "remote");
+  iqtest_refused(doc, "/terminations/1/remote"); /* stateAware: at once */
   doc = tcp_doc();
-  json_object_del(term(doc, 1), "remote");
+  json_object_del(iqtest_term(doc, 1), "remote");
   set_path(doc, 0, "tcp", "handling", json_string("stateless"));
   struct dcmf_agwiq iq;
-  parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.tcp_handling, DCMF_AGWIQ_TCP_STATELESS);
   json_decref(doc);
 }
@@ -179,61 +144,62 @@ static void test_stateless_active_core_may_wait_for_remote(void **state) {
 static void test_refusals(void **state) {
   (void)state;
   json_t *doc = tcp_doc();
-  json_object_set_new(term(doc, 1), "transport", json_string("TCP/BFCP"));
-  expect_refused(doc, "/terminations/0/transport");
+  json_object_set_new(iqtest_term(doc, 1), "transport",
+                      json_string("TCP/BFCP"));
+  iqtest_refused(doc, "/terminations/0/transport");
   doc = tcp_doc();
-  json_object_set_new(term(doc, 1), "transport", json_string("RTP/AVP"));
-  expect_refused(doc, "/terminations/1/transport");
+  json_object_set_new(iqtest_term(doc, 1), "transport", json_string("RTP/AVP"));
+  iqtest_refused(doc, "/terminations/1/transport");
   doc = tcp_doc(); /* aware on one termination, agnostic on the other */
   set_path(doc, 1, "msrp", "mode", json_string("aware"));
-  expect_refused(doc, "/terminations/0/msrp/mode");
+  iqtest_refused(doc, "/terminations/0/msrp/mode");
   doc = tcp_doc(); /* aware toward a plain TCP core */
   set_path(doc, 0, "msrp", "mode", json_string("aware"));
-  json_object_set_new(term(doc, 1), "transport", json_string("TCP"));
-  expect_refused(doc, "/terminations/1/transport");
+  json_object_set_new(iqtest_term(doc, 1), "transport", json_string("TCP"));
+  iqtest_refused(doc, "/terminations/1/transport");
   doc = tcp_doc();
   set_path(doc, 0, "msrp", "path", json_string("msrps://ue.example:1/a;tcp"));
-  expect_refused(doc, "/terminations/0/msrp/path"); /* agnostic */
+  iqtest_refused(doc, "/terminations/0/msrp/path"); /* agnostic */
   doc = tcp_doc();
   set_path(doc, 0, "msrp", "mode", json_string("aware"));
   set_path(doc, 0, "msrp", "path", json_string("not a uri"));
-  expect_refused(doc, "/terminations/0/msrp/path");
+  iqtest_refused(doc, "/terminations/0/msrp/path");
   doc = tcp_doc();
   set_path(doc, 0, "tls", "tlsId", json_string("abcdefghijklmnopqrstuvwx"));
-  expect_refused(doc, "/terminations/0/tls/tlsId");
+  iqtest_refused(doc, "/terminations/0/tls/tlsId");
   doc = tcp_doc();
-  json_object_del(term(doc, 0), "tls");
-  expect_refused(doc, "/terminations/0/tls");
+  json_object_del(iqtest_term(doc, 0), "tls");
+  iqtest_refused(doc, "/terminations/0/tls");
   doc = tcp_doc();
   set_path(doc, 0, "tcp", "setup", json_string("active"));
-  expect_refused(doc, "/terminations/0/tcp/setup"); /* tls says passive */
+  iqtest_refused(doc, "/terminations/0/tcp/setup"); /* tls says passive */
   doc = tcp_doc();
   set_path(doc, 0, "tcp", "setup", json_string("merge"));
-  expect_refused(doc, "/terminations/0/tcp/setup");
+  iqtest_refused(doc, "/terminations/0/tcp/setup");
   doc = tcp_doc();
   set_path(doc, 1, "tcp", "timeoutMs", json_integer(99));
-  expect_refused(doc, "/terminations/1/tcp/timeoutMs");
+  iqtest_refused(doc, "/terminations/1/tcp/timeoutMs");
   doc = tcp_doc();
   set_path(doc, 1, "tcp", "handling", json_string("stateful"));
-  expect_refused(doc, "/terminations/1/tcp/handling");
+  iqtest_refused(doc, "/terminations/1/tcp/handling");
   doc = tcp_doc();
   set_path(doc, 0, "tcp", "handling", json_string("stateless"));
   set_path(doc, 1, "tcp", "handling", json_string("stateAware"));
-  expect_refused(doc, "/terminations/1/tcp/handling");
+  iqtest_refused(doc, "/terminations/1/tcp/handling");
   doc = tcp_doc();
   set_path(doc, 1, "msrp", "mode", json_string("agnostic"));
-  json_object_set_new(term(doc, 1), "transport", json_string("TCP"));
-  expect_refused(doc, "/terminations/1/msrp");
+  json_object_set_new(iqtest_term(doc, 1), "transport", json_string("TCP"));
+  iqtest_refused(doc, "/terminations/1/msrp");
   doc = tcp_doc();
-  json_object_set_new(term(doc, 0), "dtls", json_object());
-  expect_refused(doc, "/terminations/0/dtls");
+  json_object_set_new(iqtest_term(doc, 0), "dtls", json_object());
+  iqtest_refused(doc, "/terminations/0/dtls");
   doc = tcp_doc();
-  json_object_set_new(term(doc, 1), "notifyUri",
+  json_object_set_new(iqtest_term(doc, 1), "notifyUri",
                       json_string("http://x.example/"));
-  expect_refused(doc, "/terminations/1/notifyUri");
+  iqtest_refused(doc, "/terminations/1/notifyUri");
   doc = tcp_doc();
   set_path(doc, 1, "tcp", "bogus", json_true());
-  expect_refused(doc, "/terminations/1/tcp/bogus");
+  iqtest_refused(doc, "/terminations/1/tcp/bogus");
 }
 
 /* Aware on both terminations, with the core's path if |core_path|. */
@@ -249,14 +215,11 @@ static json_t *aware_doc(const char *core_path) {
 
 static int patch(json_t *prev_doc, json_t *next_doc,
                  struct dcmf_agwiq_change *ch, const char *param) {
-  struct dcmf_agwiq prev, next;
   struct dcmf_problem p = {0};
-  parse_ok(prev_doc, &prev);
-  parse_ok(next_doc, &next);
-  int rv = dcmf_agwiq_patch_check(&prev, &next, ch, &p);
+  int rv = iqtest_patch(prev_doc, next_doc, ch, &p);
   if (param != NULL) {
     assert_int_equal(rv, DCMF_ERR_INVALID);
-    assert_names(&p, param);
+    iqtest_names(&p, param);
   }
   json_decref(prev_doc);
   json_decref(next_doc);
@@ -283,28 +246,29 @@ static void test_patch_rules(void **state) {
   /* Fingerprints later release the handshake. */
   a = tcp_doc();
   b = tcp_doc();
-  json_object_del(json_object_get(term(a, 0), "tls"), "remoteFingerprints");
+  json_object_del(json_object_get(iqtest_term(a, 0), "tls"), "remoteFingerprints");
   assert_int_equal(patch(a, b, &ch, NULL), 0);
   assert_true(ch.fingerprint_arrived);
   /* A new core address and notify URI are fine. */
   a = tcp_doc();
   b = tcp_doc();
-  json_object_set_new(json_object_get(term(b, 1), "remote"), "port",
+  json_object_set_new(json_object_get(iqtest_term(b, 1), "remote"), "port",
                       json_integer(4001));
-  json_object_set_new(term(b, 0), "notifyUri",
+  json_object_set_new(iqtest_term(b, 0), "notifyUri",
                       json_string("http://127.0.0.1:9/n"));
   assert_int_equal(patch(a, b, &ch, NULL), 0);
   assert_true(ch.notify_changed);
   /* Other fingerprints, a removed one, a new setup or handling: no. */
   a = tcp_doc();
   b = tcp_doc();
-  json_array_set_new(
-      json_object_get(json_object_get(term(b, 0), "tls"), "remoteFingerprints"),
-      0, json_string(FP256B));
+  json_array_set_new(json_object_get(json_object_get(iqtest_term(b, 0), "tls"),
+                                     "remoteFingerprints"),
+                     0, json_string(FP256B));
   patch(a, b, &ch, "/terminations/0/tls/remoteFingerprints");
   a = tcp_doc();
   b = tcp_doc();
-  json_object_del(json_object_get(term(b, 0), "tls"), "remoteFingerprints");
+  json_object_del(json_object_get(iqtest_term(b, 0), "tls"),
+                  "remoteFingerprints");
   patch(a, b, &ch, "/terminations/0/tls/remoteFingerprints");
   a = tcp_doc();
   b = tcp_doc();
@@ -323,7 +287,8 @@ static void test_patch_rules(void **state) {
   a = tcp_doc();
   b = tcp_doc();
   set_path(a, 0, "tls", "setup", json_string("actpass"));
-  json_object_del(json_object_get(term(a, 0), "tls"), "remoteFingerprints");
+  json_object_del(json_object_get(iqtest_term(a, 0), "tls"),
+                  "remoteFingerprints");
   assert_int_equal(patch(a, b, &ch, NULL), 0);
   assert_true(ch.fingerprint_arrived);
 }

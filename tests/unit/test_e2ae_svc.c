@@ -599,6 +599,35 @@ static void rounds(struct fx *f, int n) {
   }
 }
 
+/* Sends |len| bytes of |data| from the WIC's socket to the session as
+ * they are (past the WIC's stack), asserting the whole datagram left. */
+static void to_session_raw(struct fx *f, const void *data, size_t len) {
+  assert_int_equal(sendto(f->wic.fd, data, len, 0,
+                          (const struct sockaddr *)&f->session_addr,
+                          sizeof(f->session_addr)),
+                   (ssize_t)len);
+}
+
+/* A core RTP packet each round (10 ms of the services' clock) for |n|
+ * rounds, sequence numbers 0 to |n| - 1. */
+static void core_packet_each_round(struct fx *f, uint16_t n) {
+  for (uint16_t i = 0; i < n; i++) {
+    struct dgram c = rtp(CORE_SSRC, i);
+    peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
+    round_trip(f);
+  }
+}
+
+/* Asserts that each push from the |first|th on came |min_gap| to
+ * |max_gap| ms (the services' clock) after the one before it. */
+static void assert_push_gaps(const struct fx *f, size_t first, uint64_t min_gap,
+                             uint64_t max_gap) {
+  for (size_t i = first; i < f->n_pushes; i++) {
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] >= min_gap);
+    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] <= max_gap);
+  }
+}
+
 static void fx_free(struct fx *f) {
   if (f->session != NULL) {
     dcmf_session_close(f->session);
@@ -942,10 +971,7 @@ static void test_access_malformed_counted(void **state) {
   struct opts o = {.mux = 1, .signalled = 1, .core_avpf = 1};
   struct fx *f = fx_up(&o);
   uint8_t junk[8] = {0x80, 111, 0, 1, 0, 0, 0, 0};
-  assert_int_equal(sendto(f->wic.fd, junk, sizeof(junk), 0,
-                          (const struct sockaddr *)&f->session_addr,
-                          sizeof(f->session_addr)),
-                   (ssize_t)sizeof(junk));
+  to_session_raw(f, junk, sizeof(junk));
   assert_true(wait_counter(f, "drops", "malformed", 1));
   rounds(f, 10);
   assert_int_equal(f->core_rtp.n, 0);
@@ -983,10 +1009,7 @@ static void test_no_access_after_consent_lost(void **state) {
   uint8_t pkt[256];
   size_t len = 0;
   assert_int_equal(dcmf_stun_build_request(pkt, sizeof(pkt), &len, &req), 0);
-  assert_int_equal(sendto(f->wic.fd, pkt, len, 0,
-                          (const struct sockaddr *)&f->session_addr,
-                          sizeof(f->session_addr)),
-                   (ssize_t)len);
+  to_session_raw(f, pkt, len);
   rounds(f, 5);
   wic_start(&f->wic, &f->session_addr, &f->cert);
   assert_true(until(f, wic_up));
@@ -1107,19 +1130,11 @@ static void test_counters_pushed(void **state) {
   assert_int_equal(n0, 1);
   uint64_t t0 = f->now;
   /* a packet every round (10 ms) for 250 rounds: 2.5 s of change */
-  for (uint16_t i = 0; i < 250; i++) {
-    struct dgram c = rtp(CORE_SSRC, i);
-    peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
-    round_trip(f);
-  }
+  core_packet_each_round(f, 250);
   /* the first packet at once, then after 1 s and 2 s */
   assert_int_equal(f->n_pushes - n0, 3);
   assert_true(f->pushed_at[n0] <= t0 + 10);
-  for (size_t i = n0 + 1; i < f->n_pushes; i++) {
-    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] >= DCMF_E2AE_PUSH_MS);
-    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] <=
-                DCMF_E2AE_PUSH_MS + 20);
-  }
+  assert_push_gaps(f, n0 + 1, DCMF_E2AE_PUSH_MS, DCMF_E2AE_PUSH_MS + 20);
   assert_true(wait_counter(f, "toAccess", "packets", 250));
   assert_int_equal(f->visits, 0);
   /* quiet: no more pushes */
@@ -1204,16 +1219,9 @@ static void test_push_interval_configured(void **state) {
   struct fx *f = fx_up(&o);
   rounds(f, 2);
   size_t n0 = f->n_pushes;
-  for (uint16_t i = 0; i < 100; i++) { /* 1 s, a packet every 10 ms */
-    struct dgram c = rtp(CORE_SSRC, i);
-    peer_send(&f->core_rtp, &f->core_rtp_addr, &c);
-    round_trip(f);
-  }
+  core_packet_each_round(f, 100);     /* 1 s, a packet every 10 ms */
   assert_true(f->n_pushes - n0 >= 4); /* the first at once, then every 200 ms */
-  for (size_t i = n0 + 2; i < f->n_pushes; i++) {
-    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] >= 200);
-    assert_true(f->pushed_at[i] - f->pushed_at[i - 1] <= 220);
-  }
+  assert_push_gaps(f, n0 + 2, 200, 220);
   assert_int_equal(f->visits, 0);
   fx_free(f);
 
@@ -1475,10 +1483,7 @@ static void test_update_new_tls_id_rekeys(void **state) {
   assert_true(until(f, session_rekeyed));
   assert_int_equal(atomic_load(&f->stats.dtls_failed), 0);
   /* the old keys still pass, as the previous keys */
-  assert_int_equal(sendto(f->wic.fd, held.b, held.len, 0,
-                          (const struct sockaddr *)&f->session_addr,
-                          sizeof(f->session_addr)),
-                   (ssize_t)held.len);
+  to_session_raw(f, held.b, held.len);
   assert_true(wait_n(f, core_rtp_has_n, 4));
   assert_true(same(&f->core_rtp.q[3], &stale));
   assert_true(wait_counter(f, "toCore", "srtpPrevious", 1));
@@ -1488,10 +1493,7 @@ static void test_update_new_tls_id_rekeys(void **state) {
   int refused_at = -1;
   uint64_t t_refused = 0;
   for (int i = 0; i < PROBES && refused_at < 0; i++) {
-    assert_int_equal(sendto(f->wic.fd, probe[i].b, probe[i].len, 0,
-                            (const struct sockaddr *)&f->session_addr,
-                            sizeof(f->session_addr)),
-                     (ssize_t)probe[i].len);
+    to_session_raw(f, probe[i].b, probe[i].len);
     want_n = 5 + passed;
     for (int k = 0;
          k < 1000 && !core_rtp_has_n(f) && counter(f, "drops", "srtpAuth") < 1;
@@ -1518,10 +1520,7 @@ static void test_update_new_tls_id_rekeys(void **state) {
   /* and it does not come back */
   if (refused_at + 1 < PROBES) {
     const struct dgram *d = &probe[refused_at + 1];
-    assert_int_equal(sendto(f->wic.fd, d->b, d->len, 0,
-                            (const struct sockaddr *)&f->session_addr,
-                            sizeof(f->session_addr)),
-                     (ssize_t)d->len);
+    to_session_raw(f, d->b, d->len);
     assert_true(wait_counter(f, "drops", "srtpAuth", 2));
   }
   size_t at_core = 4 + passed;
@@ -1662,10 +1661,7 @@ static void test_hello_behind_another_record_limited(void **state) {
   uint8_t *h = d + 14;
   h[0] = 22, h[1] = 0xfe, h[2] = 0xff, h[12] = 12;
   h[13] = 1; /* handshake type client_hello */
-  assert_int_equal(sendto(f->wic.fd, d, sizeof(d), 0,
-                          (const struct sockaddr *)&f->session_addr,
-                          sizeof(f->session_addr)),
-                   (ssize_t)sizeof(d));
+  to_session_raw(f, d, sizeof(d));
   assert_true(until_slow(f, hello_limited));
   fx_free(f);
 }

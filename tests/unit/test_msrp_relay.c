@@ -199,6 +199,36 @@ static int str_is(struct dcmf_msrp_str s, const char *lit) {
   return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
 }
 
+/* Feeds all of |s| to |r| as bytes of the TCP stream; all must be
+ * taken. */
+static void feed_stream(struct dcmf_msrp_relay *r, const struct bytes *s) {
+  assert_int_equal(dcmf_msrp_relay_recv_stream(r, s->p, s->len, 0),
+                   (int)s->len);
+}
+
+/* Empties |out|, takes the one message waiting toward the data channel
+ * into it and parses it into |c|. */
+static void take_message(struct dcmf_msrp_relay *r, struct bytes *out,
+                         struct dcmf_msrp_chunk *c) {
+  out->len = 0;
+  assert_int_equal(drain_msgs(r, out, 65536, 0), 1);
+  assert_int_equal(dcmf_msrp_parse(out->p, out->len, &big_lim, c), 0);
+}
+
+/* Empties |out|, takes what waits toward the TCP stream into it and
+ * parses its first chunk into |c|. */
+static void take_stream(struct dcmf_msrp_relay *r, struct bytes *out,
+                        struct dcmf_msrp_chunk *c) {
+  out->len = 0;
+  drain_stream(r, out);
+  assert_int_equal(dcmf_msrp_parse(out->p, out->len, &big_lim, c), 0);
+}
+
+/* How many inputs from |leg| (DCMF_MSRP_RELAY_FROM_*) got |verdict|. */
+static uint64_t verdicts(struct dcmf_msrp_relay *r, int leg, int verdict) {
+  return dcmf_msrp_relay_stats(r)->verdicts[leg][verdict];
+}
+
 /* ---- agnostic: bytes unchanged, at every split point ---- */
 
 static void build_mixed_stream(struct bytes *s) {
@@ -232,8 +262,7 @@ static void test_agnostic_every_split(void **state) {
     assert_int_equal(out.len, s.len);
     assert_memory_equal(out.p, s.p, s.len);
     assert_int_equal(
-        dcmf_msrp_relay_stats(&r)
-            ->verdicts[DCMF_MSRP_RELAY_FROM_STREAM][DCMF_MSRP_RELAY_FORWARDED],
+        verdicts(&r, DCMF_MSRP_RELAY_FROM_STREAM, DCMF_MSRP_RELAY_FORWARDED),
         5);
     free(out.p);
     dcmf_msrp_relay_free(&r);
@@ -281,8 +310,7 @@ static void test_agnostic_messages_to_stream(void **state) {
   assert_int_equal(out.len, all.len);
   assert_memory_equal(out.p, all.p, all.len);
   assert_int_equal(
-      dcmf_msrp_relay_stats(&r)->verdicts[DCMF_MSRP_RELAY_FROM_MESSAGES]
-                                         [DCMF_MSRP_RELAY_NOT_A_CHUNK],
+      verdicts(&r, DCMF_MSRP_RELAY_FROM_MESSAGES, DCMF_MSRP_RELAY_NOT_A_CHUNK),
       4);
   assert_null(dcmf_msrp_relay_peek_message(&r, &out.len));
   free(a.p);
@@ -545,7 +573,7 @@ static void test_unsplit_keeps_tid(void **state) {
   mk_send(&s, "keepTID1", WIC, CORE, "1-3000/3000", NULL, body, sizeof(body),
           '$');
   assert_true(s.len <= SPLIT_MMS);
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
+  feed_stream(&r, &s);
   assert_int_equal(drain_msgs(&r, &out, SPLIT_MMS, 0), 1);
   assert_memory_equal(out.p, s.p, s.len);
   mk_response(&resp, "keepTID1", 200, CORE, WIC);
@@ -576,8 +604,7 @@ static void test_aware_rewrites(void **state) {
           '$');
   assert_int_equal(dcmf_msrp_relay_recv_message(&r, s.p, s.len, 0),
                    DCMF_MSRP_RELAY_FORWARDED);
-  drain_stream(&r, &out);
-  assert_int_equal(dcmf_msrp_parse(out.p, out.len, &big_lim, &c), 0);
+  take_stream(&r, &out, &c);
   assert_true(str_is(c.tid, "awA1"));
   assert_true(str_is(c.to_path, CORE));
   assert_true(str_is(c.from_path, MF_TCP));
@@ -592,7 +619,7 @@ static void test_aware_rewrites(void **state) {
   s.len = 0;
   mk_response(&s, "awA1", 200, MF_TCP, CORE);
   mk_report(&s, "awR1", MF_TCP, CORE);
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
+  feed_stream(&r, &s);
   out.len = 0;
   assert_int_equal(drain_msgs(&r, &out, 65536, 0), 2);
   struct dcmf_msrp_chunk cs[4];
@@ -612,9 +639,7 @@ static void test_aware_rewrites(void **state) {
   assert_int_equal(dcmf_msrp_relay_recv_message(&r, s.p, s.len, 0),
                    DCMF_MSRP_RELAY_WRONG_PATH);
   assert_null(dcmf_msrp_relay_peek_stream(&r, &out.len));
-  out.len = 0;
-  assert_int_equal(drain_msgs(&r, &out, 65536, 0), 1);
-  assert_int_equal(dcmf_msrp_parse(out.p, out.len, &big_lim, &c), 0);
+  take_message(&r, &out, &c);
   assert_int_equal(c.kind, DCMF_MSRP_RESPONSE);
   assert_int_equal(c.status, 481);
   assert_true(str_is(c.tid, "awB1"));
@@ -623,11 +648,9 @@ static void test_aware_rewrites(void **state) {
   /* the same from the stream, with the dc URI (wrong leg) */
   s.len = 0;
   mk_send(&s, "awB2", MF_DC, CORE, NULL, NULL, (const uint8_t *)"x", 1, '$');
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
+  feed_stream(&r, &s);
   assert_null(dcmf_msrp_relay_peek_message(&r, &out.len));
-  out.len = 0;
-  drain_stream(&r, &out);
-  assert_int_equal(dcmf_msrp_parse(out.p, out.len, &big_lim, &c), 0);
+  take_stream(&r, &out, &c);
   assert_int_equal(c.status, 481);
   assert_true(str_is(c.tid, "awB2"));
   assert_true(str_is(c.to_path, CORE));
@@ -652,8 +675,7 @@ static void test_aware_rewrites(void **state) {
   assert_int_equal(dcmf_msrp_relay_recv_message(&r, s.p, s.len, 0),
                    DCMF_MSRP_RELAY_FORWARDED);
   assert_int_equal(
-      dcmf_msrp_relay_stats(&r)
-          ->verdicts[DCMF_MSRP_RELAY_FROM_MESSAGES][DCMF_MSRP_RELAY_WRONG_PATH],
+      verdicts(&r, DCMF_MSRP_RELAY_FROM_MESSAGES, DCMF_MSRP_RELAY_WRONG_PATH),
       3);
   free(s.p);
   free(out.p);
@@ -701,7 +723,7 @@ static void test_hostile(void **state) {
   assert_int_equal(dcmf_msrp_relay_init(&r, &set), 0);
   mk_send(&s, "endless1", WIC, CORE, "1-*/10485760", NULL, junk, 0, '$');
   s.len -= strlen("\r\n-------endless1$\r\n");
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
+  feed_stream(&r, &s);
   /* it is passed on in pieces (popped here) up to max_streamed_body */
   rv = 0;
   size_t popped = 0;
@@ -721,7 +743,7 @@ static void test_hostile(void **state) {
   s.len = 0;
   mk_send(&s, "claim1", WIC, CORE, "1-10485760/10485760", NULL,
           (const uint8_t *)"tiny", 4, '$');
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
+  feed_stream(&r, &s);
   assert_int_equal(drain_msgs(&r, NULL, 65536, 0), 1);
   assert_true(dcmf_msrp_relay_stats(&r)->peak_mem < 64 * 1024);
 
@@ -740,18 +762,15 @@ static void test_hostile(void **state) {
   assert_int_equal(dcmf_msrp_relay_recv_message(&r, s.p, s.len, 0),
                    DCMF_MSRP_RELAY_TOO_LARGE);
   struct bytes out = {0};
-  assert_int_equal(drain_msgs(&r, &out, 65536, 0), 1);
   struct dcmf_msrp_chunk c;
-  assert_int_equal(dcmf_msrp_parse(out.p, out.len, &big_lim, &c), 0);
+  take_message(&r, &out, &c);
   assert_int_equal(c.status, 413);
   assert_true(str_is(c.tid, "big1"));
   assert_null(dcmf_msrp_relay_peek_stream(&r, &out.len));
   /* the same from the stream: 413 back on the stream */
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
+  feed_stream(&r, &s);
   assert_null(dcmf_msrp_relay_peek_message(&r, &out.len));
-  out.len = 0;
-  drain_stream(&r, &out);
-  assert_int_equal(dcmf_msrp_parse(out.p, out.len, &big_lim, &c), 0);
+  take_stream(&r, &out, &c);
   assert_int_equal(c.status, 413);
   /* a SEND too large without Byte-Range and with flag '+': split from
    * position 1 with an unknown total */
@@ -759,7 +778,7 @@ static void test_hostile(void **state) {
   uint8_t *huge = malloc(70000);
   memset(huge, 'h', 70000);
   mk_send(&s, "nosplit1", WIC, CORE, NULL, NULL, huge, 70000, '+');
-  assert_int_equal(dcmf_msrp_relay_recv_stream(&r, s.p, s.len, 0), (int)s.len);
+  feed_stream(&r, &s);
   out.len = 0;
   assert_int_equal(drain_msgs(&r, &out, 65536, 0), 2);
   struct dcmf_msrp_chunk cs[4];
@@ -771,9 +790,7 @@ static void test_hostile(void **state) {
   assert_int_equal(cs[0].flag, '+');
   assert_int_equal(cs[1].flag, '+');
   assert_int_equal(
-      dcmf_msrp_relay_stats(&r)
-          ->verdicts[DCMF_MSRP_RELAY_FROM_STREAM][DCMF_MSRP_RELAY_TOO_LARGE],
-      1);
+      verdicts(&r, DCMF_MSRP_RELAY_FROM_STREAM, DCMF_MSRP_RELAY_TOO_LARGE), 1);
   free(huge);
   free(out.p);
   free(s.p);
@@ -878,8 +895,7 @@ static void test_backpressure(void **state) {
   }
   assert_int_equal(answered, 100);
   assert_int_equal(
-      dcmf_msrp_relay_stats(&r)
-          ->verdicts[DCMF_MSRP_RELAY_FROM_STREAM][DCMF_MSRP_RELAY_WRONG_PATH],
+      verdicts(&r, DCMF_MSRP_RELAY_FROM_STREAM, DCMF_MSRP_RELAY_WRONG_PATH),
       100);
   free(out.p);
   free(s.p);
