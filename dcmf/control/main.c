@@ -100,6 +100,7 @@ struct daemon {
   int signal_thread_running;
   _Atomic unsigned pending; /* enum part bits not stopped yet */
   struct dcmf_cert dtls;
+  struct dcmf_cert dtls_rsa; /* T.38 over DTLS (RFC 7345) */
   struct dcmf_ports *ports;
   struct dcmf_controller *controller; /* owns the context registry */
   /* The media worker processes (wpool.h); they get the daemon's own
@@ -578,6 +579,23 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return 1;
   }
+  if (d->cfg.dtls_rsa_cert[0] != '\0') {
+    if (dcmf_cert_load(&d->dtls_rsa, d->cfg.dtls_rsa_cert,
+                       d->cfg.dtls_rsa_key, err, sizeof(err)) != 0) {
+      fprintf(stderr, "dcmfd: %s\n", err);
+      return 2;
+    }
+    if (!dcmf_cert_is_rsa(&d->dtls_rsa)) {
+      fprintf(stderr, "dcmfd: %s: not an RSA key (T.38 over DTLS needs "
+                      "the RFC 7345 RSA suites)\n",
+              d->cfg.dtls_rsa_key);
+      return 2;
+    }
+  } else if (dcmf_cert_generate_kind(&d->dtls_rsa, DCMF_CERT_RSA, err,
+                                     sizeof(err)) != 0) {
+    fprintf(stderr, "dcmfd: %s\n", err);
+    return 1;
+  }
   if (d->cfg.control_cert[0] != '\0') {
     d->control_tls = dcmf_h2server_tls_ctx(d->cfg.control_cert,
                                            d->cfg.control_key, err,
@@ -636,6 +654,7 @@ static int daemon_setup(struct daemon *d) {
                                     .args = d->args,
                                     .n_args = d->n_args,
                                     .cert = &d->dtls,
+                                    .rsa_cert = &d->dtls_rsa,
                                     .log = &d->log,
                                     .on_event = wp_event,
                                     .on_relay_event = agw_relay_event,
@@ -658,6 +677,7 @@ static int daemon_setup(struct daemon *d) {
                                  .port_dup = ctl_port_dup,
                                  .port_user = d,
                                  .cert = &d->dtls,
+                                 .rsa_cert = &d->dtls_rsa,
                                  .post_media = agw_post_media,
                                  .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
@@ -733,6 +753,7 @@ static void daemon_teardown(struct daemon *d) {
   SSL_CTX_free(d->control_tls);
   dcmf_auth_del(d->auth);
   dcmf_cert_free(&d->dtls);
+  dcmf_cert_free(&d->dtls_rsa);
 }
 
 int main(int argc, char **argv) {

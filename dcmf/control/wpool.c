@@ -50,6 +50,7 @@ struct dcmf_wpool {
   struct dcmf_wpool_settings settings;
   char **argv; /* exe, DCMF_WCHILD_ARG, the daemon's args, NULL */
   struct dcmf_buf cert_der, key_der; /* for every hello */
+  struct dcmf_buf rsa_cert_der, rsa_key_der; /* empty: no RSA identity */
   struct wproc *w;
   /* Counters of worker processes that ended, so totals never go back. */
   struct dcmf_media_figures retired;
@@ -73,6 +74,9 @@ static void pool_maybe_free(struct dcmf_wpool *p) {
   OPENSSL_cleanse(p->key_der.data, p->key_der.len);
   dcmf_buf_free(&p->key_der);
   dcmf_buf_free(&p->cert_der);
+  OPENSSL_cleanse(p->rsa_key_der.data, p->rsa_key_der.len);
+  dcmf_buf_free(&p->rsa_key_der);
+  dcmf_buf_free(&p->rsa_cert_der);
   free(p->argv);
   free(p->w);
   free(p);
@@ -312,7 +316,13 @@ static void incarnate(struct wproc *w) {
                               .cert_der = (const uint8_t *)p->cert_der.data,
                               .cert_len = p->cert_der.len,
                               .key_der = (const uint8_t *)p->key_der.data,
-                              .key_len = p->key_der.len};
+                              .key_len = p->key_der.len,
+                              .rsa_cert_der =
+                                  (const uint8_t *)p->rsa_cert_der.data,
+                              .rsa_cert_len = p->rsa_cert_der.len,
+                              .rsa_key_der =
+                                  (const uint8_t *)p->rsa_key_der.data,
+                              .rsa_key_len = p->rsa_key_der.len};
   if (dcmf_wlink_new(&w->link, &ls) != 0 ||
       dcmf_wire_encode_hello(&hello, &h) != 0 ||
       dcmf_wlink_send(w->link, &hello, NULL, 0, 1) != 0) {
@@ -383,10 +393,16 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
   p->w = calloc(settings->n_workers, sizeof(*p->w));
   p->argv = calloc(settings->n_args + 3, sizeof(*p->argv));
   if (p->w == NULL || p->argv == NULL ||
-      dcmf_cert_to_der(settings->cert, &p->cert_der, &p->key_der) != 0) {
+      dcmf_cert_to_der(settings->cert, &p->cert_der, &p->key_der) != 0 ||
+      (settings->rsa_cert != NULL &&
+       dcmf_cert_to_der(settings->rsa_cert, &p->rsa_cert_der,
+                        &p->rsa_key_der) != 0)) {
     free(p->w);
     free(p->argv);
+    OPENSSL_cleanse(p->key_der.data, p->key_der.len);
+    dcmf_buf_free(&p->key_der);
     dcmf_buf_free(&p->cert_der);
+    dcmf_buf_free(&p->rsa_cert_der);
     free(p);
     return DCMF_ERR_NOMEM;
   }

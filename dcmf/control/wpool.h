@@ -44,6 +44,8 @@ struct dcmf_wpool_settings {
   char *const *args;
   size_t n_args;
   const struct dcmf_cert *cert; /* the identity every worker presents */
+  /* The RSA identity of T.38 media, or NULL (borrowed during start). */
+  const struct dcmf_cert *rsa_cert;
   const struct dcmf_log *log;
   /* An event a worker raised (media.h). */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);

@@ -525,6 +525,11 @@ static int assoc_settings(const struct dcmf_session *s,
   return 0;
 }
 
+/* The identity the media's description asks for (dtls_rsa: T.38). */
+static struct dcmf_dtls_ctx *session_dtls_ctx(const struct dcmf_session *s) {
+  return s->desc.dtls_rsa ? s->env.dtls_rsa_ctx : s->env.dtls_ctx;
+}
+
 /* Builds fresh DTLS and a fresh association of the media's kind for the
  * current description. */
 static int association_new(struct dcmf_session *s) {
@@ -532,7 +537,7 @@ static int association_new(struct dcmf_session *s) {
   s->teardown = 0;
   s->dtls_reported = 0;
   struct dcmf_dcstack_settings ss = {
-      .dtls_ctx = s->env.dtls_ctx,
+      .dtls_ctx = session_dtls_ctx(s),
       .dtls_server = s->desc.dtls_server,
       .kind = s->kind,
       .coalesce = s->env.flushes != NULL && s->env.coalesce_records,
@@ -567,7 +572,8 @@ static int association_renew(struct dcmf_session *s) {
   /* Keys the kind goes on with: a connected association's, or those a
    * renewal still running goes on with. */
   int old_keys = dcmf_dcstack_connected(s->stack) || s->renewal_until != 0;
-  int rv = dcmf_dcstack_renew(s->stack, s->env.dtls_ctx, s->desc.dtls_server);
+  int rv =
+      dcmf_dcstack_renew(s->stack, session_dtls_ctx(s), s->desc.dtls_server);
   if (rv != 0) {
     char key[300];
     DCMF_LOGW(s->env.log, "media",
@@ -955,7 +961,8 @@ int dcmf_session_new(struct dcmf_session **out,
                     ? env->assoc_kinds[kind]
                     : dcmf_assoc_kind_ops(s->desc.assoc);
     }
-    if (s->kind == NULL) {
+    /* No RSA identity in this worker: nothing it could present. */
+    if (s->kind == NULL || session_dtls_ctx(s) == NULL) {
       dcmf_session_close(s);
       return DCMF_ERR_INVALID;
     }
