@@ -66,6 +66,18 @@ void dcmf_agwiq_tcp_patch_check(struct check *c, const struct dcmf_agwiq *prev,
                                 struct dcmf_agwiq *next,
                                 struct dcmf_agwiq_change *ch);
 
+/* ---- agwiq_t38.c ---- */
+
+/* DCMF_AGWIQ_UDP_DTLS for "UDP/DTLS" on the access side, else -1. */
+int dcmf_agwiq_t38_transport(const char *s, int access);
+/* A reason naming the Iq transport when |s| is an SDP proto of T.38
+ * ("UDP/TLS/UDPTL", "UDPTL"), else NULL. */
+const char *dcmf_agwiq_t38_hint(const char *s);
+/* Reads the T.38 members of both terminations (transports read: access
+ * UDP/DTLS). */
+void dcmf_agwiq_t38_parse(struct check *c, json_t *terms[2],
+                          char prefix[2][48], struct dcmf_agwiq *out);
+
 /* ---- agwiq_dc.c ---- */
 
 /* Reads the MSRP-over-DC members of both terminations (transports read:
