@@ -411,6 +411,188 @@ def wrong_fingerprint_fails_and_forwards_nothing():
         D.call("DELETE", f"/agw/v1/contexts/{cid}")
 
 
+class RenewingUe:
+    """A UE that renews DTLS on the same 5-tuple, as openssl s_client
+    cannot: pyOpenSSL (python3-openssl) DTLS clients over memory BIOs on
+    one UDP socket. During a renewal the old association carries the
+    UDPTL both ways (application_data records, type 23, go to it) while
+    handshake records go to the new one, as RFC 7345 §4.5 has both ends
+    do until the new association is up."""
+
+    def __init__(self, port):
+        from OpenSSL import SSL, crypto  # python3-openssl
+        self.SSL, self.crypto = SSL, crypto
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.setblocking(False)
+        self.old = self.new = None
+        self.received = []
+        # While set, the new association's handshake records wait here:
+        # the test holds the handshake to see the old one carry media.
+        self.hold, self.held = False, []
+
+    def new_identity(self):
+        key = self.crypto.PKey()
+        key.generate_key(self.crypto.TYPE_RSA, 2048)
+        cert = self.crypto.X509()
+        cert.get_subject().CN = "t38-ue"
+        cert.set_serial_number(int.from_bytes(os.urandom(8), "big"))
+        cert.gmtime_adj_notBefore(-3600)
+        cert.gmtime_adj_notAfter(86400)
+        cert.set_issuer(cert.get_subject())
+        cert.set_pubkey(key)
+        cert.sign(key, "sha256")
+        return cert, key, "sha-256 " + cert.digest("sha256").decode()
+
+    def start(self, agw, cert, key):
+        """Sends a ClientHello of a new association (the old one, if any,
+        goes on until this one is up)."""
+        SSL = self.SSL
+        ctx = SSL.Context(SSL.DTLS_METHOD)
+        ctx.use_certificate(cert)
+        ctx.use_privatekey(key)
+        ctx.set_cipher_list(b"ECDHE-RSA-AES128-GCM-SHA256")
+        # The AGW's certificate is checked against its localFingerprint
+        # once the handshake is done (RFC 8122).
+        ctx.set_verify(SSL.VERIFY_PEER, lambda *a: True)
+        conn = SSL.Connection(ctx, None)
+        conn.set_connect_state()
+        self.agw = agw
+        self.new = {"conn": conn, "done": False}
+        self._step(self.new)
+
+    def _flush(self, conn):
+        while True:
+            try:
+                data = conn.bio_read(65536)
+            except self.SSL.WantReadError:
+                return
+            self.sock.sendto(data, self.agw)
+
+    def _step(self, a):
+        if not a["done"]:
+            try:
+                a["conn"].do_handshake()
+                a["done"] = True
+            except self.SSL.WantReadError:
+                pass
+        self._flush(a["conn"])
+
+    def pump(self):
+        while True:
+            try:
+                d, _ = self.sock.recvfrom(65536)
+            except BlockingIOError:
+                break
+            to = (self.old if d[0] == 23 and self.old is not None
+                  and not self.new["done"] else self.new)
+            if to is self.new and self.old is not None and self.hold:
+                self.held.append(d)
+                continue
+            to["conn"].bio_write(d)
+            self._step(to)
+            try:
+                self.received.append(to["conn"].recv(65536))
+            except (self.SSL.WantReadError, self.SSL.ZeroReturnError):
+                pass
+        if self.new is not None and self.new["done"] and self.old is not None:
+            self.old = None  # the new association is up
+
+    def finish(self, agw_fp):
+        """Completes the new association; it replaces the old one."""
+        self.hold = False
+        for d in self.held:
+            self.new["conn"].bio_write(d)
+            self._step(self.new)
+        self.held = []
+        poll(lambda: (self.pump(), self.new["done"])[1], "DTLS handshake", 8)
+        got = self.new["conn"].get_peer_certificate()
+        assert "sha-256 " + got.digest("sha256").decode().upper() == \
+            agw_fp.replace("SHA-256", "sha-256"), "the AGW's certificate"
+        self.old, self.new = None, self.new
+
+    def send(self, data, on_old=False):
+        a = self.old if on_old else self.new
+        a["conn"].send(data)
+        self._flush(a["conn"])
+
+    def renew(self):
+        """The association in use becomes the old one."""
+        self.old, self.new = self.new, None
+
+    def close(self):
+        self.sock.close()
+
+
+@case
+def reoffer_new_association_overlaps():
+    """A re-offer with a new tls-id and fingerprint (RFC 7345 §4.5, RFC
+    8842): the AGW starts a new association on the same 5-tuple; until it
+    is up UDPTL passes both ways on the old one, then on the new one;
+    the old one's records are refused after."""
+    core = Core()
+    ue_port = free_udp_port()
+    ue = RenewingUe(ue_port)
+    cert1, key1, fp1 = ue.new_identity()
+    tls1, tls2 = "t38renewaaaaaaaaaaaaaaaaaaaaaaaaa", "t38renewbbbbbbbbbbbbbbbbbbbbbbbbb"
+    doc = D.create(t38_access("active", [fp1], port=ue_port, tls_id=tls1),
+                   {"transport": "UDP", "remote": remote(core.port)})
+    cid = doc["contextId"]
+    agw = ("127.0.0.1", doc["terminations"][0]["local"]["port"])
+    core_port = doc["terminations"][1]["local"]["port"]
+    agw_fp = doc["terminations"][0]["dtls"]["localFingerprint"]
+    local_tls1 = doc["terminations"][0]["dtls"]["localTlsId"]
+    try:
+        ue.start(agw, cert1, key1)
+        ue.finish(agw_fp)
+
+        def up(pkt, on_old=False):
+            ue.send(pkt, on_old)
+            data, _ = core.recv()
+            assert data == pkt, f"core got {data.hex()}, sent {pkt.hex()}"
+
+        def down(pkt):
+            core.sock.sendto(pkt, ("127.0.0.1", core_port))
+            poll(lambda: (ue.pump(), pkt in ue.received)[1], "UDPTL at the UE")
+
+        up(udptl(0, CNG))
+        down(udptl(100, CED))
+        cert2, key2, fp2 = ue.new_identity()
+        status, doc = D.call(
+            "PATCH", f"/agw/v1/contexts/{cid}",
+            [{"op": "replace", "path": "/terminations/0/dtls/tlsId",
+              "value": tls2},
+             {"op": "replace",
+              "path": "/terminations/0/dtls/remoteFingerprints",
+              "value": [fp2]}], "application/json-patch+json")
+        assert status == 200, (status, doc)
+        assert doc["terminations"][0]["dtls"]["localTlsId"] != local_tls1
+        ue.renew()
+        ue.hold = True
+        ue.start(agw, cert2, key2)  # the new ClientHello leaves
+        # The AGW answers it; while that flight is held here the new
+        # association is not up, and the media runs on the old one, both
+        # ways.
+        poll(lambda: (ue.pump(), ue.held)[1], "the AGW's ServerHello")
+        up(udptl(1, V21_PREAMBLE, [CNG]), on_old=True)
+        down(udptl(101, V21_PREAMBLE, [CED]))
+        assert ue.old is not None and not ue.new["done"], "not on the old one"
+        stale = ue.old
+        ue.finish(agw_fp)
+        # Now the old association's records go nowhere: the next datagram
+        # at the core is the one sent on the new association.
+        stale["conn"].send(udptl(50, CNG))
+        ue._flush(stale["conn"])
+        up(udptl(2, DIS, [V21_PREAMBLE]))
+        down(udptl(102, DIS, fec=(1, [b"\x01"])))
+        ev = events(cid)
+        assert "DTLS_FAILURE" not in ev, ev
+    finally:
+        ue.close()
+        core.close()
+        D.call("DELETE", f"/agw/v1/contexts/{cid}")
+
+
 @case
 def bad_input_names_the_field():
     """problem+json naming the member: the SDP proto given as the Iq
