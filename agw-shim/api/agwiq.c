@@ -348,6 +348,27 @@ static const char *const iq_core[] = {"rtcpMux", "remoteRtcpPort", NULL};
 static const char *const core_only[] = {"remoteRtcpPort", NULL};
 static const char *const access_only[] = {"dtls", "ice", "notifyUri", NULL};
 
+void dcmf_agwiq_parse_dtls_access(struct check *c, json_t *t,
+                                  const char *prefix, const char *missing,
+                                  struct dcmf_agwiq *out) {
+  json_t *d = json_object_get(t, "dtls");
+  char sub[160];
+  snprintf(sub, sizeof(sub), "%s/dtls", prefix);
+  if (d == NULL) {
+    fail(c, missing, "%s", sub);
+  } else {
+    parse_dtls(c, d, sub, out);
+  }
+  json_t *ice = json_object_get(t, "ice");
+  if (ice != NULL) {
+    snprintf(sub, sizeof(sub), "%s/ice", prefix);
+    dcmf_agwiq_parse_ice(c, ice, sub, out);
+  }
+  string_member(c, t, "notifyUri", prefix, uri_check,
+                "must be an absolute http or https URI", out->notify_uri,
+                sizeof(out->notify_uri));
+}
+
 static void parse_access(struct check *c, json_t *t, const char *prefix,
                          struct dcmf_agwiq *out) {
   refuse_listed(c, t, core_only, prefix,
@@ -360,23 +381,9 @@ static void parse_access(struct check *c, json_t *t, const char *prefix,
                               : "must be true",
          "%s/rtcpMux", prefix);
   }
-  json_t *d = json_object_get(t, "dtls");
-  char sub[160];
-  snprintf(sub, sizeof(sub), "%s/dtls", prefix);
-  if (d == NULL) {
-    fail(c, "is required on a DTLS-SRTP termination (at least setup)", "%s",
-         sub);
-  } else {
-    parse_dtls(c, d, sub, out);
-  }
-  json_t *ice = json_object_get(t, "ice");
-  if (ice != NULL) {
-    snprintf(sub, sizeof(sub), "%s/ice", prefix);
-    dcmf_agwiq_parse_ice(c, ice, sub, out);
-  }
-  string_member(c, t, "notifyUri", prefix, uri_check,
-                "must be an absolute http or https URI", out->notify_uri,
-                sizeof(out->notify_uri));
+  dcmf_agwiq_parse_dtls_access(
+      c, t, prefix, "is required on a DTLS-SRTP termination (at least setup)",
+      out);
 }
 
 static void parse_core(struct check *c, json_t *t, const char *prefix,

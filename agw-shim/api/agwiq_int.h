@@ -39,6 +39,13 @@ int dcmf_agwiq_uri_check(const char *s);
 void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
                            struct dcmf_agwiq *out);
 
+/* The access termination |t|'s "dtls" (required: |missing| is the
+ * reason when absent), "ice" (optional) and "notifyUri" (optional), as
+ * every DTLS path has them. */
+void dcmf_agwiq_parse_dtls_access(struct check *c, json_t *t,
+                                  const char *prefix, const char *missing,
+                                  struct dcmf_agwiq *out);
+
 /* The "ice" member (remote credentials). */
 void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
                           struct dcmf_agwiq *out);
