@@ -274,6 +274,9 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
     e2ae_free(agw, m);
     return rv == DCMF_ERR_NOMEM ? rv : DCMF_ERR_SYSTEM;
   }
+  if (iq->dc) {
+    agw->msrpdc_contexts++;
+  }
   *media = m;
   return 0;
 }
@@ -559,7 +562,7 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
     return 1;
   }
   if (strcmp(ev->event, "MSRP_COUNTERS") == 0) {
-    dcmf_agw_msrpdc_snapshot(&m->snapshot, ev->detail);
+    dcmf_agw_msrpdc_snapshot(agw, &m->snapshot, ev->detail);
     return 1;
   }
   if (m->removed) {
@@ -674,4 +677,5 @@ void dcmf_agw_e2ae_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
     }
   }
   dcmf_agw_tcp_metrics(agw, out);
+  dcmf_agw_msrpdc_metrics(agw, out);
 }

@@ -24,6 +24,8 @@ struct e2ae;  /* agw_e2ae.c */
 #define DCMF_AGW_E2AE_COUNTERS 13
 /* The counters of the TCP relays' snapshots (the table of agw_tcp.c). */
 #define DCMF_AGW_TCP_COUNTERS 9
+/* The counters of the MSRP-over-DC relays' snapshots (agw_msrpdc.c). */
+#define DCMF_AGW_MSRPDC_COUNTERS 9
 /* The media id of an e2ae TCP context's relay (access termination). */
 #define DCMF_AGW_TCP_MEDIA_ID "tcp"
 
@@ -44,6 +46,10 @@ struct dcmf_agw {
    * of what each TCP_COUNTERS snapshot added (agw_tcp.c). */
   uint64_t tls_failures, tcp_failures;
   uint64_t totals_tcp[DCMF_AGW_TCP_COUNTERS];
+  /* MSRP-over-DC relays: contexts made, and the sums of what each
+   * MSRP_COUNTERS snapshot added (agw_msrpdc.c). */
+  uint64_t msrpdc_contexts;
+  uint64_t totals_msrpdc[DCMF_AGW_MSRPDC_COUNTERS];
   uint64_t next_id;
   int workers_gone; /* in dcmf_agw_del: nothing is posted any more */
   /* Totals over every relay ever run, from the reports (for /metrics). */
@@ -88,6 +94,32 @@ int dcmf_agw_e2ae_view(void *user, void *media, json_t *view);
 /* Appends the dcmf_agw_e2ae_* metrics to |out|. */
 void dcmf_agw_e2ae_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 
+/* ---- agw_series.c ---- */
+
+/* One counter of a media snapshot ({"obj":{"key":n}}) as a /metrics
+ * series PREFIX_metric_total{label} ("" for no label). */
+struct dcmf_agw_series {
+  const char *obj, *key, *metric, *label;
+};
+/* A metric family of such a table and its HELP text. */
+struct dcmf_agw_family {
+  const char *metric, *help;
+};
+
+/* Keeps the snapshot |detail| (JSON) as |*kept|, replacing it, and adds
+ * to each of |totals| what its series grew since the snapshot kept
+ * before. Text that is not a JSON object changes nothing. */
+void dcmf_agw_series_take(const struct dcmf_agw_series *table, size_t n,
+                          uint64_t *totals, json_t **kept,
+                          const char *detail);
+
+/* Appends the families (HELP, TYPE, then their series in table order). */
+void dcmf_agw_series_render(struct dcmf_buf *out, const char *prefix,
+                            const struct dcmf_agw_family *families,
+                            size_t n_families,
+                            const struct dcmf_agw_series *table, size_t n,
+                            const uint64_t *totals);
+
 /* ---- agw_tcp.c ---- */
 
 /* Replaces the two pool sockets in |fds| (access, core; UDP, holding
@@ -122,8 +154,13 @@ void dcmf_agw_tcp_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 void dcmf_agw_msrpdc_uris(const char *advertise_addr, const char *context_id,
                           struct dcmf_agwapi_e2ae_local *local);
 
-/* Keeps the MSRP_COUNTERS |detail| (msrp_dc_svc.h) as |*kept|. */
-void dcmf_agw_msrpdc_snapshot(json_t **kept, const char *detail);
+/* Keeps the MSRP_COUNTERS |detail| (msrp_dc_svc.h) as |*kept| and adds
+ * its growth to the totals. */
+void dcmf_agw_msrpdc_snapshot(struct dcmf_agw *agw, json_t **kept,
+                              const char *detail);
+
+/* Appends the dcmf_agw_e2ae_msrp_dc_* metrics to |out|. */
+void dcmf_agw_msrpdc_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 
 /* Turns the RTP path's description |d| of an access session into the
  * MSRP-over-DC one: SCTP association, the negotiated msrp stream, the

@@ -73,13 +73,47 @@ int dcmf_agw_msrpdc_desc(const struct dcmf_agwiq *iq,
   return 0;
 }
 
-void dcmf_agw_msrpdc_snapshot(json_t **kept, const char *detail) {
-  /* A snapshot, not an event: the latest replaces the one before. */
-  json_t *snap = json_loads(detail, 0, NULL);
-  if (!json_is_object(snap)) {
-    json_decref(snap);
-    return;
-  }
-  json_decref(*kept);
-  *kept = snap;
+/* The counters of an MSRP_COUNTERS snapshot (msrp_dc_svc.h) as /metrics
+ * shows them: dcmf_agw_e2ae_msrp_dc_<metric>_total{...}. */
+static const struct dcmf_agw_series msrpdc_counters[] = {
+    {"toCore", "bytes", "bytes", "direction=\"to_core\""},
+    {"toAccess", "bytes", "bytes", "direction=\"to_access\""},
+    {"toAccess", "messages", "messages", "direction=\"to_access\""},
+    {"chunks", "fromAccess", "chunks", "from=\"access\""},
+    {"chunks", "fromCore", "chunks", "from=\"core\""},
+    {"chunks", "splits", "splits", ""},
+    {"chunks", "pieces", "pieces", ""},
+    {"chunks", "answers", "answers", ""},
+    {"chunks", "refused", "refused", ""},
+};
+#define MSRPDC_COUNTERS (sizeof(msrpdc_counters) / sizeof(msrpdc_counters[0]))
+_Static_assert(MSRPDC_COUNTERS == DCMF_AGW_MSRPDC_COUNTERS,
+               "agw_int.h sizes the totals by this table");
+
+void dcmf_agw_msrpdc_snapshot(struct dcmf_agw *agw, json_t **kept,
+                              const char *detail) {
+  dcmf_agw_series_take(msrpdc_counters, MSRPDC_COUNTERS, agw->totals_msrpdc,
+                       kept, detail);
+}
+
+void dcmf_agw_msrpdc_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
+  static const struct dcmf_agw_family families[] = {
+      {"bytes", "MSRP bytes the MSRP-over-DC relays sent, by direction."},
+      {"messages", "SCTP messages (one MSRP chunk each) sent to the WIC."},
+      {"chunks", "MSRP chunks the relays took, by the side they came from."},
+      {"splits", "Chunks over the WIC's max-message-size that were split "
+                 "(RFC 4975 section 7.1.1)."},
+      {"pieces", "Pieces those splits made."},
+      {"answers", "Responses and REPORTs the relays made themselves."},
+      {"refused", "Chunks or channel messages the relays refused."},
+  };
+  dcmf_buf_printf(out,
+                  "# HELP dcmf_agw_e2ae_msrp_dc_contexts_total MSRP-over-DC "
+                  "contexts made.\n"
+                  "# TYPE dcmf_agw_e2ae_msrp_dc_contexts_total counter\n"
+                  "dcmf_agw_e2ae_msrp_dc_contexts_total %llu\n",
+                  (unsigned long long)agw->msrpdc_contexts);
+  dcmf_agw_series_render(out, "dcmf_agw_e2ae_msrp_dc", families,
+                         sizeof(families) / sizeof(families[0]),
+                         msrpdc_counters, MSRPDC_COUNTERS, agw->totals_msrpdc);
 }

@@ -107,9 +107,7 @@ int dcmf_agw_tcp_desc(const char *context_id, const struct dcmf_agwiq *iq,
 
 /* The counters of a TCP_COUNTERS snapshot (tcprelay.h) as /metrics shows
  * them: dcmf_agw_e2ae_tcp_<metric>_total{...}. */
-static const struct tcp_counter {
-  const char *obj, *key, *metric, *label;
-} tcp_counters[] = {
+static const struct dcmf_agw_series tcp_counters[] = {
     {"toCore", "bytes", "bytes", "direction=\"to_core\""},
     {"toAccess", "bytes", "bytes", "direction=\"to_access\""},
     {"toCore", "reads", "reads", "direction=\"to_core\""},
@@ -124,27 +122,10 @@ static const struct tcp_counter {
 _Static_assert(TCP_COUNTERS == DCMF_AGW_TCP_COUNTERS,
                "agw_int.h sizes the totals by this table");
 
-static uint64_t counter_of(json_t *snap, const struct tcp_counter *c) {
-  json_t *v = json_object_get(json_object_get(snap, c->obj), c->key);
-  return json_is_integer(v) && json_integer_value(v) >= 0
-             ? (uint64_t)json_integer_value(v)
-             : 0;
-}
-
 void dcmf_agw_tcp_snapshot(struct dcmf_agw *agw, json_t **kept,
                            const char *detail) {
-  json_t *snap = json_loads(detail, 0, NULL);
-  if (!json_is_object(snap)) {
-    json_decref(snap);
-    return;
-  }
-  for (size_t i = 0; i < TCP_COUNTERS; i++) {
-    uint64_t now = counter_of(snap, &tcp_counters[i]);
-    uint64_t was = counter_of(*kept, &tcp_counters[i]);
-    agw->totals_tcp[i] += now >= was ? now - was : now;
-  }
-  json_decref(*kept);
-  *kept = snap;
+  dcmf_agw_series_take(tcp_counters, TCP_COUNTERS, agw->totals_tcp, kept,
+                       detail);
 }
 
 void dcmf_agw_tcp_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
@@ -160,26 +141,14 @@ void dcmf_agw_tcp_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
       "dcmf_agw_e2ae_tcp_establishment_failures_total %llu\n",
       (unsigned long long)agw->tls_failures,
       (unsigned long long)agw->tcp_failures);
-  static const struct {
-    const char *metric, *help;
-  } families[] = {
+  static const struct dcmf_agw_family families[] = {
       {"bytes", "Application bytes the e2ae TCP relays forwarded (TLS "
                 "removed), by direction."},
       {"reads", "Socket reads that brought those bytes, by direction."},
       {"failures", "e2ae TCP relay failures by reason (a count of the "
                    "relays' failures counters)."},
   };
-  for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
-    dcmf_buf_printf(out,
-                    "# HELP dcmf_agw_e2ae_tcp_%s_total %s\n"
-                    "# TYPE dcmf_agw_e2ae_tcp_%s_total counter\n",
-                    families[f].metric, families[f].help, families[f].metric);
-    for (size_t i = 0; i < TCP_COUNTERS; i++) {
-      if (strcmp(tcp_counters[i].metric, families[f].metric) == 0) {
-        dcmf_buf_printf(out, "dcmf_agw_e2ae_tcp_%s_total{%s} %llu\n",
-                        tcp_counters[i].metric, tcp_counters[i].label,
-                        (unsigned long long)agw->totals_tcp[i]);
-      }
-    }
-  }
+  dcmf_agw_series_render(out, "dcmf_agw_e2ae_tcp", families,
+                         sizeof(families) / sizeof(families[0]), tcp_counters,
+                         TCP_COUNTERS, agw->totals_tcp);
 }

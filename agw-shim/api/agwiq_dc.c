@@ -272,8 +272,9 @@ void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
   char acc[48], core[48];
   snprintf(acc, sizeof(acc), "/terminations/%zu", next->index[0]);
   snprintf(core, sizeof(core), "/terminations/%zu", next->index[1]);
-  /* RFC 8873 §4.4: a re-offer may change dcsa values keeping the dcmap;
-   * the running relay keeps the ones it started with. */
+  /* RFC 8873 §4.4: a re-offer may change dcsa values keeping the dcmap.
+   * An aware relay takes new paths (the WIC's dcsa path, the core's
+   * path) from its next chunk on; the MSRP setup and CEMA stay. */
   if (prev->dc_sid != next->dc_sid ||
       strcmp(prev->dc_label, next->dc_label) != 0) {
     dcmf_agwiq_fail(c, "cannot change (the a=dcmap of a running MSRP "
@@ -287,11 +288,9 @@ void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
   if (prev->msrp_aware != next->msrp_aware) {
     dcmf_agwiq_fail(c, "cannot change on a running MSRP session",
                     "%s/msrp/mode", core);
-  } else if (prev->core_path[0] != '\0' &&
-             strcmp(prev->core_path, next->core_path) != 0) {
-    /* Given once (the core's answer), then fixed: the relay rewrites
-     * with it. */
-    dcmf_agwiq_fail(c, "cannot change once given", "%s/msrp/path", core);
+  } else if (prev->core_path[0] != '\0' && next->core_path[0] == '\0') {
+    /* An aware relay rewrites with it: it may change, not go. */
+    dcmf_agwiq_fail(c, "cannot be removed once given", "%s/msrp/path", core);
   }
   if (prev->tcp_setup[1] != next->tcp_setup[1] ||
       prev->tcp_handling != next->tcp_handling ||

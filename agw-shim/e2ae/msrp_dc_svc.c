@@ -361,17 +361,44 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   return 0;
 }
 
-/* A PATCH may change the dcsa values; a running relay keeps its
- * settings (the URIs it rewrites with stay those it started with). An
- * aware relay still waiting for the core's path starts now if the
- * update brings it. */
+/* An aware relay takes a far end's new path (a re-offer may change the
+ * dcsa path, RFC 8873 §4.4, or the core's a=path). */
+static void update_peer_path(struct mdc_media *m, int leg, char *kept,
+                             size_t cap, const char *next) {
+  if (next[0] == '\0' || strcmp(kept, next) == 0) {
+    return;
+  }
+  int rv = dcmf_msrp_relay_set_peer_path(&m->relay, leg, next);
+  if (rv != 0) {
+    DCMF_LOGW(m->host->log, "msrp-dc", "%s: the new MSRP path is not taken: %s",
+              m->host->name, dcmf_strerror(rv));
+    return;
+  }
+  snprintf(kept, cap, "%s", next);
+}
+
+/* A PATCH may change the dcsa values: a running aware relay names the
+ * new paths from the next chunk on (its own URIs stay). An aware relay
+ * still waiting for the core's path starts now if the update brings
+ * it. */
 static void mdc_update(void *media) {
   struct mdc_media *m = media;
   const struct dcmf_media_msrpleg *leg = m->host->desc->msrpleg;
-  if (!m->has_leg || m->relay_ok || m->ended || leg == NULL ||
-      leg->tcp_peer_path[0] == '\0') {
+  if (!m->has_leg || m->ended || leg == NULL || !m->leg.aware) {
     return;
   }
+  if (m->relay_ok) {
+    update_peer_path(m, DCMF_MSRP_RELAY_FROM_MESSAGES, m->leg.dc_peer_path,
+                     sizeof(m->leg.dc_peer_path), leg->dc_peer_path);
+    update_peer_path(m, DCMF_MSRP_RELAY_FROM_STREAM, m->leg.tcp_peer_path,
+                     sizeof(m->leg.tcp_peer_path), leg->tcp_peer_path);
+    pump(m);
+    return;
+  }
+  if (leg->tcp_peer_path[0] == '\0') {
+    return;
+  }
+  memcpy(m->leg.dc_peer_path, leg->dc_peer_path, sizeof(m->leg.dc_peer_path));
   memcpy(m->leg.tcp_peer_path, leg->tcp_peer_path,
          sizeof(m->leg.tcp_peer_path));
   if (relay_start(m) != 0) {

@@ -172,7 +172,35 @@ void dcmf_msrp_relay_free(struct dcmf_msrp_relay *r) {
     free(r->own_uri[leg]);
     free(r->peer_path[leg]);
   }
+  free(r->next_dc_path);
   memset(r, 0, sizeof(*r));
+}
+
+/* |path| (owned) becomes |leg|'s peer path. */
+static void take_peer_path(struct dcmf_msrp_relay *r, int leg, char *path) {
+  free(r->peer_path[leg]);
+  r->peer_path[leg] = path;
+  (void)dcmf_msrp_path_first(cstr(path), &r->peer_first[leg]);
+}
+
+int dcmf_msrp_relay_set_peer_path(struct dcmf_msrp_relay *r, int leg,
+                                  const char *path) {
+  if (r->set.mode != DCMF_MSRP_RELAY_AWARE || (leg != LEG_DC && leg != LEG_TCP) ||
+      path == NULL || !msrp_valid_path(cstr(path))) {
+    return DCMF_ERR_INVALID;
+  }
+  char *copy = dup_str(path);
+  if (copy == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  if (leg == LEG_DC && r->big.active) {
+    /* The streamed head's To-Path points into the current one. */
+    free(r->next_dc_path);
+    r->next_dc_path = copy;
+    return 0;
+  }
+  take_peer_path(r, leg, copy);
+  return 0;
 }
 
 /* ---- answers the relay makes ---- */
@@ -387,6 +415,10 @@ int dcmf_msrp_relay_message_wanted(const struct dcmf_msrp_relay *r) {
 static int pump(struct dcmf_msrp_relay *r, uint64_t now) {
   while (dcmf_msrp_relay_stream_wanted(r)) {
     struct dcmf_msrp_chunk c;
+    if (r->next_dc_path != NULL && !r->big.active) {
+      take_peer_path(r, LEG_DC, r->next_dc_path);
+      r->next_dc_path = NULL;
+    }
     int rv = dcmf_msrp_framer_next(&r->framer, &c);
     if (rv == 1) {
       rv = r->big.active ? mrelay_streaming_end(r, &c, now)

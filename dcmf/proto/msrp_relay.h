@@ -172,6 +172,9 @@ struct dcmf_msrp_relay {
   char *own_uri[2];                    /* [leg]: dc, tcp (aware) */
   char *peer_path[2];
   struct dcmf_msrp_str peer_first[2]; /* first URI of peer_path */
+  /* A new data-channel path (dcmf_msrp_relay_set_peer_path) waiting
+   * until no streamed head points into peer_path[dc]. */
+  char *next_dc_path;
   struct dcmf_msrp_limits lim;
   struct dcmf_msrp_framer framer; /* the stream leg's input */
   struct msrp_relay_queue to_msgs, to_stream;
@@ -245,6 +248,16 @@ int dcmf_msrp_relay_stream_wanted(const struct dcmf_msrp_relay *r);
 
 /* 1 if the relay takes messages now, 0 under back-pressure. */
 int dcmf_msrp_relay_message_wanted(const struct dcmf_msrp_relay *r);
+
+/* Aware mode: the far end of |leg| (DCMF_MSRP_RELAY_FROM_MESSAGES: the
+ * data channel; _FROM_STREAM: TCP) has the path |path| now, because a
+ * re-offer changed it (RFC 8873 §4.4 lets a re-offer change the dcsa
+ * values). Chunks relayed toward that leg from now on name it; a SEND
+ * being split as it streams keeps the path it started with, and the
+ * new one applies from the next chunk. Returns 0, DCMF_ERR_INVALID (not
+ * aware, or a path that does not parse) or DCMF_ERR_NOMEM. */
+int dcmf_msrp_relay_set_peer_path(struct dcmf_msrp_relay *r, int leg,
+                                  const char *path);
 
 /* The earliest time a tracked split expires; UINT64_MAX if none. */
 uint64_t dcmf_msrp_relay_next_expiry(const struct dcmf_msrp_relay *r);

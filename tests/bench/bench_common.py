@@ -1,14 +1,49 @@
 """What the Python benchmark drivers in tests/bench share (e2ae_compare.py,
-msrp_compare.py): progress lines, pinning to CPUs, a server's processes
-and their shutdown by pid, the load tools' line dialogue, dcmfd's API
-through curl, and the Markdown cells (median with min-max, ratios of
-medians)."""
+msrp_compare.py, msrp_dc_compare.py): the re-run in a network namespace
+of their own, settings from the environment with a smoke mode, progress
+lines, pinning to CPUs, a server's processes and their shutdown by pid,
+the load tools' line dialogue, dcmfd's API through curl, the tshark
+check of an MSRP core leg, and the Markdown cells (median with min-max,
+ratios of medians)."""
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+
+def run_in_own_netns(mark, script):
+    """Unless environment variable |mark| is set (this is the re-run):
+    runs |script| again with the same arguments under `unshare -n` (root)
+    with only loopback up, and exits with its status."""
+    if os.environ.get(mark):
+        return
+    if os.getuid() != 0:
+        sys.exit(f"{os.path.basename(script)}: needs root (unshare -n)")
+    env = dict(os.environ, **{mark: "1"})
+    r = subprocess.run(["unshare", "-n", "sh", "-c", 'set -e; ip link set lo up; exec "$0" "$@"',
+                        sys.executable, os.path.abspath(script), *sys.argv[1:]], env=env)
+    sys.exit(r.returncode)
+
+
+class Settings:
+    """A script's settings from the environment: an empty variable is
+    unset; with SMOKE=1 (self.smoke) the |smoke_defaults| replace the
+    script's defaults for their keys."""
+
+    def __init__(self, smoke_defaults):
+        self.smoke = os.environ.get("SMOKE", "0") not in ("", "0")
+        self.smoke_defaults = smoke_defaults
+
+    def get(self, key, default):
+        v = os.environ.get(key, "")
+        if v != "":
+            return v
+        return self.smoke_defaults.get(key, default) if self.smoke else default
+
+    def list(self, key, default):
+        return [x.strip() for x in self.get(key, default).split(",") if x.strip()]
 
 
 def log(*a):
@@ -106,6 +141,21 @@ class LineTool:
         self.proc.stdin.write(text + "\n")
         self.proc.stdin.flush()
 
+    def ask(self, text, prefix):
+        """Sends |text|; the reply must be |prefix| or start with |prefix|
+        and a space. Returns what follows the prefix."""
+        self.send(text)
+        line = self.line()
+        if line != prefix and not line.startswith(prefix + " "):
+            raise SetupError(f"{self.name}: {line}")
+        return line[len(prefix):].strip()
+
+    def close_checked(self):
+        """close(); an exit status other than 0 raises SetupError."""
+        status = self.close()
+        if status not in (0, None):
+            raise SetupError(f"{self.name} exited with status {status}")
+
     def close(self):
         """"quit"; returns the exit status (None when it had to be killed)."""
         try:
@@ -115,6 +165,31 @@ class LineTool:
             self.proc.kill()
             self.proc.wait()
             return None
+
+
+def tshark_core_leg(load, ports, tmp, runs):
+    """The core leg's bytes of short runs (|runs|: (direction, size)
+    pairs, each 30 ms flat out with four messages' worth of window) as
+    tshark's MSRP dissector reads them (tests/integration/tshark_check.py):
+    nothing malformed, a SEND and a 200 for every message the load sent.
+    |load| is an msrp_load-style LineTool ("run ..." -> "result {json}")."""
+    import tshark_check
+    pcap = os.path.join(tmp, "core.pcap")
+    cap = tshark_check.Capture(ports, pcap).start()
+    try:
+        sent = 0
+        for d, size in runs:
+            res = json.loads(load.ask(f"run {d} {size} 0 30 - {4 * (size + 256)}", "result"))
+            sent += res["total_sent"]
+    finally:
+        cap.stop()
+    res = tshark_check.analyze(pcap, msrp_ports=ports)
+    res.assert_clean()
+    sends, oks = len(res.msrp_requests("SEND")), len(res.msrp_responses())
+    if sends != sent or oks != sent:
+        raise SetupError(f"tshark: {sends} SENDs and {oks} responses on the core leg, "
+                         f"the load sent {sent}")
+    log(f"tshark: the core leg's {sends} SENDs and {oks} 200s decode cleanly")
 
 
 def dcmfd_api(port, method, path, body=None, check=True):

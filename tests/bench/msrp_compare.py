@@ -62,36 +62,20 @@ import sys
 import tempfile
 import time
 
-NETNS_MARK = "DCMF_MSRP_COMPARE_NETNS"
-
-if not os.environ.get(NETNS_MARK):
-    if os.getuid() != 0:
-        sys.exit("msrp_compare.py: needs root (unshare -n)")
-    env = dict(os.environ, **{NETNS_MARK: "1"})
-    r = subprocess.run(["unshare", "-n", "sh", "-c", 'set -e; ip link set lo up; exec "$0" "$@"',
-                        sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env=env)
-    sys.exit(r.returncode)
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from bench_common import (LineTool, Settings, SetupError, dcmfd_api, fmt,  # noqa: E402
+                          log, pinned, ratio, run_in_own_netns, start_dcmfd, stop_proc,
+                          tree_pids, tshark_core_leg)
+
+run_in_own_netns("DCMF_MSRP_COMPARE_NETNS", __file__)
+
 import msrp_peer  # noqa: E402  (the RFC 4975 parser written for the tests)
-from bench_common import (LineTool, SetupError, dcmfd_api, fmt, log,  # noqa: E402
-                          pinned, ratio, start_dcmfd, stop_proc, tree_pids)
 
-SMOKE = os.environ.get("SMOKE", "0") not in ("", "0")
-SMOKE_DEFAULTS = {"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"}
-
-
-def env(key, default):
-    v = os.environ.get(key, "")
-    if v != "":
-        return v
-    return SMOKE_DEFAULTS.get(key, default) if SMOKE else default
-
-
-def env_list(key, default):
-    return [x.strip() for x in env(key, default).split(",") if x.strip()]
+S = Settings({"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"})
+SMOKE = S.smoke
+env, env_list = S.get, S.list
 
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
@@ -142,17 +126,6 @@ class Load(LineTool):
             elif f[0] == "ready":
                 break
 
-    def ask(self, text, prefix):
-        self.send(text)
-        line = self.line()
-        if not line.startswith(prefix + " "):
-            raise SetupError(f"msrp_load: {line}")
-        return line.split(" ", 1)[1]
-
-    def close(self):
-        status = super().close()
-        if status not in (0, None):
-            raise SetupError(f"msrp_load exited with status {status}")
 
 
 def check_wire(load):
@@ -174,29 +147,6 @@ def check_wire(load):
             if (resp.code != 200 or resp.tid != req.tid
                     or resp.header("To-Path") != req.header("From-Path").split()[0]):
                 raise SetupError(f"sample {d} {size}: the 200 is not per RFC 4975 7.2")
-
-
-def check_wire_tshark(load, tmp):
-    """SMOKE: the core leg's bytes of a short run each way, as tshark's MSRP
-    dissector reads them (tests/integration/tshark_check.py): nothing
-    malformed, and a 200 for every SEND."""
-    import tshark_check
-    pcap = os.path.join(tmp, "core.pcap")
-    cap = tshark_check.Capture(load.core_ports, pcap).start()
-    try:
-        sent = 0
-        for d, size in (("up", 1024), ("down", 65536)):
-            res = json.loads(load.ask(f"run {d} {size} 0 30 - {4 * (size + 256)}", "result"))
-            sent += res["total_sent"]
-    finally:
-        cap.stop()
-    res = tshark_check.analyze(pcap, msrp_ports=load.core_ports)
-    res.assert_clean()
-    sends, oks = len(res.msrp_requests("SEND")), len(res.msrp_responses())
-    if sends != sent or oks != sent:
-        raise SetupError(f"tshark: {sends} SENDs and {oks} responses on the core leg, "
-                         f"the load sent {sent}")
-    log(f"tshark: the core leg's {sends} SENDs and {oks} 200s decode cleanly")
 
 
 # ---- the servers ---------------------------------------------------------------
@@ -300,7 +250,7 @@ def one_server(kind, tmp, rnd, results):
         pids = ",".join(map(str, server.pids()))
         log(f"round {rnd} {server.name}: {PAIRS} pair(s) up, {tls}, server pids {pids}")
         if SMOKE and isinstance(server, Dcmfd) and shutil.which("tshark"):
-            check_wire_tshark(load, tmp)
+            tshark_core_leg(load, load.core_ports, tmp, (("up", 1024), ("down", 65536)))
         for size in SIZES:
             for d in DIRS:
                 io0 = syscalls(server.pids())
@@ -333,7 +283,7 @@ def one_server(kind, tmp, rnd, results):
                 raise SetupError(f"dcmfd counted {got} bytes toward the core, the load sent {want}")
             log(f"round {rnd} dcmfd: tcpCounters toCore {got} bytes, up runs sent {want}")
     finally:
-        load.close()
+        load.close_checked()
         server.stop()
 
 

@@ -12,6 +12,8 @@
  *   4: answer the remembered id from the message leg with a code
  *   5: write some stream bytes (a partial write)
  *   6: advance the clock and handle expiry
+ *   7: a re-offer's new peer path for one leg (aware; refused when
+ *      agnostic or malformed), maybe while a split streams
  *
  * Invariants (abort on violation):
  *   - every message out is one complete chunk that dcmf_msrp_parse takes,
@@ -233,7 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_require(dcmf_msrp_framer_init(&s.out, &any) == 0);
   for (int steps = 0; in.len > 0 && steps < 4096; steps++) {
     uint8_t op = take(&in);
-    switch (op % 7) {
+    switch (op % 8) {
     case 0: {
       size_t n = take(&in);
       n = n < in.len ? n : in.len;
@@ -263,6 +265,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 5:
       write_stream(&s, (size_t)take(&in) * 64 + 1);
       break;
+    case 7: {
+      static const char *paths[] = {
+          WIC, CORE, "msrps://wic2.example.com:9/re1;dc",
+          "msrp://relay.example.org:2855/hop;tcp "
+          "msrp://core2.example.com:7777/re2;tcp",
+          "not a path", ""};
+      uint8_t sel = take(&in);
+      int rv = dcmf_msrp_relay_set_peer_path(&s.r, sel & 1, paths[(sel >> 1) % 6]);
+      fuzz_require(rv == 0 || rv == DCMF_ERR_INVALID);
+      fuzz_require(s.aware || rv == DCMF_ERR_INVALID);
+      break;
+    }
     default: {
       s.now += (uint64_t)take(&in) * 10;
       int rv = dcmf_msrp_relay_handle_expiry(&s.r, s.now);

@@ -434,10 +434,22 @@ def exchange(c):
     assert len(c.dc.message_sizes) > len(sizes) + 3, len(c.dc.message_sizes)
 
 
+MSRP_DC_METRIC = 'dcmf_agw_e2ae_msrp_dc_%s_total{%s}'
+
+
 def exchange_case(mode, setup):
+    up_before = D.metric(MSRP_DC_METRIC % ("bytes", 'direction="to_core"'))
+    msgs_before = D.metric(MSRP_DC_METRIC % ("messages", 'direction="to_access"'))
     c = Call(mode, setup)
     try:
         exchange(c)
+        # /metrics sums every context's MSRP_COUNTERS (pushed each second)
+        poll(lambda: D.metric(MSRP_DC_METRIC % ("bytes", 'direction="to_core"'))
+             - up_before >= (1 << 20) + 2048 + 5,
+             "/metrics: the WIC's bytes toward the core")
+        poll(lambda: D.metric(MSRP_DC_METRIC % ("messages", 'direction="to_access"'))
+             - msgs_before >= len(c.dc.message_sizes),
+             "/metrics: every message the WIC got")
         res = c.check_wire()
         sends = res.msrp_requests("SEND")
         assert len(sends) >= 6, f"tshark saw {len(sends)} SENDs on the core leg"
@@ -478,6 +490,48 @@ try:
             mid, tids = c.core.send_message(b"and back")
             assert c.core.wait_response(tids[0], 30).code == 200
             assert c.dc.wait_message(1, 30)[0].data == b"and back"
+            c.check_wire()
+        finally:
+            c.close()
+
+    @case
+    def aware_reoffer_changes_both_paths():
+        # RFC 8873 §4.4: a re-offer may change the dcsa path (the dcmap
+        # stays), and the core's answer may bring a new a=path. The
+        # relay names the new paths from the next chunk on; each peer
+        # answers 481 to a request not addressed to its own URI.
+        c = Call("aware", "active")
+        try:
+            mid, tids = c.dc.send_message(b"before")
+            assert c.dc.wait_response(tids[0], 30).code == 200
+            assert c.core.wait_message(1, 30)[0].data == b"before"
+            new_wic = f"msrps://127.0.0.1:9/{secrets.token_hex(6)};dc"
+            new_core = f"msrp://127.0.0.1:9/{secrets.token_hex(6)};tcp"
+            st, doc = D.call("PATCH", f"{AGW}/{c.cid}", [
+                {"op": "replace", "path": "/terminations/0/dataChannel/dcsa/path",
+                 "value": new_wic},
+                {"op": "replace", "path": "/terminations/1/msrp/path",
+                 "value": new_core}], "application/json-patch+json")
+            assert st == 200, f"PATCH {st}: {doc}"
+            with c.dc.cond:
+                c.dc.local_uri = new_wic
+            with c.core.cond:
+                c.core.local_uri = new_core
+            mid, tids = c.core.send_message(b"to the new WIC path")
+            assert c.core.wait_response(tids[0], 30).code == 200
+            got = c.dc.wait_message(1, 30)[0]
+            assert got.data == b"to the new WIC path", got.data
+            mid, tids = c.dc.send_message(b"to the new core path")
+            assert c.dc.wait_response(tids[0], 30).code == 200
+            got = c.core.wait_message(2, 30)[1]
+            assert got.data == b"to the new core path", got.data
+            assert not c.dc.misaddressed and not c.core.misaddressed, \
+                (c.dc.misaddressed, c.core.misaddressed)
+            # A path may change, not go: the field is named.
+            st, doc = D.call("PATCH", f"{AGW}/{c.cid}", [
+                {"op": "remove", "path": "/terminations/1/msrp/path"}],
+                "application/json-patch+json")
+            assert st == 400 and "/terminations/1/msrp/path" in json.dumps(doc), (st, doc)
             c.check_wire()
         finally:
             c.close()

@@ -134,6 +134,16 @@ class Dcmfd:
         status, _ = self.call("DELETE", f"{AGW}/{cid}")
         assert status == 204, f"DELETE {status}"
 
+    def metric(self, series):
+        """The value of one /metrics series, e.g.
+        'dcmf_x_total{direction="to_core"}' (0 when absent)."""
+        status, text = self.call("GET", "/metrics")
+        assert status == 200, f"GET /metrics {status}"
+        for line in str(text).splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return 0
+
     def fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 

@@ -5,6 +5,7 @@ RFC 6714 §2 describe it (self-signed certificates, the peer's certificate
 hash compared with the SDP a=fingerprint; no CA, no host name), and a
 keylog file for tshark."""
 import hashlib
+import select
 import socket
 import ssl
 import threading
@@ -97,6 +98,18 @@ class StreamPeer:
         self.closed = False
         self.sent_bytes = 0
         self._send_lock = threading.Lock()
+        # An OpenSSL SSL object must not be used by two threads at once,
+        # and Python's ssl module lets go of the GIL inside SSL_read and
+        # SSL_write: a reader thread in recv() and a writer in sendall()
+        # on one SSLSocket crashed the interpreter (SIGSEGV in CI). So a
+        # TLS socket is non-blocking and every call on it is made under
+        # _io_lock, with the waiting done in select() outside the lock.
+        # A plain socket may be read and written from two threads.
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._io_lock = threading.Lock()
+        self._closing = False
+        if self._tls:
+            sock.setblocking(False)
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
 
     def start(self):
@@ -108,8 +121,38 @@ class StreamPeer:
     def send_raw(self, data):
         """Bytes as they are (several PDUs in one write, broken ones)."""
         with self._send_lock:
-            self.sock.sendall(data)
+            if self._tls:
+                self._tls_sendall(data)
+            else:
+                self.sock.sendall(data)
             self.sent_bytes += len(data)
+
+    def _tls_sendall(self, data):
+        # SSL_write without partial writes: after "want write" it must be
+        # called again with the same bytes, and it then reports them all.
+        view = memoryview(data)
+        while view:
+            with self._io_lock:
+                if self._closing:
+                    raise OSError("connection closed while sending")
+                try:
+                    view = view[self.sock.send(view):]
+                    continue
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                    pass
+            self._wait_io(want_write=True)
+
+    def _wait_io(self, want_write):
+        """Wait (at most 0.2 s, so that a close is seen) until the TLS
+        socket may be read or written; a socket closed meanwhile ends it."""
+        try:
+            if want_write:
+                select.select([], [self.sock], [], 0.2)
+            else:
+                select.select([self.sock], [], [], 0.2)
+        except (ValueError, OSError):
+            if not self._closing:
+                raise
 
     def wait_until(self, pred, timeout, what):
         """pred()'s first true value, checked under the lock; raises
@@ -140,31 +183,51 @@ class StreamPeer:
                 self.cond.wait(min(left, 0.2))
         return True
 
-    def _read_loop(self):
-        try:
-            while True:
-                data = self.sock.recv(262144)
-                if not data:
-                    break
-                self.on_bytes(data)
-        except (OSError,) + tuple(self.parse_errors) as e:
-            with self.cond:
-                self.error = "%s: %s" % (type(e).__name__, e)
+    def _recv(self):
+        """The next bytes received (b"" at the end of the stream)."""
+        if not self._tls:
+            return self.sock.recv(262144)
+        while True:
+            with self._io_lock:
+                if self._closing:
+                    return b""
+                try:
+                    return self.sock.recv(262144)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    pass
+            self._wait_io(want_write=False)
+
+    def _shutdown(self):
+        with self._io_lock:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _read_loop(self):
+        try:
+            while True:
+                data = self._recv()
+                if not data:
+                    break
+                self.on_bytes(data)
+        except (OSError, ValueError) + tuple(self.parse_errors) as e:
+            with self.cond:
+                self.error = "%s: %s" % (type(e).__name__, e)
+            self._shutdown()
         finally:
             with self.cond:
                 self.closed = True
                 self.cond.notify_all()
 
     def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        with self._io_lock:
+            self._closing = True
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
         self._reader.join(5)
 
     def __enter__(self):

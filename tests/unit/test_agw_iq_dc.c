@@ -106,8 +106,8 @@ static void test_aware_path(void **state) {
   json_object_set_new(obj(doc, 1, "msrp"), "mode", json_string("aware"));
   json_object_set_new(obj(doc, 1, "msrp"), "path", json_string("sip:x"));
   expect_refused(doc, "/terminations/1/msrp/path");
-  /* The path later: aware without it is taken, then a PATCH gives it
-   * once. */
+  /* The path later: aware without it is taken, then a PATCH gives it;
+   * a later re-offer may change it, not remove it. */
   doc = dc_doc();
   json_object_set_new(obj(doc, 1, "msrp"), "mode", json_string("aware"));
   struct dcmf_agwiq prev, next;
@@ -123,6 +123,12 @@ static void test_aware_path(void **state) {
   json_object_set_new(obj(doc, 1, "msrp"), "path",
                       json_string("msrp://127.0.0.2:4000/c2;tcp"));
   parse_ok(doc, &next);
+  /* A new a=path from the core's answer to a re-offer: taken. */
+  assert_int_equal(dcmf_agwiq_patch_check(&prev, &next, &ch, &p), 0);
+  prev = next;
+  json_object_del(obj(doc, 1, "msrp"), "path");
+  parse_ok(doc, &next);
+  /* Removed once given: refused, naming it. */
   assert_int_equal(dcmf_agwiq_patch_check(&prev, &next, &ch, &p),
                    DCMF_ERR_INVALID);
   assert_names(&p, "/terminations/1/msrp/path");

@@ -1,0 +1,328 @@
+#!/usr/bin/python3
+"""MSRP over a data channel (a WebRTC IMS client, RFC 8873) <-> MSRP over
+TCP (the IMS core) through dcmfd's AGW, beside a plain data channel <->
+TCP relay of the same WebRTC library, in the same run (issue 12 item 6;
+docs/benchmarks.md "MSRP over a data channel").
+
+    tests/bench/msrp_dc_compare.py BUILD_DIR          (as root)
+
+BUILD_DIR holds dcmf/dcmfd (a release build, e.g. build-release). The
+script puts itself in a network namespace of its own (unshare -n, only
+loopback up) and runs, against the same load, these servers:
+  relay     tests/bench/msrp_dc_relay.js: node-datachannel answering the
+            WIC, the channel's messages written to TCP as they are, the
+            core's stream cut at chunk ends into channel messages; nothing
+            else (the anchor)
+  agnostic  dcmfd, one /agw/v1 context as docs/e2ae.md's call flow makes
+            it: access UDP/DTLS/SCTP with the negotiated "msrp" channel
+            (dcsa msrp-cema), core TCP/MSRP toward the core peer (the AGW
+            connects at once), msrp.mode agnostic
+  aware     the same with msrp.mode aware (paths rewritten per leg; the
+            WIC sends to the MF's ;dc URI, the core to its ;tcp URI)
+The load is tests/bench/msrp_dc_load.js: the WIC (node-datachannel, the
+offerer) and the core peer (TCP) in one Node process, MSRP SEND chunks
+one message each, one chunk per SCTP message, the receiver answering 200
+per chunk, the sender keeping at most WINDOW_BYTES unanswered, flat out
+in one direction at a time; every chunk and every 200 is checked (order,
+transaction id, To-Path, Byte-Range, end-line, body). A sample of its
+bytes is checked first with tests/integration/msrp_peer.py, an MSRP
+parser written apart from it.
+
+Figures per run: messages/s delivered to the receiver, MB/s of message
+bodies (10^6 bytes), the server's CPU per message (utime + stime from
+/proc/PID/stat of every process of the server over the window, divided
+by the messages delivered in it), the server's and the load's CPU share
+and the load's CPU per message. Servers rotate per round; each run has a
+fresh server and load.
+
+The Markdown table goes to stdout (medians over the rounds, min-max in
+brackets, dcmfd / relay per row); progress to stderr with '#'. Exit
+status 1 if a set-up failed or a message or 200 was wrong or missing.
+
+Environment (defaults in brackets):
+  ROUNDS [3]  WINDOW_S [5]  WARMUP_S [1]  SIZES [1024,65536]
+  DIRS [up,down]  SERVERS [relay,agnostic,aware]
+  WINDOW_BYTES [1048576]: unanswered bytes at most
+  SERVER_CPUS, LOAD_CPUS [not pinned]: taskset CPU lists
+  DCMFD_ARGS [--workers 1]  DCMFD_LOG: append dcmfd's output there
+  SMOKE [0]: 1 sets ROUNDS=1 WINDOW_S=1 WARMUP_S=0.3 (each overridable),
+  and checks the core leg of a short agnostic run each way with tshark's
+  MSRP dissector (when tshark is installed)
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from bench_common import (LineTool, Settings, SetupError, dcmfd_api, fmt,  # noqa: E402
+                          log, pinned, ratio, run_in_own_netns, start_dcmfd, stop_proc,
+                          tree_pids, tshark_core_leg)
+
+run_in_own_netns("DCMF_MSRP_DC_COMPARE_NETNS", __file__)
+
+import msrp_peer  # noqa: E402  (the RFC 4975 parser written for the tests)
+
+S = Settings({"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"})
+SMOKE = S.smoke
+env, env_list = S.get, S.list
+
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
+DCMFD = os.path.join(BUILD, "dcmf", "dcmfd")
+LOAD_JS = os.path.join(HERE, "msrp_dc_load.js")
+RELAY_JS = os.path.join(HERE, "msrp_dc_relay.js")
+ROUNDS = int(env("ROUNDS", "3"))
+WINDOW_S = float(env("WINDOW_S", "5"))
+WARMUP_S = float(env("WARMUP_S", "1"))
+SIZES = [int(x) for x in env_list("SIZES", "1024,65536")]
+DIRS = env_list("DIRS", "up,down")
+SERVERS = env_list("SERVERS", "relay,agnostic,aware")
+WINDOW_BYTES = int(env("WINDOW_BYTES", "1048576"))
+SERVER_CPUS = env("SERVER_CPUS", "")
+LOAD_CPUS = env("LOAD_CPUS", "")
+DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1"))
+DCMFD_PORT = 18992
+STREAM_ID = 3
+
+
+def sdp_attr(sdp, name):
+    for line in sdp.split("\r\n"):
+        if line.startswith(f"a={name}:"):
+            return line[len(name) + 3:].strip()
+    return None
+
+
+# ---- the load --------------------------------------------------------------------
+
+class Load(LineTool):
+    """One msrp_dc_load.js process and its line dialogue."""
+
+    def __init__(self):
+        super().__init__("msrp_dc_load", pinned(["node", LOAD_JS], LOAD_CPUS))
+        while True:
+            f = self.line().split(" ", 1)
+            if f[0] == "uris":
+                self.wic_uri, self.core_uri = f[1].split()
+            elif f[0] == "core":
+                self.core_port = int(f[1])
+            elif f[0] == "offer":
+                self.offer = json.loads(f[1])
+                break
+
+
+def check_wire(load):
+    """The load's bytes as msrp_peer.py (written from RFC 4975 apart from
+    it) reads them: a SEND chunk per direction and size, and its 200."""
+    for d in ("up", "down"):
+        for size in SIZES:
+            send_hex, resp_hex = load.ask(f"sample {d} {size}", "sample").split()
+            req = msrp_peer.MsrpDecoder().feed_message(bytes.fromhex(send_hex))
+            if (req.method != "SEND" or req.flag != "$" or len(req.body) != size
+                    or req.header("Byte-Range") != f"1-{size}/{size}"
+                    or req.header("Failure-Report") is not None):
+                raise SetupError(f"sample {d} {size}: not the SEND described")
+            resp = msrp_peer.MsrpDecoder().feed_message(bytes.fromhex(resp_hex))
+            if (resp.code != 200 or resp.tid != req.tid
+                    or resp.header("To-Path") != req.header("From-Path").split()[0]):
+                raise SetupError(f"sample {d} {size}: the 200 is not per RFC 4975 7.2")
+
+
+# ---- the servers ---------------------------------------------------------------
+
+class Dcmfd:
+    """dcmfd with one context: what an IMS-ALG makes of the WIC's offer
+    (docs/e2ae.md, "MSRP over a data channel", call flow)."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.name = mode
+
+    def start(self, load, tmp):
+        self.proc = start_dcmfd(DCMFD, DCMFD_PORT, DCMFD_ARGS, SERVER_CPUS)
+        offer, cema = load.offer, self.mode == "agnostic"
+        cand = next(line for line in offer.split("\r\n")
+                    if line.startswith("a=candidate:") and " udp " in line.lower())
+        f = cand.split(" ")
+        core = {"terminationId": "core", "transport": "TCP/MSRP",
+                "remote": {"ipv4Addr": "127.0.0.1", "port": load.core_port},
+                "tcp": {"setup": "active"}, "msrp": {"mode": self.mode}}
+        if not cema:
+            core["msrp"]["path"] = load.core_uri
+        body = {"terminations": [
+            {"terminationId": "access", "transport": "UDP/DTLS/SCTP",
+             "remote": {"ipv4Addr": f[4], "port": int(f[5])},
+             "dtls": {"setup": sdp_attr(offer, "setup"),
+                      "remoteFingerprints": [sdp_attr(offer, "fingerprint")]},
+             "ice": {"remoteUfrag": sdp_attr(offer, "ice-ufrag"),
+                     "remotePwd": sdp_attr(offer, "ice-pwd")},
+             "dataChannel": {"streamId": STREAM_ID, "label": "chat", "subprotocol": "msrp",
+                             "sctpPort": int(sdp_attr(offer, "sctp-port") or 5000),
+                             "maxMessageSize": int(sdp_attr(offer, "max-message-size") or 65536),
+                             "dcsa": {"path": load.wic_uri, "setup": "active",
+                                      "msrpCema": cema}}},
+            core]}
+        _, ctx = dcmfd_api(DCMFD_PORT, "POST", "/agw/v1/contexts", body)
+        self.context = ctx["contextId"]
+        acc, cor = ctx["terminations"]
+        if cema:  # each end sends to the other's own path
+            load.ask(f"paths {load.core_uri} {load.wic_uri}", "ok")
+        else:  # each end sends to the MF's URI on its side
+            load.ask(f"paths {acc['dataChannel']['localPath']} {cor['msrp']['localPath']}", "ok")
+        hash_, hex_ = acc["dtls"]["localFingerprint"].split(" ")
+        port = acc["local"]["port"]
+        answer = "\r\n".join([
+            "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
+            f"m=application {port} UDP/DTLS/SCTP webrtc-datachannel", "c=IN IP4 127.0.0.1",
+            f"a=mid:{sdp_attr(offer, 'mid')}",
+            f"a=ice-ufrag:{acc['ice']['localUfrag']}", f"a=ice-pwd:{acc['ice']['localPwd']}",
+            f"a=fingerprint:{hash_.lower()} {hex_}", f"a=setup:{acc['dtls']['localSetup']}",
+            "a=sctp-port:5000", "a=max-message-size:262144",
+            f'a=dcmap:{STREAM_ID} label="chat";subprotocol="msrp"',
+            f"a=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host",
+            "a=end-of-candidates", ""])
+        load.ask("answer " + json.dumps(answer), "connected")
+
+    def to_core_bytes(self):
+        """dcmfd's own count of the bytes it relayed to the core (pushed at
+        most once a second)."""
+        doc = dcmfd_api(DCMFD_PORT, "GET", f"/agw/v1/contexts/{self.context}")[1]
+        return ((doc.get("msrpCounters") or {}).get("toCore") or {}).get("bytes", 0)
+
+    def pids(self):
+        return tree_pids(self.proc.pid)
+
+    def stop(self):
+        if hasattr(self, "context"):
+            dcmfd_api(DCMFD_PORT, "DELETE", f"/agw/v1/contexts/{self.context}", check=False)
+        stop_proc(getattr(self, "proc", None), "dcmfd")
+
+
+class Relay:
+    name = "relay"
+
+    def start(self, load, tmp):
+        self.tool = LineTool("msrp_dc_relay", pinned(["node", RELAY_JS, str(load.core_port)],
+                                                      SERVER_CPUS))
+        self.tool.send("offer " + json.dumps(load.offer))
+        line = self.tool.line()
+        if not line.startswith("answer "):
+            raise SetupError(f"msrp_dc_relay: {line}")
+        load.ask(f"paths {load.core_uri} {load.wic_uri}", "ok")
+        load.ask(line, "connected")
+        if self.tool.line() != "connected":
+            raise SetupError("msrp_dc_relay did not connect")
+
+    def pids(self):
+        return tree_pids(self.tool.proc.pid)
+
+    def stop(self):
+        if hasattr(self, "tool"):
+            self.tool.close()
+
+
+# ---- runs and the table --------------------------------------------------------------
+
+def one_server(name, tmp, rnd, results):
+    load = Load()
+    server = Relay() if name == "relay" else Dcmfd(name)
+    try:
+        check_wire(load)
+        server.start(load, tmp)
+        pids = ",".join(map(str, server.pids()))
+        log(f"round {rnd} {server.name}: channel open, core connected, server pids {pids}")
+        if SMOKE and name == "agnostic" and shutil.which("tshark"):
+            tshark_core_leg(load, [load.core_port], tmp, (("up", 1024), ("down", 65536)))
+        up_bytes = 0
+        for size in SIZES:
+            for d in DIRS:
+                res = json.loads(load.ask(
+                    f"run {d} {size} {int(WARMUP_S * 1000)} {int(WINDOW_S * 1000)} {pids} "
+                    f"{WINDOW_BYTES}", "result"))
+                if d == "up":
+                    up_bytes += res["total_sent"] * res["wire_bytes_per_msg"]
+                results.setdefault((server.name, size, d), []).append(res)
+                log(f"round {rnd} {server.name} {d} {size}: {res['msgs_per_s']:.0f} msg/s, "
+                    f"{res['mb_per_s']:.1f} MB/s, server {res['server_us_per_msg']:.2f} us/msg "
+                    f"{res['server_cpu_pct']:.0f} %, load {res['load_us_per_msg']:.2f} us/msg "
+                    f"{res['load_cpu_pct']:.0f} %, {res['datagrams_per_msg']:.1f} datagrams/msg, "
+                    f"{res['udp_drops']} dropped")
+        if isinstance(server, Dcmfd) and up_bytes:
+            # dcmfd's own count must cover what the load sent toward the
+            # core in the measured up runs (pushed at most once a second:
+            # a bounded wait).
+            end = time.monotonic() + 3
+            while server.to_core_bytes() < up_bytes and time.monotonic() < end:
+                time.sleep(0.1)
+            got = server.to_core_bytes()
+            if got < up_bytes:
+                raise SetupError(f"dcmfd counted {got} bytes toward the core, "
+                                 f"the up runs sent {up_bytes}")
+            log(f"round {rnd} {server.name}: msrpCounters toCore {got} bytes, "
+                f"up runs sent {up_bytes}")
+    except BaseException:
+        load.close()  # the first failure is the one to report
+        server.stop()
+        raise
+    try:
+        load.close_checked()
+    finally:
+        server.stop()
+
+
+def table(results):
+    names = {"up": "WIC→core (DC in, TCP out)", "down": "core→WIC (TCP in, DC out)"}
+    rows = [("messages/s", "msgs_per_s", 0), ("MB/s (bodies)", "mb_per_s", 1),
+            ("server CPU µs per message", "server_us_per_msg", 1),
+            ("server CPU % of one core", "server_cpu_pct", 0),
+            ("load CPU µs per message", "load_us_per_msg", 1),
+            ("load CPU % of one core", "load_cpu_pct", 0),
+            ("UDP datagrams per message (both ways)", "datagrams_per_msg", 1),
+            ("UDP datagrams dropped by the kernel in the window", "udp_drops", 0)]
+    servers = [s for s in ("relay", "agnostic", "aware") if s in SERVERS]
+    cols = [f"dcmfd {s}" if s != "relay" else "relay" for s in servers]
+    ratios = [s for s in servers if s != "relay"] if "relay" in servers else []
+    print("| size | direction | figure | " + " | ".join(cols)
+          + "".join(f" | {s} / relay" for s in ratios) + " |")
+    print("|---|---|---|" + "---|" * (len(cols) + len(ratios)))
+    for size in SIZES:
+        for d in DIRS:
+            for label, key, digits in rows:
+                vals = {s: [x[key] for x in results.get((s, size, d), [])] for s in servers}
+                sz = f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+                cells = [fmt(vals[s], digits) for s in servers]
+                cells += [ratio(vals[s], vals["relay"]) for s in ratios]
+                print(f"| {sz} | {names.get(d, d)} | {label} | " + " | ".join(cells) + " |")
+
+
+def main():
+    if not os.access(DCMFD, os.X_OK):
+        sys.exit(f"msrp_dc_compare.py: {DCMFD} is missing (meson compile -C {BUILD})")
+    tmp = tempfile.mkdtemp(prefix="dcmf-msrp-dc-compare-")
+    results = {}
+    ok = True
+    t0 = time.time()
+    for rnd in range(1, ROUNDS + 1):
+        k = (rnd - 1) % len(SERVERS)
+        order = SERVERS[k:] + SERVERS[:k]  # each server first in turn
+        for name in order:
+            try:
+                one_server(name, tmp, rnd, results)
+            except (SetupError, subprocess.SubprocessError, OSError, ValueError,
+                    AssertionError) as e:
+                log(f"round {rnd} {name}: FAILED: {e}")
+                ok = False
+    log(f"{ROUNDS} round(s) in {time.time() - t0:.0f} s, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    table(results)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
