@@ -10,9 +10,10 @@ messages passed through as they are), or Chromium with WIC=chromium
 (msrp_wic_chromium.js); the MSRP both ends speak is msrp_peer.py's
 (written from RFC 4975, not from dcmfd): on the WIC side one chunk per
 data channel message (MsrpDecoder.feed_message refuses anything else),
-on the core side over TCP. A small IMS-ALG in this file turns the WIC's
-SDP offer into the API calls and builds both rewritten SDPs from the
-reply. Every byte on the core leg is decoded by tshark's MSRP dissector
+on the core side over TCP. The IMS-ALG is the dcmf-alg command (built
+beside dcmfd): it turns the WIC's SDP offer into the POST (the core's
+address, TCP role and path, which this test knows up front, are added)
+and rewrites the SDPs toward the core and toward the WIC from the reply. Every byte on the core leg is decoded by tshark's MSRP dissector
 (tshark_check.py): a malformed frame fails the case. One dcmfd on
 127.0.0.1 (meson runs this under in-netns) serves every case. Prints
 "ok - NAME" or "not ok - NAME: REASON"; exits 1 on failure. Every wait
@@ -38,6 +39,7 @@ import tshark_check  # noqa: E402
 from e2ae_tcp_lib import AGW, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
+ALG = os.path.join(os.path.dirname(os.path.abspath(DCMFD)), "dcmf-alg")
 FILTERS = sys.argv[2:]
 TMP = tempfile.mkdtemp(prefix="e2ae_msrp_dc.")
 WIC_KIND = os.environ.get("WIC", "werift")
@@ -217,80 +219,85 @@ def wic_offer_with_dcmap(sdp, wic_path, cema):
     return "\r\n".join(lines + extra) + "\r\n"
 
 
+def dcmf_alg(args, stdin, reply=None, offer=None):
+    """Runs the dcmf-alg command (docs/e2ae.md "dcmf-alg") beside dcmfd:
+    the IMS-ALG half of this test is that tool's, checked here against
+    dcmfd and the WIC."""
+    cmd = [ALG] + args
+    files = []
+    for opt, data in (("--reply", reply), ("--offer", offer)):
+        if data is not None:
+            fd, name = tempfile.mkstemp(dir=TMP)
+            with os.fdopen(fd, "w") as f:
+                f.write(data if isinstance(data, str) else json.dumps(data))
+            cmd += [opt, name]
+            files.append(name)
+    try:
+        p = subprocess.run(cmd, input=stdin.encode(), capture_output=True, timeout=10)
+    finally:
+        for name in files:
+            os.unlink(name)
+    assert p.returncode == 0, f"dcmf-alg {args}: {p.returncode} {p.stderr.decode()}"
+    return p.stdout.decode()
+
+
 def alg_context(offer, core_port, core_path, mode, setup):
-    """The POST the IMS-ALG makes from the WIC's offer and the core's SDP
-    (its address, a=setup, a=path; a=msrp-cema decides the mode)."""
-    lines = offer.split("\r\n")
-    cand = next(l for l in lines if l.startswith("a=candidate:") and " udp " in l.lower())
-    f = cand.split(" ")
-    dcsa = {}
-    for l in lines:
-        if l.startswith(f"a=dcsa:{STREAM_ID} "):
-            v = l.split(" ", 1)[1]
-            k, _, val = v.partition(":")
-            dcsa[k] = val
-    dcmap = sdp_attr(lines, "dcmap").split(" ", 1)[1]
-    params = dict(p.split("=", 1) for p in dcmap.split(";"))
-    mms = sdp_attr(lines, "max-message-size")
-    access = {
-        "terminationId": "access", "transport": "UDP/DTLS/SCTP",
-        "remote": {"ipv4Addr": f[4], "port": int(f[5])},
-        "dtls": {"setup": sdp_attr(lines, "setup"),
-                 "remoteFingerprints": [sdp_attr(lines, "fingerprint")]},
-        "ice": {"remoteUfrag": sdp_attr(lines, "ice-ufrag"),
-                "remotePwd": sdp_attr(lines, "ice-pwd")},
-        "dataChannel": {
-            "streamId": STREAM_ID, "label": params["label"].strip('"'),
-            "subprotocol": params["subprotocol"].strip('"'),
-            "sctpPort": int(sdp_attr(lines, "sctp-port") or 5000),
-            "dcsa": {"path": dcsa["path"], "setup": dcsa["setup"],
-                     "msrpCema": "msrp-cema" in dcsa}},
-    }
-    if mms:
-        access["dataChannel"]["maxMessageSize"] = int(mms)
-    core = {"terminationId": "core", "transport": "TCP/MSRP",
-            "remote": {"ipv4Addr": "127.0.0.1", "port": core_port},
-            "tcp": {"setup": setup}, "msrp": {"mode": mode}}
+    """The POST the IMS-ALG makes from the WIC's offer (dcmf-alg request)
+    and the core's SDP, which this test knows up front (its address,
+    a=setup, a=path; a=msrp-cema decides the mode)."""
+    reqs = json.loads(dcmf_alg(["request", "--side", "access", "--kind", "offer"],
+                               offer))["requests"]
+    assert len(reqs) == 1 and reqs[0]["path"] == "msrp-dc", reqs
+    body = reqs[0]["body"]
+    access, core = body["terminations"]
+    assert access["dataChannel"]["streamId"] == STREAM_ID, access
+    # dcmf-alg picks the mode from the WIC's msrp-cema; a case may ask
+    # for another one (the API must then refuse it).
+    assert core["msrp"]["mode"] == ("agnostic" if access["dataChannel"]["dcsa"]["msrpCema"]
+                                    else "aware"), core
+    core["msrp"] = {"mode": mode}
+    core["remote"] = {"ipv4Addr": "127.0.0.1", "port": core_port}
+    core["tcp"] = {"setup": setup}
     if mode == "aware":
         core["msrp"]["path"] = core_path
-    return {"terminations": [access, core]}
+    return body
 
 
-def alg_answer_to_wic(offer, ctx, wic_path, core_path, cema):
-    """m=application UDP/DTLS/SCTP webrtc-datachannel toward the WIC: the
+def core_sdp(core_port, core_path, cema, setup):
+    """The core's own SDP (its answer): m=message TCP/MSRP, its a=path,
+    a=setup the mirror of the AGW's TCP role, a=msrp-cema when CEMA."""
+    return "\r\n".join([
+        "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0",
+        f"m=message {core_port} TCP/MSRP *", "c=IN IP4 127.0.0.1",
+        "a=accept-types:*", f"a=path:{core_path}",
+        f"a=setup:{'passive' if setup == 'active' else 'active'}"]
+        + (["a=msrp-cema"] if cema else []) + [""])
+
+
+def alg_answer_to_wic(offer, ctx, core_port, core_path, cema, setup):
+    """The answer toward the WIC (dcmf-alg rewrite of the core's SDP): the
     AGW's port, ICE-lite credentials, fingerprint and setup, and the
     dcmap/dcsa of the MSRP session with the path the WIC must send to (the
     MF's ;dc URI when aware, the core's path with CEMA)."""
+    sdp = dcmf_alg(["rewrite", "--side", "core", "--kind", "answer"],
+                   core_sdp(core_port, core_path, cema, setup), reply=[ctx],
+                   offer=offer)
     acc = ctx["terminations"][0]
-    lines = offer.split("\r\n")
-    hash_, hex_ = acc["dtls"]["localFingerprint"].split(" ")
     path = acc["dataChannel"]["localPath"] if not cema else core_path
-    out = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
-           f"m=application {acc['local']['port']} UDP/DTLS/SCTP webrtc-datachannel",
-           "c=IN IP4 127.0.0.1", f"a=mid:{sdp_attr(lines, 'mid')}",
-           f"a=ice-ufrag:{acc['ice']['localUfrag']}", f"a=ice-pwd:{acc['ice']['localPwd']}",
-           f"a=fingerprint:{hash_.lower()} {hex_}", f"a=setup:{acc['dtls']['localSetup']}",
-           "a=sctp-port:5000", "a=max-message-size:262144",
-           f'a=dcmap:{STREAM_ID} label="chat";subprotocol="msrp"',
-           f"a=dcsa:{STREAM_ID} path:{path}", f"a=dcsa:{STREAM_ID} setup:passive"]
-    if cema:
-        out.append(f"a=dcsa:{STREAM_ID} msrp-cema")
-    out += [f"a=candidate:1 1 udp 2130706431 127.0.0.1 {acc['local']['port']} typ host",
-            "a=end-of-candidates", ""]
-    return "\r\n".join(out)
+    for line in (f"m=application {acc['local']['port']} UDP/DTLS/SCTP webrtc-datachannel",
+                 f"a=dcsa:{STREAM_ID} path:{path}", f"a=dcsa:{STREAM_ID} setup:passive",
+                 f"a=setup:{acc['dtls']['localSetup']}", "a=ice-lite"):
+        assert line in sdp.split("\r\n"), f"{line!r} not in\n{sdp}"
+    return sdp
 
 
-def alg_offer_to_core(ctx, wic_path, cema, setup):
-    """m=message TCP/MSRP toward the core: the AGW's core port, a=path
-    (the MF's ;tcp URI when aware, the WIC's path with CEMA), a=setup as
-    the AGW's TCP role gives it, a=msrp-cema when agnostic."""
-    core = ctx["terminations"][1]
-    path = wic_path if cema else core["msrp"]["localPath"]
-    return "\r\n".join([
-        "m=message %d TCP/MSRP *" % core["local"]["port"], "c=IN IP4 127.0.0.1",
-        "a=accept-types:*", f"a=path:{path}",
-        f"a=setup:{'active' if setup == 'active' else 'passive'}"]
-        + (["a=msrp-cema"] if cema else []) + [""])
+def alg_offer_to_core(offer, ctx):
+    """m=message TCP/MSRP toward the core (dcmf-alg rewrite of the WIC's
+    offer): the AGW's core port, a=path (the MF's ;tcp URI when aware,
+    the WIC's path with CEMA), a=setup as the AGW's TCP role gives it,
+    a=msrp-cema when agnostic."""
+    return dcmf_alg(["rewrite", "--side", "access", "--kind", "offer"], offer,
+                    reply=[ctx])
 
 
 # ---- a call -----------------------------------------------------------------
@@ -331,7 +338,9 @@ class Call:
                  "value": self.core_path}], "application/json-patch+json")
             assert st == 200, f"PATCH {st}: {ctx}"
         self.agw_core_port = ctx["terminations"][1]["local"]["port"]
-        self.core_sdp = alg_offer_to_core(ctx, self.wic_path, cema, setup)
+        self.core_sdp = alg_offer_to_core(self.offer, ctx)
+        assert f"m=message {self.agw_core_port} TCP/MSRP *" in self.core_sdp
+        assert f"a=setup:{setup}" in self.core_sdp
         assert f"a=path:{self.wic_path if cema else ctx['terminations'][1]['msrp']['localPath']}" \
             in self.core_sdp
         mms = sdp_attr(self.offer.split("\r\n"), "max-message-size")
@@ -348,8 +357,8 @@ class Call:
         self.dc = DcPeer(self.wic, self.wic_path, wic_to, self.wic_mms)
         self.wic.peer = self.dc
         self.wic.command({"cmd": "answer",
-                          "sdp": alg_answer_to_wic(self.offer, ctx, self.wic_path,
-                                                   self.core_path, cema)})
+                          "sdp": alg_answer_to_wic(self.offer, ctx, core_port,
+                                                   self.core_path, cema, setup)})
         if setup == "active":
             self.core_listener.settimeout(10)
             sock, _ = self.core_listener.accept()
@@ -552,7 +561,7 @@ try:
                                                       "active"))
             assert st == 201, (st, ctx)
             wic.command({"cmd": "answer", "sdp": alg_answer_to_wic(
-                offer, ctx, "msrps://127.0.0.1:9/x;dc", "msrp://127.0.0.1:9/y;tcp", True)})
+                offer, ctx, port, "msrp://127.0.0.1:9/y;tcp", True, "active")})
             cid = ctx["contextId"]
             poll(lambda: "TCP_FAILURE" in events(cid), "TCP_FAILURE event", 20)
             ev = [e for e in D.get(cid)["events"] if e["event"] == "TCP_FAILURE"][0]
