@@ -59,6 +59,9 @@ struct dcmf_agw_settings {
    * fails the POST, a REMOVE gives the ports back at once. The workers'
    * events about them must be handed to dcmf_agw_on_media_event. */
   const struct dcmf_cert *cert;
+  /* The RSA identity T.38 terminations present (RFC 7345); NULL: none,
+   * and a T.38 context is refused (500). */
+  const struct dcmf_cert *rsa_cert;
   int (*post_media)(void *user, size_t worker, enum dcmf_media_op op,
                     struct dcmf_media_desc *desc);
   /* POSTs |json| to |uri| (the control layer's notification client),

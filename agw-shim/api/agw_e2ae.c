@@ -149,7 +149,9 @@ static int e2ae_desc(const struct e2ae *m, const struct dcmf_agwiq *iq,
    * always does): DTLS from the signalled address is accepted. */
   d->remote_no_ice = iq->ice_ufrag[0] == '\0';
   d->dtls_server = iq->role == DCMF_AGWIQ_ROLE_SERVER;
-  d->assoc = DCMF_ASSOC_SRTP;
+  /* T.38: UDPTL inside DTLS (RFC 7345), one core socket (no RTCP). */
+  d->assoc = iq->t38 ? DCMF_ASSOC_DTLS_DATA : DCMF_ASSOC_SRTP;
+  d->dtls_rsa = iq->dtls_rsa;
   d->remote_fp = iq->remote_fp; /* none: the handshake is held */
   snprintf(d->remote_tls_id, sizeof(d->remote_tls_id), "%s", iq->tls_id);
   leg->rtp_fd = fds != NULL ? fds[1] : -1;
@@ -183,11 +185,13 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
                       struct dcmf_agwapi_e2ae_local *local, void **media) {
   struct dcmf_agw *agw = user;
   const struct dcmf_agw_settings *st = &agw->settings;
-  if (st->post_media == NULL || st->cert == NULL) {
+  /* The identity the termination presents (RSA for T.38, RFC 7345). */
+  const struct dcmf_cert *cert = iq->dtls_rsa ? st->rsa_cert : st->cert;
+  if (st->post_media == NULL || cert == NULL) {
     return DCMF_ERR_SYSTEM; /* a shim without media workers */
   }
   memset(local, 0, sizeof(*local));
-  int n = dcmf_cert_fingerprint(st->cert, iq->local_fp_hash, local->fingerprint,
+  int n = dcmf_cert_fingerprint(cert, iq->local_fp_hash, local->fingerprint,
                                 sizeof(local->fingerprint));
   if (n < 0) {
     return DCMF_ERR_SYSTEM;
@@ -203,7 +207,7 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   int fds[3] = {-1, -1, -1};
   uint16_t *ports[3] = {&local->access_port, &local->rtp_port,
                         &local->rtcp_port};
-  int want = iq->tcp || iq->dc || iq->core_rtcp_mux ? 2 : 3;
+  int want = iq->tcp || iq->dc || iq->t38 || iq->core_rtcp_mux ? 2 : 3;
   int got = 0, rv = 0;
   for (; got < want; got++) {
     rv = st->port_alloc(st->port_user, ports[got], &fds[got]);

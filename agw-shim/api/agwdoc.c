@@ -199,7 +199,7 @@ static void parse_termination(struct walk *w, json_t *t,
       "UDP",          "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF",
       "RTP/AVP",      "RTP/AVPF",         "TCP/TLS/MSRP",
       "TCP/TLS/BFCP", "TCP/MSRP",         "TCP/BFCP",
-      "TCP",          "UDP/DTLS/SCTP", NULL};
+      "TCP",          "UDP/DTLS/SCTP",    "UDP/DTLS", NULL};
   size_t ti = 0;
   while (trs != NULL && transports[ti] != NULL &&
          strcmp(transports[ti], trs) != 0) {

@@ -55,6 +55,7 @@ static const char *const transport_names[] = {
     [DCMF_AGWIQ_TCP_BFCP] = "TCP/BFCP",
     [DCMF_AGWIQ_TCP] = "TCP",
     [DCMF_AGWIQ_DTLS_SCTP] = "UDP/DTLS/SCTP",
+    [DCMF_AGWIQ_UDP_DTLS] = "UDP/DTLS",
 };
 
 const char *dcmf_agwiq_transport_name(enum dcmf_agwiq_transport t) {
@@ -153,6 +154,7 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
                                         "setup",
                                         "establish",
                                         "tlsId",
+                                        "certificate",
                                         NULL};
   if (!json_is_object(d)) {
     fail(c, "must be an object with the DTLS information elements", "%s",
@@ -219,6 +221,19 @@ static void parse_dtls(struct check *c, json_t *d, const char *prefix,
                  "peer's a=setup)"
                : "is required (the peer's a=setup)",
          "%s/setup", prefix);
+  }
+  json_t *cert = json_object_get(d, "certificate");
+  const char *cs = json_string_value(cert);
+  out->dtls_rsa = out->t38; /* RFC 7345's RSA suites; WebRTC's ECDSA */
+  if (cs != NULL && (strcmp(cs, "rsa") == 0 || strcmp(cs, "ecdsa") == 0) &&
+      !out->tcp) {
+    out->dtls_rsa = strcmp(cs, "rsa") == 0;
+  } else if (cert != NULL) {
+    fail(c,
+         out->tcp ? "is DTLS only: a TLS termination presents the ECDSA "
+                    "certificate"
+                  : "must be \"rsa\" or \"ecdsa\"",
+         "%s/certificate", prefix);
   }
   json_t *est = json_object_get(d, "establish");
   if (est != NULL && !json_is_boolean(est)) {
@@ -292,6 +307,15 @@ static int transport_of(struct check *c, json_t *t, int access,
   if (tcp >= 0) {
     return tcp;
   }
+  int t38 = s != NULL ? dcmf_agwiq_t38_transport(s, access) : -1;
+  if (t38 >= 0) {
+    return t38;
+  }
+  const char *hint = s != NULL ? dcmf_agwiq_t38_hint(s) : NULL;
+  if (hint != NULL) {
+    fail(c, hint, "%s/transport", prefix);
+    return -1;
+  }
   if (access && s != NULL && strcmp(s, "UDP/DTLS/SCTP") == 0) {
     return DCMF_AGWIQ_DTLS_SCTP;
   }
@@ -307,8 +331,8 @@ static int transport_of(struct check *c, json_t *t, int access,
   }
   fail(c,
        access ? "must be \"UDP/TLS/RTP/SAVP\", \"UDP/TLS/RTP/SAVPF\", "
-                "\"TCP/TLS/MSRP\", \"TCP/TLS/BFCP\" or \"UDP\" (the "
-                "transparent relay)"
+                "\"UDP/DTLS\" (T.38), \"UDP/DTLS/SCTP\", \"TCP/TLS/MSRP\", "
+                "\"TCP/TLS/BFCP\" or \"UDP\" (the transparent relay)"
               : "must be \"RTP/AVP\", \"RTP/AVPF\", \"TCP/MSRP\", "
                 "\"TCP/BFCP\", \"TCP\" or \"UDP\" (the transparent "
                 "relay)",
@@ -324,6 +348,27 @@ static const char *const iq_core[] = {"rtcpMux", "remoteRtcpPort", NULL};
 static const char *const core_only[] = {"remoteRtcpPort", NULL};
 static const char *const access_only[] = {"dtls", "ice", "notifyUri", NULL};
 
+void dcmf_agwiq_parse_dtls_access(struct check *c, json_t *t,
+                                  const char *prefix, const char *missing,
+                                  struct dcmf_agwiq *out) {
+  json_t *d = json_object_get(t, "dtls");
+  char sub[160];
+  snprintf(sub, sizeof(sub), "%s/dtls", prefix);
+  if (d == NULL) {
+    fail(c, missing, "%s", sub);
+  } else {
+    parse_dtls(c, d, sub, out);
+  }
+  json_t *ice = json_object_get(t, "ice");
+  if (ice != NULL) {
+    snprintf(sub, sizeof(sub), "%s/ice", prefix);
+    dcmf_agwiq_parse_ice(c, ice, sub, out);
+  }
+  string_member(c, t, "notifyUri", prefix, uri_check,
+                "must be an absolute http or https URI", out->notify_uri,
+                sizeof(out->notify_uri));
+}
+
 static void parse_access(struct check *c, json_t *t, const char *prefix,
                          struct dcmf_agwiq *out) {
   refuse_listed(c, t, core_only, prefix,
@@ -336,23 +381,9 @@ static void parse_access(struct check *c, json_t *t, const char *prefix,
                               : "must be true",
          "%s/rtcpMux", prefix);
   }
-  json_t *d = json_object_get(t, "dtls");
-  char sub[160];
-  snprintf(sub, sizeof(sub), "%s/dtls", prefix);
-  if (d == NULL) {
-    fail(c, "is required on a DTLS-SRTP termination (at least setup)", "%s",
-         sub);
-  } else {
-    parse_dtls(c, d, sub, out);
-  }
-  json_t *ice = json_object_get(t, "ice");
-  if (ice != NULL) {
-    snprintf(sub, sizeof(sub), "%s/ice", prefix);
-    dcmf_agwiq_parse_ice(c, ice, sub, out);
-  }
-  string_member(c, t, "notifyUri", prefix, uri_check,
-                "must be an absolute http or https URI", out->notify_uri,
-                sizeof(out->notify_uri));
+  dcmf_agwiq_parse_dtls_access(
+      c, t, prefix, "is required on a DTLS-SRTP termination (at least setup)",
+      out);
 }
 
 static void parse_core(struct check *c, json_t *t, const char *prefix,
@@ -430,6 +461,11 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
     refuse_listed(&c, terms[1], iq_core, prefix[1],
                   "needs transport RTP/AVP or RTP/AVPF (a UDP termination "
                   "is the transparent relay)");
+    return finish(&c);
+  }
+  if (tr[0] == DCMF_AGWIQ_UDP_DTLS) {
+    out->e2ae = 1;
+    dcmf_agwiq_t38_parse(&c, terms, prefix, out);
     return finish(&c);
   }
   if (tr[0] == DCMF_AGWIQ_DTLS_SCTP) {
@@ -553,6 +589,12 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
            "(a new association)",
            "%s/dtls/establish", acc);
     }
+  }
+  if (prev->dtls_rsa != next->dtls_rsa) {
+    fail(&c,
+         "cannot change: the local fingerprint was answered for this "
+         "certificate",
+         "%s/dtls/certificate", acc);
   }
   if (!ch->new_association) {
     if (prev->local_fp_hash != next->local_fp_hash) {

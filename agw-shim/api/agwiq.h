@@ -47,6 +47,16 @@
  *                    "path": "<the core's a=path>"}  (optional; TCP/MSRP
  *                    only; aware on one termination makes both aware)
  *
+ * T.38 path (docs/e2ae.md "T.38 fax"; agwiq_t38.c; RFC 7345):
+ *   access: "transport": "UDP/DTLS"   (SDP proto UDP/TLS/UDPTL)
+ *           "dtls", "ice" (optional), "notifyUri" as the RTP path
+ *   core:   "transport": "UDP"        (SDP proto UDPTL); no Iq member
+ *
+ * Every DTLS path's "dtls" may name "certificate": "rsa" | "ecdsa", the
+ * identity the termination presents and fingerprints: "rsa" by default
+ * on the T.38 path (RFC 7345 §4.1 mandates ECDHE_RSA and DHE_RSA
+ * suites), "ecdsa" elsewhere. It cannot change on an existing context.
+ *
  * A context whose two transports are "UDP" is the transparent relay and
  * carries none of these members. Unknown members are refused, as
  * agwdoc.c does and for the same reason.
@@ -74,6 +84,7 @@ enum dcmf_agwiq_transport {
   DCMF_AGWIQ_TCP_BFCP,     /* core: BFCP over TCP */
   DCMF_AGWIQ_TCP,          /* core: application-agnostic TCP */
   DCMF_AGWIQ_DTLS_SCTP,    /* access: an MSRP data channel (RFC 8873) */
+  DCMF_AGWIQ_UDP_DTLS,     /* access: T.38 UDPTL over DTLS (RFC 7345) */
 };
 
 /* The AGW's own TCP setup on a leg (docs/e2ae.md, media.h). */
@@ -151,6 +162,13 @@ struct dcmf_agwiq {
   /* TCP path, aware: the UE's a=path (access msrp.path); "" until given.
    * msrp_aware and core_path above serve this path too. */
   char access_path[DCMF_AGWIQ_PATH_MAX + 1];
+
+  /* T.38 (UDP/DTLS <-> UDP; agwiq_t38.c): "dtls" and "ice" as the RTP
+   * path, no core members but the relay's. */
+  int t38;
+  /* The certificate the access termination presents (dtls.certificate):
+   * 1 RSA (T.38's default), 0 ECDSA (the other paths' default). */
+  int dtls_rsa;
 
   /* Core (plain RTP) leg. */
   int core_rtcp_mux;

@@ -222,24 +222,10 @@ void dcmf_agwiq_dc_parse(struct check *c, json_t *terms[2], char prefix[2][48],
                            "is not a member of a TCP/MSRP core termination "
                            "of an MSRP data channel");
   char sub[160];
-  json_t *d = json_object_get(terms[0], "dtls");
-  snprintf(sub, sizeof(sub), "%s/dtls", prefix[0]);
-  if (d == NULL) {
-    dcmf_agwiq_fail(c, "is required on a UDP/DTLS/SCTP termination (at "
-                       "least setup)",
-                    "%s", sub);
-  } else {
-    dcmf_agwiq_parse_dtls(c, d, sub, out);
-  }
-  json_t *ice = json_object_get(terms[0], "ice");
-  if (ice != NULL) {
-    snprintf(sub, sizeof(sub), "%s/ice", prefix[0]);
-    dcmf_agwiq_parse_ice(c, ice, sub, out);
-  }
-  dcmf_agwiq_string_member(c, terms[0], "notifyUri", prefix[0],
-                           dcmf_agwiq_uri_check,
-                           "must be an absolute http or https URI",
-                           out->notify_uri, sizeof(out->notify_uri));
+  dcmf_agwiq_parse_dtls_access(c, terms[0], prefix[0],
+                               "is required on a UDP/DTLS/SCTP termination "
+                               "(at least setup)",
+                               out);
   json_t *dc = json_object_get(terms[0], "dataChannel");
   snprintf(sub, sizeof(sub), "%s/dataChannel", prefix[0]);
   if (dc == NULL) {

@@ -39,6 +39,13 @@ int dcmf_agwiq_uri_check(const char *s);
 void dcmf_agwiq_parse_dtls(struct check *c, json_t *d, const char *prefix,
                            struct dcmf_agwiq *out);
 
+/* The access termination |t|'s "dtls" (required: |missing| is the
+ * reason when absent), "ice" (optional) and "notifyUri" (optional), as
+ * every DTLS path has them. */
+void dcmf_agwiq_parse_dtls_access(struct check *c, json_t *t,
+                                  const char *prefix, const char *missing,
+                                  struct dcmf_agwiq *out);
+
 /* The "ice" member (remote credentials). */
 void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
                           struct dcmf_agwiq *out);
@@ -71,6 +78,18 @@ void dcmf_agwiq_tcp_parse(struct check *c, json_t *terms[2], char prefix[2][48],
 void dcmf_agwiq_tcp_patch_check(struct check *c, const struct dcmf_agwiq *prev,
                                 struct dcmf_agwiq *next,
                                 struct dcmf_agwiq_change *ch);
+
+/* ---- agwiq_t38.c ---- */
+
+/* DCMF_AGWIQ_UDP_DTLS for "UDP/DTLS" on the access side, else -1. */
+int dcmf_agwiq_t38_transport(const char *s, int access);
+/* A reason naming the Iq transport when |s| is an SDP proto of T.38
+ * ("UDP/TLS/UDPTL", "UDPTL"), else NULL. */
+const char *dcmf_agwiq_t38_hint(const char *s);
+/* Reads the T.38 members of both terminations (transports read: access
+ * UDP/DTLS). */
+void dcmf_agwiq_t38_parse(struct check *c, json_t *terms[2],
+                          char prefix[2][48], struct dcmf_agwiq *out);
 
 /* ---- agwiq_dc.c ---- */
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "assoc_dtlsdata.h"
 #include "assoc_srtp.h"
 #include "errors.h"
 #include "log.h"
@@ -78,6 +79,9 @@ struct e2ae_media {
   struct dcmf_svc_host *host;
   struct e2ae_worker *w;
   struct core *core; /* NULL: not an e2ae media (nothing matched) */
+  /* T.38: UDPTL in DTLS application data (DCMF_ASSOC_DTLS_DATA) <->
+   * UDPTL over UDP; 0: DTLS-SRTP <-> RTP. */
+  int udptl;
   /* The leg's settings as last described (fds not kept: the sockets
    * are the core's). */
   struct dcmf_media_rtpleg leg;
@@ -288,11 +292,33 @@ static void push_now(struct e2ae_media *m) {
 
 /* ---- core -> access ---- */
 
+static void forwarded_to_access(struct e2ae_media *m, struct sock *s,
+                                const struct sockaddr *from, int rv, size_t n);
+
+/* A core UDPTL datagram (T.38): one DTLS record toward the access side,
+ * as it came (RFC 7345 §3). No parse: the relay is agnostic of T.38, and
+ * the UDPTL sequence number and recovery are the endpoints' business. */
+static void core_udptl(struct e2ae_media *m, struct sock *s,
+                       const struct sockaddr *from, const uint8_t *p, size_t n,
+                       unsigned flags) {
+  if ((flags & UV_UDP_PARTIAL) || n < 2 ||
+      n > DCMF_ASSOC_DTLSDATA_MAX_PACKET) {
+    count(m, &m->c.malformed); /* not even a sequence number, or too big */
+    return;
+  }
+  int rv = m->host->send(m->host, DCMF_ASSOC_DTLSDATA_FLOW, 1, p, n);
+  forwarded_to_access(m, s, from, rv, n);
+}
+
 static void core_packet(struct e2ae_media *m, struct sock *s,
                         const struct sockaddr *from, uint8_t *p, size_t n,
                         unsigned flags) {
   if (!source_ok(m, s, from)) {
     count(m, &m->c.unknown_source);
+    return;
+  }
+  if (m->udptl) {
+    core_udptl(m, s, from, p, n, flags);
     return;
   }
   if ((flags & UV_UDP_PARTIAL) || n > DCMF_ASSOC_SRTP_MAX_PACKET || n < 2 ||
@@ -327,6 +353,14 @@ static void core_packet(struct e2ae_media *m, struct sock *s,
     }
   }
   int rv = m->host->send(m->host, ssrc, 1, p, n);
+  forwarded_to_access(m, s, from, rv, n);
+}
+
+/* What became of a core packet handed to the association (|rv| of
+ * host->send): counted, and its source latched if it was the first. */
+static void forwarded_to_access(struct e2ae_media *m, struct sock *s,
+                                const struct sockaddr *from, int rv,
+                                size_t n) {
   if (rv == 0) {
     if (m->leg.latching && !s->has_latched) {
       /* The first forwarded packet's source, for good: one sent before
@@ -432,9 +466,11 @@ static void core_close(struct core *core) {
 static void take_leg(struct e2ae_media *m) {
   struct dcmf_media_desc *d = m->host->desc;
   struct dcmf_media_rtpleg *leg = d->rtpleg;
-  if (d->assoc != DCMF_ASSOC_SRTP || leg == NULL) {
+  if ((d->assoc != DCMF_ASSOC_SRTP && d->assoc != DCMF_ASSOC_DTLS_DATA) ||
+      leg == NULL) {
     return;
   }
+  m->udptl = d->assoc == DCMF_ASSOC_DTLS_DATA;
   struct dcmf_media_rtpleg old = m->leg;
   m->leg = *leg;
   m->leg.rtp_fd = m->leg.rtcp_fd = -1;
@@ -582,7 +618,8 @@ static void e2ae_assoc_changed(void *media) {
 
 static int e2ae_match(void *media, const struct dcmf_svc_flow *flow) {
   struct e2ae_media *m = media;
-  return flow->kind == DCMF_ASSOC_SRTP && m->core != NULL;
+  return m->core != NULL &&
+         flow->kind == (m->udptl ? DCMF_ASSOC_DTLS_DATA : DCMF_ASSOC_SRTP);
 }
 
 static int e2ae_open(void *media, const struct dcmf_svc_flow *flow,
@@ -593,6 +630,35 @@ static int e2ae_open(void *media, const struct dcmf_svc_flow *flow,
   return 0;
 }
 
+/* Sends |n| bytes on core socket |s| to |to|, counted. */
+static void core_send(struct e2ae_media *m, struct sock *s,
+                      const struct sockaddr *to, const uint8_t *out,
+                      size_t n) {
+  uv_buf_t b = uv_buf_init((char *)out, (unsigned int)n);
+  /* UDP: a datagram that cannot leave now is lost, and counted. */
+  if (uv_udp_try_send(&s->udp, &b, 1, to) < 0) {
+    count(m, &m->c.send_failed);
+    return;
+  }
+  m->c.core_bytes += n;
+  count(m, &m->c.core_packets);
+}
+
+/* access -> core, T.38: the record's payload is one UDPTL datagram. */
+static void access_udptl(struct e2ae_media *m, const uint8_t *data,
+                         size_t len) {
+  if (len < 2) {
+    count(m, &m->c.malformed);
+    return;
+  }
+  const struct sockaddr *to = destination(m, &m->core->rtp);
+  if (to == NULL) {
+    count(m, &m->c.no_core_address);
+    return;
+  }
+  core_send(m, &m->core->rtp, to, data, len);
+}
+
 /* access -> core */
 static void e2ae_message(void *media, void *chan,
                          const struct dcmf_svc_flow *flow, int binary,
@@ -601,6 +667,10 @@ static void e2ae_message(void *media, void *chan,
   (void)flow;
   (void)binary;
   struct e2ae_media *m = media;
+  if (m->udptl) {
+    access_udptl(m, data, len);
+    return;
+  }
   if (len < 2 || len > sizeof(m->w->tx)) {
     count(m, &m->c.malformed); /* the association hands up whole packets */
     return;
@@ -628,14 +698,7 @@ static void e2ae_message(void *media, void *chan,
       out = m->w->tx;
     }
   }
-  uv_buf_t b = uv_buf_init((char *)out, (unsigned int)n);
-  /* UDP: a datagram that cannot leave now is lost, and counted. */
-  if (uv_udp_try_send(&s->udp, &b, 1, to) < 0) {
-    count(m, &m->c.send_failed);
-    return;
-  }
-  m->c.core_bytes += n;
-  count(m, &m->c.core_packets);
+  core_send(m, s, to, out, n);
 }
 
 const struct dcmf_service dcmf_e2ae_service = {

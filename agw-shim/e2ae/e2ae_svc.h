@@ -1,7 +1,8 @@
 /*
  * e2ae_svc.h - the e2ae media path as a session service (service.h;
  * layer: services): DTLS-SRTP on the access leg <-> plain RTP/RTCP on
- * the core leg (TS 23.334 5.11.2.4, 6.2.10.5; TS 33.328 Annex N.2).
+ * the core leg (TS 23.334 5.11.2.4, 6.2.10.5; TS 33.328 Annex N.2), and
+ * T.38 UDPTL over DTLS <-> UDPTL over UDP (RFC 7345, below).
  *
  * What it serves. A media whose association kind is DCMF_ASSOC_SRTP and
  * whose description carries a core leg (host->desc->rtpleg, media.h):
@@ -45,6 +46,22 @@
  * (|core_avpf| and |access_avpf| of the leg); otherwise it is stripped
  * both ways (dcmf_rtcp_strip_feedback), and a compound left empty or
  * without a leading SR/RR is dropped.
+ *
+ * T.38 (RFC 7345; TS 23.334 6.2.10.4). A media whose association kind
+ * is DCMF_ASSOC_DTLS_DATA with a core leg (rtcp-mux, no RTCP socket) is
+ * UDPTL over DTLS on the access leg <-> UDPTL over UDP on the core leg,
+ * and this service joins the one flow of the association
+ * (assoc_dtlsdata.h) to the core socket. Each DTLS application record
+ * from the access side is sent as one datagram to the core address
+ * (latched or signalled, as above; noCoreAddress without one); each
+ * core datagram from the signalled (or latched) source is sent as one
+ * record to the access side. Nothing is parsed beyond a length of at
+ * least 2 (the UDPTL sequence number) and at most
+ * DCMF_ASSOC_DTLSDATA_MAX_PACKET (malformed otherwise). Before DTLS is
+ * up with a verified fingerprint, core datagrams are dropped as
+ * beforeDtls, and nothing comes from the access side. The counters are
+ * those below (the SRTP ones stay 0, profile ""), toCore and toAccess
+ * counting UDPTL datagrams.
  *
  * Nothing is queued: a packet is forwarded at once or dropped. Packets
  * over DCMF_ASSOC_SRTP_MAX_PACKET bytes from the core are malformed.

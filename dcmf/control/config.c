@@ -72,6 +72,11 @@ static const struct opt options[] = {
      "DTLS certificate [generated ECDSA P-256 at start]"},
     {"dtls-key", OPT_PATH, FIELD(dtls_key), 0, 0, 0, "PEM",
      "private key for --dtls-cert"},
+    {"dtls-rsa-cert", OPT_PATH, FIELD(dtls_rsa_cert), 0, 0, 0, "PEM",
+     "RSA DTLS certificate of T.38 over DTLS (RFC 7345) [generated RSA "
+     "2048 at start]"},
+    {"dtls-rsa-key", OPT_PATH, FIELD(dtls_rsa_key), 0, 0, 0, "PEM",
+     "private key for --dtls-rsa-cert"},
     {"sctp-port", OPT_UINT, UINTF(sctp_port), 1, 65535, "PORT",
      "SCTP port reported in localDcEndpoint [5000]"},
     {"max-body", OPT_UINT, UINTF(max_body), 256, 64UL << 20, "BYTES",
@@ -605,6 +610,10 @@ int dcmf_config_from_args(struct dcmf_config *cfg, int argc, char **argv,
   }
   if ((cfg->dtls_cert[0] == '\0') != (cfg->dtls_key[0] == '\0')) {
     return dcmf_invalid(err, errlen, "dtls-cert and dtls-key go together");
+  }
+  if ((cfg->dtls_rsa_cert[0] == '\0') != (cfg->dtls_rsa_key[0] == '\0')) {
+    return dcmf_invalid(err, errlen,
+                        "dtls-rsa-cert and dtls-rsa-key go together");
   }
   if ((cfg->upstream_cert[0] == '\0') != (cfg->upstream_key[0] == '\0')) {
     return dcmf_invalid(err, errlen,

@@ -41,6 +41,10 @@ struct dcmf_config {
   char control_key[DCMF_PATH_MAX];
   char dtls_cert[DCMF_PATH_MAX]; /* PEM; empty means generate at start */
   char dtls_key[DCMF_PATH_MAX];
+  /* PEM; empty means an RSA 2048 one generated at start (T.38 over DTLS,
+   * RFC 7345) */
+  char dtls_rsa_cert[DCMF_PATH_MAX];
+  char dtls_rsa_key[DCMF_PATH_MAX];
   uint16_t sctp_port;         /* local a=sctp-port we report */
   size_t max_body;            /* control API request body limit, bytes */
   uint32_t request_timeout_ms; /* a request must be complete within this */

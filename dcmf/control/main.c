@@ -100,6 +100,13 @@ struct daemon {
   int signal_thread_running;
   _Atomic unsigned pending; /* enum part bits not stopped yet */
   struct dcmf_cert dtls;
+  struct dcmf_cert dtls_rsa; /* T.38 over DTLS (RFC 7345) */
+  /* Generating an RSA 2048 key takes 0.1 s to seconds (a prime search,
+   * longer on a loaded host): it runs on this thread while the worker
+   * processes start (dcmf_wpool_settings.await_rsa). */
+  uv_thread_t rsa_thread;
+  int rsa_generating, rsa_rv;
+  char rsa_err[256];
   struct dcmf_ports *ports;
   struct dcmf_controller *controller; /* owns the context registry */
   /* The media worker processes (wpool.h); they get the daemon's own
@@ -566,6 +573,28 @@ static void auth_warn(struct daemon *d) {
   }
 }
 
+static void rsa_generate(void *arg) {
+  struct daemon *d = arg;
+  d->rsa_rv = dcmf_cert_generate_kind(&d->dtls_rsa, DCMF_CERT_RSA, d->rsa_err,
+                                      sizeof(d->rsa_err));
+}
+
+/* The RSA identity, once its thread is done (dcmf_wpool_settings). A
+ * failure leaves T.38 without an identity (its contexts are refused)
+ * rather than the daemon without workers. */
+static const struct dcmf_cert *rsa_await(void *user) {
+  struct daemon *d = user;
+  if (d->rsa_generating) {
+    uv_thread_join(&d->rsa_thread);
+    d->rsa_generating = 0;
+    if (d->rsa_rv != 0) {
+      DCMF_LOGE(&d->log, "main", "no RSA identity for T.38: %s", d->rsa_err);
+      dcmf_cert_free(&d->dtls_rsa);
+    }
+  }
+  return d->dtls_rsa.x509 != NULL ? &d->dtls_rsa : NULL;
+}
+
 static int daemon_setup(struct daemon *d) {
   char err[1024];
   if (d->cfg.dtls_cert[0] != '\0') {
@@ -577,6 +606,24 @@ static int daemon_setup(struct daemon *d) {
   } else if (dcmf_cert_generate(&d->dtls, err, sizeof(err)) != 0) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return 1;
+  }
+  if (d->cfg.dtls_rsa_cert[0] != '\0') {
+    if (dcmf_cert_load(&d->dtls_rsa, d->cfg.dtls_rsa_cert,
+                       d->cfg.dtls_rsa_key, err, sizeof(err)) != 0) {
+      fprintf(stderr, "dcmfd: %s\n", err);
+      return 2;
+    }
+    if (!dcmf_cert_is_rsa(&d->dtls_rsa)) {
+      fprintf(stderr, "dcmfd: %s: not an RSA key (T.38 over DTLS needs "
+                      "the RFC 7345 RSA suites)\n",
+              d->cfg.dtls_rsa_key);
+      return 2;
+    }
+  } else if (uv_thread_create(&d->rsa_thread, rsa_generate, d) != 0) {
+    fprintf(stderr, "dcmfd: cannot start a thread\n");
+    return 1;
+  } else {
+    d->rsa_generating = 1;
   }
   if (d->cfg.control_cert[0] != '\0') {
     d->control_tls = dcmf_h2server_tls_ctx(d->cfg.control_cert,
@@ -636,6 +683,7 @@ static int daemon_setup(struct daemon *d) {
                                     .args = d->args,
                                     .n_args = d->n_args,
                                     .cert = &d->dtls,
+                                    .await_rsa = rsa_await,
                                     .log = &d->log,
                                     .on_event = wp_event,
                                     .on_relay_event = agw_relay_event,
@@ -658,6 +706,9 @@ static int daemon_setup(struct daemon *d) {
                                  .port_dup = ctl_port_dup,
                                  .port_user = d,
                                  .cert = &d->dtls,
+                                 .rsa_cert = d->dtls_rsa.x509 != NULL
+                                                 ? &d->dtls_rsa
+                                                 : NULL,
                                  .post_media = agw_post_media,
                                  .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
@@ -733,6 +784,8 @@ static void daemon_teardown(struct daemon *d) {
   SSL_CTX_free(d->control_tls);
   dcmf_auth_del(d->auth);
   dcmf_cert_free(&d->dtls);
+  (void)rsa_await(d); /* a setup that failed early may not have waited */
+  dcmf_cert_free(&d->dtls_rsa);
 }
 
 int main(int argc, char **argv) {

@@ -31,6 +31,7 @@ struct child {
   struct dcmf_wlink *link;
   uv_timer_t status_timer;
   struct dcmf_cert cert;
+  struct dcmf_cert rsa_cert; /* x509 NULL: none */
   struct dcmf_services services;
   int have_services;
   struct dcmf_worker *worker;
@@ -147,7 +148,11 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
            (unsigned)(c->index % 10000));
   if (dcmf_cert_from_der(&c->cert, hello.cert_der, hello.cert_len,
                          hello.key_der, hello.key_len, err,
-                         sizeof(err)) != 0) {
+                         sizeof(err)) != 0 ||
+      (hello.rsa_cert_len > 0 &&
+       dcmf_cert_from_der(&c->rsa_cert, hello.rsa_cert_der,
+                          hello.rsa_cert_len, hello.rsa_key_der,
+                          hello.rsa_key_len, err, sizeof(err)) != 0)) {
     ready(c, 1, err);
     return;
   }
@@ -161,6 +166,8 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
   struct dcmf_worker_settings ws = {
       .cert = c->cert.x509,
       .pkey = c->cert.pkey,
+      .rsa_cert = c->rsa_cert.x509,
+      .rsa_pkey = c->rsa_cert.pkey,
       .log = &c->log,
       .max_streams = cfg->max_streams,
       .min_streams = cfg->min_streams,
@@ -262,6 +269,7 @@ int dcmf_wchild_main(const struct dcmf_config *cfg, int fd) {
     dcmf_services_close(&c->services);
   }
   dcmf_cert_free(&c->cert);
+  dcmf_cert_free(&c->rsa_cert);
   free(c);
   return status;
 }

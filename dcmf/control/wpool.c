@@ -50,6 +50,9 @@ struct dcmf_wpool {
   struct dcmf_wpool_settings settings;
   char **argv; /* exe, DCMF_WCHILD_ARG, the daemon's args, NULL */
   struct dcmf_buf cert_der, key_der; /* for every hello */
+  struct dcmf_buf rsa_cert_der, rsa_key_der; /* empty: no RSA identity */
+  /* The first hellos wait for |await_rsa| (dcmf_wpool_start). */
+  int hello_held;
   struct wproc *w;
   /* Counters of worker processes that ended, so totals never go back. */
   struct dcmf_media_figures retired;
@@ -63,6 +66,7 @@ struct dcmf_wpool {
 };
 
 static void incarnate(struct wproc *w);
+static void send_hello(struct wproc *w);
 static void spawn(struct wproc *w);
 static void on_restart_timer(uv_timer_t *t);
 
@@ -73,6 +77,9 @@ static void pool_maybe_free(struct dcmf_wpool *p) {
   OPENSSL_cleanse(p->key_der.data, p->key_der.len);
   dcmf_buf_free(&p->key_der);
   dcmf_buf_free(&p->cert_der);
+  OPENSSL_cleanse(p->rsa_key_der.data, p->rsa_key_der.len);
+  dcmf_buf_free(&p->rsa_key_der);
+  dcmf_buf_free(&p->rsa_cert_der);
   free(p->argv);
   free(p->w);
   free(p);
@@ -285,8 +292,34 @@ static void spawn(struct wproc *w) {
   p->alive++;
 }
 
-/* A new link with the hello queued, then the process now or after its
- * delay. Messages posted meanwhile wait behind the hello. */
+/* The hello a new incarnation of |w| starts with: its index and the
+ * identities (wire.h). */
+static void send_hello(struct wproc *w) {
+  struct dcmf_wpool *p = w->pool;
+  struct dcmf_buf hello = {0};
+  struct dcmf_wire_hello h = {.index = (uint32_t)w->index,
+                              .n_workers = (uint32_t)p->settings.n_workers,
+                              .cert_der = (const uint8_t *)p->cert_der.data,
+                              .cert_len = p->cert_der.len,
+                              .key_der = (const uint8_t *)p->key_der.data,
+                              .key_len = p->key_der.len,
+                              .rsa_cert_der =
+                                  (const uint8_t *)p->rsa_cert_der.data,
+                              .rsa_cert_len = p->rsa_cert_der.len,
+                              .rsa_key_der =
+                                  (const uint8_t *)p->rsa_key_der.data,
+                              .rsa_key_len = p->rsa_key_der.len};
+  if (dcmf_wire_encode_hello(&hello, &h) != 0 ||
+      dcmf_wlink_send(w->link, &hello, NULL, 0, 1) != 0) {
+    abort(); /* out of memory before a worker could even start */
+  }
+  OPENSSL_cleanse(hello.data, hello.len);
+  dcmf_buf_free(&hello);
+}
+
+/* A new link with the hello queued (at the first start, perhaps only
+ * once |await_rsa| returned), then the process now or after its delay.
+ * Messages posted meanwhile wait behind the hello. */
 static void incarnate(struct wproc *w) {
   struct dcmf_wpool *p = w->pool;
   int pair[2];
@@ -306,20 +339,12 @@ static void incarnate(struct wproc *w) {
                                    .on_frame = on_frame,
                                    .on_close = on_link_close,
                                    .user = w};
-  struct dcmf_buf hello = {0};
-  struct dcmf_wire_hello h = {.index = (uint32_t)w->index,
-                              .n_workers = (uint32_t)p->settings.n_workers,
-                              .cert_der = (const uint8_t *)p->cert_der.data,
-                              .cert_len = p->cert_der.len,
-                              .key_der = (const uint8_t *)p->key_der.data,
-                              .key_len = p->key_der.len};
-  if (dcmf_wlink_new(&w->link, &ls) != 0 ||
-      dcmf_wire_encode_hello(&hello, &h) != 0 ||
-      dcmf_wlink_send(w->link, &hello, NULL, 0, 1) != 0) {
+  if (dcmf_wlink_new(&w->link, &ls) != 0) {
     abort(); /* out of memory before a worker could even start */
   }
-  OPENSSL_cleanse(hello.data, hello.len);
-  dcmf_buf_free(&hello);
+  if (!p->hello_held) {
+    send_hello(w);
+  }
   if (w->delay_ms == 0) {
     spawn(w);
   } else {
@@ -383,10 +408,16 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
   p->w = calloc(settings->n_workers, sizeof(*p->w));
   p->argv = calloc(settings->n_args + 3, sizeof(*p->argv));
   if (p->w == NULL || p->argv == NULL ||
-      dcmf_cert_to_der(settings->cert, &p->cert_der, &p->key_der) != 0) {
+      dcmf_cert_to_der(settings->cert, &p->cert_der, &p->key_der) != 0 ||
+      (settings->rsa_cert != NULL &&
+       dcmf_cert_to_der(settings->rsa_cert, &p->rsa_cert_der,
+                        &p->rsa_key_der) != 0)) {
     free(p->w);
     free(p->argv);
+    OPENSSL_cleanse(p->key_der.data, p->key_der.len);
+    dcmf_buf_free(&p->key_der);
     dcmf_buf_free(&p->cert_der);
+    dcmf_buf_free(&p->rsa_cert_der);
     free(p);
     return DCMF_ERR_NOMEM;
   }
@@ -396,6 +427,9 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
     p->argv[2 + i] = settings->args[i];
   }
   p->starting = 1;
+  /* A generated RSA identity is still being made: the processes start
+   * (exec, libraries) meanwhile, their hellos wait for it. */
+  p->hello_held = settings->await_rsa != NULL;
   for (size_t i = 0; i < settings->n_workers; i++) {
     struct wproc *w = &p->w[i];
     w->pool = p;
@@ -408,6 +442,19 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
     incarnate(w);
   }
   *out = p;
+  if (p->hello_held) {
+    const struct dcmf_cert *rsa = settings->await_rsa(settings->user);
+    p->hello_held = 0;
+    if (rsa != NULL &&
+        dcmf_cert_to_der(rsa, &p->rsa_cert_der, &p->rsa_key_der) != 0) {
+      abort(); /* out of memory before a worker could even start */
+    }
+    for (size_t i = 0; i < settings->n_workers; i++) {
+      if (p->w[i].link != NULL) {
+        send_hello(&p->w[i]);
+      }
+    }
+  }
   int rv = wait_ready(p, err, errlen);
   p->starting = 0;
   return rv;

@@ -44,6 +44,13 @@ struct dcmf_wpool_settings {
   char *const *args;
   size_t n_args;
   const struct dcmf_cert *cert; /* the identity every worker presents */
+  /* The RSA identity of T.38 media, or NULL (borrowed during start). */
+  const struct dcmf_cert *rsa_cert;
+  /* Or, when the RSA identity is being generated on another thread:
+   * called (with |user|) once the worker processes were started and
+   * before their hellos go, it waits for it and returns it (borrowed
+   * during start), or NULL for none. NULL: |rsa_cert| is all. */
+  const struct dcmf_cert *(*await_rsa)(void *user);
   const struct dcmf_log *log;
   /* An event a worker raised (media.h). */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);

@@ -154,6 +154,10 @@ struct dcmf_media_desc {
   int remote_no_ice;
   int dtls_server;            /* our role: a=setup:passive */
   enum dcmf_assoc_kind assoc; /* what DTLS carries; SCTP for DC media */
+  /* Present the RSA certificate (--dtls-rsa-cert, or the one generated
+   * at start) instead of the ECDSA one: T.38 over DTLS, whose RFC 7345
+   * suites are ECDHE_RSA and DHE_RSA. */
+  int dtls_rsa;
   struct dcmf_fingerprint_set remote_fp; /* count 0 while unknown */
   char remote_tls_id[256];
   uint16_t local_sctp_port, remote_sctp_port;

@@ -398,7 +398,8 @@ int dcmf_session_new(struct dcmf_session **out,
                     ? env->assoc_kinds[kind]
                     : dcmf_assoc_kind_ops(s->desc.assoc);
     }
-    if (s->kind == NULL) {
+    /* No RSA identity in this worker: nothing it could present. */
+    if (s->kind == NULL || session_dtls_ctx(s) == NULL) {
       dcmf_session_close(s);
       return DCMF_ERR_INVALID;
     }

@@ -35,6 +35,10 @@ struct dcmf_session_service {
 struct dcmf_session_env {
   uv_loop_t *loop;
   struct dcmf_dtls_ctx *dtls_ctx;
+  /* The RSA identity (T.38 over DTLS, RFC 7345), for media whose
+   * description asks for it (|dtls_rsa|, media.h); NULL: none, and such
+   * a media does not start (DCMF_ERR_INVALID). */
+  struct dcmf_dtls_ctx *dtls_rsa_ctx;
   const struct dcmf_log *log;
   struct dcmf_media_stats *stats;
   /* SCTP streams per association, ceiling and floor (assoc.h) */

@@ -194,7 +194,7 @@ int session_association_new(struct dcmf_session *s) {
   s->teardown = 0;
   s->dtls_reported = 0;
   struct dcmf_dcstack_settings ss = {
-      .dtls_ctx = s->env.dtls_ctx,
+      .dtls_ctx = session_dtls_ctx(s),
       .dtls_server = s->desc.dtls_server,
       .kind = s->kind,
       .coalesce = s->env.flushes != NULL && s->env.coalesce_records,
@@ -229,7 +229,8 @@ static int association_renew(struct dcmf_session *s) {
   /* Keys the kind goes on with: a connected association's, or those a
    * renewal still running goes on with. */
   int old_keys = dcmf_dcstack_connected(s->stack) || s->renewal_until != 0;
-  int rv = dcmf_dcstack_renew(s->stack, s->env.dtls_ctx, s->desc.dtls_server);
+  int rv =
+      dcmf_dcstack_renew(s->stack, session_dtls_ctx(s), s->desc.dtls_server);
   if (rv != 0) {
     char key[300];
     DCMF_LOGW(s->env.log, "media",

@@ -155,4 +155,11 @@ void session_maybe_start_client(struct dcmf_session *s);
  * association. */
 void session_dtls_failed(struct dcmf_session *s, const char *reason);
 
+/* The identity the media's description asks for (dtls_rsa: T.38 over
+ * DTLS, RFC 7345); NULL when this worker has none. */
+static inline struct dcmf_dtls_ctx *
+session_dtls_ctx(const struct dcmf_session *s) {
+  return s->desc.dtls_rsa ? s->env.dtls_rsa_ctx : s->env.dtls_ctx;
+}
+
 #endif

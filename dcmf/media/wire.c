@@ -165,15 +165,24 @@ int dcmf_wire_encode_relay_event(struct dcmf_buf *out,
 
 int dcmf_wire_encode_hello(struct dcmf_buf *out,
                            const struct dcmf_wire_hello *hello) {
-  if (hello->cert_len > DCMF_WIRE_MAX_BODY / 4 ||
-      hello->key_len > DCMF_WIRE_MAX_BODY / 4) {
+  if (hello->cert_len > DCMF_WIRE_MAX_BODY / 8 ||
+      hello->key_len > DCMF_WIRE_MAX_BODY / 8 ||
+      hello->rsa_cert_len > DCMF_WIRE_MAX_BODY / 8 ||
+      hello->rsa_key_len > DCMF_WIRE_MAX_BODY / 8 ||
+      (hello->rsa_cert_len == 0) != (hello->rsa_key_len == 0)) {
     return DCMF_ERR_TOO_LARGE;
   }
-  uint32_t head[4] = {hello->index, hello->n_workers, (uint32_t)hello->cert_len,
-                      (uint32_t)hello->key_len};
+  uint32_t head[6] = {hello->index,
+                      hello->n_workers,
+                      (uint32_t)hello->cert_len,
+                      (uint32_t)hello->key_len,
+                      (uint32_t)hello->rsa_cert_len,
+                      (uint32_t)hello->rsa_key_len};
   size_t was = out->len;
   int rv = dcmf_wire_header(out, DCMF_WIRE_HELLO,
-                            sizeof(head) + hello->cert_len + hello->key_len, 0);
+                            sizeof(head) + hello->cert_len + hello->key_len +
+                                hello->rsa_cert_len + hello->rsa_key_len,
+                            0);
   if (rv == 0) {
     rv = put(out, head, sizeof(head));
   }
@@ -182,6 +191,12 @@ int dcmf_wire_encode_hello(struct dcmf_buf *out,
   }
   if (rv == 0) {
     rv = put(out, hello->key_der, hello->key_len);
+  }
+  if (rv == 0 && hello->rsa_cert_len > 0) {
+    rv = put(out, hello->rsa_cert_der, hello->rsa_cert_len);
+  }
+  if (rv == 0 && hello->rsa_key_len > 0) {
+    rv = put(out, hello->rsa_key_der, hello->rsa_key_len);
   }
   if (rv != 0) {
     out->len = was;
@@ -242,6 +257,7 @@ static int desc_ok(const struct dcmf_media_desc *d) {
          TERMINATED(d->remote_ufrag) && TERMINATED(d->remote_tls_id) &&
          TERMINATED(d->mdc2_base) && key_ok(&d->relay) &&
          d->remote_fp.count <= DCMF_FINGERPRINTS_MAX &&
+         (d->dtls_rsa & ~1) == 0 &&
          (d->assoc == DCMF_ASSOC_SCTP || d->assoc == DCMF_ASSOC_SRTP ||
           d->assoc == DCMF_ASSOC_DTLS_DATA) &&
          d->n_streams <= DCMF_WIRE_MAX_FDS &&
@@ -511,10 +527,11 @@ int dcmf_wire_decode_relay_event(const uint8_t *body, size_t len,
 
 int dcmf_wire_decode_hello(const uint8_t *body, size_t len,
                            struct dcmf_wire_hello *hello) {
-  uint32_t head[4];
+  uint32_t head[6];
   struct cursor c = {body, len};
   if (take(&c, head, sizeof(head)) != 0 || head[1] == 0 || head[0] >= head[1] ||
-      head[2] == 0 || head[3] == 0 || (size_t)head[2] + head[3] != c.left) {
+      head[2] == 0 || head[3] == 0 || (head[4] == 0) != (head[5] == 0) ||
+      (size_t)head[2] + head[3] + head[4] + head[5] != c.left) {
     return DCMF_ERR_MALFORMED;
   }
   hello->index = head[0];
@@ -523,6 +540,10 @@ int dcmf_wire_decode_hello(const uint8_t *body, size_t len,
   hello->cert_len = head[2];
   hello->key_der = c.p + head[2];
   hello->key_len = head[3];
+  hello->rsa_cert_der = head[4] > 0 ? c.p + head[2] + head[3] : NULL;
+  hello->rsa_cert_len = head[4];
+  hello->rsa_key_der = head[5] > 0 ? c.p + head[2] + head[3] + head[4] : NULL;
+  hello->rsa_key_len = head[5];
   return 0;
 }
 

@@ -55,6 +55,11 @@ struct dcmf_wire_hello {
   size_t cert_len;
   const uint8_t *key_der;
   size_t key_len;
+  /* The RSA identity (T.38 over DTLS); both 0 when there is none. */
+  const uint8_t *rsa_cert_der;
+  size_t rsa_cert_len;
+  const uint8_t *rsa_key_der;
+  size_t rsa_key_len;
 };
 
 /* What a worker publishes about itself, every few hundred ms. */

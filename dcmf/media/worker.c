@@ -104,6 +104,7 @@ struct dcmf_worker {
   struct dcmf_memtrim trim;        /* after a burst of releases */
   struct dcmf_ratelimit *stun_limit, *hello_limit;
   struct dcmf_dtls_ctx dtls_ctx;
+  struct dcmf_dtls_ctx dtls_rsa_ctx; /* zeroed when there is none */
   struct dcmf_session_env env;
   /* The services with their per-worker state (service.h). */
   struct dcmf_session_service services[DCMF_SVC_MAX];
@@ -500,7 +501,11 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
    * up and only re-runs its self-test. */
   if (dcmf_srtp_lib_init() != 0 ||
       dcmf_dtls_ctx_init(&w->dtls_ctx, settings->cert, settings->pkey,
-                         1200) != 0) {
+                         1200) != 0 ||
+      (settings->rsa_cert != NULL &&
+       dcmf_dtls_ctx_init(&w->dtls_rsa_ctx, settings->rsa_cert,
+                          settings->rsa_pkey, 1200) != 0)) {
+    dcmf_dtls_ctx_free(&w->dtls_ctx);
     free(w);
     return DCMF_ERR_SYSTEM;
   }
@@ -519,6 +524,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     dcmf_hashmap_free(&w->by_key);
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
+    dcmf_dtls_ctx_free(&w->dtls_rsa_ctx);
     free(w);
     return DCMF_ERR_NOMEM;
   }
@@ -576,6 +582,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
+    dcmf_dtls_ctx_free(&w->dtls_rsa_ctx);
     free(w);
     return rv;
   }
@@ -605,6 +612,10 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
   uv_unref((uv_handle_t *)&w->flush_check);
   w->env = (struct dcmf_session_env){.loop = &w->loop,
                                      .dtls_ctx = &w->dtls_ctx,
+                                     .dtls_rsa_ctx =
+                                         settings->rsa_cert != NULL
+                                             ? &w->dtls_rsa_ctx
+                                             : NULL,
                                      .log = settings->log,
                                      .stats = &w->stats,
                                      .max_streams = settings->max_streams,
@@ -638,6 +649,7 @@ int dcmf_worker_start(struct dcmf_worker **out, uv_loop_t *control_loop,
     dcmf_ratelimit_del(w->stun_limit);
     dcmf_ratelimit_del(w->hello_limit);
     dcmf_dtls_ctx_free(&w->dtls_ctx);
+    dcmf_dtls_ctx_free(&w->dtls_rsa_ctx);
     dcmf_queue_close(&w->outbox, outbox_closed);
     return DCMF_ERR_SYSTEM;
   }
@@ -665,6 +677,7 @@ void dcmf_worker_stop(struct dcmf_worker *w) {
   dcmf_ratelimit_del(w->stun_limit);
   dcmf_ratelimit_del(w->hello_limit);
   dcmf_dtls_ctx_free(&w->dtls_ctx);
+    dcmf_dtls_ctx_free(&w->dtls_rsa_ctx);
   dcmf_queue_close(&w->outbox, outbox_closed);
 }
 

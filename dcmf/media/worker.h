@@ -33,6 +33,10 @@
 struct dcmf_worker_settings {
   X509 *cert;     /* borrowed for the worker's life */
   EVP_PKEY *pkey; /* borrowed for the worker's life */
+  /* The RSA identity of T.38 media (media.h |dtls_rsa|), borrowed for
+   * the worker's life; NULL: none (such media do not start). */
+  X509 *rsa_cert;
+  EVP_PKEY *rsa_pkey;
   const struct dcmf_log *log;
   /* SCTP streams per association, ceiling and floor (assoc.h) */
   uint16_t max_streams, min_streams;

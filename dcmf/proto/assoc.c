@@ -1,5 +1,6 @@
 #include "assoc.h"
 
+#include "assoc_dtlsdata.h"
 #include "assoc_sctp.h"
 #include "assoc_srtp.h"
 
@@ -12,7 +13,7 @@ const struct dcmf_assoc_ops *dcmf_assoc_kind_ops(enum dcmf_assoc_kind kind) {
   case DCMF_ASSOC_SRTP:
     return &dcmf_assoc_srtp;
   case DCMF_ASSOC_DTLS_DATA: /* e2ae, T.38 over DTLS */
-    break;
+    return &dcmf_assoc_dtlsdata;
   }
   return NULL;
 }

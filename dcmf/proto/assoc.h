@@ -12,10 +12,10 @@
  *   DCMF_ASSOC_SRTP       SRTP/SRTCP, 128-191         an SSRC
  *   DCMF_ASSOC_DTLS_DATA  nothing                     the one DTLS stream
  *
- * DCMF_ASSOC_SCTP (assoc_sctp.h) and DCMF_ASSOC_SRTP (assoc_srtp.h) are
- * implemented; dcmf_assoc_kind_ops() is the registry, and a media asking
- * for a kind it does not hold (raw DTLS data, for now) fails to start
- * (DCMF_ERR_INVALID, session.h).
+ * DCMF_ASSOC_SCTP (assoc_sctp.h), DCMF_ASSOC_SRTP (assoc_srtp.h) and
+ * DCMF_ASSOC_DTLS_DATA (assoc_dtlsdata.h) are implemented;
+ * dcmf_assoc_kind_ops() is the registry, and a media asking for a kind
+ * it does not hold fails to start (DCMF_ERR_INVALID, session.h).
  *
  * Why in proto and not in media: the DTLS→SCTP→channel stack is written
  * once (dcstack.h) and is used by dcmfd's sessions (media), by dcmf-ue
@@ -264,7 +264,7 @@ struct dcmf_assoc_ops {
 };
 
 /* The registry: the table of |kind|, or NULL when this build has no
- * implementation of it (raw DTLS data for now). */
+ * implementation of it. */
 const struct dcmf_assoc_ops *dcmf_assoc_kind_ops(enum dcmf_assoc_kind kind);
 
 #endif

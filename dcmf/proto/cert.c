@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 
 #include "errors.h"
 
@@ -70,8 +71,15 @@ int dcmf_cert_fingerprint(const struct dcmf_cert *cert, enum dcmf_hash hash,
 }
 
 int dcmf_cert_generate(struct dcmf_cert *cert, char *err, size_t errlen) {
+  return dcmf_cert_generate_kind(cert, DCMF_CERT_ECDSA, err, errlen);
+}
+
+int dcmf_cert_generate_kind(struct dcmf_cert *cert, enum dcmf_cert_kind kind,
+                            char *err, size_t errlen) {
   memset(cert, 0, sizeof(*cert));
-  cert->pkey = EVP_EC_gen("P-256");
+  /* RSA 2048 for the RFC 7345 suites (ECDHE_RSA, DHE_RSA); ECDSA P-256
+   * as WebRTC endpoints use. */
+  cert->pkey = kind == DCMF_CERT_RSA ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
   cert->x509 = X509_new();
   if (cert->pkey == NULL || cert->x509 == NULL) {
     ssl_error(err, errlen, "generating the DTLS key");
@@ -228,4 +236,8 @@ int dcmf_cert_x509_matches(const struct dcmf_fingerprint_set *set, X509 *x509) {
     }
   }
   return 0;
+}
+
+int dcmf_cert_is_rsa(const struct dcmf_cert *cert) {
+  return cert->pkey != NULL && EVP_PKEY_is_a(cert->pkey, "RSA");
 }

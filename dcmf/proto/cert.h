@@ -1,8 +1,9 @@
 /*
- * cert.h - the DTLS identity of the MF: a certificate and key loaded
- * from PEM files, or one ECDSA P-256 self-signed certificate generated at
- * start (as WebRTC endpoints do), and its SHA-256 fingerprint for
- * a=fingerprint / localDcEndpoint.fingerprint.
+ * cert.h - the DTLS identities of the MF: a certificate and key loaded
+ * from PEM files, or a self-signed one generated at start (ECDSA P-256 as
+ * WebRTC endpoints use; RSA 2048 for T.38 over DTLS, whose RFC 7345
+ * mandatory suites are ECDHE_RSA and DHE_RSA), and its SHA-256
+ * fingerprint for a=fingerprint / localDcEndpoint.fingerprint.
  */
 #ifndef DCMF_CERT_H
 #define DCMF_CERT_H
@@ -21,6 +22,22 @@ struct dcmf_cert {
   EVP_PKEY *pkey; /* owned */
   char fingerprint[128]; /* canonical "SHA-256 XX:XX:..." */
 };
+
+/* The key type of a generated certificate. */
+enum dcmf_cert_kind {
+  DCMF_CERT_ECDSA, /* P-256: WebRTC's, every e2ae path but T.38 */
+  DCMF_CERT_RSA,   /* 2048 bits: the RFC 7345 suites of T.38 over DTLS */
+};
+
+/*
+ * Generates a key of |kind| and a self-signed certificate valid for 365
+ * days. Returns 0, or DCMF_ERR_SYSTEM with |err| filled.
+ */
+int dcmf_cert_generate_kind(struct dcmf_cert *cert, enum dcmf_cert_kind kind,
+                            char *err, size_t errlen);
+
+/* Returns 1 when |cert|'s key is RSA. */
+int dcmf_cert_is_rsa(const struct dcmf_cert *cert);
 
 /*
  * Generates an ECDSA P-256 key and a self-signed certificate valid for

@@ -20,6 +20,13 @@ struct dcmf_dcstack {
    * new one has not connected yet: the kind goes on with the old keys
    * (raw datagrams in and out) until the re-key. */
   int old_keys;
+  /* A kind whose media travels inside DTLS (no raw range: raw DTLS
+   * data, T.38) cannot go on with keys: during a renewal the replaced
+   * engine itself stays, carrying the media both ways, until the new one
+   * connects (RFC 7345 §4.5: "receive on both meanwhile"); NULL
+   * otherwise. |prev_done|: it failed or closed, to be freed. */
+  struct dcmf_dtls *prev;
+  int prev_done;
   char reason[64]; /* "SCTP did not start", for ASSOC_FAILED */
 };
 
@@ -33,8 +40,13 @@ static void report(struct dcmf_dcstack *st, enum dcmf_dcstack_state state,
 static void assoc_dtls_out(void *lower, const uint8_t *data, size_t len) {
   struct dcmf_dcstack *st = lower;
   /* Refused before DTLS is up (or after it failed): SCTP retransmits,
-   * and an association that cannot start times out. */
-  (void)dcmf_dtls_send(st->dtls, data, len);
+   * and an association that cannot start times out. During a renewal
+   * of a kind carried inside DTLS the replaced engine sends. */
+  struct dcmf_dtls *d =
+      st->prev != NULL && !st->prev_done && !dcmf_dcstack_connected(st)
+          ? st->prev
+          : st->dtls;
+  (void)dcmf_dtls_send(d, data, len);
 }
 
 static void assoc_raw_out(void *lower, const uint8_t *data, size_t len) {
@@ -69,12 +81,24 @@ static int export_keys(void *keys_user, const char *label, uint8_t *out,
   return dcmf_dtls_export_keys(st->dtls, label, out, len);
 }
 
+static void prev_free(struct dcmf_dcstack *st) {
+  if (st->prev != NULL) {
+    dcmf_dtls_flush(st->prev);
+    dcmf_dtls_del(st->prev);
+    st->prev = NULL;
+    st->prev_done = 0;
+  }
+}
+
 static void dtls_state_changed(void *user, enum dcmf_dtls_state state,
                                const char *reason) {
   struct dcmf_dcstack *st = user;
   /* Whatever became of a renewal, the old keys are done with: replaced
-   * now by the new ones, or (failed, closed) nothing is keyed. */
+   * now by the new ones, or (failed, closed) nothing is keyed. So is a
+   * replaced engine still carrying the media (this runs on the new
+   * engine's stack, never the old one's). */
   st->old_keys = 0;
+  prev_free(st);
   if (state == DCMF_DTLS_CONNECTED) {
     report(st, DCMF_DCSTACK_DTLS_CONNECTED, reason);
     struct dcmf_assoc_dtls info = {
@@ -106,6 +130,19 @@ static void owe_flush(void *user) {
 static const struct dcmf_dtls_callbacks dtls_cbs = {
     dtls_send_datagram, dtls_recv_data, dtls_state_changed,
     owe_flush};
+
+/* The replaced engine of a renewal: its end is not the stack's (the new
+ * association decides that), it is only let go. */
+static void prev_state_changed(void *user, enum dcmf_dtls_state state,
+                               const char *reason) {
+  (void)state;
+  (void)reason;
+  struct dcmf_dcstack *st = user;
+  st->prev_done = 1; /* freed once its call returns */
+}
+
+static const struct dcmf_dtls_callbacks prev_cbs = {
+    dtls_send_datagram, dtls_recv_data, prev_state_changed, owe_flush};
 
 /* ---- life cycle ---------------------------------------------------------- */
 
@@ -183,6 +220,7 @@ void dcmf_dcstack_del(struct dcmf_dcstack *st) {
     return;
   }
   st->kind->destroy(st->assoc); /* flows closed; SCTP's ABORT via DTLS */
+  prev_free(st);
   dcmf_dtls_flush(st->dtls);    /* what was gathered, the ABORT last */
   dcmf_dtls_del(st->dtls);
   free(st);
@@ -204,9 +242,17 @@ int dcmf_dcstack_renew(struct dcmf_dcstack *st, struct dcmf_dtls_ctx *dtls_ctx,
   st->keyed = 0;
   /* What was gathered leaves; then the old engine goes without a
    * close_notify: the peer's media runs on the old keys until the new
-   * association is up, and an alert could make it stop. */
+   * association is up, and an alert could make it stop. A kind carried
+   * inside DTLS keeps the old engine itself until then (a second
+   * renewal keeps the one that is connected, if any). */
   dcmf_dtls_flush(st->dtls);
-  dcmf_dtls_del(st->dtls);
+  if (st->kind->raw_in == NULL && dcmf_dcstack_connected(st)) {
+    prev_free(st);
+    st->prev = st->dtls;
+    dcmf_dtls_set_callbacks(st->prev, &prev_cbs, st);
+  } else {
+    dcmf_dtls_del(st->dtls);
+  }
   st->dtls = d;
   st->dtls_server = dtls_server;
   return 0;
@@ -237,7 +283,20 @@ void dcmf_dcstack_start(struct dcmf_dcstack *st) {
 
 int dcmf_dcstack_recv(struct dcmf_dcstack *st, const uint8_t *data,
                       size_t len) {
-  return dcmf_dtls_recv(st->dtls, data, len);
+  if (st->prev == NULL) {
+    return dcmf_dtls_recv(st->dtls, data, len);
+  }
+  /* A renewal of a kind carried inside DTLS: application data (record
+   * type 23, RFC 6347 §4.1) belongs to the old association until the
+   * new one is up; handshake, change_cipher_spec and alerts to the new
+   * one. A new engine that connects here frees the old one. */
+  int rv = len > 0 && data[0] == 23 && !st->prev_done
+               ? dcmf_dtls_recv(st->prev, data, len)
+               : dcmf_dtls_recv(st->dtls, data, len);
+  if (st->prev_done) {
+    prev_free(st);
+  }
+  return rv;
 }
 
 int dcmf_dcstack_recv_raw(struct dcmf_dcstack *st, const uint8_t *data,
@@ -284,6 +343,9 @@ void dcmf_dcstack_flush(struct dcmf_dcstack *st) {
    * that the DTLS flush then sends. */
   if (st->kind->flush != NULL) {
     st->kind->flush(st->assoc);
+  }
+  if (st->prev != NULL) {
+    dcmf_dtls_flush(st->prev);
   }
   dcmf_dtls_flush(st->dtls);
 }

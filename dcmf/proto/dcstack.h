@@ -148,6 +148,13 @@ void dcmf_dcstack_start(struct dcmf_dcstack *stack);
  * The owner then sets the new remote fingerprints and, as a client,
  * calls dcmf_dcstack_start, as for a new stack.
  *
+ * A kind carried inside DTLS (no raw range: raw DTLS data, T.38) keeps
+ * the old DTLS engine itself instead, connected as it was: until the new
+ * one connects, the kind's sends go out on it and application-data
+ * records (type 23) received are given to it, everything else to the
+ * new engine; it is freed (without close_notify) when the new one
+ * connects, fails or closes, or itself fails or closes.
+ *
  * Until the new DTLS connects, the kind goes on with the keys the old
  * association gave it (RFC 7345 §4.5, RFC 5763 re-offers: media stays
  * on the old association until the new one is up): raw datagrams are

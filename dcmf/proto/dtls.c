@@ -136,6 +136,19 @@ static int cert_verify(X509_STORE_CTX *store, void *arg) {
 
 /* ---- context ------------------------------------------------------------ */
 
+/* The suites a context offers and accepts, by the key of its
+ * certificate. ECDSA: WebRTC's (AES-GCM first). RSA: the two RFC 7345
+ * §4.1 makes mandatory for T.38 over DTLS, ECDHE_RSA first as it asks
+ * (PFS preferred), then the AES-256 and SHA-1 variants stacks commonly
+ * offer. */
+#define ECDSA_CIPHERS                                                          \
+  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"               \
+  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+#define RSA_CIPHERS                                                            \
+  "ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256:"                     \
+  "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384:"                     \
+  "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+
 int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
                        unsigned mtu) {
   memset(ctx, 0, sizeof(*ctx));
@@ -150,13 +163,15 @@ int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
   BIO_meth_set_ctrl(ctx->out_method, out_ctrl);
   BIO_meth_set_create(ctx->out_method, out_create);
   SSL_CTX *s = ctx->ssl_ctx;
+  int rsa = EVP_PKEY_is_a(pkey, "RSA");
+  /* DHE_RSA needs DH parameters: OpenSSL's built-in groups (RFC 7919
+   * sized to the key) rather than parameters of our own. */
+  if (rsa && SSL_CTX_set_dh_auto(s, 1) != 1) {
+    goto fail;
+  }
   if (SSL_CTX_set_min_proto_version(s, DTLS1_2_VERSION) != 1 ||
       SSL_CTX_set_max_proto_version(s, DTLS1_2_VERSION) != 1 ||
-      SSL_CTX_set_cipher_list(s, "ECDHE-ECDSA-AES128-GCM-SHA256:"
-                                 "ECDHE-ECDSA-AES256-GCM-SHA384:"
-                                 "ECDHE-ECDSA-CHACHA20-POLY1305:"
-                                 "ECDHE-ECDSA-AES128-SHA:"
-                                 "ECDHE-ECDSA-AES256-SHA") != 1 ||
+      SSL_CTX_set_cipher_list(s, rsa ? RSA_CIPHERS : ECDSA_CIPHERS) != 1 ||
       SSL_CTX_set1_groups_list(s, "X25519:P-256:P-384") != 1 ||
       SSL_CTX_use_certificate(s, cert) != 1 ||
       SSL_CTX_use_PrivateKey(s, pkey) != 1) {
@@ -167,8 +182,9 @@ int dcmf_dtls_ctx_init(struct dcmf_dtls_ctx *ctx, X509 *cert, EVP_PKEY *pkey,
    * profile even when it carries only data channels. This list is the
    * data channels' and stays as the phones have seen it; an association
    * that carries SRTP sets its own (dcmf_dtls_set_srtp_profiles). The
+   * RSA context (T.38, RFC 7345: "no DTLS extension") offers none. The
    * return value is 0 on success (an OpenSSL oddity). */
-  if (SSL_CTX_set_tlsext_use_srtp(s, "SRTP_AEAD_AES_128_GCM:"
+  if (!rsa && SSL_CTX_set_tlsext_use_srtp(s, "SRTP_AEAD_AES_128_GCM:"
                                      "SRTP_AEAD_AES_256_GCM:"
                                      "SRTP_AES128_CM_SHA1_80") != 0) {
     goto fail;
@@ -501,4 +517,11 @@ int dcmf_dtls_export_keys(struct dcmf_dtls *d, const char *label,
                                     NULL, 0, 0) == 1
              ? 0
              : DCMF_ERR_SYSTEM;
+}
+
+void dcmf_dtls_set_callbacks(struct dcmf_dtls *d,
+                             const struct dcmf_dtls_callbacks *cbs,
+                             void *user) {
+  d->cbs = *cbs;
+  d->user = user;
 }

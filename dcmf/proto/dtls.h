@@ -34,9 +34,12 @@ struct dcmf_dtls_ctx {
 
 /*
  * Creates the context for certificate |cert| and key |pkey| (both
- * borrowed; OpenSSL takes its own references). DTLS 1.2 only, ECDHE-ECDSA
- * with AES-GCM preferred, extended master secret, peer certificate
- * required. Every association offers (as a client) and accepts (as a
+ * borrowed; OpenSSL takes its own references). DTLS 1.2 only, extended
+ * master secret, peer certificate required. The suites follow the key:
+ * ECDHE-ECDSA with AES-GCM preferred for an ECDSA key; for an RSA key
+ * TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 then
+ * TLS_DHE_RSA_WITH_AES_128_GCM_SHA256 (RFC 7345 §4.1, T.38 over DTLS),
+ * then the AES-256 and CBC ECDHE_RSA ones. Every association offers (as a client) and accepts (as a
  * server) the use_srtp profiles SRTP_AEAD_AES_128_GCM,
  * SRTP_AEAD_AES_256_GCM and SRTP_AES128_CM_SHA1_80, in that order,
  * unless it sets its own (dcmf_dtls_set_srtp_profiles). |mtu| is the
@@ -84,6 +87,13 @@ int dcmf_dtls_new(struct dcmf_dtls **dtls, struct dcmf_dtls_ctx *ctx,
                   int is_server, const struct dcmf_dtls_callbacks *cbs,
                   void *user);
 void dcmf_dtls_del(struct dcmf_dtls *dtls);
+
+/* Replaces the callbacks and their |user| (copied); for an owner that
+ * keeps an engine on in another part (a renewal's replaced engine,
+ * dcstack.h). Not from a callback of |dtls|. */
+void dcmf_dtls_set_callbacks(struct dcmf_dtls *dtls,
+                             const struct dcmf_dtls_callbacks *cbs,
+                             void *user);
 
 /*
  * Sets the fingerprints the peer certificate must match (copied). A

@@ -53,8 +53,9 @@ class Capture:
     before interrupting dumpcap. The probes and the marker are UDP to a
     port nobody decodes. stop() raises if dumpcap reports dropped packets."""
 
-    def __init__(self, ports, pcap, iface="lo"):
+    def __init__(self, ports, pcap, iface="lo", udp_ports=()):
         self.ports = list(ports)
+        self.udp_ports = list(udp_ports)  # UDP ports captured too (T.38)
         self.pcap = pcap
         self.iface = iface
         self.proc = None
@@ -95,7 +96,9 @@ class Capture:
         self.marker_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.marker_sock.bind(("127.0.0.1", 0))
         mport = self.marker_sock.getsockname()[1]
-        flt = " or ".join(["tcp port %d" % p for p in self.ports] + ["udp port %d" % mport])
+        flt = " or ".join(["tcp port %d" % p for p in self.ports] +
+                          ["udp port %d" % p for p in self.udp_ports] +
+                          ["udp port %d" % mport])
         if os.path.exists(self.pcap):
             os.unlink(self.pcap)
         self._err = open(self.errfile, "w")

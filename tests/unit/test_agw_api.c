@@ -444,7 +444,7 @@ static void test_create_validation(void **state) {
        "{\"terminationId\":\"core\",\"latching\":\"first-packet\"}]}",
        400, "/terminations/1/latching"},
       {"{\"terminations\":[{\"terminationId\":\"access\",\"transport\":"
-       "\"UDP/DTLS\"},{\"terminationId\":\"core\"}]}",
+       "\"UDP/TLS/UDPTL\"},{\"terminationId\":\"core\"}]}",
        400, "/terminations/0/transport"},
       {"{\"terminations\":[{\"terminationId\":\"access\",\"remote\":"
        "\"1.2.3.4\"},{\"terminationId\":\"core\"}]}",

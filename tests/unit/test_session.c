@@ -37,6 +37,7 @@
 
 #include "assoc.h"
 #include "assoc_sctp.h"
+#include "assoc_dtlsdata.h"
 #include "assoc_srtp.h"
 #include "cert.h"
 #include "datachannel.h"
@@ -917,9 +918,10 @@ static void test_relay_twin_removed_mid_relay(void **state) {
   assert_null(strstr(f->phone[0].text, "m5"));
 }
 
-/* A media whose DTLS would carry SRTP: no such kind yet, so the session
- * does not start, its socket is closed, and no service stays attached. */
-static void test_unimplemented_association_kind_is_refused(void **state) {
+/* A media asking for the RSA identity (T.38) of a worker that has none:
+ * the session does not start, its socket is closed, and no service
+ * stays attached. */
+static void test_missing_rsa_identity_is_refused(void **state) {
   struct fx *f = *state;
   struct dcmf_media_desc d;
   memset(&d, 0, sizeof(d));
@@ -930,6 +932,7 @@ static void test_unimplemented_association_kind_is_refused(void **state) {
   snprintf(d.local_ufrag, sizeof(d.local_ufrag), "sEsS");
   snprintf(d.local_pwd, sizeof(d.local_pwd), "0123456789abcdefghijkl");
   d.assoc = DCMF_ASSOC_DTLS_DATA;
+  d.dtls_rsa = 1;
   struct dcmf_session_env env = {.loop = &f->loop,
                                  .dtls_ctx = &f->ctx,
                                  .log = &f->log,
@@ -1227,10 +1230,11 @@ static int opened_1002(struct fx *f) {
 static void test_session_drives_sctp_through_the_kind_table(void **state) {
   struct fx *f = *state;
   struct phone *ph = &f->phone[0];
-  /* The built-in registry holds SCTP and SRTP. */
+  /* The built-in registry holds SCTP, SRTP and raw DTLS data. */
   assert_ptr_equal(dcmf_assoc_kind_ops(DCMF_ASSOC_SCTP), &dcmf_assoc_sctp);
   assert_ptr_equal(dcmf_assoc_kind_ops(DCMF_ASSOC_SRTP), &dcmf_assoc_srtp);
-  assert_null(dcmf_assoc_kind_ops(DCMF_ASSOC_DTLS_DATA));
+  assert_ptr_equal(dcmf_assoc_kind_ops(DCMF_ASSOC_DTLS_DATA),
+                   &dcmf_assoc_dtlsdata);
 
   /* Set up through the table: created once, connected once DTLS was,
    * fed DTLS application data (SCTP's handshake). */
@@ -1570,7 +1574,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_relay_twin_removed_mid_relay,
                                       setup_relay, teardown),
       cmocka_unit_test_setup_teardown(
-          test_unimplemented_association_kind_is_refused, setup_bare,
+          test_missing_rsa_identity_is_refused, setup_bare,
           teardown),
       cmocka_unit_test_setup_teardown(
           test_session_drives_sctp_through_the_kind_table, setup_counting,

@@ -483,8 +483,32 @@ static void test_small_frames(void **state) {
   assert_int_equal(h2.n_workers, 2);
   assert_memory_equal(h2.cert_der, cert, 3);
   assert_memory_equal(h2.key_der, key, 2);
+  assert_int_equal(h2.rsa_cert_len, 0);
+  assert_null(h2.rsa_cert_der);
   assert_int_equal(dcmf_wire_decode_hello(body, len - 1, &h2),
                    DCMF_ERR_MALFORMED);
+  /* with the RSA identity (T.38) after the first */
+  uint8_t rcert[4] = {4, 5, 6, 7}, rkey[1] = {42};
+  h.rsa_cert_der = rcert;
+  h.rsa_cert_len = 4;
+  h.rsa_key_der = rkey;
+  h.rsa_key_len = 1;
+  buf.len = 0;
+  assert_int_equal(dcmf_wire_encode_hello(&buf, &h), 0);
+  body = (const uint8_t *)buf.data + DCMF_WIRE_HEADER;
+  len = buf.len - DCMF_WIRE_HEADER;
+  assert_int_equal(dcmf_wire_decode_hello(body, len, &h2), 0);
+  assert_memory_equal(h2.cert_der, cert, 3);
+  assert_memory_equal(h2.key_der, key, 2);
+  assert_int_equal(h2.rsa_cert_len, 4);
+  assert_memory_equal(h2.rsa_cert_der, rcert, 4);
+  assert_int_equal(h2.rsa_key_len, 1);
+  assert_memory_equal(h2.rsa_key_der, rkey, 1);
+  /* a certificate without its key is no identity */
+  h.rsa_key_len = 0;
+  assert_int_equal(dcmf_wire_encode_hello(&buf, &h), DCMF_ERR_TOO_LARGE);
+  h.rsa_cert_der = h.rsa_key_der = NULL;
+  h.rsa_cert_len = 0;
   h.index = 2; /* not below n_workers */
   buf.len = 0;
   assert_int_equal(dcmf_wire_encode_hello(&buf, &h), 0);
