@@ -338,9 +338,9 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   int wait_path = leg->aware && leg->tcp_peer_path[0] == '\0';
   int rv = wait_path ? 0 : relay_start(m);
   if (rv == 0) {
-    int passive = leg->setup != DCMF_TCP_ACTIVE;
-    int defer = !passive && leg->handling == DCMF_TCP_STATELESS;
-    rv = dcmf_msrp_dc_tcp_start(&m->tcp, host->loop, fd, passive,
+    int defer = leg->setup == DCMF_TCP_ACTIVE &&
+                leg->handling == DCMF_TCP_STATELESS;
+    rv = dcmf_msrp_dc_tcp_start(&m->tcp, host->loop, fd, leg->setup,
                                 &leg->remote, defer, leg->timeout_ms, &tcp_cbs,
                                 m);
     fd = -1;
@@ -364,10 +364,15 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
 /* A PATCH may change the dcsa values; a running relay keeps its
  * settings (the URIs it rewrites with stay those it started with). An
  * aware relay still waiting for the core's path starts now if the
- * update brings it. */
+ * update brings it; a core leg not up yet takes the new remote. */
 static void mdc_update(void *media) {
   struct mdc_media *m = media;
   const struct dcmf_media_msrpleg *leg = m->host->desc->msrpleg;
+  if (m->has_leg && m->tcp != NULL && leg != NULL) {
+    /* The core's address may come with its answer (docs/e2ae.md): a
+     * passive leg accepts nothing until then. */
+    dcmf_msrp_dc_tcp_set_remote(m->tcp, &leg->remote);
+  }
   if (!m->has_leg || m->relay_ok || m->ended || leg == NULL ||
       leg->tcp_peer_path[0] == '\0') {
     return;

@@ -190,7 +190,7 @@ def bfcp_agw_tls_client_core_connects():
         doc = D.create({"transport": "TCP/TLS/BFCP", "remote": remote(ue_port),
                         "tls": {"setup": "passive", "establish": True,
                                 "remoteFingerprints": [UE_FP]}},
-                       {"transport": "TCP/BFCP"})
+                       {"transport": "TCP/BFCP", "remote": remote(9)})
         cid = ctx_id(doc)
         assert doc["terminations"][0]["tls"]["localSetup"] == "active"
         assert doc["terminations"][1]["tcp"]["localSetup"] == "passive"
