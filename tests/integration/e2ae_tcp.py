@@ -227,6 +227,7 @@ def wrong_certificate_fails_and_notifies():
         data, closed = recv_until_closed(conn, 5)
         assert closed and data == b"", f"core got {data!r}"
         poll(lambda: ue.p.poll() is not None, "s_client ended", 5)
+        ue.t.join(5)  # its reader has all it printed (else a race)
         assert b"alert" in ue.text().lower(), ue.text()[-400:]
         poll(lambda: counters(cid).get("final"), "final counters", 3)
         assert counters(cid)["toCore"]["bytes"] == 0
