@@ -153,6 +153,25 @@ static struct sockaddr_storage for_family(const struct sockaddr_storage *in,
 
 /* ---- connecting ---------------------------------------------------------- */
 
+/* A connect failed with |status|: MERGE tries again (the peer may not
+ * listen yet, or connects itself); ACTIVE fails, from the loop when
+ * |later| (the failure was found inside a call of the owner's). */
+static void connect_failed(struct dcmf_tcpleg *l, int status, int later) {
+  close_tcp(&l->out, 0);
+  if (l->cfg.setup == DCMF_TCP_MERGE) {
+    l->retry_at = uv_now(l->loop) + DCMF_TCPLEG_RETRY_MS;
+    arm(l);
+    return;
+  }
+  char why[160];
+  snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(status));
+  if (later) {
+    fail_later(l, DCMF_TCPLEG_CONNECT, why);
+  } else {
+    fail(l, DCMF_TCPLEG_CONNECT, why);
+  }
+}
+
 static void on_connected(uv_connect_t *req, int status) {
   struct dcmf_tcpleg *l = req->data;
   if (status == UV_ECANCELED || l->done || l->out == NULL) {
@@ -164,16 +183,7 @@ static void on_connected(uv_connect_t *req, int status) {
     hand_over(l, c);
     return;
   }
-  close_tcp(&l->out, 0);
-  if (l->cfg.setup == DCMF_TCP_MERGE) {
-    /* The peer may not listen yet, or connects itself: try again. */
-    l->retry_at = uv_now(l->loop) + DCMF_TCPLEG_RETRY_MS;
-    arm(l);
-    return;
-  }
-  char why[160];
-  snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(status));
-  fail(l, DCMF_TCPLEG_CONNECT, why);
+  connect_failed(l, status, 0);
 }
 
 /* A MERGE connect leaves from the listener's own address and port. */
@@ -224,15 +234,7 @@ static void connect_from(struct dcmf_tcpleg *l, int fd) {
   if (rv == 0) {
     return;
   }
-  close_tcp(&l->out, 0);
-  if (l->cfg.setup == DCMF_TCP_MERGE) {
-    l->retry_at = uv_now(l->loop) + DCMF_TCPLEG_RETRY_MS;
-    arm(l);
-    return;
-  }
-  char why[160];
-  snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(rv));
-  fail_later(l, DCMF_TCPLEG_CONNECT, why);
+  connect_failed(l, rv, 1);
 }
 
 /* ---- accepting ----------------------------------------------------------- */

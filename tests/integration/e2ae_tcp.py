@@ -357,6 +357,13 @@ def core_merge_core_connects():
         D.delete(cid)
 
 
+def _ue_to_core(ue, conn, tid, text):
+    """An MSRP SEND from the UE must reach the core connection intact."""
+    up = msrp_send(tid, text)
+    ue.send(up)
+    assert recv_exactly(conn, len(up)) == up, f"{tid}: not relayed"
+
+
 @case
 def core_passive_refuses_unsignalled_source():
     """A passive core leg takes its connection only from the signalled
@@ -378,9 +385,7 @@ def core_passive_refuses_unsignalled_source():
         poll(lambda: counters(cid).get("failures", {})
              .get("refusedSource") == 1, "refusedSource counted", 3)
         conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
-        up = msrp_send("p1", "from the signalled core")
-        ue.send(up)
-        assert recv_exactly(conn, len(up)) == up
+        _ue_to_core(ue, conn, "p1", "from the signalled core")
         conn.close()
     finally:
         ue.stop()
@@ -435,9 +440,7 @@ def core_merge_connects_from_its_port():
         src = conn.getpeername()
         assert src == ("127.0.0.1", local_port(doc, 1)), \
             f"merge connected from {src}, not the core port {local_port(doc, 1)}"
-        up = msrp_send("m3", "from the signalled port")
-        ue.send(up)
-        assert recv_exactly(conn, len(up)) == up
+        _ue_to_core(ue, conn, "m3", "from the signalled port")
     finally:
         ue.stop()
         core.close()
@@ -492,9 +495,7 @@ def dual_stack_ipv4_mapped_peers_accepted():
                         {"transport": "TCP/MSRP", "remote": remote(core.port)})
         ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
         conn = core.accept(3)
-        up = msrp_send("v1", "mapped ue")
-        ue.send(up)
-        assert recv_exactly(conn, len(up)) == up
+        _ue_to_core(ue, conn, "v1", "mapped ue")
         ue.stop()
         ue = None
         d2.delete(ctx_id(doc))
@@ -504,9 +505,7 @@ def dual_stack_ipv4_mapped_peers_accepted():
                                  "handling": "stateAwareChangingSetup"}})
         ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
         conn2 = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
-        up = msrp_send("v2", "mapped core")
-        ue.send(up)
-        assert recv_exactly(conn2, len(up)) == up
+        _ue_to_core(ue, conn2, "v2", "mapped core")
         conn2.close()
         d2.delete(ctx_id(doc))
     finally:
