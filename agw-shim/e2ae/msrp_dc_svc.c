@@ -364,15 +364,10 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
 /* A PATCH may change the dcsa values; a running relay keeps its
  * settings (the URIs it rewrites with stay those it started with). An
  * aware relay still waiting for the core's path starts now if the
- * update brings it; a core leg not up yet takes the new remote. */
+ * update brings it. */
 static void mdc_update(void *media) {
   struct mdc_media *m = media;
   const struct dcmf_media_msrpleg *leg = m->host->desc->msrpleg;
-  if (m->has_leg && m->tcp != NULL && leg != NULL) {
-    /* The core's address may come with its answer (docs/e2ae.md): a
-     * passive leg accepts nothing until then. */
-    dcmf_msrp_dc_tcp_set_remote(m->tcp, &leg->remote);
-  }
   if (!m->has_leg || m->relay_ok || m->ended || leg == NULL ||
       leg->tcp_peer_path[0] == '\0') {
     return;
@@ -532,10 +527,22 @@ static void mdc_closed(void *media, void *chan,
   end_media(m, "channelClosed", 0);
 }
 
+/* An update: a core leg not up yet takes the core's remote first (it
+ * may come with the core's answer, docs/e2ae.md: a passive leg accepts
+ * nothing until then), then the MSRP values (mdc_update). */
+static void mdc_update_leg(void *media) {
+  struct mdc_media *m = media;
+  const struct dcmf_media_msrpleg *leg = m->host->desc->msrpleg;
+  if (m->has_leg && m->tcp != NULL && leg != NULL) {
+    dcmf_msrp_dc_tcp_set_remote(m->tcp, &leg->remote);
+  }
+  mdc_update(media);
+}
+
 const struct dcmf_service dcmf_msrp_dc_service = {
     .name = "msrp-dc",
     .attach = mdc_attach,
-    .update = mdc_update,
+    .update = mdc_update_leg,
     .detach = mdc_detach,
     .tick = mdc_tick,
     .match = mdc_match,
