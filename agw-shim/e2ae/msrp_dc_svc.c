@@ -331,9 +331,9 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   int wait_path = leg->aware && leg->tcp_peer_path[0] == '\0';
   int rv = wait_path ? 0 : relay_start(m);
   if (rv == 0) {
-    int passive = leg->setup != DCMF_TCP_ACTIVE;
-    int defer = !passive && leg->handling == DCMF_TCP_STATELESS;
-    rv = dcmf_msrp_dc_tcp_start(&m->tcp, host->loop, fd, passive,
+    int defer = leg->setup == DCMF_TCP_ACTIVE &&
+                leg->handling == DCMF_TCP_STATELESS;
+    rv = dcmf_msrp_dc_tcp_start(&m->tcp, host->loop, fd, leg->setup,
                                 &leg->remote, defer, leg->timeout_ms, &tcp_cbs,
                                 m);
     fd = -1;
@@ -547,10 +547,22 @@ static void mdc_closed(void *media, void *chan,
   end_media(m, "channelClosed", 0);
 }
 
+/* An update: a core leg not up yet takes the core's remote first (it
+ * may come with the core's answer, docs/e2ae.md: a passive leg accepts
+ * nothing until then), then the MSRP values (mdc_update). */
+static void mdc_update_leg(void *media) {
+  struct mdc_media *m = media;
+  const struct dcmf_media_msrpleg *leg = m->host->desc->msrpleg;
+  if (m->has_leg && m->tcp != NULL && leg != NULL) {
+    dcmf_msrp_dc_tcp_set_remote(m->tcp, &leg->remote);
+  }
+  mdc_update(media);
+}
+
 const struct dcmf_service dcmf_msrp_dc_service = {
     .name = "msrp-dc",
     .attach = mdc_attach,
-    .update = mdc_update,
+    .update = mdc_update_leg,
     .detach = mdc_detach,
     .tick = mdc_tick,
     .match = mdc_match,

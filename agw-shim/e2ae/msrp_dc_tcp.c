@@ -1,24 +1,23 @@
-/* The core TCP connection of an MSRP-over-DC media (msrp_dc_tcp.h). */
+/* The core TCP connection of an MSRP-over-DC media (msrp_dc_tcp.h):
+ * established by tcpleg.h, then read and written here. */
 #include "msrp_dc_tcp.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
-
 #include "errors.h"
+#include "tcpleg.h"
 
 struct dcmf_msrp_dc_tcp {
-  uv_tcp_t listener; /* passive only */
-  uv_tcp_t conn;
-  uv_timer_t timer; /* the establishment bound */
-  uv_connect_t connect_req;
+  uv_loop_t *loop;
+  struct dcmf_tcpleg *est; /* establishing; NULL before and after */
+  uv_tcp_t *conn;          /* the connection once up (from tcpleg) */
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
-  int handles;     /* initialised handles not closed yet */
-  int listening;   /* |listener| is in use */
-  int conn_init;   /* |conn| is initialised */
+  int handles;     /* the leg until its |gone|, and |conn| until closed */
+  int fd;          /* a deferred active leg's socket; -1 once started */
+  struct dcmf_tcpleg_config cfg;
   int up;          /* the connection is established */
   int closed;      /* the owner let go: no callbacks */
   int writing;     /* a write is in flight */
@@ -27,43 +26,50 @@ struct dcmf_msrp_dc_tcp {
   int finishing;   /* a FIN follows the write in flight */
   int reading;
   int want_read;
-  int deferred;    /* active connect waiting for msrp_dc_tcp_connect */
-  struct sockaddr_storage remote;
-  uint32_t timeout_ms;
   struct dcmf_msrp_dc_tcp_cbs cbs;
   void *user;
   uint8_t rx[DCMF_MSRP_DC_TCP_READ];
 };
 
-static void on_handle_closed(uv_handle_t *h) {
-  struct dcmf_msrp_dc_tcp *t = h->data;
-  if (--t->handles == 0) {
+static void release(struct dcmf_msrp_dc_tcp *t) {
+  if (--t->handles == 0 && t->closed) {
     free(t->wbuf); /* a write cancelled by the close */
     free(t);
   }
 }
 
-static void close_handle(struct dcmf_msrp_dc_tcp *t, uv_handle_t *h) {
-  if (!uv_is_closing(h)) {
-    uv_close(h, on_handle_closed);
-  }
-  (void)t;
+static void on_conn_closed(uv_handle_t *h) {
+  struct dcmf_msrp_dc_tcp *t = h->data;
+  free(h);
+  release(t);
 }
 
-/* Closes everything; the FIN or reset of the connection as asked. */
+static void close_conn(struct dcmf_msrp_dc_tcp *t, int reset) {
+  uv_tcp_t *c = t->conn;
+  if (c == NULL || uv_is_closing((uv_handle_t *)c)) {
+    return;
+  }
+  if (!reset || uv_tcp_close_reset(c, on_conn_closed) != 0) {
+    uv_close((uv_handle_t *)c, on_conn_closed);
+  }
+}
+
+/* Closes everything; the FIN or reset of the connection as asked. The
+ * object frees itself once nothing of it is left open. */
 static void teardown(struct dcmf_msrp_dc_tcp *t, int reset) {
   t->closed = 1;
-  uv_timer_stop(&t->timer);
-  close_handle(t, (uv_handle_t *)&t->timer);
-  if (t->listening) {
-    close_handle(t, (uv_handle_t *)&t->listener);
+  if (t->est != NULL) {
+    dcmf_tcpleg_close(t->est);
+    t->est = NULL;
   }
-  if (t->conn_init && !uv_is_closing((uv_handle_t *)&t->conn)) {
-    if (reset && t->up &&
-        uv_tcp_close_reset(&t->conn, on_handle_closed) == 0) {
-      return;
-    }
-    close_handle(t, (uv_handle_t *)&t->conn);
+  if (t->fd >= 0) {
+    close(t->fd);
+    t->fd = -1;
+  }
+  close_conn(t, reset && t->up);
+  if (t->handles == 0) {
+    free(t->wbuf);
+    free(t);
   }
 }
 
@@ -74,15 +80,10 @@ static void went_down(struct dcmf_msrp_dc_tcp *t, const char *reason,
     return;
   }
   int establishing = !t->up;
+  void (*down)(void *, const char *, int) = t->cbs.down;
+  void *user = t->user;
   teardown(t, reset);
-  t->cbs.down(t->user, reason, establishing);
-}
-
-static void on_timeout(uv_timer_t *timer) {
-  struct dcmf_msrp_dc_tcp *t = timer->data;
-  if (!t->up) {
-    went_down(t, "timeout", 0);
-  }
+  down(user, reason, establishing);
 }
 
 static void alloc_rx(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -111,173 +112,99 @@ static void sync_reading(struct dcmf_msrp_dc_tcp *t) {
     return;
   }
   if (t->want_read) {
-    t->reading =
-        uv_read_start((uv_stream_t *)&t->conn, alloc_rx, on_read) == 0;
+    t->reading = uv_read_start((uv_stream_t *)t->conn, alloc_rx, on_read) == 0;
   } else {
-    uv_read_stop((uv_stream_t *)&t->conn);
+    uv_read_stop((uv_stream_t *)t->conn);
     t->reading = 0;
   }
 }
 
-static void became_up(struct dcmf_msrp_dc_tcp *t) {
+/* ---- establishment (tcpleg.h) -------------------------------------------- */
+
+static void est_up(void *user, uv_tcp_t *conn) {
+  struct dcmf_msrp_dc_tcp *t = user;
+  t->est = NULL;
+  conn->data = t;
+  t->conn = conn;
+  t->handles++;
   t->up = 1;
   /* The kernel's share of a stalled core is bounded too (autotuning
    * would let it hold megabytes). */
   int sndbuf = DCMF_MSRP_DC_TCP_SNDBUF;
-  uv_send_buffer_size((uv_handle_t *)&t->conn, &sndbuf);
-  uv_timer_stop(&t->timer);
+  uv_send_buffer_size((uv_handle_t *)conn, &sndbuf);
   t->cbs.up(t->user);
   sync_reading(t);
 }
 
-static void on_connect(uv_connect_t *req, int status) {
-  struct dcmf_msrp_dc_tcp *t = req->data;
-  if (t->closed) {
-    return;
-  }
-  if (status != 0) {
-    went_down(t, status == UV_ETIMEDOUT ? "timeout" : "refused", 0);
-    return;
-  }
-  became_up(t);
+static void est_failed(void *user, enum dcmf_tcpleg_failure kind,
+                       const char *why) {
+  (void)why;
+  struct dcmf_msrp_dc_tcp *t = user;
+  t->est = NULL;
+  went_down(t,
+            kind == DCMF_TCPLEG_TIMEOUT   ? "timeout"
+            : kind == DCMF_TCPLEG_CONNECT ? "refused"
+                                          : "error",
+            0);
 }
 
-static int same_host(const struct sockaddr_storage *a,
-                     const struct sockaddr_storage *b) {
-  if (a->ss_family != b->ss_family) {
-    return 0;
-  }
-  if (a->ss_family == AF_INET) {
-    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  }
-  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                &((const struct sockaddr_in6 *)b)->sin6_addr,
-                sizeof(struct in6_addr)) == 0;
-}
+static void est_gone(void *user) { release(user); }
 
-static void on_refused_closed(uv_handle_t *h) { free(h); }
-
-static void on_connection(uv_stream_t *server, int status) {
-  struct dcmf_msrp_dc_tcp *t = server->data;
-  if (t->closed || t->up || status != 0) {
-    return;
-  }
-  uv_tcp_t *c = malloc(sizeof(*c));
-  if (c == NULL || uv_tcp_init(server->loop, c) != 0) {
-    free(c);
-    return;
-  }
-  if (uv_accept(server, (uv_stream_t *)c) != 0) {
-    uv_close((uv_handle_t *)c, on_refused_closed);
-    return;
-  }
-  struct sockaddr_storage peer;
-  int len = sizeof(peer);
-  if (t->remote.ss_family != 0 &&
-      (uv_tcp_getpeername(c, (struct sockaddr *)&peer, &len) != 0 ||
-       !same_host(&peer, &t->remote))) {
-    /* Only the signalled core host may connect (any port: RFC 4145 §4). */
-    if (uv_tcp_close_reset(c, on_refused_closed) != 0) {
-      uv_close((uv_handle_t *)c, on_refused_closed);
-    }
-    return;
-  }
-  /* The accepted socket becomes |conn|: its fd moves over. */
-  uv_os_fd_t fd;
-  int dupfd = -1;
-  if (uv_fileno((uv_handle_t *)c, &fd) == 0) {
-    dupfd = dup(fd);
-  }
-  uv_close((uv_handle_t *)c, on_refused_closed);
-  if (dupfd < 0 || uv_tcp_init(server->loop, &t->conn) != 0) {
-    if (dupfd >= 0) {
-      close(dupfd);
-    }
-    went_down(t, "error", 0);
-    return;
-  }
-  t->conn.data = t;
-  t->conn_init = 1;
-  t->handles++;
-  if (uv_tcp_open(&t->conn, dupfd) != 0) {
-    close(dupfd);
-    went_down(t, "error", 0);
-    return;
-  }
-  uv_tcp_nodelay(&t->conn, 1);
-  t->listening = 0;
-  close_handle(t, (uv_handle_t *)&t->listener); /* one connection only */
-  became_up(t);
-}
+static const struct dcmf_tcpleg_cbs est_cbs = {est_up, est_failed, NULL,
+                                               est_gone};
 
 void dcmf_msrp_dc_tcp_connect(struct dcmf_msrp_dc_tcp *t) {
-  if (t->closed || !t->deferred) {
+  if (t->closed || t->fd < 0) {
     return;
   }
-  t->deferred = 0;
-  uv_timer_start(&t->timer, on_timeout, t->timeout_ms, 0);
-  t->connect_req.data = t;
-  if (uv_tcp_connect(&t->connect_req, &t->conn,
-                     (const struct sockaddr *)&t->remote, on_connect) != 0) {
-    went_down(t, "refused", 0);
+  int fd = t->fd;
+  t->fd = -1;
+  if (dcmf_tcpleg_start(&t->est, t->loop, fd, &t->cfg, &est_cbs, t) != 0) {
+    t->est = NULL;
+    went_down(t, "error", 0);
+    return;
+  }
+  t->handles++; /* until est_gone */
+}
+
+void dcmf_msrp_dc_tcp_set_remote(struct dcmf_msrp_dc_tcp *t,
+                                 const struct sockaddr_storage *remote) {
+  if (t->closed || t->up) {
+    return; /* TCP cannot move */
+  }
+  t->cfg.remote = *remote;
+  if (t->est != NULL) {
+    dcmf_tcpleg_set_remote(t->est, remote);
   }
 }
 
 int dcmf_msrp_dc_tcp_start(struct dcmf_msrp_dc_tcp **out, uv_loop_t *loop,
-                           int fd, int passive,
+                           int fd, enum dcmf_tcp_setup setup,
                            const struct sockaddr_storage *remote, int defer,
                            uint32_t timeout_ms,
                            const struct dcmf_msrp_dc_tcp_cbs *cbs, void *user) {
-  if (!passive && remote->ss_family == 0) {
-    close(fd);
-    return DCMF_ERR_INVALID;
-  }
   struct dcmf_msrp_dc_tcp *t = calloc(1, sizeof(*t));
   if (t == NULL) {
     close(fd);
     return DCMF_ERR_NOMEM;
   }
-  t->remote = *remote;
-  t->timeout_ms = timeout_ms;
+  t->loop = loop;
+  t->fd = fd;
+  t->cfg = (struct dcmf_tcpleg_config){
+      .setup = setup, .remote = *remote, .timeout_ms = timeout_ms};
   t->cbs = *cbs;
   t->user = user;
-  uv_timer_init(loop, &t->timer);
-  t->timer.data = t;
-  t->handles = 1;
-  uv_tcp_t *h = passive ? &t->listener : &t->conn;
-  if (uv_tcp_init(loop, h) != 0) {
-    close(fd);
-    teardown(t, 0);
-    return DCMF_ERR_SYSTEM;
-  }
-  h->data = t;
-  t->handles++;
-  if (passive) {
-    t->listening = 1;
-  } else {
-    t->conn_init = 1;
-  }
-  if (uv_tcp_open(h, fd) != 0) {
-    close(fd);
-    teardown(t, 0);
-    return DCMF_ERR_SYSTEM;
-  }
-  if (passive) {
-    if (uv_listen((uv_stream_t *)h, 4, on_connection) != 0) {
-      teardown(t, 0);
-      return DCMF_ERR_SYSTEM;
-    }
-    uv_timer_start(&t->timer, on_timeout, timeout_ms, 0);
-  } else {
-    uv_tcp_nodelay(h, 1);
-    t->deferred = 1;
+  if (setup == DCMF_TCP_ACTIVE && defer) {
     *out = t;
-    if (!defer) {
-      dcmf_msrp_dc_tcp_connect(t);
-    }
-    return 0;
+    return 0; /* dcmf_msrp_dc_tcp_connect starts it */
   }
+  t->fd = -1;
+  int rv = dcmf_tcpleg_start(&t->est, loop, fd, &t->cfg, &est_cbs, t);
+  if (rv != 0) {
+    free(t);
+    return rv;
+  }
+  t->handles = 1;
   *out = t;
   return 0;
 }
@@ -294,15 +221,15 @@ int dcmf_msrp_dc_tcp_can_write(const struct dcmf_msrp_dc_tcp *t) {
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
   struct dcmf_msrp_dc_tcp *t = req->data;
-  close_handle(t, (uv_handle_t *)&t->conn);
+  close_conn(t, 0);
 }
 
 /* FIN: shut the sending side down, then close. */
 static void finish(struct dcmf_msrp_dc_tcp *t) {
   t->shutdown_req.data = t;
-  if (uv_shutdown(&t->shutdown_req, (uv_stream_t *)&t->conn, on_shutdown) !=
+  if (uv_shutdown(&t->shutdown_req, (uv_stream_t *)t->conn, on_shutdown) !=
       0) {
-    close_handle(t, (uv_handle_t *)&t->conn);
+    close_conn(t, 0);
   }
 }
 
@@ -340,7 +267,7 @@ int dcmf_msrp_dc_tcp_write(struct dcmf_msrp_dc_tcp *t, const uint8_t *p,
   memcpy(t->wbuf, p, n);
   uv_buf_t b = uv_buf_init((char *)t->wbuf, (unsigned)n);
   t->write_req.data = t;
-  if (uv_write(&t->write_req, (uv_stream_t *)&t->conn, &b, 1, on_write) != 0) {
+  if (uv_write(&t->write_req, (uv_stream_t *)t->conn, &b, 1, on_write) != 0) {
     free(t->wbuf);
     t->wbuf = NULL;
     return DCMF_ERR_SYSTEM;
@@ -360,10 +287,8 @@ void dcmf_msrp_dc_tcp_close(struct dcmf_msrp_dc_tcp *t, int reset) {
   }
   /* A graceful end: the write in flight goes first, then the FIN. */
   t->closed = 1;
-  uv_timer_stop(&t->timer);
-  close_handle(t, (uv_handle_t *)&t->timer);
   if (t->reading) {
-    uv_read_stop((uv_stream_t *)&t->conn);
+    uv_read_stop((uv_stream_t *)t->conn);
   }
   if (t->writing) {
     t->finishing = 1;

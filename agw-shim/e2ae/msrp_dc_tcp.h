@@ -1,19 +1,16 @@
 /*
  * msrp_dc_tcp.h - the core TCP connection of one MSRP-over-DC media
  * (layer: services; libuv glue, no protocol): established per its setup
- * (active: connect from the bound socket to the signalled address;
- * passive: accept one connection on the listening socket, only from the
- * signalled host when one was signalled), within a bounded wait; then
- * read on demand and written one buffer at a time.
- *
- * Kept apart from the MSRP glue (msrp_dc_svc.c) so that it can give way
- * to the e2ae TCP relay's establishment code (tcprelay.h) once that is
- * factored into a leg both can share.
+ * by tcpleg.h (the module the e2ae TCP relay shares: active connects
+ * from the bound socket to the signalled address; passive accepts one
+ * connection on the listening socket, only from the signalled host, and
+ * none while no remote is signalled; the bounded wait), then read on
+ * demand and written one buffer at a time.
  *
  * Callbacks run on the loop's thread, never from inside a call of this
- * module except msrp_dc_tcp_start's own failure (it returns an error
- * instead). After msrp_dc_tcp_close no callback runs; the handles finish
- * closing as the loop runs on and the object frees itself.
+ * module except dcmf_msrp_dc_tcp_connect's own failure. After
+ * msrp_dc_tcp_close no callback runs; the handles finish closing as the
+ * loop runs on and the object frees itself.
  */
 #ifndef DCMF_MSRP_DC_TCP_H
 #define DCMF_MSRP_DC_TCP_H
@@ -23,6 +20,8 @@
 #include <sys/socket.h>
 
 #include <uv.h>
+
+#include "media.h"
 
 /* One socket read at most. */
 #define DCMF_MSRP_DC_TCP_READ (64 * 1024)
@@ -48,21 +47,27 @@ struct dcmf_msrp_dc_tcp_cbs {
 };
 
 /*
- * Takes |fd| (a bound TCP socket; listening when |passive|) and starts
- * establishing: passive accepts at once; active connects to |remote| now
- * unless |defer| (then msrp_dc_tcp_connect starts it). |timeout_ms|
- * bounds the wait from now (or from msrp_dc_tcp_connect). Returns 0, or
- * DCMF_ERR_NOMEM / DCMF_ERR_SYSTEM / DCMF_ERR_INVALID (active with no
- * address) with |fd| closed.
+ * Takes |fd| (a bound TCP socket; listening unless |setup| is ACTIVE)
+ * and starts establishing (tcpleg.h): at once, or for an ACTIVE leg
+ * with |defer| when msrp_dc_tcp_connect is called. |timeout_ms| bounds
+ * the wait from that start. Returns 0, or DCMF_ERR_NOMEM /
+ * DCMF_ERR_INVALID with |fd| closed; failures found later (no remote
+ * for an active leg, a socket that cannot listen) come as |down|.
  */
 int dcmf_msrp_dc_tcp_start(struct dcmf_msrp_dc_tcp **out, uv_loop_t *loop,
-                           int fd, int passive,
+                           int fd, enum dcmf_tcp_setup setup,
                            const struct sockaddr_storage *remote, int defer,
                            uint32_t timeout_ms,
                            const struct dcmf_msrp_dc_tcp_cbs *cbs, void *user);
 
 /* Starts a deferred active connect (no effect otherwise). */
 void dcmf_msrp_dc_tcp_connect(struct dcmf_msrp_dc_tcp *t);
+
+/* A new signalled remote (a PATCH) for what is still to be connected or
+ * accepted (a passive leg waiting for it starts accepting); no effect
+ * once up. */
+void dcmf_msrp_dc_tcp_set_remote(struct dcmf_msrp_dc_tcp *t,
+                                 const struct sockaddr_storage *remote);
 
 /* Reads (|on| 1) or stops reading; no effect before the connection is
  * up (reading starts only when asked). */

@@ -37,6 +37,10 @@ static void relay_maybe_free(struct dcmf_tcprelay *r) {
 void tcprelay_on_handle_closed(uv_handle_t *hd) {
   struct dcmf_tcprelay *r = hd->data;
   free(hd);
+  tcprelay_handle_gone(r);
+}
+
+void tcprelay_handle_gone(struct dcmf_tcprelay *r) {
   r->handles--;
   relay_maybe_free(r);
 }
@@ -296,8 +300,7 @@ static void linger_start(struct dcmf_tcprelay *r) {
 }
 
 static void leg_close(struct leg *l, int reset) {
-  tcprelay_handle_close(&l->listener, 0);
-  tcprelay_handle_close(&l->out, 0);
+  tcprelay_leg_stop_setup(l);
   if (l->s == NULL || l->closing) {
     return;
   }
@@ -405,11 +408,6 @@ static void tls_progress(struct dcmf_tcprelay *r) {
     tcprelay_relay_end(r, "TLS close_notify from the access peer", 0);
     return;
   case DCMF_TLSPUMP_OPEN:
-    if (r->deadline != 0) {
-      /* The handshake was the last step being waited for unless a
-       * stateless core leg still connects. */
-      r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
-    }
     if (tcprelay_tls_deliver(r)) {
       return;
     }
@@ -628,7 +626,12 @@ int dcmf_tcprelay_host_init(struct dcmf_tcprelay_host *h,
 static void relay_add(struct dcmf_tcprelay_host *h,
                       struct dcmf_media_desc *desc) {
   struct dcmf_tcprelay *r = calloc(1, sizeof(*r));
-  if (r == NULL) {
+  /* The establishment timer is the relay's TLS bound: without it a
+   * handshake could wait for ever, so the ADD fails instead. */
+  uv_timer_t *timer = malloc(sizeof(*timer));
+  if (r == NULL || timer == NULL) {
+    free(r);
+    free(timer);
     h->settings.emit(h->settings.user, &desc->key, "TCP_FAILURE",
                      "{\"leg\":\"access\",\"reason\":\"out of memory\"}", 1);
     return; /* desc's fds are closed by the caller's free */
@@ -662,14 +665,11 @@ static void relay_add(struct dcmf_tcprelay_host *h,
     h->live->prev = r;
   }
   h->live = r;
-  r->timer = malloc(sizeof(*r->timer));
-  if (r->timer != NULL) {
-    uv_timer_init(h->settings.loop, r->timer);
-    r->timer->data = r;
-    r->handles++;
-    r->deadline = uv_now(h->settings.loop) + r->cfg.timeout_ms;
-    uv_timer_start(r->timer, tcprelay_on_tick, TICK_MS, TICK_MS);
-  }
+  r->timer = timer;
+  uv_timer_init(h->settings.loop, r->timer);
+  r->timer->data = r;
+  r->handles++;
+  uv_timer_start(r->timer, tcprelay_on_tick, TICK_MS, TICK_MS);
   tcprelay_leg_start(&r->leg[ACCESS]);
   tcprelay_leg_start(&r->leg[CORE]);
 }
@@ -694,13 +694,15 @@ static void relay_update(struct dcmf_tcprelay *r,
   for (int i = 0; i < 2; i++) {
     /* A connection that is up stays where it is (TCP cannot move); a
      * new remote address serves the connects still to come and the
-     * check of a connection still to be accepted. */
-    if (!r->leg[i].up) {
-      r->cfg.remote[i] = next->remote[i];
-    }
+     * check of a connection still to be accepted (a passive leg waiting
+     * for it starts accepting). */
+    tcprelay_leg_set_remote(&r->leg[i], &next->remote[i]);
   }
+  /* The handshake's bound starts when it can (tcprelay_tls_start: the
+   * access leg up and the fingerprints known), not with this UPDATE: an
+   * UPDATE before the UE connected leaves the access leg's bound as it
+   * was. */
   if (released && !r->ended) {
-    r->deadline = uv_now(r->h->settings.loop) + r->cfg.timeout_ms;
     tcprelay_tls_start(r);
   }
   if (r->msrp != NULL) {

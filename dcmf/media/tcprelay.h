@@ -11,24 +11,25 @@
  * (media.h); the worker hands every ADD, UPDATE and REMOVE of such a
  * media here instead of to a session.
  *
- * Establishment. Each leg follows its setup: ACTIVE connects to the
- * signalled remote address from the leg's bound socket; PASSIVE listens
- * on it and accepts one connection, only from the signalled remote IP
- * address (any port: an active peer connects from an ephemeral one,
- * RFC 4145 section 4), closing others with a reset (refusedSource);
- * with no remote address signalled the first connection is taken.
- * MERGE listens and connects at once (refused connects are retried
- * every DCMF_TCPRELAY_RETRY_MS); the first connection up is kept and
- * the other attempt dropped. STATELESS handling forwards establishment:
- * an ACTIVE leg connects only once the other leg's connection is up;
- * the state-aware handlings start every leg at once. The access leg's
- * TLS (tlspump.h, the worker's certificate, TLS 1.2 or 1.3, no
- * renegotiation, no tickets) starts once its TCP connection is up and
- * the remote fingerprints are known (an UPDATE may bring them later:
- * until then the handshake waits and nothing is read). Each step (a
- * leg's connection, the TLS handshake) must complete within the
- * description's timeout_ms of the step before (or of the ADD, or of the
- * UPDATE that released the handshake); otherwise TCP_FAILURE or
+ * Establishment. Each leg is established by tcpleg.h (the module the
+ * MSRP-over-data-channel core leg shares), which says how ACTIVE,
+ * PASSIVE and MERGE work: ACTIVE connects from the leg's bound socket;
+ * PASSIVE accepts one connection, only from the signalled remote IP
+ * address (any port), resetting others (refusedSource), and accepts
+ * nothing while no remote is signalled (the kernel queues what comes
+ * until an UPDATE gives it); MERGE listens and connects from the same
+ * local port, retrying a refused connect every DCMF_TCPLEG_RETRY_MS.
+ * STATELESS handling forwards establishment: an ACTIVE leg starts only
+ * once the other leg's connection is up; the state-aware handlings
+ * start every leg at once. The access leg's TLS (tlspump.h, the
+ * worker's certificate, TLS 1.2 or 1.3, no renegotiation, no tickets)
+ * starts once its TCP connection is up and the remote fingerprints are
+ * known (an UPDATE may bring them later: until then the handshake waits
+ * and nothing is read). Bounds, each description's timeout_ms: a leg's
+ * connection from the leg's start (the ADD; for a stateless ACTIVE leg,
+ * the other leg's connection), whatever UPDATEs come meanwhile; the TLS
+ * step from the access connection, restarted once when the handshake
+ * starts (the fingerprints known). Past a bound TCP_FAILURE or
  * TLS_FAILURE is raised and the relay ends. An ACTIVE leg whose connect
  * is refused or fails raises TCP_FAILURE at once.
  *
@@ -101,15 +102,13 @@
 #define DCMF_TCPRELAY_SNDBUF (128 * 1024)
 /* One socket read. */
 #define DCMF_TCPRELAY_READ (64 * 1024)
-/* A refused MERGE connect is tried again after this long. */
-#define DCMF_TCPRELAY_RETRY_MS 200
 /* The most often a busy relay's counters are pushed. */
 #define DCMF_TCPRELAY_PUSH_MS 1000
 /* How long a relay that ended gracefully waits for a leg to write what
  * was queued before its FIN; then the leg is reset (a peer that stopped
  * reading cannot hold the sockets, and the ports, for ever). */
 #define DCMF_TCPRELAY_LINGER_MS 5000
-/* The default establishment bound (per step). */
+/* The default establishment bound (per leg, and the TLS step). */
 #define DCMF_TCPRELAY_TIMEOUT_MS 10000
 
 struct dcmf_tcprelay_settings {

@@ -1,7 +1,8 @@
 /*
  * tcprelay_int.h - what tcprelay.c (relaying, TLS, release, the host) and
- * tcprelay_setup.c (establishment: connect, listen, accept, the bounds)
- * share about one relay. Layer "media"; one owner thread.
+ * tcprelay_setup.c (establishment: each leg through tcpleg.h, the
+ * forwarding of stateless establishment, the TLS bound) share about one
+ * relay. Layer "media"; one owner thread.
  */
 #ifndef DCMF_TCPRELAY_INT_H
 #define DCMF_TCPRELAY_INT_H
@@ -11,13 +12,14 @@
 
 #include <uv.h>
 
+#include "tcpleg.h"
 #include "tcprelay.h"
 #include "tlspump.h"
 
 #define ACCESS 0
 #define CORE 1
-/* How often a relay that is still being established looks at its
- * deadline and its MERGE retries. */
+/* How often a relay that is still being established looks at its TLS
+ * deadline (each leg's TCP bound is its tcpleg's). */
 #define TICK_MS 50
 
 /* One buffer: a socket read, or bytes queued for a socket. */
@@ -31,17 +33,14 @@ struct wbuf {
 struct leg {
   struct dcmf_tcprelay *r;
   int side;
-  uv_tcp_t *listener; /* passive and merge, until the leg is up */
-  uv_tcp_t *out;      /* the connect in flight (active and merge) */
-  uv_tcp_t *s;        /* the connection, once up */
-  uv_connect_t connect_req;
+  struct dcmf_tcpleg *est; /* establishing (counted in r->handles) */
+  uv_tcp_t *s;             /* the connection, once up */
   uv_shutdown_t shutdown_req;
   int started; /* the leg's establishment began */
   int up;
   int reading;
   int closing;       /* the stream is shutting down or closing */
   size_t queued;     /* bytes handed to uv_write not yet written */
-  uint64_t retry_at; /* MERGE: the next connect, in loop ms; 0: none due */
 };
 
 struct counters {
@@ -58,9 +57,9 @@ struct dcmf_tcprelay {
   struct leg leg[2];
   struct dcmf_tlspump tls;
   int tls_started;
-  uv_timer_t *timer; /* establishment deadline and MERGE retries; after
-                        the end, the linger bound */
-  uint64_t deadline; /* loop ms */
+  uv_timer_t *timer; /* the TLS deadline while establishing; after the
+                        end, the linger bound */
+  uint64_t deadline; /* loop ms: the TLS step (fingerprints, handshake) */
   int handles;       /* libuv handles not yet closed */
   int ended, removed, dirty;
   struct counters c;
@@ -73,6 +72,9 @@ struct dcmf_tcprelay {
 /* Closes a handle of |r| (counted in r->handles); *|t| becomes NULL. */
 void tcprelay_handle_close(uv_tcp_t **t, int reset);
 void tcprelay_on_handle_closed(uv_handle_t *hd);
+/* One of |r|'s counted handles is gone (a tcpleg's |gone|); |r| may be
+ * freed by it. */
+void tcprelay_handle_gone(struct dcmf_tcprelay *r);
 /* A TCP handle of |r| (counted), or NULL. */
 uv_tcp_t *tcprelay_tcp_new(struct dcmf_tcprelay *r);
 /* Raises |event| with a detail made of |fmt1| and |leg| (or NULL) and
@@ -103,10 +105,16 @@ void tcprelay_tls_flush(struct dcmf_tcprelay *r);
 /* Starts leg |l| per its setup (a stateless active leg waits for the
  * other leg's connection). */
 void tcprelay_leg_start(struct leg *l);
+/* Stops leg |l|'s establishment, if any (no more events from it). */
+void tcprelay_leg_stop_setup(struct leg *l);
+/* A new remote address for leg |l| (an UPDATE): what is still to be
+ * connected or accepted uses it; a connection that is up stays. */
+void tcprelay_leg_set_remote(struct leg *l,
+                             const struct sockaddr_storage *remote);
 /* Hands the plaintext TLS holds to the core and ends the relay if that
  * found a close_notify or a failure; returns 1 if the relay ended. */
 int tcprelay_tls_deliver(struct dcmf_tcprelay *r);
-/* The relay's establishment timer: the deadline and MERGE retries. */
+/* The relay's establishment timer: the TLS deadline. */
 void tcprelay_on_tick(uv_timer_t *t);
 
 #endif

@@ -45,6 +45,12 @@ int dcmf_relay_addr_equal(const struct sockaddr *a, const struct sockaddr *b) {
          memcmp(ka.addr, kb.addr, ka.family == AF_INET ? 4 : 16) == 0;
 }
 
+int dcmf_relay_host_equal(const struct sockaddr *a, const struct sockaddr *b) {
+  struct key ka = key_of(a), kb = key_of(b);
+  return ka.family != 0 && ka.family == kb.family &&
+         memcmp(ka.addr, kb.addr, ka.family == AF_INET ? 4 : 16) == 0;
+}
+
 /* AF_INET/AF_INET6 with a port; the length matches the family. */
 static int addr_usable(const struct sockaddr_storage *ss) {
   struct key k = key_of((const struct sockaddr *)ss);

@@ -163,6 +163,11 @@ const struct sockaddr *dcmf_relay_peer(const struct dcmf_relay *r);
  */
 int dcmf_relay_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
+/* 1 if |a| and |b| hold the same IP address, whatever their ports (a TCP
+ * peer connects from any port, RFC 4145 section 4), else 0; IPv4-mapped
+ * IPv6 equals its IPv4 address, as above. */
+int dcmf_relay_host_equal(const struct sockaddr *a, const struct sockaddr *b);
+
 /* Names for JSON and metrics: "access"/"core", "first-packet"/... ,
  * "unknown_source"/... Never NULL. */
 const char *dcmf_relay_side_name(enum dcmf_relay_side side);

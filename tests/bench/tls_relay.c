@@ -98,8 +98,8 @@ static size_t queue_room(const struct queue *q) {
   return room > READ_MAX ? READ_MAX : room;
 }
 
-/* As dcmfd's relay sockets (tcprelay_setup.c): no Nagle, a 128 KiB
- * send buffer asked for. */
+/* As dcmfd's relay sockets (tcpleg.c, tcprelay_setup.c): no Nagle, a
+ * 128 KiB send buffer asked for. */
 static void tune(int fd) {
   int one = 1, sndbuf = 128 * 1024;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -190,7 +190,7 @@ def bfcp_agw_tls_client_core_connects():
         doc = D.create({"transport": "TCP/TLS/BFCP", "remote": remote(ue_port),
                         "tls": {"setup": "passive", "establish": True,
                                 "remoteFingerprints": [UE_FP]}},
-                       {"transport": "TCP/BFCP"})
+                       {"transport": "TCP/BFCP", "remote": remote(9)})
         cid = ctx_id(doc)
         assert doc["terminations"][0]["tls"]["localSetup"] == "active"
         assert doc["terminations"][1]["tcp"]["localSetup"] == "passive"
@@ -227,6 +227,7 @@ def wrong_certificate_fails_and_notifies():
         data, closed = recv_until_closed(conn, 5)
         assert closed and data == b"", f"core got {data!r}"
         poll(lambda: ue.p.poll() is not None, "s_client ended", 5)
+        ue.t.join(5)  # its reader has all it printed (else a race)
         assert b"alert" in ue.text().lower(), ue.text()[-400:]
         poll(lambda: counters(cid).get("final"), "final counters", 3)
         assert counters(cid)["toCore"]["bytes"] == 0
@@ -354,6 +355,164 @@ def core_merge_core_connects():
     finally:
         ue.stop()
         D.delete(cid)
+
+
+def _ue_to_core(ue, conn, tid, text):
+    """An MSRP SEND from the UE must reach the core connection intact."""
+    up = msrp_send(tid, text)
+    ue.send(up)
+    assert recv_exactly(conn, len(up)) == up, f"{tid}: not relayed"
+
+
+@case
+def core_passive_refuses_unsignalled_source():
+    """A passive core leg takes its connection only from the signalled
+    address: a connection from 127.0.0.2 is reset and counted
+    (refusedSource), the one from 127.0.0.1 relays."""
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "remote": remote(9),
+                                  "tcp": {"setup": "passive",
+                                          "handling": "stateAwareChangingSetup"}})
+    cid = ctx_id(doc)
+    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
+    try:
+        bad = socket.socket()
+        bad.bind(("127.0.0.2", 0))
+        bad.connect(("127.0.0.1", local_port(doc, 1)))
+        data, closed = recv_until_closed(bad, 5)
+        bad.close()
+        assert closed and data == b"", "a stranger's connection stayed"
+        poll(lambda: counters(cid).get("failures", {})
+             .get("refusedSource") == 1, "refusedSource counted", 3)
+        conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
+        _ue_to_core(ue, conn, "p1", "from the signalled core")
+        conn.close()
+    finally:
+        ue.stop()
+        D.delete(cid)
+
+
+@case
+def core_passive_waits_for_its_remote():
+    """No core remote yet (the core's answer is still on its way): the
+    core's early connection is not taken until the PATCH that brings its
+    address; then it relays (docs/e2ae.md "No remote, no accept")."""
+    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
+                                  "tcp": {"setup": "passive",
+                                          "handling": "stateAwareChangingSetup"}})
+    cid = ctx_id(doc)
+    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
+    try:
+        conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
+        up = msrp_send("w1", "held until the answer")
+        ue.send(up)
+        conn.settimeout(0.4)
+        try:  # a negative check: nothing may be relayed yet
+            got = conn.recv(100)
+            raise AssertionError(f"relayed before the remote: {got!r}")
+        except socket.timeout:
+            pass
+        st, d = D.call("PATCH", f"{AGW}/{cid}", [
+            {"op": "add", "path": "/terminations/1/remote",
+             "value": remote(9)}], "application/json-patch+json")
+        assert st == 200, (st, d)
+        assert recv_exactly(conn, len(up)) == up
+        assert counters(cid).get("failures", {}).get("refusedSource", 0) == 0
+        conn.close()
+    finally:
+        ue.stop()
+        D.delete(cid)
+
+
+@case
+def core_merge_connects_from_its_port():
+    """TCP merge connects from the signalled local port (RFC 4145, TS
+    23.334 6.2.18.4): the core sees the AGW's core port as the source."""
+    core = CoreListener()
+    doc = D.create(tls_access(),
+                   {"transport": "TCP/MSRP", "remote": remote(core.port),
+                    "tcp": {"setup": "merge",
+                            "handling": "stateAwareChangingSetup"}})
+    cid = ctx_id(doc)
+    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
+    try:
+        conn = core.accept(3)
+        src = conn.getpeername()
+        assert src == ("127.0.0.1", local_port(doc, 1)), \
+            f"merge connected from {src}, not the core port {local_port(doc, 1)}"
+        _ue_to_core(ue, conn, "m3", "from the signalled port")
+    finally:
+        ue.stop()
+        core.close()
+        D.delete(cid)
+
+
+@case
+def fingerprint_patch_keeps_the_access_bound():
+    """Fingerprints PATCHed before the UE connects do not restart the
+    access leg's bound: timeoutMs 2000, the PATCH done 1 s after the
+    POST was sent: the access TCP_FAILURE comes about 2 s after the POST
+    (a restarted bound would give 3 s or more)."""
+    core = CoreListener()
+    t0 = time.time()
+    doc = D.create(tls_access(fps=(), extra={"tcp": {"timeoutMs": 2000}}),
+                   {"transport": "TCP/MSRP", "remote": remote(core.port)})
+    cid = ctx_id(doc)
+
+    def failed():
+        return any(e["event"] == "TCP_FAILURE" for e in NOTIFY.events(cid))
+    try:
+        core.accept(3)
+        while time.time() < t0 + 1.0:
+            time.sleep(0.01)
+        st, d = D.call("PATCH", f"{AGW}/{cid}", [
+            {"op": "add", "path": "/terminations/0/tls/remoteFingerprints",
+             "value": [UE_FP]}], "application/json-patch+json")
+        assert st == 200, (st, d)
+        assert not failed(), "the bound ended before the PATCH: no check"
+        poll(failed, "TCP_FAILURE", 4)
+        took = time.time() - t0
+        ev = [e for e in NOTIFY.events(cid) if e["event"] == "TCP_FAILURE"][0]
+        assert ev["detail"]["leg"] == "access", ev
+        assert 1.9 < took < 2.7, f"the bound ran {took:.2f} s"
+    finally:
+        core.close()
+        D.delete(cid)
+
+
+@case
+def dual_stack_ipv4_mapped_peers_accepted():
+    """dcmfd on a dual-stack media address (--media-bind ::): IPv4 peers
+    arrive IPv4-mapped (::ffff:127.0.0.1) and are taken as the signalled
+    IPv4 remote on both legs; the core leg connects to an IPv4 core."""
+    d2 = Dcmfd(DCMFD, ["--media-bind", "::", "--media-advertise",
+                       "127.0.0.1"], port_offset=40)
+    d2.start()
+    core = CoreListener()
+    ue = None
+    try:
+        doc = d2.create(tls_access(extra={"remote": remote(9)}),
+                        {"transport": "TCP/MSRP", "remote": remote(core.port)})
+        ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
+        conn = core.accept(3)
+        _ue_to_core(ue, conn, "v1", "mapped ue")
+        ue.stop()
+        ue = None
+        d2.delete(ctx_id(doc))
+        doc = d2.create(tls_access(),
+                        {"transport": "TCP/MSRP", "remote": remote(9),
+                         "tcp": {"setup": "passive",
+                                 "handling": "stateAwareChangingSetup"}})
+        ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
+        conn2 = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
+        _ue_to_core(ue, conn2, "v2", "mapped core")
+        conn2.close()
+        d2.delete(ctx_id(doc))
+    finally:
+        if ue:
+            ue.stop()
+        core.close()
+        assert d2.stop() == 0, "the dual-stack dcmfd did not stop cleanly"
 
 
 @case

@@ -58,18 +58,21 @@ def fingerprint(der):
 
 
 class Dcmfd:
-    def __init__(self, path):
+    def __init__(self, path, extra=(), port_offset=0):
         self.path = path
+        self.extra = list(extra)  # more dcmfd options (a second instance)
+        self.port_offset = port_offset
 
     def start(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.base = 27000 + (os.getpid() % 40) * 50
+        self.base = 27000 + (os.getpid() % 40) * 50 + self.port_offset
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [self.path, "--control", f"127.0.0.1:{self.port}", "--ports",
-             f"{self.base}-{self.base + 39}", "--log-level", "debug"],
+             f"{self.base}-{self.base + 39}", "--log-level", "debug",
+             *self.extra],
             stdout=self.log, stderr=self.log)
         self.api = f"http://127.0.0.1:{self.port}"
         poll(self._healthy, "dcmfd started", 20)

@@ -146,6 +146,12 @@ static struct fx *fx_new(void) {
   f->leg.fd = l;
   f->leg.sid = SID;
   f->leg.setup = DCMF_TCP_PASSIVE; /* the core connects */
+  /* ... from the signalled host only (any port): without it nothing
+   * would be accepted (tcpleg.h). */
+  struct sockaddr_in *core = (struct sockaddr_in *)&f->leg.remote;
+  core->sin_family = AF_INET;
+  core->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  core->sin_port = htons(9);
   f->leg.timeout_ms = 5000;
   f->leg.peer_max_message_size = MMS;
   f->desc.msrpleg = &f->leg;
