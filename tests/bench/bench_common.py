@@ -3,8 +3,9 @@ msrp_compare.py, msrp_dc_compare.py): the re-run in a network namespace
 of their own, settings from the environment with a smoke mode, progress
 lines, pinning to CPUs, a server's processes and their shutdown by pid,
 the load tools' line dialogue, dcmfd's API through curl, the tshark
-check of an MSRP core leg, and the Markdown cells (median with min-max,
-ratios of medians)."""
+check of an MSRP core leg, the Markdown cells (median with min-max,
+ratios of medians), and msrp_load and tls_relay (the TLS benchmark's
+load and anchor; with --plain, the DC benchmark's plain TCP anchor)."""
 import json
 import os
 import statistics
@@ -228,3 +229,69 @@ def start_dcmfd(dcmfd, port, args, cpus):
         time.sleep(0.05)
     stop_proc(proc, "dcmfd")
     raise SetupError("dcmfd did not answer /healthz within 10 s")
+
+
+# ---- msrp_load and tls_relay (msrp_compare.py; msrp_dc_compare.py's plain TCP anchor) ----
+
+class MsrpLoad(LineTool):
+    """One msrp_load process (tests/bench/msrp_load.c) and its line
+    dialogue, up to "ready": the core peers' ports (core_ports) and, over
+    TLS (|cert| and |key| given), its certificate's fingerprint; without
+    them it runs --plain (the UE side plain TCP, the same MSRP bytes)."""
+
+    def __init__(self, exe, pairs, cpus, cert=None, key=None):
+        tls = ["--cert", cert, "--key", key] if cert else ["--plain"]
+        super().__init__("msrp_load", pinned([exe, "--pairs", str(pairs), *tls], cpus))
+        self.core_ports = []
+        self.fingerprint = None
+        while True:
+            f = self.line().split()
+            if f[0] == "fingerprint":
+                self.fingerprint = f[2]
+            elif f[0] == "core":
+                self.core_ports.append(int(f[2]))
+            elif f[0] == "ready":
+                break
+
+
+def check_msrp_load_wire(load, sizes):
+    """msrp_load's bytes as tests/integration/msrp_peer.py (written from
+    RFC 4975 apart from it) reads them: a SEND chunk per direction and
+    size, and its 200."""
+    import msrp_peer
+    for d in ("up", "down"):
+        for size in sizes:
+            send_hex, resp_hex = load.ask(f"sample {d} {size}", "sample").split()
+            dec = msrp_peer.MsrpDecoder()
+            frames = dec.feed(bytes.fromhex(send_hex))
+            if len(frames) != 1 or dec.buf:
+                raise SetupError(f"sample {d} {size}: not exactly one chunk")
+            req = frames[0]
+            if (req.method != "SEND" or req.flag != "$" or len(req.body) != size
+                    or req.header("Byte-Range") != f"1-{size}/{size}"
+                    or req.header("Failure-Report") is not None):
+                raise SetupError(f"sample {d} {size}: not the SEND described")
+            (resp,) = msrp_peer.MsrpDecoder().feed(bytes.fromhex(resp_hex))
+            if (resp.code != 200 or resp.tid != req.tid
+                    or resp.header("To-Path") != req.header("From-Path").split()[0]):
+                raise SetupError(f"sample {d} {size}: the 200 is not per RFC 4975 7.2")
+
+
+def start_tls_relay(exe, args, cpus, load, fingerprint="-"):
+    """tests/bench/tls_relay.c with |args| (CERT KEY UE_FP, or --plain,
+    then the load's core ports), pinned to |cpus|; each listening port it
+    prints is handed to |load| ("peer I PORT FP", |fingerprint| the
+    relay's own, ignored by a --plain load). Returns the process once it
+    is ready."""
+    proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL",
+                             *pinned([exe, *args, *map(str, load.core_ports)], cpus)],
+                            stdout=subprocess.PIPE, text=True)
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise SetupError(f"tls_relay ended ({proc.wait()})")
+        f = line.split()
+        if f[0] == "listen":
+            load.send(f"peer {f[1]} {f[2]} {fingerprint}")
+        elif f[0] == "ready":
+            return proc

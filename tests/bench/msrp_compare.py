@@ -65,13 +65,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from bench_common import (LineTool, Settings, SetupError, dcmfd_api, fmt,  # noqa: E402
-                          log, pinned, ratio, run_in_own_netns, start_dcmfd, stop_proc,
-                          tree_pids, tshark_core_leg)
+from bench_common import (MsrpLoad, Settings, SetupError, check_msrp_load_wire,  # noqa: E402
+                          dcmfd_api, fmt, log, ratio, run_in_own_netns, start_dcmfd,
+                          start_tls_relay, stop_proc, tree_pids, tshark_core_leg)
 
 run_in_own_netns("DCMF_MSRP_COMPARE_NETNS", __file__)
-
-import msrp_peer  # noqa: E402  (the RFC 4975 parser written for the tests)
 
 S = Settings({"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"})
 SMOKE = S.smoke
@@ -106,47 +104,6 @@ def make_cert(tmp, name):
     out = subprocess.run(["openssl", "x509", "-in", pem, "-noout", "-fingerprint", "-sha256"],
                          check=True, capture_output=True, text=True).stdout
     return pem, key, out.strip().split("=", 1)[1]
-
-
-# ---- the load --------------------------------------------------------------------
-
-class Load(LineTool):
-    """One msrp_load process and its line dialogue (msrp_load.c)."""
-
-    def __init__(self, cert, key):
-        super().__init__("msrp_load", pinned([LOAD, "--pairs", str(PAIRS), "--cert", cert,
-                                              "--key", key], LOAD_CPUS))
-        self.core_ports = []
-        while True:
-            f = self.line().split()
-            if f[0] == "fingerprint":
-                self.fingerprint = f[2]
-            elif f[0] == "core":
-                self.core_ports.append(int(f[2]))
-            elif f[0] == "ready":
-                break
-
-
-
-def check_wire(load):
-    """msrp_load's bytes as msrp_peer.py (written from RFC 4975 apart from
-    it) reads them: a SEND chunk per direction and size, and its 200."""
-    for d in ("up", "down"):
-        for size in SIZES:
-            send_hex, resp_hex = load.ask(f"sample {d} {size}", "sample").split()
-            dec = msrp_peer.MsrpDecoder()
-            frames = dec.feed(bytes.fromhex(send_hex))
-            if len(frames) != 1 or dec.buf:
-                raise SetupError(f"sample {d} {size}: not exactly one chunk")
-            req = frames[0]
-            if (req.method != "SEND" or req.flag != "$" or len(req.body) != size
-                    or req.header("Byte-Range") != f"1-{size}/{size}"
-                    or req.header("Failure-Report") is not None):
-                raise SetupError(f"sample {d} {size}: not the SEND described")
-            (resp,) = msrp_peer.MsrpDecoder().feed(bytes.fromhex(resp_hex))
-            if (resp.code != 200 or resp.tid != req.tid
-                    or resp.header("To-Path") != req.header("From-Path").split()[0]):
-                raise SetupError(f"sample {d} {size}: the 200 is not per RFC 4975 7.2")
 
 
 # ---- the servers ---------------------------------------------------------------
@@ -200,19 +157,7 @@ class Relay:
 
     def start(self, load, tmp):
         cert, key, fp = make_cert(tmp, "relay")
-        cmd = pinned([RELAY, cert, key, load.fingerprint, *map(str, load.core_ports)],
-                     SERVER_CPUS)
-        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", *cmd],
-                                     stdout=subprocess.PIPE, text=True)
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise SetupError(f"tls_relay ended ({self.proc.wait()})")
-            f = line.split()
-            if f[0] == "listen":
-                load.send(f"peer {f[1]} {f[2]} {fp}")
-            elif f[0] == "ready":
-                break
+        self.proc = start_tls_relay(RELAY, [cert, key, load.fingerprint], SERVER_CPUS, load, fp)
 
     def pids(self):
         return tree_pids(self.proc.pid)
@@ -241,10 +186,10 @@ def syscalls(pids):
 
 def one_server(kind, tmp, rnd, results):
     ue_cert, ue_key, _ = make_cert(tmp, f"ue{rnd}")
-    load = Load(ue_cert, ue_key)
+    load = MsrpLoad(LOAD, PAIRS, LOAD_CPUS, ue_cert, ue_key)
     server = kind()
     try:
-        check_wire(load)
+        check_msrp_load_wire(load, SIZES)
         server.start(load, tmp)
         tls = json.loads(load.ask("connect", "connected"))["tls"]
         pids = ",".join(map(str, server.pids()))

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """MSRP over a data channel (a WebRTC IMS client, RFC 8873) <-> MSRP over
 TCP (the IMS core) through dcmfd's AGW, beside a plain data channel <->
-TCP relay of the same WebRTC library, in the same run (issue 12 item 6;
-docs/benchmarks.md "MSRP over a data channel").
+TCP relay of the same WebRTC library and a plain TCP relay of the same
+MSRP bytes, in the same run (issue 12 item 6; docs/benchmarks.md "MSRP
+over a data channel").
 
     tests/bench/msrp_dc_compare.py BUILD_DIR          (as root)
 
-BUILD_DIR holds dcmf/dcmfd (a release build, e.g. build-release). The
+BUILD_DIR holds dcmf/dcmfd, tests/msrp_load and tests/tls_relay (a
+release build, e.g. build-release). The
 script puts itself in a network namespace of its own (unshare -n, only
 loopback up) and runs, against the same load, these servers:
   relay     tests/bench/msrp_dc_relay.js: node-datachannel answering the
@@ -19,6 +21,13 @@ loopback up) and runs, against the same load, these servers:
             connects at once), msrp.mode agnostic
   aware     the same with msrp.mode aware (paths rewritten per leg; the
             WIC sends to the MF's ;dc URI, the core to its ;tcp URI)
+  tcp       tests/bench/tls_relay.c --plain: a plain TCP <-> TCP relay (one
+            thread, poll, 64 KiB reads, 256 KiB queued per direction), the
+            WIC's side plain TCP too: what relaying the same MSRP bytes
+            costs without the data channel (the second anchor). Its load is
+            tests/bench/msrp_load.c --plain (the same MSRP bytes, the same
+            checks, windows and directions; C, so its load figures are not
+            those of the Node load), checked first with msrp_peer.py too
 The load is tests/bench/msrp_dc_load.js: the WIC (node-datachannel, the
 offerer) and the core peer (TCP) in one Node process, MSRP SEND chunks
 one message each, one chunk per SCTP message, the receiver answering 200
@@ -36,12 +45,12 @@ and the load's CPU per message. Servers rotate per round; each run has a
 fresh server and load.
 
 The Markdown table goes to stdout (medians over the rounds, min-max in
-brackets, dcmfd / relay per row); progress to stderr with '#'. Exit
+brackets, dcmfd / each anchor per row); progress to stderr with "#". Exit
 status 1 if a set-up failed or a message or 200 was wrong or missing.
 
 Environment (defaults in brackets):
   ROUNDS [3]  WINDOW_S [5]  WARMUP_S [1]  SIZES [1024,65536]
-  DIRS [up,down]  SERVERS [relay,agnostic,aware]
+  DIRS [up,down]  SERVERS [relay,agnostic,aware,tcp]
   WINDOW_BYTES [1048576]: unanswered bytes at most
   SERVER_CPUS, LOAD_CPUS [not pinned]: taskset CPU lists
   DCMFD_ARGS [--workers 1]  DCMFD_LOG: append dcmfd's output there
@@ -61,8 +70,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from bench_common import (LineTool, Settings, SetupError, dcmfd_api, fmt,  # noqa: E402
-                          log, pinned, ratio, run_in_own_netns, start_dcmfd, stop_proc,
+from bench_common import (LineTool, MsrpLoad, Settings, SetupError,  # noqa: E402
+                          check_msrp_load_wire, dcmfd_api, fmt, log, pinned, ratio,
+                          run_in_own_netns, start_dcmfd, start_tls_relay, stop_proc,
                           tree_pids, tshark_core_leg)
 
 run_in_own_netns("DCMF_MSRP_DC_COMPARE_NETNS", __file__)
@@ -78,18 +88,21 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
 DCMFD = os.path.join(BUILD, "dcmf", "dcmfd")
 LOAD_JS = os.path.join(HERE, "msrp_dc_load.js")
 RELAY_JS = os.path.join(HERE, "msrp_dc_relay.js")
+MSRP_LOAD = os.path.join(BUILD, "tests", "msrp_load")
+TLS_RELAY = os.path.join(BUILD, "tests", "tls_relay")
 ROUNDS = int(env("ROUNDS", "3"))
 WINDOW_S = float(env("WINDOW_S", "5"))
 WARMUP_S = float(env("WARMUP_S", "1"))
 SIZES = [int(x) for x in env_list("SIZES", "1024,65536")]
 DIRS = env_list("DIRS", "up,down")
-SERVERS = env_list("SERVERS", "relay,agnostic,aware")
+SERVERS = env_list("SERVERS", "relay,agnostic,aware,tcp")
 WINDOW_BYTES = int(env("WINDOW_BYTES", "1048576"))
 SERVER_CPUS = env("SERVER_CPUS", "")
 LOAD_CPUS = env("LOAD_CPUS", "")
 DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1"))
 DCMFD_PORT = 18992
 STREAM_ID = 3
+NAN = float("nan")
 
 
 def sdp_attr(sdp, name):
@@ -136,7 +149,17 @@ def check_wire(load):
 
 # ---- the servers ---------------------------------------------------------------
 
-class Dcmfd:
+class OverDataChannel:
+    """A server the WIC reaches over the data channel: the Node load."""
+
+    def new_load(self):
+        return Load()
+
+    def check_load(self, load):
+        check_wire(load)
+
+
+class Dcmfd(OverDataChannel):
     """dcmfd with one context: what an IMS-ALG makes of the WIC's offer
     (docs/e2ae.md, "MSRP over a data channel", call flow)."""
 
@@ -204,7 +227,7 @@ class Dcmfd:
         stop_proc(getattr(self, "proc", None), "dcmfd")
 
 
-class Relay:
+class Relay(OverDataChannel):
     name = "relay"
 
     def start(self, load, tmp):
@@ -227,16 +250,41 @@ class Relay:
             self.tool.close()
 
 
+class TcpRelay:
+    """The plain TCP anchor: tls_relay --plain between msrp_load --plain's
+    WIC side (TCP instead of the data channel) and its core peer."""
+    name = "tcp"
+
+    def new_load(self):
+        return MsrpLoad(MSRP_LOAD, 1, LOAD_CPUS)
+
+    def check_load(self, load):
+        check_msrp_load_wire(load, SIZES)
+
+    def start(self, load, tmp):
+        self.proc = start_tls_relay(TLS_RELAY, ["--plain"], SERVER_CPUS, load)
+        load.ask("connect", "connected")
+
+    def pids(self):
+        return tree_pids(self.proc.pid)
+
+    def stop(self):
+        stop_proc(getattr(self, "proc", None), "tls_relay --plain")
+
+
+SERVER_KINDS = {"relay": Relay, "tcp": TcpRelay}
+
+
 # ---- runs and the table --------------------------------------------------------------
 
 def one_server(name, tmp, rnd, results):
-    load = Load()
-    server = Relay() if name == "relay" else Dcmfd(name)
+    server = SERVER_KINDS[name]() if name in SERVER_KINDS else Dcmfd(name)
+    load = server.new_load()
     try:
-        check_wire(load)
+        server.check_load(load)
         server.start(load, tmp)
         pids = ",".join(map(str, server.pids()))
-        log(f"round {rnd} {server.name}: channel open, core connected, server pids {pids}")
+        log(f"round {rnd} {server.name}: WIC side and core connected, server pids {pids}")
         if SMOKE and name == "agnostic" and shutil.which("tshark"):
             tshark_core_leg(load, [load.core_port], tmp, (("up", 1024), ("down", 65536)))
         up_bytes = 0
@@ -245,14 +293,18 @@ def one_server(name, tmp, rnd, results):
                 res = json.loads(load.ask(
                     f"run {d} {size} {int(WARMUP_S * 1000)} {int(WINDOW_S * 1000)} {pids} "
                     f"{WINDOW_BYTES}", "result"))
+                if "load_us_per_msg" not in res:  # msrp_load: from its CPU share
+                    res["load_us_per_msg"] = (res["load_cpu_pct"] * 1e4 / res["msgs_per_s"]
+                                              if res["msgs_per_s"] else NAN)
                 if d == "up":
                     up_bytes += res["total_sent"] * res["wire_bytes_per_msg"]
                 results.setdefault((server.name, size, d), []).append(res)
                 log(f"round {rnd} {server.name} {d} {size}: {res['msgs_per_s']:.0f} msg/s, "
                     f"{res['mb_per_s']:.1f} MB/s, server {res['server_us_per_msg']:.2f} us/msg "
                     f"{res['server_cpu_pct']:.0f} %, load {res['load_us_per_msg']:.2f} us/msg "
-                    f"{res['load_cpu_pct']:.0f} %, {res['datagrams_per_msg']:.1f} datagrams/msg, "
-                    f"{res['udp_drops']} dropped")
+                    f"{res['load_cpu_pct']:.0f} %, "
+                    f"{res.get('datagrams_per_msg', NAN):.1f} datagrams/msg, "
+                    f"{res.get('udp_drops', '-')} dropped")
         if isinstance(server, Dcmfd) and up_bytes:
             # dcmfd's own count must cover what the load sent toward the
             # core in the measured up runs (pushed at most once a second:
@@ -285,25 +337,32 @@ def table(results):
             ("load CPU % of one core", "load_cpu_pct", 0),
             ("UDP datagrams per message (both ways)", "datagrams_per_msg", 1),
             ("UDP datagrams dropped by the kernel in the window", "udp_drops", 0)]
-    servers = [s for s in ("relay", "agnostic", "aware") if s in SERVERS]
-    cols = [f"dcmfd {s}" if s != "relay" else "relay" for s in servers]
-    ratios = [s for s in servers if s != "relay"] if "relay" in servers else []
-    print("| size | direction | figure | " + " | ".join(cols)
-          + "".join(f" | {s} / relay" for s in ratios) + " |")
-    print("|---|---|---|" + "---|" * (len(cols) + len(ratios)))
+    servers = [s for s in ("relay", "agnostic", "aware", "tcp") if s in SERVERS]
+    labels = {"relay": "DC relay", "agnostic": "dcmfd agnostic", "aware": "dcmfd aware",
+              "tcp": "plain TCP relay"}
+    anchors = {"relay": "DC relay", "tcp": "plain TCP"}
+    # dcmfd / each anchor run: the DC relay's ratios, then the plain TCP's
+    ratios = [(s, a) for a in anchors if a in servers
+              for s in servers if s not in anchors]
+    print("| size | direction | figure | " + " | ".join(labels[s] for s in servers)
+          + "".join(f" | {s} / {anchors[a]}" for s, a in ratios) + " |")
+    print("|---|---|---|" + "---|" * (len(servers) + len(ratios)))
     for size in SIZES:
         for d in DIRS:
             for label, key, digits in rows:
-                vals = {s: [x[key] for x in results.get((s, size, d), [])] for s in servers}
+                # the TCP anchor has no UDP figures: NaN, shown as "–"
+                vals = {s: [x.get(key, NAN) for x in results.get((s, size, d), [])]
+                        for s in servers}
                 sz = f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
                 cells = [fmt(vals[s], digits) for s in servers]
-                cells += [ratio(vals[s], vals["relay"]) for s in ratios]
+                cells += [ratio(vals[s], vals[a]) for s, a in ratios]
                 print(f"| {sz} | {names.get(d, d)} | {label} | " + " | ".join(cells) + " |")
 
 
 def main():
-    if not os.access(DCMFD, os.X_OK):
-        sys.exit(f"msrp_dc_compare.py: {DCMFD} is missing (meson compile -C {BUILD})")
+    for exe in [DCMFD] + ([MSRP_LOAD, TLS_RELAY] if "tcp" in SERVERS else []):
+        if not os.access(exe, os.X_OK):
+            sys.exit(f"msrp_dc_compare.py: {exe} is missing (meson compile -C {BUILD})")
     tmp = tempfile.mkdtemp(prefix="dcmf-msrp-dc-compare-")
     results = {}
     ok = True

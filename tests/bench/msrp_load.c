@@ -40,6 +40,11 @@
  *                         independent check with msrp_peer.py)
  *   quit
  * Usage: msrp_load --pairs N --cert PEM --key KEY
+ *        msrp_load --pairs N --plain
+ * --plain: the UE side is plain TCP too (no TLS, no fingerprints; the
+ * "peer" command's FP is ignored, "connected" reports tls "none"): the
+ * same MSRP bytes for a plain TCP relay (tests/bench/msrp_dc_compare.py's
+ * TCP anchor).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -466,7 +471,7 @@ static void side_alloc(struct side *s) {
   }
 }
 
-/* TCP + TLS to the server, blocking with 10 s timeouts, then the core
+/* TCP (and TLS, unless --plain) to the server, blocking with 10 s timeouts, then the core
  * connection the server opened is accepted (bounded); both end up
  * non-blocking. */
 static void connect_pair(struct pair *p, char *proto, size_t proto_len) {
@@ -481,16 +486,20 @@ static void connect_pair(struct pair *p, char *proto, size_t proto_len) {
   }
   tune(fd);
   p->ue.fd = fd;
-  p->ue.ssl = SSL_new(client_ctx);
-  SSL_set_fd(p->ue.ssl, fd);
-  if (SSL_connect(p->ue.ssl) != 1) {
-    fail("%s", "TLS handshake failed");
+  if (client_ctx == NULL) { /* --plain */
+    snprintf(proto, proto_len, "none");
+  } else {
+    p->ue.ssl = SSL_new(client_ctx);
+    SSL_set_fd(p->ue.ssl, fd);
+    if (SSL_connect(p->ue.ssl) != 1) {
+      fail("%s", "TLS handshake failed");
+    }
+    if (!tls_bench_peer_matches(p->ue.ssl, p->server_fp)) {
+      fail("%s", "the server's certificate does not match its fingerprint");
+    }
+    snprintf(proto, proto_len, "%s %s", SSL_get_version(p->ue.ssl),
+             SSL_get_cipher_name(p->ue.ssl));
   }
-  if (!tls_bench_peer_matches(p->ue.ssl, p->server_fp)) {
-    fail("%s", "the server's certificate does not match its fingerprint");
-  }
-  snprintf(proto, proto_len, "%s %s", SSL_get_version(p->ue.ssl),
-           SSL_get_cipher_name(p->ue.ssl));
   struct pollfd pf = {.fd = p->listen_fd, .events = POLLIN};
   if (poll(&pf, 1, 10000) != 1) {
     fail("%s", "the server did not connect to the core within 10 s");
@@ -533,7 +542,15 @@ static void sample(const char *dir, size_t size) {
 
 int main(int argc, char **argv) {
   const char *cert = NULL, *key = NULL;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  int plain = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--plain") == 0) {
+      plain = 1;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      break;
+    }
     if (strcmp(argv[i], "--pairs") == 0) {
       npairs = atoi(argv[i + 1]);
     } else if (strcmp(argv[i], "--cert") == 0) {
@@ -541,24 +558,28 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--key") == 0) {
       key = argv[i + 1];
     }
+    i++;
   }
-  if (npairs < 1 || npairs > PAIRS_MAX || cert == NULL || key == NULL) {
-    fprintf(stderr, "usage: msrp_load --pairs N (1..%d) --cert PEM --key KEY\n", PAIRS_MAX);
+  if (npairs < 1 || npairs > PAIRS_MAX || (!plain && (cert == NULL || key == NULL))) {
+    fprintf(stderr, "usage: msrp_load --pairs N (1..%d) (--cert PEM --key KEY | --plain)\n",
+            PAIRS_MAX);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  client_ctx = tls_bench_ctx(0, cert, key);
-  if (client_ctx == NULL) {
-    return 1;
+  if (!plain) {
+    client_ctx = tls_bench_ctx(0, cert, key);
+    if (client_ctx == NULL) {
+      return 1;
+    }
+    FILE *f = fopen(cert, "r");
+    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL) {
+      fclose(f);
+    }
+    tls_bench_fingerprint(x, my_fp);
+    X509_free(x);
+    printf("fingerprint sha-256 %s\n", my_fp);
   }
-  FILE *f = fopen(cert, "r");
-  X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-  if (f != NULL) {
-    fclose(f);
-  }
-  tls_bench_fingerprint(x, my_fp);
-  X509_free(x);
-  printf("fingerprint sha-256 %s\n", my_fp);
   for (int i = 0; i < npairs; i++) {
     int port;
     pairs[i].idx = i;

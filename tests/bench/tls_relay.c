@@ -8,7 +8,11 @@
  * opens once the UE's connection is accepted.
  *
  *   tls_relay CERT KEY UE_FINGERPRINT CORE_PORT...
+ *   tls_relay --plain CORE_PORT...
  *
+ * --plain: no TLS, the UE's bytes read and written as they are: a plain
+ * TCP relay of the same bytes with the same loop, read size and queues
+ * (tests/bench/msrp_dc_compare.py's TCP anchor).
  * One listening socket on 127.0.0.1 per CORE_PORT (one relay per pair,
  * as dcmfd has one access port per context); prints "listen I PORT" for
  * each, then "ready", and serves until SIGTERM. One thread, poll(2),
@@ -45,7 +49,8 @@ struct pair {
   int listen_fd, ue_fd, core_fd;
   int core_port;
   int core_connecting;
-  SSL *ssl;
+  SSL *ssl; /* NULL with --plain */
+  int accepted;
   int open; /* handshake done and the fingerprint checked */
   int ended;
   short ue_rev, core_rev; /* what the last poll reported */
@@ -114,9 +119,14 @@ static void accept_ue(struct pair *p, SSL_CTX *ctx) {
   }
   tune(fd);
   p->ue_fd = fd;
-  p->ssl = SSL_new(ctx);
-  SSL_set_fd(p->ssl, fd);
-  SSL_set_accept_state(p->ssl);
+  p->accepted = 1;
+  if (ctx == NULL) {
+    p->open = 1; /* --plain: nothing to shake hands on */
+  } else {
+    p->ssl = SSL_new(ctx);
+    SSL_set_fd(p->ssl, fd);
+    SSL_set_accept_state(p->ssl);
+  }
   p->core_fd = socket(AF_INET, SOCK_STREAM, 0);
   tune(p->core_fd);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->core_port)};
@@ -126,6 +136,64 @@ static void accept_ue(struct pair *p, SSL_CTX *ctx) {
     return;
   }
   p->core_connecting = 1;
+}
+
+/* Reads from the UE (TLS, or plain with --plain) into |buf|: > 0 bytes
+ * read, 0 nothing now (|*ue_ev| gains POLLOUT if TLS needs to write
+ * first), -1 the pair ended. */
+static int ue_read(struct pair *p, unsigned char *buf, size_t len, short *ue_ev) {
+  if (p->ssl == NULL) {
+    ssize_t n = read(p->ue_fd, buf, len);
+    if (n <= 0) {
+      if (n == 0 || errno != EAGAIN) {
+        end_pair(p, n == 0 ? "UE FIN" : "UE read failed");
+        return -1;
+      }
+      return 0;
+    }
+    return (int)n;
+  }
+  int n = SSL_read(p->ssl, buf, (int)len);
+  if (n <= 0) {
+    int e = SSL_get_error(p->ssl, n);
+    if (e == SSL_ERROR_WANT_WRITE) {
+      *ue_ev |= POLLOUT;
+    } else if (e != SSL_ERROR_WANT_READ) {
+      end_pair(p, e == SSL_ERROR_ZERO_RETURN ? "close_notify" : "TLS read failed");
+      return -1;
+    }
+    return 0;
+  }
+  return n;
+}
+
+/* Writes to the UE: > 0 bytes written, 0 blocked (|*ue_ev| gains
+ * POLLOUT), -1 the pair ended. */
+static int ue_write(struct pair *p, const unsigned char *buf, size_t len, short *ue_ev) {
+  if (p->ssl == NULL) {
+    ssize_t n = write(p->ue_fd, buf, len);
+    if (n < 0) {
+      if (errno != EAGAIN) {
+        end_pair(p, "UE write failed");
+        return -1;
+      }
+      *ue_ev |= POLLOUT;
+      return 0;
+    }
+    return (int)n;
+  }
+  int n = SSL_write(p->ssl, buf, (int)len);
+  if (n <= 0) {
+    int e = SSL_get_error(p->ssl, n);
+    if (e == SSL_ERROR_WANT_WRITE) {
+      *ue_ev |= POLLOUT;
+    } else if (e != SSL_ERROR_WANT_READ) {
+      end_pair(p, "TLS write failed");
+      return -1;
+    }
+    return 0;
+  }
+  return n;
 }
 
 /* One turn of a pair: handshake, then each direction as far as its
@@ -172,19 +240,15 @@ static void turn(struct pair *p, const char *ue_fp, short *ue_ev, short *core_ev
   /* Read only what poll said is readable (or what OpenSSL already
    * holds): no read that is sure to fail with EAGAIN. */
   const short readable = POLLIN | POLLHUP | POLLERR;
-  int ue_readable = (p->ue_rev & readable) || SSL_has_pending(p->ssl);
+  int ue_readable = (p->ue_rev & readable) || (p->ssl != NULL && SSL_has_pending(p->ssl));
   int core_readable = (p->core_rev & readable) != 0;
   struct queue *q = &p->to_core;
   while (ue_readable && !p->core_connecting && queue_room(q) > 0) {
-    int n = SSL_read(p->ssl, q->data + q->len, (int)queue_room(q));
-    if (n <= 0) {
-      int e = SSL_get_error(p->ssl, n);
-      if (e == SSL_ERROR_WANT_WRITE) {
-        *ue_ev |= POLLOUT;
-      } else if (e != SSL_ERROR_WANT_READ) {
-        end_pair(p, e == SSL_ERROR_ZERO_RETURN ? "close_notify" : "TLS read failed");
-        return;
-      }
+    int n = ue_read(p, q->data + q->len, queue_room(q), ue_ev);
+    if (n < 0) {
+      return;
+    }
+    if (n == 0) {
       break;
     }
     q->len += (size_t)n;
@@ -220,15 +284,11 @@ static void turn(struct pair *p, const char *ue_fp, short *ue_ev, short *core_ev
     }
   }
   while (q->off < q->len) {
-    int n = SSL_write(p->ssl, q->data + q->off, (int)(q->len - q->off));
-    if (n <= 0) {
-      int e = SSL_get_error(p->ssl, n);
-      if (e == SSL_ERROR_WANT_WRITE) {
-        *ue_ev |= POLLOUT;
-      } else if (e != SSL_ERROR_WANT_READ) {
-        end_pair(p, "TLS write failed");
-        return;
-      }
+    int n = ue_write(p, q->data + q->off, q->len - q->off, ue_ev);
+    if (n < 0) {
+      return;
+    }
+    if (n == 0) {
       break;
     }
     q->off += (size_t)n;
@@ -244,20 +304,27 @@ static void turn(struct pair *p, const char *ue_fp, short *ue_ev, short *core_ev
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5 || argc - 4 > PAIRS_MAX) {
-    fprintf(stderr, "usage: tls_relay CERT KEY UE_FINGERPRINT CORE_PORT... (at most %d)\n",
+  int plain = argc > 1 && strcmp(argv[1], "--plain") == 0;
+  int first_port = plain ? 2 : 4; /* argv index of the first CORE_PORT */
+  if (argc <= first_port || argc - first_port > PAIRS_MAX) {
+    fprintf(stderr,
+            "usage: tls_relay CERT KEY UE_FINGERPRINT CORE_PORT...\n"
+            "       tls_relay --plain CORE_PORT...   (at most %d ports)\n",
             PAIRS_MAX);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
   signal(SIGTERM, on_term);
   signal(SIGINT, on_term);
-  SSL_CTX *ctx = tls_bench_ctx(1, argv[1], argv[2]);
-  if (ctx == NULL) {
-    return 1;
+  SSL_CTX *ctx = NULL;
+  if (!plain) {
+    ctx = tls_bench_ctx(1, argv[1], argv[2]);
+    if (ctx == NULL) {
+      return 1;
+    }
   }
-  const char *ue_fp = argv[3];
-  int npairs = argc - 4;
+  const char *ue_fp = plain ? "" : argv[3];
+  int npairs = argc - first_port;
   struct pair *pairs = calloc((size_t)npairs, sizeof(*pairs));
   if (pairs == NULL) {
     die("calloc");
@@ -265,7 +332,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < npairs; i++) {
     struct pair *p = &pairs[i];
     p->ue_fd = p->core_fd = -1;
-    p->core_port = atoi(argv[4 + i]);
+    p->core_port = atoi(argv[first_port + i]);
     p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -291,7 +358,7 @@ int main(int argc, char **argv) {
       if (p->ended) {
         continue;
       }
-      if (p->ssl == NULL) {
+      if (!p->accepted) {
         pf[2 * i] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
         continue;
       }
@@ -307,7 +374,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < npairs; i++) {
       struct pair *p = &pairs[i];
-      if (!p->ended && p->ssl == NULL) {
+      if (!p->ended && !p->accepted) {
         if (pf[2 * i].revents & POLLIN) {
           accept_ue(p, ctx);
           p->ue_rev = POLLIN; /* a first handshake turn at once */
