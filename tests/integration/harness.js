@@ -49,8 +49,15 @@ async function startDcmfd(dcmfd, tag, extra = []) {
   const log = fs.openSync(logf, "w");
   const proc = spawn(dcmfd, ["--control", `127.0.0.1:${port}`, "--ports", `${base}-${base + 30}`,
     "--log-level", "debug", ...extra], { stdio: ["ignore", log, log] });
-  for (let i = 0; i < 100; i++) {
+  // dcmfd answers once its workers said hello; under a sanitizer on a
+  // busy machine that takes seconds. A bounded wait that fails loudly.
+  const readyBy = Date.now() + 20000;
+  for (;;) {
     try { if ((await api(port, "GET", "/healthz")).status === 200) break; } catch (e) { /* not yet */ }
+    if (Date.now() > readyBy || proc.exitCode !== null) {
+      proc.kill("SIGKILL");
+      throw new Error(`dcmfd (${tag}) did not answer /healthz within 20 s; log ${logf}`);
+    }
     await wait(50);
   }
   return {

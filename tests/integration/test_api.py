@@ -43,7 +43,7 @@ except ImportError as e:  # without the checker the tests would prove less
              "and run with /usr/bin/python3")
 
 SUBPROCESS_TIMEOUT = 10  # seconds, for every child we wait on
-READY_TIMEOUT = 5.0
+READY_TIMEOUT = 20.0
 CONTEXTS = "/nmf-mrm/v1/contexts"
 PROBLEM_JSON = "application/problem+json"
 FINGERPRINT_RE = re.compile(r"^SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}$")

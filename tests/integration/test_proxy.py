@@ -43,7 +43,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc=None, timeout=5.0):
+def wait_port(port, proc=None, timeout=20.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
