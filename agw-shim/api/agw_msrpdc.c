@@ -52,8 +52,9 @@ int dcmf_agw_msrpdc_desc(const struct dcmf_agwiq *iq,
   leg->fd = core_fd;
   leg->port = local->rtp_port;
   leg->sid = iq->dc_sid;
-  leg->setup = iq->tcp_setup[1] == DCMF_AGWIQ_TCP_ACTIVE ? DCMF_TCP_ACTIVE
-                                                         : DCMF_TCP_PASSIVE;
+  leg->setup = iq->tcp_setup[1] == DCMF_AGWIQ_TCP_ACTIVE  ? DCMF_TCP_ACTIVE
+               : iq->tcp_setup[1] == DCMF_AGWIQ_TCP_MERGE ? DCMF_TCP_MERGE
+                                                          : DCMF_TCP_PASSIVE;
   leg->handling = (enum dcmf_tcp_handling)iq->tcp_handling;
   if (cfg->has_core_remote) {
     leg->remote = cfg->core_remote;

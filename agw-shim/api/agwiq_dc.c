@@ -246,8 +246,13 @@ void dcmf_agwiq_dc_parse(struct check *c, json_t *terms[2], char prefix[2][48],
   }
   struct tcp_member tm;
   dcmf_agwiq_parse_tcp(c, terms[1], prefix[1], 0, &tm);
-  if (tm.setup == DCMF_AGWIQ_TCP_MERGE) {
-    dcmf_agwiq_fail(c, "must be \"active\" or \"passive\" on this path",
+  /* TCP merge (TS 23.334 6.2.18.4, announced to the core as
+   * a=setup:passive): the AGW listens and also connects from its core
+   * port. A stateless leg only ever connects once the channel is up. */
+  if (tm.setup == DCMF_AGWIQ_TCP_MERGE &&
+      tm.handling == DCMF_AGWIQ_TCP_STATELESS) {
+    dcmf_agwiq_fail(c, "cannot be \"merge\" with handling \"stateless\" "
+                       "(a stateless leg connects once the channel is up)",
                     "%s/tcp/setup", prefix[1]);
   }
   out->tcp_setup[1] = tm.setup >= 0 ? (enum dcmf_agwiq_tcp_setup)tm.setup

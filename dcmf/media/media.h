@@ -121,12 +121,12 @@ struct dcmf_media_tcpleg {
 #define DCMF_MSRPLEG_URI_MAX 256
 #define DCMF_MSRPLEG_PATH_MAX 1024
 struct dcmf_media_msrpleg {
-  /* The bound core TCP socket (listening already when |setup| is
-   * passive), owned; -1 in updates and removes. */
+  /* The bound core TCP socket (listening already when |setup| is not
+   * active), owned; -1 in updates and removes. */
   int fd;
   uint16_t port; /* local */
   uint16_t sid;  /* the access data channel's SCTP stream */
-  enum dcmf_tcp_setup setup;        /* ACTIVE or PASSIVE */
+  enum dcmf_tcp_setup setup;        /* ACTIVE, PASSIVE or MERGE */
   enum dcmf_tcp_handling handling;  /* STATELESS: connect once the DC is up */
   struct sockaddr_storage remote;   /* ss_family 0: not signalled */
   uint32_t timeout_ms;              /* bound on the connection's setup */

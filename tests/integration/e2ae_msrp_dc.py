@@ -313,7 +313,7 @@ class Call:
         self.wic_path = f"msrps://127.0.0.1:9/{secrets.token_hex(6)};dc"
         core_sid = secrets.token_hex(6)
         self.core_listener = None
-        if setup == "active":  # the AGW connects: the core listens
+        if setup in ("active", "merge"):  # the AGW connects: the core listens
             self.core_listener = socket.create_server(("127.0.0.1", 0))
             if core_rcvbuf:  # inherited by the accepted socket
                 self.core_listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
@@ -340,7 +340,8 @@ class Call:
         self.agw_core_port = ctx["terminations"][1]["local"]["port"]
         self.core_sdp = alg_offer_to_core(self.offer, ctx)
         assert f"m=message {self.agw_core_port} TCP/MSRP *" in self.core_sdp
-        assert f"a=setup:{setup}" in self.core_sdp
+        # TCP merge is announced to the core as passive (TS 23.334 6.2.18.4)
+        assert f"a=setup:{'passive' if setup == 'merge' else setup}" in self.core_sdp
         assert f"a=path:{self.wic_path if cema else ctx['terminations'][1]['msrp']['localPath']}" \
             in self.core_sdp
         mms = sdp_attr(self.offer.split("\r\n"), "max-message-size")
@@ -359,9 +360,9 @@ class Call:
         self.wic.command({"cmd": "answer",
                           "sdp": alg_answer_to_wic(self.offer, ctx, core_port,
                                                    self.core_path, cema, setup)})
-        if setup == "active":
+        if setup in ("active", "merge"):
             self.core_listener.settimeout(10)
-            sock, _ = self.core_listener.accept()
+            sock, self.agw_source = self.core_listener.accept()
         else:
             sock = socket.create_connection(("127.0.0.1", self.agw_core_port), 10)
         self.core_sock = sock
@@ -487,6 +488,24 @@ try:
     @case
     def aware_agw_passive():
         exchange_case("aware", "passive")
+
+    @case
+    def merge_agw_connects_from_its_core_port():
+        # TCP merge: the AGW listens on its core port and connects from
+        # it; a core that listens gets the AGW's connection from the
+        # port the SDP names, and the relay runs over it.
+        c = Call("agnostic", "merge")
+        try:
+            assert c.agw_source[1] == c.agw_core_port, (c.agw_source, c.agw_core_port)
+            mid, tids = c.dc.send_message(b"over the merged connection")
+            assert c.dc.wait_response(tids[0], 30).code == 200
+            assert c.core.wait_message(1, 30)[0].data == b"over the merged connection"
+            mid, tids = c.core.send_message(b"and back")
+            assert c.core.wait_response(tids[0], 30).code == 200
+            assert c.dc.wait_message(1, 30)[0].data == b"and back"
+            c.check_wire()
+        finally:
+            c.close()
 
     @case
     def aware_core_path_by_patch():

@@ -140,8 +140,17 @@ static void test_refusals(void **state) {
   iqtest_refused(doc, "/terminations/0/dataChannel/dcsa/msrpCema");
   doc = dc_doc();
   json_object_set_new(iqtest_term(doc, 1), "tcp",
-                      json_pack("{s:s}", "setup", "merge"));
+                      json_pack("{s:s, s:s}", "setup", "merge", "handling",
+                                "stateless"));
   iqtest_refused(doc, "/terminations/1/tcp/setup");
+  /* Merge with a state-aware leg: taken (TS 23.334 6.2.18.4). */
+  doc = dc_doc();
+  json_object_set_new(iqtest_term(doc, 1), "tcp",
+                      json_pack("{s:s}", "setup", "merge"));
+  struct dcmf_agwiq merged;
+  iqtest_parse_ok(doc, &merged);
+  assert_int_equal(merged.tcp_setup[1], DCMF_AGWIQ_TCP_MERGE);
+  json_decref(doc);
   doc = dc_doc();
   json_object_del(iqtest_term(doc, 1), "remote");
   iqtest_refused(doc, "/terminations/1/remote");
