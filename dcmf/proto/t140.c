@@ -101,7 +101,10 @@ int dcmf_t140_textq_mark(struct dcmf_t140_textq *q) {
 
 int dcmf_t140_textq_push(struct dcmf_t140_textq *q, const uint8_t *p,
                          size_t n) {
-  if (n > sizeof(q->buf) - MARKER_LEN - q->len) {
+  /* A mark may have used the room kept for it: |len| can then be past
+   * sizeof(buf) - MARKER_LEN, and the subtraction must not wrap. */
+  if (q->len > sizeof(q->buf) - MARKER_LEN ||
+      n > sizeof(q->buf) - MARKER_LEN - q->len) {
     return DCMF_ERR_EXHAUSTED;
   }
   if (n > 0) {

@@ -666,8 +666,36 @@ static void test_settings_and_utf8(void **state) {
                                          2, 4), 4);
 }
 
+/* The queue's room kept for the loss marker may be used by a mark; a
+ * push after that must be refused, never written past the buffer. */
+static void test_queue_full_after_mark(void **state) {
+  (void)state;
+  static struct dcmf_t140_textq q;
+  uint8_t text[DCMF_T140_QUEUE];
+  memset(text, 'a', sizeof(text));
+  for (size_t fill = sizeof(q.buf) - 6; fill <= sizeof(q.buf) - 3; fill++) {
+    memset(&q, 0, sizeof(q));
+    assert_int_equal(dcmf_t140_textq_push(&q, text, fill), 0);
+    assert_int_equal(dcmf_t140_textq_mark(&q), 1);
+    size_t len = q.len;
+    assert_true(len <= sizeof(q.buf));
+    for (size_t n = 1; n <= 8; n++) {
+      int rv = dcmf_t140_textq_push(&q, text, n);
+      if (len + n + 3 > sizeof(q.buf)) {
+        assert_int_equal(rv, DCMF_ERR_EXHAUSTED);
+        assert_int_equal(q.len, len);
+      } else {
+        assert_int_equal(rv, 0);
+        len = q.len;
+      }
+      assert_true(q.len <= sizeof(q.buf));
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_queue_full_after_mark),
       cmocka_unit_test(test_buffering_and_redundancy),
       cmocka_unit_test(test_no_red_one_empty_block),
       cmocka_unit_test(test_generations_configurable),
