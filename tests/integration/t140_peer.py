@@ -247,31 +247,10 @@ def type_text(sender, chunks, gap_ms=100, start=0):
 
 # ---- tshark wire check ----
 
-def _capture_class():
+def _udp_capture(port, pcap):
+    """A tshark_check.Capture of the UDP port |port| into |pcap|."""
     import tshark_check
-
-    class UdpCapture(tshark_check.Capture):
-        """tshark_check.Capture, but for UDP ports: its filter names TCP
-        ports, so the ports are given to it as an extra filter term."""
-
-        def start(self, timeout=15):
-            ports, self.ports = self.ports, []
-            orig = tshark_check.subprocess.Popen
-
-            def popen(args, **kw):
-                i = args.index("-f")
-                args = list(args)
-                args[i + 1] = " or ".join(["udp port %d" % p for p in ports] + [args[i + 1]])
-                return orig(args, **kw)
-
-            tshark_check.subprocess.Popen = popen
-            try:
-                return super().start(timeout)
-            finally:
-                tshark_check.subprocess.Popen = orig
-                self.ports = ports
-
-    return UdpCapture
+    return tshark_check.Capture([], pcap, udp_ports=[port])
 
 
 def tshark_rtp(pcap, port, red_pt):
@@ -387,7 +366,7 @@ def self_test():
         pcap = os.path.join(tmp, "t140.pcap")
         logs = []
         scenarios = []
-        with _capture_class()([port], pcap):
+        with _udp_capture(port, pcap):
             # 1: red, no loss.  2: red, 2 lost in a row (recovered).
             # 3: red, 3 lost in a row (one marker).  4: plain t140 with a
             # duplicate and a late packet.  5: red, a late packet after its
@@ -537,7 +516,7 @@ def engine_test(pipe_path):
             wake = [t for t in (nxt, 130 * i if i < len(typed) else None) if t is not None]
             now = max(now + 1, min(wake)) if wake else now + 1000
         eng.close()
-        with _capture_class()([port], pcap):
+        with _udp_capture(port, pcap):
             sent = _send_all(tx, port, packets)
             got = _receive(rx, len(sent))
         check(got == sent, "engine -> peer: %d datagrams through loopback" % len(sent))

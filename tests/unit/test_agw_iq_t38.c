@@ -18,7 +18,7 @@
 
 #include "agwiq.h"
 #include "errors.h"
-#include "iq_check.h"
+#include "iqtest.h"
 
 #define FP256                                                                  \
   "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"       \
@@ -58,7 +58,7 @@ static void test_t38_context(void **state) {
   (void)state;
   json_t *doc = t38_doc();
   struct dcmf_agwiq iq;
-  iq_parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_true(iq.e2ae);
   assert_true(iq.t38);
   assert_false(iq.tcp || iq.dc);
@@ -75,7 +75,7 @@ static void test_t38_context(void **state) {
   json_object_set_new(dtls(doc), "setup", json_string("passive"));
   json_object_set_new(dtls(doc), "establish", json_true());
   json_object_set_new(dtls(doc), "certificate", json_string("ecdsa"));
-  iq_parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_int_equal(iq.role, DCMF_AGWIQ_ROLE_CLIENT);
   assert_false(iq.dtls_rsa);
   json_decref(doc);
@@ -86,11 +86,11 @@ static void test_t38_context(void **state) {
       "  \"dtls\": {\"setup\": \"active\"}},"
       " {\"terminationId\": \"core\", \"transport\": \"RTP/AVPF\"}]}",
       0, NULL);
-  iq_parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_false(iq.t38);
   assert_false(iq.dtls_rsa);
   json_object_set_new(dtls(doc), "certificate", json_string("rsa"));
-  iq_parse_ok(doc, &iq);
+  iqtest_parse_ok(doc, &iq);
   assert_true(iq.dtls_rsa);
   json_decref(doc);
 }
@@ -100,53 +100,53 @@ static void test_refusals(void **state) {
   json_t *doc = t38_doc();
   /* The SDP protos name the Iq ones. */
   json_object_set_new(term(doc, 0), "transport", json_string("UDP/TLS/UDPTL"));
-  iq_expect_refused(doc, "/terminations/0/transport");
+  iqtest_refused(doc, "/terminations/0/transport");
   doc = t38_doc();
   json_object_set_new(term(doc, 1), "transport", json_string("UDPTL"));
-  iq_expect_refused(doc, "/terminations/1/transport");
+  iqtest_refused(doc, "/terminations/1/transport");
   /* A T.38 access with an RTP core. */
   doc = t38_doc();
   json_object_set_new(term(doc, 1), "transport", json_string("RTP/AVP"));
-  iq_expect_refused(doc, "/terminations/1/transport");
+  iqtest_refused(doc, "/terminations/1/transport");
   /* "UDP/DTLS" is an access transport only. */
   doc = t38_doc();
   json_object_set_new(term(doc, 1), "transport", json_string("UDP/DTLS"));
-  iq_expect_refused(doc, "/terminations/1/transport");
+  iqtest_refused(doc, "/terminations/1/transport");
   /* No dtls, no setup. */
   doc = t38_doc();
   json_object_del(term(doc, 0), "dtls");
-  iq_expect_refused(doc, "/terminations/0/dtls");
+  iqtest_refused(doc, "/terminations/0/dtls");
   doc = t38_doc();
   json_object_del(dtls(doc), "setup");
-  iq_expect_refused(doc, "/terminations/0/dtls/setup");
+  iqtest_refused(doc, "/terminations/0/dtls/setup");
   /* UDPTL has no RTCP, and the core has no Iq members. */
   doc = t38_doc();
   json_object_set_new(term(doc, 1), "remoteRtcpPort", json_integer(4001));
-  iq_expect_refused(doc, "/terminations/1/remoteRtcpPort");
+  iqtest_refused(doc, "/terminations/1/remoteRtcpPort");
   doc = t38_doc();
   json_object_set_new(term(doc, 1), "rtcpMux", json_true());
-  iq_expect_refused(doc, "/terminations/1/rtcpMux");
+  iqtest_refused(doc, "/terminations/1/rtcpMux");
   doc = t38_doc();
   json_object_set_new(term(doc, 1), "dtls", json_object());
-  iq_expect_refused(doc, "/terminations/1/dtls");
+  iqtest_refused(doc, "/terminations/1/dtls");
   doc = t38_doc();
   json_object_set_new(term(doc, 0), "dataChannel", json_object());
-  iq_expect_refused(doc, "/terminations/0/dataChannel");
+  iqtest_refused(doc, "/terminations/0/dataChannel");
   /* A certificate of no known kind; a bad fingerprint. */
   doc = t38_doc();
   json_object_set_new(dtls(doc), "certificate", json_string("dsa"));
-  iq_expect_refused(doc, "/terminations/0/dtls/certificate");
+  iqtest_refused(doc, "/terminations/0/dtls/certificate");
   doc = t38_doc();
   json_object_set_new(dtls(doc), "remoteFingerprints",
                       json_pack("[s]", "sha-256 zz"));
-  iq_expect_refused(doc, "/terminations/0/dtls/remoteFingerprints/0");
+  iqtest_refused(doc, "/terminations/0/dtls/remoteFingerprints/0");
 }
 
 static int check_patch(json_t *prev_doc, json_t *next_doc,
                        struct dcmf_agwiq_change *ch, struct dcmf_problem *p) {
   struct dcmf_agwiq prev, next;
-  iq_parse_ok(prev_doc, &prev);
-  iq_parse_ok(next_doc, &next);
+  iqtest_parse_ok(prev_doc, &prev);
+  iqtest_parse_ok(next_doc, &next);
   memset(p, 0, sizeof(*p));
   int rv = dcmf_agwiq_patch_check(&prev, &next, ch, p);
   json_decref(prev_doc);
@@ -175,24 +175,24 @@ static void test_reoffer(void **state) {
   json_object_set_new(dtls(next), "remoteFingerprints",
                       json_pack("[s]", FP256B));
   assert_int_equal(check_patch(t38_doc(), next, &ch, &p), DCMF_ERR_INVALID);
-  iq_assert_names(&p, "/terminations/0/dtls/remoteFingerprints");
+  iqtest_names(&p, "/terminations/0/dtls/remoteFingerprints");
   /* The certificate was answered in the fingerprint: it stays. */
   next = t38_doc();
   json_object_set_new(dtls(next), "certificate", json_string("ecdsa"));
   assert_int_equal(check_patch(t38_doc(), next, &ch, &p), DCMF_ERR_INVALID);
-  iq_assert_names(&p, "/terminations/0/dtls/certificate");
+  iqtest_names(&p, "/terminations/0/dtls/certificate");
   /* The transport cannot change. */
   next = t38_doc();
   json_object_set_new(term(next, 0), "transport", json_string("UDP"));
   json_object_del(term(next, 0), "dtls");
   struct dcmf_agwiq prev, nx;
   json_t *prev_doc = t38_doc();
-  iq_parse_ok(prev_doc, &prev);
-  iq_parse_ok(next, &nx);
+  iqtest_parse_ok(prev_doc, &prev);
+  iqtest_parse_ok(next, &nx);
   memset(&p, 0, sizeof(p));
   assert_int_equal(dcmf_agwiq_patch_check(&prev, &nx, &ch, &p),
                    DCMF_ERR_INVALID);
-  iq_assert_names(&p, "/terminations/0/transport");
+  iqtest_names(&p, "/terminations/0/transport");
   json_decref(prev_doc);
   json_decref(next);
   /* The AGW offered actpass (core offer): the UE's answer sets setup
