@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "errors.h"
 #include "tcpleg.h"
 
@@ -15,6 +17,8 @@ struct dcmf_msrp_dc_tcp {
   uv_tcp_t *conn;          /* the connection once up (from tcpleg) */
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
+  uv_timer_t linger; /* bounds a graceful close (when |lingering|) */
+  int lingering;
   int handles;     /* the leg until its |gone|, and |conn| until closed */
   int fd;          /* a deferred active leg's socket; -1 once started */
   struct dcmf_tcpleg_config cfg;
@@ -38,10 +42,37 @@ static void release(struct dcmf_msrp_dc_tcp *t) {
   }
 }
 
+static void on_linger_closed(uv_handle_t *h) {
+  release(h->data);
+}
+
 static void on_conn_closed(uv_handle_t *h) {
   struct dcmf_msrp_dc_tcp *t = h->data;
+  if ((uv_tcp_t *)h == t->conn) {
+    t->conn = NULL;
+  }
   free(h);
+  if (t->lingering) {
+    t->lingering = 0;
+    uv_close((uv_handle_t *)&t->linger, on_linger_closed);
+  }
   release(t);
+}
+
+/* The graceful close took too long (the core does not read): a reset,
+ * with a zero linger since libuv refuses uv_tcp_close_reset while a
+ * shutdown is pending and the kernel would keep the unsent bytes. */
+static void on_linger(uv_timer_t *tm) {
+  struct dcmf_msrp_dc_tcp *t = tm->data;
+  uv_os_fd_t fd;
+  if (t->conn == NULL || uv_is_closing((uv_handle_t *)t->conn)) {
+    return;
+  }
+  if (uv_fileno((uv_handle_t *)t->conn, &fd) == 0) {
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+  }
+  uv_close((uv_handle_t *)t->conn, on_conn_closed);
 }
 
 static void close_conn(struct dcmf_msrp_dc_tcp *t, int reset) {
@@ -285,8 +316,15 @@ void dcmf_msrp_dc_tcp_close(struct dcmf_msrp_dc_tcp *t, int reset) {
     teardown(t, reset);
     return;
   }
-  /* A graceful end: the write in flight goes first, then the FIN. */
+  /* A graceful end: the write in flight goes first, then the FIN,
+   * within DCMF_MSRP_DC_TCP_LINGER_MS. */
   t->closed = 1;
+  if (uv_timer_init(t->loop, &t->linger) == 0) {
+    t->linger.data = t;
+    t->lingering = 1;
+    t->handles++;
+    uv_timer_start(&t->linger, on_linger, DCMF_MSRP_DC_TCP_LINGER_MS, 0);
+  }
   if (t->reading) {
     uv_read_stop((uv_stream_t *)t->conn);
   }

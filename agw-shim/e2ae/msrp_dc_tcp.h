@@ -29,6 +29,10 @@
 #define DCMF_MSRP_DC_TCP_SNDBUF (256 * 1024)
 /* One socket write at most (a copy in flight). */
 #define DCMF_MSRP_DC_TCP_WRITE (64 * 1024)
+/* A graceful close waits this long for the write in flight and the FIN
+ * to leave; a core that stops reading is then reset, so it cannot hold
+ * the socket and its port after the context is gone. */
+#define DCMF_MSRP_DC_TCP_LINGER_MS 5000
 
 struct dcmf_msrp_dc_tcp;
 

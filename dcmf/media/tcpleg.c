@@ -246,7 +246,10 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   uv_tcp_t *c = tcp_new(l);
   if (c == NULL) {
-    return; /* libuv holds the connection until the next accept */
+    /* libuv watches the listener again only after an accept: without
+     * one this leg would hear of no later connection. */
+    fail_later(l, DCMF_TCPLEG_SOCKET, "out of memory");
+    return;
   }
   struct sockaddr_storage peer;
   int len = sizeof(peer);

@@ -145,7 +145,7 @@ static void on_written(uv_write_t *req, int status) {
      * the reading it held back; a close_notify among what TLS kept
      * back ends the relay. */
     tcprelay_msrp_pump(r);
-    if (!r->ended && tcprelay_tls_open(r) && tcprelay_tls_deliver(r)) {
+    if (tcprelay_tls_settle(r)) {
       return;
     }
   }
@@ -260,15 +260,47 @@ static void on_linger(uv_timer_t *t) {
   r->timer = NULL;
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  struct leg *l = req->data;
+/* A leg's graceful close is over (its FIN sent, the peer's read): the
+ * socket closes; the last one also ends the linger bound. */
+static void leg_closed(struct leg *l, int reset) {
   struct dcmf_tcprelay *r = l->r;
-  tcprelay_handle_close(&l->s, 0);
+  tcprelay_handle_close(&l->s, reset);
   if (r->ended && r->leg[0].s == NULL && r->leg[1].s == NULL &&
       r->timer != NULL) {
     uv_close((uv_handle_t *)r->timer, tcprelay_on_handle_closed);
     r->timer = NULL; /* nothing left to linger for */
+  }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  struct leg *l = req->data;
+  l->fin_sent = 1;
+  if (!l->draining) {
+    leg_closed(l, 0);
+  }
+}
+
+static void on_alloc_sink(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct dcmf_tcprelay *r = hd->data;
+  *buf = uv_buf_init((char *)r->sink, sizeof(r->sink));
+}
+
+/* What a closing leg's peer still sends is dropped; its FIN (or an
+ * error) ends the wait. */
+static void on_read_sink(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+  (void)buf;
+  struct dcmf_tcprelay *r = st->data;
+  struct leg *l =
+      (uv_tcp_t *)st == r->leg[ACCESS].s ? &r->leg[ACCESS] : &r->leg[CORE];
+  if (n >= 0) {
+    return;
+  }
+  uv_read_stop(st);
+  l->draining = 0;
+  if (l->fin_sent || n != UV_EOF) {
+    leg_closed(l, n != UV_EOF);
   }
 }
 
@@ -311,6 +343,12 @@ static void leg_close(struct leg *l, int reset) {
     l->reading = 0;
     l->shutdown_req.data = l;
     if (uv_shutdown(&l->shutdown_req, (uv_stream_t *)l->s, on_shutdown) == 0) {
+      /* Until the peer's FIN, what it still sends (an MSRP core's 200s)
+       * is read and dropped: closing with unread input would answer
+       * with a reset, which can destroy relayed bytes the peer has not
+       * read yet. The linger bound (linger_start) caps the wait. */
+      l->draining = uv_read_start((uv_stream_t *)l->s, on_alloc_sink,
+                                  on_read_sink) == 0;
       return;
     }
   }
@@ -396,6 +434,42 @@ int tcprelay_tls_deliver(struct dcmf_tcprelay *r) {
   }
 }
 
+int tcprelay_tls_settle(struct dcmf_tcprelay *r) {
+  if (r->ended) {
+    return 1;
+  }
+  if (!r->tls_started) {
+    return 0;
+  }
+  switch (dcmf_tlspump_get_state(&r->tls)) {
+  case DCMF_TLSPUMP_FAILED:
+    tls_failed(r);
+    return 1;
+  case DCMF_TLSPUMP_CLOSED:
+    tcprelay_relay_end(r, "TLS close_notify from the access peer", 0);
+    return 1;
+  case DCMF_TLSPUMP_OPEN:
+    if (tcprelay_tls_deliver(r)) {
+      return 1;
+    }
+    if (r->access_eof && (dcmf_tlspump_unread(&r->tls) == 0 ||
+                          tcprelay_msrp_may_read(r, ACCESS))) {
+      /* Every whole record the UE sent before its FIN is read (the
+       * engine has room, so what TLS holds is at most a cut record):
+       * no close_notify among them. */
+      r->c.truncated++;
+      tcprelay_relay_end(r,
+                         "TLS truncated: FIN from the access peer without "
+                         "close_notify",
+                         0);
+      return 1;
+    }
+    return 0;
+  default:
+    return 0;
+  }
+}
+
 /* After anything TLS was given: its output, its state, its plaintext. */
 static void tls_progress(struct dcmf_tcprelay *r) {
   tcprelay_tls_flush(r);
@@ -463,7 +537,17 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   int other = 1 - side;
   if (n <= 0 || r->ended) {
     free(wb);
-    if (n == UV_EOF && side == ACCESS && tcprelay_tls_open(r) && !r->ended) {
+    if (n == UV_EOF && side == ACCESS && r->msrp != NULL &&
+        tcprelay_tls_open(r) && !r->ended &&
+        dcmf_tlspump_unread(&r->tls) > 0) {
+      /* Records the MSRP engine had no room for yet: what ends the
+       * relay is decided once they are read (tcprelay_tls_settle). */
+      r->access_eof = 1;
+      if (!tcprelay_tls_settle(r)) {
+        tcprelay_update_reading(r);
+      }
+    } else if (n == UV_EOF && side == ACCESS && tcprelay_tls_open(r) &&
+               !r->ended) {
       /* A close_notify would have ended the relay already: a FIN alone
        * may be an attacker cutting the stream short (RFC 8446 section
        * 6.1, RFC 5246 section 7.2.1), so it is not a clean end. The
@@ -496,7 +580,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   if (side == CORE && r->msrp != NULL) {
     tcprelay_msrp_from_core(r, wb->data, (size_t)n);
     free(wb);
-    if (!r->ended) {
+    if (!tcprelay_tls_settle(r)) {
       tcprelay_update_reading(r);
     }
     return;
@@ -520,7 +604,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
 /* Whether leg |side| may be read now: its bytes have somewhere to go. */
 static int may_read(const struct dcmf_tcprelay *r, int side) {
   const struct leg *l = &r->leg[side], *o = &r->leg[1 - side];
-  if (!l->up || l->closing) {
+  if (!l->up || l->closing || (side == ACCESS && r->access_eof)) {
     return 0;
   }
   if (side == ACCESS && r->cfg.tls) {
@@ -653,6 +737,7 @@ static void relay_add(struct dcmf_tcprelay_host *h,
     }
     tcprelay_msrp_free(r);
     free(r);
+    free(timer);
     h->settings.emit(h->settings.user, &desc->key, "TCP_FAILURE",
                      "{\"leg\":\"access\",\"reason\":\"MSRP relay "
                      "cannot start\"}",

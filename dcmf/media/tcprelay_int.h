@@ -40,6 +40,9 @@ struct leg {
   int up;
   int reading;
   int closing;       /* the stream is shutting down or closing */
+  /* A graceful close: our FIN went (|fin_sent|); meanwhile what the
+   * peer still sends is read and dropped (|draining|) until its FIN. */
+  int fin_sent, draining;
   size_t queued;     /* bytes handed to uv_write not yet written */
 };
 
@@ -62,6 +65,11 @@ struct dcmf_tcprelay {
   uint64_t deadline; /* loop ms: the TLS step (fingerprints, handshake) */
   int handles;       /* libuv handles not yet closed */
   int ended, removed, dirty;
+  /* The UE's FIN came while TLS still held records the MSRP engine had
+   * no room for: its close_notify may be among them, so the end waits
+   * until they are read (tcprelay_tls_settle). */
+  int access_eof;
+  uint8_t sink[4096]; /* where a closing leg's input is dropped */
   struct counters c;
   struct tcprelay_msrp *msrp;        /* MSRP aware (tcprelay_msrp.h), or NULL */
   struct dcmf_tcprelay *next, *prev; /* the host's live list */
@@ -114,6 +122,12 @@ void tcprelay_leg_set_remote(struct leg *l,
 /* Hands the plaintext TLS holds to the core and ends the relay if that
  * found a close_notify or a failure; returns 1 if the relay ended. */
 int tcprelay_tls_deliver(struct dcmf_tcprelay *r);
+/* After the MSRP engine was pumped outside a TLS read (a write done, a
+ * core read, a timer, an update): it may have read a close_notify or hit
+ * a failure among the records back-pressure had left in TLS. Acts on
+ * that state as a read would (ending the relay), else delivers what TLS
+ * holds. Returns 1 if the relay ended. */
+int tcprelay_tls_settle(struct dcmf_tcprelay *r);
 /* The relay's establishment timer: the TLS deadline. */
 void tcprelay_on_tick(uv_timer_t *t);
 

@@ -102,7 +102,9 @@ void tcprelay_msrp_update(struct dcmf_tcprelay *r, const char *paths[2]) {
     return;
   }
   tcprelay_msrp_pump(r);
-  tcprelay_update_reading(r);
+  if (!tcprelay_tls_settle(r)) {
+    tcprelay_update_reading(r);
+  }
 }
 
 int tcprelay_msrp_may_read(const struct dcmf_tcprelay *r, int side) {
@@ -260,7 +262,9 @@ static void on_expiry(uv_timer_t *t) {
     return;
   }
   tcprelay_msrp_pump(r);
-  tcprelay_update_reading(r);
+  if (!tcprelay_tls_settle(r)) {
+    tcprelay_update_reading(r);
+  }
 }
 
 /* Arms the timer at the engine's next expiry (a split waiting for its
@@ -303,6 +307,10 @@ void tcprelay_msrp_pump(struct dcmf_tcprelay *r) {
   }
   if (!r->ended) {
     arm_expiry(r);
+  }
+  if (!r->ended && r->tls_started) {
+    /* Reading may have made TLS answer (an alert, a KeyUpdate). */
+    tcprelay_tls_flush(r);
   }
 }
 

@@ -298,6 +298,8 @@ static int tcpleg_ok(const struct dcmf_media_tcpleg *l, uint32_t op) {
   }
   return (unsigned)l->handling <= DCMF_TCP_STATE_AWARE_CHANGE &&
          ((l->tls | l->tls_client | l->msrp_aware) & ~1) == 0 &&
+         /* the MSRP-aware relay reads the UE's chunks out of TLS */
+         (!l->msrp_aware || l->tls) &&
          l->remote_fp.count <= DCMF_FINGERPRINTS_MAX;
 }
 

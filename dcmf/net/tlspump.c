@@ -176,6 +176,14 @@ size_t dcmf_tlspump_pending(const struct dcmf_tlspump *p) {
   return p->wbio != NULL ? BIO_ctrl_pending(p->wbio) : 0;
 }
 
+size_t dcmf_tlspump_unread(const struct dcmf_tlspump *p) {
+  if (p->ssl == NULL || p->rbio == NULL) {
+    return 0;
+  }
+  int plain = SSL_pending(p->ssl);
+  return BIO_ctrl_pending(p->rbio) + (plain > 0 ? (size_t)plain : 0);
+}
+
 size_t dcmf_tlspump_drain(struct dcmf_tlspump *p, uint8_t *out, size_t cap) {
   if (p->wbio == NULL || cap == 0) {
     return 0;

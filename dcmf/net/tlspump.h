@@ -107,6 +107,11 @@ int dcmf_tlspump_write(struct dcmf_tlspump *p, const uint8_t *data, size_t len);
 /* Returns how many ciphertext bytes wait to be drained. */
 size_t dcmf_tlspump_pending(const struct dcmf_tlspump *p);
 
+/* Returns how many received bytes TLS holds that dcmf_tlspump_read has
+ * not consumed yet (records fed but not read, plaintext decrypted but
+ * not taken): a close_notify may still be among them. */
+size_t dcmf_tlspump_unread(const struct dcmf_tlspump *p);
+
 /* Moves up to |cap| waiting ciphertext bytes into |out| and returns how
  * many; 0 when none wait. */
 size_t dcmf_tlspump_drain(struct dcmf_tlspump *p, uint8_t *out, size_t cap);

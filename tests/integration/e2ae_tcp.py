@@ -919,6 +919,7 @@ import e2ae_tcp_msrp  # noqa: E402
 for _fn in (e2ae_tcp_msrp.rewrites_paths_both_ways,
             e2ae_tcp_msrp.malformed_ends_only_that_relay,
             e2ae_tcp_msrp.slow_core_reader_bounded,
+            e2ae_tcp_msrp.close_notify_behind_back_pressure_ends_relay,
             e2ae_tcp_msrp.reoffer_changes_core_path):
     case(_aware(_fn))
 

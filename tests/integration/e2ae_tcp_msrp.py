@@ -11,7 +11,9 @@ end-line), and answers as RFC 4975 §7.2 says; the core leg's wire is
 decoded again by tshark (tshark_check.py), the TLS leg's with the UE's
 TLS keys (keylog). Every wait is bounded."""
 import hashlib
+import ssl
 import os
+import select
 import socket
 import threading
 import time
@@ -242,6 +244,71 @@ def slow_core_reader_bounded(H):
         assert "sent" in result, result
         for tid in result["sent"][1]:
             p.ue.wait_response(tid, timeout=30)
+    finally:
+        if p is not None:
+            p.close()
+        core.close()
+        H.D.delete(cid)
+
+
+def close_notify_behind_back_pressure_ends_relay(H):
+    """The UE sends a message toward a core that reads nothing, then its
+    close_notify: the close_notify waits behind the held-back records.
+    Once the core reads, the whole message arrives, then a FIN, and the
+    relay ends with the close_notify reason (nothing left hanging)."""
+    core = CoreListener(backlog=False)
+    core.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    core.listen()
+    doc = aware_context(H, core)
+    cid = doc["contextId"]
+    p = None
+    try:
+        p = Pair(H, doc, core)
+        p.core_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        body = os.urandom(384 << 10).hex().encode()
+        # 768 KiB in 64 KiB chunks: more than the relay holds while the
+        # core does not read, less than the kernel buffers take, so the
+        # UE's writes all complete and its close_notify follows them.
+        mid, tids = p.ue.send_message(body, chunk_size=65536)
+        wait_stalled(lambda: (H.D.get(cid).get("tcpCounters") or {})
+                     .get("toCore", {}).get("bytes", 0))
+        # The UE's reader stops quietly (no shutdown of its own), then
+        # its close_notify goes out behind the held-back records: the
+        # socket is non-blocking, so SSL_shutdown is repeated until the
+        # alert has left (SSLWantReadError: only the peer's is missing).
+        with p.ue._io_lock:
+            p.ue._closing = True
+        sent = {}
+
+        def close_notify():
+            end = time.time() + 30
+            while time.time() < end:
+                try:
+                    with p.ue._io_lock:
+                        p.ue.sock.unwrap()
+                    sent["ok"] = True
+                    return
+                except ssl.SSLWantReadError:
+                    sent["ok"] = True
+                    return
+                except ssl.SSLWantWriteError:
+                    select.select([], [p.ue.sock], [], 0.2)
+                except (ssl.SSLError, OSError) as e:
+                    sent["error"] = e
+                    return
+        closer = threading.Thread(target=close_notify, daemon=True)
+        closer.start()
+        core_peer = p.start_core()
+        got = core_peer.wait_message(1, timeout=60)[0]
+        assert hashlib.sha256(bytes(got.data)).digest() == \
+            hashlib.sha256(body).digest(), "bytes differ"
+        closer.join(30)
+        assert sent.get("ok"), f"the UE's close_notify did not leave: {sent}"
+        core_peer.wait_closed(timeout=15)  # the FIN after the message
+        poll(lambda: any("close_notify" in e.get("detail", {}).get("reason", "")
+                         for e in H.D.get(cid).get("events", [])
+                         if e["event"] == "TCP_CLOSED"),
+             "TCP_CLOSED for the UE's close_notify", 10)
     finally:
         if p is not None:
             p.close()
