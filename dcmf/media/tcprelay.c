@@ -420,8 +420,9 @@ static void tls_failed(struct dcmf_tcprelay *r) {
 /* Delivers the plaintext TLS holds to the core, then acts on the state
  * reading it left: a close_notify or a failure found among the records
  * ends the relay. Returns 1 if the relay ended. */
-int tcprelay_tls_deliver(struct dcmf_tcprelay *r) {
-  tcprelay_tls_plain_to_core(r);
+/* A close_notify or a failure TLS has read ends the relay; returns 1
+ * then. */
+static int tls_end_if_over(struct dcmf_tcprelay *r) {
   switch (dcmf_tlspump_get_state(&r->tls)) {
   case DCMF_TLSPUMP_FAILED:
     tls_failed(r);
@@ -430,44 +431,48 @@ int tcprelay_tls_deliver(struct dcmf_tcprelay *r) {
     tcprelay_relay_end(r, "TLS close_notify from the access peer", 0);
     return 1;
   default:
-    return r->ended;
+    return 0;
   }
+}
+
+/* The UE's FIN with no close_notify before it: a truncation (RFC 8446
+ * section 6.1, RFC 5246 section 7.2.1), not a clean end; the core still
+ * gets what was relayed, then its FIN. */
+static void end_truncated(struct dcmf_tcprelay *r) {
+  r->c.truncated++;
+  tcprelay_relay_end(r,
+                     "TLS truncated: FIN from the access peer without "
+                     "close_notify",
+                     0);
+}
+
+int tcprelay_tls_deliver(struct dcmf_tcprelay *r) {
+  tcprelay_tls_plain_to_core(r);
+  return tls_end_if_over(r) || r->ended;
 }
 
 int tcprelay_tls_settle(struct dcmf_tcprelay *r) {
   if (r->ended) {
     return 1;
   }
-  if (!r->tls_started) {
+  if (!r->tls_started || tls_end_if_over(r)) {
+    return r->tls_started;
+  }
+  if (dcmf_tlspump_get_state(&r->tls) != DCMF_TLSPUMP_OPEN) {
     return 0;
   }
-  switch (dcmf_tlspump_get_state(&r->tls)) {
-  case DCMF_TLSPUMP_FAILED:
-    tls_failed(r);
+  if (tcprelay_tls_deliver(r)) {
     return 1;
-  case DCMF_TLSPUMP_CLOSED:
-    tcprelay_relay_end(r, "TLS close_notify from the access peer", 0);
-    return 1;
-  case DCMF_TLSPUMP_OPEN:
-    if (tcprelay_tls_deliver(r)) {
-      return 1;
-    }
-    if (r->access_eof && (dcmf_tlspump_unread(&r->tls) == 0 ||
-                          tcprelay_msrp_may_read(r, ACCESS))) {
-      /* Every whole record the UE sent before its FIN is read (the
-       * engine has room, so what TLS holds is at most a cut record):
-       * no close_notify among them. */
-      r->c.truncated++;
-      tcprelay_relay_end(r,
-                         "TLS truncated: FIN from the access peer without "
-                         "close_notify",
-                         0);
-      return 1;
-    }
-    return 0;
-  default:
-    return 0;
   }
+  if (r->access_eof && (dcmf_tlspump_unread(&r->tls) == 0 ||
+                        tcprelay_msrp_may_read(r, ACCESS))) {
+    /* Every whole record the UE sent before its FIN is read (the engine
+     * has room, so what TLS holds is at most a cut record): no
+     * close_notify among them. */
+    end_truncated(r);
+    return 1;
+  }
+  return 0;
 }
 
 /* After anything TLS was given: its output, its state, its plaintext. */
@@ -549,14 +554,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     } else if (n == UV_EOF && side == ACCESS && tcprelay_tls_open(r) &&
                !r->ended) {
       /* A close_notify would have ended the relay already: a FIN alone
-       * may be an attacker cutting the stream short (RFC 8446 section
-       * 6.1, RFC 5246 section 7.2.1), so it is not a clean end. The
-       * core still gets what was relayed, then its FIN. */
-      r->c.truncated++;
-      tcprelay_relay_end(r,
-                         "TLS truncated: FIN from the access peer without "
-                         "close_notify",
-                         0);
+       * may be an attacker cutting the stream short. */
+      end_truncated(r);
     } else if (n == UV_EOF) {
       tcprelay_relay_end(r,
                          side == ACCESS ? "FIN from the access peer"
