@@ -128,6 +128,15 @@ int tcprelay_tls_deliver(struct dcmf_tcprelay *r);
  * that state as a read would (ending the relay), else delivers what TLS
  * holds. Returns 1 if the relay ended. */
 int tcprelay_tls_settle(struct dcmf_tcprelay *r);
+/* Pushes the relay's TCP_COUNTERS (|final|: the last one). */
+void tcprelay_push_counters(struct dcmf_tcprelay *r, int final);
+
+/* ---- tcprelay_end.c ---- */
+
+/* Closes leg |l|: with a reset, or gracefully (FIN after what is queued,
+ * the peer's input dropped until its FIN; bounded by the linger timer
+ * tcprelay_relay_end starts). */
+void tcprelay_leg_close(struct leg *l, int reset);
 /* The relay's establishment timer: the TLS deadline. */
 void tcprelay_on_tick(uv_timer_t *t);
 
