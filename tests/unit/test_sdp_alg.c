@@ -244,6 +244,73 @@ static void test_webrtc_answer(void **state) {
   free(a);
 }
 
+/* A re-offer from the WIC (an offer for a line with a context): a new
+ * tls-id, a new fingerprint and setup:passive become a PATCH of the
+ * context, establish stated either way, the candidate's address too (an
+ * ICE restart moves it); actpass states establish false. */
+static void test_webrtc_reoffer(void **state) {
+  (void)state;
+  static const char *const from[] = {"a=setup:actpass", "abcdefghijklmnopqrstuvwxyz",
+                                     "50000 typ host"};
+  static const char *const to[] = {"a=setup:passive", "renewedtlsid0123456789abcd",
+                                    "50002 typ host"};
+  char text[sizeof wic_offer + 64];
+  snprintf(text, sizeof text, "%s", wic_offer);
+  for (size_t k = 0; k < 3; k++) {
+    char *at = strstr(text, from[k]);
+    assert_non_null(at);
+    assert_int_equal(strlen(from[k]), strlen(to[k]));
+    memcpy(at, to[k], strlen(to[k]));
+  }
+  json_t *out = request(text, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, srtp_reply);
+  json_t *e = json_array_get(json_object_get(out, "requests"), 0);
+  assert_string_equal(jpath(e, "method"), "PATCH");
+  assert_string_equal(jpath(e, "uri"), "/agw/v1/contexts/c1");
+  const json_t *ops = json_object_get(e, "body");
+  int seen = 0;
+  for (size_t k = 0; k < json_array_size(ops); k++) {
+    const json_t *op = json_array_get(ops, k);
+    const char *path = jpath(op, "path");
+    const char *v = jpath(op, "value");
+    if (strcmp(path, "/terminations/0/dtls/setup") == 0) {
+      assert_string_equal(v, "passive");
+      seen |= 1;
+    } else if (strcmp(path, "/terminations/0/dtls/establish") == 0) {
+      assert_string_equal(v, "true");
+      seen |= 2;
+    } else if (strcmp(path, "/terminations/0/dtls/tlsId") == 0) {
+      assert_string_equal(v, "renewedtlsid0123456789abcd");
+      seen |= 4;
+    } else if (strcmp(path, "/terminations/0/remote") == 0) {
+      assert_string_equal(jpath(op, "value/port"), "50002");
+      seen |= 8;
+    } else if (strcmp(path, "/terminations/0/ice") == 0) {
+      assert_string_equal(jpath(op, "value/remoteUfrag"), "wicU");
+      seen |= 16;
+    }
+  }
+  assert_int_equal(seen, 31);
+  json_decref(out);
+  /* The same offer without a context is a POST; actpass re-offered
+   * states establish false. */
+  out = request(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, NULL);
+  assert_string_equal(jpath(json_array_get(json_object_get(out, "requests"), 0),
+                            "method"),
+                      "POST");
+  json_decref(out);
+  out = request(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, srtp_reply);
+  ops = json_object_get(json_array_get(json_object_get(out, "requests"), 0), "body");
+  seen = 0;
+  for (size_t k = 0; k < json_array_size(ops); k++)
+    if (strcmp(jpath(json_array_get(ops, k), "path"),
+               "/terminations/0/dtls/establish") == 0) {
+      assert_string_equal(jpath(json_array_get(ops, k), "value"), "false");
+      seen = 1;
+    }
+  assert_int_equal(seen, 1);
+  json_decref(out);
+}
+
 /* 6.2.10.4: the core offers T.38 over UDPTL; the UE gets UDP/TLS/UDPTL,
  * 3ge2ae:applied, the AGW's fingerprint, a new tls-id, actpass. */
 static const char t38_offer[] =
@@ -621,6 +688,7 @@ int main(void) {
       cmocka_unit_test(test_webrtc_offer_request),
       cmocka_unit_test(test_webrtc_offer_toward_core),
       cmocka_unit_test(test_webrtc_answer),
+      cmocka_unit_test(test_webrtc_reoffer),
       cmocka_unit_test(test_t38_flow),
       cmocka_unit_test(test_setup_choice),
       cmocka_unit_test(test_msrp_tls),
