@@ -187,12 +187,13 @@ static void test_webrtc_offer_toward_core(void **state) {
       "m=audio 40002 RTP/AVPF 111",
       "c=IN IP4 203.0.113.1",
       "a=rtcp:40003",
+      "a=rtcp-mux", /* offered, the separate port the fallback (RFC 8035) */
       "a=rtpmap:111 opus/48000/2",
       "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
       NULL});
   want_absent(o, (const char *const[]){"a=setup", "a=fingerprint", "a=tls-id",
                                         "a=ice-", "a=candidate", "a=group",
-                                        "a=mid", "sdes:mid", "a=rtcp-mux",
+                                        "a=mid", "sdes:mid", "a=rtcp-mux-only",
                                         "a=rtcp-rsize", "192.0.2.10 50000",
                                         NULL});
   /* 50 packets/s x 16 octets x 8 = 6.4 kbit/s -> 7; RTCP 800 x 20/100. */
