@@ -382,7 +382,14 @@ static int toward_access(struct mctx *c, char *err, size_t errlen) {
   if (c->p->subprotocol) {
     CHECK(dc_toward_access(c));
   } else {
-    snprintf(c->m.proto, sizeof c->m.proto, "%s", c->p->access_proto);
+    /* On RTP paths the API's transport is the SDP protocol: the access
+     * side keeps the one its termination has, whatever the core runs (a
+     * WIC's SAVPF toward an RTP/AVP core that gets no feedback). */
+    const char *tr = jstr(c->acc, "transport", NULL);
+    bool savp = tr && (strcmp(tr, "UDP/TLS/RTP/SAVPF") == 0 ||
+                       strcmp(tr, "UDP/TLS/RTP/SAVP") == 0);
+    snprintf(c->m.proto, sizeof c->m.proto, "%s",
+             c->p->rtp && savp ? tr : c->p->access_proto);
   }
   if (c->p->rtp)
     CHECK(dcmf_sdp_add(c->s, 'a', "rtcp-mux"));

@@ -245,6 +245,24 @@ static void test_webrtc_answer(void **state) {
   free(a);
 }
 
+/* The core answers RTP/AVP (an ALG offered it AVP: it does no
+ * feedback) while the WIC offered SAVPF: the answer toward the WIC keeps
+ * the access termination's UDP/TLS/RTP/SAVPF (RFC 3264: an answer keeps
+ * the offer's protocol). */
+static void test_webrtc_answer_avp_core(void **state) {
+  (void)state;
+  char answer[sizeof core_answer];
+  snprintf(answer, sizeof answer, "%s", core_answer);
+  char *at = strstr(answer, "RTP/AVPF 111");
+  assert_non_null(at);
+  memmove(at + 7, at + 8, strlen(at + 8) + 1); /* RTP/AVPF -> RTP/AVP */
+  char *a = rewrite(answer, DCMF_ALG_CORE, DCMF_ALG_ANSWER, srtp_reply,
+                    wic_offer);
+  want_lines(a, (const char *const[]){"m=audio 40000 UDP/TLS/RTP/SAVPF 111",
+                                      "a=rtcp-mux", NULL});
+  free(a);
+}
+
 /* A re-offer from the WIC (an offer for a line with a context): a new
  * tls-id, a new fingerprint and setup:passive become a PATCH of the
  * context, establish stated either way, the candidate's address too (an
@@ -690,6 +708,7 @@ int main(void) {
       cmocka_unit_test(test_webrtc_offer_toward_core),
       cmocka_unit_test(test_webrtc_answer),
       cmocka_unit_test(test_webrtc_reoffer),
+      cmocka_unit_test(test_webrtc_answer_avp_core),
       cmocka_unit_test(test_t38_flow),
       cmocka_unit_test(test_setup_choice),
       cmocka_unit_test(test_msrp_tls),
