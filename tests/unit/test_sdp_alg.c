@@ -269,10 +269,10 @@ static void test_webrtc_answer_avp_core(void **state) {
  * ICE restart moves it); actpass states establish false. */
 static void test_webrtc_reoffer(void **state) {
   (void)state;
-  static const char *const from[] = {"a=setup:actpass", "abcdefghijklmnopqrstuvwxyz",
-                                     "50000 typ host"};
-  static const char *const to[] = {"a=setup:passive", "renewedtlsid0123456789abcd",
-                                    "50002 typ host"};
+  static const char *const from[] = {
+      "a=setup:actpass", "abcdefghijklmnopqrstuvwxyz", "50000 typ host"};
+  static const char *const to[] = {
+      "a=setup:passive", "renewedtlsid0123456789abcd", "50002 typ host"};
   char text[sizeof wic_offer + 64];
   snprintf(text, sizeof text, "%s", wic_offer);
   for (size_t k = 0; k < 3; k++) {
@@ -318,7 +318,8 @@ static void test_webrtc_reoffer(void **state) {
                       "POST");
   json_decref(out);
   out = request(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, srtp_reply);
-  ops = json_object_get(json_array_get(json_object_get(out, "requests"), 0), "body");
+  ops = json_object_get(
+      json_array_get(json_object_get(out, "requests"), 0), "body");
   seen = 0;
   for (size_t k = 0; k < json_array_size(ops); k++)
     if (strcmp(jpath(json_array_get(ops, k), "path"),
