@@ -22,10 +22,10 @@ struct dcmf_tcpconn {
   void *user;
   enum conn_state state;
   enum dcmf_tcpconn_end end;
-  int handles;  /* the socket, and the linger timer once started */
-  int timing;   /* the linger timer runs (not closing) */
-  int fin_sent; /* our FIN is out (or cannot be sent) */
-  int peer_fin; /* the peer's FIN came (or its input cannot be read) */
+  int handles;        /* the socket, and the linger timer once started */
+  int timing;         /* the linger timer runs (not closing) */
+  int fin_sent;       /* our FIN is out (or cannot be sent) */
+  int peer_fin;       /* the peer's FIN came (or its input cannot be read) */
   uint8_t sink[4096]; /* where the peer's last input is dropped */
 };
 
@@ -152,7 +152,9 @@ int dcmf_tcpconn_new(struct dcmf_tcpconn **out, uv_tcp_t *tcp,
   return 0;
 }
 
-uv_tcp_t *dcmf_tcpconn_tcp(const struct dcmf_tcpconn *c) { return c->tcp; }
+uv_tcp_t *dcmf_tcpconn_tcp(const struct dcmf_tcpconn *c) {
+  return c->tcp;
+}
 
 void dcmf_tcpconn_set_gone(struct dcmf_tcpconn *c, dcmf_tcpconn_gone_cb gone,
                            void *user) {
