@@ -102,4 +102,19 @@ void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
                                struct dcmf_agwiq *next,
                                struct dcmf_agwiq_change *ch);
 
+/* ---- agwiq_t140.c ---- */
+
+/* 1 when the access termination |access| (transport UDP/DTLS/SCTP) is a
+ * T.140 channel: its dataChannel's subprotocol is "t140", or the core's
+ * transport (|core_transport|, an enum dcmf_agwiq_transport) is RTP. */
+int dcmf_agwiq_t140_wanted(json_t *access, int core_transport);
+/* Reads the T.140 members of both terminations (transports read: access
+ * UDP/DTLS/SCTP); the core's RTCP members are agwiq.c's. */
+void dcmf_agwiq_t140_parse(struct check *c, json_t *terms[2],
+                           char prefix[2][48], struct dcmf_agwiq *out);
+/* The PATCH rules of such a context beside the DTLS and ICE ones. */
+void dcmf_agwiq_t140_patch_check(struct check *c,
+                                 const struct dcmf_agwiq *prev,
+                                 struct dcmf_agwiq *next);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "errors.h"
 
@@ -110,6 +111,12 @@ static json_t *data_channel_of(const struct dcmf_sdp *sdp, size_t i,
   json_object_set_new(dc, "subprotocol", json_string(p->subprotocol));
   if (dcmf_alg_dcmap_opt(dcmap, "ordered", v, sizeof v))
     json_object_set_new(dc, "ordered", json_boolean(strcmp(v, "true") == 0));
+  /* Passed on for the AGW to refuse: RFC 8873 4.3 and RFC 8865 4.1 want
+   * reliable channels, and an offer with them rejected. */
+  if (dcmf_alg_dcmap_opt(dcmap, "max-retr", v, sizeof v))
+    json_object_set_new(dc, "maxRetr", json_integer(atol(v)));
+  if (dcmf_alg_dcmap_opt(dcmap, "max-time", v, sizeof v))
+    json_object_set_new(dc, "maxTime", json_integer(atol(v)));
   const char *mms = dcmf_sdp_attr(&sdp->media[i], "max-message-size", 0);
   if (mms)
     json_object_set_new(dc, "maxMessageSize", json_integer(atol(mms)));
@@ -132,6 +139,12 @@ static json_t *data_channel_of(const struct dcmf_sdp *sdp, size_t i,
     const char *cps = fmtp ? strstr(fmtp, "cps=") : NULL;
     if (cps)
       json_object_set_new(dcsa, "cps", json_integer(atol(cps + 4)));
+    const char *hs = dcmf_alg_dcsa(s, id, "hlang-send");
+    const char *hr = dcmf_alg_dcsa(s, id, "hlang-recv");
+    if (hs)
+      json_object_set_new(dcsa, "hlangSend", json_string(hs));
+    if (hr)
+      json_object_set_new(dcsa, "hlangRecv", json_string(hr));
     static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly",
                                        "inactive"};
     for (size_t k = 0; k < 4; k++)
@@ -188,6 +201,55 @@ static json_t *access_termination(const struct dcmf_sdp *sdp, size_t i,
   return t;
 }
 
+/* The core's m=text payload types (RFC 4103: t140/1000 and red/1000,
+ * red's fmtp giving the generations) and its fmtp cps. A core SDP
+ * without t140 gets nothing (the AGW's defaults). */
+static json_t *t140_of(const struct dcmf_sdp_section *s) {
+  long pt = -1, red = -1, cps = 0;
+  for (size_t k = 0;; k++) {
+    const char *r = dcmf_sdp_attr(s, "rtpmap", k);
+    if (!r)
+      break;
+    char name[16];
+    long n;
+    if (sscanf(r, "%ld %15[^/]", &n, name) != 2 || n < 0 || n > 127)
+      continue;
+    if (strcasecmp(name, "t140") == 0 && pt < 0)
+      pt = n;
+    else if (strcasecmp(name, "red") == 0 && red < 0)
+      red = n;
+  }
+  if (pt < 0)
+    return NULL;
+  json_t *t = json_pack("{s:I}", "payloadType", (json_int_t)pt);
+  for (size_t k = 0;; k++) {
+    const char *f = dcmf_sdp_attr(s, "fmtp", k);
+    long n;
+    int at = 0;
+    if (!f)
+      break;
+    if (sscanf(f, "%ld %n", &n, &at) != 1)
+      continue;
+    const char *c = strstr(f + at, "cps=");
+    if (n == pt && c)
+      cps = atol(c + 4);
+    if (n == red && red >= 0) {
+      /* "98/98/98": the primary and two generations, one per '/'. */
+      long gens = 0;
+      for (const char *q = f + at; *q && *q != ' '; q++)
+        gens += *q == '/';
+      json_object_set_new(t, "generations", json_integer(gens > 5 ? 5 : gens));
+    }
+  }
+  if (red >= 0)
+    json_object_set_new(t, "redPayloadType", json_integer(red));
+  else
+    json_object_del(t, "generations");
+  if (cps > 0 && cps <= 65535)
+    json_object_set_new(t, "cps", json_integer(cps));
+  return t;
+}
+
 static json_t *core_termination(const struct dcmf_sdp *sdp, size_t i,
                                 const struct dcmf_alg_path *p,
                                 const struct dcmf_alg_opts *o,
@@ -206,6 +268,11 @@ static json_t *core_termination(const struct dcmf_sdp *sdp, size_t i,
       if (rtcp && !mux && atol(rtcp) > 0 && atol(rtcp) <= 65535)
         json_object_set_new(t, "remoteRtcpPort", json_integer(atol(rtcp)));
     }
+    json_t *t140 = p->subprotocol && strcmp(p->subprotocol, "t140") == 0
+                       ? t140_of(&sdp->media[i])
+                       : NULL;
+    if (t140)
+      json_object_set_new(t, "t140", t140);
   } else if (p->rtp ||
              (p->subprotocol && strcmp(p->subprotocol, "t140") == 0)) {
     json_object_set_new(t, "rtcpMux", json_false());
@@ -271,6 +338,14 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
         json_array_append_new(ops,
                               patch_op("add", path, json_integer(atol(rtcp))));
       }
+    }
+    json_t *t140 = p->subprotocol && strcmp(p->subprotocol, "t140") == 0
+                       ? t140_of(&sdp->media[i])
+                       : NULL;
+    if (t140) {
+      /* The core's answer settles its payload types and red. */
+      snprintf(path, sizeof path, "%s/t140", base);
+      json_array_append_new(ops, patch_op("add", path, t140));
     }
     const char *mpath = dcmf_sdp_attr(&sdp->media[i], "path", 0);
     const char *mode = json_string_value(json_object_get(
