@@ -105,8 +105,9 @@ void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
 /* ---- agwiq_t140.c ---- */
 
 /* 1 when the access termination |access| (transport UDP/DTLS/SCTP) is a
- * T.140 channel: its dataChannel's subprotocol is "t140", or the core's
- * transport (|core_transport|, an enum dcmf_agwiq_transport) is RTP. */
+ * T.140 channel: its dataChannel's subprotocol is "t140" and the core
+ * (|core_transport|, an enum dcmf_agwiq_transport) is not TCP/MSRP, or
+ * it names neither "t140" nor "msrp" and the core is RTP. */
 int dcmf_agwiq_t140_wanted(json_t *access, int core_transport);
 /* Reads the T.140 members of both terminations (transports read: access
  * UDP/DTLS/SCTP); the core's RTCP members are agwiq.c's. */

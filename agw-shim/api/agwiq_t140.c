@@ -25,8 +25,16 @@
 int dcmf_agwiq_t140_wanted(json_t *access, int core_transport) {
   const char *sp = json_string_value(
       json_object_get(json_object_get(access, "dataChannel"), "subprotocol"));
-  return (sp != NULL && strcmp(sp, "t140") == 0) ||
-         core_transport == DCMF_AGWIQ_AVP || core_transport == DCMF_AGWIQ_AVPF;
+  /* The subprotocol decides ("msrp" is agwiq_dc.c's whatever the core
+   * is); without a known one, an RTP core makes it T.140. A t140
+   * channel toward TCP/MSRP is refused by agwiq_dc.c, naming it. */
+  if (sp != NULL && strcmp(sp, "msrp") == 0) {
+    return 0;
+  }
+  if (sp != NULL && strcmp(sp, "t140") == 0) {
+    return core_transport != DCMF_AGWIQ_TCP_MSRP;
+  }
+  return core_transport == DCMF_AGWIQ_AVP || core_transport == DCMF_AGWIQ_AVPF;
 }
 
 /* An RFC 5646 language tag as a=hlang-send/recv carry it (RFC 8373):
