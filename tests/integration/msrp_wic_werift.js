@@ -4,9 +4,10 @@
 // the test sends and checks is the test's own (msrp_peer.py), so every
 // data channel message crosses as it is, one line each (hex).
 //
-//   stdin:  {"cmd":"offer","id":N,"label":L}  -> {"ev":"offer","sdp":S}
+//   stdin:  {"cmd":"offer","id":N,"label":L[,"protocol":P]} -> {"ev":"offer","sdp":S}
 //           {"cmd":"answer","sdp":S}          -> {"ev":"open"} once open
 //           {"cmd":"send","hex":H}            (one SCTP user message)
+//           {"cmd":"text","text":T}           (one string message, PPID 51)
 //           {"cmd":"close"}                   (closes the channel)
 //           {"cmd":"quit"}
 //   stdout: {"ev":"msg","hex":H}, {"ev":"closed"}, {"ev":"error","error":E}
@@ -31,7 +32,11 @@ async function handle(m) {
       iceAdditionalHostAddresses: ["127.0.0.1"],
       iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1",
     });
-    dc = pc.createDataChannel(m.label, { negotiated: true, id: m.id, protocol: "msrp", ordered: true });
+    // protocol: "msrp" unless the command names another ("t140" for
+    // e2ae_t140.py); maxRetransmits only to test a refused offer.
+    const opts = { negotiated: true, id: m.id, protocol: m.protocol || "msrp", ordered: true };
+    if (m.maxRetransmits !== undefined) opts.maxRetransmits = m.maxRetransmits;
+    dc = pc.createDataChannel(m.label, opts);
     dc.onopen = () => out({ ev: "open" });
     dc.onclose = () => out({ ev: "closed" });
     dc.onmessage = (e) => {
@@ -46,6 +51,8 @@ async function handle(m) {
     await pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
   } else if (m.cmd === "send") {
     dc.send(Buffer.from(m.hex, "hex"));
+  } else if (m.cmd === "text") {
+    dc.send(m.text); // a string message (PPID 51), as a browser sends text
   } else if (m.cmd === "close") {
     dc.close();
   } else if (m.cmd === "quit") {
