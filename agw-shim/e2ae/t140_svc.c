@@ -490,7 +490,12 @@ static void t140_closed(void *media, void *chan,
    * channel; the RTP side is told by a missing-text marker. */
   dcmf_t140_dc_failed(&m->engine);
   counted(m);
-  pump(m);
+  /* Sent from the loop, not from here: a channel closed because the
+   * session ends (a DELETE) is followed by |detach| at once, and the
+   * call's end is not a loss to mark. */
+  if (m->core != NULL) {
+    uv_timer_start(&m->core->timer, on_timer, 0, 0);
+  }
 }
 
 const struct dcmf_service dcmf_t140_service = {

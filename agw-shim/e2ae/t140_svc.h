@@ -32,9 +32,11 @@
  * channel is open; one message waits when SCTP has no room (|writable|
  * resends it) and the engine's bounded queue holds the rest. Text from
  * the core while the channel is not open waits in the same bounded
- * queue. A channel that closes (the WIC reset it, or the association
- * ended) makes the engine mark the loss toward RTP (one U+FFFD, RFC 8865
- * §6); a channel that opens again carries on.
+ * queue. A channel that closes while the media goes on (the WIC reset
+ * it, or the association ended) makes the engine mark the loss toward
+ * RTP (one U+FFFD, RFC 8865 §6), sent from the loop; a channel closed
+ * because the media ends (DELETE) marks nothing. A channel that opens
+ * again carries on.
  *
  * Counters: T140_COUNTERS, pushed at most once per DCMF_T140_SVC_PUSH_MS
  * while something is counted and once at detach with "final":true:
