@@ -52,6 +52,14 @@ void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
 
 /* ---- agwiq_dc.c ---- */
 
+/* The a=dcmap members of a "dataChannel" |d| (streamId and label into
+ * |out|): subprotocol must be |subprotocol|, ordered true if given,
+ * maxRetr and maxTime refused (a reliable channel), each reason naming
+ * |clause|. */
+void dcmf_agwiq_parse_dcmap(struct check *c, json_t *d, const char *prefix,
+                            const char *subprotocol, const char *clause,
+                            struct dcmf_agwiq *out);
+
 /* 0 for an MSRP path (RFC 4975 §9: URIs separated by single spaces),
  * each URI as the relay engine parses it (msrp.h). */
 int dcmf_agwiq_msrp_path_check(const char *s);

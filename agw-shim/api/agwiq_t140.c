@@ -131,35 +131,8 @@ static void parse_data_channel(struct check *c, json_t *d, const char *prefix,
     return;
   }
   dcmf_agwiq_only_members(c, d, allowed, prefix);
-  json_t *sid = json_object_get(d, "streamId");
-  if (!json_is_integer(sid) || json_integer_value(sid) < 0 ||
-      json_integer_value(sid) > 65534) {
-    dcmf_agwiq_fail(c, "is required: the a=dcmap stream id, 0 to 65534",
-                    "%s/streamId", prefix);
-  } else {
-    out->dc_sid = (uint16_t)json_integer_value(sid);
-  }
-  dcmf_agwiq_string_member(c, d, "label", prefix, NULL,
-                           "must be a string of at most 63 bytes",
-                           out->dc_label, sizeof(out->dc_label));
-  const char *sp = json_string_value(json_object_get(d, "subprotocol"));
-  if (sp == NULL || strcmp(sp, "t140") != 0) {
-    dcmf_agwiq_fail(c,
-                    "is required and must be \"t140\" with an RTP/AVP core "
-                    "termination (RFC 8865 §4.1)",
-                    "%s/subprotocol", prefix);
-  }
-  json_t *ord = json_object_get(d, "ordered");
-  if (ord != NULL && !json_is_true(ord)) {
-    dcmf_agwiq_fail(c, "must be true if given: T.140 needs an ordered "
-                       "channel (RFC 8865 §4.1)",
-                    "%s/ordered", prefix);
-  }
-  static const char *const partial[] = {"maxRetr", "maxTime", NULL};
-  dcmf_agwiq_refuse_listed(c, d, partial, prefix,
-                           "must be left out: T.140 needs a reliable "
-                           "channel, and an offer with max-retr or max-time "
-                           "MUST be rejected (RFC 8865 §4.1)");
+  /* RFC 8865 §4.1: an offer with max-retr or max-time MUST be rejected. */
+  dcmf_agwiq_parse_dcmap(c, d, prefix, "t140", "RFC 8865 §4.1", out);
   /* T.140 messages are small (one or more T140blocks); the WIC's limit
    * is taken for what it is and not needed. */
   int_member(c, d, "maxMessageSize", prefix, 0, 0x7fffffff, 0,
