@@ -501,6 +501,50 @@ try:
             c.wic.stop()
 
     @case
+    def wic_cps_paces_text_to_wic():
+        # RFC 8865 §4.2.1: the WIC takes 10 characters per second; 40
+        # typed at once by the core reach it in about three seconds (a
+        # second's worth at once, then 9 a second), whole and in order.
+        c = Call(cps=10, capture=False)
+        try:
+            text = "abcdefghij" * 4
+            t0 = time.monotonic()
+            c.peer.type(text)
+            poll(lambda: c.wic.text() == text, f"the WIC got the 40 characters "
+                 f"(has {c.wic.text()!r})", 15)
+            took = time.monotonic() - t0
+            assert took >= 2.5, f"40 characters at cps 10 took {took:.2f} s"
+            print(f"#   40 characters at cps 10: {took:.2f} s, "
+                  f"{c.wic.messages} messages", flush=True)
+        finally:
+            c.close()
+
+    @case
+    def reoffer_changes_direction():
+        # A re-offer's dcsa recvonly (PATCH): the WIC's text stops at the
+        # AGW, the core's still reaches the WIC.
+        c = Call(capture=False)
+        try:
+            st, doc = D.call("PATCH", f"{AGW}/{c.cid}", [
+                {"op": "add", "path": "/terminations/0/dataChannel/dcsa/direction",
+                 "value": "recvonly"}], "application/json-patch+json")
+            assert st == 200, (st, doc)
+            c.wic.type("blocked")
+            poll(lambda: counter(c.cid, "drops", "direction") >= 1,
+                 "direction drops counted", 10)
+            c.peer.type("through")
+            poll(lambda: c.wic.text() == "through", "the WIC got the core's text", 10)
+            assert c.peer.text() == "", c.peer.text()
+            # The dcmap stays: a new stream id is refused, naming it.
+            st, doc = D.call("PATCH", f"{AGW}/{c.cid}", [
+                {"op": "replace", "path": "/terminations/0/dataChannel/streamId",
+                 "value": STREAM_ID + 2}], "application/json-patch+json")
+            assert st == 400 and "/terminations/0/dataChannel" in json.dumps(doc), \
+                (st, doc)
+        finally:
+            c.close()
+
+    @case
     def direction_sendonly_blocks_rtp_to_wic():
         # RFC 8865 §4.2.3 and §6: the WIC's sendonly holds on both sides.
         c = Call(direction="sendonly", capture=False)
