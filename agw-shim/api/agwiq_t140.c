@@ -48,8 +48,7 @@ static int hlang_check(const char *s) {
   for (size_t i = 0; i < n; i++) {
     char ch = s[i];
     int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-             (ch >= '0' && ch <= '9') || ch == '-' ||
-             (ch == '*' && i == n - 1);
+             (ch >= '0' && ch <= '9') || ch == '-' || (ch == '*' && i == n - 1);
     if (!ok) {
       return -1;
     }
@@ -77,8 +76,9 @@ static void parse_dcsa(struct check *c, json_t *d, const char *prefix,
   static const char *const allowed[] = {"cps", "hlangSend", "hlangRecv",
                                         "direction", NULL};
   if (!json_is_object(d)) {
-    dcmf_agwiq_fail(c, "must be an object (cps, hlangSend, hlangRecv, "
-                       "direction)",
+    dcmf_agwiq_fail(c,
+                    "must be an object (cps, hlangSend, hlangRecv, "
+                    "direction)",
                     "%s", prefix);
     return;
   }
@@ -90,13 +90,11 @@ static void parse_dcsa(struct check *c, json_t *d, const char *prefix,
   dcmf_agwiq_string_member(c, d, "hlangSend", prefix, hlang_check,
                            "must be a language tag (a=dcsa hlang-send, RFC "
                            "8373) of at most 63 characters",
-                           out->t140_hlang_send,
-                           sizeof(out->t140_hlang_send));
+                           out->t140_hlang_send, sizeof(out->t140_hlang_send));
   dcmf_agwiq_string_member(c, d, "hlangRecv", prefix, hlang_check,
                            "must be a language tag (a=dcsa hlang-recv, RFC "
                            "8373) of at most 63 characters",
-                           out->t140_hlang_recv,
-                           sizeof(out->t140_hlang_recv));
+                           out->t140_hlang_recv, sizeof(out->t140_hlang_recv));
   static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly",
                                      "inactive"};
   json_t *dir = json_object_get(d, "direction");
@@ -109,9 +107,10 @@ static void parse_dcsa(struct check *c, json_t *d, const char *prefix,
       }
     }
     if (found < 0) {
-      dcmf_agwiq_fail(c, "must be \"sendrecv\", \"sendonly\", \"recvonly\" "
-                         "or \"inactive\" (the WIC's a=dcsa direction, RFC "
-                         "8865 §4.2.3)",
+      dcmf_agwiq_fail(c,
+                      "must be \"sendrecv\", \"sendonly\", \"recvonly\" "
+                      "or \"inactive\" (the WIC's a=dcsa direction, RFC "
+                      "8865 §4.2.3)",
                       "%s/direction", prefix);
     } else {
       out->t140_direction = found;
@@ -125,8 +124,9 @@ static void parse_data_channel(struct check *c, json_t *d, const char *prefix,
       "streamId", "label",          "subprotocol", "ordered", "maxRetr",
       "maxTime",  "maxMessageSize", "sctpPort",    "dcsa",    NULL};
   if (!json_is_object(d)) {
-    dcmf_agwiq_fail(c, "must be an object (streamId, label, subprotocol, "
-                       "sctpPort, dcsa)",
+    dcmf_agwiq_fail(c,
+                    "must be an object (streamId, label, subprotocol, "
+                    "sctpPort, dcsa)",
                     "%s", prefix);
     return;
   }
@@ -137,9 +137,9 @@ static void parse_data_channel(struct check *c, json_t *d, const char *prefix,
    * is taken for what it is and not needed. */
   int_member(c, d, "maxMessageSize", prefix, 0, 0x7fffffff, 0,
              "must be the WIC's a=max-message-size, a non-negative integer");
-  out->dc_sctp_port = (uint16_t)int_member(
-      c, d, "sctpPort", prefix, 1, 65535, 5000,
-      "must be an integer from 1 to 65535");
+  out->dc_sctp_port =
+      (uint16_t)int_member(c, d, "sctpPort", prefix, 1, 65535, 5000,
+                           "must be an integer from 1 to 65535");
   out->t140_cps = CPS_DEFAULT;
   json_t *dcsa = json_object_get(d, "dcsa");
   if (dcsa != NULL) {
@@ -164,8 +164,9 @@ static void parse_core_t140(struct check *c, json_t *t, const char *prefix,
   char sub[80];
   snprintf(sub, sizeof(sub), "%s/t140", prefix);
   if (!json_is_object(m)) {
-    dcmf_agwiq_fail(c, "must be an object (payloadType, redPayloadType, "
-                       "generations, cps)",
+    dcmf_agwiq_fail(c,
+                    "must be an object (payloadType, redPayloadType, "
+                    "generations, cps)",
                     "%s", sub);
     return;
   }
@@ -186,8 +187,9 @@ static void parse_core_t140(struct check *c, json_t *t, const char *prefix,
       "than payloadType");
   if (out->t140_red && out->t140_red_pt == out->t140_pt &&
       json_is_integer(json_object_get(m, "redPayloadType"))) {
-    dcmf_agwiq_fail(c, "must differ from payloadType (RFC 2198: red has its "
-                       "own payload type)",
+    dcmf_agwiq_fail(c,
+                    "must differ from payloadType (RFC 2198: red has its "
+                    "own payload type)",
                     "%s/redPayloadType", sub);
   }
   out->t140_generations = (uint8_t)int_member(
@@ -207,8 +209,9 @@ void dcmf_agwiq_t140_parse(struct check *c, json_t *terms[2],
                            char prefix[2][48], struct dcmf_agwiq *out) {
   out->t140 = 1;
   if (out->transport[1] != DCMF_AGWIQ_AVP) {
-    dcmf_agwiq_fail(c, "must be RTP/AVP with a T.140 data channel access "
-                       "termination (RFC 8865 §6)",
+    dcmf_agwiq_fail(c,
+                    "must be RTP/AVP with a T.140 data channel access "
+                    "termination (RFC 8865 §6)",
                     "%s/transport", prefix[1]);
     return;
   }
@@ -237,8 +240,7 @@ void dcmf_agwiq_t140_parse(struct check *c, json_t *terms[2],
   parse_core_t140(c, terms[1], prefix[1], out);
 }
 
-void dcmf_agwiq_t140_patch_check(struct check *c,
-                                 const struct dcmf_agwiq *prev,
+void dcmf_agwiq_t140_patch_check(struct check *c, const struct dcmf_agwiq *prev,
                                  struct dcmf_agwiq *next) {
   char acc[48];
   snprintf(acc, sizeof(acc), "/terminations/%zu", next->index[0]);
@@ -247,8 +249,9 @@ void dcmf_agwiq_t140_patch_check(struct check *c,
    * types, red, its cps); the channel itself stays. */
   if (prev->dc_sid != next->dc_sid ||
       strcmp(prev->dc_label, next->dc_label) != 0) {
-    dcmf_agwiq_fail(c, "cannot change (the a=dcmap of a running T.140 "
-                       "channel); remove the context and create a new one",
+    dcmf_agwiq_fail(c,
+                    "cannot change (the a=dcmap of a running T.140 "
+                    "channel); remove the context and create a new one",
                     "%s/dataChannel", acc);
   }
   if (prev->dc_sctp_port != next->dc_sctp_port) {

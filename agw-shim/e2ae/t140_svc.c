@@ -39,7 +39,7 @@ struct core {
   uv_timer_t timer;       /* the engine's next deadline */
   int handles;            /* initialised handles not closed yet */
   int reading, udp_open, timer_init;
-  struct t140_media *m;   /* NULL once the media detached */
+  struct t140_media *m; /* NULL once the media detached */
 };
 
 struct drops {
@@ -88,13 +88,12 @@ static void push(struct t140_media *m, int final) {
       ",\"rate\":%" PRIu64 ",\"overflow\":%" PRIu64 ",\"sendFailed\":%" PRIu64
       "},\"final\":%s}",
       s->rtp_sent, m->bytes_to_core, s->keepalives_sent, s->chars_to_rtp,
-      s->rtp_received, s->recovered, s->lost, m->msgs_to_access,
-      s->chars_to_dc, s->markers_to_dc, s->markers_to_rtp, s->drop_version,
-      s->drop_truncated, s->drop_pt, s->drop_red, s->drop_too_large,
-      s->drop_utf8_rtp + s->drop_utf8_dc, s->drop_duplicate,
-      s->drop_direction, m->d.unknown_source, m->d.rate,
-      s->overflow_to_dc + s->overflow_to_rtp, m->d.send_failed,
-      final ? "true" : "false");
+      s->rtp_received, s->recovered, s->lost, m->msgs_to_access, s->chars_to_dc,
+      s->markers_to_dc, s->markers_to_rtp, s->drop_version, s->drop_truncated,
+      s->drop_pt, s->drop_red, s->drop_too_large,
+      s->drop_utf8_rtp + s->drop_utf8_dc, s->drop_duplicate, s->drop_direction,
+      m->d.unknown_source, m->d.rate, s->overflow_to_dc + s->overflow_to_rtp,
+      m->d.send_failed, final ? "true" : "false");
   m->host->emit(m->host, DCMF_T140_SVC_EVENT, detail);
   m->dirty = 0;
   m->last_push = m->host->now(m->host);
@@ -139,8 +138,8 @@ static void pump(struct t140_media *m) {
   }
   while (m->dc_open) {
     if (m->pend_len == 0) {
-      m->pend_len = dcmf_t140_dc_write(&m->engine, m->pend, sizeof(m->pend),
-                                       now);
+      m->pend_len =
+          dcmf_t140_dc_write(&m->engine, m->pend, sizeof(m->pend), now);
       if (m->pend_len == 0) {
         break;
       }
@@ -183,9 +182,8 @@ static void on_core(void *user, uint8_t *buf, size_t len,
   }
   if (m->remote.ss_family != 0
           ? !dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->remote)
-          : m->has_latched &&
-                !dcmf_stun_addr_equal(from,
-                                      (const struct sockaddr *)&m->latched)) {
+          : m->has_latched && !dcmf_stun_addr_equal(
+                                  from, (const struct sockaddr *)&m->latched)) {
     m->d.unknown_source++;
     counted(m);
     return;
@@ -336,8 +334,7 @@ static void take_remote(struct t140_media *m,
   }
 }
 
-static int t140_attach(void **media, void *worker,
-                       struct dcmf_svc_host *host) {
+static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   struct t140_media *m = calloc(1, sizeof(*m));
   if (m == NULL) {
     return DCMF_ERR_NOMEM;
@@ -401,15 +398,17 @@ static void t140_update(void *media) {
     struct dcmf_t140_stats kept = *dcmf_t140_get_stats(&m->engine);
     if (dcmf_t140_init(&m->engine, &s, m->host->now(m->host), err,
                        sizeof(err)) != 0) {
-      DCMF_LOGW(m->host->log, "t140", "%s: the new T.140 settings are not "
-                "taken: %s", m->host->name, err);
+      DCMF_LOGW(m->host->log, "t140",
+                "%s: the new T.140 settings are not "
+                "taken: %s",
+                m->host->name, err);
     } else {
       m->engine.stats = kept; /* the media's counters run on */
       m->set = leg->t140;
     }
   } else if (leg->t140.direction != m->set.direction &&
-             dcmf_t140_set_direction(&m->engine, (enum dcmf_t140_direction)
-                                                     leg->t140.direction) ==
+             dcmf_t140_set_direction(
+                 &m->engine, (enum dcmf_t140_direction)leg->t140.direction) ==
                  0) {
     m->set.direction = leg->t140.direction;
   }

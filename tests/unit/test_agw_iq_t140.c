@@ -91,8 +91,7 @@ static void test_refusals(void **state) {
   json_object_set_new(obj(doc, 0, "dataChannel"), "maxRetr", json_integer(0));
   iqtest_refused(doc, "/terminations/0/dataChannel/maxRetr");
   doc = t140_doc();
-  json_object_set_new(obj(doc, 0, "dataChannel"), "maxTime",
-                      json_integer(500));
+  json_object_set_new(obj(doc, 0, "dataChannel"), "maxTime", json_integer(500));
   iqtest_refused(doc, "/terminations/0/dataChannel/maxTime");
   doc = t140_doc();
   json_object_set_new(obj(doc, 0, "dataChannel"), "ordered", json_false());
@@ -110,9 +109,9 @@ static void test_refusals(void **state) {
                       "hlangSend", json_string("en;x"));
   iqtest_refused(doc, "/terminations/0/dataChannel/dcsa/hlangSend");
   doc = t140_doc();
-  json_object_set_new(iqtest_term(doc, 1), "t140",
-                      json_pack("{s:i,s:i}", "payloadType", 98,
-                                "redPayloadType", 98));
+  json_object_set_new(
+      iqtest_term(doc, 1), "t140",
+      json_pack("{s:i,s:i}", "payloadType", 98, "redPayloadType", 98));
   iqtest_refused(doc, "/terminations/1/t140/redPayloadType");
   doc = t140_doc();
   json_object_set_new(iqtest_term(doc, 1), "t140",

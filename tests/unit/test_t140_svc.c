@@ -31,9 +31,9 @@ struct fx {
   struct dcmf_media_desc desc;
   struct dcmf_media_rtpleg leg;
   void *worker, *media;
-  int core;                /* the test's UDP end (the core peer) */
-  struct sockaddr_in agw;  /* the service's core socket */
-  char dc[256];            /* text sent on the channel */
+  int core;               /* the test's UDP end (the core peer) */
+  struct sockaddr_in agw; /* the service's core socket */
+  char dc[256];           /* text sent on the channel */
   size_t dc_len;
   int binary_msgs;
   char last_event[512];
@@ -65,7 +65,9 @@ static uint64_t h_now(struct dcmf_svc_host *h) {
   return uv_now(&F->loop);
 }
 
-static void h_nothing(struct dcmf_svc_host *h) { (void)h; }
+static void h_nothing(struct dcmf_svc_host *h) {
+  (void)h;
+}
 
 static int udp_socket(struct sockaddr_in *a) {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -131,8 +133,7 @@ static struct fx *fx_new(int t140_on) {
   char err[64];
   assert_int_equal(
       dcmf_t140_service.init(&f->worker, &env, NULL, err, sizeof(err)), 0);
-  assert_int_equal(
-      dcmf_t140_service.attach(&f->media, f->worker, &f->host), 0);
+  assert_int_equal(dcmf_t140_service.attach(&f->media, f->worker, &f->host), 0);
   return f;
 }
 
@@ -163,8 +164,8 @@ static void open_channel(struct fx *f) {
 /* A plain text/t140 packet (no red) of |text|. */
 static size_t t140_packet(uint8_t *out, uint16_t seq, const char *text) {
   size_t n = strlen(text);
-  uint8_t h[12] = {0x80, 98, (uint8_t)(seq >> 8), (uint8_t)seq, 0, 0, 0x10,
-                   0,    1,  2,  3,  4};
+  uint8_t h[12] = {
+      0x80, 98, (uint8_t)(seq >> 8), (uint8_t)seq, 0, 0, 0x10, 0, 1, 2, 3, 4};
   memcpy(out, h, 12);
   memcpy(out + 12, text, n);
   return 12 + n;
@@ -198,9 +199,9 @@ static void test_rtp_to_dc_and_drops(void **state) {
   /* From another socket: not the signalled core. */
   struct sockaddr_in other_addr;
   int other = udp_socket(&other_addr);
-  assert_int_equal(sendto(other, pkt, n, 0, (struct sockaddr *)&f->agw,
-                          sizeof(f->agw)),
-                   (ssize_t)n);
+  assert_int_equal(
+      sendto(other, pkt, n, 0, (struct sockaddr *)&f->agw, sizeof(f->agw)),
+      (ssize_t)n);
   close(other);
   assert_int_equal(
       sendto(f->core, pkt, n, 0, (struct sockaddr *)&f->agw, sizeof(f->agw)),
@@ -214,8 +215,8 @@ static void test_rtp_to_dc_and_drops(void **state) {
    * drops none: 400 within well under a second. */
   for (int round = 0; round < 8; round++) {
     for (int i = 0; i < 50; i++) {
-      (void)sendto(f->core, junk, sizeof(junk), 0,
-                   (struct sockaddr *)&f->agw, sizeof(f->agw));
+      (void)sendto(f->core, junk, sizeof(junk), 0, (struct sockaddr *)&f->agw,
+                   sizeof(f->agw));
     }
     for (int i = 0; i < 20; i++) {
       uv_run(&f->loop, UV_RUN_NOWAIT);
