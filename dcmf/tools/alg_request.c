@@ -194,6 +194,25 @@ static json_t *access_termination(const struct dcmf_sdp *sdp, size_t i,
   } else {
     json_object_set_new(t, sec, json_pack("{s:s}", "setup", "actpass"));
   }
+  if (o->side == DCMF_ALG_CORE && p->subprotocol &&
+      strcmp(p->subprotocol, "t140") == 0) {
+    /* The core offers text to a WIC: the ALG picks the channel it will
+     * offer the WIC (the stream id alg_rewrite.c's add_dcmap uses
+     * without one, 1000 + the line) and the direction the core's
+     * implies (RFC 8865 6: the same on both sides); the WIC's cps comes
+     * with its answer. */
+    json_t *dcsa = json_object();
+    static const char *const mirror[][2] = {{"sendonly", "recvonly"},
+                                            {"recvonly", "sendonly"},
+                                            {"inactive", "inactive"}};
+    for (size_t k = 0; k < 3; k++)
+      if (dcmf_sdp_attr(&sdp->media[i], mirror[k][0], 0))
+        json_object_set_new(dcsa, "direction", json_string(mirror[k][1]));
+    json_object_set_new(t, "dataChannel",
+                        json_pack("{s:I,s:s,s:o}", "streamId",
+                                  (json_int_t)(1000 + i), "subprotocol",
+                                  "t140", "dcsa", dcsa));
+  }
   if (p->security == DCMF_ALG_TLS && strcmp(p->api_access, "TCP/TLS/MSRP") == 0)
     json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
   if (o->notify_uri)
@@ -389,6 +408,17 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
     snprintf(path, sizeof path, "/terminations/%d/remote",
              term_index(reply, "access"));
     json_array_append_new(ops, patch_op("add", path, r));
+  }
+  json_t *dc = p->subprotocol && strcmp(p->subprotocol, "t140") == 0
+                   ? data_channel_of(sdp, i, p)
+                   : NULL;
+  if (dc) {
+    /* The WIC's answer settles its dcsa values (cps, hlang, direction). */
+    snprintf(path, sizeof path, "/terminations/%d/dataChannel/dcsa",
+             term_index(reply, "access"));
+    json_array_append_new(
+        ops, patch_op("add", path, json_incref(json_object_get(dc, "dcsa"))));
+    json_decref(dc);
   }
   const char *uf = ice_attr(sdp, i, "ice-ufrag");
   const char *pw = ice_attr(sdp, i, "ice-pwd");

@@ -545,6 +545,59 @@ try:
             c.close()
 
     @case
+    def core_offers_text_to_wic():
+        # UE-terminated: the core offers m=text; dcmf-alg makes the POST
+        # (the channel it offers the WIC: stream 1000) and the offer
+        # toward the WIC; the WIC answers with that negotiated channel;
+        # dcmf-alg makes the PATCH (the WIC's fingerprint, setup, ICE,
+        # dcsa) and the answer toward the core. Text both ways.
+        if WIC_KIND != "werift":
+            return  # the Chromium script offers only
+        peer = t140_peer.LivePeer()
+        wic = Wic()
+        cid = None
+        try:
+            offer = core_answer(peer.port).replace("o=core 1 1", "o=core 2 2")
+            reqs = json.loads(dcmf_alg(["request", "--side", "core", "--kind", "offer",
+                                        "--wic"], offer))["requests"]
+            assert reqs[0]["path"] == "t140-dc" and reqs[0]["method"] == "POST", reqs
+            st, ctx = D.call("POST", AGW, reqs[0]["body"])
+            assert st == 201, (st, ctx)
+            cid = ctx["contextId"]
+            to_wic = dcmf_alg(["rewrite", "--side", "core", "--kind", "offer", "--wic"],
+                              offer, reply=[ctx])
+            assert 'a=dcmap:1000 label="t140";subprotocol="t140"' in to_wic.split("\r\n"), \
+                to_wic
+            wic.command({"cmd": "answerTo", "sdp": to_wic, "id": 1000, "label": "t140",
+                         "protocol": "t140"})
+            answer = wic.next_event("answer")["sdp"]
+            lines = answer.rstrip("\r\n").split("\r\n")
+            answer = "\r\n".join(lines + ['a=dcmap:1000 label="t140";subprotocol="t140"',
+                                           "a=dcsa:1000 fmtp:t140 cps=40"]) + "\r\n"
+            reqs = json.loads(dcmf_alg(["request", "--side", "access", "--kind", "answer"],
+                                       answer, reply=[ctx]))["requests"]
+            st, ctx = D.call("PATCH", f"{AGW}/{cid}", reqs[0]["body"],
+                             "application/json-patch+json")
+            assert st == 200, (st, ctx)
+            assert ctx["terminations"][0]["dataChannel"]["dcsa"]["cps"] == 40, ctx
+            to_core = dcmf_alg(["rewrite", "--side", "access", "--kind", "answer"], answer,
+                               reply=[ctx], offer=offer)
+            port = ctx["terminations"][1]["local"]["port"]
+            assert f"m=text {port} RTP/AVP 98 100" in to_core.split("\r\n"), to_core
+            peer.dest = ("127.0.0.1", port)
+            if not wic.opened.wait(60):
+                raise AssertionError("the data channel did not open")
+            wic.type("from the WIC")
+            poll(lambda: peer.text() == "from the WIC", "the core got the text", 10)
+            peer.type("from the core")
+            poll(lambda: wic.text() == "from the core", "the WIC got the text", 10)
+        finally:
+            wic.stop()
+            peer.close()
+            if cid:
+                D.call("DELETE", f"{AGW}/{cid}")
+
+    @case
     def direction_sendonly_blocks_rtp_to_wic():
         # RFC 8865 §4.2.3 and §6: the WIC's sendonly holds on both sides.
         c = Call(direction="sendonly", capture=False)
