@@ -57,7 +57,7 @@ static void respond_json(struct dcmf_api_response *resp, int status,
  * stored document keeps them as the IMS-ALG sent them. */
 static const char *const iq_members[] = {
     "transport", "rtcpMux", "remoteRtcpPort", "dtls", "ice", "notifyUri",
-    "dataChannel",
+    "dataChannel", "t140",
     "tls",       "tcp",     "msrp",           NULL};
 
 /* The stored document of an e2ae context: the relay's members as

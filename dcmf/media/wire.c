@@ -273,7 +273,21 @@ static int leg_addr_ok(const struct sockaddr_storage *a) {
  * RTCP socket only without rtcp-mux and never one without the RTP one,
  * and sockets only with an ADD (an UPDATE keeps the running leg's, and
  * would overwrite them unclosed; a REMOVE's leg is only a marker). */
+/* The T.140 part of an RTP leg: payload types of 7 bits and apart,
+ * at most 5 generations, a direction of the four. */
+static int t140_ok(const struct dcmf_media_t140 *t) {
+  return ((t->on | t->use_red) & ~1) == 0 &&
+         (!t->on || (t->pt_t140 <= 127 && t->pt_red <= 127 &&
+                     (!t->use_red || t->pt_red != t->pt_t140) &&
+                     t->generations <= 5 && t->cps_to_dc >= 1 &&
+                     t->cps_to_dc <= 65535 && t->cps_to_rtp <= 65535 &&
+                     t->direction >= 0 && t->direction <= 3));
+}
+
 static int rtpleg_ok(const struct dcmf_media_rtpleg *l, uint32_t op) {
+  if (!t140_ok(&l->t140)) {
+    return 0;
+  }
   int flags = l->rtcp_mux | l->latching | l->core_avpf | l->access_avpf;
   return leg_addr_ok(&l->remote_rtp) && leg_addr_ok(&l->remote_rtcp) &&
          (flags & ~1) == 0 && (l->rtcp_fd < 0 || l->rtp_fd >= 0) &&

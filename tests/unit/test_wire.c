@@ -378,6 +378,40 @@ static void test_media_rtpleg_refusals(void **state) {
   memcpy(raw, &bad, sizeof(bad));
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
                    DCMF_ERR_MALFORMED);
+  /* A T.140 leg with values out of range (media.h struct
+   * dcmf_media_t140): six generations, one PT for t140 and red, a PT of
+   * 8 bits, a direction not of the four. */
+  struct dcmf_media_t140 t140 = {.on = 1, .sid = 5, .pt_t140 = 98,
+                                 .pt_red = 100, .use_red = 1,
+                                 .generations = 2, .cps_to_dc = 30};
+  bad = saved;
+  bad.t140 = t140;
+  memcpy(raw, &bad, sizeof(bad));
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+                   0); /* a valid one is taken */
+  for (int fd_i = 0; fd_i < 3; fd_i++) {
+    fds[fd_i] = fd_i == 0 ? d.fd : fd_i == 1 ? l->rtp_fd : l->rtcp_fd;
+  }
+  back.fd = -1;
+  back.rtpleg->rtp_fd = back.rtpleg->rtcp_fd = -1;
+  dcmf_media_desc_free(&back);
+  for (int k = 0; k < 4; k++) {
+    bad = saved;
+    bad.t140 = t140;
+    if (k == 0) {
+      bad.t140.generations = 6;
+    } else if (k == 1) {
+      bad.t140.pt_red = 98;
+    } else if (k == 2) {
+      bad.t140.pt_t140 = 128;
+    } else {
+      bad.t140.direction = 4;
+    }
+    memcpy(raw, &bad, sizeof(bad));
+    assert_int_equal(
+        dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+        DCMF_ERR_MALFORMED);
+  }
   bad = saved;
   bad.rtp_fd = -1; /* RTCP without RTP */
   memcpy(raw, &bad, sizeof(bad));
