@@ -40,6 +40,7 @@
 #include "agw.h"
 #include "api.h"
 #include "auth.h"
+#include "cmdline.h"
 #include "cert.h"
 #include "config.h"
 #include "context.h"
@@ -54,6 +55,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "ports.h"
+#include "rsaident.h"
 #include "wchild.h"
 #include "wpool.h"
 
@@ -100,13 +102,9 @@ struct daemon {
   int signal_thread_running;
   _Atomic unsigned pending; /* enum part bits not stopped yet */
   struct dcmf_cert dtls;
-  struct dcmf_cert dtls_rsa; /* T.38 over DTLS (RFC 7345) */
-  /* Generating an RSA 2048 key takes 0.1 s to seconds (a prime search,
-   * longer on a loaded host): it runs on this thread while the worker
-   * processes start (dcmf_wpool_settings.await_rsa). */
-  uv_thread_t rsa_thread;
-  int rsa_generating, rsa_rv;
-  char rsa_err[256];
+  /* T.38 over DTLS (RFC 7345): loaded, or generated on a thread of its
+   * own while the worker processes start (dcmf_wpool_settings.await_rsa). */
+  struct dcmf_rsaident rsa;
   struct dcmf_ports *ports;
   struct dcmf_controller *controller; /* owns the context registry */
   /* The media worker processes (wpool.h); they get the daemon's own
@@ -573,26 +571,10 @@ static void auth_warn(struct daemon *d) {
   }
 }
 
-static void rsa_generate(void *arg) {
-  struct daemon *d = arg;
-  d->rsa_rv = dcmf_cert_generate_kind(&d->dtls_rsa, DCMF_CERT_RSA, d->rsa_err,
-                                      sizeof(d->rsa_err));
-}
-
-/* The RSA identity, once its thread is done (dcmf_wpool_settings). A
- * failure leaves T.38 without an identity (its contexts are refused)
- * rather than the daemon without workers. */
+/* The RSA identity, once its thread is done (dcmf_wpool_settings). */
 static const struct dcmf_cert *rsa_await(void *user) {
   struct daemon *d = user;
-  if (d->rsa_generating) {
-    uv_thread_join(&d->rsa_thread);
-    d->rsa_generating = 0;
-    if (d->rsa_rv != 0) {
-      DCMF_LOGE(&d->log, "main", "no RSA identity for T.38: %s", d->rsa_err);
-      dcmf_cert_free(&d->dtls_rsa);
-    }
-  }
-  return d->dtls_rsa.x509 != NULL ? &d->dtls_rsa : NULL;
+  return dcmf_rsaident_await(&d->rsa);
 }
 
 static int daemon_setup(struct daemon *d) {
@@ -607,23 +589,12 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return 1;
   }
-  if (d->cfg.dtls_rsa_cert[0] != '\0') {
-    if (dcmf_cert_load(&d->dtls_rsa, d->cfg.dtls_rsa_cert,
-                       d->cfg.dtls_rsa_key, err, sizeof(err)) != 0) {
-      fprintf(stderr, "dcmfd: %s\n", err);
-      return 2;
-    }
-    if (!dcmf_cert_is_rsa(&d->dtls_rsa)) {
-      fprintf(stderr, "dcmfd: %s: not an RSA key (T.38 over DTLS needs "
-                      "the RFC 7345 RSA suites)\n",
-              d->cfg.dtls_rsa_key);
-      return 2;
-    }
-  } else if (uv_thread_create(&d->rsa_thread, rsa_generate, d) != 0) {
-    fprintf(stderr, "dcmfd: cannot start a thread\n");
-    return 1;
-  } else {
-    d->rsa_generating = 1;
+  int rrv = dcmf_rsaident_start(&d->rsa, d->cfg.dtls_rsa_cert,
+                                d->cfg.dtls_rsa_key, &d->log, err,
+                                sizeof(err));
+  if (rrv != 0) {
+    fprintf(stderr, "dcmfd: %s\n", err);
+    return rrv;
   }
   if (d->cfg.control_cert[0] != '\0') {
     d->control_tls = dcmf_h2server_tls_ctx(d->cfg.control_cert,
@@ -706,9 +677,7 @@ static int daemon_setup(struct daemon *d) {
                                  .port_dup = ctl_port_dup,
                                  .port_user = d,
                                  .cert = &d->dtls,
-                                 .rsa_cert = d->dtls_rsa.x509 != NULL
-                                                 ? &d->dtls_rsa
-                                                 : NULL,
+                                 .rsa_cert = dcmf_rsaident_await(&d->rsa),
                                  .post_media = agw_post_media,
                                  .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
@@ -784,8 +753,7 @@ static void daemon_teardown(struct daemon *d) {
   SSL_CTX_free(d->control_tls);
   dcmf_auth_del(d->auth);
   dcmf_cert_free(&d->dtls);
-  (void)rsa_await(d); /* a setup that failed early may not have waited */
-  dcmf_cert_free(&d->dtls_rsa);
+  dcmf_rsaident_free(&d->rsa);
 }
 
 int main(int argc, char **argv) {
@@ -793,43 +761,18 @@ int main(int argc, char **argv) {
   if (d == NULL) {
     return 1;
   }
-  char err[1200];
-  enum dcmf_config_action action;
-  /* Started again by the control process as a media worker (wchild.h):
-   * the same arguments follow the marker. */
-  int worker_process = argc >= 2 && strcmp(argv[1], DCMF_WCHILD_ARG) == 0;
-  if (worker_process) {
-    argc--;
-    argv++;
-  }
-  if (dcmf_config_from_args(&d->cfg, argc, argv, &action, err, sizeof(err)) !=
-      0) {
-    fprintf(stderr, "dcmfd: %s\n", err);
-    free(d);
-    return 2;
-  }
-  if (action != DCMF_CONFIG_RUN) {
-    if (action == DCMF_CONFIG_HELP) {
-      dcmf_config_usage(stdout, "dcmfd");
-    } else {
-      printf("dcmfd %s\n", DCMF_VERSION);
-    }
-    free(d);
-    return 0;
-  }
-  if (worker_process) {
-    int status = dcmf_wchild_main(&d->cfg, DCMF_WCHILD_FD);
+  struct dcmf_cmdline cl;
+  dcmf_cmdline_read(&cl, &d->cfg, argc, argv);
+  if (cl.role != DCMF_CMDLINE_CONTROL) {
+    int status = cl.role == DCMF_CMDLINE_WORKER
+                     ? dcmf_wchild_main(&d->cfg, DCMF_WCHILD_FD)
+                     : cl.exit_status;
     free(d);
     return status;
   }
-  d->args = argv + 1;
-  d->n_args = (size_t)(argc - 1);
-  d->n_workers = d->cfg.workers;
-  if (d->n_workers == 0) { /* one per core */
-    unsigned cores = uv_available_parallelism();
-    d->n_workers = cores < DCMF_CONFIG_MAX_WORKERS ? cores
-                                                   : DCMF_CONFIG_MAX_WORKERS;
-  }
+  d->args = cl.args;
+  d->n_args = cl.n_args;
+  d->n_workers = cl.n_workers;
   d->log = (struct dcmf_log){.stream = stderr,
                              .level = d->cfg.log_level,
                              .format = d->cfg.log_format};
