@@ -21,8 +21,7 @@ void dcmf_cmdline_read(struct dcmf_cmdline *out, struct dcmf_config *cfg,
   }
   char err[1200];
   enum dcmf_config_action action;
-  if (dcmf_config_from_args(cfg, argc, argv, &action, err, sizeof(err)) !=
-      0) {
+  if (dcmf_config_from_args(cfg, argc, argv, &action, err, sizeof(err)) != 0) {
     fprintf(stderr, "dcmfd: %s\n", err);
     out->exit_status = 2;
     return;

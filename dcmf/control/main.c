@@ -103,7 +103,7 @@ struct daemon {
   _Atomic unsigned pending; /* enum part bits not stopped yet */
   struct dcmf_cert dtls;
   /* T.38 over DTLS (RFC 7345): loaded, or generated on a thread of its
-   * own while the worker processes start (dcmf_wpool_settings.await_rsa). */
+   * own while everything else starts and serves (rsa_ready). */
   struct dcmf_rsaident rsa;
   struct dcmf_ports *ports;
   struct dcmf_controller *controller; /* owns the context registry */
@@ -571,10 +571,20 @@ static void auth_warn(struct daemon *d) {
   }
 }
 
-/* The RSA identity, once its thread is done (dcmf_wpool_settings). */
-static const struct dcmf_cert *rsa_await(void *user) {
+/* The generated RSA identity is there (or failed: NULL). The workers get
+ * it first, the shim then answers with its fingerprint: a T.38 ADD
+ * reaches its worker behind the identity on the same link. Either may
+ * not exist yet (the workers answer their hellos on this loop). */
+static void rsa_ready(void *user, const struct dcmf_cert *cert) {
   struct daemon *d = user;
-  return dcmf_rsaident_await(&d->rsa);
+  if (cert != NULL && d->workers != NULL &&
+      dcmf_wpool_set_rsa(d->workers, cert) != 0) {
+    DCMF_LOGE(&d->log, "main", "no RSA identity for T.38: out of memory");
+    cert = NULL;
+  }
+  if (d->agw != NULL) {
+    dcmf_agw_set_rsa_cert(d->agw, cert);
+  }
 }
 
 static int daemon_setup(struct daemon *d) {
@@ -589,9 +599,14 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return 1;
   }
-  int rrv = dcmf_rsaident_start(&d->rsa, d->cfg.dtls_rsa_cert,
-                                d->cfg.dtls_rsa_key, &d->log, err,
-                                sizeof(err));
+  struct dcmf_rsaident_settings rs = {.loop = &d->loop,
+                                      .cert_path = d->cfg.dtls_rsa_cert,
+                                      .key_path = d->cfg.dtls_rsa_key,
+                                      .delay_ms = d->cfg.test_delay_rsa_ms,
+                                      .log = &d->log,
+                                      .on_ready = rsa_ready,
+                                      .user = d};
+  int rrv = dcmf_rsaident_start(&d->rsa, &rs, err, sizeof(err));
   if (rrv != 0) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return rrv;
@@ -654,7 +669,7 @@ static int daemon_setup(struct daemon *d) {
                                     .args = d->args,
                                     .n_args = d->n_args,
                                     .cert = &d->dtls,
-                                    .await_rsa = rsa_await,
+                                    .rsa_cert = dcmf_rsaident_get(&d->rsa),
                                     .log = &d->log,
                                     .on_event = wp_event,
                                     .on_relay_event = agw_relay_event,
@@ -677,7 +692,9 @@ static int daemon_setup(struct daemon *d) {
                                  .port_dup = ctl_port_dup,
                                  .port_user = d,
                                  .cert = &d->dtls,
-                                 .rsa_cert = dcmf_rsaident_await(&d->rsa),
+                                 .rsa_cert = dcmf_rsaident_get(&d->rsa),
+                                 .rsa_pending =
+                                     dcmf_rsaident_pending(&d->rsa),
                                  .post_media = agw_post_media,
                                  .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
@@ -729,6 +746,9 @@ static int daemon_setup(struct daemon *d) {
 }
 
 static void daemon_teardown(struct daemon *d) {
+  /* First: no identity arrives at the workers or the shim while they
+   * stop. */
+  dcmf_rsaident_close(&d->rsa);
   /* Releases every port and tells the workers to end every session. */
   dcmf_controller_del(d->controller);
   if (d->workers != NULL) {
@@ -753,7 +773,6 @@ static void daemon_teardown(struct daemon *d) {
   SSL_CTX_free(d->control_tls);
   dcmf_auth_del(d->auth);
   dcmf_cert_free(&d->dtls);
-  dcmf_rsaident_free(&d->rsa);
 }
 
 int main(int argc, char **argv) {
