@@ -32,14 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <uv.h>
 
 #include "agw.h"
 #include "api.h"
 #include "auth.h"
+#include "authcfg.h"
 #include "cmdline.h"
 #include "cert.h"
 #include "config.h"
@@ -442,135 +441,6 @@ static void stop_signal_thread(struct daemon *d) {
   }
 }
 
-/* Reads a small file (a PEM key, a secret) whole into |*out| (malloc'd,
- * NUL-terminated, |*len| without the NUL). Returns 0 or -1 with |err| set. */
-static int read_small_file(const char *what, const char *path, uint8_t **out,
-                           size_t *len, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    snprintf(err, errlen, "%s %.400s: %s", what, path, strerror(errno));
-    return -1;
-  }
-  enum { CAP = 64 * 1024 };
-  uint8_t *buf = malloc(CAP + 1);
-  size_t n = buf != NULL ? fread(buf, 1, CAP, f) : 0;
-  int bad = buf == NULL || ferror(f) || !feof(f) || n == 0;
-  fclose(f);
-  if (bad) {
-    snprintf(err, errlen, "%s %.400s: empty, unreadable or over 64 KiB", what,
-             path);
-    free(buf);
-    return -1;
-  }
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
-/* Builds the control API's access checks from the configuration (keys and
- * secret read here, parsed by auth.c). Returns 0, or the exit status. */
-static int auth_setup(struct daemon *d, char *err, size_t errlen) {
-  const struct dcmf_config *c = &d->cfg;
-  int mtls = c->control_client_ca[0] != '\0';
-  if (!mtls && c->n_oauth2_keys == 0 && c->oauth2_hmac_secret[0] == '\0') {
-    return 0;
-  }
-  struct dcmf_auth_key keys[DCMF_AUTH_MAX_KEYS];
-  const char *subjects[DCMF_AUTH_MAX_SUBJECTS];
-  uint8_t *secret = NULL;
-  size_t secret_len = 0, n_keys = 0;
-  int rv = 2;
-  for (size_t i = 0; i < c->n_control_client_subjects; i++) {
-    subjects[i] = c->control_client_subjects[i];
-  }
-  for (; n_keys < c->n_oauth2_keys; n_keys++) {
-    uint8_t *pem;
-    size_t len;
-    if (read_small_file("oauth2-key", c->oauth2_keys[n_keys], &pem, &len, err,
-                        errlen) != 0) {
-      goto done;
-    }
-    keys[n_keys] = (struct dcmf_auth_key){c->oauth2_keys[n_keys], pem, len};
-  }
-  if (c->oauth2_hmac_secret[0] != '\0') {
-    if (read_small_file("oauth2-hmac-secret", c->oauth2_hmac_secret, &secret,
-                        &secret_len, err, errlen) != 0) {
-      goto done;
-    }
-    /* A secret written with echo or an editor ends in a newline that is
-     * not part of it. */
-    if (secret[secret_len - 1] == '\n') {
-      secret_len--;
-    }
-    if (secret_len < 32) {
-      snprintf(err, errlen,
-               "oauth2-hmac-secret %.400s: at least 32 bytes are needed (RFC "
-               "7518 3.2)",
-               c->oauth2_hmac_secret);
-      goto done;
-    }
-  }
-  struct dcmf_auth_settings as = {
-      .client_cert = mtls,
-      .subjects = subjects,
-      .n_subjects = c->n_control_client_subjects,
-      .keys = keys,
-      .n_keys = n_keys,
-      .hmac_secret = secret,
-      .hmac_secret_len = secret_len,
-      .audience = c->oauth2_audience,
-      .issuer = c->oauth2_issuer,
-      .scope_agw = c->oauth2_scope_agw,
-      .leeway_s = c->oauth2_leeway_s,
-  };
-  int arv = dcmf_auth_new(&d->auth, &as, err, errlen);
-  rv = arv == 0 ? 0 : arv == DCMF_ERR_INVALID ? 2 : 1;
-  if (rv == 0 && mtls) {
-    rv = dcmf_h2server_tls_client_ca(d->control_tls, c->control_client_ca, err,
-                                     errlen) == 0
-             ? 0
-             : 2;
-  }
-done:
-  for (size_t i = 0; i < n_keys; i++) {
-    free((void *)keys[i].pem);
-  }
-  if (secret != NULL) {
-    OPENSSL_cleanse(secret, secret_len);
-    free(secret);
-  }
-  return rv;
-}
-
-static int is_loopback(const char *host) {
-  struct in_addr a4;
-  if (inet_pton(AF_INET, host, &a4) == 1) {
-    return (ntohl(a4.s_addr) >> 24) == 127;
-  }
-  return strcmp(host, "::1") == 0;
-}
-
-/* TS 33.501 section 13: anyone who reaches an open control port can
- * create contexts and bind ports; say so where it is reachable. */
-static void auth_warn(struct daemon *d) {
-  if (is_loopback(d->cfg.control_host)) {
-    return;
-  }
-  if (d->auth == NULL) {
-    DCMF_LOGW(&d->log, "auth",
-              "control API on %s with no client authentication: anyone who "
-              "reaches it can drive this MF (set control-client-ca and/or "
-              "oauth2-key, docs/security.md)",
-              d->cfg.control_host);
-  } else if (d->control_tls == NULL) {
-    DCMF_LOGW(&d->log, "auth",
-              "control API on %s without TLS: bearer tokens cross the "
-              "network in the clear (set control-cert)",
-              d->cfg.control_host);
-  }
-}
-
 /* The generated RSA identity is there (or failed: NULL). The workers get
  * it first, the shim then answers with its fingerprint: a T.38 ADD
  * reaches its worker behind the identity on the same link. Either may
@@ -620,7 +490,8 @@ static int daemon_setup(struct daemon *d) {
       return 2;
     }
   }
-  int arv = auth_setup(d, err, sizeof(err));
+  int arv = dcmf_authcfg_build(&d->cfg, d->control_tls, &d->auth, err,
+                               sizeof(err));
   if (arv != 0) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return arv;
@@ -819,7 +690,7 @@ int main(int argc, char **argv) {
               d->cfg.media_advertise, d->cfg.port_min, d->cfg.port_max,
               d->dtls.fingerprint,
               dcmf_srtp_backend_name(d->cfg.srtp_backend));
-    auth_warn(d);
+    dcmf_authcfg_warn(&d->cfg, d->auth, d->control_tls != NULL, &d->log);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     /* The API server and every control-loop handle have closed. */
     atomic_fetch_and(&d->pending, ~(unsigned)PART_CONTROL);
