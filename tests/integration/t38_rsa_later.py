@@ -17,16 +17,15 @@ is a bounded poll.
 """
 import json
 import os
+import re
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2ae_tcp_lib import (AGW, Dcmfd, Proc, fingerprint, make_cert,  # noqa: E402
-                          poll)
+from e2ae_tcp_lib import AGW, Dcmfd, Proc, make_cert, poll  # noqa: E402
 
 DCMFD = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="t38_rsa_later.")
@@ -102,19 +101,18 @@ def handshake(access_port, ue_port, extra):
 
 
 def agw_cert(ue, doc):
-    """The AGW's certificate as the UE saw it: checked against the
-    fingerprint the answer gave; returns `openssl x509 -text` of it."""
-    text = ue.text()
-    assert b"-----END CERTIFICATE-----" in text, text[-400:]
-    pem = text.split(b"-----BEGIN CERTIFICATE-----")[1].split(
-        b"-----END CERTIFICATE-----")[0]
-    der = ssl.PEM_cert_to_DER_cert("-----BEGIN CERTIFICATE-----" +
-                                   pem.decode() + "-----END CERTIFICATE-----")
+    """The AGW's certificate as the UE saw it (the first in s_client's
+    -showcerts output, which `openssl x509` finds by itself): checked
+    against the fingerprint the answer gave; returns its text form."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-text",
+                          "-fingerprint", "-sha256"], input=ue.text(),
+                         capture_output=True).stdout
+    seen = re.search(rb"sha256 Fingerprint=([0-9A-F:]+)", out, re.I)
+    assert seen, out[-400:]
     fp = doc["terminations"][0]["dtls"]["localFingerprint"]
-    assert fingerprint(der) == fp.replace("SHA-256", "sha-256"), \
+    assert seen.group(1).decode().upper() == fp.split(" ")[1].upper(), \
         "the AGW's certificate is not the one signalled"
-    return subprocess.run(["openssl", "x509", "-inform", "DER", "-noout",
-                           "-text"], input=der, capture_output=True).stdout
+    return out
 
 
 UE_KEY, UE_PEM, UE_FP = make_cert(TMP, "ue")
