@@ -188,6 +188,11 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   const struct dcmf_agw_settings *st = &agw->settings;
   /* The identity the termination presents (RSA for T.38, RFC 7345). */
   const struct dcmf_cert *cert = iq->dtls_rsa ? st->rsa_cert : st->cert;
+  if (cert == NULL && iq->dtls_rsa && st->rsa_pending) {
+    /* Still being generated: the answer would name a fingerprint no
+     * worker could present yet. */
+    return DCMF_ERR_NOT_READY;
+  }
   if (st->post_media == NULL || cert == NULL) {
     return DCMF_ERR_SYSTEM; /* a shim without media workers */
   }

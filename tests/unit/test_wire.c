@@ -550,6 +550,28 @@ static void test_small_frames(void **state) {
                                               DCMF_WIRE_HEADER,
                                           buf.len - DCMF_WIRE_HEADER, &h2),
                    DCMF_ERR_MALFORMED);
+  /* the RSA identity that comes after the hello */
+  buf.len = 0;
+  assert_int_equal(dcmf_wire_encode_rsa_identity(&buf, rcert, 4, rkey, 1), 0);
+  uint32_t type;
+  memcpy(&type, buf.data, sizeof(type));
+  assert_int_equal(type, DCMF_WIRE_RSA_IDENTITY);
+  const uint8_t *icert, *ikey;
+  size_t icert_len, ikey_len;
+  body = (const uint8_t *)buf.data + DCMF_WIRE_HEADER;
+  len = buf.len - DCMF_WIRE_HEADER;
+  assert_int_equal(dcmf_wire_decode_rsa_identity(body, len, &icert, &icert_len,
+                                                 &ikey, &ikey_len),
+                   0);
+  assert_int_equal(icert_len, 4);
+  assert_memory_equal(icert, rcert, 4);
+  assert_int_equal(ikey_len, 1);
+  assert_memory_equal(ikey, rkey, 1);
+  assert_int_equal(dcmf_wire_decode_rsa_identity(body, len - 1, &icert,
+                                                 &icert_len, &ikey, &ikey_len),
+                   DCMF_ERR_MALFORMED);
+  assert_int_equal(dcmf_wire_encode_rsa_identity(&buf, rcert, 4, rkey, 0),
+                   DCMF_ERR_TOO_LARGE); /* a certificate without its key */
   dcmf_buf_free(&buf);
 }
 
