@@ -89,7 +89,9 @@ int dcmf_rsaident_start(struct dcmf_rsaident *id,
 }
 
 const struct dcmf_cert *dcmf_rsaident_get(const struct dcmf_rsaident *id) {
-  return id->cert.x509 != NULL && !id->pending ? &id->cert : NULL;
+  /* |pending| first: while it is set the generating thread may still be
+   * writing |cert|; |pending| itself is only written on this loop. */
+  return !id->pending && id->cert.x509 != NULL ? &id->cert : NULL;
 }
 
 int dcmf_rsaident_pending(const struct dcmf_rsaident *id) {
