@@ -21,14 +21,12 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from e2ae_tcp_lib import AGW, Dcmfd  # noqa: E402
+from e2ae_tcp_lib import AGW, Cases, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
-FILTERS = sys.argv[2:]
 ALG = os.path.join(os.path.dirname(os.path.abspath(DCMFD)), "dcmf-alg")
 TMP = tempfile.mkdtemp(prefix="alg_api.")
 FP = "sha-256 " + ":".join(f"{b:02X}" for b in range(32))
-results = []
 
 
 def alg(args, sdp, reply=None, offer=None, expect=0):
@@ -104,20 +102,17 @@ def local(ctx, tid):
 
 
 def case(fn):
-    name = fn.__name__
-    if FILTERS and not any(f in name for f in FILTERS):
-        return fn
-    ctxs = []
-    try:
-        fn(ctxs)
-        print(f"ok - {name}", flush=True)
-        results.append(True)
-    except Exception as e:  # noqa: BLE001 - reported, then the next case
-        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-        print("\n".join("# " + l for l in D.log_tail()), flush=True)
-        results.append(False)
-    for c in ctxs:
-        D.call("DELETE", f"{AGW}/{c['contextId']}")
+    """A case of |CASES| given a list to put its contexts in: they are
+    deleted after it, passed or failed."""
+    def run():
+        ctxs = []
+        try:
+            fn(ctxs)
+        finally:
+            for c in ctxs:
+                D.call("DELETE", f"{AGW}/{c['contextId']}")
+    run.__name__ = fn.__name__
+    CASES(run)
     return fn
 
 
@@ -273,8 +268,9 @@ def run_cases():
 
 D = Dcmfd(DCMFD)
 D.start()
+CASES = Cases(D, sys.argv[2:])
 try:
     run_cases()
 finally:
-    D.stop()
-sys.exit(0 if results and all(results) else 1)
+    rc = D.stop()
+CASES.finish(rc, check_rc=False)

@@ -36,15 +36,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from msrp_peer import MsrpPeer, MsrpParseError  # noqa: E402
 import tshark_check  # noqa: E402
-from e2ae_tcp_lib import AGW, Dcmfd  # noqa: E402
+from e2ae_tcp_lib import AGW, Cases, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
 ALG = os.path.join(os.path.dirname(os.path.abspath(DCMFD)), "dcmf-alg")
-FILTERS = sys.argv[2:]
 TMP = tempfile.mkdtemp(prefix="e2ae_msrp_dc.")
 WIC_KIND = os.environ.get("WIC", "werift")
 STREAM_ID = 3
-results = []
 
 
 def poll(cond, what, seconds=10.0):
@@ -56,22 +54,6 @@ def poll(cond, what, seconds=10.0):
         if time.time() > end:
             raise AssertionError(f"timed out: {what}")
         time.sleep(0.01)
-
-
-def case(fn):
-    name = fn.__name__
-    if FILTERS and not any(f in name for f in FILTERS):
-        return fn
-    try:
-        fn()
-        print(f"ok - {name}", flush=True)
-        results.append(True)
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-        for line in D.log_tail():
-            print(f"#   {line}")
-        results.append(False)
-    return fn
 
 
 # ---- dcmfd and its API: e2ae_tcp_lib.Dcmfd (curl, every /agw/v1 answer
@@ -472,6 +454,7 @@ def exchange_case(mode, setup):
 
 D = Dcmfd(DCMFD)
 D.start()
+case = Cases(D, sys.argv[2:])
 try:
     @case
     def agnostic_agw_active():
@@ -706,8 +689,4 @@ finally:
         print(f"# kept {TMP}")
     else:
         shutil.rmtree(TMP, ignore_errors=True)
-passed = sum(results)
-print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
-if rc != 0:  # a crash, or a sanitizer's report at exit
-    print("\n".join("#   " + line for line in D.log_tail(40)))
-sys.exit(0 if results and all(results) and rc == 0 else 1)
+case.finish(rc)

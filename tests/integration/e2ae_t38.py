@@ -33,14 +33,13 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2ae_tcp_lib import Dcmfd, Proc, fingerprint, poll  # noqa: E402
+from e2ae_tcp_lib import (Cases, Dcmfd, Proc, fingerprint, poll,  # noqa: E402
+                          remote)
 from tshark_check import Capture  # noqa: E402
 
 DCMFD = sys.argv[1]
-FILTERS = sys.argv[2:]
 TMP = tempfile.mkdtemp(prefix="e2ae_t38.")
 TSHARK = shutil.which("tshark") is not None
-results = []
 
 # ---- UDPTL (ITU-T T.38 clause 9.1 / Annex A, aligned PER) ------------------------
 
@@ -113,22 +112,6 @@ def fax_burst(first_seq):
 # ---- helpers -------------------------------------------------------------------------
 
 
-def case(fn):
-    name = fn.__name__
-    if FILTERS and not any(f in name for f in FILTERS):
-        return fn
-    try:
-        fn()
-        print(f"ok - {name}", flush=True)
-        results.append(True)
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-        for line in D.log_tail():
-            print(f"#   {line}")
-        results.append(False)
-    return fn
-
-
 def make_rsa_cert(name):
     key, pem = f"{TMP}/{name}.key", f"{TMP}/{name}.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
@@ -143,10 +126,6 @@ def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def remote(port):
-    return {"ipv4Addr": "127.0.0.1", "port": port}
 
 
 class Core:
@@ -296,6 +275,7 @@ def check_capture(pcap, access_port, core_port, up, down):
 UE_KEY, UE_PEM, UE_FP = make_rsa_cert("ue")
 D = Dcmfd(DCMFD)
 D.start()
+case = Cases(D, sys.argv[2:])
 
 
 @case
@@ -614,11 +594,6 @@ def bad_input_names_the_field():
         assert param in names, (param, names)
 
 
-try:
-    pass
-finally:
-    rc = D.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
-passed = sum(results)
-print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
-sys.exit(0 if results and all(results) and rc == 0 else 1)
+rc = D.stop()
+shutil.rmtree(TMP, ignore_errors=True)
+case.finish(rc)
