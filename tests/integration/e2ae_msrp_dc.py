@@ -426,6 +426,17 @@ def exchange(c):
     assert len(c.dc.message_sizes) > len(sizes) + 3, len(c.dc.message_sizes)
 
 
+def round_trip(c, up, down, success_report=None):
+    """The first SEND each way: the WIC's |up| is answered 200 and reaches
+    the core, then the core's |down| is answered 200 and reaches the WIC."""
+    mid, tids = c.dc.send_message(up, success_report=success_report)
+    assert c.dc.wait_response(tids[0], 30).code == 200
+    assert c.core.wait_message(1, 30)[0].data == up
+    mid, tids = c.core.send_message(down)
+    assert c.core.wait_response(tids[0], 30).code == 200
+    assert c.dc.wait_message(1, 30)[0].data == down
+
+
 MSRP_DC_METRIC = 'dcmf_agw_e2ae_msrp_dc_%s_total{%s}'
 
 
@@ -480,12 +491,7 @@ try:
         c = Call("agnostic", "merge")
         try:
             assert c.agw_source[1] == c.agw_core_port, (c.agw_source, c.agw_core_port)
-            mid, tids = c.dc.send_message(b"over the merged connection")
-            assert c.dc.wait_response(tids[0], 30).code == 200
-            assert c.core.wait_message(1, 30)[0].data == b"over the merged connection"
-            mid, tids = c.core.send_message(b"and back")
-            assert c.core.wait_response(tids[0], 30).code == 200
-            assert c.dc.wait_message(1, 30)[0].data == b"and back"
+            round_trip(c, b"over the merged connection", b"and back")
             c.check_wire()
         finally:
             c.close()
@@ -495,12 +501,7 @@ try:
         # The ALG learns the core's a=path from its answer, after the POST.
         c = Call("aware", "active", path_later=True)
         try:
-            mid, tids = c.dc.send_message(b"after the answer", success_report="yes")
-            assert c.dc.wait_response(tids[0], 30).code == 200
-            assert c.core.wait_message(1, 30)[0].data == b"after the answer"
-            mid, tids = c.core.send_message(b"and back")
-            assert c.core.wait_response(tids[0], 30).code == 200
-            assert c.dc.wait_message(1, 30)[0].data == b"and back"
+            round_trip(c, b"after the answer", b"and back", success_report="yes")
             c.check_wire()
         finally:
             c.close()
