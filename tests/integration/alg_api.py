@@ -15,35 +15,20 @@ dcmf-alg is taken from beside DCMFD. One dcmfd on 127.0.0.1. Prints
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from e2ae_tcp_lib import AGW, Cases, Dcmfd  # noqa: E402
+from e2ae_tcp_lib import AGW, Cases, DcmfAlg, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
-ALG = os.path.join(os.path.dirname(os.path.abspath(DCMFD)), "dcmf-alg")
 TMP = tempfile.mkdtemp(prefix="alg_api.")
 FP = "sha-256 " + ":".join(f"{b:02X}" for b in range(32))
 
 
-def alg(args, sdp, reply=None, offer=None, expect=0):
-    cmd = [ALG] + args
-    if reply is not None:
-        path = os.path.join(TMP, "reply.json")
-        with open(path, "w") as f:
-            json.dump(reply, f)
-        cmd += ["--reply", path]
-    if offer is not None:
-        path = os.path.join(TMP, "offer.sdp")
-        with open(path, "w") as f:
-            f.write(offer)
-        cmd += ["--offer", path]
-    p = subprocess.run(cmd, input=sdp.encode(), capture_output=True, timeout=10)
-    assert p.returncode == expect, f"{args}: exit {p.returncode}: {p.stderr.decode()}"
-    return p.stdout.decode() if expect == 0 else p.stderr.decode()
+# dcmf-alg |args| < sdp: its stdout, or its stderr when |expect| is not 0.
+alg = DcmfAlg(DCMFD, TMP).run
 
 
 def lines(sdp):

@@ -36,11 +36,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from msrp_peer import MsrpPeer, MsrpParseError  # noqa: E402
 import tshark_check  # noqa: E402
-from e2ae_tcp_lib import AGW, Cases, Dcmfd  # noqa: E402
+from e2ae_tcp_lib import AGW, Cases, DcmfAlg, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
-ALG = os.path.join(os.path.dirname(os.path.abspath(DCMFD)), "dcmf-alg")
 TMP = tempfile.mkdtemp(prefix="e2ae_msrp_dc.")
+ALG = DcmfAlg(DCMFD, TMP)  # the IMS-ALG half of this test
 WIC_KIND = os.environ.get("WIC", "werift")
 STREAM_ID = 3
 
@@ -201,34 +201,11 @@ def wic_offer_with_dcmap(sdp, wic_path, cema):
     return "\r\n".join(lines + extra) + "\r\n"
 
 
-def dcmf_alg(args, stdin, reply=None, offer=None):
-    """Runs the dcmf-alg command (docs/e2ae.md "dcmf-alg") beside dcmfd:
-    the IMS-ALG half of this test is that tool's, checked here against
-    dcmfd and the WIC."""
-    cmd = [ALG] + args
-    files = []
-    for opt, data in (("--reply", reply), ("--offer", offer)):
-        if data is not None:
-            fd, name = tempfile.mkstemp(dir=TMP)
-            with os.fdopen(fd, "w") as f:
-                f.write(data if isinstance(data, str) else json.dumps(data))
-            cmd += [opt, name]
-            files.append(name)
-    try:
-        p = subprocess.run(cmd, input=stdin.encode(), capture_output=True, timeout=10)
-    finally:
-        for name in files:
-            os.unlink(name)
-    assert p.returncode == 0, f"dcmf-alg {args}: {p.returncode} {p.stderr.decode()}"
-    return p.stdout.decode()
-
-
 def alg_context(offer, core_port, core_path, mode, setup):
     """The POST the IMS-ALG makes from the WIC's offer (dcmf-alg request)
     and the core's SDP, which this test knows up front (its address,
     a=setup, a=path; a=msrp-cema decides the mode)."""
-    reqs = json.loads(dcmf_alg(["request", "--side", "access", "--kind", "offer"],
-                               offer))["requests"]
+    reqs = ALG.requests(offer, "access", "offer")
     assert len(reqs) == 1 and reqs[0]["path"] == "msrp-dc", reqs
     body = reqs[0]["body"]
     access, core = body["terminations"]
@@ -261,9 +238,8 @@ def alg_answer_to_wic(offer, ctx, core_port, core_path, cema, setup):
     AGW's port, ICE-lite credentials, fingerprint and setup, and the
     dcmap/dcsa of the MSRP session with the path the WIC must send to (the
     MF's ;dc URI when aware, the core's path with CEMA)."""
-    sdp = dcmf_alg(["rewrite", "--side", "core", "--kind", "answer"],
-                   core_sdp(core_port, core_path, cema, setup), reply=[ctx],
-                   offer=offer)
+    sdp = ALG.rewrite(core_sdp(core_port, core_path, cema, setup), "core", "answer",
+                      [ctx], offer=offer)
     acc = ctx["terminations"][0]
     path = acc["dataChannel"]["localPath"] if not cema else core_path
     for line in (f"m=application {acc['local']['port']} UDP/DTLS/SCTP webrtc-datachannel",
@@ -278,8 +254,7 @@ def alg_offer_to_core(offer, ctx):
     offer): the AGW's core port, a=path (the MF's ;tcp URI when aware,
     the WIC's path with CEMA), a=setup as the AGW's TCP role gives it,
     a=msrp-cema when agnostic."""
-    return dcmf_alg(["rewrite", "--side", "access", "--kind", "offer"], offer,
-                    reply=[ctx])
+    return ALG.rewrite(offer, "access", "offer", [ctx])
 
 
 # ---- a call -----------------------------------------------------------------

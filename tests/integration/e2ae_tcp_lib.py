@@ -216,6 +216,73 @@ class Dcmfd:
         return 0
 
 
+# ---- the IMS-ALG: dcmf-alg ----------------------------------------------------------
+
+
+class DcmfAlg:
+    """The dcmf-alg command built beside |dcmfd| (docs/e2ae.md
+    "dcmf-alg"): the tests' IMS-ALG, which turns SDP into the /agw/v1
+    requests and rewrites SDP from the AGW's replies; |tmp| holds the
+    --reply and --offer files of one call while it runs."""
+
+    def __init__(self, dcmfd, tmp):
+        self.path = os.path.join(os.path.dirname(os.path.abspath(dcmfd)), "dcmf-alg")
+        self.tmp = tmp
+
+    def run(self, args, stdin, reply=None, offer=None, expect=0):
+        """dcmf-alg |args| < |stdin|; its stdout, or with |expect| (an
+        exit status other than 0) its stderr."""
+        cmd = [self.path] + list(args)
+        files = []
+        for opt, data in (("--reply", reply), ("--offer", offer)):
+            if data is not None:
+                fd, name = tempfile.mkstemp(dir=self.tmp)
+                with os.fdopen(fd, "w") as f:
+                    f.write(data if isinstance(data, str) else json.dumps(data))
+                cmd += [opt, name]
+                files.append(name)
+        try:
+            p = subprocess.run(cmd, input=stdin.encode(), capture_output=True,
+                               timeout=10)
+        finally:
+            for name in files:
+                os.unlink(name)
+        assert p.returncode == expect, \
+            f"dcmf-alg {args}: exit {p.returncode}: {p.stderr.decode()}"
+        return (p.stdout if expect == 0 else p.stderr).decode()
+
+    def requests(self, sdp, side, kind, reply=None, notify=None):
+        """`dcmf-alg request`: the requests for |sdp| from |side|
+        (access or core), an offer or an answer (|kind|)."""
+        args = ["request", "--side", side, "--kind", kind]
+        if notify:
+            args += ["--notify", notify]
+        return json.loads(self.run(args, sdp, reply=reply))["requests"]
+
+    def rewrite(self, sdp, side, kind, reply, offer=None):
+        """`dcmf-alg rewrite`: |sdp| from |side| written for the other
+        side from the contexts |reply|."""
+        return self.run(["rewrite", "--side", side, "--kind", kind], sdp,
+                        reply=reply, offer=offer)
+
+
+def sdp_lines(sdp):
+    return sdp.rstrip("\r\n").split("\r\n")
+
+
+def assert_sdp_has(sdp, *want):
+    """Each of |want| is a line of |sdp|."""
+    lines = sdp_lines(sdp)
+    for line in want:
+        assert line in lines, f"{line!r} not in\n{sdp}"
+
+
+def assert_sdp_lacks(sdp, *prefixes):
+    """No line of |sdp| starts with one of |prefixes|."""
+    for line in sdp_lines(sdp):
+        assert not line.startswith(prefixes), f"{line!r} in\n{sdp}"
+
+
 # ---- peers ------------------------------------------------------------------------
 
 
