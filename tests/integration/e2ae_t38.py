@@ -33,12 +33,14 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2ae_tcp_lib import (Cases, Dcmfd, Proc, fingerprint, poll,  # noqa: E402
-                          remote)
+from e2ae_tcp_lib import (Cases, DcmfAlg, Dcmfd, Proc,  # noqa: E402
+                          assert_sdp_has, assert_sdp_lacks, fingerprint,
+                          poll)
 from tshark_check import Capture  # noqa: E402
 
 DCMFD = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="e2ae_t38.")
+ALG = DcmfAlg(DCMFD, TMP)  # the IMS-ALG: SDP -> /agw/v1 requests and back
 TSHARK = shutil.which("tshark") is not None
 
 # ---- UDPTL (ITU-T T.38 clause 9.1 / Annex A, aligned PER) ------------------------
@@ -159,18 +161,63 @@ class Core:
         self.sock.close()
 
 
-def t38_access(setup, fps, establish=None, port=None, tls_id=None):
-    dtls = {"setup": setup}
-    if fps:
-        dtls["remoteFingerprints"] = list(fps)
-    if establish is not None:
-        dtls["establish"] = establish
-    if tls_id:
-        dtls["tlsId"] = tls_id
-    a = {"transport": "UDP/DTLS", "dtls": dtls}
-    if port:
-        a["remote"] = remote(port)
-    return a
+# ---- the IMS-ALG (dcmf-alg) on a UE-terminating T.38 call ---------------------------
+
+
+def core_offer(core_port):
+    """The core's offer: m=image udptl t38 with the T.38 attributes
+    (ITU-T T.38 Annex D, RFC 4612)."""
+    return "\r\n".join([
+        "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
+        "t=0 0", f"m=image {core_port} udptl t38", "a=T38FaxVersion:0",
+        "a=T38MaxBitRate:14400", "a=T38FaxRateManagement:transferredTCF",
+        "a=T38FaxMaxDatagram:316", "a=T38FaxUdpEC:t38UDPRedundancy", ""])
+
+
+def ue_answer(offer, ue_port, setup, fp, tls_id):
+    """The UE's answer to the offer it got (RFC 7345 4.1-4.3): its own
+    port, UDP/TLS/UDPTL, its a=setup, a=fingerprint and a=tls-id, the T.38
+    attributes as offered; no ICE (an IMS UE's fax)."""
+    t38 = [ln for ln in offer.split("\r\n") if ln.startswith("a=T38")]
+    return "\r\n".join([
+        "v=0", "o=ue 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
+        "t=0 0", f"m=image {ue_port} UDP/TLS/UDPTL t38", f"a=setup:{setup}",
+        f"a=fingerprint:{fp}", f"a=tls-id:{tls_id}", *t38, ""])
+
+
+def alg_call(core_port, ue_port, setup, fp, tls_id="t38ue0123456789abcdefghij"):
+    """TS 23.334 6.2.10.4 (e2ae-paths.md section 7, "T.38, core offer")
+    with dcmf-alg as the IMS-ALG: the core's offer becomes the POST; the
+    offer toward the UE carries UDP/TLS/UDPTL on the AGW's access port,
+    its fingerprint, a new tls-id, a=setup:actpass and a=3ge2ae:applied;
+    the UE's answer (|setup|, |fp|, |tls_id|) becomes the PATCH; the
+    answer toward the core is plain udptl from the AGW's core port, no
+    DTLS attribute left. Returns the context as the PATCH left it."""
+    offer = core_offer(core_port)
+    reqs = ALG.requests(offer, "core", "offer")
+    assert len(reqs) == 1 and reqs[0]["path"] == "t38" and "note" not in reqs[0], reqs
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"])
+    assert st == 201, f"POST {st}: {ctx}"
+    acc = ctx["terminations"][0]
+    to_ue = ALG.rewrite(offer, "core", "offer", [ctx])
+    hash_, value = acc["dtls"]["localFingerprint"].split(" ")
+    assert_sdp_has(to_ue, f"m=image {acc['local']['port']} UDP/TLS/UDPTL t38",
+                   f"a=fingerprint:{hash_.lower()} {value}", "a=setup:actpass",
+                   f"a=tls-id:{acc['dtls']['localTlsId']}", "a=3ge2ae:applied",
+                   "a=T38FaxUdpEC:t38UDPRedundancy")
+    answer = ue_answer(to_ue, ue_port, setup, fp, tls_id)
+    reqs = ALG.requests(answer, "access", "answer", reply=[ctx])
+    assert len(reqs) == 1 and reqs[0]["uri"] == f"/agw/v1/contexts/{ctx['contextId']}", reqs
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
+                     "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {ctx}"
+    assert ctx["terminations"][0]["remote"]["port"] == ue_port, ctx
+    to_core = ALG.rewrite(answer, "access", "answer", [ctx], offer=offer)
+    assert_sdp_has(to_core, f"m=image {ctx['terminations'][1]['local']['port']} udptl t38",
+                   "c=IN IP4 127.0.0.1", "a=T38FaxUdpEC:t38UDPRedundancy")
+    assert_sdp_lacks(to_core, "a=fingerprint", "a=setup", "a=tls-id", "a=3ge2ae",
+                     "a=ice-", "a=candidate")
+    return ctx
 
 
 def counters(cid):
@@ -286,8 +333,7 @@ def ue_active_agw_dtls_server():
     counts per direction."""
     core = Core()
     ue_port = free_udp_port()
-    doc = D.create(t38_access("active", [UE_FP], port=ue_port),
-                   {"transport": "UDP", "remote": remote(core.port)})
+    doc = alg_call(core.port, ue_port, "active", UE_FP)
     cid = doc["contextId"]
     dtls = doc["terminations"][0]["dtls"]
     assert dtls["localSetup"] == "passive", dtls
@@ -319,7 +365,8 @@ def ue_active_agw_dtls_server():
         poll(lambda: counters(cid).get("drops", {}).get("unknownSource", 0)
              == 1, "unknownSource counted")
         # A re-offer with unchanged fingerprints and tls-id keeps the
-        # association: the same UE goes on.
+        # association: the same UE goes on. Hand-built: dcmf-alg turns
+        # an offer into a new context's POST, not a re-offer's PATCH.
         status, _ = D.call("PATCH", f"/agw/v1/contexts/{cid}",
                            [{"op": "replace",
                              "path": "/terminations/0/dtls/remoteFingerprints",
@@ -345,10 +392,9 @@ def ue_passive_agw_dtls_client():
     ue = ue_server(ue_port)
     try:
         poll(lambda: b"ACCEPT" in ue.text(), "s_server listening")
-        doc = D.create(t38_access("passive", [UE_FP], establish=True,
-                                  port=ue_port),
-                       {"transport": "UDP", "remote": remote(core.port)})
+        doc = alg_call(core.port, ue_port, "passive", UE_FP)
         cid = doc["contextId"]
+        assert doc["terminations"][0]["dtls"]["establish"] is True, doc
         assert doc["terminations"][0]["dtls"]["localSetup"] == "active"
         core_port = doc["terminations"][1]["local"]["port"]
         agw_cert_matches(ue, doc)
@@ -370,8 +416,7 @@ def wrong_fingerprint_fails_and_forwards_nothing():
     core = Core()
     ue_port = free_udp_port()
     other_fp = make_rsa_cert("other")[2]
-    doc = D.create(t38_access("active", [other_fp], port=ue_port),
-                   {"transport": "UDP", "remote": remote(core.port)})
+    doc = alg_call(core.port, ue_port, "active", other_fp)
     cid = doc["contextId"]
     access_port = doc["terminations"][0]["local"]["port"]
     core_port = doc["terminations"][1]["local"]["port"]
@@ -515,8 +560,7 @@ def reoffer_new_association_overlaps():
     ue = RenewingUe(ue_port)
     cert1, key1, fp1 = ue.new_identity()
     tls1, tls2 = "t38renewaaaaaaaaaaaaaaaaaaaaaaaaa", "t38renewbbbbbbbbbbbbbbbbbbbbbbbbb"
-    doc = D.create(t38_access("active", [fp1], port=ue_port, tls_id=tls1),
-                   {"transport": "UDP", "remote": remote(core.port)})
+    doc = alg_call(core.port, ue_port, "active", fp1, tls1)
     cid = doc["contextId"]
     agw = ("127.0.0.1", doc["terminations"][0]["local"]["port"])
     core_port = doc["terminations"][1]["local"]["port"]
@@ -538,6 +582,8 @@ def reoffer_new_association_overlaps():
         up(udptl(0, CNG))
         down(udptl(100, CED))
         cert2, key2, fp2 = ue.new_identity()
+        # Hand-built: the re-offer's changes as a PATCH, which dcmf-alg
+        # does not build (an offer makes a new context's POST there).
         status, doc = D.call(
             "PATCH", f"/agw/v1/contexts/{cid}",
             [{"op": "replace", "path": "/terminations/0/dtls/tlsId",
@@ -576,11 +622,15 @@ def reoffer_new_association_overlaps():
 @case
 def bad_input_names_the_field():
     """problem+json naming the member: the SDP proto given as the Iq
-    transport, RTCP on a UDPTL core, a certificate of no known kind."""
+    transport, RTCP on a UDPTL core, a certificate of no known kind.
+    Hand-built requests: they are malformed on purpose, which dcmf-alg
+    never writes."""
+    ue = {"transport": "UDP/DTLS", "dtls": {"setup": "active",
+                                            "remoteFingerprints": [UE_FP]}}
     for access, core, param in [
             ({"transport": "UDP/TLS/UDPTL", "dtls": {"setup": "active"}},
              {"transport": "UDP"}, "/terminations/0/transport"),
-            (t38_access("active", [UE_FP]),
+            (ue,
              {"transport": "UDP", "remoteRtcpPort": 4001},
              "/terminations/1/remoteRtcpPort"),
             ({"transport": "UDP/DTLS",
