@@ -28,8 +28,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2ae_tcp_lib import (AGW, Cases, CoreListener, Dcmfd,  # noqa: E402
-                          Notify, Proc, bfcp_hello, fingerprint, local_port,
+from e2ae_tcp_lib import (AGW, Cases, CoreListener, DcmfAlg,  # noqa: E402
+                          Dcmfd, Notify, assert_sdp_has, assert_sdp_lacks, Proc, bfcp_hello, fingerprint, local_port,
                           make_cert, msrp_send, poll, python_ue,
                           recv_exactly, recv_until_closed, remote, s_client,
                           wait_stalled)
@@ -81,8 +81,103 @@ NOTIFY = Notify()
 D = Dcmfd(DCMFD)
 D.start()
 case = Cases(D, sys.argv[2:])
+ALG = DcmfAlg(DCMFD, TMP)
 
 
+# ---- the IMS-ALG (dcmf-alg) on the TLS paths -----------------------------------------
+
+# The media lines per path (RFC 4975 section 8, RFC 8856 section 4):
+# what follows m=, the TLS proto, and the media attributes of the UE and
+# of the core beside a=setup, a=fingerprint and a=3ge2ae (the relay is
+# agnostic: the paths are not the peers' own).
+BFCP_ATTRS = ["a=confid:7", "a=userid:42", "a=floorid:3 mstrm:1", "a=connection:new"]
+UE_MEDIA = {
+    "msrp": ("message", "TCP/TLS/MSRP",
+             ["a=accept-types:text/plain", "a=path:msrps://127.0.0.1:9/ue1;tcp"],
+             ["a=accept-types:text/plain", "a=path:msrp://127.0.0.1:2855/core1;tcp"]),
+    "bfcp": ("application", "TCP/TLS/BFCP", ["a=floorctrl:c-only"] + BFCP_ATTRS,
+             ["a=floorctrl:s-only"] + BFCP_ATTRS),
+}
+
+
+def sdp(origin, media, port, proto, attrs):
+    return "\r\n".join(["v=0", f"o={origin} 1 1 IN IP4 127.0.0.1", "s=-",
+                         "c=IN IP4 127.0.0.1", "t=0 0", f"m={media} {port} {proto} *",
+                         *attrs, ""])
+
+
+def check_toward_ue(to_ue, ctx, media, proto):
+    """The SDP toward the UE (e2ae-paths.md section 7, "MSRP e2ae"): the
+    TLS proto on the AGW's access port, its fingerprint (hash in lower
+    case), its TLS role and a=3ge2ae:applied."""
+    acc = ctx["terminations"][0]
+    hash_, value = acc["tls"]["localFingerprint"].split(" ")
+    assert_sdp_has(to_ue, f"m={media} {acc['local']['port']} {proto} *",
+                   f"a=fingerprint:{hash_.lower()} {value}",
+                   f"a=setup:{acc['tls']['localSetup']}", "a=3ge2ae:applied")
+
+
+def check_toward_core(to_core, ctx, media, proto):
+    """The SDP toward the core: the plain proto on the AGW's core port,
+    its TCP role (merge announced passive), no crypto, no 3ge2ae."""
+    core = ctx["terminations"][1]
+    role = core.get("tcp", {}).get("localSetup")
+    assert_sdp_has(to_core, f"m={media} {core['local']['port']} {proto.replace('TLS/', '')} *",
+                   f"a=setup:{'passive' if role == 'merge' else role}")
+    assert_sdp_lacks(to_core, "a=fingerprint", "a=3ge2ae", "a=tls-id")
+
+
+def alg_ue_offers(kind, core_port, ue_setup="active"):
+    """UE-originated (TS 23.334 6.2.10.3.1): the UE's offer (TLS, its
+    certificate's fingerprint, a=3ge2ae:requested) becomes the POST and
+    the offer toward the core; the core's answer (passive, listening on
+    |core_port|) the PATCH with its address and the answer toward the
+    UE. Returns the context as the PATCH left it."""
+    media, proto, attrs, core_attrs = UE_MEDIA[kind]
+    offer = sdp("ue", media, 9, proto, attrs + [
+        f"a=setup:{ue_setup}", f"a=fingerprint:{UE_FP}", "a=3ge2ae:requested"])
+    reqs = ALG.requests(offer, "access", "offer", notify=NOTIFY.uri)
+    assert len(reqs) == 1 and reqs[0]["path"] == f"{kind}-tls", reqs
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"])
+    assert st == 201, f"POST {st}: {ctx}"
+    check_toward_core(ALG.rewrite(offer, "access", "offer", [ctx]), ctx, media, proto)
+    answer = sdp("core", media, core_port, proto.replace("TLS/", ""),
+                 core_attrs + ["a=setup:passive"])
+    reqs = ALG.requests(answer, "core", "answer", reply=[ctx])
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
+                     "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {ctx}"
+    check_toward_ue(ALG.rewrite(answer, "core", "answer", [ctx], offer=offer),
+                    ctx, media, proto)
+    return ctx
+
+
+def alg_core_offers(kind, ue_port, ue_setup):
+    """UE-terminated: the core's offer (active: it connects to the AGW)
+    becomes the POST and the offer toward the UE; the UE's answer
+    (|ue_setup|, listening on |ue_port| when passive, its fingerprint)
+    the PATCH and the answer toward the core."""
+    media, proto, attrs, core_attrs = UE_MEDIA[kind]
+    offer = sdp("core", media, 9, proto.replace("TLS/", ""), core_attrs + ["a=setup:active"])
+    reqs = ALG.requests(offer, "core", "offer", notify=NOTIFY.uri)
+    assert len(reqs) == 1 and reqs[0]["path"] == f"{kind}-tls", reqs
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"])
+    assert st == 201, f"POST {st}: {ctx}"
+    check_toward_ue(ALG.rewrite(offer, "core", "offer", [ctx]), ctx, media, proto)
+    answer = sdp("ue", media, ue_port, proto, attrs + [
+        f"a=setup:{ue_setup}", f"a=fingerprint:{UE_FP}", "a=3ge2ae:requested"])
+    reqs = ALG.requests(answer, "access", "answer", reply=[ctx])
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
+                     "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {ctx}"
+    check_toward_core(ALG.rewrite(answer, "access", "answer", [ctx], offer=offer),
+                      ctx, media, proto)
+    return ctx
+
+
+# The cases that set members no SDP carries (the TCP handling and its
+# bound, merge, a fingerprint held back, a second dcmfd) or send
+# malformed requests build their requests by hand from this.
 def tls_access(setup="active", establish=None, fps=(UE_FP,), extra=None):
     tls = {"setup": setup}
     if fps:
@@ -98,11 +193,11 @@ def tls_access(setup="active", establish=None, fps=(UE_FP,), extra=None):
 @case
 def msrp_ue_tls_client_to_core():
     """UE active (s_client, TLS client) -> AGW passive/TLS server; AGW
-    connects to the core (state-aware, mirrored setup); MSRP both ways;
-    the AGW's certificate matches its localFingerprint."""
+    connects to the core (stateless: once the UE is up); MSRP both ways;
+    the AGW's certificate matches its localFingerprint. The context and
+    the SDP both ways are dcmf-alg's."""
     core = CoreListener()
-    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
-                                  "remote": remote(core.port)})
+    doc = alg_ue_offers("msrp", core.port)
     cid = ctx_id(doc)
     tls = doc["terminations"][0]["tls"]
     assert tls["localSetup"] == "passive", tls
@@ -144,7 +239,8 @@ def msrp_ue_tls_client_to_core():
 @case
 def bfcp_agw_tls_client_core_connects():
     """UE passive (s_server): the AGW is TLS client and connects; the
-    core is active, so the AGW listens on its core port (mirrored)."""
+    core is active, so the AGW listens on its core port (mirrored). The
+    context and the SDP both ways are dcmf-alg's (the core offers)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         ue_port = s.getsockname()[1]
@@ -153,10 +249,7 @@ def bfcp_agw_tls_client_core_connects():
     cid = None
     try:
         poll(lambda: b"ACCEPT" in ue.text(), "s_server up")
-        doc = D.create({"transport": "TCP/TLS/BFCP", "remote": remote(ue_port),
-                        "tls": {"setup": "passive", "establish": True,
-                                "remoteFingerprints": [UE_FP]}},
-                       {"transport": "TCP/BFCP", "remote": remote(9)})
+        doc = alg_core_offers("bfcp", ue_port, "passive")
         cid = ctx_id(doc)
         assert doc["terminations"][0]["tls"]["localSetup"] == "active"
         assert doc["terminations"][1]["tcp"]["localSetup"] == "passive"
@@ -489,8 +582,7 @@ def msrp_peers_through_tls_to_tcp():
     import msrp_peer
     import tshark_check
     core = CoreListener()
-    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
-                                  "remote": remote(core.port)})
+    doc = alg_ue_offers("msrp", core.port)
     cid = ctx_id(doc)
     agw_fp = doc["terminations"][0]["tls"]["localFingerprint"].split(" ")[1]
     ue_uri = "msrps://127.0.0.1:9/ue1;tcp"
@@ -540,8 +632,7 @@ def bfcp_peers_through_tls_to_tcp():
     import bfcp_peer
     import tshark_check
     core = CoreListener()
-    doc = D.create(tls_access(extra={"transport": "TCP/TLS/BFCP"}),
-                   {"transport": "TCP/BFCP", "remote": remote(core.port)})
+    doc = alg_ue_offers("bfcp", core.port)
     cid = ctx_id(doc)
     agw_fp = doc["terminations"][0]["tls"]["localFingerprint"].split(" ")[1]
     pcap = f"{TMP}/bfcp.pcap"

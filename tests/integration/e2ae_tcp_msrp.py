@@ -35,7 +35,9 @@ def _core_uri(port):
 
 def aware_context(H, core, core_path=True):
     """An aware context toward |core|: the UE's path in the POST, the
-    core's too unless |core_path| is False (then it comes by PATCH)."""
+    core's too unless |core_path| is False (then it comes by PATCH).
+    Hand-built: dcmf-alg makes TCP/TLS/MSRP contexts agnostic only
+    (alg_request.c), so the aware members are this test's."""
     access = H.tls_access(extra={"msrp": {"mode": "aware", "path": UE_URI}})
     cmsrp = {"mode": "aware"}
     if core_path:
