@@ -127,52 +127,54 @@ def check_toward_core(to_core, ctx, media, proto):
     assert_sdp_lacks(to_core, "a=fingerprint", "a=3ge2ae", "a=tls-id")
 
 
-def alg_ue_offers(kind, core_port, ue_setup="active"):
-    """UE-originated (TS 23.334 6.2.10.3.1): the UE's offer (TLS, its
-    certificate's fingerprint, a=3ge2ae:requested) becomes the POST and
-    the offer toward the core; the core's answer (passive, listening on
-    |core_port|) the PATCH with its address and the answer toward the
-    UE. Returns the context as the PATCH left it."""
-    media, proto, attrs, core_attrs = UE_MEDIA[kind]
-    offer = sdp("ue", media, 9, proto, attrs + [
-        f"a=setup:{ue_setup}", f"a=fingerprint:{UE_FP}", "a=3ge2ae:requested"])
-    reqs = ALG.requests(offer, "access", "offer", notify=NOTIFY.uri)
+def ue_sdp(kind, port, setup):
+    """The UE's SDP (offer or answer): the TLS proto, its certificate's
+    fingerprint, a=3ge2ae:requested (TS 24.229 7.5.2)."""
+    media, proto, attrs, _ = UE_MEDIA[kind]
+    return sdp("ue", media, port, proto, attrs + [
+        f"a=setup:{setup}", f"a=fingerprint:{UE_FP}", "a=3ge2ae:requested"])
+
+
+def core_sdp(kind, port, setup):
+    media, proto, _, attrs = UE_MEDIA[kind]
+    return sdp("core", media, port, proto.replace("TLS/", ""), attrs + [f"a=setup:{setup}"])
+
+
+def alg_call(kind, offer_side, offer, answer):
+    """dcmf-alg as the IMS-ALG of one call: the offer from |offer_side|
+    (access or core) becomes the POST and is rewritten for the other
+    side, the other side's |answer| becomes the PATCH and is rewritten
+    back; each rewritten SDP is checked. Returns the context as the
+    PATCH left it."""
+    media, proto, _, _ = UE_MEDIA[kind]
+    answer_side = "core" if offer_side == "access" else "access"
+    check = {"access": check_toward_core, "core": check_toward_ue}
+    reqs = ALG.requests(offer, offer_side, "offer", notify=NOTIFY.uri)
     assert len(reqs) == 1 and reqs[0]["path"] == f"{kind}-tls", reqs
     st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"])
     assert st == 201, f"POST {st}: {ctx}"
-    check_toward_core(ALG.rewrite(offer, "access", "offer", [ctx]), ctx, media, proto)
-    answer = sdp("core", media, core_port, proto.replace("TLS/", ""),
-                 core_attrs + ["a=setup:passive"])
-    reqs = ALG.requests(answer, "core", "answer", reply=[ctx])
+    check[offer_side](ALG.rewrite(offer, offer_side, "offer", [ctx]), ctx, media, proto)
+    reqs = ALG.requests(answer, answer_side, "answer", reply=[ctx])
     st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
                      "application/json-patch+json")
     assert st == 200, f"PATCH {st}: {ctx}"
-    check_toward_ue(ALG.rewrite(answer, "core", "answer", [ctx], offer=offer),
-                    ctx, media, proto)
+    check[answer_side](ALG.rewrite(answer, answer_side, "answer", [ctx], offer=offer),
+                       ctx, media, proto)
     return ctx
+
+
+def alg_ue_offers(kind, core_port):
+    """UE-originated (TS 23.334 6.2.10.3.1): the UE offers active (it
+    connects); the core answers passive, listening on |core_port|."""
+    return alg_call(kind, "access", ue_sdp(kind, 9, "active"),
+                    core_sdp(kind, core_port, "passive"))
 
 
 def alg_core_offers(kind, ue_port, ue_setup):
-    """UE-terminated: the core's offer (active: it connects to the AGW)
-    becomes the POST and the offer toward the UE; the UE's answer
-    (|ue_setup|, listening on |ue_port| when passive, its fingerprint)
-    the PATCH and the answer toward the core."""
-    media, proto, attrs, core_attrs = UE_MEDIA[kind]
-    offer = sdp("core", media, 9, proto.replace("TLS/", ""), core_attrs + ["a=setup:active"])
-    reqs = ALG.requests(offer, "core", "offer", notify=NOTIFY.uri)
-    assert len(reqs) == 1 and reqs[0]["path"] == f"{kind}-tls", reqs
-    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"])
-    assert st == 201, f"POST {st}: {ctx}"
-    check_toward_ue(ALG.rewrite(offer, "core", "offer", [ctx]), ctx, media, proto)
-    answer = sdp("ue", media, ue_port, proto, attrs + [
-        f"a=setup:{ue_setup}", f"a=fingerprint:{UE_FP}", "a=3ge2ae:requested"])
-    reqs = ALG.requests(answer, "access", "answer", reply=[ctx])
-    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
-                     "application/json-patch+json")
-    assert st == 200, f"PATCH {st}: {ctx}"
-    check_toward_core(ALG.rewrite(answer, "access", "answer", [ctx], offer=offer),
-                      ctx, media, proto)
-    return ctx
+    """UE-terminated: the core offers active (it connects to the AGW);
+    the UE answers |ue_setup| (passive: listening on |ue_port|)."""
+    return alg_call(kind, "core", core_sdp(kind, 9, "active"),
+                    ue_sdp(kind, ue_port, ue_setup))
 
 
 # The cases that set members no SDP carries (the TCP handling and its

@@ -7,6 +7,7 @@ apart from e2ae_tcp.py by responsibility, as e2ae_tcp_msrp.py is. Each
 function takes the running harness (H: the Dcmfd, the UE certificate,
 the notify receiver, tls_access) and raises on failure. Every wait is
 bounded."""
+import contextlib
 import socket
 import time
 
@@ -15,20 +16,26 @@ from e2ae_tcp_lib import (AGW, CoreListener, Dcmfd, local_port,
                           remote, s_client)
 
 
+@contextlib.contextmanager
 def _core_tcp_context(H, setup, core_port=9, d=None):
     """A context whose core leg is |setup| (merge or passive: the AGW
     listens on its core port; state-aware, changing the setup, TS 23.334
     5.16.2.3), the core's remote at |core_port| (None: its answer has not
     come yet), on dcmfd |d| (H.D by default); the UE connected to the
-    access port by s_client. Returns the context, its id and the UE."""
+    access port by s_client. Gives the context, its id and the UE; stops
+    the UE and deletes the context after."""
     d = d or H.D
     core = {"transport": "TCP/MSRP",
             "tcp": {"setup": setup, "handling": "stateAwareChangingSetup"}}
     if core_port is not None:
         core["remote"] = remote(core_port)
     doc = d.create(H.tls_access(), core)
-    return doc, doc["contextId"], s_client(local_port(doc, 0), H.UE_PEM,
-                                           H.UE_KEY)
+    ue = s_client(local_port(doc, 0), H.UE_PEM, H.UE_KEY)
+    try:
+        yield doc, doc["contextId"], ue
+    finally:
+        ue.stop()
+        d.delete(doc["contextId"])
 
 
 def _ue_to_core(ue, conn, tid, text):
@@ -92,34 +99,27 @@ def core_merge_listens_late(H):
     """TCP merge on the core leg: the AGW listens and connects; the core
     starts listening only after the AGW's first connects were refused."""
     core = CoreListener(backlog=False)
-    doc, cid, ue = _core_tcp_context(H, "merge", core.port)
     try:
-        time.sleep(0.5)  # let some connects be refused first
-        core.listen()
-        _ue_to_core(ue, core.accept(3), "m1", "merged")
+        with _core_tcp_context(H, "merge", core.port) as (doc, cid, ue):
+            time.sleep(0.5)  # let some connects be refused first
+            core.listen()
+            _ue_to_core(ue, core.accept(3), "m1", "merged")
     finally:
-        ue.stop()
         core.close()
-        H.D.delete(cid)
 
 
 def core_merge_core_connects(H):
-    doc, cid, ue = _core_tcp_context(H, "merge")
-    try:
+    with _core_tcp_context(H, "merge") as (doc, cid, ue):
         conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
         _ue_to_core(ue, conn, "m2", "merged in")
         conn.close()
-    finally:
-        ue.stop()
-        H.D.delete(cid)
 
 
 def core_passive_refuses_unsignalled_source(H):
     """A passive core leg takes its connection only from the signalled
     address: a connection from 127.0.0.2 is reset and counted
     (refusedSource), the one from 127.0.0.1 relays."""
-    doc, cid, ue = _core_tcp_context(H, "passive")
-    try:
+    with _core_tcp_context(H, "passive") as (doc, cid, ue):
         bad = socket.socket()
         bad.bind(("127.0.0.2", 0))
         bad.connect(("127.0.0.1", local_port(doc, 1)))
@@ -131,17 +131,13 @@ def core_passive_refuses_unsignalled_source(H):
         conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
         _ue_to_core(ue, conn, "p1", "from the signalled core")
         conn.close()
-    finally:
-        ue.stop()
-        H.D.delete(cid)
 
 
 def core_passive_waits_for_its_remote(H):
     """No core remote yet (the core's answer is still on its way): the
     core's early connection is not taken until the PATCH that brings its
     address; then it relays (docs/e2ae.md "No remote, no accept")."""
-    doc, cid, ue = _core_tcp_context(H, "passive", core_port=None)
-    try:
+    with _core_tcp_context(H, "passive", core_port=None) as (doc, cid, ue):
         conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
         up = msrp_send("w1", "held until the answer")
         ue.send(up)
@@ -158,26 +154,21 @@ def core_passive_waits_for_its_remote(H):
         assert recv_exactly(conn, len(up)) == up
         assert H.counters(cid).get("failures", {}).get("refusedSource", 0) == 0
         conn.close()
-    finally:
-        ue.stop()
-        H.D.delete(cid)
 
 
 def core_merge_connects_from_its_port(H):
     """TCP merge connects from the signalled local port (RFC 4145, TS
     23.334 6.2.18.4): the core sees the AGW's core port as the source."""
     core = CoreListener()
-    doc, cid, ue = _core_tcp_context(H, "merge", core.port)
     try:
-        conn = core.accept(3)
-        src = conn.getpeername()
-        assert src == ("127.0.0.1", local_port(doc, 1)), \
-            f"merge connected from {src}, not the core port {local_port(doc, 1)}"
-        _ue_to_core(ue, conn, "m3", "from the signalled port")
+        with _core_tcp_context(H, "merge", core.port) as (doc, cid, ue):
+            conn = core.accept(3)
+            src = conn.getpeername()
+            assert src == ("127.0.0.1", local_port(doc, 1)), \
+                f"merge connected from {src}, not the core port {local_port(doc, 1)}"
+            _ue_to_core(ue, conn, "m3", "from the signalled port")
     finally:
-        ue.stop()
         core.close()
-        H.D.delete(cid)
 
 
 def fingerprint_patch_keeps_the_access_bound(H):
@@ -230,11 +221,10 @@ def dual_stack_ipv4_mapped_peers_accepted(H):
         ue.stop()
         ue = None
         d2.delete(doc["contextId"])
-        doc, _, ue = _core_tcp_context(H, "passive", d=d2)
-        conn2 = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
-        _ue_to_core(ue, conn2, "v2", "mapped core")
-        conn2.close()
-        d2.delete(doc["contextId"])
+        with _core_tcp_context(H, "passive", d=d2) as (doc, _, ue2):
+            conn2 = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
+            _ue_to_core(ue2, conn2, "v2", "mapped core")
+            conn2.close()
     finally:
         if ue:
             ue.stop()
