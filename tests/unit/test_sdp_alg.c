@@ -242,6 +242,20 @@ static void test_webrtc_answer(void **state) {
       NULL});
   want_absent(a, (const char *const[]){"a=rtcp:", "a=3ge2ae", "a=group", NULL});
   free(a);
+
+  /* A WIC's answer has ICE: its address comes by ICE, not in the PATCH
+   * (only an answer without ICE brings the remote). */
+  out = request(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_ANSWER, srtp_reply);
+  e = json_array_get(json_object_get(out, "requests"), 0);
+  bool ice = false;
+  json_t *body = json_object_get(e, "body");
+  for (size_t k = 0; k < json_array_size(body); k++) {
+    const char *path = json_string_value(json_object_get(json_array_get(body, k), "path"));
+    assert_string_not_equal(path, "/terminations/0/remote");
+    ice = ice || strcmp(path, "/terminations/0/ice") == 0;
+  }
+  assert_true(ice);
+  json_decref(out);
 }
 
 /* 6.2.10.4: the core offers T.38 over UDPTL; the UE gets UDP/TLS/UDPTL,
