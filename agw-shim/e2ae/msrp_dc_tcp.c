@@ -1,25 +1,23 @@
 /* The core TCP connection of an MSRP-over-DC media (msrp_dc_tcp.h):
- * established by tcpleg.h, then read and written here. */
+ * established by tcpleg.h, read and written here, closed by tcpconn.h. */
 #include "msrp_dc_tcp.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <sys/socket.h>
-
 #include "errors.h"
+#include "tcpconn.h"
 #include "tcpleg.h"
 
 struct dcmf_msrp_dc_tcp {
   uv_loop_t *loop;
   struct dcmf_tcpleg *est; /* establishing; NULL before and after */
-  uv_tcp_t *conn;          /* the connection once up (from tcpleg) */
+  /* The connection once up (from tcpleg), until its |gone|; it owns its
+   * end (tcpconn.h). */
+  struct dcmf_tcpconn *conn;
   uv_write_t write_req;
-  uv_shutdown_t shutdown_req;
-  uv_timer_t linger; /* bounds a graceful close (when |lingering|) */
-  int lingering;
-  int handles;     /* the leg until its |gone|, and |conn| until closed */
+  int handles;     /* the leg until its |gone|, and |conn| until its own */
   int fd;          /* a deferred active leg's socket; -1 once started */
   struct dcmf_tcpleg_config cfg;
   int up;          /* the connection is established */
@@ -27,7 +25,6 @@ struct dcmf_msrp_dc_tcp {
   int writing;     /* a write is in flight */
   size_t write_len;
   uint8_t *wbuf; /* the copy being written, owned */
-  int finishing;   /* a FIN follows the write in flight */
   int reading;
   int want_read;
   struct dcmf_msrp_dc_tcp_cbs cbs;
@@ -42,51 +39,17 @@ static void release(struct dcmf_msrp_dc_tcp *t) {
   }
 }
 
-static void on_linger_closed(uv_handle_t *h) {
-  release(h->data);
-}
-
-static void on_conn_closed(uv_handle_t *h) {
-  struct dcmf_msrp_dc_tcp *t = h->data;
-  if ((uv_tcp_t *)h == t->conn) {
-    t->conn = NULL;
-  }
-  free(h);
-  if (t->lingering) {
-    t->lingering = 0;
-    uv_close((uv_handle_t *)&t->linger, on_linger_closed);
-  }
+static void conn_gone(void *user, enum dcmf_tcpconn_end end) {
+  (void)end;
+  struct dcmf_msrp_dc_tcp *t = user;
+  t->conn = NULL;
   release(t);
 }
 
-/* The graceful close took too long (the core does not read): a reset,
- * with a zero linger since libuv refuses uv_tcp_close_reset while a
- * shutdown is pending and the kernel would keep the unsent bytes. */
-static void on_linger(uv_timer_t *tm) {
-  struct dcmf_msrp_dc_tcp *t = tm->data;
-  uv_os_fd_t fd;
-  if (t->conn == NULL || uv_is_closing((uv_handle_t *)t->conn)) {
-    return;
-  }
-  if (uv_fileno((uv_handle_t *)t->conn, &fd) == 0) {
-    struct linger now = {.l_onoff = 1, .l_linger = 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
-  }
-  uv_close((uv_handle_t *)t->conn, on_conn_closed);
-}
-
-static void close_conn(struct dcmf_msrp_dc_tcp *t, int reset) {
-  uv_tcp_t *c = t->conn;
-  if (c == NULL || uv_is_closing((uv_handle_t *)c)) {
-    return;
-  }
-  if (!reset || uv_tcp_close_reset(c, on_conn_closed) != 0) {
-    uv_close((uv_handle_t *)c, on_conn_closed);
-  }
-}
-
-/* Closes everything; the FIN or reset of the connection as asked. The
- * object frees itself once nothing of it is left open. */
+/* Closes everything: the connection gracefully (tcpconn.h: the write in
+ * flight, our FIN, the core's input dropped until its FIN, within
+ * DCMF_TCPCONN_LINGER_MS) or with a reset. The object frees itself once
+ * nothing of it is left open. */
 static void teardown(struct dcmf_msrp_dc_tcp *t, int reset) {
   t->closed = 1;
   if (t->est != NULL) {
@@ -97,7 +60,10 @@ static void teardown(struct dcmf_msrp_dc_tcp *t, int reset) {
     close(t->fd);
     t->fd = -1;
   }
-  close_conn(t, reset && t->up);
+  if (t->conn != NULL) {
+    dcmf_tcpconn_close(t->conn,
+                       reset ? DCMF_TCPCONN_ABORT : DCMF_TCPCONN_GRACEFUL);
+  }
   if (t->handles == 0) {
     free(t->wbuf);
     free(t);
@@ -142,27 +108,30 @@ static void sync_reading(struct dcmf_msrp_dc_tcp *t) {
   if (!t->up || t->closed || t->reading == t->want_read) {
     return;
   }
+  uv_stream_t *st = (uv_stream_t *)dcmf_tcpconn_tcp(t->conn);
   if (t->want_read) {
-    t->reading = uv_read_start((uv_stream_t *)t->conn, alloc_rx, on_read) == 0;
+    t->reading = uv_read_start(st, alloc_rx, on_read) == 0;
   } else {
-    uv_read_stop((uv_stream_t *)t->conn);
+    uv_read_stop(st);
     t->reading = 0;
   }
 }
 
 /* ---- establishment (tcpleg.h) -------------------------------------------- */
 
-static void est_up(void *user, uv_tcp_t *conn) {
+static void est_up(void *user, struct dcmf_tcpconn *conn) {
   struct dcmf_msrp_dc_tcp *t = user;
+  uv_tcp_t *tcp = dcmf_tcpconn_tcp(conn);
   t->est = NULL;
-  conn->data = t;
+  tcp->data = t; /* on_read's */
   t->conn = conn;
-  t->handles++;
+  dcmf_tcpconn_set_gone(conn, conn_gone, t);
+  t->handles++; /* until conn_gone */
   t->up = 1;
   /* The kernel's share of a stalled core is bounded too (autotuning
    * would let it hold megabytes). */
   int sndbuf = DCMF_MSRP_DC_TCP_SNDBUF;
-  uv_send_buffer_size((uv_handle_t *)conn, &sndbuf);
+  uv_send_buffer_size((uv_handle_t *)tcp, &sndbuf);
   t->cbs.up(t->user);
   sync_reading(t);
 }
@@ -249,32 +218,13 @@ int dcmf_msrp_dc_tcp_can_write(const struct dcmf_msrp_dc_tcp *t) {
   return t->up && !t->closed && !t->writing;
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  struct dcmf_msrp_dc_tcp *t = req->data;
-  close_conn(t, 0);
-}
-
-/* FIN: shut the sending side down, then close. */
-static void finish(struct dcmf_msrp_dc_tcp *t) {
-  t->shutdown_req.data = t;
-  if (uv_shutdown(&t->shutdown_req, (uv_stream_t *)t->conn, on_shutdown) !=
-      0) {
-    close_conn(t, 0);
-  }
-}
-
 static void on_write(uv_write_t *req, int status) {
   struct dcmf_msrp_dc_tcp *t = req->data;
   free(t->wbuf);
   t->wbuf = NULL;
   t->writing = 0;
-  if (t->finishing) {
-    finish(t);
-    return;
-  }
   if (t->closed) {
-    return;
+    return; /* written before the FIN, or cancelled by a reset */
   }
   if (status != 0) {
     went_down(t, status == UV_ECONNRESET ? "reset" : "error", 1);
@@ -298,7 +248,8 @@ int dcmf_msrp_dc_tcp_write(struct dcmf_msrp_dc_tcp *t, const uint8_t *p,
   memcpy(t->wbuf, p, n);
   uv_buf_t b = uv_buf_init((char *)t->wbuf, (unsigned)n);
   t->write_req.data = t;
-  if (uv_write(&t->write_req, (uv_stream_t *)t->conn, &b, 1, on_write) != 0) {
+  if (uv_write(&t->write_req, (uv_stream_t *)dcmf_tcpconn_tcp(t->conn), &b, 1,
+               on_write) != 0) {
     free(t->wbuf);
     t->wbuf = NULL;
     return DCMF_ERR_SYSTEM;
@@ -312,25 +263,5 @@ void dcmf_msrp_dc_tcp_close(struct dcmf_msrp_dc_tcp *t, int reset) {
   if (t->closed) {
     return;
   }
-  if (reset || !t->up) {
-    teardown(t, reset);
-    return;
-  }
-  /* A graceful end: the write in flight goes first, then the FIN,
-   * within DCMF_MSRP_DC_TCP_LINGER_MS. */
-  t->closed = 1;
-  if (uv_timer_init(t->loop, &t->linger) == 0) {
-    t->linger.data = t;
-    t->lingering = 1;
-    t->handles++;
-    uv_timer_start(&t->linger, on_linger, DCMF_MSRP_DC_TCP_LINGER_MS, 0);
-  }
-  if (t->reading) {
-    uv_read_stop((uv_stream_t *)t->conn);
-  }
-  if (t->writing) {
-    t->finishing = 1;
-  } else {
-    finish(t);
-  }
+  teardown(t, reset);
 }

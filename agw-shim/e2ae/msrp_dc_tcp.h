@@ -5,7 +5,12 @@
  * from the bound socket to the signalled address; passive accepts one
  * connection on the listening socket, only from the signalled host, and
  * none while no remote is signalled; the bounded wait), then read on
- * demand and written one buffer at a time.
+ * demand and written one buffer at a time, and closed by tcpconn.h (the
+ * close every e2ae TCP leg shares: a graceful one lets the write in
+ * flight and the FIN leave, drops what the core still sends until its
+ * FIN, and is bounded by DCMF_TCPCONN_LINGER_MS, after which a core that
+ * stops reading, or never sends its FIN, is reset so it cannot hold the
+ * socket and its port after the context is gone).
  *
  * Callbacks run on the loop's thread, never from inside a call of this
  * module except dcmf_msrp_dc_tcp_connect's own failure. After
@@ -29,10 +34,6 @@
 #define DCMF_MSRP_DC_TCP_SNDBUF (256 * 1024)
 /* One socket write at most (a copy in flight). */
 #define DCMF_MSRP_DC_TCP_WRITE (64 * 1024)
-/* A graceful close waits this long for the write in flight and the FIN
- * to leave; a core that stops reading is then reset, so it cannot hold
- * the socket and its port after the context is gone. */
-#define DCMF_MSRP_DC_TCP_LINGER_MS 5000
 
 struct dcmf_msrp_dc_tcp;
 
@@ -87,7 +88,8 @@ int dcmf_msrp_dc_tcp_can_write(const struct dcmf_msrp_dc_tcp *t);
 int dcmf_msrp_dc_tcp_write(struct dcmf_msrp_dc_tcp *t, const uint8_t *p,
                            size_t n);
 
-/* Ends the connection: a FIN after the write in flight (|reset| 0), or a
+/* Ends the connection: gracefully (|reset| 0; tcpconn.h: the write in
+ * flight, a FIN, the core's input dropped until its FIN, bounded), or a
  * reset at once. No callback runs afterwards. */
 void dcmf_msrp_dc_tcp_close(struct dcmf_msrp_dc_tcp *t, int reset);
 

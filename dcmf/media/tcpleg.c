@@ -113,12 +113,19 @@ static void fail_later(struct dcmf_tcpleg *l, enum dcmf_tcpleg_failure kind,
   arm(l);
 }
 
-/* The connection |c| (counted among the leg's handles) is the owner's. */
+/* The connection |c| (counted among the leg's handles) is the owner's,
+ * as a tcpconn that owns its end. */
 static void hand_over(struct dcmf_tcpleg *l, uv_tcp_t *c) {
+  struct dcmf_tcpconn *conn;
+  if (dcmf_tcpconn_new(&conn, c, l->cfg.linger_ms) != 0) {
+    close_tcp(&c, 1);
+    fail(l, DCMF_TCPLEG_SOCKET, "out of memory");
+    return;
+  }
   l->handles--;
   uv_tcp_nodelay(c, 1);
   finish(l);
-  l->cbs.up(l->user, c);
+  l->cbs.up(l->user, conn);
 }
 
 /* ---- addresses ----------------------------------------------------------- */

@@ -40,6 +40,10 @@
  * it could first be established: the peer may connect from then on),
  * whatever changes meanwhile; otherwise it fails (TIMEOUT).
  *
+ * The connection. |up| hands it over as a tcpconn.h object, which also
+ * owns its end (a graceful close bounded by |linger_ms|, or a reset):
+ * every user of this module closes its connections the same way.
+ *
  * Callbacks run from the loop, never from inside a call of this module.
  * After |up| or |failed|, or dcmf_tcpleg_close, no callback runs but
  * |gone|, once, when the leg's last handle has closed (its sockets, and
@@ -55,6 +59,7 @@
 #include <uv.h>
 
 #include "media.h"
+#include "tcpconn.h"
 
 /* A refused or failed MERGE connect is tried again after this long. */
 #define DCMF_TCPLEG_RETRY_MS 200
@@ -67,10 +72,11 @@ enum dcmf_tcpleg_failure {
 };
 
 struct dcmf_tcpleg_cbs {
-  /* The connection is up and checked. |conn| (malloc'ed, initialised on
-   * the loop, TCP_NODELAY set) is the caller's from now on: it sets
-   * conn->data and closes it with a close callback that frees it. */
-  void (*up)(void *user, uv_tcp_t *conn);
+  /* The connection is up and checked. |conn| (TCP_NODELAY set) is the
+   * caller's from now on: it reads and writes dcmf_tcpconn_tcp(conn)
+   * (whose |data| is its own) and ends it with dcmf_tcpconn_close
+   * (tcpconn.h). */
+  void (*up)(void *user, struct dcmf_tcpconn *conn);
   /* Establishment failed; |why| is a short text (borrowed for the
    * call). */
   void (*failed)(void *user, enum dcmf_tcpleg_failure kind, const char *why);
@@ -85,6 +91,9 @@ struct dcmf_tcpleg_config {
   enum dcmf_tcp_setup setup;
   struct sockaddr_storage remote; /* ss_family 0: not signalled yet */
   uint32_t timeout_ms;            /* > 0 */
+  /* The bound of the connection's graceful close (tcpconn.h); 0:
+   * DCMF_TCPCONN_LINGER_MS. */
+  uint32_t linger_ms;
 };
 
 struct dcmf_tcpleg;

@@ -45,33 +45,6 @@ void tcprelay_handle_gone(struct dcmf_tcprelay *r) {
   relay_maybe_free(r);
 }
 
-uv_tcp_t *tcprelay_tcp_new(struct dcmf_tcprelay *r) {
-  uv_tcp_t *t = malloc(sizeof(*t));
-  if (t == NULL || uv_tcp_init(r->h->settings.loop, t) != 0) {
-    free(t);
-    return NULL;
-  }
-  t->data = r;
-  r->handles++;
-  return t;
-}
-
-void tcprelay_handle_close(uv_tcp_t **t, int reset) {
-  if (*t == NULL) {
-    return;
-  }
-  uv_handle_t *hd = (uv_handle_t *)*t;
-  *t = NULL;
-  if (uv_is_closing(hd)) {
-    return;
-  }
-  if (reset &&
-      uv_tcp_close_reset((uv_tcp_t *)hd, tcprelay_on_handle_closed) == 0) {
-    return;
-  }
-  uv_close(hd, tcprelay_on_handle_closed);
-}
-
 /* ---- events and counters ------------------------------------------------ */
 
 void tcprelay_emitf(struct dcmf_tcprelay *r, const char *event,
@@ -690,8 +663,7 @@ void dcmf_tcprelay_host_close(struct dcmf_tcprelay_host *h) {
     relay_unlink(h, r);
     r->ended = 1; /* no events at shutdown */
     for (int i = 0; i < 2; i++) {
-      tcprelay_leg_close(&r->leg[i], 1);
-      tcprelay_handle_close(&r->leg[i].s, 1); /* one already shutting down */
+      tcprelay_leg_close(&r->leg[i], 1); /* one closing gracefully too */
       if (r->cfg.fd[i] >= 0) {
         close(r->cfg.fd[i]);
       }

@@ -57,9 +57,12 @@
  *
  * Release. A FIN, a TLS close_notify or a TLS failure on one leg ends
  * the relay: the other leg gets what was already queued, then a FIN
- * (and close_notify first toward a TLS peer when the core ended),
- * within DCMF_TCPRELAY_LINGER_MS, after which a leg still writing is
- * reset (so a peer that stopped reading cannot keep the ports). A FIN
+ * (and close_notify first toward a TLS peer when the core ended), and
+ * what its peer still sends is read and dropped until the peer's FIN
+ * (closing with unread input would reset it and lose the end of what
+ * was relayed), within DCMF_TCPCONN_LINGER_MS, after which the leg is
+ * reset (so a peer that stopped reading, or never sends its FIN, cannot
+ * keep the ports): tcpconn.h, the close every e2ae TCP leg shares. A FIN
  * from the TLS peer on an open session without a close_notify before it
  * ends it the same way but is reported as a truncation (TCP_CLOSED
  * reason "TLS truncated: ...", failures.tlsTruncated). A write that
@@ -104,10 +107,6 @@
 #define DCMF_TCPRELAY_READ (64 * 1024)
 /* The most often a busy relay's counters are pushed. */
 #define DCMF_TCPRELAY_PUSH_MS 1000
-/* How long a relay that ended gracefully waits for a leg to write what
- * was queued before its FIN; then the leg is reset (a peer that stopped
- * reading cannot hold the sockets, and the ports, for ever). */
-#define DCMF_TCPRELAY_LINGER_MS 5000
 /* The default establishment bound (per leg, and the TLS step). */
 #define DCMF_TCPRELAY_TIMEOUT_MS 10000
 

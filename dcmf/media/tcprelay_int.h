@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include "tcpconn.h"
 #include "tcpleg.h"
 #include "tcprelay.h"
 #include "tlspump.h"
@@ -34,15 +35,14 @@ struct leg {
   struct dcmf_tcprelay *r;
   int side;
   struct dcmf_tcpleg *est; /* establishing (counted in r->handles) */
-  uv_tcp_t *s;             /* the connection, once up */
-  uv_shutdown_t shutdown_req;
+  /* The connection, from its |up| until its |gone| (counted in
+   * r->handles); it owns its end (tcpconn.h). */
+  struct dcmf_tcpconn *conn;
+  uv_tcp_t *s; /* its handle, to read and write until the leg closes */
   int started; /* the leg's establishment began */
   int up;
   int reading;
-  int closing;       /* the stream is shutting down or closing */
-  /* A graceful close: our FIN went (|fin_sent|); meanwhile what the
-   * peer still sends is read and dropped (|draining|) until its FIN. */
-  int fin_sent, draining;
+  int closing;       /* the connection is closing (|s| NULL) */
   size_t queued;     /* bytes handed to uv_write not yet written */
 };
 
@@ -60,8 +60,7 @@ struct dcmf_tcprelay {
   struct leg leg[2];
   struct dcmf_tlspump tls;
   int tls_started;
-  uv_timer_t *timer; /* the TLS deadline while establishing; after the
-                        end, the linger bound */
+  uv_timer_t *timer; /* the TLS deadline while establishing */
   uint64_t deadline; /* loop ms: the TLS step (fingerprints, handshake) */
   int handles;       /* libuv handles not yet closed */
   int ended, removed, dirty;
@@ -69,7 +68,6 @@ struct dcmf_tcprelay {
    * no room for: its close_notify may be among them, so the end waits
    * until they are read (tcprelay_tls_settle). */
   int access_eof;
-  uint8_t sink[4096]; /* where a closing leg's input is dropped */
   struct counters c;
   struct tcprelay_msrp *msrp;        /* MSRP aware (tcprelay_msrp.h), or NULL */
   struct dcmf_tcprelay *next, *prev; /* the host's live list */
@@ -77,14 +75,11 @@ struct dcmf_tcprelay {
 
 /* ---- tcprelay.c ---- */
 
-/* Closes a handle of |r| (counted in r->handles); *|t| becomes NULL. */
-void tcprelay_handle_close(uv_tcp_t **t, int reset);
+/* The close callback of |r|'s timers (counted in r->handles). */
 void tcprelay_on_handle_closed(uv_handle_t *hd);
 /* One of |r|'s counted handles is gone (a tcpleg's |gone|); |r| may be
  * freed by it. */
 void tcprelay_handle_gone(struct dcmf_tcprelay *r);
-/* A TCP handle of |r| (counted), or NULL. */
-uv_tcp_t *tcprelay_tcp_new(struct dcmf_tcprelay *r);
 /* Raises |event| with a detail made of |fmt1| and |leg| (or NULL) and
  * |reason| (quotes and control characters replaced). */
 void tcprelay_emitf(struct dcmf_tcprelay *r, const char *event,
@@ -130,14 +125,15 @@ int tcprelay_tls_deliver(struct dcmf_tcprelay *r);
 int tcprelay_tls_settle(struct dcmf_tcprelay *r);
 /* Pushes the relay's TCP_COUNTERS (|final|: the last one). */
 void tcprelay_push_counters(struct dcmf_tcprelay *r, int final);
+/* The relay's establishment timer: the TLS deadline. */
+void tcprelay_on_tick(uv_timer_t *t);
 
 /* ---- tcprelay_end.c ---- */
 
-/* Closes leg |l|: with a reset, or gracefully (FIN after what is queued,
- * the peer's input dropped until its FIN; bounded by the linger timer
- * tcprelay_relay_end starts). */
+/* Stops leg |l|'s establishment and closes its connection (tcpconn.h):
+ * with a reset, or gracefully (FIN after what is queued, the peer's
+ * input dropped until its FIN, within the linger bound). A reset also
+ * cuts a graceful close short. */
 void tcprelay_leg_close(struct leg *l, int reset);
-/* The relay's establishment timer: the TLS deadline. */
-void tcprelay_on_tick(uv_timer_t *t);
 
 #endif

@@ -19,8 +19,10 @@ static int all_up(const struct dcmf_tcprelay *r) {
          (!r->cfg.tls || tcprelay_tls_open(r));
 }
 
-static void leg_up(struct leg *l, uv_tcp_t *s) {
+static void leg_up(struct leg *l) {
   struct dcmf_tcprelay *r = l->r;
+  uv_tcp_t *s = dcmf_tcpconn_tcp(l->conn);
+  s->data = r; /* on_read's */
   l->s = s;
   l->up = 1;
   /* The kernel's share of the bound: without it a stalled peer lets the
@@ -48,17 +50,25 @@ static void leg_up(struct leg *l, uv_tcp_t *s) {
   tcprelay_update_reading(r);
 }
 
-static void est_up(void *user, uv_tcp_t *conn) {
+static void conn_gone(void *user, enum dcmf_tcpconn_end end) {
+  (void)end;
+  struct leg *l = user;
+  l->conn = NULL;
+  tcprelay_handle_gone(l->r);
+}
+
+static void est_up(void *user, struct dcmf_tcpconn *conn) {
   struct leg *l = user;
   struct dcmf_tcprelay *r = l->r;
   l->est = NULL;
-  conn->data = r; /* the relay's handle now (tcprelay_on_handle_closed) */
-  r->handles++;
+  l->conn = conn;
+  dcmf_tcpconn_set_gone(conn, conn_gone, l);
+  r->handles++; /* until conn_gone */
   if (r->ended) {
-    tcprelay_handle_close(&conn, 1);
+    tcprelay_leg_close(l, 1);
     return;
   }
-  leg_up(l, conn);
+  leg_up(l);
 }
 
 static void est_failed(void *user, enum dcmf_tcpleg_failure kind,

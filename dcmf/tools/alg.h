@@ -9,9 +9,10 @@
  * core) is either an offer or an answer:
  *   - dcmf_alg_request builds, per m= line, the request to make: a POST
  *     of a context for an offer, a JSON Patch of the context for an
- *     answer (terminations[0] is access, [1] core, as the POST has
- *     them; a reply given in |opts| overrides the order and names the
- *     context);
+ *     answer, or for a re-offer (an offer for a line whose context the
+ *     replies in |opts| hold: a new tls-id, an ICE restart)
+ *     (terminations[0] is access, [1] core, as the POST has them; a
+ *     reply given in |opts| overrides the order and names the context);
  *   - dcmf_alg_rewrite rewrites the SDP for the other side from the
  *     replies (the contexts as the POST or a GET returned them).
  *

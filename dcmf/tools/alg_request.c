@@ -246,11 +246,16 @@ static int term_index(const json_t *reply, const char *id) {
   return strcmp(id, "access") == 0 ? 0 : 1;
 }
 
+/* The patch of an answer, or of a re-offer (|reoffer|: an offer for a
+ * line that has a context already). A re-offer from the access side
+ * states the peer's whole security state again: establish is set either
+ * way (a new tls-id may change the role both ways) and the address goes
+ * in on DTLS paths too (an ICE restart brings a new candidate). */
 static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
                             const struct dcmf_alg_path *p,
                             const struct dcmf_alg_opts *o,
                             const struct dcmf_sdp_mline *m,
-                            const json_t *reply) {
+                            const json_t *reply, bool reoffer) {
   json_t *ops = json_array();
   char base[64], path[128];
   if (o->side == DCMF_ALG_CORE) {
@@ -297,9 +302,11 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
   snprintf(path, sizeof path, "%s/setup", base);
   json_array_append_new(ops, patch_op("replace", path,
                                       json_incref(json_object_get(sec, "setup"))));
-  if (json_object_get(sec, "establish")) {
+  if (json_object_get(sec, "establish") || reoffer) {
     snprintf(path, sizeof path, "%s/establish", base);
-    json_array_append_new(ops, patch_op("add", path, json_true()));
+    json_array_append_new(
+        ops, patch_op("add", path,
+                      json_boolean(json_object_get(sec, "establish"))));
   }
   if (json_object_get(sec, "tlsId")) {
     snprintf(path, sizeof path, "%s/tlsId", base);
@@ -310,7 +317,9 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
   const char *uf = ice_attr(sdp, i, "ice-ufrag");
   const char *pw = ice_attr(sdp, i, "ice-pwd");
   bool ice = uf && pw && p->security == DCMF_ALG_DTLS;
-  json_t *r = p->security == DCMF_ALG_TLS || !ice ? remote_of(sdp, i, m) : NULL;
+  json_t *r = p->security == DCMF_ALG_TLS || reoffer || !ice
+                  ? remote_of(sdp, i, m)
+                  : NULL;
   if (r) {
     /* The UE's address, for the AGW's access leg to connect to or to
      * accept from (TCP has no ICE), or, on a DTLS path without ICE (an
@@ -349,7 +358,11 @@ int dcmf_alg_request(const struct dcmf_sdp *sdp,
       json_object_set_new(e, "skip", json_string("port 0: rejected or disabled"));
       continue;
     }
-    if (o->side == DCMF_ALG_CORE && o->kind == DCMF_ALG_OFFER && p->subprotocol &&
+    /* An offer for a line whose context the replies hold: a re-offer. */
+    bool reoffer = o->kind == DCMF_ALG_OFFER &&
+                   json_is_string(json_object_get(reply, "contextId"));
+    if (o->side == DCMF_ALG_CORE && o->kind == DCMF_ALG_OFFER && !reoffer &&
+        p->subprotocol &&
         strcmp(p->subprotocol, "msrp") == 0) {
       json_object_set_new(e, "skip",
                           json_string("a core offer toward a WIC's MSRP data "
@@ -360,7 +373,7 @@ int dcmf_alg_request(const struct dcmf_sdp *sdp,
     if (!p->served)
       json_object_set_new(e, "note",
                           json_string("this path is not served by dcmfd yet"));
-    if (o->kind == DCMF_ALG_OFFER) {
+    if (o->kind == DCMF_ALG_OFFER && !reoffer) {
       json_t *ts = json_array();
       const char *cs = o->side == DCMF_ALG_CORE ? setup_of(sdp, i) : NULL;
       json_array_append_new(ts, access_termination(sdp, i, p, o, &m, cs));
@@ -374,7 +387,8 @@ int dcmf_alg_request(const struct dcmf_sdp *sdp,
       snprintf(uri, sizeof uri, "/agw/v1/contexts/%s", cid ? cid : "{contextId}");
       json_object_set_new(e, "method", json_string("PATCH"));
       json_object_set_new(e, "uri", json_string(uri));
-      json_object_set_new(e, "body", answer_patch(sdp, i, p, o, &m, reply));
+      json_object_set_new(e, "body",
+                          answer_patch(sdp, i, p, o, &m, reply, reoffer));
     }
   }
   *out = json_pack("{s:o}", "requests", reqs);

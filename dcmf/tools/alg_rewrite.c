@@ -346,12 +346,18 @@ static int toward_core(struct mctx *c, char *err, size_t errlen) {
                          setup_toward_core(c, ue[0] ? ue : NULL)));
   }
   if (c->p->rtp || (c->p->subprotocol && !strcmp(c->p->subprotocol, "t140"))) {
-    if (json_is_true(json_object_get(c->core, "rtcpMux")))
+    /* An offer offers rtcp-mux with the separate RTCP port as the
+     * fallback: the core may answer rtcp-mux only if it was offered
+     * (RFC 5761 5.1.1 as RFC 8035 updates it), and its answer (a=rtcp-mux
+     * or not) becomes the PATCH of rtcpMux. An answer follows the
+     * context, which followed the core's offer. */
+    bool mux = json_is_true(json_object_get(c->core, "rtcpMux"));
+    const json_t *rtcp = json_object_get(c->core, "localRtcpPort");
+    if (mux || (rtcp && c->o->kind == DCMF_ALG_OFFER))
       CHECK(dcmf_sdp_add(c->s, 'a', "rtcp-mux"));
-    else if (json_object_get(c->core, "localRtcpPort"))
+    if (!mux && rtcp)
       CHECK(dcmf_sdp_add(c->s, 'a', "rtcp:%lld",
-                         (long long)json_integer_value(
-                             json_object_get(c->core, "localRtcpPort"))));
+                         (long long)json_integer_value(rtcp)));
   }
   /* BUNDLE's header extensions (mid, rtp-stream-id) mean nothing
    * without it. */
@@ -376,7 +382,14 @@ static int toward_access(struct mctx *c, char *err, size_t errlen) {
   if (c->p->subprotocol) {
     CHECK(dc_toward_access(c));
   } else {
-    snprintf(c->m.proto, sizeof c->m.proto, "%s", c->p->access_proto);
+    /* On RTP paths the API's transport is the SDP protocol: the access
+     * side keeps the one its termination has, whatever the core runs (a
+     * WIC's SAVPF toward an RTP/AVP core that gets no feedback). */
+    const char *tr = jstr(c->acc, "transport", NULL);
+    bool savp = tr && (strcmp(tr, "UDP/TLS/RTP/SAVPF") == 0 ||
+                       strcmp(tr, "UDP/TLS/RTP/SAVP") == 0);
+    snprintf(c->m.proto, sizeof c->m.proto, "%s",
+             c->p->rtp && savp ? tr : c->p->access_proto);
   }
   if (c->p->rtp)
     CHECK(dcmf_sdp_add(c->s, 'a', "rtcp-mux"));

@@ -94,6 +94,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fuzz_require(dcmf_alg_request(&s, &o, &out, err, sizeof err) == 0);
       json_decref(out);
       o.replies = replies;
+      /* An offer with its contexts: a re-offer's patch. */
+      out = NULL;
+      fuzz_require(dcmf_alg_request(&s, &o, &out, err, sizeof err) == 0);
+      json_decref(out);
       err[0] = '\0';
       rc = dcmf_alg_rewrite(&s, &o, err, sizeof err);
       fuzz_require(rc == 0 || err[0]);

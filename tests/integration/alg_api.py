@@ -119,7 +119,9 @@ def run_cases():
                          WIC_OFFER, reply=ctxs)
         core, cl = local(ctxs[0], "core")
         want = [f"m=audio {cl['port']} RTP/AVPF 111", f"c=IN IP4 {cl['ipv4Addr']}",
-                f"a=rtcp:{core['localRtcpPort']}", "b=AS:57"]
+                f"a=rtcp:{core['localRtcpPort']}", "b=AS:57",
+                # offered, the RTCP port its fallback (RFC 8035)
+                "a=rtcp-mux"]
         for w in want:
             assert w in lines(core_offer), (w, core_offer)
         for gone in ("a=fingerprint", "a=setup", "a=ice-", "a=group", "a=mid"):

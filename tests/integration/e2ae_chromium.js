@@ -3,10 +3,12 @@
 // fake microphone (a beep) and camera, `bundlePolicy: 'max-compat'` and
 // an answer without BUNDLE (IMS has none, TS 23.228 U.1.1); GStreamer
 // (e2ae_gst_core.py: rtpbin, Opus or VP8) is the IMS core peer; dcmfd's
-// AGW sits between them. A small IMS-ALG in this file turns each of
-// Chromium's m-lines into one /agw/v1 e2ae context and builds the SDP
-// answer from the replies (ICE-lite, the AGW's credentials, fingerprint,
-// a=setup, the access port and its candidate, rtcp-mux, the kept codec).
+// AGW sits between them. The IMS-ALG is dcmf-alg (alg.js): each of
+// Chromium's m-lines becomes one /agw/v1 e2ae context, the offer toward
+// the core loses BUNDLE, DTLS and ICE, the core's answer becomes PATCHes
+// and the answer Chromium applies (ICE-lite, the AGW's credentials,
+// fingerprint, a=setup, the access port and its candidate, rtcp-mux, the
+// mids), each checked line by line.
 // Cases: audio both ways with RTCP on a separate core port and with core
 // rtcp-mux (round-trip time at Chromium from the core's reports); audio
 // and video toward an RTP/AVPF core (NACK and PLI pass) and an RTP/AVP
@@ -26,6 +28,7 @@ module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const { api } = require("./ims_as");
 const { makeBrowser } = require("./chromium");
 const { wait, timeout, check, startDcmfd } = require("./harness");
+const alg = require("./alg");
 
 const DCMFD = process.argv[2];
 const FILTER = process.argv[3];
@@ -209,48 +212,69 @@ function parseOffer(sdp) {
   };
 }
 
-// One e2ae context per m-line: access DTLS-SRTP with rtcp-mux toward
-// the candidate, core plain RTP toward the GStreamer peer.
-function contextBody(sec, core, opts) {
-  const dtls = { setup: sec.setup, remoteFingerprints: [sec.fingerprint] };
-  if (sec.tlsId) dtls.tlsId = sec.tlsId;
-  const coreTerm = { terminationId: "core", transport: opts.coreAvpf ? "RTP/AVPF" : "RTP/AVP",
-    rtcpMux: !!opts.mux, remote: { ipv4Addr: "127.0.0.1", port: core.rtpPort } };
-  if (!opts.mux) coreTerm.remoteRtcpPort = core.rtcpPort;
-  return { terminations: [
-    { terminationId: "access", transport: sec.proto, rtcpMux: true, dtls,
-      ice: { remoteUfrag: sec.ufrag, remotePwd: sec.pwd },
-      remote: { ipv4Addr: sec.addr, port: sec.port } },
-    coreTerm] };
+// The core's answer to the offer dcmf-alg wrote toward it, one section
+// per m-line |secs|, each from its GStreamer peer in |cores|: its
+// address and RTP port, RTCP on its separate port (a=rtcp) or, with
+// |mux|, rtcp-mux (offered to it, RFC 8035), the one codec it runs and
+// its SSRC. Video lists NACK and PLI (the GStreamer peer sends feedback
+// whatever its profile; toward an RTP/AVP core the AGW strips it).
+function coreAnswer(coreOffer, secs, cores, mux) {
+  const protos = alg.lines(coreOffer).filter((l) => l.startsWith("m=")).map((l) => l.split(" ")[2]);
+  check(protos.length === secs.length, `${protos.length} m-lines toward the core`);
+  if (mux) check(alg.lines(coreOffer).filter((l) => l === "a=rtcp-mux").length === secs.length,
+    "rtcp-mux offered toward the core on each m-line");
+  const out = ["v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0"];
+  secs.forEach((sec, k) => {
+    const pt = sec.kind === "audio" ? sec.opus : sec.vp8;
+    out.push(`m=${sec.kind} ${cores[k].rtpPort} ${protos[k]} ${pt}`, "c=IN IP4 127.0.0.1", "a=sendrecv",
+      ...(sec.kind === "audio"
+        ? [`a=rtpmap:${pt} opus/48000/2`, `a=fmtp:${pt} minptime=10;useinbandfec=1`]
+        : [`a=rtpmap:${pt} VP8/90000`, `a=rtcp-fb:${pt} nack`, `a=rtcp-fb:${pt} nack pli`]),
+      mux ? "a=rtcp-mux" : `a=rtcp:${cores[k].rtcpPort}`, `a=ssrc:${CORE_SSRC} cname:core-peer`);
+  });
+  return out.join("\r\n") + "\r\n";
 }
 
-// The answer's media section for |sec| from the AGW's reply |ctx|: the
-// access port, ICE-lite credentials, fingerprint (in the reply's hash),
-// a=setup, one host candidate, rtcp-mux, the codec kept, the core's SSRC.
-function answerSection(sec, ctx, opts) {
-  const acc = ctx.terminations.find((t) => t.terminationId === "access");
-  const [hash, hex] = acc.dtls.localFingerprint.split(" ");
-  const pt = sec.kind === "audio" ? sec.opus : sec.vp8;
-  const codec = sec.kind === "audio"
-    ? [`a=rtpmap:${pt} opus/48000/2`, `a=fmtp:${pt} minptime=10;useinbandfec=1`]
-    : [`a=rtpmap:${pt} VP8/90000`, `a=rtcp-fb:${pt} nack`, `a=rtcp-fb:${pt} nack pli`];
-  return [
-    `m=${sec.kind} ${acc.local.port} ${sec.proto} ${pt}`, `c=IN IP4 ${acc.local.ipv4Addr}`,
-    `a=mid:${sec.mid}`, "a=sendrecv", "a=rtcp-mux", ...codec,
-    `a=ice-ufrag:${acc.ice.localUfrag}`, `a=ice-pwd:${acc.ice.localPwd}`,
-    `a=fingerprint:${hash.toLowerCase()} ${hex}`, `a=setup:${acc.dtls.localSetup}`,
-    `a=candidate:1 1 udp 2130706431 ${acc.local.ipv4Addr} ${acc.local.port} typ host`, "a=end-of-candidates",
-    `a=ssrc:${CORE_SSRC} cname:core-peer`,
-  ];
+// Sends the one request dcmf-alg printed (POST or PATCH); returns the
+// context the AGW answered.
+async function send(d, req) {
+  const patch = req.method === "PATCH";
+  const r = await timeout(api(d.port, req.method, patch ? req.uri : AGW, req.body,
+    patch ? "application/json-patch+json" : undefined), 5000, req.method);
+  check(r.status === (patch ? 200 : 201), `${req.method} ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+// The answer toward Chromium (dcmf-alg rewrite of the core's answer with
+// the contexts |ctxs| and Chromium's |offer|), checked per m-line: the
+// access port and protocol, the AGW's fingerprint, setup, tls-id and
+// ICE-lite credentials with one host candidate, the offer's mid; no
+// BUNDLE (TS 23.228 U.1.1), rtcp-mux and no a=rtcp.
+function answerToWic(coreSdp, ctxs, offer) {
+  const answer = alg.run(DCMFD, ["rewrite", "--side", "core", "--kind", "answer"], coreSdp, { reply: ctxs, offer });
+  const o = parseOffer(offer);
+  ctxs.forEach((ctx, k) => {
+    const acc = ctx.terminations.find((t) => t.terminationId === "access");
+    const sec = o.sections[k];
+    alg.checkSdp(answer, `answer toward Chromium, m=${sec.kind}`, [
+      `m=${sec.kind} ${acc.local.port} UDP/TLS/RTP/SAVPF ${sec.kind === "audio" ? sec.opus : sec.vp8}`,
+      alg.fingerprintAttr(acc.dtls.localFingerprint), `a=setup:${acc.dtls.localSetup}`,
+      `a=tls-id:${acc.dtls.localTlsId}`, `a=ice-ufrag:${acc.ice.localUfrag}`, `a=mid:${sec.mid}`,
+      `a=candidate:1 1 udp 2130706431 ${acc.local.ipv4Addr} ${acc.local.port} typ host`]);
+  });
+  alg.checkSdp(answer, "answer toward Chromium", ["a=ice-lite", "a=rtcp-mux"], ["a=group", "a=rtcp:"]);
+  return answer;
 }
 
 // A call: Chromium offers |kinds|; per m-line a GStreamer core peer and
-// an AGW context; the answer applied. |opts|: mux (core rtcp-mux),
-// coreAvpf (the core termination is RTP/AVPF, else RTP/AVP),
+// an AGW context; the IMS-ALG (dcmf-alg) POSTs the contexts from
+// Chromium's offer, writes the offer toward the core (BUNDLE gone, each
+// m-line on its AGW core port), PATCHes the core's answer in and writes
+// the answer Chromium applies. |opts|: mux (the core answers rtcp-mux),
+// coreAvp (the core does no AVPF: the core terminations are RTP/AVP),
 // coreSendsFeedback (the video core peer runs AVPF whatever the AGW was
 // told), videoLoss (the video core peer leaves out packets: the first 5,
-// then every 40th). The video answer always offers NACK and PLI: the
-// access leg is AVPF.
+// then every 40th).
 async function call(d, kinds, opts = {}) {
   const c = { cores: [], ctxs: [], secs: [], wic: null };
   c.close = async () => {
@@ -271,27 +295,53 @@ async function call(d, kinds, opts = {}) {
     // max-compat: each m-line on its own port.
     check(new Set(o.sections.map((s) => s.port)).size === o.sections.length, "one port per m-line");
     c.secs = o.sections;
-    const answer = ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite"];
-    for (const sec of o.sections) {
+    const posts = alg.requests(DCMFD, ["--side", "access", "--kind", "offer"], offer, "srtp-avpf");
+    check(posts.length === kinds.length, `${posts.length} requests for ${kinds.length} m-lines`);
+    for (const [k, post] of posts.entries()) {
+      check(post.method === "POST" && post.body.terminations[1].transport === "RTP/AVPF",
+        `dcmf-alg m-line ${k}: ${JSON.stringify(post)}`);
+      // An ALG that knows its core does no AVPF offers it RTP/AVP (such
+      // a core cannot answer AVPF, RFC 4585): dcmf-alg offers the AVPF
+      // the WIC asked for, so the test sets the core transport here and
+      // in the offer toward the core below.
+      if (opts.coreAvp) post.body.terminations[1].transport = "RTP/AVP";
+      c.ctxs.push(await send(d, post));
+    }
+    let coreOffer = alg.run(DCMFD, ["rewrite", "--side", "access", "--kind", "offer"], offer, { reply: c.ctxs });
+    if (opts.coreAvp) coreOffer = coreOffer.replace(/^(m=\S+ \d+) RTP\/AVPF /gm, "$1 RTP/AVP ");
+    alg.checkSdp(coreOffer, "offer toward the core", [],
+      ["a=group", "a=fingerprint", "a=setup", "a=ice-", "a=candidate", "a=mid", "a=rtcp-rsize"]);
+    // Each core peer is told the AGW's core ports from the offer toward
+    // the core: its m= port and a=rtcp (with rtcp-mux, the RTP port).
+    const offerSecs = coreOffer.split(/\r\n(?=m=)/).slice(1);
+    check(offerSecs.length === o.sections.length, "one m-line toward the core per m-line");
+    for (const [k, sec] of o.sections.entries()) {
       const video = sec.kind === "video";
       const core = await startCore({ media: sec.kind, pt: video ? sec.vp8 : sec.opus, mux: opts.mux,
-        profile: opts.coreAvpf || (video && opts.coreSendsFeedback) ? "avpf" : "avp",
+        profile: !opts.coreAvp || (video && opts.coreSendsFeedback) ? "avpf" : "avp",
         dropFirst: video && opts.videoLoss ? 5 : 0, dropEvery: video && opts.videoLoss ? 40 : 0 });
       c.cores.push(core);
-      const r = await timeout(api(d.port, "POST", AGW, contextBody(sec, core, opts)), 5000, "POST");
-      check(r.status === 201, `POST ${r.status} ${JSON.stringify(r.body)}`);
-      const ctx = r.body;
-      c.ctxs.push(ctx);
-      const coreTerm = ctx.terminations.find((t) => t.terminationId === "core");
-      check(opts.mux ? coreTerm.localRtcpPort === undefined : coreTerm.localRtcpPort > 0,
-        `core localRtcpPort ${coreTerm.localRtcpPort} (mux ${!!opts.mux})`);
-      core.agwRtp = coreTerm.local.port;
-      core.agwRtcp = opts.mux ? coreTerm.local.port : coreTerm.localRtcpPort;
+      const coreTerm = c.ctxs[k].terminations.find((t) => t.terminationId === "core");
+      const ls = alg.lines(offerSecs[k]);
+      const port = Number(ls[0].split(" ")[1]);
+      const rtcp = ls.find((l) => l.startsWith("a=rtcp:"));
+      check(port === coreTerm.local.port && rtcp === `a=rtcp:${coreTerm.localRtcpPort}`,
+        `m=${sec.kind} toward the core: ${ls[0]} ${rtcp} (the AGW's core ports)`);
+      core.agwRtp = port;
+      core.agwRtcp = opts.mux ? port : Number(rtcp.slice("a=rtcp:".length));
       core.send({ rtp: core.agwRtp, rtcp: core.agwRtcp });
-      answer.push(...answerSection(sec, ctx, opts));
     }
-    c.answer = answer.join("\r\n") + "\r\n";
-    check(!/a=group:BUNDLE/.test(c.answer), "the answer has no BUNDLE");
+    c.coreSdp = coreAnswer(coreOffer, o.sections, c.cores, opts.mux);
+    const patches = alg.requests(DCMFD, ["--side", "core", "--kind", "answer"], c.coreSdp,
+      opts.coreAvp ? "srtp-avp" : "srtp-avpf", { reply: c.ctxs });
+    for (const [k, patch] of patches.entries()) {
+      check(patch.method === "PATCH" && patch.uri === `${AGW}/${c.ctxs[k].contextId}`, `dcmf-alg: ${patch.uri}`);
+      c.ctxs[k] = await send(d, patch);
+      const coreTerm = c.ctxs[k].terminations.find((t) => t.terminationId === "core");
+      check(coreTerm.rtcpMux === !!opts.mux && coreTerm.remote.port === c.cores[k].rtpPort,
+        `core termination after the PATCH: ${JSON.stringify(coreTerm)}`);
+    }
+    c.answer = answerToWic(c.coreSdp, c.ctxs, offer);
     await c.wic.call("setRemoteDescription", (s) => window.wic.answer(s), c.answer);
     return c;
   } catch (e) {
@@ -411,7 +461,7 @@ const coreRtcpTypes = (core) => new Set(core.of("rtcp").flatMap((e) => e.types))
 // they are stripped both ways and counted.
 function videoCase(avpf) {
   return async (d) => {
-    const c = await call(d, ["audio", "video"], { coreAvpf: avpf, coreSendsFeedback: true, videoLoss: true });
+    const c = await call(d, ["audio", "video"], { coreAvp: !avpf, coreSendsFeedback: true, videoLoss: true });
     try {
       const [acore, vcore] = c.cores, [asec, vsec] = c.secs, [, vctx] = c.ctxs;
       check(asec.kind === "audio" && vsec.kind === "video", `m-lines ${asec.kind}, ${vsec.kind}`);
@@ -520,20 +570,24 @@ const iceRestartCase = { name: "audio: ICE restart mid-call, media goes on", asy
     const before = await c.wic.stats();
     const refused0 = await refusedSources(d);
     const oldAcc = ctx.terminations[0];
-    const sec = parseOffer(await c.wic.call("ICE restart offer", () => window.wic.restart())).sections[0];
+    const restart = await c.wic.call("ICE restart offer", () => window.wic.restart());
+    const sec = parseOffer(restart).sections[0];
     check(sec.ufrag !== c.secs[0].ufrag && sec.pwd !== c.secs[0].pwd, "Chromium's restart offer has new credentials");
     check(sec.fingerprint === c.secs[0].fingerprint, "same fingerprint (same DTLS association)");
     check(sec.port > 0, "a UDP 127.0.0.1 candidate in the restart offer");
-    const ops = [{ op: "replace", path: "/terminations/0/ice", value: { remoteUfrag: sec.ufrag, remotePwd: sec.pwd } },
-      { op: "replace", path: "/terminations/0/remote", value: { ipv4Addr: sec.addr, port: sec.port } }];
-    const r = await timeout(api(d.port, "PATCH", `${AGW}/${ctx.contextId}`, ops, "application/json-patch+json"), 5000, "PATCH");
-    check(r.status === 200, `PATCH ${r.status} ${JSON.stringify(r.body)}`);
-    const acc = r.body.terminations[0];
+    // The IMS-ALG: the re-offer of a line with a context is dcmf-alg's
+    // PATCH (the new ICE credentials and candidate); the core's answer
+    // (its next version) becomes the answer to Chromium.
+    const [patch] = alg.requests(DCMFD, ["--side", "access", "--kind", "offer"], restart, "srtp-avpf",
+      { reply: [ctx] });
+    check(patch.method === "PATCH" && patch.uri === `${AGW}/${ctx.contextId}`, `dcmf-alg: ${JSON.stringify(patch)}`);
+    const after0 = await send(d, patch);
+    const acc = after0.terminations[0];
     check(acc.ice.localUfrag !== oldAcc.ice.localUfrag && acc.ice.localPwd !== oldAcc.ice.localPwd,
       "the AGW drew new local credentials");
     check(acc.dtls.localFingerprint === oldAcc.dtls.localFingerprint, "the same AGW fingerprint");
-    const answer = ["v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
-      ...answerSection(sec, r.body, {})].join("\r\n") + "\r\n";
+    check(acc.remote.port === sec.port, `the new candidate's port ${sec.port} in the PATCH: ${JSON.stringify(acc.remote)}`);
+    const answer = answerToWic(c.coreSdp.replace("o=core 1 1 ", "o=core 1 2 "), [after0], restart);
     const tRestart = Date.now();
     await c.wic.call("setRemoteDescription", (x) => window.wic.answer(x), answer);
     // Chromium's transport now runs on the new credentials, connected.

@@ -18,6 +18,9 @@ NACK and PLI from the other side).
 Protocol (JSON lines):
   stdout first: {"ev": "ports", "rtp": P, "rtcp": Q}   (Q = P with --mux)
   stdin:        {"rtp": AGW core RTP port, "rtcp": AGW core RTCP port}
+                (e2ae_chromium.js reads them from dcmf-alg's offer
+                toward the core: its m= port and a=rtcp, or the m= port
+                once this peer answers rtcp-mux)
                 starts the pipeline toward 127.0.0.1 at those ports;
                 later {"cmd": "pli"} asks the sender for a key frame
                 (rtpbin sends PLI when the profile is AVPF).

@@ -576,6 +576,66 @@ try:
             c.close()
 
     @case
+    def wic_close_delivers_to_a_core_that_answers_late():
+        # The WIC closes its channel while the core, which had stopped
+        # reading, still has to take a good part of a 1 MiB message; it
+        # then reads, answering each SEND with a 200 (RFC 4975 7.2) the
+        # AGW no longer reads. The AGW's graceful close reads and drops
+        # those until the core's FIN: every byte the AGW wrote reaches
+        # the core, then a FIN. Closing with them unread would answer
+        # with a reset and drop what the AGW's kernel had not sent yet.
+        from msrp_peer import MsrpDecoder, response_for
+        c = Call("agnostic", "active", capture=False, core_reads=False,
+                 core_rcvbuf=16384)
+        try:
+            c.dc.send_message(secrets.token_bytes(1 << 20), chunk_size=65536)
+
+            def to_core():
+                got = D.get(c.cid).get("msrpCounters") or {}
+                return got.get("toCore", {}).get("bytes")
+
+            last = [None, time.time()]
+
+            def stalled():  # nothing more reaches the core for 1.5 s
+                sent = to_core()
+                if sent != last[0]:
+                    last[0], last[1] = sent, time.time()
+                    return False
+                return bool(sent) and time.time() - last[1] > 1.5
+
+            poll(stalled, "the relay toward the core stalls", 60)
+            c.wic.command({"cmd": "close"})
+            poll(lambda: "TCP_CLOSED" in events(c.cid), "TCP_CLOSED event")
+            ev = [e for e in D.get(c.cid)["events"] if e["event"] == "TCP_CLOSED"]
+            assert ev[0]["detail"] == {"reason": "channelClosed"}, ev
+            dec, got, answered, end = MsrpDecoder(), 0, 0, None
+            c.core_sock.settimeout(10)
+            while end is None:
+                try:
+                    data = c.core_sock.recv(65536)
+                except ConnectionResetError:
+                    end = "reset"
+                    break
+                if not data:
+                    end = "fin"
+                    break
+                got += len(data)
+                for f in dec.feed(data):
+                    if not f.is_response:
+                        c.core_sock.sendall(response_for(f, 200, c.core_path))
+                        answered += 1
+            assert end == "fin", f"{end} after {got} bytes, the AGW wrote {to_core()}"
+            # The AGW wrote nothing after the close began: its counter
+            # (pushed with TCP_CLOSED) settles at exactly what came.
+            poll(lambda: to_core() == got, f"the AGW's bytes to the core "
+                 f"({to_core()}) equal the {got} the core got", 5)
+            assert answered >= 1, "the core answered nothing while the AGW closed"
+            print(f"#   {got} bytes to the core after the channel closed its "
+                  f"side, {answered} late 200s dropped by the AGW", flush=True)
+        finally:
+            c.close()
+
+    @case
     def wic_gone_then_delete_closes_tcp():
         # The WIC vanishes without a word (werift's close sends no SCTP
         # ABORT): consent is lost after 30 s (RFC 7675), the ALG deletes

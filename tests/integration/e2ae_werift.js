@@ -1,9 +1,10 @@
 // e2ae end to end (issue 11): werift as the WebRTC IMS client (DTLS-SRTP,
 // ICE, rtcp-mux, one audio m-line, no BUNDLE) on the access side of a
 // dcmfd AGW context, a plain RTP peer (Node dgram sockets) on the core
-// side, and a small IMS-ALG in this file that turns werift's offer into
-// the /agw/v1 POST and builds the SDP answer from the reply (ICE-lite,
-// the AGW's credentials, fingerprint, access port, a=setup).
+// side; the IMS-ALG is dcmf-alg (alg.js): werift's offer becomes the
+// /agw/v1 POST and the offer toward the core, the core's answer a PATCH
+// and the answer werift applies (ICE-lite, the AGW's credentials,
+// fingerprint, access port, a=setup), checked line by line.
 //
 //   node e2ae_werift.js DCMFD
 //
@@ -18,10 +19,11 @@ module.paths.unshift(path.join(__dirname, "..", "clients", "node_modules"));
 const werift = require("werift");
 const { api } = require("./ims_as");
 const { wait, check, runTests } = require("./harness");
+const alg = require("./alg");
 
 const DCMFD = process.argv[2];
 const AGW = "/agw/v1/contexts";
-const PT = 111; // werift's opus
+const PT = 96; // werift's Opus (its offer says so; checked)
 
 // ---- polling ----------------------------------------------------------------
 
@@ -128,35 +130,32 @@ async function newClient(profiles) {
   return { pc, tr, received, offer: only127(pc.localDescription.sdp) };
 }
 
-// What the IMS-ALG reads from the client's offer.
-function parseOffer(sdp) {
-  const lines = sdp.split("\r\n");
-  const val = (p) => { const l = lines.find((x) => x.startsWith(p)); return l ? l.slice(p.length) : undefined; };
-  const cand = lines.find((l) => l.startsWith("a=candidate:") && / udp /i.test(l));
-  const f = cand.split(" ");
-  return {
-    ufrag: val("a=ice-ufrag:"), pwd: val("a=ice-pwd:"), fingerprint: val("a=fingerprint:"),
-    setup: val("a=setup:"), mid: val("a=mid:"), addr: f[4], port: Number(f[5]),
-    group: lines.some((l) => l.startsWith("a=group:BUNDLE")),
-  };
+// ---- the IMS-ALG: dcmf-alg -------------------------------------------------------
+
+// The core peer's answer to the offer dcmf-alg wrote toward it: its own
+// address and RTP port, RTCP on its separate port (a=rtcp) or, with
+// |mux|, rtcp-mux (which it may answer only because the offer had it,
+// RFC 8035), the offered Opus, and the SSRCs it announces.
+function coreAnswer(coreOffer, core, mux) {
+  const m = alg.lines(coreOffer).find((l) => l.startsWith("m=audio ")).split(" ");
+  if (mux) check(alg.lines(coreOffer).includes("a=rtcp-mux"), "rtcp-mux offered toward the core");
+  return [
+    "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0",
+    `m=audio ${core.rtp.port} ${m[2]} ${PT}`, "c=IN IP4 127.0.0.1", "b=AS:64",
+    `a=rtpmap:${PT} opus/48000/2`, "a=ptime:20", "a=sendrecv",
+    mux ? "a=rtcp-mux" : `a=rtcp:${core.rtcp.port}`,
+    ...[CORE_SSRC, STRANGER_SSRC].map((x) => `a=ssrc:${x} cname:core-peer`), "",
+  ].join("\r\n");
 }
 
-// The /agw/v1 POST for the offer: access DTLS-SRTP with rtcp-mux, core
-// plain RTP toward |core| (separate RTCP port unless |mux|).
-function contextBody(o, core, opts) {
-  const access = {
-    terminationId: "access", transport: "UDP/TLS/RTP/SAVPF", rtcpMux: true,
-    dtls: { setup: o.setup },
-    ice: { remoteUfrag: o.ufrag, remotePwd: o.pwd },
-    remote: { ipv4Addr: o.addr, port: o.port },
-  };
-  if (opts.fingerprint !== null) access.dtls.remoteFingerprints = [opts.fingerprint || o.fingerprint];
-  if (opts.notifyUri) access.notifyUri = opts.notifyUri;
-  if (opts.establish) access.dtls.establish = true;
-  const coreTerm = { terminationId: "core", transport: "RTP/AVP", rtcpMux: !!opts.mux,
-    remote: { ipv4Addr: "127.0.0.1", port: core.rtp.port } };
-  if (!opts.mux) coreTerm.remoteRtcpPort = core.rtcp.port;
-  return { terminations: [access, coreTerm] };
+// Sends the one request dcmf-alg printed (POST or PATCH); returns the
+// context the AGW answered.
+async function send(d, req) {
+  const patch = req.method === "PATCH";
+  const r = await api(d.port, req.method, patch ? req.uri : AGW, req.body,
+    patch ? "application/json-patch+json" : undefined);
+  check(r.status === (patch ? 200 : 201), `${req.method} ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
 }
 
 // The SSRCs the core peer announces (its SDP's a=ssrc, passed on by the
@@ -164,36 +163,61 @@ function contextBody(o, core, opts) {
 // them, so that only the AGW can keep its packets from werift.
 const CORE_SSRC = 0x5eed0001, STRANGER_SSRC = 0x0bad0bad;
 
-// The answer the IMS-ALG gives the client from the AGW's reply.
-function answerSdp(o, ctx) {
-  const acc = ctx.terminations.find((t) => t.terminationId === "access");
-  const [hash, hex] = acc.dtls.localFingerprint.split(" ");
-  return [
-    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
-    `m=audio ${acc.local.port} UDP/TLS/RTP/SAVPF ${PT}`, "c=IN IP4 127.0.0.1",
-    `a=mid:${o.mid}`, "a=sendrecv", "a=rtcp-mux", `a=rtpmap:${PT} opus/48000/2`,
-    `a=ice-ufrag:${acc.ice.localUfrag}`, `a=ice-pwd:${acc.ice.localPwd}`,
-    `a=fingerprint:${hash.toLowerCase()} ${hex}`, `a=setup:${acc.dtls.localSetup}`,
-    `a=candidate:1 1 udp 2130706431 127.0.0.1 ${acc.local.port} typ host`, "a=end-of-candidates",
-    ...[CORE_SSRC, STRANGER_SSRC].map((x) => `a=ssrc:${x} cname:core-peer`), "",
-  ].join("\r\n");
-}
-
-// A call: the core peer's sockets, the client, the AGW context, the
-// answer applied. Returns everything the cases look at.
+// A call, UE-originated (docs/e2ae.md "Call flows"): the core peer's
+// sockets and the client; the IMS-ALG (dcmf-alg) POSTs the context from
+// werift's offer, writes the offer toward the core, PATCHes the core's
+// answer in and writes the answer werift applies. |opts|: profiles
+// (werift's SRTP profiles), mux (the core answers rtcp-mux), notifyUri,
+// establish (the offer the ALG reads says a=setup:passive: werift
+// offers actpass, which allows the AGW to be the client too, so the
+// test writes passive there to have the AGW establish), fingerprint (an
+// a=fingerprint that is not werift's in the SDP the ALG reads; null:
+// none, the IMS-ALG gives werift's later, as a re-offer's PATCH).
 async function call(d, opts = {}) {
   const core = { rtp: await bindUdp(), rtcp: await bindUdp() };
   const client = await newClient(opts.profiles);
-  const o = parseOffer(client.offer);
-  check(!o.group, "the offer has no BUNDLE group");
-  const r = await api(d.port, "POST", AGW, contextBody(o, core, opts));
-  check(r.status === 201, `POST ${r.status} ${JSON.stringify(r.body)}`);
-  const ctx = r.body;
+  check(!/a=group:BUNDLE/.test(client.offer), "the offer has no BUNDLE group");
+  check(alg.lines(client.offer).includes(`a=rtpmap:${PT} OPUS/48000/2`), `werift offers Opus as ${PT}`);
+  let offer = client.offer;
+  if (opts.fingerprint === null) offer = offer.replace(/^a=fingerprint:.*\r\n/m, "");
+  else if (opts.fingerprint) offer = offer.replace(/^a=fingerprint:.*$/m, `a=fingerprint:${opts.fingerprint}`);
+  if (opts.establish) offer = offer.replace("a=setup:actpass", "a=setup:passive");
+  const notify = opts.notifyUri ? ["--notify", opts.notifyUri] : [];
+  const [post] = alg.requests(DCMFD, ["--side", "access", "--kind", "offer", ...notify], offer, "srtp-avpf");
+  check(post.method === "POST", `dcmf-alg: ${post.method}`);
+  let ctx = await send(d, post);
+  const id = ctx.contextId;
+  // Toward the core: RTP/AVPF on the AGW's core port, rtcp-mux offered
+  // with the separate RTCP port as the fallback, nothing of DTLS or ICE.
+  const coreOffer = alg.run(DCMFD, ["rewrite", "--side", "access", "--kind", "offer"], offer, { reply: [ctx] });
   const coreTerm = ctx.terminations.find((t) => t.terminationId === "core");
-  if (!opts.mux) check(coreTerm.localRtcpPort > 0, "a core RTCP port without rtcp-mux");
-  await client.pc.setRemoteDescription({ type: "answer", sdp: answerSdp(o, ctx) });
-  return { core, client, o, ctx, id: ctx.contextId, corePort: coreTerm.local.port,
-    coreRtcpPort: coreTerm.localRtcpPort,
+  check(coreTerm.localRtcpPort > 0, "a core RTCP port until the core answers");
+  alg.checkSdp(coreOffer, "offer toward the core",
+    [`m=audio ${coreTerm.local.port} RTP/AVPF ${PT} 0`, `c=IN IP4 ${coreTerm.local.ipv4Addr}`,
+      "a=rtcp-mux", `a=rtcp:${coreTerm.localRtcpPort}`, alg.lines(offer).find((l) => l.startsWith("a=ssrc:"))],
+    ["a=fingerprint", "a=setup", "a=tls-id", "a=ice-", "a=candidate", "a=end-of-candidates", "a=mid",
+      "a=group"]);
+  const answerOfCore = coreAnswer(coreOffer, core, opts.mux);
+  const [patch] = alg.requests(DCMFD, ["--side", "core", "--kind", "answer"], answerOfCore, "srtp-avpf",
+    { reply: [ctx] });
+  check(patch.method === "PATCH" && patch.uri === `${AGW}/${id}`, `dcmf-alg: ${patch.method} ${patch.uri}`);
+  ctx = await send(d, patch);
+  const acc = ctx.terminations.find((t) => t.terminationId === "access");
+  // Toward werift: its protocol back, the AGW's fingerprint, setup,
+  // tls-id and ICE-lite credentials, rtcp-mux, its own mid, b=AS with
+  // the SRTP overhead added (64 + 7: 50 packets/s of 16 octets).
+  const answer = alg.run(DCMFD, ["rewrite", "--side", "core", "--kind", "answer"], answerOfCore,
+    { reply: [ctx], offer });
+  alg.checkSdp(answer, "answer toward werift",
+    [`m=audio ${acc.local.port} UDP/TLS/RTP/SAVPF ${PT}`, `c=IN IP4 ${acc.local.ipv4Addr}`, "a=ice-lite",
+      alg.fingerprintAttr(acc.dtls.localFingerprint), `a=setup:${acc.dtls.localSetup}`,
+      `a=tls-id:${acc.dtls.localTlsId}`, `a=ice-ufrag:${acc.ice.localUfrag}`, "a=rtcp-mux", "a=mid:0",
+      "b=AS:71", `a=ssrc:${CORE_SSRC} cname:core-peer`],
+    ["a=rtcp:", "a=group"]);
+  await client.pc.setRemoteDescription({ type: "answer", sdp: answer });
+  const after = ctx.terminations.find((t) => t.terminationId === "core");
+  return { core, client, offer, ctx, id, corePort: after.local.port,
+    coreRtcpPort: after.rtcpMux ? undefined : after.localRtcpPort, coreMux: after.rtcpMux,
     close() { client.pc.close(); core.rtp.s.close(); core.rtcp.s.close(); } };
 }
 
@@ -390,7 +414,7 @@ for (const [werift_profile, name] of [[WERIFT_CM_80, "CM_80"], [WERIFT_GCM, "GCM
 tests.push({ name: "core rtcp-mux: RTP and RTCP on one core port", async fn(d) {
   const c = await call(d, { mux: true });
   try {
-    check(c.coreRtcpPort === undefined, "no core RTCP port with rtcp-mux");
+    check(c.coreMux === true, "the core's rtcp-mux answer PATCHed in");
     await until(() => connected(c), 10000, "DTLS-SRTP connected");
     const rtcpSeen = () => c.core.rtp.got.some((g) => isRtcp(g.m));
     for (let k = 0; k < 200 && !rtcpSeen(); k++) {
@@ -450,10 +474,13 @@ tests.push({ name: "fingerprint held until PATCH, then media flows", async fn(d)
       check(!connected(c), "DTLS completed without a fingerprint");
       await wait(50);
     }
-    const r = await api(d.port, "PATCH", `${AGW}/${c.id}`,
-      [{ op: "add", path: "/terminations/0/dtls/remoteFingerprints", value: [c.o.fingerprint] }],
-      "application/json-patch+json");
-    check(r.status === 200, `PATCH ${r.status} ${JSON.stringify(r.body)}`);
+    // The IMS-ALG learns werift's fingerprint (its re-offer): dcmf-alg
+    // makes the re-offer a PATCH of the context, the fingerprint in it.
+    const [patch] = alg.requests(DCMFD, ["--side", "access", "--kind", "offer"], c.client.offer, "srtp-avpf",
+      { reply: [c.ctx] });
+    check(patch.method === "PATCH" && patch.body.some((op) =>
+      op.path === "/terminations/0/dtls/remoteFingerprints"), `dcmf-alg: ${JSON.stringify(patch)}`);
+    await send(d, patch);
     await until(() => connected(c), 15000, "DTLS-SRTP connected after the PATCH");
     await sendFromClient(c, 10, "late");
     await until(() => c.core.rtp.got.filter((g) => !isRtcp(g.m)).length >= 10, 5000, "RTP at the core");
@@ -486,22 +513,19 @@ tests.push({ name: "core packet from an unknown source: dropped and counted", as
   } finally { c.close(); stranger.s.close(); }
 } });
 
-// UE-terminated call (docs/e2ae.md): the IMS-ALG offers actpass to werift
-// with nothing of werift known (no fingerprint, tls-id or ICE); werift's
-// answer is PATCHed in (its fingerprint, setup, tls-id if any, ICE). An
-// "active" answer keeps the AGW the DTLS server; a "passive" one (werift's
-// answer munged before it applies it) makes the AGW the DTLS client.
-function offerSdp(ctx) {
-  const acc = ctx.terminations.find((t) => t.terminationId === "access");
-  const [hash, hex] = acc.dtls.localFingerprint.split(" ");
+// UE-terminated call (docs/e2ae.md "Call flows"): the core offers RTP;
+// the IMS-ALG (dcmf-alg) POSTs the context from the core's offer and
+// offers actpass to werift with nothing of werift known (no fingerprint,
+// tls-id or ICE); werift's answer becomes dcmf-alg's PATCH (its
+// fingerprint, setup, tls-id if any, ICE) and the answer toward the
+// core. An "active" answer keeps the AGW the DTLS server; a "passive"
+// one (werift's answer munged before it applies it) makes the AGW the
+// DTLS client. The core's offer carries a=mid, as werift needs one.
+function coreOffer(core) {
   return [
-    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=ice-lite",
-    `m=audio ${acc.local.port} UDP/TLS/RTP/SAVPF ${PT}`, "c=IN IP4 127.0.0.1",
-    "a=mid:0", "a=sendrecv", "a=rtcp-mux", `a=rtpmap:${PT} opus/48000/2`,
-    `a=ice-ufrag:${acc.ice.localUfrag}`, `a=ice-pwd:${acc.ice.localPwd}`,
-    `a=fingerprint:${hash.toLowerCase()} ${hex}`, "a=setup:actpass",
-    `a=candidate:1 1 udp 2130706431 127.0.0.1 ${acc.local.port} typ host`, "a=end-of-candidates",
-    `a=ssrc:${CORE_SSRC} cname:core-peer`, "",
+    "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0",
+    `m=audio ${core.rtp.port} RTP/AVPF ${PT}`, "c=IN IP4 127.0.0.1", "a=mid:0", "a=sendrecv",
+    `a=rtcp:${core.rtcp.port}`, `a=rtpmap:${PT} opus/48000/2`, `a=ssrc:${CORE_SSRC} cname:core-peer`, "",
   ].join("\r\n");
 }
 
@@ -514,38 +538,45 @@ for (const answer of ["active", "passive"]) {
     });
     const received = [];
     try {
-      const r = await api(d.port, "POST", AGW, { terminations: [
-        { terminationId: "access", transport: "UDP/TLS/RTP/SAVPF", rtcpMux: true, dtls: { setup: "actpass" } },
-        { terminationId: "core", transport: "RTP/AVP", rtcpMux: false,
-          remote: { ipv4Addr: "127.0.0.1", port: core.rtp.port }, remoteRtcpPort: core.rtcp.port }] });
-      check(r.status === 201, `POST ${r.status} ${JSON.stringify(r.body)}`);
-      const id = r.body.contextId;
-      const corePort = r.body.terminations[1].local.port;
+      const offerOfCore = coreOffer(core);
+      const [post] = alg.requests(DCMFD, ["--side", "core", "--kind", "offer"], offerOfCore, "srtp-avpf");
+      check(post.method === "POST", `dcmf-alg: ${post.method}`);
+      const ctx = await send(d, post);
+      const id = ctx.contextId;
+      const coreTerm = ctx.terminations[1];
+      check(coreTerm.remote.port === core.rtp.port && coreTerm.remoteRtcpPort === core.rtcp.port,
+        `the core's ports from its offer: ${JSON.stringify(coreTerm)}`);
+      const corePort = coreTerm.local.port;
+      const acc0 = ctx.terminations[0];
+      const offer = alg.run(DCMFD, ["rewrite", "--side", "core", "--kind", "offer"], offerOfCore, { reply: [ctx] });
+      alg.checkSdp(offer, "offer toward werift",
+        [`m=audio ${acc0.local.port} UDP/TLS/RTP/SAVPF ${PT}`, "a=ice-lite", "a=setup:actpass",
+          alg.fingerprintAttr(acc0.dtls.localFingerprint), `a=tls-id:${acc0.dtls.localTlsId}`,
+          `a=ice-ufrag:${acc0.ice.localUfrag}`, "a=rtcp-mux", `a=ssrc:${CORE_SSRC} cname:core-peer`],
+        ["a=rtcp:", "a=3ge2ae"]);
       pc.onTransceiverAdded.subscribe((tr) =>
         tr.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => received.push(rtp))));
-      await pc.setRemoteDescription({ type: "offer", sdp: offerSdp(r.body) });
+      await pc.setRemoteDescription({ type: "offer", sdp: offer });
       const tr = pc.getTransceivers()[0];
       tr.setDirection("sendrecv");
       let sdp = only127((await pc.createAnswer()).sdp);
       check(/a=setup:active/.test(sdp), "werift answers active by default");
       if (answer === "passive") sdp = sdp.replace("a=setup:active", "a=setup:passive");
-      const val = (k) => (new RegExp(`^a=${k}:(.*)$`, "m").exec(sdp) || [])[1];
-      const a = { fingerprint: val("fingerprint"), setup: val("setup"), ufrag: val("ice-ufrag"), pwd: val("ice-pwd") };
-      const tlsId = /a=tls-id:(\S+)/.exec(sdp);
-      const patch = [
-        { op: "add", path: "/terminations/0/dtls/remoteFingerprints", value: [a.fingerprint] },
-        { op: "replace", path: "/terminations/0/dtls/setup", value: a.setup },
-        { op: "add", path: "/terminations/0/ice", value: { remoteUfrag: a.ufrag, remotePwd: a.pwd } },
-      ];
-      if (answer === "passive") patch.push({ op: "add", path: "/terminations/0/dtls/establish", value: true });
-      if (tlsId) patch.push({ op: "add", path: "/terminations/0/dtls/tlsId", value: tlsId[1] });
-      const p = await api(d.port, "PATCH", `${AGW}/${id}`, patch, "application/json-patch+json");
-      check(p.status === 200, `PATCH ${p.status} ${JSON.stringify(p.body)}`);
-      const acc = p.body.terminations[0];
+      const [patch] = alg.requests(DCMFD, ["--side", "access", "--kind", "answer"], sdp, "srtp-avpf",
+        { reply: [ctx] });
+      check(patch.method === "PATCH" && patch.uri === `${AGW}/${id}`, `dcmf-alg: ${patch.method} ${patch.uri}`);
+      const after = await send(d, patch);
+      const acc = after.terminations[0];
       check(acc.dtls.localSetup === (answer === "passive" ? "active" : "passive"),
         `localSetup ${acc.dtls.localSetup}`);
-      check(acc.dtls.localFingerprint === r.body.terminations[0].dtls.localFingerprint,
-        "the offered local fingerprint is kept");
+      check(acc.dtls.localFingerprint === acc0.dtls.localFingerprint, "the offered local fingerprint is kept");
+      // Toward the core: its protocol, the AGW's core port, RTCP on the
+      // separate port (the core offered no rtcp-mux), nothing of DTLS.
+      const toCore = alg.run(DCMFD, ["rewrite", "--side", "access", "--kind", "answer"], sdp,
+        { reply: [after], offer: offerOfCore });
+      alg.checkSdp(toCore, "answer toward the core",
+        [`m=audio ${corePort} RTP/AVPF ${PT}`, `a=rtcp:${after.terminations[1].localRtcpPort}`],
+        ["a=rtcp-mux", "a=fingerprint", "a=setup", "a=ice-", "a=candidate"]);
       await pc.setLocalDescription({ type: "answer", sdp });
       await until(() => pc.connectionState === "connected", 15000, "DTLS-SRTP connected");
       const role = pc.dtlsTransports[0] && pc.dtlsTransports[0].role;

@@ -187,12 +187,13 @@ static void test_webrtc_offer_toward_core(void **state) {
       "m=audio 40002 RTP/AVPF 111",
       "c=IN IP4 203.0.113.1",
       "a=rtcp:40003",
+      "a=rtcp-mux", /* offered, the separate port the fallback (RFC 8035) */
       "a=rtpmap:111 opus/48000/2",
       "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
       NULL});
   want_absent(o, (const char *const[]){"a=setup", "a=fingerprint", "a=tls-id",
                                         "a=ice-", "a=candidate", "a=group",
-                                        "a=mid", "sdes:mid", "a=rtcp-mux",
+                                        "a=mid", "sdes:mid", "a=rtcp-mux-only",
                                         "a=rtcp-rsize", "192.0.2.10 50000",
                                         NULL});
   /* 50 packets/s x 16 octets x 8 = 6.4 kbit/s -> 7; RTCP 800 x 20/100. */
@@ -250,11 +251,98 @@ static void test_webrtc_answer(void **state) {
   bool ice = false;
   json_t *body = json_object_get(e, "body");
   for (size_t k = 0; k < json_array_size(body); k++) {
-    const char *path = json_string_value(json_object_get(json_array_get(body, k), "path"));
+    const char *path =
+        json_string_value(json_object_get(json_array_get(body, k), "path"));
     assert_string_not_equal(path, "/terminations/0/remote");
     ice = ice || strcmp(path, "/terminations/0/ice") == 0;
   }
   assert_true(ice);
+  json_decref(out);
+}
+
+/* The core answers RTP/AVP (an ALG offered it AVP: it does no
+ * feedback) while the WIC offered SAVPF: the answer toward the WIC keeps
+ * the access termination's UDP/TLS/RTP/SAVPF (RFC 3264: an answer keeps
+ * the offer's protocol). */
+static void test_webrtc_answer_avp_core(void **state) {
+  (void)state;
+  char answer[sizeof core_answer];
+  snprintf(answer, sizeof answer, "%s", core_answer);
+  char *at = strstr(answer, "RTP/AVPF 111");
+  assert_non_null(at);
+  memmove(at + 7, at + 8, strlen(at + 8) + 1); /* RTP/AVPF -> RTP/AVP */
+  char *a = rewrite(answer, DCMF_ALG_CORE, DCMF_ALG_ANSWER, srtp_reply,
+                    wic_offer);
+  want_lines(a, (const char *const[]){"m=audio 40000 UDP/TLS/RTP/SAVPF 111",
+                                      "a=rtcp-mux", NULL});
+  free(a);
+}
+
+/* A re-offer from the WIC (an offer for a line with a context): a new
+ * tls-id, a new fingerprint and setup:passive become a PATCH of the
+ * context, establish stated either way, the candidate's address too (an
+ * ICE restart moves it); actpass states establish false. */
+static void test_webrtc_reoffer(void **state) {
+  (void)state;
+  static const char *const from[] = {
+      "a=setup:actpass", "abcdefghijklmnopqrstuvwxyz", "50000 typ host"};
+  static const char *const to[] = {
+      "a=setup:passive", "renewedtlsid0123456789abcd", "50002 typ host"};
+  char text[sizeof wic_offer + 64];
+  snprintf(text, sizeof text, "%s", wic_offer);
+  for (size_t k = 0; k < 3; k++) {
+    char *at = strstr(text, from[k]);
+    assert_non_null(at);
+    assert_int_equal(strlen(from[k]), strlen(to[k]));
+    memcpy(at, to[k], strlen(to[k]));
+  }
+  json_t *out = request(text, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, srtp_reply);
+  json_t *e = json_array_get(json_object_get(out, "requests"), 0);
+  assert_string_equal(jpath(e, "method"), "PATCH");
+  assert_string_equal(jpath(e, "uri"), "/agw/v1/contexts/c1");
+  const json_t *ops = json_object_get(e, "body");
+  int seen = 0;
+  for (size_t k = 0; k < json_array_size(ops); k++) {
+    const json_t *op = json_array_get(ops, k);
+    const char *path = jpath(op, "path");
+    const char *v = jpath(op, "value");
+    if (strcmp(path, "/terminations/0/dtls/setup") == 0) {
+      assert_string_equal(v, "passive");
+      seen |= 1;
+    } else if (strcmp(path, "/terminations/0/dtls/establish") == 0) {
+      assert_string_equal(v, "true");
+      seen |= 2;
+    } else if (strcmp(path, "/terminations/0/dtls/tlsId") == 0) {
+      assert_string_equal(v, "renewedtlsid0123456789abcd");
+      seen |= 4;
+    } else if (strcmp(path, "/terminations/0/remote") == 0) {
+      assert_string_equal(jpath(op, "value/port"), "50002");
+      seen |= 8;
+    } else if (strcmp(path, "/terminations/0/ice") == 0) {
+      assert_string_equal(jpath(op, "value/remoteUfrag"), "wicU");
+      seen |= 16;
+    }
+  }
+  assert_int_equal(seen, 31);
+  json_decref(out);
+  /* The same offer without a context is a POST; actpass re-offered
+   * states establish false. */
+  out = request(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, NULL);
+  assert_string_equal(jpath(json_array_get(json_object_get(out, "requests"), 0),
+                            "method"),
+                      "POST");
+  json_decref(out);
+  out = request(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, srtp_reply);
+  ops = json_object_get(
+      json_array_get(json_object_get(out, "requests"), 0), "body");
+  seen = 0;
+  for (size_t k = 0; k < json_array_size(ops); k++)
+    if (strcmp(jpath(json_array_get(ops, k), "path"),
+               "/terminations/0/dtls/establish") == 0) {
+      assert_string_equal(jpath(json_array_get(ops, k), "value"), "false");
+      seen = 1;
+    }
+  assert_int_equal(seen, 1);
   json_decref(out);
 }
 
@@ -646,6 +734,8 @@ int main(void) {
       cmocka_unit_test(test_webrtc_offer_request),
       cmocka_unit_test(test_webrtc_offer_toward_core),
       cmocka_unit_test(test_webrtc_answer),
+      cmocka_unit_test(test_webrtc_reoffer),
+      cmocka_unit_test(test_webrtc_answer_avp_core),
       cmocka_unit_test(test_t38_flow),
       cmocka_unit_test(test_setup_choice),
       cmocka_unit_test(test_msrp_tls),

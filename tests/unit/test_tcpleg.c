@@ -4,7 +4,11 @@
  * equal to IPv4), a passive leg refusing an unsignalled source and
  * holding connections until its remote is signalled, a merge leg
  * connecting from its own port, the bound, a refused active connect, a
- * dual-stack socket reaching an IPv4 peer; and the TCP relay host's ADD
+ * dual-stack socket reaching an IPv4 peer; the established connection's
+ * close (tcpconn.c: graceful with unread peer input delivers all and
+ * ends with FINs, the linger bound resets a peer that sends no FIN or
+ * reads nothing, abortive, an abort cutting a graceful close short, a
+ * graceful close after the peer's FIN); and the TCP relay host's ADD
  * under failing allocations (each one fails the ADD cleanly: an event,
  * no leak, RELEASED after the REMOVE).
  */
@@ -56,16 +60,15 @@ void *__wrap_calloc(size_t n, size_t size) {
 struct result {
   int up, failed, refused, gone;
   enum dcmf_tcpleg_failure kind;
-  uv_tcp_t *conn;
+  struct dcmf_tcpconn *conn;
 };
 
 static uv_loop_t loop;
 
-static void r_up(void *u, uv_tcp_t *c) {
+static void r_up(void *u, struct dcmf_tcpconn *c) {
   struct result *r = u;
   r->up++;
   r->conn = c;
-  c->data = NULL;
 }
 static void r_failed(void *u, enum dcmf_tcpleg_failure k, const char *why) {
   struct result *r = u;
@@ -76,8 +79,6 @@ static void r_failed(void *u, enum dcmf_tcpleg_failure k, const char *why) {
 static void r_refused(void *u) { ((struct result *)u)->refused++; }
 static void r_gone(void *u) { ((struct result *)u)->gone++; }
 static const struct dcmf_tcpleg_cbs cbs = {r_up, r_failed, r_refused, r_gone};
-
-static void free_handle(uv_handle_t *h) { free(h); }
 
 /* Runs the loop until |*flag| or about 3 s. */
 static int run_until(const int *flag) {
@@ -171,7 +172,7 @@ static int reset_seen(int fd) {
 
 static void finish(struct result *r) {
   if (r->conn != NULL) {
-    uv_close((uv_handle_t *)r->conn, free_handle);
+    dcmf_tcpconn_close(r->conn, DCMF_TCPCONN_ABORT); /* frees itself */
     r->conn = NULL;
   }
   assert_true(run_until(&r->gone));
@@ -221,7 +222,7 @@ static void test_passive_refuses_unsignalled_source(void **state) {
   int fd = bound(v4("127.0.0.1", 0), 1);
   uint16_t port = port_of(fd, 0);
   struct dcmf_tcpleg_config cfg = {DCMF_TCP_PASSIVE, v4("127.0.0.1", 9),
-                                   3000};
+                                   3000, 0};
   assert_int_equal(dcmf_tcpleg_start(&l, &loop, fd, &cfg, &cbs, &r), 0);
   int bad = client("127.0.0.2", port);
   assert_true(reset_seen(bad));
@@ -264,7 +265,7 @@ static void test_merge_connects_from_own_port(void **state) {
   int fd = bound(v4("127.0.0.1", 0), 1);
   uint16_t port = port_of(fd, 0);
   struct dcmf_tcpleg_config cfg = {DCMF_TCP_MERGE,
-                                   v4("127.0.0.1", port_of(peer, 0)), 3000};
+                                   v4("127.0.0.1", port_of(peer, 0)), 3000, 0};
   assert_int_equal(dcmf_tcpleg_start(&l, &loop, fd, &cfg, &cbs, &r), 0);
   assert_true(run_until(&r.up));
   int c = -1;
@@ -284,7 +285,7 @@ static void test_passive_bound(void **state) {
   struct result r = {0};
   struct dcmf_tcpleg *l;
   int fd = bound(v4("127.0.0.1", 0), 1);
-  struct dcmf_tcpleg_config cfg = {DCMF_TCP_PASSIVE, v4("127.0.0.1", 9), 150};
+  struct dcmf_tcpleg_config cfg = {DCMF_TCP_PASSIVE, v4("127.0.0.1", 9), 150, 0};
   uint64_t t0 = uv_hrtime();
   assert_int_equal(dcmf_tcpleg_start(&l, &loop, fd, &cfg, &cbs, &r), 0);
   /* A new remote does not restart the bound. */
@@ -305,7 +306,7 @@ static void test_active_refused(void **state) {
   int dead = bound(v4("127.0.0.1", 0), 0); /* bound, not listening */
   int fd = bound(v4("127.0.0.1", 0), 0);
   struct dcmf_tcpleg_config cfg = {DCMF_TCP_ACTIVE,
-                                   v4("127.0.0.1", port_of(dead, 0)), 3000};
+                                   v4("127.0.0.1", port_of(dead, 0)), 3000, 0};
   assert_int_equal(dcmf_tcpleg_start(&l, &loop, fd, &cfg, &cbs, &r), 0);
   assert_true(run_until(&r.failed));
   assert_int_equal(r.kind, DCMF_TCPLEG_CONNECT);
@@ -336,7 +337,7 @@ static void test_dual_stack(void **state) {
   int fd = bound(v6("::", 0), 1);
   uint16_t port = port_of(fd, 0);
   struct dcmf_tcpleg_config cfg = {DCMF_TCP_PASSIVE, v4("127.0.0.1", 9),
-                                   3000};
+                                   3000, 0};
   assert_int_equal(dcmf_tcpleg_start(&l, &loop, fd, &cfg, &cbs, &r), 0);
   int c = client("127.0.0.1", port);
   assert_true(run_until(&r.up));
@@ -346,12 +347,274 @@ static void test_dual_stack(void **state) {
   int peer = bound(v4("127.0.0.1", 0), 1);
   int afd = bound(v6("::", 0), 0);
   struct dcmf_tcpleg_config acfg = {DCMF_TCP_ACTIVE,
-                                    v4("127.0.0.1", port_of(peer, 0)), 3000};
+                                    v4("127.0.0.1", port_of(peer, 0)), 3000, 0};
   assert_int_equal(dcmf_tcpleg_start(&la, &loop, afd, &acfg, &cbs, &a), 0);
   assert_true(run_until(&a.up));
   assert_int_equal(a.failed, 0);
   close(peer);
   finish(&a);
+}
+
+/* ---- the connection's close (tcpconn.h) ---- */
+
+struct ending {
+  int gone;
+  enum dcmf_tcpconn_end end;
+  uint64_t at; /* uv_hrtime of |gone| */
+};
+
+static void e_gone(void *u, enum dcmf_tcpconn_end end) {
+  struct ending *e = u;
+  e->gone++;
+  e->end = end;
+  e->at = uv_hrtime();
+}
+
+/* What the owner wrote: byte |i| of the stream. */
+static uint8_t pattern(size_t i) { return (uint8_t)(i % 251); }
+
+static int written_ok;
+static void on_owner_write(uv_write_t *req, int status) {
+  written_ok = status == 0 ? 1 : -1;
+  free(req);
+}
+
+/* The owner queues |n| bytes of pattern() on |c| (one uv_write). */
+static void owner_write(struct dcmf_tcpconn *c, uint8_t *buf, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    buf[i] = pattern(i);
+  }
+  uv_write_t *req = malloc(sizeof(*req));
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+  written_ok = 0;
+  assert_int_equal(
+      uv_write(req, (uv_stream_t *)dcmf_tcpconn_tcp(c), &b, 1, on_owner_write),
+      0);
+}
+
+/* A leg (PASSIVE) up with a blocking client, the peer: returns the
+ * connection (its close bounded by |linger_ms|), the peer in *|peer|. */
+static struct dcmf_tcpconn *connected(uint32_t linger_ms, int *peer,
+                                      struct ending *e) {
+  struct result r = {0};
+  struct dcmf_tcpleg *l;
+  int fd = bound(v4("127.0.0.1", 0), 1);
+  struct dcmf_tcpleg_config cfg = {DCMF_TCP_PASSIVE, v4("127.0.0.1", 9), 3000,
+                                   linger_ms};
+  assert_int_equal(dcmf_tcpleg_start(&l, &loop, fd, &cfg, &cbs, &r), 0);
+  *peer = client("127.0.0.1", port_of(fd, 0));
+  assert_true(run_until(&r.up));
+  assert_true(run_until(&r.gone)); /* the listener is closed */
+  dcmf_tcpconn_set_gone(r.conn, e_gone, e);
+  return r.conn;
+}
+
+/* The peer sends |n| bytes the owner never reads (it does not read). */
+static void peer_send(int peer, size_t n) {
+  uint8_t b[16384];
+  memset(b, 'p', sizeof(b));
+  while (n > 0) {
+    size_t k = n < sizeof(b) ? n : sizeof(b);
+    assert_int_equal(send(peer, b, k, MSG_DONTWAIT), (ssize_t)k);
+    n -= k;
+  }
+}
+
+/* The peer reads to the end of the stream, checking each byte against
+ * pattern() and running the loop meanwhile; once |more_at| bytes are in
+ * it sends |more| bytes more (input that reaches a closing socket).
+ * Returns 0 on a FIN, the errno of a failed read (a reset), or -1 if
+ * neither came within about 10 s. */
+static int peer_read_to_end(int peer, size_t *got, size_t more_at,
+                            size_t more) {
+  uint8_t b[65536];
+  *got = 0;
+  for (int idle = 0; idle < 10000;) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    ssize_t n = recv(peer, b, sizeof(b), MSG_DONTWAIT);
+    if (n == 0) {
+      return 0;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      idle++;
+      usleep(1000);
+      continue;
+    }
+    if (n < 0) {
+      return errno;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+      assert_int_equal(b[i], pattern(*got + (size_t)i));
+    }
+    size_t before = *got;
+    *got += (size_t)n;
+    if (more > 0 && before < more_at && *got >= more_at) {
+      peer_send(peer, more);
+    }
+  }
+  return -1;
+}
+
+static uint64_t ms_since(uint64_t t0) {
+  return (uv_hrtime() - t0) / 1000000;
+}
+
+/* The case this close exists for: the owner closes gracefully with
+ * input it never read (and more arriving meanwhile) and 4 MiB still
+ * queued. A plain close after the FIN would answer with a reset and
+ * drop what was unsent; here the peer gets every byte, then our FIN,
+ * and once it sends its own the socket closes cleanly. */
+static void test_graceful_close_delivers_all(void **state) {
+  (void)state;
+  struct ending e = {0};
+  int peer;
+  struct dcmf_tcpconn *c = connected(3000, &peer, &e);
+  size_t total = 4u << 20;
+  uint8_t *buf = malloc(total);
+  owner_write(c, buf, total);
+  peer_send(peer, 32768); /* unread by the owner */
+  run_for(5);
+  dcmf_tcpconn_close(c, DCMF_TCPCONN_GRACEFUL);
+  size_t got;
+  int how = peer_read_to_end(peer, &got, total / 2, 16384);
+  assert_int_equal(how, 0); /* a FIN, not a reset */
+  assert_int_equal(got, total);
+  assert_int_equal(written_ok, 1);
+  assert_int_equal(e.gone, 0); /* waits for the peer's FIN */
+  close(peer);
+  assert_true(run_until(&e.gone));
+  assert_int_equal(e.end, DCMF_TCPCONN_ENDED_FIN);
+  free(buf);
+}
+
+/* A peer that reads our FIN but never sends its own is reset when the
+ * linger bound runs out, not before. */
+static void test_graceful_close_bound_without_peer_fin(void **state) {
+  (void)state;
+  struct ending e = {0};
+  int peer;
+  struct dcmf_tcpconn *c = connected(300, &peer, &e);
+  uint8_t buf[1000];
+  owner_write(c, buf, sizeof(buf));
+  uint64_t t0 = uv_hrtime();
+  dcmf_tcpconn_close(c, DCMF_TCPCONN_GRACEFUL);
+  size_t got;
+  assert_int_equal(peer_read_to_end(peer, &got, 0, 0), 0);
+  assert_int_equal(got, sizeof(buf));
+  assert_int_equal(e.gone, 0);
+  assert_true(run_until(&e.gone));
+  assert_int_equal(e.end, DCMF_TCPCONN_ENDED_LINGER);
+  uint64_t ms = (e.at - t0) / 1000000;
+  assert_true(ms >= 290 && ms < 2000);
+  /* The reset reached the peer: its socket is dead. */
+  int dead = 0;
+  for (int i = 0; i < 1000 && !dead; i++) {
+    dead = send(peer, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+           (errno == EPIPE || errno == ECONNRESET);
+    usleep(1000);
+  }
+  assert_true(dead);
+  close(peer);
+}
+
+/* A peer that reads nothing: our queue cannot drain, so the FIN never
+ * goes; the bound resets the connection and the peer sees the reset. */
+static void test_graceful_close_bound_stalled_reader(void **state) {
+  (void)state;
+  struct ending e = {0};
+  int peer;
+  struct dcmf_tcpconn *c = connected(300, &peer, &e);
+  size_t total = 8u << 20;
+  uint8_t *buf = malloc(total);
+  owner_write(c, buf, total);
+  run_for(1); /* the loop's time (the bound's start) catches up */
+  uint64_t t0 = uv_hrtime();
+  dcmf_tcpconn_close(c, DCMF_TCPCONN_GRACEFUL);
+  assert_true(run_until(&e.gone));
+  assert_int_equal(e.end, DCMF_TCPCONN_ENDED_LINGER);
+  uint64_t ms = (e.at - t0) / 1000000;
+  assert_true(ms >= 290 && ms < 2000);
+  assert_int_equal(written_ok, -1); /* the rest was dropped */
+  size_t got;
+  assert_int_equal(peer_read_to_end(peer, &got, 0, 0), ECONNRESET);
+  assert_true(got < total);
+  close(peer);
+  free(buf);
+}
+
+/* An abortive close resets at once, whatever is queued or unread. */
+static void test_abort_resets(void **state) {
+  (void)state;
+  struct ending e = {0};
+  int peer;
+  struct dcmf_tcpconn *c = connected(0, &peer, &e);
+  uint8_t buf[1000];
+  owner_write(c, buf, sizeof(buf));
+  peer_send(peer, 1000);
+  run_for(5);
+  dcmf_tcpconn_close(c, DCMF_TCPCONN_ABORT);
+  assert_int_equal(e.gone, 0); /* never inside the call */
+  assert_true(run_until(&e.gone));
+  assert_int_equal(e.end, DCMF_TCPCONN_ENDED_RESET);
+  size_t got;
+  assert_int_equal(peer_read_to_end(peer, &got, 0, 0), ECONNRESET);
+  close(peer);
+}
+
+/* An abort cuts a graceful close short (a worker shutting down does not
+ * wait out the bound, the default 5 s here). */
+static void test_abort_cuts_graceful_short(void **state) {
+  (void)state;
+  struct ending e = {0};
+  int peer;
+  struct dcmf_tcpconn *c = connected(0, &peer, &e);
+  uint64_t t0 = uv_hrtime();
+  dcmf_tcpconn_close(c, DCMF_TCPCONN_GRACEFUL);
+  run_for(20);
+  assert_int_equal(e.gone, 0); /* the peer sent no FIN */
+  dcmf_tcpconn_close(c, DCMF_TCPCONN_ABORT);
+  assert_true(run_until(&e.gone));
+  assert_int_equal(e.end, DCMF_TCPCONN_ENDED_RESET);
+  assert_true(ms_since(t0) < 1000);
+  close(peer);
+}
+
+static int owner_eof;
+static void on_alloc_owner(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)h;
+  (void)n;
+  static char space[256]; /* only the EOF is read into it */
+  *b = uv_buf_init(space, sizeof(space));
+}
+static void on_read_owner(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  (void)b;
+  if (n == UV_EOF) {
+    owner_eof = 1;
+    uv_read_stop(st);
+  }
+}
+
+/* The peer's FIN came first (the owner read it): the graceful close
+ * sends ours and ends cleanly at once, without waiting for the bound. */
+static void test_graceful_close_after_peer_fin(void **state) {
+  (void)state;
+  struct ending e = {0};
+  int peer;
+  struct dcmf_tcpconn *c = connected(0, &peer, &e);
+  owner_eof = 0;
+  assert_int_equal(uv_read_start((uv_stream_t *)dcmf_tcpconn_tcp(c),
+                                 on_alloc_owner, on_read_owner),
+                   0);
+  shutdown(peer, SHUT_WR);
+  assert_true(run_until(&owner_eof));
+  uint64_t t0 = uv_hrtime();
+  dcmf_tcpconn_close(c, DCMF_TCPCONN_GRACEFUL);
+  assert_true(run_until(&e.gone));
+  assert_int_equal(e.end, DCMF_TCPCONN_ENDED_FIN);
+  assert_true(ms_since(t0) < 1000);
+  size_t got;
+  assert_int_equal(peer_read_to_end(peer, &got, 0, 0), 0);
+  close(peer);
 }
 
 /* ---- the relay host's ADD under failing allocations ---- */
@@ -471,6 +734,17 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_active_without_remote_fails_later,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_dual_stack, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_graceful_close_delivers_all, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_graceful_close_bound_without_peer_fin,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_graceful_close_bound_stalled_reader,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_abort_resets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_abort_cuts_graceful_short, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_graceful_close_after_peer_fin, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_relay_add_failing_alloc, setup,
                                       teardown),
   };
