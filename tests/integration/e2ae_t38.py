@@ -317,6 +317,24 @@ def check_capture(pcap, access_port, core_port, up, down):
           f"{suite[0][0]}", flush=True)
 
 
+def alg_ue_reoffer(ctx, core_port, ue_port, fp, tls_id):
+    """The UE's re-offer (RFC 7345 4.5), as the UE that is the DTLS
+    client (a=setup:active) writes it, with |fp| and |tls_id| (new ones:
+    a new association; the same: none): dcmf-alg's PATCH of the context,
+    and its offer toward the core (plain udptl from the AGW's core port).
+    Returns the context as the PATCH left it."""
+    offer = ue_answer(core_offer(core_port), ue_port, "active", fp, tls_id)
+    reqs = ALG.requests(offer, "access", "offer", reply=[ctx])
+    assert len(reqs) == 1 and reqs[0]["method"] == "PATCH", reqs
+    st, ctx = D.call("PATCH", reqs[0]["uri"], reqs[0]["body"],
+                     "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {ctx}"
+    to_core = ALG.rewrite(offer, "access", "offer", [ctx])
+    assert_sdp_has(to_core, f"m=image {ctx['terminations'][1]['local']['port']} udptl t38")
+    assert_sdp_lacks(to_core, "a=fingerprint", "a=setup", "a=tls-id", "a=3ge2ae")
+    return ctx
+
+
 # ---- cases ---------------------------------------------------------------------------
 
 UE_KEY, UE_PEM, UE_FP = make_rsa_cert("ue")
@@ -365,14 +383,10 @@ def ue_active_agw_dtls_server():
         poll(lambda: counters(cid).get("drops", {}).get("unknownSource", 0)
              == 1, "unknownSource counted")
         # A re-offer with unchanged fingerprints and tls-id keeps the
-        # association: the same UE goes on. Hand-built: dcmf-alg turns
-        # an offer into a new context's POST, not a re-offer's PATCH.
-        status, _ = D.call("PATCH", f"/agw/v1/contexts/{cid}",
-                           [{"op": "replace",
-                             "path": "/terminations/0/dtls/remoteFingerprints",
-                             "value": [UE_FP]}],
-                           "application/json-patch+json")
-        assert status == 200, status
+        # association: the same UE goes on.
+        doc = alg_ue_reoffer(doc, core.port, ue_port, UE_FP,
+                             dtls["tlsId"])
+        assert doc["terminations"][0]["dtls"]["localTlsId"] == dtls["localTlsId"]
         both_ways(ue, core, core_port, 200, 2)
         assert "DTLS_FAILURE" not in events(cid)
     finally:
@@ -582,16 +596,7 @@ def reoffer_new_association_overlaps():
         up(udptl(0, CNG))
         down(udptl(100, CED))
         cert2, key2, fp2 = ue.new_identity()
-        # Hand-built: the re-offer's changes as a PATCH, which dcmf-alg
-        # does not build (an offer makes a new context's POST there).
-        status, doc = D.call(
-            "PATCH", f"/agw/v1/contexts/{cid}",
-            [{"op": "replace", "path": "/terminations/0/dtls/tlsId",
-              "value": tls2},
-             {"op": "replace",
-              "path": "/terminations/0/dtls/remoteFingerprints",
-              "value": [fp2]}], "application/json-patch+json")
-        assert status == 200, (status, doc)
+        doc = alg_ue_reoffer(doc, core.port, ue_port, fp2, tls2)
         assert doc["terminations"][0]["dtls"]["localTlsId"] != local_tls1
         ue.renew()
         ue.hold = True
