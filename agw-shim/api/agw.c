@@ -209,6 +209,12 @@ void dcmf_agw_random(void *user, uint8_t *buf, size_t len) {
 
 /* ---- the interface of agw.h ------------------------------------------- */
 
+void dcmf_agw_set_rsa_cert(struct dcmf_agw *agw,
+                           const struct dcmf_cert *cert) {
+  agw->settings.rsa_cert = cert;
+  agw->settings.rsa_pending = 0;
+}
+
 int dcmf_agw_new(struct dcmf_agw **out,
                  const struct dcmf_agw_settings *settings) {
   uint8_t bin[16];

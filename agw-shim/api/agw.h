@@ -60,8 +60,12 @@ struct dcmf_agw_settings {
    * events about them must be handed to dcmf_agw_on_media_event. */
   const struct dcmf_cert *cert;
   /* The RSA identity T.38 terminations present (RFC 7345); NULL: none,
-   * and a T.38 context is refused (500). */
+   * and a termination that asks for it (dtls.certificate "rsa", T.38's
+   * default) is refused (500). With |rsa_pending| set it is still being
+   * generated: such a termination is refused with 503 and Retry-After
+   * until dcmf_agw_set_rsa_cert gives it. */
   const struct dcmf_cert *rsa_cert;
+  int rsa_pending;
   int (*post_media)(void *user, size_t worker, enum dcmf_media_op op,
                     struct dcmf_media_desc *desc);
   /* POSTs |json| to |uri| (the control layer's notification client),
@@ -111,6 +115,14 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
  * released.
  */
 size_t dcmf_agw_worker_failed(struct dcmf_agw *agw, size_t worker);
+
+/*
+ * The RSA identity that was pending (|rsa_pending|) is there: |cert|
+ * (borrowed for the shim's life), or NULL when its generation failed.
+ * The caller has already handed it to the media workers, so an ADD that
+ * presents it reaches a worker after the identity.
+ */
+void dcmf_agw_set_rsa_cert(struct dcmf_agw *agw, const struct dcmf_cert *cert);
 
 /* Answers a control request whose path starts with /agw/v1/. */
 void dcmf_agw_handle(struct dcmf_agw *agw, const struct dcmf_api_request *req,

@@ -40,6 +40,7 @@ struct e2ae {
   uint16_t ports[3]; /* access, core RTP, core RTCP (0 with core mux) */
   int tcp;           /* a TCP relay (agw_tcp.c), not an RTP session */
   int dc;            /* MSRP over a data channel (agw_msrpdc.c) */
+  int t140;          /* T.140 over a data channel <-> RTP (agw_t140.c) */
   int removed;       /* the API let go of it (REMOVE posted) */
   int released;      /* the worker let go of the sockets; ports back */
   char notify_uri[DCMF_AGWIQ_URI_MAX + 1];
@@ -187,6 +188,11 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   const struct dcmf_agw_settings *st = &agw->settings;
   /* The identity the termination presents (RSA for T.38, RFC 7345). */
   const struct dcmf_cert *cert = iq->dtls_rsa ? st->rsa_cert : st->cert;
+  if (cert == NULL && iq->dtls_rsa && st->rsa_pending) {
+    /* Still being generated: the answer would name a fingerprint no
+     * worker could present yet. */
+    return DCMF_ERR_NOT_READY;
+  }
   if (st->post_media == NULL || cert == NULL) {
     return DCMF_ERR_SYSTEM; /* a shim without media workers */
   }
@@ -223,6 +229,7 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   random_token(agw, local->tls_id, E2AE_TLS_ID_LEN, "0123456789abcdef");
   m->tcp = iq->tcp;
   m->dc = iq->dc;
+  m->t140 = iq->t140;
   if (rv == 0 && iq->tcp) {
     rv = dcmf_agw_tcp_sockets(iq, fds);
   }
@@ -238,6 +245,14 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   if (rv == 0) {
     rv = iq->tcp ? dcmf_agw_tcp_desc(m->context_id, iq, cfg, local, fds, &desc)
                  : e2ae_desc(m, iq, cfg, local, fds, &desc);
+  }
+  if (rv == 0 && iq->t140) {
+    rv = dcmf_agw_t140_desc(iq, &desc);
+    if (rv != 0) {
+      desc.fd = -1; /* fds[] are closed below with the others */
+      desc.rtpleg->rtp_fd = desc.rtpleg->rtcp_fd = -1;
+      dcmf_media_desc_free(&desc);
+    }
   }
   if (rv == 0 && iq->dc) {
     /* e2ae_desc took fds[1] as the RTP socket: it moves to the TCP leg. */
@@ -282,6 +297,9 @@ int dcmf_agw_e2ae_new(void *user, const char *context_id,
   if (iq->dc) {
     agw->msrpdc_contexts++;
   }
+  if (iq->t140) {
+    agw->t140_contexts++;
+  }
   *media = m;
   return 0;
 }
@@ -306,6 +324,10 @@ int dcmf_agw_e2ae_update(void *user, void *media, const struct dcmf_agwiq *iq,
   struct dcmf_media_desc desc;
   if ((m->tcp ? dcmf_agw_tcp_desc(m->context_id, iq, cfg, &next, NULL, &desc)
               : e2ae_desc(m, iq, cfg, &next, NULL, &desc)) != 0) {
+    return DCMF_ERR_NOMEM;
+  }
+  if (iq->t140 && dcmf_agw_t140_desc(iq, &desc) != 0) {
+    dcmf_media_desc_free(&desc);
     return DCMF_ERR_NOMEM;
   }
   if (iq->dc && dcmf_agw_msrpdc_desc(iq, cfg, &next, -1, &desc) != 0) {
@@ -397,6 +419,12 @@ int dcmf_agw_e2ae_view(void *user, void *media, json_t *view) {
   }
   if (m->snapshot == NULL) {
     return 0;
+  }
+  if (m->t140) {
+    return json_object_set_new(view, "t140Counters",
+                               json_deep_copy(m->snapshot)) != 0
+               ? DCMF_ERR_NOMEM
+               : 0;
   }
   if (m->tcp || m->dc) {
     return json_object_set_new(view, m->tcp ? "tcpCounters" : "msrpCounters",
@@ -571,6 +599,10 @@ int dcmf_agw_on_media_event(struct dcmf_agw *agw,
     dcmf_agw_tcp_snapshot(agw, &m->snapshot, ev->detail);
     return 1;
   }
+  if (strcmp(ev->event, "T140_COUNTERS") == 0) {
+    dcmf_agw_t140_snapshot(agw, &m->snapshot, ev->detail);
+    return 1;
+  }
   if (strcmp(ev->event, "MSRP_COUNTERS") == 0) {
     if (m->tcp) {
       /* An aware TCP relay sends them beside its TCP_COUNTERS: kept for
@@ -694,4 +726,5 @@ void dcmf_agw_e2ae_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
   }
   dcmf_agw_tcp_metrics(agw, out);
   dcmf_agw_msrpdc_metrics(agw, out);
+  dcmf_agw_t140_metrics(agw, out);
 }

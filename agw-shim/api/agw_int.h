@@ -26,6 +26,8 @@ struct e2ae;  /* agw_e2ae.c */
 #define DCMF_AGW_TCP_COUNTERS 10
 /* The counters of the MSRP-over-DC relays' snapshots (agw_msrpdc.c). */
 #define DCMF_AGW_MSRPDC_COUNTERS 9
+/* The counters of the T.140 media's snapshots (agw_t140.c). */
+#define DCMF_AGW_T140_COUNTERS 23
 /* The media id of an e2ae TCP context's relay (access termination). */
 #define DCMF_AGW_TCP_MEDIA_ID "tcp"
 
@@ -50,6 +52,10 @@ struct dcmf_agw {
    * MSRP_COUNTERS snapshot added (agw_msrpdc.c). */
   uint64_t msrpdc_contexts;
   uint64_t totals_msrpdc[DCMF_AGW_MSRPDC_COUNTERS];
+  /* T.140 media: contexts made, and the sums of what each
+   * T140_COUNTERS snapshot added (agw_t140.c). */
+  uint64_t t140_contexts;
+  uint64_t totals_t140[DCMF_AGW_T140_COUNTERS];
   uint64_t next_id;
   int workers_gone; /* in dcmf_agw_del: nothing is posted any more */
   /* Totals over every relay ever run, from the reports (for /metrics). */
@@ -172,5 +178,21 @@ int dcmf_agw_msrpdc_desc(const struct dcmf_agwiq *iq,
                          const struct dcmf_relay_config *cfg,
                          const struct dcmf_agwapi_e2ae_local *local,
                          int core_fd, struct dcmf_media_desc *d);
+
+/* ---- agw_t140.c ---- */
+
+/* Turns the RTP path's description |d| of an access session (with its
+ * core RTP leg) into the T.140 one: SCTP association, the negotiated
+ * t140 stream, the leg's T.140 settings from |iq|. Returns 0 or
+ * DCMF_ERR_NOMEM (|d| still owns what it owned). */
+int dcmf_agw_t140_desc(const struct dcmf_agwiq *iq, struct dcmf_media_desc *d);
+
+/* Keeps the T140_COUNTERS |detail| (t140_svc.h) as |*kept| and adds its
+ * growth to the totals. */
+void dcmf_agw_t140_snapshot(struct dcmf_agw *agw, json_t **kept,
+                            const char *detail);
+
+/* Appends the dcmf_agw_e2ae_t140_* metrics to |out|. */
+void dcmf_agw_t140_metrics(struct dcmf_agw *agw, struct dcmf_buf *out);
 
 #endif

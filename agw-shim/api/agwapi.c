@@ -17,6 +17,9 @@
 
 #define CONTEXTS_PATH "/agw/v1/contexts"
 #define ID_LEN 36 /* a UUID in text */
+/* Retry-After of a POST refused while the RSA identity is generated:
+ * RSA 2048 takes 0.1 s to about 2 s on a loaded host. */
+#define NOT_READY_RETRY_S 1
 
 struct ctx {
   char id[ID_LEN + 1];
@@ -57,7 +60,7 @@ static void respond_json(struct dcmf_api_response *resp, int status,
  * stored document keeps them as the IMS-ALG sent them. */
 static const char *const iq_members[] = {
     "transport", "rtcpMux", "remoteRtcpPort", "dtls", "ice", "notifyUri",
-    "dataChannel",
+    "dataChannel", "t140",
     "tls",       "tcp",     "msrp",           NULL};
 
 /* The stored document of an e2ae context: the relay's members as
@@ -255,6 +258,12 @@ static int resource_problem(int rv, struct dcmf_problem *p) {
     return dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
                             "no relay ports are free");
   }
+  if (rv == DCMF_ERR_NOT_READY) {
+    return dcmf_problem_set(p, 503, "INSUFFICIENT_RESOURCES",
+                            "the RSA identity of T.38 terminations is still "
+                            "being generated; retry after %u s",
+                            NOT_READY_RETRY_S);
+  }
   if (rv == DCMF_ERR_NOMEM) {
     return dcmf_problem_set(p, 500, "SYSTEM_FAILURE", "out of memory");
   }
@@ -365,6 +374,9 @@ static void handle_create(struct dcmf_agwapi *api,
   if (rv != 0) {
     free(c);
     resource_problem(rv, p);
+    if (rv == DCMF_ERR_NOT_READY) {
+      resp->retry_after_s = NOT_READY_RETRY_S;
+    }
     return;
   }
   json_t *view = c->doc ? ctx_view(api, c) : NULL;

@@ -179,11 +179,11 @@ static void parse_termination(struct walk *w, json_t *t,
   static const char *const create_members[] = {
       "terminationId", "transport", "remote",  "latching",       "dtls",
       "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", "tls",
-      "tcp",           "msrp",      "dataChannel", NULL};
+      "tcp",           "msrp",      "dataChannel", "t140", NULL};
   static const char *const patched_members[] = {
       "terminationId", "transport", "remote",  "latching",       "dtls",
       "ice",           "notifyUri", "rtcpMux", "remoteRtcpPort", "local",
-      "tls",           "tcp",       "msrp",    "dataChannel", NULL};
+      "tls",           "tcp",       "msrp",    "dataChannel", "t140", NULL};
   int access = side == DCMF_RELAY_ACCESS;
   int create = mode == DCMF_AGWDOC_CREATE;
   only_members(w, t, create ? create_members : patched_members);

@@ -468,6 +468,14 @@ int dcmf_agwiq_parse(json_t *doc, struct dcmf_agwiq *out,
     dcmf_agwiq_t38_parse(&c, terms, prefix, out);
     return finish(&c);
   }
+  if (tr[0] == DCMF_AGWIQ_DTLS_SCTP && dcmf_agwiq_t140_wanted(terms[0], tr[1])) {
+    out->e2ae = 1;
+    dcmf_agwiq_t140_parse(&c, terms, prefix, out);
+    if (out->transport[1] == DCMF_AGWIQ_AVP) {
+      parse_core(&c, terms[1], prefix[1], out);
+    }
+    return finish(&c);
+  }
   if (tr[0] == DCMF_AGWIQ_DTLS_SCTP) {
     out->e2ae = 1;
     out->dc = 1;
@@ -536,6 +544,9 @@ int dcmf_agwiq_patch_check(const struct dcmf_agwiq *prev,
   if (next->dc) {
     /* Its own members here; DTLS and ICE below, as the RTP path's. */
     dcmf_agwiq_dc_patch_check(&c, prev, next, ch);
+  }
+  if (next->t140) {
+    dcmf_agwiq_t140_patch_check(&c, prev, next);
   }
   if (next->tcp) {
     dcmf_agwiq_tcp_patch_check(&c, prev, next, ch);

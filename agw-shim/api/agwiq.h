@@ -57,6 +57,25 @@
  * on the T.38 path (RFC 7345 §4.1 mandates ECDHE_RSA and DHE_RSA
  * suites), "ecdsa" elsewhere. It cannot change on an existing context.
  *
+ * T.140 path (docs/e2ae.md "T.140 over a data channel"; agwiq_t140.c;
+ * RFC 8865 <-> RFC 4103):
+ *   access: "transport": "UDP/DTLS/SCTP"
+ *           "dtls", "ice" (optional), "notifyUri" as the RTP path
+ *           "dataChannel": {"streamId": 0..65534, "label": "...",
+ *                           "subprotocol": "t140", "ordered": true,
+ *                           "maxMessageSize", "sctpPort",   (optional)
+ *                           "dcsa": {"cps": 1..65535,        (optional)
+ *                                    "hlangSend": "...", "hlangRecv": "...",
+ *                                    "direction": "sendrecv" | "sendonly" |
+ *                                                 "recvonly" | "inactive"}}
+ *                          (maxRetr and maxTime are refused: RFC 8865
+ *                           §4.1 says such an offer MUST be rejected)
+ *   core:   "transport": "RTP/AVP"
+ *           "rtcpMux", "remoteRtcpPort" as the RTP path
+ *           "t140": {"payloadType": 0..127, "redPayloadType": 0..127,
+ *                    "generations": 0..5, "cps": 1..65535} (optional;
+ *                    absent: 98, red 100, 2 generations, no cps limit)
+ *
  * A context whose two transports are "UDP" is the transparent relay and
  * carries none of these members. Unknown members are refused, as
  * agwdoc.c does and for the same reason.
@@ -169,6 +188,23 @@ struct dcmf_agwiq {
   /* The certificate the access termination presents (dtls.certificate):
    * 1 RSA (T.38's default), 0 ECDSA (the other paths' default). */
   int dtls_rsa;
+
+  /* T.140 real-time text (UDP/DTLS/SCTP with a "t140" channel <->
+   * RTP/AVP text; agwiq_t140.c, RFC 8865 and RFC 4103): "dtls" and
+   * "ice" as the RTP path, "dataChannel" (dc_sid, dc_label and
+   * dc_sctp_port above, and its dcsa values here) and the core's "t140"
+   * and RTCP members. */
+  int t140;
+  uint32_t t140_cps;        /* dcsa cps: what the WIC takes (default 30) */
+  int t140_direction;       /* dcsa direction: 0 sendrecv, 1 sendonly,
+                               2 recvonly, 3 inactive (the WIC's view) */
+  char t140_hlang_send[DCMF_AGWIQ_LABEL_MAX + 1]; /* "" when not given */
+  char t140_hlang_recv[DCMF_AGWIQ_LABEL_MAX + 1];
+  uint8_t t140_pt;          /* core t140.payloadType (default 98) */
+  int t140_red;             /* red toward the core */
+  uint8_t t140_red_pt;      /* core t140.redPayloadType (default 100) */
+  uint8_t t140_generations; /* core t140.generations (default 2) */
+  uint32_t t140_core_cps;   /* core t140.cps; 0: no limit */
 
   /* Core (plain RTP) leg. */
   int core_rtcp_mux;

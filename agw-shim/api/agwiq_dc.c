@@ -59,6 +59,42 @@ static int dc_path_check(const char *s) {
              : DCMF_ERR_MALFORMED;
 }
 
+void dcmf_agwiq_parse_dcmap(struct check *c, json_t *d, const char *prefix,
+                            const char *subprotocol, const char *clause,
+                            struct dcmf_agwiq *out) {
+  json_t *sid = json_object_get(d, "streamId");
+  if (!json_is_integer(sid) || json_integer_value(sid) < 0 ||
+      json_integer_value(sid) > 65534) {
+    dcmf_agwiq_fail(c, "is required: the a=dcmap stream id, 0 to 65534",
+                    "%s/streamId", prefix);
+  } else {
+    out->dc_sid = (uint16_t)json_integer_value(sid);
+  }
+  dcmf_agwiq_string_member(c, d, "label", prefix, NULL,
+                           "must be a string of at most 63 bytes",
+                           out->dc_label, sizeof(out->dc_label));
+  char why[160];
+  const char *sp = json_string_value(json_object_get(d, "subprotocol"));
+  if (sp == NULL || strcmp(sp, subprotocol) != 0) {
+    snprintf(why, sizeof(why), "is required and must be \"%s\" (%s)",
+             subprotocol, clause);
+    dcmf_agwiq_fail(c, why, "%s/subprotocol", prefix);
+  }
+  json_t *ord = json_object_get(d, "ordered");
+  if (ord != NULL && !json_is_true(ord)) {
+    snprintf(why, sizeof(why),
+             "must be true if given: %s needs an ordered channel (%s)",
+             subprotocol, clause);
+    dcmf_agwiq_fail(c, why, "%s/ordered", prefix);
+  }
+  static const char *const partial[] = {"maxRetr", "maxTime", NULL};
+  snprintf(why, sizeof(why),
+           "must be left out: %s needs a reliable channel, and an offer "
+           "with max-retr or max-time is refused (%s)",
+           subprotocol, clause);
+  dcmf_agwiq_refuse_listed(c, d, partial, prefix, why);
+}
+
 static void parse_dcsa(struct check *c, json_t *d, const char *prefix,
                        struct dcmf_agwiq *out) {
   static const char *const allowed[] = {"path", "setup", "msrpCema", NULL};
@@ -105,32 +141,7 @@ static void parse_data_channel(struct check *c, json_t *d, const char *prefix,
     return;
   }
   dcmf_agwiq_only_members(c, d, allowed, prefix);
-  json_t *sid = json_object_get(d, "streamId");
-  if (!json_is_integer(sid) || json_integer_value(sid) < 0 ||
-      json_integer_value(sid) > 65534) {
-    dcmf_agwiq_fail(c, "is required: the a=dcmap stream id, 0 to 65534",
-                    "%s/streamId", prefix);
-  } else {
-    out->dc_sid = (uint16_t)json_integer_value(sid);
-  }
-  dcmf_agwiq_string_member(c, d, "label", prefix, NULL,
-                           "must be a string of at most 63 bytes",
-                           out->dc_label, sizeof(out->dc_label));
-  const char *sp = json_string_value(json_object_get(d, "subprotocol"));
-  if (sp == NULL || strcmp(sp, "msrp") != 0) {
-    dcmf_agwiq_fail(c, "is required and must be \"msrp\" (RFC 8873 §4.3)",
-                    "%s/subprotocol", prefix);
-  }
-  json_t *ord = json_object_get(d, "ordered");
-  if (ord != NULL && !json_is_true(ord)) {
-    dcmf_agwiq_fail(c, "must be true if given: MSRP needs an ordered "
-                       "channel (RFC 8873 §4.3)",
-                    "%s/ordered", prefix);
-  }
-  static const char *const partial[] = {"maxRetr", "maxTime", NULL};
-  dcmf_agwiq_refuse_listed(c, d, partial, prefix,
-                           "must be left out: MSRP needs a reliable channel "
-                           "(RFC 8873 §4.3)");
+  dcmf_agwiq_parse_dcmap(c, d, prefix, "msrp", "RFC 8873 §4.3", out);
   json_t *mms = json_object_get(d, "maxMessageSize");
   out->dc_max_message_size = 65536; /* RFC 8841 §6: absent means 64 KiB */
   if (mms != NULL) {

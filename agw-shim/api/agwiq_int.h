@@ -52,6 +52,14 @@ void dcmf_agwiq_parse_ice(struct check *c, json_t *ice, const char *prefix,
 
 /* ---- agwiq_dc.c ---- */
 
+/* The a=dcmap members of a "dataChannel" |d| (streamId and label into
+ * |out|): subprotocol must be |subprotocol|, ordered true if given,
+ * maxRetr and maxTime refused (a reliable channel), each reason naming
+ * |clause|. */
+void dcmf_agwiq_parse_dcmap(struct check *c, json_t *d, const char *prefix,
+                            const char *subprotocol, const char *clause,
+                            struct dcmf_agwiq *out);
+
 /* 0 for an MSRP path (RFC 4975 §9: URIs separated by single spaces),
  * each URI as the relay engine parses it (msrp.h). */
 int dcmf_agwiq_msrp_path_check(const char *s);
@@ -101,5 +109,21 @@ void dcmf_agwiq_dc_parse(struct check *c, json_t *terms[2],
 void dcmf_agwiq_dc_patch_check(struct check *c, const struct dcmf_agwiq *prev,
                                struct dcmf_agwiq *next,
                                struct dcmf_agwiq_change *ch);
+
+/* ---- agwiq_t140.c ---- */
+
+/* 1 when the access termination |access| (transport UDP/DTLS/SCTP) is a
+ * T.140 channel: its dataChannel's subprotocol is "t140" and the core
+ * (|core_transport|, an enum dcmf_agwiq_transport) is not TCP/MSRP, or
+ * it names neither "t140" nor "msrp" and the core is RTP. */
+int dcmf_agwiq_t140_wanted(json_t *access, int core_transport);
+/* Reads the T.140 members of both terminations (transports read: access
+ * UDP/DTLS/SCTP); the core's RTCP members are agwiq.c's. */
+void dcmf_agwiq_t140_parse(struct check *c, json_t *terms[2],
+                           char prefix[2][48], struct dcmf_agwiq *out);
+/* The PATCH rules of such a context beside the DTLS and ICE ones. */
+void dcmf_agwiq_t140_patch_check(struct check *c,
+                                 const struct dcmf_agwiq *prev,
+                                 struct dcmf_agwiq *next);
 
 #endif

@@ -25,6 +25,8 @@ const char *dcmf_strerror(int err) {
     return "authentication failed";
   case DCMF_ERR_REPLAY:
     return "replayed";
+  case DCMF_ERR_NOT_READY:
+    return "not ready yet";
   case DCMF_ERR_NOMEM:
     return "out of memory";
   default:

@@ -31,6 +31,10 @@ enum dcmf_err {
   DCMF_ERR_AUTH = -508,
   /* A message was seen before, or is older than the replay window. */
   DCMF_ERR_REPLAY = -509,
+  /* What the request needs is still being prepared (the T.38 RSA
+   * identity while it is generated); the same request may succeed
+   * later. */
+  DCMF_ERR_NOT_READY = -510,
   DCMF_ERR_FATAL = -900,
   /* Memory allocation failed. */
   DCMF_ERR_NOMEM = -901,

@@ -50,6 +50,9 @@ struct dcmf_api_response {
   const char *accept_encoding;
   char etag[40]; /* strong entity-tag with its quotes; "" when absent */
   char www_authenticate[224]; /* RFC 6750 challenge for 401/403; "" */
+  /* Retry-After in seconds (RFC 9110 10.2.3) for a 503 that a later
+   * attempt may not get; 0 when absent. */
+  unsigned retry_after_s;
 };
 
 /* Reads the gauges other modules own (contexts, ports). */

@@ -172,6 +172,9 @@ static const struct opt options[] = {
      "clock skew allowed on exp, nbf and iat [60]"},
     {"auth-metrics", OPT_UINT, UINTF(auth_metrics), 0, 1, "0|1",
      "check client subjects and tokens on /healthz and /metrics too [0]"},
+    {"test-delay-rsa-ms", OPT_UINT, UINTF(test_delay_rsa_ms), 0, 600000, "MS",
+     "tests only: start generating the T.38 RSA identity this much later "
+     "[0]"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -97,6 +97,9 @@ struct dcmf_config {
   uint32_t auth_metrics; /* 1: /healthz and /metrics are checked too */
   /* Media worker processes; 0: one per CPU core (dcmfd resolves it). */
   uint32_t workers;
+  /* Tests only: the generated RSA identity starts this many ms late
+   * (rsaident.h), so a test sees the daemon before it is there. */
+  uint32_t test_delay_rsa_ms;
 };
 
 /* Fills |cfg| with the built-in defaults. */

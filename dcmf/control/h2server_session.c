@@ -67,10 +67,10 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id,
 
 /* Submits st->resp. HEAD responses keep content-length but send no body. */
 static void stream_respond(struct conn *c, struct stream *st) {
-  char status[8], length[24];
+  char status[8], length[24], retry_after[12];
   snprintf(status, sizeof(status), "%d", st->resp.status);
   snprintf(length, sizeof(length), "%zu", st->resp.body.len);
-  nghttp2_nv nva[13] = {NV(":status", status)};
+  nghttp2_nv nva[14] = {NV(":status", status)};
   size_t n = 1;
   if (st->resp.content_type != NULL) {
     nva[n++] = (nghttp2_nv)NV("content-type", st->resp.content_type);
@@ -95,6 +95,10 @@ static void stream_respond(struct conn *c, struct stream *st) {
   }
   if (st->resp.www_authenticate[0] != '\0') {
     nva[n++] = (nghttp2_nv)NV("www-authenticate", st->resp.www_authenticate);
+  }
+  if (st->resp.retry_after_s != 0) {
+    snprintf(retry_after, sizeof(retry_after), "%u", st->resp.retry_after_s);
+    nva[n++] = (nghttp2_nv)NV("retry-after", retry_after);
   }
   nva[n++] = (nghttp2_nv)NV("cache-control", "no-store");
   int head = strcmp(st->method, "HEAD") == 0;

@@ -32,14 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <uv.h>
 
 #include "agw.h"
 #include "api.h"
 #include "auth.h"
+#include "authcfg.h"
+#include "cmdline.h"
 #include "cert.h"
 #include "config.h"
 #include "context.h"
@@ -54,6 +54,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "ports.h"
+#include "rsaident.h"
 #include "wchild.h"
 #include "wpool.h"
 
@@ -100,13 +101,9 @@ struct daemon {
   int signal_thread_running;
   _Atomic unsigned pending; /* enum part bits not stopped yet */
   struct dcmf_cert dtls;
-  struct dcmf_cert dtls_rsa; /* T.38 over DTLS (RFC 7345) */
-  /* Generating an RSA 2048 key takes 0.1 s to seconds (a prime search,
-   * longer on a loaded host): it runs on this thread while the worker
-   * processes start (dcmf_wpool_settings.await_rsa). */
-  uv_thread_t rsa_thread;
-  int rsa_generating, rsa_rv;
-  char rsa_err[256];
+  /* T.38 over DTLS (RFC 7345): loaded, or generated on a thread of its
+   * own while everything else starts and serves (rsa_ready). */
+  struct dcmf_rsaident rsa;
   struct dcmf_ports *ports;
   struct dcmf_controller *controller; /* owns the context registry */
   /* The media worker processes (wpool.h); they get the daemon's own
@@ -444,155 +441,20 @@ static void stop_signal_thread(struct daemon *d) {
   }
 }
 
-/* Reads a small file (a PEM key, a secret) whole into |*out| (malloc'd,
- * NUL-terminated, |*len| without the NUL). Returns 0 or -1 with |err| set. */
-static int read_small_file(const char *what, const char *path, uint8_t **out,
-                           size_t *len, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    snprintf(err, errlen, "%s %.400s: %s", what, path, strerror(errno));
-    return -1;
-  }
-  enum { CAP = 64 * 1024 };
-  uint8_t *buf = malloc(CAP + 1);
-  size_t n = buf != NULL ? fread(buf, 1, CAP, f) : 0;
-  int bad = buf == NULL || ferror(f) || !feof(f) || n == 0;
-  fclose(f);
-  if (bad) {
-    snprintf(err, errlen, "%s %.400s: empty, unreadable or over 64 KiB", what,
-             path);
-    free(buf);
-    return -1;
-  }
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
-/* Builds the control API's access checks from the configuration (keys and
- * secret read here, parsed by auth.c). Returns 0, or the exit status. */
-static int auth_setup(struct daemon *d, char *err, size_t errlen) {
-  const struct dcmf_config *c = &d->cfg;
-  int mtls = c->control_client_ca[0] != '\0';
-  if (!mtls && c->n_oauth2_keys == 0 && c->oauth2_hmac_secret[0] == '\0') {
-    return 0;
-  }
-  struct dcmf_auth_key keys[DCMF_AUTH_MAX_KEYS];
-  const char *subjects[DCMF_AUTH_MAX_SUBJECTS];
-  uint8_t *secret = NULL;
-  size_t secret_len = 0, n_keys = 0;
-  int rv = 2;
-  for (size_t i = 0; i < c->n_control_client_subjects; i++) {
-    subjects[i] = c->control_client_subjects[i];
-  }
-  for (; n_keys < c->n_oauth2_keys; n_keys++) {
-    uint8_t *pem;
-    size_t len;
-    if (read_small_file("oauth2-key", c->oauth2_keys[n_keys], &pem, &len, err,
-                        errlen) != 0) {
-      goto done;
-    }
-    keys[n_keys] = (struct dcmf_auth_key){c->oauth2_keys[n_keys], pem, len};
-  }
-  if (c->oauth2_hmac_secret[0] != '\0') {
-    if (read_small_file("oauth2-hmac-secret", c->oauth2_hmac_secret, &secret,
-                        &secret_len, err, errlen) != 0) {
-      goto done;
-    }
-    /* A secret written with echo or an editor ends in a newline that is
-     * not part of it. */
-    if (secret[secret_len - 1] == '\n') {
-      secret_len--;
-    }
-    if (secret_len < 32) {
-      snprintf(err, errlen,
-               "oauth2-hmac-secret %.400s: at least 32 bytes are needed (RFC "
-               "7518 3.2)",
-               c->oauth2_hmac_secret);
-      goto done;
-    }
-  }
-  struct dcmf_auth_settings as = {
-      .client_cert = mtls,
-      .subjects = subjects,
-      .n_subjects = c->n_control_client_subjects,
-      .keys = keys,
-      .n_keys = n_keys,
-      .hmac_secret = secret,
-      .hmac_secret_len = secret_len,
-      .audience = c->oauth2_audience,
-      .issuer = c->oauth2_issuer,
-      .scope_agw = c->oauth2_scope_agw,
-      .leeway_s = c->oauth2_leeway_s,
-  };
-  int arv = dcmf_auth_new(&d->auth, &as, err, errlen);
-  rv = arv == 0 ? 0 : arv == DCMF_ERR_INVALID ? 2 : 1;
-  if (rv == 0 && mtls) {
-    rv = dcmf_h2server_tls_client_ca(d->control_tls, c->control_client_ca, err,
-                                     errlen) == 0
-             ? 0
-             : 2;
-  }
-done:
-  for (size_t i = 0; i < n_keys; i++) {
-    free((void *)keys[i].pem);
-  }
-  if (secret != NULL) {
-    OPENSSL_cleanse(secret, secret_len);
-    free(secret);
-  }
-  return rv;
-}
-
-static int is_loopback(const char *host) {
-  struct in_addr a4;
-  if (inet_pton(AF_INET, host, &a4) == 1) {
-    return (ntohl(a4.s_addr) >> 24) == 127;
-  }
-  return strcmp(host, "::1") == 0;
-}
-
-/* TS 33.501 section 13: anyone who reaches an open control port can
- * create contexts and bind ports; say so where it is reachable. */
-static void auth_warn(struct daemon *d) {
-  if (is_loopback(d->cfg.control_host)) {
-    return;
-  }
-  if (d->auth == NULL) {
-    DCMF_LOGW(&d->log, "auth",
-              "control API on %s with no client authentication: anyone who "
-              "reaches it can drive this MF (set control-client-ca and/or "
-              "oauth2-key, docs/security.md)",
-              d->cfg.control_host);
-  } else if (d->control_tls == NULL) {
-    DCMF_LOGW(&d->log, "auth",
-              "control API on %s without TLS: bearer tokens cross the "
-              "network in the clear (set control-cert)",
-              d->cfg.control_host);
-  }
-}
-
-static void rsa_generate(void *arg) {
-  struct daemon *d = arg;
-  d->rsa_rv = dcmf_cert_generate_kind(&d->dtls_rsa, DCMF_CERT_RSA, d->rsa_err,
-                                      sizeof(d->rsa_err));
-}
-
-/* The RSA identity, once its thread is done (dcmf_wpool_settings). A
- * failure leaves T.38 without an identity (its contexts are refused)
- * rather than the daemon without workers. */
-static const struct dcmf_cert *rsa_await(void *user) {
+/* The generated RSA identity is there (or failed: NULL). The workers get
+ * it first, the shim then answers with its fingerprint: a T.38 ADD
+ * reaches its worker behind the identity on the same link. Either may
+ * not exist yet (the workers answer their hellos on this loop). */
+static void rsa_ready(void *user, const struct dcmf_cert *cert) {
   struct daemon *d = user;
-  if (d->rsa_generating) {
-    uv_thread_join(&d->rsa_thread);
-    d->rsa_generating = 0;
-    if (d->rsa_rv != 0) {
-      DCMF_LOGE(&d->log, "main", "no RSA identity for T.38: %s", d->rsa_err);
-      dcmf_cert_free(&d->dtls_rsa);
-    }
+  if (cert != NULL && d->workers != NULL &&
+      dcmf_wpool_set_rsa(d->workers, cert) != 0) {
+    DCMF_LOGE(&d->log, "main", "no RSA identity for T.38: out of memory");
+    cert = NULL;
   }
-  return d->dtls_rsa.x509 != NULL ? &d->dtls_rsa : NULL;
+  if (d->agw != NULL) {
+    dcmf_agw_set_rsa_cert(d->agw, cert);
+  }
 }
 
 static int daemon_setup(struct daemon *d) {
@@ -607,23 +469,17 @@ static int daemon_setup(struct daemon *d) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return 1;
   }
-  if (d->cfg.dtls_rsa_cert[0] != '\0') {
-    if (dcmf_cert_load(&d->dtls_rsa, d->cfg.dtls_rsa_cert,
-                       d->cfg.dtls_rsa_key, err, sizeof(err)) != 0) {
-      fprintf(stderr, "dcmfd: %s\n", err);
-      return 2;
-    }
-    if (!dcmf_cert_is_rsa(&d->dtls_rsa)) {
-      fprintf(stderr, "dcmfd: %s: not an RSA key (T.38 over DTLS needs "
-                      "the RFC 7345 RSA suites)\n",
-              d->cfg.dtls_rsa_key);
-      return 2;
-    }
-  } else if (uv_thread_create(&d->rsa_thread, rsa_generate, d) != 0) {
-    fprintf(stderr, "dcmfd: cannot start a thread\n");
-    return 1;
-  } else {
-    d->rsa_generating = 1;
+  struct dcmf_rsaident_settings rs = {.loop = &d->loop,
+                                      .cert_path = d->cfg.dtls_rsa_cert,
+                                      .key_path = d->cfg.dtls_rsa_key,
+                                      .delay_ms = d->cfg.test_delay_rsa_ms,
+                                      .log = &d->log,
+                                      .on_ready = rsa_ready,
+                                      .user = d};
+  int rrv = dcmf_rsaident_start(&d->rsa, &rs, err, sizeof(err));
+  if (rrv != 0) {
+    fprintf(stderr, "dcmfd: %s\n", err);
+    return rrv;
   }
   if (d->cfg.control_cert[0] != '\0') {
     d->control_tls = dcmf_h2server_tls_ctx(d->cfg.control_cert,
@@ -634,7 +490,8 @@ static int daemon_setup(struct daemon *d) {
       return 2;
     }
   }
-  int arv = auth_setup(d, err, sizeof(err));
+  int arv = dcmf_authcfg_build(&d->cfg, d->control_tls, &d->auth, err,
+                               sizeof(err));
   if (arv != 0) {
     fprintf(stderr, "dcmfd: %s\n", err);
     return arv;
@@ -683,7 +540,7 @@ static int daemon_setup(struct daemon *d) {
                                     .args = d->args,
                                     .n_args = d->n_args,
                                     .cert = &d->dtls,
-                                    .await_rsa = rsa_await,
+                                    .rsa_cert = dcmf_rsaident_get(&d->rsa),
                                     .log = &d->log,
                                     .on_event = wp_event,
                                     .on_relay_event = agw_relay_event,
@@ -706,9 +563,9 @@ static int daemon_setup(struct daemon *d) {
                                  .port_dup = ctl_port_dup,
                                  .port_user = d,
                                  .cert = &d->dtls,
-                                 .rsa_cert = d->dtls_rsa.x509 != NULL
-                                                 ? &d->dtls_rsa
-                                                 : NULL,
+                                 .rsa_cert = dcmf_rsaident_get(&d->rsa),
+                                 .rsa_pending =
+                                     dcmf_rsaident_pending(&d->rsa),
                                  .post_media = agw_post_media,
                                  .notify = ctl_notify};
   if (dcmf_agw_new(&d->agw, &as) != 0) {
@@ -760,6 +617,9 @@ static int daemon_setup(struct daemon *d) {
 }
 
 static void daemon_teardown(struct daemon *d) {
+  /* First: no identity arrives at the workers or the shim while they
+   * stop. */
+  dcmf_rsaident_close(&d->rsa);
   /* Releases every port and tells the workers to end every session. */
   dcmf_controller_del(d->controller);
   if (d->workers != NULL) {
@@ -784,8 +644,6 @@ static void daemon_teardown(struct daemon *d) {
   SSL_CTX_free(d->control_tls);
   dcmf_auth_del(d->auth);
   dcmf_cert_free(&d->dtls);
-  (void)rsa_await(d); /* a setup that failed early may not have waited */
-  dcmf_cert_free(&d->dtls_rsa);
 }
 
 int main(int argc, char **argv) {
@@ -793,43 +651,18 @@ int main(int argc, char **argv) {
   if (d == NULL) {
     return 1;
   }
-  char err[1200];
-  enum dcmf_config_action action;
-  /* Started again by the control process as a media worker (wchild.h):
-   * the same arguments follow the marker. */
-  int worker_process = argc >= 2 && strcmp(argv[1], DCMF_WCHILD_ARG) == 0;
-  if (worker_process) {
-    argc--;
-    argv++;
-  }
-  if (dcmf_config_from_args(&d->cfg, argc, argv, &action, err, sizeof(err)) !=
-      0) {
-    fprintf(stderr, "dcmfd: %s\n", err);
-    free(d);
-    return 2;
-  }
-  if (action != DCMF_CONFIG_RUN) {
-    if (action == DCMF_CONFIG_HELP) {
-      dcmf_config_usage(stdout, "dcmfd");
-    } else {
-      printf("dcmfd %s\n", DCMF_VERSION);
-    }
-    free(d);
-    return 0;
-  }
-  if (worker_process) {
-    int status = dcmf_wchild_main(&d->cfg, DCMF_WCHILD_FD);
+  struct dcmf_cmdline cl;
+  dcmf_cmdline_read(&cl, &d->cfg, argc, argv);
+  if (cl.role != DCMF_CMDLINE_CONTROL) {
+    int status = cl.role == DCMF_CMDLINE_WORKER
+                     ? dcmf_wchild_main(&d->cfg, DCMF_WCHILD_FD)
+                     : cl.exit_status;
     free(d);
     return status;
   }
-  d->args = argv + 1;
-  d->n_args = (size_t)(argc - 1);
-  d->n_workers = d->cfg.workers;
-  if (d->n_workers == 0) { /* one per core */
-    unsigned cores = uv_available_parallelism();
-    d->n_workers = cores < DCMF_CONFIG_MAX_WORKERS ? cores
-                                                   : DCMF_CONFIG_MAX_WORKERS;
-  }
+  d->args = cl.args;
+  d->n_args = cl.n_args;
+  d->n_workers = cl.n_workers;
   d->log = (struct dcmf_log){.stream = stderr,
                              .level = d->cfg.log_level,
                              .format = d->cfg.log_format};
@@ -857,7 +690,7 @@ int main(int argc, char **argv) {
               d->cfg.media_advertise, d->cfg.port_min, d->cfg.port_max,
               d->dtls.fingerprint,
               dcmf_srtp_backend_name(d->cfg.srtp_backend));
-    auth_warn(d);
+    dcmf_authcfg_warn(&d->cfg, d->auth, d->control_tls != NULL, &d->log);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     /* The API server and every control-loop handle have closed. */
     atomic_fetch_and(&d->pending, ~(unsigned)PART_CONTROL);

@@ -8,6 +8,7 @@
 #include "httpsvc.h"
 #include "msrp_dc_svc.h"
 #include "svc_relay.h"
+#include "t140_svc.h"
 #include "udpproxy_svc.h"
 
 int dcmf_services_open(struct dcmf_services *s, const struct dcmf_config *c,
@@ -42,6 +43,8 @@ int dcmf_services_open(struct dcmf_services *s, const struct dcmf_config *c,
   s->regs[4] = (struct dcmf_svc_reg){&dcmf_e2ae_service, &s->e2ae};
   /* The negotiated msrp channel of an MSRP-over-DC e2ae media only. */
   s->regs[5] = (struct dcmf_svc_reg){&dcmf_msrp_dc_service, NULL};
+  /* The negotiated t140 channel of a T.140 e2ae media only. */
+  s->regs[6] = (struct dcmf_svc_reg){&dcmf_t140_service, NULL};
   s->n = DCMF_SERVICES_N;
   return 0;
 }

@@ -15,7 +15,7 @@
 #include "repo.h"
 #include "service.h"
 
-#define DCMF_SERVICES_N 6
+#define DCMF_SERVICES_N 7
 
 struct dcmf_services {
   struct dcmf_repo *repo;

@@ -199,6 +199,32 @@ static void on_hello(struct child *c, const struct dcmf_wire_frame *f) {
   ready(c, 0, "");
 }
 
+/* The RSA identity that was still being generated when the hello went:
+ * the worker gets it through its inbox, ahead of any T.38 media the
+ * control process sends after it. Returns 0, or -1 for a frame only a
+ * bug sends. */
+static int on_rsa_identity(struct child *c, const struct dcmf_wire_frame *f) {
+  const uint8_t *cert, *key;
+  size_t cert_len, key_len;
+  char err[600];
+  if (c->worker == NULL || dcmf_wire_decode_rsa_identity(
+                               f->body, f->len, &cert, &cert_len, &key,
+                               &key_len) != 0) {
+    return -1;
+  }
+  if (c->rsa_cert.x509 != NULL) {
+    return 0; /* the hello had it already */
+  }
+  if (dcmf_cert_from_der(&c->rsa_cert, cert, cert_len, key, key_len, err,
+                         sizeof(err)) != 0) {
+    DCMF_LOGE(&c->log, "worker", "worker %u: the RSA identity: %s",
+              (unsigned)c->index, err);
+    return 0; /* T.38 media do not start here; the rest goes on */
+  }
+  dcmf_worker_set_rsa_identity(c->worker, c->rsa_cert.x509, c->rsa_cert.pkey);
+  return 0;
+}
+
 static void on_frame(void *user, const struct dcmf_wire_frame *f) {
   struct child *c = user;
   if (c->stopping) {
@@ -206,6 +232,9 @@ static void on_frame(void *user, const struct dcmf_wire_frame *f) {
   }
   if (f->type == DCMF_WIRE_HELLO) {
     on_hello(c, f);
+    return;
+  }
+  if (f->type == DCMF_WIRE_RSA_IDENTITY && on_rsa_identity(c, f) == 0) {
     return;
   }
   if (f->type == DCMF_WIRE_RELAY && c->worker != NULL) {

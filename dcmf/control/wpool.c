@@ -50,9 +50,8 @@ struct dcmf_wpool {
   struct dcmf_wpool_settings settings;
   char **argv; /* exe, DCMF_WCHILD_ARG, the daemon's args, NULL */
   struct dcmf_buf cert_der, key_der; /* for every hello */
-  struct dcmf_buf rsa_cert_der, rsa_key_der; /* empty: no RSA identity */
-  /* The first hellos wait for |await_rsa| (dcmf_wpool_start). */
-  int hello_held;
+  /* Empty: no RSA identity (yet: dcmf_wpool_set_rsa). */
+  struct dcmf_buf rsa_cert_der, rsa_key_der;
   struct wproc *w;
   /* Counters of worker processes that ended, so totals never go back. */
   struct dcmf_media_figures retired;
@@ -317,9 +316,8 @@ static void send_hello(struct wproc *w) {
   dcmf_buf_free(&hello);
 }
 
-/* A new link with the hello queued (at the first start, perhaps only
- * once |await_rsa| returned), then the process now or after its delay.
- * Messages posted meanwhile wait behind the hello. */
+/* A new link with the hello queued, then the process now or after its
+ * delay. Messages posted meanwhile wait behind the hello. */
 static void incarnate(struct wproc *w) {
   struct dcmf_wpool *p = w->pool;
   int pair[2];
@@ -342,9 +340,7 @@ static void incarnate(struct wproc *w) {
   if (dcmf_wlink_new(&w->link, &ls) != 0) {
     abort(); /* out of memory before a worker could even start */
   }
-  if (!p->hello_held) {
-    send_hello(w);
-  }
+  send_hello(w);
   if (w->delay_ms == 0) {
     spawn(w);
   } else {
@@ -427,9 +423,6 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
     p->argv[2 + i] = settings->args[i];
   }
   p->starting = 1;
-  /* A generated RSA identity is still being made: the processes start
-   * (exec, libraries) meanwhile, their hellos wait for it. */
-  p->hello_held = settings->await_rsa != NULL;
   for (size_t i = 0; i < settings->n_workers; i++) {
     struct wproc *w = &p->w[i];
     w->pool = p;
@@ -442,22 +435,36 @@ int dcmf_wpool_start(struct dcmf_wpool **out,
     incarnate(w);
   }
   *out = p;
-  if (p->hello_held) {
-    const struct dcmf_cert *rsa = settings->await_rsa(settings->user);
-    p->hello_held = 0;
-    if (rsa != NULL &&
-        dcmf_cert_to_der(rsa, &p->rsa_cert_der, &p->rsa_key_der) != 0) {
-      abort(); /* out of memory before a worker could even start */
-    }
-    for (size_t i = 0; i < settings->n_workers; i++) {
-      if (p->w[i].link != NULL) {
-        send_hello(&p->w[i]);
-      }
-    }
-  }
   int rv = wait_ready(p, err, errlen);
   p->starting = 0;
   return rv;
+}
+
+int dcmf_wpool_set_rsa(struct dcmf_wpool *p, const struct dcmf_cert *rsa) {
+  if (p->rsa_cert_der.len > 0) {
+    return 0; /* the workers have one */
+  }
+  struct dcmf_buf frame = {0};
+  int rv = dcmf_cert_to_der(rsa, &p->rsa_cert_der, &p->rsa_key_der);
+  rv = rv != 0 ? rv : dcmf_wire_encode_rsa_identity(
+      &frame, (const uint8_t *)p->rsa_cert_der.data, p->rsa_cert_der.len,
+      (const uint8_t *)p->rsa_key_der.data, p->rsa_key_der.len);
+  /* A worker without a link now gets it in the hello of its next start;
+   * one whose link refuses it is failing and will too. */
+  for (size_t i = 0; rv == 0 && i < p->settings.n_workers; i++) {
+    if (p->w[i].link != NULL) {
+      (void)dcmf_wlink_send(p->w[i].link, &frame, NULL, 0, 1);
+    }
+  }
+  OPENSSL_cleanse(frame.data, frame.len);
+  dcmf_buf_free(&frame);
+  if (rv != 0) { /* then no worker has it, not even a later one */
+    OPENSSL_cleanse(p->rsa_key_der.data, p->rsa_key_der.len);
+    dcmf_buf_free(&p->rsa_key_der);
+    dcmf_buf_free(&p->rsa_cert_der);
+    return DCMF_ERR_NOMEM;
+  }
+  return 0;
 }
 
 int dcmf_wpool_post(struct dcmf_wpool *p, size_t worker, enum dcmf_media_op op,

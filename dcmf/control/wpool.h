@@ -44,13 +44,9 @@ struct dcmf_wpool_settings {
   char *const *args;
   size_t n_args;
   const struct dcmf_cert *cert; /* the identity every worker presents */
-  /* The RSA identity of T.38 media, or NULL (borrowed during start). */
+  /* The RSA identity of T.38 media (borrowed during start), or NULL:
+   * none yet, dcmf_wpool_set_rsa may give it later. */
   const struct dcmf_cert *rsa_cert;
-  /* Or, when the RSA identity is being generated on another thread:
-   * called (with |user|) once the worker processes were started and
-   * before their hellos go, it waits for it and returns it (borrowed
-   * during start), or NULL for none. NULL: |rsa_cert| is all. */
-  const struct dcmf_cert *(*await_rsa)(void *user);
   const struct dcmf_log *log;
   /* An event a worker raised (media.h). */
   void (*on_event)(void *user, const struct dcmf_media_event *ev);
@@ -77,6 +73,16 @@ struct dcmf_wpool;
 int dcmf_wpool_start(struct dcmf_wpool **pool,
                      const struct dcmf_wpool_settings *settings, char *err,
                      size_t errlen);
+
+/*
+ * Gives every worker the RSA identity of T.38 media that the pool was
+ * started without (it was being generated meanwhile; copied, |rsa| is
+ * not kept): a frame on each link, behind what is queued there, so a
+ * T.38 ADD posted after this call reaches its worker after the
+ * identity; a worker started later has it in its hello. Returns 0 or
+ * DCMF_ERR_NOMEM (no worker was given it).
+ */
+int dcmf_wpool_set_rsa(struct dcmf_wpool *pool, const struct dcmf_cert *rsa);
 
 /*
  * Hands worker |worker| the controller's message (media.h); takes

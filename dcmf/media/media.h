@@ -67,6 +67,21 @@ struct dcmf_media_rtpleg {
   int latching;    /* the core peer's address is taken from its packets */
   int core_avpf;   /* core RTP/AVPF: RTCP feedback passes; RTP/AVP: not */
   int access_avpf; /* access UDP/TLS/RTP/SAVPF */
+  /* e2ae T.140 (RFC 8865 <-> RFC 4103): with |on|, the access media's
+   * association is SCTP and its negotiated "t140" channel |sid| is
+   * joined to this leg's RTP text stream (agw-shim/e2ae/t140_svc.h);
+   * the SRTP service stays out of it. */
+  struct dcmf_media_t140 {
+    int on;
+    uint16_t sid;          /* the access data channel's SCTP stream */
+    uint8_t pt_t140;       /* text/t140 payload type toward the core */
+    uint8_t pt_red;        /* red payload type, if use_red */
+    int use_red;
+    uint8_t generations;   /* 0..5 */
+    uint32_t cps_to_dc;    /* the WIC's dcsa cps (1..65535) */
+    uint32_t cps_to_rtp;   /* the core's fmtp cps; 0: no limit */
+    int direction;         /* enum dcmf_t140_direction: the WIC's dcsa */
+  } t140;
 };
 
 /* e2ae TCP (TS 23.334 5.16, 6.2.10.3, 6.2.18; docs/e2ae.md "MSRP and

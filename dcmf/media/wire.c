@@ -204,6 +204,32 @@ int dcmf_wire_encode_hello(struct dcmf_buf *out,
   return rv;
 }
 
+int dcmf_wire_encode_rsa_identity(struct dcmf_buf *out,
+                                  const uint8_t *cert_der, size_t cert_len,
+                                  const uint8_t *key_der, size_t key_len) {
+  if (cert_len == 0 || key_len == 0 || cert_len > DCMF_WIRE_MAX_BODY / 8 ||
+      key_len > DCMF_WIRE_MAX_BODY / 8) {
+    return DCMF_ERR_TOO_LARGE;
+  }
+  uint32_t head[2] = {(uint32_t)cert_len, (uint32_t)key_len};
+  size_t was = out->len;
+  int rv = dcmf_wire_header(out, DCMF_WIRE_RSA_IDENTITY,
+                            sizeof(head) + cert_len + key_len, 0);
+  if (rv == 0) {
+    rv = put(out, head, sizeof(head));
+  }
+  if (rv == 0) {
+    rv = put(out, cert_der, cert_len);
+  }
+  if (rv == 0) {
+    rv = put(out, key_der, key_len);
+  }
+  if (rv != 0) {
+    out->len = was;
+  }
+  return rv;
+}
+
 int dcmf_wire_encode_ready(struct dcmf_buf *out, uint32_t status,
                            const char *text) {
   return frame2(out, DCMF_WIRE_READY, &status, sizeof(status), text,
@@ -273,7 +299,21 @@ static int leg_addr_ok(const struct sockaddr_storage *a) {
  * RTCP socket only without rtcp-mux and never one without the RTP one,
  * and sockets only with an ADD (an UPDATE keeps the running leg's, and
  * would overwrite them unclosed; a REMOVE's leg is only a marker). */
+/* The T.140 part of an RTP leg: payload types of 7 bits and apart,
+ * at most 5 generations, a direction of the four. */
+static int t140_ok(const struct dcmf_media_t140 *t) {
+  return ((t->on | t->use_red) & ~1) == 0 &&
+         (!t->on || (t->pt_t140 <= 127 && t->pt_red <= 127 &&
+                     (!t->use_red || t->pt_red != t->pt_t140) &&
+                     t->generations <= 5 && t->cps_to_dc >= 1 &&
+                     t->cps_to_dc <= 65535 && t->cps_to_rtp <= 65535 &&
+                     t->direction >= 0 && t->direction <= 3));
+}
+
 static int rtpleg_ok(const struct dcmf_media_rtpleg *l, uint32_t op) {
+  if (!t140_ok(&l->t140)) {
+    return 0;
+  }
   int flags = l->rtcp_mux | l->latching | l->core_avpf | l->access_avpf;
   return leg_addr_ok(&l->remote_rtp) && leg_addr_ok(&l->remote_rtcp) &&
          (flags & ~1) == 0 && (l->rtcp_fd < 0 || l->rtp_fd >= 0) &&
@@ -546,6 +586,22 @@ int dcmf_wire_decode_hello(const uint8_t *body, size_t len,
   hello->rsa_cert_len = head[4];
   hello->rsa_key_der = head[5] > 0 ? c.p + head[2] + head[3] + head[4] : NULL;
   hello->rsa_key_len = head[5];
+  return 0;
+}
+
+int dcmf_wire_decode_rsa_identity(const uint8_t *body, size_t len,
+                                  const uint8_t **cert_der, size_t *cert_len,
+                                  const uint8_t **key_der, size_t *key_len) {
+  uint32_t head[2];
+  struct cursor c = {body, len};
+  if (take(&c, head, sizeof(head)) != 0 || head[0] == 0 || head[1] == 0 ||
+      (size_t)head[0] + head[1] != c.left) {
+    return DCMF_ERR_MALFORMED;
+  }
+  *cert_der = c.p;
+  *cert_len = head[0];
+  *key_der = c.p + head[0];
+  *key_len = head[1];
   return 0;
 }
 

@@ -36,6 +36,9 @@ enum dcmf_wire_type {
   DCMF_WIRE_STATUS,    /* worker → control: counters and heartbeat */
   DCMF_WIRE_RELAY,     /* control → worker: an AGW relay op, fds beside */
   DCMF_WIRE_RELAY_EVENT, /* worker → control: a struct dcmf_relay_event */
+  /* control → worker: the RSA identity (T.38 over DTLS) that was still
+   * being generated when the hello went */
+  DCMF_WIRE_RSA_IDENTITY,
 };
 
 #define DCMF_WIRE_HEADER 12
@@ -143,6 +146,21 @@ int dcmf_wire_encode_hello(struct dcmf_buf *out,
  * DCMF_ERR_MALFORMED. */
 int dcmf_wire_decode_hello(const uint8_t *body, size_t len,
                            struct dcmf_wire_hello *hello);
+
+/*
+ * Appends a whole RSA_IDENTITY frame: the certificate and its key (DER;
+ * the key is secret), both non-empty. Returns 0, DCMF_ERR_TOO_LARGE or
+ * DCMF_ERR_NOMEM (|out| as it was).
+ */
+int dcmf_wire_encode_rsa_identity(struct dcmf_buf *out,
+                                  const uint8_t *cert_der, size_t cert_len,
+                                  const uint8_t *key_der, size_t key_len);
+
+/* Decodes an RSA_IDENTITY body; the DER pointers point into |body|.
+ * Returns 0 or DCMF_ERR_MALFORMED. */
+int dcmf_wire_decode_rsa_identity(const uint8_t *body, size_t len,
+                                  const uint8_t **cert_der, size_t *cert_len,
+                                  const uint8_t **key_der, size_t *key_len);
 
 /* Appends a whole READY frame: |status| 0 (started) or the exit status
  * the worker will end with, and a text saying why (may be ""). Returns

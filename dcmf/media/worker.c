@@ -40,8 +40,9 @@
 #define OUTBOX_RELAY_ROOM(w) ((w)->outbox_limit / 2)
 
 /* What an inbox message carries (media.h): the controller's message
- * about a DC media, the AGW shim's about a relay, or the stop. */
-enum msg_kind { MSG_MEDIA, MSG_RELAY, MSG_STOP };
+ * about a DC media, the AGW shim's about a relay, the RSA identity that
+ * came late, or the stop. */
+enum msg_kind { MSG_MEDIA, MSG_RELAY, MSG_RSA_IDENTITY, MSG_STOP };
 
 /* One message of the inbox. */
 struct msg {
@@ -50,6 +51,8 @@ struct msg {
   struct dcmf_media_desc desc; /* REMOVE: only the key */
   enum dcmf_relay_op relay_op;
   struct dcmf_relay_desc relay; /* REMOVE: only the id */
+  X509 *rsa_cert;               /* MSG_RSA_IDENTITY; borrowed */
+  EVP_PKEY *rsa_pkey;
   struct dcmf_queue_node node;
 };
 
@@ -228,6 +231,15 @@ void dcmf_worker_post_relay(struct dcmf_worker *w, enum dcmf_relay_op op,
   m->kind = MSG_RELAY;
   m->relay_op = op;
   m->relay = *desc;
+  post(w, m);
+}
+
+void dcmf_worker_set_rsa_identity(struct dcmf_worker *w, X509 *cert,
+                                  EVP_PKEY *pkey) {
+  struct msg *m = msg_new();
+  m->kind = MSG_RSA_IDENTITY;
+  m->rsa_cert = cert;
+  m->rsa_pkey = pkey;
   post(w, m);
 }
 
@@ -448,6 +460,21 @@ static void handle_msg(struct dcmf_worker *w, struct msg *m) {
   }
 }
 
+/* Sessions started from now on that ask for the RSA identity get it
+ * (the env is copied into each session at its start). */
+static void handle_rsa_identity(struct dcmf_worker *w, struct msg *m) {
+  if (w->env.dtls_rsa_ctx != NULL) {
+    return; /* it has one: the first stays */
+  }
+  if (dcmf_dtls_ctx_init(&w->dtls_rsa_ctx, m->rsa_cert, m->rsa_pkey, 1200) !=
+      0) {
+    DCMF_LOGE(w->settings.log, "worker",
+              "the RSA identity cannot be used; T.38 media will not start");
+    return;
+  }
+  w->env.dtls_rsa_ctx = &w->dtls_rsa_ctx;
+}
+
 static void on_inbox(void *user, struct dcmf_queue_node *list) {
   struct dcmf_worker *w = user;
   int stop = 0;
@@ -458,6 +485,8 @@ static void on_inbox(void *user, struct dcmf_queue_node *list) {
       stop = 1;
     } else if (m->kind == MSG_RELAY) {
       dcmf_relayhost_handle(&w->relays, m->relay_op, &m->relay);
+    } else if (m->kind == MSG_RSA_IDENTITY) {
+      handle_rsa_identity(w, m);
     } else {
       handle_msg(w, m);
     }
@@ -677,7 +706,7 @@ void dcmf_worker_stop(struct dcmf_worker *w) {
   dcmf_ratelimit_del(w->stun_limit);
   dcmf_ratelimit_del(w->hello_limit);
   dcmf_dtls_ctx_free(&w->dtls_ctx);
-    dcmf_dtls_ctx_free(&w->dtls_rsa_ctx);
+  dcmf_dtls_ctx_free(&w->dtls_rsa_ctx);
   dcmf_queue_close(&w->outbox, outbox_closed);
 }
 

@@ -34,7 +34,8 @@ struct dcmf_worker_settings {
   X509 *cert;     /* borrowed for the worker's life */
   EVP_PKEY *pkey; /* borrowed for the worker's life */
   /* The RSA identity of T.38 media (media.h |dtls_rsa|), borrowed for
-   * the worker's life; NULL: none (such media do not start). */
+   * the worker's life; NULL: none yet (such media do not start until
+   * dcmf_worker_set_rsa_identity gives it). */
   X509 *rsa_cert;
   EVP_PKEY *rsa_pkey;
   const struct dcmf_log *log;
@@ -129,6 +130,18 @@ void dcmf_worker_post(struct dcmf_worker *worker, enum dcmf_media_op op,
  */
 void dcmf_worker_post_relay(struct dcmf_worker *worker, enum dcmf_relay_op op,
                             struct dcmf_relay_desc *desc);
+
+/*
+ * Hands the worker the RSA identity of T.38 media that it was started
+ * without (it was still being generated): |cert| and |pkey| are
+ * borrowed for the worker's life. Goes through the inbox like the
+ * media messages, so an ADD posted after this call finds it. A worker
+ * that has an RSA identity keeps it (the call is then ignored). Cannot
+ * fail, like dcmf_worker_post; should the worker's DTLS context refuse
+ * the identity, it says so in the log and such media do not start.
+ */
+void dcmf_worker_set_rsa_identity(struct dcmf_worker *worker, X509 *cert,
+                                  EVP_PKEY *pkey);
 
 const struct dcmf_media_stats *dcmf_worker_stats(const struct dcmf_worker *w);
 

@@ -43,7 +43,7 @@ static const struct dcmf_alg_path paths[] = {
      DCMF_ALG_DTLS, false, false, 0, 0, true},
     {"t140-dc", "application", "UDP/DTLS/SCTP", "webrtc-datachannel", "text",
      "RTP/AVP", "UDP/DTLS/SCTP", "RTP/AVP", "t140", DCMF_ALG_DTLS, false,
-     false, 0, 0, false},
+     false, 0, 0, true},
 };
 
 const struct dcmf_alg_path *dcmf_alg_path_find(enum dcmf_alg_side side,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "errors.h"
 
@@ -110,6 +111,12 @@ static json_t *data_channel_of(const struct dcmf_sdp *sdp, size_t i,
   json_object_set_new(dc, "subprotocol", json_string(p->subprotocol));
   if (dcmf_alg_dcmap_opt(dcmap, "ordered", v, sizeof v))
     json_object_set_new(dc, "ordered", json_boolean(strcmp(v, "true") == 0));
+  /* Passed on for the AGW to refuse: RFC 8873 4.3 and RFC 8865 4.1 want
+   * reliable channels, and an offer with them rejected. */
+  if (dcmf_alg_dcmap_opt(dcmap, "max-retr", v, sizeof v))
+    json_object_set_new(dc, "maxRetr", json_integer(atol(v)));
+  if (dcmf_alg_dcmap_opt(dcmap, "max-time", v, sizeof v))
+    json_object_set_new(dc, "maxTime", json_integer(atol(v)));
   const char *mms = dcmf_sdp_attr(&sdp->media[i], "max-message-size", 0);
   if (mms)
     json_object_set_new(dc, "maxMessageSize", json_integer(atol(mms)));
@@ -132,6 +139,12 @@ static json_t *data_channel_of(const struct dcmf_sdp *sdp, size_t i,
     const char *cps = fmtp ? strstr(fmtp, "cps=") : NULL;
     if (cps)
       json_object_set_new(dcsa, "cps", json_integer(atol(cps + 4)));
+    const char *hs = dcmf_alg_dcsa(s, id, "hlang-send");
+    const char *hr = dcmf_alg_dcsa(s, id, "hlang-recv");
+    if (hs)
+      json_object_set_new(dcsa, "hlangSend", json_string(hs));
+    if (hr)
+      json_object_set_new(dcsa, "hlangRecv", json_string(hr));
     static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly",
                                        "inactive"};
     for (size_t k = 0; k < 4; k++)
@@ -181,10 +194,78 @@ static json_t *access_termination(const struct dcmf_sdp *sdp, size_t i,
   } else {
     json_object_set_new(t, sec, json_pack("{s:s}", "setup", "actpass"));
   }
+  if (o->side == DCMF_ALG_CORE && p->subprotocol &&
+      strcmp(p->subprotocol, "t140") == 0) {
+    /* The core offers text to a WIC: the ALG picks the channel it will
+     * offer the WIC (the stream id alg_rewrite.c's add_dcmap uses
+     * without one, 1000 + the line) and the direction the core's
+     * implies (RFC 8865 6: the same on both sides); the WIC's cps comes
+     * with its answer. */
+    json_t *dcsa = json_object();
+    static const char *const mirror[][2] = {{"sendonly", "recvonly"},
+                                            {"recvonly", "sendonly"},
+                                            {"inactive", "inactive"}};
+    for (size_t k = 0; k < 3; k++)
+      if (dcmf_sdp_attr(&sdp->media[i], mirror[k][0], 0))
+        json_object_set_new(dcsa, "direction", json_string(mirror[k][1]));
+    json_object_set_new(t, "dataChannel",
+                        json_pack("{s:I,s:s,s:o}", "streamId",
+                                  (json_int_t)(1000 + i), "subprotocol",
+                                  "t140", "dcsa", dcsa));
+  }
   if (p->security == DCMF_ALG_TLS && strcmp(p->api_access, "TCP/TLS/MSRP") == 0)
     json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
   if (o->notify_uri)
     json_object_set_new(t, "notifyUri", json_string(o->notify_uri));
+  return t;
+}
+
+/* The core's m=text payload types (RFC 4103: t140/1000 and red/1000,
+ * red's fmtp giving the generations) and its fmtp cps. A core SDP
+ * without t140 gets nothing (the AGW's defaults). */
+static json_t *t140_of(const struct dcmf_sdp_section *s) {
+  long pt = -1, red = -1, cps = 0;
+  for (size_t k = 0;; k++) {
+    const char *r = dcmf_sdp_attr(s, "rtpmap", k);
+    if (!r)
+      break;
+    char name[16];
+    long n;
+    if (sscanf(r, "%ld %15[^/]", &n, name) != 2 || n < 0 || n > 127)
+      continue;
+    if (strcasecmp(name, "t140") == 0 && pt < 0)
+      pt = n;
+    else if (strcasecmp(name, "red") == 0 && red < 0)
+      red = n;
+  }
+  if (pt < 0)
+    return NULL;
+  json_t *t = json_pack("{s:I}", "payloadType", (json_int_t)pt);
+  for (size_t k = 0;; k++) {
+    const char *f = dcmf_sdp_attr(s, "fmtp", k);
+    long n;
+    int at = 0;
+    if (!f)
+      break;
+    if (sscanf(f, "%ld %n", &n, &at) != 1)
+      continue;
+    const char *c = strstr(f + at, "cps=");
+    if (n == pt && c)
+      cps = atol(c + 4);
+    if (n == red && red >= 0) {
+      /* "98/98/98": the primary and two generations, one per '/'. */
+      long gens = 0;
+      for (const char *q = f + at; *q && *q != ' '; q++)
+        gens += *q == '/';
+      json_object_set_new(t, "generations", json_integer(gens > 5 ? 5 : gens));
+    }
+  }
+  if (red >= 0)
+    json_object_set_new(t, "redPayloadType", json_integer(red));
+  else
+    json_object_del(t, "generations");
+  if (cps > 0 && cps <= 65535)
+    json_object_set_new(t, "cps", json_integer(cps));
   return t;
 }
 
@@ -206,6 +287,11 @@ static json_t *core_termination(const struct dcmf_sdp *sdp, size_t i,
       if (rtcp && !mux && atol(rtcp) > 0 && atol(rtcp) <= 65535)
         json_object_set_new(t, "remoteRtcpPort", json_integer(atol(rtcp)));
     }
+    json_t *t140 = p->subprotocol && strcmp(p->subprotocol, "t140") == 0
+                       ? t140_of(&sdp->media[i])
+                       : NULL;
+    if (t140)
+      json_object_set_new(t, "t140", t140);
   } else if (p->rtp ||
              (p->subprotocol && strcmp(p->subprotocol, "t140") == 0)) {
     json_object_set_new(t, "rtcpMux", json_false());
@@ -277,6 +363,14 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
                               patch_op("add", path, json_integer(atol(rtcp))));
       }
     }
+    json_t *t140 = p->subprotocol && strcmp(p->subprotocol, "t140") == 0
+                       ? t140_of(&sdp->media[i])
+                       : NULL;
+    if (t140) {
+      /* The core's answer settles its payload types and red. */
+      snprintf(path, sizeof path, "%s/t140", base);
+      json_array_append_new(ops, patch_op("add", path, t140));
+    }
     const char *mpath = dcmf_sdp_attr(&sdp->media[i], "path", 0);
     const char *mode = json_string_value(json_object_get(
         json_object_get(json_array_get(json_object_get(reply, "terminations"),
@@ -328,6 +422,17 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
     snprintf(path, sizeof path, "/terminations/%d/remote",
              term_index(reply, "access"));
     json_array_append_new(ops, patch_op("add", path, r));
+  }
+  json_t *dc = p->subprotocol && strcmp(p->subprotocol, "t140") == 0
+                   ? data_channel_of(sdp, i, p)
+                   : NULL;
+  if (dc) {
+    /* The WIC's answer settles its dcsa values (cps, hlang, direction). */
+    snprintf(path, sizeof path, "/terminations/%d/dataChannel/dcsa",
+             term_index(reply, "access"));
+    json_array_append_new(
+        ops, patch_op("add", path, json_incref(json_object_get(dc, "dcsa"))));
+    json_decref(dc);
   }
   if (ice) {
     snprintf(path, sizeof path, "/terminations/%d/ice",

@@ -399,6 +399,12 @@ static int toward_access(struct mctx *c, char *err, size_t errlen) {
     dcmf_sdp_remove_attr(c->s, "mid");
     CHECK(dcmf_sdp_add(c->s, 'a', "mid:%s", mid));
   }
+  /* A core offer made a WIC's data channel line: JSEP (RFC 8829 5.2.1)
+   * gives every m= section of an offer an a=mid, and WebRTC stacks find
+   * the SCTP transport by it. */
+  if (c->p->subprotocol && c->o->kind == DCMF_ALG_OFFER &&
+      !dcmf_sdp_attr(c->s, "mid", 0))
+    CHECK(dcmf_sdp_add(c->s, 'a', "mid:%zu", c->index));
   bandwidth(c, true);
   return dcmf_sdp_mline_set(c->s, &c->m);
 }

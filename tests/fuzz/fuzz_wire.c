@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } u;
   uint32_t status;
   char text[64];
-  switch (kind % 6) {
+  switch (kind % 7) {
   case 0:
     reader_case(data, size);
     break;
@@ -148,11 +148,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     break;
   case 4:
     if (dcmf_wire_decode_hello(data, size, &u.hello) == 0 &&
-        (u.hello.key_der + u.hello.key_len != data + size ||
+        ((u.hello.rsa_key_len > 0
+              ? u.hello.rsa_key_der + u.hello.rsa_key_len
+              : u.hello.key_der + u.hello.key_len) != data + size ||
          u.hello.index >= u.hello.n_workers)) {
-      abort(); /* the identity must lie inside the body */
+      abort(); /* the identities must lie inside the body */
     }
     break;
+  case 5: {
+    const uint8_t *cert, *key;
+    size_t cert_len, key_len;
+    if (dcmf_wire_decode_rsa_identity(data, size, &cert, &cert_len, &key,
+                                      &key_len) == 0 &&
+        (cert_len == 0 || key_len == 0 || key + key_len != data + size)) {
+      abort();
+    }
+    break;
+  }
   default:
     if (dcmf_wire_decode_ready(data, size, &status, text, sizeof(text)) == 0 &&
         strlen(text) >= sizeof(text)) {

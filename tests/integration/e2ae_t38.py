@@ -343,6 +343,21 @@ D.start()
 case = Cases(D, sys.argv[2:])
 
 
+def rsa_identity_ready():
+    """dcmfd serves before its RSA identity is generated; until then a
+    T.38 POST gets 503 with Retry-After (docs/api.md)."""
+    status, doc = D.call("POST", "/agw/v1/contexts", {"terminations": [
+        {"terminationId": "access", "transport": "UDP/DTLS",
+         "dtls": {"setup": "actpass"}},  # a probe, not a call: by hand
+        {"terminationId": "core", "transport": "UDP"}]})
+    if status == 201:
+        D.delete(doc["contextId"])
+    return status != 503
+
+
+poll(rsa_identity_ready, "the RSA identity", 20)
+
+
 @case
 def ue_active_agw_dtls_server():
     """The UE answers active (TS 23.334 6.2.10.4: the AGW is the DTLS

@@ -14,9 +14,9 @@ const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, "0")).join(
 const unhex = (h) => { const u = new Uint8Array(h.length / 2);
   for (let i = 0; i < u.length; i++) u[i] = parseInt(h.substr(i * 2, 2), 16); return u; };
 window.wic = {
-  async offer(id, label) {
+  async offer(id, label, protocol) {
     const pc = new RTCPeerConnection();
-    const dc = pc.createDataChannel(label, { negotiated: true, id, protocol: "msrp", ordered: true });
+    const dc = pc.createDataChannel(label, { negotiated: true, id, protocol: protocol || "msrp", ordered: true });
     dc.binaryType = "arraybuffer";
     dc.onopen = () => emit({ ev: "open" });
     dc.onclose = () => emit({ ev: "closed" });
@@ -32,6 +32,7 @@ window.wic = {
   },
   answer(sdp) { return this.pc.setRemoteDescription({ type: "answer", sdp }); },
   send(h) { this.dc.send(unhex(h)); },
+  text(t) { this.dc.send(t); },
   close() { this.dc.close(); },
 };
 </script>`;
@@ -48,12 +49,15 @@ async function main() {
   await page.goto(browser.url, { timeout: 10000 });
   const handle = async (m) => {
     if (m.cmd === "offer") {
-      const sdp = await page.evaluate(([id, label]) => window.wic.offer(id, label), [m.id, m.label]);
+      const sdp = await page.evaluate(([id, label, protocol]) => window.wic.offer(id, label, protocol),
+        [m.id, m.label, m.protocol || "msrp"]);
       out({ ev: "offer", sdp: only127(sdp) });
     } else if (m.cmd === "answer") {
       await page.evaluate((sdp) => window.wic.answer(sdp), m.sdp);
     } else if (m.cmd === "send") {
       await page.evaluate((h) => window.wic.send(h), m.hex);
+    } else if (m.cmd === "text") {
+      await page.evaluate((t) => window.wic.text(t), m.text);
     } else if (m.cmd === "close") {
       await page.evaluate(() => window.wic.close());
     } else if (m.cmd === "quit") {

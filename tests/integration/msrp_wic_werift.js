@@ -4,9 +4,12 @@
 // the test sends and checks is the test's own (msrp_peer.py), so every
 // data channel message crosses as it is, one line each (hex).
 //
-//   stdin:  {"cmd":"offer","id":N,"label":L}  -> {"ev":"offer","sdp":S}
+//   stdin:  {"cmd":"offer","id":N,"label":L[,"protocol":P]} -> {"ev":"offer","sdp":S}
 //           {"cmd":"answer","sdp":S}          -> {"ev":"open"} once open
+//           {"cmd":"answerTo","sdp":S,"id":N,"label":L,"protocol":P}
+//                                             -> {"ev":"answer","sdp":S}
 //           {"cmd":"send","hex":H}            (one SCTP user message)
+//           {"cmd":"text","text":T}           (one string message, PPID 51)
 //           {"cmd":"close"}                   (closes the channel)
 //           {"cmd":"quit"}
 //   stdout: {"ev":"msg","hex":H}, {"ev":"closed"}, {"ev":"error","error":E}
@@ -23,21 +26,43 @@ function only127(sdp) {
   return sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") || l.includes(" 127.0.0.1 ")).join("\r\n");
 }
 
+function newPc() {
+  return new werift.RTCPeerConnection({
+    bundlePolicy: "disable",
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1",
+  });
+}
+
+function openChannel(m) {
+  // protocol: "msrp" unless the command names another ("t140" for
+  // e2ae_t140.py); maxRetransmits only to test a refused offer.
+  const opts = { negotiated: true, id: m.id, protocol: m.protocol || "msrp", ordered: true };
+  if (m.maxRetransmits !== undefined) opts.maxRetransmits = m.maxRetransmits;
+  dc = pc.createDataChannel(m.label, opts);
+  dc.onopen = () => out({ ev: "open" });
+  dc.onclose = () => out({ ev: "closed" });
+  dc.onmessage = (e) => {
+    const d = typeof e.data === "string" ? Buffer.from(e.data) : Buffer.from(e.data);
+    out({ ev: "msg", hex: d.toString("hex") });
+  };
+}
+
 async function handle(m) {
-  if (m.cmd === "offer") {
-    pc = new werift.RTCPeerConnection({
-      bundlePolicy: "disable",
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ["127.0.0.1"],
-      iceFilterCandidatePair: (p) => p.localCandidate.host === "127.0.0.1",
-    });
-    dc = pc.createDataChannel(m.label, { negotiated: true, id: m.id, protocol: "msrp", ordered: true });
-    dc.onopen = () => out({ ev: "open" });
-    dc.onclose = () => out({ ev: "closed" });
-    dc.onmessage = (e) => {
-      const d = typeof e.data === "string" ? Buffer.from(e.data) : Buffer.from(e.data);
-      out({ ev: "msg", hex: d.toString("hex") });
-    };
+  if (m.cmd === "answerTo") {
+    // The other way round: the network offers (a core offer rewritten
+    // by the IMS-ALG), the WIC answers with the channel it names.
+    // The channel after the offer: werift names its SCTP transport by
+    // the offer's mid only when the offer creates it.
+    pc = newPc();
+    await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
+    openChannel(m);
+    await pc.setLocalDescription(await pc.createAnswer());
+    out({ ev: "answer", sdp: only127(pc.localDescription.sdp) });
+  } else if (m.cmd === "offer") {
+    pc = newPc();
+    openChannel(m);
     await pc.setLocalDescription(await pc.createOffer());
     // Host candidates are gathered by then (werift gathers before it
     // resolves setLocalDescription).
@@ -46,6 +71,8 @@ async function handle(m) {
     await pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
   } else if (m.cmd === "send") {
     dc.send(Buffer.from(m.hex, "hex"));
+  } else if (m.cmd === "text") {
+    dc.send(m.text); // a string message (PPID 51), as a browser sends text
   } else if (m.cmd === "close") {
     dc.close();
   } else if (m.cmd === "quit") {

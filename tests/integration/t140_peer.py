@@ -245,6 +245,91 @@ def type_text(sender, chunks, gap_ms=100, start=0):
     return out, now
 
 
+class LivePeer:
+    """The sender and receiver above on one loopback UDP socket in real
+    time, for the end-to-end tests (e2ae_t140.py): the sender's virtual
+    clock is the wall clock in milliseconds, every datagram received is
+    kept (bytes and source) and fed to the receiver. Induced loss:
+    drop_run(text, count) leaves out the packet whose primary T140block
+    holds |text| and the count - 1 after it. A thread runs it until
+    close()."""
+
+    def __init__(self, pt=98, red_pt=100, generations=2, use_red=True):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.port = self.sock.getsockname()[1]
+        self.rx = T140Receiver(pt, red_pt)
+        self.tx = T140Sender(pt, red_pt, generations, use_red=use_red)
+        self.received = []  # (bytes, source)
+        self.sent = []      # the sender's packets, dropped ones too
+        self.drop_on, self.drop_left = None, 0
+        self.dropped = []
+        self.dest = None
+        self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _now(self):
+        return int((time.monotonic() - self.t0) * 1000)
+
+    def _run(self):
+        import select
+        while self.running:
+            try:
+                ready, _, _ = select.select([self.sock], [], [], 0.002)
+            except (OSError, ValueError):
+                return
+            with self.lock:
+                if ready:
+                    try:
+                        data, src = self.sock.recvfrom(4096)
+                    except OSError:
+                        return
+                    self.received.append((data, src))
+                    self.rx.feed(data)
+                now = self._now()
+                if self.dest is not None and self.tx.due(now):
+                    p = self.tx.packet(now)
+                    primary = self.tx.log[-1]["primary"]
+                    if self.drop_on is not None and self.drop_on in primary:
+                        self.drop_on = None  # the run starts here
+                    if self.drop_on is None and self.drop_left > 0:
+                        self.drop_left -= 1
+                        self.dropped.append(p)
+                    else:
+                        self.sock.sendto(p, self.dest)
+                    self.sent.append(p)
+
+    def type(self, text):
+        with self.lock:
+            self.tx.type(text)
+
+    def drop_run(self, text, count):
+        with self.lock:
+            self.drop_on, self.drop_left = text.encode("utf-8"), count
+
+    def idle(self):
+        """Whether everything typed went out, redundancy included."""
+        with self.lock:
+            return not self.tx.pending and not self.tx.owed
+
+    def text(self):
+        with self.lock:
+            return self.rx.text
+
+    def send_raw(self, data, dest=None):
+        self.sock.sendto(data, dest or self.dest)
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+
 # ---- tshark wire check ----
 
 def _udp_capture(port, pcap):

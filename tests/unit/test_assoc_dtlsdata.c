@@ -26,35 +26,26 @@
 #include "assoc_dtlsdata.h"
 #include "cert.h"
 #include "dcstack.h"
+#include "dtlspair.h"
 #include "errors.h"
-
-#define QMAX 64
 
 struct side {
   struct dcmf_dcstack *stack;
   struct side *other;
-  uint8_t *q[QMAX];
-  size_t qlen[QMAX];
-  size_t nq;
+  struct dtlspair_queue out; /* what it sent, not carried yet */
   int up, failed, opened, closed, messages;
   uint8_t last[2048];
   size_t last_len;
 };
 
 struct pair {
-  struct dcmf_cert cert[3]; /* client, server, the server's renewed one */
-  struct dcmf_dtls_ctx ctx[3];
-  struct dcmf_fingerprint_set fp[3];
+  struct dtlspair_ids id; /* client, server, the server's renewed one */
   struct side client, server;
 };
 
 static void datagram_out(void *user, const uint8_t *data, size_t len) {
   struct side *s = user;
-  assert_true(s->nq < QMAX);
-  s->q[s->nq] = malloc(len);
-  assert_non_null(s->q[s->nq]);
-  memcpy(s->q[s->nq], data, len);
-  s->qlen[s->nq++] = len;
+  dtlspair_queue_push(&s->out, data, len);
 }
 
 static void stack_state(void *user, enum dcmf_dcstack_state state,
@@ -106,17 +97,14 @@ static const struct dcmf_dcstack_callbacks cbs = {
     .flow_closed = flow_closed,
 };
 
+static void deliver(void *user, const uint8_t *d, size_t len) {
+  struct side *to = user;
+  assert_true(d[0] >= 20 && d[0] <= 63); /* DTLS only */
+  (void)dcmf_dcstack_recv(to->stack, d, len);
+}
+
 static size_t carry_side(struct side *from) {
-  size_t n = from->nq;
-  for (size_t i = 0; i < n; i++) {
-    assert_true(from->q[i][0] >= 20 && from->q[i][0] <= 63); /* DTLS only */
-    (void)dcmf_dcstack_recv(from->other->stack, from->q[i], from->qlen[i]);
-    free(from->q[i]);
-  }
-  memmove(from->q, from->q + n, (from->nq - n) * sizeof(from->q[0]));
-  memmove(from->qlen, from->qlen + n, (from->nq - n) * sizeof(size_t));
-  from->nq -= n;
-  return n;
+  return dtlspair_queue_carry(&from->out, deliver, from->other);
 }
 
 static void pump(struct pair *p) {
@@ -131,7 +119,7 @@ static void pump(struct pair *p) {
 static void side_new(struct pair *p, struct side *s, int is_server,
                      const struct dcmf_fingerprint_set *remote) {
   s->other = is_server ? &p->client : &p->server;
-  struct dcmf_dcstack_settings ss = {.dtls_ctx = &p->ctx[is_server],
+  struct dcmf_dcstack_settings ss = {.dtls_ctx = &p->id.ctx[is_server],
                                      .dtls_server = is_server,
                                      .kind = &dcmf_assoc_dtlsdata};
   assert_int_equal(dcmf_dcstack_new(&s->stack, &ss, &cbs, s), 0);
@@ -141,20 +129,12 @@ static void side_new(struct pair *p, struct side *s, int is_server,
 static struct pair *pair_new(int wrong_fingerprint) {
   struct pair *p = calloc(1, sizeof(*p));
   assert_non_null(p);
-  char err[256];
+  dtlspair_ids_init(&p->id, 3, DCMF_CERT_RSA);
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(
-        dcmf_cert_generate_kind(&p->cert[i], DCMF_CERT_RSA, err, sizeof(err)),
-        0);
-    assert_true(dcmf_cert_is_rsa(&p->cert[i]));
-    assert_int_equal(
-        dcmf_dtls_ctx_init(&p->ctx[i], p->cert[i].x509, p->cert[i].pkey, 1200),
-        0);
-    assert_int_equal(dcmf_fingerprint_parse(p->cert[i].fingerprint, &p->fp[i]),
-                     0);
+    assert_true(dcmf_cert_is_rsa(&p->id.cert[i]));
   }
-  side_new(p, &p->client, 0, &p->fp[wrong_fingerprint ? 2 : 1]);
-  side_new(p, &p->server, 1, &p->fp[0]);
+  side_new(p, &p->client, 0, &p->id.fp[wrong_fingerprint ? 2 : 1]);
+  side_new(p, &p->server, 1, &p->id.fp[0]);
   return p;
 }
 
@@ -162,14 +142,9 @@ static void pair_free(struct pair *p) {
   struct side *sides[2] = {&p->client, &p->server};
   for (int i = 0; i < 2; i++) {
     dcmf_dcstack_del(sides[i]->stack);
-    for (size_t j = 0; j < sides[i]->nq; j++) {
-      free(sides[i]->q[j]);
-    }
+    dtlspair_queue_free(&sides[i]->out);
   }
-  for (int i = 0; i < 3; i++) {
-    dcmf_dtls_ctx_free(&p->ctx[i]);
-    dcmf_cert_free(&p->cert[i]);
-  }
+  dtlspair_ids_free(&p->id);
   free(p);
 }
 
@@ -178,12 +153,11 @@ static void pair_free(struct pair *p) {
 static void one_packet(struct side *from, const uint8_t *data, size_t len) {
   void *a = dcmf_dcstack_assoc(from->stack);
   int before = from->other->messages;
-  size_t queued = from->nq; /* a handshake flight may wait (renewal) */
-  assert_int_equal(dcmf_assoc_dtlsdata.send(a, DCMF_ASSOC_DTLSDATA_FLOW, 1,
-                                            data, len),
-                   0);
-  assert_int_equal(from->nq, queued + 1);
-  assert_int_equal(from->q[queued][0], 23); /* an application_data record */
+  size_t queued = from->out.nq; /* a handshake flight may wait (renewal) */
+  assert_int_equal(
+      dcmf_assoc_dtlsdata.send(a, DCMF_ASSOC_DTLSDATA_FLOW, 1, data, len), 0);
+  assert_int_equal(from->out.nq, queued + 1);
+  assert_int_equal(from->out.q[queued][0], 23); /* an application_data record */
   carry_side(from);
   assert_int_equal(from->other->messages, before + 1);
   assert_int_equal(from->other->last_len, len);
@@ -228,7 +202,7 @@ static void test_rsa_suite_and_one_record_per_packet(void **state) {
   assert_int_equal(dcmf_assoc_dtlsdata.send(ca, 0, 1, big, sizeof(big)),
                    DCMF_ERR_TOO_LARGE);
   assert_int_equal(dcmf_assoc_dtlsdata_counts(ca)->bad_size, 2);
-  assert_int_equal(p->client.nq, 0);
+  assert_int_equal(p->client.out.nq, 0);
   struct dcmf_assoc_stats st = {0};
   dcmf_assoc_dtlsdata.stats(ca, &st);
   assert_true(st.keyed);
@@ -240,13 +214,13 @@ static void test_rsa_suite_and_one_record_per_packet(void **state) {
 static void test_dhe_rsa_suite(void **state) {
   (void)state;
   struct pair *p = pair_new(0);
-  assert_int_equal(SSL_CTX_set_cipher_list(p->ctx[0].ssl_ctx,
+  assert_int_equal(SSL_CTX_set_cipher_list(p->id.ctx[0].ssl_ctx,
                                            "DHE-RSA-AES128-GCM-SHA256"),
                    1);
   /* The client stack was made before: a new one with that list. */
   dcmf_dcstack_del(p->client.stack);
   p->client.opened = 0;
-  side_new(p, &p->client, 0, &p->fp[1]);
+  side_new(p, &p->client, 0, &p->id.fp[1]);
   dcmf_dcstack_start(p->client.stack);
   pump(p);
   assert_true(dcmf_dcstack_connected(p->server.stack));
@@ -284,14 +258,12 @@ static void test_renewal_carries_media_on_old_until_new_is_up(void **state) {
   memset(pkt, 0x5a, sizeof(pkt));
   one_packet(&p->client, pkt, sizeof(pkt));
   /* The server gets a new certificate; the client is told of it. */
-  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->ctx[2], 1), 0);
-  assert_int_equal(dcmf_dcstack_set_remote_fingerprints(p->server.stack,
-                                                        &p->fp[0]),
-                   0);
-  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->ctx[0], 0), 0);
-  assert_int_equal(dcmf_dcstack_set_remote_fingerprints(p->client.stack,
-                                                        &p->fp[2]),
-                   0);
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->id.ctx[2], 1), 0);
+  assert_int_equal(
+      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->id.fp[0]), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->id.ctx[0], 0), 0);
+  assert_int_equal(
+      dcmf_dcstack_set_remote_fingerprints(p->client.stack, &p->id.fp[2]), 0);
   assert_false(dcmf_dcstack_connected(p->client.stack));
   /* Before the new handshake starts: the old association, both ways. */
   pkt[0] = 1;
@@ -303,7 +275,7 @@ static void test_renewal_carries_media_on_old_until_new_is_up(void **state) {
   dcmf_dcstack_start(p->client.stack);
   carry_side(&p->client);
   pkt[0] = 3;
-  assert_true(p->server.nq > 0); /* its new flight */
+  assert_true(p->server.out.nq > 0); /* its new flight */
   one_packet(&p->server, pkt, 20);
   pump(p);
   assert_true(dcmf_dcstack_connected(p->client.stack));

@@ -32,12 +32,12 @@
 #include "assoc_srtp.h"
 #include "cert.h"
 #include "dcstack.h"
+#include "dtlspair.h"
 #include "errors.h"
 #include "srtp.h"
 #include "srtp_backend.h"
 #include "srtp_plain.h"
 
-#define QMAX 256
 #define SSRC_A 0x11223344u
 #define SSRC_B 0x55667788u
 #define SSRC_C 0x0badf00du
@@ -45,12 +45,10 @@
 struct side {
   struct dcmf_dcstack *stack;
   struct side *other;
-  uint8_t *q[QMAX];
-  size_t qlen[QMAX];
-  size_t nq;
-  int up;             /* ASSOC_UP seen */
-  int failed;         /* DTLS or association failure seen */
-  uint32_t opened[8]; /* flow ids in order of flow_open */
+  struct dtlspair_queue out; /* what it sent, not carried yet */
+  int up;                    /* ASSOC_UP seen */
+  int failed;                /* DTLS or association failure seen */
+  uint32_t opened[8];        /* flow ids in order of flow_open */
   size_t n_opened;
   int closed;
   uint32_t refuse;    /* an SSRC this side's owner refuses */
@@ -61,9 +59,7 @@ struct side {
 };
 
 struct pair {
-  struct dcmf_cert cert[2];
-  struct dcmf_dtls_ctx ctx[2];
-  struct dcmf_fingerprint_set fp[2];
+  struct dtlspair_ids id; /* client, server */
   struct side client, server;
 };
 
@@ -71,11 +67,7 @@ struct pair {
 
 static void datagram_out(void *user, const uint8_t *data, size_t len) {
   struct side *s = user;
-  assert_true(s->nq < QMAX);
-  s->q[s->nq] = malloc(len);
-  assert_non_null(s->q[s->nq]);
-  memcpy(s->q[s->nq], data, len);
-  s->qlen[s->nq++] = len;
+  dtlspair_queue_push(&s->out, data, len);
 }
 
 static void stack_state(void *user, enum dcmf_dcstack_state state,
@@ -139,17 +131,13 @@ static int deliver(struct side *from, const uint8_t *d, size_t len) {
   return dcmf_dcstack_recv_raw(to, d, len);
 }
 
+static void deliver_from(void *user, const uint8_t *d, size_t len) {
+  (void)deliver(user, d, len);
+}
+
+/* recv may queue more on either side: only this batch goes now */
 static size_t carry_side(struct side *from) {
-  size_t n = from->nq;
-  for (size_t i = 0; i < n; i++) {
-    /* recv may queue more on either side: only this batch goes now */
-    (void)deliver(from, from->q[i], from->qlen[i]);
-    free(from->q[i]);
-  }
-  memmove(from->q, from->q + n, (from->nq - n) * sizeof(from->q[0]));
-  memmove(from->qlen, from->qlen + n, (from->nq - n) * sizeof(size_t));
-  from->nq -= n;
-  return n;
+  return dtlspair_queue_carry(&from->out, deliver_from, from);
 }
 
 static void pump(struct pair *p) {
@@ -163,22 +151,22 @@ static void pump(struct pair *p) {
 
 /* Takes the one datagram |s| queued (the caller carries it itself). */
 static size_t take_one(struct side *s, uint8_t *out, size_t cap) {
-  assert_int_equal(s->nq, 1);
-  size_t n = s->qlen[0];
+  assert_int_equal(s->out.nq, 1);
+  size_t n = s->out.qlen[0];
   assert_true(n <= cap);
-  memcpy(out, s->q[0], n);
-  free(s->q[0]);
-  s->nq = 0;
+  memcpy(out, s->out.q[0], n);
+  free(s->out.q[0]);
+  s->out.nq = 0;
   return n;
 }
 
 /* Takes the last datagram |s| queued (its handshake flight stays). */
 static size_t take_last(struct side *s, uint8_t *out, size_t cap) {
-  assert_true(s->nq > 0);
-  size_t n = s->qlen[--s->nq];
+  assert_true(s->out.nq > 0);
+  size_t n = s->out.qlen[--s->out.nq];
   assert_true(n <= cap);
-  memcpy(out, s->q[s->nq], n);
-  free(s->q[s->nq]);
+  memcpy(out, s->out.q[s->out.nq], n);
+  free(s->out.q[s->out.nq]);
   return n;
 }
 
@@ -187,7 +175,7 @@ static size_t take_last(struct side *s, uint8_t *out, size_t cap) {
 static void side_new(struct pair *p, struct side *s, int is_server,
                      const struct dcmf_assoc_ops *kind) {
   s->other = is_server ? &p->client : &p->server;
-  struct dcmf_dcstack_settings ss = {.dtls_ctx = &p->ctx[is_server],
+  struct dcmf_dcstack_settings ss = {.dtls_ctx = &p->id.ctx[is_server],
                                      .dtls_server = is_server,
                                      .kind = kind,
                                      .assoc.srtp_backend = test_srtp_backend(),
@@ -197,24 +185,16 @@ static void side_new(struct pair *p, struct side *s, int is_server,
                                                     .max_message_size = 65536,
                                                     .send_buffer = 1 << 18}};
   assert_int_equal(dcmf_dcstack_new(&s->stack, &ss, &cbs, s), 0);
-  assert_int_equal(
-      dcmf_dcstack_set_remote_fingerprints(s->stack, &p->fp[is_server ? 0 : 1]),
-      0);
+  assert_int_equal(dcmf_dcstack_set_remote_fingerprints(
+                       s->stack, &p->id.fp[is_server ? 0 : 1]),
+                   0);
 }
 
 static struct pair *pair_new(const struct dcmf_assoc_ops *client_kind,
                              const struct dcmf_assoc_ops *server_kind) {
   struct pair *p = calloc(1, sizeof(*p));
   assert_non_null(p);
-  char err[256];
-  for (int i = 0; i < 2; i++) {
-    assert_int_equal(dcmf_cert_generate(&p->cert[i], err, sizeof(err)), 0);
-    assert_int_equal(
-        dcmf_dtls_ctx_init(&p->ctx[i], p->cert[i].x509, p->cert[i].pkey, 1200),
-        0);
-    assert_int_equal(dcmf_fingerprint_parse(p->cert[i].fingerprint, &p->fp[i]),
-                     0);
-  }
+  dtlspair_ids_init(&p->id, 2, DCMF_CERT_ECDSA);
   side_new(p, &p->client, 0, client_kind);
   side_new(p, &p->server, 1, server_kind);
   return p;
@@ -231,12 +211,9 @@ static void pair_free(struct pair *p) {
   struct side *sides[2] = {&p->client, &p->server};
   for (int i = 0; i < 2; i++) {
     dcmf_dcstack_del(sides[i]->stack);
-    for (size_t j = 0; j < sides[i]->nq; j++) {
-      free(sides[i]->q[j]);
-    }
-    dcmf_dtls_ctx_free(&p->ctx[i]);
-    dcmf_cert_free(&p->cert[i]);
+    dtlspair_queue_free(&sides[i]->out);
   }
+  dtlspair_ids_free(&p->id);
   free(p);
 }
 
@@ -442,7 +419,7 @@ static void test_rtp_and_rtcp_both_ways(void **state) {
   assert_int_equal(send_on(&p->client, SSRC_A, &pk), DCMF_ERR_MALFORMED);
   pk.len = DCMF_ASSOC_SRTP_MAX_PACKET + 1;
   assert_int_equal(send_on(&p->client, SSRC_A, &pk), DCMF_ERR_TOO_LARGE);
-  assert_int_equal(p->client.nq, 0);
+  assert_int_equal(p->client.out.nq, 0);
   pair_free(p);
 }
 
@@ -555,7 +532,7 @@ static void test_out_ssrcs_beyond_the_cap(void **state) {
   assert_int_equal(send_on(&p->client, 0x2000, &pk), 0);
   make_sr(&sr, 0x2001, 1);
   assert_int_equal(send_on(&p->client, 0x2001, &sr), 0);
-  size_t sent = p->client.nq;
+  size_t sent = p->client.out.nq;
   assert_int_equal(sent, DCMF_ASSOC_SRTP_MAX_OUT_SSRCS + 2);
   uint32_t roc;
   assert_int_equal(
@@ -607,7 +584,7 @@ static void test_replay_and_tamper_refused(void **state) {
    * dropped and counted, no error for the caller, nothing on the wire */
   make_rtp(&pk, SSRC_A, 8, 80);
   assert_int_equal(send_on(&p->client, SSRC_A, &pk), 0);
-  assert_int_equal(p->client.nq, 0);
+  assert_int_equal(p->client.out.nq, 0);
   assert_int_equal(
       dcmf_assoc_srtp_counts(dcmf_dcstack_assoc(p->client.stack))->out_replay,
       1);
@@ -632,7 +609,7 @@ static void test_raw_before_dtls_refused(void **state) {
                    DCMF_ERR_INVALID);
   assert_int_equal(send_on(&p->client, SSRC_A, &pk), DCMF_ERR_INVALID);
   assert_null(dcmf_assoc_srtp_engine(dcmf_dcstack_assoc(p->client.stack)));
-  assert_int_equal(p->client.nq, 0);
+  assert_int_equal(p->client.out.nq, 0);
   assert_int_equal(p->server.n_opened, 0);
   /* the kind itself, asked before it is keyed, drops and counts */
   void *sa = dcmf_dcstack_assoc(p->server.stack);
@@ -757,9 +734,9 @@ static void test_renewal_keeps_rocs(void **state) {
   memset(&fp, 0, sizeof(fp));
   assert_int_equal(dcmf_fingerprint_parse(cert.fingerprint, &fp), 0);
   assert_int_equal(dcmf_dcstack_renew(p->server.stack, &ctx, 0), 0);
-  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->ctx[0], 1), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->id.ctx[0], 1), 0);
   assert_int_equal(
-      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->fp[0]), 0);
+      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->id.fp[0]), 0);
   assert_int_equal(dcmf_dcstack_set_remote_fingerprints(p->client.stack, &fp),
                    0);
   assert_ptr_equal(dcmf_dcstack_assoc(p->server.stack), sa);
@@ -770,7 +747,7 @@ static void test_renewal_keeps_rocs(void **state) {
   dcmf_dcstack_start(p->server.stack);
   assert_true(carry_side(&p->server) > 0);
   assert_true(carry_side(&p->client) > 0);
-  assert_true(p->server.nq > 0);
+  assert_true(p->server.out.nq > 0);
   assert_false(dcmf_dcstack_connected(p->server.stack));
   assert_false(dcmf_dcstack_connected(p->client.stack));
   /* media on the old keys goes on, both ways */
@@ -860,13 +837,13 @@ static void test_renewal_failed_ends_old_keys(void **state) {
   struct pair *p = pair_new(&dcmf_assoc_srtp, &dcmf_assoc_srtp);
   pair_connect(p);
   struct pkt pk, wire;
-  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->ctx[1], 1), 0);
-  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->ctx[0], 0), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->id.ctx[1], 1), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->id.ctx[0], 0), 0);
   /* the server expects its own certificate: the client's will not do */
   assert_int_equal(
-      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->fp[1]), 0);
+      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->id.fp[1]), 0);
   assert_int_equal(
-      dcmf_dcstack_set_remote_fingerprints(p->client.stack, &p->fp[1]), 0);
+      dcmf_dcstack_set_remote_fingerprints(p->client.stack, &p->id.fp[1]), 0);
   protect_one(&p->client, SSRC_A, 1, &pk, &wire);
   assert_int_equal(dcmf_dcstack_recv_raw(p->server.stack, wire.b, wire.len), 0);
   assert_int_equal(p->server.messages, 1);
@@ -882,7 +859,7 @@ static void test_renewal_failed_ends_old_keys(void **state) {
 
   p = pair_new(NULL, NULL);
   pair_connect(p);
-  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->ctx[1], 0),
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->id.ctx[1], 0),
                    DCMF_ERR_INVALID);
   assert_true(dcmf_dcstack_connected(p->server.stack));
   pair_free(p);
@@ -902,12 +879,12 @@ static void test_renewal_unkeyed_ends_old_keys(void **state) {
   protect_one(&p->client, SSRC_A, 1, &pk, &stale);
   ck.srtp_profiles = "SRTP_AES128_CM_SHA1_32";
   sk.srtp_profiles = "SRTP_AEAD_AES_256_GCM";
-  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->ctx[1], 1), 0);
-  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->ctx[0], 0), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->server.stack, &p->id.ctx[1], 1), 0);
+  assert_int_equal(dcmf_dcstack_renew(p->client.stack, &p->id.ctx[0], 0), 0);
   assert_int_equal(
-      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->fp[0]), 0);
+      dcmf_dcstack_set_remote_fingerprints(p->server.stack, &p->id.fp[0]), 0);
   assert_int_equal(
-      dcmf_dcstack_set_remote_fingerprints(p->client.stack, &p->fp[1]), 0);
+      dcmf_dcstack_set_remote_fingerprints(p->client.stack, &p->id.fp[1]), 0);
   p->client.up = p->server.up = 0;
   dcmf_dcstack_start(p->client.stack);
   pump(p);

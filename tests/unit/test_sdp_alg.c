@@ -576,6 +576,113 @@ static void test_t140_dc(void **state) {
   free(c);
 }
 
+/* T.140 requests: the dcsa hlang values, a dcmap's max-retr passed on
+ * for the AGW to refuse (RFC 8865 4.1), and the core answer's m=text
+ * line read into the PATCH (its payload types, red's generations, cps). */
+static void test_t140_requests(void **state) {
+  (void)state;
+  static const char wic[] =
+      "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nt=0 0\r\n"
+      "m=application 50004 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+      "c=IN IP4 192.0.2.10\r\na=setup:actpass\r\na=fingerprint:" FP "\r\n"
+      "a=dcmap:5 label=\"rtt\";subprotocol=\"t140\";max-retr=3\r\n"
+      "a=dcsa:5 hlang-send:en\r\na=dcsa:5 hlang-recv:de\r\n"
+      "a=dcsa:5 recvonly\r\n";
+  json_t *out = request(wic, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, NULL);
+  json_t *e = json_array_get(json_object_get(out, "requests"), 0);
+  assert_null(json_object_get(e, "note")); /* served */
+  assert_string_equal(jpath(e, "body/terminations/0/dataChannel/maxRetr"), "3");
+  assert_string_equal(
+      jpath(e, "body/terminations/0/dataChannel/dcsa/hlangSend"), "en");
+  assert_string_equal(
+      jpath(e, "body/terminations/0/dataChannel/dcsa/hlangRecv"), "de");
+  assert_string_equal(
+      jpath(e, "body/terminations/0/dataChannel/dcsa/direction"), "recvonly");
+  json_decref(out);
+  static const char core[] =
+      "v=0\r\no=core 1 1 IN IP4 203.0.113.7\r\ns=-\r\nt=0 0\r\n"
+      "m=text 40000 RTP/AVP 96 97\r\nc=IN IP4 203.0.113.7\r\n"
+      "a=rtpmap:96 t140/1000\r\na=rtpmap:97 red/1000\r\n"
+      "a=fmtp:97 96/96/96/96\r\na=fmtp:96 cps=40\r\n";
+  static const char reply[] =
+      "[{\"contextId\":\"x1\",\"terminations\":["
+      "{\"terminationId\":\"access\",\"transport\":\"UDP/DTLS/SCTP\"},"
+      "{\"terminationId\":\"core\",\"transport\":\"RTP/AVP\"}]}]";
+  out = request(core, DCMF_ALG_CORE, DCMF_ALG_ANSWER, reply);
+  e = json_array_get(json_object_get(out, "requests"), 0);
+  assert_string_equal(jpath(e, "path"), "t140-dc");
+  const json_t *ops = json_object_get(e, "body");
+  const json_t *t140 = NULL;
+  for (size_t k = 0; k < json_array_size(ops); k++) {
+    const json_t *op = json_array_get(ops, k);
+    if (strcmp(json_string_value(json_object_get(op, "path")),
+               "/terminations/1/t140") == 0)
+      t140 = json_object_get(op, "value");
+  }
+  assert_non_null(t140);
+  assert_string_equal(jpath(t140, "payloadType"), "96");
+  assert_string_equal(jpath(t140, "redPayloadType"), "97");
+  assert_string_equal(jpath(t140, "generations"), "3");
+  assert_string_equal(jpath(t140, "cps"), "40");
+  json_decref(out);
+}
+
+/* The core offers text to a WIC (UE-terminated): the POST names the
+ * channel the ALG offers the WIC (stream 1000 + line, the direction the
+ * mirror of the core's), the rewrite offers that dcmap, and the WIC's
+ * answer patches its dcsa values. */
+static void test_t140_core_offer(void **state) {
+  (void)state;
+  static const char core[] =
+      "v=0\r\no=core 1 1 IN IP4 203.0.113.7\r\ns=-\r\nt=0 0\r\n"
+      "m=text 40000 RTP/AVP 98 100\r\nc=IN IP4 203.0.113.7\r\n"
+      "a=rtpmap:98 t140/1000\r\na=rtpmap:100 red/1000\r\n"
+      "a=fmtp:100 98/98/98\r\na=sendonly\r\n";
+  struct dcmf_sdp sdp;
+  parse_ok(&sdp, core);
+  struct dcmf_alg_opts o = {
+      .side = DCMF_ALG_CORE, .kind = DCMF_ALG_OFFER, .wic = true};
+  json_t *out = NULL;
+  char err[256];
+  assert_int_equal(dcmf_alg_request(&sdp, &o, &out, err, sizeof err), 0);
+  dcmf_sdp_free(&sdp);
+  json_t *e = json_array_get(json_object_get(out, "requests"), 0);
+  assert_string_equal(jpath(e, "path"), "t140-dc");
+  assert_string_equal(jpath(e, "method"), "POST");
+  assert_string_equal(
+      jpath(e, "body/terminations/0/dataChannel/streamId"), "1000");
+  assert_string_equal(
+      jpath(e, "body/terminations/0/dataChannel/subprotocol"), "t140");
+  assert_string_equal(
+      jpath(e, "body/terminations/0/dataChannel/dcsa/direction"), "recvonly");
+  assert_string_equal(jpath(e, "body/terminations/1/t140/payloadType"), "98");
+  json_decref(out);
+  static const char wic_answer[] =
+      "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nt=0 0\r\n"
+      "m=application 50004 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+      "c=IN IP4 192.0.2.10\r\na=setup:active\r\na=fingerprint:" FP "\r\n"
+      "a=dcmap:1000 label=\"t140\";subprotocol=\"t140\"\r\n"
+      "a=dcsa:1000 fmtp:t140 cps=20\r\na=dcsa:1000 recvonly\r\n";
+  static const char reply[] =
+      "[{\"contextId\":\"x1\",\"terminations\":["
+      "{\"terminationId\":\"access\",\"transport\":\"UDP/DTLS/SCTP\"},"
+      "{\"terminationId\":\"core\",\"transport\":\"RTP/AVP\"}]}]";
+  out = request(wic_answer, DCMF_ALG_ACCESS, DCMF_ALG_ANSWER, reply);
+  e = json_array_get(json_object_get(out, "requests"), 0);
+  const json_t *ops = json_object_get(e, "body");
+  const json_t *dcsa = NULL;
+  for (size_t k = 0; k < json_array_size(ops); k++) {
+    const json_t *op = json_array_get(ops, k);
+    if (strcmp(json_string_value(json_object_get(op, "path")),
+               "/terminations/0/dataChannel/dcsa") == 0)
+      dcsa = json_object_get(op, "value");
+  }
+  assert_non_null(dcsa);
+  assert_string_equal(jpath(dcsa, "cps"), "20");
+  assert_string_equal(jpath(dcsa, "direction"), "recvonly");
+  json_decref(out);
+}
+
 static void test_bandwidth(void **state) {
   (void)state;
   const struct dcmf_alg_path *srtp = dcmf_alg_path_find(
@@ -740,6 +847,8 @@ int main(void) {
       cmocka_unit_test(test_setup_choice),
       cmocka_unit_test(test_msrp_tls),
       cmocka_unit_test(test_t140_dc),
+      cmocka_unit_test(test_t140_requests),
+      cmocka_unit_test(test_t140_core_offer),
       cmocka_unit_test(test_bandwidth),
       cmocka_unit_test(test_hostile),
       cmocka_unit_test(test_roundtrip_and_edit),

@@ -378,6 +378,40 @@ static void test_media_rtpleg_refusals(void **state) {
   memcpy(raw, &bad, sizeof(bad));
   assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
                    DCMF_ERR_MALFORMED);
+  /* A T.140 leg with values out of range (media.h struct
+   * dcmf_media_t140): six generations, one PT for t140 and red, a PT of
+   * 8 bits, a direction not of the four. */
+  struct dcmf_media_t140 t140 = {.on = 1, .sid = 5, .pt_t140 = 98,
+                                 .pt_red = 100, .use_red = 1,
+                                 .generations = 2, .cps_to_dc = 30};
+  bad = saved;
+  bad.t140 = t140;
+  memcpy(raw, &bad, sizeof(bad));
+  assert_int_equal(dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+                   0); /* a valid one is taken */
+  for (int fd_i = 0; fd_i < 3; fd_i++) {
+    fds[fd_i] = fd_i == 0 ? d.fd : fd_i == 1 ? l->rtp_fd : l->rtcp_fd;
+  }
+  back.fd = -1;
+  back.rtpleg->rtp_fd = back.rtpleg->rtcp_fd = -1;
+  dcmf_media_desc_free(&back);
+  for (int k = 0; k < 4; k++) {
+    bad = saved;
+    bad.t140 = t140;
+    if (k == 0) {
+      bad.t140.generations = 6;
+    } else if (k == 1) {
+      bad.t140.pt_red = 98;
+    } else if (k == 2) {
+      bad.t140.pt_t140 = 128;
+    } else {
+      bad.t140.direction = 4;
+    }
+    memcpy(raw, &bad, sizeof(bad));
+    assert_int_equal(
+        dcmf_wire_decode_media(body, len, fds, n_fds, &op, &back),
+        DCMF_ERR_MALFORMED);
+  }
   bad = saved;
   bad.rtp_fd = -1; /* RTCP without RTP */
   memcpy(raw, &bad, sizeof(bad));
@@ -516,6 +550,28 @@ static void test_small_frames(void **state) {
                                               DCMF_WIRE_HEADER,
                                           buf.len - DCMF_WIRE_HEADER, &h2),
                    DCMF_ERR_MALFORMED);
+  /* the RSA identity that comes after the hello */
+  buf.len = 0;
+  assert_int_equal(dcmf_wire_encode_rsa_identity(&buf, rcert, 4, rkey, 1), 0);
+  uint32_t type;
+  memcpy(&type, buf.data, sizeof(type));
+  assert_int_equal(type, DCMF_WIRE_RSA_IDENTITY);
+  const uint8_t *icert, *ikey;
+  size_t icert_len, ikey_len;
+  body = (const uint8_t *)buf.data + DCMF_WIRE_HEADER;
+  len = buf.len - DCMF_WIRE_HEADER;
+  assert_int_equal(dcmf_wire_decode_rsa_identity(body, len, &icert, &icert_len,
+                                                 &ikey, &ikey_len),
+                   0);
+  assert_int_equal(icert_len, 4);
+  assert_memory_equal(icert, rcert, 4);
+  assert_int_equal(ikey_len, 1);
+  assert_memory_equal(ikey, rkey, 1);
+  assert_int_equal(dcmf_wire_decode_rsa_identity(body, len - 1, &icert,
+                                                 &icert_len, &ikey, &ikey_len),
+                   DCMF_ERR_MALFORMED);
+  assert_int_equal(dcmf_wire_encode_rsa_identity(&buf, rcert, 4, rkey, 0),
+                   DCMF_ERR_TOO_LARGE); /* a certificate without its key */
   dcmf_buf_free(&buf);
 }
 

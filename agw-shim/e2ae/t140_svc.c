@@ -1,0 +1,513 @@
+/* T.140 over a data channel <-> T.140 over RTP as a session service
+ * (t140_svc.h says what it does). Glue: the protocol work is the T.140
+ * engine's (t140.h); this owns the core socket and the timer on the
+ * worker's loop. */
+#include "t140_svc.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "errors.h"
+#include "log.h"
+#include "stun.h"
+#include "t140.h"
+#include "udpread.h"
+
+/* A core datagram is read into a slot this big; a bigger one arrives
+ * truncated and is dropped as too large (the engine takes at most
+ * DCMF_T140_MAX_PACKET bytes). */
+#define RX_LEN 2048
+
+/* What the worker's media share: one thread reads one batch at a time. */
+struct t140_worker {
+  uint8_t rx[DCMF_UDPREAD_BATCH * RX_LEN];
+  struct dcmf_udpread_tally *rx_datagrams;
+};
+
+struct t140_media;
+
+/* The core socket and the timer; outlives the media until libuv lets go
+ * of every handle. */
+struct core {
+  uv_udp_t udp;           /* sends (uv_udp_try_send only), owns the socket */
+  struct dcmf_udpread rd; /* reads it */
+  uv_timer_t timer;       /* the engine's next deadline */
+  int handles;            /* initialised handles not closed yet */
+  int reading, udp_open, timer_init;
+  struct t140_media *m; /* NULL once the media detached */
+};
+
+struct drops {
+  uint64_t unknown_source, rate, send_failed;
+};
+
+struct t140_media {
+  struct dcmf_svc_host *host;
+  struct t140_worker *w;
+  struct core *core; /* NULL: not a T.140 media */
+  int rtcp_fd;       /* held for its port; closed at detach */
+  struct dcmf_media_t140 set;
+  struct sockaddr_storage remote; /* ss_family 0: latch */
+  struct sockaddr_storage latched;
+  int has_latched;
+  int dc_open;
+  /* A message SCTP had no room for, sent again on |writable|. */
+  uint8_t pend[DCMF_T140_QUEUE];
+  size_t pend_len;
+  /* Core packets taken in the current second (DCMF_T140_SVC_RATE). */
+  uint64_t rate_second;
+  unsigned rate_count;
+  struct drops d;
+  uint64_t bytes_to_core, msgs_to_access;
+  int dirty;
+  uint64_t last_push;
+  struct dcmf_t140 engine; /* last: ~40 KiB */
+};
+
+/* ---- counters ---- */
+
+static void push(struct t140_media *m, int final) {
+  const struct dcmf_t140_stats *s = dcmf_t140_get_stats(&m->engine);
+  char detail[512];
+  snprintf(
+      detail, sizeof(detail),
+      "{\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
+      ",\"keepalives\":%" PRIu64 ",\"chars\":%" PRIu64
+      "},\"fromCore\":{\"packets\":%" PRIu64 ",\"recovered\":%" PRIu64
+      ",\"lost\":%" PRIu64 "},\"toAccess\":{\"messages\":%" PRIu64
+      ",\"chars\":%" PRIu64 "},\"markers\":{\"toAccess\":%" PRIu64
+      ",\"toCore\":%" PRIu64 "},\"drops\":{\"version\":%" PRIu64
+      ",\"truncated\":%" PRIu64 ",\"payloadType\":%" PRIu64 ",\"red\":%" PRIu64
+      ",\"tooLarge\":%" PRIu64 ",\"utf8\":%" PRIu64 ",\"duplicate\":%" PRIu64
+      ",\"direction\":%" PRIu64 ",\"unknownSource\":%" PRIu64
+      ",\"rate\":%" PRIu64 ",\"overflow\":%" PRIu64 ",\"sendFailed\":%" PRIu64
+      "},\"final\":%s}",
+      s->rtp_sent, m->bytes_to_core, s->keepalives_sent, s->chars_to_rtp,
+      s->rtp_received, s->recovered, s->lost, m->msgs_to_access, s->chars_to_dc,
+      s->markers_to_dc, s->markers_to_rtp, s->drop_version, s->drop_truncated,
+      s->drop_pt, s->drop_red, s->drop_too_large,
+      s->drop_utf8_rtp + s->drop_utf8_dc, s->drop_duplicate, s->drop_direction,
+      m->d.unknown_source, m->d.rate, s->overflow_to_dc + s->overflow_to_rtp,
+      m->d.send_failed, final ? "true" : "false");
+  m->host->emit(m->host, DCMF_T140_SVC_EVENT, detail);
+  m->dirty = 0;
+  m->last_push = m->host->now(m->host);
+}
+
+static void counted(struct t140_media *m) {
+  if (!m->dirty) {
+    m->dirty = 1;
+    m->host->want_tick(m->host);
+  }
+}
+
+/* ---- moving text ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static const struct sockaddr *core_dest(const struct t140_media *m) {
+  if (m->remote.ss_family != 0) {
+    return (const struct sockaddr *)&m->remote;
+  }
+  return m->has_latched ? (const struct sockaddr *)&m->latched : NULL;
+}
+
+/* Sends what the engine has due toward the core and the WIC, then arms
+ * the timer at its next deadline. */
+static void pump(struct t140_media *m) {
+  if (m->core == NULL) {
+    return;
+  }
+  uint64_t now = m->host->now(m->host);
+  uint8_t pkt[DCMF_T140_MAX_PACKET];
+  int n;
+  while ((n = dcmf_t140_rtp_write(&m->engine, pkt, sizeof(pkt), now)) > 0) {
+    const struct sockaddr *to = core_dest(m);
+    uv_buf_t b = uv_buf_init((char *)pkt, (unsigned)n);
+    if (to == NULL || uv_udp_try_send(&m->core->udp, &b, 1, to) != n) {
+      m->d.send_failed++; /* no core address yet, or the socket refused */
+    } else {
+      m->bytes_to_core += (uint64_t)n;
+    }
+    counted(m);
+  }
+  while (m->dc_open) {
+    if (m->pend_len == 0) {
+      m->pend_len =
+          dcmf_t140_dc_write(&m->engine, m->pend, sizeof(m->pend), now);
+      if (m->pend_len == 0) {
+        break;
+      }
+    }
+    int rv = m->host->send(m->host, m->set.sid, 0, m->pend, m->pend_len);
+    if (rv == DCMF_ERR_EXHAUSTED) {
+      break; /* |writable| comes back */
+    }
+    if (rv != 0) {
+      m->d.send_failed++;
+    } else {
+      m->msgs_to_access++;
+    }
+    m->pend_len = 0;
+    counted(m);
+  }
+  uint64_t next = dcmf_t140_next_expiry(&m->engine);
+  if (next == DCMF_T140_NEVER) {
+    uv_timer_stop(&m->core->timer);
+  } else {
+    uint64_t after = next > now ? next - now : 0;
+    uv_timer_start(&m->core->timer, on_timer, after, 0);
+  }
+}
+
+static void on_timer(uv_timer_t *t) {
+  struct core *core = t->data;
+  if (core->m != NULL) {
+    pump(core->m);
+  }
+}
+
+/* One datagram from the core socket (udpread.h). */
+static void on_core(void *user, uint8_t *buf, size_t len,
+                    const struct sockaddr *from, int truncated) {
+  struct core *core = user;
+  struct t140_media *m = core->m;
+  if (m == NULL) {
+    return;
+  }
+  if (m->remote.ss_family != 0
+          ? !dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->remote)
+          : m->has_latched && !dcmf_stun_addr_equal(
+                                  from, (const struct sockaddr *)&m->latched)) {
+    m->d.unknown_source++;
+    counted(m);
+    return;
+  }
+  uint64_t now = m->host->now(m->host);
+  if (now / 1000 != m->rate_second) {
+    m->rate_second = now / 1000;
+    m->rate_count = 0;
+  }
+  if (++m->rate_count > DCMF_T140_SVC_RATE) {
+    m->d.rate++;
+    counted(m);
+    return;
+  }
+  if (m->remote.ss_family == 0 && !m->has_latched) {
+    memset(&m->latched, 0, sizeof(m->latched));
+    memcpy(&m->latched, from,
+           from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in));
+    m->has_latched = 1;
+  }
+  /* A truncated datagram was bigger than any the engine takes: it is
+   * given whole-length-plus-one so the engine counts it too large. */
+  dcmf_t140_rtp_recv(&m->engine, buf,
+                     truncated ? DCMF_T140_MAX_PACKET + 1 : len, now);
+  counted(m);
+  pump(m);
+}
+
+/* ---- the core handles ---- */
+
+static void handle_closed(uv_handle_t *h) {
+  struct core *core = h->data;
+  if (--core->handles == 0) {
+    free(core);
+  }
+}
+
+static void rd_closed(uv_handle_t *h) {
+  struct dcmf_udpread *rd = h->data;
+  struct core *core = rd->user;
+  if (--core->handles == 0) {
+    free(core);
+  }
+}
+
+static void core_close(struct core *core) {
+  core->m = NULL;
+  if (core->handles == 0) {
+    free(core);
+    return;
+  }
+  if (core->reading) {
+    dcmf_udpread_close(&core->rd, rd_closed);
+  }
+  if (core->timer_init) {
+    uv_close((uv_handle_t *)&core->timer, handle_closed);
+  }
+  if (core->udp_open) {
+    uv_close((uv_handle_t *)&core->udp, handle_closed);
+  }
+}
+
+/* Adopts |fd| (the core RTP socket) and starts reading it. */
+static int core_open(struct t140_media *m, int fd) {
+  struct core *core = calloc(1, sizeof(*core));
+  if (core == NULL) {
+    close(fd);
+    return UV_ENOMEM;
+  }
+  core->m = m;
+  m->core = core;
+  uv_timer_init(m->host->loop, &core->timer);
+  core->timer.data = core;
+  core->timer_init = 1;
+  core->handles++;
+  uv_udp_init(m->host->loop, &core->udp);
+  core->udp.data = core;
+  core->udp_open = 1;
+  core->handles++;
+  int rv = uv_udp_open(&core->udp, fd);
+  if (rv != 0) {
+    close(fd);
+    return rv;
+  }
+  uv_os_fd_t ufd = -1;
+  (void)uv_fileno((uv_handle_t *)&core->udp, &ufd);
+  rv = dcmf_udpread_start(&core->rd, m->host->loop, ufd, m->w->rx,
+                          sizeof(m->w->rx), on_core, core);
+  if (rv == 0) {
+    core->reading = 1;
+    core->rd.tally = m->w->rx_datagrams;
+    core->handles++;
+  }
+  return rv;
+}
+
+/* ---- the service hooks ---- */
+
+static int t140_init(void **worker, const struct dcmf_svc_worker_env *env,
+                     const void *config, char *err, size_t errlen) {
+  (void)config;
+  (void)err;
+  (void)errlen;
+  struct t140_worker *w = malloc(sizeof(*w));
+  if (w == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  w->rx_datagrams = env->rx_datagrams;
+  *worker = w;
+  return 0;
+}
+
+static void t140_free(void *worker) {
+  free(worker);
+}
+
+static void fill_random(void *buf, size_t len) {
+  if (RAND_bytes(buf, (int)len) != 1) {
+    /* OpenSSL's CSPRNG does not fail once seeded; never leave it zero. */
+    for (size_t i = 0; i < len; i++) {
+      ((uint8_t *)buf)[i] = (uint8_t)(i * 131u + 7u);
+    }
+  }
+}
+
+/* The engine's settings from the leg's. */
+static void settings_of(const struct dcmf_media_t140 *t,
+                        struct dcmf_t140_settings *s) {
+  dcmf_t140_settings_default(s);
+  s->pt_t140 = t->pt_t140;
+  s->pt_red = t->pt_red;
+  s->use_red = t->use_red;
+  s->generations = t->use_red ? t->generations : 0;
+  s->cps_to_dc = t->cps_to_dc;
+  s->cps_to_rtp = t->cps_to_rtp;
+  s->direction = (enum dcmf_t140_direction)t->direction;
+  fill_random(&s->ssrc, sizeof(s->ssrc));
+  fill_random(&s->first_seq, sizeof(s->first_seq));
+  fill_random(&s->first_ts, sizeof(s->first_ts));
+}
+
+static void take_remote(struct t140_media *m,
+                        const struct dcmf_media_rtpleg *leg) {
+  if (memcmp(&m->remote, &leg->remote_rtp, sizeof(m->remote)) != 0) {
+    m->remote = leg->remote_rtp;
+    m->has_latched = 0; /* a new core address: latch again if none */
+  }
+}
+
+static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
+  struct t140_media *m = calloc(1, sizeof(*m));
+  if (m == NULL) {
+    return DCMF_ERR_NOMEM;
+  }
+  m->host = host;
+  m->w = worker;
+  m->rtcp_fd = -1;
+  *media = m;
+  struct dcmf_media_rtpleg *leg = host->desc->rtpleg;
+  if (host->desc->assoc != DCMF_ASSOC_SCTP || leg == NULL || !leg->t140.on ||
+      leg->rtp_fd < 0) {
+    return 0; /* not a T.140 media: this service stays out of it */
+  }
+  m->set = leg->t140;
+  take_remote(m, leg);
+  struct dcmf_t140_settings s;
+  settings_of(&leg->t140, &s);
+  char err[160];
+  int rv = dcmf_t140_init(&m->engine, &s, host->now(host), err, sizeof(err));
+  if (rv != 0) {
+    DCMF_LOGW(host->log, "t140", "%s: the T.140 engine cannot start: %s",
+              host->name, err);
+    return 0; /* the API checked these: the media stays without text */
+  }
+  int fd = leg->rtp_fd;
+  leg->rtp_fd = -1; /* ours now */
+  m->rtcp_fd = leg->rtcp_fd;
+  leg->rtcp_fd = -1;
+  rv = core_open(m, fd);
+  if (rv != 0) {
+    DCMF_LOGW(host->log, "t140", "%s: core socket: %s", host->name,
+              uv_strerror(rv));
+    core_close(m->core);
+    m->core = NULL;
+    return 0;
+  }
+  pump(m);
+  return 0;
+}
+
+/* A PATCH: the dcsa values (direction, cps) and the core's address may
+ * change (RFC 8865 §4.2: same direction both sides; the ALG gives the
+ * core the same), and the core's answer may settle other payload types,
+ * red or its cps. A direction alone is set on the running engine; any
+ * other change starts the engine again (a new SSRC toward the core,
+ * RFC 3550 §8: its sequence and timing start anew). */
+static void t140_update(void *media) {
+  struct t140_media *m = media;
+  const struct dcmf_media_rtpleg *leg = m->host->desc->rtpleg;
+  if (m->core == NULL || leg == NULL || !leg->t140.on) {
+    return;
+  }
+  take_remote(m, leg);
+  const struct dcmf_media_t140 *n = &leg->t140, *o = &m->set;
+  if (n->pt_t140 != o->pt_t140 || n->pt_red != o->pt_red ||
+      n->use_red != o->use_red || n->generations != o->generations ||
+      n->cps_to_dc != o->cps_to_dc || n->cps_to_rtp != o->cps_to_rtp) {
+    struct dcmf_t140_settings s;
+    settings_of(&leg->t140, &s);
+    char err[160];
+    struct dcmf_t140_stats kept = *dcmf_t140_get_stats(&m->engine);
+    if (dcmf_t140_init(&m->engine, &s, m->host->now(m->host), err,
+                       sizeof(err)) != 0) {
+      DCMF_LOGW(m->host->log, "t140",
+                "%s: the new T.140 settings are not "
+                "taken: %s",
+                m->host->name, err);
+    } else {
+      m->engine.stats = kept; /* the media's counters run on */
+      m->set = leg->t140;
+    }
+  } else if (leg->t140.direction != m->set.direction &&
+             dcmf_t140_set_direction(
+                 &m->engine, (enum dcmf_t140_direction)leg->t140.direction) ==
+                 0) {
+    m->set.direction = leg->t140.direction;
+  }
+  pump(m);
+}
+
+static void t140_detach(void *media) {
+  struct t140_media *m = media;
+  if (m->core != NULL) {
+    push(m, 1);
+    core_close(m->core);
+  }
+  if (m->rtcp_fd >= 0) {
+    close(m->rtcp_fd);
+  }
+  free(m);
+}
+
+static void t140_tick(void *media) {
+  struct t140_media *m = media;
+  if (!m->dirty || m->core == NULL) {
+    return;
+  }
+  uint64_t now = m->host->now(m->host);
+  if (now - m->last_push >= DCMF_T140_SVC_PUSH_MS || m->last_push == 0) {
+    push(m, 0);
+  } else {
+    m->host->want_tick(m->host);
+  }
+}
+
+static int t140_match(void *media, const struct dcmf_svc_flow *flow) {
+  struct t140_media *m = media;
+  return m->core != NULL && flow->kind == DCMF_ASSOC_SCTP &&
+         flow->id == m->set.sid && strcmp(flow->protocol, "t140") == 0;
+}
+
+static int t140_open(void *media, const struct dcmf_svc_flow *flow,
+                     void **chan) {
+  (void)flow;
+  struct t140_media *m = media;
+  if (m->dc_open) {
+    return DCMF_ERR_INVALID; /* one channel per RTP text stream */
+  }
+  m->dc_open = 1;
+  *chan = NULL;
+  /* Text waiting for the channel goes from the loop: |open| may not
+   * send on the flow it opens. */
+  m->host->wake(m->host);
+  return 0;
+}
+
+static void t140_message(void *media, void *chan,
+                         const struct dcmf_svc_flow *flow, int binary,
+                         const uint8_t *data, size_t len) {
+  (void)chan;
+  (void)flow;
+  (void)binary; /* PPID 51 or 53: both carry the UTF-8 text */
+  struct t140_media *m = media;
+  dcmf_t140_dc_recv(&m->engine, data, len, m->host->now(m->host));
+  counted(m);
+  pump(m);
+}
+
+static void t140_writable(void *media) {
+  struct t140_media *m = media;
+  pump(m);
+}
+
+static void t140_closed(void *media, void *chan,
+                        const struct dcmf_svc_flow *flow) {
+  (void)chan;
+  (void)flow;
+  struct t140_media *m = media;
+  m->dc_open = 0;
+  m->pend_len = 0;
+  /* RFC 8865 §5.4 and §6: text the WIC sent may be lost with the
+   * channel; the RTP side is told by a missing-text marker. */
+  dcmf_t140_dc_failed(&m->engine);
+  counted(m);
+  /* Sent from the loop, not from here: a channel closed because the
+   * session ends (a DELETE) is followed by |detach| at once, and the
+   * call's end is not a loss to mark. */
+  if (m->core != NULL) {
+    uv_timer_start(&m->core->timer, on_timer, 0, 0);
+  }
+}
+
+const struct dcmf_service dcmf_t140_service = {
+    .name = "t140",
+    .init = t140_init,
+    .free = t140_free,
+    .attach = t140_attach,
+    .update = t140_update,
+    .detach = t140_detach,
+    .tick = t140_tick,
+    .match = t140_match,
+    .open = t140_open,
+    .message = t140_message,
+    .writable = t140_writable,
+    .closed = t140_closed,
+};

@@ -1,0 +1,63 @@
+/*
+ * t140_svc.h - T.140 real-time text over a data channel (RFC 8865) <->
+ * T.140 over RTP (RFC 4103, RFC 2198 redundancy) as a session service
+ * (service.h; layer: services; docs/e2ae.md "T.140 over a data channel
+ * <-> RTP").
+ *
+ * What it serves. A media whose description carries an RTP leg with
+ * t140.on (media.h struct dcmf_media_t140): the session is the access
+ * leg (ICE-lite, DTLS, SCTP), the leg names the negotiated "t140"
+ * channel (|t140.sid|) and owns the core RTP socket (and the RTCP one,
+ * held for its port and never read: RTCP is not relayed). The service
+ * matches that one flow and joins it to the RTP text stream through the
+ * T.140 engine (t140.h), which does the protocol: ~300 ms buffering,
+ * red generations, the M bit after idle, unique timestamps, keep-alives,
+ * recovery by redundancy, U+FFFD for unrecovered loss, cps limits and
+ * the direction. This file is glue: sockets, one timer, counters.
+ *
+ * Time. One uv_timer per media on the worker's loop, armed at the
+ * engine's next deadline after every input; the engine's clock is the
+ * host's (host->now).
+ *
+ * Core packets. Only the signalled core address (ip and port) is
+ * accepted; without one the first packet's source is latched for good.
+ * Others are dropped ("unknownSource"). At most DCMF_T140_SVC_RATE
+ * packets per second are given to the engine; more are dropped ("rate"),
+ * so a flood costs its own media a counter and no work. What the engine
+ * refuses (bad version, short, bad red headers, bad UTF-8, too large,
+ * other payload types, duplicates) is counted by it. None of that ends
+ * the media or touches another one.
+ *
+ * Toward the WIC. Text goes as UTF-8 string messages (PPID 51) while the
+ * channel is open; one message waits when SCTP has no room (|writable|
+ * resends it) and the engine's bounded queue holds the rest. Text from
+ * the core while the channel is not open waits in the same bounded
+ * queue. A channel that closes while the media goes on (the WIC reset
+ * it, or the association ended) makes the engine mark the loss toward
+ * RTP (one U+FFFD, RFC 8865 §6), sent from the loop; a channel closed
+ * because the media ends (DELETE) marks nothing. A channel that opens
+ * again carries on.
+ *
+ * Counters: T140_COUNTERS, pushed at most once per DCMF_T140_SVC_PUSH_MS
+ * while something is counted and once at detach with "final":true:
+ *   {"toCore":{"packets","bytes","keepalives","chars"},
+ *    "fromCore":{"packets","recovered","lost"},
+ *    "toAccess":{"messages","chars"},"markers":{"toAccess","toCore"},
+ *    "drops":{"version","truncated","payloadType","red","tooLarge",
+ *             "utf8","duplicate","direction","unknownSource","rate",
+ *             "overflow","sendFailed"},"final":B}
+ */
+#ifndef DCMF_T140_SVC_H
+#define DCMF_T140_SVC_H
+
+#include "service.h"
+
+extern const struct dcmf_service dcmf_t140_service;
+
+/* Core packets per second a media gives the engine at most. */
+#define DCMF_T140_SVC_RATE 200
+/* The most often a busy media's counters are pushed. */
+#define DCMF_T140_SVC_PUSH_MS 1000
+#define DCMF_T140_SVC_EVENT "T140_COUNTERS"
+
+#endif
