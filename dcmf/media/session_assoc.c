@@ -14,6 +14,7 @@
 
 #include "errors.h"
 #include "srtp.h"
+#include "stun.h"
 
 /* ---- DTLS and the association (dcstack.h) --------------------------------- */
 
@@ -287,6 +288,15 @@ void dcmf_session_update(struct dcmf_session *s,
    * held (agwiq.c): the DTLS side is rebuilt in the new role. */
   int role_changed = s->desc.dtls_server != desc->dtls_server;
   int fd = s->desc.fd;
+  /* A peer without ICE whose address the answer brings (the UE's T.38
+   * answer, the context POSTed before it): its media is taken and our
+   * DTLS goes to it from now on (a passive UE waits for our ClientHello
+   * there). */
+  int remote_arrived =
+      desc->remote_no_ice && desc->has_remote_addr &&
+      (!s->desc.has_remote_addr ||
+       !dcmf_stun_addr_equal((const struct sockaddr *)&s->desc.remote_addr,
+                             (const struct sockaddr *)&desc->remote_addr));
   int local_changed = strcmp(s->desc.local_ufrag, desc->local_ufrag) != 0 ||
                       strcmp(s->desc.local_pwd, desc->local_pwd) != 0;
   /* An update's RTP leg carries no descriptors: the running leg's
@@ -305,6 +315,10 @@ void dcmf_session_update(struct dcmf_session *s,
   }
   if (s->desc.remote_ufrag[0] != '\0') {
     dcmf_ice_set_remote_ufrag(&s->ice, s->desc.remote_ufrag);
+  }
+  if (remote_arrived) {
+    dcmf_ice_set_remote_no_ice(&s->ice,
+                               (const struct sockaddr *)&s->desc.remote_addr);
   }
   if (new_association || fingerprint_changed) {
     /* RFC 8842: a new tls-id (or fingerprint) is a new DTLS association;

@@ -67,6 +67,16 @@ int dcmf_ice_init(struct dcmf_ice *ice,
   return 0;
 }
 
+int dcmf_ice_set_remote_no_ice(struct dcmf_ice *ice,
+                               const struct sockaddr *addr) {
+  if (addr == NULL || !ice_addr_ok(addr))
+    return DCMF_ERR_INVALID;
+  ice_addr_copy(&ice->signalled, addr);
+  ice->has_signalled = 1;
+  ice->remote_ice_lite_or_none = 1;
+  return 0;
+}
+
 int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag) {
   if (ufrag == NULL) {
     ice->remote_ufrag[0] = '\0';

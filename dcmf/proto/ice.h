@@ -188,6 +188,16 @@ int dcmf_ice_init(struct dcmf_ice *ice,
 int dcmf_ice_set_remote_ufrag(struct dcmf_ice *ice, const char *ufrag);
 
 /*
+ * The peer does no ICE and its address came after the start (an answer
+ * without ICE, as an IMS UE's T.38 one, RFC 7345 4.2-4.4): from now on
+ * |addr| is authorized and is the peer, as if given at init with
+ * remote_ice_lite_or_none. Copied. Returns 0 or DCMF_ERR_INVALID (not
+ * IPv4/IPv6; unchanged).
+ */
+int dcmf_ice_set_remote_no_ice(struct dcmf_ice *ice,
+                               const struct sockaddr *addr);
+
+/*
  * An ICE restart (RFC 8839 section 4.4.1.1.1): our new credentials. The
  * selected peer stays (ICE-lite: consent goes on with checks that use
  * the new credentials, and a check from elsewhere moves the peer as

@@ -32,7 +32,7 @@ static const struct dcmf_alg_path paths[] = {
      "UDP/TLS/RTP/SAVP", "RTP/AVP", NULL, DCMF_ALG_DTLS, true, false, 16, 20,
      true},
     {"t38", "image", "UDP/TLS/UDPTL", NULL, "image", "udptl", "UDP/DTLS",
-     "UDP", NULL, DCMF_ALG_DTLS, false, true, 37, 0, false},
+     "UDP", NULL, DCMF_ALG_DTLS, false, true, 37, 0, true},
     {"msrp-tls", "message", "TCP/TLS/MSRP", NULL, "message", "TCP/MSRP",
      "TCP/TLS/MSRP", "TCP/MSRP", NULL, DCMF_ALG_TLS, false, true, 0, 0, true},
     {"bfcp-tls", "application", "TCP/TLS/BFCP", NULL, "application",

@@ -408,11 +408,17 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
                                         json_incref(json_object_get(sec, "tlsId"))));
   }
   json_decref(sec);
-  json_t *r =
-      p->security == DCMF_ALG_TLS || reoffer ? remote_of(sdp, i, m) : NULL;
+  const char *uf = ice_attr(sdp, i, "ice-ufrag");
+  const char *pw = ice_attr(sdp, i, "ice-pwd");
+  bool ice = uf && pw && p->security == DCMF_ALG_DTLS;
+  json_t *r = p->security == DCMF_ALG_TLS || reoffer || !ice
+                  ? remote_of(sdp, i, m)
+                  : NULL;
   if (r) {
     /* The UE's address, for the AGW's access leg to connect to or to
-     * accept from (TCP has no ICE). */
+     * accept from (TCP has no ICE), or, on a DTLS path without ICE (an
+     * IMS UE's T.38, RFC 7345 4.2-4.4), for the AGW's ClientHello when
+     * the UE answered passive: without it the AGW has nowhere to send. */
     snprintf(path, sizeof path, "/terminations/%d/remote",
              term_index(reply, "access"));
     json_array_append_new(ops, patch_op("add", path, r));
@@ -428,9 +434,7 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
         ops, patch_op("add", path, json_incref(json_object_get(dc, "dcsa"))));
     json_decref(dc);
   }
-  const char *uf = ice_attr(sdp, i, "ice-ufrag");
-  const char *pw = ice_attr(sdp, i, "ice-pwd");
-  if (uf && pw && p->security == DCMF_ALG_DTLS) {
+  if (ice) {
     snprintf(path, sizeof path, "/terminations/%d/ice",
              term_index(reply, "access"));
     json_array_append_new(ops, patch_op("add", path,

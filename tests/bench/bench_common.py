@@ -8,6 +8,7 @@ ratios of medians), and msrp_load and tls_relay (the TLS benchmark's
 load and anchor; with --plain, the DC benchmark's plain TCP anchor)."""
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,33 @@ class Settings:
 
     def list(self, key, default):
         return [x.strip() for x in self.get(key, default).split(",") if x.strip()]
+
+
+class MsrpRun:
+    """The settings the MSRP comparisons share (msrp_compare.py and
+    msrp_dc_compare.py; their docstrings list them with their defaults):
+    the build directory (argv[1]) and dcmfd in it, the rounds, the
+    measured and warm-up windows, the sizes, directions and servers, the
+    unanswered bytes at most, the CPU pinning and dcmfd's arguments.
+    SMOKE=1 shortens the rounds and windows. |servers| is the script's
+    default server list."""
+
+    def __init__(self, servers):
+        self.settings = Settings({"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"})
+        self.smoke = self.settings.smoke
+        env, env_list = self.settings.get, self.settings.list
+        self.build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
+        self.dcmfd = os.path.join(self.build, "dcmf", "dcmfd")
+        self.rounds = int(env("ROUNDS", "3"))
+        self.window_s = float(env("WINDOW_S", "5"))
+        self.warmup_s = float(env("WARMUP_S", "1"))
+        self.sizes = [int(x) for x in env_list("SIZES", "1024,65536")]
+        self.dirs = env_list("DIRS", "up,down")
+        self.servers = env_list("SERVERS", servers)
+        self.window_bytes = int(env("WINDOW_BYTES", "1048576"))
+        self.server_cpus = env("SERVER_CPUS", "")
+        self.load_cpus = env("LOAD_CPUS", "")
+        self.dcmfd_args = shlex.split(env("DCMFD_ARGS", "--workers 1"))
 
 
 def log(*a):

@@ -55,7 +55,6 @@ Environment (defaults in brackets):
 """
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -65,34 +64,20 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from bench_common import (MsrpLoad, Settings, SetupError, check_msrp_load_wire,  # noqa: E402
+from bench_common import (MsrpLoad, MsrpRun, SetupError, check_msrp_load_wire,  # noqa: E402
                           dcmfd_api, fmt, log, ratio, run_in_own_netns, start_dcmfd,
                           start_tls_relay, stop_proc, tree_pids, tshark_core_leg)
 
 run_in_own_netns("DCMF_MSRP_COMPARE_NETNS", __file__)
 
-S = Settings({"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"})
-SMOKE = S.smoke
-env, env_list = S.get, S.list
+R = MsrpRun("relay,dcmfd")  # the settings both MSRP comparisons take
+env, env_list = R.settings.get, R.settings.list
 
-
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
-DCMFD = os.path.join(BUILD, "dcmf", "dcmfd")
-LOAD = os.path.join(BUILD, "tests", "msrp_load")
-RELAY = os.path.join(BUILD, "tests", "tls_relay")
-ROUNDS = int(env("ROUNDS", "3"))
-WINDOW_S = float(env("WINDOW_S", "5"))
-WARMUP_S = float(env("WARMUP_S", "1"))
+LOAD = os.path.join(R.build, "tests", "msrp_load")
+RELAY = os.path.join(R.build, "tests", "tls_relay")
 PAIRS = int(env("PAIRS", "1"))
-SIZES = [int(x) for x in env_list("SIZES", "1024,65536")]
-DIRS = env_list("DIRS", "up,down")
-SERVERS = env_list("SERVERS", "relay,dcmfd")
-WINDOW_BYTES = int(env("WINDOW_BYTES", "1048576"))
 RATES = {int(k): float(v) for k, v in
          (x.split("=") for x in env_list("RATES", ""))}
-SERVER_CPUS = env("SERVER_CPUS", "")
-LOAD_CPUS = env("LOAD_CPUS", "")
-DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1"))
 DCMFD_PORT = 18991
 
 
@@ -112,7 +97,7 @@ class Dcmfd:
     name = "dcmfd"
 
     def start(self, load, tmp):
-        self.proc = start_dcmfd(DCMFD, DCMFD_PORT, DCMFD_ARGS, SERVER_CPUS)
+        self.proc = start_dcmfd(R.dcmfd, DCMFD_PORT, R.dcmfd_args, R.server_cpus)
         self.contexts = []
         for i, core_port in enumerate(load.core_ports):
             body = {"terminations": [
@@ -157,7 +142,7 @@ class Relay:
 
     def start(self, load, tmp):
         cert, key, fp = make_cert(tmp, "relay")
-        self.proc = start_tls_relay(RELAY, [cert, key, load.fingerprint], SERVER_CPUS, load, fp)
+        self.proc = start_tls_relay(RELAY, [cert, key, load.fingerprint], R.server_cpus, load, fp)
 
     def pids(self):
         return tree_pids(self.proc.pid)
@@ -186,22 +171,22 @@ def syscalls(pids):
 
 def one_server(kind, tmp, rnd, results):
     ue_cert, ue_key, _ = make_cert(tmp, f"ue{rnd}")
-    load = MsrpLoad(LOAD, PAIRS, LOAD_CPUS, ue_cert, ue_key)
+    load = MsrpLoad(LOAD, PAIRS, R.load_cpus, ue_cert, ue_key)
     server = kind()
     try:
-        check_msrp_load_wire(load, SIZES)
+        check_msrp_load_wire(load, R.sizes)
         server.start(load, tmp)
         tls = json.loads(load.ask("connect", "connected"))["tls"]
         pids = ",".join(map(str, server.pids()))
         log(f"round {rnd} {server.name}: {PAIRS} pair(s) up, {tls}, server pids {pids}")
-        if SMOKE and isinstance(server, Dcmfd) and shutil.which("tshark"):
+        if R.smoke and isinstance(server, Dcmfd) and shutil.which("tshark"):
             tshark_core_leg(load, load.core_ports, tmp, (("up", 1024), ("down", 65536)))
-        for size in SIZES:
-            for d in DIRS:
+        for size in R.sizes:
+            for d in R.dirs:
                 io0 = syscalls(server.pids())
                 res = json.loads(load.ask(
-                    f"run {d} {size} {int(WARMUP_S * 1000)} {int(WINDOW_S * 1000)} {pids} "
-                    f"{WINDOW_BYTES} {RATES.get(size, 0)}", "result"))
+                    f"run {d} {size} {int(R.warmup_s * 1000)} {int(R.window_s * 1000)} {pids} "
+                    f"{R.window_bytes} {RATES.get(size, 0)}", "result"))
                 io1 = syscalls(server.pids())
                 res["tls"] = tls
                 # Over the whole run (warm-up, window, drain): every message sent.
@@ -242,8 +227,8 @@ def table(results):
             ("load CPU % of one core", "load_cpu_pct", 0)]
     print("| size | direction | figure | relay | dcmfd | dcmfd / relay |")
     print("|---|---|---|---|---|---|")
-    for size in SIZES:
-        for d in DIRS:
+    for size in R.sizes:
+        for d in R.dirs:
             for label, key, digits in rows:
                 r = [x[key] for x in results.get(("relay", size, d), [])]
                 m = [x[key] for x in results.get(("dcmfd", size, d), [])]
@@ -253,15 +238,15 @@ def table(results):
 
 
 def main():
-    for exe in (DCMFD, LOAD, RELAY):
+    for exe in (R.dcmfd, LOAD, RELAY):
         if not os.access(exe, os.X_OK):
-            sys.exit(f"msrp_compare.py: {exe} is missing (meson compile -C {BUILD})")
+            sys.exit(f"msrp_compare.py: {exe} is missing (meson compile -C {R.build})")
     kinds = {"dcmfd": Dcmfd, "relay": Relay}
     tmp = tempfile.mkdtemp(prefix="dcmf-msrp-compare-")
     results = {}
     ok = True
-    for rnd in range(1, ROUNDS + 1):
-        order = SERVERS if rnd % 2 == 1 else list(reversed(SERVERS))
+    for rnd in range(1, R.rounds + 1):
+        order = R.servers if rnd % 2 == 1 else list(reversed(R.servers))
         for name in order:
             try:
                 one_server(kinds[name], tmp, rnd, results)

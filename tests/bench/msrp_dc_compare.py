@@ -60,7 +60,6 @@ Environment (defaults in brackets):
 """
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -70,7 +69,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from bench_common import (LineTool, MsrpLoad, Settings, SetupError,  # noqa: E402
+from bench_common import (LineTool, MsrpLoad, MsrpRun, SetupError,  # noqa: E402
                           check_msrp_load_wire, dcmfd_api, fmt, log, pinned, ratio,
                           run_in_own_netns, start_dcmfd, start_tls_relay, stop_proc,
                           tree_pids, tshark_core_leg)
@@ -79,27 +78,13 @@ run_in_own_netns("DCMF_MSRP_DC_COMPARE_NETNS", __file__)
 
 import msrp_peer  # noqa: E402  (the RFC 4975 parser written for the tests)
 
-S = Settings({"ROUNDS": "1", "WINDOW_S": "1", "WARMUP_S": "0.3"})
-SMOKE = S.smoke
-env, env_list = S.get, S.list
+R = MsrpRun("relay,agnostic,aware,tcp")  # the settings both MSRP comparisons take
+env, env_list = R.settings.get, R.settings.list
 
-
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-release")
-DCMFD = os.path.join(BUILD, "dcmf", "dcmfd")
 LOAD_JS = os.path.join(HERE, "msrp_dc_load.js")
 RELAY_JS = os.path.join(HERE, "msrp_dc_relay.js")
-MSRP_LOAD = os.path.join(BUILD, "tests", "msrp_load")
-TLS_RELAY = os.path.join(BUILD, "tests", "tls_relay")
-ROUNDS = int(env("ROUNDS", "3"))
-WINDOW_S = float(env("WINDOW_S", "5"))
-WARMUP_S = float(env("WARMUP_S", "1"))
-SIZES = [int(x) for x in env_list("SIZES", "1024,65536")]
-DIRS = env_list("DIRS", "up,down")
-SERVERS = env_list("SERVERS", "relay,agnostic,aware,tcp")
-WINDOW_BYTES = int(env("WINDOW_BYTES", "1048576"))
-SERVER_CPUS = env("SERVER_CPUS", "")
-LOAD_CPUS = env("LOAD_CPUS", "")
-DCMFD_ARGS = shlex.split(env("DCMFD_ARGS", "--workers 1"))
+MSRP_LOAD = os.path.join(R.build, "tests", "msrp_load")
+TLS_RELAY = os.path.join(R.build, "tests", "tls_relay")
 DCMFD_PORT = 18992
 STREAM_ID = 3
 NAN = float("nan")
@@ -118,7 +103,7 @@ class Load(LineTool):
     """One msrp_dc_load.js process and its line dialogue."""
 
     def __init__(self):
-        super().__init__("msrp_dc_load", pinned(["node", LOAD_JS], LOAD_CPUS))
+        super().__init__("msrp_dc_load", pinned(["node", LOAD_JS], R.load_cpus))
         while True:
             f = self.line().split(" ", 1)
             if f[0] == "uris":
@@ -134,7 +119,7 @@ def check_wire(load):
     """The load's bytes as msrp_peer.py (written from RFC 4975 apart from
     it) reads them: a SEND chunk per direction and size, and its 200."""
     for d in ("up", "down"):
-        for size in SIZES:
+        for size in R.sizes:
             send_hex, resp_hex = load.ask(f"sample {d} {size}", "sample").split()
             req = msrp_peer.MsrpDecoder().feed_message(bytes.fromhex(send_hex))
             if (req.method != "SEND" or req.flag != "$" or len(req.body) != size
@@ -168,7 +153,7 @@ class Dcmfd(OverDataChannel):
         self.name = mode
 
     def start(self, load, tmp):
-        self.proc = start_dcmfd(DCMFD, DCMFD_PORT, DCMFD_ARGS, SERVER_CPUS)
+        self.proc = start_dcmfd(R.dcmfd, DCMFD_PORT, R.dcmfd_args, R.server_cpus)
         offer, cema = load.offer, self.mode == "agnostic"
         cand = next(line for line in offer.split("\r\n")
                     if line.startswith("a=candidate:") and " udp " in line.lower())
@@ -232,7 +217,7 @@ class Relay(OverDataChannel):
 
     def start(self, load, tmp):
         self.tool = LineTool("msrp_dc_relay", pinned(["node", RELAY_JS, str(load.core_port)],
-                                                      SERVER_CPUS))
+                                                      R.server_cpus))
         self.tool.send("offer " + json.dumps(load.offer))
         line = self.tool.line()
         if not line.startswith("answer "):
@@ -256,13 +241,13 @@ class TcpRelay:
     name = "tcp"
 
     def new_load(self):
-        return MsrpLoad(MSRP_LOAD, 1, LOAD_CPUS)
+        return MsrpLoad(MSRP_LOAD, 1, R.load_cpus)
 
     def check_load(self, load):
-        check_msrp_load_wire(load, SIZES)
+        check_msrp_load_wire(load, R.sizes)
 
     def start(self, load, tmp):
-        self.proc = start_tls_relay(TLS_RELAY, ["--plain"], SERVER_CPUS, load)
+        self.proc = start_tls_relay(TLS_RELAY, ["--plain"], R.server_cpus, load)
         load.ask("connect", "connected")
 
     def pids(self):
@@ -285,14 +270,14 @@ def one_server(name, tmp, rnd, results):
         server.start(load, tmp)
         pids = ",".join(map(str, server.pids()))
         log(f"round {rnd} {server.name}: WIC side and core connected, server pids {pids}")
-        if SMOKE and name == "agnostic" and shutil.which("tshark"):
+        if R.smoke and name == "agnostic" and shutil.which("tshark"):
             tshark_core_leg(load, [load.core_port], tmp, (("up", 1024), ("down", 65536)))
         up_bytes = 0
-        for size in SIZES:
-            for d in DIRS:
+        for size in R.sizes:
+            for d in R.dirs:
                 res = json.loads(load.ask(
-                    f"run {d} {size} {int(WARMUP_S * 1000)} {int(WINDOW_S * 1000)} {pids} "
-                    f"{WINDOW_BYTES}", "result"))
+                    f"run {d} {size} {int(R.warmup_s * 1000)} {int(R.window_s * 1000)} {pids} "
+                    f"{R.window_bytes}", "result"))
                 if "load_us_per_msg" not in res:  # msrp_load: from its CPU share
                     res["load_us_per_msg"] = (res["load_cpu_pct"] * 1e4 / res["msgs_per_s"]
                                               if res["msgs_per_s"] else NAN)
@@ -337,7 +322,7 @@ def table(results):
             ("load CPU % of one core", "load_cpu_pct", 0),
             ("UDP datagrams per message (both ways)", "datagrams_per_msg", 1),
             ("UDP datagrams dropped by the kernel in the window", "udp_drops", 0)]
-    servers = [s for s in ("relay", "agnostic", "aware", "tcp") if s in SERVERS]
+    servers = [s for s in ("relay", "agnostic", "aware", "tcp") if s in R.servers]
     labels = {"relay": "DC relay", "agnostic": "dcmfd agnostic", "aware": "dcmfd aware",
               "tcp": "plain TCP relay"}
     anchors = {"relay": "DC relay", "tcp": "plain TCP"}
@@ -347,8 +332,8 @@ def table(results):
     print("| size | direction | figure | " + " | ".join(labels[s] for s in servers)
           + "".join(f" | {s} / {anchors[a]}" for s, a in ratios) + " |")
     print("|---|---|---|" + "---|" * (len(servers) + len(ratios)))
-    for size in SIZES:
-        for d in DIRS:
+    for size in R.sizes:
+        for d in R.dirs:
             for label, key, digits in rows:
                 # the TCP anchor has no UDP figures: NaN, shown as "–"
                 vals = {s: [x.get(key, NAN) for x in results.get((s, size, d), [])]
@@ -360,16 +345,16 @@ def table(results):
 
 
 def main():
-    for exe in [DCMFD] + ([MSRP_LOAD, TLS_RELAY] if "tcp" in SERVERS else []):
+    for exe in [R.dcmfd] + ([MSRP_LOAD, TLS_RELAY] if "tcp" in R.servers else []):
         if not os.access(exe, os.X_OK):
-            sys.exit(f"msrp_dc_compare.py: {exe} is missing (meson compile -C {BUILD})")
+            sys.exit(f"msrp_dc_compare.py: {exe} is missing (meson compile -C {R.build})")
     tmp = tempfile.mkdtemp(prefix="dcmf-msrp-dc-compare-")
     results = {}
     ok = True
     t0 = time.time()
-    for rnd in range(1, ROUNDS + 1):
-        k = (rnd - 1) % len(SERVERS)
-        order = SERVERS[k:] + SERVERS[:k]  # each server first in turn
+    for rnd in range(1, R.rounds + 1):
+        k = (rnd - 1) % len(R.servers)
+        order = R.servers[k:] + R.servers[:k]  # each server first in turn
         for name in order:
             try:
                 one_server(name, tmp, rnd, results)
@@ -377,7 +362,7 @@ def main():
                     AssertionError) as e:
                 log(f"round {rnd} {name}: FAILED: {e}")
                 ok = False
-    log(f"{ROUNDS} round(s) in {time.time() - t0:.0f} s, load average "
+    log(f"{R.rounds} round(s) in {time.time() - t0:.0f} s, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     table(results)
     sys.exit(0 if ok else 1)

@@ -15,37 +15,20 @@ dcmf-alg is taken from beside DCMFD. One dcmfd on 127.0.0.1. Prints
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from e2ae_tcp_lib import AGW, Dcmfd  # noqa: E402
+from e2ae_tcp_lib import AGW, Cases, DcmfAlg, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
-FILTERS = sys.argv[2:]
-ALG = os.path.join(os.path.dirname(os.path.abspath(DCMFD)), "dcmf-alg")
 TMP = tempfile.mkdtemp(prefix="alg_api.")
 FP = "sha-256 " + ":".join(f"{b:02X}" for b in range(32))
-results = []
 
 
-def alg(args, sdp, reply=None, offer=None, expect=0):
-    cmd = [ALG] + args
-    if reply is not None:
-        path = os.path.join(TMP, "reply.json")
-        with open(path, "w") as f:
-            json.dump(reply, f)
-        cmd += ["--reply", path]
-    if offer is not None:
-        path = os.path.join(TMP, "offer.sdp")
-        with open(path, "w") as f:
-            f.write(offer)
-        cmd += ["--offer", path]
-    p = subprocess.run(cmd, input=sdp.encode(), capture_output=True, timeout=10)
-    assert p.returncode == expect, f"{args}: exit {p.returncode}: {p.stderr.decode()}"
-    return p.stdout.decode() if expect == 0 else p.stderr.decode()
+# dcmf-alg |args| < sdp: its stdout, or its stderr when |expect| is not 0.
+alg = DcmfAlg(DCMFD, TMP).run
 
 
 def lines(sdp):
@@ -104,20 +87,17 @@ def local(ctx, tid):
 
 
 def case(fn):
-    name = fn.__name__
-    if FILTERS and not any(f in name for f in FILTERS):
-        return fn
-    ctxs = []
-    try:
-        fn(ctxs)
-        print(f"ok - {name}", flush=True)
-        results.append(True)
-    except Exception as e:  # noqa: BLE001 - reported, then the next case
-        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-        print("\n".join("# " + l for l in D.log_tail()), flush=True)
-        results.append(False)
-    for c in ctxs:
-        D.call("DELETE", f"{AGW}/{c['contextId']}")
+    """A case of |CASES| given a list to put its contexts in: they are
+    deleted after it, passed or failed."""
+    def run():
+        ctxs = []
+        try:
+            fn(ctxs)
+        finally:
+            for c in ctxs:
+                D.call("DELETE", f"{AGW}/{c['contextId']}")
+    run.__name__ = fn.__name__
+    CASES(run)
     return fn
 
 
@@ -275,8 +255,9 @@ def run_cases():
 
 D = Dcmfd(DCMFD)
 D.start()
+CASES = Cases(D, sys.argv[2:])
 try:
     run_cases()
 finally:
-    D.stop()
-sys.exit(0 if results and all(results) else 1)
+    rc = D.stop()
+CASES.finish(rc, check_rc=False)

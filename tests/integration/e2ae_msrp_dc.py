@@ -36,15 +36,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from msrp_peer import MsrpPeer, MsrpParseError  # noqa: E402
 import tshark_check  # noqa: E402
-from e2ae_tcp_lib import AGW, Dcmfd  # noqa: E402
+from e2ae_tcp_lib import AGW, Cases, DcmfAlg, Dcmfd  # noqa: E402
 
 DCMFD = sys.argv[1]
-ALG = os.path.join(os.path.dirname(os.path.abspath(DCMFD)), "dcmf-alg")
-FILTERS = sys.argv[2:]
 TMP = tempfile.mkdtemp(prefix="e2ae_msrp_dc.")
+ALG = DcmfAlg(DCMFD, TMP)  # the IMS-ALG half of this test
 WIC_KIND = os.environ.get("WIC", "werift")
 STREAM_ID = 3
-results = []
 
 
 def poll(cond, what, seconds=10.0):
@@ -56,22 +54,6 @@ def poll(cond, what, seconds=10.0):
         if time.time() > end:
             raise AssertionError(f"timed out: {what}")
         time.sleep(0.01)
-
-
-def case(fn):
-    name = fn.__name__
-    if FILTERS and not any(f in name for f in FILTERS):
-        return fn
-    try:
-        fn()
-        print(f"ok - {name}", flush=True)
-        results.append(True)
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-        for line in D.log_tail():
-            print(f"#   {line}")
-        results.append(False)
-    return fn
 
 
 # ---- dcmfd and its API: e2ae_tcp_lib.Dcmfd (curl, every /agw/v1 answer
@@ -219,34 +201,11 @@ def wic_offer_with_dcmap(sdp, wic_path, cema):
     return "\r\n".join(lines + extra) + "\r\n"
 
 
-def dcmf_alg(args, stdin, reply=None, offer=None):
-    """Runs the dcmf-alg command (docs/e2ae.md "dcmf-alg") beside dcmfd:
-    the IMS-ALG half of this test is that tool's, checked here against
-    dcmfd and the WIC."""
-    cmd = [ALG] + args
-    files = []
-    for opt, data in (("--reply", reply), ("--offer", offer)):
-        if data is not None:
-            fd, name = tempfile.mkstemp(dir=TMP)
-            with os.fdopen(fd, "w") as f:
-                f.write(data if isinstance(data, str) else json.dumps(data))
-            cmd += [opt, name]
-            files.append(name)
-    try:
-        p = subprocess.run(cmd, input=stdin.encode(), capture_output=True, timeout=10)
-    finally:
-        for name in files:
-            os.unlink(name)
-    assert p.returncode == 0, f"dcmf-alg {args}: {p.returncode} {p.stderr.decode()}"
-    return p.stdout.decode()
-
-
 def alg_context(offer, core_port, core_path, mode, setup):
     """The POST the IMS-ALG makes from the WIC's offer (dcmf-alg request)
     and the core's SDP, which this test knows up front (its address,
     a=setup, a=path; a=msrp-cema decides the mode)."""
-    reqs = json.loads(dcmf_alg(["request", "--side", "access", "--kind", "offer"],
-                               offer))["requests"]
+    reqs = ALG.requests(offer, "access", "offer")
     assert len(reqs) == 1 and reqs[0]["path"] == "msrp-dc", reqs
     body = reqs[0]["body"]
     access, core = body["terminations"]
@@ -279,9 +238,8 @@ def alg_answer_to_wic(offer, ctx, core_port, core_path, cema, setup):
     AGW's port, ICE-lite credentials, fingerprint and setup, and the
     dcmap/dcsa of the MSRP session with the path the WIC must send to (the
     MF's ;dc URI when aware, the core's path with CEMA)."""
-    sdp = dcmf_alg(["rewrite", "--side", "core", "--kind", "answer"],
-                   core_sdp(core_port, core_path, cema, setup), reply=[ctx],
-                   offer=offer)
+    sdp = ALG.rewrite(core_sdp(core_port, core_path, cema, setup), "core", "answer",
+                      [ctx], offer=offer)
     acc = ctx["terminations"][0]
     path = acc["dataChannel"]["localPath"] if not cema else core_path
     for line in (f"m=application {acc['local']['port']} UDP/DTLS/SCTP webrtc-datachannel",
@@ -296,8 +254,7 @@ def alg_offer_to_core(offer, ctx):
     offer): the AGW's core port, a=path (the MF's ;tcp URI when aware,
     the WIC's path with CEMA), a=setup as the AGW's TCP role gives it,
     a=msrp-cema when agnostic."""
-    return dcmf_alg(["rewrite", "--side", "access", "--kind", "offer"], offer,
-                    reply=[ctx])
+    return ALG.rewrite(offer, "access", "offer", [ctx])
 
 
 # ---- a call -----------------------------------------------------------------
@@ -444,6 +401,17 @@ def exchange(c):
     assert len(c.dc.message_sizes) > len(sizes) + 3, len(c.dc.message_sizes)
 
 
+def round_trip(c, up, down, success_report=None):
+    """The first SEND each way: the WIC's |up| is answered 200 and reaches
+    the core, then the core's |down| is answered 200 and reaches the WIC."""
+    mid, tids = c.dc.send_message(up, success_report=success_report)
+    assert c.dc.wait_response(tids[0], 30).code == 200
+    assert c.core.wait_message(1, 30)[0].data == up
+    mid, tids = c.core.send_message(down)
+    assert c.core.wait_response(tids[0], 30).code == 200
+    assert c.dc.wait_message(1, 30)[0].data == down
+
+
 MSRP_DC_METRIC = 'dcmf_agw_e2ae_msrp_dc_%s_total{%s}'
 
 
@@ -472,6 +440,7 @@ def exchange_case(mode, setup):
 
 D = Dcmfd(DCMFD)
 D.start()
+case = Cases(D, sys.argv[2:])
 try:
     @case
     def agnostic_agw_active():
@@ -497,12 +466,7 @@ try:
         c = Call("agnostic", "merge")
         try:
             assert c.agw_source[1] == c.agw_core_port, (c.agw_source, c.agw_core_port)
-            mid, tids = c.dc.send_message(b"over the merged connection")
-            assert c.dc.wait_response(tids[0], 30).code == 200
-            assert c.core.wait_message(1, 30)[0].data == b"over the merged connection"
-            mid, tids = c.core.send_message(b"and back")
-            assert c.core.wait_response(tids[0], 30).code == 200
-            assert c.dc.wait_message(1, 30)[0].data == b"and back"
+            round_trip(c, b"over the merged connection", b"and back")
             c.check_wire()
         finally:
             c.close()
@@ -512,12 +476,7 @@ try:
         # The ALG learns the core's a=path from its answer, after the POST.
         c = Call("aware", "active", path_later=True)
         try:
-            mid, tids = c.dc.send_message(b"after the answer", success_report="yes")
-            assert c.dc.wait_response(tids[0], 30).code == 200
-            assert c.core.wait_message(1, 30)[0].data == b"after the answer"
-            mid, tids = c.core.send_message(b"and back")
-            assert c.core.wait_response(tids[0], 30).code == 200
-            assert c.dc.wait_message(1, 30)[0].data == b"and back"
+            round_trip(c, b"after the answer", b"and back", success_report="yes")
             c.check_wire()
         finally:
             c.close()
@@ -766,8 +725,4 @@ finally:
         print(f"# kept {TMP}")
     else:
         shutil.rmtree(TMP, ignore_errors=True)
-passed = sum(results)
-print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
-if rc != 0:  # a crash, or a sanitizer's report at exit
-    print("\n".join("#   " + line for line in D.log_tail(40)))
-sys.exit(0 if results and all(results) and rc == 0 else 1)
+case.finish(rc)

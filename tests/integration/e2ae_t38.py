@@ -33,14 +33,15 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2ae_tcp_lib import Dcmfd, Proc, fingerprint, poll  # noqa: E402
+from e2ae_tcp_lib import (Cases, DcmfAlg, Dcmfd, Proc,  # noqa: E402
+                          assert_sdp_has, assert_sdp_lacks, fingerprint,
+                          poll)
 from tshark_check import Capture  # noqa: E402
 
 DCMFD = sys.argv[1]
-FILTERS = sys.argv[2:]
 TMP = tempfile.mkdtemp(prefix="e2ae_t38.")
+ALG = DcmfAlg(DCMFD, TMP)  # the IMS-ALG: SDP -> /agw/v1 requests and back
 TSHARK = shutil.which("tshark") is not None
-results = []
 
 # ---- UDPTL (ITU-T T.38 clause 9.1 / Annex A, aligned PER) ------------------------
 
@@ -113,22 +114,6 @@ def fax_burst(first_seq):
 # ---- helpers -------------------------------------------------------------------------
 
 
-def case(fn):
-    name = fn.__name__
-    if FILTERS and not any(f in name for f in FILTERS):
-        return fn
-    try:
-        fn()
-        print(f"ok - {name}", flush=True)
-        results.append(True)
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-        for line in D.log_tail():
-            print(f"#   {line}")
-        results.append(False)
-    return fn
-
-
 def make_rsa_cert(name):
     key, pem = f"{TMP}/{name}.key", f"{TMP}/{name}.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
@@ -143,10 +128,6 @@ def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def remote(port):
-    return {"ipv4Addr": "127.0.0.1", "port": port}
 
 
 class Core:
@@ -180,18 +161,63 @@ class Core:
         self.sock.close()
 
 
-def t38_access(setup, fps, establish=None, port=None, tls_id=None):
-    dtls = {"setup": setup}
-    if fps:
-        dtls["remoteFingerprints"] = list(fps)
-    if establish is not None:
-        dtls["establish"] = establish
-    if tls_id:
-        dtls["tlsId"] = tls_id
-    a = {"transport": "UDP/DTLS", "dtls": dtls}
-    if port:
-        a["remote"] = remote(port)
-    return a
+# ---- the IMS-ALG (dcmf-alg) on a UE-terminating T.38 call ---------------------------
+
+
+def core_offer(core_port):
+    """The core's offer: m=image udptl t38 with the T.38 attributes
+    (ITU-T T.38 Annex D, RFC 4612)."""
+    return "\r\n".join([
+        "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
+        "t=0 0", f"m=image {core_port} udptl t38", "a=T38FaxVersion:0",
+        "a=T38MaxBitRate:14400", "a=T38FaxRateManagement:transferredTCF",
+        "a=T38FaxMaxDatagram:316", "a=T38FaxUdpEC:t38UDPRedundancy", ""])
+
+
+def ue_answer(offer, ue_port, setup, fp, tls_id):
+    """The UE's answer to the offer it got (RFC 7345 4.1-4.3): its own
+    port, UDP/TLS/UDPTL, its a=setup, a=fingerprint and a=tls-id, the T.38
+    attributes as offered; no ICE (an IMS UE's fax)."""
+    t38 = [ln for ln in offer.split("\r\n") if ln.startswith("a=T38")]
+    return "\r\n".join([
+        "v=0", "o=ue 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
+        "t=0 0", f"m=image {ue_port} UDP/TLS/UDPTL t38", f"a=setup:{setup}",
+        f"a=fingerprint:{fp}", f"a=tls-id:{tls_id}", *t38, ""])
+
+
+def alg_call(core_port, ue_port, setup, fp, tls_id="t38ue0123456789abcdefghij"):
+    """TS 23.334 6.2.10.4 (e2ae-paths.md section 7, "T.38, core offer")
+    with dcmf-alg as the IMS-ALG: the core's offer becomes the POST; the
+    offer toward the UE carries UDP/TLS/UDPTL on the AGW's access port,
+    its fingerprint, a new tls-id, a=setup:actpass and a=3ge2ae:applied;
+    the UE's answer (|setup|, |fp|, |tls_id|) becomes the PATCH; the
+    answer toward the core is plain udptl from the AGW's core port, no
+    DTLS attribute left. Returns the context as the PATCH left it."""
+    offer = core_offer(core_port)
+    reqs = ALG.requests(offer, "core", "offer")
+    assert len(reqs) == 1 and reqs[0]["path"] == "t38" and "note" not in reqs[0], reqs
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"])
+    assert st == 201, f"POST {st}: {ctx}"
+    acc = ctx["terminations"][0]
+    to_ue = ALG.rewrite(offer, "core", "offer", [ctx])
+    hash_, value = acc["dtls"]["localFingerprint"].split(" ")
+    assert_sdp_has(to_ue, f"m=image {acc['local']['port']} UDP/TLS/UDPTL t38",
+                   f"a=fingerprint:{hash_.lower()} {value}", "a=setup:actpass",
+                   f"a=tls-id:{acc['dtls']['localTlsId']}", "a=3ge2ae:applied",
+                   "a=T38FaxUdpEC:t38UDPRedundancy")
+    answer = ue_answer(to_ue, ue_port, setup, fp, tls_id)
+    reqs = ALG.requests(answer, "access", "answer", reply=[ctx])
+    assert len(reqs) == 1 and reqs[0]["uri"] == f"/agw/v1/contexts/{ctx['contextId']}", reqs
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
+                     "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {ctx}"
+    assert ctx["terminations"][0]["remote"]["port"] == ue_port, ctx
+    to_core = ALG.rewrite(answer, "access", "answer", [ctx], offer=offer)
+    assert_sdp_has(to_core, f"m=image {ctx['terminations'][1]['local']['port']} udptl t38",
+                   "c=IN IP4 127.0.0.1", "a=T38FaxUdpEC:t38UDPRedundancy")
+    assert_sdp_lacks(to_core, "a=fingerprint", "a=setup", "a=tls-id", "a=3ge2ae",
+                     "a=ice-", "a=candidate")
+    return ctx
 
 
 def counters(cid):
@@ -291,18 +317,38 @@ def check_capture(pcap, access_port, core_port, up, down):
           f"{suite[0][0]}", flush=True)
 
 
+def alg_ue_reoffer(ctx, core_port, ue_port, fp, tls_id):
+    """The UE's re-offer (RFC 7345 4.5), as the UE that is the DTLS
+    client (a=setup:active) writes it, with |fp| and |tls_id| (new ones:
+    a new association; the same: none): dcmf-alg's PATCH of the context,
+    and its offer toward the core (plain udptl from the AGW's core port).
+    Returns the context as the PATCH left it."""
+    offer = ue_answer(core_offer(core_port), ue_port, "active", fp, tls_id)
+    reqs = ALG.requests(offer, "access", "offer", reply=[ctx])
+    assert len(reqs) == 1 and reqs[0]["method"] == "PATCH", reqs
+    st, ctx = D.call("PATCH", reqs[0]["uri"], reqs[0]["body"],
+                     "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {ctx}"
+    to_core = ALG.rewrite(offer, "access", "offer", [ctx])
+    assert_sdp_has(to_core, f"m=image {ctx['terminations'][1]['local']['port']} udptl t38")
+    assert_sdp_lacks(to_core, "a=fingerprint", "a=setup", "a=tls-id", "a=3ge2ae")
+    return ctx
+
+
 # ---- cases ---------------------------------------------------------------------------
 
 UE_KEY, UE_PEM, UE_FP = make_rsa_cert("ue")
 D = Dcmfd(DCMFD)
 D.start()
+case = Cases(D, sys.argv[2:])
 
 
 def rsa_identity_ready():
     """dcmfd serves before its RSA identity is generated; until then a
     T.38 POST gets 503 with Retry-After (docs/api.md)."""
     status, doc = D.call("POST", "/agw/v1/contexts", {"terminations": [
-        dict(terminationId="access", **t38_access("active", [UE_FP])),
+        {"terminationId": "access", "transport": "UDP/DTLS",
+         "dtls": {"setup": "actpass"}},  # a probe, not a call: by hand
         {"terminationId": "core", "transport": "UDP"}]})
     if status == 201:
         D.delete(doc["contextId"])
@@ -320,8 +366,7 @@ def ue_active_agw_dtls_server():
     counts per direction."""
     core = Core()
     ue_port = free_udp_port()
-    doc = D.create(t38_access("active", [UE_FP], port=ue_port),
-                   {"transport": "UDP", "remote": remote(core.port)})
+    doc = alg_call(core.port, ue_port, "active", UE_FP)
     cid = doc["contextId"]
     dtls = doc["terminations"][0]["dtls"]
     assert dtls["localSetup"] == "passive", dtls
@@ -354,12 +399,9 @@ def ue_active_agw_dtls_server():
              == 1, "unknownSource counted")
         # A re-offer with unchanged fingerprints and tls-id keeps the
         # association: the same UE goes on.
-        status, _ = D.call("PATCH", f"/agw/v1/contexts/{cid}",
-                           [{"op": "replace",
-                             "path": "/terminations/0/dtls/remoteFingerprints",
-                             "value": [UE_FP]}],
-                           "application/json-patch+json")
-        assert status == 200, status
+        doc = alg_ue_reoffer(doc, core.port, ue_port, UE_FP,
+                             dtls["tlsId"])
+        assert doc["terminations"][0]["dtls"]["localTlsId"] == dtls["localTlsId"]
         both_ways(ue, core, core_port, 200, 2)
         assert "DTLS_FAILURE" not in events(cid)
     finally:
@@ -379,10 +421,9 @@ def ue_passive_agw_dtls_client():
     ue = ue_server(ue_port)
     try:
         poll(lambda: b"ACCEPT" in ue.text(), "s_server listening")
-        doc = D.create(t38_access("passive", [UE_FP], establish=True,
-                                  port=ue_port),
-                       {"transport": "UDP", "remote": remote(core.port)})
+        doc = alg_call(core.port, ue_port, "passive", UE_FP)
         cid = doc["contextId"]
+        assert doc["terminations"][0]["dtls"]["establish"] is True, doc
         assert doc["terminations"][0]["dtls"]["localSetup"] == "active"
         core_port = doc["terminations"][1]["local"]["port"]
         agw_cert_matches(ue, doc)
@@ -404,8 +445,7 @@ def wrong_fingerprint_fails_and_forwards_nothing():
     core = Core()
     ue_port = free_udp_port()
     other_fp = make_rsa_cert("other")[2]
-    doc = D.create(t38_access("active", [other_fp], port=ue_port),
-                   {"transport": "UDP", "remote": remote(core.port)})
+    doc = alg_call(core.port, ue_port, "active", other_fp)
     cid = doc["contextId"]
     access_port = doc["terminations"][0]["local"]["port"]
     core_port = doc["terminations"][1]["local"]["port"]
@@ -549,8 +589,7 @@ def reoffer_new_association_overlaps():
     ue = RenewingUe(ue_port)
     cert1, key1, fp1 = ue.new_identity()
     tls1, tls2 = "t38renewaaaaaaaaaaaaaaaaaaaaaaaaa", "t38renewbbbbbbbbbbbbbbbbbbbbbbbbb"
-    doc = D.create(t38_access("active", [fp1], port=ue_port, tls_id=tls1),
-                   {"transport": "UDP", "remote": remote(core.port)})
+    doc = alg_call(core.port, ue_port, "active", fp1, tls1)
     cid = doc["contextId"]
     agw = ("127.0.0.1", doc["terminations"][0]["local"]["port"])
     core_port = doc["terminations"][1]["local"]["port"]
@@ -572,14 +611,7 @@ def reoffer_new_association_overlaps():
         up(udptl(0, CNG))
         down(udptl(100, CED))
         cert2, key2, fp2 = ue.new_identity()
-        status, doc = D.call(
-            "PATCH", f"/agw/v1/contexts/{cid}",
-            [{"op": "replace", "path": "/terminations/0/dtls/tlsId",
-              "value": tls2},
-             {"op": "replace",
-              "path": "/terminations/0/dtls/remoteFingerprints",
-              "value": [fp2]}], "application/json-patch+json")
-        assert status == 200, (status, doc)
+        doc = alg_ue_reoffer(doc, core.port, ue_port, fp2, tls2)
         assert doc["terminations"][0]["dtls"]["localTlsId"] != local_tls1
         ue.renew()
         ue.hold = True
@@ -610,11 +642,15 @@ def reoffer_new_association_overlaps():
 @case
 def bad_input_names_the_field():
     """problem+json naming the member: the SDP proto given as the Iq
-    transport, RTCP on a UDPTL core, a certificate of no known kind."""
+    transport, RTCP on a UDPTL core, a certificate of no known kind.
+    Hand-built requests: they are malformed on purpose, which dcmf-alg
+    never writes."""
+    ue = {"transport": "UDP/DTLS", "dtls": {"setup": "active",
+                                            "remoteFingerprints": [UE_FP]}}
     for access, core, param in [
             ({"transport": "UDP/TLS/UDPTL", "dtls": {"setup": "active"}},
              {"transport": "UDP"}, "/terminations/0/transport"),
-            (t38_access("active", [UE_FP]),
+            (ue,
              {"transport": "UDP", "remoteRtcpPort": 4001},
              "/terminations/1/remoteRtcpPort"),
             ({"transport": "UDP/DTLS",
@@ -628,11 +664,6 @@ def bad_input_names_the_field():
         assert param in names, (param, names)
 
 
-try:
-    pass
-finally:
-    rc = D.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
-passed = sum(results)
-print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
-sys.exit(0 if results and all(results) and rc == 0 else 1)
+rc = D.stop()
+shutil.rmtree(TMP, ignore_errors=True)
+case.finish(rc)

@@ -28,39 +28,18 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2ae_tcp_lib import (AGW, CoreListener, Dcmfd, Notify,  # noqa: E402
-                          Proc, bfcp_hello, fingerprint, make_cert,
-                          msrp_send, poll, python_ue, recv_exactly,
-                          recv_until_closed, s_client, wait_stalled)
+from e2ae_tcp_lib import (AGW, Cases, CoreListener, DcmfAlg,  # noqa: E402
+                          Dcmfd, Notify, assert_sdp_has, assert_sdp_lacks, Proc, bfcp_hello, fingerprint, local_port,
+                          make_cert, msrp_send, poll, python_ue,
+                          recv_exactly, recv_until_closed, remote, s_client,
+                          wait_stalled)
 
 DCMFD = sys.argv[1]
-FILTERS = sys.argv[2:]
 TMP = tempfile.mkdtemp(prefix="e2ae_tcp.")
-results = []
-
-
-def case(fn):
-    name = fn.__name__
-    if FILTERS and not any(f in name for f in FILTERS):
-        return fn
-    try:
-        fn()
-        print(f"ok - {name}", flush=True)
-        results.append(True)
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
-        for line in D.log_tail():
-            print(f"#   {line}")
-        results.append(False)
-    return fn
 
 
 def ctx_id(doc):
     return doc["contextId"]
-
-
-def local_port(doc, side):
-    return doc["terminations"][side]["local"]["port"]
 
 
 def events(cid):
@@ -69,20 +48,6 @@ def events(cid):
 
 def counters(cid):
     return D.get(cid).get("tcpCounters") or {}
-
-
-def metric(name):
-    """The value of one series of /metrics (0 when absent)."""
-    r = subprocess.run(["curl", "-s", "--http2-prior-knowledge",
-                        D.api + "/metrics"], capture_output=True, timeout=10)
-    for line in r.stdout.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0
-
-
-def remote(port):
-    return {"ipv4Addr": "127.0.0.1", "port": port}
 
 
 def _quick_exchange(i):
@@ -115,8 +80,106 @@ OTHER_KEY, OTHER_PEM, OTHER_FP = make_cert(TMP, "other")
 NOTIFY = Notify()
 D = Dcmfd(DCMFD)
 D.start()
+case = Cases(D, sys.argv[2:])
+ALG = DcmfAlg(DCMFD, TMP)
 
 
+# ---- the IMS-ALG (dcmf-alg) on the TLS paths -----------------------------------------
+
+# The media lines per path (RFC 4975 section 8, RFC 8856 section 4):
+# what follows m=, the TLS proto, and the media attributes of the UE and
+# of the core beside a=setup, a=fingerprint and a=3ge2ae (the relay is
+# agnostic: the paths are not the peers' own).
+BFCP_ATTRS = ["a=confid:7", "a=userid:42", "a=floorid:3 mstrm:1", "a=connection:new"]
+UE_MEDIA = {
+    "msrp": ("message", "TCP/TLS/MSRP",
+             ["a=accept-types:text/plain", "a=path:msrps://127.0.0.1:9/ue1;tcp"],
+             ["a=accept-types:text/plain", "a=path:msrp://127.0.0.1:2855/core1;tcp"]),
+    "bfcp": ("application", "TCP/TLS/BFCP", ["a=floorctrl:c-only"] + BFCP_ATTRS,
+             ["a=floorctrl:s-only"] + BFCP_ATTRS),
+}
+
+
+def sdp(origin, media, port, proto, attrs):
+    return "\r\n".join(["v=0", f"o={origin} 1 1 IN IP4 127.0.0.1", "s=-",
+                         "c=IN IP4 127.0.0.1", "t=0 0", f"m={media} {port} {proto} *",
+                         *attrs, ""])
+
+
+def check_toward_ue(to_ue, ctx, media, proto):
+    """The SDP toward the UE (e2ae-paths.md section 7, "MSRP e2ae"): the
+    TLS proto on the AGW's access port, its fingerprint (hash in lower
+    case), its TLS role and a=3ge2ae:applied."""
+    acc = ctx["terminations"][0]
+    hash_, value = acc["tls"]["localFingerprint"].split(" ")
+    assert_sdp_has(to_ue, f"m={media} {acc['local']['port']} {proto} *",
+                   f"a=fingerprint:{hash_.lower()} {value}",
+                   f"a=setup:{acc['tls']['localSetup']}", "a=3ge2ae:applied")
+
+
+def check_toward_core(to_core, ctx, media, proto):
+    """The SDP toward the core: the plain proto on the AGW's core port,
+    its TCP role (merge announced passive), no crypto, no 3ge2ae."""
+    core = ctx["terminations"][1]
+    role = core.get("tcp", {}).get("localSetup")
+    assert_sdp_has(to_core, f"m={media} {core['local']['port']} {proto.replace('TLS/', '')} *",
+                   f"a=setup:{'passive' if role == 'merge' else role}")
+    assert_sdp_lacks(to_core, "a=fingerprint", "a=3ge2ae", "a=tls-id")
+
+
+def ue_sdp(kind, port, setup):
+    """The UE's SDP (offer or answer): the TLS proto, its certificate's
+    fingerprint, a=3ge2ae:requested (TS 24.229 7.5.2)."""
+    media, proto, attrs, _ = UE_MEDIA[kind]
+    return sdp("ue", media, port, proto, attrs + [
+        f"a=setup:{setup}", f"a=fingerprint:{UE_FP}", "a=3ge2ae:requested"])
+
+
+def core_sdp(kind, port, setup):
+    media, proto, _, attrs = UE_MEDIA[kind]
+    return sdp("core", media, port, proto.replace("TLS/", ""), attrs + [f"a=setup:{setup}"])
+
+
+def alg_call(kind, offer_side, offer, answer):
+    """dcmf-alg as the IMS-ALG of one call: the offer from |offer_side|
+    (access or core) becomes the POST and is rewritten for the other
+    side, the other side's |answer| becomes the PATCH and is rewritten
+    back; each rewritten SDP is checked. Returns the context as the
+    PATCH left it."""
+    media, proto, _, _ = UE_MEDIA[kind]
+    answer_side = "core" if offer_side == "access" else "access"
+    check = {"access": check_toward_core, "core": check_toward_ue}
+    reqs = ALG.requests(offer, offer_side, "offer", notify=NOTIFY.uri)
+    assert len(reqs) == 1 and reqs[0]["path"] == f"{kind}-tls", reqs
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"])
+    assert st == 201, f"POST {st}: {ctx}"
+    check[offer_side](ALG.rewrite(offer, offer_side, "offer", [ctx]), ctx, media, proto)
+    reqs = ALG.requests(answer, answer_side, "answer", reply=[ctx])
+    st, ctx = D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
+                     "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {ctx}"
+    check[answer_side](ALG.rewrite(answer, answer_side, "answer", [ctx], offer=offer),
+                       ctx, media, proto)
+    return ctx
+
+
+def alg_ue_offers(kind, core_port):
+    """UE-originated (TS 23.334 6.2.10.3.1): the UE offers active (it
+    connects); the core answers passive, listening on |core_port|."""
+    return alg_call(kind, "access", ue_sdp(kind, 9, "active"),
+                    core_sdp(kind, core_port, "passive"))
+
+
+def alg_core_offers(kind, ue_port, ue_setup):
+    """UE-terminated: the core offers active (it connects to the AGW);
+    the UE answers |ue_setup| (passive: listening on |ue_port|)."""
+    return alg_call(kind, "core", core_sdp(kind, 9, "active"),
+                    ue_sdp(kind, ue_port, ue_setup))
+
+
+# The cases that set members no SDP carries (the TCP handling and its
+# bound, merge, a fingerprint held back, a second dcmfd) or send
+# malformed requests build their requests by hand from this.
 def tls_access(setup="active", establish=None, fps=(UE_FP,), extra=None):
     tls = {"setup": setup}
     if fps:
@@ -132,11 +195,11 @@ def tls_access(setup="active", establish=None, fps=(UE_FP,), extra=None):
 @case
 def msrp_ue_tls_client_to_core():
     """UE active (s_client, TLS client) -> AGW passive/TLS server; AGW
-    connects to the core (state-aware, mirrored setup); MSRP both ways;
-    the AGW's certificate matches its localFingerprint."""
+    connects to the core (stateless: once the UE is up); MSRP both ways;
+    the AGW's certificate matches its localFingerprint. The context and
+    the SDP both ways are dcmf-alg's."""
     core = CoreListener()
-    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
-                                  "remote": remote(core.port)})
+    doc = alg_ue_offers("msrp", core.port)
     cid = ctx_id(doc)
     tls = doc["terminations"][0]["tls"]
     assert tls["localSetup"] == "passive", tls
@@ -161,7 +224,7 @@ def msrp_ue_tls_client_to_core():
         poll(lambda: counters(cid).get("toCore", {}).get("bytes") == len(up),
              "TCP_COUNTERS toCore", 3)
         assert counters(cid)["toAccess"]["bytes"] == len(down)
-        poll(lambda: metric('dcmf_agw_e2ae_tcp_bytes_total'
+        poll(lambda: D.metric('dcmf_agw_e2ae_tcp_bytes_total'
                             '{direction="to_core"}') >= len(up),
              "/metrics to_core bytes", 3)
         # The UE ends: its close_notify and FIN close the core leg.
@@ -178,7 +241,8 @@ def msrp_ue_tls_client_to_core():
 @case
 def bfcp_agw_tls_client_core_connects():
     """UE passive (s_server): the AGW is TLS client and connects; the
-    core is active, so the AGW listens on its core port (mirrored)."""
+    core is active, so the AGW listens on its core port (mirrored). The
+    context and the SDP both ways are dcmf-alg's (the core offers)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         ue_port = s.getsockname()[1]
@@ -187,10 +251,7 @@ def bfcp_agw_tls_client_core_connects():
     cid = None
     try:
         poll(lambda: b"ACCEPT" in ue.text(), "s_server up")
-        doc = D.create({"transport": "TCP/TLS/BFCP", "remote": remote(ue_port),
-                        "tls": {"setup": "passive", "establish": True,
-                                "remoteFingerprints": [UE_FP]}},
-                       {"transport": "TCP/BFCP", "remote": remote(9)})
+        doc = alg_core_offers("bfcp", ue_port, "passive")
         cid = ctx_id(doc)
         assert doc["terminations"][0]["tls"]["localSetup"] == "active"
         assert doc["terminations"][1]["tcp"]["localSetup"] == "passive"
@@ -262,283 +323,27 @@ def fingerprint_later_holds_the_handshake():
         D.delete(cid)
 
 
-@case
-def core_active_refused():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]  # bound, never listening: refused
-        doc = D.create(tls_access(), {"transport": "TCP", "remote": remote(dead)})
-        cid = ctx_id(doc)
-        t0 = time.time()
-        poll(lambda: any(e["event"] == "TCP_FAILURE" and
-                         e["detail"]["leg"] == "core"
-                         for e in NOTIFY.events(cid)), "TCP_FAILURE core", 3)
-        assert time.time() - t0 < 2
-    D.delete(cid)
+# ---- TCP connection control (cases in e2ae_tcp_legs.py) ---------------------------
+
+class _Harness:
+    """What the cases kept in e2ae_tcp_legs.py and e2ae_tcp_msrp.py use
+    of this harness."""
+    D, DCMFD, NOTIFY = D, DCMFD, NOTIFY
+    UE_PEM, UE_KEY, UE_FP, TMP = UE_PEM, UE_KEY, UE_FP, TMP
+    tls_access = staticmethod(tls_access)
+    counters = staticmethod(counters)
 
 
-@case
-def core_passive_never_comes():
-    doc = D.create(tls_access(extra={}),
-                   {"transport": "TCP/MSRP",
-                    "tcp": {"setup": "passive",
-                            "handling": "stateAwareChangingSetup",
-                            "timeoutMs": 500}})
-    cid = ctx_id(doc)
-    t0 = time.time()
-    poll(lambda: any(e["event"] == "TCP_FAILURE" for e in NOTIFY.events(cid)),
-         "TCP_FAILURE within the bound", 3)
-    took = time.time() - t0
-    ev = [e for e in NOTIFY.events(cid) if e["event"] == "TCP_FAILURE"][0]
-    assert ev["detail"]["leg"] in ("access", "core"), ev
-    assert 0.4 < took < 1.5, took
-    D.delete(cid)
+def _with_harness(fn, prefix=""):
+    def run():
+        fn(_Harness)
+    run.__name__ = prefix + fn.__name__
+    return run
 
 
-@case
-def access_active_refused():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-        core = CoreListener()
-        doc = D.create({"transport": "TCP/TLS/MSRP", "remote": remote(dead),
-                        "notifyUri": NOTIFY.uri,
-                        "tls": {"setup": "passive", "establish": True,
-                                "remoteFingerprints": [UE_FP]}},
-                       {"transport": "TCP/MSRP"})
-        cid = ctx_id(doc)
-        poll(lambda: any(e["event"] == "TCP_FAILURE" and
-                         e["detail"]["leg"] == "access"
-                         for e in NOTIFY.events(cid)), "TCP_FAILURE access", 3)
-        core.close()
-    D.delete(cid)
-
-
-@case
-def core_merge_listens_late():
-    """TCP merge on the core leg: the AGW listens and connects; the core
-    starts listening only after the AGW's first connects were refused."""
-    core = CoreListener(backlog=False)
-    doc = D.create(tls_access(),
-                   {"transport": "TCP/MSRP", "remote": remote(core.port),
-                    "tcp": {"setup": "merge",
-                            "handling": "stateAwareChangingSetup"}})
-    cid = ctx_id(doc)
-    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-    try:
-        time.sleep(0.5)  # let some connects be refused first
-        core.listen()
-        conn = core.accept(3)
-        up = msrp_send("m1", "merged")
-        ue.send(up)
-        assert recv_exactly(conn, len(up)) == up
-    finally:
-        ue.stop()
-        core.close()
-        D.delete(cid)
-
-
-@case
-def core_merge_core_connects():
-    doc = D.create(tls_access(),
-                   {"transport": "TCP/MSRP", "remote": remote(9),
-                    "tcp": {"setup": "merge",
-                            "handling": "stateAwareChangingSetup"}})
-    cid = ctx_id(doc)
-    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-    try:
-        conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
-        up = msrp_send("m2", "merged in")
-        ue.send(up)
-        assert recv_exactly(conn, len(up)) == up
-        conn.close()
-    finally:
-        ue.stop()
-        D.delete(cid)
-
-
-def _ue_to_core(ue, conn, tid, text):
-    """An MSRP SEND from the UE must reach the core connection intact."""
-    up = msrp_send(tid, text)
-    ue.send(up)
-    assert recv_exactly(conn, len(up)) == up, f"{tid}: not relayed"
-
-
-@case
-def core_passive_refuses_unsignalled_source():
-    """A passive core leg takes its connection only from the signalled
-    address: a connection from 127.0.0.2 is reset and counted
-    (refusedSource), the one from 127.0.0.1 relays."""
-    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
-                                  "remote": remote(9),
-                                  "tcp": {"setup": "passive",
-                                          "handling": "stateAwareChangingSetup"}})
-    cid = ctx_id(doc)
-    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-    try:
-        bad = socket.socket()
-        bad.bind(("127.0.0.2", 0))
-        bad.connect(("127.0.0.1", local_port(doc, 1)))
-        data, closed = recv_until_closed(bad, 5)
-        bad.close()
-        assert closed and data == b"", "a stranger's connection stayed"
-        poll(lambda: counters(cid).get("failures", {})
-             .get("refusedSource") == 1, "refusedSource counted", 3)
-        conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
-        _ue_to_core(ue, conn, "p1", "from the signalled core")
-        conn.close()
-    finally:
-        ue.stop()
-        D.delete(cid)
-
-
-@case
-def core_passive_waits_for_its_remote():
-    """No core remote yet (the core's answer is still on its way): the
-    core's early connection is not taken until the PATCH that brings its
-    address; then it relays (docs/e2ae.md "No remote, no accept")."""
-    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
-                                  "tcp": {"setup": "passive",
-                                          "handling": "stateAwareChangingSetup"}})
-    cid = ctx_id(doc)
-    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-    try:
-        conn = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
-        up = msrp_send("w1", "held until the answer")
-        ue.send(up)
-        conn.settimeout(0.4)
-        try:  # a negative check: nothing may be relayed yet
-            got = conn.recv(100)
-            raise AssertionError(f"relayed before the remote: {got!r}")
-        except socket.timeout:
-            pass
-        st, d = D.call("PATCH", f"{AGW}/{cid}", [
-            {"op": "add", "path": "/terminations/1/remote",
-             "value": remote(9)}], "application/json-patch+json")
-        assert st == 200, (st, d)
-        assert recv_exactly(conn, len(up)) == up
-        assert counters(cid).get("failures", {}).get("refusedSource", 0) == 0
-        conn.close()
-    finally:
-        ue.stop()
-        D.delete(cid)
-
-
-@case
-def core_merge_connects_from_its_port():
-    """TCP merge connects from the signalled local port (RFC 4145, TS
-    23.334 6.2.18.4): the core sees the AGW's core port as the source."""
-    core = CoreListener()
-    doc = D.create(tls_access(),
-                   {"transport": "TCP/MSRP", "remote": remote(core.port),
-                    "tcp": {"setup": "merge",
-                            "handling": "stateAwareChangingSetup"}})
-    cid = ctx_id(doc)
-    ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-    try:
-        conn = core.accept(3)
-        src = conn.getpeername()
-        assert src == ("127.0.0.1", local_port(doc, 1)), \
-            f"merge connected from {src}, not the core port {local_port(doc, 1)}"
-        _ue_to_core(ue, conn, "m3", "from the signalled port")
-    finally:
-        ue.stop()
-        core.close()
-        D.delete(cid)
-
-
-@case
-def fingerprint_patch_keeps_the_access_bound():
-    """Fingerprints PATCHed before the UE connects do not restart the
-    access leg's bound: timeoutMs 2000, the PATCH done 1 s after the
-    POST was sent: the access TCP_FAILURE comes about 2 s after the POST
-    (a restarted bound would give 3 s or more)."""
-    core = CoreListener()
-    t0 = time.time()
-    doc = D.create(tls_access(fps=(), extra={"tcp": {"timeoutMs": 2000}}),
-                   {"transport": "TCP/MSRP", "remote": remote(core.port)})
-    cid = ctx_id(doc)
-
-    def failed():
-        return any(e["event"] == "TCP_FAILURE" for e in NOTIFY.events(cid))
-    try:
-        core.accept(3)
-        while time.time() < t0 + 1.0:
-            time.sleep(0.01)
-        st, d = D.call("PATCH", f"{AGW}/{cid}", [
-            {"op": "add", "path": "/terminations/0/tls/remoteFingerprints",
-             "value": [UE_FP]}], "application/json-patch+json")
-        assert st == 200, (st, d)
-        assert not failed(), "the bound ended before the PATCH: no check"
-        poll(failed, "TCP_FAILURE", 4)
-        took = time.time() - t0
-        ev = [e for e in NOTIFY.events(cid) if e["event"] == "TCP_FAILURE"][0]
-        assert ev["detail"]["leg"] == "access", ev
-        assert 1.9 < took < 2.7, f"the bound ran {took:.2f} s"
-    finally:
-        core.close()
-        D.delete(cid)
-
-
-@case
-def dual_stack_ipv4_mapped_peers_accepted():
-    """dcmfd on a dual-stack media address (--media-bind ::): IPv4 peers
-    arrive IPv4-mapped (::ffff:127.0.0.1) and are taken as the signalled
-    IPv4 remote on both legs; the core leg connects to an IPv4 core."""
-    d2 = Dcmfd(DCMFD, ["--media-bind", "::", "--media-advertise",
-                       "127.0.0.1"], port_offset=40)
-    d2.start()
-    core = CoreListener()
-    ue = None
-    try:
-        doc = d2.create(tls_access(extra={"remote": remote(9)}),
-                        {"transport": "TCP/MSRP", "remote": remote(core.port)})
-        ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-        conn = core.accept(3)
-        _ue_to_core(ue, conn, "v1", "mapped ue")
-        ue.stop()
-        ue = None
-        d2.delete(ctx_id(doc))
-        doc = d2.create(tls_access(),
-                        {"transport": "TCP/MSRP", "remote": remote(9),
-                         "tcp": {"setup": "passive",
-                                 "handling": "stateAwareChangingSetup"}})
-        ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-        conn2 = socket.create_connection(("127.0.0.1", local_port(doc, 1)), 3)
-        _ue_to_core(ue, conn2, "v2", "mapped core")
-        conn2.close()
-        d2.delete(ctx_id(doc))
-    finally:
-        if ue:
-            ue.stop()
-        core.close()
-        assert d2.stop() == 0, "the dual-stack dcmfd did not stop cleanly"
-
-
-@case
-def stateless_forwards_establishment():
-    core = CoreListener()
-    doc = D.create(tls_access(extra={"tcp": {"handling": "stateless"}}),
-                   {"transport": "TCP/MSRP", "remote": remote(core.port)})
-    cid = ctx_id(doc)
-    ue = None
-    try:
-        core.ls.settimeout(0.4)
-        try:
-            core.ls.accept()
-            raise AssertionError("the core leg connected before the UE did")
-        except socket.timeout:
-            pass
-        ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY)
-        conn = core.accept(3)
-        up = msrp_send("s1", "stateless")
-        ue.send(up)
-        assert recv_exactly(conn, len(up)) == up
-    finally:
-        if ue:
-            ue.stop()
-        core.close()
-        D.delete(cid)
+import e2ae_tcp_legs  # noqa: E402
+for _fn in e2ae_tcp_legs.CASES:
+    case(_with_harness(_fn))
 
 
 @case
@@ -779,8 +584,7 @@ def msrp_peers_through_tls_to_tcp():
     import msrp_peer
     import tshark_check
     core = CoreListener()
-    doc = D.create(tls_access(), {"transport": "TCP/MSRP",
-                                  "remote": remote(core.port)})
+    doc = alg_ue_offers("msrp", core.port)
     cid = ctx_id(doc)
     agw_fp = doc["terminations"][0]["tls"]["localFingerprint"].split(" ")[1]
     ue_uri = "msrps://127.0.0.1:9/ue1;tcp"
@@ -830,8 +634,7 @@ def bfcp_peers_through_tls_to_tcp():
     import bfcp_peer
     import tshark_check
     core = CoreListener()
-    doc = D.create(tls_access(extra={"transport": "TCP/TLS/BFCP"}),
-                   {"transport": "TCP/BFCP", "remote": remote(core.port)})
+    doc = alg_ue_offers("bfcp", core.port)
     cid = ctx_id(doc)
     agw_fp = doc["terminations"][0]["tls"]["localFingerprint"].split(" ")[1]
     pcap = f"{TMP}/bfcp.pcap"
@@ -901,27 +704,13 @@ def hundreds_of_contexts_leave_no_fds():
 
 # ---- MSRP application-aware (cases in e2ae_tcp_msrp.py) ----------------------------
 
-class _Harness:
-    """What the aware cases use of this harness."""
-    D = D
-    UE_PEM, UE_KEY, TMP = UE_PEM, UE_KEY, TMP
-    tls_access = staticmethod(tls_access)
-
-
-def _aware(fn):
-    def run():
-        fn(_Harness)
-    run.__name__ = "msrp_aware_" + fn.__name__
-    return run
-
-
 import e2ae_tcp_msrp  # noqa: E402
 for _fn in (e2ae_tcp_msrp.rewrites_paths_both_ways,
             e2ae_tcp_msrp.malformed_ends_only_that_relay,
             e2ae_tcp_msrp.slow_core_reader_bounded,
             e2ae_tcp_msrp.close_notify_behind_back_pressure_ends_relay,
             e2ae_tcp_msrp.reoffer_changes_core_path):
-    case(_aware(_fn))
+    case(_with_harness(_fn, "msrp_aware_"))
 
 
 @case
@@ -955,12 +744,7 @@ def fin_without_close_notify_is_truncation():
         D.delete(cid)
 
 
-try:
-    pass
-finally:
-    rc = D.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
-    NOTIFY.srv.shutdown()
-passed = sum(results)
-print(f"{passed} passed, {len(results) - passed} failed (dcmfd exit {rc})")
-sys.exit(0 if results and all(results) and rc == 0 else 1)
+rc = D.stop()
+shutil.rmtree(TMP, ignore_errors=True)
+NOTIFY.srv.shutdown()
+case.finish(rc)

@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,6 +36,53 @@ def poll(cond, what, seconds=5.0):
         time.sleep(0.01)
 
 
+# ---- the case runner -----------------------------------------------------------
+
+
+class Cases:
+    """The cases of one test script, run as they are declared (the
+    script's decorator). A script runs `SCRIPT DCMFD [SUBSTRING...]`:
+    with substrings, only the cases whose name holds one of them run.
+    Each prints "ok - NAME" or "not ok - NAME: REASON" and then the tail
+    of |dcmfd|'s log; finish() prints the count and exits."""
+
+    def __init__(self, dcmfd, filters):
+        self.dcmfd = dcmfd
+        self.filters = list(filters)
+        self.results = []
+
+    def selected(self, name):
+        return not self.filters or any(f in name for f in self.filters)
+
+    def __call__(self, fn):
+        name = fn.__name__
+        if not self.selected(name):
+            return fn
+        try:
+            fn()
+            print(f"ok - {name}", flush=True)
+            self.results.append(True)
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            print(f"not ok - {name}: {type(e).__name__}: {e}", flush=True)
+            for line in self.dcmfd.log_tail():
+                print(f"#   {line}")
+            sys.stdout.flush()
+            self.results.append(False)
+        return fn
+
+    def finish(self, rc, check_rc=True):
+        """Prints the count and exits: 0 when a case ran and every one
+        passed and (with |check_rc|) dcmfd's exit |rc| was 0 (a crash or
+        a sanitizer's report at exit fails the run)."""
+        passed = sum(self.results)
+        print(f"{passed} passed, {len(self.results) - passed} failed "
+              f"(dcmfd exit {rc})")
+        if check_rc and rc != 0:
+            print("\n".join("#   " + line for line in self.dcmfd.log_tail(40)))
+        ok = self.results and all(self.results) and (rc == 0 or not check_rc)
+        sys.exit(0 if ok else 1)
+
+
 # ---- certificates -------------------------------------------------------------
 
 
@@ -52,6 +100,16 @@ def make_cert(tmp, name):
 def fingerprint(der):
     h = hashlib.sha256(der).hexdigest().upper()
     return "sha-256 " + ":".join(h[i:i + 2] for i in range(0, len(h), 2))
+
+
+def remote(port, addr="127.0.0.1"):
+    """A termination's remote (docs/api.md)."""
+    return {"ipv4Addr": addr, "port": port}
+
+
+def local_port(doc, side):
+    """The AGW's port of termination |side| (0 access, 1 core)."""
+    return doc["terminations"][side]["local"]["port"]
 
 
 # ---- dcmfd and its API -----------------------------------------------------------
@@ -156,6 +214,73 @@ class Dcmfd:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
+
+
+# ---- the IMS-ALG: dcmf-alg ----------------------------------------------------------
+
+
+class DcmfAlg:
+    """The dcmf-alg command built beside |dcmfd| (docs/e2ae.md
+    "dcmf-alg"): the tests' IMS-ALG, which turns SDP into the /agw/v1
+    requests and rewrites SDP from the AGW's replies; |tmp| holds the
+    --reply and --offer files of one call while it runs."""
+
+    def __init__(self, dcmfd, tmp):
+        self.path = os.path.join(os.path.dirname(os.path.abspath(dcmfd)), "dcmf-alg")
+        self.tmp = tmp
+
+    def run(self, args, stdin, reply=None, offer=None, expect=0):
+        """dcmf-alg |args| < |stdin|; its stdout, or with |expect| (an
+        exit status other than 0) its stderr."""
+        cmd = [self.path] + list(args)
+        files = []
+        for opt, data in (("--reply", reply), ("--offer", offer)):
+            if data is not None:
+                fd, name = tempfile.mkstemp(dir=self.tmp)
+                with os.fdopen(fd, "w") as f:
+                    f.write(data if isinstance(data, str) else json.dumps(data))
+                cmd += [opt, name]
+                files.append(name)
+        try:
+            p = subprocess.run(cmd, input=stdin.encode(), capture_output=True,
+                               timeout=10)
+        finally:
+            for name in files:
+                os.unlink(name)
+        assert p.returncode == expect, \
+            f"dcmf-alg {args}: exit {p.returncode}: {p.stderr.decode()}"
+        return (p.stdout if expect == 0 else p.stderr).decode()
+
+    def requests(self, sdp, side, kind, reply=None, notify=None):
+        """`dcmf-alg request`: the requests for |sdp| from |side|
+        (access or core), an offer or an answer (|kind|)."""
+        args = ["request", "--side", side, "--kind", kind]
+        if notify:
+            args += ["--notify", notify]
+        return json.loads(self.run(args, sdp, reply=reply))["requests"]
+
+    def rewrite(self, sdp, side, kind, reply, offer=None):
+        """`dcmf-alg rewrite`: |sdp| from |side| written for the other
+        side from the contexts |reply|."""
+        return self.run(["rewrite", "--side", side, "--kind", kind], sdp,
+                        reply=reply, offer=offer)
+
+
+def sdp_lines(sdp):
+    return sdp.rstrip("\r\n").split("\r\n")
+
+
+def assert_sdp_has(sdp, *want):
+    """Each of |want| is a line of |sdp|."""
+    lines = sdp_lines(sdp)
+    for line in want:
+        assert line in lines, f"{line!r} not in\n{sdp}"
+
+
+def assert_sdp_lacks(sdp, *prefixes):
+    """No line of |sdp| starts with one of |prefixes|."""
+    for line in sdp_lines(sdp):
+        assert not line.startswith(prefixes), f"{line!r} in\n{sdp}"
 
 
 # ---- peers ------------------------------------------------------------------------

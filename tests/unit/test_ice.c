@@ -909,6 +909,27 @@ static void test_remote_lite(void **state) {
   assert_null(dcmf_ice_peer(&ice));
 }
 
+/* The peer's address without ICE after the start (an answer): it is the
+ * peer and authorized from then on, as if given at init. */
+static void test_remote_no_ice_later(void **state) {
+  (void)state;
+  struct dcmf_ice ice;
+  struct sockaddr_storage sig = make_addr("203.0.113.5", 4000);
+  struct sockaddr_storage other = make_addr("203.0.113.5", 4001);
+  struct dcmf_ice_settings s = {.local_ufrag = LOCAL_UFRAG,
+                                .local_pwd = LOCAL_PWD};
+  assert_int_equal(dcmf_ice_init(&ice, &s), 0);
+  assert_false(dcmf_ice_is_authorized_source(&ice, sa(&sig)));
+  assert_null(dcmf_ice_peer(&ice));
+  assert_int_equal(dcmf_ice_set_remote_no_ice(&ice, NULL), DCMF_ERR_INVALID);
+  assert_null(dcmf_ice_peer(&ice));
+  assert_int_equal(dcmf_ice_set_remote_no_ice(&ice, sa(&sig)), 0);
+  assert_true(dcmf_ice_is_authorized_source(&ice, sa(&sig)));
+  assert_false(dcmf_ice_is_authorized_source(&ice, sa(&other)));
+  assert_true(dcmf_stun_addr_equal(dcmf_ice_peer(&ice), sa(&sig)));
+  assert_true(dcmf_ice_next_expiry(&ice) == UINT64_MAX);
+}
+
 static void test_init_errors(void **state) {
   (void)state;
   struct dcmf_ice ice;
@@ -1024,6 +1045,7 @@ static void test_may_authenticate_gate(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_success),
+      cmocka_unit_test(test_remote_no_ice_later),
       cmocka_unit_test(test_set_local_restart),
       cmocka_unit_test(test_success_ipv6),
       cmocka_unit_test(test_unauthenticated),

@@ -243,6 +243,21 @@ static void test_webrtc_answer(void **state) {
       NULL});
   want_absent(a, (const char *const[]){"a=rtcp:", "a=3ge2ae", "a=group", NULL});
   free(a);
+
+  /* A WIC's answer has ICE: its address comes by ICE, not in the PATCH
+   * (only an answer without ICE brings the remote). */
+  out = request(wic_offer, DCMF_ALG_ACCESS, DCMF_ALG_ANSWER, srtp_reply);
+  e = json_array_get(json_object_get(out, "requests"), 0);
+  bool ice = false;
+  json_t *body = json_object_get(e, "body");
+  for (size_t k = 0; k < json_array_size(body); k++) {
+    const char *path =
+        json_string_value(json_object_get(json_array_get(body, k), "path"));
+    assert_string_not_equal(path, "/terminations/0/remote");
+    ice = ice || strcmp(path, "/terminations/0/ice") == 0;
+  }
+  assert_true(ice);
+  json_decref(out);
 }
 
 /* The core answers RTP/AVP (an ALG offered it AVP: it does no
@@ -387,6 +402,17 @@ static void test_t38_flow(void **state) {
     json_t *p = request(ans, DCMF_ALG_ACCESS, DCMF_ALG_ANSWER, t38_reply);
     json_t *e = json_array_get(json_object_get(p, "requests"), 0);
     assert_string_equal(jpath(e, "uri"), "/agw/v1/contexts/t1");
+    assert_null(json_object_get(e, "note")); /* dcmfd serves T.38 */
+    /* No ICE: the UE's c=/m= is where a passive UE waits for the AGW's
+     * ClientHello (RFC 7345 4.2-4.4), so the PATCH brings it. */
+    size_t last = json_array_size(json_object_get(e, "body")) - 1;
+    char at[32];
+    snprintf(at, sizeof at, "body/%zu/path", last);
+    assert_string_equal(jpath(e, at), "/terminations/0/remote");
+    snprintf(at, sizeof at, "body/%zu/value/ipv4Addr", last);
+    assert_string_equal(jpath(e, at), "192.0.2.20");
+    snprintf(at, sizeof at, "body/%zu/value/port", last);
+    assert_string_equal(jpath(e, at), "9000");
     assert_string_equal(jpath(e, "body/0/path"),
                         "/terminations/0/dtls/remoteFingerprints");
     assert_string_equal(jpath(e, "body/1/path"), "/terminations/0/dtls/setup");
