@@ -22,6 +22,7 @@ import time
 try:
     from cryptography.hazmat.primitives.asymmetric import ec
     from OpenSSL import SSL, crypto
+    from dtls_identity import self_signed
     import pylibsrtp
     from pylibsrtp import Policy, Session
 except ImportError as e:
@@ -149,15 +150,7 @@ def new_cert():
     # ECDSA suites only.
     key = crypto.PKey.from_cryptography_key(
         ec.generate_private_key(ec.SECP256R1()))
-    cert = crypto.X509()
-    cert.get_subject().CN = "e2ae-renew-peer"
-    cert.set_serial_number(int.from_bytes(os.urandom(8), "big"))
-    cert.gmtime_adj_notBefore(-3600)
-    cert.gmtime_adj_notAfter(86400)
-    cert.set_issuer(cert.get_subject())
-    cert.set_pubkey(key)
-    cert.sign(key, "sha256")
-    return cert, key
+    return self_signed(key, "e2ae-renew-peer")[0], key
 
 
 def fingerprint(cert):

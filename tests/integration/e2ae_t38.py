@@ -486,17 +486,11 @@ class RenewingUe:
         self.hold, self.held = False, []
 
     def new_identity(self):
+        from dtls_identity import self_signed
         key = self.crypto.PKey()
         key.generate_key(self.crypto.TYPE_RSA, 2048)
-        cert = self.crypto.X509()
-        cert.get_subject().CN = "t38-ue"
-        cert.set_serial_number(int.from_bytes(os.urandom(8), "big"))
-        cert.gmtime_adj_notBefore(-3600)
-        cert.gmtime_adj_notAfter(86400)
-        cert.set_issuer(cert.get_subject())
-        cert.set_pubkey(key)
-        cert.sign(key, "sha256")
-        return cert, key, "sha-256 " + cert.digest("sha256").decode()
+        cert, fp = self_signed(key, "t38-ue")
+        return cert, key, fp
 
     def start(self, agw, cert, key):
         """Sends a ClientHello of a new association (the old one, if any,
