@@ -36,7 +36,7 @@ struct fx {
   char dc[256];           /* text sent on the channel */
   size_t dc_len;
   int binary_msgs;
-  char last_event[512];
+  char last_event[1024];
 };
 
 static struct fx *F;
