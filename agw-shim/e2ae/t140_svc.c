@@ -105,7 +105,7 @@ static uint32_t random32(void) {
 static void push(struct t140_media *m, int final) {
   const struct dcmf_t140_stats *s = dcmf_t140_get_stats(&m->engine);
   const struct dcmf_rtcp_ep_stats *r = dcmf_rtcp_ep_get_stats(&m->rtcp);
-  char detail[896];
+  char detail[sizeof(((struct dcmf_media_event *)0)->detail)];
   snprintf(
       detail, sizeof(detail),
       "{\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
