@@ -466,7 +466,35 @@ static void core_close(struct core *core) {
   }
 }
 
-/* Adopts |fd| (the core RTP socket) and starts reading it. */
+/* Adopts |fd| into |udp| and starts reading it with |rd| into |cb|;
+ * |*open| and |*reading| say which handles core_close must close. */
+static int sock_adopt(struct t140_media *m, uv_udp_t *udp,
+                      struct dcmf_udpread *rd, int fd, dcmf_udpread_cb cb,
+                      int *open, int *reading) {
+  struct core *core = m->core;
+  uv_udp_init(m->host->loop, udp);
+  udp->data = core;
+  *open = 1;
+  core->handles++;
+  int rv = uv_udp_open(udp, fd);
+  if (rv != 0) {
+    close(fd);
+    return rv;
+  }
+  uv_os_fd_t ufd = -1;
+  (void)uv_fileno((uv_handle_t *)udp, &ufd);
+  rv = dcmf_udpread_start(rd, m->host->loop, ufd, m->w->rx, sizeof(m->w->rx),
+                          cb, core);
+  if (rv == 0) {
+    *reading = 1;
+    rd->tally = m->w->rx_datagrams;
+    core->handles++;
+  }
+  return rv;
+}
+
+/* Sets up the core's handles: its timers, and |fd| (the core RTP
+ * socket) read. */
 static int core_open(struct t140_media *m, int fd) {
   struct core *core = calloc(1, sizeof(*core));
   if (core == NULL) {
@@ -483,51 +511,17 @@ static int core_open(struct t140_media *m, int fd) {
   core->rtcp_timer.data = core;
   core->rtcp_timer_init = 1;
   core->handles++;
-  uv_udp_init(m->host->loop, &core->udp);
-  core->udp.data = core;
-  core->udp_open = 1;
-  core->handles++;
-  int rv = uv_udp_open(&core->udp, fd);
-  if (rv != 0) {
-    close(fd);
-    return rv;
-  }
-  uv_os_fd_t ufd = -1;
-  (void)uv_fileno((uv_handle_t *)&core->udp, &ufd);
-  rv = dcmf_udpread_start(&core->rd, m->host->loop, ufd, m->w->rx,
-                          sizeof(m->w->rx), on_core, core);
-  if (rv == 0) {
-    core->reading = 1;
-    core->rd.tally = m->w->rx_datagrams;
-    core->handles++;
-  }
-  return rv;
+  return sock_adopt(m, &core->udp, &core->rd, fd, on_core, &core->udp_open,
+                    &core->reading);
 }
 
 /* Adopts m->rtcp_fd (the core RTCP socket) and starts reading it. */
 static int core_open_rtcp(struct t140_media *m) {
-  struct core *core = m->core;
   int fd = m->rtcp_fd;
   m->rtcp_fd = -1;
-  uv_udp_init(m->host->loop, &core->rtcp_udp);
-  core->rtcp_udp.data = core;
-  core->rtcp_open = 1;
-  core->handles++;
-  int rv = uv_udp_open(&core->rtcp_udp, fd);
-  if (rv != 0) {
-    close(fd);
-    return rv;
-  }
-  uv_os_fd_t ufd = -1;
-  (void)uv_fileno((uv_handle_t *)&core->rtcp_udp, &ufd);
-  rv = dcmf_udpread_start(&core->rtcp_rd, m->host->loop, ufd, m->w->rx,
-                          sizeof(m->w->rx), on_core_rtcp, core);
-  if (rv == 0) {
-    core->rtcp_reading = 1;
-    core->rtcp_rd.tally = m->w->rx_datagrams;
-    core->handles++;
-  }
-  return rv;
+  return sock_adopt(m, &m->core->rtcp_udp, &m->core->rtcp_rd, fd,
+                    on_core_rtcp, &m->core->rtcp_open,
+                    &m->core->rtcp_reading);
 }
 
 /* ---- the service hooks ---- */
