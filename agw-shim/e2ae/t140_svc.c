@@ -356,6 +356,24 @@ static void take_addr(struct sockaddr_storage *to, const struct sockaddr *from) 
                                      : sizeof(struct sockaddr_in));
 }
 
+/* Whether |from| may send on a core socket: the signalled address
+ * |remote|, else (ss_family 0) the |latched| one once there is one. A
+ * refused source is counted. */
+static int source_ok(struct t140_media *m, const struct sockaddr *from,
+                     const struct sockaddr_storage *remote,
+                     const struct sockaddr_storage *latched, int has_latched) {
+  const struct sockaddr *want =
+      remote->ss_family != 0 ? (const struct sockaddr *)remote
+      : has_latched          ? (const struct sockaddr *)latched
+                             : NULL;
+  if (want != NULL && !dcmf_stun_addr_equal(from, want)) {
+    m->d.unknown_source++;
+    counted(m);
+    return 0;
+  }
+  return 1;
+}
+
 /* One datagram from the core socket (udpread.h). */
 static void on_core(void *user, uint8_t *buf, size_t len,
                     const struct sockaddr *from, int truncated) {
@@ -364,12 +382,7 @@ static void on_core(void *user, uint8_t *buf, size_t len,
   if (m == NULL) {
     return;
   }
-  if (m->remote.ss_family != 0
-          ? !dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->remote)
-          : m->has_latched && !dcmf_stun_addr_equal(
-                                  from, (const struct sockaddr *)&m->latched)) {
-    m->d.unknown_source++;
-    counted(m);
+  if (!source_ok(m, from, &m->remote, &m->latched, m->has_latched)) {
     return;
   }
   uint64_t now = m->host->now(m->host);
@@ -403,14 +416,8 @@ static void on_core_rtcp(void *user, uint8_t *buf, size_t len,
   if (m == NULL) {
     return;
   }
-  if (m->remote_rtcp.ss_family != 0
-          ? !dcmf_stun_addr_equal(from,
-                                  (const struct sockaddr *)&m->remote_rtcp)
-          : m->has_latched_rtcp &&
-                !dcmf_stun_addr_equal(
-                    from, (const struct sockaddr *)&m->latched_rtcp)) {
-    m->d.unknown_source++;
-    counted(m);
+  if (!source_ok(m, from, &m->remote_rtcp, &m->latched_rtcp,
+                 m->has_latched_rtcp)) {
     return;
   }
   if (!within_rate(m, m->host->now(m->host))) {
