@@ -27,7 +27,7 @@ struct e2ae;  /* agw_e2ae.c */
 /* The counters of the MSRP-over-DC relays' snapshots (agw_msrpdc.c). */
 #define DCMF_AGW_MSRPDC_COUNTERS 9
 /* The counters of the T.140 media's snapshots (agw_t140.c). */
-#define DCMF_AGW_T140_COUNTERS 23
+#define DCMF_AGW_T140_COUNTERS 30
 /* The media id of an e2ae TCP context's relay (access termination). */
 #define DCMF_AGW_TCP_MEDIA_ID "tcp"
 

@@ -71,6 +71,13 @@ static const struct dcmf_agw_series t140_counters[] = {
     {"drops", "rate", "dropped", "reason=\"rate\""},
     {"drops", "overflow", "dropped", "reason=\"overflow\""},
     {"drops", "sendFailed", "dropped", "reason=\"send_failed\""},
+    {"rtcp", "sent", "rtcp", "direction=\"to_core\""},
+    {"rtcp", "received", "rtcp", "direction=\"from_core\""},
+    {"rtcp", "byeSent", "rtcp_byes", "direction=\"to_core\""},
+    {"rtcp", "byeReceived", "rtcp_byes", "direction=\"from_core\""},
+    {"rtcp", "reportBlocks", "rtcp_report_blocks", ""},
+    {"rtcp", "malformed", "dropped", "reason=\"rtcp_malformed\""},
+    {"rtcp", "sendFailed", "dropped", "reason=\"rtcp_send_failed\""},
 };
 #define T140_COUNTERS (sizeof(t140_counters) / sizeof(t140_counters[0]))
 _Static_assert(T140_COUNTERS == DCMF_AGW_T140_COUNTERS,
@@ -96,6 +103,12 @@ void dcmf_agw_t140_metrics(struct dcmf_agw *agw, struct dcmf_buf *out) {
       {"lost", "RTP text packets neither received nor rebuilt."},
       {"markers", "Missing-text markers (U+FFFD) inserted, by direction."},
       {"dropped", "Input the T.140 media dropped, by reason."},
+      {"rtcp", "RTCP compounds (RFC 3550 section 6) sent to or taken from "
+               "the core."},
+      {"rtcp_byes", "RTCP compounds with a BYE sent to or taken from the "
+                    "core."},
+      {"rtcp_report_blocks", "Report blocks about the gateway's text "
+                             "stream in the core's RTCP."},
   };
   dcmf_buf_printf(out,
                   "# HELP dcmf_agw_e2ae_t140_contexts_total T.140 contexts "

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
 
 #include "errors.h"
 #include "log.h"
+#include "rtcp_ep.h"
 #include "stun.h"
 #include "t140.h"
 #include "udpread.h"
@@ -31,30 +33,44 @@ struct t140_worker {
 
 struct t140_media;
 
-/* The core socket and the timer; outlives the media until libuv lets go
- * of every handle. */
+/* The core sockets and the timers; outlive the media until libuv lets
+ * go of every handle. */
 struct core {
   uv_udp_t udp;           /* sends (uv_udp_try_send only), owns the socket */
   struct dcmf_udpread rd; /* reads it */
   uv_timer_t timer;       /* the engine's next deadline */
-  int handles;            /* initialised handles not closed yet */
+  /* The RTCP socket without rtcp-mux (RFC 3550 §11: RTP port + 1). */
+  uv_udp_t rtcp_udp;
+  struct dcmf_udpread rtcp_rd;
+  uv_timer_t rtcp_timer; /* the next RTCP compound */
+  int handles;           /* initialised handles not closed yet */
   int reading, udp_open, timer_init;
+  int rtcp_reading, rtcp_open, rtcp_timer_init;
   struct t140_media *m; /* NULL once the media detached */
 };
 
 struct drops {
-  uint64_t unknown_source, rate, send_failed;
+  uint64_t unknown_source, rate, send_failed, rtcp_send_failed;
 };
 
 struct t140_media {
   struct dcmf_svc_host *host;
   struct t140_worker *w;
   struct core *core; /* NULL: not a T.140 media */
-  int rtcp_fd;       /* held for its port; closed at detach */
+  int rtcp_fd;       /* the RTCP socket until core_open_rtcp adopts it */
   struct dcmf_media_t140 set;
   struct sockaddr_storage remote; /* ss_family 0: latch */
   struct sockaddr_storage latched;
   int has_latched;
+  /* RTCP (RFC 3550 §6) toward the core: muxed on the RTP socket (RFC
+   * 5761) when signalled or when no RTCP socket was bound. */
+  int rtcp_mux;
+  struct sockaddr_storage remote_rtcp; /* ss_family 0: latch */
+  struct sockaddr_storage latched_rtcp;
+  int has_latched_rtcp;
+  int rtcp_on;
+  struct dcmf_rtcp_ep rtcp;
+  uint32_t rtp_packets, rtp_octets; /* sent with the current SSRC */
   int dc_open;
   /* A message SCTP had no room for, sent again on |writable|. */
   uint8_t pend[DCMF_T140_QUEUE];
@@ -69,11 +85,27 @@ struct t140_media {
   struct dcmf_t140 engine; /* last: ~40 KiB */
 };
 
+static void fill_random(void *buf, size_t len) {
+  if (RAND_bytes(buf, (int)len) != 1) {
+    /* OpenSSL's CSPRNG does not fail once seeded; never leave it zero. */
+    for (size_t i = 0; i < len; i++) {
+      ((uint8_t *)buf)[i] = (uint8_t)(i * 131u + 7u);
+    }
+  }
+}
+
+static uint32_t random32(void) {
+  uint32_t r;
+  fill_random(&r, sizeof(r));
+  return r;
+}
+
 /* ---- counters ---- */
 
 static void push(struct t140_media *m, int final) {
   const struct dcmf_t140_stats *s = dcmf_t140_get_stats(&m->engine);
-  char detail[512];
+  const struct dcmf_rtcp_ep_stats *r = dcmf_rtcp_ep_get_stats(&m->rtcp);
+  char detail[sizeof(((struct dcmf_media_event *)0)->detail)];
   snprintf(
       detail, sizeof(detail),
       "{\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
@@ -86,14 +118,22 @@ static void push(struct t140_media *m, int final) {
       ",\"tooLarge\":%" PRIu64 ",\"utf8\":%" PRIu64 ",\"duplicate\":%" PRIu64
       ",\"direction\":%" PRIu64 ",\"unknownSource\":%" PRIu64
       ",\"rate\":%" PRIu64 ",\"overflow\":%" PRIu64 ",\"sendFailed\":%" PRIu64
-      "},\"final\":%s}",
+      "},\"rtcp\":{\"sent\":%" PRIu64 ",\"senderReports\":%" PRIu64
+      ",\"byeSent\":%" PRIu64 ",\"received\":%" PRIu64
+      ",\"malformed\":%" PRIu64 ",\"byeReceived\":%" PRIu64
+      ",\"reportBlocks\":%" PRIu64 ",\"peerFractionLost\":%" PRIu32
+      ",\"peerLost\":%" PRIu32 ",\"peerJitter\":%" PRIu32
+      ",\"sendFailed\":%" PRIu64 "},\"final\":%s}",
       s->rtp_sent, m->bytes_to_core, s->keepalives_sent, s->chars_to_rtp,
       s->rtp_received, s->recovered, s->lost, m->msgs_to_access, s->chars_to_dc,
       s->markers_to_dc, s->markers_to_rtp, s->drop_version, s->drop_truncated,
       s->drop_pt, s->drop_red, s->drop_too_large,
       s->drop_utf8_rtp + s->drop_utf8_dc, s->drop_duplicate, s->drop_direction,
       m->d.unknown_source, m->d.rate, s->overflow_to_dc + s->overflow_to_rtp,
-      m->d.send_failed, final ? "true" : "false");
+      m->d.send_failed, r->sent_sr + r->sent_rr + r->sent_bye, r->sent_sr,
+      r->sent_bye, r->received, r->malformed, r->byes, r->report_blocks,
+      r->peer_fraction_lost, r->peer_lost, r->peer_jitter,
+      m->d.rtcp_send_failed, final ? "true" : "false");
   m->host->emit(m->host, DCMF_T140_SVC_EVENT, detail);
   m->dirty = 0;
   m->last_push = m->host->now(m->host);
@@ -133,6 +173,10 @@ static void pump(struct t140_media *m) {
       m->d.send_failed++; /* no core address yet, or the socket refused */
     } else {
       m->bytes_to_core += (uint64_t)n;
+      /* SR counts (RFC 3550 §6.4.1): the payload after the fixed
+       * 12-byte header (the engine writes no CSRC nor extension). */
+      m->rtp_packets++;
+      m->rtp_octets += (uint32_t)(n - 12);
     }
     counted(m);
   }
@@ -172,6 +216,164 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
+/* ---- RTCP toward the core (RFC 3550 §6; the engine is rtcp_ep.h) ---- */
+
+static void on_rtcp_timer(uv_timer_t *t);
+
+/* The wall clock in NTP format (RFC 3550 §4): seconds since 1900. */
+static uint64_t ntp_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t sec = (uint64_t)ts.tv_sec + 2208988800u;
+  uint64_t frac = ((uint64_t)ts.tv_nsec << 32) / 1000000000u;
+  return sec << 32 | frac;
+}
+
+static void rtcp_state(const struct t140_media *m, uint64_t now,
+                       struct dcmf_rtcp_ep_state *st) {
+  const struct dcmf_t140 *e = &m->engine;
+  memset(st, 0, sizeof(*st));
+  st->ssrc = e->set.ssrc; /* the text stream's SSRC */
+  st->ntp = ntp_now();
+  /* the RTP time of |now| on the text stream's 1000 Hz clock */
+  st->rtp_ts = e->ts_origin + (uint32_t)(now - e->now_origin);
+  st->packets_sent = m->rtp_packets;
+  st->octets_sent = m->rtp_octets;
+  st->have_source = e->rx_started;
+  st->source_ssrc = e->rx_ssrc;
+  st->source_max_seq = (uint16_t)(e->rx_expected - 1);
+  st->source_lost = (uint32_t)dcmf_t140_get_stats(e)->lost;
+}
+
+static const struct sockaddr *rtcp_dest(const struct t140_media *m) {
+  if (m->rtcp_mux) {
+    return core_dest(m);
+  }
+  if (m->remote_rtcp.ss_family != 0) {
+    return (const struct sockaddr *)&m->remote_rtcp;
+  }
+  return m->has_latched_rtcp ? (const struct sockaddr *)&m->latched_rtcp
+                             : NULL;
+}
+
+static void rtcp_send(struct t140_media *m, const uint8_t *p, int n) {
+  const struct sockaddr *to = rtcp_dest(m);
+  uv_udp_t *u = m->rtcp_mux ? &m->core->udp : &m->core->rtcp_udp;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  if (to == NULL || uv_udp_try_send(u, &b, 1, to) != n) {
+    m->d.rtcp_send_failed++;
+  }
+  counted(m);
+}
+
+/* Sends the compound when one is due and arms the RTCP timer. */
+static void rtcp_pump(struct t140_media *m) {
+  if (m->core == NULL || !m->rtcp_on) {
+    return;
+  }
+  uint64_t now = m->host->now(m->host);
+  struct dcmf_rtcp_ep_state st;
+  rtcp_state(m, now, &st);
+  uint8_t pkt[DCMF_RTCP_EP_MAX_PACKET];
+  int n = dcmf_rtcp_ep_write(&m->rtcp, &st, now, random32(), pkt, sizeof(pkt));
+  if (n > 0) {
+    rtcp_send(m, pkt, n);
+  }
+  uint64_t next = dcmf_rtcp_ep_next(&m->rtcp);
+  if (next == DCMF_RTCP_EP_NEVER) {
+    uv_timer_stop(&m->core->rtcp_timer);
+  } else {
+    uv_timer_start(&m->core->rtcp_timer, on_rtcp_timer,
+                   next > now ? next - now : 0, 0);
+  }
+}
+
+static void on_rtcp_timer(uv_timer_t *t) {
+  struct core *core = t->data;
+  if (core->m != NULL) {
+    rtcp_pump(core->m);
+  }
+}
+
+/* RFC 3550 §6.6: a BYE for the SSRC of |st| as the last compound. */
+static void rtcp_bye(struct t140_media *m,
+                     const struct dcmf_rtcp_ep_state *st) {
+  if (m->core == NULL || !m->rtcp_on) {
+    return;
+  }
+  uint8_t pkt[DCMF_RTCP_EP_MAX_PACKET];
+  int n = dcmf_rtcp_ep_bye(&m->rtcp, st, m->host->now(m->host), pkt,
+                           sizeof(pkt));
+  if (n > 0) {
+    rtcp_send(m, pkt, n);
+  }
+}
+
+/* (Re)starts the reports for the engine's current SSRC; the counters
+ * run on. The CNAME is random per media (RFC 7022 §4.2, 96 bits). */
+static void rtcp_start(struct t140_media *m) {
+  uint8_t id[12];
+  char cname[2 * sizeof(id) + 1];
+  fill_random(id, sizeof(id));
+  for (size_t i = 0; i < sizeof(id); i++) {
+    snprintf(cname + 2 * i, 3, "%02x", id[i]);
+  }
+  struct dcmf_rtcp_ep_stats kept = m->rtcp.stats;
+  dcmf_rtcp_ep_init(&m->rtcp, cname, 0, m->host->now(m->host), random32());
+  m->rtcp.stats = kept;
+  m->rtp_packets = m->rtp_octets = 0;
+  m->rtcp_on = 1;
+  rtcp_pump(m);
+}
+
+/* One compound from the core, by its port or muxed: counted only. */
+static void rtcp_in(struct t140_media *m, const uint8_t *buf, size_t len) {
+  if (m->rtcp_on) {
+    dcmf_rtcp_ep_recv(&m->rtcp, buf, len, m->engine.set.ssrc,
+                      m->host->now(m->host));
+    counted(m);
+  }
+}
+
+/* At most DCMF_T140_SVC_RATE core datagrams (RTP and RTCP) a second. */
+static int within_rate(struct t140_media *m, uint64_t now) {
+  if (now / 1000 != m->rate_second) {
+    m->rate_second = now / 1000;
+    m->rate_count = 0;
+  }
+  if (++m->rate_count > DCMF_T140_SVC_RATE) {
+    m->d.rate++;
+    counted(m);
+    return 0;
+  }
+  return 1;
+}
+
+static void take_addr(struct sockaddr_storage *to, const struct sockaddr *from) {
+  memset(to, 0, sizeof(*to));
+  memcpy(to, from,
+         from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in));
+}
+
+/* Whether |from| may send on a core socket: the signalled address
+ * |remote|, else (ss_family 0) the |latched| one once there is one. A
+ * refused source is counted. */
+static int source_ok(struct t140_media *m, const struct sockaddr *from,
+                     const struct sockaddr_storage *remote,
+                     const struct sockaddr_storage *latched, int has_latched) {
+  const struct sockaddr *want =
+      remote->ss_family != 0 ? (const struct sockaddr *)remote
+      : has_latched          ? (const struct sockaddr *)latched
+                             : NULL;
+  if (want != NULL && !dcmf_stun_addr_equal(from, want)) {
+    m->d.unknown_source++;
+    counted(m);
+    return 0;
+  }
+  return 1;
+}
+
 /* One datagram from the core socket (udpread.h). */
 static void on_core(void *user, uint8_t *buf, size_t len,
                     const struct sockaddr *from, int truncated) {
@@ -180,30 +382,22 @@ static void on_core(void *user, uint8_t *buf, size_t len,
   if (m == NULL) {
     return;
   }
-  if (m->remote.ss_family != 0
-          ? !dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->remote)
-          : m->has_latched && !dcmf_stun_addr_equal(
-                                  from, (const struct sockaddr *)&m->latched)) {
-    m->d.unknown_source++;
-    counted(m);
+  if (!source_ok(m, from, &m->remote, &m->latched, m->has_latched)) {
     return;
   }
   uint64_t now = m->host->now(m->host);
-  if (now / 1000 != m->rate_second) {
-    m->rate_second = now / 1000;
-    m->rate_count = 0;
-  }
-  if (++m->rate_count > DCMF_T140_SVC_RATE) {
-    m->d.rate++;
-    counted(m);
+  if (!within_rate(m, now)) {
     return;
   }
   if (m->remote.ss_family == 0 && !m->has_latched) {
-    memset(&m->latched, 0, sizeof(m->latched));
-    memcpy(&m->latched, from,
-           from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                       : sizeof(struct sockaddr_in));
+    take_addr(&m->latched, from);
     m->has_latched = 1;
+  }
+  /* RFC 5761 §4: on a muxed port a second byte of 192-223 (an RTP
+   * payload type of 64-95 with the marker) is RTCP. */
+  if (m->rtcp_mux && len >= 2 && buf[1] >= 192 && buf[1] <= 223) {
+    rtcp_in(m, buf, truncated ? 0 : len); /* a truncated one: malformed */
+    return;
   }
   /* A truncated datagram was bigger than any the engine takes: it is
    * given whole-length-plus-one so the engine counts it too large. */
@@ -211,6 +405,29 @@ static void on_core(void *user, uint8_t *buf, size_t len,
                      truncated ? DCMF_T140_MAX_PACKET + 1 : len, now);
   counted(m);
   pump(m);
+}
+
+/* One datagram from the core's RTCP port: from the signalled RTCP
+ * address, else from the first source heard (latched as RTP is). */
+static void on_core_rtcp(void *user, uint8_t *buf, size_t len,
+                         const struct sockaddr *from, int truncated) {
+  struct core *core = user;
+  struct t140_media *m = core->m;
+  if (m == NULL) {
+    return;
+  }
+  if (!source_ok(m, from, &m->remote_rtcp, &m->latched_rtcp,
+                 m->has_latched_rtcp)) {
+    return;
+  }
+  if (!within_rate(m, m->host->now(m->host))) {
+    return;
+  }
+  if (m->remote_rtcp.ss_family == 0 && !m->has_latched_rtcp) {
+    take_addr(&m->latched_rtcp, from);
+    m->has_latched_rtcp = 1;
+  }
+  rtcp_in(m, buf, truncated ? 0 : len);
 }
 
 /* ---- the core handles ---- */
@@ -245,9 +462,46 @@ static void core_close(struct core *core) {
   if (core->udp_open) {
     uv_close((uv_handle_t *)&core->udp, handle_closed);
   }
+  if (core->rtcp_reading) {
+    dcmf_udpread_close(&core->rtcp_rd, rd_closed);
+  }
+  if (core->rtcp_timer_init) {
+    uv_close((uv_handle_t *)&core->rtcp_timer, handle_closed);
+  }
+  if (core->rtcp_open) {
+    uv_close((uv_handle_t *)&core->rtcp_udp, handle_closed);
+  }
 }
 
-/* Adopts |fd| (the core RTP socket) and starts reading it. */
+/* Adopts |fd| into |udp| and starts reading it with |rd| into |cb|;
+ * |*open| and |*reading| say which handles core_close must close. */
+static int sock_adopt(struct t140_media *m, uv_udp_t *udp,
+                      struct dcmf_udpread *rd, int fd, dcmf_udpread_cb cb,
+                      int *open, int *reading) {
+  struct core *core = m->core;
+  uv_udp_init(m->host->loop, udp);
+  udp->data = core;
+  *open = 1;
+  core->handles++;
+  int rv = uv_udp_open(udp, fd);
+  if (rv != 0) {
+    close(fd);
+    return rv;
+  }
+  uv_os_fd_t ufd = -1;
+  (void)uv_fileno((uv_handle_t *)udp, &ufd);
+  rv = dcmf_udpread_start(rd, m->host->loop, ufd, m->w->rx, sizeof(m->w->rx),
+                          cb, core);
+  if (rv == 0) {
+    *reading = 1;
+    rd->tally = m->w->rx_datagrams;
+    core->handles++;
+  }
+  return rv;
+}
+
+/* Sets up the core's handles: its timers, and |fd| (the core RTP
+ * socket) read. */
 static int core_open(struct t140_media *m, int fd) {
   struct core *core = calloc(1, sizeof(*core));
   if (core == NULL) {
@@ -260,25 +514,21 @@ static int core_open(struct t140_media *m, int fd) {
   core->timer.data = core;
   core->timer_init = 1;
   core->handles++;
-  uv_udp_init(m->host->loop, &core->udp);
-  core->udp.data = core;
-  core->udp_open = 1;
+  uv_timer_init(m->host->loop, &core->rtcp_timer);
+  core->rtcp_timer.data = core;
+  core->rtcp_timer_init = 1;
   core->handles++;
-  int rv = uv_udp_open(&core->udp, fd);
-  if (rv != 0) {
-    close(fd);
-    return rv;
-  }
-  uv_os_fd_t ufd = -1;
-  (void)uv_fileno((uv_handle_t *)&core->udp, &ufd);
-  rv = dcmf_udpread_start(&core->rd, m->host->loop, ufd, m->w->rx,
-                          sizeof(m->w->rx), on_core, core);
-  if (rv == 0) {
-    core->reading = 1;
-    core->rd.tally = m->w->rx_datagrams;
-    core->handles++;
-  }
-  return rv;
+  return sock_adopt(m, &core->udp, &core->rd, fd, on_core, &core->udp_open,
+                    &core->reading);
+}
+
+/* Adopts m->rtcp_fd (the core RTCP socket) and starts reading it. */
+static int core_open_rtcp(struct t140_media *m) {
+  int fd = m->rtcp_fd;
+  m->rtcp_fd = -1;
+  return sock_adopt(m, &m->core->rtcp_udp, &m->core->rtcp_rd, fd,
+                    on_core_rtcp, &m->core->rtcp_open,
+                    &m->core->rtcp_reading);
 }
 
 /* ---- the service hooks ---- */
@@ -299,15 +549,6 @@ static int t140_init(void **worker, const struct dcmf_svc_worker_env *env,
 
 static void t140_free(void *worker) {
   free(worker);
-}
-
-static void fill_random(void *buf, size_t len) {
-  if (RAND_bytes(buf, (int)len) != 1) {
-    /* OpenSSL's CSPRNG does not fail once seeded; never leave it zero. */
-    for (size_t i = 0; i < len; i++) {
-      ((uint8_t *)buf)[i] = (uint8_t)(i * 131u + 7u);
-    }
-  }
 }
 
 /* The engine's settings from the leg's. */
@@ -331,6 +572,14 @@ static void take_remote(struct t140_media *m,
   if (memcmp(&m->remote, &leg->remote_rtp, sizeof(m->remote)) != 0) {
     m->remote = leg->remote_rtp;
     m->has_latched = 0; /* a new core address: latch again if none */
+  }
+  /* The sockets are fixed at attach (as the RTP path's): without an
+   * RTCP socket RTCP goes by the RTP one whatever an update says; with
+   * one, an update turning mux on leaves it unused. */
+  m->rtcp_mux = leg->rtcp_mux || m->core == NULL || !m->core->rtcp_open;
+  if (memcmp(&m->remote_rtcp, &leg->remote_rtcp, sizeof(m->remote_rtcp))) {
+    m->remote_rtcp = leg->remote_rtcp;
+    m->has_latched_rtcp = 0;
   }
 }
 
@@ -364,6 +613,9 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   m->rtcp_fd = leg->rtcp_fd;
   leg->rtcp_fd = -1;
   rv = core_open(m, fd);
+  if (rv == 0 && !leg->rtcp_mux && m->rtcp_fd >= 0) {
+    rv = core_open_rtcp(m);
+  }
   if (rv != 0) {
     DCMF_LOGW(host->log, "t140", "%s: core socket: %s", host->name,
               uv_strerror(rv));
@@ -371,7 +623,9 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
     m->core = NULL;
     return 0;
   }
+  take_remote(m, leg); /* now that the RTCP socket is known */
   pump(m);
+  rtcp_start(m);
   return 0;
 }
 
@@ -396,6 +650,8 @@ static void t140_update(void *media) {
     settings_of(&leg->t140, &s);
     char err[160];
     struct dcmf_t140_stats kept = *dcmf_t140_get_stats(&m->engine);
+    struct dcmf_rtcp_ep_state old;
+    rtcp_state(m, m->host->now(m->host), &old);
     if (dcmf_t140_init(&m->engine, &s, m->host->now(m->host), err,
                        sizeof(err)) != 0) {
       DCMF_LOGW(m->host->log, "t140",
@@ -405,6 +661,9 @@ static void t140_update(void *media) {
     } else {
       m->engine.stats = kept; /* the media's counters run on */
       m->set = leg->t140;
+      /* The old SSRC leaves (RFC 3550 §6.6), the new one reports. */
+      rtcp_bye(m, &old);
+      rtcp_start(m);
     }
   } else if (leg->t140.direction != m->set.direction &&
              dcmf_t140_set_direction(
@@ -418,6 +677,9 @@ static void t140_update(void *media) {
 static void t140_detach(void *media) {
   struct t140_media *m = media;
   if (m->core != NULL) {
+    struct dcmf_rtcp_ep_state st;
+    rtcp_state(m, m->host->now(m->host), &st);
+    rtcp_bye(m, &st);
     push(m, 1);
     core_close(m->core);
   }

@@ -7,17 +7,22 @@
  * What it serves. A media whose description carries an RTP leg with
  * t140.on (media.h struct dcmf_media_t140): the session is the access
  * leg (ICE-lite, DTLS, SCTP), the leg names the negotiated "t140"
- * channel (|t140.sid|) and owns the core RTP socket (and the RTCP one,
- * held for its port and never read: RTCP is not relayed). The service
+ * channel (|t140.sid|) and owns the core RTP socket (and the RTCP one
+ * without rtcp-mux). The service
  * matches that one flow and joins it to the RTP text stream through the
  * T.140 engine (t140.h), which does the protocol: ~300 ms buffering,
  * red generations, the M bit after idle, unique timestamps, keep-alives,
  * recovery by redundancy, U+FFFD for unrecovered loss, cps limits and
- * the direction. This file is glue: sockets, one timer, counters.
+ * the direction. The core leg is an RTP endpoint for RTCP too (RFC 3550
+ * §6, the engine rtcp_ep.h): reports at the §6.2 interval with the text
+ * stream's SSRC, a BYE when the media ends or the SSRC changes, the
+ * core's compounds validated and counted (docs/e2ae.md "RTCP toward
+ * the core"). This file is glue: sockets, timers, counters.
  *
  * Time. One uv_timer per media on the worker's loop, armed at the
- * engine's next deadline after every input; the engine's clock is the
- * host's (host->now).
+ * engine's next deadline after every input, and one at the next RTCP
+ * report; the engines' clock is the host's (host->now), the SR's NTP
+ * time the wall clock.
  *
  * Core packets. Only the signalled core address (ip and port) is
  * accepted; without one the first packet's source is latched for good.
@@ -45,7 +50,10 @@
  *    "toAccess":{"messages","chars"},"markers":{"toAccess","toCore"},
  *    "drops":{"version","truncated","payloadType","red","tooLarge",
  *             "utf8","duplicate","direction","unknownSource","rate",
- *             "overflow","sendFailed"},"final":B}
+ *             "overflow","sendFailed"},
+ *    "rtcp":{"sent","senderReports","byeSent","received","malformed",
+ *            "byeReceived","reportBlocks","peerFractionLost","peerLost",
+ *            "peerJitter","sendFailed"},"final":B}
  */
 #ifndef DCMF_T140_SVC_H
 #define DCMF_T140_SVC_H

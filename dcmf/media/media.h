@@ -217,8 +217,10 @@ struct dcmf_media_event {
   char event[24]; /* DTLS_FAILURE, DC_OPEN, DC_CLOSE, CONSENT_LOST,
                      RELEASED (after a REMOVE with rtpleg), ... */
   /* JSON object text with event specifics; room for the e2ae service's
-   * RTP_COUNTERS (485 bytes at most, e2ae_svc.h). */
-  char detail[512];
+   * RTP_COUNTERS (485 bytes at most, e2ae_svc.h) and the T.140
+   * service's T140_COUNTERS with its RTCP part (about 1150 bytes with
+   * every counter at 2^64-1, t140_svc.c). */
+  char detail[1280];
   int64_t time_ms;  /* wall clock, ms since the epoch */
 };
 

@@ -351,7 +351,9 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
       snprintf(path, sizeof path, "%s/remote", base);
       json_array_append_new(ops, patch_op("add", path, r));
     }
-    if (p->rtp) {
+    /* The RTP core leg's RTCP: the SRTP path's and T.140's (RFC 4103
+     * text is an RTP session, RFC 3550 §6; RFC 5761 rtcp-mux). */
+    if (p->rtp || (p->subprotocol && strcmp(p->subprotocol, "t140") == 0)) {
       bool mux = dcmf_sdp_attr(&sdp->media[i], "rtcp-mux", 0) != NULL;
       const char *rtcp = dcmf_sdp_attr(&sdp->media[i], "rtcp", 0);
       if (mux) {

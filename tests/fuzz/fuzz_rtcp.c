@@ -12,7 +12,10 @@
  *     harness computes them itself), and a second filter leaves it as it
  *     is (same length, same bytes);
  *   - the sender SSRC of a valid compound is the 32 bits after its
- *     header whenever the engine gives one.
+ *     header whenever the engine gives one;
+ *   - the RTCP endpoint (rtcp_ep.h) takes exactly the compounds valid by
+ *     RFC 3550, counts each once, never counts more report blocks than
+ *     the compound can hold, and still writes a valid compound after.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 
 #include "fuzz_oracle.h"
 #include "rtcp.h"
+#include "rtcp_ep.h"
 
 #define FUZZ_MAX 4096
 
@@ -56,6 +60,23 @@ FUZZ_ORACLE static int has_feedback(const uint8_t *b, size_t len) {
   return 0;
 }
 
+static void check_endpoint(const uint8_t *b, size_t len, int strict) {
+  struct dcmf_rtcp_ep ep;
+  dcmf_rtcp_ep_init(&ep, "fuzz", 0, 0, 0);
+  uint32_t ours = len >= 12 ? (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 |
+                                  (uint32_t)b[10] << 8 | b[11]
+                            : 0;
+  int rv = dcmf_rtcp_ep_recv(&ep, b, len, ours, 1000);
+  const struct dcmf_rtcp_ep_stats *c = dcmf_rtcp_ep_get_stats(&ep);
+  fuzz_require((rv == 0) == strict);
+  fuzz_require(c->received + c->malformed == 1);
+  fuzz_require(c->report_blocks <= len / 24);
+  struct dcmf_rtcp_ep_state st = {.ssrc = 1, .have_source = 1};
+  uint8_t out[DCMF_RTCP_EP_MAX_PACKET];
+  int n = dcmf_rtcp_ep_write(&ep, &st, 10000, 0, out, sizeof(out));
+  fuzz_require(n > 0 && dcmf_rtcp_validate(out, (size_t)n, 0) == 0);
+}
+
 static void check_walk(const uint8_t *b, size_t len) {
   struct dcmf_rtcp_iter it;
   struct dcmf_rtcp_packet p;
@@ -77,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int strict = dcmf_rtcp_validate(data, size, 0) == 0;
   int rsize = dcmf_rtcp_validate(data, size, DCMF_RTCP_REDUCED_SIZE) == 0;
   fuzz_require(!strict || rsize);
+  check_endpoint(data, size, strict);
   uint32_t ssrc = 0;
   if (dcmf_rtcp_sender_ssrc(data, size, &ssrc) == 0) {
     fuzz_require(size >= 8);

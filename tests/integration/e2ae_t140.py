@@ -33,6 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import rtcp_peer  # noqa: E402
 import t140_peer  # noqa: E402
 import tshark_check  # noqa: E402
 from e2ae_tcp_lib import AGW, Dcmfd  # noqa: E402
@@ -194,14 +195,15 @@ def wic_offer_with_dcmap(sdp, cps=None, direction=None, dcmap_extra=""):
     return "\r\n".join(lines + extra) + "\r\n"
 
 
-def core_answer(port, direction="sendrecv"):
-    """The core's answer (its peer's m=text line, RFC 4103 §6)."""
+def core_answer(port, direction="sendrecv", extra=()):
+    """The core's answer (its peer's m=text line, RFC 4103 §6); |extra|:
+    more attribute lines (a=rtcp, a=rtcp-mux)."""
     mirror = {"sendonly": "recvonly", "recvonly": "sendonly"}.get(direction, direction)
     return "\r\n".join([
         "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0",
         f"m=text {port} RTP/AVP 98 100", "c=IN IP4 127.0.0.1",
         "a=rtpmap:98 t140/1000", "a=rtpmap:100 red/1000", "a=fmtp:100 98/98/98",
-        f"a={mirror}", ""])
+        f"a={mirror}", *extra, ""])
 
 
 def post(offer):
@@ -218,8 +220,10 @@ def post(offer):
 class Call:
     """A WIC, an RTP text peer and the context between them, up and open."""
 
-    def __init__(self, cps=None, direction=None, capture=True):
-        self.peer = t140_peer.LivePeer()
+    def __init__(self, cps=None, direction=None, capture=True, rtcp=None):
+        # rtcp: None (RTCP to the RTP port + 1, nobody there), "port" (the
+        # peer's RTCP socket, a=rtcp) or "mux" (a=rtcp-mux, RFC 5761).
+        self.peer = t140_peer.LivePeer(rtcp=rtcp == "port")
         self.wic = Wic()
         self.cap = None
         self.wic.command({"cmd": "offer", "id": STREAM_ID, "label": "rtt",
@@ -232,6 +236,7 @@ class Call:
         acc, core = ctx["terminations"]
         assert acc["dataChannel"]["subprotocol"] == "t140", acc
         self.agw_core_port = core["local"]["port"]
+        self.agw_rtcp_port = core.get("localRtcpPort")
         # Toward the core: m=text RTP/AVP t140 + red (RFC 8865 §6).
         to_core = dcmf_alg(["rewrite", "--side", "access", "--kind", "offer"],
                            self.offer, reply=[ctx])
@@ -242,7 +247,9 @@ class Call:
         if direction:
             assert f"a={direction}" in to_core.split("\r\n"), to_core
         # The core's answer: its address and m=text line, by PATCH.
-        answer = core_answer(self.peer.port, direction or "sendrecv")
+        extra = {"port": [f"a=rtcp:{self.peer.rtcp_port}"], "mux": ["a=rtcp-mux"]}
+        answer = core_answer(self.peer.port, direction or "sendrecv",
+                             extra.get(rtcp, []))
         reqs = json.loads(dcmf_alg(["request", "--side", "core", "--kind", "answer"],
                                    answer, reply=[ctx]))["requests"]
         assert reqs[0]["method"] == "PATCH", reqs
@@ -258,8 +265,10 @@ class Call:
             assert line in to_wic.split("\r\n"), f"{line!r} not in\n{to_wic}"
         if capture:
             self.pcap = os.path.join(TMP, f"{self.cid}.pcap")
+            ports = [self.peer.port, self.agw_core_port, self.peer.rtcp_port,
+                     self.agw_rtcp_port]
             self.cap = tshark_check.Capture([], self.pcap,
-                                            udp_ports=[self.peer.port, self.agw_core_port])
+                                            udp_ports=[p for p in ports if p])
             self.cap.start()
         self.peer.dest = ("127.0.0.1", self.agw_core_port)
         self.wic.command({"cmd": "answer", "sdp": to_wic})
@@ -302,6 +311,39 @@ def rtp_fields(p):
     return b0 >> 6, b1 >> 7, b1 & 0x7F, seq, ts, ssrc
 
 
+def rtcp_from_agw(c):
+    """The compounds the core peer got from the AGW, parsed by RFC 3550
+    (rtcp_peer.py): (packets, arrival order, source port, muxed)."""
+    return [(rtcp_peer.parse_compound(d), i, src[1], muxed)
+            for i, (d, src, muxed) in enumerate(c.peer.rtcp())]
+
+
+def check_compound(pkts, ssrc):
+    """SR or RR from |ssrc| first, then SDES with a CNAME for it."""
+    assert pkts[0]["pt"] in (rtcp_peer.SR, rtcp_peer.RR), pkts
+    assert pkts[0]["ssrc"] == ssrc, (hex(pkts[0]["ssrc"]), hex(ssrc))
+    sdes = [p for p in pkts if p["pt"] == rtcp_peer.SDES]
+    assert sdes and sdes[0]["chunks"][0]["ssrc"] == ssrc and \
+        sdes[0]["chunks"][0].get(1), pkts
+
+
+def check_tshark_rtcp(c, port, muxed, ssrc):
+    """tshark's RTCP dissector reads every compound to |port| whole, from
+    |ssrc|, the last with a BYE."""
+    c.cap.stop()
+    rows = rtcp_peer.tshark_rtcp(c.pcap, port, muxed)
+    assert rows, "tshark sees no RTCP"
+    bad = [r for r in rows if r["_ws.malformed"] or any(
+        int(x, 0) >= 0x00600000 for x in r["_ws.expert.severity"].split(",") if x)]
+    assert not bad, bad
+    for r in rows:
+        assert {int(x, 0) for x in r["rtcp.senderssrc"].split(",") if x} == {ssrc}, r
+        assert set(r["rtcp.version"].split(",")) == {"2"}, r
+    assert "203" in rows[-1]["rtcp.pt"].split(","), rows[-1]
+    return rows
+
+
+RTCP_METRIC = 'dcmf_agw_e2ae_t140_rtcp_total{direction="%s"}'
 TYPED = ["H", "el", "lo", ", ", "w", "ö", "rld ", "😀", "!"]
 WHOLE = "".join(TYPED)
 T140_METRIC = 'dcmf_agw_e2ae_t140_chars_total{direction="%s"}'
@@ -608,6 +650,127 @@ try:
             poll(lambda: counter(c.cid, "drops", "direction") >= 1,
                  "direction drops counted", 10)
             assert c.wic.text() == "", c.wic.text()
+        finally:
+            c.close()
+    @case
+    def core_gets_rtcp_reports_and_bye():
+        # RFC 3550 §6: the AGW is an RTP endpoint toward the core: SR while
+        # it sent text in the interval, else RR, each with SDES CNAME, on
+        # the RTCP port, at the §6.2 interval (5 s * [0.5, 1.5]); a BYE
+        # on DELETE. The core's RR about the AGW's stream is counted.
+        metric0 = D.metric(RTCP_METRIC % "to_core")
+        c = Call(rtcp="port")
+        try:
+            assert c.agw_rtcp_port, c.ctx["terminations"][1]
+            c.wic.type("hello")
+            poll(lambda: c.peer.text() == "hello", "the core got hello", 10)
+            ssrcs = c.peer.ssrcs()
+            assert len(ssrcs) == 1, ssrcs
+            ssrc = ssrcs.pop()
+
+            def sr_then_rr():
+                got = rtcp_from_agw(c)
+                srs = [i for p, i, _, _ in got if p[0]["pt"] == rtcp_peer.SR]
+                return srs and any(p[0]["pt"] == rtcp_peer.RR and i > srs[0]
+                                   for p, i, _, _ in got)
+            # An SR after the text, then an RR once an interval passed
+            # without any (worst case 7.5 s each; the keep-alive comes
+            # only after 15 s idle).
+            poll(sr_then_rr, "an SR, then an RR", 30)
+            c.peer.send_rtcp(rtcp_peer.receiver_report(c.peer.tx.ssrc, about=ssrc, lost=3),
+                             ("127.0.0.1", c.agw_rtcp_port))
+            poll(lambda: counter(c.cid, "rtcp", "reportBlocks") >= 1,
+                 f"the core's report block counted: {counters(c.cid).get('rtcp')}", 10)
+            assert counter(c.cid, "rtcp", "peerLost") == 3, counters(c.cid)
+            got = rtcp_from_agw(c)
+            for pkts, _, port, muxed in got:
+                assert port == c.agw_rtcp_port and not muxed, (port, muxed)
+                check_compound(pkts, ssrc)
+            sr = next(p[0] for p, _, _, _ in got if p[0]["pt"] == rtcp_peer.SR)
+            assert sr["packets"] >= 1 and sr["octets"] >= len("hello"), sr
+            # Arrival gaps: RFC 3550 §6.3.1, 5 s * [0.5, 1.5] (a margin
+            # for the loop and the poll).
+            with c.peer.lock:
+                times = list(c.peer.rtcp_times)
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            assert gaps and all(2.3 <= g <= 7.9 for g in gaps), gaps
+            st, _ = D.call("DELETE", f"{AGW}/{c.cid}")
+            assert st == 204, st
+            poll(lambda: any(p[-1]["pt"] == rtcp_peer.BYE and p[-1]["ssrcs"] == [ssrc]
+                             for p, _, _, _ in rtcp_from_agw(c)), "the BYE", 10)
+            rows = check_tshark_rtcp(c, c.peer.rtcp_port, False, ssrc)
+            print(f"#   {len(rows)} RTCP compounds, gaps {['%.2f' % g for g in gaps]} s",
+                  flush=True)
+            poll(lambda: D.metric(RTCP_METRIC % "to_core") - metric0 >= len(rows),
+                 "/metrics: the RTCP sent")
+        finally:
+            c.close()
+
+    @case
+    def core_gets_rtcp_muxed():
+        # RFC 5761: the core answers a=rtcp-mux; dcmf-alg patches rtcpMux
+        # and RTCP goes by the RTP port both ways, told apart by type.
+        c = Call(rtcp="mux")
+        try:
+            assert c.ctx["terminations"][1]["rtcpMux"] is True, c.ctx["terminations"][1]
+            c.wic.type("mux")
+            poll(lambda: c.peer.text() == "mux", "the core got mux", 10)
+            ssrc = c.peer.ssrcs().pop()
+            poll(lambda: rtcp_from_agw(c), "a compound on the RTP port", 12)
+            c.peer.send_rtcp(rtcp_peer.receiver_report(c.peer.tx.ssrc, about=ssrc),
+                             ("127.0.0.1", c.agw_core_port))
+            poll(lambda: counter(c.cid, "rtcp", "received") >= 1, "the core's RR taken", 10)
+            c.peer.type("back")
+            poll(lambda: c.wic.text() == "back", "the WIC got back", 10)
+            # Neither side took the other's RTCP for text.
+            assert counter(c.cid, "drops", "payloadType") == 0, counters(c.cid)
+            assert c.peer.rx.bad == 0, vars(c.peer.rx)
+            st, _ = D.call("DELETE", f"{AGW}/{c.cid}")
+            assert st == 204, st
+            poll(lambda: any(p[-1]["pt"] == rtcp_peer.BYE
+                             for p, _, _, _ in rtcp_from_agw(c)), "the BYE", 10)
+            for pkts, _, port, muxed in rtcp_from_agw(c):
+                assert port == c.agw_core_port and muxed, (port, muxed)
+                check_compound(pkts, ssrc)
+            check_tshark_rtcp(c, c.peer.port, True, ssrc)
+        finally:
+            c.close()
+
+    @case
+    def hostile_rtcp_counted_harms_nothing():
+        # Compounds RFC 3550 A.2 refuses, from the signalled RTCP source,
+        # and a valid one from a stranger: counted, nothing else moves.
+        c = Call(rtcp="port", capture=False)
+        try:
+            dest = ("127.0.0.1", c.agw_rtcp_port)
+            rr = rtcp_peer.receiver_report(c.peer.tx.ssrc)
+            hostile = [
+                b"\x40" + rr[1:],                      # version 1
+                rr[:10],                               # cut inside a packet
+                rr[8:],                                # SDES first
+                rr[:3] + b"\x40" + rr[4:],             # length past the end
+                bytes([0x80, 98]) + rr[2:],            # RTP on the RTCP port
+                b"\x81\xc9\x00\x01" + rr[4:8],        # RR whose block is missing
+                b"\x80\xc9" + b"\x00" * 3000,           # bigger than any read
+            ]
+            for h in hostile:
+                c.peer.send_rtcp(h, dest)
+            import socket as so
+            s = so.socket(so.AF_INET, so.SOCK_DGRAM)
+            s.sendto(rr, dest)
+            s.close()
+            poll(lambda: counter(c.cid, "rtcp", "malformed") >= len(hostile) and
+                 counter(c.cid, "drops", "unknownSource") >= 1,
+                 f"every hostile compound counted: {counters(c.cid)}", 10)
+            assert counter(c.cid, "rtcp", "received") == 0, counters(c.cid)
+            c.peer.send_rtcp(rr, dest)
+            poll(lambda: counter(c.cid, "rtcp", "received") == 1, "a valid RR still taken")
+            c.wic.type("fine")
+            poll(lambda: c.peer.text() == "fine", "the core got the text", 10)
+            c.peer.type("too")
+            poll(lambda: c.wic.text() == "too", "the WIC got the text", 10)
+            poll(lambda: rtcp_from_agw(c), "the AGW still reports", 12)
+            assert D.proc.poll() is None, "dcmfd died"
         finally:
             c.close()
 finally:

@@ -252,14 +252,26 @@ class LivePeer:
     kept (bytes and source) and fed to the receiver. Induced loss:
     drop_run(text, count) leaves out the packet whose primary T140block
     holds |text| and the count - 1 after it. A thread runs it until
-    close()."""
+    close().
 
-    def __init__(self, pt=98, red_pt=100, generations=2, use_red=True):
+    RTCP (rtcp_peer.py): with rtcp=True a second socket (rtcp_port)
+    takes RTCP apart; on the RTP socket a datagram RFC 5761 §4 calls RTCP
+    is not RTP. Both are kept in rtcp_received (bytes, source, muxed) and
+    never fed to the text receiver."""
+
+    def __init__(self, pt=98, red_pt=100, generations=2, use_red=True, rtcp=False):
         import threading
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((HOST, 0))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.port = self.sock.getsockname()[1]
+        self.rtcp_sock, self.rtcp_port = None, None
+        if rtcp:
+            self.rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.rtcp_sock.bind((HOST, 0))
+            self.rtcp_port = self.rtcp_sock.getsockname()[1]
+        self.rtcp_received = []  # (bytes, source, muxed)
+        self.rtcp_times = []     # their arrival (time.monotonic())
         self.rx = T140Receiver(pt, red_pt)
         self.tx = T140Sender(pt, red_pt, generations, use_red=use_red)
         self.received = []  # (bytes, source)
@@ -278,17 +290,23 @@ class LivePeer:
 
     def _run(self):
         import select
+        from rtcp_peer import is_rtcp
+        socks = [self.sock] + ([self.rtcp_sock] if self.rtcp_sock else [])
         while self.running:
             try:
-                ready, _, _ = select.select([self.sock], [], [], 0.002)
+                ready, _, _ = select.select(socks, [], [], 0.002)
             except (OSError, ValueError):
                 return
             with self.lock:
-                if ready:
+                for s in ready:
                     try:
-                        data, src = self.sock.recvfrom(4096)
+                        data, src = s.recvfrom(4096)
                     except OSError:
                         return
+                    if s is self.rtcp_sock or is_rtcp(data):
+                        self.rtcp_received.append((data, src, s is self.sock))
+                        self.rtcp_times.append(time.monotonic())
+                        continue
                     self.received.append((data, src))
                     self.rx.feed(data)
                 now = self._now()
@@ -324,10 +342,26 @@ class LivePeer:
     def send_raw(self, data, dest=None):
         self.sock.sendto(data, dest or self.dest)
 
+    def send_rtcp(self, data, dest):
+        """From the RTCP socket (the RTP one without it: muxed)."""
+        (self.rtcp_sock or self.sock).sendto(data, dest)
+
+    def rtcp(self):
+        with self.lock:
+            return list(self.rtcp_received)
+
+    def ssrcs(self):
+        """The SSRCs of the RTP received (RFC 3550 §5.1, octets 8-11)."""
+        with self.lock:
+            return {struct.unpack("!I", d[8:12])[0] for d, _ in self.received
+                    if len(d) >= 12}
+
     def close(self):
         self.running = False
         self.thread.join(5)
         self.sock.close()
+        if self.rtcp_sock:
+            self.rtcp_sock.close()
 
 
 # ---- tshark wire check ----

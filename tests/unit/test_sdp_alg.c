@@ -627,6 +627,57 @@ static void test_t140_requests(void **state) {
   json_decref(out);
 }
 
+/* The value of the op on |path| in a PATCH body, NULL without one. */
+static const json_t *op_value(const json_t *ops, const char *path) {
+  for (size_t k = 0; k < json_array_size(ops); k++) {
+    const json_t *op = json_array_get(ops, k);
+    if (strcmp(json_string_value(json_object_get(op, "path")), path) == 0)
+      return json_object_get(op, "value");
+  }
+  return NULL;
+}
+
+/* The core's answer on m=text says how it takes RTCP (RFC 3550 §6 on
+ * the RTP text session): a=rtcp-mux turns rtcpMux on (RFC 5761), an
+ * a=rtcp port without it is remoteRtcpPort (RFC 3605), neither leaves
+ * both out (RTP port + 1). */
+static void test_t140_core_rtcp(void **state) {
+  (void)state;
+  static const char reply[] =
+      "[{\"contextId\":\"x1\",\"terminations\":["
+      "{\"terminationId\":\"access\",\"transport\":\"UDP/DTLS/SCTP\"},"
+      "{\"terminationId\":\"core\",\"transport\":\"RTP/AVP\"}]}]";
+  static const char *const answers[3] = {
+      "v=0\r\no=core 1 1 IN IP4 203.0.113.7\r\ns=-\r\nt=0 0\r\n"
+      "m=text 40000 RTP/AVP 98\r\nc=IN IP4 203.0.113.7\r\n"
+      "a=rtpmap:98 t140/1000\r\na=rtcp-mux\r\n",
+      "v=0\r\no=core 1 1 IN IP4 203.0.113.7\r\ns=-\r\nt=0 0\r\n"
+      "m=text 40000 RTP/AVP 98\r\nc=IN IP4 203.0.113.7\r\n"
+      "a=rtpmap:98 t140/1000\r\na=rtcp:40011\r\n",
+      "v=0\r\no=core 1 1 IN IP4 203.0.113.7\r\ns=-\r\nt=0 0\r\n"
+      "m=text 40000 RTP/AVP 98\r\nc=IN IP4 203.0.113.7\r\n"
+      "a=rtpmap:98 t140/1000\r\n"};
+  for (int k = 0; k < 3; k++) {
+    json_t *out = request(answers[k], DCMF_ALG_CORE, DCMF_ALG_ANSWER, reply);
+    json_t *e = json_array_get(json_object_get(out, "requests"), 0);
+    assert_string_equal(jpath(e, "path"), "t140-dc");
+    const json_t *ops = json_object_get(e, "body");
+    const json_t *mux = op_value(ops, "/terminations/1/rtcpMux");
+    const json_t *port = op_value(ops, "/terminations/1/remoteRtcpPort");
+    if (k == 0) {
+      assert_true(json_is_true(mux));
+      assert_null(port);
+    } else if (k == 1) {
+      assert_null(mux);
+      assert_int_equal(json_integer_value(port), 40011);
+    } else {
+      assert_null(mux);
+      assert_null(port);
+    }
+    json_decref(out);
+  }
+}
+
 /* The core offers text to a WIC (UE-terminated): the POST names the
  * channel the ALG offers the WIC (stream 1000 + line, the direction the
  * mirror of the core's), the rewrite offers that dcmap, and the WIC's
@@ -848,6 +899,7 @@ int main(void) {
       cmocka_unit_test(test_msrp_tls),
       cmocka_unit_test(test_t140_dc),
       cmocka_unit_test(test_t140_requests),
+      cmocka_unit_test(test_t140_core_rtcp),
       cmocka_unit_test(test_t140_core_offer),
       cmocka_unit_test(test_bandwidth),
       cmocka_unit_test(test_hostile),

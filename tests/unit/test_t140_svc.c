@@ -36,7 +36,7 @@ struct fx {
   char dc[256];           /* text sent on the channel */
   size_t dc_len;
   int binary_msgs;
-  char last_event[512];
+  char last_event[1024];
 };
 
 static struct fx *F;
@@ -138,7 +138,9 @@ static struct fx *fx_new(int t140_on) {
 }
 
 static void fx_free(struct fx *f) {
-  dcmf_t140_service.detach(f->media);
+  if (f->media != NULL) { /* NULL: the test detached it */
+    dcmf_t140_service.detach(f->media);
+  }
   if (f->leg.rtp_fd >= 0) {
     close(f->leg.rtp_fd);
   }
@@ -261,12 +263,52 @@ static void test_not_t140(void **state) {
   fx_free(f);
 }
 
+/* RTCP muxed on the core's RTP port (RFC 5761): the core's RR is taken
+ * as RTCP, not as text; the detach sends a compound ending in a BYE for
+ * the text stream's SSRC. */
+static void test_rtcp_muxed_bye(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  open_channel(f);
+  dcmf_t140_service.message(f->media, NULL, NULL, 0, (const uint8_t *)"hi", 2);
+  uint8_t pkt[1500];
+  ssize_t n = core_recv(pkt, sizeof(pkt));
+  assert_true(n > 12 && (pkt[1] < 192 || pkt[1] > 223)); /* RTP */
+  uint8_t ssrc[4];
+  memcpy(ssrc, pkt + 8, 4);
+  /* an RR from the core with no blocks (RFC 3550 6.4.2) */
+  uint8_t rr[8] = {0x80, 201, 0, 1, 9, 9, 9, 9};
+  assert_int_equal(sendto(f->core, rr, sizeof(rr), 0,
+                          (struct sockaddr *)&f->agw, sizeof(f->agw)),
+                   (ssize_t)sizeof(rr));
+  for (int i = 0; i < 200; i++) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  dcmf_t140_service.detach(f->media);
+  f->media = NULL;
+  assert_non_null(strstr(f->last_event, "\"received\":1,"));
+  assert_non_null(strstr(f->last_event, "\"payloadType\":0,"));
+  assert_non_null(strstr(f->last_event, "\"byeSent\":1,"));
+  /* the compounds on the socket: the last one ends in the BYE */
+  int bye = 0;
+  while ((n = recv(f->core, pkt, sizeof(pkt), 0)) > 0) {
+    if (pkt[1] == 200 || pkt[1] == 201) {
+      bye = n >= 8 && pkt[n - 7] == 203 && memcmp(pkt + n - 4, ssrc, 4) == 0 &&
+            memcmp(pkt + 4, ssrc, 4) == 0;
+    }
+  }
+  assert_true(bye);
+  fx_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dc_to_rtp),
       cmocka_unit_test(test_rtp_to_dc_and_drops),
       cmocka_unit_test(test_closed_channel_marks_loss),
       cmocka_unit_test(test_not_t140),
+      cmocka_unit_test(test_rtcp_muxed_bye),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
