@@ -22,8 +22,16 @@ struct held {
   uint8_t data[];
 };
 
+/* What the media of one worker share: the core connections they let go
+ * that still close gracefully, reset when the worker stops (mdc_free)
+ * rather than waited for. */
+struct mdc_worker {
+  struct dcmf_msrp_dc_tcp_closing closing;
+};
+
 struct mdc_media {
   struct dcmf_svc_host *host;
+  struct mdc_worker *worker; /* NULL: none (a test without the worker) */
   int has_leg;
   struct dcmf_media_msrpleg leg; /* fd -1: the socket is the tcp's */
   struct dcmf_msrp_relay relay;
@@ -309,13 +317,31 @@ static int relay_start(struct mdc_media *m) {
   return rv;
 }
 
+static int mdc_init(void **worker, const struct dcmf_svc_worker_env *env,
+                    const void *config, char *err, size_t errlen) {
+  (void)env;
+  (void)config;
+  (void)err;
+  (void)errlen;
+  *worker = calloc(1, sizeof(struct mdc_worker));
+  return *worker != NULL ? 0 : DCMF_ERR_NOMEM;
+}
+
+/* Every media is detached: the connections still lingering are reset,
+ * so the worker's loop ends now, not after DCMF_TCPCONN_LINGER_MS. */
+static void mdc_free(void *worker) {
+  struct mdc_worker *w = worker;
+  dcmf_msrp_dc_tcp_abort_closing(&w->closing);
+  free(w);
+}
+
 static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
-  (void)worker;
   struct mdc_media *m = calloc(1, sizeof(*m));
   if (m == NULL) {
     return DCMF_ERR_NOMEM;
   }
   m->host = host;
+  m->worker = worker;
   *media = m;
   struct dcmf_media_msrpleg *leg = host->desc->msrpleg;
   if (leg == NULL || leg->fd < 0) {
@@ -334,8 +360,9 @@ static int mdc_attach(void **media, void *worker, struct dcmf_svc_host *host) {
     int defer = leg->setup == DCMF_TCP_ACTIVE &&
                 leg->handling == DCMF_TCP_STATELESS;
     rv = dcmf_msrp_dc_tcp_start(&m->tcp, host->loop, fd, leg->setup,
-                                &leg->remote, defer, leg->timeout_ms, &tcp_cbs,
-                                m);
+                                &leg->remote, defer, leg->timeout_ms,
+                                m->worker != NULL ? &m->worker->closing : NULL,
+                                &tcp_cbs, m);
     fd = -1;
   }
   if (rv != 0) {
@@ -561,6 +588,8 @@ static void mdc_update_leg(void *media) {
 
 const struct dcmf_service dcmf_msrp_dc_service = {
     .name = "msrp-dc",
+    .init = mdc_init,
+    .free = mdc_free,
     .attach = mdc_attach,
     .update = mdc_update_leg,
     .detach = mdc_detach,

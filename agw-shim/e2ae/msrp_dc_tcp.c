@@ -29,13 +29,39 @@ struct dcmf_msrp_dc_tcp {
   int want_read;
   struct dcmf_msrp_dc_tcp_cbs cbs;
   void *user;
+  /* Where a graceful close waits (NULL: nowhere), and whether it is
+   * there now, with its neighbours. */
+  struct dcmf_msrp_dc_tcp_closing *set;
+  int in_set;
+  struct dcmf_msrp_dc_tcp *set_next, *set_prev;
   uint8_t rx[DCMF_MSRP_DC_TCP_READ];
 };
 
+static void set_unlink(struct dcmf_msrp_dc_tcp *t) {
+  if (!t->in_set) {
+    return;
+  }
+  if (t->set_prev != NULL) {
+    t->set_prev->set_next = t->set_next;
+  } else {
+    t->set->first = t->set_next;
+  }
+  if (t->set_next != NULL) {
+    t->set_next->set_prev = t->set_prev;
+  }
+  t->in_set = 0;
+  t->set_next = t->set_prev = NULL;
+}
+
+static void destroy(struct dcmf_msrp_dc_tcp *t) {
+  set_unlink(t);
+  free(t->wbuf); /* a write cancelled by the close */
+  free(t);
+}
+
 static void release(struct dcmf_msrp_dc_tcp *t) {
   if (--t->handles == 0 && t->closed) {
-    free(t->wbuf); /* a write cancelled by the close */
-    free(t);
+    destroy(t);
   }
 }
 
@@ -43,6 +69,7 @@ static void conn_gone(void *user, enum dcmf_tcpconn_end end) {
   (void)end;
   struct dcmf_msrp_dc_tcp *t = user;
   t->conn = NULL;
+  set_unlink(t); /* nothing lingers any more */
   release(t);
 }
 
@@ -63,10 +90,20 @@ static void teardown(struct dcmf_msrp_dc_tcp *t, int reset) {
   if (t->conn != NULL) {
     dcmf_tcpconn_close(t->conn,
                        reset ? DCMF_TCPCONN_ABORT : DCMF_TCPCONN_GRACEFUL);
+    if (!reset && t->set != NULL) {
+      /* It lingers: where the owner's end can find it (conn_gone and
+       * destroy take it off). */
+      t->set_prev = NULL;
+      t->set_next = t->set->first;
+      if (t->set->first != NULL) {
+        t->set->first->set_prev = t;
+      }
+      t->set->first = t;
+      t->in_set = 1;
+    }
   }
   if (t->handles == 0) {
-    free(t->wbuf);
-    free(t);
+    destroy(t);
   }
 }
 
@@ -182,6 +219,7 @@ int dcmf_msrp_dc_tcp_start(struct dcmf_msrp_dc_tcp **out, uv_loop_t *loop,
                            int fd, enum dcmf_tcp_setup setup,
                            const struct sockaddr_storage *remote, int defer,
                            uint32_t timeout_ms,
+                           struct dcmf_msrp_dc_tcp_closing *closing,
                            const struct dcmf_msrp_dc_tcp_cbs *cbs, void *user) {
   struct dcmf_msrp_dc_tcp *t = calloc(1, sizeof(*t));
   if (t == NULL) {
@@ -194,6 +232,7 @@ int dcmf_msrp_dc_tcp_start(struct dcmf_msrp_dc_tcp **out, uv_loop_t *loop,
       .setup = setup, .remote = *remote, .timeout_ms = timeout_ms};
   t->cbs = *cbs;
   t->user = user;
+  t->set = closing;
   if (setup == DCMF_TCP_ACTIVE && defer) {
     *out = t;
     return 0; /* dcmf_msrp_dc_tcp_connect starts it */
@@ -260,8 +299,19 @@ int dcmf_msrp_dc_tcp_write(struct dcmf_msrp_dc_tcp *t, const uint8_t *p,
 }
 
 void dcmf_msrp_dc_tcp_close(struct dcmf_msrp_dc_tcp *t, int reset) {
-  if (t->closed) {
-    return;
+  if (!t->closed) {
+    teardown(t, reset);
+  } else if (reset) {
+    set_unlink(t);
+    if (t->conn != NULL) {
+      /* Still closing gracefully: an abort cuts it short (tcpconn.h). */
+      dcmf_tcpconn_close(t->conn, DCMF_TCPCONN_ABORT);
+    }
   }
-  teardown(t, reset);
+}
+
+void dcmf_msrp_dc_tcp_abort_closing(struct dcmf_msrp_dc_tcp_closing *set) {
+  while (set->first != NULL) {
+    dcmf_msrp_dc_tcp_close(set->first, 1); /* takes it off |set| */
+  }
 }

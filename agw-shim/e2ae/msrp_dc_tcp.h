@@ -37,6 +37,14 @@
 
 struct dcmf_msrp_dc_tcp;
 
+/* The connections of one owner (a worker) that it let go while they
+ * still close gracefully (they linger up to DCMF_TCPCONN_LINGER_MS), so
+ * that the owner's own end can cut them short. Embed it zeroed; the
+ * loop's thread. */
+struct dcmf_msrp_dc_tcp_closing {
+  struct dcmf_msrp_dc_tcp *first;
+};
+
 struct dcmf_msrp_dc_tcp_cbs {
   /* The connection is up. */
   void (*up)(void *user);
@@ -55,7 +63,8 @@ struct dcmf_msrp_dc_tcp_cbs {
  * Takes |fd| (a bound TCP socket; listening unless |setup| is ACTIVE)
  * and starts establishing (tcpleg.h): at once, or for an ACTIVE leg
  * with |defer| when msrp_dc_tcp_connect is called. |timeout_ms| bounds
- * the wait from that start. Returns 0, or DCMF_ERR_NOMEM /
+ * the wait from that start. A graceful close puts the connection on
+ * |closing| (NULL: on none) until it is gone. Returns 0, or DCMF_ERR_NOMEM /
  * DCMF_ERR_INVALID with |fd| closed; failures found later (no remote
  * for an active leg, a socket that cannot listen) come as |down|.
  */
@@ -63,6 +72,7 @@ int dcmf_msrp_dc_tcp_start(struct dcmf_msrp_dc_tcp **out, uv_loop_t *loop,
                            int fd, enum dcmf_tcp_setup setup,
                            const struct sockaddr_storage *remote, int defer,
                            uint32_t timeout_ms,
+                           struct dcmf_msrp_dc_tcp_closing *closing,
                            const struct dcmf_msrp_dc_tcp_cbs *cbs, void *user);
 
 /* Starts a deferred active connect (no effect otherwise). */
@@ -90,7 +100,14 @@ int dcmf_msrp_dc_tcp_write(struct dcmf_msrp_dc_tcp *t, const uint8_t *p,
 
 /* Ends the connection: gracefully (|reset| 0; tcpconn.h: the write in
  * flight, a FIN, the core's input dropped until its FIN, bounded), or a
- * reset at once. No callback runs afterwards. */
+ * reset at once. No callback runs afterwards. A reset after a graceful
+ * close cuts it short, but |t| frees itself once that close is done, so
+ * an owner that let go of |t| reaches it only through its |closing|. */
 void dcmf_msrp_dc_tcp_close(struct dcmf_msrp_dc_tcp *t, int reset);
+
+/* Resets every connection on |set| (a worker stopping: no linger) and
+ * empties it; they finish closing as the loop runs on, and |set| may go
+ * right after. */
+void dcmf_msrp_dc_tcp_abort_closing(struct dcmf_msrp_dc_tcp_closing *set);
 
 #endif

@@ -25,9 +25,34 @@ static void relay_free(struct dcmf_tcprelay *r) {
   free(r);
 }
 
+/* Takes |r| off the host list at |*head| (live or closing). */
+static void list_unlink(struct dcmf_tcprelay **head, struct dcmf_tcprelay *r) {
+  if (r->prev != NULL) {
+    r->prev->next = r->next;
+  } else {
+    *head = r->next;
+  }
+  if (r->next != NULL) {
+    r->next->prev = r->prev;
+  }
+  r->next = r->prev = NULL;
+}
+
+static void list_push(struct dcmf_tcprelay **head, struct dcmf_tcprelay *r) {
+  r->prev = NULL;
+  r->next = *head;
+  if (*head != NULL) {
+    (*head)->prev = r;
+  }
+  *head = r;
+}
+
 static void relay_maybe_free(struct dcmf_tcprelay *r) {
   if (r->removed && r->handles == 0) {
-    if (r->h != NULL) { /* the host closed: no events at shutdown */
+    /* A removed relay still tied to its host is on its closing list; the
+     * host's close unties every one (no events at shutdown). */
+    if (r->h != NULL) {
+      list_unlink(&r->h->closing, r);
       r->h->settings.emit(r->h->settings.user, &r->key, "RELEASED", "{}", 1);
     }
     relay_free(r);
@@ -567,11 +592,7 @@ static void relay_add(struct dcmf_tcprelay_host *h,
     return;
   }
   dcmf_hashmap_insert(&h->by_key, &r->entry, key_hash(&r->key));
-  r->next = h->live;
-  if (h->live != NULL) {
-    h->live->prev = r;
-  }
-  h->live = r;
+  list_push(&h->live, r);
   r->timer = timer;
   uv_timer_init(h->settings.loop, r->timer);
   r->timer->data = r;
@@ -584,14 +605,7 @@ static void relay_add(struct dcmf_tcprelay_host *h,
 static void relay_unlink(struct dcmf_tcprelay_host *h,
                          struct dcmf_tcprelay *r) {
   dcmf_hashmap_remove(&h->by_key, &r->entry);
-  if (r->prev != NULL) {
-    r->prev->next = r->next;
-  } else {
-    h->live = r->next;
-  }
-  if (r->next != NULL) {
-    r->next->prev = r->prev;
-  }
+  list_unlink(&h->live, r);
 }
 
 static void relay_update(struct dcmf_tcprelay *r,
@@ -651,6 +665,9 @@ void dcmf_tcprelay_host_handle(struct dcmf_tcprelay_host *h,
       }
     }
     r->removed = 1;
+    /* Its connections may linger (tcpconn.h): the host's close aborts
+     * them and unties the relay (relay_maybe_free). */
+    list_push(&h->closing, r);
     relay_maybe_free(r);
     break;
   }
@@ -675,6 +692,21 @@ void dcmf_tcprelay_host_close(struct dcmf_tcprelay_host *h) {
     tcprelay_msrp_end(r);
     r->removed = 1;
     r->h = NULL;
+    if (r->handles == 0) {
+      relay_free(r);
+    }
+  }
+  /* Relays removed earlier whose connections still close gracefully: a
+   * worker shutting down does not wait out their linger (an abort cuts
+   * it short, tcpconn.h), and they no longer know the host, so nothing
+   * they do once gone raises an event or touches it. */
+  while (h->closing != NULL) {
+    struct dcmf_tcprelay *r = h->closing;
+    list_unlink(&h->closing, r);
+    r->h = NULL;
+    for (int i = 0; i < 2; i++) {
+      tcprelay_leg_close(&r->leg[i], 1);
+    }
     if (r->handles == 0) {
       relay_free(r);
     }

@@ -130,6 +130,8 @@ struct dcmf_tcprelay_host {
   SSL_CTX *tls_ctx;
   struct dcmf_hashmap by_key; /* relays not removed */
   struct dcmf_tcprelay *live; /* the same, for the push and close */
+  /* Removed, their connections still closing (RELEASED to come). */
+  struct dcmf_tcprelay *closing;
   uv_timer_t *push_timer;
 };
 
@@ -143,8 +145,10 @@ void dcmf_tcprelay_host_handle(struct dcmf_tcprelay_host *h,
                                enum dcmf_media_op op,
                                struct dcmf_media_desc *desc);
 
-/* Closes every relay (no RELEASED) and the host's handles; they finish
- * closing as the loop runs on. */
+/* Closes every relay with a reset, those removed but still closing
+ * gracefully too (their linger is cut short), and the host's handles;
+ * they finish closing as the loop runs on, and no event is raised once
+ * this returns (no RELEASED): |h| may go right after. */
 void dcmf_tcprelay_host_close(struct dcmf_tcprelay_host *h);
 
 #endif

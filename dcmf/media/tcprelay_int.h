@@ -70,7 +70,7 @@ struct dcmf_tcprelay {
   int access_eof;
   struct counters c;
   struct tcprelay_msrp *msrp;        /* MSRP aware (tcprelay_msrp.h), or NULL */
-  struct dcmf_tcprelay *next, *prev; /* the host's live list */
+  struct dcmf_tcprelay *next, *prev; /* the host's live or closing list */
 };
 
 /* ---- tcprelay.c ---- */
