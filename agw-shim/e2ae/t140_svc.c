@@ -156,11 +156,19 @@ static void pump(struct t140_media *m) {
     m->pend_len = 0;
     counted(m);
   }
-  uint64_t next = dcmf_t140_next_expiry(&m->engine);
+  /* Toward the WIC only a writable channel has deadlines: without one
+   * (not open, or a message waiting for |writable|) the receive side's
+   * deadlines stay in the past, since only dc_write meets them. */
+  uint64_t next = m->dc_open && m->pend_len == 0
+                      ? dcmf_t140_next_expiry(&m->engine)
+                      : dcmf_t140_tx_expiry(&m->engine);
   if (next == DCMF_T140_NEVER) {
     uv_timer_stop(&m->core->timer);
   } else {
-    uint64_t after = next > now ? next - now : 0;
+    /* Never 0: libuv runs a 0 timer started in its own callback again in
+     * the same pass, and a deadline left in the past would then keep the
+     * worker from ever polling. */
+    uint64_t after = next > now ? next - now : 1;
     uv_timer_start(&m->core->timer, on_timer, after, 0);
   }
 }

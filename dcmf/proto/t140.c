@@ -417,3 +417,7 @@ uint64_t dcmf_t140_next_expiry(const struct dcmf_t140 *t) {
   uint64_t rx = dcmf_t140_rx_expiry(t);
   return tx < rx ? tx : rx;
 }
+
+uint64_t dcmf_t140_tx_expiry(const struct dcmf_t140 *t) {
+  return tx_due(t);
+}

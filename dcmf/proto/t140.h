@@ -230,6 +230,15 @@ size_t dcmf_t140_dc_write(struct dcmf_t140 *t, uint8_t *out, size_t cap,
  * (and nothing else is needed) when it passes. */
 uint64_t dcmf_t140_next_expiry(const struct dcmf_t140 *t);
 
+/* The deadline of the sending side alone (rtp_write), DCMF_T140_NEVER if
+ * none: what a caller that cannot write toward the UE (no channel yet,
+ * or the last message still waiting for room) waits for. The receive
+ * side's deadlines are only met by calling dc_write, and its cps clock
+ * only moves there, so while dc_write is not called they stay in the
+ * past; held packets then wait until dc_write runs again (it takes those
+ * that waited long enough first). */
+uint64_t dcmf_t140_tx_expiry(const struct dcmf_t140 *t);
+
 /* The counters of |t|, valid until its next call. */
 const struct dcmf_t140_stats *dcmf_t140_get_stats(const struct dcmf_t140 *t);
 

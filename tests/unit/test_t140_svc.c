@@ -36,7 +36,9 @@ struct fx {
   char dc[256];           /* text sent on the channel */
   size_t dc_len;
   int binary_msgs;
-  char last_event[512];
+  char last_event[1024];
+  int exhausted;       /* h_send reports SCTP without room */
+  unsigned now_calls;  /* host->now calls within one loop run */
 };
 
 static struct fx *F;
@@ -45,6 +47,9 @@ static int h_send(struct dcmf_svc_host *h, uint32_t id, int binary,
                   const uint8_t *data, size_t len) {
   (void)h;
   assert_int_equal(id, SID);
+  if (F->exhausted) {
+    return DCMF_ERR_EXHAUSTED;
+  }
   F->binary_msgs += binary;
   if (F->dc_len + len < sizeof(F->dc)) {
     memcpy(F->dc + F->dc_len, data, len);
@@ -61,6 +66,10 @@ static void h_emit(struct dcmf_svc_host *h, const char *event,
 
 static uint64_t h_now(struct dcmf_svc_host *h) {
   (void)h;
+  /* Every pump asks the time: a loop run that asks this often spins. */
+  if (++F->now_calls > 10000) {
+    fail_msg("the worker loop spins without polling");
+  }
   uv_update_time(&F->loop);
   return uv_now(&F->loop);
 }
@@ -87,6 +96,7 @@ static ssize_t core_recv(uint8_t *buf, size_t cap) {
     if (n > 0) {
       return n;
     }
+    F->now_calls = 0;
     uv_run(&F->loop, UV_RUN_NOWAIT);
     usleep(1000);
   }
@@ -96,13 +106,24 @@ static ssize_t core_recv(uint8_t *buf, size_t cap) {
 /* Runs the loop until the channel got |want| bytes (or 3 s). */
 static int dc_until(size_t want) {
   for (int i = 0; i < 3000 && F->dc_len < want; i++) {
+    F->now_calls = 0;
     uv_run(&F->loop, UV_RUN_NOWAIT);
     usleep(1000);
   }
   return F->dc_len >= want;
 }
 
-static struct fx *fx_new(int t140_on) {
+/* Runs the loop for about |ms| milliseconds. */
+static void run_for(int ms) {
+  for (int i = 0; i < ms; i++) {
+    F->now_calls = 0;
+    uv_run(&F->loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+}
+
+/* |t|: the leg's T.140 settings, NULL for the usual red ones. */
+static struct fx *fx_new_with(int t140_on, const struct dcmf_media_t140 *t) {
   struct fx *f = calloc(1, sizeof(*f));
   F = f;
   assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -119,6 +140,9 @@ static struct fx *fx_new(int t140_on) {
                                          .use_red = 1,
                                          .generations = 2,
                                          .cps_to_dc = 30};
+  if (t != NULL) {
+    f->leg.t140 = *t;
+  }
   f->desc.assoc = DCMF_ASSOC_SCTP;
   f->desc.rtpleg = &f->leg;
   f->host = (struct dcmf_svc_host){.desc = &f->desc,
@@ -135,6 +159,10 @@ static struct fx *fx_new(int t140_on) {
       dcmf_t140_service.init(&f->worker, &env, NULL, err, sizeof(err)), 0);
   assert_int_equal(dcmf_t140_service.attach(&f->media, f->worker, &f->host), 0);
   return f;
+}
+
+static struct fx *fx_new(int t140_on) {
+  return fx_new_with(t140_on, NULL);
 }
 
 static void fx_free(struct fx *f) {
@@ -252,6 +280,84 @@ static void test_closed_channel_marks_loss(void **state) {
   fx_free(f);
 }
 
+static void core_send(struct fx *f, const uint8_t *pkt, size_t n) {
+  assert_int_equal(
+      sendto(f->core, pkt, n, 0, (struct sockaddr *)&f->agw, sizeof(f->agw)),
+      (ssize_t)n);
+}
+
+/* Core text before the WIC opened the channel waits (the worker goes on
+ * polling) and arrives once it opens; so does a marker for bad UTF-8. */
+static void test_core_text_before_channel(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  uint8_t pkt[64];
+  core_send(f, pkt, t140_packet(pkt, 7, "hey"));
+  run_for(50);
+  size_t n = t140_packet(pkt, 8, "x");
+  pkt[12] = 0xff; /* not UTF-8: U+FFFD in its place */
+  core_send(f, pkt, n);
+  run_for(50);
+  assert_int_equal(f->dc_len, 0);
+  open_channel(f);
+  assert_true(dc_until(6));
+  assert_memory_equal(f->dc, "hey\xef\xbf\xbd", 6);
+  fx_free(f);
+}
+
+/* A packet held for a missing one while the channel is closed: the
+ * worker waits for the channel, then the gap is marked. */
+static void test_held_packet_while_closed(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  uint8_t pkt[64];
+  core_send(f, pkt, t140_packet(pkt, 10, "a"));
+  core_send(f, pkt, t140_packet(pkt, 12, "c")); /* 11 is missing */
+  run_for(1200); /* past the 1 s reorder wait */
+  open_channel(f);
+  assert_true(dc_until(5));
+  assert_memory_equal(f->dc, "a\xef\xbf\xbd" "c", 5);
+  fx_free(f);
+}
+
+/* Text closing the channel leaves queued (cps 30) waits for it again. */
+static void test_channel_closed_with_text_queued(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  open_channel(f);
+  uint8_t pkt[128];
+  /* More than the 30 characters the cps bucket lets through at once. */
+  core_send(f, pkt, t140_packet(pkt, 1, "0123456789012345678901234567890123456789"));
+  assert_true(dc_until(30));
+  struct dcmf_svc_flow fl = {DCMF_ASSOC_SCTP, SID, 1, "", "t140"};
+  dcmf_t140_service.closed(f->media, NULL, &fl);
+  run_for(200);
+  open_channel(f);
+  assert_true(dc_until(40));
+  assert_memory_equal(f->dc + 30, "0123456789", 10);
+  fx_free(f);
+}
+
+/* SCTP without room: the message waits for |writable| and the worker
+ * polls meanwhile, however much core text arrives. */
+static void test_backpressure_waits_for_writable(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  open_channel(f);
+  f->exhausted = 1;
+  uint8_t pkt[64];
+  core_send(f, pkt, t140_packet(pkt, 1, "ab"));
+  run_for(50);
+  core_send(f, pkt, t140_packet(pkt, 2, "cd"));
+  run_for(50);
+  assert_int_equal(f->dc_len, 0);
+  f->exhausted = 0;
+  dcmf_t140_service.writable(f->media);
+  assert_true(dc_until(4));
+  assert_memory_equal(f->dc, "abcd", 4);
+  fx_free(f);
+}
+
 static void test_not_t140(void **state) {
   (void)state;
   struct fx *f = fx_new(0);
@@ -267,6 +373,10 @@ int main(void) {
       cmocka_unit_test(test_rtp_to_dc_and_drops),
       cmocka_unit_test(test_closed_channel_marks_loss),
       cmocka_unit_test(test_not_t140),
+      cmocka_unit_test(test_core_text_before_channel),
+      cmocka_unit_test(test_held_packet_while_closed),
+      cmocka_unit_test(test_channel_closed_with_text_queued),
+      cmocka_unit_test(test_backpressure_waits_for_writable),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
