@@ -99,6 +99,22 @@ static void push(struct t140_media *m, int final) {
   m->last_push = m->host->now(m->host);
 }
 
+/* The media cannot carry text (|why|: a short sentence from the engine or
+ * libuv): said once as an event, beside the log line. */
+static void failed(struct t140_media *m, const char *why) {
+  char detail[256];
+  size_t at = (size_t)snprintf(detail, sizeof(detail), "{\"reason\":\"");
+  for (const char *p = why; *p != '\0' && at < sizeof(detail) - 3; p++) {
+    /* Nothing that would need escaping in JSON. */
+    detail[at++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+                       ? '\''
+                       : *p;
+  }
+  memcpy(detail + at, "\"}", 3);
+  DCMF_LOGW(m->host->log, "t140", "%s: %s", m->host->name, why);
+  m->host->emit(m->host, DCMF_T140_SVC_FAILURE, detail);
+}
+
 static void counted(struct t140_media *m) {
   if (!m->dirty) {
     m->dirty = 1;
@@ -363,9 +379,9 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   char err[160];
   int rv = dcmf_t140_init(&m->engine, &s, host->now(host), err, sizeof(err));
   if (rv != 0) {
-    DCMF_LOGW(host->log, "t140", "%s: the T.140 engine cannot start: %s",
-              host->name, err);
-    return 0; /* the API checked these: the media stays without text */
+    /* The API checks these: not expected, but never silent. */
+    failed(m, err);
+    return 0; /* the media stays without text */
   }
   int fd = leg->rtp_fd;
   leg->rtp_fd = -1; /* ours now */
@@ -373,8 +389,8 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   leg->rtcp_fd = -1;
   rv = core_open(m, fd);
   if (rv != 0) {
-    DCMF_LOGW(host->log, "t140", "%s: core socket: %s", host->name,
-              uv_strerror(rv));
+    snprintf(err, sizeof(err), "t140: core socket: %s", uv_strerror(rv));
+    failed(m, err);
     core_close(m->core);
     m->core = NULL;
     return 0;
@@ -406,10 +422,7 @@ static void t140_update(void *media) {
     struct dcmf_t140_stats kept = *dcmf_t140_get_stats(&m->engine);
     if (dcmf_t140_init(&m->engine, &s, m->host->now(m->host), err,
                        sizeof(err)) != 0) {
-      DCMF_LOGW(m->host->log, "t140",
-                "%s: the new T.140 settings are not "
-                "taken: %s",
-                m->host->name, err);
+      failed(m, err); /* the old settings run on */
     } else {
       m->engine.stats = kept; /* the media's counters run on */
       m->set = leg->t140;

@@ -59,5 +59,7 @@ extern const struct dcmf_service dcmf_t140_service;
 /* The most often a busy media's counters are pushed. */
 #define DCMF_T140_SVC_PUSH_MS 1000
 #define DCMF_T140_SVC_EVENT "T140_COUNTERS"
+/* The media cannot carry text: {"reason":"..."}. */
+#define DCMF_T140_SVC_FAILURE "T140_FAILURE"
 
 #endif

@@ -177,7 +177,9 @@ int dcmf_t140_init(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
   if (s->pt_t140 > 127 || (s->use_red && s->pt_red > 127)) {
     return dcmf_invalid(err, errlen, "t140: payload type above 127");
   }
-  if (s->pt_red == s->pt_t140) {
+  /* Without red its PT is not negotiated (a core answering t140 alone
+   * may well use red's default number for t140). */
+  if (s->use_red && s->pt_red == s->pt_t140) {
     return dcmf_invalid(err, errlen, "t140: t140 and red share PT %u",
                         s->pt_t140);
   }

@@ -35,8 +35,8 @@
  *
  * RTP -> DC (dcmf_t140_rtp_recv, dcmf_t140_dc_write):
  *   - RTP (RFC 3550 §5.1: version 2, CSRCs, extension, padding) with the
- *     text/t140 or the red payload type; anything else is dropped with a
- *     reason counter. A new SSRC restarts the sequence tracking.
+ *     text/t140 or (with use_red) the red payload type; anything else
+ *     is dropped with a reason counter. A new SSRC restarts the sequence tracking.
  *   - Packets are taken in sequence order. A gap is filled from the
  *     redundancy of a later packet (generation k of packet s is packet
  *     s-k, RFC 4103 §4). A gap redundancy cannot fill waits up to
@@ -89,8 +89,8 @@ enum dcmf_t140_direction {
 
 struct dcmf_t140_settings {
   uint8_t pt_t140;        /* the text/t140 payload type (0..127) */
-  uint8_t pt_red;         /* the red payload type, if use_red */
-  int use_red;            /* 1: send red; red is taken in either case */
+  uint8_t pt_red;         /* the red payload type, if use_red (else unused) */
+  int use_red;            /* 1: send and take red; 0: t140 only */
   unsigned generations;   /* redundant generations when use_red, 0..5 */
   unsigned buffer_ms;     /* 1..500; 0 means 300 */
   unsigned keepalive_ms;  /* idle keep-alive period; 0 means none */
@@ -180,7 +180,8 @@ struct dcmf_t140 {
 /*
  * Starts |t| with a copy of |s| at time |now|. Returns
  * DCMF_ERR_INVALID (with a sentence in |err|, |errlen| bytes) for a
- * setting out of range: a PT above 127, t140 and red the same PT,
+ * setting out of range: a PT above 127, t140 and red the same PT (with
+ * red),
  * generations above 5, buffer_ms above 500, a direction not in the enum.
  */
 int dcmf_t140_init(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,

@@ -628,6 +628,38 @@ static void test_hostile_bytes(void **state) {
   }
 }
 
+/* A core answering t140 alone may put it on red's default PT (100): the
+ * engine starts, sends and takes plain t140 there, and with red off a red
+ * packet is not taken. */
+static void test_no_red_on_pt_100(void **state) {
+  (void)state;
+  struct dcmf_t140_settings s;
+  defaults(&s);
+  s.use_red = 0;
+  s.pt_t140 = 100; /* pt_red keeps its default 100: not negotiated */
+  setup_engine(&eng_a, &s, 0);
+  setup_engine(&eng_b, &s, 0);
+  uint8_t p[DCMF_T140_MAX_PACKET];
+  struct rd r;
+  send_text(&eng_a, "ok", 0);
+  size_t n = due(&eng_a, 0, p);
+  read_packet(p, n, -1, &r);
+  assert_int_equal(r.pt, 100);
+  assert_memory_equal(r.text[0], "ok", 2);
+  dcmf_t140_rtp_recv(&eng_b, p, n, 0);
+  uint8_t out[64];
+  assert_int_equal(dcmf_t140_dc_write(&eng_b, out, sizeof(out), 0), 2);
+  assert_memory_equal(out, "ok", 2);
+  /* Red off, t140 on 98: a packet on 100 (red's default) is another PT. */
+  defaults(&s);
+  s.use_red = 0;
+  setup_engine(&eng_b, &s, 0);
+  uint8_t red[] = {0x80, 100, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4, 98, 'x'};
+  dcmf_t140_rtp_recv(&eng_b, red, sizeof(red), 0);
+  assert_int_equal(dcmf_t140_get_stats(&eng_b)->drop_pt, 1);
+  assert_int_equal(dcmf_t140_dc_write(&eng_b, out, sizeof(out), 0), 0);
+}
+
 static void test_settings_and_utf8(void **state) {
   (void)state;
   struct dcmf_t140_settings s;
@@ -709,6 +741,7 @@ int main(void) {
       cmocka_unit_test(test_cps_toward_rtp),
       cmocka_unit_test(test_hostile_bytes),
       cmocka_unit_test(test_settings_and_utf8),
+      cmocka_unit_test(test_no_red_on_pt_100),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

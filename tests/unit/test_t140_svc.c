@@ -358,6 +358,40 @@ static void test_backpressure_waits_for_writable(void **state) {
   fx_free(f);
 }
 
+/* The core answered t140 without red, on PT 100 (red's default number):
+ * the media runs and text flows both ways as plain t140. */
+static void test_no_red_on_pt_100(void **state) {
+  (void)state;
+  struct dcmf_media_t140 t = {.on = 1, .sid = SID, .pt_t140 = 100,
+                              .pt_red = 100, .use_red = 0, .cps_to_dc = 30};
+  struct fx *f = fx_new_with(1, &t);
+  assert_int_equal(f->leg.rtp_fd, -1); /* taken: the media runs */
+  open_channel(f);
+  dcmf_t140_service.message(f->media, NULL, NULL, 0, (const uint8_t *)"hi", 2);
+  uint8_t pkt[1500];
+  ssize_t n = core_recv(pkt, sizeof(pkt));
+  assert_int_equal(n, 14);
+  assert_int_equal(pkt[1], 0x80 | 100); /* M bit, t140 on 100 */
+  assert_memory_equal(pkt + 12, "hi", 2);
+  n = (ssize_t)t140_packet(pkt, 3, "yo");
+  pkt[1] = 100;
+  core_send(f, pkt, (size_t)n);
+  assert_true(dc_until(2));
+  assert_memory_equal(f->dc, "yo", 2);
+  fx_free(f);
+}
+
+/* Settings the engine refuses: a T140_FAILURE says so, not a silence. */
+static void test_start_failure_reported(void **state) {
+  (void)state;
+  struct dcmf_media_t140 t = {.on = 1, .sid = SID, .pt_t140 = 98,
+                              .pt_red = 100, .use_red = 1, .generations = 9};
+  struct fx *f = fx_new_with(1, &t);
+  assert_non_null(strstr(f->last_event, "T140_FAILURE"));
+  assert_non_null(strstr(f->last_event, "generations"));
+  fx_free(f);
+}
+
 static void test_not_t140(void **state) {
   (void)state;
   struct fx *f = fx_new(0);
@@ -377,6 +411,8 @@ int main(void) {
       cmocka_unit_test(test_held_packet_while_closed),
       cmocka_unit_test(test_channel_closed_with_text_queued),
       cmocka_unit_test(test_backpressure_waits_for_writable),
+      cmocka_unit_test(test_no_red_on_pt_100),
+      cmocka_unit_test(test_start_failure_reported),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
