@@ -402,9 +402,12 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
 /* A PATCH: the dcsa values (direction, cps) and the core's address may
  * change (RFC 8865 §4.2: same direction both sides; the ALG gives the
  * core the same), and the core's answer may settle other payload types,
- * red or its cps. A direction alone is set on the running engine; any
- * other change starts the engine again (a new SSRC toward the core,
- * RFC 3550 §8: its sequence and timing start anew). */
+ * red or its cps. Direction and cps are set on the running engine, its
+ * queued text kept (the core's answer often brings its cps while the user
+ * types); new payload types, red or generations start it again (a new
+ * SSRC toward the core, RFC 3550 §8: its sequence and timing start anew),
+ * the text queued both ways kept and a possible loss toward the WIC
+ * marked (dcmf_t140_restart). */
 static void t140_update(void *media) {
   struct t140_media *m = media;
   const struct dcmf_media_rtpleg *leg = m->host->desc->rtpleg;
@@ -413,25 +416,30 @@ static void t140_update(void *media) {
   }
   take_remote(m, leg);
   const struct dcmf_media_t140 *n = &leg->t140, *o = &m->set;
-  if (n->pt_t140 != o->pt_t140 || n->pt_red != o->pt_red ||
-      n->use_red != o->use_red || n->generations != o->generations ||
-      n->cps_to_dc != o->cps_to_dc || n->cps_to_rtp != o->cps_to_rtp) {
+  uint64_t now = m->host->now(m->host);
+  if (n->pt_t140 != o->pt_t140 || n->use_red != o->use_red ||
+      (n->use_red && (n->pt_red != o->pt_red ||
+                      n->generations != o->generations))) {
     struct dcmf_t140_settings s;
     settings_of(&leg->t140, &s);
     char err[160];
-    struct dcmf_t140_stats kept = *dcmf_t140_get_stats(&m->engine);
-    if (dcmf_t140_init(&m->engine, &s, m->host->now(m->host), err,
-                       sizeof(err)) != 0) {
+    if (dcmf_t140_restart(&m->engine, &s, now, err, sizeof(err)) != 0) {
       failed(m, err); /* the old settings run on */
     } else {
-      m->engine.stats = kept; /* the media's counters run on */
       m->set = leg->t140;
+      counted(m);
     }
-  } else if (leg->t140.direction != m->set.direction &&
-             dcmf_t140_set_direction(
-                 &m->engine, (enum dcmf_t140_direction)leg->t140.direction) ==
-                 0) {
-    m->set.direction = leg->t140.direction;
+  } else {
+    if (n->cps_to_dc != o->cps_to_dc || n->cps_to_rtp != o->cps_to_rtp) {
+      dcmf_t140_set_cps(&m->engine, n->cps_to_dc, n->cps_to_rtp, now);
+      m->set.cps_to_dc = n->cps_to_dc;
+      m->set.cps_to_rtp = n->cps_to_rtp;
+    }
+    if (n->direction != o->direction &&
+        dcmf_t140_set_direction(&m->engine,
+                                (enum dcmf_t140_direction)n->direction) == 0) {
+      m->set.direction = n->direction;
+    }
   }
   pump(m);
 }

@@ -216,6 +216,52 @@ int dcmf_t140_init(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
   return 0;
 }
 
+int dcmf_t140_restart(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
+                      uint64_t now, char *err, size_t errlen) {
+  /* ~8 KiB on the stack: the text survives the reset. */
+  struct dcmf_t140_textq txq = t->txq, rxq = t->rxq;
+  struct dcmf_t140_stats stats = t->stats;
+  int had_rx = t->rx_started;
+  int rv = dcmf_t140_init(t, s, now, err, errlen);
+  if (rv != 0) {
+    return rv; /* init checks before it touches |t| */
+  }
+  t->txq = txq;
+  t->rxq = rxq;
+  t->stats = stats;
+  if (had_rx && (t->set.direction == DCMF_T140_SENDRECV ||
+                 t->set.direction == DCMF_T140_RECVONLY) &&
+      dcmf_t140_textq_mark(&t->rxq)) {
+    t->stats.markers_to_dc++;
+  }
+  return 0;
+}
+
+/* A new limit for |b|: the tokens it had stay, up to the new size. */
+static void bucket_change(struct dcmf_t140_bucket *b, unsigned cps,
+                          uint64_t now) {
+  if (b->cps == cps) {
+    return;
+  }
+  uint64_t had = UINT64_MAX;
+  if (b->cps != 0) {
+    bucket_refill(b, now);
+    had = b->tokens;
+  }
+  dcmf_t140_bucket_init(b, cps, now);
+  if (had < b->tokens) {
+    b->tokens = had;
+  }
+}
+
+void dcmf_t140_set_cps(struct dcmf_t140 *t, unsigned cps_to_dc,
+                       unsigned cps_to_rtp, uint64_t now) {
+  t->set.cps_to_dc = cps_to_dc == 0 ? 30 : cps_to_dc;
+  t->set.cps_to_rtp = cps_to_rtp;
+  bucket_change(&t->rx_cps, t->set.cps_to_dc, now);
+  bucket_change(&t->tx_cps, t->set.cps_to_rtp, now);
+}
+
 int dcmf_t140_set_direction(struct dcmf_t140 *t, enum dcmf_t140_direction d) {
   if ((unsigned)d > DCMF_T140_INACTIVE) {
     return DCMF_ERR_INVALID;

@@ -187,6 +187,22 @@ struct dcmf_t140 {
 int dcmf_t140_init(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
                    uint64_t now, char *err, size_t errlen);
 
+/* Starts |t| again with |s| (new payload types, red or generations: a
+ * new SSRC and sequence toward RTP, the receive side's sequence tracking
+ * anew) at |now|, keeping the text queued both ways and the counters.
+ * Packets held for a missing one are lost, as is what the core still
+ * sends in the old format: when the receive side had started, one U+FFFD
+ * goes toward the UE (RFC 8865 §6, as after a DC re-establishment).
+ * Errors as dcmf_t140_init's; |t| is unchanged then. */
+int dcmf_t140_restart(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
+                      uint64_t now, char *err, size_t errlen);
+
+/* Changes the cps limits (a PATCH bringing the UE's dcsa cps or the
+ * core's fmtp cps; 0 as in the settings) at |now|, keeping all queued
+ * and held text. A bucket keeps the tokens it had, up to its new size. */
+void dcmf_t140_set_cps(struct dcmf_t140 *t, unsigned cps_to_dc,
+                       unsigned cps_to_rtp, uint64_t now);
+
 /* Changes the direction (an SDP re-offer). Returns DCMF_ERR_INVALID for a
  * value not in the enum. */
 int dcmf_t140_set_direction(struct dcmf_t140 *t, enum dcmf_t140_direction d);

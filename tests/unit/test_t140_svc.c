@@ -392,6 +392,29 @@ static void test_start_failure_reported(void **state) {
   fx_free(f);
 }
 
+/* The core answer's PATCH brings a cps while text waits for the WIC:
+ * the waiting text still arrives, unmarked. New payload types restart
+ * the engine and mark the possible loss toward the WIC. */
+static void test_patch_keeps_queued_text(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  open_channel(f);
+  uint8_t pkt[128];
+  core_send(f, pkt, t140_packet(pkt, 1, "0123456789012345678901234567890123456789"));
+  assert_true(dc_until(30));
+  f->leg.t140.cps_to_dc = 60;
+  f->leg.t140.cps_to_rtp = 20;
+  dcmf_t140_service.update(f->media);
+  assert_true(dc_until(40));
+  assert_int_equal(f->dc_len, 40);
+  assert_memory_equal(f->dc + 30, "0123456789", 10);
+  f->leg.t140.pt_t140 = 99;
+  dcmf_t140_service.update(f->media);
+  assert_true(dc_until(43));
+  assert_memory_equal(f->dc + 40, "\xef\xbf\xbd", 3);
+  fx_free(f);
+}
+
 static void test_not_t140(void **state) {
   (void)state;
   struct fx *f = fx_new(0);
@@ -413,6 +436,7 @@ int main(void) {
       cmocka_unit_test(test_backpressure_waits_for_writable),
       cmocka_unit_test(test_no_red_on_pt_100),
       cmocka_unit_test(test_start_failure_reported),
+      cmocka_unit_test(test_patch_keeps_queued_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
