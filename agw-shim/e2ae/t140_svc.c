@@ -63,7 +63,7 @@ struct t140_media {
   uint64_t rate_second;
   unsigned rate_count;
   struct drops d;
-  uint64_t bytes_to_core, msgs_to_access;
+  uint64_t packets_to_core, bytes_to_core, msgs_to_access, chars_to_access;
   int dirty;
   uint64_t last_push;
   struct dcmf_t140 engine; /* last: ~40 KiB */
@@ -73,8 +73,9 @@ struct t140_media {
 
 static void push(struct t140_media *m, int final) {
   const struct dcmf_t140_stats *s = dcmf_t140_get_stats(&m->engine);
-  char detail[512];
-  snprintf(
+  /* 23 counters of up to 20 digits and ~330 bytes of names: < 800. */
+  char detail[1024];
+  int n = snprintf(
       detail, sizeof(detail),
       "{\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
       ",\"keepalives\":%" PRIu64 ",\"chars\":%" PRIu64
@@ -87,16 +88,21 @@ static void push(struct t140_media *m, int final) {
       ",\"direction\":%" PRIu64 ",\"unknownSource\":%" PRIu64
       ",\"rate\":%" PRIu64 ",\"overflow\":%" PRIu64 ",\"sendFailed\":%" PRIu64
       "},\"final\":%s}",
-      s->rtp_sent, m->bytes_to_core, s->keepalives_sent, s->chars_to_rtp,
-      s->rtp_received, s->recovered, s->lost, m->msgs_to_access, s->chars_to_dc,
+      m->packets_to_core, m->bytes_to_core, s->keepalives_sent,
+      s->chars_to_rtp, s->rtp_received, s->recovered, s->lost,
+      m->msgs_to_access, m->chars_to_access,
       s->markers_to_dc, s->markers_to_rtp, s->drop_version, s->drop_truncated,
       s->drop_pt, s->drop_red, s->drop_too_large,
       s->drop_utf8_rtp + s->drop_utf8_dc, s->drop_duplicate, s->drop_direction,
       m->d.unknown_source, m->d.rate, s->overflow_to_dc + s->overflow_to_rtp,
       m->d.send_failed, final ? "true" : "false");
-  m->host->emit(m->host, DCMF_T140_SVC_EVENT, detail);
   m->dirty = 0;
   m->last_push = m->host->now(m->host);
+  if (n < 0 || (size_t)n >= sizeof(detail)) {
+    DCMF_LOGE(m->host->log, "t140", "%s: counters cut", m->host->name);
+    return; /* never half a JSON object */
+  }
+  m->host->emit(m->host, DCMF_T140_SVC_EVENT, detail);
 }
 
 /* The media cannot carry text (|why|: a short sentence from the engine or
@@ -148,6 +154,7 @@ static void pump(struct t140_media *m) {
     if (to == NULL || uv_udp_try_send(&m->core->udp, &b, 1, to) != n) {
       m->d.send_failed++; /* no core address yet, or the socket refused */
     } else {
+      m->packets_to_core++;
       m->bytes_to_core += (uint64_t)n;
     }
     counted(m);
@@ -167,7 +174,10 @@ static void pump(struct t140_media *m) {
     if (rv != 0) {
       m->d.send_failed++;
     } else {
+      size_t chars = 0;
+      (void)dcmf_t140_utf8_valid(m->pend, m->pend_len, &chars);
       m->msgs_to_access++;
+      m->chars_to_access += chars;
     }
     m->pend_len = 0;
     counted(m);
@@ -513,7 +523,9 @@ static void t140_closed(void *media, void *chan,
   (void)flow;
   struct t140_media *m = media;
   m->dc_open = 0;
-  m->pend_len = 0;
+  /* A message SCTP had no room for (|pend|) was not sent: it stays, the
+   * first to go when a channel opens again, before the text queued after
+   * it. */
   /* RFC 8865 §5.4 and §6: text the WIC sent may be lost with the
    * channel; the RTP side is told by a missing-text marker. */
   dcmf_t140_dc_failed(&m->engine);

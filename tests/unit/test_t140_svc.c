@@ -38,6 +38,7 @@ struct fx {
   int binary_msgs;
   char last_event[1024];
   int exhausted;       /* h_send reports SCTP without room */
+  int refuse;          /* h_send fails */
   unsigned now_calls;  /* host->now calls within one loop run */
 };
 
@@ -49,6 +50,9 @@ static int h_send(struct dcmf_svc_host *h, uint32_t id, int binary,
   assert_int_equal(id, SID);
   if (F->exhausted) {
     return DCMF_ERR_EXHAUSTED;
+  }
+  if (F->refuse) {
+    return DCMF_ERR_INVALID;
   }
   F->binary_msgs += binary;
   if (F->dc_len + len < sizeof(F->dc)) {
@@ -415,6 +419,63 @@ static void test_patch_keeps_queued_text(void **state) {
   fx_free(f);
 }
 
+/* Only what was sent is counted as sent; failed sends count apart. */
+static void test_counts_only_sent(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  memset(&f->leg.remote_rtp, 0, sizeof(f->leg.remote_rtp));
+  dcmf_t140_service.update(f->media); /* no core address: latch, none yet */
+  open_channel(f);
+  f->refuse = 1;
+  dcmf_t140_service.message(f->media, NULL, NULL, 0, (const uint8_t *)"hi", 2);
+  run_for(20);
+  uint8_t pkt[64];
+  core_send(f, pkt, t140_packet(pkt, 1, "abc")); /* latched, refused on DC */
+  run_for(50);
+  dcmf_t140_service.detach(f->media);
+  f->media = NULL;
+  /* What reached the core (the first packet had nowhere to go). */
+  int reached = 0;
+  while (recv(f->core, pkt, sizeof(pkt), MSG_DONTWAIT) > 0) {
+    reached++;
+  }
+  char want[64];
+  snprintf(want, sizeof(want), "\"toCore\":{\"packets\":%d,", reached);
+  assert_non_null(strstr(f->last_event, want));
+  assert_non_null(
+      strstr(f->last_event, "\"toAccess\":{\"messages\":0,\"chars\":0}"));
+  assert_null(strstr(f->last_event, "\"sendFailed\":0}"));
+  assert_null(strstr(f->last_event, "\"sendFailed\":1}")); /* core and DC */
+  close(f->core);
+  for (int i = 0; i < 50; i++) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  }
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  dcmf_t140_service.free(f->worker);
+  free(f);
+}
+
+/* A message waiting for room when the channel closes goes first when it
+ * opens again. */
+static void test_pending_message_survives_close(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  open_channel(f);
+  f->exhausted = 1;
+  uint8_t pkt[64];
+  core_send(f, pkt, t140_packet(pkt, 1, "ab"));
+  run_for(50);
+  struct dcmf_svc_flow fl = {DCMF_ASSOC_SCTP, SID, 1, "", "t140"};
+  dcmf_t140_service.closed(f->media, NULL, &fl);
+  core_send(f, pkt, t140_packet(pkt, 2, "cd"));
+  run_for(50);
+  f->exhausted = 0;
+  open_channel(f);
+  assert_true(dc_until(4));
+  assert_memory_equal(f->dc, "abcd", 4);
+  fx_free(f);
+}
+
 static void test_not_t140(void **state) {
   (void)state;
   struct fx *f = fx_new(0);
@@ -437,6 +498,8 @@ int main(void) {
       cmocka_unit_test(test_no_red_on_pt_100),
       cmocka_unit_test(test_start_failure_reported),
       cmocka_unit_test(test_patch_keeps_queued_text),
+      cmocka_unit_test(test_counts_only_sent),
+      cmocka_unit_test(test_pending_message_survives_close),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
