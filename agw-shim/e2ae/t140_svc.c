@@ -55,6 +55,7 @@ struct t140_media {
   struct sockaddr_storage remote; /* ss_family 0: latch */
   struct sockaddr_storage latched;
   int has_latched;
+  int latching; /* the leg's: the core's address from its packets */
   int dc_open;
   /* A message SCTP had no room for, sent again on |writable|. */
   uint8_t pend[DCMF_T140_QUEUE];
@@ -132,11 +133,28 @@ static void counted(struct t140_media *m) {
 
 static void on_timer(uv_timer_t *t);
 
+/* Latching (as the e2ae RTP leg, e2ae_svc.c): the leg asks for it, or no
+ * core address is signalled. Until a packet latched, any source is taken
+ * and the signalled address (if any) is sent to; then only the latched
+ * one both ways. Without latching only the signalled address. */
+static int latch_mode(const struct t140_media *m) {
+  return m->latching || m->remote.ss_family == 0;
+}
+
 static const struct sockaddr *core_dest(const struct t140_media *m) {
-  if (m->remote.ss_family != 0) {
-    return (const struct sockaddr *)&m->remote;
+  if (latch_mode(m) && m->has_latched) {
+    return (const struct sockaddr *)&m->latched;
   }
-  return m->has_latched ? (const struct sockaddr *)&m->latched : NULL;
+  return m->remote.ss_family != 0 ? (const struct sockaddr *)&m->remote
+                                  : NULL;
+}
+
+static int source_ok(const struct t140_media *m, const struct sockaddr *from) {
+  if (latch_mode(m)) {
+    return !m->has_latched ||
+           dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->latched);
+  }
+  return dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->remote);
 }
 
 /* Sends what the engine has due toward the core and the WIC, then arms
@@ -214,10 +232,7 @@ static void on_core(void *user, uint8_t *buf, size_t len,
   if (m == NULL) {
     return;
   }
-  if (m->remote.ss_family != 0
-          ? !dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->remote)
-          : m->has_latched && !dcmf_stun_addr_equal(
-                                  from, (const struct sockaddr *)&m->latched)) {
+  if (!source_ok(m, from)) {
     m->d.unknown_source++;
     counted(m);
     return;
@@ -232,17 +247,23 @@ static void on_core(void *user, uint8_t *buf, size_t len,
     counted(m);
     return;
   }
-  if (m->remote.ss_family == 0 && !m->has_latched) {
+  /* Well-formed, or refused by the direction only (a sendonly WIC's
+   * core still needs an address to send to). */
+  const struct dcmf_t140_stats *st = dcmf_t140_get_stats(&m->engine);
+  uint64_t taken = st->rtp_received + st->drop_direction;
+  /* A truncated datagram was bigger than any the engine takes: it is
+   * given whole-length-plus-one so the engine counts it too large. */
+  dcmf_t140_rtp_recv(&m->engine, buf,
+                     truncated ? DCMF_T140_MAX_PACKET + 1 : len, now);
+  if (latch_mode(m) && !m->has_latched &&
+      st->rtp_received + st->drop_direction != taken) {
+    /* The first packet the engine took: a stray datagram latches no one. */
     memset(&m->latched, 0, sizeof(m->latched));
     memcpy(&m->latched, from,
            from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                        : sizeof(struct sockaddr_in));
     m->has_latched = 1;
   }
-  /* A truncated datagram was bigger than any the engine takes: it is
-   * given whole-length-plus-one so the engine counts it too large. */
-  dcmf_t140_rtp_recv(&m->engine, buf,
-                     truncated ? DCMF_T140_MAX_PACKET + 1 : len, now);
   counted(m);
   pump(m);
 }
@@ -362,9 +383,11 @@ static void settings_of(const struct dcmf_media_t140 *t,
 
 static void take_remote(struct t140_media *m,
                         const struct dcmf_media_rtpleg *leg) {
-  if (memcmp(&m->remote, &leg->remote_rtp, sizeof(m->remote)) != 0) {
+  if (memcmp(&m->remote, &leg->remote_rtp, sizeof(m->remote)) != 0 ||
+      m->latching != leg->latching) {
     m->remote = leg->remote_rtp;
-    m->has_latched = 0; /* a new core address: latch again if none */
+    m->latching = leg->latching;
+    m->has_latched = 0; /* a new core address or rule: latch again */
   }
 }
 

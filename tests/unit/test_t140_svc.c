@@ -476,6 +476,40 @@ static void test_pending_message_survives_close(void **state) {
   fx_free(f);
 }
 
+/* Latching with a signalled address (as the e2ae RTP leg): the core's
+ * packets come from elsewhere; the first well-formed one latches its
+ * source, which then gets the WIC's text, and no other source is taken. */
+static void test_latching_with_signalled_address(void **state) {
+  (void)state;
+  struct fx *f = fx_new(1);
+  struct sockaddr_in elsewhere;
+  int other = udp_socket(&elsewhere); /* signalled, silent */
+  memcpy(&f->leg.remote_rtp, &elsewhere, sizeof(elsewhere));
+  f->leg.latching = 1;
+  dcmf_t140_service.update(f->media);
+  open_channel(f);
+  uint8_t junk[4] = {0}, pkt[1500];
+  core_send(f, junk, sizeof(junk)); /* malformed: latches nothing */
+  run_for(20);
+  core_send(f, pkt, t140_packet(pkt, 1, "in"));
+  assert_true(dc_until(2));
+  assert_memory_equal(f->dc, "in", 2);
+  dcmf_t140_service.message(f->media, NULL, NULL, 0, (const uint8_t *)"out", 3);
+  ssize_t n = core_recv(pkt, sizeof(pkt));
+  assert_true(n > 3);
+  assert_memory_equal(pkt + n - 3, "out", 3);
+  /* The signalled address heard nothing; it is not taken as a source. */
+  assert_int_equal(recv(other, pkt, sizeof(pkt), MSG_DONTWAIT), -1);
+  size_t m = t140_packet(pkt, 2, "no");
+  assert_int_equal(
+      sendto(other, pkt, m, 0, (struct sockaddr *)&f->agw, sizeof(f->agw)),
+      (ssize_t)m);
+  run_for(50);
+  assert_int_equal(f->dc_len, 2);
+  close(other);
+  fx_free(f);
+}
+
 static void test_not_t140(void **state) {
   (void)state;
   struct fx *f = fx_new(0);
@@ -500,6 +534,7 @@ int main(void) {
       cmocka_unit_test(test_patch_keeps_queued_text),
       cmocka_unit_test(test_counts_only_sent),
       cmocka_unit_test(test_pending_message_survives_close),
+      cmocka_unit_test(test_latching_with_signalled_address),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
