@@ -71,6 +71,7 @@ struct t140_media {
   int rtcp_on;
   struct dcmf_rtcp_ep rtcp;
   uint32_t rtp_packets, rtp_octets; /* sent with the current SSRC */
+  int latching; /* the leg's: the core's address from its packets */
   int dc_open;
   /* A message SCTP had no room for, sent again on |writable|. */
   uint8_t pend[DCMF_T140_QUEUE];
@@ -79,7 +80,7 @@ struct t140_media {
   uint64_t rate_second;
   unsigned rate_count;
   struct drops d;
-  uint64_t bytes_to_core, msgs_to_access;
+  uint64_t packets_to_core, bytes_to_core, msgs_to_access, chars_to_access;
   int dirty;
   uint64_t last_push;
   struct dcmf_t140 engine; /* last: ~40 KiB */
@@ -105,8 +106,9 @@ static uint32_t random32(void) {
 static void push(struct t140_media *m, int final) {
   const struct dcmf_t140_stats *s = dcmf_t140_get_stats(&m->engine);
   const struct dcmf_rtcp_ep_stats *r = dcmf_rtcp_ep_get_stats(&m->rtcp);
+  /* 34 counters of up to 20 digits and ~480 bytes of names: < 1200. */
   char detail[sizeof(((struct dcmf_media_event *)0)->detail)];
-  snprintf(
+  int n = snprintf(
       detail, sizeof(detail),
       "{\"toCore\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
       ",\"keepalives\":%" PRIu64 ",\"chars\":%" PRIu64
@@ -124,8 +126,9 @@ static void push(struct t140_media *m, int final) {
       ",\"reportBlocks\":%" PRIu64 ",\"peerFractionLost\":%" PRIu32
       ",\"peerLost\":%" PRIu32 ",\"peerJitter\":%" PRIu32
       ",\"sendFailed\":%" PRIu64 "},\"final\":%s}",
-      s->rtp_sent, m->bytes_to_core, s->keepalives_sent, s->chars_to_rtp,
-      s->rtp_received, s->recovered, s->lost, m->msgs_to_access, s->chars_to_dc,
+      m->packets_to_core, m->bytes_to_core, s->keepalives_sent,
+      s->chars_to_rtp, s->rtp_received, s->recovered, s->lost,
+      m->msgs_to_access, m->chars_to_access,
       s->markers_to_dc, s->markers_to_rtp, s->drop_version, s->drop_truncated,
       s->drop_pt, s->drop_red, s->drop_too_large,
       s->drop_utf8_rtp + s->drop_utf8_dc, s->drop_duplicate, s->drop_direction,
@@ -134,9 +137,29 @@ static void push(struct t140_media *m, int final) {
       r->sent_bye, r->received, r->malformed, r->byes, r->report_blocks,
       r->peer_fraction_lost, r->peer_lost, r->peer_jitter,
       m->d.rtcp_send_failed, final ? "true" : "false");
-  m->host->emit(m->host, DCMF_T140_SVC_EVENT, detail);
   m->dirty = 0;
   m->last_push = m->host->now(m->host);
+  if (n < 0 || (size_t)n >= sizeof(detail)) {
+    DCMF_LOGE(m->host->log, "t140", "%s: counters cut", m->host->name);
+    return; /* never half a JSON object */
+  }
+  m->host->emit(m->host, DCMF_T140_SVC_EVENT, detail);
+}
+
+/* The media cannot carry text (|why|: a short sentence from the engine or
+ * libuv): said once as an event, beside the log line. */
+static void failed(struct t140_media *m, const char *why) {
+  char detail[256];
+  size_t at = (size_t)snprintf(detail, sizeof(detail), "{\"reason\":\"");
+  for (const char *p = why; *p != '\0' && at < sizeof(detail) - 3; p++) {
+    /* Nothing that would need escaping in JSON. */
+    detail[at++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+                       ? '\''
+                       : *p;
+  }
+  memcpy(detail + at, "\"}", 3);
+  DCMF_LOGW(m->host->log, "t140", "%s: %s", m->host->name, why);
+  m->host->emit(m->host, DCMF_T140_SVC_FAILURE, detail);
 }
 
 static void counted(struct t140_media *m) {
@@ -150,11 +173,33 @@ static void counted(struct t140_media *m) {
 
 static void on_timer(uv_timer_t *t);
 
+/* Latching (as the e2ae RTP leg, e2ae_svc.c): the leg asks for it, or no
+ * core address is signalled. Until a packet latched, any source is taken
+ * and the signalled address (if any) is sent to; then only the latched
+ * one both ways. Without latching only the signalled address. */
+static int latch_mode(const struct t140_media *m) {
+  return m->latching || m->remote.ss_family == 0;
+}
+
+/* RTCP's rule is the same on the RTCP address (rtcp_source_ok). */
+static int rtcp_latch_mode(const struct t140_media *m) {
+  return m->latching || m->remote_rtcp.ss_family == 0;
+}
+
 static const struct sockaddr *core_dest(const struct t140_media *m) {
-  if (m->remote.ss_family != 0) {
-    return (const struct sockaddr *)&m->remote;
+  if (latch_mode(m) && m->has_latched) {
+    return (const struct sockaddr *)&m->latched;
   }
-  return m->has_latched ? (const struct sockaddr *)&m->latched : NULL;
+  return m->remote.ss_family != 0 ? (const struct sockaddr *)&m->remote
+                                  : NULL;
+}
+
+static int source_ok(const struct t140_media *m, const struct sockaddr *from) {
+  if (latch_mode(m)) {
+    return !m->has_latched ||
+           dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->latched);
+  }
+  return dcmf_stun_addr_equal(from, (const struct sockaddr *)&m->remote);
 }
 
 /* Sends what the engine has due toward the core and the WIC, then arms
@@ -172,6 +217,7 @@ static void pump(struct t140_media *m) {
     if (to == NULL || uv_udp_try_send(&m->core->udp, &b, 1, to) != n) {
       m->d.send_failed++; /* no core address yet, or the socket refused */
     } else {
+      m->packets_to_core++;
       m->bytes_to_core += (uint64_t)n;
       /* SR counts (RFC 3550 §6.4.1): the payload after the fixed
        * 12-byte header (the engine writes no CSRC nor extension). */
@@ -195,16 +241,27 @@ static void pump(struct t140_media *m) {
     if (rv != 0) {
       m->d.send_failed++;
     } else {
+      size_t chars = 0;
+      (void)dcmf_t140_utf8_valid(m->pend, m->pend_len, &chars);
       m->msgs_to_access++;
+      m->chars_to_access += chars;
     }
     m->pend_len = 0;
     counted(m);
   }
-  uint64_t next = dcmf_t140_next_expiry(&m->engine);
+  /* Toward the WIC only a writable channel has deadlines: without one
+   * (not open, or a message waiting for |writable|) the receive side's
+   * deadlines stay in the past, since only dc_write meets them. */
+  uint64_t next = m->dc_open && m->pend_len == 0
+                      ? dcmf_t140_next_expiry(&m->engine)
+                      : dcmf_t140_tx_expiry(&m->engine);
   if (next == DCMF_T140_NEVER) {
     uv_timer_stop(&m->core->timer);
   } else {
-    uint64_t after = next > now ? next - now : 0;
+    /* Never 0: libuv runs a 0 timer started in its own callback again in
+     * the same pass, and a deadline left in the past would then keep the
+     * worker from ever polling. */
+    uint64_t after = next > now ? next - now : 1;
     uv_timer_start(&m->core->timer, on_timer, after, 0);
   }
 }
@@ -249,11 +306,12 @@ static const struct sockaddr *rtcp_dest(const struct t140_media *m) {
   if (m->rtcp_mux) {
     return core_dest(m);
   }
-  if (m->remote_rtcp.ss_family != 0) {
-    return (const struct sockaddr *)&m->remote_rtcp;
+  if (rtcp_latch_mode(m) && m->has_latched_rtcp) {
+    return (const struct sockaddr *)&m->latched_rtcp;
   }
-  return m->has_latched_rtcp ? (const struct sockaddr *)&m->latched_rtcp
-                             : NULL;
+  return m->remote_rtcp.ss_family != 0
+             ? (const struct sockaddr *)&m->remote_rtcp
+             : NULL;
 }
 
 static void rtcp_send(struct t140_media *m, const uint8_t *p, int n) {
@@ -356,22 +414,21 @@ static void take_addr(struct sockaddr_storage *to, const struct sockaddr *from) 
                                      : sizeof(struct sockaddr_in));
 }
 
-/* Whether |from| may send on a core socket: the signalled address
- * |remote|, else (ss_family 0) the |latched| one once there is one. A
- * refused source is counted. */
-static int source_ok(struct t140_media *m, const struct sockaddr *from,
-                     const struct sockaddr_storage *remote,
-                     const struct sockaddr_storage *latched, int has_latched) {
-  const struct sockaddr *want =
-      remote->ss_family != 0 ? (const struct sockaddr *)remote
-      : has_latched          ? (const struct sockaddr *)latched
-                             : NULL;
-  if (want != NULL && !dcmf_stun_addr_equal(from, want)) {
+/* RTCP's source rule is RTP's (latch_mode) on the RTCP address: the
+ * signalled one, else (or with the leg's latching) the first source
+ * heard. A refused source is counted. */
+static int rtcp_source_ok(struct t140_media *m, const struct sockaddr *from) {
+  int ok = rtcp_latch_mode(m)
+               ? !m->has_latched_rtcp ||
+                     dcmf_stun_addr_equal(
+                         from, (const struct sockaddr *)&m->latched_rtcp)
+               : dcmf_stun_addr_equal(from,
+                                      (const struct sockaddr *)&m->remote_rtcp);
+  if (!ok) {
     m->d.unknown_source++;
     counted(m);
-    return 0;
   }
-  return 1;
+  return ok;
 }
 
 /* One datagram from the core socket (udpread.h). */
@@ -382,16 +439,14 @@ static void on_core(void *user, uint8_t *buf, size_t len,
   if (m == NULL) {
     return;
   }
-  if (!source_ok(m, from, &m->remote, &m->latched, m->has_latched)) {
+  if (!source_ok(m, from)) {
+    m->d.unknown_source++;
+    counted(m);
     return;
   }
   uint64_t now = m->host->now(m->host);
   if (!within_rate(m, now)) {
     return;
-  }
-  if (m->remote.ss_family == 0 && !m->has_latched) {
-    take_addr(&m->latched, from);
-    m->has_latched = 1;
   }
   /* RFC 5761 §4: on a muxed port a second byte of 192-223 (an RTP
    * payload type of 64-95 with the marker) is RTCP. */
@@ -399,10 +454,20 @@ static void on_core(void *user, uint8_t *buf, size_t len,
     rtcp_in(m, buf, truncated ? 0 : len); /* a truncated one: malformed */
     return;
   }
+  /* Well-formed, or refused by the direction only (a sendonly WIC's
+   * core still needs an address to send to). */
+  const struct dcmf_t140_stats *st = dcmf_t140_get_stats(&m->engine);
+  uint64_t taken = st->rtp_received + st->drop_direction;
   /* A truncated datagram was bigger than any the engine takes: it is
    * given whole-length-plus-one so the engine counts it too large. */
   dcmf_t140_rtp_recv(&m->engine, buf,
                      truncated ? DCMF_T140_MAX_PACKET + 1 : len, now);
+  if (latch_mode(m) && !m->has_latched &&
+      st->rtp_received + st->drop_direction != taken) {
+    /* The first packet the engine took: a stray datagram latches no one. */
+    take_addr(&m->latched, from);
+    m->has_latched = 1;
+  }
   counted(m);
   pump(m);
 }
@@ -416,14 +481,13 @@ static void on_core_rtcp(void *user, uint8_t *buf, size_t len,
   if (m == NULL) {
     return;
   }
-  if (!source_ok(m, from, &m->remote_rtcp, &m->latched_rtcp,
-                 m->has_latched_rtcp)) {
+  if (!rtcp_source_ok(m, from)) {
     return;
   }
   if (!within_rate(m, m->host->now(m->host))) {
     return;
   }
-  if (m->remote_rtcp.ss_family == 0 && !m->has_latched_rtcp) {
+  if (rtcp_latch_mode(m) && !m->has_latched_rtcp) {
     take_addr(&m->latched_rtcp, from);
     m->has_latched_rtcp = 1;
   }
@@ -569,15 +633,19 @@ static void settings_of(const struct dcmf_media_t140 *t,
 
 static void take_remote(struct t140_media *m,
                         const struct dcmf_media_rtpleg *leg) {
-  if (memcmp(&m->remote, &leg->remote_rtp, sizeof(m->remote)) != 0) {
+  int rule_changed = m->latching != leg->latching;
+  m->latching = leg->latching;
+  if (memcmp(&m->remote, &leg->remote_rtp, sizeof(m->remote)) != 0 ||
+      rule_changed) {
     m->remote = leg->remote_rtp;
-    m->has_latched = 0; /* a new core address: latch again if none */
+    m->has_latched = 0; /* a new core address or rule: latch again */
   }
   /* The sockets are fixed at attach (as the RTP path's): without an
    * RTCP socket RTCP goes by the RTP one whatever an update says; with
    * one, an update turning mux on leaves it unused. */
   m->rtcp_mux = leg->rtcp_mux || m->core == NULL || !m->core->rtcp_open;
-  if (memcmp(&m->remote_rtcp, &leg->remote_rtcp, sizeof(m->remote_rtcp))) {
+  if (memcmp(&m->remote_rtcp, &leg->remote_rtcp, sizeof(m->remote_rtcp)) ||
+      rule_changed) {
     m->remote_rtcp = leg->remote_rtcp;
     m->has_latched_rtcp = 0;
   }
@@ -604,9 +672,9 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
   char err[160];
   int rv = dcmf_t140_init(&m->engine, &s, host->now(host), err, sizeof(err));
   if (rv != 0) {
-    DCMF_LOGW(host->log, "t140", "%s: the T.140 engine cannot start: %s",
-              host->name, err);
-    return 0; /* the API checked these: the media stays without text */
+    /* The API checks these: not expected, but never silent. */
+    failed(m, err);
+    return 0; /* the media stays without text */
   }
   int fd = leg->rtp_fd;
   leg->rtp_fd = -1; /* ours now */
@@ -617,8 +685,8 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
     rv = core_open_rtcp(m);
   }
   if (rv != 0) {
-    DCMF_LOGW(host->log, "t140", "%s: core socket: %s", host->name,
-              uv_strerror(rv));
+    snprintf(err, sizeof(err), "t140: core socket: %s", uv_strerror(rv));
+    failed(m, err);
     core_close(m->core);
     m->core = NULL;
     return 0;
@@ -632,9 +700,12 @@ static int t140_attach(void **media, void *worker, struct dcmf_svc_host *host) {
 /* A PATCH: the dcsa values (direction, cps) and the core's address may
  * change (RFC 8865 §4.2: same direction both sides; the ALG gives the
  * core the same), and the core's answer may settle other payload types,
- * red or its cps. A direction alone is set on the running engine; any
- * other change starts the engine again (a new SSRC toward the core,
- * RFC 3550 §8: its sequence and timing start anew). */
+ * red or its cps. Direction and cps are set on the running engine, its
+ * queued text kept (the core's answer often brings its cps while the user
+ * types); new payload types, red or generations start it again (a new
+ * SSRC toward the core, RFC 3550 §8: its sequence and timing start anew),
+ * the text queued both ways kept and a possible loss toward the WIC
+ * marked (dcmf_t140_restart). */
 static void t140_update(void *media) {
   struct t140_media *m = media;
   const struct dcmf_media_rtpleg *leg = m->host->desc->rtpleg;
@@ -643,33 +714,35 @@ static void t140_update(void *media) {
   }
   take_remote(m, leg);
   const struct dcmf_media_t140 *n = &leg->t140, *o = &m->set;
-  if (n->pt_t140 != o->pt_t140 || n->pt_red != o->pt_red ||
-      n->use_red != o->use_red || n->generations != o->generations ||
-      n->cps_to_dc != o->cps_to_dc || n->cps_to_rtp != o->cps_to_rtp) {
+  uint64_t now = m->host->now(m->host);
+  if (n->pt_t140 != o->pt_t140 || n->use_red != o->use_red ||
+      (n->use_red && (n->pt_red != o->pt_red ||
+                      n->generations != o->generations))) {
     struct dcmf_t140_settings s;
     settings_of(&leg->t140, &s);
     char err[160];
-    struct dcmf_t140_stats kept = *dcmf_t140_get_stats(&m->engine);
     struct dcmf_rtcp_ep_state old;
-    rtcp_state(m, m->host->now(m->host), &old);
-    if (dcmf_t140_init(&m->engine, &s, m->host->now(m->host), err,
-                       sizeof(err)) != 0) {
-      DCMF_LOGW(m->host->log, "t140",
-                "%s: the new T.140 settings are not "
-                "taken: %s",
-                m->host->name, err);
+    rtcp_state(m, now, &old);
+    if (dcmf_t140_restart(&m->engine, &s, now, err, sizeof(err)) != 0) {
+      failed(m, err); /* the old settings run on */
     } else {
-      m->engine.stats = kept; /* the media's counters run on */
       m->set = leg->t140;
       /* The old SSRC leaves (RFC 3550 §6.6), the new one reports. */
       rtcp_bye(m, &old);
       rtcp_start(m);
+      counted(m);
     }
-  } else if (leg->t140.direction != m->set.direction &&
-             dcmf_t140_set_direction(
-                 &m->engine, (enum dcmf_t140_direction)leg->t140.direction) ==
-                 0) {
-    m->set.direction = leg->t140.direction;
+  } else {
+    if (n->cps_to_dc != o->cps_to_dc || n->cps_to_rtp != o->cps_to_rtp) {
+      dcmf_t140_set_cps(&m->engine, n->cps_to_dc, n->cps_to_rtp, now);
+      m->set.cps_to_dc = n->cps_to_dc;
+      m->set.cps_to_rtp = n->cps_to_rtp;
+    }
+    if (n->direction != o->direction &&
+        dcmf_t140_set_direction(&m->engine,
+                                (enum dcmf_t140_direction)n->direction) == 0) {
+      m->set.direction = n->direction;
+    }
   }
   pump(m);
 }
@@ -746,7 +819,9 @@ static void t140_closed(void *media, void *chan,
   (void)flow;
   struct t140_media *m = media;
   m->dc_open = 0;
-  m->pend_len = 0;
+  /* A message SCTP had no room for (|pend|) was not sent: it stays, the
+   * first to go when a channel opens again, before the text queued after
+   * it. */
   /* RFC 8865 §5.4 and §6: text the WIC sent may be lost with the
    * channel; the RTP side is told by a missing-text marker. */
   dcmf_t140_dc_failed(&m->engine);

@@ -24,9 +24,12 @@
  * report; the engines' clock is the host's (host->now), the SR's NTP
  * time the wall clock.
  *
- * Core packets. Only the signalled core address (ip and port) is
- * accepted; without one the first packet's source is latched for good.
- * Others are dropped ("unknownSource"). At most DCMF_T140_SVC_RATE
+ * Core packets. Without latching only the signalled core address (ip
+ * and port) is accepted. With the leg's latching, or without a signalled
+ * address, the first packet the engine takes (well-formed) latches its
+ * source for good, as on the e2ae RTP leg: before that any source is
+ * taken and text goes to the signalled address, if any; after it only
+ * the latched one, both ways. Others are dropped ("unknownSource"). At most DCMF_T140_SVC_RATE
  * packets per second are given to the engine; more are dropped ("rate"),
  * so a flood costs its own media a counter and no work. What the engine
  * refuses (bad version, short, bad red headers, bad UTF-8, too large,
@@ -35,9 +38,18 @@
  *
  * Toward the WIC. Text goes as UTF-8 string messages (PPID 51) while the
  * channel is open; one message waits when SCTP has no room (|writable|
- * resends it) and the engine's bounded queue holds the rest. Text from
- * the core while the channel is not open waits in the same bounded
- * queue. A channel that closes while the media goes on (the WIC reset
+ * resends it, also after the channel closed and opened again) and the
+ * engine's bounded queue holds the rest. Text from the core while the
+ * channel is not open waits in the same bounded queue; while nothing can
+ * be written toward the WIC the timer follows the sending side's
+ * deadlines only (no wake-ups for text that cannot go).
+ *
+ * Settings. A PATCH's direction and cps are set on the running engine,
+ * its queues kept; new payload types, red or generations restart it,
+ * queued text kept and one U+FFFD toward the WIC. Settings the engine
+ * refuses (at attach or in a PATCH) and a core socket that cannot be
+ * used raise T140_FAILURE {"reason":"..."} (at attach the media then
+ * stays without text). A channel that closes while the media goes on (the WIC reset
  * it, or the association ended) makes the engine mark the loss toward
  * RTP (one U+FFFD, RFC 8865 §6), sent from the loop; a channel closed
  * because the media ends (DELETE) marks nothing. A channel that opens
@@ -54,6 +66,9 @@
  *    "rtcp":{"sent","senderReports","byeSent","received","malformed",
  *            "byeReceived","reportBlocks","peerFractionLost","peerLost",
  *            "peerJitter","sendFailed"},"final":B}
+ * toCore.packets and toAccess.messages/chars count what was sent; sends
+ * that failed (no core address yet, the socket or the association
+ * refused) count in sendFailed.
  */
 #ifndef DCMF_T140_SVC_H
 #define DCMF_T140_SVC_H
@@ -67,5 +82,7 @@ extern const struct dcmf_service dcmf_t140_service;
 /* The most often a busy media's counters are pushed. */
 #define DCMF_T140_SVC_PUSH_MS 1000
 #define DCMF_T140_SVC_EVENT "T140_COUNTERS"
+/* The media cannot carry text: {"reason":"..."}. */
+#define DCMF_T140_SVC_FAILURE "T140_FAILURE"
 
 #endif

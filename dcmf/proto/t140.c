@@ -177,7 +177,9 @@ int dcmf_t140_init(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
   if (s->pt_t140 > 127 || (s->use_red && s->pt_red > 127)) {
     return dcmf_invalid(err, errlen, "t140: payload type above 127");
   }
-  if (s->pt_red == s->pt_t140) {
+  /* Without red its PT is not negotiated (a core answering t140 alone
+   * may well use red's default number for t140). */
+  if (s->use_red && s->pt_red == s->pt_t140) {
     return dcmf_invalid(err, errlen, "t140: t140 and red share PT %u",
                         s->pt_t140);
   }
@@ -212,6 +214,52 @@ int dcmf_t140_init(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
   t->idle = 1;
   dcmf_t140_rx_init(t, now);
   return 0;
+}
+
+int dcmf_t140_restart(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
+                      uint64_t now, char *err, size_t errlen) {
+  /* ~8 KiB on the stack: the text survives the reset. */
+  struct dcmf_t140_textq txq = t->txq, rxq = t->rxq;
+  struct dcmf_t140_stats stats = t->stats;
+  int had_rx = t->rx_started;
+  int rv = dcmf_t140_init(t, s, now, err, errlen);
+  if (rv != 0) {
+    return rv; /* init checks before it touches |t| */
+  }
+  t->txq = txq;
+  t->rxq = rxq;
+  t->stats = stats;
+  if (had_rx && (t->set.direction == DCMF_T140_SENDRECV ||
+                 t->set.direction == DCMF_T140_RECVONLY) &&
+      dcmf_t140_textq_mark(&t->rxq)) {
+    t->stats.markers_to_dc++;
+  }
+  return 0;
+}
+
+/* A new limit for |b|: the tokens it had stay, up to the new size. */
+static void bucket_change(struct dcmf_t140_bucket *b, unsigned cps,
+                          uint64_t now) {
+  if (b->cps == cps) {
+    return;
+  }
+  uint64_t had = UINT64_MAX;
+  if (b->cps != 0) {
+    bucket_refill(b, now);
+    had = b->tokens;
+  }
+  dcmf_t140_bucket_init(b, cps, now);
+  if (had < b->tokens) {
+    b->tokens = had;
+  }
+}
+
+void dcmf_t140_set_cps(struct dcmf_t140 *t, unsigned cps_to_dc,
+                       unsigned cps_to_rtp, uint64_t now) {
+  t->set.cps_to_dc = cps_to_dc == 0 ? 30 : cps_to_dc;
+  t->set.cps_to_rtp = cps_to_rtp;
+  bucket_change(&t->rx_cps, t->set.cps_to_dc, now);
+  bucket_change(&t->tx_cps, t->set.cps_to_rtp, now);
 }
 
 int dcmf_t140_set_direction(struct dcmf_t140 *t, enum dcmf_t140_direction d) {
@@ -416,4 +464,8 @@ uint64_t dcmf_t140_next_expiry(const struct dcmf_t140 *t) {
   uint64_t tx = tx_due(t);
   uint64_t rx = dcmf_t140_rx_expiry(t);
   return tx < rx ? tx : rx;
+}
+
+uint64_t dcmf_t140_tx_expiry(const struct dcmf_t140 *t) {
+  return tx_due(t);
 }

@@ -35,8 +35,8 @@
  *
  * RTP -> DC (dcmf_t140_rtp_recv, dcmf_t140_dc_write):
  *   - RTP (RFC 3550 §5.1: version 2, CSRCs, extension, padding) with the
- *     text/t140 or the red payload type; anything else is dropped with a
- *     reason counter. A new SSRC restarts the sequence tracking.
+ *     text/t140 or (with use_red) the red payload type; anything else
+ *     is dropped with a reason counter. A new SSRC restarts the sequence tracking.
  *   - Packets are taken in sequence order. A gap is filled from the
  *     redundancy of a later packet (generation k of packet s is packet
  *     s-k, RFC 4103 §4). A gap redundancy cannot fill waits up to
@@ -89,8 +89,8 @@ enum dcmf_t140_direction {
 
 struct dcmf_t140_settings {
   uint8_t pt_t140;        /* the text/t140 payload type (0..127) */
-  uint8_t pt_red;         /* the red payload type, if use_red */
-  int use_red;            /* 1: send red; red is taken in either case */
+  uint8_t pt_red;         /* the red payload type, if use_red (else unused) */
+  int use_red;            /* 1: send and take red; 0: t140 only */
   unsigned generations;   /* redundant generations when use_red, 0..5 */
   unsigned buffer_ms;     /* 1..500; 0 means 300 */
   unsigned keepalive_ms;  /* idle keep-alive period; 0 means none */
@@ -180,11 +180,28 @@ struct dcmf_t140 {
 /*
  * Starts |t| with a copy of |s| at time |now|. Returns
  * DCMF_ERR_INVALID (with a sentence in |err|, |errlen| bytes) for a
- * setting out of range: a PT above 127, t140 and red the same PT,
+ * setting out of range: a PT above 127, t140 and red the same PT (with
+ * red),
  * generations above 5, buffer_ms above 500, a direction not in the enum.
  */
 int dcmf_t140_init(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
                    uint64_t now, char *err, size_t errlen);
+
+/* Starts |t| again with |s| (new payload types, red or generations: a
+ * new SSRC and sequence toward RTP, the receive side's sequence tracking
+ * anew) at |now|, keeping the text queued both ways and the counters.
+ * Packets held for a missing one are lost, as is what the core still
+ * sends in the old format: when the receive side had started, one U+FFFD
+ * goes toward the UE (RFC 8865 §6, as after a DC re-establishment).
+ * Errors as dcmf_t140_init's; |t| is unchanged then. */
+int dcmf_t140_restart(struct dcmf_t140 *t, const struct dcmf_t140_settings *s,
+                      uint64_t now, char *err, size_t errlen);
+
+/* Changes the cps limits (a PATCH bringing the UE's dcsa cps or the
+ * core's fmtp cps; 0 as in the settings) at |now|, keeping all queued
+ * and held text. A bucket keeps the tokens it had, up to its new size. */
+void dcmf_t140_set_cps(struct dcmf_t140 *t, unsigned cps_to_dc,
+                       unsigned cps_to_rtp, uint64_t now);
 
 /* Changes the direction (an SDP re-offer). Returns DCMF_ERR_INVALID for a
  * value not in the enum. */
@@ -229,6 +246,15 @@ size_t dcmf_t140_dc_write(struct dcmf_t140 *t, uint8_t *out, size_t cap,
  * a held packet times out; DCMF_T140_NEVER if none. Call both writers
  * (and nothing else is needed) when it passes. */
 uint64_t dcmf_t140_next_expiry(const struct dcmf_t140 *t);
+
+/* The deadline of the sending side alone (rtp_write), DCMF_T140_NEVER if
+ * none: what a caller that cannot write toward the UE (no channel yet,
+ * or the last message still waiting for room) waits for. The receive
+ * side's deadlines are only met by calling dc_write, and its cps clock
+ * only moves there, so while dc_write is not called they stay in the
+ * past; held packets then wait until dc_write runs again (it takes those
+ * that waited long enough first). */
+uint64_t dcmf_t140_tx_expiry(const struct dcmf_t140 *t);
 
 /* The counters of |t|, valid until its next call. */
 const struct dcmf_t140_stats *dcmf_t140_get_stats(const struct dcmf_t140 *t);

@@ -102,7 +102,7 @@ static int parse(struct dcmf_t140 *t, const uint8_t *p, size_t len,
     set_block(&pk->blocks[0], 1, p + at, end - at);
     return 0;
   }
-  if (pt != t->set.pt_red || t->set.pt_red > 127) {
+  if (!t->set.use_red || pt != t->set.pt_red || t->set.pt_red > 127) {
     t->stats.drop_pt++;
     return -1;
   }

@@ -195,14 +195,17 @@ def wic_offer_with_dcmap(sdp, cps=None, direction=None, dcmap_extra=""):
     return "\r\n".join(lines + extra) + "\r\n"
 
 
-def core_answer(port, direction="sendrecv", extra=()):
+def core_answer(port, direction="sendrecv", extra=(), red=True):
     """The core's answer (its peer's m=text line, RFC 4103 §6); |extra|:
-    more attribute lines (a=rtcp, a=rtcp-mux)."""
+    more attribute lines (a=rtcp, a=rtcp-mux); without red, t140 alone
+    on PT 100."""
     mirror = {"sendonly": "recvonly", "recvonly": "sendonly"}.get(direction, direction)
+    text = ([f"m=text {port} RTP/AVP 98 100", "c=IN IP4 127.0.0.1",
+             "a=rtpmap:98 t140/1000", "a=rtpmap:100 red/1000", "a=fmtp:100 98/98/98"]
+            if red else
+            [f"m=text {port} RTP/AVP 100", "c=IN IP4 127.0.0.1", "a=rtpmap:100 t140/1000"])
     return "\r\n".join([
-        "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0",
-        f"m=text {port} RTP/AVP 98 100", "c=IN IP4 127.0.0.1",
-        "a=rtpmap:98 t140/1000", "a=rtpmap:100 red/1000", "a=fmtp:100 98/98/98",
+        "v=0", "o=core 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0"] + text + [
         f"a={mirror}", *extra, ""])
 
 
@@ -220,10 +223,13 @@ def post(offer):
 class Call:
     """A WIC, an RTP text peer and the context between them, up and open."""
 
-    def __init__(self, cps=None, direction=None, capture=True, rtcp=None):
+    def __init__(self, cps=None, direction=None, capture=True, rtcp=None,
+                 core_red=True):
         # rtcp: None (RTCP to the RTP port + 1, nobody there), "port" (the
         # peer's RTCP socket, a=rtcp) or "mux" (a=rtcp-mux, RFC 5761).
-        self.peer = t140_peer.LivePeer(rtcp=rtcp == "port")
+        self.peer = (t140_peer.LivePeer(rtcp=rtcp == "port") if core_red else
+                     t140_peer.LivePeer(pt=100, red_pt=100, use_red=False,
+                                        rtcp=rtcp == "port"))
         self.wic = Wic()
         self.cap = None
         self.wic.command({"cmd": "offer", "id": STREAM_ID, "label": "rtt",
@@ -249,14 +255,18 @@ class Call:
         # The core's answer: its address and m=text line, by PATCH.
         extra = {"port": [f"a=rtcp:{self.peer.rtcp_port}"], "mux": ["a=rtcp-mux"]}
         answer = core_answer(self.peer.port, direction or "sendrecv",
-                             extra.get(rtcp, []))
+                             extra.get(rtcp, []), core_red)
         reqs = json.loads(dcmf_alg(["request", "--side", "core", "--kind", "answer"],
                                    answer, reply=[ctx]))["requests"]
         assert reqs[0]["method"] == "PATCH", reqs
         st, ctx = D.call("PATCH", f"{AGW}/{self.cid}", reqs[0]["body"],
                          "application/json-patch+json")
         assert st == 200, f"PATCH {st}: {ctx}"
-        assert ctx["terminations"][1]["t140"]["redPayloadType"] == 100, ctx
+        if core_red:
+            assert ctx["terminations"][1]["t140"]["redPayloadType"] == 100, ctx
+        else:
+            assert ctx["terminations"][1]["t140"]["payloadType"] == 100, ctx
+            assert "redPayloadType" not in ctx["terminations"][1]["t140"], ctx
         self.ctx = ctx
         to_wic = dcmf_alg(["rewrite", "--side", "core", "--kind", "answer"], answer,
                           reply=[ctx], offer=self.offer)
@@ -638,6 +648,23 @@ try:
             peer.close()
             if cid:
                 D.call("DELETE", f"{AGW}/{cid}")
+
+    @case
+    def core_without_red_on_pt_100():
+        # The core answers t140 alone on PT 100 (red's usual number):
+        # plain t140 on 100 both ways, no red.
+        c = Call(capture=False, core_red=False)
+        try:
+            c.wic.type("hello core")
+            poll(lambda: c.peer.text() == "hello core", "the core got the text", 10)
+            for p in c.to_core_packets():
+                assert p[1] & 0x7F == 100, p[:12].hex()
+            assert c.peer.rx.bad == 0, c.peer.rx.bad
+            c.peer.type("hello wic")
+            poll(lambda: c.wic.text() == "hello wic", "the WIC got the text", 10)
+            assert counter(c.cid, "drops", "payloadType") == 0
+        finally:
+            c.close()
 
     @case
     def direction_sendonly_blocks_rtp_to_wic():

@@ -628,6 +628,99 @@ static void test_hostile_bytes(void **state) {
   }
 }
 
+/* A core answering t140 alone may put it on red's default PT (100): the
+ * engine starts, sends and takes plain t140 there, and with red off a red
+ * packet is not taken. */
+static void test_no_red_on_pt_100(void **state) {
+  (void)state;
+  struct dcmf_t140_settings s;
+  defaults(&s);
+  s.use_red = 0;
+  s.pt_t140 = 100; /* pt_red keeps its default 100: not negotiated */
+  setup_engine(&eng_a, &s, 0);
+  setup_engine(&eng_b, &s, 0);
+  uint8_t p[DCMF_T140_MAX_PACKET];
+  struct rd r;
+  send_text(&eng_a, "ok", 0);
+  size_t n = due(&eng_a, 0, p);
+  read_packet(p, n, -1, &r);
+  assert_int_equal(r.pt, 100);
+  assert_memory_equal(r.text[0], "ok", 2);
+  dcmf_t140_rtp_recv(&eng_b, p, n, 0);
+  uint8_t out[64];
+  assert_int_equal(dcmf_t140_dc_write(&eng_b, out, sizeof(out), 0), 2);
+  assert_memory_equal(out, "ok", 2);
+  /* Red off, t140 on 98: a packet on 100 (red's default) is another PT. */
+  defaults(&s);
+  s.use_red = 0;
+  setup_engine(&eng_b, &s, 0);
+  uint8_t red[] = {0x80, 100, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4, 98, 'x'};
+  dcmf_t140_rtp_recv(&eng_b, red, sizeof(red), 0);
+  assert_int_equal(dcmf_t140_get_stats(&eng_b)->drop_pt, 1);
+  assert_int_equal(dcmf_t140_dc_write(&eng_b, out, sizeof(out), 0), 0);
+}
+
+/* New cps limits keep the text queued both ways; a restart (new PTs)
+ * keeps it too and marks the receive side's possible loss. */
+static void test_cps_change_and_restart_keep_text(void **state) {
+  (void)state;
+  struct dcmf_t140_settings s;
+  defaults(&s);
+  s.use_red = 0;
+  s.cps_to_rtp = 10;
+  setup_engine(&eng_a, &s, 0);
+  uint8_t p[DCMF_T140_MAX_PACKET], out[128];
+  struct rd r;
+  /* 40 characters from RTP: 30 go at once (cps 30), 10 wait. */
+  const char *forty = "0123456789012345678901234567890123456789";
+  uint8_t pkt[64] = {0x80, 98, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4};
+  memcpy(pkt + 12, forty, 40);
+  dcmf_t140_rtp_recv(&eng_a, pkt, 52, 0);
+  assert_int_equal(dcmf_t140_dc_write(&eng_a, out, sizeof(out), 0), 30);
+  /* 15 characters toward RTP: 10 go (cps 10), 5 wait. */
+  send_text(&eng_a, "abcdefghijklmno", 0);
+  read_packet(p, due(&eng_a, 0, p), -1, &r);
+  assert_int_equal(r.len[0], 10);
+  dcmf_t140_set_cps(&eng_a, 60, 0, 10);
+  /* No tokens came with the change toward the UE (it had none). */
+  assert_int_equal(dcmf_t140_dc_write(&eng_a, out, sizeof(out), 10), 0);
+  uint64_t at = dcmf_t140_next_expiry(&eng_a);
+  assert_true(at > 10 && at < 1000);
+  size_t got = 0;
+  for (uint64_t now = 10; now < 2000 && got < 10; now += 10) {
+    got += dcmf_t140_dc_write(&eng_a, out + got, sizeof(out) - got, now);
+  }
+  assert_int_equal(got, 10);
+  assert_memory_equal(out, "0123456789", 10);
+  /* Toward RTP no limit now: the 5 waiting go in the next packet. */
+  read_packet(p, due(&eng_a, 300, p), -1, &r);
+  assert_int_equal(r.len[0], 5);
+  assert_memory_equal(r.text[0], "klmno", 5);
+  /* A restart with new PTs: text queued toward RTP stays, a U+FFFD goes
+   * toward the UE, the counters run on. */
+  send_text(&eng_a, "xyz", 2000);
+  memcpy(pkt + 12, "held", 4);
+  pkt[3] = 3; /* seq 3: 2 is missing, held */
+  dcmf_t140_rtp_recv(&eng_a, pkt, 16, 2000);
+  uint64_t sent = dcmf_t140_get_stats(&eng_a)->rtp_sent;
+  s.pt_t140 = 99;
+  char err[128];
+  assert_int_equal(dcmf_t140_restart(&eng_a, &s, 2000, err, sizeof(err)), 0);
+  assert_int_equal(dcmf_t140_get_stats(&eng_a)->rtp_sent, sent);
+  assert_int_equal(dcmf_t140_dc_write(&eng_a, out, sizeof(out), 2000), 3);
+  assert_memory_equal(out, FFFD, 3);
+  read_packet(p, due(&eng_a, 2000, p), -1, &r);
+  assert_int_equal(r.pt, 99);
+  assert_int_equal(r.m, 1);
+  assert_memory_equal(r.text[0], "xyz", 3);
+  /* Refused settings leave the engine as it was. */
+  s.generations = 9;
+  s.use_red = 1;
+  assert_int_equal(dcmf_t140_restart(&eng_a, &s, 2000, err, sizeof(err)),
+                   DCMF_ERR_INVALID);
+  assert_int_equal(eng_a.set.pt_t140, 99);
+}
+
 static void test_settings_and_utf8(void **state) {
   (void)state;
   struct dcmf_t140_settings s;
@@ -709,6 +802,8 @@ int main(void) {
       cmocka_unit_test(test_cps_toward_rtp),
       cmocka_unit_test(test_hostile_bytes),
       cmocka_unit_test(test_settings_and_utf8),
+      cmocka_unit_test(test_no_red_on_pt_100),
+      cmocka_unit_test(test_cps_change_and_restart_keep_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
