@@ -155,6 +155,39 @@ static json_t *data_channel_of(const struct dcmf_sdp *sdp, size_t i,
   return dc;
 }
 
+/* MSRP over TLS toward a TCP/MSRP core (TS 23.334 5.19): an offer with
+ * a=msrp-cema (RFC 6714 puts it on the m= line; one at session level is
+ * honoured too) makes the ALG ask for agnostic handling, as 5.19 says it
+ * shall; without it the far ends' a=path URIs could not match, so the
+ * ALG asks for aware handling (5.19.5) and the AGW rewrites the paths. */
+static bool tls_msrp(const struct dcmf_alg_path *p) {
+  return p->security == DCMF_ALG_TLS &&
+         strcmp(p->api_access, "TCP/TLS/MSRP") == 0 &&
+         strcmp(p->api_core, "TCP/MSRP") == 0;
+}
+
+static bool tls_msrp_aware(const struct dcmf_sdp *sdp, size_t i,
+                           const struct dcmf_alg_path *p) {
+  return tls_msrp(p) && !dcmf_sdp_attr(&sdp->media[i], "msrp-cema", 0) &&
+         !dcmf_sdp_attr(&sdp->session, "msrp-cema", 0);
+}
+
+/* The msrp member of a TCP/TLS/MSRP POST's termination on |side|: the
+ * offerer's own a=path goes on its termination when aware (the other
+ * comes with the answer's PATCH). */
+static json_t *tls_msrp_member(const struct dcmf_sdp *sdp, size_t i,
+                               const struct dcmf_alg_path *p,
+                               const struct dcmf_alg_opts *o,
+                               enum dcmf_alg_side side) {
+  if (!tls_msrp_aware(sdp, i, p))
+    return json_pack("{s:s}", "mode", "agnostic");
+  json_t *m = json_pack("{s:s}", "mode", "aware");
+  const char *path = dcmf_sdp_attr(&sdp->media[i], "path", 0);
+  if (path && o->side == side)
+    json_object_set_new(m, "path", json_string(path));
+  return m;
+}
+
 /* The access termination of a POST: from the access SDP when it is the
  * offer; when the core offered, the UE is not known yet and only the
  * AGW's role (from the core's |core_setup| on TCP paths) is set. */
@@ -213,8 +246,9 @@ static json_t *access_termination(const struct dcmf_sdp *sdp, size_t i,
                                   (json_int_t)(1000 + i), "subprotocol",
                                   "t140", "dcsa", dcsa));
   }
-  if (p->security == DCMF_ALG_TLS && strcmp(p->api_access, "TCP/TLS/MSRP") == 0)
-    json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
+  if (tls_msrp(p))
+    json_object_set_new(t, "msrp",
+                        tls_msrp_member(sdp, i, p, o, DCMF_ALG_ACCESS));
   if (o->notify_uri)
     json_object_set_new(t, "notifyUri", json_string(o->notify_uri));
   return t;
@@ -309,9 +343,9 @@ static json_t *core_termination(const struct dcmf_sdp *sdp, size_t i,
      * the other leg is up, so the address of the side that has not
      * answered yet may come in the answer's PATCH. */
     json_object_set_new(t, "tcp", json_pack("{s:s}", "handling", "stateless"));
-    /* TCP/TLS/MSRP contexts are served application-agnostic only. */
-    if (strcmp(p->api_core, "TCP/MSRP") == 0)
-      json_object_set_new(t, "msrp", json_pack("{s:s}", "mode", "agnostic"));
+    if (tls_msrp(p))
+      json_object_set_new(t, "msrp",
+                          tls_msrp_member(sdp, i, p, o, DCMF_ALG_CORE));
   }
   return t;
 }
@@ -330,6 +364,13 @@ static int term_index(const json_t *reply, const char *id) {
       return (int)k;
   }
   return strcmp(id, "access") == 0 ? 0 : 1;
+}
+
+/* The msrp.mode of the reply's termination |id|, or NULL. */
+static const char *reply_msrp_mode(const json_t *reply, const char *id) {
+  const json_t *t = json_array_get(json_object_get(reply, "terminations"),
+                                   (size_t)term_index(reply, id));
+  return json_string_value(json_object_get(json_object_get(t, "msrp"), "mode"));
 }
 
 /* The patch of an answer, or of a re-offer (|reoffer|: an offer for a
@@ -374,13 +415,12 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
       json_array_append_new(ops, patch_op("add", path, t140));
     }
     const char *mpath = dcmf_sdp_attr(&sdp->media[i], "path", 0);
-    const char *mode = json_string_value(json_object_get(
-        json_object_get(json_array_get(json_object_get(reply, "terminations"),
-                                       (size_t)term_index(reply, "core")),
-                        "msrp"),
-        "mode"));
-    if (p->subprotocol && strcmp(p->subprotocol, "msrp") == 0 && mpath &&
-        (!mode || strcmp(mode, "aware") == 0)) {
+    const char *mode = reply_msrp_mode(reply, "core");
+    /* The DC path's context is aware unless it says otherwise; a
+     * TCP/TLS/MSRP one only when its POST asked (the offer's CEMA). */
+    bool dc_msrp = p->subprotocol && strcmp(p->subprotocol, "msrp") == 0;
+    if (mpath && ((dc_msrp && (!mode || strcmp(mode, "aware") == 0)) ||
+                  (tls_msrp(p) && mode && strcmp(mode, "aware") == 0))) {
       snprintf(path, sizeof path, "%s/msrp/path", base);
       json_array_append_new(ops, patch_op("add", path, json_string(mpath)));
     }
@@ -424,6 +464,15 @@ static json_t *answer_patch(const struct dcmf_sdp *sdp, size_t i,
     snprintf(path, sizeof path, "/terminations/%d/remote",
              term_index(reply, "access"));
     json_array_append_new(ops, patch_op("add", path, r));
+  }
+  const char *mode = reply_msrp_mode(reply, "access");
+  const char *upath = dcmf_sdp_attr(&sdp->media[i], "path", 0);
+  if (tls_msrp(p) && upath && mode && strcmp(mode, "aware") == 0) {
+    /* The UE's a=path (its answer's, or a re-offer's new one) for the
+     * aware relay's To-Path toward the UE. */
+    snprintf(path, sizeof path, "/terminations/%d/msrp/path",
+             term_index(reply, "access"));
+    json_array_append_new(ops, patch_op("add", path, json_string(upath)));
   }
   json_t *dc = p->subprotocol && strcmp(p->subprotocol, "t140") == 0
                    ? data_channel_of(sdp, i, p)

@@ -329,6 +329,33 @@ static int dc_toward_access(struct mctx *c) {
   return rc;
 }
 
+/* MSRP over TLS in aware mode (TS 23.334 5.19.5; the context's msrp.mode
+ * decides, as the offer's CEMA decided it): each side gets the AGW's own
+ * URI of that leg as a=path (msrps:...;tcp toward the UE, msrp:...;tcp
+ * toward the core, from |t|'s msrp.localPath), and no a=msrp-cema: the
+ * AGW is the path end, not a CEMA relay. In agnostic mode a=path and
+ * a=msrp-cema pass unchanged (RFC 6714: the far end connects to c=/m=). */
+static int tls_msrp_path(struct mctx *c, const json_t *t) {
+  const char *am = jstr(c->acc, "msrp", "mode");
+  const char *cm = jstr(c->core, "msrp", "mode");
+  bool aware = (am && strcmp(am, "aware") == 0) ||
+               (cm && strcmp(cm, "aware") == 0);
+  if (c->p->security != DCMF_ALG_TLS || !aware ||
+      strcmp(c->p->access_proto, "TCP/TLS/MSRP") != 0)
+    return 0;
+  const char *own = jstr(t, "msrp", "localPath");
+  if (!own)
+    return 0; /* no URI to give: the far end's path stays, and fails */
+  char *keep = strdup(own);
+  if (!keep)
+    return DCMF_ERR_NOMEM;
+  dcmf_sdp_remove_attr(c->s, "path");
+  dcmf_sdp_remove_attr(c->s, "msrp-cema");
+  int rc = dcmf_sdp_add(c->s, 'a', "path:%s", keep);
+  free(keep);
+  return rc;
+}
+
 static int toward_core(struct mctx *c, char *err, size_t errlen) {
   const char *ue_setup = dcmf_sdp_attr(c->s, "setup", 0);
   char ue[16] = "";
@@ -344,6 +371,7 @@ static int toward_core(struct mctx *c, char *err, size_t errlen) {
     if (c->p->security == DCMF_ALG_TLS)
       CHECK(dcmf_sdp_add(c->s, 'a', "setup:%s",
                          setup_toward_core(c, ue[0] ? ue : NULL)));
+    CHECK(tls_msrp_path(c, c->core));
   }
   if (c->p->rtp || (c->p->subprotocol && !strcmp(c->p->subprotocol, "t140"))) {
     /* An offer offers rtcp-mux with the separate RTCP port as the
@@ -390,6 +418,7 @@ static int toward_access(struct mctx *c, char *err, size_t errlen) {
                        strcmp(tr, "UDP/TLS/RTP/SAVP") == 0);
     snprintf(c->m.proto, sizeof c->m.proto, "%s",
              c->p->rtp && savp ? tr : c->p->access_proto);
+    CHECK(tls_msrp_path(c, c->acc));
   }
   if (c->p->rtp)
     CHECK(dcmf_sdp_add(c->s, 'a', "rtcp-mux"));

@@ -88,13 +88,17 @@ ALG = DcmfAlg(DCMFD, TMP)
 
 # The media lines per path (RFC 4975 section 8, RFC 8856 section 4):
 # what follows m=, the TLS proto, and the media attributes of the UE and
-# of the core beside a=setup, a=fingerprint and a=3ge2ae (the relay is
-# agnostic: the paths are not the peers' own).
+# of the core beside a=setup, a=fingerprint and a=3ge2ae. The MSRP peers
+# are CEMA endpoints (RFC 6714: a=msrp-cema), so dcmf-alg asks for the
+# agnostic relay (TS 23.334 5.19) and the paths are not the peers' own;
+# without it the context is aware (e2ae_tcp_msrp.py).
 BFCP_ATTRS = ["a=confid:7", "a=userid:42", "a=floorid:3 mstrm:1", "a=connection:new"]
 UE_MEDIA = {
     "msrp": ("message", "TCP/TLS/MSRP",
-             ["a=accept-types:text/plain", "a=path:msrps://127.0.0.1:9/ue1;tcp"],
-             ["a=accept-types:text/plain", "a=path:msrp://127.0.0.1:2855/core1;tcp"]),
+             ["a=accept-types:text/plain", "a=path:msrps://127.0.0.1:9/ue1;tcp",
+              "a=msrp-cema"],
+             ["a=accept-types:text/plain", "a=path:msrp://127.0.0.1:2855/core1;tcp",
+              "a=msrp-cema"]),
     "bfcp": ("application", "TCP/TLS/BFCP", ["a=floorctrl:c-only"] + BFCP_ATTRS,
              ["a=floorctrl:s-only"] + BFCP_ATTRS),
 }
@@ -201,6 +205,9 @@ def msrp_ue_tls_client_to_core():
     core = CoreListener()
     doc = alg_ue_offers("msrp", core.port)
     cid = ctx_id(doc)
+    # The UE offered a=msrp-cema: agnostic on both terminations.
+    assert [t.get("msrp", {}).get("mode") for t in doc["terminations"]] == \
+        ["agnostic", "agnostic"], doc["terminations"]
     tls = doc["terminations"][0]["tls"]
     assert tls["localSetup"] == "passive", tls
     ue = s_client(local_port(doc, 0), UE_PEM, UE_KEY, ["-showcerts"])
@@ -328,7 +335,7 @@ def fingerprint_later_holds_the_handshake():
 class _Harness:
     """What the cases kept in e2ae_tcp_legs.py and e2ae_tcp_msrp.py use
     of this harness."""
-    D, DCMFD, NOTIFY = D, DCMFD, NOTIFY
+    D, DCMFD, NOTIFY, ALG = D, DCMFD, NOTIFY, ALG
     UE_PEM, UE_KEY, UE_FP, TMP = UE_PEM, UE_KEY, UE_FP, TMP
     tls_access = staticmethod(tls_access)
     counters = staticmethod(counters)

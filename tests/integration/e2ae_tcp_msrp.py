@@ -1,6 +1,8 @@
 """The MSRP application-aware cases of e2ae_tcp.py (TS 23.334 5.19.5 on
 the TLS/TCP <-> TCP path; docs/e2ae.md "MSRP over TLS, aware"), kept
-apart so that e2ae_tcp.py stays readable. Each function takes the
+apart so that e2ae_tcp.py stays readable. Their contexts are dcmf-alg's
+(the IMS-ALG) from a UE offer without a=msrp-cema and the core's answer
+and re-offer, the SDP each way checked for the MF's own a=path. Each function takes the
 running harness (H: the Dcmfd, the UE certificate, the temp dir, the
 notify receiver) and raises on failure.
 
@@ -33,17 +35,70 @@ def _core_uri(port):
     return f"msrp://127.0.0.1:{port}/core1;tcp"
 
 
+def _sdp(origin, port, proto, attrs):
+    return "\r\n".join(["v=0", f"o={origin} 1 1 IN IP4 127.0.0.1", "s=-",
+                         "c=IN IP4 127.0.0.1", "t=0 0",
+                         f"m=message {port} {proto} *", *attrs, ""])
+
+
+def _ue_offer(H):
+    """The UE's offer: no a=msrp-cema, so the IMS-ALG asks for the aware
+    relay (TS 23.334 5.19.5)."""
+    return _sdp("ue", 9, "TCP/TLS/MSRP", [
+        "a=accept-types:text/plain", f"a=path:{UE_URI}", "a=setup:active",
+        f"a=fingerprint:{H.UE_FP}", "a=3ge2ae:requested"])
+
+
+def _core_sdp(core, uri=None):
+    return _sdp("core", core.port, "TCP/MSRP", [
+        "a=accept-types:text/plain", f"a=path:{uri or _core_uri(core.port)}",
+        "a=setup:passive"])
+
+
+def _path_lines(sdp):
+    return [ln for ln in sdp.split("\r\n") if ln.startswith("a=path:")]
+
+
 def aware_context(H, core, core_path=True):
-    """An aware context toward |core|: the UE's path in the POST, the
-    core's too unless |core_path| is False (then it comes by PATCH).
-    Hand-built: dcmf-alg makes TCP/TLS/MSRP contexts agnostic only
-    (alg_request.c), so the aware members are this test's."""
-    access = H.tls_access(extra={"msrp": {"mode": "aware", "path": UE_URI}})
-    cmsrp = {"mode": "aware"}
-    if core_path:
-        cmsrp["path"] = _core_uri(core.port)
-    return H.D.create(access, {"transport": "TCP/MSRP",
-                               "remote": _remote(core.port), "msrp": cmsrp})
+    """An aware context toward |core|, dcmf-alg's (the IMS-ALG) from the
+    UE's offer without a=msrp-cema: the POST carries the UE's path, and
+    unless |core_path| is False the core's answer (its address and path)
+    is PATCHed in here (else core_answers() does it later). The SDP
+    toward each side is checked to carry the MF's URI of that leg as its
+    only a=path, and no a=msrp-cema."""
+    offer = _ue_offer(H)
+    reqs = H.ALG.requests(offer, "access", "offer", notify=H.NOTIFY.uri)
+    body = reqs[0]["body"]
+    assert reqs[0]["method"] == "POST", reqs
+    assert body["terminations"][0]["msrp"] == {"mode": "aware",
+                                               "path": UE_URI}, body
+    assert body["terminations"][1]["msrp"] == {"mode": "aware"}, body
+    st, doc = H.D.call("POST", reqs[0]["uri"], body)
+    assert st == 201, f"POST {st}: {doc}"
+    to_core = H.ALG.rewrite(offer, "access", "offer", [doc])
+    want = doc["terminations"][1]["msrp"]["localPath"]
+    assert _path_lines(to_core) == [f"a=path:{want}"], to_core
+    assert "a=msrp-cema" not in to_core, to_core
+    doc["_ue_offer"] = offer
+    return core_answers(H, doc, core) if core_path else doc
+
+
+def core_answers(H, doc, core):
+    """The core's answer through dcmf-alg: its PATCH (the core's address
+    and a=path) and the answer toward the UE with the MF's access URI."""
+    offer = doc.pop("_ue_offer")
+    answer = _core_sdp(core)
+    reqs = H.ALG.requests(answer, "core", "answer", reply=[doc])
+    assert {"op": "add", "path": "/terminations/1/msrp/path",
+            "value": _core_uri(core.port)} in reqs[0]["body"], reqs
+    st, doc = H.D.call(reqs[0]["method"], reqs[0]["uri"], reqs[0]["body"],
+                       "application/json-patch+json")
+    assert st == 200, f"PATCH {st}: {doc}"
+    to_ue = H.ALG.rewrite(answer, "core", "answer", [doc], offer=offer)
+    want = doc["terminations"][0]["msrp"]["localPath"]
+    assert _path_lines(to_ue) == [f"a=path:{want}"], to_ue
+    assert "a=msrp-cema" not in to_ue, to_ue
+    return doc
 
 
 class Pair:
@@ -214,10 +269,7 @@ def slow_core_reader_bounded(H):
     p = None
     try:
         # The core's path comes later (its answer): nothing relays before.
-        status, d = H.D.call("PATCH", f"/agw/v1/contexts/{cid}", [
-            {"op": "add", "path": "/terminations/1/msrp/path",
-             "value": _core_uri(core.port)}], "application/json-patch+json")
-        assert status == 200, f"PATCH {status}: {d}"
+        doc = core_answers(H, doc, core)
         p = Pair(H, doc, core)
         p.core_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         body = os.urandom(2 << 20).hex().encode()
@@ -340,11 +392,20 @@ def reoffer_changes_core_path(H):
         p.start_core()
         p.ue.send_message(b"before")
         assert bytes(p.core.wait_message(1)[0].data) == b"before"
+        # The core's re-offer, through dcmf-alg: its PATCH names the new
+        # path (and the same address), and the re-offer toward the UE
+        # keeps the MF's access URI.
         new_uri = f"msrp://127.0.0.1:{core.port}/core2;tcp"
-        status, d = H.D.call("PATCH", f"/agw/v1/contexts/{cid}", [
-            {"op": "replace", "path": "/terminations/1/msrp/path",
-             "value": new_uri}], "application/json-patch+json")
+        reoffer = _core_sdp(core, new_uri)
+        reqs = H.ALG.requests(reoffer, "core", "offer", reply=[doc])
+        assert reqs[0]["method"] == "PATCH", reqs
+        assert {"op": "add", "path": "/terminations/1/msrp/path",
+                "value": new_uri} in reqs[0]["body"], reqs
+        status, d = H.D.call("PATCH", reqs[0]["uri"], reqs[0]["body"],
+                             "application/json-patch+json")
         assert status == 200, f"PATCH {status}: {d}"
+        to_ue = H.ALG.rewrite(reoffer, "core", "offer", [d])
+        assert _path_lines(to_ue) == [f"a=path:{p.agw_access}"], to_ue
         p.core.local_uri = new_uri  # the core's own URI is the new one
         mid, tids = p.ue.send_message(b"after", success_report="yes")
         assert bytes(p.core.wait_message(2)[1].data) == b"after"

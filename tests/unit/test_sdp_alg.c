@@ -521,6 +521,161 @@ static void test_msrp_tls(void **state) {
   free(a);
 }
 
+/* The value of the PATCH op on |path| in |ops|, or NULL. */
+static const char *op_value(const json_t *ops, const char *path) {
+  for (size_t k = 0; k < json_array_size(ops); k++) {
+    const json_t *op = json_array_get(ops, k);
+    const char *p = jpath(op, "path");
+    if (p && strcmp(p, path) == 0)
+      return jpath(op, "value");
+  }
+  return NULL;
+}
+
+/* MSRP over TLS without CEMA (TS 23.334 5.19.5): the context is aware,
+ * the offerer's a=path goes in the POST and the answerer's in the PATCH,
+ * and each side gets the AGW's own URI of its leg as a=path. With CEMA
+ * (m= line or session level) it stays agnostic and the paths pass. */
+static void test_msrp_tls_aware(void **state) {
+  (void)state;
+  static const char ue_offer[] =
+      "v=0\r\no=ue 1 1 IN IP4 192.0.2.20\r\ns=-\r\nt=0 0\r\n"
+      "m=message 9 TCP/TLS/MSRP *\r\nc=IN IP4 192.0.2.20\r\n"
+      "a=setup:active\r\na=fingerprint:" FP "\r\na=3ge2ae:requested\r\n"
+      "a=path:msrps://ue.example:9/s1;tcp\r\na=accept-types:text/plain\r\n";
+  static const char reply[] =
+      "[{\"contextId\":\"m2\",\"terminations\":["
+      "{\"terminationId\":\"access\",\"transport\":\"TCP/TLS/MSRP\","
+      "\"local\":{\"ipv4Addr\":\"198.51.100.1\",\"port\":42000},"
+      "\"tls\":{\"setup\":\"active\",\"localFingerprint\":\"SHA-256 66:77\","
+      "\"localSetup\":\"passive\"},\"msrp\":{\"mode\":\"aware\","
+      "\"path\":\"msrps://ue.example:9/s1;tcp\","
+      "\"localPath\":\"msrps://198.51.100.1:42000/m2;tcp\"}},"
+      "{\"terminationId\":\"core\",\"transport\":\"TCP/MSRP\","
+      "\"local\":{\"ipv4Addr\":\"203.0.113.1\",\"port\":42002},"
+      "\"tcp\":{\"localSetup\":\"active\"},\"msrp\":{\"mode\":\"aware\","
+      "\"localPath\":\"msrp://203.0.113.1:42002/m2;tcp\"}}]}]";
+  json_t *out = request(ue_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, NULL);
+  const json_t *b = req_body(out, 0);
+  assert_string_equal(jpath(b, "terminations/0/msrp/mode"), "aware");
+  assert_string_equal(jpath(b, "terminations/0/msrp/path"),
+                      "msrps://ue.example:9/s1;tcp");
+  assert_string_equal(jpath(b, "terminations/1/msrp/mode"), "aware");
+  assert_null(jpath(b, "terminations/1/msrp/path"));
+  json_decref(out);
+  char *c = rewrite(ue_offer, DCMF_ALG_ACCESS, DCMF_ALG_OFFER, reply, NULL);
+  want_lines(c, (const char *const[]){"m=message 42002 TCP/MSRP *",
+                                      "a=path:msrp://203.0.113.1:42002/m2;tcp",
+                                      "a=accept-types:text/plain", NULL});
+  want_absent(c, (const char *const[]){"a=path:msrps", "a=msrp-cema",
+                                       "a=fingerprint", NULL});
+  free(c);
+  static const char core_ans[] =
+      "v=0\r\no=c 1 1 IN IP4 203.0.113.50\r\ns=-\r\nt=0 0\r\n"
+      "m=message 7777 TCP/MSRP *\r\nc=IN IP4 203.0.113.50\r\n"
+      "a=setup:passive\r\na=path:msrp://core.example:7777/x;tcp\r\n";
+  out = request(core_ans, DCMF_ALG_CORE, DCMF_ALG_ANSWER, reply);
+  const json_t *ops = req_body(out, 0);
+  assert_string_equal(op_value(ops, "/terminations/1/msrp/path"),
+                      "msrp://core.example:7777/x;tcp");
+  json_decref(out);
+  char *a = rewrite(core_ans, DCMF_ALG_CORE, DCMF_ALG_ANSWER, reply, ue_offer);
+  want_lines(a, (const char *const[]){"m=message 42000 TCP/TLS/MSRP *",
+                                      "a=path:msrps://198.51.100.1:42000/m2;tcp",
+                                      "a=3ge2ae:applied", NULL});
+  want_absent(a, (const char *const[]){"a=path:msrp:", "a=msrp-cema", NULL});
+  free(a);
+
+  /* UE-terminated: the core's a=path in the POST, the UE's in the PATCH
+   * of its answer (and of a re-offer). */
+  static const char core_offer[] =
+      "v=0\r\no=c 1 1 IN IP4 203.0.113.50\r\ns=-\r\nt=0 0\r\n"
+      "m=message 7777 TCP/MSRP *\r\nc=IN IP4 203.0.113.50\r\n"
+      "a=setup:actpass\r\na=path:msrp://core.example:7777/y;tcp\r\n";
+  out = request(core_offer, DCMF_ALG_CORE, DCMF_ALG_OFFER, NULL);
+  b = req_body(out, 0);
+  assert_string_equal(jpath(b, "terminations/0/msrp/mode"), "aware");
+  assert_null(jpath(b, "terminations/0/msrp/path"));
+  assert_string_equal(jpath(b, "terminations/1/msrp/mode"), "aware");
+  assert_string_equal(jpath(b, "terminations/1/msrp/path"),
+                      "msrp://core.example:7777/y;tcp");
+  json_decref(out);
+  char *o2 = rewrite(core_offer, DCMF_ALG_CORE, DCMF_ALG_OFFER, reply, NULL);
+  want_lines(o2, (const char *const[]){"m=message 42000 TCP/TLS/MSRP *",
+                                       "a=path:msrps://198.51.100.1:42000/m2;tcp",
+                                       NULL});
+  want_absent(o2, (const char *const[]){"a=path:msrp:", NULL});
+  free(o2);
+  static const char ue_ans[] =
+      "v=0\r\no=ue 1 1 IN IP4 192.0.2.20\r\ns=-\r\nt=0 0\r\n"
+      "m=message 9 TCP/TLS/MSRP *\r\nc=IN IP4 192.0.2.20\r\n"
+      "a=setup:active\r\na=fingerprint:" FP "\r\n"
+      "a=path:msrps://ue.example:9/t1;tcp\r\n";
+  for (int re = 0; re < 2; re++) {
+    out = request(ue_ans, DCMF_ALG_ACCESS, re ? DCMF_ALG_OFFER : DCMF_ALG_ANSWER,
+                  reply);
+    ops = req_body(out, 0);
+    assert_string_equal(jpath(json_array_get(json_object_get(out, "requests"), 0),
+                              "method"),
+                        "PATCH");
+    assert_string_equal(op_value(ops, "/terminations/0/msrp/path"),
+                        "msrps://ue.example:9/t1;tcp");
+    json_decref(out);
+  }
+  char *a2 = rewrite(ue_ans, DCMF_ALG_ACCESS, DCMF_ALG_ANSWER, reply, core_offer);
+  want_lines(a2, (const char *const[]){"m=message 42002 TCP/MSRP *",
+                                       "a=path:msrp://203.0.113.1:42002/m2;tcp",
+                                       NULL});
+  want_absent(a2, (const char *const[]){"a=path:msrps:", NULL});
+  free(a2);
+
+  /* CEMA on the m= line or at session level: agnostic, no path in the
+   * POST or the PATCH, a=path and a=msrp-cema passed unchanged. */
+  static const char *const cema[] = {
+      "v=0\r\no=ue 1 1 IN IP4 192.0.2.20\r\ns=-\r\nt=0 0\r\n"
+      "m=message 9 TCP/TLS/MSRP *\r\nc=IN IP4 192.0.2.20\r\n"
+      "a=setup:active\r\na=fingerprint:" FP "\r\n"
+      "a=path:msrps://ue.example:9/s1;tcp\r\na=msrp-cema\r\n",
+      "v=0\r\no=ue 1 1 IN IP4 192.0.2.20\r\ns=-\r\nt=0 0\r\na=msrp-cema\r\n"
+      "m=message 9 TCP/TLS/MSRP *\r\nc=IN IP4 192.0.2.20\r\n"
+      "a=setup:active\r\na=fingerprint:" FP "\r\n"
+      "a=path:msrps://ue.example:9/s1;tcp\r\n"};
+  static const char agnostic_reply[] =
+      "[{\"contextId\":\"m3\",\"terminations\":["
+      "{\"terminationId\":\"access\",\"transport\":\"TCP/TLS/MSRP\","
+      "\"local\":{\"ipv4Addr\":\"198.51.100.1\",\"port\":42000},"
+      "\"tls\":{\"localSetup\":\"passive\"},\"msrp\":{\"mode\":\"agnostic\"}},"
+      "{\"terminationId\":\"core\",\"transport\":\"TCP/MSRP\","
+      "\"local\":{\"ipv4Addr\":\"203.0.113.1\",\"port\":42002},"
+      "\"tcp\":{\"localSetup\":\"active\"},\"msrp\":{\"mode\":\"agnostic\"}}]}]";
+  for (size_t k = 0; k < 2; k++) {
+    out = request(cema[k], DCMF_ALG_ACCESS, DCMF_ALG_OFFER, NULL);
+    b = req_body(out, 0);
+    assert_string_equal(jpath(b, "terminations/0/msrp/mode"), "agnostic");
+    assert_null(jpath(b, "terminations/0/msrp/path"));
+    assert_string_equal(jpath(b, "terminations/1/msrp/mode"), "agnostic");
+    json_decref(out);
+    char *x = rewrite(cema[k], DCMF_ALG_ACCESS, DCMF_ALG_OFFER, agnostic_reply,
+                      NULL);
+    want_lines(x, (const char *const[]){"a=path:msrps://ue.example:9/s1;tcp",
+                                        "a=msrp-cema", NULL});
+    free(x);
+  }
+  static const char cema_ans[] =
+      "v=0\r\no=c 1 1 IN IP4 203.0.113.50\r\ns=-\r\nt=0 0\r\n"
+      "m=message 7777 TCP/MSRP *\r\nc=IN IP4 203.0.113.50\r\n"
+      "a=setup:passive\r\na=path:msrp://core.example:7777/x;tcp\r\n"
+      "a=msrp-cema\r\n";
+  out = request(cema_ans, DCMF_ALG_CORE, DCMF_ALG_ANSWER, agnostic_reply);
+  assert_null(op_value(req_body(out, 0), "/terminations/1/msrp/path"));
+  json_decref(out);
+  char *y = rewrite(cema_ans, DCMF_ALG_CORE, DCMF_ALG_ANSWER, agnostic_reply,
+                    cema[0]);
+  want_lines(y, (const char *const[]){"a=path:msrp://core.example:7777/x;tcp",
+                                      "a=msrp-cema", NULL});
+  free(y);
+}
+
 /* T.140: the WIC's t140 channel <-> m=text RTP/AVP t140 + red. */
 static void test_t140_dc(void **state) {
   (void)state;
@@ -897,6 +1052,7 @@ int main(void) {
       cmocka_unit_test(test_t38_flow),
       cmocka_unit_test(test_setup_choice),
       cmocka_unit_test(test_msrp_tls),
+      cmocka_unit_test(test_msrp_tls_aware),
       cmocka_unit_test(test_t140_dc),
       cmocka_unit_test(test_t140_requests),
       cmocka_unit_test(test_t140_core_rtcp),
