@@ -521,15 +521,21 @@ static void test_msrp_tls(void **state) {
   free(a);
 }
 
-/* The value of the PATCH op on |path| in |ops|, or NULL. */
-static const char *op_value(const json_t *ops, const char *path) {
+/* The PATCH op on |path| in |ops|, or NULL. */
+static const json_t *op_on(const json_t *ops, const char *path) {
   for (size_t k = 0; k < json_array_size(ops); k++) {
     const json_t *op = json_array_get(ops, k);
-    const char *p = jpath(op, "path");
+    const char *p = json_string_value(json_object_get(op, "path"));
     if (p && strcmp(p, path) == 0)
-      return jpath(op, "value");
+      return op;
   }
   return NULL;
+}
+
+/* The value of that op as jpath gives it, or NULL. */
+static const char *op_value(const json_t *ops, const char *path) {
+  const json_t *op = op_on(ops, path);
+  return op ? jpath(op, "value") : NULL;
 }
 
 /* MSRP over TLS without CEMA (TS 23.334 5.19.5): the context is aware,
@@ -782,16 +788,6 @@ static void test_t140_requests(void **state) {
   json_decref(out);
 }
 
-/* The value of the op on |path| in a PATCH body, NULL without one. */
-static const json_t *op_value(const json_t *ops, const char *path) {
-  for (size_t k = 0; k < json_array_size(ops); k++) {
-    const json_t *op = json_array_get(ops, k);
-    if (strcmp(json_string_value(json_object_get(op, "path")), path) == 0)
-      return json_object_get(op, "value");
-  }
-  return NULL;
-}
-
 /* The core's answer on m=text says how it takes RTCP (RFC 3550 §6 on
  * the RTP text session): a=rtcp-mux turns rtcpMux on (RFC 5761), an
  * a=rtcp port without it is remoteRtcpPort (RFC 3605), neither leaves
@@ -817,8 +813,10 @@ static void test_t140_core_rtcp(void **state) {
     json_t *e = json_array_get(json_object_get(out, "requests"), 0);
     assert_string_equal(jpath(e, "path"), "t140-dc");
     const json_t *ops = json_object_get(e, "body");
-    const json_t *mux = op_value(ops, "/terminations/1/rtcpMux");
-    const json_t *port = op_value(ops, "/terminations/1/remoteRtcpPort");
+    const json_t *mux =
+        json_object_get(op_on(ops, "/terminations/1/rtcpMux"), "value");
+    const json_t *port =
+        json_object_get(op_on(ops, "/terminations/1/remoteRtcpPort"), "value");
     if (k == 0) {
       assert_true(json_is_true(mux));
       assert_null(port);
