@@ -342,12 +342,25 @@ class Capture:
         self.file = tempfile.NamedTemporaryFile(suffix=".pcap", delete=False)
         self.file.close()
         access, core = c.peer.agw[1], c.core.agw[1]
+        # A port of the test's own, captured too: probes sent to it show
+        # when the capture really runs, without touching the AGW.
+        self.probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.probe.bind(("127.0.0.1", 0))
+        probe_port = self.probe.getsockname()[1]
         self.proc = subprocess.Popen(
             ["tshark", "-q", "-i", "lo", "-w", self.file.name, "-f",
-             f"udp port {access} or udp port {core}"],
+             f"udp port {access} or udp port {core} or udp port {probe_port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # tshark says "Capturing on 'Loopback: lo'" once it listens
+        # The file's header comes before the capture filter is in place:
+        # the test's first ClientHello could go unseen. Wait for a probe.
         poll(lambda: self._started(), "tshark capturing", 10)
+        mark = "e2ae-renew-start-" + os.urandom(4).hex()
+        poll(lambda: self.proc.poll() is not None or
+             self.fields(f'frame contains "{mark}"', "frame.number"),
+             "the capture holds the start probe", 20,
+             lambda: (self.probe.sendto(mark.encode(), ("127.0.0.1", probe_port)),
+                      time.sleep(0.2)))
+        self.probe.close()
 
     def _started(self):
         return os.path.getsize(self.file.name) > 0 or self.proc.poll() is not None
